@@ -1,0 +1,33 @@
+"""DreamLayer's inference engine: plain Python, no Django.
+
+A request dataclass in, a result dataclass out; progress and cancel are callables passed in.
+"""
+
+from .masks import effective_mask
+from .registry import EngineConfig, get_backend
+from .runner import prepare_mask, resolve_seeds, run_inpaint
+from .types import (
+    Cancelled,
+    EngineError,
+    InpaintRequest,
+    InpaintResult,
+    InvalidInput,
+    MaskOptions,
+    ProgressEvent,
+)
+
+__all__ = [
+    "Cancelled",
+    "EngineConfig",
+    "EngineError",
+    "InpaintRequest",
+    "InpaintResult",
+    "InvalidInput",
+    "MaskOptions",
+    "ProgressEvent",
+    "effective_mask",
+    "get_backend",
+    "prepare_mask",
+    "resolve_seeds",
+    "run_inpaint",
+]

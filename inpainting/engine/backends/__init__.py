@@ -1,0 +1,1 @@
+"""Inference backends. Each is loaded lazily and at most once per process."""

@@ -1,0 +1,99 @@
+"""The effective mask, computed in exactly one place.
+
+Every surface (native API, compat endpoints, browser, CLI) hands a mask file and its options
+to ``effective_mask``; the result is a ``uint8`` array the size of the image in which 0 means
+"keep this pixel exactly", 255 means "regenerate it" and values between blend the two.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .types import InvalidInput, MaskOptions
+
+#: A mask whose aspect ratio differs from the image's by more than this is refused.
+ASPECT_TOLERANCE = 0.01
+
+
+def _has_transparency(mask: Image.Image) -> bool:
+    if mask.mode in ("RGBA", "LA", "PA"):
+        alpha = mask.getchannel("A")
+        return alpha.getextrema()[0] < 255
+    return False
+
+
+def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
+    """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
+    if mask.mode == "P" or (mask.mode in ("L", "RGB") and "transparency" in mask.info):
+        mask = mask.convert("RGBA")
+    if mask.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        mask = Image.fromarray(
+            np.clip(np.asarray(mask, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)
+        )
+    if _has_transparency(mask):
+        # Transparent = inpaint, whatever the endpoint's colour polarity.
+        return 255 - np.asarray(mask.getchannel("A"), dtype=np.uint8)
+    luminance = np.asarray(mask.convert("L"), dtype=np.uint8)
+    if options.mode == "black_inpaints":
+        return 255 - luminance
+    if options.mode == "white_inpaints":
+        return luminance.copy()
+    raise InvalidInput(f"Unknown mask_mode {options.mode!r}.")
+
+
+def fit_to_image(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale a mask to the image size when the aspect ratios agree within 1 %."""
+    width, height = size
+    mask_h, mask_w = values.shape
+    if (mask_w, mask_h) == (width, height):
+        return values
+    image_ratio = width / height
+    mask_ratio = mask_w / mask_h
+    if abs(mask_ratio - image_ratio) / image_ratio > ASPECT_TOLERANCE:
+        raise InvalidInput(
+            f"The mask is {mask_w}x{mask_h} but the image is {width}x{height}: their aspect "
+            "ratios differ by more than 1 %, so the mask cannot be scaled to the image."
+        )
+    return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _grow(values: np.ndarray, pixels: int) -> np.ndarray:
+    if pixels == 0:
+        return values
+    radius = abs(pixels)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    if pixels > 0:
+        return cv2.dilate(values, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _blur(values: np.ndarray, sigma: int) -> np.ndarray:
+    if sigma <= 0:
+        return values
+    # The kernel reaches 2.5 sigma: pixels farther than that from the mask stay exactly 0.
+    ksize = 2 * math.floor(2.5 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(
+        values, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE
+    )
+
+
+def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOptions) -> np.ndarray:
+    """Return the effective mask (H x W uint8, 255 = regenerate) for an image of ``size``.
+
+    Order: polarity or alpha, invert, scale to the image, grow / shrink, blur.
+    """
+    if not -64 <= options.grow <= 64:
+        raise InvalidInput("mask_grow must be between -64 and 64.")
+    if not 0 <= options.blur <= 64:
+        raise InvalidInput("mask_blur must be between 0 and 64.")
+    values = _regenerate_values(mask, options)
+    if options.invert:
+        values = 255 - values
+    values = fit_to_image(values, size)
+    values = _grow(values, options.grow)
+    values = _blur(values, options.blur)
+    return np.ascontiguousarray(values, dtype=np.uint8)

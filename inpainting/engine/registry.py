@@ -1,0 +1,74 @@
+"""Which backends exist in this process, built from an ``EngineConfig`` the caller supplies."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .backends.classical import ClassicalBackend
+from .runner import Backend
+from .types import InvalidInput
+
+ENGINE_NAMES = ("classical", "diffusers")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    engine: str = "auto"  # auto | classical | diffusers
+    load_diffusers: bool = False
+    model: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    device: str = "auto"
+    working_size: int = 512
+    classical_method: str = "patchmatch"
+
+    def available(self) -> list[str]:
+        """Engines a request may name: classical always, diffusers when it is loaded."""
+        return ["classical", "diffusers"] if self.load_diffusers else ["classical"]
+
+    def default(self) -> str:
+        if self.engine == "auto":
+            return "diffusers" if self.load_diffusers else "classical"
+        return self.engine
+
+    def choose(self, requested: str | None) -> str:
+        """The engine a job will run on; a client mistake raises ``InvalidInput``."""
+        name = requested or self.default()
+        if name not in ENGINE_NAMES:
+            raise InvalidInput(f"Unknown engine {name!r}; choose one of {list(ENGINE_NAMES)}.")
+        if name not in self.available():
+            raise InvalidInput(
+                f"The {name!r} engine is not loaded on this server "
+                f"(available: {', '.join(self.available())})."
+            )
+        return name
+
+    def model_name(self, engine: str) -> str:
+        if engine == "diffusers":
+            from .backends.diffusers import resolve_model
+
+            return resolve_model(self.model)
+        from .backends.classical import MODEL_NAMES
+
+        return MODEL_NAMES[self.classical_method]
+
+
+_BACKENDS: dict[tuple[str, EngineConfig], Backend] = {}
+_LOCK = threading.Lock()
+
+
+def get_backend(name: str, config: EngineConfig) -> Backend:
+    """The process-wide backend instance for ``name`` (models load once per process)."""
+    with _LOCK:
+        key = (name, config)
+        if key not in _BACKENDS:
+            if name == "classical":
+                _BACKENDS[key] = ClassicalBackend(config.classical_method)
+            elif name == "diffusers":
+                from .backends.diffusers import DiffusersBackend
+
+                _BACKENDS[key] = DiffusersBackend(
+                    config.model, config.device, config.working_size
+                )
+            else:
+                raise InvalidInput(f"Unknown engine {name!r}.")
+        return _BACKENDS[key]

@@ -1,0 +1,120 @@
+"""Write a tiny, randomly initialised Stable Diffusion inpainting model to a folder.
+
+The tests (and CI-sized benchmarks) load it through the same ``from_pretrained`` path as a
+real model: a UNet with 9 input channels (4 latent + 1 mask + 4 masked-image latent), a tiny
+VAE, a tiny CLIP text encoder and a byte-level BPE tokenizer generated here, so nothing is
+downloaded. The weights are random: the output is noise, the arithmetic is real.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _write_tokenizer(folder: Path) -> None:
+    """A minimal CLIP BPE vocabulary: special tokens, single characters and a few merges."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = ["<|startoftext|>", "<|endoftext|>"]
+    tokens += list(_ALPHABET) + [c + "</w>" for c in _ALPHABET]
+    merges = ["#version: 0.2"]
+    for word in ("red", "rose", "cat", "sky", "tree"):
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            merged = parts[0] + parts[1]
+            merges.append(f"{parts[0]} {parts[1]}")
+            if merged not in tokens:
+                tokens.append(merged)
+            parts = [merged] + parts[2:]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("\n".join(merges) + "\n")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": 16,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+            }
+        )
+    )
+
+
+def write_tiny_inpaint_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """Create the tiny pipeline in ``folder`` (safetensors weights) and return the folder."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=9,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=32,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            layer_norm_eps=1e-5,
+            max_position_embeddings=16,
+            vocab_size=1000,
+        )
+    )
+    with tempfile.TemporaryDirectory() as tokenizer_src:
+        _write_tokenizer(Path(tokenizer_src))
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

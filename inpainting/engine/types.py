@@ -1,0 +1,93 @@
+"""The engine's boundary: plain dataclasses in and out, and the protocols passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from PIL import Image
+
+MaskMode = Literal["black_inpaints", "white_inpaints"]
+InpaintArea = Literal["auto", "masked", "whole"]
+
+MAX_SEED = 2**32 - 1
+
+
+class EngineError(Exception):
+    """A job failed for a reason worth showing to the user as it is."""
+
+
+class InvalidInput(EngineError):
+    """The request itself is wrong (a client mistake, reported as a 4xx before queueing)."""
+
+
+class Cancelled(Exception):
+    """Raised between steps when the cancel check says so."""
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """How a mask file becomes the effective mask (see ``masks.effective_mask``)."""
+
+    mode: MaskMode = "black_inpaints"
+    invert: bool = False
+    blur: int = 4
+    grow: int = 0
+
+
+@dataclass
+class InpaintRequest:
+    image: Image.Image
+    mask: Image.Image
+    prompt: str = ""
+    negative_prompt: str = ""
+    denoising_strength: float = 0.75
+    num_inference_steps: int = 30
+    guidance_scale: float = 7.5
+    seed: int | None = None
+    samples: int = 1
+    mask_options: MaskOptions = field(default_factory=MaskOptions)
+
+
+@dataclass
+class BackendCall:
+    """What a backend receives: an RGB image and a binary hole mask (255 = fill) of one size."""
+
+    image: Image.Image
+    hole: Image.Image
+    prompt: str
+    negative_prompt: str
+    denoising_strength: float
+    num_inference_steps: int
+    guidance_scale: float
+    seeds: list[int]
+
+
+@dataclass
+class BackendOutput:
+    images: list[Image.Image]
+    model: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InpaintResult:
+    images: list[Image.Image]
+    seeds: list[int]
+    engine: str
+    model: str
+    width: int
+    height: int
+    inference_seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    step: int
+    total: int
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+CancelCheck = Callable[[], bool]
