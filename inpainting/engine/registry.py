@@ -66,9 +66,7 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
             elif name == "diffusers":
                 from .backends.diffusers import DiffusersBackend
 
-                _BACKENDS[key] = DiffusersBackend(
-                    config.model, config.device, config.working_size
-                )
+                _BACKENDS[key] = DiffusersBackend(config.model, config.device, config.working_size)
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")
         return _BACKENDS[key]

@@ -5,8 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..types import BackendCall, BackendOutput, CancelCheck, Cancelled, EngineError
-from ..types import ProgressCallback, ProgressEvent
+from ..types import (
+    BackendCall,
+    BackendOutput,
+    CancelCheck,
+    Cancelled,
+    EngineError,
+    ProgressCallback,
+    ProgressEvent,
+)
 
 METHODS = ("patchmatch", "telea", "ns")
 MODEL_NAMES = {"patchmatch": "patchmatch", "telea": "opencv-telea", "ns": "opencv-ns"}

@@ -7,8 +7,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..types import BackendCall, BackendOutput, CancelCheck, Cancelled, EngineError
-from ..types import ProgressCallback, ProgressEvent
+from ..types import (
+    BackendCall,
+    BackendOutput,
+    CancelCheck,
+    Cancelled,
+    EngineError,
+    ProgressCallback,
+    ProgressEvent,
+)
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 #: The original repository was deleted from the Hub; its mirror has the same files.

@@ -1,0 +1,51 @@
+"""``Authorization: Api-Key <key>`` (or ``X-API-Key``) authentication for DRF and websockets."""
+
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions
+
+from .models import ApiKey, User
+
+HEADER_SCHEME = "api-key"
+
+
+def key_from_headers(headers: dict[str, str]) -> str | None:
+    """The key in ``Authorization: Api-Key <key>`` or ``X-API-Key: <key>`` (lower-case names)."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == HEADER_SCHEME and value.strip():
+        return value.strip()
+    value = headers.get("x-api-key", "").strip()
+    return value or None
+
+
+def user_for_key(key: str) -> tuple[User, ApiKey]:
+    """The owner of a usable key; raises ``AuthenticationFailed`` with a clear reason."""
+    try:
+        api_key = ApiKey.objects.select_related("user").get(prefix=key.partition(".")[0])
+    except ApiKey.DoesNotExist:
+        raise exceptions.AuthenticationFailed("Invalid API key.") from None
+    if not api_key.is_valid(key):
+        raise exceptions.AuthenticationFailed("Invalid API key.")
+    if api_key.revoked:
+        raise exceptions.AuthenticationFailed("This API key has been revoked.")
+    if api_key.has_expired:
+        raise exceptions.AuthenticationFailed("This API key has expired.")
+    if not api_key.user.is_active:
+        raise exceptions.AuthenticationFailed("This account is disabled.")
+    api_key.touch()
+    return api_key.user, api_key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Sets ``request.user`` to the key's owner and ``request.auth`` to the ``ApiKey`` row."""
+
+    def authenticate(self, request):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        key = key_from_headers(headers)
+        if key is None:
+            return None
+        return user_for_key(key)
+
+    def authenticate_header(self, request) -> str:
+        return "Api-Key"

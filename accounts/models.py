@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+from rest_framework_api_key.crypto import KeyGenerator
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+KEY_PREFIX = "dl_"
+
+
+class User(AbstractUser):
+    """DreamLayer's user (custom from the first migration, so it can grow)."""
+
+
+class DreamLayerKeyGenerator(KeyGenerator):
+    """Keys look like ``dl_<8 chars>.<32 chars>`` so a leaked key is recognisable."""
+
+    def get_prefix(self) -> str:
+        return KEY_PREFIX + get_random_string(self.prefix_length)
+
+
+class ApiKeyManager(BaseAPIKeyManager):
+    key_generator = DreamLayerKeyGenerator(prefix_length=8, secret_key_length=32)
+
+
+class ApiKey(AbstractAPIKey):
+    """A personal API key: only the visible prefix and a SHA-512 hash of the key are stored."""
+
+    objects = ApiKeyManager()
+
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.revoked and not self.has_expired
+
+    def touch(self) -> None:
+        now = timezone.now()
+        type(self).objects.filter(pk=self.pk).update(last_used=now)
+        self.last_used = now

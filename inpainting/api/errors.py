@@ -1,0 +1,52 @@
+"""The one JSON error shape: {"status": "error", "message": "...", "errors": {field: [...]}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..services import GenerationError
+
+
+def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"status": "error", "message": message, "errors": errors or {}}
+
+
+def _flatten(detail: Any) -> list[str]:
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in _flatten(value)]
+    if isinstance(detail, list):
+        return [m for value in detail for m in _flatten(value)]
+    return [str(detail)]
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {str(field): _flatten(value) for field, value in detail.items()}
+    return {"non_field_errors": _flatten(detail)}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, GenerationError):
+        errors = {exc.field: [exc.message]} if exc.field else {}
+        return Response(error_body(exc.message, errors), status=exc.status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a 500: always a bug
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _field_errors(exc.detail)
+        first_field, messages = next(iter(errors.items()), ("", ["Invalid input."]))
+        label = "" if first_field == "non_field_errors" else f"{first_field}: "
+        response.data = error_body(f"{label}{messages[0]}", errors)
+    else:
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = error_body(str(detail or exc), {})
+    return response
+
+
+def json_not_found(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("Not found."), status=404)

@@ -1,0 +1,104 @@
+"""The JSON shapes of a generation, shared by the API views and the websocket consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from ..models import Generation
+from ..params import GenerationParams
+from ..selectors import generation_eta_seconds, generation_queue_position
+
+
+def _absolute(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+def image_urls(generation: Generation, base_url: str) -> list[str]:
+    return [
+        _absolute(base_url, reverse("api:generation-image", args=[generation.pk, image.index]))
+        for image in generation.images.all()
+    ]
+
+
+def metadata(generation: Generation) -> dict[str, Any]:
+    params = GenerationParams.from_json(generation.params)
+    data: dict[str, Any] = {
+        "prompt": params.prompt,
+        "negative_prompt": params.negative_prompt,
+        "denoising_strength": params.denoising_strength,
+        "seed": generation.seed,
+        "seeds": [image.seed for image in generation.images.all()],
+        "num_inference_steps": params.num_inference_steps,
+        "guidance_scale": params.guidance_scale,
+        "samples": params.samples,
+        "engine": generation.engine,
+        "model": generation.model_name,
+        "width": generation.source.width,
+        "height": generation.source.height,
+        "mask_mode": params.mask_mode,
+        "invert_mask": params.invert_mask,
+        "mask_blur": params.mask_blur,
+        "mask_grow": params.mask_grow,
+        "timings": {
+            "queue": generation.queue_seconds,
+            "inference": generation.inference_seconds,
+            "total": generation.total_seconds,
+        },
+    }
+    data.update(generation.metadata or {})
+    return data
+
+
+def websocket_url(generation: Generation, base_url: str) -> str:
+    scheme, _, rest = base_url.partition("://")
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    return f"{ws_scheme}://{rest.rstrip('/')}/ws/generations/{generation.pk}/"
+
+
+def detail(generation: Generation, base_url: str) -> dict[str, Any]:
+    def link(name: str) -> str:
+        return _absolute(base_url, reverse(name, args=[generation.pk]))
+
+    return {
+        "id": str(generation.pk),
+        "status": generation.status,
+        "client": generation.client,
+        "owner": generation.owner.get_username(),
+        "created_at": generation.created_at.isoformat(),
+        "started_at": generation.started_at.isoformat() if generation.started_at else None,
+        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
+        "progress": {
+            "step": generation.step,
+            "total": generation.total_steps,
+            "percent": generation.percent,
+        },
+        "queue_position": generation_queue_position(generation=generation),
+        "attempts": generation.attempts,
+        "error": generation.error or None,
+        "images": image_urls(generation, base_url),
+        "input_image": link("api:generation-input"),
+        "mask_image": link("api:generation-mask") if generation.mask_id else None,
+        "metadata": metadata(generation),
+        "websocket": websocket_url(generation, base_url),
+    }
+
+
+def img2img_success(generation: Generation, base_url: str) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "id": str(generation.pk),
+        "images": image_urls(generation, base_url),
+        "metadata": metadata(generation),
+    }
+
+
+def img2img_processing(generation: Generation, base_url: str) -> dict[str, Any]:
+    return {
+        "status": "processing",
+        "id": str(generation.pk),
+        "eta": generation_eta_seconds(generation=generation),
+        "fetch_result": _absolute(base_url, reverse("api:generation-detail", args=[generation.pk])),
+        "websocket": websocket_url(generation, base_url),
+    }

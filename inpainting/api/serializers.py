@@ -1,0 +1,83 @@
+"""Input serializers only parse and range-check; services do the work."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from ..engine.types import MAX_SEED
+from ..params import GenerationParams
+
+#: Other names clients use for the same parameter (A1111 and friends).
+ALIASES = {"steps": "num_inference_steps", "cfg_scale": "guidance_scale", "batch_size": "samples"}
+
+
+def merge_form_and_params(form: Any) -> dict[str, Any]:
+    """Form fields, then the optional JSON ``params`` field on top, aliases resolved."""
+    data: dict[str, Any] = {key: form.get(key) for key in form.keys() if key != "params"}
+    raw = form.get("params")
+    if raw:
+        try:
+            extra = json.loads(raw)
+        except (TypeError, ValueError):
+            raise serializers.ValidationError(
+                {"params": ["params must be a JSON object."]}
+            ) from None
+        if not isinstance(extra, dict):
+            raise serializers.ValidationError({"params": ["params must be a JSON object."]})
+        data.update(extra)
+    for alias, name in ALIASES.items():
+        if alias in data:
+            value = data.pop(alias)
+            data.setdefault(name, value)
+    return data
+
+
+class GenerationParamsSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    negative_prompt = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default=""
+    )
+    denoising_strength = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.75)
+    num_inference_steps = serializers.IntegerField(min_value=1, max_value=150, default=30)
+    guidance_scale = serializers.FloatField(min_value=1.0, max_value=20.0, default=7.5)
+    seed = serializers.IntegerField(
+        min_value=-1,
+        max_value=MAX_SEED,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="0..2^32-1; -1 or null for a random seed (the seed used is returned).",
+    )
+    samples = serializers.IntegerField(min_value=1, max_value=4, default=1)
+    mask_mode = serializers.ChoiceField(
+        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
+    )
+    invert_mask = serializers.BooleanField(default=False)
+    mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
+    mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+    engine = serializers.ChoiceField(
+        choices=["classical", "diffusers"], required=False, allow_null=True, default=None
+    )
+
+    def to_params(self) -> GenerationParams:
+        data = dict(self.validated_data)
+        if data.get("seed") == -1:
+            data["seed"] = None
+        known = set(GenerationParams.__dataclass_fields__)
+        return GenerationParams(**{k: v for k, v in data.items() if k in known})
+
+
+class Img2ImgSerializer(GenerationParamsSerializer):
+    """The native ``POST /api/img2img`` form (files are read by the service)."""
+
+    image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
+    mask = serializers.FileField(help_text="PNG, at most 10 MB. White is kept, black inpainted.")
+    params = serializers.CharField(
+        required=False, help_text="Optional JSON object with any of the other fields."
+    )
+    wait = serializers.BooleanField(
+        default=True, help_text="false answers 202 at once; true waits up to the wait limit."
+    )

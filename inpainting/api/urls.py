@@ -1,0 +1,35 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("generations", views.GenerationViewSet, basename="generation")
+
+urlpatterns = [
+    path("img2img", views.Img2ImgView.as_view(), name="img2img"),
+    path("health", views.HealthView.as_view(), name="health"),
+    path(
+        "generations/<uuid:pk>/images/<int:index>.png",
+        views.GenerationFileView.as_view(kind="output"),
+        name="generation-image",
+    ),
+    path(
+        "generations/<uuid:pk>/input.png",
+        views.GenerationFileView.as_view(kind="input"),
+        name="generation-input",
+    ),
+    path(
+        "generations/<uuid:pk>/mask.png",
+        views.GenerationFileView.as_view(kind="mask"),
+        name="generation-mask",
+    ),
+    path(
+        "generations/<uuid:pk>/mask-thumbnail.png",
+        views.GenerationFileView.as_view(kind="mask_thumbnail"),
+        name="generation-mask-thumbnail",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,236 @@
+"""Thin API views: parse, call a service or selector, present."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey
+
+from .. import selectors, services
+from ..conf import engine_config
+from ..models import Generation
+from ..progress import EVENT_TYPE, generation_group
+from . import presenters
+from .serializers import Img2ImgSerializer, merge_form_and_params
+
+TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
+
+
+def base_url(request) -> str:
+    return request.build_absolute_uri("/")
+
+
+def get_generation_or_404(request: Request, generation_id) -> Generation:
+    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+    if generation is None:
+        raise Http404("No such generation.")
+    return generation
+
+
+async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
+    """Wait for the job's terminal event on the channel layer (no polling, no thread held)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = generation_group(generation_id)
+    await layer.group_add(group, channel)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        # The job may have finished before we subscribed: the database has the last word.
+        while True:
+            state = await sync_to_async(selectors.generation_status)(generation_id=generation_id)
+            if state in Generation.TERMINAL:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                while True:
+                    message = await asyncio.wait_for(layer.receive(channel), min(remaining, 5.0))
+                    if message.get("type") == EVENT_TYPE and (
+                        message["event"].get("type") in TERMINAL_EVENTS
+                    ):
+                        break
+            except TimeoutError:
+                pass
+    finally:
+        await layer.group_discard(group, channel)
+
+
+class Img2ImgView(AsyncAPIView):
+    """``POST /api/img2img``: the DreamLayer inpainting API (white kept, black inpainted)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def _submit(self, request: Request) -> tuple[Generation, bool, bool]:
+        data = merge_form_and_params(request.data)
+        data.update(
+            {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
+        )
+        serializer = Img2ImgSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        submission = services.generation_create(
+            user=request.user,
+            image_file=serializer.validated_data["image"],
+            mask_file=serializer.validated_data["mask"],
+            params=serializer.to_params(),
+            client=Generation.Client.API,
+            api_key=api_key,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        )
+        return submission.generation, submission.created, serializer.validated_data["wait"]
+
+    def _respond(self, request: Request, generation_id: uuid.UUID, created: bool) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        base = base_url(request)
+        if generation.status == Generation.Status.SUCCEEDED:
+            return Response(presenters.img2img_success(generation, base))
+        if generation.status == Generation.Status.FAILED:
+            body = {
+                "status": "error",
+                "id": str(generation.pk),
+                "message": generation.error,
+                "errors": {},
+            }
+            return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if generation.status == Generation.Status.CANCELLED:
+            body = {
+                "status": "error",
+                "id": str(generation.pk),
+                "message": "The generation was cancelled.",
+                "errors": {},
+            }
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(
+            presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": Img2ImgSerializer},
+        responses={
+            200: OpenApiResponse(description="Finished: status success, images, metadata."),
+            202: OpenApiResponse(description="Still processing: id, eta, fetch_result, websocket."),
+            400: OpenApiResponse(description="Invalid input (error shape)."),
+            422: OpenApiResponse(description="The generation failed."),
+        },
+    )
+    async def post(self, request: Request) -> Response:
+        generation, created, wait = await sync_to_async(self._submit)(request)
+        if wait and generation.status not in Generation.TERMINAL:
+            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
+        return await sync_to_async(self._respond)(request, generation.pk, created)
+
+
+class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Your generations (staff: everyone's with ``?all=1``), newest first."""
+
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    serializer_class = serializers.Serializer  # responses are built by presenters
+
+    def get_queryset(self):
+        include_all = self.request.query_params.get("all") in ("1", "true")
+        return selectors.generation_list(user=self.request.user, include_all=include_all)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        base = base_url(request)
+        return self.get_paginated_response([presenters.detail(g, base) for g in page])
+
+    def retrieve(self, request: Request, pk=None) -> Response:
+        return Response(presenters.detail(get_generation_or_404(request, pk), base_url(request)))
+
+    def destroy(self, request: Request, pk=None) -> Response:
+        services.generation_delete(generation=get_generation_or_404(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        generation = get_generation_or_404(request, pk)
+        services.generation_cancel(generation=generation)
+        generation.refresh_from_db()
+        return Response(presenters.detail(generation, base_url(request)))
+
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk=None) -> Response:
+        generation = get_generation_or_404(request, pk)
+        new = services.generation_rerun(generation=generation, user=request.user)
+        new = selectors.generation_get(user=request.user, generation_id=new.pk)
+        return Response(presenters.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
+
+
+def _file_response(field_file, download_name: str):
+    if settings.AWS_STORAGE_BUCKET_NAME:
+        return HttpResponseRedirect(field_file.url)  # a short-lived signed URL
+    response = FileResponse(field_file.open("rb"), content_type="image/png")
+    response["Content-Disposition"] = f'inline; filename="{download_name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+class GenerationFileView(APIView):
+    """The image bytes of a generation: owner or staff only (others get 404)."""
+
+    kind = "output"
+
+    @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="PNG bytes")})
+    def get(self, request: Request, pk, index: int | None = None):
+        generation = get_generation_or_404(request, pk)
+        if self.kind == "input":
+            return _file_response(generation.source.file, f"{generation.pk}-input.png")
+        if self.kind == "mask":
+            if generation.mask is None:
+                raise Http404("This generation has no mask.")
+            return _file_response(generation.mask.file, f"{generation.pk}-mask.png")
+        if self.kind == "mask_thumbnail":
+            if generation.mask is None:
+                raise Http404("This generation has no mask.")
+            return _file_response(generation.mask.thumbnail, f"{generation.pk}-mask-thumb.png")
+        image = next((i for i in generation.images.all() if i.index == index), None)
+        if image is None:
+            raise Http404("No such image.")
+        return _file_response(image.file, f"{generation.pk}-{index}.png")
+
+
+@extend_schema(
+    responses=inline_serializer(
+        "Health",
+        {
+            "status": serializers.CharField(),
+            "engine": serializers.CharField(),
+            "engines": serializers.ListField(child=serializers.CharField()),
+            "model": serializers.CharField(),
+        },
+    ),
+)
+class HealthView(AsyncAPIView):
+    """Cheap liveness check; never touches the database or the model."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    async def get(self, request: Request) -> Response:
+        config = engine_config()
+        return Response(
+            {
+                "status": "healthy",
+                "engine": config.default(),
+                "engines": config.available(),
+                "model": config.model_name(config.default()),
+            }
+        )

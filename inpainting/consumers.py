@@ -1,0 +1,94 @@
+"""Progress websockets: ``/ws/generations/<id>/`` and ``/ws/generations/`` (SPEC §4.3)."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import selectors
+from .api import presenters
+from .progress import generation_group, status_event, user_group
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def _base_url(scope) -> str:
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"localhost").decode("latin-1")
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return f"{scheme}://{host}/"
+
+
+class GenerationConsumer(AsyncJsonWebsocketConsumer):
+    """One generation: a status snapshot on connect, then progress and the outcome."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        generation_id = self.scope["url_route"]["kwargs"]["generation_id"]
+        generation = await database_sync_to_async(selectors.generation_get)(
+            user=user, generation_id=generation_id
+        )
+        if generation is None:  # another user's generation does not exist for you
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.generation_id = generation.pk
+        self.group = generation_group(generation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(await database_sync_to_async(self._snapshot)())
+
+    def _snapshot(self) -> dict:
+        generation = selectors.generation_get(
+            user=self.scope["user"], generation_id=self.generation_id
+        )
+        event = status_event(generation)
+        if generation.status == generation.Status.SUCCEEDED:
+            event["images"] = presenters.image_urls(generation, _base_url(self.scope))
+            event["metadata"] = presenters.metadata(generation)
+        return event
+
+    def _completed(self) -> dict:
+        generation = selectors.generation_get(
+            user=self.scope["user"], generation_id=self.generation_id
+        )
+        base = _base_url(self.scope)
+        return {
+            "type": "completed",
+            "id": str(generation.pk),
+            "images": presenters.image_urls(generation, base),
+            "metadata": presenters.metadata(generation),
+        }
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def generation_event(self, message: dict) -> None:
+        event = message["event"]
+        if event.get("type") == "completed":
+            event = await database_sync_to_async(self._completed)()
+        await self.send_json(event)
+
+
+class UserGenerationsConsumer(AsyncJsonWebsocketConsumer):
+    """Status changes of all the user's generations (for the history page)."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.group = user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def generation_event(self, message: dict) -> None:
+        await self.send_json(message["event"])

@@ -1,0 +1,160 @@
+"""Images, masks and generations. Files get server-generated names; deleting a row deletes
+its file (django-cleanup), and ``services.generation_delete`` removes orphaned inputs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+def _server_name(folder: str) -> str:
+    # The client's file name is never used.
+    return f"{folder}/{uuid.uuid4().hex}.png"
+
+
+def upload_source(instance: models.Model, filename: str) -> str:
+    return _server_name("sources")
+
+
+def upload_mask(instance: models.Model, filename: str) -> str:
+    return _server_name("masks")
+
+
+def upload_mask_thumbnail(instance: models.Model, filename: str) -> str:
+    return _server_name("masks/thumbnails")
+
+
+def upload_output(instance: models.Model, filename: str) -> str:
+    return _server_name("outputs")
+
+
+class SourceImage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="source_images"
+    )
+    file = models.FileField(upload_to=upload_source, max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} {self.sha256[:12]}"
+
+
+class Mask(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="masks"
+    )
+    file = models.FileField(upload_to=upload_mask, max_length=255)
+    thumbnail = models.FileField(upload_to=upload_mask_thumbnail, max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"mask {self.width}x{self.height} {self.sha256[:12]}"
+
+
+class Generation(models.Model):
+    """One job and its history entry."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    class Client(models.TextChoices):
+        WEB = "web"
+        API = "api"
+        SD_INPAINT = "sd-inpaint"
+        MODELSLAB = "modelslab"
+        FOOOCUS = "fooocus"
+        DEEPIMAGE = "deepimage"
+        CLI = "cli"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="generations",
+    )
+    client = models.CharField(max_length=16, choices=Client.choices, default=Client.API)
+    source = models.ForeignKey(SourceImage, on_delete=models.PROTECT, related_name="generations")
+    mask = models.ForeignKey(
+        Mask, null=True, blank=True, on_delete=models.PROTECT, related_name="generations"
+    )
+    prompt = models.TextField(blank=True)
+    #: Every validated request parameter (see ``inpainting.params.GenerationParams``).
+    params = models.JSONField(default=dict)
+    seed = models.BigIntegerField(null=True, blank=True, help_text="The seed actually used.")
+    engine = models.CharField(max_length=32)
+    model_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    # NULL (not "") when absent, so the per-user unique constraint ignores it.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queue_seconds = models.FloatField(null=True, blank=True)
+    inference_seconds = models.FloatField(null=True, blank=True)
+    total_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="unique_idempotency_key_per_user",
+            )
+        ]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.step / self.total_steps, 1) if self.total_steps else 0.0
+
+
+class GeneratedImage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    file = models.FileField(upload_to=upload_output, max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    seed = models.BigIntegerField()
+
+    class Meta:
+        ordering = ("index",)
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "index"], name="unique_image_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id}/{self.index}"

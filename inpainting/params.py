@@ -1,0 +1,38 @@
+"""The validated parameters of a generation, stored as one JSON document on the row."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .engine import MaskOptions
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str = ""
+    negative_prompt: str = ""
+    denoising_strength: float = 0.75
+    num_inference_steps: int = 30
+    guidance_scale: float = 7.5
+    seed: int | None = None  # as requested; None = random
+    samples: int = 1
+    mask_mode: str = "black_inpaints"
+    invert_mask: bool = False
+    mask_blur: int = 4
+    mask_grow: int = 0
+    engine: str | None = None  # as requested; None = server default
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationParams:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def mask_options(self) -> MaskOptions:
+        return MaskOptions(
+            mode=self.mask_mode, invert=self.invert_mask, blur=self.mask_blur, grow=self.mask_grow
+        )

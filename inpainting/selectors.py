@@ -1,0 +1,68 @@
+"""Everything that reads generations for a user. Another user's rows do not exist (404)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+
+from .models import Generation
+
+
+def generation_list(*, user: User, include_all: bool = False) -> QuerySet[Generation]:
+    """Newest first; staff may ask for everyone's with ``include_all``."""
+    qs = Generation.objects.select_related("owner", "source", "mask").prefetch_related("images")
+    if include_all and user.is_staff:
+        return qs
+    return qs.filter(owner=user)
+
+
+def generation_get(*, user: User, generation_id: uuid.UUID | str) -> Generation | None:
+    """The generation if ``user`` owns it or is staff, else None."""
+    try:
+        generation_id = uuid.UUID(str(generation_id))
+    except ValueError:
+        return None
+    qs = Generation.objects.select_related("owner", "source", "mask").prefetch_related("images")
+    if not user.is_staff:
+        qs = qs.filter(owner=user)
+    return qs.filter(pk=generation_id).first()
+
+
+def generation_queue_position(*, generation: Generation) -> int | None:
+    """1 = next to run; None when the generation is not queued."""
+    if generation.status != Generation.Status.QUEUED:
+        return None
+    ahead = Generation.objects.filter(
+        status=Generation.Status.QUEUED, created_at__lt=generation.created_at
+    ).count()
+    return ahead + 1
+
+
+def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
+    return Generation.objects.filter(pk=generation_id).values_list("status", flat=True).first()
+
+
+def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float | None:
+    """A rough estimate from recent jobs of the same engine: the jobs ahead plus this one."""
+    if generation.status not in Generation.ACTIVE:
+        return 0.0
+    recent = list(
+        Generation.objects.filter(
+            status=Generation.Status.SUCCEEDED,
+            engine=generation.engine,
+            inference_seconds__isnull=False,
+        )
+        .order_by("-finished_at")
+        .values_list("inference_seconds", flat=True)[:sample]
+    )
+    if not recent:
+        return None
+    average = sum(recent) / len(recent)
+    if generation.status == Generation.Status.RUNNING:
+        done = generation.step / generation.total_steps if generation.total_steps else 0.0
+        return round(average * (1.0 - done), 2)
+    position = generation_queue_position(generation=generation) or 1
+    return round(average * position, 2)

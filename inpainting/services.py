@@ -1,0 +1,364 @@
+"""Everything that writes generations: create, claim, run, finish, fail, cancel, rerun, delete.
+
+State changes are conditional updates (``queued`` -> ``running`` -> terminal), so a
+redelivered task message, a late cancel or a double click never produces two outcomes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import ApiKey, User
+
+from . import engine
+from .conf import engine_config
+from .models import GeneratedImage, Generation, Mask, SourceImage
+from .params import GenerationParams
+from .progress import GenerationProgress, publish, status_event
+from .uploads import (
+    IMAGE_FORMATS,
+    MASK_FORMATS,
+    UploadError,
+    encode_png,
+    read_image,
+    thumbnail_png,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class GenerationError(Exception):
+    """A client mistake found by a service; ``field`` names the input, ``status`` the code."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+@dataclass
+class Submission:
+    generation: Generation
+    created: bool  # False when an idempotency key returned an existing generation
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
+    encoded = encode_png(image.convert("RGB"))
+    source = SourceImage(
+        owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256
+    )
+    source.file.save("source.png", ContentFile(encoded.data), save=False)
+    source.save()
+    return source
+
+
+def mask_create(*, owner: User, mask: Image.Image) -> Mask:
+    """Store the mask as uploaded (alpha kept: it carries meaning) plus a 128 px thumbnail."""
+    encoded = encode_png(mask)
+    row = Mask(owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256)
+    row.file.save("mask.png", ContentFile(encoded.data), save=False)
+    row.thumbnail.save("thumb.png", ContentFile(thumbnail_png(mask)), save=False)
+    row.save()
+    return row
+
+
+def _open_stored(field_file) -> Image.Image:
+    with field_file.open("rb") as handle:
+        image = Image.open(io.BytesIO(handle.read()))
+        image.load()
+    return image
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image) -> str:
+    """Check what can be checked before queueing; returns the engine the job will use."""
+    config = engine_config()
+    try:
+        engine_name = config.choose(params.engine)
+        engine.prepare_mask(
+            engine.InpaintRequest(image=image, mask=mask, mask_options=params.mask_options)
+        )
+    except engine.InvalidInput as exc:
+        field = "engine" if "engine" in str(exc) else "mask"
+        raise GenerationError(str(exc), field=field) from None
+    if engine_name == "diffusers" and not params.prompt.strip():
+        raise GenerationError("A prompt is required for the diffusers engine.", field="prompt")
+    return engine_name
+
+
+def _existing_by_key(user: User, idempotency_key: str | None) -> Generation | None:
+    if not idempotency_key:
+        return None
+    return Generation.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+
+
+def generation_create(
+    *,
+    user: User,
+    image_file,
+    mask_file,
+    params: GenerationParams,
+    client: str = Generation.Client.API,
+    api_key: ApiKey | None = None,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate the uploads, store them, create a queued generation and enqueue it on commit.
+
+    Preconditions: ``params`` passed the API's range checks. Raises ``GenerationError`` for
+    client mistakes (bad files, mask mismatch, quota); nothing is stored in that case.
+    """
+    existing = _existing_by_key(user, idempotency_key)
+    if existing is not None:
+        return Submission(existing, created=False)
+    try:
+        image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
+        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
+    except UploadError as exc:
+        raise GenerationError(exc.message, field=exc.field) from None
+    engine_name = _validate(params, image, mask)
+    try:
+        with transaction.atomic():
+            _check_quota(user)
+            source = source_image_create(owner=user, image=image)
+            mask_row = mask_create(owner=user, mask=mask)
+            generation = _generation_insert(
+                user=user,
+                source=source,
+                mask=mask_row,
+                params=params,
+                engine_name=engine_name,
+                client=client,
+                api_key=api_key,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # The same idempotency key raced with itself: the first one won.
+        existing = _existing_by_key(user, idempotency_key)
+        if existing is None:
+            raise
+        return Submission(existing, created=False)
+    return Submission(generation, created=True)
+
+
+def _check_quota(user: User) -> None:
+    """At most N active generations per user; the user row lock serialises concurrent POSTs."""
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    active = Generation.objects.filter(owner=user, status__in=Generation.ACTIVE).count()
+    limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
+    if active >= limit:
+        raise GenerationError(
+            f"You already have {active} generations queued or running (the limit is {limit}); "
+            "wait for one to finish or cancel one.",
+            status=429,
+        )
+
+
+def _generation_insert(
+    *, user, source, mask, params, engine_name, client, api_key, idempotency_key
+) -> Generation:
+    generation = Generation.objects.create(
+        owner=user,
+        api_key=api_key,
+        client=client,
+        source=source,
+        mask=mask,
+        prompt=params.prompt,
+        params=params.to_json(),
+        engine=engine_name,
+        model_name=engine_config().model_name(engine_name),
+        idempotency_key=idempotency_key or None,
+    )
+    transaction.on_commit(lambda: _enqueue(generation))
+    return generation
+
+
+def _enqueue(generation: Generation) -> None:
+    from .tasks import run_generation
+
+    run_generation.apply_async(args=[str(generation.pk)], queue="inference")
+    publish(generation, status_event(generation), to_user=True)
+
+
+def generation_rerun(
+    *, generation: Generation, user: User, client: str | None = None
+) -> Generation:
+    """Queue the same inputs and parameters again (the same requested seed)."""
+    params = GenerationParams.from_json(generation.params)
+    engine_name = _validate(
+        params, _open_stored(generation.source.file), _open_stored(generation.mask.file)
+    )
+    with transaction.atomic():
+        _check_quota(user)
+        return _generation_insert(
+            user=user,
+            source=generation.source,
+            mask=generation.mask,
+            params=params,
+            engine_name=engine_name,
+            client=client or generation.client,
+            api_key=None,
+            idempotency_key=None,
+        )
+
+
+# --- run (worker side) -----------------------------------------------------------------------
+
+
+def generation_claim(*, generation_id: str) -> Generation | None:
+    """``queued`` -> ``running``; None when someone else already claimed (redelivery)."""
+    now = timezone.now()
+    claimed = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(
+        status=Generation.Status.RUNNING, started_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    generation = Generation.objects.select_related("source", "mask").get(pk=generation_id)
+    generation.queue_seconds = (now - generation.created_at).total_seconds()
+    Generation.objects.filter(pk=generation.pk).update(queue_seconds=generation.queue_seconds)
+    publish(generation, status_event(generation), to_user=True)
+    return generation
+
+
+def generation_run(*, generation_id: str) -> None:
+    """Claim, run the engine with progress and cancel, then record the outcome."""
+    generation = generation_claim(generation_id=generation_id)
+    if generation is None:
+        logger.info("generation %s is not queued any more; nothing to do", generation_id)
+        return
+    params = GenerationParams.from_json(generation.params)
+    request = engine.InpaintRequest(
+        image=_open_stored(generation.source.file),
+        mask=_open_stored(generation.mask.file),
+        prompt=params.prompt,
+        negative_prompt=params.negative_prompt,
+        denoising_strength=params.denoising_strength,
+        num_inference_steps=params.num_inference_steps,
+        guidance_scale=params.guidance_scale,
+        seed=params.seed,
+        samples=params.samples,
+        mask_options=params.mask_options,
+    )
+    progress = GenerationProgress(generation)
+    try:
+        backend = engine.get_backend(generation.engine, engine_config())
+        result = engine.run_inpaint(
+            request, backend, progress=progress, is_cancelled=progress.is_cancelled
+        )
+    except engine.Cancelled:
+        # generation_cancel already recorded the outcome; the worker just stops.
+        logger.info("generation %s cancelled while running", generation.pk)
+        return
+    except engine.EngineError as exc:
+        generation_fail(generation=generation, message=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        generation_fail(generation=generation, message="The job ran past its time limit.")
+        return
+    except Exception as exc:
+        logger.exception("generation %s crashed", generation.pk)
+        generation_fail(generation=generation, message=f"Internal error: {type(exc).__name__}.")
+        return
+    generation_succeed(generation=generation, result=result)
+
+
+def generation_succeed(*, generation: Generation, result: engine.InpaintResult) -> bool:
+    """Store the images and mark success, unless the job was cancelled meanwhile."""
+    images = []
+    for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+        row = GeneratedImage(
+            generation=generation, index=index, width=image.width, height=image.height, seed=seed
+        )
+        row.file.save("out.png", ContentFile(encode_png(image).data), save=False)
+        images.append(row)
+    now = timezone.now()
+    with transaction.atomic():
+        done = Generation.objects.filter(pk=generation.pk, status=Generation.Status.RUNNING).update(
+            status=Generation.Status.SUCCEEDED,
+            seed=result.seeds[0],
+            model_name=result.model,
+            engine=result.engine,
+            metadata=result.metadata,
+            finished_at=now,
+            step=F("total_steps"),
+            inference_seconds=result.inference_seconds,
+            total_seconds=(now - generation.created_at).total_seconds(),
+        )
+        if done:
+            GeneratedImage.objects.bulk_create(images)
+    if not done:
+        for row in images:
+            row.file.delete(save=False)
+        return False
+    generation.refresh_from_db()
+    publish(generation, {"type": "completed", "id": str(generation.pk)})
+    publish(generation, status_event(generation), to_user=True)
+    return True
+
+
+def generation_fail(*, generation: Generation, message: str) -> bool:
+    now = timezone.now()
+    done = Generation.objects.filter(pk=generation.pk, status=Generation.Status.RUNNING).update(
+        status=Generation.Status.FAILED,
+        error=message[:2000],
+        finished_at=now,
+        total_seconds=(now - generation.created_at).total_seconds(),
+    )
+    if done:
+        generation.refresh_from_db()
+        publish(generation, {"type": "failed", "id": str(generation.pk), "message": message})
+        publish(generation, status_event(generation), to_user=True)
+    return bool(done)
+
+
+# --- user actions ----------------------------------------------------------------------------
+
+
+def generation_cancel(*, generation: Generation) -> None:
+    """Cancel a queued or running generation; a running one stops within one step."""
+    now = timezone.now()
+    done = Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
+        status=Generation.Status.CANCELLED,
+        finished_at=now,
+        total_seconds=(now - generation.created_at).total_seconds(),
+    )
+    if not done:
+        generation.refresh_from_db()
+        raise GenerationError(
+            f"The generation is already {generation.status}; only queued or running "
+            "generations can be cancelled.",
+            status=409,
+        )
+    generation.refresh_from_db()
+    publish(generation, {"type": "cancelled", "id": str(generation.pk)})
+    publish(generation, status_event(generation), to_user=True)
+
+
+def generation_delete(*, generation: Generation) -> None:
+    """Delete the generation, its output files, and its inputs unless another job uses them."""
+    if generation.status in Generation.ACTIVE:
+        Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
+            status=Generation.Status.CANCELLED
+        )
+    source_id, mask_id = generation.source_id, generation.mask_id
+    with transaction.atomic():
+        generation.delete()  # output rows cascade; django-cleanup deletes their files on commit
+        if not Generation.objects.filter(source_id=source_id).exists():
+            SourceImage.objects.filter(pk=source_id).delete()
+        if mask_id and not Generation.objects.filter(mask_id=mask_id).exists():
+            Mask.objects.filter(pk=mask_id).delete()

@@ -1,0 +1,34 @@
+"""Celery tasks: fetch by id, call a service, nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="inpainting.tasks.run_generation", acks_late=True, reject_on_worker_lost=True)
+def run_generation(generation_id: str) -> None:
+    services.generation_run(generation_id=generation_id)
+
+
+@worker_process_init.connect
+def load_models_once(**kwargs) -> None:
+    """Load the diffusion model when the worker process starts, not on the first job."""
+    from django.conf import settings
+
+    if not settings.LOAD_SD_INPAINT:
+        return
+    from .conf import engine_config
+    from .engine import EngineError, get_backend
+
+    try:
+        get_backend("diffusers", engine_config()).load()
+        logger.info("diffusion model %s loaded", settings.SD_INPAINT_MODEL)
+    except EngineError as exc:
+        logger.error("%s", exc)

@@ -1,0 +1,98 @@
+"""Uploaded files: type from content, size and pixel ceilings, re-encoding (SPEC §7)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+MASK_FORMATS = ("PNG",)
+
+
+class UploadError(Exception):
+    """A client mistake in an uploaded file; ``field`` names the form field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _limit_mb() -> str:
+    return f"{settings.UPLOAD_MAX_BYTES / (1024 * 1024):g} MB"
+
+
+def read_image(upload, *, field: str, formats: tuple[str, ...]) -> Image.Image:
+    """Decode an uploaded file after checking its size, its real type and its pixel count."""
+    if upload is None:
+        raise UploadError(field, f"The {field} file is required.")
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.UPLOAD_MAX_BYTES:
+        raise UploadError(field, f"The {field} file is larger than {_limit_mb()}.")
+    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise UploadError(field, f"The {field} file is larger than {_limit_mb()}.")
+    if not data:
+        raise UploadError(field, f"The {field} file is empty.")
+    return decode_image(data, field=field, formats=formats)
+
+
+def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.Image:
+    names = " or ".join(formats)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in formats:
+                found = image.format or "an unknown format"
+                raise UploadError(field, f"The {field} must be {names}; this file is {found}.")
+            width, height = image.size
+            if width * height > settings.UPLOAD_MAX_PIXELS or width < 1 or height < 1:
+                raise UploadError(
+                    field,
+                    f"The {field} is {width}x{height} pixels; the limit is "
+                    f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
+                )
+            image.load()
+    except UploadError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise UploadError(field, f"The {field} declares too many pixels.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise UploadError(field, f"The {field} is not a {names} image.") from None
+        raise UploadError(field, f"The {field} could not be decoded ({exc}).") from None
+    return ImageOps.exif_transpose(image)
+
+
+@dataclass
+class EncodedImage:
+    data: bytes
+    width: int
+    height: int
+    sha256: str
+
+
+def encode_png(image: Image.Image) -> EncodedImage:
+    """Re-encode as PNG: metadata and trailing bytes are dropped."""
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    clean = Image.new(image.mode, image.size)
+    clean.paste(image)
+    buffer = io.BytesIO()
+    clean.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return EncodedImage(data, image.width, image.height, hashlib.sha256(data).hexdigest())
+
+
+def thumbnail_png(image: Image.Image, size: int = 128) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="PNG")
+    return buffer.getvalue()
