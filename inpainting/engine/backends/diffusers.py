@@ -91,6 +91,7 @@ class DiffusersBackend:
         steps = call.num_inference_steps
         # At least one denoising step: diffusers refuses a strength that leaves none.
         strength = max(call.denoising_strength, 1.0 / steps)
+        count = len(call.seeds)
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in call.seeds]
 
         def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
@@ -103,17 +104,20 @@ class DiffusersBackend:
             raise Cancelled()
         try:
             with torch.inference_mode():
+                # One batch entry per sample, so sample i draws every random number (VAE
+                # posterior, noise) from generator i alone: each image is reproducible
+                # from its own seed, in a batch or alone.
                 result = pipe(
-                    prompt=call.prompt,
-                    negative_prompt=call.negative_prompt or None,
-                    image=call.image,
-                    mask_image=call.hole,
+                    prompt=[call.prompt] * count,
+                    negative_prompt=[call.negative_prompt] * count if call.negative_prompt else None,
+                    image=[call.image] * count,
+                    mask_image=[call.hole] * count,
                     height=height,
                     width=width,
                     strength=strength,
                     num_inference_steps=steps,
                     guidance_scale=call.guidance_scale,
-                    num_images_per_prompt=len(call.seeds),
+                    num_images_per_prompt=1,
                     generator=generators,
                     callback_on_step_end=on_step_end,
                     output_type="pil",

@@ -1,0 +1,188 @@
+"""Shared fixtures: the embedded Redis, the tiny model, a real Celery worker, users, keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from dreamlayer_site.embedded_redis import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_NAME = "testworker@dreamlayer"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    """The embedded Redis when REDIS_URL is unset (CI sets it to the machine's Redis)."""
+    server = None
+    if settings.EMBEDDED_REDIS:
+        server = EmbeddedRedis(settings.DATA_DIR)
+        server.start()
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield settings.REDIS_URL
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_media():
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+    Path(settings.MEDIA_ROOT).mkdir(parents=True, exist_ok=True)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The tiny random inpainting model, written once to SD_INPAINT_MODEL's folder."""
+    from inpainting.engine.tiny_model import write_tiny_inpaint_model
+
+    folder = Path(settings.SD_INPAINT_MODEL)
+    if not (folder / "model_index.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        write_tiny_inpaint_model(folder)
+    return folder
+
+
+def database_url() -> str:
+    """The URL of the database the tests use, for processes started by the tests."""
+    from django.db import connection
+
+    info = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{info['NAME']}"
+    auth = info["USER"] or ""
+    if info.get("PASSWORD"):
+        auth += f":{info['PASSWORD']}"
+    host = f"{info.get('HOST') or '127.0.0.1'}:{info.get('PORT') or 5432}"
+    return f"postgres://{auth}@{host}/{info['NAME']}"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=database_url(),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A real Celery worker process consuming the ``inference`` queue."""
+
+    def __init__(self, process: subprocess.Popen, log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def control(self, command: str) -> None:
+        from dreamlayer_site.celery import app
+
+        method = getattr(app.control, command)
+        replies = method("inference", destination=[WORKER_NAME], reply=True, timeout=5)
+        assert replies, f"the worker did not answer {command}"
+
+    def pause(self) -> None:
+        self.control("cancel_consumer")
+
+    def resume(self) -> None:
+        self.control("add_consumer")
+
+    def log_tail(self) -> str:
+        return self.log.read_text()[-4000:] if self.log.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
+    from dreamlayer_site.celery import app
+
+    log = Path(settings.DATA_DIR) / "worker.log"
+    with django_db_blocker.unblock():
+        env = child_env()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "--app", "dreamlayer_site", "worker",
+         "--queues", "inference", "--concurrency", "1", "--hostname", WORKER_NAME,
+         "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the Celery worker exited:\n" + log.read_text()[-4000:])
+        if app.control.ping(destination=[WORKER_NAME], timeout=0.5):
+            break
+    else:
+        process.kill()
+        raise RuntimeError("the Celery worker did not start:\n" + log.read_text()[-4000:])
+    worker = Worker(process, log)
+    yield worker
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def paused_worker(celery_worker):
+    """The worker, not taking jobs until ``resume()`` (always resumed afterwards)."""
+    celery_worker.pause()
+    yield celery_worker
+    celery_worker.resume()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="mallory", password="pw-mallory-123")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="staff", password="pw-staff-123", is_staff=True
+    )
+
+
+@pytest.fixture
+def api_key(user):
+    from accounts.services import api_key_create
+
+    _, key = api_key_create(user=user, name="tests")
+    return key
+
+
+def client_for(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def api(user):
+    return client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user):
+    return client_for(other_user)
+
+
+@pytest.fixture
+def staff_api(staff_user):
+    return client_for(staff_user)

@@ -1,0 +1,104 @@
+"""The diffusers backend on a tiny random inpainting model loaded through from_pretrained."""
+
+import numpy as np
+import pytest
+
+from inpainting.engine import (
+    Cancelled,
+    EngineConfig,
+    InpaintRequest,
+    MaskOptions,
+    effective_mask,
+    get_backend,
+    run_inpaint,
+)
+from inpainting.engine.backends.diffusers import load_pipeline, resolve_model
+from tests.images import box_mask, gradient
+
+
+@pytest.fixture(scope="module")
+def config(tiny_model):
+    return EngineConfig(engine="diffusers", load_diffusers=True, model=str(tiny_model),
+                        device="cpu", working_size=64)
+
+
+def request(**overrides):
+    image = gradient(120, 80)
+    mask = box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False)
+    values = dict(image=image, mask=mask, prompt="a red rose", num_inference_steps=6,
+                  denoising_strength=1.0, seed=7)
+    values.update(overrides)
+    return InpaintRequest(**values)
+
+
+def test_the_model_loads_once_per_process(config, tiny_model):
+    first = load_pipeline(str(tiny_model), "cpu")
+    assert load_pipeline(str(tiny_model), "cpu") is first
+    assert first.unet.config.in_channels == 9
+    assert get_backend("diffusers", config) is get_backend("diffusers", config)
+
+
+def test_progress_per_step_preservation_and_size(config):
+    events = []
+    req = request()
+    result = run_inpaint(req, get_backend("diffusers", config), progress=events.append)
+    assert [e.step for e in events] == [1, 2, 3, 4, 5, 6]
+    assert {e.total for e in events} == {6}
+    out = np.asarray(result.images[0])
+    original = np.asarray(req.image)
+    mask = effective_mask(req.mask, req.image.size, MaskOptions())
+    assert out.shape == original.shape
+    assert (out[mask == 0] == original[mask == 0]).all()
+    assert (out[mask == 255] != original[mask == 255]).any(axis=-1).mean() > 0.9
+    assert result.engine == "diffusers" and result.seeds == [7]
+    assert result.metadata["scheduler"] == "DDIMScheduler"
+
+
+def test_same_seed_same_image_other_seed_other_image(config):
+    backend = get_backend("diffusers", config)
+    a = np.asarray(run_inpaint(request(seed=11), backend).images[0])
+    b = np.asarray(run_inpaint(request(seed=11), backend).images[0])
+    c = np.asarray(run_inpaint(request(seed=12), backend).images[0])
+    assert (a == b).all()
+    assert (a != c).any()
+
+
+def test_samples_get_consecutive_seeds_each_reproducible(config):
+    backend = get_backend("diffusers", config)
+    batch = run_inpaint(request(seed=20, samples=2), backend)
+    assert batch.seeds == [20, 21]
+    single = run_inpaint(request(seed=21), backend)
+    assert (np.asarray(batch.images[0]) != np.asarray(batch.images[1])).any()
+    assert (np.asarray(batch.images[1]) == np.asarray(single.images[0])).all()
+
+
+def test_denoising_strength_sets_the_number_of_steps(config):
+    events = []
+    run_inpaint(request(num_inference_steps=8, denoising_strength=0.5),
+                get_backend("diffusers", config), progress=events.append)
+    assert [e.step for e in events] == [1, 2, 3, 4]
+
+
+def test_cancel_stops_within_one_step(config):
+    events = []
+
+    def is_cancelled():
+        return len(events) >= 2
+
+    with pytest.raises(Cancelled):
+        run_inpaint(request(num_inference_steps=20), get_backend("diffusers", config),
+                    progress=events.append, is_cancelled=is_cancelled)
+    assert len(events) == 2
+
+
+def test_missing_model_gives_a_clear_error(tmp_path):
+    from inpainting.engine import EngineError
+
+    with pytest.raises(EngineError, match="download_model"):
+        load_pipeline(str(tmp_path / "nothing-here"), "cpu")
+
+
+def test_deleted_hub_id_is_an_alias():
+    assert resolve_model("runwayml/stable-diffusion-inpainting") == (
+        "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    )

@@ -1,0 +1,19 @@
+"""Test settings: the real settings, with test data in data/test/ and the tiny model."""
+
+import os
+from pathlib import Path
+
+_BASE = Path(__file__).resolve().parent.parent
+_DATA = Path(os.environ.setdefault("DREAMLAYER_DATA_DIR", str(_BASE / "data" / "test")))
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 32)
+# The web side validates ``engine=diffusers`` against this; the worker loads the tiny model
+# that tests/conftest.py writes to this folder.
+os.environ.setdefault("LOAD_SD_INPAINT", "true")
+os.environ.setdefault("INPAINT_ENGINE", "classical")
+os.environ.setdefault("SD_INPAINT_MODEL", str(_DATA / "tiny-sd-inpaint"))
+os.environ.setdefault("INPAINT_WORKING_SIZE", "64")
+os.environ.setdefault("IMG2IMG_WAIT_SECONDS", "60")
+
+from dreamlayer_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
