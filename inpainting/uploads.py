@@ -62,7 +62,11 @@ def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.
     except UploadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise UploadError(field, f"The {field} declares too many pixels.") from None
+        raise UploadError(
+            field,
+            f"The {field} declares too many pixels; the limit is "
+            f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, UnidentifiedImageError):
             raise UploadError(field, f"The {field} is not a {names} image.") from None

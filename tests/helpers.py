@@ -1,0 +1,44 @@
+"""Request helpers shared by the API tests."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.images import box_mask, gradient, png_bytes
+
+W, H = 96, 64
+BOX = (32, 20, 63, 43)
+
+
+def image_png(width: int = W, height: int = H) -> bytes:
+    return png_bytes(gradient(width, height))
+
+
+def black_box_mask_png(width: int = W, height: int = H, box=BOX) -> bytes:
+    """DreamLayer polarity: white kept, black inpainted."""
+    return png_bytes(box_mask(width, height, box, inpaint_white=False))
+
+
+def post_img2img(client, image: bytes | None = None, mask: bytes | None = None, headers=None,
+                 **fields):
+    data = dict(fields)
+    if image is not None:
+        data["image"] = SimpleUploadedFile("photo.png", image, "image/png")
+    if mask is not None:
+        data["mask"] = SimpleUploadedFile("mask.png", mask, "image/png")
+    return client.post("/api/img2img", data, format="multipart", headers=headers or {})
+
+
+def wait_for_status(generation_id, statuses=("succeeded", "failed", "cancelled"),
+                    timeout: float = 60.0):
+    from inpainting.models import Generation
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        generation = Generation.objects.get(pk=generation_id)
+        if generation.status in statuses:
+            return generation
+        time.sleep(0.05)
+    raise AssertionError(f"generation {generation_id} stayed {generation.status}")

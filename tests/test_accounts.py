@@ -1,0 +1,98 @@
+"""Authentication: session, API key (both headers), revoked, expired, none; keys hashed."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey
+from accounts.services import api_key_create, api_key_revoke
+
+pytestmark = pytest.mark.django_db
+URL = "/api/generations/"
+
+
+def test_no_credentials_is_refused_with_the_error_shape():
+    response = APIClient().get(URL)
+    assert response.status_code == 401
+    assert response.json() == {
+        "status": "error",
+        "message": "Authentication credentials were not provided.",
+        "errors": {},
+    }
+    assert response.headers["WWW-Authenticate"] == "Api-Key"
+
+
+def test_session_login(user):
+    client = APIClient()
+    assert client.login(username="alice", password="pw-alice-123")
+    assert client.get(URL).status_code == 200
+
+
+def test_api_key_in_authorization_header_identifies_the_user(user, api_key):
+    response = APIClient().get(URL, headers={"Authorization": f"Api-Key {api_key}"})
+    assert response.status_code == 200
+    key = ApiKey.objects.get(user=user)
+    assert key.last_used is not None
+
+
+def test_api_key_in_x_api_key_header(api_key):
+    assert APIClient().get(URL, headers={"X-API-Key": api_key}).status_code == 200
+
+
+def test_key_format_and_only_a_hash_is_stored(user):
+    row, key = api_key_create(user=user, name="laptop")
+    prefix, _, secret = key.partition(".")
+    assert prefix.startswith("dl_") and len(prefix) == 11 and len(secret) == 32
+    assert row.prefix == prefix
+    stored = ApiKey.objects.filter(pk=row.pk).values().get()
+    assert not any(secret in str(value) for value in stored.values())
+    assert stored["hashed_key"].startswith("sha512$$")
+
+
+def test_wrong_secret_is_refused(api_key):
+    forged = api_key.partition(".")[0] + ".x" * 16
+    response = APIClient().get(URL, headers={"Authorization": f"Api-Key {forged}"})
+    assert response.status_code == 401
+    assert response.json()["message"] == "Invalid API key."
+
+
+def test_revoked_key_is_refused(user, api_key):
+    api_key_revoke(api_key=ApiKey.objects.get(user=user))
+    response = APIClient().get(URL, headers={"Authorization": f"Api-Key {api_key}"})
+    assert response.status_code == 401
+    assert "revoked" in response.json()["message"]
+
+
+def test_expired_key_is_refused(user):
+    row, key = api_key_create(user=user, name="old", expires_in_days=1)
+    ApiKey.objects.filter(pk=row.pk).update(expiry_date=timezone.now() - timedelta(seconds=1))
+    response = APIClient().get(URL, headers={"X-API-Key": key})
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+
+
+def test_disabled_account_key_is_refused(user, api_key):
+    user.is_active = False
+    user.save()
+    assert APIClient().get(URL, headers={"X-API-Key": api_key}).status_code == 401
+
+
+def test_create_api_key_command_prints_a_working_key_once(user, capsys):
+    call_command("create_api_key", "alice", "--name", "ci", "--expires", "30")
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("dl_")
+    assert APIClient().get(URL, headers={"X-API-Key": key}).status_code == 200
+    row = ApiKey.objects.get(name="ci")
+    assert row.expiry_date > timezone.now() + timedelta(days=29)
+
+
+def test_login_page_and_home_requires_login(client, user):
+    assert client.get("/").status_code == 302
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200 and b"Log in" in page.content
+    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200

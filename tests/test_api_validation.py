@@ -1,0 +1,147 @@
+"""POST /api/img2img refuses bad input with a 4xx and a clear message, storing nothing."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from inpainting.models import Generation, Mask, SourceImage
+from tests.helpers import black_box_mask_png, image_png, post_img2img
+from tests.images import gradient, jpeg_bytes, png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error(response, status, field, words):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["status"] == "error"
+    assert words in body["message"]
+    if field:
+        assert field in body["errors"], body
+        assert any(words in message for message in body["errors"][field])
+    assert Generation.objects.count() == 0
+    assert SourceImage.objects.count() == 0 and Mask.objects.count() == 0
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = b"\x00" + b"\x00" * 64
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(row * 8)) + chunk(b"IEND", b""))
+
+
+def test_jpeg_mask_is_refused(api):
+    mask = jpeg_bytes(Image.open(io.BytesIO(black_box_mask_png())))
+    response = post_img2img(api, image_png(), mask)  # named mask.png, sent as image/png
+    assert_error(response, 400, "mask", "must be PNG; this file is JPEG")
+
+
+def test_file_over_ten_megabytes_is_refused(api):
+    big = png_bytes(gradient(96, 64)) + b"\x00" * (10 * 1024 * 1024)
+    response = post_img2img(api, big, black_box_mask_png())
+    assert_error(response, 400, "image", "larger than 10 MB")
+
+
+def test_decompression_bomb_is_refused(api):
+    response = post_img2img(api, png_header_only(50_000, 50_000), black_box_mask_png())
+    assert_error(response, 400, "image", "the limit is")
+
+
+def test_not_an_image(api):
+    response = post_img2img(api, b"<html><script>alert(1)</script></html>", black_box_mask_png())
+    assert_error(response, 400, "image", "is not a JPEG or PNG or WEBP image")
+
+
+def test_empty_file(api):
+    response = post_img2img(api, b"", black_box_mask_png())
+    assert response.status_code == 400
+    assert response.json()["errors"]["image"]
+
+
+def test_truncated_png(api):
+    response = post_img2img(api, image_png()[:200], black_box_mask_png())
+    assert_error(response, 400, "image", "could not be decoded")
+
+
+def test_missing_mask(api):
+    response = post_img2img(api, image_png(), None)
+    assert_error(response, 400, "mask", "No file was submitted")
+
+
+def test_aspect_mismatch(api):
+    response = post_img2img(api, image_png(96, 64), black_box_mask_png(64, 64, (10, 10, 20, 20)))
+    assert_error(response, 400, "mask", "aspect ratios differ")
+
+
+def test_mask_that_selects_nothing(api):
+    all_white = png_bytes(Image.new("L", (96, 64), 255))
+    assert_error(post_img2img(api, image_png(), all_white), 400, "mask", "selects no pixels")
+
+
+@pytest.mark.parametrize(
+    "field,value,words",
+    [
+        ("num_inference_steps", "0", "greater than or equal to 1"),
+        ("steps", "151", "less than or equal to 150"),
+        ("guidance_scale", "25", "less than or equal to 20"),
+        ("denoising_strength", "1.5", "less than or equal to 1"),
+        ("samples", "5", "less than or equal to 4"),
+        ("seed", str(2**32), "less than or equal to 4294967295"),
+        ("mask_blur", "65", "less than or equal to 64"),
+        ("mask_grow", "-65", "greater than or equal to -64"),
+        ("mask_mode", "red_inpaints", "not a valid choice"),
+        ("prompt", "x" * 2001, "no more than 2000 characters"),
+        ("num_inference_steps", "many", "A valid integer is required"),
+    ],
+)
+def test_out_of_range_parameters(api, field, value, words):
+    response = post_img2img(api, image_png(), black_box_mask_png(), **{field: value})
+    canonical = {"steps": "num_inference_steps"}.get(field, field)
+    assert_error(response, 400, canonical, words)
+
+
+def test_params_must_be_a_json_object(api):
+    response = post_img2img(api, image_png(), black_box_mask_png(), params="[1, 2]")
+    assert_error(response, 400, "params", "JSON object")
+
+
+def test_diffusers_needs_a_prompt(api):
+    response = post_img2img(api, image_png(), black_box_mask_png(), engine="diffusers")
+    assert_error(response, 400, "prompt", "prompt is required")
+
+
+def test_engine_not_loaded(api, settings):
+    settings.LOAD_SD_INPAINT = False
+    response = post_img2img(api, image_png(), black_box_mask_png(), engine="diffusers",
+                            prompt="a rose")
+    assert_error(response, 400, "engine", "not loaded")
+
+
+def test_json_body_is_unsupported_media_type(api):
+    response = api.post("/api/img2img", {"prompt": "x"}, format="json")
+    assert response.status_code == 415
+    assert response.json()["status"] == "error"
+
+
+def test_quota_of_active_generations(api, settings):
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
+    first = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
+    assert first.status_code == 202
+    second = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
+    assert second.status_code == 429
+    assert "limit is 1" in second.json()["message"]
+    assert Generation.objects.count() == 1
+
+
+def test_unknown_api_url_is_a_json_404(api):
+    response = api.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["status"] == "error"
