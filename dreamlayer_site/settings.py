@@ -130,7 +130,13 @@ else:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        "CONFIG": {
+            # redis-py 8 defaults to a 5 s socket timeout, the same as channels-redis's
+            # blocking BZPOPMIN: an idle receive would then time out. Read longer than that.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "capacity": 1000,
+            "expiry": 60,
+        },
     }
 }
 CACHES = {

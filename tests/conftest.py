@@ -109,10 +109,28 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
     with django_db_blocker.unblock():
         env = child_env()
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "--app", "dreamlayer_site", "worker",
-         "--queues", "inference", "--concurrency", "1", "--hostname", WORKER_NAME,
-         "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "dreamlayer_site",
+            "worker",
+            "--queues",
+            "inference",
+            "--concurrency",
+            "1",
+            "--hostname",
+            WORKER_NAME,
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

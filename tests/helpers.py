@@ -21,8 +21,9 @@ def black_box_mask_png(width: int = W, height: int = H, box=BOX) -> bytes:
     return png_bytes(box_mask(width, height, box, inpaint_white=False))
 
 
-def post_img2img(client, image: bytes | None = None, mask: bytes | None = None, headers=None,
-                 **fields):
+def post_img2img(
+    client, image: bytes | None = None, mask: bytes | None = None, headers=None, **fields
+):
     data = dict(fields)
     if image is not None:
         data["image"] = SimpleUploadedFile("photo.png", image, "image/png")
@@ -31,8 +32,9 @@ def post_img2img(client, image: bytes | None = None, mask: bytes | None = None, 
     return client.post("/api/img2img", data, format="multipart", headers=headers or {})
 
 
-def wait_for_status(generation_id, statuses=("succeeded", "failed", "cancelled"),
-                    timeout: float = 60.0):
+def wait_for_status(
+    generation_id, statuses=("succeeded", "failed", "cancelled"), timeout: float = 60.0
+):
     from inpainting.models import Generation
 
     deadline = time.monotonic() + timeout

@@ -12,15 +12,19 @@ def gradient(width: int = 96, height: int = 64) -> Image.Image:
     x = np.linspace(0, 255, width, dtype=np.float64)[None, :]
     y = np.linspace(0, 255, height, dtype=np.float64)[:, None]
     rgb = np.stack(
-        [np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
-         np.full((height, width), 90.0)],
+        [
+            np.broadcast_to(x, (height, width)),
+            np.broadcast_to(y, (height, width)),
+            np.full((height, width), 90.0),
+        ],
         axis=-1,
     )
     return Image.fromarray(rgb.round().astype(np.uint8), "RGB")
 
 
-def box_mask(width: int, height: int, box: tuple[int, int, int, int], *, inpaint_white: bool
-             ) -> Image.Image:
+def box_mask(
+    width: int, height: int, box: tuple[int, int, int, int], *, inpaint_white: bool
+) -> Image.Image:
     """A mask whose ``box`` is the area to inpaint, in the given polarity."""
     keep, fill = (0, 255) if inpaint_white else (255, 0)
     mask = Image.new("L", (width, height), keep)

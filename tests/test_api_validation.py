@@ -28,14 +28,23 @@ def assert_error(response, status, field, words):
 
 def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that declares ``width`` x ``height`` pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     row = b"\x00" + b"\x00" * 64
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(row * 8)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(row * 8))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_jpeg_mask_is_refused(api):
@@ -120,8 +129,9 @@ def test_diffusers_needs_a_prompt(api):
 
 def test_engine_not_loaded(api, settings):
     settings.LOAD_SD_INPAINT = False
-    response = post_img2img(api, image_png(), black_box_mask_png(), engine="diffusers",
-                            prompt="a rose")
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), engine="diffusers", prompt="a rose"
+    )
     assert_error(response, 400, "engine", "not loaded")
 
 

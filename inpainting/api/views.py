@@ -76,7 +76,7 @@ class Img2ImgView(AsyncAPIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    def _submit(self, request: Request) -> tuple[Generation, bool, bool]:
+    def _submit(self, request: Request) -> tuple[Generation, bool]:
         data = merge_form_and_params(request.data)
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
@@ -93,11 +93,14 @@ class Img2ImgView(AsyncAPIView):
             api_key=api_key,
             idempotency_key=request.headers.get("Idempotency-Key") or None,
         )
-        return submission.generation, submission.created, serializer.validated_data["wait"]
+        return submission.generation, serializer.validated_data["wait"]
 
-    def _respond(self, request: Request, generation_id: uuid.UUID, created: bool) -> Response:
+    def _respond(self, request: Request, generation_id: uuid.UUID, wait: bool) -> Response:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
         base = base_url(request)
+        if not wait:  # wait=false always answers 202 at once; fetch_result has the outcome
+            return Response(presenters.img2img_processing(generation, base),
+                            status=status.HTTP_202_ACCEPTED)
         if generation.status == Generation.Status.SUCCEEDED:
             return Response(presenters.img2img_success(generation, base))
         if generation.status == Generation.Status.FAILED:
@@ -130,10 +133,10 @@ class Img2ImgView(AsyncAPIView):
         },
     )
     async def post(self, request: Request) -> Response:
-        generation, created, wait = await sync_to_async(self._submit)(request)
+        generation, wait = await sync_to_async(self._submit)(request)
         if wait and generation.status not in Generation.TERMINAL:
             await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk, created)
+        return await sync_to_async(self._respond)(request, generation.pk, wait)
 
 
 class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -18,15 +18,26 @@ from tests.images import box_mask, gradient
 
 @pytest.fixture(scope="module")
 def config(tiny_model):
-    return EngineConfig(engine="diffusers", load_diffusers=True, model=str(tiny_model),
-                        device="cpu", working_size=64)
+    return EngineConfig(
+        engine="diffusers",
+        load_diffusers=True,
+        model=str(tiny_model),
+        device="cpu",
+        working_size=64,
+    )
 
 
 def request(**overrides):
     image = gradient(120, 80)
     mask = box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False)
-    values = dict(image=image, mask=mask, prompt="a red rose", num_inference_steps=6,
-                  denoising_strength=1.0, seed=7)
+    values = dict(
+        image=image,
+        mask=mask,
+        prompt="a red rose",
+        num_inference_steps=6,
+        denoising_strength=1.0,
+        seed=7,
+    )
     values.update(overrides)
     return InpaintRequest(**values)
 
@@ -74,8 +85,11 @@ def test_samples_get_consecutive_seeds_each_reproducible(config):
 
 def test_denoising_strength_sets_the_number_of_steps(config):
     events = []
-    run_inpaint(request(num_inference_steps=8, denoising_strength=0.5),
-                get_backend("diffusers", config), progress=events.append)
+    run_inpaint(
+        request(num_inference_steps=8, denoising_strength=0.5),
+        get_backend("diffusers", config),
+        progress=events.append,
+    )
     assert [e.step for e in events] == [1, 2, 3, 4]
 
 
@@ -86,8 +100,12 @@ def test_cancel_stops_within_one_step(config):
         return len(events) >= 2
 
     with pytest.raises(Cancelled):
-        run_inpaint(request(num_inference_steps=20), get_backend("diffusers", config),
-                    progress=events.append, is_cancelled=is_cancelled)
+        run_inpaint(
+            request(num_inference_steps=20),
+            get_backend("diffusers", config),
+            progress=events.append,
+            is_cancelled=is_cancelled,
+        )
     assert len(events) == 2
 
 

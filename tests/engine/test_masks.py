@@ -126,6 +126,8 @@ def test_aspect_within_one_percent_is_accepted():
 def test_palette_and_16_bit_masks():
     palette = box_mask(*SIZE, BOX, inpaint_white=False).convert("P")
     assert (inside(effective_mask(palette, SIZE, no_blur())) == 255).all()
-    sixteen = Image.fromarray(np.asarray(box_mask(*SIZE, BOX, inpaint_white=False), np.uint16) * 257)
+    sixteen = Image.fromarray(
+        np.asarray(box_mask(*SIZE, BOX, inpaint_white=False), np.uint16) * 257
+    )
     assert sixteen.mode.startswith("I")
     assert (inside(effective_mask(sixteen, SIZE, no_blur())) == 255).all()

@@ -86,8 +86,12 @@ def test_seeds_given_random_and_consecutive():
     random_seeds = resolve_seeds(None, 2)
     assert random_seeds[1] == (random_seeds[0] + 1) % 2**32
     result = run_inpaint(
-        InpaintRequest(image=gradient(), mask=box_mask(96, 64, (10, 10, 20, 20), inpaint_white=False),
-                       seed=None, samples=2),
+        InpaintRequest(
+            image=gradient(),
+            mask=box_mask(96, 64, (10, 10, 20, 20), inpaint_white=False),
+            seed=None,
+            samples=2,
+        ),
         SolidBackend(),
     )
     assert len(result.images) == 2 and result.seeds[1] == result.seeds[0] + 1
@@ -102,8 +106,9 @@ def test_empty_mask_is_refused():
 def test_cancel_before_start():
     mask = box_mask(96, 64, (10, 10, 20, 20), inpaint_white=False)
     with pytest.raises(Cancelled):
-        run_inpaint(InpaintRequest(image=gradient(), mask=mask), SolidBackend(),
-                    is_cancelled=lambda: True)
+        run_inpaint(
+            InpaintRequest(image=gradient(), mask=mask), SolidBackend(), is_cancelled=lambda: True
+        )
 
 
 @pytest.mark.parametrize("method", ["patchmatch", "telea", "ns"])
@@ -115,8 +120,9 @@ def test_classical_backend_removes_an_object(method):
     mask = Image.new("L", image.size, 255)
     ImageDraw.Draw(mask).ellipse((44, 28, 84, 68), fill=0)
     config = EngineConfig(classical_method=method)
-    result = run_inpaint(InpaintRequest(image=image, mask=mask, prompt="ignored"),
-                         get_backend("classical", config))
+    result = run_inpaint(
+        InpaintRequest(image=image, mask=mask, prompt="ignored"), get_backend("classical", config)
+    )
     out = np.asarray(result.images[0]).astype(int)
     truth = np.asarray(background).astype(int)
     hole = effective_mask(mask, image.size, MaskOptions()) == 255
@@ -126,5 +132,7 @@ def test_classical_backend_removes_an_object(method):
     assert error < 25, f"fill differs from the background by {error:.1f} on average"
     assert result.metadata["prompt_ignored"] is True
     assert result.engine == "classical"
-    assert (np.asarray(result.images[0])[~(effective_mask(mask, image.size, MaskOptions()) > 0)]
-            == np.asarray(image)[~(effective_mask(mask, image.size, MaskOptions()) > 0)]).all()
+    assert (
+        np.asarray(result.images[0])[~(effective_mask(mask, image.size, MaskOptions()) > 0)]
+        == np.asarray(image)[~(effective_mask(mask, image.size, MaskOptions()) > 0)]
+    ).all()

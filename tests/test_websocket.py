@@ -1,0 +1,125 @@
+"""Progress websockets through the real ASGI stack, the Redis channel layer and the worker."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from dreamlayer_site.asgi import application
+from inpainting.models import Generation
+from tests.helpers import black_box_mask_png, image_png, post_img2img
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+def key_headers(key: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Api-Key {key}".encode()), (b"host", b"testserver")]
+
+
+async def submit(client, **fields) -> str:
+    response = await sync_to_async(post_img2img)(
+        client, image_png(), black_box_mask_png(), wait="false", **fields
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+async def connect(path: str, headers) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=10)
+    assert connected, code
+    return communicator
+
+
+async def receive_until(communicator, kinds, timeout=60):
+    messages = []
+    while True:
+        message = await communicator.receive_json_from(timeout=timeout)
+        messages.append(message)
+        if message["type"] in kinds:
+            return messages
+
+
+async def test_one_progress_message_per_step_then_completed(api, api_key, paused_worker):
+    generation_id = await submit(api, engine="diffusers", prompt="a rose", steps=8,
+                                 denoising_strength=1.0, seed=9)
+    ws = await connect(f"/ws/generations/{generation_id}/", key_headers(api_key))
+    snapshot = await ws.receive_json_from(timeout=10)
+    assert snapshot["type"] == "status" and snapshot["status"] == "queued"
+    assert snapshot["queue_position"] == 1 and snapshot["id"] == generation_id
+    await sync_to_async(paused_worker.resume)()
+    messages = await receive_until(ws, {"completed", "failed"})
+    progress = [m for m in messages if m["type"] == "progress"]
+    assert [m["step"] for m in progress] == list(range(1, 9))
+    assert all(m["total"] == 8 for m in progress)
+    assert [m["percent"] for m in progress] == [12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 100.0]
+    assert progress[-1]["eta_seconds"] == 0.0
+    assert any(m["type"] == "status" and m["status"] == "running" for m in messages)
+    completed = messages[-1]
+    assert completed["type"] == "completed"
+    assert completed["images"] == [
+        f"http://testserver/api/generations/{generation_id}/images/0.png"
+    ]
+    assert completed["metadata"]["seed"] == 9 and completed["metadata"]["engine"] == "diffusers"
+    await ws.disconnect()
+
+
+async def test_cancel_while_running_stops_within_a_step(api, api_key):
+    generation_id = await submit(api, engine="diffusers", prompt="a rose", steps=150,
+                                 denoising_strength=1.0)
+    ws = await connect(f"/ws/generations/{generation_id}/", key_headers(api_key))
+    messages = await receive_until(ws, {"progress"})
+    response = await sync_to_async(api.post)(f"/api/generations/{generation_id}/cancel/")
+    assert response.status_code == 200
+    cancelled_at = max(m.get("step", 0) for m in messages)
+    messages = await receive_until(ws, {"cancelled"})
+    # The worker checks for cancel after every step: at most one more step is reported.
+    steps_after = [m["step"] for m in messages if m["type"] == "progress"]
+    await asyncio.sleep(1.0)
+    generation = await Generation.objects.aget(pk=generation_id)
+    assert generation.status == "cancelled"
+    assert not await generation.images.aexists()
+    last_step = max([cancelled_at, *steps_after])
+    assert generation.step == last_step
+    assert last_step <= cancelled_at + 2, (cancelled_at, steps_after)
+    await ws.disconnect()
+
+
+async def test_session_cookie_and_the_user_stream(user, client, api):
+    await sync_to_async(client.login)(username="alice", password="pw-alice-123")
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"cookie", cookie), (b"origin", b"http://localhost")]
+    stream = await connect("/ws/generations/", headers)
+    generation_id = await submit(api)
+    statuses = []
+    while "succeeded" not in statuses:
+        message = await stream.receive_json_from(timeout=30)
+        if message["id"] == generation_id:
+            statuses.append(message["status"])
+    assert statuses[0] == "queued" and "running" in statuses
+    one = await connect(f"/ws/generations/{generation_id}/", headers)
+    snapshot = await one.receive_json_from(timeout=10)
+    assert snapshot["status"] == "succeeded" and len(snapshot["images"]) == 1
+    await stream.disconnect()
+    await one.disconnect()
+
+
+async def test_refusals(api, api_key, other_user):
+    from accounts.services import api_key_create
+
+    generation_id = await submit(api)
+    path = f"/ws/generations/{generation_id}/"
+    _, other_key = await sync_to_async(api_key_create)(user=other_user, name="other")
+    cases = {
+        "no credentials": [],
+        "another user": key_headers(other_key),
+        "bad key": key_headers("dl_nothing.nothing"),
+        "foreign origin": key_headers(api_key) + [(b"origin", b"https://evil.example")],
+    }
+    for name, headers in cases.items():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await communicator.connect(timeout=10)
+        assert not connected, name
+    good = await connect(path, key_headers(api_key) + [(b"origin", b"http://localhost")])
+    await good.disconnect()
