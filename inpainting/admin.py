@@ -1,14 +1,29 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from . import services
 from .models import GeneratedImage, Generation
 
 
 class GeneratedImageInline(admin.TabularInline):
+    """Outputs, shown through the permission-checking image view (media is private)."""
+
     model = GeneratedImage
     extra = 0
     can_delete = False
-    readonly_fields = ("index", "width", "height", "seed", "file")
+    fields = ("index", "preview", "width", "height", "seed")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="image")
+    def preview(self, obj: GeneratedImage) -> str:
+        if obj.generation_id is None:
+            return "-"
+        url = reverse("api:generation-image", args=[obj.generation_id, obj.index])
+        return format_html('<a href="{}"><img src="{}" style="max-height:128px"></a>', url, url)
 
 
 @admin.register(Generation)

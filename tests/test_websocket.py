@@ -72,18 +72,20 @@ async def test_cancel_while_running_stops_within_a_step(api, api_key):
     messages = await receive_until(ws, {"progress"})
     response = await sync_to_async(api.post)(f"/api/generations/{generation_id}/cancel/")
     assert response.status_code == 200
-    cancelled_at = max(m.get("step", 0) for m in messages)
-    messages = await receive_until(ws, {"cancelled"})
-    # The worker checks for cancel after every step: at most one more step is reported.
-    steps_after = [m["step"] for m in messages if m["type"] == "progress"]
-    await asyncio.sleep(1.0)
+    assert response.json()["status"] == "cancelled"
+    step_at_cancel = response.json()["progress"]["step"]
+    messages += await receive_until(ws, {"cancelled"})
+    await asyncio.sleep(1.0)  # time for any late step to show up
+    while not ws.output_queue.empty():
+        messages.append(await ws.receive_json_from())
+    await ws.disconnect()
+    steps = [m["step"] for m in messages if m["type"] == "progress"]
+    # The worker checks after every step: at most the step in flight finishes.
+    assert 1 <= step_at_cancel < 150
+    assert max(steps) <= step_at_cancel + 1, (step_at_cancel, steps)
     generation = await Generation.objects.aget(pk=generation_id)
     assert generation.status == "cancelled"
     assert not await generation.images.aexists()
-    last_step = max([cancelled_at, *steps_after])
-    assert generation.step == last_step
-    assert last_step <= cancelled_at + 2, (cancelled_at, steps_after)
-    await ws.disconnect()
 
 
 async def test_session_cookie_and_the_user_stream(user, client, api):

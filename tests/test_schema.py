@@ -1,0 +1,30 @@
+"""The OpenAPI schema and docs, and the cheap health endpoint."""
+
+import pytest
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_openapi_schema_lists_the_api(api):
+    response = api.get("/api/schema/", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    for path in ("/api/img2img", "/api/generations/", "/api/generations/{id}/",
+                 "/api/generations/{id}/cancel/", "/api/generations/{id}/images/{index}.png"):
+        assert path in schema["paths"], path
+    body = schema["paths"]["/api/img2img"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in body
+
+
+def test_docs_page(api):
+    response = api.get("/api/docs/")
+    assert response.status_code == 200 and b"swagger" in response.content.lower()
+
+
+def test_health_needs_no_credentials():
+    response = APIClient().get("/api/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "healthy"
+    assert "classical" in response.json()["engines"]
