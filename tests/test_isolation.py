@@ -51,8 +51,10 @@ def test_another_user_with_an_api_key_gets_404_too(finished, other_user):
 
 
 def test_owner_reads_every_file(finished, api):
-    for url in [f"/api/generations/{finished.pk}/{name}" for name in
-                ("images/0.png", "input.png", "mask.png", "mask-thumbnail.png")]:
+    for url in [
+        f"/api/generations/{finished.pk}/{name}"
+        for name in ("images/0.png", "input.png", "mask.png", "mask-thumbnail.png")
+    ]:
         response = api.get(url)
         assert response.status_code == 200, url
         assert response["Content-Type"] == "image/png"

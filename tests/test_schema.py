@@ -11,8 +11,13 @@ def test_openapi_schema_lists_the_api(api):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    for path in ("/api/img2img", "/api/generations/", "/api/generations/{id}/",
-                 "/api/generations/{id}/cancel/", "/api/generations/{id}/images/{index}.png"):
+    for path in (
+        "/api/img2img",
+        "/api/generations/",
+        "/api/generations/{id}/",
+        "/api/generations/{id}/cancel/",
+        "/api/generations/{id}/images/{index}.png",
+    ):
         assert path in schema["paths"], path
     body = schema["paths"]["/api/img2img"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body

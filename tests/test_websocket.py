@@ -42,8 +42,9 @@ async def receive_until(communicator, kinds, timeout=60):
 
 
 async def test_one_progress_message_per_step_then_completed(api, api_key, paused_worker):
-    generation_id = await submit(api, engine="diffusers", prompt="a rose", steps=8,
-                                 denoising_strength=1.0, seed=9)
+    generation_id = await submit(
+        api, engine="diffusers", prompt="a rose", steps=8, denoising_strength=1.0, seed=9
+    )
     ws = await connect(f"/ws/generations/{generation_id}/", key_headers(api_key))
     snapshot = await ws.receive_json_from(timeout=10)
     assert snapshot["type"] == "status" and snapshot["status"] == "queued"
@@ -66,8 +67,9 @@ async def test_one_progress_message_per_step_then_completed(api, api_key, paused
 
 
 async def test_cancel_while_running_stops_within_a_step(api, api_key):
-    generation_id = await submit(api, engine="diffusers", prompt="a rose", steps=150,
-                                 denoising_strength=1.0)
+    generation_id = await submit(
+        api, engine="diffusers", prompt="a rose", steps=150, denoising_strength=1.0
+    )
     ws = await connect(f"/ws/generations/{generation_id}/", key_headers(api_key))
     messages = await receive_until(ws, {"progress"})
     response = await sync_to_async(api.post)(f"/api/generations/{generation_id}/cancel/")

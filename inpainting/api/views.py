@@ -99,8 +99,9 @@ class Img2ImgView(AsyncAPIView):
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
         base = base_url(request)
         if not wait:  # wait=false always answers 202 at once; fetch_result has the outcome
-            return Response(presenters.img2img_processing(generation, base),
-                            status=status.HTTP_202_ACCEPTED)
+            return Response(
+                presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
+            )
         if generation.status == Generation.Status.SUCCEEDED:
             return Response(presenters.img2img_success(generation, base))
         if generation.status == Generation.Status.FAILED:

@@ -109,7 +109,9 @@ class DiffusersBackend:
                 # from its own seed, in a batch or alone.
                 result = pipe(
                     prompt=[call.prompt] * count,
-                    negative_prompt=[call.negative_prompt] * count if call.negative_prompt else None,
+                    negative_prompt=[call.negative_prompt] * count
+                    if call.negative_prompt
+                    else None,
                     image=[call.image] * count,
                     mask_image=[call.hole] * count,
                     height=height,
