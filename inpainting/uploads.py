@@ -82,10 +82,17 @@ class EncodedImage:
     sha256: str
 
 
+#: Modes PNG stores losslessly; 16-bit grayscale masks keep their precision.
+PNG_MODES = ("RGB", "RGBA", "L", "LA", "I;16")
+
+
 def encode_png(image: Image.Image) -> EncodedImage:
     """Re-encode as PNG: metadata and trailing bytes are dropped."""
-    if image.mode not in ("RGB", "RGBA", "L", "LA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in PNG_MODES:
+        transparent = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
     clean = Image.new(image.mode, image.size)
     clean.paste(image)
     buffer = io.BytesIO()

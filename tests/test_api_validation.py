@@ -155,3 +155,42 @@ def test_unknown_api_url_is_a_json_404(api):
     response = api.get("/api/nothing-here")
     assert response.status_code == 404
     assert response.json()["status"] == "error"
+
+
+def test_stored_files_are_re_encoded_without_metadata_or_trailing_bytes(api):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "secret camera serial 1234")
+    buffer = io.BytesIO()
+    gradient(96, 64).save(buffer, format="PNG", pnginfo=info)
+    polyglot = buffer.getvalue() + b"<html><script>alert(1)</script></html>"
+    response = post_img2img(api, polyglot, black_box_mask_png(), wait="false")
+    assert response.status_code == 202
+    generation = Generation.objects.get(pk=response.json()["id"])
+    stored = generation.source.file.open("rb").read()
+    assert b"secret camera" not in stored and b"<html>" not in stored
+    assert stored.endswith(b"IEND\xaeB`\x82")
+    assert generation.source.file.name.startswith("sources/")
+    assert "photo" not in generation.source.file.name  # the client's name is never used
+
+
+def test_mask_thumbnail_is_128_px(api):
+    response = post_img2img(api, image_png(300, 200), black_box_mask_png(300, 200), wait="false")
+    assert response.status_code == 202
+    mask = Generation.objects.get().mask
+    assert Image.open(mask.thumbnail.open("rb")).size == (128, 85)
+    assert (mask.width, mask.height) == (300, 200) and len(mask.sha256) == 64
+
+
+def test_sixteen_bit_mask_keeps_its_meaning(api):
+    import numpy as np
+
+    mask16 = Image.fromarray(
+        np.asarray(Image.open(io.BytesIO(black_box_mask_png())), np.uint16) * 257
+    )
+    response = post_img2img(api, image_png(), png_bytes(mask16), wait="false")
+    assert response.status_code == 202, response.content
+    stored = Image.open(Generation.objects.get().mask.file.open("rb"))
+    assert stored.mode.startswith("I")
+    assert np.asarray(stored).max() == 65535

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..types import (
     BackendCall,
@@ -47,8 +48,6 @@ class ClassicalBackend:
         hole = np.ascontiguousarray(np.asarray(call.hole), dtype=np.uint8)
         total = len(call.seeds)
         images = []
-        from PIL import Image
-
         for index, _seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
