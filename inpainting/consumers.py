@@ -20,25 +20,50 @@ def _base_url(scope) -> str:
     return f"{scheme}://{host}/"
 
 
-class GenerationConsumer(AsyncJsonWebsocketConsumer):
-    """One generation: a status snapshot on connect, then progress and the outcome."""
+class GroupConsumer(AsyncJsonWebsocketConsumer):
+    """Refuses anonymous sockets, joins ``group_for(user)`` (None = refuse as not found)."""
+
+    group: str | None = None
+
+    async def group_for(self, user) -> str | None:
+        raise NotImplementedError
+
+    async def on_accepted(self) -> None:
+        return None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        group = await self.group_for(user)
+        if group is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.on_accepted()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+
+class GenerationConsumer(GroupConsumer):
+    """One generation: a status snapshot on connect, then progress and the outcome."""
+
+    async def group_for(self, user) -> str | None:
         generation_id = self.scope["url_route"]["kwargs"]["generation_id"]
         generation = await database_sync_to_async(selectors.generation_get)(
             user=user, generation_id=generation_id
         )
         if generation is None:  # another user's generation does not exist for you
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
+            return None
         self.generation_id = generation.pk
-        self.group = generation_group(generation.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        return generation_group(generation.pk)
+
+    async def on_accepted(self) -> None:
         await self.send_json(await database_sync_to_async(self._snapshot)())
 
     def _snapshot(self) -> dict:
@@ -63,10 +88,6 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             "metadata": presenters.metadata(generation),
         }
 
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
     async def generation_event(self, message: dict) -> None:
         event = message["event"]
         if event.get("type") == "completed":
@@ -74,21 +95,11 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event)
 
 
-class UserGenerationsConsumer(AsyncJsonWebsocketConsumer):
+class UserGenerationsConsumer(GroupConsumer):
     """Status changes of all the user's generations (for the history page)."""
 
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def group_for(self, user) -> str | None:
+        return user_group(user.pk)
 
     async def generation_event(self, message: dict) -> None:
         await self.send_json(message["event"])

@@ -30,35 +30,32 @@ def upload_output(instance: models.Model, filename: str) -> str:
     return _server_name("outputs")
 
 
-class SourceImage(models.Model):
+class StoredImage(models.Model):
+    """What every stored upload keeps: its owner, size and content hash."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="source_images"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="%(class)ss"
     )
-    file = models.FileField(upload_to=upload_source, max_length=255)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height} {self.sha256[:12]}"
 
 
-class Mask(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="masks"
-    )
+class SourceImage(StoredImage):
+    file = models.FileField(upload_to=upload_source, max_length=255)
+
+
+class Mask(StoredImage):
     file = models.FileField(upload_to=upload_mask, max_length=255)
     thumbnail = models.FileField(upload_to=upload_mask_thumbnail, max_length=255)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"mask {self.width}x{self.height} {self.sha256[:12]}"
 
 
 class Generation(models.Model):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .engine import MaskOptions
+from PIL import Image
+
+from .engine import InpaintRequest, MaskOptions
 
 
 @dataclass(frozen=True)
@@ -35,4 +37,19 @@ class GenerationParams:
     def mask_options(self) -> MaskOptions:
         return MaskOptions(
             mode=self.mask_mode, invert=self.invert_mask, blur=self.mask_blur, grow=self.mask_grow
+        )
+
+    def to_request(self, *, image: Image.Image, mask: Image.Image) -> InpaintRequest:
+        """The engine request for these parameters (the requested seed; None = random)."""
+        return InpaintRequest(
+            image=image,
+            mask=mask,
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            denoising_strength=self.denoising_strength,
+            num_inference_steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            seed=self.seed,
+            samples=self.samples,
+            mask_options=self.mask_options,
         )

@@ -91,9 +91,7 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image) -
     config = engine_config()
     try:
         engine_name = config.choose(params.engine)
-        engine.prepare_mask(
-            engine.InpaintRequest(image=image, mask=mask, mask_options=params.mask_options)
-        )
+        engine.prepare_mask(params.to_request(image=image, mask=mask))
     except engine.InvalidInput as exc:
         field = "engine" if "engine" in str(exc) else "mask"
         raise GenerationError(str(exc), field=field) from None
@@ -242,17 +240,8 @@ def generation_run(*, generation_id: str) -> None:
         logger.info("generation %s is not queued any more; nothing to do", generation_id)
         return
     params = GenerationParams.from_json(generation.params)
-    request = engine.InpaintRequest(
-        image=_open_stored(generation.source.file),
-        mask=_open_stored(generation.mask.file),
-        prompt=params.prompt,
-        negative_prompt=params.negative_prompt,
-        denoising_strength=params.denoising_strength,
-        num_inference_steps=params.num_inference_steps,
-        guidance_scale=params.guidance_scale,
-        seed=params.seed,
-        samples=params.samples,
-        mask_options=params.mask_options,
+    request = params.to_request(
+        image=_open_stored(generation.source.file), mask=_open_stored(generation.mask.file)
     )
     progress = GenerationProgress(generation)
     try:
