@@ -5,7 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from inpainting import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.studio, name="home"),
+    path("history/", views.history, name="history"),
+    path("history/<uuid:generation_id>/", views.history_detail, name="history-detail"),
+    path("history/<uuid:generation_id>/rerun/", views.history_rerun, name="history-rerun"),
+    path("history/<uuid:generation_id>/delete/", views.history_delete, name="history-delete"),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,9 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
 from .models import GeneratedImage, Generation
+
+
+def _image_tag(url: str, height: int = 64) -> str:
+    return format_html(
+        '<a href="{}"><img src="{}" alt="" style="max-height:{}px;max-width:{}px"></a>',
+        url,
+        url,
+        height,
+        height * 2,
+    )
 
 
 class GeneratedImageInline(admin.TabularInline):
@@ -22,34 +32,110 @@ class GeneratedImageInline(admin.TabularInline):
     def preview(self, obj: GeneratedImage) -> str:
         if obj.generation_id is None:
             return "-"
-        url = reverse("api:generation-image", args=[obj.generation_id, obj.index])
-        return format_html('<a href="{}"><img src="{}" style="max-height:128px"></a>', url, url)
+        return _image_tag(reverse("api:generation-image", args=[obj.generation_id, obj.index]), 160)
 
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
+    """Staff review of every user's history: read-only, with cancel, re-run and delete."""
+
     list_display = (
-        "id",
+        "thumbnail",
         "owner",
         "status",
         "engine",
         "client",
         "prompt_short",
         "created_at",
-        "total_seconds",
+        "duration",
     )
-    list_filter = ("status", "engine", "client", "created_at")
+    list_display_links = ("thumbnail", "prompt_short")
+    list_filter = ("status", "engine", "client", "owner", "created_at")
     search_fields = ("prompt", "owner__username")
-    readonly_fields = [f.name for f in Generation._meta.fields]
-    inlines = [GeneratedImageInline]
     date_hierarchy = "created_at"
+    inlines = [GeneratedImageInline]
+    actions = ["cancel_selected", "rerun_selected"]
+    fieldsets = (
+        (None, {"fields": ("id", "owner", "status", "error", "client", "api_key")}),
+        ("Images", {"fields": ("input_image", "mask_image")}),
+        (
+            "Parameters",
+            {"fields": ("prompt", "params", "seed", "engine", "model_name", "metadata")},
+        ),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "queue_seconds",
+                    "inference_seconds",
+                    "total_seconds",
+                    "attempts",
+                    "step",
+                    "total_steps",
+                    "idempotency_key",
+                )
+            },
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").prefetch_related("images")
+
+    @admin.display(description="result")
+    def thumbnail(self, obj: Generation) -> str:
+        first = next(iter(obj.images.all()), None)
+        if first is None:
+            return _image_tag(reverse("api:generation-input", args=[obj.pk]))
+        return _image_tag(reverse("api:generation-image", args=[obj.pk, first.index]))
+
+    @admin.display(description="input")
+    def input_image(self, obj: Generation) -> str:
+        return _image_tag(reverse("api:generation-input", args=[obj.pk]), 256)
+
+    @admin.display(description="mask")
+    def mask_image(self, obj: Generation) -> str:
+        if obj.mask_id is None:
+            return "-"
+        return _image_tag(reverse("api:generation-mask", args=[obj.pk]), 256)
 
     @admin.display(description="prompt")
     def prompt_short(self, obj: Generation) -> str:
-        return (obj.prompt[:60] + "…") if len(obj.prompt) > 60 else obj.prompt
+        return (obj.prompt[:60] + "…") if len(obj.prompt) > 60 else (obj.prompt or "(none)")
+
+    @admin.display(description="duration (s)", ordering="total_seconds")
+    def duration(self, obj: Generation) -> str:
+        return f"{obj.total_seconds:.2f}" if obj.total_seconds is not None else "-"
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Cancel selected generations")
+    def cancel_selected(self, request, queryset) -> None:
+        done = 0
+        for generation in queryset.filter(status__in=Generation.ACTIVE):
+            try:
+                services.generation_cancel(generation=generation)
+                done += 1
+            except services.GenerationError:
+                pass  # it finished meanwhile
+        self.message_user(request, f"{done} generation(s) cancelled.", messages.SUCCESS)
+
+    @admin.action(description="Re-run selected generations")
+    def rerun_selected(self, request, queryset) -> None:
+        done = 0
+        for generation in queryset:
+            try:
+                services.generation_rerun(generation=generation, user=generation.owner)
+                done += 1
+            except services.GenerationError as exc:
+                self.message_user(request, f"{generation.pk}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"{done} generation(s) queued again.", messages.SUCCESS)
 
     def delete_model(self, request, obj: Generation) -> None:
         services.generation_delete(generation=obj)

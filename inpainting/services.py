@@ -100,6 +100,23 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image) -
     return engine_name
 
 
+def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOptions) -> bytes:
+    """The effective mask as a grayscale PNG (255 = regenerated), exactly as a job would use it.
+
+    The studio draws its overlay from this, so the rule stays in the engine alone.
+    """
+    try:
+        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
+        values = engine.effective_mask(mask, size, options)
+    except UploadError as exc:
+        raise GenerationError(exc.message, field=exc.field) from None
+    except engine.InvalidInput as exc:
+        raise GenerationError(str(exc), field="mask") from None
+    buffer = io.BytesIO()
+    Image.fromarray(values, "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _existing_by_key(user: User, idempotency_key: str | None) -> Generation | None:
     if not idempotency_key:
         return None

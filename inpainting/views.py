@@ -1,23 +1,78 @@
-"""Server-rendered pages (the full studio arrives with the browser issue)."""
+"""Server-rendered pages: the studio, the history and its detail page."""
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseNotFound
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseNotFound
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from . import selectors, services
 from .api.errors import json_not_found
 from .conf import engine_config
-from .selectors import generation_list
+from .models import Generation
+from .params import GenerationParams
 
 
 @login_required
-def home(request):
+def studio(request):
     config = engine_config()
     context = {
-        "engine": config.default(),
+        "engines": config.available(),
+        "default_engine": config.default(),
         "model": config.model_name(config.default()),
-        "recent": generation_list(user=request.user)[:12],
+        "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
     }
-    return render(request, "inpainting/home.html", context)
+    return render(request, "inpainting/studio.html", context)
+
+
+@login_required
+def history(request):
+    page = Paginator(selectors.generation_list(user=request.user), 24).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "inpainting/history.html", {"page": page})
+
+
+def _own_generation(request, generation_id) -> Generation:
+    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+    if generation is None:
+        raise Http404("No such generation.")
+    return generation
+
+
+@login_required
+def history_detail(request, generation_id):
+    generation = _own_generation(request, generation_id)
+    params = GenerationParams.from_json(generation.params).to_json()
+    return render(
+        request,
+        "inpainting/history_detail.html",
+        {"g": generation, "params": params, "images": generation.images.all()},
+    )
+
+
+@login_required
+@require_POST
+def history_rerun(request, generation_id):
+    generation = _own_generation(request, generation_id)
+    try:
+        new = services.generation_rerun(
+            generation=generation, user=request.user, client=Generation.Client.WEB
+        )
+    except services.GenerationError as exc:
+        messages.error(request, exc.message)
+        return redirect("history-detail", generation_id=generation.pk)
+    return redirect("history-detail", generation_id=new.pk)
+
+
+@login_required
+@require_POST
+def history_delete(request, generation_id):
+    services.generation_delete(generation=_own_generation(request, generation_id))
+    messages.success(request, "The generation and its files are deleted.")
+    return redirect("history")
 
 
 def not_found(request, exception=None):

@@ -81,3 +81,17 @@ class Img2ImgSerializer(GenerationParamsSerializer):
     wait = serializers.BooleanField(
         default=True, help_text="false answers 202 at once; true waits up to the wait limit."
     )
+
+
+class MaskPreviewSerializer(serializers.Serializer):
+    """``POST /api/masks/effective``: the effective mask for an image size and mask options."""
+
+    mask = serializers.FileField(help_text="PNG, at most 10 MB.")
+    width = serializers.IntegerField(min_value=1, max_value=16384)
+    height = serializers.IntegerField(min_value=1, max_value=16384)
+    mask_mode = serializers.ChoiceField(
+        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
+    )
+    invert_mask = serializers.BooleanField(default=False)
+    mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
+    mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)

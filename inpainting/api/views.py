@@ -9,7 +9,7 @@ from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -22,10 +22,11 @@ from accounts.models import ApiKey
 
 from .. import selectors, services
 from ..conf import engine_config
+from ..engine import MaskOptions
 from ..models import Generation
 from ..progress import EVENT_TYPE, generation_group
 from . import presenters
-from .serializers import Img2ImgSerializer, merge_form_and_params
+from .serializers import Img2ImgSerializer, MaskPreviewSerializer, merge_form_and_params
 
 TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
 
@@ -175,6 +176,32 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         new = services.generation_rerun(generation=generation, user=request.user)
         new = selectors.generation_get(user=request.user, generation_id=new.pk)
         return Response(presenters.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
+
+
+class MaskPreviewView(APIView):
+    """The effective mask (white = regenerated) for a mask file, an image size and options."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": MaskPreviewSerializer},
+        responses={(200, "image/png"): OpenApiResponse(description="grayscale PNG")},
+    )
+    def post(self, request: Request):
+        serializer = MaskPreviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        png = services.mask_preview(
+            mask_file=data["mask"],
+            size=(data["width"], data["height"]),
+            options=MaskOptions(
+                mode=data["mask_mode"],
+                invert=data["invert_mask"],
+                blur=data["mask_blur"],
+                grow=data["mask_grow"],
+            ),
+        )
+        return HttpResponse(png, content_type="image/png")
 
 
 def _file_response(field_file, download_name: str):

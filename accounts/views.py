@@ -1,0 +1,50 @@
+"""Account pages: sign up, API keys (the key is shown once, right after creation)."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .forms import ApiKeyForm, SignUpForm
+from .models import ApiKey
+from .services import api_key_create, api_key_revoke
+
+
+def signup(request):
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+@login_required
+def api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        _, new_key = api_key_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+        )
+        form = ApiKeyForm()
+    keys = ApiKey.objects.filter(user=request.user).order_by("-created")
+    return render(
+        request, "accounts/api_keys.html", {"form": form, "keys": keys, "new_key": new_key}
+    )
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request, prefix: str):
+    key = ApiKey.objects.filter(user=request.user, prefix=prefix).first()
+    if key is None:
+        raise Http404("No such key.")
+    if not key.revoked:
+        api_key_revoke(api_key=key)
+        messages.success(request, f"The key {key.prefix}… is revoked.")
+    return redirect("accounts:api-keys")

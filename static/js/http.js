@@ -1,0 +1,29 @@
+// Small helpers for the session-authenticated API (CSRF header on writes).
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function postForm(url, formData) {
+  const response = await fetch(url, {
+    method: "POST",
+    body: formData,
+    headers: { "X-CSRFToken": csrfToken() },
+    credentials: "same-origin",
+  });
+  return response;
+}
+
+export async function postJson(url) {
+  return fetch(url, {
+    method: "POST",
+    headers: { "X-CSRFToken": csrfToken() },
+    credentials: "same-origin",
+  });
+}
+
+export function wsUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
+}
