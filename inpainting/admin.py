@@ -115,7 +115,14 @@ class GenerationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Cancel selected generations")
+    # Every staff member may review the history; acting on it needs the model permissions.
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.action(description="Cancel selected generations", permissions=["change"])
     def cancel_selected(self, request, queryset) -> None:
         done = 0
         for generation in queryset.filter(status__in=Generation.ACTIVE):
@@ -126,7 +133,7 @@ class GenerationAdmin(admin.ModelAdmin):
                 pass  # it finished meanwhile
         self.message_user(request, f"{done} generation(s) cancelled.", messages.SUCCESS)
 
-    @admin.action(description="Re-run selected generations")
+    @admin.action(description="Re-run selected generations", permissions=["change"])
     def rerun_selected(self, request, queryset) -> None:
         done = 0
         for generation in queryset:

@@ -13,16 +13,30 @@ from django.conf import settings
 from tests.conftest import ROOT, child_env
 from tests.live import free_port, wait_until_up
 
-# Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
-# are still plain synchronous code (Django documents this switch for such test tools).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module scope: the Playwright loop must not outlive the browser tests.
+
+    Playwright's sync API keeps an event loop running in this thread while the tests' own ORM
+    calls (and the database flush between tests) stay plain synchronous code, so Django's
+    async-safety check is switched off for these modules only (Django documents the switch
+    for such tools)."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _launch():
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
         if os.environ.get("CI"):

@@ -1,0 +1,343 @@
+"""A person at a browser: sign up, draw a mask, generate with live progress, cancel, download,
+history, API keys and the admin — against a live daphne server and a real Celery worker."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from inpainting.models import Generation
+from tests.browser.conftest import log_in, screenshot
+from tests.images import box_mask, gradient, jpeg_bytes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+W, H = 400, 300
+
+
+@pytest.fixture
+def input_png(tmp_path):
+    path = tmp_path / "photo.png"
+    gradient(W, H).save(path)
+    return path
+
+
+def open_image(page, path) -> dict:
+    page.set_input_files("#image-input", str(path))
+    page.wait_for_selector("#editor:not([hidden])")
+    assert page.inner_text("#zoom-value") == "100%"
+    return page.locator("#overlay-canvas").bounding_box()
+
+
+def set_brush(page, size: int) -> None:
+    page.eval_on_selector(
+        "#brush-size", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", size
+    )
+    assert page.inner_text("#brush-size-value") == str(size)
+
+
+def stroke(page, box, start, end) -> None:
+    page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0], box["y"] + end[1], steps=12)
+    page.mouse.up()
+
+
+def overlay_alpha(page, x: int, y: int) -> int:
+    return page.evaluate(
+        "([x, y]) => document.getElementById('overlay-canvas').getContext('2d')"
+        ".getImageData(x, y, 1, 1).data[3]",
+        [x, y],
+    )
+
+
+def wait_overlay(page, x, y, painted: bool) -> None:
+    test = "> 0" if painted else "=== 0"
+    page.wait_for_function(
+        "([x, y]) => document.getElementById('overlay-canvas').getContext('2d')"
+        f".getImageData(x, y, 1, 1).data[3] {test}",
+        arg=[x, y],
+    )
+
+
+def segment_distance(start, end) -> np.ndarray:
+    """Distance of every pixel centre of the image to the segment start-end."""
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    (x0, y0), (x1, y1) = start, end
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+    return np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy))
+
+
+def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
+    page, live_url, input_png, tmp_path
+):
+    page.goto(f"{live_url}/accounts/signup/")
+    page.fill("#id_username", "painter")
+    page.fill("#id_password1", "a-long-enough-password-1")
+    page.fill("#id_password2", "a-long-enough-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+
+    box = open_image(page, input_png)
+    one = ((60, 60), (220, 70), 20)  # start, end, brush size
+    two = ((100, 180), (320, 230), 40)
+    erase = ((140, 30), (140, 100), 30)  # wider than the blur seam, so the gap shows
+    set_brush(page, one[2])
+    stroke(page, box, one[0], one[1])
+    set_brush(page, two[2])
+    stroke(page, box, two[0], two[1])
+    wait_overlay(page, 210, 205, painted=True)
+    page.click("#undo")
+    wait_overlay(page, 210, 205, painted=False)
+    wait_overlay(page, 140, 65, painted=True)  # stroke one is still there
+    page.click("#redo")
+    wait_overlay(page, 210, 205, painted=True)
+    page.click("#tool-eraser")
+    set_brush(page, erase[2])
+    stroke(page, box, erase[0], erase[1])
+    wait_overlay(page, 140, 65, painted=False)
+    page.click("#invert")
+    wait_overlay(page, 380, 20, painted=True)
+    page.click("#invert")
+    wait_overlay(page, 380, 20, painted=False)
+    page.wait_for_timeout(400)  # the server's effective-mask overlay
+    screenshot(page, "studio-desktop")
+
+    page.select_option("#engine", "diffusers")
+    page.fill("#prompt", "a red rose")
+    page.fill("#num_inference_steps", "60")
+    page.eval_on_selector(
+        "#denoising_strength", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }"
+    )
+    page.evaluate("""() => {
+        window.seenPercents = [];
+        new MutationObserver(() => window.seenPercents.push(
+            Number(document.getElementById('progress').dataset.percent))
+        ).observe(document.getElementById('progress'), {attributes: true});
+    }""")
+    page.click("#generate")
+    page.wait_for_function("() => Number(document.getElementById('progress').dataset.percent) > 5")
+    screenshot(page, "studio-progress")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    seen = page.evaluate("window.seenPercents")
+    in_progress = sorted({p for p in seen if 0 < p < 100})
+    assert len(in_progress) >= 2, seen
+    page.wait_for_function("() => document.getElementById('after').complete")
+    page.locator("#result-panel").scroll_into_view_if_needed()
+    screenshot(page, "studio-result", full_page=True)
+    seed = page.inner_text("#result-seed")
+    assert seed.isdigit()
+
+    with page.expect_download() as download_info:
+        page.click("#download")
+    downloaded = Image.open(download_info.value.path())
+    assert downloaded.size == (W, H) and downloaded.format == "PNG"
+
+    generation = Generation.objects.get(owner__username="painter")
+    assert generation.status == "succeeded" and generation.client == "api"
+    assert str(generation.seed) == seed
+    # The stored mask is the strokes at the image's resolution: paint one, paint two, minus
+    # the eraser (undo / redo and the double invert cancel out).
+    stored = np.asarray(Image.open(generation.mask.file.open("rb")).convert("L")) > 127
+    assert stored.shape == (H, W)
+    d1, d2, de = (segment_distance(s, e) - size / 2 for s, e, size in (one, two, erase))
+    expected = ((d1 <= 0) | (d2 <= 0)) & ~(de <= 0)
+    edge = (np.abs(d1) < 1.5) | (np.abs(d2) < 1.5) | (np.abs(de) < 1.5)  # anti-aliasing
+    wrong = (stored != expected) & ~edge
+    assert wrong.sum() == 0, f"{wrong.sum()} pixels differ from the strokes"
+    assert expected.sum() > 8000
+
+    page.goto(f"{live_url}/history/")
+    tile = page.locator(f"[data-generation-id='{generation.pk}']")
+    assert tile.locator("[data-status]").inner_text() == "succeeded"
+    screenshot(page, "history")
+    tile.locator("a").click()
+    page.wait_for_selector("text=Parameters")
+    assert page.locator("img[alt='Output 0']").evaluate("img => img.naturalWidth") == W
+
+
+def test_upload_a_mask_see_thumbnail_and_overlay_and_get_refusals(
+    page, live_url, user, input_png, tmp_path
+):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    open_image(page, input_png)
+    page.click("#mode-upload")
+    assert "White areas are kept, black areas are inpainted" in page.inner_text("#polarity")
+    mask_path = tmp_path / "mask.png"
+    box_mask(W, H, (100, 100, 199, 199), inpaint_white=False).save(mask_path)
+    page.set_input_files("#mask-input", str(mask_path))
+    page.wait_for_function("() => document.getElementById('mask-thumb').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('mask-thumb').naturalWidth") == 128
+    wait_overlay(page, 150, 150, painted=True)
+    assert overlay_alpha(page, 20, 20) == 0 and overlay_alpha(page, 300, 250) == 0
+    page.click("#mask-invert")
+    wait_overlay(page, 150, 150, painted=False)
+    assert overlay_alpha(page, 20, 20) > 0
+    page.click("#mask-invert")
+    wait_overlay(page, 150, 150, painted=True)
+
+    jpeg = tmp_path / "mask.jpg"
+    jpeg.write_bytes(jpeg_bytes(box_mask(W, H, (1, 1, 9, 9), inpaint_white=False)))
+    page.set_input_files("#mask-input", str(jpeg))
+    error = page.locator("[data-error-for=mask]")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "The mask must be a PNG file."
+
+    big = tmp_path / "big.png"
+    buffer = io.BytesIO()
+    box_mask(W, H, (1, 1, 9, 9), inpaint_white=False).save(buffer, format="PNG")
+    big.write_bytes(buffer.getvalue() + os.urandom(11 * 1024 * 1024))
+    page.set_input_files("#mask-input", str(big))
+    page.wait_for_function(
+        "() => document.querySelector('[data-error-for=mask]').textContent.includes('10')"
+    )
+    assert "larger than 10 MB" in error.inner_text()
+    screenshot(page, "studio-mask-refused")
+
+
+def test_cancel_a_running_generation(page, live_url, user, input_png):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    box = open_image(page, input_png)
+    stroke(page, box, (50, 50), (300, 200))
+    page.select_option("#engine", "diffusers")
+    page.fill("#prompt", "a cat")
+    page.fill("#num_inference_steps", "150")
+    page.eval_on_selector(
+        "#denoising_strength", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }"
+    )
+    page.click("#generate")
+    page.wait_for_function("() => Number(document.getElementById('progress').dataset.percent) > 0")
+    page.click("#cancel")
+    page.wait_for_function(
+        "() => document.getElementById('progress-text').textContent === 'Cancelled'"
+    )
+    generation = Generation.objects.get(owner=user)
+    assert generation.status == "cancelled"
+    assert not generation.images.exists()
+
+
+def test_a_field_error_appears_next_to_its_field(page, live_url, user, input_png):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    box = open_image(page, input_png)
+    stroke(page, box, (50, 50), (100, 100))
+    page.fill("#num_inference_steps", "500")
+    page.click("#generate")
+    error = page.locator("[data-error-for=num_inference_steps]")
+    error.wait_for(state="visible")
+    assert "less than or equal to 150" in error.inner_text()
+
+
+def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    page.goto(f"{live_url}/accounts/keys/")
+    page.fill("#id_name", "script")
+    page.click("#create-key")
+    key = page.inner_text("#new-key")
+    assert key.startswith("dl_")
+    screenshot(page, "api-keys")
+    page.goto(f"{live_url}/accounts/keys/")
+    assert page.locator("#new-key").count() == 0
+    assert key not in page.content()
+    headers = {"Authorization": f"Api-Key {key}"}
+    assert requests.get(f"{live_url}/api/generations/", headers=headers, timeout=10).ok
+    row = page.locator("#keys tbody tr", has_text="script")
+    row.get_by_role("button", name="Revoke key script").click()
+    page.wait_for_selector("text=revoked")
+    refused = requests.get(f"{live_url}/api/generations/", headers=headers, timeout=10)
+    assert refused.status_code == 401 and "revoked" in refused.json()["message"]
+
+
+def test_staff_find_the_generation_in_the_admin_with_its_thumbnail(
+    page, live_url, api_key, staff_user
+):
+    from tests.helpers import black_box_mask_png, image_png
+
+    files = {
+        "image": ("in.png", image_png(), "image/png"),
+        "mask": ("mask.png", black_box_mask_png(), "image/png"),
+    }
+    response = requests.post(
+        f"{live_url}/api/img2img",
+        files=files,
+        data={"prompt": "bench"},
+        headers={"X-API-Key": api_key},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    generation_id = response.json()["id"]
+    log_in(page, live_url, "staff", "pw-staff-123")
+    page.goto(f"{live_url}/admin/inpainting/generation/")
+    thumb = page.locator(f"img[src='/api/generations/{generation_id}/images/0.png']")
+    thumb.wait_for()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle()
+    )
+    assert "alice" in page.inner_text("#result_list")
+    screenshot(page, "admin-list")
+    page.goto(f"{live_url}/admin/inpainting/generation/{generation_id}/change/")
+    assert page.locator("img[src$='input.png']").count() == 1
+
+
+def test_studio_at_phone_width(browser, live_url, user, input_png):
+    context = browser.new_context(viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    try:
+        log_in(page, live_url, "alice", "pw-alice-123")
+        page.set_input_files("#image-input", str(input_png))
+        page.wait_for_selector("#editor:not([hidden])")
+        box = page.locator("#overlay-canvas").bounding_box()
+        assert box["width"] <= 375
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        for control in page.locator("input:visible, select:visible, textarea:visible").all():
+            label = control.evaluate(
+                "el => el.labels?.length || el.getAttribute('aria-label') ? 1 : 0"
+            )
+            assert label, control.evaluate("el => el.outerHTML")
+        screenshot(page, "studio-phone", full_page=True)
+    finally:
+        context.close()
+
+
+def submit_over_http(live_url: str, key: str, **data) -> str:
+    from tests.helpers import black_box_mask_png, image_png
+
+    files = {
+        "image": ("in.png", image_png(), "image/png"),
+        "mask": ("mask.png", black_box_mask_png(), "image/png"),
+    }
+    response = requests.post(
+        f"{live_url}/api/img2img", files=files, data=data, headers={"X-API-Key": key}, timeout=60
+    )
+    assert response.status_code in (200, 202), response.text
+    return response.json()["id"]
+
+
+def test_history_badges_update_live_and_detail_reruns_and_deletes(
+    page, live_url, user, api_key, paused_worker
+):
+    generation_id = submit_over_http(live_url, api_key, prompt="live", wait="false")
+    log_in(page, live_url, "alice", "pw-alice-123")
+    page.goto(f"{live_url}/history/")
+    badge = page.locator(f"[data-generation-id='{generation_id}'] [data-status]")
+    assert badge.inner_text() == "queued"
+    page.wait_for_timeout(300)  # the page's websocket is connected
+    paused_worker.resume()
+    page.wait_for_function("el => el.textContent === 'succeeded'", arg=badge.element_handle())
+
+    page.locator(f"[data-generation-id='{generation_id}'] a").click()
+    page.wait_for_selector("text=Parameters")
+    page.get_by_role("button", name="Re-run").click()
+    page.wait_for_url(lambda url: "/history/" in url and generation_id not in url)
+    rerun_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    rerun = Generation.objects.get(pk=rerun_id)
+    assert rerun.source_id == Generation.objects.get(pk=generation_id).source_id
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url(f"{live_url}/history/")
+    assert "deleted" in page.inner_text("main")
+    assert not Generation.objects.filter(pk=rerun_id).exists()
+    assert page.locator(f"[data-generation-id='{rerun_id}']").count() == 0
