@@ -72,13 +72,13 @@ class Generation(models.Model):
     TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     class Client(models.TextChoices):
-        WEB = "web"
-        API = "api"
-        SD_INPAINT = "sd-inpaint"
-        MODELSLAB = "modelslab"
-        FOOOCUS = "fooocus"
-        DEEPIMAGE = "deepimage"
-        CLI = "cli"
+        WEB = "web", "Browser"
+        API = "api", "API key"
+        SD_INPAINT = "sd-inpaint", "SD inpainting API"
+        MODELSLAB = "modelslab", "ModelsLab API"
+        FOOOCUS = "fooocus", "Fooocus API"
+        DEEPIMAGE = "deepimage", "deep-image.ai API"
+        CLI = "cli", "Command line"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

@@ -90,7 +90,8 @@ class Img2ImgView(AsyncAPIView):
             image_file=serializer.validated_data["image"],
             mask_file=serializer.validated_data["mask"],
             params=serializer.to_params(),
-            client=Generation.Client.API,
+            # A browser session is the studio; a key is a script or another service.
+            client=Generation.Client.API if api_key else Generation.Client.WEB,
             api_key=api_key,
             idempotency_key=request.headers.get("Idempotency-Key") or None,
         )

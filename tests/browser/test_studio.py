@@ -139,7 +139,7 @@ def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
     assert downloaded.size == (W, H) and downloaded.format == "PNG"
 
     generation = Generation.objects.get(owner__username="painter")
-    assert generation.status == "succeeded" and generation.client == "api"
+    assert generation.status == "succeeded" and generation.client == "web"
     assert str(generation.seed) == seed
     # The stored mask is the strokes at the image's resolution: paint one, paint two, minus
     # the eraser (undo / redo and the double invert cancel out).
