@@ -4,7 +4,9 @@ history, API keys and the admin — against a live daphne server and a real Cele
 from __future__ import annotations
 
 import io
+import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -243,13 +245,33 @@ def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
     page.goto(f"{live_url}/accounts/keys/")
     assert page.locator("#new-key").count() == 0
     assert key not in page.content()
-    headers = {"Authorization": f"Api-Key {key}"}
-    assert requests.get(f"{live_url}/api/generations/", headers=headers, timeout=10).ok
+
+    def curl() -> tuple[int, dict]:
+        result = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                f"Authorization: Api-Key {key}",
+                f"{live_url}/api/generations/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        body, _, code = result.stdout.rpartition("\n")
+        return int(code), json.loads(body)
+
+    code, body = curl()
+    assert code == 200 and body["count"] == 0
     row = page.locator("#keys tbody tr", has_text="script")
     row.get_by_role("button", name="Revoke key script").click()
     page.wait_for_selector("text=revoked")
-    refused = requests.get(f"{live_url}/api/generations/", headers=headers, timeout=10)
-    assert refused.status_code == 401 and "revoked" in refused.json()["message"]
+    code, body = curl()
+    assert code == 401 and "revoked" in body["message"]
 
 
 def test_staff_find_the_generation_in_the_admin_with_its_thumbnail(
