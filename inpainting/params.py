@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from .engine import InpaintRequest, MaskOptions
+from .engine import InpaintRequest, MaskOptions, Outpaint
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class GenerationParams:
     invert_mask: bool = False
     mask_blur: int = 4
     mask_grow: int = 0
+    inpaint_area: str = "auto"
+    padding: int = 32
+    outpaint: dict | None = (
+        None  # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
+    )
     engine: str | None = None  # as requested; None = server default
 
     def to_json(self) -> dict[str, Any]:
@@ -39,7 +44,7 @@ class GenerationParams:
             mode=self.mask_mode, invert=self.invert_mask, blur=self.mask_blur, grow=self.mask_grow
         )
 
-    def to_request(self, *, image: Image.Image, mask: Image.Image) -> InpaintRequest:
+    def to_request(self, *, image: Image.Image, mask: Image.Image | None) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random)."""
         return InpaintRequest(
             image=image,
@@ -52,4 +57,7 @@ class GenerationParams:
             seed=self.seed,
             samples=self.samples,
             mask_options=self.mask_options,
+            inpaint_area=self.inpaint_area,
+            padding=self.padding,
+            outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
         )

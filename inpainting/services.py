@@ -83,18 +83,25 @@ def _open_stored(field_file) -> Image.Image:
     return image
 
 
+def _stored_mask(generation: Generation) -> Image.Image | None:
+    return _open_stored(generation.mask.file) if generation.mask_id else None
+
+
 # --- create ---------------------------------------------------------------------------------
 
 
-def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image) -> str:
+def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | None) -> str:
     """Check what can be checked before queueing; returns the engine the job will use."""
     config = engine_config()
     try:
         engine_name = config.choose(params.engine)
         engine.prepare_mask(params.to_request(image=image, mask=mask))
     except engine.InvalidInput as exc:
-        field = "engine" if "engine" in str(exc) else "mask"
-        raise GenerationError(str(exc), field=field) from None
+        message = str(exc)
+        field = next(
+            (f for f in ("engine", "outpaint", "inpaint_area", "padding") if f in message), "mask"
+        )
+        raise GenerationError(message, field=field) from None
     if engine_name == "diffusers" and not params.prompt.strip():
         raise GenerationError("A prompt is required for the diffusers engine.", field="prompt")
     return engine_name
@@ -141,9 +148,11 @@ def generation_create(
     existing = _existing_by_key(user, idempotency_key)
     if existing is not None:
         return Submission(existing, created=False)
+    if mask_file is None and not params.outpaint:
+        raise GenerationError("A mask file is required unless outpaint is given.", field="mask")
     try:
         image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
-        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
+        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
     except UploadError as exc:
         raise GenerationError(exc.message, field=exc.field) from None
     engine_name = _validate(params, image, mask)
@@ -151,7 +160,7 @@ def generation_create(
         with transaction.atomic():
             _check_quota(user)
             source = source_image_create(owner=user, image=image)
-            mask_row = mask_create(owner=user, mask=mask)
+            mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
             generation = _generation_insert(
                 user=user,
                 source=source,
@@ -258,7 +267,7 @@ def generation_run(*, generation_id: str) -> None:
         return
     params = GenerationParams.from_json(generation.params)
     request = params.to_request(
-        image=_open_stored(generation.source.file), mask=_open_stored(generation.mask.file)
+        image=_open_stored(generation.source.file), mask=_stored_mask(generation)
     )
     progress = GenerationProgress(generation)
     try:

@@ -82,7 +82,7 @@ def test_truncated_png(api):
 
 def test_missing_mask(api):
     response = post_img2img(api, image_png(), None)
-    assert_error(response, 400, "mask", "No file was submitted")
+    assert_error(response, 400, "mask", "A mask file is required unless outpaint is given")
 
 
 def test_aspect_mismatch(api):
@@ -194,3 +194,26 @@ def test_sixteen_bit_mask_keeps_its_meaning(api):
     stored = Image.open(Generation.objects.get().mask.file.open("rb"))
     assert stored.mode.startswith("I")
     assert np.asarray(stored).max() == 65535
+
+
+@pytest.mark.parametrize(
+    "outpaint,words",
+    [
+        ('{"left": -5}', "left: Ensure this value is greater than or equal to 0"),
+        ('{"left": 10, "width": 300}', "either pixels per side or a target size"),
+        ("{}", "adds no pixels"),
+        ("[1]", "must be a JSON object"),
+        ('{"width": 50, "height": 50}', "smaller than the image"),
+        ('{"right": 8000}', "less than or equal to 2048"),
+    ],
+)
+def test_bad_outpaint(api, outpaint, words):
+    response = post_img2img(api, image_png(), None, outpaint=outpaint)
+    assert_error(response, 400, "outpaint", words)
+
+
+def test_bad_inpaint_area_and_padding(api):
+    response = post_img2img(api, image_png(), black_box_mask_png(), inpaint_area="corner")
+    assert_error(response, 400, "inpaint_area", "not a valid choice")
+    response = post_img2img(api, image_png(), black_box_mask_png(), padding=300)
+    assert_error(response, 400, "padding", "less than or equal to 256")

@@ -184,3 +184,38 @@ def test_a_failing_job_is_recorded_with_its_message(api, paused_worker):
     detail = api.get(f"/api/generations/{generation_id}/").json()
     assert detail["status"] == "failed" and "Unknown engine" in detail["error"]
     assert detail["images"] == []
+
+
+def test_outpaint_without_a_mask(api):
+    response = post_img2img(
+        api, image_png(), None, params='{"outpaint": {"left": 32, "bottom": 16}}'
+    )
+    assert response.status_code == 200, response.content
+    meta = response.json()["metadata"]
+    assert (meta["width"], meta["height"]) == (W + 32, H + 16)
+    assert (meta["input_width"], meta["input_height"]) == (W, H)
+    assert meta["outpaint"] == {"left": 32, "bottom": 16, "right": 0, "top": 0}
+    image = api.get(response.json()["images"][0].removeprefix("http://testserver"))
+    out = decode(b"".join(image.streaming_content))
+    assert out.shape == (H + 16, W + 32, 3)
+    assert (out[:H, 32:] == decode(image_png())).all()
+
+
+def test_only_masked_through_the_api(api):
+    big = image_png(1024, 768)
+    mask = png_bytes(box_mask(1024, 768, (500, 400, 549, 449), inpaint_white=False))
+    response = post_img2img(
+        api,
+        big,
+        mask,
+        engine="diffusers",
+        prompt="a rose",
+        steps=2,
+        inpaint_area="masked",
+        padding=16,
+    )
+    assert response.status_code == 200, response.content
+    meta = response.json()["metadata"]
+    assert meta["inpaint_area"] == "masked" and meta["padding"] == 16
+    x0, y0, x1, y1 = meta["crop"]
+    assert (x1 - x0) * (y1 - y0) < 0.05 * 1024 * 768

@@ -24,6 +24,12 @@ def image_urls(generation: Generation, base_url: str) -> list[str]:
 
 def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
+    first = next(iter(generation.images.all()), None)
+    width, height = (
+        (first.width, first.height)
+        if first
+        else (generation.source.width, generation.source.height)
+    )
     data: dict[str, Any] = {
         "prompt": params.prompt,
         "negative_prompt": params.negative_prompt,
@@ -35,12 +41,17 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "samples": params.samples,
         "engine": generation.engine,
         "model": generation.model_name,
-        "width": generation.source.width,
-        "height": generation.source.height,
+        "width": width,
+        "height": height,
+        "input_width": generation.source.width,
+        "input_height": generation.source.height,
         "mask_mode": params.mask_mode,
         "invert_mask": params.invert_mask,
         "mask_blur": params.mask_blur,
         "mask_grow": params.mask_grow,
+        "inpaint_area": params.inpaint_area,
+        "padding": params.padding,
+        "outpaint": params.outpaint,
         "timings": {
             "queue": generation.queue_seconds,
             "inference": generation.inference_seconds,

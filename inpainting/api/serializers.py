@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..engine.types import MAX_SEED
+from ..engine.types import ANCHORS, MAX_SEED
 from ..params import GenerationParams
 
 #: Other names clients use for the same parameter (A1111 and friends).
@@ -35,6 +35,48 @@ def merge_form_and_params(form: Any) -> dict[str, Any]:
     return data
 
 
+class OutpaintSerializer(serializers.Serializer):
+    left = serializers.IntegerField(min_value=0, max_value=2048, default=0)
+    right = serializers.IntegerField(min_value=0, max_value=2048, default=0)
+    top = serializers.IntegerField(min_value=0, max_value=2048, default=0)
+    bottom = serializers.IntegerField(min_value=0, max_value=2048, default=0)
+    width = serializers.IntegerField(min_value=1, max_value=8192, required=False)
+    height = serializers.IntegerField(min_value=1, max_value=8192, required=False)
+    anchor = serializers.ChoiceField(choices=list(ANCHORS), default="center")
+
+    def validate(self, data):
+        sides = any(data[side] for side in ("left", "right", "top", "bottom"))
+        target = "width" in data or "height" in data
+        if sides and target:
+            raise serializers.ValidationError("Give either pixels per side or a target size.")
+        if not sides and not target:
+            raise serializers.ValidationError("outpaint adds no pixels.")
+        return data
+
+
+class OutpaintField(serializers.JSONField):
+    """A JSON object (or a JSON string of one, from a form field) of outpaint settings."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("outpaint must be a JSON object.") from None
+        if data in (None, ""):
+            return None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("outpaint must be a JSON object.")
+        nested = OutpaintSerializer(data=data)
+        if not nested.is_valid():
+            messages = [
+                f"{k}: {v[0]}" if k != "non_field_errors" else str(v[0])
+                for k, v in nested.errors.items()
+            ]
+            raise serializers.ValidationError(messages)
+        return dict(nested.validated_data)
+
+
 class GenerationParamsSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     negative_prompt = serializers.CharField(
@@ -58,6 +100,9 @@ class GenerationParamsSerializer(serializers.Serializer):
     invert_mask = serializers.BooleanField(default=False)
     mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
     mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+    inpaint_area = serializers.ChoiceField(choices=["auto", "masked", "whole"], default="auto")
+    padding = serializers.IntegerField(min_value=0, max_value=256, default=32)
+    outpaint = OutpaintField(required=False, allow_null=True, default=None)
     engine = serializers.ChoiceField(
         choices=["classical", "diffusers"], required=False, allow_null=True, default=None
     )
@@ -74,7 +119,10 @@ class Img2ImgSerializer(GenerationParamsSerializer):
     """The native ``POST /api/img2img`` form (files are read by the service)."""
 
     image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
-    mask = serializers.FileField(help_text="PNG, at most 10 MB. White is kept, black inpainted.")
+    mask = serializers.FileField(
+        required=False,
+        help_text="PNG, at most 10 MB. White is kept, black inpainted. Optional with outpaint.",
+    )
     params = serializers.CharField(
         required=False, help_text="Optional JSON object with any of the other fields."
     )

@@ -88,7 +88,7 @@ class Img2ImgView(AsyncAPIView):
         submission = services.generation_create(
             user=request.user,
             image_file=serializer.validated_data["image"],
-            mask_file=serializer.validated_data["mask"],
+            mask_file=serializer.validated_data.get("mask"),
             params=serializer.to_params(),
             # A browser session is the studio; a key is a script or another service.
             client=Generation.Client.API if api_key else Generation.Client.WEB,

@@ -13,6 +13,7 @@ from .types import (
     InpaintResult,
     InvalidInput,
     MaskOptions,
+    Outpaint,
     ProgressEvent,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "InpaintResult",
     "InvalidInput",
     "MaskOptions",
+    "Outpaint",
     "ProgressEvent",
     "effective_mask",
     "get_backend",

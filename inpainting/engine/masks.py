@@ -71,7 +71,7 @@ def _grow(values: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
-def _blur(values: np.ndarray, sigma: int) -> np.ndarray:
+def blur(values: np.ndarray, sigma: int) -> np.ndarray:
     if sigma <= 0:
         return values
     # The kernel reaches 2.5 sigma: pixels farther than that from the mask stay exactly 0.
@@ -95,5 +95,5 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
         values = 255 - values
     values = fit_to_image(values, size)
     values = _grow(values, options.grow)
-    values = _blur(values, options.blur)
+    values = blur(values, options.blur)
     return np.ascontiguousarray(values, dtype=np.uint8)

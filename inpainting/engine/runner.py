@@ -1,21 +1,25 @@
 """The behaviour every backend shares, implemented once around them.
 
-``run_inpaint`` turns a request into the effective mask, picks the seeds, brings the image to
-the backend's working resolution, calls the backend, brings the results back to the input
-size and composites them so that unmasked pixels stay byte-identical.
+``run_inpaint`` builds the canvas and the effective mask (outpainting extends and pre-fills
+the canvas), picks the seeds, crops to the masked region when that is cheaper, brings the
+region to the backend's working resolution, calls the backend, brings the results back and
+composites them so that every pixel whose effective mask is 0 stays byte-identical.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from .compose import composite_images, working_dimensions
-from .masks import effective_mask
+from .infill import fill
+from .masks import blur, effective_mask
 from .types import (
     MAX_SEED,
     BackendCall,
@@ -29,11 +33,18 @@ from .types import (
     ProgressEvent,
 )
 
+#: The largest canvas outpainting may produce.
+MAX_CANVAS_PIXELS = 2 * 4096 * 4096
+#: ``inpaint_area=auto`` crops when the masked region is under this share of the canvas.
+AUTO_CROP_SHARE = 0.5
+
 
 class Backend(Protocol):
     name: str
     #: Long side the backend works at, or None to work at the input's own size.
     working_size: int | None
+    #: Whether outpainting should pre-fill the new area before calling the backend.
+    prefill: bool
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -57,14 +68,116 @@ def resolve_seeds(seed: int | None, samples: int) -> list[int]:
     return [(seed + i) % (MAX_SEED + 1) for i in range(samples)]
 
 
-def prepare_mask(request: InpaintRequest) -> np.ndarray:
-    """The effective mask for the request's image; refuses a mask that selects nothing."""
-    mask = effective_mask(request.mask, request.image.size, request.mask_options)
-    if not mask.any():
+@dataclass
+class Canvas:
+    image: Image.Image  # what the result is composited over (outpainting: pre-filled)
+    mask: np.ndarray  # effective mask, 255 = regenerate
+    outpaint: tuple[int, int, int, int] | None = None  # left, top, right, bottom
+
+
+def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> Canvas:
+    """The canvas and its effective mask; refuses a request that would regenerate nothing."""
+    original = request.image.convert("RGB")
+    options = request.mask_options
+    user_mask = (
+        effective_mask(request.mask, original.size, options) if request.mask is not None else None
+    )
+    if request.outpaint is None:
+        if user_mask is None:
+            raise InvalidInput("A mask is required unless outpaint is given.")
+        canvas = Canvas(original, user_mask)
+    else:
+        canvas = _outpaint_canvas(original, user_mask, request, fill_method)
+    if not canvas.mask.any():
         raise InvalidInput(
             "The mask selects no pixels to inpaint (check the mask polarity of this endpoint)."
         )
-    return mask
+    return canvas
+
+
+def prepare_mask(request: InpaintRequest) -> np.ndarray:
+    """The effective mask only (validation before queueing: no pre-fill is computed)."""
+    return prepare_canvas(request, fill_method="none").mask
+
+
+def _outpaint_canvas(
+    original: Image.Image, user_mask: np.ndarray | None, request: InpaintRequest, fill_method: str
+) -> Canvas:
+    width, height = original.size
+    left, top, right, bottom = request.outpaint.sides(width, height)
+    if min(left, top, right, bottom) < 0:
+        raise InvalidInput("outpaint sides must not be negative.")
+    new_w, new_h = width + left + right, height + top + bottom
+    if new_w * new_h > MAX_CANVAS_PIXELS:
+        raise InvalidInput(
+            f"The outpainted canvas would be {new_w}x{new_h}; the limit is "
+            f"{MAX_CANVAS_PIXELS} pixels."
+        )
+    new_area = np.full((new_h, new_w), 255, np.uint8)
+    new_area[top : top + height, left : left + width] = 0
+    pixels = np.zeros((new_h, new_w, 3), np.uint8)
+    pixels[top : top + height, left : left + width] = np.asarray(original)
+    if fill_method != "none" and new_area.any():
+        # Pre-fill the new area so the model starts from plausible colours and texture.
+        pixels = fill(pixels, new_area, fill_method)
+        pixels[top : top + height, left : left + width] = np.asarray(original)
+    # Feather the seam into the new area only: the original region stays exactly as it was.
+    mask = np.maximum(blur(new_area, request.mask_options.blur), 0)
+    mask = np.where(new_area > 0, np.maximum(mask, 1), 0).astype(np.uint8)
+    if user_mask is not None:
+        inner = mask[top : top + height, left : left + width]
+        mask[top : top + height, left : left + width] = np.maximum(inner, user_mask)
+    return Canvas(Image.fromarray(pixels, "RGB"), mask, (left, top, right, bottom))
+
+
+def _expand_to_aspect(box, aspect: float, size) -> tuple[int, int, int, int]:
+    """Grow ``box`` around its centre to ``aspect`` (w / h), kept inside the image."""
+    x0, y0, x1, y1 = box
+    width, height = size
+    w, h = x1 - x0, y1 - y0
+    if w / h < aspect:
+        w = min(width, round(h * aspect))
+    else:
+        h = min(height, round(w / aspect))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    nx0 = int(min(max(round(cx - w / 2), 0), width - w))
+    ny0 = int(min(max(round(cy - h / 2), 0), height - h))
+    return nx0, ny0, nx0 + w, ny0 + h
+
+
+def masked_region(
+    mask: np.ndarray, padding: int, working_size: int | None
+) -> tuple[int, int, int, int]:
+    """The mask's bounding box plus ``padding``, expanded to the working aspect ratio."""
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    box = (
+        max(0, int(xs.min()) - padding),
+        max(0, int(ys.min()) - padding),
+        min(width, int(xs.max()) + 1 + padding),
+        min(height, int(ys.max()) + 1 + padding),
+    )
+    if working_size:
+        w, h = working_dimensions(box[2] - box[0], box[3] - box[1], working_size)
+        box = _expand_to_aspect(box, w / h, (width, height))
+    return box
+
+
+def choose_region(
+    mask: np.ndarray, area: str, padding: int, working_size: int | None
+) -> tuple[int, int, int, int] | None:
+    """The crop to inpaint, or None for the whole canvas."""
+    if area not in ("auto", "masked", "whole"):
+        raise InvalidInput(f"Unknown inpaint_area {area!r}; choose auto, masked or whole.")
+    if not 0 <= padding <= 256:
+        raise InvalidInput("padding must be between 0 and 256.")
+    if area == "whole":
+        return None
+    box = masked_region(mask, padding, working_size)
+    region = (box[2] - box[0]) * (box[3] - box[1])
+    if area == "auto" and region >= AUTO_CROP_SHARE * mask.size:
+        return None
+    return box
 
 
 def run_inpaint(
@@ -73,25 +186,32 @@ def run_inpaint(
     *,
     progress: ProgressCallback | None = None,
     is_cancelled: CancelCheck | None = None,
+    fill_method: str = "patchmatch",
 ) -> InpaintResult:
     progress = progress or _no_progress
     is_cancelled = is_cancelled or _never_cancelled
     if not 1 <= request.samples <= 4:
         raise InvalidInput("samples must be between 1 and 4.")
-    original = request.image.convert("RGB")
-    mask = prepare_mask(request)
+    canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
     seeds = resolve_seeds(request.seed, request.samples)
+    box = choose_region(canvas.mask, request.inpaint_area, request.padding, backend.working_size)
     if is_cancelled():
         raise Cancelled()
 
-    hole = Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8), "L")
-    model_image = original
+    region_image, region_mask = canvas.image, canvas.mask
+    if box is not None:
+        x0, y0, x1, y1 = box
+        region_image = canvas.image.crop(box)
+        region_mask = canvas.mask[y0:y1, x0:x1]
+    hole = Image.fromarray(np.where(region_mask > 0, 255, 0).astype(np.uint8), "L")
+    model_image = region_image
     if backend.working_size:
-        size = working_dimensions(*original.size, backend.working_size)
-        if size != original.size:
-            model_image = original.resize(size, Image.Resampling.LANCZOS)
+        size = working_dimensions(*region_image.size, backend.working_size)
+        if size != region_image.size:
+            model_image = region_image.resize(size, Image.Resampling.LANCZOS)
             # Any pixel touched by the mask stays in the hole after downscaling.
-            hole = hole.resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 if v else 0)
+            small = cv2.resize(np.asarray(hole), size, interpolation=cv2.INTER_AREA)
+            hole = Image.fromarray(np.where(small > 0, 255, 0).astype(np.uint8), "L")
 
     call = BackendCall(
         image=model_image,
@@ -106,14 +226,32 @@ def run_inpaint(
     started = time.perf_counter()
     output = backend.inpaint(call, progress, is_cancelled)
     inference_seconds = time.perf_counter() - started
-    images = [composite_images(original, generated, mask) for generated in output.images]
+
+    images = []
+    for generated in output.images:
+        region_out = composite_images(region_image, generated, region_mask)
+        if box is None:
+            images.append(region_out)
+        else:
+            full = canvas.image.copy()
+            full.paste(region_out, box[:2])
+            images.append(full)
+    metadata = dict(output.metadata)
+    metadata["inpaint_area"] = "masked" if box is not None else "whole"
+    if box is not None:
+        metadata["crop"] = list(box)
+    metadata["working_size"] = list(model_image.size)
+    if canvas.outpaint is not None:
+        metadata["outpaint"] = dict(
+            zip(("left", "top", "right", "bottom"), canvas.outpaint, strict=True)
+        )
     return InpaintResult(
         images=images,
         seeds=seeds,
         engine=backend.name,
         model=output.model,
-        width=original.width,
-        height=original.height,
+        width=canvas.image.width,
+        height=canvas.image.height,
         inference_seconds=inference_seconds,
-        metadata=dict(output.metadata),
+        metadata=metadata,
     )

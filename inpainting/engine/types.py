@@ -36,10 +36,54 @@ class MaskOptions:
     grow: int = 0
 
 
+ANCHORS = (
+    "center",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "top-left",
+    "top-right",
+    "bottom-left",
+    "bottom-right",
+)
+
+
+@dataclass(frozen=True)
+class Outpaint:
+    """Extend the canvas: pixels per side, or a target size with the original anchored."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+    width: int | None = None
+    height: int | None = None
+    anchor: str = "center"
+
+    def sides(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) pixels to add around a ``width`` x ``height`` image."""
+        if self.width is None and self.height is None:
+            return self.left, self.top, self.right, self.bottom
+        target_w = self.width or width
+        target_h = self.height or height
+        if target_w < width or target_h < height:
+            raise InvalidInput(
+                f"The outpaint target {target_w}x{target_h} is smaller than the image "
+                f"({width}x{height})."
+            )
+        extra_w, extra_h = target_w - width, target_h - height
+        if self.anchor not in ANCHORS:
+            raise InvalidInput(f"Unknown outpaint anchor {self.anchor!r}; choose one of {ANCHORS}.")
+        left = 0 if "left" in self.anchor else extra_w if "right" in self.anchor else extra_w // 2
+        top = 0 if "top" in self.anchor else extra_h if "bottom" in self.anchor else extra_h // 2
+        return left, top, extra_w - left, extra_h - top
+
+
 @dataclass
 class InpaintRequest:
     image: Image.Image
-    mask: Image.Image
+    mask: Image.Image | None
     prompt: str = ""
     negative_prompt: str = ""
     denoising_strength: float = 0.75
@@ -48,6 +92,9 @@ class InpaintRequest:
     seed: int | None = None
     samples: int = 1
     mask_options: MaskOptions = field(default_factory=MaskOptions)
+    inpaint_area: InpaintArea = "auto"
+    padding: int = 32
+    outpaint: Outpaint | None = None
 
 
 @dataclass

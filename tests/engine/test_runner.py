@@ -24,6 +24,7 @@ class SolidBackend:
     """A backend that paints everything one colour, at an optional working size."""
 
     name = "solid"
+    prefill = False
 
     def __init__(self, working_size=None, colour=(255, 0, 255)):
         self.working_size = working_size

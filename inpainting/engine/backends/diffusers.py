@@ -72,6 +72,7 @@ def load_pipeline(model: str, device: str) -> Any:
 
 class DiffusersBackend:
     name = "diffusers"
+    prefill = True  # outpainting starts from a PatchMatch fill of the new area
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", working_size: int = 512):
         self.model = resolve_model(model)
