@@ -252,17 +252,21 @@ $("generate-form").addEventListener("submit", async (event) => {
   clearErrors();
   if (!state.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
   const mask = await currentMask();
-  if (!mask) {
-    showErrors({ mask: [state.maskMode === "draw" ? "Paint the area to regenerate first." : "Choose a mask PNG first."] });
+  const outpaint = outpaintSides();
+  if (!mask && !outpaint) {
+    showErrors({ mask: [state.maskMode === "draw" ? "Paint the area to regenerate first (or outpaint)." : "Choose a mask PNG first (or outpaint)."] });
     return;
   }
   const form = new FormData();
   form.append("image", state.imageBlob, "image");
-  form.append("mask", mask.blob, "mask.png");
-  form.append("mask_mode", mask.mode);
-  form.append("invert_mask", mask.invert);
+  if (mask) {
+    form.append("mask", mask.blob, "mask.png");
+    form.append("mask_mode", mask.mode);
+    form.append("invert_mask", mask.invert);
+  }
+  if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
-    "guidance_scale", "samples", "mask_blur", "mask_grow"]) {
+    "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding"]) {
     form.append(name, $(name).value);
   }
   form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
@@ -279,6 +283,15 @@ $("generate-form").addEventListener("submit", async (event) => {
     $("generate").disabled = false;
   }
 });
+
+function outpaintSides() {
+  const sides = {};
+  for (const side of ["left", "right", "top", "bottom"]) {
+    const value = Number($(`outpaint_${side}`).value || 0);
+    if (value) sides[side] = value;
+  }
+  return Object.keys(sides).length ? sides : null;
+}
 
 function setProgress(percent, text) {
   $("progress").value = percent;

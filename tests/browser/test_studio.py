@@ -363,3 +363,18 @@ def test_history_badges_update_live_and_detail_reruns_and_deletes(
     assert "deleted" in page.inner_text("main")
     assert not Generation.objects.filter(pk=rerun_id).exists()
     assert page.locator(f"[data-generation-id='{rerun_id}']").count() == 0
+
+
+def test_outpaint_from_the_studio_without_a_mask(page, live_url, user, input_png):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    open_image(page, input_png)
+    page.fill("#outpaint_right", "64")
+    page.fill("#outpaint_top", "16")
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    page.wait_for_function("() => document.getElementById('after').naturalWidth > 0")
+    size = page.evaluate("[document.getElementById('after').naturalWidth,"
+                         " document.getElementById('after').naturalHeight]")
+    assert size == [W + 64, H + 16]
+    generation = Generation.objects.get(owner=user)
+    assert generation.mask is None and generation.params["outpaint"]["right"] == 64
