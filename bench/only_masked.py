@@ -38,8 +38,13 @@ def request_for(size: int, **extra) -> InpaintRequest:
     mask = Image.new("L", (size, size), 0)
     start = size // 2 - 128
     mask.paste(255, (start, start, start + 256, start + 256))
-    return InpaintRequest(image=photo_like(size), mask=mask,
-                          mask_options=MaskOptions(mode="white_inpaints"), seed=1, **extra)
+    return InpaintRequest(
+        image=photo_like(size),
+        mask=mask,
+        mask_options=MaskOptions(mode="white_inpaints"),
+        seed=1,
+        **extra,
+    )
 
 
 def median_seconds(request: InpaintRequest, backend, repeats: int) -> float:
@@ -61,8 +66,12 @@ def main() -> int:
         engines = {
             "classical (patchmatch)": (get_backend("classical", EngineConfig()), {}),
             "diffusers (tiny model, 10 steps @128)": (
-                get_backend("diffusers", EngineConfig(load_diffusers=True, model=str(model),
-                                                      device="cpu", working_size=128)),
+                get_backend(
+                    "diffusers",
+                    EngineConfig(
+                        load_diffusers=True, model=str(model), device="cpu", working_size=128
+                    ),
+                ),
                 {"prompt": "a rose", "num_inference_steps": 10, "denoising_strength": 1.0},
             ),
         }

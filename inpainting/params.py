@@ -28,6 +28,7 @@ class GenerationParams:
     outpaint: dict | None = (
         None  # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
     )
+    scheduler: str | None = None  # None = the model's own
     engine: str | None = None  # as requested; None = server default
 
     def to_json(self) -> dict[str, Any]:
@@ -59,5 +60,6 @@ class GenerationParams:
             mask_options=self.mask_options,
             inpaint_area=self.inpaint_area,
             padding=self.padding,
+            scheduler=self.scheduler,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
         )

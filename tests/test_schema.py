@@ -33,3 +33,12 @@ def test_health_needs_no_credentials():
     assert response.status_code == 200
     assert response.json()["status"] == "healthy"
     assert "classical" in response.json()["engines"]
+
+
+def test_scheduler_list(api):
+    body = api.get("/api/schedulers").json()
+    names = [item["name"] for item in body["schedulers"]]
+    for name in ("DDIM", "Euler a", "DPM++ 2M Karras", "UniPC", "Heun", "DEIS", "LCM"):
+        assert name in names
+    karras = next(i for i in body["schedulers"] if i["name"] == "DPM++ 2M Karras")
+    assert karras["class"] == "DPMSolverMultistepScheduler" and karras["use_karras_sigmas"]

@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..engine.types import ANCHORS, MAX_SEED
+from ..engine.schedulers import canonical_name
+from ..engine.types import ANCHORS, MAX_SEED, InvalidInput
 from ..params import GenerationParams
 
 #: Other names clients use for the same parameter (A1111 and friends).
@@ -100,12 +101,27 @@ class GenerationParamsSerializer(serializers.Serializer):
     invert_mask = serializers.BooleanField(default=False)
     mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
     mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+    scheduler = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="A name from GET /api/schedulers (any case); empty = the model's own.",
+    )
     inpaint_area = serializers.ChoiceField(choices=["auto", "masked", "whole"], default="auto")
     padding = serializers.IntegerField(min_value=0, max_value=256, default=32)
     outpaint = OutpaintField(required=False, allow_null=True, default=None)
     engine = serializers.ChoiceField(
         choices=["classical", "diffusers"], required=False, allow_null=True, default=None
     )
+
+    def validate_scheduler(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return canonical_name(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def to_params(self) -> GenerationParams:
         data = dict(self.validated_data)

@@ -23,6 +23,7 @@ from accounts.models import ApiKey
 from .. import selectors, services
 from ..conf import engine_config
 from ..engine import MaskOptions
+from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
 from ..progress import EVENT_TYPE, generation_group
 from . import presenters
@@ -177,6 +178,32 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         new = services.generation_rerun(generation=generation, user=request.user)
         new = selectors.generation_get(user=request.user, generation_id=new.pk)
         return Response(presenters.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
+
+
+class SchedulerListView(APIView):
+    """The scheduler names a request may give (diffusers engine; classical ignores them)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Schedulers",
+            {
+                "default": serializers.CharField(allow_null=True),
+                "schedulers": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        items = [
+            {"name": name, "class": SCHEDULERS[name][0], **SCHEDULERS[name][1]}
+            for name in scheduler_names()
+        ]
+        return Response(
+            {
+                "default": None,
+                "schedulers": items,
+                "engines": {"diffusers": [i["name"] for i in items], "classical": []},
+            }
+        )
 
 
 class MaskPreviewView(APIView):

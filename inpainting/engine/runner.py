@@ -20,6 +20,7 @@ from PIL import Image
 from .compose import composite_images, working_dimensions
 from .infill import fill
 from .masks import blur, effective_mask
+from .schedulers import canonical_name
 from .types import (
     MAX_SEED,
     BackendCall,
@@ -192,6 +193,8 @@ def run_inpaint(
     is_cancelled = is_cancelled or _never_cancelled
     if not 1 <= request.samples <= 4:
         raise InvalidInput("samples must be between 1 and 4.")
+    # Refuse an unknown scheduler before any work; the backend gets the canonical name.
+    scheduler = canonical_name(request.scheduler) if request.scheduler else None
     canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
     seeds = resolve_seeds(request.seed, request.samples)
     box = choose_region(canvas.mask, request.inpaint_area, request.padding, backend.working_size)
@@ -222,6 +225,7 @@ def run_inpaint(
         num_inference_steps=request.num_inference_steps,
         guidance_scale=request.guidance_scale,
         seeds=seeds,
+        scheduler=scheduler,
     )
     started = time.perf_counter()
     output = backend.inpaint(call, progress, is_cancelled)

@@ -95,6 +95,7 @@ class InpaintRequest:
     inpaint_area: InpaintArea = "auto"
     padding: int = 32
     outpaint: Outpaint | None = None
+    scheduler: str | None = None  # None = the model's own
 
 
 @dataclass
@@ -109,6 +110,7 @@ class BackendCall:
     num_inference_steps: int
     guidance_scale: float
     seeds: list[int]
+    scheduler: str | None = None
 
 
 @dataclass

@@ -373,8 +373,10 @@ def test_outpaint_from_the_studio_without_a_mask(page, live_url, user, input_png
     page.click("#generate")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
     page.wait_for_function("() => document.getElementById('after').naturalWidth > 0")
-    size = page.evaluate("[document.getElementById('after').naturalWidth,"
-                         " document.getElementById('after').naturalHeight]")
+    size = page.evaluate(
+        "[document.getElementById('after').naturalWidth,"
+        " document.getElementById('after').naturalHeight]"
+    )
     assert size == [W + 64, H + 16]
     generation = Generation.objects.get(owner=user)
     assert generation.mask is None and generation.params["outpaint"]["right"] == 64

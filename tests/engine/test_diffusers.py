@@ -120,3 +120,37 @@ def test_deleted_hub_id_is_an_alias():
     assert resolve_model("runwayml/stable-diffusion-inpainting") == (
         "stable-diffusion-v1-5/stable-diffusion-inpainting"
     )
+
+
+@pytest.mark.parametrize("name", ["Euler a", "DPM++ 2M Karras", "UniPC", "ddim", "euler_a"])
+def test_schedulers_by_name(config, name):
+    from inpainting.engine.schedulers import SCHEDULERS, canonical_name
+
+    backend = get_backend("diffusers", config)
+    events = []
+    result = run_inpaint(
+        request(scheduler=name, num_inference_steps=4), backend, progress=events.append
+    )
+    class_name, extra = SCHEDULERS[canonical_name(name)]
+    assert result.metadata["scheduler"] == canonical_name(name)
+    assert result.metadata["scheduler_class"] == class_name
+    assert [e.step for e in events] == [1, 2, 3, 4]
+    # The model's own scheduler is back for the next job.
+    assert type(load_pipeline(str(config.model), "cpu").scheduler).__name__ == "DDIMScheduler"
+
+
+def test_karras_sigmas_are_set():
+    from diffusers import DDIMScheduler
+
+    from inpainting.engine.schedulers import make_scheduler
+
+    scheduler = make_scheduler("DPM++ 2M Karras", DDIMScheduler().config)
+    assert type(scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert scheduler.config.use_karras_sigmas is True
+
+
+def test_unknown_scheduler_is_refused(config):
+    from inpainting.engine import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Unknown scheduler"):
+        run_inpaint(request(scheduler="Warp drive"), get_backend("diffusers", config))

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..schedulers import make_scheduler
 from ..types import (
     BackendCall,
     BackendOutput,
@@ -103,6 +104,9 @@ class DiffusersBackend:
 
         if is_cancelled():
             raise Cancelled()
+        default_scheduler = pipe.scheduler
+        if call.scheduler:
+            pipe.scheduler = make_scheduler(call.scheduler, default_scheduler.config)
         try:
             with torch.inference_mode():
                 # One batch entry per sample, so sample i draws every random number (VAE
@@ -133,11 +137,15 @@ class DiffusersBackend:
                 "The GPU ran out of memory for this job; try a smaller image, fewer samples "
                 "or inpaint_area=masked."
             ) from exc
+        finally:
+            used_scheduler = type(pipe.scheduler).__name__
+            pipe.scheduler = default_scheduler  # the next job starts from the model's own
         return BackendOutput(
             images=list(result.images),
             model=self.model,
             metadata={
-                "scheduler": type(pipe.scheduler).__name__,
+                "scheduler": call.scheduler or used_scheduler,
+                "scheduler_class": used_scheduler,
                 "device": self.device,
                 "dtype": str(pipe.unet.dtype).removeprefix("torch."),
             },
