@@ -13,4 +13,5 @@ def engine_config() -> EngineConfig:
         device=settings.INPAINT_DEVICE,
         working_size=settings.INPAINT_WORKING_SIZE,
         classical_method=settings.CLASSICAL_METHOD,
+        preview_every=settings.INPAINT_PREVIEW_EVERY,
     )

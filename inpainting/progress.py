@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from typing import Any
@@ -60,17 +61,19 @@ class GenerationProgress:
         Generation.objects.filter(pk=self.generation.pk, status=Generation.Status.RUNNING).update(
             step=event.step, total_steps=event.total
         )
-        publish(
-            self.generation,
-            {
-                "type": "progress",
-                "id": str(self.generation.pk),
-                "step": event.step,
-                "total": event.total,
-                "percent": round(100.0 * event.step / event.total, 1) if event.total else 0.0,
-                "eta_seconds": round(eta, 2) if eta is not None else None,
-            },
-        )
+        message = {
+            "type": "progress",
+            "id": str(self.generation.pk),
+            "step": event.step,
+            "total": event.total,
+            "percent": round(100.0 * event.step / event.total, 1) if event.total else 0.0,
+            "eta_seconds": round(eta, 2) if eta is not None else None,
+        }
+        if event.preview:
+            message["preview"] = (
+                "data:image/jpeg;base64," + base64.b64encode(event.preview).decode()
+            )
+        publish(self.generation, message)
 
     def is_cancelled(self) -> bool:
         return Generation.objects.filter(

@@ -56,6 +56,10 @@ async def test_one_progress_message_per_step_then_completed(api, api_key, paused
     assert all(m["total"] == 8 for m in progress)
     assert [m["percent"] for m in progress] == [12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 100.0]
     assert progress[-1]["eta_seconds"] == 0.0
+    # A live preview every INPAINT_PREVIEW_EVERY (5) steps, never on the last one.
+    previews = [m["step"] for m in progress if "preview" in m]
+    assert previews == [5]
+    assert progress[4]["preview"].startswith("data:image/jpeg;base64,/9j/")
     assert any(m["type"] == "status" and m["status"] == "running" for m in messages)
     completed = messages[-1]
     assert completed["type"] == "completed"

@@ -20,6 +20,7 @@ class EngineConfig:
     device: str = "auto"
     working_size: int = 512
     classical_method: str = "patchmatch"
+    preview_every: int = 5
 
     def available(self) -> list[str]:
         """Engines a request may name: classical always, diffusers when it is loaded."""
@@ -66,7 +67,9 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
             elif name == "diffusers":
                 from .backends.diffusers import DiffusersBackend
 
-                _BACKENDS[key] = DiffusersBackend(config.model, config.device, config.working_size)
+                _BACKENDS[key] = DiffusersBackend(
+                    config.model, config.device, config.working_size, config.preview_every
+                )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")
         return _BACKENDS[key]

@@ -136,6 +136,7 @@ class InpaintResult:
 class ProgressEvent:
     step: int
     total: int
+    preview: bytes | None = None  # a small JPEG, every ``preview_every`` steps
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

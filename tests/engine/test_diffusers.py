@@ -154,3 +154,42 @@ def test_unknown_scheduler_is_refused(config):
 
     with pytest.raises(InvalidInput, match="Unknown scheduler"):
         run_inpaint(request(scheduler="Warp drive"), get_backend("diffusers", config))
+
+
+def test_previews_every_n_steps_and_cheap(tiny_model):
+    import io
+    import statistics
+    import time
+
+    from PIL import Image
+
+    from inpainting.engine.previews import latents_to_jpeg
+
+    config = EngineConfig(
+        engine="diffusers",
+        load_diffusers=True,
+        model=str(tiny_model),
+        device="cpu",
+        working_size=128,
+        preview_every=2,
+    )
+    events = []
+    result = run_inpaint(
+        request(num_inference_steps=7), get_backend("diffusers", config), progress=events.append
+    )
+    with_preview = [e.step for e in events if e.preview]
+    assert with_preview == [2, 4, 6]  # never on the last step: the result is coming
+    preview = Image.open(io.BytesIO(events[1].preview))
+    width, height = result.metadata["working_size"]
+    assert preview.format == "JPEG" and preview.size == (width // 2, height // 2)  # latents
+
+    # Cost: an SD 1.5 512 x 512 latent (4 x 64 x 64) against one step of the tiny model.
+    latents = np.random.default_rng(0).normal(size=(4, 64, 64)).astype(np.float32)
+    costs = []
+    for _ in range(20):
+        started = time.perf_counter()
+        latents_to_jpeg(latents)
+        costs.append(time.perf_counter() - started)
+    step = result.inference_seconds / 7
+    print(f"preview {statistics.median(costs) * 1000:.2f} ms, tiny step {step * 1000:.1f} ms")
+    assert statistics.median(costs) < 0.05 * step

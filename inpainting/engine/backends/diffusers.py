@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..previews import latents_to_jpeg
 from ..schedulers import make_scheduler
 from ..types import (
     BackendCall,
@@ -75,10 +76,17 @@ class DiffusersBackend:
     name = "diffusers"
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", working_size: int = 512):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "auto",
+        working_size: int = 512,
+        preview_every: int = 5,
+    ):
         self.model = resolve_model(model)
         self.device = resolve_device(device)
         self.working_size = working_size
+        self.preview_every = preview_every  # 0 = no previews
 
     def load(self) -> Any:
         return load_pipeline(self.model, self.device)
@@ -97,7 +105,11 @@ class DiffusersBackend:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in call.seeds]
 
         def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-            progress(ProgressEvent(step=step + 1, total=pipeline.num_timesteps))
+            done, total = step + 1, pipeline.num_timesteps
+            preview = None
+            if self.preview_every and (done % self.preview_every == 0) and done < total:
+                preview = latents_to_jpeg(kwargs["latents"][0].float().cpu().numpy())
+            progress(ProgressEvent(step=done, total=total, preview=preview))
             if is_cancelled():
                 raise Cancelled()
             return kwargs
@@ -127,6 +139,7 @@ class DiffusersBackend:
                     num_images_per_prompt=1,
                     generator=generators,
                     callback_on_step_end=on_step_end,
+                    callback_on_step_end_tensor_inputs=["latents"],
                     output_type="pil",
                 )
         except torch.OutOfMemoryError as exc:
