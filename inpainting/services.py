@@ -57,7 +57,7 @@ class Submission:
 
 
 def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
-    encoded = encode_png(image.convert("RGB"))
+    encoded = encode_png(engine.to_rgb(image))
     source = SourceImage(
         owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256
     )
@@ -292,6 +292,19 @@ def generation_run(*, generation_id: str) -> None:
     generation_succeed(generation=generation, result=result)
 
 
+def _output_parameters(generation: Generation, result: engine.InpaintResult, index: int) -> dict:
+    """What goes into the output PNG's ``parameters`` text chunk."""
+    params = GenerationParams.from_json(generation.params).to_json()
+    params.update(
+        seed=result.seeds[index],
+        engine=result.engine,
+        model=result.model,
+        generation=str(generation.pk),
+        index=index,
+    )
+    return params
+
+
 def generation_succeed(*, generation: Generation, result: engine.InpaintResult) -> bool:
     """Store the images and mark success, unless the job was cancelled meanwhile."""
     images = []
@@ -299,7 +312,8 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
         row = GeneratedImage(
             generation=generation, index=index, width=image.width, height=image.height, seed=seed
         )
-        row.file.save("out.png", ContentFile(encode_png(image).data), save=False)
+        png = engine.png_with_parameters(image, _output_parameters(generation, result, index))
+        row.file.save("out.png", ContentFile(png), save=False)
         images.append(row)
     now = timezone.now()
     with transaction.atomic():

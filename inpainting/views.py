@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api.errors import json_not_found
 from .conf import engine_config
+from .engine.schedulers import scheduler_names
 from .models import Generation
 from .params import GenerationParams
 
@@ -23,6 +24,7 @@ def studio(request):
         "default_engine": config.default(),
         "model": config.model_name(config.default()),
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
+        "schedulers": scheduler_names(),
     }
     return render(request, "inpainting/studio.html", context)
 

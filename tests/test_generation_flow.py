@@ -219,3 +219,26 @@ def test_only_masked_through_the_api(api):
     assert meta["inpaint_area"] == "masked" and meta["padding"] == 16
     x0, y0, x1, y1 = meta["crop"]
     assert (x1 - x0) * (y1 - y0) < 0.05 * 1024 * 768
+
+
+def test_output_png_carries_its_parameters(api):
+    import json
+
+    body = post_img2img(api, image_png(), black_box_mask_png(), prompt="bench", seed=77).json()
+    image = api.get(body["images"][0].removeprefix("http://testserver"))
+    png = Image.open(io.BytesIO(b"".join(image.streaming_content)))
+    parameters = json.loads(png.text["parameters"])
+    assert parameters["prompt"] == "bench" and parameters["seed"] == 77
+    assert parameters["engine"] == "classical" and parameters["generation"] == body["id"]
+
+
+def test_sixteen_bit_grayscale_input(api):
+    import numpy as np
+
+    gray = (np.asarray(Image.open(io.BytesIO(image_png())).convert("L"), np.uint16) * 257)
+    response = post_img2img(api, png_bytes(Image.fromarray(gray)), black_box_mask_png())
+    assert response.status_code == 200, response.content
+    generation = Generation.objects.get(pk=response.json()["id"])
+    stored = np.asarray(Image.open(generation.source.file.open("rb")).convert("L")).astype(int)
+    expected = np.asarray(Image.open(io.BytesIO(image_png())).convert("L")).astype(int)
+    assert np.abs(stored - expected).max() <= 1

@@ -3,6 +3,7 @@
 A request dataclass in, a result dataclass out; progress and cancel are callables passed in.
 """
 
+from .images import png_with_parameters, to_rgb
 from .masks import effective_mask
 from .registry import EngineConfig, get_backend
 from .runner import prepare_mask, resolve_seeds, run_inpaint
@@ -28,6 +29,8 @@ __all__ = [
     "Outpaint",
     "ProgressEvent",
     "effective_mask",
+    "png_with_parameters",
+    "to_rgb",
     "get_backend",
     "prepare_mask",
     "resolve_seeds",

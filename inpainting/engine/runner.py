@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .compose import composite_images, working_dimensions
+from .images import to_rgb
 from .infill import fill
 from .masks import blur, effective_mask
 from .schedulers import canonical_name
@@ -78,7 +79,7 @@ class Canvas:
 
 def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> Canvas:
     """The canvas and its effective mask; refuses a request that would regenerate nothing."""
-    original = request.image.convert("RGB")
+    original = to_rgb(request.image)
     options = request.mask_options
     user_mask = (
         effective_mask(request.mask, original.size, options) if request.mask is not None else None
