@@ -1,8 +1,16 @@
-"""The engine configuration, read from Django settings in one place."""
+"""The engine configuration, read from Django settings in one place, and the workers' report
+of the diffusion model's state (shared through the cache, so the web process can show it)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 
 from .engine import EngineConfig
+
+STATUS_KEY = "dreamlayer:engine-status:diffusers"
 
 
 def engine_config() -> EngineConfig:
@@ -15,3 +23,23 @@ def engine_config() -> EngineConfig:
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
     )
+
+
+def record_model_status(
+    *, loaded: bool, model: str, device: str | None = None, error: str | None = None
+) -> None:
+    cache.set(
+        STATUS_KEY,
+        {"loaded": loaded, "model": model, "device": device, "error": error},
+        timeout=None,
+    )
+
+
+def model_status() -> dict[str, Any] | None:
+    """The last report of a worker about the diffusion model, or None (no worker loaded it)."""
+    if not settings.LOAD_SD_INPAINT:
+        return None
+    try:
+        return cache.get(STATUS_KEY)
+    except Exception:  # the cache being down must not break a page or the health check
+        return None

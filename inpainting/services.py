@@ -21,7 +21,7 @@ from PIL import Image
 from accounts.models import ApiKey, User
 
 from . import engine
-from .conf import engine_config
+from .conf import engine_config, record_model_status
 from .models import GeneratedImage, Generation, Mask, SourceImage
 from .params import GenerationParams
 from .progress import GenerationProgress, publish, status_event
@@ -244,6 +244,36 @@ def generation_rerun(
 # --- run (worker side) -----------------------------------------------------------------------
 
 
+def diffusion_model_load() -> engine.EngineError | None:
+    """Load the diffusion model in this process and report the outcome for the web side."""
+    config = engine_config()
+    backend = engine.get_backend("diffusers", config)
+    try:
+        backend.load()
+    except engine.EngineError as exc:
+        logger.error("%s", exc)
+        record_model_status(loaded=False, model=backend.model, error=str(exc))
+        return exc
+    record_model_status(loaded=True, model=backend.model, device=backend.device)
+    logger.info("diffusion model %s loaded on %s", backend.model, backend.device)
+    return None
+
+
+def _backend_for(generation: Generation, params: GenerationParams):
+    """The job's backend; under INPAINT_ENGINE=auto a model that cannot load falls back to
+    the classical engine (a job that asked for diffusers by name fails instead)."""
+    config = engine_config()
+    if generation.engine != "diffusers":
+        return engine.get_backend(generation.engine, config), None
+    error = diffusion_model_load()
+    if error is None:
+        return engine.get_backend("diffusers", config), None
+    if config.engine == "auto" and params.engine is None:
+        note = f"The diffusion model could not be loaded; the classical engine ran instead. {error}"
+        return engine.get_backend("classical", config), note
+    raise error
+
+
 def generation_claim(*, generation_id: str) -> Generation | None:
     """``queued`` -> ``running``; None when someone else already claimed (redelivery)."""
     now = timezone.now()
@@ -271,10 +301,12 @@ def generation_run(*, generation_id: str) -> None:
     )
     progress = GenerationProgress(generation)
     try:
-        backend = engine.get_backend(generation.engine, engine_config())
+        backend, fallback_note = _backend_for(generation, params)
         result = engine.run_inpaint(
             request, backend, progress=progress, is_cancelled=progress.is_cancelled
         )
+        if fallback_note:
+            result.metadata["fallback"] = fallback_note
     except engine.Cancelled:
         # generation_cancel already recorded the outcome; the worker just stops.
         logger.info("generation %s cancelled while running", generation.pk)

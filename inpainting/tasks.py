@@ -24,11 +24,6 @@ def load_models_once(**kwargs) -> None:
 
     if not settings.LOAD_SD_INPAINT:
         return
-    from .conf import engine_config
-    from .engine import EngineError, get_backend
+    from .services import diffusion_model_load
 
-    try:
-        get_backend("diffusers", engine_config()).load()
-        logger.info("diffusion model %s loaded", settings.SD_INPAINT_MODEL)
-    except EngineError as exc:
-        logger.error("%s", exc)
+    diffusion_model_load()

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from . import selectors, services
 from .api.errors import json_not_found
-from .conf import engine_config
+from .conf import engine_config, model_status
 from .engine.schedulers import scheduler_names
 from .models import Generation
 from .params import GenerationParams
@@ -25,6 +25,7 @@ def studio(request):
         "model": config.model_name(config.default()),
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "schedulers": scheduler_names(),
+        "model_status": model_status(),
     }
     return render(request, "inpainting/studio.html", context)
 

@@ -235,7 +235,7 @@ def test_output_png_carries_its_parameters(api):
 def test_sixteen_bit_grayscale_input(api):
     import numpy as np
 
-    gray = (np.asarray(Image.open(io.BytesIO(image_png())).convert("L"), np.uint16) * 257)
+    gray = np.asarray(Image.open(io.BytesIO(image_png())).convert("L"), np.uint16) * 257
     response = post_img2img(api, png_bytes(Image.fromarray(gray)), black_box_mask_png())
     assert response.status_code == 200, response.content
     generation = Generation.objects.get(pk=response.json()["id"])

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 
 from .. import selectors, services
-from ..conf import engine_config
+from ..conf import engine_config, model_status
 from ..engine import MaskOptions
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
@@ -278,18 +278,25 @@ class GenerationFileView(APIView):
     ),
 )
 class HealthView(AsyncAPIView):
-    """Cheap liveness check; never touches the database or the model."""
+    """Cheap liveness check; never touches the database or loads the model."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
     async def get(self, request: Request) -> Response:
         config = engine_config()
-        return Response(
-            {
-                "status": "healthy",
-                "engine": config.default(),
-                "engines": config.available(),
-                "model": config.model_name(config.default()),
+        body = {
+            "status": "healthy",
+            "engine": config.default(),
+            "engines": config.available(),
+            "model": config.model_name(config.default()),
+        }
+        if config.load_diffusers:
+            # What the workers reported about the diffusion model (from the cache, not the DB).
+            status = await sync_to_async(model_status)()
+            body["diffusion_model"] = status or {
+                "loaded": None,
+                "error": None,
+                "model": config.model_name("diffusers"),
             }
-        )
+        return Response(body)

@@ -193,3 +193,27 @@ def test_previews_every_n_steps_and_cheap(tiny_model):
     step = result.inference_seconds / 7
     print(f"preview {statistics.median(costs) * 1000:.2f} ms, tiny step {step * 1000:.1f} ms")
     assert statistics.median(costs) < 0.05 * step
+
+
+def test_out_of_memory_fails_that_job_and_the_next_one_succeeds(config, monkeypatch):
+    import torch
+
+    from inpainting.engine import EngineError
+
+    backend = get_backend("diffusers", config)
+    pipe = load_pipeline(str(config.model), "cpu")
+    original_forward = pipe.unet.forward
+    calls = {"n": 0}
+
+    def forward_that_runs_out_of_memory(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # in the middle of the first job
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original_forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.unet, "forward", forward_that_runs_out_of_memory)
+    with pytest.raises(EngineError, match="ran out of memory"):
+        run_inpaint(request(scheduler="Euler"), backend)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"  # restored after the failure
+    result = run_inpaint(request(), backend)
+    assert len(result.images) == 1 and calls["n"] > 2

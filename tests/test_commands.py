@@ -1,0 +1,125 @@
+"""manage.py inpaint, engine_info, download_model."""
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from inpainting.engine import MaskOptions, effective_mask
+from tests.helpers import H, W, black_box_mask_png, image_png
+from tests.images import decode
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "in.png").write_bytes(image_png())
+    (tmp_path / "mask.png").write_bytes(black_box_mask_png())
+    return tmp_path
+
+
+def test_inpaint_command_classical(files, capsys):
+    call_command(
+        "inpaint",
+        "--image",
+        str(files / "in.png"),
+        "--mask",
+        str(files / "mask.png"),
+        "--out",
+        str(files / "out.png"),
+        "--seed",
+        "5",
+    )
+    out = decode((files / "out.png").read_bytes())
+    mask = effective_mask(Image.open(files / "mask.png"), (W, H), MaskOptions())
+    original = decode(image_png())
+    assert out.shape == original.shape
+    assert (out[mask == 0] == original[mask == 0]).all()
+    assert "seed 5" in capsys.readouterr().out
+
+
+def test_inpaint_command_diffusers_samples_and_progress(files, tiny_model, capsys):
+    call_command(
+        "inpaint",
+        "--image",
+        str(files / "in.png"),
+        "--mask",
+        str(files / "mask.png"),
+        "--out",
+        str(files / "out.png"),
+        "--engine",
+        "diffusers",
+        "--prompt",
+        "a rose",
+        "--steps",
+        "4",
+        "--denoising-strength",
+        "1",
+        "--samples",
+        "2",
+        "--seed",
+        "9",
+        "--scheduler",
+        "euler a",
+    )
+    captured = capsys.readouterr()
+    assert "4/4" in captured.err  # the progress bar
+    first, second = Image.open(files / "out.png"), Image.open(files / "out-1.png")
+    assert json.loads(first.text["parameters"])["seed"] == 9
+    assert json.loads(second.text["parameters"])["seed"] == 10
+    assert json.loads(first.text["parameters"])["scheduler"] == "Euler a"
+    assert (np.asarray(first) != np.asarray(second)).any()
+
+
+def test_inpaint_command_outpaint_without_a_mask(files):
+    call_command(
+        "inpaint",
+        "--image",
+        str(files / "in.png"),
+        "--out",
+        str(files / "out.png"),
+        "--outpaint",
+        '{"right": 16}',
+    )
+    assert Image.open(files / "out.png").size == (W + 16, H)
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--steps", "0"], "num_inference_steps"),
+        (["--mask", "missing.png"], "Cannot read"),
+        (["--scheduler", "warp"], "Unknown scheduler"),
+    ],
+)
+def test_inpaint_command_errors(files, extra, words):
+    args = ["--image", str(files / "in.png"), "--out", str(files / "o.png")]
+    if "--mask" not in extra:
+        args += ["--mask", str(files / "mask.png")]
+    with pytest.raises(CommandError, match=words):
+        call_command("inpaint", *args, *extra)
+
+
+def test_engine_info_reports_and_loads(tiny_model, capsys):
+    call_command("engine_info", "--json", "--load")
+    info = json.loads(capsys.readouterr().out)
+    assert info["engine"] == "classical" and info["engines"] == ["classical", "diffusers"]
+    assert info["device"] == "cpu" and "DPM++ 2M Karras" in info["schedulers"]
+    assert info["model_load"] == "ok"
+
+
+def test_engine_info_shows_a_load_error(settings, tmp_path, capsys):
+    settings.SD_INPAINT_MODEL = str(tmp_path / "no-model-here")
+    call_command("engine_info", "--load")
+    out = capsys.readouterr().out
+    assert "model_load" in out and "Could not load the diffusion model" in out
+
+
+def test_download_model_offline_says_so(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CommandError, match="needs network"):
+        call_command("download_model", "some-org/some-inpainting-model")
