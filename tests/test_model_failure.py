@@ -13,7 +13,12 @@ pytestmark = pytest.mark.django_db
 def broken_model(settings, tmp_path):
     settings.INPAINT_ENGINE = "auto"
     settings.SD_INPAINT_MODEL = str(tmp_path / "no-model-here")
-    return settings
+    yield settings
+    from django.core.cache import cache
+
+    from inpainting.conf import STATUS_KEY
+
+    cache.delete(STATUS_KEY)  # the error report must not leak into other tests' pages
 
 
 def submit(api, **fields) -> Generation:
