@@ -124,6 +124,41 @@ def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOption
     return buffer.getvalue()
 
 
+def mask_generate(
+    *,
+    image_file,
+    method: str,
+    box=None,
+    points=(),
+    point=None,
+    tolerance: int = 32,
+    mask_mode: str = "black_inpaints",
+) -> bytes:
+    """A mask PNG from GrabCut (box and / or points) or a colour selection (flood = connected)."""
+    from .engine import segment
+
+    try:
+        image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
+        if method == "grabcut":
+            selected = segment.grabcut(
+                image,
+                box=box,
+                foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
+                background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
+            )
+        else:
+            selected = segment.colour_select(
+                image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
+            )
+    except UploadError as exc:
+        raise GenerationError(exc.message, field=exc.field) from None
+    except engine.InvalidInput as exc:
+        raise GenerationError(str(exc), field="point" if method != "grabcut" else "box") from None
+    buffer = io.BytesIO()
+    segment.selection_to_mask(selected, mask_mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _existing_by_key(user: User, idempotency_key: str | None) -> Generation | None:
     if not idempotency_key:
         return None

@@ -159,3 +159,58 @@ class MaskPreviewSerializer(serializers.Serializer):
     invert_mask = serializers.BooleanField(default=False)
     mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
     mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+
+
+class _JsonList(serializers.JSONField):
+    """A JSON list given as a JSON value or as a JSON string (from a form field)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("Must be JSON.") from None
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Must be a JSON list.")
+        return data
+
+
+class MaskGenerateSerializer(serializers.Serializer):
+    """``POST /api/masks/generate``: a mask from a box, points or a colour, with no weights."""
+
+    image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
+    method = serializers.ChoiceField(choices=["grabcut", "flood", "colour"], default="grabcut")
+    box = _JsonList(required=False, help_text="[x0, y0, x1, y1] in image pixels (grabcut).")
+    points = _JsonList(
+        required=False, help_text="[[x, y, 1 = foreground | 0 = background], …] (grabcut)."
+    )
+    point = _JsonList(required=False, help_text="[x, y] (flood, colour).")
+    tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
+    mask_mode = serializers.ChoiceField(
+        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
+    )
+
+    def validate(self, data):
+        def pair(value, name):
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) < 2
+                or not all(isinstance(v, int | float) for v in value[:2])
+            ):
+                raise serializers.ValidationError({name: ["Give x and y as numbers."]})
+            return value
+
+        if data["method"] == "grabcut":
+            if "box" not in data and "points" not in data:
+                raise serializers.ValidationError({"box": ["GrabCut needs a box or points."]})
+            if "box" in data and (
+                len(data["box"]) != 4 or not all(isinstance(v, int | float) for v in data["box"])
+            ):
+                raise serializers.ValidationError({"box": ["Give [x0, y0, x1, y1]."]})
+            for point in data.get("points", []):
+                pair(point, "points")
+        elif "point" not in data:
+            raise serializers.ValidationError({"point": [f"{data['method']} needs a point."]})
+        else:
+            pair(data["point"], "point")
+        return data

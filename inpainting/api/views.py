@@ -27,7 +27,12 @@ from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
 from ..progress import EVENT_TYPE, generation_group
 from . import presenters
-from .serializers import Img2ImgSerializer, MaskPreviewSerializer, merge_form_and_params
+from .serializers import (
+    Img2ImgSerializer,
+    MaskGenerateSerializer,
+    MaskPreviewSerializer,
+    merge_form_and_params,
+)
 
 TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
 
@@ -204,6 +209,31 @@ class SchedulerListView(APIView):
                 "engines": {"diffusers": [i["name"] for i in items], "classical": []},
             }
         )
+
+
+class MaskGenerateView(APIView):
+    """A mask from a box, points or a colour, without model weights (GrabCut, flood fill)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": MaskGenerateSerializer},
+        responses={(200, "image/png"): OpenApiResponse(description="mask PNG")},
+    )
+    def post(self, request: Request):
+        serializer = MaskGenerateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        png = services.mask_generate(
+            image_file=data["image"],
+            method=data["method"],
+            box=data.get("box"),
+            points=data.get("points", []),
+            point=data.get("point"),
+            tolerance=data["tolerance"],
+            mask_mode=data["mask_mode"],
+        )
+        return HttpResponse(png, content_type="image/png")
 
 
 class MaskPreviewView(APIView):
