@@ -12,6 +12,7 @@ export class MaskEditor {
     this.overlay = overlayCanvas;
     this.onChange = onChange || (() => {});
     this.onZoom = onZoom || (() => {});
+    this.onSelect = () => {};
     this.mask = document.createElement("canvas");
     this.brushSize = 24;
     this.tool = "brush";
@@ -108,6 +109,9 @@ export class MaskEditor {
       if (!this.width) return;
       if (event.button === 1 || spaceDown) {
         panning = { x: event.clientX - this.panX, y: event.clientY - this.panY };
+      } else if (event.button === 0 && this.enabled && this.tool === "select") {
+        this.onSelect(this.toImageXY(event));
+        return;
       } else if (event.button === 0 && this.enabled) {
         this._snapshot();
         last = this.toImageXY(event);
@@ -175,6 +179,28 @@ export class MaskEditor {
       px[i + 3] = 255 - px[i + 3];
     }
     ctx.putImageData(data, 0, 0);
+    this.effective = null;
+    this.render();
+    this.onChange();
+  }
+
+  // Add a selection (a white-on-black mask image of the same size) to the painted area.
+  addSelection(image) {
+    this._snapshot();
+    const tmp = document.createElement("canvas");
+    tmp.width = this.width;
+    tmp.height = this.height;
+    const tctx = tmp.getContext("2d");
+    tctx.drawImage(image, 0, 0, this.width, this.height);
+    const data = tctx.getImageData(0, 0, this.width, this.height);
+    const px = data.data;
+    for (let i = 0; i < px.length; i += 4) {
+      const value = px[i];
+      px[i] = px[i + 1] = px[i + 2] = 255;
+      px[i + 3] = value;
+    }
+    tctx.putImageData(data, 0, 0);
+    this.mask.getContext("2d").drawImage(tmp, 0, 0);
     this.effective = null;
     this.render();
     this.onChange();

@@ -109,9 +109,29 @@ function setBrush(size) {
 $("brush-size").addEventListener("input", (e) => setBrush(Number(e.target.value)));
 function setTool(tool) {
   editor.tool = tool;
-  $("tool-brush").setAttribute("aria-pressed", String(tool === "brush"));
-  $("tool-eraser").setAttribute("aria-pressed", String(tool === "eraser"));
+  for (const name of ["brush", "eraser", "select"]) {
+    $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
+  }
 }
+$("tool-select").addEventListener("click", () => setTool("select"));
+
+// Click-to-select: the server selects the connected region of similar colour (flood fill).
+editor.onSelect = async ({ x, y }) => {
+  clearErrors("mask");
+  const form = new FormData();
+  form.append("image", state.imageBlob, "image");
+  form.append("method", "flood");
+  form.append("point", JSON.stringify([Math.round(x), Math.round(y)]));
+  form.append("tolerance", "32");
+  form.append("mask_mode", "white_inpaints");
+  const response = await postForm("/api/masks/generate", form);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    showErrors(body.errors, body.message);
+    return;
+  }
+  editor.addSelection(await createImageBitmap(await response.blob()));
+};
 $("tool-brush").addEventListener("click", () => setTool("brush"));
 $("tool-eraser").addEventListener("click", () => setTool("eraser"));
 $("undo").addEventListener("click", () => editor.undo());
@@ -139,6 +159,8 @@ window.addEventListener("keydown", (e) => {
     setTool("brush");
   } else if (key === "e") {
     setTool("eraser");
+  } else if (key === "s") {
+    setTool("select");
   }
 });
 

@@ -380,3 +380,20 @@ def test_outpaint_from_the_studio_without_a_mask(page, live_url, user, input_png
     assert size == [W + 64, H + 16]
     generation = Generation.objects.get(owner=user)
     assert generation.mask is None and generation.params["outpaint"]["right"] == 64
+
+
+def test_click_to_select_a_region(page, live_url, user, tmp_path):
+    from PIL import ImageDraw
+
+    path = tmp_path / "disc.png"
+    image = Image.new("RGB", (W, H), (20, 40, 160))
+    ImageDraw.Draw(image).ellipse((150, 100, 250, 200), fill=(250, 140, 20))
+    image.save(path)
+    log_in(page, live_url, "alice", "pw-alice-123")
+    box = open_image(page, path)
+    page.click("#tool-select")
+    page.mouse.click(box["x"] + 200, box["y"] + 150)
+    wait_overlay(page, 200, 150, painted=True)
+    assert overlay_alpha(page, 20, 20) == 0
+    page.click("#undo")
+    wait_overlay(page, 200, 150, painted=False)
