@@ -76,10 +76,12 @@ def test_same_seed_same_image_other_seed_other_image(config):
 
 def test_samples_get_consecutive_seeds_each_reproducible(config):
     backend = get_backend("diffusers", config)
-    batch = run_inpaint(request(seed=20, samples=2), backend)
-    assert batch.seeds == [20, 21]
+    batch = run_inpaint(request(seed=20, samples=3), backend)
+    assert batch.seeds == [20, 21, 22]
+    arrays = [np.asarray(image) for image in batch.images]
+    assert (arrays[0] != arrays[1]).any() and (arrays[1] != arrays[2]).any()
+    assert (arrays[0] != arrays[2]).any()
     single = run_inpaint(request(seed=21), backend)
-    assert (np.asarray(batch.images[0]) != np.asarray(batch.images[1])).any()
     assert (np.asarray(batch.images[1]) == np.asarray(single.images[0])).all()
 
 
