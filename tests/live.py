@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -28,3 +34,32 @@ def wait_until_up(url: str, process, timeout: float = 90.0, log=None) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-4000:] if log else ''}")
+
+
+@contextlib.contextmanager
+def daphne_server(env: dict[str, str], log: Path):
+    """A daphne process serving the project with ``env``; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "dreamlayer_site.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/api/health", process, log=log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)

@@ -1,8 +1,6 @@
 """Against a real daphne process: waiting img2img clients do not block anyone else."""
 
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,9 +9,9 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.conftest import ROOT, child_env
+from tests.conftest import child_env
 from tests.helpers import black_box_mask_png, image_png
-from tests.live import free_port, wait_until_up
+from tests.live import daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CLIENTS = 20
@@ -21,33 +19,10 @@ CLIENTS = 20
 
 @pytest.fixture
 def daphne(django_db_blocker):
-    port = free_port()
-    log = Path(settings.DATA_DIR) / "daphne.log"
     with django_db_blocker.unblock():
         env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50", IMG2IMG_WAIT_SECONDS="60")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "dreamlayer_site.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{base}/api/health", process, log=log)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(20)
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne.log") as url:
+        yield url
 
 
 def test_twenty_waiting_clients_do_not_block_health(daphne, api_key, paused_worker):

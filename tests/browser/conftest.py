@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from tests.conftest import ROOT, child_env
-from tests.live import free_port, wait_until_up
+from tests.live import daphne_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -64,33 +62,10 @@ def _launch():
 @pytest.fixture(scope="session")
 def live_url(django_db_setup, django_db_blocker, celery_worker):
     """daphne serving the test database; jobs go to the session's real Celery worker."""
-    port = free_port()
-    log = Path(settings.DATA_DIR) / "daphne-browser.log"
     with django_db_blocker.unblock():
         env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "dreamlayer_site.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/api/health", process, log=log)
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-browser.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 @pytest.fixture
