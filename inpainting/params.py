@@ -23,6 +23,7 @@ class GenerationParams:
     invert_mask: bool = False
     mask_blur: int = 4
     mask_grow: int = 0
+    exact_mask_size: bool = False
     inpaint_area: str = "auto"
     padding: int = 32
     outpaint: dict | None = (
@@ -42,7 +43,11 @@ class GenerationParams:
     @property
     def mask_options(self) -> MaskOptions:
         return MaskOptions(
-            mode=self.mask_mode, invert=self.invert_mask, blur=self.mask_blur, grow=self.mask_grow
+            mode=self.mask_mode,
+            invert=self.invert_mask,
+            blur=self.mask_blur,
+            grow=self.mask_grow,
+            exact_size=self.exact_mask_size,
         )
 
     def to_request(self, *, image: Image.Image, mask: Image.Image | None) -> InpaintRequest:

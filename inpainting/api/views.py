@@ -78,6 +78,34 @@ async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
         await layer.group_discard(group, channel)
 
 
+def api_key_of(request: Request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
+def unfinished_response(generation: Generation, base: str) -> Response:
+    """The answer for a waited-on job that did not succeed: failed (422), cancelled (409), or
+    still running after the wait limit (202 with where to fetch it)."""
+    if generation.status == Generation.Status.FAILED:
+        body = {
+            "status": "error",
+            "id": str(generation.pk),
+            "message": generation.error,
+            "errors": {},
+        }
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if generation.status == Generation.Status.CANCELLED:
+        body = {
+            "status": "error",
+            "id": str(generation.pk),
+            "message": "The generation was cancelled.",
+            "errors": {},
+        }
+        return Response(body, status=status.HTTP_409_CONFLICT)
+    return Response(
+        presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
+    )
+
+
 class Img2ImgView(AsyncAPIView):
     """``POST /api/img2img``: the DreamLayer inpainting API (white kept, black inpainted)."""
 
@@ -90,7 +118,7 @@ class Img2ImgView(AsyncAPIView):
         )
         serializer = Img2ImgSerializer(data=data)
         serializer.is_valid(raise_exception=True)
-        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        api_key = api_key_of(request)
         submission = services.generation_create(
             user=request.user,
             image_file=serializer.validated_data["image"],
@@ -112,25 +140,7 @@ class Img2ImgView(AsyncAPIView):
             )
         if generation.status == Generation.Status.SUCCEEDED:
             return Response(presenters.img2img_success(generation, base))
-        if generation.status == Generation.Status.FAILED:
-            body = {
-                "status": "error",
-                "id": str(generation.pk),
-                "message": generation.error,
-                "errors": {},
-            }
-            return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        if generation.status == Generation.Status.CANCELLED:
-            body = {
-                "status": "error",
-                "id": str(generation.pk),
-                "message": "The generation was cancelled.",
-                "errors": {},
-            }
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        return Response(
-            presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
-        )
+        return unfinished_response(generation, base)
 
     @extend_schema(
         request={"multipart/form-data": Img2ImgSerializer},

@@ -45,12 +45,17 @@ def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     raise InvalidInput(f"Unknown mask_mode {options.mode!r}.")
 
 
-def fit_to_image(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False) -> np.ndarray:
     """Scale a mask to the image size when the aspect ratios agree within 1 %."""
     width, height = size
     mask_h, mask_w = values.shape
     if (mask_w, mask_h) == (width, height):
         return values
+    if exact:
+        raise InvalidInput(
+            f"Image and mask size mismatch: the image is {width}x{height}, "
+            f"the mask {mask_w}x{mask_h}."
+        )
     image_ratio = width / height
     mask_ratio = mask_w / mask_h
     if abs(mask_ratio - image_ratio) / image_ratio > ASPECT_TOLERANCE:
@@ -93,7 +98,7 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
     values = _regenerate_values(mask, options)
     if options.invert:
         values = 255 - values
-    values = fit_to_image(values, size)
+    values = fit_to_image(values, size, options.exact_size)
     values = _grow(values, options.grow)
     values = blur(values, options.blur)
     return np.ascontiguousarray(values, dtype=np.uint8)

@@ -34,6 +34,8 @@ class MaskOptions:
     invert: bool = False
     blur: int = 4
     grow: int = 0
+    #: Refuse a mask of another size instead of scaling it (APIs that promise a 400 there).
+    exact_size: bool = False
 
 
 ANCHORS = (

@@ -1,0 +1,110 @@
+"""The "SD Inpainting API": ``POST /sd-inpaint/inpaint`` and ``GET /sd-inpaint/health``.
+
+Its conventions are kept: white = inpaint, black = keep, gray = blend; defaults 50 steps,
+guidance 7.5, seed 42; the answer is the PNG itself; a mask of another size is a 400. The
+original had no authentication: clients add ``Authorization: Api-Key`` (or ``X-API-Key``).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ... import selectors, services
+from ...conf import engine_config
+from ...engine.types import MAX_SEED
+from ...models import Generation
+from ...params import GenerationParams
+from ..views import api_key_of, base_url, unfinished_response, wait_until_finished
+
+SERVICE_NAME = "stable-diffusion-inpaint"
+
+
+class SdInpaintSerializer(serializers.Serializer):
+    image = serializers.FileField(help_text="Input image (JPEG, PNG or WebP).")
+    mask = serializers.FileField(help_text="PNG: white = inpaint, black = keep, gray = blend.")
+    prompt = serializers.CharField(max_length=2000)
+    negative_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    num_inference_steps = serializers.IntegerField(min_value=1, max_value=150, default=50)
+    guidance_scale = serializers.FloatField(min_value=1.0, max_value=20.0, default=7.5)
+    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=42)
+
+    def to_params(self) -> GenerationParams:
+        data = self.validated_data
+        return GenerationParams(
+            prompt=data["prompt"],
+            negative_prompt=data["negative_prompt"],
+            num_inference_steps=data["num_inference_steps"],
+            guidance_scale=data["guidance_scale"],
+            seed=data["seed"],
+            denoising_strength=1.0,  # the service repaints the masked area completely
+            mask_mode="white_inpaints",
+            mask_blur=0,  # the service uses the mask as given: gray blends, nothing more
+            exact_mask_size=True,
+        )
+
+
+class SdInpaintView(AsyncAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    def _submit(self, request: Request) -> Generation:
+        serializer = SdInpaintSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return services.generation_create(
+            user=request.user,
+            image_file=serializer.validated_data["image"],
+            mask_file=serializer.validated_data["mask"],
+            params=serializer.to_params(),
+            client=Generation.Client.SD_INPAINT,
+            api_key=api_key_of(request),
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        ).generation
+
+    def _respond(self, request: Request, generation_id: uuid.UUID):
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        if generation.status != Generation.Status.SUCCEEDED:
+            return unfinished_response(generation, base_url(request))
+        image = generation.images.all()[0]
+        with image.file.open("rb") as handle:
+            data = handle.read()
+        response = HttpResponse(data, content_type="image/png")
+        response["X-Generation-Id"] = str(generation.pk)
+        response["X-Seed"] = str(image.seed)
+        return response
+
+    @extend_schema(
+        request={"multipart/form-data": SdInpaintSerializer},
+        responses={(200, "image/png"): OpenApiResponse(description="the inpainted image")},
+        tags=["compat: SD inpainting API"],
+    )
+    async def post(self, request: Request):
+        generation = await sync_to_async(self._submit)(request)
+        if generation.status not in Generation.TERMINAL:
+            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
+        return await sync_to_async(self._respond)(request, generation.pk)
+
+
+class SdInpaintHealthView(AsyncAPIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(tags=["compat: SD inpainting API"], responses={200: OpenApiResponse()})
+    async def get(self, request: Request) -> Response:
+        config = engine_config()
+        return Response(
+            {
+                "status": "healthy",
+                "service": SERVICE_NAME,
+                "model": config.model_name(config.default()),
+                "engine": config.default(),
+            }
+        )
