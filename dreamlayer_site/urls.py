@@ -14,8 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/", include("inpainting.api.urls")),
     path("", include("inpainting.api.compat.urls")),
+    path("api/", include("inpainting.api.urls")),
 ]
 
 handler404 = "inpainting.views.not_found"

@@ -174,6 +174,7 @@ def generation_create(
     client: str = Generation.Client.API,
     api_key: ApiKey | None = None,
     idempotency_key: str | None = None,
+    extra_metadata: dict | None = None,
 ) -> Submission:
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
 
@@ -205,6 +206,7 @@ def generation_create(
                 client=client,
                 api_key=api_key,
                 idempotency_key=idempotency_key,
+                metadata=extra_metadata,
             )
     except IntegrityError:
         # The same idempotency key raced with itself: the first one won.
@@ -229,7 +231,7 @@ def _check_quota(user: User) -> None:
 
 
 def _generation_insert(
-    *, user, source, mask, params, engine_name, client, api_key, idempotency_key
+    *, user, source, mask, params, engine_name, client, api_key, idempotency_key, metadata=None
 ) -> Generation:
     generation = Generation.objects.create(
         owner=user,
@@ -242,6 +244,7 @@ def _generation_insert(
         engine=engine_name,
         model_name=engine_config().model_name(engine_name),
         idempotency_key=idempotency_key or None,
+        metadata=metadata or {},
     )
     transaction.on_commit(lambda: _enqueue(generation))
     return generation
@@ -389,7 +392,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
             seed=result.seeds[0],
             model_name=result.model,
             engine=result.engine,
-            metadata=result.metadata,
+            metadata={**(generation.metadata or {}), **result.metadata},
             finished_at=now,
             step=F("total_steps"),
             inference_seconds=result.inference_seconds,

@@ -13,7 +13,17 @@ PNG = image_png()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    extra: dict[str, bytes] = {}  # more files to serve (other tests add theirs)
+
     def do_GET(self):
+        if self.path in self.extra:
+            body = self.extra[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         routes = {
             "/image.png": (200, {"Content-Type": "image/png"}, PNG),
             "/redirect-ok": (302, {"Location": "/image.png"}, b""),
