@@ -24,6 +24,7 @@ class GenerationParams:
     mask_blur: int = 4
     mask_grow: int = 0
     exact_mask_size: bool = False
+    mask_threshold: int | None = None
     inpaint_area: str = "auto"
     padding: int = 32
     outpaint: dict | None = (
@@ -48,6 +49,7 @@ class GenerationParams:
             blur=self.mask_blur,
             grow=self.mask_grow,
             exact_size=self.exact_mask_size,
+            threshold=self.mask_threshold,
         )
 
     def to_request(self, *, image: Image.Image, mask: Image.Image | None) -> InpaintRequest:

@@ -96,6 +96,8 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
     if not 0 <= options.blur <= 64:
         raise InvalidInput("mask_blur must be between 0 and 64.")
     values = _regenerate_values(mask, options)
+    if options.threshold is not None:
+        values = np.where(values > options.threshold, 255, 0).astype(np.uint8)
     if options.invert:
         values = 255 - values
     values = fit_to_image(values, size, options.exact_size)

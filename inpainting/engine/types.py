@@ -36,6 +36,8 @@ class MaskOptions:
     grow: int = 0
     #: Refuse a mask of another size instead of scaling it (APIs that promise a 400 there).
     exact_size: bool = False
+    #: Binary masks: values above this regenerate fully, the rest not at all (None = gray blends).
+    threshold: int | None = None
 
 
 ANCHORS = (

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import modelslab, sd_inpaint
+from . import fooocus, modelslab, sd_inpaint
 
 urlpatterns = [
     path("sd-inpaint/inpaint", sd_inpaint.SdInpaintView.as_view(), name="sd-inpaint"),
@@ -12,5 +12,12 @@ urlpatterns = [
         "api/v6/images/fetch/<uuid:generation_id>",
         modelslab.ModelsLabFetchView.as_view(),
         name="modelslab-fetch",
+    ),
+    path("v1/engine/generate", fooocus.FooocusGenerateView.as_view(), name="fooocus-generate"),
+    path("tasks/<uuid:task_id>", fooocus.FooocusTaskView.as_view(), name="fooocus-task"),
+    path(
+        "v1/tools/generate_mask",
+        fooocus.FooocusGenerateMaskView.as_view(),
+        name="fooocus-generate-mask",
     ),
 ]

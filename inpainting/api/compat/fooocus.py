@@ -1,0 +1,251 @@
+"""FooocusAPI: ``POST /v1/engine/generate`` (inpaint / outpaint), ``GET /tasks/<task_id>``,
+``POST /v1/tools/generate_mask``.
+
+Kept from FooocusAPI: JSON bodies, ``X-API-KEY``, images as URLs, base64 or data URLs, the
+mask rule (a pixel above 127 is inpainted), ``inpaint_additional_prompt``,
+``outpaint_selections`` (one third of that side unless ``outpaint_distance_*`` is given),
+``image_seed`` (-1 random), ``async_process``, task records, and the PNG itself when the
+request's ``Accept`` is ``image/png``. ``generate_mask`` answers a bare base64 PNG; with no
+SAM / rembg weights installed it uses GrabCut (a box, points, or by default the centre of the
+image) or a colour selection from a point.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import Http404, HttpResponse, JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ... import selectors, services
+from ...engine.types import MAX_SEED
+from ...models import Generation
+from ...params import GenerationParams
+from ...remote import RemoteInputError, image_input_bytes
+from .. import presenters
+from ..views import api_key_of, base_url, wait_until_finished
+
+SIDES = ("Left", "Right", "Top", "Bottom")
+TASK_STATUS = {
+    Generation.Status.QUEUED: "pending",
+    Generation.Status.RUNNING: "running",
+    Generation.Status.SUCCEEDED: "finished",
+    Generation.Status.FAILED: "failed",
+    Generation.Status.CANCELLED: "canceled",
+}
+
+
+def _upload(value: str, field: str) -> SimpleUploadedFile:
+    try:
+        return SimpleUploadedFile(field, image_input_bytes(value, field=field))
+    except RemoteInputError as exc:
+        raise services.GenerationError(exc.message, field=exc.field) from None
+
+
+class FooocusGenerateSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    negative_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    inpaint_additional_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    inpaint_input_image = serializers.CharField()
+    inpaint_mask_image_upload = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True
+    )
+    outpaint_selections = serializers.ListField(
+        child=serializers.ChoiceField(choices=SIDES), required=False, default=list
+    )
+    outpaint_distance_left = serializers.IntegerField(min_value=0, max_value=2048, required=False)
+    outpaint_distance_right = serializers.IntegerField(min_value=0, max_value=2048, required=False)
+    outpaint_distance_top = serializers.IntegerField(min_value=0, max_value=2048, required=False)
+    outpaint_distance_bottom = serializers.IntegerField(min_value=0, max_value=2048, required=False)
+    image_seed = serializers.IntegerField(min_value=-1, max_value=MAX_SEED, default=-1)
+    image_number = serializers.IntegerField(min_value=1, max_value=4, default=1)
+    async_process = serializers.BooleanField(default=False)
+    webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    def validate_webhook_url(self, value):
+        if value:
+            raise serializers.ValidationError("Webhooks are not supported by this server yet.")
+        return value
+
+    def validate(self, data):
+        if not data.get("inpaint_mask_image_upload") and not data["outpaint_selections"]:
+            raise serializers.ValidationError(
+                {"inpaint_mask_image_upload": ["Give a mask, outpaint_selections, or both."]}
+            )
+        return data
+
+    def outpaint(self, width: int, height: int) -> dict | None:
+        """One third of that side unless ``outpaint_distance_<side>`` is given."""
+        data = self.validated_data
+        sides = {}
+        for side in data["outpaint_selections"]:
+            name = side.lower()
+            default = width // 3 if name in ("left", "right") else height // 3
+            sides[name] = data.get(f"outpaint_distance_{name}", default)
+        return sides or None
+
+    def to_params(self, image_size: tuple[int, int]) -> GenerationParams:
+        data = self.validated_data
+        prompt = ", ".join(p for p in (data["prompt"], data["inpaint_additional_prompt"]) if p)
+        return GenerationParams(
+            prompt=prompt,
+            negative_prompt=data["negative_prompt"],
+            seed=None if data["image_seed"] == -1 else data["image_seed"],
+            samples=data["image_number"],
+            denoising_strength=1.0,
+            mask_mode="white_inpaints",
+            mask_threshold=127,
+            outpaint=self.outpaint(*image_size),
+        )
+
+
+def task_record(generation: Generation, base: str) -> dict:
+    urls = presenters.image_urls(generation, base)
+    return {
+        "task_id": str(generation.pk),
+        "task_status": TASK_STATUS[generation.status],
+        "progress": 100
+        if generation.status == Generation.Status.SUCCEEDED
+        else int(generation.percent),
+        "result": urls,
+        "seeds": [image.seed for image in generation.images.all()],
+        "error": generation.error or None,
+        "created_at": generation.created_at.isoformat(),
+        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
+    }
+
+
+class PNGRenderer(BaseRenderer):
+    """Lets ``Accept: image/png`` through content negotiation; the view returns the bytes."""
+
+    media_type = "image/png"
+    format = "png"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class FooocusGenerateView(AsyncAPIView):
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer, PNGRenderer]
+
+    def _submit(self, request: Request) -> tuple[Generation, bool]:
+        serializer = FooocusGenerateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        image = _upload(data["inpaint_input_image"], "inpaint_input_image")
+        mask = (
+            _upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
+            if data.get("inpaint_mask_image_upload")
+            else None
+        )
+        from PIL import Image
+
+        with Image.open(image) as probe:
+            size = probe.size
+        image.seek(0)
+        generation = services.generation_create(
+            user=request.user,
+            image_file=image,
+            mask_file=mask,
+            params=serializer.to_params(size),
+            client=Generation.Client.FOOOCUS,
+            api_key=api_key_of(request),
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        ).generation
+        return generation, data["async_process"]
+
+    def _respond(self, request: Request, generation_id: uuid.UUID):
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        record = task_record(generation, base_url(request))
+        if "image/png" in request.headers.get("Accept", ""):
+            if generation.status == Generation.Status.SUCCEEDED:
+                with generation.images.all()[0].file.open("rb") as handle:
+                    return HttpResponse(handle.read(), content_type="image/png")
+            return JsonResponse(record)  # not done (or failed): the record says why
+        return Response(record)
+
+    @extend_schema(
+        request=FooocusGenerateSerializer,
+        tags=["compat: FooocusAPI"],
+        responses={200: OpenApiResponse(description="task record or PNG")},
+    )
+    async def post(self, request: Request):
+        generation, asynchronous = await sync_to_async(self._submit)(request)
+        if not asynchronous and generation.status not in Generation.TERMINAL:
+            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
+        return await sync_to_async(self._respond)(request, generation.pk)
+
+
+class FooocusTaskView(APIView):
+    @extend_schema(tags=["compat: FooocusAPI"], responses={200: OpenApiResponse()})
+    def get(self, request: Request, task_id):
+        generation = selectors.generation_get(user=request.user, generation_id=task_id)
+        if generation is None:
+            raise Http404("No such task.")
+        return Response(task_record(generation, base_url(request)))
+
+
+class FooocusGenerateMaskSerializer(serializers.Serializer):
+    image = serializers.CharField()
+    mask_model = serializers.CharField(required=False, allow_blank=True, default="")
+    box = serializers.ListField(
+        child=serializers.FloatField(), min_length=4, max_length=4, required=False
+    )
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False
+    )
+    point = serializers.ListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, required=False
+    )
+    tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
+
+
+class FooocusGenerateMaskView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=FooocusGenerateMaskSerializer,
+        tags=["compat: FooocusAPI"],
+        responses={200: OpenApiResponse(description="base64 PNG, no prefix")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = FooocusGenerateMaskSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        image = _upload(data["image"], "image")
+        box = data.get("box")
+        if "point" in data:
+            method, point = "flood", data["point"]
+        else:
+            method, point = "grabcut", None
+            if box is None and not data.get("points"):
+                from PIL import Image
+
+                with Image.open(image) as probe:  # no hint: the object in the middle
+                    width, height = probe.size
+                image.seek(0)
+                box = [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
+        png = services.mask_generate(
+            image_file=image,
+            method=method,
+            box=[round(v) for v in box] if box else None,
+            points=[[round(v) for v in p] for p in data.get("points", [])],
+            point=[round(v) for v in point] if point else None,
+            tolerance=data["tolerance"],
+            mask_mode="white_inpaints",
+        )
+        return Response(base64.b64encode(png).decode())
