@@ -79,6 +79,6 @@ def history_delete(request, generation_id):
 
 
 def not_found(request, exception=None):
-    if request.path.startswith(("/api/", "/sd-inpaint/", "/v1/", "/tasks/")):
+    if request.path.startswith(("/api/", "/sd-inpaint/", "/v1/", "/tasks/", "/rest_api/")):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)

@@ -4,6 +4,7 @@ worker, with images served by a local test server (URLs) or as data URLs."""
 import base64
 import io
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -154,4 +155,4 @@ def test_errors(client):
         "/v1/tools/generate_mask", {"image": data_url(IMAGE)}, format="json"
     )
     assert anonymous.status_code == 401
-    assert client.get(f"/tasks/{'0' * 32}").status_code == 404
+    assert client.get(f"/tasks/{uuid.uuid4()}").status_code == 404
