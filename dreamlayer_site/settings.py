@@ -156,7 +156,10 @@ CELERY_TASK_TIME_LIMIT = env.int("INFERENCE_TIME_LIMIT", default=660)
 # A message not acknowledged within this time is redelivered: keep it above the hard limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inpainting.tasks.run_generation": {"queue": "inference"}}
+CELERY_TASK_ROUTES = {
+    "inpainting.tasks.run_generation": {"queue": "inference"},
+    "inpainting.tasks.deliver_webhook": {"queue": "webhooks"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -195,6 +198,13 @@ WHITENOISE_USE_FINDERS = True
 # --- uploads (SPEC §7) -------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=4096 * 4096)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")
+WEBHOOK_SECRET = (
+    env.str("WEBHOOK_SECRET", default="")
+    or __import__("hashlib").sha256(("webhooks:" + SECRET_KEY).encode()).hexdigest()
+)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=2.0)
 URL_FETCH_ALLOW_PRIVATE = env.bool("URL_FETCH_ALLOW_PRIVATE", default=False)
 URL_FETCH_TIMEOUT = env.float("URL_FETCH_TIMEOUT", default=10.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * UPLOAD_MAX_BYTES + 1024 * 1024

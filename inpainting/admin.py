@@ -63,6 +63,10 @@ class GenerationAdmin(admin.ModelAdmin):
             {"fields": ("prompt", "params", "seed", "engine", "model_name", "metadata")},
         ),
         (
+            "Webhook",
+            {"fields": ("webhook_url", "webhook_status", "webhook_attempts", "webhook_error")},
+        ),
+        (
             "Timing",
             {
                 "fields": (

@@ -110,6 +110,10 @@ class Generation(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    webhook_status = models.CharField(max_length=16, blank=True)  # pending, delivered, failed
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_error = models.TextField(blank=True)
     # NULL (not "") when absent, so the per-user unique constraint ignores it.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from accounts.models import ApiKey, User
 
-from . import engine
+from . import engine, webhooks
 from .conf import engine_config, record_model_status
 from .models import GeneratedImage, Generation, Mask, SourceImage
 from .params import GenerationParams
@@ -175,6 +175,7 @@ def generation_create(
     api_key: ApiKey | None = None,
     idempotency_key: str | None = None,
     extra_metadata: dict | None = None,
+    webhook_url: str | None = None,
 ) -> Submission:
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
 
@@ -184,6 +185,11 @@ def generation_create(
     existing = _existing_by_key(user, idempotency_key)
     if existing is not None:
         return Submission(existing, created=False)
+    if webhook_url:
+        try:
+            webhooks.validate_url(webhook_url)
+        except webhooks.WebhookRefused as exc:
+            raise GenerationError(str(exc), field="webhook_url") from None
     if mask_file is None and not params.outpaint:
         raise GenerationError("A mask file is required unless outpaint is given.", field="mask")
     try:
@@ -207,6 +213,7 @@ def generation_create(
                 api_key=api_key,
                 idempotency_key=idempotency_key,
                 metadata=extra_metadata,
+                webhook_url=webhook_url,
             )
     except IntegrityError:
         # The same idempotency key raced with itself: the first one won.
@@ -231,7 +238,17 @@ def _check_quota(user: User) -> None:
 
 
 def _generation_insert(
-    *, user, source, mask, params, engine_name, client, api_key, idempotency_key, metadata=None
+    *,
+    user,
+    source,
+    mask,
+    params,
+    engine_name,
+    client,
+    api_key,
+    idempotency_key,
+    metadata=None,
+    webhook_url=None,
 ) -> Generation:
     generation = Generation.objects.create(
         owner=user,
@@ -245,6 +262,7 @@ def _generation_insert(
         model_name=engine_config().model_name(engine_name),
         idempotency_key=idempotency_key or None,
         metadata=metadata or {},
+        webhook_url=webhook_url or "",
     )
     transaction.on_commit(lambda: _enqueue(generation))
     return generation
@@ -405,6 +423,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
             row.file.delete(save=False)
         return False
     generation.refresh_from_db()
+    webhooks.schedule(generation)
     publish(generation, {"type": "completed", "id": str(generation.pk)})
     publish(generation, status_event(generation), to_user=True)
     return True
@@ -420,6 +439,7 @@ def generation_fail(*, generation: Generation, message: str) -> bool:
     )
     if done:
         generation.refresh_from_db()
+        webhooks.schedule(generation)
         publish(generation, {"type": "failed", "id": str(generation.pk), "message": message})
         publish(generation, status_event(generation), to_user=True)
     return bool(done)
@@ -444,6 +464,7 @@ def generation_cancel(*, generation: Generation) -> None:
             status=409,
         )
     generation.refresh_from_db()
+    webhooks.schedule(generation)
     publish(generation, {"type": "cancelled", "id": str(generation.pk)})
     publish(generation, status_event(generation), to_user=True)
 

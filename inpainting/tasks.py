@@ -17,6 +17,17 @@ def run_generation(generation_id: str) -> None:
     services.generation_run(generation_id=generation_id)
 
 
+@shared_task(bind=True, name="inpainting.tasks.deliver_webhook", acks_late=True, max_retries=None)
+def deliver_webhook(self, generation_id: str) -> None:
+    from django.conf import settings
+
+    from . import webhooks
+
+    if webhooks.deliver(generation_id=generation_id) == "retry":
+        delay = settings.WEBHOOK_BACKOFF_SECONDS * 2**self.request.retries
+        raise self.retry(countdown=delay)
+
+
 @worker_process_init.connect
 def load_models_once(**kwargs) -> None:
     """Load the diffusion model when the worker process starts, not on the first job."""

@@ -107,7 +107,8 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
 
     log = Path(settings.DATA_DIR) / "worker.log"
     with django_db_blocker.unblock():
-        env = child_env()
+        # The worker delivers webhooks to the tests' loopback receiver, quickly retried.
+        env = child_env(URL_FETCH_ALLOW_PRIVATE="true", WEBHOOK_BACKOFF_SECONDS="0.2")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -117,7 +118,7 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
             "dreamlayer_site",
             "worker",
             "--queues",
-            "inference",
+            "inference,webhooks",
             "--concurrency",
             "1",
             "--hostname",

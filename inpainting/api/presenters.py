@@ -93,6 +93,14 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
         "mask_image": link("api:generation-mask") if generation.mask_id else None,
         "metadata": metadata(generation),
         "websocket": websocket_url(generation, base_url),
+        "webhook": {
+            "url": generation.webhook_url,
+            "status": generation.webhook_status,
+            "attempts": generation.webhook_attempts,
+            "error": generation.webhook_error or None,
+        }
+        if generation.webhook_url
+        else None,
     }
 
 

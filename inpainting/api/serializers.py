@@ -145,6 +145,12 @@ class Img2ImgSerializer(GenerationParamsSerializer):
     wait = serializers.BooleanField(
         default=True, help_text="false answers 202 at once; true waits up to the wait limit."
     )
+    webhook_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Receives the final JSON as a signed POST when the job ends.",
+    )
 
 
 class MaskPreviewSerializer(serializers.Serializer):

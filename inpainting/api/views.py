@@ -128,6 +128,7 @@ class Img2ImgView(AsyncAPIView):
             client=Generation.Client.API if api_key else Generation.Client.WEB,
             api_key=api_key,
             idempotency_key=request.headers.get("Idempotency-Key") or None,
+            webhook_url=serializer.validated_data.get("webhook_url") or None,
         )
         return submission.generation, serializer.validated_data["wait"]
 

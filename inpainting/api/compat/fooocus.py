@@ -73,11 +73,6 @@ class FooocusGenerateSerializer(serializers.Serializer):
     async_process = serializers.BooleanField(default=False)
     webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
-    def validate_webhook_url(self, value):
-        if value:
-            raise serializers.ValidationError("Webhooks are not supported by this server yet.")
-        return value
-
     def validate(self, data):
         if not data.get("inpaint_mask_image_upload") and not data["outpaint_selections"]:
             raise serializers.ValidationError(
@@ -165,6 +160,7 @@ class FooocusGenerateView(AsyncAPIView):
             client=Generation.Client.FOOOCUS,
             api_key=api_key_of(request),
             idempotency_key=request.headers.get("Idempotency-Key") or None,
+            webhook_url=data.get("webhook_url") or None,
         ).generation
         return generation, data["async_process"]
 

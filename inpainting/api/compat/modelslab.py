@@ -4,8 +4,8 @@ Kept from ModelsLab: JSON in and out, ``key`` in the body (headers work too), im
 or base64, white = inpaint, ``samples`` up to 4, ``seed`` null = random, its scheduler class
 names, ``base64`` output, and the ``success`` / ``processing`` (with ``fetch_result``) /
 ``error`` answers. Differences: ``id`` is a UUID string; ``model_id``, ``width`` and
-``height`` are recorded but the server's model runs and the output keeps the input's size;
-``webhook`` is refused until webhooks exist.
+``height`` are recorded but the server's model runs and the output keeps the input's size.
+``webhook`` gets the final answer (with ``track_id``) as a signed POST.
 """
 
 from __future__ import annotations
@@ -108,11 +108,6 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             )
         return value
 
-    def validate_webhook(self, value):
-        if value:
-            raise serializers.ValidationError("Webhooks are not supported by this server yet.")
-        return value
-
     def to_params(self) -> GenerationParams:
         data = self.validated_data
         scheduler = SCHEDULERS.get(data.get("scheduler") or "")
@@ -139,8 +134,8 @@ def _upload(value: str, field: str) -> SimpleUploadedFile:
     return SimpleUploadedFile(field, data)
 
 
-def _answer(request: Request, generation: Generation, as_base64: bool) -> Response:
-    base = base_url(request)
+def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
+    """ModelsLab's success / error / processing JSON for the generation's current state."""
     fetch = base.rstrip("/") + reverse("modelslab-fetch", args=[generation.pk])
     if generation.status == Generation.Status.SUCCEEDED:
         if as_base64:
@@ -152,36 +147,36 @@ def _answer(request: Request, generation: Generation, as_base64: bool) -> Respon
             output = presenters.image_urls(generation, base)
         meta = presenters.metadata(generation)
         meta.update(generation.metadata.get("modelslab", {}))
-        return Response(
-            {
-                "status": "success",
-                "generationTime": generation.inference_seconds,
-                "id": str(generation.pk),
-                "output": output,
-                "proxy_links": output if not as_base64 else [],
-                "nsfw_content_detected": False,
-                "meta": meta,
-            }
-        )
+        return {
+            "status": "success",
+            "generationTime": generation.inference_seconds,
+            "id": str(generation.pk),
+            "output": output,
+            "proxy_links": output if not as_base64 else [],
+            "nsfw_content_detected": False,
+            "meta": meta,
+        }
     if generation.status in (Generation.Status.FAILED, Generation.Status.CANCELLED):
         message = generation.error or "The generation was cancelled."
-        return Response(
-            {"status": "error", "id": str(generation.pk), "message": message},
-            status=422 if generation.status == Generation.Status.FAILED else 409,
-        )
+        return {"status": "error", "id": str(generation.pk), "message": message}
     processing = presenters.img2img_processing(generation, base)
-    return Response(
-        {
-            "status": "processing",
-            "id": str(generation.pk),
-            "eta": processing["eta"],
-            "message": "The image is being generated; fetch it from fetch_result.",
-            "fetch_result": fetch,
-            "output": [],
-            "future_links": [],
-            "meta": presenters.metadata(generation),
-        }
+    return {
+        "status": "processing",
+        "id": str(generation.pk),
+        "eta": processing["eta"],
+        "message": "The image is being generated; fetch it from fetch_result.",
+        "fetch_result": fetch,
+        "output": [],
+        "future_links": [],
+        "meta": presenters.metadata(generation),
+    }
+
+
+def _answer(request: Request, generation: Generation, as_base64: bool) -> Response:
+    status = {Generation.Status.FAILED: 422, Generation.Status.CANCELLED: 409}.get(
+        generation.status, 200
     )
+    return Response(answer_body(base_url(request), generation, as_base64), status=status)
 
 
 class ModelsLabInpaintView(AsyncAPIView):
@@ -202,6 +197,7 @@ class ModelsLabInpaintView(AsyncAPIView):
             client=Generation.Client.MODELSLAB,
             api_key=api_key_of(request),
             idempotency_key=request.headers.get("Idempotency-Key") or None,
+            webhook_url=data.get("webhook") or None,
             extra_metadata={
                 "modelslab": {
                     key: data.get(key)
