@@ -136,7 +136,7 @@ def test_processing_then_fetch(api_key, paused_worker, settings):
         ({"init_image": "not base64 at all!"}, 400, "URL, a data URL or base64"),
         ({"init_image": "http://169.254.169.254/latest/"}, 400, "private or local address"),
         ({"mask_image": "file:///etc/passwd"}, 400, "http or https"),
-        ({"webhook": "https://example.com/hook"}, 400, "Webhooks are not supported"),
+        ({"webhook": "http://10.0.0.1/hook"}, 400, "private or local address"),
         ({"scheduler": "WarpScheduler"}, 400, "Unsupported scheduler"),
         ({"samples": 5}, 400, "less than or equal to 4"),
     ],
