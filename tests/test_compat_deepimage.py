@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from inpainting.models import Generation
 from tests.images import box_mask, gradient, png_bytes
-from tests.test_remote import Handler, local_server  # noqa: F401 (fixture)
+from tests.test_remote import Handler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 VERTICAL = png_bytes(gradient(60, 100))  # a vertical image, as in the document
@@ -20,7 +20,7 @@ MASK = png_bytes(box_mask(96, 64, (30, 20, 60, 40), inpaint_white=True))
 
 
 @pytest.fixture
-def client(api_key, local_server, settings):  # noqa: F811
+def client(api_key, local_server, settings):
     settings.URL_FETCH_ALLOW_PRIVATE = True
     Handler.extra = {
         "/api-example2.jpg": VERTICAL,

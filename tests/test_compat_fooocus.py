@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from inpainting.models import Generation
 from tests.images import gradient, png_bytes
-from tests.test_remote import Handler, local_server  # noqa: F401 (fixture)
+from tests.test_remote import Handler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 IMAGE = png_bytes(gradient(96, 66))
@@ -27,7 +27,7 @@ def gray_mask() -> bytes:
 
 
 @pytest.fixture
-def client(api_key, local_server, settings):  # noqa: F811
+def client(api_key, local_server, settings):
     settings.URL_FETCH_ALLOW_PRIVATE = True  # the test server is on loopback
     Handler.extra = {"/input.png": IMAGE}
     client = APIClient()

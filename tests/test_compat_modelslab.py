@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import Generation
 from tests.images import box_mask, gradient, png_bytes
-from tests.test_remote import local_server  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 URL = "/api/v6/images/inpaint"
@@ -85,7 +84,7 @@ def test_documented_body_with_base64_images(api_key):
     assert_polarity(b"".join(image.streaming_content))
 
 
-def test_documented_body_with_urls_and_base64_output(api_key, local_server, settings):  # noqa: F811
+def test_documented_body_with_urls_and_base64_output(api_key, local_server, settings):
     settings.URL_FETCH_ALLOW_PRIVATE = True  # the test server is on loopback
     body = documented_body(
         api_key,
@@ -160,3 +159,30 @@ def test_fetch_of_another_users_job_is_404(api_key, other_user):
         f"/api/v6/images/fetch/{body['id']}", {"key": other_key}, format="json"
     )
     assert response.status_code == 404 and response.json()["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "path,allow_private,words",
+    [
+        ("http://127.0.0.1/x.png", False, "private or local address"),
+        ("http://169.254.169.254/latest/meta-data/", False, "private or local address"),
+        ("http://[::1]/x.png", False, "private or local address"),
+        ("{server}/redirect-private", True, "private or local address"),
+        ("gopher://example.com/x.png", False, "http or https"),
+        ("{server}/big", True, "larger than 10 MB"),
+    ],
+)
+def test_ssrf_and_size_rules_answer_400(
+    api_key,
+    local_server,
+    settings,
+    path,
+    allow_private,
+    words,
+):
+    settings.URL_FETCH_ALLOW_PRIVATE = allow_private
+    body = documented_body(api_key, path.format(server=local_server), b64(MASK))
+    response = APIClient().post(URL, body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["status"] == "error" and words in response.json()["message"]
+    assert Generation.objects.count() == 0
