@@ -156,9 +156,16 @@ CELERY_TASK_TIME_LIMIT = env.int("INFERENCE_TIME_LIMIT", default=660)
 # A message not acknowledged within this time is redelivered: keep it above the hard limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {
-    "inpainting.tasks.run_generation": {"queue": "inference"},
-    "inpainting.tasks.deliver_webhook": {"queue": "webhooks"},
+CELERY_TASK_ROUTES = {"inpainting.tasks.run_generation": {"queue": "inference"}}
+# Jobs whose worker died stay "running": the reaper requeues them (or fails them after
+# MAX_GENERATION_ATTEMPTS) once they are older than the hard time limit.
+MAX_GENERATION_ATTEMPTS = env.int("MAX_GENERATION_ATTEMPTS", default=3)
+REAP_AFTER_SECONDS = env.int("REAP_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stuck-generations": {
+        "task": "inpainting.tasks.reap_stuck_generations",
+        "schedule": env.float("REAP_EVERY_SECONDS", default=60.0),
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

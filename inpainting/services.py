@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -443,6 +444,33 @@ def generation_fail(*, generation: Generation, message: str) -> bool:
         publish(generation, {"type": "failed", "id": str(generation.pk), "message": message})
         publish(generation, status_event(generation), to_user=True)
     return bool(done)
+
+
+def generation_reap(*, older_than_seconds: float | None = None) -> dict[str, int]:
+    """Jobs still ``running`` past the hard time limit lost their worker (a crash, a kill):
+    requeue them, or fail them once they used ``MAX_GENERATION_ATTEMPTS``. Each change is a
+    conditional update, so two reapers never act twice on one job."""
+    limit = older_than_seconds if older_than_seconds is not None else settings.REAP_AFTER_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    counts = {"requeued": 0, "failed": 0}
+    stuck = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=cutoff)
+    for generation in stuck:
+        if generation.attempts >= settings.MAX_GENERATION_ATTEMPTS:
+            message = (
+                f"The worker stopped during this job {generation.attempts} times; "
+                "it was not retried again."
+            )
+            if generation_fail(generation=generation, message=message):
+                counts["failed"] += 1
+            continue
+        with transaction.atomic():
+            requeued = Generation.objects.filter(
+                pk=generation.pk, status=Generation.Status.RUNNING, started_at__lt=cutoff
+            ).update(status=Generation.Status.QUEUED, started_at=None, step=0)
+            if requeued:
+                counts["requeued"] += 1
+                transaction.on_commit(lambda g=generation: _enqueue(g))
+    return counts
 
 
 # --- user actions ----------------------------------------------------------------------------

@@ -28,6 +28,11 @@ def deliver_webhook(self, generation_id: str) -> None:
         raise self.retry(countdown=delay)
 
 
+@shared_task(name="inpainting.tasks.reap_stuck_generations")
+def reap_stuck_generations() -> dict:
+    return services.generation_reap()
+
+
 @worker_process_init.connect
 def load_models_once(**kwargs) -> None:
     """Load the diffusion model when the worker process starts, not on the first job."""

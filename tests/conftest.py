@@ -118,7 +118,7 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
             "dreamlayer_site",
             "worker",
             "--queues",
-            "inference,webhooks",
+            "inference,default",
             "--concurrency",
             "1",
             "--hostname",
