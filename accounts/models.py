@@ -41,10 +41,6 @@ class ApiKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
 
-    @property
-    def is_usable(self) -> bool:
-        return not self.revoked and not self.has_expired
-
     def touch(self) -> None:
         now = timezone.now()
         type(self).objects.filter(pk=self.pk).update(last_used=now)

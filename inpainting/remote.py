@@ -38,7 +38,7 @@ def _address_allowed(address: str) -> bool:
     return True
 
 
-def _check_url(url: str, field: str) -> None:
+def check_url(url: str, field: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise RemoteInputError(field, f"The {field} URL must be http or https.")
@@ -59,7 +59,7 @@ def fetch_url(url: str, *, field: str) -> bytes:
     """GET ``url`` with the limits; every redirect target is checked like the first URL."""
     limit = settings.UPLOAD_MAX_BYTES
     for _ in range(MAX_REDIRECTS + 1):
-        _check_url(url, field)
+        check_url(url, field)
         try:
             response = requests.get(
                 url,

@@ -322,9 +322,12 @@ def _backend_for(generation: Generation, params: GenerationParams):
     config = engine_config()
     if generation.engine != "diffusers":
         return engine.get_backend(generation.engine, config), None
+    backend = engine.get_backend("diffusers", config)
+    if backend.loaded:  # the usual case: loaded when the worker started
+        return backend, None
     error = diffusion_model_load()
     if error is None:
-        return engine.get_backend("diffusers", config), None
+        return backend, None
     if config.engine == "auto" and params.engine is None:
         note = f"The diffusion model could not be loaded; the classical engine ran instead. {error}"
         return engine.get_backend("classical", config), note

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 
 from .models import Generation
-from .remote import RemoteInputError, _check_url
+from .remote import RemoteInputError, check_url
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-DreamLayer-Signature"
@@ -34,7 +34,7 @@ class WebhookRefused(Exception):
 def validate_url(url: str) -> None:
     """Raise ``WebhookRefused`` with a clear reason for a URL we would not call."""
     try:
-        _check_url(url, "webhook_url")
+        check_url(url, "webhook_url")
     except RemoteInputError as exc:
         raise WebhookRefused(exc.message) from None
 

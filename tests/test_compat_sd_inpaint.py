@@ -109,7 +109,7 @@ def test_the_python_requests_example(server, documents, api_key):
     assert_white_inpainted_black_kept(response.content, documents)
 
 
-def test_defaults_and_gray_blends(server, documents, api_key):
+def test_defaults_apply_and_black_pixels_are_kept(server, documents, api_key):
     mask = Image.new("L", (512, 512), 0)
     mask.paste(128, (100, 100, 200, 200))
     buffer = io.BytesIO()

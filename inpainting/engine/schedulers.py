@@ -49,10 +49,3 @@ def make_scheduler(name: str, base_config: Any) -> Any:
 
     class_name, extra = SCHEDULERS[canonical_name(name)]
     return getattr(diffusers, class_name).from_config(base_config, **extra)
-
-
-def supported_by(pipe: Any) -> list[str]:
-    """The names whose class the loaded model lists as compatible."""
-    compatible = {cls.__name__ for cls in getattr(pipe.scheduler, "compatibles", [])}
-    compatible.add(type(pipe.scheduler).__name__)
-    return [name for name in scheduler_names() if SCHEDULERS[name][0] in compatible]

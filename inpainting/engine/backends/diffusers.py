@@ -88,6 +88,10 @@ class DiffusersBackend:
         self.working_size = working_size
         self.preview_every = preview_every  # 0 = no previews
 
+    @property
+    def loaded(self) -> bool:
+        return (self.model, self.device) in _PIPELINES
+
     def load(self) -> Any:
         return load_pipeline(self.model, self.device)
 
