@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean chromium
+.PHONY: install run test lint clean chromium chaos load
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Reliability: SIGKILL the worker mid-inference and restart Redis (README, "Reliability").
+chaos: install
+	$(PY) scripts/chaos.py --jobs $${JOBS:-12} --kills $${KILLS:-4}
+
+# Load: 50 websocket subscribers + 20 waiting img2img clients against a running server.
+load: install
+	$(PY) scripts/load.py --url $${URL:-http://127.0.0.1:8000} --key $${KEY:?set KEY to an API key}
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from rest_framework_api_key.models import APIKey as LibraryApiKey
 
 from .models import ApiKey, User
 
@@ -18,3 +19,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# djangorestframework-api-key registers an admin for its own APIKey model, which DreamLayer
+# does not use (keys are accounts.ApiKey): one key admin only.
+admin.site.unregister(LibraryApiKey)

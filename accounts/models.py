@@ -8,7 +8,7 @@ from django.utils.crypto import get_random_string
 from rest_framework_api_key.crypto import KeyGenerator
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-KEY_PREFIX = "dl_"
+from .keyformat import KEY_PREFIX, PREFIX_LENGTH, SECRET_LENGTH
 
 
 class User(AbstractUser):
@@ -23,7 +23,9 @@ class DreamLayerKeyGenerator(KeyGenerator):
 
 
 class ApiKeyManager(BaseAPIKeyManager):
-    key_generator = DreamLayerKeyGenerator(prefix_length=8, secret_key_length=32)
+    key_generator = DreamLayerKeyGenerator(
+        prefix_length=PREFIX_LENGTH, secret_key_length=SECRET_LENGTH
+    )
 
 
 class ApiKey(AbstractAPIKey):

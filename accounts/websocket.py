@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -10,9 +12,17 @@ from rest_framework.exceptions import AuthenticationFailed
 from .authentication import key_from_headers, user_for_key
 
 
+def key_from_query_string(query_string: bytes) -> str | None:
+    """``?api_key=`` on the websocket handshake only: a browser's WebSocket cannot set
+    headers. HTTP requests never read a key from the query string."""
+    values = parse_qs(query_string.decode("latin-1")).get("api_key")
+    return values[0].strip() if values and values[0].strip() else None
+
+
 class ApiKeyAuthMiddleware:
-    """When the handshake carries ``Authorization: Api-Key`` (or ``X-API-Key``), the key's
-    owner becomes ``scope["user"]``; a bad key leaves the connection anonymous (refused)."""
+    """When the handshake carries ``Authorization: Api-Key`` (or ``X-API-Key``, or
+    ``?api_key=``), the key's owner becomes ``scope["user"]``; a bad key leaves the
+    connection anonymous (refused). Daphne's access log records the path without the query."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -21,7 +31,7 @@ class ApiKeyAuthMiddleware:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
-        key = key_from_headers(headers)
+        key = key_from_headers(headers) or key_from_query_string(scope.get("query_string", b""))
         if key is not None:
             from django.contrib.auth.models import AnonymousUser
 

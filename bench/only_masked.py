@@ -64,7 +64,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         model = write_tiny_inpaint_model(Path(folder) / "tiny")
         engines = {
-            "classical (patchmatch)": (get_backend("classical", EngineConfig()), {}),
+            "classical (hybrid)": (get_backend("classical", EngineConfig()), {}),
             "diffusers (tiny model, 10 steps @128)": (
                 get_backend(
                     "diffusers",

@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
+    "axes",
     "channels",
     "accounts",
     "inpainting",
@@ -61,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dreamlayer_site.urls"
@@ -109,6 +114,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes: a username + address pair is locked out after AXES_FAILURE_LIMIT failed logins.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # lock-outs are still logged as warnings
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -161,6 +177,7 @@ CELERY_TASK_ROUTES = {"inpainting.tasks.run_generation": {"queue": "inference"}}
 # MAX_GENERATION_ATTEMPTS) once they are older than the hard time limit.
 MAX_GENERATION_ATTEMPTS = env.int("MAX_GENERATION_ATTEMPTS", default=3)
 REAP_AFTER_SECONDS = env.int("REAP_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+REAP_QUEUED_AFTER_SECONDS = env.int("REAP_QUEUED_AFTER_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-generations": {
         "task": "inpainting.tasks.reap_stuck_generations",
@@ -228,6 +245,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 24,
     "EXCEPTION_HANDLER": "inpainting.api.errors.exception_handler",
+    # Counted in the Redis cache, so the limits hold across web processes.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("THROTTLE_ANON", default="60/min"),
+        "user": env.str("THROTTLE_USER", default="600/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -235,17 +261,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Inpainting and outpainting: native API, jobs, history and progress.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "Authorization",
-                "description": "Api-Key dl_xxxxxxxx.secret",
-            }
-        }
-    },
-    "SECURITY": [{"ApiKeyAuth": []}],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- inference ---------------------------------------------------------------------------------
@@ -256,7 +274,12 @@ SD_INPAINT_MODEL = env.str(
 )
 INPAINT_DEVICE = env.str("INPAINT_DEVICE", default="auto")
 INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=512)
-CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="patchmatch")
+# A diffusers job takes up to this many compatible queued jobs (itself included) into one
+# model batch (same size, steps, strength, guidance and scheduler); 1 turns batching off.
+BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)
+# torch.compile the UNet when a worker loads the model (slower start, faster steps on CUDA).
+INPAINT_COMPILE = env.bool("INPAINT_COMPILE", default=False)
+CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)
@@ -266,10 +289,37 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes reports every log-in at INFO; failures and lock-outs are warnings.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# --- HTTP security (SPEC §7) -----------------------------------------------------------------
+# DJANGO_HTTPS=true (behind TLS, e.g. a proxy that sets X-Forwarded-Proto) turns on HTTPS
+# redirects, secure cookies and HSTS; `manage.py check --deploy` is then clean.
+HTTPS = env.bool("DJANGO_HTTPS", default=False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # load balancer probes speak plain HTTP
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Pages: scripts, styles and connections from this origin only, no inline script, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Images served from storage: never scripts, never a document, even if a browser sniffs.
+MEDIA_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox"

@@ -22,6 +22,7 @@ def engine_config() -> EngineConfig:
         working_size=settings.INPAINT_WORKING_SIZE,
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
+        compile_unet=settings.INPAINT_COMPILE,
     )
 
 

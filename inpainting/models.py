@@ -118,6 +118,9 @@ class Generation(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When the task message was last sent: a queued job whose message is older than
+    # REAP_QUEUED_AFTER_SECONDS (a broker restart lost it) is sent again by the reaper.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     queue_seconds = models.FloatField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import logging
 import time
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
 from .models import Generation
 from .selectors import generation_queue_position
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "generation.event"  # handled by the consumers' ``generation_event``
 
@@ -29,9 +33,16 @@ def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = Fa
     """Send ``event`` to the generation's subscribers (and the owner's stream if asked)."""
     layer = get_channel_layer()
     message = {"type": EVENT_TYPE, "generation_id": str(generation.pk), "event": event}
-    async_to_sync(layer.group_send)(generation_group(generation.pk), message)
-    if to_user:
-        async_to_sync(layer.group_send)(user_group(generation.owner_id), message)
+    groups = [generation_group(generation.pk)] + (
+        [user_group(generation.owner_id)] if to_user else []
+    )
+    try:
+        for group in groups:
+            async_to_sync(layer.group_send)(group, message)
+    except (RedisError, OSError) as exc:
+        # Progress is advisory: the database holds the truth and a reconnecting client
+        # gets a fresh snapshot. A Redis restart must not fail the job.
+        logger.warning("progress for %s not published: %s", generation.pk, exc)
 
 
 def status_event(generation: Generation) -> dict[str, Any]:

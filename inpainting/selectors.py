@@ -19,14 +19,17 @@ def generation_list(*, user: User, include_all: bool = False) -> QuerySet[Genera
     return qs.filter(owner=user)
 
 
-def generation_get(*, user: User, generation_id: uuid.UUID | str) -> Generation | None:
-    """The generation if ``user`` owns it or is staff, else None."""
+def generation_get(
+    *, user: User, generation_id: uuid.UUID | str, change: bool = False
+) -> Generation | None:
+    """The generation if ``user`` owns it, or is staff and only reads it (``change=False``);
+    else None. Staff review everything but cancel, delete and re-run only their own."""
     try:
         generation_id = uuid.UUID(str(generation_id))
     except ValueError:
         return None
     qs = Generation.objects.select_related("owner", "source", "mask").prefetch_related("images")
-    if not user.is_staff:
+    if change or not user.is_staff:
         qs = qs.filter(owner=user)
     return qs.filter(pk=generation_id).first()
 

@@ -7,6 +7,7 @@ redelivered task message, a late cancel or a double click never produces two out
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
@@ -270,9 +271,18 @@ def _generation_insert(
 
 
 def _enqueue(generation: Generation) -> None:
+    """Send the task message. If the broker is down the job stays queued and the reaper
+    sends it again later; a duplicate message is harmless (the claim is conditional)."""
+    from kombu.exceptions import OperationalError
+
     from .tasks import run_generation
 
-    run_generation.apply_async(args=[str(generation.pk)], queue="inference")
+    Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
+    try:
+        run_generation.apply_async(args=[str(generation.pk)], queue="inference")
+    except OperationalError as exc:
+        logger.warning("generation %s not sent (%s); the reaper resends it", generation.pk, exc)
+        return
     publish(generation, status_event(generation), to_user=True)
 
 
@@ -350,38 +360,103 @@ def generation_claim(*, generation_id: str) -> Generation | None:
 
 
 def generation_run(*, generation_id: str) -> None:
-    """Claim, run the engine with progress and cancel, then record the outcome."""
+    """Claim, run the engine with progress and cancel, then record the outcome. A diffusers
+    job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch."""
     generation = generation_claim(generation_id=generation_id)
     if generation is None:
         logger.info("generation %s is not queued any more; nothing to do", generation_id)
         return
     params = GenerationParams.from_json(generation.params)
-    request = params.to_request(
-        image=_open_stored(generation.source.file), mask=_stored_mask(generation)
-    )
-    progress = GenerationProgress(generation)
     try:
         backend, fallback_note = _backend_for(generation, params)
-        result = engine.run_inpaint(
-            request, backend, progress=progress, is_cancelled=progress.is_cancelled
-        )
+    except Exception as exc:  # noqa: BLE001 - recorded like any outcome
+        _record_outcome(generation, exc, None)
+        return
+    jobs = [generation]
+    if backend.name == "diffusers":
+        jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1)
+    progresses = [GenerationProgress(job) for job in jobs]
+    requests, runnable = [], []
+    for job, progress in zip(jobs, progresses, strict=True):
+        try:
+            job_params = GenerationParams.from_json(job.params)
+            requests.append(
+                job_params.to_request(image=_open_stored(job.source.file), mask=_stored_mask(job))
+            )
+            runnable.append((job, progress))
+        except Exception as exc:  # noqa: BLE001 - that job fails, the others run
+            _record_outcome(job, exc, None)
+    if not runnable:
+        return
+    # One job or several: the runner batches what it can and runs the rest one by one.
+    outcomes = engine.run_inpaint_batch(
+        requests,
+        backend,
+        progresses=[progress for _, progress in runnable],
+        cancel_checks=[progress.is_cancelled for _, progress in runnable],
+    )
+    for (job, _), outcome in zip(runnable, outcomes, strict=True):
+        _record_outcome(job, outcome, fallback_note)
+
+
+def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
+    """What jobs must share to run in one model batch (the runner checks the final size)."""
+    return (
+        generation.engine,
+        generation.source.width,
+        generation.source.height,
+        params.num_inference_steps,
+        params.denoising_strength,
+        params.guidance_scale,
+        params.scheduler,
+        params.inpaint_area,
+        params.padding,
+        json.dumps(params.outpaint, sort_keys=True),
+    )
+
+
+def _batch_companions(
+    generation: Generation, params: GenerationParams, limit: int
+) -> list[Generation]:
+    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker
+    (oldest first). Their own queue messages then find them claimed and do nothing."""
+    if limit < 1:
+        return []
+    key = _batch_params(generation, params)
+    candidates = (
+        Generation.objects.filter(status=Generation.Status.QUEUED, engine=generation.engine)
+        .exclude(pk=generation.pk)
+        .select_related("source")
+        .order_by("created_at")[: limit * 8]
+    )
+    companions = []
+    for candidate in candidates:
+        if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
+            continue
+        claimed = generation_claim(generation_id=candidate.pk)
+        if claimed is not None:
+            companions.append(claimed)
+        if len(companions) == limit:
+            break
+    return companions
+
+
+def _record_outcome(generation: Generation, outcome, fallback_note: str | None) -> None:
+    """A job's result or the exception that ended it, recorded once."""
+    if isinstance(outcome, engine.InpaintResult):
         if fallback_note:
-            result.metadata["fallback"] = fallback_note
-    except engine.Cancelled:
+            outcome.metadata["fallback"] = fallback_note
+        generation_succeed(generation=generation, result=outcome)
+    elif isinstance(outcome, engine.Cancelled):
         # generation_cancel already recorded the outcome; the worker just stops.
         logger.info("generation %s cancelled while running", generation.pk)
-        return
-    except engine.EngineError as exc:
-        generation_fail(generation=generation, message=str(exc))
-        return
-    except SoftTimeLimitExceeded:
+    elif isinstance(outcome, engine.EngineError):
+        generation_fail(generation=generation, message=str(outcome))
+    elif isinstance(outcome, SoftTimeLimitExceeded):
         generation_fail(generation=generation, message="The job ran past its time limit.")
-        return
-    except Exception as exc:
-        logger.exception("generation %s crashed", generation.pk)
-        generation_fail(generation=generation, message=f"Internal error: {type(exc).__name__}.")
-        return
-    generation_succeed(generation=generation, result=result)
+    else:
+        logger.error("generation %s crashed", generation.pk, exc_info=outcome)
+        generation_fail(generation=generation, message=f"Internal error: {type(outcome).__name__}.")
 
 
 def _output_parameters(generation: Generation, result: engine.InpaintResult, index: int) -> dict:
@@ -452,10 +527,19 @@ def generation_fail(*, generation: Generation, message: str) -> bool:
 def generation_reap(*, older_than_seconds: float | None = None) -> dict[str, int]:
     """Jobs still ``running`` past the hard time limit lost their worker (a crash, a kill):
     requeue them, or fail them once they used ``MAX_GENERATION_ATTEMPTS``. Each change is a
-    conditional update, so two reapers never act twice on one job."""
+    conditional update, so two reapers never act twice on one job. Jobs ``queued`` whose
+    message was sent more than ``REAP_QUEUED_AFTER_SECONDS`` ago (a broker that restarted
+    without persistence lost it) get their message again."""
     limit = older_than_seconds if older_than_seconds is not None else settings.REAP_AFTER_SECONDS
     cutoff = timezone.now() - timedelta(seconds=limit)
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    lost_cutoff = timezone.now() - timedelta(seconds=settings.REAP_QUEUED_AFTER_SECONDS)
+    for generation in Generation.objects.filter(
+        Q(enqueued_at__lt=lost_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=lost_cutoff),
+        status=Generation.Status.QUEUED,
+    ):
+        counts["resent"] += 1
+        _enqueue(generation)
     stuck = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=cutoff)
     for generation in stuck:
         if generation.attempts >= settings.MAX_GENERATION_ATTEMPTS:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .engine.images import PNG_COMPRESS_LEVEL
+
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MASK_FORMATS = ("PNG",)
 
@@ -96,7 +98,7 @@ def encode_png(image: Image.Image) -> EncodedImage:
     clean = Image.new(image.mode, image.size)
     clean.paste(image)
     buffer = io.BytesIO()
-    clean.save(buffer, format="PNG")
+    clean.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     data = buffer.getvalue()
     return EncodedImage(data, image.width, image.height, hashlib.sha256(data).hexdigest())
 
@@ -105,5 +107,5 @@ def thumbnail_png(image: Image.Image, size: int = 128) -> bytes:
     thumb = image.copy()
     thumb.thumbnail((size, size))
     buffer = io.BytesIO()
-    thumb.save(buffer, format="PNG")
+    thumb.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()

@@ -38,8 +38,10 @@ def history(request):
     return render(request, "inpainting/history.html", {"page": page})
 
 
-def _own_generation(request, generation_id) -> Generation:
-    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+def _own_generation(request, generation_id, change: bool = False) -> Generation:
+    generation = selectors.generation_get(
+        user=request.user, generation_id=generation_id, change=change
+    )
     if generation is None:
         raise Http404("No such generation.")
     return generation
@@ -59,7 +61,7 @@ def history_detail(request, generation_id):
 @login_required
 @require_POST
 def history_rerun(request, generation_id):
-    generation = _own_generation(request, generation_id)
+    generation = _own_generation(request, generation_id, change=True)
     try:
         new = services.generation_rerun(
             generation=generation, user=request.user, client=Generation.Client.WEB
@@ -73,7 +75,7 @@ def history_rerun(request, generation_id):
 @login_required
 @require_POST
 def history_delete(request, generation_id):
-    services.generation_delete(generation=_own_generation(request, generation_id))
+    services.generation_delete(generation=_own_generation(request, generation_id, change=True))
     messages.success(request, "The generation and its files are deleted.")
     return redirect("history")
 

@@ -37,18 +37,19 @@ def wait_until_up(url: str, process, timeout: float = 90.0, log=None) -> None:
 
 
 @contextlib.contextmanager
-def daphne_server(env: dict[str, str], log: Path):
+def daphne_server(env: dict[str, str], log: Path, *args: str):
     """A daphne process serving the project with ``env``; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "daphne",
+            "dreamlayer_site.serve",
             "-b",
             "127.0.0.1",
             "-p",
             str(port),
+            *args,
             "dreamlayer_site.asgi:application",
         ],
         cwd=ROOT,
@@ -63,3 +64,18 @@ def daphne_server(env: dict[str, str], log: Path):
     finally:
         process.terminate()
         process.wait(20)
+
+
+def run_script(script: str, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    """Run one of the repository's scripts (``bench/…``, ``scripts/…``) and capture its output."""
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def script_against_server(
+    env: dict[str, str], log: Path, script: str, *args: str
+) -> subprocess.CompletedProcess:
+    """Start daphne with ``env``, run ``script --url URL *args`` against it and return the run."""
+    with daphne_server(env, log) as url:
+        return run_script(script, "--url", url, *args)

@@ -13,6 +13,10 @@ os.environ.setdefault("INPAINT_ENGINE", "classical")
 os.environ.setdefault("SD_INPAINT_MODEL", str(_DATA / "tiny-sd-inpaint"))
 os.environ.setdefault("INPAINT_WORKING_SIZE", "64")
 os.environ.setdefault("IMG2IMG_WAIT_SECONDS", "60")
+# The suite makes thousands of requests as a handful of users; tests/test_limits.py starts
+# servers with low rates to test the throttles themselves.
+os.environ.setdefault("THROTTLE_USER", "100000/min")
+os.environ.setdefault("THROTTLE_ANON", "100000/min")
 
 from dreamlayer_site.settings import *  # noqa: E402,F403
 

@@ -27,7 +27,8 @@ def test_no_credentials_is_refused_with_the_error_shape():
 
 def test_session_login(user):
     client = APIClient()
-    assert client.login(username="alice", password="pw-alice-123")
+    page = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert page.status_code == 302
     assert client.get(URL).status_code == 200
 
 

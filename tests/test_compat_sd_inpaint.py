@@ -173,4 +173,6 @@ def test_health(server):
     body = requests.get(f"{server}/sd-inpaint/health", timeout=10).json()
     assert body["status"] == "healthy"
     assert body["service"] == "stable-diffusion-inpaint"
-    assert body["model"] == "patchmatch"  # the engine that answers (classical in the tests)
+    assert (
+        body["model"] == "hybrid-patchmatch-poisson"
+    )  # the engine that answers (classical in the tests)

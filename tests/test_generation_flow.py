@@ -3,6 +3,7 @@
 import io
 import time
 
+import numpy as np
 import pytest
 import redis
 from django.conf import settings
@@ -34,7 +35,7 @@ def test_img2img_with_an_api_key_returns_the_result_with_exact_preservation(user
     assert len(body["images"]) == 1
     assert body["images"][0] == f"http://testserver/api/generations/{body['id']}/images/0.png"
     meta = body["metadata"]
-    assert meta["engine"] == "classical" and meta["model"] == "patchmatch"
+    assert meta["engine"] == "classical" and meta["model"] == "hybrid-patchmatch-poisson"
     assert (meta["width"], meta["height"]) == (W, H)
     assert meta["prompt"] == "remove it" and meta["mask_mode"] == "black_inpaints"
     assert isinstance(meta["seed"], int) and meta["prompt_ignored"] is True
@@ -144,6 +145,40 @@ def test_a_duplicate_task_delivery_produces_one_result(api, paused_worker):
     assert sorted(GeneratedImage.objects.values_list("index", flat=True)) == [0, 1]
 
 
+def test_queued_diffusers_jobs_run_as_one_batch(api, paused_worker):
+    """Three compatible diffusers jobs waiting in the queue: the first one the worker takes
+    claims the other two into its model batch; each gets its own result, and the other two
+    messages find their jobs claimed. A classical job is never batched."""
+    ids = [
+        post_img2img(
+            api,
+            image_png(),
+            black_box_mask_png(),
+            wait="false",
+            engine="diffusers",
+            prompt=prompt,
+            steps=4,
+            denoising_strength=1.0,
+            seed=seed,
+        ).json()["id"]
+        for prompt, seed in (("a red rose", 1), ("a cat", 2), ("a tree", 3))
+    ]
+    classical = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
+    paused_worker.resume()
+    jobs = [wait_for_status(generation_id) for generation_id in [*ids, classical]]
+    assert [job.status for job in jobs] == ["succeeded"] * 4
+    assert [job.metadata.get("batched_jobs") for job in jobs] == [3, 3, 3, None]
+    assert [job.seed for job in jobs[:3]] == [1, 2, 3]
+    assert all(job.attempts == 1 and job.step == job.total_steps == 4 for job in jobs[:3])
+    images = [decode(job.images.get().file.read()) for job in jobs[:3]]
+    assert np.abs(np.asarray(images[0], int) - np.asarray(images[1], int)).max() > 10
+    claimed = [f"generation {generation_id} is not queued any more" for generation_id in ids[1:]]
+    deadline = time.monotonic() + 20
+    while not all(line in paused_worker.log.read_text() for line in claimed):
+        assert time.monotonic() < deadline, paused_worker.log_tail()
+        time.sleep(0.1)
+
+
 def test_cancel_a_queued_generation(api, paused_worker):
     generation_id = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
     response = api.post(f"/api/generations/{generation_id}/cancel/")
@@ -233,8 +268,6 @@ def test_output_png_carries_its_parameters(api):
 
 
 def test_sixteen_bit_grayscale_input(api):
-    import numpy as np
-
     gray = np.asarray(Image.open(io.BytesIO(image_png())).convert("L"), np.uint16) * 257
     response = post_img2img(api, png_bytes(Image.fromarray(gray)), black_box_mask_png())
     assert response.status_code == 200, response.content

@@ -95,7 +95,7 @@ async def test_cancel_while_running_stops_within_a_step(api, api_key):
 
 
 async def test_session_cookie_and_the_user_stream(user, client, api):
-    await sync_to_async(client.login)(username="alice", password="pw-alice-123")
+    await sync_to_async(client.force_login)(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     headers = [(b"cookie", cookie), (b"origin", b"http://localhost")]
     stream = await connect("/ws/generations/", headers)

@@ -9,8 +9,14 @@ from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from django.http import Http404, HttpResponseRedirect
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -27,6 +33,8 @@ from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
 from ..progress import EVENT_TYPE, generation_group
 from . import presenters
+from .docs import GenerationDoc
+from .media import image_response
 from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
@@ -41,40 +49,61 @@ def base_url(request) -> str:
     return request.build_absolute_uri("/")
 
 
-def get_generation_or_404(request: Request, generation_id) -> Generation:
-    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:
+    generation = selectors.generation_get(
+        user=request.user, generation_id=generation_id, change=change
+    )
     if generation is None:
         raise Http404("No such generation.")
     return generation
 
 
+RECHECK_SECONDS = 5.0  # how often a waiter asks the database, in case an event was lost
+WAIT_TICK = "dreamlayer.wait_tick"
+
+
 async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
-    """Wait for the job's terminal event on the channel layer (no polling, no thread held)."""
+    """Wait for the job's terminal event on the channel layer (no polling, no thread held).
+
+    The receive is never cancelled: at each recheck time the waiter sends itself a tick on its
+    own plain channel. Cancelling a channels-redis receive can swallow the cancellation inside
+    redis-py and leave the receive looping for ever, and a process-specific channel
+    (``new_channel()``) shares one receive lock with every other waiter of the process.
+    """
     layer = get_channel_layer()
-    channel = await layer.new_channel()
+    channel = f"dreamlayer.wait.{uuid.uuid4().hex}"
     group = generation_group(generation_id)
     await layer.group_add(group, channel)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    tasks: set[asyncio.Task] = set()
+
+    def tick() -> None:
+        task = loop.create_task(layer.send(channel, {"type": WAIT_TICK}))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    alarm = None
     try:
-        # The job may have finished before we subscribed: the database has the last word.
         while True:
+            # The job may have finished before we subscribed, or its event may have been lost
+            # while Redis was down: the database has the last word.
             state = await sync_to_async(selectors.generation_status)(generation_id=generation_id)
-            if state in Generation.TERMINAL:
-                return
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if state in Generation.TERMINAL or remaining <= 0:
                 return
-            try:
-                while True:
-                    message = await asyncio.wait_for(layer.receive(channel), min(remaining, 5.0))
-                    if message.get("type") == EVENT_TYPE and (
-                        message["event"].get("type") in TERMINAL_EVENTS
-                    ):
-                        break
-            except TimeoutError:
-                pass
+            alarm = loop.call_later(min(remaining, RECHECK_SECONDS), tick)
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == WAIT_TICK:
+                    break
+                if message.get("type") == EVENT_TYPE and (
+                    message["event"].get("type") in TERMINAL_EVENTS
+                ):
+                    return
     finally:
+        if alarm is not None:
+            alarm.cancel()
         await layer.group_discard(group, channel)
 
 
@@ -159,11 +188,19 @@ class Img2ImgView(AsyncAPIView):
         return await sync_to_async(self._respond)(request, generation.pk, wait)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("all", bool, description="staff: everyone's generations")]
+    ),
+    destroy=extend_schema(responses={204: None}),
+    cancel=extend_schema(request=None),
+    rerun=extend_schema(request=None, responses={201: GenerationDoc}),
+)
 class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your generations (staff: everyone's with ``?all=1``), newest first."""
 
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    serializer_class = serializers.Serializer  # responses are built by presenters
+    serializer_class = GenerationDoc  # documents the shape; presenters build the responses
 
     def get_queryset(self):
         include_all = self.request.query_params.get("all") in ("1", "true")
@@ -178,19 +215,19 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(presenters.detail(get_generation_or_404(request, pk), base_url(request)))
 
     def destroy(self, request: Request, pk=None) -> Response:
-        services.generation_delete(generation=get_generation_or_404(request, pk))
+        services.generation_delete(generation=get_generation_or_404(request, pk, change=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        generation = get_generation_or_404(request, pk)
+        generation = get_generation_or_404(request, pk, change=True)
         services.generation_cancel(generation=generation)
         generation.refresh_from_db()
         return Response(presenters.detail(generation, base_url(request)))
 
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk=None) -> Response:
-        generation = get_generation_or_404(request, pk)
+        generation = get_generation_or_404(request, pk, change=True)
         new = services.generation_rerun(generation=generation, user=request.user)
         new = selectors.generation_get(user=request.user, generation_id=new.pk)
         return Response(presenters.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
@@ -244,7 +281,7 @@ class MaskGenerateView(APIView):
             tolerance=data["tolerance"],
             mask_mode=data["mask_mode"],
         )
-        return HttpResponse(png, content_type="image/png")
+        return image_response(png)
 
 
 class MaskPreviewView(APIView):
@@ -270,17 +307,13 @@ class MaskPreviewView(APIView):
                 grow=data["mask_grow"],
             ),
         )
-        return HttpResponse(png, content_type="image/png")
+        return image_response(png)
 
 
 def _file_response(field_file, download_name: str):
     if settings.AWS_STORAGE_BUCKET_NAME:
         return HttpResponseRedirect(field_file.url)  # a short-lived signed URL
-    response = FileResponse(field_file.open("rb"), content_type="image/png")
-    response["Content-Disposition"] = f'inline; filename="{download_name}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(field_file.open("rb"), filename=download_name, cache=True)
 
 
 class GenerationFileView(APIView):
@@ -323,6 +356,7 @@ class HealthView(AsyncAPIView):
 
     authentication_classes: list = []
     permission_classes: list = []
+    throttle_classes: list = []  # load balancers probe it constantly
 
     async def get(self, request: Request) -> Response:
         config = engine_config()

@@ -6,7 +6,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 from .images import png_with_parameters, to_rgb
 from .masks import effective_mask
 from .registry import EngineConfig, get_backend
-from .runner import prepare_mask, resolve_seeds, run_inpaint
+from .runner import prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
 from .types import (
     Cancelled,
     EngineError,
@@ -35,4 +35,5 @@ __all__ = [
     "prepare_mask",
     "resolve_seeds",
     "run_inpaint",
+    "run_inpaint_batch",
 ]

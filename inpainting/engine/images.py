@@ -33,6 +33,11 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     return image.convert("RGB")
 
 
+#: zlib level for every PNG the service writes: level 1 encodes a 512 px photo about 3x faster
+#: than Pillow's default 6 (20 ms against 69 ms here) for files about 10 % larger.
+PNG_COMPRESS_LEVEL = 1
+
+
 def png_with_parameters(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:
     """PNG bytes; ``parameters`` go into a text chunk as JSON."""
     info = None
@@ -40,5 +45,5 @@ def png_with_parameters(image: Image.Image, parameters: dict[str, Any] | None = 
         info = PngImagePlugin.PngInfo()
         info.add_text(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True, default=str))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()

@@ -19,8 +19,9 @@ class EngineConfig:
     model: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
     device: str = "auto"
     working_size: int = 512
-    classical_method: str = "patchmatch"
+    classical_method: str = "hybrid"
     preview_every: int = 5
+    compile_unet: bool = False
 
     def available(self) -> list[str]:
         """Engines a request may name: classical always, diffusers when it is loaded."""
@@ -68,7 +69,11 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                 from .backends.diffusers import DiffusersBackend
 
                 _BACKENDS[key] = DiffusersBackend(
-                    config.model, config.device, config.working_size, config.preview_every
+                    config.model,
+                    config.device,
+                    config.working_size,
+                    config.preview_every,
+                    config.compile_unet,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

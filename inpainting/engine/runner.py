@@ -182,16 +182,20 @@ def choose_region(
     return box
 
 
-def run_inpaint(
-    request: InpaintRequest,
-    backend: Backend,
-    *,
-    progress: ProgressCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
-    fill_method: str = "patchmatch",
-) -> InpaintResult:
-    progress = progress or _no_progress
-    is_cancelled = is_cancelled or _never_cancelled
+@dataclass
+class Prepared:
+    """A request brought to the backend's input, and what it takes to bring the output back."""
+
+    canvas: Canvas
+    seeds: list[int]
+    box: tuple[int, int, int, int] | None
+    region_image: Image.Image
+    region_mask: np.ndarray
+    call: BackendCall
+
+
+def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patchmatch") -> Prepared:
+    """Canvas, seeds, only-masked crop and working resolution: the backend's call."""
     if not 1 <= request.samples <= 4:
         raise InvalidInput("samples must be between 1 and 4.")
     # Refuse an unknown scheduler before any work; the backend gets the canonical name.
@@ -199,9 +203,6 @@ def run_inpaint(
     canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
     seeds = resolve_seeds(request.seed, request.samples)
     box = choose_region(canvas.mask, request.inpaint_area, request.padding, backend.working_size)
-    if is_cancelled():
-        raise Cancelled()
-
     region_image, region_mask = canvas.image, canvas.mask
     if box is not None:
         x0, y0, x1, y1 = box
@@ -216,7 +217,6 @@ def run_inpaint(
             # Any pixel touched by the mask stays in the hole after downscaling.
             small = cv2.resize(np.asarray(hole), size, interpolation=cv2.INTER_AREA)
             hole = Image.fromarray(np.where(small > 0, 255, 0).astype(np.uint8), "L")
-
     call = BackendCall(
         image=model_image,
         hole=hole,
@@ -228,13 +228,17 @@ def run_inpaint(
         seeds=seeds,
         scheduler=scheduler,
     )
-    started = time.perf_counter()
-    output = backend.inpaint(call, progress, is_cancelled)
-    inference_seconds = time.perf_counter() - started
+    return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
+
+def finish(
+    prepared: Prepared, output: BackendOutput, backend: Backend, inference_seconds: float
+) -> InpaintResult:
+    """Composite the backend's images back into the canvas; the result and its metadata."""
+    canvas, box = prepared.canvas, prepared.box
     images = []
     for generated in output.images:
-        region_out = composite_images(region_image, generated, region_mask)
+        region_out = composite_images(prepared.region_image, generated, prepared.region_mask)
         if box is None:
             images.append(region_out)
         else:
@@ -245,14 +249,14 @@ def run_inpaint(
     metadata["inpaint_area"] = "masked" if box is not None else "whole"
     if box is not None:
         metadata["crop"] = list(box)
-    metadata["working_size"] = list(model_image.size)
+    metadata["working_size"] = list(prepared.call.image.size)
     if canvas.outpaint is not None:
         metadata["outpaint"] = dict(
             zip(("left", "top", "right", "bottom"), canvas.outpaint, strict=True)
         )
     return InpaintResult(
         images=images,
-        seeds=seeds,
+        seeds=prepared.seeds,
         engine=backend.name,
         model=output.model,
         width=canvas.image.width,
@@ -260,3 +264,87 @@ def run_inpaint(
         inference_seconds=inference_seconds,
         metadata=metadata,
     )
+
+
+def run_inpaint(
+    request: InpaintRequest,
+    backend: Backend,
+    *,
+    progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    fill_method: str = "patchmatch",
+) -> InpaintResult:
+    progress = progress or _no_progress
+    is_cancelled = is_cancelled or _never_cancelled
+    return _run_prepared(prepare(request, backend, fill_method), backend, progress, is_cancelled)
+
+
+def _run_prepared(
+    prepared: Prepared, backend: Backend, progress: ProgressCallback, is_cancelled: CancelCheck
+) -> InpaintResult:
+    if is_cancelled():
+        raise Cancelled()
+    started = time.perf_counter()
+    output = backend.inpaint(prepared.call, progress, is_cancelled)
+    return finish(prepared, output, backend, time.perf_counter() - started)
+
+
+def batch_key(call: BackendCall) -> tuple:
+    """Calls with equal keys can share one model batch: same size, steps and guidance."""
+    return (
+        call.image.size,
+        call.num_inference_steps,
+        call.denoising_strength,
+        call.guidance_scale,
+        call.scheduler,
+    )
+
+
+def run_inpaint_batch(
+    requests: list[InpaintRequest],
+    backend: Backend,
+    *,
+    progresses: list[ProgressCallback],
+    cancel_checks: list[CancelCheck],
+    fill_method: str = "patchmatch",
+) -> list[InpaintResult | Exception]:
+    """Several jobs at once: those whose calls share the first batchable call's key run as one
+    backend batch (``backend.inpaint_batch``), the rest one by one. Each entry of the answer is
+    that job's result or the exception that ended it (``Cancelled`` included)."""
+    outcomes: list[InpaintResult | Exception | None] = [None] * len(requests)
+    prepared: dict[int, Prepared] = {}
+    for index, request in enumerate(requests):
+        try:
+            prepared[index] = prepare(request, backend, fill_method)
+        except Exception as exc:  # noqa: BLE001 - that job's outcome, the others go on
+            outcomes[index] = exc
+    batch: list[int] = []
+    if hasattr(backend, "inpaint_batch") and prepared:
+        key = batch_key(next(iter(prepared.values())).call)
+        batch = [i for i, p in prepared.items() if batch_key(p.call) == key]
+    if len(batch) > 1:
+        started = time.perf_counter()
+        try:
+            outputs = backend.inpaint_batch(
+                [prepared[i].call for i in batch],
+                [progresses[i] for i in batch],
+                [cancel_checks[i] for i in batch],
+            )
+        except Exception as exc:  # noqa: BLE001 - the whole batch shares the failure
+            outputs = [exc] * len(batch)
+        seconds = time.perf_counter() - started
+        for index, output in zip(batch, outputs, strict=True):
+            outcomes[index] = (
+                output
+                if isinstance(output, Exception)
+                else finish(prepared[index], output, backend, seconds)
+            )
+    for index, job in prepared.items():
+        if outcomes[index] is None:
+            try:
+                outcomes[index] = _run_prepared(
+                    job, backend, progresses[index], cancel_checks[index]
+                )
+            except Exception as exc:  # noqa: BLE001 - that job's outcome, the others go on
+                outcomes[index] = exc
+    return outcomes  # type: ignore[return-value]

@@ -64,17 +64,27 @@ def grabcut(
         for x, y in points:
             _inside(x, y, image.width, image.height)
             cv2.circle(labels, (round(x * scale), round(y * scale)), POINT_RADIUS, int(label), -1)
+    is_foreground = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if is_foreground.all():  # the box is the whole image: nothing to tell apart
+        return _back_to_size(is_foreground, image.size)
+    if not is_foreground.any():
+        raise InvalidInput("The box and points select no pixel of the image.")
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
-    cv2.grabCut(
-        cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
-        labels,
-        None,
-        background_model,
-        foreground_model,
-        iterations,
-        cv2.GC_INIT_WITH_MASK,
-    )
+    try:
+        cv2.grabCut(
+            cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+            labels,
+            None,
+            background_model,
+            foreground_model,
+            iterations,
+            cv2.GC_INIT_WITH_MASK,
+        )
+    except cv2.error:
+        raise InvalidInput(
+            "GrabCut could not model this image (too few pixels inside or outside the box)."
+        ) from None
     selected = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     return _back_to_size(selected, image.size)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _write_tokenizer(folder: Path) -> None:
+def _write_tokenizer(folder: Path, max_length: int = 16) -> None:
     """A minimal CLIP BPE vocabulary: special tokens, single characters and a few merges."""
     folder.mkdir(parents=True, exist_ok=True)
     tokens = ["<|startoftext|>", "<|endoftext|>"]
@@ -36,7 +36,7 @@ def _write_tokenizer(folder: Path) -> None:
         json.dumps(
             {
                 "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": 16,
+                "model_max_length": max_length,
                 "bos_token": "<|startoftext|>",
                 "eos_token": "<|endoftext|>",
                 "unk_token": "<|endoftext|>",
@@ -46,8 +46,58 @@ def _write_tokenizer(folder: Path) -> None:
     )
 
 
-def write_tiny_inpaint_model(folder: str | Path, *, seed: int = 0) -> Path:
-    """Create the tiny pipeline in ``folder`` (safetensors weights) and return the folder."""
+#: The published Stable Diffusion 1.5 inpainting architecture (UNet 320/640/1280/1280 with
+#: cross-attention 768, the SD VAE, a CLIP ViT-L/14 text encoder): random weights, real cost.
+SD15 = {
+    "unet": dict(
+        sample_size=64,
+        in_channels=9,
+        out_channels=4,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    ),
+    "vae": dict(
+        block_out_channels=(128, 256, 512, 512),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=2,
+        norm_num_groups=32,
+        sample_size=512,
+    ),
+    "text": dict(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_attention_heads=12,
+        num_hidden_layers=12,
+        max_position_embeddings=77,
+        vocab_size=49408,
+        projection_dim=768,
+        hidden_act="quick_gelu",
+    ),
+}
+
+
+def write_sd15_architecture_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """The SD 1.5 inpainting architecture with random weights (about 4 GB in fp32)."""
+    return write_tiny_inpaint_model(folder, seed=seed, architecture=SD15)
+
+
+def write_tiny_inpaint_model(
+    folder: str | Path, *, seed: int = 0, architecture: dict | None = None
+) -> Path:
+    """Create the tiny pipeline (or ``architecture``) in ``folder`` (safetensors weights) and
+    return the folder."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -59,30 +109,30 @@ def write_tiny_inpaint_model(folder: str | Path, *, seed: int = 0) -> Path:
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=9,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=32,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
+    tiny = {
+        "unet": dict(
+            sample_size=16,
+            in_channels=9,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+        ),
+        "vae": dict(
+            block_out_channels=(16, 32),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=32,
+        ),
+        "text": dict(
             bos_token_id=0,
             eos_token_id=1,
             pad_token_id=1,
@@ -93,10 +143,14 @@ def write_tiny_inpaint_model(folder: str | Path, *, seed: int = 0) -> Path:
             layer_norm_eps=1e-5,
             max_position_embeddings=16,
             vocab_size=1000,
-        )
-    )
+        ),
+    }
+    config = architecture or tiny
+    unet = UNet2DConditionModel(**config["unet"])
+    vae = AutoencoderKL(**config["vae"])
+    text_encoder = CLIPTextModel(CLIPTextConfig(**config["text"]))
     with tempfile.TemporaryDirectory() as tokenizer_src:
-        _write_tokenizer(Path(tokenizer_src))
+        _write_tokenizer(Path(tokenizer_src), config["text"]["max_position_embeddings"])
         tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
     scheduler = DDIMScheduler(
         beta_start=0.00085,

@@ -11,6 +11,7 @@ from inpainting.engine import (
     effective_mask,
     get_backend,
     run_inpaint,
+    run_inpaint_batch,
 )
 from inpainting.engine.backends.diffusers import load_pipeline, resolve_model
 from tests.images import box_mask, gradient
@@ -40,6 +41,12 @@ def request(**overrides):
     )
     values.update(overrides)
     return InpaintRequest(**values)
+
+
+def assert_same_image(a, b):
+    """Equal up to CPU kernel rounding across batch sizes (at most 1 level, under 0.1 %)."""
+    difference = np.abs(np.asarray(a, int) - np.asarray(b, int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.001
 
 
 def test_the_model_loads_once_per_process(config, tiny_model):
@@ -82,7 +89,10 @@ def test_samples_get_consecutive_seeds_each_reproducible(config):
     assert (arrays[0] != arrays[1]).any() and (arrays[1] != arrays[2]).any()
     assert (arrays[0] != arrays[2]).any()
     single = run_inpaint(request(seed=21), backend)
-    assert (np.asarray(batch.images[1]) == np.asarray(single.images[0])).all()
+    # The same image: CPU kernels may round differently for a batch of 3 than for 1, so a
+    # few pixels can differ by one level (seen: 5 of 28800); a different seed differs widely.
+    assert_same_image(batch.images[1], single.images[0])
+    assert np.abs(arrays[0].astype(int) - arrays[1].astype(int)).max() > 10
 
 
 def test_denoising_strength_sets_the_number_of_steps(config):
@@ -219,3 +229,99 @@ def test_out_of_memory_fails_that_job_and_the_next_one_succeeds(config, monkeypa
     assert type(pipe.scheduler).__name__ == "DDIMScheduler"  # restored after the failure
     result = run_inpaint(request(), backend)
     assert len(result.images) == 1 and calls["n"] > 2
+
+
+def test_the_fast_path_keeps_the_images(tiny_model):
+    """channels-last and fused QKV (on CUDA by default) change the memory layout and fuse the
+    attention projections; the result stays the same image. Run here on the CPU, tiny model."""
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+
+    from inpainting.engine.backends.diffusers import speed_up
+
+    def generate(pipe):
+        pipe.set_progress_bar_config(disable=True)
+        with torch.inference_mode():
+            return pipe(
+                prompt="a red rose",
+                image=gradient(64, 64),
+                mask_image=box_mask(64, 64, (16, 16, 48, 48), inpaint_white=True),
+                num_inference_steps=3,
+                height=64,
+                width=64,
+                generator=torch.Generator("cpu").manual_seed(3),
+                output_type="np",
+            ).images[0]
+
+    plain = generate(StableDiffusionInpaintPipeline.from_pretrained(tiny_model))
+    fast_pipe = speed_up(
+        StableDiffusionInpaintPipeline.from_pretrained(tiny_model),
+        channels_last=True,
+        fuse_qkv=True,
+        compile_unet=False,
+    )
+    assert fast_pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    processors = {type(p).__name__ for p in fast_pipe.unet.attn_processors.values()}
+    assert processors == {"FusedAttnProcessor2_0"}
+    fast = generate(fast_pipe)
+    assert np.abs(fast - plain).max() < 1e-3
+
+
+def test_jobs_batched_together_each_get_their_own_image(config):
+    """Three jobs of one size share one pipeline call; each gets the image it would get alone,
+    its own progress, and its own seeds. A job of another size runs on its own."""
+    backend = get_backend("diffusers", config)
+    jobs = [
+        request(seed=31, prompt="a red rose"),
+        request(seed=32, prompt="a cat", samples=2, negative_prompt="sky"),
+        request(seed=33, mask=box_mask(120, 80, (10, 10, 50, 40), inpaint_white=False)),
+        request(
+            seed=34,
+            image=gradient(64, 64),
+            mask=box_mask(64, 64, (8, 8, 30, 30), inpaint_white=False),
+        ),
+    ]
+    events = [[] for _ in jobs]
+    outcomes = run_inpaint_batch(
+        jobs,
+        backend,
+        progresses=[log.append for log in events],
+        cancel_checks=[lambda: False] * len(jobs),
+    )
+    assert [o.metadata["batched_jobs"] for o in outcomes] == [3, 3, 3, 1]
+    assert [o.seeds for o in outcomes] == [[31], [32, 33], [33], [34]]
+    assert all([e.step for e in log] == list(range(1, 7)) for log in events)
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        alone = run_inpaint(job, backend)
+        for batched, single in zip(outcome.images, alone.images, strict=True):
+            assert_same_image(batched, single)
+    # Different prompts and masks really are different jobs.
+    assert (
+        np.abs(
+            np.asarray(outcomes[0].images[0], int) - np.asarray(outcomes[2].images[0], int)
+        ).max()
+        > 10
+    )
+
+
+def test_a_batch_stops_when_every_job_in_it_is_cancelled(config):
+    backend = get_backend("diffusers", config)
+    cancelled = [False, False]
+    steps = []
+
+    def progress_of(index):
+        def progress(event):
+            steps.append((index, event.step))
+            if event.step == 2:
+                cancelled[index] = True
+
+        return progress
+
+    outcomes = run_inpaint_batch(
+        [request(seed=1), request(seed=2)],
+        backend,
+        progresses=[progress_of(0), progress_of(1)],
+        cancel_checks=[lambda: cancelled[0], lambda: cancelled[1]],
+    )
+    assert all(isinstance(o, Cancelled) for o in outcomes)
+    assert max(step for _, step in steps) == 2

@@ -16,6 +16,7 @@ from inpainting.engine import (
     run_inpaint,
 )
 from inpainting.engine.compose import composite, working_dimensions
+from inpainting.engine.infill import METHODS
 from inpainting.engine.types import BackendOutput
 from tests.images import box_mask, gradient
 
@@ -112,7 +113,7 @@ def test_cancel_before_start():
         )
 
 
-@pytest.mark.parametrize("method", ["patchmatch", "telea", "ns"])
+@pytest.mark.parametrize("method", METHODS)
 def test_classical_backend_removes_an_object(method):
     """A red disc on a smooth gradient is masked; the fill matches the surroundings."""
     background = gradient(128, 96)

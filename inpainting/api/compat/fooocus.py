@@ -19,7 +19,7 @@ from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
@@ -33,7 +33,9 @@ from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
 from ...remote import RemoteInputError, image_input_bytes
+from ...uploads import IMAGE_FORMATS, UploadError, decode_image
 from .. import presenters
+from ..media import image_response
 from ..views import api_key_of, base_url, wait_until_finished
 
 SIDES = ("Left", "Right", "Top", "Bottom")
@@ -133,6 +135,16 @@ class PNGRenderer(BaseRenderer):
         return data
 
 
+def _image_size(upload, field: str) -> tuple[int, int]:
+    """The size of an uploaded image, decoded with the upload rules (a 400 if it is not one)."""
+    try:
+        size = decode_image(upload.read(), field=field, formats=IMAGE_FORMATS).size
+    except UploadError as exc:
+        raise services.GenerationError(exc.message, field=exc.field) from None
+    upload.seek(0)
+    return size
+
+
 class FooocusGenerateView(AsyncAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer, PNGRenderer]
@@ -147,11 +159,7 @@ class FooocusGenerateView(AsyncAPIView):
             if data.get("inpaint_mask_image_upload")
             else None
         )
-        from PIL import Image
-
-        with Image.open(image) as probe:
-            size = probe.size
-        image.seek(0)
+        size = _image_size(image, "inpaint_input_image")  # for the outpaint distances
         generation = services.generation_create(
             user=request.user,
             image_file=image,
@@ -170,7 +178,7 @@ class FooocusGenerateView(AsyncAPIView):
         if "image/png" in request.headers.get("Accept", ""):
             if generation.status == Generation.Status.SUCCEEDED:
                 with generation.images.all()[0].file.open("rb") as handle:
-                    return HttpResponse(handle.read(), content_type="image/png")
+                    return image_response(handle.read())
             return JsonResponse(record)  # not done (or failed): the record says why
         return Response(record)
 
@@ -229,11 +237,7 @@ class FooocusGenerateMaskView(APIView):
         else:
             method, point = "grabcut", None
             if box is None and not data.get("points"):
-                from PIL import Image
-
-                with Image.open(image) as probe:  # no hint: the object in the middle
-                    width, height = probe.size
-                image.seek(0)
+                width, height = _image_size(image, "image")  # no hint: the object in the middle
                 box = [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
         png = services.mask_generate(
             image_file=image,

@@ -18,13 +18,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication, user_for_key
+from accounts.schema import ApiKeyScheme
 
 from ... import selectors, services
 from ...engine.types import MAX_SEED
@@ -47,7 +48,7 @@ SCHEDULERS = {
     "UniPCMultistepScheduler": "UniPC",
     "LCMScheduler": "LCM",
 }
-YES = {"yes", "true", "1", True}
+YES = {"yes", "true", "1"}
 
 
 class BodyKeyAuthentication(ApiKeyAuthentication):
@@ -66,13 +67,25 @@ class BodyKeyAuthentication(ApiKeyAuthentication):
         return user_for_key(key)
 
 
+class BodyKeyScheme(ApiKeyScheme):
+    """OpenAPI: the header form of the key (the body's ``key`` cannot be declared there)."""
+
+    target_class = BodyKeyAuthentication
+    name = "ApiKeyAuthOrBodyKey"
+
+
+@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "string"}]})
 class FlexibleBoolean(serializers.Field):
     """ModelsLab sends "yes" / "no" strings as often as booleans."""
 
     def to_internal_value(self, data):
         if data is None:
             return False
-        return data in YES or (isinstance(data, str) and data.lower() in YES)
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str | int):
+            return str(data).lower() in YES
+        raise serializers.ValidationError('Expected true / false or "yes" / "no".')
 
     def to_representation(self, value):
         return value

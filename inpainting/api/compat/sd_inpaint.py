@@ -12,7 +12,6 @@ import uuid
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -24,6 +23,7 @@ from ...conf import engine_config
 from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
+from ..media import image_response
 from ..views import api_key_of, base_url, unfinished_response, wait_until_finished
 
 SERVICE_NAME = "stable-diffusion-inpaint"
@@ -76,7 +76,7 @@ class SdInpaintView(AsyncAPIView):
         image = generation.images.all()[0]
         with image.file.open("rb") as handle:
             data = handle.read()
-        response = HttpResponse(data, content_type="image/png")
+        response = image_response(data)
         response["X-Generation-Id"] = str(generation.pk)
         response["X-Seed"] = str(image.seed)
         return response
@@ -96,6 +96,7 @@ class SdInpaintView(AsyncAPIView):
 class SdInpaintHealthView(AsyncAPIView):
     authentication_classes: list = []
     permission_classes: list = []
+    throttle_classes: list = []
 
     @extend_schema(tags=["compat: SD inpainting API"], responses={200: OpenApiResponse()})
     async def get(self, request: Request) -> Response:

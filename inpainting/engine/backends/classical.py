@@ -1,4 +1,4 @@
-"""Object removal with no weights: PatchMatch by default, OpenCV Telea / Navier-Stokes."""
+"""Object removal with no weights: the hybrid fill by default (``infill``), or one method."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from ..types import (
     ProgressEvent,
 )
 
-MODEL_NAMES = {"patchmatch": "patchmatch", "telea": "opencv-telea", "ns": "opencv-ns"}
+MODEL_NAMES = {
+    "hybrid": "hybrid-patchmatch-poisson",
+    "patchmatch": "patchmatch",
+    "telea": "opencv-telea",
+    "ns": "opencv-ns",
+}
 PROMPT_NOTE = "The classical engine removes the masked content and ignores the prompt."
 
 
@@ -25,7 +30,7 @@ class ClassicalBackend:
     working_size = None  # works at the input's own resolution
     prefill = False  # it fills the new area of an outpaint itself
 
-    def __init__(self, method: str = "patchmatch", patch_size: int = 5) -> None:
+    def __init__(self, method: str = "hybrid", patch_size: int = 5) -> None:
         if method not in METHODS:
             raise EngineError(f"Unknown classical method {method!r}; choose one of {METHODS}.")
         self.method = method
@@ -38,10 +43,10 @@ class ClassicalBackend:
         hole = np.asarray(call.hole)
         total = len(call.seeds)
         images = []
-        for index, _seed in enumerate(call.seeds):
+        for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
-            filled = fill(image, hole, self.method, self.patch_size)
+            filled = fill(image, hole, self.method, self.patch_size, seed=seed)
             images.append(Image.fromarray(filled, "RGB"))
             progress(ProgressEvent(step=index + 1, total=total))
         return BackendOutput(

@@ -1,0 +1,239 @@
+"""How good is each no-weights inpainter on real photographs? (issue 8: measure first)
+
+    .venv/bin/python bench/classical_quality.py [--photos astronaut,coffee] [--figure F.png]
+
+scikit-image's bundled sample photos, resized to a 512 px long side; two holes per photo (a
+centred box of about 6 % of the image, and six brush strokes covering about 4 %). For each
+method, the mean over all photos and holes of:
+
+- PSNR and MAE inside the hole against the original pixels (higher / lower is better);
+- seam: mean |Laplacian| of the grey result on the one-pixel ring just inside the hole
+  boundary (lower is smoother);
+- texture: mean |Laplacian| of the grey result inside the hole (eroded by 2 px) over that in a
+  13 px band outside it (1.0 looks natural, far under 1 is a smear, far over 1 is noise);
+- seconds per image.
+
+Methods: OpenCV Telea, OpenCV Navier-Stokes, scikit-image biharmonic, pypatchmatch, and
+DreamLayer's classical engine as a worker runs it (``run_inpaint`` with the default
+CLASSICAL_METHOD, ``hybrid``, and seed 0). The engine gets ``mask_blur=0``: the default feather
+of 4 px blends a seam on both sides of the mask's edge (SPEC §3), which here would blend the
+zeroed pixels back in; every method sees exactly the same hole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inpainting.engine import InpaintRequest, MaskOptions, run_inpaint  # noqa: E402
+from inpainting.engine.backends.classical import ClassicalBackend  # noqa: E402
+from inpainting.engine.infill import fill  # noqa: E402
+
+PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket")
+LONG_SIDE = 512
+
+
+def load_photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    pixels = getattr(data, name)()
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    image = Image.fromarray(pixels[..., :3].astype(np.uint8))
+    scale = LONG_SIDE / max(image.size)
+    size = (round(image.width * scale), round(image.height * scale))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+def box_hole(height: int, width: int, fraction: float = 0.06) -> np.ndarray:
+    side_h, side_w = round(height * fraction**0.5), round(width * fraction**0.5)
+    hole = np.zeros((height, width), bool)
+    top, left = (height - side_h) // 2, (width - side_w) // 2
+    hole[top : top + side_h, left : left + side_w] = True
+    return hole
+
+
+def stroke_hole(height: int, width: int, seed: int, fraction: float = 0.04) -> np.ndarray:
+    """Six brush strokes (random polylines), thickened from 6 px until they cover ``fraction``."""
+    rng = np.random.default_rng(seed)
+    canvas = np.zeros((height, width), np.uint8)
+    strokes = []
+    for _ in range(6):
+        points = [(int(rng.integers(0, width)), int(rng.integers(0, height)))]
+        for _ in range(3):
+            x, y = points[-1]
+            points.append(
+                (
+                    int(np.clip(x + rng.integers(-90, 91), 0, width - 1)),
+                    int(np.clip(y + rng.integers(-90, 91), 0, height - 1)),
+                )
+            )
+        strokes.append(np.array(points, np.int32))
+    for thickness in range(6, 40, 2):
+        canvas[:] = 0
+        cv2.polylines(canvas, strokes, False, 255, thickness)
+        if canvas.mean() / 255 >= fraction:
+            break
+    return canvas > 0
+
+
+def grey(pixels: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def scores(original: np.ndarray, result: np.ndarray, hole: np.ndarray) -> dict[str, float]:
+    difference = original.astype(np.float64)[hole] - result.astype(np.float64)[hole]
+    mse = float(np.mean(difference**2))
+    laplacian = np.abs(cv2.Laplacian(grey(result), cv2.CV_32F, ksize=3))
+    kernel = np.ones((3, 3), np.uint8)
+    hole8 = hole.astype(np.uint8)
+    ring = hole & ~cv2.erode(hole8, kernel).astype(bool)
+    inside = cv2.erode(hole8, kernel, iterations=2).astype(bool)
+    band = cv2.dilate(hole8, kernel, iterations=13).astype(bool) & ~hole
+    texture_out = float(laplacian[band].mean())
+    return {
+        "psnr": 10 * np.log10(255**2 / mse) if mse else 99.0,
+        "mae": float(np.mean(np.abs(difference))),
+        "seam": float(laplacian[ring].mean()),
+        "texture": float(laplacian[inside].mean()) / texture_out if inside.any() else 1.0,
+    }
+
+
+def biharmonic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    from skimage.restoration import inpaint_biharmonic
+
+    filled = inpaint_biharmonic(image, hole, channel_axis=-1)
+    return np.clip(filled * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def dreamlayer(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    request = InpaintRequest(
+        image=Image.fromarray(image),
+        mask=Image.fromarray(np.where(hole, 255, 0).astype(np.uint8)),
+        mask_options=MaskOptions(mode="white_inpaints", blur=0),
+        seed=0,
+    )
+    return np.asarray(run_inpaint(request, ClassicalBackend()).images[0].convert("RGB"))
+
+
+METHODS = {
+    "OpenCV Telea": lambda image, hole: fill(image, hole, "telea"),
+    "OpenCV Navier-Stokes": lambda image, hole: fill(image, hole, "ns"),
+    "scikit-image biharmonic": biharmonic,
+    "pypatchmatch": lambda image, hole: fill(image, hole, "patchmatch", seed=0),
+    "DreamLayer classical (hybrid)": dreamlayer,
+}
+SLUGS = dict(
+    zip(METHODS, ("telea", "navier-stokes", "biharmonic", "patchmatch", "dreamlayer"), strict=True)
+)
+SMOOTH = ("OpenCV Telea", "OpenCV Navier-Stokes", "scikit-image biharmonic")
+OURS = "DreamLayer classical (hybrid)"
+
+
+def cases(photos: list[str]):
+    """(photo, hole name, original, damaged, hole) for each photo and hole type."""
+    for photo_index, name in enumerate(photos):
+        original = load_photo(name)
+        height, width = original.shape[:2]
+        holes = {"box": box_hole(height, width), "strokes": stroke_hole(height, width, photo_index)}
+        for hole_name, hole in holes.items():
+            damaged = original.copy()
+            damaged[hole] = 0  # no method may see the pixels it must invent
+            yield name, hole_name, original, damaged, hole
+
+
+def measure(photos: list[str], save: Path | None = None) -> dict[str, dict[str, float]]:
+    """The mean scores of each method over the photos and both hole types."""
+    totals: dict[str, list[dict[str, float]]] = {name: [] for name in METHODS}
+    for name, hole_name, original, damaged, hole in cases(photos):
+        for method, run in METHODS.items():
+            started = time.perf_counter()
+            result = run(damaged, hole)
+            seconds = time.perf_counter() - started
+            totals[method].append({**scores(original, result, hole), "seconds": seconds})
+            if save:
+                save.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(result).save(save / f"{name}-{hole_name}-{SLUGS[method]}.png")
+    return {
+        method: {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+        for method, rows in totals.items()
+    }
+
+
+def verdict(means: dict[str, dict[str, float]]) -> list[str]:
+    """What issue 8 asks of the default method; an empty list when every target is met."""
+    ours = means[OURS]
+    best_seam = min(means[name]["seam"] for name in SMOOTH)
+    failures = []
+    if not 0.8 <= ours["texture"] <= 1.2:
+        failures.append(f"texture {ours['texture']:.2f} is outside 0.8-1.2")
+    if ours["seam"] > best_seam:
+        failures.append(f"seam {ours['seam']:.2f} is worse than the best smooth {best_seam:.2f}")
+    if ours["psnr"] < means["OpenCV Telea"]["psnr"]:
+        failures.append(f"PSNR {ours['psnr']:.2f} is under Telea's")
+    if ours["seconds"] > 2.0:
+        failures.append(f"{ours['seconds']:.2f} s per image is over 2 s")
+    return failures
+
+
+def figure(path: Path, photo: str = "chelsea", hole_name: str = "box", tile: int = 256) -> None:
+    """Before / after: the hole, Telea, PatchMatch, DreamLayer and the original, side by side,
+    each a ``tile`` px crop around the hole at full resolution."""
+    from PIL import ImageDraw
+
+    name, _, original, damaged, hole = next(c for c in cases([photo]) if c[1] == hole_name)
+    shown = original.copy()
+    shown[hole] = (255, 0, 255)
+    panels = {
+        "mask": shown,
+        "OpenCV Telea": METHODS["OpenCV Telea"](damaged, hole),
+        "PatchMatch": METHODS["pypatchmatch"](damaged, hole),
+        "DreamLayer": METHODS[OURS](damaged, hole),
+        "original": original,
+    }
+    ys, xs = np.nonzero(hole)
+    top = int(np.clip((ys.min() + ys.max()) // 2 - tile // 2, 0, original.shape[0] - tile))
+    left = int(np.clip((xs.min() + xs.max()) // 2 - tile // 2, 0, original.shape[1] - tile))
+    strip = Image.new("RGB", (tile * len(panels), tile + 22), "white")
+    draw = ImageDraw.Draw(strip)
+    for index, (label, pixels) in enumerate(panels.items()):
+        crop = Image.fromarray(pixels[top : top + tile, left : left + tile])
+        strip.paste(crop, (index * tile, 22))
+        draw.text((index * tile + 6, 5), label, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    strip.save(path, optimize=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", default=",".join(PHOTOS))
+    parser.add_argument("--save", type=Path, help="write each result PNG to this folder")
+    parser.add_argument("--figure", type=Path, help="write the before / after strip here")
+    args = parser.parse_args()
+    photos = args.photos.split(",")
+    means = measure(photos, args.save)
+    print(f"{len(photos)} photos x 2 holes, {LONG_SIDE} px long side; means:")
+    print("| method | PSNR (dB) | MAE | seam | texture | s / image |")
+    print("|---|---|---|---|---|---|")
+    for method, mean in means.items():
+        print(
+            f"| {method} | {mean['psnr']:.2f} | {mean['mae']:.2f} | {mean['seam']:.2f} "
+            f"| {mean['texture']:.2f} | {mean['seconds']:.2f} |"
+        )
+    if args.figure:
+        figure(args.figure)
+    failures = verdict(means)
+    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""What the service adds around the engine: N classical jobs through the API (submit with
+``wait``, the wait itself, download the PNG) against the engine's own time for the same images.
+
+    .venv/bin/python bench/overhead.py --url http://127.0.0.1:8000 --key $KEY [--jobs 20]
+
+Jobs run one after another, so the overhead is the service's own (upload, validation, storage,
+queueing through Redis and Celery, the worker loading the files, compositing and saving the
+result, the channel-layer wake-up and the download), not waiting behind other jobs.
+
+The overhead of a job is its round trip minus the engine's own time for it, which the worker
+measures around the backend call and returns in ``metadata.timings.inference``; the median over
+the jobs is the figure, and the script exits 1 when it is 0.25 s or more (SPEC §8). For
+reference it also times the engine in this process (``run_inpaint`` on the same image and mask,
+as a worker calls it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inpainting.engine import InpaintRequest, MaskOptions, run_inpaint  # noqa: E402
+from inpainting.engine.backends.classical import ClassicalBackend  # noqa: E402
+
+TARGET_SECONDS = 0.25
+
+
+def inputs(size: int) -> tuple[Image.Image, Image.Image]:
+    """A textured image and a mask (black inpaints, as ``/api/img2img`` reads it) of a 5 %
+    square off centre."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x * 200, y * 200, (1 - x) * 150], axis=-1)
+    pixels = np.clip(base + rng.normal(0, 12, (size, size, 3)) + 20, 0, 255).astype(np.uint8)
+    mask = Image.new("L", (size, size), 255)
+    side = round(size * 0.05**0.5)
+    mask.paste(0, (size // 3, size // 3, size // 3 + side, size // 3 + side))
+    return Image.fromarray(pixels, "RGB"), mask
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def engine_seconds(image: Image.Image, mask: Image.Image, seeds: list[int]) -> list[float]:
+    backend = ClassicalBackend()
+    times = []
+    for seed in seeds:
+        request = InpaintRequest(
+            image=image, mask=mask, mask_options=MaskOptions(mode="black_inpaints"), seed=seed
+        )
+        started = time.perf_counter()
+        run_inpaint(request, backend)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def api_seconds(
+    url: str, key: str, image: bytes, mask: bytes, seeds: list[int]
+) -> list[tuple[float, float]]:
+    """(round trip, the job's timings: queue, inference, total) per job."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Api-Key {key}"
+    times = []
+    for seed in seeds:
+        started = time.perf_counter()
+        response = session.post(
+            f"{url}/api/img2img",
+            files={"image": ("in.png", image, "image/png"), "mask": ("m.png", mask, "image/png")},
+            data={"prompt": "overhead", "seed": str(seed), "engine": "classical"},
+            timeout=300,
+        )
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "success":
+            raise SystemExit(f"job {seed} answered {response.status_code}: {body}")
+        download = session.get(body["images"][0], timeout=60)
+        download.raise_for_status()
+        Image.open(io.BytesIO(download.content)).verify()
+        times.append((time.perf_counter() - started, body["metadata"]["timings"]))
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args()
+    image, mask = inputs(args.size)
+    seeds = list(range(1, args.jobs + 1))
+    # Warm-up, not counted: imports and first-use costs on both sides.
+    engine_seconds(image, mask, [0])
+    api_seconds(args.url.rstrip("/"), args.key, png(image), png(mask), [0])
+    engine = statistics.median(engine_seconds(image, mask, seeds))
+    jobs = api_seconds(args.url.rstrip("/"), args.key, png(image), png(mask), seeds)
+    api = statistics.median(trip for trip, _ in jobs)
+    inference = statistics.median(timings["inference"] for _, timings in jobs)
+    overhead = statistics.median(trip - timings["inference"] for trip, timings in jobs)
+    queue = statistics.median(timings["queue"] for _, timings in jobs)
+    worker = statistics.median(
+        timings["total"] - timings["inference"] - timings["queue"] for _, timings in jobs
+    )
+    print(f"{args.jobs} classical jobs, {args.size} x {args.size}, one at a time (medians):")
+    print(f"engine alone (run_inpaint in this process)  {engine:.3f} s")
+    print(f"through the API (submit, wait, download)  {api:.3f} s")
+    print(f"engine time inside those jobs (worker)  {inference:.3f} s")
+    print(f"of the overhead: queued {queue:.3f} s, worker around the engine {worker:.3f} s")
+    verdict = "under" if overhead < TARGET_SECONDS else "NOT under"
+    print(f"overhead per job  {overhead:.3f} s ({verdict} {TARGET_SECONDS} s)")
+    return 0 if overhead < TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Schemathesis against the published OpenAPI schema, over real HTTP, with an API key:
+no 5xx and no response that contradicts the schema."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import child_env
+from tests.live import daphne_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    django_db_blocker, api_key, tmp_path
+):
+    with django_db_blocker.unblock():
+        env = child_env(
+            MAX_ACTIVE_GENERATIONS_PER_USER="1000",
+            IMG2IMG_WAIT_SECONDS="5",
+            URL_FETCH_TIMEOUT="2",
+        )
+    log = Path(settings.DATA_DIR) / "daphne-schemathesis.log"
+    with daphne_server(env, log) as url:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{url}/api/schema/",
+                "--header",
+                f"Authorization: Api-Key {api_key}",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                "15",
+                "--generation-deterministic",
+                "--request-timeout",
+                "30",
+                "--workers",
+                "1",
+                "--no-color",
+                "--report-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
+        )
+    output = result.stdout + result.stderr
+    print(output[-6000:])
+    assert result.returncode == 0, (
+        output[-8000:] + "\n--- server log ---\n" + log.read_text()[-4000:]
+    )
+    assert "No issues found" in output or "passed" in output

@@ -1,0 +1,23 @@
+"""The load script against a real daphne and worker: 50 websocket subscribers and 20 waiting
+``img2img`` clients while health stays under 200 ms (p99)."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import child_env
+from tests.live import script_against_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+def test_load_script_holds_subscribers_and_waiters_with_fast_health(django_db_blocker, api_key):
+    with django_db_blocker.unblock():
+        env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50", IMG2IMG_WAIT_SECONDS="300")
+    log = Path(settings.DATA_DIR) / "daphne-load.log"
+    result = script_against_server(env, log, "scripts/load.py", "--key", api_key, "--size", "256")
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert "50 websocket subscribers connected" in result.stdout
+    assert "img2img (20/20 succeeded)" in result.stdout
