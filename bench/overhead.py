@@ -92,6 +92,23 @@ def api_seconds(
     return times
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU counters (Linux ``/proc/stat``), for the steal share of a run."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """CPU time the hypervisor gave to other guests, in % of the machine's time (field 8)."""
+    if not before or not after or len(before) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return 100.0 * spent[7] / max(sum(spent[:8]), 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True)
@@ -105,7 +122,9 @@ def main() -> int:
     engine_seconds(image, mask, [0])
     api_seconds(args.url.rstrip("/"), args.key, png(image), png(mask), [0])
     engine = statistics.median(engine_seconds(image, mask, seeds))
+    counters = cpu_times()
     jobs = api_seconds(args.url.rstrip("/"), args.key, png(image), png(mask), seeds)
+    steal = steal_percent(counters, cpu_times())
     api = statistics.median(trip for trip, _ in jobs)
     inference = statistics.median(timings["inference"] for _, timings in jobs)
     overhead = statistics.median(trip - timings["inference"] for trip, timings in jobs)
@@ -118,6 +137,9 @@ def main() -> int:
     print(f"through the API (submit, wait, download)  {api:.3f} s")
     print(f"engine time inside those jobs (worker)  {inference:.3f} s")
     print(f"of the overhead: queued {queue:.3f} s, worker around the engine {worker:.3f} s")
+    if steal is not None:
+        # A virtual machine's neighbours take this share of the CPU: every time above grows.
+        print(f"CPU steal during the API jobs  {steal:.0f} %")
     verdict = "under" if overhead < TARGET_SECONDS else "NOT under"
     print(f"overhead per job  {overhead:.3f} s ({verdict} {TARGET_SECONDS} s)")
     return 0 if overhead < TARGET_SECONDS else 1

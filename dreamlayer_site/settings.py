@@ -156,7 +156,11 @@ CHANNEL_LAYERS = {
     }
 }
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"pool_class": "dreamlayer_site.redis_pool.SharedConnectionPool"},
+    }
 }
 
 # --- celery (SPEC §7) --------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import os
+import threading
 import time
 import uuid
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
@@ -29,20 +31,50 @@ def user_group(user_id: int) -> str:
     return f"user_{user_id}"
 
 
+#: How long a publish may wait for Redis before the event is dropped (and logged).
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+_publisher_lock = threading.Lock()
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for publishing, running in a daemon thread of its own.
+
+    ``async_to_sync`` outside a running loop makes a new loop for every call, and
+    channels-redis keeps its connections per loop, so each event opened and closed a Redis
+    connection (a worker sends five per job, more with progress steps). One long-lived loop keeps
+    them pooled. A forked child (a Celery pool process) starts its own.
+    """
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="event-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
+
+
+async def _group_send(groups: list[str], message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_send(group, message)
+
+
 def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = False) -> None:
     """Send ``event`` to the generation's subscribers (and the owner's stream if asked)."""
-    layer = get_channel_layer()
     message = {"type": EVENT_TYPE, "generation_id": str(generation.pk), "event": event}
     groups = [generation_group(generation.pk)] + (
         [user_group(generation.owner_id)] if to_user else []
     )
+    sent = asyncio.run_coroutine_threadsafe(_group_send(groups, message), _publisher_loop())
     try:
-        for group in groups:
-            async_to_sync(layer.group_send)(group, message)
-    except (RedisError, OSError) as exc:
+        sent.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+    except (RedisError, OSError, TimeoutError) as exc:
         # Progress is advisory: the database holds the truth and a reconnecting client
         # gets a fresh snapshot. A Redis restart must not fail the job.
-        logger.warning("progress for %s not published: %s", generation.pk, exc)
+        sent.cancel()
+        logger.warning("progress for %s not published: %r", generation.pk, exc)
 
 
 def status_event(generation: Generation) -> dict[str, Any]:

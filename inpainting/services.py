@@ -59,7 +59,9 @@ class Submission:
 
 
 def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
-    encoded = encode_png(engine.to_rgb(image))
+    """The working copy every job on this image reads: an uncompressed PNG, which is written
+    and read about 10x faster than a compressed one, for a file 1.3x to 2x larger."""
+    encoded = encode_png(engine.to_rgb(image), compress=False)
     source = SourceImage(
         owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256
     )
@@ -121,9 +123,7 @@ def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOption
         raise GenerationError(exc.message, field=exc.field) from None
     except engine.InvalidInput as exc:
         raise GenerationError(str(exc), field="mask") from None
-    buffer = io.BytesIO()
-    Image.fromarray(values, "L").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return engine.encode_png(Image.fromarray(values, "L"))
 
 
 def mask_generate(
@@ -156,9 +156,7 @@ def mask_generate(
         raise GenerationError(exc.message, field=exc.field) from None
     except engine.InvalidInput as exc:
         raise GenerationError(str(exc), field="point" if method != "grabcut" else "box") from None
-    buffer = io.BytesIO()
-    segment.selection_to_mask(selected, mask_mode).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
 
 
 def _existing_by_key(user: User, idempotency_key: str | None) -> Generation | None:
@@ -501,9 +499,10 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
         for row in images:
             row.file.delete(save=False)
         return False
+    # Waiting clients wake on this event: it goes out first.
+    publish(generation, {"type": "completed", "id": str(generation.pk)})
     generation.refresh_from_db()
     webhooks.schedule(generation)
-    publish(generation, {"type": "completed", "id": str(generation.pk)})
     publish(generation, status_event(generation), to_user=True)
     return True
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .engine.images import PNG_COMPRESS_LEVEL
+from .engine import encode_png as png_bytes
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MASK_FORMATS = ("PNG",)
@@ -84,28 +84,13 @@ class EncodedImage:
     sha256: str
 
 
-#: Modes PNG stores losslessly; 16-bit grayscale masks keep their precision.
-PNG_MODES = ("RGB", "RGBA", "L", "LA", "I;16")
-
-
-def encode_png(image: Image.Image) -> EncodedImage:
-    """Re-encode as PNG: metadata and trailing bytes are dropped."""
-    if image.mode == "1":
-        image = image.convert("L")
-    elif image.mode not in PNG_MODES:
-        transparent = "A" in image.getbands() or "transparency" in image.info
-        image = image.convert("RGBA" if transparent else "RGB")
-    clean = Image.new(image.mode, image.size)
-    clean.paste(image)
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    data = buffer.getvalue()
+def encode_png(image: Image.Image, *, compress: bool = True) -> EncodedImage:
+    """Re-encode as PNG from the pixels alone: metadata and trailing bytes are dropped."""
+    data = png_bytes(image, compress=compress)
     return EncodedImage(data, image.width, image.height, hashlib.sha256(data).hexdigest())
 
 
 def thumbnail_png(image: Image.Image, size: int = 128) -> bytes:
     thumb = image.copy()
     thumb.thumbnail((size, size))
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    return png_bytes(thumb)

@@ -3,7 +3,7 @@
 A request dataclass in, a result dataclass out; progress and cancel are callables passed in.
 """
 
-from .images import png_with_parameters, to_rgb
+from .images import encode_png, png_with_parameters, to_rgb
 from .masks import effective_mask
 from .registry import EngineConfig, get_backend
 from .runner import prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
@@ -29,6 +29,7 @@ __all__ = [
     "Outpaint",
     "ProgressEvent",
     "effective_mask",
+    "encode_png",
     "png_with_parameters",
     "to_rgb",
     "get_backend",

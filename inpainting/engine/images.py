@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
+import struct
+import zlib
 from typing import Any
 
+import cv2
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 #: Key of the PNG text chunk holding the generation parameters (as A1111 does).
 PARAMETERS_KEY = "parameters"
@@ -33,17 +35,63 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     return image.convert("RGB")
 
 
-#: zlib level for every PNG the service writes: level 1 encodes a 512 px photo about 3x faster
-#: than Pillow's default 6 (20 ms against 69 ms here) for files about 10 % larger.
-PNG_COMPRESS_LEVEL = 1
+#: How the PNGs the service writes are compressed: OpenCV's libpng with zlib level 1, the
+#: run-length strategy and libpng's fast filter choice (none, sub, up per row). On a 512 px
+#: photo that is 19 ms against Pillow's 36 ms at level 1 (whose adaptive filtering alone costs
+#: about 20 ms), for a file the size of Pillow's level 6.
+PNG_OPTIONS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FAST_FILTERS,
+]
+#: ``compress=False``: stored deflate blocks, no filtering (3 bytes a pixel for RGB). A 512 px
+#: image takes 1.8 ms to write and 1.4 ms to read, against 20 ms and 10 ms compressed.
+PNG_UNCOMPRESSED_OPTIONS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    0,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_NONE,
+]
+#: Pillow modes written as they are (16-bit grey keeps its precision); others are converted
+#: first: 1 to L, LA to RGBA, P and the rest to RGB or RGBA.
+_CV2_ORDER = {"L": None, "I;16": None, "RGB": [2, 1, 0], "RGBA": [2, 1, 0, 3]}
+
+
+def encode_png(
+    image: Image.Image, text: dict[str, str] | None = None, *, compress: bool = True
+) -> bytes:
+    """PNG bytes of the pixels alone (no metadata from ``image.info``), plus ``text`` chunks."""
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in _CV2_ORDER:
+        transparent = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
+    pixels = np.asarray(image)
+    order = _CV2_ORDER[image.mode]
+    if order is not None:
+        pixels = pixels[..., order]
+    options = PNG_OPTIONS if compress else PNG_UNCOMPRESSED_OPTIONS
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels), options)
+    if not ok:  # pragma: no cover - OpenCV only fails on shapes the modes above exclude
+        raise ValueError(f"could not encode a {image.mode} image as PNG")
+    data = encoded.tobytes()
+    if not text:
+        return data
+    # tEXt chunks go right after IHDR (8-byte signature + 25-byte IHDR chunk).
+    chunks = b"".join(_chunk(b"tEXt", f"{k}\0{v}".encode("latin-1")) for k, v in text.items())
+    return data[:33] + chunks + data[33:]
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def png_with_parameters(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:
-    """PNG bytes; ``parameters`` go into a text chunk as JSON."""
-    info = None
+    """PNG bytes; ``parameters`` go into a text chunk as JSON (ASCII: ``json.dumps`` escapes)."""
+    text = None
     if parameters:
-        info = PngImagePlugin.PngInfo()
-        info.add_text(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True, default=str))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+        text = {PARAMETERS_KEY: json.dumps(parameters, sort_keys=True, default=str)}
+    return encode_png(image, text)
