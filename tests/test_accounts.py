@@ -39,6 +39,17 @@ def test_api_key_in_authorization_header_identifies_the_user(user, api_key):
     assert key.last_used is not None
 
 
+def test_last_used_is_written_at_most_once_a_minute(user, api_key):
+    headers = {"Authorization": f"Api-Key {api_key}"}
+    APIClient().get(URL, headers=headers)
+    first = ApiKey.objects.get(user=user).last_used
+    APIClient().get(URL, headers=headers)
+    assert ApiKey.objects.get(user=user).last_used == first
+    ApiKey.objects.filter(user=user).update(last_used=first - timedelta(minutes=2))
+    APIClient().get(URL, headers=headers)
+    assert ApiKey.objects.get(user=user).last_used >= first
+
+
 def test_api_key_in_x_api_key_header(api_key):
     assert APIClient().get(URL, headers={"X-API-Key": api_key}).status_code == 200
 

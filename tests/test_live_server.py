@@ -60,3 +60,20 @@ def test_twenty_waiting_clients_do_not_block_health(daphne, api_key, paused_work
     assert [r.status_code for r in responses] == [200] * CLIENTS
     assert all(r.json()["status"] == "success" for r in responses)
     assert len({r.json()["id"] for r in responses}) == CLIENTS
+
+
+def test_a_malformed_multipart_body_gets_a_json_400_with_a_message(daphne, api_key):
+    """daphne leaves the body to Django (``dreamlayer_site/serve.py``): a broken one gets the
+    API's error shape, not Twisted's bare page."""
+    response = requests.post(
+        f"{daphne}/api/img2img",
+        headers={
+            "Authorization": f"Api-Key {api_key}",
+            "Content-Type": "multipart/form-data; boundary=xyz",
+        },
+        data=b"no boundary anywhere in this body",
+        timeout=30,
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == "error" and body["message"]

@@ -4,9 +4,10 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from inpainting.engine import png_with_parameters, to_rgb
+from inpainting.engine import encode_png, png_with_parameters, to_rgb
 
 
 def test_palette_grayscale_and_rgb():
@@ -37,3 +38,42 @@ def test_png_text_chunk_has_the_parameters():
     data = png_with_parameters(Image.new("RGB", (2, 2)), {"prompt": "a rose", "seed": 7})
     image = Image.open(io.BytesIO(data))
     assert json.loads(image.text["parameters"]) == {"prompt": "a rose", "seed": 7}
+
+
+def _noise(mode: str, size=(37, 23)) -> Image.Image:
+    rng = np.random.default_rng(1)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, size[::-1], dtype=np.uint16))
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    values = rng.integers(0, 256, (*size[::-1], bands), dtype=np.uint8)
+    return Image.fromarray(values.squeeze(-1) if bands == 1 else values, mode)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
+def test_png_keeps_every_pixel_of_the_modes_it_stores(mode, compress):
+    image = _noise(mode)
+    decoded = Image.open(io.BytesIO(encode_png(image, compress=compress)))
+    assert decoded.size == image.size
+    assert np.array_equal(np.asarray(decoded), np.asarray(image))
+
+
+def test_an_uncompressed_png_is_larger_and_reads_the_same():
+    image = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (64, 1)), "L").convert("RGB")
+    small, large = encode_png(image), encode_png(image, compress=False)
+    assert len(large) > 64 * 256 * 3 > 10 * len(small)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(large))), np.asarray(image))
+
+
+def test_other_modes_are_converted_and_metadata_is_dropped():
+    bilevel = Image.new("1", (4, 4), 1)
+    assert Image.open(io.BytesIO(encode_png(bilevel))).mode == "L"
+    grey_alpha = Image.new("LA", (2, 2), (90, 40))
+    out = Image.open(io.BytesIO(encode_png(grey_alpha)))
+    assert out.mode == "RGBA" and out.getpixel((0, 0)) == (90, 90, 90, 40)
+    tagged = Image.new("RGB", (2, 2))
+    tagged.info["dpi"] = (300, 300)
+    tagged.info["comment"] = "secret"
+    data = encode_png(tagged)
+    assert b"pHYs" not in data and b"secret" not in data and b"tEXt" not in data
+    assert data.endswith(b"IEND\xaeB`\x82")
