@@ -13,7 +13,7 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends.diffusers import load_pipeline, resolve_model
+from inpainting.engine.backends.diffusers import DiffusersBackend, load_pipeline, resolve_model
 from tests.images import box_mask, gradient
 
 
@@ -325,3 +325,26 @@ def test_a_batch_stops_when_every_job_in_it_is_cancelled(config):
     )
     assert all(isinstance(o, Cancelled) for o in outcomes)
     assert max(step for _, step in steps) == 2
+
+
+def test_inpaint_compile_compiles_at_worker_start_and_gives_the_same_image(tiny_model):
+    """``INPAINT_COMPILE``: ``torch.compile`` on the UNet (inductor; on the CPU here, about
+    100 s on this machine), compiled by the warm-up call when the model loads. A job at the
+    working size then compiles nothing more and gives the uncompiled image."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    job = request(
+        image=gradient(64, 64),
+        mask=box_mask(64, 64, (16, 16, 48, 48), inpaint_white=False),
+        inpaint_area="whole",
+    )
+    plain = run_inpaint(job, DiffusersBackend(str(tiny_model), "cpu", working_size=64))
+    compiled_backend = DiffusersBackend(str(tiny_model), "cpu", working_size=64, compile_unet=True)
+    pipe = compiled_backend.load()
+    assert isinstance(pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0  # the warm-up compiled
+    compiled = run_inpaint(job, compiled_backend)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert_same_image(compiled.images[0], plain.images[0])

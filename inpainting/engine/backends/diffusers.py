@@ -28,7 +28,7 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 #: The original repository was deleted from the Hub; its mirror has the same files.
 MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
 
-_PIPELINES: dict[tuple[str, str], Any] = {}
+_PIPELINES: dict[tuple[str, str, bool], Any] = {}  # (model, device, compiled)
 _LOAD_LOCK = threading.Lock()
 
 
@@ -90,7 +90,7 @@ def load_pipeline(model: str, device: str, compile_unet: bool = False, size: int
     On CUDA it runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds
     ``torch.compile`` and a warm-up call at ``size``."""
     model = resolve_model(model)
-    key = (model, device)
+    key = (model, device, compile_unet)
     with _LOAD_LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
@@ -140,7 +140,7 @@ class DiffusersBackend:
 
     @property
     def loaded(self) -> bool:
-        return (self.model, self.device) in _PIPELINES
+        return (self.model, self.device, self.compile_unet) in _PIPELINES
 
     def load(self) -> Any:
         return load_pipeline(self.model, self.device, self.compile_unet, self.working_size)
