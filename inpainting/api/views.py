@@ -368,7 +368,8 @@ class HealthView(AsyncAPIView):
         }
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).
-            status = await sync_to_async(model_status)()
+            # A thread of the shared pool: probes must not each start a request thread.
+            status = await sync_to_async(model_status, thread_sensitive=False)()
             body["diffusion_model"] = status or {
                 "loaded": None,
                 "error": None,
