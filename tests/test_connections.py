@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import pytest
 import redis
 import requests
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 
-from inpainting.progress import publish
+from inpainting.progress import generation_group, publish
 from tests.conftest import child_env
 from tests.live import daphne_server
 
@@ -22,12 +24,21 @@ def connections_opened(client: redis.Redis) -> int:
 def test_events_published_from_sync_code_reuse_one_connection(redis_server):
     server = redis.Redis.from_url(redis_server)
     generation = SimpleNamespace(pk=uuid.uuid4(), owner_id=1)
+    layer = get_channel_layer()
+    listener = f"test.listener.{uuid.uuid4().hex}"
+    async_to_sync(layer.group_add)(generation_group(generation.pk), listener)
     publish(generation, {"type": "status"}, to_user=True)  # opens the publisher's connection
     before = connections_opened(server)
     for step in range(20):
         publish(generation, {"type": "progress", "step": step}, to_user=True)
     # The worker's own heartbeats may open one now and then; 20 events used to open 40.
     assert connections_opened(server) - before <= 3
+
+    async def received() -> list[dict]:
+        return [(await layer.receive(listener))["event"] for _ in range(21)]
+
+    events = async_to_sync(received)()
+    assert [event.get("step") for event in events] == [None, *range(20)]
 
 
 @pytest.mark.django_db(transaction=True)
