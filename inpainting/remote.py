@@ -1,25 +1,46 @@
-"""Image inputs given as URLs, base64 or data URLs (compatible APIs send them so).
+"""The one way the server reaches a URL a client gave: image inputs and webhooks.
 
-One fetcher for every endpoint: http(s) only, a size and a time limit, redirects followed by
-hand so every hop is checked again, and never a private, loopback or link-local address
-unless ``URL_FETCH_ALLOW_PRIVATE`` is set (tests, private deployments). Link-local addresses
-(169.254.0.0/16, fe80::/10: cloud metadata services) are refused even then.
+Rules, each enforced here and nowhere else:
+
+- http(s) only; no user name or password in the URL; no backslash, whitespace or control
+  character anywhere in it (parsers disagree about those, and that disagreement is how a
+  check of one host becomes a connection to another).
+- The host is resolved **once**. Every address it resolves to must be allowed, and the
+  connection goes to exactly that checked address (the ``Host`` header and, for https, the
+  TLS server name and certificate check use the URL's host name). A resolver that answers a
+  public address first and a private one later never gets the second question.
+- Never a private, loopback or reserved address unless ``URL_FETCH_ALLOW_PRIVATE`` is set
+  (tests, private deployments); link-local (169.254.0.0/16, fe80::/10: cloud metadata
+  services), multicast and unspecified addresses are refused even then.
+- Redirects are followed by hand (image inputs only), each hop checked like the first URL.
+- ``URL_FETCH_TIMEOUT`` bounds the whole exchange, redirects included: a watchdog shuts the
+  socket at the deadline, so a server that drips one byte at a time is cut off too.
+- At most ``UPLOAD_MAX_BYTES`` are read; a larger declared ``Content-Length`` is refused
+  before the body is read.
+- Error messages say what the client can fix, never what the network looked like (no
+  "connection refused" versus "timed out" to map ports with).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import ipaddress
 import re
 import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import requests
 from django.conf import settings
 
 MAX_REDIRECTS = 5
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+_FORBIDDEN_CHARACTERS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+_READ_BLOCK = 64 * 1024
 
 
 class RemoteInputError(Exception):
@@ -29,77 +50,230 @@ class RemoteInputError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL that passed the rules, with the one address the connection must go to."""
+
+    url: str
+    scheme: str
+    host: str  # the host name as written (for Host, SNI and the certificate check)
+    netloc: str  # host[:port] as written: the Host header
+    port: int
+    address: str  # the resolved, checked IP address
+    family: int
+    target: str  # path?query, sent in the request line
+
+
 def _address_allowed(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
         return False
-    if ip.is_private or ip.is_loopback or ip.is_reserved:
+    if ip.is_private or ip.is_loopback or ip.is_reserved or not ip.is_global:
         return settings.URL_FETCH_ALLOW_PRIVATE
     return True
 
 
-def check_url(url: str, field: str) -> None:
+def check_url(url: str, field: str) -> CheckedUrl:
+    """Apply the rules to ``url`` and resolve its host once; raise ``RemoteInputError``."""
+    if not isinstance(url, str) or len(url) > 2000:
+        raise RemoteInputError(field, f"The {field} URL must be a string of at most 2000 chars.")
+    if _FORBIDDEN_CHARACTERS.search(url):
+        raise RemoteInputError(
+            field, f"The {field} URL contains a backslash, a space or a control character."
+        )
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         raise RemoteInputError(field, f"The {field} URL must be http or https.")
-    if not parts.hostname:
-        raise RemoteInputError(field, f"The {field} URL has no host.")
+    if "@" in parts.netloc:
+        raise RemoteInputError(
+            field, f"The {field} URL must not contain a user name or password (user@host)."
+        )
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise RemoteInputError(field, f"The {field} URL has an invalid port.") from None
+    if not host:
+        raise RemoteInputError(field, f"The {field} URL has no host.")
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
         raise RemoteInputError(field, f"The {field} URL's host cannot be resolved.") from None
-    for info in infos:
-        if not _address_allowed(info[4][0]):
-            raise RemoteInputError(
-                field, f"The {field} URL points to a private or local address, which is refused."
-            )
+    if not infos or not all(_address_allowed(info[4][0]) for info in infos):
+        raise RemoteInputError(
+            field, f"The {field} URL points to a private or local address, which is refused."
+        )
+    family, address = infos[0][0], infos[0][4][0]
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return CheckedUrl(url, scheme, host, parts.netloc, port, address, family, target)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+class _Deadline:
+    """Shuts the socket down when the time is up, whatever call is blocked on it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.seconds = seconds
+        self._sock: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+    def watch(self, sock: socket.socket) -> None:
+        """Cut ``sock`` at the deadline (a TLS wrapper replaces the plain socket it wraps)."""
+        self._sock = sock
+        if self._timer is None:
+            self._timer = threading.Timer(max(0.0, self.remaining()), self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            # A duplicate descriptor of the same connection: shutting it down wakes a read
+            # blocked on the original (plain or TLS) without touching that object's state.
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._sock = None
+
+
+def _connect(checked: CheckedUrl, deadline: _Deadline) -> http.client.HTTPConnection:
+    """An HTTP connection whose socket is already connected to ``checked.address``."""
+    sock = socket.socket(checked.family, socket.SOCK_STREAM)
+    sock.settimeout(max(0.01, deadline.remaining()))
+    deadline.watch(sock)
+    try:
+        sock.connect((checked.address, checked.port))
+        if checked.scheme == "https":
+            context = ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=checked.host)
+            deadline.watch(sock)
+    except BaseException:
+        sock.close()
+        raise
+    connection_class = (
+        http.client.HTTPSConnection if checked.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(checked.host, checked.port)
+    connection.sock = sock  # http.client then never resolves or connects on its own
+    return connection
+
+
+def _exchange(
+    checked: CheckedUrl,
+    *,
+    method: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    max_bytes: int,
+    deadline: _Deadline,
+    field: str,
+) -> Answer:
+    if deadline.passed:
+        raise _timed_out(field, deadline)
+    connection = None
+    try:
+        connection = _connect(checked, deadline)
+        connection.request(
+            method, checked.target, body=body, headers={"Host": checked.netloc, **headers}
+        )
+        response = connection.getresponse()
+        declared = response.getheader("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(field, max_bytes)
+        data = bytearray()
+        if method != "HEAD" and not 300 <= response.status < 400:
+            while chunk := response.read1(_READ_BLOCK):
+                data.extend(chunk)
+                if len(data) > max_bytes:
+                    raise _too_large(field, max_bytes)
+        if deadline.passed:
+            raise _timed_out(field, deadline)
+        return Answer(response.status, response.headers, bytes(data))
+    except RemoteInputError:
+        raise
+    except (OSError, ValueError, http.client.HTTPException):
+        if deadline.passed:
+            raise _timed_out(field, deadline) from None
+        raise RemoteInputError(field, f"The {field} URL could not be fetched.") from None
+    finally:
+        deadline.release()
+        if connection is not None:
+            connection.close()
+
+
+def _too_large(field: str, limit: int) -> RemoteInputError:
+    return RemoteInputError(
+        field, f"The {field} at that URL is larger than {limit / (1024 * 1024):g} MB."
+    )
+
+
+def _timed_out(field: str, deadline: _Deadline) -> RemoteInputError:
+    return RemoteInputError(
+        field, f"The {field} URL did not answer in full within {deadline.seconds:g} s."
+    )
 
 
 def fetch_url(url: str, *, field: str) -> bytes:
-    """GET ``url`` with the limits; every redirect target is checked like the first URL."""
-    limit = settings.UPLOAD_MAX_BYTES
+    """GET ``url`` under the rules; every redirect target is checked like the first URL."""
+    deadline = _Deadline(settings.URL_FETCH_TIMEOUT)
     for _ in range(MAX_REDIRECTS + 1):
-        check_url(url, field)
-        try:
-            response = requests.get(
-                url,
-                stream=True,
-                allow_redirects=False,
-                timeout=settings.URL_FETCH_TIMEOUT,
-                headers={"User-Agent": "DreamLayer"},
-            )
-        except requests.RequestException as exc:
-            raise RemoteInputError(
-                field, f"The {field} URL could not be fetched ({exc})."
-            ) from None
-        with response:
-            if response.is_redirect:
-                url = urljoin(url, response.headers.get("Location", ""))
-                continue
-            if response.status_code != 200:
-                raise RemoteInputError(
-                    field, f"The {field} URL answered {response.status_code}, not 200."
-                )
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise RemoteInputError(
-                    field, f"The {field} at that URL is larger than {limit // (1024 * 1024)} MB."
-                )
-            data = bytearray()
-            try:
-                for chunk in response.iter_content(64 * 1024):
-                    data.extend(chunk)
-                    if len(data) > limit:
-                        raise RemoteInputError(
-                            field,
-                            f"The {field} at that URL is larger than {limit // (1024 * 1024)} MB.",
-                        )
-            except requests.RequestException as exc:
-                raise RemoteInputError(
-                    field, f"The {field} URL could not be read ({exc})."
-                ) from None
-            return bytes(data)
+        checked = check_url(url, field)
+        answer = _exchange(
+            checked,
+            method="GET",
+            body=None,
+            headers={"User-Agent": "DreamLayer", "Accept": "image/*"},
+            max_bytes=settings.UPLOAD_MAX_BYTES,
+            deadline=deadline,
+            field=field,
+        )
+        if answer.status in (301, 302, 303, 307, 308):
+            url = urljoin(url, answer.headers.get("Location", ""))
+            continue
+        if answer.status != 200:
+            raise RemoteInputError(field, f"The {field} URL answered {answer.status}, not 200.")
+        return answer.body
     raise RemoteInputError(field, f"The {field} URL redirects too many times.")
+
+
+def post(checked: CheckedUrl, *, body: bytes, headers: dict[str, str], field: str) -> int:
+    """POST ``body`` to a checked URL (redirects are not followed); the answer's status.
+    Raises ``RemoteInputError`` when the exchange fails or runs past the deadline."""
+    answer = _exchange(
+        checked,
+        method="POST",
+        body=body,
+        headers=headers,
+        max_bytes=64 * 1024,  # a webhook receiver's answer is read, not kept
+        deadline=_Deadline(settings.URL_FETCH_TIMEOUT),
+        field=field,
+    )
+    return answer.status
 
 
 def image_input_bytes(value: str, *, field: str) -> bytes:

@@ -3,8 +3,9 @@
 The signature header is ``X-DreamLayer-Signature: t=<unix time>,v1=<hex>`` where ``v1`` is
 HMAC-SHA256 over ``"<t>." + body`` with ``WEBHOOK_SECRET``; receivers recompute it and
 reject stale timestamps. The URL obeys the same rules as URL inputs (no private addresses
-unless ``URL_FETCH_ALLOW_PRIVATE``), checked when the job is created and again when sending;
-redirects are not followed.
+unless ``URL_FETCH_ALLOW_PRIVATE``), checked when the job is created and again when sending,
+and the POST goes through ``remote``'s one fetcher: to exactly the address it checked, within
+``URL_FETCH_TIMEOUT`` in all; redirects are not followed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import json
 import logging
 import time
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from . import remote
 from .models import Generation
 from .remote import RemoteInputError, check_url
 
@@ -31,10 +32,10 @@ class WebhookRefused(Exception):
     pass
 
 
-def validate_url(url: str) -> None:
-    """Raise ``WebhookRefused`` with a clear reason for a URL we would not call."""
+def validate_url(url: str) -> remote.CheckedUrl:
+    """The checked URL; ``WebhookRefused`` with a clear reason for a URL we would not call."""
     try:
-        check_url(url, "webhook_url")
+        return check_url(url, "webhook_url")
     except RemoteInputError as exc:
         raise WebhookRefused(exc.message) from None
 
@@ -69,26 +70,26 @@ def deliver(*, generation_id: str) -> str:
     body = json.dumps(payload_for(generation), default=str).encode()
     timestamp = int(time.time())
     try:
-        validate_url(generation.webhook_url)
-        response = requests.post(
-            generation.webhook_url,
-            data=body,
-            timeout=settings.URL_FETCH_TIMEOUT,
-            allow_redirects=False,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(body, timestamp),
-                "User-Agent": "DreamLayer-Webhook",
-            },
-        )
-        error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        checked = validate_url(generation.webhook_url)
     except WebhookRefused as exc:
         Generation.objects.filter(pk=generation.pk).update(
             webhook_status="failed", webhook_error=str(exc)
         )
         return "failed"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    try:
+        status = remote.post(
+            checked,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(body, timestamp),
+                "User-Agent": "DreamLayer-Webhook",
+            },
+            field="webhook_url",
+        )
+        error = "" if 200 <= status < 300 else f"HTTP {status}"
+    except RemoteInputError as exc:
+        error = exc.message
     if not error:
         Generation.objects.filter(pk=generation.pk).update(
             webhook_status="delivered", webhook_error=""
