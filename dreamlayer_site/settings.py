@@ -226,6 +226,9 @@ WHITENOISE_USE_FINDERS = True
 # --- uploads (SPEC §7) -------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=4096 * 4096)
+# The longest side any image may have (inputs, masks, targets, previews): PNG encoders and
+# most browsers give up on much longer rows, and a 16383 x 1 strip is nobody's photo.
+UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=16384)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")
 WEBHOOK_SECRET = (
     env.str("WEBHOOK_SECRET", default="")
@@ -235,7 +238,13 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=2.0)
 URL_FETCH_ALLOW_PRIVATE = env.bool("URL_FETCH_ALLOW_PRIVATE", default=False)
 URL_FETCH_TIMEOUT = env.float("URL_FETCH_TIMEOUT", default=10.0)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * UPLOAD_MAX_BYTES + 1024 * 1024
+# The largest body a client has reason to send: two files at the upload limit as base64 in a
+# JSON body (ModelsLab, FooocusAPI), plus the other fields. Daphne refuses a larger one with a
+# 413 before reading it (dreamlayer_site/serve.py), whoever sends it.
+REQUEST_MAX_BYTES = env.int(
+    "REQUEST_MAX_BYTES", default=2 * (UPLOAD_MAX_BYTES * 4 // 3 + 4) + 1024 * 1024
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- API -------------------------------------------------------------------------------------

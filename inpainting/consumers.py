@@ -80,6 +80,8 @@ class GenerationConsumer(GroupConsumer):
         generation = selectors.generation_get(
             user=self.scope["user"], generation_id=self.generation_id
         )
+        if generation is None:  # deleted right after it finished
+            return {"type": "deleted", "id": str(self.generation_id)}
         base = _base_url(self.scope)
         return {
             "type": "completed",

@@ -31,6 +31,7 @@ from .uploads import (
     IMAGE_FORMATS,
     MASK_FORMATS,
     UploadError,
+    check_dimensions,
     encode_png,
     read_image,
     thumbnail_png,
@@ -99,10 +100,11 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     config = engine_config()
     try:
         engine_name = config.choose(params.engine)
-        engine.prepare_mask(params.to_request(image=image, mask=mask))
+        effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
+        engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:
         message = str(exc)
-        field = next(
+        field = exc.field or next(
             (f for f in ("engine", "outpaint", "inpaint_area", "padding") if f in message), "mask"
         )
         raise GenerationError(message, field=field) from None
@@ -117,6 +119,7 @@ def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOption
     The studio draws its overlay from this, so the rule stays in the engine alone.
     """
     try:
+        check_dimensions(*size, field="width")  # the requested size, before any pixel work
         mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
         values = engine.effective_mask(mask, size, options)
     except UploadError as exc:
@@ -289,9 +292,7 @@ def generation_rerun(
 ) -> Generation:
     """Queue the same inputs and parameters again (the same requested seed)."""
     params = GenerationParams.from_json(generation.params)
-    engine_name = _validate(
-        params, _open_stored(generation.source.file), _open_stored(generation.mask.file)
-    )
+    engine_name = _validate(params, _open_stored(generation.source.file), _stored_mask(generation))
     with transaction.atomic():
         _check_quota(user)
         return _generation_insert(
@@ -590,9 +591,14 @@ def generation_delete(*, generation: Generation) -> None:
             status=Generation.Status.CANCELLED
         )
     source_id, mask_id = generation.source_id, generation.mask_id
+    gone = Generation(pk=generation.pk, owner_id=generation.owner_id)  # delete() clears pk
     with transaction.atomic():
         generation.delete()  # output rows cascade; django-cleanup deletes their files on commit
         if not Generation.objects.filter(source_id=source_id).exists():
             SourceImage.objects.filter(pk=source_id).delete()
         if mask_id and not Generation.objects.filter(mask_id=mask_id).exists():
             Mask.objects.filter(pk=mask_id).delete()
+        # Clients waiting on the job (API requests, sockets) stop waiting at once.
+        transaction.on_commit(
+            lambda: publish(gone, {"type": "deleted", "id": str(gone.pk)}, to_user=True)
+        )

@@ -29,6 +29,26 @@ def _limit_mb() -> str:
     return f"{settings.UPLOAD_MAX_BYTES / (1024 * 1024):g} MB"
 
 
+def check_dimensions(width: int, height: int, *, field: str) -> None:
+    """The one size rule for any image the server would hold in memory: at least 1 x 1, at
+    most ``UPLOAD_MAX_PIXELS`` in all and ``UPLOAD_MAX_SIDE`` on either side. Called on the
+    declared size (an image header, a requested width and height) before any pixel work."""
+    if width < 1 or height < 1:
+        raise UploadError(field, f"The {field} is {width}x{height} pixels; it has no pixels.")
+    if width * height > settings.UPLOAD_MAX_PIXELS:
+        raise UploadError(
+            field,
+            f"The {field} is {width}x{height} pixels; the limit is "
+            f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
+        )
+    if max(width, height) > settings.UPLOAD_MAX_SIDE:
+        raise UploadError(
+            field,
+            f"The {field} is {width}x{height} pixels; the limit is "
+            f"{settings.UPLOAD_MAX_SIDE} pixels on a side.",
+        )
+
+
 def read_image(upload, *, field: str, formats: tuple[str, ...]) -> Image.Image:
     """Decode an uploaded file after checking its size, its real type and its pixel count."""
     if upload is None:
@@ -53,13 +73,7 @@ def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.
             if image.format not in formats:
                 found = image.format or "an unknown format"
                 raise UploadError(field, f"The {field} must be {names}; this file is {found}.")
-            width, height = image.size
-            if width * height > settings.UPLOAD_MAX_PIXELS or width < 1 or height < 1:
-                raise UploadError(
-                    field,
-                    f"The {field} is {width}x{height} pixels; the limit is "
-                    f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
-                )
+            check_dimensions(*image.size, field=field)  # the header's size, before decoding
             image.load()
     except UploadError:
         raise

@@ -42,7 +42,7 @@ from .serializers import (
     merge_form_and_params,
 )
 
-TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
+TERMINAL_EVENTS = {"completed", "failed", "cancelled", "deleted"}
 
 
 def base_url(request) -> str:
@@ -90,7 +90,7 @@ async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
             # while Redis was down: the database has the last word.
             state = await sync_to_async(selectors.generation_status)(generation_id=generation_id)
             remaining = deadline - loop.time()
-            if state in Generation.TERMINAL or remaining <= 0:
+            if state is None or state in Generation.TERMINAL or remaining <= 0:  # None: deleted
                 return
             alarm = loop.call_later(min(remaining, RECHECK_SECONDS), tick)
             while True:
@@ -105,6 +105,14 @@ async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
         if alarm is not None:
             alarm.cancel()
         await layer.group_discard(group, channel)
+
+
+def waited_generation(request: Request, generation_id: uuid.UUID) -> Generation:
+    """The generation a request waited on; 404 if it was deleted meanwhile."""
+    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+    if generation is None:
+        raise Http404("The generation was deleted while this request waited for it.")
+    return generation
 
 
 def api_key_of(request: Request) -> ApiKey | None:
@@ -162,7 +170,7 @@ class Img2ImgView(AsyncAPIView):
         return submission.generation, serializer.validated_data["wait"]
 
     def _respond(self, request: Request, generation_id: uuid.UUID, wait: bool) -> Response:
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        generation = waited_generation(request, generation_id)
         base = base_url(request)
         if not wait:  # wait=false always answers 202 at once; fetch_result has the outcome
             return Response(

@@ -5,7 +5,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 
 from .images import encode_png, png_with_parameters, to_rgb
 from .masks import effective_mask
-from .registry import EngineConfig, get_backend
+from .registry import EngineConfig, check_fillable, get_backend
 from .runner import prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
 from .types import (
     Cancelled,
@@ -32,6 +32,7 @@ __all__ = [
     "encode_png",
     "png_with_parameters",
     "to_rgb",
+    "check_fillable",
     "get_backend",
     "prepare_mask",
     "resolve_seeds",

@@ -5,11 +5,27 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backends.classical import ClassicalBackend
 from .runner import Backend
 from .types import InvalidInput
 
 ENGINE_NAMES = ("classical", "diffusers")
+#: Engines that fill a hole from the pixels around it: a mask over every pixel leaves them
+#: nothing to fill from. A diffusion model paints from the prompt and needs no context.
+FILLS_FROM_CONTEXT = frozenset({"classical"})
+
+
+def check_fillable(engine: str, mask: np.ndarray) -> None:
+    """Refuse, before queueing, a job whose engine cannot fill ``mask`` (255 = regenerate)."""
+    if engine in FILLS_FROM_CONTEXT and mask.size and mask.min() > 0:
+        raise InvalidInput(
+            f"The mask selects every pixel of the image; the {engine} engine fills a hole "
+            "from the pixels around it, so part of the image must be kept. Leave some of it "
+            "unmasked, or use a diffusion model, which paints from the prompt.",
+            field="mask",
+        )
 
 
 @dataclass(frozen=True)

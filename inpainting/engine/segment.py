@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -20,9 +21,9 @@ def _work_copy(image: Image.Image) -> tuple[np.ndarray, float]:
     rgb = to_rgb(image)
     scale = min(1.0, SEGMENT_SIZE / max(rgb.size))
     if scale < 1.0:
-        rgb = rgb.resize(
-            (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
-        )
+        # At least one pixel on each side: a 16383 x 1 strip stays a strip.
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
     return np.asarray(rgb), scale
 
 
@@ -53,11 +54,15 @@ def grabcut(
     height, width = pixels.shape[:2]
     labels = np.full((height, width), cv2.GC_PR_BGD, np.uint8)
     if box is not None:
-        x0, y0, x1, y1 = (round(v * scale) for v in box)
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
             raise InvalidInput(
                 "The box must be x0, y0, x1, y1 inside the image with x0 < x1 and y0 < y1."
             )
+        # Scaled outwards, so a box one pixel thin in the image stays one pixel thick.
+        x0, y0 = min(width - 1, math.floor(x0 * scale)), min(height - 1, math.floor(y0 * scale))
+        x1 = min(width, max(x0 + 1, math.ceil(x1 * scale)))
+        y1 = min(height, max(y0 + 1, math.ceil(y1 * scale)))
         labels[:] = cv2.GC_BGD
         labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
     for points, label in ((foreground, cv2.GC_FGD), (background, cv2.GC_BGD)):

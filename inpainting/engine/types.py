@@ -19,7 +19,12 @@ class EngineError(Exception):
 
 
 class InvalidInput(EngineError):
-    """The request itself is wrong (a client mistake, reported as a 4xx before queueing)."""
+    """The request itself is wrong (a client mistake, reported as a 4xx before queueing);
+    ``field`` names the request field at fault when the engine knows it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Cancelled(Exception):

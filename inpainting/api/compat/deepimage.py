@@ -29,9 +29,9 @@ from ... import selectors, services
 from ...models import Generation
 from ...params import GenerationParams
 from ...remote import RemoteInputError, image_input_bytes
-from ...uploads import IMAGE_FORMATS, UploadError, decode_image, encode_png
+from ...uploads import IMAGE_FORMATS, UploadError, check_dimensions, decode_image, encode_png
 from .. import presenters
-from ..views import api_key_of, base_url, wait_until_finished
+from ..views import api_key_of, base_url, wait_until_finished, waited_generation
 
 STATUS = {
     Generation.Status.QUEUED: "received",
@@ -128,6 +128,11 @@ class ProcessResultView(AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         generate = data.get("background", {}).get("generate", {})
+        if data["uncrop"]:  # the target size is known before anything is fetched or decoded
+            try:
+                check_dimensions(data["width"], data["height"], field="width")
+            except UploadError as exc:
+                raise services.GenerationError(exc.message, field=exc.field) from None
         image = _bytes(data["url"], "url")
         outpaint = None
         if data["uncrop"]:
@@ -151,7 +156,7 @@ class ProcessResultView(AsyncAPIView):
         ).generation
 
     def _respond(self, request: Request, generation_id: uuid.UUID) -> Response:
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        generation = waited_generation(request, generation_id)
         return Response(job_answer(generation, base_url(request)))
 
     @extend_schema(

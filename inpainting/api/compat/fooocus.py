@@ -36,7 +36,7 @@ from ...remote import RemoteInputError, image_input_bytes
 from ...uploads import IMAGE_FORMATS, UploadError, decode_image
 from .. import presenters
 from ..media import image_response
-from ..views import api_key_of, base_url, wait_until_finished
+from ..views import api_key_of, base_url, wait_until_finished, waited_generation
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 TASK_STATUS = {
@@ -173,7 +173,7 @@ class FooocusGenerateView(AsyncAPIView):
         return generation, data["async_process"]
 
     def _respond(self, request: Request, generation_id: uuid.UUID):
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        generation = waited_generation(request, generation_id)
         record = task_record(generation, base_url(request))
         if "image/png" in request.headers.get("Accept", ""):
             if generation.status == Generation.Status.SUCCEEDED:

@@ -33,7 +33,7 @@ from ...models import Generation
 from ...params import GenerationParams
 from ...remote import RemoteInputError, image_input_bytes
 from .. import presenters
-from ..views import api_key_of, base_url, wait_until_finished
+from ..views import api_key_of, base_url, wait_until_finished, waited_generation
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).
 SCHEDULERS = {
@@ -228,7 +228,7 @@ class ModelsLabInpaintView(AsyncAPIView):
         return submission.generation, data["base64"]
 
     def _respond(self, request: Request, generation_id: uuid.UUID, as_base64: bool) -> Response:
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        generation = waited_generation(request, generation_id)
         return _answer(request, generation, as_base64)
 
     @extend_schema(

@@ -18,13 +18,19 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import selectors, services
+from ... import services
 from ...conf import engine_config
 from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
 from ..media import image_response
-from ..views import api_key_of, base_url, unfinished_response, wait_until_finished
+from ..views import (
+    api_key_of,
+    base_url,
+    unfinished_response,
+    wait_until_finished,
+    waited_generation,
+)
 
 SERVICE_NAME = "stable-diffusion-inpaint"
 
@@ -70,7 +76,7 @@ class SdInpaintView(AsyncAPIView):
         ).generation
 
     def _respond(self, request: Request, generation_id: uuid.UUID):
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        generation = waited_generation(request, generation_id)
         if generation.status != Generation.Status.SUCCEEDED:
             return unfinished_response(generation, base_url(request))
         image = generation.images.all()[0]
