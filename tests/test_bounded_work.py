@@ -1,0 +1,203 @@
+"""Every oversized form is refused before the web process spends time or memory on it
+(issue 14): a real daphne process, its resident memory read before and after each attack.
+
+The bounds stated here are what the test asserts; the measured figures are printed (run
+with ``-s``) and quoted in the README's security section.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from django.conf import settings
+
+from tests.conftest import child_env
+from tests.helpers import black_box_mask_png, image_png
+from tests.images import declared_png, png_bytes
+from tests.live import daphne_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_GROWTH_MB = 40  # the web process may grow this much at most while refusing a form
+MAX_SECONDS = 3.0  # and answer within this time
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        env = child_env()
+    log = Path(settings.DATA_DIR) / "daphne-bounded.log"
+    with daphne_server(env, log) as url:
+        port = int(url.rsplit(":", 1)[1])
+        pid = next(c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.pid)
+        yield url, psutil.Process(pid)
+
+
+def rss_mb(process: psutil.Process) -> float:
+    return process.memory_info().rss / (1024 * 1024)
+
+
+def measured(process, attack):
+    """(answer, seconds, growth in MB) of one attack."""
+    before = rss_mb(process)
+    started = time.monotonic()
+    answer = attack()
+    seconds = time.monotonic() - started
+    time.sleep(0.2)
+    return answer, seconds, rss_mb(process) - before
+
+
+def raw_request(url: str, head: str, body_bytes: int, block: bytes = b"\0" * 65536) -> str:
+    """Send ``head`` then up to ``body_bytes`` of body; the status line of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode())
+        sent = 0
+        try:
+            while sent < body_bytes:
+                sock.sendall(block)
+                sent += len(block)
+        except OSError:
+            pass  # the server closed the connection: it refused the rest
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+    return data.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def test_a_300_mb_unauthenticated_body_is_refused_before_it_is_read(server):
+    url, process = server
+    head = (
+        "POST /api/img2img HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {300 * 1024 * 1024}\r\n\r\n"
+    )
+    status, seconds, growth = measured(
+        process, lambda: raw_request(url, head, body_bytes=300 * 1024 * 1024)
+    )
+    print(f"300 MB declared body: {status!r} in {seconds:.2f} s, daphne grew {growth:.1f} MB")
+    assert status.startswith("HTTP/1.1 413"), status
+    assert seconds < MAX_SECONDS and growth < MAX_GROWTH_MB
+
+
+def test_a_chunked_body_without_a_length_is_cut_off_at_the_cap(server):
+    url, process = server
+    head = (
+        "POST /api/v6/images/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    block = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"  # 64 kB chunks
+    status, seconds, growth = measured(
+        process, lambda: raw_request(url, head, body_bytes=200 * 1024 * 1024, block=block)
+    )
+    print(f"chunked 200 MB body: {status!r} in {seconds:.2f} s, daphne grew {growth:.1f} MB")
+    assert status.startswith("HTTP/1.1 413"), status
+    assert seconds < MAX_SECONDS * 3 and growth < MAX_GROWTH_MB
+
+
+def test_a_body_at_the_cap_still_reaches_the_api(server):
+    """Two 10 MB files as base64 in JSON are legitimate: they get the API's own answer."""
+    url, _ = server
+    body = json.dumps({"init_image": "A" * (settings.UPLOAD_MAX_BYTES * 4 // 3), "key": "x"})
+    assert len(body) < settings.REQUEST_MAX_BYTES
+    response = requests.post(
+        f"{url}/api/v6/images/inpaint",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code in (401, 403), response.text[:300]
+    assert response.json()["message"] == "Invalid API key."  # the body was parsed
+
+
+def test_oversized_sizes_are_refused_before_pixel_work(server, django_user_model):
+    url, process = server
+    from accounts.services import api_key_create
+
+    user = django_user_model.objects.create_user(username="bounded", password="pw-bounded-1")
+    _, key = api_key_create(user=user, name="bounded")
+    headers = {"Authorization": f"Api-Key {key}"}
+    tiny = png_bytes(__import__("PIL.Image").Image.new("RGB", (8, 8), (1, 2, 3)))
+    attacks = {
+        "masks/effective 16384 x 16384": lambda: requests.post(
+            f"{url}/api/masks/effective",
+            files={"mask": ("m.png", black_box_mask_png())},
+            data={"width": 16384, "height": 16384},
+            headers=headers,
+            timeout=60,
+        ),
+        "deep-image uncrop of 8 x 8 to 8192 x 8192": lambda: requests.post(
+            f"{url}/rest_api/process_result",
+            json={
+                "url": base64.b64encode(tiny).decode(),
+                "width": 8192,
+                "height": 8192,
+                "fit": {"canvas": "outpainting"},
+            },
+            headers={"x-api-key": key},
+            timeout=60,
+        ),
+        "img2img header declaring 100000 x 100000": lambda: requests.post(
+            f"{url}/api/img2img",
+            files={"image": ("i.png", declared_png(100000, 100000)), "mask": ("m.png", tiny)},
+            headers=headers,
+            timeout=60,
+        ),
+        "img2img 1000001 x 1 strip": lambda: requests.post(
+            f"{url}/api/img2img",
+            files={
+                "image": ("i.png", declared_png(1_000_001, 1)),
+                "mask": ("m.png", black_box_mask_png()),
+            },
+            headers=headers,
+            timeout=60,
+        ),
+        "outpaint past the canvas limit": lambda: requests.post(
+            f"{url}/api/img2img",
+            files={"image": ("i.png", image_png())},
+            data={"outpaint": json.dumps({"width": 8192, "height": 8192})},
+            headers=headers,
+            timeout=60,
+        ),
+    }
+    for name, attack in attacks.items():
+        response, seconds, growth = measured(process, attack)
+        print(f"{name}: {response.status_code} in {seconds:.2f} s, grew {growth:.1f} MB")
+        assert response.status_code == 400, (name, response.text[:300])
+        assert response.json()["status"] == "error"
+        assert seconds < MAX_SECONDS and growth < MAX_GROWTH_MB, name
+
+
+def test_the_largest_accepted_effective_mask_is_bounded_too(server, django_user_model):
+    """4096 x 4096 with the widest blur and grow: the most one request may cost here."""
+    url, process = server
+    from accounts.services import api_key_create
+
+    user = django_user_model.objects.create_user(username="largest", password="pw-largest-1")
+    _, key = api_key_create(user=user, name="largest")
+    response, seconds, growth = measured(
+        process,
+        lambda: requests.post(
+            f"{url}/api/masks/effective",
+            files={"mask": ("m.png", black_box_mask_png(64, 64, (20, 20, 40, 40)))},
+            data={"width": 4096, "height": 4096, "mask_blur": 64, "mask_grow": 64},
+            headers={"Authorization": f"Api-Key {key}"},
+            timeout=60,
+        ),
+    )
+    print(f"effective mask 4096 x 4096, blur 64, grow 64: {seconds:.2f} s, grew {growth:.1f} MB")
+    assert response.status_code == 200
+    assert seconds < 15 and growth < 200
