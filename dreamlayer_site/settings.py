@@ -174,18 +174,32 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("INFERENCE_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("INFERENCE_TIME_LIMIT", default=660)
 # A message not acknowledged within this time is redelivered: keep it above the hard limit.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+# Priorities (Redis: 0 runs first): a job taken over from a dead worker goes ahead of the jobs
+# queued after it, instead of to the back of the queue.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT * 2,
+    "queue_order_strategy": "priority",
+    "priority_steps": [0, 5],
+    "sep": ":",
+}
+CELERY_TASK_DEFAULT_PRIORITY = 5
+TAKEOVER_PRIORITY = 0
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"inpainting.tasks.run_generation": {"queue": "inference"}}
-# Jobs whose worker died stay "running": the reaper requeues them (or fails them after
-# MAX_GENERATION_ATTEMPTS) once they are older than the hard time limit.
+# The worker running a job writes its heartbeat every HEARTBEAT_SECONDS. A running job whose
+# heartbeat is older than HEARTBEAT_TIMEOUT_SECONDS lost its worker (a kill, a crash, a lost
+# machine): Celery's redelivered message or the reaper runs it again, up to
+# MAX_GENERATION_ATTEMPTS, then it fails with a message.
+HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
+HEARTBEAT_TIMEOUT_SECONDS = env.float("HEARTBEAT_TIMEOUT_SECONDS", default=20.0)
 MAX_GENERATION_ATTEMPTS = env.int("MAX_GENERATION_ATTEMPTS", default=3)
-REAP_AFTER_SECONDS = env.int("REAP_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+# A queued job whose message is older than this is sent again (a backstop: a Redis restart
+# without persistence is noticed at once, see services.generation_reap).
 REAP_QUEUED_AFTER_SECONDS = env.int("REAP_QUEUED_AFTER_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-generations": {
         "task": "inpainting.tasks.reap_stuck_generations",
-        "schedule": env.float("REAP_EVERY_SECONDS", default=60.0),
+        "schedule": env.float("REAP_EVERY_SECONDS", default=5.0),
     },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -121,6 +121,12 @@ class Generation(models.Model):
     # When the task message was last sent: a queued job whose message is older than
     # REAP_QUEUED_AFTER_SECONDS (a broker restart lost it) is sent again by the reaper.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The worker running the job writes ``heartbeat_at`` every HEARTBEAT_SECONDS. A running job
+    # whose heartbeat is older than HEARTBEAT_TIMEOUT_SECONDS lost its worker: a redelivered
+    # message or the reaper takes it over with a new ``attempt_token``, and only the holder of
+    # the current token may record the outcome (exactly once, even if the old one wakes up).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt_token = models.CharField(max_length=32, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     queue_seconds = models.FloatField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)

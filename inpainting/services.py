@@ -6,23 +6,27 @@ redelivered task message, a late cancel or a double click never produces two out
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import logging
+import threading
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
 from accounts.models import ApiKey, User
 
-from . import engine, webhooks
+from . import engine, selectors, webhooks
 from .conf import engine_config, record_model_status
 from .models import GeneratedImage, Generation, Mask, SourceImage
 from .params import GenerationParams
@@ -271,7 +275,7 @@ def _generation_insert(
     return generation
 
 
-def _enqueue(generation: Generation) -> None:
+def _enqueue(generation: Generation, *, priority: int | None = None) -> None:
     """Send the task message. If the broker is down the job stays queued and the reaper
     sends it again later; a duplicate message is harmless (the claim is conditional)."""
     from kombu.exceptions import OperationalError
@@ -280,7 +284,11 @@ def _enqueue(generation: Generation) -> None:
 
     Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
     try:
-        run_generation.apply_async(args=[str(generation.pk)], queue="inference")
+        run_generation.apply_async(
+            args=[str(generation.pk)],
+            queue="inference",
+            priority=settings.CELERY_TASK_DEFAULT_PRIORITY if priority is None else priority,
+        )
     except OperationalError as exc:
         logger.warning("generation %s not sent (%s); the reaper resends it", generation.pk, exc)
         return
@@ -343,11 +351,28 @@ def _backend_for(generation: Generation, params: GenerationParams):
     raise error
 
 
+def _takeable() -> Q:
+    """Jobs a worker may claim: queued ones, and running ones whose worker is provably gone
+    (no heartbeat for HEARTBEAT_TIMEOUT_SECONDS) while attempts remain."""
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    orphaned = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    return Q(status=Generation.Status.QUEUED) | (
+        Q(status=Generation.Status.RUNNING, attempts__lt=settings.MAX_GENERATION_ATTEMPTS)
+        & orphaned
+    )
+
+
 def generation_claim(*, generation_id: str) -> Generation | None:
-    """``queued`` -> ``running``; None when someone else already claimed (redelivery)."""
+    """Take the job for this worker with a new attempt token; None when it is not takeable
+    (finished, or running on a live worker). Only the token's holder records the outcome."""
     now = timezone.now()
-    claimed = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(
-        status=Generation.Status.RUNNING, started_at=now, attempts=F("attempts") + 1
+    claimed = Generation.objects.filter(_takeable(), pk=generation_id).update(
+        status=Generation.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempt_token=uuid.uuid4().hex,
+        attempts=F("attempts") + 1,
+        step=0,
     )
     if not claimed:
         return None
@@ -358,13 +383,62 @@ def generation_claim(*, generation_id: str) -> Generation | None:
     return generation
 
 
-def generation_run(*, generation_id: str) -> None:
+class RunOutcome(enum.Enum):
+    DONE = "done"  # ran (or failed, or was cancelled) here
+    GONE = "gone"  # finished or deleted already: nothing to do
+    HELD = "held"  # running on a worker whose heartbeat is fresh: look again later
+
+
+class Heartbeat:
+    """Writes ``heartbeat_at`` of the jobs this worker holds every HEARTBEAT_SECONDS, from a
+    thread, so a job busy in one long call (loading a model, a PatchMatch fill) still beats.
+    When the process dies the heartbeat stops, and the job can be taken over."""
+
+    def __init__(self) -> None:
+        self._tokens: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def add(self, generation: Generation) -> None:
+        self._tokens = {**self._tokens, generation.pk: generation.attempt_token}
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.HEARTBEAT_SECONDS):
+                for pk, token in self._tokens.items():
+                    try:
+                        Generation.objects.filter(
+                            pk=pk, attempt_token=token, status=Generation.Status.RUNNING
+                        ).update(heartbeat_at=timezone.now())
+                    except DatabaseError as exc:  # the next beat tries again
+                        logger.warning("heartbeat of %s not written: %s", pk, exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
+def generation_run(*, generation_id: str) -> RunOutcome:
     """Claim, run the engine with progress and cancel, then record the outcome. A diffusers
     job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch."""
     generation = generation_claim(generation_id=generation_id)
     if generation is None:
-        logger.info("generation %s is not queued any more; nothing to do", generation_id)
-        return
+        status = selectors.generation_status(generation_id=generation_id)
+        logger.info("generation %s is %s; not claimed here", generation_id, status)
+        return RunOutcome.HELD if status == Generation.Status.RUNNING else RunOutcome.GONE
+    with Heartbeat() as heartbeat:
+        heartbeat.add(generation)
+        _run_claimed(generation, heartbeat)
+    return RunOutcome.DONE
+
+
+def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
     params = GenerationParams.from_json(generation.params)
     try:
         backend, fallback_note = _backend_for(generation, params)
@@ -374,6 +448,8 @@ def generation_run(*, generation_id: str) -> None:
     jobs = [generation]
     if backend.name == "diffusers":
         jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1)
+    for companion in jobs[1:]:
+        heartbeat.add(companion)
     progresses = [GenerationProgress(job) for job in jobs]
     requests, runnable = [], []
     for job, progress in zip(jobs, progresses, strict=True):
@@ -483,7 +559,11 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
         images.append(row)
     now = timezone.now()
     with transaction.atomic():
-        done = Generation.objects.filter(pk=generation.pk, status=Generation.Status.RUNNING).update(
+        done = Generation.objects.filter(
+            pk=generation.pk,
+            status=Generation.Status.RUNNING,
+            attempt_token=generation.attempt_token,
+        ).update(
             status=Generation.Status.SUCCEEDED,
             seed=result.seeds[0],
             model_name=result.model,
@@ -509,8 +589,11 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
 
 
 def generation_fail(*, generation: Generation, message: str) -> bool:
+    """Fail the running attempt ``generation`` holds (its token); False if another took over."""
     now = timezone.now()
-    done = Generation.objects.filter(pk=generation.pk, status=Generation.Status.RUNNING).update(
+    done = Generation.objects.filter(
+        pk=generation.pk, status=Generation.Status.RUNNING, attempt_token=generation.attempt_token
+    ).update(
         status=Generation.Status.FAILED,
         error=message[:2000],
         finished_at=now,
@@ -524,24 +607,43 @@ def generation_fail(*, generation: Generation, message: str) -> bool:
     return bool(done)
 
 
-def generation_reap(*, older_than_seconds: float | None = None) -> dict[str, int]:
-    """Jobs still ``running`` past the hard time limit lost their worker (a crash, a kill):
-    requeue them, or fail them once they used ``MAX_GENERATION_ATTEMPTS``. Each change is a
-    conditional update, so two reapers never act twice on one job. Jobs ``queued`` whose
-    message was sent more than ``REAP_QUEUED_AFTER_SECONDS`` ago (a broker that restarted
-    without persistence lost it) get their message again."""
-    limit = older_than_seconds if older_than_seconds is not None else settings.REAP_AFTER_SECONDS
-    cutoff = timezone.now() - timedelta(seconds=limit)
+#: A key in the broker's Redis (the cache lives on the same server): when the reaper finds it
+#: missing, Redis lost its data (a restart without persistence) and every queued job's
+#: message with it, so they are all sent again at once instead of after
+#: REAP_QUEUED_AFTER_SECONDS.
+BROKER_MARKER = "dreamlayer:broker-marker"
+
+
+def _broker_lost_its_data() -> bool:
+    try:
+        return bool(cache.add(BROKER_MARKER, timezone.now().isoformat(), timeout=None))
+    except Exception:  # noqa: BLE001 - Redis down: the next run looks again
+        return False
+
+
+def generation_reap() -> dict[str, int]:
+    """Recover jobs whose worker or message was lost (Celery beat runs this every
+    REAP_EVERY_SECONDS). Running jobs without a heartbeat for HEARTBEAT_TIMEOUT_SECONDS are
+    requeued, or failed once they used ``MAX_GENERATION_ATTEMPTS``; queued jobs get their
+    message again when Redis lost its data, or when their message is older than
+    ``REAP_QUEUED_AFTER_SECONDS``. Each change is conditional, so two reapers (or a reaper
+    and a redelivered message) never act twice on one job."""
     counts = {"requeued": 0, "failed": 0, "resent": 0}
-    lost_cutoff = timezone.now() - timedelta(seconds=settings.REAP_QUEUED_AFTER_SECONDS)
-    for generation in Generation.objects.filter(
-        Q(enqueued_at__lt=lost_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=lost_cutoff),
-        status=Generation.Status.QUEUED,
-    ):
+    queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+    if not _broker_lost_its_data():
+        lost_cutoff = timezone.now() - timedelta(seconds=settings.REAP_QUEUED_AFTER_SECONDS)
+        queued = queued.filter(
+            Q(enqueued_at__lt=lost_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=lost_cutoff)
+        )
+    for generation in queued:
         counts["resent"] += 1
         _enqueue(generation)
-    stuck = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=cutoff)
-    for generation in stuck:
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    orphaned = Generation.objects.filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale),
+        status=Generation.Status.RUNNING,
+    )
+    for generation in orphaned:
         if generation.attempts >= settings.MAX_GENERATION_ATTEMPTS:
             message = (
                 f"The worker stopped during this job {generation.attempts} times; "
@@ -552,11 +654,15 @@ def generation_reap(*, older_than_seconds: float | None = None) -> dict[str, int
             continue
         with transaction.atomic():
             requeued = Generation.objects.filter(
-                pk=generation.pk, status=Generation.Status.RUNNING, started_at__lt=cutoff
-            ).update(status=Generation.Status.QUEUED, started_at=None, step=0)
+                pk=generation.pk,
+                status=Generation.Status.RUNNING,
+                attempt_token=generation.attempt_token,
+            ).update(status=Generation.Status.QUEUED, started_at=None, heartbeat_at=None, step=0)
             if requeued:
                 counts["requeued"] += 1
-                transaction.on_commit(lambda g=generation: _enqueue(g))
+                transaction.on_commit(
+                    lambda g=generation: _enqueue(g, priority=settings.TAKEOVER_PRIORITY)
+                )
     return counts
 
 

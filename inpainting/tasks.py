@@ -6,21 +6,32 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_process_init
+from django.conf import settings
 
 from . import services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="inpainting.tasks.run_generation", acks_late=True, reject_on_worker_lost=True)
-def run_generation(generation_id: str) -> None:
-    services.generation_run(generation_id=generation_id)
+@shared_task(
+    bind=True,
+    name="inpainting.tasks.run_generation",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+)
+def run_generation(self, generation_id: str) -> None:
+    """Run the job. A message that finds it running elsewhere (Celery redelivers the message
+    of a killed worker within seconds, before its heartbeat is stale) looks again once the
+    heartbeat would be stale: then the job is taken over, or it has finished meanwhile."""
+    if services.generation_run(generation_id=generation_id) is services.RunOutcome.HELD:
+        raise self.retry(
+            countdown=settings.HEARTBEAT_TIMEOUT_SECONDS + 1, priority=settings.TAKEOVER_PRIORITY
+        )
 
 
 @shared_task(bind=True, name="inpainting.tasks.deliver_webhook", acks_late=True, max_retries=None)
 def deliver_webhook(self, generation_id: str) -> None:
-    from django.conf import settings
-
     from . import webhooks
 
     if webhooks.deliver(generation_id=generation_id) == "retry":
@@ -36,10 +47,6 @@ def reap_stuck_generations() -> dict:
 @worker_process_init.connect
 def load_models_once(**kwargs) -> None:
     """Load the diffusion model when the worker process starts, not on the first job."""
-    from django.conf import settings
-
     if not settings.LOAD_SD_INPAINT:
         return
-    from .services import diffusion_model_load
-
-    diffusion_model_load()
+    services.diffusion_model_load()

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from inpainting import services
@@ -12,11 +14,18 @@ from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
+@pytest.fixture(autouse=True)
+def broker_kept_its_data():
+    """Redis did not restart (the marker is there), unless a test removes it."""
+    cache.set(services.BROKER_MARKER, "set by the tests", timeout=None)
+
+
 def orphan(api, attempts: int) -> str:
-    """A job a worker claimed and then died on: running, started long ago."""
+    """A job a worker claimed and then died on: running, its last heartbeat long ago."""
     generation_id = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
+    long_ago = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS + 1)
     Generation.objects.filter(pk=generation_id).update(
-        status="running", started_at=timezone.now() - timedelta(hours=1), attempts=attempts
+        status="running", started_at=long_ago, heartbeat_at=long_ago, attempts=attempts
     )
     return generation_id
 
@@ -25,8 +34,8 @@ def test_a_job_whose_worker_died_is_requeued_and_runs_once(api, paused_worker):
     generation_id = orphan(api, attempts=1)
     fresh = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
     Generation.objects.filter(pk=fresh).update(
-        status="running", started_at=timezone.now(), attempts=1
-    )  # running normally: left alone
+        status="running", started_at=timezone.now(), heartbeat_at=timezone.now(), attempts=1
+    )  # running normally (a fresh heartbeat): left alone
     assert services.generation_reap() == {"requeued": 1, "failed": 0, "resent": 0}
     assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
     paused_worker.resume()
@@ -62,3 +71,53 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(api, paused_worker):
     assert generation.images.count() == 1
     assert Generation.objects.get(pk=recent).status == "queued"  # its message is not old yet
     Generation.objects.filter(pk=recent).update(status="cancelled")
+
+
+def test_when_redis_lost_its_data_every_queued_job_is_sent_again_at_once(api, paused_worker):
+    """A Redis restart without persistence loses the queue; the reaper notices the missing
+    marker and resends at once, not after REAP_QUEUED_AFTER_SECONDS."""
+    from dreamlayer_site.celery import app
+
+    ids = [
+        post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
+        for _ in range(2)
+    ]
+    with app.connection_for_write() as connection:
+        assert connection.default_channel.queue_purge("inference") >= 2
+    cache.delete(services.BROKER_MARKER)  # what a restart without persistence does
+    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 2}
+    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
+    paused_worker.resume()
+    for generation_id in ids:
+        generation = wait_for_status(generation_id)
+        assert generation.status == "succeeded" and generation.attempts == 1
+
+
+def test_a_redelivered_message_takes_over_a_job_whose_heartbeat_stopped(api, paused_worker):
+    """What Celery does after a pool process is killed: the same message again, at once. It
+    waits for the heartbeat to go stale, then runs the job; the dead attempt's token can no
+    longer record anything."""
+    from inpainting.tasks import run_generation
+
+    generation_id = orphan(api, attempts=1)
+    stale_token = "f" * 32
+    Generation.objects.filter(pk=generation_id).update(attempt_token=stale_token)
+    run_generation.apply_async(args=[generation_id], queue="inference")
+    paused_worker.resume()
+    generation = wait_for_status(generation_id)
+    assert generation.status == "succeeded" and generation.attempts == 2
+    assert generation.attempt_token != stale_token
+    dead_attempt = Generation.objects.get(pk=generation_id)
+    dead_attempt.attempt_token = stale_token
+    assert not services.generation_fail(generation=dead_attempt, message="late")
+    assert Generation.objects.get(pk=generation_id).status == "succeeded"
+
+
+def test_a_fresh_heartbeat_holds_the_job_against_a_duplicate_message(api, paused_worker):
+    generation_id = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
+    Generation.objects.filter(pk=generation_id).update(
+        status="running", started_at=timezone.now(), heartbeat_at=timezone.now(), attempts=1
+    )
+    assert services.generation_run(generation_id=generation_id) is services.RunOutcome.HELD
+    assert Generation.objects.get(pk=generation_id).attempts == 1
+    Generation.objects.filter(pk=generation_id).update(status="cancelled")
