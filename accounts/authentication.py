@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import authentication, exceptions
 
 from .models import ApiKey, User
+from .throttles import KEY_FAILURES, request_address, wait_words
 
 HEADER_SCHEME = "api-key"
 
@@ -19,8 +20,23 @@ def key_from_headers(headers: dict[str, str]) -> str | None:
     return value or None
 
 
-def user_for_key(key: str) -> tuple[User, ApiKey]:
-    """The owner of a usable key; raises ``AuthenticationFailed`` with a clear reason."""
+def user_for_key(key: str, *, address: str) -> tuple[User, ApiKey]:
+    """The owner of a usable key; raises ``AuthenticationFailed`` with a clear reason, or
+    ``Throttled`` once ``address`` sent too many unusable keys (``THROTTLE_KEY_FAILURES``)."""
+    wait = KEY_FAILURES.wait(address)
+    if wait:
+        raise exceptions.Throttled(
+            wait,
+            detail=f"Too many wrong API keys from your address; try again in {wait_words(wait)}.",
+        )
+    try:
+        return _usable_key_owner(key)
+    except exceptions.AuthenticationFailed:
+        KEY_FAILURES.hit(address)
+        raise
+
+
+def _usable_key_owner(key: str) -> tuple[User, ApiKey]:
     try:
         api_key = ApiKey.objects.select_related("user").get(prefix=key.partition(".")[0])
     except ApiKey.DoesNotExist:
@@ -45,7 +61,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = key_from_headers(headers)
         if key is None:
             return None
-        return user_for_key(key)
+        return user_for_key(key, address=request_address(request))
 
     def authenticate_header(self, request) -> str:
         return "Api-Key"

@@ -10,14 +10,30 @@ from django.views.decorators.http import require_POST
 from .forms import ApiKeyForm, SignUpForm
 from .models import ApiKey
 from .services import api_key_create, api_key_revoke
+from .throttles import SIGNUPS, request_address, wait_words
 
 
 def signup(request):
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("home")
+    if request.method == "POST":
+        address = request_address(request)
+        wait = SIGNUPS.wait(address)
+        if wait:
+            return render(
+                request,
+                "accounts/throttled.html",
+                {
+                    "title": "Too many new accounts",
+                    "reason": "Too many accounts were created from your address",
+                    "wait": wait_words(wait),
+                },
+                status=429,
+            )
+        if form.is_valid():
+            user = form.save()
+            SIGNUPS.hit(address)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
 
 

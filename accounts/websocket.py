@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from rest_framework.exceptions import AuthenticationFailed
+from django.http.request import split_domain_port, validate_host
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from .authentication import key_from_headers, user_for_key
 
@@ -35,26 +36,78 @@ class ApiKeyAuthMiddleware:
         if key is not None:
             from django.contrib.auth.models import AnonymousUser
 
+            address = (scope.get("client") or ["unknown"])[0]
             try:
-                user, _ = await database_sync_to_async(user_for_key)(key)
-            except AuthenticationFailed:
+                user, _ = await database_sync_to_async(user_for_key)(key, address=address)
+            except (AuthenticationFailed, Throttled):
                 user = AnonymousUser()
             scope = dict(scope, user=user)
         return await self.inner(scope, receive, send)
 
 
-class BrowserOriginValidator(OriginValidator):
-    """Browsers always send Origin: it must be one of ALLOWED_HOSTS. Clients that send none
-    (scripts with an API key) cannot be tricked by another site, so they pass."""
-
-    def valid_origin(self, parsed_origin) -> bool:
-        if parsed_origin is None:
-            return True
-        return super().valid_origin(parsed_origin)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def origin_checked(application):
+def _origin_tuple(origin: str) -> tuple[str, str, int] | None:
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme]
+
+
+def _own_origin(scope, headers: dict[str, str]) -> str | None:
+    """This server's origin as the handshake reached it: the scheme of the connection (or of
+    the TLS proxy in front, with DJANGO_HTTPS), and the Host header, which must be allowed."""
+    host = headers.get("host", "")
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, _allowed_hosts()):
+        return None
+    secure = scope.get("scheme") == "wss" or (
+        settings.HTTPS and headers.get("x-forwarded-proto", "").lower() == "https"
+    )
+    return f"{'https' if secure else 'http'}://{host}"
+
+
+def _allowed_hosts() -> list[str]:
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = ["localhost", "127.0.0.1", "[::1]"]
-    return BrowserOriginValidator(application, allowed)
+    return allowed
+
+
+def origin_allowed(scope) -> bool:
+    """Browsers always send Origin: it must be this server's own origin, compared like
+    Django's CSRF check (scheme, host and port), or one of CSRF_TRUSTED_ORIGINS. Clients that
+    send none (scripts with an API key) cannot be driven by another site, so they pass."""
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    given = _origin_tuple(origin)
+    if given is None:
+        return False
+    own = _own_origin(scope, headers)
+    trusted = [*settings.CSRF_TRUSTED_ORIGINS, *([own] if own else [])]
+    return any(given == _origin_tuple(candidate) for candidate in trusted)
+
+
+class SameOriginValidator:
+    """ASGI middleware: refuse a websocket handshake from another origin (403)."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and not origin_allowed(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+def origin_checked(application):
+    return SameOriginValidator(application)

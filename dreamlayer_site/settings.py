@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -283,6 +284,12 @@ REST_FRAMEWORK = {
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Per client address (accounts/throttles.py): accounts created, failed log-ins across all
+# user names (django-axes also locks one name + address after LOGIN_FAILURE_LIMIT), and
+# unusable API keys. Each answers 429 with how long to wait.
+THROTTLE_SIGNUP = env.str("THROTTLE_SIGNUP", default="5/hour")
+THROTTLE_LOGIN_FAILURES = env.str("THROTTLE_LOGIN_FAILURES", default="30/hour")
+THROTTLE_KEY_FAILURES = env.str("THROTTLE_KEY_FAILURES", default="20/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "DreamLayer API",
     "DESCRIPTION": "Inpainting and outpainting: native API, jobs, history and progress.",

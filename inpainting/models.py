@@ -116,6 +116,9 @@ class Generation(models.Model):
     webhook_error = models.TextField(blank=True)
     # NULL (not "") when absent, so the per-user unique constraint ignores it.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # sha256 of the endpoint, parameters, files and webhook of the request that used the key:
+    # the key replays that request only (services.request_fingerprint).
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # When the task message was last sent: a queued job whose message is older than

@@ -6,7 +6,9 @@ redelivered task message, a late cancel or a double click never produces two out
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import hashlib
 import io
 import json
 import logging
@@ -166,10 +168,51 @@ def mask_generate(
     return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
 
 
-def _existing_by_key(user: User, idempotency_key: str | None) -> Generation | None:
+def request_fingerprint(
+    *, client: str, params: GenerationParams, files: tuple, webhook_url: str | None
+) -> str:
+    """What makes two submissions the same request: the endpoint (client surface), every
+    parameter, the uploaded bytes and the webhook. An idempotency key replays only that."""
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps([client, params.to_json(), webhook_url or ""], sort_keys=True).encode()
+    )
+    for upload in files:
+        digest.update(b"\x00file:")
+        if upload is not None:
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+    return digest.hexdigest()
+
+
+def _replay(user: User, idempotency_key: str | None, fingerprint: str) -> Generation | None:
+    """The generation an idempotency key already created, if this is the same request; a 422
+    if the key was used for a different one (another body, or another endpoint)."""
     if not idempotency_key:
         return None
-    return Generation.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+    existing = Generation.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise GenerationError(
+            "This Idempotency-Key was already used for a different request (another body or "
+            "another endpoint); use a new key for a new request.",
+            field="Idempotency-Key",
+            status=422,
+        )
+    return existing
+
+
+@contextlib.contextmanager
+def _files_removed_on_rollback():
+    """Files saved inside the block are deleted again if the block raises: storage has no
+    transactions, and no file may outlive a row that was rolled back."""
+    saved: list = []
+    try:
+        yield saved
+    except BaseException:
+        for field_file in saved:
+            field_file.storage.delete(field_file.name)
+        raise
 
 
 def generation_create(
@@ -187,9 +230,15 @@ def generation_create(
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
 
     Preconditions: ``params`` passed the API's range checks. Raises ``GenerationError`` for
-    client mistakes (bad files, mask mismatch, quota); nothing is stored in that case.
+    client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
+    request); nothing is stored in that case.
     """
-    existing = _existing_by_key(user, idempotency_key)
+    fingerprint = ""
+    if idempotency_key:
+        fingerprint = request_fingerprint(
+            client=client, params=params, files=(image_file, mask_file), webhook_url=webhook_url
+        )
+    existing = _replay(user, idempotency_key, fingerprint)
     if existing is not None:
         return Submission(existing, created=False)
     if webhook_url:
@@ -206,10 +255,13 @@ def generation_create(
         raise GenerationError(exc.message, field=exc.field) from None
     engine_name = _validate(params, image, mask)
     try:
-        with transaction.atomic():
+        with _files_removed_on_rollback() as saved, transaction.atomic():
             _check_quota(user)
             source = source_image_create(owner=user, image=image)
+            saved.append(source.file)
             mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
+            if mask_row is not None:
+                saved += [mask_row.file, mask_row.thumbnail]
             generation = _generation_insert(
                 user=user,
                 source=source,
@@ -219,12 +271,13 @@ def generation_create(
                 client=client,
                 api_key=api_key,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
                 metadata=extra_metadata,
                 webhook_url=webhook_url,
             )
     except IntegrityError:
         # The same idempotency key raced with itself: the first one won.
-        existing = _existing_by_key(user, idempotency_key)
+        existing = _replay(user, idempotency_key, fingerprint)
         if existing is None:
             raise
         return Submission(existing, created=False)
@@ -254,6 +307,7 @@ def _generation_insert(
     client,
     api_key,
     idempotency_key,
+    fingerprint="",
     metadata=None,
     webhook_url=None,
 ) -> Generation:
@@ -268,6 +322,7 @@ def _generation_insert(
         engine=engine_name,
         model_name=engine_config().model_name(engine_name),
         idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
         metadata=metadata or {},
         webhook_url=webhook_url or "",
     )

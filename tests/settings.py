@@ -17,6 +17,9 @@ os.environ.setdefault("IMG2IMG_WAIT_SECONDS", "60")
 # servers with low rates to test the throttles themselves.
 os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
+os.environ.setdefault("THROTTLE_SIGNUP", "100000/min")
+os.environ.setdefault("THROTTLE_LOGIN_FAILURES", "100000/min")
+os.environ.setdefault("THROTTLE_KEY_FAILURES", "100000/min")
 
 from dreamlayer_site.settings import *  # noqa: E402,F403
 

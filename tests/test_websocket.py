@@ -97,7 +97,7 @@ async def test_cancel_while_running_stops_within_a_step(api, api_key):
 async def test_session_cookie_and_the_user_stream(user, client, api):
     await sync_to_async(client.force_login)(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    headers = [(b"cookie", cookie), (b"origin", b"http://localhost")]
+    headers = [(b"cookie", cookie), (b"host", b"localhost"), (b"origin", b"http://localhost")]
     stream = await connect("/ws/generations/", headers)
     generation_id = await submit(api)
     statuses = []
@@ -124,10 +124,27 @@ async def test_refusals(api, api_key, other_user):
         "another user": key_headers(other_key),
         "bad key": key_headers("dl_nothing.nothing"),
         "foreign origin": key_headers(api_key) + [(b"origin", b"https://evil.example")],
+        # The same host on another port (another app on the machine) or scheme is another
+        # origin, as for Django's CSRF check.
+        "another port": key_headers(api_key)
+        + [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8001")],
+        "another scheme": key_headers(api_key)
+        + [(b"host", b"localhost:8000"), (b"origin", b"https://localhost:8000")],
+        "a host that is not allowed": key_headers(api_key)
+        + [(b"host", b"evil.example"), (b"origin", b"http://evil.example")],
+        "not an origin": key_headers(api_key) + [(b"host", b"localhost"), (b"origin", b"null")],
     }
     for name, headers in cases.items():
         communicator = WebsocketCommunicator(application, path, headers=headers)
         connected, code = await communicator.connect(timeout=10)
         assert not connected, name
-    good = await connect(path, key_headers(api_key) + [(b"origin", b"http://localhost")])
-    await good.disconnect()
+    for host, origin in (
+        (b"localhost", b"http://localhost"),
+        (b"localhost:8000", b"http://localhost:8000"),
+        (b"127.0.0.1:80", b"http://127.0.0.1"),  # the default port, written or not
+    ):
+        headers = key_headers(api_key) + [(b"host", host), (b"origin", origin)]
+        good = await connect(path, headers)
+        await good.disconnect()
+    scripted = await connect(path, key_headers(api_key))  # no Origin: not a browser
+    await scripted.disconnect()

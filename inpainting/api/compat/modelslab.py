@@ -26,6 +26,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication, user_for_key
 from accounts.schema import ApiKeyScheme
+from accounts.throttles import request_address
 
 from ... import selectors, services
 from ...engine.types import MAX_SEED
@@ -64,7 +65,7 @@ class BodyKeyAuthentication(ApiKeyAuthentication):
             return None
         if not isinstance(key, str):
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        return user_for_key(key)
+        return user_for_key(key, address=request_address(request))
 
 
 class BodyKeyScheme(ApiKeyScheme):
