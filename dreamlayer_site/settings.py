@@ -283,6 +283,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Formats come from the Accept header only; a ?format= query parameter means nothing.
+    "URL_FORMAT_OVERRIDE": None,
 }
 # Per client address (accounts/throttles.py): accounts created, failed log-ins across all
 # user names (django-axes also locks one name + address after LOGIN_FAILURE_LIMIT), and
@@ -298,6 +300,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inpainting.api.schema_errors.document_error_responses",
+    ],
 }
 
 # --- inference ---------------------------------------------------------------------------------

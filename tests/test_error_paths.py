@@ -232,3 +232,15 @@ def test_a_full_mask_runs_on_a_diffusion_model(api, celery_worker):
     assert response.status_code == 202, response.content
     generation = wait_for_status(response.json()["id"], timeout=120)
     assert generation.status == "succeeded", generation.error
+
+
+def test_an_error_for_a_client_that_accepts_png_is_still_json(client, api_key):
+    response = client.post(
+        "/v1/engine/generate",
+        {"inpaint_input_image": "not an image"},
+        content_type="application/json",
+        headers={"X-API-KEY": api_key, "Accept": "image/png"},
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["status"] == "error"

@@ -149,6 +149,15 @@ class FooocusGenerateView(AsyncAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer, PNGRenderer]
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        """A client that accepts the PNG still gets an error (a DRF ``Response``) as JSON."""
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), PNGRenderer
+        ):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def _submit(self, request: Request) -> tuple[Generation, bool]:
         serializer = FooocusGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

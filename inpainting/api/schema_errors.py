@@ -1,0 +1,83 @@
+"""The error answers of every operation, documented in one place (a drf-spectacular
+postprocessing hook), so that the published schema names every status code a client can get.
+
+Which codes an operation can answer follows from what it is, the same way for every view:
+
+- 400: it takes parameters or a body (validation);
+- 401, 403: it needs credentials (missing or unusable; not allowed, or a CSRF failure);
+- 404: it names a resource in its path (another user's is 404 too, never 403), or it is
+  a paginated list (a page past the end);
+- 413, 415: it takes a body (over ``REQUEST_MAX_BYTES``; a content type it does not parse);
+- 409, 422: a POST that submits or acts on a generation (cancelled or already finished;
+  failed, or an idempotency key reused for another request);
+- 429: every throttled operation (per-user rates, the active-generation quota, bad keys).
+
+Every error body has the one shape ``{"status": "error", "message", "errors"}``.
+"""
+
+from __future__ import annotations
+
+ERROR_COMPONENT = "ErrorResponse"
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["error"]},
+        "message": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["status", "message"],
+}
+DESCRIPTIONS = {
+    "400": "Invalid input: the message says what, errors says which field.",
+    "401": "No credentials, or an API key that is wrong, revoked or expired.",
+    "403": "Not allowed (a session request without its CSRF token, or a disabled account).",
+    "404": "No such resource (another user's generation is not found either).",
+    "409": "The generation is in a state that does not allow this (cancelled, finished).",
+    "413": "The request body is larger than the server accepts.",
+    "415": "The body's content type is not one this operation parses.",
+    "422": "The generation failed, or the idempotency key was used for another request.",
+    "429": "Too many requests, too many active generations, or too many wrong keys.",
+}
+#: POSTs that only compute something and never touch a generation.
+NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/")
+
+
+def _codes(path: str, method: str, operation: dict) -> list[str]:
+    secured = any(requirement for requirement in operation.get("security", [{}]))
+    has_body = "requestBody" in operation
+    codes = []
+    if has_body or operation.get("parameters"):
+        codes.append("400")
+    if secured:
+        codes += ["401", "403"]
+    paginated = any(p.get("name") == "page" for p in operation.get("parameters", []))
+    if "{" in path or paginated:
+        codes.append("404")
+    if method == "post" and not path.startswith(NOT_ABOUT_A_GENERATION):
+        codes += ["409", "422"]
+    if has_body:
+        codes += ["413", "415"]
+    if secured:
+        codes.append("429")
+    return codes
+
+
+def document_error_responses(result, generator, request, public):
+    """Add the error answers (and the error shape) to every operation of the schema."""
+    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _codes(path, method, operation):
+                responses.setdefault(
+                    code,
+                    {
+                        "description": DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+    return result
