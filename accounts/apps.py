@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import middleware, schema  # noqa: F401  (the failed log-in counter; OpenAPI auth)
+        # Django's registration idiom: these modules need the app registry, ready only now.
+        from . import middleware, schema  # noqa: F401, PLC0415 (log-in counter, OpenAPI auth)

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
@@ -34,8 +35,6 @@ class ApiKeyAuthMiddleware:
         }
         key = key_from_headers(headers) or key_from_query_string(scope.get("query_string", b""))
         if key is not None:
-            from django.contrib.auth.models import AnonymousUser
-
             address = (scope.get("client") or ["unknown"])[0]
             try:
                 user, _ = await database_sync_to_async(user_for_key)(key, address=address)

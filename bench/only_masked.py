@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inpainting.engine import EngineConfig, InpaintRequest, MaskOptions, get_backend, run_inpaint  # noqa: E402
-from inpainting.engine.tiny_model import write_tiny_inpaint_model  # noqa: E402
+from inpainting.testing.tiny_model import write_tiny_inpaint_model  # noqa: E402
 
 
 def photo_like(size: int, seed: int = 0) -> Image.Image:

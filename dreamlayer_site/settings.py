@@ -195,7 +195,7 @@ HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
 HEARTBEAT_TIMEOUT_SECONDS = env.float("HEARTBEAT_TIMEOUT_SECONDS", default=20.0)
 MAX_GENERATION_ATTEMPTS = env.int("MAX_GENERATION_ATTEMPTS", default=3)
 # A queued job whose message is older than this is sent again (a backstop: a Redis restart
-# without persistence is noticed at once, see services.generation_reap).
+# without persistence is noticed at once, see services.reaper).
 REAP_QUEUED_AFTER_SECONDS = env.int("REAP_QUEUED_AFTER_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-generations": {

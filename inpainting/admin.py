@@ -2,8 +2,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import services
+from .errors import ClientError
 from .models import GeneratedImage, Generation
+from .services import generations
 
 
 def _image_tag(url: str, height: int = 64) -> str:
@@ -127,9 +128,9 @@ class GenerationAdmin(admin.ModelAdmin):
         done = 0
         for generation in queryset.filter(status__in=Generation.ACTIVE):
             try:
-                services.generation_cancel(generation=generation)
+                generations.generation_cancel(generation=generation)
                 done += 1
-            except services.GenerationError:
+            except ClientError:
                 pass  # it finished meanwhile
         self.message_user(request, f"{done} generation(s) cancelled.", messages.SUCCESS)
 
@@ -138,15 +139,15 @@ class GenerationAdmin(admin.ModelAdmin):
         done = 0
         for generation in queryset:
             try:
-                services.generation_rerun(generation=generation, user=generation.owner)
+                generations.generation_rerun(generation=generation, user=generation.owner)
                 done += 1
-            except services.GenerationError as exc:
+            except ClientError as exc:
                 self.message_user(request, f"{generation.pk}: {exc.message}", messages.ERROR)
         self.message_user(request, f"{done} generation(s) queued again.", messages.SUCCESS)
 
     def delete_model(self, request, obj: Generation) -> None:
-        services.generation_delete(generation=obj)
+        generations.generation_delete(generation=obj)
 
     def delete_queryset(self, request, queryset) -> None:
         for generation in queryset:
-            services.generation_delete(generation=generation)
+            generations.generation_delete(generation=generation)

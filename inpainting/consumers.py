@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import selectors
-from .api import presenters
+from .answers import native
 from .progress import generation_group, status_event, user_group
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -72,8 +72,8 @@ class GenerationConsumer(GroupConsumer):
         )
         event = status_event(generation)
         if generation.status == generation.Status.SUCCEEDED:
-            event["images"] = presenters.image_urls(generation, _base_url(self.scope))
-            event["metadata"] = presenters.metadata(generation)
+            event["images"] = native.image_urls(generation, _base_url(self.scope))
+            event["metadata"] = native.metadata(generation)
         return event
 
     def _completed(self) -> dict:
@@ -86,8 +86,8 @@ class GenerationConsumer(GroupConsumer):
         return {
             "type": "completed",
             "id": str(generation.pk),
-            "images": presenters.image_urls(generation, base),
-            "metadata": presenters.metadata(generation),
+            "images": native.image_urls(generation, base),
+            "metadata": native.metadata(generation),
         }
 
     async def generation_event(self, message: dict) -> None:

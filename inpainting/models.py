@@ -1,5 +1,6 @@
 """Images, masks and generations. Files get server-generated names; deleting a row deletes
-its file (django-cleanup), and ``services.generation_delete`` removes orphaned inputs."""
+its file (django-cleanup), and ``services.generations.generation_delete`` removes orphaned
+inputs."""
 
 from __future__ import annotations
 
@@ -68,6 +69,11 @@ class Generation(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    class WebhookStatus(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -111,13 +117,13 @@ class Generation(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
-    webhook_status = models.CharField(max_length=16, blank=True)  # pending, delivered, failed
+    webhook_status = models.CharField(max_length=16, blank=True, choices=WebhookStatus.choices)
     webhook_attempts = models.PositiveSmallIntegerField(default=0)
     webhook_error = models.TextField(blank=True)
     # NULL (not "") when absent, so the per-user unique constraint ignores it.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # sha256 of the endpoint, parameters, files and webhook of the request that used the key:
-    # the key replays that request only (services.request_fingerprint).
+    # the key replays that request only (services.generations.request_fingerprint).
     request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -37,17 +37,12 @@ from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 
+from .errors import RemoteInputError
+
 MAX_REDIRECTS = 5
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 _FORBIDDEN_CHARACTERS = re.compile(r"[\\\s\x00-\x1f\x7f]")
 _READ_BLOCK = 64 * 1024
-
-
-class RemoteInputError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -78,33 +73,42 @@ def _address_allowed(address: str) -> bool:
 def check_url(url: str, field: str) -> CheckedUrl:
     """Apply the rules to ``url`` and resolve its host once; raise ``RemoteInputError``."""
     if not isinstance(url, str) or len(url) > 2000:
-        raise RemoteInputError(field, f"The {field} URL must be a string of at most 2000 chars.")
+        raise RemoteInputError(
+            field=field, message=f"The {field} URL must be a string of at most 2000 chars."
+        )
     if _FORBIDDEN_CHARACTERS.search(url):
         raise RemoteInputError(
-            field, f"The {field} URL contains a backslash, a space or a control character."
+            field=field,
+            message=f"The {field} URL contains a backslash, a space or a control character.",
         )
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise RemoteInputError(field, f"The {field} URL must be http or https.")
+        raise RemoteInputError(field=field, message=f"The {field} URL must be http or https.")
     if "@" in parts.netloc:
         raise RemoteInputError(
-            field, f"The {field} URL must not contain a user name or password (user@host)."
+            field=field,
+            message=f"The {field} URL must not contain a user name or password (user@host).",
         )
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise RemoteInputError(field, f"The {field} URL has an invalid port.") from None
+        raise RemoteInputError(
+            field=field, message=f"The {field} URL has an invalid port."
+        ) from None
     if not host:
-        raise RemoteInputError(field, f"The {field} URL has no host.")
+        raise RemoteInputError(field=field, message=f"The {field} URL has no host.")
     port = port or (443 if scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise RemoteInputError(field, f"The {field} URL's host cannot be resolved.") from None
+        raise RemoteInputError(
+            field=field, message=f"The {field} URL's host cannot be resolved."
+        ) from None
     if not infos or not all(_address_allowed(info[4][0]) for info in infos):
         raise RemoteInputError(
-            field, f"The {field} URL points to a private or local address, which is refused."
+            field=field,
+            message=f"The {field} URL points to a private or local address, which is refused.",
         )
     family, address = infos[0][0], infos[0][4][0]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -219,7 +223,9 @@ def _exchange(
     except (OSError, ValueError, http.client.HTTPException):
         if deadline.passed:
             raise _timed_out(field, deadline) from None
-        raise RemoteInputError(field, f"The {field} URL could not be fetched.") from None
+        raise RemoteInputError(
+            field=field, message=f"The {field} URL could not be fetched."
+        ) from None
     finally:
         deadline.release()
         if connection is not None:
@@ -228,13 +234,14 @@ def _exchange(
 
 def _too_large(field: str, limit: int) -> RemoteInputError:
     return RemoteInputError(
-        field, f"The {field} at that URL is larger than {limit / (1024 * 1024):g} MB."
+        field=field, message=f"The {field} at that URL is larger than {limit / (1024 * 1024):g} MB."
     )
 
 
 def _timed_out(field: str, deadline: _Deadline) -> RemoteInputError:
     return RemoteInputError(
-        field, f"The {field} URL did not answer in full within {deadline.seconds:g} s."
+        field=field,
+        message=f"The {field} URL did not answer in full within {deadline.seconds:g} s.",
     )
 
 
@@ -256,9 +263,11 @@ def fetch_url(url: str, *, field: str) -> bytes:
             url = urljoin(url, answer.headers.get("Location", ""))
             continue
         if answer.status != 200:
-            raise RemoteInputError(field, f"The {field} URL answered {answer.status}, not 200.")
+            raise RemoteInputError(
+                field=field, message=f"The {field} URL answered {answer.status}, not 200."
+            )
         return answer.body
-    raise RemoteInputError(field, f"The {field} URL redirects too many times.")
+    raise RemoteInputError(field=field, message=f"The {field} URL redirects too many times.")
 
 
 def post(checked: CheckedUrl, *, body: bytes, headers: dict[str, str], field: str) -> int:
@@ -279,18 +288,19 @@ def post(checked: CheckedUrl, *, body: bytes, headers: dict[str, str], field: st
 def image_input_bytes(value: str, *, field: str) -> bytes:
     """The bytes of an image given as an http(s) URL, a data URL or plain base64."""
     if not isinstance(value, str) or not value.strip():
-        raise RemoteInputError(field, f"The {field} is required.")
+        raise RemoteInputError(field=field, message=f"The {field} is required.")
     value = value.strip()
     if value.lower().startswith(("http://", "https://")) or "://" in value[:16]:
         return fetch_url(value, field=field)
     payload = _DATA_URL.sub("", value, count=1)
     if len(payload) > settings.UPLOAD_MAX_BYTES * 4 // 3 + 4:
         raise RemoteInputError(
-            field, f"The {field} is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB."
+            field=field,
+            message=f"The {field} is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.",
         )
     try:
         return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise RemoteInputError(
-            field, f"The {field} must be an http(s) URL, a data URL or base64."
+            field=field, message=f"The {field} must be an http(s) URL, a data URL or base64."
         ) from None

@@ -1,16 +1,13 @@
-"""Celery tasks: fetch by id, call a service, nothing else."""
+"""Celery tasks: fetch by id, call a service, nothing else. Services send these by name
+(``services.queue``), so this module is the only one that imports both."""
 
 from __future__ import annotations
-
-import logging
 
 from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
 
-from . import services
-
-logger = logging.getLogger(__name__)
+from .services import models, reaper, runs, webhooks
 
 
 @shared_task(
@@ -24,7 +21,7 @@ def run_generation(self, generation_id: str) -> None:
     """Run the job. A message that finds it running elsewhere (Celery redelivers the message
     of a killed worker within seconds, before its heartbeat is stale) looks again once the
     heartbeat would be stale: then the job is taken over, or it has finished meanwhile."""
-    if services.generation_run(generation_id=generation_id) is services.RunOutcome.HELD:
+    if runs.generation_run(generation_id=generation_id) is runs.RunOutcome.HELD:
         raise self.retry(
             countdown=settings.HEARTBEAT_TIMEOUT_SECONDS + 1, priority=settings.TAKEOVER_PRIORITY
         )
@@ -32,21 +29,18 @@ def run_generation(self, generation_id: str) -> None:
 
 @shared_task(bind=True, name="inpainting.tasks.deliver_webhook", acks_late=True, max_retries=None)
 def deliver_webhook(self, generation_id: str) -> None:
-    from . import webhooks
-
-    if webhooks.deliver(generation_id=generation_id) == "retry":
+    if webhooks.deliver(generation_id=generation_id) is webhooks.Attempt.RETRY:
         delay = settings.WEBHOOK_BACKOFF_SECONDS * 2**self.request.retries
         raise self.retry(countdown=delay)
 
 
 @shared_task(name="inpainting.tasks.reap_stuck_generations")
 def reap_stuck_generations() -> dict:
-    return services.generation_reap()
+    return reaper.generation_reap()
 
 
 @worker_process_init.connect
 def load_models_once(**kwargs) -> None:
     """Load the diffusion model when the worker process starts, not on the first job."""
-    if not settings.LOAD_SD_INPAINT:
-        return
-    services.diffusion_model_load()
+    if settings.LOAD_SD_INPAINT:
+        models.diffusion_model_load()

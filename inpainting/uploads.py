@@ -11,18 +11,10 @@ from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .engine import encode_png as png_bytes
+from .errors import UploadError
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MASK_FORMATS = ("PNG",)
-
-
-class UploadError(Exception):
-    """A client mistake in an uploaded file; ``field`` names the form field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _limit_mb() -> str:
@@ -34,17 +26,19 @@ def check_dimensions(width: int, height: int, *, field: str) -> None:
     most ``UPLOAD_MAX_PIXELS`` in all and ``UPLOAD_MAX_SIDE`` on either side. Called on the
     declared size (an image header, a requested width and height) before any pixel work."""
     if width < 1 or height < 1:
-        raise UploadError(field, f"The {field} is {width}x{height} pixels; it has no pixels.")
+        raise UploadError(
+            field=field, message=f"The {field} is {width}x{height} pixels; it has no pixels."
+        )
     if width * height > settings.UPLOAD_MAX_PIXELS:
         raise UploadError(
-            field,
-            f"The {field} is {width}x{height} pixels; the limit is "
+            field=field,
+            message=f"The {field} is {width}x{height} pixels; the limit is "
             f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
         )
     if max(width, height) > settings.UPLOAD_MAX_SIDE:
         raise UploadError(
-            field,
-            f"The {field} is {width}x{height} pixels; the limit is "
+            field=field,
+            message=f"The {field} is {width}x{height} pixels; the limit is "
             f"{settings.UPLOAD_MAX_SIDE} pixels on a side.",
         )
 
@@ -52,15 +46,15 @@ def check_dimensions(width: int, height: int, *, field: str) -> None:
 def read_image(upload, *, field: str, formats: tuple[str, ...]) -> Image.Image:
     """Decode an uploaded file after checking its size, its real type and its pixel count."""
     if upload is None:
-        raise UploadError(field, f"The {field} file is required.")
+        raise UploadError(field=field, message=f"The {field} file is required.")
     size = getattr(upload, "size", None)
     if size is not None and size > settings.UPLOAD_MAX_BYTES:
-        raise UploadError(field, f"The {field} file is larger than {_limit_mb()}.")
+        raise UploadError(field=field, message=f"The {field} file is larger than {_limit_mb()}.")
     data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise UploadError(field, f"The {field} file is larger than {_limit_mb()}.")
+        raise UploadError(field=field, message=f"The {field} file is larger than {_limit_mb()}.")
     if not data:
-        raise UploadError(field, f"The {field} file is empty.")
+        raise UploadError(field=field, message=f"The {field} file is empty.")
     return decode_image(data, field=field, formats=formats)
 
 
@@ -72,21 +66,25 @@ def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.
             image = Image.open(io.BytesIO(data))
             if image.format not in formats:
                 found = image.format or "an unknown format"
-                raise UploadError(field, f"The {field} must be {names}; this file is {found}.")
+                raise UploadError(
+                    field=field, message=f"The {field} must be {names}; this file is {found}."
+                )
             check_dimensions(*image.size, field=field)  # the header's size, before decoding
             image.load()
     except UploadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise UploadError(
-            field,
-            f"The {field} declares too many pixels; the limit is "
+            field=field,
+            message=f"The {field} declares too many pixels; the limit is "
             f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise UploadError(field, f"The {field} is not a {names} image.") from None
-        raise UploadError(field, f"The {field} could not be decoded ({exc}).") from None
+            raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
+        raise UploadError(
+            field=field, message=f"The {field} could not be decoded ({exc})."
+        ) from None
     return ImageOps.exif_transpose(image)
 
 

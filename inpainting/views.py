@@ -8,12 +8,14 @@ from django.http import Http404, HttpResponseNotFound
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import selectors
 from .api.errors import json_not_found
 from .conf import engine_config, model_status
 from .engine.schedulers import scheduler_names
+from .errors import ClientError
 from .models import Generation
 from .params import GenerationParams
+from .services import generations
 
 
 @login_required
@@ -63,10 +65,10 @@ def history_detail(request, generation_id):
 def history_rerun(request, generation_id):
     generation = _own_generation(request, generation_id, change=True)
     try:
-        new = services.generation_rerun(
+        new = generations.generation_rerun(
             generation=generation, user=request.user, client=Generation.Client.WEB
         )
-    except services.GenerationError as exc:
+    except ClientError as exc:
         messages.error(request, exc.message)
         return redirect("history-detail", generation_id=generation.pk)
     return redirect("history-detail", generation_id=new.pk)
@@ -75,7 +77,7 @@ def history_rerun(request, generation_id):
 @login_required
 @require_POST
 def history_delete(request, generation_id):
-    services.generation_delete(generation=_own_generation(request, generation_id, change=True))
+    generations.generation_delete(generation=_own_generation(request, generation_id, change=True))
     messages.success(request, "The generation and its files are deleted.")
     return redirect("history")
 

@@ -139,15 +139,15 @@ def submit(jobs: int):
     from PIL import Image
 
     from accounts.models import User
-    from inpainting import services
     from inpainting.params import GenerationParams
+    from inpainting.services import generations
 
     user = User.objects.create_user(username="chaos", password="chaos-password-1")
     mask = Image.new("L", (640, 480), 255)
     mask.paste(0, (120, 90, 520, 390))  # black: a large hole, about a second of PatchMatch
     ids = []
     for i in range(jobs):
-        generation = services.generation_create(
+        generation = generations.generation_create(
             user=user,
             image_file=SimpleUploadedFile("in.png", png(photo(i))),
             mask_file=SimpleUploadedFile("mask.png", png(mask)),

@@ -43,7 +43,7 @@ def clean_media():
 @pytest.fixture(scope="session")
 def tiny_model():
     """The tiny random inpainting model, written once to SD_INPAINT_MODEL's folder."""
-    from inpainting.engine.tiny_model import write_tiny_inpaint_model
+    from inpainting.testing.tiny_model import write_tiny_inpaint_model
 
     folder = Path(settings.SD_INPAINT_MODEL)
     if not (folder / "model_index.json").exists():

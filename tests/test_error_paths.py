@@ -15,9 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from inpainting import services
 from inpainting.models import Generation
 from inpainting.params import GenerationParams
+from inpainting.services import generations
 from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 from tests.images import png_bytes
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _outpaint_only(user) -> Generation:
-    return services.generation_create(
+    return generations.generation_create(
         user=user,
         image_file=SimpleUploadedFile("in.png", image_png()),
         mask_file=None,

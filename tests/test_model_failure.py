@@ -2,8 +2,8 @@
 
 import pytest
 
-from inpainting import services
 from inpainting.models import Generation
+from inpainting.services import runs
 from tests.helpers import black_box_mask_png, image_png, post_img2img
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def submit(api, **fields) -> Generation:
 def test_auto_falls_back_to_classical_and_says_so(api, client, user, broken_model):
     generation = submit(api)
     assert generation.engine == "diffusers"  # what auto chose when the job was queued
-    services.generation_run(generation_id=str(generation.pk))  # what the worker calls
+    runs.generation_run(generation_id=str(generation.pk))  # what the worker calls
     generation.refresh_from_db()
     assert generation.status == "succeeded" and generation.engine == "classical"
     assert (
@@ -49,7 +49,7 @@ def test_auto_falls_back_to_classical_and_says_so(api, client, user, broken_mode
 
 def test_asking_for_diffusers_by_name_fails_with_the_reason(api, broken_model):
     generation = submit(api, engine="diffusers")
-    services.generation_run(generation_id=str(generation.pk))
+    runs.generation_run(generation_id=str(generation.pk))
     generation.refresh_from_db()
     assert generation.status == "failed"
     assert "Could not load the diffusion model" in generation.error

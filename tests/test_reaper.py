@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from inpainting import services
 from inpainting.models import Generation
+from inpainting.services import queue, reaper, runs
 from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 @pytest.fixture(autouse=True)
 def broker_kept_its_data():
     """Redis did not restart (the marker is there), unless a test removes it."""
-    cache.set(services.BROKER_MARKER, "set by the tests", timeout=None)
+    cache.set(reaper.BROKER_MARKER, "set by the tests", timeout=None)
 
 
 def orphan(api, attempts: int) -> str:
@@ -36,8 +36,8 @@ def test_a_job_whose_worker_died_is_requeued_and_runs_once(api, paused_worker):
     Generation.objects.filter(pk=fresh).update(
         status="running", started_at=timezone.now(), heartbeat_at=timezone.now(), attempts=1
     )  # running normally (a fresh heartbeat): left alone
-    assert services.generation_reap() == {"requeued": 1, "failed": 0, "resent": 0}
-    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
+    assert reaper.generation_reap() == {"requeued": 1, "failed": 0, "resent": 0}
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
     paused_worker.resume()
     generation = wait_for_status(generation_id)
     assert generation.status == "succeeded" and generation.attempts == 2
@@ -47,7 +47,7 @@ def test_a_job_whose_worker_died_is_requeued_and_runs_once(api, paused_worker):
 
 def test_a_job_that_keeps_killing_its_worker_fails_with_a_message(api, paused_worker):
     generation_id = orphan(api, attempts=3)
-    assert services.generation_reap() == {"requeued": 0, "failed": 1, "resent": 0}
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 1, "resent": 0}
     generation = Generation.objects.get(pk=generation_id)
     assert generation.status == "failed"
     assert "The worker stopped during this job 3 times" in generation.error
@@ -63,8 +63,8 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(api, paused_worker):
     with app.connection_for_write() as connection:
         assert connection.default_channel.queue_purge("inference") >= 2  # both messages lost
     Generation.objects.filter(pk=lost).update(enqueued_at=timezone.now() - timedelta(hours=1))
-    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 1}
-    services._enqueue(Generation.objects.get(pk=lost))  # and a duplicate message too
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 0, "resent": 1}
+    queue.enqueue(Generation.objects.get(pk=lost))  # and a duplicate message too
     paused_worker.resume()
     generation = wait_for_status(lost)
     assert generation.status == "succeeded" and generation.attempts == 1
@@ -84,9 +84,9 @@ def test_when_redis_lost_its_data_every_queued_job_is_sent_again_at_once(api, pa
     ]
     with app.connection_for_write() as connection:
         assert connection.default_channel.queue_purge("inference") >= 2
-    cache.delete(services.BROKER_MARKER)  # what a restart without persistence does
-    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 2}
-    assert services.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
+    cache.delete(reaper.BROKER_MARKER)  # what a restart without persistence does
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 0, "resent": 2}
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 0, "resent": 0}
     paused_worker.resume()
     for generation_id in ids:
         generation = wait_for_status(generation_id)
@@ -109,7 +109,7 @@ def test_a_redelivered_message_takes_over_a_job_whose_heartbeat_stopped(api, pau
     assert generation.attempt_token != stale_token
     dead_attempt = Generation.objects.get(pk=generation_id)
     dead_attempt.attempt_token = stale_token
-    assert not services.generation_fail(generation=dead_attempt, message="late")
+    assert not runs.generation_fail(generation=dead_attempt, message="late")
     assert Generation.objects.get(pk=generation_id).status == "succeeded"
 
 
@@ -118,6 +118,6 @@ def test_a_fresh_heartbeat_holds_the_job_against_a_duplicate_message(api, paused
     Generation.objects.filter(pk=generation_id).update(
         status="running", started_at=timezone.now(), heartbeat_at=timezone.now(), attempts=1
     )
-    assert services.generation_run(generation_id=generation_id) is services.RunOutcome.HELD
+    assert runs.generation_run(generation_id=generation_id) is runs.RunOutcome.HELD
     assert Generation.objects.get(pk=generation_id).attempts == 1
     Generation.objects.filter(pk=generation_id).update(status="cancelled")

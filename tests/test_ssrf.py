@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from inpainting import remote, webhooks
+from inpainting import remote
 from inpainting.remote import RemoteInputError, fetch_url
+from inpainting.services import webhooks
 from tests.helpers import black_box_mask_png, image_png, post_img2img
 
 pytestmark = pytest.mark.django_db
@@ -207,7 +208,7 @@ def test_a_webhook_is_sent_to_the_address_checked_at_sending_time(
         webhook_url=url,
         webhook_status="pending",
     )
-    assert webhooks.deliver(generation_id=str(generation.pk)) == "failed"
+    assert webhooks.deliver(generation_id=str(generation.pk)) is webhooks.Attempt.GAVE_UP
     generation.refresh_from_db()
     assert "private or local" in generation.webhook_error
     assert calls == [PUBLIC, "127.0.0.1"] and listener.count == 0

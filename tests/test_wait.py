@@ -9,7 +9,7 @@ import uuid
 import pytest
 from asgiref.sync import async_to_sync
 
-from inpainting.api.views import wait_until_finished
+from inpainting.waiting import wait_until_finished
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from inpainting.models import Generation
-from inpainting.webhooks import SIGNATURE_HEADER
+from inpainting.services.webhooks import SIGNATURE_HEADER
 from tests.helpers import black_box_mask_png, image_png, post_img2img
 from tests.images import box_mask, png_bytes
 

@@ -1,4 +1,4 @@
-"""Serializers that only document response shapes built by ``presenters`` (OpenAPI)."""
+"""Serializers that only document response shapes built by ``answers`` (OpenAPI)."""
 
 from rest_framework import serializers
 

@@ -9,7 +9,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..services import GenerationError
+from ..errors import ClientError
 
 
 def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, GenerationError):
+    if isinstance(exc, ClientError):
         errors = {exc.field: [exc.message]} if exc.field else {}
         return Response(error_body(exc.message, errors), status=exc.status)
     response = drf_exception_handler(exc, context)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.utils import (
@@ -24,15 +20,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
-
-from .. import selectors, services
+from .. import selectors
+from ..answers import native
 from ..conf import engine_config, model_status
 from ..engine import MaskOptions
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
-from ..progress import EVENT_TYPE, generation_group
-from . import presenters
+from ..services import generations, masks
+from .common import (
+    SubmitAndWaitView,
+    Submitted,
+    api_key_of,
+    base_url,
+    get_generation_or_404,
+    idempotency_key_of,
+    unfinished_response,
+)
 from .docs import GenerationDoc
 from .media import image_response
 from .serializers import (
@@ -42,113 +45,20 @@ from .serializers import (
     merge_form_and_params,
 )
 
-TERMINAL_EVENTS = {"completed", "failed", "cancelled", "deleted"}
 
-
-def base_url(request) -> str:
-    return request.build_absolute_uri("/")
-
-
-def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:
-    generation = selectors.generation_get(
-        user=request.user, generation_id=generation_id, change=change
-    )
-    if generation is None:
-        raise Http404("No such generation.")
-    return generation
-
-
-RECHECK_SECONDS = 5.0  # how often a waiter asks the database, in case an event was lost
-WAIT_TICK = "dreamlayer.wait_tick"
-
-
-async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
-    """Wait for the job's terminal event on the channel layer (no polling, no thread held).
-
-    The receive is never cancelled: at each recheck time the waiter sends itself a tick on its
-    own plain channel. Cancelling a channels-redis receive can swallow the cancellation inside
-    redis-py and leave the receive looping for ever, and a process-specific channel
-    (``new_channel()``) shares one receive lock with every other waiter of the process.
-    """
-    layer = get_channel_layer()
-    channel = f"dreamlayer.wait.{uuid.uuid4().hex}"
-    group = generation_group(generation_id)
-    await layer.group_add(group, channel)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    tasks: set[asyncio.Task] = set()
-
-    def tick() -> None:
-        task = loop.create_task(layer.send(channel, {"type": WAIT_TICK}))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    alarm = None
-    try:
-        while True:
-            # The job may have finished before we subscribed, or its event may have been lost
-            # while Redis was down: the database has the last word.
-            state = await sync_to_async(selectors.generation_status)(generation_id=generation_id)
-            remaining = deadline - loop.time()
-            if state is None or state in Generation.TERMINAL or remaining <= 0:  # None: deleted
-                return
-            alarm = loop.call_later(min(remaining, RECHECK_SECONDS), tick)
-            while True:
-                message = await layer.receive(channel)
-                if message.get("type") == WAIT_TICK:
-                    break
-                if message.get("type") == EVENT_TYPE and (
-                    message["event"].get("type") in TERMINAL_EVENTS
-                ):
-                    return
-    finally:
-        if alarm is not None:
-            alarm.cancel()
-        await layer.group_discard(group, channel)
-
-
-def waited_generation(request: Request, generation_id: uuid.UUID) -> Generation:
-    """The generation a request waited on; 404 if it was deleted meanwhile."""
-    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
-    if generation is None:
-        raise Http404("The generation was deleted while this request waited for it.")
-    return generation
-
-
-def api_key_of(request: Request) -> ApiKey | None:
-    return request.auth if isinstance(request.auth, ApiKey) else None
-
-
-def unfinished_response(generation: Generation, base: str) -> Response:
-    """The answer for a waited-on job that did not succeed: failed (422), cancelled (409), or
-    still running after the wait limit (202 with where to fetch it)."""
-    if generation.status == Generation.Status.FAILED:
-        body = {
-            "status": "error",
-            "id": str(generation.pk),
-            "message": generation.error,
-            "errors": {},
-        }
-        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if generation.status == Generation.Status.CANCELLED:
-        body = {
-            "status": "error",
-            "id": str(generation.pk),
-            "message": "The generation was cancelled.",
-            "errors": {},
-        }
-        return Response(body, status=status.HTTP_409_CONFLICT)
-    return Response(
-        presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
-    )
-
-
-class Img2ImgView(AsyncAPIView):
+@extend_schema(
+    request={"multipart/form-data": Img2ImgSerializer},
+    responses={
+        200: OpenApiResponse(description="Finished: status success, images, metadata."),
+        202: OpenApiResponse(description="Still processing: id, eta, fetch_result, websocket."),
+    },
+)
+class Img2ImgView(SubmitAndWaitView):
     """``POST /api/img2img``: the DreamLayer inpainting API (white kept, black inpainted)."""
 
     parser_classes = [MultiPartParser, FormParser]
 
-    def _submit(self, request: Request) -> tuple[Generation, bool]:
+    def submit(self, request: Request) -> Submitted:
         data = merge_form_and_params(request.data)
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
@@ -156,7 +66,7 @@ class Img2ImgView(AsyncAPIView):
         serializer = Img2ImgSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         api_key = api_key_of(request)
-        submission = services.generation_create(
+        submission = generations.generation_create(
             user=request.user,
             image_file=serializer.validated_data["image"],
             mask_file=serializer.validated_data.get("mask"),
@@ -164,36 +74,21 @@ class Img2ImgView(AsyncAPIView):
             # A browser session is the studio; a key is a script or another service.
             client=Generation.Client.API if api_key else Generation.Client.WEB,
             api_key=api_key,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            idempotency_key=idempotency_key_of(request),
             webhook_url=serializer.validated_data.get("webhook_url") or None,
         )
-        return submission.generation, serializer.validated_data["wait"]
+        wait = serializer.validated_data["wait"]
+        return Submitted(submission.generation, wait=wait, context=wait)
 
-    def _respond(self, request: Request, generation_id: uuid.UUID, wait: bool) -> Response:
-        generation = waited_generation(request, generation_id)
+    def answer(self, request: Request, generation: Generation, wait: bool) -> Response:
         base = base_url(request)
         if not wait:  # wait=false always answers 202 at once; fetch_result has the outcome
             return Response(
-                presenters.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
+                native.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
             )
         if generation.status == Generation.Status.SUCCEEDED:
-            return Response(presenters.img2img_success(generation, base))
+            return Response(native.img2img_success(generation, base))
         return unfinished_response(generation, base)
-
-    @extend_schema(
-        request={"multipart/form-data": Img2ImgSerializer},
-        responses={
-            200: OpenApiResponse(description="Finished: status success, images, metadata."),
-            202: OpenApiResponse(description="Still processing: id, eta, fetch_result, websocket."),
-            400: OpenApiResponse(description="Invalid input (error shape)."),
-            422: OpenApiResponse(description="The generation failed."),
-        },
-    )
-    async def post(self, request: Request) -> Response:
-        generation, wait = await sync_to_async(self._submit)(request)
-        if wait and generation.status not in Generation.TERMINAL:
-            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk, wait)
 
 
 @extend_schema_view(
@@ -208,7 +103,7 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your generations (staff: everyone's with ``?all=1``), newest first."""
 
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    serializer_class = GenerationDoc  # documents the shape; presenters build the responses
+    serializer_class = GenerationDoc  # documents the shape; ``answers.native`` builds the responses
 
     def get_queryset(self):
         include_all = self.request.query_params.get("all") in ("1", "true")
@@ -217,28 +112,28 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         base = base_url(request)
-        return self.get_paginated_response([presenters.detail(g, base) for g in page])
+        return self.get_paginated_response([native.detail(g, base) for g in page])
 
     def retrieve(self, request: Request, pk=None) -> Response:
-        return Response(presenters.detail(get_generation_or_404(request, pk), base_url(request)))
+        return Response(native.detail(get_generation_or_404(request, pk), base_url(request)))
 
     def destroy(self, request: Request, pk=None) -> Response:
-        services.generation_delete(generation=get_generation_or_404(request, pk, change=True))
+        generations.generation_delete(generation=get_generation_or_404(request, pk, change=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
         generation = get_generation_or_404(request, pk, change=True)
-        services.generation_cancel(generation=generation)
+        generations.generation_cancel(generation=generation)
         generation.refresh_from_db()
-        return Response(presenters.detail(generation, base_url(request)))
+        return Response(native.detail(generation, base_url(request)))
 
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk=None) -> Response:
         generation = get_generation_or_404(request, pk, change=True)
-        new = services.generation_rerun(generation=generation, user=request.user)
+        new = generations.generation_rerun(generation=generation, user=request.user)
         new = selectors.generation_get(user=request.user, generation_id=new.pk)
-        return Response(presenters.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
+        return Response(native.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
 
 
 class SchedulerListView(APIView):
@@ -280,7 +175,7 @@ class MaskGenerateView(APIView):
         serializer = MaskGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        png = services.mask_generate(
+        png = masks.mask_generate(
             image_file=data["image"],
             method=data["method"],
             box=data.get("box"),
@@ -305,7 +200,7 @@ class MaskPreviewView(APIView):
         serializer = MaskPreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        png = services.mask_preview(
+        png = masks.mask_preview(
             mask_file=data["mask"],
             size=(data["width"], data["height"]),
             options=MaskOptions(

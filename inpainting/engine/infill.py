@@ -59,7 +59,8 @@ def fill(
 def patchmatch(
     image: np.ndarray, hole: np.ndarray, patch_size: int, seed: int | None
 ) -> np.ndarray:
-    from patchmatch import patch_match
+    # PyPatchMatch builds and loads its C library on first import: only when a fill needs it.
+    from patchmatch import patch_match  # noqa: PLC0415
 
     if not patch_match.patchmatch_available:
         raise EngineError("PatchMatch is not available on this machine.")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends.classical import ClassicalBackend
+from .backends.classical import MODEL_NAMES, ClassicalBackend
+from .backends.diffusers import DiffusersBackend, resolve_model
 from .runner import Backend
 from .types import InvalidInput
 
@@ -62,11 +63,7 @@ class EngineConfig:
 
     def model_name(self, engine: str) -> str:
         if engine == "diffusers":
-            from .backends.diffusers import resolve_model
-
             return resolve_model(self.model)
-        from .backends.classical import MODEL_NAMES
-
         return MODEL_NAMES[self.classical_method]
 
 
@@ -82,8 +79,6 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
             if name == "classical":
                 _BACKENDS[key] = ClassicalBackend(config.classical_method)
             elif name == "diffusers":
-                from .backends.diffusers import DiffusersBackend
-
                 _BACKENDS[key] = DiffusersBackend(
                     config.model,
                     config.device,

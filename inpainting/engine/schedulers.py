@@ -45,7 +45,7 @@ def canonical_name(name: str) -> str:
 
 def make_scheduler(name: str, base_config: Any) -> Any:
     """A new scheduler instance of ``name`` built from the model's own scheduler config."""
-    import diffusers
+    import diffusers  # noqa: PLC0415 - heavy (torch), loaded only where a model runs
 
     class_name, extra = SCHEDULERS[canonical_name(name)]
     return getattr(diffusers, class_name).from_config(base_config, **extra)

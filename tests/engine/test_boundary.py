@@ -9,7 +9,7 @@ def test_engine_imports_no_django():
         "import sys\n"
         "import inpainting.engine\n"
         "import inpainting.engine.backends.classical, inpainting.engine.backends.diffusers\n"
-        "import inpainting.engine.tiny_model\n"
+        "import inpainting.testing.tiny_model\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('django', 'rest_framework', 'channels', 'celery'))\n"
         "print(bad)\n"

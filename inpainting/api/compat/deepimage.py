@@ -10,13 +10,7 @@ answers ``{"status": "complete", "job", "result_url"}`` or ``{"status": "receive
 
 from __future__ import annotations
 
-import uuid
-
-from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from PIL import Image
 from rest_framework import serializers
@@ -25,21 +19,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ... import selectors, services
+from ...answers import deepimage
 from ...models import Generation
 from ...params import GenerationParams
-from ...remote import RemoteInputError, image_input_bytes
-from ...uploads import IMAGE_FORMATS, UploadError, check_dimensions, decode_image, encode_png
-from .. import presenters
-from ..views import api_key_of, base_url, wait_until_finished, waited_generation
-
-STATUS = {
-    Generation.Status.QUEUED: "received",
-    Generation.Status.RUNNING: "in_progress",
-    Generation.Status.SUCCEEDED: "complete",
-    Generation.Status.FAILED: "failed",
-    Generation.Status.CANCELLED: "canceled",
-}
+from ...services import generations
+from ...uploads import IMAGE_FORMATS, check_dimensions, decode_image, encode_png
+from ..common import (
+    SubmitAndWaitView,
+    Submitted,
+    api_key_of,
+    base_url,
+    get_generation_or_404,
+    idempotency_key_of,
+    remote_upload,
+)
 
 
 class GenerateSerializer(serializers.Serializer):
@@ -88,19 +81,9 @@ class ProcessSerializer(serializers.Serializer):
         return data
 
 
-def _bytes(value: str, field: str) -> bytes:
-    try:
-        return image_input_bytes(value, field=field)
-    except RemoteInputError as exc:
-        raise services.GenerationError(exc.message, field=exc.field) from None
-
-
-def _fit_inside(data: bytes, width: int, height: int) -> bytes:
+def _fit_inside(upload, width: int, height: int) -> SimpleUploadedFile:
     """Scale the image to fit inside ``width`` x ``height`` (the uncrop then fills the rest)."""
-    try:
-        image = decode_image(data, field="url", formats=IMAGE_FORMATS)
-    except UploadError as exc:
-        raise services.GenerationError(exc.message, field="url") from None
+    image = decode_image(upload.read(), field="url", formats=IMAGE_FORMATS)
     scale = min(width / image.width, height / image.height)
     size = (
         min(width, max(1, round(image.width * scale))),
@@ -108,73 +91,53 @@ def _fit_inside(data: bytes, width: int, height: int) -> bytes:
     )
     if size != image.size:
         image = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    return encode_png(image).data
+    return SimpleUploadedFile("url", encode_png(image).data)
 
 
-def job_answer(generation: Generation, base: str) -> dict:
-    body = {"status": STATUS[generation.status], "job": str(generation.pk)}
-    if generation.status == Generation.Status.SUCCEEDED:
-        body["result_url"] = presenters.image_urls(generation, base)[0]
-    if generation.error:
-        body["message"] = generation.error
-    return body
-
-
-class ProcessResultView(AsyncAPIView):
+@extend_schema(
+    request=ProcessSerializer,
+    tags=["compat: deep-image.ai"],
+    responses={200: OpenApiResponse(description="complete or received")},
+)
+class ProcessResultView(SubmitAndWaitView):
     parser_classes = [JSONParser]
 
-    def _submit(self, request: Request) -> Generation:
+    def submit(self, request: Request) -> Submitted:
         serializer = ProcessSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         generate = data.get("background", {}).get("generate", {})
-        if data["uncrop"]:  # the target size is known before anything is fetched or decoded
-            try:
-                check_dimensions(data["width"], data["height"], field="width")
-            except UploadError as exc:
-                raise services.GenerationError(exc.message, field=exc.field) from None
-        image = _bytes(data["url"], "url")
         outpaint = None
+        if data["uncrop"]:  # the target size is known before anything is fetched or decoded
+            check_dimensions(data["width"], data["height"], field="width")
+            outpaint = {"width": data["width"], "height": data["height"], "anchor": "center"}
+        image = remote_upload(data["url"], "url")
         if data["uncrop"]:
             image = _fit_inside(image, data["width"], data["height"])
-            outpaint = {"width": data["width"], "height": data["height"], "anchor": "center"}
-        mask = _bytes(generate["ip_image2"], "ip_image2") if data["inpaint"] else None
+        mask = remote_upload(generate["ip_image2"], "ip_image2") if data["inpaint"] else None
         params = GenerationParams(
             prompt=generate.get("description", ""),
             denoising_strength=1.0,
             mask_mode="white_inpaints",
             outpaint=outpaint,
         )
-        return services.generation_create(
+        submission = generations.generation_create(
             user=request.user,
-            image_file=SimpleUploadedFile("url", image),
-            mask_file=SimpleUploadedFile("ip_image2", mask) if mask else None,
+            image_file=image,
+            mask_file=mask,
             params=params,
             client=Generation.Client.DEEPIMAGE,
             api_key=api_key_of(request),
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-        ).generation
+            idempotency_key=idempotency_key_of(request),
+        )
+        return Submitted(submission.generation)
 
-    def _respond(self, request: Request, generation_id: uuid.UUID) -> Response:
-        generation = waited_generation(request, generation_id)
-        return Response(job_answer(generation, base_url(request)))
-
-    @extend_schema(
-        request=ProcessSerializer,
-        tags=["compat: deep-image.ai"],
-        responses={200: OpenApiResponse(description="complete or received")},
-    )
-    async def post(self, request: Request) -> Response:
-        generation = await sync_to_async(self._submit)(request)
-        if generation.status not in Generation.TERMINAL:
-            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk)
+    def answer(self, request: Request, generation: Generation, context) -> Response:
+        return Response(deepimage.job_answer(generation, base_url(request)))
 
 
 class ResultView(APIView):
     @extend_schema(tags=["compat: deep-image.ai"], responses={200: OpenApiResponse()})
     def get(self, request: Request, job) -> Response:
-        generation = selectors.generation_get(user=request.user, generation_id=job)
-        if generation is None:
-            raise Http404("No such job.")
-        return Response(job_answer(generation, base_url(request)))
+        generation = get_generation_or_404(request, job)
+        return Response(deepimage.job_answer(generation, base_url(request)))

@@ -13,13 +13,8 @@ image) or a colour selection from a point.
 from __future__ import annotations
 
 import base64
-import uuid
 
-from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
@@ -28,31 +23,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ... import selectors, services
+from ...answers import fooocus
 from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
-from ...remote import RemoteInputError, image_input_bytes
-from ...uploads import IMAGE_FORMATS, UploadError, decode_image
-from .. import presenters
+from ...services import generations, masks
+from ...uploads import IMAGE_FORMATS, decode_image
+from ..common import (
+    SubmitAndWaitView,
+    Submitted,
+    api_key_of,
+    base_url,
+    get_generation_or_404,
+    idempotency_key_of,
+    remote_upload,
+)
 from ..media import image_response
-from ..views import api_key_of, base_url, wait_until_finished, waited_generation
 
 SIDES = ("Left", "Right", "Top", "Bottom")
-TASK_STATUS = {
-    Generation.Status.QUEUED: "pending",
-    Generation.Status.RUNNING: "running",
-    Generation.Status.SUCCEEDED: "finished",
-    Generation.Status.FAILED: "failed",
-    Generation.Status.CANCELLED: "canceled",
-}
-
-
-def _upload(value: str, field: str) -> SimpleUploadedFile:
-    try:
-        return SimpleUploadedFile(field, image_input_bytes(value, field=field))
-    except RemoteInputError as exc:
-        raise services.GenerationError(exc.message, field=exc.field) from None
 
 
 class FooocusGenerateSerializer(serializers.Serializer):
@@ -107,22 +95,6 @@ class FooocusGenerateSerializer(serializers.Serializer):
         )
 
 
-def task_record(generation: Generation, base: str) -> dict:
-    urls = presenters.image_urls(generation, base)
-    return {
-        "task_id": str(generation.pk),
-        "task_status": TASK_STATUS[generation.status],
-        "progress": 100
-        if generation.status == Generation.Status.SUCCEEDED
-        else int(generation.percent),
-        "result": urls,
-        "seeds": [image.seed for image in generation.images.all()],
-        "error": generation.error or None,
-        "created_at": generation.created_at.isoformat(),
-        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
-    }
-
-
 class PNGRenderer(BaseRenderer):
     """Lets ``Accept: image/png`` through content negotiation; the view returns the bytes."""
 
@@ -137,15 +109,17 @@ class PNGRenderer(BaseRenderer):
 
 def _image_size(upload, field: str) -> tuple[int, int]:
     """The size of an uploaded image, decoded with the upload rules (a 400 if it is not one)."""
-    try:
-        size = decode_image(upload.read(), field=field, formats=IMAGE_FORMATS).size
-    except UploadError as exc:
-        raise services.GenerationError(exc.message, field=exc.field) from None
+    size = decode_image(upload.read(), field=field, formats=IMAGE_FORMATS).size
     upload.seek(0)
     return size
 
 
-class FooocusGenerateView(AsyncAPIView):
+@extend_schema(
+    request=FooocusGenerateSerializer,
+    tags=["compat: FooocusAPI"],
+    responses={200: OpenApiResponse(description="task record or PNG")},
+)
+class FooocusGenerateView(SubmitAndWaitView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer, PNGRenderer]
 
@@ -158,32 +132,31 @@ class FooocusGenerateView(AsyncAPIView):
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def _submit(self, request: Request) -> tuple[Generation, bool]:
+    def submit(self, request: Request) -> Submitted:
         serializer = FooocusGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image = _upload(data["inpaint_input_image"], "inpaint_input_image")
+        image = remote_upload(data["inpaint_input_image"], "inpaint_input_image")
         mask = (
-            _upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
+            remote_upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
             if data.get("inpaint_mask_image_upload")
             else None
         )
         size = _image_size(image, "inpaint_input_image")  # for the outpaint distances
-        generation = services.generation_create(
+        submission = generations.generation_create(
             user=request.user,
             image_file=image,
             mask_file=mask,
             params=serializer.to_params(size),
             client=Generation.Client.FOOOCUS,
             api_key=api_key_of(request),
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            idempotency_key=idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
-        ).generation
-        return generation, data["async_process"]
+        )
+        return Submitted(submission.generation, wait=not data["async_process"])
 
-    def _respond(self, request: Request, generation_id: uuid.UUID):
-        generation = waited_generation(request, generation_id)
-        record = task_record(generation, base_url(request))
+    def answer(self, request: Request, generation: Generation, context):
+        record = fooocus.task_record(generation, base_url(request))
         if "image/png" in request.headers.get("Accept", ""):
             if generation.status == Generation.Status.SUCCEEDED:
                 with generation.images.all()[0].file.open("rb") as handle:
@@ -191,25 +164,12 @@ class FooocusGenerateView(AsyncAPIView):
             return JsonResponse(record)  # not done (or failed): the record says why
         return Response(record)
 
-    @extend_schema(
-        request=FooocusGenerateSerializer,
-        tags=["compat: FooocusAPI"],
-        responses={200: OpenApiResponse(description="task record or PNG")},
-    )
-    async def post(self, request: Request):
-        generation, asynchronous = await sync_to_async(self._submit)(request)
-        if not asynchronous and generation.status not in Generation.TERMINAL:
-            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk)
-
 
 class FooocusTaskView(APIView):
     @extend_schema(tags=["compat: FooocusAPI"], responses={200: OpenApiResponse()})
     def get(self, request: Request, task_id):
-        generation = selectors.generation_get(user=request.user, generation_id=task_id)
-        if generation is None:
-            raise Http404("No such task.")
-        return Response(task_record(generation, base_url(request)))
+        generation = get_generation_or_404(request, task_id)
+        return Response(fooocus.task_record(generation, base_url(request)))
 
 
 class FooocusGenerateMaskSerializer(serializers.Serializer):
@@ -239,7 +199,7 @@ class FooocusGenerateMaskView(APIView):
         serializer = FooocusGenerateMaskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image = _upload(data["image"], "image")
+        image = remote_upload(data["image"], "image")
         box = data.get("box")
         if "point" in data:
             method, point = "flood", data["point"]
@@ -248,7 +208,7 @@ class FooocusGenerateMaskView(APIView):
             if box is None and not data.get("points"):
                 width, height = _image_size(image, "image")  # no hint: the object in the middle
                 box = [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
-        png = services.mask_generate(
+        png = masks.mask_generate(
             image_file=image,
             method=method,
             box=[round(v) for v in box] if box else None,

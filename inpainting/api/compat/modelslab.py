@@ -10,31 +10,35 @@ names, ``base64`` output, and the ``success`` / ``processing`` (with ``fetch_res
 
 from __future__ import annotations
 
-import base64
-import uuid
-
-from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, user_for_key
 from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
-from ... import selectors, services
+from ...answers import modelslab
 from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
-from ...remote import RemoteInputError, image_input_bytes
-from .. import presenters
-from ..views import api_key_of, base_url, wait_until_finished, waited_generation
+from ...services import generations
+from ..common import (
+    SubmitAndWaitView,
+    Submitted,
+    api_key_of,
+    base_url,
+    get_generation_or_404,
+    idempotency_key_of,
+    remote_upload,
+)
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).
 SCHEDULERS = {
@@ -50,6 +54,8 @@ SCHEDULERS = {
     "LCMScheduler": "LCM",
 }
 YES = {"yes", "true", "1"}
+#: Accepted and kept in the job's metadata, not acted on (see the module docstring).
+RECORDED = ("model_id", "width", "height", "track_id", "scheduler", "use_karras_sigmas")
 
 
 class BodyKeyAuthentication(ApiKeyAuthentication):
@@ -140,128 +146,54 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
         )
 
 
-def _upload(value: str, field: str) -> SimpleUploadedFile:
-    try:
-        data = image_input_bytes(value, field=field)
-    except RemoteInputError as exc:
-        raise services.GenerationError(exc.message, field=exc.field) from None
-    return SimpleUploadedFile(field, data)
-
-
-def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
-    """ModelsLab's success / error / processing JSON for the generation's current state."""
-    fetch = base.rstrip("/") + reverse("modelslab-fetch", args=[generation.pk])
-    if generation.status == Generation.Status.SUCCEEDED:
-        if as_base64:
-            output = []
-            for image in generation.images.all():
-                with image.file.open("rb") as handle:
-                    output.append(base64.b64encode(handle.read()).decode())
-        else:
-            output = presenters.image_urls(generation, base)
-        meta = presenters.metadata(generation)
-        meta.update(generation.metadata.get("modelslab", {}))
-        return {
-            "status": "success",
-            "generationTime": generation.inference_seconds,
-            "id": str(generation.pk),
-            "output": output,
-            "proxy_links": output if not as_base64 else [],
-            "nsfw_content_detected": False,
-            "meta": meta,
-        }
-    if generation.status in (Generation.Status.FAILED, Generation.Status.CANCELLED):
-        message = generation.error or "The generation was cancelled."
-        return {"status": "error", "id": str(generation.pk), "message": message}
-    processing = presenters.img2img_processing(generation, base)
-    return {
-        "status": "processing",
-        "id": str(generation.pk),
-        "eta": processing["eta"],
-        "message": "The image is being generated; fetch it from fetch_result.",
-        "fetch_result": fetch,
-        "output": [],
-        "future_links": [],
-        "meta": presenters.metadata(generation),
-    }
-
-
 def _answer(request: Request, generation: Generation, as_base64: bool) -> Response:
     status = {Generation.Status.FAILED: 422, Generation.Status.CANCELLED: 409}.get(
         generation.status, 200
     )
-    return Response(answer_body(base_url(request), generation, as_base64), status=status)
+    return Response(modelslab.answer_body(base_url(request), generation, as_base64), status=status)
 
 
-class ModelsLabInpaintView(AsyncAPIView):
+@extend_schema(
+    request=ModelsLabInpaintSerializer,
+    tags=["compat: ModelsLab v6"],
+    responses={200: OpenApiResponse(description="success / processing / error")},
+)
+class ModelsLabInpaintView(SubmitAndWaitView):
     parser_classes = [JSONParser]
     authentication_classes = [BodyKeyAuthentication]
 
-    def _submit(self, request: Request) -> tuple[Generation, bool]:
+    def submit(self, request: Request) -> Submitted:
         serializer = ModelsLabInpaintSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image = _upload(data["init_image"], "init_image")
-        mask = _upload(data["mask_image"], "mask_image")
-        submission = services.generation_create(
+        submission = generations.generation_create(
             user=request.user,
-            image_file=image,
-            mask_file=mask,
+            image_file=remote_upload(data["init_image"], "init_image"),
+            mask_file=remote_upload(data["mask_image"], "mask_image"),
             params=serializer.to_params(),
             client=Generation.Client.MODELSLAB,
             api_key=api_key_of(request),
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            idempotency_key=idempotency_key_of(request),
             webhook_url=data.get("webhook") or None,
-            extra_metadata={
-                "modelslab": {
-                    key: data.get(key)
-                    for key in (
-                        "model_id",
-                        "width",
-                        "height",
-                        "track_id",
-                        "scheduler",
-                        "use_karras_sigmas",
-                    )
-                }
-            },
+            extra_metadata={"modelslab": {key: data.get(key) for key in RECORDED}},
         )
-        return submission.generation, data["base64"]
+        return Submitted(submission.generation, context=data["base64"])
 
-    def _respond(self, request: Request, generation_id: uuid.UUID, as_base64: bool) -> Response:
-        generation = waited_generation(request, generation_id)
+    def answer(self, request: Request, generation: Generation, as_base64: bool) -> Response:
         return _answer(request, generation, as_base64)
 
-    @extend_schema(
-        request=ModelsLabInpaintSerializer,
-        tags=["compat: ModelsLab v6"],
-        responses={200: OpenApiResponse(description="success / processing / error")},
-    )
-    async def post(self, request: Request) -> Response:
-        generation, as_base64 = await sync_to_async(self._submit)(request)
-        if generation.status not in Generation.TERMINAL:
-            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk, as_base64)
 
-
-class ModelsLabFetchView(AsyncAPIView):
+class ModelsLabFetchView(APIView):
     parser_classes = [JSONParser]
     authentication_classes = [BodyKeyAuthentication]
-
-    def _fetch(self, request: Request, generation_id) -> Response:
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
-        if generation is None:
-            from django.http import Http404
-
-            raise Http404("No such generation.")
-        body = request.data if isinstance(request.data, dict) else {}
-        as_base64 = FlexibleBoolean().to_internal_value(body.get("base64"))
-        return _answer(request, generation, as_base64)
 
     @extend_schema(
         request=None,
         tags=["compat: ModelsLab v6"],
         responses={200: OpenApiResponse(description="success / processing / error")},
     )
-    async def post(self, request: Request, generation_id) -> Response:
-        return await sync_to_async(self._fetch)(request, generation_id)
+    def post(self, request: Request, generation_id) -> Response:
+        generation = get_generation_or_404(request, generation_id)
+        body = request.data if isinstance(request.data, dict) else {}
+        as_base64 = FlexibleBoolean().to_internal_value(body.get("base64"))
+        return _answer(request, generation, as_base64)

@@ -7,30 +7,27 @@ original had no authentication: clients add ``Authorization: Api-Key`` (or ``X-A
 
 from __future__ import annotations
 
-import uuid
-
 from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import services
 from ...conf import engine_config
 from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
-from ..media import image_response
-from ..views import (
+from ...services import generations
+from ..common import (
+    SubmitAndWaitView,
+    Submitted,
     api_key_of,
     base_url,
+    idempotency_key_of,
     unfinished_response,
-    wait_until_finished,
-    waited_generation,
 )
+from ..media import image_response
 
 SERVICE_NAME = "stable-diffusion-inpaint"
 
@@ -59,24 +56,29 @@ class SdInpaintSerializer(serializers.Serializer):
         )
 
 
-class SdInpaintView(AsyncAPIView):
+@extend_schema(
+    request={"multipart/form-data": SdInpaintSerializer},
+    responses={(200, "image/png"): OpenApiResponse(description="the inpainted image")},
+    tags=["compat: SD inpainting API"],
+)
+class SdInpaintView(SubmitAndWaitView):
     parser_classes = [MultiPartParser, FormParser]
 
-    def _submit(self, request: Request) -> Generation:
+    def submit(self, request: Request) -> Submitted:
         serializer = SdInpaintSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return services.generation_create(
+        submission = generations.generation_create(
             user=request.user,
             image_file=serializer.validated_data["image"],
             mask_file=serializer.validated_data["mask"],
             params=serializer.to_params(),
             client=Generation.Client.SD_INPAINT,
             api_key=api_key_of(request),
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-        ).generation
+            idempotency_key=idempotency_key_of(request),
+        )
+        return Submitted(submission.generation)
 
-    def _respond(self, request: Request, generation_id: uuid.UUID):
-        generation = waited_generation(request, generation_id)
+    def answer(self, request: Request, generation: Generation, context):
         if generation.status != Generation.Status.SUCCEEDED:
             return unfinished_response(generation, base_url(request))
         image = generation.images.all()[0]
@@ -86,17 +88,6 @@ class SdInpaintView(AsyncAPIView):
         response["X-Generation-Id"] = str(generation.pk)
         response["X-Seed"] = str(image.seed)
         return response
-
-    @extend_schema(
-        request={"multipart/form-data": SdInpaintSerializer},
-        responses={(200, "image/png"): OpenApiResponse(description="the inpainted image")},
-        tags=["compat: SD inpainting API"],
-    )
-    async def post(self, request: Request):
-        generation = await sync_to_async(self._submit)(request)
-        if generation.status not in Generation.TERMINAL:
-            await wait_until_finished(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
-        return await sync_to_async(self._respond)(request, generation.pk)
 
 
 class SdInpaintHealthView(AsyncAPIView):

@@ -37,7 +37,7 @@ def resolve_model(model: str) -> str:
 
 
 def resolve_device(requested: str = "auto") -> str:
-    import torch
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     if requested != "auto":
         return requested
@@ -52,7 +52,7 @@ def speed_up(pipe: Any, *, channels_last: bool, fuse_qkv: bool, compile_unet: bo
     """The fast path (SPEC §8): channels-last UNet and VAE, fused QKV projections where the
     model supports them, and optionally ``torch.compile`` on the UNet. Attention is PyTorch's
     SDPA, diffusers' default on torch 2."""
-    import torch
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     if channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
@@ -69,7 +69,7 @@ def speed_up(pipe: Any, *, channels_last: bool, fuse_qkv: bool, compile_unet: bo
 
 def warm_up(pipe: Any, size: int) -> None:
     """One short call at the working size, so compilation happens at worker start."""
-    import torch
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     image = Image.new("RGB", (size, size))
     with torch.inference_mode():
@@ -94,8 +94,8 @@ def load_pipeline(model: str, device: str, compile_unet: bool = False, size: int
     with _LOAD_LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
-        import torch
-        from diffusers import AutoPipelineForInpainting
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+        from diffusers import AutoPipelineForInpainting  # noqa: PLC0415 - heavy, as torch
 
         dtype = torch.float16 if device == "cuda" else torch.float32
         source = str(Path(model)) if Path(model).is_dir() else model
@@ -161,7 +161,7 @@ class DiffusersBackend:
         own prompt, image, mask and seed. Progress goes to every job; the batch stops when
         every job in it is cancelled (a job cancelled alone is already recorded as cancelled,
         and its images are dropped)."""
-        import torch
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         pipe = self.load()
         first = calls[0]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from huggingface_hub import snapshot_download
 
 from inpainting.engine.backends.diffusers import resolve_model
 
@@ -20,8 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--revision", default=None)
 
     def handle(self, *args, model: str | None, revision: str | None, **options):
-        from huggingface_hub import snapshot_download
-
         model = resolve_model(model or settings.SD_INPAINT_MODEL)
         self.stdout.write(f"Downloading {model} into the Hugging Face cache …")
         try:

@@ -3,6 +3,8 @@ import json
 from django.core.management.base import BaseCommand
 
 from inpainting.conf import engine_config, model_status
+from inpainting.engine import EngineError, get_backend
+from inpainting.engine.backends.diffusers import resolve_device
 from inpainting.engine.schedulers import scheduler_names
 
 
@@ -18,8 +20,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args, load: bool, json: bool, **options):
-        from inpainting.engine.backends.diffusers import resolve_device
-
         config = engine_config()
         info = {
             "engine": config.default(),
@@ -33,8 +33,6 @@ class Command(BaseCommand):
             "worker_report": model_status(),
         }
         if load:
-            from inpainting.engine import EngineError, get_backend
-
             try:
                 get_backend("diffusers", config).load()
                 info["model_load"] = "ok"

@@ -1,4 +1,5 @@
-"""The JSON shapes of a generation, shared by the API views and the websocket consumers."""
+"""The native JSON shapes of a generation: the API views, the websocket consumers and the
+native webhooks share them."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ and the POST goes through ``remote``'s one fetcher: to exactly the address it ch
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import json
@@ -20,24 +21,28 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from . import remote
-from .models import Generation
-from .remote import RemoteInputError, check_url
+from .. import remote
+from ..answers.webhooks import payload_for
+from ..errors import RemoteInputError
+from ..models import Generation
+from .queue import send_webhook
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-DreamLayer-Signature"
+FIELD = "webhook_url"
+Status = Generation.WebhookStatus
 
 
-class WebhookRefused(Exception):
-    pass
+class Attempt(enum.Enum):
+    DELIVERED = "delivered"
+    GAVE_UP = "gave up"
+    RETRY = "retry"
 
 
 def validate_url(url: str) -> remote.CheckedUrl:
-    """The checked URL; ``WebhookRefused`` with a clear reason for a URL we would not call."""
-    try:
-        return check_url(url, "webhook_url")
-    except RemoteInputError as exc:
-        raise WebhookRefused(exc.message) from None
+    """The checked URL; a ``RemoteInputError`` (a 400 on ``webhook_url``) for a URL we would
+    not call."""
+    return remote.check_url(url, FIELD)
 
 
 def sign(body: bytes, timestamp: int, secret: str | None = None) -> str:
@@ -50,32 +55,30 @@ def schedule(generation: Generation) -> None:
     """Queue the delivery once the job's final state is committed."""
     if not generation.webhook_url:
         return
-    Generation.objects.filter(pk=generation.pk).update(webhook_status="pending")
-    from .tasks import deliver_webhook
-
-    transaction.on_commit(lambda: deliver_webhook.delay(str(generation.pk)))
+    Generation.objects.filter(pk=generation.pk).update(webhook_status=Status.PENDING)
+    transaction.on_commit(lambda: send_webhook(generation))
 
 
-def deliver(*, generation_id: str) -> str:
-    """One attempt: ``delivered``, ``failed`` (given up) or ``retry``."""
-    from .api.webhook_payloads import payload_for
+def _record(generation: Generation, **fields) -> None:
+    Generation.objects.filter(pk=generation.pk).update(**fields)
 
+
+def deliver(*, generation_id: str) -> Attempt:
+    """One attempt at sending the job's final answer."""
     generation = (
         Generation.objects.select_related("source", "mask").filter(pk=generation_id).first()
     )
-    if generation is None or not generation.webhook_url or generation.webhook_status != "pending":
-        return "failed"
+    if generation is None or generation.webhook_status != Status.PENDING:
+        return Attempt.GAVE_UP
     Generation.objects.filter(pk=generation.pk).update(webhook_attempts=F("webhook_attempts") + 1)
     attempts = generation.webhook_attempts + 1
     body = json.dumps(payload_for(generation), default=str).encode()
     timestamp = int(time.time())
     try:
         checked = validate_url(generation.webhook_url)
-    except WebhookRefused as exc:
-        Generation.objects.filter(pk=generation.pk).update(
-            webhook_status="failed", webhook_error=str(exc)
-        )
-        return "failed"
+    except RemoteInputError as exc:  # refused now (its name resolves privately): for good
+        _record(generation, webhook_status=Status.FAILED, webhook_error=exc.message)
+        return Attempt.GAVE_UP
     try:
         status = remote.post(
             checked,
@@ -85,21 +88,18 @@ def deliver(*, generation_id: str) -> str:
                 SIGNATURE_HEADER: sign(body, timestamp),
                 "User-Agent": "DreamLayer-Webhook",
             },
-            field="webhook_url",
+            field=FIELD,
         )
         error = "" if 200 <= status < 300 else f"HTTP {status}"
     except RemoteInputError as exc:
         error = exc.message
     if not error:
-        Generation.objects.filter(pk=generation.pk).update(
-            webhook_status="delivered", webhook_error=""
-        )
-        return "delivered"
+        _record(generation, webhook_status=Status.DELIVERED, webhook_error="")
+        return Attempt.DELIVERED
     if attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        Generation.objects.filter(pk=generation.pk).update(
-            webhook_status="failed", webhook_error=f"{error} (gave up after {attempts} attempts)"
-        )
-        return "failed"
-    Generation.objects.filter(pk=generation.pk).update(webhook_error=error)
+        message = f"{error} (gave up after {attempts} attempts)"
+        _record(generation, webhook_status=Status.FAILED, webhook_error=message)
+        return Attempt.GAVE_UP
+    _record(generation, webhook_error=error)
     logger.info("webhook for %s failed (%s); retrying", generation.pk, error)
-    return "retry"
+    return Attempt.RETRY

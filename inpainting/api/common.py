@@ -1,0 +1,97 @@
+"""What every API view shares: the base URL, the key a request used, the one way to submit a
+job, wait for it and answer (``SubmitAndWaitView``), and URL / base64 inputs as uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import Http404
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import ApiKey
+
+from .. import selectors
+from ..answers import native
+from ..models import Generation
+from ..remote import image_input_bytes
+from ..waiting import wait_until_finished
+
+
+def base_url(request) -> str:
+    return request.build_absolute_uri("/")
+
+
+def api_key_of(request: Request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
+def idempotency_key_of(request: Request) -> str | None:
+    return request.headers.get("Idempotency-Key") or None
+
+
+def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:
+    generation = selectors.generation_get(
+        user=request.user, generation_id=generation_id, change=change
+    )
+    if generation is None:
+        raise Http404("No such generation.")
+    return generation
+
+
+def remote_upload(value: str, field: str) -> SimpleUploadedFile:
+    """An image given as a URL, a data URL or base64, as an upload the services read like a
+    file (``RemoteInputError``, a 400 on ``field``, when it cannot be had)."""
+    return SimpleUploadedFile(field, image_input_bytes(value, field=field))
+
+
+@dataclass
+class Submitted:
+    generation: Generation
+    wait: bool = True
+    context: Any = None  # what the answer needs from the request (e.g. ModelsLab's base64)
+
+
+class SubmitAndWaitView(AsyncAPIView):
+    """``POST``: submit (a thread), wait for the job's end unless the client asked not to (on
+    the channel layer, no thread held), answer (a thread). Subclasses write ``submit`` and
+    ``answer``; a job deleted while the client waited is a 404."""
+
+    def submit(self, request: Request) -> Submitted:
+        raise NotImplementedError
+
+    def answer(self, request: Request, generation: Generation, context: Any):
+        raise NotImplementedError
+
+    def _answer(self, request: Request, submitted: Submitted):
+        generation = selectors.generation_get(
+            user=request.user, generation_id=submitted.generation.pk
+        )
+        if generation is None:
+            raise Http404("The generation was deleted while this request waited for it.")
+        return self.answer(request, generation, submitted.context)
+
+    async def post(self, request: Request, *args, **kwargs):
+        submitted = await sync_to_async(self.submit)(request)
+        if submitted.wait and submitted.generation.status not in Generation.TERMINAL:
+            await wait_until_finished(submitted.generation.pk, settings.IMG2IMG_WAIT_SECONDS)
+        return await sync_to_async(self._answer)(request, submitted)
+
+
+def unfinished_response(generation: Generation, base: str) -> Response:
+    """The native answer for a waited-on job that did not succeed: failed (422), cancelled
+    (409), or still running after the wait limit (202 with where to fetch it)."""
+    if generation.status == Generation.Status.FAILED:
+        body = {"status": "error", "id": str(generation.pk), "message": generation.error}
+        return Response({**body, "errors": {}}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if generation.status == Generation.Status.CANCELLED:
+        body = {"status": "error", "id": str(generation.pk), "errors": {}}
+        body["message"] = "The generation was cancelled."
+        return Response(body, status=status.HTTP_409_CONFLICT)
+    return Response(native.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED)

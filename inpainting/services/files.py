@@ -1,0 +1,47 @@
+"""Stored inputs: the source image and mask of a job, written once and read by every run."""
+
+from __future__ import annotations
+
+import io
+
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from accounts.models import User
+
+from .. import engine
+from ..models import Generation, Mask, SourceImage
+from ..uploads import encode_png, thumbnail_png
+
+
+def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
+    """The working copy every job on this image reads: an uncompressed PNG, which is written
+    and read about 10x faster than a compressed one, for a file 1.3x to 2x larger."""
+    encoded = encode_png(engine.to_rgb(image), compress=False)
+    source = SourceImage(
+        owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256
+    )
+    source.file.save("source.png", ContentFile(encoded.data), save=False)
+    source.save()
+    return source
+
+
+def mask_create(*, owner: User, mask: Image.Image) -> Mask:
+    """Store the mask as uploaded (alpha kept: it carries meaning) plus a 128 px thumbnail."""
+    encoded = encode_png(mask)
+    row = Mask(owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256)
+    row.file.save("mask.png", ContentFile(encoded.data), save=False)
+    row.thumbnail.save("thumb.png", ContentFile(thumbnail_png(mask)), save=False)
+    row.save()
+    return row
+
+
+def open_stored(field_file) -> Image.Image:
+    with field_file.open("rb") as handle:
+        image = Image.open(io.BytesIO(handle.read()))
+        image.load()
+    return image
+
+
+def stored_mask(generation: Generation) -> Image.Image | None:
+    return open_stored(generation.mask.file) if generation.mask_id else None

@@ -1,0 +1,267 @@
+"""What users do to generations: create (with idempotency), re-run, cancel, delete."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import ApiKey, User
+
+from .. import engine
+from ..conf import engine_config
+from ..errors import ClientError
+from ..models import Generation, Mask, SourceImage
+from ..params import GenerationParams
+from ..progress import publish, status_event
+from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
+from . import webhooks
+from .files import mask_create, open_stored, source_image_create, stored_mask
+from .queue import enqueue
+
+
+@dataclass
+class Submission:
+    generation: Generation
+    created: bool  # False when an idempotency key returned an existing generation
+
+
+def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | None) -> str:
+    """Check what can be checked before queueing; returns the engine the job will use."""
+    config = engine_config()
+    try:
+        engine_name = config.choose(params.engine)
+        effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
+        engine.check_fillable(engine_name, effective)
+    except engine.InvalidInput as exc:
+        message = str(exc)
+        field = exc.field or next(
+            (f for f in ("engine", "outpaint", "inpaint_area", "padding") if f in message), "mask"
+        )
+        raise ClientError(message, field=field) from None
+    if engine_name == "diffusers" and not params.prompt.strip():
+        raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
+    return engine_name
+
+
+def request_fingerprint(
+    *, client: str, params: GenerationParams, files: tuple, webhook_url: str | None
+) -> str:
+    """What makes two submissions the same request: the endpoint (client surface), every
+    parameter, the uploaded bytes and the webhook. An idempotency key replays only that."""
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps([client, params.to_json(), webhook_url or ""], sort_keys=True).encode()
+    )
+    for upload in files:
+        digest.update(b"\x00file:")
+        if upload is not None:
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+    return digest.hexdigest()
+
+
+def _replay(user: User, idempotency_key: str | None, fingerprint: str) -> Generation | None:
+    """The generation an idempotency key already created, if this is the same request; a 422
+    if the key was used for a different one (another body, or another endpoint)."""
+    if not idempotency_key:
+        return None
+    existing = Generation.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise ClientError(
+            "This Idempotency-Key was already used for a different request (another body or "
+            "another endpoint); use a new key for a new request.",
+            field="Idempotency-Key",
+            status=422,
+        )
+    return existing
+
+
+@contextlib.contextmanager
+def _files_removed_on_rollback():
+    """Files saved inside the block are deleted again if the block raises: storage has no
+    transactions, and no file may outlive a row that was rolled back."""
+    saved: list = []
+    try:
+        yield saved
+    except BaseException:
+        for field_file in saved:
+            field_file.storage.delete(field_file.name)
+        raise
+
+
+def generation_create(
+    *,
+    user: User,
+    image_file,
+    mask_file,
+    params: GenerationParams,
+    client: str = Generation.Client.API,
+    api_key: ApiKey | None = None,
+    idempotency_key: str | None = None,
+    extra_metadata: dict | None = None,
+    webhook_url: str | None = None,
+) -> Submission:
+    """Validate the uploads, store them, create a queued generation and enqueue it on commit.
+
+    Preconditions: ``params`` passed the API's range checks. Raises ``GenerationError`` for
+    client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
+    request); nothing is stored in that case.
+    """
+    fingerprint = ""
+    if idempotency_key:
+        fingerprint = request_fingerprint(
+            client=client, params=params, files=(image_file, mask_file), webhook_url=webhook_url
+        )
+    existing = _replay(user, idempotency_key, fingerprint)
+    if existing is not None:
+        return Submission(existing, created=False)
+    if webhook_url:
+        webhooks.validate_url(webhook_url)
+    if mask_file is None and not params.outpaint:
+        raise ClientError("A mask file is required unless outpaint is given.", field="mask")
+    image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
+    mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
+    engine_name = _validate(params, image, mask)
+    try:
+        with _files_removed_on_rollback() as saved, transaction.atomic():
+            _check_quota(user)
+            source = source_image_create(owner=user, image=image)
+            saved.append(source.file)
+            mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
+            if mask_row is not None:
+                saved += [mask_row.file, mask_row.thumbnail]
+            generation = _generation_insert(
+                user=user,
+                source=source,
+                mask=mask_row,
+                params=params,
+                engine_name=engine_name,
+                client=client,
+                api_key=api_key,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                metadata=extra_metadata,
+                webhook_url=webhook_url,
+            )
+    except IntegrityError:
+        # The same idempotency key raced with itself: the first one won.
+        existing = _replay(user, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return Submission(existing, created=False)
+    return Submission(generation, created=True)
+
+
+def _check_quota(user: User) -> None:
+    """At most N active generations per user; the user row lock serialises concurrent POSTs."""
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    active = Generation.objects.filter(owner=user, status__in=Generation.ACTIVE).count()
+    limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
+    if active >= limit:
+        raise ClientError(
+            f"You already have {active} generations queued or running (the limit is {limit}); "
+            "wait for one to finish or cancel one.",
+            status=429,
+        )
+
+
+def _generation_insert(
+    *,
+    user,
+    source,
+    mask,
+    params,
+    engine_name,
+    client,
+    api_key,
+    idempotency_key,
+    fingerprint="",
+    metadata=None,
+    webhook_url=None,
+) -> Generation:
+    generation = Generation.objects.create(
+        owner=user,
+        api_key=api_key,
+        client=client,
+        source=source,
+        mask=mask,
+        prompt=params.prompt,
+        params=params.to_json(),
+        engine=engine_name,
+        model_name=engine_config().model_name(engine_name),
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+        metadata=metadata or {},
+        webhook_url=webhook_url or "",
+    )
+    transaction.on_commit(lambda: enqueue(generation))
+    return generation
+
+
+def generation_rerun(
+    *, generation: Generation, user: User, client: str | None = None
+) -> Generation:
+    """Queue the same inputs and parameters again (the same requested seed)."""
+    params = GenerationParams.from_json(generation.params)
+    engine_name = _validate(params, open_stored(generation.source.file), stored_mask(generation))
+    with transaction.atomic():
+        _check_quota(user)
+        return _generation_insert(
+            user=user,
+            source=generation.source,
+            mask=generation.mask,
+            params=params,
+            engine_name=engine_name,
+            client=client or generation.client,
+            api_key=None,
+            idempotency_key=None,
+        )
+
+
+def generation_cancel(*, generation: Generation) -> None:
+    """Cancel a queued or running generation; a running one stops within one step."""
+    now = timezone.now()
+    done = Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
+        status=Generation.Status.CANCELLED,
+        finished_at=now,
+        total_seconds=(now - generation.created_at).total_seconds(),
+    )
+    if not done:
+        generation.refresh_from_db()
+        raise ClientError(
+            f"The generation is already {generation.status}; only queued or running "
+            "generations can be cancelled.",
+            status=409,
+        )
+    generation.refresh_from_db()
+    webhooks.schedule(generation)
+    publish(generation, {"type": "cancelled", "id": str(generation.pk)})
+    publish(generation, status_event(generation), to_user=True)
+
+
+def generation_delete(*, generation: Generation) -> None:
+    """Delete the generation, its output files, and its inputs unless another job uses them."""
+    if generation.status in Generation.ACTIVE:
+        Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
+            status=Generation.Status.CANCELLED
+        )
+    source_id, mask_id = generation.source_id, generation.mask_id
+    gone = Generation(pk=generation.pk, owner_id=generation.owner_id)  # delete() clears pk
+    with transaction.atomic():
+        generation.delete()  # output rows cascade; django-cleanup deletes their files on commit
+        if not Generation.objects.filter(source_id=source_id).exists():
+            SourceImage.objects.filter(pk=source_id).delete()
+        if mask_id and not Generation.objects.filter(mask_id=mask_id).exists():
+            Mask.objects.filter(pk=mask_id).delete()
+        # Clients waiting on the job (API requests, sockets) stop waiting at once.
+        transaction.on_commit(
+            lambda: publish(gone, {"type": "deleted", "id": str(gone.pk)}, to_user=True)
+        )

@@ -1,0 +1,53 @@
+"""Masks: the effective mask exactly as a job would use it, and masks made without weights."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from .. import engine
+from ..engine import segment
+from ..errors import ClientError
+from ..uploads import IMAGE_FORMATS, MASK_FORMATS, check_dimensions, read_image
+
+
+def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOptions) -> bytes:
+    """The effective mask as a grayscale PNG (255 = regenerated), exactly as a job would use it.
+
+    The studio draws its overlay from this, so the rule stays in the engine alone.
+    """
+    try:
+        check_dimensions(*size, field="width")  # the requested size, before any pixel work
+        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
+        values = engine.effective_mask(mask, size, options)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field="mask") from None
+    return engine.encode_png(Image.fromarray(values, "L"))
+
+
+def mask_generate(
+    *,
+    image_file,
+    method: str,
+    box=None,
+    points=(),
+    point=None,
+    tolerance: int = 32,
+    mask_mode: str = "black_inpaints",
+) -> bytes:
+    """A mask PNG from GrabCut (box and / or points) or a colour selection (flood = connected)."""
+    try:
+        image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
+        if method == "grabcut":
+            selected = segment.grabcut(
+                image,
+                box=box,
+                foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
+                background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
+            )
+        else:
+            selected = segment.colour_select(
+                image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
+            )
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field="point" if method != "grabcut" else "box") from None
+    return engine.encode_png(segment.selection_to_mask(selected, mask_mode))

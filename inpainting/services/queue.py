@@ -1,0 +1,39 @@
+"""Sending a job's task message, by task name: services never import the tasks module (the
+tasks call services, so the arrow points one way)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+from django.conf import settings
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from ..models import Generation
+from ..progress import publish, status_event
+
+logger = logging.getLogger(__name__)
+RUN_GENERATION = "inpainting.tasks.run_generation"
+DELIVER_WEBHOOK = "inpainting.tasks.deliver_webhook"
+
+
+def enqueue(generation: Generation, *, priority: int | None = None) -> None:
+    """Send the task message. If the broker is down the job stays queued and the reaper
+    sends it again later; a duplicate message is harmless (the claim is conditional)."""
+    Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
+    try:
+        current_app.send_task(
+            RUN_GENERATION,
+            args=[str(generation.pk)],
+            queue="inference",
+            priority=settings.CELERY_TASK_DEFAULT_PRIORITY if priority is None else priority,
+        )
+    except OperationalError as exc:
+        logger.warning("generation %s not sent (%s); the reaper resends it", generation.pk, exc)
+        return
+    publish(generation, status_event(generation), to_user=True)
+
+
+def send_webhook(generation: Generation) -> None:
+    current_app.send_task(DELIVER_WEBHOOK, args=[str(generation.pk)])

@@ -1,0 +1,284 @@
+"""The worker side of a job: claim it with a new attempt token, run the engine with a
+heartbeat, progress and cancel, and record the outcome once (only the current token can)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import uuid
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import engine, selectors
+from ..models import GeneratedImage, Generation
+from ..params import GenerationParams
+from ..progress import GenerationProgress, publish, status_event
+from . import webhooks
+from .files import open_stored, stored_mask
+from .models import backend_for
+
+logger = logging.getLogger(__name__)
+
+
+def _takeable() -> Q:
+    """Jobs a worker may claim: queued ones, and running ones whose worker is provably gone
+    (no heartbeat for HEARTBEAT_TIMEOUT_SECONDS) while attempts remain."""
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    orphaned = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    return Q(status=Generation.Status.QUEUED) | (
+        Q(status=Generation.Status.RUNNING, attempts__lt=settings.MAX_GENERATION_ATTEMPTS)
+        & orphaned
+    )
+
+
+def generation_claim(*, generation_id: str) -> Generation | None:
+    """Take the job for this worker with a new attempt token; None when it is not takeable
+    (finished, or running on a live worker). Only the token's holder records the outcome."""
+    now = timezone.now()
+    claimed = Generation.objects.filter(_takeable(), pk=generation_id).update(
+        status=Generation.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempt_token=uuid.uuid4().hex,
+        attempts=F("attempts") + 1,
+        step=0,
+    )
+    if not claimed:
+        return None
+    generation = Generation.objects.select_related("source", "mask").get(pk=generation_id)
+    generation.queue_seconds = (now - generation.created_at).total_seconds()
+    Generation.objects.filter(pk=generation.pk).update(queue_seconds=generation.queue_seconds)
+    publish(generation, status_event(generation), to_user=True)
+    return generation
+
+
+class RunOutcome(enum.Enum):
+    DONE = "done"  # ran (or failed, or was cancelled) here
+    GONE = "gone"  # finished or deleted already: nothing to do
+    HELD = "held"  # running on a worker whose heartbeat is fresh: look again later
+
+
+class Heartbeat:
+    """Writes ``heartbeat_at`` of the jobs this worker holds every HEARTBEAT_SECONDS, from a
+    thread, so a job busy in one long call (loading a model, a PatchMatch fill) still beats.
+    When the process dies the heartbeat stops, and the job can be taken over."""
+
+    def __init__(self) -> None:
+        self._tokens: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def add(self, generation: Generation) -> None:
+        self._tokens = {**self._tokens, generation.pk: generation.attempt_token}
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.HEARTBEAT_SECONDS):
+                for pk, token in self._tokens.items():
+                    try:
+                        Generation.objects.filter(
+                            pk=pk, attempt_token=token, status=Generation.Status.RUNNING
+                        ).update(heartbeat_at=timezone.now())
+                    except DatabaseError as exc:  # the next beat tries again
+                        logger.warning("heartbeat of %s not written: %s", pk, exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
+def generation_run(*, generation_id: str) -> RunOutcome:
+    """Claim, run the engine with progress and cancel, then record the outcome. A diffusers
+    job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch."""
+    generation = generation_claim(generation_id=generation_id)
+    if generation is None:
+        status = selectors.generation_status(generation_id=generation_id)
+        logger.info("generation %s is %s; not claimed here", generation_id, status)
+        return RunOutcome.HELD if status == Generation.Status.RUNNING else RunOutcome.GONE
+    with Heartbeat() as heartbeat:
+        heartbeat.add(generation)
+        _run_claimed(generation, heartbeat)
+    return RunOutcome.DONE
+
+
+def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
+    params = GenerationParams.from_json(generation.params)
+    try:
+        backend, fallback_note = backend_for(generation, params)
+    except Exception as exc:  # noqa: BLE001 - recorded like any outcome
+        _record_outcome(generation, exc, None)
+        return
+    jobs = [generation]
+    if backend.name == "diffusers":
+        jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1)
+    for companion in jobs[1:]:
+        heartbeat.add(companion)
+    progresses = [GenerationProgress(job) for job in jobs]
+    requests, runnable = [], []
+    for job, progress in zip(jobs, progresses, strict=True):
+        try:
+            job_params = GenerationParams.from_json(job.params)
+            requests.append(
+                job_params.to_request(image=open_stored(job.source.file), mask=stored_mask(job))
+            )
+            runnable.append((job, progress))
+        except Exception as exc:  # noqa: BLE001 - that job fails, the others run
+            _record_outcome(job, exc, None)
+    if not runnable:
+        return
+    # One job or several: the runner batches what it can and runs the rest one by one.
+    outcomes = engine.run_inpaint_batch(
+        requests,
+        backend,
+        progresses=[progress for _, progress in runnable],
+        cancel_checks=[progress.is_cancelled for _, progress in runnable],
+    )
+    for (job, _), outcome in zip(runnable, outcomes, strict=True):
+        _record_outcome(job, outcome, fallback_note)
+
+
+def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
+    """What jobs must share to run in one model batch (the runner checks the final size)."""
+    return (
+        generation.engine,
+        generation.source.width,
+        generation.source.height,
+        params.num_inference_steps,
+        params.denoising_strength,
+        params.guidance_scale,
+        params.scheduler,
+        params.inpaint_area,
+        params.padding,
+        json.dumps(params.outpaint, sort_keys=True),
+    )
+
+
+def _batch_companions(
+    generation: Generation, params: GenerationParams, limit: int
+) -> list[Generation]:
+    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker
+    (oldest first). Their own queue messages then find them claimed and do nothing."""
+    if limit < 1:
+        return []
+    key = _batch_params(generation, params)
+    candidates = (
+        Generation.objects.filter(status=Generation.Status.QUEUED, engine=generation.engine)
+        .exclude(pk=generation.pk)
+        .select_related("source")
+        .order_by("created_at")[: limit * 8]
+    )
+    companions = []
+    for candidate in candidates:
+        if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
+            continue
+        claimed = generation_claim(generation_id=candidate.pk)
+        if claimed is not None:
+            companions.append(claimed)
+        if len(companions) == limit:
+            break
+    return companions
+
+
+def _record_outcome(generation: Generation, outcome, fallback_note: str | None) -> None:
+    """A job's result or the exception that ended it, recorded once."""
+    if isinstance(outcome, engine.InpaintResult):
+        if fallback_note:
+            outcome.metadata["fallback"] = fallback_note
+        generation_succeed(generation=generation, result=outcome)
+    elif isinstance(outcome, engine.Cancelled):
+        # generation_cancel already recorded the outcome; the worker just stops.
+        logger.info("generation %s cancelled while running", generation.pk)
+    elif isinstance(outcome, engine.EngineError):
+        generation_fail(generation=generation, message=str(outcome))
+    elif isinstance(outcome, SoftTimeLimitExceeded):
+        generation_fail(generation=generation, message="The job ran past its time limit.")
+    else:
+        logger.error("generation %s crashed", generation.pk, exc_info=outcome)
+        generation_fail(generation=generation, message=f"Internal error: {type(outcome).__name__}.")
+
+
+def _output_parameters(generation: Generation, result: engine.InpaintResult, index: int) -> dict:
+    """What goes into the output PNG's ``parameters`` text chunk."""
+    params = GenerationParams.from_json(generation.params).to_json()
+    params.update(
+        seed=result.seeds[index],
+        engine=result.engine,
+        model=result.model,
+        generation=str(generation.pk),
+        index=index,
+    )
+    return params
+
+
+def generation_succeed(*, generation: Generation, result: engine.InpaintResult) -> bool:
+    """Store the images and mark success, unless the job was cancelled meanwhile."""
+    images = []
+    for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+        row = GeneratedImage(
+            generation=generation, index=index, width=image.width, height=image.height, seed=seed
+        )
+        png = engine.png_with_parameters(image, _output_parameters(generation, result, index))
+        row.file.save("out.png", ContentFile(png), save=False)
+        images.append(row)
+    now = timezone.now()
+    with transaction.atomic():
+        done = Generation.objects.filter(
+            pk=generation.pk,
+            status=Generation.Status.RUNNING,
+            attempt_token=generation.attempt_token,
+        ).update(
+            status=Generation.Status.SUCCEEDED,
+            seed=result.seeds[0],
+            model_name=result.model,
+            engine=result.engine,
+            metadata={**(generation.metadata or {}), **result.metadata},
+            finished_at=now,
+            step=F("total_steps"),
+            inference_seconds=result.inference_seconds,
+            total_seconds=(now - generation.created_at).total_seconds(),
+        )
+        if done:
+            GeneratedImage.objects.bulk_create(images)
+    if not done:
+        for row in images:
+            row.file.delete(save=False)
+        return False
+    # Waiting clients wake on this event: it goes out first.
+    publish(generation, {"type": "completed", "id": str(generation.pk)})
+    generation.refresh_from_db()
+    webhooks.schedule(generation)
+    publish(generation, status_event(generation), to_user=True)
+    return True
+
+
+def generation_fail(*, generation: Generation, message: str) -> bool:
+    """Fail the running attempt ``generation`` holds (its token); False if another took over."""
+    now = timezone.now()
+    done = Generation.objects.filter(
+        pk=generation.pk, status=Generation.Status.RUNNING, attempt_token=generation.attempt_token
+    ).update(
+        status=Generation.Status.FAILED,
+        error=message[:2000],
+        finished_at=now,
+        total_seconds=(now - generation.created_at).total_seconds(),
+    )
+    if done:
+        generation.refresh_from_db()
+        webhooks.schedule(generation)
+        publish(generation, {"type": "failed", "id": str(generation.pk), "message": message})
+        publish(generation, status_event(generation), to_user=True)
+    return bool(done)
