@@ -8,30 +8,35 @@ from typing import Any
 from PIL import Image
 
 from .engine import InpaintRequest, MaskOptions, Outpaint
+from .engine.parameters import PARAMETERS
+
+P = PARAMETERS
 
 
 @dataclass(frozen=True)
 class GenerationParams:
-    prompt: str = ""
-    negative_prompt: str = ""
-    denoising_strength: float = 0.75
-    num_inference_steps: int = 30
-    guidance_scale: float = 7.5
-    seed: int | None = None  # as requested; None = random
-    samples: int = 1
-    mask_mode: str = "black_inpaints"
-    invert_mask: bool = False
-    mask_blur: int = 4
-    mask_grow: int = 0
+    """Every parameter of a job; defaults and ranges come from ``engine.parameters``."""
+
+    prompt: str = P["prompt"].default
+    negative_prompt: str = P["negative_prompt"].default
+    denoising_strength: float = P["denoising_strength"].default
+    num_inference_steps: int = P["num_inference_steps"].default
+    guidance_scale: float = P["guidance_scale"].default
+    seed: int | None = P["seed"].default  # as requested; None = random
+    samples: int = P["samples"].default
+    mask_mode: str = P["mask_mode"].default
+    invert_mask: bool = P["invert_mask"].default
+    mask_blur: int = P["mask_blur"].default
+    mask_grow: int = P["mask_grow"].default
+    # Set by compatible APIs only (their mask rules), never by a client directly.
     exact_mask_size: bool = False
     mask_threshold: int | None = None
-    inpaint_area: str = "auto"
-    padding: int = 32
-    outpaint: dict | None = (
-        None  # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
-    )
-    scheduler: str | None = None  # None = the model's own
-    engine: str | None = None  # as requested; None = server default
+    inpaint_area: str = P["inpaint_area"].default
+    padding: int = P["padding"].default
+    # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
+    outpaint: dict | None = None
+    scheduler: str | None = P["scheduler"].default  # None = the model's own
+    engine: str | None = P["engine"].default  # as requested; None = server default
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

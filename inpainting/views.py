@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from . import selectors
 from .api.errors import json_not_found
 from .conf import engine_config, model_status
+from .engine.parameters import MAX_OUTPAINT_SIDE, PARAMETERS
 from .engine.schedulers import scheduler_names
 from .errors import ClientError
 from .models import Generation
@@ -28,6 +29,8 @@ def studio(request):
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "schedulers": scheduler_names(),
         "model_status": model_status(),
+        "params": PARAMETERS,  # the form's limits and defaults, from the one definition
+        "outpaint_max": MAX_OUTPAINT_SIDE,
     }
     return render(request, "inpainting/studio.html", context)
 

@@ -7,12 +7,38 @@ from typing import Any
 
 from rest_framework import serializers
 
+from ..engine.parameters import MAX_OUTPAINT_SIDE, MAX_OUTPAINT_TARGET, PARAMETERS
 from ..engine.schedulers import canonical_name
-from ..engine.types import ANCHORS, MAX_SEED, InvalidInput
+from ..engine.types import ANCHORS, InvalidInput
 from ..params import GenerationParams
 
-#: Other names clients use for the same parameter (A1111 and friends).
-ALIASES = {"steps": "num_inference_steps", "cfg_scale": "guidance_scale", "batch_size": "samples"}
+#: Other names clients use for the same parameter (A1111 and friends), from the one table.
+ALIASES = {alias: p.name for p in PARAMETERS.values() for alias in p.aliases}
+
+
+def field_for(name: str, **overrides) -> serializers.Field:
+    """The DRF field of a parameter of ``engine.parameters.PARAMETERS``; a compatible API
+    passes ``default=`` (or a tighter ``min_value=``) where the API it copies differs."""
+    p = PARAMETERS[name]
+    options: dict[str, Any] = {"help_text": p.describe(), "default": p.default}
+    if p.nullable:
+        options["allow_null"] = True
+    if p.choices is not None:
+        field: type[serializers.Field] = serializers.ChoiceField
+        options["choices"] = list(p.choices)
+    elif p.kind is bool:
+        field = serializers.BooleanField
+    elif p.kind is int:
+        field = serializers.IntegerField
+        options.update(min_value=p.minimum, max_value=p.maximum)
+    elif p.kind is float:
+        field = serializers.FloatField
+        options.update(min_value=p.minimum, max_value=p.maximum)
+    else:
+        field = serializers.CharField
+        options.update(max_length=p.max_length, allow_blank=True)
+    options.update(overrides)
+    return field(**options)
 
 
 def merge_form_and_params(form: Any) -> dict[str, Any]:
@@ -37,12 +63,12 @@ def merge_form_and_params(form: Any) -> dict[str, Any]:
 
 
 class OutpaintSerializer(serializers.Serializer):
-    left = serializers.IntegerField(min_value=0, max_value=2048, default=0)
-    right = serializers.IntegerField(min_value=0, max_value=2048, default=0)
-    top = serializers.IntegerField(min_value=0, max_value=2048, default=0)
-    bottom = serializers.IntegerField(min_value=0, max_value=2048, default=0)
-    width = serializers.IntegerField(min_value=1, max_value=8192, required=False)
-    height = serializers.IntegerField(min_value=1, max_value=8192, required=False)
+    left = serializers.IntegerField(min_value=0, max_value=MAX_OUTPAINT_SIDE, default=0)
+    right = serializers.IntegerField(min_value=0, max_value=MAX_OUTPAINT_SIDE, default=0)
+    top = serializers.IntegerField(min_value=0, max_value=MAX_OUTPAINT_SIDE, default=0)
+    bottom = serializers.IntegerField(min_value=0, max_value=MAX_OUTPAINT_SIDE, default=0)
+    width = serializers.IntegerField(min_value=1, max_value=MAX_OUTPAINT_TARGET, required=False)
+    height = serializers.IntegerField(min_value=1, max_value=MAX_OUTPAINT_TARGET, required=False)
     anchor = serializers.ChoiceField(choices=list(ANCHORS), default="center")
 
     def validate(self, data):
@@ -78,42 +104,8 @@ class OutpaintField(serializers.JSONField):
         return dict(nested.validated_data)
 
 
-class GenerationParamsSerializer(serializers.Serializer):
-    prompt = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    negative_prompt = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, default=""
-    )
-    denoising_strength = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.75)
-    num_inference_steps = serializers.IntegerField(min_value=1, max_value=150, default=30)
-    guidance_scale = serializers.FloatField(min_value=1.0, max_value=20.0, default=7.5)
-    seed = serializers.IntegerField(
-        min_value=-1,
-        max_value=MAX_SEED,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="0..2^32-1; -1 or null for a random seed (the seed used is returned).",
-    )
-    samples = serializers.IntegerField(min_value=1, max_value=4, default=1)
-    mask_mode = serializers.ChoiceField(
-        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
-    )
-    invert_mask = serializers.BooleanField(default=False)
-    mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
-    mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
-    scheduler = serializers.CharField(
-        required=False,
-        allow_null=True,
-        allow_blank=True,
-        default=None,
-        help_text="A name from GET /api/schedulers (any case); empty = the model's own.",
-    )
-    inpaint_area = serializers.ChoiceField(choices=["auto", "masked", "whole"], default="auto")
-    padding = serializers.IntegerField(min_value=0, max_value=256, default=32)
+class _ParamsSerializer(serializers.Serializer):
     outpaint = OutpaintField(required=False, allow_null=True, default=None)
-    engine = serializers.ChoiceField(
-        choices=["classical", "diffusers"], required=False, allow_null=True, default=None
-    )
 
     def validate_scheduler(self, value: str | None) -> str | None:
         if not value:
@@ -129,6 +121,18 @@ class GenerationParamsSerializer(serializers.Serializer):
             data["seed"] = None
         known = set(GenerationParams.__dataclass_fields__)
         return GenerationParams(**{k: v for k, v in data.items() if k in known})
+
+
+#: Every request parameter, one field each, from the table (and so the OpenAPI schema).
+GenerationParamsSerializer = type(
+    "GenerationParamsSerializer",
+    (_ParamsSerializer,),
+    {
+        "__doc__": "The parameters of a generation (engine.parameters.PARAMETERS).",
+        "__module__": __name__,
+        **{name: field_for(name) for name in PARAMETERS},
+    },
+)
 
 
 class Img2ImgSerializer(GenerationParamsSerializer):
@@ -159,12 +163,10 @@ class MaskPreviewSerializer(serializers.Serializer):
     mask = serializers.FileField(help_text="PNG, at most 10 MB.")
     width = serializers.IntegerField(min_value=1, max_value=16384)
     height = serializers.IntegerField(min_value=1, max_value=16384)
-    mask_mode = serializers.ChoiceField(
-        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
-    )
-    invert_mask = serializers.BooleanField(default=False)
-    mask_blur = serializers.IntegerField(min_value=0, max_value=64, default=4)
-    mask_grow = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+    mask_mode = field_for("mask_mode")
+    invert_mask = field_for("invert_mask")
+    mask_blur = field_for("mask_blur")
+    mask_grow = field_for("mask_grow")
 
 
 class _JsonList(serializers.JSONField):
@@ -192,9 +194,7 @@ class MaskGenerateSerializer(serializers.Serializer):
     )
     point = _JsonList(required=False, help_text="[x, y] (flood, colour).")
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
-    mask_mode = serializers.ChoiceField(
-        choices=["black_inpaints", "white_inpaints"], default="black_inpaints"
-    )
+    mask_mode = field_for("mask_mode")
 
     def validate(self, data):
         def pair(value, name):

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .parameters import check
 from .types import InvalidInput, MaskOptions
 
 #: A mask whose aspect ratio differs from the image's by more than this is refused.
@@ -28,6 +29,7 @@ def _has_transparency(mask: Image.Image) -> bool:
 
 def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
+    check("mask_mode", options.mode)
     if mask.mode == "P" or (mask.mode in ("L", "RGB") and "transparency" in mask.info):
         mask = mask.convert("RGBA")
     if mask.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -38,11 +40,7 @@ def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
         # Transparent = inpaint, whatever the endpoint's colour polarity.
         return 255 - np.asarray(mask.getchannel("A"), dtype=np.uint8)
     luminance = np.asarray(mask.convert("L"), dtype=np.uint8)
-    if options.mode == "black_inpaints":
-        return 255 - luminance
-    if options.mode == "white_inpaints":
-        return luminance.copy()
-    raise InvalidInput(f"Unknown mask_mode {options.mode!r}.")
+    return 255 - luminance if options.mode == "black_inpaints" else luminance.copy()
 
 
 def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False) -> np.ndarray:
@@ -91,10 +89,8 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
 
     Order: polarity or alpha, invert, scale to the image, grow / shrink, blur.
     """
-    if not -64 <= options.grow <= 64:
-        raise InvalidInput("mask_grow must be between -64 and 64.")
-    if not 0 <= options.blur <= 64:
-        raise InvalidInput("mask_blur must be between 0 and 64.")
+    check("mask_grow", options.grow)
+    check("mask_blur", options.blur)
     values = _regenerate_values(mask, options)
     if options.threshold is not None:
         values = np.where(values > options.threshold, 255, 0).astype(np.uint8)

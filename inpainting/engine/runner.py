@@ -21,6 +21,7 @@ from .compose import composite_images, working_dimensions
 from .images import to_rgb
 from .infill import fill
 from .masks import blur, effective_mask
+from .parameters import check
 from .schedulers import canonical_name
 from .types import (
     MAX_SEED,
@@ -169,10 +170,8 @@ def choose_region(
     mask: np.ndarray, area: str, padding: int, working_size: int | None
 ) -> tuple[int, int, int, int] | None:
     """The crop to inpaint, or None for the whole canvas."""
-    if area not in ("auto", "masked", "whole"):
-        raise InvalidInput(f"Unknown inpaint_area {area!r}; choose auto, masked or whole.")
-    if not 0 <= padding <= 256:
-        raise InvalidInput("padding must be between 0 and 256.")
+    check("inpaint_area", area)
+    check("padding", padding)
     if area == "whole":
         return None
     box = masked_region(mask, padding, working_size)
@@ -196,8 +195,7 @@ class Prepared:
 
 def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patchmatch") -> Prepared:
     """Canvas, seeds, only-masked crop and working resolution: the backend's call."""
-    if not 1 <= request.samples <= 4:
-        raise InvalidInput("samples must be between 1 and 4.")
+    check("samples", request.samples)
     # Refuse an unknown scheduler before any work; the backend gets the canonical name.
     scheduler = canonical_name(request.scheduler) if request.scheduler else None
     canvas = prepare_canvas(request, fill_method if backend.prefill else "none")

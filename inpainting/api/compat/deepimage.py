@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ...answers import deepimage
+from ...engine.parameters import MAX_OUTPAINT_TARGET
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
@@ -33,10 +34,11 @@ from ..common import (
     idempotency_key_of,
     remote_upload,
 )
+from ..serializers import field_for
 
 
 class GenerateSerializer(serializers.Serializer):
-    description = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    description = field_for("prompt")
     adapter_type = serializers.CharField(required=False, allow_blank=True, default="")
     ip_image2 = serializers.CharField(required=False, allow_blank=True)
 
@@ -51,8 +53,8 @@ class FitSerializer(serializers.Serializer):
 
 class ProcessSerializer(serializers.Serializer):
     url = serializers.CharField()
-    width = serializers.IntegerField(required=False, min_value=8, max_value=8192)
-    height = serializers.IntegerField(required=False, min_value=8, max_value=8192)
+    width = serializers.IntegerField(required=False, min_value=8, max_value=MAX_OUTPAINT_TARGET)
+    height = serializers.IntegerField(required=False, min_value=8, max_value=MAX_OUTPAINT_TARGET)
     fit = FitSerializer(required=False)
     background = BackgroundSerializer(required=False)
 

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ...answers import fooocus
-from ...engine.types import MAX_SEED
+from ...engine.parameters import MAX_OUTPAINT_SIDE
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations, masks
@@ -39,14 +39,15 @@ from ..common import (
     remote_upload,
 )
 from ..media import image_response
+from ..serializers import field_for
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
 
 class FooocusGenerateSerializer(serializers.Serializer):
-    prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
-    negative_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
-    inpaint_additional_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    prompt = field_for("prompt")
+    negative_prompt = field_for("negative_prompt")
+    inpaint_additional_prompt = field_for("prompt")
     inpaint_input_image = serializers.CharField()
     inpaint_mask_image_upload = serializers.CharField(
         required=False, allow_null=True, allow_blank=True
@@ -54,12 +55,20 @@ class FooocusGenerateSerializer(serializers.Serializer):
     outpaint_selections = serializers.ListField(
         child=serializers.ChoiceField(choices=SIDES), required=False, default=list
     )
-    outpaint_distance_left = serializers.IntegerField(min_value=0, max_value=2048, required=False)
-    outpaint_distance_right = serializers.IntegerField(min_value=0, max_value=2048, required=False)
-    outpaint_distance_top = serializers.IntegerField(min_value=0, max_value=2048, required=False)
-    outpaint_distance_bottom = serializers.IntegerField(min_value=0, max_value=2048, required=False)
-    image_seed = serializers.IntegerField(min_value=-1, max_value=MAX_SEED, default=-1)
-    image_number = serializers.IntegerField(min_value=1, max_value=4, default=1)
+    outpaint_distance_left = serializers.IntegerField(
+        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
+    )
+    outpaint_distance_right = serializers.IntegerField(
+        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
+    )
+    outpaint_distance_top = serializers.IntegerField(
+        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
+    )
+    outpaint_distance_bottom = serializers.IntegerField(
+        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
+    )
+    image_seed = field_for("seed", default=-1, allow_null=False)
+    image_number = field_for("samples")
     async_process = serializers.BooleanField(default=False)
     webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 

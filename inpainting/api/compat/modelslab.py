@@ -26,7 +26,6 @@ from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
 from ...answers import modelslab
-from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
@@ -39,6 +38,7 @@ from ..common import (
     idempotency_key_of,
     remote_upload,
 )
+from ..serializers import field_for
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).
 SCHEDULERS = {
@@ -101,18 +101,16 @@ class FlexibleBoolean(serializers.Field):
 class ModelsLabInpaintSerializer(serializers.Serializer):
     init_image = serializers.CharField()
     mask_image = serializers.CharField()
-    prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
-    negative_prompt = serializers.CharField(
-        max_length=2000, allow_blank=True, allow_null=True, default=""
-    )
+    prompt = field_for("prompt")
+    negative_prompt = field_for("negative_prompt", allow_null=True)
     model_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     width = serializers.IntegerField(required=False, allow_null=True, min_value=8, max_value=4096)
     height = serializers.IntegerField(required=False, allow_null=True, min_value=8, max_value=4096)
-    samples = serializers.IntegerField(min_value=1, max_value=4, default=1)
-    steps = serializers.IntegerField(min_value=1, max_value=150, default=31)
-    guidance_scale = serializers.FloatField(min_value=1.0, max_value=20.0, default=7.5)
-    strength = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
-    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, allow_null=True, default=None)
+    samples = field_for("samples")
+    steps = field_for("num_inference_steps", default=31)  # ModelsLab's own default
+    guidance_scale = field_for("guidance_scale")
+    strength = field_for("denoising_strength", default=1.0)
+    seed = field_for("seed", min_value=0)  # null = random; no -1 here
     scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     use_karras_sigmas = FlexibleBoolean(required=False, default=False)
     base64 = FlexibleBoolean(required=False, default=False)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from adrf.views import APIView as AsyncAPIView
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ...conf import engine_config
-from ...engine.types import MAX_SEED
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
@@ -28,6 +28,7 @@ from ..common import (
     unfinished_response,
 )
 from ..media import image_response
+from ..serializers import field_for
 
 SERVICE_NAME = "stable-diffusion-inpaint"
 
@@ -35,11 +36,12 @@ SERVICE_NAME = "stable-diffusion-inpaint"
 class SdInpaintSerializer(serializers.Serializer):
     image = serializers.FileField(help_text="Input image (JPEG, PNG or WebP).")
     mask = serializers.FileField(help_text="PNG: white = inpaint, black = keep, gray = blend.")
-    prompt = serializers.CharField(max_length=2000)
-    negative_prompt = serializers.CharField(max_length=2000, allow_blank=True, default="")
-    num_inference_steps = serializers.IntegerField(min_value=1, max_value=150, default=50)
-    guidance_scale = serializers.FloatField(min_value=1.0, max_value=20.0, default=7.5)
-    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=42)
+    prompt = field_for("prompt", default=empty, required=True, allow_blank=False)
+    negative_prompt = field_for("negative_prompt")
+    # The service's own defaults: 50 steps, seed 42 (always reproducible).
+    num_inference_steps = field_for("num_inference_steps", default=50)
+    guidance_scale = field_for("guidance_scale")
+    seed = field_for("seed", default=42, min_value=0, allow_null=False)
 
     def to_params(self) -> GenerationParams:
         data = self.validated_data

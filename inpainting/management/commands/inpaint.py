@@ -8,25 +8,12 @@ from tqdm import tqdm
 from inpainting import engine
 from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
+from inpainting.engine.parameters import PARAMETERS
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 
-OPTIONS = [
-    # (flag, dest, type, help)
-    ("--negative-prompt", "negative_prompt", str, "what to avoid"),
-    ("--denoising-strength", "denoising_strength", float, "0.0-1.0 (default 0.75)"),
-    ("--steps", "num_inference_steps", int, "1-150 (default 30)"),
-    ("--guidance-scale", "guidance_scale", float, "1-20 (default 7.5)"),
-    ("--seed", "seed", int, "0-4294967295; -1 = random (default)"),
-    ("--samples", "samples", int, "1-4 (default 1)"),
-    ("--scheduler", "scheduler", str, "a name from engine_info"),
-    ("--mask-mode", "mask_mode", str, "black_inpaints (default) or white_inpaints"),
-    ("--mask-blur", "mask_blur", int, "0-64 (default 4)"),
-    ("--mask-grow", "mask_grow", int, "-64..64 (default 0)"),
-    ("--inpaint-area", "inpaint_area", str, "auto (default), masked or whole"),
-    ("--padding", "padding", int, "0-256 (default 32)"),
-    ("--outpaint", "outpaint", str, "JSON, e.g. '{\"left\": 64}' or '{\"width\": 1024}'"),
-    ("--engine", "engine", str, "classical or diffusers (default: the server default)"),
-]
+#: Flags made from the one parameter table (``--prompt`` and ``--invert-mask`` are below).
+OPTIONS = [p for name, p in PARAMETERS.items() if name not in ("prompt", "invert_mask")]
+TYPES = {int: int, float: float, str: str}
 
 
 class Command(BaseCommand):
@@ -42,13 +29,21 @@ class Command(BaseCommand):
             type=Path,
             help="output PNG; with several samples out-1.png, out-2.png, …",
         )
-        parser.add_argument("--invert-mask", action="store_true", dest="invert_mask")
-        for flag, dest, kind, text in OPTIONS:
-            parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+        parser.add_argument(
+            "--invert-mask", action="store_true", help=PARAMETERS["invert_mask"].describe()
+        )
+        for p in OPTIONS:
+            parser.add_argument(
+                p.cli_flag, dest=p.name, type=TYPES[p.kind], default=None, help=p.describe()
+            )
+        parser.add_argument(
+            "--outpaint", default=None, help="JSON, e.g. '{\"left\": 64}' or '{\"width\": 1024}'"
+        )
 
     def handle(self, *args, **options):
         data = {"prompt": options["prompt"], "invert_mask": options["invert_mask"]}
-        data.update({dest: options[dest] for _, dest, _, _ in OPTIONS if options[dest] is not None})
+        names = [p.name for p in OPTIONS] + ["outpaint"]
+        data.update({name: options[name] for name in names if options[name] is not None})
         serializer = GenerationParamsSerializer(data=data)
         if not serializer.is_valid():
             raise CommandError(

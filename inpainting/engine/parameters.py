@@ -1,0 +1,163 @@
+"""The one definition of every request parameter: name, type, range, default, choices, help.
+
+Everything else is built from this table: ``GenerationParams`` (the stored job), the native
+serializer and so the OpenAPI schema, the compatible APIs' fields (with their own defaults
+where the API they copy has others), the CLI's flags, the studio's form limits, and the
+engine's own range checks. Adding a parameter is one entry here plus its use.
+
+Plain Python (the engine imports no Django).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .types import MAX_SEED, InvalidInput
+
+MASK_MODES = ("black_inpaints", "white_inpaints")
+INPAINT_AREAS = ("auto", "masked", "whole")
+ENGINES = ("classical", "diffusers")
+#: Outpainting: pixels added on one side, and the longest side of a target size.
+MAX_OUTPAINT_SIDE = 2048
+MAX_OUTPAINT_TARGET = 8192
+
+
+def number(value: float) -> str:
+    """1, 0.75, 4294967295: as a person writes them (no exponent, no trailing .0)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: type  # int, float, str or bool
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False  # None is a value (random seed, the model's scheduler, ...)
+    max_length: int | None = None
+    aliases: tuple[str, ...] = ()  # other names clients send (A1111 and friends)
+    flag: str | None = None  # the CLI's flag, when it is not --<name>
+
+    @property
+    def cli_flag(self) -> str:
+        return "--" + (self.flag or self.name).replace("_", "-")
+
+    def describe(self) -> str:
+        """The help text with the range (or choices) and the default, as the CLI shows it."""
+        if self.choices:
+            limits = " | ".join(self.choices)
+        elif self.minimum is not None:
+            limits = f"{number(self.minimum)}..{number(self.maximum)}"
+        else:
+            limits = ""
+        if self.default is None:
+            default = "none"
+        elif self.default == "":
+            default = '""'
+        else:
+            default = str(self.default).lower()
+        return f"{self.help} ({limits + ', ' if limits else ''}default {default})"
+
+    def check(self, value: Any) -> None:
+        """The engine's range check (``InvalidInput`` naming this parameter)."""
+        if value is None and self.nullable:
+            return
+        if self.choices is not None and value not in self.choices:
+            raise InvalidInput(
+                f"Unknown {self.name} {value!r}; choose one of {', '.join(self.choices)}.",
+                field=self.name,
+            )
+        if self.minimum is not None and not self.minimum <= value <= self.maximum:
+            raise InvalidInput(
+                f"{self.name} must be between {number(self.minimum)} and {number(self.maximum)}.",
+                field=self.name,
+            )
+
+
+PARAMETERS: dict[str, Parameter] = {
+    p.name: p
+    for p in (
+        Parameter("prompt", str, "", "what to paint; required for diffusers", max_length=2000),
+        Parameter("negative_prompt", str, "", "what to avoid", max_length=2000),
+        Parameter(
+            "denoising_strength",
+            float,
+            0.75,
+            "how far the masked area may move from the input",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        Parameter(
+            "num_inference_steps",
+            int,
+            30,
+            "denoising steps",
+            minimum=1,
+            maximum=150,
+            aliases=("steps",),
+            flag="steps",
+        ),
+        Parameter(
+            "guidance_scale",
+            float,
+            7.5,
+            "how closely to follow the prompt",
+            minimum=1.0,
+            maximum=20.0,
+            aliases=("cfg_scale",),
+        ),
+        Parameter(
+            "seed",
+            int,
+            None,
+            "a reproducible result; -1 or none = random (the seed used is always returned)",
+            minimum=-1,
+            maximum=MAX_SEED,
+            nullable=True,
+        ),
+        Parameter(
+            "samples", int, 1, "images per request", minimum=1, maximum=4, aliases=("batch_size",)
+        ),
+        Parameter(
+            "mask_mode",
+            str,
+            "black_inpaints",
+            "which mask colour is regenerated",
+            choices=MASK_MODES,
+        ),
+        Parameter("invert_mask", bool, False, "swap kept and regenerated"),
+        Parameter("mask_blur", int, 4, "feather width in pixels", minimum=0, maximum=64),
+        Parameter("mask_grow", int, 0, "grow (or shrink, negative) the mask by pixels", -64, 64),
+        Parameter(
+            "inpaint_area",
+            str,
+            "auto",
+            "masked: only the mask's box (plus padding) at working size",
+            choices=INPAINT_AREAS,
+        ),
+        Parameter("padding", int, 32, "pixels around the mask's box (only-masked)", 0, 256),
+        Parameter(
+            "scheduler",
+            str,
+            None,
+            "a name from GET /api/schedulers (any case); none = the model's own",
+            nullable=True,
+        ),
+        Parameter(
+            "engine",
+            str,
+            None,
+            "none = the server's default",
+            choices=ENGINES,
+            nullable=True,
+        ),
+    )
+}
+
+
+def check(name: str, value: Any) -> None:
+    PARAMETERS[name].check(value)
