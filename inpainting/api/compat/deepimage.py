@@ -25,15 +25,7 @@ from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
 from ...uploads import IMAGE_FORMATS, check_dimensions, decode_image, encode_png
-from ..common import (
-    SubmitAndWaitView,
-    Submitted,
-    api_key_of,
-    base_url,
-    get_generation_or_404,
-    idempotency_key_of,
-    remote_upload,
-)
+from .. import common
 from ..serializers import field_for
 
 
@@ -101,10 +93,10 @@ def _fit_inside(upload, width: int, height: int) -> SimpleUploadedFile:
     tags=["compat: deep-image.ai"],
     responses={200: OpenApiResponse(description="complete or received")},
 )
-class ProcessResultView(SubmitAndWaitView):
+class ProcessResultView(common.SubmitAndWaitView):
     parser_classes = [JSONParser]
 
-    def submit(self, request: Request) -> Submitted:
+    def submit(self, request: Request) -> common.Submitted:
         serializer = ProcessSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -113,10 +105,10 @@ class ProcessResultView(SubmitAndWaitView):
         if data["uncrop"]:  # the target size is known before anything is fetched or decoded
             check_dimensions(data["width"], data["height"], field="width")
             outpaint = {"width": data["width"], "height": data["height"], "anchor": "center"}
-        image = remote_upload(data["url"], "url")
+        image = common.remote_upload(data["url"], "url")
         if data["uncrop"]:
             image = _fit_inside(image, data["width"], data["height"])
-        mask = remote_upload(generate["ip_image2"], "ip_image2") if data["inpaint"] else None
+        mask = common.remote_upload(generate["ip_image2"], "ip_image2") if data["inpaint"] else None
         params = GenerationParams(
             prompt=generate.get("description", ""),
             denoising_strength=1.0,
@@ -129,17 +121,17 @@ class ProcessResultView(SubmitAndWaitView):
             mask_file=mask,
             params=params,
             client=Generation.Client.DEEPIMAGE,
-            api_key=api_key_of(request),
-            idempotency_key=idempotency_key_of(request),
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
         )
-        return Submitted(submission.generation)
+        return common.Submitted(submission.generation)
 
     def answer(self, request: Request, generation: Generation, context) -> Response:
-        return Response(deepimage.job_answer(generation, base_url(request)))
+        return Response(deepimage.job_answer(generation, common.base_url(request)))
 
 
 class ResultView(APIView):
     @extend_schema(tags=["compat: deep-image.ai"], responses={200: OpenApiResponse()})
     def get(self, request: Request, job) -> Response:
-        generation = get_generation_or_404(request, job)
-        return Response(deepimage.job_answer(generation, base_url(request)))
+        generation = common.get_generation_or_404(request, job)
+        return Response(deepimage.job_answer(generation, common.base_url(request)))

@@ -29,15 +29,7 @@ from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations, masks
 from ...uploads import IMAGE_FORMATS, decode_image
-from ..common import (
-    SubmitAndWaitView,
-    Submitted,
-    api_key_of,
-    base_url,
-    get_generation_or_404,
-    idempotency_key_of,
-    remote_upload,
-)
+from .. import common
 from ..media import image_response
 from ..serializers import field_for
 
@@ -128,7 +120,7 @@ def _image_size(upload, field: str) -> tuple[int, int]:
     tags=["compat: FooocusAPI"],
     responses={200: OpenApiResponse(description="task record or PNG")},
 )
-class FooocusGenerateView(SubmitAndWaitView):
+class FooocusGenerateView(common.SubmitAndWaitView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer, PNGRenderer]
 
@@ -141,13 +133,13 @@ class FooocusGenerateView(SubmitAndWaitView):
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def submit(self, request: Request) -> Submitted:
+    def submit(self, request: Request) -> common.Submitted:
         serializer = FooocusGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image = remote_upload(data["inpaint_input_image"], "inpaint_input_image")
+        image = common.remote_upload(data["inpaint_input_image"], "inpaint_input_image")
         mask = (
-            remote_upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
+            common.remote_upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
             if data.get("inpaint_mask_image_upload")
             else None
         )
@@ -158,14 +150,14 @@ class FooocusGenerateView(SubmitAndWaitView):
             mask_file=mask,
             params=serializer.to_params(size),
             client=Generation.Client.FOOOCUS,
-            api_key=api_key_of(request),
-            idempotency_key=idempotency_key_of(request),
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
         )
-        return Submitted(submission.generation, wait=not data["async_process"])
+        return common.Submitted(submission.generation, wait=not data["async_process"])
 
     def answer(self, request: Request, generation: Generation, context):
-        record = fooocus.task_record(generation, base_url(request))
+        record = fooocus.task_record(generation, common.base_url(request))
         if "image/png" in request.headers.get("Accept", ""):
             if generation.status == Generation.Status.SUCCEEDED:
                 with generation.images.all()[0].file.open("rb") as handle:
@@ -177,8 +169,8 @@ class FooocusGenerateView(SubmitAndWaitView):
 class FooocusTaskView(APIView):
     @extend_schema(tags=["compat: FooocusAPI"], responses={200: OpenApiResponse()})
     def get(self, request: Request, task_id):
-        generation = get_generation_or_404(request, task_id)
-        return Response(fooocus.task_record(generation, base_url(request)))
+        generation = common.get_generation_or_404(request, task_id)
+        return Response(fooocus.task_record(generation, common.base_url(request)))
 
 
 class FooocusGenerateMaskSerializer(serializers.Serializer):
@@ -208,7 +200,7 @@ class FooocusGenerateMaskView(APIView):
         serializer = FooocusGenerateMaskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image = remote_upload(data["image"], "image")
+        image = common.remote_upload(data["image"], "image")
         box = data.get("box")
         if "point" in data:
             method, point = "flood", data["point"]

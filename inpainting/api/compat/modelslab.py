@@ -29,15 +29,7 @@ from ...answers import modelslab
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
-from ..common import (
-    SubmitAndWaitView,
-    Submitted,
-    api_key_of,
-    base_url,
-    get_generation_or_404,
-    idempotency_key_of,
-    remote_upload,
-)
+from .. import common
 from ..serializers import field_for
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).
@@ -148,7 +140,9 @@ def _answer(request: Request, generation: Generation, as_base64: bool) -> Respon
     status = {Generation.Status.FAILED: 422, Generation.Status.CANCELLED: 409}.get(
         generation.status, 200
     )
-    return Response(modelslab.answer_body(base_url(request), generation, as_base64), status=status)
+    return Response(
+        modelslab.answer_body(common.base_url(request), generation, as_base64), status=status
+    )
 
 
 @extend_schema(
@@ -156,26 +150,26 @@ def _answer(request: Request, generation: Generation, as_base64: bool) -> Respon
     tags=["compat: ModelsLab v6"],
     responses={200: OpenApiResponse(description="success / processing / error")},
 )
-class ModelsLabInpaintView(SubmitAndWaitView):
+class ModelsLabInpaintView(common.SubmitAndWaitView):
     parser_classes = [JSONParser]
     authentication_classes = [BodyKeyAuthentication]
 
-    def submit(self, request: Request) -> Submitted:
+    def submit(self, request: Request) -> common.Submitted:
         serializer = ModelsLabInpaintSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         submission = generations.generation_create(
             user=request.user,
-            image_file=remote_upload(data["init_image"], "init_image"),
-            mask_file=remote_upload(data["mask_image"], "mask_image"),
+            image_file=common.remote_upload(data["init_image"], "init_image"),
+            mask_file=common.remote_upload(data["mask_image"], "mask_image"),
             params=serializer.to_params(),
             client=Generation.Client.MODELSLAB,
-            api_key=api_key_of(request),
-            idempotency_key=idempotency_key_of(request),
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
             webhook_url=data.get("webhook") or None,
             extra_metadata={"modelslab": {key: data.get(key) for key in RECORDED}},
         )
-        return Submitted(submission.generation, context=data["base64"])
+        return common.Submitted(submission.generation, context=data["base64"])
 
     def answer(self, request: Request, generation: Generation, as_base64: bool) -> Response:
         return _answer(request, generation, as_base64)
@@ -191,7 +185,7 @@ class ModelsLabFetchView(APIView):
         responses={200: OpenApiResponse(description="success / processing / error")},
     )
     def post(self, request: Request, generation_id) -> Response:
-        generation = get_generation_or_404(request, generation_id)
+        generation = common.get_generation_or_404(request, generation_id)
         body = request.data if isinstance(request.data, dict) else {}
         as_base64 = FlexibleBoolean().to_internal_value(body.get("base64"))
         return _answer(request, generation, as_base64)

@@ -19,14 +19,7 @@ from ...conf import engine_config
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
-from ..common import (
-    SubmitAndWaitView,
-    Submitted,
-    api_key_of,
-    base_url,
-    idempotency_key_of,
-    unfinished_response,
-)
+from .. import common
 from ..media import image_response
 from ..serializers import field_for
 
@@ -63,10 +56,10 @@ class SdInpaintSerializer(serializers.Serializer):
     responses={(200, "image/png"): OpenApiResponse(description="the inpainted image")},
     tags=["compat: SD inpainting API"],
 )
-class SdInpaintView(SubmitAndWaitView):
+class SdInpaintView(common.SubmitAndWaitView):
     parser_classes = [MultiPartParser, FormParser]
 
-    def submit(self, request: Request) -> Submitted:
+    def submit(self, request: Request) -> common.Submitted:
         serializer = SdInpaintSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         submission = generations.generation_create(
@@ -75,14 +68,14 @@ class SdInpaintView(SubmitAndWaitView):
             mask_file=serializer.validated_data["mask"],
             params=serializer.to_params(),
             client=Generation.Client.SD_INPAINT,
-            api_key=api_key_of(request),
-            idempotency_key=idempotency_key_of(request),
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
         )
-        return Submitted(submission.generation)
+        return common.Submitted(submission.generation)
 
     def answer(self, request: Request, generation: Generation, context):
         if generation.status != Generation.Status.SUCCEEDED:
-            return unfinished_response(generation, base_url(request))
+            return common.unfinished_response(generation, common.base_url(request))
         image = generation.images.all()[0]
         with image.file.open("rb") as handle:
             data = handle.read()
