@@ -7,7 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import selectors
 from .answers import native
-from .progress import generation_group, status_event, user_group
+from .progress import Event, generation_group, status_event, user_group
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -81,10 +81,10 @@ class GenerationConsumer(GroupConsumer):
             user=self.scope["user"], generation_id=self.generation_id
         )
         if generation is None:  # deleted right after it finished
-            return {"type": "deleted", "id": str(self.generation_id)}
+            return {"type": Event.DELETED, "id": str(self.generation_id)}
         base = _base_url(self.scope)
         return {
-            "type": "completed",
+            "type": Event.COMPLETED,
             "id": str(generation.pk),
             "images": native.image_urls(generation, base),
             "metadata": native.metadata(generation),
@@ -92,7 +92,7 @@ class GenerationConsumer(GroupConsumer):
 
     async def generation_event(self, message: dict) -> None:
         event = message["event"]
-        if event.get("type") == "completed":
+        if event.get("type") == Event.COMPLETED:
             event = await database_sync_to_async(self._completed)()
         await self.send_json(event)
 

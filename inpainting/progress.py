@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import logging
 import os
 import threading
@@ -21,6 +22,22 @@ from .selectors import generation_queue_position
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "generation.event"  # handled by the consumers' ``generation_event``
+
+
+class Event(enum.StrEnum):
+    """The ``type`` of every message a websocket client (and a waiting request) receives.
+    The studio's and the history page's scripts handle these names; a test compares them."""
+
+    STATUS = "status"  # a snapshot: on connect and on every state change
+    PROGRESS = "progress"  # one per step
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+
+#: After one of these, nothing more comes for that generation.
+TERMINAL_EVENTS = frozenset({Event.COMPLETED, Event.FAILED, Event.CANCELLED, Event.DELETED})
 
 
 def generation_group(generation_id: uuid.UUID | str) -> str:
@@ -80,7 +97,7 @@ def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = Fa
 def status_event(generation: Generation) -> dict[str, Any]:
     """The status snapshot: sent on every state change and when a websocket connects."""
     return {
-        "type": "status",
+        "type": Event.STATUS,
         "id": str(generation.pk),
         "status": generation.status,
         "queue_position": generation_queue_position(generation=generation),
@@ -105,7 +122,7 @@ class GenerationProgress:
             step=event.step, total_steps=event.total
         )
         message = {
-            "type": "progress",
+            "type": Event.PROGRESS,
             "id": str(self.generation.pk),
             "step": event.step,
             "total": event.total,

@@ -11,10 +11,7 @@ from channels.layers import get_channel_layer
 
 from . import selectors
 from .models import Generation
-from .progress import EVENT_TYPE, generation_group
-
-TERMINAL_EVENTS = {"completed", "failed", "cancelled", "deleted"}
-
+from .progress import EVENT_TYPE, TERMINAL_EVENTS, generation_group
 
 RECHECK_SECONDS = 5.0  # how often a waiter asks the database, in case an event was lost
 WAIT_TICK = "dreamlayer.wait_tick"

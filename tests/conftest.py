@@ -220,7 +220,7 @@ def local_server():
     import http.server
     import threading
 
-    from tests.test_remote import Handler
+    from tests.live import Handler
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from inpainting.models import Generation
 from tests.images import box_mask, gradient, png_bytes
-from tests.test_remote import Handler
+from tests.live import Handler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 VERTICAL = png_bytes(gradient(60, 100))  # a vertical image, as in the document

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from inpainting.models import Generation
 from tests.images import gradient, png_bytes
-from tests.test_remote import Handler
+from tests.live import Handler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 IMAGE = png_bytes(gradient(96, 66))

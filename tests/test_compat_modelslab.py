@@ -95,7 +95,7 @@ def test_documented_body_with_urls_and_base64_output(api_key, local_server, sett
         seed=11,
         scheduler="DPMSolverMultistepScheduler",
     )
-    from tests.test_remote import Handler
+    from tests.live import Handler
 
     Handler.extra = {"/mask.png": MASK}
     response = APIClient().post(URL, body, format="json")

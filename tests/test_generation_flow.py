@@ -188,7 +188,12 @@ def test_cancel_a_queued_generation(api, paused_worker):
     again = api.post(f"/api/generations/{generation_id}/cancel/")
     assert again.status_code == 409 and "already cancelled" in again.json()["message"]
     paused_worker.resume()
-    time.sleep(1.0)
+    # The worker takes the job's message and leaves it alone: wait for that, not for a time.
+    consumed = f"generation {generation_id} is cancelled; not claimed here"
+    deadline = time.monotonic() + 30
+    while consumed not in paused_worker.log.read_text():
+        assert time.monotonic() < deadline, paused_worker.log_tail()
+        time.sleep(0.05)
     generation = Generation.objects.get(pk=generation_id)
     assert generation.status == "cancelled" and generation.attempts == 0
     assert not generation.images.exists()

@@ -1,45 +1,11 @@
 """The shared URL / base64 image fetcher and its SSRF rules, against a local HTTP server."""
 
 import base64
-import http.server
 
 import pytest
 
 from inpainting.remote import RemoteInputError, fetch_url, image_input_bytes
-from tests.helpers import image_png
-
-PNG = image_png()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    extra: dict[str, bytes] = {}  # more files to serve (other tests add theirs)
-
-    def do_GET(self):
-        if self.path in self.extra:
-            body = self.extra[self.path]
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        routes = {
-            "/image.png": (200, {"Content-Type": "image/png"}, PNG),
-            "/redirect-ok": (302, {"Location": "/image.png"}, b""),
-            "/redirect-private": (302, {"Location": "http://169.254.169.254/latest/"}, b""),
-            "/redirect-file": (302, {"Location": "file:///etc/passwd"}, b""),
-            "/big": (200, {}, b"\x00" * (10 * 1024 * 1024 + 10)),
-        }
-        status, headers, body = routes.get(self.path, (404, {}, b"no"))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+from tests.live import PNG
 
 
 @pytest.mark.parametrize(

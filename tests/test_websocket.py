@@ -148,3 +148,19 @@ async def test_refusals(api, api_key, other_user):
         await good.disconnect()
     scripted = await connect(path, key_headers(api_key))  # no Origin: not a browser
     await scripted.disconnect()
+
+
+def test_the_pages_scripts_handle_exactly_the_events_the_server_sends():
+    """The event names live in ``progress.Event``; the studio and history scripts compare
+    ``message.type`` with string literals, so a renamed or new event must show up here."""
+    import re
+    from pathlib import Path
+
+    from inpainting.progress import Event
+
+    scripts = Path(__file__).resolve().parent.parent / "static" / "js"
+    handled = set()
+    for script in ("studio.js", "history.js"):
+        source = (scripts / script).read_text()
+        handled |= set(re.findall(r'message\.type\s*[!=]==\s*"([a-z]+)"', source))
+    assert handled == {event.value for event in Event}

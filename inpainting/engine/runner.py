@@ -48,10 +48,19 @@ class Backend(Protocol):
     working_size: int | None
     #: Whether outpainting should pre-fill the new area before calling the backend.
     prefill: bool
+    #: Whether ``inpaint_batch`` runs several calls of one ``batch_key`` as one model batch.
+    supports_batch: bool
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
     ) -> BackendOutput: ...
+
+    def inpaint_batch(
+        self,
+        calls: list[BackendCall],
+        progresses: list[ProgressCallback],
+        cancel_checks: list[CancelCheck],
+    ) -> list[BackendOutput]: ...
 
 
 def _no_progress(event: ProgressEvent) -> None:
@@ -317,7 +326,7 @@ def run_inpaint_batch(
         except Exception as exc:  # noqa: BLE001 - that job's outcome, the others go on
             outcomes[index] = exc
     batch: list[int] = []
-    if hasattr(backend, "inpaint_batch") and prepared:
+    if backend.supports_batch and prepared:
         key = batch_key(next(iter(prepared.values())).call)
         batch = [i for i, p in prepared.items() if batch_key(p.call) == key]
     if len(batch) > 1:

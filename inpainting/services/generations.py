@@ -19,7 +19,7 @@ from ..conf import engine_config
 from ..errors import ClientError
 from ..models import Generation, Mask, SourceImage
 from ..params import GenerationParams
-from ..progress import publish, status_event
+from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
 from . import webhooks
 from .files import mask_create, open_stored, source_image_create, stored_mask
@@ -243,7 +243,7 @@ def generation_cancel(*, generation: Generation) -> None:
         )
     generation.refresh_from_db()
     webhooks.schedule(generation)
-    publish(generation, {"type": "cancelled", "id": str(generation.pk)})
+    publish(generation, {"type": Event.CANCELLED, "id": str(generation.pk)})
     publish(generation, status_event(generation), to_user=True)
 
 
@@ -263,5 +263,5 @@ def generation_delete(*, generation: Generation) -> None:
             Mask.objects.filter(pk=mask_id).delete()
         # Clients waiting on the job (API requests, sockets) stop waiting at once.
         transaction.on_commit(
-            lambda: publish(gone, {"type": "deleted", "id": str(gone.pk)}, to_user=True)
+            lambda: publish(gone, {"type": Event.DELETED, "id": str(gone.pk)}, to_user=True)
         )

@@ -20,7 +20,7 @@ from django.utils import timezone
 from .. import engine, selectors
 from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
-from ..progress import GenerationProgress, publish, status_event
+from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
 from .files import open_stored, stored_mask
 from .models import backend_for
@@ -258,7 +258,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
             row.file.delete(save=False)
         return False
     # Waiting clients wake on this event: it goes out first.
-    publish(generation, {"type": "completed", "id": str(generation.pk)})
+    publish(generation, {"type": Event.COMPLETED, "id": str(generation.pk)})
     generation.refresh_from_db()
     webhooks.schedule(generation)
     publish(generation, status_event(generation), to_user=True)
@@ -279,6 +279,6 @@ def generation_fail(*, generation: Generation, message: str) -> bool:
     if done:
         generation.refresh_from_db()
         webhooks.schedule(generation)
-        publish(generation, {"type": "failed", "id": str(generation.pk), "message": message})
+        publish(generation, {"type": Event.FAILED, "id": str(generation.pk), "message": message})
         publish(generation, status_event(generation), to_user=True)
     return bool(done)

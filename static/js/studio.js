@@ -367,6 +367,8 @@ function handleMessage(id, message) {
     fail(message.message);
   } else if (message.type === "cancelled") {
     cancelled();
+  } else if (message.type === "deleted") {
+    fail("The generation was deleted.");
   }
 }
 

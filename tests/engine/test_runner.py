@@ -26,6 +26,7 @@ class SolidBackend:
 
     name = "solid"
     prefill = False
+    supports_batch = False
 
     def __init__(self, working_size=None, colour=(255, 0, 255)):
         self.working_size = working_size

@@ -29,6 +29,7 @@ class ClassicalBackend:
     name = "classical"
     working_size = None  # works at the input's own resolution
     prefill = False  # it fills the new area of an outpaint itself
+    supports_batch = False  # a fill is per image; jobs run one by one
 
     def __init__(self, method: str = "hybrid", patch_size: int = 5) -> None:
         if method not in METHODS:
@@ -54,3 +55,10 @@ class ClassicalBackend:
             model=MODEL_NAMES[self.method],
             metadata={"prompt_ignored": True, "note": PROMPT_NOTE},
         )
+
+    def inpaint_batch(self, calls, progresses, cancel_checks) -> list[BackendOutput]:
+        """One by one (``supports_batch`` is False, so the runner never asks)."""
+        return [
+            self.inpaint(call, progress, cancelled)
+            for call, progress, cancelled in zip(calls, progresses, cancel_checks, strict=True)
+        ]

@@ -123,6 +123,7 @@ def load_pipeline(model: str, device: str, compile_unet: bool = False, size: int
 class DiffusersBackend:
     name = "diffusers"
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
+    supports_batch = True
 
     def __init__(
         self,
