@@ -1,0 +1,251 @@
+// The studio's input side: the image, the mask (drawn or uploaded), its overlay (the
+// effective mask, computed by the server), and the settings that change what the form shows.
+
+import { MaskEditor } from "../mask-editor.js";
+import { postForm } from "../http.js";
+import { $, clearErrors, showErrors } from "./dom.js";
+
+const root = $("studio");
+const MAX_BYTES = Number(root.dataset.maxBytes);
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+export const input = {
+  imageBlob: null,     // the input as sent to the server
+  imageUrl: null,      // object URL of the input, for the before / after view
+  maskMode: "draw",    // "draw" or "upload"
+  uploadedMask: null,  // File
+  uploadInvert: false,
+};
+
+export const editor = new MaskEditor({
+  viewport: $("viewport"),
+  stage: $("stage"),
+  imageCanvas: $("image-canvas"),
+  overlayCanvas: $("overlay-canvas"),
+  onChange: () => scheduleOverlay(),
+  onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
+});
+
+// ----- the image -------------------------------------------------------------------------
+export async function loadImage(blob) {
+  clearErrors("image");
+  if (!["image/png", "image/jpeg", "image/webp"].includes(blob.type)) {
+    showErrors({ image: ["The image must be a JPEG, PNG or WebP file."] });
+    return;
+  }
+  if (blob.size > MAX_BYTES) {
+    showErrors({ image: [`The image is larger than ${MAX_BYTES / 1048576} MB.`] });
+    return;
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  } catch {
+    showErrors({ image: ["This file could not be read as an image."] });
+    return;
+  }
+  input.imageBlob = blob;
+  if (input.imageUrl) URL.revokeObjectURL(input.imageUrl);
+  input.imageUrl = URL.createObjectURL(blob);
+  $("dropzone").hidden = true;
+  $("editor").hidden = false;
+  editor.load(bitmap);
+  if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
+  scheduleOverlay();
+}
+
+$("image-input").addEventListener("change", (e) => e.target.files[0] && loadImage(e.target.files[0]));
+const dropzone = $("dropzone");
+dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("over"); });
+dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
+dropzone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dropzone.classList.remove("over");
+  if (e.dataTransfer.files[0]) loadImage(e.dataTransfer.files[0]);
+});
+window.addEventListener("paste", (e) => {
+  const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+  if (item) loadImage(item.getAsFile());
+});
+$("change-image").addEventListener("click", () => { $("editor").hidden = true; $("dropzone").hidden = false; });
+
+// ----- mask: drawing ---------------------------------------------------------------------
+function setMaskMode(mode) {
+  input.maskMode = mode;
+  $("mode-draw").setAttribute("aria-pressed", String(mode === "draw"));
+  $("mode-upload").setAttribute("aria-pressed", String(mode === "upload"));
+  $("draw-tools").hidden = mode !== "draw";
+  $("upload-tools").hidden = mode !== "upload";
+  editor.enabled = mode === "draw";
+  scheduleOverlay();
+}
+$("mode-draw").addEventListener("click", () => setMaskMode("draw"));
+$("mode-upload").addEventListener("click", () => setMaskMode("upload"));
+
+function setBrush(size) {
+  const value = Math.max(1, Math.min(100, Math.round(size)));
+  editor.brushSize = value;
+  $("brush-size").value = value;
+  $("brush-size-value").value = value;
+}
+$("brush-size").addEventListener("input", (e) => setBrush(Number(e.target.value)));
+function setTool(tool) {
+  editor.tool = tool;
+  for (const name of ["brush", "eraser", "select"]) {
+    $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
+  }
+}
+$("tool-select").addEventListener("click", () => setTool("select"));
+
+// Click-to-select: the server selects the connected region of similar colour (flood fill).
+editor.onSelect = async ({ x, y }) => {
+  clearErrors("mask");
+  const form = new FormData();
+  form.append("image", input.imageBlob, "image");
+  form.append("method", "flood");
+  form.append("point", JSON.stringify([Math.round(x), Math.round(y)]));
+  form.append("tolerance", "32");
+  form.append("mask_mode", "white_inpaints");
+  const response = await postForm("/api/masks/generate", form);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    showErrors(body.errors, body.message);
+    return;
+  }
+  editor.addSelection(await createImageBitmap(await response.blob()));
+};
+$("tool-brush").addEventListener("click", () => setTool("brush"));
+$("tool-eraser").addEventListener("click", () => setTool("eraser"));
+$("undo").addEventListener("click", () => editor.undo());
+$("redo").addEventListener("click", () => editor.redo());
+$("clear").addEventListener("click", () => editor.clear());
+$("invert").addEventListener("click", () => editor.invert());
+$("zoom-in").addEventListener("click", () => editor.zoomBy(1.25));
+$("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
+$("zoom-fit").addEventListener("click", () => editor.fit());
+
+window.addEventListener("keydown", (e) => {
+  if (["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName) || $("editor").hidden) return;
+  const key = e.key.toLowerCase();
+  if ((e.ctrlKey || e.metaKey) && key === "z") {
+    e.preventDefault();
+    if (e.shiftKey) editor.redo(); else editor.undo();
+  } else if ((e.ctrlKey || e.metaKey) && key === "y") {
+    e.preventDefault();
+    editor.redo();
+  } else if (e.key === "[") {
+    setBrush(editor.brushSize - (editor.brushSize > 10 ? 5 : 1));
+  } else if (e.key === "]") {
+    setBrush(editor.brushSize + (editor.brushSize >= 10 ? 5 : 1));
+  } else if (key === "b") {
+    setTool("brush");
+  } else if (key === "e") {
+    setTool("eraser");
+  } else if (key === "s") {
+    setTool("select");
+  }
+});
+
+// ----- mask: upload ----------------------------------------------------------------------
+async function isPng(file) {
+  const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
+  return PNG_MAGIC.every((byte, i) => head[i] === byte);
+}
+
+async function useUploadedMask(file) {
+  clearErrors("mask");
+  if (file.size > MAX_BYTES) {
+    showErrors({ mask: [`The mask is larger than ${MAX_BYTES / 1048576} MB.`] });
+    return false;
+  }
+  if (!(await isPng(file))) {
+    showErrors({ mask: ["The mask must be a PNG file."] });
+    return false;
+  }
+  input.uploadedMask = file;
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, 128 / Math.max(bitmap.width, bitmap.height));
+  const thumb = document.createElement("canvas");
+  thumb.width = Math.round(bitmap.width * scale);
+  thumb.height = Math.round(bitmap.height * scale);
+  thumb.getContext("2d").drawImage(bitmap, 0, 0, thumb.width, thumb.height);
+  $("mask-thumb").src = thumb.toDataURL("image/png");
+  $("mask-thumb").hidden = false;
+  scheduleOverlay();
+  return true;
+}
+
+$("mask-input").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (file && !(await useUploadedMask(file))) {
+    e.target.value = "";
+    input.uploadedMask = null;
+    $("mask-thumb").hidden = true;
+    scheduleOverlay();
+  }
+});
+$("mask-invert").addEventListener("click", () => {
+  input.uploadInvert = !input.uploadInvert;
+  $("mask-invert").setAttribute("aria-pressed", String(input.uploadInvert));
+  scheduleOverlay();
+});
+
+// ----- the overlay: the server computes the effective mask (one rule, in the engine) ------
+export async function currentMask() {
+  if (input.maskMode === "draw") {
+    if (!editor.hasPaint()) return null;
+    return { blob: await editor.toBlob(), mode: "white_inpaints", invert: false };
+  }
+  if (!input.uploadedMask) return null;
+  return { blob: input.uploadedMask, mode: "black_inpaints", invert: input.uploadInvert };
+}
+
+let overlayTimer = null;
+let overlayRequest = 0;
+function scheduleOverlay() {
+  clearTimeout(overlayTimer);
+  overlayTimer = setTimeout(refreshOverlay, 120);
+}
+
+async function refreshOverlay() {
+  if (!editor.width) return;
+  const request = ++overlayRequest;
+  const mask = await currentMask();
+  if (!mask) { editor.showEffective(null); return; }
+  const form = new FormData();
+  form.append("mask", mask.blob, "mask.png");
+  form.append("width", editor.width);
+  form.append("height", editor.height);
+  form.append("mask_mode", mask.mode);
+  form.append("invert_mask", mask.invert);
+  form.append("mask_blur", $("mask_blur").value || 0);
+  form.append("mask_grow", $("mask_grow").value || 0);
+  const response = await postForm("/api/masks/effective", form);
+  if (request !== overlayRequest) return; // a newer change is on its way
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    showErrors(body.errors, body.message);
+    editor.showEffective(null);
+    return;
+  }
+  clearErrors("mask");
+  const bitmap = await createImageBitmap(await response.blob());
+  if (request === overlayRequest) {
+    editor.showEffective(bitmap);
+    $("overlay-canvas").dataset.ready = String(request);
+  }
+}
+for (const id of ["mask_blur", "mask_grow"]) $(id).addEventListener("change", scheduleOverlay);
+
+// ----- settings ---------------------------------------------------------------------------
+function engineChanged() {
+  const classical = $("engine").value === "classical";
+  $("classical-note").hidden = !classical;
+  for (const id of ["denoising_strength", "num_inference_steps", "guidance_scale"]) {
+    $(id).closest(".field").classList.toggle("muted", classical);
+  }
+}
+$("engine").addEventListener("change", engineChanged);
+engineChanged();
+$("denoising_strength").addEventListener("input", (e) => { $("denoising_value").value = e.target.value; });
+$("seed-random").addEventListener("change", (e) => { $("seed").disabled = e.target.checked; });

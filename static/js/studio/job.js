@@ -1,0 +1,142 @@
+// The studio's job: submit the form, watch progress on the websocket, cancel.
+
+import { postForm, postJson, wsUrl } from "../http.js";
+import { currentMask, input } from "./canvas.js";
+import { $, clearErrors, showErrors } from "./dom.js";
+import { showResult } from "./results.js";
+
+const job = { generationId: null, socket: null, finished: false };
+
+// ----- generate, progress, cancel --------------------------------------------------------
+$("generate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors();
+  if (!input.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
+  const mask = await currentMask();
+  const outpaint = outpaintSides();
+  if (!mask && !outpaint) {
+    showErrors({ mask: [input.maskMode === "draw" ? "Paint the area to regenerate first (or outpaint)." : "Choose a mask PNG first (or outpaint)."] });
+    return;
+  }
+  const form = new FormData();
+  form.append("image", input.imageBlob, "image");
+  if (mask) {
+    form.append("mask", mask.blob, "mask.png");
+    form.append("mask_mode", mask.mode);
+    form.append("invert_mask", mask.invert);
+  }
+  if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
+  for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
+    "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler"]) {
+    form.append(name, $(name).value);
+  }
+  form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
+  form.append("wait", "false");
+  $("generate").disabled = true;
+  try {
+    const response = await postForm("/api/img2img", form);
+    const body = await response.json();
+    if (!response.ok) { showErrors(body.errors, body.message); return; }
+    startWatching(body.id);
+  } catch (error) {
+    showErrors({}, `The request failed: ${error}`);
+  } finally {
+    $("generate").disabled = false;
+  }
+});
+
+function outpaintSides() {
+  const sides = {};
+  for (const side of ["left", "right", "top", "bottom"]) {
+    const value = Number($(`outpaint_${side}`).value || 0);
+    if (value) sides[side] = value;
+  }
+  return Object.keys(sides).length ? sides : null;
+}
+
+function setProgress(percent, text) {
+  $("progress").value = percent;
+  $("progress").dataset.percent = String(percent);
+  $("progress-text").textContent = text;
+}
+
+function startWatching(id) {
+  job.generationId = id;
+  job.finished = false;
+  $("result-panel").hidden = true;
+  $("progress-panel").hidden = false;
+  $("cancel").disabled = false;
+  $("preview").hidden = true;
+  setProgress(0, "Queued");
+  connect(id);
+}
+
+function connect(id) {
+  if (job.socket) job.socket.close();
+  const socket = new WebSocket(wsUrl(`/ws/generations/${id}/`));
+  job.socket = socket;
+  socket.onmessage = (event) => handleMessage(id, JSON.parse(event.data));
+  socket.onclose = () => {
+    // Dropped before the end: reconnect; the snapshot on connect catches up.
+    if (job.generationId === id && !job.finished) setTimeout(() => connect(id), 1000);
+  };
+}
+
+function handleMessage(id, message) {
+  if (id !== job.generationId) return;
+  if (message.type === "progress") {
+    const eta = message.eta_seconds != null ? ` · about ${Math.ceil(message.eta_seconds)} s left` : "";
+    setProgress(message.percent, `Step ${message.step} / ${message.total} · ${message.percent}%${eta}`);
+    if (message.preview) { $("preview").src = message.preview; $("preview").hidden = false; }
+  } else if (message.type === "status") {
+    if (message.status === "queued") {
+      setProgress(0, message.queue_position ? `Queued (position ${message.queue_position})` : "Queued");
+    } else if (message.status === "running") {
+      setProgress(message.percent || 0, message.total ? `Step ${message.step} / ${message.total}` : "Running");
+    } else if (message.status === "succeeded" && message.images) {
+      finished(id, message);
+    } else if (message.status === "failed") {
+      fail(message.error || "The generation failed.");
+    } else if (message.status === "cancelled") {
+      cancelled();
+    }
+  } else if (message.type === "completed") {
+    finished(id, message);
+  } else if (message.type === "failed") {
+    fail(message.message);
+  } else if (message.type === "cancelled") {
+    cancelled();
+  } else if (message.type === "deleted") {
+    fail("The generation was deleted.");
+  }
+}
+
+function stopWatching() {
+  job.finished = true;
+  if (job.socket) job.socket.close();
+  $("cancel").disabled = true;
+}
+
+function fail(text) {
+  stopWatching();
+  setProgress(0, `Failed: ${text}`);
+}
+
+function cancelled() {
+  stopWatching();
+  setProgress(0, "Cancelled");
+}
+
+$("cancel").addEventListener("click", async () => {
+  if (!job.generationId) return;
+  const response = await postJson(`/api/generations/${job.generationId}/cancel/`);
+  if (response.ok) cancelled();
+  else setProgress(0, (await response.json()).message);
+});
+
+function finished(id, message) {
+  stopWatching();
+  setProgress(100, "Done");
+  $("progress-panel").hidden = true;
+  showResult(id, message);
+}
