@@ -52,14 +52,16 @@ def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False)
     if exact:
         raise InvalidInput(
             f"Image and mask size mismatch: the image is {width}x{height}, "
-            f"the mask {mask_w}x{mask_h}."
+            f"the mask {mask_w}x{mask_h}.",
+            field="mask",
         )
     image_ratio = width / height
     mask_ratio = mask_w / mask_h
     if abs(mask_ratio - image_ratio) / image_ratio > ASPECT_TOLERANCE:
         raise InvalidInput(
             f"The mask is {mask_w}x{mask_h} but the image is {width}x{height}: their aspect "
-            "ratios differ by more than 1 %, so the mask cannot be scaled to the image."
+            "ratios differ by more than 1 %, so the mask cannot be scaled to the image.",
+            field="mask",
         )
     return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
 

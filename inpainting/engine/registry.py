@@ -53,11 +53,14 @@ class EngineConfig:
         """The engine a job will run on; a client mistake raises ``InvalidInput``."""
         name = requested or self.default()
         if name not in ENGINE_NAMES:
-            raise InvalidInput(f"Unknown engine {name!r}; choose one of {list(ENGINE_NAMES)}.")
+            raise InvalidInput(
+                f"Unknown engine {name!r}; choose one of {list(ENGINE_NAMES)}.", field="engine"
+            )
         if name not in self.available():
             raise InvalidInput(
                 f"The {name!r} engine is not loaded on this server "
-                f"(available: {', '.join(self.available())})."
+                f"(available: {', '.join(self.available())}).",
+                field="engine",
             )
         return name
 

@@ -76,7 +76,7 @@ def resolve_seeds(seed: int | None, samples: int) -> list[int]:
     if seed is None or seed < 0:
         seed = secrets.randbelow(MAX_SEED + 1)
     if seed > MAX_SEED:
-        raise InvalidInput(f"seed must be between 0 and {MAX_SEED}.")
+        raise InvalidInput(f"seed must be between 0 and {MAX_SEED}.", field="seed")
     return [(seed + i) % (MAX_SEED + 1) for i in range(samples)]
 
 
@@ -96,13 +96,14 @@ def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> 
     )
     if request.outpaint is None:
         if user_mask is None:
-            raise InvalidInput("A mask is required unless outpaint is given.")
+            raise InvalidInput("A mask is required unless outpaint is given.", field="mask")
         canvas = Canvas(original, user_mask)
     else:
         canvas = _outpaint_canvas(original, user_mask, request, fill_method)
     if not canvas.mask.any():
         raise InvalidInput(
-            "The mask selects no pixels to inpaint (check the mask polarity of this endpoint)."
+            "The mask selects no pixels to inpaint (check the mask polarity of this endpoint).",
+            field="mask",
         )
     return canvas
 
@@ -118,12 +119,13 @@ def _outpaint_canvas(
     width, height = original.size
     left, top, right, bottom = request.outpaint.sides(width, height)
     if min(left, top, right, bottom) < 0:
-        raise InvalidInput("outpaint sides must not be negative.")
+        raise InvalidInput("outpaint sides must not be negative.", field="outpaint")
     new_w, new_h = width + left + right, height + top + bottom
     if new_w * new_h > MAX_CANVAS_PIXELS:
         raise InvalidInput(
             f"The outpainted canvas would be {new_w}x{new_h}; the limit is "
-            f"{MAX_CANVAS_PIXELS} pixels."
+            f"{MAX_CANVAS_PIXELS} pixels.",
+            field="outpaint",
         )
     new_area = np.full((new_h, new_w), 255, np.uint8)
     new_area[top : top + height, left : left + width] = 0

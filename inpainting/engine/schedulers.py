@@ -40,7 +40,9 @@ def canonical_name(name: str) -> str:
     for known in scheduler_names():
         if known.lower() == wanted:
             return known
-    raise InvalidInput(f"Unknown scheduler {name!r}; choose one of {scheduler_names()}.")
+    raise InvalidInput(
+        f"Unknown scheduler {name!r}; choose one of {scheduler_names()}.", field="scheduler"
+    )
 
 
 def make_scheduler(name: str, base_config: Any) -> Any:

@@ -79,11 +79,15 @@ class Outpaint:
         if target_w < width or target_h < height:
             raise InvalidInput(
                 f"The outpaint target {target_w}x{target_h} is smaller than the image "
-                f"({width}x{height})."
+                f"({width}x{height}).",
+                field="outpaint",
             )
         extra_w, extra_h = target_w - width, target_h - height
         if self.anchor not in ANCHORS:
-            raise InvalidInput(f"Unknown outpaint anchor {self.anchor!r}; choose one of {ANCHORS}.")
+            raise InvalidInput(
+                f"Unknown outpaint anchor {self.anchor!r}; choose one of {ANCHORS}.",
+                field="outpaint",
+            )
         left = 0 if "left" in self.anchor else extra_w if "right" in self.anchor else extra_w // 2
         top = 0 if "top" in self.anchor else extra_h if "bottom" in self.anchor else extra_h // 2
         return left, top, extra_w - left, extra_h - top

@@ -40,11 +40,7 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
         effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
         engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:
-        message = str(exc)
-        field = exc.field or next(
-            (f for f in ("engine", "outpaint", "inpaint_area", "padding") if f in message), "mask"
-        )
-        raise ClientError(message, field=field) from None
+        raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name == "diffusers" and not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     return engine_name
