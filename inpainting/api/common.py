@@ -11,7 +11,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
-from rest_framework import status
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -59,12 +60,28 @@ class Submitted:
 
 
 class SubmitAndWaitView(AsyncAPIView):
-    """``POST``: submit (a thread), wait for the job's end unless the client asked not to (on
-    the channel layer, no thread held), answer (a thread). Subclasses write ``submit`` and
-    ``answer``; a job deleted while the client waited is a 404."""
+    """``POST``: parse and validate the body with ``input_serializer``, submit (a thread), wait
+    for the job's end unless the client asked not to (on the channel layer, no thread held),
+    answer (a thread). Subclasses name their serializer and write ``submit`` and ``answer``;
+    a job deleted while the client waited is a 404."""
 
-    def submit(self, request: Request) -> Submitted:
+    input_serializer: type[serializers.Serializer]
+    parser_classes = [JSONParser]  # the compatible APIs take JSON; the multipart ones say so
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return self.input_serializer  # the OpenAPI request body, too
+
+    def input_data(self, request: Request) -> Any:
+        return request.data
+
+    def submit(self, request: Request, serializer) -> Submitted:
+        """Create the job from the valid ``serializer`` (an ``input_serializer``)."""
         raise NotImplementedError
+
+    def _submit(self, request: Request) -> Submitted:
+        serializer = self.input_serializer(data=self.input_data(request))
+        serializer.is_valid(raise_exception=True)
+        return self.submit(request, serializer)
 
     def answer(self, request: Request, generation: Generation, context: Any):
         raise NotImplementedError
@@ -78,7 +95,7 @@ class SubmitAndWaitView(AsyncAPIView):
         return self.answer(request, generation, submitted.context)
 
     async def post(self, request: Request, *args, **kwargs):
-        submitted = await sync_to_async(self.submit)(request)
+        submitted = await sync_to_async(self._submit)(request)
         if submitted.wait and submitted.generation.status not in Generation.TERMINAL:
             await wait_until_finished(submitted.generation.pk, settings.IMG2IMG_WAIT_SECONDS)
         return await sync_to_async(self._answer)(request, submitted)

@@ -58,27 +58,31 @@ class Img2ImgView(SubmitAndWaitView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    def submit(self, request: Request) -> Submitted:
+    input_serializer = Img2ImgSerializer
+
+    def input_data(self, request: Request) -> dict:
+        """Form fields, the optional JSON ``params`` field on top, and the two files."""
         data = merge_form_and_params(request.data)
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
         )
-        serializer = Img2ImgSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
+        return data
+
+    def submit(self, request: Request, serializer: Img2ImgSerializer) -> Submitted:
+        data = serializer.validated_data
         api_key = api_key_of(request)
         submission = generations.generation_create(
             user=request.user,
-            image_file=serializer.validated_data["image"],
-            mask_file=serializer.validated_data.get("mask"),
+            image_file=data["image"],
+            mask_file=data.get("mask"),
             params=serializer.to_params(),
             # A browser session is the studio; a key is a script or another service.
             client=Generation.Client.API if api_key else Generation.Client.WEB,
             api_key=api_key,
             idempotency_key=idempotency_key_of(request),
-            webhook_url=serializer.validated_data.get("webhook_url") or None,
+            webhook_url=data.get("webhook_url") or None,
         )
-        wait = serializer.validated_data["wait"]
-        return Submitted(submission.generation, wait=wait, context=wait)
+        return Submitted(submission.generation, wait=data["wait"], context=data["wait"])
 
     def answer(self, request: Request, generation: Generation, wait: bool) -> Response:
         base = base_url(request)

@@ -14,7 +14,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from PIL import Image
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -89,16 +88,13 @@ def _fit_inside(upload, width: int, height: int) -> SimpleUploadedFile:
 
 
 @extend_schema(
-    request=ProcessSerializer,
     tags=["compat: deep-image.ai"],
     responses={200: OpenApiResponse(description="complete or received")},
 )
 class ProcessResultView(common.SubmitAndWaitView):
-    parser_classes = [JSONParser]
+    input_serializer = ProcessSerializer
 
-    def submit(self, request: Request) -> common.Submitted:
-        serializer = ProcessSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    def submit(self, request: Request, serializer: ProcessSerializer) -> common.Submitted:
         data = serializer.validated_data
         generate = data.get("background", {}).get("generate", {})
         outpaint = None

@@ -116,12 +116,10 @@ def _image_size(upload, field: str) -> tuple[int, int]:
 
 
 @extend_schema(
-    request=FooocusGenerateSerializer,
     tags=["compat: FooocusAPI"],
     responses={200: OpenApiResponse(description="task record or PNG")},
 )
 class FooocusGenerateView(common.SubmitAndWaitView):
-    parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer, PNGRenderer]
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -133,9 +131,9 @@ class FooocusGenerateView(common.SubmitAndWaitView):
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def submit(self, request: Request) -> common.Submitted:
-        serializer = FooocusGenerateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    input_serializer = FooocusGenerateSerializer
+
+    def submit(self, request: Request, serializer: FooocusGenerateSerializer) -> common.Submitted:
         data = serializer.validated_data
         image = common.remote_upload(data["inpaint_input_image"], "inpaint_input_image")
         mask = (

@@ -146,17 +146,15 @@ def _answer(request: Request, generation: Generation, as_base64: bool) -> Respon
 
 
 @extend_schema(
-    request=ModelsLabInpaintSerializer,
     tags=["compat: ModelsLab v6"],
     responses={200: OpenApiResponse(description="success / processing / error")},
 )
 class ModelsLabInpaintView(common.SubmitAndWaitView):
-    parser_classes = [JSONParser]
     authentication_classes = [BodyKeyAuthentication]
 
-    def submit(self, request: Request) -> common.Submitted:
-        serializer = ModelsLabInpaintSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    input_serializer = ModelsLabInpaintSerializer
+
+    def submit(self, request: Request, serializer: ModelsLabInpaintSerializer) -> common.Submitted:
         data = serializer.validated_data
         submission = generations.generation_create(
             user=request.user,

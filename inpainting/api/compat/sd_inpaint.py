@@ -59,9 +59,9 @@ class SdInpaintSerializer(serializers.Serializer):
 class SdInpaintView(common.SubmitAndWaitView):
     parser_classes = [MultiPartParser, FormParser]
 
-    def submit(self, request: Request) -> common.Submitted:
-        serializer = SdInpaintSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    input_serializer = SdInpaintSerializer
+
+    def submit(self, request: Request, serializer: SdInpaintSerializer) -> common.Submitted:
         submission = generations.generation_create(
             user=request.user,
             image_file=serializer.validated_data["image"],
