@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
+from . import schema  # noqa: F401 - registers the OpenAPI description of this scheme
 from .models import ApiKey, User
 from .throttles import KEY_FAILURES, request_address, wait_words
 

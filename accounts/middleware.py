@@ -1,7 +1,8 @@
 """Failed log-ins counted per client address, across user names (``THROTTLE_LOGIN_FAILURES``).
 
 Every log-in form (the site's and the admin's) goes through ``django.contrib.auth``'s
-``authenticate``, which sends ``user_login_failed``: that is where a failure is counted. A
+``authenticate``, which sends ``user_login_failed``: that is where a failure is counted (the
+receiver is registered when Django loads this middleware, i.e. in every web process). A
 log-in POST from an address over the limit is answered 429 before any password is checked.
 """
 
