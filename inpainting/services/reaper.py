@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ..models import Generation
 from .queue import enqueue
-from .runs import generation_fail
+from .runs import generation_fail, orphaned
 
 #: A key in the broker's Redis (the cache lives on the same server): when the reaper finds it
 #: missing, Redis lost its data (a restart without persistence) and every queued job's
@@ -46,12 +46,7 @@ def generation_reap() -> dict[str, int]:
     for generation in queued:
         counts["resent"] += 1
         enqueue(generation)
-    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
-    orphaned = Generation.objects.filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale),
-        status=Generation.Status.RUNNING,
-    )
-    for generation in orphaned:
+    for generation in Generation.objects.filter(orphaned()):
         if generation.attempts >= settings.MAX_GENERATION_ATTEMPTS:
             message = (
                 f"The worker stopped during this job {generation.attempts} times; "

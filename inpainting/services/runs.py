@@ -31,11 +31,17 @@ logger = logging.getLogger(__name__)
 def _takeable() -> Q:
     """Jobs a worker may claim: queued ones, and running ones whose worker is provably gone
     (no heartbeat for HEARTBEAT_TIMEOUT_SECONDS) while attempts remain."""
-    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
-    orphaned = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
     return Q(status=Generation.Status.QUEUED) | (
-        Q(status=Generation.Status.RUNNING, attempts__lt=settings.MAX_GENERATION_ATTEMPTS)
-        & orphaned
+        orphaned() & Q(attempts__lt=settings.MAX_GENERATION_ATTEMPTS)
+    )
+
+
+def orphaned() -> Q:
+    """Running jobs whose worker is provably gone: no heartbeat for HEARTBEAT_TIMEOUT_SECONDS
+    (a job claimed before heartbeats existed: started that long ago)."""
+    stale = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    return Q(status=Generation.Status.RUNNING) & (
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
     )
 
 
