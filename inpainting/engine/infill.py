@@ -19,7 +19,7 @@ METHODS = ("hybrid", "patchmatch", "telea", "ns")
 #: Gaussian sigma (px) splitting structure (below) from texture (above).
 DETAIL_SIGMA = 3.0
 #: PatchMatch's detail fades in from the hole's edge over this many pixels.
-SEAM_PIXELS = 2.0
+SEAM_PIXELS = 3.0
 #: The structure is low-frequency: it is solved at a scale where the hole has at most this
 #: many pixels, then scaled back up.
 STRUCTURE_MAX_HOLE_PIXELS = 40_000
@@ -35,10 +35,15 @@ def fill(
     method: str = "hybrid",
     patch_size: int = 5,
     seed: int | None = None,
+    core: np.ndarray | None = None,
 ) -> np.ndarray:
     """``image`` H x W x 3 uint8 with the ``hole`` (H x W, non-zero = fill) filled in.
 
     ``seed`` makes PatchMatch's random search reproducible (``hybrid`` and ``patchmatch``).
+    ``core`` (boolean, within the hole) is what the user's mask selects fully; the rest of the
+    hole is the feather band outside it, which the result is blended over. ``hybrid`` fades
+    PatchMatch's texture in from the core's edge, so the band and the mask's edge get the
+    smooth structure and meet the kept pixels without a seam. None: the whole hole.
     """
     if method not in METHODS:
         raise EngineError(f"Unknown fill method {method!r}; choose one of {METHODS}.")
@@ -53,7 +58,7 @@ def fill(
     texture = patchmatch(image, hole, patch_size, seed)
     if method == "patchmatch" or np.count_nonzero(hole) > HYBRID_MAX_HOLE_PIXELS:
         return texture
-    return hybrid(image, hole > 0, texture)
+    return hybrid(image, hole > 0, texture, core)
 
 
 def patchmatch(
@@ -69,15 +74,19 @@ def patchmatch(
     return np.asarray(patch_match.inpaint(image, hole, patch_size=patch_size), np.uint8)
 
 
-def hybrid(image: np.ndarray, hole: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """Structure from the smooth fills, texture from ``texture``, blended in the gradient domain."""
+def hybrid(
+    image: np.ndarray, hole: np.ndarray, texture: np.ndarray, core: np.ndarray | None = None
+) -> np.ndarray:
+    """Structure from the smooth fills, texture from ``texture``, blended in the gradient domain;
+    the texture fades in from the edge of ``core`` (default: the hole)."""
     known = image.astype(np.float32)
     hole8 = hole.astype(np.uint8) * 255
     structure = smooth_structure(image, hole)
     texture = texture.astype(np.float32)
     detail = texture - cv2.GaussianBlur(texture, (0, 0), DETAIL_SIGMA)
-    # 0 on the hole's outermost pixels, 1 from SEAM_PIXELS further in.
-    depth = cv2.distanceTransform(hole8, cv2.DIST_L2, 5)
+    # 0 on the core's outermost pixels (and in the band around it), 1 from SEAM_PIXELS further in.
+    inner = hole8 if core is None else (core & hole).astype(np.uint8) * 255
+    depth = cv2.distanceTransform(inner, cv2.DIST_L2, 5)
     fade = np.clip((depth - 1.0) / SEAM_PIXELS, 0.0, 1.0)[..., None]
     guide = gradient.laplacian(cv2.GaussianBlur(structure, (0, 0), DETAIL_SIGMA))
     guide += fade * gradient.laplacian(detail)

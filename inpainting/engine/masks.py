@@ -7,8 +7,6 @@ to ``effective_mask``; the result is a ``uint8`` array the size of the image in 
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 from PIL import Image
@@ -76,20 +74,54 @@ def _grow(values: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
-def blur(values: np.ndarray, sigma: int) -> np.ndarray:
-    if sigma <= 0:
+def _falloff(distance: np.ndarray, width: int) -> np.ndarray:
+    """A raised cosine: 1 at distance 0, 1/2 at ``width / 2``, 0 from ``width`` on."""
+    ratio = np.minimum(distance / float(width), 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * ratio))
+
+
+def feather(values: np.ndarray, width: int) -> np.ndarray:
+    """Feather the mask **outward** (SPEC section 3): every pixel keeps at least its own value,
+    so the selected pixels are fully regenerated, and the weight fades from the mask's edge
+    to half at ``width / 2`` pixels outside it and to exactly 0 at ``width``.
+
+    A pixel outside takes the largest of two spreads: from the nearest fully selected pixel
+    (255), and from the nearest selected pixel of any value (its value), each times the
+    falloff of the distance. So an antialiased rim does not weaken the feather of the stroke
+    it belongs to, and a gray region fades out from its own gray. Only the mask's bounding
+    box plus the feather's reach is computed.
+    """
+    if width <= 0 or not values.any():
         return values
-    # The kernel reaches 2.5 sigma: pixels farther than that from the mask stay exactly 0.
-    ksize = 2 * math.floor(2.5 * sigma + 0.5) + 1
-    return cv2.GaussianBlur(
-        values, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE
-    )
+    reach = width
+    height, full_width = values.shape
+    ys, xs = np.nonzero(values)
+    y0, y1 = max(0, int(ys.min()) - reach), min(height, int(ys.max()) + 1 + reach)
+    x0, x1 = max(0, int(xs.min()) - reach), min(full_width, int(xs.max()) + 1 + reach)
+    box = values[y0:y1, x0:x1]
+    spread = np.zeros(box.shape, np.float32)
+    full = box == 255
+    if full.any():
+        distance = cv2.distanceTransform((~full).astype(np.uint8), cv2.DIST_L2, 5)
+        spread = 255.0 * _falloff(distance, width)
+    selected = box > 0
+    if not full.all() and (selected & ~full).any():
+        # Each pixel's nearest selected pixel: labels count the zero pixels of the source in
+        # row-major order, so the selected values in that order are the lookup table.
+        distance, labels = cv2.distanceTransformWithLabels(
+            (~selected).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        nearest = np.concatenate([[0], box[selected]]).astype(np.float32)[labels]
+        spread = np.maximum(spread, nearest * _falloff(distance, width))
+    out = values.copy()
+    out[y0:y1, x0:x1] = np.maximum(box, np.rint(spread).astype(np.uint8))
+    return out
 
 
 def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOptions) -> np.ndarray:
     """Return the effective mask (H x W uint8, 255 = regenerate) for an image of ``size``.
 
-    Order: polarity or alpha, invert, scale to the image, grow / shrink, blur.
+    Order: polarity or alpha, invert, scale to the image, grow / shrink, feather (outward).
     """
     check("mask_grow", options.grow)
     check("mask_blur", options.blur)
@@ -100,5 +132,5 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
         values = 255 - values
     values = fit_to_image(values, size, options.exact_size)
     values = _grow(values, options.grow)
-    values = blur(values, options.blur)
+    values = feather(values, options.blur)
     return np.ascontiguousarray(values, dtype=np.uint8)

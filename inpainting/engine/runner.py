@@ -20,7 +20,7 @@ from PIL import Image
 from .compose import composite_images, working_dimensions
 from .images import to_rgb
 from .infill import fill
-from .masks import blur, effective_mask
+from .masks import effective_mask, feather
 from .parameters import check
 from .schedulers import canonical_name
 from .types import (
@@ -135,9 +135,9 @@ def _outpaint_canvas(
         # Pre-fill the new area so the model starts from plausible colours and texture.
         pixels = fill(pixels, new_area, fill_method)
         pixels[top : top + height, left : left + width] = np.asarray(original)
-    # Feather the seam into the new area only: the original region stays exactly as it was.
-    mask = np.maximum(blur(new_area, request.mask_options.blur), 0)
-    mask = np.where(new_area > 0, np.maximum(mask, 1), 0).astype(np.uint8)
+    # The new area is regenerated fully; the seam's feather lies outside it (SPEC section 3),
+    # over the original's outermost ``2 * mask_blur`` pixels, like every other mask's.
+    mask = feather(new_area, request.mask_options.blur)
     if user_mask is not None:
         inner = mask[top : top + height, left : left + width]
         mask[top : top + height, left : left + width] = np.maximum(inner, user_mask)
@@ -217,18 +217,20 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         x0, y0, x1, y1 = box
         region_image = canvas.image.crop(box)
         region_mask = canvas.mask[y0:y1, x0:x1]
-    hole = Image.fromarray(np.where(region_mask > 0, 255, 0).astype(np.uint8), "L")
+    hole = np.where(region_mask > 0, 255, 0).astype(np.uint8)
+    weights = region_mask
     model_image = region_image
     if backend.working_size:
         size = working_dimensions(*region_image.size, backend.working_size)
         if size != region_image.size:
             model_image = region_image.resize(size, Image.Resampling.LANCZOS)
             # Any pixel touched by the mask stays in the hole after downscaling.
-            small = cv2.resize(np.asarray(hole), size, interpolation=cv2.INTER_AREA)
-            hole = Image.fromarray(np.where(small > 0, 255, 0).astype(np.uint8), "L")
+            hole = np.where(cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0, 255, 0)
+            weights = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
     call = BackendCall(
         image=model_image,
-        hole=hole,
+        hole=Image.fromarray(hole.astype(np.uint8), "L"),
+        weights=Image.fromarray(weights.astype(np.uint8), "L"),
         prompt=request.prompt,
         negative_prompt=request.negative_prompt,
         denoising_strength=request.denoising_strength,

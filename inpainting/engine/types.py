@@ -124,6 +124,10 @@ class BackendCall:
     guidance_scale: float
     seeds: list[int]
     scheduler: str | None = None
+    #: The effective mask itself (0..255), at the same size: 255 where the mask selects a pixel,
+    #: falling to 0 over the feather band outside it. A fill may use it to find the mask's own
+    #: edge (where 255 ends) inside the hole.
+    weights: Image.Image | None = None
 
 
 @dataclass

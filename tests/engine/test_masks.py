@@ -89,19 +89,40 @@ def test_grow_and_shrink_move_the_edge_by_that_many_pixels():
     assert shrunk[row, x1 - 3] == 255 and shrunk[row, x1 - 2] == 0
 
 
-def test_blur_feathers_both_sides_and_leaves_the_rest_untouched():
+def test_the_feather_lies_outside_the_mask():
+    """SPEC section 3: every selected pixel is fully regenerated; the weight fades outside the
+    mask, to about half at mask_blur / 2 pixels and to exactly 0 at mask_blur."""
     size, box = (96, 96), (30, 30, 65, 65)
     mask = box_mask(*size, box, inpaint_white=False)
     values = effective_mask(mask, size, MaskOptions(blur=4))
     x0, y0, x1, y1 = box
     row = (y0 + y1) // 2
-    # A seam: partial values just outside and just inside the edge.
-    assert 0 < values[row, x0 - 1] < 255
-    assert 0 < values[row, x0] < 255
-    # The kernel reaches 2.5 sigma = 10 px: beyond that the mask is exactly 0 / 255.
-    assert values[row, x0 - 11] == 0
-    assert values[row, (x0 + x1) // 2] == 255
-    assert (values[:, : x0 - 11] == 0).all()
+    assert (values[y0 : y1 + 1, x0 : x1 + 1] == 255).all()  # nothing of the inside blends back
+    profile = [int(values[row, x0 - d]) for d in range(1, 6)]
+    assert profile == sorted(profile, reverse=True) and 200 < profile[0] < 255
+    assert 100 < values[row, x0 - 2] < 156  # about half at mask_blur / 2 pixels out
+    assert values[row, x0 - 4] == 0 and values[row, x1 + 4] == 0
+    outside = np.ones(values.shape, bool)
+    outside[y0 - 3 : y1 + 4, x0 - 3 : x1 + 4] = False
+    assert (values[outside] == 0).all()  # beyond the feather: exactly untouched
+
+
+def test_an_antialiased_rim_is_regenerated_with_its_stroke():
+    """A drawn stroke's antialiased edge pixels are outside its solid core: they take the
+    core's feather, not their own faint value, so the object's edge does not blend back."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:44, 20:44] = 255
+    mask[19, 20:44] = 60  # a one-pixel antialiased rim
+    values = effective_mask(Image.fromarray(mask), (64, 64), MaskOptions(mode="white_inpaints"))
+    assert (values[19, 22:42] > 200).all()
+
+
+def test_gray_keeps_blending_and_fades_out_from_its_own_value():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 128
+    values = effective_mask(Image.fromarray(mask), (64, 64), MaskOptions(mode="white_inpaints"))
+    assert (values[16:48, 16:48] == 128).all()
+    assert 0 < values[32, 15] < 128 and values[32, 16 - 4] == 0
 
 
 def test_mask_with_same_aspect_is_scaled_to_the_image():

@@ -22,7 +22,23 @@ MODEL_NAMES = {
     "telea": "opencv-telea",
     "ns": "opencv-ns",
 }
+#: Pixels of at least this effective-mask weight are filled; lighter ones are the boundary.
+FILL_WEIGHT = 128
 PROMPT_NOTE = "The classical engine removes the masked content and ignores the prompt."
+
+
+def holes(call: BackendCall) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels to fill and the mask's own core (what it selects fully).
+
+    A fill reads its boundary from the pixels around the hole. Every pixel the mask selects,
+    and the inner half of the feather band outside it (weight 128 and more, where a removed
+    object's antialiased edge lies), is filled; the band's outer half is the boundary, so the
+    fill meets the image there and the blend over the band shows no seam.
+    """
+    if call.weights is None:
+        return np.asarray(call.hole), None
+    weights = np.asarray(call.weights)
+    return np.where(weights >= FILL_WEIGHT, 255, 0).astype(np.uint8), weights == 255
 
 
 class ClassicalBackend:
@@ -41,13 +57,13 @@ class ClassicalBackend:
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
     ) -> BackendOutput:
         image = np.asarray(call.image.convert("RGB"))
-        hole = np.asarray(call.hole)
+        hole, core = holes(call)
         total = len(call.seeds)
         images = []
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
-            filled = fill(image, hole, self.method, self.patch_size, seed=seed)
+            filled = fill(image, hole, self.method, self.patch_size, seed=seed, core=core)
             images.append(Image.fromarray(filled, "RGB"))
             progress(ProgressEvent(step=index + 1, total=total))
         return BackendOutput(
