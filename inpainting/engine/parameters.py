@@ -151,7 +151,7 @@ PARAMETERS: dict[str, Parameter] = {
             "engine",
             str,
             None,
-            "none = the server's default (auto: lama for a prompt-less removal when installed)",
+            "none = the server's default (auto: lama when installed and there is no prompt)",
             choices=ENGINES,
             nullable=True,
         ),
