@@ -183,10 +183,8 @@ class LamaBackend:
         pad = ((0, padded_h - height), (0, padded_w - width))
         pixels = np.pad(image, (*pad, (0, 0)), mode="reflect")
         holes = np.pad(hole.astype(np.float32), pad, constant_values=0)
-        feeds = {
-            shape.image_input: (pixels.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
-            shape.mask_input: holes[None, None],
-        }
+        nchw = np.ascontiguousarray((pixels.astype(np.float32) / 255.0).transpose(2, 0, 1))
+        feeds = {shape.image_input: nchw[None], shape.mask_input: holes[None, None]}
         try:
             output = session.run(None, feeds)[0]
         except Exception as exc:  # onnxruntime's own types (Fail, RuntimeException, ...)
