@@ -320,6 +320,10 @@ BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)
 # torch.compile the UNet when a worker loads the model (slower start, faster steps on CUDA).
 INPAINT_COMPILE = env.bool("INPAINT_COMPILE", default=False)
 CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
+# The model library's folder, and the LaMa engine's ONNX file in it (or an absolute path): the
+# lama engine exists when that file does (README, "LaMa engine").
+MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
+LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)

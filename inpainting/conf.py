@@ -3,6 +3,7 @@ of the diffusion model's state (shared through the cache, so the web process can
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +14,16 @@ from .engine import EngineConfig
 STATUS_KEY = "dreamlayer:engine-status:diffusers"
 
 
+def lama_file() -> Path:
+    """Where the LaMa ONNX file is expected: LAMA_MODEL, relative to MODELS_DIR unless it is
+    absolute (joining an absolute path keeps it as it is)."""
+    return Path(settings.MODELS_DIR) / Path(settings.LAMA_MODEL).expanduser()
+
+
 def engine_config() -> EngineConfig:
+    """The engine configuration of this process now; the lama engine exists while its file
+    does, so copying the file in (or removing it) needs no restart of the web process."""
+    lama = lama_file()
     return EngineConfig(
         engine=settings.INPAINT_ENGINE,
         load_diffusers=settings.LOAD_SD_INPAINT,
@@ -23,6 +33,7 @@ def engine_config() -> EngineConfig:
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,
+        lama_model=str(lama) if lama.is_file() else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded Redis, the tiny model, a real Celery worker, users, keys."""
+"""Shared fixtures: the embedded Redis, the tiny models, a real Celery worker, users, keys."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ def tiny_model():
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_lama(tmp_path_factory):
+    """Tiny LaMa-shaped ONNX graphs (``.fixed``: 64x64 inputs, ``.dynamic``: any H and W)."""
+    from inpainting.testing.tiny_lama import write_tiny_lamas
+
+    return write_tiny_lamas(tmp_path_factory.mktemp("lama"))
+
+
 def database_url() -> str:
     """The URL of the database the tests use, for processes started by the tests."""
     from django.db import connection
@@ -102,13 +110,18 @@ class Worker:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tiny_model, redis_server):
+def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, redis_server):
     from dreamlayer_site.celery import app
 
     log = Path(settings.DATA_DIR) / "worker.log"
     with django_db_blocker.unblock():
-        # The worker delivers webhooks to the tests' loopback receiver, quickly retried.
-        env = child_env(URL_FETCH_ALLOW_PRIVATE="true", WEBHOOK_BACKOFF_SECONDS="0.2")
+        # The worker delivers webhooks to the tests' loopback receiver, quickly retried. It has
+        # the tiny LaMa file; the web side offers lama only where a test points LAMA_MODEL at it.
+        env = child_env(
+            URL_FETCH_ALLOW_PRIVATE="true",
+            WEBHOOK_BACKOFF_SECONDS="0.2",
+            LAMA_MODEL=str(tiny_lama.fixed),
+        )
     process = subprocess.Popen(
         [
             sys.executable,

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from .. import selectors
 from ..answers import native
-from ..conf import engine_config, model_status
+from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
@@ -255,6 +255,10 @@ class GenerationFileView(APIView):
             "engine": serializers.CharField(),
             "engines": serializers.ListField(child=serializers.CharField()),
             "model": serializers.CharField(),
+            "lama": inline_serializer(
+                "HealthLama",
+                {"present": serializers.BooleanField(), "model": serializers.CharField()},
+            ),
         },
     ),
 )
@@ -272,6 +276,8 @@ class HealthView(AsyncAPIView):
             "engine": config.default(),
             "engines": config.available(),
             "model": config.model_name(config.default()),
+            # Whether the LaMa file is there (a stat); only workers open it.
+            "lama": {"present": config.lama_model is not None, "model": lama_file().name},
         }
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).

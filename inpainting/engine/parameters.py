@@ -17,7 +17,7 @@ from .types import MAX_SEED, InvalidInput
 
 MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
-ENGINES = ("classical", "diffusers")
+ENGINES = ("classical", "lama", "diffusers")
 #: Outpainting: pixels added on one side, and the longest side of a target size.
 MAX_OUTPAINT_SIDE = 2048
 MAX_OUTPAINT_TARGET = 8192
@@ -151,7 +151,7 @@ PARAMETERS: dict[str, Parameter] = {
             "engine",
             str,
             None,
-            "none = the server's default",
+            "none = the server's default (auto: lama when installed and there is no prompt)",
             choices=ENGINES,
             nullable=True,
         ),

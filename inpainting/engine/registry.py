@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .backends.classical import MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend, resolve_model
+from .backends.lama import LamaBackend
+from .parameters import ENGINES
 from .runner import Backend
-from .types import InvalidInput
+from .types import EngineError, InvalidInput
 
-ENGINE_NAMES = ("classical", "diffusers")
+#: Every engine name (the ``engine`` parameter's choices, defined once in ``parameters``).
+ENGINE_NAMES = ENGINES
 #: Engines that fill a hole from the pixels around it: a mask over every pixel leaves them
 #: nothing to fill from. A diffusion model paints from the prompt and needs no context.
-FILLS_FROM_CONTEXT = frozenset({"classical"})
+FILLS_FROM_CONTEXT = frozenset({"classical", "lama"})
 
 
 def check_fillable(engine: str, mask: np.ndarray) -> None:
@@ -31,7 +35,7 @@ def check_fillable(engine: str, mask: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    engine: str = "auto"  # auto | classical | diffusers
+    engine: str = "auto"  # auto | classical | lama | diffusers
     load_diffusers: bool = False
     model: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
     device: str = "auto"
@@ -39,26 +43,44 @@ class EngineConfig:
     classical_method: str = "hybrid"
     preview_every: int = 5
     compile_unet: bool = False
+    #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
+    lama_model: str | None = None
 
     def available(self) -> list[str]:
-        """Engines a request may name: classical always, diffusers when it is loaded."""
-        return ["classical", "diffusers"] if self.load_diffusers else ["classical"]
+        """Engines a request may name: classical always, lama when its file is present,
+        diffusers when it is loaded."""
+        engines = ["classical"]
+        if self.lama_model is not None:
+            engines.append("lama")
+        if self.load_diffusers:
+            engines.append("diffusers")
+        return engines
 
     def default(self) -> str:
+        """The engine of a request that names none and has a prompt (see ``choose``)."""
         if self.engine == "auto":
             return "diffusers" if self.load_diffusers else "classical"
         return self.engine
 
-    def choose(self, requested: str | None) -> str:
-        """The engine a job will run on; a client mistake raises ``InvalidInput``."""
-        name = requested or self.default()
+    def choose(self, requested: str | None, prompt: str = "") -> str:
+        """The engine a job will run on; a client mistake raises ``InvalidInput``.
+
+        Under ``auto``, a request that names no engine and has no prompt asks to remove
+        something: LaMa does that best, so it runs there when its file is present."""
+        removal = requested is None and self.engine == "auto" and not prompt.strip()
+        name = "lama" if removal and "lama" in self.available() else requested or self.default()
         if name not in ENGINE_NAMES:
             raise InvalidInput(
                 f"Unknown engine {name!r}; choose one of {list(ENGINE_NAMES)}.", field="engine"
             )
         if name not in self.available():
+            state = (
+                "not installed: its model file (LAMA_MODEL, big-lama in ONNX form) is missing"
+                if name == "lama"
+                else "not loaded"
+            )
             raise InvalidInput(
-                f"The {name!r} engine is not loaded on this server "
+                f"The {name!r} engine is {state} on this server "
                 f"(available: {', '.join(self.available())}).",
                 field="engine",
             )
@@ -67,6 +89,8 @@ class EngineConfig:
     def model_name(self, engine: str) -> str:
         if engine == "diffusers":
             return resolve_model(self.model)
+        if engine == "lama":
+            return Path(self.lama_model).name if self.lama_model else "lama"
         return MODEL_NAMES[self.classical_method]
 
 
@@ -81,6 +105,13 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
         if key not in _BACKENDS:
             if name == "classical":
                 _BACKENDS[key] = ClassicalBackend(config.classical_method)
+            elif name == "lama":
+                if config.lama_model is None:
+                    raise EngineError(
+                        "The LaMa model file (LAMA_MODEL) is not on this machine; copy it to "
+                        "the models folder, or choose another engine."
+                    )
+                _BACKENDS[key] = LamaBackend(config.lama_model)
             elif name == "diffusers":
                 _BACKENDS[key] = DiffusersBackend(
                     config.model,

@@ -36,7 +36,7 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     """Check what can be checked before queueing; returns the engine the job will use."""
     config = engine_config()
     try:
-        engine_name = config.choose(params.engine)
+        engine_name = config.choose(params.engine, params.prompt)
         effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
         engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from inpainting.conf import engine_config, model_status
+from inpainting.conf import engine_config, lama_file, model_status
 from inpainting.engine import EngineError, get_backend
 from inpainting.engine.backends.diffusers import resolve_device
 from inpainting.engine.schedulers import scheduler_names
@@ -15,12 +15,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--load",
             action="store_true",
-            help="load the diffusion model here to check that it loads",
+            help="load the diffusion model, and open the LaMa file, here to check that they load",
         )
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args, load: bool, json: bool, **options):
         config = engine_config()
+        lama_path = lama_file()
         info = {
             "engine": config.default(),
             "engines": config.available(),
@@ -31,6 +32,11 @@ class Command(BaseCommand):
             "working_size": config.working_size,
             "schedulers": scheduler_names(),
             "worker_report": model_status(),
+            "lama": {
+                "present": config.lama_model is not None,
+                "path": str(lama_path),
+                "size": lama_path.stat().st_size if config.lama_model is not None else None,
+            },
         }
         if load:
             try:
@@ -38,13 +44,27 @@ class Command(BaseCommand):
                 info["model_load"] = "ok"
             except EngineError as exc:
                 info["model_load"] = f"error: {exc}"
+            info["lama_load"] = _lama_load(config, lama_path)
         if json:
             self.stdout.write(_json(info))
             return
         for key, value in info.items():
             if isinstance(value, list):
                 value = ", ".join(value)
+            elif isinstance(value, dict):
+                value = " ".join(f"{k}={v}" for k, v in value.items())
             self.stdout.write(f"{key:18} {value}")
+
+
+def _lama_load(config, lama_path) -> str:
+    """Open the LaMa session here (as a worker does on its first lama job): ok, or why not."""
+    if config.lama_model is None:
+        return f"error: no LaMa model file at {lama_path} (set LAMA_MODEL or copy it there)"
+    try:
+        get_backend("lama", config).load()
+    except EngineError as exc:
+        return f"error: {exc}"
+    return "ok"
 
 
 def _json(info) -> str:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         config = engine_config()
         try:
-            name = config.choose(params.engine)
+            name = config.choose(params.engine, params.prompt)
             backend = engine.get_backend(name, config)
             bar = tqdm(desc=f"{name}", unit="step", total=None)
 
