@@ -20,6 +20,10 @@ METHODS = ("hybrid", "patchmatch", "telea", "ns")
 DETAIL_SIGMA = 3.0
 #: PatchMatch's detail fades in from the hole's edge over this many pixels.
 SEAM_PIXELS = 3.0
+#: Deeper than PATCH_STRUCTURE_FROM px into a hole, PatchMatch's share of the structure grows
+#: over 12 px to PATCH_STRUCTURE (the rest from the smooth fills).
+PATCH_STRUCTURE = 0.4
+PATCH_STRUCTURE_FROM = 6.0
 #: The structure is low-frequency: it is solved at a scale where the hole has at most this
 #: many pixels, then scaled back up.
 STRUCTURE_MAX_HOLE_PIXELS = 40_000
@@ -84,6 +88,12 @@ def hybrid(
     structure = smooth_structure(image, hole)
     texture = texture.astype(np.float32)
     detail = texture - cv2.GaussianBlur(texture, (0, 0), DETAIL_SIGMA)
+    # Deep inside a large hole a smooth fill is a smear that carries the colours where the
+    # removed object crossed the boundary into the middle (a dark cone from a table under it);
+    # there part of the structure comes from PatchMatch, which continues what is around.
+    depth_in_hole = cv2.distanceTransform(hole8, cv2.DIST_L2, 5)
+    share = PATCH_STRUCTURE * np.clip((depth_in_hole - PATCH_STRUCTURE_FROM) / 12.0, 0.0, 1.0)
+    structure = (1.0 - share[..., None]) * structure + share[..., None] * texture
     # 0 on the core's outermost pixels (and in the band around it), 1 from SEAM_PIXELS further in.
     inner = hole8 if core is None else (core & hole).astype(np.uint8) * 255
     depth = cv2.distanceTransform(inner, cv2.DIST_L2, 5)

@@ -86,7 +86,9 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter(
             "denoising_strength",
             float,
-            0.75,
+            # 1: the masked area is painted afresh, as inpainting models are trained to (and
+            # diffusers' own default); under 1 the object under the mask shows through.
+            1.0,
             "how far the masked area may move from the input",
             minimum=0.0,
             maximum=1.0,

@@ -223,10 +223,16 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     if backend.working_size:
         size = working_dimensions(*region_image.size, backend.working_size)
         if size != region_image.size:
-            model_image = region_image.resize(size, Image.Resampling.LANCZOS)
-            # Any pixel touched by the mask stays in the hole after downscaling.
-            hole = np.where(cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0, 255, 0)
-            weights = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
+            # Image and hole are resized with one filter, so every working pixel whose value
+            # draws on a hole pixel is in the hole: nothing under the mask (the object being
+            # removed) reaches the model as context. Area averaging when shrinking, bilinear
+            # when enlarging (no ringing either way).
+            shrinking = size[0] < region_image.width
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            pixels = cv2.resize(np.asarray(region_image), size, interpolation=interpolation)
+            model_image = Image.fromarray(pixels, "RGB")
+            hole = np.where(cv2.resize(hole, size, interpolation=interpolation) > 0, 255, 0)
+            weights = cv2.resize(weights, size, interpolation=interpolation)
     call = BackendCall(
         image=model_image,
         hole=Image.fromarray(hole.astype(np.uint8), "L"),

@@ -99,7 +99,7 @@ class InpaintRequest:
     mask: Image.Image | None
     prompt: str = ""
     negative_prompt: str = ""
-    denoising_strength: float = 0.75
+    denoising_strength: float = 1.0  # parameters.PARAMETERS holds the defaults users get
     num_inference_steps: int = 30
     guidance_scale: float = 7.5
     seed: int | None = None

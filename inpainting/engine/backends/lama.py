@@ -174,15 +174,17 @@ class LamaBackend:
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Run the graph on ``image`` (uint8 RGB) where ``hole`` is True; uint8 RGB, same size.
 
-        Padding at the bottom and right: reflected image (no hard edge for the model to
-        continue), mask 0 there (context to keep, never to fill); cropped off the answer."""
+        Padding at the bottom and right: the image and its mask reflected (no hard edge for the
+        model to continue, and the hole's content never shown as context); cropped off."""
         session = self.load()
         shape = read_shape(session)
         height, width = image.shape[:2]
         padded_h, padded_w = shape.padded_size(height, width)
         pad = ((0, padded_h - height), (0, padded_w - width))
         pixels = np.pad(image, (*pad, (0, 0)), mode="reflect")
-        holes = np.pad(hole.astype(np.float32), pad, constant_values=0)
+        # The mask is reflected with the image: a reflected copy of the object is hole too,
+        # never context for the model.
+        holes = np.pad(hole.astype(np.float32), pad, mode="reflect")
         nchw = np.ascontiguousarray((pixels.astype(np.float32) / 255.0).transpose(2, 0, 1))
         feeds = {shape.image_input: nchw[None], shape.mask_input: holes[None, None]}
         try:
