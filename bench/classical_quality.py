@@ -1,6 +1,6 @@
 """How good is each no-weights inpainter on real photographs, as users run it?
 
-    .venv/bin/python bench/classical_quality.py [--photos astronaut,coffee] [--figure F.png]
+    .venv/bin/python bench/classical_quality.py [--photos astronaut,coffee]
 
 scikit-image's bundled sample photos, resized to a 512 px long side; two holes per photo (a
 centred box of about 6 % of the image, and six brush strokes covering about 4 %), each in two
@@ -212,36 +212,6 @@ def verdict(means: dict[str, dict[str, float]]) -> list[str]:
     return failures
 
 
-def figure(path: Path, photo: str = "chelsea", hole_name: str = "box", tile: int = 256) -> None:
-    """Before / after: the hole, Telea, PatchMatch, DreamLayer and the original, side by side,
-    each a ``tile`` px crop around the hole at full resolution."""
-    from PIL import ImageDraw
-
-    name, _, original, damaged, hole = next(
-        c for c in cases([photo], "left in") if c[1] == hole_name
-    )
-    shown = original.copy()
-    shown[hole] = (255, 0, 255)
-    panels = {
-        "mask": shown,
-        "OpenCV Telea": METHODS["OpenCV Telea"](damaged, filled_pixels(hole)),
-        "PatchMatch": METHODS["pypatchmatch"](damaged, filled_pixels(hole)),
-        "DreamLayer": METHODS[OURS](damaged, hole),
-        "original": original,
-    }
-    ys, xs = np.nonzero(hole)
-    top = int(np.clip((ys.min() + ys.max()) // 2 - tile // 2, 0, original.shape[0] - tile))
-    left = int(np.clip((xs.min() + xs.max()) // 2 - tile // 2, 0, original.shape[1] - tile))
-    strip = Image.new("RGB", (tile * len(panels), tile + 22), "white")
-    draw = ImageDraw.Draw(strip)
-    for index, (label, pixels) in enumerate(panels.items()):
-        crop = Image.fromarray(pixels[top : top + tile, left : left + tile])
-        strip.paste(crop, (index * tile, 22))
-        draw.text((index * tile + 6, 5), label, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(path, optimize=True)
-
-
 def table(means: dict[str, dict[str, float]]) -> list[str]:
     lines = [
         "| method | PSNR (dB) | MAE | seam | texture | s / image |",
@@ -259,7 +229,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", default=",".join(PHOTOS))
     parser.add_argument("--save", type=Path, help="write each result PNG to this folder")
-    parser.add_argument("--figure", type=Path, help="write the before / after strip here")
     args = parser.parse_args()
     photos = args.photos.split(",")
     failures = []
@@ -268,8 +237,6 @@ def main() -> int:
         print(f"\nHoles {kind}: {len(photos)} photos x 2 holes, {LONG_SIDE} px long side; means:")
         print("\n".join(table(means)))
         failures += [f"{kind}: {failure}" for failure in verdict(means)]
-    if args.figure:
-        figure(args.figure)
     print("\ntargets met" if not failures else "\ntargets missed: " + "; ".join(failures))
     return 1 if failures else 0
 

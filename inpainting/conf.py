@@ -1,5 +1,6 @@
-"""The engine configuration, read from Django settings in one place, and the workers' report
-of the diffusion model's state (shared through the cache, so the web process can show it)."""
+"""The engine configuration, read from Django settings in one place, and the workers' reports
+of their models' state (diffusers, lama; shared through the cache, so the web process can
+show them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.core.cache import cache
 
 from .engine import EngineConfig
 
-STATUS_KEY = "dreamlayer:engine-status:diffusers"
+STATUS_KEY = "dreamlayer:engine-status:{engine}"
 
 
 def lama_file() -> Path:
@@ -38,20 +39,29 @@ def engine_config() -> EngineConfig:
 
 
 def record_model_status(
-    *, loaded: bool, model: str, device: str | None = None, error: str | None = None
+    *,
+    engine: str = "diffusers",
+    loaded: bool,
+    model: str,
+    device: str | None = None,
+    error: str | None = None,
 ) -> None:
     cache.set(
-        STATUS_KEY,
+        STATUS_KEY.format(engine=engine),
         {"loaded": loaded, "model": model, "device": device, "error": error},
         timeout=None,
     )
 
 
-def model_status() -> dict[str, Any] | None:
-    """The last report of a worker about the diffusion model, or None (no worker loaded it)."""
-    if not settings.LOAD_SD_INPAINT:
+def model_status(engine: str = "diffusers") -> dict[str, Any] | None:
+    """The last report of a worker about ``engine``'s model, or None (no worker loaded it, or
+    this deployment does not offer it)."""
+    config = engine_config()
+    if engine == "diffusers" and not config.load_diffusers:
+        return None
+    if engine == "lama" and config.lama_model is None:
         return None
     try:
-        return cache.get(STATUS_KEY)
+        return cache.get(STATUS_KEY.format(engine=engine))
     except Exception:  # the cache being down must not break a page or the health check
         return None

@@ -41,6 +41,5 @@ def reap_stuck_generations() -> dict:
 
 @worker_process_init.connect
 def load_models_once(**kwargs) -> None:
-    """Load the diffusion model when the worker process starts, not on the first job."""
-    if settings.LOAD_SD_INPAINT:
-        models.diffusion_model_load()
+    """Load the models when the worker process starts, not on the first job."""
+    models.worker_models_load()

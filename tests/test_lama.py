@@ -46,6 +46,18 @@ def box_mask() -> np.ndarray:
 
 
 @through_the_worker
+def test_health_and_engine_info_show_lama_loaded_by_the_worker(api, lama_present, capsys):
+    """The worker opens the file when it starts and reports it; the web side shows it."""
+    response = post_img2img(api, image_png(), black_box_mask_png(), engine="lama")
+    assert response.status_code == 200, response.content
+    lama = APIClient().get("/api/health").json()["lama"]
+    assert lama == {"present": True, "model": "tiny-lama-64.onnx", "loaded": True, "error": None}
+    call_command("engine_info", "--json")
+    report = json.loads(capsys.readouterr().out)["lama_worker_report"]
+    assert report["loaded"] is True and report["device"] == "cpu"
+
+
+@through_the_worker
 def test_engine_lama_through_img2img(api, lama_present):
     response = post_img2img(api, image_png(), black_box_mask_png(), engine="lama", seed=4)
     assert response.status_code == 200, response.content
@@ -116,13 +128,18 @@ def test_a_full_mask_on_lama_is_a_400(api, lama_present):
 def test_health_shows_lama_present(lama_present):
     body = APIClient().get("/api/health").json()
     assert "lama" in body["engines"]
-    assert body["lama"] == {"present": True, "model": "tiny-lama-64.onnx"}
+    assert body["lama"]["present"] is True and body["lama"]["model"] == "tiny-lama-64.onnx"
 
 
 def test_health_shows_lama_absent(lama_absent):
     body = APIClient().get("/api/health").json()
     assert "lama" not in body["engines"]
-    assert body["lama"] == {"present": False, "model": "big-lama.onnx"}
+    assert body["lama"] == {
+        "present": False,
+        "model": "big-lama.onnx",
+        "loaded": None,
+        "error": None,
+    }
 
 
 def test_engine_info_shows_lama_present_and_opens_it(lama_present, tiny_lama, capsys):

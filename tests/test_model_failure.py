@@ -18,7 +18,8 @@ def broken_model(settings, tmp_path):
 
     from inpainting.conf import STATUS_KEY
 
-    cache.delete(STATUS_KEY)  # the error report must not leak into other tests' pages
+    # The error report must not leak into other tests' pages.
+    cache.delete(STATUS_KEY.format(engine="diffusers"))
 
 
 def submit(api, **fields) -> Generation:

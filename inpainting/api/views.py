@@ -257,7 +257,12 @@ class GenerationFileView(APIView):
             "model": serializers.CharField(),
             "lama": inline_serializer(
                 "HealthLama",
-                {"present": serializers.BooleanField(), "model": serializers.CharField()},
+                {
+                    "present": serializers.BooleanField(),
+                    "model": serializers.CharField(),
+                    "loaded": serializers.BooleanField(allow_null=True),
+                    "error": serializers.CharField(allow_null=True),
+                },
             ),
         },
     ),
@@ -276,8 +281,15 @@ class HealthView(AsyncAPIView):
             "engine": config.default(),
             "engines": config.available(),
             "model": config.model_name(config.default()),
-            # Whether the LaMa file is there (a stat); only workers open it.
-            "lama": {"present": config.lama_model is not None, "model": lama_file().name},
+        }
+        # Whether the LaMa file is there (a stat), and what the workers that opened it reported
+        # (loaded: null until one has); the web process never opens it.
+        lama = await sync_to_async(model_status, thread_sensitive=False)("lama") or {}
+        body["lama"] = {
+            "present": config.lama_model is not None,
+            "model": lama_file().name,
+            "loaded": lama.get("loaded"),
+            "error": lama.get("error"),
         }
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).

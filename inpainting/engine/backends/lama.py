@@ -144,6 +144,12 @@ class LamaBackend:
         return load_session(self.path)
 
     @property
+    def device(self) -> str:
+        """Where the session runs: ``cuda`` when onnxruntime chose its CUDA provider, else
+        ``cpu`` (opens the session)."""
+        return "cuda" if "CUDAExecutionProvider" in self.load().get_providers() else "cpu"
+
+    @property
     def shape(self) -> GraphShape:
         return read_shape(self.load())
 

@@ -37,6 +37,7 @@ class Command(BaseCommand):
                 "path": str(lama_path),
                 "size": lama_path.stat().st_size if config.lama_model is not None else None,
             },
+            "lama_worker_report": model_status("lama"),
         }
         if load:
             try:
