@@ -7,6 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageDraw
 
+from inpainting.engine import InpaintRequest, MaskOptions, Outpaint, prepare_mask
 from tests.helpers import black_box_mask_png
 from tests.images import png_bytes
 
@@ -69,3 +70,37 @@ def test_effective_mask_preview(api):
     }
     response = api.post("/api/masks/effective", data, format="multipart")
     assert response.status_code == 400 and "aspect ratios differ" in response.json()["message"]
+
+
+def test_effective_mask_of_an_outpaint_is_the_jobs_canvas_mask(api):
+    """The studio's overlay covers the outpaint strip: the preview is the runner's own mask."""
+
+    sides = {"left": 0, "right": 40, "top": 16, "bottom": 0}
+    data = {
+        "mask": SimpleUploadedFile("m.png", black_box_mask_png(), "image/png"),
+        "width": 96,
+        "height": 64,
+        "outpaint": '{"right": 40, "top": 16}',
+    }
+    mask = as_array(api.post("/api/masks/effective", data, format="multipart"))
+    assert mask.shape == (64 + 16, 96 + 40)
+    request = InpaintRequest(
+        image=Image.new("RGB", (96, 64)),
+        mask=Image.open(io.BytesIO(black_box_mask_png())),
+        mask_options=MaskOptions(),
+        outpaint=Outpaint(**sides),
+    )
+    assert np.array_equal(mask, prepare_mask(request))
+    assert (mask[:16] == 255).all() and (mask[:, 96 + 1 :] == 255).all()  # the new strips
+    assert mask[16 + 30, 40] == 255 and mask[16 + 60, 2] == 0  # the box; untouched original
+
+    # Outpaint alone needs no mask; neither is a clear 400.
+    data = {"width": 96, "height": 64, "outpaint": '{"left": 8}'}
+    mask = as_array(api.post("/api/masks/effective", data, format="multipart"))
+    assert mask.shape == (64, 104) and (mask[:, :8] == 255).all() and mask[30, 60] == 0
+    response = api.post("/api/masks/effective", {"width": 96, "height": 64}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["errors"]["mask"] == ["Send a mask, an outpaint, or both."]
+    data = {"width": 96, "height": 64, "outpaint": '{"left": 9000}'}
+    response = api.post("/api/masks/effective", data, format="multipart")
+    assert response.status_code == 400 and "outpaint" in response.json()["errors"]

@@ -160,13 +160,26 @@ class Img2ImgSerializer(GenerationParamsSerializer):
 class MaskPreviewSerializer(serializers.Serializer):
     """``POST /api/masks/effective``: the effective mask for an image size and mask options."""
 
-    mask = serializers.FileField(help_text="PNG, at most 10 MB.")
+    mask = serializers.FileField(
+        required=False, help_text="PNG, at most 10 MB. Optional with outpaint."
+    )
     width = serializers.IntegerField(min_value=1, max_value=16384)
     height = serializers.IntegerField(min_value=1, max_value=16384)
     mask_mode = field_for("mask_mode")
     invert_mask = field_for("invert_mask")
     mask_blur = field_for("mask_blur")
     mask_grow = field_for("mask_grow")
+    outpaint = OutpaintField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="As for img2img: the answer is then the outpainted canvas' mask.",
+    )
+
+    def validate(self, data):
+        if not data.get("mask") and not data.get("outpaint"):
+            raise serializers.ValidationError({"mask": ["Send a mask, an outpaint, or both."]})
+        return data
 
 
 class _JsonList(serializers.JSONField):

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from .. import selectors
 from ..answers import native
 from ..conf import engine_config, lama_file, model_status
-from ..engine import MaskOptions
+from ..engine import MaskOptions, Outpaint
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
 from ..services import generations, masks
@@ -204,8 +204,9 @@ class MaskPreviewView(APIView):
         serializer = MaskPreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        outpaint = data.get("outpaint")
         png = masks.mask_preview(
-            mask_file=data["mask"],
+            mask_file=data.get("mask"),
             size=(data["width"], data["height"]),
             options=MaskOptions(
                 mode=data["mask_mode"],
@@ -213,6 +214,7 @@ class MaskPreviewView(APIView):
                 blur=data["mask_blur"],
                 grow=data["mask_grow"],
             ),
+            outpaint=Outpaint(**outpaint) if outpaint else None,
         )
         return image_response(png)
 

@@ -6,7 +6,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 from .images import encode_png, png_with_parameters, to_rgb
 from .masks import effective_mask
 from .registry import EngineConfig, check_fillable, get_backend
-from .runner import prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
+from .runner import canvas_mask, prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
 from .types import (
     Cancelled,
     EngineError,
@@ -28,6 +28,7 @@ __all__ = [
     "MaskOptions",
     "Outpaint",
     "ProgressEvent",
+    "canvas_mask",
     "effective_mask",
     "encode_png",
     "png_with_parameters",

@@ -32,6 +32,8 @@ from .types import (
     InpaintRequest,
     InpaintResult,
     InvalidInput,
+    MaskOptions,
+    Outpaint,
     ProgressCallback,
     ProgressEvent,
 )
@@ -87,19 +89,51 @@ class Canvas:
     outpaint: tuple[int, int, int, int] | None = None  # left, top, right, bottom
 
 
+def canvas_mask(
+    size: tuple[int, int],
+    mask: Image.Image | None,
+    options: MaskOptions,
+    outpaint: Outpaint | None,
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The effective mask of the canvas a job paints (255 = regenerate) and the outpaint sides
+    (left, top, right, bottom), from the image's size alone: the one rule that both a job and
+    the studio's overlay (``POST /api/masks/effective``) use."""
+    width, height = size
+    user_mask = effective_mask(mask, size, options) if mask is not None else None
+    if outpaint is None:
+        if user_mask is None:
+            raise InvalidInput("A mask is required unless outpaint is given.", field="mask")
+        return user_mask, None
+    left, top, right, bottom = outpaint.sides(width, height)
+    if min(left, top, right, bottom) < 0:
+        raise InvalidInput("outpaint sides must not be negative.", field="outpaint")
+    new_w, new_h = width + left + right, height + top + bottom
+    if new_w * new_h > MAX_CANVAS_PIXELS:
+        raise InvalidInput(
+            f"The outpainted canvas would be {new_w}x{new_h}; the limit is "
+            f"{MAX_CANVAS_PIXELS} pixels.",
+            field="outpaint",
+        )
+    new_area = np.full((new_h, new_w), 255, np.uint8)
+    new_area[top : top + height, left : left + width] = 0
+    # The new area is regenerated fully; the seam's feather lies outside it (SPEC section 3),
+    # over the original's outermost ``mask_blur`` pixels, like every other mask's.
+    values = feather(new_area, options.blur)
+    if user_mask is not None:
+        inner = values[top : top + height, left : left + width]
+        values[top : top + height, left : left + width] = np.maximum(inner, user_mask)
+    return values, (left, top, right, bottom)
+
+
 def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> Canvas:
     """The canvas and its effective mask; refuses a request that would regenerate nothing."""
     original = to_rgb(request.image)
-    options = request.mask_options
-    user_mask = (
-        effective_mask(request.mask, original.size, options) if request.mask is not None else None
+    mask, sides = canvas_mask(original.size, request.mask, request.mask_options, request.outpaint)
+    canvas = (
+        Canvas(original, mask)
+        if sides is None
+        else _outpaint_canvas(original, mask, sides, fill_method)
     )
-    if request.outpaint is None:
-        if user_mask is None:
-            raise InvalidInput("A mask is required unless outpaint is given.", field="mask")
-        canvas = Canvas(original, user_mask)
-    else:
-        canvas = _outpaint_canvas(original, user_mask, request, fill_method)
     if not canvas.mask.any():
         raise InvalidInput(
             "The mask selects no pixels to inpaint (check the mask polarity of this endpoint).",
@@ -114,34 +148,23 @@ def prepare_mask(request: InpaintRequest) -> np.ndarray:
 
 
 def _outpaint_canvas(
-    original: Image.Image, user_mask: np.ndarray | None, request: InpaintRequest, fill_method: str
+    original: Image.Image,
+    mask: np.ndarray,
+    sides: tuple[int, int, int, int],
+    fill_method: str,
 ) -> Canvas:
+    """The original placed on the larger canvas; the new area pre-filled with ``fill_method``."""
     width, height = original.size
-    left, top, right, bottom = request.outpaint.sides(width, height)
-    if min(left, top, right, bottom) < 0:
-        raise InvalidInput("outpaint sides must not be negative.", field="outpaint")
-    new_w, new_h = width + left + right, height + top + bottom
-    if new_w * new_h > MAX_CANVAS_PIXELS:
-        raise InvalidInput(
-            f"The outpainted canvas would be {new_w}x{new_h}; the limit is "
-            f"{MAX_CANVAS_PIXELS} pixels.",
-            field="outpaint",
-        )
-    new_area = np.full((new_h, new_w), 255, np.uint8)
+    left, top, _, _ = sides
+    new_area = np.full(mask.shape, 255, np.uint8)
     new_area[top : top + height, left : left + width] = 0
-    pixels = np.zeros((new_h, new_w, 3), np.uint8)
+    pixels = np.zeros((*mask.shape, 3), np.uint8)
     pixels[top : top + height, left : left + width] = np.asarray(original)
     if fill_method != "none" and new_area.any():
         # Pre-fill the new area so the model starts from plausible colours and texture.
         pixels = fill(pixels, new_area, fill_method)
         pixels[top : top + height, left : left + width] = np.asarray(original)
-    # The new area is regenerated fully; the seam's feather lies outside it (SPEC section 3),
-    # over the original's outermost ``2 * mask_blur`` pixels, like every other mask's.
-    mask = feather(new_area, request.mask_options.blur)
-    if user_mask is not None:
-        inner = mask[top : top + height, left : left + width]
-        mask[top : top + height, left : left + width] = np.maximum(inner, user_mask)
-    return Canvas(Image.fromarray(pixels, "RGB"), mask, (left, top, right, bottom))
+    return Canvas(Image.fromarray(pixels, "RGB"), mask, sides)
 
 
 def _expand_to_aspect(box, aspect: float, size) -> tuple[int, int, int, int]:

@@ -10,17 +10,24 @@ from ..errors import ClientError
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, check_dimensions, read_image
 
 
-def mask_preview(*, mask_file, size: tuple[int, int], options: engine.MaskOptions) -> bytes:
-    """The effective mask as a grayscale PNG (255 = regenerated), exactly as a job would use it.
+def mask_preview(
+    *,
+    mask_file,
+    size: tuple[int, int],
+    options: engine.MaskOptions,
+    outpaint: engine.Outpaint | None = None,
+) -> bytes:
+    """The effective mask of the job's canvas as a grayscale PNG (255 = regenerated), exactly as
+    a job would use it: at the image's size, or at the outpainted canvas' size with its new area.
 
     The studio draws its overlay from this, so the rule stays in the engine alone.
     """
     try:
         check_dimensions(*size, field="width")  # the requested size, before any pixel work
-        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS)
-        values = engine.effective_mask(mask, size, options)
+        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
+        values, _ = engine.canvas_mask(size, mask, options, outpaint)
     except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field="mask") from None
+        raise ClientError(str(exc), field=exc.field or "mask") from None
     return engine.encode_png(Image.fromarray(values, "L"))
 
 
