@@ -1,17 +1,35 @@
 // The canvas mask editor: paint at the image's own resolution, undo / redo, eraser, invert,
-// zoom and pan. The mask canvas holds white paint with alpha; toBlob() flattens it onto black
-// (white = inpaint), the polarity the studio sends as mask_mode=white_inpaints.
+// zoom about the cursor, pan (Space + drag, middle button, two fingers), pinch zoom, a brush
+// outline, and the outpaint area around the image. The mask canvas holds white paint with
+// alpha; toBlob() flattens it onto black (white = inpaint), the polarity the studio sends as
+// mask_mode=white_inpaints.
 
 const HISTORY_LIMIT = 50;
+const MIN_ZOOM = 0.05;
+const MAX_ZOOM = 8;
+// The colour of "regenerated" in every picture the user sees (the detail page's
+// regenerated.png uses the same red and alpha).
+const TINT = [255, 32, 80];
+const TINT_ALPHA = 0.55;
+
+// Keys typed into these go to the field, never to the canvas.
+function isTextEntry(element) {
+  if (!element) return false;
+  if (element.isContentEditable || ["TEXTAREA", "SELECT"].includes(element.tagName)) return true;
+  return element.tagName === "INPUT" && !["range", "checkbox", "radio", "button", "file"].includes(element.type);
+}
 
 export class MaskEditor {
-  constructor({ viewport, stage, imageCanvas, overlayCanvas, onChange, onZoom }) {
+  constructor({ viewport, stage, imageCanvas, overlayCanvas, cursor, onChange, onZoom, onHistory, isActive }) {
     this.viewport = viewport;
     this.stage = stage;
     this.imageCanvas = imageCanvas;
     this.overlay = overlayCanvas;
+    this.cursor = cursor;
     this.onChange = onChange || (() => {});
     this.onZoom = onZoom || (() => {});
+    this.onHistory = onHistory || (() => {});
+    this.isActive = isActive || (() => true);
     this.onSelect = () => {};
     this.mask = document.createElement("canvas");
     this.brushSize = 24;
@@ -20,18 +38,23 @@ export class MaskEditor {
     this.zoom = 1;
     this.panX = 0;
     this.panY = 0;
+    this.pad = { left: 0, top: 0, right: 0, bottom: 0 }; // the outpaint area, in image pixels
     this.undoStack = [];
     this.redoStack = [];
-    this.effective = null; // the server's effective mask, drawn when not painting
+    this.effective = null; // the server's effective mask of the whole canvas, drawn when not painting
+    this.spaceDown = false;
+    this._bindKeys();
     this._bindPointer();
   }
 
   get width() { return this.mask.width; }
   get height() { return this.mask.height; }
+  get canvasWidth() { return this.width + this.pad.left + this.pad.right; }
+  get canvasHeight() { return this.height + this.pad.top + this.pad.bottom; }
 
   load(image) {
     const { width, height } = image;
-    for (const canvas of [this.imageCanvas, this.overlay, this.mask]) {
+    for (const canvas of [this.imageCanvas, this.mask]) {
       canvas.width = width;
       canvas.height = height;
     }
@@ -39,31 +62,73 @@ export class MaskEditor {
     this.undoStack = [];
     this.redoStack = [];
     this.effective = null;
+    this._layout();
+    this.fit();
+    this.render();
+    this.onHistory();
+  }
+
+  // The outpaint sides (pixels added around the image): the overlay grows to show them.
+  setOutpaint(sides) {
+    const pad = { left: 0, top: 0, right: 0, bottom: 0, ...sides };
+    if (["left", "top", "right", "bottom"].every((side) => pad[side] === this.pad[side])) return;
+    this.pad = pad;
+    this.effective = null;
+    if (!this.width) return;
+    this._layout();
     this.fit();
     this.render();
   }
 
+  _layout() {
+    this.overlay.width = this.canvasWidth;
+    this.overlay.height = this.canvasHeight;
+    this.stage.style.width = `${this.canvasWidth}px`;
+    this.stage.style.height = `${this.canvasHeight}px`;
+    this.imageCanvas.style.left = `${this.pad.left}px`;
+    this.imageCanvas.style.top = `${this.pad.top}px`;
+  }
+
   // ----- view -------------------------------------------------------------------------
+  // The whole canvas, centred, at most 100%. Where the page gives the viewport no height
+  // (phone layout), the viewport takes the fitted image's height, up to 65% of the screen.
   fit() {
-    const available = this.viewport.clientWidth || this.width;
-    this.setZoom(Math.min(1, available / this.width), 0, 0);
+    if (!this.width) return;
+    const width = this.viewport.clientWidth || this.canvasWidth;
+    let zoom = Math.min(1, width / this.canvasWidth);
+    if (this.viewport.dataset.autoHeight === "true") {
+      const height = Math.max(160, Math.min(this.canvasHeight * zoom, window.innerHeight * 0.65));
+      this.viewport.style.height = `${Math.ceil(height)}px`;
+    }
+    const height = this.viewport.clientHeight || this.canvasHeight;
+    zoom = Math.min(zoom, height / this.canvasHeight);
+    this.setZoom(zoom, (width - this.canvasWidth * zoom) / 2, (height - this.canvasHeight * zoom) / 2);
   }
 
   setZoom(zoom, panX = this.panX, panY = this.panY) {
-    this.zoom = Math.max(0.05, Math.min(8, zoom));
+    this.zoom = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, zoom));
     this.panX = panX;
     this.panY = panY;
-    this.stage.style.width = `${this.width}px`;
-    this.stage.style.height = `${this.height}px`;
     this.stage.style.transform = `translate(${this.panX}px, ${this.panY}px) scale(${this.zoom})`;
-    this.viewport.style.height = `${Math.ceil(this.height * Math.min(this.zoom, 1)) + 2}px`;
     this.onZoom(this.zoom);
   }
 
-  zoomBy(factor) { this.setZoom(this.zoom * factor); }
+  // Zoom by ``factor`` keeping the point (x, y) of the viewport (default: its centre) still.
+  zoomAt(factor, x = this.viewport.clientWidth / 2, y = this.viewport.clientHeight / 2) {
+    const zoom = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, this.zoom * factor));
+    const scale = zoom / this.zoom;
+    this.setZoom(zoom, x - (x - this.panX) * scale, y - (y - this.panY) * scale);
+  }
+
+  zoomBy(factor) { this.zoomAt(factor); }
+
+  _viewportXY(event) {
+    const rect = this.viewport.getBoundingClientRect();
+    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+  }
 
   toImageXY(event) {
-    const rect = this.overlay.getBoundingClientRect();
+    const rect = this.imageCanvas.getBoundingClientRect();
     return {
       x: ((event.clientX - rect.left) * this.width) / rect.width,
       y: ((event.clientY - rect.top) * this.height) / rect.height,
@@ -76,6 +141,7 @@ export class MaskEditor {
     this.undoStack.push(ctx.getImageData(0, 0, this.width, this.height));
     if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
     this.redoStack = [];
+    this.onHistory();
   }
 
   _stroke(from, to) {
@@ -99,24 +165,69 @@ export class MaskEditor {
     ctx.restore();
   }
 
+  // Space pans while held, wherever the focus is except a text field: it never presses a
+  // focused button (the browser clicks a button on Space's keyup, so both are stopped).
+  _bindKeys() {
+    const claim = (event) => event.code === "Space" && this.width && this.isActive() && !isTextEntry(event.target);
+    window.addEventListener("keydown", (event) => {
+      if (!claim(event)) return;
+      event.preventDefault();
+      this.spaceDown = true;
+      this.overlay.classList.add("panning");
+    }, true);
+    window.addEventListener("keyup", (event) => {
+      if (event.code !== "Space") return;
+      if (claim(event)) event.preventDefault();
+      this.spaceDown = false;
+      this.overlay.classList.remove("panning");
+    }, true);
+  }
+
   _bindPointer() {
-    let last = null;
-    let panning = null;
-    let spaceDown = false;
-    window.addEventListener("keydown", (e) => { if (e.code === "Space" && e.target === document.body) { spaceDown = true; e.preventDefault(); } });
-    window.addEventListener("keyup", (e) => { if (e.code === "Space") spaceDown = false; });
+    let stroke = null;     // {last, pointerId} while painting
+    let panning = null;    // {x, y, pointerId} while panning with one pointer
+    const touches = new Map(); // pointerId -> {x, y} of the fingers on the canvas
+    let gesture = null;    // two fingers: {distance, centre}
+
+    const twoFingers = () => {
+      const [a, b] = [...touches.values()];
+      return { distance: Math.hypot(a.x - b.x, a.y - b.y), centre: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
+    };
+    const cancelStroke = () => {
+      // A second finger turns a stroke just begun into a gesture: the stroke is taken back.
+      if (!stroke) return;
+      const ctx = this.mask.getContext("2d");
+      ctx.putImageData(this.undoStack.pop(), 0, 0);
+      this.onHistory();
+      stroke = null;
+      this.render();
+    };
+
     this.overlay.addEventListener("pointerdown", (event) => {
       if (!this.width) return;
-      if (event.button === 1 || spaceDown) {
-        panning = { x: event.clientX - this.panX, y: event.clientY - this.panY };
+      if (event.pointerType === "touch") {
+        touches.set(event.pointerId, this._viewportXY(event));
+        this.overlay.setPointerCapture(event.pointerId);
+        event.preventDefault();
+        if (touches.size === 2) {
+          cancelStroke();
+          gesture = twoFingers();
+          return;
+        }
+        if (touches.size > 2) return;
+      }
+      if (event.button === 1 || this.spaceDown) {
+        const at = this._viewportXY(event);
+        panning = { x: at.x - this.panX, y: at.y - this.panY, pointerId: event.pointerId };
       } else if (event.button === 0 && this.enabled && this.tool === "select") {
         this.onSelect(this.toImageXY(event));
         return;
       } else if (event.button === 0 && this.enabled) {
         this._snapshot();
-        last = this.toImageXY(event);
+        const point = this.toImageXY(event);
+        stroke = { last: point, pointerId: event.pointerId };
         this.effective = null;
-        this._stroke(last, last);
+        this._stroke(point, point);
         this.render();
       } else {
         return;
@@ -124,28 +235,66 @@ export class MaskEditor {
       this.overlay.setPointerCapture(event.pointerId);
       event.preventDefault();
     });
+
     this.overlay.addEventListener("pointermove", (event) => {
-      if (panning) {
-        this.setZoom(this.zoom, event.clientX - panning.x, event.clientY - panning.y);
-      } else if (last) {
+      this._moveCursor(event);
+      if (touches.has(event.pointerId)) {
+        touches.set(event.pointerId, this._viewportXY(event));
+        if (gesture && touches.size === 2) {
+          const now = twoFingers();
+          const factor = gesture.distance > 0 ? now.distance / gesture.distance : 1;
+          // Pan with the fingers' centre, zoom about it by how far they spread.
+          this.setZoom(this.zoom, this.panX + now.centre.x - gesture.centre.x, this.panY + now.centre.y - gesture.centre.y);
+          if (Math.abs(factor - 1) > 0.01) this.zoomAt(factor, now.centre.x, now.centre.y);
+          gesture = now;
+          return;
+        }
+      }
+      if (panning && panning.pointerId === event.pointerId) {
+        const at = this._viewportXY(event);
+        this.setZoom(this.zoom, at.x - panning.x, at.y - panning.y);
+      } else if (stroke && stroke.pointerId === event.pointerId) {
         const point = this.toImageXY(event);
-        this._stroke(last, point);
-        last = point;
+        this._stroke(stroke.last, point);
+        stroke.last = point;
         this.render();
       }
     });
-    const end = () => {
-      if (last) this.onChange();
-      last = null;
-      panning = null;
+
+    const end = (event) => {
+      touches.delete(event.pointerId);
+      if (touches.size < 2) gesture = null;
+      if (stroke && stroke.pointerId === event.pointerId) {
+        stroke = null;
+        this.onChange();
+      }
+      if (panning && panning.pointerId === event.pointerId) panning = null;
     };
     this.overlay.addEventListener("pointerup", end);
     this.overlay.addEventListener("pointercancel", end);
+    this.overlay.addEventListener("pointerleave", () => { this.cursor.hidden = true; });
+
     this.viewport.addEventListener("wheel", (event) => {
-      if (!event.ctrlKey) return;
+      if (!event.ctrlKey || !this.width) return;
       event.preventDefault();
-      this.zoomBy(event.deltaY < 0 ? 1.1 : 1 / 1.1);
+      const at = this._viewportXY(event);
+      this.zoomAt(event.deltaY < 0 ? 1.1 : 1 / 1.1, at.x, at.y);
     }, { passive: false });
+  }
+
+  // The brush outline: a circle of the brush's size, at the current zoom, under the pointer.
+  _moveCursor(event) {
+    const painting = this.enabled && this.tool !== "select" && !this.spaceDown && event.pointerType !== "touch";
+    this.cursor.hidden = !painting;
+    if (!painting) return;
+    const at = this._viewportXY(event);
+    const size = this.brushSize * this.zoom;
+    Object.assign(this.cursor.style, {
+      width: `${size}px`,
+      height: `${size}px`,
+      transform: `translate(${at.x - size / 2}px, ${at.y - size / 2}px)`,
+    });
+    this.cursor.classList.toggle("eraser", this.tool === "eraser");
   }
 
   _restore(from, to) {
@@ -155,13 +304,17 @@ export class MaskEditor {
     ctx.putImageData(from.pop(), 0, 0);
     this.effective = null;
     this.render();
+    this.onHistory();
     this.onChange();
   }
 
+  get canUndo() { return this.undoStack.length > 0; }
+  get canRedo() { return this.redoStack.length > 0; }
   undo() { this._restore(this.undoStack, this.redoStack); }
   redo() { this._restore(this.redoStack, this.undoStack); }
 
   clear() {
+    if (!this.hasPaint()) return;
     this._snapshot();
     this.mask.getContext("2d").clearRect(0, 0, this.width, this.height);
     this.effective = null;
@@ -226,8 +379,8 @@ export class MaskEditor {
   }
 
   // ----- overlay ------------------------------------------------------------------------
-  // The server's effective mask (after polarity, invert, grow and blur), or while painting
-  // the raw strokes, tinted red.
+  // The server's effective mask of the whole canvas (after polarity, invert, grow, blur and
+  // the outpaint area), or while painting the raw strokes and the outpaint area, tinted red.
   showEffective(image) {
     this.effective = image;
     this.render();
@@ -235,28 +388,32 @@ export class MaskEditor {
 
   render() {
     const ctx = this.overlay.getContext("2d");
-    ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+    const [w, h] = [this.canvasWidth, this.canvasHeight];
+    ctx.clearRect(0, 0, w, h);
     if (!this.width) return;
+    const [r, g, b] = TINT;
     if (this.effective) {
-      const tmp = document.createElement("canvas");
-      tmp.width = this.width;
-      tmp.height = this.height;
-      const tctx = tmp.getContext("2d");
-      tctx.drawImage(this.effective, 0, 0, this.width, this.height);
-      const data = tctx.getImageData(0, 0, this.width, this.height);
+      ctx.drawImage(this.effective, 0, 0, w, h);
+      const data = ctx.getImageData(0, 0, w, h);
       const px = data.data;
       for (let i = 0; i < px.length; i += 4) {
         const value = px[i];
-        px[i] = 255; px[i + 1] = 32; px[i + 2] = 80; px[i + 3] = Math.round(value * 0.55);
+        px[i] = r; px[i + 1] = g; px[i + 2] = b; px[i + 3] = Math.round(value * TINT_ALPHA);
       }
       ctx.putImageData(data, 0, 0);
       return;
     }
     ctx.save();
-    ctx.drawImage(this.mask, 0, 0);
+    ctx.fillStyle = "#fff";
+    const { left, top } = this.pad;
+    ctx.fillRect(0, 0, w, top);
+    ctx.fillRect(0, top + this.height, w, h - top - this.height);
+    ctx.fillRect(0, top, left, this.height);
+    ctx.fillRect(left + this.width, top, w - left - this.width, this.height);
+    ctx.drawImage(this.mask, left, top);
     ctx.globalCompositeOperation = "source-in";
-    ctx.fillStyle = "rgba(255, 32, 80, 0.55)";
-    ctx.fillRect(0, 0, this.width, this.height);
+    ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${TINT_ALPHA})`;
+    ctx.fillRect(0, 0, w, h);
     ctx.restore();
   }
 }

@@ -15,7 +15,8 @@ from PIL import Image
 
 from inpainting.models import Generation
 from tests.browser.conftest import log_in, screenshot
-from tests.images import box_mask, gradient, jpeg_bytes
+from tests.browser.helpers import open_image, overlay_alpha, photo, set_brush, stroke, wait_overlay
+from tests.images import box_mask, jpeg_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 W, H = 400, 300
@@ -23,47 +24,10 @@ W, H = 400, 300
 
 @pytest.fixture
 def input_png(tmp_path):
-    path = tmp_path / "photo.png"
-    gradient(W, H).save(path)
+    """scikit-image's cat photo, cut to W x H (a real photo, at a size the strokes know)."""
+    path, _ = photo(tmp_path, "chelsea")
+    Image.open(path).crop((25, 0, 25 + W, H)).save(path)
     return path
-
-
-def open_image(page, path) -> dict:
-    page.set_input_files("#image-input", str(path))
-    page.wait_for_selector("#editor:not([hidden])")
-    assert page.inner_text("#zoom-value") == "100%"
-    return page.locator("#overlay-canvas").bounding_box()
-
-
-def set_brush(page, size: int) -> None:
-    page.eval_on_selector(
-        "#brush-size", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", size
-    )
-    assert page.inner_text("#brush-size-value") == str(size)
-
-
-def stroke(page, box, start, end) -> None:
-    page.mouse.move(box["x"] + start[0], box["y"] + start[1])
-    page.mouse.down()
-    page.mouse.move(box["x"] + end[0], box["y"] + end[1], steps=12)
-    page.mouse.up()
-
-
-def overlay_alpha(page, x: int, y: int) -> int:
-    return page.evaluate(
-        "([x, y]) => document.getElementById('overlay-canvas').getContext('2d')"
-        ".getImageData(x, y, 1, 1).data[3]",
-        [x, y],
-    )
-
-
-def wait_overlay(page, x, y, painted: bool) -> None:
-    test = "> 0" if painted else "=== 0"
-    page.wait_for_function(
-        "([x, y]) => document.getElementById('overlay-canvas').getContext('2d')"
-        f".getImageData(x, y, 1, 1).data[3] {test}",
-        arg=[x, y],
-    )
 
 
 def segment_distance(start, end) -> np.ndarray:
@@ -108,7 +72,6 @@ def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
     page.click("#invert")
     wait_overlay(page, 380, 20, painted=False)
     page.wait_for_timeout(400)  # the server's effective-mask overlay
-    screenshot(page, "studio-desktop")
 
     page.select_option("#engine", "diffusers")
     page.fill("#prompt", "a red rose")
@@ -130,8 +93,6 @@ def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
     in_progress = sorted({p for p in seen if 0 < p < 100})
     assert len(in_progress) >= 2, seen
     page.wait_for_function("() => document.getElementById('after').complete")
-    page.locator("#result-panel").scroll_into_view_if_needed()
-    screenshot(page, "studio-result", full_page=True)
     seed = page.inner_text("#result-seed")
     assert seed.isdigit()
 
@@ -169,7 +130,7 @@ def test_upload_a_mask_see_thumbnail_and_overlay_and_get_refusals(
     log_in(page, live_url, "alice", "pw-alice-123")
     open_image(page, input_png)
     page.click("#mode-upload")
-    assert "White areas are kept, black areas are inpainted" in page.inner_text("#polarity")
+    assert "white areas are kept, black areas are inpainted" in page.inner_text("#polarity")
     mask_path = tmp_path / "mask.png"
     box_mask(W, H, (100, 100, 199, 199), inpaint_white=False).save(mask_path)
     page.set_input_files("#mask-input", str(mask_path))
@@ -320,7 +281,6 @@ def test_studio_at_phone_width(browser, live_url, user, input_png):
                 "el => el.labels?.length || el.getAttribute('aria-label') ? 1 : 0"
             )
             assert label, control.evaluate("el => el.outerHTML")
-        screenshot(page, "studio-phone", full_page=True)
     finally:
         context.close()
 

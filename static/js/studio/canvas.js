@@ -3,7 +3,7 @@
 
 import { MaskEditor } from "../mask-editor.js";
 import { postForm } from "../http.js";
-import { $, clearErrors, showErrors } from "./dom.js";
+import { $, clearErrors, say, showErrors } from "./dom.js";
 
 const root = $("studio");
 const MAX_BYTES = Number(root.dataset.maxBytes);
@@ -17,14 +17,27 @@ export const input = {
   uploadInvert: false,
 };
 
+// The phone layout gives the viewport no height of its own: the editor sizes it to the image.
+const phone = window.matchMedia("(max-width: 800px)");
+const syncLayout = () => { $("viewport").dataset.autoHeight = String(phone.matches); };
+syncLayout();
+
 export const editor = new MaskEditor({
   viewport: $("viewport"),
   stage: $("stage"),
   imageCanvas: $("image-canvas"),
   overlayCanvas: $("overlay-canvas"),
+  cursor: $("brush-cursor"),
   onChange: () => scheduleOverlay(),
   onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
+  onHistory: () => {
+    $("undo").disabled = !editor.canUndo;
+    $("redo").disabled = !editor.canRedo;
+  },
+  // Space pans (and keys edit) only while the canvas, not the result, is on screen.
+  isActive: () => !$("editor").hidden && $("compare").hidden,
 });
+window.addEventListener("resize", () => { syncLayout(); editor.fit(); });
 
 // ----- the image -------------------------------------------------------------------------
 export async function loadImage(blob) {
@@ -49,6 +62,8 @@ export async function loadImage(blob) {
   input.imageUrl = URL.createObjectURL(blob);
   $("dropzone").hidden = true;
   $("editor").hidden = false;
+  showCanvas();
+  say("");
   editor.load(bitmap);
   if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
   scheduleOverlay();
@@ -94,17 +109,20 @@ function setTool(tool) {
   for (const name of ["brush", "eraser", "select"]) {
     $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
   }
+  $("tolerance-field").hidden = tool !== "select";
+  $("overlay-canvas").classList.toggle("selecting", tool === "select");
 }
 $("tool-select").addEventListener("click", () => setTool("select"));
 
 // Click-to-select: the server selects the connected region of similar colour (flood fill).
 editor.onSelect = async ({ x, y }) => {
+  if (x < 0 || y < 0 || x >= editor.width || y >= editor.height) return; // the outpaint area
   clearErrors("mask");
   const form = new FormData();
   form.append("image", input.imageBlob, "image");
   form.append("method", "flood");
   form.append("point", JSON.stringify([Math.round(x), Math.round(y)]));
-  form.append("tolerance", "32");
+  form.append("tolerance", $("select-tolerance").value);
   form.append("mask_mode", "white_inpaints");
   const response = await postForm("/api/masks/generate", form);
   if (!response.ok) {
@@ -114,6 +132,7 @@ editor.onSelect = async ({ x, y }) => {
   }
   editor.addSelection(await createImageBitmap(await response.blob()));
 };
+$("select-tolerance").addEventListener("input", (e) => { $("select-tolerance-value").value = e.target.value; });
 $("tool-brush").addEventListener("click", () => setTool("brush"));
 $("tool-eraser").addEventListener("click", () => setTool("eraser"));
 $("undo").addEventListener("click", () => editor.undo());
@@ -125,7 +144,7 @@ $("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
 $("zoom-fit").addEventListener("click", () => editor.fit());
 
 window.addEventListener("keydown", (e) => {
-  if (["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName) || $("editor").hidden) return;
+  if (["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName) || !editor.isActive()) return;
   const key = e.key.toLowerCase();
   if ((e.ctrlKey || e.metaKey) && key === "z") {
     e.preventDefault();
@@ -211,13 +230,17 @@ async function refreshOverlay() {
   if (!editor.width) return;
   const request = ++overlayRequest;
   const mask = await currentMask();
-  if (!mask) { editor.showEffective(null); return; }
+  const outpaint = outpaintSides();
+  if (!mask && !outpaint) { editor.showEffective(null); return; }
   const form = new FormData();
-  form.append("mask", mask.blob, "mask.png");
+  if (mask) {
+    form.append("mask", mask.blob, "mask.png");
+    form.append("mask_mode", mask.mode);
+    form.append("invert_mask", mask.invert);
+  }
+  if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   form.append("width", editor.width);
   form.append("height", editor.height);
-  form.append("mask_mode", mask.mode);
-  form.append("invert_mask", mask.invert);
   form.append("mask_blur", $("mask_blur").value || 0);
   form.append("mask_grow", $("mask_grow").value || 0);
   const response = await postForm("/api/masks/effective", form);
@@ -237,6 +260,32 @@ async function refreshOverlay() {
 }
 for (const id of ["mask_blur", "mask_grow"]) $(id).addEventListener("change", scheduleOverlay);
 
+// ----- outpaint: the new area shows in the overlay as soon as a side is set --------------
+const SIDES = ["left", "right", "top", "bottom"];
+
+export function outpaintSides() {
+  const sides = {};
+  for (const side of SIDES) {
+    const value = Math.max(0, Math.round(Number($(`outpaint_${side}`).value || 0)));
+    if (value) sides[side] = value;
+  }
+  return Object.keys(sides).length ? sides : null;
+}
+
+function outpaintChanged() {
+  editor.setOutpaint(outpaintSides() || {});
+  scheduleOverlay();
+}
+for (const side of SIDES) $(`outpaint_${side}`).addEventListener("input", outpaintChanged);
+
+// ----- the canvas or the result: one view ------------------------------------------------
+export function showCanvas() {
+  $("compare").hidden = true;
+  $("stage").hidden = false;
+  $("result-panel").hidden = true;
+  $("draw-tools").classList.remove("muted");
+}
+
 // ----- settings ---------------------------------------------------------------------------
 function engineChanged() {
   const classical = $("engine").value === "classical";
@@ -248,4 +297,16 @@ function engineChanged() {
 $("engine").addEventListener("change", engineChanged);
 engineChanged();
 $("denoising_strength").addEventListener("input", (e) => { $("denoising_value").value = e.target.value; });
+
+// Prompts: a live count against the limit, so nothing is cut without notice.
+for (const counter of document.querySelectorAll("[data-counter-for]")) {
+  const field = $(counter.dataset.counterFor);
+  const update = () => {
+    const full = field.value.length >= field.maxLength;
+    counter.textContent = `${field.value.length} / ${field.maxLength}${full ? " · the limit: longer text is cut" : ""}`;
+    counter.classList.toggle("full", full);
+  };
+  field.addEventListener("input", update);
+  update();
+}
 $("seed-random").addEventListener("change", (e) => { $("seed").disabled = e.target.checked; });

@@ -1,19 +1,51 @@
-// Shared by the studio's modules: element lookup and errors shown next to their fields.
+// Shared by the studio's modules: element lookup, the status line, and errors shown next to
+// their fields (or in the status line when their field is not on screen).
 
 export const $ = (id) => document.getElementById(id);
+
+// ----- the status line above the canvas (an aria-live region) ----------------------------
+export function say(text, kind = "info") {
+  const line = $("studio-message");
+  line.textContent = text;
+  line.className = `message ${kind}`;
+  if (text) bringIntoView(line);
+}
+
+function bringIntoView(element) {
+  const box = element.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) element.scrollIntoView({ block: "center" });
+}
+
+function visibleSlot(field) {
+  const slot = document.querySelector(`[data-error-for="${field}"]`);
+  if (!slot || slot.closest("[hidden]")) return null;
+  const details = slot.closest("details");
+  if (details) details.open = true;
+  return slot;
+}
+
+const label = (field) => field.charAt(0).toUpperCase() + field.slice(1).replaceAll("_", " ");
 
 // ----- errors next to their fields -------------------------------------------------------
 export function showErrors(errors, message) {
   clearErrors();
-  let placed = false;
+  const unplaced = [];
+  let first = null;
   for (const [field, messages] of Object.entries(errors || {})) {
-    const slot = document.querySelector(`[data-error-for="${field}"]`);
-    if (slot) { slot.textContent = messages.join(" "); placed = true; }
+    const slot = visibleSlot(field);
+    if (slot) {
+      slot.textContent = messages.join(" ");
+      first = first || slot;
+    } else {
+      unplaced.push(field === "non_field_errors" ? messages.join(" ") : `${label(field)}: ${messages.join(" ")}`);
+    }
   }
-  if (!placed && message) document.querySelector('[data-error-for="non_field_errors"]').textContent = message;
+  if (unplaced.length || (!first && message)) say(unplaced.join(" ") || message, "error");
+  if (first) bringIntoView(first);
 }
 
 export function clearErrors(field) {
   const selector = field ? `[data-error-for="${field}"]` : "[data-error-for]";
   document.querySelectorAll(selector).forEach((el) => { el.textContent = ""; });
+  if (!field && $("studio-message").classList.contains("error")) say("");
 }

@@ -1,8 +1,8 @@
 // The studio's job: submit the form, watch progress on the websocket, cancel.
 
 import { postForm, postJson, wsUrl } from "../http.js";
-import { currentMask, input } from "./canvas.js";
-import { $, clearErrors, showErrors } from "./dom.js";
+import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
+import { $, clearErrors, say, showErrors } from "./dom.js";
 import { showResult } from "./results.js";
 
 const job = { generationId: null, socket: null, finished: false };
@@ -15,7 +15,9 @@ $("generate-form").addEventListener("submit", async (event) => {
   const mask = await currentMask();
   const outpaint = outpaintSides();
   if (!mask && !outpaint) {
-    showErrors({ mask: [input.maskMode === "draw" ? "Paint the area to regenerate first (or outpaint)." : "Choose a mask PNG first (or outpaint)."] });
+    say(input.maskMode === "draw"
+      ? "Nothing to regenerate yet: paint over the area to change (it turns red), or set outpaint pixels, then Generate."
+      : "Nothing to regenerate yet: choose a mask PNG above, or set outpaint pixels, then Generate.", "error");
     return;
   }
   const form = new FormData();
@@ -45,15 +47,6 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
 });
 
-function outpaintSides() {
-  const sides = {};
-  for (const side of ["left", "right", "top", "bottom"]) {
-    const value = Number($(`outpaint_${side}`).value || 0);
-    if (value) sides[side] = value;
-  }
-  return Object.keys(sides).length ? sides : null;
-}
-
 function setProgress(percent, text) {
   $("progress").value = percent;
   $("progress").dataset.percent = String(percent);
@@ -63,8 +56,10 @@ function setProgress(percent, text) {
 function startWatching(id) {
   job.generationId = id;
   job.finished = false;
-  $("result-panel").hidden = true;
+  showCanvas();
+  say("");
   $("progress-panel").hidden = false;
+  $("progress-panel").scrollIntoView({ block: "nearest" });
   $("cancel").disabled = false;
   $("preview").hidden = true;
   setProgress(0, "Queued");
@@ -120,11 +115,13 @@ function stopWatching() {
 function fail(text) {
   stopWatching();
   setProgress(0, `Failed: ${text}`);
+  say(`The generation failed: ${text}`, "error");
 }
 
 function cancelled() {
   stopWatching();
   setProgress(0, "Cancelled");
+  say("Cancelled.");
 }
 
 $("cancel").addEventListener("click", async () => {
@@ -138,5 +135,6 @@ function finished(id, message) {
   stopWatching();
   setProgress(100, "Done");
   $("progress-panel").hidden = true;
+  say("Done: drag the slider to compare; “Back to the mask” to keep editing.");
   showResult(id, message);
 }

@@ -1,22 +1,27 @@
-// The studio's result: before / after, samples, download, and "use as input".
+// The studio's result: it replaces the canvas view, with a before / after slider drawn at one
+// scale whatever the sizes (an outpainted result is larger than its input: the input sits at
+// its place inside it), samples, download, "use as input" and "back to the mask".
 
-import { input, loadImage } from "./canvas.js";
+import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
+
+const view = { frame: null, sides: null };
 
 // ----- result ------------------------------------------------------------------------------
 export function showResult(id, message) {
   const images = message.images;
-  const seeds = message.metadata.seeds || [message.metadata.seed];
-  $("result-panel").hidden = false;
-  $("before").src = input.imageUrl;
+  const metadata = message.metadata || {};
+  const seeds = metadata.seeds || [metadata.seed];
+  view.sides = metadata.outpaint || null;
   $("result-link").href = `/history/${id}/`;
+  $("before").src = input.imageUrl;
   const strip = $("samples-strip");
   strip.replaceChildren();
   const show = (index) => {
     $("after").src = images[index];
     $("download").href = images[index];
-    $("download").setAttribute("download", `dreamlayer-${id}-${index}.png`);
     $("result-seed").value = seeds[index];
+    for (const [i, thumb] of [...strip.children].entries()) thumb.setAttribute("aria-pressed", String(i === index));
   };
   images.forEach((url, index) => {
     if (images.length < 2) return;
@@ -32,16 +37,65 @@ export function showResult(id, message) {
     strip.append(button);
   });
   show(0);
+  $("stage").hidden = true;
+  $("brush-cursor").hidden = true;
+  $("compare").hidden = false;
+  $("result-panel").hidden = false;
+  $("draw-tools").classList.add("muted");
+  setSplit(50);
+  $("compare-slider").value = 50;
+  layout();
+  $("after").addEventListener("load", layout, { once: true });
+  $("viewport").scrollIntoView({ block: "nearest" });
 }
 
-$("compare-slider").addEventListener("input", (e) => {
-  $("after").style.clipPath = `inset(0 0 0 ${e.target.value}%)`;
+// The result fitted into the viewport (at most 100%), centred; the input drawn at the same
+// scale at its place in the result: pixel for pixel aligned.
+function layout() {
+  const after = $("after");
+  const [w, h] = [after.naturalWidth, after.naturalHeight];
+  if (!w || $("compare").hidden) return;
+  const viewport = $("viewport");
+  const zoom = Math.min(1, viewport.clientWidth / w, viewport.clientHeight / h);
+  const [boxW, boxH] = [w * zoom, h * zoom];
+  Object.assign($("compare").style, {
+    width: `${boxW}px`,
+    height: `${boxH}px`,
+    left: `${(viewport.clientWidth - boxW) / 2}px`,
+    top: `${(viewport.clientHeight - boxH) / 2}px`,
+  });
+  // Where the input lies in the result: its outpaint offsets, or (same size) the whole frame.
+  const sides = view.sides || { left: 0, top: 0 };
+  const inputW = editor.width || w;
+  const inputH = editor.height || h;
+  const sameScale = w === inputW + (sides.left || 0) + (sides.right || 0);
+  Object.assign($("before").style, sameScale
+    ? {
+      left: `${(100 * (sides.left || 0)) / w}%`,
+      top: `${(100 * (sides.top || 0)) / h}%`,
+      width: `${(100 * inputW) / w}%`,
+      height: `${(100 * inputH) / h}%`,
+    }
+    : { left: "0", top: "0", width: "100%", height: "100%" });
+  $("zoom-value").value = `${Math.round(zoom * 100)}%`;
+}
+window.addEventListener("resize", layout);
+
+function setSplit(percent) {
+  $("before-layer").style.clipPath = `inset(0 ${100 - percent}% 0 0)`;
+  $("compare-line").style.left = `${percent}%`;
+}
+$("compare-slider").addEventListener("input", (e) => setSplit(Number(e.target.value)));
+
+$("back-to-mask").addEventListener("click", () => {
+  showCanvas();
+  editor.fit();
 });
-$("after").style.clipPath = "inset(0 0 0 50%)";
 
 $("use-as-input").addEventListener("click", async () => {
   const response = await fetch($("after").src, { credentials: "same-origin" });
   const blob = await response.blob();
+  for (const side of ["left", "right", "top", "bottom"]) $(`outpaint_${side}`).value = 0;
+  editor.setOutpaint({});
   await loadImage(new File([blob], "result.png", { type: "image/png" }));
-  $("result-panel").hidden = true;
 });
