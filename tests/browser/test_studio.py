@@ -202,6 +202,11 @@ def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
     page.click("#create-key")
     key = page.inner_text("#new-key")
     assert key.startswith("dl_")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#copy-key")
+    page.wait_for_function("() => document.getElementById('copy-status').textContent")
+    assert page.inner_text("#copy-status") == "Copied."
+    assert page.evaluate("navigator.clipboard.readText()") == key
     screenshot(page, "api-keys")
     page.goto(f"{live_url}/accounts/keys/")
     assert page.locator("#new-key").count() == 0
