@@ -4,7 +4,8 @@
 smooth fills (biharmonic and Navier-Stokes, averaged), the texture from PatchMatch, and the
 seam from a gradient-domain (Poisson) solve that fades PatchMatch's detail in over the first
 pixels inside the hole, so the boundary does not show. ``patchmatch``, ``telea`` and ``ns`` are
-the single methods (pypatchmatch, OpenCV Telea, OpenCV Navier-Stokes).
+the single methods (pypatchmatch, OpenCV Telea, OpenCV Navier-Stokes). ``extend`` fills an
+outpaint's new area, where nothing is known beyond the hole (see its docstring).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ STRUCTURE_MAX_HOLE_PIXELS = 40_000
 #: 3.5 s here at the limit): ``hybrid`` returns plain PatchMatch instead. Only-masked cropping
 #: keeps ordinary holes far below it.
 HYBRID_MAX_HOLE_PIXELS = 400_000
+#: ``extend`` copies from the known pixels at most this far from the hole, or as far as the
+#: hole is deep when that is more.
+EXTEND_MIN_BAND = 32
 
 
 def fill(
@@ -65,9 +69,44 @@ def fill(
     return hybrid(image, hole > 0, texture, core)
 
 
-def patchmatch(
-    image: np.ndarray, hole: np.ndarray, patch_size: int, seed: int | None
+def extend(
+    image: np.ndarray, hole: np.ndarray, patch_size: int = 5, seed: int | None = None
 ) -> np.ndarray:
+    """Outpainting: ``image`` with the ``hole`` (an outpaint's new area beside the image's old
+    border, H x W, non-zero = fill) filled by continuing the picture.
+
+    ``hybrid`` takes its structure from smooth fills, which interpolate between the known
+    pixels around a hole. Beside an outpaint's new area nothing is known on the far side, so
+    they extrapolate: the border's last pixels are smeared into streaks across the strip and
+    their colour drifts. Here the whole fill is PatchMatch's: texture and colour copied from
+    the band of known pixels beside the hole, as deep as the hole (what lies near the border
+    continues, not what lies across the picture); then a Poisson solve guided by the fill's
+    own Laplacian bends its low frequencies to meet the kept pixels without a step.
+    """
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    hole = hole > 0
+    if not hole.any():
+        return image.copy()
+    gradient.check_fillable(hole)
+    hole8 = hole.astype(np.uint8) * 255
+    depth = float(cv2.distanceTransform(hole8, cv2.DIST_L2, 5).max())
+    from_hole = cv2.distanceTransform(255 - hole8, cv2.DIST_L2, 5)
+    far = from_hole > max(EXTEND_MIN_BAND, depth)  # known pixels beyond the band: no source
+    texture = patchmatch(image, hole8, patch_size, seed, far.astype(np.uint8) * 255)
+    if np.count_nonzero(hole) > HYBRID_MAX_HOLE_PIXELS:
+        return texture
+    filled = gradient.poisson(image.astype(np.float32), hole, gradient.laplacian(texture))
+    return np.clip(filled + 0.5, 0, 255).astype(np.uint8)
+
+
+def patchmatch(
+    image: np.ndarray,
+    hole: np.ndarray,
+    patch_size: int,
+    seed: int | None,
+    unused: np.ndarray | None = None,
+) -> np.ndarray:
+    """PatchMatch's fill of ``hole``; known pixels where ``unused`` is non-zero are no source."""
     # PyPatchMatch builds and loads its C library on first import: only when a fill needs it.
     from patchmatch import patch_match  # noqa: PLC0415
 
@@ -75,7 +114,9 @@ def patchmatch(
         raise EngineError("PatchMatch is not available on this machine.")
     if seed is not None:
         patch_match.set_random_seed(seed % 2**31)
-    return np.asarray(patch_match.inpaint(image, hole, patch_size=patch_size), np.uint8)
+    return np.asarray(
+        patch_match.inpaint(image, hole, global_mask=unused, patch_size=patch_size), np.uint8
+    )
 
 
 def hybrid(

@@ -201,14 +201,15 @@ def masked_region(
 
 
 def choose_region(
-    mask: np.ndarray, area: str, padding: int, working_size: int | None
+    mask: np.ndarray, area: str, padding: int, working_size: int | None, context: int = 0
 ) -> tuple[int, int, int, int] | None:
-    """The crop to inpaint, or None for the whole canvas."""
+    """The crop to inpaint, or None for the whole canvas; it reaches ``padding`` and at least
+    ``context`` pixels beyond the mask's box."""
     check("inpaint_area", area)
     check("padding", padding)
     if area == "whole":
         return None
-    box = masked_region(mask, padding, working_size)
+    box = masked_region(mask, max(padding, context), working_size)
     region = (box[2] - box[0]) * (box[3] - box[1])
     if area == "auto" and region >= AUTO_CROP_SHARE * mask.size:
         return None
@@ -234,7 +235,13 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     scheduler = canonical_name(request.scheduler) if request.scheduler else None
     canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
     seeds = resolve_seeds(request.seed, request.samples)
-    box = choose_region(canvas.mask, request.inpaint_area, request.padding, backend.working_size)
+    # A backend that fills an outpaint's new area itself copies it from the original beside
+    # it: the crop keeps as much of the original as the new area is deep (``padding`` alone,
+    # 32 px, would leave PatchMatch a sliver to copy a 128 px strip from).
+    context = max(canvas.outpaint) if canvas.outpaint and not backend.prefill else 0
+    box = choose_region(
+        canvas.mask, request.inpaint_area, request.padding, backend.working_size, context
+    )
     region_image, region_mask = canvas.image, canvas.mask
     if box is not None:
         x0, y0, x1, y1 = box
@@ -267,6 +274,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         guidance_scale=request.guidance_scale,
         seeds=seeds,
         scheduler=scheduler,
+        outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 

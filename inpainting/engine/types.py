@@ -128,6 +128,9 @@ class BackendCall:
     #: falling to 0 over the feather band outside it. A fill may use it to find the mask's own
     #: edge (where 255 ends) inside the hole.
     weights: Image.Image | None = None
+    #: The hole holds an outpaint's new area: there the picture is extended beyond its old
+    #: border, with nothing known on the far side (a fill extrapolates, it cannot interpolate).
+    outpaint: bool = False
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""Object removal with no weights: the hybrid fill by default (``infill``), or one method."""
+"""Object removal with no weights: the hybrid fill by default (``infill``), or one method.
+
+An outpaint's new area is extended by ``infill.extend`` under the default method.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from ..infill import METHODS, fill
+from ..infill import METHODS, extend, fill
 from ..types import (
     BackendCall,
     BackendOutput,
@@ -63,7 +66,10 @@ class ClassicalBackend:
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
-            filled = fill(image, hole, self.method, self.patch_size, seed=seed, core=core)
+            if call.outpaint and self.method == "hybrid":
+                filled = extend(image, hole, self.patch_size, seed=seed)
+            else:
+                filled = fill(image, hole, self.method, self.patch_size, seed=seed, core=core)
             images.append(Image.fromarray(filled, "RGB"))
             progress(ProgressEvent(step=index + 1, total=total))
         return BackendOutput(
