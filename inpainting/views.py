@@ -16,7 +16,7 @@ from .engine.schedulers import scheduler_names
 from .errors import ClientError
 from .models import Generation
 from .params import GenerationParams
-from .services import generations
+from .services import generations, masks
 
 
 @login_required
@@ -54,13 +54,18 @@ def _own_generation(request, generation_id, change: bool = False) -> Generation:
 
 @login_required
 def history_detail(request, generation_id):
+    """One generation; ``history-detail.js`` follows a queued or running one live."""
     generation = _own_generation(request, generation_id)
-    params = GenerationParams.from_json(generation.params).to_json()
-    return render(
-        request,
-        "inpainting/history_detail.html",
-        {"g": generation, "params": params, "images": generation.images.all()},
-    )
+    params = GenerationParams.from_json(generation.params)
+    context = {
+        "g": generation,
+        # The engine row shows the engine that ran, with its model: the request's is left out.
+        "params": params.table(leave_out=("engine",)),
+        "images": generation.images.all(),
+        "mask_colour": masks.generation_mask_colour(generation=generation),
+        "active": generation.status in Generation.ACTIVE,
+    }
+    return render(request, "inpainting/history_detail.html", context)
 
 
 @login_required
