@@ -137,6 +137,35 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
     assert page.inner_html("[data-output]") == live_markup
 
 
+def test_the_detail_page_reconnects_when_its_socket_drops(
+    page, live_url, user, api_key, paused_worker
+):
+    generation_id = submit_over_http(live_url, api_key, prompt="again", wait="false")
+    page.add_init_script("""(() => {
+        const Native = window.WebSocket;
+        window.sockets = [];
+        window.WebSocket = function (...args) {
+            const socket = new Native(...args);
+            window.sockets.push(socket);
+            return socket;
+        };
+        window.WebSocket.prototype = Native.prototype;
+    })()""")
+    log_in(page, live_url, "alice", "pw-alice-123")
+    page.goto(f"{live_url}/history/{generation_id}/")
+    page.wait_for_function(
+        "() => window.sockets.length === 1 && window.sockets[0].readyState === 1"
+    )
+    page.evaluate("window.notReloaded = true; window.sockets[0].close()")  # the network drops
+    page.wait_for_function(
+        "() => window.sockets.length === 2 && window.sockets[1].readyState === 1"
+    )
+    paused_worker.resume()
+    wait_for_badge(page, "succeeded")
+    assert page.locator("[data-output-image]").count() == 1
+    assert page.evaluate("window.notReloaded") is True
+
+
 def test_the_detail_page_shows_a_failure_live(page, live_url, user, api_key, paused_worker):
     generation_id = submit_over_http(live_url, api_key, prompt="doomed", wait="false")
     log_in(page, live_url, "alice", "pw-alice-123")
