@@ -1,4 +1,5 @@
-"""``Authorization: Api-Key <key>`` (or ``X-API-Key``) authentication for DRF and websockets."""
+"""API key authentication for DRF and websockets: ``Authorization: Api-Key <key>``,
+``Authorization: Bearer <key>`` (how the OpenAI SDK sends its key) or ``X-API-Key: <key>``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ from . import schema  # noqa: F401 - registers the OpenAPI description of this s
 from .models import ApiKey, User
 from .throttles import KEY_FAILURES, request_address, wait_words
 
-HEADER_SCHEME = "api-key"
+#: The ``Authorization`` schemes that carry a key (compared in lower case).
+HEADER_SCHEMES = ("api-key", "bearer")
+
+
+def no_key_message(elsewhere: str | None = None) -> str:
+    """The 401 message when a request brings no credentials at all: how to send a key (the
+    API's exception handler answers it). ``elsewhere``: another place the view reads it from."""
+    ways = "'Authorization: Api-Key <key>', 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    if elsewhere:
+        ways = f"{elsewhere}, or as {ways}"
+    return f"No API key: send it as {ways} (create one on the API keys page)."
+
+
+NO_KEY_MESSAGE = no_key_message()
 
 
 def key_from_headers(headers: dict[str, str]) -> str | None:
-    """The key in ``Authorization: Api-Key <key>`` or ``X-API-Key: <key>`` (lower-case names)."""
+    """The key in ``Authorization: Api-Key <key>``, ``Authorization: Bearer <key>`` or
+    ``X-API-Key: <key>`` (lower-case header names). HTTP and websocket handshakes both use it."""
     authorization = headers.get("authorization", "")
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == HEADER_SCHEME and value.strip():
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() in HEADER_SCHEMES and value.strip():
         return value.strip()
     value = headers.get("x-api-key", "").strip()
     return value or None
@@ -56,6 +71,9 @@ def _usable_key_owner(key: str) -> tuple[User, ApiKey]:
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Sets ``request.user`` to the key's owner and ``request.auth`` to the ``ApiKey`` row."""
+
+    #: What a request without any credentials is told (``inpainting.api.errors``).
+    missing_key_message = NO_KEY_MESSAGE
 
     def authenticate(self, request):
         headers = {k.lower(): v for k, v in request.headers.items()}

@@ -12,5 +12,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Api-Key dl_xxxxxxxx.secret` (or the key alone in `X-API-Key`).",
+            "description": (
+                "`Api-Key dl_xxxxxxxx.secret` or `Bearer dl_xxxxxxxx.secret` (or the key alone "
+                "in `X-API-Key`)."
+            ),
         }

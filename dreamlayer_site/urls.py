@@ -1,12 +1,17 @@
 from csp.decorators import csp_update
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from inpainting import views
 
 urlpatterns = [
     path("", views.studio, name="home"),
+    # Browsers ask for /favicon.ico where a page names no icon (the API's JSON, Swagger UI).
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("history/", views.history, name="history"),
     path("history/<uuid:generation_id>/", views.history_detail, name="history-detail"),
     path("history/<uuid:generation_id>/rerun/", views.history_rerun, name="history-rerun"),

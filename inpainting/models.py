@@ -8,6 +8,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.text import slugify
+
+#: The longest run of prompt words in a download's file name.
+FILE_NAME_WORDS_CHARS = 40
 
 
 def _server_name(folder: str) -> str:
@@ -158,6 +162,34 @@ class Generation(models.Model):
     @property
     def percent(self) -> float:
         return round(100.0 * self.step / self.total_steps, 1) if self.total_steps else 0.0
+
+    @property
+    def is_outpaint(self) -> bool:
+        return bool((self.params or {}).get("outpaint"))
+
+    @property
+    def description(self) -> str:
+        """What the history calls this job: its prompt, else what it does without one."""
+        if self.prompt.strip():
+            return self.prompt.strip()
+        if self.is_outpaint:
+            return "Outpaint and object removal" if self.mask_id else "Outpaint"
+        return "Object removal"
+
+    def file_name(self, what: str | int) -> str:
+        """The name a download of this job's files gets, for people:
+        ``dreamlayer-<the prompt's first words, else removal or outpaint>-<what>.png``, where
+        ``what`` is an output's seed, or "input", "mask", "regenerated"."""
+        words = ""
+        for word in slugify(self.prompt, allow_unicode=True).split("-"):
+            joined = f"{words}-{word}" if words else word
+            if len(joined) > FILE_NAME_WORDS_CHARS:
+                words = words or word[:FILE_NAME_WORDS_CHARS]
+                break
+            words = joined
+        if not words:
+            words = "outpaint" if self.is_outpaint else "removal"
+        return f"dreamlayer-{words}-{what}.png"
 
 
 class GeneratedImage(models.Model):

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from PIL import Image
 
 from .engine import InpaintRequest, MaskOptions, Outpaint
-from .engine.parameters import PARAMETERS
+from .engine.parameters import PARAMETERS, number
 
 P = PARAMETERS
+
+
+def _set_by_compat_apis(label: str) -> dict:
+    """Field metadata of a parameter only compatible APIs set: its label for people, and
+    that a table leaves it out while it has its default."""
+    return {"label": label, "compat_only": True}
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,12 @@ class GenerationParams:
     mask_blur: int = P["mask_blur"].default
     mask_grow: int = P["mask_grow"].default
     # Set by compatible APIs only (their mask rules), never by a client directly.
-    exact_mask_size: bool = False
-    mask_threshold: int | None = None
+    exact_mask_size: bool = field(default=False, metadata=_set_by_compat_apis("Exact mask size"))
+    mask_threshold: int | None = field(default=None, metadata=_set_by_compat_apis("Mask threshold"))
     inpaint_area: str = P["inpaint_area"].default
     padding: int = P["padding"].default
     # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
-    outpaint: dict | None = None
+    outpaint: dict | None = field(default=None, metadata={"label": "Outpaint"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
 
@@ -45,6 +51,21 @@ class GenerationParams:
     def from_json(cls, data: dict[str, Any]) -> GenerationParams:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def table(self, *, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Every parameter as (label, value) for people, in definition order; labels come from
+        ``engine.parameters`` (and this class's fields for the ones only it has)."""
+        rows = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in leave_out or (
+                item.metadata.get("compat_only") and value == item.default
+            ):
+                continue
+            definition = PARAMETERS.get(item.name)
+            label = definition.label if definition else item.metadata["label"]
+            rows.append((label, _for_people(value, definition.none_means if definition else None)))
+        return rows
 
     @property
     def mask_options(self) -> MaskOptions:
@@ -75,3 +96,15 @@ class GenerationParams:
             scheduler=self.scheduler,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
         )
+
+
+def _for_people(value: Any, none_means: str | None) -> str:
+    if value is None:
+        return none_means or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, dict):  # outpaint
+        return Outpaint(**value).describe()
+    return str(value) if value != "" else "-"

@@ -11,12 +11,13 @@ from django.views.decorators.http import require_POST
 from . import selectors
 from .api.errors import json_not_found
 from .conf import engine_config, model_status
+from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.parameters import MAX_OUTPAINT_SIDE, PARAMETERS
 from .engine.schedulers import scheduler_names
 from .errors import ClientError
 from .models import Generation
 from .params import GenerationParams
-from .services import generations
+from .services import generations, masks
 
 
 @login_required
@@ -31,6 +32,9 @@ def studio(request):
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition
         "outpaint_max": MAX_OUTPAINT_SIDE,
+        # The overlay's red: the same colour as every other picture of the regenerated area.
+        "tint": ",".join(str(c) for c in REGENERATED_TINT),
+        "tint_opacity": REGENERATED_OPACITY,
     }
     return render(request, "inpainting/studio.html", context)
 
@@ -54,13 +58,18 @@ def _own_generation(request, generation_id, change: bool = False) -> Generation:
 
 @login_required
 def history_detail(request, generation_id):
+    """One generation; ``history-detail.js`` follows a queued or running one live."""
     generation = _own_generation(request, generation_id)
-    params = GenerationParams.from_json(generation.params).to_json()
-    return render(
-        request,
-        "inpainting/history_detail.html",
-        {"g": generation, "params": params, "images": generation.images.all()},
-    )
+    params = GenerationParams.from_json(generation.params)
+    context = {
+        "g": generation,
+        # The engine row shows the engine that ran, with its model: the request's is left out.
+        "params": params.table(leave_out=("engine",)),
+        "images": generation.images.all(),
+        "mask_colour": masks.generation_mask_colour(generation=generation),
+        "active": generation.status in Generation.ACTIVE,
+    }
+    return render(request, "inpainting/history_detail.html", context)
 
 
 @login_required

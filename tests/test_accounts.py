@@ -1,28 +1,68 @@
-"""Authentication: session, API key (both headers), revoked, expired, none; keys hashed."""
+"""Authentication: session, API key (all three headers, HTTP and websocket), revoked, expired,
+none; keys hashed."""
 
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
+from dreamlayer_site.asgi import application
 
 pytestmark = pytest.mark.django_db
 URL = "/api/generations/"
+NO_KEY = (
+    "No API key: send it as 'Authorization: Api-Key <key>', 'Authorization: Bearer <key>' or "
+    "'X-API-Key: <key>' (create one on the API keys page)."
+)
 
 
-def test_no_credentials_is_refused_with_the_error_shape():
+def test_no_credentials_is_refused_with_the_error_shape_and_says_how_to_send_a_key():
     response = APIClient().get(URL)
     assert response.status_code == 401
-    assert response.json() == {
-        "status": "error",
-        "message": "Authentication credentials were not provided.",
-        "errors": {},
-    }
+    assert response.json() == {"status": "error", "message": NO_KEY, "errors": {}}
     assert response.headers["WWW-Authenticate"] == "Api-Key"
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_api_key_as_a_bearer_token(user, api_key, scheme):
+    """``curl -H "Authorization: Bearer <key>"``, as the OpenAI SDK sends its key."""
+    response = APIClient().get(URL, headers={"Authorization": f"{scheme} {api_key}"})
+    assert response.status_code == 200, response.content
+    assert ApiKey.objects.get(user=user).last_used is not None
+
+
+def test_a_wrong_bearer_key_is_refused(api_key):
+    forged = api_key.partition(".")[0] + ".x" * 16
+    for key in (forged, "sk-not-a-dreamlayer-key"):
+        response = APIClient().get(URL, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 401
+        assert response.json()["message"] == "Invalid API key."
+
+
+def test_an_empty_bearer_or_another_scheme_is_no_credentials(api_key):
+    for value in ("Bearer ", "Bearer", f"Token {api_key}", f"Basic {api_key}"):
+        response = APIClient().get(URL, headers={"Authorization": value})
+        assert response.status_code == 401, value
+        assert response.json()["message"] == NO_KEY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_websocket_handshake_takes_a_bearer_key_too(api_key):
+    async def handshake(authorization: str) -> bool:
+        headers = [(b"authorization", authorization.encode()), (b"host", b"testserver")]
+        communicator = WebsocketCommunicator(application, "/ws/generations/", headers=headers)
+        connected, _ = await communicator.connect(timeout=10)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(handshake)(f"Bearer {api_key}")
+    assert not async_to_sync(handshake)("Bearer dl_nothing.nothing")
 
 
 def test_session_login(user):

@@ -130,7 +130,7 @@ def test_processing_then_fetch(api_key, paused_worker, settings):
 @pytest.mark.parametrize(
     "changes,status,words",
     [
-        ({"key": None}, 401, "Authentication credentials were not provided"),
+        ({"key": None}, 401, "No API key: send it as 'key' in the JSON body, or as"),
         ({"key": "dl_wrong.key"}, 401, "Invalid API key"),
         ({"init_image": "not base64 at all!"}, 400, "URL, a data URL or base64"),
         ({"init_image": "http://169.254.169.254/latest/"}, 400, "private or local address"),

@@ -56,3 +56,10 @@ def test_scheduler_list(api):
         assert name in names
     karras = next(i for i in body["schedulers"] if i["name"] == "DPM++ 2M Karras")
     assert karras["class"] == "DPMSolverMultistepScheduler" and karras["use_karras_sigmas"]
+
+
+def test_the_key_scheme_names_every_way_to_send_a_key(api):
+    schema = api.get("/api/schema/", headers={"Accept": "application/json"}).json()
+    description = schema["components"]["securitySchemes"]["ApiKeyAuth"]["description"]
+    for way in ("Api-Key", "Bearer", "X-API-Key"):
+        assert way in description, description

@@ -92,6 +92,7 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
         "images": image_urls(generation, base_url),
         "input_image": link("api:generation-input"),
         "mask_image": link("api:generation-mask") if generation.mask_id else None,
+        "regenerated_image": link("api:generation-regenerated"),
         "metadata": metadata(generation),
         "websocket": websocket_url(generation, base_url),
         "webhook": {

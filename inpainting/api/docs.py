@@ -33,6 +33,9 @@ class GenerationDoc(serializers.Serializer):
     images = serializers.ListField(child=serializers.URLField())
     input_image = serializers.URLField()
     mask_image = serializers.URLField(allow_null=True)
+    regenerated_image = serializers.URLField(
+        help_text="the input on the job's canvas with the regenerated area tinted red"
+    )
     metadata = serializers.DictField()
     websocket = serializers.CharField()
     webhook = WebhookDoc(allow_null=True)

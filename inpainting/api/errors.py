@@ -9,6 +9,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.authentication import NO_KEY_MESSAGE
+
 from ..errors import ClientError
 
 
@@ -30,6 +32,17 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
     return {"non_field_errors": _flatten(detail)}
 
 
+def _missing_credentials_message(context: dict) -> str:
+    """How to send a key, as the view's key authentication says (ModelsLab's also reads the
+    body's ``key``); DRF's own "credentials were not provided" does not say how."""
+    request = context.get("request")
+    for authenticator in getattr(request, "authenticators", None) or ():
+        message = getattr(authenticator, "missing_key_message", None)
+        if message:
+            return message
+    return NO_KEY_MESSAGE
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ClientError):
         errors = {exc.field: [exc.message]} if exc.field else {}
@@ -42,6 +55,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         first_field, messages = next(iter(errors.items()), ("", ["Invalid input."]))
         label = "" if first_field == "non_field_errors" else f"{first_field}: "
         response.data = error_body(f"{label}{messages[0]}", errors)
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        response.data = error_body(_missing_credentials_message(context), {})
     else:
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = error_body(str(detail or exc), {})

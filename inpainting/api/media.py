@@ -1,9 +1,22 @@
-"""Image responses: the one place that sets the headers every served image carries."""
+"""Image responses: the one place that sets the headers every served image carries, served
+here or by S3 through a signed URL."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
+from django.utils.http import content_disposition_header
+
+
+def content_disposition(filename: str) -> str:
+    """Shown in the browser, saved under ``filename`` (any script: RFC 6266 encodes it)."""
+    return content_disposition_header(False, filename)
+
+
+def signed_url_parameters(filename: str) -> dict[str, str]:
+    """What a signed S3 URL asks S3 to answer with: the same headers as ``image_response``
+    where S3 can set them (``storage.url(name, parameters=...)``)."""
+    return {"ResponseContentDisposition": content_disposition(filename)}
 
 
 def image_response(content, *, filename: str | None = None, cache: bool = False) -> HttpResponse:
@@ -15,7 +28,7 @@ def image_response(content, *, filename: str | None = None, cache: bool = False)
     else:
         response = HttpResponse(content, content_type="image/png")
     if filename:
-        response["Content-Disposition"] = f'inline; filename="{filename}"'
+        response["Content-Disposition"] = content_disposition(filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = settings.MEDIA_CONTENT_SECURITY_POLICY
     response["Cache-Control"] = "private, max-age=3600" if cache else "no-store"

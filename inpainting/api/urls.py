@@ -30,6 +30,11 @@ urlpatterns = [
         name="generation-mask",
     ),
     path(
+        "generations/<uuid:pk>/regenerated.png",
+        views.GenerationFileView.as_view(kind="regenerated"),
+        name="generation-regenerated",
+    ),
+    path(
         "generations/<uuid:pk>/mask-thumbnail.png",
         views.GenerationFileView.as_view(kind="mask_thumbnail"),
         name="generation-mask-thumbnail",

@@ -37,7 +37,7 @@ from .common import (
     unfinished_response,
 )
 from .docs import GenerationDoc
-from .media import image_response
+from .media import image_response, signed_url_parameters
 from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
@@ -221,12 +221,17 @@ class MaskPreviewView(APIView):
 
 def _file_response(field_file, download_name: str):
     if settings.AWS_STORAGE_BUCKET_NAME:
-        return HttpResponseRedirect(field_file.url)  # a short-lived signed URL
+        # A short-lived signed URL; S3 answers it with the same file name as we would.
+        url = field_file.storage.url(
+            field_file.name, parameters=signed_url_parameters(download_name)
+        )
+        return HttpResponseRedirect(url)
     return image_response(field_file.open("rb"), filename=download_name, cache=True)
 
 
 class GenerationFileView(APIView):
-    """The image bytes of a generation: owner or staff only (others get 404)."""
+    """The image bytes of a generation: owner or staff only (others get 404). Downloads are
+    named for people (``Generation.file_name``)."""
 
     kind = "output"
 
@@ -234,19 +239,20 @@ class GenerationFileView(APIView):
     def get(self, request: Request, pk, index: int | None = None):
         generation = get_generation_or_404(request, pk)
         if self.kind == "input":
-            return _file_response(generation.source.file, f"{generation.pk}-input.png")
-        if self.kind == "mask":
+            return _file_response(generation.source.file, generation.file_name("input"))
+        if self.kind == "regenerated":
+            png = masks.generation_regenerated_png(generation=generation)
+            return image_response(png, filename=generation.file_name("regenerated"), cache=True)
+        if self.kind in ("mask", "mask_thumbnail"):
             if generation.mask is None:
                 raise Http404("This generation has no mask.")
-            return _file_response(generation.mask.file, f"{generation.pk}-mask.png")
-        if self.kind == "mask_thumbnail":
-            if generation.mask is None:
-                raise Http404("This generation has no mask.")
-            return _file_response(generation.mask.thumbnail, f"{generation.pk}-mask-thumb.png")
+            if self.kind == "mask":
+                return _file_response(generation.mask.file, generation.file_name("mask"))
+            return _file_response(generation.mask.thumbnail, generation.file_name("mask-thumbnail"))
         image = next((i for i in generation.images.all() if i.index == index), None)
         if image is None:
             raise Http404("No such image.")
-        return _file_response(image.file, f"{generation.pk}-{index}.png")
+        return _file_response(image.file, generation.file_name(image.seed))
 
 
 @extend_schema(

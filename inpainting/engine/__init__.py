@@ -3,10 +3,18 @@
 A request dataclass in, a result dataclass out; progress and cancel are callables passed in.
 """
 
+from .compose import tint_regenerated
 from .images import encode_png, png_with_parameters, to_rgb
-from .masks import effective_mask
+from .masks import effective_mask, regenerated_colour
 from .registry import EngineConfig, check_fillable, get_backend
-from .runner import canvas_mask, prepare_mask, resolve_seeds, run_inpaint, run_inpaint_batch
+from .runner import (
+    canvas_mask,
+    prepare_canvas,
+    prepare_mask,
+    resolve_seeds,
+    run_inpaint,
+    run_inpaint_batch,
+)
 from .types import (
     Cancelled,
     EngineError,
@@ -32,10 +40,13 @@ __all__ = [
     "effective_mask",
     "encode_png",
     "png_with_parameters",
+    "tint_regenerated",
     "to_rgb",
     "check_fillable",
     "get_backend",
+    "prepare_canvas",
     "prepare_mask",
+    "regenerated_colour",
     "resolve_seeds",
     "run_inpaint",
     "run_inpaint_batch",

@@ -1,4 +1,5 @@
-"""Working resolution and compositing, shared by every backend."""
+"""Working resolution and compositing, shared by every backend, and the picture of the
+regenerated area."""
 
 from __future__ import annotations
 
@@ -28,6 +29,22 @@ def composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> 
         original.astype(np.uint32) * (255 - weight) + generated.astype(np.uint32) * weight + 127
     ) // 255
     return blended.astype(np.uint8)
+
+
+#: The regenerated area in every picture that shows it: the studio's overlay draws
+#: rgba(255, 32, 80, 0.55) over the image, the detail page's "Regenerated area" the same.
+REGENERATED_TINT = (255, 32, 80)
+REGENERATED_OPACITY = 0.55
+
+
+def tint_regenerated(image: Image.Image, mask: np.ndarray) -> Image.Image:
+    """``image`` with the effective ``mask`` (255 = regenerate) tinted in ``REGENERATED_TINT``
+    at alpha ``REGENERATED_OPACITY * mask / 255`` (unmasked pixels stay byte-identical)."""
+    original = np.asarray(image.convert("RGB"))
+    tint = np.empty_like(original)
+    tint[...] = REGENERATED_TINT
+    weight = np.rint(mask.astype(np.float32) * REGENERATED_OPACITY).astype(np.uint8)
+    return Image.fromarray(composite(original, tint, weight), "RGB")
 
 
 def composite_images(

@@ -25,11 +25,28 @@ def _has_transparency(mask: Image.Image) -> bool:
     return False
 
 
+def _with_alpha(mask: Image.Image) -> Image.Image:
+    """Palette images and images with a transparent colour, as RGBA (their alpha counts)."""
+    if mask.mode == "P" or (mask.mode in ("L", "RGB") and "transparency" in mask.info):
+        return mask.convert("RGBA")
+    return mask
+
+
+def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
+    """Which pixels of the mask file as sent are regenerated, in a word: "white" or "black"
+    (the endpoint's polarity, swapped by invert), or "transparent" (or, inverted, "opaque")
+    when the file has transparent pixels. The rule of ``_regenerate_values``, for people."""
+    check("mask_mode", options.mode)
+    if _has_transparency(_with_alpha(mask)):
+        return "opaque" if options.invert else "transparent"
+    white = (options.mode == "white_inpaints") != options.invert
+    return "white" if white else "black"
+
+
 def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
     check("mask_mode", options.mode)
-    if mask.mode == "P" or (mask.mode in ("L", "RGB") and "transparency" in mask.info):
-        mask = mask.convert("RGBA")
+    mask = _with_alpha(mask)
     if mask.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         mask = Image.fromarray(
             np.clip(np.asarray(mask, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)

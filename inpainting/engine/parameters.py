@@ -10,7 +10,7 @@ Plain Python (the engine imports no Django).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .types import MAX_SEED, InvalidInput
@@ -41,6 +41,10 @@ class Parameter:
     max_length: int | None = None
     aliases: tuple[str, ...] = ()  # other names clients send (A1111 and friends)
     flag: str | None = None  # the CLI's flag, when it is not --<name>
+    #: What people read, e.g. in the history detail page's table.
+    label: str = field(kw_only=True)
+    #: What None means, in words ("random" for the seed).
+    none_means: str | None = field(default=None, kw_only=True)
 
     @property
     def cli_flag(self) -> str:
@@ -81,8 +85,17 @@ class Parameter:
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in (
-        Parameter("prompt", str, "", "what to paint; required for diffusers", max_length=2000),
-        Parameter("negative_prompt", str, "", "what to avoid", max_length=2000),
+        Parameter(
+            "prompt",
+            str,
+            "",
+            "what to paint; required for diffusers",
+            max_length=2000,
+            label="Prompt",
+        ),
+        Parameter(
+            "negative_prompt", str, "", "what to avoid", max_length=2000, label="Negative prompt"
+        ),
         Parameter(
             "denoising_strength",
             float,
@@ -92,6 +105,7 @@ PARAMETERS: dict[str, Parameter] = {
             "how far the masked area may move from the input",
             minimum=0.0,
             maximum=1.0,
+            label="Denoising strength",
         ),
         Parameter(
             "num_inference_steps",
@@ -102,6 +116,7 @@ PARAMETERS: dict[str, Parameter] = {
             maximum=150,
             aliases=("steps",),
             flag="steps",
+            label="Steps",
         ),
         Parameter(
             "guidance_scale",
@@ -111,6 +126,7 @@ PARAMETERS: dict[str, Parameter] = {
             minimum=1.0,
             maximum=20.0,
             aliases=("cfg_scale",),
+            label="Guidance scale",
         ),
         Parameter(
             "seed",
@@ -120,9 +136,18 @@ PARAMETERS: dict[str, Parameter] = {
             minimum=-1,
             maximum=MAX_SEED,
             nullable=True,
+            label="Seed",
+            none_means="random",
         ),
         Parameter(
-            "samples", int, 1, "images per request", minimum=1, maximum=4, aliases=("batch_size",)
+            "samples",
+            int,
+            1,
+            "images per request",
+            minimum=1,
+            maximum=4,
+            aliases=("batch_size",),
+            label="Samples",
         ),
         Parameter(
             "mask_mode",
@@ -130,24 +155,52 @@ PARAMETERS: dict[str, Parameter] = {
             "black_inpaints",
             "which mask colour is regenerated",
             choices=MASK_MODES,
+            label="Mask mode",
         ),
-        Parameter("invert_mask", bool, False, "swap kept and regenerated"),
-        Parameter("mask_blur", int, 4, "feather width in pixels", minimum=0, maximum=64),
-        Parameter("mask_grow", int, 0, "grow (or shrink, negative) the mask by pixels", -64, 64),
+        Parameter("invert_mask", bool, False, "swap kept and regenerated", label="Invert mask"),
+        Parameter(
+            "mask_blur",
+            int,
+            4,
+            "feather width in pixels",
+            minimum=0,
+            maximum=64,
+            label="Mask blur (px)",
+        ),
+        Parameter(
+            "mask_grow",
+            int,
+            0,
+            "grow (or shrink, negative) the mask by pixels",
+            -64,
+            64,
+            label="Mask grow (px)",
+        ),
         Parameter(
             "inpaint_area",
             str,
             "auto",
             "masked: only the mask's box (plus padding) at working size",
             choices=INPAINT_AREAS,
+            label="Inpaint area",
         ),
-        Parameter("padding", int, 32, "pixels around the mask's box (only-masked)", 0, 256),
+        Parameter(
+            "padding",
+            int,
+            32,
+            "pixels around the mask's box (only-masked)",
+            0,
+            256,
+            label="Padding (px)",
+        ),
         Parameter(
             "scheduler",
             str,
             None,
             "a name from GET /api/schedulers (any case); none = the model's own",
             nullable=True,
+            label="Scheduler",
+            none_means="the model's own",
         ),
         Parameter(
             "engine",
@@ -156,6 +209,8 @@ PARAMETERS: dict[str, Parameter] = {
             "none = the server's default (auto: lama when installed and there is no prompt)",
             choices=ENGINES,
             nullable=True,
+            label="Engine",
+            none_means="the server's default",
         ),
     )
 }

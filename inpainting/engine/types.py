@@ -70,6 +70,18 @@ class Outpaint:
     height: int | None = None
     anchor: str = "center"
 
+    def describe(self) -> str:
+        """In words: "right 256 px, top 128 px", or "to width 1024 px, anchored top-left"."""
+        if self.width is None and self.height is None:
+            names = ("left", "right", "top", "bottom")
+            return ", ".join(f"{n} {getattr(self, n)} px" for n in names if getattr(self, n)) or "-"
+        size = [
+            f"{name} {value} px"
+            for name, value in (("width", self.width), ("height", self.height))
+            if value
+        ]
+        return f"to {' and '.join(size)}, anchored {self.anchor}"
+
     def sides(self, width: int, height: int) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) pixels to add around a ``width`` x ``height`` image."""
         if self.width is None and self.height is None:

@@ -11,6 +11,7 @@ from accounts.models import User
 
 from .. import engine
 from ..models import Generation, Mask, SourceImage
+from ..params import GenerationParams
 from ..uploads import encode_png, thumbnail_png
 
 
@@ -45,3 +46,12 @@ def open_stored(field_file) -> Image.Image:
 
 def stored_mask(generation: Generation) -> Image.Image | None:
     return open_stored(generation.mask.file) if generation.mask_id else None
+
+
+def generation_request(generation: Generation) -> engine.InpaintRequest:
+    """The engine request of a stored job: its input, mask and parameters. A run and the
+    picture of its regenerated area read the job the same way."""
+    params = GenerationParams.from_json(generation.params)
+    return params.to_request(
+        image=open_stored(generation.source.file), mask=stored_mask(generation)
+    )

@@ -1,4 +1,5 @@
-"""Masks: the effective mask exactly as a job would use it, and masks made without weights."""
+"""Masks: the effective mask exactly as a job would use it, the picture of a job's regenerated
+area, and masks made without weights."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from PIL import Image
 from .. import engine
 from ..engine import segment
 from ..errors import ClientError
+from ..models import Generation
+from ..params import GenerationParams
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, check_dimensions, read_image
+from .files import generation_request, stored_mask
 
 
 def mask_preview(
@@ -29,6 +33,28 @@ def mask_preview(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     return engine.encode_png(Image.fromarray(values, "L"))
+
+
+def generation_regenerated_png(*, generation: Generation) -> bytes:
+    """The job's input on its canvas (larger when outpainted; the new area black) with the
+    effective mask the job uses tinted as the studio's overlay is: one picture of what is
+    regenerated, whichever polarity the mask came in."""
+    try:
+        canvas = engine.prepare_canvas(generation_request(generation), fill_method="none")
+    except engine.InvalidInput as exc:  # checked when the job was created: not expected
+        raise ClientError(str(exc), field=exc.field, status=409) from None
+    return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
+
+
+def generation_mask_colour(*, generation: Generation) -> str | None:
+    """Which pixels of the job's mask file, as sent, are regenerated: "white", "black",
+    "transparent" or "opaque" (None: no mask)."""
+    mask = stored_mask(generation)
+    if mask is None:
+        return None
+    return engine.regenerated_colour(
+        mask, GenerationParams.from_json(generation.params).mask_options
+    )
 
 
 def mask_generate(

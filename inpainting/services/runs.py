@@ -22,7 +22,7 @@ from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
-from .files import open_stored, stored_mask
+from .files import generation_request
 from .models import backend_for
 
 logger = logging.getLogger(__name__)
@@ -137,10 +137,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
     requests, runnable = [], []
     for job, progress in zip(jobs, progresses, strict=True):
         try:
-            job_params = GenerationParams.from_json(job.params)
-            requests.append(
-                job_params.to_request(image=open_stored(job.source.file), mask=stored_mask(job))
-            )
+            requests.append(generation_request(job))
             runnable.append((job, progress))
         except Exception as exc:  # noqa: BLE001 - that job fails, the others run
             _record_outcome(job, exc, None)

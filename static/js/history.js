@@ -1,5 +1,7 @@
-// Live status badges on the history page, from /ws/generations/.
+// Live status badges on the history page, from /ws/generations/; a tile shows its first
+// output once the generation has succeeded.
 import { wsUrl } from "./http.js";
+import { setBadge } from "./status-badge.js";
 
 function connect() {
   const socket = new WebSocket(wsUrl("/ws/generations/"));
@@ -11,9 +13,12 @@ function connect() {
       document.getElementById("history-new")?.removeAttribute("hidden");
       return;
     }
-    const badge = tile.querySelector("[data-status]");
-    badge.textContent = message.status;
-    badge.className = `badge status-${message.status}`;
+    setBadge(tile.querySelector("[data-status]"), message.status);
+    const thumbnail = tile.querySelector("img[data-output-src]");
+    if (message.status === "succeeded" && thumbnail) {
+      thumbnail.src = thumbnail.dataset.outputSrc;
+      thumbnail.removeAttribute("data-output-src");
+    }
   };
   socket.onclose = () => setTimeout(connect, 2000);
 }

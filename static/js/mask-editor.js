@@ -7,10 +7,6 @@
 const HISTORY_LIMIT = 50;
 const MIN_ZOOM = 0.05;
 const MAX_ZOOM = 8;
-// The colour of "regenerated" in every picture the user sees (the detail page's
-// regenerated.png uses the same red and alpha).
-const TINT = [255, 32, 80];
-const TINT_ALPHA = 0.55;
 
 // Keys typed into these go to the field, never to the canvas.
 function isTextEntry(element) {
@@ -20,12 +16,16 @@ function isTextEntry(element) {
 }
 
 export class MaskEditor {
-  constructor({ viewport, stage, imageCanvas, overlayCanvas, cursor, onChange, onZoom, onHistory, isActive }) {
+  // ``tint`` ([r, g, b]) and ``tintOpacity``: the colour of "regenerated" in every picture the
+  // user sees (the server's, handed over by the page).
+  constructor({ viewport, stage, imageCanvas, overlayCanvas, cursor, tint, tintOpacity, onChange, onZoom, onHistory, isActive }) {
     this.viewport = viewport;
     this.stage = stage;
     this.imageCanvas = imageCanvas;
     this.overlay = overlayCanvas;
     this.cursor = cursor;
+    this.tint = tint;
+    this.tintOpacity = tintOpacity;
     this.onChange = onChange || (() => {});
     this.onZoom = onZoom || (() => {});
     this.onHistory = onHistory || (() => {});
@@ -391,14 +391,14 @@ export class MaskEditor {
     const [w, h] = [this.canvasWidth, this.canvasHeight];
     ctx.clearRect(0, 0, w, h);
     if (!this.width) return;
-    const [r, g, b] = TINT;
+    const [r, g, b] = this.tint;
     if (this.effective) {
       ctx.drawImage(this.effective, 0, 0, w, h);
       const data = ctx.getImageData(0, 0, w, h);
       const px = data.data;
       for (let i = 0; i < px.length; i += 4) {
         const value = px[i];
-        px[i] = r; px[i + 1] = g; px[i + 2] = b; px[i + 3] = Math.round(value * TINT_ALPHA);
+        px[i] = r; px[i + 1] = g; px[i + 2] = b; px[i + 3] = Math.round(value * this.tintOpacity);
       }
       ctx.putImageData(data, 0, 0);
       return;
@@ -412,7 +412,7 @@ export class MaskEditor {
     ctx.fillRect(left + this.width, top, w - left - this.width, this.height);
     ctx.drawImage(this.mask, left, top);
     ctx.globalCompositeOperation = "source-in";
-    ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${TINT_ALPHA})`;
+    ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${this.tintOpacity})`;
     ctx.fillRect(0, 0, w, h);
     ctx.restore();
   }

@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 
 from tests.conftest import ROOT, child_env
+from tests.helpers import black_box_mask_png, image_png
 from tests.live import daphne_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -90,3 +92,16 @@ def log_in(page, live_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_url}/")
+
+
+def submit_over_http(live_url: str, key: str, **data) -> str:
+    """A job sent with curl's means (multipart, an API key): its id."""
+    files = {
+        "image": ("in.png", image_png(), "image/png"),
+        "mask": ("mask.png", black_box_mask_png(), "image/png"),
+    }
+    response = requests.post(
+        f"{live_url}/api/img2img", files=files, data=data, headers={"X-API-Key": key}, timeout=60
+    )
+    assert response.status_code in (200, 202), response.text
+    return response.json()["id"]

@@ -304,32 +304,6 @@ def submit_over_http(live_url: str, key: str, **data) -> str:
     return response.json()["id"]
 
 
-def test_history_badges_update_live_and_detail_reruns_and_deletes(
-    page, live_url, user, api_key, paused_worker
-):
-    generation_id = submit_over_http(live_url, api_key, prompt="live", wait="false")
-    log_in(page, live_url, "alice", "pw-alice-123")
-    page.goto(f"{live_url}/history/")
-    badge = page.locator(f"[data-generation-id='{generation_id}'] [data-status]")
-    assert badge.inner_text() == "queued"
-    page.wait_for_timeout(300)  # the page's websocket is connected
-    paused_worker.resume()
-    page.wait_for_function("el => el.textContent === 'succeeded'", arg=badge.element_handle())
-
-    page.locator(f"[data-generation-id='{generation_id}'] a").click()
-    page.wait_for_selector("text=Parameters")
-    page.get_by_role("button", name="Re-run").click()
-    page.wait_for_url(lambda url: "/history/" in url and generation_id not in url)
-    rerun_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-    rerun = Generation.objects.get(pk=rerun_id)
-    assert rerun.source_id == Generation.objects.get(pk=generation_id).source_id
-    page.get_by_role("button", name="Delete").click()
-    page.wait_for_url(f"{live_url}/history/")
-    assert "deleted" in page.inner_text("main")
-    assert not Generation.objects.filter(pk=rerun_id).exists()
-    assert page.locator(f"[data-generation-id='{rerun_id}']").count() == 0
-
-
 def test_outpaint_from_the_studio_without_a_mask(page, live_url, user, input_png):
     log_in(page, live_url, "alice", "pw-alice-123")
     open_image(page, input_png)

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiKeyAuthentication, user_for_key
+from accounts.authentication import ApiKeyAuthentication, no_key_message, user_for_key
 from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
@@ -52,6 +52,8 @@ RECORDED = ("model_id", "width", "height", "track_id", "scheduler", "use_karras_
 
 class BodyKeyAuthentication(ApiKeyAuthentication):
     """ModelsLab clients put the key in the JSON body as ``key``; headers work as well."""
+
+    missing_key_message = no_key_message("'key' in the JSON body")
 
     def authenticate(self, request):
         from_header = super().authenticate(request)

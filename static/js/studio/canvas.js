@@ -28,6 +28,8 @@ export const editor = new MaskEditor({
   imageCanvas: $("image-canvas"),
   overlayCanvas: $("overlay-canvas"),
   cursor: $("brush-cursor"),
+  tint: root.dataset.tint.split(",").map(Number),
+  tintOpacity: Number(root.dataset.tintOpacity),
   onChange: () => scheduleOverlay(),
   onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
   onHistory: () => {
