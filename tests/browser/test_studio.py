@@ -290,20 +290,6 @@ def test_studio_at_phone_width(browser, live_url, user, input_png):
         context.close()
 
 
-def submit_over_http(live_url: str, key: str, **data) -> str:
-    from tests.helpers import black_box_mask_png, image_png
-
-    files = {
-        "image": ("in.png", image_png(), "image/png"),
-        "mask": ("mask.png", black_box_mask_png(), "image/png"),
-    }
-    response = requests.post(
-        f"{live_url}/api/img2img", files=files, data=data, headers={"X-API-Key": key}, timeout=60
-    )
-    assert response.status_code in (200, 202), response.text
-    return response.json()["id"]
-
-
 def test_outpaint_from_the_studio_without_a_mask(page, live_url, user, input_png):
     log_in(page, live_url, "alice", "pw-alice-123")
     open_image(page, input_png)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from inpainting.engine.compose import REGENERATED_OPACITY
 from inpainting.models import Generation
 from tests.browser.conftest import log_in, screenshot
 from tests.browser.helpers import (
@@ -25,6 +26,7 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The astronaut's shuttle, in the photo's pixels (512 x 512): a brush stroke down its body.
 SHUTTLE = ((432, 100), (440, 300))
+FULL = round(255 * REGENERATED_OPACITY)  # the overlay's alpha over a fully regenerated pixel
 
 
 @pytest.fixture
@@ -34,9 +36,13 @@ def studio(browser, live_url, user, request):
     context = browser.new_context(viewport=size, has_touch=size is PHONE)
     page = context.new_page()
     page.set_default_timeout(20_000)
+    errors = []  # a script error or a refused resource (CSP, 404) is a bug the user would hit
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
     log_in(page, live_url, "alice", "pw-alice-123")
     yield page
     context.close()
+    assert errors == []
 
 
 def stage_transform(page) -> str:
@@ -160,10 +166,10 @@ def test_the_overlay_covers_the_outpaint_area_as_soon_as_a_side_is_set(studio, t
     wait_overlay(studio, width + 32, height // 2, painted=True)  # at once, drawn locally
     studio.wait_for_function("() => document.getElementById('overlay-canvas').dataset.ready")
     # The server's effective mask: the strip, plus the feather on the original's border.
-    assert overlay_alpha(studio, width + 1, 5) == round(255 * 0.55)
-    assert overlay_alpha(studio, width + 63, height - 1) == round(255 * 0.55)
+    assert overlay_alpha(studio, width + 1, 5) == FULL
+    assert overlay_alpha(studio, width + 63, height - 1) == FULL
     assert overlay_alpha(studio, width // 2, height // 2) == 0
-    assert 0 < overlay_alpha(studio, width - 2, height // 2) < round(255 * 0.55)
+    assert 0 < overlay_alpha(studio, width - 2, height // 2) < FULL
     studio.fill("#outpaint_right", "0")
     studio.wait_for_function(f"() => document.getElementById('overlay-canvas').width === {width}")
     assert painted_pixels(studio) == 0

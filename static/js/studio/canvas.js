@@ -17,6 +17,9 @@ export const input = {
   uploadInvert: false,
 };
 
+// The regenerated area's colour, the server's (the legend's swatch uses it too).
+root.style.setProperty("--regenerated", `rgba(${root.dataset.tint}, ${root.dataset.tintOpacity})`);
+
 // The phone layout gives the viewport no height of its own: the editor sizes it to the image.
 const phone = window.matchMedia("(max-width: 800px)");
 const syncLayout = () => { $("viewport").dataset.autoHeight = String(phone.matches); };
