@@ -1,0 +1,149 @@
+"""What a model file or folder is, read from its keys, shapes and configuration alone.
+
+A single-file checkpoint (the AUTOMATIC1111 / Civitai ``.safetensors``) is probed from its
+header: the safetensors format starts with an 8-byte length and a JSON table of every tensor's
+name, dtype and shape, so no weight is read and no code runs. The key names that tell the
+families apart are those of the original (LDM) layout, which diffusers' single-file loader and
+ComfyUI's model detection also use. A diffusers folder is probed from ``model_index.json`` and
+its UNet's ``config.json``. Pickle formats (``.ckpt``, ``.bin``, ``.pt``, ``.pth``) are refused:
+loading one can run any code it carries.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .types import InvalidInput
+
+#: The families the engine can run, with their working size (the size they were trained at).
+FAMILIES = {"sd15": 512, "sdxl": 1024}
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+#: A safetensors header larger than this is not a checkpoint (a real SDXL file's is ~200 KB).
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+
+# Keys of the original layout (the UNet under ``model.diffusion_model.``).
+_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"  # [320, in_channels, 3, 3]
+_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+_SD2_TEXT = "cond_stage_model.model.token_embedding.weight"  # OpenCLIP ViT-H: SD 2.x
+_SDXL_TEXT_2 = "conditioner.embedders.1.model.positional_embedding"  # OpenCLIP bigG
+_SDXL_REFINER = "conditioner.embedders.0.model.text_projection"
+_FLUX = "double_blocks.0.img_attn.norm.key_norm.scale"
+_SD3 = ("joint_blocks.0.context_block.adaLN_modulation.1.bias",)
+
+# diffusers pipeline class names (``model_index.json``'s ``_class_name``) per family.
+_FOLDER_CLASSES = {
+    "StableDiffusionPipeline": "sd15",
+    "StableDiffusionInpaintPipeline": "sd15",
+    "StableDiffusionImg2ImgPipeline": "sd15",
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLInpaintPipeline": "sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "sdxl",
+}
+
+
+class Unsupported(InvalidInput):
+    """A file or folder that is not a model the engine can run, and why (said to people)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    family: str  # "sd15" | "sdxl"
+    inpainting: bool  # a 9-channel UNet (4 latent + 1 mask + 4 masked-image latent)
+    layout: str  # "single-file" | "diffusers"
+
+    @property
+    def working_size(self) -> int:
+        return FAMILIES[self.family]
+
+
+def read_header(path: Path) -> dict[str, dict]:
+    """The tensor table of a safetensors file (name -> {dtype, shape, data_offsets})."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise Unsupported(f"{path.name} is not a safetensors file (it is too short).")
+        (length,) = struct.unpack("<Q", head)
+        if not 2 <= length <= MAX_HEADER_BYTES:
+            raise Unsupported(f"{path.name} is not a safetensors file (bad header length).")
+        try:
+            table = json.loads(handle.read(length))
+        except (UnicodeDecodeError, ValueError):
+            raise Unsupported(f"{path.name} is not a safetensors file (bad header).") from None
+    if not isinstance(table, dict):
+        raise Unsupported(f"{path.name} is not a safetensors file (bad header).")
+    table.pop("__metadata__", None)
+    return table
+
+
+def probe_checkpoint(path: Path) -> Probe:
+    """The family of a single-file checkpoint, from its keys and shapes."""
+    table = read_header(path)
+    if _FLUX in table:
+        raise Unsupported(
+            f"{path.name} is a FLUX checkpoint; FLUX is not supported yet (SD 1.5 and SDXL are)."
+        )
+    if any(key in table or f"model.diffusion_model.{key}" in table for key in _SD3):
+        raise Unsupported(f"{path.name} is a Stable Diffusion 3 checkpoint; not supported yet.")
+    if _UNET_IN not in table:
+        raise Unsupported(
+            f"{path.name}: no Stable Diffusion UNet found (no {_UNET_IN!r}); a LoRA, a VAE, "
+            "a ControlNet or a diffusers-layout file is not a checkpoint."
+        )
+    channels = table[_UNET_IN]["shape"][1]
+    if channels not in (4, 9):
+        raise Unsupported(f"{path.name}: a UNet with {channels} input channels is not SD.")
+    if _SDXL_TEXT_2 in table:
+        family = "sdxl"
+    elif _SDXL_REFINER in table:
+        raise Unsupported(f"{path.name} is an SDXL refiner; it cannot inpaint on its own.")
+    elif _SD2_TEXT in table:
+        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x checkpoint; not supported.")
+    elif _SD1_TEXT in table:
+        family = "sd15"
+    else:
+        raise Unsupported(
+            f"{path.name}: the family could not be detected (no known text encoder keys)."
+        )
+    return Probe(family, channels == 9, "single-file")
+
+
+def probe_folder(path: Path) -> Probe:
+    """The family of a diffusers folder, from ``model_index.json`` and the UNet's config."""
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+        unet = json.loads((path / "unet" / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise Unsupported(
+            f"{path.name}: not a diffusers pipeline folder ({type(exc).__name__})."
+        ) from None
+    family = _FOLDER_CLASSES.get(index.get("_class_name", ""))
+    if family is None:
+        raise Unsupported(
+            f"{path.name}: a {index.get('_class_name')!r} pipeline is not supported "
+            f"(supported: {', '.join(sorted(_FOLDER_CLASSES))})."
+        )
+    channels = unet.get("in_channels")
+    if channels not in (4, 9):
+        raise Unsupported(f"{path.name}: a UNet with {channels} input channels is not SD.")
+    if not any((path / "unet").glob("*.safetensors")):
+        raise Unsupported(f"{path.name}: the UNet has no .safetensors weights (pickles refused).")
+    return Probe(family, channels == 9, "diffusers")
+
+
+def probe(path: Path) -> Probe:
+    """What ``path`` (a ``.safetensors`` checkpoint or a diffusers folder) is; ``Unsupported``
+    with the reason otherwise."""
+    if path.is_dir():
+        return probe_folder(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise Unsupported(
+            f"{path.name} is a pickle ({path.suffix}): loading one can run any code inside "
+            "it, so DreamLayer refuses it. Convert it to .safetensors (or download that "
+            "version) and copy that in instead."
+        )
+    if path.suffix.lower() != ".safetensors":
+        raise Unsupported(f"{path.name}: only .safetensors files and diffusers folders are models.")
+    return probe_checkpoint(path)

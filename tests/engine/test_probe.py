@@ -1,0 +1,96 @@
+"""Probing model files: family and inpainting from a checkpoint's keys and shapes (its header
+alone), from a diffusers folder's configuration; pickles and unknown files refused with why."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from inpainting.engine.probe import Probe, Unsupported, probe, read_header
+from inpainting.testing.tiny_model import write_tiny_inpaint_model
+
+UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
+SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+SDXL_TEXT_2 = "conditioner.embedders.1.model.positional_embedding"
+
+
+def checkpoint(path, tensors: dict[str, tuple[int, ...]]):
+    save_file({k: np.zeros(shape, np.float16) for k, shape in tensors.items()}, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({UNET_IN: (320, 9, 3, 3), SD1_TEXT: (77, 768)}, Probe("sd15", True, "single-file")),
+        ({UNET_IN: (320, 4, 3, 3), SD1_TEXT: (77, 768)}, Probe("sd15", False, "single-file")),
+        ({UNET_IN: (320, 9, 3, 3), SDXL_TEXT_2: (77, 1280)}, Probe("sdxl", True, "single-file")),
+        ({UNET_IN: (320, 4, 3, 3), SDXL_TEXT_2: (77, 1280)}, Probe("sdxl", False, "single-file")),
+    ],
+    ids=["sd15-inpainting", "sd15", "sdxl-inpainting", "sdxl"],
+)
+def test_a_checkpoint_family_from_its_keys(tmp_path, keys, expected):
+    found = probe(checkpoint(tmp_path / "model.safetensors", keys))
+    assert found == expected
+    assert found.working_size == {"sd15": 512, "sdxl": 1024}[found.family]
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [
+        ({"double_blocks.0.img_attn.norm.key_norm.scale": (128,)}, "FLUX"),
+        ({UNET_IN: (320, 4, 3, 3), "cond_stage_model.model.token_embedding.weight": (8, 4)}, "2.x"),
+        (
+            {UNET_IN: (320, 4, 3, 3), "conditioner.embedders.0.model.text_projection": (4, 4)},
+            "refiner",
+        ),
+        ({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 4)}, "LoRA"),
+        ({UNET_IN: (320, 4, 3, 3)}, "could not be detected"),
+        ({UNET_IN: (320, 8, 3, 3), SD1_TEXT: (77, 768)}, "8 input channels"),
+    ],
+    ids=["flux", "sd2", "refiner", "lora", "no-text-encoder", "odd-unet"],
+)
+def test_what_cannot_run_is_refused_with_the_reason(tmp_path, keys, reason):
+    with pytest.raises(Unsupported, match=reason):
+        probe(checkpoint(tmp_path / "x.safetensors", keys))
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".bin", ".pt", ".pth"])
+def test_pickles_are_refused_unread(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"\x80\x04 would run code")
+    with pytest.raises(Unsupported, match="pickle .* can run any code"):
+        probe(path)
+
+
+def test_a_file_that_is_not_safetensors(tmp_path):
+    for content in (b"", b"\xff" * 8 + b"{}", (20).to_bytes(8, "little") + b"not json at all!!!!!"):
+        path = tmp_path / "broken.safetensors"
+        path.write_bytes(content)
+        with pytest.raises(Unsupported, match="not a safetensors file"):
+            read_header(path)
+
+
+def test_the_header_alone_is_read(tmp_path):
+    """A checkpoint cut off after its header still probes: no weight is read."""
+    path = checkpoint(tmp_path / "full.safetensors", {UNET_IN: (320, 9, 3, 3), SD1_TEXT: (77, 768)})
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: 8 + length])
+    assert probe(cut) == Probe("sd15", True, "single-file")
+
+
+def test_a_diffusers_folder(tmp_path):
+    folder = write_tiny_inpaint_model(tmp_path / "tiny")
+    assert probe(folder) == Probe("sd15", True, "diffusers")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "FluxFillPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(Unsupported, match="'FluxFillPipeline' pipeline is not supported"):
+        probe(folder)
+    with pytest.raises(Unsupported, match="not a diffusers pipeline folder"):
+        probe(tmp_path)
