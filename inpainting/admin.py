@@ -3,8 +3,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .errors import ClientError
-from .models import GeneratedImage, Generation
-from .services import generations
+from .models import GeneratedImage, Generation, LibraryModel
+from .services import generations, library
 
 
 def _image_tag(url: str, height: int = 64) -> str:
@@ -151,3 +151,63 @@ class GenerationAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for generation in queryset:
             generations.generation_delete(generation=generation)
+
+
+@admin.register(LibraryModel)
+class LibraryModelAdmin(admin.ModelAdmin):
+    """The model library: staff enable, disable and choose the default; the scan
+    (``manage.py models scan``) adds and updates rows, so nothing else is edited here."""
+
+    list_display = ("name", "family", "inpainting", "layout", "enabled", "is_default", "present")
+    list_filter = ("family", "inpainting", "enabled", "present", "layout")
+    search_fields = ("name", "sha256")
+    actions = ["enable_selected", "disable_selected", "make_default"]
+    readonly_fields = (
+        "name",
+        "path",
+        "family",
+        "inpainting",
+        "layout",
+        "size_bytes",
+        "sha256",
+        "modified",
+        "is_default",
+        "present",
+        "scanned_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # models come from the scan
+
+    # Every staff member sees the library; changing it needs the model's change permission.
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.action(description="Enable the selected models", permissions=["change"])
+    def enable_selected(self, request, queryset):
+        count = queryset.update(enabled=True)
+        self.message_user(request, f"{count} model(s) enabled.", messages.SUCCESS)
+
+    @admin.action(description="Disable the selected models", permissions=["change"])
+    def disable_selected(self, request, queryset):
+        if queryset.filter(is_default=True).exists():
+            self.message_user(
+                request,
+                "The default model cannot be disabled; make another one the default first.",
+                messages.ERROR,
+            )
+            return
+        count = queryset.update(enabled=False)
+        self.message_user(request, f"{count} model(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Make the selected model the default", permissions=["change"])
+    def make_default(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one model.", messages.ERROR)
+            return
+        model = queryset.get()
+        library.library_model_set_default(model=model)
+        self.message_user(request, f"{model.name} is the default model now.", messages.SUCCESS)

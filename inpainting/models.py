@@ -209,3 +209,43 @@ class GeneratedImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.generation_id}/{self.index}"
+
+
+class LibraryModel(models.Model):
+    """A diffusion model in the library: a diffusers folder or a single-file ``.safetensors``
+    checkpoint under ``MODELS_DIR``, or a Hugging Face cache entry (recorded by the scan)."""
+
+    class Family(models.TextChoices):
+        SD15 = "sd15", "Stable Diffusion 1.5"
+        SDXL = "sdxl", "Stable Diffusion XL"
+
+    class Layout(models.TextChoices):
+        SINGLE_FILE = "single-file", "single file"
+        DIFFUSERS = "diffusers", "diffusers folder"
+        HF_CACHE = "hf-cache", "Hugging Face cache"
+
+    name = models.CharField(max_length=255, unique=True)
+    path = models.CharField(max_length=1024, help_text="Where it is on the workers' disk.")
+    family = models.CharField(max_length=16, choices=Family.choices)
+    inpainting = models.BooleanField(help_text="A 9-channel inpainting UNet (else a base model).")
+    layout = models.CharField(max_length=16, choices=Layout.choices)
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="Of the file (a folder: of its weights).")
+    modified = models.FloatField(help_text="The files' newest modification time at the scan.")
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField("default", default=False)
+    present = models.BooleanField(default=True, help_text="Found by the last scan.")
+    scanned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["family", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="one_default_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 
-from .models import Generation
+from .models import Generation, LibraryModel
 
 
 def generation_list(*, user: User, include_all: bool = False) -> QuerySet[Generation]:
@@ -69,3 +69,10 @@ def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float
         return round(average * (1.0 - done), 2)
     position = generation_queue_position(generation=generation) or 1
     return round(average * position, 2)
+
+
+def library_model_list() -> QuerySet[LibraryModel]:
+    """The models a job may name: enabled, and found by the last scan (the default first)."""
+    return LibraryModel.objects.filter(enabled=True, present=True).order_by(
+        "-is_default", "family", "name"
+    )

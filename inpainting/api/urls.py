@@ -12,6 +12,7 @@ urlpatterns = [
     path("img2img", views.Img2ImgView.as_view(), name="img2img"),
     path("health", views.HealthView.as_view(), name="health"),
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
+    path("models", views.ModelListView.as_view(), name="models"),
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
     path(

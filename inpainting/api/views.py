@@ -26,7 +26,7 @@ from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions, Outpaint
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..models import Generation
-from ..services import generations, masks
+from ..services import generations, library, masks
 from .common import (
     SubmitAndWaitView,
     Submitted,
@@ -164,6 +164,24 @@ class SchedulerListView(APIView):
                 "engines": {"diffusers": [i["name"] for i in items], "classical": []},
             }
         )
+
+
+class ModelListView(APIView):
+    """The model library: the enabled models a job may name (``model``), the default first."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Models",
+            {
+                "default": serializers.CharField(allow_null=True),
+                "models": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        items = [library.library_model_describe(m) for m in selectors.library_model_list()]
+        default = next((m["name"] for m in items if m["default"]), None)
+        return Response({"default": default, "models": items})
 
 
 class MaskGenerateView(APIView):

@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand
+
+from inpainting import selectors
+from inpainting.services.library import library_model_describe, library_scan
+
+
+class Command(BaseCommand):
+    help = (
+        "The model library: `models scan` records every diffusers folder and .safetensors "
+        "checkpoint under MODELS_DIR (and the Hugging Face cache) with its family; "
+        "`models list` shows the enabled ones."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=("scan", "list"))
+
+    def handle(self, *args, action: str, **options):
+        if action == "scan":
+            report = library_scan()
+            for label, names in (
+                ("added", report.added),
+                ("updated", report.updated),
+                ("unchanged", report.unchanged),
+                ("missing (marked not present)", report.missing),
+            ):
+                for name in names:
+                    self.stdout.write(f"{label}: {name}")
+            for name, why in report.refused:
+                self.stdout.write(self.style.WARNING(f"refused: {name}: {why}"))
+            self.stdout.write(self.style.SUCCESS(f"default: {report.default or '(none)'}"))
+            return
+        for model in selectors.library_model_list():
+            item = library_model_describe(model)
+            mark = " (default)" if item["default"] else ""
+            self.stdout.write(
+                f"{item['name']}{mark}: {item['family']}, {item['kind']}, {item['layout']}, "
+                f"{item['size_bytes'] / 1e9:.2f} GB, sha256 {item['sha256'][:12]}"
+            )

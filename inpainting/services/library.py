@@ -1,0 +1,178 @@
+"""The model library: what diffusion models this deployment has, recorded by a scan of
+``MODELS_DIR`` (single-file ``.safetensors`` checkpoints and diffusers folders) and of the
+Hugging Face cache, each probed for its family without loading it (``engine.probe``)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from huggingface_hub import constants as hf_constants
+
+from ..engine.parameters import PARAMETERS
+from ..engine.probe import FAMILIES, PICKLE_SUFFIXES, Probe, Unsupported, probe
+from ..models import LibraryModel
+
+logger = logging.getLogger(__name__)
+
+#: Folders of MODELS_DIR that hold other kinds of file (a later issue's LoRAs, ControlNets).
+OTHER_KINDS = frozenset({"loras", "controlnets", "masks"})
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass
+class ScanReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class _Found:
+    name: str
+    path: Path
+    hf_cache: bool = False
+
+
+def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
+    found: list[_Found] = []
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            if path.name.startswith(".") or path.name in OTHER_KINDS:
+                continue
+            suffix = path.suffix.lower()
+            if path.is_file() and (suffix == ".safetensors" or suffix in PICKLE_SUFFIXES):
+                found.append(_Found(path.name, path))
+            elif path.is_dir() and (path / "model_index.json").is_file():
+                found.append(_Found(path.name, path))
+    if hf_cache.is_dir():
+        for repo in sorted(hf_cache.glob("models--*")):
+            snapshots = sorted(
+                (s for s in (repo / "snapshots").glob("*") if (s / "model_index.json").is_file()),
+                key=lambda s: s.stat().st_mtime,
+            )
+            if snapshots:  # the newest revision present
+                name = repo.name.removeprefix("models--").replace("--", "/")
+                found.append(_Found(name, snapshots[-1], hf_cache=True))
+    return found
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def _fingerprint(files: list[Path]) -> tuple[int, float]:
+    stats = [f.stat() for f in files]
+    return sum(s.st_size for s in stats), max((s.st_mtime for s in stats), default=0.0)
+
+
+def _sha256(path: Path, files: list[Path]) -> str:
+    """Of the file; of a folder, its weight files' names and bytes in order."""
+    digest = hashlib.sha256()
+    weights = files if path.is_file() else [f for f in files if f.suffix == ".safetensors"]
+    for file in weights:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_scan() -> ScanReport:
+    """Record every model under ``MODELS_DIR`` and in the Hugging Face cache; mark the rows
+    whose files are gone as not present; keep one default (see ``_ensure_default``)."""
+    report = ScanReport()
+    root = Path(settings.MODELS_DIR)
+    seen: set[str] = set()
+    for item in _candidates(root, Path(hf_constants.HF_HUB_CACHE)):
+        try:
+            found: Probe = probe(item.path)
+        except Unsupported as exc:
+            report.refused.append((item.name, str(exc)))
+            continue
+        except OSError as exc:
+            report.refused.append((item.name, f"could not be read: {exc}"))
+            continue
+        files = _files(item.path)
+        size, modified = _fingerprint(files)
+        row = LibraryModel.objects.filter(name=item.name).first()
+        same = row is not None and (row.path, row.size_bytes, row.modified) == (
+            str(item.path),
+            size,
+            modified,
+        )
+        fields = {
+            "path": str(item.path),
+            "family": found.family,
+            "inpainting": found.inpainting,
+            "layout": LibraryModel.Layout.HF_CACHE if item.hf_cache else found.layout,
+            "size_bytes": size,
+            "modified": modified,
+            "sha256": row.sha256 if same else _sha256(item.path, files),
+            "present": True,
+        }
+        LibraryModel.objects.update_or_create(name=item.name, defaults=fields)
+        seen.add(item.name)
+        (report.unchanged if same else report.updated if row else report.added).append(item.name)
+    gone = LibraryModel.objects.filter(present=True).exclude(name__in=seen)
+    report.missing = sorted(gone.values_list("name", flat=True))
+    gone.update(present=False)
+    report.default = _ensure_default()
+    for name, why in report.refused:
+        logger.warning("model library: %s refused: %s", name, why)
+    return report
+
+
+@transaction.atomic
+def _ensure_default() -> str | None:
+    """The default model: the one staff chose while it is usable, else ``SD_INPAINT_MODEL``
+    when the library has it, else the first inpainting model, else the first model."""
+    usable = LibraryModel.objects.select_for_update().filter(enabled=True, present=True)
+    current = usable.filter(is_default=True).first()
+    if current is not None:
+        return current.name
+    configured = Path(settings.SD_INPAINT_MODEL).name
+    choice = (
+        usable.filter(name__in=[settings.SD_INPAINT_MODEL, configured]).first()
+        or usable.filter(inpainting=True).first()
+        or usable.first()
+    )
+    LibraryModel.objects.filter(is_default=True).update(is_default=False)
+    if choice is None:
+        return None
+    LibraryModel.objects.filter(pk=choice.pk).update(is_default=True)
+    return choice.name
+
+
+@transaction.atomic
+def library_model_set_default(*, model: LibraryModel) -> None:
+    """Make ``model`` the default (enabling it); the previous default stops being one."""
+    LibraryModel.objects.filter(is_default=True).exclude(pk=model.pk).update(is_default=False)
+    LibraryModel.objects.filter(pk=model.pk).update(is_default=True, enabled=True)
+
+
+def library_model_describe(model: LibraryModel) -> dict:
+    """A library model as ``GET /api/models`` lists it."""
+    return {
+        "name": model.name,
+        "family": model.family,
+        "kind": "inpainting" if model.inpainting else "base",
+        "default": model.is_default,
+        "layout": model.layout,
+        "size_bytes": model.size_bytes,
+        "sha256": model.sha256,
+        "defaults": {
+            "working_size": FAMILIES[model.family],
+            "num_inference_steps": PARAMETERS["num_inference_steps"].default,
+        },
+    }

@@ -1,0 +1,146 @@
+"""The model library: the scan of MODELS_DIR and the Hugging Face cache, the admin's enable /
+disable / default, ``GET /api/models`` and ``manage.py models``."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.test import Client
+from huggingface_hub import constants as hf_constants
+from safetensors.numpy import save_file
+
+from inpainting.models import LibraryModel
+from inpainting.services.library import library_scan
+
+pytestmark = pytest.mark.django_db
+UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
+SDXL_TEXT_2 = "conditioner.embedders.1.model.positional_embedding"
+SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+
+
+def checkpoint(path, tensors):
+    save_file({k: np.zeros(shape, np.float16) for k, shape in tensors.items()}, str(path))
+    return path
+
+
+@pytest.fixture
+def library(tmp_path, settings, tiny_model, monkeypatch):
+    """A models folder as a user fills it: a diffusers folder, single-file checkpoints, a pickle,
+    a FLUX file, LaMa's ONNX file and a loras/ folder; an empty Hugging Face cache."""
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(tiny_model, root / "tiny-sd15-inpainting")
+    checkpoint(root / "juggernaut-xl.safetensors", {UNET_IN: (320, 4, 3, 3), SDXL_TEXT_2: (77, 8)})
+    checkpoint(root / "dreamshaper-8.safetensors", {UNET_IN: (320, 4, 3, 3), SD1_TEXT: (77, 8)})
+    (root / "old-model.ckpt").write_bytes(b"\x80\x04pickle")
+    checkpoint(
+        root / "flux-fill.safetensors", {"double_blocks.0.img_attn.norm.key_norm.scale": (4,)}
+    )
+    (root / "big-lama.onnx").write_bytes(b"onnx")
+    (root / "loras").mkdir()
+    checkpoint(root / "loras" / "style.safetensors", {"lora_unet_x.lora_down.weight": (4, 4)})
+    settings.MODELS_DIR = root
+    settings.SD_INPAINT_MODEL = "not-in-the-library"
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    return root
+
+
+def test_the_scan_records_each_model_with_its_family_and_refuses_the_rest(library):
+    report = library_scan()
+    assert sorted(report.added) == [
+        "dreamshaper-8.safetensors",
+        "juggernaut-xl.safetensors",
+        "tiny-sd15-inpainting",
+    ]
+    refused = dict(report.refused)
+    assert set(refused) == {"old-model.ckpt", "flux-fill.safetensors"}
+    assert "pickle" in refused["old-model.ckpt"] and "FLUX" in refused["flux-fill.safetensors"]
+    rows = {m.name: m for m in LibraryModel.objects.all()}
+    xl = rows["juggernaut-xl.safetensors"]
+    assert (xl.family, xl.inpainting, xl.layout) == ("sdxl", False, "single-file")
+    data = (library / "juggernaut-xl.safetensors").read_bytes()
+    assert xl.sha256 == hashlib.sha256(data).hexdigest() and xl.size_bytes == len(data)
+    tiny = rows["tiny-sd15-inpainting"]
+    assert (tiny.family, tiny.inpainting, tiny.layout) == ("sd15", True, "diffusers")
+    # The default: the configured SD_INPAINT_MODEL is not here, so the inpainting model.
+    assert report.default == "tiny-sd15-inpainting" and tiny.is_default
+
+    again = library_scan()
+    assert again.added == [] and sorted(again.unchanged) == sorted(report.added)
+    (library / "dreamshaper-8.safetensors").unlink()
+    third = library_scan()
+    assert third.missing == ["dreamshaper-8.safetensors"]
+    assert not LibraryModel.objects.get(name="dreamshaper-8.safetensors").present
+
+
+def test_the_hugging_face_cache_counts_too(library, tmp_path, tiny_model):
+    snapshot = tmp_path / "hf-cache" / "models--acme--inpaint-xl" / "snapshots" / "abc123"
+    shutil.copytree(tiny_model, snapshot)
+    library_scan()
+    row = LibraryModel.objects.get(name="acme/inpaint-xl")
+    assert (row.family, row.inpainting, row.layout) == ("sd15", True, "hf-cache")
+    assert row.path == str(snapshot)
+
+
+def test_api_models_lists_the_enabled_models_default_first(library, api):
+    library_scan()
+    LibraryModel.objects.filter(name="dreamshaper-8.safetensors").update(enabled=False)
+    body = api.get("/api/models").json()
+    assert body["default"] == "tiny-sd15-inpainting"
+    assert [m["name"] for m in body["models"]] == [
+        "tiny-sd15-inpainting",
+        "juggernaut-xl.safetensors",
+    ]
+    first, xl = body["models"]
+    assert first["kind"] == "inpainting" and xl["kind"] == "base"
+    assert xl["family"] == "sdxl" and xl["defaults"]["working_size"] == 1024
+    assert first["defaults"] == {"working_size": 512, "num_inference_steps": 30}
+    assert len(xl["sha256"]) == 64
+    assert Client().get("/api/models").status_code == 401
+
+
+def test_staff_enable_disable_and_choose_the_default_in_the_admin(library, staff_user):
+    url = "/admin/inpainting/librarymodel/"
+    library_scan()
+    client = Client()
+    client.force_login(staff_user)
+    assert "Make the selected model the default" not in client.get(url).content.decode()
+    staff_user.user_permissions.add(Permission.objects.get(codename="change_librarymodel"))
+    client.force_login(staff_user)
+    xl = LibraryModel.objects.get(name="juggernaut-xl.safetensors")
+    response = client.post(url, {"action": "make_default", "_selected_action": [xl.pk]})
+    assert response.status_code == 302
+    assert list(LibraryModel.objects.filter(is_default=True)) == [xl]
+    response = client.post(
+        url, {"action": "disable_selected", "_selected_action": [xl.pk]}, follow=True
+    )
+    assert "cannot be disabled" in response.content.decode()
+    assert LibraryModel.objects.get(pk=xl.pk).enabled
+    other = LibraryModel.objects.get(name="dreamshaper-8.safetensors")
+    client.post(url, {"action": "disable_selected", "_selected_action": [other.pk]})
+    assert not LibraryModel.objects.get(pk=other.pk).enabled
+    assert "juggernaut-xl.safetensors" in client.get(url).content.decode()
+    # A rescan keeps what staff chose.
+    assert library_scan().default == "juggernaut-xl.safetensors"
+    assert not LibraryModel.objects.get(pk=other.pk).enabled
+
+
+def test_manage_py_models_scan_and_list(library):
+    out = StringIO()
+    call_command("models", "scan", stdout=out)
+    text = out.getvalue()
+    assert "added: juggernaut-xl.safetensors" in text
+    assert "refused: old-model.ckpt:" in text and "default: tiny-sd15-inpainting" in text
+    out = StringIO()
+    call_command("models", "list", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("tiny-sd15-inpainting (default): sd15, inpainting, diffusers")
+    assert any(
+        line.startswith("juggernaut-xl.safetensors: sdxl, base, single-file") for line in lines
+    )
