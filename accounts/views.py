@@ -5,6 +5,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
 from .forms import ApiKeyForm, SignUpForm
@@ -49,9 +50,12 @@ def api_keys(request):
         )
         form = ApiKeyForm()
     keys = ApiKey.objects.filter(user=request.user).order_by("-created")
-    return render(
+    response = render(
         request, "accounts/api_keys.html", {"form": form, "keys": keys, "new_key": new_key}
     )
+    if new_key:
+        patch_cache_control(response, no_store=True)  # Back must not show the key again
+    return response
 
 
 @login_required

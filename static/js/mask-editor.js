@@ -32,6 +32,8 @@ export class MaskEditor {
     this.isActive = isActive || (() => true);
     this.onSelect = () => {};
     this.mask = document.createElement("canvas");
+    this.maskContext = this.mask.getContext("2d", { willReadFrequently: true });
+    this.overlayContext = this.overlay.getContext("2d", { willReadFrequently: true });
     this.brushSize = 24;
     this.tool = "brush";
     this.enabled = true;
@@ -43,8 +45,12 @@ export class MaskEditor {
     this.redoStack = [];
     this.effective = null; // the server's effective mask of the whole canvas, drawn when not painting
     this.spaceDown = false;
+    this.fitted = true; // the view is the fitted one (no zoom or pan by the user since)
     this._bindKeys();
     this._bindPointer();
+    // When something above the canvas appears or goes (a message, a wrapped toolbar), the
+    // viewport changes size: a fitted view is fitted again, so the image is never cut off.
+    new ResizeObserver(() => { if (this.fitted && !this._fitting) this.fit(); }).observe(this.viewport);
   }
 
   get width() { return this.mask.width; }
@@ -102,10 +108,14 @@ export class MaskEditor {
     }
     const height = this.viewport.clientHeight || this.canvasHeight;
     zoom = Math.min(zoom, height / this.canvasHeight);
+    this._fitting = true;
     this.setZoom(zoom, (width - this.canvasWidth * zoom) / 2, (height - this.canvasHeight * zoom) / 2);
+    this._fitting = false;
+    this.fitted = true;
   }
 
   setZoom(zoom, panX = this.panX, panY = this.panY) {
+    if (!this._fitting) this.fitted = false;
     this.zoom = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, zoom));
     this.panX = panX;
     this.panY = panY;
@@ -137,7 +147,7 @@ export class MaskEditor {
 
   // ----- painting ---------------------------------------------------------------------
   _snapshot() {
-    const ctx = this.mask.getContext("2d");
+    const ctx = this.maskContext;
     this.undoStack.push(ctx.getImageData(0, 0, this.width, this.height));
     if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
     this.redoStack = [];
@@ -145,7 +155,7 @@ export class MaskEditor {
   }
 
   _stroke(from, to) {
-    const ctx = this.mask.getContext("2d");
+    const ctx = this.maskContext;
     ctx.save();
     ctx.globalCompositeOperation = this.tool === "eraser" ? "destination-out" : "source-over";
     ctx.strokeStyle = "#fff";
@@ -196,7 +206,7 @@ export class MaskEditor {
     const cancelStroke = () => {
       // A second finger turns a stroke just begun into a gesture: the stroke is taken back.
       if (!stroke) return;
-      const ctx = this.mask.getContext("2d");
+      const ctx = this.maskContext;
       ctx.putImageData(this.undoStack.pop(), 0, 0);
       this.onHistory();
       stroke = null;
@@ -299,7 +309,7 @@ export class MaskEditor {
 
   _restore(from, to) {
     if (!from.length) return;
-    const ctx = this.mask.getContext("2d");
+    const ctx = this.maskContext;
     to.push(ctx.getImageData(0, 0, this.width, this.height));
     ctx.putImageData(from.pop(), 0, 0);
     this.effective = null;
@@ -316,7 +326,7 @@ export class MaskEditor {
   clear() {
     if (!this.hasPaint()) return;
     this._snapshot();
-    this.mask.getContext("2d").clearRect(0, 0, this.width, this.height);
+    this.maskContext.clearRect(0, 0, this.width, this.height);
     this.effective = null;
     this.render();
     this.onChange();
@@ -324,7 +334,7 @@ export class MaskEditor {
 
   invert() {
     this._snapshot();
-    const ctx = this.mask.getContext("2d");
+    const ctx = this.maskContext;
     const data = ctx.getImageData(0, 0, this.width, this.height);
     const px = data.data;
     for (let i = 0; i < px.length; i += 4) {
@@ -353,7 +363,7 @@ export class MaskEditor {
       px[i + 3] = value;
     }
     tctx.putImageData(data, 0, 0);
-    this.mask.getContext("2d").drawImage(tmp, 0, 0);
+    this.maskContext.drawImage(tmp, 0, 0);
     this.effective = null;
     this.render();
     this.onChange();
@@ -361,7 +371,7 @@ export class MaskEditor {
 
   hasPaint() {
     if (!this.width) return false;
-    const px = this.mask.getContext("2d").getImageData(0, 0, this.width, this.height).data;
+    const px = this.maskContext.getImageData(0, 0, this.width, this.height).data;
     for (let i = 3; i < px.length; i += 4) if (px[i]) return true;
     return false;
   }
@@ -387,7 +397,7 @@ export class MaskEditor {
   }
 
   render() {
-    const ctx = this.overlay.getContext("2d");
+    const ctx = this.overlayContext;
     const [w, h] = [this.canvasWidth, this.canvasHeight];
     ctx.clearRect(0, 0, w, h);
     if (!this.width) return;

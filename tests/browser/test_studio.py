@@ -188,20 +188,36 @@ def test_a_field_error_appears_next_to_its_field(page, live_url, user, input_png
     log_in(page, live_url, "alice", "pw-alice-123")
     box = open_image(page, input_png)
     stroke(page, box, (50, 50), (100, 100))
+    page.select_option("#engine", "diffusers")
+    page.fill("#prompt", "a cat")
     page.fill("#num_inference_steps", "500")
     page.click("#generate")
     error = page.locator("[data-error-for=num_inference_steps]")
     error.wait_for(state="visible")
     assert "less than or equal to 150" in error.inner_text()
+    assert Generation.objects.count() == 0
+    # The classical engine ignores steps: the field is disabled and not sent.
+    page.select_option("#engine", "classical")
+    assert page.is_disabled("#num_inference_steps")
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    assert Generation.objects.get().params["num_inference_steps"] == 30
 
 
 def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
     log_in(page, live_url, "alice", "pw-alice-123")
     page.goto(f"{live_url}/accounts/keys/")
-    page.fill("#id_name", "script")
+    page.fill("#id_name", "draft")
     page.click("#create-key")
     key = page.inner_text("#new-key")
     assert key.startswith("dl_")
+    # A reload shows the page again; it does not post the form again (no second key).
+    page.reload()
+    assert page.locator("#new-key").count() == 0
+    assert page.locator("#keys tbody tr").count() == 1
+    page.fill("#id_name", "script")
+    page.click("#create-key")
+    key = page.inner_text("#new-key")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.click("#copy-key")
     page.wait_for_function("() => document.getElementById('copy-status').textContent")

@@ -58,6 +58,15 @@ def test_generate_without_a_mask_says_so_where_the_user_looks(studio, tmp_path):
     assert "paint over the area to change" in message.inner_text()
     assert in_window(studio, message.bounding_box())
     assert Generation.objects.count() == 0
+    # The message took room above the canvas: the image is fitted again, not cut off.
+    studio.wait_for_timeout(200)
+    image = studio.locator("#image-canvas").bounding_box()
+    viewport = studio.locator("#viewport").bounding_box()
+    assert image["y"] >= viewport["y"] - 0.5
+    assert image["y"] + image["height"] <= viewport["y"] + viewport["height"] + 0.5
+    # The first stroke makes the message stale: it goes.
+    stroke(studio, image, (400, 100), (400, 200))
+    message.wait_for(state="hidden", timeout=1000)
 
 
 @pytest.mark.parametrize("studio", [DESKTOP, PHONE], indirect=True, ids=["desktop", "phone"])
@@ -153,6 +162,12 @@ def test_the_compare_draws_an_outpainted_result_and_its_input_at_one_scale(studi
     )
     clip = studio.eval_on_selector("#before-layer", "el => el.style.clipPath")
     assert clip == "inset(0px 75% 0px 0px)"
+    # Dragging on the picture moves the divider as well.
+    studio.mouse.move(after["x"] + after["width"] * 0.8, after["y"] + after["height"] / 2)
+    studio.mouse.down()
+    studio.mouse.move(after["x"] + after["width"] * 0.6, after["y"] + after["height"] / 2)
+    studio.mouse.up()
+    assert float(studio.input_value("#compare-slider")) == pytest.approx(60, abs=1)
     screenshot(studio, "studio-result")
 
 
@@ -172,6 +187,14 @@ def test_the_overlay_covers_the_outpaint_area_as_soon_as_a_side_is_set(studio, t
     assert 0 < overlay_alpha(studio, width - 2, height // 2) < FULL
     studio.fill("#outpaint_right", "0")
     studio.wait_for_function(f"() => document.getElementById('overlay-canvas').width === {width}")
+    assert painted_pixels(studio) == 0
+    # A side the server would refuse draws nothing and says why at the field.
+    studio.fill("#outpaint_right", "5000")
+    error = studio.locator("[data-error-for=outpaint]")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "Right: between 0 and 2048 pixels per side."
+    studio.wait_for_timeout(300)
+    assert studio.eval_on_selector("#overlay-canvas", "c => c.width") == width
     assert painted_pixels(studio) == 0
 
 

@@ -33,7 +33,7 @@ export const editor = new MaskEditor({
   cursor: $("brush-cursor"),
   tint: root.dataset.tint.split(",").map(Number),
   tintOpacity: Number(root.dataset.tintOpacity),
-  onChange: () => scheduleOverlay(),
+  onChange: () => { say(""); scheduleOverlay(); }, // a message about the old mask is stale
   onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
   onHistory: () => {
     $("undo").disabled = !editor.canUndo;
@@ -92,6 +92,7 @@ $("change-image").addEventListener("click", () => { $("editor").hidden = true; $
 // ----- mask: drawing ---------------------------------------------------------------------
 function setMaskMode(mode) {
   input.maskMode = mode;
+  document.querySelector(".zoombar .keys").hidden = mode !== "draw";
   $("mode-draw").setAttribute("aria-pressed", String(mode === "draw"));
   $("mode-upload").setAttribute("aria-pressed", String(mode === "upload"));
   $("draw-tools").hidden = mode !== "draw";
@@ -235,7 +236,7 @@ async function refreshOverlay() {
   if (!editor.width) return;
   const request = ++overlayRequest;
   const mask = await currentMask();
-  const outpaint = outpaintSides();
+  const outpaint = outpaintProblem(outpaintSides()) ? null : outpaintSides();
   if (!mask && !outpaint) { editor.showEffective(null); return; }
   const form = new FormData();
   if (mask) {
@@ -271,20 +272,32 @@ const SIDES = ["left", "right", "top", "bottom"];
 export function outpaintSides() {
   const sides = {};
   for (const side of SIDES) {
-    const value = Math.max(0, Math.round(Number($(`outpaint_${side}`).value || 0)));
+    const value = Math.round(Number($(`outpaint_${side}`).value || 0));
     if (value) sides[side] = value;
   }
   return Object.keys(sides).length ? sides : null;
 }
 
+// Sides the server would refuse draw nothing: the field says why instead.
+function outpaintProblem(sides) {
+  const max = Number($("outpaint_left").max);
+  const bad = Object.entries(sides || {}).find(([, v]) => !(v >= 0 && v <= max));
+  return bad ? `${bad[0][0].toUpperCase()}${bad[0].slice(1)}: between 0 and ${max} pixels per side.` : null;
+}
+
 function outpaintChanged() {
-  editor.setOutpaint(outpaintSides() || {});
+  const sides = outpaintSides();
+  const problem = outpaintProblem(sides);
+  clearErrors("outpaint");
+  if (problem) showErrors({ outpaint: [problem] });
+  editor.setOutpaint(problem ? {} : sides || {});
   scheduleOverlay();
 }
 for (const side of SIDES) $(`outpaint_${side}`).addEventListener("input", outpaintChanged);
 
 // ----- the canvas or the result: one view ------------------------------------------------
 export function showCanvas() {
+  if (!$("compare").hidden) say("");
   $("compare").hidden = true;
   $("stage").hidden = false;
   $("result-panel").hidden = true;
@@ -292,11 +305,15 @@ export function showCanvas() {
 }
 
 // ----- settings ---------------------------------------------------------------------------
+// Fields the classical engine ignores: shown muted and disabled, and not sent (so a value
+// left there from a diffusion job cannot refuse a classical one).
+export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale"];
 function engineChanged() {
   const classical = $("engine").value === "classical";
   $("classical-note").hidden = !classical;
-  for (const id of ["denoising_strength", "num_inference_steps", "guidance_scale"]) {
+  for (const id of DIFFUSION_ONLY) {
     $(id).closest(".field").classList.toggle("muted", classical);
+    $(id).disabled = classical;
   }
 }
 $("engine").addEventListener("change", engineChanged);

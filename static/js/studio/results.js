@@ -86,6 +86,20 @@ function setSplit(percent) {
   $("compare-line").style.left = `${percent}%`;
 }
 $("compare-slider").addEventListener("input", (e) => setSplit(Number(e.target.value)));
+// Dragging anywhere on the picture moves the divider too.
+$("compare").addEventListener("pointerdown", (event) => {
+  if (event.target === $("compare-slider")) return;
+  const move = (e) => {
+    const box = $("compare").getBoundingClientRect();
+    const percent = Math.max(0, Math.min(100, (100 * (e.clientX - box.left)) / box.width));
+    $("compare-slider").value = percent;
+    setSplit(percent);
+  };
+  $("compare").setPointerCapture(event.pointerId);
+  move(event);
+  $("compare").addEventListener("pointermove", move);
+  $("compare").addEventListener("pointerup", () => $("compare").removeEventListener("pointermove", move), { once: true });
+});
 
 $("back-to-mask").addEventListener("click", () => {
   showCanvas();

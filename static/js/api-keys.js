@@ -1,3 +1,8 @@
+// The API keys page: a new key is shown once. The page that shows it answers a POST; it
+// turns its history entry into a plain GET, so a reload asks for the page again instead of
+// posting the form again (which would create another key).
+if (document.getElementById("new-key")) history.replaceState(null, "", location.href);
+
 // "Copy" buttons: copy the text of the element named by data-copy, and say so.
 // The Clipboard API needs a secure context (https or localhost); elsewhere the text is
 // selected and copied with the older command, or left selected for Ctrl+C.
