@@ -68,6 +68,7 @@ ROUTES: dict[str, Route] = {
     "accounts:password-done": page("get", 200),
     "accounts:api-keys": page("get", 200),
     "accounts:api-key-revoke": page("post", 404),
+    "favicon": Route("get", 302, 302, 302),
     # documents
     "schema": api_route("get", 200),
     "api-docs": api_route("get", 200),
@@ -75,6 +76,7 @@ ROUTES: dict[str, Route] = {
     "api:img2img": api_route("post", 400),
     "api:health": api_route("get", 200),
     "api:schedulers": api_route("get", 200),
+    "api:models": api_route("get", 200),
     "api:mask-generate": api_route("post", 400),
     "api:mask-effective": api_route("post", 400),
     "api:generation-list": api_route("get", 200),
@@ -86,6 +88,7 @@ ROUTES: dict[str, Route] = {
     "api:generation-input": api_route("get", 404, staff=200),
     "api:generation-mask": api_route("get", 404, staff=200),
     "api:generation-mask-thumbnail": api_route("get", 404, staff=200),
+    "api:generation-regenerated": api_route("get", 404, staff=200),
     # compatible APIs
     "sd-inpaint": api_route("post", 400),
     "sd-inpaint-health": api_route("get", 200),
