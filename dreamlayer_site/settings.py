@@ -313,7 +313,10 @@ SD_INPAINT_MODEL = env.str(
     "SD_INPAINT_MODEL", default="stable-diffusion-v1-5/stable-diffusion-inpainting"
 )
 INPAINT_DEVICE = env.str("INPAINT_DEVICE", default="auto")
-INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=512)
+# The long side a diffusion model works at; 0 = its family's (SD 1.5: 512, SDXL: 1024).
+INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=0)
+# Diffusion pipelines a worker keeps loaded at once (the least recently used goes first).
+MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
 # A diffusers job takes up to this many compatible queued jobs (itself included) into one
 # model batch (same size, steps, strength, guidance and scheduler); 1 turns batching off.
 BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from .engine import EngineConfig
+from .engine.probe import FAMILIES
 
 STATUS_KEY = "dreamlayer:engine-status:{engine}"
 
@@ -30,10 +31,11 @@ def engine_config() -> EngineConfig:
         load_diffusers=settings.LOAD_SD_INPAINT,
         model=settings.SD_INPAINT_MODEL,
         device=settings.INPAINT_DEVICE,
-        working_size=settings.INPAINT_WORKING_SIZE,
+        working_size=settings.INPAINT_WORKING_SIZE or FAMILIES["sd15"],
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,
+        model_cache_size=settings.MODEL_CACHE_SIZE,
         lama_model=str(lama) if lama.is_file() else None,
     )
 

@@ -43,6 +43,7 @@ class GenerationParams:
     outpaint: dict | None = field(default=None, metadata={"label": "Outpaint"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
+    model: str | None = P["model"].default  # a library model's name; None = the default
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +67,12 @@ class GenerationParams:
             label = definition.label if definition else item.metadata["label"]
             rows.append((label, _for_people(value, definition.none_means if definition else None)))
         return rows
+
+    @property
+    def requested_engine(self) -> str | None:
+        """The engine asked for: ``engine``, else diffusers when a model is named, else none
+        (the server's default)."""
+        return self.engine or ("diffusers" if self.model else None)
 
     @property
     def mask_options(self) -> MaskOptions:

@@ -203,6 +203,16 @@ PARAMETERS: dict[str, Parameter] = {
             none_means="the model's own",
         ),
         Parameter(
+            "model",
+            str,
+            None,
+            "a diffusion model of the library (GET /api/models); none = the default",
+            nullable=True,
+            max_length=255,
+            label="Model",
+            none_means="the default model",
+        ),
+        Parameter(
             "engine",
             str,
             None,

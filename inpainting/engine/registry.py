@@ -43,6 +43,8 @@ class EngineConfig:
     classical_method: str = "hybrid"
     preview_every: int = 5
     compile_unet: bool = False
+    #: Diffusion pipelines a worker keeps loaded at once (least recently used unloaded first).
+    model_cache_size: int = 1
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
 
@@ -119,6 +121,7 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.working_size,
                     config.preview_every,
                     config.compile_unet,
+                    config.model_cache_size,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

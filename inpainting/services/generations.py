@@ -21,7 +21,7 @@ from ..models import Generation, Mask, SourceImage
 from ..params import GenerationParams
 from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
-from . import webhooks
+from . import library, webhooks
 from .files import mask_create, open_stored, source_image_create, stored_mask
 from .queue import enqueue
 
@@ -32,18 +32,29 @@ class Submission:
     created: bool  # False when an idempotency key returned an existing generation
 
 
-def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | None) -> str:
-    """Check what can be checked before queueing; returns the engine the job will use."""
+def _validate(
+    params: GenerationParams, image: Image.Image, mask: Image.Image | None
+) -> tuple[str, str]:
+    """Check what can be checked before queueing; returns the engine and the model the job
+    will use (a job that names a model asks for the diffusers engine)."""
     config = engine_config()
     try:
-        engine_name = config.choose(params.engine, params.prompt)
+        engine_name = config.choose(params.requested_engine, params.prompt)
         effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
         engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
-    if engine_name == "diffusers" and not params.prompt.strip():
+    if engine_name != "diffusers":
+        if params.model:
+            raise ClientError(
+                f"model applies to the diffusers engine; this job asked for {engine_name}.",
+                field="model",
+            )
+        return engine_name, config.model_name(engine_name)
+    if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
-    return engine_name
+    model = library.library_model_for_job(params.model)
+    return engine_name, model.name if model else config.model_name(engine_name)
 
 
 def request_fingerprint(
@@ -125,7 +136,7 @@ def generation_create(
         raise ClientError("A mask file is required unless outpaint is given.", field="mask")
     image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
     mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
-    engine_name = _validate(params, image, mask)
+    engine_name, model_name = _validate(params, image, mask)
     try:
         with _files_removed_on_rollback() as saved, transaction.atomic():
             _check_quota(user)
@@ -140,6 +151,7 @@ def generation_create(
                 mask=mask_row,
                 params=params,
                 engine_name=engine_name,
+                model_name=model_name,
                 client=client,
                 api_key=api_key,
                 idempotency_key=idempotency_key,
@@ -176,6 +188,7 @@ def _generation_insert(
     mask,
     params,
     engine_name,
+    model_name,
     client,
     api_key,
     idempotency_key,
@@ -192,7 +205,7 @@ def _generation_insert(
         prompt=params.prompt,
         params=params.to_json(),
         engine=engine_name,
-        model_name=engine_config().model_name(engine_name),
+        model_name=model_name,
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
         metadata=metadata or {},
@@ -207,7 +220,9 @@ def generation_rerun(
 ) -> Generation:
     """Queue the same inputs and parameters again (the same requested seed)."""
     params = GenerationParams.from_json(generation.params)
-    engine_name = _validate(params, open_stored(generation.source.file), stored_mask(generation))
+    engine_name, model_name = _validate(
+        params, open_stored(generation.source.file), stored_mask(generation)
+    )
     with transaction.atomic():
         _check_quota(user)
         return _generation_insert(
@@ -216,6 +231,7 @@ def generation_rerun(
             mask=generation.mask,
             params=params,
             engine_name=engine_name,
+            model_name=model_name,
             client=client or generation.client,
             api_key=None,
             idempotency_key=None,

@@ -15,6 +15,7 @@ from huggingface_hub import constants as hf_constants
 
 from ..engine.parameters import PARAMETERS
 from ..engine.probe import FAMILIES, PICKLE_SUFFIXES, Probe, Unsupported, probe
+from ..errors import ClientError
 from ..models import LibraryModel
 
 logger = logging.getLogger(__name__)
@@ -176,3 +177,20 @@ def library_model_describe(model: LibraryModel) -> dict:
             "num_inference_steps": PARAMETERS["num_inference_steps"].default,
         },
     }
+
+
+def library_model_for_job(requested: str | None) -> LibraryModel | None:
+    """The library model a diffusers job runs: the one it names (enabled and present), else
+    the default; None when the library is empty (the deployment's ``SD_INPAINT_MODEL``).
+    An unknown or disabled name is a client error that lists the models there are."""
+    usable = LibraryModel.objects.filter(enabled=True, present=True)
+    if requested is None:
+        return usable.filter(is_default=True).first()
+    model = usable.filter(name=requested).first()
+    if model is None:
+        names = ", ".join(usable.order_by("name").values_list("name", flat=True)) or "none"
+        raise ClientError(
+            f"Unknown model {requested!r}; the models are: {names} (GET /api/models).",
+            field="model",
+        )
+    return model

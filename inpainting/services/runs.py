@@ -214,13 +214,20 @@ def _record_outcome(generation: Generation, outcome, fallback_note: str | None) 
         generation_fail(generation=generation, message=f"Internal error: {type(outcome).__name__}.")
 
 
+def _model_ran(generation: Generation, result: engine.InpaintResult) -> str:
+    """The model that made the images, as people name it: the library model the job asked
+    for when its engine ran (the result knows only its path), else what the result says (an
+    engine that ran instead, after a fallback)."""
+    return generation.model_name if result.engine == generation.engine else result.model
+
+
 def _output_parameters(generation: Generation, result: engine.InpaintResult, index: int) -> dict:
     """What goes into the output PNG's ``parameters`` text chunk."""
     params = GenerationParams.from_json(generation.params).to_json()
     params.update(
         seed=result.seeds[index],
         engine=result.engine,
-        model=result.model,
+        model=_model_ran(generation, result),
         generation=str(generation.pk),
         index=index,
     )
@@ -246,7 +253,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
         ).update(
             status=Generation.Status.SUCCEEDED,
             seed=result.seeds[0],
-            model_name=result.model,
+            model_name=_model_ran(generation, result),
             engine=result.engine,
             metadata={**(generation.metadata or {}), **result.metadata},
             finished_at=now,

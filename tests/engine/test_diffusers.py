@@ -1,5 +1,7 @@
 """The diffusers backend on a tiny random inpainting model loaded through from_pretrained."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,9 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
+from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import DiffusersBackend, load_pipeline, resolve_model
+from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.images import box_mask, gradient
 
 
@@ -348,3 +352,40 @@ def test_inpaint_compile_compiles_at_worker_start_and_gives_the_same_image(tiny_
     compiled = run_inpaint(job, compiled_backend)
     assert counters["stats"]["unique_graphs"] == graphs
     assert_same_image(compiled.images[0], plain.images[0])
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory):
+    """Another tiny model: the same architecture, other random weights (other images)."""
+    return write_tiny_inpaint_model(tmp_path_factory.mktemp("second") / "tiny-2", seed=1)
+
+
+def test_a_cache_of_one_alternating_two_models_gives_each_its_own_image(
+    config, tiny_model, second_model
+):
+    """MODEL_CACHE_SIZE=1: each job gets the image its model gives alone, and the worker never
+    holds both pipelines; a job that had to load says how long that took."""
+    one = replace(config, model_cache_size=1)
+    two = replace(one, model=str(second_model))
+    alone = {}
+    for cfg in (one, two):
+        backend_module._evict(0)
+        alone[cfg.model] = run_inpaint(request(), get_backend("diffusers", cfg))
+    assert not np.array_equal(
+        np.asarray(alone[one.model].images[0]), np.asarray(alone[two.model].images[0])
+    )
+    backend_module._evict(0)
+    for cfg in (one, two, one, two):
+        result = run_inpaint(request(), get_backend("diffusers", cfg))
+        assert backend_module.loaded_models() == [cfg.model]  # never both
+        assert_same_image(result.images[0], alone[cfg.model].images[0])
+        assert result.metadata["model_load_seconds"] > 0  # it had to load each time
+    # Two fit in a cache of two: the second round loads nothing.
+    both = [replace(cfg, model_cache_size=2) for cfg in (one, two)]
+    for cfg in both:
+        run_inpaint(request(), get_backend("diffusers", cfg))
+    for cfg in both:
+        result = run_inpaint(request(), get_backend("diffusers", cfg))
+        assert "model_load_seconds" not in result.metadata
+    assert sorted(backend_module.loaded_models()) == sorted([one.model, two.model])
+    backend_module._evict(1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 #: The original repository was deleted from the Hub; its mirror has the same files.
 MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
 
-_PIPELINES: dict[tuple[str, str, bool], Any] = {}  # (model, device, compiled)
+#: Loaded pipelines, least recently used first: (model, device, compiled) -> pipeline.
+_PIPELINES: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
 _LOAD_LOCK = threading.Lock()
 
 
@@ -84,16 +87,34 @@ def warm_up(pipe: Any, size: int) -> None:
         )
 
 
-def load_pipeline(model: str, device: str, compile_unet: bool = False, size: int = 512) -> Any:
+def _evict(keep: int) -> None:
+    """Unload the least recently used pipelines until at most ``keep`` stay (memory freed)."""
+    while len(_PIPELINES) > keep:
+        key, pipe = _PIPELINES.popitem(last=False)
+        logger.info("unloading %s to make room (MODEL_CACHE_SIZE)", key[0])
+        del pipe
+        gc.collect()
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def load_pipeline(
+    model: str, device: str, compile_unet: bool = False, size: int = 512, cache_size: int = 1
+) -> Any:
     """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
 
-    On CUDA it runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds
+    At most ``cache_size`` pipelines stay loaded: loading another unloads the least recently
+    used first. On CUDA it runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds
     ``torch.compile`` and a warm-up call at ``size``."""
     model = resolve_model(model)
     key = (model, device, compile_unet)
     with _LOAD_LOCK:
         if key in _PIPELINES:
+            _PIPELINES.move_to_end(key)
             return _PIPELINES[key]
+        _evict(max(cache_size, 1) - 1)
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
         from diffusers import AutoPipelineForInpainting  # noqa: PLC0415 - heavy, as torch
 
@@ -120,6 +141,11 @@ def load_pipeline(model: str, device: str, compile_unet: bool = False, size: int
         return pipe
 
 
+def loaded_models() -> list[str]:
+    """The models whose pipelines this process holds now, least recently used first."""
+    return [key[0] for key in _PIPELINES]
+
+
 class DiffusersBackend:
     name = "diffusers"
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
@@ -132,8 +158,10 @@ class DiffusersBackend:
         working_size: int = 512,
         preview_every: int = 5,
         compile_unet: bool = False,
+        cache_size: int = 1,
     ):
         self.model = resolve_model(model)
+        self.cache_size = cache_size
         self.device = resolve_device(device)
         self.working_size = working_size
         self.preview_every = preview_every  # 0 = no previews
@@ -144,7 +172,9 @@ class DiffusersBackend:
         return (self.model, self.device, self.compile_unet) in _PIPELINES
 
     def load(self) -> Any:
-        return load_pipeline(self.model, self.device, self.compile_unet, self.working_size)
+        return load_pipeline(
+            self.model, self.device, self.compile_unet, self.working_size, self.cache_size
+        )
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -164,7 +194,10 @@ class DiffusersBackend:
         and its images are dropped)."""
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
+        started = time.perf_counter()
+        had_it = self.loaded
         pipe = self.load()
+        load_seconds = None if had_it else round(time.perf_counter() - started, 3)
         first = calls[0]
         width, height = first.image.size
         steps = first.num_inference_steps
@@ -240,6 +273,7 @@ class DiffusersBackend:
                         "device": self.device,
                         "dtype": str(pipe.unet.dtype).removeprefix("torch."),
                         "batched_jobs": len(calls),
+                        **({"model_load_seconds": load_seconds} if load_seconds else {}),
                     },
                 )
             )

@@ -9,6 +9,9 @@ from inpainting import engine
 from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
+from inpainting.errors import ClientError
+from inpainting.services.library import library_model_for_job
+from inpainting.services.models import backend_config
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 
 #: Flags made from the one parameter table (``--prompt`` and ``--invert-mask`` are below).
@@ -61,8 +64,9 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         config = engine_config()
         try:
-            name = config.choose(params.engine, params.prompt)
-            backend = engine.get_backend(name, config)
+            name = config.choose(params.requested_engine, params.prompt)
+            model = library_model_for_job(params.model) if name == "diffusers" else None
+            backend = engine.get_backend(name, backend_config(name, model))
             bar = tqdm(desc=f"{name}", unit="step", total=None)
 
             def progress(event: engine.ProgressEvent) -> None:
@@ -74,7 +78,7 @@ class Command(BaseCommand):
                 params.to_request(image=image, mask=mask), backend, progress=progress
             )
             bar.close()
-        except engine.EngineError as exc:
+        except (engine.EngineError, ClientError) as exc:
             raise CommandError(str(exc)) from None
         out: Path = options["out"]
         for index, (picture, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
@@ -83,7 +87,7 @@ class Command(BaseCommand):
                 **params.to_json(),
                 "seed": seed,
                 "engine": result.engine,
-                "model": result.model,
+                "model": model.name if model else result.model,
             }
             path.write_bytes(engine.png_with_parameters(picture, parameters))
             self.stdout.write(f"{path} ({picture.width}x{picture.height}, seed {seed})")

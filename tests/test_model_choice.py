@@ -1,0 +1,127 @@
+"""A job names its model (issue 16): the native API, the CLI, re-run; the worker runs that
+library model; an unknown model is a 400 that lists the models there are."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from huggingface_hub import constants as hf_constants
+from PIL import Image
+
+from inpainting.engine import MaskOptions, effective_mask
+from inpainting.models import Generation
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_model import write_tiny_inpaint_model
+from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+@pytest.fixture(scope="module")
+def beta_model(tmp_path_factory):
+    return write_tiny_inpaint_model(tmp_path_factory.mktemp("beta") / "beta", seed=1)
+
+
+@pytest.fixture
+def two_models(tmp_path, settings, tiny_model, beta_model, monkeypatch):
+    """The library holds two tiny SD 1.5 inpainting models with different weights."""
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(tiny_model, root / "alpha")
+    shutil.copytree(beta_model, root / "beta")
+    settings.MODELS_DIR = root
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    assert library_scan().default == "alpha"
+    return root
+
+
+def output(generation: Generation) -> np.ndarray:
+    with generation.images.get(index=0).file.open("rb") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def submit(api, **fields):
+    fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
+    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+    assert response.status_code == 202, response.content
+    return wait_for_status(response.json()["id"], timeout=120)
+
+
+def test_a_job_runs_the_model_it_names_and_the_default_otherwise(api, two_models):
+    beta = submit(api, model="beta")
+    default = submit(api)
+    assert (beta.status, default.status) == ("succeeded", "succeeded")
+    assert (beta.model_name, default.model_name) == ("beta", "alpha")
+    assert not np.array_equal(output(beta), output(default))  # other weights, other pixels
+    # Outside the mask every pixel is the input's, whatever the model.
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
+    assert untouched.any() and np.array_equal(output(beta)[untouched], original[untouched])
+    detail = api.get(f"/api/generations/{beta.pk}/").json()
+    assert detail["metadata"]["model"] == "beta"
+    # A re-run keeps the model; the same seed gives the same picture.
+    rerun = api.post(f"/api/generations/{beta.pk}/rerun/").json()
+    again = wait_for_status(rerun["id"], timeout=120)
+    assert again.model_name == "beta" and np.array_equal(output(again), output(beta))
+
+
+def test_an_unknown_model_is_a_400_that_lists_the_models(api, two_models):
+    response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", model="gamma")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errors"]["model"] == [
+        "Unknown model 'gamma'; the models are: alpha, beta (GET /api/models)."
+    ]
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), prompt="x", model="beta", engine="classical"
+    )
+    assert response.status_code == 400 and "diffusers engine" in response.json()["message"]
+    assert not Generation.objects.exists()
+
+
+def test_the_cli_takes_a_model(two_models, tmp_path):
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    image.write_bytes(image_png())
+    mask.write_bytes(black_box_mask_png())
+    pictures = {}
+    for name in ("alpha", "beta"):
+        out = tmp_path / f"{name}.png"
+        call_command(
+            "inpaint",
+            "--image",
+            str(image),
+            "--prompt",
+            "a red rose",
+            "--mask",
+            str(mask),
+            "--out",
+            str(out),
+            "--model",
+            name,
+            "--seed",
+            "5",
+            stdout=io.StringIO(),
+        )
+        picture = Image.open(out)
+        assert f'"model": "{name}"' in picture.info["parameters"]
+        pictures[name] = np.asarray(picture.convert("RGB"))
+    assert not np.array_equal(pictures["alpha"], pictures["beta"])
+    with pytest.raises(CommandError, match="Unknown model 'gamma'"):
+        call_command(
+            "inpaint",
+            "--image",
+            str(image),
+            "--prompt",
+            "x",
+            "--mask",
+            str(mask),
+            "--out",
+            str(tmp_path / "x.png"),
+            "--model",
+            "gamma",
+        )
