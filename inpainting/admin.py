@@ -209,5 +209,13 @@ class LibraryModelAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one model.", messages.ERROR)
             return
         model = queryset.get()
+        if model.layout == LibraryModel.Layout.SINGLE_FILE:
+            self.message_user(
+                request,
+                f"{model.name} is a single-file checkpoint; running single files is not built "
+                "yet, so it cannot be the default.",
+                messages.ERROR,
+            )
+            return
         library.library_model_set_default(model=model)
         self.message_user(request, f"{model.name} is the default model now.", messages.SUCCESS)

@@ -15,8 +15,9 @@ from django.test import Client
 from huggingface_hub import constants as hf_constants
 from safetensors.numpy import save_file
 
+from inpainting.errors import ClientError
 from inpainting.models import LibraryModel
-from inpainting.services.library import library_scan
+from inpainting.services.library import library_model_for_job, library_scan
 
 pytestmark = pytest.mark.django_db
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -36,6 +37,7 @@ def library(tmp_path, settings, tiny_model, monkeypatch):
     root = tmp_path / "models"
     root.mkdir()
     shutil.copytree(tiny_model, root / "tiny-sd15-inpainting")
+    shutil.copytree(tiny_model, root / "tiny-copy")
     checkpoint(root / "juggernaut-xl.safetensors", {UNET_IN: (320, 4, 3, 3), SDXL_TEXT_2: (77, 8)})
     checkpoint(root / "dreamshaper-8.safetensors", {UNET_IN: (320, 4, 3, 3), SD1_TEXT: (77, 8)})
     (root / "old-model.ckpt").write_bytes(b"\x80\x04pickle")
@@ -46,7 +48,7 @@ def library(tmp_path, settings, tiny_model, monkeypatch):
     (root / "loras").mkdir()
     checkpoint(root / "loras" / "style.safetensors", {"lora_unet_x.lora_down.weight": (4, 4)})
     settings.MODELS_DIR = root
-    settings.SD_INPAINT_MODEL = "not-in-the-library"
+    settings.SD_INPAINT_MODEL = "/elsewhere/tiny-sd15-inpainting"
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     return root
 
@@ -56,6 +58,7 @@ def test_the_scan_records_each_model_with_its_family_and_refuses_the_rest(librar
     assert sorted(report.added) == [
         "dreamshaper-8.safetensors",
         "juggernaut-xl.safetensors",
+        "tiny-copy",
         "tiny-sd15-inpainting",
     ]
     refused = dict(report.refused)
@@ -68,7 +71,7 @@ def test_the_scan_records_each_model_with_its_family_and_refuses_the_rest(librar
     assert xl.sha256 == hashlib.sha256(data).hexdigest() and xl.size_bytes == len(data)
     tiny = rows["tiny-sd15-inpainting"]
     assert (tiny.family, tiny.inpainting, tiny.layout) == ("sd15", True, "diffusers")
-    # The default: the configured SD_INPAINT_MODEL is not here, so the inpainting model.
+    # The default: SD_INPAINT_MODEL is the tiny model's folder (another path, same name).
     assert report.default == "tiny-sd15-inpainting" and tiny.is_default
 
     again = library_scan()
@@ -95,9 +98,10 @@ def test_api_models_lists_the_enabled_models_default_first(library, api):
     assert body["default"] == "tiny-sd15-inpainting"
     assert [m["name"] for m in body["models"]] == [
         "tiny-sd15-inpainting",
+        "tiny-copy",
         "juggernaut-xl.safetensors",
     ]
-    first, xl = body["models"]
+    first, _, xl = body["models"]
     assert first["kind"] == "inpainting" and xl["kind"] == "base"
     assert xl["family"] == "sdxl" and xl["defaults"]["working_size"] == 1024
     assert first["defaults"] == {"working_size": 512, "num_inference_steps": 30}
@@ -114,21 +118,25 @@ def test_staff_enable_disable_and_choose_the_default_in_the_admin(library, staff
     staff_user.user_permissions.add(Permission.objects.get(codename="change_librarymodel"))
     client.force_login(staff_user)
     xl = LibraryModel.objects.get(name="juggernaut-xl.safetensors")
-    response = client.post(url, {"action": "make_default", "_selected_action": [xl.pk]})
-    assert response.status_code == 302
-    assert list(LibraryModel.objects.filter(is_default=True)) == [xl]
     response = client.post(
-        url, {"action": "disable_selected", "_selected_action": [xl.pk]}, follow=True
+        url, {"action": "make_default", "_selected_action": [xl.pk]}, follow=True
+    )
+    assert "single-file checkpoint" in response.content.decode()
+    copy = LibraryModel.objects.get(name="tiny-copy")
+    response = client.post(url, {"action": "make_default", "_selected_action": [copy.pk]})
+    assert response.status_code == 302
+    assert list(LibraryModel.objects.filter(is_default=True)) == [copy]
+    response = client.post(
+        url, {"action": "disable_selected", "_selected_action": [copy.pk]}, follow=True
     )
     assert "cannot be disabled" in response.content.decode()
-    assert LibraryModel.objects.get(pk=xl.pk).enabled
-    other = LibraryModel.objects.get(name="dreamshaper-8.safetensors")
-    client.post(url, {"action": "disable_selected", "_selected_action": [other.pk]})
-    assert not LibraryModel.objects.get(pk=other.pk).enabled
+    assert LibraryModel.objects.get(pk=copy.pk).enabled
+    client.post(url, {"action": "disable_selected", "_selected_action": [xl.pk]})
+    assert not LibraryModel.objects.get(pk=xl.pk).enabled
     assert "juggernaut-xl.safetensors" in client.get(url).content.decode()
     # A rescan keeps what staff chose.
-    assert library_scan().default == "juggernaut-xl.safetensors"
-    assert not LibraryModel.objects.get(pk=other.pk).enabled
+    assert library_scan().default == "tiny-copy"
+    assert not LibraryModel.objects.get(pk=xl.pk).enabled
 
 
 def test_manage_py_models_scan_and_list(library):
@@ -144,3 +152,12 @@ def test_manage_py_models_scan_and_list(library):
     assert any(
         line.startswith("juggernaut-xl.safetensors: sdxl, base, single-file") for line in lines
     )
+
+
+def test_a_job_cannot_name_a_single_file_until_they_can_run(library):
+    library_scan()
+    with pytest.raises(ClientError, match="single-file checkpoint: recorded, but running"):
+        library_model_for_job("juggernaut-xl.safetensors")
+    with pytest.raises(ClientError, match="Unknown model 'nope'; the models are: "):
+        library_model_for_job("nope")
+    assert library_model_for_job(None).name == "tiny-sd15-inpainting"

@@ -137,8 +137,13 @@ def library_scan() -> ScanReport:
 @transaction.atomic
 def _ensure_default() -> str | None:
     """The default model: the one staff chose while it is usable, else ``SD_INPAINT_MODEL``
-    when the library has it, else the first inpainting model, else the first model."""
-    usable = LibraryModel.objects.select_for_update().filter(enabled=True, present=True)
+    when the library has it, else the first inpainting model, else the first model (single
+    files excepted until they can run)."""
+    usable = (
+        LibraryModel.objects.select_for_update()
+        .filter(enabled=True, present=True)
+        .exclude(layout=LibraryModel.Layout.SINGLE_FILE)  # not runnable yet
+    )
     current = usable.filter(is_default=True).first()
     if current is not None:
         return current.name
@@ -191,6 +196,12 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
         names = ", ".join(usable.order_by("name").values_list("name", flat=True)) or "none"
         raise ClientError(
             f"Unknown model {requested!r}; the models are: {names} (GET /api/models).",
+            field="model",
+        )
+    if model.layout == LibraryModel.Layout.SINGLE_FILE:
+        raise ClientError(
+            f"{model.name} is a single-file checkpoint: recorded, but running single files is "
+            "not built yet; use the model as a diffusers folder.",
             field="model",
         )
     return model
