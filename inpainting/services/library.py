@@ -175,6 +175,7 @@ def library_model_describe(model: LibraryModel) -> dict:
         "kind": "inpainting" if model.inpainting else "base",
         "default": model.is_default,
         "layout": model.layout,
+        "runnable": model.layout != LibraryModel.Layout.SINGLE_FILE,  # single files: not yet
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
         "defaults": {
