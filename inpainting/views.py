@@ -17,7 +17,7 @@ from .engine.schedulers import scheduler_names
 from .errors import ClientError
 from .models import Generation
 from .params import GenerationParams
-from .services import generations, masks
+from .services import generations, library, masks
 
 
 @login_required
@@ -32,6 +32,10 @@ def studio(request):
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition
         "outpaint_max": MAX_OUTPAINT_SIDE,
+        # The model picker: the library's runnable models, the default first.
+        "models": [
+            library.library_model_describe(m) for m in selectors.library_model_list(runnable=True)
+        ],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),
         "tint_opacity": REGENERATED_OPACITY,

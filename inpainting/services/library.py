@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
+from .. import selectors
 from ..engine.parameters import PARAMETERS
 from ..engine.probe import FAMILIES, PICKLE_SUFFIXES, Probe, Unsupported, probe
 from ..errors import ClientError
@@ -189,7 +190,7 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
     """The library model a diffusers job runs: the one it names (enabled and present), else
     the default; None when the library is empty (the deployment's ``SD_INPAINT_MODEL``).
     An unknown or disabled name is a client error that lists the models there are."""
-    usable = LibraryModel.objects.filter(enabled=True, present=True)
+    usable = selectors.library_model_list()
     if requested is None:
         return usable.filter(is_default=True).first()
     model = usable.filter(name=requested).first()

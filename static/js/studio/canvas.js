@@ -315,6 +315,12 @@ function engineChanged() {
     $(id).closest(".field").classList.toggle("muted", classical);
     $(id).disabled = classical;
   }
+  // The model picker belongs to the diffusers engine alone.
+  if ($("model")) {
+    const diffusers = $("engine").value === "diffusers";
+    $("model-field").hidden = !diffusers;
+    $("model").disabled = !diffusers;
+  }
 }
 $("engine").addEventListener("change", engineChanged);
 engineChanged();
