@@ -207,3 +207,23 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
             field="model",
         )
     return model
+
+
+def library_model_named(value: str | None, *, field: str) -> str | None:
+    """A foreign API's model name (ModelsLab's ``model_id``, FooocusAPI's ``base_model_name``)
+    as a library model's name: the model of that name, with or without ``.safetensors``, in
+    any case. None when no name is given, or when the library is empty (then the
+    deployment's own model runs, as those APIs' clients always send some name). A name the
+    library lacks is a client error that lists the models."""
+    if not value:
+        return None
+    models = list(selectors.library_model_list().values_list("name", flat=True))
+    if not models:
+        return None
+    wanted = value.strip().lower().removesuffix(".safetensors")
+    for name in models:
+        if name.lower().removesuffix(".safetensors") == wanted:
+            return name
+    raise ClientError(
+        f"Unknown model {value!r}; the models are: {', '.join(sorted(models))}.", field=field
+    )

@@ -28,6 +28,7 @@ from ...engine.parameters import MAX_OUTPAINT_SIDE
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations, masks
+from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, decode_image
 from .. import common
 from ..media import image_response
@@ -61,6 +62,13 @@ class FooocusGenerateSerializer(serializers.Serializer):
     )
     image_seed = field_for("seed", default=-1, allow_null=False)
     image_number = field_for("samples")
+    base_model_name = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=255,
+        help_text="A model of the library (by name, with or without .safetensors).",
+    )
     async_process = serializers.BooleanField(default=False)
     webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
@@ -93,6 +101,7 @@ class FooocusGenerateSerializer(serializers.Serializer):
             mask_mode="white_inpaints",
             mask_threshold=127,
             outpaint=self.outpaint(*image_size),
+            model=library_model_named(data.get("base_model_name"), field="base_model_name"),
         )
 
 

@@ -3,8 +3,10 @@
 Kept from ModelsLab: JSON in and out, ``key`` in the body (headers work too), images as URLs
 or base64, white = inpaint, ``samples`` up to 4, ``seed`` null = random, its scheduler class
 names, ``base64`` output, and the ``success`` / ``processing`` (with ``fetch_result``) /
-``error`` answers. Differences: ``id`` is a UUID string; ``model_id``, ``width`` and
-``height`` are recorded but the server's model runs and the output keeps the input's size.
+``error`` answers. Differences: ``id`` is a UUID string; ``model_id`` picks a model of the
+library (by name, with or without ``.safetensors``; a name it lacks is an error that lists
+them; with an empty library it is only recorded and the server's model runs); ``width`` and
+``height`` are recorded and the output keeps the input's size.
 ``webhook`` gets the final answer (with ``track_id``) as a signed POST.
 """
 
@@ -29,6 +31,7 @@ from ...answers import modelslab
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
+from ...services.library import library_model_named
 from .. import common
 from ..serializers import field_for
 
@@ -135,6 +138,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             samples=data["samples"],
             scheduler=scheduler,
             mask_mode="white_inpaints",
+            model=library_model_named(data.get("model_id"), field="model_id"),
         )
 
 
