@@ -172,3 +172,89 @@ def write_tiny_inpaint_model(
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def write_tiny_sdxl_inpaint_model(
+    folder: str | Path, *, seed: int = 0, in_channels: int = 9
+) -> Path:
+    """A tiny SDXL inpainting pipeline (two CLIP text encoders, the text-time conditioning of
+    SDXL's UNet) in ``folder``: the real SDXL code path at a toy size (``in_channels`` 4 makes
+    a base model)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=in_channels,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=32 + 6 * 8,  # pooled text + six size numbers
+        cross_attention_dim=64,  # both text encoders' hidden states side by side
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=32,
+    )
+    text = dict(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        layer_norm_eps=1e-5,
+        max_position_embeddings=16,
+        vocab_size=1000,
+        projection_dim=32,
+        hidden_act="gelu",
+    )
+    with tempfile.TemporaryDirectory() as tokenizer_src:
+        _write_tokenizer(Path(tokenizer_src), text["max_position_embeddings"])
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
+    pipe = StableDiffusionXLInpaintPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            timestep_spacing="leading",
+            steps_offset=1,
+        ),
+        requires_aesthetics_score=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
