@@ -4,6 +4,8 @@ samples, previews, cancel, batching, schedulers; a base (4-channel) SDXL model i
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -18,10 +20,12 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
+from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
 from tests.images import box_mask, gradient
+from tests.network import network_forbidden
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +136,30 @@ def test_a_base_sdxl_model_inpaints_too(tmp_path):
     result = run_inpaint(req, get_backend("diffusers", config))
     assert kept_exactly(result, req)
     assert type(load_pipeline(str(folder), "cpu")).__name__ == "StableDiffusionXLInpaintPipeline"
+
+
+def test_models_load_with_the_network_forbidden(sdxl, tiny_model, monkeypatch):
+    """SD 1.5 and SDXL folders load and run with every non-loopback connection refused."""
+    backend_module._evict(0)
+    with network_forbidden(monkeypatch) as attempts:
+        for folder in (tiny_model, sdxl):
+            config = EngineConfig(
+                engine="diffusers",
+                load_diffusers=True,
+                model=str(folder),
+                device="cpu",
+                working_size=64,
+                model_cache_size=2,
+            )
+            result = run_inpaint(request(), get_backend("diffusers", config))
+            assert result.metadata["model_load_seconds"] > 0  # really loaded here
+    assert attempts == []
+    assert _loopback_guard_works(monkeypatch)
+
+
+def _loopback_guard_works(monkeypatch) -> bool:
+    """The guard itself: a connection to a public address is refused and recorded."""
+    with network_forbidden(monkeypatch) as attempts:
+        with pytest.raises(OSError, match="network forbidden"):
+            socket.create_connection(("203.0.113.1", 443), timeout=1)
+    return len(attempts) == 1 and "203.0.113.1" in attempts[0]
