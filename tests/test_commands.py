@@ -39,6 +39,7 @@ def test_inpaint_command_classical(files, capsys):
     assert "seed 5" in capsys.readouterr().out
 
 
+@pytest.mark.django_db  # a diffusers job looks its model up in the library
 def test_inpaint_command_diffusers_samples_and_progress(files, tiny_model, capsys):
     call_command(
         "inpaint",
