@@ -326,6 +326,11 @@ CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 # The model library's folder, and the LaMa engine's ONNX file in it (or an absolute path): the
 # lama engine exists when that file does (README, "LaMa engine").
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
+# Pipeline configurations (JSON and tokenizer files, no weights) that single-file checkpoints
+# load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
+MODEL_CONFIGS_DIR = Path(
+    env.str("MODEL_CONFIGS_DIR", default=str(BASE_DIR / "inpainting" / "engine" / "model_configs"))
+)
 LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)

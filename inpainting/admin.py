@@ -209,11 +209,11 @@ class LibraryModelAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one model.", messages.ERROR)
             return
         model = queryset.get()
-        if model.layout == LibraryModel.Layout.SINGLE_FILE:
+        if not library.library_model_runnable(model):
             self.message_user(
                 request,
-                f"{model.name} is a single-file checkpoint; running single files is not built "
-                "yet, so it cannot be the default.",
+                f"{model.name} is a single-file checkpoint whose pipeline configuration is not "
+                "in MODEL_CONFIGS_DIR, so it cannot run here, nor be the default.",
                 messages.ERROR,
             )
             return

@@ -71,10 +71,8 @@ def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float
     return round(average * position, 2)
 
 
-def library_model_list(*, runnable: bool = False) -> QuerySet[LibraryModel]:
-    """The enabled models found by the last scan, the default first; ``runnable``: only those
-    a job can run now (single-file checkpoints cannot yet)."""
-    models = LibraryModel.objects.filter(enabled=True, present=True)
-    if runnable:
-        models = models.exclude(layout=LibraryModel.Layout.SINGLE_FILE)
-    return models.order_by("-is_default", "family", "name")
+def library_model_list() -> QuerySet[LibraryModel]:
+    """The enabled models found by the last scan, the default first."""
+    return LibraryModel.objects.filter(enabled=True, present=True).order_by(
+        "-is_default", "family", "name"
+    )

@@ -34,7 +34,9 @@ def studio(request):
         "outpaint_max": MAX_OUTPAINT_SIDE,
         # The model picker: the library's runnable models, the default first.
         "models": [
-            library.library_model_describe(m) for m in selectors.library_model_list(runnable=True)
+            library.library_model_describe(m)
+            for m in selectors.library_model_list()
+            if library.library_model_runnable(m)
         ],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),

@@ -53,6 +53,17 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_configs(tiny_model):
+    """MODEL_CONFIGS_DIR for the tests: the tiny model's pipeline configuration (no weights)
+    as the sd15-inpainting family's, so tiny single-file checkpoints load like real ones."""
+    folder = Path(settings.MODEL_CONFIGS_DIR) / "sd15-inpainting"
+    if not (folder / "model_index.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(tiny_model, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    return Path(settings.MODEL_CONFIGS_DIR)
+
+
+@pytest.fixture(scope="session")
 def tiny_lama(tmp_path_factory):
     """Tiny LaMa-shaped ONNX graphs (``.fixed``: 64x64 inputs, ``.dynamic``: any H and W)."""
     from inpainting.testing.tiny_lama import write_tiny_lamas

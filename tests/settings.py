@@ -11,6 +11,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 32
 os.environ.setdefault("LOAD_SD_INPAINT", "true")
 os.environ.setdefault("INPAINT_ENGINE", "classical")
 os.environ.setdefault("SD_INPAINT_MODEL", str(_DATA / "tiny-sd-inpaint"))
+# The configuration single-file checkpoints load with: the tiny model's (tests/conftest.py).
+os.environ.setdefault("MODEL_CONFIGS_DIR", str(_DATA / "model-configs"))
 os.environ.setdefault("INPAINT_WORKING_SIZE", "64")
 os.environ.setdefault("IMG2IMG_WAIT_SECONDS", "60")
 # The suite makes thousands of requests as a handful of users; tests/test_limits.py starts

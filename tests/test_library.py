@@ -154,9 +154,9 @@ def test_manage_py_models_scan_and_list(library):
     )
 
 
-def test_a_job_cannot_name_a_single_file_until_they_can_run(library):
+def test_a_single_file_without_its_configuration_cannot_run(library):
     library_scan()
-    with pytest.raises(ClientError, match="single-file checkpoint: recorded, but running"):
+    with pytest.raises(ClientError, match=r"\(sdxl/ in MODEL_CONFIGS_DIR\) is not on this"):
         library_model_for_job("juggernaut-xl.safetensors")
     with pytest.raises(ClientError, match="Unknown model 'nope'; the models are: "):
         library_model_for_job("nope")

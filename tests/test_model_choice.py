@@ -15,8 +15,10 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from inpainting.engine import MaskOptions, effective_mask
+from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.models import Generation
 from inpainting.services.library import library_scan
+from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.helpers import BOX, black_box_mask_png, image_png, post_img2img, wait_for_status
 from tests.images import box_mask, png_bytes
@@ -29,13 +31,22 @@ def beta_model(tmp_path_factory):
     return write_tiny_inpaint_model(tmp_path_factory.mktemp("beta") / "beta", seed=1)
 
 
+@pytest.fixture(scope="module")
+def gamma_file(tmp_path_factory, tiny_model):
+    """The tiny model (alpha's weights) as a single-file checkpoint in the original layout."""
+    pipe = load_pipeline(str(tiny_model), "cpu", cache_size=2)
+    return write_single_file(pipe, tmp_path_factory.mktemp("gamma") / "gamma.safetensors")
+
+
 @pytest.fixture
-def two_models(tmp_path, settings, tiny_model, beta_model, monkeypatch):
-    """The library holds two tiny SD 1.5 inpainting models with different weights."""
+def two_models(tmp_path, settings, tiny_model, beta_model, gamma_file, tiny_configs, monkeypatch):
+    """The library holds two tiny SD 1.5 inpainting models with different weights, and the
+    first one again as a single-file checkpoint."""
     root = tmp_path / "models"
     root.mkdir()
     shutil.copytree(tiny_model, root / "alpha")
     shutil.copytree(beta_model, root / "beta")
+    shutil.copy(gamma_file, root / "gamma.safetensors")
     settings.MODELS_DIR = root
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
@@ -74,11 +85,11 @@ def test_a_job_runs_the_model_it_names_and_the_default_otherwise(api, two_models
 
 
 def test_an_unknown_model_is_a_400_that_lists_the_models(api, two_models):
-    response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", model="gamma")
+    response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", model="delta")
     assert response.status_code == 400
     body = response.json()
     assert body["errors"]["model"] == [
-        "Unknown model 'gamma'; the models are: alpha, beta (GET /api/models)."
+        "Unknown model 'delta'; the models are: alpha, beta, gamma.safetensors (GET /api/models)."
     ]
     response = post_img2img(
         api, image_png(), black_box_mask_png(), prompt="x", model="beta", engine="classical"
@@ -114,7 +125,7 @@ def test_the_cli_takes_a_model(two_models, tmp_path):
         assert f'"model": "{name}"' in picture.info["parameters"]
         pictures[name] = np.asarray(picture.convert("RGB"))
     assert not np.array_equal(pictures["alpha"], pictures["beta"])
-    with pytest.raises(CommandError, match="Unknown model 'gamma'"):
+    with pytest.raises(CommandError, match="Unknown model 'delta'"):
         call_command(
             "inpaint",
             "--image",
@@ -126,7 +137,7 @@ def test_the_cli_takes_a_model(two_models, tmp_path):
             "--out",
             str(tmp_path / "x.png"),
             "--model",
-            "gamma",
+            "delta",
         )
 
 
@@ -171,9 +182,24 @@ def test_modelslab_model_id_and_fooocus_base_model_name_pick_the_model(api_key, 
     refused = modelslab("lazymixv4-inpaint")
     assert refused.status_code == 400
     assert (
-        "Unknown model 'lazymixv4-inpaint'; the models are: alpha, beta."
+        "Unknown model 'lazymixv4-inpaint'; the models are: alpha, beta, gamma.safetensors."
         in refused.json()["message"]
     )
     refused = fooocus("juggernautXL_v8Rundiffusion.safetensors")
-    assert refused.status_code == 400 and "the models are: alpha, beta" in str(refused.json())
+    assert refused.status_code == 400 and "the models are: alpha, beta, gamma" in str(
+        refused.json()
+    )
     assert Generation.objects.count() == 2
+
+
+def test_a_single_file_checkpoint_runs_on_the_worker_as_its_folder_does(api, two_models):
+    """gamma.safetensors holds alpha's weights in the original layout: the worker loads it
+    with the sd15-inpainting configuration and paints alpha's picture."""
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["gamma.safetensors"]["layout"] == "single-file"
+    assert listed["gamma.safetensors"]["runnable"] is True
+    single = submit(api, model="gamma.safetensors")
+    folder = submit(api, model="alpha")
+    assert single.status == "succeeded", single.error
+    assert single.model_name == "gamma.safetensors"
+    assert np.array_equal(output(single), output(folder))

@@ -147,3 +147,9 @@ def probe(path: Path) -> Probe:
     if path.suffix.lower() != ".safetensors":
         raise Unsupported(f"{path.name}: only .safetensors files and diffusers folders are models.")
     return probe_checkpoint(path)
+
+
+def config_folder(configs: str | Path, found: Probe) -> Path:
+    """The pipeline configuration (JSON and tokenizer files, no weights) a single-file
+    checkpoint of this family loads with: ``<configs>/<family>[-inpainting]``."""
+    return Path(configs) / (found.family + ("-inpainting" if found.inpainting else ""))

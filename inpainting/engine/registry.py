@@ -45,6 +45,8 @@ class EngineConfig:
     compile_unet: bool = False
     #: Diffusion pipelines a worker keeps loaded at once (least recently used unloaded first).
     model_cache_size: int = 1
+    #: Pipeline configurations for single-file checkpoints, one folder per family.
+    model_configs: str | None = None
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
 
@@ -122,6 +124,7 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.preview_every,
                     config.compile_unet,
                     config.model_cache_size,
+                    config.model_configs,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

@@ -15,7 +15,14 @@ from huggingface_hub import constants as hf_constants
 
 from .. import selectors
 from ..engine.parameters import PARAMETERS
-from ..engine.probe import FAMILIES, PICKLE_SUFFIXES, Probe, Unsupported, probe
+from ..engine.probe import (
+    FAMILIES,
+    PICKLE_SUFFIXES,
+    Probe,
+    Unsupported,
+    config_folder,
+    probe,
+)
 from ..errors import ClientError
 from ..models import LibraryModel
 
@@ -138,21 +145,21 @@ def library_scan() -> ScanReport:
 @transaction.atomic
 def _ensure_default() -> str | None:
     """The default model: the one staff chose while it is usable, else ``SD_INPAINT_MODEL``
-    when the library has it, else the first inpainting model, else the first model (single
-    files excepted until they can run)."""
-    usable = (
-        LibraryModel.objects.select_for_update()
-        .filter(enabled=True, present=True)
-        .exclude(layout=LibraryModel.Layout.SINGLE_FILE)  # not runnable yet
-    )
-    current = usable.filter(is_default=True).first()
+    when the library has it, else the first inpainting model, else the first model (among
+    the models that can run here, see ``library_model_runnable``)."""
+    usable = [
+        m
+        for m in LibraryModel.objects.select_for_update().filter(enabled=True, present=True)
+        if library_model_runnable(m)
+    ]
+    current = next((m for m in usable if m.is_default), None)
     if current is not None:
         return current.name
-    configured = Path(settings.SD_INPAINT_MODEL).name
+    configured = {settings.SD_INPAINT_MODEL, Path(settings.SD_INPAINT_MODEL).name}
     choice = (
-        usable.filter(name__in=[settings.SD_INPAINT_MODEL, configured]).first()
-        or usable.filter(inpainting=True).first()
-        or usable.first()
+        next((m for m in usable if m.name in configured), None)
+        or next((m for m in usable if m.inpainting), None)
+        or next(iter(usable), None)
     )
     LibraryModel.objects.filter(is_default=True).update(is_default=False)
     if choice is None:
@@ -168,6 +175,18 @@ def library_model_set_default(*, model: LibraryModel) -> None:
     LibraryModel.objects.filter(pk=model.pk).update(is_default=True, enabled=True)
 
 
+def _configs_for(model: LibraryModel) -> Path:
+    return config_folder(settings.MODEL_CONFIGS_DIR, Probe(model.family, model.inpainting, ""))
+
+
+def library_model_runnable(model: LibraryModel) -> bool:
+    """Whether a job can run ``model`` here: a folder can; a single-file checkpoint needs the
+    pipeline configuration of its family in MODEL_CONFIGS_DIR (loading it is offline)."""
+    if model.layout != LibraryModel.Layout.SINGLE_FILE:
+        return True
+    return (_configs_for(model) / "model_index.json").is_file()
+
+
 def library_model_describe(model: LibraryModel) -> dict:
     """A library model as ``GET /api/models`` lists it."""
     return {
@@ -176,7 +195,7 @@ def library_model_describe(model: LibraryModel) -> dict:
         "kind": "inpainting" if model.inpainting else "base",
         "default": model.is_default,
         "layout": model.layout,
-        "runnable": model.layout != LibraryModel.Layout.SINGLE_FILE,  # single files: not yet
+        "runnable": library_model_runnable(model),
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
         "defaults": {
@@ -200,10 +219,11 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
             f"Unknown model {requested!r}; the models are: {names} (GET /api/models).",
             field="model",
         )
-    if model.layout == LibraryModel.Layout.SINGLE_FILE:
+    if not library_model_runnable(model):
         raise ClientError(
-            f"{model.name} is a single-file checkpoint: recorded, but running single files is "
-            "not built yet; use the model as a diffusers folder.",
+            f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
+            f"configuration it loads with ({_configs_for(model).name}/ in MODEL_CONFIGS_DIR) is "
+            "not on this server.",
             field="model",
         )
     return model

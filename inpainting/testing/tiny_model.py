@@ -210,7 +210,7 @@ def write_tiny_sdxl_inpaint_model(
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=32 + 6 * 8,  # pooled text + six size numbers
-        cross_attention_dim=64,  # both text encoders' hidden states side by side
+        cross_attention_dim=32 + 48,  # both text encoders' hidden states side by side
         norm_num_groups=8,
     )
     vae = AutoencoderKL(
@@ -240,10 +240,13 @@ def write_tiny_sdxl_inpaint_model(
     with tempfile.TemporaryDirectory() as tokenizer_src:
         _write_tokenizer(Path(tokenizer_src), text["max_position_embeddings"])
         tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
+    # The second encoder is wider, as SDXL's is (1280 against 768): single-file loaders tell
+    # the two apart by their width.
+    wide = {**text, "hidden_size": 48, "intermediate_size": 61}
     pipe = StableDiffusionXLInpaintPipeline(
         vae=vae,
         text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
-        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**wide)),
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
         unet=unet,

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from ..previews import latents_to_jpeg
+from ..probe import config_folder, probe_checkpoint
 from ..schedulers import make_scheduler
 from ..types import (
     BackendCall,
@@ -100,14 +101,42 @@ def _evict(keep: int) -> None:
             torch.cuda.empty_cache()
 
 
+def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
+    """A single-file checkpoint (original layout), loaded with the configuration shipped for
+    its family, so nothing is fetched from the network."""
+    from diffusers import (  # noqa: PLC0415 - heavy, as torch
+        StableDiffusionInpaintPipeline,
+        StableDiffusionXLInpaintPipeline,
+    )
+
+    found = probe_checkpoint(path)
+    folder = config_folder(configs or "", found)
+    if not configs or not (folder / "model_index.json").is_file():
+        raise EngineError(
+            f"{path.name} is a single-file {found.family} checkpoint; its pipeline configuration "
+            f"({folder.name}/ in MODEL_CONFIGS_DIR) is not on this machine."
+        )
+    pipeline = {"sd15": StableDiffusionInpaintPipeline, "sdxl": StableDiffusionXLInpaintPipeline}
+    return pipeline[found.family].from_single_file(
+        str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
+    )
+
+
 def load_pipeline(
-    model: str, device: str, compile_unet: bool = False, size: int = 512, cache_size: int = 1
+    model: str,
+    device: str,
+    compile_unet: bool = False,
+    size: int = 512,
+    cache_size: int = 1,
+    configs: str | Path | None = None,
 ) -> Any:
     """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
 
-    At most ``cache_size`` pipelines stay loaded: loading another unloads the least recently
-    used first. On CUDA it runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds
-    ``torch.compile`` and a warm-up call at ``size``."""
+    ``model`` is a diffusers folder, a Hub id in the local cache, or a single-file checkpoint
+    (loaded with its family's configuration from ``configs``). At most ``cache_size``
+    pipelines stay loaded: loading another unloads the least recently used first. On CUDA it
+    runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds ``torch.compile``
+    and a warm-up call at ``size``."""
     model = resolve_model(model)
     key = (model, device, compile_unet)
     with _LOAD_LOCK:
@@ -121,9 +150,14 @@ def load_pipeline(
         dtype = torch.float16 if device == "cuda" else torch.float32
         source = str(Path(model)) if Path(model).is_dir() else model
         try:
-            pipe = AutoPipelineForInpainting.from_pretrained(
-                source, dtype=dtype, use_safetensors=True, local_files_only=True
-            )
+            if Path(model).is_file():
+                pipe = _load_single_file(Path(model), configs, dtype)
+            else:
+                pipe = AutoPipelineForInpainting.from_pretrained(
+                    source, dtype=dtype, use_safetensors=True, local_files_only=True
+                )
+        except EngineError:
+            raise
         except Exception as exc:  # any loading failure becomes one clear message
             raise EngineError(
                 f"Could not load the diffusion model {model!r} from safetensors in the local "
@@ -159,9 +193,11 @@ class DiffusersBackend:
         preview_every: int = 5,
         compile_unet: bool = False,
         cache_size: int = 1,
+        configs: str | None = None,
     ):
         self.model = resolve_model(model)
         self.cache_size = cache_size
+        self.configs = configs
         self.device = resolve_device(device)
         self.working_size = working_size
         self.preview_every = preview_every  # 0 = no previews
@@ -173,7 +209,12 @@ class DiffusersBackend:
 
     def load(self) -> Any:
         return load_pipeline(
-            self.model, self.device, self.compile_unet, self.working_size, self.cache_size
+            self.model,
+            self.device,
+            self.compile_unet,
+            self.working_size,
+            self.cache_size,
+            self.configs,
         )
 
     def inpaint(

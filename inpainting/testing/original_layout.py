@@ -1,0 +1,189 @@
+"""Write a diffusers pipeline as one ``.safetensors`` file in the original (LDM) key layout:
+the single-file checkpoint format of AUTOMATIC1111, ComfyUI and Civitai.
+
+Tests use it to make tiny single-file SD 1.5 and SDXL checkpoints from the tiny random
+pipelines, so the single-file path (probe, load) runs on the layout users have. The key names
+are the inverse of diffusers' own conversion (``diffusers.loaders.single_file_utils``): its
+tables are used where it has them, and a test checks that diffusers reads every tensor back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UNET = "model.diffusion_model."
+VAE = "first_stage_model."
+SD1_TEXT = "cond_stage_model.transformer."
+SDXL_TEXT_1 = "conditioner.embedders.0.transformer."
+SDXL_TEXT_2 = "conditioner.embedders.1.model."
+
+_RESNET = (  # diffusers name -> original name, inside a UNet resnet
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+)
+_VAE_ATTENTION = (
+    ("group_norm", "norm"),
+    ("to_q", "q"),
+    ("to_k", "k"),
+    ("to_v", "v"),
+    ("to_out.0", "proj_out"),
+)
+
+
+def _rename(rest: str, pairs) -> str:
+    head, _, tail = rest.partition(".")
+    for new, old in pairs:
+        if rest.startswith(new + "."):
+            return old + rest[len(new) :]
+    return head + ("." + tail if tail else "")
+
+
+def unet_keys(state: dict, config: dict) -> dict:
+    """A diffusers UNet's state dict in the original layout (without the prefix)."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    table = dict(DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"])
+    if config.get("addition_embed_type") == "text_time":
+        table.update(DIFFUSERS_TO_LDM_MAPPING["unet"]["addition_embed_type"])
+    stride = config["layers_per_block"] + 1
+    up_attention = {
+        int(key.split(".")[1])
+        for key in state
+        if key.startswith("up_blocks.") and ".attentions." in key
+    }
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if key in table:
+            out[table[key]] = value
+        elif parts[0] == "down_blocks" and parts[2] in ("resnets", "attentions"):
+            block, layer = int(parts[1]), int(parts[3])
+            rest = ".".join(parts[4:])
+            index = block * stride + layer + 1
+            if parts[2] == "resnets":
+                out[f"input_blocks.{index}.0.{_rename(rest, _RESNET)}"] = value
+            else:
+                out[f"input_blocks.{index}.1.{rest}"] = value
+        elif parts[0] == "down_blocks" and parts[2] == "downsamplers":
+            block = int(parts[1])
+            out[f"input_blocks.{(block + 1) * stride}.0.op.{parts[-1]}"] = value
+        elif parts[0] == "mid_block":
+            kind, index, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+            if kind == "resnets":
+                out[f"middle_block.{2 * index}.{_rename(rest, _RESNET)}"] = value
+            else:
+                out[f"middle_block.1.{rest}"] = value
+        elif parts[0] == "up_blocks" and parts[2] in ("resnets", "attentions"):
+            block, layer = int(parts[1]), int(parts[3])
+            rest = ".".join(parts[4:])
+            index = block * stride + layer
+            if parts[2] == "resnets":
+                out[f"output_blocks.{index}.0.{_rename(rest, _RESNET)}"] = value
+            else:
+                out[f"output_blocks.{index}.1.{rest}"] = value
+        elif parts[0] == "up_blocks" and parts[2] == "upsamplers":
+            block = int(parts[1])
+            slot = 2 if block in up_attention else 1
+            out[f"output_blocks.{block * stride + stride - 1}.{slot}.conv.{parts[-1]}"] = value
+        else:
+            raise ValueError(f"no original name for the UNet key {key!r}")
+    return out
+
+
+def vae_keys(state: dict, config: dict) -> dict:
+    """A diffusers VAE's state dict in the original layout (without the prefix)."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    table = DIFFUSERS_TO_LDM_MAPPING["vae"]
+    blocks = len(config["up_block_types"])
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        side = parts[0]  # encoder | decoder
+        if key in table:
+            out[table[key]] = value
+        elif parts[1] in ("down_blocks", "up_blocks") and parts[3] == "resnets":
+            block = int(parts[2]) if side == "encoder" else blocks - 1 - int(parts[2])
+            name = "down" if side == "encoder" else "up"
+            rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+            out[f"{side}.{name}.{block}.block.{parts[4]}.{rest}"] = value
+        elif parts[1] == "down_blocks" and parts[3] == "downsamplers":
+            out[f"encoder.down.{parts[2]}.downsample.conv.{parts[-1]}"] = value
+        elif parts[1] == "up_blocks" and parts[3] == "upsamplers":
+            block = blocks - 1 - int(parts[2])
+            out[f"decoder.up.{block}.upsample.conv.{parts[-1]}"] = value
+        elif parts[1] == "mid_block" and parts[2] == "resnets":
+            rest = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+            out[f"{side}.mid.block_{int(parts[3]) + 1}.{rest}"] = value
+        elif parts[1] == "mid_block" and parts[2] == "attentions":
+            rest = _rename(".".join(parts[4:]), _VAE_ATTENTION)
+            # The original attention projections are 1x1 convolutions.
+            out[f"{side}.mid.attn_1.{rest}"] = value[:, :, None, None] if value.ndim == 2 else value
+        else:
+            raise ValueError(f"no original name for the VAE key {key!r}")
+    return out
+
+
+def text_keys(state: dict) -> dict:
+    """A CLIP text encoder's state dict with the ``text_model.`` names that checkpoints carry
+    (transformers 5 names the modules without it)."""
+    return {
+        k if k.startswith(("text_model.", "text_projection")) else "text_model." + k: v
+        for k, v in state.items()
+    }
+
+
+def open_clip_keys(state: dict) -> dict:
+    """A CLIPTextModelWithProjection's state dict in OpenCLIP's layout (SDXL's second text
+    encoder): fused q/k/v projections, ``text_projection`` transposed."""
+    import torch
+
+    out = {
+        "positional_embedding": state["text_model.embeddings.position_embedding.weight"],
+        "token_embedding.weight": state["text_model.embeddings.token_embedding.weight"],
+        "ln_final.weight": state["text_model.final_layer_norm.weight"],
+        "ln_final.bias": state["text_model.final_layer_norm.bias"],
+        "text_projection": state["text_projection.weight"].T.contiguous(),
+    }
+    names = (
+        ("layer_norm1", "ln_1"),
+        ("layer_norm2", "ln_2"),
+        ("mlp.fc1", "mlp.c_fc"),
+        ("mlp.fc2", "mlp.c_proj"),
+        ("self_attn.out_proj", "attn.out_proj"),
+    )
+    layers = {int(k.split(".")[3]) for k in state if k.startswith("text_model.encoder.layers.")}
+    for i in layers:
+        source = f"text_model.encoder.layers.{i}."
+        target = f"transformer.resblocks.{i}."
+        for new, old in names:
+            for kind in ("weight", "bias"):
+                out[f"{target}{old}.{kind}"] = state[f"{source}{new}.{kind}"]
+        for kind in ("weight", "bias"):
+            out[f"{target}attn.in_proj_{kind}"] = torch.cat(
+                [state[f"{source}self_attn.{p}_proj.{kind}"] for p in ("q", "k", "v")]
+            )
+    return out
+
+
+def write_single_file(pipe, path: str | Path) -> Path:
+    """Save ``pipe`` (SD 1.5 or SDXL, inpainting or base) as one original-layout checkpoint."""
+    from safetensors.torch import save_file
+
+    checkpoint = {}
+    unet = unet_keys(pipe.unet.state_dict(), dict(pipe.unet.config))
+    checkpoint.update({UNET + k: v for k, v in unet.items()})
+    vae = vae_keys(pipe.vae.state_dict(), dict(pipe.vae.config))
+    checkpoint.update({VAE + k: v for k, v in vae.items()})
+    first = SDXL_TEXT_1 if hasattr(pipe, "text_encoder_2") else SD1_TEXT
+    checkpoint.update({first + k: v for k, v in text_keys(pipe.text_encoder.state_dict()).items()})
+    if hasattr(pipe, "text_encoder_2"):
+        second = open_clip_keys(text_keys(pipe.text_encoder_2.state_dict()))
+        checkpoint.update({SDXL_TEXT_2 + k: v for k, v in second.items()})
+    path = Path(path)
+    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(path))
+    return path
