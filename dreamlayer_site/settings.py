@@ -328,9 +328,7 @@ CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
 # Pipeline configurations (JSON and tokenizer files, no weights) that single-file checkpoints
 # load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
-MODEL_CONFIGS_DIR = Path(
-    env.str("MODEL_CONFIGS_DIR", default=str(BASE_DIR / "inpainting" / "engine" / "model_configs"))
-)
+MODEL_CONFIGS_DIR = Path(env.str("MODEL_CONFIGS_DIR", default=str(MODELS_DIR / "configs")))
 LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)

@@ -28,8 +28,9 @@ from ..models import LibraryModel
 
 logger = logging.getLogger(__name__)
 
-#: Folders of MODELS_DIR that hold other kinds of file (a later issue's LoRAs, ControlNets).
-OTHER_KINDS = frozenset({"loras", "controlnets", "masks"})
+#: Folders of MODELS_DIR that hold other kinds of file (pipeline configurations; a later
+#: issue's LoRAs, ControlNets).
+OTHER_KINDS = frozenset({"loras", "controlnets", "masks", "configs"})
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
