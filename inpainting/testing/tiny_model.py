@@ -46,6 +46,30 @@ def _write_tokenizer(folder: Path, max_length: int = 16) -> None:
     )
 
 
+#: The tiny VAE and CLIP text encoder of the test pipelines (SD 1.5 and SDXL alike).
+TINY_VAE = dict(
+    block_out_channels=(16, 32),
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=32,
+)
+TINY_TEXT = dict(
+    bos_token_id=0,
+    eos_token_id=1,
+    pad_token_id=1,
+    hidden_size=32,
+    intermediate_size=37,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    layer_norm_eps=1e-5,
+    max_position_embeddings=16,
+    vocab_size=1000,
+)
+
 #: The published Stable Diffusion 1.5 inpainting architecture (UNet 320/640/1280/1280 with
 #: cross-attention 768, the SD VAE, a CLIP ViT-L/14 text encoder): random weights, real cost.
 SD15 = {
@@ -122,28 +146,8 @@ def write_tiny_inpaint_model(
             attention_head_dim=8,
             norm_num_groups=8,
         ),
-        "vae": dict(
-            block_out_channels=(16, 32),
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=32,
-        ),
-        "text": dict(
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            layer_norm_eps=1e-5,
-            max_position_embeddings=16,
-            vocab_size=1000,
-        ),
+        "vae": TINY_VAE,
+        "text": TINY_TEXT,
     }
     config = architecture or tiny
     unet = UNet2DConditionModel(**config["unet"])
@@ -213,30 +217,8 @@ def write_tiny_sdxl_inpaint_model(
         cross_attention_dim=32 + 48,  # both text encoders' hidden states side by side
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=32,
-    )
-    text = dict(
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        layer_norm_eps=1e-5,
-        max_position_embeddings=16,
-        vocab_size=1000,
-        projection_dim=32,
-        hidden_act="gelu",
-    )
+    vae = AutoencoderKL(**TINY_VAE)
+    text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
     with tempfile.TemporaryDirectory() as tokenizer_src:
         _write_tokenizer(Path(tokenizer_src), text["max_position_embeddings"])
         tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
