@@ -209,6 +209,11 @@ class LibraryModelAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one model.", messages.ERROR)
             return
         model = queryset.get()
+        if not model.present:
+            self.message_user(
+                request, f"{model.name} was not found by the last scan.", messages.ERROR
+            )
+            return
         if not library.library_model_runnable(model):
             self.message_user(
                 request,

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.engine.backends.diffusers import load_pipeline
-from inpainting.models import Generation
+from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
@@ -203,3 +203,45 @@ def test_a_single_file_checkpoint_runs_on_the_worker_as_its_folder_does(api, two
     assert single.status == "succeeded", single.error
     assert single.model_name == "gamma.safetensors"
     assert np.array_equal(output(single), output(folder))
+
+
+def test_queued_jobs_of_two_models_never_share_a_batch(api, two_models, paused_worker):
+    """Batching only mixes jobs of one model: alpha and beta queued together each run on
+    their own model and give the picture that model gives alone."""
+    ids = []
+    for model in ("alpha", "beta", "alpha", "beta"):
+        fields = {"prompt": "a red rose", "seed": 5, "wait": "false", "model": model}
+        response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+        ids.append(response.json()["id"])
+    paused_worker.resume()
+    done = [wait_for_status(i, timeout=120) for i in ids]
+    assert [g.model_name for g in done] == ["alpha", "beta", "alpha", "beta"]
+    assert all(g.status == "succeeded" for g in done)
+    assert np.array_equal(output(done[0]), output(done[2]))
+    assert np.array_equal(output(done[1]), output(done[3]))
+    assert not np.array_equal(output(done[0]), output(done[1]))
+    assert all(g.metadata["batched_jobs"] <= 2 for g in done)
+
+
+def test_a_model_disabled_after_queueing_fails_its_job_clearly(api, two_models, paused_worker):
+    fields = {"prompt": "a red rose", "wait": "false", "model": "beta"}
+    generation_id = post_img2img(api, image_png(), black_box_mask_png(), **fields).json()["id"]
+    LibraryModel.objects.filter(name="beta").update(enabled=False)
+    paused_worker.resume()
+    failed = wait_for_status(generation_id, timeout=120)
+    assert failed.status == "failed"
+    assert "'beta' is no longer in the library" in failed.error
+
+
+def test_blank_model_is_the_default_and_a_rerun_keeps_the_model_it_ran(api, two_models):
+    first = submit(api, model="")
+    assert first.model_name == "alpha" and first.params["model"] is None
+    assert (
+        "model_load_seconds" in first.metadata
+        or "model_load_seconds" in submit(api, model="beta").metadata
+    )
+    LibraryModel.objects.update(is_default=False)
+    LibraryModel.objects.filter(name="beta").update(is_default=True)
+    rerun = api.post(f"/api/generations/{first.pk}/rerun/").json()
+    again = wait_for_status(rerun["id"], timeout=120)
+    assert again.model_name == "alpha" and np.array_equal(output(again), output(first))

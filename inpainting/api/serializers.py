@@ -115,6 +115,9 @@ class _ParamsSerializer(serializers.Serializer):
         except InvalidInput as exc:
             raise serializers.ValidationError(str(exc)) from None
 
+    def validate_model(self, value: str | None) -> str | None:
+        return value.strip() or None if value else None  # blank: the default model
+
     def to_params(self) -> GenerationParams:
         data = dict(self.validated_data)
         if data.get("seed") == -1:

@@ -75,6 +75,10 @@ def read_header(path: Path) -> dict[str, dict]:
     if not isinstance(table, dict):
         raise Unsupported(f"{path.name} is not a safetensors file (bad header).")
     table.pop("__metadata__", None)
+    for name, entry in table.items():
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+            raise Unsupported(f"{path.name} is not a safetensors file (bad entry {name[:80]!r}).")
     return table
 
 
@@ -92,7 +96,8 @@ def probe_checkpoint(path: Path) -> Probe:
             f"{path.name}: no Stable Diffusion UNet found (no {_UNET_IN!r}); a LoRA, a VAE, "
             "a ControlNet or a diffusers-layout file is not a checkpoint."
         )
-    channels = table[_UNET_IN]["shape"][1]
+    shape = table[_UNET_IN]["shape"]
+    channels = shape[1] if len(shape) == 4 else None
     if channels not in (4, 9):
         raise Unsupported(f"{path.name}: a UNet with {channels} input channels is not SD.")
     if _SDXL_TEXT_2 in table:
@@ -119,7 +124,9 @@ def probe_folder(path: Path) -> Probe:
         raise Unsupported(
             f"{path.name}: not a diffusers pipeline folder ({type(exc).__name__})."
         ) from None
-    family = _FOLDER_CLASSES.get(index.get("_class_name", ""))
+    if not isinstance(index, dict) or not isinstance(unet, dict):
+        raise Unsupported(f"{path.name}: not a diffusers pipeline folder (bad configuration).")
+    family = _FOLDER_CLASSES.get(str(index.get("_class_name", "")))
     if family is None:
         raise Unsupported(
             f"{path.name}: a {index.get('_class_name')!r} pipeline is not supported "

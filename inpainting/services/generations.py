@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from PIL import Image
 
 from accounts.models import ApiKey, User
 
-from .. import engine
+from .. import engine, selectors
 from ..conf import engine_config
 from ..errors import ClientError
 from ..models import Generation, Mask, SourceImage
@@ -218,8 +219,12 @@ def _generation_insert(
 def generation_rerun(
     *, generation: Generation, user: User, client: str | None = None
 ) -> Generation:
-    """Queue the same inputs and parameters again (the same requested seed)."""
+    """Queue the same inputs and parameters again (the same requested seed, and the model it
+    ran with, also when that was the default then)."""
     params = GenerationParams.from_json(generation.params)
+    if generation.engine == "diffusers" and params.model is None:
+        if selectors.library_model_list().filter(name=generation.model_name).exists():
+            params = dataclasses.replace(params, model=generation.model_name)
     engine_name, model_name = _validate(
         params, open_stored(generation.source.file), stored_mask(generation)
     )

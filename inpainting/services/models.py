@@ -5,11 +5,12 @@ web side, and choosing a job's backend (with the classical fallback under
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 from django.conf import settings
 
-from .. import engine
+from .. import engine, selectors
 from ..conf import engine_config, record_model_status
 from ..engine.probe import FAMILIES
 from ..models import Generation, LibraryModel
@@ -23,14 +24,11 @@ MODEL_ENGINES = ("diffusers", "lama")
 
 
 def backend_config(name: str, model: LibraryModel | None = None) -> engine.EngineConfig:
-    """The configuration a backend runs with: for ``diffusers``, the library ``model`` (its
-    path and its family's working size unless INPAINT_WORKING_SIZE sets one), else the
-    library's default, else the deployment's SD_INPAINT_MODEL."""
+    """The configuration a backend runs with: for ``diffusers`` and a library ``model``, its
+    path and its family's working size (unless INPAINT_WORKING_SIZE sets one); without one,
+    the deployment's SD_INPAINT_MODEL."""
     config = engine_config()
-    if name != "diffusers":
-        return config
-    model = model or library_model_for_job(None)
-    if model is None:
+    if name != "diffusers" or model is None:
         return config
     size = settings.INPAINT_WORKING_SIZE or FAMILIES[model.family]
     return replace(config, model=model.path, working_size=size)
@@ -39,7 +37,8 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
 def model_load(name: str) -> engine.EngineError | None:
     """Load engine ``name``'s model (``diffusers``: the default one; ``lama``) in this process
     and report the outcome for the web side."""
-    backend = engine.get_backend(name, backend_config(name))
+    default = library_model_for_job(None) if name == "diffusers" else None
+    backend = engine.get_backend(name, backend_config(name, default))
     try:
         backend.load()
     except engine.EngineError as exc:
@@ -60,15 +59,25 @@ def worker_models_load() -> None:
 
 
 def backend_for(generation: Generation, params: GenerationParams):
-    """The job's backend (a diffusers job: its library model); under INPAINT_ENGINE=auto a
-    model that cannot load falls back to the classical engine (a job that named its engine or
-    model fails instead)."""
+    """The job's backend (a diffusers job: its library model, which must still be enabled and
+    present); under INPAINT_ENGINE=auto a model that cannot load falls back to the classical
+    engine (a job that named its engine or model fails instead). Returns the backend and what
+    the job's metadata should say of it: ``fallback`` (why another engine ran) or
+    ``model_load_seconds`` (how long the job waited for its model to load)."""
     config = engine_config()
     if generation.engine not in MODEL_ENGINES:
-        return engine.get_backend(generation.engine, config), None
-    model = LibraryModel.objects.filter(name=generation.model_name).first()
+        return engine.get_backend(generation.engine, config), {}
+    model = None
+    if generation.engine == "diffusers":
+        model = selectors.library_model_list().filter(name=generation.model_name).first()
+        if model is None and generation.model_name != config.model_name("diffusers"):
+            raise engine.EngineError(
+                f"The model {generation.model_name!r} is no longer in the library (disabled or "
+                "removed since the job was queued)."
+            )
     backend = engine.get_backend(generation.engine, backend_config(generation.engine, model))
     was_loaded = backend.loaded
+    started = time.perf_counter()
     try:
         backend.load()  # at once when it is loaded; else it loads now (and may unload another)
     except engine.EngineError as exc:
@@ -81,10 +90,11 @@ def backend_for(generation: Generation, params: GenerationParams):
                 f"The {generation.engine} model could not be loaded; the classical engine ran "
                 f"instead. {exc}"
             )
-            return engine.get_backend("classical", config), note
+            return engine.get_backend("classical", config), {"fallback": note}
         raise
-    if not was_loaded:
-        record_model_status(
-            engine=generation.engine, loaded=True, model=backend.model, device=backend.device
-        )
-    return backend, None
+    if was_loaded:
+        return backend, {}
+    record_model_status(
+        engine=generation.engine, loaded=True, model=backend.model, device=backend.device
+    )
+    return backend, {"model_load_seconds": round(time.perf_counter() - started, 3)}

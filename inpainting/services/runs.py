@@ -124,7 +124,7 @@ def generation_run(*, generation_id: str) -> RunOutcome:
 def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
     params = GenerationParams.from_json(generation.params)
     try:
-        backend, fallback_note = backend_for(generation, params)
+        backend, backend_notes = backend_for(generation, params)
     except Exception as exc:  # noqa: BLE001 - recorded like any outcome
         _record_outcome(generation, exc, None)
         return
@@ -151,13 +151,14 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
         cancel_checks=[progress.is_cancelled for _, progress in runnable],
     )
     for (job, _), outcome in zip(runnable, outcomes, strict=True):
-        _record_outcome(job, outcome, fallback_note)
+        _record_outcome(job, outcome, backend_notes)
 
 
 def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
     """What jobs must share to run in one model batch (the runner checks the final size)."""
     return (
         generation.engine,
+        generation.model_name,
         generation.source.width,
         generation.source.height,
         params.num_inference_steps,
@@ -179,7 +180,11 @@ def _batch_companions(
         return []
     key = _batch_params(generation, params)
     candidates = (
-        Generation.objects.filter(status=Generation.Status.QUEUED, engine=generation.engine)
+        Generation.objects.filter(
+            status=Generation.Status.QUEUED,
+            engine=generation.engine,
+            model_name=generation.model_name,
+        )
         .exclude(pk=generation.pk)
         .select_related("source")
         .order_by("created_at")[: limit * 8]
@@ -196,11 +201,10 @@ def _batch_companions(
     return companions
 
 
-def _record_outcome(generation: Generation, outcome, fallback_note: str | None) -> None:
+def _record_outcome(generation: Generation, outcome, backend_notes: dict) -> None:
     """A job's result or the exception that ended it, recorded once."""
     if isinstance(outcome, engine.InpaintResult):
-        if fallback_note:
-            outcome.metadata["fallback"] = fallback_note
+        outcome.metadata.update(backend_notes)
         generation_succeed(generation=generation, result=outcome)
     elif isinstance(outcome, engine.Cancelled):
         # generation_cancel already recorded the outcome; the worker just stops.

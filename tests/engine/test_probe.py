@@ -94,3 +94,28 @@ def test_a_diffusers_folder(tmp_path):
         probe(folder)
     with pytest.raises(Unsupported, match="not a diffusers pipeline folder"):
         probe(tmp_path)
+
+
+def test_a_malformed_header_is_refused_not_a_crash(tmp_path):
+    """Attacker-shaped headers (no shape, a shape of text, a UNet weight of rank 1, a list)
+    are refused with a reason; the scan goes on with the other files."""
+    for table in (
+        {UNET_IN: {"dtype": "F16"}},
+        {UNET_IN: {"dtype": "F16", "shape": "320"}},
+        {UNET_IN: "not an entry"},
+        {
+            UNET_IN: {"dtype": "F16", "shape": [320], "data_offsets": [0, 640]},
+            SD1_TEXT: {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]},
+        },
+    ):
+        header = json.dumps(table).encode()
+        path = tmp_path / "bad.safetensors"
+        path.write_bytes(len(header).to_bytes(8, "little") + header)
+        with pytest.raises(Unsupported):
+            probe(path)
+    (tmp_path / "listy").mkdir()
+    (tmp_path / "listy" / "model_index.json").write_text("[1, 2]")
+    (tmp_path / "listy" / "unet").mkdir()
+    (tmp_path / "listy" / "unet" / "config.json").write_text("{}")
+    with pytest.raises(Unsupported, match="bad configuration"):
+        probe(tmp_path / "listy")

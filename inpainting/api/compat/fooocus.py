@@ -101,7 +101,13 @@ class FooocusGenerateSerializer(serializers.Serializer):
             mask_mode="white_inpaints",
             mask_threshold=127,
             outpaint=self.outpaint(*image_size),
-            model=library_model_named(data.get("base_model_name"), field="base_model_name"),
+            # Fooocus clients always name a base model; a removal (no prompt) still runs
+            # on the server's removal engine, not on the named diffusion model.
+            model=(
+                library_model_named(data.get("base_model_name"), field="base_model_name")
+                if prompt.strip()
+                else None
+            ),
         )
 
 

@@ -42,7 +42,8 @@ export const editor = new MaskEditor({
   // Space pans (and keys edit) only while the canvas, not the result, is on screen.
   isActive: () => !$("editor").hidden && $("compare").hidden,
 });
-window.addEventListener("resize", () => { syncLayout(); editor.fit(); });
+// A resize keeps what the user zoomed to; a fitted view is fitted again.
+window.addEventListener("resize", () => { syncLayout(); if (editor.fitted) editor.fit(); });
 
 // ----- the image -------------------------------------------------------------------------
 export async function loadImage(blob) {
@@ -228,6 +229,7 @@ export async function currentMask() {
 let overlayTimer = null;
 let overlayRequest = 0;
 function scheduleOverlay() {
+  overlayRequest++; // an answer already on its way is for the old mask or canvas
   clearTimeout(overlayTimer);
   overlayTimer = setTimeout(refreshOverlay, 120);
 }

@@ -98,7 +98,13 @@ $("compare").addEventListener("pointerdown", (event) => {
   $("compare").setPointerCapture(event.pointerId);
   move(event);
   $("compare").addEventListener("pointermove", move);
-  $("compare").addEventListener("pointerup", () => $("compare").removeEventListener("pointermove", move), { once: true });
+  const stop = () => {
+    $("compare").removeEventListener("pointermove", move);
+    $("compare").removeEventListener("pointerup", stop);
+    $("compare").removeEventListener("pointercancel", stop);
+  };
+  $("compare").addEventListener("pointerup", stop);
+  $("compare").addEventListener("pointercancel", stop);
 });
 
 $("back-to-mask").addEventListener("click", () => {
