@@ -34,20 +34,27 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
     return replace(config, model=model.path, working_size=size)
 
 
-def model_load(name: str) -> engine.EngineError | None:
-    """Load engine ``name``'s model (``diffusers``: the default one; ``lama``) in this process
-    and report the outcome for the web side."""
-    default = library_model_for_job(None) if name == "diffusers" else None
-    backend = engine.get_backend(name, backend_config(name, default))
+def _load_and_report(name: str, backend) -> engine.EngineError | None:
+    """Load ``backend``'s model (at once when it is loaded) and report a change of state for
+    the web side; the loading error, if any."""
+    was_loaded = backend.loaded
     try:
         backend.load()
     except engine.EngineError as exc:
         logger.error("%s", exc)
         record_model_status(engine=name, loaded=False, model=backend.model, error=str(exc))
         return exc
-    record_model_status(engine=name, loaded=True, model=backend.model, device=backend.device)
-    logger.info("%s model %s loaded on %s", name, backend.model, backend.device)
+    if not was_loaded:
+        record_model_status(engine=name, loaded=True, model=backend.model, device=backend.device)
+        logger.info("%s model %s loaded on %s", name, backend.model, backend.device)
     return None
+
+
+def model_load(name: str) -> engine.EngineError | None:
+    """Load engine ``name``'s model (``diffusers``: the default one; ``lama``) in this process
+    and report the outcome for the web side."""
+    default = library_model_for_job(None) if name == "diffusers" else None
+    return _load_and_report(name, engine.get_backend(name, backend_config(name, default)))
 
 
 def worker_models_load() -> None:
@@ -78,23 +85,14 @@ def backend_for(generation: Generation, params: GenerationParams):
     backend = engine.get_backend(generation.engine, backend_config(generation.engine, model))
     was_loaded = backend.loaded
     started = time.perf_counter()
-    try:
-        backend.load()  # at once when it is loaded; else it loads now (and may unload another)
-    except engine.EngineError as exc:
-        logger.error("%s", exc)
-        record_model_status(
-            engine=generation.engine, loaded=False, model=backend.model, error=str(exc)
+    error = _load_and_report(generation.engine, backend)  # may unload another model first
+    if error is None:
+        seconds = round(time.perf_counter() - started, 3)
+        return backend, {} if was_loaded else {"model_load_seconds": seconds}
+    if config.engine == "auto" and params.engine is None and params.model is None:
+        note = (
+            f"The {generation.engine} model could not be loaded; the classical engine ran "
+            f"instead. {error}"
         )
-        if config.engine == "auto" and params.engine is None and params.model is None:
-            note = (
-                f"The {generation.engine} model could not be loaded; the classical engine ran "
-                f"instead. {exc}"
-            )
-            return engine.get_backend("classical", config), {"fallback": note}
-        raise
-    if was_loaded:
-        return backend, {}
-    record_model_status(
-        engine=generation.engine, loaded=True, model=backend.model, device=backend.device
-    )
-    return backend, {"model_load_seconds": round(time.perf_counter() - started, 3)}
+        return engine.get_backend("classical", config), {"fallback": note}
+    raise error

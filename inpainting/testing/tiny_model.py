@@ -12,6 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from ..engine import EngineConfig
+
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -44,6 +46,15 @@ def _write_tokenizer(folder: Path, max_length: int = 16) -> None:
             }
         )
     )
+
+
+def _tokenizer(max_length: int):
+    """A ``CLIPTokenizer`` over the minimal vocabulary of ``_write_tokenizer``."""
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        _write_tokenizer(Path(folder), max_length)
+        return CLIPTokenizer.from_pretrained(folder)
 
 
 #: The tiny VAE and CLIP text encoder of the test pipelines (SD 1.5 and SDXL alike).
@@ -129,7 +140,7 @@ def write_tiny_inpaint_model(
         StableDiffusionInpaintPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
@@ -153,9 +164,7 @@ def write_tiny_inpaint_model(
     unet = UNet2DConditionModel(**config["unet"])
     vae = AutoencoderKL(**config["vae"])
     text_encoder = CLIPTextModel(CLIPTextConfig(**config["text"]))
-    with tempfile.TemporaryDirectory() as tokenizer_src:
-        _write_tokenizer(Path(tokenizer_src), config["text"]["max_position_embeddings"])
-        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
+    tokenizer = _tokenizer(config["text"]["max_position_embeddings"])
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -195,7 +204,6 @@ def write_tiny_sdxl_inpaint_model(
         CLIPTextConfig,
         CLIPTextModel,
         CLIPTextModelWithProjection,
-        CLIPTokenizer,
     )
 
     folder = Path(folder)
@@ -219,9 +227,7 @@ def write_tiny_sdxl_inpaint_model(
     )
     vae = AutoencoderKL(**TINY_VAE)
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
-    with tempfile.TemporaryDirectory() as tokenizer_src:
-        _write_tokenizer(Path(tokenizer_src), text["max_position_embeddings"])
-        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_src)
+    tokenizer = _tokenizer(text["max_position_embeddings"])
     # The second encoder is wider, as SDXL's is (1280 against 768): single-file loaders tell
     # the two apart by their width.
     wide = {**text, "hidden_size": 48, "intermediate_size": 61}
@@ -243,3 +249,11 @@ def write_tiny_sdxl_inpaint_model(
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def tiny_config(model: str | Path, **overrides) -> EngineConfig:
+    """How the tests run a tiny pipeline: the diffusers engine, on the CPU, at 64 px."""
+    settings = dict(
+        engine="diffusers", load_diffusers=True, model=str(model), device="cpu", working_size=64
+    )
+    return EngineConfig(**{**settings, **overrides})

@@ -7,7 +7,6 @@ import pytest
 
 from inpainting.engine import (
     Cancelled,
-    EngineConfig,
     InpaintRequest,
     MaskOptions,
     effective_mask,
@@ -17,19 +16,13 @@ from inpainting.engine import (
 )
 from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import DiffusersBackend, load_pipeline, resolve_model
-from inpainting.testing.tiny_model import write_tiny_inpaint_model
+from inpainting.testing.tiny_model import tiny_config, write_tiny_inpaint_model
 from tests.images import box_mask, gradient
 
 
 @pytest.fixture(scope="module")
 def config(tiny_model):
-    return EngineConfig(
-        engine="diffusers",
-        load_diffusers=True,
-        model=str(tiny_model),
-        device="cpu",
-        working_size=64,
-    )
+    return tiny_config(tiny_model)
 
 
 def request(**overrides):
@@ -181,14 +174,7 @@ def test_previews_every_n_steps_and_cheap(tiny_model):
 
     from inpainting.engine.previews import latents_to_jpeg
 
-    config = EngineConfig(
-        engine="diffusers",
-        load_diffusers=True,
-        model=str(tiny_model),
-        device="cpu",
-        working_size=128,
-        preview_every=2,
-    )
+    config = tiny_config(tiny_model, working_size=128, preview_every=2)
     events = []
     result = run_inpaint(
         request(num_inference_steps=7), get_backend("diffusers", config), progress=events.append

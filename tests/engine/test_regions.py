@@ -14,6 +14,7 @@ from inpainting.engine import (
     run_inpaint,
 )
 from inpainting.engine.runner import masked_region
+from inpainting.testing.tiny_model import tiny_config
 from tests.engine.test_runner import SolidBackend
 from tests.images import box_mask, gradient
 
@@ -144,13 +145,7 @@ def test_mask_is_required_without_outpaint():
 
 
 def test_diffusers_only_masked_on_a_large_image(tiny_model):
-    config = EngineConfig(
-        engine="diffusers",
-        load_diffusers=True,
-        model=str(tiny_model),
-        device="cpu",
-        working_size=64,
-    )
+    config = tiny_config(tiny_model)
     request = big_request(
         prompt="a rose", num_inference_steps=3, denoising_strength=1.0, inpaint_area="masked"
     )

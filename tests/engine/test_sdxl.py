@@ -11,7 +11,6 @@ import pytest
 
 from inpainting.engine import (
     Cancelled,
-    EngineConfig,
     InpaintRequest,
     MaskOptions,
     Outpaint,
@@ -23,7 +22,7 @@ from inpainting.engine import (
 from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.probe import Probe, probe
-from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
+from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
 from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
@@ -35,14 +34,7 @@ def sdxl(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(sdxl):
-    config = EngineConfig(
-        engine="diffusers",
-        load_diffusers=True,
-        model=str(sdxl),
-        device="cpu",
-        working_size=64,
-        preview_every=2,
-    )
+    config = tiny_config(sdxl, preview_every=2)
     return get_backend("diffusers", config)
 
 
@@ -129,9 +121,7 @@ def test_cancel_within_a_step_batching_and_a_scheduler_by_name(backend):
 def test_a_base_sdxl_model_inpaints_too(tmp_path):
     folder = write_tiny_sdxl_inpaint_model(tmp_path / "base-xl", in_channels=4)
     assert probe(folder) == Probe("sdxl", False, "diffusers")
-    config = EngineConfig(
-        engine="diffusers", load_diffusers=True, model=str(folder), device="cpu", working_size=64
-    )
+    config = tiny_config(folder)
     req = request()
     result = run_inpaint(req, get_backend("diffusers", config))
     assert kept_exactly(result, req)
@@ -143,14 +133,7 @@ def test_models_load_with_the_network_forbidden(sdxl, tiny_model, monkeypatch):
     backend_module._evict(0)
     with network_forbidden(monkeypatch) as attempts:
         for folder in (tiny_model, sdxl):
-            config = EngineConfig(
-                engine="diffusers",
-                load_diffusers=True,
-                model=str(folder),
-                device="cpu",
-                working_size=64,
-                model_cache_size=2,
-            )
+            config = tiny_config(folder, model_cache_size=2)
             result = run_inpaint(request(), get_backend("diffusers", config))
             assert result.metadata["model_load_seconds"] > 0  # really loaded here
     assert attempts == []

@@ -15,7 +15,7 @@ from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.original_layout import write_single_file
-from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
+from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
 from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
@@ -38,15 +38,7 @@ def files(tmp_path_factory, tiny_model):
 
 
 def config(model, configs) -> EngineConfig:
-    return EngineConfig(
-        engine="diffusers",
-        load_diffusers=True,
-        model=str(model),
-        device="cpu",
-        working_size=64,
-        model_cache_size=4,
-        model_configs=str(configs),
-    )
+    return tiny_config(model, model_cache_size=4, model_configs=str(configs))
 
 
 def request() -> InpaintRequest:

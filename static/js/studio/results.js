@@ -5,7 +5,7 @@
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
 
-const view = { frame: null, sides: null };
+const view = { sides: null }; // the outpaint sides of the result on show
 
 // ----- result ------------------------------------------------------------------------------
 export function showResult(id, message) {
