@@ -317,6 +317,15 @@ INPAINT_DEVICE = env.str("INPAINT_DEVICE", default="auto")
 INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=0)
 # Diffusion pipelines a worker keeps loaded at once (the least recently used goes first).
 MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
+# The library models this worker serves, comma-separated ("none": only the classical and lama
+# engines); empty = every enabled library model whose files are on this worker's disk. Each
+# model has its own Celery queue, which a worker consumes while it serves the model.
+WORKER_MODELS = env.str("WORKER_MODELS", default="")
+# Each worker process reports what it serves and holds every WORKER_REPORT_SECONDS; a worker
+# silent for WORKER_REPORT_TIMEOUT_SECONDS is gone (a job for a model no live worker serves
+# is refused with a 503).
+WORKER_REPORT_SECONDS = env.float("WORKER_REPORT_SECONDS", default=5.0)
+WORKER_REPORT_TIMEOUT_SECONDS = env.float("WORKER_REPORT_TIMEOUT_SECONDS", default=20.0)
 # A diffusers job takes up to this many compatible queued jobs (itself included) into one
 # model batch (same size, steps, strength, guidance and scheduler); 1 turns batching off.
 BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)

@@ -47,7 +47,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "duration",
     )
     list_display_links = ("thumbnail", "prompt_short")
-    list_filter = ("status", "engine", "client", "owner", "created_at")
+    list_filter = ("status", "engine", "model_name", "worker", "client", "owner", "created_at")
     search_fields = ("prompt", "owner__username")
     date_hierarchy = "created_at"
     inlines = [GeneratedImageInline]
@@ -57,7 +57,7 @@ class GenerationAdmin(admin.ModelAdmin):
         ("Images", {"fields": ("input_image", "mask_image")}),
         (
             "Parameters",
-            {"fields": ("prompt", "params", "seed", "engine", "model_name", "metadata")},
+            {"fields": ("prompt", "params", "seed", "engine", "model_name", "worker", "metadata")},
         ),
         (
             "Webhook",

@@ -1,7 +1,8 @@
 """The one family of client mistakes: every 4xx a service, an upload check or the URL
 fetcher raises is a ``ClientError`` with the message, the field at fault (named where the
-mistake is found) and the status. The API's exception handler turns it into the one error
-shape; no view or service translates one error class into another."""
+mistake is found) and the status (also the 503 of a request no live worker can run). The
+API's exception handler turns it into the one error shape; no view or service translates one
+error class into another."""
 
 from __future__ import annotations
 

@@ -112,6 +112,9 @@ class Generation(models.Model):
     seed = models.BigIntegerField(null=True, blank=True, help_text="The seed actually used.")
     engine = models.CharField(max_length=32)
     model_name = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(
+        max_length=255, blank=True, help_text="The Celery worker that ran (or runs) the job."
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

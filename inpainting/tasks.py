@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from django.conf import settings
 
 from .services import models, reaper, runs, webhooks
@@ -21,7 +21,8 @@ def run_generation(self, generation_id: str) -> None:
     """Run the job. A message that finds it running elsewhere (Celery redelivers the message
     of a killed worker within seconds, before its heartbeat is stale) looks again once the
     heartbeat would be stale: then the job is taken over, or it has finished meanwhile."""
-    if runs.generation_run(generation_id=generation_id) is runs.RunOutcome.HELD:
+    outcome = runs.generation_run(generation_id=generation_id, worker=self.request.hostname)
+    if outcome is runs.RunOutcome.HELD:
         raise self.retry(
             countdown=settings.HEARTBEAT_TIMEOUT_SECONDS + 1, priority=settings.TAKEOVER_PRIORITY
         )
@@ -40,6 +41,12 @@ def reap_stuck_generations() -> dict:
 
 
 @worker_process_init.connect
-def load_models_once(**kwargs) -> None:
-    """Load the models when the worker process starts, not on the first job."""
-    models.worker_models_load()
+def start_reporting(sender: str, **kwargs) -> None:
+    """A worker process (``sender`` is its worker's name) consumes the queues of the library
+    models it serves, loads its models and reports to the fleet, from a thread of its own."""
+    models.worker_reporter_start(sender)
+
+
+@worker_process_shutdown.connect
+def stop_reporting(**kwargs) -> None:
+    models.worker_reporter_stop()

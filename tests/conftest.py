@@ -63,6 +63,17 @@ def tiny_configs(tiny_model):
     return Path(settings.MODEL_CONFIGS_DIR)
 
 
+@pytest.fixture
+def models_dir():
+    """MODELS_DIR, empty, as the tests and the session's worker both see it (a worker finds
+    library models in its own MODELS_DIR); emptied again afterwards."""
+    root = Path(settings.MODELS_DIR)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_lama(tmp_path_factory):
     """Tiny LaMa-shaped ONNX graphs (``.fixed``: 64x64 inputs, ``.dynamic``: any H and W)."""
@@ -97,42 +108,47 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 class Worker:
-    """A real Celery worker process consuming the ``inference`` queue."""
+    """A real Celery worker process consuming the ``inference`` queue and the queues of the
+    library models it serves."""
 
     def __init__(self, process: subprocess.Popen, log: Path) -> None:
         self.process = process
         self.log = log
+        self.paused: list[str] = []
 
-    def control(self, command: str) -> None:
+    def control(self, command: str, queue: str) -> None:
         from dreamlayer_site.celery import app
 
         method = getattr(app.control, command)
-        replies = method("inference", destination=[WORKER_NAME], reply=True, timeout=5)
+        replies = method(queue, destination=[WORKER_NAME], reply=True, timeout=5)
         assert replies, f"the worker did not answer {command}"
 
+    def inference_queues(self) -> list[str]:
+        from dreamlayer_site.celery import app
+
+        active = app.control.inspect(destination=[WORKER_NAME], timeout=5).active_queues()
+        assert active, "the worker did not answer active_queues"
+        return [q["name"] for q in active[WORKER_NAME] if q["name"].startswith("inference")]
+
     def pause(self) -> None:
-        self.control("cancel_consumer")
+        """Stop taking jobs from every inference queue (the generic and the models')."""
+        self.paused = self.inference_queues()
+        for queue in self.paused:
+            self.control("cancel_consumer", queue)
 
     def resume(self) -> None:
-        self.control("add_consumer")
+        for queue in self.paused or ["inference"]:
+            self.control("add_consumer", queue)
+        self.paused = []
 
     def log_tail(self) -> str:
         return self.log.read_text()[-4000:] if self.log.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, redis_server):
+def start_worker(name: str, log: Path, env: dict[str, str], queues: str) -> Worker:
+    """Start a real Celery worker process named ``name`` and wait until it answers a ping."""
     from dreamlayer_site.celery import app
 
-    log = Path(settings.DATA_DIR) / "worker.log"
-    with django_db_blocker.unblock():
-        # The worker delivers webhooks to the tests' loopback receiver, quickly retried. It has
-        # the tiny LaMa file; the web side offers lama only where a test points LAMA_MODEL at it.
-        env = child_env(
-            URL_FETCH_ALLOW_PRIVATE="true",
-            WEBHOOK_BACKOFF_SECONDS="0.2",
-            LAMA_MODEL=str(tiny_lama.fixed),
-        )
     process = subprocess.Popen(
         [
             sys.executable,
@@ -142,11 +158,11 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, red
             "dreamlayer_site",
             "worker",
             "--queues",
-            "inference,default",
+            queues,
             "--concurrency",
             "1",
             "--hostname",
-            WORKER_NAME,
+            name,
             "--loglevel",
             "INFO",
             "--without-mingle",
@@ -161,18 +177,34 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, red
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the Celery worker exited:\n" + log.read_text()[-4000:])
-        if app.control.ping(destination=[WORKER_NAME], timeout=0.5):
-            break
-    else:
-        process.kill()
-        raise RuntimeError("the Celery worker did not start:\n" + log.read_text()[-4000:])
-    worker = Worker(process, log)
-    yield worker
-    process.terminate()
+        if app.control.ping(destination=[name], timeout=0.5):
+            return Worker(process, log)
+    process.kill()
+    raise RuntimeError("the Celery worker did not start:\n" + log.read_text()[-4000:])
+
+
+def stop_worker(worker: Worker) -> None:
+    worker.process.terminate()
     try:
-        process.wait(20)
+        worker.process.wait(20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        worker.process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, redis_server):
+    log = Path(settings.DATA_DIR) / "worker.log"
+    with django_db_blocker.unblock():
+        # The worker delivers webhooks to the tests' loopback receiver, quickly retried. It has
+        # the tiny LaMa file; the web side offers lama only where a test points LAMA_MODEL at it.
+        env = child_env(
+            URL_FETCH_ALLOW_PRIVATE="true",
+            WEBHOOK_BACKOFF_SECONDS="0.2",
+            LAMA_MODEL=str(tiny_lama.fixed),
+        )
+    worker = start_worker(WORKER_NAME, log, env, "inference,default")
+    yield worker
+    stop_worker(worker)
 
 
 @pytest.fixture

@@ -44,3 +44,18 @@ def wait_for_status(
             return generation
         time.sleep(0.05)
     raise AssertionError(f"generation {generation_id} stayed {generation.status}")
+
+
+def wait_until_served(*models: str, timeout: float = 30.0) -> None:
+    """Wait until a live worker reports serving each of ``models`` (a worker picks up new
+    library models on its next report, as it does in production after a scan)."""
+    from inpainting.fleet import workers_serving
+
+    deadline = time.monotonic() + timeout
+    missing = list(models)
+    while time.monotonic() < deadline:
+        missing = [name for name in models if not workers_serving(name)]
+        if not missing:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no live worker serves {missing}")

@@ -15,6 +15,9 @@ os.environ.setdefault("SD_INPAINT_MODEL", str(_DATA / "tiny-sd-inpaint"))
 os.environ.setdefault("MODEL_CONFIGS_DIR", str(_DATA / "model-configs"))
 os.environ.setdefault("INPAINT_WORKING_SIZE", "64")
 os.environ.setdefault("IMG2IMG_WAIT_SECONDS", "60")
+# Workers report the models they serve often, so a test's new library model is served soon.
+os.environ.setdefault("WORKER_REPORT_SECONDS", "0.5")
+os.environ.setdefault("WORKER_REPORT_TIMEOUT_SECONDS", "5")
 # The suite makes thousands of requests as a handful of users; tests/test_limits.py starts
 # servers with low rates to test the throttles themselves.
 os.environ.setdefault("THROTTLE_USER", "100000/min")

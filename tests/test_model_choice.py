@@ -20,7 +20,14 @@ from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
-from tests.helpers import BOX, black_box_mask_png, image_png, post_img2img, wait_for_status
+from tests.helpers import (
+    BOX,
+    black_box_mask_png,
+    image_png,
+    post_img2img,
+    wait_for_status,
+    wait_until_served,
+)
 from tests.images import box_mask, png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -39,17 +46,16 @@ def gamma_file(tmp_path_factory, tiny_model):
 
 
 @pytest.fixture
-def two_models(tmp_path, settings, tiny_model, beta_model, gamma_file, tiny_configs, monkeypatch):
+def two_models(tmp_path, models_dir, tiny_model, beta_model, gamma_file, tiny_configs, monkeypatch):
     """The library holds two tiny SD 1.5 inpainting models with different weights, and the
     first one again as a single-file checkpoint."""
-    root = tmp_path / "models"
-    root.mkdir()
+    root = models_dir
     shutil.copytree(tiny_model, root / "alpha")
     shutil.copytree(beta_model, root / "beta")
     shutil.copy(gamma_file, root / "gamma.safetensors")
-    settings.MODELS_DIR = root
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
+    wait_until_served(*LibraryModel.objects.values_list("name", flat=True))
     return root
 
 

@@ -25,6 +25,7 @@ from ..answers import native
 from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions, Outpaint
 from ..engine.schedulers import SCHEDULERS, scheduler_names
+from ..fleet import fleet_summary
 from ..models import Generation
 from ..services import generations, library, masks
 from .common import (
@@ -290,6 +291,19 @@ class GenerationFileView(APIView):
                     "error": serializers.CharField(allow_null=True),
                 },
             ),
+            "workers": inline_serializer(
+                "HealthWorker",
+                {
+                    "worker": serializers.CharField(),
+                    "pid": serializers.IntegerField(),
+                    "models": serializers.ListField(child=serializers.CharField()),
+                    "loaded": serializers.ListField(child=serializers.CharField()),
+                    "device": serializers.CharField(),
+                    "age_seconds": serializers.FloatField(),
+                },
+                many=True,
+                allow_null=True,
+            ),
         },
     ),
 )
@@ -317,6 +331,9 @@ class HealthView(AsyncAPIView):
             "loaded": lama.get("loaded"),
             "error": lama.get("error"),
         }
+        # The live inference workers: the library models each serves (its queues) and the
+        # pipelines it holds now; null when Redis cannot be read.
+        body["workers"] = await sync_to_async(fleet_summary, thread_sensitive=False)()
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).
             # A thread of the shared pool: probes must not each start a request thread.

@@ -24,6 +24,7 @@ from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
 from . import library, webhooks
 from .files import mask_create, open_stored, source_image_create, stored_mask
+from .models import model_served_check
 from .queue import enqueue
 
 
@@ -55,7 +56,10 @@ def _validate(
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     model = library.library_model_for_job(params.model)
-    return engine_name, model.name if model else config.model_name(engine_name)
+    if model is None:
+        return engine_name, config.model_name(engine_name)
+    model_served_check(model.name)
+    return engine_name, model.name
 
 
 def request_fingerprint(

@@ -64,14 +64,31 @@ def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
                 found.append(_Found(path.name, path))
     if hf_cache.is_dir():
         for repo in sorted(hf_cache.glob("models--*")):
-            snapshots = sorted(
-                (s for s in (repo / "snapshots").glob("*") if (s / "model_index.json").is_file()),
-                key=lambda s: s.stat().st_mtime,
-            )
-            if snapshots:  # the newest revision present
+            snapshot = _newest_snapshot(repo)
+            if snapshot is not None:
                 name = repo.name.removeprefix("models--").replace("--", "/")
-                found.append(_Found(name, snapshots[-1], hf_cache=True))
+                found.append(_Found(name, snapshot, hf_cache=True))
     return found
+
+
+def _newest_snapshot(repo: Path) -> Path | None:
+    """The newest revision of a Hugging Face cache entry that holds a pipeline."""
+    snapshots = sorted(
+        (s for s in (repo / "snapshots").glob("*") if (s / "model_index.json").is_file()),
+        key=lambda s: s.stat().st_mtime,
+    )
+    return snapshots[-1] if snapshots else None
+
+
+def library_model_local_path(model: LibraryModel) -> Path | None:
+    """Where ``model``'s files are on this machine, found by its name in this machine's own
+    MODELS_DIR or Hugging Face cache (the path the scan recorded is the scanning machine's:
+    in a cluster each worker has its own disk); None when this machine does not have it."""
+    if model.layout == LibraryModel.Layout.HF_CACHE:
+        repo = Path(hf_constants.HF_HUB_CACHE) / ("models--" + model.name.replace("/", "--"))
+        return _newest_snapshot(repo)
+    path = Path(settings.MODELS_DIR) / model.name
+    return path if path.exists() else None
 
 
 def _files(path: Path) -> list[Path]:

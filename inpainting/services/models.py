@@ -1,21 +1,28 @@
-"""The models in a worker (diffusers, lama): loading each once, reporting its state for the
-web side, and choosing a job's backend (with the classical fallback under
-``INPAINT_ENGINE=auto``)."""
+"""The models in a worker (diffusers, lama): which library models it serves (and so which
+Celery queues it consumes), loading each once, reporting its state for the web side, and
+choosing a job's backend (with the classical fallback under ``INPAINT_ENGINE=auto``)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
+from django.db import connections
 
-from .. import engine, selectors
+from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
+from ..engine.backends.diffusers import loaded_models, resolve_device
 from ..engine.probe import FAMILIES
+from ..errors import ClientError
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
-from .library import library_model_for_job
+from .library import library_model_local_path, library_model_runnable
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +32,20 @@ MODEL_ENGINES = ("diffusers", "lama")
 
 def backend_config(name: str, model: LibraryModel | None = None) -> engine.EngineConfig:
     """The configuration a backend runs with: for ``diffusers`` and a library ``model``, its
-    path and its family's working size (unless INPAINT_WORKING_SIZE sets one); without one,
-    the deployment's SD_INPAINT_MODEL."""
+    files on this machine and its family's working size (unless INPAINT_WORKING_SIZE sets
+    one); without one, the deployment's SD_INPAINT_MODEL. A library model this machine does
+    not have is an ``EngineError``."""
     config = engine_config()
     if name != "diffusers" or model is None:
         return config
+    path = library_model_local_path(model)
+    if path is None:
+        raise engine.EngineError(
+            f"The model {model.name!r} is not on this worker's disk (MODELS_DIR or the Hugging "
+            "Face cache); copy it there, or route its jobs to a worker that has it."
+        )
     size = settings.INPAINT_WORKING_SIZE or FAMILIES[model.family]
-    return replace(config, model=model.path, working_size=size)
+    return replace(config, model=str(path), working_size=size)
 
 
 def _load_and_report(name: str, backend) -> engine.EngineError | None:
@@ -51,18 +65,152 @@ def _load_and_report(name: str, backend) -> engine.EngineError | None:
 
 
 def model_load(name: str) -> engine.EngineError | None:
-    """Load engine ``name``'s model (``diffusers``: the default one; ``lama``) in this process
-    and report the outcome for the web side."""
-    default = library_model_for_job(None) if name == "diffusers" else None
-    return _load_and_report(name, engine.get_backend(name, backend_config(name, default)))
+    """Load engine ``name``'s model (``diffusers``: the deployment's SD_INPAINT_MODEL;
+    ``lama``) in this process and report the outcome for the web side."""
+    return _load_and_report(name, engine.get_backend(name, backend_config(name)))
 
 
-def worker_models_load() -> None:
-    """Load, at a worker's start, every model this deployment offers (see ``model_load``)."""
+def worker_models_served() -> list[LibraryModel]:
+    """The library models this worker serves: of the enabled ones that can run here and whose
+    files are on this machine's disk, those WORKER_MODELS names (all of them when it is
+    empty, none when it is ``none`` or the diffusers engine is off). A worker finds a model
+    by its name in its own MODELS_DIR or Hugging Face cache."""
+    wanted = settings.WORKER_MODELS.strip()
+    if wanted.lower() == "none" or not engine_config().load_diffusers:
+        return []
+    models = [
+        m
+        for m in selectors.library_model_list()
+        if library_model_local_path(m) is not None and library_model_runnable(m)
+    ]
+    if wanted:
+        names = {name.strip() for name in wanted.split(",")}
+        models = [m for m in models if m.name in names]
+    return models
+
+
+def worker_models_load(served: list[LibraryModel]) -> None:
+    """Load, at a worker's start, the models it will run (see ``model_load``): lama when its
+    file is here; of the library, the default model when this worker serves it, else the
+    first model it serves; with an empty library, the deployment's SD_INPAINT_MODEL."""
     available = engine_config().available()
-    for name in MODEL_ENGINES:
-        if name in available:
-            model_load(name)
+    if "lama" in available:
+        model_load("lama")
+    if "diffusers" not in available:
+        return
+    library = selectors.library_model_list()
+    if not library.exists():
+        model_load("diffusers")
+        return
+    first = next((m for m in served if m.is_default), None) or next(iter(served), None)
+    if first is not None:
+        _load_and_report(
+            "diffusers", engine.get_backend("diffusers", backend_config("diffusers", first))
+        )
+
+
+def model_served_check(name: str) -> None:
+    """A job for library model ``name`` can be queued only while a live worker serves it: else
+    a 503 that says so (instead of a job that waits for ever)."""
+    if fleet.workers_serving(name):
+        return
+    raise ClientError(
+        f"No worker serving the model {name!r} is running now; start one with that model on "
+        "its disk (WORKER_MODELS names the models a worker serves), or choose another model "
+        "(GET /api/models).",
+        field="model",
+        status=503,
+    )
+
+
+class WorkerReporter:
+    """A thread of a worker process. Every WORKER_REPORT_SECONDS it makes its worker consume
+    the queue of each library model it serves (asking over Celery's control channel, which
+    the worker's own loop answers) and stop consuming those it no longer serves, then reports
+    to the fleet what it serves and the pipelines it holds. It starts loading the start
+    models from a thread of their own, so a slow load delays neither the process' start nor
+    its reports. A queue stays
+    consumed when its model is disabled: the jobs queued for it then fail saying so, instead
+    of waiting for ever."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.key = f"{worker}:{os.getpid()}"
+        self.consuming: dict[str, str] = {}  # model name -> its queue, confirmed by the worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-reporter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        fleet.report_remove(self.key)
+
+    def _consume(self, queue: str) -> bool:
+        """Whether this process' worker answered that it consumes ``queue`` now."""
+        replies = current_app.control.add_consumer(
+            queue, destination=[self.worker], reply=True, timeout=2
+        )
+        return bool(replies)
+
+    def tick(self) -> list[LibraryModel]:
+        served = worker_models_served()
+        wanted = {m.name: fleet.model_queue(m.name) for m in served}
+        for name, queue in wanted.items():
+            if name not in self.consuming and self._consume(queue):
+                self.consuming[name] = queue
+        names = {str(library_model_local_path(m)): m.name for m in served}
+        fleet.report_write(
+            self.key,
+            {
+                "worker": self.worker,
+                "pid": os.getpid(),
+                "models": sorted(n for n in self.consuming if n in wanted),
+                "loaded": [names.get(path, Path(path).name) for path in loaded_models()],
+                "device": resolve_device(settings.INPAINT_DEVICE),
+            },
+        )
+        return served
+
+    def _run(self) -> None:
+        loading = None
+        while not self._stop.is_set():
+            try:
+                served = self.tick()
+                if loading is None:  # reports go on while the models load
+                    loading = threading.Thread(
+                        target=_load_start_models, args=(served,), name="model-load", daemon=True
+                    )
+                    loading.start()
+            except Exception:  # noqa: BLE001 - a lost tick (database or Redis down) is retried
+                logger.exception("worker report failed; trying again")
+            finally:
+                connections.close_all()  # this thread's own connections
+            self._stop.wait(settings.WORKER_REPORT_SECONDS)
+
+
+def _load_start_models(served: list[LibraryModel]) -> None:
+    try:
+        worker_models_load(served)
+    finally:
+        connections.close_all()
+
+
+_REPORTER: WorkerReporter | None = None
+
+
+def worker_reporter_start(worker: str) -> None:
+    """Start this worker process' reporter (once)."""
+    global _REPORTER
+    if _REPORTER is None:
+        _REPORTER = WorkerReporter(worker)
+        _REPORTER.start()
+
+
+def worker_reporter_stop() -> None:
+    if _REPORTER is not None:
+        _REPORTER.stop()
 
 
 def backend_for(generation: Generation, params: GenerationParams):

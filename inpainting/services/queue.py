@@ -10,7 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from ..models import Generation
+from ..fleet import GENERIC_QUEUE, model_queue
+from ..models import Generation, LibraryModel
 from ..progress import publish, status_event
 
 logger = logging.getLogger(__name__)
@@ -18,15 +19,27 @@ RUN_GENERATION = "inpainting.tasks.run_generation"
 DELIVER_WEBHOOK = "inpainting.tasks.deliver_webhook"
 
 
+def generation_queue(generation: Generation) -> str:
+    """A job for a library model goes to that model's queue, which only the workers serving
+    it consume; every other job to the queue every inference worker consumes."""
+    if (
+        generation.engine == "diffusers"
+        and LibraryModel.objects.filter(name=generation.model_name).exists()
+    ):
+        return model_queue(generation.model_name)
+    return GENERIC_QUEUE
+
+
 def enqueue(generation: Generation, *, priority: int | None = None) -> None:
-    """Send the task message. If the broker is down the job stays queued and the reaper
-    sends it again later; a duplicate message is harmless (the claim is conditional)."""
+    """Send the task message to the job's queue. If the broker is down the job stays queued
+    and the reaper sends it again later; a duplicate message is harmless (the claim is
+    conditional)."""
     Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
     try:
         current_app.send_task(
             RUN_GENERATION,
             args=[str(generation.pk)],
-            queue="inference",
+            queue=generation_queue(generation),
             priority=settings.CELERY_TASK_DEFAULT_PRIORITY if priority is None else priority,
         )
     except OperationalError as exc:

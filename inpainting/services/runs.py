@@ -45,12 +45,14 @@ def orphaned() -> Q:
     )
 
 
-def generation_claim(*, generation_id: str) -> Generation | None:
-    """Take the job for this worker with a new attempt token; None when it is not takeable
-    (finished, or running on a live worker). Only the token's holder records the outcome."""
+def generation_claim(*, generation_id: str, worker: str = "") -> Generation | None:
+    """Take the job for ``worker`` (recorded on the job) with a new attempt token; None when
+    it is not takeable (finished, or running on a live worker). Only the token's holder
+    records the outcome."""
     now = timezone.now()
     claimed = Generation.objects.filter(_takeable(), pk=generation_id).update(
         status=Generation.Status.RUNNING,
+        worker=worker,
         started_at=now,
         heartbeat_at=now,
         attempt_token=uuid.uuid4().hex,
@@ -107,21 +109,22 @@ class Heartbeat:
             connections.close_all()  # this thread's own connection
 
 
-def generation_run(*, generation_id: str) -> RunOutcome:
-    """Claim, run the engine with progress and cancel, then record the outcome. A diffusers
-    job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch."""
-    generation = generation_claim(generation_id=generation_id)
+def generation_run(*, generation_id: str, worker: str = "") -> RunOutcome:
+    """Claim for ``worker``, run the engine with progress and cancel, then record the outcome.
+    A diffusers job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into
+    one batch."""
+    generation = generation_claim(generation_id=generation_id, worker=worker)
     if generation is None:
         status = selectors.generation_status(generation_id=generation_id)
         logger.info("generation %s is %s; not claimed here", generation_id, status)
         return RunOutcome.HELD if status == Generation.Status.RUNNING else RunOutcome.GONE
     with Heartbeat() as heartbeat:
         heartbeat.add(generation)
-        _run_claimed(generation, heartbeat)
+        _run_claimed(generation, heartbeat, worker)
     return RunOutcome.DONE
 
 
-def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
+def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> None:
     params = GenerationParams.from_json(generation.params)
     try:
         backend, backend_notes = backend_for(generation, params)
@@ -130,7 +133,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat) -> None:
         return
     jobs = [generation]
     if backend.name == "diffusers":
-        jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1)
+        jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1, worker)
     for companion in jobs[1:]:
         heartbeat.add(companion)
     progresses = [GenerationProgress(job) for job in jobs]
@@ -172,7 +175,7 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
 
 
 def _batch_companions(
-    generation: Generation, params: GenerationParams, limit: int
+    generation: Generation, params: GenerationParams, limit: int, worker: str
 ) -> list[Generation]:
     """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker
     (oldest first). Their own queue messages then find them claimed and do nothing."""
@@ -193,7 +196,7 @@ def _batch_companions(
     for candidate in candidates:
         if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
             continue
-        claimed = generation_claim(generation_id=candidate.pk)
+        claimed = generation_claim(generation_id=candidate.pk, worker=worker)
         if claimed is not None:
             companions.append(claimed)
         if len(companions) == limit:

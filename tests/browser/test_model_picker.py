@@ -8,24 +8,24 @@ import shutil
 import pytest
 from huggingface_hub import constants as hf_constants
 
-from inpainting.models import Generation
+from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.browser.conftest import log_in
 from tests.browser.helpers import open_image, photo, stroke
+from tests.helpers import wait_until_served
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
 @pytest.fixture
-def two_models(tmp_path, settings, tiny_model, monkeypatch):
-    root = tmp_path / "models"
-    root.mkdir()
+def two_models(tmp_path, models_dir, tiny_model, monkeypatch):
+    root = models_dir
     shutil.copytree(tiny_model, root / "alpha")
     write_tiny_inpaint_model(root / "beta", seed=1)
-    settings.MODELS_DIR = root
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
+    wait_until_served(*LibraryModel.objects.values_list("name", flat=True))
 
 
 def test_pick_a_model_in_the_studio_and_find_it_in_the_history(

@@ -6,6 +6,7 @@ from inpainting.conf import engine_config, lama_file, model_status
 from inpainting.engine import EngineError, get_backend
 from inpainting.engine.backends.diffusers import resolve_device
 from inpainting.engine.schedulers import scheduler_names
+from inpainting.fleet import fleet_summary
 
 
 class Command(BaseCommand):
@@ -38,6 +39,7 @@ class Command(BaseCommand):
                 "size": lama_path.stat().st_size if config.lama_model is not None else None,
             },
             "lama_worker_report": model_status("lama"),
+            "workers": fleet_summary(),
         }
         if load:
             try:
@@ -50,7 +52,9 @@ class Command(BaseCommand):
             self.stdout.write(_json(info))
             return
         for key, value in info.items():
-            if isinstance(value, list):
+            if key == "workers":
+                value = "; ".join(_worker_line(w) for w in value) if value else "none live"
+            elif isinstance(value, list):
                 value = ", ".join(value)
             elif isinstance(value, dict):
                 value = " ".join(f"{k}={v}" for k, v in value.items())
@@ -66,6 +70,12 @@ def _lama_load(config, lama_path) -> str:
     except EngineError as exc:
         return f"error: {exc}"
     return "ok"
+
+
+def _worker_line(report: dict) -> str:
+    serves = ", ".join(report["models"]) or "no library model"
+    loaded = ", ".join(report["loaded"]) or "nothing"
+    return f"{report['worker']} (pid {report['pid']}) serves {serves}, holds {loaded}"
 
 
 def _json(info) -> str:

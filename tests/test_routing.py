@@ -1,0 +1,147 @@
+"""Workers routed by model (issue 16): two real Celery workers, each with its own models
+folder, each serving one library model; a job runs on the worker that serves its model, and
+a model that no live worker serves is refused at submission with a 503."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from huggingface_hub import constants as hf_constants
+from PIL import Image
+
+from inpainting.engine import MaskOptions, effective_mask
+from inpainting.fleet import fleet_summary, workers_serving
+from inpainting.models import Generation
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_model import write_tiny_inpaint_model
+from tests.conftest import child_env, start_worker, stop_worker
+from tests.helpers import (
+    black_box_mask_png,
+    image_png,
+    post_img2img,
+    wait_for_status,
+    wait_until_served,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+NORTH, SOUTH = "north-worker@dreamlayer", "south-worker@dreamlayer"
+
+
+@pytest.fixture
+def fleet(tmp_path, settings, tiny_model, models_dir, monkeypatch):
+    """The web side's library has north, south and east. The north worker's disk has north
+    (it serves what it has); the south worker's has north and south, but WORKER_MODELS says
+    it serves south only. Nobody has east. The session's own worker (if running) has none of
+    them in its MODELS_DIR."""
+    south_weights = write_tiny_inpaint_model(tmp_path / "south-weights", seed=2)
+    disks = {"web": ["north", "south", "east"], "north": ["north"], "south": ["north", "south"]}
+    weights = {"north": tiny_model, "south": south_weights, "east": tiny_model}
+    for disk, names in disks.items():
+        for name in names:
+            shutil.copytree(weights[name], tmp_path / disk / name)
+    settings.MODELS_DIR = tmp_path / "web"
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    workers = {}
+    for name, node, wanted in (("north", NORTH, ""), ("south", SOUTH, "south")):
+        env = child_env(MODELS_DIR=str(tmp_path / name), WORKER_MODELS=wanted)
+        workers[name] = start_worker(node, tmp_path / f"{name}.log", env, "inference")
+    yield workers
+    for worker in workers.values():
+        stop_worker(worker)
+
+
+def output(generation: Generation) -> np.ndarray:
+    with generation.images.get(index=0).file.open("rb") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def submit(api, model: str):
+    fields = {"prompt": "a red rose", "seed": 5, "wait": "false", "model": model}
+    return post_img2img(api, image_png(), black_box_mask_png(), **fields)
+
+
+def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet):
+    wait_until_served("north", "south")
+    assert workers_serving("north") == [NORTH]
+    assert workers_serving("south") == [SOUTH]  # it has north on disk, but does not serve it
+    health = api.get("/api/health").json()
+    reports = {w["worker"]: w for w in health["workers"]}
+    assert reports[NORTH]["models"] == ["north"] and reports[SOUTH]["models"] == ["south"]
+
+    responses = [submit(api, model) for model in ("north", "south", "north", "south")]
+    assert [r.status_code for r in responses] == [202] * 4, [r.content for r in responses]
+    ids = [r.json()["id"] for r in responses]
+    done = [wait_for_status(i, timeout=120) for i in ids]
+    assert [g.status for g in done] == ["succeeded"] * 4, [g.error for g in done]
+    assert [g.worker for g in done] == [NORTH, SOUTH, NORTH, SOUTH]
+    assert [g.model_name for g in done] == ["north", "south", "north", "south"]
+
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    for generation in done:
+        picture = output(generation)
+        assert np.array_equal(picture[~inside], original[~inside])  # exact preservation
+        assert np.abs(picture[inside].astype(int) - original[inside]).mean() > 5  # painted
+    north, south = output(done[0]), output(done[1])
+    assert not np.array_equal(north[inside], south[inside])  # other weights, other pixels
+    assert np.array_equal(north, output(done[2])) and np.array_equal(south, output(done[3]))
+    # The loaded pipelines are reported too.
+    reports = {w["worker"]: w for w in api.get("/api/health").json()["workers"]}
+    assert reports[NORTH]["loaded"] == ["north"] and reports[SOUTH]["loaded"] == ["south"]
+
+
+def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, fleet):
+    wait_until_served("north", "south")
+    response = submit(api, "east")
+    assert response.status_code == 503, response.content
+    assert "No worker serving the model 'east' is running now" in response.json()["message"]
+    assert not Generation.objects.exists()
+
+    # The south worker dies: once its report is stale, south is refused too.
+    os.kill(fleet["south"].process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + settings.WORKER_REPORT_TIMEOUT_SECONDS + 10
+    while workers_serving("south") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert submit(api, "south").status_code == 503
+    assert submit(api, "north").status_code == 202
+
+
+def test_engine_info_lists_the_workers_and_their_models(fleet):
+    wait_until_served("north", "south")
+    out = io.StringIO()
+    call_command("engine_info", stdout=out)
+    text = out.getvalue()
+    row = next(line for line in text.splitlines() if line.startswith("workers "))
+    lines = {part.split(" (pid ")[0]: part for part in row.split(None, 1)[1].split("; ")}
+    assert "serves north," in lines[NORTH] and "serves south," in lines[SOUTH]
+
+
+def test_worker_models_names_the_models_and_none_serves_none(tmp_path, models_dir):
+    """WORKER_MODELS=none: a worker for the classical and lama engines only."""
+    write_tiny_inpaint_model(Path(models_dir) / "alpha")
+    library_scan()
+    env = child_env(WORKER_MODELS="none")
+    worker = start_worker("none-worker@dreamlayer", tmp_path / "none.log", env, "inference")
+    try:
+        deadline = time.monotonic() + 30
+        report = None
+        while report is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = {w["worker"]: w for w in fleet_summary()}
+            report = live.get("none-worker@dreamlayer")
+        assert report is not None, worker.log_tail()
+        assert report["models"] == [] and report["loaded"] == []
+        assert "none-worker@dreamlayer" not in workers_serving("alpha")
+    finally:
+        stop_worker(worker)
