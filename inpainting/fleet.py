@@ -71,9 +71,18 @@ def reports_live() -> list[dict[str, Any]]:
     return live
 
 
+def models_served() -> dict[str, list[str]]:
+    """Each library model that live workers serve, with their names."""
+    served: dict[str, set[str]] = {}
+    for report in reports_live():
+        for model in report.get("models", []):
+            served.setdefault(model, set()).add(report["worker"])
+    return {model: sorted(workers) for model, workers in served.items()}
+
+
 def workers_serving(model: str) -> list[str]:
     """The names of the live workers that serve library model ``model``."""
-    return sorted({r["worker"] for r in reports_live() if model in r.get("models", [])})
+    return models_served().get(model, [])
 
 
 def fleet_summary() -> list[dict[str, Any]] | None:

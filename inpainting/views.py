@@ -33,11 +33,7 @@ def studio(request):
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition
         "outpaint_max": MAX_OUTPAINT_SIDE,
         # The model picker: the library's runnable models, the default first.
-        "models": [
-            library.library_model_describe(m)
-            for m in selectors.library_model_list()
-            if library.library_model_runnable(m)
-        ],
+        "models": [m for m in library.library_models_described() if m["runnable"]],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),
         "tint_opacity": REGENERATED_OPACITY,

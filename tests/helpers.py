@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
 
 from tests.images import box_mask, gradient, png_bytes
 
@@ -59,3 +61,37 @@ def wait_until_served(*models: str, timeout: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"no live worker serves {missing}")
+
+
+def compat_submissions(api_key):
+    """Submitters for the two compatible APIs that name a model: ModelsLab (``model_id``) and
+    FooocusAPI (``base_model_name``)."""
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key)
+    image, mask = image_png(), png_bytes(box_mask(96, 64, BOX, inpaint_white=True))
+    data_url = "data:image/png;base64," + base64.b64encode(image).decode()
+    mask_url = "data:image/png;base64," + base64.b64encode(mask).decode()
+
+    def modelslab(model_id):
+        body = {
+            "key": api_key,
+            "model_id": model_id,
+            "prompt": "a cat",
+            "init_image": data_url,
+            "mask_image": mask_url,
+            "seed": 5,
+            "steps": 4,
+        }
+        return client.post("/api/v6/images/inpaint", body, format="json")
+
+    def fooocus(name):
+        body = {
+            "prompt": "a cat",
+            "inpaint_input_image": data_url,
+            "inpaint_mask_image_upload": mask_url,
+            "image_seed": 5,
+            "base_model_name": name,
+        }
+        return client.post("/v1/engine/generate", body, format="json")
+
+    return modelslab, fooocus

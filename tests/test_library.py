@@ -15,6 +15,7 @@ from django.test import Client
 from huggingface_hub import constants as hf_constants
 from safetensors.numpy import save_file
 
+from inpainting.engine import probe as probe_module
 from inpainting.errors import ClientError
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_model_for_job, library_scan
@@ -154,7 +155,19 @@ def test_manage_py_models_scan_and_list(library):
     )
 
 
-def test_a_single_file_without_its_configuration_cannot_run(library):
+def test_a_single_file_runs_with_the_shipped_configuration_of_its_family(api, library):
+    """No MODEL_CONFIGS_DIR folder for SDXL here: the configuration shipped with DreamLayer
+    makes the single-file SDXL checkpoint runnable."""
+    library_scan()
+    assert library_model_for_job("juggernaut-xl.safetensors").name == "juggernaut-xl.safetensors"
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["juggernaut-xl.safetensors"]["runnable"] is True
+
+
+def test_a_single_file_without_any_configuration_cannot_run(library, tmp_path, monkeypatch):
+    """A family with neither a MODEL_CONFIGS_DIR folder nor a shipped one (as a family
+    DreamLayer ships none of) cannot run, and the error names the folder to add."""
+    monkeypatch.setattr(probe_module, "SHIPPED_CONFIGS", tmp_path / "shipped")
     library_scan()
     with pytest.raises(ClientError, match=r"\(sdxl/ in MODEL_CONFIGS_DIR\) is not on this"):
         library_model_for_job("juggernaut-xl.safetensors")

@@ -3,7 +3,6 @@ library model; an unknown model is a 400 that lists the models there are."""
 
 from __future__ import annotations
 
-import base64
 import io
 import shutil
 
@@ -12,7 +11,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from huggingface_hub import constants as hf_constants
 from PIL import Image
-from rest_framework.test import APIClient
 
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.engine.backends.diffusers import load_pipeline
@@ -21,14 +19,13 @@ from inpainting.services.library import library_scan
 from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.helpers import (
-    BOX,
     black_box_mask_png,
+    compat_submissions,
     image_png,
     post_img2img,
     wait_for_status,
     wait_until_served,
 )
-from tests.images import box_mask, png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -145,38 +142,6 @@ def test_the_cli_takes_a_model(two_models, tmp_path):
             "--model",
             "delta",
         )
-
-
-def compat_submissions(api_key):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=api_key)
-    image, mask = image_png(), png_bytes(box_mask(96, 64, BOX, inpaint_white=True))
-    data_url = "data:image/png;base64," + base64.b64encode(image).decode()
-    mask_url = "data:image/png;base64," + base64.b64encode(mask).decode()
-
-    def modelslab(model_id):
-        body = {
-            "key": api_key,
-            "model_id": model_id,
-            "prompt": "a cat",
-            "init_image": data_url,
-            "mask_image": mask_url,
-            "seed": 5,
-            "steps": 4,
-        }
-        return client.post("/api/v6/images/inpaint", body, format="json")
-
-    def fooocus(name):
-        body = {
-            "prompt": "a cat",
-            "inpaint_input_image": data_url,
-            "inpaint_mask_image_upload": mask_url,
-            "image_seed": 5,
-            "base_model_name": name,
-        }
-        return client.post("/v1/engine/generate", body, format="json")
-
-    return modelslab, fooocus
 
 
 def test_modelslab_model_id_and_fooocus_base_model_name_pick_the_model(api_key, two_models):

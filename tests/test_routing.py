@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import Client
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
@@ -26,6 +27,7 @@ from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.conftest import child_env, start_worker, stop_worker
 from tests.helpers import (
     black_box_mask_png,
+    compat_submissions,
     image_png,
     post_img2img,
     wait_for_status,
@@ -70,7 +72,7 @@ def submit(api, model: str):
     return post_img2img(api, image_png(), black_box_mask_png(), **fields)
 
 
-def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet):
+def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet, staff_user):
     wait_until_served("north", "south")
     assert workers_serving("north") == [NORTH]
     assert workers_serving("south") == [SOUTH]  # it has north on disk, but does not serve it
@@ -99,13 +101,25 @@ def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet):
     # The loaded pipelines are reported too.
     reports = {w["worker"]: w for w in api.get("/api/health").json()["workers"]}
     assert reports[NORTH]["loaded"] == ["north"] and reports[SOUTH]["loaded"] == ["south"]
+    # Staff filter the history by worker and by model in the admin.
+    admin = Client()
+    admin.force_login(staff_user)
+    for query, shown in ((f"worker={SOUTH}", SOUTH), ("model_name=north", NORTH)):
+        page = admin.get(f"/admin/inpainting/generation/?{query}").content.decode()
+        for generation in done:
+            link = f"/admin/inpainting/generation/{generation.pk}/change/"
+            assert (link in page) == (generation.worker == shown), (query, generation.worker)
 
 
-def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, fleet):
+def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, api_key, fleet):
     wait_until_served("north", "south")
     response = submit(api, "east")
     assert response.status_code == 503, response.content
     assert "No worker serving the model 'east' is running now" in response.json()["message"]
+    modelslab, fooocus = compat_submissions(api_key)
+    for refused in (modelslab("east"), fooocus("east")):
+        assert refused.status_code == 503, refused.content
+        assert "No worker serving the model 'east'" in str(refused.json())
     assert not Generation.objects.exists()
 
     # The south worker dies: once its report is stale, south is refused too.

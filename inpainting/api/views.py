@@ -180,7 +180,7 @@ class ModelListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        items = [library.library_model_describe(m) for m in selectors.library_model_list()]
+        items = library.library_models_described()
         default = next((m["name"] for m in items if m["default"]), None)
         return Response({"default": default, "models": items})
 

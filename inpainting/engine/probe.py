@@ -20,6 +20,9 @@ from .types import InvalidInput
 
 #: The families the engine can run, with their working size (the size they were trained at).
 FAMILIES = {"sd15": 512, "sdxl": 1024}
+#: Their pipeline configurations, shipped (written by scripts/pipeline_configs.py): one folder
+#: per family and variant, so single-file checkpoints load with no network.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "pipeline_configs"
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 #: A safetensors header larger than this is not a checkpoint (a real SDXL file's is ~200 KB).
 MAX_HEADER_BYTES = 64 * 1024 * 1024
@@ -156,7 +159,13 @@ def probe(path: Path) -> Probe:
     return probe_checkpoint(path)
 
 
-def config_folder(configs: str | Path, found: Probe) -> Path:
+def config_folder(configs: str | Path | None, found: Probe) -> Path:
     """The pipeline configuration (JSON and tokenizer files, no weights) a single-file
-    checkpoint of this family loads with: ``<configs>/<family>[-inpainting]``."""
-    return Path(configs) / (found.family + ("-inpainting" if found.inpainting else ""))
+    checkpoint of this family loads with: ``<configs>/<family>[-inpainting]`` when a user put
+    one there, else the one shipped with DreamLayer (``SHIPPED_CONFIGS``). A family with
+    neither gives the folder under ``configs``, which does not exist."""
+    name = found.family + ("-inpainting" if found.inpainting else "")
+    for root in (configs, SHIPPED_CONFIGS):
+        if root and (Path(root) / name / "model_index.json").is_file():
+            return Path(root) / name
+    return Path(configs or SHIPPED_CONFIGS) / name

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
-from .. import selectors
+from .. import fleet, selectors
 from ..engine.parameters import PARAMETERS
 from ..engine.probe import (
     FAMILIES,
@@ -205,8 +205,19 @@ def library_model_runnable(model: LibraryModel) -> bool:
     return (_configs_for(model) / "model_index.json").is_file()
 
 
-def library_model_describe(model: LibraryModel) -> dict:
-    """A library model as ``GET /api/models`` lists it."""
+def library_models_described() -> list[dict]:
+    """The enabled models as ``GET /api/models`` lists them, the default first, each with the
+    number of live workers serving it now (one read of the workers' reports)."""
+    served = fleet.models_served()
+    return [
+        library_model_describe(m, workers=len(served.get(m.name, [])))
+        for m in selectors.library_model_list()
+    ]
+
+
+def library_model_describe(model: LibraryModel, *, workers: int) -> dict:
+    """A library model as ``GET /api/models`` lists it (``workers``: how many live workers
+    serve it; a job for it is a 503 while none does)."""
     return {
         "name": model.name,
         "family": model.family,
@@ -214,6 +225,7 @@ def library_model_describe(model: LibraryModel) -> dict:
         "default": model.is_default,
         "layout": model.layout,
         "runnable": library_model_runnable(model),
+        "workers": workers,
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
         "defaults": {

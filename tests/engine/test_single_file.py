@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from inpainting.engine import EngineConfig, EngineError, InpaintRequest, get_backend, run_inpaint
+from inpainting.engine import probe as probe_module
 from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.probe import Probe, probe
@@ -70,8 +71,11 @@ def test_a_single_file_loads_offline_and_paints_what_its_folder_paints(files, fa
     assert np.array_equal(np.asarray(single.images[0]), np.asarray(from_folder.images[0]))
 
 
-def test_a_single_file_without_its_configuration_says_what_is_missing(files, tmp_path):
+def test_a_single_file_without_any_configuration_says_what_is_missing(files, tmp_path, monkeypatch):
+    """Neither MODEL_CONFIGS_DIR nor the shipped configurations have the family (as for a
+    family DreamLayer ships none of): the error names the folder to add."""
     _, singles, _ = files
     backend_module._evict(0)
+    monkeypatch.setattr(probe_module, "SHIPPED_CONFIGS", tmp_path / "shipped")
     with pytest.raises(EngineError, match="sdxl-inpainting/ in MODEL_CONFIGS_DIR"):
         load_pipeline(str(singles["sdxl"]), "cpu", configs=tmp_path)

@@ -110,8 +110,8 @@ def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any
     )
 
     found = probe_checkpoint(path)
-    folder = config_folder(configs or "", found)
-    if not configs or not (folder / "model_index.json").is_file():
+    folder = config_folder(configs, found)
+    if not (folder / "model_index.json").is_file():
         raise EngineError(
             f"{path.name} is a single-file {found.family} checkpoint; its pipeline configuration "
             f"({folder.name}/ in MODEL_CONFIGS_DIR) is not on this machine."

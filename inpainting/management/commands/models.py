@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inpainting import selectors
-from inpainting.services.library import library_model_describe, library_scan
+from inpainting.services.library import library_models_described, library_scan
 
 
 class Command(BaseCommand):
@@ -29,10 +28,10 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"refused: {name}: {why}"))
             self.stdout.write(self.style.SUCCESS(f"default: {report.default or '(none)'}"))
             return
-        for model in selectors.library_model_list():
-            item = library_model_describe(model)
+        for item in library_models_described():
             mark = " (default)" if item["default"] else ""
             self.stdout.write(
                 f"{item['name']}{mark}: {item['family']}, {item['kind']}, {item['layout']}, "
-                f"{item['size_bytes'] / 1e9:.2f} GB, sha256 {item['sha256'][:12]}"
+                f"{item['size_bytes'] / 1e9:.2f} GB, sha256 {item['sha256'][:12]}, "
+                f"{item['workers']} live worker(s)"
             )
