@@ -41,6 +41,7 @@ class GenerationParams:
     padding: int = P["padding"].default
     # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
     outpaint: dict | None = field(default=None, metadata={"label": "Outpaint"})
+    clip_skip: int = P["clip_skip"].default
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
@@ -101,6 +102,7 @@ class GenerationParams:
             inpaint_area=self.inpaint_area,
             padding=self.padding,
             scheduler=self.scheduler,
+            clip_skip=self.clip_skip,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
         )
 

@@ -39,6 +39,7 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "seeds": [image.seed for image in generation.images.all()],
         "num_inference_steps": params.num_inference_steps,
         "guidance_scale": params.guidance_scale,
+        "clip_skip": params.clip_skip,
         "samples": params.samples,
         "engine": generation.engine,
         "model": generation.model_name,

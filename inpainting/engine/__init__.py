@@ -6,6 +6,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 from .compose import tint_regenerated
 from .images import encode_png, png_with_parameters, to_rgb
 from .masks import effective_mask, regenerated_colour
+from .prompts import check_prompts
 from .registry import EngineConfig, check_fillable, get_backend
 from .runner import (
     canvas_mask,
@@ -43,6 +44,7 @@ __all__ = [
     "tint_regenerated",
     "to_rgb",
     "check_fillable",
+    "check_prompts",
     "get_backend",
     "prepare_canvas",
     "prepare_mask",

@@ -274,6 +274,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         guidance_scale=request.guidance_scale,
         seeds=seeds,
         scheduler=scheduler,
+        clip_skip=request.clip_skip,
         outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
@@ -345,6 +346,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.denoising_strength,
         call.guidance_scale,
         call.scheduler,
+        call.clip_skip,
     )
 
 

@@ -121,6 +121,7 @@ class InpaintRequest:
     padding: int = 32
     outpaint: Outpaint | None = None
     scheduler: str | None = None  # None = the model's own
+    clip_skip: int = 1
 
 
 @dataclass
@@ -136,6 +137,7 @@ class BackendCall:
     guidance_scale: float
     seeds: list[int]
     scheduler: str | None = None
+    clip_skip: int = 1
     #: The effective mask itself (0..255), at the same size: 255 where the mask selects a pixel,
     #: falling to 0 over the feather band outside it. A fill may use it to find the mask's own
     #: edge (where 255 ends) inside the hole.

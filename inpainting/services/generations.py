@@ -55,6 +55,10 @@ def _validate(
         return engine_name, config.model_name(engine_name)
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
+    try:
+        engine.check_prompts(params.prompt, params.negative_prompt)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field) from None
     model = library.library_model_for_job(params.model)
     if model is None:
         return engine_name, config.model_name(engine_name)

@@ -168,6 +168,7 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
         params.denoising_strength,
         params.guidance_scale,
         params.scheduler,
+        params.clip_skip,
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),

@@ -109,6 +109,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
     strength = field_for("denoising_strength", default=1.0)
     seed = field_for("seed", min_value=0)  # null = random; no -1 here
     scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    clip_skip = field_for("clip_skip", allow_null=True)
     use_karras_sigmas = FlexibleBoolean(required=False, default=False)
     base64 = FlexibleBoolean(required=False, default=False)
     webhook = serializers.CharField(required=False, allow_null=True, allow_blank=True)
@@ -137,6 +138,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             seed=data["seed"],
             samples=data["samples"],
             scheduler=scheduler,
+            clip_skip=data.get("clip_skip") or 1,
             mask_mode="white_inpaints",
             model=library_model_named(data.get("model_id"), field="model_id"),
         )

@@ -235,6 +235,8 @@ class DiffusersBackend:
         and its images are dropped)."""
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
+        from .conditioning import encode  # noqa: PLC0415 - torch, as above
+
         started = time.perf_counter()
         had_it = self.loaded
         pipe = self.load()
@@ -246,7 +248,6 @@ class DiffusersBackend:
         strength = max(first.denoising_strength, 1.0 / steps)
         entries = [(call, seed) for call in calls for seed in call.seeds]
         generators = [torch.Generator(device="cpu").manual_seed(seed) for _, seed in entries]
-        negative = [call.negative_prompt for call, _ in entries]
 
         def all_cancelled() -> bool:
             return all(check() for check in cancel_checks)
@@ -272,12 +273,19 @@ class DiffusersBackend:
             pipe.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
         try:
             with torch.inference_mode():
+                # Weighted prompts, long prompts in chunks, clip skip: each prompt encoded
+                # on its own, so an entry's embeddings do not depend on its batch.
+                conditioning = encode(
+                    pipe,
+                    [call.prompt for call, _ in entries],
+                    [call.negative_prompt for call, _ in entries],
+                    first.clip_skip,
+                )
                 # One batch entry per sample, so sample i draws every random number (VAE
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
                 result = pipe(
-                    prompt=[call.prompt for call, _ in entries],
-                    negative_prompt=negative if any(negative) else None,
+                    **conditioning.kwargs,
                     image=[call.image for call, _ in entries],
                     mask_image=[call.hole for call, _ in entries],
                     height=height,

@@ -309,7 +309,7 @@ export function showCanvas() {
 // ----- settings ---------------------------------------------------------------------------
 // Fields the classical engine ignores: shown muted and disabled, and not sent (so a value
 // left there from a diffusion job cannot refuse a classical one).
-export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale"];
+export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip"];
 function engineChanged() {
   const classical = $("engine").value === "classical";
   $("classical-note").hidden = !classical;

@@ -29,7 +29,7 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
   if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
-    "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "model"]) {
+    "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "clip_skip", "model"]) {
     if ($(name) && !$(name).disabled) form.append(name, $(name).value);
   }
   form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
