@@ -339,6 +339,8 @@ MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
 # load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
 MODEL_CONFIGS_DIR = Path(env.str("MODEL_CONFIGS_DIR", default=str(MODELS_DIR / "configs")))
 LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
+# LoRAs (.safetensors, kohya / A1111 or diffusers / PEFT layout), recorded by the same scan.
+LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)

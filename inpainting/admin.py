@@ -158,11 +158,21 @@ class LibraryModelAdmin(admin.ModelAdmin):
     """The model library: staff enable, disable and choose the default; the scan
     (``manage.py models scan``) adds and updates rows, so nothing else is edited here."""
 
-    list_display = ("name", "family", "inpainting", "layout", "enabled", "is_default", "present")
-    list_filter = ("family", "inpainting", "enabled", "present", "layout")
+    list_display = (
+        "name",
+        "kind",
+        "family",
+        "inpainting",
+        "layout",
+        "enabled",
+        "is_default",
+        "present",
+    )
+    list_filter = ("kind", "family", "inpainting", "enabled", "present", "layout")
     search_fields = ("name", "sha256")
     actions = ["enable_selected", "disable_selected", "make_default"]
     readonly_fields = (
+        "kind",
         "name",
         "path",
         "family",
@@ -209,18 +219,9 @@ class LibraryModelAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one model.", messages.ERROR)
             return
         model = queryset.get()
-        if not model.present:
-            self.message_user(
-                request, f"{model.name} was not found by the last scan.", messages.ERROR
-            )
+        try:
+            library.library_model_set_default(model=model)
+        except ClientError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
-        if not library.library_model_runnable(model):
-            self.message_user(
-                request,
-                f"{model.name} is a single-file checkpoint whose pipeline configuration is not "
-                "in MODEL_CONFIGS_DIR, so it cannot run here, nor be the default.",
-                messages.ERROR,
-            )
-            return
-        library.library_model_set_default(model=model)
         self.message_user(request, f"{model.name} is the default model now.", messages.SUCCESS)

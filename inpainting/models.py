@@ -214,9 +214,22 @@ class GeneratedImage(models.Model):
         return f"{self.generation_id}/{self.index}"
 
 
+class LibraryModelQuerySet(models.QuerySet):
+    def checkpoints(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.CHECKPOINT)
+
+    def loras(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.LORA)
+
+
 class LibraryModel(models.Model):
-    """A diffusion model in the library: a diffusers folder or a single-file ``.safetensors``
-    checkpoint under ``MODELS_DIR``, or a Hugging Face cache entry (recorded by the scan)."""
+    """A file of the model library (recorded by the scan): a diffusion model (a diffusers
+    folder or a single-file ``.safetensors`` checkpoint under ``MODELS_DIR``, or a Hugging
+    Face cache entry), or a LoRA (a ``.safetensors`` file under ``LORAS_DIR``)."""
+
+    class Kind(models.TextChoices):
+        CHECKPOINT = "checkpoint", "diffusion model"
+        LORA = "lora", "LoRA"
 
     class Family(models.TextChoices):
         SD15 = "sd15", "Stable Diffusion 1.5"
@@ -227,10 +240,13 @@ class LibraryModel(models.Model):
         DIFFUSERS = "diffusers", "diffusers folder"
         HF_CACHE = "hf-cache", "Hugging Face cache"
 
-    name = models.CharField(max_length=255, unique=True)
-    path = models.CharField(max_length=1024, help_text="Where it is on the workers' disk.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKPOINT)
+    name = models.CharField(max_length=255)
+    path = models.CharField(max_length=1024, help_text="Where the scan found it.")
     family = models.CharField(max_length=16, choices=Family.choices)
-    inpainting = models.BooleanField(help_text="A 9-channel inpainting UNet (else a base model).")
+    inpainting = models.BooleanField(
+        default=False, help_text="A 9-channel inpainting UNet (else a base model; LoRAs: no)."
+    )
     layout = models.CharField(max_length=16, choices=Layout.choices)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, help_text="Of the file (a folder: of its weights).")
@@ -240,14 +256,17 @@ class LibraryModel(models.Model):
     present = models.BooleanField(default=True, help_text="Found by the last scan.")
     scanned_at = models.DateTimeField(auto_now=True)
 
+    objects = LibraryModelQuerySet.as_manager()
+
     class Meta:
-        ordering = ["family", "name"]
+        ordering = ["kind", "family", "name"]
         constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="unique_library_name"),
             models.UniqueConstraint(
                 fields=["is_default"],
                 condition=models.Q(is_default=True),
                 name="one_default_model",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from PIL import Image
 
 from .engine import InpaintRequest, MaskOptions, Outpaint
 from .engine.parameters import PARAMETERS, number
+from .engine.prompts import split_loras
 
 P = PARAMETERS
 
@@ -42,6 +43,8 @@ class GenerationParams:
     # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
     outpaint: dict | None = field(default=None, metadata={"label": "Outpaint"})
     clip_skip: int = P["clip_skip"].default
+    # [{"name": a library LoRA, "weight": -2..2}]; <lora:name:weight> tags in the prompt add more.
+    loras: list | None = field(default=None, metadata={"label": "LoRAs"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
@@ -71,9 +74,17 @@ class GenerationParams:
 
     @property
     def requested_engine(self) -> str | None:
-        """The engine asked for: ``engine``, else diffusers when a model is named, else none
-        (the server's default)."""
-        return self.engine or ("diffusers" if self.model else None)
+        """The engine asked for: ``engine``, else diffusers when a model or a LoRA is named,
+        else none (the server's default)."""
+        return self.engine or ("diffusers" if self.model or self.loras else None)
+
+    @property
+    def lora_uses(self) -> list[tuple[str, float]]:
+        """Every LoRA the job applies, as (name, weight): ``loras``, then the prompt's
+        ``<lora:name:weight>`` tags."""
+        _, tagged = split_loras(self.prompt)
+        listed = [(str(lora["name"]), float(lora["weight"])) for lora in self.loras or []]
+        return listed + [(use.name, use.weight) for use in tagged]
 
     @property
     def mask_options(self) -> MaskOptions:
@@ -86,8 +97,11 @@ class GenerationParams:
             threshold=self.mask_threshold,
         )
 
-    def to_request(self, *, image: Image.Image, mask: Image.Image | None) -> InpaintRequest:
-        """The engine request for these parameters (the requested seed; None = random)."""
+    def to_request(
+        self, *, image: Image.Image, mask: Image.Image | None, loras: tuple = ()
+    ) -> InpaintRequest:
+        """The engine request for these parameters (the requested seed; None = random);
+        ``loras``: the LoRA files to apply, as (path, weight), found by the caller."""
         return InpaintRequest(
             image=image,
             mask=mask,
@@ -103,6 +117,7 @@ class GenerationParams:
             padding=self.padding,
             scheduler=self.scheduler,
             clip_skip=self.clip_skip,
+            loras=loras,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
         )
 
@@ -116,4 +131,6 @@ def _for_people(value: Any, none_means: str | None) -> str:
         return number(value)
     if isinstance(value, dict):  # outpaint
         return Outpaint(**value).describe()
+    if isinstance(value, list):  # loras
+        return ", ".join(f"{lora['name']} ({number(lora['weight'])})" for lora in value) or "-"
     return str(value) if value != "" else "-"

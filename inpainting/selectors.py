@@ -72,7 +72,14 @@ def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float
 
 
 def library_model_list() -> QuerySet[LibraryModel]:
-    """The enabled models found by the last scan, the default first."""
-    return LibraryModel.objects.filter(enabled=True, present=True).order_by(
-        "-is_default", "family", "name"
+    """The enabled diffusion models found by the last scan, the default first."""
+    return (
+        LibraryModel.objects.checkpoints()
+        .filter(enabled=True, present=True)
+        .order_by("-is_default", "family", "name")
     )
+
+
+def library_lora_list() -> QuerySet[LibraryModel]:
+    """The enabled LoRAs found by the last scan."""
+    return LibraryModel.objects.loras().filter(enabled=True, present=True).order_by("name")

@@ -12,7 +12,13 @@ from . import selectors
 from .api.errors import json_not_found
 from .conf import engine_config, model_status
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
-from .engine.parameters import MAX_OUTPAINT_SIDE, PARAMETERS
+from .engine.parameters import (
+    LORA_WEIGHT_RANGE,
+    MAX_LORAS,
+    MAX_OUTPAINT_SIDE,
+    PARAMETERS,
+    number,
+)
 from .engine.schedulers import scheduler_names
 from .errors import ClientError
 from .models import Generation
@@ -34,6 +40,10 @@ def studio(request):
         "outpaint_max": MAX_OUTPAINT_SIDE,
         # The model picker: the library's runnable models, the default first.
         "models": [m for m in library.library_models_described() if m["runnable"]],
+        # The LoRA picker: the library's LoRAs, with the limits of the one definition.
+        "loras": library.library_loras_described(),
+        "max_loras": MAX_LORAS,
+        "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),
         "tint_opacity": REGENERATED_OPACITY,

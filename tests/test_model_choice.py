@@ -52,7 +52,7 @@ def two_models(tmp_path, models_dir, tiny_model, beta_model, gamma_file, tiny_co
     shutil.copy(gamma_file, root / "gamma.safetensors")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
-    wait_until_served(*LibraryModel.objects.values_list("name", flat=True))
+    wait_until_served(*LibraryModel.objects.checkpoints().values_list("name", flat=True))
     return root
 
 

@@ -40,6 +40,7 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "num_inference_steps": params.num_inference_steps,
         "guidance_scale": params.guidance_scale,
         "clip_skip": params.clip_skip,
+        "loras": [{"name": name, "weight": weight} for name, weight in params.lora_uses],
         "samples": params.samples,
         "engine": generation.engine,
         "model": generation.model_name,

@@ -7,7 +7,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..engine.parameters import MAX_OUTPAINT_SIDE, MAX_OUTPAINT_TARGET, PARAMETERS
+from ..engine.parameters import (
+    LORA_WEIGHT_RANGE,
+    MAX_LORAS,
+    MAX_OUTPAINT_SIDE,
+    MAX_OUTPAINT_TARGET,
+    PARAMETERS,
+    check_loras,
+    number,
+)
 from ..engine.schedulers import canonical_name
 from ..engine.types import ANCHORS, InvalidInput
 from ..params import GenerationParams
@@ -104,8 +112,50 @@ class OutpaintField(serializers.JSONField):
         return dict(nested.validated_data)
 
 
+class LoraSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    weight = serializers.FloatField(default=1.0)
+
+
+class LorasField(serializers.JSONField):
+    """A JSON list (or a JSON string of one, from a form field) of ``{"name", "weight"}``:
+    LoRAs of the library (GET /api/loras), at most MAX_LORAS, weights within the range."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else None
+            except ValueError:
+                raise serializers.ValidationError("loras must be a JSON list.") from None
+        if data in (None, []):
+            return None
+        if not isinstance(data, list):
+            raise serializers.ValidationError("loras must be a JSON list of {name, weight}.")
+        nested = LoraSerializer(data=data, many=True)
+        if not nested.is_valid():
+            index, errors = next((i, e) for i, e in enumerate(nested.errors) if e)
+            field, messages = next(iter(errors.items()))
+            raise serializers.ValidationError(f"loras[{index}].{field}: {messages[0]}")
+        loras = [{"name": item["name"], "weight": item["weight"]} for item in nested.validated_data]
+        try:
+            check_loras([(lora["name"], lora["weight"]) for lora in loras])
+        except InvalidInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return loras
+
+
 class _ParamsSerializer(serializers.Serializer):
     outpaint = OutpaintField(required=False, allow_null=True, default=None)
+    loras = LorasField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            f'LoRAs of the library (GET /api/loras): [{{"name": "ink", "weight": 0.8}}], at '
+            f"most {MAX_LORAS}, weights {number(LORA_WEIGHT_RANGE[0])} to "
+            f"{number(LORA_WEIGHT_RANGE[1])}; <lora:name:weight> in the prompt adds one too."
+        ),
+    )
 
     def validate_scheduler(self, value: str | None) -> str | None:
         if not value:

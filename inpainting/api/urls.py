@@ -13,6 +13,7 @@ urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
     path("models", views.ModelListView.as_view(), name="models"),
+    path("loras", views.LoraListView.as_view(), name="loras"),
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
     path(

@@ -185,6 +185,18 @@ class ModelListView(APIView):
         return Response({"default": default, "models": items})
 
 
+class LoraListView(APIView):
+    """The LoRAs of the library a job may apply (``loras``, ``<lora:name:weight>``)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Loras", {"loras": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"loras": library.library_loras_described()})
+
+
 class MaskGenerateView(APIView):
     """A mask from a box, points or a colour, without model weights (GrabCut, flood fill)."""
 

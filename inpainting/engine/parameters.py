@@ -21,6 +21,29 @@ ENGINES = ("classical", "lama", "diffusers")
 #: Outpainting: pixels added on one side, and the longest side of a target size.
 MAX_OUTPAINT_SIDE = 2048
 MAX_OUTPAINT_TARGET = 8192
+#: LoRAs per job (``loras`` and ``<lora:name:weight>`` tags together), and their weights.
+MAX_LORAS = 5
+LORA_WEIGHT_RANGE = (-2.0, 2.0)
+
+
+def check_loras(uses: list[tuple[str, float]], *, field: str = "loras") -> None:
+    """At most MAX_LORAS, each named once, each weight within LORA_WEIGHT_RANGE."""
+    if len(uses) > MAX_LORAS:
+        raise InvalidInput(
+            f"At most {MAX_LORAS} LoRAs per job; this one names {len(uses)}.", field=field
+        )
+    low, high = LORA_WEIGHT_RANGE
+    seen = set()
+    for name, weight in uses:
+        if name in seen:
+            raise InvalidInput(f"The LoRA {name!r} is named twice.", field=field)
+        seen.add(name)
+        if not low <= weight <= high:
+            raise InvalidInput(
+                f"The weight of the LoRA {name!r} must be between {number(low)} and "
+                f"{number(high)}; it is {number(weight)}.",
+                field=field,
+            )
 
 
 def number(value: float) -> str:

@@ -159,6 +159,39 @@ def probe(path: Path) -> Probe:
     return probe_checkpoint(path)
 
 
+#: Key fragments of LoRA weights: kohya / A1111 (``lora_down``, ``lora_up``) and diffusers / PEFT
+#: (``lora_A``, ``lora_B``).
+_LORA_WEIGHTS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.")
+#: The cross-attention input width of each family (its text encoders' output).
+_CROSS_WIDTH = {768: "sd15", 2048: "sdxl"}
+
+
+def probe_lora(path: Path) -> str:
+    """The family a ``.safetensors`` LoRA was trained for, from its keys and shapes: a second
+    text encoder (``lora_te2_`` / ``text_encoder_2.``) is SDXL; else the width of a
+    cross-attention key projection (768: SD 1.5, 2048: SDXL); else a first text encoder alone
+    is SD 1.5. ``Unsupported`` with the reason otherwise (pickles included)."""
+    if path.suffix.lower() != ".safetensors":
+        raise Unsupported(
+            f"{path.name}: LoRAs are read from .safetensors files only (a pickle can run any "
+            "code inside it)."
+        )
+    table = read_header(path)
+    keys = [key for key in table if any(part in key for part in _LORA_WEIGHTS)]
+    if not keys:
+        raise Unsupported(f"{path.name}: no LoRA weights in it (no lora_down / lora_A keys).")
+    if any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in keys):
+        return "sdxl"
+    for key in keys:
+        if "attn2" in key and "to_k" in key and (".lora_down." in key or ".lora_A." in key):
+            family = _CROSS_WIDTH.get(table[key]["shape"][-1])
+            if family is not None:
+                return family
+    if any(key.startswith(("lora_te_", "lora_te1_", "text_encoder.")) for key in keys):
+        return "sd15" if not any(k.startswith("lora_te1_") for k in keys) else "sdxl"
+    raise Unsupported(f"{path.name}: the family it was trained for could not be detected.")
+
+
 def config_folder(configs: str | Path | None, found: Probe) -> Path:
     """The pipeline configuration (JSON and tokenizer files, no weights) a single-file
     checkpoint of this family loads with: ``<configs>/<family>[-inpainting]`` when a user put

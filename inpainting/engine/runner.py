@@ -275,6 +275,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         seeds=seeds,
         scheduler=scheduler,
         clip_skip=request.clip_skip,
+        loras=tuple(request.loras),
         outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
@@ -347,6 +348,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.guidance_scale,
         call.scheduler,
         call.clip_skip,
+        call.loras,
     )
 
 

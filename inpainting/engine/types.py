@@ -122,6 +122,8 @@ class InpaintRequest:
     outpaint: Outpaint | None = None
     scheduler: str | None = None  # None = the model's own
     clip_skip: int = 1
+    #: LoRA files to apply, as (path, weight), in order.
+    loras: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -138,6 +140,7 @@ class BackendCall:
     seeds: list[int]
     scheduler: str | None = None
     clip_skip: int = 1
+    loras: tuple[tuple[str, float], ...] = ()
     #: The effective mask itself (0..255), at the same size: 255 where the mask selects a pixel,
     #: falling to 0 over the feather band outside it. A fill may use it to find the mask's own
     #: edge (where 255 ends) inside the hole.

@@ -47,11 +47,12 @@ def _validate(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
-        if params.model:
-            raise ClientError(
-                f"model applies to the diffusers engine; this job asked for {engine_name}.",
-                field="model",
-            )
+        for name, given in (("model", params.model), ("loras", params.loras)):
+            if given:
+                raise ClientError(
+                    f"{name} applies to the diffusers engine; this job asked for {engine_name}.",
+                    field=name,
+                )
         return engine_name, config.model_name(engine_name)
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
@@ -60,6 +61,7 @@ def _validate(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field) from None
     model = library.library_model_for_job(params.model)
+    library.library_loras_check(params, model)
     if model is None:
         return engine_name, config.model_name(engine_name)
     model_served_check(model.name)

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
-from .. import fleet, selectors
-from ..engine.parameters import PARAMETERS
+from .. import engine, fleet, selectors
+from ..engine.parameters import PARAMETERS, check_loras
 from ..engine.probe import (
     FAMILIES,
     PICKLE_SUFFIXES,
@@ -22,9 +22,11 @@ from ..engine.probe import (
     Unsupported,
     config_folder,
     probe,
+    probe_lora,
 )
 from ..errors import ClientError
 from ..models import LibraryModel
+from ..params import GenerationParams
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,24 @@ class _Found:
     name: str
     path: Path
     hf_cache: bool = False
+    kind: str = LibraryModel.Kind.CHECKPOINT
+
+    @property
+    def label(self) -> str:
+        """How the scan's report names it (a LoRA by its folder too)."""
+        return self.name if self.kind == LibraryModel.Kind.CHECKPOINT else f"loras/{self.name}"
+
+
+def _lora_candidates(root: Path) -> list[_Found]:
+    if not root.is_dir():
+        return []
+    return [
+        _Found(path.name, path, kind=LibraryModel.Kind.LORA)
+        for path in sorted(root.iterdir())
+        if path.is_file()
+        and not path.name.startswith(".")
+        and (path.suffix.lower() == ".safetensors" or path.suffix.lower() in PICKLE_SUFFIXES)
+    ]
 
 
 def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
@@ -115,24 +135,32 @@ def _sha256(path: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _probe(item: _Found) -> Probe:
+    if item.kind == LibraryModel.Kind.LORA:
+        return Probe(probe_lora(item.path), False, LibraryModel.Layout.SINGLE_FILE)
+    return probe(item.path)
+
+
 def library_scan() -> ScanReport:
-    """Record every model under ``MODELS_DIR`` and in the Hugging Face cache; mark the rows
-    whose files are gone as not present; keep one default (see ``_ensure_default``)."""
+    """Record every model under ``MODELS_DIR`` and in the Hugging Face cache, and every LoRA
+    under ``LORAS_DIR``; mark the rows whose files are gone as not present; keep one default
+    model (see ``_ensure_default``)."""
     report = ScanReport()
-    root = Path(settings.MODELS_DIR)
-    seen: set[str] = set()
-    for item in _candidates(root, Path(hf_constants.HF_HUB_CACHE)):
+    seen: set[tuple[str, str]] = set()
+    found_items = _candidates(Path(settings.MODELS_DIR), Path(hf_constants.HF_HUB_CACHE))
+    found_items += _lora_candidates(Path(settings.LORAS_DIR))
+    for item in found_items:
         try:
-            found: Probe = probe(item.path)
+            found = _probe(item)
         except Unsupported as exc:
-            report.refused.append((item.name, str(exc)))
+            report.refused.append((item.label, str(exc)))
             continue
         except OSError as exc:
-            report.refused.append((item.name, f"could not be read: {exc}"))
+            report.refused.append((item.label, f"could not be read: {exc}"))
             continue
         files = _files(item.path)
         size, modified = _fingerprint(files)
-        row = LibraryModel.objects.filter(name=item.name).first()
+        row = LibraryModel.objects.filter(kind=item.kind, name=item.name).first()
         same = row is not None and (row.path, row.size_bytes, row.modified) == (
             str(item.path),
             size,
@@ -148,12 +176,15 @@ def library_scan() -> ScanReport:
             "sha256": row.sha256 if same else _sha256(item.path, files),
             "present": True,
         }
-        LibraryModel.objects.update_or_create(name=item.name, defaults=fields)
-        seen.add(item.name)
-        (report.unchanged if same else report.updated if row else report.added).append(item.name)
-    gone = LibraryModel.objects.filter(present=True).exclude(name__in=seen)
-    report.missing = sorted(gone.values_list("name", flat=True))
-    gone.update(present=False)
+        LibraryModel.objects.update_or_create(kind=item.kind, name=item.name, defaults=fields)
+        seen.add((item.kind, item.name))
+        (report.unchanged if same else report.updated if row else report.added).append(item.label)
+    for kind in LibraryModel.Kind:
+        names = [name for seen_kind, name in seen if seen_kind == kind]
+        gone = LibraryModel.objects.filter(kind=kind, present=True).exclude(name__in=names)
+        prefix = "" if kind == LibraryModel.Kind.CHECKPOINT else "loras/"
+        report.missing += sorted(prefix + name for name in gone.values_list("name", flat=True))
+        gone.update(present=False)
     report.default = _ensure_default()
     for name, why in report.refused:
         logger.warning("model library: %s refused: %s", name, why)
@@ -167,7 +198,9 @@ def _ensure_default() -> str | None:
     the models that can run here, see ``library_model_runnable``)."""
     usable = [
         m
-        for m in LibraryModel.objects.select_for_update().filter(enabled=True, present=True)
+        for m in LibraryModel.objects.checkpoints()
+        .select_for_update()
+        .filter(enabled=True, present=True)
         if library_model_runnable(m)
     ]
     current = next((m for m in usable if m.is_default), None)
@@ -188,7 +221,17 @@ def _ensure_default() -> str | None:
 
 @transaction.atomic
 def library_model_set_default(*, model: LibraryModel) -> None:
-    """Make ``model`` the default (enabling it); the previous default stops being one."""
+    """Make ``model`` the default (enabling it); the previous default stops being one. Only a
+    diffusion model that the last scan found and that can run here can be the default."""
+    if model.kind != LibraryModel.Kind.CHECKPOINT:
+        raise ClientError(f"{model.name} is a LoRA; only a diffusion model can be the default.")
+    if not model.present:
+        raise ClientError(f"{model.name} was not found by the last scan.")
+    if not library_model_runnable(model):
+        raise ClientError(
+            f"{model.name} is a single-file checkpoint whose pipeline configuration is not "
+            "in MODEL_CONFIGS_DIR, so it cannot run here, nor be the default."
+        )
     LibraryModel.objects.filter(is_default=True).exclude(pk=model.pk).update(is_default=False)
     LibraryModel.objects.filter(pk=model.pk).update(is_default=True, enabled=True)
 
@@ -277,3 +320,70 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
     raise ClientError(
         f"Unknown model {value!r}; the models are: {', '.join(sorted(models))}.", field=field
     )
+
+
+FAMILY_NAMES = dict(LibraryModel.Family.choices)
+
+
+def _lora_named(loras: list[LibraryModel], name: str) -> LibraryModel | None:
+    """The LoRA of that name, with or without ``.safetensors``, in any case."""
+    wanted = name.strip().lower().removesuffix(".safetensors")
+    return next(
+        (lora for lora in loras if lora.name.lower().removesuffix(".safetensors") == wanted),
+        None,
+    )
+
+
+def library_loras_check(params: GenerationParams, model: LibraryModel | None) -> None:
+    """Refuse, before queueing, a job whose LoRAs (``loras`` and ``<lora:...>`` tags) are too
+    many, out of range, not in the library, or made for another family than ``model``'s."""
+    try:
+        uses = params.lora_uses
+        check_loras(uses)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field or "loras") from None
+    if not uses:
+        return
+    loras = list(selectors.library_lora_list())
+    for name, _ in uses:
+        lora = _lora_named(loras, name)
+        if lora is None:
+            names = ", ".join(lora.name for lora in loras) or "none"
+            raise ClientError(
+                f"Unknown LoRA {name!r}; the LoRAs are: {names} (GET /api/loras).", field="loras"
+            )
+        if model is not None and lora.family != model.family:
+            raise ClientError(
+                f"The LoRA {lora.name} is for {FAMILY_NAMES[lora.family]}, and the model "
+                f"{model.name} is {FAMILY_NAMES[model.family]}; choose a LoRA made for it.",
+                field="loras",
+            )
+
+
+def library_lora_files(params: GenerationParams) -> tuple[tuple[str, float], ...]:
+    """The job's LoRAs as this machine's files with their weights (in LORAS_DIR, by name);
+    an ``EngineError`` when one is no longer in the library or not on this disk."""
+    loras = list(selectors.library_lora_list())
+    files = []
+    for name, weight in params.lora_uses:
+        lora = _lora_named(loras, name)
+        path = Path(settings.LORAS_DIR) / lora.name if lora is not None else None
+        if path is None or not path.is_file():
+            raise engine.EngineError(
+                f"The LoRA {name!r} is not in the library or not on this worker's disk (LORAS_DIR)."
+            )
+        files.append((str(path), weight))
+    return tuple(files)
+
+
+def library_loras_described() -> list[dict]:
+    """The enabled LoRAs as ``GET /api/loras`` lists them."""
+    return [
+        {
+            "name": lora.name,
+            "family": lora.family,
+            "size_bytes": lora.size_bytes,
+            "sha256": lora.sha256,
+        }
+        for lora in selectors.library_lora_list()
+    ]

@@ -24,7 +24,7 @@ def generation_queue(generation: Generation) -> str:
     it consume; every other job to the queue every inference worker consumes."""
     if (
         generation.engine == "diffusers"
-        and LibraryModel.objects.filter(name=generation.model_name).exists()
+        and LibraryModel.objects.checkpoints().filter(name=generation.model_name).exists()
     ):
         return model_queue(generation.model_name)
     return GENERIC_QUEUE

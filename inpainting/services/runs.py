@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -23,6 +24,7 @@ from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
 from .files import generation_request
+from .library import library_lora_files
 from .models import backend_for
 
 logger = logging.getLogger(__name__)
@@ -140,7 +142,8 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
     requests, runnable = [], []
     for job, progress in zip(jobs, progresses, strict=True):
         try:
-            requests.append(generation_request(job))
+            loras = library_lora_files(GenerationParams.from_json(job.params))
+            requests.append(replace(generation_request(job), loras=loras))
             runnable.append((job, progress))
         except Exception as exc:  # noqa: BLE001 - that job fails, the others run
             _record_outcome(job, exc, None)
@@ -169,6 +172,7 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
         params.guidance_scale,
         params.scheduler,
         params.clip_skip,
+        json.dumps(params.lora_uses),
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),

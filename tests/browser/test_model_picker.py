@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from django.conf import settings
 from huggingface_hub import constants as hf_constants
 
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_model import write_tiny_inpaint_model
+from inpainting.testing.tiny_lora import write_tiny_lora
+from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
 from tests.browser.conftest import log_in
 from tests.browser.helpers import open_image, photo, stroke
 from tests.helpers import wait_until_served
@@ -20,12 +22,16 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 @pytest.fixture
 def two_models(tmp_path, models_dir, tiny_model, monkeypatch):
+    """alpha and beta (SD 1.5), and two LoRAs: ink for SD 1.5, xl-style for SDXL."""
     root = models_dir
     shutil.copytree(tiny_model, root / "alpha")
     write_tiny_inpaint_model(root / "beta", seed=1)
+    write_tiny_lora(tiny_model, settings.LORAS_DIR / "ink.safetensors", layout="kohya")
+    xl = write_tiny_sdxl_inpaint_model(tmp_path / "xl")
+    write_tiny_lora(xl, settings.LORAS_DIR / "xl-style.safetensors", layout="peft")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
-    wait_until_served(*LibraryModel.objects.values_list("name", flat=True))
+    wait_until_served(*LibraryModel.objects.checkpoints().values_list("name", flat=True))
 
 
 def test_pick_a_model_in_the_studio_and_find_it_in_the_history(
@@ -59,3 +65,40 @@ def test_pick_a_model_in_the_studio_and_find_it_in_the_history(
         )
     )
     assert rows["Model"] == "beta"
+
+
+def test_pick_a_lora_and_its_strength_and_find_both_in_the_history(
+    page, live_url, user, two_models, tmp_path
+):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    path, _ = photo(tmp_path, "chelsea")
+    box = open_image(page, path)
+    assert page.locator("#lora-field").is_hidden()  # classical: no LoRAs
+    page.select_option("#engine", "diffusers")
+    # Only LoRAs made for the model's family (SD 1.5) can be added.
+    assert page.locator("#lora-pick option[value='xl-style.safetensors']").is_disabled()
+    page.select_option("#lora-pick", "ink.safetensors")
+    page.click("#lora-add")
+    slider = page.get_by_label("Strength of ink.safetensors")
+    slider.fill("0.8")
+    assert page.locator("#lora-list output").inner_text() == "0.8"
+    page.locator("#lora-field").screenshot(path=str(tmp_path / "lora-picker.png"))
+    page.fill("#prompt", "a red rose")
+    page.fill("#num_inference_steps", "4")
+    stroke(page, box, (150, 100), (250, 150))
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    generation = Generation.objects.get(owner=user)
+    assert generation.status == "succeeded", generation.error
+    assert generation.params["loras"] == [{"name": "ink.safetensors", "weight": 0.8}]
+    page.goto(f"{live_url}/history/{generation.pk}/")
+    page.wait_for_selector("text=Parameters")
+    rows = dict(
+        zip(
+            page.locator("table.params th").all_inner_texts(),
+            page.locator("table.params td").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert rows["LoRAs"] == "ink.safetensors (0.8)"
+    page.screenshot(path=str(tmp_path / "lora-detail.png"))

@@ -109,7 +109,9 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
     strength = field_for("denoising_strength", default=1.0)
     seed = field_for("seed", min_value=0)  # null = random; no -1 here
     scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    clip_skip = field_for("clip_skip", allow_null=True)
+    clip_skip = field_for("clip_skip", allow_null=True, default=2)  # ModelsLab's own default
+    lora_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    lora_strength = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     use_karras_sigmas = FlexibleBoolean(required=False, default=False)
     base64 = FlexibleBoolean(required=False, default=False)
     webhook = serializers.CharField(required=False, allow_null=True, allow_blank=True)
@@ -123,6 +125,28 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
                 f"Unsupported scheduler {value!r}; supported: {', '.join(SCHEDULERS)}."
             )
         return value
+
+    @staticmethod
+    def _loras(data) -> list[dict] | None:
+        """``lora_model`` (comma-separated names) with ``lora_strength`` (one weight for
+        all, or comma-separated, one each; 1 when absent)."""
+        names = [n.strip() for n in (data.get("lora_model") or "").split(",") if n.strip()]
+        if not names:
+            return None
+        raw = [w.strip() for w in str(data.get("lora_strength") or "").split(",") if w.strip()]
+        try:
+            weights = [float(w) for w in raw] or [1.0]
+        except ValueError:
+            raise serializers.ValidationError(
+                {"lora_strength": [f"lora_strength must be numbers, not {raw!r}."]}
+            ) from None
+        if len(weights) == 1:
+            weights *= len(names)
+        if len(weights) != len(names):
+            raise serializers.ValidationError(
+                {"lora_strength": [f"{len(names)} LoRAs but {len(weights)} strengths."]}
+            )
+        return [{"name": n, "weight": w} for n, w in zip(names, weights, strict=True)]
 
     def to_params(self) -> GenerationParams:
         data = self.validated_data
@@ -138,7 +162,8 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             seed=data["seed"],
             samples=data["samples"],
             scheduler=scheduler,
-            clip_skip=data.get("clip_skip") or 1,
+            clip_skip=data.get("clip_skip") or 2,
+            loras=self._loras(data),
             mask_mode="white_inpaints",
             model=library_model_named(data.get("model_id"), field="model_id"),
         )

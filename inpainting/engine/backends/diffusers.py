@@ -180,6 +180,29 @@ def loaded_models() -> list[str]:
     return [key[0] for key in _PIPELINES]
 
 
+def _apply_loras(pipe: Any, loras: tuple[tuple[str, float], ...]) -> list[str]:
+    """Load each LoRA file as an adapter of ``pipe`` at its weight (diffusers reads the kohya /
+    A1111 and the diffusers / PEFT layouts); the adapters' names. A file that does not fit
+    the model is an ``EngineError`` that names it, and nothing of it stays loaded."""
+    names = []
+    try:
+        for index, (path, _) in enumerate(loras):
+            name = f"lora{index}"
+            pipe.load_lora_weights(path, adapter_name=name)
+            names.append(name)
+        if names:
+            pipe.set_adapters(names, adapter_weights=[weight for _, weight in loras])
+    except Exception as exc:  # noqa: BLE001 - any loading failure becomes one clear message
+        if names:
+            pipe.unload_lora_weights()
+        failed = Path(loras[len(names)][0]).name if len(names) < len(loras) else "a LoRA"
+        raise EngineError(
+            f"The LoRA {failed} could not be applied to this model ({type(exc).__name__}: "
+            f"{exc}); is it for this model's family?"
+        ) from exc
+    return names
+
+
 class DiffusersBackend:
     name = "diffusers"
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
@@ -269,9 +292,11 @@ class DiffusersBackend:
         if all_cancelled():
             raise Cancelled()
         default_scheduler = pipe.scheduler
-        if first.scheduler:
-            pipe.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
+        adapters: list[str] = []
         try:
+            if first.scheduler:
+                pipe.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
+            adapters = _apply_loras(pipe, first.loras)
             with torch.inference_mode():
                 # Weighted prompts, long prompts in chunks, clip skip: each prompt encoded
                 # on its own, so an entry's embeddings do not depend on its batch.
@@ -310,6 +335,8 @@ class DiffusersBackend:
         finally:
             used_scheduler = type(pipe.scheduler).__name__
             pipe.scheduler = default_scheduler  # the next job starts from the model's own
+            if adapters:  # and without this job's LoRAs: the model's own weights again
+                pipe.unload_lora_weights()
         outputs, images = [], list(result.images)
         for call in calls:
             outputs.append(

@@ -323,6 +323,7 @@ function engineChanged() {
     $("model-field").hidden = !diffusers;
     $("model").disabled = !diffusers;
   }
+  if ($("lora-field")) $("lora-field").hidden = $("engine").value !== "diffusers";
 }
 $("engine").addEventListener("change", engineChanged);
 engineChanged();

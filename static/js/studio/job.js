@@ -3,6 +3,7 @@
 import { postForm, postJson, wsUrl } from "../http.js";
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, clearErrors, say, showErrors } from "./dom.js";
+import { chosenLoras } from "./loras.js";
 import { showResult } from "./results.js";
 
 const job = { generationId: null, socket: null, finished: false };
@@ -32,6 +33,8 @@ $("generate-form").addEventListener("submit", async (event) => {
     "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "clip_skip", "model"]) {
     if ($(name) && !$(name).disabled) form.append(name, $(name).value);
   }
+  const loras = chosenLoras();
+  if (loras) form.append("loras", loras);
   form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
   form.append("wait", "false");
   $("generate").disabled = true;

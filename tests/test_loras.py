@@ -1,0 +1,161 @@
+"""LoRAs (issue 17) through the API and the real worker: tiny random LoRAs in the kohya and
+the PEFT layout change the picture, weight 0 is no LoRA, nothing stays loaded after a job,
+the prompt's <lora:...> tag and ModelsLab's lora_model do the same, and the library refuses
+what cannot work."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from django.conf import settings
+from huggingface_hub import constants as hf_constants
+from PIL import Image
+from rest_framework.test import APIClient
+
+from inpainting.engine import MaskOptions, effective_mask
+from inpainting.models import Generation, LibraryModel
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_lora import write_tiny_lora
+from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
+from tests.helpers import (
+    black_box_mask_png,
+    image_png,
+    post_img2img,
+    wait_for_status,
+    wait_until_served,
+)
+from tests.images import box_mask, gradient, png_bytes
+from tests.test_compat_modelslab import b64, documented_body
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+@pytest.fixture(scope="module")
+def lora_files(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("loras")
+    xl = write_tiny_sdxl_inpaint_model(root / "xl")
+    return {
+        "ink-peft.safetensors": write_tiny_lora(tiny_model, root / "a", layout="peft"),
+        "ink-kohya.safetensors": write_tiny_lora(tiny_model, root / "b", layout="kohya"),
+        "contrast-fix.safetensors": write_tiny_lora(tiny_model, root / "c", layout="peft", seed=4),
+        "xl-style.safetensors": write_tiny_lora(xl, root / "d", layout="peft"),
+    }
+
+
+@pytest.fixture
+def library(tmp_path, models_dir, tiny_model, lora_files, monkeypatch):
+    """The tiny SD 1.5 model as "alpha" and as ModelsLab's "lazymixv4-inpaint", and the LoRAs
+    in LORAS_DIR (MODELS_DIR/loras, as the worker sees it)."""
+    shutil.copytree(tiny_model, models_dir / "alpha")
+    shutil.copytree(tiny_model, models_dir / "lazymixv4-inpaint")
+    loras = settings.LORAS_DIR
+    loras.mkdir(parents=True, exist_ok=True)
+    for name, path in lora_files.items():
+        shutil.copy(path, loras / name)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    assert library_scan().default == "alpha"
+    wait_until_served("alpha", "lazymixv4-inpaint")
+
+
+def run(api, **fields) -> Generation:
+    fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
+    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+    assert response.status_code == 202, response.content
+    generation = wait_for_status(response.json()["id"], timeout=120)
+    assert generation.status == "succeeded", generation.error
+    return generation
+
+
+def pixels(generation: Generation) -> np.ndarray:
+    with generation.images.get(index=0).file.open("rb") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def kept_pixels_are_the_inputs(generation: Generation) -> bool:
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    kept = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
+    return bool(np.array_equal(pixels(generation)[kept], original[kept]))
+
+
+@pytest.mark.parametrize("name", ["ink-peft.safetensors", "ink-kohya.safetensors"])
+def test_a_lora_changes_the_picture_weight_0_does_not_and_it_never_stays(api, library, name):
+    plain = pixels(run(api))
+    with_lora = run(api, loras=f'[{{"name": "{name}", "weight": 1}}]')
+    at_zero = run(api, loras=f'[{{"name": "{name}", "weight": 0}}]')
+    after = run(api)
+    assert not np.array_equal(pixels(with_lora), plain)
+    assert np.array_equal(pixels(at_zero), plain)
+    assert np.array_equal(pixels(after), plain)  # the next job: the model's own weights
+    assert all(kept_pixels_are_the_inputs(g) for g in (with_lora, at_zero, after))
+    detail = api.get(f"/api/generations/{with_lora.pk}/").json()
+    assert detail["metadata"]["loras"] == [{"name": name, "weight": 1.0}]
+    rerun = api.post(f"/api/generations/{with_lora.pk}/rerun/").json()
+    assert np.array_equal(pixels(wait_for_status(rerun["id"], timeout=120)), pixels(with_lora))
+
+
+def test_both_layouts_of_the_same_weights_and_the_prompt_tag_give_one_picture(api, library):
+    peft = run(api, loras='[{"name": "ink-peft", "weight": 0.7}]')
+    kohya = run(api, loras='[{"name": "ink-kohya.safetensors", "weight": 0.7}]')
+    tagged = run(api, prompt="a red rose<lora:ink-peft:0.7>")
+    assert np.array_equal(pixels(peft), pixels(kohya))
+    assert np.array_equal(pixels(tagged), pixels(peft))  # the tag never reaches the encoder
+    assert tagged.params["prompt"] == "a red rose<lora:ink-peft:0.7>"
+
+
+def test_the_modelslab_seed_example_runs_with_its_lora(api_key, library):
+    image = png_bytes(gradient(96, 64))
+    mask = png_bytes(box_mask(96, 64, (30, 20, 60, 40), inpaint_white=True))
+    client = APIClient()
+    answers = {}
+    for lora, strength in ((None, None), ("contrast-fix", "0.8")):
+        body = documented_body(
+            api_key, b64(image), b64(mask), lora_model=lora, lora_strength=strength, seed=9
+        )
+        response = client.post("/api/v6/images/inpaint", body, format="json")
+        assert response.status_code == 200 and response.json()["status"] == "success"
+        answers[lora] = Generation.objects.get(pk=response.json()["id"])
+    used = answers["contrast-fix"]
+    assert used.model_name == "lazymixv4-inpaint"
+    assert used.params["loras"] == [{"name": "contrast-fix", "weight": 0.8}]
+    assert not np.array_equal(pixels(used), pixels(answers[None]))
+
+
+def test_the_loras_listing_and_what_is_refused(api, library):
+    listed = {lora["name"]: lora for lora in api.get("/api/loras").json()["loras"]}
+    assert set(listed) == {
+        "contrast-fix.safetensors",
+        "ink-kohya.safetensors",
+        "ink-peft.safetensors",
+        "xl-style.safetensors",
+    }
+    assert listed["xl-style.safetensors"]["family"] == "sdxl"
+    assert listed["ink-kohya.safetensors"]["family"] == "sd15"
+    assert LibraryModel.objects.loras().count() == 4
+
+    def refused(**fields) -> dict:
+        fields = {"prompt": "a rose", "engine": "diffusers", **fields}
+        response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+        assert response.status_code == 400, response.content
+        return response.json()
+
+    body = refused(loras='[{"name": "nope", "weight": 1}]')
+    assert body["errors"]["loras"][0].startswith("Unknown LoRA 'nope'; the LoRAs are: ")
+    body = refused(loras='[{"name": "xl-style", "weight": 1}]')
+    assert (
+        "The LoRA xl-style.safetensors is for Stable Diffusion XL, and the model alpha is "
+        "Stable Diffusion 1.5" in body["message"]
+    )
+    body = refused(prompt="a rose <lora:xl-style:1>")
+    assert "is for Stable Diffusion XL" in body["message"]
+    body = refused(loras='[{"name": "ink-peft", "weight": 3}]')
+    assert "must be between -2 and 2" in body["errors"]["loras"][0]
+    six = ", ".join(f'{{"name": "l{i}", "weight": 1}}' for i in range(6))
+    assert "At most 5 LoRAs" in refused(loras=f"[{six}]")["errors"]["loras"][0]
+    body = refused(loras='[{"name": "ink-peft"}]', engine="classical")
+    assert "loras applies to the diffusers engine" in body["message"]
+    assert "is not a number" in refused(prompt="<lora:ink-peft:strong>")["message"]
+    assert not Generation.objects.exists()
