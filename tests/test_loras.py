@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 from rest_framework.test import APIClient
@@ -159,3 +160,28 @@ def test_the_loras_listing_and_what_is_refused(api, library):
     assert "loras applies to the diffusers engine" in body["message"]
     assert "is not a number" in refused(prompt="<lora:ink-peft:strong>")["message"]
     assert not Generation.objects.exists()
+
+
+def test_the_cli_takes_loras(library, tmp_path):
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    image.write_bytes(image_png())
+    mask.write_bytes(black_box_mask_png())
+    pictures = {}
+    for label, loras in (("plain", []), ("ink", ["ink-kohya:1"]), ("zero", ["ink-kohya:0"])):
+        out = tmp_path / f"{label}.png"
+        flags = [f"--lora={lora}" for lora in loras]
+        call_command(
+            "inpaint",
+            *("--image", str(image), "--mask", str(mask), "--out", str(out)),
+            *("--prompt", "a red rose", "--model", "alpha", "--seed", "5", *flags),
+            stdout=io.StringIO(),
+        )
+        pictures[label] = np.asarray(Image.open(out).convert("RGB"))
+    assert not np.array_equal(pictures["ink"], pictures["plain"])
+    assert np.array_equal(pictures["zero"], pictures["plain"])
+    with pytest.raises(CommandError, match="is for Stable Diffusion XL"):
+        call_command(
+            "inpaint",
+            *("--image", str(image), "--mask", str(mask), "--out", str(tmp_path / "x.png")),
+            *("--prompt", "a rose", "--lora", "xl-style"),
+        )

@@ -10,7 +10,11 @@ from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
 from inpainting.errors import ClientError
-from inpainting.services.library import library_model_for_job
+from inpainting.services.library import (
+    library_lora_files,
+    library_loras_check,
+    library_model_for_job,
+)
 from inpainting.services.models import backend_config
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 
@@ -42,11 +46,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--outpaint", default=None, help="JSON, e.g. '{\"left\": 64}' or '{\"width\": 1024}'"
         )
+        parser.add_argument(
+            "--lora",
+            action="append",
+            default=[],
+            metavar="NAME[:WEIGHT]",
+            help="a LoRA of the library (GET /api/loras) at a weight (default 1); repeatable",
+        )
 
     def handle(self, *args, **options):
         data = {"prompt": options["prompt"], "invert_mask": options["invert_mask"]}
         names = [p.name for p in OPTIONS] + ["outpaint"]
         data.update({name: options[name] for name in names if options[name] is not None})
+        if options["lora"]:
+            data["loras"] = [_lora(value) for value in options["lora"]]
         serializer = GenerationParamsSerializer(data=data)
         if not serializer.is_valid():
             raise CommandError(
@@ -66,6 +79,11 @@ class Command(BaseCommand):
         try:
             name = config.choose(params.requested_engine, params.prompt)
             model = library_model_for_job(params.model) if name == "diffusers" else None
+            loras = ()
+            if name == "diffusers":
+                engine.check_prompts(params.prompt, params.negative_prompt)
+                library_loras_check(params, model)
+                loras = library_lora_files(params)
             backend = engine.get_backend(name, backend_config(name, model))
             bar = tqdm(desc=f"{name}", unit="step", total=None)
 
@@ -75,10 +93,10 @@ class Command(BaseCommand):
                 bar.refresh()
 
             result = engine.run_inpaint(
-                params.to_request(image=image, mask=mask), backend, progress=progress
+                params.to_request(image=image, mask=mask, loras=loras), backend, progress=progress
             )
             bar.close()
-        except (engine.EngineError, ClientError) as exc:
+        except (engine.EngineError, engine.InvalidInput, ClientError) as exc:
             raise CommandError(str(exc)) from None
         out: Path = options["out"]
         for index, (picture, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
@@ -93,6 +111,15 @@ class Command(BaseCommand):
             self.stdout.write(f"{path} ({picture.width}x{picture.height}, seed {seed})")
         if result.metadata.get("note"):
             self.stdout.write(result.metadata["note"])
+
+
+def _lora(value: str) -> dict:
+    """``ink`` or ``ink:0.8`` as a ``loras`` entry."""
+    name, _, weight = value.rpartition(":") if ":" in value else (value, "", "1")
+    try:
+        return {"name": name, "weight": float(weight)}
+    except ValueError:
+        raise CommandError(f"--lora {value!r}: the weight after ':' must be a number.") from None
 
 
 def _read(path: Path) -> bytes:
