@@ -67,9 +67,9 @@ def test_inpaint_command_diffusers_samples_and_progress(files, tiny_model, capsy
     captured = capsys.readouterr()
     assert "4/4" in captured.err  # the progress bar
     first, second = Image.open(files / "out.png"), Image.open(files / "out-1.png")
-    assert json.loads(first.text["parameters"])["seed"] == 9
-    assert json.loads(second.text["parameters"])["seed"] == 10
-    assert json.loads(first.text["parameters"])["scheduler"] == "Euler a"
+    assert json.loads(first.text["dreamlayer"])["seed"] == 9
+    assert json.loads(second.text["dreamlayer"])["seed"] == 10
+    assert json.loads(first.text["dreamlayer"])["scheduler"] == "Euler a"
     assert (np.asarray(first) != np.asarray(second)).any()
 
 

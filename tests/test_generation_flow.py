@@ -270,7 +270,7 @@ def test_output_png_carries_its_parameters(api):
     body = post_img2img(api, image_png(), black_box_mask_png(), prompt="bench", seed=77).json()
     image = api.get(body["images"][0].removeprefix("http://testserver"))
     png = Image.open(io.BytesIO(b"".join(image.streaming_content)))
-    parameters = json.loads(png.text["parameters"])
+    parameters = json.loads(png.text["dreamlayer"])
     assert parameters["prompt"] == "bench" and parameters["seed"] == 77
     assert parameters["engine"] == "classical" and parameters["generation"] == body["id"]
 

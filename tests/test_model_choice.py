@@ -125,7 +125,7 @@ def test_the_cli_takes_a_model(two_models, tmp_path):
             stdout=io.StringIO(),
         )
         picture = Image.open(out)
-        assert f'"model": "{name}"' in picture.info["parameters"]
+        assert f'"model": "{name}"' in picture.info["dreamlayer"]
         pictures[name] = np.asarray(picture.convert("RGB"))
     assert not np.array_equal(pictures["alpha"], pictures["beta"])
     with pytest.raises(CommandError, match="Unknown model 'delta'"):

@@ -11,8 +11,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-#: Key of the PNG text chunk holding the generation parameters (as A1111 does).
+from .parameters import number
+
+#: Key of the PNG text chunk holding the generation parameters in AUTOMATIC1111's text layout
+#: (its PNG-info reader, and the tools that read A1111 images, understand it).
 PARAMETERS_KEY = "parameters"
+#: Key of the text chunk holding every DreamLayer parameter, as JSON.
+DREAMLAYER_KEY = "dreamlayer"
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -89,9 +94,50 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
+    """``parameters`` in AUTOMATIC1111's layout: the prompt (with a ``<lora:name:weight>`` tag
+    for each LoRA given in ``loras``), ``Negative prompt: …``, then one line of ``Key: value``
+    pairs."""
+    prompt = parameters.get("prompt", "")
+    tags = [
+        f"<lora:{lora['name']}:{number(lora['weight'])}>" for lora in parameters.get("loras") or []
+    ]
+    lines = [" ".join([prompt, *tags]).strip()]
+    if parameters.get("negative_prompt"):
+        lines.append(f"Negative prompt: {parameters['negative_prompt']}")
+    pairs = {
+        "Steps": parameters.get("num_inference_steps"),
+        "Sampler": parameters.get("scheduler") or parameters.get("scheduler_used"),
+        "CFG scale": parameters.get("guidance_scale"),
+        "Seed": parameters.get("seed"),
+        "Size": f"{size[0]}x{size[1]}",
+        "Model": parameters.get("model"),
+        "Denoising strength": parameters.get("denoising_strength"),
+        "Clip skip": parameters.get("clip_skip"),
+        "Mask blur": parameters.get("mask_blur"),
+        "Version": "DreamLayer",
+    }
+    values = []
+    for key, value in pairs.items():
+        if value in (None, ""):
+            continue
+        text = number(value) if isinstance(value, float) else str(value)
+        if any(c in text for c in ',:"'):
+            text = json.dumps(text)  # A1111 quotes values with commas or colons
+        values.append(f"{key}: {text}")
+    lines.append(", ".join(values))
+    return "\n".join(lines)
+
+
 def png_with_parameters(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:
-    """PNG bytes; ``parameters`` go into a text chunk as JSON (ASCII: ``json.dumps`` escapes)."""
+    """PNG bytes with the job's ``parameters``: in AUTOMATIC1111's text layout (``parameters``
+    chunk) and every one of them as JSON (``dreamlayer`` chunk). PNG text chunks are Latin-1,
+    so the text goes in with non-Latin-1 characters escaped (``json.dumps`` escapes them)."""
     text = None
     if parameters:
-        text = {PARAMETERS_KEY: json.dumps(parameters, sort_keys=True, default=str)}
+        a1111 = a1111_parameters(parameters, image.size)
+        text = {
+            PARAMETERS_KEY: a1111.encode("latin-1", "backslashreplace").decode("latin-1"),
+            DREAMLAYER_KEY: json.dumps(parameters, sort_keys=True, default=str),
+        }
     return encode_png(image, text)

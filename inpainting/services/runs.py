@@ -243,6 +243,8 @@ def _output_parameters(generation: Generation, result: engine.InpaintResult, ind
         generation=str(generation.pk),
         index=index,
     )
+    if result.metadata.get("scheduler"):
+        params["scheduler_used"] = result.metadata["scheduler"]
     return params
 
 

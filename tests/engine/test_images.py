@@ -34,10 +34,44 @@ def test_alpha_is_flattened_on_white():
     assert to_rgb(half).getpixel((0, 0)) == (127, 127, 127)
 
 
-def test_png_text_chunk_has_the_parameters():
+def test_png_text_chunks_have_the_parameters():
     data = png_with_parameters(Image.new("RGB", (2, 2)), {"prompt": "a rose", "seed": 7})
     image = Image.open(io.BytesIO(data))
-    assert json.loads(image.text["parameters"]) == {"prompt": "a rose", "seed": 7}
+    assert json.loads(image.text["dreamlayer"]) == {"prompt": "a rose", "seed": 7}
+    assert image.text["parameters"] == "a rose\nSeed: 7, Size: 2x2, Version: DreamLayer"
+
+
+def test_automatic1111_readers_understand_the_parameters():
+    """sd-parsers (which reads AUTOMATIC1111's PNG info as the web UI does) reads back the
+    prompt with every LoRA as a tag, the negative prompt, sampler, steps, CFG, seed, size,
+    model and clip skip."""
+    from sd_parsers import ParserManager
+
+    parameters = {
+        "prompt": "a (red:1.3) rose, <lora:ink:0.8>",
+        "negative_prompt": "blurry, dark",
+        "num_inference_steps": 25,
+        "scheduler": "DPM++ 2M Karras",
+        "guidance_scale": 6.5,
+        "seed": 1234,
+        "model": "juggernaut-xl.safetensors",
+        "denoising_strength": 0.75,
+        "clip_skip": 2,
+        "loras": [{"name": "style", "weight": 1.2}],
+        "mask_blur": 4,
+    }
+    png = Image.open(io.BytesIO(png_with_parameters(Image.new("RGB", (96, 64)), parameters)))
+    info = ParserManager().parse(png)
+    assert info.generator == "AUTOMATIC1111"
+    prompts = [p.value for p in info.prompts]
+    assert prompts == ["a (red:1.3) rose, <lora:ink:0.8> <lora:style:1.2>"]
+    assert [p.value for p in info.negative_prompts] == ["blurry, dark"]
+    sampler = info.samplers[0]
+    assert sampler.name == "DPM++ 2M Karras"
+    assert sampler.parameters["steps"] == "25" and sampler.parameters["cfg_scale"] == "6.5"
+    assert sampler.parameters["seed"] == "1234"
+    assert sampler.model.name == "juggernaut-xl.safetensors"
+    assert info.metadata["Size"] == "96x64" and info.metadata["Clip skip"] == "2"
 
 
 def _noise(mode: str, size=(37, 23)) -> Image.Image:

@@ -107,6 +107,8 @@ class Command(BaseCommand):
                 "engine": result.engine,
                 "model": model.name if model else result.model,
             }
+            if result.metadata.get("scheduler"):
+                parameters["scheduler_used"] = result.metadata["scheduler"]
             path.write_bytes(engine.png_with_parameters(picture, parameters))
             self.stdout.write(f"{path} ({picture.width}x{picture.height}, seed {seed})")
         if result.metadata.get("note"):
