@@ -341,6 +341,8 @@ MODEL_CONFIGS_DIR = Path(env.str("MODEL_CONFIGS_DIR", default=str(MODELS_DIR / "
 LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 # LoRAs (.safetensors, kohya / A1111 or diffusers / PEFT layout), recorded by the same scan.
 LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
+# ControlNets (diffusers folders: config.json and .safetensors weights), recorded by the scan.
+CONTROLNETS_DIR = Path(env.str("CONTROLNETS_DIR", default=str(MODELS_DIR / "controlnets")))
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)

@@ -221,15 +221,20 @@ class LibraryModelQuerySet(models.QuerySet):
     def loras(self) -> LibraryModelQuerySet:
         return self.filter(kind=LibraryModel.Kind.LORA)
 
+    def controlnets(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.CONTROLNET)
+
 
 class LibraryModel(models.Model):
     """A file of the model library (recorded by the scan): a diffusion model (a diffusers
     folder or a single-file ``.safetensors`` checkpoint under ``MODELS_DIR``, or a Hugging
-    Face cache entry), or a LoRA (a ``.safetensors`` file under ``LORAS_DIR``)."""
+    Face cache entry), a LoRA (a ``.safetensors`` file under ``LORAS_DIR``) or a ControlNet (a
+    diffusers folder under ``CONTROLNETS_DIR``)."""
 
     class Kind(models.TextChoices):
         CHECKPOINT = "checkpoint", "diffusion model"
         LORA = "lora", "LoRA"
+        CONTROLNET = "controlnet", "ControlNet"
 
     class Family(models.TextChoices):
         SD15 = "sd15", "Stable Diffusion 1.5"

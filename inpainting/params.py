@@ -45,6 +45,8 @@ class GenerationParams:
     clip_skip: int = P["clip_skip"].default
     # [{"name": a library LoRA, "weight": -2..2}]; <lora:name:weight> tags in the prompt add more.
     loras: list | None = field(default=None, metadata={"label": "LoRAs"})
+    # {"name": a library ControlNet, "conditioning_scale", "guidance_start", "guidance_end"}
+    controlnet: dict | None = field(default=None, metadata={"label": "ControlNet"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
@@ -74,9 +76,10 @@ class GenerationParams:
 
     @property
     def requested_engine(self) -> str | None:
-        """The engine asked for: ``engine``, else diffusers when a model or a LoRA is named,
-        else none (the server's default)."""
-        return self.engine or ("diffusers" if self.model or self.loras else None)
+        """The engine asked for: ``engine``, else diffusers when a model, a LoRA or a
+        ControlNet is named, else none (the server's default)."""
+        named = self.model or self.loras or self.controlnet
+        return self.engine or ("diffusers" if named else None)
 
     @property
     def lora_uses(self) -> list[tuple[str, float]]:
@@ -101,7 +104,8 @@ class GenerationParams:
         self, *, image: Image.Image, mask: Image.Image | None, loras: tuple = ()
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
-        ``loras``: the LoRA files to apply, as (path, weight), found by the caller."""
+        ``loras``: the LoRA files to apply, as (path, weight), found by the caller on its own
+        disk (a ControlNet too: ``services.library.library_controlnet_use``)."""
         return InpaintRequest(
             image=image,
             mask=mask,
@@ -129,6 +133,11 @@ def _for_people(value: Any, none_means: str | None) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return number(value)
+    if isinstance(value, dict) and "name" in value:  # controlnet
+        return (
+            f"{value['name']} (scale {number(value['conditioning_scale'])}, steps "
+            f"{number(value['guidance_start'])}-{number(value['guidance_end'])})"
+        )
     if isinstance(value, dict):  # outpaint
         return Outpaint(**value).describe()
     if isinstance(value, list):  # loras

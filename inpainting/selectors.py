@@ -83,3 +83,8 @@ def library_model_list() -> QuerySet[LibraryModel]:
 def library_lora_list() -> QuerySet[LibraryModel]:
     """The enabled LoRAs found by the last scan."""
     return LibraryModel.objects.loras().filter(enabled=True, present=True).order_by("name")
+
+
+def library_controlnet_list() -> QuerySet[LibraryModel]:
+    """The enabled ControlNets found by the last scan."""
+    return LibraryModel.objects.controlnets().filter(enabled=True, present=True).order_by("name")

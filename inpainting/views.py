@@ -13,6 +13,7 @@ from .api.errors import json_not_found
 from .conf import engine_config, model_status
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.parameters import (
+    CONTROLNET_SCALE_RANGE,
     LORA_WEIGHT_RANGE,
     MAX_LORAS,
     MAX_OUTPAINT_SIDE,
@@ -44,6 +45,8 @@ def studio(request):
         "loras": library.library_loras_described(),
         "max_loras": MAX_LORAS,
         "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
+        "controlnets": library.library_controlnets_described(),
+        "controlnet_scales": [number(s) for s in CONTROLNET_SCALE_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),
         "tint_opacity": REGENERATED_OPACITY,

@@ -41,6 +41,7 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "guidance_scale": params.guidance_scale,
         "clip_skip": params.clip_skip,
         "loras": [{"name": name, "weight": weight} for name, weight in params.lora_uses],
+        "controlnet": params.controlnet,
         "samples": params.samples,
         "engine": generation.engine,
         "model": generation.model_name,

@@ -8,11 +8,13 @@ from typing import Any
 from rest_framework import serializers
 
 from ..engine.parameters import (
+    CONTROLNET_SCALE_RANGE,
     LORA_WEIGHT_RANGE,
     MAX_LORAS,
     MAX_OUTPAINT_SIDE,
     MAX_OUTPAINT_TARGET,
     PARAMETERS,
+    check_controlnet,
     check_loras,
     number,
 )
@@ -144,6 +146,41 @@ class LorasField(serializers.JSONField):
         return loras
 
 
+class ControlNetSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    conditioning_scale = serializers.FloatField(default=1.0)
+    guidance_start = serializers.FloatField(default=0.0)
+    guidance_end = serializers.FloatField(default=1.0)
+
+
+class ControlNetField(serializers.JSONField):
+    """A JSON object (or a JSON string of one, from a form field): a ControlNet of the
+    library (GET /api/controlnets) with its conditioning scale and guidance window."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else None
+            except ValueError:
+                raise serializers.ValidationError("controlnet must be a JSON object.") from None
+        if data in (None, {}):
+            return None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("controlnet must be a JSON object with a name.")
+        nested = ControlNetSerializer(data=data)
+        if not nested.is_valid():
+            field, messages = next(iter(nested.errors.items()))
+            raise serializers.ValidationError(f"controlnet.{field}: {messages[0]}")
+        value = dict(nested.validated_data)
+        try:
+            check_controlnet(
+                value["conditioning_scale"], value["guidance_start"], value["guidance_end"]
+            )
+        except InvalidInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
 class _ParamsSerializer(serializers.Serializer):
     outpaint = OutpaintField(required=False, allow_null=True, default=None)
     loras = LorasField(
@@ -154,6 +191,16 @@ class _ParamsSerializer(serializers.Serializer):
             f'LoRAs of the library (GET /api/loras): [{{"name": "ink", "weight": 0.8}}], at '
             f"most {MAX_LORAS}, weights {number(LORA_WEIGHT_RANGE[0])} to "
             f"{number(LORA_WEIGHT_RANGE[1])}; <lora:name:weight> in the prompt adds one too."
+        ),
+    )
+    controlnet = ControlNetField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            'A ControlNet of the library (GET /api/controlnets): {"name": ..., '
+            '"conditioning_scale": 1, "guidance_start": 0, "guidance_end": 1}; scale '
+            f"{number(CONTROLNET_SCALE_RANGE[0])} to {number(CONTROLNET_SCALE_RANGE[1])}."
         ),
     )
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
     path("models", views.ModelListView.as_view(), name="models"),
     path("loras", views.LoraListView.as_view(), name="loras"),
+    path("controlnets", views.ControlNetListView.as_view(), name="controlnets"),
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
     path(

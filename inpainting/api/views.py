@@ -197,6 +197,18 @@ class LoraListView(APIView):
         return Response({"loras": library.library_loras_described()})
 
 
+class ControlNetListView(APIView):
+    """The ControlNets of the library a job may use (``controlnet``)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ControlNets", {"controlnets": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"controlnets": library.library_controlnets_described()})
+
+
 class MaskGenerateView(APIView):
     """A mask from a box, points or a colour, without model weights (GrabCut, flood fill)."""
 

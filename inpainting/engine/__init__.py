@@ -18,6 +18,7 @@ from .runner import (
 )
 from .types import (
     Cancelled,
+    ControlNetUse,
     EngineError,
     InpaintRequest,
     InpaintResult,
@@ -29,6 +30,7 @@ from .types import (
 
 __all__ = [
     "Cancelled",
+    "ControlNetUse",
     "EngineConfig",
     "EngineError",
     "InpaintRequest",

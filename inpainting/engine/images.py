@@ -115,6 +115,7 @@ def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
         "Denoising strength": parameters.get("denoising_strength"),
         "Clip skip": parameters.get("clip_skip"),
         "Mask blur": parameters.get("mask_blur"),
+        "ControlNet 0": _controlnet_text(parameters.get("controlnet")),
         "Version": "DreamLayer",
     }
     values = []
@@ -127,6 +128,18 @@ def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
         values.append(f"{key}: {text}")
     lines.append(", ".join(values))
     return "\n".join(lines)
+
+
+def _controlnet_text(controlnet: dict | None) -> str | None:
+    """A1111's ControlNet extension layout: ``Module: …, Model: …, Weight: …, …``."""
+    if not controlnet:
+        return None
+    return (
+        f"Module: inpaint_only, Model: {controlnet['name']}, "
+        f"Weight: {number(controlnet['conditioning_scale'])}, "
+        f"Guidance Start: {number(controlnet['guidance_start'])}, "
+        f"Guidance End: {number(controlnet['guidance_end'])}"
+    )
 
 
 def png_with_parameters(image: Image.Image, parameters: dict[str, Any] | None = None) -> bytes:

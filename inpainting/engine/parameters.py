@@ -26,6 +26,26 @@ MAX_LORAS = 5
 LORA_WEIGHT_RANGE = (-2.0, 2.0)
 
 
+#: A ControlNet's conditioning scale, and the part of the denoising it guides (fractions).
+CONTROLNET_SCALE_RANGE = (0.0, 2.0)
+
+
+def check_controlnet(scale: float, start: float, end: float, *, field: str = "controlnet") -> None:
+    """The scale within CONTROLNET_SCALE_RANGE; 0 <= guidance_start < guidance_end <= 1."""
+    low, high = CONTROLNET_SCALE_RANGE
+    if not low <= scale <= high:
+        raise InvalidInput(
+            f"controlnet.conditioning_scale must be between {number(low)} and {number(high)}.",
+            field=field,
+        )
+    if not 0.0 <= start < end <= 1.0:
+        raise InvalidInput(
+            "controlnet.guidance_start and guidance_end are fractions of the denoising: "
+            "0 <= guidance_start < guidance_end <= 1.",
+            field=field,
+        )
+
+
 def check_loras(uses: list[tuple[str, float]], *, field: str = "loras") -> None:
     """At most MAX_LORAS, each named once, each weight within LORA_WEIGHT_RANGE."""
     if len(uses) > MAX_LORAS:

@@ -192,6 +192,32 @@ def probe_lora(path: Path) -> str:
     raise Unsupported(f"{path.name}: the family it was trained for could not be detected.")
 
 
+def probe_controlnet(path: Path) -> str:
+    """The family of a ControlNet, from its diffusers folder's ``config.json``: SDXL when it
+    takes SDXL's text-and-time embedding, SD 1.5 when its cross-attention reads CLIP ViT-L
+    (768) or any other width but SD 2.x's 1024. ``Unsupported`` with the reason otherwise."""
+    if not path.is_dir():
+        kind = "a pickle" if path.suffix.lower() in PICKLE_SUFFIXES else "a single file"
+        raise Unsupported(
+            f"{path.name} is {kind}; ControlNets are read from diffusers folders (config.json "
+            "and diffusion_pytorch_model.safetensors), as lllyasviel/control_v11p_sd15_inpaint "
+            "is published."
+        )
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise Unsupported(f"{path.name}: no readable config.json ({type(exc).__name__}).") from None
+    if not isinstance(config, dict) or config.get("_class_name") != "ControlNetModel":
+        raise Unsupported(f"{path.name}: its config.json is not a ControlNetModel's.")
+    if not any(path.glob("*.safetensors")):
+        raise Unsupported(f"{path.name}: no .safetensors weights (pickles refused).")
+    if config.get("addition_embed_type") == "text_time":
+        return "sdxl"
+    if config.get("cross_attention_dim") == 1024:
+        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x ControlNet; not supported.")
+    return "sd15"
+
+
 def config_folder(configs: str | Path | None, found: Probe) -> Path:
     """The pipeline configuration (JSON and tokenizer files, no weights) a single-file
     checkpoint of this family loads with: ``<configs>/<family>[-inpainting]`` when a user put

@@ -276,6 +276,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         scheduler=scheduler,
         clip_skip=request.clip_skip,
         loras=tuple(request.loras),
+        controlnet=request.controlnet,
         outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
@@ -349,6 +350,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.scheduler,
         call.clip_skip,
         call.loras,
+        call.controlnet,
     )
 
 

@@ -105,6 +105,18 @@ class Outpaint:
         return left, top, extra_w - left, extra_h - top
 
 
+@dataclass(frozen=True)
+class ControlNetUse:
+    """A ControlNet for the job: its diffusers folder, how strongly it conditions, and the
+    part of the denoising it guides (fractions, 0 to 1). The inpaint ControlNet's control
+    image is the input with the pixels to regenerate set to -1."""
+
+    path: str
+    conditioning_scale: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
 @dataclass
 class InpaintRequest:
     image: Image.Image
@@ -124,6 +136,7 @@ class InpaintRequest:
     clip_skip: int = 1
     #: LoRA files to apply, as (path, weight), in order.
     loras: tuple[tuple[str, float], ...] = ()
+    controlnet: ControlNetUse | None = None
 
 
 @dataclass
@@ -141,6 +154,7 @@ class BackendCall:
     scheduler: str | None = None
     clip_skip: int = 1
     loras: tuple[tuple[str, float], ...] = ()
+    controlnet: ControlNetUse | None = None
     #: The effective mask itself (0..255), at the same size: 255 where the mask selects a pixel,
     #: falling to 0 over the feather band outside it. A fill may use it to find the mask's own
     #: edge (where 255 ends) inside the hole.

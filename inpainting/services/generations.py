@@ -47,7 +47,12 @@ def _validate(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
-        for name, given in (("model", params.model), ("loras", params.loras)):
+        named = (
+            ("model", params.model),
+            ("loras", params.loras),
+            ("controlnet", params.controlnet),
+        )
+        for name, given in named:
             if given:
                 raise ClientError(
                     f"{name} applies to the diffusers engine; this job asked for {engine_name}.",
@@ -62,6 +67,7 @@ def _validate(
         raise ClientError(str(exc), field=exc.field) from None
     model = library.library_model_for_job(params.model)
     library.library_loras_check(params, model)
+    library.library_controlnet_check(params, model)
     if model is None:
         return engine_name, config.model_name(engine_name)
     model_served_check(model.name)

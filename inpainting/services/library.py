@@ -22,6 +22,7 @@ from ..engine.probe import (
     Unsupported,
     config_folder,
     probe,
+    probe_controlnet,
     probe_lora,
 )
 from ..errors import ClientError
@@ -55,20 +56,33 @@ class _Found:
 
     @property
     def label(self) -> str:
-        """How the scan's report names it (a LoRA by its folder too)."""
-        return self.name if self.kind == LibraryModel.Kind.CHECKPOINT else f"loras/{self.name}"
+        """How the scan's report names it (a LoRA or a ControlNet with its folder)."""
+        return FOLDER_OF[self.kind] + self.name
 
 
-def _lora_candidates(root: Path) -> list[_Found]:
+#: How the scan's report prefixes each kind (the folder it lives in).
+FOLDER_OF = {
+    LibraryModel.Kind.CHECKPOINT: "",
+    LibraryModel.Kind.LORA: "loras/",
+    LibraryModel.Kind.CONTROLNET: "controlnets/",
+}
+
+
+def _kind_candidates(root: Path, kind: str) -> list[_Found]:
+    """The entries of a LoRA or ControlNet folder that may be one: ``.safetensors`` files
+    and pickles (refused with the reason), and for ControlNets folders too."""
     if not root.is_dir():
         return []
-    return [
-        _Found(path.name, path, kind=LibraryModel.Kind.LORA)
-        for path in sorted(root.iterdir())
-        if path.is_file()
-        and not path.name.startswith(".")
-        and (path.suffix.lower() == ".safetensors" or path.suffix.lower() in PICKLE_SUFFIXES)
-    ]
+    found = []
+    for path in sorted(root.iterdir()):
+        suffix = path.suffix.lower()
+        if path.name.startswith("."):
+            continue
+        if (path.is_file() and (suffix == ".safetensors" or suffix in PICKLE_SUFFIXES)) or (
+            path.is_dir() and kind == LibraryModel.Kind.CONTROLNET
+        ):
+            found.append(_Found(path.name, path, kind=kind))
+    return found
 
 
 def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
@@ -138,17 +152,20 @@ def _sha256(path: Path, files: list[Path]) -> str:
 def _probe(item: _Found) -> Probe:
     if item.kind == LibraryModel.Kind.LORA:
         return Probe(probe_lora(item.path), False, LibraryModel.Layout.SINGLE_FILE)
+    if item.kind == LibraryModel.Kind.CONTROLNET:
+        return Probe(probe_controlnet(item.path), False, LibraryModel.Layout.DIFFUSERS)
     return probe(item.path)
 
 
 def library_scan() -> ScanReport:
-    """Record every model under ``MODELS_DIR`` and in the Hugging Face cache, and every LoRA
-    under ``LORAS_DIR``; mark the rows whose files are gone as not present; keep one default
-    model (see ``_ensure_default``)."""
+    """Record every model under ``MODELS_DIR`` and in the Hugging Face cache, every LoRA under
+    ``LORAS_DIR`` and every ControlNet under ``CONTROLNETS_DIR``; mark the rows whose files
+    are gone as not present; keep one default model (see ``_ensure_default``)."""
     report = ScanReport()
     seen: set[tuple[str, str]] = set()
     found_items = _candidates(Path(settings.MODELS_DIR), Path(hf_constants.HF_HUB_CACHE))
-    found_items += _lora_candidates(Path(settings.LORAS_DIR))
+    found_items += _kind_candidates(Path(settings.LORAS_DIR), LibraryModel.Kind.LORA)
+    found_items += _kind_candidates(Path(settings.CONTROLNETS_DIR), LibraryModel.Kind.CONTROLNET)
     for item in found_items:
         try:
             found = _probe(item)
@@ -182,8 +199,8 @@ def library_scan() -> ScanReport:
     for kind in LibraryModel.Kind:
         names = [name for seen_kind, name in seen if seen_kind == kind]
         gone = LibraryModel.objects.filter(kind=kind, present=True).exclude(name__in=names)
-        prefix = "" if kind == LibraryModel.Kind.CHECKPOINT else "loras/"
-        report.missing += sorted(prefix + name for name in gone.values_list("name", flat=True))
+        names_gone = gone.values_list("name", flat=True)
+        report.missing += sorted(FOLDER_OF[kind] + name for name in names_gone)
         gone.update(present=False)
     report.default = _ensure_default()
     for name, why in report.refused:
@@ -224,7 +241,10 @@ def library_model_set_default(*, model: LibraryModel) -> None:
     """Make ``model`` the default (enabling it); the previous default stops being one. Only a
     diffusion model that the last scan found and that can run here can be the default."""
     if model.kind != LibraryModel.Kind.CHECKPOINT:
-        raise ClientError(f"{model.name} is a LoRA; only a diffusion model can be the default.")
+        raise ClientError(
+            f"{model.name} is a {model.get_kind_display()}; only a diffusion model can be the "
+            "default."
+        )
     if not model.present:
         raise ClientError(f"{model.name} was not found by the last scan.")
     if not library_model_runnable(model):
@@ -386,4 +406,54 @@ def library_loras_described() -> list[dict]:
             "sha256": lora.sha256,
         }
         for lora in selectors.library_lora_list()
+    ]
+
+
+def _controlnet_named(name: str) -> LibraryModel | None:
+    return selectors.library_controlnet_list().filter(name=name).first()
+
+
+def library_controlnet_check(params: GenerationParams, model: LibraryModel | None) -> None:
+    """Refuse, before queueing, a ControlNet that is not in the library or that was made for
+    another family than ``model``'s."""
+    if not params.controlnet:
+        return
+    name = params.controlnet["name"]
+    controlnet = _controlnet_named(name)
+    if controlnet is None:
+        names = ", ".join(selectors.library_controlnet_list().values_list("name", flat=True))
+        raise ClientError(
+            f"Unknown ControlNet {name!r}; the ControlNets are: {names or 'none'} "
+            "(GET /api/controlnets).",
+            field="controlnet",
+        )
+    if model is not None and controlnet.family != model.family:
+        raise ClientError(
+            f"The ControlNet {name} is for {FAMILY_NAMES[controlnet.family]}, and the model "
+            f"{model.name} is {FAMILY_NAMES[model.family]}; choose one made for it.",
+            field="controlnet",
+        )
+
+
+def library_controlnet_use(params: GenerationParams) -> engine.ControlNetUse | None:
+    """The job's ControlNet as this machine's folder (in CONTROLNETS_DIR, by name) with its
+    settings; an ``EngineError`` when it is no longer in the library or not on this disk."""
+    if not params.controlnet:
+        return None
+    settings_of = {k: v for k, v in params.controlnet.items() if k != "name"}
+    name = params.controlnet["name"]
+    path = Path(settings.CONTROLNETS_DIR) / name
+    if _controlnet_named(name) is None or not (path / "config.json").is_file():
+        raise engine.EngineError(
+            f"The ControlNet {name!r} is not in the library or not on this worker's disk "
+            "(CONTROLNETS_DIR)."
+        )
+    return engine.ControlNetUse(str(path), **settings_of)
+
+
+def library_controlnets_described() -> list[dict]:
+    """The enabled ControlNets as ``GET /api/controlnets`` lists them."""
+    return [
+        {"name": c.name, "family": c.family, "size_bytes": c.size_bytes, "sha256": c.sha256}
+        for c in selectors.library_controlnet_list()
     ]

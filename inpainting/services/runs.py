@@ -24,7 +24,7 @@ from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
 from .files import generation_request
-from .library import library_lora_files
+from .library import library_controlnet_use, library_lora_files
 from .models import backend_for
 
 logger = logging.getLogger(__name__)
@@ -142,8 +142,12 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
     requests, runnable = [], []
     for job, progress in zip(jobs, progresses, strict=True):
         try:
-            loras = library_lora_files(GenerationParams.from_json(job.params))
-            requests.append(replace(generation_request(job), loras=loras))
+            job_params = GenerationParams.from_json(job.params)
+            extras = {
+                "loras": library_lora_files(job_params),
+                "controlnet": library_controlnet_use(job_params),
+            }
+            requests.append(replace(generation_request(job), **extras))
             runnable.append((job, progress))
         except Exception as exc:  # noqa: BLE001 - that job fails, the others run
             _record_outcome(job, exc, None)
@@ -173,6 +177,7 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
         params.scheduler,
         params.clip_skip,
         json.dumps(params.lora_uses),
+        json.dumps(params.controlnet, sort_keys=True),
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..previews import latents_to_jpeg
@@ -20,6 +21,7 @@ from ..types import (
     BackendOutput,
     CancelCheck,
     Cancelled,
+    ControlNetUse,
     EngineError,
     ProgressCallback,
     ProgressEvent,
@@ -90,6 +92,8 @@ def warm_up(pipe: Any, size: int) -> None:
 
 def _evict(keep: int) -> None:
     """Unload the least recently used pipelines until at most ``keep`` stay (memory freed)."""
+    if len(_PIPELINES) > keep:
+        _CONTROL.clear()  # it shares a pipeline's parts: it goes with them
     while len(_PIPELINES) > keep:
         key, pipe = _PIPELINES.popitem(last=False)
         logger.info("unloading %s to make room (MODEL_CACHE_SIZE)", key[0])
@@ -178,6 +182,54 @@ def load_pipeline(
 def loaded_models() -> list[str]:
     """The models whose pipelines this process holds now, least recently used first."""
     return [key[0] for key in _PIPELINES]
+
+
+#: The ControlNet inpaint pipeline last used: (the pipeline it shares its parts with, the
+#: ControlNet's folder) and the pipeline. One at a time: a ControlNet is loaded per job kind.
+_CONTROL: dict[str, Any] = {}
+
+
+def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
+    """``pipe`` with the ControlNet of ``use``: diffusers' ControlNet inpaint pipeline built
+    from ``pipe``'s own parts (nothing copied), the ControlNet loaded from its folder's
+    safetensors once per process. An ``EngineError`` names a ControlNet that does not fit."""
+    from diffusers import (  # noqa: PLC0415 - heavy, as torch
+        ControlNetModel,
+        StableDiffusionControlNetInpaintPipeline,
+        StableDiffusionXLControlNetInpaintPipeline,
+    )
+
+    key = (id(pipe), use.path)
+    if _CONTROL.get("key") != key:
+        _CONTROL.clear()
+        try:
+            controlnet = ControlNetModel.from_pretrained(
+                use.path, torch_dtype=pipe.unet.dtype, use_safetensors=True, local_files_only=True
+            ).to(pipe.unet.device)
+        except Exception as exc:  # noqa: BLE001 - any loading failure becomes one message
+            raise EngineError(
+                f"The ControlNet {Path(use.path).name} could not be loaded ({type(exc).__name__}: "
+                f"{exc})."
+            ) from exc
+        xl = hasattr(pipe, "text_encoder_2")
+        kind = (
+            StableDiffusionXLControlNetInpaintPipeline
+            if xl
+            else StableDiffusionControlNetInpaintPipeline
+        )
+        _CONTROL.update(key=key, pipe=kind.from_pipe(pipe, controlnet=controlnet))
+        _CONTROL["pipe"].set_progress_bar_config(disable=True)
+    return _CONTROL["pipe"]
+
+
+def control_image(image: Image.Image, hole: Image.Image) -> Any:
+    """The inpaint ControlNet's control image: the picture in 0..1 with every pixel to
+    regenerate set to -1 (control_v11p_sd15_inpaint's layout), as a [1, 3, H, W] tensor."""
+    import torch  # noqa: PLC0415 - heavy, as above
+
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    pixels[np.asarray(hole) > 127] = -1.0
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())[None]
 
 
 def _apply_loras(pipe: Any, loras: tuple[tuple[str, float], ...]) -> list[str]:
@@ -291,11 +343,23 @@ class DiffusersBackend:
 
         if all_cancelled():
             raise Cancelled()
-        default_scheduler = pipe.scheduler
+        control = first.controlnet
+        runner = _controlnet_pipeline(pipe, control) if control else pipe
+        default_scheduler = runner.scheduler
         adapters: list[str] = []
+        extra: dict[str, Any] = {}
+        if control:
+            extra = {
+                "control_image": torch.cat(
+                    [control_image(call.image, call.hole) for call, _ in entries]
+                ).to(pipe.unet.device, pipe.unet.dtype),
+                "controlnet_conditioning_scale": control.conditioning_scale,
+                "control_guidance_start": control.guidance_start,
+                "control_guidance_end": control.guidance_end,
+            }
         try:
             if first.scheduler:
-                pipe.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
+                runner.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
             adapters = _apply_loras(pipe, first.loras)
             with torch.inference_mode():
                 # Weighted prompts, long prompts in chunks, clip skip: each prompt encoded
@@ -309,8 +373,9 @@ class DiffusersBackend:
                 # One batch entry per sample, so sample i draws every random number (VAE
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
-                result = pipe(
+                result = runner(
                     **conditioning.kwargs,
+                    **extra,
                     image=[call.image for call, _ in entries],
                     mask_image=[call.hole for call, _ in entries],
                     height=height,
@@ -333,8 +398,8 @@ class DiffusersBackend:
                 "or inpaint_area=masked."
             ) from exc
         finally:
-            used_scheduler = type(pipe.scheduler).__name__
-            pipe.scheduler = default_scheduler  # the next job starts from the model's own
+            used_scheduler = type(runner.scheduler).__name__
+            runner.scheduler = default_scheduler  # the next job starts from the model's own
             if adapters:  # and without this job's LoRAs: the model's own weights again
                 pipe.unload_lora_weights()
         outputs, images = [], list(result.images)

@@ -324,6 +324,12 @@ function engineChanged() {
     $("model").disabled = !diffusers;
   }
   if ($("lora-field")) $("lora-field").hidden = $("engine").value !== "diffusers";
+  if ($("controlnet")) {
+    const off = $("engine").value !== "diffusers";
+    $("controlnet-field").classList.toggle("muted", off);
+    $("controlnet").disabled = off;
+    $("controlnet_scale").disabled = off;
+  }
 }
 $("engine").addEventListener("change", engineChanged);
 engineChanged();

@@ -35,6 +35,10 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
   const loras = chosenLoras();
   if (loras) form.append("loras", loras);
+  if ($("controlnet") && $("controlnet").value && !$("controlnet").disabled) {
+    form.append("controlnet", JSON.stringify({ name: $("controlnet").value,
+      conditioning_scale: Number($("controlnet_scale").value) }));
+  }
   form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
   form.append("wait", "false");
   $("generate").disabled = true;
