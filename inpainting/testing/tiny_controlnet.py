@@ -32,6 +32,18 @@ def write_tiny_controlnet(pipeline: str | Path, folder: str | Path, *, seed: int
         attention_head_dim=config["attention_head_dim"],
         norm_num_groups=config["norm_num_groups"],
         conditioning_embedding_out_channels=tuple(8 * 2**i for i in range(halvings + 1)),
+        # SDXL: the text-and-time embedding of its UNet.
+        **{
+            key: config[key]
+            for key in (
+                "addition_embed_type",
+                "addition_time_embed_dim",
+                "projection_class_embeddings_input_dim",
+                "transformer_layers_per_block",
+                "use_linear_projection",
+            )
+            if config.get(key) is not None
+        },
     )
     zero_initialised = [
         *controlnet.controlnet_down_blocks,
