@@ -185,3 +185,31 @@ def test_the_cli_takes_loras(library, tmp_path):
             *("--image", str(image), "--mask", str(mask), "--out", str(tmp_path / "x.png")),
             *("--prompt", "a rose", "--lora", "xl-style"),
         )
+
+
+def test_queued_jobs_with_other_loras_never_share_a_batch(api, library, paused_worker):
+    """Jobs queued together with and without a LoRA, and at two weights, each get the
+    picture they get alone: a batch only mixes jobs with the same LoRAs and weights."""
+    weights = {"none": None, "ink": 1, "half": 0.5}
+
+    def fields(label: str) -> dict:
+        chosen = weights[label]
+        extra = {} if chosen is None else {"loras": f'[{{"name": "ink-peft", "weight": {chosen}}}]'}
+        return {"prompt": "a red rose", "engine": "diffusers", "seed": 5, **extra}
+
+    labels = ["none", "ink", "half", "none", "ink", "half"]
+    ids = [
+        post_img2img(api, image_png(), black_box_mask_png(), wait="false", **fields(label)).json()[
+            "id"
+        ]
+        for label in labels
+    ]
+    paused_worker.resume()
+    done = [wait_for_status(i, timeout=120) for i in ids]
+    assert all(g.status == "succeeded" for g in done), [g.error for g in done]
+    assert max(g.metadata["batched_jobs"] for g in done) == 2  # batched, never mixed
+    for label in weights:
+        alone = pixels(run(api, **fields(label)))
+        for generation, its_label in zip(done, labels, strict=True):
+            if its_label == label:
+                assert np.array_equal(pixels(generation), alone), label
