@@ -71,28 +71,36 @@ def reports_live() -> list[dict[str, Any]]:
     return live
 
 
-def models_served() -> dict[str, list[str]]:
-    """Each library model that live workers serve, with their names."""
-    served: dict[str, set[str]] = {}
-    for report in reports_live():
-        for model in report.get("models", []):
-            served.setdefault(model, set()).add(report["worker"])
-    return {model: sorted(workers) for model, workers in served.items()}
-
-
-def workers_serving(model: str) -> list[str]:
-    """The names of the live workers that serve library model ``model``."""
-    return models_served().get(model, [])
-
-
-def fleet_summary() -> list[dict[str, Any]] | None:
-    """The live workers for ``/api/health`` and ``engine_info``: name, the library models
-    each serves and the ones it holds loaded; None when Redis cannot be read (a health check
-    must still answer)."""
+def models_served() -> dict[str, list[str]] | None:
+    """Each library model that live workers serve, with their names; None when Redis cannot
+    be read (nobody can tell which workers run)."""
     try:
         reports = reports_live()
     except (redis.RedisError, OSError) as exc:
         logger.warning("worker reports could not be read: %s", exc)
         return None
-    keys = ("worker", "pid", "models", "loaded", "device", "age_seconds")
+    served: dict[str, set[str]] = {}
+    for report in reports:
+        for model in report.get("models", []):
+            served.setdefault(model, set()).add(report["worker"])
+    return {model: sorted(workers) for model, workers in served.items()}
+
+
+def workers_serving(model: str) -> list[str] | None:
+    """The names of the live workers that serve library model ``model`` (None: unknown)."""
+    served = models_served()
+    return None if served is None else served.get(model, [])
+
+
+def fleet_summary(*, names: bool = True) -> list[dict[str, Any]] | None:
+    """The live workers for ``engine_info`` (and, without their names and process ids, for
+    the anonymous ``/api/health``): the library models each serves and the ones it holds
+    loaded; None when Redis cannot be read (a health check must still answer)."""
+    try:
+        reports = reports_live()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("worker reports could not be read: %s", exc)
+        return None
+    keys = ("worker", "pid") if names else ()
+    keys += ("models", "loaded", "device", "age_seconds")
     return [{key: report.get(key) for key in keys} for report in reports]

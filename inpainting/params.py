@@ -84,8 +84,9 @@ class GenerationParams:
     @property
     def lora_uses(self) -> list[tuple[str, float]]:
         """Every LoRA the job applies, as (name, weight): ``loras``, then the prompt's
-        ``<lora:name:weight>`` tags."""
-        _, tagged = split_loras(self.prompt)
+        ``<lora:name:weight>`` tags (a diffusers job's tags were checked when it was queued;
+        another engine ignores the prompt, and a malformed tag there is no error)."""
+        _, tagged = split_loras(self.prompt, strict=False)
         listed = [(str(lora["name"]), float(lora["weight"])) for lora in self.loras or []]
         return listed + [(use.name, use.weight) for use in tagged]
 

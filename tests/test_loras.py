@@ -159,7 +159,22 @@ def test_the_loras_listing_and_what_is_refused(api, library):
     body = refused(loras='[{"name": "ink-peft"}]', engine="classical")
     assert "loras applies to the diffusers engine" in body["message"]
     assert "is not a number" in refused(prompt="<lora:ink-peft:strong>")["message"]
+    both = '[{"name": "ink-peft", "weight": 1}, {"name": "ink-peft.safetensors", "weight": 1}]'
+    assert "named twice" in refused(loras=both)["message"]
     assert not Generation.objects.exists()
+
+
+def test_a_classical_job_ignores_lora_tags_in_its_prompt(api, library):
+    """The classical engine ignores the prompt: tags there (even malformed ones) are text."""
+    for prompt in ("remove it <lora:nope:1>", "remove it <lora:ink-peft:strong>"):
+        response = post_img2img(
+            api, image_png(), black_box_mask_png(), prompt=prompt, engine="classical", wait="false"
+        )
+        assert response.status_code == 202, response.content
+        generation = wait_for_status(response.json()["id"], timeout=120)
+        assert generation.status == "succeeded", generation.error
+        detail = api.get(f"/api/generations/{generation.pk}/").json()
+        assert detail["metadata"]["loras"] == [] and detail["metadata"]["controlnet"] is None
 
 
 def test_the_cli_takes_loras(library, tmp_path):

@@ -25,6 +25,7 @@ def image_urls(generation: Generation, base_url: str) -> list[str]:
 
 def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
+    diffusers = generation.engine == "diffusers"
     first = next(iter(generation.images.all()), None)
     width, height = (
         (first.width, first.height)
@@ -40,8 +41,9 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "num_inference_steps": params.num_inference_steps,
         "guidance_scale": params.guidance_scale,
         "clip_skip": params.clip_skip,
-        "loras": [{"name": name, "weight": weight} for name, weight in params.lora_uses],
-        "controlnet": params.controlnet,
+        # What a diffusion model applied (the other engines ignore them).
+        "loras": [{"name": n, "weight": w} for n, w in params.lora_uses] if diffusers else [],
+        "controlnet": params.controlnet if diffusers else None,
         "samples": params.samples,
         "engine": generation.engine,
         "model": generation.model_name,

@@ -318,8 +318,6 @@ class GenerationFileView(APIView):
             "workers": inline_serializer(
                 "HealthWorker",
                 {
-                    "worker": serializers.CharField(),
-                    "pid": serializers.IntegerField(),
                     "models": serializers.ListField(child=serializers.CharField()),
                     "loaded": serializers.ListField(child=serializers.CharField()),
                     "device": serializers.CharField(),
@@ -356,8 +354,9 @@ class HealthView(AsyncAPIView):
             "error": lama.get("error"),
         }
         # The live inference workers: the library models each serves (its queues) and the
-        # pipelines it holds now; null when Redis cannot be read.
-        body["workers"] = await sync_to_async(fleet_summary, thread_sensitive=False)()
+        # pipelines it holds now; null when Redis cannot be read. Anonymous callers (load
+        # balancers) do not get the machines' names: `manage.py engine_info` shows them.
+        body["workers"] = await sync_to_async(fleet_summary, thread_sensitive=False)(names=False)
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).
             # A thread of the shared pool: probes must not each start a request thread.

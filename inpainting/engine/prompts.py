@@ -97,14 +97,19 @@ def parse_weights(text: str, *, field: str = "prompt") -> list[tuple[str, float]
     return merged or [("", 1.0)]
 
 
-def split_loras(text: str, *, field: str = "prompt") -> tuple[str, list[LoraUse]]:
-    """The text without its ``<lora:name:weight>`` tags, and the LoRAs they name."""
+def split_loras(
+    text: str, *, field: str = "prompt", strict: bool = True
+) -> tuple[str, list[LoraUse]]:
+    """The text without its ``<lora:name:weight>`` tags, and the LoRAs they name; a weight
+    that is not a number is an ``InvalidInput`` (``strict=False``: that tag is left out)."""
     uses = []
     for match in _LORA.finditer(text):
         weight = match.group("weight")
         try:
             value = 1.0 if weight in (None, "") else float(weight)
         except ValueError:
+            if not strict:
+                continue
             raise InvalidInput(
                 f"The LoRA weight {weight!r} in {match.group(0)!r} is not a number.",
                 field=field,

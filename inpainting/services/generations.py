@@ -47,17 +47,7 @@ def _validate(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
-        named = (
-            ("model", params.model),
-            ("loras", params.loras),
-            ("controlnet", params.controlnet),
-        )
-        for name, given in named:
-            if given:
-                raise ClientError(
-                    f"{name} applies to the diffusers engine; this job asked for {engine_name}.",
-                    field=name,
-                )
+        generation_check_engine_fields(params, engine_name)
         return engine_name, config.model_name(engine_name)
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
@@ -72,6 +62,20 @@ def _validate(
         return engine_name, config.model_name(engine_name)
     model_served_check(model.name)
     return engine_name, model.name
+
+
+def generation_check_engine_fields(params: GenerationParams, engine_name: str) -> None:
+    """A model, LoRAs or a ControlNet apply to the diffusers engine alone: naming one for
+    another engine is a client error, not a silent drop."""
+    if engine_name == "diffusers":
+        return
+    named = {"model": params.model, "loras": params.loras, "controlnet": params.controlnet}
+    for name, given in named.items():
+        if given:
+            raise ClientError(
+                f"{name} applies to the diffusers engine; this job asked for {engine_name}.",
+                field=name,
+            )
 
 
 def request_fingerprint(

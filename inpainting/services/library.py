@@ -273,14 +273,14 @@ def library_models_described() -> list[dict]:
     number of live workers serving it now (one read of the workers' reports)."""
     served = fleet.models_served()
     return [
-        library_model_describe(m, workers=len(served.get(m.name, [])))
+        library_model_describe(m, workers=None if served is None else len(served.get(m.name, [])))
         for m in selectors.library_model_list()
     ]
 
 
-def library_model_describe(model: LibraryModel, *, workers: int) -> dict:
+def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
     """A library model as ``GET /api/models`` lists it (``workers``: how many live workers
-    serve it; a job for it is a 503 while none does)."""
+    serve it, a job for it is a 503 while none does; null when that cannot be read)."""
     return {
         "name": model.name,
         "family": model.family,
@@ -365,6 +365,7 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
     if not uses:
         return
     loras = list(selectors.library_lora_list())
+    applied: set[str] = set()
     for name, _ in uses:
         lora = _lora_named(loras, name)
         if lora is None:
@@ -378,6 +379,12 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
                 f"{model.name} is {FAMILY_NAMES[model.family]}; choose a LoRA made for it.",
                 field="loras",
             )
+        if lora.name in applied:
+            raise ClientError(
+                f"The LoRA {lora.name} is named twice (as {name!r} too); name it once.",
+                field="loras",
+            )
+        applied.add(lora.name)
 
 
 def library_lora_files(params: GenerationParams) -> tuple[tuple[str, float], ...]:

@@ -112,8 +112,15 @@ def worker_models_load(served: list[LibraryModel]) -> None:
 def model_served_check(name: str) -> None:
     """A job for library model ``name`` can be queued only while a live worker serves it: else
     a 503 that says so (instead of a job that waits for ever)."""
-    if fleet.workers_serving(name):
+    workers = fleet.workers_serving(name)
+    if workers:
         return
+    if workers is None:
+        raise ClientError(
+            "The server cannot tell which workers are running now (its Redis cannot be "
+            "read); try again shortly.",
+            status=503,
+        )
     raise ClientError(
         f"No worker serving the model {name!r} is running now; start one with that model on "
         "its disk (WORKER_MODELS names the models a worker serves), or choose another model "
@@ -127,9 +134,9 @@ class WorkerReporter:
     """A thread of a worker process. Every WORKER_REPORT_SECONDS it makes its worker consume
     the queue of each library model it serves (asking over Celery's control channel, which
     the worker's own loop answers) and stop consuming those it no longer serves, then reports
-    to the fleet what it serves and the pipelines it holds. It starts loading the start
-    models from a thread of their own, so a slow load delays neither the process' start nor
-    its reports. A queue stays
+    to the fleet what it serves and the pipelines it holds. It loads the start models first,
+    from a thread of their own (so a slow load delays neither the process' start nor its
+    reports), and takes the models' queues once they are loaded. A queue stays
     consumed when its model is disabled: the jobs queued for it then fail saying so, instead
     of waiting for ever."""
 
@@ -138,6 +145,7 @@ class WorkerReporter:
         self.key = f"{worker}:{os.getpid()}"
         self.consuming: dict[str, str] = {}  # model name -> its queue, confirmed by the worker
         self._stop = threading.Event()
+        self._loaded = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-reporter", daemon=True)
 
     def start(self) -> None:
@@ -157,9 +165,10 @@ class WorkerReporter:
     def tick(self) -> list[LibraryModel]:
         served = worker_models_served()
         wanted = {m.name: fleet.model_queue(m.name) for m in served}
-        for name, queue in wanted.items():
-            if name not in self.consuming and self._consume(queue):
-                self.consuming[name] = queue
+        if self._loaded.is_set():  # consume only once the start models are in memory
+            for name, queue in wanted.items():
+                if name not in self.consuming and self._consume(queue):
+                    self.consuming[name] = queue
         names = {str(library_model_local_path(m)): m.name for m in served}
         fleet.report_write(
             self.key,
@@ -180,21 +189,25 @@ class WorkerReporter:
                 served = self.tick()
                 if loading is None:  # reports go on while the models load
                     loading = threading.Thread(
-                        target=_load_start_models, args=(served,), name="model-load", daemon=True
+                        target=self._load, args=(served,), name="model-load", daemon=True
                     )
                     loading.start()
+                connections.close_all()  # this thread's own connections
             except Exception:  # noqa: BLE001 - a lost tick (database or Redis down) is retried
                 logger.exception("worker report failed; trying again")
-            finally:
-                connections.close_all()  # this thread's own connections
             self._stop.wait(settings.WORKER_REPORT_SECONDS)
 
-
-def _load_start_models(served: list[LibraryModel]) -> None:
-    try:
-        worker_models_load(served)
-    finally:
-        connections.close_all()
+    def _load(self, served: list[LibraryModel]) -> None:
+        """Load the start models, then let the reports take the models' queues: a job never
+        races the start load for the memory (with MODEL_CACHE_SIZE=1, one would unload the
+        other's pipeline)."""
+        try:
+            worker_models_load(served)
+        except Exception:  # noqa: BLE001 - the jobs then load (and report) it themselves
+            logger.exception("loading the start models failed")
+        finally:
+            connections.close_all()
+            self._loaded.set()
 
 
 _REPORTER: WorkerReporter | None = None
@@ -237,7 +250,7 @@ def backend_for(generation: Generation, params: GenerationParams):
     if error is None:
         seconds = round(time.perf_counter() - started, 3)
         return backend, {} if was_loaded else {"model_load_seconds": seconds}
-    if config.engine == "auto" and params.engine is None and params.model is None:
+    if config.engine == "auto" and params.requested_engine is None:
         note = (
             f"The {generation.engine} model could not be loaded; the classical engine ran "
             f"instead. {error}"

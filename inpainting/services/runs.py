@@ -142,12 +142,15 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
     requests, runnable = [], []
     for job, progress in zip(jobs, progresses, strict=True):
         try:
-            job_params = GenerationParams.from_json(job.params)
-            extras = {
-                "loras": library_lora_files(job_params),
-                "controlnet": library_controlnet_use(job_params),
-            }
-            requests.append(replace(generation_request(job), **extras))
+            request = generation_request(job)
+            if backend.name == "diffusers":  # the other engines ignore them
+                job_params = GenerationParams.from_json(job.params)
+                extras = {
+                    "loras": library_lora_files(job_params),
+                    "controlnet": library_controlnet_use(job_params),
+                }
+                request = replace(request, **extras)
+            requests.append(request)
             runnable.append((job, progress))
         except Exception as exc:  # noqa: BLE001 - that job fails, the others run
             _record_outcome(job, exc, None)

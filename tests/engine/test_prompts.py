@@ -104,3 +104,39 @@ def test_clip_skip_takes_an_earlier_layer_as_a1111_counts(pipes):
     assert not torch.allclose(
         encode(pipe, ["a red rose"], [""], 1).kwargs["prompt_embeds"], expected
     )
+
+
+def test_a_lora_acts_in_full_on_fused_projections_and_they_are_fused_again(tiny_model, tmp_path):
+    """On CUDA the model runs with fused QKV projections; a LoRA's q/k/v weights sit on the
+    separate ones, so the backend unfuses for the job and fuses again afterwards."""
+    import shutil
+
+    import numpy as np
+
+    from inpainting.engine import InpaintRequest, get_backend, run_inpaint
+    from inpainting.testing.tiny_lora import write_tiny_lora
+    from inpainting.testing.tiny_model import tiny_config
+    from tests.images import box_mask, gradient
+
+    model = shutil.copytree(tiny_model, tmp_path / "fused")
+    lora = write_tiny_lora(tiny_model, tmp_path / "ink.safetensors", layout="peft")
+    backend = get_backend("diffusers", tiny_config(model, model_cache_size=4))
+
+    def run(loras=()):
+        request = InpaintRequest(
+            image=gradient(96, 64),
+            mask=box_mask(96, 64, (32, 20, 63, 43), inpaint_white=False),
+            prompt="a red rose",
+            num_inference_steps=4,
+            seed=3,
+            loras=loras,
+        )
+        return np.asarray(run_inpaint(request, backend).images[0]).astype(int)
+
+    unfused = run(((str(lora), 1.0),))
+    pipe = backend.load()
+    pipe.fuse_qkv_projections()
+    fused = run(((str(lora), 1.0),))
+    assert pipe.fusing_unet  # fused again for the next job
+    assert np.abs(fused - unfused).max() <= 1  # the LoRA acted in full
+    pipe.unfuse_qkv_projections()

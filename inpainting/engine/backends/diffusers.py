@@ -90,6 +90,14 @@ def warm_up(pipe: Any, size: int) -> None:
         )
 
 
+def _free_memory() -> None:
+    gc.collect()
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _evict(keep: int) -> None:
     """Unload the least recently used pipelines until at most ``keep`` stay (memory freed)."""
     if len(_PIPELINES) > keep:
@@ -98,11 +106,7 @@ def _evict(keep: int) -> None:
         key, pipe = _PIPELINES.popitem(last=False)
         logger.info("unloading %s to make room (MODEL_CACHE_SIZE)", key[0])
         del pipe
-        gc.collect()
-        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        _free_memory()
 
 
 def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
@@ -201,7 +205,9 @@ def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
 
     key = (id(pipe), use.path)
     if _CONTROL.get("key") != key:
-        _CONTROL.clear()
+        if _CONTROL:
+            _CONTROL.clear()
+            _free_memory()
         try:
             controlnet = ControlNetModel.from_pretrained(
                 use.path, torch_dtype=pipe.unet.dtype, use_safetensors=True, local_files_only=True
@@ -234,25 +240,37 @@ def control_image(image: Image.Image, hole: Image.Image) -> Any:
 
 def _apply_loras(pipe: Any, loras: tuple[tuple[str, float], ...]) -> list[str]:
     """Load each LoRA file as an adapter of ``pipe`` at its weight (diffusers reads the kohya /
-    A1111 and the diffusers / PEFT layouts); the adapters' names. A file that does not fit
-    the model is an ``EngineError`` that names it, and nothing of it stays loaded."""
+    A1111 and the diffusers / PEFT layouts); the adapters' names. Fused QKV projections (the
+    CUDA fast path) are unfused first: a LoRA's q/k/v weights sit on the separate projections
+    (``_remove_loras`` fuses them again). A file that does not fit the model is an
+    ``EngineError`` that names it, and nothing of it stays loaded."""
+    if not loras:
+        return []
+    if getattr(pipe, "fusing_unet", False):
+        pipe.unfuse_qkv_projections()
+        pipe.dreamlayer_refuse = True
     names = []
     try:
         for index, (path, _) in enumerate(loras):
-            name = f"lora{index}"
-            pipe.load_lora_weights(path, adapter_name=name)
-            names.append(name)
-        if names:
-            pipe.set_adapters(names, adapter_weights=[weight for _, weight in loras])
+            pipe.load_lora_weights(path, adapter_name=f"lora{index}")
+            names.append(f"lora{index}")
+        pipe.set_adapters(names, adapter_weights=[weight for _, weight in loras])
     except Exception as exc:  # noqa: BLE001 - any loading failure becomes one clear message
-        if names:
-            pipe.unload_lora_weights()
-        failed = Path(loras[len(names)][0]).name if len(names) < len(loras) else "a LoRA"
+        _remove_loras(pipe)  # also a part of a LoRA that loaded before the failure
+        failed = Path(loras[min(len(names), len(loras) - 1)][0]).name
         raise EngineError(
             f"The LoRA {failed} could not be applied to this model ({type(exc).__name__}: "
             f"{exc}); is it for this model's family?"
         ) from exc
     return names
+
+
+def _remove_loras(pipe: Any) -> None:
+    """The model's own weights again: every adapter unloaded, fused projections restored."""
+    pipe.unload_lora_weights()
+    if getattr(pipe, "dreamlayer_refuse", False):
+        pipe.dreamlayer_refuse = False
+        pipe.fuse_qkv_projections()
 
 
 class DiffusersBackend:
@@ -401,7 +419,7 @@ class DiffusersBackend:
             used_scheduler = type(runner.scheduler).__name__
             runner.scheduler = default_scheduler  # the next job starts from the model's own
             if adapters:  # and without this job's LoRAs: the model's own weights again
-                pipe.unload_lora_weights()
+                _remove_loras(pipe)
         outputs, images = [], list(result.images)
         for call in calls:
             outputs.append(

@@ -10,6 +10,7 @@ from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
 from inpainting.errors import ClientError
+from inpainting.services.generations import generation_check_engine_fields
 from inpainting.services.library import (
     library_lora_files,
     library_loras_check,
@@ -78,6 +79,7 @@ class Command(BaseCommand):
         config = engine_config()
         try:
             name = config.choose(params.requested_engine, params.prompt)
+            generation_check_engine_fields(params, name)
             model = library_model_for_job(params.model) if name == "diffusers" else None
             loras = ()
             if name == "diffusers":

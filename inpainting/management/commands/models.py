@@ -33,5 +33,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{item['name']}{mark}: {item['family']}, {item['kind']}, {item['layout']}, "
                 f"{item['size_bytes'] / 1e9:.2f} GB, sha256 {item['sha256'][:12]}, "
-                f"{item['workers']} live worker(s)"
+                f"{item['workers'] if item['workers'] is not None else '?'} live worker(s)"
             )
