@@ -95,3 +95,23 @@ def compat_submissions(api_key):
         return client.post("/v1/engine/generate", body, format="json")
 
     return modelslab, fooocus
+
+
+def run_job(api, **fields):
+    """Submit a diffusers job (seed 5, "a red rose" unless given), wait for it, and insist
+    that it succeeded."""
+    fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
+    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+    assert response.status_code == 202, response.content
+    generation = wait_for_status(response.json()["id"], timeout=120)
+    assert generation.status == "succeeded", generation.error
+    return generation
+
+
+def output_pixels(generation, index: int = 0):
+    """The RGB pixels of a generation's output image."""
+    import numpy as np
+    from PIL import Image
+
+    with generation.images.get(index=index).file.open("rb") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))

@@ -21,7 +21,9 @@ from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from tests.helpers import (
     black_box_mask_png,
     image_png,
+    output_pixels,
     post_img2img,
+    run_job,
     wait_for_status,
     wait_until_served,
 )
@@ -53,36 +55,24 @@ def library(tmp_path, models_dir, tiny_model, controlnet_folder, monkeypatch):
     wait_until_served("alpha")
 
 
-def run(api, **fields) -> Generation:
-    fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
-    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
-    assert response.status_code == 202, response.content
-    generation = wait_for_status(response.json()["id"], timeout=120)
-    assert generation.status == "succeeded", generation.error
-    return generation
-
-
-def pixels(generation: Generation) -> np.ndarray:
-    with generation.images.get(index=0).file.open("rb") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
-
-
 def test_a_controlnet_steers_scale_0_does_not_and_kept_pixels_stay(api, library):
     original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
     mask = Image.open(io.BytesIO(black_box_mask_png()))
     kept = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
-    plain = run(api)
-    steered = run(api, controlnet='{"name": "inpaint-cn", "conditioning_scale": 1.0}')
-    at_zero = run(api, controlnet='{"name": "inpaint-cn", "conditioning_scale": 0}')
-    late = run(
+    plain = run_job(api)
+    steered = run_job(api, controlnet='{"name": "inpaint-cn", "conditioning_scale": 1.0}')
+    at_zero = run_job(api, controlnet='{"name": "inpaint-cn", "conditioning_scale": 0}')
+    late = run_job(
         api,
         controlnet='{"name": "inpaint-cn", "guidance_start": 0.5, "guidance_end": 1.0}',
     )
     for generation in (plain, steered, at_zero, late):
-        assert np.array_equal(pixels(generation)[kept], original[kept])
-    assert not np.array_equal(pixels(steered), pixels(plain))
-    assert np.array_equal(pixels(at_zero), pixels(plain))
-    assert not np.array_equal(pixels(late), pixels(steered))  # only half the steps steered
+        assert np.array_equal(output_pixels(generation)[kept], original[kept])
+    assert not np.array_equal(output_pixels(steered), output_pixels(plain))
+    assert np.array_equal(output_pixels(at_zero), output_pixels(plain))
+    assert not np.array_equal(
+        output_pixels(late), output_pixels(steered)
+    )  # only half the steps steered
     detail = api.get(f"/api/generations/{steered.pk}/").json()
     assert detail["metadata"]["controlnet"] == {
         "name": "inpaint-cn",
@@ -91,7 +81,9 @@ def test_a_controlnet_steers_scale_0_does_not_and_kept_pixels_stay(api, library)
         "guidance_end": 1.0,
     }
     rerun = api.post(f"/api/generations/{steered.pk}/rerun/").json()
-    assert np.array_equal(pixels(wait_for_status(rerun["id"], timeout=120)), pixels(steered))
+    assert np.array_equal(
+        output_pixels(wait_for_status(rerun["id"], timeout=120)), output_pixels(steered)
+    )
 
 
 def test_the_controlnets_listing_and_what_is_refused(api, library):

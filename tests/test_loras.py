@@ -24,7 +24,9 @@ from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
 from tests.helpers import (
     black_box_mask_png,
     image_png,
+    output_pixels,
     post_img2img,
+    run_job,
     wait_for_status,
     wait_until_served,
 )
@@ -61,49 +63,39 @@ def library(tmp_path, models_dir, tiny_model, lora_files, monkeypatch):
     wait_until_served("alpha", "lazymixv4-inpaint")
 
 
-def run(api, **fields) -> Generation:
-    fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
-    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
-    assert response.status_code == 202, response.content
-    generation = wait_for_status(response.json()["id"], timeout=120)
-    assert generation.status == "succeeded", generation.error
-    return generation
-
-
-def pixels(generation: Generation) -> np.ndarray:
-    with generation.images.get(index=0).file.open("rb") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
-
-
 def kept_pixels_are_the_inputs(generation: Generation) -> bool:
     original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
     mask = Image.open(io.BytesIO(black_box_mask_png()))
     kept = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
-    return bool(np.array_equal(pixels(generation)[kept], original[kept]))
+    return bool(np.array_equal(output_pixels(generation)[kept], original[kept]))
 
 
 @pytest.mark.parametrize("name", ["ink-peft.safetensors", "ink-kohya.safetensors"])
 def test_a_lora_changes_the_picture_weight_0_does_not_and_it_never_stays(api, library, name):
-    plain = pixels(run(api))
-    with_lora = run(api, loras=f'[{{"name": "{name}", "weight": 1}}]')
-    at_zero = run(api, loras=f'[{{"name": "{name}", "weight": 0}}]')
-    after = run(api)
-    assert not np.array_equal(pixels(with_lora), plain)
-    assert np.array_equal(pixels(at_zero), plain)
-    assert np.array_equal(pixels(after), plain)  # the next job: the model's own weights
+    plain = output_pixels(run_job(api))
+    with_lora = run_job(api, loras=f'[{{"name": "{name}", "weight": 1}}]')
+    at_zero = run_job(api, loras=f'[{{"name": "{name}", "weight": 0}}]')
+    after = run_job(api)
+    assert not np.array_equal(output_pixels(with_lora), plain)
+    assert np.array_equal(output_pixels(at_zero), plain)
+    assert np.array_equal(output_pixels(after), plain)  # the next job: the model's own weights
     assert all(kept_pixels_are_the_inputs(g) for g in (with_lora, at_zero, after))
     detail = api.get(f"/api/generations/{with_lora.pk}/").json()
     assert detail["metadata"]["loras"] == [{"name": name, "weight": 1.0}]
     rerun = api.post(f"/api/generations/{with_lora.pk}/rerun/").json()
-    assert np.array_equal(pixels(wait_for_status(rerun["id"], timeout=120)), pixels(with_lora))
+    assert np.array_equal(
+        output_pixels(wait_for_status(rerun["id"], timeout=120)), output_pixels(with_lora)
+    )
 
 
 def test_both_layouts_of_the_same_weights_and_the_prompt_tag_give_one_picture(api, library):
-    peft = run(api, loras='[{"name": "ink-peft", "weight": 0.7}]')
-    kohya = run(api, loras='[{"name": "ink-kohya.safetensors", "weight": 0.7}]')
-    tagged = run(api, prompt="a red rose<lora:ink-peft:0.7>")
-    assert np.array_equal(pixels(peft), pixels(kohya))
-    assert np.array_equal(pixels(tagged), pixels(peft))  # the tag never reaches the encoder
+    peft = run_job(api, loras='[{"name": "ink-peft", "weight": 0.7}]')
+    kohya = run_job(api, loras='[{"name": "ink-kohya.safetensors", "weight": 0.7}]')
+    tagged = run_job(api, prompt="a red rose<lora:ink-peft:0.7>")
+    assert np.array_equal(output_pixels(peft), output_pixels(kohya))
+    assert np.array_equal(
+        output_pixels(tagged), output_pixels(peft)
+    )  # the tag never reaches the encoder
     assert tagged.params["prompt"] == "a red rose<lora:ink-peft:0.7>"
 
 
@@ -122,7 +114,7 @@ def test_the_modelslab_seed_example_runs_with_its_lora(api_key, library):
     used = answers["contrast-fix"]
     assert used.model_name == "lazymixv4-inpaint"
     assert used.params["loras"] == [{"name": "contrast-fix", "weight": 0.8}]
-    assert not np.array_equal(pixels(used), pixels(answers[None]))
+    assert not np.array_equal(output_pixels(used), output_pixels(answers[None]))
 
 
 def test_the_loras_listing_and_what_is_refused(api, library):
@@ -224,7 +216,7 @@ def test_queued_jobs_with_other_loras_never_share_a_batch(api, library, paused_w
     assert all(g.status == "succeeded" for g in done), [g.error for g in done]
     assert max(g.metadata["batched_jobs"] for g in done) == 2  # batched, never mixed
     for label in weights:
-        alone = pixels(run(api, **fields(label)))
+        alone = output_pixels(run_job(api, **fields(label)))
         for generation, its_label in zip(done, labels, strict=True):
             if its_label == label:
-                assert np.array_equal(pixels(generation), alone), label
+                assert np.array_equal(output_pixels(generation), alone), label

@@ -11,34 +11,27 @@ from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import Generation
-from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
+from tests.helpers import (
+    black_box_mask_png,
+    image_png,
+    output_pixels,
+    post_img2img,
+    run_job,
+    wait_for_status,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
-
-
-def run(api, **fields) -> Generation:
-    fields = {"engine": "diffusers", "seed": 11, "wait": "false", **fields}
-    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
-    assert response.status_code == 202, response.content
-    generation = wait_for_status(response.json()["id"], timeout=120)
-    assert generation.status == "succeeded", generation.error
-    return generation
-
-
-def pixels(generation: Generation) -> np.ndarray:
-    with generation.images.get(index=0).file.open("rb") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
 
 
 def test_weights_long_prompts_and_clip_skip_change_the_masked_pixels_only(api):
     original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
     mask = Image.open(io.BytesIO(black_box_mask_png()))
     kept = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
-    plain = run(api, prompt="a red rose")
-    weighted = run(api, prompt="a (red:1.5) rose")
-    skipped = run(api, prompt="a red rose", clip_skip=2)
-    long = run(api, prompt=" ".join(["a red rose"] * 67))  # 201 words
-    pictures = [pixels(g) for g in (plain, weighted, skipped, long)]
+    plain = run_job(api, prompt="a red rose")
+    weighted = run_job(api, prompt="a (red:1.5) rose")
+    skipped = run_job(api, prompt="a red rose", clip_skip=2)
+    long = run_job(api, prompt=" ".join(["a red rose"] * 67))  # 201 words
+    pictures = [output_pixels(g) for g in (plain, weighted, skipped, long)]
     for picture in pictures:
         assert np.array_equal(picture[kept], original[kept])
     for other in pictures[1:]:
@@ -48,7 +41,7 @@ def test_weights_long_prompts_and_clip_skip_change_the_masked_pixels_only(api):
     assert detail["metadata"]["clip_skip"] == 2
     rerun = api.post(f"/api/generations/{skipped.pk}/rerun/").json()
     again = wait_for_status(rerun["id"], timeout=120)
-    assert again.params["clip_skip"] == 2 and np.array_equal(pixels(again), pictures[2])
+    assert again.params["clip_skip"] == 2 and np.array_equal(output_pixels(again), pictures[2])
 
 
 @pytest.mark.parametrize(

@@ -119,16 +119,22 @@ class LoraSerializer(serializers.Serializer):
     weight = serializers.FloatField(default=1.0)
 
 
+def _form_json(data, message: str):
+    """A form field's JSON text as its value (a JSON body's value as it is); blank is None."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return json.loads(data) if data.strip() else None
+    except ValueError:
+        raise serializers.ValidationError(message) from None
+
+
 class LorasField(serializers.JSONField):
     """A JSON list (or a JSON string of one, from a form field) of ``{"name", "weight"}``:
     LoRAs of the library (GET /api/loras), at most MAX_LORAS, weights within the range."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            try:
-                data = json.loads(data) if data.strip() else None
-            except ValueError:
-                raise serializers.ValidationError("loras must be a JSON list.") from None
+        data = _form_json(data, "loras must be a JSON list.")
         if data in (None, []):
             return None
         if not isinstance(data, list):
@@ -158,11 +164,7 @@ class ControlNetField(serializers.JSONField):
     library (GET /api/controlnets) with its conditioning scale and guidance window."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            try:
-                data = json.loads(data) if data.strip() else None
-            except ValueError:
-                raise serializers.ValidationError("controlnet must be a JSON object.") from None
+        data = _form_json(data, "controlnet must be a JSON object.")
         if data in (None, {}):
             return None
         if not isinstance(data, dict):

@@ -79,3 +79,14 @@ def in_window(page, box) -> bool:
         and box["x"] + box["width"] <= size["width"] + 0.5
         and box["y"] + box["height"] <= size["height"] + 0.5
     )
+
+
+def parameter_rows(page) -> dict[str, str]:
+    """The history detail page's parameter table, label -> value."""
+    return dict(
+        zip(
+            page.locator("table.params th").all_inner_texts(),
+            page.locator("table.params td").all_inner_texts(),
+            strict=True,
+        )
+    )

@@ -14,7 +14,7 @@ from inpainting.services.library import library_scan
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
 from tests.browser.conftest import log_in
-from tests.browser.helpers import open_image, photo, stroke
+from tests.browser.helpers import open_image, parameter_rows, photo, stroke
 from tests.helpers import wait_until_served
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -57,13 +57,7 @@ def test_pick_a_model_in_the_studio_and_find_it_in_the_history(
     assert "diffusers · beta" in tile.inner_text()
     tile.locator("a").click()
     page.wait_for_selector("text=Parameters")
-    rows = dict(
-        zip(
-            page.locator("table.params th").all_inner_texts(),
-            page.locator("table.params td").all_inner_texts(),
-            strict=True,
-        )
-    )
+    rows = parameter_rows(page)
     assert rows["Model"] == "beta"
 
 
@@ -93,12 +87,6 @@ def test_pick_a_lora_and_its_strength_and_find_both_in_the_history(
     assert generation.params["loras"] == [{"name": "ink.safetensors", "weight": 0.8}]
     page.goto(f"{live_url}/history/{generation.pk}/")
     page.wait_for_selector("text=Parameters")
-    rows = dict(
-        zip(
-            page.locator("table.params th").all_inner_texts(),
-            page.locator("table.params td").all_inner_texts(),
-            strict=True,
-        )
-    )
+    rows = parameter_rows(page)
     assert rows["LoRAs"] == "ink.safetensors (0.8)"
     page.screenshot(path=str(tmp_path / "lora-detail.png"))
