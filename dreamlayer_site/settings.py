@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "inpainting.metrics.http_metrics_middleware",  # outermost: times the whole request
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -321,6 +322,8 @@ MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
 # engines); empty = every enabled library model whose files are on this worker's disk. Each
 # model has its own Celery queue, which a worker consumes while it serves the model.
 WORKER_MODELS = env.str("WORKER_MODELS", default="")
+# GET /metrics (Prometheus) answers a staff login, or this token as "Authorization: Bearer".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Each worker process reports what it serves and holds every WORKER_REPORT_SECONDS; a worker
 # silent for WORKER_REPORT_TIMEOUT_SECONDS is gone (a job for a model no live worker serves
 # is refused with a 503).

@@ -16,6 +16,7 @@ urlpatterns = [
     path("history/<uuid:generation_id>/", views.history_detail, name="history-detail"),
     path("history/<uuid:generation_id>/rerun/", views.history_rerun, name="history-rerun"),
     path("history/<uuid:generation_id>/delete/", views.history_delete, name="history-delete"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

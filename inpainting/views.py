@@ -1,12 +1,16 @@
-"""Server-rendered pages: the studio, the history and its detail page."""
+"""Server-rendered pages: the studio, the history and its detail page; and the Prometheus
+metrics."""
+
+import hmac
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotFound
+from django.http import Http404, HttpResponse, HttpResponseNotFound
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import selectors
 from .api.errors import json_not_found
@@ -22,6 +26,7 @@ from .engine.parameters import (
 )
 from .engine.schedulers import scheduler_names
 from .errors import ClientError
+from .metrics import metrics_text
 from .models import Generation
 from .params import GenerationParams
 from .services import generations, library, masks
@@ -113,3 +118,22 @@ def not_found(request, exception=None):
     if request.path.startswith(("/api/", "/sd-inpaint/", "/v1/", "/tasks/", "/rest_api/")):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)
+
+
+@require_GET
+def metrics(request):
+    """Prometheus metrics of the whole deployment (``inpainting.metrics``), for a scraper
+    with METRICS_TOKEN as a Bearer token, or a staff login."""
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    allowed = (token and sent and hmac.compare_digest(sent, token)) or (
+        request.user.is_authenticated and request.user.is_staff
+    )
+    if not allowed:
+        status = 403 if request.user.is_authenticated or sent else 401
+        return HttpResponse(
+            "Metrics need METRICS_TOKEN as 'Authorization: Bearer <token>', or a staff login.\n",
+            status=status,
+            content_type="text/plain",
+        )
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)

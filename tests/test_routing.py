@@ -161,3 +161,58 @@ def test_worker_models_names_the_models_and_none_serves_none(tmp_path, models_di
         assert "none-worker@dreamlayer" not in workers_serving("alpha")
     finally:
         stop_worker(worker)
+
+
+def test_metrics_see_the_jobs_and_the_workers_of_the_whole_cluster(
+    api, fleet, user, staff_user, settings
+):
+    """One scrape of the web side counts the jobs both workers ran, the models they loaded,
+    the workers alive and the HTTP requests; without the token or a staff login it is
+    refused."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    wait_until_served("north", "south")
+    for model in ("north", "south", "north"):
+        assert submit(api, model).status_code == 202
+    for generation in Generation.objects.all():
+        assert wait_for_status(generation.pk, timeout=120).status == "succeeded"
+
+    assert Client().get("/metrics").status_code == 401
+    wrong = Client().get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    visitor = Client()
+    visitor.force_login(user)
+    assert visitor.get("/metrics").status_code == 403
+    staff = Client()
+    staff.force_login(staff_user)
+    assert staff.get("/metrics").status_code == 200
+    response = Client().get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+
+    def value(name: str, **labels) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("dreamlayer_generations", status="succeeded", engine="diffusers") == 3
+    assert value("dreamlayer_job_duration_seconds_count") == 3
+    assert value("dreamlayer_queue_wait_seconds_count") == 3
+    assert value("dreamlayer_job_duration_seconds_bucket", le="+Inf") == 3
+    assert value("dreamlayer_model_loads_total", model="north") >= 1
+    assert value("dreamlayer_model_loads_total", model="south") >= 1
+    assert value("dreamlayer_model_load_seconds_total", model="north") > 0
+    assert value("dreamlayer_workers_alive") >= 2
+    assert value("dreamlayer_model_workers", model="north") == 1
+    assert value("dreamlayer_model_workers", model="south") == 1
+    assert value("dreamlayer_model_loaded", model="south") == 1
+    assert value("dreamlayer_queue_depth", queue="inference.model.north") == 0
+    accepted = value(
+        "dreamlayer_http_requests_total", method="POST", view="api:img2img", status="202"
+    )
+    assert accepted >= 3
+    assert value("dreamlayer_http_request_duration_seconds_count") >= accepted

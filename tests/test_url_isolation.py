@@ -69,6 +69,8 @@ ROUTES: dict[str, Route] = {
     "accounts:api-keys": page("get", 200),
     "accounts:api-key-revoke": page("post", 404),
     "favicon": Route("get", 302, 302, 302),
+    # Prometheus: a staff login or METRICS_TOKEN; a user or an API key is refused
+    "metrics": Route("get", 403, 403, 200),
     # documents
     "schema": api_route("get", 200),
     "api-docs": api_route("get", 200),

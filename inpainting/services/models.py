@@ -20,6 +20,7 @@ from ..conf import engine_config, record_model_status
 from ..engine.backends.diffusers import loaded_models, resolve_device
 from ..engine.probe import FAMILIES
 from ..errors import ClientError
+from ..metrics import model_load_record
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
 from .library import library_model_local_path, library_model_runnable
@@ -48,10 +49,12 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
     return replace(config, model=str(path), working_size=size)
 
 
-def _load_and_report(name: str, backend) -> engine.EngineError | None:
+def _load_and_report(name: str, backend, label: str | None = None) -> engine.EngineError | None:
     """Load ``backend``'s model (at once when it is loaded) and report a change of state for
-    the web side; the loading error, if any."""
+    the web side, and a load to the metrics (as ``label``: the library name); the loading
+    error, if any."""
     was_loaded = backend.loaded
+    started = time.perf_counter()
     try:
         backend.load()
     except engine.EngineError as exc:
@@ -59,8 +62,12 @@ def _load_and_report(name: str, backend) -> engine.EngineError | None:
         record_model_status(engine=name, loaded=False, model=backend.model, error=str(exc))
         return exc
     if not was_loaded:
+        seconds = time.perf_counter() - started
         record_model_status(engine=name, loaded=True, model=backend.model, device=backend.device)
-        logger.info("%s model %s loaded on %s", name, backend.model, backend.device)
+        model_load_record(model=label or Path(backend.model).name, seconds=seconds)
+        logger.info(
+            "%s model %s loaded on %s in %.1f s", name, backend.model, backend.device, seconds
+        )
     return None
 
 
@@ -105,7 +112,9 @@ def worker_models_load(served: list[LibraryModel]) -> None:
     first = next((m for m in served if m.is_default), None) or next(iter(served), None)
     if first is not None:
         _load_and_report(
-            "diffusers", engine.get_backend("diffusers", backend_config("diffusers", first))
+            "diffusers",
+            engine.get_backend("diffusers", backend_config("diffusers", first)),
+            first.name,
         )
 
 
@@ -246,7 +255,8 @@ def backend_for(generation: Generation, params: GenerationParams):
     backend = engine.get_backend(generation.engine, backend_config(generation.engine, model))
     was_loaded = backend.loaded
     started = time.perf_counter()
-    error = _load_and_report(generation.engine, backend)  # may unload another model first
+    # Loading may unload another model first.
+    error = _load_and_report(generation.engine, backend, model.name if model else None)
     if error is None:
         seconds = round(time.perf_counter() - started, 3)
         return backend, {} if was_loaded else {"model_load_seconds": seconds}
