@@ -11,6 +11,7 @@ from huggingface_hub import constants as hf_constants
 
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
+from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
 from tests.browser.conftest import log_in
@@ -22,13 +23,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 @pytest.fixture
 def two_models(tmp_path, models_dir, tiny_model, monkeypatch):
-    """alpha and beta (SD 1.5), and two LoRAs: ink for SD 1.5, xl-style for SDXL."""
+    """alpha and beta (SD 1.5), two LoRAs (ink for SD 1.5, xl-style for SDXL) and an SD 1.5
+    inpaint ControlNet."""
     root = models_dir
     shutil.copytree(tiny_model, root / "alpha")
     write_tiny_inpaint_model(root / "beta", seed=1)
     write_tiny_lora(tiny_model, settings.LORAS_DIR / "ink.safetensors", layout="kohya")
     xl = write_tiny_sdxl_inpaint_model(tmp_path / "xl")
     write_tiny_lora(xl, settings.LORAS_DIR / "xl-style.safetensors", layout="peft")
+    write_tiny_controlnet(tiny_model, settings.CONTROLNETS_DIR / "inpaint-cn")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
     wait_until_served(*LibraryModel.objects.checkpoints().values_list("name", flat=True))
@@ -61,7 +64,7 @@ def test_pick_a_model_in_the_studio_and_find_it_in_the_history(
     assert rows["Model"] == "beta"
 
 
-def test_pick_a_lora_and_its_strength_and_find_both_in_the_history(
+def test_pick_a_lora_its_strength_and_a_controlnet_and_find_them_in_the_history(
     page, live_url, user, two_models, tmp_path
 ):
     log_in(page, live_url, "alice", "pw-alice-123")
@@ -79,14 +82,22 @@ def test_pick_a_lora_and_its_strength_and_find_both_in_the_history(
     page.locator("#lora-field").screenshot(path=str(tmp_path / "lora-picker.png"))
     page.fill("#prompt", "a red rose")
     page.fill("#num_inference_steps", "4")
+    # The ControlNet picker sits under Advanced.
+    page.click("summary:has-text('Advanced')")
+    page.select_option("#controlnet", "inpaint-cn")
+    page.fill("#controlnet_scale", "0.6")
+    page.locator("#controlnet-field").screenshot(path=str(tmp_path / "controlnet-picker.png"))
     stroke(page, box, (150, 100), (250, 150))
     page.click("#generate")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
     generation = Generation.objects.get(owner=user)
     assert generation.status == "succeeded", generation.error
     assert generation.params["loras"] == [{"name": "ink.safetensors", "weight": 0.8}]
+    assert generation.params["controlnet"]["name"] == "inpaint-cn"
+    assert generation.params["controlnet"]["conditioning_scale"] == 0.6
     page.goto(f"{live_url}/history/{generation.pk}/")
     page.wait_for_selector("text=Parameters")
     rows = parameter_rows(page)
     assert rows["LoRAs"] == "ink.safetensors (0.8)"
+    assert rows["ControlNet"] == "inpaint-cn (scale 0.6, steps 0-1)"
     page.screenshot(path=str(tmp_path / "lora-detail.png"))
