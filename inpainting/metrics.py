@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils.decorators import sync_and_async_middleware
 from prometheus_client.core import (
     CollectorRegistry,
@@ -99,9 +99,8 @@ def _job_histogram(name: str, doc: str, field: str):
         aggregates[str(bound) if bound is not None else "+Inf"] = Count("pk", filter=condition)
         low = bound
     finished = Generation.objects.filter(status__in=Generation.TERMINAL)
-    counts = finished.aggregate(**aggregates)
-    total = sum(float(v or 0) for v in finished.values_list(field, flat=True) if v is not None)
-    return _histogram(name, doc, {**counts, "sum": total}, JOB_BUCKETS)
+    counts = finished.aggregate(**aggregates, sum=Sum(field))  # one query, summed in the database
+    return _histogram(name, doc, counts, JOB_BUCKETS)
 
 
 class DeploymentCollector:

@@ -197,7 +197,7 @@ def test_metrics_see_the_jobs_and_the_workers_of_the_whole_cluster(
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
 
     def value(name: str, **labels) -> float:
-        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+        return samples[(name, tuple(sorted(labels.items())))]  # a missing sample fails
 
     assert value("dreamlayer_generations", status="succeeded", engine="diffusers") == 3
     assert value("dreamlayer_job_duration_seconds_count") == 3

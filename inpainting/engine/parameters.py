@@ -47,17 +47,14 @@ def check_controlnet(scale: float, start: float, end: float, *, field: str = "co
 
 
 def check_loras(uses: list[tuple[str, float]], *, field: str = "loras") -> None:
-    """At most MAX_LORAS, each named once, each weight within LORA_WEIGHT_RANGE."""
+    """At most MAX_LORAS, each weight within LORA_WEIGHT_RANGE (a LoRA named twice is found
+    where names are matched to the library: ``services.library.library_loras_check``)."""
     if len(uses) > MAX_LORAS:
         raise InvalidInput(
             f"At most {MAX_LORAS} LoRAs per job; this one names {len(uses)}.", field=field
         )
     low, high = LORA_WEIGHT_RANGE
-    seen = set()
     for name, weight in uses:
-        if name in seen:
-            raise InvalidInput(f"The LoRA {name!r} is named twice.", field=field)
-        seen.add(name)
         if not low <= weight <= high:
             raise InvalidInput(
                 f"The weight of the LoRA {name!r} must be between {number(low)} and "

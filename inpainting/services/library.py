@@ -322,6 +322,15 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
     return model
 
 
+def _same_name(library_name: str, given: str) -> bool:
+    """How people name a library file: with or without ``.safetensors``, in any case."""
+
+    def bare(name: str) -> str:
+        return name.strip().lower().removesuffix(".safetensors")
+
+    return bare(library_name) == bare(given)
+
+
 def library_model_named(value: str | None, *, field: str) -> str | None:
     """A foreign API's model name (ModelsLab's ``model_id``, FooocusAPI's ``base_model_name``)
     as a library model's name: the model of that name, with or without ``.safetensors``, in
@@ -333,9 +342,8 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
     models = list(selectors.library_model_list().values_list("name", flat=True))
     if not models:
         return None
-    wanted = value.strip().lower().removesuffix(".safetensors")
     for name in models:
-        if name.lower().removesuffix(".safetensors") == wanted:
+        if _same_name(name, value):
             return name
     raise ClientError(
         f"Unknown model {value!r}; the models are: {', '.join(sorted(models))}.", field=field
@@ -346,12 +354,8 @@ FAMILY_NAMES = dict(LibraryModel.Family.choices)
 
 
 def _lora_named(loras: list[LibraryModel], name: str) -> LibraryModel | None:
-    """The LoRA of that name, with or without ``.safetensors``, in any case."""
-    wanted = name.strip().lower().removesuffix(".safetensors")
-    return next(
-        (lora for lora in loras if lora.name.lower().removesuffix(".safetensors") == wanted),
-        None,
-    )
+    """The LoRA of that name (see ``_same_name``)."""
+    return next((lora for lora in loras if _same_name(lora.name, name)), None)
 
 
 def library_loras_check(params: GenerationParams, model: LibraryModel | None) -> None:

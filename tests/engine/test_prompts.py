@@ -66,13 +66,13 @@ def positions_of(tokenizer, before: str, words: str) -> list[int]:
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_a_weight_changes_the_embeddings_of_its_words_only(pipes, family):
     pipe = pipes[family]
-    plain = encode(pipe, ["a red rose"], [""], 1).kwargs["prompt_embeds"][0]
-    weighted = encode(pipe, ["a (red:1.5) rose"], [""], 1).kwargs["prompt_embeds"][0]
+    plain = encode(pipe, ["a red rose"], [""], 1)["prompt_embeds"][0]
+    weighted = encode(pipe, ["a (red:1.5) rose"], [""], 1)["prompt_embeds"][0]
     assert plain.shape == weighted.shape
     changed = [i for i in range(plain.shape[0]) if not torch.equal(plain[i], weighted[i])]
     assert changed == positions_of(pipe.tokenizer, "a ", "red")
     # Equal weights are no weights: the pipeline's own encoding, to the last bit.
-    again = encode(pipe, ["(a red rose:1)"], [""], 1).kwargs["prompt_embeds"][0]
+    again = encode(pipe, ["(a red rose:1)"], [""], 1)["prompt_embeds"][0]
     assert torch.equal(again, plain)
 
 
@@ -82,13 +82,13 @@ def test_a_long_prompt_reaches_the_encoder_in_full(pipes, family):
     pipe = pipes[family]
     window = pipe.tokenizer.model_max_length
     words = ["rose"] * 199
-    long = encode(pipe, [" ".join(words)], [""], 1).kwargs["prompt_embeds"]
+    long = encode(pipe, [" ".join(words)], [""], 1)["prompt_embeds"]
     chunks = -(-200 // (window - 2))  # each chunk holds window - 2 words between its markers
     assert long.shape[1] == chunks * window
-    changed_end = encode(pipe, [" ".join([*words[:-1], "tulip"])], [""], 1).kwargs
+    changed_end = encode(pipe, [" ".join([*words[:-1], "tulip"])], [""], 1)
     assert not torch.equal(changed_end["prompt_embeds"], long)  # the last word counts
     # In one batch, a short prompt is padded to the long one's length.
-    both = encode(pipe, [" ".join(words), "a rose"], ["", ""], 1).kwargs
+    both = encode(pipe, [" ".join(words), "a rose"], ["", ""], 1)
     assert both["prompt_embeds"].shape[1] == long.shape[1]
     assert both["negative_prompt_embeds"].shape == both["prompt_embeds"].shape
 
@@ -99,11 +99,9 @@ def test_clip_skip_takes_an_earlier_layer_as_a1111_counts(pipes):
     with torch.inference_mode():
         hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states
         expected = pipe.text_encoder.final_layer_norm(hidden[-2])
-    skipped = encode(pipe, ["a red rose"], [""], 2).kwargs["prompt_embeds"]
+    skipped = encode(pipe, ["a red rose"], [""], 2)["prompt_embeds"]
     assert torch.allclose(skipped, expected, atol=1e-6)
-    assert not torch.allclose(
-        encode(pipe, ["a red rose"], [""], 1).kwargs["prompt_embeds"], expected
-    )
+    assert not torch.allclose(encode(pipe, ["a red rose"], [""], 1)["prompt_embeds"], expected)
 
 
 def test_a_lora_acts_in_full_on_fused_projections_and_they_are_fused_again(tiny_model, tmp_path):

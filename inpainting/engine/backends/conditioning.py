@@ -5,7 +5,6 @@ compel does the weighting and the chunking; the prompt syntax is AUTOMATIC1111's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,13 +35,6 @@ class _LayerProvider(EmbeddingsProvider):
         return model.final_layer_norm(hidden)
 
 
-@dataclass
-class Conditioning:
-    """What the pipeline call takes instead of prompt strings."""
-
-    kwargs: dict[str, Any]
-
-
 def _fragments(text: str, field: str) -> list[tuple[str, float]]:
     """The weighted fragments of a prompt; ``<lora:...>`` tags never reach the encoder."""
     return parse_weights(split_loras(text, field=field)[0], field=field)
@@ -66,8 +58,11 @@ def _same_length(tensors: list[torch.Tensor], empty: torch.Tensor) -> torch.Tens
     return torch.cat(padded)
 
 
-def encode(pipe: Any, prompts: list[str], negatives: list[str], clip_skip: int) -> Conditioning:
-    """The embeddings of each (prompt, negative prompt) pair, for ``pipe`` (SD 1.5 or SDXL).
+def encode(
+    pipe: Any, prompts: list[str], negatives: list[str], clip_skip: int
+) -> dict[str, torch.Tensor]:
+    """The embeddings of each (prompt, negative prompt) pair, for ``pipe`` (SD 1.5 or SDXL),
+    as the keyword arguments the pipeline call takes instead of prompt strings.
 
     ``clip_skip`` counts as AUTOMATIC1111 does: 1 = the layer the model was trained with, 2 =
     one layer earlier, and so on (SD 1.5 takes the final layer, normalized; SDXL the
@@ -82,7 +77,7 @@ def encode(pipe: Any, prompts: list[str], negatives: list[str], clip_skip: int) 
             [_weighted(provider, n, "negative_prompt") for n in negatives], empty
         )
         positive, negative = _same_length([positive, negative], empty).split(len(prompts))
-        return Conditioning({"prompt_embeds": positive, "negative_prompt_embeds": negative})
+        return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
     layer = -(clip_skip + 1)
     first = _LayerProvider(pipe.tokenizer, pipe.text_encoder, layer=layer, normalized=False)
     second = _LayerProvider(pipe.tokenizer_2, pipe.text_encoder_2, layer=layer, normalized=False)
@@ -105,11 +100,9 @@ def encode(pipe: Any, prompts: list[str], negatives: list[str], clip_skip: int) 
         negative = _same_length([embed(n, "negative_prompt") for n in negatives], empty)
         negative_pooled = pooled(negatives, "negative_prompt")
     positive, negative = _same_length([positive, negative], empty).split(len(prompts))
-    return Conditioning(
-        {
-            "prompt_embeds": positive,
-            "negative_prompt_embeds": negative,
-            "pooled_prompt_embeds": pooled(prompts, "prompt"),
-            "negative_pooled_prompt_embeds": negative_pooled,
-        }
-    )
+    return {
+        "prompt_embeds": positive,
+        "negative_prompt_embeds": negative,
+        "pooled_prompt_embeds": pooled(prompts, "prompt"),
+        "negative_pooled_prompt_embeds": negative_pooled,
+    }

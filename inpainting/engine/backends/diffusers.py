@@ -392,7 +392,7 @@ class DiffusersBackend:
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
                 result = runner(
-                    **conditioning.kwargs,
+                    **conditioning,
                     **extra,
                     image=[call.image for call, _ in entries],
                     mask_image=[call.hole for call, _ in entries],
