@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean chromium chaos load
+.PHONY: install run test lint clean chromium chaos cluster load
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: install chromium
 # Reliability: SIGKILL the worker mid-inference and restart Redis (README, "Reliability").
 chaos: install
 	$(PY) scripts/chaos.py --jobs $${JOBS:-12} --kills $${KILLS:-4}
+
+# Cluster: 2 web processes, 3 workers, each with its own data folder, S3 (moto's server on
+# loopback), one SIGKILL mid-job (README, "A cluster, tested"). Uses DATABASE_URL / REDIS_URL.
+cluster: install
+	CLUSTER_JOBS=$${JOBS:-60} $(PY) -m pytest tests/test_cluster.py -q -s -p no:cacheprovider
 
 # Load: 50 websocket subscribers + 20 waiting img2img clients against a running server.
 load: install

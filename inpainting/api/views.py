@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -38,7 +37,7 @@ from .common import (
     unfinished_response,
 )
 from .docs import GenerationDoc
-from .media import image_response, signed_url_parameters
+from .media import image_response
 from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
@@ -263,12 +262,8 @@ class MaskPreviewView(APIView):
 
 
 def _file_response(field_file, download_name: str):
-    if settings.AWS_STORAGE_BUCKET_NAME:
-        # A short-lived signed URL; S3 answers it with the same file name as we would.
-        url = field_file.storage.url(
-            field_file.name, parameters=signed_url_parameters(download_name)
-        )
-        return HttpResponseRedirect(url)
+    """Stored bytes streamed through this process from whatever storage holds them (the
+    data folder or an S3 bucket), never a redirect to the bucket: docs/adr/0006."""
     return image_response(field_file.open("rb"), filename=download_name, cache=True)
 
 

@@ -96,6 +96,19 @@ def worker_models_served() -> list[LibraryModel]:
     return models
 
 
+def worker_models_disabled_here() -> set[str]:
+    """The library models, disabled now, that this worker would serve if they were enabled."""
+    wanted = settings.WORKER_MODELS.strip()
+    if wanted.lower() == "none" or not engine_config().load_diffusers:
+        return set()
+    names = {name.strip() for name in wanted.split(",")} if wanted else None
+    return {
+        m.name
+        for m in LibraryModel.objects.checkpoints().filter(enabled=False, present=True)
+        if (names is None or m.name in names) and library_model_local_path(m) is not None
+    }
+
+
 def worker_models_load(served: list[LibraryModel]) -> None:
     """Load, at a worker's start, the models it will run (see ``model_load``): lama when its
     file is here; of the library, the default model when this worker serves it, else the
@@ -171,6 +184,13 @@ class WorkerReporter:
         )
         return bool(replies)
 
+    def _stop_consuming(self, queue: str) -> bool:
+        """Whether this process' worker answered that it no longer consumes ``queue``."""
+        replies = current_app.control.cancel_consumer(
+            queue, destination=[self.worker], reply=True, timeout=2
+        )
+        return bool(replies)
+
     def tick(self) -> list[LibraryModel]:
         served = worker_models_served()
         wanted = {m.name: fleet.model_queue(m.name) for m in served}
@@ -178,6 +198,13 @@ class WorkerReporter:
             for name, queue in wanted.items():
                 if name not in self.consuming and self._consume(queue):
                     self.consuming[name] = queue
+        # A model gone from this machine's disk or from the library, or no longer named by
+        # WORKER_MODELS: its jobs are for the workers that have it. (A model disabled in the
+        # library keeps its queue, so that its queued jobs fail saying so.)
+        kept = set(wanted) | worker_models_disabled_here()
+        for name in [n for n in self.consuming if n not in kept]:
+            if self._stop_consuming(self.consuming[name]):
+                del self.consuming[name]
         names = {str(library_model_local_path(m)): m.name for m in served}
         fleet.report_write(
             self.key,
