@@ -31,7 +31,7 @@ def engine_config() -> EngineConfig:
         load_diffusers=settings.LOAD_SD_INPAINT,
         model=settings.SD_INPAINT_MODEL,
         device=settings.INPAINT_DEVICE,
-        working_size=settings.INPAINT_WORKING_SIZE or FAMILIES["sd15"],
+        working_size=settings.INPAINT_WORKING_SIZE or FAMILIES["sd15"].working_size,
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.text import slugify
 
+from .engine.families import FAMILIES
+
 #: The longest run of prompt words in a download's file name.
 FILE_NAME_WORDS_CHARS = 40
 
@@ -236,9 +238,10 @@ class LibraryModel(models.Model):
         LORA = "lora", "LoRA"
         CONTROLNET = "controlnet", "ControlNet"
 
-    class Family(models.TextChoices):
-        SD15 = "sd15", "Stable Diffusion 1.5"
-        SDXL = "sdxl", "Stable Diffusion XL"
+    #: The engine's families (``engine.families``): sd15, sdxl, flux.
+    Family = models.TextChoices(
+        "Family", [(f.name.upper(), (f.name, f.label)) for f in FAMILIES.values()]
+    )
 
     class Layout(models.TextChoices):
         SINGLE_FILE = "single-file", "single file"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from PIL import Image
 
-from .engine import InpaintRequest, MaskOptions, Outpaint
+from .engine import InpaintRequest, InvalidInput, MaskOptions, Outpaint
+from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
-from .engine.prompts import split_loras
+from .engine.prompts import parse_weights, split_loras
 
 P = PARAMETERS
 
@@ -27,8 +28,8 @@ class GenerationParams:
     prompt: str = P["prompt"].default
     negative_prompt: str = P["negative_prompt"].default
     denoising_strength: float = P["denoising_strength"].default
-    num_inference_steps: int = P["num_inference_steps"].default
-    guidance_scale: float = P["guidance_scale"].default
+    num_inference_steps: int | None = P["num_inference_steps"].default  # None: the model's
+    guidance_scale: float | None = P["guidance_scale"].default  # None: the model's
     seed: int | None = P["seed"].default  # as requested; None = random
     samples: int = P["samples"].default
     mask_mode: str = P["mask_mode"].default
@@ -99,6 +100,62 @@ class GenerationParams:
             grow=self.mask_grow,
             exact_size=self.exact_mask_size,
             threshold=self.mask_threshold,
+        )
+
+    def for_family(
+        self, family: Family, model: str
+    ) -> tuple[GenerationParams, list[dict[str, str]]]:
+        """These parameters as a job of ``model`` (a ``family`` model) runs them, and the
+        warnings for its answer: what the request left to the model (steps, guidance) set
+        to the family's defaults; a value outside the family's range refused
+        (``InvalidInput`` naming the model); each parameter the family does not use named
+        in a warning (the job runs without it)."""
+        caps = family.capabilities
+        steps = caps.default_steps if self.num_inference_steps is None else self.num_inference_steps
+        guidance = caps.default_guidance if self.guidance_scale is None else self.guidance_scale
+        which = f"the model {model!r} ({family.label})"
+        if steps > caps.max_steps:
+            raise InvalidInput(
+                f"num_inference_steps must be at most {caps.max_steps} for {which}.",
+                field="num_inference_steps",
+            )
+        low, high = caps.guidance_range
+        if not low <= guidance <= high:
+            raise InvalidInput(
+                f"guidance_scale must be between {number(low)} and {number(high)} for {which}.",
+                field="guidance_scale",
+            )
+        warnings = []
+
+        def ignored(field: str, reason: str) -> None:
+            warnings.append(
+                {"field": field, "message": f"{family.label} {reason}; {field} was not used."}
+            )
+
+        if self.negative_prompt.strip() and not caps.negative_prompt:
+            ignored("negative_prompt", "has no negative prompt (its guidance is distilled)")
+        if self.scheduler and not caps.schedulers:
+            ignored("scheduler", "runs its own flow-matching scheduler only")
+        if self.clip_skip != P["clip_skip"].default and not caps.clip_skip:
+            ignored("clip_skip", "has no CLIP layers to skip in its conditioning")
+        if not caps.prompt_weighting and any(w != 1.0 for _, w in parse_weights(self.prompt)):
+            warnings.append(
+                {
+                    "field": "prompt",
+                    "message": f"{family.label} reads the prompt as written: its (word:1.3) "
+                    "weights were not applied (the words were).",
+                }
+            )
+        return replace(self, num_inference_steps=steps, guidance_scale=guidance), warnings
+
+    def with_defaults(self) -> GenerationParams:
+        """For an engine without a diffusion model (classical, lama): steps and guidance the
+        request left open stored as SD's defaults, as they always were."""
+        caps = FAMILIES["sd15"].capabilities
+        return replace(
+            self,
+            num_inference_steps=self.num_inference_steps or caps.default_steps,
+            guidance_scale=self.guidance_scale or caps.default_guidance,
         )
 
     def to_request(

@@ -35,6 +35,7 @@ from .services import generations, library, masks
 @login_required
 def studio(request):
     config = engine_config()
+    models = [m for m in library.library_models_described() if m["runnable"]]
     context = {
         "engines": config.available(),
         "default_engine": config.default(),
@@ -44,8 +45,10 @@ def studio(request):
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition
         "outpaint_max": MAX_OUTPAINT_SIDE,
-        # The model picker: the library's runnable models, the default first.
-        "models": [m for m in library.library_models_described() if m["runnable"]],
+        # The model picker: the library's runnable models, the default first, each with what
+        # it accepts; the form's steps and guidance start at the default model's.
+        "models": models,
+        "accepts": models[0]["accepts"] if models else library.library_default_accepts(),
         # The LoRA picker: the library's LoRAs, with the limits of the one definition.
         "loras": library.library_loras_described(),
         "max_loras": MAX_LORAS,

@@ -77,7 +77,7 @@ def test_mask_that_selects_nothing(api):
     [
         ("num_inference_steps", "0", "greater than or equal to 1"),
         ("steps", "151", "less than or equal to 150"),
-        ("guidance_scale", "25", "less than or equal to 20"),
+        ("guidance_scale", "101", "less than or equal to 100"),  # no family goes higher
         ("denoising_strength", "1.5", "less than or equal to 1"),
         ("samples", "5", "less than or equal to 4"),
         ("seed", str(2**32), "less than or equal to 4294967295"),
@@ -92,6 +92,17 @@ def test_out_of_range_parameters(api, field, value, words):
     response = post_img2img(api, image_png(), black_box_mask_png(), **{field: value})
     canonical = {"steps": "num_inference_steps"}.get(field, field)
     assert_error(response, 400, canonical, words)
+
+
+def test_a_value_outside_the_models_range_is_refused_naming_the_model(api, tiny_model):
+    """Guidance 25 is within the widest family range (FLUX.1 Fill's, to 100) but not within
+    Stable Diffusion's (1-20): the diffusers job is refused, and the message names the model."""
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), engine="diffusers", prompt="a rose",
+        guidance_scale="25",
+    )  # fmt: skip
+    assert_error(response, 400, "guidance_scale", f"between 1 and 20 for the model '{tiny_model}'")
+    assert "(Stable Diffusion 1.5)" in response.json()["message"]
 
 
 def test_params_must_be_a_json_object(api):

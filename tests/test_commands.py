@@ -108,6 +108,21 @@ def test_engine_info_reports_and_loads(tiny_model, capsys):
     assert info["engine"] == "classical" and info["engines"] == ["classical", "diffusers"]
     assert info["device"] == "cpu" and "DPM++ 2M Karras" in info["schedulers"]
     assert info["model_load"] == "ok"
+    flux = info["families"]["flux"]
+    assert flux["pipeline"] == "FluxFillPipeline" and flux["cuda_dtype"] == "bfloat16"
+    assert flux["accepts"]["negative_prompt"] is False
+    assert flux["accepts"]["guidance_scale"] == {"default": 30.0, "minimum": 1.0, "maximum": 100.0}
+    assert set(info["families"]) == {"sd15", "sdxl", "flux"}
+
+
+def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
+    call_command("engine_info")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("family ")]
+    assert len(lines) == 3
+    flux = next(line for line in lines if "FLUX.1 Fill" in line)
+    assert "steps 50 (at most 100)" in flux and "guidance 30.0 (1.0-100.0)" in flux
+    sd15 = next(line for line in lines if "Stable Diffusion 1.5" in line)
+    assert "uses negative_prompt, schedulers, clip_skip" in sd15
 
 
 def test_engine_info_shows_a_load_error(settings, tmp_path, capsys):

@@ -105,7 +105,15 @@ def test_api_models_lists_the_enabled_models_default_first(library, api):
     first, _, xl = body["models"]
     assert first["kind"] == "inpainting" and xl["kind"] == "base"
     assert xl["family"] == "sdxl" and xl["defaults"]["working_size"] == 1024
-    assert first["defaults"] == {"working_size": 512, "num_inference_steps": 30}
+    assert first["defaults"] == {
+        "working_size": 512,
+        "num_inference_steps": 30,
+        "guidance_scale": 7.5,
+    }
+    assert (
+        first["accepts"]["negative_prompt"] is True
+        and first["family_label"] == "Stable Diffusion 1.5"
+    )
     assert len(xl["sha256"]) == 64
     assert Client().get("/api/models").status_code == 401
 

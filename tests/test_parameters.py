@@ -13,6 +13,7 @@ from inpainting.api.compat.fooocus import FooocusGenerateSerializer
 from inpainting.api.compat.modelslab import ModelsLabInpaintSerializer
 from inpainting.api.compat.sd_inpaint import SdInpaintSerializer
 from inpainting.engine import InvalidInput
+from inpainting.engine.families import FAMILIES
 from inpainting.engine.parameters import PARAMETERS, check
 from inpainting.management.commands.inpaint import Command as InpaintCommand
 
@@ -88,12 +89,17 @@ def test_the_studio_form_takes_its_limits_and_defaults_from_the_definition(clien
     client.force_login(user)
     reader = FormReader()
     reader.feed(client.get("/").content.decode())
+    # Steps and guidance: the model's own default and range (the server's SD model here).
+    by_model = FAMILIES["sd15"].capabilities.describe()
     number_fields = [p for p in PARAMETERS.values() if p.minimum is not None]
     for p in number_fields:
         attrs = reader.inputs[p.name]
-        assert float(attrs["min"]) == p.minimum and float(attrs["max"]) == p.maximum, p.name
-        if p.default is not None:
-            assert float(attrs["value"]) == p.default, p.name
+        model = by_model[p.name] if p.name in ("num_inference_steps", "guidance_scale") else {}
+        low, high = model.get("minimum", p.minimum), model.get("maximum", p.maximum)
+        assert float(attrs["min"]) == low and float(attrs["max"]) == high, p.name
+        default = model.get("default", p.default)
+        if default is not None:
+            assert float(attrs["value"]) == default, p.name
     assert set(reader.options["inpaint_area"]) == set(PARAMETERS["inpaint_area"].choices)
     assert set(reader.options["engine"]) <= set(PARAMETERS["engine"].choices)
 
@@ -102,7 +108,7 @@ def test_the_compatible_apis_use_the_same_ranges_with_their_own_defaults():
     for serializer, name, default in (
         (SdInpaintSerializer(), "num_inference_steps", 50),  # the SD inpainting service's
         (ModelsLabInpaintSerializer(), "steps", 31),  # ModelsLab's
-        (ModelsLabInpaintSerializer(), "guidance_scale", 7.5),
+        (ModelsLabInpaintSerializer(), "guidance_scale", None),  # the model's (7.5 for SD)
         (FooocusGenerateSerializer(), "image_number", 1),
     ):
         field = serializer.fields[name]

@@ -10,7 +10,8 @@ from PIL import Image
 def working_dimensions(
     width: int, height: int, long_side: int, multiple: int = 8
 ) -> tuple[int, int]:
-    """The size the model works at: long side ``long_side``, both sides multiples of 8."""
+    """The size the model works at: long side ``long_side``, both sides multiples of
+    ``multiple`` (8 for SD's latents, 16 for FLUX's 2x2 latent patches)."""
     scale = long_side / max(width, height)
     w = max(multiple, round(width * scale / multiple) * multiple)
     h = max(multiple, round(height * scale / multiple) * multiple)

@@ -1,8 +1,8 @@
-"""Cheap live previews: latents to RGB by the linear approximation, as a small JPEG.
+"""Cheap live previews: latents to RGB by a family's linear approximation, as a small JPEG.
 
-The four SD 1.x latent channels map to RGB almost linearly; these factors are the widely
-used approximation (as in A1111's "Approx cheap" and ComfyUI's latent previews). No VAE
-decode, so a preview costs a tiny fraction of a denoising step.
+A family's latent channels map to RGB almost linearly (``families.*.preview``: the factors
+A1111's "Approx cheap" and ComfyUI's latent previews use). No VAE decode, so a preview costs
+a tiny fraction of a denoising step.
 """
 
 from __future__ import annotations
@@ -12,22 +12,30 @@ import io
 import numpy as np
 from PIL import Image
 
-SD15_LATENT_RGB = np.array(
-    [
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ],
-    dtype=np.float32,
-)
+from .families import Preview
+from .families.sd15 import SD_PREVIEW
 
 
-def latents_to_jpeg(latents: np.ndarray, quality: int = 70) -> bytes:
-    """``latents`` C x H x W (one sample, C = 4) -> JPEG bytes at latent resolution."""
-    channels = latents.shape[0]
-    factors = SD15_LATENT_RGB[:channels]
+def unpack(latents: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Packed latents (a sequence of 2x2 patches, [H/2 * W/2, C * 4]) as C x H x W."""
+    channels = latents.shape[-1] // 4
+    patches = latents.reshape(height // 2, width // 2, channels, 2, 2)
+    return patches.transpose(2, 0, 3, 1, 4).reshape(channels, height, width)
+
+
+def latents_to_jpeg(
+    latents: np.ndarray,
+    preview: Preview = SD_PREVIEW,
+    size: tuple[int, int] | None = None,
+    quality: int = 70,
+) -> bytes:
+    """One sample's latents -> JPEG bytes at latent resolution: C x H x W, or packed (then
+    ``size`` is the latent grid's height and width)."""
+    if preview.packed:
+        latents = unpack(latents, *size)
+    factors = np.asarray(preview.factors, np.float32)[: latents.shape[0]]
     rgb = np.einsum("chw,cr->hwr", latents.astype(np.float32), factors)
+    rgb += np.asarray(preview.bias, np.float32)
     pixels = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)

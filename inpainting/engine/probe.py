@@ -16,50 +16,29 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .types import InvalidInput
+from .families import FAMILIES, Family, Unsupported, family_of_folder
 
-#: The families the engine can run, with their working size (the size they were trained at).
-FAMILIES = {"sd15": 512, "sdxl": 1024}
-#: Their pipeline configurations, shipped (written by scripts/pipeline_configs.py): one folder
-#: per family and variant, so single-file checkpoints load with no network.
+#: Where single-file checkpoints of each family find their pipeline configuration, shipped
+#: (written by scripts/pipeline_configs.py): one folder per family and variant, so they load
+#: with no network.
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "pipeline_configs"
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 #: A safetensors header larger than this is not a checkpoint (a real SDXL file's is ~200 KB).
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
-# Keys of the original layout (the UNet under ``model.diffusion_model.``).
-_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"  # [320, in_channels, 3, 3]
-_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
-_SD2_TEXT = "cond_stage_model.model.token_embedding.weight"  # OpenCLIP ViT-H: SD 2.x
-_SDXL_TEXT_2 = "conditioner.embedders.1.model.positional_embedding"  # OpenCLIP bigG
-_SDXL_REFINER = "conditioner.embedders.0.model.text_projection"
-_FLUX = "double_blocks.0.img_attn.norm.key_norm.scale"
 _SD3 = ("joint_blocks.0.context_block.adaLN_modulation.1.bias",)
-
-# diffusers pipeline class names (``model_index.json``'s ``_class_name``) per family.
-_FOLDER_CLASSES = {
-    "StableDiffusionPipeline": "sd15",
-    "StableDiffusionInpaintPipeline": "sd15",
-    "StableDiffusionImg2ImgPipeline": "sd15",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusionXLInpaintPipeline": "sdxl",
-    "StableDiffusionXLImg2ImgPipeline": "sdxl",
-}
-
-
-class Unsupported(InvalidInput):
-    """A file or folder that is not a model the engine can run, and why (said to people)."""
+_SD_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
 
 @dataclass(frozen=True)
 class Probe:
-    family: str  # "sd15" | "sdxl"
-    inpainting: bool  # a 9-channel UNet (4 latent + 1 mask + 4 masked-image latent)
+    family: str  # a key of FAMILIES
+    inpainting: bool  # the inpainting variant (SD: a 9-channel UNet; FLUX: Fill)
     layout: str  # "single-file" | "diffusers"
 
     @property
     def working_size(self) -> int:
-        return FAMILIES[self.family]
+        return FAMILIES[self.family].working_size
 
 
 def read_header(path: Path) -> dict[str, dict]:
@@ -86,61 +65,71 @@ def read_header(path: Path) -> dict[str, dict]:
 
 
 def probe_checkpoint(path: Path) -> Probe:
-    """The family of a single-file checkpoint, from its keys and shapes."""
+    """The family of a single-file checkpoint, from its keys and shapes: the first family
+    whose detector recognises it."""
     table = read_header(path)
-    if _FLUX in table:
-        raise Unsupported(
-            f"{path.name} is a FLUX checkpoint; FLUX is not supported yet (SD 1.5 and SDXL are)."
-        )
+    for family in FAMILIES.values():
+        try:
+            inpainting = family.detect(table)
+        except Unsupported as exc:
+            raise Unsupported(f"{path.name} is {exc}") from None
+        if inpainting is not None:
+            return Probe(family.name, inpainting, "single-file")
     if any(key in table or f"model.diffusion_model.{key}" in table for key in _SD3):
         raise Unsupported(f"{path.name} is a Stable Diffusion 3 checkpoint; not supported yet.")
-    if _UNET_IN not in table:
+    if _SD_UNET_IN not in table:
         raise Unsupported(
-            f"{path.name}: no Stable Diffusion UNet found (no {_UNET_IN!r}); a LoRA, a VAE, "
-            "a ControlNet or a diffusers-layout file is not a checkpoint."
+            f"{path.name}: no diffusion model found (no Stable Diffusion UNet, no FLUX "
+            "transformer); a LoRA, a VAE, a ControlNet or a diffusers-layout file is not a "
+            "checkpoint."
         )
-    shape = table[_UNET_IN]["shape"]
-    channels = shape[1] if len(shape) == 4 else None
-    if channels not in (4, 9):
-        raise Unsupported(f"{path.name}: a UNet with {channels} input channels is not SD.")
-    if _SDXL_TEXT_2 in table:
-        family = "sdxl"
-    elif _SDXL_REFINER in table:
-        raise Unsupported(f"{path.name} is an SDXL refiner; it cannot inpaint on its own.")
-    elif _SD2_TEXT in table:
-        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x checkpoint; not supported.")
-    elif _SD1_TEXT in table:
-        family = "sd15"
-    else:
-        raise Unsupported(
-            f"{path.name}: the family could not be detected (no known text encoder keys)."
-        )
-    return Probe(family, channels == 9, "single-file")
+    raise Unsupported(
+        f"{path.name}: the family could not be detected (no known text encoder keys)."
+    )
 
 
 def probe_folder(path: Path) -> Probe:
-    """The family of a diffusers folder, from ``model_index.json`` and the UNet's config."""
+    """The family of a diffusers folder, from ``model_index.json`` and its denoiser's config
+    (the UNet's or the transformer's ``in_channels`` tell the variant)."""
     try:
         index = json.loads((path / "model_index.json").read_text())
-        unet = json.loads((path / "unet" / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise Unsupported(
             f"{path.name}: not a diffusers pipeline folder ({type(exc).__name__})."
         ) from None
-    if not isinstance(index, dict) or not isinstance(unet, dict):
+    if not isinstance(index, dict):
         raise Unsupported(f"{path.name}: not a diffusers pipeline folder (bad configuration).")
-    family = _FOLDER_CLASSES.get(str(index.get("_class_name", "")))
+    family = family_of_folder(str(index.get("_class_name", "")))
     if family is None:
+        supported = sorted(c for f in FAMILIES.values() for c in f.folder_classes)
         raise Unsupported(
             f"{path.name}: a {index.get('_class_name')!r} pipeline is not supported "
-            f"(supported: {', '.join(sorted(_FOLDER_CLASSES))})."
+            f"(supported: {', '.join(supported)})."
         )
-    channels = unet.get("in_channels")
-    if channels not in (4, 9):
-        raise Unsupported(f"{path.name}: a UNet with {channels} input channels is not SD.")
-    if not any((path / "unet").glob("*.safetensors")):
-        raise Unsupported(f"{path.name}: the UNet has no .safetensors weights (pickles refused).")
-    return Probe(family, channels == 9, "diffusers")
+    return Probe(family.name, _folder_variant(path, family), "diffusers")
+
+
+def _folder_variant(path: Path, family: Family) -> bool:
+    """Whether the folder holds the family's inpainting variant (else a base model its
+    inpaint pipeline runs); ``Unsupported`` for a denoiser it cannot run."""
+    part = path / family.denoiser
+    try:
+        config = json.loads((part / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise Unsupported(
+            f"{path.name}: no readable {family.denoiser}/config.json ({type(exc).__name__})."
+        ) from None
+    channels = config.get("in_channels") if isinstance(config, dict) else None
+    if channels not in (family.inpaint_channels, family.base_channels):
+        raise Unsupported(
+            f"{path.name}: a {family.denoiser} with {channels} input channels is not a "
+            f"{family.label} model that inpaints here."
+        )
+    if not any(part.glob("*.safetensors")):
+        raise Unsupported(
+            f"{path.name}: the {family.denoiser} has no .safetensors weights (pickles refused)."
+        )
+    return channels == family.inpaint_channels
 
 
 def probe(path: Path) -> Probe:

@@ -48,6 +48,8 @@ class Backend(Protocol):
     name: str
     #: Long side the backend works at, or None to work at the input's own size.
     working_size: int | None
+    #: Both working sides are multiples of this (8 for SD's latents, 16 for FLUX's patches).
+    size_multiple: int
     #: Whether outpainting should pre-fill the new area before calling the backend.
     prefill: bool
     #: Whether ``inpaint_batch`` runs several calls of one ``batch_key`` as one model batch.
@@ -251,7 +253,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     weights = region_mask
     model_image = region_image
     if backend.working_size:
-        size = working_dimensions(*region_image.size, backend.working_size)
+        size = working_dimensions(*region_image.size, backend.working_size, backend.size_multiple)
         if size != region_image.size:
             # Image and hole are resized with one filter, so every working pixel whose value
             # draws on a hole pixel is in the hole: nothing under the mask (the object being

@@ -34,21 +34,31 @@ class Submission:
     created: bool  # False when an idempotency key returned an existing generation
 
 
-def _validate(
-    params: GenerationParams, image: Image.Image, mask: Image.Image | None
-) -> tuple[str, str]:
-    """Check what can be checked before queueing; returns the engine and the model the job
-    will use (a job that names a model asks for the diffusers engine)."""
+@dataclass(frozen=True)
+class Checked:
+    """A job as it will run: its engine and model, its parameters with what the request left
+    to the model filled in, and the warnings its answer carries (parameters the model does
+    not use)."""
+
+    engine: str
+    model: str
+    params: GenerationParams
+    warnings: list[dict[str, str]]
+
+
+def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | None) -> Checked:
+    """Check what can be checked before queueing (a job that names a model asks for the
+    diffusers engine; its parameters are checked against the model's family)."""
     config = engine_config()
     try:
         engine_name = config.choose(params.requested_engine, params.prompt)
-        effective = engine.prepare_mask(params.to_request(image=image, mask=mask))
+        effective = engine.prepare_mask(params.with_defaults().to_request(image=image, mask=mask))
         engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
         generation_check_engine_fields(params, engine_name)
-        return engine_name, config.model_name(engine_name)
+        return Checked(engine_name, config.model_name(engine_name), params.with_defaults(), [])
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     try:
@@ -58,10 +68,14 @@ def _validate(
     model = library.library_model_for_job(params.model)
     library.library_loras_check(params, model)
     library.library_controlnet_check(params, model)
-    if model is None:
-        return engine_name, config.model_name(engine_name)
-    model_served_check(model.name)
-    return engine_name, model.name
+    name, family = library.library_model_family(model)
+    try:
+        resolved, warnings = params.for_family(family, name)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field) from None
+    if model is not None:
+        model_served_check(model.name)
+    return Checked(engine_name, name, resolved, warnings)
 
 
 def generation_check_engine_fields(params: GenerationParams, engine_name: str) -> None:
@@ -157,7 +171,9 @@ def generation_create(
         raise ClientError("A mask file is required unless outpaint is given.", field="mask")
     image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
     mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
-    engine_name, model_name = _validate(params, image, mask)
+    checked = _validate(params, image, mask)
+    if checked.warnings:
+        extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
     try:
         with _files_removed_on_rollback() as saved, transaction.atomic():
             _check_quota(user)
@@ -170,9 +186,9 @@ def generation_create(
                 user=user,
                 source=source,
                 mask=mask_row,
-                params=params,
-                engine_name=engine_name,
-                model_name=model_name,
+                params=checked.params,
+                engine_name=checked.engine,
+                model_name=checked.model,
                 client=client,
                 api_key=api_key,
                 idempotency_key=idempotency_key,
@@ -245,21 +261,20 @@ def generation_rerun(
     if generation.engine == "diffusers" and params.model is None:
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
-    engine_name, model_name = _validate(
-        params, open_stored(generation.source.file), stored_mask(generation)
-    )
+    checked = _validate(params, open_stored(generation.source.file), stored_mask(generation))
     with transaction.atomic():
         _check_quota(user)
         return _generation_insert(
             user=user,
             source=generation.source,
             mask=generation.mask,
-            params=params,
-            engine_name=engine_name,
-            model_name=model_name,
+            params=checked.params,
+            engine_name=checked.engine,
+            model_name=checked.model,
             client=client or generation.client,
             api_key=None,
             idempotency_key=None,
+            metadata={"warnings": checked.warnings} if checked.warnings else None,
         )
 
 

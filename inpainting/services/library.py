@@ -14,9 +14,11 @@ from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
 from .. import engine, fleet, selectors
-from ..engine.parameters import PARAMETERS, check_loras
+from ..conf import engine_config
+from ..engine.backends.diffusers import family_of_model
+from ..engine.families import FAMILIES, Family
+from ..engine.parameters import check_loras
 from ..engine.probe import (
-    FAMILIES,
     PICKLE_SUFFIXES,
     Probe,
     Unsupported,
@@ -280,7 +282,9 @@ def library_models_described() -> list[dict]:
 
 def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
     """A library model as ``GET /api/models`` lists it (``workers``: how many live workers
-    serve it, a job for it is a 503 while none does; null when that cannot be read)."""
+    serve it, a job for it is a 503 while none does; null when that cannot be read), with
+    its family's defaults and what it accepts (``engine.families``)."""
+    family = FAMILIES[model.family]
     return {
         "name": model.name,
         "family": model.family,
@@ -291,10 +295,13 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
         "workers": workers,
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
+        "family_label": family.label,
         "defaults": {
-            "working_size": FAMILIES[model.family],
-            "num_inference_steps": PARAMETERS["num_inference_steps"].default,
+            "working_size": family.working_size,
+            "num_inference_steps": family.capabilities.default_steps,
+            "guidance_scale": family.capabilities.default_guidance,
         },
+        "accepts": family.capabilities.describe(),
     }
 
 
@@ -320,6 +327,21 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
             field="model",
         )
     return model
+
+
+def library_model_family(model: LibraryModel | None) -> tuple[str, Family]:
+    """The name and family of a diffusers job's model: the library ``model``, or (None) the
+    deployment's own SD_INPAINT_MODEL."""
+    if model is not None:
+        return model.name, FAMILIES[model.family]
+    config = engine_config()
+    return config.model_name("diffusers"), family_of_model(config.model)
+
+
+def library_default_accepts() -> dict:
+    """What the deployment's own SD_INPAINT_MODEL accepts (a job that names no library model
+    runs it when the library is empty)."""
+    return library_model_family(None)[1].capabilities.describe()
 
 
 def _same_name(library_name: str, given: str) -> bool:

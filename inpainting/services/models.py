@@ -45,7 +45,7 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
             f"The model {model.name!r} is not on this worker's disk (MODELS_DIR or the Hugging "
             "Face cache); copy it there, or route its jobs to a worker that has it."
         )
-    size = settings.INPAINT_WORKING_SIZE or FAMILIES[model.family]
+    size = settings.INPAINT_WORKING_SIZE or FAMILIES[model.family].working_size
     return replace(config, model=str(path), working_size=size)
 
 

@@ -4,4 +4,5 @@
 
 import "./studio/canvas.js";
 import "./studio/job.js";
+import "./studio/model-controls.js";
 import "./studio/results.js";

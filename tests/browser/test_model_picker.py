@@ -10,11 +10,12 @@ from django.conf import settings
 from huggingface_hub import constants as hf_constants
 
 from inpainting.models import Generation, LibraryModel
-from inpainting.services.library import library_scan
+from inpainting.services.library import library_model_set_default, library_scan
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
+from inpainting.testing.tiny_flux import write_tiny_flux_fill_model
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
-from tests.browser.conftest import log_in
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.browser.helpers import open_image, parameter_rows, photo, stroke
 from tests.helpers import wait_until_served
 
@@ -101,3 +102,50 @@ def test_pick_a_lora_its_strength_and_a_controlnet_and_find_them_in_the_history(
     assert rows["LoRAs"] == "ink.safetensors (0.8)"
     assert rows["ControlNet"] == "inpaint-cn (scale 0.6, steps 0-1)"
     page.screenshot(path=str(tmp_path / "lora-detail.png"))
+
+
+@pytest.fixture
+def flux_and_sd(tmp_path, models_dir, tiny_model, monkeypatch):
+    """alpha (SD 1.5, the default) and fill (a tiny FLUX.1 Fill)."""
+    shutil.copytree(tiny_model, models_dir / "alpha")
+    write_tiny_flux_fill_model(models_dir / "fill")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    library_model_set_default(model=LibraryModel.objects.get(name="alpha"))
+    wait_until_served("alpha", "fill")
+
+
+def test_a_flux_model_hides_the_negative_prompt_and_brings_its_defaults(
+    page, live_url, user, flux_and_sd, tmp_path
+):
+    log_in(page, live_url, "alice", "pw-alice-123")
+    path, _ = photo(tmp_path, "chelsea")
+    box = open_image(page, path)
+    page.select_option("#engine", "diffusers")
+    steps, guidance = page.locator("#num_inference_steps"), page.locator("#guidance_scale")
+    assert (steps.input_value(), guidance.input_value()) == ("30", "7.5")  # alpha's: SD
+    assert not page.locator("#scheduler").evaluate("e => e.closest('.field').hidden")
+    page.fill("#negative_prompt", "blurry")
+    assert page.locator("#negative_prompt").is_visible()
+
+    page.select_option("#model", "fill")
+    assert page.locator("#negative_prompt").is_hidden()
+    for unused in ("#scheduler", "#clip_skip"):  # under Advanced: their fields are hidden
+        assert page.locator(unused).evaluate("e => e.closest('.field').hidden"), unused
+    assert (steps.input_value(), guidance.input_value()) == ("50", "30.0")
+    assert (guidance.get_attribute("max"), steps.get_attribute("max")) == ("100.0", "100")
+    page.screenshot(path=str(SCREENSHOTS / "studio-flux.png"), full_page=True)
+
+    page.fill("#prompt", "a red rose")
+    steps.fill("4")
+    stroke(page, box, (150, 100), (250, 150))
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    generation = Generation.objects.get(owner=user)
+    assert generation.model_name == "fill" and generation.params["guidance_scale"] == 30.0
+    # The hidden negative prompt was not sent: nothing was ignored, nothing to warn about.
+    assert generation.params["negative_prompt"] == "" and "warnings" not in generation.metadata
+
+    page.select_option("#model", "alpha")
+    assert page.locator("#negative_prompt").is_visible()
+    assert (steps.input_value(), guidance.input_value()) == ("30", "7.5")

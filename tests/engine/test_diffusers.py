@@ -246,6 +246,7 @@ def test_the_fast_path_keeps_the_images(tiny_model):
     plain = generate(StableDiffusionInpaintPipeline.from_pretrained(tiny_model))
     fast_pipe = speed_up(
         StableDiffusionInpaintPipeline.from_pretrained(tiny_model),
+        denoiser="unet",
         channels_last=True,
         fuse_qkv=True,
         compile_unet=False,

@@ -29,19 +29,37 @@ def checkpoint(path, tensors: dict[str, tuple[int, ...]]):
         ({UNET_IN: (320, 4, 3, 3), SD1_TEXT: (77, 768)}, Probe("sd15", False, "single-file")),
         ({UNET_IN: (320, 9, 3, 3), SDXL_TEXT_2: (77, 1280)}, Probe("sdxl", True, "single-file")),
         ({UNET_IN: (320, 4, 3, 3), SDXL_TEXT_2: (77, 1280)}, Probe("sdxl", False, "single-file")),
+        (
+            {"double_blocks.0.img_attn.norm.key_norm.scale": (128,), "img_in.weight": (3072, 384)},
+            Probe("flux", True, "single-file"),
+        ),
+        (  # as ComfyUI packages it
+            {
+                "model.diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale": (128,),
+                "model.diffusion_model.img_in.weight": (3072, 384),
+            },
+            Probe("flux", True, "single-file"),
+        ),
     ],
-    ids=["sd15-inpainting", "sd15", "sdxl-inpainting", "sdxl"],
+    ids=["sd15-inpainting", "sd15", "sdxl-inpainting", "sdxl", "flux-fill", "flux-fill-comfy"],
 )
 def test_a_checkpoint_family_from_its_keys(tmp_path, keys, expected):
     found = probe(checkpoint(tmp_path / "model.safetensors", keys))
     assert found == expected
-    assert found.working_size == {"sd15": 512, "sdxl": 1024}[found.family]
+    assert found.working_size == {"sd15": 512, "sdxl": 1024, "flux": 1024}[found.family]
 
 
 @pytest.mark.parametrize(
     ("keys", "reason"),
     [
-        ({"double_blocks.0.img_attn.norm.key_norm.scale": (128,)}, "FLUX"),
+        ({"double_blocks.0.img_attn.norm.key_norm.scale": (128,)}, "FLUX.1 base"),
+        (
+            {
+                "double_blocks.0.img_attn.norm.key_norm.scale": (128,),
+                "img_in.weight": (3072, 64),
+            },
+            "img_in of 64 channels",
+        ),
         ({UNET_IN: (320, 4, 3, 3), "cond_stage_model.model.token_embedding.weight": (8, 4)}, "2.x"),
         (
             {UNET_IN: (320, 4, 3, 3), "conditioner.embedders.0.model.text_projection": (4, 4)},
@@ -51,7 +69,7 @@ def test_a_checkpoint_family_from_its_keys(tmp_path, keys, expected):
         ({UNET_IN: (320, 4, 3, 3)}, "could not be detected"),
         ({UNET_IN: (320, 8, 3, 3), SD1_TEXT: (77, 768)}, "8 input channels"),
     ],
-    ids=["flux", "sd2", "refiner", "lora", "no-text-encoder", "odd-unet"],
+    ids=["flux-no-img-in", "flux-base", "sd2", "refiner", "lora", "no-text-encoder", "odd-unet"],
 )
 def test_what_cannot_run_is_refused_with_the_reason(tmp_path, keys, reason):
     with pytest.raises(Unsupported, match=reason):
@@ -88,9 +106,9 @@ def test_a_diffusers_folder(tmp_path):
     folder = write_tiny_inpaint_model(tmp_path / "tiny")
     assert probe(folder) == Probe("sd15", True, "diffusers")
     index = json.loads((folder / "model_index.json").read_text())
-    index["_class_name"] = "FluxFillPipeline"
+    index["_class_name"] = "KandinskyV22InpaintPipeline"
     (folder / "model_index.json").write_text(json.dumps(index))
-    with pytest.raises(Unsupported, match="'FluxFillPipeline' pipeline is not supported"):
+    with pytest.raises(Unsupported, match="'KandinskyV22InpaintPipeline' pipeline is not"):
         probe(folder)
     with pytest.raises(Unsupported, match="not a diffusers pipeline folder"):
         probe(tmp_path)

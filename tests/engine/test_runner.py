@@ -25,6 +25,7 @@ class SolidBackend:
     """A backend that paints everything one colour, at an optional working size."""
 
     name = "solid"
+    size_multiple = 8
     prefill = False
     supports_batch = False
 

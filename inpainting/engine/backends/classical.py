@@ -47,6 +47,7 @@ def holes(call: BackendCall) -> tuple[np.ndarray, np.ndarray | None]:
 class ClassicalBackend:
     name = "classical"
     working_size = None  # works at the input's own resolution
+    size_multiple = 1
     prefill = False  # it fills the new area of an outpaint itself
     supports_batch = False  # a fill is per image; jobs run one by one
 

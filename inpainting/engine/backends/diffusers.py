@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from huggingface_hub import try_to_load_from_cache
 from PIL import Image
 
+from ..families import FAMILIES, Family, family_of_folder
 from ..previews import latents_to_jpeg
-from ..probe import config_folder, probe_checkpoint
+from ..probe import config_folder, probe, probe_checkpoint
+from ..prompts import parse_weights, plain_text
 from ..schedulers import make_scheduler
 from ..types import (
     BackendCall,
@@ -23,6 +27,7 @@ from ..types import (
     Cancelled,
     ControlNetUse,
     EngineError,
+    InvalidInput,
     ProgressCallback,
     ProgressEvent,
 )
@@ -42,6 +47,23 @@ def resolve_model(model: str) -> str:
     return MODEL_ALIASES.get(model, model)
 
 
+def family_of_model(model: str) -> Family:
+    """The family of ``model``: a folder or a single file (probed), or a Hub id (from its
+    cached ``model_index.json``); Stable Diffusion 1.5 when it cannot be told (the default
+    model's family, and a missing model fails at loading with its own message)."""
+    path = Path(model)
+    try:
+        if path.exists():
+            return FAMILIES[probe(path).family]
+        index = try_to_load_from_cache(model, "model_index.json")
+        if isinstance(index, str):
+            class_name = json.loads(Path(index).read_text()).get("_class_name", "")
+            return family_of_folder(str(class_name)) or FAMILIES["sd15"]
+    except (InvalidInput, OSError, ValueError, AttributeError):
+        pass
+    return FAMILIES["sd15"]
+
+
 def resolve_device(requested: str = "auto") -> str:
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
@@ -54,14 +76,18 @@ def resolve_device(requested: str = "auto") -> str:
     return "cpu"
 
 
-def speed_up(pipe: Any, *, channels_last: bool, fuse_qkv: bool, compile_unet: bool) -> Any:
-    """The fast path (SPEC §8): channels-last UNet and VAE, fused QKV projections where the
-    model supports them, and optionally ``torch.compile`` on the UNet. Attention is PyTorch's
+def speed_up(
+    pipe: Any, *, denoiser: str, channels_last: bool, fuse_qkv: bool, compile_unet: bool
+) -> Any:
+    """The fast path (SPEC §8): channels-last UNet and VAE (convolutions; a transformer has
+    none to speed up), fused QKV projections where the model supports them, and optionally
+    ``torch.compile`` on the denoiser (the UNet or the transformer). Attention is PyTorch's
     SDPA, diffusers' default on torch 2."""
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     if channels_last:
-        pipe.unet.to(memory_format=torch.channels_last)
+        if denoiser == "unet":
+            pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if fuse_qkv:
         try:
@@ -69,8 +95,13 @@ def speed_up(pipe: Any, *, channels_last: bool, fuse_qkv: bool, compile_unet: bo
         except (AttributeError, ValueError, NotImplementedError) as exc:
             logger.info("fused QKV projections are not supported by this model: %s", exc)
     if compile_unet:
-        pipe.unet = torch.compile(pipe.unet)
+        setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
     return pipe
+
+
+def denoiser_of(pipe: Any) -> Any:
+    """The pipeline's denoising network: its UNet (SD) or its transformer (FLUX)."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
 
 
 def warm_up(pipe: Any, size: int) -> None:
@@ -112,10 +143,7 @@ def _evict(keep: int) -> None:
 def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
     """A single-file checkpoint (original layout), loaded with the configuration shipped for
     its family, so nothing is fetched from the network."""
-    from diffusers import (  # noqa: PLC0415 - heavy, as torch
-        StableDiffusionInpaintPipeline,
-        StableDiffusionXLInpaintPipeline,
-    )
+    import diffusers  # noqa: PLC0415 - heavy, as torch
 
     found = probe_checkpoint(path)
     folder = config_folder(configs, found)
@@ -124,8 +152,8 @@ def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any
             f"{path.name} is a single-file {found.family} checkpoint; its pipeline configuration "
             f"({folder.name}/ in MODEL_CONFIGS_DIR) is not on this machine."
         )
-    pipeline = {"sd15": StableDiffusionInpaintPipeline, "sdxl": StableDiffusionXLInpaintPipeline}
-    return pipeline[found.family].from_single_file(
+    pipeline = getattr(diffusers, FAMILIES[found.family].pipeline)
+    return pipeline.from_single_file(
         str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
     )
 
@@ -152,16 +180,17 @@ def load_pipeline(
             _PIPELINES.move_to_end(key)
             return _PIPELINES[key]
         _evict(max(cache_size, 1) - 1)
+        import diffusers  # noqa: PLC0415 - heavy, as torch
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
-        from diffusers import AutoPipelineForInpainting  # noqa: PLC0415 - heavy, as torch
 
-        dtype = torch.float16 if device == "cuda" else torch.float32
+        family = family_of_model(model)
+        dtype = getattr(torch, family.cuda_dtype) if device == "cuda" else torch.float32
         source = str(Path(model)) if Path(model).is_dir() else model
         try:
             if Path(model).is_file():
                 pipe = _load_single_file(Path(model), configs, dtype)
             else:
-                pipe = AutoPipelineForInpainting.from_pretrained(
+                pipe = getattr(diffusers, family.pipeline).from_pretrained(
                     source, dtype=dtype, use_safetensors=True, local_files_only=True
                 )
         except EngineError:
@@ -176,7 +205,13 @@ def load_pipeline(
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         cuda = device == "cuda"
-        speed_up(pipe, channels_last=cuda, fuse_qkv=cuda, compile_unet=compile_unet)
+        speed_up(
+            pipe,
+            denoiser=family.denoiser,
+            channels_last=cuda,
+            fuse_qkv=cuda,
+            compile_unet=compile_unet,
+        )
         if compile_unet:
             warm_up(pipe, size)
         _PIPELINES[key] = pipe
@@ -289,6 +324,8 @@ class DiffusersBackend:
         configs: str | None = None,
     ):
         self.model = resolve_model(model)
+        self.family = family_of_model(self.model)
+        self.size_multiple = self.family.size_multiple
         self.cache_size = cache_size
         self.configs = configs
         self.device = resolve_device(device)
@@ -345,14 +382,17 @@ class DiffusersBackend:
         def all_cancelled() -> bool:
             return all(check() for check in cancel_checks)
 
+        family = self.family
+        latent_grid = (height // 8, width // 8)  # every family's VAE: 8 px per latent
+
         def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
             done, total = step + 1, pipeline.num_timesteps
             offset = 0
             for call, progress in zip(calls, progresses, strict=True):
                 preview = None
                 if self.preview_every and (done % self.preview_every == 0) and done < total:
-                    latents = kwargs["latents"][offset]
-                    preview = latents_to_jpeg(latents.float().cpu().numpy())
+                    latents = kwargs["latents"][offset].float().cpu().numpy()
+                    preview = latents_to_jpeg(latents, family.preview, latent_grid)
                 progress(ProgressEvent(step=done, total=total, preview=preview))
                 offset += len(call.seeds)
             if all_cancelled():
@@ -362,12 +402,16 @@ class DiffusersBackend:
         if all_cancelled():
             raise Cancelled()
         control = first.controlnet
+        if (control and not family.capabilities.controlnet) or (
+            first.loras and not family.capabilities.loras
+        ):
+            raise EngineError(f"{family.label} models take no ControlNet or LoRA here.")
         runner = _controlnet_pipeline(pipe, control) if control else pipe
         default_scheduler = runner.scheduler
         adapters: list[str] = []
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(family.call_arguments)
         if control:
-            extra = {
+            extra |= {
                 "control_image": torch.cat(
                     [control_image(call.image, call.hole) for call, _ in entries]
                 ).to(pipe.unet.device, pipe.unet.dtype),
@@ -376,18 +420,23 @@ class DiffusersBackend:
                 "control_guidance_end": control.guidance_end,
             }
         try:
-            if first.scheduler:
+            if first.scheduler and family.capabilities.schedulers:
                 runner.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
             adapters = _apply_loras(pipe, first.loras)
             with torch.inference_mode():
-                # Weighted prompts, long prompts in chunks, clip skip: each prompt encoded
-                # on its own, so an entry's embeddings do not depend on its batch.
-                conditioning = encode(
-                    pipe,
-                    [call.prompt for call, _ in entries],
-                    [call.negative_prompt for call, _ in entries],
-                    first.clip_skip,
-                )
+                if family.text_encoding == "weighted":
+                    # Weighted prompts, long prompts in chunks, clip skip: each prompt
+                    # encoded on its own, so an entry's embeddings do not depend on its batch.
+                    conditioning = encode(
+                        pipe,
+                        [call.prompt for call, _ in entries],
+                        [call.negative_prompt for call, _ in entries],
+                        first.clip_skip,
+                    )
+                else:  # the pipeline encodes the words as written (no weights, no negative)
+                    conditioning = {
+                        "prompt": [plain_text(parse_weights(call.prompt)) for call, _ in entries]
+                    }
                 # One batch entry per sample, so sample i draws every random number (VAE
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
@@ -427,10 +476,12 @@ class DiffusersBackend:
                     images=images[: len(call.seeds)],
                     model=self.model,
                     metadata={
-                        "scheduler": call.scheduler or used_scheduler,
+                        "scheduler": (family.capabilities.schedulers and call.scheduler)
+                        or used_scheduler,
                         "scheduler_class": used_scheduler,
                         "device": self.device,
-                        "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+                        "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
+                        "family": family.name,
                         "batched_jobs": len(calls),
                         **({"model_load_seconds": load_seconds} if load_seconds else {}),
                     },

@@ -129,6 +129,7 @@ def load_session(path: str) -> Any:
 
 class LamaBackend:
     name = "lama"
+    size_multiple = 8
     prefill = False  # LaMa fills the new area of an outpaint from its context itself
     supports_batch = False  # one image per run; jobs run one by one
 

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from inpainting.conf import engine_config, lama_file, model_status
 from inpainting.engine import EngineError, get_backend
 from inpainting.engine.backends.diffusers import resolve_device
+from inpainting.engine.families import FAMILIES, Family
 from inpainting.engine.schedulers import scheduler_names
 from inpainting.fleet import fleet_summary
 
@@ -40,6 +41,7 @@ class Command(BaseCommand):
             },
             "lama_worker_report": model_status("lama"),
             "workers": fleet_summary(),
+            "families": {name: _family(f) for name, f in FAMILIES.items()},
         }
         if load:
             try:
@@ -54,6 +56,10 @@ class Command(BaseCommand):
         for key, value in info.items():
             if key == "workers":
                 value = "; ".join(_worker_line(w) for w in value) if value else "none live"
+            elif key == "families":
+                for name, family in value.items():
+                    self.stdout.write(f"family {name:11} {_family_line(family)}")
+                continue
             elif isinstance(value, list):
                 value = ", ".join(value)
             elif isinstance(value, dict):
@@ -80,3 +86,27 @@ def _worker_line(report: dict) -> str:
 
 def _json(info) -> str:
     return json.dumps(info, indent=2, default=str)
+
+
+def _family(family: Family) -> dict:
+    """A family as GET /api/models describes its models: working size and what it accepts."""
+    return {
+        "label": family.label,
+        "pipeline": family.pipeline,
+        "working_size": family.working_size,
+        "cuda_dtype": family.cuda_dtype,
+        "accepts": family.capabilities.describe(),
+    }
+
+
+def _family_line(family: dict) -> str:
+    accepts = family["accepts"]
+    uses = [k for k in ("negative_prompt", "schedulers", "clip_skip", "prompt_weighting",
+                        "loras", "controlnet") if accepts[k]]  # fmt: skip
+    steps, guidance = accepts["num_inference_steps"], accepts["guidance_scale"]
+    return (
+        f"{family['label']}: {family['pipeline']}, {family['working_size']} px, "
+        f"{family['cuda_dtype']} on CUDA; steps {steps['default']} (at most {steps['maximum']}), "
+        f"guidance {guidance['default']} ({guidance['minimum']}-{guidance['maximum']}); "
+        f"uses {', '.join(uses) or 'none of negative prompt, schedulers, clip skip, LoRAs'}"
+    )

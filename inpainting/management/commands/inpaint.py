@@ -14,6 +14,7 @@ from inpainting.services.generations import generation_check_engine_fields
 from inpainting.services.library import (
     library_lora_files,
     library_loras_check,
+    library_model_family,
     library_model_for_job,
 )
 from inpainting.services.models import backend_config
@@ -86,6 +87,12 @@ class Command(BaseCommand):
                 engine.check_prompts(params.prompt, params.negative_prompt)
                 library_loras_check(params, model)
                 loras = library_lora_files(params)
+                model_name, family = library_model_family(model)
+                params, warnings = params.for_family(family, model_name)
+                for warning in warnings:
+                    self.stderr.write(f"warning: {warning['message']}")
+            else:
+                params = params.with_defaults()
             backend = engine.get_backend(name, backend_config(name, model))
             bar = tqdm(desc=f"{name}", unit="step", total=None)
 

@@ -31,7 +31,11 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
     "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "clip_skip", "model"]) {
-    if ($(name) && !$(name).disabled) form.append(name, $(name).value);
+    // Not sent: what the engine ignores (disabled) and what the chosen model has no use for
+    // (hidden, studio/model-controls.js).
+    if ($(name) && !$(name).disabled && !$(name).closest(".field")?.hidden) {
+      form.append(name, $(name).value);
+    }
   }
   const loras = chosenLoras();
   if (loras) form.append("loras", loras);

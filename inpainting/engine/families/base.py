@@ -1,0 +1,96 @@
+"""What the engine knows of a model family, in one record per family (one module each in
+this package): how to recognise its files, which diffusers pipeline inpaints with it, the size
+and settings it works best at, which request parameters it uses, and how to preview its
+latents. The SD 1.5 and SDXL path reads the same record as FLUX does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import InvalidInput
+
+
+class Unsupported(InvalidInput):
+    """A file or folder that is not a model the engine can run, and why (said to people)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family's models accept; ``GET /api/models`` and the studio show it, and a job's
+    parameters are checked against it (ignored ones named in ``warnings``, out-of-range ones
+    refused)."""
+
+    negative_prompt: bool
+    #: The scheduler choice of ``GET /api/schedulers``; False: its own scheduler only.
+    schedulers: bool
+    clip_skip: bool
+    #: AUTOMATIC1111's (word:1.3) syntax and prompts longer than the text encoder's window.
+    prompt_weighting: bool
+    loras: bool
+    controlnet: bool
+    default_steps: int
+    max_steps: int
+    default_guidance: float
+    guidance_range: tuple[float, float]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "negative_prompt": self.negative_prompt,
+            "schedulers": self.schedulers,
+            "clip_skip": self.clip_skip,
+            "prompt_weighting": self.prompt_weighting,
+            "loras": self.loras,
+            "controlnet": self.controlnet,
+            "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
+            "guidance_scale": {
+                "default": self.default_guidance,
+                "minimum": self.guidance_range[0],
+                "maximum": self.guidance_range[1],
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The cheap latent-to-RGB approximation of a family's latent space (no VAE decode)."""
+
+    factors: tuple[tuple[float, float, float], ...]  # one row per latent channel
+    bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Latents travel as a sequence of 2x2 patches, [H/2 * W/2, C * 4] (FLUX, SD 3 do not).
+    packed: bool = False
+
+
+#: A single-file checkpoint's tensor table (name -> {"shape": [...], ...}) to None (not this
+#: family) or whether it is the inpainting variant; a file of the family that cannot run
+#: raises ``probe.Unsupported`` with the reason.
+Detector = Callable[[dict[str, dict]], bool | None]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # stored in the library: sd15, sdxl, flux
+    label: str  # for people
+    working_size: int  # the long side it was trained at
+    size_multiple: int  # both working sides are multiples of this
+    #: The pipeline part whose ``config.json`` tells the variant by its ``in_channels``.
+    denoiser: str
+    inpaint_channels: int  # the inpainting variant's
+    #: A base model's, when the family's inpaint pipeline runs base models too; else None.
+    base_channels: int | None
+    #: ``model_index.json`` ``_class_name`` values of its diffusers folders.
+    folder_classes: tuple[str, ...]
+    #: The diffusers pipeline class that inpaints with it.
+    pipeline: str
+    cuda_dtype: str  # float16 or bfloat16
+    #: "weighted": compel's weighted, chunked prompt embeddings (and clip skip); "plain": the
+    #: pipeline's own text encoding of the prompt as written.
+    text_encoding: str
+    capabilities: Capabilities
+    preview: Preview
+    detect: Detector
+    #: Pipeline keyword arguments this family's calls always carry.
+    call_arguments: dict[str, Any] = field(default_factory=dict)
+    #: Released models people copy in, for the README table and error messages.
+    examples: tuple[str, ...] = ()

@@ -1,0 +1,174 @@
+"""FLUX.1 Fill (issue 21) through the same backend and runner as SD, on a tiny random FLUX.1
+Fill pipeline the test builds (its transformer takes 384 channels, as the real one does):
+family detection, exact preservation, only-masked, outpainting, samples and seeds, previews
+from packed latents, cancel within a step, batching, the network forbidden while loading."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpainting.engine import (
+    Cancelled,
+    InpaintRequest,
+    MaskOptions,
+    Outpaint,
+    effective_mask,
+    get_backend,
+    run_inpaint,
+    run_inpaint_batch,
+)
+from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.families import FAMILIES
+from inpainting.engine.previews import latents_to_jpeg, unpack
+from inpainting.engine.probe import Probe, Unsupported, probe
+from inpainting.testing.tiny_flux import write_tiny_flux_fill_model
+from inpainting.testing.tiny_model import tiny_config
+from tests.images import box_mask, gradient
+from tests.network import network_forbidden
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory):
+    return write_tiny_flux_fill_model(tmp_path_factory.mktemp("flux") / "tiny-flux-fill")
+
+
+@pytest.fixture(scope="module")
+def backend(flux):
+    return get_backend("diffusers", tiny_config(flux, preview_every=2))
+
+
+def request(**overrides) -> InpaintRequest:
+    values = dict(
+        image=gradient(120, 80),
+        mask=box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False),
+        prompt="a red rose",
+        num_inference_steps=4,
+        guidance_scale=30.0,
+        seed=7,
+    )
+    values.update(overrides)
+    return InpaintRequest(**values)
+
+
+def kept_exactly(result, req) -> bool:
+    out = np.asarray(result.images[0])
+    original = np.asarray(req.image)
+    mask = effective_mask(req.mask, req.image.size, MaskOptions())
+    return out.shape == original.shape and (out[mask == 0] == original[mask == 0]).all()
+
+
+def test_the_probe_the_pipeline_and_the_working_size_are_flux_fill(flux, backend):
+    assert probe(flux) == Probe("flux", True, "diffusers")
+    pipe = load_pipeline(str(flux), "cpu")
+    assert type(pipe).__name__ == "FluxFillPipeline"
+    assert pipe.transformer.config.in_channels == 384
+    assert backend.family is FAMILIES["flux"] and backend.size_multiple == 16
+    result = run_inpaint(request(), backend)
+    assert [side % 16 for side in result.metadata["working_size"]] == [0, 0]  # 64 x 48
+    assert result.metadata["family"] == "flux"
+    assert result.metadata["scheduler_class"] == "FlowMatchEulerDiscreteScheduler"
+
+
+def test_a_base_flux_transformer_is_refused_with_the_reason(flux, tmp_path):
+    base = tmp_path / "flux-base"
+    base.mkdir()
+    for part in flux.iterdir():
+        (base / part.name).symlink_to(part)
+    (base / "transformer").unlink()
+    (base / "transformer").mkdir()
+    config = json.loads((flux / "transformer" / "config.json").read_text())
+    (base / "transformer" / "config.json").write_text(json.dumps({**config, "in_channels": 64}))
+    with pytest.raises(Unsupported, match="transformer with 64 input channels"):
+        probe(base)
+
+
+def test_preservation_progress_previews_samples_and_seeds(backend):
+    events = []
+    req = request(samples=2)
+    result = run_inpaint(req, backend, progress=events.append)
+    assert kept_exactly(result, req)
+    mask = effective_mask(req.mask, req.image.size, MaskOptions())
+    painted = np.asarray(result.images[0], int)[mask == 255] - np.asarray(req.image)[mask == 255]
+    assert np.abs(painted).mean() > 5
+    assert [e.step for e in events] == [1, 2, 3, 4]
+    assert [e.step for e in events if e.preview] == [2]  # every 2 steps, not the last
+    preview = Image.open(io.BytesIO(events[1].preview))
+    assert preview.format == "JPEG" and preview.size == (64 // 8, 48 // 8)  # the latent grid
+    assert result.seeds == [7, 8]
+    a, b = (np.asarray(image) for image in result.images)
+    assert (a != b).any()
+    again = run_inpaint(request(seed=8), backend)
+    assert np.abs(np.asarray(again.images[0], int) - b.astype(int)).max() <= 1
+
+
+def test_packed_latents_unpack_as_the_pipeline_unpacks_them(flux):
+    """The preview reads FLUX's 2x2-patch sequence the way diffusers' own unpacking does."""
+    pipe = load_pipeline(str(flux), "cpu")
+    grid = torch.randn(1, 16, 6, 8)  # a 48 x 64 picture's latents
+    packed = pipe._pack_latents(grid, 1, 16, 6, 8)
+    assert np.array_equal(unpack(packed[0].numpy(), 6, 8), grid[0].numpy())
+    preview = Image.open(
+        io.BytesIO(latents_to_jpeg(packed[0].numpy(), FAMILIES["flux"].preview, (6, 8)))
+    )
+    assert preview.size == (8, 6)
+
+
+def test_only_masked_and_outpainting(backend):
+    req = request(
+        image=gradient(400, 300),
+        mask=box_mask(400, 300, (180, 120, 220, 160), inpaint_white=False),
+        inpaint_area="masked",
+    )
+    result = run_inpaint(req, backend)
+    assert result.metadata["inpaint_area"] == "masked" and kept_exactly(result, req)
+    out = run_inpaint(request(mask=None, outpaint=Outpaint(right=32, top=8)), backend)
+    assert out.images[0].size == (152, 88)
+    original = np.asarray(gradient(120, 80))
+    assert (np.asarray(out.images[0])[8 + 8 : 88 - 8, 8 : 120 - 8] == original[8:-8, 8:-8]).all()
+
+
+def test_cancel_within_a_step_and_batching(backend):
+    events = []
+    with pytest.raises(Cancelled):
+        run_inpaint(
+            request(num_inference_steps=10),
+            backend,
+            progress=events.append,
+            is_cancelled=lambda: len(events) >= 2,
+        )
+    assert len(events) == 2
+    alone = [run_inpaint(request(seed=s), backend) for s in (1, 2)]
+    together = run_inpaint_batch(
+        [request(seed=1), request(seed=2, prompt="a cat")],
+        backend,
+        progresses=[lambda event: None] * 2,
+        cancel_checks=[lambda: False] * 2,
+    )
+    assert [r.metadata["batched_jobs"] for r in together] == [2, 2]
+    difference = np.abs(np.asarray(alone[0].images[0], int) - np.asarray(together[0].images[0]))
+    assert difference.max() <= 1  # the first job's picture, batched or alone
+    assert (np.asarray(alone[1].images[0]) != np.asarray(together[1].images[0])).any()  # a cat
+
+
+def test_a_negative_prompt_and_a_scheduler_change_nothing(backend):
+    """FLUX.1 Fill has no negative prompt and its own scheduler only: the engine runs without
+    them (the service names them in the job's warnings)."""
+    plain = np.asarray(run_inpaint(request(), backend).images[0])
+    ignored = run_inpaint(request(negative_prompt="blurry", scheduler="Euler a"), backend)
+    assert np.array_equal(np.asarray(ignored.images[0]), plain)
+    assert ignored.metadata["scheduler"] == "FlowMatchEulerDiscreteScheduler"
+
+
+def test_flux_loads_with_the_network_forbidden(flux, monkeypatch):
+    backend_module._evict(0)
+    with network_forbidden(monkeypatch) as attempts:
+        result = run_inpaint(request(), get_backend("diffusers", tiny_config(flux)))
+        assert result.metadata["model_load_seconds"] > 0  # really loaded here
+    assert attempts == []
