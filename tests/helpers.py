@@ -72,7 +72,7 @@ def compat_submissions(api_key):
     data_url = "data:image/png;base64," + base64.b64encode(image).decode()
     mask_url = "data:image/png;base64," + base64.b64encode(mask).decode()
 
-    def modelslab(model_id):
+    def modelslab(model_id, **fields):
         body = {
             "key": api_key,
             "model_id": model_id,
@@ -81,6 +81,7 @@ def compat_submissions(api_key):
             "mask_image": mask_url,
             "seed": 5,
             "steps": 4,
+            **fields,
         }
         return client.post("/api/v6/images/inpaint", body, format="json")
 

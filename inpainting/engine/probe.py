@@ -26,7 +26,6 @@ PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 #: A safetensors header larger than this is not a checkpoint (a real SDXL file's is ~200 KB).
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
-_SD3 = ("joint_blocks.0.context_block.adaLN_modulation.1.bias",)
 _SD_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
 
@@ -75,11 +74,9 @@ def probe_checkpoint(path: Path) -> Probe:
             raise Unsupported(f"{path.name} is {exc}") from None
         if inpainting is not None:
             return Probe(family.name, inpainting, "single-file")
-    if any(key in table or f"model.diffusion_model.{key}" in table for key in _SD3):
-        raise Unsupported(f"{path.name} is a Stable Diffusion 3 checkpoint; not supported yet.")
     if _SD_UNET_IN not in table:
         raise Unsupported(
-            f"{path.name}: no diffusion model found (no Stable Diffusion UNet, no FLUX "
+            f"{path.name}: no diffusion model found (no Stable Diffusion UNet, no SD 3 or FLUX "
             "transformer); a LoRA, a VAE, a ControlNet or a diffusers-layout file is not a "
             "checkpoint."
         )

@@ -338,6 +338,12 @@ def library_model_family(model: LibraryModel | None) -> tuple[str, Family]:
     return config.model_name("diffusers"), family_of_model(config.model)
 
 
+def library_job_family(name: str | None) -> Family:
+    """The family a diffusers job that names library model ``name`` (None: the default
+    model, or the deployment's own) runs."""
+    return library_model_family(library_model_for_job(name))[1]
+
+
 def library_default_accepts() -> dict:
     """What the deployment's own SD_INPAINT_MODEL accepts (a job that names no library model
     runs it when the library is empty)."""

@@ -12,7 +12,7 @@ from huggingface_hub import constants as hf_constants
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_model_set_default, library_scan
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
-from inpainting.testing.tiny_flux import write_tiny_flux_fill_model
+from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
 from tests.browser.conftest import SCREENSHOTS, log_in

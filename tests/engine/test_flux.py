@@ -28,7 +28,7 @@ from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.previews import latents_to_jpeg, unpack
 from inpainting.engine.probe import Probe, Unsupported, probe
-from inpainting.testing.tiny_flux import write_tiny_flux_fill_model
+from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_model import tiny_config
 from tests.images import box_mask, gradient
 from tests.network import network_forbidden

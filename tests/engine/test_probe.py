@@ -40,13 +40,27 @@ def checkpoint(path, tensors: dict[str, tuple[int, ...]]):
             },
             Probe("flux", True, "single-file"),
         ),
+        (
+            {"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias": (9,)},
+            Probe("sd3", False, "single-file"),
+        ),
     ],
-    ids=["sd15-inpainting", "sd15", "sdxl-inpainting", "sdxl", "flux-fill", "flux-fill-comfy"],
+    ids=[
+        "sd15-inpainting",
+        "sd15",
+        "sdxl-inpainting",
+        "sdxl",
+        "flux-fill",
+        "flux-fill-comfy",
+        "sd3",
+    ],
 )
 def test_a_checkpoint_family_from_its_keys(tmp_path, keys, expected):
     found = probe(checkpoint(tmp_path / "model.safetensors", keys))
     assert found == expected
-    assert found.working_size == {"sd15": 512, "sdxl": 1024, "flux": 1024}[found.family]
+    assert (
+        found.working_size == {"sd15": 512, "sdxl": 1024, "flux": 1024, "sd3": 1024}[found.family]
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from ...answers import modelslab
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
-from ...services.library import library_model_named
+from ...services.library import library_job_family, library_model_named
 from .. import common
 from ..serializers import field_for
 
@@ -109,7 +109,8 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
     strength = field_for("denoising_strength", default=1.0)
     seed = field_for("seed", min_value=0)  # null = random; no -1 here
     scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    clip_skip = field_for("clip_skip", allow_null=True, default=2)  # ModelsLab's own default
+    # ModelsLab's own default is 2, for the models that have CLIP layers to skip (to_params).
+    clip_skip = field_for("clip_skip", allow_null=True, default=None)
     lora_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     lora_strength = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     use_karras_sigmas = FlexibleBoolean(required=False, default=False)
@@ -153,6 +154,10 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
         scheduler = SCHEDULERS.get(data.get("scheduler") or "")
         if scheduler == "DPM++ 2M" and data["use_karras_sigmas"]:
             scheduler = "DPM++ 2M Karras"
+        model = library_model_named(data.get("model_id"), field="model_id")
+        clip_skip = data.get("clip_skip")
+        if clip_skip is None:
+            clip_skip = 2 if library_job_family(model).capabilities.clip_skip else 1
         return GenerationParams(
             prompt=data["prompt"],
             negative_prompt=data["negative_prompt"] or "",
@@ -162,10 +167,10 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             seed=data["seed"],
             samples=data["samples"],
             scheduler=scheduler,
-            clip_skip=data.get("clip_skip") or 2,
+            clip_skip=clip_skip,
             loras=self._loras(data),
             mask_mode="white_inpaints",
-            model=library_model_named(data.get("model_id"), field="model_id"),
+            model=model,
         )
 
 

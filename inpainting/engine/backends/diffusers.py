@@ -433,10 +433,15 @@ class DiffusersBackend:
                         [call.negative_prompt for call, _ in entries],
                         first.clip_skip,
                     )
-                else:  # the pipeline encodes the words as written (no weights, no negative)
+                else:  # the pipeline encodes the words as written (no weights)
                     conditioning = {
                         "prompt": [plain_text(parse_weights(call.prompt)) for call, _ in entries]
                     }
+                    if family.capabilities.negative_prompt:
+                        conditioning["negative_prompt"] = [
+                            plain_text(parse_weights(call.negative_prompt, field="negative_prompt"))
+                            for call, _ in entries
+                        ]
                 # One batch entry per sample, so sample i draws every random number (VAE
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.

@@ -76,7 +76,7 @@ class Family:
     size_multiple: int  # both working sides are multiples of this
     #: The pipeline part whose ``config.json`` tells the variant by its ``in_channels``.
     denoiser: str
-    inpaint_channels: int  # the inpainting variant's
+    inpaint_channels: int | None  # the inpainting variant's; None: the family has none
     #: A base model's, when the family's inpaint pipeline runs base models too; else None.
     base_channels: int | None
     #: ``model_index.json`` ``_class_name`` values of its diffusers folders.

@@ -1,7 +1,8 @@
-"""FLUX.1 Fill through the library, the API and a real worker (issue 21): the scan records
-its family, ``GET /api/models`` says what it accepts, a job that names it runs with its
-defaults, parameters it does not use come back as warnings (never a silent drop), and a
-value outside its range is a 400 that names it."""
+"""The newer families through the library, the API and a real worker (issue 21): FLUX.1 Fill
+and SD 3.5. The scan records each family, ``GET /api/models`` says what it accepts, a job
+that names one runs with its defaults, parameters it does not use come back as warnings
+(never a silent drop, on the compatible APIs too), and a value outside its range is a 400
+that names the model."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from PIL import Image
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_flux import write_tiny_flux_fill_model
+from inpainting.testing.tiny_flow import write_tiny_flux_fill_model, write_tiny_sd3_model
 from tests.helpers import (
     black_box_mask_png,
+    compat_submissions,
     image_png,
     output_pixels,
     post_img2img,
@@ -33,13 +35,20 @@ def flux_weights(tmp_path_factory):
     return write_tiny_flux_fill_model(tmp_path_factory.mktemp("flux") / "fill")
 
 
+@pytest.fixture(scope="module")
+def sd3_weights(tmp_path_factory):
+    return write_tiny_sd3_model(tmp_path_factory.mktemp("sd3") / "medium")
+
+
 @pytest.fixture
-def fill(tmp_path, models_dir, flux_weights, monkeypatch):
-    """The library holds the tiny FLUX.1 Fill folder (the session's worker has it on its disk)."""
+def fill(tmp_path, models_dir, flux_weights, sd3_weights, monkeypatch):
+    """The library holds the tiny FLUX.1 Fill and SD 3 folders (the session's worker has
+    them on its disk)."""
     (models_dir / "fill").symlink_to(flux_weights, target_is_directory=True)
+    (models_dir / "medium").symlink_to(sd3_weights, target_is_directory=True)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     library_scan()
-    wait_until_served("fill")
+    wait_until_served("fill", "medium")
     return LibraryModel.objects.get(name="fill")
 
 
@@ -92,3 +101,29 @@ def test_values_outside_the_models_range_are_a_400_naming_it(api, fill):
         assert words in str(response.json()), response.json()
     # 40 is FLUX's to choose but outside SD's 1-20; here it runs.
     assert run_job(api, model="fill", guidance_scale=40, steps=4).params["guidance_scale"] == 40
+
+
+def test_an_sd3_job_uses_its_negative_prompt_and_names_the_scheduler_it_ignored(api, fill):
+    medium = LibraryModel.objects.get(name="medium")
+    assert (medium.family, medium.inpainting) == ("sd3", False)  # SD3 has no inpaint variant
+    generation = run_job(
+        api, model="medium", negative_prompt="blurry", scheduler="DPM++ 2M", steps=4
+    )
+    assert generation.params["guidance_scale"] == 4.5  # SD 3.5's default, not SD's 7.5
+    assert [w["field"] for w in generation.metadata["warnings"]] == ["scheduler"]
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    assert np.array_equal(output_pixels(generation)[~inside], original[~inside])
+
+
+def test_the_compatible_apis_answer_the_same_warnings(api, api_key, fill):
+    """ModelsLab's client sends a negative prompt and its scheduler to FLUX.1 Fill: the
+    picture comes back, and its meta names both as unused."""
+    modelslab, _ = compat_submissions(api_key)
+    answer = modelslab("fill", negative_prompt="ugly", scheduler="UniPCMultistepScheduler")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["status"] == "success", body
+    fields = [w["field"] for w in body["meta"]["warnings"]]
+    assert fields == ["negative_prompt", "scheduler"]
