@@ -16,7 +16,11 @@ from PIL import Image
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_flow import write_tiny_flux_fill_model, write_tiny_sd3_model
+from inpainting.testing.tiny_flow import (
+    write_tiny_flux_fill_model,
+    write_tiny_sd3_model,
+    write_tiny_zimage_model,
+)
 from tests.helpers import (
     black_box_mask_png,
     compat_submissions,
@@ -40,15 +44,21 @@ def sd3_weights(tmp_path_factory):
     return write_tiny_sd3_model(tmp_path_factory.mktemp("sd3") / "medium")
 
 
+@pytest.fixture(scope="module")
+def zimage_weights(tmp_path_factory):
+    return write_tiny_zimage_model(tmp_path_factory.mktemp("zimage") / "turbo")
+
+
 @pytest.fixture
-def fill(tmp_path, models_dir, flux_weights, sd3_weights, monkeypatch):
-    """The library holds the tiny FLUX.1 Fill and SD 3 folders (the session's worker has
-    them on its disk)."""
+def fill(tmp_path, models_dir, flux_weights, sd3_weights, zimage_weights, monkeypatch):
+    """The library holds the tiny FLUX.1 Fill, SD 3 and Z-Image folders (the session's
+    worker has them on its disk)."""
     (models_dir / "fill").symlink_to(flux_weights, target_is_directory=True)
     (models_dir / "medium").symlink_to(sd3_weights, target_is_directory=True)
+    (models_dir / "turbo").symlink_to(zimage_weights, target_is_directory=True)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     library_scan()
-    wait_until_served("fill", "medium")
+    wait_until_served("fill", "medium", "turbo")
     return LibraryModel.objects.get(name="fill")
 
 
@@ -92,7 +102,7 @@ def test_a_flux_job_runs_with_its_defaults_and_names_what_it_ignored(api, fill):
 def test_values_outside_the_models_range_are_a_400_naming_it(api, fill):
     for field, value, words in (
         ("num_inference_steps", "120", "at most 100 for the model 'fill' (FLUX.1 Fill)"),
-        ("guidance_scale", "0.5", "greater than or equal to 1"),
+        ("guidance_scale", "0.5", "between 1 and 100 for the model 'fill' (FLUX.1 Fill)"),
     ):
         response = post_img2img(
             api, image_png(), black_box_mask_png(), model="fill", prompt="a rose", **{field: value}
@@ -127,3 +137,21 @@ def test_the_compatible_apis_answer_the_same_warnings(api, api_key, fill):
     assert body["status"] == "success", body
     fields = [w["field"] for w in body["meta"]["warnings"]]
     assert fields == ["negative_prompt", "scheduler"]
+
+
+def test_a_z_image_job_runs_turbos_settings(api, fill):
+    turbo = LibraryModel.objects.get(name="turbo")
+    assert (turbo.family, turbo.inpainting) == ("zimage", False)
+    generation = run_job(api, model="turbo")
+    assert generation.params["num_inference_steps"] == 9  # Z-Image-Turbo's
+    assert generation.params["guidance_scale"] == 0.0  # distilled: no classifier-free guidance
+    assert "warnings" not in generation.metadata
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    assert np.array_equal(output_pixels(generation)[~inside], original[~inside])
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), model="turbo", prompt="a rose", guidance_scale="12"
+    )
+    assert response.status_code == 400
+    assert "between 0 and 10 for the model 'turbo' (Z-Image)" in response.json()["message"]

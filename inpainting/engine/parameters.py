@@ -166,8 +166,8 @@ PARAMETERS: dict[str, Parameter] = {
             float,
             None,
             "how closely to follow the prompt; none = the model's default (7.5 for SD, 30 for "
-            "FLUX.1 Fill's distilled guidance), within its range (SD: 1-20)",
-            minimum=1.0,
+            "FLUX.1 Fill's distilled guidance, 0 for Z-Image-Turbo), within its range (SD: 1-20)",
+            minimum=0.0,
             maximum=100.0,
             nullable=True,
             aliases=("cfg_scale",),

@@ -1,10 +1,10 @@
 """Write tiny, randomly initialised pipelines of the flow-matching families to a folder, made
 offline: their real layouts at a toy width. FLUX.1 Fill's transformer takes what the real one
 takes (``img_in`` of 384 channels: 64 packed latent, 64 packed masked-image latent, 256
-packed 8x8 mask); SD 3's is an MMDiT with three text encoders. Both sit on a 16-channel VAE
-with 8 px per latent (four blocks), with tiny CLIP and T5 encoders and a T5 (Unigram)
-tokenizer generated here. The output is noise; the arithmetic, the packing and the loading
-code are the real ones."""
+packed 8x8 mask); SD 3's is an MMDiT with three text encoders; Z-Image's a single-stream
+transformer with a Qwen3 text encoder. All sit on a 16-channel VAE with 8 px per latent (four
+blocks), with tiny CLIP, T5 and Qwen3 encoders and their tokenizers generated here. The output
+is noise; the arithmetic, the packing and the loading code are the real ones."""
 
 from __future__ import annotations
 
@@ -137,6 +137,83 @@ def write_tiny_sd3_model(folder: str | Path, *, seed: int = 0) -> Path:
         tokenizer_2=_tokenizer(text["max_position_embeddings"]),
         text_encoder_3=_tiny_t5(),
         tokenizer_3=_t5_tokenizer(),
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _qwen_tokenizer():
+    """A byte-level BPE tokenizer with Qwen's chat markers and a chat template (Z-Image reads
+    the prompt as a user message)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: i for i, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for special in ("<|im_start|>", "<|im_end|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        chat_template=template,
+        model_max_length=512,
+    )
+
+
+def write_tiny_zimage_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """A tiny Z-Image pipeline in ``folder``: its single-stream transformer (context and noise
+    refiners, 2x2 patches) on a 16-channel VAE, a tiny Qwen3 text encoder and a byte-level
+    tokenizer with a chat template, flow-matching Euler."""
+    import torch
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        ZImageInpaintPipeline,
+        ZImageTransformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3Model
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_tokenizer()
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=1024,
+        )
+    )
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=1,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        cap_feat_dim=32,  # the text encoder's width
+        axes_dims=[4, 6, 6],
+        axes_lens=[1024, 64, 64],
+    )
+    pipe = ZImageInpaintPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_tiny_vae16(shift_factor=0.1159, scaling_factor=0.3611),  # the FLUX VAE's
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

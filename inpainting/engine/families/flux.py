@@ -6,6 +6,8 @@ pass per step, no negative prompt); its scheduler is flow-matching Euler only.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .base import Capabilities, Family, Preview, Unsupported
 
 _DOUBLE_BLOCK = "double_blocks.0.img_attn.norm.key_norm.scale"
@@ -35,8 +37,9 @@ PREVIEW = Preview(
         (-0.1262, -0.0982, -0.0778),
     ),
     bias=(-0.0329, -0.0718, -0.0851),
-    packed=True,
 )
+#: FLUX moves its latents as 2x2 patches.
+PACKED_PREVIEW = replace(PREVIEW, packed=True)
 
 
 def transformer_prefix(table: dict[str, dict]) -> str | None:
@@ -81,7 +84,7 @@ FAMILY = Family(
         default_guidance=30.0,
         guidance_range=(1.0, 100.0),
     ),
-    preview=PREVIEW,
+    preview=PACKED_PREVIEW,
     detect=detect,
     examples=("black-forest-labs/FLUX.1-Fill-dev",),
 )
