@@ -321,6 +321,11 @@ INPAINT_DEVICE = env.str("INPAINT_DEVICE", default="auto")
 INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=0)
 # Diffusion pipelines a worker keeps loaded at once (the least recently used goes first).
 MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
+# CUDA memory per worker: "none" (everything on the GPU), "model" (each part moves to the GPU
+# when it runs: FLUX.1 Fill on a 24 GB card), "sequential" (layer by layer: least memory).
+MODEL_OFFLOAD = env.str("MODEL_OFFLOAD", default="none")
+if MODEL_OFFLOAD not in ("none", "model", "sequential"):
+    raise environ.ImproperlyConfigured("MODEL_OFFLOAD must be none, model or sequential.")
 # The library models this worker serves, comma-separated ("none": only the classical and lama
 # engines); empty = every enabled library model whose files are on this worker's disk. Each
 # model has its own Celery queue, which a worker consumes while it serves the model.

@@ -36,6 +36,7 @@ def engine_config() -> EngineConfig:
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,
         model_cache_size=settings.MODEL_CACHE_SIZE,
+        offload=settings.MODEL_OFFLOAD,
         model_configs=str(settings.MODEL_CONFIGS_DIR),
         lama_model=str(lama) if lama.is_file() else None,
     )

@@ -94,13 +94,14 @@ def workers_serving(model: str) -> list[str] | None:
 
 def fleet_summary(*, names: bool = True) -> list[dict[str, Any]] | None:
     """The live workers for ``engine_info`` (and, without their names and process ids, for
-    the anonymous ``/api/health``): the library models each serves and the ones it holds
-    loaded; None when Redis cannot be read (a health check must still answer)."""
+    the anonymous ``/api/health``): the library models each serves, the ones it holds loaded
+    and the bytes their weights hold; None when Redis cannot be read (a health check must
+    still answer)."""
     try:
         reports = reports_live()
     except (redis.RedisError, OSError) as exc:
         logger.warning("worker reports could not be read: %s", exc)
         return None
     keys = ("worker", "pid") if names else ()
-    keys += ("models", "loaded", "device", "age_seconds")
+    keys += ("models", "loaded", "memory", "device", "age_seconds")
     return [{key: report.get(key) for key in keys} for report in reports]

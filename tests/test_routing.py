@@ -20,6 +20,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
+from inpainting.engine.backends.diffusers import load_pipeline, pipeline_bytes
 from inpainting.fleet import fleet_summary, model_queue, workers_serving
 from inpainting.models import Generation
 from inpainting.services.library import library_scan
@@ -73,7 +74,7 @@ def submit(api, model: str):
     return post_img2img(api, image_png(), black_box_mask_png(), **fields)
 
 
-def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet, staff_user):
+def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet, staff_user, tiny_model):
     wait_until_served("north", "south")
     assert workers_serving("north") == [NORTH]
     assert workers_serving("south") == [SOUTH]  # it has north on disk, but does not serve it
@@ -104,6 +105,9 @@ def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet, staff_use
     reports = {tuple(w["models"]): w for w in api.get("/api/health").json()["workers"]}
     assert reports[("north",)]["loaded"] == ["north"]
     assert reports[("south",)]["loaded"] == ["south"]
+    # ... with the memory their weights hold (fp32 on these CPU workers).
+    held = pipeline_bytes(load_pipeline(str(tiny_model), "cpu", cache_size=2))
+    assert reports[("north",)]["memory"] == {"north": held}
     # Staff filter the history by worker and by model in the admin.
     admin = Client()
     admin.force_login(staff_user)

@@ -47,6 +47,8 @@ class EngineConfig:
     model_cache_size: int = 1
     #: Pipeline configurations for single-file checkpoints, one folder per family.
     model_configs: str | None = None
+    #: CUDA memory: none | model | sequential (``backends.diffusers.load_pipeline``).
+    offload: str = "none"
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
 
@@ -125,6 +127,7 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.compile_unet,
                     config.model_cache_size,
                     config.model_configs,
+                    config.offload,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

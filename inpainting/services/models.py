@@ -17,7 +17,7 @@ from django.db import connections
 
 from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
-from ..engine.backends.diffusers import loaded_models, resolve_device
+from ..engine.backends.diffusers import loaded_models, loaded_pipelines, resolve_device
 from ..engine.probe import FAMILIES
 from ..errors import ClientError
 from ..metrics import model_load_record
@@ -213,6 +213,11 @@ class WorkerReporter:
                 "pid": os.getpid(),
                 "models": sorted(n for n in self.consuming if n in wanted),
                 "loaded": [names.get(path, Path(path).name) for path in loaded_models()],
+                # The memory each loaded pipeline's weights hold, by the same names.
+                "memory": {
+                    names.get(held["model"], Path(held["model"]).name): held["bytes"]
+                    for held in loaded_pipelines()
+                },
                 "device": resolve_device(settings.INPAINT_DEVICE),
             },
         )

@@ -376,3 +376,25 @@ def test_a_cache_of_one_alternating_two_models_gives_each_its_own_image(
         assert "model_load_seconds" not in result.metadata
     assert sorted(backend_module.loaded_models()) == sorted([one.model, two.model])
     backend_module._evict(1)
+
+
+def test_offload_is_for_cuda_and_the_held_memory_is_reported(tiny_model):
+    """MODEL_OFFLOAD moves parts between CPU and GPU memory; on a CPU there is nothing to
+    move, so the pipeline loads as usual and says so. The bytes its weights hold are those
+    of every part's parameters and buffers; an unknown mode is refused."""
+    from inpainting.engine import EngineError
+    from inpainting.engine.backends import diffusers as backend_module
+
+    backend_module._evict(0)
+    pipe = backend_module.load_pipeline(str(tiny_model), "cpu", offload="model")
+    held = backend_module.loaded_pipelines()
+    assert [(h["model"], h["offload"], h["family"]) for h in held] == [
+        (str(tiny_model), "none", "sd15")
+    ]
+    tensors = []
+    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+        tensors += [*part.parameters(), *part.buffers()]  # position ids too
+    expected = sum(t.numel() * t.element_size() for t in tensors)
+    assert held[0]["bytes"] == expected > 0
+    with pytest.raises(EngineError, match="MODEL_OFFLOAD must be one of none, model, sequential"):
+        backend_module.load_pipeline(str(tiny_model), "cpu", offload="disk")

@@ -40,6 +40,10 @@ MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
 
 #: Loaded pipelines, least recently used first: (model, device, compiled) -> pipeline.
 _PIPELINES: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+#: What each loaded pipeline holds (``loaded_pipelines``), by the same key.
+_HELD: dict[tuple[str, str, bool], dict[str, Any]] = {}
+#: MODEL_OFFLOAD's choices (``load_pipeline``).
+OFFLOAD_MODES = ("none", "model", "sequential")
 _LOAD_LOCK = threading.Lock()
 
 
@@ -135,6 +139,7 @@ def _evict(keep: int) -> None:
         _CONTROL.clear()  # it shares a pipeline's parts: it goes with them
     while len(_PIPELINES) > keep:
         key, pipe = _PIPELINES.popitem(last=False)
+        _HELD.pop(key, None)
         logger.info("unloading %s to make room (MODEL_CACHE_SIZE)", key[0])
         del pipe
         _free_memory()
@@ -165,14 +170,20 @@ def load_pipeline(
     size: int = 512,
     cache_size: int = 1,
     configs: str | Path | None = None,
+    offload: str = "none",
 ) -> Any:
     """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
 
     ``model`` is a diffusers folder, a Hub id in the local cache, or a single-file checkpoint
     (loaded with its family's configuration from ``configs``). At most ``cache_size``
     pipelines stay loaded: loading another unloads the least recently used first. On CUDA it
-    runs in fp16 on the fast path (``speed_up``); ``compile_unet`` adds ``torch.compile``
-    and a warm-up call at ``size``."""
+    runs in its family's dtype (fp16 for SD, bf16 for the flow-matching families) on the fast
+    path (``speed_up``); ``compile_unet`` adds ``torch.compile`` and a warm-up call at
+    ``size``. ``offload`` (CUDA only): ``model`` keeps each part in CPU memory until it runs
+    (a 24 GB card runs FLUX.1 Fill), ``sequential`` moves it layer by layer (least GPU
+    memory, slowest), ``none`` keeps everything on the GPU."""
+    if offload not in OFFLOAD_MODES:
+        raise EngineError(f"MODEL_OFFLOAD must be one of {', '.join(OFFLOAD_MODES)}.")
     model = resolve_model(model)
     key = (model, device, compile_unet)
     with _LOAD_LOCK:
@@ -202,25 +213,55 @@ def load_pipeline(
                 "download_model` on a machine with network access, or set SD_INPAINT_MODEL "
                 "to a local folder."
             ) from exc
-        pipe = pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
         cuda = device == "cuda"
+        if cuda and offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif cuda and offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe = pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
         speed_up(
             pipe,
             denoiser=family.denoiser,
             channels_last=cuda,
-            fuse_qkv=cuda,
+            fuse_qkv=cuda and offload == "none",
             compile_unet=compile_unet,
         )
         if compile_unet:
             warm_up(pipe, size)
         _PIPELINES[key] = pipe
+        _HELD[key] = {
+            "model": model,
+            "family": family.name,
+            "bytes": pipeline_bytes(pipe),
+            "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
+            "offload": offload if cuda else "none",
+        }
         return pipe
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    """The memory a pipeline's weights hold (every parameter and buffer of its parts)."""
+    import torch  # noqa: PLC0415 - heavy, as above
+
+    total = 0
+    for part in pipe.components.values():
+        if isinstance(part, torch.nn.Module):
+            tensors = [*part.parameters(), *part.buffers()]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+    return total
 
 
 def loaded_models() -> list[str]:
     """The models whose pipelines this process holds now, least recently used first."""
     return [key[0] for key in _PIPELINES]
+
+
+def loaded_pipelines() -> list[dict[str, Any]]:
+    """What each pipeline this process holds is: model, family, bytes of weights, dtype and
+    offload, least recently used first."""
+    return [dict(_HELD[key]) for key in _PIPELINES if key in _HELD]
 
 
 #: The ControlNet inpaint pipeline last used: (the pipeline it shares its parts with, the
@@ -322,8 +363,10 @@ class DiffusersBackend:
         compile_unet: bool = False,
         cache_size: int = 1,
         configs: str | None = None,
+        offload: str = "none",
     ):
         self.model = resolve_model(model)
+        self.offload = offload
         self.family = family_of_model(self.model)
         self.size_multiple = self.family.size_multiple
         self.cache_size = cache_size
@@ -345,6 +388,7 @@ class DiffusersBackend:
             self.working_size,
             self.cache_size,
             self.configs,
+            self.offload,
         )
 
     def inpaint(

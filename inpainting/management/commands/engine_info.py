@@ -80,7 +80,12 @@ def _lama_load(config, lama_path) -> str:
 
 def _worker_line(report: dict) -> str:
     serves = ", ".join(report["models"]) or "no library model"
-    loaded = ", ".join(report["loaded"]) or "nothing"
+    memory = report.get("memory") or {}
+    loaded = ", ".join(
+        f"{name} ({memory[name] / 2**30:.2f} GiB)" if name in memory else name
+        for name in report["loaded"]
+    )
+    loaded = loaded or "nothing"
     return f"{report['worker']} (pid {report['pid']}) serves {serves}, holds {loaded}"
 
 
