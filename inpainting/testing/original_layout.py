@@ -187,3 +187,94 @@ def write_single_file(pipe, path: str | Path) -> Path:
     path = Path(path)
     save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(path))
     return path
+
+
+#: diffusers' FLUX transformer name -> Black Forest Labs' (flux1-fill-dev.safetensors), for the
+#: tensors that keep their shape: the inverse of diffusers'
+#: ``convert_flux_transformer_checkpoint_to_diffusers``.
+_FLUX_SAME = (
+    ("time_text_embed.timestep_embedder.linear_1", "time_in.in_layer"),
+    ("time_text_embed.timestep_embedder.linear_2", "time_in.out_layer"),
+    ("time_text_embed.text_embedder.linear_1", "vector_in.in_layer"),
+    ("time_text_embed.text_embedder.linear_2", "vector_in.out_layer"),
+    ("time_text_embed.guidance_embedder.linear_1", "guidance_in.in_layer"),
+    ("time_text_embed.guidance_embedder.linear_2", "guidance_in.out_layer"),
+    ("context_embedder", "txt_in"),
+    ("x_embedder", "img_in"),
+    ("proj_out", "final_layer.linear"),
+)
+_FLUX_DOUBLE = (
+    ("norm1.linear", "img_mod.lin"),
+    ("norm1_context.linear", "txt_mod.lin"),
+    ("attn.norm_q", "img_attn.norm.query_norm"),
+    ("attn.norm_k", "img_attn.norm.key_norm"),
+    ("attn.norm_added_q", "txt_attn.norm.query_norm"),
+    ("attn.norm_added_k", "txt_attn.norm.key_norm"),
+    ("ff.net.0.proj", "img_mlp.0"),
+    ("ff.net.2", "img_mlp.2"),
+    ("ff_context.net.0.proj", "txt_mlp.0"),
+    ("ff_context.net.2", "txt_mlp.2"),
+    ("attn.to_out.0", "img_attn.proj"),
+    ("attn.to_add_out", "txt_attn.proj"),
+)
+_FLUX_SINGLE = (
+    ("norm.linear", "modulation.lin"),
+    ("attn.norm_q", "norm.query_norm"),
+    ("attn.norm_k", "norm.key_norm"),
+    ("proj_out", "linear2"),
+)
+
+
+def flux_transformer_keys(state: dict) -> dict:
+    """A diffusers ``FluxTransformer2DModel`` state dict in Black Forest Labs' own layout: QKV
+    (and a single block's MLP input) fused into one projection, RMS norm weights named
+    ``scale``, the final norm's halves as (shift, scale)."""
+    import torch
+
+    out = {}
+
+    def put(name: str, tensor) -> None:
+        """Store under BFL's name: the q/k RMS norms' weights are called ``scale`` there."""
+        out[name.replace(".weight", ".scale") if "_norm." in name else name] = tensor
+
+    for key, tensor in state.items():
+        for new, old in _FLUX_SAME:
+            if key.startswith(new + "."):
+                put(old + key[len(new) :], tensor)
+        if key.startswith("norm_out.linear."):
+            scale, shift = tensor.chunk(2, dim=0)
+            kind = key.rsplit(".", 1)[1]
+            out[f"final_layer.adaLN_modulation.1.{kind}"] = torch.cat([shift, scale])
+    blocks = {int(k.split(".")[1]) for k in state if k.startswith("transformer_blocks.")}
+    for i in sorted(blocks):
+        prefix, target = f"transformer_blocks.{i}.", f"double_blocks.{i}."
+        for new, old in _FLUX_DOUBLE:
+            for kind in ("weight", "bias"):
+                if f"{prefix}{new}.{kind}" in state:
+                    put(f"{target}{old}.{kind}", state[f"{prefix}{new}.{kind}"])
+        for kind in ("weight", "bias"):
+            image = [state[f"{prefix}attn.to_{p}.{kind}"] for p in "qkv"]
+            text = [state[f"{prefix}attn.add_{p}_proj.{kind}"] for p in "qkv"]
+            out[f"{target}img_attn.qkv.{kind}"] = torch.cat(image)
+            out[f"{target}txt_attn.qkv.{kind}"] = torch.cat(text)
+    singles = {int(k.split(".")[1]) for k in state if k.startswith("single_transformer_blocks.")}
+    for i in sorted(singles):
+        prefix, target = f"single_transformer_blocks.{i}.", f"single_blocks.{i}."
+        for new, old in _FLUX_SINGLE:
+            for kind in ("weight", "bias"):
+                if f"{prefix}{new}.{kind}" in state:
+                    put(f"{target}{old}.{kind}", state[f"{prefix}{new}.{kind}"])
+        for kind in ("weight", "bias"):
+            parts = [state[f"{prefix}attn.to_{p}.{kind}"] for p in "qkv"]
+            out[f"{target}linear1.{kind}"] = torch.cat([*parts, state[f"{prefix}proj_mlp.{kind}"]])
+    return out
+
+
+def write_flux_single_file(transformer, path: str | Path) -> Path:
+    """A FLUX transformer as Black Forest Labs publish it: one ``.safetensors`` of the
+    transformer alone, in their key layout."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in transformer.state_dict().items()}
+    save_file(flux_transformer_keys(state), str(path))
+    return Path(path)

@@ -64,8 +64,17 @@ def _tiny_t5():
     )
 
 
-def write_tiny_flux_fill_model(folder: str | Path, *, seed: int = 0) -> Path:
-    """Create the tiny FLUX.1 Fill pipeline in ``folder`` (safetensors) and return it."""
+#: FLUX.1's transformer width (24 heads of 128), as Black Forest Labs' single-file layout needs
+#: it (diffusers' conversion of that layout assumes it); the tiny pipelines are narrower.
+FLUX_WIDTH = dict(attention_head_dim=128, num_attention_heads=24, axes_dims_rope=(16, 56, 56))
+
+
+def write_tiny_flux_fill_model(
+    folder: str | Path, *, seed: int = 0, flux_width: bool = False
+) -> Path:
+    """Create the tiny FLUX.1 Fill pipeline in ``folder`` (safetensors) and return it;
+    ``flux_width``: with FLUX.1's transformer width (one double and one single block, 532 M
+    parameters, stored in fp16), for the single-file layout."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -78,13 +87,17 @@ def write_tiny_flux_fill_model(folder: str | Path, *, seed: int = 0) -> Path:
         out_channels=64,
         num_layers=1,
         num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
         joint_attention_dim=32,
         pooled_projection_dim=32,
         guidance_embeds=True,  # FLUX.1 [dev] and Fill: distilled guidance
-        axes_dims_rope=(4, 6, 6),
+        **(
+            FLUX_WIDTH
+            if flux_width
+            else dict(attention_head_dim=16, num_attention_heads=2, axes_dims_rope=(4, 6, 6))
+        ),
     )
+    if flux_width:
+        transformer = transformer.to(torch.float16)
     vae = _tiny_vae16(shift_factor=0.1159, scaling_factor=0.3611)  # the FLUX VAE's
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}

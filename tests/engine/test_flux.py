@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 
 from inpainting.engine import (
     Cancelled,
+    EngineError,
     InpaintRequest,
     MaskOptions,
     Outpaint,
@@ -27,7 +29,8 @@ from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.previews import latents_to_jpeg, unpack
-from inpainting.engine.probe import Probe, Unsupported, probe
+from inpainting.engine.probe import Probe, Unsupported, probe, read_header
+from inpainting.testing.original_layout import write_flux_single_file
 from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_model import tiny_config
 from tests.images import box_mask, gradient
@@ -172,3 +175,40 @@ def test_flux_loads_with_the_network_forbidden(flux, monkeypatch):
         result = run_inpaint(request(), get_backend("diffusers", tiny_config(flux)))
         assert result.metadata["model_load_seconds"] > 0  # really loaded here
     assert attempts == []
+
+
+def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_folders_picture(
+    tmp_path, monkeypatch
+):
+    """FLUX.1 Fill as Black Forest Labs publish it: one ``.safetensors`` of the transformer
+    alone in their key layout (fused QKV, ``img_in`` of 384 channels), at FLUX.1's width (one
+    block of each kind). With the other parts in MODEL_CONFIGS_DIR's ``flux-inpainting/``
+    (the diffusers folder without its transformer) it loads with the network forbidden and
+    paints the picture the whole folder paints; without them it says what to copy in."""
+    folder = write_tiny_flux_fill_model(tmp_path / "folder", flux_width=True)
+    backend_module._evict(0)
+    expected = np.asarray(
+        run_inpaint(request(), get_backend("diffusers", tiny_config(folder))).images[0]
+    )
+    pipe = load_pipeline(str(folder), "cpu")
+    single = write_flux_single_file(pipe.transformer, tmp_path / "flux1-fill-dev.safetensors")
+    assert "double_blocks.0.img_attn.qkv.weight" in read_header(single)
+    assert probe(single) == Probe("flux", True, "single-file")
+    configs = tmp_path / "configs"
+    shutil.copytree(folder, configs / "flux-inpainting")
+    for weights in (configs / "flux-inpainting" / "transformer").glob("*.safetensors"):
+        weights.unlink()  # the other parts keep theirs
+    assert not list((configs / "flux-inpainting" / "transformer").glob("*.safetensors"))
+
+    backend_module._evict(0)
+    with pytest.raises(EngineError, match="flux-inpainting/ in MODEL_CONFIGS_DIR: the FLUX.1"):
+        run_inpaint(
+            request(), get_backend("diffusers", tiny_config(single, model_configs=str(tmp_path)))
+        )
+    with network_forbidden(monkeypatch) as attempts:
+        config = tiny_config(single, model_configs=str(configs))
+        result = run_inpaint(request(), get_backend("diffusers", config))
+    assert attempts == []
+    assert result.metadata["model_load_seconds"] > 0 and result.metadata["family"] == "flux"
+    assert np.abs(np.asarray(result.images[0], int) - expected).max() <= 1
+    backend_module._evict(0)

@@ -146,20 +146,45 @@ def _evict(keep: int) -> None:
 
 
 def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
-    """A single-file checkpoint (original layout), loaded with the configuration shipped for
-    its family, so nothing is fetched from the network."""
+    """A single-file checkpoint (its publisher's layout), loaded with its family's
+    configuration folder (shipped, or in ``configs``), so nothing is fetched from the
+    network. A file of the whole pipeline (SD) takes only the folder's JSON and tokenizers; a
+    file of the denoiser alone (FLUX.1 Fill) takes the other parts, weights included, from
+    the folder."""
     import diffusers  # noqa: PLC0415 - heavy, as torch
 
     found = probe_checkpoint(path)
+    family = FAMILIES[found.family]
     folder = config_folder(configs, found)
     if not (folder / "model_index.json").is_file():
+        what = (
+            f"the {family.label} diffusers folder without its {family.denoiser}: the other "
+            "parts with their weights, and the tokenizers"
+            if family.single_file_denoiser
+            else "the JSON and tokenizer files of its diffusers folder"
+        )
         raise EngineError(
             f"{path.name} is a single-file {found.family} checkpoint; its pipeline configuration "
-            f"({folder.name}/ in MODEL_CONFIGS_DIR) is not on this machine."
+            f"({folder.name}/ in MODEL_CONFIGS_DIR: {what}) is not on this machine."
         )
-    pipeline = getattr(diffusers, FAMILIES[found.family].pipeline)
-    return pipeline.from_single_file(
-        str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
+    pipeline = getattr(diffusers, family.pipeline)
+    if family.single_file_denoiser is None:
+        return pipeline.from_single_file(
+            str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
+        )
+    denoiser = getattr(diffusers, family.single_file_denoiser).from_single_file(
+        str(path),
+        config=str(folder),
+        subfolder=family.denoiser,
+        local_files_only=True,
+        torch_dtype=dtype,
+    )
+    return pipeline.from_pretrained(
+        str(folder),
+        dtype=dtype,
+        use_safetensors=True,
+        local_files_only=True,
+        **{family.denoiser: denoiser},
     )
 
 

@@ -90,6 +90,11 @@ class Family:
     capabilities: Capabilities
     preview: Preview
     detect: Detector
+    #: A single-file checkpoint holds the whole pipeline (SD, as A1111 / Civitai publish it:
+    #: None), or only the denoiser, this diffusers class (FLUX.1 Fill as Black Forest Labs
+    #: publish it); then the other parts, with their weights, come from the configuration
+    #: folder.
+    single_file_denoiser: str | None = None
     #: Pipeline keyword arguments this family's calls always carry.
     call_arguments: dict[str, Any] = field(default_factory=dict)
     #: Released models people copy in, for the README table and error messages.
