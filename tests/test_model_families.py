@@ -6,15 +6,17 @@ that names the model."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import numpy as np
 import pytest
+from asgiref.sync import sync_to_async
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.models import LibraryModel
+from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_flow import (
     write_tiny_flux_fill_model,
@@ -30,6 +32,7 @@ from tests.helpers import (
     run_job,
     wait_until_served,
 )
+from tests.test_websocket import connect, key_headers, receive_until, submit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -155,3 +158,28 @@ def test_a_z_image_job_runs_turbos_settings(api, fill):
     )
     assert response.status_code == 400
     assert "between 0 and 10 for the model 'turbo' (Z-Image)" in response.json()["message"]
+
+
+@pytest.mark.parametrize("model", ["fill", "medium", "turbo"])
+async def test_previews_and_cancel_within_a_step_through_the_worker(api, api_key, fill, model):
+    """Each newer family through the websocket: live previews from its latents, and a cancel
+    that stops the job within one step."""
+    generation_id = await submit(api, model=model, prompt="a rose", steps=100)
+    ws = await connect(f"/ws/generations/{generation_id}/", key_headers(api_key))
+    messages = []
+    while not any("preview" in m for m in messages):  # every 5 steps (INPAINT_PREVIEW_EVERY)
+        messages += await receive_until(ws, {"progress"})
+    preview = next(m for m in messages if "preview" in m)
+    assert preview["step"] == 5 and preview["preview"].startswith("data:image/jpeg;base64,")
+    response = await sync_to_async(api.post)(f"/api/generations/{generation_id}/cancel/")
+    assert response.json()["status"] == "cancelled"
+    step_at_cancel = response.json()["progress"]["step"]
+    messages += await receive_until(ws, {"cancelled"})
+    await asyncio.sleep(1.0)  # time for any late step to show up
+    while not ws.output_queue.empty():
+        messages.append(await ws.receive_json_from())
+    await ws.disconnect()
+    steps = [m["step"] for m in messages if m["type"] == "progress"]
+    assert 5 <= step_at_cancel < 100 and max(steps) <= step_at_cancel + 1, (step_at_cancel, steps)
+    generation = await Generation.objects.aget(pk=generation_id)
+    assert generation.status == "cancelled" and not await generation.images.aexists()
