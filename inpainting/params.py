@@ -152,10 +152,11 @@ class GenerationParams:
         """For an engine without a diffusion model (classical, lama): steps and guidance the
         request left open stored as SD's defaults, as they always were."""
         caps = FAMILIES["sd15"].capabilities
+        steps, guidance = self.num_inference_steps, self.guidance_scale
         return replace(
             self,
-            num_inference_steps=self.num_inference_steps or caps.default_steps,
-            guidance_scale=self.guidance_scale or caps.default_guidance,
+            num_inference_steps=caps.default_steps if steps is None else steps,
+            guidance_scale=caps.default_guidance if guidance is None else guidance,
         )
 
     def to_request(
