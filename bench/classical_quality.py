@@ -140,7 +140,9 @@ def dreamlayer(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The classical engine as a worker runs a ``POST /api/img2img`` job with the defaults
     (``hole`` is the mask the user drew; the engine grows it by its feather itself)."""
     params = GenerationParams(seed=0)
-    request = params.to_request(image=Image.fromarray(image), mask=mask_file(hole, params))
+    request = params.with_defaults().to_request(
+        image=Image.fromarray(image), mask=mask_file(hole, params)
+    )
     backend = get_backend("classical", EngineConfig())
     return np.asarray(run_inpaint(request, backend).images[0].convert("RGB"))
 

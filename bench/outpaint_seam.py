@@ -55,7 +55,7 @@ def outpaint(image: np.ndarray, side: str, pixels: int = PIXELS, seed: int = 0) 
     """The classical engine as a worker runs ``POST /api/img2img`` with ``outpaint={side:
     pixels}``, no mask and the defaults otherwise (the seed fixed, so a run repeats)."""
     params = GenerationParams(seed=seed, outpaint={side: pixels})
-    request = params.to_request(image=Image.fromarray(image), mask=None)
+    request = params.with_defaults().to_request(image=Image.fromarray(image), mask=None)
     result = run_inpaint(request, get_backend("classical", EngineConfig()))
     return np.asarray(result.images[0].convert("RGB"))
 

@@ -120,7 +120,8 @@ def remove(image: Image.Image, painted: np.ndarray, engine: str) -> tuple[Image.
     mask = Image.fromarray(np.where(painted, fill, keep).astype(np.uint8))
     started = time.perf_counter()
     result = run_inpaint(
-        params.to_request(image=image, mask=mask), get_backend(engine, EngineConfig())
+        params.with_defaults().to_request(image=image, mask=mask),
+        get_backend(engine, EngineConfig()),
     )
     return result.images[0], time.perf_counter() - started
 

@@ -74,7 +74,8 @@ def remove(engine: str, colour, tiny_model, tiny_lama) -> tuple[np.ndarray, np.n
     image, alpha = with_object(photo(), colour)
     mask, selected = user_mask(alpha, params)
     backend = get_backend(engine, engines(tiny_model, tiny_lama)[engine])
-    out = np.asarray(run_inpaint(params.to_request(image=image, mask=mask), backend).images[0])
+    request = params.with_defaults().to_request(image=image, mask=mask)
+    out = np.asarray(run_inpaint(request, backend).images[0])
     return out, np.asarray(image), {"alpha": alpha, "selected": selected, "params": params}
 
 
