@@ -321,6 +321,10 @@ INPAINT_DEVICE = env.str("INPAINT_DEVICE", default="auto")
 INPAINT_WORKING_SIZE = env.int("INPAINT_WORKING_SIZE", default=0)
 # Diffusion pipelines a worker keeps loaded at once (the least recently used goes first).
 MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
+# The family of SD_INPAINT_MODEL (sd15, sdxl, sd3, flux, zimage): its defaults, ranges and
+# working size. Empty: read from its files where they are (web machines often have none:
+# then SD 1.5's).
+SD_INPAINT_FAMILY = env.str("SD_INPAINT_FAMILY", default="")
 # CUDA memory per worker: "none" (everything on the GPU), "model" (each part moves to the GPU
 # when it runs: FLUX.1 Fill on a 24 GB card), "sequential" (layer by layer: least memory).
 MODEL_OFFLOAD = env.str("MODEL_OFFLOAD", default="none")

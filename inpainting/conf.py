@@ -9,9 +9,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 
 from .engine import EngineConfig
-from .engine.probe import FAMILIES
+from .engine.backends.diffusers import family_of_model
+from .engine.families import FAMILIES, Family
 
 STATUS_KEY = "dreamlayer:engine-status:{engine}"
 
@@ -20,6 +22,16 @@ def lama_file() -> Path:
     """Where the LaMa ONNX file is expected: LAMA_MODEL, relative to MODELS_DIR unless it is
     absolute (joining an absolute path keeps it as it is)."""
     return Path(settings.MODELS_DIR) / Path(settings.LAMA_MODEL).expanduser()
+
+
+def deployment_family() -> Family:
+    """The family of the deployment's own SD_INPAINT_MODEL: SD_INPAINT_FAMILY, else read from
+    its files (SD 1.5 where this machine has none)."""
+    if settings.SD_INPAINT_FAMILY:
+        if settings.SD_INPAINT_FAMILY not in FAMILIES:
+            raise ImproperlyConfigured(f"SD_INPAINT_FAMILY must be one of {', '.join(FAMILIES)}.")
+        return FAMILIES[settings.SD_INPAINT_FAMILY]
+    return family_of_model(settings.SD_INPAINT_MODEL)
 
 
 def engine_config() -> EngineConfig:
@@ -31,7 +43,7 @@ def engine_config() -> EngineConfig:
         load_diffusers=settings.LOAD_SD_INPAINT,
         model=settings.SD_INPAINT_MODEL,
         device=settings.INPAINT_DEVICE,
-        working_size=settings.INPAINT_WORKING_SIZE or FAMILIES["sd15"].working_size,
+        working_size=settings.INPAINT_WORKING_SIZE or deployment_family().working_size,
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,

@@ -125,6 +125,14 @@ class GenerationParams:
                 f"guidance_scale must be between {number(low)} and {number(high)} for {which}.",
                 field="guidance_scale",
             )
+        for name, what, named in (
+            ("loras", "LoRAs", self.lora_uses),
+            ("controlnet", "ControlNet", self.controlnet),
+        ):
+            if named and not getattr(caps, name):
+                raise InvalidInput(
+                    f"The model {model!r} ({family.label}) takes no {what} here.", field=name
+                )
         warnings = []
 
         def ignored(field: str, reason: str) -> None:
@@ -134,6 +142,12 @@ class GenerationParams:
 
         if self.negative_prompt.strip() and not caps.negative_prompt:
             ignored("negative_prompt", "has no negative prompt (its guidance is distilled)")
+        elif self.negative_prompt.strip() and guidance <= caps.negative_prompt_above:
+            ignored(
+                "negative_prompt",
+                f"uses a negative prompt only with guidance_scale above "
+                f"{number(caps.negative_prompt_above)} (classifier-free guidance is off)",
+            )
         if self.scheduler and not caps.schedulers:
             ignored("scheduler", "runs its own flow-matching scheduler only")
         if self.clip_skip != P["clip_skip"].default and not caps.clip_skip:

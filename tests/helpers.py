@@ -51,13 +51,17 @@ def wait_for_status(
 def wait_until_served(*models: str, timeout: float = 30.0) -> None:
     """Wait until a live worker reports serving each of ``models`` (a worker picks up new
     library models on its next report, as it does in production after a scan)."""
-    from inpainting.fleet import workers_serving
+    from inpainting.fleet import reports_live, workers_serving
 
+    asked = time.time()
     deadline = time.monotonic() + timeout
     missing = list(models)
     while time.monotonic() < deadline:
+        # Only reports written after the call count: one from before a test changed the
+        # library (its previous test's models) may say what is no longer true.
+        fresh = all(r["reported_at"] > asked for r in reports_live())
         missing = [name for name in models if not workers_serving(name)]
-        if not missing:
+        if fresh and not missing:
             return
         time.sleep(0.1)
     raise AssertionError(f"no live worker serves {missing}")

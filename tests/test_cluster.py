@@ -315,7 +315,9 @@ def wait_until_ended(ids: list[str], timeout: float) -> None:
 
 
 def download(web: str, headers: dict, path: str) -> bytes:
-    response = requests.get(f"{web}/api/generations/{path}", headers=headers, timeout=30)
+    response = requests.get(
+        f"{web}/api/generations/{path}", headers=headers, timeout=30, allow_redirects=False
+    )
     assert response.status_code == 200, (path, response.text)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     return response.content

@@ -153,6 +153,12 @@ def test_a_z_image_job_runs_turbos_settings(api, fill):
     mask = Image.open(io.BytesIO(black_box_mask_png()))
     inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
     assert np.array_equal(output_pixels(generation)[~inside], original[~inside])
+    # At guidance 0 a negative prompt does nothing: said; with guidance on it counts.
+    unused = run_job(api, model="turbo", negative_prompt="blurry", steps=2)
+    assert [w["field"] for w in unused.metadata["warnings"]] == ["negative_prompt"]
+    assert "only with guidance_scale above 0" in unused.metadata["warnings"][0]["message"]
+    used = run_job(api, model="turbo", negative_prompt="blurry", guidance_scale=3, steps=2)
+    assert "warnings" not in used.metadata
     response = post_img2img(
         api, image_png(), black_box_mask_png(), model="turbo", prompt="a rose", guidance_scale="12"
     )
@@ -183,3 +189,27 @@ async def test_previews_and_cancel_within_a_step_through_the_worker(api, api_key
     assert 5 <= step_at_cancel < 100 and max(steps) <= step_at_cancel + 1, (step_at_cancel, steps)
     generation = await Generation.objects.aget(pk=generation_id)
     assert generation.status == "cancelled" and not await generation.images.aexists()
+
+
+def test_the_deployments_own_model_takes_the_family_it_is_told(api, models_dir, settings):
+    """With an empty library the deployment's SD_INPAINT_MODEL runs; SD_INPAINT_FAMILY says
+    its family where the web machine has not its files: its defaults, working size and
+    warnings apply at submission."""
+    from inpainting.conf import engine_config
+
+    settings.SD_INPAINT_FAMILY = "flux"
+    assert engine_config().working_size == 64  # INPAINT_WORKING_SIZE of the tests wins
+    settings.INPAINT_WORKING_SIZE = 0
+    assert engine_config().working_size == 1024  # FLUX.1 Fill's
+    settings.INPAINT_WORKING_SIZE = 64
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), engine="diffusers", wait="false",
+        prompt="a (red:1.4) rose",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    generation = Generation.objects.get(pk=response.json()["id"])
+    assert (generation.params["num_inference_steps"], generation.params["guidance_scale"]) == (
+        50,
+        30.0,
+    )
+    assert [w["field"] for w in generation.metadata["warnings"]] == ["prompt"]

@@ -185,7 +185,7 @@ def _expand_to_aspect(box, aspect: float, size) -> tuple[int, int, int, int]:
 
 
 def masked_region(
-    mask: np.ndarray, padding: int, working_size: int | None
+    mask: np.ndarray, padding: int, working_size: int | None, multiple: int = 8
 ) -> tuple[int, int, int, int]:
     """The mask's bounding box plus ``padding``, expanded to the working aspect ratio."""
     height, width = mask.shape
@@ -197,13 +197,18 @@ def masked_region(
         min(height, int(ys.max()) + 1 + padding),
     )
     if working_size:
-        w, h = working_dimensions(box[2] - box[0], box[3] - box[1], working_size)
+        w, h = working_dimensions(box[2] - box[0], box[3] - box[1], working_size, multiple)
         box = _expand_to_aspect(box, w / h, (width, height))
     return box
 
 
 def choose_region(
-    mask: np.ndarray, area: str, padding: int, working_size: int | None, context: int = 0
+    mask: np.ndarray,
+    area: str,
+    padding: int,
+    working_size: int | None,
+    context: int = 0,
+    multiple: int = 8,
 ) -> tuple[int, int, int, int] | None:
     """The crop to inpaint, or None for the whole canvas; it reaches ``padding`` and at least
     ``context`` pixels beyond the mask's box."""
@@ -211,7 +216,7 @@ def choose_region(
     check("padding", padding)
     if area == "whole":
         return None
-    box = masked_region(mask, max(padding, context), working_size)
+    box = masked_region(mask, max(padding, context), working_size, multiple)
     region = (box[2] - box[0]) * (box[3] - box[1])
     if area == "auto" and region >= AUTO_CROP_SHARE * mask.size:
         return None
@@ -242,7 +247,12 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     # 32 px, would leave PatchMatch a sliver to copy a 128 px strip from).
     context = max(canvas.outpaint) if canvas.outpaint and not backend.prefill else 0
     box = choose_region(
-        canvas.mask, request.inpaint_area, request.padding, backend.working_size, context
+        canvas.mask,
+        request.inpaint_area,
+        request.padding,
+        backend.working_size,
+        context,
+        backend.size_multiple,
     )
     region_image, region_mask = canvas.image, canvas.mask
     if box is not None:

@@ -14,8 +14,7 @@ from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
 from .. import engine, fleet, selectors
-from ..conf import engine_config
-from ..engine.backends.diffusers import family_of_model
+from ..conf import deployment_family, engine_config
 from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
 from ..engine.probe import (
@@ -335,7 +334,7 @@ def library_model_family(model: LibraryModel | None) -> tuple[str, Family]:
     if model is not None:
         return model.name, FAMILIES[model.family]
     config = engine_config()
-    return config.model_name("diffusers"), family_of_model(config.model)
+    return config.model_name("diffusers"), deployment_family()
 
 
 def library_job_family(name: str | None) -> Family:

@@ -34,10 +34,14 @@ class Capabilities:
     max_steps: int
     default_guidance: float
     guidance_range: tuple[float, float]
+    #: The negative prompt counts only with a guidance above this (classifier-free guidance
+    #: is off at or below it: 1 for SD and SD 3, 0 for Z-Image).
+    negative_prompt_above: float = 1.0
 
     def describe(self) -> dict[str, Any]:
         return {
             "negative_prompt": self.negative_prompt,
+            "negative_prompt_above_guidance": self.negative_prompt_above,
             "schedulers": self.schedulers,
             "clip_skip": self.clip_skip,
             "prompt_weighting": self.prompt_weighting,

@@ -43,6 +43,7 @@ FAMILY = Family(
         max_steps=100,
         default_guidance=0.0,
         guidance_range=(0.0, 10.0),
+        negative_prompt_above=0.0,
     ),
     preview=FLUX_VAE_PREVIEW,  # the FLUX VAE's latent space, not packed here
     detect=detect,
