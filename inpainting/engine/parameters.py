@@ -13,7 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .families import FAMILIES
 from .types import MAX_SEED, InvalidInput
+
+#: Steps and guidance are each model's to choose: the ranges below are the union of the
+#: families' (each job is held to its own model's by ``params.GenerationParams.for_family``).
+_CAPABILITIES = [f.capabilities for f in FAMILIES.values()]
+
+
+def _per_family(attribute: str) -> str:
+    """``FLUX.1 Fill 50, Stable Diffusion 3.5 40, ...``: a capability of every family."""
+    return ", ".join(
+        f"{f.label} {number(getattr(f.capabilities, attribute))}" for f in FAMILIES.values()
+    )
+
 
 MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
@@ -151,10 +164,10 @@ PARAMETERS: dict[str, Parameter] = {
             "num_inference_steps",
             int,
             None,
-            "denoising steps; none = the model's default (GET /api/models: 30 for SD, 50 for "
-            "FLUX.1 Fill), at most its maximum",
+            f"denoising steps; none = the model's default ({_per_family('default_steps')}), "
+            "at most its maximum (GET /api/models)",
             minimum=1,
-            maximum=150,
+            maximum=max(c.max_steps for c in _CAPABILITIES),
             nullable=True,
             aliases=("steps",),
             flag="steps",
@@ -165,10 +178,10 @@ PARAMETERS: dict[str, Parameter] = {
             "guidance_scale",
             float,
             None,
-            "how closely to follow the prompt; none = the model's default (7.5 for SD, 30 for "
-            "FLUX.1 Fill's distilled guidance, 0 for Z-Image-Turbo), within its range (SD: 1-20)",
-            minimum=0.0,
-            maximum=100.0,
+            "how closely to follow the prompt; none = the model's default "
+            f"({_per_family('default_guidance')}), within its range (GET /api/models)",
+            minimum=min(c.guidance_range[0] for c in _CAPABILITIES),
+            maximum=max(c.guidance_range[1] for c in _CAPABILITIES),
             nullable=True,
             aliases=("cfg_scale",),
             label="Guidance scale",

@@ -33,6 +33,7 @@ from inpainting.engine.probe import Probe, Unsupported, probe, read_header
 from inpainting.testing.original_layout import write_flux_single_file
 from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_model import tiny_config
+from tests.engine.requests import inpaint_request, kept_exactly
 from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
@@ -48,23 +49,7 @@ def backend(flux):
 
 
 def request(**overrides) -> InpaintRequest:
-    values = dict(
-        image=gradient(120, 80),
-        mask=box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False),
-        prompt="a red rose",
-        num_inference_steps=4,
-        guidance_scale=30.0,
-        seed=7,
-    )
-    values.update(overrides)
-    return InpaintRequest(**values)
-
-
-def kept_exactly(result, req) -> bool:
-    out = np.asarray(result.images[0])
-    original = np.asarray(req.image)
-    mask = effective_mask(req.mask, req.image.size, MaskOptions())
-    return out.shape == original.shape and (out[mask == 0] == original[mask == 0]).all()
+    return inpaint_request(**{"guidance_scale": 30.0, **overrides})
 
 
 def test_the_probe_the_pipeline_and_the_working_size_are_flux_fill(flux, backend):

@@ -26,7 +26,7 @@ from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_flow import write_tiny_sd3_model
 from inpainting.testing.tiny_model import tiny_config
-from tests.images import box_mask, gradient
+from tests.engine.requests import inpaint_request
 from tests.network import network_forbidden
 
 
@@ -41,16 +41,7 @@ def backend(sd3):
 
 
 def request(**overrides) -> InpaintRequest:
-    values = dict(
-        image=gradient(120, 80),
-        mask=box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False),
-        prompt="a red rose",
-        num_inference_steps=4,
-        guidance_scale=4.5,
-        seed=7,
-    )
-    values.update(overrides)
-    return InpaintRequest(**values)
+    return inpaint_request(**{"guidance_scale": 4.5, **overrides})
 
 
 def test_probe_pipeline_preservation_and_previews(sd3, backend):

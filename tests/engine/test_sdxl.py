@@ -12,9 +12,7 @@ import pytest
 from inpainting.engine import (
     Cancelled,
     InpaintRequest,
-    MaskOptions,
     Outpaint,
-    effective_mask,
     get_backend,
     run_inpaint,
     run_inpaint_batch,
@@ -23,6 +21,7 @@ from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.backends.diffusers import load_pipeline
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
+from tests.engine.requests import inpaint_request, kept_exactly
 from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
@@ -39,22 +38,7 @@ def backend(sdxl):
 
 
 def request(**overrides) -> InpaintRequest:
-    values = dict(
-        image=gradient(120, 80),
-        mask=box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False),
-        prompt="a red rose",
-        num_inference_steps=4,
-        seed=7,
-    )
-    values.update(overrides)
-    return InpaintRequest(**values)
-
-
-def kept_exactly(result, req) -> bool:
-    out = np.asarray(result.images[0])
-    original = np.asarray(req.image)
-    mask = effective_mask(req.mask, req.image.size, MaskOptions())
-    return out.shape == original.shape and (out[mask == 0] == original[mask == 0]).all()
+    return inpaint_request(**overrides)
 
 
 def test_the_probe_and_the_pipeline_are_sdxl(sdxl, backend):

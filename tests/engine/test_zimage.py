@@ -28,7 +28,7 @@ from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe, read_header
 from inpainting.testing.tiny_flow import write_tiny_zimage_model
 from inpainting.testing.tiny_model import tiny_config
-from tests.images import box_mask, gradient
+from tests.engine.requests import inpaint_request
 from tests.network import network_forbidden
 
 
@@ -43,16 +43,7 @@ def backend(zimage):
 
 
 def request(**overrides) -> InpaintRequest:
-    values = dict(
-        image=gradient(120, 80),
-        mask=box_mask(120, 80, (40, 20, 80, 60), inpaint_white=False),
-        prompt="a red rose",
-        num_inference_steps=4,
-        guidance_scale=0.0,
-        seed=7,
-    )
-    values.update(overrides)
-    return InpaintRequest(**values)
+    return inpaint_request(**{"guidance_scale": 0.0, **overrides})
 
 
 def test_detection_from_the_folder_and_from_the_transformers_keys(zimage, tmp_path):

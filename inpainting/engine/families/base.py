@@ -101,5 +101,3 @@ class Family:
     single_file_denoiser: str | None = None
     #: Pipeline keyword arguments this family's calls always carry.
     call_arguments: dict[str, Any] = field(default_factory=dict)
-    #: Released models people copy in, for the README table and error messages.
-    examples: tuple[str, ...] = ()

@@ -87,5 +87,4 @@ FAMILY = Family(
     preview=PACKED_PREVIEW,
     detect=detect,
     single_file_denoiser="FluxTransformer2DModel",
-    examples=("black-forest-labs/FLUX.1-Fill-dev",),
 )

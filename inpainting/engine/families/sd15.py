@@ -78,5 +78,4 @@ FAMILY = Family(
     capabilities=SD_CAPABILITIES,
     preview=SD_PREVIEW,
     detect=detect,
-    examples=("stable-diffusion-v1-5/stable-diffusion-inpainting",),
 )

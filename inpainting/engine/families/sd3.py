@@ -70,8 +70,4 @@ FAMILY = Family(
     ),
     preview=PREVIEW,
     detect=detect,
-    examples=(
-        "stabilityai/stable-diffusion-3.5-medium",
-        "stabilityai/stable-diffusion-3.5-large",
-    ),
 )

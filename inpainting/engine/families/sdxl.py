@@ -39,5 +39,4 @@ FAMILY = Family(
     capabilities=SD_CAPABILITIES,
     preview=SD_PREVIEW,
     detect=detect,
-    examples=("diffusers/stable-diffusion-xl-1.0-inpainting-0.1",),
 )

@@ -47,5 +47,4 @@ FAMILY = Family(
     ),
     preview=FLUX_VAE_PREVIEW,  # the FLUX VAE's latent space, not packed here
     detect=detect,
-    examples=("Tongyi-MAI/Z-Image-Turbo",),
 )
