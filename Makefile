@@ -13,6 +13,9 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# rembg's matting library compiles its numba kernels on its first import (about a
+	# minute on 2 cores), then reads them from its cache: pay it here, not on a first click.
+	$(PY) -c "import rembg"
 	touch $(STAMP)
 
 install: $(STAMP)

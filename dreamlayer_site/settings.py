@@ -187,7 +187,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_PRIORITY = 5
 TAKEOVER_PRIORITY = 0
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inpainting.tasks.run_generation": {"queue": "inference"}}
+CELERY_TASK_ROUTES = {
+    "inpainting.tasks.run_generation": {"queue": "inference"},
+    "inpainting.tasks.run_selection": {"queue": "select"},
+}
 # The worker running a job writes its heartbeat every HEARTBEAT_SECONDS. A running job whose
 # heartbeat is older than HEARTBEAT_TIMEOUT_SECONDS lost its worker (a kill, a crash, a lost
 # machine): Celery's redelivered message or the reaper runs it again, up to
@@ -358,6 +361,13 @@ LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
 # ControlNets (diffusers folders: config.json and .safetensors weights), recorded by the scan.
 CONTROLNETS_DIR = Path(env.str("CONTROLNETS_DIR", default=str(MODELS_DIR / "controlnets")))
+# Mask models (README, "Selecting objects"): SAM 2.1 and SAM 3 folders, rembg .onnx files.
+MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "masks")))
+# How long a selection request waits for the selection worker (the first click on an image
+# also loads the model and runs its image encoder), and how many images' embeddings a
+# selection worker keeps.
+SELECT_WAIT_SECONDS = env.float("SELECT_WAIT_SECONDS", default=60.0)
+SELECT_CACHE_IMAGES = env.int("SELECT_CACHE_IMAGES", default=8)
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils.text import slugify
 
 from .engine.families import FAMILIES
+from .engine.selection import FAMILY_LABELS as MASK_FAMILY_LABELS
 
 #: The longest run of prompt words in a download's file name.
 FILE_NAME_WORDS_CHARS = 40
@@ -226,27 +227,36 @@ class LibraryModelQuerySet(models.QuerySet):
     def controlnets(self) -> LibraryModelQuerySet:
         return self.filter(kind=LibraryModel.Kind.CONTROLNET)
 
+    def mask_models(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.MASK)
+
 
 class LibraryModel(models.Model):
     """A file of the model library (recorded by the scan): a diffusion model (a diffusers
     folder or a single-file ``.safetensors`` checkpoint under ``MODELS_DIR``, or a Hugging
-    Face cache entry), a LoRA (a ``.safetensors`` file under ``LORAS_DIR``) or a ControlNet (a
-    diffusers folder under ``CONTROLNETS_DIR``)."""
+    Face cache entry), a LoRA (a ``.safetensors`` file under ``LORAS_DIR``), a ControlNet (a
+    diffusers folder under ``CONTROLNETS_DIR``) or a mask model (a SAM 2.1 or SAM 3 folder,
+    or a rembg ``.onnx`` file, under ``MASK_MODELS_DIR``)."""
 
     class Kind(models.TextChoices):
         CHECKPOINT = "checkpoint", "diffusion model"
         LORA = "lora", "LoRA"
         CONTROLNET = "controlnet", "ControlNet"
+        MASK = "mask", "mask model"
 
-    #: The engine's families (``engine.families``): sd15, sdxl, flux.
+    #: The engine's diffusion families (``engine.families``), and the mask models' families
+    #: (``engine.selection``: sam2, sam3, rembg).
     Family = models.TextChoices(
-        "Family", [(f.name.upper(), (f.name, f.label)) for f in FAMILIES.values()]
+        "Family",
+        [(f.name.upper(), (f.name, f.label)) for f in FAMILIES.values()]
+        + [(name.upper(), (name, label)) for name, label in MASK_FAMILY_LABELS.items()],
     )
 
     class Layout(models.TextChoices):
         SINGLE_FILE = "single-file", "single file"
         DIFFUSERS = "diffusers", "diffusers folder"
         HF_CACHE = "hf-cache", "Hugging Face cache"
+        TRANSFORMERS = "transformers", "transformers folder"
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKPOINT)
     name = models.CharField(max_length=255)

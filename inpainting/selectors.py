@@ -88,3 +88,8 @@ def library_lora_list() -> QuerySet[LibraryModel]:
 def library_controlnet_list() -> QuerySet[LibraryModel]:
     """The enabled ControlNets found by the last scan."""
     return LibraryModel.objects.controlnets().filter(enabled=True, present=True).order_by("name")
+
+
+def library_mask_model_list() -> QuerySet[LibraryModel]:
+    """The enabled mask models found by the last scan."""
+    return LibraryModel.objects.mask_models().filter(enabled=True, present=True).order_by("name")

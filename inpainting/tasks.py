@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 from django.conf import settings
 
-from .services import models, reaper, runs, webhooks
+from .services import models, reaper, runs, selection, webhooks
 
 
 @shared_task(
@@ -33,6 +33,13 @@ def deliver_webhook(self, generation_id: str) -> None:
     if webhooks.deliver(generation_id=generation_id) is webhooks.Attempt.RETRY:
         delay = settings.WEBHOOK_BACKOFF_SECONDS * 2**self.request.retries
         raise self.retry(countdown=delay)
+
+
+@shared_task(name="inpainting.tasks.run_selection", acks_late=False, ignore_result=True)
+def run_selection(request: dict) -> None:
+    """A selection (SAM, a background model) for a web process that waits for its answer;
+    a message lost with its worker is not run again (the web process stops waiting)."""
+    selection.selection_run(request)
 
 
 @shared_task(name="inpainting.tasks.reap_stuck_generations")

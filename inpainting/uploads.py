@@ -45,6 +45,11 @@ def check_dimensions(width: int, height: int, *, field: str) -> None:
 
 def read_image(upload, *, field: str, formats: tuple[str, ...]) -> Image.Image:
     """Decode an uploaded file after checking its size, its real type and its pixel count."""
+    return decode_image(read_upload(upload, field=field), field=field, formats=formats)
+
+
+def read_upload(upload, *, field: str) -> bytes:
+    """An uploaded file's bytes: at most UPLOAD_MAX_BYTES are read, never more."""
     if upload is None:
         raise UploadError(field=field, message=f"The {field} file is required.")
     size = getattr(upload, "size", None)
@@ -55,7 +60,7 @@ def read_image(upload, *, field: str, formats: tuple[str, ...]) -> Image.Image:
         raise UploadError(field=field, message=f"The {field} file is larger than {_limit_mb()}.")
     if not data:
         raise UploadError(field=field, message=f"The {field} file is empty.")
-    return decode_image(data, field=field, formats=formats)
+    return data
 
 
 def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.Image:

@@ -149,7 +149,9 @@ class Worker:
         return self.log.read_text()[-4000:] if self.log.exists() else ""
 
 
-def start_worker(name: str, log: Path, env: dict[str, str], queues: str) -> Worker:
+def start_worker(
+    name: str, log: Path, env: dict[str, str], queues: str, *, pool: str = "prefork"
+) -> Worker:
     """Start a real Celery worker process named ``name`` and wait until it answers a ping."""
     from dreamlayer_site.celery import app
 
@@ -165,6 +167,8 @@ def start_worker(name: str, log: Path, env: dict[str, str], queues: str) -> Work
             queues,
             "--concurrency",
             "1",
+            "--pool",
+            pool,
             "--hostname",
             name,
             "--loglevel",
@@ -209,6 +213,29 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, red
     worker = start_worker(WORKER_NAME, log, env, "inference,default")
     yield worker
     stop_worker(worker)
+
+
+@pytest.fixture(scope="session")
+def select_worker(django_db_setup, django_db_blocker, redis_server):
+    """The Procfile's selection worker: the ``select`` queue, one thread, the mask models of
+    MASK_MODELS_DIR."""
+    log = Path(settings.DATA_DIR) / "select-worker.log"
+    with django_db_blocker.unblock():
+        env = child_env()
+    worker = start_worker("select@tests", log, env, "select", pool="threads")
+    yield worker
+    stop_worker(worker)
+
+
+@pytest.fixture
+def mask_models_dir():
+    """MASK_MODELS_DIR, empty, as the tests and the selection worker see it; emptied again
+    afterwards."""
+    root = Path(settings.MASK_MODELS_DIR)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

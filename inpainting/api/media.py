@@ -28,3 +28,15 @@ def image_response(content, *, filename: str | None = None, cache: bool = False)
     response["Content-Security-Policy"] = settings.MEDIA_CONTENT_SECURITY_POLICY
     response["Cache-Control"] = "private, max-age=3600" if cache else "no-store"
     return response
+
+
+def selection_response(selected) -> HttpResponse:
+    """A mask model's selection (``services.selection.Selection``) as its mask PNG, with what
+    the worker did in headers: the model, whether the image's embedding was cached, how many
+    times the worker has run the model's image encoder, and the worker's time."""
+    response = image_response(selected.png)
+    response["X-DreamLayer-Mask-Model"] = selected.model
+    response["X-DreamLayer-Embedding"] = selected.embedding
+    response["X-DreamLayer-Encoder-Runs"] = str(selected.encoder_runs)
+    response["Server-Timing"] = f"select;dur={selected.seconds * 1000:.1f}"
+    return response

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from ..engine import selection
 from ..engine.parameters import (
     CONTROLNET_SCALE_RANGE,
     LORA_WEIGHT_RANGE,
@@ -298,17 +299,51 @@ class _JsonList(serializers.JSONField):
         return data
 
 
+#: The most points one selection may send (each is one prompt token for SAM).
+MAX_POINTS = selection.MAX_POINTS
+
+
 class MaskGenerateSerializer(serializers.Serializer):
-    """``POST /api/masks/generate``: a mask from a box, points or a colour, with no weights."""
+    """``POST /api/masks/generate``: a mask from a box, points or a colour without weights
+    (grabcut, flood, colour), or from a mask model in a selection worker (sam: points and /
+    or a box; text: a phrase, SAM 3; background: the subject, a rembg model)."""
 
     image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
-    method = serializers.ChoiceField(choices=["grabcut", "flood", "colour"], default="grabcut")
-    box = _JsonList(required=False, help_text="[x0, y0, x1, y1] in image pixels (grabcut).")
+    method = serializers.ChoiceField(
+        choices=["grabcut", "flood", "colour", "sam", "text", "background"], default="grabcut"
+    )
+    box = _JsonList(required=False, help_text="[x0, y0, x1, y1] in image pixels (grabcut, sam).")
     points = _JsonList(
-        required=False, help_text="[[x, y, 1 = foreground | 0 = background], …] (grabcut)."
+        required=False,
+        help_text=f"[[x, y, 1 = add | 0 = subtract], …] (grabcut, sam), at most {MAX_POINTS}.",
     )
     point = _JsonList(required=False, help_text="[x, y] (flood, colour).")
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
+    text = serializers.CharField(
+        required=False, max_length=200, help_text="What to select, e.g. 'the dog' (text)."
+    )
+    model = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="A mask model (GET /api/mask-models) for sam, text or background; default: "
+        "the first installed that runs the method.",
+    )
+    multimask = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="sam: let the model propose three masks and keep its best (default: for a "
+        "lone point).",
+    )
+    threshold = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=selection.SAM3_SCORE_THRESHOLD,
+        help_text="text: an instance's lowest score.",
+    )
+    max_detections = serializers.IntegerField(
+        min_value=0, max_value=100, default=0, help_text="text: the best N instances (0 = all)."
+    )
     mask_mode = field_for("mask_mode")
 
     def validate(self, data):
@@ -316,22 +351,47 @@ class MaskGenerateSerializer(serializers.Serializer):
             if (
                 not isinstance(value, list | tuple)
                 or len(value) < 2
-                or not all(isinstance(v, int | float) for v in value[:2])
+                or len(value) > 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
             ):
-                raise serializers.ValidationError({name: ["Give x and y as numbers."]})
+                raise serializers.ValidationError(
+                    {name: ["Give x and y (and for points a label 0 or 1) as numbers."]}
+                )
+            if len(value) == 3 and value[2] not in (0, 1):
+                raise serializers.ValidationError({name: ["A point's label is 0 or 1."]})
             return value
 
-        if data["method"] == "grabcut":
+        method = data["method"]
+        if len(data.get("points", [])) > MAX_POINTS:
+            raise serializers.ValidationError({"points": [f"At most {MAX_POINTS} points."]})
+        if method in ("grabcut", "sam"):
             if "box" not in data and "points" not in data:
-                raise serializers.ValidationError({"box": ["GrabCut needs a box or points."]})
+                raise serializers.ValidationError({"box": [f"{method} needs a box or points."]})
             if "box" in data and (
-                len(data["box"]) != 4 or not all(isinstance(v, int | float) for v in data["box"])
+                len(data["box"]) != 4
+                or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in data["box"]
+                )
             ):
                 raise serializers.ValidationError({"box": ["Give [x0, y0, x1, y1]."]})
             for point in data.get("points", []):
                 pair(point, "points")
-        elif "point" not in data:
-            raise serializers.ValidationError({"point": [f"{data['method']} needs a point."]})
-        else:
+        elif method == "text":
+            if not data.get("text", "").strip():
+                raise serializers.ValidationError({"text": ["Say what to select."]})
+        elif method in ("flood", "colour"):
+            if "point" not in data:
+                raise serializers.ValidationError({"point": [f"{method} needs a point."]})
             pair(data["point"], "point")
         return data
+
+    def to_prompt(self) -> selection.Prompt:
+        data = self.validated_data
+        return selection.Prompt(
+            points=selection.points_of(data.get("points", [])),
+            box=tuple(float(v) for v in data["box"]) if "box" in data else None,
+            multimask=data["multimask"],
+            text=data.get("text", ""),
+            threshold=data["threshold"],
+            max_detections=data["max_detections"],
+        )

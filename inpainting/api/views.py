@@ -22,11 +22,12 @@ from rest_framework.views import APIView
 from .. import selectors
 from ..answers import native
 from ..conf import engine_config, lama_file, model_status
-from ..engine import MaskOptions, Outpaint
+from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..fleet import fleet_summary
 from ..models import Generation
 from ..services import generations, library, masks
+from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
     Submitted,
@@ -37,7 +38,7 @@ from .common import (
     unfinished_response,
 )
 from .docs import GenerationDoc
-from .media import image_response
+from .media import image_response, selection_response
 from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
@@ -208,8 +209,22 @@ class ControlNetListView(APIView):
         return Response({"controlnets": library.library_controlnets_described()})
 
 
+class MaskModelListView(APIView):
+    """The mask models of the library (``POST /api/masks/generate`` with method sam, text or
+    background), each with the methods it runs."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "MaskModels", {"mask_models": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"mask_models": library.library_mask_models_described()})
+
+
 class MaskGenerateView(APIView):
-    """A mask from a box, points or a colour, without model weights (GrabCut, flood fill)."""
+    """A mask from a box, points or a colour without model weights (GrabCut, flood fill), or
+    from a mask model in a selection worker (SAM 2.1, SAM 3, a rembg model)."""
 
     parser_classes = [MultiPartParser, FormParser]
 
@@ -221,6 +236,17 @@ class MaskGenerateView(APIView):
         serializer = MaskGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if data["method"] in selection.METHOD_FAMILIES:
+            return selection_response(
+                selections.selection_make(
+                    user=request.user,
+                    image_file=data["image"],
+                    method=data["method"],
+                    model=data.get("model"),
+                    prompt=serializer.to_prompt(),
+                    mask_mode=data["mask_mode"],
+                )
+            )
         png = masks.mask_generate(
             image_file=data["image"],
             method=data["method"],

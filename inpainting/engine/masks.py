@@ -81,7 +81,8 @@ def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False)
     return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _grow(values: np.ndarray, pixels: int) -> np.ndarray:
+def grow(values: np.ndarray, pixels: int) -> np.ndarray:
+    """Values (0..255) grown by ``pixels`` (a round kernel), shrunk when it is negative."""
     if pixels == 0:
         return values
     radius = abs(pixels)
@@ -148,6 +149,6 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
     if options.invert:
         values = 255 - values
     values = fit_to_image(values, size, options.exact_size)
-    values = _grow(values, options.grow)
+    values = grow(values, options.grow)
     values = feather(values, options.blur)
     return np.ascontiguousarray(values, dtype=np.uint8)

@@ -15,6 +15,7 @@ from huggingface_hub import constants as hf_constants
 
 from .. import engine, fleet, selectors
 from ..conf import deployment_family, engine_config
+from ..engine import selection
 from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
 from ..engine.probe import (
@@ -66,12 +67,14 @@ FOLDER_OF = {
     LibraryModel.Kind.CHECKPOINT: "",
     LibraryModel.Kind.LORA: "loras/",
     LibraryModel.Kind.CONTROLNET: "controlnets/",
+    LibraryModel.Kind.MASK: "masks/",
 }
 
 
 def _kind_candidates(root: Path, kind: str) -> list[_Found]:
-    """The entries of a LoRA or ControlNet folder that may be one: ``.safetensors`` files
-    and pickles (refused with the reason), and for ControlNets folders too."""
+    """The entries of a LoRA, ControlNet or mask model folder that may be one:
+    ``.safetensors`` files and pickles (refused with the reason), for ControlNets and mask
+    models folders too, for mask models ``.onnx`` files."""
     if not root.is_dir():
         return []
     found = []
@@ -79,9 +82,11 @@ def _kind_candidates(root: Path, kind: str) -> list[_Found]:
         suffix = path.suffix.lower()
         if path.name.startswith("."):
             continue
-        if (path.is_file() and (suffix == ".safetensors" or suffix in PICKLE_SUFFIXES)) or (
-            path.is_dir() and kind == LibraryModel.Kind.CONTROLNET
-        ):
+        weights = suffix == ".safetensors" or suffix in PICKLE_SUFFIXES
+        if kind == LibraryModel.Kind.MASK:
+            weights = weights or suffix == ".onnx"
+        folders = kind in (LibraryModel.Kind.CONTROLNET, LibraryModel.Kind.MASK)
+        if (path.is_file() and weights) or (path.is_dir() and folders):
             found.append(_Found(path.name, path, kind=kind))
     return found
 
@@ -155,18 +160,29 @@ def _probe(item: _Found) -> Probe:
         return Probe(probe_lora(item.path), False, LibraryModel.Layout.SINGLE_FILE)
     if item.kind == LibraryModel.Kind.CONTROLNET:
         return Probe(probe_controlnet(item.path), False, LibraryModel.Layout.DIFFUSERS)
+    if item.kind == LibraryModel.Kind.MASK:
+        try:
+            family = selection.probe_mask_model(item.path)
+        except selection.Unsupported as exc:
+            raise Unsupported(str(exc)) from None
+        layout = LibraryModel.Layout.TRANSFORMERS
+        if item.path.is_file():
+            layout = LibraryModel.Layout.SINGLE_FILE
+        return Probe(family, False, layout)
     return probe(item.path)
 
 
 def library_scan() -> ScanReport:
     """Record every model under ``MODELS_DIR`` and in the Hugging Face cache, every LoRA under
-    ``LORAS_DIR`` and every ControlNet under ``CONTROLNETS_DIR``; mark the rows whose files
+    ``LORAS_DIR``, every ControlNet under ``CONTROLNETS_DIR`` and every mask model under
+    ``MASK_MODELS_DIR``; mark the rows whose files
     are gone as not present; keep one default model (see ``_ensure_default``)."""
     report = ScanReport()
     seen: set[tuple[str, str]] = set()
     found_items = _candidates(Path(settings.MODELS_DIR), Path(hf_constants.HF_HUB_CACHE))
     found_items += _kind_candidates(Path(settings.LORAS_DIR), LibraryModel.Kind.LORA)
     found_items += _kind_candidates(Path(settings.CONTROLNETS_DIR), LibraryModel.Kind.CONTROLNET)
+    found_items += _kind_candidates(Path(settings.MASK_MODELS_DIR), LibraryModel.Kind.MASK)
     for item in found_items:
         try:
             found = _probe(item)
@@ -494,4 +510,85 @@ def library_controlnets_described() -> list[dict]:
     return [
         {"name": c.name, "family": c.family, "size_bytes": c.size_bytes, "sha256": c.sha256}
         for c in selectors.library_controlnet_list()
+    ]
+
+
+# ----- mask models (object selection) --------------------------------------------------------
+#: What to copy in for each family when none is installed (the README lists the files).
+MASK_MODEL_HINTS = {
+    selection.SAM2: "a SAM 2.1 folder in the transformers layout (config.json and "
+    "model.safetensors, e.g. facebook/sam2.1-hiera-tiny)",
+    selection.SAM3: "a SAM 3 folder in the transformers layout (config.json, model.safetensors "
+    "and its tokenizer files, facebook/sam3)",
+    selection.REMBG: "a rembg model file (u2net.onnx, isnet-general-use.onnx, silueta.onnx or "
+    "u2net_human_seg.onnx)",
+}
+
+
+class MaskModelMissing(ClientError):
+    """A selection's mask model is not installed (a 503 that names the file to copy in)."""
+
+
+def _not_installed(what: str, copy: str) -> ClientError:
+    return MaskModelMissing(
+        f"{what} is not installed: copy {copy} into MASK_MODELS_DIR "
+        f"({settings.MASK_MODELS_DIR}) and run `python manage.py scan_models` "
+        "(GET /api/mask-models lists what is installed).",
+        field="model",
+        status=503,
+    )
+
+
+def library_mask_model_for(method: str, requested: str | None) -> LibraryModel:
+    """The mask model a selection by ``method`` runs: the one named (enabled, present and of
+    a family that can run the method; a name with or without its ``.onnx``), else the first
+    installed that can. None installed: a 503 that names the file to copy in."""
+    families = selection.METHOD_FAMILIES[method]
+    usable = selectors.library_mask_model_list()
+    if requested:
+        bare = requested.strip().lower().removesuffix(".onnx")
+        model = next((m for m in usable if m.name.lower().removesuffix(".onnx") == bare), None)
+        if model is None:
+            copy = (
+                f"{bare}.onnx"
+                if bare in selection.REMBG_MODELS
+                else " or ".join(MASK_MODEL_HINTS[f] for f in families) + f" named {requested}"
+            )
+            raise _not_installed(f"The mask model {requested!r}", copy)
+        if model.family not in families:
+            raise ClientError(
+                f"{model.name} is a {selection.FAMILY_LABELS[model.family]}; method={method} "
+                f"needs a {' or '.join(selection.FAMILY_LABELS[f] for f in families)}.",
+                field="model",
+            )
+        return model
+    model = usable.filter(family__in=families).first()
+    if model is None:
+        what = " or ".join(selection.FAMILY_LABELS[f] for f in families)
+        raise _not_installed(
+            f"No {what} (method={method})", " or ".join(MASK_MODEL_HINTS[f] for f in families)
+        )
+    return model
+
+
+def library_mask_model_local_path(model: LibraryModel) -> Path | None:
+    """Where ``model``'s file or folder is on this machine (its own MASK_MODELS_DIR)."""
+    path = Path(settings.MASK_MODELS_DIR) / model.name
+    return path if path.exists() else None
+
+
+def library_mask_models_described() -> list[dict]:
+    """The enabled mask models as ``GET /api/mask-models`` lists them, with the methods each
+    runs."""
+    return [
+        {
+            "name": m.name,
+            "family": m.family,
+            "family_label": selection.FAMILY_LABELS[m.family],
+            "methods": sorted(k for k, v in selection.METHOD_FAMILIES.items() if m.family in v),
+            "layout": m.layout,
+            "size_bytes": m.size_bytes,
+            "sha256": m.sha256,
+        }
+        for m in selectors.library_mask_model_list()
     ]

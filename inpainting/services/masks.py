@@ -3,10 +3,14 @@ area, and masks made without weights."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 from PIL import Image
 
 from .. import engine
 from ..engine import segment
+from ..engine.masks import grow
 from ..errors import ClientError
 from ..models import Generation
 from ..params import GenerationParams
@@ -84,3 +88,11 @@ def mask_generate(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field="point" if method != "grabcut" else "box") from None
     return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
+
+
+def mask_grow_png(png: bytes, pixels: int) -> bytes:
+    """A mask PNG (white = selected) grown by ``pixels``, or shrunk when it is negative."""
+    if pixels == 0:
+        return png
+    values = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    return engine.encode_png(Image.fromarray(grow(values.copy(), pixels), "L"))

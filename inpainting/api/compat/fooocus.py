@@ -24,10 +24,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ...answers import fooocus
+from ...engine import selection
 from ...engine.parameters import MAX_OUTPAINT_SIDE
+from ...engine.selection import MAX_POINTS
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations, masks
+from ...services import generations, library, masks
+from ...services import selection as selections
 from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, decode_image
 from .. import common
@@ -187,13 +190,30 @@ class FooocusTaskView(APIView):
 
 
 class FooocusGenerateMaskSerializer(serializers.Serializer):
+    """FooocusAPI's generate_mask fields (its defaults), and DreamLayer's box / points / point
+    for the classical selections and SAM 2.1."""
+
     image = serializers.CharField()
-    mask_model = serializers.CharField(required=False, allow_blank=True, default="")
+    mask_model = serializers.CharField(
+        required=False, allow_blank=True, default="isnet-general-use", max_length=255
+    )
+    cloth_category = serializers.CharField(required=False, allow_blank=True, default="full")
+    dino_prompt_text = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=200
+    )
+    sam_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    box_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.3)
+    text_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.25)
+    sam_max_detections = serializers.IntegerField(min_value=0, max_value=100, default=0)
+    dino_erode_or_dilate = serializers.IntegerField(min_value=-64, max_value=64, default=0)
+    dino_debug = serializers.BooleanField(required=False, default=False)
     box = serializers.ListField(
         child=serializers.FloatField(), min_length=4, max_length=4, required=False
     )
     points = serializers.ListField(
-        child=serializers.ListField(child=serializers.FloatField()), required=False
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=3),
+        required=False,
+        max_length=MAX_POINTS,
     )
     point = serializers.ListField(
         child=serializers.FloatField(), min_length=2, max_length=2, required=False
@@ -202,6 +222,14 @@ class FooocusGenerateMaskSerializer(serializers.Serializer):
 
 
 class FooocusGenerateMaskView(APIView):
+    """``mask_model`` a rembg model (u2net, isnet-general-use, ...): that background model;
+    ``sam``: ``dino_prompt_text`` selects through the SAM 3 named by ``sam_model`` (the
+    instances scored above ``box_threshold``, the best ``sam_max_detections``), without a
+    phrase the SAM 2.1 named by it takes the box or points (by default a box around the
+    middle); ``dino_erode_or_dilate`` grows (or with a negative value shrinks) the mask by
+    that many pixels. A named model that is not installed: GrabCut (or the colour selection
+    from ``point``), and the ``X-DreamLayer-Fallback`` header says why."""
+
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -214,21 +242,77 @@ class FooocusGenerateMaskView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         image = common.remote_upload(data["image"], "image")
-        box = data.get("box")
-        if "point" in data:
-            method, point = "flood", data["point"]
+        fallback = None
+        try:
+            png = _model_mask(request, image, data)
+        except library.MaskModelMissing as exc:
+            png, fallback = None, exc.message
+            image.seek(0)
+        if png is None:
+            png = _classical_mask(image, data)
+        png = masks.mask_grow_png(png, data["dino_erode_or_dilate"])
+        response = Response(base64.b64encode(png).decode())
+        if fallback:
+            response["X-DreamLayer-Fallback"] = f"grabcut; {fallback}"
+        return response
+
+
+def _default_box(image) -> list[float]:
+    """No hint: the object in the middle."""
+    width, height = _image_size(image, "image")
+    return [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
+
+
+def _model_mask(request: Request, image, data) -> bytes | None:
+    """The mask from the mask model FooocusAPI's fields name (None: they name none)."""
+    mask_model = data["mask_model"].strip()
+    if mask_model in selection.REMBG_MODELS or mask_model.startswith("u2net"):
+        method, model, prompt = "background", mask_model, selection.Prompt()
+    elif mask_model == "sam":
+        model = data["sam_model"] or None
+        if data["dino_prompt_text"].strip():
+            method = "text"
+            prompt = selection.Prompt(
+                text=data["dino_prompt_text"],
+                threshold=data["box_threshold"],
+                max_detections=data["sam_max_detections"],
+            )
         else:
-            method, point = "grabcut", None
+            method = "sam"
+            box = data.get("box")
             if box is None and not data.get("points"):
-                width, height = _image_size(image, "image")  # no hint: the object in the middle
-                box = [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
-        png = masks.mask_generate(
-            image_file=image,
-            method=method,
-            box=[round(v) for v in box] if box else None,
-            points=[[round(v) for v in p] for p in data.get("points", [])],
-            point=[round(v) for v in point] if point else None,
-            tolerance=data["tolerance"],
-            mask_mode="white_inpaints",
-        )
-        return Response(base64.b64encode(png).decode())
+                box = _default_box(image)
+            prompt = selection.Prompt(
+                points=selection.points_of(data.get("points", [])),
+                box=tuple(box) if box else None,
+            )
+    else:
+        return None
+    return selections.selection_make(
+        user=request.user,
+        image_file=image,
+        method=method,
+        model=model,
+        prompt=prompt,
+        mask_mode="white_inpaints",
+    ).png
+
+
+def _classical_mask(image, data) -> bytes:
+    """GrabCut (a box, points, or by default the middle) or a colour selection from a point."""
+    box = data.get("box")
+    if "point" in data:
+        method, point = "flood", data["point"]
+    else:
+        method, point = "grabcut", None
+        if box is None and not data.get("points"):
+            box = _default_box(image)
+    return masks.mask_generate(
+        image_file=image,
+        method=method,
+        box=[round(v) for v in box] if box else None,
+        points=[[round(v) for v in p] for p in data.get("points", [])],
+        point=[round(v) for v in point] if point else None,
+        tolerance=data["tolerance"],
+        mask_mode="white_inpaints",
+    )

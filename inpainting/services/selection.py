@@ -1,0 +1,232 @@
+"""Selecting an object with a mask model (SAM 2.1, SAM 3, a rembg model): never in the web
+process. The web side checks the request and the image, keeps the image's bytes in Redis for
+a while (under its sha256, per user), sends a ``run_selection`` task to the ``select`` queue
+and waits for the answer on a Redis list of its own. A selection worker (the Procfile's
+``select`` process) loads the model once, keeps each image's embedding
+(``engine.selection.EmbeddingCache``, by model and image sha256) and answers the mask; a
+further click on the same image costs only SAM's prompt decoder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import redis
+from celery import current_app
+from django.conf import settings
+from PIL import Image
+
+from dreamlayer_site.redis_pool import SharedConnectionPool
+
+from .. import engine
+from ..engine import segment, selection
+from ..errors import ClientError
+from ..models import LibraryModel
+from ..uploads import IMAGE_FORMATS, decode_image, read_upload
+from .library import library_mask_model_for, library_mask_model_local_path
+
+logger = logging.getLogger(__name__)
+
+RUN_SELECTION = "inpainting.tasks.run_selection"
+SELECT_QUEUE = "select"
+#: How long an image sent for selection stays in Redis after its last use (further clicks
+#: on it do not need it while its embedding is cached; a new worker or model does).
+IMAGE_TTL_SECONDS = 600
+_REPLY_TTL_SECONDS = 60
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis(connection_pool=SharedConnectionPool.from_url(settings.REDIS_URL))
+
+
+_WAITING: redis.Redis | None = None
+
+
+def _waiting_redis() -> redis.Redis:
+    """A client whose reads outlast SELECT_WAIT_SECONDS (the shared pool's would time out
+    during a long BLPOP)."""
+    global _WAITING
+    if _WAITING is None:
+        _WAITING = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=settings.SELECT_WAIT_SECONDS + 10
+        )
+    return _WAITING
+
+
+def _image_key(user_id, sha256: str) -> str:
+    return f"dreamlayer:select:image:{user_id}:{sha256}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A selection's answer: the mask PNG, and what the worker did."""
+
+    png: bytes
+    model: str
+    embedding: str  # "cached" or "computed" ("none": a model without one)
+    encoder_runs: int  # this worker's image encoder runs for the model, this one included
+    seconds: float  # the worker's time for it
+
+
+def selection_make(
+    *,
+    user,
+    image_file,
+    method: str,
+    model: str | None,
+    prompt: selection.Prompt,
+    mask_mode: str = "black_inpaints",
+) -> Selection:
+    """Select with the mask model for ``method`` (``sam``, ``text``, ``background``; the one
+    named, else the first installed): a client error for a bad request, a 503 when no such
+    model is installed or no selection worker answers within SELECT_WAIT_SECONDS."""
+    library_model = library_mask_model_for(method, model)
+    data = read_upload(image_file, field="image")
+    image = decode_image(data, field="image", formats=IMAGE_FORMATS)  # limits on its header
+    try:
+        selection.check_prompt(prompt, image.size)
+        segment.selection_to_mask(np.zeros((1, 1), bool), mask_mode)  # the mode, checked
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field) from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    connection = _redis()
+    key = _image_key(user.pk, sha256)
+    if not connection.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True):
+        connection.expire(key, IMAGE_TTL_SECONDS)
+    reply = f"dreamlayer:select:reply:{uuid.uuid4().hex}"
+    current_app.send_task(
+        RUN_SELECTION,
+        args=[
+            {
+                "reply": reply,
+                "image_key": key,
+                "image_sha256": sha256,
+                "model": library_model.name,
+                "prompt": asdict(prompt),
+            }
+        ],
+        queue=SELECT_QUEUE,
+        expires=settings.SELECT_WAIT_SECONDS,  # nobody waits for it after that
+    )
+    answer = _waiting_redis().blpop([reply], timeout=settings.SELECT_WAIT_SECONDS)
+    if answer is None:
+        raise ClientError(
+            f"No selection worker answered within {settings.SELECT_WAIT_SECONDS:g} s: is the "
+            "`select` process (Procfile) running?",
+            status=503,
+        )
+    body = json.loads(answer[1])
+    if "error" in body:
+        raise ClientError(body["error"], field=body.get("field"), status=body["status"])
+    values = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L"))
+    png = engine.encode_png(segment.selection_to_mask(values > 127, mask_mode))
+    return Selection(
+        png, library_model.name, body["embedding"], body["encoder_runs"], body["seconds"]
+    )
+
+
+# ----- the selection worker -----------------------------------------------------------------
+_SELECTORS: dict[str, tuple[str, object]] = {}  # model name -> (its sha256, the selector)
+_LOAD_LOCK = threading.Lock()
+_CACHE: selection.EmbeddingCache | None = None
+
+
+def _cache() -> selection.EmbeddingCache:
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = selection.EmbeddingCache(size=settings.SELECT_CACHE_IMAGES)
+    return _CACHE
+
+
+def _selector(model: LibraryModel, path: Path):
+    """The loaded selector of ``model`` in this process (loaded again when its file changed)."""
+    with _LOAD_LOCK:
+        loaded = _SELECTORS.get(model.name)
+        if loaded is None or loaded[0] != model.sha256:
+            _SELECTORS[model.name] = (model.sha256, selection.load_selector(model.family, path))
+        return _SELECTORS[model.name][1]
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, *, status: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+def _select(request: dict) -> dict:
+    model = LibraryModel.objects.mask_models().filter(name=request["model"], enabled=True).first()
+    if model is None:
+        raise _Refused(
+            f"The mask model {request['model']!r} is no longer in the library.", status=503
+        )
+    path = library_mask_model_local_path(model)
+    if path is None:
+        raise _Refused(
+            f"The mask model {model.name} is not on this selection worker's disk "
+            f"(MASK_MODELS_DIR): copy it there.",
+            status=503,
+        )
+    selector = _selector(model, path)
+
+    def image_loader() -> Image.Image:
+        data = _redis().get(request["image_key"])
+        if data is None:
+            raise _Refused("The image expired before its selection ran: send it again.", status=409)
+        return decode_image(data, field="image", formats=IMAGE_FORMATS)
+
+    prompt = selection.Prompt(
+        **{
+            **request["prompt"],
+            "points": tuple(tuple(p) for p in request["prompt"]["points"]),
+            "box": tuple(request["prompt"]["box"]) if request["prompt"]["box"] else None,
+        }
+    )
+    done = selection.run_selection(
+        selector,
+        _cache(),
+        model_key=f"{model.name}:{model.sha256}",
+        image_sha256=request["image_sha256"],
+        image_loader=image_loader,
+        prompt=prompt,
+    )
+    mask = Image.fromarray(done.mask.astype(np.uint8) * 255, "L")
+    return {
+        "mask": base64.b64encode(engine.encode_png(mask)).decode(),
+        "embedding": "none"
+        if not selector.reuses_embedding
+        else "cached"
+        if done.cached
+        else "computed",
+        "encoder_runs": done.encoded,
+        "seconds": round(done.seconds, 4),
+    }
+
+
+def selection_run(request: dict) -> None:
+    """Run one selection request in a selection worker and push the answer (or the error a
+    client can act on) to the web process that waits for it."""
+    try:
+        body = _select(request)
+    except _Refused as exc:
+        body = {"error": str(exc), "status": exc.status, "field": exc.field}
+    except ClientError as exc:
+        body = {"error": exc.message, "status": exc.status, "field": exc.field}
+    except engine.InvalidInput as exc:
+        body = {"error": str(exc), "status": 400, "field": exc.field}
+    except engine.EngineError as exc:
+        logger.warning("selection failed: %s", exc)
+        body = {"error": str(exc), "status": 503, "field": "model"}
+    except Exception:  # the web process waits for an answer: never leave it without one
+        logger.exception("selection failed")
+        body = {"error": "The selection failed in the worker (see its log).", "status": 500}
+    connection = _redis()
+    connection.rpush(request["reply"], json.dumps(body))
+    connection.expire(request["reply"], _REPLY_TTL_SECONDS)

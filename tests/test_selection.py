@@ -1,0 +1,303 @@
+"""Selecting objects with mask models (issue 22) through the real scan, the library, the API,
+Redis and the Procfile's selection worker: tiny random SAM 2.1 and SAM 3 folders and an ONNX
+graph with u2net's signature, saved in the library's formats. Each answer is checked against
+the model called directly here (a separate path: the full forward, not the cached
+embedding), and the second click on an image reuses its embedding (the worker's count)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+import torch.nn.functional as F
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image, ImageDraw
+
+from inpainting.models import LibraryModel
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_sam3, write_tiny_u2net
+from tests.images import png_bytes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("select_worker")]
+
+CIRCLE_BOX = (60, 40, 140, 120)
+
+
+def circle_png(seed: int = 0) -> bytes:
+    """A filled circle on a plain ground (``seed`` shifts the colours: another image)."""
+    image = Image.new("RGB", (200, 160), (30 + seed, 60, 150))
+    ImageDraw.Draw(image).ellipse(CIRCLE_BOX, fill=(240, 200, 40 + seed))
+    return png_bytes(image)
+
+
+def select(api, data: bytes, **fields):
+    """A multipart form as the studio sends it (lists as JSON)."""
+    form = {k: json.dumps(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return api.post(
+        "/api/masks/generate",
+        {"image": SimpleUploadedFile("i.png", data, "image/png"), **form},
+        format="multipart",
+    )
+
+
+def white(response) -> np.ndarray:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("L")) == 255
+
+
+@pytest.fixture
+def installed(mask_models_dir):
+    paths = {
+        "sam2": write_tiny_sam2(mask_models_dir / "sam2.1-hiera-toy"),
+        "sam3": write_tiny_sam3(mask_models_dir / "sam3-toy"),
+        "u2net": write_tiny_u2net(mask_models_dir / "u2net.onnx"),
+    }
+    (mask_models_dir / "sam_vit_b.pth").write_bytes(b"pickle")
+    (mask_models_dir / "mystery.onnx").write_bytes(b"onnx")
+    report = library_scan()
+    return paths, report
+
+
+def pixels(image: Image.Image, side: int, mean, std) -> torch.Tensor:
+    rgb = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+    values = (np.asarray(rgb, np.float32) / 255 - np.float32(mean)) / np.float32(std)
+    return torch.from_numpy(values.transpose(2, 0, 1))[None]
+
+
+def test_the_scan_records_mask_models_and_the_api_lists_them(api, installed):
+    paths, report = installed
+    assert {"masks/sam2.1-hiera-toy", "masks/sam3-toy", "masks/u2net.onnx"} <= set(report.added)
+    refused = dict(report.refused)
+    assert "pickle" in refused["masks/sam_vit_b.pth"]
+    assert "u2net.onnx" in refused["masks/mystery.onnx"]  # names the files rembg has
+    rows = {m.name: m for m in LibraryModel.objects.mask_models()}
+    assert rows["u2net.onnx"].family == "rembg"
+    assert rows["u2net.onnx"].sha256 == hashlib.sha256(paths["u2net"].read_bytes()).hexdigest()
+    assert rows["u2net.onnx"].size_bytes == paths["u2net"].stat().st_size
+    assert (rows["sam2.1-hiera-toy"].family, rows["sam3-toy"].family) == ("sam2", "sam3")
+    listed = {m["name"]: m for m in api.get("/api/mask-models").json()["mask_models"]}
+    assert listed["sam2.1-hiera-toy"]["methods"] == ["sam"]
+    assert listed["sam3-toy"]["methods"] == ["text"]
+    assert listed["u2net.onnx"]["methods"] == ["background"]
+    assert listed["sam3-toy"]["sha256"] == rows["sam3-toy"].sha256
+    # The diffusion model list is not the mask model list.
+    assert not any(m["name"] == "u2net.onnx" for m in api.get("/api/models").json()["models"])
+
+
+def test_a_box_on_a_circle_gives_the_decoders_mask_and_the_next_click_reuses_the_embedding(
+    api, installed
+):
+    from transformers import Sam2Model
+
+    paths, _ = installed
+    data = circle_png(seed=1)
+    first = select(api, data, method="sam", box=list(CIRCLE_BOX), mask_mode="white_inpaints")
+    got = white(first)
+    assert first["X-DreamLayer-Mask-Model"] == "sam2.1-hiera-toy"
+    assert first["X-DreamLayer-Embedding"] == "computed"
+    runs = int(first["X-DreamLayer-Encoder-Runs"])
+
+    # The model called directly: the whole forward from pixels, the box in its 1024 frame.
+    model = Sam2Model.from_pretrained(paths["sam2"]).eval()
+    image = Image.open(io.BytesIO(data))
+    scale = torch.tensor([1024 / 200, 1024 / 160] * 2)
+    with torch.no_grad():
+        out = model(
+            pixel_values=pixels(image, 1024, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            input_boxes=(torch.tensor(CIRCLE_BOX, dtype=torch.float32) * scale)[None, None],
+            multimask_output=False,
+        )
+    logits = F.interpolate(
+        out.pred_masks[0, 0][None], (160, 200), mode="bilinear", align_corners=False
+    )[0]
+    expected = (logits[0] > 0).numpy()
+    assert got.shape == (160, 200)
+    assert 0 < expected.sum() < expected.size  # a real mask, not all or nothing
+    np.testing.assert_array_equal(got, expected)
+
+    # Another click on the same image: no encoder run, and again the decoder's mask.
+    second = select(api, data, method="sam", points=[[100, 80, 1], [10, 10, 0]])
+    assert second.status_code == 200
+    assert second["X-DreamLayer-Embedding"] == "cached"
+    assert int(second["X-DreamLayer-Encoder-Runs"]) == runs
+    # black_inpaints (the default polarity): the selection is black.
+    selected = np.asarray(Image.open(io.BytesIO(second.content))) == 0
+    with torch.no_grad():
+        out = model(
+            pixel_values=pixels(image, 1024, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            input_points=(torch.tensor([[100.0, 80.0], [10.0, 10.0]]) * scale[:2])[None, None],
+            input_labels=torch.tensor([[[1, 0]]]),
+            multimask_output=False,
+        )
+    logits = F.interpolate(
+        out.pred_masks[0, 0][None], (160, 200), mode="bilinear", align_corners=False
+    )[0]
+    np.testing.assert_array_equal(selected, (logits[0] > 0).numpy())
+
+    # A new image is encoded once more.
+    third = select(api, circle_png(seed=2), method="sam", box=list(CIRCLE_BOX))
+    assert third["X-DreamLayer-Embedding"] == "computed"
+    assert int(third["X-DreamLayer-Encoder-Runs"]) == runs + 1
+
+
+def test_a_phrase_selects_every_instance_sam3_scores_above_the_threshold(api, installed):
+    from transformers import AutoTokenizer, Sam3Model
+
+    paths, _ = installed
+    data = circle_png(seed=3)
+    response = select(
+        api, data, method="text", text="red cat", threshold=0.25, mask_mode="white_inpaints"
+    )
+    got = white(response)
+    assert response["X-DreamLayer-Mask-Model"] == "sam3-toy"
+
+    model = Sam3Model.from_pretrained(paths["sam3"]).eval()
+    tokens = AutoTokenizer.from_pretrained(paths["sam3"])(
+        ["red cat"], padding="max_length", max_length=32, return_tensors="pt"
+    )
+    image = Image.open(io.BytesIO(data))
+    with torch.no_grad():
+        out = model(
+            pixel_values=pixels(image, 252, (0.5,) * 3, (0.5,) * 3),
+            input_ids=tokens["input_ids"],
+            attention_mask=tokens["attention_mask"],
+        )
+    scores = out.pred_logits[0].sigmoid() * out.presence_logits[0].sigmoid()
+    keep = scores > 0.25
+    assert 0 < int(keep.sum()) < len(scores)  # some instances in, some out: the rule matters
+    probabilities = F.interpolate(
+        out.pred_masks[0, keep].sigmoid()[None], (160, 200), mode="bilinear", align_corners=False
+    )[0]
+    np.testing.assert_array_equal(got, (probabilities > 0.5).any(dim=0).numpy())
+
+    # The best instance alone.
+    best = int(torch.argmax(scores))
+    one = white(select(api, data, method="text", text="red cat", threshold=0.25,
+                       max_detections=1, mask_mode="white_inpaints"))
+    np.testing.assert_array_equal(one, (probabilities[int(keep[:best].sum())] > 0.5).numpy())
+
+
+def rembg_reference(path, image: Image.Image, side: int = 320) -> np.ndarray:
+    """u2net as rembg documents it: 320 x 320 Lanczos, divided by the maximum, ImageNet
+    normalisation, the first output min-max scaled, back to the image's size."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    values = np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
+    values = values / max(values.max(), 1e-6)
+    values = (values - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
+    out = session.run(None, {"input.1": values.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    pred = out[0, 0]
+    pred = (pred - pred.min()) / (pred.max() - pred.min())
+    soft = Image.fromarray((pred * 255).astype("uint8"), "L").resize(
+        image.size, Image.Resampling.LANCZOS
+    )
+    return np.asarray(soft) >= 128
+
+
+def test_the_background_method_runs_the_rembg_model(api, installed):
+    paths, _ = installed
+    data = circle_png(seed=4)
+    response = select(api, data, method="background", mask_mode="white_inpaints")
+    got = white(response)
+    assert response["X-DreamLayer-Mask-Model"] == "u2net.onnx"
+    assert response["X-DreamLayer-Embedding"] == "none"
+    expected = rembg_reference(paths["u2net"], Image.open(io.BytesIO(data)))
+    assert 0 < expected.sum() < expected.size
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_what_is_not_installed_is_a_503_that_names_the_file(api, mask_models_dir):
+    library_scan()
+    response = select(api, circle_png(), method="sam", box=list(CIRCLE_BOX))
+    assert response.status_code == 503
+    assert "SAM 2.1" in response.json()["message"] and "MASK_MODELS_DIR" in response.json()["message"]
+    response = select(api, circle_png(), method="background", model="isnet-general-use")
+    assert response.status_code == 503
+    assert "copy isnet-general-use.onnx into MASK_MODELS_DIR" in response.json()["message"]
+
+
+def test_bad_selections_are_400s(api, installed):
+    data = circle_png()
+    cases = [
+        ({"method": "sam"}, "box"),
+        ({"method": "sam", "points": [[500, 5, 1]]}, "outside"),
+        ({"method": "sam", "points": [[5, 5, 7]]}, "label"),
+        ({"method": "sam", "points": [[1, 1]] * 65}, "At most 64"),
+        ({"method": "sam", "box": [50, 50, 40, 60]}, "x0 < x1"),
+        ({"method": "text", "text": "  "}, "blank"),
+        ({"method": "text"}, "Say what"),
+        ({"method": "background", "model": "sam2.1-hiera-toy"}, "rembg"),
+        ({"method": "sam", "box": list(CIRCLE_BOX), "mask_mode": "sideways"}, "mask_mode"),
+    ]
+    for fields, words in cases:
+        response = select(api, data, **fields)
+        assert response.status_code == 400, (fields, response.content)
+        assert words in str(response.json()), (fields, response.json())
+    assert select(api, b"not an image", method="sam", box=list(CIRCLE_BOX)).status_code == 400
+
+
+def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
+    api_key, mask_models_dir, client
+):
+    """FooocusAPI's own example: isnet-general-use when it is installed, else GrabCut with
+    the X-DreamLayer-Fallback header; ``sam`` with a phrase through SAM 3."""
+    data = circle_png(seed=5)
+    example = {
+        "image": base64.b64encode(data).decode(),
+        "mask_model": "isnet-general-use",
+        "cloth_category": "full",
+        "dino_prompt_text": "",
+        "sam_model": "vit_b",
+        "box_threshold": 0.3,
+        "text_threshold": 0.25,
+        "sam_max_detections": 0,
+        "dino_erode_or_dilate": 0,
+        "dino_debug": False,
+    }
+
+    def post(body):
+        response = client.post(
+            "/v1/tools/generate_mask", body, content_type="application/json",
+            HTTP_X_API_KEY=api_key,
+        )
+        assert response.status_code == 200, response.content
+        mask = Image.open(io.BytesIO(base64.b64decode(response.json()))).convert("L")
+        return response, np.asarray(mask) == 255
+
+    library_scan()
+    response, fallback = post(example)
+    assert "isnet-general-use" in response["X-DreamLayer-Fallback"]
+    assert response["X-DreamLayer-Fallback"].startswith("grabcut")
+    assert fallback[80, 100] and not fallback[3, 3]  # GrabCut found the circle in the middle
+
+    isnet = write_tiny_u2net(mask_models_dir / "isnet-general-use.onnx", side=1024, seed=7)
+    library_scan()
+    response, mask = post(example)
+    assert "X-DreamLayer-Fallback" not in response
+    image = Image.open(io.BytesIO(data))
+    session = onnxruntime.InferenceSession(str(isnet), providers=["CPUExecutionProvider"])
+    values = np.asarray(image.convert("RGB").resize((1024, 1024), Image.Resampling.LANCZOS))
+    values = (values / max(values.max(), 1e-6) - 0.5) / 1.0
+    pred = session.run(None, {"input.1": values.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    pred = (pred[0, 0] - pred.min()) / (pred.max() - pred.min())
+    soft = Image.fromarray((pred * 255).astype("uint8"), "L").resize((200, 160), Image.LANCZOS)
+    np.testing.assert_array_equal(mask, np.asarray(soft) >= 128)
+
+    # dino_erode_or_dilate grows the mask by that many pixels.
+    _, grown = post({**example, "dino_erode_or_dilate": 3})
+    assert grown.sum() > mask.sum() and (grown | mask).sum() == grown.sum()
+
+    # mask_model "sam" with a phrase: the SAM 3 that sam_model names; a missing one falls back.
+    write_tiny_sam3(mask_models_dir / "sam3-toy")
+    library_scan()
+    sam = {**example, "mask_model": "sam", "dino_prompt_text": "red cat", "box_threshold": 0.25}
+    response, _ = post({**sam, "sam_model": "sam3-toy"})
+    assert "X-DreamLayer-Fallback" not in response
+    response, _ = post(sam)  # vit_b: not installed
+    assert "vit_b" in response["X-DreamLayer-Fallback"]
