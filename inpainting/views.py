@@ -48,6 +48,10 @@ def studio(request):
         # The model picker: the library's runnable models, the default first, each with what
         # it accepts; the form's steps and guidance start at the default model's.
         "models": models,
+        # Select object: the methods the installed mask models run (sam, text, background).
+        "mask_methods": {
+            method for m in library.library_mask_models_described() for method in m["methods"]
+        },
         "accepts": models[0]["accepts"] if models else library.library_default_accepts(),
         # The LoRA picker: the library's LoRAs, with the limits of the one definition.
         "loras": library.library_loras_described(),

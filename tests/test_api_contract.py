@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_sam3, write_tiny_u2net
 from tests.conftest import child_env
 from tests.live import daphne_server
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker", "select_worker"),
+]
 CHECKS = (
     "not_a_server_error,response_schema_conformance,content_type_conformance,"
     "status_code_conformance"
@@ -20,8 +25,13 @@ CHECKS = (
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    django_db_blocker, api_key, tmp_path
+    django_db_blocker, api_key, tmp_path, mask_models_dir
 ):
+    # Every selection method has its (tiny) mask model, so the fuzzing reaches the worker.
+    write_tiny_sam2(mask_models_dir / "sam2.1-toy")
+    write_tiny_sam3(mask_models_dir / "sam3-toy")
+    write_tiny_u2net(mask_models_dir / "u2net.onnx")
+    library_scan()
     with django_db_blocker.unblock():
         env = child_env(
             MAX_ACTIVE_GENERATIONS_PER_USER="1000",

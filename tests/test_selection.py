@@ -179,8 +179,17 @@ def test_a_phrase_selects_every_instance_sam3_scores_above_the_threshold(api, in
 
     # The best instance alone.
     best = int(torch.argmax(scores))
-    one = white(select(api, data, method="text", text="red cat", threshold=0.25,
-                       max_detections=1, mask_mode="white_inpaints"))
+    one = white(
+        select(
+            api,
+            data,
+            method="text",
+            text="red cat",
+            threshold=0.25,
+            max_detections=1,
+            mask_mode="white_inpaints",
+        )
+    )
     np.testing.assert_array_equal(one, (probabilities[int(keep[:best].sum())] > 0.5).numpy())
 
 
@@ -216,7 +225,9 @@ def test_what_is_not_installed_is_a_503_that_names_the_file(api, mask_models_dir
     library_scan()
     response = select(api, circle_png(), method="sam", box=list(CIRCLE_BOX))
     assert response.status_code == 503
-    assert "SAM 2.1" in response.json()["message"] and "MASK_MODELS_DIR" in response.json()["message"]
+    assert (
+        "SAM 2.1" in response.json()["message"] and "MASK_MODELS_DIR" in response.json()["message"]
+    )
     response = select(api, circle_png(), method="background", model="isnet-general-use")
     assert response.status_code == 503
     assert "copy isnet-general-use.onnx into MASK_MODELS_DIR" in response.json()["message"]
@@ -263,7 +274,9 @@ def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
 
     def post(body):
         response = client.post(
-            "/v1/tools/generate_mask", body, content_type="application/json",
+            "/v1/tools/generate_mask",
+            body,
+            content_type="application/json",
             HTTP_X_API_KEY=api_key,
         )
         assert response.status_code == 200, response.content

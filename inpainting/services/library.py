@@ -531,8 +531,8 @@ class MaskModelMissing(ClientError):
 
 def _not_installed(what: str, copy: str) -> ClientError:
     return MaskModelMissing(
-        f"{what} is not installed: copy {copy} into MASK_MODELS_DIR "
-        f"({settings.MASK_MODELS_DIR}) and run `python manage.py scan_models` "
+        f"{what}: copy {copy} into MASK_MODELS_DIR "
+        f"({settings.MASK_MODELS_DIR}) and run `python manage.py models scan` "
         "(GET /api/mask-models lists what is installed).",
         field="model",
         status=503,
@@ -554,7 +554,7 @@ def library_mask_model_for(method: str, requested: str | None) -> LibraryModel:
                 if bare in selection.REMBG_MODELS
                 else " or ".join(MASK_MODEL_HINTS[f] for f in families) + f" named {requested}"
             )
-            raise _not_installed(f"The mask model {requested!r}", copy)
+            raise _not_installed(f"The mask model {requested!r} is not installed", copy)
         if model.family not in families:
             raise ClientError(
                 f"{model.name} is a {selection.FAMILY_LABELS[model.family]}; method={method} "
@@ -566,7 +566,8 @@ def library_mask_model_for(method: str, requested: str | None) -> LibraryModel:
     if model is None:
         what = " or ".join(selection.FAMILY_LABELS[f] for f in families)
         raise _not_installed(
-            f"No {what} (method={method})", " or ".join(MASK_MODEL_HINTS[f] for f in families)
+            f"No {what} is installed (method={method})",
+            " or ".join(MASK_MODEL_HINTS[f] for f in families),
         )
     return model
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import logging
 import threading
@@ -126,8 +125,10 @@ def selection_make(
     body = json.loads(answer[1])
     if "error" in body:
         raise ClientError(body["error"], field=body.get("field"), status=body["status"])
-    values = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L"))
-    png = engine.encode_png(segment.selection_to_mask(values > 127, mask_mode))
+    height, width = body["shape"]
+    bits = np.frombuffer(base64.b64decode(body["mask"]), np.uint8)
+    selected = np.unpackbits(bits, count=height * width).reshape(height, width).astype(bool)
+    png = engine.encode_png(segment.selection_to_mask(selected, mask_mode))
     return Selection(
         png, library_model.name, body["embedding"], body["encoder_runs"], body["seconds"]
     )
@@ -197,9 +198,9 @@ def _select(request: dict) -> dict:
         image_loader=image_loader,
         prompt=prompt,
     )
-    mask = Image.fromarray(done.mask.astype(np.uint8) * 255, "L")
     return {
-        "mask": base64.b64encode(engine.encode_png(mask)).decode(),
+        "mask": base64.b64encode(np.packbits(done.mask).tobytes()).decode(),  # 1 bit a pixel
+        "shape": list(done.mask.shape),
         "embedding": "none"
         if not selector.reuses_embedding
         else "cached"

@@ -65,6 +65,7 @@ export class MaskEditor {
       canvas.height = height;
     }
     this.imageCanvas.getContext("2d").drawImage(image, 0, 0);
+    this.objectBase = null;
     this.undoStack = [];
     this.redoStack = [];
     this.effective = null;
@@ -147,6 +148,7 @@ export class MaskEditor {
 
   // ----- painting ---------------------------------------------------------------------
   _snapshot() {
+    this.objectBase = null; // any other edit ends the object being selected
     const ctx = this.maskContext;
     this.undoStack.push(ctx.getImageData(0, 0, this.width, this.height));
     if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
@@ -195,6 +197,7 @@ export class MaskEditor {
 
   _bindPointer() {
     let stroke = null;     // {last, pointerId} while painting
+    let selecting = null;  // {start, shiftKey, pointerId} while the select tool's pointer is down
     let panning = null;    // {x, y, pointerId} while panning with one pointer
     const touches = new Map(); // pointerId -> {x, y} of the fingers on the canvas
     let gesture = null;    // two fingers: {distance, centre}
@@ -230,8 +233,8 @@ export class MaskEditor {
         const at = this._viewportXY(event);
         panning = { x: at.x - this.panX, y: at.y - this.panY, pointerId: event.pointerId };
       } else if (event.button === 0 && this.enabled && this.tool === "select") {
-        this.onSelect(this.toImageXY(event));
-        return;
+        // A click selects at a point, a drag a box: told when the pointer is released.
+        selecting = { start: this.toImageXY(event), shiftKey: event.shiftKey, pointerId: event.pointerId };
       } else if (event.button === 0 && this.enabled) {
         this._snapshot();
         const point = this.toImageXY(event);
@@ -272,6 +275,11 @@ export class MaskEditor {
     });
 
     const end = (event) => {
+      if (selecting && selecting.pointerId === event.pointerId) {
+        const { start, shiftKey } = selecting;
+        selecting = null;
+        if (event.type === "pointerup") this.onSelect({ ...this.toImageXY(event), start, shiftKey });
+      }
       touches.delete(event.pointerId);
       if (touches.size < 2) gesture = null;
       if (stroke && stroke.pointerId === event.pointerId) {
@@ -309,6 +317,7 @@ export class MaskEditor {
 
   _restore(from, to) {
     if (!from.length) return;
+    this.objectBase = null;
     const ctx = this.maskContext;
     to.push(ctx.getImageData(0, 0, this.width, this.height));
     ctx.putImageData(from.pop(), 0, 0);
@@ -350,6 +359,24 @@ export class MaskEditor {
   // Add a selection (a white-on-black mask image of the same size) to the painted area.
   addSelection(image) {
     this._snapshot();
+    this._drawSelection(image);
+  }
+
+  // The object being selected (Select object): each new answer for it replaces the last one
+  // in the mask, so the whole object is one undo step. endObject() starts another.
+  setObjectSelection(image) {
+    if (this.objectBase) {
+      this.maskContext.putImageData(this.objectBase, 0, 0);
+    } else {
+      this._snapshot();
+      this.objectBase = this.maskContext.getImageData(0, 0, this.width, this.height);
+    }
+    this._drawSelection(image);
+  }
+
+  endObject() { this.objectBase = null; }
+
+  _drawSelection(image) {
     const tmp = document.createElement("canvas");
     tmp.width = this.width;
     tmp.height = this.height;

@@ -71,6 +71,7 @@ export async function loadImage(blob) {
   showCanvas();
   say("");
   editor.load(bitmap);
+  newObject();
   if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
   scheduleOverlay();
 }
@@ -116,29 +117,85 @@ function setTool(tool) {
   for (const name of ["brush", "eraser", "select"]) {
     $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
   }
-  $("tolerance-field").hidden = tool !== "select";
+  $("select-field").hidden = tool !== "select";
+  $("tolerance-field").hidden = tool !== "select" || $("select-method").value !== "colour";
   $("overlay-canvas").classList.toggle("selecting", tool === "select");
+  newObject();
 }
 $("tool-select").addEventListener("click", () => setTool("select"));
+$("select-method").addEventListener("change", () => setTool("select"));
 
-// Click-to-select: the server selects the connected region of similar colour (flood fill).
-editor.onSelect = async ({ x, y }) => {
-  if (x < 0 || y < 0 || x >= editor.width || y >= editor.height) return; // the outpaint area
+// ----- Select: by colour (a flood fill from the point), or an object with a mask model ----
+// Object (SAM 2.1): clicks add points, Shift-clicks take away, a drag gives a box; each
+// answer replaces the object's last one in the mask (one undo step per object). Subject (a
+// background model) and Find (a phrase, SAM 3) select at once. All run in a selection worker.
+let object = { points: [], box: null };
+function newObject() {
+  object = { points: [], box: null };
+  editor.endObject();
+}
+if ($("select-new")) $("select-new").addEventListener("click", newObject);
+
+async function selectWith(fields, { keepObject = false } = {}) {
   clearErrors("mask");
   const form = new FormData();
   form.append("image", input.imageBlob, "image");
-  form.append("method", "flood");
-  form.append("point", JSON.stringify([Math.round(x), Math.round(y)]));
-  form.append("tolerance", $("select-tolerance").value);
+  for (const [name, value] of Object.entries(fields)) {
+    form.append(name, typeof value === "string" ? value : JSON.stringify(value));
+  }
   form.append("mask_mode", "white_inpaints");
+  say("Selecting…");
   const response = await postForm("/api/masks/generate", form);
+  say("");
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     showErrors(body.errors, body.message);
     return;
   }
-  editor.addSelection(await createImageBitmap(await response.blob()));
+  const bitmap = await createImageBitmap(await response.blob());
+  if (fields.method === "flood") {
+    editor.addSelection(bitmap);
+    return;
+  }
+  editor.setObjectSelection(bitmap);
+  if (!keepObject) newObject();
+}
+
+editor.onSelect = async ({ x, y, start, shiftKey }) => {
+  const inside = (p) => p.x >= 0 && p.y >= 0 && p.x < editor.width && p.y < editor.height;
+  if (!inside({ x, y })) return; // the outpaint area
+  if ($("select-method").value === "colour") {
+    await selectWith({
+      method: "flood",
+      point: [Math.round(x), Math.round(y)],
+      tolerance: $("select-tolerance").value,
+    });
+    return;
+  }
+  if (Math.hypot(x - start.x, y - start.y) > 4 && inside(start)) {
+    object.box = [
+      Math.round(Math.min(x, start.x)), Math.round(Math.min(y, start.y)),
+      Math.round(Math.max(x, start.x)) + 1, Math.round(Math.max(y, start.y)) + 1,
+    ];
+  } else {
+    object.points.push([Math.round(x), Math.round(y), shiftKey ? 0 : 1]);
+  }
+  const fields = { method: "sam" };
+  if (object.points.length) fields.points = object.points;
+  if (object.box) fields.box = object.box;
+  await selectWith(fields, { keepObject: true });
 };
+if ($("select-subject")) {
+  $("select-subject").addEventListener("click", () => input.imageBlob && selectWith({ method: "background" }));
+}
+if ($("select-find")) {
+  const find = () => {
+    const text = $("select-text").value.trim();
+    if (input.imageBlob && text) selectWith({ method: "text", text });
+  };
+  $("select-find").addEventListener("click", find);
+  $("select-text").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); find(); } });
+}
 $("select-tolerance").addEventListener("input", (e) => { $("select-tolerance-value").value = e.target.value; });
 $("tool-brush").addEventListener("click", () => setTool("brush"));
 $("tool-eraser").addEventListener("click", () => setTool("eraser"));
@@ -169,6 +226,8 @@ window.addEventListener("keydown", (e) => {
     setTool("eraser");
   } else if (key === "s") {
     setTool("select");
+  } else if (key === "n" && editor.tool === "select") {
+    newObject();
   }
 });
 
