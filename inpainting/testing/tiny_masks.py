@@ -134,11 +134,7 @@ def write_tiny_u2net(path: str | Path, *, seed: int = 0, side: int = U2NET_SIDE)
     graph = helper.make_graph(
         nodes,
         "tiny_u2net",
-        [
-            helper.make_tensor_value_info(
-                "input.1", TensorProto.FLOAT, [1, 3, side, side]
-            )
-        ],
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, side, side])],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in outputs],
         [
             numpy_helper.from_array(rng.normal(0, 1, (1, 3, 3, 3)).astype(np.float32), "weight"),
