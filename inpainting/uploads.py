@@ -63,6 +63,33 @@ def read_upload(upload, *, field: str) -> bytes:
     return data
 
 
+#: EXIF orientations that turn the image a quarter (its width and height swap when applied).
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[int, int]:
+    """The size an image's pixels will have once decoded and turned upright (its EXIF
+    orientation), read from its header alone, with the type and pixel limits checked: for a
+    request that hands the pixels on to a worker (which decodes them with ``decode_image``)."""
+    names = " or ".join(formats)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in formats:
+                found = image.format or "an unknown format"
+                raise UploadError(
+                    field=field, message=f"The {field} must be {names}; this file is {found}."
+                )
+            width, height = image.size
+            check_dimensions(width, height, field=field)
+            if image.getexif().get(0x0112) in _QUARTER_TURNS:
+                width, height = height, width
+    except UploadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
+    return width, height
+
+
 def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.Image:
     names = " or ".join(formats)
     try:

@@ -21,7 +21,12 @@ from PIL import Image, ImageDraw
 
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_sam3, write_tiny_u2net
+from inpainting.testing.tiny_masks import (
+    write_tiny_grounding_dino,
+    write_tiny_sam2,
+    write_tiny_sam3,
+    write_tiny_u2net,
+)
 from tests.images import png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("select_worker")]
@@ -193,6 +198,96 @@ def test_a_phrase_selects_every_instance_sam3_scores_above_the_threshold(api, in
     np.testing.assert_array_equal(one, (probabilities[int(keep[:best].sum())] > 0.5).numpy())
 
 
+def sam_box_mask(model, image: Image.Image, box) -> np.ndarray:
+    """SAM 2.1's mask for one box, the model called directly from pixels."""
+    width, height = image.size
+    scale = torch.tensor([1024 / width, 1024 / height] * 2)
+    with torch.no_grad():
+        out = model(
+            pixel_values=pixels(image, 1024, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            input_boxes=(torch.tensor(box, dtype=torch.float32) * scale)[None, None],
+            multimask_output=False,
+        )
+    logits = F.interpolate(
+        out.pred_masks[0, 0][None], (height, width), mode="bilinear", align_corners=False
+    )[0]
+    return (logits[0] > 0).numpy()
+
+
+def test_a_phrase_through_grounding_dino_boxes_into_sam21(api, mask_models_dir):
+    from transformers import (
+        AutoTokenizer,
+        GroundingDinoForObjectDetection,
+        GroundingDinoProcessor,
+        Sam2Model,
+    )
+    from transformers.models.grounding_dino.image_processing_pil_grounding_dino import (
+        GroundingDinoImageProcessorPil,
+    )
+
+    sam = write_tiny_sam2(mask_models_dir / "sam2.1-toy")
+
+    def listed():
+        models = api.get("/api/mask-models").json()["mask_models"]
+        return {m["name"]: m["methods"] for m in models}
+
+    library_scan()
+    assert listed() == {"sam2.1-toy": ["sam"]}  # a phrase needs a GroundingDINO too
+    response = select(api, circle_png(), method="text", text="the red circle")
+    assert response.status_code == 503 and "GroundingDINO" in response.json()["message"]
+
+    dino = write_tiny_grounding_dino(mask_models_dir / "grounding-dino-toy")
+    library_scan()
+    assert listed() == {"sam2.1-toy": ["sam", "text"], "grounding-dino-toy": ["text"]}
+    data = circle_png(seed=6)
+    response = select(
+        api,
+        data,
+        method="text",
+        text="the red circle",
+        max_detections=2,
+        mask_mode="white_inpaints",
+    )
+    got = white(response)
+    assert response["X-DreamLayer-Mask-Model"] == "sam2.1-toy"
+
+    # Directly: GroundingDINO's boxes (its own processor, box 0.3 and word 0.25 thresholds),
+    # the best two, each into SAM 2.1, their union.
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessorPil.from_pretrained(dino),
+        tokenizer=AutoTokenizer.from_pretrained(dino),
+    )
+    inputs = processor(images=image, text="the red circle.", return_tensors="pt")
+    with torch.no_grad():
+        out = GroundingDinoForObjectDetection.from_pretrained(dino).eval()(**inputs)
+    found = processor.post_process_grounded_object_detection(
+        out, inputs["input_ids"], threshold=0.3, text_threshold=0.25, target_sizes=[(160, 200)]
+    )[0]
+    assert len(found["scores"]) > 2  # the limit matters
+    best = torch.argsort(found["scores"], descending=True)[:2]
+    model = Sam2Model.from_pretrained(sam).eval()
+    expected = np.zeros((160, 200), bool)
+    for x0, y0, x1, y1 in found["boxes"][best].tolist():
+        box = (max(0, x0), max(0, y0), min(200, x1), min(160, y1))
+        expected |= sam_box_mask(model, image, box)
+    assert 0 < expected.sum() < expected.size
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_points_are_in_the_upright_image(api, installed):
+    """A photo with an EXIF orientation: points are checked against, and the mask has, the
+    size it has once turned upright (as the studio shows it)."""
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter: 200 x 160 stored, 160 x 200 upright
+    Image.open(io.BytesIO(circle_png(seed=8))).save(buffer, "JPEG", exif=exif)
+    response = select(api, buffer.getvalue(), method="sam", points=[[150, 190, 1]])
+    assert white(response).shape == (200, 160)
+    response = select(api, buffer.getvalue(), method="sam", points=[[190, 150, 1]])
+    assert response.status_code == 400 and "outside the 160x200 image" in response.json()["message"]
+
+
 def rembg_reference(path, image: Image.Image, side: int = 320) -> np.ndarray:
     """u2net as rembg documents it: 320 x 320 Lanczos, divided by the maximum, ImageNet
     normalisation, the first output min-max scaled, back to the image's size."""
@@ -314,3 +409,9 @@ def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
     assert "X-DreamLayer-Fallback" not in response
     response, _ = post(sam)  # vit_b: not installed
     assert "vit_b" in response["X-DreamLayer-Fallback"]
+    # ... and a SAM 2.1 with GroundingDINO's boxes.
+    write_tiny_sam2(mask_models_dir / "sam2.1-toy")
+    write_tiny_grounding_dino(mask_models_dir / "grounding-dino-toy")
+    library_scan()
+    response, _ = post({**sam, "sam_model": "sam2.1-toy", "sam_max_detections": 1})
+    assert "X-DreamLayer-Fallback" not in response

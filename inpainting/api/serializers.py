@@ -339,10 +339,16 @@ class MaskGenerateSerializer(serializers.Serializer):
         min_value=0.0,
         max_value=1.0,
         default=selection.SAM3_SCORE_THRESHOLD,
-        help_text="text: an instance's lowest score.",
+        help_text="text: an instance's (SAM 3) or a box's (GroundingDINO) lowest score.",
     )
     max_detections = serializers.IntegerField(
         min_value=0, max_value=100, default=0, help_text="text: the best N instances (0 = all)."
+    )
+    text_threshold = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=selection.DINO_TEXT_THRESHOLD,
+        help_text="text with SAM 2.1: GroundingDINO's lowest score for the phrase's words.",
     )
     mask_mode = field_for("mask_mode")
 
@@ -394,4 +400,5 @@ class MaskGenerateSerializer(serializers.Serializer):
             text=data.get("text", ""),
             threshold=data["threshold"],
             max_detections=data["max_detections"],
+            text_threshold=data["text_threshold"],
         )

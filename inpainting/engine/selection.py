@@ -1,5 +1,6 @@
 """Object selection with mask models: SAM 2.1 (points and / or a box), SAM 3 (a phrase selects
-every instance) and the rembg background models (the u2net family and IS-Net, ONNX).
+every instance), GroundingDINO boxes for a phrase into SAM 2.1, and the rembg background models
+(the u2net family and IS-Net, ONNX).
 
 Files are the library's (``MODELS_DIR/masks/``): a SAM folder as its publisher gives it in
 the transformers layout (``config.json`` and ``.safetensors`` weights; facebook/sam2.1-hiera-*,
@@ -37,10 +38,17 @@ from .images import to_rgb
 from .types import EngineError, InvalidInput
 
 #: The families of mask model, with what each selects by.
-SAM2, SAM3, REMBG = "sam2", "sam3", "rembg"
-FAMILY_LABELS = {SAM2: "SAM 2.1", SAM3: "SAM 3", REMBG: "rembg background model"}
-#: What each method needs: the families that can run it.
-METHOD_FAMILIES = {"sam": (SAM2,), "text": (SAM3,), "background": (REMBG,)}
+SAM2, SAM3, REMBG, GROUNDING_DINO = "sam2", "sam3", "rembg", "grounding-dino"
+FAMILY_LABELS = {
+    SAM2: "SAM 2.1",
+    SAM3: "SAM 3",
+    REMBG: "rembg background model",
+    GROUNDING_DINO: "GroundingDINO",
+}
+#: The families that select by each method, in order of preference. A phrase with SAM 2.1
+#: needs a GroundingDINO too (``DETECTOR``: its boxes go into SAM 2.1).
+METHOD_FAMILIES = {"sam": (SAM2,), "text": (SAM3, SAM2), "background": (REMBG,)}
+DETECTOR = {("text", SAM2): GROUNDING_DINO}
 #: The rembg models by file name, with the rembg session that runs each (its preprocessing):
 #: ``u2net_custom`` (320 x 320, ImageNet normalisation), ``dis_custom`` (IS-Net, 1024 x 1024).
 REMBG_MODELS = {
@@ -53,7 +61,7 @@ REMBG_MODELS = {
 }
 _REMBG_HOME_LOCK = threading.Lock()
 PICKLES = frozenset({".pt", ".pth", ".ckpt", ".bin", ".pkl"})
-_MODEL_TYPES = {"sam2": SAM2, "sam3": SAM3}
+_MODEL_TYPES = {"sam2": SAM2, "sam3": SAM3, "grounding-dino": GROUNDING_DINO}
 #: The most points one selection may send.
 MAX_POINTS = 64
 #: A background model's soft mask (0..255) selects from this value up.
@@ -61,6 +69,10 @@ BACKGROUND_THRESHOLD = 128
 #: SAM 3's defaults (its processor's): an instance's score and a mask pixel's probability.
 SAM3_SCORE_THRESHOLD = 0.3
 SAM3_MASK_THRESHOLD = 0.5
+#: GroundingDINO's default word threshold (its processor's and Fooocus's).
+DINO_TEXT_THRESHOLD = 0.25
+#: GroundingDINO sees images at most this long side (its processor resizes to 800 x 1333).
+DINO_MAX_SIDE = 1333
 
 
 class Unsupported(Exception):
@@ -91,7 +103,7 @@ def probe_mask_model(path: Path) -> str:
     except (ValueError, AttributeError):
         raise Unsupported("config.json is not a JSON object") from None
     if model_type not in _MODEL_TYPES:
-        raise Unsupported(f"model_type {model_type!r} is not sam2 or sam3")
+        raise Unsupported(f"model_type {model_type!r} is not sam2, sam3 or grounding-dino")
     if not any(path.glob("*.safetensors")):
         raise Unsupported("no .safetensors weights (pickles are not loaded)")
     return _MODEL_TYPES[model_type]
@@ -108,7 +120,8 @@ class Embedded:
 @dataclass(frozen=True)
 class Prompt:
     """What the user pointed at: points ``(x, y, 1 = add | 0 = subtract)`` and / or a box
-    ``(x0, y0, x1, y1)`` in image pixels, or a phrase (SAM 3)."""
+    ``(x0, y0, x1, y1)`` in image pixels, or a phrase (SAM 3, GroundingDINO: ``threshold`` is
+    an instance's or a box's lowest score, ``text_threshold`` GroundingDINO's for the words)."""
 
     points: tuple[tuple[float, float, int], ...] = ()
     box: tuple[float, float, float, float] | None = None
@@ -116,6 +129,7 @@ class Prompt:
     text: str = ""
     threshold: float = SAM3_SCORE_THRESHOLD
     max_detections: int = 0  # 0 = every instance
+    text_threshold: float = DINO_TEXT_THRESHOLD
 
 
 def _device():
@@ -287,8 +301,89 @@ class BackgroundSelector:
         return np.asarray(soft.convert("L")) >= BACKGROUND_THRESHOLD
 
 
-def load_selector(family: str, path: Path):
+class GroundedSamSelector:
+    """A phrase through GroundingDINO (its boxes scored above ``threshold``, the words above
+    ``text_threshold``, the best ``max_detections``) into SAM 2.1, one mask per box, their
+    union. The SAM embedding is cached like a click's; the detector sees the image each time."""
+
+    reuses_embedding = True
+
+    def __init__(self, sam: SamSelector, folder: Path) -> None:
+        from transformers import (  # noqa: PLC0415
+            AutoTokenizer,
+            GroundingDinoForObjectDetection,
+            GroundingDinoProcessor,
+        )
+        from transformers.models.grounding_dino.image_processing_pil_grounding_dino import (  # noqa: PLC0415
+            GroundingDinoImageProcessorPil,  # the PIL one: the default needs torchvision
+        )
+
+        self.sam = sam
+        self.device = sam.device
+        self.model = GroundingDinoForObjectDetection.from_pretrained(
+            folder, local_files_only=True
+        ).to(self.device)
+        self.model.eval()
+        self.processor = GroundingDinoProcessor(
+            image_processor=GroundingDinoImageProcessorPil.from_pretrained(
+                folder, local_files_only=True
+            ),
+            tokenizer=AutoTokenizer.from_pretrained(folder, local_files_only=True),
+        )
+
+    def embed(self, image: Image.Image) -> Embedded:
+        copy = to_rgb(image)
+        if max(copy.size) > DINO_MAX_SIDE:
+            copy.thumbnail((DINO_MAX_SIDE, DINO_MAX_SIDE), Image.Resampling.BILINEAR)
+        return Embedded((self.sam.embed(image).features, copy), image.size)
+
+    def boxes(self, embedded: Embedded, prompt: Prompt) -> list[tuple[float, ...]]:
+        """The detector's boxes for the phrase in image pixels, best first, clipped to it."""
+        import torch  # noqa: PLC0415
+
+        text = prompt.text.strip().lower()
+        if not text:
+            raise InvalidInput("A phrase selects: give text.", field="text")
+        if not text.endswith("."):
+            text += "."  # GroundingDINO reads a phrase as a sentence
+        image = embedded.features[1]
+        inputs = self.processor(images=image, text=text, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        width, height = embedded.size
+        found = self.processor.post_process_grounded_object_detection(
+            out,
+            inputs["input_ids"],
+            threshold=prompt.threshold,
+            text_threshold=prompt.text_threshold,
+            target_sizes=[(height, width)],
+        )[0]
+        order = torch.argsort(found["scores"], descending=True)
+        if prompt.max_detections:
+            order = order[: prompt.max_detections]
+        boxes = []
+        for x0, y0, x1, y1 in found["boxes"][order].tolist():
+            x0, x1 = max(0.0, x0), min(float(width), x1)
+            y0, y1 = max(0.0, y0), min(float(height), y1)
+            if x1 > x0 and y1 > y0:
+                boxes.append((x0, y0, x1, y1))
+        return boxes
+
+    def select(self, embedded: Embedded, prompt: Prompt) -> np.ndarray:
+        width, height = embedded.size
+        selected = np.zeros((height, width), bool)
+        sam_embedded = Embedded(embedded.features[0], embedded.size)
+        for box in self.boxes(embedded, prompt):
+            selected |= self.sam.select(sam_embedded, Prompt(box=box, multimask=False))
+        return selected
+
+
+def load_selector(family: str, path: Path, detector: Path | None = None):
+    """The selector of a mask model (``detector``: the GroundingDINO folder a phrase with
+    SAM 2.1 goes through)."""
     try:
+        if family == SAM2 and detector is not None:
+            return GroundedSamSelector(SamSelector(path), detector)
         if family == SAM2:
             return SamSelector(path)
         if family == SAM3:

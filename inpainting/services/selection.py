@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from .. import engine
 from ..engine import segment, selection
 from ..errors import ClientError
 from ..models import LibraryModel
-from ..uploads import IMAGE_FORMATS, decode_image, read_upload
+from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
 from .library import library_mask_model_for, library_mask_model_local_path
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Selection:
     model: str
     embedding: str  # "cached" or "computed" ("none": a model without one)
     encoder_runs: int  # this worker's image encoder runs for the model, this one included
-    seconds: float  # the worker's time for it
+    timings: dict[str, float]  # seconds: read, wait, select (the worker's), encode
 
 
 def selection_make(
@@ -87,11 +88,14 @@ def selection_make(
     """Select with the mask model for ``method`` (``sam``, ``text``, ``background``; the one
     named, else the first installed): a client error for a bad request, a 503 when no such
     model is installed or no selection worker answers within SELECT_WAIT_SECONDS."""
-    library_model = library_mask_model_for(method, model)
+    choice = library_mask_model_for(method, model)
+    started = time.perf_counter()
     data = read_upload(image_file, field="image")
-    image = decode_image(data, field="image", formats=IMAGE_FORMATS)  # limits on its header
+    # The header alone (type, pixel limits, upright size): the worker decodes the pixels, and
+    # only when it has no embedding of this image yet.
+    size = image_size(data, field="image", formats=IMAGE_FORMATS)
     try:
-        selection.check_prompt(prompt, image.size)
+        selection.check_prompt(prompt, size)
         segment.selection_to_mask(np.zeros((1, 1), bool), mask_mode)  # the mode, checked
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field) from None
@@ -101,6 +105,7 @@ def selection_make(
     if not connection.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True):
         connection.expire(key, IMAGE_TTL_SECONDS)
     reply = f"dreamlayer:select:reply:{uuid.uuid4().hex}"
+    sent = time.perf_counter()
     current_app.send_task(
         RUN_SELECTION,
         args=[
@@ -108,7 +113,8 @@ def selection_make(
                 "reply": reply,
                 "image_key": key,
                 "image_sha256": sha256,
-                "model": library_model.name,
+                "model": choice.model.name,
+                "detector": choice.detector.name if choice.detector else None,
                 "prompt": asdict(prompt),
             }
         ],
@@ -122,6 +128,7 @@ def selection_make(
             "`select` process (Procfile) running?",
             status=503,
         )
+    answered = time.perf_counter()
     body = json.loads(answer[1])
     if "error" in body:
         raise ClientError(body["error"], field=body.get("field"), status=body["status"])
@@ -129,9 +136,13 @@ def selection_make(
     bits = np.frombuffer(base64.b64decode(body["mask"]), np.uint8)
     selected = np.unpackbits(bits, count=height * width).reshape(height, width).astype(bool)
     png = engine.encode_png(segment.selection_to_mask(selected, mask_mode))
-    return Selection(
-        png, library_model.name, body["embedding"], body["encoder_runs"], body["seconds"]
-    )
+    timings = {
+        "read": sent - started,  # the upload read, its header checked, kept in Redis
+        "wait": answered - sent - body["seconds"],  # queue, transport, the worker's own work
+        "select": body["seconds"],  # the worker: the encoder (first click), the decoder
+        "encode": time.perf_counter() - answered,  # the mask PNG
+    }
+    return Selection(png, choice.model.name, body["embedding"], body["encoder_runs"], timings)
 
 
 # ----- the selection worker -----------------------------------------------------------------
@@ -147,13 +158,19 @@ def _cache() -> selection.EmbeddingCache:
     return _CACHE
 
 
-def _selector(model: LibraryModel, path: Path):
-    """The loaded selector of ``model`` in this process (loaded again when its file changed)."""
+def _selector(model: LibraryModel, path: Path, detector: tuple[LibraryModel, Path] | None):
+    """The loaded selector of ``model`` (with ``detector``: a GroundingDINO model and its
+    folder) in this process, loaded again when a file changed."""
+    key = model.name + (f"+{detector[0].name}" if detector else "")
+    version = model.sha256 + (detector[0].sha256 if detector else "")
     with _LOAD_LOCK:
-        loaded = _SELECTORS.get(model.name)
-        if loaded is None or loaded[0] != model.sha256:
-            _SELECTORS[model.name] = (model.sha256, selection.load_selector(model.family, path))
-        return _SELECTORS[model.name][1]
+        loaded = _SELECTORS.get(key)
+        if loaded is None or loaded[0] != version:
+            selector = selection.load_selector(
+                model.family, path, detector[1] if detector else None
+            )
+            _SELECTORS[key] = (version, selector)
+        return _SELECTORS[key][1], f"{key}:{version}"
 
 
 class _Refused(Exception):
@@ -162,12 +179,11 @@ class _Refused(Exception):
         self.status, self.field = status, field
 
 
-def _select(request: dict) -> dict:
-    model = LibraryModel.objects.mask_models().filter(name=request["model"], enabled=True).first()
+def _local(name: str) -> tuple[LibraryModel, Path]:
+    """A mask model of the library and its file or folder on this worker's disk."""
+    model = LibraryModel.objects.mask_models().filter(name=name, enabled=True).first()
     if model is None:
-        raise _Refused(
-            f"The mask model {request['model']!r} is no longer in the library.", status=503
-        )
+        raise _Refused(f"The mask model {name!r} is no longer in the library.", status=503)
     path = library_mask_model_local_path(model)
     if path is None:
         raise _Refused(
@@ -175,7 +191,13 @@ def _select(request: dict) -> dict:
             f"(MASK_MODELS_DIR): copy it there.",
             status=503,
         )
-    selector = _selector(model, path)
+    return model, path
+
+
+def _select(request: dict) -> dict:
+    model, path = _local(request["model"])
+    detector = _local(request["detector"]) if request.get("detector") else None
+    selector, model_key = _selector(model, path, detector)
 
     def image_loader() -> Image.Image:
         data = _redis().get(request["image_key"])
@@ -193,7 +215,7 @@ def _select(request: dict) -> dict:
     done = selection.run_selection(
         selector,
         _cache(),
-        model_key=f"{model.name}:{model.sha256}",
+        model_key=model_key,
         image_sha256=request["image_sha256"],
         image_loader=image_loader,
         prompt=prompt,

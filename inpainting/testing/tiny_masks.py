@@ -1,7 +1,9 @@
 """Write tiny, randomly initialised mask models in the library's formats, made offline: a SAM
-2.1 folder and a SAM 3 folder (transformers layout: ``config.json`` + ``model.safetensors``,
-SAM 3 with a CLIP tokenizer), and an ONNX graph with u2net's signature. Their masks are noise;
-the loading, the prompts, the embeddings and the post-processing are the real ones.
+2.1 folder, a SAM 3 folder and a GroundingDINO folder (transformers layout: ``config.json`` +
+``model.safetensors``, SAM 3 with a CLIP tokenizer, GroundingDINO with a BERT word-piece
+vocabulary and its image processor's configuration), and an ONNX graph with u2net's
+signature. Their masks are noise; the loading, the prompts, the embeddings and the
+post-processing are the real ones.
 
 ``sam2_tiny_config`` is SAM 2.1 hiera-tiny's real architecture (transformers' defaults are
 that checkpoint's): the latency bench runs it with random weights.
@@ -115,6 +117,64 @@ def write_tiny_sam3(folder: str | Path, *, seed: int = 0) -> Path:
     folder = Path(folder)
     Sam3Model(config).eval().save_pretrained(folder, safe_serialization=True)
     _write_tokenizer(folder, max_length)
+    return folder
+
+
+#: Words of the tiny GroundingDINO vocabulary (others fall back to single letters).
+_DINO_WORDS = ["a", "the", "red", "cat", "dog", "ball", "circle", "person", "car", "and"]
+
+
+def write_tiny_grounding_dino(folder: str | Path, *, seed: int = 0) -> Path:
+    """A GroundingDINO folder: a one-layer-per-stage Swin backbone, a one-layer BERT with a
+    word-piece vocabulary written here, 8 queries, two decoder layers (its box heads are tied
+    across layers), and the image processor's configuration (800 x 1333, as published)."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+    )
+    from transformers.models.grounding_dino.image_processing_pil_grounding_dino import (
+        GroundingDinoImageProcessorPil,
+    )
+
+    torch.manual_seed(seed)
+    width = 32
+    config = GroundingDinoConfig(
+        backbone_config=dict(
+            model_type="swin",
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=7,
+            out_indices=[2, 3, 4],
+        ),
+        text_config=dict(
+            model_type="bert",
+            hidden_size=width,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=64,
+        ),
+        num_queries=8,
+        encoder_layers=1,
+        decoder_layers=2,
+        d_model=width,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        max_text_len=32,
+    )
+    folder = Path(folder)
+    GroundingDinoForObjectDetection(config).eval().save_pretrained(folder, safe_serialization=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + _DINO_WORDS
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in vocab]
+    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    (folder / "vocab.txt").write_text("\n".join(vocab[:64]) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    GroundingDinoImageProcessorPil().save_pretrained(folder)
     return folder
 
 

@@ -223,12 +223,13 @@ class FooocusGenerateMaskSerializer(serializers.Serializer):
 
 class FooocusGenerateMaskView(APIView):
     """``mask_model`` a rembg model (u2net, isnet-general-use, ...): that background model;
-    ``sam``: ``dino_prompt_text`` selects through the SAM 3 named by ``sam_model`` (the
-    instances scored above ``box_threshold``, the best ``sam_max_detections``), without a
-    phrase the SAM 2.1 named by it takes the box or points (by default a box around the
-    middle); ``dino_erode_or_dilate`` grows (or with a negative value shrinks) the mask by
-    that many pixels. A named model that is not installed: GrabCut (or the colour selection
-    from ``point``), and the ``X-DreamLayer-Fallback`` header says why."""
+    ``sam``: ``dino_prompt_text`` selects through the model ``sam_model`` names: a SAM 3 (the
+    instances scored above ``box_threshold``), or a SAM 2.1 with GroundingDINO's boxes (scored
+    above ``box_threshold``, the words above ``text_threshold``), the best
+    ``sam_max_detections``; without a phrase the SAM 2.1 named takes the box or points (by
+    default a box around the middle); ``dino_erode_or_dilate`` grows (or with a negative value
+    shrinks) the mask by that many pixels. A named model that is not installed: GrabCut (or
+    the colour selection from ``point``), and the ``X-DreamLayer-Fallback`` header says why."""
 
     parser_classes = [JSONParser]
 
@@ -275,6 +276,7 @@ def _model_mask(request: Request, image, data) -> bytes | None:
             prompt = selection.Prompt(
                 text=data["dino_prompt_text"],
                 threshold=data["box_threshold"],
+                text_threshold=data["text_threshold"],
                 max_detections=data["sam_max_detections"],
             )
         else:
