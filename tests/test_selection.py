@@ -415,3 +415,18 @@ def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
     library_scan()
     response, _ = post({**sam, "sam_model": "sam2.1-toy", "sam_max_detections": 1})
     assert "X-DreamLayer-Fallback" not in response
+
+
+def test_one_user_keeps_at_most_four_images_waiting_for_the_worker(api, user, installed):
+    import redis
+    from django.conf import settings
+
+    sent = [circle_png(seed=seed) for seed in range(10, 15)]
+    for data in sent:
+        assert select(api, data, method="sam", box=list(CIRCLE_BOX)).status_code == 200
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    kept = {
+        k.decode().rsplit(":", 1)[1]
+        for k in connection.keys(f"dreamlayer:select:image:{user.pk}:*")
+    }
+    assert kept == {hashlib.sha256(data).hexdigest() for data in sent[1:]}  # the oldest went

@@ -61,7 +61,15 @@ REMBG_MODELS = {
 }
 _REMBG_HOME_LOCK = threading.Lock()
 PICKLES = frozenset({".pt", ".pth", ".ckpt", ".bin", ".pkl"})
-_MODEL_TYPES = {"sam2": SAM2, "sam3": SAM3, "grounding-dino": GROUNDING_DINO}
+#: ``model_type`` of a folder's config.json: the image models, and the video ones their
+#: publishers ship (the image model is their part: SAM 2.1's same layout, SAM 3's detector).
+_MODEL_TYPES = {
+    "sam2": SAM2,
+    "sam2_video": SAM2,
+    "sam3": SAM3,
+    "sam3_video": SAM3,
+    "grounding-dino": GROUNDING_DINO,
+}
 #: The most points one selection may send.
 MAX_POINTS = 64
 #: A background model's soft mask (0..255) selects from this value up.
@@ -103,7 +111,7 @@ def probe_mask_model(path: Path) -> str:
     except (ValueError, AttributeError):
         raise Unsupported("config.json is not a JSON object") from None
     if model_type not in _MODEL_TYPES:
-        raise Unsupported(f"model_type {model_type!r} is not sam2, sam3 or grounding-dino")
+        raise Unsupported(f"model_type {model_type!r} is not SAM 2.1, SAM 3 or GroundingDINO")
     if not any(path.glob("*.safetensors")):
         raise Unsupported("no .safetensors weights (pickles are not loaded)")
     return _MODEL_TYPES[model_type]
@@ -223,10 +231,15 @@ class Sam3Selector:
     std = (0.5, 0.5, 0.5)
 
     def __init__(self, folder: Path) -> None:
-        from transformers import AutoTokenizer, Sam3Model  # noqa: PLC0415
+        from transformers import AutoTokenizer, Sam3Config, Sam3Model  # noqa: PLC0415
 
         self.device = _device()
-        self.model = Sam3Model.from_pretrained(folder, local_files_only=True).to(self.device)
+        raw = json.loads((folder / "config.json").read_text())
+        # A SAM 3 video folder holds the image detector as its detector_config (and weights).
+        config = Sam3Config.from_dict(raw["detector_config"]) if "detector_config" in raw else None
+        self.model = Sam3Model.from_pretrained(folder, config=config, local_files_only=True).to(
+            self.device
+        )
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.side = int(self.model.config.vision_config.backbone_config.image_size)

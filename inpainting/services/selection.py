@@ -22,6 +22,7 @@ import numpy as np
 import redis
 from celery import current_app
 from django.conf import settings
+from kombu.exceptions import OperationalError
 from PIL import Image
 
 from dreamlayer_site.redis_pool import SharedConnectionPool
@@ -40,6 +41,8 @@ SELECT_QUEUE = "select"
 #: How long an image sent for selection stays in Redis after its last use (further clicks
 #: on it do not need it while its embedding is cached; a new worker or model does).
 IMAGE_TTL_SECONDS = 600
+#: How many images one user may have waiting there at a time (the oldest are dropped).
+IMAGES_PER_USER = 4
 _REPLY_TTL_SECONDS = 60
 
 
@@ -63,6 +66,34 @@ def _waiting_redis() -> redis.Redis:
 
 def _image_key(user_id, sha256: str) -> str:
     return f"dreamlayer:select:image:{user_id}:{sha256}"
+
+
+def _keep_image(user_id, sha256: str, data: bytes) -> str:
+    """Keep an image's bytes for the selection worker (IMAGE_TTL_SECONDS after its last use),
+    at most IMAGES_PER_USER per user (the oldest go): one person cannot fill Redis."""
+    connection = _redis()
+    key = _image_key(user_id, sha256)
+    if connection.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True):
+        recent = f"dreamlayer:select:images:{user_id}"
+        with connection.pipeline() as pipe:
+            pipe.lrem(recent, 0, key).lpush(recent, key)
+            pipe.lrange(recent, IMAGES_PER_USER, -1).ltrim(recent, 0, IMAGES_PER_USER - 1)
+            pipe.expire(recent, IMAGE_TTL_SECONDS)
+            gone = pipe.execute()[2]
+        if gone:
+            connection.delete(*gone)
+    else:
+        connection.expire(key, IMAGE_TTL_SECONDS)
+    return key
+
+
+def _send(request: dict) -> None:
+    current_app.send_task(
+        RUN_SELECTION,
+        args=[request],
+        queue=SELECT_QUEUE,
+        expires=settings.SELECT_WAIT_SECONDS,  # nobody waits for it after that
+    )
 
 
 @dataclass(frozen=True)
@@ -100,15 +131,11 @@ def selection_make(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field) from None
     sha256 = hashlib.sha256(data).hexdigest()
-    connection = _redis()
-    key = _image_key(user.pk, sha256)
-    if not connection.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True):
-        connection.expire(key, IMAGE_TTL_SECONDS)
+    key = _keep_image(user.pk, sha256, data)
     reply = f"dreamlayer:select:reply:{uuid.uuid4().hex}"
     sent = time.perf_counter()
-    current_app.send_task(
-        RUN_SELECTION,
-        args=[
+    try:
+        _send(
             {
                 "reply": reply,
                 "image_key": key,
@@ -117,10 +144,9 @@ def selection_make(
                 "detector": choice.detector.name if choice.detector else None,
                 "prompt": asdict(prompt),
             }
-        ],
-        queue=SELECT_QUEUE,
-        expires=settings.SELECT_WAIT_SECONDS,  # nobody waits for it after that
-    )
+        )
+    except OperationalError:
+        raise ClientError("The queue is unreachable; try again shortly.", status=503) from None
     answer = _waiting_redis().blpop([reply], timeout=settings.SELECT_WAIT_SECONDS)
     if answer is None:
         raise ClientError(
