@@ -92,6 +92,9 @@ def biharmonic(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
     rim = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     values, (ys, xs), unknown, known_part = _system(known, hole, rim)
     normal = (unknown.T @ unknown).tocsc()
-    solution = sparse_linalg.splu(normal, permc_spec="MMD_AT_PLUS_A").solve(unknown.T @ -known_part)
+    # COLAMD: the column ordering that keeps the factor small for every hole shape tried
+    # (a disc 1.4 -> 0.9 s, strokes 0.3 -> 0.2 s); SuperLU's MMD_AT_PLUS_A took 28 s on a
+    # speckled selection's hole of the same size.
+    solution = sparse_linalg.splu(normal, permc_spec="COLAMD").solve(unknown.T @ -known_part)
     values[ys, xs] = solution
     return values.reshape(known.shape)

@@ -6,7 +6,12 @@ import pytest
 
 from bench import classical_quality
 from inpainting.engine import gradient
-from inpainting.engine.infill import METHODS, fill
+from inpainting.engine.infill import (
+    METHODS,
+    STRUCTURE_MAX_HOLE_PIXELS,
+    fill,
+    structure_scale,
+)
 from inpainting.engine.types import EngineError
 
 
@@ -47,6 +52,20 @@ def test_poisson_with_an_images_laplacian_gives_back_that_image():
 def test_a_hole_over_the_whole_image_is_a_clear_error(method):
     with pytest.raises(EngineError, match="nothing to fill from"):
         fill(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), np.uint8), method)
+
+
+def test_a_speckled_hole_is_solved_within_the_limit_and_fills():
+    """A selection made of a thousand specks (what a noisy model answers): the smooth fills'
+    scale keeps the small hole itself within STRUCTURE_MAX_HOLE_PIXELS (it once covered the
+    whole small image, and the solve took minutes), and the fill completes, known pixels kept."""
+    rng = np.random.default_rng(0)
+    hole = rng.random((300, 400)) < 0.4
+    scale, small = structure_scale(hole)
+    assert np.count_nonzero(small) <= STRUCTURE_MAX_HOLE_PIXELS
+    assert scale < (STRUCTURE_MAX_HOLE_PIXELS / np.count_nonzero(hole)) ** 0.5  # lowered
+    image = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    filled = fill(image, hole.astype(np.uint8) * 255, method="hybrid", seed=1)
+    assert np.array_equal(filled[~hole], image[~hole])
 
 
 def test_hybrid_is_reproducible_per_seed_and_keeps_known_pixels():
