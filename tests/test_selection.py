@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -430,3 +431,28 @@ def test_one_user_keeps_at_most_four_images_waiting_for_the_worker(api, user, in
         for k in connection.keys(f"dreamlayer:select:image:{user.pk}:*")
     }
     assert kept == {hashlib.sha256(data).hexdigest() for data in sent[1:]}  # the oldest went
+
+
+def test_the_latency_bench_runs_against_a_live_server(django_db_blocker, api_key, mask_models_dir):
+    """``bench/select_latency.py`` end to end (CI-sized: the toy SAM 2.1, three clicks), so it
+    cannot rot; its 150 ms target is for SAM 2.1 tiny on a quiet machine (README), not a
+    timed test here."""
+    from django.conf import settings
+
+    from tests.conftest import child_env
+    from tests.live import script_against_server
+
+    write_tiny_sam2(mask_models_dir / "sam2.1-toy")
+    library_scan()
+    with django_db_blocker.unblock():
+        env = child_env()
+    log = Path(settings.DATA_DIR) / "daphne-select-bench.log"
+    result = script_against_server(
+        env, log, "bench/select_latency.py", "--key", api_key, "--clicks", "3", "--seed", "1"
+    )
+    print(result.stdout)
+    assert result.returncode in (0, 1), result.stderr[-4000:]  # 1: the target not met
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("first click") and "(computed," in lines[0]
+    assert all("(cached," in line for line in lines[1:4])  # each further click: decoder only
+    assert "further clicks median" in result.stdout

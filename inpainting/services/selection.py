@@ -29,6 +29,7 @@ from dreamlayer_site.redis_pool import SharedConnectionPool
 
 from .. import engine
 from ..engine import segment, selection
+from ..engine.images import encode_mask_png
 from ..errors import ClientError
 from ..models import LibraryModel
 from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
@@ -161,7 +162,7 @@ def selection_make(
     height, width = body["shape"]
     bits = np.frombuffer(base64.b64decode(body["mask"]), np.uint8)
     selected = np.unpackbits(bits, count=height * width).reshape(height, width).astype(bool)
-    png = engine.encode_png(segment.selection_to_mask(selected, mask_mode))
+    png = encode_mask_png(np.asarray(segment.selection_to_mask(selected, mask_mode)))
     timings = {
         "read": sent - started,  # the upload read, its header checked, kept in Redis
         "wait": answered - sent - body["seconds"],  # queue, transport, the worker's own work
