@@ -368,6 +368,9 @@ MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "mask
 # selection worker keeps.
 SELECT_WAIT_SECONDS = env.float("SELECT_WAIT_SECONDS", default=60.0)
 SELECT_CACHE_IMAGES = env.int("SELECT_CACHE_IMAGES", default=8)
+# How many selections one user may have waiting for the selection worker at a time (more is
+# a 429): one person's clicks cannot queue everyone else's behind them.
+SELECT_IN_FLIGHT_PER_USER = env.int("SELECT_IN_FLIGHT_PER_USER", default=2)
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)

@@ -67,6 +67,13 @@ def read_upload(upload, *, field: str) -> bytes:
 _QUARTER_TURNS = {5, 6, 7, 8}
 
 
+def _png_exif(image: Image.Image) -> Image.Exif:
+    exif = Image.Exif()
+    if "exif" in image.info:
+        exif.load(image.info["exif"])
+    return exif
+
+
 def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[int, int]:
     """The size an image's pixels will have once decoded and turned upright (its EXIF
     orientation), read from its header alone, with the type and pixel limits checked: for a
@@ -81,7 +88,10 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
                 )
             width, height = image.size
             check_dimensions(width, height, field=field)
-            if image.getexif().get(0x0112) in _QUARTER_TURNS:
+            # A PNG's EXIF may follow its pixels, and Pillow would decode them to read it: only
+            # an eXIf chunk before the pixels counts here (the worker's decode turns by any).
+            exif = image.getexif() if image.format != "PNG" else _png_exif(image)
+            if exif.get(0x0112) in _QUARTER_TURNS:
                 width, height = height, width
     except UploadError:
         raise

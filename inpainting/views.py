@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from . import selectors
 from .api.errors import json_not_found
 from .conf import engine_config, model_status
+from .engine import selection
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.parameters import (
     CONTROLNET_SCALE_RANGE,
@@ -49,6 +50,7 @@ def studio(request):
         # it accepts; the form's steps and guidance start at the default model's.
         "models": models,
         # Select object: the methods the installed mask models run (sam, text, background).
+        "select_text_max": selection.MAX_TEXT,
         "mask_methods": {
             method for m in library.library_mask_models_described() for method in m["methods"]
         },

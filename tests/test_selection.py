@@ -98,7 +98,7 @@ def test_the_scan_records_mask_models_and_the_api_lists_them(api, installed):
 
 
 def test_a_box_on_a_circle_gives_the_decoders_mask_and_the_next_click_reuses_the_embedding(
-    api, installed
+    api, other_api, installed
 ):
     from transformers import Sam2Model
 
@@ -107,8 +107,7 @@ def test_a_box_on_a_circle_gives_the_decoders_mask_and_the_next_click_reuses_the
     first = select(api, data, method="sam", box=list(CIRCLE_BOX), mask_mode="white_inpaints")
     got = white(first)
     assert first["X-DreamLayer-Mask-Model"] == "sam2.1-hiera-toy"
-    assert first["X-DreamLayer-Embedding"] == "computed"
-    runs = int(first["X-DreamLayer-Encoder-Runs"])
+    assert first["X-DreamLayer-Embedding"] == "computed"  # the image encoder ran
 
     # The model called directly: the whole forward from pixels, the box in its 1024 frame.
     model = Sam2Model.from_pretrained(paths["sam2"]).eval()
@@ -131,8 +130,7 @@ def test_a_box_on_a_circle_gives_the_decoders_mask_and_the_next_click_reuses_the
     # Another click on the same image: no encoder run, and again the decoder's mask.
     second = select(api, data, method="sam", points=[[100, 80, 1], [10, 10, 0]])
     assert second.status_code == 200
-    assert second["X-DreamLayer-Embedding"] == "cached"
-    assert int(second["X-DreamLayer-Encoder-Runs"]) == runs
+    assert second["X-DreamLayer-Embedding"] == "cached"  # the decoder alone
     # black_inpaints (the default polarity): the selection is black.
     selected = np.asarray(Image.open(io.BytesIO(second.content))) == 0
     with torch.no_grad():
@@ -147,10 +145,32 @@ def test_a_box_on_a_circle_gives_the_decoders_mask_and_the_next_click_reuses_the
     )[0]
     np.testing.assert_array_equal(selected, (logits[0] > 0).numpy())
 
-    # A new image is encoded once more.
+    # A lone click (what the studio sends first): the best of the model's three candidates.
+    lone = select(api, data, method="sam", points=[[100, 80]], mask_mode="white_inpaints")
+    assert lone["X-DreamLayer-Embedding"] == "cached"
+    with torch.no_grad():
+        out = model(
+            pixel_values=pixels(image, 1024, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            input_points=(torch.tensor([[100.0, 80.0]]) * scale[:2])[None, None],
+            input_labels=torch.tensor([[[1]]]),
+            multimask_output=True,
+        )
+    best = int(torch.argmax(out.iou_scores[0, 0]))
+    assert out.pred_masks.shape[2] == 3
+    logits = F.interpolate(
+        out.pred_masks[0, 0, best : best + 1][None],
+        (160, 200),
+        mode="bilinear",
+        align_corners=False,
+    )[0]
+    np.testing.assert_array_equal(white(lone), (logits[0] > 0).numpy())
+
+    # A new image is encoded once more; another user's click on this one too (no user learns
+    # from the cache what another worked on).
     third = select(api, circle_png(seed=2), method="sam", box=list(CIRCLE_BOX))
     assert third["X-DreamLayer-Embedding"] == "computed"
-    assert int(third["X-DreamLayer-Encoder-Runs"]) == runs + 1
+    theirs = select(other_api, data, method="sam", box=list(CIRCLE_BOX))
+    assert theirs["X-DreamLayer-Embedding"] == "computed"
 
 
 def test_a_phrase_selects_every_instance_sam3_scores_above_the_threshold(api, installed):
@@ -341,6 +361,10 @@ def test_bad_selections_are_400s(api, installed):
         ({"method": "text"}, "Say what"),
         ({"method": "background", "model": "sam2.1-hiera-toy"}, "rembg"),
         ({"method": "sam", "box": list(CIRCLE_BOX), "mask_mode": "sideways"}, "mask_mode"),
+        ({"method": "text", "text": "cat", "points": [["a"]]}, "[x, y]"),
+        ({"method": "background", "box": [1, 2]}, "x0, y0, x1, y1"),
+        ({"method": "background", "model": "u2net\nX-Evil: 1"}, "model"),
+        ({"method": "text", "text": "x" * 201}, "200"),
     ]
     for fields, words in cases:
         response = select(api, data, **fields)
@@ -350,8 +374,9 @@ def test_bad_selections_are_400s(api, installed):
 
 
 def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
-    api_key, mask_models_dir, client
+    api_key, mask_models_dir, client, api
 ):
+    client_api = api
     """FooocusAPI's own example: isnet-general-use when it is installed, else GrabCut with
     the X-DreamLayer-Fallback header; ``sam`` with a phrase through SAM 3."""
     data = circle_png(seed=5)
@@ -410,6 +435,35 @@ def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
     assert "X-DreamLayer-Fallback" not in response
     response, _ = post(sam)  # vit_b: not installed
     assert "vit_b" in response["X-DreamLayer-Fallback"]
+    # The same selection as the native API's (the same model, threshold and limit).
+    response, via_fooocus = post({**sam, "sam_model": "sam3-toy", "sam_max_detections": 2})
+    native = select(
+        client_api,
+        data,
+        method="text",
+        text="red cat",
+        model="sam3-toy",
+        threshold=0.25,
+        max_detections=2,
+        mask_mode="white_inpaints",
+    )
+    np.testing.assert_array_equal(via_fooocus, white(native))
+    # A point's label other than 0 or 1, a control character in a name: 400s, not 500s.
+    bad = client.post(
+        "/v1/tools/generate_mask",
+        {**example, "mask_model": "sam", "sam_model": "sam3-toy", "points": [[5, 5, 4]]},
+        content_type="application/json",
+        HTTP_X_API_KEY=api_key,
+    )
+    assert bad.status_code == 400, bad.content
+    bad = client.post(
+        "/v1/tools/generate_mask",
+        {**example, "sam_model": "a\nb", "mask_model": "sam"},
+        content_type="application/json",
+        HTTP_X_API_KEY=api_key,
+    )
+    assert bad.status_code == 400, bad.content
+
     # ... and a SAM 2.1 with GroundingDINO's boxes.
     write_tiny_sam2(mask_models_dir / "sam2.1-toy")
     write_tiny_grounding_dino(mask_models_dir / "grounding-dino-toy")
@@ -456,3 +510,55 @@ def test_the_latency_bench_runs_against_a_live_server(django_db_blocker, api_key
     assert lines[0].startswith("first click") and "(computed," in lines[0]
     assert all("(cached," in line for line in lines[1:4])  # each further click: decoder only
     assert "further clicks median" in result.stdout
+
+
+def test_a_third_selection_in_flight_is_a_429(api, user, installed):
+    """One user's selections waiting for the worker are counted; past the limit a 429 (the
+    studio sends one at a time)."""
+    import redis
+    from django.conf import settings
+
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"dreamlayer:select:in-flight:{user.pk}"
+    connection.set(key, settings.SELECT_IN_FLIGHT_PER_USER, ex=30)  # two waiting already
+    try:
+        response = select(api, circle_png(), method="sam", box=list(CIRCLE_BOX))
+        assert response.status_code == 429 and "still running" in response.json()["message"]
+        connection.set(key, 0, ex=30)
+        assert select(api, circle_png(), method="sam", box=list(CIRCLE_BOX)).status_code == 200
+        assert int(connection.get(key)) == 0  # counted down when the answer came
+    finally:
+        connection.delete(key)
+
+
+def test_the_image_encoder_runs_once_per_image_and_user():
+    """The embedding cache itself, counted: a second prompt on an image reuses its
+    embedding; a new image, or the same image for another user, runs the encoder."""
+    from inpainting.engine import selection
+
+    class Counting:
+        reuses_embedding = True
+        embeds = 0
+
+        def embed(self, image):
+            Counting.embeds += 1
+            return selection.Embedded(None, image.size)
+
+        def select(self, embedded, prompt):
+            return np.zeros(embedded.size[::-1], bool)
+
+    cache = selection.EmbeddingCache(size=2)
+    image = Image.new("RGB", (8, 6))
+    runs = [
+        selection.run_selection(
+            Counting(),
+            cache,
+            model_key="m",
+            image_sha256=key,
+            image_loader=lambda: image,
+            prompt=selection.Prompt(points=((1, 1, 1),)),
+        )
+        for key in ("u1:a", "u1:a", "u1:b", "u2:a", "u1:a")
+    ]
+    assert [r.cached for r in runs] == [False, True, False, False, False]  # size 2: a went
+    assert Counting.embeds == 4 and cache.encoded["m"] == 4

@@ -32,13 +32,12 @@ def image_response(content, *, filename: str | None = None, cache: bool = False)
 
 def selection_response(selected) -> HttpResponse:
     """A mask model's selection (``services.selection.Selection``) as its mask PNG, with what
-    the worker did in headers: the model, whether the image's embedding was cached, how many
-    times the worker has run the model's image encoder, and where the time went
+    the worker did in headers: the model, whether the image's embedding was cached (for this
+    user), and where the time went
     (``Server-Timing``: read, wait, select, encode)."""
     response = image_response(selected.png)
     response["X-DreamLayer-Mask-Model"] = selected.model
     response["X-DreamLayer-Embedding"] = selected.embedding
-    response["X-DreamLayer-Encoder-Runs"] = str(selected.encoder_runs)
     response["Server-Timing"] = ", ".join(
         f"{name};dur={seconds * 1000:.1f}" for name, seconds in selected.timings.items()
     )

@@ -301,6 +301,9 @@ class _JsonList(serializers.JSONField):
 
 #: The most points one selection may send (each is one prompt token for SAM).
 MAX_POINTS = selection.MAX_POINTS
+#: A library file's name as a client gives it: printable, no control character (it may end
+#: up in a message or a header).
+LIBRARY_NAME = r"^[^\x00-\x1f\x7f]+\Z"
 
 
 class MaskGenerateSerializer(serializers.Serializer):
@@ -320,9 +323,12 @@ class MaskGenerateSerializer(serializers.Serializer):
     point = _JsonList(required=False, help_text="[x, y] (flood, colour).")
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
     text = serializers.CharField(
-        required=False, max_length=200, help_text="What to select, e.g. 'the dog' (text)."
+        required=False,
+        max_length=selection.MAX_TEXT,
+        help_text="What to select, e.g. 'the dog' (text).",
     )
-    model = serializers.CharField(
+    model = serializers.RegexField(
+        LIBRARY_NAME,
         required=False,
         max_length=255,
         help_text="A mask model (GET /api/mask-models) for sam, text or background; default: "
@@ -353,42 +359,28 @@ class MaskGenerateSerializer(serializers.Serializer):
     mask_mode = field_for("mask_mode")
 
     def validate(self, data):
-        def pair(value, name):
-            if (
-                not isinstance(value, list | tuple)
-                or len(value) < 2
-                or len(value) > 3
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-            ):
-                raise serializers.ValidationError(
-                    {name: ["Give x and y (and for points a label 0 or 1) as numbers."]}
-                )
-            if len(value) == 3 and value[2] not in (0, 1):
-                raise serializers.ValidationError({name: ["A point's label is 0 or 1."]})
-            return value
+        def numbers(value) -> bool:
+            return all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
 
-        method = data["method"]
+        # Whatever the method, what is sent is well formed (the ranges: engine.check_prompt).
+        for point in data.get("points", []):
+            if not isinstance(point, list) or not 2 <= len(point) <= 3 or not numbers(point):
+                raise serializers.ValidationError(
+                    {"points": ["Give each point as [x, y] or [x, y, 1 | 0] numbers."]}
+                )
         if len(data.get("points", [])) > MAX_POINTS:
             raise serializers.ValidationError({"points": [f"At most {MAX_POINTS} points."]})
-        if method in ("grabcut", "sam"):
-            if "box" not in data and "points" not in data:
-                raise serializers.ValidationError({"box": [f"{method} needs a box or points."]})
-            if "box" in data and (
-                len(data["box"]) != 4
-                or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) for v in data["box"]
-                )
-            ):
-                raise serializers.ValidationError({"box": ["Give [x0, y0, x1, y1]."]})
-            for point in data.get("points", []):
-                pair(point, "points")
-        elif method == "text":
-            if not data.get("text", "").strip():
-                raise serializers.ValidationError({"text": ["Say what to select."]})
-        elif method in ("flood", "colour"):
-            if "point" not in data:
-                raise serializers.ValidationError({"point": [f"{method} needs a point."]})
-            pair(data["point"], "point")
+        if "box" in data and (len(data["box"]) != 4 or not numbers(data["box"])):
+            raise serializers.ValidationError({"box": ["Give [x0, y0, x1, y1]."]})
+        if "point" in data and (len(data["point"]) != 2 or not numbers(data["point"])):
+            raise serializers.ValidationError({"point": ["Give x and y as numbers."]})
+        method = data["method"]
+        if method in ("grabcut", "sam") and "box" not in data and "points" not in data:
+            raise serializers.ValidationError({"box": [f"{method} needs a box or points."]})
+        if method == "text" and not data.get("text", "").strip():
+            raise serializers.ValidationError({"text": ["Say what to select."]})
+        if method in ("flood", "colour") and "point" not in data:
+            raise serializers.ValidationError({"point": [f"{method} needs a point."]})
         return data
 
     def to_prompt(self) -> selection.Prompt:

@@ -222,41 +222,50 @@ class MaskModelListView(APIView):
         return Response({"mask_models": library.library_mask_models_described()})
 
 
-class MaskGenerateView(APIView):
+class MaskGenerateView(AsyncAPIView):
     """A mask from a box, points or a colour without model weights (GrabCut, flood fill), or
-    from a mask model in a selection worker (SAM 2.1, SAM 3, a rembg model)."""
+    from a mask model in a selection worker (SAM 2.1, SAM 3, GroundingDINO + SAM 2.1, a rembg
+    model), waited for without holding a thread."""
 
     parser_classes = [MultiPartParser, FormParser]
+
+    def _parse(self, request: Request):
+        """The valid serializer and the user (authentication reads the database: a thread)."""
+        serializer = MaskGenerateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer, request.user
+
+    def _classical(self, data: dict):
+        return image_response(
+            masks.mask_generate(
+                image_file=data["image"],
+                method=data["method"],
+                box=data.get("box"),
+                points=data.get("points", []),
+                point=data.get("point"),
+                tolerance=data["tolerance"],
+                mask_mode=data["mask_mode"],
+            )
+        )
 
     @extend_schema(
         request={"multipart/form-data": MaskGenerateSerializer},
         responses={(200, "image/png"): OpenApiResponse(description="mask PNG")},
     )
-    def post(self, request: Request):
-        serializer = MaskGenerateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    async def post(self, request: Request):
+        serializer, user = await sync_to_async(self._parse)(request)
         data = serializer.validated_data
-        if data["method"] in selection.METHOD_FAMILIES:
-            return selection_response(
-                selections.selection_make(
-                    user=request.user,
-                    image_file=data["image"],
-                    method=data["method"],
-                    model=data.get("model"),
-                    prompt=serializer.to_prompt(),
-                    mask_mode=data["mask_mode"],
-                )
-            )
-        png = masks.mask_generate(
+        if data["method"] not in selection.METHOD_FAMILIES:
+            return await sync_to_async(self._classical)(data)
+        selected = await selections.selection_make(
+            user=user,
             image_file=data["image"],
             method=data["method"],
-            box=data.get("box"),
-            points=data.get("points", []),
-            point=data.get("point"),
-            tolerance=data["tolerance"],
+            model=data.get("model"),
+            prompt=serializer.to_prompt(),
             mask_mode=data["mask_mode"],
         )
-        return image_response(png)
+        return selection_response(selected)
 
 
 class MaskPreviewView(APIView):

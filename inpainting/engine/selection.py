@@ -70,8 +70,11 @@ _MODEL_TYPES = {
     "sam3_video": SAM3,
     "grounding-dino": GROUNDING_DINO,
 }
-#: The most points one selection may send.
+#: The most points one selection may send, the longest phrase, and the most instances a
+#: phrase selects (each is a mask at the image's size; GroundingDINO's each a SAM run).
 MAX_POINTS = 64
+MAX_TEXT = 200
+MAX_INSTANCES = 32
 #: A background model's soft mask (0..255) selects from this value up.
 BACKGROUND_THRESHOLD = 128
 #: SAM 3's defaults (its processor's): an instance's score and a mask pixel's probability.
@@ -140,6 +143,12 @@ class Prompt:
     text_threshold: float = DINO_TEXT_THRESHOLD
 
 
+def _instances(prompt: Prompt) -> int:
+    """How many instances a phrase selects at most: ``max_detections`` (0 = all), never more
+    than MAX_INSTANCES."""
+    return min(prompt.max_detections or MAX_INSTANCES, MAX_INSTANCES)
+
+
 def _device():
     import torch  # noqa: PLC0415
 
@@ -182,7 +191,9 @@ class SamSelector:
         from transformers import Sam2Model  # noqa: PLC0415
 
         self.device = _device()
-        self.model = Sam2Model.from_pretrained(folder, local_files_only=True).to(self.device)
+        self.model = Sam2Model.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True
+        ).to(self.device)
         self.model.eval()
         self.side = int(self.model.config.prompt_encoder_config.image_size)
 
@@ -237,9 +248,9 @@ class Sam3Selector:
         raw = json.loads((folder / "config.json").read_text())
         # A SAM 3 video folder holds the image detector as its detector_config (and weights).
         config = Sam3Config.from_dict(raw["detector_config"]) if "detector_config" in raw else None
-        self.model = Sam3Model.from_pretrained(folder, config=config, local_files_only=True).to(
-            self.device
-        )
+        self.model = Sam3Model.from_pretrained(
+            folder, config=config, local_files_only=True, use_safetensors=True
+        ).to(self.device)
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.side = int(self.model.config.vision_config.backbone_config.image_size)
@@ -275,14 +286,13 @@ class Sam3Selector:
         if out.presence_logits is not None:
             scores = scores * out.presence_logits[0].sigmoid()
         keep = torch.nonzero(scores > prompt.threshold).flatten()
-        keep = keep[torch.argsort(scores[keep], descending=True)]
-        if prompt.max_detections:
-            keep = keep[: prompt.max_detections]
+        keep = keep[torch.argsort(scores[keep], descending=True)][: _instances(prompt)]
         width, height = embedded.size
-        if len(keep) == 0:
-            return np.zeros((height, width), bool)
-        probabilities = _to_size(out.pred_masks[0, keep].sigmoid(), embedded.size)
-        return (probabilities > SAM3_MASK_THRESHOLD).any(dim=0).cpu().numpy()
+        selected = np.zeros((height, width), bool)
+        for index in keep.tolist():  # one at a time: each is a mask at the image's size
+            probability = _to_size(out.pred_masks[0, index : index + 1].sigmoid(), embedded.size)
+            selected |= (probability[0] > SAM3_MASK_THRESHOLD).cpu().numpy()
+        return selected
 
 
 class BackgroundSelector:
@@ -334,7 +344,7 @@ class GroundedSamSelector:
         self.sam = sam
         self.device = sam.device
         self.model = GroundingDinoForObjectDetection.from_pretrained(
-            folder, local_files_only=True
+            folder, local_files_only=True, use_safetensors=True
         ).to(self.device)
         self.model.eval()
         self.processor = GroundingDinoProcessor(
@@ -371,9 +381,7 @@ class GroundedSamSelector:
             text_threshold=prompt.text_threshold,
             target_sizes=[(height, width)],
         )[0]
-        order = torch.argsort(found["scores"], descending=True)
-        if prompt.max_detections:
-            order = order[: prompt.max_detections]
+        order = torch.argsort(found["scores"], descending=True)[: _instances(prompt)]
         boxes = []
         for x0, y0, x1, y1 in found["boxes"][order].tolist():
             x0, x1 = max(0.0, x0), min(float(width), x1)
@@ -465,22 +473,34 @@ def run_selection(
 
 
 def check_prompt(prompt: Prompt, size: tuple[int, int]) -> None:
-    """Points and the box inside the ``size`` (width, height) image, the box not empty."""
+    """The rules of a prompt, for every surface that sends one: at most MAX_POINTS points,
+    each inside the ``size`` (width, height) image with a label 0 or 1; the box inside it and
+    not empty; a phrase of at most MAX_TEXT characters."""
     width, height = size
-    for x, y, _ in prompt.points:
+    if len(prompt.points) > MAX_POINTS:
+        raise InvalidInput(f"At most {MAX_POINTS} points.", field="points")
+    for x, y, label in prompt.points:
+        if label not in (0, 1):
+            raise InvalidInput("A point's label is 1 (add) or 0 (take away).", field="points")
         if not (0 <= x < width and 0 <= y < height):
             raise InvalidInput(
-                f"The point ({x}, {y}) is outside the {width}x{height} image.", field="points"
+                f"The point ({x:g}, {y:g}) is outside the {width}x{height} image.",
+                field="points",
             )
     if prompt.box is not None:
+        if len(prompt.box) != 4:
+            raise InvalidInput("Give the box as [x0, y0, x1, y1].", field="box")
         x0, y0, x1, y1 = prompt.box
         if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
             raise InvalidInput(
                 "The box must be x0, y0, x1, y1 inside the image with x0 < x1 and y0 < y1.",
                 field="box",
             )
+    if len(prompt.text) > MAX_TEXT:
+        raise InvalidInput(f"At most {MAX_TEXT} characters of text.", field="text")
 
 
-def points_of(values: Sequence[Sequence[float]]) -> tuple[tuple[float, float, int], ...]:
-    """``[[x, y], [x, y, 0|1], ...]`` as points with labels (1, add, when none is given)."""
-    return tuple((float(p[0]), float(p[1]), int(p[2]) if len(p) > 2 else 1) for p in values)
+def points_of(values: Sequence[Sequence[float]]) -> tuple[tuple[float, float, float], ...]:
+    """``[[x, y], [x, y, 0|1], ...]`` as points with labels (1, add, when none is given); the
+    label is checked by ``check_prompt`` (a 0.5 is not a label)."""
+    return tuple((float(p[0]), float(p[1]), float(p[2]) if len(p) > 2 else 1.0) for p in values)

@@ -4,7 +4,8 @@ a while (under its sha256, per user), sends a ``run_selection`` task to the ``se
 and waits for the answer on a Redis list of its own. A selection worker (the Procfile's
 ``select`` process) loads the model once, keeps each image's embedding
 (``engine.selection.EmbeddingCache``, by model and image sha256) and answers the mask; a
-further click on the same image costs only SAM's prompt decoder."""
+further click on the same image costs only SAM's prompt decoder. The web side waits without
+holding a thread (``selection_make`` is a coroutine)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import redis
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from celery import current_app
 from django.conf import settings
 from kombu.exceptions import OperationalError
@@ -51,40 +54,25 @@ def _redis() -> redis.Redis:
     return redis.Redis(connection_pool=SharedConnectionPool.from_url(settings.REDIS_URL))
 
 
-_WAITING: redis.Redis | None = None
-
-
-def _waiting_redis() -> redis.Redis:
-    """A client whose reads outlast SELECT_WAIT_SECONDS (the shared pool's would time out
-    during a long BLPOP)."""
-    global _WAITING
-    if _WAITING is None:
-        _WAITING = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=settings.SELECT_WAIT_SECONDS + 10
-        )
-    return _WAITING
-
-
 def _image_key(user_id, sha256: str) -> str:
     return f"dreamlayer:select:image:{user_id}:{sha256}"
 
 
 def _keep_image(user_id, sha256: str, data: bytes) -> str:
     """Keep an image's bytes for the selection worker (IMAGE_TTL_SECONDS after its last use),
-    at most IMAGES_PER_USER per user (the oldest go): one person cannot fill Redis."""
+    at most IMAGES_PER_USER per user, the least recently used dropped: one person cannot fill
+    Redis. Each use puts the image first in the user's list again."""
     connection = _redis()
     key = _image_key(user_id, sha256)
-    if connection.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True):
-        recent = f"dreamlayer:select:images:{user_id}"
-        with connection.pipeline() as pipe:
-            pipe.lrem(recent, 0, key).lpush(recent, key)
-            pipe.lrange(recent, IMAGES_PER_USER, -1).ltrim(recent, 0, IMAGES_PER_USER - 1)
-            pipe.expire(recent, IMAGE_TTL_SECONDS)
-            gone = pipe.execute()[2]
-        if gone:
-            connection.delete(*gone)
-    else:
-        connection.expire(key, IMAGE_TTL_SECONDS)
+    recent = f"dreamlayer:select:images:{user_id}"
+    with connection.pipeline() as pipe:
+        pipe.set(key, data, ex=IMAGE_TTL_SECONDS, nx=True).expire(key, IMAGE_TTL_SECONDS)
+        pipe.lrem(recent, 0, key).lpush(recent, key)
+        pipe.lrange(recent, IMAGES_PER_USER, -1).ltrim(recent, 0, IMAGES_PER_USER - 1)
+        pipe.expire(recent, IMAGE_TTL_SECONDS)
+        gone = pipe.execute()[4]
+    if gone:
+        connection.delete(*gone)
     return key
 
 
@@ -97,6 +85,10 @@ def _send(request: dict) -> None:
     )
 
 
+def _unavailable() -> ClientError:
+    return ClientError("The queue is unreachable; try again shortly.", status=503)
+
+
 @dataclass(frozen=True)
 class Selection:
     """A selection's answer: the mask PNG, and what the worker did."""
@@ -104,11 +96,22 @@ class Selection:
     png: bytes
     model: str
     embedding: str  # "cached" or "computed" ("none": a model without one)
-    encoder_runs: int  # this worker's image encoder runs for the model, this one included
     timings: dict[str, float]  # seconds: read, wait, select (the worker's), encode
 
 
-def selection_make(
+@dataclass(frozen=True)
+class Pending:
+    """A selection sent to the selection worker, whose answer comes to ``reply``."""
+
+    reply: str
+    model: str
+    mask_mode: str
+    in_flight: str  # the user's counter of selections in flight
+    started: float
+    sent: float
+
+
+def selection_send(
     *,
     user,
     image_file,
@@ -116,10 +119,12 @@ def selection_make(
     model: str | None,
     prompt: selection.Prompt,
     mask_mode: str = "black_inpaints",
-) -> Selection:
-    """Select with the mask model for ``method`` (``sam``, ``text``, ``background``; the one
-    named, else the first installed): a client error for a bad request, a 503 when no such
-    model is installed or no selection worker answers within SELECT_WAIT_SECONDS."""
+) -> Pending:
+    """Check a selection with the mask model for ``method`` (``sam``, ``text``,
+    ``background``; the one named, else the first installed) and send it to the selection
+    worker. A client error for a bad request (every limit checked before any pixel work); a
+    503 when no such model is installed or the queue cannot be reached; a 429 while the user
+    has SELECT_IN_FLIGHT_PER_USER selections waiting already."""
     choice = library_mask_model_for(method, model)
     started = time.perf_counter()
     data = read_upload(image_file, field="image")
@@ -132,44 +137,85 @@ def selection_make(
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field) from None
     sha256 = hashlib.sha256(data).hexdigest()
-    key = _keep_image(user.pk, sha256, data)
-    reply = f"dreamlayer:select:reply:{uuid.uuid4().hex}"
-    sent = time.perf_counter()
+    in_flight = f"dreamlayer:select:in-flight:{user.pk}"
     try:
-        _send(
-            {
-                "reply": reply,
-                "image_key": key,
-                "image_sha256": sha256,
-                "model": choice.model.name,
-                "detector": choice.detector.name if choice.detector else None,
-                "prompt": asdict(prompt),
-            }
-        )
-    except OperationalError:
-        raise ClientError("The queue is unreachable; try again shortly.", status=503) from None
-    answer = _waiting_redis().blpop([reply], timeout=settings.SELECT_WAIT_SECONDS)
+        connection = _redis()
+        with connection.pipeline() as pipe:
+            count = pipe.incr(in_flight).expire(in_flight, _REPLY_TTL_SECONDS).execute()[0]
+        if count > settings.SELECT_IN_FLIGHT_PER_USER:
+            connection.decr(in_flight)
+            raise ClientError(
+                "Your previous selections are still running; wait for their answers.",
+                status=429,
+            )
+        reply = f"dreamlayer:select:reply:{uuid.uuid4().hex}"
+        try:
+            key = _keep_image(user.pk, sha256, data)
+            _send(
+                {
+                    "reply": reply,
+                    "image_key": key,
+                    "image_sha256": sha256,
+                    "cache_scope": str(user.pk),
+                    "model": choice.model.name,
+                    "detector": choice.detector.name if choice.detector else None,
+                    "prompt": asdict(prompt),
+                }
+            )
+        except (redis.RedisError, OperationalError):
+            connection.decr(in_flight)
+            raise
+    except (redis.RedisError, OperationalError):
+        raise _unavailable() from None
+    return Pending(reply, choice.model.name, mask_mode, in_flight, started, time.perf_counter())
+
+
+async def selection_wait(pending: Pending) -> dict:
+    """The selection worker's answer (on a Redis list; no thread held while waiting), or a
+    503 when none comes within SELECT_WAIT_SECONDS."""
+    client = aioredis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=settings.SELECT_WAIT_SECONDS + 10
+    )
+    try:
+        answer = await client.blpop([pending.reply], timeout=settings.SELECT_WAIT_SECONDS)
+        await client.decr(pending.in_flight)
+    except redis.RedisError:
+        raise _unavailable() from None
+    finally:
+        await client.aclose()
     if answer is None:
         raise ClientError(
             f"No selection worker answered within {settings.SELECT_WAIT_SECONDS:g} s: is the "
             "`select` process (Procfile) running?",
             status=503,
         )
+    return json.loads(answer[1])
+
+
+def selection_answer(pending: Pending, body: dict) -> Selection:
+    """The worker's answer as the mask PNG in the requested polarity (or its error)."""
     answered = time.perf_counter()
-    body = json.loads(answer[1])
     if "error" in body:
         raise ClientError(body["error"], field=body.get("field"), status=body["status"])
     height, width = body["shape"]
     bits = np.frombuffer(base64.b64decode(body["mask"]), np.uint8)
     selected = np.unpackbits(bits, count=height * width).reshape(height, width).astype(bool)
-    png = encode_mask_png(np.asarray(segment.selection_to_mask(selected, mask_mode)))
+    png = encode_mask_png(np.asarray(segment.selection_to_mask(selected, pending.mask_mode)))
     timings = {
-        "read": sent - started,  # the upload read, its header checked, kept in Redis
-        "wait": answered - sent - body["seconds"],  # queue, transport, the worker's own work
+        "read": pending.sent - pending.started,  # the upload read, its header checked, sent
+        "wait": answered - pending.sent - body["seconds"],  # queue, transport, the worker's
         "select": body["seconds"],  # the worker: the encoder (first click), the decoder
         "encode": time.perf_counter() - answered,  # the mask PNG
     }
-    return Selection(png, choice.model.name, body["embedding"], body["encoder_runs"], timings)
+    return Selection(png, pending.model, body["embedding"], timings)
+
+
+async def selection_make(**request) -> Selection:
+    """``selection_send``, then wait for the answer (no thread held), then
+    ``selection_answer``."""
+    pending = await sync_to_async(selection_send)(**request)
+    body = await selection_wait(pending)
+    return await sync_to_async(selection_answer)(pending, body)
 
 
 # ----- the selection worker -----------------------------------------------------------------
@@ -243,7 +289,8 @@ def _select(request: dict) -> dict:
         selector,
         _cache(),
         model_key=model_key,
-        image_sha256=request["image_sha256"],
+        # Per user: whether an image's embedding was cached says nothing of other users.
+        image_sha256=f"{request['cache_scope']}:{request['image_sha256']}",
         image_loader=image_loader,
         prompt=prompt,
     )
@@ -255,7 +302,6 @@ def _select(request: dict) -> dict:
         else "cached"
         if done.cached
         else "computed",
-        "encoder_runs": done.encoded,
         "seconds": round(done.seconds, 4),
     }
 
@@ -277,6 +323,6 @@ def selection_run(request: dict) -> None:
     except Exception:  # the web process waits for an answer: never leave it without one
         logger.exception("selection failed")
         body = {"error": "The selection failed in the worker (see its log).", "status": 500}
-    connection = _redis()
-    connection.rpush(request["reply"], json.dumps(body))
-    connection.expire(request["reply"], _REPLY_TTL_SECONDS)
+    with _redis().pipeline() as pipe:
+        pipe.rpush(request["reply"], json.dumps(body)).expire(request["reply"], _REPLY_TTL_SECONDS)
+        pipe.execute()

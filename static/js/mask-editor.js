@@ -31,6 +31,8 @@ export class MaskEditor {
     this.onHistory = onHistory || (() => {});
     this.isActive = isActive || (() => true);
     this.onSelect = () => {};
+    this.onObjectEnd = () => {};
+    this.objectBase = null; // the mask before the object being selected (Select object)
     this.mask = document.createElement("canvas");
     this.maskContext = this.mask.getContext("2d", { willReadFrequently: true });
     this.overlayContext = this.overlay.getContext("2d", { willReadFrequently: true });
@@ -148,7 +150,7 @@ export class MaskEditor {
 
   // ----- painting ---------------------------------------------------------------------
   _snapshot() {
-    this.objectBase = null; // any other edit ends the object being selected
+    this.endObject(); // any other edit ends the object being selected
     const ctx = this.maskContext;
     this.undoStack.push(ctx.getImageData(0, 0, this.width, this.height));
     if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
@@ -317,7 +319,7 @@ export class MaskEditor {
 
   _restore(from, to) {
     if (!from.length) return;
-    this.objectBase = null;
+    this.endObject();
     const ctx = this.maskContext;
     to.push(ctx.getImageData(0, 0, this.width, this.height));
     ctx.putImageData(from.pop(), 0, 0);
@@ -374,7 +376,11 @@ export class MaskEditor {
     this._drawSelection(image);
   }
 
-  endObject() { this.objectBase = null; }
+  endObject() {
+    if (!this.objectBase) return;
+    this.objectBase = null;
+    this.onObjectEnd();
+  }
 
   _drawSelection(image) {
     const tmp = document.createElement("canvas");

@@ -65,10 +65,17 @@ def test_click_an_object_see_it_undo_it_and_generate_with_it(
     assert page.input_value("#select-method") == "object"
     ready = page.get_attribute("#overlay-canvas", "data-ready")
     page.mouse.click(box["x"] + 200, box["y"] + 150)
+    first = wait_new_overlay(page, ready)
+    assert 0 < first.sum() < first.size  # the selection, shown
+    # A Shift-click takes a point away from the same object: its answer replaces the first.
+    ready = page.get_attribute("#overlay-canvas", "data-ready")
+    page.keyboard.down("Shift")
+    page.mouse.click(box["x"] + 30, box["y"] + 30)
+    page.keyboard.up("Shift")
     overlay = wait_new_overlay(page, ready)
-    assert 0 < overlay.sum() < overlay.size  # the selection, shown
+    assert not np.array_equal(overlay, first)
 
-    # One undo takes the whole object back; redo brings the same pixels.
+    # One undo takes the whole object (both clicks) back; redo brings the same pixels.
     ready = page.get_attribute("#overlay-canvas", "data-ready")
     page.click("#undo")
     page.wait_for_function(

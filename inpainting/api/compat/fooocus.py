@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -35,7 +37,7 @@ from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, decode_image
 from .. import common
 from ..media import image_response
-from ..serializers import field_for
+from ..serializers import LIBRARY_NAME, field_for
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
@@ -194,14 +196,17 @@ class FooocusGenerateMaskSerializer(serializers.Serializer):
     for the classical selections and SAM 2.1."""
 
     image = serializers.CharField()
-    mask_model = serializers.CharField(
-        required=False, allow_blank=True, default="isnet-general-use", max_length=255
+    # FooocusAPI's defaults, as its document gives them.
+    mask_model = serializers.RegexField(
+        LIBRARY_NAME, required=False, allow_blank=True, default="isnet-general-use", max_length=255
     )
     cloth_category = serializers.CharField(required=False, allow_blank=True, default="full")
     dino_prompt_text = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=200
+        required=False, allow_blank=True, default="", max_length=selection.MAX_TEXT
     )
-    sam_model = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    sam_model = serializers.RegexField(
+        LIBRARY_NAME, required=False, allow_blank=True, default="", max_length=255
+    )
     box_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.3)
     text_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.25)
     sam_max_detections = serializers.IntegerField(min_value=0, max_value=100, default=0)
@@ -221,7 +226,7 @@ class FooocusGenerateMaskSerializer(serializers.Serializer):
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
 
 
-class FooocusGenerateMaskView(APIView):
+class FooocusGenerateMaskView(AsyncAPIView):
     """``mask_model`` a rembg model (u2net, isnet-general-use, ...): that background model;
     ``sam``: ``dino_prompt_text`` selects through the model ``sam_model`` names: a SAM 3 (the
     instances scored above ``box_threshold``), or a SAM 2.1 with GroundingDINO's boxes (scored
@@ -238,20 +243,30 @@ class FooocusGenerateMaskView(APIView):
         tags=["compat: FooocusAPI"],
         responses={200: OpenApiResponse(description="base64 PNG, no prefix")},
     )
-    def post(self, request: Request) -> Response:
+    def _prepare(self, request: Request):
+        """The valid fields, the image (fetched when it is a URL: a thread), the selection the
+        fields ask for (None: none) and the user."""
         serializer = FooocusGenerateMaskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         image = common.remote_upload(data["image"], "image")
-        fallback = None
-        try:
-            png = _model_mask(request, image, data)
-        except library.MaskModelMissing as exc:
-            png, fallback = None, exc.message
-            image.seek(0)
+        return data, image, _model_selection(image, data), request.user
+
+    def _classical(self, image, data: dict) -> bytes:
+        image.seek(0)
+        return _classical_mask(image, data)
+
+    async def post(self, request: Request) -> Response:
+        data, image, wanted, user = await sync_to_async(self._prepare)(request)
+        png = fallback = None
+        if wanted is not None:
+            try:
+                png = (await selections.selection_make(user=user, image_file=image, **wanted)).png
+            except library.MaskModelMissing as exc:
+                fallback = exc.message
         if png is None:
-            png = _classical_mask(image, data)
-        png = masks.mask_grow_png(png, data["dino_erode_or_dilate"])
+            png = await sync_to_async(self._classical)(image, data)
+        png = await sync_to_async(masks.mask_grow_png)(png, data["dino_erode_or_dilate"])
         response = Response(base64.b64encode(png).decode())
         if fallback:
             response["X-DreamLayer-Fallback"] = f"grabcut; {fallback}"
@@ -264,8 +279,8 @@ def _default_box(image) -> list[float]:
     return [width * 0.05, height * 0.05, width * 0.95, height * 0.95]
 
 
-def _model_mask(request: Request, image, data) -> bytes | None:
-    """The mask from the mask model FooocusAPI's fields name (None: they name none)."""
+def _model_selection(image, data) -> dict | None:
+    """The selection FooocusAPI's fields ask a mask model for (None: they name none)."""
     mask_model = data["mask_model"].strip()
     if mask_model in selection.REMBG_MODELS or mask_model.startswith("u2net"):
         method, model, prompt = "background", mask_model, selection.Prompt()
@@ -290,14 +305,7 @@ def _model_mask(request: Request, image, data) -> bytes | None:
             )
     else:
         return None
-    return selections.selection_make(
-        user=request.user,
-        image_file=image,
-        method=method,
-        model=model,
-        prompt=prompt,
-        mask_mode="white_inpaints",
-    ).png
+    return {"method": method, "model": model, "prompt": prompt, "mask_mode": "white_inpaints"}
 
 
 def _classical_mask(image, data) -> bytes:

@@ -127,19 +127,41 @@ $("select-method").addEventListener("change", () => setTool("select"));
 
 // ----- Select: by colour (a flood fill from the point), or an object with a mask model ----
 // Object (SAM 2.1): clicks add points, Shift-clicks take away, a drag gives a box; each
-// answer replaces the object's last one in the mask (one undo step per object). Subject (a
-// background model) and Find (a phrase, SAM 3) select at once. All run in a selection worker.
+// answer replaces the object's last one in the mask (one undo step per object); any other
+// edit (a stroke, undo, clear) ends the object. Subject (a background model) and Find (a
+// phrase: SAM 3, or GroundingDINO with SAM 2.1) select at once. All run in a selection
+// worker; one request at a time, the latest waiting (an object's points accumulate, so the
+// latest request holds them all).
 let object = { points: [], box: null };
+editor.onObjectEnd = () => { object = { points: [], box: null }; };
 function newObject() {
-  object = { points: [], box: null };
   editor.endObject();
+  object = { points: [], box: null };
 }
 if ($("select-new")) $("select-new").addEventListener("click", newObject);
 
-async function selectWith(fields, { keepObject = false } = {}) {
+let inFlight = false;
+let waiting = null; // [fields, options] to send when the answer in flight arrives
+async function selectWith(fields, options = {}) {
+  if (inFlight) { waiting = [fields, options]; return; }
+  inFlight = true;
+  try {
+    await sendSelection(fields, options);
+  } finally {
+    inFlight = false;
+    if (waiting) {
+      const [nextFields, nextOptions] = waiting;
+      waiting = null;
+      selectWith(nextFields, nextOptions);
+    }
+  }
+}
+
+async function sendSelection(fields, { object: isObject = false } = {}) {
   clearErrors("mask");
+  const blob = input.imageBlob;
   const form = new FormData();
-  form.append("image", input.imageBlob, "image");
+  form.append("image", blob, "image");
   for (const [name, value] of Object.entries(fields)) {
     form.append(name, typeof value === "string" ? value : JSON.stringify(value));
   }
@@ -147,6 +169,7 @@ async function selectWith(fields, { keepObject = false } = {}) {
   say("Selecting…");
   const response = await postForm("/api/masks/generate", form);
   say("");
+  if (blob !== input.imageBlob) return; // another image since: the answer is for the old one
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     showErrors(body.errors, body.message);
@@ -155,35 +178,36 @@ async function selectWith(fields, { keepObject = false } = {}) {
   const bitmap = await createImageBitmap(await response.blob());
   if (fields.method === "flood") {
     editor.addSelection(bitmap);
-    return;
+  } else if (isObject) {
+    editor.setObjectSelection(bitmap); // replaces this object's last answer
+  } else {
+    newObject(); // Subject and Find: one step of their own on top of what is there
+    editor.setObjectSelection(bitmap);
+    newObject();
   }
-  editor.setObjectSelection(bitmap);
-  if (!keepObject) newObject();
 }
+
+// A pixel of the image (the edge included) for a pointer position.
+const pixel = (value, size) => Math.min(size - 1, Math.max(0, Math.floor(value)));
 
 editor.onSelect = async ({ x, y, start, shiftKey }) => {
   const inside = (p) => p.x >= 0 && p.y >= 0 && p.x < editor.width && p.y < editor.height;
   if (!inside({ x, y })) return; // the outpaint area
+  const [px, py] = [pixel(x, editor.width), pixel(y, editor.height)];
   if ($("select-method").value === "colour") {
-    await selectWith({
-      method: "flood",
-      point: [Math.round(x), Math.round(y)],
-      tolerance: $("select-tolerance").value,
-    });
+    await selectWith({ method: "flood", point: [px, py], tolerance: $("select-tolerance").value });
     return;
   }
   if (Math.hypot(x - start.x, y - start.y) > 4 && inside(start)) {
-    object.box = [
-      Math.round(Math.min(x, start.x)), Math.round(Math.min(y, start.y)),
-      Math.round(Math.max(x, start.x)) + 1, Math.round(Math.max(y, start.y)) + 1,
-    ];
+    const [sx, sy] = [pixel(start.x, editor.width), pixel(start.y, editor.height)];
+    object.box = [Math.min(px, sx), Math.min(py, sy), Math.max(px, sx) + 1, Math.max(py, sy) + 1];
   } else {
-    object.points.push([Math.round(x), Math.round(y), shiftKey ? 0 : 1]);
+    object.points.push([px, py, shiftKey ? 0 : 1]);
   }
   const fields = { method: "sam" };
   if (object.points.length) fields.points = object.points;
   if (object.box) fields.box = object.box;
-  await selectWith(fields, { keepObject: true });
+  await selectWith(fields, { object: true });
 };
 if ($("select-subject")) {
   $("select-subject").addEventListener("click", () => input.imageBlob && selectWith({ method: "background" }));
