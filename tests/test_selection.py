@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from PIL import Image, ImageDraw
 
 from inpainting.models import LibraryModel
@@ -93,6 +94,13 @@ def test_the_scan_records_mask_models_and_the_api_lists_them(api, installed):
     assert listed["sam3-toy"]["methods"] == ["text"]
     assert listed["u2net.onnx"]["methods"] == ["background"]
     assert listed["sam3-toy"]["sha256"] == rows["sam3-toy"].sha256
+    out = io.StringIO()
+    call_command("models", "list", stdout=out)
+    assert (
+        "masks/u2net.onnx: rembg background model, selects by background, single-file"
+        in (out.getvalue())
+        and rows["u2net.onnx"].sha256 in out.getvalue()
+    )
     # The diffusion model list is not the mask model list.
     assert not any(m["name"] == "u2net.onnx" for m in api.get("/api/models").json()["models"])
 

@@ -1,13 +1,17 @@
 from django.core.management.base import BaseCommand
 
-from inpainting.services.library import library_models_described, library_scan
+from inpainting.services.library import (
+    library_mask_models_described,
+    library_models_described,
+    library_scan,
+)
 
 
 class Command(BaseCommand):
     help = (
         "The model library: `models scan` records every diffusers folder and .safetensors "
-        "checkpoint under MODELS_DIR (and the Hugging Face cache) with its family; "
-        "`models list` shows the enabled ones."
+        "checkpoint under MODELS_DIR (and the Hugging Face cache) with its family, the LoRAs, "
+        "ControlNets and mask models; `models list` shows the enabled models and mask models."
     )
 
     def add_arguments(self, parser):
@@ -34,4 +38,10 @@ class Command(BaseCommand):
                 f"{item['name']}{mark}: {item['family']}, {item['kind']}, {item['layout']}, "
                 f"{item['size_bytes'] / 1e9:.2f} GB, sha256 {item['sha256'][:12]}, "
                 f"{item['workers'] if item['workers'] is not None else '?'} live worker(s)"
+            )
+        for item in library_mask_models_described():
+            self.stdout.write(
+                f"masks/{item['name']}: {item['family_label']}, selects by "
+                f"{', '.join(item['methods']) or 'nothing alone'}, {item['layout']}, "
+                f"{item['size_bytes'] / 1e6:.1f} MB, sha256 {item['sha256']}"
             )
