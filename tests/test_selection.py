@@ -355,6 +355,9 @@ def test_what_is_not_installed_is_a_503_that_names_the_file(api, mask_models_dir
     response = select(api, circle_png(), method="background", model="isnet-general-use")
     assert response.status_code == 503
     assert "copy isnet-general-use.onnx into MASK_MODELS_DIR" in response.json()["message"]
+    response = select(api, circle_png(), method="sam", box=list(CIRCLE_BOX), model="no-such")
+    assert response.status_code == 400
+    assert "Unknown mask model 'no-such'" in response.json()["message"]
 
 
 def test_bad_selections_are_400s(api, installed):

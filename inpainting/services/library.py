@@ -529,7 +529,8 @@ MASK_MODEL_HINTS = {
 
 
 class MaskModelMissing(ClientError):
-    """A selection's mask model is not installed (a 503 that names the file to copy in)."""
+    """A selection's mask model is not installed: a 503 that names the file to copy in, or
+    for a name the library does not know a 400 that lists the mask models there are."""
 
 
 def _not_installed(what: str, copy: str) -> ClientError:
@@ -568,13 +569,15 @@ def library_mask_model_for(method: str, requested: str | None) -> MaskModelChoic
     if requested:
         bare = requested.strip().lower().removesuffix(".onnx")
         model = next((m for m in usable if m.name.lower().removesuffix(".onnx") == bare), None)
+        if model is None and bare in selection.REMBG_MODELS:  # a file we know: name it
+            raise _not_installed(f"The mask model {requested!r} is not installed", f"{bare}.onnx")
         if model is None:
-            copy = (
-                f"{bare}.onnx"
-                if bare in selection.REMBG_MODELS
-                else " or ".join(MASK_MODEL_HINTS[f] for f in families) + f" named {requested}"
+            names = ", ".join(m.name for m in usable) or "none"
+            raise MaskModelMissing(
+                f"Unknown mask model {requested!r}; the mask models are: {names} "
+                "(GET /api/mask-models).",
+                field="model",
             )
-            raise _not_installed(f"The mask model {requested!r} is not installed", copy)
         if model.family not in families:
             raise ClientError(
                 f"{model.name} is a {selection.FAMILY_LABELS[model.family]}; method={method} "

@@ -256,6 +256,11 @@ class FooocusGenerateMaskView(AsyncAPIView):
         image.seek(0)
         return _classical_mask(image, data)
 
+    @extend_schema(
+        request=FooocusGenerateMaskSerializer,
+        tags=["compat: FooocusAPI"],
+        responses={200: OpenApiResponse(description="base64 PNG, no prefix")},
+    )
     async def post(self, request: Request) -> Response:
         data, image, wanted, user = await sync_to_async(self._prepare)(request)
         png = fallback = None
