@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from rest_framework import authentication, exceptions
 
 from . import schema  # noqa: F401 - registers the OpenAPI description of this scheme
@@ -84,3 +86,27 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Api-Key"
+
+
+class BasicKeyAuthentication(ApiKeyAuthentication):
+    """AUTOMATIC1111's ``--api-auth``: HTTP Basic with the API key as the password and any
+    user name (``webuiapi.WebUIApi(username=..., password=key)``); the key headers work too."""
+
+    missing_key_message = no_key_message("HTTP Basic with the key as the password")
+
+    def authenticate(self, request):
+        scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return super().authenticate(request)
+        try:
+            _, separator, key = (
+                base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed("Malformed HTTP Basic credentials.") from None
+        if not separator or not key:
+            raise exceptions.AuthenticationFailed("HTTP Basic needs the API key as the password.")
+        return user_for_key(key, address=request_address(request))
+
+    def authenticate_header(self, request) -> str:
+        return 'Basic realm="DreamLayer"'

@@ -17,3 +17,16 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
                 "in `X-API-Key`)."
             ),
         }
+
+
+class BasicKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.BasicKeyAuthentication"
+    name = "BasicKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "The API key as the password, any user name (AUTOMATIC1111's "
+            "`--api-auth`); the key headers work as well.",
+        }

@@ -373,6 +373,8 @@ SELECT_CACHE_IMAGES = env.int("SELECT_CACHE_IMAGES", default=8)
 SELECT_IN_FLIGHT_PER_USER = env.int("SELECT_IN_FLIGHT_PER_USER", default=2)
 INPAINT_PREVIEW_EVERY = env.int("INPAINT_PREVIEW_EVERY", default=5)
 IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
+# How long an image link answered to OpenAI's response_format=url works without a key.
+IMAGE_LINK_SECONDS = env.int("IMAGE_LINK_SECONDS", default=3600)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)
 
 LOGGING = {

@@ -91,6 +91,8 @@ class Generation(models.Model):
         MODELSLAB = "modelslab", "ModelsLab API"
         FOOOCUS = "fooocus", "Fooocus API"
         DEEPIMAGE = "deepimage", "deep-image.ai API"
+        A1111 = "a1111", "AUTOMATIC1111 API"
+        OPENAI = "openai", "OpenAI image edit API"
         CLI = "cli", "Command line"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

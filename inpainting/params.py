@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from .engine import InpaintRequest, InvalidInput, MaskOptions, Outpaint
+from .engine import InpaintRequest, InvalidInput, MaskOptions, Outpaint, Resize
 from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
@@ -39,6 +39,7 @@ class GenerationParams:
     # Set by compatible APIs only (their mask rules), never by a client directly.
     exact_mask_size: bool = field(default=False, metadata=_set_by_compat_apis("Exact mask size"))
     mask_threshold: int | None = field(default=None, metadata=_set_by_compat_apis("Mask threshold"))
+    mask_alpha_only: bool = field(default=False, metadata=_set_by_compat_apis("Mask: alpha only"))
     inpaint_area: str = P["inpaint_area"].default
     padding: int = P["padding"].default
     # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
@@ -48,6 +49,10 @@ class GenerationParams:
     loras: list | None = field(default=None, metadata={"label": "LoRAs"})
     # {"name": a library ControlNet, "conditioning_scale", "guidance_start", "guidance_end"}
     controlnet: dict | None = field(default=None, metadata={"label": "ControlNet"})
+    # AUTOMATIC1111's img2img: {"width", "height", "mode"} the input is brought to first, and
+    # what a diffusion model starts the masked area from (engine.types.MASKED_CONTENT).
+    resize: dict | None = field(default=None, metadata=_set_by_compat_apis("Resize"))
+    masked_content: str = field(default="original", metadata=_set_by_compat_apis("Masked content"))
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
@@ -100,6 +105,7 @@ class GenerationParams:
             grow=self.mask_grow,
             exact_size=self.exact_mask_size,
             threshold=self.mask_threshold,
+            alpha_only=self.mask_alpha_only,
         )
 
     def for_family(
@@ -200,6 +206,8 @@ class GenerationParams:
             clip_skip=self.clip_skip,
             loras=loras,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
+            resize=Resize(**self.resize) if self.resize else None,
+            masked_content=self.masked_content,
         )
 
 
@@ -210,6 +218,8 @@ def _for_people(value: Any, none_means: str | None) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return number(value)
+    if isinstance(value, dict) and "mode" in value:  # resize
+        return Resize(**value).describe()
     if isinstance(value, dict) and "name" in value:  # controlnet
         return (
             f"{value['name']} (scale {number(value['conditioning_scale'])}, steps "

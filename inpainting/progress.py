@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
@@ -108,6 +109,23 @@ def status_event(generation: Generation) -> dict[str, Any]:
     }
 
 
+#: How long a job's latest preview is kept for pollers (AUTOMATIC1111's /sdapi/v1/progress).
+PREVIEW_SECONDS = 600
+
+
+def _preview_key(generation_id: uuid.UUID | str) -> str:
+    return f"dreamlayer:preview:{uuid.UUID(str(generation_id)).hex}"
+
+
+def latest_preview(generation_id: uuid.UUID | str) -> bytes | None:
+    """The running job's latest live preview (a small JPEG), or None (none yet, or Redis is
+    down: a preview is advisory)."""
+    try:
+        return cache.get(_preview_key(generation_id))
+    except (RedisError, OSError):
+        return None
+
+
 class GenerationProgress:
     """The progress callback and cancel check a running job hands to the engine."""
 
@@ -133,6 +151,10 @@ class GenerationProgress:
             message["preview"] = (
                 "data:image/jpeg;base64," + base64.b64encode(event.preview).decode()
             )
+            try:  # for clients that poll instead of listening
+                cache.set(_preview_key(self.generation.pk), event.preview, PREVIEW_SECONDS)
+            except (RedisError, OSError) as exc:
+                logger.warning("preview for %s not kept: %r", self.generation.pk, exc)
         publish(self.generation, message)
 
     def is_cancelled(self) -> bool:

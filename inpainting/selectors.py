@@ -34,6 +34,16 @@ def generation_get(
     return qs.filter(pk=generation_id).first()
 
 
+def generation_current(*, user: User) -> tuple[Generation | None, int]:
+    """The user's own job a single-job client (AUTOMATIC1111's progress and interrupt) means:
+    the running one that started first, else the queued one made first; and how many of the
+    user's jobs are unfinished. Never another user's, staff included."""
+    active = Generation.objects.filter(owner=user, status__in=Generation.ACTIVE)
+    running = active.filter(status=Generation.Status.RUNNING).order_by("started_at", "created_at")
+    current = running.first() or active.order_by("created_at").first()
+    return current, active.count()
+
+
 def generation_queue_position(*, generation: Generation) -> int | None:
     """1 = next to run; None when the generation is not queued."""
     if generation.status != Generation.Status.QUEUED:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -18,7 +20,16 @@ WAIT_TICK = "dreamlayer.wait_tick"
 
 
 async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
-    """Wait for the job's terminal event on the channel layer (no polling, no thread held).
+    """Wait for the job's terminal event on the channel layer (no polling, no thread held)."""
+    async for _ in generation_events(generation_id, timeout):
+        pass
+
+
+async def generation_events(
+    generation_id: uuid.UUID, timeout: float
+) -> AsyncIterator[dict[str, Any]]:
+    """The job's events before its end (progress, with live previews), as they arrive on the
+    channel layer, until its terminal event or ``timeout``; the caller reads the row then.
 
     The receive is never cancelled: at each recheck time the waiter sends itself a tick on its
     own plain channel. Cancelling a channels-redis receive can swallow the cancellation inside
@@ -52,10 +63,11 @@ async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
                 message = await layer.receive(channel)
                 if message.get("type") == WAIT_TICK:
                     break
-                if message.get("type") == EVENT_TYPE and (
-                    message["event"].get("type") in TERMINAL_EVENTS
-                ):
+                if message.get("type") != EVENT_TYPE:
+                    continue
+                if message["event"].get("type") in TERMINAL_EVENTS:
                     return
+                yield message["event"]
     finally:
         if alarm is not None:
             alarm.cancel()

@@ -1,4 +1,8 @@
-"""The one JSON error shape: {"status": "error", "message": "...", "errors": {field: [...]}}."""
+"""The one JSON error shape: {"status": "error", "message": "...", "errors": {field: [...]}}.
+
+A compatible API whose clients read another shape (AUTOMATIC1111's, OpenAI's) names it as its
+view's ``error_shape``: the message, the field errors and the status are found here, once,
+and only written out in that shape."""
 
 from __future__ import annotations
 
@@ -44,6 +48,15 @@ def _missing_credentials_message(context: dict) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    response = _native_error(exc, context)
+    shape = getattr(context.get("view"), "error_shape", None)
+    if response is not None and shape is not None:
+        body = response.data
+        response.data = shape(response.status_code, body["message"], body["errors"])
+    return response
+
+
+def _native_error(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ClientError):
         errors = {exc.field: [exc.message]} if exc.field else {}
         return Response(error_body(exc.message, errors), status=exc.status)

@@ -14,14 +14,21 @@ def content_disposition(filename: str) -> str:
     return content_disposition_header(False, filename)
 
 
-def image_response(content, *, filename: str | None = None, cache: bool = False) -> HttpResponse:
-    """PNG bytes or an open file, with nosniff and a CSP that forbids everything active."""
+def image_response(
+    content,
+    *,
+    filename: str | None = None,
+    cache: bool = False,
+    content_type: str = "image/png",
+) -> HttpResponse:
+    """Image bytes (PNG unless told) or an open file, with nosniff and a CSP that forbids
+    everything active."""
     if hasattr(content, "read"):
-        response = FileResponse(content, content_type="image/png")
+        response = FileResponse(content, content_type=content_type)
         # Under ASGI each block is one read and one message to daphne: 1 MB blocks, not 4 KB.
         response.block_size = 1 << 20
     else:
-        response = HttpResponse(content, content_type="image/png")
+        response = HttpResponse(content, content_type=content_type)
     if filename:
         response["Content-Disposition"] = content_disposition(filename)
     response["X-Content-Type-Options"] = "nosniff"

@@ -4,7 +4,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 """
 
 from .compose import tint_regenerated
-from .images import encode_png, png_with_parameters, to_rgb
+from .images import encode_as, encode_png, png_with_parameters, to_rgb
 from .masks import effective_mask, regenerated_colour
 from .prompts import check_prompts
 from .registry import EngineConfig, check_fillable, get_backend
@@ -26,6 +26,7 @@ from .types import (
     MaskOptions,
     Outpaint,
     ProgressEvent,
+    Resize,
 )
 
 __all__ = [
@@ -39,8 +40,10 @@ __all__ = [
     "MaskOptions",
     "Outpaint",
     "ProgressEvent",
+    "Resize",
     "canvas_mask",
     "effective_mask",
+    "encode_as",
     "encode_png",
     "png_with_parameters",
     "tint_regenerated",

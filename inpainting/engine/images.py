@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import struct
 import zlib
 from typing import Any
@@ -12,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from .parameters import number
+from .types import RESIZE_MODES, InvalidInput, Resize
 
 #: Key of the PNG text chunk holding the generation parameters in AUTOMATIC1111's text layout
 #: (its PNG-info reader, and the tools that read A1111 images, understand it).
@@ -75,6 +78,59 @@ MASK_PNG_OPTIONS = [
     cv2.IMWRITE_PNG_FILTER,
     cv2.IMWRITE_PNG_FILTER_NONE,
 ]
+
+
+#: Modes a resize keeps as they are (a mask's alpha and grey levels carry its meaning).
+_RESIZABLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+def resize_to(image: Image.Image, resize: Resize) -> Image.Image:
+    """``image`` at ``resize.width`` x ``resize.height``, as AUTOMATIC1111 brings an image of
+    another aspect ratio to the requested size: ``stretch`` (its "just resize"), ``crop``
+    (scale to cover, centre crop) or ``fill`` (scale to fit, centred; the bands left over
+    repeat the image's edge pixels). Lanczos, as A1111 resizes without an upscaler. An image
+    and its mask resized alike stay aligned pixel for pixel."""
+    if resize.mode not in RESIZE_MODES:
+        raise InvalidInput(
+            f"Unknown resize mode {resize.mode!r}; choose one of {RESIZE_MODES}.", field="resize"
+        )
+    if image.mode not in _RESIZABLE or "transparency" in image.info:
+        transparent = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "L" if image.mode == "1" else "RGB")
+    width, height = resize.width, resize.height
+    if image.size == (width, height):
+        return image.copy()
+    if resize.mode == "stretch":
+        return image.resize((width, height), Image.Resampling.LANCZOS)
+    # Scale to cover (crop) or to fit (fill) the target, keeping the aspect ratio; rounding
+    # must not leave a pixel uncovered, nor one too many to fit.
+    cover = resize.mode == "crop"
+    scale = (max if cover else min)(width / image.width, height / image.height)
+    scaled_w, scaled_h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    bound = max if cover else min
+    scaled_w, scaled_h = bound(scaled_w, width), bound(scaled_h, height)
+    scaled = image.resize((scaled_w, scaled_h), Image.Resampling.LANCZOS)
+    if cover:
+        left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
+        return scaled.crop((left, top, left + width, top + height))
+    left, top = (width - scaled_w) // 2, (height - scaled_h) // 2
+    pixels = np.asarray(scaled)
+    pad = [(top, height - scaled_h - top), (left, width - scaled_w - left)]
+    pad += [(0, 0)] * (pixels.ndim - 2)
+    return Image.fromarray(np.pad(pixels, pad, mode="edge"), scaled.mode)
+
+
+#: Formats an image may be sent back in (OpenAI's ``output_format``), with PIL's names.
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+def encode_as(image: Image.Image, output_format: str, quality: int = 100) -> bytes:
+    """``image`` as PNG (lossless; ``quality`` unused), JPEG or WebP at ``quality`` (0-100)."""
+    if output_format == "png":
+        return encode_png(to_rgb(image))
+    out = io.BytesIO()
+    to_rgb(image).save(out, OUTPUT_FORMATS[output_format], quality=quality)
+    return out.getvalue()
 
 
 def encode_mask_png(values: np.ndarray) -> bytes:
@@ -148,6 +204,40 @@ def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
         values.append(f"{key}: {text}")
     lines.append(", ".join(values))
     return "\n".join(lines)
+
+
+#: One ``Key: value`` pair of A1111's last line (a value with a comma or colon is quoted).
+_PAIR = re.compile(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+
+
+def parse_a1111_parameters(text: str) -> dict[str, str]:
+    """``a1111_parameters``' text (or any A1111 image's) back as A1111's PNG-info reader gives
+    it: ``Prompt``, ``Negative prompt`` and each ``Key: value`` of the last line, a size also
+    as ``Size-1`` and ``Size-2``. Values are strings, quoted ones unquoted."""
+    lines = text.strip().split("\n")
+    pairs = _PAIR.findall(lines[-1]) if lines else []
+    if len(pairs) >= 3:  # A1111's own test for a settings line
+        lines = lines[:-1]
+    else:
+        pairs = []
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative, line = True, line[len("Negative prompt:") :].strip()
+        (negative if in_negative else prompt).append(line)
+    result = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
+    for key, value in pairs:
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"') and len(value) > 1:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        result[key.strip()] = value
+        size = re.fullmatch(r"(\d+)x(\d+)", value) if key.strip() == "Size" else None
+        if size:
+            result["Size-1"], result["Size-2"] = size.groups()
+    return result
 
 
 def _controlnet_text(controlnet: dict | None) -> str | None:

@@ -32,12 +32,19 @@ def _with_alpha(mask: Image.Image) -> Image.Image:
     return mask
 
 
+def has_alpha(mask: Image.Image) -> bool:
+    """Whether the file has an alpha channel (or a transparent colour), read from its header."""
+    return mask.mode in ("RGBA", "LA", "PA") or (
+        mask.mode in ("P", "L", "RGB") and "transparency" in mask.info
+    )
+
+
 def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
     """Which pixels of the mask file as sent are regenerated, in a word: "white" or "black"
     (the endpoint's polarity, swapped by invert), or "transparent" (or, inverted, "opaque")
     when the file has transparent pixels. The rule of ``_regenerate_values``, for people."""
     check("mask_mode", options.mode)
-    if _has_transparency(_with_alpha(mask)):
+    if options.alpha_only or _has_transparency(_with_alpha(mask)):
         return "opaque" if options.invert else "transparent"
     white = (options.mode == "white_inpaints") != options.invert
     return "white" if white else "black"
@@ -46,6 +53,12 @@ def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
 def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
     check("mask_mode", options.mode)
+    if options.alpha_only:
+        if not has_alpha(mask):
+            raise InvalidInput(
+                "Invalid mask image format - mask image missing alpha channel", field="mask"
+            )
+        return 255 - np.asarray(_with_alpha(mask).getchannel("A"), dtype=np.uint8)
     mask = _with_alpha(mask)
     if mask.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         mask = Image.fromarray(

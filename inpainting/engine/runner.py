@@ -18,12 +18,13 @@ import numpy as np
 from PIL import Image
 
 from .compose import composite_images, working_dimensions
-from .images import to_rgb
+from .images import resize_to, to_rgb
 from .infill import fill
 from .masks import effective_mask, feather
 from .parameters import check
 from .schedulers import canonical_name
 from .types import (
+    MASKED_CONTENT,
     MAX_SEED,
     BackendCall,
     BackendOutput,
@@ -128,9 +129,13 @@ def canvas_mask(
 
 
 def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> Canvas:
-    """The canvas and its effective mask; refuses a request that would regenerate nothing."""
-    original = to_rgb(request.image)
-    mask, sides = canvas_mask(original.size, request.mask, request.mask_options, request.outpaint)
+    """The canvas and its effective mask (the input and its mask first brought to the size a
+    ``resize`` asks for); refuses a request that would regenerate nothing."""
+    original, user_mask = to_rgb(request.image), request.mask
+    if request.resize is not None:
+        original = resize_to(original, request.resize)
+        user_mask = resize_to(user_mask, request.resize) if user_mask is not None else None
+    mask, sides = canvas_mask(original.size, user_mask, request.mask_options, request.outpaint)
     canvas = (
         Canvas(original, mask)
         if sides is None
@@ -238,6 +243,11 @@ class Prepared:
 def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patchmatch") -> Prepared:
     """Canvas, seeds, only-masked crop and working resolution: the backend's call."""
     check("samples", request.samples)
+    if request.masked_content not in MASKED_CONTENT:
+        raise InvalidInput(
+            f"Unknown masked content {request.masked_content!r}; choose one of {MASKED_CONTENT}.",
+            field="masked_content",
+        )
     # Refuse an unknown scheduler before any work; the backend gets the canonical name.
     scheduler = canonical_name(request.scheduler) if request.scheduler else None
     canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
@@ -275,13 +285,16 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
             model_image = Image.fromarray(pixels, "RGB")
             hole = np.where(cv2.resize(hole, size, interpolation=interpolation) > 0, 255, 0)
             weights = cv2.resize(weights, size, interpolation=interpolation)
+    strength = request.denoising_strength
+    if backend.prefill:  # a diffusion model: it starts the masked area from the picture there
+        model_image, strength = _masked_content(model_image, hole, request.masked_content, strength)
     call = BackendCall(
         image=model_image,
         hole=Image.fromarray(hole.astype(np.uint8), "L"),
         weights=Image.fromarray(weights.astype(np.uint8), "L"),
         prompt=request.prompt,
         negative_prompt=request.negative_prompt,
-        denoising_strength=request.denoising_strength,
+        denoising_strength=strength,
         num_inference_steps=request.num_inference_steps,
         guidance_scale=request.guidance_scale,
         seeds=seeds,
@@ -292,6 +305,26 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
+
+
+def _masked_content(
+    image: Image.Image, hole: np.ndarray, content: str, strength: float
+) -> tuple[Image.Image, float]:
+    """What a diffusion model starts the ``hole`` from (A1111's "masked content"), and the
+    denoising strength: the picture there (``original``), a fill from the pixels around it
+    (OpenCV's Telea, the quick blur-like fill A1111's ``fill`` is), flat mid-grey
+    (``nothing``: what a latent of zeros decodes to, near enough), or noise alone
+    (``noise``: the masked area denoised from pure noise, as at strength 1)."""
+    if content == "noise":
+        return image, 1.0
+    if content == "original" or not hole.any():
+        return image, strength
+    pixels = np.asarray(image).copy()
+    if content == "fill" and not hole.all():  # a hole over everything has nothing around it
+        pixels = fill(pixels, hole.astype(np.uint8), "telea")
+    else:
+        pixels[hole > 0] = 127
+    return Image.fromarray(pixels, "RGB"), strength
 
 
 def finish(

@@ -43,6 +43,9 @@ class MaskOptions:
     exact_size: bool = False
     #: Binary masks: values above this regenerate fully, the rest not at all (None = gray blends).
     threshold: int | None = None
+    #: Only the alpha channel counts (transparent = regenerate, opaque = keep, whatever the
+    #: colour); a mask without one is refused (OpenAI's image edit API).
+    alpha_only: bool = False
 
 
 ANCHORS = (
@@ -56,6 +59,29 @@ ANCHORS = (
     "bottom-left",
     "bottom-right",
 )
+
+
+#: How an image of another aspect ratio is brought to a requested size (AUTOMATIC1111's
+#: resize modes): stretched to it, scaled to cover it and cropped, or scaled to fit inside it
+#: with the edges stretched into the bands left over.
+RESIZE_MODES = ("stretch", "crop", "fill")
+#: What a diffusion model starts the masked area from (AUTOMATIC1111's "masked content"): the
+#: picture under the mask, a fill from the pixels around it, noise alone (as denoising
+#: strength 1), or flat mid-grey.
+MASKED_CONTENT = ("original", "fill", "noise", "nothing")
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Bring the input (and its mask, the same way) to ``width`` x ``height`` first: the
+    output is that size."""
+
+    width: int
+    height: int
+    mode: str = "stretch"
+
+    def describe(self) -> str:
+        return f"{self.width}x{self.height} ({self.mode})"
 
 
 @dataclass(frozen=True)
@@ -137,6 +163,8 @@ class InpaintRequest:
     #: LoRA files to apply, as (path, weight), in order.
     loras: tuple[tuple[str, float], ...] = ()
     controlnet: ControlNetUse | None = None
+    resize: Resize | None = None
+    masked_content: str = "original"  # one of MASKED_CONTENT
 
 
 @dataclass

@@ -299,6 +299,19 @@ def generation_cancel(*, generation: Generation) -> None:
     publish(generation, status_event(generation), to_user=True)
 
 
+def generation_interrupt_current(*, user: User) -> Generation | None:
+    """Cancel the user's current job (``selectors.generation_current``), if any; one that ends
+    while being interrupted is left as it ended. Returns the job interrupted, or None."""
+    generation, _ = selectors.generation_current(user=user)
+    if generation is None:
+        return None
+    try:
+        generation_cancel(generation=generation)
+    except ClientError:  # it finished in the meantime
+        return None
+    return generation
+
+
 def generation_delete(*, generation: Generation) -> None:
     """Delete the generation, its output files, and its inputs unless another job uses them."""
     if generation.status in Generation.ACTIVE:

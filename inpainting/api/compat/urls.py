@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import deepimage, fooocus, modelslab, sd_inpaint
+from . import a1111, deepimage, fooocus, modelslab, openai, sd_inpaint
 
 urlpatterns = [
     # SD Inpainting API
@@ -28,4 +28,22 @@ urlpatterns = [
         "rest_api/process_result", deepimage.ProcessResultView.as_view(), name="deepimage-process"
     ),
     path("rest_api/result/<uuid:job>", deepimage.ResultView.as_view(), name="deepimage-result"),
+    # AUTOMATIC1111 web UI
+    path("sdapi/v1/img2img", a1111.A1111Img2ImgView.as_view(), name="a1111-img2img"),
+    path("sdapi/v1/progress", a1111.A1111ProgressView.as_view(), name="a1111-progress"),
+    path("sdapi/v1/interrupt", a1111.A1111InterruptView.as_view(), name="a1111-interrupt"),
+    path("sdapi/v1/skip", a1111.A1111InterruptView.as_view(), name="a1111-skip"),
+    path("sdapi/v1/sd-models", a1111.A1111SdModelsView.as_view(), name="a1111-sd-models"),
+    path("sdapi/v1/samplers", a1111.A1111SamplersView.as_view(), name="a1111-samplers"),
+    path("sdapi/v1/schedulers", a1111.A1111SchedulersView.as_view(), name="a1111-schedulers"),
+    path("sdapi/v1/options", a1111.A1111OptionsView.as_view(), name="a1111-options"),
+    path("sdapi/v1/scripts", a1111.A1111ScriptsView.as_view(), name="a1111-scripts"),
+    path("sdapi/v1/png-info", a1111.A1111PngInfoView.as_view(), name="a1111-png-info"),
+    # OpenAI image edits
+    path("v1/images/edits", openai.OpenAIImageEditView.as_view(), name="openai-image-edit"),
+    path(
+        "v1/images/files/<str:token>",
+        openai.OpenAIImageFileView.as_view(),
+        name="openai-image-file",
+    ),
 ]

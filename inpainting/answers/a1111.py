@@ -1,0 +1,224 @@
+"""AUTOMATIC1111's web UI API shapes: the img2img answer (base64 PNGs, the request echoed as
+``parameters``, ``info`` as a JSON string), progress, the model / sampler / scheduler lists,
+the options, PNG info and the error body."""
+
+from __future__ import annotations
+
+import base64
+import http
+import json
+from typing import Any
+
+from ..engine.images import parse_a1111_parameters
+from ..engine.schedulers import scheduler_names
+from ..models import Generation, LibraryModel
+from ..params import GenerationParams
+
+VERSION = "DreamLayer (AUTOMATIC1111 API)"
+
+#: A1111's sampler names -> (DreamLayer's scheduler, A1111's aliases for it). A1111 1.9 and
+#: later name the noise schedule apart (``scheduler``): "karras" turns "DPM++ 2M" into
+#: "DPM++ 2M Karras", the only Karras schedule here.
+SAMPLERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Euler a": ("Euler a", ("k_euler_a", "k_euler_ancestral")),
+    "Euler": ("Euler", ("k_euler",)),
+    "LMS": ("LMS", ("k_lms",)),
+    "Heun": ("Heun", ("k_heun",)),
+    "DPM++ 2M": ("DPM++ 2M", ("k_dpmpp_2m",)),
+    "DPM++ 2M Karras": ("DPM++ 2M Karras", ("k_dpmpp_2m_ka",)),
+    "DDIM": ("DDIM", ("ddim",)),
+    "PLMS": ("PNDM", ("plms",)),
+    "UniPC": ("UniPC", ("unipc",)),
+    "LCM": ("LCM", ("lcm",)),
+}
+#: A1111's noise schedules offered here: the sampler's own, and Karras (DPM++ 2M only).
+SCHEDULES = {"automatic": "Automatic", "karras": "Karras"}
+#: A1111's ``inpainting_fill`` values -> what a diffusion model starts the masked area from.
+INPAINTING_FILL = {0: "fill", 1: "original", 2: "noise", 3: "nothing"}
+#: A1111's ``resize_mode`` values -> DreamLayer's resize modes (3, "just resize (latent
+#: upscale)", resizes the pixels like 0: there is no latent upscaler here).
+RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fill", 3: "stretch"}
+
+
+def samplers() -> list[dict[str, Any]]:
+    """``GET /sdapi/v1/samplers``: the samplers this installation can build."""
+    available = set(scheduler_names())
+    return [
+        {"name": name, "aliases": list(aliases), "options": {}}
+        for name, (scheduler, aliases) in SAMPLERS.items()
+        if scheduler in available
+    ]
+
+
+def schedules() -> list[dict[str, Any]]:
+    """``GET /sdapi/v1/schedulers``."""
+    return [
+        {"name": name, "label": label, "aliases": None, "default_rho": -1.0,
+         "need_inner_model": False}
+        for name, label in SCHEDULES.items()
+    ]  # fmt: skip
+
+
+def model_title(model: LibraryModel) -> str:
+    """A1111's checkpoint title: the file name and the short hash in brackets."""
+    return f"{model.name} [{model.sha256[:10]}]" if model.sha256 else model.name
+
+
+def sd_model(model: LibraryModel) -> dict[str, Any]:
+    """One entry of ``GET /sdapi/v1/sd-models`` (no server path: the name is the file)."""
+    return {
+        "title": model_title(model),
+        "model_name": model.name.rsplit(".", 1)[0] if model.name.endswith(".safetensors")
+        else model.name,
+        "hash": model.sha256[:10] or None,
+        "sha256": model.sha256 or None,
+        "filename": model.name,
+        "config": None,
+    }  # fmt: skip
+
+
+def options(default: LibraryModel | None, deployment_model: str) -> dict[str, Any]:
+    """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here."""
+    return {
+        "sd_model_checkpoint": model_title(default) if default else deployment_model,
+        "sd_checkpoint_hash": (default.sha256 or None) if default else None,
+        "CLIP_stop_at_last_layers": GenerationParams().clip_skip,
+        "samples_format": "png",
+        "return_grid": False,
+        "live_previews_enable": True,
+        "show_progress_every_n_steps": 5,
+        "img2img_color_correction": False,
+        "inpainting_mask_weight": 1.0,
+        "initial_noise_multiplier": 1.0,
+        "sd_vae": "Automatic",
+    }
+
+
+def info(
+    generation: Generation,
+    *,
+    sampler: str | None,
+    schedule: str,
+    batch_size: int,
+    n_iter: int,
+    texts: list[str],
+    model_hash: str | None,
+    ignored: list[str],
+) -> dict[str, Any]:
+    """A1111's ``info`` (a JSON string in the answer): seeds, sampler, sizes, the infotext of
+    each image; ``ignored`` names what the request asked for that does not run here."""
+    params = GenerationParams.from_json(generation.params)
+    seeds = [image.seed for image in generation.images.all()]
+    first = next(iter(generation.images.all()), None)
+    width, height = (first.width, first.height) if first else (None, None)
+    count = len(seeds) or params.samples
+    return {
+        "prompt": params.prompt,
+        "all_prompts": [params.prompt] * count,
+        "negative_prompt": params.negative_prompt,
+        "all_negative_prompts": [params.negative_prompt] * count,
+        "seed": generation.seed,
+        "all_seeds": seeds,
+        "subseed": -1,
+        "all_subseeds": [-1] * len(seeds),
+        "subseed_strength": 0,
+        "width": width,
+        "height": height,
+        "sampler_name": sampler,
+        "scheduler": schedule,
+        "cfg_scale": params.guidance_scale,
+        "steps": params.num_inference_steps,
+        "batch_size": batch_size,
+        "n_iter": n_iter,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": generation.model_name,
+        "sd_model_hash": model_hash,
+        "sd_vae_name": None,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+        "denoising_strength": params.denoising_strength,
+        "clip_skip": params.clip_skip,
+        "extra_generation_params": {
+            "Mask blur": params.mask_blur,
+            "Inpaint area": "Only masked" if params.inpaint_area == "masked" else "Whole picture",
+            "Masked area padding": params.padding,
+            "Masked content": params.masked_content,
+            "Engine": generation.engine,
+        },
+        "index_of_first_image": 0,
+        "infotexts": texts,
+        "styles": [],
+        "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"),
+        "version": VERSION,
+        "is_using_inpainting_conditioning": generation.engine == "diffusers",
+        "dreamlayer_id": str(generation.pk),
+        "ignored": ignored,
+        "warnings": (generation.metadata or {}).get("warnings", []),
+    }
+
+
+def img2img_body(images: list[bytes], parameters: dict[str, Any], info: dict) -> dict:
+    return {
+        "images": [base64.b64encode(png).decode() for png in images],
+        "parameters": parameters,
+        "info": json.dumps(info),
+    }
+
+
+def progress(
+    generation: Generation | None,
+    *,
+    job_count: int,
+    eta: float | None,
+    current_image: bytes | None,
+) -> dict[str, Any]:
+    """``GET /sdapi/v1/progress`` for the caller's current job (None: nothing to report)."""
+    if generation is None:
+        state = {"job": "", "job_timestamp": "0", "sampling_step": 0, "sampling_steps": 0}
+        fraction, textinfo = 0.0, None
+    else:
+        running = generation.status == Generation.Status.RUNNING
+        total = generation.total_steps if running else 0
+        fraction = generation.step / total if total else 0.0
+        state = {
+            "job": str(generation.pk),
+            "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"),
+            "sampling_step": generation.step if running else 0,
+            "sampling_steps": total,
+        }
+        textinfo = "Running" if running else "Queued"
+    return {
+        "progress": round(fraction, 4),
+        "eta_relative": eta or 0.0,
+        "state": {
+            "skipped": False,
+            "interrupted": False,
+            "stopping_generation": False,
+            "job_count": job_count,
+            "job_no": 0,
+            **state,
+        },
+        "current_image": base64.b64encode(current_image).decode() if current_image else None,
+        "textinfo": textinfo,
+        "current_task": str(generation.pk) if generation else None,
+    }
+
+
+def png_info(texts: dict[str, str]) -> dict[str, Any]:
+    """``POST /sdapi/v1/png-info``: the ``parameters`` text, the other text chunks, and the
+    parameters parsed as A1111 parses them."""
+    text = texts.get("parameters", "")
+    items = {key: value for key, value in texts.items() if key != "parameters"}
+    parsed = parse_a1111_parameters(text) if text else {}
+    return {"info": text, "items": items, "parameters": parsed}
+
+
+def error_body(status: int, message: str, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """A1111's error body (its API's exception handler): ``detail`` is what FastAPI clients
+    read; ``errors`` holds the fields at fault."""
+    try:
+        kind = http.HTTPStatus(status).phrase.replace(" ", "")
+    except ValueError:
+        kind = "Error"
+    return {"error": kind, "detail": message, "body": "", "errors": errors}

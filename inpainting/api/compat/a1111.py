@@ -1,0 +1,449 @@
+"""AUTOMATIC1111's web UI API (also Forge's and SD.Next's): ``POST /sdapi/v1/img2img``,
+``GET /sdapi/v1/progress``, ``POST /sdapi/v1/interrupt`` and ``/skip``, ``GET /sdapi/v1/
+sd-models``, ``/samplers``, ``/schedulers``, ``/options``, ``/scripts``, ``POST /sdapi/v1/
+png-info``.
+
+Kept from A1111: JSON with base64 images (a data URL or bare; white = inpaint), its field
+names and meanings (``mask_blur``, ``inpainting_fill``, ``inpaint_full_res`` with its padding,
+``inpainting_mask_invert``, ``denoising_strength``, ``seed`` -1 random, ``sampler_name`` and
+``scheduler``, ``steps``, ``cfg_scale``, ``batch_size`` x ``n_iter``, ``width`` / ``height``
+with ``resize_mode``, ``override_settings.sd_model_checkpoint`` and
+``CLIP_stop_at_last_layers``, ControlNet units in ``alwayson_scripts``), the answer
+``{"images", "parameters", "info"}`` with ``info`` a JSON string, and HTTP Basic with the key
+as the password. What does not run here is accepted and named in ``info.ignored``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from PIL import Image
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import BasicKeyAuthentication
+
+from ... import selectors
+from ...answers import a1111
+from ...answers.native import img2img_processing
+from ...conf import engine_config
+from ...engine import InvalidInput, encode_png
+from ...engine.images import PARAMETERS_KEY
+from ...engine.parameters import check_controlnet
+from ...models import Generation
+from ...params import GenerationParams
+from ...progress import latest_preview
+from ...services import generations
+from ...services.library import library_model_named
+from ...uploads import IMAGE_FORMATS, check_dimensions, image_size
+from .. import common
+from ..serializers import field_for
+
+TAGS = ["compat: AUTOMATIC1111"]
+#: ControlNet preprocessors that mean what DreamLayer's ControlNet does (inpaint conditioning).
+INPAINT_MODULES = ("", "none", "inpaint", "inpaint_only", "inpaint_global_harmonious")
+#: A checkpoint title's short hash: "name.safetensors [6ce0161689]".
+TITLE_HASH = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]\s*$")
+
+
+class A1111View(APIView):
+    """HTTP Basic with the key as the password (or the key headers); A1111's error body."""
+
+    authentication_classes = [BasicKeyAuthentication]
+    error_shape = staticmethod(a1111.error_body)
+
+
+class ControlNetUnitSerializer(serializers.Serializer):
+    """One unit of the ControlNet extension's ``args`` (the fields that matter here)."""
+
+    enabled = serializers.BooleanField(default=True)
+    model = serializers.CharField(required=False, allow_null=True, allow_blank=True, default="")
+    module = serializers.CharField(required=False, allow_null=True, allow_blank=True, default="")
+    weight = serializers.FloatField(default=1.0)
+    guidance_start = serializers.FloatField(default=0.0)
+    guidance_end = serializers.FloatField(default=1.0)
+    image = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+def _without_hash(title: str) -> str:
+    return TITLE_HASH.sub("", title).strip()
+
+
+class A1111Img2ImgSerializer(serializers.Serializer):
+    init_images = serializers.ListField(child=serializers.CharField(), min_length=1)
+    mask = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    resize_mode = serializers.ChoiceField(choices=sorted(a1111.RESIZE_MODES), default=0)
+    denoising_strength = field_for("denoising_strength", default=0.75)
+    mask_blur = field_for("mask_blur")
+    inpainting_fill = serializers.ChoiceField(choices=sorted(a1111.INPAINTING_FILL), default=0)
+    inpaint_full_res = serializers.BooleanField(default=True)
+    inpaint_full_res_padding = field_for("padding")
+    inpainting_mask_invert = serializers.ChoiceField(choices=[0, 1], default=0)
+    prompt = field_for("prompt")
+    negative_prompt = field_for("negative_prompt")
+    seed = field_for("seed", default=-1, allow_null=False)
+    sampler_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    sampler_index = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    batch_size = serializers.IntegerField(min_value=1, default=1)
+    n_iter = serializers.IntegerField(min_value=1, default=1)
+    steps = field_for("num_inference_steps")
+    cfg_scale = field_for("guidance_scale")
+    width = serializers.IntegerField(min_value=1, default=512)
+    height = serializers.IntegerField(min_value=1, default=512)
+    override_settings = serializers.DictField(required=False, default=dict)
+    alwayson_scripts = serializers.DictField(required=False, default=dict)
+    script_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    restore_faces = serializers.BooleanField(required=False, allow_null=True, default=False)
+    tiling = serializers.BooleanField(required=False, allow_null=True, default=False)
+    styles = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    subseed_strength = serializers.FloatField(required=False, default=0.0)
+    initial_noise_multiplier = serializers.FloatField(required=False, allow_null=True)
+    send_images = serializers.BooleanField(default=True)
+
+    def validate_init_images(self, value):
+        if len(value) > 1:
+            raise serializers.ValidationError(
+                "One init image a request here: send each image in a request of its own."
+            )
+        return value
+
+    def validate(self, data):
+        samples = data["batch_size"] * data["n_iter"]
+        limit = field_for("samples").max_value
+        if samples > limit:
+            raise serializers.ValidationError(
+                {"batch_size": [f"batch_size x n_iter is {samples}; at most {limit} here."]}
+            )
+        check_dimensions(data["width"], data["height"], field="width")
+        data["sampler"] = self._sampler(data)
+        data["controlnet"], data["ignored"] = self._scripts(data)
+        return data
+
+    @staticmethod
+    def _sampler(data) -> str | None:
+        """DreamLayer's scheduler for A1111's sampler and noise schedule (None: the model's)."""
+        name = (data.get("sampler_name") or data.get("sampler_index") or "").strip()
+        schedule = (data.get("scheduler") or "automatic").strip().lower()
+        if schedule not in a1111.SCHEDULES:
+            raise serializers.ValidationError(
+                {"scheduler": [f"Unknown scheduler {schedule!r}; choose one of "
+                               f"{', '.join(a1111.SCHEDULES)}."]}
+            )  # fmt: skip
+        if not name:
+            return None
+        available = {s["name"]: s for s in a1111.samplers()}
+        found = next(
+            (n for n, s in available.items() if name.lower() in (n.lower(), *s["aliases"])), None
+        )
+        if found is None:
+            raise serializers.ValidationError(
+                {"sampler_name": [f"Sampler not found: {name!r}; choose one of "
+                                  f"{', '.join(available)} (GET /sdapi/v1/samplers)."]}
+            )  # fmt: skip
+        if schedule == "karras" and not found.endswith("Karras"):
+            karras = f"{found} Karras"
+            if karras not in available:
+                raise serializers.ValidationError(
+                    {"scheduler": [f"No Karras schedule for {found!r} here; Karras runs with "
+                                   "DPM++ 2M only."]}
+                )  # fmt: skip
+            found = karras
+        return a1111.SAMPLERS[found][0]
+
+    @staticmethod
+    def _scripts(data) -> tuple[dict | None, list[str]]:
+        """The ControlNet unit mapped onto DreamLayer's ControlNet (the one enabled unit that
+        names a model), and what is named as ignored."""
+        ignored = [
+            name
+            for name, unused in (
+                ("restore_faces", data.get("restore_faces")),
+                ("tiling", data.get("tiling")),
+                ("styles", data.get("styles")),
+                ("subseed_strength", data.get("subseed_strength")),
+                ("initial_noise_multiplier", data.get("initial_noise_multiplier") not in
+                 (None, 1, 1.0)),
+            )
+            if unused
+        ]  # fmt: skip
+        if data.get("script_name"):
+            ignored.append(f"script {data['script_name']}")
+        controlnet = None
+        for name, script in data["alwayson_scripts"].items():
+            if name.lower() != "controlnet":
+                ignored.append(f"script {name}")
+                continue
+            args = script.get("args") if isinstance(script, dict) else None
+            if not isinstance(args, list):
+                raise serializers.ValidationError(
+                    {"alwayson_scripts": ["ControlNet's args must be a list of units."]}
+                )
+            units = ControlNetUnitSerializer(data=args, many=True)
+            if not units.is_valid():
+                index, errors = next((i, e) for i, e in enumerate(units.errors) if e)
+                field, messages = next(iter(errors.items()))
+                raise serializers.ValidationError(
+                    {"alwayson_scripts": [f"ControlNet unit {index}: {field}: {messages[0]}"]}
+                )
+            used = [
+                u
+                for u in units.validated_data
+                if u["enabled"] and (u["model"] or "none").lower() != "none"
+            ]
+            if len(used) > 1:
+                raise serializers.ValidationError(
+                    {"alwayson_scripts": ["One ControlNet unit a job here."]}
+                )
+            if not used:
+                continue
+            unit = used[0]
+            try:
+                check_controlnet(unit["weight"], unit["guidance_start"], unit["guidance_end"])
+            except InvalidInput as exc:
+                raise serializers.ValidationError({"alwayson_scripts": [str(exc)]}) from None
+            controlnet = {
+                "name": _without_hash(unit["model"]),
+                "conditioning_scale": unit["weight"],
+                "guidance_start": unit["guidance_start"],
+                "guidance_end": unit["guidance_end"],
+            }
+            if unit.get("image"):
+                ignored.append("ControlNet unit image (the inpaint ControlNet reads the input)")
+            if (unit["module"] or "").lower() not in INPAINT_MODULES:
+                ignored.append(f"ControlNet module {unit['module']} (inpaint conditioning runs)")
+        return controlnet, ignored
+
+    def to_params(self) -> GenerationParams:
+        data = self.validated_data
+        prompt = data["prompt"]
+        overrides = data["override_settings"]
+        checkpoint = _without_hash(str(overrides.get("sd_model_checkpoint") or ""))
+        if checkpoint and not prompt.strip():
+            # Without a prompt the job removes (the removal engine); no diffusion model runs.
+            data["ignored"].append("sd_model_checkpoint (no prompt: the removal engine runs)")
+            checkpoint = ""
+        clip_skip = overrides.get("CLIP_stop_at_last_layers", GenerationParams().clip_skip)
+        clip = field_for("clip_skip")
+        try:
+            clip_skip = clip.run_validation(clip_skip)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(
+                {"override_settings": [f"CLIP_stop_at_last_layers: {exc.detail[0]}"]}
+            ) from None
+        return GenerationParams(
+            prompt=prompt,
+            negative_prompt=data["negative_prompt"],
+            denoising_strength=data["denoising_strength"],
+            num_inference_steps=data["steps"],
+            guidance_scale=data["cfg_scale"],
+            seed=None if data["seed"] == -1 else data["seed"],
+            samples=data["batch_size"] * data["n_iter"],
+            mask_mode="white_inpaints",
+            invert_mask=bool(data["inpainting_mask_invert"]),
+            mask_blur=data["mask_blur"],
+            inpaint_area="masked" if data["inpaint_full_res"] else "whole",
+            padding=data["inpaint_full_res_padding"],
+            resize={
+                "width": data["width"],
+                "height": data["height"],
+                "mode": a1111.RESIZE_MODES[data["resize_mode"]],
+            },
+            masked_content=a1111.INPAINTING_FILL[data["inpainting_fill"]],
+            clip_skip=clip_skip,
+            controlnet=data["controlnet"],
+            scheduler=data["sampler"],
+            model=library_model_named(checkpoint, field="override_settings"),
+        )
+
+    def echo(self) -> dict:
+        """The request as A1111 echoes it in ``parameters`` (no images)."""
+        data = dict(self.validated_data)
+        for internal in ("sampler", "controlnet", "ignored"):
+            data.pop(internal, None)
+        return {**data, "init_images": None, "mask": None}
+
+
+def _whole_image_mask(image: SimpleUploadedFile) -> SimpleUploadedFile:
+    """No mask: plain img2img, every pixel regenerated (a white mask of the image's size)."""
+    size = image_size(image.read(), field="init_images", formats=IMAGE_FORMATS)
+    image.seek(0)
+    return SimpleUploadedFile("mask", encode_png(Image.new("L", size, 255)))
+
+
+@extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="images, parameters, info")})
+class A1111Img2ImgView(common.SubmitAndWaitView):
+    authentication_classes = [BasicKeyAuthentication]
+    error_shape = staticmethod(a1111.error_body)
+    input_serializer = A1111Img2ImgSerializer
+
+    def submit(self, request: Request, serializer: A1111Img2ImgSerializer) -> common.Submitted:
+        data = serializer.validated_data
+        params = serializer.to_params()
+        image = common.remote_upload(data["init_images"][0], "init_images")
+        mask = (
+            common.remote_upload(data["mask"], "mask")
+            if data.get("mask")
+            else _whole_image_mask(image)
+        )
+        submission = generations.generation_create(
+            user=request.user,
+            image_file=image,
+            mask_file=mask,
+            params=params,
+            client=Generation.Client.A1111,
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
+            extra_metadata={"a1111": {"ignored": data["ignored"]}},
+        )
+        context = {
+            "echo": serializer.echo(),
+            "sampler": data.get("sampler_name") or data.get("sampler_index") or None,
+            "schedule": (data.get("scheduler") or "automatic").lower(),
+            "batch_size": data["batch_size"],
+            "n_iter": data["n_iter"],
+            "ignored": data["ignored"],
+            "send_images": data["send_images"],
+        }
+        return common.Submitted(submission.generation, context=context)
+
+    def answer(self, request: Request, generation: Generation, context: dict) -> Response:
+        if generation.status == Generation.Status.FAILED:
+            return Response(a1111.error_body(422, generation.error, {}), status=422)
+        if generation.status == Generation.Status.CANCELLED:
+            body = a1111.error_body(409, "The job was interrupted.", {})
+            return Response(body, status=409)
+        if generation.status != Generation.Status.SUCCEEDED:
+            waited = settings.IMG2IMG_WAIT_SECONDS
+            body = a1111.error_body(
+                202,
+                f"The job is still running after {waited:g} s (IMG2IMG_WAIT_SECONDS); "
+                "fetch it from fetch_result.",
+                {},
+            )
+            processing = img2img_processing(generation, common.base_url(request))
+            return Response({**body, **processing}, status=202)
+        pngs, texts = [], []
+        for image in generation.images.all():
+            with image.file.open("rb") as handle:
+                png = handle.read()
+            pngs.append(png)
+            texts.append(_png_texts(png).get(PARAMETERS_KEY, ""))
+        model = selectors.library_model_list().filter(name=generation.model_name).first()
+        info = a1111.info(
+            generation,
+            sampler=context["sampler"],
+            schedule=context["schedule"],
+            batch_size=context["batch_size"],
+            n_iter=context["n_iter"],
+            texts=texts,
+            model_hash=(model.sha256[:10] or None) if model else None,
+            ignored=context["ignored"],
+        )
+        images = pngs if context["send_images"] else []
+        return Response(a1111.img2img_body(images, context["echo"], info))
+
+
+def _png_texts(data: bytes) -> dict[str, str]:
+    """The text chunks of an image, read from its header (no pixels decoded)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+class A1111ProgressView(A1111View):
+    """The caller's current job (never another user's): ``current_image`` is its latest live
+    preview (a diffusion model's, every 5 steps) unless ``skip_current_image`` is true."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="A1111 progress")})
+    def get(self, request: Request) -> Response:
+        generation, count = selectors.generation_current(user=request.user)
+        skip = request.query_params.get("skip_current_image", "").lower() in ("true", "1")
+        preview = latest_preview(generation.pk) if generation and not skip else None
+        eta = selectors.generation_eta_seconds(generation=generation) if generation else None
+        return Response(
+            a1111.progress(generation, job_count=count, eta=eta, current_image=_as_png(preview))
+        )
+
+
+def _as_png(jpeg: bytes | None) -> bytes | None:
+    """A preview (a small JPEG) as A1111's progress sends it: a PNG."""
+    if jpeg is None:
+        return None
+    with Image.open(io.BytesIO(jpeg)) as preview:
+        return encode_png(preview.convert("RGB"))
+
+
+class A1111InterruptView(A1111View):
+    """Interrupt the caller's current job (A1111's ``/skip`` too: a batch renders as one, so
+    skipping its image ends it). A waiting img2img request then answers 409."""
+
+    @extend_schema(tags=TAGS, request=None, responses={200: OpenApiResponse(description="{}")})
+    def post(self, request: Request) -> Response:
+        generations.generation_interrupt_current(user=request.user)
+        return Response({})
+
+
+class A1111SdModelsView(A1111View):
+    """The model library's diffusion models; with an empty library, the deployment's own."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="checkpoints")})
+    def get(self, request: Request) -> Response:
+        models = [a1111.sd_model(model) for model in selectors.library_model_list()]
+        if not models:
+            name = engine_config().model_name("diffusers")
+            models = [{"title": name, "model_name": name, "hash": None, "sha256": None,
+                       "filename": name, "config": None}]  # fmt: skip
+        return Response(models)
+
+
+class A1111SamplersView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="samplers")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.samplers())
+
+
+class A1111SchedulersView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="noise schedules")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.schedules())
+
+
+class A1111OptionsView(A1111View):
+    """Read only: settings here are the deployment's (its configuration), not a client's."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
+    def get(self, request: Request) -> Response:
+        default = selectors.library_model_list().filter(is_default=True).first()
+        return Response(a1111.options(default, engine_config().model_name("diffusers")))
+
+
+class A1111ScriptsView(A1111View):
+    """No A1111 scripts run here (webuiapi asks, to learn which extensions exist)."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="scripts")})
+    def get(self, request: Request) -> Response:
+        return Response({"txt2img": [], "img2img": []})
+
+
+class PngInfoSerializer(serializers.Serializer):
+    image = serializers.CharField()
+
+
+class A1111PngInfoView(A1111View):
+    """The generation parameters an image carries (DreamLayer's and A1111's PNGs both)."""
+
+    @extend_schema(
+        tags=TAGS, request=PngInfoSerializer, responses={200: OpenApiResponse(description="info")}
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PngInfoSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = common.remote_upload(serializer.validated_data["image"], "image").read()
+        image_size(data, field="image", formats=IMAGE_FORMATS)  # an image, within the limits
+        return Response(a1111.png_info(_png_texts(data)))

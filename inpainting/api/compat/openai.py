@@ -1,0 +1,291 @@
+"""OpenAI's image edit API: ``POST /v1/images/edits`` (what the ``openai`` SDK's
+``client.images.edit`` calls), and ``GET /v1/images/files/<link>`` for its ``url`` answers.
+
+Kept from OpenAI: multipart ``image`` (or ``image[]``, the first used), ``mask`` (a PNG with
+alpha, the image's size: transparent = edit; without a mask, the image's own transparent
+pixels), ``prompt``, ``n``, ``size`` (``auto``: the input's size; ``WxH``: the input scaled to
+cover it and centre-cropped), ``response_format`` (``b64_json``, or ``url``: a link that works
+without a key for an hour), ``model`` (a library model; OpenAI's own model names mean the
+default), ``output_format`` with ``output_compression``, ``stream`` with ``partial_images``
+(server-sent events from the live previews), ``Authorization: Bearer <key>``, and errors as
+``{"error": {"message", "type", "param", "code"}}``. ``usage`` is omitted: nothing here is
+counted in tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import time
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from PIL import Image
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiKeyAuthentication
+
+from ... import selectors
+from ...answers import openai
+from ...engine import encode_as
+from ...engine.images import OUTPUT_FORMATS
+from ...engine.masks import has_alpha
+from ...errors import ClientError, UploadError
+from ...models import Generation
+from ...params import GenerationParams
+from ...progress import Event
+from ...services import generations, links
+from ...services.library import library_model_named
+from ...uploads import check_dimensions, read_upload
+from ...waiting import generation_events
+from .. import common
+from ..media import image_response
+from ..serializers import field_for
+
+TAGS = ["compat: OpenAI"]
+#: Model names of OpenAI's own: a client that names one gets the default model here.
+OPENAI_MODELS = re.compile(r"^(gpt-image|dall-e|chatgpt-image)", re.IGNORECASE)
+SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def _no_retry(response):
+    """The SDK retries 409s and 5xx unless told: a job is never submitted twice by it."""
+    if response.status_code != 429:
+        response["x-should-retry"] = "false"
+    return response
+
+
+class OpenAIEditSerializer(serializers.Serializer):
+    prompt = field_for("prompt")
+    n = serializers.IntegerField(min_value=1, max_value=field_for("samples").max_value, default=1)
+    size = serializers.CharField(default="auto", max_length=16)
+    response_format = serializers.ChoiceField(choices=["b64_json", "url"], default="b64_json")
+    model = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=255)
+    output_format = serializers.ChoiceField(choices=list(OUTPUT_FORMATS), default="png")
+    output_compression = serializers.IntegerField(min_value=0, max_value=100, default=100)
+    stream = serializers.BooleanField(default=False)
+    partial_images = serializers.IntegerField(min_value=0, max_value=3, default=0)
+    background = serializers.ChoiceField(choices=["auto", "opaque", "transparent"], default="auto")
+
+    def validate_prompt(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Missing required parameter: 'prompt'.")
+        return value
+
+    def validate_size(self, value: str) -> tuple[int, int] | None:
+        if value == "auto":
+            return None
+        found = SIZE.match(value)
+        if not found:
+            raise serializers.ValidationError(
+                f"Invalid size {value!r}: give 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'."
+            )
+        width, height = int(found[1]), int(found[2])
+        check_dimensions(width, height, field="size")
+        return width, height
+
+    def validate_background(self, value: str) -> str:
+        if value == "transparent":
+            raise serializers.ValidationError(
+                "background 'transparent' is not supported here: the edited images are opaque."
+            )
+        return value
+
+    def to_params(self) -> GenerationParams:
+        data = self.validated_data
+        name = (data.get("model") or "").strip()
+        size = data["size"]
+        return GenerationParams(
+            prompt=data["prompt"],
+            samples=data["n"],
+            mask_alpha_only=True,
+            exact_mask_size=True,
+            resize={"width": size[0], "height": size[1], "mode": "crop"} if size else None,
+            model=None if OPENAI_MODELS.match(name) else library_model_named(name, field="model"),
+        )
+
+
+def _uploads(request: Request) -> tuple[SimpleUploadedFile, SimpleUploadedFile]:
+    """The image (``image`` or the first of ``image[]``) and the mask: the ``mask`` file, or
+    the image itself when it has transparent pixels to edit (OpenAI's rule without a mask)."""
+    images = request.FILES.getlist("image") or request.FILES.getlist("image[]")
+    if not images:
+        raise ClientError("Missing required parameter: 'image'.", field="image")
+    mask = request.FILES.get("mask")
+    if mask is not None:
+        return images[0], mask
+    data = read_upload(images[0], field="image")
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            alpha = header.format == "PNG" and has_alpha(header)
+    except (OSError, ValueError, SyntaxError):
+        raise UploadError("The image is not a PNG, JPEG or WEBP image.", field="image") from None
+    if not alpha:
+        raise ClientError(
+            "Give a mask (a PNG whose transparent pixels are edited), or an image with "
+            "transparent pixels to edit.",
+            field="mask",
+        )
+    return SimpleUploadedFile("image", data), SimpleUploadedFile("mask", data)
+
+
+def _image_items(generation: Generation, request: Request, context: dict) -> list[dict]:
+    fmt, quality = context["output_format"], context["output_compression"]
+    items = []
+    for image in generation.images.all():
+        if context["response_format"] == "url":
+            token = links.image_link_token(image, fmt, quality)
+            url = request.build_absolute_uri(reverse("openai-image-file", args=[token]))
+            items.append(openai.image_item(url=url))
+        else:
+            data = links.image_bytes_as(image, fmt, quality)
+            items.append(openai.image_item(b64_json=base64.b64encode(data).decode()))
+    return items
+
+
+def _output_size(generation: Generation) -> tuple[int, int]:
+    first = next(iter(generation.images.all()), None)
+    if first is not None:
+        return first.width, first.height
+    resize = GenerationParams.from_json(generation.params).resize
+    if resize:
+        return resize["width"], resize["height"]
+    return generation.source.width, generation.source.height
+
+
+@extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="ImagesResponse or SSE")})
+class OpenAIImageEditView(common.SubmitAndWaitView):
+    authentication_classes = [ApiKeyAuthentication]
+    parser_classes = [MultiPartParser, FormParser]
+    error_shape = staticmethod(openai.error_body)
+    input_serializer = OpenAIEditSerializer
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        return _no_retry(response) if response.status_code >= 400 else response
+
+    def submit(self, request: Request, serializer: OpenAIEditSerializer) -> common.Submitted:
+        data = serializer.validated_data
+        image, mask = _uploads(request)
+        submission = generations.generation_create(
+            user=request.user,
+            image_file=image,
+            mask_file=mask,
+            params=serializer.to_params(),
+            client=Generation.Client.OPENAI,
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
+            extra_metadata={"openai": {"model": data.get("model") or None}},
+        )
+        context = {
+            key: data[key]
+            for key in (
+                "response_format",
+                "output_format",
+                "output_compression",
+                "stream",
+                "partial_images",
+            )
+        }
+        return common.Submitted(submission.generation, wait=not data["stream"], context=context)
+
+    def answer(self, request: Request, generation: Generation, context: dict):
+        if context["stream"]:
+            response = StreamingHttpResponse(
+                _events(request, generation, context), content_type="text/event-stream"
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        unfinished = {
+            Generation.Status.FAILED: (422, generation.error),
+            Generation.Status.CANCELLED: (409, "The edit was cancelled."),
+        }.get(generation.status)
+        if unfinished is None and generation.status != Generation.Status.SUCCEEDED:
+            unfinished = (
+                504,
+                f"The edit is still running after {settings.IMG2IMG_WAIT_SECONDS:g} s "
+                f"(IMG2IMG_WAIT_SECONDS); it is job {generation.pk} "
+                "(GET /api/generations/<id>/).",
+            )
+        if unfinished:
+            status, message = unfinished
+            return Response(openai.error_body(status, message, {}), status=status)
+        body = openai.images_response(
+            int(generation.created_at.timestamp()),
+            _image_items(generation, request, context),
+            output_format=context["output_format"],
+            size=_output_size(generation),
+        )
+        return Response(body)
+
+
+async def _events(request: Request, generation: Generation, context: dict) -> AsyncIterator[bytes]:
+    """Partial images from the live previews, spread over the steps (``partial_images`` at
+    most, fewer when the job has fewer previews), then a completed event per image, or an
+    error event."""
+    wanted, sent = context["partial_images"], 0
+    fmt, quality = context["output_format"], context["output_compression"]
+    size = await sync_to_async(_output_size)(generation)
+    async for event in generation_events(generation.pk, settings.IMG2IMG_WAIT_SECONDS):
+        preview = event.get("preview") if event.get("type") == Event.PROGRESS else None
+        due = event.get("step", 0) * (wanted + 1) >= (sent + 1) * (event.get("total") or 1)
+        if preview and sent < wanted and due:
+            jpeg = base64.b64decode(preview.partition(",")[2])
+            data = await sync_to_async(_partial_image)(jpeg, size, fmt, quality)
+            yield openai.partial_image_event(
+                data, sent, created=int(time.time()), output_format=fmt, size=size
+            )
+            sent += 1
+    finished = await sync_to_async(selectors.generation_get)(
+        user=request.user, generation_id=generation.pk
+    )
+    if finished is None or finished.status != Generation.Status.SUCCEEDED:
+        message = (
+            "The edit was deleted."
+            if finished is None
+            else finished.error
+            or f"The edit is still {finished.status} after {settings.IMG2IMG_WAIT_SECONDS:g} s "
+            f"(IMG2IMG_WAIT_SECONDS); it is job {finished.pk}."
+        )
+        yield openai.error_event(422, message)
+        return
+    items = await sync_to_async(_image_items)(
+        finished, request, {**context, "response_format": "b64_json"}
+    )
+    for item in items:
+        yield openai.completed_event(
+            item["b64_json"], created=int(time.time()), output_format=fmt, size=size
+        )
+
+
+def _partial_image(jpeg: bytes, size: tuple[int, int], fmt: str, quality: int) -> str:
+    """A live preview (latent resolution) at the output's size, in the output's format."""
+    with Image.open(io.BytesIO(jpeg)) as preview:
+        scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    return base64.b64encode(encode_as(scaled, fmt, quality)).decode()
+
+
+class OpenAIImageFileView(APIView):
+    """An image named by a signed link from ``response_format=url``: no key, for an hour
+    (``IMAGE_LINK_SECONDS``), like OpenAI's own links."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    error_shape = staticmethod(openai.error_body)
+
+    @extend_schema(tags=TAGS, responses={(200, "image/png"): OpenApiResponse(description="image")})
+    def get(self, request: Request, token: str):
+        data, content_type = links.image_link_read(token)
+        return image_response(data, content_type=content_type, cache=True)

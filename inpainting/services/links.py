@@ -1,0 +1,49 @@
+"""Image links that work without a key, for an hour (OpenAI's ``response_format=url``): the
+link itself, signed with the server's secret, is the permission. It names one image of one
+generation and the format to send it in; a deleted job's links stop working."""
+
+from __future__ import annotations
+
+import io
+
+from django.conf import settings
+from django.core import signing
+from PIL import Image
+
+from .. import engine
+from ..engine.images import OUTPUT_FORMATS
+from ..errors import ClientError
+from ..models import GeneratedImage
+
+SALT = "dreamlayer.image-link"
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def image_link_token(image: GeneratedImage, output_format: str, quality: int) -> str:
+    return signing.dumps(
+        {"image": str(image.pk), "format": output_format, "quality": quality}, salt=SALT
+    )
+
+
+def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
+    """A stored image in ``output_format`` (PNG as stored, with its parameters)."""
+    with image.file.open("rb") as handle:
+        png = handle.read()
+    if output_format == "png":
+        return png
+    with Image.open(io.BytesIO(png)) as decoded:
+        return engine.encode_as(decoded, output_format, quality)
+
+
+def image_link_read(token: str) -> tuple[bytes, str]:
+    """The image a link names, in its format, with its content type; a link that is forged,
+    expired (``IMAGE_LINK_SECONDS``) or names a deleted image is a 404."""
+    try:
+        payload = signing.loads(token, salt=SALT, max_age=settings.IMAGE_LINK_SECONDS)
+    except signing.BadSignature:  # SignatureExpired is one
+        raise ClientError("This image link is not valid, or has expired.", status=404) from None
+    image = GeneratedImage.objects.filter(pk=payload["image"]).first()
+    if image is None or payload["format"] not in OUTPUT_FORMATS:
+        raise ClientError("This image no longer exists.", status=404)
+    output_format = payload["format"]
+    return image_bytes_as(image, output_format, payload["quality"]), CONTENT_TYPES[output_format]

@@ -1,0 +1,210 @@
+"""AUTOMATIC1111's API driven by its own Python client, ``webuiapi``, unchanged, against a live
+server and a real worker (the tiny random inpainting model): pixels, fields, progress and
+interrupt on the caller's own job only, and A1111's error body."""
+
+import base64
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import webuiapi
+from django.conf import settings
+from PIL import Image, ImageDraw
+
+from inpainting.engine import Resize
+from inpainting.engine.images import resize_to
+from inpainting.models import Generation
+from tests.conftest import child_env
+from tests.helpers import wait_for_status
+from tests.images import gradient, png_bytes
+from tests.live import daphne_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+BOX = (30, 18, 62, 44)
+
+
+@pytest.fixture(scope="module")
+def server(django_db_blocker):
+    with django_db_blocker.unblock():
+        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-a1111.log") as url:
+        yield url
+
+
+def client(server: str, key: str) -> webuiapi.WebUIApi:
+    """As A1111's README shows it: the server's address, and --api-auth's user and password
+    (the API key; any user name)."""
+    return webuiapi.WebUIApi(baseurl=f"{server}/sdapi/v1", username="me", password=key)
+
+
+def white_box_mask(size=(96, 64), box=BOX) -> Image.Image:
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).rectangle(box, fill=255)
+    return mask
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+def test_webuiapi_img2img_repaints_the_white_area_and_keeps_the_rest(server, api_key):
+    api = client(server, api_key)
+    image, mask = gradient(96, 64), white_box_mask()
+    result = api.img2img(
+        images=[image],
+        mask_image=mask,
+        prompt="a red ball",
+        negative_prompt="blurry",
+        inpainting_fill=1,
+        inpaint_full_res=True,
+        inpaint_full_res_padding=8,
+        mask_blur=0,
+        denoising_strength=0.9,
+        seed=1234,
+        steps=4,
+        cfg_scale=6.5,
+        width=96,
+        height=64,
+    )
+    out, original = pixels(result.image), pixels(image)
+    assert out.shape == original.shape
+    keep = np.asarray(mask) == 0
+    assert np.array_equal(out[keep], original[keep])  # exactly, outside the mask
+    assert (out[~keep] != original[~keep]).any(axis=-1).mean() > 0.5
+    info = result.info
+    assert info["all_seeds"] == [1234] and info["seed"] == 1234
+    assert info["sampler_name"] == "Euler a" and info["scheduler"] == "automatic"
+    assert (info["steps"], info["cfg_scale"], info["width"], info["height"]) == (4, 6.5, 96, 64)
+    assert info["extra_generation_params"]["Masked content"] == "original"
+    assert info["infotexts"][0].startswith("a red ball\nNegative prompt: blurry\nSteps: 4")
+    assert result.parameters["prompt"] == "a red ball" and result.parameters["init_images"] is None
+    generation = Generation.objects.get(pk=info["dreamlayer_id"])
+    assert generation.client == "a1111" and generation.engine == "diffusers"
+    params = generation.params
+    assert (params["inpaint_area"], params["padding"], params["scheduler"]) == (
+        "masked",
+        8,
+        "Euler a",
+    )
+    assert params["denoising_strength"] == 0.9 and params["mask_mode"] == "white_inpaints"
+    # png-info reads the infotext back, as A1111 parses it.
+    parsed = api.png_info(result.image)
+    assert parsed.info.startswith("a red ball")
+    response = requests.post(
+        f"{server}/sdapi/v1/png-info",
+        json={"image": webuiapi.raw_b64_img(result.image)},
+        auth=("me", api_key),
+        timeout=30,
+    )
+    fields = response.json()["parameters"]
+    assert (fields["Prompt"], fields["Seed"], fields["Size-1"], fields["Steps"]) == (
+        "a red ball",
+        "1234",
+        "96",
+        "4",
+    )
+
+
+def test_width_height_and_resize_mode_as_a1111_applies_them(server, api_key):
+    """The output is width x height: the input (and its mask, alike) cropped to cover it."""
+    api = client(server, api_key)
+    image, mask = gradient(96, 64), white_box_mask()
+    result = api.img2img(
+        images=[image], mask_image=mask, prompt="a cat", resize_mode=1, width=80, height=80,
+        mask_blur=0, steps=2, seed=5, inpainting_fill=0, batch_size=2,
+    )  # fmt: skip
+    assert [i.size for i in result.images] == [(80, 80), (80, 80)]
+    assert result.info["all_seeds"] == [5, 6]
+    expected = pixels(resize_to(image, Resize(80, 80, "crop")))
+    keep = np.asarray(resize_to(mask, Resize(80, 80, "crop"))) == 0
+    for out in result.images:
+        assert np.array_equal(pixels(out)[keep], expected[keep])
+    generation = Generation.objects.get(pk=result.info["dreamlayer_id"])
+    assert generation.params["resize"] == {"width": 80, "height": 80, "mode": "crop"}
+    assert generation.params["masked_content"] == "fill"  # inpainting_fill 0
+    assert generation.source.width == 96  # the upload is kept as sent
+
+
+def test_the_model_lists_and_options(server, api_key):
+    api = client(server, api_key)
+    samplers = [s["name"] for s in api.get_samplers()]
+    assert "Euler a" in samplers and "DPM++ 2M Karras" in samplers
+    assert [s["name"] for s in api.get_schedulers()] == ["automatic", "karras"]
+    models = api.get_sd_models()
+    assert len(models) == 1 and models[0]["title"]
+    assert api.get_options()["samples_format"] == "png"
+    assert api.get_progress()["state"]["job_count"] == 0
+
+
+def test_errors_in_a1111s_shape(server, api_key):
+    image = base64.b64encode(png_bytes(gradient(96, 64))).decode()
+    body = {"init_images": [image], "prompt": "x", "batch_size": 3, "n_iter": 2}
+    wrong = requests.post(
+        f"{server}/sdapi/v1/img2img", json=body, auth=("me", "dl_x.y"), timeout=30
+    )
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Basic")
+    assert wrong.json()["detail"] == "Invalid API key." and wrong.json()["error"] == "Unauthorized"
+    too_many = requests.post(
+        f"{server}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=30
+    )
+    assert too_many.status_code == 400
+    assert too_many.json()["detail"] == "batch_size: batch_size x n_iter is 6; at most 4 here."
+    assert "batch_size" in too_many.json()["errors"]
+    body.update(batch_size=1, n_iter=1, sampler_name="Not A Sampler")
+    unknown = requests.post(
+        f"{server}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=30
+    )
+    assert unknown.status_code == 400 and "Sampler not found" in unknown.json()["detail"]
+    with pytest.raises(RuntimeError) as raised:  # webuiapi raises (status, text) on a non-200
+        client(server, "dl_x.y").img2img(images=[gradient(96, 64)], prompt="x")
+    assert raised.value.args[0] == 401
+    assert Generation.objects.count() == 0
+
+
+def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, other_user):
+    """Two users: progress shows each their own job (with a live preview while it runs);
+    another user's interrupt leaves it running, its owner's stops it."""
+    from accounts.services import api_key_create
+
+    _, other_key = api_key_create(user=other_user, name="other")
+    mine, theirs = client(server, api_key), client(server, other_key)
+    outcome = {}
+
+    def generate():
+        try:
+            mine.img2img(images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose",
+                         steps=100, width=96, height=64)  # fmt: skip
+        except RuntimeError as exc:
+            outcome["error"] = exc.args
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    deadline = time.monotonic() + 60
+    progress = mine.get_progress()
+    while not progress["current_image"]:  # a preview every 5 steps
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.1)
+        progress = mine.get_progress()
+    generation = Generation.objects.get(client="a1111")
+    assert progress["state"]["job"] == str(generation.pk) and progress["state"]["job_count"] == 1
+    # Denoising strength 0.75 (webuiapi's default) runs 75 of the 100 steps, as in A1111.
+    assert 0 < progress["progress"] < 1 and progress["state"]["sampling_steps"] == 75
+    preview = Image.open(io.BytesIO(base64.b64decode(progress["current_image"])))
+    assert preview.format == "PNG" and min(preview.size) > 0
+    # The other user sees nothing of it, and cannot stop it.
+    assert theirs.get_progress()["state"] == {**theirs.get_progress()["state"], "job": "",
+                                              "job_count": 0}  # fmt: skip
+    theirs.interrupt()
+    theirs.skip()
+    time.sleep(0.5)
+    generation.refresh_from_db()
+    assert generation.status == "running"
+    mine.interrupt()
+    thread.join(60)
+    assert wait_for_status(generation.pk).status == "cancelled"
+    assert outcome["error"][0] == 409 and "interrupted" in outcome["error"][1]
+    assert mine.get_progress()["state"]["job_count"] == 0

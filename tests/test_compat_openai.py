@@ -1,0 +1,164 @@
+"""OpenAI's image edit API driven by the ``openai`` SDK, unchanged but for its base URL and
+key, against a live server and a real worker (the tiny random inpainting model): plain, with
+``n=2``, with ``response_format="url"``, streamed with partial images; errors in OpenAI's
+shape."""
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+import requests
+from django.conf import settings
+from PIL import Image, ImageDraw
+
+from inpainting.models import Generation
+from tests.conftest import child_env
+from tests.images import gradient, png_bytes
+from tests.live import daphne_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+BOX = (30, 18, 62, 44)
+
+
+@pytest.fixture(scope="module")
+def server(django_db_blocker):
+    with django_db_blocker.unblock():
+        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-openai.log") as url:
+        yield url
+
+
+def sdk(server: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(api_key=key, base_url=f"{server}/v1", max_retries=0)
+
+
+def files(tmp_path):
+    """The image, and a mask whose transparent pixels (the box) are edited."""
+    image_path, mask_path = tmp_path / "photo.png", tmp_path / "mask.png"
+    gradient(96, 64).save(image_path)
+    mask = Image.new("RGBA", (96, 64), (0, 0, 0, 255))
+    ImageDraw.Draw(mask).rectangle(BOX, fill=(0, 0, 0, 0))
+    mask.save(mask_path)
+    return image_path, mask_path
+
+
+def keep() -> np.ndarray:
+    """Where the mask is opaque (kept; no feather: the blur of 4 px is outward)."""
+    inside = np.zeros((64, 96), bool)
+    x0, y0, x1, y1 = BOX
+    inside[max(0, y0 - 4) : y1 + 5, max(0, x0 - 4) : x1 + 5] = True
+    return ~inside
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_images_edit_keeps_every_opaque_pixel(server, api_key, tmp_path):
+    image_path, mask_path = files(tmp_path)
+    with image_path.open("rb") as image, mask_path.open("rb") as mask:
+        result = sdk(server, api_key).images.edit(image=image, mask=mask, prompt="a red ball")
+    assert len(result.data) == 1 and result.size == "96x64" and result.output_format == "png"
+    assert result.usage is None  # no tokens are counted here
+    out, original = decode(base64.b64decode(result.data[0].b64_json)), np.asarray(gradient(96, 64))
+    assert np.array_equal(out[keep()], original[keep()])
+    x0, y0, x1, y1 = BOX
+    assert (out[y0:y1, x0:x1] != original[y0:y1, x0:x1]).any(axis=-1).mean() > 0.5
+    generation = Generation.objects.get(client="openai")
+    assert generation.engine == "diffusers" and generation.prompt == "a red ball"
+
+
+def test_n_2_and_output_format(server, api_key, tmp_path):
+    image_path, mask_path = files(tmp_path)
+    with image_path.open("rb") as image, mask_path.open("rb") as mask:
+        result = sdk(server, api_key).images.edit(
+            image=[image], mask=mask, prompt="a cat", n=2, output_format="jpeg",
+            output_compression=90, model="gpt-image-1.5",
+        )  # fmt: skip
+    assert len(result.data) == 2 and result.output_format == "jpeg"
+    first, second = (base64.b64decode(item.b64_json) for item in result.data)
+    assert Image.open(io.BytesIO(first)).format == "JPEG"
+    assert first != second  # two seeds
+    generation = Generation.objects.get(client="openai")
+    assert generation.params["samples"] == 2 and generation.model_name  # the default model
+
+
+def test_response_format_url_is_a_link_that_works_without_a_key(server, api_key, tmp_path):
+    image_path, mask_path = files(tmp_path)
+    with image_path.open("rb") as image, mask_path.open("rb") as mask:
+        result = sdk(server, api_key).images.edit(
+            image=image, mask=mask, prompt="a hat", response_format="url", size="64x64"
+        )
+    url = result.data[0].url
+    fetched = requests.get(url, timeout=30)  # no key, as OpenAI's links are fetched
+    assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(fetched.content)).size == (64, 64)
+    tampered = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
+    refused = requests.get(tampered, timeout=30)
+    assert refused.status_code == 404 and refused.json()["error"]["type"] == "invalid_request_error"
+    Generation.objects.get(client="openai").delete()
+    assert requests.get(url, timeout=30).status_code == 404
+
+
+def test_streamed_with_partial_images(server, api_key, tmp_path):
+    """Partial images from the worker's live previews (every 5 of the 30 steps), then the
+    completed image; the SDK's own event types parse them."""
+    image_path, mask_path = files(tmp_path)
+    with image_path.open("rb") as image, mask_path.open("rb") as mask:
+        stream = sdk(server, api_key).images.edit(
+            image=image, mask=mask, prompt="a rose", stream=True, partial_images=2
+        )
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
+    assert [event.partial_image_index for event in events[:2]] == [0, 1]
+    for event in events:
+        assert event.size == "96x64" and event.output_format == "png"
+        assert decode(base64.b64decode(event.b64_json)).shape == (64, 96, 3)
+    final = decode(base64.b64decode(events[-1].b64_json))
+    original = np.asarray(gradient(96, 64))
+    assert np.array_equal(final[keep()], original[keep()])
+
+
+def test_errors_in_openais_shape(server, api_key, tmp_path):
+    image_path, _ = files(tmp_path)
+    with pytest.raises(openai.AuthenticationError) as wrong:
+        with image_path.open("rb") as image:
+            sdk(server, "dl_wrong.key").images.edit(image=image, prompt="x")
+    error = wrong.value.body
+    assert error["code"] == "invalid_api_key" and error["message"] == "Invalid API key."
+    opaque = tmp_path / "opaque.png"
+    Image.new("RGB", (96, 64), "white").save(opaque)
+    with pytest.raises(openai.BadRequestError) as no_alpha:
+        with image_path.open("rb") as image, opaque.open("rb") as mask:
+            sdk(server, api_key).images.edit(image=image, mask=mask, prompt="x")
+    assert no_alpha.value.body == {
+        "message": "Invalid mask image format - mask image missing alpha channel",
+        "type": "invalid_request_error",
+        "param": "mask",
+        "code": "invalid_value",
+    }
+    with pytest.raises(openai.BadRequestError) as too_many:
+        with image_path.open("rb") as image:
+            sdk(server, api_key).images.edit(image=image, prompt="x", n=5)
+    assert too_many.value.body["param"] == "n"
+    assert too_many.value.response.headers["x-should-retry"] == "false"
+    with pytest.raises(openai.BadRequestError) as no_mask:  # an opaque image and no mask
+        with image_path.open("rb") as image:
+            sdk(server, api_key).images.edit(image=image, prompt="x")
+    assert no_mask.value.body["param"] == "mask"
+    assert Generation.objects.count() == 0
+
+
+def test_without_a_mask_the_images_transparent_pixels_are_edited(server, api_key, tmp_path):
+    picture = gradient(96, 64).convert("RGBA")
+    ImageDraw.Draw(picture).rectangle(BOX, fill=(0, 0, 0, 0))
+    (tmp_path / "cutout.png").write_bytes(png_bytes(picture))
+    with (tmp_path / "cutout.png").open("rb") as image:
+        result = sdk(server, api_key).images.edit(image=image, prompt="a window")
+    out = decode(base64.b64decode(result.data[0].b64_json))
+    original = np.asarray(picture.convert("RGB"))
+    assert np.array_equal(out[keep()], original[keep()])
