@@ -105,6 +105,21 @@ ROUTES: dict[str, Route] = {
     "fooocus-generate-mask": api_route("post", 400, data={}),
     "deepimage-process": api_route("post", 400, data={}),
     "deepimage-result": api_route("get", 404, staff=200),
+    # AUTOMATIC1111 and OpenAI clients authenticate with a key only (a session is a 401);
+    # progress and interrupt act on the caller's own job (the victim's is never named)
+    "a1111-img2img": Route("post", 401, 400, 401, data={}),
+    "a1111-progress": Route("get", 401, 200, 401),
+    "a1111-interrupt": Route("post", 401, 200, 401),
+    "a1111-skip": Route("post", 401, 200, 401),
+    "a1111-sd-models": Route("get", 401, 200, 401),
+    "a1111-samplers": Route("get", 401, 200, 401),
+    "a1111-schedulers": Route("get", 401, 200, 401),
+    "a1111-options": Route("get", 401, 200, 401),
+    "a1111-scripts": Route("get", 401, 200, 401),
+    "a1111-png-info": Route("post", 401, 400, 401, data={}),
+    "openai-image-edit": Route("post", 401, 400, 401),
+    # a signed link is its own permission: a made-up one is a 404 for everyone
+    "openai-image-file": Route("get", 404, 404, 404),
 }
 # The admin is one rule for all its URLs: anyone but staff is sent to the admin's log-in.
 ADMIN_STAFF_CHECKS = {
@@ -170,6 +185,7 @@ def path_for(route: str, generation: Generation, key_row: ApiKey) -> str:
         "id": str(generation.owner_id),
         "app_label": "inpainting",
         "url": "nothing-here/",
+        "token": "not-a-signed-link",
     }
     # Regex routes first (DRF's router, the admin's app list): (?P<name>...)
     path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], route)

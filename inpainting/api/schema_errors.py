@@ -12,7 +12,10 @@ Which codes an operation can answer follows from what it is, the same way for ev
   failed, or an idempotency key reused for another request);
 - 429: every throttled operation (per-user rates, the active-generation quota, bad keys).
 
-Every error body has the one shape ``{"status": "error", "message", "errors"}``.
+Every error body has the one shape ``{"status": "error", "message", "errors"}``, but for the
+compatible APIs whose clients read their own (``error_shape`` of their views): AUTOMATIC1111's
+``{"error", "detail", "body", "errors"}`` and OpenAI's ``{"error": {"message", "type", "param",
+"code"}}``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,44 @@ ERROR_SCHEMA = {
     },
     "required": ["status", "message"],
 }
+#: Path prefix -> the error shape its clients read (``answers.a1111``, ``answers.openai``).
+COMPAT_ERRORS = {
+    "/sdapi/": (
+        "A1111ErrorResponse",
+        {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string"},
+                "detail": {"type": "string"},
+                "body": {"type": "string"},
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["error", "detail"],
+        },
+    ),
+    "/v1/images/": (
+        "OpenAIErrorResponse",
+        {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"type": "string", "nullable": True},
+                        "code": {"type": "string", "nullable": True},
+                    },
+                    "required": ["message", "type", "param", "code"],
+                }
+            },
+            "required": ["error"],
+        },
+    ),
+}
 DESCRIPTIONS = {
     "400": "Invalid input: the message says what, errors says which field.",
     "401": "No credentials, or an API key that is wrong, revoked or expired.",
@@ -42,7 +83,7 @@ DESCRIPTIONS = {
     "429": "Too many requests, too many active generations, or too many wrong keys.",
 }
 #: POSTs that only compute something and never touch a generation.
-NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/")
+NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
 
 def _codes(path: str, method: str, operation: dict) -> list[str]:
@@ -66,10 +107,17 @@ def _codes(path: str, method: str, operation: dict) -> list[str]:
 
 
 def document_error_responses(result, generator, request, public):
-    """Add the error answers (and the error shape) to every operation of the schema."""
-    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
-    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    """Add the error answers (and the error shapes) to every operation of the schema."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas[ERROR_COMPONENT] = ERROR_SCHEMA
+    for component, schema in COMPAT_ERRORS.values():
+        schemas[component] = schema
     for path, operations in result.get("paths", {}).items():
+        component = next(
+            (name for prefix, (name, _) in COMPAT_ERRORS.items() if path.startswith(prefix)),
+            ERROR_COMPONENT,
+        )
+        reference = {"$ref": f"#/components/schemas/{component}"}
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in _codes(path, method, operation):
