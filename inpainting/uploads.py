@@ -95,6 +95,12 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
                 width, height = height, width
     except UploadError:
         raise
+    except Image.DecompressionBombError:  # Pillow's own limit, met on opening the header
+        raise UploadError(
+            field=field,
+            message=f"The {field} declares too many pixels; the limit is "
+            f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
     return width, height

@@ -161,6 +161,32 @@ def test_every_url_field_of_every_endpoint_refuses_the_bypass(client, api_key, l
     assert not Generation.objects.exists()  # nothing was queued with such a URL
 
 
+def test_the_a1111_image_fields_refuse_the_bypass_in_a1111s_shape(client, api_key, listener):
+    """AUTOMATIC1111's ``init_images``, ``mask`` and png-info's ``image`` take URLs too (as
+    A1111 does with ``api_enable_requests``): through the same fetcher."""
+    from inpainting.models import Generation
+
+    auth = {"Authorization": "Basic " + base64.b64encode(f"me:{api_key}".encode()).decode()}
+    image = base64.b64encode(image_png()).decode()
+    calls = {
+        "init_images": lambda url: {"init_images": [url], "prompt": "x"},
+        "mask": lambda url: {"init_images": [image], "mask": url, "prompt": "x"},
+    }
+    for url in attack_urls(listener.port)[:4]:
+        for field, body in calls.items():
+            response = client.post(
+                "/sdapi/v1/img2img", body(url), content_type="application/json", headers=auth
+            )
+            assert response.status_code == 400, (field, url, response.content[:300])
+            assert field in response.json()["errors"] and response.json()["detail"]
+        response = client.post(
+            "/sdapi/v1/png-info", {"image": url}, content_type="application/json", headers=auth
+        )
+        assert response.status_code == 400 and "image" in response.json()["errors"]
+    assert listener.count == 0
+    assert not Generation.objects.exists()
+
+
 def _rebinding_resolver(monkeypatch, answers: list[str]):
     """getaddrinfo that answers ``answers[0]`` first, then ``answers[1]`` for ever after."""
     calls = []

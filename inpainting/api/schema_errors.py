@@ -81,7 +81,10 @@ DESCRIPTIONS = {
     "415": "The body's content type is not one this operation parses.",
     "422": "The generation failed, or the idempotency key was used for another request.",
     "429": "Too many requests, too many active generations, or too many wrong keys.",
+    "504": "The job is still running at the wait limit (IMG2IMG_WAIT_SECONDS); it goes on.",
 }
+#: Compatible APIs whose clients block for the images: no 202, a 504 at the wait limit.
+BLOCKING = ("/sdapi/v1/img2img", "/v1/images/edits")
 #: POSTs that only compute something and never touch a generation.
 NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
@@ -103,6 +106,8 @@ def _codes(path: str, method: str, operation: dict) -> list[str]:
         codes += ["413", "415"]
     if secured:
         codes.append("429")
+    if path in BLOCKING:
+        codes.append("504")
     return codes
 
 

@@ -320,15 +320,17 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
             body = a1111.error_body(409, "The job was interrupted.", {})
             return Response(body, status=409)
         if generation.status != Generation.Status.SUCCEEDED:
+            # A1111 clients block until the images come: the wait limit is a gateway timeout
+            # (the job goes on; fetch_result has it).
             waited = settings.IMG2IMG_WAIT_SECONDS
             body = a1111.error_body(
-                202,
+                504,
                 f"The job is still running after {waited:g} s (IMG2IMG_WAIT_SECONDS); "
                 "fetch it from fetch_result.",
                 {},
             )
             processing = img2img_processing(generation, common.base_url(request))
-            return Response({**body, **processing}, status=202)
+            return Response({**body, **processing}, status=504)
         pngs, texts = [], []
         for image in generation.images.all():
             with image.file.open("rb") as handle:

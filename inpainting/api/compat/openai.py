@@ -41,13 +41,13 @@ from ...answers import openai
 from ...engine import encode_as
 from ...engine.images import OUTPUT_FORMATS
 from ...engine.masks import has_alpha
-from ...errors import ClientError, UploadError
+from ...errors import ClientError
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
 from ...services import generations, links
 from ...services.library import library_model_named
-from ...uploads import check_dimensions, read_upload
+from ...uploads import IMAGE_FORMATS, check_dimensions, image_size, read_upload
 from ...waiting import generation_events
 from .. import common
 from ..media import image_response
@@ -126,11 +126,9 @@ def _uploads(request: Request) -> tuple[SimpleUploadedFile, SimpleUploadedFile]:
     if mask is not None:
         return images[0], mask
     data = read_upload(images[0], field="image")
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            alpha = header.format == "PNG" and has_alpha(header)
-    except (OSError, ValueError, SyntaxError):
-        raise UploadError("The image is not a PNG, JPEG or WEBP image.", field="image") from None
+    image_size(data, field="image", formats=IMAGE_FORMATS)  # an image within the limits
+    with Image.open(io.BytesIO(data)) as header:
+        alpha = header.format == "PNG" and has_alpha(header)
     if not alpha:
         raise ClientError(
             "Give a mask (a PNG whose transparent pixels are edited), or an image with "
