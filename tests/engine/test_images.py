@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from inpainting.engine import encode_png, png_with_parameters, to_rgb
+from inpainting.engine.images import a1111_parameters, parse_a1111_parameters
 
 
 def test_palette_grayscale_and_rgb():
@@ -111,3 +112,36 @@ def test_other_modes_are_converted_and_metadata_is_dropped():
     data = encode_png(tagged)
     assert b"pHYs" not in data and b"secret" not in data and b"tEXt" not in data
     assert data.endswith(b"IEND\xaeB`\x82")
+
+
+def test_a1111_infotext_is_parsed_as_a1111_parses_it():
+    text = (
+        "masterpiece, a cat\n"
+        "on two lines\n"
+        "Negative prompt: lowres, bad anatomy\n"
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 3570474587, "
+        'Size: 512x768, Model hash: 6ce0161689, Lora hashes: "add_detail: 7c6bad76eb54", '
+        "Version: v1.9.4"
+    )
+    parsed = parse_a1111_parameters(text)
+    assert parsed["Prompt"] == "masterpiece, a cat\non two lines"
+    assert parsed["Negative prompt"] == "lowres, bad anatomy"
+    assert (parsed["Steps"], parsed["Schedule type"], parsed["Seed"]) == (
+        "20",
+        "Karras",
+        "3570474587",
+    )
+    assert (parsed["Size-1"], parsed["Size-2"]) == ("512", "768")
+    assert parsed["Lora hashes"] == "add_detail: 7c6bad76eb54"  # quoted: unquoted
+    # Our own text, written and read back.
+    ours = a1111_parameters(
+        {"prompt": "a rose", "num_inference_steps": 4, "seed": 9, "model": "m: x"}, (96, 64)
+    )
+    back = parse_a1111_parameters(ours)
+    assert (back["Prompt"], back["Steps"], back["Seed"], back["Model"]) == (
+        "a rose",
+        "4",
+        "9",
+        "m: x",
+    )
+    assert parse_a1111_parameters("just words") == {"Prompt": "just words", "Negative prompt": ""}

@@ -16,8 +16,9 @@ from inpainting.engine import (
     run_inpaint,
 )
 from inpainting.engine.compose import composite, working_dimensions
+from inpainting.engine.images import resize_to
 from inpainting.engine.infill import METHODS
-from inpainting.engine.types import BackendOutput
+from inpainting.engine.types import MASKED_CONTENT, RESIZE_MODES, BackendOutput, Resize
 from tests.images import box_mask, gradient
 
 
@@ -140,3 +141,90 @@ def test_classical_backend_removes_an_object(method):
         np.asarray(result.images[0])[~(effective_mask(mask, image.size, MaskOptions()) > 0)]
         == np.asarray(image)[~(effective_mask(mask, image.size, MaskOptions()) > 0)]
     ).all()
+
+
+def test_resize_brings_image_and_mask_to_the_size_alike():
+    """AUTOMATIC1111's resize modes: the output is the size asked for; the mask moves with the
+    picture, so what it kept stays kept (the resized input's pixels, exactly)."""
+    image = gradient(120, 60)
+    mask = box_mask(120, 60, (50, 20, 70, 40), inpaint_white=True)
+    for mode in RESIZE_MODES:
+        resize = Resize(80, 80, mode)
+        request = InpaintRequest(
+            image=image,
+            mask=mask,
+            resize=resize,
+            mask_options=MaskOptions("white_inpaints", blur=0),
+        )
+        result = run_inpaint(request, SolidBackend())
+        out = np.asarray(result.images[0])
+        expected = np.asarray(resize_to(image, resize))
+        kept = np.asarray(resize_to(mask, resize).convert("L")) == 0
+        assert out.shape == (80, 80, 3) and (result.width, result.height) == (80, 80)
+        assert np.array_equal(out[kept], expected[kept]), mode
+        assert (out[~kept] != expected[~kept]).any(), mode
+
+
+def test_resize_modes_place_the_picture_as_a1111_does():
+    """stretch fills the target; crop scales to cover and cuts the long side's ends; fill
+    scales to fit and repeats the edge pixels into the bands."""
+    image = Image.new("RGB", (200, 100), (0, 0, 255))
+    ImageDraw.Draw(image).rectangle((0, 0, 9, 99), fill=(255, 0, 0))  # a red left edge
+    stretched = np.asarray(resize_to(image, Resize(100, 100, "stretch")))
+    red = (stretched[:, 0, 0] > 230) & (stretched[:, 0, 2] < 25)
+    assert red.all()  # squeezed, still at the edge
+    cropped = np.asarray(resize_to(image, Resize(100, 100, "crop")))
+    assert (cropped == (0, 0, 255)).all()  # the red strip was cut away with the left end
+    filled = np.asarray(resize_to(image, Resize(100, 100, "fill")))
+    assert (filled[:25] == filled[25]).all() and (filled[75:] == filled[74]).all()
+    assert (filled[50, :4, 0] > 230).all() and (filled[50, :4, 2] < 25).all()  # all the width
+    with pytest.raises(InvalidInput):
+        resize_to(image, Resize(10, 10, "zoom"))
+
+
+def test_masked_content_is_what_the_diffusion_model_starts_from():
+    """original: the picture; fill: colours from around the hole; nothing: flat grey; noise:
+    the picture, at denoising strength 1 (from noise alone). Engines that fill the hole
+    themselves (no pre-fill) are handed the picture as it is."""
+    image = gradient(64, 64)
+    mask = box_mask(64, 64, (16, 16, 48, 48), inpaint_white=True)
+    hole = np.asarray(mask) > 0
+    seen = {}
+    for content in MASKED_CONTENT:
+        backend = SolidBackend()
+        backend.prefill = True
+        request = InpaintRequest(
+            image=image, mask=mask, masked_content=content, denoising_strength=0.6,
+            mask_options=MaskOptions("white_inpaints", blur=0), inpaint_area="whole",
+        )  # fmt: skip
+        run_inpaint(request, backend)
+        call = backend.calls[0]
+        seen[content] = (np.asarray(call.image), call.denoising_strength)
+    original = np.asarray(image)
+    assert np.array_equal(seen["original"][0], original) and seen["original"][1] == 0.6
+    assert np.array_equal(seen["noise"][0], original) and seen["noise"][1] == 1.0
+    assert (seen["nothing"][0][hole] == 127).all() and seen["nothing"][1] == 0.6
+    filled = seen["fill"][0]
+    assert np.array_equal(filled[~hole], original[~hole])
+    assert not np.array_equal(filled[hole], original[hole])
+    # The fill continues the gradient from around the hole (flat grey would be 35 levels off).
+    error = np.abs(filled[hole].astype(int) - original[hole].astype(int)).mean()
+    assert error < 15, error
+    removal = SolidBackend()  # prefill False: a classical or LaMa fill sees the picture
+    run_inpaint(InpaintRequest(image=image, mask=mask, masked_content="nothing"), removal)
+    assert np.array_equal(np.asarray(removal.calls[0].image), original)
+    with pytest.raises(InvalidInput):
+        run_inpaint(InpaintRequest(image=image, mask=mask, masked_content="zeros"), SolidBackend())
+
+
+def test_an_alpha_only_mask_reads_transparency_alone():
+    """OpenAI's rule: transparent = edit, opaque = keep, whatever the colour; a mask without
+    an alpha channel is refused."""
+    mask = Image.new("RGBA", (32, 32), (255, 255, 255, 255))  # opaque white: keep all
+    mask.paste((0, 0, 0, 0), (8, 8, 24, 24))
+    values = effective_mask(mask, (32, 32), MaskOptions("white_inpaints", blur=0, alpha_only=True))
+    assert values[8:24, 8:24].min() == 255 and values.sum() == 255 * 16 * 16
+    with pytest.raises(InvalidInput, match="mask image missing alpha channel"):
+        effective_mask(
+            Image.new("L", (32, 32), 255), (32, 32), MaskOptions(blur=0, alpha_only=True)
+        )
