@@ -22,6 +22,7 @@ from tests.conftest import child_env
 from tests.helpers import wait_for_status
 from tests.images import gradient, png_bytes
 from tests.live import daphne_server
+from tests.test_controlnet import controlnet_folder, library  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 BOX = (30, 18, 62, 44)
@@ -208,3 +209,39 @@ def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, othe
     assert wait_for_status(generation.pk).status == "cancelled"
     assert outcome["error"][0] == 409 and "interrupted" in outcome["error"][1]
     assert mine.get_progress()["state"]["job_count"] == 0
+
+
+@pytest.mark.usefixtures("library")
+def test_a_controlnet_unit_and_the_checkpoint_map_onto_the_library(server, api_key):
+    """``alwayson_scripts`` ControlNet units run on the library's ControlNet of that name,
+    ``override_settings.sd_model_checkpoint`` picks the library model (A1111's titles with
+    their hash in brackets); other scripts are accepted and named as ignored."""
+    api = client(server, api_key)
+    unit = webuiapi.ControlNetUnit(
+        model="inpaint-cn [0123abcd]", module="inpaint_only", weight=0.5, guidance_end=0.8,
+        image=gradient(96, 64),
+    )  # fmt: skip
+    result = api.img2img(
+        images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose", steps=2,
+        width=96, height=64, controlnet_units=[unit], alwayson_scripts={"ADetailer": {"args": []}},
+        override_settings={"sd_model_checkpoint": "alpha [0123456789]"},
+    )  # fmt: skip
+    generation = Generation.objects.get(pk=result.info["dreamlayer_id"])
+    assert generation.params["controlnet"] == {
+        "name": "inpaint-cn",
+        "conditioning_scale": 0.5,
+        "guidance_start": 0.0,
+        "guidance_end": 0.8,
+    }
+    assert generation.params["model"] == "alpha" and result.info["sd_model_name"] == "alpha"
+    assert result.info["ignored"] == [
+        "script ADetailer",
+        "ControlNet unit image (the inpaint ControlNet reads the input)",
+    ]
+    assert "ControlNet 0: " in result.info["infotexts"][0]
+    with pytest.raises(RuntimeError) as unknown:
+        api.img2img(
+            images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose",
+            controlnet_units=[webuiapi.ControlNetUnit(model="canny-cn")],
+        )  # fmt: skip
+    assert unknown.value.args[0] == 400 and "Unknown ControlNet 'canny-cn'" in unknown.value.args[1]
