@@ -98,6 +98,13 @@ class BasicKeyAuthentication(ApiKeyAuthentication):
         scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "basic":
             return super().authenticate(request)
+        if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+            # A browser that was once given the key caches it and sends it to this host from
+            # any page: a request another site makes (a form that interrupts) is refused.
+            raise exceptions.AuthenticationFailed(
+                "HTTP Basic credentials are for scripts; a browser request from another site "
+                "is refused."
+            )
         try:
             _, separator, key = (
                 base64.b64decode(encoded.strip(), validate=True).decode().partition(":")

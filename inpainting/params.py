@@ -39,7 +39,7 @@ class GenerationParams:
     # Set by compatible APIs only (their mask rules), never by a client directly.
     exact_mask_size: bool = field(default=False, metadata=_set_by_compat_apis("Exact mask size"))
     mask_threshold: int | None = field(default=None, metadata=_set_by_compat_apis("Mask threshold"))
-    mask_alpha_only: bool = field(default=False, metadata=_set_by_compat_apis("Mask: alpha only"))
+    mask_alpha: str = field(default="transparent", metadata=_set_by_compat_apis("Mask alpha"))
     inpaint_area: str = P["inpaint_area"].default
     padding: int = P["padding"].default
     # {"left", "right", "top", "bottom"} or {"width", "height", "anchor"}
@@ -105,7 +105,7 @@ class GenerationParams:
             grow=self.mask_grow,
             exact_size=self.exact_mask_size,
             threshold=self.mask_threshold,
-            alpha_only=self.mask_alpha_only,
+            alpha=self.mask_alpha,
         )
 
     def for_family(

@@ -4,6 +4,7 @@ layer (no polling, no thread held), with the database as the last word."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,10 +20,21 @@ RECHECK_SECONDS = 5.0  # how often a waiter asks the database, in case an event 
 WAIT_TICK = "dreamlayer.wait_tick"
 
 
+#: Tasks started and not awaited (a wake-up sent to a pump): held until done.
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _in_background(coroutine) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
 async def wait_until_finished(generation_id: uuid.UUID, timeout: float) -> None:
     """Wait for the job's terminal event on the channel layer (no polling, no thread held)."""
-    async for _ in generation_events(generation_id, timeout):
-        pass
+    async with contextlib.aclosing(generation_events(generation_id, timeout)) as events:
+        async for _ in events:
+            pass
 
 
 async def generation_events(
@@ -31,35 +43,59 @@ async def generation_events(
     """The job's events before its end (progress, with live previews), as they arrive on the
     channel layer, until its terminal event or ``timeout``; the caller reads the row then.
 
-    The receive is never cancelled: at each recheck time the waiter sends itself a tick on its
-    own plain channel. Cancelling a channels-redis receive can swallow the cancellation inside
-    redis-py and leave the receive looping for ever, and a process-specific channel
-    (``new_channel()``) shares one receive lock with every other waiter of the process.
+    The channel is read by a task of its own (``_pump``) that is never cancelled. Cancelling a
+    channels-redis receive can swallow the cancellation inside redis-py and leave the receive
+    looping for ever: a consumer that stops early (its client went away, its request was
+    cancelled) ends the pump with a message on the pump's channel instead.
     """
     layer = get_channel_layer()
     channel = f"dreamlayer.wait.{uuid.uuid4().hex}"
-    group = generation_group(generation_id)
-    await layer.group_add(group, channel)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    tasks: set[asyncio.Task] = set()
-
-    def tick() -> None:
-        task = loop.create_task(layer.send(channel, {"type": WAIT_TICK}))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    alarm = None
+    queue: asyncio.Queue = asyncio.Queue()
+    stopping = asyncio.Event()
+    pump = asyncio.get_running_loop().create_task(
+        _pump(layer, channel, generation_id, timeout, queue, stopping)
+    )
     try:
         while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not pump.done():
+            stopping.set()
+            _in_background(layer.send(channel, {"type": WAIT_TICK}))  # wakes its receive
+            _BACKGROUND.add(pump)
+            pump.add_done_callback(_BACKGROUND.discard)
+
+
+_END = object()
+
+
+async def _pump(layer, channel, generation_id, timeout, queue, stopping) -> None:
+    """Read the job's group on ``channel`` into ``queue`` until its end, ``timeout`` or
+    ``stopping``; a recheck of the database every RECHECK_SECONDS (a tick the pump sends
+    itself), in case an event was lost."""
+    group = generation_group(generation_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    alarm = None
+    try:
+        await layer.group_add(group, channel)
+        while not stopping.is_set():
             # The job may have finished before we subscribed, or its event may have been lost
             # while Redis was down: the database has the last word.
             state = await sync_to_async(selectors.generation_status)(generation_id=generation_id)
             remaining = deadline - loop.time()
             if state is None or state in Generation.TERMINAL or remaining <= 0:  # None: deleted
                 return
-            alarm = loop.call_later(min(remaining, RECHECK_SECONDS), tick)
-            while True:
+            alarm = loop.call_later(
+                min(remaining, RECHECK_SECONDS),
+                lambda: _in_background(layer.send(channel, {"type": WAIT_TICK})),
+            )
+            while not stopping.is_set():
                 message = await layer.receive(channel)
                 if message.get("type") == WAIT_TICK:
                     break
@@ -67,8 +103,12 @@ async def generation_events(
                     continue
                 if message["event"].get("type") in TERMINAL_EVENTS:
                     return
-                yield message["event"]
+                queue.put_nowait(message["event"])
+            alarm.cancel()
+    except Exception as exc:  # Redis or the database down: the consumer raises it
+        queue.put_nowait(exc)
     finally:
         if alarm is not None:
             alarm.cancel()
+        queue.put_nowait(_END)
         await layer.group_discard(group, channel)

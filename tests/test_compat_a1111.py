@@ -207,7 +207,7 @@ def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, othe
     mine.interrupt()
     thread.join(60)
     assert wait_for_status(generation.pk).status == "cancelled"
-    assert outcome["error"][0] == 409 and "interrupted" in outcome["error"][1]
+    assert outcome["error"][0] == 409 and "cancelled" in outcome["error"][1]
     assert mine.get_progress()["state"]["job_count"] == 0
 
 
@@ -243,5 +243,55 @@ def test_a_controlnet_unit_and_the_checkpoint_map_onto_the_library(server, api_k
         api.img2img(
             images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose",
             controlnet_units=[webuiapi.ControlNetUnit(model="canny-cn")],
+            alwayson_scripts={},  # webuiapi writes the units into its (shared) default dict
         )  # fmt: skip
     assert unknown.value.args[0] == 400 and "Unknown ControlNet 'canny-cn'" in unknown.value.args[1]
+
+
+def test_plain_img2img_and_a1111s_own_mask_conventions(server, api_key):
+    """No mask: plain img2img from the picture (inpainting_fill 0 has nothing to fill from);
+    an RGBA mask reads as A1111 reads it: opaque strokes on a clear layer are inpainted;
+    ``inpainting_mask_invert`` as a boolean too."""
+    api = client(server, api_key)
+    plain = api.img2img(images=[gradient(96, 64)], prompt="a rose", steps=2, width=96, height=64)
+    generation = Generation.objects.get(pk=plain.info["dreamlayer_id"])
+    assert generation.params["masked_content"] == "original"
+    assert (pixels(plain.image) != pixels(gradient(96, 64))).any(axis=-1).mean() > 0.5
+    strokes = Image.new("RGBA", (96, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(strokes).rectangle(BOX, fill=(255, 255, 255, 255))
+    result = api.img2img(images=[gradient(96, 64)], mask_image=strokes, prompt="a rose", steps=2,
+                         width=96, height=64, mask_blur=0)  # fmt: skip
+    keep = np.asarray(white_box_mask()) == 0
+    out, original = pixels(result.image), pixels(gradient(96, 64))
+    assert np.array_equal(out[keep], original[keep]) and (out[~keep] != original[~keep]).any()
+    body = {
+        "init_images": [webuiapi.raw_b64_img(gradient(96, 64))],
+        "mask": webuiapi.raw_b64_img(white_box_mask()),
+        "prompt": "a rose", "steps": 2, "width": 96, "height": 64, "mask_blur": 0,
+        "inpainting_mask_invert": True,
+    }  # fmt: skip
+    inverted = requests.post(
+        f"{server}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=60
+    )
+    assert inverted.status_code == 200, inverted.text
+    out = pixels(Image.open(io.BytesIO(base64.b64decode(inverted.json()["images"][0]))))
+    assert np.array_equal(out[~keep], original[~keep])  # the box is kept now
+
+
+def test_basic_credentials_from_another_site_are_refused(server, api_key):
+    """A browser that was given the key once sends it to this host from any page: a request
+    another site makes (a form posting to /interrupt) is refused; scripts send no such header."""
+    forged = requests.post(
+        f"{server}/sdapi/v1/interrupt",
+        auth=("me", api_key),
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        timeout=30,
+    )
+    assert forged.status_code == 401 and "another site" in forged.json()["detail"]
+    assert (
+        requests.post(f"{server}/sdapi/v1/interrupt", auth=("me", api_key), timeout=30).json() == {}
+    )
+    malformed = requests.get(
+        f"{server}/sdapi/v1/options", headers={"Authorization": "Basic %%%"}, timeout=30
+    )
+    assert malformed.status_code == 401 and malformed.json()["detail"]

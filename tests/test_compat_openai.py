@@ -57,6 +57,16 @@ def decode(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def test_a_mask_of_another_size_is_refused_even_with_a_size(server, api_key, tmp_path):
+    image_path, _ = files(tmp_path)
+    small = tmp_path / "small.png"
+    Image.new("RGBA", (48, 48), (0, 0, 0, 0)).save(small)
+    with pytest.raises(openai.BadRequestError) as mismatch:
+        with image_path.open("rb") as image, small.open("rb") as mask:
+            sdk(server, api_key).images.edit(image=image, mask=mask, prompt="x", size="64x64")
+    assert "size mismatch: the image is 96x64, the mask 48x48" in mismatch.value.body["message"]
+
+
 def test_images_edit_keeps_every_opaque_pixel(server, api_key, tmp_path):
     image_path, mask_path = files(tmp_path)
     with image_path.open("rb") as image, mask_path.open("rb") as mask:
@@ -99,7 +109,14 @@ def test_response_format_url_is_a_link_that_works_without_a_key(server, api_key,
     tampered = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
     refused = requests.get(tampered, timeout=30)
     assert refused.status_code == 404 and refused.json()["error"]["type"] == "invalid_request_error"
-    Generation.objects.get(client="openai").delete()
+    generation = Generation.objects.get(client="openai")
+    generation.owner.is_active = False  # a disabled account's links stop working
+    generation.owner.save()
+    assert requests.get(url, timeout=30).status_code == 404
+    generation.owner.is_active = True
+    generation.owner.save()
+    assert requests.get(url, timeout=30).status_code == 200
+    generation.delete()  # and a deleted job's
     assert requests.get(url, timeout=30).status_code == 404
 
 
@@ -118,6 +135,7 @@ def test_streamed_with_partial_images(server, api_key, tmp_path):
     for event in events:
         assert event.size == "96x64" and event.output_format == "png"
         assert decode(base64.b64decode(event.b64_json)).shape == (64, 96, 3)
+    assert events[-1].usage.total_tokens == 0  # nothing is counted in tokens here
     final = decode(base64.b64decode(events[-1].b64_json))
     original = np.asarray(gradient(96, 64))
     assert np.array_equal(final[keep()], original[keep()])

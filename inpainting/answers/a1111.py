@@ -77,7 +77,9 @@ def sd_model(model: LibraryModel) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def options(default: LibraryModel | None, deployment_model: str) -> dict[str, Any]:
+def options(
+    default: LibraryModel | None, deployment_model: str, preview_every: int
+) -> dict[str, Any]:
     """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here."""
     return {
         "sd_model_checkpoint": model_title(default) if default else deployment_model,
@@ -85,8 +87,8 @@ def options(default: LibraryModel | None, deployment_model: str) -> dict[str, An
         "CLIP_stop_at_last_layers": GenerationParams().clip_skip,
         "samples_format": "png",
         "return_grid": False,
-        "live_previews_enable": True,
-        "show_progress_every_n_steps": 5,
+        "live_previews_enable": preview_every > 0,
+        "show_progress_every_n_steps": preview_every,
         "img2img_color_correction": False,
         "inpainting_mask_weight": 1.0,
         "initial_noise_multiplier": 1.0,

@@ -50,6 +50,15 @@ def partial_image_event(
     )
 
 
+#: The completed event's ``usage`` (the SDK's type requires one): no token is counted here.
+NO_TOKENS = {
+    "input_tokens": 0,
+    "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+    "output_tokens": 0,
+    "total_tokens": 0,
+}
+
+
 def completed_event(
     b64_json: str, *, created: int, output_format: str, size: tuple[int, int]
 ) -> bytes:
@@ -62,6 +71,7 @@ def completed_event(
             "size": f"{size[0]}x{size[1]}",
             "background": "opaque",
             "quality": "auto",
+            "usage": NO_TOKENS,
         },
     )
 

@@ -66,6 +66,8 @@ class SubmitAndWaitView(AsyncAPIView):
     a job deleted while the client waited is a 404."""
 
     input_serializer: type[serializers.Serializer]
+    #: Its clients block for the images (no 202): at the wait limit it answers a 504.
+    blocking = False
     parser_classes = [JSONParser]  # the compatible APIs take JSON; the multipart ones say so
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
@@ -101,14 +103,32 @@ class SubmitAndWaitView(AsyncAPIView):
         return await sync_to_async(self._answer)(request, submitted)
 
 
+def unfinished(generation: Generation, *, blocking: bool) -> tuple[int, str] | None:
+    """The status and message of a waited-on job that did not succeed: failed (422),
+    cancelled (409), or still running after the wait limit: a 504 for the clients that block
+    for the images (``blocking``; the job goes on), None for the others (they get a 202 and
+    where to fetch it)."""
+    if generation.status == Generation.Status.FAILED:
+        return 422, generation.error
+    if generation.status == Generation.Status.CANCELLED:
+        return 409, "The generation was cancelled."
+    if blocking and generation.status != Generation.Status.SUCCEEDED:
+        return 504, (
+            f"The generation is still running after {settings.IMG2IMG_WAIT_SECONDS:g} s "
+            f"(IMG2IMG_WAIT_SECONDS); it goes on as {generation.pk} "
+            f"(GET /api/generations/{generation.pk}/)."
+        )
+    return None
+
+
 def unfinished_response(generation: Generation, base: str) -> Response:
     """The native answer for a waited-on job that did not succeed: failed (422), cancelled
     (409), or still running after the wait limit (202 with where to fetch it)."""
-    if generation.status == Generation.Status.FAILED:
-        body = {"status": "error", "id": str(generation.pk), "message": generation.error}
-        return Response({**body, "errors": {}}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if generation.status == Generation.Status.CANCELLED:
-        body = {"status": "error", "id": str(generation.pk), "errors": {}}
-        body["message"] = "The generation was cancelled."
-        return Response(body, status=status.HTTP_409_CONFLICT)
-    return Response(native.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED)
+    problem = unfinished(generation, blocking=False)
+    if problem is None:
+        return Response(
+            native.img2img_processing(generation, base), status=status.HTTP_202_ACCEPTED
+        )
+    code, message = problem
+    body = {"status": "error", "id": str(generation.pk), "message": message, "errors": {}}
+    return Response(body, status=code)

@@ -20,6 +20,8 @@ compatible APIs whose clients read their own (``error_shape`` of their views): A
 
 from __future__ import annotations
 
+from ..answers import a1111, openai
+
 ERROR_COMPONENT = "ErrorResponse"
 ERROR_SCHEMA = {
     "type": "object",
@@ -33,9 +35,9 @@ ERROR_SCHEMA = {
     },
     "required": ["status", "message"],
 }
-#: Path prefix -> the error shape its clients read (``answers.a1111``, ``answers.openai``).
+#: A view's ``error_shape`` -> the schema component of that shape.
 COMPAT_ERRORS = {
-    "/sdapi/": (
+    a1111.error_body: (
         "A1111ErrorResponse",
         {
             "type": "object",
@@ -51,7 +53,7 @@ COMPAT_ERRORS = {
             "required": ["error", "detail"],
         },
     ),
-    "/v1/images/": (
+    openai.error_body: (
         "OpenAIErrorResponse",
         {
             "type": "object",
@@ -83,13 +85,11 @@ DESCRIPTIONS = {
     "429": "Too many requests, too many active generations, or too many wrong keys.",
     "504": "The job is still running at the wait limit (IMG2IMG_WAIT_SECONDS); it goes on.",
 }
-#: Compatible APIs whose clients block for the images: no 202, a 504 at the wait limit.
-BLOCKING = ("/sdapi/v1/img2img", "/v1/images/edits")
 #: POSTs that only compute something and never touch a generation.
 NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
 
-def _codes(path: str, method: str, operation: dict) -> list[str]:
+def _codes(path: str, method: str, operation: dict, blocking: bool) -> list[str]:
     secured = any(requirement for requirement in operation.get("security", [{}]))
     has_body = "requestBody" in operation
     codes = []
@@ -106,7 +106,7 @@ def _codes(path: str, method: str, operation: dict) -> list[str]:
         codes += ["413", "415"]
     if secured:
         codes.append("429")
-    if path in BLOCKING:
+    if blocking:  # the compatible APIs whose clients wait for the images (no 202)
         codes.append("504")
     return codes
 
@@ -117,15 +117,17 @@ def document_error_responses(result, generator, request, public):
     schemas[ERROR_COMPONENT] = ERROR_SCHEMA
     for component, schema in COMPAT_ERRORS.values():
         schemas[component] = schema
+    views = {}  # path -> the view class (the endpoints drf-spectacular found)
+    for path, _, _, callback in generator.endpoints or ():
+        views[path] = getattr(callback, "cls", None)
     for path, operations in result.get("paths", {}).items():
-        component = next(
-            (name for prefix, (name, _) in COMPAT_ERRORS.items() if path.startswith(prefix)),
-            ERROR_COMPONENT,
-        )
+        view = views.get(path)
+        shape = getattr(view, "error_shape", None)
+        component = COMPAT_ERRORS[shape][0] if shape in COMPAT_ERRORS else ERROR_COMPONENT
         reference = {"$ref": f"#/components/schemas/{component}"}
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in _codes(path, method, operation):
+            for code in _codes(path, method, operation, getattr(view, "blocking", False)):
                 responses.setdefault(
                     code,
                     {

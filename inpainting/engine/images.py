@@ -210,12 +210,29 @@ def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
 _PAIR = re.compile(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 
 
+#: The longest parameters text read (A1111's are a few hundred characters; Pillow admits 1 MB).
+MAX_INFOTEXT = 64 * 1024
+
+
+def _pairs(line: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` pairs from the start of ``line``, up to the first that is not one:
+    one pass (``findall`` would retry from every character of a long line without pairs)."""
+    pairs, position = [], 0
+    while position < len(line):
+        found = _PAIR.match(line, position)
+        if found is None or found.end() == position:
+            break
+        pairs.append(found.groups())
+        position = found.end()
+    return pairs
+
+
 def parse_a1111_parameters(text: str) -> dict[str, str]:
     """``a1111_parameters``' text (or any A1111 image's) back as A1111's PNG-info reader gives
     it: ``Prompt``, ``Negative prompt`` and each ``Key: value`` of the last line, a size also
     as ``Size-1`` and ``Size-2``. Values are strings, quoted ones unquoted."""
-    lines = text.strip().split("\n")
-    pairs = _PAIR.findall(lines[-1]) if lines else []
+    lines = text[:MAX_INFOTEXT].strip().split("\n")
+    pairs = _pairs(lines[-1])
     if len(pairs) >= 3:  # A1111's own test for a settings line
         lines = lines[:-1]
     else:

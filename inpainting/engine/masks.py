@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .parameters import check
-from .types import InvalidInput, MaskOptions
+from .types import ALPHA_RULES, InvalidInput, MaskOptions
 
 #: A mask whose aspect ratio differs from the image's by more than this is refused.
 ASPECT_TOLERANCE = 0.01
@@ -44,8 +44,9 @@ def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
     (the endpoint's polarity, swapped by invert), or "transparent" (or, inverted, "opaque")
     when the file has transparent pixels. The rule of ``_regenerate_values``, for people."""
     check("mask_mode", options.mode)
-    if options.alpha_only or _has_transparency(_with_alpha(mask)):
-        return "opaque" if options.invert else "transparent"
+    if options.alpha == "required" or _has_transparency(_with_alpha(mask)):
+        opaque = (options.alpha == "opaque") != options.invert
+        return "opaque" if opaque else "transparent"
     white = (options.mode == "white_inpaints") != options.invert
     return "white" if white else "black"
 
@@ -53,7 +54,9 @@ def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
 def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
     check("mask_mode", options.mode)
-    if options.alpha_only:
+    if options.alpha not in ALPHA_RULES:
+        raise InvalidInput(f"Unknown alpha rule {options.alpha!r}; choose one of {ALPHA_RULES}.")
+    if options.alpha == "required":
         if not has_alpha(mask):
             raise InvalidInput(
                 "Invalid mask image format - mask image missing alpha channel", field="mask"
@@ -65,18 +68,22 @@ def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
             np.clip(np.asarray(mask, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)
         )
     if _has_transparency(mask):
+        alpha = np.asarray(mask.getchannel("A"), dtype=np.uint8)
+        if options.alpha == "opaque":  # AUTOMATIC1111's binary rule: strokes on a clear layer
+            return np.where(alpha > 128, 255, 0).astype(np.uint8)
         # Transparent = inpaint, whatever the endpoint's colour polarity.
-        return 255 - np.asarray(mask.getchannel("A"), dtype=np.uint8)
+        return 255 - alpha
     luminance = np.asarray(mask.convert("L"), dtype=np.uint8)
     return 255 - luminance if options.mode == "black_inpaints" else luminance.copy()
 
 
-def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False) -> np.ndarray:
-    """Scale a mask to the image size when the aspect ratios agree within 1 %."""
+def check_mask_size(mask_size: tuple[int, int], size: tuple[int, int], exact: bool) -> None:
+    """A mask of another size is scaled to the image when the aspect ratios agree within 1 %
+    (``exact``: refused); one of another shape is refused."""
     width, height = size
-    mask_h, mask_w = values.shape
+    mask_w, mask_h = mask_size
     if (mask_w, mask_h) == (width, height):
-        return values
+        return
     if exact:
         raise InvalidInput(
             f"Image and mask size mismatch: the image is {width}x{height}, "
@@ -91,7 +98,14 @@ def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False)
             "ratios differ by more than 1 %, so the mask cannot be scaled to the image.",
             field="mask",
         )
-    return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False) -> np.ndarray:
+    """Scale a mask to the image size when the aspect ratios agree within 1 %."""
+    check_mask_size(values.shape[::-1], size, exact)
+    if values.shape[::-1] == tuple(size):
+        return values
+    return cv2.resize(values, tuple(size), interpolation=cv2.INTER_LINEAR)
 
 
 def grow(values: np.ndarray, pixels: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from PIL import Image
 from .compose import composite_images, working_dimensions
 from .images import resize_to, to_rgb
 from .infill import fill
-from .masks import effective_mask, feather
+from .masks import check_mask_size, effective_mask, feather
 from .parameters import check
 from .schedulers import canonical_name
 from .types import (
@@ -37,6 +37,7 @@ from .types import (
     Outpaint,
     ProgressCallback,
     ProgressEvent,
+    Resize,
 )
 
 #: The largest canvas outpainting may produce.
@@ -55,6 +56,9 @@ class Backend(Protocol):
     prefill: bool
     #: Whether ``inpaint_batch`` runs several calls of one ``batch_key`` as one model batch.
     supports_batch: bool
+    #: Whether it starts from the picture under the hole (a diffusion model, from its latents):
+    #: then ``masked_content`` chooses what is there first. A fill ignores those pixels.
+    uses_masked_content: bool
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -133,8 +137,13 @@ def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> 
     ``resize`` asks for); refuses a request that would regenerate nothing."""
     original, user_mask = to_rgb(request.image), request.mask
     if request.resize is not None:
+        if user_mask is not None:
+            # The mask's size is checked against the image as sent (a mismatch is refused as
+            # without a resize), then both move to the size asked for, alike.
+            check_mask_size(user_mask.size, original.size, request.mask_options.exact_size)
+            user_mask = resize_to(user_mask, Resize(*original.size, "stretch"))
+            user_mask = resize_to(user_mask, request.resize)
         original = resize_to(original, request.resize)
-        user_mask = resize_to(user_mask, request.resize) if user_mask is not None else None
     mask, sides = canvas_mask(original.size, user_mask, request.mask_options, request.outpaint)
     canvas = (
         Canvas(original, mask)
@@ -286,7 +295,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
             hole = np.where(cv2.resize(hole, size, interpolation=interpolation) > 0, 255, 0)
             weights = cv2.resize(weights, size, interpolation=interpolation)
     strength = request.denoising_strength
-    if backend.prefill:  # a diffusion model: it starts the masked area from the picture there
+    if backend.uses_masked_content:
         model_image, strength = _masked_content(model_image, hole, request.masked_content, strength)
     call = BackendCall(
         image=model_image,
@@ -317,10 +326,12 @@ def _masked_content(
     (``noise``: the masked area denoised from pure noise, as at strength 1)."""
     if content == "noise":
         return image, 1.0
-    if content == "original" or not hole.any():
+    # A hole over everything (plain img2img) has nothing around it to fill from: as
+    # AUTOMATIC1111 without a mask, the picture is the start.
+    if content == "original" or not hole.any() or (content == "fill" and hole.all()):
         return image, strength
     pixels = np.asarray(image).copy()
-    if content == "fill" and not hole.all():  # a hole over everything has nothing around it
+    if content == "fill":
         pixels = fill(pixels, hole.astype(np.uint8), "telea")
     else:
         pixels[hole > 0] = 127

@@ -43,10 +43,14 @@ class MaskOptions:
     exact_size: bool = False
     #: Binary masks: values above this regenerate fully, the rest not at all (None = gray blends).
     threshold: int | None = None
-    #: Only the alpha channel counts (transparent = regenerate, opaque = keep, whatever the
-    #: colour); a mask without one is refused (OpenAI's image edit API).
-    alpha_only: bool = False
+    #: What a mask's alpha channel means (``ALPHA_RULES``): "transparent" (transparent pixels
+    #: regenerate, when there are any), "opaque" (AUTOMATIC1111: opaque pixels regenerate,
+    #: alpha above 128 fully, when there are transparent ones), "required" (OpenAI: only the
+    #: alpha counts, transparent = regenerate; a mask without alpha is refused).
+    alpha: str = "transparent"
 
+
+ALPHA_RULES = ("transparent", "opaque", "required")
 
 ANCHORS = (
     "center",

@@ -6,7 +6,10 @@
 - ``masks``: the effective-mask preview and masks without weights (GrabCut, flood);
 - ``models``: loading the diffusion model in a worker and reporting it;
 - ``webhooks``: signed deliveries of a job's final answer;
-- ``files``: storing and reading source images and masks; ``queue``: sending task messages.
+- ``files``: storing and reading source images and masks; ``queue``: sending task messages;
+- ``selection``: object selection with mask models (the web side and the ``select`` worker);
+- ``images``: image bytes as the compatible APIs hand them over; ``links``: signed image
+  links that work without a key (OpenAI's ``response_format=url``).
 
 State changes are conditional updates (``queued`` -> ``running`` -> terminal), so a
 redelivered task message, a late cancel or a double click never produces two outcomes.

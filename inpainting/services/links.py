@@ -4,16 +4,13 @@ generation and the format to send it in; a deleted job's links stop working."""
 
 from __future__ import annotations
 
-import io
-
 from django.conf import settings
 from django.core import signing
-from PIL import Image
 
-from .. import engine
 from ..engine.images import OUTPUT_FORMATS
 from ..errors import ClientError
 from ..models import GeneratedImage
+from .images import image_bytes_as
 
 SALT = "dreamlayer.image-link"
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -25,25 +22,23 @@ def image_link_token(image: GeneratedImage, output_format: str, quality: int) ->
     )
 
 
-def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
-    """A stored image in ``output_format`` (PNG as stored, with its parameters)."""
-    with image.file.open("rb") as handle:
-        png = handle.read()
-    if output_format == "png":
-        return png
-    with Image.open(io.BytesIO(png)) as decoded:
-        return engine.encode_as(decoded, output_format, quality)
-
-
 def image_link_read(token: str) -> tuple[bytes, str]:
     """The image a link names, in its format, with its content type; a link that is forged,
-    expired (``IMAGE_LINK_SECONDS``) or names a deleted image is a 404."""
+    expired (``IMAGE_LINK_SECONDS``) or names a deleted image (or a disabled account's) is a
+    404."""
     try:
         payload = signing.loads(token, salt=SALT, max_age=settings.IMAGE_LINK_SECONDS)
     except signing.BadSignature:  # SignatureExpired is one
         raise ClientError("This image link is not valid, or has expired.", status=404) from None
-    image = GeneratedImage.objects.filter(pk=payload["image"]).first()
-    if image is None or payload["format"] not in OUTPUT_FORMATS:
+    image = (
+        GeneratedImage.objects.select_related("generation__owner")
+        .filter(pk=payload["image"])
+        .first()
+    )
+    # A deleted job's links, and a disabled account's, stop working.
+    if image is None or not image.generation.owner.is_active:
         raise ClientError("This image no longer exists.", status=404)
+    if payload["format"] not in OUTPUT_FORMATS:
+        raise ClientError("This image link is not valid, or has expired.", status=404)
     output_format = payload["format"]
     return image_bytes_as(image, output_format, payload["quality"]), CONTENT_TYPES[output_format]

@@ -29,6 +29,7 @@ class SolidBackend:
     size_multiple = 8
     prefill = False
     supports_batch = False
+    uses_masked_content = False
 
     def __init__(self, working_size=None, colour=(255, 0, 255)):
         self.working_size = working_size
@@ -192,7 +193,7 @@ def test_masked_content_is_what_the_diffusion_model_starts_from():
     seen = {}
     for content in MASKED_CONTENT:
         backend = SolidBackend()
-        backend.prefill = True
+        backend.uses_masked_content = True
         request = InpaintRequest(
             image=image, mask=mask, masked_content=content, denoising_strength=0.6,
             mask_options=MaskOptions("white_inpaints", blur=0), inpaint_area="whole",
@@ -210,21 +211,55 @@ def test_masked_content_is_what_the_diffusion_model_starts_from():
     # The fill continues the gradient from around the hole (flat grey would be 35 levels off).
     error = np.abs(filled[hole].astype(int) - original[hole].astype(int)).mean()
     assert error < 15, error
-    removal = SolidBackend()  # prefill False: a classical or LaMa fill sees the picture
+    # Plain img2img (a hole over everything): "fill" has nothing around it, the picture stays.
+    whole = Image.new("L", (64, 64), 255)
+    backend = SolidBackend()
+    backend.uses_masked_content = True
+    options = MaskOptions("white_inpaints", blur=0)
+    run_inpaint(InpaintRequest(image=image, mask=whole, masked_content="fill",
+                               mask_options=options), backend)  # fmt: skip
+    assert np.array_equal(np.asarray(backend.calls[0].image), original)
+    removal = SolidBackend()  # a classical or LaMa fill sees the picture as it is
     run_inpaint(InpaintRequest(image=image, mask=mask, masked_content="nothing"), removal)
     assert np.array_equal(np.asarray(removal.calls[0].image), original)
     with pytest.raises(InvalidInput):
         run_inpaint(InpaintRequest(image=image, mask=mask, masked_content="zeros"), SolidBackend())
 
 
-def test_an_alpha_only_mask_reads_transparency_alone():
-    """OpenAI's rule: transparent = edit, opaque = keep, whatever the colour; a mask without
-    an alpha channel is refused."""
-    mask = Image.new("RGBA", (32, 32), (255, 255, 255, 255))  # opaque white: keep all
-    mask.paste((0, 0, 0, 0), (8, 8, 24, 24))
-    values = effective_mask(mask, (32, 32), MaskOptions("white_inpaints", blur=0, alpha_only=True))
-    assert values[8:24, 8:24].min() == 255 and values.sum() == 255 * 16 * 16
+def test_the_alpha_rules_of_each_api():
+    """transparent (every native surface): transparent pixels regenerate; opaque
+    (AUTOMATIC1111): strokes on a clear layer regenerate, alpha above 128 fully; required
+    (OpenAI): only the alpha counts, and a mask without alpha is refused."""
+    mask = Image.new("RGBA", (32, 32), (255, 255, 255, 255))  # opaque white
+    mask.paste((0, 0, 0, 0), (8, 8, 24, 24))  # a clear square
+    hole = np.zeros((32, 32), bool)
+    hole[8:24, 8:24] = True
+
+    def regenerated(alpha, mode="white_inpaints"):
+        return effective_mask(mask, (32, 32), MaskOptions(mode, blur=0, alpha=alpha)) == 255
+
+    assert np.array_equal(regenerated("transparent"), hole)
+    assert np.array_equal(regenerated("required"), hole)
+    assert np.array_equal(regenerated("opaque"), ~hole)
+    assert np.array_equal(regenerated("opaque", "black_inpaints"), ~hole)  # colour is moot
+    faint = Image.new("LA", (32, 32), (255, 100))  # alpha 100: below A1111's 128
+    faint.paste((255, 200), (0, 0, 16, 32))
+    values = effective_mask(faint, (32, 32), MaskOptions("white_inpaints", blur=0, alpha="opaque"))
+    assert (values[:, :16] == 255).all() and (values[:, 16:] == 0).all()
     with pytest.raises(InvalidInput, match="mask image missing alpha channel"):
-        effective_mask(
-            Image.new("L", (32, 32), 255), (32, 32), MaskOptions(blur=0, alpha_only=True)
-        )
+        effective_mask(Image.new("L", (32, 32), 255), (32, 32), MaskOptions(alpha="required"))
+
+
+def test_a_resize_checks_the_mask_against_the_image_as_sent():
+    image = gradient(96, 64)
+    request = InpaintRequest(
+        image=image, mask=Image.new("L", (64, 64), 255), resize=Resize(32, 32, "crop"),
+        mask_options=MaskOptions("white_inpaints", exact_size=True),
+    )  # fmt: skip
+    with pytest.raises(InvalidInput, match="size mismatch: the image is 96x64, the mask 64x64"):
+        run_inpaint(request, SolidBackend())
+    request.mask_options = MaskOptions("white_inpaints")
+    with pytest.raises(InvalidInput, match="aspect ratios differ"):
+        run_inpaint(request, SolidBackend())
+    request.mask = box_mask(48, 32, (10, 10, 20, 20), inpaint_white=True)  # half size: scaled
+    assert run_inpaint(request, SolidBackend()).images[0].size == (32, 32)

@@ -15,13 +15,10 @@ as the password. What does not run here is accepted and named in ``info.ignored`
 
 from __future__ import annotations
 
-import io
 import re
 
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from PIL import Image
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,15 +30,15 @@ from ... import selectors
 from ...answers import a1111
 from ...answers.native import img2img_processing
 from ...conf import engine_config
-from ...engine import InvalidInput, encode_png
+from ...engine import InvalidInput
 from ...engine.images import PARAMETERS_KEY
 from ...engine.parameters import check_controlnet
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import latest_preview
-from ...services import generations
+from ...services import generations, images
 from ...services.library import library_model_named
-from ...uploads import IMAGE_FORMATS, check_dimensions, image_size
+from ...uploads import check_dimensions
 from .. import common
 from ..serializers import field_for
 
@@ -84,7 +81,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
     inpainting_fill = serializers.ChoiceField(choices=sorted(a1111.INPAINTING_FILL), default=0)
     inpaint_full_res = serializers.BooleanField(default=True)
     inpaint_full_res_padding = field_for("padding")
-    inpainting_mask_invert = serializers.ChoiceField(choices=[0, 1], default=0)
+    inpainting_mask_invert = serializers.BooleanField(default=False)  # A1111 sends 0 or 1
     prompt = field_for("prompt")
     negative_prompt = field_for("negative_prompt")
     seed = field_for("seed", default=-1, allow_null=False)
@@ -246,7 +243,8 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             seed=None if data["seed"] == -1 else data["seed"],
             samples=data["batch_size"] * data["n_iter"],
             mask_mode="white_inpaints",
-            invert_mask=bool(data["inpainting_mask_invert"]),
+            mask_alpha="opaque",
+            invert_mask=data["inpainting_mask_invert"],
             mask_blur=data["mask_blur"],
             inpaint_area="masked" if data["inpaint_full_res"] else "whole",
             padding=data["inpaint_full_res_padding"],
@@ -255,7 +253,10 @@ class A1111Img2ImgSerializer(serializers.Serializer):
                 "height": data["height"],
                 "mode": a1111.RESIZE_MODES[data["resize_mode"]],
             },
-            masked_content=a1111.INPAINTING_FILL[data["inpainting_fill"]],
+            # Without a mask (plain img2img) A1111 starts from the picture, whatever the fill.
+            masked_content=a1111.INPAINTING_FILL[data["inpainting_fill"]]
+            if data.get("mask")
+            else "original",
             clip_skip=clip_skip,
             controlnet=data["controlnet"],
             scheduler=data["sampler"],
@@ -270,18 +271,12 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         return {**data, "init_images": None, "mask": None}
 
 
-def _whole_image_mask(image: SimpleUploadedFile) -> SimpleUploadedFile:
-    """No mask: plain img2img, every pixel regenerated (a white mask of the image's size)."""
-    size = image_size(image.read(), field="init_images", formats=IMAGE_FORMATS)
-    image.seek(0)
-    return SimpleUploadedFile("mask", encode_png(Image.new("L", size, 255)))
-
-
 @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="images, parameters, info")})
 class A1111Img2ImgView(common.SubmitAndWaitView):
     authentication_classes = [BasicKeyAuthentication]
     error_shape = staticmethod(a1111.error_body)
     input_serializer = A1111Img2ImgSerializer
+    blocking = True
 
     def submit(self, request: Request, serializer: A1111Img2ImgSerializer) -> common.Submitted:
         data = serializer.validated_data
@@ -290,7 +285,7 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
         mask = (
             common.remote_upload(data["mask"], "mask")
             if data.get("mask")
-            else _whole_image_mask(image)
+            else images.whole_image_mask(image, field="init_images")
         )
         submission = generations.generation_create(
             user=request.user,
@@ -314,29 +309,19 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
         return common.Submitted(submission.generation, context=context)
 
     def answer(self, request: Request, generation: Generation, context: dict) -> Response:
-        if generation.status == Generation.Status.FAILED:
-            return Response(a1111.error_body(422, generation.error, {}), status=422)
-        if generation.status == Generation.Status.CANCELLED:
-            body = a1111.error_body(409, "The job was interrupted.", {})
-            return Response(body, status=409)
-        if generation.status != Generation.Status.SUCCEEDED:
-            # A1111 clients block until the images come: the wait limit is a gateway timeout
-            # (the job goes on; fetch_result has it).
-            waited = settings.IMG2IMG_WAIT_SECONDS
-            body = a1111.error_body(
-                504,
-                f"The job is still running after {waited:g} s (IMG2IMG_WAIT_SECONDS); "
-                "fetch it from fetch_result.",
-                {},
-            )
-            processing = img2img_processing(generation, common.base_url(request))
-            return Response({**body, **processing}, status=504)
+        problem = common.unfinished(generation, blocking=True)
+        if problem is not None:
+            code, message = problem
+            body = a1111.error_body(code, message, {})
+            if code == 504:  # where to fetch it when it is done
+                body.update(img2img_processing(generation, common.base_url(request)))
+            return Response(body, status=code)
         pngs, texts = [], []
         for image in generation.images.all():
             with image.file.open("rb") as handle:
                 png = handle.read()
             pngs.append(png)
-            texts.append(_png_texts(png).get(PARAMETERS_KEY, ""))
+            texts.append(images.png_texts(png).get(PARAMETERS_KEY, ""))
         model = selectors.library_model_list().filter(name=generation.model_name).first()
         info = a1111.info(
             generation,
@@ -348,14 +333,8 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
             model_hash=(model.sha256[:10] or None) if model else None,
             ignored=context["ignored"],
         )
-        images = pngs if context["send_images"] else []
-        return Response(a1111.img2img_body(images, context["echo"], info))
-
-
-def _png_texts(data: bytes) -> dict[str, str]:
-    """The text chunks of an image, read from its header (no pixels decoded)."""
-    with Image.open(io.BytesIO(data)) as image:
-        return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+        sent = pngs if context["send_images"] else []
+        return Response(a1111.img2img_body(sent, context["echo"], info))
 
 
 class A1111ProgressView(A1111View):
@@ -369,16 +348,10 @@ class A1111ProgressView(A1111View):
         preview = latest_preview(generation.pk) if generation and not skip else None
         eta = selectors.generation_eta_seconds(generation=generation) if generation else None
         return Response(
-            a1111.progress(generation, job_count=count, eta=eta, current_image=_as_png(preview))
+            a1111.progress(
+                generation, job_count=count, eta=eta, current_image=images.preview_png(preview)
+            )
         )
-
-
-def _as_png(jpeg: bytes | None) -> bytes | None:
-    """A preview (a small JPEG) as A1111's progress sends it: a PNG."""
-    if jpeg is None:
-        return None
-    with Image.open(io.BytesIO(jpeg)) as preview:
-        return encode_png(preview.convert("RGB"))
 
 
 class A1111InterruptView(A1111View):
@@ -422,7 +395,8 @@ class A1111OptionsView(A1111View):
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
         default = selectors.library_model_list().filter(is_default=True).first()
-        return Response(a1111.options(default, engine_config().model_name("diffusers")))
+        deployment = engine_config().model_name("diffusers")
+        return Response(a1111.options(default, deployment, settings.INPAINT_PREVIEW_EVERY))
 
 
 class A1111ScriptsView(A1111View):
@@ -447,5 +421,4 @@ class A1111PngInfoView(A1111View):
         serializer = PngInfoSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = common.remote_upload(serializer.validated_data["image"], "image").read()
-        image_size(data, field="image", formats=IMAGE_FORMATS)  # an image, within the limits
-        return Response(a1111.png_info(_png_texts(data)))
+        return Response(a1111.png_info(images.png_texts(data)))

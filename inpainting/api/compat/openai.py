@@ -15,18 +15,16 @@ counted in tokens.
 from __future__ import annotations
 
 import base64
-import io
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from PIL import Image
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -38,16 +36,14 @@ from accounts.authentication import ApiKeyAuthentication
 
 from ... import selectors
 from ...answers import openai
-from ...engine import encode_as
 from ...engine.images import OUTPUT_FORMATS
-from ...engine.masks import has_alpha
 from ...errors import ClientError
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
-from ...services import generations, links
+from ...services import generations, images, links
 from ...services.library import library_model_named
-from ...uploads import IMAGE_FORMATS, check_dimensions, image_size, read_upload
+from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
 from ..media import image_response
@@ -109,33 +105,21 @@ class OpenAIEditSerializer(serializers.Serializer):
         return GenerationParams(
             prompt=data["prompt"],
             samples=data["n"],
-            mask_alpha_only=True,
+            mask_alpha="required",
             exact_mask_size=True,
             resize={"width": size[0], "height": size[1], "mode": "crop"} if size else None,
             model=None if OPENAI_MODELS.match(name) else library_model_named(name, field="model"),
         )
 
 
-def _uploads(request: Request) -> tuple[SimpleUploadedFile, SimpleUploadedFile]:
+def _uploads(request: Request):
     """The image (``image`` or the first of ``image[]``) and the mask: the ``mask`` file, or
     the image itself when it has transparent pixels to edit (OpenAI's rule without a mask)."""
-    images = request.FILES.getlist("image") or request.FILES.getlist("image[]")
-    if not images:
+    found = request.FILES.getlist("image") or request.FILES.getlist("image[]")
+    if not found:
         raise ClientError("Missing required parameter: 'image'.", field="image")
     mask = request.FILES.get("mask")
-    if mask is not None:
-        return images[0], mask
-    data = read_upload(images[0], field="image")
-    image_size(data, field="image", formats=IMAGE_FORMATS)  # an image within the limits
-    with Image.open(io.BytesIO(data)) as header:
-        alpha = header.format == "PNG" and has_alpha(header)
-    if not alpha:
-        raise ClientError(
-            "Give a mask (a PNG whose transparent pixels are edited), or an image with "
-            "transparent pixels to edit.",
-            field="mask",
-        )
-    return SimpleUploadedFile("image", data), SimpleUploadedFile("mask", data)
+    return (found[0], mask) if mask is not None else images.image_as_its_own_mask(found[0])
 
 
 def _image_items(generation: Generation, request: Request, context: dict) -> list[dict]:
@@ -147,7 +131,7 @@ def _image_items(generation: Generation, request: Request, context: dict) -> lis
             url = request.build_absolute_uri(reverse("openai-image-file", args=[token]))
             items.append(openai.image_item(url=url))
         else:
-            data = links.image_bytes_as(image, fmt, quality)
+            data = images.image_bytes_as(image, fmt, quality)
             items.append(openai.image_item(b64_json=base64.b64encode(data).decode()))
     return items
 
@@ -168,6 +152,7 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
     parser_classes = [MultiPartParser, FormParser]
     error_shape = staticmethod(openai.error_body)
     input_serializer = OpenAIEditSerializer
+    blocking = True
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -206,20 +191,10 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
-        unfinished = {
-            Generation.Status.FAILED: (422, generation.error),
-            Generation.Status.CANCELLED: (409, "The edit was cancelled."),
-        }.get(generation.status)
-        if unfinished is None and generation.status != Generation.Status.SUCCEEDED:
-            unfinished = (
-                504,
-                f"The edit is still running after {settings.IMG2IMG_WAIT_SECONDS:g} s "
-                f"(IMG2IMG_WAIT_SECONDS); it is job {generation.pk} "
-                "(GET /api/generations/<id>/).",
-            )
-        if unfinished:
-            status, message = unfinished
-            return Response(openai.error_body(status, message, {}), status=status)
+        problem = common.unfinished(generation, blocking=True)
+        if problem is not None:
+            code, message = problem
+            return Response(openai.error_body(code, message, {}), status=code)
         body = openai.images_response(
             int(generation.created_at.timestamp()),
             _image_items(generation, request, context),
@@ -236,28 +211,27 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
     wanted, sent = context["partial_images"], 0
     fmt, quality = context["output_format"], context["output_compression"]
     size = await sync_to_async(_output_size)(generation)
-    async for event in generation_events(generation.pk, settings.IMG2IMG_WAIT_SECONDS):
-        preview = event.get("preview") if event.get("type") == Event.PROGRESS else None
-        due = event.get("step", 0) * (wanted + 1) >= (sent + 1) * (event.get("total") or 1)
-        if preview and sent < wanted and due:
-            jpeg = base64.b64decode(preview.partition(",")[2])
-            data = await sync_to_async(_partial_image)(jpeg, size, fmt, quality)
-            yield openai.partial_image_event(
-                data, sent, created=int(time.time()), output_format=fmt, size=size
-            )
-            sent += 1
+    events = generation_events(generation.pk, settings.IMG2IMG_WAIT_SECONDS)
+    async with contextlib.aclosing(events):  # a client gone ends the wait at once
+        async for event in events:
+            preview = event.get("preview") if event.get("type") == Event.PROGRESS else None
+            due = event.get("step", 0) * (wanted + 1) >= (sent + 1) * (event.get("total") or 1)
+            if preview and sent < wanted and due:
+                jpeg = base64.b64decode(preview.partition(",")[2])
+                data = await sync_to_async(images.preview_as)(jpeg, size, fmt, quality)
+                yield openai.partial_image_event(
+                    data, sent, created=int(time.time()), output_format=fmt, size=size
+                )
+                sent += 1
     finished = await sync_to_async(selectors.generation_get)(
         user=request.user, generation_id=generation.pk
     )
-    if finished is None or finished.status != Generation.Status.SUCCEEDED:
-        message = (
-            "The edit was deleted."
-            if finished is None
-            else finished.error
-            or f"The edit is still {finished.status} after {settings.IMG2IMG_WAIT_SECONDS:g} s "
-            f"(IMG2IMG_WAIT_SECONDS); it is job {finished.pk}."
-        )
-        yield openai.error_event(422, message)
+    if finished is None:
+        yield openai.error_event(404, "The generation was deleted while it ran.")
+        return
+    problem = common.unfinished(finished, blocking=True)
+    if problem is not None:
+        yield openai.error_event(*problem)
         return
     items = await sync_to_async(_image_items)(
         finished, request, {**context, "response_format": "b64_json"}
@@ -266,13 +240,6 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
         yield openai.completed_event(
             item["b64_json"], created=int(time.time()), output_format=fmt, size=size
         )
-
-
-def _partial_image(jpeg: bytes, size: tuple[int, int], fmt: str, quality: int) -> str:
-    """A live preview (latent resolution) at the output's size, in the output's format."""
-    with Image.open(io.BytesIO(jpeg)) as preview:
-        scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    return base64.b64encode(encode_as(scaled, fmt, quality)).decode()
 
 
 class OpenAIImageFileView(APIView):

@@ -377,6 +377,7 @@ def _remove_loras(pipe: Any) -> None:
 class DiffusersBackend:
     name = "diffusers"
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
+    uses_masked_content = True  # it starts from the picture's latents
     supports_batch = True
 
     def __init__(

@@ -131,6 +131,7 @@ class LamaBackend:
     name = "lama"
     size_multiple = 8
     prefill = False  # LaMa fills the new area of an outpaint from its context itself
+    uses_masked_content = False  # it fills the hole from around it
     supports_batch = False  # one image per run; jobs run one by one
 
     def __init__(self, path: str) -> None:

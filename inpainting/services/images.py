@@ -1,0 +1,75 @@
+"""Image bytes as the compatible APIs hand them over: a whole-image mask for plain img2img,
+an image that is its own mask, the text chunks of an image (its generation parameters), live
+previews as those APIs show them, and stored outputs in another format. Every input here
+passed the upload limits first (its size read from its header)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from .. import engine
+from ..engine.masks import has_alpha
+from ..errors import ClientError
+from ..models import GeneratedImage
+from ..uploads import IMAGE_FORMATS, image_size, read_upload
+
+
+def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploadedFile:
+    """Plain img2img: a white mask of the image's size (every pixel regenerated)."""
+    size = image_size(image.read(), field=field, formats=IMAGE_FORMATS)
+    image.seek(0)
+    return SimpleUploadedFile("mask.png", engine.encode_png(Image.new("L", size, 255)))
+
+
+def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFile]:
+    """An image whose transparent pixels are the ones to edit (OpenAI's rule when no mask is
+    sent): the image, and itself as the mask. One without transparency is a client error."""
+    data = read_upload(upload, field="image")
+    image_size(data, field="image", formats=IMAGE_FORMATS)  # an image within the limits
+    with Image.open(io.BytesIO(data)) as header:
+        alpha = header.format == "PNG" and has_alpha(header)
+    if not alpha:
+        raise ClientError(
+            "Give a mask (a PNG whose transparent pixels are edited), or an image with "
+            "transparent pixels to edit.",
+            field="mask",
+        )
+    return SimpleUploadedFile("image.png", data), SimpleUploadedFile("mask.png", data)
+
+
+def png_texts(data: bytes, *, field: str = "image") -> dict[str, str]:
+    """The text chunks of an image (an A1111 or DreamLayer PNG's ``parameters``), read from
+    its header: no pixel is decoded."""
+    image_size(data, field=field, formats=IMAGE_FORMATS)  # an image within the limits
+    with Image.open(io.BytesIO(data)) as image:
+        return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def preview_png(jpeg: bytes | None) -> bytes | None:
+    """A live preview (a small JPEG at latent resolution) as a PNG (A1111's progress)."""
+    if jpeg is None:
+        return None
+    with Image.open(io.BytesIO(jpeg)) as preview:
+        return engine.encode_png(preview.convert("RGB"))
+
+
+def preview_as(jpeg: bytes, size: tuple[int, int], output_format: str, quality: int) -> str:
+    """A live preview at the output's size, in its format, as base64 (OpenAI's partial
+    images)."""
+    with Image.open(io.BytesIO(jpeg)) as preview:
+        scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
+
+
+def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
+    """A stored output in ``output_format`` (PNG as stored, with its parameters)."""
+    with image.file.open("rb") as handle:
+        png = handle.read()
+    if output_format == "png":
+        return png
+    with Image.open(io.BytesIO(png)) as decoded:
+        return engine.encode_as(decoded, output_format, quality)
