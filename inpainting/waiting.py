@@ -110,5 +110,8 @@ async def _pump(layer, channel, generation_id, timeout, queue, stopping) -> None
     finally:
         if alarm is not None:
             alarm.cancel()
-        queue.put_nowait(_END)
-        await layer.group_discard(group, channel)
+        try:
+            await layer.group_discard(group, channel)
+        except Exception:  # noqa: BLE001 - Redis down: the group entry expires on its own
+            pass
+        queue.put_nowait(_END)  # last: a consumer that got it leaves no work behind
