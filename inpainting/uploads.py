@@ -101,7 +101,13 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
             message=f"The {field} declares too many pixels; the limit is "
             f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except ValueError as exc:
+        if "too large" in str(exc).lower():  # Pillow's limit on a text chunk it decompresses
+            raise UploadError(
+                field=field, message=f"The {field} has a metadata chunk too large to read."
+            ) from None
+        raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
         raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
     return width, height
 

@@ -205,3 +205,23 @@ def test_bad_inpaint_area_and_padding(api):
     assert_error(response, 400, "inpaint_area", "not a valid choice")
     response = post_img2img(api, image_png(), black_box_mask_png(), padding=300)
     assert_error(response, 400, "padding", "less than or equal to 256")
+
+
+def test_a_malformed_lora_item_is_a_400_naming_it(api):
+    """A list's errors come as a dict by index when an item is not an object: every shape
+    gives a clear message (the lookup once raised StopIteration)."""
+    for loras, message in (
+        ("[null]", "loras[0]: This field may not be null."),
+        ('[{"name": "ink", "weight": "x"}]', "loras[0].weight: A valid number is required."),
+        ('[1, {"name": "ink"}]', "loras[0]: Invalid data. Expected a dictionary, but got int."),
+    ):
+        response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", loras=loras)
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"]["loras"] == [message]
+
+
+def test_a_json_body_nested_too_deep_is_a_400(api):
+    deep = '{"init_image": ' + "[" * 100000 + "]" * 100000 + "}"
+    response = api.post("/api/v6/images/inpaint", deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["message"]

@@ -295,3 +295,51 @@ def test_basic_credentials_from_another_site_are_refused(server, api_key):
         f"{server}/sdapi/v1/options", headers={"Authorization": "Basic %%%"}, timeout=30
     )
     assert malformed.status_code == 401 and malformed.json()["detail"]
+
+
+@pytest.mark.timeout(120)
+def test_malformed_controlnet_units_and_deep_json_are_400s(server, api_key):
+    """Every malformed unit is a 400 naming it (one once hung its request for ever: the
+    error lookup raised StopIteration inside a thread's future); a body nested deeper than
+    the JSON decoder goes is a parse error, not a 500."""
+    image = webuiapi.raw_b64_img(gradient(96, 64))
+    unit = {"model": "inpaint-cn", "enabled": True}
+    cases = {
+        "[null]": [None],
+        "[[]]": [[]],
+        "[true]": [True],
+        "weight x": [{"weight": "x", "model": "inpaint-cn"}],
+        "int, null": [1, None, "x"],
+        "two keys": None,
+    }
+    for name, args in cases.items():
+        scripts = (
+            {"controlnet": {"args": [unit]}, "ControlNet": {"args": [unit]}}
+            if args is None
+            else {"controlnet": {"args": args}}
+        )
+        body = {"init_images": [image], "prompt": "x", "alwayson_scripts": scripts}
+        response = requests.post(
+            f"{server}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=30
+        )
+        assert response.status_code == 400, (name, response.text[:300])
+        assert response.json()["detail"].startswith("alwayson_scripts: "), name
+    assert (
+        "units[0]: This field may not be null."
+        in requests.post(
+            f"{server}/sdapi/v1/img2img",
+            json={"init_images": [image], "alwayson_scripts": {"controlnet": {"args": [None]}}},
+            auth=("me", api_key),
+            timeout=30,
+        ).json()["detail"]
+    )
+    deep = '{"init_images": ["x"], "override_settings": ' + '{"a": ' * 50000 + "1" + "}" * 50001
+    response = requests.post(
+        f"{server}/sdapi/v1/img2img",
+        data=deep,
+        headers={"Content-Type": "application/json"},
+        auth=("me", api_key),
+        timeout=30,
+    )
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert Generation.objects.count() == 0

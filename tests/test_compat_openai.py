@@ -164,6 +164,11 @@ def test_errors_in_openais_shape(server, api_key, tmp_path):
             sdk(server, api_key).images.edit(image=image, prompt="x", n=5)
     assert too_many.value.body["param"] == "n"
     assert too_many.value.response.headers["x-should-retry"] == "false"
+    for size in ("١٠٢٤x١٠٢٤", "64X64", "64x64x3"):  # ASCII digits, the whole value
+        with pytest.raises(openai.BadRequestError) as bad_size:
+            with image_path.open("rb") as image:
+                sdk(server, api_key).images.edit(image=image, prompt="x", size=size)
+        assert bad_size.value.body["param"] == "size", size
     with pytest.raises(openai.BadRequestError) as no_mask:  # an opaque image and no mask
         with image_path.open("rb") as image:
             sdk(server, api_key).images.edit(image=image, prompt="x")

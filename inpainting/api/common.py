@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,6 +22,7 @@ from ..answers import native
 from ..models import Generation
 from ..remote import image_input_bytes
 from ..waiting import wait_until_finished
+from .parsers import JSONParser
 
 
 def base_url(request) -> str:

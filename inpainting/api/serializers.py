@@ -59,7 +59,7 @@ def merge_form_and_params(form: Any) -> dict[str, Any]:
     if raw:
         try:
             extra = json.loads(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise serializers.ValidationError(
                 {"params": ["params must be a JSON object."]}
             ) from None
@@ -99,7 +99,7 @@ class OutpaintField(serializers.JSONField):
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise serializers.ValidationError("outpaint must be a JSON object.") from None
         if data in (None, ""):
             return None
@@ -126,8 +126,31 @@ def _form_json(data, message: str):
         return data
     try:
         return json.loads(data) if data.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise serializers.ValidationError(message) from None
+
+
+def first_error(errors, where: str = "") -> str:
+    """The first message of a nested serializer's errors, with where it is: ``[1].weight: A
+    valid number is required.`` A list serializer's errors are a list or, for items that are
+    not objects, a dict by index; an item's are a dict by field or a list of messages."""
+    if isinstance(errors, dict):
+        items = sorted(errors.items(), key=lambda item: str(item[0]))
+    elif isinstance(errors, list) and errors and not isinstance(errors[0], dict | list):
+        return f"{where}: {errors[0]}" if where else str(errors[0])
+    else:
+        items = list(enumerate(errors or []))
+    for key, value in items:
+        if not value:
+            continue
+        if isinstance(key, int):
+            step = f"{where}[{key}]"
+        elif key == "non_field_errors":
+            step = where
+        else:
+            step = f"{where}.{key}" if where else str(key)
+        return first_error(value, step)
+    return f"{where}: Invalid input." if where else "Invalid input."
 
 
 class LorasField(serializers.JSONField):
@@ -142,9 +165,7 @@ class LorasField(serializers.JSONField):
             raise serializers.ValidationError("loras must be a JSON list of {name, weight}.")
         nested = LoraSerializer(data=data, many=True)
         if not nested.is_valid():
-            index, errors = next((i, e) for i, e in enumerate(nested.errors) if e)
-            field, messages = next(iter(errors.items()))
-            raise serializers.ValidationError(f"loras[{index}].{field}: {messages[0]}")
+            raise serializers.ValidationError(first_error(nested.errors, "loras"))
         loras = [{"name": item["name"], "weight": item["weight"]} for item in nested.validated_data]
         try:
             check_loras([(lora["name"], lora["weight"]) for lora in loras])
@@ -292,7 +313,7 @@ class _JsonList(serializers.JSONField):
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise serializers.ValidationError("Must be JSON.") from None
         if not isinstance(data, list):
             raise serializers.ValidationError("Must be a JSON list.")

@@ -40,7 +40,7 @@ from ...services import generations, images
 from ...services.library import library_model_named
 from ...uploads import check_dimensions
 from .. import common
-from ..serializers import field_for
+from ..serializers import field_for, first_error
 
 TAGS = ["compat: AUTOMATIC1111"]
 #: ControlNet preprocessors that mean what DreamLayer's ControlNet does (inpaint conditioning).
@@ -172,7 +172,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         ]  # fmt: skip
         if data.get("script_name"):
             ignored.append(f"script {data['script_name']}")
-        controlnet = None
+        used = []
         for name, script in data["alwayson_scripts"].items():
             if name.lower() != "controlnet":
                 ignored.append(f"script {name}")
@@ -184,23 +184,19 @@ class A1111Img2ImgSerializer(serializers.Serializer):
                 )
             units = ControlNetUnitSerializer(data=args, many=True)
             if not units.is_valid():
-                index, errors = next((i, e) for i, e in enumerate(units.errors) if e)
-                field, messages = next(iter(errors.items()))
-                raise serializers.ValidationError(
-                    {"alwayson_scripts": [f"ControlNet unit {index}: {field}: {messages[0]}"]}
-                )
-            used = [
+                message = first_error(units.errors, "ControlNet units")
+                raise serializers.ValidationError({"alwayson_scripts": [message]})
+            used += [
                 u
                 for u in units.validated_data
                 if u["enabled"] and (u["model"] or "none").lower() != "none"
             ]
-            if len(used) > 1:
-                raise serializers.ValidationError(
-                    {"alwayson_scripts": ["One ControlNet unit a job here."]}
-                )
-            if not used:
-                continue
-            unit = used[0]
+        if len(used) > 1:
+            raise serializers.ValidationError(
+                {"alwayson_scripts": ["One ControlNet unit a job here."]}
+            )
+        controlnet = None
+        for unit in used:
             try:
                 check_controlnet(unit["weight"], unit["guidance_start"], unit["guidance_end"])
             except InvalidInput as exc:

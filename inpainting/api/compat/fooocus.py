@@ -19,7 +19,6 @@ from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,6 +36,7 @@ from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, decode_image
 from .. import common
 from ..media import image_response
+from ..parsers import JSONParser
 from ..serializers import LIBRARY_NAME, field_for
 
 SIDES = ("Left", "Right", "Top", "Bottom")

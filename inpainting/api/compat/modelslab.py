@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +32,7 @@ from ...params import GenerationParams
 from ...services import generations
 from ...services.library import library_job_family, library_model_named
 from .. import common
+from ..parsers import JSONParser
 from ..serializers import field_for
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).

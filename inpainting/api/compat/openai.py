@@ -52,7 +52,7 @@ from ..serializers import field_for
 TAGS = ["compat: OpenAI"]
 #: Model names of OpenAI's own: a client that names one gets the default model here.
 OPENAI_MODELS = re.compile(r"^(gpt-image|dall-e|chatgpt-image)", re.IGNORECASE)
-SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+SIZE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")  # ASCII digits, the whole value
 
 
 def _no_retry(response):
@@ -82,7 +82,7 @@ class OpenAIEditSerializer(serializers.Serializer):
     def validate_size(self, value: str) -> tuple[int, int] | None:
         if value == "auto":
             return None
-        found = SIZE.match(value)
+        found = SIZE.fullmatch(value)
         if not found:
             raise serializers.ValidationError(
                 f"Invalid size {value!r}: give 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'."
