@@ -25,12 +25,16 @@ import websockets
 
 
 def percentile_ms(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
+    if not ordered:
+        return "no samples"
 
     def at(q: float) -> float:
         return percentile_ms(ordered, q)
@@ -75,6 +79,12 @@ async def subscriber(url: str, key: str, ready: asyncio.Event, finished: dict, s
         finished[id(ready)] = heard
 
 
+def jobs_made(url: str, key: str) -> int:
+    """How many jobs the key's user has (the history's count)."""
+    headers = {"Authorization": f"Api-Key {key}"}
+    return requests.get(f"{url}/api/generations/", headers=headers, timeout=10).json()["count"]
+
+
 def wait_for_image(url: str, key: str, image: bytes, mask: bytes, i: int) -> tuple[int, float]:
     started = time.perf_counter()
     response = requests.post(
@@ -100,19 +110,27 @@ async def run(args) -> int:
 
     image, mask = inputs(args.size)
     loop = asyncio.get_running_loop()
+    before = jobs_made(args.url, args.key)
     # One thread per waiting client and one for the probe: the probe never queues behind them.
     waiting_pool, probe_pool = ThreadPoolExecutor(args.waiters), ThreadPoolExecutor(1)
     waiters = [
         loop.run_in_executor(waiting_pool, wait_for_image, args.url, args.key, image, mask, i)
         for i in range(args.waiters)
     ]
+    # Health is measured apart while the clients upload (20 bodies parsed, decoded and stored
+    # at once) and once every job is made and its client waits: the target is for the waits.
+    uploading: list[float] = []
     health: list[float] = []
+    waiting = False
     while not all(w.done() for w in waiters):
+        if uploading and not waiting:
+            made = await loop.run_in_executor(probe_pool, jobs_made, args.url, args.key)
+            waiting = made >= before + args.waiters
         started = time.perf_counter()
         status = await loop.run_in_executor(
             probe_pool, lambda: requests.get(f"{args.url}/api/health", timeout=10).status_code
         )
-        health.append(time.perf_counter() - started)
+        (health if waiting else uploading).append(time.perf_counter() - started)
         if status != 200:
             print(f"health answered {status}")
             return 1
@@ -125,6 +143,7 @@ async def run(args) -> int:
     ok_waiters = sum(1 for code, _ in results if code == 200)
     heard_counts = [len(h) for h in heard.values()]
     p99 = percentile_ms(health, 0.99)
+    print(f"health while {args.waiters} clients upload: {percentiles(uploading)}")
     print(f"health while {args.waiters} clients wait and {args.subscribers} subscribe: "
           f"{percentiles(health)}")  # fmt: skip
     print(
@@ -137,6 +156,7 @@ async def run(args) -> int:
         ok_waiters == args.waiters
         and len(heard) == args.subscribers
         and min(heard_counts, default=0) >= args.waiters
+        and bool(health)
         and p99 < args.max_health_ms
     )
     print("PASS" if ok else "FAIL")

@@ -328,6 +328,13 @@ class GenerationFileView(APIView):
         return _file_response(image.file, generation.file_name(image.seed))
 
 
+def _health_reads(diffusers: bool) -> tuple[dict, list | None, dict | None]:
+    """What the health check reads outside the process: the LaMa status, the live workers
+    (without their names) and, with a diffusion model, its status."""
+    lama = model_status("lama") or {}
+    return lama, fleet_summary(names=False), model_status() if diffusers else None
+
+
 @extend_schema(
     responses=inline_serializer(
         "Health",
@@ -368,6 +375,11 @@ class HealthView(AsyncAPIView):
 
     async def get(self, request: Request) -> Response:
         config = engine_config()
+        # One hop to a thread of the shared pool for every read (a stat, the cache, Redis):
+        # under load each hop waits for a thread and the GIL, so probes make one, not three.
+        lama, workers, status = await sync_to_async(_health_reads, thread_sensitive=False)(
+            config.load_diffusers
+        )
         body = {
             "status": "healthy",
             "engine": config.default(),
@@ -376,7 +388,6 @@ class HealthView(AsyncAPIView):
         }
         # Whether the LaMa file is there (a stat), and what the workers that opened it reported
         # (loaded: null until one has); the web process never opens it.
-        lama = await sync_to_async(model_status, thread_sensitive=False)("lama") or {}
         body["lama"] = {
             "present": config.lama_model is not None,
             "model": lama_file().name,
@@ -386,11 +397,9 @@ class HealthView(AsyncAPIView):
         # The live inference workers: the library models each serves (its queues) and the
         # pipelines it holds now; null when Redis cannot be read. Anonymous callers (load
         # balancers) do not get the machines' names: `manage.py engine_info` shows them.
-        body["workers"] = await sync_to_async(fleet_summary, thread_sensitive=False)(names=False)
+        body["workers"] = workers
         if config.load_diffusers:
             # What the workers reported about the diffusion model (from the cache, not the DB).
-            # A thread of the shared pool: probes must not each start a request thread.
-            status = await sync_to_async(model_status, thread_sensitive=False)()
             body["diffusion_model"] = status or {
                 "loaded": None,
                 "error": None,
