@@ -11,6 +11,7 @@ from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .engine import encode_png as png_bytes
+from .engine.images import MAX_TEXT_CHUNK, MAX_TEXT_MEMORY
 from .errors import UploadError
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
@@ -74,6 +75,18 @@ def _png_exif(image: Image.Image) -> Image.Exif:
     return exif
 
 
+def _refuse_text_over_limit(exc: ValueError, field: str) -> None:
+    """Pillow's limits on a PNG's text (``engine.images.MAX_TEXT_CHUNK`` and
+    ``MAX_TEXT_MEMORY``), met while reading its chunks, as a client error that says so."""
+    if "MAX_TEXT" in str(exc):
+        raise UploadError(
+            field=field,
+            message=f"The {field} carries more text metadata than is read here (at most "
+            f"{MAX_TEXT_CHUNK // 1024} KB a chunk, {MAX_TEXT_MEMORY // 1024} KB in all); save "
+            "it without its metadata.",
+        ) from None
+
+
 def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[int, int]:
     """The size an image's pixels will have once decoded and turned upright (its EXIF
     orientation), read from its header alone, with the type and pixel limits checked: for a
@@ -102,10 +115,7 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
             f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
         ) from None
     except ValueError as exc:
-        if "too large" in str(exc).lower():  # Pillow's limit on a text chunk it decompresses
-            raise UploadError(
-                field=field, message=f"The {field} has a metadata chunk too large to read."
-            ) from None
+        _refuse_text_over_limit(exc, field)
         raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
@@ -134,6 +144,8 @@ def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.
             f"{settings.UPLOAD_MAX_PIXELS} pixels in all.",
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ValueError):
+            _refuse_text_over_limit(exc, field)
         if isinstance(exc, UnidentifiedImageError):
             raise UploadError(field=field, message=f"The {field} is not a {names} image.") from None
         raise UploadError(

@@ -64,3 +64,15 @@ def declared_png(width: int, height: int) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(b"\x00" * 65 * 8))
         + png_chunk(b"IEND", b"")
     )
+
+
+def text_bomb_png(chunks: int, characters: int = 1_000_000, *, before_pixels: bool = True) -> bytes:
+    """A small PNG carrying ``chunks`` compressed text chunks of ``characters`` each (each
+    a few KB on the wire): the memory attack on whatever reads an image's text."""
+    image = png_bytes(Image.new("RGB", (8, 8), (10, 20, 30)))
+    text = b"".join(
+        png_chunk(b"zTXt", b"k%d\0\0" % n + zlib.compress(b"A" * characters, 9))
+        for n in range(chunks)
+    )
+    split = image.index(b"IDAT") - 4 if before_pixels else image.index(b"IEND") - 4
+    return image[:split] + text + image[split:]

@@ -9,7 +9,7 @@ import http
 import json
 from typing import Any
 
-from ..engine.images import parse_a1111_parameters
+from ..engine.images import MAX_INFOTEXT, parse_a1111_parameters
 from ..engine.schedulers import scheduler_names
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
@@ -207,11 +207,23 @@ def progress(
     }
 
 
+#: A PNG text chunk's keyword is 1 to 79 characters (the PNG specification).
+PNG_KEYWORD_MAX = 79
+
+
 def png_info(texts: dict[str, str]) -> dict[str, Any]:
     """``POST /sdapi/v1/png-info``: the ``parameters`` text, the other text chunks, and the
-    parameters parsed as A1111 parses them."""
-    text = texts.get("parameters", "")
-    items = {key: value for key, value in texts.items() if key != "parameters"}
+    parameters parsed as A1111 parses them. The answer is bounded whatever the image holds:
+    ``info`` at most MAX_INFOTEXT characters, ``items`` (keywords of at most 79 characters)
+    at most MAX_INFOTEXT characters in all, each value cut where that budget ends."""
+    text = texts.get("parameters", "")[:MAX_INFOTEXT]
+    items, budget = {}, MAX_INFOTEXT
+    for key, value in texts.items():
+        if key == "parameters" or len(key) > PNG_KEYWORD_MAX or budget <= len(key):
+            continue
+        budget -= len(key)
+        items[key] = value[:budget]
+        budget -= len(items[key])
     parsed = parse_a1111_parameters(text) if text else {}
     return {"info": text, "items": items, "parameters": parsed}
 

@@ -52,6 +52,40 @@ def field_for(name: str, **overrides) -> serializers.Field:
     return field(**options)
 
 
+def check_count(value, *, most: int, what: str) -> None:
+    """The one length rule for every list (or object of named items) a client sends, native
+    and compatible: its length is checked before any item is looked at. (Validating each of
+    400,000 ControlNet units before counting them cost the web process 21 s of CPU.)"""
+    if len(value) > most:
+        raise serializers.ValidationError(f"At most {most} {what}; this one has {len(value)}.")
+
+
+class BoundedListField(serializers.ListField):
+    """A list of at most ``max_length`` items, counted before its items are validated."""
+
+    def __init__(self, *, max_length: int, what: str = "items", **kwargs) -> None:
+        super().__init__(max_length=max_length, **kwargs)
+        self.what = what
+
+    def to_internal_value(self, data):
+        if isinstance(data, list | tuple):
+            check_count(data, most=self.max_length, what=self.what)
+        return super().to_internal_value(data)
+
+
+class BoundedDictField(serializers.DictField):
+    """An object of at most ``max_items`` keys, counted before its values are validated."""
+
+    def __init__(self, *, max_items: int, what: str = "keys", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_items, self.what = max_items, what
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            check_count(data, most=self.max_items, what=self.what)
+        return super().to_internal_value(data)
+
+
 def merge_form_and_params(form: Any) -> dict[str, Any]:
     """Form fields, then the optional JSON ``params`` field on top, aliases resolved."""
     data: dict[str, Any] = {key: form.get(key) for key in form.keys() if key != "params"}
@@ -163,6 +197,7 @@ class LorasField(serializers.JSONField):
             return None
         if not isinstance(data, list):
             raise serializers.ValidationError("loras must be a JSON list of {name, weight}.")
+        check_count(data, most=MAX_LORAS, what="LoRAs per job")
         nested = LoraSerializer(data=data, many=True)
         if not nested.is_valid():
             raise serializers.ValidationError(first_error(nested.errors, "loras"))
@@ -307,7 +342,12 @@ class MaskPreviewSerializer(serializers.Serializer):
 
 
 class _JsonList(serializers.JSONField):
-    """A JSON list given as a JSON value or as a JSON string (from a form field)."""
+    """A JSON list given as a JSON value or as a JSON string (from a form field), of at most
+    ``max_length`` items."""
+
+    def __init__(self, *, max_length: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -317,6 +357,7 @@ class _JsonList(serializers.JSONField):
                 raise serializers.ValidationError("Must be JSON.") from None
         if not isinstance(data, list):
             raise serializers.ValidationError("Must be a JSON list.")
+        check_count(data, most=self.max_length, what="items")
         return data
 
 
@@ -336,12 +377,15 @@ class MaskGenerateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(
         choices=["grabcut", "flood", "colour", "sam", "text", "background"], default="grabcut"
     )
-    box = _JsonList(required=False, help_text="[x0, y0, x1, y1] in image pixels (grabcut, sam).")
+    box = _JsonList(
+        max_length=4, required=False, help_text="[x0, y0, x1, y1] in image pixels (grabcut, sam)."
+    )
     points = _JsonList(
+        max_length=MAX_POINTS,
         required=False,
         help_text=f"[[x, y, 1 = add | 0 = subtract], …] (grabcut, sam), at most {MAX_POINTS}.",
     )
-    point = _JsonList(required=False, help_text="[x, y] (flood, colour).")
+    point = _JsonList(max_length=2, required=False, help_text="[x, y] (flood, colour).")
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
     text = serializers.CharField(
         required=False,
@@ -389,8 +433,6 @@ class MaskGenerateSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {"points": ["Give each point as [x, y] or [x, y, 1 | 0] numbers."]}
                 )
-        if len(data.get("points", [])) > MAX_POINTS:
-            raise serializers.ValidationError({"points": [f"At most {MAX_POINTS} points."]})
         if "box" in data and (len(data["box"]) != 4 or not numbers(data["box"])):
             raise serializers.ValidationError({"box": ["Give [x0, y0, x1, y1]."]})
         if "point" in data and (len(data["point"]) != 2 or not numbers(data["point"])):

@@ -11,7 +11,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .parameters import number
 from .types import RESIZE_MODES, InvalidInput, Resize
@@ -21,6 +21,16 @@ from .types import RESIZE_MODES, InvalidInput, Resize
 PARAMETERS_KEY = "parameters"
 #: Key of the text chunk holding every DreamLayer parameter, as JSON.
 DREAMLAYER_KEY = "dreamlayer"
+
+#: Text Pillow reads from one PNG, in every process that imports the engine (the web process
+#: reads image headers, workers decode): a chunk at most 1 MB decompressed (Pillow's own
+#: default) and 4 MB for all of an image's text chunks together (Pillow admits 64 MB, which
+#: a 63 KB file of compressed chunks reaches). An image over it is refused as unreadable. The
+#: service's own PNGs carry a few KB; a photo's XMP rarely passes a few hundred KB.
+MAX_TEXT_CHUNK = 1024 * 1024
+MAX_TEXT_MEMORY = 4 * MAX_TEXT_CHUNK
+PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
+PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

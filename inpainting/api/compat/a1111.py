@@ -40,11 +40,25 @@ from ...services import generations, images
 from ...services.library import library_model_named
 from ...uploads import check_dimensions
 from .. import common
-from ..serializers import field_for, first_error
+from ..serializers import (
+    BoundedDictField,
+    BoundedListField,
+    check_count,
+    field_for,
+    first_error,
+)
 
 TAGS = ["compat: AUTOMATIC1111"]
 #: ControlNet preprocessors that mean what DreamLayer's ControlNet does (inpaint conditioning).
 INPAINT_MODULES = ("", "none", "inpaint", "inpaint_only", "inpaint_global_harmonious")
+#: ControlNet units one request may send (the extension's own limit on units is 10).
+MAX_CONTROLNET_UNITS = 10
+#: ``alwayson_scripts`` entries one request may name, and ``override_settings`` and ``styles``.
+MAX_SCRIPTS = 32
+MAX_OVERRIDES = 64
+MAX_STYLES = 32
+#: A name that is echoed back (a script's, a ControlNet module's) is cut to this length.
+MAX_ECHOED_NAME = 64
 #: A checkpoint title's short hash: "name.safetensors [6ce0161689]".
 TITLE_HASH = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]\s*$")
 
@@ -60,8 +74,12 @@ class ControlNetUnitSerializer(serializers.Serializer):
     """One unit of the ControlNet extension's ``args`` (the fields that matter here)."""
 
     enabled = serializers.BooleanField(default=True)
-    model = serializers.CharField(required=False, allow_null=True, allow_blank=True, default="")
-    module = serializers.CharField(required=False, allow_null=True, allow_blank=True, default="")
+    model = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default="", max_length=255
+    )
+    module = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default="", max_length=255
+    )
     weight = serializers.FloatField(default=1.0)
     guidance_start = serializers.FloatField(default=0.0)
     guidance_end = serializers.FloatField(default=1.0)
@@ -73,7 +91,12 @@ def _without_hash(title: str) -> str:
 
 
 class A1111Img2ImgSerializer(serializers.Serializer):
-    init_images = serializers.ListField(child=serializers.CharField(), min_length=1)
+    init_images = BoundedListField(
+        child=serializers.CharField(),
+        min_length=1,
+        max_length=1,
+        what="init image a request here (send each image in a request of its own)",
+    )
     mask = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     resize_mode = serializers.ChoiceField(choices=sorted(a1111.RESIZE_MODES), default=0)
     denoising_strength = field_for("denoising_strength", default=0.75)
@@ -94,22 +117,27 @@ class A1111Img2ImgSerializer(serializers.Serializer):
     cfg_scale = field_for("guidance_scale")
     width = serializers.IntegerField(min_value=1, default=512)
     height = serializers.IntegerField(min_value=1, default=512)
-    override_settings = serializers.DictField(required=False, default=dict)
-    alwayson_scripts = serializers.DictField(required=False, default=dict)
-    script_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    override_settings = BoundedDictField(
+        max_items=MAX_OVERRIDES, what="settings", required=False, default=dict
+    )
+    alwayson_scripts = BoundedDictField(
+        max_items=MAX_SCRIPTS, what="scripts", required=False, default=dict
+    )
+    script_name = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255
+    )
     restore_faces = serializers.BooleanField(required=False, allow_null=True, default=False)
     tiling = serializers.BooleanField(required=False, allow_null=True, default=False)
-    styles = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    styles = BoundedListField(
+        child=serializers.CharField(),
+        max_length=MAX_STYLES,
+        what="styles",
+        required=False,
+        default=list,
+    )
     subseed_strength = serializers.FloatField(required=False, default=0.0)
     initial_noise_multiplier = serializers.FloatField(required=False, allow_null=True)
     send_images = serializers.BooleanField(default=True)
-
-    def validate_init_images(self, value):
-        if len(value) > 1:
-            raise serializers.ValidationError(
-                "One init image a request here: send each image in a request of its own."
-            )
-        return value
 
     def validate(self, data):
         samples = data["batch_size"] * data["n_iter"]
@@ -171,17 +199,21 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             if unused
         ]  # fmt: skip
         if data.get("script_name"):
-            ignored.append(f"script {data['script_name']}")
+            ignored.append(f"script {data['script_name'][:MAX_ECHOED_NAME]}")
         used = []
         for name, script in data["alwayson_scripts"].items():
             if name.lower() != "controlnet":
-                ignored.append(f"script {name}")
+                ignored.append(f"script {name[:MAX_ECHOED_NAME]}")
                 continue
             args = script.get("args") if isinstance(script, dict) else None
             if not isinstance(args, list):
                 raise serializers.ValidationError(
                     {"alwayson_scripts": ["ControlNet's args must be a list of units."]}
                 )
+            try:
+                check_count(args, most=MAX_CONTROLNET_UNITS, what="ControlNet units")
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"alwayson_scripts": exc.detail}) from None
             units = ControlNetUnitSerializer(data=args, many=True)
             if not units.is_valid():
                 message = first_error(units.errors, "ControlNet units")
@@ -210,7 +242,8 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             if unit.get("image"):
                 ignored.append("ControlNet unit image (the inpaint ControlNet reads the input)")
             if (unit["module"] or "").lower() not in INPAINT_MODULES:
-                ignored.append(f"ControlNet module {unit['module']} (inpaint conditioning runs)")
+                module = unit["module"][:MAX_ECHOED_NAME]
+                ignored.append(f"ControlNet module {module} (inpaint conditioning runs)")
         return controlnet, ignored
 
     def to_params(self) -> GenerationParams:

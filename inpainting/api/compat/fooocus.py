@@ -37,7 +37,7 @@ from ...uploads import IMAGE_FORMATS, decode_image
 from .. import common
 from ..media import image_response
 from ..parsers import JSONParser
-from ..serializers import LIBRARY_NAME, field_for
+from ..serializers import LIBRARY_NAME, BoundedListField, field_for
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
@@ -50,8 +50,12 @@ class FooocusGenerateSerializer(serializers.Serializer):
     inpaint_mask_image_upload = serializers.CharField(
         required=False, allow_null=True, allow_blank=True
     )
-    outpaint_selections = serializers.ListField(
-        child=serializers.ChoiceField(choices=SIDES), required=False, default=list
+    outpaint_selections = BoundedListField(
+        child=serializers.ChoiceField(choices=SIDES),
+        max_length=len(SIDES),
+        what="sides",
+        required=False,
+        default=list,
     )
     outpaint_distance_left = serializers.IntegerField(
         min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
@@ -212,16 +216,19 @@ class FooocusGenerateMaskSerializer(serializers.Serializer):
     sam_max_detections = serializers.IntegerField(min_value=0, max_value=100, default=0)
     dino_erode_or_dilate = serializers.IntegerField(min_value=-64, max_value=64, default=0)
     dino_debug = serializers.BooleanField(required=False, default=False)
-    box = serializers.ListField(
-        child=serializers.FloatField(), min_length=4, max_length=4, required=False
+    box = BoundedListField(
+        child=serializers.FloatField(), min_length=4, max_length=4, what="numbers", required=False
     )
-    points = serializers.ListField(
-        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=3),
+    points = BoundedListField(
+        child=BoundedListField(
+            child=serializers.FloatField(), min_length=2, max_length=3, what="numbers"
+        ),
         required=False,
         max_length=MAX_POINTS,
+        what="points",
     )
-    point = serializers.ListField(
-        child=serializers.FloatField(), min_length=2, max_length=2, required=False
+    point = BoundedListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, what="numbers", required=False
     )
     tolerance = serializers.IntegerField(min_value=0, max_value=255, default=32)
 
