@@ -16,6 +16,11 @@ from .keyformat import KEY_PREFIX, PREFIX_LENGTH, SECRET_LENGTH
 class User(AbstractUser):
     """DreamLayer's user (custom from the first migration, so it can grow)."""
 
+    #: The key this user's webhook deliveries are signed with (``accounts.services.
+    #: webhook_secret_of``): one per user, so no user can sign a delivery for another's
+    #: receiver. Made on first use; shown on the keys page, where it can be replaced.
+    webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
+
 
 class DreamLayerKeyGenerator(KeyGenerator):
     """Keys look like ``dl_<8 chars>.<32 chars>`` so a leaked key is recognisable."""

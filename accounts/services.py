@@ -25,6 +25,32 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
     api_key.save(update_fields=["revoked"])
 
 
+#: ``whsec_`` and 32 random bytes in hex: recognisable where it leaks, like the keys.
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def _new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_hex(29)  # 64 characters in all
+
+
+def webhook_secret_of(*, user: User) -> str:
+    """The secret ``user``'s webhook deliveries are signed with, made on first use (a
+    conditional write: two first uses at once agree on one secret)."""
+    if not user.webhook_secret:
+        User.objects.filter(pk=user.pk, webhook_secret="").update(
+            webhook_secret=_new_webhook_secret()
+        )
+        user.webhook_secret = User.objects.values_list("webhook_secret", flat=True).get(pk=user.pk)
+    return user.webhook_secret
+
+
+def webhook_secret_rotate(*, user: User) -> str:
+    """Replace the user's webhook secret; deliveries from now on are signed with the new one."""
+    user.webhook_secret = _new_webhook_secret()
+    User.objects.filter(pk=user.pk).update(webhook_secret=user.webhook_secret)
+    return user.webhook_secret
+
+
 @transaction.atomic
 def demo_user_ensure(*, username: str = "demo") -> tuple[User, str | None]:
     """Create the demo user unless any user exists; returns the password once when created."""

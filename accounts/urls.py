@@ -24,4 +24,9 @@ urlpatterns = [
     ),
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<str:prefix>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
+    path(
+        "keys/webhook-secret/rotate/",
+        views.webhook_secret_rotate_view,
+        name="webhook-secret-rotate",
+    ),
 ]

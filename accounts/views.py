@@ -10,7 +10,12 @@ from django.views.decorators.http import require_POST
 
 from .forms import ApiKeyForm, SignUpForm
 from .models import ApiKey
-from .services import api_key_create, api_key_revoke
+from .services import (
+    api_key_create,
+    api_key_revoke,
+    webhook_secret_of,
+    webhook_secret_rotate,
+)
 from .throttles import SIGNUPS, request_address, wait_words
 
 
@@ -50,9 +55,14 @@ def api_keys(request):
         )
         form = ApiKeyForm()
     keys = ApiKey.objects.filter(user=request.user).order_by("-created")
-    response = render(
-        request, "accounts/api_keys.html", {"form": form, "keys": keys, "new_key": new_key}
-    )
+    context = {
+        "form": form,
+        "keys": keys,
+        "new_key": new_key,
+        "webhook_secret": webhook_secret_of(user=request.user),
+    }
+    response = render(request, "accounts/api_keys.html", context)
+    patch_cache_control(response, private=True)
     if new_key:
         patch_cache_control(response, no_store=True)  # Back must not show the key again
     return response
@@ -67,4 +77,14 @@ def api_key_revoke_view(request, prefix: str):
     if not key.revoked:
         api_key_revoke(api_key=key)
         messages.success(request, f"The key {key.prefix}… is revoked.")
+    return redirect("accounts:api-keys")
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate_view(request):
+    webhook_secret_rotate(user=request.user)
+    messages.success(
+        request, "Your webhook secret is replaced: deliveries from now on are signed with it."
+    )
     return redirect("accounts:api-keys")

@@ -252,10 +252,6 @@ UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=4096 * 4096)
 # most browsers give up on much longer rows, and a 16383 x 1 strip is nobody's photo.
 UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=16384)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")
-WEBHOOK_SECRET = (
-    env.str("WEBHOOK_SECRET", default="")
-    or __import__("hashlib").sha256(("webhooks:" + SECRET_KEY).encode()).hexdigest()
-)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=2.0)
 URL_FETCH_ALLOW_PRIVATE = env.bool("URL_FETCH_ALLOW_PRIVATE", default=False)

@@ -46,6 +46,16 @@ def _redis() -> redis.Redis:
     return redis.Redis(connection_pool=SharedConnectionPool.from_url(settings.REDIS_URL))
 
 
+#: HTTP methods counted by name; any other (a client may send any token as its method) is
+#: counted as ``other``, so a stranger cannot add fields to the counters.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _label(value: str) -> str:
+    """A label value kept in a ``|``-separated field: the separator cannot occur in it."""
+    return value.replace("|", "_")
+
+
 def _bucket(value: float, buckets: tuple[float, ...]) -> str:
     return next((str(b) for b in buckets if value <= b), "+Inf")
 
@@ -54,7 +64,8 @@ def http_request_record(*, method: str, view: str, status: int, seconds: float) 
     """Count one HTTP request and its latency, in Redis (one round trip); a Redis that is down
     costs the request nothing but this record."""
     pipe = _redis().pipeline(transaction=False)
-    pipe.hincrby(HTTP_KEY, f"count|{method}|{view}|{status}", 1)
+    method = method if method in HTTP_METHODS else "other"
+    pipe.hincrby(HTTP_KEY, f"count|{method}|{_label(view)}|{int(status)}", 1)
     pipe.hincrby(HTTP_KEY, f"bucket|{_bucket(seconds, HTTP_BUCKETS)}", 1)
     pipe.hincrbyfloat(HTTP_KEY, "sum", seconds)
     try:
@@ -66,8 +77,8 @@ def http_request_record(*, method: str, view: str, status: int, seconds: float) 
 def model_load_record(*, model: str, seconds: float) -> None:
     """Count one model load (a worker had to load a pipeline) and how long it took."""
     pipe = _redis().pipeline(transaction=False)
-    pipe.hincrby(MODEL_LOADS_KEY, f"count|{model}", 1)
-    pipe.hincrbyfloat(MODEL_LOADS_KEY, f"seconds|{model}", seconds)
+    pipe.hincrby(MODEL_LOADS_KEY, f"count|{_label(model)}", 1)
+    pipe.hincrbyfloat(MODEL_LOADS_KEY, f"seconds|{_label(model)}", seconds)
     try:
         pipe.execute()
     except (redis.RedisError, OSError) as exc:

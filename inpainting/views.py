@@ -135,7 +135,8 @@ def metrics(request):
     with METRICS_TOKEN as a Bearer token, or a staff login."""
     token = settings.METRICS_TOKEN
     sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    allowed = (token and sent and hmac.compare_digest(sent, token)) or (
+    # Bytes: compare_digest refuses a str with characters outside ASCII (a 500 before).
+    allowed = (token and sent and hmac.compare_digest(sent.encode(), token.encode())) or (
         request.user.is_authenticated and request.user.is_staff
     )
     if not allowed:

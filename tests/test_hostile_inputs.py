@@ -187,3 +187,33 @@ def test_many_unknown_script_names_are_not_stored(api, settings):
     assert response.status_code in (200, 504), response.content[:300]
     generation = Generation.objects.get()
     assert len(json.dumps(generation.metadata)) < 4_000
+
+
+def test_odd_http_methods_add_at_most_one_metrics_field(settings):
+    """200 requests whose method is 8,000 characters once added 200 permanent fields to the
+    counters (and a ``|`` in a method shifted the labels): now they count as ``other``."""
+    from django.test import Client
+
+    from inpainting import metrics
+
+    client = metrics._redis()
+    client.delete(metrics.HTTP_KEY)
+    for n in range(200):
+        Client().generic(f"M{n:05d}" + "X" * 8000, "/nope")
+    Client().generic("A|B|C", "/api/health")
+    counts = [f.decode() for f in client.hkeys(metrics.HTTP_KEY) if f.startswith(b"count|")]
+    assert len(counts) <= 2, counts  # other on /nope, other on the health view
+    assert all(f.startswith("count|other|") and f.count("|") == 3 for f in counts), counts
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    text = Client().get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+    assert text.status_code == 200
+    assert len(text.content) < 20_000
+    assert b'method="other"' in text.content
+
+
+def test_a_metrics_token_outside_ascii_is_a_403_not_a_500(settings):
+    from django.test import Client
+
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    response = Client().get("/metrics", headers={"Authorization": "Bearer w\xe9"})
+    assert response.status_code == 403

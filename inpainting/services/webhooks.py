@@ -1,8 +1,11 @@
 """Webhooks: one signed POST of the job's final JSON when it ends, retried with backoff.
 
-The signature header is ``X-DreamLayer-Signature: t=<unix time>,v1=<hex>`` where ``v1`` is
-HMAC-SHA256 over ``"<t>." + body`` with ``WEBHOOK_SECRET``; receivers recompute it and
-reject stale timestamps. The URL obeys the same rules as URL inputs (no private addresses
+The signature header is ``X-DreamLayer-Signature: t=<unix time>,id=<delivery id>,v1=<hex>``
+where ``v1`` is HMAC-SHA256 over ``"<t>.<id>.<receiver URL>." + body`` with the job owner's
+own webhook secret (``accounts.services.webhook_secret_of``): a user cannot sign for another
+user's receiver, a delivery cannot be replayed to another URL, and the id (the job's: its
+retries carry the same one) lets a receiver refuse one it has seen. Receivers recompute it
+and reject stale timestamps. The URL obeys the same rules as URL inputs (no private addresses
 unless ``URL_FETCH_ALLOW_PRIVATE``), checked when the job is created and again when sending,
 and the POST goes through ``remote``'s one fetcher: to exactly the address it checked, within
 ``URL_FETCH_TIMEOUT`` in all; redirects are not followed.
@@ -20,6 +23,8 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+
+from accounts.services import webhook_secret_of
 
 from .. import remote
 from ..answers.webhooks import payload_for
@@ -45,10 +50,11 @@ def validate_url(url: str) -> remote.CheckedUrl:
     return remote.check_url(url, FIELD)
 
 
-def sign(body: bytes, timestamp: int, secret: str | None = None) -> str:
-    secret = secret or settings.WEBHOOK_SECRET
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+def sign(*, body: bytes, timestamp: int, delivery: str, url: str, secret: str) -> str:
+    """The signature header's value (the module's docstring says what it covers)."""
+    signed = f"{timestamp}.{delivery}.{url}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256)
+    return f"t={timestamp},id={delivery},v1={digest.hexdigest()}"
 
 
 def schedule(generation: Generation) -> None:
@@ -66,7 +72,9 @@ def _record(generation: Generation, **fields) -> None:
 def deliver(*, generation_id: str) -> Attempt:
     """One attempt at sending the job's final answer."""
     generation = (
-        Generation.objects.select_related("source", "mask").filter(pk=generation_id).first()
+        Generation.objects.select_related("source", "mask", "owner")
+        .filter(pk=generation_id)
+        .first()
     )
     if generation is None or generation.webhook_status != Status.PENDING:
         return Attempt.GAVE_UP
@@ -85,7 +93,13 @@ def deliver(*, generation_id: str) -> Attempt:
             body=body,
             headers={
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(body, timestamp),
+                SIGNATURE_HEADER: sign(
+                    body=body,
+                    timestamp=timestamp,
+                    delivery=str(generation.pk),
+                    url=generation.webhook_url,
+                    secret=webhook_secret_of(user=generation.owner),
+                ),
                 "User-Agent": "DreamLayer-Webhook",
             },
             field=FIELD,

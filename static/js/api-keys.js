@@ -23,7 +23,7 @@ async function copyText(text, element) {
 for (const button of document.querySelectorAll("[data-copy]")) {
   button.addEventListener("click", async () => {
     const source = document.getElementById(button.dataset.copy);
-    const status = document.getElementById("copy-status");
+    const status = button.parentElement.querySelector("[role=status]");
     let copied = false;
     try {
       copied = await copyText(source.textContent.trim(), source);
