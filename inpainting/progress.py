@@ -158,6 +158,7 @@ class GenerationProgress:
         publish(self.generation, message)
 
     def is_cancelled(self) -> bool:
-        return Generation.objects.filter(
-            pk=self.generation.pk, status=Generation.Status.CANCELLED
+        """Stop unless the job is still running: cancelled, or deleted while it ran."""
+        return not Generation.objects.filter(
+            pk=self.generation.pk, status=Generation.Status.RUNNING
         ).exists()

@@ -10,7 +10,9 @@ import json
 import time
 import tracemalloc
 
+import numpy as np
 import pytest
+from PIL import Image
 from rest_framework.exceptions import ValidationError
 
 from inpainting.api.compat.a1111 import A1111Img2ImgSerializer
@@ -20,8 +22,8 @@ from inpainting.api.compat.fooocus import (
 )
 from inpainting.api.serializers import LorasField
 from inpainting.engine.images import MAX_INFOTEXT, MAX_TEXT_MEMORY
-from tests.helpers import black_box_mask_png, image_png
-from tests.images import text_bomb_png
+from tests.helpers import black_box_mask_png, image_png, post_img2img
+from tests.images import png_bytes, text_bomb_png
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +219,57 @@ def test_a_metrics_token_outside_ascii_is_a_403_not_a_500(settings):
     settings.METRICS_TOKEN = "scrape-secret-123"
     response = Client().get("/metrics", headers={"Authorization": "Bearer w\xe9"})
     assert response.status_code == 403
+
+
+def _speckled_mask_png(size: int, every: int = 4) -> bytes:
+    """DreamLayer polarity (black inpaints): isolated single pixels on a grid, most kept."""
+    mask = np.full((size, size), 255, np.uint8)
+    mask[::every, ::every] = 0
+    mask[::every, ::every][np.random.default_rng(0).random((size // every,) * 2) < 0.6] = 255
+    return png_bytes(Image.fromarray(mask, "L"))
+
+
+def test_a_speckled_mask_is_refused_before_it_is_queued(api):
+    """The attack: a 4096 px photo and about 400,000 isolated masked pixels, mask_blur 0; the
+    fill took 558 s. Refused with a 400 naming the regions, within 3 s, nothing queued."""
+    from inpainting.engine.registry import MAX_HOLE_REGIONS
+    from inpainting.models import Generation
+    from tests.images import gradient, jpeg_bytes
+
+    photo = jpeg_bytes(gradient(4096, 4096))
+    mask = _speckled_mask_png(4096)
+    started = time.monotonic()
+    response = api.post(
+        "/api/img2img",
+        {"image": _file(photo, "p.jpg"), "mask": _file(mask), "mask_blur": 0, "wait": "false"},
+    )
+    seconds = time.monotonic() - started
+    assert response.status_code == 400, response.content[:300]
+    message = response.json()["message"]
+    assert "separate regions" in message and f"at most {MAX_HOLE_REGIONS}" in message
+    assert seconds < 3.0, seconds
+    assert not Generation.objects.exists()
+
+
+def test_a_cancelled_job_holds_the_quota_until_its_worker_lets_it_go(api, user, settings):
+    """Cancel freed the quota at once, so cancel-and-resubmit kept the worker busy for ever;
+    a cancelled job counts while its worker still beats for it."""
+    from django.utils import timezone
+
+    from inpainting.models import Generation
+
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
+    first = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
+    assert first.status_code == 202
+    generation = Generation.objects.get(pk=first.json()["id"])
+    # A worker claimed it and beats; the user cancels it.
+    Generation.objects.filter(pk=generation.pk).update(
+        status="running", attempt_token="t" * 32, heartbeat_at=timezone.now()
+    )
+    assert api.post(f"/api/generations/{generation.pk}/cancel/").status_code == 200
+    held = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
+    assert held.status_code == 429, held.content[:300]
+    assert "until its worker has stopped it" in held.json()["message"]
+    # The worker lets it go (its heartbeat is cleared): the quota is free.
+    Generation.objects.filter(pk=generation.pk).update(heartbeat_at=None)
+    assert post_img2img(api, image_png(), black_box_mask_png(), wait="false").status_code == 202

@@ -6,9 +6,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from .backends.classical import MODEL_NAMES, ClassicalBackend
+from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend, resolve_model
 from .backends.lama import LamaBackend
 from .parameters import ENGINES
@@ -22,13 +23,32 @@ ENGINE_NAMES = ENGINES
 FILLS_FROM_CONTEXT = frozenset({"classical", "lama"})
 
 
+#: The most separate regions a fill engine's hole may have. A fill's cost grows with its
+#: regions far faster than with its area: a 4096 x 4096 photo with 399,360 isolated masked
+#: pixels took PatchMatch 558 s. A person's selection has a handful; a noisy one, hundreds.
+MAX_HOLE_REGIONS = 2_000
+
+
 def check_fillable(engine: str, mask: np.ndarray) -> None:
-    """Refuse, before queueing, a job whose engine cannot fill ``mask`` (255 = regenerate)."""
-    if engine in FILLS_FROM_CONTEXT and mask.size and mask.min() > 0:
+    """Refuse, before queueing, a job whose engine cannot fill ``mask`` (255 = regenerate):
+    one that covers every pixel, or (fill engines) a hole in more than MAX_HOLE_REGIONS
+    pieces. About 0.1 s for a 4096 x 4096 mask."""
+    if engine not in FILLS_FROM_CONTEXT or not mask.size:
+        return
+    if mask.min() > 0:
         raise InvalidInput(
             f"The mask selects every pixel of the image; the {engine} engine fills a hole "
             "from the pixels around it, so part of the image must be kept. Leave some of it "
             "unmasked, or use a diffusion model, which paints from the prompt.",
+            field="mask",
+        )
+    hole = np.ascontiguousarray(mask >= FILL_WEIGHT, dtype=np.uint8)
+    regions = cv2.connectedComponents(hole, connectivity=8)[0] - 1
+    if regions > MAX_HOLE_REGIONS:
+        raise InvalidInput(
+            f"The mask is {regions} separate regions; the {engine} engine fills at most "
+            f"{MAX_HOLE_REGIONS}. A speckled mask (a noisy selection) joins up with mask_grow "
+            "or mask_blur; or select again.",
             field="mask",
         )
 

@@ -7,9 +7,11 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
@@ -205,15 +207,26 @@ def generation_create(
     return Submission(generation, created=True)
 
 
+def holds_quota() -> Q:
+    """Jobs that count against their owner's quota: queued or running, and cancelled ones a
+    live worker is still stopping (its heartbeat goes on until it lets them go:
+    ``runs.Heartbeat``)."""
+    live = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    return Q(status__in=Generation.ACTIVE) | Q(
+        status=Generation.Status.CANCELLED, heartbeat_at__gte=live
+    )
+
+
 def _check_quota(user: User) -> None:
     """At most N active generations per user; the user row lock serialises concurrent POSTs."""
     User.objects.select_for_update().filter(pk=user.pk).first()
-    active = Generation.objects.filter(owner=user, status__in=Generation.ACTIVE).count()
+    active = Generation.objects.filter(holds_quota(), owner=user).count()
     limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
     if active >= limit:
         raise ClientError(
-            f"You already have {active} generations queued or running (the limit is {limit}); "
-            "wait for one to finish or cancel one.",
+            f"You already have {active} generations queued or running (the limit is {limit}; "
+            "a cancelled one counts until its worker has stopped it); wait for one to finish "
+            "or cancel one.",
             status=429,
         )
 

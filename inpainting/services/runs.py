@@ -79,7 +79,12 @@ class RunOutcome(enum.Enum):
 class Heartbeat:
     """Writes ``heartbeat_at`` of the jobs this worker holds every HEARTBEAT_SECONDS, from a
     thread, so a job busy in one long call (loading a model, a PatchMatch fill) still beats.
-    When the process dies the heartbeat stops, and the job can be taken over."""
+    When the process dies the heartbeat stops, and the job can be taken over.
+
+    A job cancelled while it runs is still held until the worker has stopped it: it beats on,
+    and counts against its owner's quota (``generations.holds_quota``) until the worker lets
+    it go, when its heartbeat is cleared. So cancel-and-resubmit cannot queue more work than
+    the quota while the worker is still busy with the cancelled jobs."""
 
     def __init__(self) -> None:
         self._tokens: dict = {}
@@ -96,6 +101,10 @@ class Heartbeat:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join()
+        for pk, token in self._tokens.items():  # let go: a finished job holds nothing
+            Generation.objects.filter(pk=pk, attempt_token=token).exclude(
+                status=Generation.Status.RUNNING
+            ).update(heartbeat_at=None)
 
     def _beat(self) -> None:
         try:
@@ -103,7 +112,9 @@ class Heartbeat:
                 for pk, token in self._tokens.items():
                     try:
                         Generation.objects.filter(
-                            pk=pk, attempt_token=token, status=Generation.Status.RUNNING
+                            pk=pk,
+                            attempt_token=token,
+                            status__in=(Generation.Status.RUNNING, Generation.Status.CANCELLED),
                         ).update(heartbeat_at=timezone.now())
                     except DatabaseError as exc:  # the next beat tries again
                         logger.warning("heartbeat of %s not written: %s", pk, exc)

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..infill import METHODS, extend, fill
+from ..isolated import run_cancellable, warm
 from ..types import (
     BackendCall,
     BackendOutput,
@@ -57,6 +58,7 @@ class ClassicalBackend:
             raise EngineError(f"Unknown classical method {method!r}; choose one of {METHODS}.")
         self.method = method
         self.patch_size = patch_size
+        warm()  # the fills' fork server starts now, not on the first job
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -68,10 +70,22 @@ class ClassicalBackend:
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
+            # In a child process: a cancel ends the fill at once, not when its C code returns.
             if call.outpaint and self.method == "hybrid":
-                filled = extend(image, hole, self.patch_size, seed=seed)
+                filled = run_cancellable(
+                    extend, image, hole, self.patch_size, seed=seed, is_cancelled=is_cancelled
+                )
             else:
-                filled = fill(image, hole, self.method, self.patch_size, seed=seed, core=core)
+                filled = run_cancellable(
+                    fill,
+                    image,
+                    hole,
+                    self.method,
+                    self.patch_size,
+                    seed=seed,
+                    core=core,
+                    is_cancelled=is_cancelled,
+                )
             images.append(Image.fromarray(filled, "RGB"))
             progress(ProgressEvent(step=index + 1, total=total))
         return BackendOutput(
