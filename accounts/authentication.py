@@ -61,14 +61,31 @@ def _usable_key_owner(key: str) -> tuple[User, ApiKey]:
         raise exceptions.AuthenticationFailed("Invalid API key.") from None
     if not api_key.is_valid(key):
         raise exceptions.AuthenticationFailed("Invalid API key.")
+    _check_usable(api_key)
+    api_key.touch()
+    return api_key.user, api_key
+
+
+def api_key_still_usable(*, api_key_id) -> bool:
+    """Whether a key that authenticated a long-lived connection (a websocket) may still be
+    used: not revoked, not expired, its owner active. Checked again before each message."""
+    api_key = ApiKey.objects.select_related("user").filter(pk=api_key_id).first()
+    if api_key is None:
+        return False
+    try:
+        _check_usable(api_key)
+    except exceptions.AuthenticationFailed:
+        return False
+    return True
+
+
+def _check_usable(api_key: ApiKey) -> None:
     if api_key.revoked:
         raise exceptions.AuthenticationFailed("This API key has been revoked.")
     if api_key.has_expired:
         raise exceptions.AuthenticationFailed("This API key has expired.")
     if not api_key.user.is_active:
         raise exceptions.AuthenticationFailed("This account is disabled.")
-    api_key.touch()
-    return api_key.user, api_key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

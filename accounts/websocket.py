@@ -37,10 +37,11 @@ class ApiKeyAuthMiddleware:
         if key is not None:
             address = (scope.get("client") or ["unknown"])[0]
             try:
-                user, _ = await database_sync_to_async(user_for_key)(key, address=address)
+                user, api_key = await database_sync_to_async(user_for_key)(key, address=address)
             except (AuthenticationFailed, Throttled):
-                user = AnonymousUser()
-            scope = dict(scope, user=user)
+                user, api_key = AnonymousUser(), None
+            # The key stays in the scope: a consumer checks it again before each message.
+            scope = dict(scope, user=user, api_key_id=api_key.pk if api_key else None)
         return await self.inner(scope, receive, send)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.authentication import api_key_still_usable
+
 from . import selectors
 from .answers import native
 from .progress import Event, generation_group, status_event, user_group
@@ -48,6 +50,17 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def send_json(self, content, close=False) -> None:
+        """Every message goes out only while the credentials of the socket still hold: one
+        opened with an API key is closed (4401) once the key is revoked or expires."""
+        key = self.scope.get("api_key_id")
+        if key is not None and not await database_sync_to_async(api_key_still_usable)(
+            api_key_id=key
+        ):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await super().send_json(content, close=close)
 
 
 class GenerationConsumer(GroupConsumer):

@@ -273,3 +273,39 @@ def test_a_cancelled_job_holds_the_quota_until_its_worker_lets_it_go(api, user, 
     # The worker lets it go (its heartbeat is cleared): the quota is free.
     Generation.objects.filter(pk=generation.pk).update(heartbeat_at=None)
     assert post_img2img(api, image_png(), black_box_mask_png(), wait="false").status_code == 202
+
+
+@pytest.mark.parametrize("expired", [False, True])
+def test_a_selection_wait_leaves_the_in_flight_count_however_it_ends(settings, expired):
+    """The count was decremented after ``blpop``, not in a ``finally``, and a key that had
+    expired meanwhile was left at -1 with no expiry: the limit of 2 could grow for good. A
+    wait that ends without an answer, or is cancelled (the client gone), releases it too."""
+    import asyncio
+
+    import redis as redis_lib
+
+    from inpainting.services import selection
+
+    settings.SELECT_WAIT_SECONDS = 1
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    key = "dreamlayer:select:in-flight:test"
+    client.delete(key)
+    if not expired:
+        client.set(key, 1, ex=60)
+    pending = selection.Pending("dreamlayer:select:reply:none", "m", "black_inpaints", key, 0, 0)
+    with pytest.raises(Exception, match="No selection worker answered"):
+        asyncio.run(selection.selection_wait(pending))
+    assert client.get(key) is None  # at zero it is gone, never -1
+
+    client.set(key, 2, ex=60)
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(selection.selection_wait(pending))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    assert int(client.get(key)) == 1 and client.ttl(key) > 0
+    client.delete(key)

@@ -164,3 +164,30 @@ def test_the_pages_scripts_handle_exactly_the_events_the_server_sends():
         source = script.read_text()
         handled |= set(re.findall(r'message\.type\s*[!=]==\s*"([a-z]+)"', source))
     assert handled == {event.value for event in Event}
+
+
+async def receive_until_status(communicator, generation_id: str, status: str) -> list[dict]:
+    messages = []
+    while not messages or messages[-1].get("status") != status:
+        messages.append(await communicator.receive_json_from(timeout=60))
+    return messages
+
+
+async def test_a_socket_opened_with_a_key_closes_when_the_key_is_revoked(api, api_key, user):
+    """Events went on reaching a socket after its key was revoked; now the next event closes
+    it with 4401 instead of going out."""
+    from accounts.models import ApiKey
+    from accounts.services import api_key_revoke
+
+    ws = await connect("/ws/generations/", key_headers(api_key))
+    first = await submit(api)
+    events = await receive_until_status(ws, first, "succeeded")
+    assert all(event["id"] == first for event in events)
+    key = await sync_to_async(ApiKey.objects.get)(prefix=api_key.partition(".")[0])
+    await sync_to_async(api_key_revoke)(api_key=key)
+    await submit(api)
+    closed = await ws.receive_output(timeout=30)
+    while closed["type"] != "websocket.close":  # nothing but the close may come now
+        assert closed["type"] != "websocket.send", closed
+        closed = await ws.receive_output(timeout=30)
+    assert closed["code"] == 4401

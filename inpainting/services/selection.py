@@ -143,7 +143,7 @@ def selection_send(
         with connection.pipeline() as pipe:
             count = pipe.incr(in_flight).expire(in_flight, _REPLY_TTL_SECONDS).execute()[0]
         if count > settings.SELECT_IN_FLIGHT_PER_USER:
-            connection.decr(in_flight)
+            _release(connection, in_flight)
             raise ClientError(
                 "Your previous selections are still running; wait for their answers.",
                 status=429,
@@ -163,25 +163,43 @@ def selection_send(
                 }
             )
         except (redis.RedisError, OperationalError):
-            connection.decr(in_flight)
+            _release(connection, in_flight)
             raise
     except (redis.RedisError, OperationalError):
         raise _unavailable() from None
     return Pending(reply, choice.model.name, mask_mode, in_flight, started, time.perf_counter())
 
 
+#: One selection no longer in flight: the count goes down, and a count at zero (or one whose
+#: key expired meanwhile, which DECR would leave at -1 for ever) is removed.
+_RELEASE = """
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def _release(connection, in_flight: str):
+    """``_RELEASE`` on a Redis client (a coroutine on an asyncio one)."""
+    return connection.eval(_RELEASE, 1, in_flight, _REPLY_TTL_SECONDS)
+
+
 async def selection_wait(pending: Pending) -> dict:
     """The selection worker's answer (on a Redis list; no thread held while waiting), or a
-    503 when none comes within SELECT_WAIT_SECONDS."""
+    503 when none comes within SELECT_WAIT_SECONDS. The selection leaves the user's in-flight
+    count however the wait ends (an answer, none, an error, the client gone)."""
     client = aioredis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=settings.SELECT_WAIT_SECONDS + 10
     )
     try:
         answer = await client.blpop([pending.reply], timeout=settings.SELECT_WAIT_SECONDS)
-        await client.decr(pending.in_flight)
     except redis.RedisError:
         raise _unavailable() from None
     finally:
+        try:
+            await _release(client, pending.in_flight)
+        except redis.RedisError:
+            pass  # its expiry ends it
         await client.aclose()
     if answer is None:
         raise ClientError(
