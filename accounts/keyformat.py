@@ -1,6 +1,7 @@
 """The shape of a DreamLayer API key, ``dl_<8 chars>.<32 chars>`` (no Django imports, so log
 redaction can use it before Django is set up)."""
 
+import logging
 import re
 
 KEY_PREFIX = "dl_"
@@ -11,6 +12,24 @@ KEY_PATTERN = re.compile(
 )
 
 
+#: An image link's path (``inpainting.services.links``, ADR 7): its token is the permission.
+IMAGE_LINK_PATTERN = re.compile(r"(/v1/images/files/)[^\s?#\"']+")
+
+
 def redact(text: str) -> str:
-    """``text`` with every API key replaced by its prefix and ``.[redacted]``."""
-    return KEY_PATTERN.sub(lambda m: m.group(0).partition(".")[0] + ".[redacted]", text)
+    """``text`` with every API key replaced by its prefix and ``.[redacted]``, and every
+    image link's token by ``[redacted]``: what the access log and the logs write."""
+    text = KEY_PATTERN.sub(lambda m: m.group(0).partition(".")[0] + ".[redacted]", text)
+    return IMAGE_LINK_PATTERN.sub(r"\1[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter: the record's message with ``redact`` applied (Django logs the path
+    of every 4xx answer, an image link's among them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True

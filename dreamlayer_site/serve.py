@@ -1,7 +1,8 @@
 """``python -m dreamlayer_site.serve``: daphne's own command line, with two changes.
 
 - The access log never writes an API key (a key pasted into a URL by mistake is logged as
-  ``dl_xxxxxxxx.[redacted]``). Websocket paths are logged without their query string by
+  ``dl_xxxxxxxx.[redacted]``), nor an image link (``/v1/images/files/[redacted]``: the link
+  is a capability, ADR 7). Websocket paths are logged without their query string by
   daphne itself, so the ``?api_key=`` a browser-less client may put on the handshake is never
   written either.
 - Twisted does not parse multipart bodies. Its ``Request`` parses every multipart POST with

@@ -384,10 +384,16 @@ MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", def
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # No API key or image link is written to a log (accounts.keyformat.redact).
+    "filters": {"redact": {"()": "accounts.keyformat.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes reports every log-in at INFO; failures and lock-outs are warnings.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # Django's own handlers (its debug console) would write unredacted paths.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- HTTP security (SPEC §7) -----------------------------------------------------------------

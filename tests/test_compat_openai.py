@@ -14,6 +14,7 @@ import requests
 from django.conf import settings
 from PIL import Image, ImageDraw
 
+from accounts.services import api_key_revoke
 from inpainting.models import Generation
 from tests.conftest import child_env
 from tests.images import gradient, png_bytes
@@ -116,6 +117,14 @@ def test_response_format_url_is_a_link_that_works_without_a_key(server, api_key,
     generation.owner.is_active = True
     generation.owner.save()
     assert requests.get(url, timeout=30).status_code == 200
+    # The access log never writes the link (it is the permission for an hour).
+    token = url.rsplit("/", 1)[1]
+    log = (Path(settings.DATA_DIR) / "daphne-openai.log").read_text()
+    assert "/v1/images/files/[redacted]" in log and token not in log
+    # Revoking the key that made the link ends it.
+    api_key_revoke(api_key=generation.api_key)
+    revoked = requests.get(url, timeout=30)
+    assert revoked.status_code == 404 and "revoked" in revoked.json()["error"]["message"]
     generation.delete()  # and a deleted job's
     assert requests.get(url, timeout=30).status_code == 404
 

@@ -1,11 +1,15 @@
 """Image links that work without a key, for an hour (OpenAI's ``response_format=url``): the
 link itself, signed with the server's secret, is the permission. It names one image of one
-generation and the format to send it in; a deleted job's links stop working."""
+generation and the format to send it in; a deleted job's links stop working, and so do those of
+a job whose key has been revoked. The access log never writes a link whole
+(``dreamlayer_site.serve``)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
+
+from accounts.authentication import api_key_still_usable
 
 from ..engine.images import OUTPUT_FORMATS
 from ..errors import ClientError
@@ -35,9 +39,13 @@ def image_link_read(token: str) -> tuple[bytes, str]:
         .filter(pk=payload["image"])
         .first()
     )
-    # A deleted job's links, and a disabled account's, stop working.
+    # A deleted job's links, a disabled account's, and those of a job made with a key that
+    # has been revoked (or has expired) since, stop working.
     if image is None or not image.generation.owner.is_active:
         raise ClientError("This image no longer exists.", status=404)
+    key = image.generation.api_key_id
+    if key is not None and not api_key_still_usable(api_key_id=key):
+        raise ClientError("The API key this image link was made with is revoked.", status=404)
     if payload["format"] not in OUTPUT_FORMATS:
         raise ClientError("This image link is not valid, or has expired.", status=404)
     output_format = payload["format"]
