@@ -9,6 +9,11 @@
   the ``email`` package into ``request.args``, which daphne never reads; Django parses the body
   again. Skipping it saves about 25 ms on a 600 KB upload (``bench/overhead.py``), and a
   malformed body gets Django's 400 with a message instead of Twisted's bare one.
+- A connection must send its request's head (the request line and headers) within
+  ``HEADER_TIMEOUT_SECONDS`` of opening, or it is closed: a client that trickles a byte every
+  few seconds resets Twisted's idle timeout for ever and holds a connection (3,000 such
+  connections stayed open for 70 s). Later requests on a kept-alive connection have the same
+  limit from the end of the previous one.
 - Request bodies are capped at ``REQUEST_MAX_BYTES`` before anything else looks at them:
   daphne otherwise receives a whole body (into a temporary file, then into its queue to the
   application, in memory) before Django or authentication sees the request. A declared
@@ -18,9 +23,10 @@
 
 import json
 
-from daphne import cli, http_protocol
+from daphne import cli, http_protocol, server
 from daphne.access import AccessLogGenerator
 from django.conf import settings
+from twisted.internet import reactor
 
 from accounts.keyformat import redact
 
@@ -30,13 +36,55 @@ class RedactingAccessLog(AccessLogGenerator):
         super().write_entry(host, date, redact(request), *args, **kwargs)
 
 
+#: Seconds a connection has to send a request's head.
+HEADER_TIMEOUT_SECONDS = 10.0
+
+
+def _head_deadline(channel) -> None:
+    """Close ``channel`` unless a request head arrives within HEADER_TIMEOUT_SECONDS."""
+    _cancel_head_deadline(channel)
+    channel._head_deadline = reactor.callLater(
+        HEADER_TIMEOUT_SECONDS, channel.transport.loseConnection
+    )
+
+
+def _cancel_head_deadline(channel) -> None:
+    deadline = getattr(channel, "_head_deadline", None)
+    if deadline is not None and deadline.active():
+        deadline.cancel()
+
+
+class HeadTimedFactory(http_protocol.HTTPFactory):
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        made, lost = protocol.connectionMade, protocol.connectionLost
+
+        def connection_made() -> None:
+            made()
+            _head_deadline(protocol._channel)
+
+        def connection_lost(reason) -> None:
+            _cancel_head_deadline(protocol._channel)
+            lost(reason)
+
+        protocol.connectionMade, protocol.connectionLost = connection_made, connection_lost
+        return protocol
+
+
 class BodyLeftToDjangoRequest(http_protocol.WebRequest):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
         self._received = 0
         self._refused = False
 
+    def finish(self) -> None:
+        channel = self.channel
+        super().finish()
+        if channel is not None and channel.transport is not None:
+            _head_deadline(channel)  # the next request on this connection
+
     def gotLength(self, length) -> None:
+        _cancel_head_deadline(self.channel)  # the head is in
         super().gotLength(length)
         if length is not None and length > settings.REQUEST_MAX_BYTES:
             self._refuse()
@@ -71,6 +119,7 @@ class BodyLeftToDjangoRequest(http_protocol.WebRequest):
 def main() -> None:
     cli.AccessLogGenerator = RedactingAccessLog  # the class daphne's CLI instantiates
     http_protocol.WebRequest = BodyLeftToDjangoRequest  # the class daphne's factory builds
+    server.HTTPFactory = HeadTimedFactory  # the factory daphne's server listens with
     cli.CommandLineInterface.entrypoint()
 
 
