@@ -186,3 +186,34 @@ def test_a_single_file_without_any_configuration_cannot_run(library, tmp_path, m
     with pytest.raises(ClientError, match="Unknown model 'nope'; the models are: "):
         library_model_for_job("nope")
     assert library_model_for_job(None).name == "tiny-sd15-inpainting"
+
+
+def raw_safetensors(path, header: bytes) -> None:
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+
+
+def test_hostile_files_are_refused_and_the_scan_goes_on(library):
+    """A header nested 100,000 deep, a LoRA tensor of ``shape: []``, a nested config.json and
+    an oversized header once ended ``manage.py models scan`` with a traceback (later files
+    unrecorded, nothing marked missing); now each is refused with its reason."""
+    raw_safetensors(library / "aa-deep.safetensors", b"[" * 100_000 + b"]" * 100_000)
+    raw_safetensors(
+        library / "loras" / "aa-empty-shape.safetensors",
+        b'{"lora_unet_x_attn2_to_k.lora_down.weight": '
+        b'{"dtype": "F16", "shape": [], "data_offsets": [0, 0]}}',
+    )
+    nested = library / "aa-nested-folder"
+    (nested / "unet").mkdir(parents=True)
+    (nested / "model_index.json").write_text('{"_class_name": "StableDiffusionInpaintPipeline"}')
+    (nested / "unet" / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    huge = library / "aa-huge.safetensors"
+    huge.write_bytes((probe_module.MAX_HEADER_BYTES + 1).to_bytes(8, "little") + b"{}")
+    out = StringIO()
+    call_command("models", "scan", stdout=out)
+    text = out.getvalue()
+    for name in ("aa-deep.safetensors", "aa-nested-folder", "aa-huge.safetensors"):
+        assert f"refused: {name}:" in text, text
+    with pytest.raises(probe_module.Unsupported, match="could not be detected"):
+        probe_module.probe_lora(library / "loras" / "aa-empty-shape.safetensors")
+    # The files after them were recorded all the same.
+    assert "added: juggernaut-xl.safetensors" in text and "added: tiny-sd15-inpainting" in text

@@ -23,8 +23,9 @@ from .families import FAMILIES, Family, Unsupported, family_of_folder
 #: with no network.
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "pipeline_configs"
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
-#: A safetensors header larger than this is not a checkpoint (a real SDXL file's is ~200 KB).
-MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: A safetensors header larger than this is not a model (a real SDXL file's is ~200 KB; a
+#: LoRA's training metadata a few MB). Reading one costs about 12x its size in memory.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
 
 _SD_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
@@ -51,14 +52,16 @@ def read_header(path: Path) -> dict[str, dict]:
             raise Unsupported(f"{path.name} is not a safetensors file (bad header length).")
         try:
             table = json.loads(handle.read(length))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep: the last
             raise Unsupported(f"{path.name} is not a safetensors file (bad header).") from None
     if not isinstance(table, dict):
         raise Unsupported(f"{path.name} is not a safetensors file (bad header).")
     table.pop("__metadata__", None)
     for name, entry in table.items():
         shape = entry.get("shape") if isinstance(entry, dict) else None
-        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+        ):
             raise Unsupported(f"{path.name} is not a safetensors file (bad entry {name[:80]!r}).")
     return table
 
@@ -90,7 +93,7 @@ def probe_folder(path: Path) -> Probe:
     (the UNet's or the transformer's ``in_channels`` tell the variant)."""
     try:
         index = json.loads((path / "model_index.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise Unsupported(
             f"{path.name}: not a diffusers pipeline folder ({type(exc).__name__})."
         ) from None
@@ -112,7 +115,7 @@ def _folder_variant(path: Path, family: Family) -> bool:
     part = path / family.denoiser
     try:
         config = json.loads((part / "config.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise Unsupported(
             f"{path.name}: no readable {family.denoiser}/config.json ({type(exc).__name__})."
         ) from None
@@ -170,7 +173,8 @@ def probe_lora(path: Path) -> str:
         return "sdxl"
     for key in keys:
         if "attn2" in key and "to_k" in key and (".lora_down." in key or ".lora_A." in key):
-            family = _CROSS_WIDTH.get(table[key]["shape"][-1])
+            shape = table[key]["shape"]
+            family = _CROSS_WIDTH.get(shape[-1]) if shape else None
             if family is not None:
                 return family
     if any(key.startswith(("lora_te_", "lora_te1_", "text_encoder.")) for key in keys):
@@ -191,7 +195,7 @@ def probe_controlnet(path: Path) -> str:
         )
     try:
         config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise Unsupported(f"{path.name}: no readable config.json ({type(exc).__name__}).") from None
     if not isinstance(config, dict) or config.get("_class_name") != "ControlNetModel":
         raise Unsupported(f"{path.name}: its config.json is not a ControlNetModel's.")

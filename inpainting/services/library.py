@@ -192,6 +192,10 @@ def library_scan() -> ScanReport:
         except OSError as exc:
             report.refused.append((item.label, f"could not be read: {exc}"))
             continue
+        except Exception as exc:  # noqa: BLE001 - a hostile file must not end the scan
+            logger.exception("model library: probing %s failed", item.label)
+            report.refused.append((item.label, f"could not be read ({type(exc).__name__})."))
+            continue
         files = _files(item.path)
         size, modified = _fingerprint(files)
         row = LibraryModel.objects.filter(kind=item.kind, name=item.name).first()
