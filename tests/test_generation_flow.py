@@ -303,11 +303,11 @@ def test_cancel_stops_a_running_fill_and_frees_the_worker_at_once(api):
     time.sleep(1.0)  # inside the fill
     cancelled_at = time.monotonic()
     answer = api.post(f"/api/generations/{big_id}/cancel/")
-    g = Generation.objects.get(pk=big_id)
-    assert answer.status_code == 200, (g.status, g.error, g.inference_seconds)
+    assert answer.status_code == 200, Generation.objects.get(pk=big_id).error
     small_id = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
     small = wait_for_status(small_id, ("running", "succeeded"), timeout=30)
     started = time.monotonic() - cancelled_at
+    print(f"the next job started {started:.2f} s after the cancel of a running fill")
     assert started < 5.0, (started, small.status)
     assert wait_for_status(small_id).status == "succeeded"
     assert Generation.objects.get(pk=big_id).status == "cancelled"

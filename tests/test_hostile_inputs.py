@@ -148,7 +148,9 @@ def test_a_long_list_is_refused_before_its_items_are_validated(api, name):
     data = json.loads(payload)
     started = time.process_time()
     assert not serializer(data=data).is_valid()
-    assert time.process_time() - started < LIST_SECONDS
+    seconds = time.process_time() - started
+    print(f"{name}: 400,000 items refused after {seconds * 1000:.2f} ms of validation")
+    assert seconds < LIST_SECONDS
 
 
 def test_native_loras_list_is_refused_before_its_items_are_validated(api):
@@ -244,6 +246,7 @@ def test_a_speckled_mask_is_refused_before_it_is_queued(api):
         {"image": _file(photo, "p.jpg"), "mask": _file(mask), "mask_blur": 0, "wait": "false"},
     )
     seconds = time.monotonic() - started
+    print(f"4096 px speckled mask: {response.status_code} in {seconds:.2f} s")
     assert response.status_code == 400, response.content[:300]
     message = response.json()["message"]
     assert "separate regions" in message and f"at most {MAX_HOLE_REGIONS}" in message

@@ -82,7 +82,8 @@ DESCRIPTIONS = {
     "413": "The request body is larger than the server accepts.",
     "415": "The body's content type is not one this operation parses.",
     "422": "The generation failed, or the idempotency key was used for another request.",
-    "429": "Too many requests, too many active generations, or too many wrong keys.",
+    "429": "Too many requests, too many active generations (a cancelled one counts until its "
+    "worker has stopped it), or too many wrong keys.",
     "504": "The job is still running at the wait limit (IMG2IMG_WAIT_SECONDS); it goes on.",
 }
 #: POSTs that only compute something and never touch a generation.

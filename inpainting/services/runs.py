@@ -102,9 +102,12 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
         for pk, token in self._tokens.items():  # let go: a finished job holds nothing
-            Generation.objects.filter(pk=pk, attempt_token=token).exclude(
-                status=Generation.Status.RUNNING
-            ).update(heartbeat_at=None)
+            try:
+                Generation.objects.filter(pk=pk, attempt_token=token).exclude(
+                    status=Generation.Status.RUNNING
+                ).update(heartbeat_at=None)
+            except DatabaseError as exc:  # its heartbeat goes stale instead
+                logger.warning("generation %s not let go: %s", pk, exc)
 
     def _beat(self) -> None:
         try:
