@@ -15,6 +15,7 @@ their authentication key with one that cannot be pickled to a fork server.
 
 from __future__ import annotations
 
+import os
 import pickle
 import select
 import struct
@@ -60,9 +61,12 @@ class _Helper:
 
     def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
+        self._owner = os.getpid()
         self._lock = threading.Lock()
 
     def _running(self) -> subprocess.Popen:
+        if self._owner != os.getpid():  # a forked child: the helper is its parent's
+            self._process, self._owner = None, os.getpid()
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "inpainting.engine.helper"],
@@ -90,8 +94,6 @@ class _Helper:
                 write(process.stdin, (function, args, kwargs))
                 while not select.select([process.stdout], [], [], POLL_SECONDS)[0]:
                     if is_cancelled():
-                        self._end()
-                        self._running()  # the next call's helper starts now
                         raise Cancelled()
                 ok, value = read(process.stdout)
             except (EOFError, BrokenPipeError):
@@ -101,6 +103,12 @@ class _Helper:
                     f"The fill process ended without a result (exit code {code}); the machine "
                     "may be out of memory."
                 ) from None
+            except BaseException:
+                # Cancelled, or anything else that stops the wait (a time limit, the cancel
+                # check's database gone): the helper's answer would answer the next call.
+                self._end()
+                self._running()  # the next call's helper starts now
+                raise
         if not ok:
             raise value
         return value

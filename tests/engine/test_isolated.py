@@ -80,3 +80,16 @@ def test_the_classical_backend_stops_mid_fill():
 def test_a_child_that_dies_is_an_engine_error():
     with pytest.raises(EngineError, match="exit code 3"):
         run_cancellable(os._exit, 3, is_cancelled=lambda: False)
+
+
+def test_a_wait_that_fails_ends_the_helper_so_the_next_call_gets_its_own_answer():
+    """The cancel check raising (its database gone, a time limit) must not leave the helper
+    filling: its answer would be read as the next call's."""
+    image, hole = noise(1024), square_hole(1024, 200, 700)
+
+    def broken() -> bool:
+        raise RuntimeError("database gone")
+
+    with pytest.raises(RuntimeError):
+        run_cancellable(infill.fill, image, hole, seed=1, is_cancelled=broken)
+    assert run_cancellable(int, "7", is_cancelled=lambda: False) == 7
