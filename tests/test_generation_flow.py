@@ -311,3 +311,19 @@ def test_cancel_stops_a_running_fill_and_frees_the_worker_at_once(api):
     assert started < 5.0, (started, small.status)
     assert wait_for_status(small_id).status == "succeeded"
     assert Generation.objects.get(pk=big_id).status == "cancelled"
+
+
+def test_a_rerun_of_a_random_seed_job_gives_its_image_again(api):
+    """No seed asked for: the job draws one; its re-run runs with that seed, and the classical
+    fill honours it (the same bytes)."""
+    photo = png_bytes(
+        Image.fromarray(np.random.default_rng(3).integers(0, 255, (64, 96, 3), np.uint8))
+    )
+    first = post_img2img(api, photo, black_box_mask_png()).json()
+    assert first["status"] == "success"
+    rerun = api.post(f"/api/generations/{first['id']}/rerun/")
+    second = wait_for_status(rerun.json()["id"])
+    original = Generation.objects.get(pk=first["id"])
+    assert second.seed == original.seed
+    with original.images.get().file.open("rb") as a, second.images.get().file.open("rb") as b:
+        assert np.array_equal(decode(a.read()), decode(b.read()))

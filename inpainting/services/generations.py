@@ -268,9 +268,12 @@ def _generation_insert(
 def generation_rerun(
     *, generation: Generation, user: User, client: str | None = None
 ) -> Generation:
-    """Queue the same inputs and parameters again (the same requested seed, and the model it
-    ran with, also when that was the default then)."""
+    """Queue the same inputs and parameters again, to give the same images: the seed it ran
+    with (also when it asked for a random one), and the model it ran with (also when that was
+    the default then)."""
     params = GenerationParams.from_json(generation.params)
+    if params.seed is None and generation.seed is not None:
+        params = dataclasses.replace(params, seed=generation.seed)
     if generation.engine == "diffusers" and params.model is None:
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
