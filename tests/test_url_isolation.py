@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver
 
 from accounts.models import ApiKey
-from accounts.services import api_key_create
+from accounts.services import api_key_create, webhook_secret_of
 from dreamlayer_site.asgi import application
 from inpainting.models import Generation
 from inpainting.progress import publish, status_event
@@ -68,6 +68,8 @@ ROUTES: dict[str, Route] = {
     "accounts:password-done": page("get", 200),
     "accounts:api-keys": page("get", 200),
     "accounts:api-key-revoke": page("post", 404),
+    # Replaces the caller's own webhook secret (back to the keys page), never another's.
+    "accounts:webhook-secret-rotate": page("post", 302),
     "favicon": Route("get", 302, 302, 302),
     # Prometheus: a staff login or METRICS_TOKEN; a user or an API key is refused
     "metrics": Route("get", 403, 403, 200),
@@ -224,6 +226,7 @@ def leaked(response, generation: Generation, key_row: ApiKey) -> list[str]:
 @pytest.mark.parametrize("identity", ["session", "key", "staff"])
 def test_every_url_as_another_user_or_staff(identity, victim, other_user, staff_user):
     generation, key_row, victim_key = victim
+    victim_secret = webhook_secret_of(user=generation.owner)
     failures = []
     patterns = url_patterns()
     # Mutations last, log-out at the very end: the walk must not end its own session early.
@@ -253,6 +256,8 @@ def test_every_url_as_another_user_or_staff(identity, victim, other_user, staff_
     assert Generation.objects.filter(owner=generation.owner).count() == 1
     key_row.refresh_from_db()
     assert not key_row.revoked and key_row.is_valid(victim_key)
+    generation.owner.refresh_from_db()
+    assert generation.owner.webhook_secret == victim_secret
 
 
 def check_admin(identity, name, path, client, generation, key_row) -> list[str]:
