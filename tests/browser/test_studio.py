@@ -223,10 +223,18 @@ def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
     page.wait_for_function("() => document.getElementById('copy-status').textContent")
     assert page.inner_text("#copy-status") == "Copied."
     assert page.evaluate("navigator.clipboard.readText()") == key
-    screenshot(page, "api-keys")
+    screenshot(page, "api-keys", full_page=True)
     page.goto(f"{live_url}/accounts/keys/")
     assert page.locator("#new-key").count() == 0
     assert key not in page.content()
+    # The webhook secret: copied by its own button, replaced by another.
+    secret = page.inner_text("#webhook-secret")
+    assert secret.startswith("whsec_")
+    page.click("#webhook-secret-card [data-copy]")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    page.click("#rotate-webhook-secret")
+    page.wait_for_selector("#webhook-secret")
+    assert page.inner_text("#webhook-secret") not in ("", secret)
 
     def curl() -> tuple[int, dict]:
         result = subprocess.run(
