@@ -58,7 +58,7 @@ class ClassicalBackend:
             raise EngineError(f"Unknown classical method {method!r}; choose one of {METHODS}.")
         self.method = method
         self.patch_size = patch_size
-        warm()  # the fills' fork server starts now, not on the first job
+        warm()  # the fill helper process starts now, not on the first job
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
