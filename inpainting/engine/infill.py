@@ -3,7 +3,10 @@
 ``hybrid`` (the default) takes each classical method where it is strong: the structure from
 smooth fills (biharmonic and Navier-Stokes, averaged), the texture from PatchMatch, and the
 seam from a gradient-domain (Poisson) solve that fades PatchMatch's detail in over the first
-pixels inside the hole, so the boundary does not show. ``patchmatch``, ``telea`` and ``ns`` are
+pixels inside the hole, so the boundary does not show. A part of the hole that reaches the
+image's frame has no far side: the biharmonic fill extrapolates there (its slopes carry on past
+the known pixels: a corner hole came out 31 Lab units off), so the harmonic fill, which only
+interpolates, takes its place, and PatchMatch gives detail but no structure. ``patchmatch``, ``telea`` and ``ns`` are
 the single methods (pypatchmatch, OpenCV Telea, OpenCV Navier-Stokes). ``extend`` fills an
 outpaint's new area, where nothing is known beyond the hole (see its docstring).
 """
@@ -133,7 +136,10 @@ def hybrid(
     # removed object crossed the boundary into the middle (a dark cone from a table under it);
     # there part of the structure comes from PatchMatch, which continues what is around.
     depth_in_hole = cv2.distanceTransform(hole8, cv2.DIST_L2, 5)
+    # Not in a part of the hole that reaches the frame: there PatchMatch has no far side to
+    # continue towards and copies whatever the crop holds (a face, a flag) into the middle.
     share = PATCH_STRUCTURE * np.clip((depth_in_hole - PATCH_STRUCTURE_FROM) / 12.0, 0.0, 1.0)
+    share[touching_frame(hole)] = 0.0
     structure = (1.0 - share[..., None]) * structure + share[..., None] * texture
     # 0 on the core's outermost pixels (and in the band around it), 1 from SEAM_PIXELS further in.
     inner = hole8 if core is None else (core & hole).astype(np.uint8) * 255
@@ -173,9 +179,25 @@ def smooth_structure(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if scale < 1.0:
         size = small_hole.shape[::-1]
         small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    smooth = 0.5 * gradient.biharmonic(small_image.astype(np.float32), small_hole)
+    known = small_image.astype(np.float32)
+    at_frame = touching_frame(small_hole)
+    if at_frame.all():
+        smooth = 0.5 * gradient.poisson(known, small_hole, np.zeros_like(known))
+    else:
+        smooth = 0.5 * gradient.biharmonic(known, small_hole)
+        if at_frame.any():
+            harmonic = gradient.poisson(known, small_hole, np.zeros_like(known))
+            smooth = np.where(at_frame[..., None], 0.5 * harmonic, smooth)
     smooth += 0.5 * cv2.inpaint(small_image, small_hole.astype(np.uint8) * 255, 5, cv2.INPAINT_NS)
     smooth = smooth.astype(np.float32)
     if scale < 1.0:
         smooth = cv2.resize(smooth, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.where(hole[..., None], smooth, image.astype(np.float32))
+
+
+def touching_frame(hole: np.ndarray) -> np.ndarray:
+    """The hole's pixels whose part of the hole (8-connected) reaches the image's frame."""
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    touching = np.unique(edge[edge > 0])
+    return np.isin(labels, touching) if touching.size else np.zeros(hole.shape, bool)

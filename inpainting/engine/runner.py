@@ -42,6 +42,10 @@ from .types import (
 
 #: The largest canvas outpainting may produce.
 MAX_CANVAS_PIXELS = 2 * 4096 * 4096
+#: A fill's region is shrunk to this share of its size or less, or not at all: resampled down
+#: and up again it loses its finest texture (a 128 px outpaint strip shrunk to 0.94 kept half
+#: of it), which a slight shrink does not buy back in time.
+LEAST_SHRINK = 0.75
 #: ``inpaint_area=auto`` crops when the masked region is under this share of the canvas.
 AUTO_CROP_SHARE = 0.5
 
@@ -50,6 +54,15 @@ class Backend(Protocol):
     name: str
     #: Long side the backend works at, or None to work at the input's own size.
     working_size: int | None
+    #: With no ``working_size``: a region of more pixels than this, or whose hole has more than
+    #: ``max_hole_pixels``, is shrunk until it has no more (a fill's cost grows with both);
+    #: None: no limit.
+    max_pixels: int | None
+    max_hole_pixels: int | None
+    #: The crop reaches at least this share of the hole's longer side beyond the hole's box
+    #: (a fill copies from around the hole and needs context in proportion to it); 0: the
+    #: request's ``padding`` alone.
+    context_share: float
     #: Both working sides are multiples of this (8 for SD's latents, 16 for FLUX's patches).
     size_multiple: int
     #: Whether outpainting should pre-fill the new area before calling the backend.
@@ -199,11 +212,18 @@ def _expand_to_aspect(box, aspect: float, size) -> tuple[int, int, int, int]:
 
 
 def masked_region(
-    mask: np.ndarray, padding: int, working_size: int | None, multiple: int = 8
+    mask: np.ndarray,
+    padding: int,
+    working_size: int | None,
+    multiple: int = 8,
+    context_share: float = 0.0,
 ) -> tuple[int, int, int, int]:
-    """The mask's bounding box plus ``padding``, expanded to the working aspect ratio."""
+    """The mask's bounding box plus ``padding`` (at least ``context_share`` of the box's longer
+    side), expanded to the working aspect ratio."""
     height, width = mask.shape
     ys, xs = np.nonzero(mask)
+    extent = max(int(xs.max() - xs.min()), int(ys.max() - ys.min())) + 1
+    padding = max(padding, round(context_share * extent))
     box = (
         max(0, int(xs.min()) - padding),
         max(0, int(ys.min()) - padding),
@@ -223,14 +243,15 @@ def choose_region(
     working_size: int | None,
     context: int = 0,
     multiple: int = 8,
+    context_share: float = 0.0,
 ) -> tuple[int, int, int, int] | None:
     """The crop to inpaint, or None for the whole canvas; it reaches ``padding`` and at least
-    ``context`` pixels beyond the mask's box."""
+    ``context`` pixels (and ``context_share`` of the box's longer side) beyond the mask's box."""
     check("inpaint_area", area)
     check("padding", padding)
     if area == "whole":
         return None
-    box = masked_region(mask, max(padding, context), working_size, multiple)
+    box = masked_region(mask, max(padding, context), working_size, multiple, context_share)
     region = (box[2] - box[0]) * (box[3] - box[1])
     if area == "auto" and region >= AUTO_CROP_SHARE * mask.size:
         return None
@@ -272,6 +293,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         backend.working_size,
         context,
         backend.size_multiple,
+        backend.context_share,
     )
     region_image, region_mask = canvas.image, canvas.mask
     if box is not None:
@@ -281,19 +303,9 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     hole = np.where(region_mask > 0, 255, 0).astype(np.uint8)
     weights = region_mask
     model_image = region_image
-    if backend.working_size:
-        size = working_dimensions(*region_image.size, backend.working_size, backend.size_multiple)
-        if size != region_image.size:
-            # Image and hole are resized with one filter, so every working pixel whose value
-            # draws on a hole pixel is in the hole: nothing under the mask (the object being
-            # removed) reaches the model as context. Area averaging when shrinking, bilinear
-            # when enlarging (no ringing either way).
-            shrinking = size[0] < region_image.width
-            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            pixels = cv2.resize(np.asarray(region_image), size, interpolation=interpolation)
-            model_image = Image.fromarray(pixels, "RGB")
-            hole = np.where(cv2.resize(hole, size, interpolation=interpolation) > 0, 255, 0)
-            weights = cv2.resize(weights, size, interpolation=interpolation)
+    size = working_size(region_mask, backend)
+    if size != region_image.size:
+        model_image, hole, weights = _to_working_size(model_image, hole, weights, size)
     strength = request.denoising_strength
     if backend.uses_masked_content:
         model_image, strength = _masked_content(model_image, hole, request.masked_content, strength)
@@ -314,6 +326,47 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         outpaint=canvas.outpaint is not None,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
+
+
+def working_size(region_mask: np.ndarray, backend: Backend) -> tuple[int, int]:
+    """The size ``backend`` works on a region (its effective mask given) at: its working size
+    (a model), or the region's own size shrunk to at most ``max_pixels`` with a hole of at
+    most ``max_hole_pixels`` (a fill)."""
+    height, width = region_mask.shape
+    if backend.working_size:
+        return working_dimensions(width, height, backend.working_size, backend.size_multiple)
+    scale = 1.0
+    if backend.max_pixels:
+        scale = min(scale, (backend.max_pixels / (width * height)) ** 0.5)
+    if backend.max_hole_pixels:
+        holes = max(1, int(np.count_nonzero(region_mask)))
+        scale = min(scale, (backend.max_hole_pixels / holes) ** 0.5)
+    if scale > LEAST_SHRINK:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_working_size(
+    image: Image.Image, hole: np.ndarray, weights: np.ndarray, size: tuple[int, int]
+) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """Image, hole and effective mask brought to the working ``size``.
+
+    Image and hole are resized with one filter, so every working pixel whose value draws on a
+    hole pixel is in the hole: nothing under the mask (the object being removed) reaches the
+    model as context. Area averaging when shrinking, bilinear when enlarging (no ringing
+    either way). When shrinking, each working pixel's weight is at least the largest weight
+    it covers: a pixel the result is composited over at full size is regenerated at the
+    working size too, so nothing of the removed object comes back in the blend.
+    """
+    shrinking = size[0] < image.width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    pixels = cv2.resize(np.asarray(image), size, interpolation=interpolation)
+    hole = np.where(cv2.resize(hole, size, interpolation=interpolation) > 0, 255, 0)
+    if shrinking:
+        reach = 2 * int(np.ceil(image.width / size[0])) + 1
+        weights = cv2.dilate(weights, np.ones((reach, reach), np.uint8))
+    weights = cv2.resize(weights, size, interpolation=interpolation)
+    return Image.fromarray(pixels, "RGB"), hole, weights
 
 
 def _masked_content(

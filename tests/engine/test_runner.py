@@ -30,6 +30,8 @@ class SolidBackend:
     prefill = False
     supports_batch = False
     uses_masked_content = False
+    max_pixels = max_hole_pixels = None
+    context_share = 0.0
 
     def __init__(self, working_size=None, colour=(255, 0, 255)):
         self.working_size = working_size

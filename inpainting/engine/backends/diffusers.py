@@ -379,6 +379,8 @@ class DiffusersBackend:
     prefill = True  # outpainting starts from a PatchMatch fill of the new area
     uses_masked_content = True  # it starts from the picture's latents
     supports_batch = True
+    max_pixels = max_hole_pixels = None  # brought to its working size
+    context_share = 0.0  # the request's padding (A1111's only-masked padding) sets the crop
 
     def __init__(
         self,
