@@ -1,7 +1,10 @@
-"""Three real object removals, as a user does them: an outline drawn around the object on a
-real photo (scikit-image's astronaut, coffee and rocket), the engine run exactly as
-``POST /api/img2img`` runs it with its defaults (seed 0), the result written as a strip:
-the photo, the mask drawn over it, the result; and ``feather.png``, the feather rule zoomed.
+"""Five real removals, as a user does them: an outline drawn around the object on a real photo
+(scikit-image's astronaut, coffee and rocket; the shuttle reaches the top of the frame), the
+shuttle again under a plain box from the top edge to the table, and a caption strip along
+the bottom of the cat photo (chelsea, the caption drawn on it here), the
+engine run exactly as ``POST /api/img2img`` runs it with its defaults (seed 0), the result
+written as a strip: the photo, the mask drawn over it, the result; and ``feather.png``, the
+feather rule zoomed.
 
     .venv/bin/python bench/removals.py --out docs/removals [--engine classical]
 """
@@ -14,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -95,13 +98,37 @@ REMOVALS = {
         ],
         "margin": 4,
     },
+    "astronaut-box": {
+        "photo": "astronaut",
+        "object": "the shuttle, a box from the top of the frame down to the table",
+        "outlines": [[(355, 0), (470, 0), (470, 285), (355, 285)]],
+        "margin": 1,
+    },
+    "chelsea": {
+        "object": "a caption strip along the bottom of the frame",
+        "caption": "Chelsea, on the sofa - 24 November 2026",
+        "outlines": [[(0, 262), (450, 262), (450, 299), (0, 299)]],
+        "margin": 2,
+    },
 }
 
 
 def photo(name: str) -> Image.Image:
+    """The photo of the removal ``name`` as the user has it: for a caption removal, with the
+    caption on it (a dark strip across the bottom, the text in white)."""
     from skimage import data
 
-    return Image.fromarray(getattr(data, name)()).convert("RGB")
+    source = REMOVALS.get(name, {}).get("photo", name)
+    image = Image.fromarray(getattr(data, source)()).convert("RGB")
+    caption = REMOVALS.get(name, {}).get("caption")
+    if caption:
+        band = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(band)
+        draw.rectangle((0, image.height - 34, image.width, image.height), fill=(20, 20, 20, 190))
+        font = ImageFont.load_default(size=18)
+        draw.text((12, image.height - 28), caption, fill=(255, 255, 255, 255), font=font)
+        image = Image.alpha_composite(image.convert("RGBA"), band).convert("RGB")
+    return image
 
 
 def drawn_mask(size: tuple[int, int], outlines, margin: int) -> np.ndarray:

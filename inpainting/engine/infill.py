@@ -6,8 +6,10 @@ seam from a gradient-domain (Poisson) solve that fades PatchMatch's detail in ov
 pixels inside the hole, so the boundary does not show. A part of the hole that reaches the
 image's frame has no far side: the biharmonic fill extrapolates there (its slopes carry on past
 the known pixels: a corner hole came out 31 Lab units off), so the harmonic fill, which only
-interpolates, takes its place, and PatchMatch gives detail but no structure. ``patchmatch``, ``telea`` and ``ns`` are
-the single methods (pypatchmatch, OpenCV Telea, OpenCV Navier-Stokes). ``extend`` fills an
+interpolates, takes its place, and PatchMatch gives detail but no structure.
+
+``patchmatch``, ``telea`` and ``ns`` are the single methods (pypatchmatch, OpenCV Telea,
+OpenCV Navier-Stokes). ``extend`` fills an
 outpaint's new area, where nothing is known beyond the hole (see its docstring).
 """
 

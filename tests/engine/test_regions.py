@@ -155,3 +155,12 @@ def test_diffusers_only_masked_on_a_large_image(tiny_model):
     assert (out[mask == 0] == original[mask == 0]).all()
     assert (out[mask == 255] != original[mask == 255]).any(axis=-1).mean() > 0.9
     assert max(result.metadata["working_size"]) == 64
+
+
+def test_a_fills_crop_reaches_a_quarter_of_the_hole_beyond_it():
+    """A fill copies from around the hole: its crop holds context in proportion to the hole
+    (a 32 px band under a tall hole at the frame held only what it should not copy)."""
+    mask = np.zeros((1000, 1000), np.uint8)
+    mask[0:400, 500:600] = 255  # 400 px tall, at the top edge
+    assert masked_region(mask, 32, None, context_share=0.25) == (400, 0, 700, 500)
+    assert masked_region(mask, 32, None) == (468, 0, 632, 432)
