@@ -34,12 +34,12 @@ test: install chromium
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Reliability: SIGKILL the worker mid-inference and restart Redis (README, "Reliability").
+# Reliability: SIGKILL the worker mid-inference and restart Redis (docs/reliability-and-security.md).
 chaos: install
 	$(PY) scripts/chaos.py --jobs $${JOBS:-12} --kills $${KILLS:-4}
 
 # Cluster: 2 web processes, 3 workers, each with its own data folder, S3 (moto's server on
-# loopback), one SIGKILL mid-job (README, "A cluster, tested"). Uses DATABASE_URL / REDIS_URL.
+# loopback), one SIGKILL mid-job (docs/scaling-out.md, "A cluster, tested"). Uses DATABASE_URL / REDIS_URL.
 cluster: install
 	CLUSTER_JOBS=$${JOBS:-60} $(PY) -m pytest tests/test_cluster.py -q -s -p no:cacheprovider
 

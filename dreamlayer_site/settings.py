@@ -1,7 +1,7 @@
 """DreamLayer settings, read from the environment (django-environ).
 
 Every embedded default (SQLite, embedded Redis, private media folder, classical engine) is
-replaced in production by one environment variable; see the README's configuration table.
+replaced in production by one environment variable; see docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)
 INPAINT_COMPILE = env.bool("INPAINT_COMPILE", default=False)
 CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 # The model library's folder, and the LaMa engine's ONNX file in it (or an absolute path): the
-# lama engine exists when that file does (README, "LaMa engine").
+# lama engine exists when that file does (docs/engines.md, "The LaMa engine").
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
 # Pipeline configurations (JSON and tokenizer files, no weights) that single-file checkpoints
 # load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
@@ -365,7 +365,7 @@ LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
 # ControlNets (diffusers folders: config.json and .safetensors weights), recorded by the scan.
 CONTROLNETS_DIR = Path(env.str("CONTROLNETS_DIR", default=str(MODELS_DIR / "controlnets")))
-# Mask models (README, "Selecting objects"): SAM 2.1 and SAM 3 folders, rembg .onnx files.
+# Mask models (docs/api.md, "Selecting objects"): SAM 2.1 and SAM 3 folders, rembg .onnx files.
 MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "masks")))
 # How long a selection request waits for the selection worker (the first click on an image
 # also loads the model and runs its image encoder), and how many images' embeddings a

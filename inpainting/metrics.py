@@ -1,6 +1,6 @@
 """Prometheus metrics of the whole deployment, read at scrape time: every web process and
 worker writes its counters to Redis (HTTP requests, model loads) and the jobs are rows of the
-database, so one scrape of any web process sees the whole cluster (README, "Metrics").
+database, so one scrape of any web process sees the whole cluster (docs/scaling-out.md, "Metrics").
 
 The exposition format is prometheus-client's; the values come from one database query per
 family, the workers' reports (``fleet``) and a few Redis hashes."""

@@ -1,5 +1,5 @@
 """The CI-sized benchmarks run end to end, so they cannot rot (the full-sized runs and their
-figures are in the README's "Performance" section)."""
+figures are in docs/performance.md)."""
 
 from tests.live import run_script
 

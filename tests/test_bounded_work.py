@@ -2,7 +2,7 @@
 (issue 14): a real daphne process, its resident memory read before and after each attack.
 
 The bounds stated here are what the test asserts; the measured figures are printed (run
-with ``-s``) and quoted in the README's security section.
+with ``-s``) and quoted in docs/reliability-and-security.md.
 """
 
 from __future__ import annotations

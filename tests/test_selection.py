@@ -500,7 +500,7 @@ def test_one_user_keeps_at_most_four_images_waiting_for_the_worker(api, user, in
 
 def test_the_latency_bench_runs_against_a_live_server(django_db_blocker, api_key, mask_models_dir):
     """``bench/select_latency.py`` end to end (CI-sized: the toy SAM 2.1, three clicks), so it
-    cannot rot; its 150 ms target is for SAM 2.1 tiny on a quiet machine (README), not a
+    cannot rot; its 150 ms target is for SAM 2.1 tiny on a quiet machine (docs/api.md), not a
     timed test here."""
     from django.conf import settings
 

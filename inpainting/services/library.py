@@ -518,7 +518,7 @@ def library_controlnets_described() -> list[dict]:
 
 
 # ----- mask models (object selection) --------------------------------------------------------
-#: What to copy in for each family when none is installed (the README lists the files).
+#: What to copy in for each family when none is installed (docs/model-library.md lists the files).
 MASK_MODEL_HINTS = {
     selection.SAM2: "a SAM 2.1 folder in the transformers layout (config.json and "
     "model.safetensors, e.g. facebook/sam2.1-hiera-tiny)",

@@ -2,7 +2,7 @@
 and brings the fill back at full size without touching a pixel outside the effective mask.
 
 ``bench/large_photos.py`` defines the two cases (a 2048 px photo with a 12.5 % hole at the
-frame, a 4000 x 3000 photo with a 5 % hole) and prints their figures for the README.
+frame, a 4000 x 3000 photo with a 5 % hole) and prints their figures for docs/engines.md.
 """
 
 import json
