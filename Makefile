@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean chromium chaos cluster load
+.PHONY: install run test check lint clean chromium chaos cluster load
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,23 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 	  echo "Chromium is missing: the browser tests will be skipped (under CI=true they fail)."
 
+# Two parts: the tests that do not measure, on TEST_WORKERS processes (pytest-xdist; each has
+# its own data folder, database and Redis database), then those that measure time or memory
+# against a target, alone (tests/conftest.py, SERIAL_MODULES).
+TEST_WORKERS ?= 2
 test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -m serial $(PYTEST_ARGS)
+
+# The edit loop: lint, the import contracts, and every test that needs no live stack (no
+# Celery worker, no daphne, no browser) and loads no model at its real width, in parallel.
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	DREAMLAYER_FAST_LANE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not stack and not heavy" $(PYTEST_ARGS)
 
 # Reliability: SIGKILL the worker mid-inference and restart Redis (docs/reliability-and-security.md).
 chaos: install

@@ -212,13 +212,22 @@ def cases(photos: list[str], kind: str = "zeroed"):
             yield name, hole_name, original, damaged, hole
 
 
+#: The methods each verdict compares with: what the tests run (the bench runs them all).
+VERDICT_METHODS = (OURS, *SMOOTH)
+EDGE_VERDICT_METHODS = (OURS, "OpenCV Telea")
+
+
 def measure(
-    photos: list[str], kind: str = "zeroed", save: Path | None = None
+    photos: list[str],
+    kind: str = "zeroed",
+    save: Path | None = None,
+    methods: tuple[str, ...] = tuple(METHODS),
 ) -> dict[str, dict[str, float]]:
-    """The mean scores of each method over the photos and both hole types."""
-    totals: dict[str, list[dict[str, float]]] = {name: [] for name in METHODS}
+    """The mean scores of each of ``methods`` over the photos and both hole types."""
+    totals: dict[str, list[dict[str, float]]] = {name: [] for name in methods}
     for name, hole_name, original, damaged, hole in cases(photos, kind):
-        for method, run in METHODS.items():
+        for method in methods:
+            run = METHODS[method]
             started = time.perf_counter()
             result = run(damaged, hole if method == OURS else filled_pixels(hole))
             seconds = time.perf_counter() - started
@@ -233,14 +242,17 @@ def measure(
     }
 
 
-def measure_edges(photos: list[str], save: Path | None = None) -> dict[str, dict[str, float]]:
-    """The mean scores (and the hole's mean-colour error) of each method over the photos and
-    their four holes at the frame, the object left in."""
-    totals: dict[str, list[dict[str, float]]] = {name: [] for name in METHODS}
+def measure_edges(
+    photos: list[str], save: Path | None = None, methods: tuple[str, ...] = tuple(METHODS)
+) -> dict[str, dict[str, float]]:
+    """The mean scores (and the hole's mean-colour error) of each of ``methods`` over the
+    photos and their four holes at the frame, the object left in."""
+    totals: dict[str, list[dict[str, float]]] = {name: [] for name in methods}
     for name in photos:
         original = load_photo(name)
         for hole_name, hole in edge_holes(*original.shape[:2]).items():
-            for method, run in METHODS.items():
+            for method in methods:
+                run = METHODS[method]
                 started = time.perf_counter()
                 result = run(original, hole if method == OURS else filled_pixels(hole))
                 seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -13,9 +14,50 @@ import pytest
 from django.conf import settings
 
 from dreamlayer_site.embedded_redis import EmbeddedRedis
+from tests.live import refuse_in_fast_lane
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_NAME = "testworker@dreamlayer"
+
+
+#: A test that uses one of these runs against a live stack (a Celery worker, daphne, a
+#: browser): ``make check`` leaves it to ``make test`` (``-m "not stack"``).
+STACK_FIXTURES = {"celery_worker", "paused_worker", "select_worker", "live_url", "browser", "page"}
+#: Modules whose tests start processes themselves (servers, workers, the launcher, scripts).
+STACK_MODULES = {
+    "tests.test_stack",
+    "tests.test_chaos",
+    "tests.test_cluster",
+    "tests.test_load",
+    "tests.test_overhead",
+    "tests.test_live_server",
+    "tests.test_bounded_work",
+    "tests.test_routing",
+    "tests.test_connections",
+    "tests.test_limits",
+}
+
+
+#: Modules that measure time or memory against a target: ``make test`` runs them after the
+#: parallel part, alone on the machine, so another test's load does not count against them.
+SERIAL_MODULES = {
+    "tests.test_overhead",
+    "tests.test_load",
+    "tests.test_live_server",
+    "tests.test_wait",
+    "tests.test_bounded_work",
+    "tests.test_hostile_inputs",
+    "tests.engine.test_large_photos",
+    "tests.engine.test_infill",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in STACK_MODULES:
+            item.add_marker(pytest.mark.stack)
+        if item.module.__name__ in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,13 +84,21 @@ def clean_media():
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """The tiny random inpainting model, written once to SD_INPAINT_MODEL's folder."""
+    """The tiny random inpainting model in SD_INPAINT_MODEL's folder (tests/settings.py: named
+    by its recipe's hash), written by the first test process that needs it while the others
+    wait on a lock, then read by all."""
     from inpainting.testing.tiny_model import write_tiny_inpaint_model
 
     folder = Path(settings.SD_INPAINT_MODEL)
-    if not (folder / "model_index.json").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        write_tiny_inpaint_model(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "model_index.json").exists():
+            building = folder.parent / f"{folder.name}.building"
+            shutil.rmtree(building, ignore_errors=True)
+            write_tiny_inpaint_model(building)
+            shutil.rmtree(folder, ignore_errors=True)
+            building.rename(folder)
     return folder
 
 
@@ -155,6 +205,7 @@ def start_worker(
     """Start a real Celery worker process named ``name`` and wait until it answers a ping."""
     from dreamlayer_site.celery import app
 
+    refuse_in_fast_lane("a Celery worker")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +16,20 @@ import requests
 from tests.helpers import image_png
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: ``make check`` sets this: the fast lane runs no live stack (tests/conftest.py marks the
+#: tests that need one ``stack`` and deselects them there).
+FAST_LANE = "DREAMLAYER_FAST_LANE"
+
+
+def refuse_in_fast_lane(what: str) -> None:
+    """A test in the fast lane that starts ``what`` needs the ``stack`` mark (conftest)."""
+    if os.environ.get(FAST_LANE):
+        raise RuntimeError(
+            f"This test starts {what}: add its module to STACK_MODULES in tests/conftest.py "
+            "(or use a stack fixture), so that make check leaves it to make test."
+        )
 
 
 def free_port() -> int:
@@ -42,6 +57,7 @@ def wait_until_up(url: str, process, timeout: float = 90.0, log=None) -> None:
 @contextlib.contextmanager
 def daphne_server(env: dict[str, str], log: Path, *args: str):
     """A daphne process serving the project with ``env``; yields its base URL."""
+    refuse_in_fast_lane("a daphne server")
     port = free_port()
     process = subprocess.Popen(
         [

@@ -1,16 +1,35 @@
 """Test settings: the real settings, with test data in data/test/ and the tiny model."""
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 _BASE = Path(__file__).resolve().parent.parent
+# Under pytest-xdist each worker process (gw0, gw1, ...) has its own data folder (so its own
+# SQLite database, embedded Redis, media and model folders) and, on a shared Redis server, its
+# own Redis database (so its own Celery broker, channel layer and metrics).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER and "DREAMLAYER_TEST_WORKER" not in os.environ:
+    os.environ["DREAMLAYER_TEST_WORKER"] = _WORKER
+    _root = Path(os.environ.get("DREAMLAYER_DATA_DIR", str(_BASE / "data" / "test")))
+    os.environ["DREAMLAYER_DATA_DIR"] = str(_root / _WORKER)
+    if os.environ.get("REDIS_URL"):
+        _index = int(_WORKER.removeprefix("gw")) + 1
+        _url = os.environ["REDIS_URL"]
+        os.environ["REDIS_URL"] = re.sub(r"(/\d+)?$", f"/{_index}", _url, count=1)
 _DATA = Path(os.environ.setdefault("DREAMLAYER_DATA_DIR", str(_BASE / "data" / "test")))
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 32)
 # The web side validates ``engine=diffusers`` against this; the worker loads the tiny model
 # that tests/conftest.py writes to this folder.
 os.environ.setdefault("LOAD_SD_INPAINT", "true")
 os.environ.setdefault("INPAINT_ENGINE", "classical")
-os.environ.setdefault("SD_INPAINT_MODEL", str(_DATA / "tiny-sd-inpaint"))
+# The tiny model is built once for every test process of this checkout (xdist workers, the
+# serial run, the workers they start) in a folder named by a hash of the code that builds it
+# (tests/conftest.py ``tiny_model``): a changed recipe gets a new folder.
+_RECIPE = hashlib.sha256((_BASE / "inpainting" / "testing" / "tiny_model.py").read_bytes())
+_TINY = _BASE / "data" / "test-cache" / f"tiny-sd-inpaint-{_RECIPE.hexdigest()[:12]}"
+os.environ.setdefault("SD_INPAINT_MODEL", str(_TINY))
 # The configuration single-file checkpoints load with: the tiny model's (tests/conftest.py).
 os.environ.setdefault("MODEL_CONFIGS_DIR", str(_DATA / "model-configs"))
 os.environ.setdefault("INPAINT_WORKING_SIZE", "64")

@@ -162,6 +162,7 @@ def test_flux_loads_with_the_network_forbidden(flux, monkeypatch):
     assert attempts == []
 
 
+@pytest.mark.heavy
 def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_folders_picture(
     tmp_path, monkeypatch
 ):

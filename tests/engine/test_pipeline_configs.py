@@ -132,6 +132,7 @@ def random_sd15(folder):
     )
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("family", ["sd15-inpainting", "sd15"])
 def test_a_real_size_sd15_checkpoint_loads_offline_with_the_shipped_configuration(
     family, tmp_path, monkeypatch
