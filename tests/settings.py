@@ -12,11 +12,6 @@ _BASE = Path(__file__).resolve().parent.parent
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER and "DREAMLAYER_TEST_WORKER" not in os.environ:
     os.environ["DREAMLAYER_TEST_WORKER"] = _WORKER
-    # One compute thread per process: the xdist workers and the Celery workers they start
-    # already fill the cores, and torch's and OpenCV's thread pools beside them spin for
-    # nothing (the parallel part took 40 % more CPU than the same tests one by one).
-    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(_threads, "1")
     _root = Path(os.environ.get("DREAMLAYER_DATA_DIR", str(_BASE / "data" / "test")))
     os.environ["DREAMLAYER_DATA_DIR"] = str(_root / _WORKER)
     if os.environ.get("REDIS_URL"):
