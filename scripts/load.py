@@ -61,10 +61,14 @@ def inputs(size: int) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
-async def subscriber(url: str, key: str, ready: asyncio.Event, finished: dict, stop: asyncio.Event):
-    """One websocket on the user's stream, counting jobs it heard finish."""
+async def subscriber(
+    url: str, key: str, ready: asyncio.Event, finished: dict, stop: asyncio.Event, seen: dict
+):
+    """One websocket on the user's stream, counting jobs it heard finish (``seen`` while it
+    listens, ``finished`` once it ends still connected)."""
     ws_url = url.replace("http", "ws", 1) + "/ws/generations/"
     heard: set[str] = set()
+    seen[id(ready)] = heard
     async with websockets.connect(
         ws_url, additional_headers={"Authorization": f"Api-Key {key}"}, open_timeout=30
     ) as ws:
@@ -102,8 +106,10 @@ async def run(args) -> int:
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in range(args.subscribers)]
     heard: dict = {}
+    seen: dict = {}
     subscribers = [
-        asyncio.create_task(subscriber(args.url, args.key, ready, heard, stop)) for ready in readies
+        asyncio.create_task(subscriber(args.url, args.key, ready, heard, stop, seen))
+        for ready in readies
     ]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
     print(f"{args.subscribers} websocket subscribers connected", flush=True)
@@ -136,7 +142,11 @@ async def run(args) -> int:
             return 1
         await asyncio.sleep(0.05)
     results = [w.result() for w in waiters]
-    await asyncio.sleep(1)  # the last status events reach the subscribers
+    # The last status events reach the subscribers: wait for them (at most 15 s), not a fixed
+    # second (under load the last job's event once came later than that).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and min(map(len, seen.values())) < args.waiters:
+        await asyncio.sleep(0.1)
     stop.set()
     await asyncio.gather(*subscribers)
 
