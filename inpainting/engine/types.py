@@ -12,6 +12,12 @@ MaskMode = Literal["black_inpaints", "white_inpaints"]
 InpaintArea = Literal["auto", "masked", "whole"]
 
 MAX_SEED = 2**32 - 1
+#: A fill's crop (the classical engine's and LaMa's) reaches a quarter of the hole's longer side
+#: beyond it, and at least the request's padding: a fill copies texture and colour from around
+#: the hole, and a hole at the frame has only the sides the frame leaves (a 32 px band under a
+#: tall hole at the top held only an orange suit). Half gave PatchMatch more to copy from that
+#: does not belong (a ghost of a face).
+FILL_CONTEXT_SHARE = 0.25
 
 
 class EngineError(Exception):

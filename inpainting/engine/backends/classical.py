@@ -11,6 +11,7 @@ from PIL import Image
 from ..infill import METHODS, extend, fill
 from ..isolated import run_cancellable, warm
 from ..types import (
+    FILL_CONTEXT_SHARE,
     BackendCall,
     BackendOutput,
     CancelCheck,
@@ -33,11 +34,6 @@ MODEL_NAMES = {
 #: Holes up to about 245 x 245 px are filled at full resolution.
 WORKING_PIXELS = 1_000_000
 WORKING_HOLE_PIXELS = 60_000
-#: The crop reaches a quarter of the hole's longer side beyond it (at least the request's
-#: padding): PatchMatch copies texture from around the hole, and a hole at the frame has only
-#: the sides the frame leaves (a 32 px band under a tall hole at the top held only an orange
-#: suit). More context gave PatchMatch more to copy from that does not belong (a face).
-CONTEXT_SHARE = 0.25
 #: Pixels of at least this effective-mask weight are filled; lighter ones are the boundary.
 FILL_WEIGHT = 128
 PROMPT_NOTE = "The classical engine removes the masked content and ignores the prompt."
@@ -62,7 +58,7 @@ class ClassicalBackend:
     working_size = None  # a crop is filled at its own size...
     max_pixels = WORKING_PIXELS  # ...or shrunk when it, or its hole, has more pixels
     max_hole_pixels = WORKING_HOLE_PIXELS
-    context_share = CONTEXT_SHARE
+    context_share = FILL_CONTEXT_SHARE
     size_multiple = 1
     prefill = False  # it fills the new area of an outpaint itself
     uses_masked_content = False  # it fills the hole from around it

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..types import (
+    FILL_CONTEXT_SHARE,
     BackendCall,
     BackendOutput,
     CancelCheck,
@@ -32,10 +33,6 @@ from ..types import (
 
 #: The working size when the graph accepts any height and width: big-lama's training size.
 DYNAMIC_WORKING_SIZE = 512
-#: The crop around a hole reaches a quarter of the hole's longer side beyond it (at least the
-#: request's padding), as the classical fill's: LaMa continues what is around the hole, and a
-#: hole at the frame has fewer sides to continue.
-CONTEXT_SHARE = 0.25
 #: Dynamic graphs get sides padded to a multiple of this (big-lama downsamples 3 times).
 MULTIPLE = 8
 #: An output whose maximum is at most this is taken as 0..1 (else 0..255).
@@ -138,7 +135,7 @@ class LamaBackend:
     uses_masked_content = False  # it fills the hole from around it
     supports_batch = False  # one image per run; jobs run one by one
     max_pixels = max_hole_pixels = None  # brought to its working size
-    context_share = CONTEXT_SHARE
+    context_share = FILL_CONTEXT_SHARE
 
     def __init__(self, path: str) -> None:
         self.path = path
