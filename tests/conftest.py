@@ -52,12 +52,29 @@ SERIAL_MODULES = {
 }
 
 
+#: The modules that take longest (about 40 to 100 s each on 2 cores), longest first: they
+#: start first, so that at the end of the parallel part no process is left running one of
+#: them alone while the other has nothing to do (pytest-xdist hands out modules in this order).
+LONGEST_FIRST = (
+    "tests.test_routing",
+    "tests.test_chaos",
+    "tests.test_cluster",
+    "tests.engine.test_pipeline_configs",
+    "tests.engine.test_flux",
+    "tests.test_api_contract",
+    "tests.test_loras",
+    "tests.test_stack",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in STACK_MODULES:
             item.add_marker(pytest.mark.stack)
         if item.module.__name__ in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))  # stable
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -203,51 +220,79 @@ def start_worker(
     name: str, log: Path, env: dict[str, str], queues: str, *, pool: str = "prefork"
 ) -> Worker:
     """Start a real Celery worker process named ``name`` and wait until it answers a ping."""
+    return start_workers([(name, log, env, queues, pool)])[name]
+
+
+def start_workers(specs: list[tuple[str, Path, dict[str, str], str, str]]) -> dict[str, Worker]:
+    """Start real Celery worker processes, one per (name, log, env, queues, pool), all at
+    once, and wait until each answers a ping."""
     from dreamlayer_site.celery import app
 
     refuse_in_fast_lane("a Celery worker")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "dreamlayer_site",
-            "worker",
-            "--queues",
-            queues,
-            "--concurrency",
-            "1",
-            "--pool",
-            pool,
-            "--hostname",
-            name,
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    started = {}
+    for name, log, env, queues, pool in specs:
+        started[name] = Worker(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--app",
+                    "dreamlayer_site",
+                    "worker",
+                    "--queues",
+                    queues,
+                    "--concurrency",
+                    "1",
+                    "--pool",
+                    pool,
+                    "--hostname",
+                    name,
+                    "--loglevel",
+                    "INFO",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            ),
+            log,
+        )
+    waiting = dict(started)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the Celery worker exited:\n" + log.read_text()[-4000:])
-        if app.control.ping(destination=[name], timeout=0.5):
-            return Worker(process, log)
-    process.kill()
-    raise RuntimeError("the Celery worker did not start:\n" + log.read_text()[-4000:])
+    while waiting and time.monotonic() < deadline:
+        for name, worker in list(waiting.items()):
+            if worker.process.poll() is not None:
+                stop_workers(list(started.values()))
+                raise RuntimeError(f"the Celery worker {name} exited:\n" + worker.log_tail())
+        answered = app.control.ping(destination=list(waiting), timeout=0.5)
+        for reply in answered:
+            for name in reply:
+                waiting.pop(name, None)
+    if waiting:
+        stop_workers(list(started.values()))
+        name, worker = next(iter(waiting.items()))
+        raise RuntimeError(f"the Celery worker {name} did not start:\n" + worker.log_tail())
+    return started
 
 
 def stop_worker(worker: Worker) -> None:
-    worker.process.terminate()
-    try:
-        worker.process.wait(20)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
+    stop_workers([worker])
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    """Ask every worker to stop at once (a warm shutdown takes seconds), then wait for each."""
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.terminate()
+    for worker in workers:
+        try:
+            worker.process.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
 
 
 @pytest.fixture(scope="session")

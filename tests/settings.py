@@ -18,6 +18,12 @@ if _WORKER and "DREAMLAYER_TEST_WORKER" not in os.environ:
         _index = int(_WORKER.removeprefix("gw")) + 1
         _url = os.environ["REDIS_URL"]
         os.environ["REDIS_URL"] = re.sub(r"(/\d+)?$", f"/{_index}", _url, count=1)
+# OpenMP threads (torch's CPU kernels) sleep when they wait instead of spinning: the tests run
+# several torch processes at once (xdist workers, the Celery workers and servers they start) on
+# a few cores, where spinning threads burn the cores the others need. Measured on 2 cores:
+# test_loras, test_model_choice and engine/test_diffusers on 2 processes took 174 s (306 s of
+# CPU) spinning and 85 s (110 s of CPU) sleeping. The arithmetic is the same either way.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _DATA = Path(os.environ.setdefault("DREAMLAYER_DATA_DIR", str(_BASE / "data" / "test")))
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 32)
 # The web side validates ``engine=diffusers`` against this; the worker loads the tiny model

@@ -25,7 +25,7 @@ from inpainting.fleet import fleet_summary, model_queue, workers_serving
 from inpainting.models import Generation
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
-from tests.conftest import child_env, start_worker, stop_worker
+from tests.conftest import child_env, start_worker, start_workers, stop_worker, stop_workers
 from tests.helpers import (
     black_box_mask_png,
     compat_submissions,
@@ -55,13 +55,20 @@ def fleet(tmp_path, settings, tiny_model, models_dir, monkeypatch):
     settings.MODELS_DIR = tmp_path / "web"
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     library_scan()
-    workers = {}
-    for name, node, wanted in (("north", NORTH, ""), ("south", SOUTH, "south")):
-        env = child_env(MODELS_DIR=str(tmp_path / name), WORKER_MODELS=wanted)
-        workers[name] = start_worker(node, tmp_path / f"{name}.log", env, "inference")
+    specs = [
+        (
+            node,
+            tmp_path / f"{name}.log",
+            child_env(MODELS_DIR=str(tmp_path / name), WORKER_MODELS=wanted),
+            "inference",
+            "prefork",
+        )
+        for name, node, wanted in (("north", NORTH, ""), ("south", SOUTH, "south"))
+    ]
+    started = start_workers(specs)
+    workers = {"north": started[NORTH], "south": started[SOUTH]}
     yield workers
-    for worker in workers.values():
-        stop_worker(worker)
+    stop_workers(list(workers.values()))
 
 
 def output(generation: Generation) -> np.ndarray:
