@@ -11,8 +11,8 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --no-compile "torch==2.13.0"
-	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
 	# rembg's matting library compiles its numba kernels on its first import (about a
 	# minute on 2 cores), then reads them from its cache: pay it here, not on a first click.
 	$(PY) -c "import rembg"
