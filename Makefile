@@ -13,9 +13,6 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
-	# rembg's matting library compiles its numba kernels on its first import (about a
-	# minute on 2 cores), then reads them from its cache: pay it here, not on a first click.
-	$(PY) -c "import rembg"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +30,9 @@ chromium:
 # its own data folder, database and Redis database), then those that measure time or memory
 # against a target, alone (tests/conftest.py, SERIAL_MODULES).
 TEST_WORKERS ?= 2
+# Python may cache the bytecode of the tests and the project (pytest's rewritten test modules
+# included) even where the environment says not to: about 4 s per process that collects.
+test: export PYTHONDONTWRITEBYTECODE =
 test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

@@ -102,11 +102,16 @@ def compat_submissions(api_key):
     return modelslab, fooocus
 
 
-def run_job(api, **fields):
-    """Submit a diffusers job (seed 5, "a red rose" unless given), wait for it, and insist
-    that it succeeded."""
+#: ``run_job``'s mask unless told: the black box of ``black_box_mask_png``.
+BOX_MASK = "box"
+
+
+def run_job(api, mask: bytes | str | None = BOX_MASK, **fields):
+    """Submit a diffusers job (seed 5, "a red rose" unless given) on ``image_png`` with
+    ``mask`` (None: none), wait for it, and insist that it succeeded."""
     fields = {"prompt": "a red rose", "engine": "diffusers", "seed": 5, "wait": "false", **fields}
-    response = post_img2img(api, image_png(), black_box_mask_png(), **fields)
+    mask = black_box_mask_png() if mask == BOX_MASK else mask
+    response = post_img2img(api, image_png(), mask, **fields)
     assert response.status_code == 202, response.content
     generation = wait_for_status(response.json()["id"], timeout=120)
     assert generation.status == "succeeded", generation.error

@@ -12,11 +12,15 @@ import openai
 import pytest
 import requests
 from django.conf import settings
+from huggingface_hub import constants as hf_constants
 from PIL import Image, ImageDraw
 
 from accounts.services import api_key_revoke
 from inpainting.models import Generation
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_edit import write_tiny_flux_kontext_model
 from tests.conftest import child_env
+from tests.helpers import wait_until_served
 from tests.images import gradient, png_bytes
 from tests.live import daphne_server
 
@@ -194,3 +198,51 @@ def test_without_a_mask_the_images_transparent_pixels_are_edited(server, api_key
     out = decode(base64.b64decode(result.data[0].b64_json))
     original = np.asarray(picture.convert("RGB"))
     assert np.array_equal(out[keep()], original[keep()])
+
+
+@pytest.fixture
+def edit_library(tmp_path, models_dir, tiny_model, monkeypatch):
+    """The library with the tiny SD 1.5 inpainting model (the default) and a tiny FLUX.1
+    Kontext ("kontext", an edit model); the session's worker has both on its disk."""
+    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
+    write_tiny_flux_kontext_model(models_dir / "kontext")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    wait_until_served("alpha", "kontext")
+
+
+def test_open_webuis_edit_without_a_mask_edits_the_whole_picture(
+    server, api_key, tmp_path, edit_library
+):
+    """Open WebUI's image edit: multipart with model, prompt, n, size, response_format and the
+    file ``image`` only, no mask, on an opaque photo. With an edit model, the whole picture is
+    edited at its size (OpenAI's own rule); through the SDK and raw."""
+    photo = tmp_path / "photo.png"
+    gradient(96, 64).save(photo)
+    original = np.asarray(Image.open(photo).convert("RGB"))
+    with photo.open("rb") as image:
+        result = sdk(server, api_key).images.edit(
+            image=image, prompt="make it winter", model="kontext", response_format="b64_json"
+        )
+    out = decode(base64.b64decode(result.data[0].b64_json))
+    assert out.shape == original.shape and (out != original).any(axis=2).mean() > 0.9
+    raw = requests.post(
+        f"{server}/v1/images/edits",
+        headers={"Authorization": f"Bearer {api_key}"},
+        data={
+            "model": "kontext",
+            "prompt": "make it winter",
+            "n": "1",
+            "size": "auto",
+            "response_format": "b64_json",
+        },
+        files={"image": ("photo.png", photo.read_bytes(), "image/png")},
+        timeout=120,
+    )
+    assert raw.status_code == 200, raw.text
+    assert decode(base64.b64decode(raw.json()["data"][0]["b64_json"])).shape == original.shape
+    # A model that does not edit: a 400 that names the one that does.
+    with pytest.raises(openai.BadRequestError) as refused, photo.open("rb") as image:
+        sdk(server, api_key).images.edit(image=image, prompt="x", model="alpha")
+    assert refused.value.body["param"] == "mask"
+    assert "the edit models here: kontext" in refused.value.body["message"]

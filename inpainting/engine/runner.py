@@ -72,6 +72,9 @@ class Backend(Protocol):
     #: Whether it starts from the picture under the hole (a diffusion model, from its latents):
     #: then ``masked_content`` chooses what is there first. A fill ignores those pixels.
     uses_masked_content: bool
+    #: Whether it edits by an instruction: a request without a mask then changes the whole
+    #: picture (``canvas_mask``).
+    edits: bool
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -114,15 +117,23 @@ def canvas_mask(
     mask: Image.Image | None,
     options: MaskOptions,
     outpaint: Outpaint | None,
+    edits: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """The effective mask of the canvas a job paints (255 = regenerate) and the outpaint sides
     (left, top, right, bottom), from the image's size alone: the one rule that both a job and
-    the studio's overlay (``POST /api/masks/effective``) use."""
+    the studio's overlay (``POST /api/masks/effective``) use. ``edits`` (an edit model runs
+    the job): no mask means the whole picture, edited by the instruction."""
     width, height = size
     user_mask = effective_mask(mask, size, options) if mask is not None else None
     if outpaint is None:
+        if user_mask is None and edits:
+            return np.full((height, width), 255, np.uint8), None
         if user_mask is None:
-            raise InvalidInput("A mask is required unless outpaint is given.", field="mask")
+            raise InvalidInput(
+                "A mask is required unless outpaint is given (or an edit model edits the "
+                "whole picture).",
+                field="mask",
+            )
         return user_mask, None
     left, top, right, bottom = outpaint.sides(width, height)
     if min(left, top, right, bottom) < 0:
@@ -145,9 +156,12 @@ def canvas_mask(
     return values, (left, top, right, bottom)
 
 
-def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> Canvas:
+def prepare_canvas(
+    request: InpaintRequest, fill_method: str = "patchmatch", edits: bool = False
+) -> Canvas:
     """The canvas and its effective mask (the input and its mask first brought to the size a
-    ``resize`` asks for); refuses a request that would regenerate nothing."""
+    ``resize`` asks for; ``edits``: see ``canvas_mask``); refuses a request that would
+    regenerate nothing."""
     original, user_mask = to_rgb(request.image), request.mask
     if request.resize is not None:
         if user_mask is not None:
@@ -157,7 +171,9 @@ def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> 
             user_mask = resize_to(user_mask, Resize(*original.size, "stretch"))
             user_mask = resize_to(user_mask, request.resize)
         original = resize_to(original, request.resize)
-    mask, sides = canvas_mask(original.size, user_mask, request.mask_options, request.outpaint)
+    mask, sides = canvas_mask(
+        original.size, user_mask, request.mask_options, request.outpaint, edits
+    )
     canvas = (
         Canvas(original, mask)
         if sides is None
@@ -171,9 +187,9 @@ def prepare_canvas(request: InpaintRequest, fill_method: str = "patchmatch") -> 
     return canvas
 
 
-def prepare_mask(request: InpaintRequest) -> np.ndarray:
+def prepare_mask(request: InpaintRequest, edits: bool = False) -> np.ndarray:
     """The effective mask only (validation before queueing: no pre-fill is computed)."""
-    return prepare_canvas(request, fill_method="none").mask
+    return prepare_canvas(request, fill_method="none", edits=edits).mask
 
 
 def _outpaint_canvas(
@@ -280,7 +296,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         )
     # Refuse an unknown scheduler before any work; the backend gets the canonical name.
     scheduler = canonical_name(request.scheduler) if request.scheduler else None
-    canvas = prepare_canvas(request, fill_method if backend.prefill else "none")
+    canvas = prepare_canvas(request, fill_method if backend.prefill else "none", backend.edits)
     seeds = resolve_seeds(request.seed, request.samples)
     # A backend that fills an outpaint's new area itself copies it from the original beside
     # it: the crop keeps as much of the original as the new area is deep (``padding`` alone,
@@ -324,6 +340,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         loras=tuple(request.loras),
         controlnet=request.controlnet,
         outpaint=canvas.outpaint is not None,
+        reference_images=tuple(to_rgb(image) for image in request.reference_images),
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
@@ -460,6 +477,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.clip_skip,
         call.loras,
         call.controlnet,
+        len(call.reference_images),
     )
 
 

@@ -302,6 +302,11 @@ class BackgroundSelector:
     file is in."""
 
     def __init__(self, path: Path) -> None:
+        # rembg imports pymatting, whose numba kernels (alpha matting, never asked for here)
+        # compile as it is imported: 45 s on 2 cores the first time. Without the JIT they stay
+        # plain Python functions that nothing calls, and the import takes 2 s. Read by numba
+        # when it is first imported, which rembg does here.
+        os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
         from rembg import new_session  # noqa: PLC0415
 
         providers = ["CPUExecutionProvider"]

@@ -175,6 +175,8 @@ class InpaintRequest:
     controlnet: ControlNetUse | None = None
     resize: Resize | None = None
     masked_content: str = "original"  # one of MASKED_CONTENT
+    #: Pictures an edit model reads beside the one it edits ("the chair of picture 2").
+    reference_images: tuple[Image.Image, ...] = ()
 
 
 @dataclass
@@ -200,6 +202,8 @@ class BackendCall:
     #: The hole holds an outpaint's new area: there the picture is extended beyond its old
     #: border, with nothing known on the far side (a fill extrapolates, it cannot interpolate).
     outpaint: bool = False
+    #: Reference pictures for an edit model (RGB, their own sizes).
+    reference_images: tuple[Image.Image, ...] = ()
 
 
 @dataclass

@@ -54,7 +54,9 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     config = engine_config()
     try:
         engine_name = config.choose(params.requested_engine, params.prompt)
-        effective = engine.prepare_mask(params.with_defaults().to_request(image=image, mask=mask))
+        edits = engine_name == "diffusers" and library.library_job_family(params.model).edits
+        request = params.with_defaults().to_request(image=image, mask=mask)
+        effective = engine.prepare_mask(request, edits=edits)
         engine.check_fillable(engine_name, effective)
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
@@ -78,6 +80,23 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     if model is not None:
         model_served_check(model.name)
     return Checked(engine_name, name, resolved, warnings)
+
+
+def _check_mask_optional(params: GenerationParams) -> None:
+    """A request without a mask or an outpaint asks to edit the whole picture by its prompt:
+    only an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that. Checked before any
+    picture is read; a client error that names the models that can."""
+    try:
+        engine_name = engine_config().choose(params.requested_engine, params.prompt)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field) from None
+    if engine_name == "diffusers" and library.library_job_family(params.model).edits:
+        return
+    raise ClientError(
+        "A mask file is required unless outpaint is given, or an edit model edits the whole "
+        f"picture by the prompt ({library.library_edit_models_hint()}).",
+        field="mask",
+    )
 
 
 def generation_check_engine_fields(params: GenerationParams, engine_name: str) -> None:
@@ -170,7 +189,7 @@ def generation_create(
     if webhook_url:
         webhooks.validate_url(webhook_url)
     if mask_file is None and not params.outpaint:
-        raise ClientError("A mask file is required unless outpaint is given.", field="mask")
+        _check_mask_optional(params)
     image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
     mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
     checked = _validate(params, image, mask)

@@ -13,7 +13,6 @@ from PIL import Image
 
 from .. import engine
 from ..engine.masks import has_alpha
-from ..errors import ClientError
 from ..models import GeneratedImage
 from ..uploads import IMAGE_FORMATS, image_size, read_upload
 
@@ -25,20 +24,16 @@ def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploaded
     return SimpleUploadedFile("mask.png", engine.encode_png(Image.new("L", size, 255)))
 
 
-def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFile]:
-    """An image whose transparent pixels are the ones to edit (OpenAI's rule when no mask is
-    sent): the image, and itself as the mask. One without transparency is a client error."""
+def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFile | None]:
+    """OpenAI's rule when no mask is sent: an image with transparent pixels is its own mask
+    (those pixels are edited); an opaque one has none, and the whole picture is edited by the
+    prompt (an edit model's job: ``generations.generation_create`` says so otherwise)."""
     data = read_upload(upload, field="image")
     image_size(data, field="image", formats=IMAGE_FORMATS)  # an image within the limits
     with Image.open(io.BytesIO(data)) as header:
         alpha = header.format == "PNG" and has_alpha(header)
-    if not alpha:
-        raise ClientError(
-            "Give a mask (a PNG whose transparent pixels are edited), or an image with "
-            "transparent pixels to edit.",
-            field="mask",
-        )
-    return SimpleUploadedFile("image.png", data), SimpleUploadedFile("mask.png", data)
+    image = SimpleUploadedFile("image.png", data)
+    return image, (SimpleUploadedFile("mask.png", data) if alpha else None)
 
 
 def png_texts(data: bytes, *, field: str = "image") -> dict[str, str]:

@@ -320,7 +320,7 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
             "num_inference_steps": family.capabilities.default_steps,
             "guidance_scale": family.capabilities.default_guidance,
         },
-        "accepts": family.capabilities.describe(),
+        "accepts": family.accepts(),
     }
 
 
@@ -363,10 +363,23 @@ def library_job_family(name: str | None) -> Family:
     return library_model_family(library_model_for_job(name))[1]
 
 
+def library_edit_models_hint() -> str:
+    """Which library models edit by words (name them in ``model``), or what to install."""
+    names = [
+        model.name
+        for model in selectors.library_model_list()
+        if FAMILIES[model.family].edits and library_model_runnable(model)
+    ]
+    if names:
+        return "the edit models here: " + ", ".join(names)
+    labels = " or ".join(sorted({f.label for f in FAMILIES.values() if f.edits}))
+    return f"none is installed: copy a {labels} diffusers folder into the models folder"
+
+
 def library_default_accepts() -> dict:
     """What the deployment's own SD_INPAINT_MODEL accepts (a job that names no library model
     runs it when the library is empty)."""
-    return library_model_family(None)[1].capabilities.describe()
+    return library_model_family(None)[1].accepts()
 
 
 def _same_name(library_name: str, given: str) -> bool:

@@ -62,6 +62,7 @@ class ClassicalBackend:
     size_multiple = 1
     prefill = False  # it fills the new area of an outpaint itself
     uses_masked_content = False  # it fills the hole from around it
+    edits = False  # a fill takes no instruction
     supports_batch = False  # a fill is per image; jobs run one by one
 
     def __init__(self, method: str = "hybrid", patch_size: int = 5) -> None:

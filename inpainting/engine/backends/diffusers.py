@@ -137,6 +137,7 @@ def _evict(keep: int) -> None:
     """Unload the least recently used pipelines until at most ``keep`` stay (memory freed)."""
     if len(_PIPELINES) > keep:
         _CONTROL.clear()  # it shares a pipeline's parts: it goes with them
+        _EDIT.clear()  # as it does
     while len(_PIPELINES) > keep:
         key, pipe = _PIPELINES.popitem(last=False)
         _HELD.pop(key, None)
@@ -329,6 +330,21 @@ def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
     return _CONTROL["pipe"]
 
 
+#: The whole-picture edit pipeline last used: (the pipeline it shares its parts with) and the
+#: pipeline (``Family.edit_pipeline``, built from the loaded one's parts).
+_EDIT: dict[str, Any] = {}
+
+
+def _edit_pipeline(pipe: Any, family: Family) -> Any:
+    """``pipe``'s parts as ``family``'s whole-picture edit pipeline (nothing copied)."""
+    import diffusers  # noqa: PLC0415 - heavy, as torch
+
+    if _EDIT.get("key") != id(pipe):
+        _EDIT.update(key=id(pipe), pipe=getattr(diffusers, family.edit_pipeline).from_pipe(pipe))
+        _EDIT["pipe"].set_progress_bar_config(disable=True)
+    return _EDIT["pipe"]
+
+
 def control_image(image: Image.Image, hole: Image.Image) -> Any:
     """The inpaint ControlNet's control image: the picture in 0..1 with every pixel to
     regenerate set to -1 (control_v11p_sd15_inpaint's layout), as a [1, 3, H, W] tensor."""
@@ -396,6 +412,9 @@ class DiffusersBackend:
         self.model = resolve_model(model)
         self.offload = offload
         self.family = family_of_model(self.model)
+        self.edits = self.family.edits
+        # An edit reads each job's pictures with its words: one job per pipeline call.
+        self.supports_batch = not self.family.edits
         self.size_multiple = self.family.size_multiple
         self.cache_size = cache_size
         self.configs = configs
@@ -455,22 +474,12 @@ class DiffusersBackend:
             return all(check() for check in cancel_checks)
 
         family = self.family
-        latent_grid = (height // 8, width // 8)  # every family's VAE: 8 px per latent
-
-        def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-            done, total = step + 1, pipeline.num_timesteps
-            offset = 0
-            for call, progress in zip(calls, progresses, strict=True):
-                preview = None
-                if self.preview_every and (done % self.preview_every == 0) and done < total:
-                    latents = kwargs["latents"][offset].float().cpu().numpy()
-                    preview = latents_to_jpeg(latents, family.preview, latent_grid)
-                progress(ProgressEvent(step=done, total=total, preview=preview))
-                offset += len(call.seeds)
-            if all_cancelled():
-                raise Cancelled()
-            return kwargs
-
+        if family.edits:
+            return [
+                self._edit(pipe, call, progress, check, load_seconds)
+                for call, progress, check in zip(calls, progresses, cancel_checks, strict=True)
+            ]
+        on_step_end = self._step_callback(calls, progresses, all_cancelled)
         if all_cancelled():
             raise Cancelled()
         control = first.controlnet
@@ -556,13 +565,129 @@ class DiffusersBackend:
                         "scheduler": (family.capabilities.schedulers and call.scheduler)
                         or used_scheduler,
                         "scheduler_class": used_scheduler,
-                        "device": self.device,
-                        "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
-                        "family": family.name,
+                        **self._metadata(pipe, load_seconds),
                         "batched_jobs": len(calls),
-                        **({"model_load_seconds": load_seconds} if load_seconds else {}),
                     },
                 )
             )
             images = images[len(call.seeds) :]
         return outputs
+
+    def _metadata(self, pipe: Any, load_seconds: float | None) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
+            "family": self.family.name,
+            **({"model_load_seconds": load_seconds} if load_seconds else {}),
+        }
+
+    def _step_callback(
+        self,
+        calls: list[BackendCall],
+        progresses: list[ProgressCallback],
+        all_cancelled: CancelCheck,
+        sample: tuple[int, int] = (0, 1),
+    ) -> Any:
+        """The pipeline's ``callback_on_step_end``: progress (and a latent preview every
+        ``preview_every`` steps) to each call's job, and ``Cancelled`` once every job is.
+        ``sample`` (index, count): one call's samples run one pipeline call each, and the
+        steps count across them."""
+        width, height = calls[0].image.size
+        latent_grid = (height // 8, width // 8)  # every family's VAE: 8 px per latent
+        index, count = sample
+
+        def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+            done, total = step + 1, pipeline.num_timesteps
+            offset = 0
+            for call, progress in zip(calls, progresses, strict=True):
+                preview = None
+                if self.preview_every and (done % self.preview_every == 0) and done < total:
+                    latents = kwargs["latents"][offset].float().cpu().numpy()
+                    preview = latents_to_jpeg(latents, self.family.preview, latent_grid)
+                progress(
+                    ProgressEvent(step=index * total + done, total=count * total, preview=preview)
+                )
+                offset += len(call.seeds)
+            if all_cancelled():
+                raise Cancelled()
+            return kwargs
+
+        return on_step_end
+
+    def _edit(
+        self,
+        pipe: Any,
+        call: BackendCall,
+        progress: ProgressCallback,
+        is_cancelled: CancelCheck,
+        load_seconds: float | None,
+    ) -> BackendOutput:
+        """An instruction edit (an edit family). A hole over the whole picture (a request
+        without a mask) runs the family's edit pipeline on the picture; a hole inside it runs
+        the mask pipeline, which regenerates the hole only, or, with reference pictures
+        (which only the edit pipeline reads), the edit pipeline, its result composited
+        through the mask by the runner as every result is. One pipeline call per sample."""
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        family = self.family
+        references = list(call.reference_images)
+        if len(references) > family.reference_images:
+            raise InvalidInput(
+                f"{family.label} reads at most {family.reference_images} reference pictures "
+                f"beside the one it edits; {len(references)} were given.",
+                field="reference_images",
+            )
+        whole = call.hole.getextrema()[0] == 255
+        steps = call.num_inference_steps
+        arguments: dict[str, Any] = {
+            **family.call_arguments,
+            family.guidance_argument: call.guidance_scale,
+        }
+        if whole or references:
+            runner = _edit_pipeline(pipe, family)
+            arguments["image"] = (
+                [call.image, *references] if family.reference_images else call.image
+            )
+        else:
+            runner = pipe
+            arguments |= {
+                "image": call.image,
+                "mask_image": call.hole,
+                "strength": max(call.denoising_strength, 1.0 / steps),
+            }
+        if family.capabilities.negative_prompt:
+            negative = plain_text(parse_weights(call.negative_prompt, field="negative_prompt"))
+            arguments["negative_prompt"] = negative or " "  # Qwen's own examples: one space
+        width, height = call.image.size
+        if family.area_argument:
+            arguments[family.area_argument] = width * height
+        images = []
+        for index, seed in enumerate(call.seeds):
+            if is_cancelled():
+                raise Cancelled()
+            with torch.inference_mode():
+                result = runner(
+                    prompt=plain_text(parse_weights(call.prompt)),
+                    height=height,
+                    width=width,
+                    num_inference_steps=steps,
+                    generator=torch.Generator(device="cpu").manual_seed(seed),
+                    callback_on_step_end=self._step_callback(
+                        [call], [progress], is_cancelled, (index, len(call.seeds))
+                    ),
+                    callback_on_step_end_tensor_inputs=["latents"],
+                    output_type="pil",
+                    **arguments,
+                )
+            images.append(result.images[0])
+        return BackendOutput(
+            images=images,
+            model=self.model,
+            metadata={
+                **self._metadata(pipe, load_seconds),
+                "edit": "whole" if whole else "masked",
+                "edit_pipeline": type(runner).__name__,
+                "reference_images": len(references),
+                "batched_jobs": 1,
+            },
+        )

@@ -133,6 +133,7 @@ class LamaBackend:
     size_multiple = 8
     prefill = False  # LaMa fills the new area of an outpaint from its context itself
     uses_masked_content = False  # it fills the hole from around it
+    edits = False  # a fill takes no instruction
     supports_batch = False  # one image per run; jobs run one by one
     max_pixels = max_hole_pixels = None  # brought to its working size
     context_share = FILL_CONTEXT_SHARE

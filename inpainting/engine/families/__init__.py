@@ -1,15 +1,26 @@
 """The model families the diffusers engine runs, one module each (``sd15``, ``sdxl``,
-``sd3``, ``flux``, ``zimage``); adding a family is one module here, its entry in
+``sd3``, ``flux``, ``zimage``, and the instruction-edit families ``qwen_edit`` and
+``kontext``); adding a family is one module here, its entry in
 ``FAMILIES`` and its test."""
 
 from __future__ import annotations
 
-from . import flux, sd3, sd15, sdxl, zimage
+from . import flux, kontext, qwen_edit, sd3, sd15, sdxl, zimage
 from .base import Capabilities, Family, Preview, Unsupported
 
 #: Every family by its stored name, in the order single files are matched against them.
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (flux.FAMILY, sd3.FAMILY, zimage.FAMILY, sdxl.FAMILY, sd15.FAMILY)
+    f.name: f
+    for f in (
+        qwen_edit.FAMILY,
+        qwen_edit.PLUS,
+        kontext.FAMILY,
+        flux.FAMILY,
+        sd3.FAMILY,
+        zimage.FAMILY,
+        sdxl.FAMILY,
+        sd15.FAMILY,
+    )
 }
 
 __all__ = ["FAMILIES", "Capabilities", "Family", "Preview", "Unsupported", "family_of_folder"]

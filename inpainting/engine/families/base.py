@@ -101,3 +101,27 @@ class Family:
     single_file_denoiser: str | None = None
     #: Pipeline keyword arguments this family's calls always carry.
     call_arguments: dict[str, Any] = field(default_factory=dict)
+    #: An instruction-edit family: the diffusers pipeline that edits the whole picture by the
+    #: prompt (a request without a mask); ``pipeline`` edits inside a mask. None: no edits.
+    edit_pipeline: str | None = None
+    #: Reference pictures the edit pipeline reads beside the one it edits.
+    reference_images: int = 0
+    #: The pipeline argument the request's guidance goes to (Qwen: ``true_cfg_scale``).
+    guidance_argument: str = "guidance_scale"
+    #: The pipeline argument that sets the pixels it generates, which it would otherwise
+    #: bring to its own (Kontext: ``max_area``); the working size's area goes there.
+    area_argument: str | None = None
+
+    @property
+    def edits(self) -> bool:
+        return self.edit_pipeline is not None
+
+    def accepts(self) -> dict[str, Any]:
+        """What its models accept, as ``GET /api/models`` and the studio show it: the
+        capabilities, whether a request without a mask edits the whole picture by the words,
+        and how many reference pictures it reads."""
+        return {
+            **self.capabilities.describe(),
+            "edits": self.edits,
+            "reference_images": self.reference_images,
+        }

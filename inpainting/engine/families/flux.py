@@ -55,7 +55,9 @@ def detect(table: dict[str, dict]) -> bool | None:
     if len(shape) != 2 or shape[1] != FILL_CHANNELS:
         raise Unsupported(
             f"a FLUX.1 base transformer (img_in of {shape[1] if len(shape) == 2 else '?'} "
-            "channels); the FLUX model that inpaints here is FLUX.1 Fill [dev] (384)."
+            "channels); the FLUX model that inpaints here is FLUX.1 Fill [dev] (384). FLUX.1 "
+            "Kontext has the same tensors as FLUX.1 [dev] in one file: copy in its diffusers "
+            "folder (black-forest-labs/FLUX.1-Kontext-dev) to edit by words."
         )
     return True
 

@@ -100,7 +100,7 @@ def _family(family: Family) -> dict:
         "pipeline": family.pipeline,
         "working_size": family.working_size,
         "cuda_dtype": family.cuda_dtype,
-        "accepts": family.capabilities.describe(),
+        "accepts": family.accepts(),
     }
 
 
@@ -114,4 +114,10 @@ def _family_line(family: dict) -> str:
         f"{family['cuda_dtype']} on CUDA; steps {steps['default']} (at most {steps['maximum']}), "
         f"guidance {guidance['default']} ({guidance['minimum']}-{guidance['maximum']}); "
         f"uses {', '.join(uses) or 'none of negative prompt, schedulers, clip skip, LoRAs'}"
+        + (
+            f"; edits by words, with or without a mask ({accepts['reference_images']} "
+            "reference pictures)"
+            if accepts["edits"]
+            else ""
+        )
     )

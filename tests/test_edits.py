@@ -1,0 +1,92 @@
+"""Edit by words (issue 36) through the library, the native API and a real worker: the tiny
+FLUX.1 Kontext folder is scanned as an edit family and listed with ``edits: true``; a
+request without a mask edits the whole picture at its size; a request with a mask keeps every
+pixel outside the effective mask; a model that does not edit answers a mask-less request with
+a 400 that names the models that do."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from huggingface_hub import constants as hf_constants
+from PIL import Image
+
+from inpainting.engine import MaskOptions, effective_mask
+from inpainting.models import LibraryModel
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_edit import write_tiny_flux_kontext_model
+from tests.helpers import (
+    black_box_mask_png,
+    image_png,
+    output_pixels,
+    post_img2img,
+    run_job,
+    wait_until_served,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+@pytest.fixture(scope="module")
+def kontext_weights(tmp_path_factory):
+    return write_tiny_flux_kontext_model(tmp_path_factory.mktemp("kontext") / "kontext")
+
+
+@pytest.fixture
+def library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch):
+    """The library holds the tiny SD 1.5 inpainting model ("alpha", the default) and the tiny
+    FLUX.1 Kontext ("kontext"); the session's worker has both on its disk."""
+    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
+    (models_dir / "kontext").symlink_to(kontext_weights, target_is_directory=True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    wait_until_served("alpha", "kontext")
+    return LibraryModel.objects.get(name="kontext")
+
+
+def test_the_scan_lists_the_edit_model_and_what_it_accepts(api, library):
+    assert (library.family, library.layout) == ("flux-kontext", "diffusers")
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["kontext"]["family_label"] == "FLUX.1 Kontext"
+    assert listed["kontext"]["accepts"]["edits"] is True
+    assert listed["kontext"]["accepts"]["reference_images"] == 0
+    assert listed["alpha"]["accepts"]["edits"] is False
+
+
+def test_an_edit_without_a_mask_changes_the_whole_picture_at_its_size(api, library):
+    generation = run_job(api, mask=None, model="kontext", prompt="make it look like winter")
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    out = output_pixels(generation)
+    assert out.shape == original.shape  # 96 x 64, worked at 64 x 48 and brought back
+    assert (out != original).any(axis=2).mean() > 0.9
+    assert generation.mask is None
+    detail = api.get(f"/api/generations/{generation.pk}/").json()
+    assert detail["metadata"]["edit"] == "whole"
+    assert detail["metadata"]["family"] == "flux-kontext"
+
+
+def test_a_masked_edit_keeps_every_pixel_outside_the_mask(api, library):
+    generation = run_job(api, model="kontext", prompt="a red door")
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    out = output_pixels(generation)
+    assert np.array_equal(out[~inside], original[~inside])
+    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
+    assert generation.metadata["edit"] == "masked"
+
+
+def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api, library):
+    fields = {"prompt": "make it winter", "engine": "diffusers", "model": "alpha"}
+    response = post_img2img(api, image_png(), None, **fields)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["errors"]["mask"][0].startswith("A mask file is required")
+    assert "the edit models here: kontext" in body["message"]
+    LibraryModel.objects.filter(name="kontext").update(enabled=False)
+    response = post_img2img(api, image_png(), None, **fields)
+    assert (
+        "none is installed: copy a FLUX.1 Kontext or Qwen-Image-Edit" in response.json()["message"]
+    )
