@@ -32,6 +32,7 @@ STACK_MODULES = {
     "tests.test_overhead",
     "tests.test_live_server",
     "tests.test_bounded_work",
+    "tests.test_slowloris",
     "tests.test_routing",
     "tests.test_connections",
     "tests.test_limits",

@@ -112,15 +112,27 @@ def test_engine_info_reports_and_loads(tiny_model, capsys):
     assert flux["pipeline"] == "FluxFillPipeline" and flux["cuda_dtype"] == "bfloat16"
     assert flux["accepts"]["negative_prompt"] is False
     assert flux["accepts"]["guidance_scale"] == {"default": 30.0, "minimum": 1.0, "maximum": 100.0}
-    assert set(info["families"]) == {"sd15", "sdxl", "sd3", "flux", "zimage"}
+    assert set(info["families"]) == {
+        "sd15",
+        "sdxl",
+        "sd3",
+        "flux",
+        "zimage",
+        "flux-kontext",
+        "qwen-edit",
+        "qwen-edit-plus",
+    }
 
 
 def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     call_command("engine_info")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("family ")]
-    assert len(lines) == 5
+    assert len(lines) == 8
     flux = next(line for line in lines if "FLUX.1 Fill" in line)
     assert "steps 50 (at most 100)" in flux and "guidance 30.0 (1.0-100.0)" in flux
+    assert "edits by words" not in flux
+    kontext = next(line for line in lines if "FLUX.1 Kontext" in line)
+    assert "edits by words, with or without a mask (0 reference pictures)" in kontext
     sd15 = next(line for line in lines if "Stable Diffusion 1.5" in line)
     assert "uses negative_prompt, schedulers, clip_skip" in sd15
 

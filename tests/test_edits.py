@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
@@ -90,3 +91,19 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     assert (
         "none is installed: copy a FLUX.1 Kontext or Qwen-Image-Edit" in response.json()["message"]
     )
+
+
+def test_the_cli_edits_without_a_mask(library, tmp_path):
+    image, out = tmp_path / "in.png", tmp_path / "out.png"
+    image.write_bytes(image_png())
+    call_command(
+        "inpaint",
+        *("--image", str(image), "--out", str(out), "--prompt", "make it winter"),
+        *("--model", "kontext", "--seed", "5", "--steps", "4"),
+        stdout=io.StringIO(),
+    )
+    picture = Image.open(out)
+    assert picture.size == (96, 64)
+    assert '"model": "kontext"' in picture.info["dreamlayer"]
+    original = np.asarray(Image.open(image).convert("RGB"))
+    assert (np.asarray(picture.convert("RGB")) != original).any(axis=2).mean() > 0.9
