@@ -57,6 +57,7 @@ SIZE = (128, 96)
 HOLE = (40, 28, 88, 68)  # black: the part each job regenerates
 MODELS = ("north", "south", None)  # job i runs MODELS[i % 3]; None: the classical engine
 KILL_AFTER = 3  # jobs finished before the north worker is killed
+MODEL_STEPS = 100  # of each diffusion job
 
 
 def cluster_redis_url(url: str) -> str:
@@ -276,7 +277,9 @@ def cluster_hosts(root: Path, s3_url: str, redis_url: str) -> dict[str, Host]:
 def submit(web: str, headers: dict, i: int) -> str:
     fields = {"prompt": f"a field of flowers {i}", "seed": str(i), "wait": "false"}
     if MODELS[i % 3]:
-        fields["model"] = MODELS[i % 3]
+        # A diffusion job long enough to be caught mid-run (``kill_mid_job``): the tiny model
+        # takes milliseconds a step.
+        fields |= {"model": MODELS[i % 3], "num_inference_steps": str(MODEL_STEPS)}
     files = {
         "image": ("in.png", png_bytes(photo(i)), "image/png"),
         "mask": ("mask.png", png_bytes(hole_mask()), "image/png"),
@@ -289,12 +292,17 @@ def submit(web: str, headers: dict, i: int) -> str:
 
 
 def kill_mid_job(worker: Worker, ids: list[str], timeout: float = 120) -> str:
-    """SIGKILL ``worker`` while it runs one of ``ids`` (past its first step), once KILL_AFTER
+    """SIGKILL ``worker`` while it runs one of ``ids`` (past its first step and before its
+    last quarter, so that it cannot finish between the look and the kill), once KILL_AFTER
     jobs have ended; the job's id."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         running = Generation.objects.filter(
-            pk__in=ids, status="running", worker=worker.hostname, step__gte=1
+            pk__in=ids,
+            status="running",
+            worker=worker.hostname,
+            step__gte=1,
+            step__lte=MODEL_STEPS * 3 // 4,
         ).first()
         ended = Generation.objects.filter(pk__in=ids, status__in=Generation.TERMINAL).count()
         if running is not None and ended >= KILL_AFTER:

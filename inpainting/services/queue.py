@@ -35,6 +35,9 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
     and the reaper sends it again later; a duplicate message is harmless (the claim is
     conditional)."""
     Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
+    # "queued" goes out before the task does: a worker quick to claim the job publishes
+    # "running", which must never reach a client before "queued" does.
+    publish(generation, status_event(generation), to_user=True)
     try:
         current_app.send_task(
             RUN_GENERATION,
@@ -44,8 +47,6 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
         )
     except OperationalError as exc:
         logger.warning("generation %s not sent (%s); the reaper resends it", generation.pk, exc)
-        return
-    publish(generation, status_event(generation), to_user=True)
 
 
 def send_webhook(generation: Generation) -> None:
