@@ -100,7 +100,6 @@ def write_tiny_flux_fill_model(
         transformer = transformer.to(torch.float16)
     vae = _tiny_vae16(shift_factor=0.1159, scaling_factor=0.3611)  # the FLUX VAE's
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
-    text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
     pipe = FluxFillPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
         vae=vae,
