@@ -11,35 +11,27 @@ the same tensors as FLUX.1 [dev]'s, so Kontext is told from its diffusers folder
 
 from __future__ import annotations
 
-from .base import Capabilities, Family
-from .flux import PACKED_PREVIEW
+from dataclasses import replace
 
-FAMILY = Family(
+from . import flux
+
+#: FLUX.1 with Kontext's pipelines and defaults: the same transformer width, text encoders,
+#: VAE, packed latents and distilled guidance.
+FAMILY = replace(
+    flux.FAMILY,
     name="flux-kontext",
     label="FLUX.1 Kontext",
-    working_size=1024,
-    size_multiple=16,  # 8 px per latent, latents packed in 2x2 patches
-    denoiser="transformer",
     inpaint_channels=64,
-    base_channels=None,
     folder_classes=("FluxKontextPipeline",),
     pipeline="FluxKontextInpaintPipeline",
-    cuda_dtype="bfloat16",
-    text_encoding="plain",
-    capabilities=Capabilities(
-        negative_prompt=False,
-        schedulers=False,
-        clip_skip=False,
-        prompt_weighting=False,
-        loras=False,
-        controlnet=False,
+    capabilities=replace(
+        flux.FAMILY.capabilities,
         default_steps=28,  # Black Forest Labs' examples
-        max_steps=100,
         default_guidance=2.5,
         guidance_range=(1.0, 10.0),
     ),
-    preview=PACKED_PREVIEW,
     detect=lambda table: None,  # single files: flux.detect says why not
+    single_file_denoiser=None,
     edit_pipeline="FluxKontextPipeline",
     # The pipelines would bring the picture (and the result) to the nearest of Kontext's
     # trained sizes; the runner has already chosen the working size, in the model's multiple.
