@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from accounts.services import api_key_revoke
 from inpainting.models import Generation
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_edit import write_tiny_flux_kontext_model
+from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from tests.conftest import child_env
 from tests.helpers import wait_until_served
 from tests.images import gradient, png_bytes

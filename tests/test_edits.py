@@ -17,7 +17,7 @@ from PIL import Image
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.tiny_edit import write_tiny_flux_kontext_model
+from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from tests.helpers import (
     black_box_mask_png,
     image_png,

@@ -1,10 +1,11 @@
 """Write tiny, randomly initialised pipelines of the flow-matching families to a folder, made
 offline: their real layouts at a toy width. FLUX.1 Fill's transformer takes what the real one
 takes (``img_in`` of 384 channels: 64 packed latent, 64 packed masked-image latent, 256
-packed 8x8 mask); SD 3's is an MMDiT with three text encoders; Z-Image's a single-stream
-transformer with a Qwen3 text encoder. All sit on a 16-channel VAE with 8 px per latent (four
-blocks), with tiny CLIP, T5 and Qwen3 encoders and their tokenizers generated here. The output
-is noise; the arithmetic, the packing and the loading code are the real ones."""
+packed 8x8 mask); FLUX.1 Kontext's takes 64 (the picture's latents come as more tokens); SD
+3's is an MMDiT with three text encoders; Z-Image's a single-stream transformer with a Qwen3
+text encoder. All sit on a 16-channel VAE with 8 px per latent (four blocks), with tiny CLIP,
+T5 and Qwen3 encoders and their tokenizers generated here. The output is noise; the
+arithmetic, the packing and the loading code are the real ones."""
 
 from __future__ import annotations
 
@@ -75,21 +76,36 @@ def write_tiny_flux_fill_model(
     """Create the tiny FLUX.1 Fill pipeline in ``folder`` (safetensors) and return it;
     ``flux_width``: with FLUX.1's transformer width (one double and one single block, 532 M
     parameters, stored in fp16), for the single-file layout."""
+    return _write_tiny_flux(folder, "FluxFillPipeline", 384, seed=seed, flux_width=flux_width)
+
+
+def write_tiny_flux_kontext_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """Create the tiny FLUX.1 Kontext pipeline in ``folder`` (safetensors) and return it: the
+    FLUX.1 transformer with 64 input channels (the picture's packed latents travel beside the
+    noise as more tokens), saved as ``FluxKontextPipeline``."""
+    return _write_tiny_flux(folder, "FluxKontextPipeline", 64, seed=seed)
+
+
+def _write_tiny_flux(
+    folder: str | Path, pipeline: str, in_channels: int, *, seed: int, flux_width: bool = False
+) -> Path:
+    """A tiny FLUX.1 pipeline of class ``pipeline`` whose transformer takes ``in_channels``."""
+    import diffusers
     import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
         patch_size=1,
-        in_channels=384,
+        in_channels=in_channels,
         out_channels=64,
         num_layers=1,
         num_single_layers=1,
         joint_attention_dim=32,
         pooled_projection_dim=32,
-        guidance_embeds=True,  # FLUX.1 [dev] and Fill: distilled guidance
+        guidance_embeds=True,  # FLUX.1 [dev], Fill and Kontext: distilled guidance
         **(
             FLUX_WIDTH
             if flux_width
@@ -100,7 +116,7 @@ def write_tiny_flux_fill_model(
         transformer = transformer.to(torch.float16)
     vae = _tiny_vae16(shift_factor=0.1159, scaling_factor=0.3611)  # the FLUX VAE's
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
-    pipe = FluxFillPipeline(
+    pipe = getattr(diffusers, pipeline)(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
         vae=vae,
         text_encoder=CLIPTextModel(CLIPTextConfig(**text)),

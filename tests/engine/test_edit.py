@@ -25,7 +25,7 @@ from inpainting.engine import (
 from inpainting.engine.backends import diffusers as backend_module
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, Unsupported, probe
-from inpainting.testing.tiny_edit import write_tiny_flux_kontext_model
+from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from inpainting.testing.tiny_model import tiny_config
 from tests.engine.requests import inpaint_request, kept_exactly
 from tests.images import gradient
