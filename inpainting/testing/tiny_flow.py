@@ -9,8 +9,10 @@ arithmetic, the packing and the loading code are the real ones."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
+from .random_weights import random_fp16
 from .tiny_model import TINY_TEXT, _tokenizer
 
 #: Words of the tiny T5 vocabulary (any other word falls back to single characters).
@@ -92,28 +94,31 @@ def _write_tiny_flux(
     """A tiny FLUX.1 pipeline of class ``pipeline`` whose transformer takes ``in_channels``."""
     import diffusers
     import torch
+    from accelerate import init_empty_weights
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=in_channels,
-        out_channels=64,
-        num_layers=1,
-        num_single_layers=1,
-        joint_attention_dim=32,
-        pooled_projection_dim=32,
-        guidance_embeds=True,  # FLUX.1 [dev], Fill and Kontext: distilled guidance
-        **(
-            FLUX_WIDTH
-            if flux_width
-            else dict(attention_head_dim=16, num_attention_heads=2, axes_dims_rope=(4, 6, 6))
-        ),
+    width = (
+        FLUX_WIDTH
+        if flux_width
+        else dict(attention_head_dim=16, num_attention_heads=2, axes_dims_rope=(4, 6, 6))
     )
+    with init_empty_weights() if flux_width else nullcontext():
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=in_channels,
+            out_channels=64,
+            num_layers=1,
+            num_single_layers=1,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            guidance_embeds=True,  # FLUX.1 [dev], Fill and Kontext: distilled guidance
+            **width,
+        )
     if flux_width:
-        transformer = transformer.to(torch.float16)
+        transformer = random_fp16(transformer, seed)
     vae = _tiny_vae16(shift_factor=0.1159, scaling_factor=0.3611)  # the FLUX VAE's
     text = {**TINY_TEXT, "projection_dim": 32, "hidden_act": "gelu"}
     pipe = getattr(diffusers, pipeline)(

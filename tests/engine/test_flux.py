@@ -172,9 +172,10 @@ def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_fol
     (the diffusers folder without its transformer) it loads with the network forbidden and
     paints the picture the whole folder paints; without them it says what to copy in."""
     folder = write_tiny_flux_fill_model(tmp_path / "folder", flux_width=True)
+    one_step = request(num_inference_steps=1)  # a step at this width is seconds on a CPU
     backend_module._evict(0)
     expected = np.asarray(
-        run_inpaint(request(), get_backend("diffusers", tiny_config(folder))).images[0]
+        run_inpaint(one_step, get_backend("diffusers", tiny_config(folder))).images[0]
     )
     pipe = load_pipeline(str(folder), "cpu")
     single = write_flux_single_file(pipe.transformer, tmp_path / "flux1-fill-dev.safetensors")
@@ -189,11 +190,11 @@ def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_fol
     backend_module._evict(0)
     with pytest.raises(EngineError, match="flux-inpainting/ in MODEL_CONFIGS_DIR: the FLUX.1"):
         run_inpaint(
-            request(), get_backend("diffusers", tiny_config(single, model_configs=str(tmp_path)))
+            one_step, get_backend("diffusers", tiny_config(single, model_configs=str(tmp_path)))
         )
     with network_forbidden(monkeypatch) as attempts:
         config = tiny_config(single, model_configs=str(configs))
-        result = run_inpaint(request(), get_backend("diffusers", config))
+        result = run_inpaint(one_step, get_backend("diffusers", config))
     assert attempts == []
     assert result.metadata["model_load_seconds"] > 0 and result.metadata["family"] == "flux"
     assert np.abs(np.asarray(result.images[0], int) - expected).max() <= 1
