@@ -40,35 +40,50 @@ NORTH, SOUTH = "north-worker@dreamlayer", "south-worker@dreamlayer"
 NORTH_QUEUE = model_queue("north")
 
 
-@pytest.fixture
-def fleet(tmp_path, settings, tiny_model, models_dir, monkeypatch):
-    """The web side's library has north, south and east. The north worker's disk has north
-    (it serves what it has); the south worker's has north and south, but WORKER_MODELS says
-    it serves south only. Nobody has east. The session's own worker (if running) has none of
-    them in its MODELS_DIR."""
-    south_weights = write_tiny_inpaint_model(tmp_path / "south-weights", seed=2)
+@pytest.fixture(scope="module")
+def fleet_disks(tmp_path_factory, tiny_model):
+    """The disks: the web side's library has north, south and east. The north worker's disk
+    has north (it serves what it has); the south worker's has north and south, but
+    WORKER_MODELS says it serves south only. Nobody has east."""
+    root = tmp_path_factory.mktemp("fleet")
+    south_weights = write_tiny_inpaint_model(root / "south-weights", seed=2)
     disks = {"web": ["north", "south", "east"], "north": ["north"], "south": ["north", "south"]}
     weights = {"north": tiny_model, "south": south_weights, "east": tiny_model}
     for disk, names in disks.items():
         for name in names:
-            shutil.copytree(weights[name], tmp_path / disk / name)
-    settings.MODELS_DIR = tmp_path / "web"
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    library_scan()
-    specs = [
-        (
-            node,
-            tmp_path / f"{name}.log",
-            child_env(MODELS_DIR=str(tmp_path / name), WORKER_MODELS=wanted),
-            "inference",
-            "prefork",
-        )
-        for name, node, wanted in (("north", NORTH, ""), ("south", SOUTH, "south"))
-    ]
+            shutil.copytree(weights[name], root / disk / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fleet_workers(fleet_disks, django_db_setup, django_db_blocker):
+    """The two workers, started once for the module (the test that kills one runs last)."""
+    with django_db_blocker.unblock():
+        specs = [
+            (
+                node,
+                fleet_disks / f"{name}.log",
+                child_env(MODELS_DIR=str(fleet_disks / name), WORKER_MODELS=wanted),
+                "inference",
+                "prefork",
+            )
+            for name, node, wanted in (("north", NORTH, ""), ("south", SOUTH, "south"))
+        ]
     started = start_workers(specs)
     workers = {"north": started[NORTH], "south": started[SOUTH]}
     yield workers
     stop_workers(list(workers.values()))
+
+
+@pytest.fixture
+def fleet(fleet_workers, fleet_disks, settings, models_dir, monkeypatch):
+    """The fleet with the web side's library scanned for this test (each test starts with an
+    empty database; the workers read what they serve from it at their next report). The
+    session's own worker (if running) has none of the models in its MODELS_DIR."""
+    settings.MODELS_DIR = fleet_disks / "web"
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(fleet_disks / "hf-cache"))
+    library_scan()
+    return fleet_workers
 
 
 def output(generation: Generation) -> np.ndarray:
@@ -125,40 +140,20 @@ def test_each_job_runs_on_the_worker_that_serves_its_model(api, fleet, staff_use
             assert (link in page) == (generation.worker == shown), (query, generation.worker)
 
 
-def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, api_key, fleet):
-    wait_until_served("north", "south")
-    response = submit(api, "east")
-    assert response.status_code == 503, response.content
-    assert "No worker serving the model 'east' is running now" in response.json()["message"]
-    modelslab, fooocus = compat_submissions(api_key)
-    for refused in (modelslab("east"), fooocus("east")):
-        assert refused.status_code == 503, refused.content
-        assert "No worker serving the model 'east'" in str(refused.json())
-    assert not Generation.objects.exists()
-
-    # The south worker dies: once its report is stale, south is refused too.
-    os.kill(fleet["south"].process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + settings.WORKER_REPORT_TIMEOUT_SECONDS + 10
-    while workers_serving("south") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert submit(api, "south").status_code == 503
-    assert submit(api, "north").status_code == 202
-
-
-def test_a_worker_whose_model_left_its_disk_stops_taking_its_jobs(api, fleet, tmp_path):
+def test_a_worker_whose_model_left_its_disk_stops_taking_its_jobs(api, fleet, fleet_disks):
     """The north worker's copy of north is removed: it stops consuming north's queue (its
     next report), so north is a 503 at submission instead of jobs failing on a worker that
     cannot run them; copied back, it serves north again."""
     wait_until_served("north", "south")
-    copy = tmp_path / "north" / "north"
-    shutil.move(copy, tmp_path / "north-aside")
+    copy = fleet_disks / "north" / "north"
+    shutil.move(copy, fleet_disks / "north-aside")
     deadline = time.monotonic() + 10
     while workers_serving("north") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert workers_serving("north") == []
     assert NORTH_QUEUE not in fleet["north"].queues(NORTH)
     assert submit(api, "north").status_code == 503
-    shutil.move(tmp_path / "north-aside", copy)
+    shutil.move(fleet_disks / "north-aside", copy)
     wait_until_served("north")
     assert NORTH_QUEUE in fleet["north"].queues(NORTH)
     generation = wait_for_status(submit(api, "north").json()["id"], timeout=120)
@@ -248,3 +243,24 @@ def test_metrics_see_the_jobs_and_the_workers_of_the_whole_cluster(
     )
     assert accepted >= 3
     assert value("dreamlayer_http_request_duration_seconds_count") >= accepted
+
+
+def test_a_model_no_live_worker_serves_is_a_503_at_submission(api, api_key, fleet):
+    wait_until_served("north", "south")
+    response = submit(api, "east")
+    assert response.status_code == 503, response.content
+    assert "No worker serving the model 'east' is running now" in response.json()["message"]
+    modelslab, fooocus = compat_submissions(api_key)
+    for refused in (modelslab("east"), fooocus("east")):
+        assert refused.status_code == 503, refused.content
+        assert "No worker serving the model 'east'" in str(refused.json())
+    assert not Generation.objects.exists()
+
+    # The south worker dies (this test runs last: the fleet is the module's); once its
+    # report is stale, south is refused too.
+    os.kill(fleet["south"].process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + settings.WORKER_REPORT_TIMEOUT_SECONDS + 10
+    while workers_serving("south") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert submit(api, "south").status_code == 503
+    assert submit(api, "north").status_code == 202
