@@ -200,6 +200,29 @@ class Generation(models.Model):
         return f"dreamlayer-{words}-{what}.png"
 
 
+class GenerationReference(models.Model):
+    """A reference picture of a generation (an edit model reads it beside the picture it
+    edits: "put the chair of picture 2 in picture 1"), in the order the request gave them.
+    The picture is a stored source image: a re-run refers to the same files."""
+
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="reference_links"
+    )
+    image = models.ForeignKey(SourceImage, on_delete=models.PROTECT, related_name="references")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ("generation", "position")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "position"], name="one_reference_per_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} reference {self.position + 1}"
+
+
 class GeneratedImage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")

@@ -180,7 +180,12 @@ class GenerationParams:
         )
 
     def to_request(
-        self, *, image: Image.Image, mask: Image.Image | None, loras: tuple = ()
+        self,
+        *,
+        image: Image.Image,
+        mask: Image.Image | None,
+        loras: tuple = (),
+        reference_images: tuple = (),
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
         ``loras``: the LoRA files to apply, as (path, weight), found by the caller on its own
@@ -208,6 +213,7 @@ class GenerationParams:
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
             resize=Resize(**self.resize) if self.resize else None,
             masked_content=self.masked_content,
+            reference_images=reference_images,
         )
 
 

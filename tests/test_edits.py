@@ -10,12 +10,13 @@ import io
 
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.models import LibraryModel
+from inpainting.models import GenerationReference, LibraryModel, SourceImage
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from tests.helpers import (
@@ -107,3 +108,26 @@ def test_the_cli_edits_without_a_mask(library, tmp_path):
     assert '"model": "kontext"' in picture.info["dreamlayer"]
     original = np.asarray(Image.open(image).convert("RGB"))
     assert (np.asarray(picture.convert("RGB")) != original).any(axis=2).mean() > 0.9
+
+
+def references(count: int) -> list:
+    return [SimpleUploadedFile(f"ref{i}.png", image_png(), "image/png") for i in range(count)]
+
+
+def test_reference_pictures_are_refused_where_no_model_reads_them(api, library):
+    """Kontext reads no reference picture, the classical engine none either; more than three
+    are refused before any is read. Nothing is stored for a refused request."""
+    cases = [
+        ({"model": "kontext", "reference_images": references(1)}, "reads at most 0 reference"),
+        ({"engine": "classical", "reference_images": references(1)}, "reference_images applies"),
+        ({"model": "kontext", "reference_images": references(4)}, "At most 3 reference"),
+    ]
+    for fields, message in cases:
+        response = post_img2img(
+            api, image_png(), black_box_mask_png(), prompt="put the chair here", **fields
+        )
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert "reference_images" in body["errors"], body
+        assert message in body["message"], body
+    assert not SourceImage.objects.exists() and not GenerationReference.objects.exists()

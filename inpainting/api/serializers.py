@@ -22,6 +22,7 @@ from ..engine.parameters import (
 from ..engine.schedulers import canonical_name
 from ..engine.types import ANCHORS, InvalidInput
 from ..params import GenerationParams
+from ..services.generations import MAX_REFERENCE_IMAGES
 
 #: Other names clients use for the same parameter (A1111 and friends), from the one table.
 ALIASES = {alias: p.name for p in PARAMETERS.values() for alias in p.aliases}
@@ -300,7 +301,17 @@ class Img2ImgSerializer(GenerationParamsSerializer):
     image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
     mask = serializers.FileField(
         required=False,
-        help_text="PNG, at most 10 MB. White is kept, black inpainted. Optional with outpaint.",
+        help_text="PNG, at most 10 MB. White is kept, black inpainted. Optional with outpaint "
+        "and with an edit model (the whole picture is edited by the prompt).",
+    )
+    reference_images = BoundedListField(
+        max_length=MAX_REFERENCE_IMAGES,
+        what="reference pictures",
+        child=serializers.FileField(),
+        required=False,
+        help_text="Reference pictures for an edit model (repeat the field), in order: "
+        '"put the chair of picture 2 in picture 1". JPEG, PNG or WebP, at most 10 MB each; '
+        "GET /api/models says how many a model reads.",
     )
     params = serializers.CharField(
         required=False, help_text="Optional JSON object with any of the other fields."

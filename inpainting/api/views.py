@@ -62,11 +62,13 @@ class Img2ImgView(SubmitAndWaitView):
     input_serializer = Img2ImgSerializer
 
     def input_data(self, request: Request) -> dict:
-        """Form fields, the optional JSON ``params`` field on top, and the two files."""
+        """Form fields, the optional JSON ``params`` field on top, and the files."""
         data = merge_form_and_params(request.data)
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
         )
+        if "reference_images" in request.FILES:
+            data["reference_images"] = request.FILES.getlist("reference_images")
         return data
 
     def submit(self, request: Request, serializer: Img2ImgSerializer) -> Submitted:
@@ -82,6 +84,7 @@ class Img2ImgView(SubmitAndWaitView):
             api_key=api_key,
             idempotency_key=idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
+            reference_files=tuple(data.get("reference_images", ())),
         )
         return Submitted(submission.generation, wait=data["wait"], context=data["wait"])
 

@@ -48,10 +48,18 @@ def stored_mask(generation: Generation) -> Image.Image | None:
     return open_stored(generation.mask.file) if generation.mask_id else None
 
 
+def stored_references(generation: Generation) -> list[SourceImage]:
+    """A job's reference pictures, in the request's order."""
+    links = generation.reference_links.select_related("image").order_by("position")
+    return [link.image for link in links]
+
+
 def generation_request(generation: Generation) -> engine.InpaintRequest:
-    """The engine request of a stored job: its input, mask and parameters. A run and the
-    picture of its regenerated area read the job the same way."""
+    """The engine request of a stored job: its input, mask, reference pictures and
+    parameters. A run and the picture of its regenerated area read the job the same way."""
     params = GenerationParams.from_json(generation.params)
     return params.to_request(
-        image=open_stored(generation.source.file), mask=stored_mask(generation)
+        image=open_stored(generation.source.file),
+        mask=stored_mask(generation),
+        reference_images=tuple(open_stored(row.file) for row in stored_references(generation)),
     )

@@ -20,14 +20,24 @@ from accounts.models import ApiKey, User
 from .. import engine, selectors
 from ..conf import engine_config
 from ..errors import ClientError
-from ..models import Generation, Mask, SourceImage
+from ..models import Generation, GenerationReference, Mask, SourceImage
 from ..params import GenerationParams
 from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
 from . import library, webhooks
-from .files import mask_create, open_stored, source_image_create, stored_mask
+from .files import (
+    mask_create,
+    open_stored,
+    source_image_create,
+    stored_mask,
+    stored_references,
+)
 from .models import model_served_check
 from .queue import enqueue
+
+#: The most reference pictures a request may send (the edit families read at most 2 beside the
+#: picture they edit; Qwen-Image-Edit Plus: 3 pictures in all). Counted before any is read.
+MAX_REFERENCE_IMAGES = 3
 
 
 @dataclass
@@ -48,9 +58,15 @@ class Checked:
     warnings: list[dict[str, str]]
 
 
-def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | None) -> Checked:
+def _validate(
+    params: GenerationParams,
+    image: Image.Image,
+    mask: Image.Image | None,
+    references: int = 0,
+) -> Checked:
     """Check what can be checked before queueing (a job that names a model asks for the
-    diffusers engine; its parameters are checked against the model's family)."""
+    diffusers engine; its parameters are checked against the model's family, and its
+    ``references`` reference pictures against how many the family reads)."""
     config = engine_config()
     try:
         engine_name = config.choose(params.requested_engine, params.prompt)
@@ -61,7 +77,7 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
-        generation_check_engine_fields(params, engine_name)
+        generation_check_engine_fields(params, engine_name, references)
         return Checked(engine_name, config.model_name(engine_name), params.with_defaults(), [])
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
@@ -73,6 +89,14 @@ def _validate(params: GenerationParams, image: Image.Image, mask: Image.Image | 
     library.library_loras_check(params, model)
     library.library_controlnet_check(params, model)
     name, family = library.library_model_family(model)
+    if references > family.reference_images:
+        raise ClientError(
+            f"{name} ({family.label}) reads at most {family.reference_images} reference "
+            f"pictures beside the one it edits; this request sent {references}"
+            + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
+            + ".",
+            field="reference_images",
+        )
     try:
         resolved, warnings = params.for_family(family, name)
     except engine.InvalidInput as exc:
@@ -99,12 +123,19 @@ def _check_mask_optional(params: GenerationParams) -> None:
     )
 
 
-def generation_check_engine_fields(params: GenerationParams, engine_name: str) -> None:
-    """A model, LoRAs or a ControlNet apply to the diffusers engine alone: naming one for
-    another engine is a client error, not a silent drop."""
+def generation_check_engine_fields(
+    params: GenerationParams, engine_name: str, references: int = 0
+) -> None:
+    """A model, LoRAs, a ControlNet or reference pictures apply to the diffusers engine alone:
+    naming one for another engine is a client error, not a silent drop."""
     if engine_name == "diffusers":
         return
-    named = {"model": params.model, "loras": params.loras, "controlnet": params.controlnet}
+    named = {
+        "model": params.model,
+        "loras": params.loras,
+        "controlnet": params.controlnet,
+        "reference_images": references,
+    }
     for name, given in named.items():
         if given:
             raise ClientError(
@@ -171,8 +202,10 @@ def generation_create(
     idempotency_key: str | None = None,
     extra_metadata: dict | None = None,
     webhook_url: str | None = None,
+    reference_files: tuple = (),
 ) -> Submission:
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
+    ``reference_files``: reference pictures for an edit model, in order.
 
     Preconditions: ``params`` passed the API's range checks. Raises ``GenerationError`` for
     client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
@@ -181,7 +214,10 @@ def generation_create(
     fingerprint = ""
     if idempotency_key:
         fingerprint = request_fingerprint(
-            client=client, params=params, files=(image_file, mask_file), webhook_url=webhook_url
+            client=client,
+            params=params,
+            files=(image_file, mask_file, *reference_files),
+            webhook_url=webhook_url,
         )
     existing = _replay(user, idempotency_key, fingerprint)
     if existing is not None:
@@ -190,9 +226,19 @@ def generation_create(
         webhooks.validate_url(webhook_url)
     if mask_file is None and not params.outpaint:
         _check_mask_optional(params)
+    if len(reference_files) > MAX_REFERENCE_IMAGES:
+        raise ClientError(
+            f"At most {MAX_REFERENCE_IMAGES} reference pictures; this request sent "
+            f"{len(reference_files)}.",
+            field="reference_images",
+        )
     image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
     mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
-    checked = _validate(params, image, mask)
+    checked = _validate(params, image, mask, len(reference_files))
+    references = [
+        read_image(upload, field="reference_images", formats=IMAGE_FORMATS)
+        for upload in reference_files
+    ]
     if checked.warnings:
         extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
     try:
@@ -203,10 +249,13 @@ def generation_create(
             mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
             if mask_row is not None:
                 saved += [mask_row.file, mask_row.thumbnail]
+            reference_rows = [source_image_create(owner=user, image=r) for r in references]
+            saved += [row.file for row in reference_rows]
             generation = _generation_insert(
                 user=user,
                 source=source,
                 mask=mask_row,
+                references=reference_rows,
                 params=checked.params,
                 engine_name=checked.engine,
                 model_name=checked.model,
@@ -257,6 +306,7 @@ def _generation_insert(
     mask,
     params,
     engine_name,
+    references=(),
     model_name,
     client,
     api_key,
@@ -280,6 +330,10 @@ def _generation_insert(
         metadata=metadata or {},
         webhook_url=webhook_url or "",
     )
+    GenerationReference.objects.bulk_create(
+        GenerationReference(generation=generation, image=image, position=position)
+        for position, image in enumerate(references)
+    )
     transaction.on_commit(lambda: enqueue(generation))
     return generation
 
@@ -296,13 +350,17 @@ def generation_rerun(
     if generation.engine == "diffusers" and params.model is None:
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
-    checked = _validate(params, open_stored(generation.source.file), stored_mask(generation))
+    references = stored_references(generation)
+    checked = _validate(
+        params, open_stored(generation.source.file), stored_mask(generation), len(references)
+    )
     with transaction.atomic():
         _check_quota(user)
         return _generation_insert(
             user=user,
             source=generation.source,
             mask=generation.mask,
+            references=references,
             params=checked.params,
             engine_name=checked.engine,
             model_name=checked.model,
@@ -354,11 +412,13 @@ def generation_delete(*, generation: Generation) -> None:
             status=Generation.Status.CANCELLED
         )
     source_id, mask_id = generation.source_id, generation.mask_id
+    pictures = {source_id, *generation.reference_links.values_list("image_id", flat=True)}
     gone = Generation(pk=generation.pk, owner_id=generation.owner_id)  # delete() clears pk
     with transaction.atomic():
         generation.delete()  # output rows cascade; django-cleanup deletes their files on commit
-        if not Generation.objects.filter(source_id=source_id).exists():
-            SourceImage.objects.filter(pk=source_id).delete()
+        SourceImage.objects.filter(pk__in=pictures).exclude(
+            Q(generations__isnull=False) | Q(references__isnull=False)
+        ).delete()
         if mask_id and not Generation.objects.filter(mask_id=mask_id).exists():
             Mask.objects.filter(pk=mask_id).delete()
         # Clients waiting on the job (API requests, sockets) stop waiting at once.

@@ -113,13 +113,15 @@ class OpenAIEditSerializer(serializers.Serializer):
 
 
 def _uploads(request: Request):
-    """The image (``image`` or the first of ``image[]``) and the mask: the ``mask`` file, or
-    the image itself when it has transparent pixels to edit (OpenAI's rule without a mask)."""
+    """The image (``image`` or the first of ``image[]``), the mask (the ``mask`` file, or the
+    image itself when it has transparent pixels to edit: OpenAI's rule without a mask) and
+    the reference pictures (the other images, in order)."""
     found = request.FILES.getlist("image") or request.FILES.getlist("image[]")
     if not found:
         raise ClientError("Missing required parameter: 'image'.", field="image")
     mask = request.FILES.get("mask")
-    return (found[0], mask) if mask is not None else images.image_as_its_own_mask(found[0])
+    image, mask = (found[0], mask) if mask is not None else images.image_as_its_own_mask(found[0])
+    return image, mask, tuple(found[1:])
 
 
 def _image_items(generation: Generation, request: Request, context: dict) -> list[dict]:
@@ -160,11 +162,12 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
 
     def submit(self, request: Request, serializer: OpenAIEditSerializer) -> common.Submitted:
         data = serializer.validated_data
-        image, mask = _uploads(request)
+        image, mask, references = _uploads(request)
         submission = generations.generation_create(
             user=request.user,
             image_file=image,
             mask_file=mask,
+            reference_files=references,
             params=serializer.to_params(),
             client=Generation.Client.OPENAI,
             api_key=common.api_key_of(request),
