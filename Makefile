@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE =
 
 .PHONY: install run test check lint clean chromium chaos cluster load
 
@@ -10,9 +11,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
+# --no-compile: pip's compiling of every module of every package (torch's and transformers'
+# thousands) was half of the install (55 s of 100 s here). Python compiles a module the first
+# time a process imports it, and caches it: every target lets it write that cache, even where
+# the environment says not to (PYTHONDONTWRITEBYTECODE=1 would compile torch's imports again
+# in every process, about 9 s each).
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-compile "torch==2.13.0"
+	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,9 +36,6 @@ chromium:
 # its own data folder, database and Redis database), then those that measure time or memory
 # against a target, alone (tests/conftest.py, SERIAL_MODULES).
 TEST_WORKERS ?= 2
-# Python may cache the bytecode of the tests and the project (pytest's rewritten test modules
-# included) even where the environment says not to: about 4 s per process that collects.
-test: export PYTHONDONTWRITEBYTECODE =
 test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

@@ -154,6 +154,33 @@ def models_dir():
 
 
 @pytest.fixture(scope="session")
+def kontext_weights(tmp_path_factory):
+    """The tiny FLUX.1 Kontext folder (an edit model), written once per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
+
+    return write_tiny_flux_kontext_model(tmp_path_factory.mktemp("kontext") / "kontext")
+
+
+@pytest.fixture
+def edit_library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch):
+    """The library holds the tiny SD 1.5 inpainting model ("alpha", the default) and the tiny
+    FLUX.1 Kontext ("kontext", an edit model); the session's worker has both on its disk.
+    Returns kontext's row."""
+    from huggingface_hub import constants as hf_constants
+
+    from inpainting.models import LibraryModel
+    from inpainting.services.library import library_scan
+    from tests.helpers import wait_until_served
+
+    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
+    (models_dir / "kontext").symlink_to(kontext_weights, target_is_directory=True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    wait_until_served("alpha", "kontext")
+    return LibraryModel.objects.get(name="kontext")
+
+
+@pytest.fixture(scope="session")
 def tiny_lama(tmp_path_factory):
     """Tiny LaMa-shaped ONNX graphs (``.fixed``: 64x64 inputs, ``.dynamic``: any H and W)."""
     from inpainting.testing.tiny_lama import write_tiny_lamas

@@ -343,3 +343,23 @@ def test_malformed_controlnet_units_and_deep_json_are_400s(server, api_key):
     )
     assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
     assert Generation.objects.count() == 0
+
+
+def test_img2img_with_an_edit_model_edits_by_words(server, api_key, edit_library):
+    """The checkpoint an A1111 client picks may be an edit model: img2img without a mask edits
+    the whole picture by the prompt at its size; with a mask, only inside it."""
+    api = client(server, api_key)
+    kontext = {"sd_model_checkpoint": "kontext"}
+    whole = api.img2img(images=[gradient(96, 64)], prompt="make it winter", steps=2,
+                        width=96, height=64, override_settings=kontext)  # fmt: skip
+    generation = Generation.objects.get(pk=whole.info["dreamlayer_id"])
+    assert (generation.model_name, generation.metadata["edit"]) == ("kontext", "whole")
+    original = pixels(gradient(96, 64))
+    assert (pixels(whole.image) != original).any(axis=-1).mean() > 0.9
+    masked = api.img2img(images=[gradient(96, 64)], mask_image=white_box_mask(), mask_blur=0,
+                         prompt="a red door", steps=2, width=96, height=64,
+                         override_settings=kontext)  # fmt: skip
+    assert Generation.objects.get(pk=masked.info["dreamlayer_id"]).metadata["edit"] == "masked"
+    keep = np.asarray(white_box_mask()) == 0
+    out = pixels(masked.image)
+    assert np.array_equal(out[keep], original[keep]) and (out[~keep] != original[~keep]).any()

@@ -12,15 +12,11 @@ import openai
 import pytest
 import requests
 from django.conf import settings
-from huggingface_hub import constants as hf_constants
 from PIL import Image, ImageDraw
 
 from accounts.services import api_key_revoke
 from inpainting.models import Generation
-from inpainting.services.library import library_scan
-from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from tests.conftest import child_env
-from tests.helpers import wait_until_served
 from tests.images import gradient, png_bytes
 from tests.live import daphne_server
 
@@ -198,17 +194,6 @@ def test_without_a_mask_the_images_transparent_pixels_are_edited(server, api_key
     out = decode(base64.b64decode(result.data[0].b64_json))
     original = np.asarray(picture.convert("RGB"))
     assert np.array_equal(out[keep()], original[keep()])
-
-
-@pytest.fixture
-def edit_library(tmp_path, models_dir, tiny_model, monkeypatch):
-    """The library with the tiny SD 1.5 inpainting model (the default) and a tiny FLUX.1
-    Kontext ("kontext", an edit model); the session's worker has both on its disk."""
-    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
-    write_tiny_flux_kontext_model(models_dir / "kontext")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    library_scan()
-    wait_until_served("alpha", "kontext")
 
 
 def test_open_webuis_edit_without_a_mask_edits_the_whole_picture(

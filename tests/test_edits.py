@@ -11,45 +11,24 @@ import io
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
-from huggingface_hub import constants as hf_constants
+from django.core.management import CommandError, call_command
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import GenerationReference, LibraryModel, SourceImage
-from inpainting.services.library import library_scan
-from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model
 from tests.helpers import (
     black_box_mask_png,
     image_png,
     output_pixels,
     post_img2img,
     run_job,
-    wait_until_served,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
-@pytest.fixture(scope="module")
-def kontext_weights(tmp_path_factory):
-    return write_tiny_flux_kontext_model(tmp_path_factory.mktemp("kontext") / "kontext")
-
-
-@pytest.fixture
-def library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch):
-    """The library holds the tiny SD 1.5 inpainting model ("alpha", the default) and the tiny
-    FLUX.1 Kontext ("kontext"); the session's worker has both on its disk."""
-    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
-    (models_dir / "kontext").symlink_to(kontext_weights, target_is_directory=True)
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    library_scan()
-    wait_until_served("alpha", "kontext")
-    return LibraryModel.objects.get(name="kontext")
-
-
-def test_the_scan_lists_the_edit_model_and_what_it_accepts(api, library):
-    assert (library.family, library.layout) == ("flux-kontext", "diffusers")
+def test_the_scan_lists_the_edit_model_and_what_it_accepts(api, edit_library):
+    assert (edit_library.family, edit_library.layout) == ("flux-kontext", "diffusers")
     listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
     assert listed["kontext"]["family_label"] == "FLUX.1 Kontext"
     assert listed["kontext"]["accepts"]["edits"] is True
@@ -57,7 +36,7 @@ def test_the_scan_lists_the_edit_model_and_what_it_accepts(api, library):
     assert listed["alpha"]["accepts"]["edits"] is False
 
 
-def test_an_edit_without_a_mask_changes_the_whole_picture_at_its_size(api, library):
+def test_an_edit_without_a_mask_changes_the_whole_picture_at_its_size(api, edit_library):
     generation = run_job(api, mask=None, model="kontext", prompt="make it look like winter")
     original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
     out = output_pixels(generation)
@@ -69,7 +48,7 @@ def test_an_edit_without_a_mask_changes_the_whole_picture_at_its_size(api, libra
     assert detail["metadata"]["family"] == "flux-kontext"
 
 
-def test_a_masked_edit_keeps_every_pixel_outside_the_mask(api, library):
+def test_a_masked_edit_keeps_every_pixel_outside_the_mask(api, edit_library):
     generation = run_job(api, model="kontext", prompt="a red door")
     original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
     mask = Image.open(io.BytesIO(black_box_mask_png()))
@@ -80,7 +59,7 @@ def test_a_masked_edit_keeps_every_pixel_outside_the_mask(api, library):
     assert generation.metadata["edit"] == "masked"
 
 
-def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api, library):
+def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api, edit_library):
     fields = {"prompt": "make it winter", "engine": "diffusers", "model": "alpha"}
     response = post_img2img(api, image_png(), None, **fields)
     assert response.status_code == 400, response.content
@@ -94,7 +73,7 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     )
 
 
-def test_the_cli_edits_without_a_mask(library, tmp_path):
+def test_the_cli_edits_without_a_mask(edit_library, tmp_path):
     image, out = tmp_path / "in.png", tmp_path / "out.png"
     image.write_bytes(image_png())
     call_command(
@@ -114,7 +93,7 @@ def references(count: int) -> list:
     return [SimpleUploadedFile(f"ref{i}.png", image_png(), "image/png") for i in range(count)]
 
 
-def test_reference_pictures_are_refused_where_no_model_reads_them(api, library):
+def test_reference_pictures_are_refused_where_no_model_reads_them(api, edit_library):
     """Kontext reads no reference picture, the classical engine none either; more than three
     are refused before any is read. Nothing is stored for a refused request."""
     cases = [
@@ -131,3 +110,17 @@ def test_reference_pictures_are_refused_where_no_model_reads_them(api, library):
         assert "reference_images" in body["errors"], body
         assert message in body["message"], body
     assert not SourceImage.objects.exists() and not GenerationReference.objects.exists()
+
+
+def test_the_cli_refuses_reference_pictures_the_model_does_not_read(edit_library, tmp_path):
+    image = tmp_path / "in.png"
+    image.write_bytes(image_png())
+    with pytest.raises(CommandError, match=r"kontext \(FLUX.1 Kontext\) reads at most 0"):
+        call_command(
+            "inpaint",
+            *("--image", str(image), "--out", str(tmp_path / "out.png")),
+            *("--prompt", "put the chair here", "--model", "kontext"),
+            *("--reference", str(image)),
+            stdout=io.StringIO(),
+        )
+    assert not (tmp_path / "out.png").exists()

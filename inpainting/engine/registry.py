@@ -112,6 +112,11 @@ class EngineConfig:
             )
         return name
 
+    def removal_engine(self) -> str:
+        """The engine that removes an object best here: LaMa when its file is present, else
+        the classical engine (always there)."""
+        return "lama" if "lama" in self.available() else "classical"
+
     def model_name(self, engine: str) -> str:
         if engine == "diffusers":
             return resolve_model(self.model)

@@ -32,6 +32,7 @@ from .files import (
     stored_mask,
     stored_references,
 )
+from .instructions import instruction_to_mask
 from .models import model_served_check
 from .queue import enqueue
 
@@ -106,20 +107,20 @@ def _validate(
     return Checked(engine_name, name, resolved, warnings)
 
 
-def _check_mask_optional(params: GenerationParams) -> None:
+def _mask_needed(params: GenerationParams) -> str | None:
     """A request without a mask or an outpaint asks to edit the whole picture by its prompt:
-    only an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that. Checked before any
-    picture is read; a client error that names the models that can."""
+    an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that (None). Otherwise why a mask is
+    needed, naming the models that can edit (``services.instructions`` may still find the
+    mask from the prompt). Checked before any picture is read."""
     try:
         engine_name = engine_config().choose(params.requested_engine, params.prompt)
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field) from None
     if engine_name == "diffusers" and library.library_job_family(params.model).edits:
-        return
-    raise ClientError(
+        return None
+    return (
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
-        f"picture by the prompt ({library.library_edit_models_hint()}).",
-        field="mask",
+        f"picture by the prompt ({library.library_edit_models_hint()})"
     )
 
 
@@ -224,8 +225,10 @@ def generation_create(
         return Submission(existing, created=False)
     if webhook_url:
         webhooks.validate_url(webhook_url)
-    if mask_file is None and not params.outpaint:
-        _check_mask_optional(params)
+    if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
+        found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
+        mask_file, params = found.mask_file, found.params
+        extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
     if len(reference_files) > MAX_REFERENCE_IMAGES:
         raise ClientError(
             f"At most {MAX_REFERENCE_IMAGES} reference pictures; this request sent "

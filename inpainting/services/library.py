@@ -232,8 +232,10 @@ def library_scan() -> ScanReport:
 @transaction.atomic
 def _ensure_default() -> str | None:
     """The default model: the one staff chose while it is usable, else ``SD_INPAINT_MODEL``
-    when the library has it, else the first inpainting model, else the first model (among
-    the models that can run here, see ``library_model_runnable``)."""
+    when the library has it, else the first inpainting model that does not edit by words
+    (an edit model is for edits: staff may still make it the default), else the first
+    inpainting model, else the first model (among the models that can run here, see
+    ``library_model_runnable``)."""
     usable = [
         m
         for m in LibraryModel.objects.checkpoints()
@@ -247,6 +249,7 @@ def _ensure_default() -> str | None:
     configured = {settings.SD_INPAINT_MODEL, Path(settings.SD_INPAINT_MODEL).name}
     choice = (
         next((m for m in usable if m.name in configured), None)
+        or next((m for m in usable if m.inpainting and not FAMILIES[m.family].edits), None)
         or next((m for m in usable if m.inpainting), None)
         or next(iter(usable), None)
     )
@@ -307,7 +310,7 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
     return {
         "name": model.name,
         "family": model.family,
-        "kind": "inpainting" if model.inpainting else "base",
+        "kind": "edits" if family.edits else "inpainting" if model.inpainting else "base",
         "default": model.is_default,
         "layout": model.layout,
         "runnable": library_model_runnable(model),

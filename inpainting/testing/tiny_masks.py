@@ -62,9 +62,12 @@ def write_tiny_sam2(folder: str | Path, *, seed: int = 0, config=None) -> Path:
     return folder
 
 
-def write_tiny_sam3(folder: str | Path, *, seed: int = 0) -> Path:
+def write_tiny_sam3(folder: str | Path, *, seed: int = 0, confident: bool = False) -> Path:
     """A SAM 3 folder: a two-layer ViT at 252 px, a one-layer CLIP text encoder with its
-    tokenizer, one-layer DETR encoder and decoder (8 queries) and the mask decoder."""
+    tokenizer, one-layer DETR encoder and decoder (8 queries) and the mask decoder.
+    ``confident``: its presence head and its query scores say "found" for any phrase (the
+    random model's scores are about 0.25, under SAM 3's threshold), so a phrase always selects
+    the union of its queries' random masks."""
     import torch
     from transformers import Sam3Config, Sam3Model
 
@@ -115,7 +118,17 @@ def write_tiny_sam3(folder: str | Path, *, seed: int = 0) -> Path:
         mask_decoder_config=dict(hidden_size=width, num_attention_heads=2),
     )
     folder = Path(folder)
-    Sam3Model(config).eval().save_pretrained(folder, safe_serialization=True)
+    model = Sam3Model(config).eval()
+    if confident:
+        with torch.no_grad():
+            presence = model.detr_decoder.presence_head.layer3
+            presence.weight.zero_()
+            presence.bias.fill_(10.0)  # sigmoid: 1
+            scoring = model.dot_product_scoring
+            for projection in (scoring.text_proj, scoring.query_proj):
+                projection.weight.zero_()
+                projection.bias.fill_(1.5)  # every query . the text: 72 / sqrt(32), clamped
+    model.save_pretrained(folder, safe_serialization=True)
     _write_tokenizer(folder, max_length)
     return folder
 

@@ -10,7 +10,10 @@ from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
 from inpainting.errors import ClientError
-from inpainting.services.generations import generation_check_engine_fields
+from inpainting.services.generations import (
+    MAX_REFERENCE_IMAGES,
+    generation_check_engine_fields,
+)
 from inpainting.services.library import (
     library_lora_files,
     library_loras_check,
@@ -55,6 +58,15 @@ class Command(BaseCommand):
             metavar="NAME[:WEIGHT]",
             help="a LoRA of the library (GET /api/loras) at a weight (default 1); repeatable",
         )
+        parser.add_argument(
+            "--reference",
+            action="append",
+            default=[],
+            type=Path,
+            metavar="IMAGE",
+            help="a reference picture for an edit model that reads them (Qwen-Image-Edit "
+            f"Plus); repeatable, at most {MAX_REFERENCE_IMAGES}",
+        )
 
     def handle(self, *args, **options):
         data = {"prompt": options["prompt"], "invert_mask": options["invert_mask"]}
@@ -68,8 +80,14 @@ class Command(BaseCommand):
                 "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in serializer.errors.items())
             )
         params = serializer.to_params()
+        if len(options["reference"]) > MAX_REFERENCE_IMAGES:
+            raise CommandError(f"At most {MAX_REFERENCE_IMAGES} reference pictures.")
         try:
             image = decode_image(_read(options["image"]), field="image", formats=IMAGE_FORMATS)
+            references = tuple(
+                decode_image(_read(path), field="reference", formats=IMAGE_FORMATS)
+                for path in options["reference"]
+            )
             mask = (
                 decode_image(_read(options["mask"]), field="mask", formats=MASK_FORMATS)
                 if options["mask"]
@@ -80,7 +98,7 @@ class Command(BaseCommand):
         config = engine_config()
         try:
             name = config.choose(params.requested_engine, params.prompt)
-            generation_check_engine_fields(params, name)
+            generation_check_engine_fields(params, name, len(references))
             model = library_model_for_job(params.model) if name == "diffusers" else None
             loras = ()
             if name == "diffusers":
@@ -88,6 +106,11 @@ class Command(BaseCommand):
                 library_loras_check(params, model)
                 loras = library_lora_files(params)
                 model_name, family = library_model_family(model)
+                if len(references) > family.reference_images:
+                    raise CommandError(
+                        f"{model_name} ({family.label}) reads at most "
+                        f"{family.reference_images} reference pictures."
+                    )
                 params, warnings = params.for_family(family, model_name)
                 for warning in warnings:
                     self.stderr.write(f"warning: {warning['message']}")
@@ -102,7 +125,9 @@ class Command(BaseCommand):
                 bar.refresh()
 
             result = engine.run_inpaint(
-                params.to_request(image=image, mask=mask, loras=loras), backend, progress=progress
+                params.to_request(image=image, mask=mask, loras=loras, reference_images=references),
+                backend,
+                progress=progress,
             )
             bar.close()
         except (engine.EngineError, engine.InvalidInput, ClientError) as exc:

@@ -4,6 +4,7 @@ import { postForm, postJson, wsUrl } from "../http.js";
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
+import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult } from "./results.js";
 
 const job = { generationId: null, socket: null, finished: false };
@@ -15,7 +16,7 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!input.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
   const mask = await currentMask();
   const outpaint = outpaintSides();
-  if (!mask && !outpaint) {
+  if (!mask && !outpaint && !editsByWords()) {
     say(input.maskMode === "draw"
       ? "Nothing to regenerate yet: paint over the area to change (it turns red), or set outpaint pixels, then Generate."
       : "Nothing to regenerate yet: choose a mask PNG above, or set outpaint pixels, then Generate.", "error");
@@ -29,6 +30,7 @@ $("generate-form").addEventListener("submit", async (event) => {
     form.append("invert_mask", mask.invert);
   }
   if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
+  for (const picture of referencePictures()) form.append("reference_images", picture, picture.name);
   for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
     "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "clip_skip", "model"]) {
     // Not sent: what the engine ignores (disabled) and what the chosen model has no use for

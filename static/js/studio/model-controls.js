@@ -7,18 +7,47 @@
 import { $ } from "./dom.js";
 
 const SOMETIMES = { negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip" };
+const PROMPT_HINT = $("prompt").placeholder;
+
+function spec() {
+  return $("model")?.selectedOptions[0]?.dataset || $("generate-form").dataset;
+}
+
+// Edit by words: the chosen model edits by the prompt (Qwen-Image-Edit, FLUX.1 Kontext), so
+// a mask is optional (none: the whole picture is edited). A picked model runs on the diffusers
+// engine only; the server's own model on any engine that may choose it.
+export function editsByWords() {
+  const engine = $("engine").value;
+  const runs = $("model") ? engine === "diffusers" : engine !== "classical" && engine !== "lama";
+  return runs && spec().edits === "true";
+}
+
+// The reference pictures to send (none where the model reads none).
+export function referencePictures() {
+  return editsByWords() && Number(spec().references) > 0 ? [...$("reference-input").files] : [];
+}
+
+function showEditing() {
+  const editing = editsByWords();
+  $("edit-field").hidden = !editing;
+  $("reference-field").hidden = !(editing && Number(spec().references) > 0);
+  $("reference-limit").value = spec().references || "0";
+  $("prompt").placeholder = editing ? "What to change, e.g. make it winter" : PROMPT_HINT;
+}
 
 function apply() {
-  const spec = $("model")?.selectedOptions[0]?.dataset || $("generate-form").dataset;
-  if (!spec.steps) return;
+  showEditing();
+  const chosen = spec();
+  if (!chosen.steps) return;
   const steps = $("num_inference_steps");
-  Object.assign(steps, { max: spec.maxSteps, value: spec.steps });
+  Object.assign(steps, { max: chosen.maxSteps, value: chosen.steps });
   const guidance = $("guidance_scale");
-  Object.assign(guidance, { min: spec.guidanceMin, max: spec.guidanceMax, value: spec.guidance });
+  Object.assign(guidance, { min: chosen.guidanceMin, max: chosen.guidanceMax, value: chosen.guidance });
   for (const [key, id] of Object.entries(SOMETIMES)) {
-    if ($(id)) $(id).closest(".field").hidden = spec[key] === "false";
+    if ($(id)) $(id).closest(".field").hidden = chosen[key] === "false";
   }
 }
 
 $("model")?.addEventListener("change", apply);
+$("engine").addEventListener("change", showEditing);
 apply();
