@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .errors import ClientError
-from .models import GeneratedImage, Generation, LibraryModel
+from .models import GeneratedImage, Generation, GenerationReference, LibraryModel
 from .services import generations, library
 
 
@@ -13,23 +13,48 @@ def _image_tag(url: str, height: int = 64) -> str:
     )  # an attribute, not a style: the CSP allows no inline styles
 
 
-class GeneratedImageInline(admin.TabularInline):
-    """Outputs, shown through the permission-checking image view (media is private)."""
+class _StaffReadsInline(admin.TabularInline):
+    """A read-only inline every staff member sees, as they see the generation it belongs to."""
 
-    model = GeneratedImage
     extra = 0
     can_delete = False
-    fields = ("index", "preview", "width", "height", "seed")
-    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+
+class GeneratedImageInline(_StaffReadsInline):
+    """Outputs, shown through the permission-checking image view (media is private)."""
+
+    model = GeneratedImage
+    fields = ("index", "preview", "width", "height", "seed")
+    readonly_fields = fields
 
     @admin.display(description="image")
     def preview(self, obj: GeneratedImage) -> str:
         if obj.generation_id is None:
             return "-"
         return _image_tag(reverse("api:generation-image", args=[obj.generation_id, obj.index]), 160)
+
+
+class GenerationReferenceInline(_StaffReadsInline):
+    """The reference pictures a job sent for an edit model, in order (size and hash)."""
+
+    model = GenerationReference
+    fields = ("position", "size", "sha256")
+    readonly_fields = fields
+    verbose_name = "reference picture"
+
+    @admin.display(description="size")
+    def size(self, obj: GenerationReference) -> str:
+        return f"{obj.image.width} x {obj.image.height}"
+
+    @admin.display(description="sha256")
+    def sha256(self, obj: GenerationReference) -> str:
+        return obj.image.sha256
 
 
 @admin.register(Generation)
@@ -50,7 +75,7 @@ class GenerationAdmin(admin.ModelAdmin):
     list_filter = ("status", "engine", "model_name", "worker", "client", "owner", "created_at")
     search_fields = ("prompt", "owner__username")
     date_hierarchy = "created_at"
-    inlines = [GeneratedImageInline]
+    inlines = [GeneratedImageInline, GenerationReferenceInline]
     actions = ["cancel_selected", "rerun_selected"]
     fieldsets = (
         (None, {"fields": ("id", "owner", "status", "error", "client", "api_key")}),

@@ -7,22 +7,29 @@ a 400 that names the models that do."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.models import GenerationReference, LibraryModel, SourceImage
+from inpainting.engine.families import FAMILIES
+from inpainting.models import Generation, GenerationReference, LibraryModel, SourceImage
+from inpainting.services.files import open_stored
 from tests.helpers import (
     black_box_mask_png,
     image_png,
     output_pixels,
     post_img2img,
     run_job,
+    wait_for_status,
 )
+from tests.images import png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -124,3 +131,46 @@ def test_the_cli_refuses_reference_pictures_the_model_does_not_read(edit_library
             stdout=io.StringIO(),
         )
     assert not (tmp_path / "out.png").exists()
+
+
+def test_reference_pictures_are_stored_in_order_reach_the_worker_and_go_with_the_last_job(
+    api, edit_library, monkeypatch, staff_user
+):
+    """The web side is told Kontext reads two reference pictures (none of the tiny families
+    that run here reads any; Qwen-Image-Edit Plus needs torchvision): the request is accepted,
+    its pictures are stored in order, the worker reads both and hands them to the engine (whose
+    family says it reads none: the job fails saying it was given 2), a re-run uses the same
+    files, and they are deleted with the last job that uses them."""
+    monkeypatch.setitem(
+        FAMILIES, "flux-kontext", replace(FAMILIES["flux-kontext"], reference_images=2)
+    )
+    colours = [(200, 30, 30), (30, 200, 30)]
+    files = [
+        SimpleUploadedFile(f"{i}.png", png_bytes(Image.new("RGB", (40, 30), c)), "image/png")
+        for i, c in enumerate(colours)
+    ]
+    response = post_img2img(
+        api, image_png(), None, prompt="put the red thing in", model="kontext",
+        reference_images=files, wait="false",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    first = wait_for_status(response.json()["id"], timeout=120)
+    stored = [link.image for link in first.reference_links.order_by("position")]
+    assert [open_stored(row.file).getpixel((0, 0)) for row in stored] == colours
+    assert first.status == "failed"
+    assert "reads at most 0 reference pictures beside the one it edits; 2 were given" in first.error
+
+    rerun = api.post(f"/api/generations/{first.pk}/rerun/")
+    assert rerun.status_code == 201, rerun.content
+    second = Generation.objects.get(pk=rerun.json()["id"])
+    assert [link.image for link in second.reference_links.order_by("position")] == stored
+    wait_for_status(second.pk, timeout=120)
+    admin = Client()
+    admin.force_login(staff_user)
+    page = admin.get(f"/admin/inpainting/generation/{first.pk}/change/").content.decode()
+    assert "Reference pictures" in page and page.count("40 x 30") == 2
+    assert api.delete(f"/api/generations/{first.pk}/").status_code == 204
+    assert all(default_storage.exists(row.file.name) for row in stored)  # the re-run uses them
+    assert api.delete(f"/api/generations/{second.pk}/").status_code == 204
+    assert not SourceImage.objects.exists() and not GenerationReference.objects.exists()
+    assert not any(default_storage.exists(row.file.name) for row in stored)
