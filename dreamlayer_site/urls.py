@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from inpainting import views
 
 urlpatterns = [
-    path("", views.studio, name="home"),
+    path("", views.home, name="home"),
     # Browsers ask for /favicon.ico where a page names no icon (the API's JSON, Swagger UI).
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("history/", views.history, name="history"),

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseNotFound
+from django.http import Http404, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +31,34 @@ from .metrics import metrics_text
 from .models import Generation
 from .params import GenerationParams
 from .services import generations, library, masks
+
+
+#: Paths of APIs: a 404 there is JSON (clients parse it), not the HTML page.
+API_PREFIXES = (
+    "/api/",
+    "/sd-inpaint/",
+    "/v1/",
+    "/tasks/",
+    "/rest_api/",
+    "/sdapi/",
+    "/controlnet/",
+    "/queue/",
+)
+
+
+def home(request):
+    """``/``: the studio for a browser; for an API client (one that sends credentials, or
+    asks for JSON rather than HTML: SDAI checks that the server answers here) a JSON answer
+    that says the server is up and where its APIs are."""
+    accept = request.headers.get("Accept", "")
+    api_client = "HTTP_AUTHORIZATION" in request.META or (
+        "application/json" in accept and "text/html" not in accept
+    )
+    if api_client:
+        return JsonResponse(
+            {"status": "ok", "name": "DreamLayer", "api": "/api/", "docs": "/api/docs/"}
+        )
+    return studio(request)
 
 
 @login_required
@@ -124,7 +152,7 @@ def history_delete(request, generation_id):
 
 
 def not_found(request, exception=None):
-    if request.path.startswith(("/api/", "/sd-inpaint/", "/v1/", "/tasks/", "/rest_api/")):
+    if request.path.startswith(API_PREFIXES):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)
 

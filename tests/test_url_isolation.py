@@ -56,7 +56,8 @@ def page(method: str, session: int, staff: int | None = None) -> Route:
 
 ROUTES: dict[str, Route] = {
     # pages
-    "home": page("get", 200),
+    # the studio for a browser; an API client (a key) gets a JSON "the server is up"
+    "home": Route("get", 200, 200, 200),
     "history": page("get", 200),
     "history-detail": page("get", 404, staff=200),
     "history-rerun": page("post", 404),
@@ -119,6 +120,34 @@ ROUTES: dict[str, Route] = {
     "a1111-options": Route("get", 401, 200, 401),
     "a1111-scripts": Route("get", 401, 200, 401),
     "a1111-png-info": Route("post", 401, 400, 401, data={}),
+    # what A1111 clients call at start-up: lists of the library's files, the caller's queue
+    **{
+        name: Route("get", 401, 200, 401)
+        for name in (
+            "a1111-upscalers",
+            "a1111-loras",
+            "a1111-memory",
+            "a1111-latent-upscale-modes",
+            "a1111-prompt-styles",
+            "a1111-sd-vae",
+            "a1111-sd-modules",
+            "a1111-embeddings",
+            "a1111-hypernetworks",
+            "a1111-face-restorers",
+            "a1111-extensions",
+            "a1111-script-info",
+            "a1111-cmd-flags",
+            "controlnet-version",
+            "controlnet-model-list",
+            "controlnet-module-list",
+            "controlnet-settings",
+            "queue-status",
+        )
+    },  # fmt: skip
+    **{
+        f"a1111-refresh-{what}": Route("post", 401, 200, 401)
+        for what in ("checkpoints", "loras", "vae")
+    },
     "openai-image-edit": Route("post", 401, 400, 401),
     # a signed link is its own permission: a made-up one is a 404 for everyone
     "openai-image-file": Route("get", 404, 404, 404),

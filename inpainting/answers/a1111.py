@@ -77,6 +77,48 @@ def sd_model(model: LibraryModel) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: The resamplers A1111's resize paths offer; DreamLayer resizes with Lanczos (the upscale
+#: issue adds super-resolution models).
+UPSCALERS = ("None", "Lanczos", "Nearest")
+#: ControlNet modules (preprocessors) that run here: the inpaint conditioning reads the input.
+CONTROLNET_MODULES = ("none", "inpaint_only", "inpaint_global_harmonious")
+#: The ControlNet extension's API version clients check for.
+CONTROLNET_API_VERSION = 2
+
+
+def upscalers() -> list[dict[str, Any]]:
+    """``GET /sdapi/v1/upscalers`` (no model files: no path, no URL)."""
+    return [
+        {"name": name, "model_name": None, "model_path": None, "model_url": None,
+         "scale": 4 if name != "None" else 1}
+        for name in UPSCALERS
+    ]  # fmt: skip
+
+
+def lora(model: LibraryModel) -> dict[str, Any]:
+    """One entry of ``GET /sdapi/v1/loras``: the name a prompt's ``<lora:name:w>`` tag uses,
+    and the file's name where A1111 gives its path (no machine path)."""
+    name = model.name.removesuffix(".safetensors")
+    return {"name": name, "alias": name, "path": model.name, "metadata": {}}
+
+
+def controlnet_models(models: list[LibraryModel]) -> dict[str, list[str]]:
+    """``GET /controlnet/model_list``: the library's ControlNets, titled as A1111 titles them."""
+    return {"model_list": [model_title(model) for model in models]}
+
+
+def controlnet_modules() -> dict[str, Any]:
+    """``GET /controlnet/module_list``: the modules that run here (others are ignored, and
+    an img2img answer says so)."""
+    return {"module_list": list(CONTROLNET_MODULES), "module_detail": {}}
+
+
+def queue_status(waiting: int) -> dict[str, Any]:
+    """``GET /queue/status`` (Gradio's queue, which clients poll as a health check): the
+    caller's own jobs waiting or running."""
+    return {"msg": "estimation", "queue_size": waiting, "queue_eta": 0}
+
+
 def options(
     default: LibraryModel | None, deployment_model: str, preview_every: int
 ) -> dict[str, Any]:

@@ -15,7 +15,9 @@ as the password. What does not run here is accepted and named in ``info.ignored`
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -451,3 +453,90 @@ class A1111PngInfoView(A1111View):
         serializer.is_valid(raise_exception=True)
         data = common.remote_upload(serializer.validated_data["image"], "image").read()
         return Response(a1111.png_info(images.png_texts(data)))
+
+
+# ----- what clients call at start-up ---------------------------------------------------------
+class A1111FixedView(A1111View):
+    """A start-up list that is fixed here: files DreamLayer has no use for (VAEs apart from a
+    model's own, embeddings, hypernetworks, face restorers, styles, extensions) are empty
+    lists, so a client shows "none" instead of stopping at a 404."""
+
+    body: Any = None
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="A1111's shape")})
+    def get(self, request: Request) -> Response:
+        return Response(self.body)
+
+
+class A1111RefreshView(A1111View):
+    """``refresh-checkpoints`` and the like: the library is what staff scanned (``manage.py
+    models scan``, the admin); a client's refresh reads it again at its next list."""
+
+    @extend_schema(tags=TAGS, request=None, responses={200: OpenApiResponse(description="{}")})
+    def post(self, request: Request) -> Response:
+        return Response({})
+
+
+class A1111UpscalersView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="upscalers")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.upscalers())
+
+
+class A1111LorasView(A1111View):
+    """The library's LoRAs, named as a prompt's ``<lora:name:weight>`` tag names them."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="LoRAs")})
+    def get(self, request: Request) -> Response:
+        return Response([a1111.lora(model) for model in selectors.library_lora_list()])
+
+
+class A1111MemoryView(A1111View):
+    """The web process' machine's memory (A1111's ``ram``); the GPUs are the workers'."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="memory")})
+    def get(self, request: Request) -> Response:
+        page = os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * page
+        free = os.sysconf("SC_AVPHYS_PAGES") * page
+        return Response(
+            {
+                "ram": {"free": free, "used": total - free, "total": total},
+                "cuda": {"error": "the models run on the workers (GET /api/health)"},
+            }
+        )
+
+
+class ControlNetVersionView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="version")})
+    def get(self, request: Request) -> Response:
+        return Response({"version": a1111.CONTROLNET_API_VERSION})
+
+
+class ControlNetModelListView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="model_list")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.controlnet_models(list(selectors.library_controlnet_list())))
+
+
+class ControlNetModuleListView(A1111View):
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="module_list")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.controlnet_modules())
+
+
+class ControlNetSettingsView(A1111View):
+    """One ControlNet unit runs per job here (more are refused or ignored, and said so)."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="settings")})
+    def get(self, request: Request) -> Response:
+        return Response({"control_net_unit_count": 1, "control_net_max_models_num": 1})
+
+
+class QueueStatusView(A1111View):
+    """Gradio's queue status, which Cyanic SD-Krita polls as its health check."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="queue")})
+    def get(self, request: Request) -> Response:
+        _, waiting = selectors.generation_current(user=request.user)
+        return Response(a1111.queue_status(waiting))

@@ -39,6 +39,42 @@ urlpatterns = [
     path("sdapi/v1/options", a1111.A1111OptionsView.as_view(), name="a1111-options"),
     path("sdapi/v1/scripts", a1111.A1111ScriptsView.as_view(), name="a1111-scripts"),
     path("sdapi/v1/png-info", a1111.A1111PngInfoView.as_view(), name="a1111-png-info"),
+    # ... and what A1111 clients call at start-up (openOutpaint, GIMP and Krita plugins, SDAI)
+    path("sdapi/v1/upscalers", a1111.A1111UpscalersView.as_view(), name="a1111-upscalers"),
+    path("sdapi/v1/loras", a1111.A1111LorasView.as_view(), name="a1111-loras"),
+    path("sdapi/v1/memory", a1111.A1111MemoryView.as_view(), name="a1111-memory"),
+    *(
+        path(f"sdapi/v1/{name}", a1111.A1111FixedView.as_view(body=body), name=f"a1111-{name}")
+        for name, body in (
+            ("latent-upscale-modes", []),
+            ("prompt-styles", []),
+            ("sd-vae", []),
+            ("sd-modules", []),
+            ("embeddings", {"loaded": {}, "skipped": {}}),
+            ("hypernetworks", []),
+            ("face-restorers", []),
+            ("extensions", []),
+            ("script-info", []),
+            ("cmd-flags", {"api": True, "nowebui": False, "lowvram": False, "medvram": False}),
+        )
+    ),
+    *(
+        path(f"sdapi/v1/{name}", a1111.A1111RefreshView.as_view(), name=f"a1111-{name}")
+        for name in ("refresh-checkpoints", "refresh-loras", "refresh-vae")
+    ),
+    path("controlnet/version", a1111.ControlNetVersionView.as_view(), name="controlnet-version"),
+    path(
+        "controlnet/model_list",
+        a1111.ControlNetModelListView.as_view(),
+        name="controlnet-model-list",
+    ),
+    path(
+        "controlnet/module_list",
+        a1111.ControlNetModuleListView.as_view(),
+        name="controlnet-module-list",
+    ),
+    path("controlnet/settings", a1111.ControlNetSettingsView.as_view(), name="controlnet-settings"),
+    path("queue/status", a1111.QueueStatusView.as_view(), name="queue-status"),
     # OpenAI image edits
     path("v1/images/edits", openai.OpenAIImageEditView.as_view(), name="openai-image-edit"),
     path(
