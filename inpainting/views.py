@@ -32,7 +32,6 @@ from .models import Generation
 from .params import GenerationParams
 from .services import generations, library, masks
 
-
 #: Paths of APIs: a 404 there is JSON (clients parse it), not the HTML page.
 API_PREFIXES = (
     "/api/",

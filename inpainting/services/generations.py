@@ -90,14 +90,7 @@ def _validate(
     library.library_loras_check(params, model)
     library.library_controlnet_check(params, model)
     name, family = library.library_model_family(model)
-    if references > family.reference_images:
-        raise ClientError(
-            f"{name} ({family.label}) reads at most {family.reference_images} reference "
-            f"pictures beside the one it edits; this request sent {references}"
-            + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
-            + ".",
-            field="reference_images",
-        )
+    generation_check_references(name, family, references)
     try:
         resolved, warnings = params.for_family(family, name)
     except engine.InvalidInput as exc:
@@ -122,6 +115,18 @@ def _mask_needed(params: GenerationParams) -> str | None:
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
         f"picture by the prompt ({library.library_edit_models_hint()})"
     )
+
+
+def generation_check_references(name: str, family, count: int) -> None:
+    """``count`` reference pictures for model ``name`` of ``family``: at most what it reads."""
+    if count > family.reference_images:
+        raise ClientError(
+            f"{name} ({family.label}) reads at most {family.reference_images} reference "
+            f"pictures beside the one it edits; this request sent {count}"
+            + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
+            + ".",
+            field="reference_images",
+        )
 
 
 def generation_check_engine_fields(
@@ -225,16 +230,16 @@ def generation_create(
         return Submission(existing, created=False)
     if webhook_url:
         webhooks.validate_url(webhook_url)
-    if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
-        found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
-        mask_file, params = found.mask_file, found.params
-        extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
     if len(reference_files) > MAX_REFERENCE_IMAGES:
         raise ClientError(
             f"At most {MAX_REFERENCE_IMAGES} reference pictures; this request sent "
             f"{len(reference_files)}.",
             field="reference_images",
         )
+    if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
+        found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
+        mask_file, params = found.mask_file, found.params
+        extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
     image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
     mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
     checked = _validate(params, image, mask, len(reference_files))

@@ -13,6 +13,7 @@ from inpainting.errors import ClientError
 from inpainting.services.generations import (
     MAX_REFERENCE_IMAGES,
     generation_check_engine_fields,
+    generation_check_references,
 )
 from inpainting.services.library import (
     library_lora_files,
@@ -106,11 +107,7 @@ class Command(BaseCommand):
                 library_loras_check(params, model)
                 loras = library_lora_files(params)
                 model_name, family = library_model_family(model)
-                if len(references) > family.reference_images:
-                    raise CommandError(
-                        f"{model_name} ({family.label}) reads at most "
-                        f"{family.reference_images} reference pictures."
-                    )
+                generation_check_references(model_name, family, len(references))
                 params, warnings = params.for_family(family, model_name)
                 for warning in warnings:
                     self.stderr.write(f"warning: {warning['message']}")
