@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 
+from django.conf import settings
 from rest_framework import authentication, exceptions
 
 from . import schema  # noqa: F401 - registers the OpenAPI description of this scheme
@@ -115,9 +116,14 @@ class BasicKeyAuthentication(ApiKeyAuthentication):
         scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "basic":
             return super().authenticate(request)
-        if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+        cross_site = request.headers.get("Sec-Fetch-Site", "").lower() in (
+            "cross-site",
+            "same-site",
+        )
+        if cross_site and request.headers.get("Origin") not in settings.CORS_ALLOWED_ORIGINS:
             # A browser that was once given the key caches it and sends it to this host from
-            # any page: a request another site makes (a form that interrupts) is refused.
+            # any page: a request another site makes (a form that interrupts) is refused,
+            # unless the site is one the deployment lets call its APIs (CORS_ALLOWED_ORIGINS).
             raise exceptions.AuthenticationFailed(
                 "HTTP Basic credentials are for scripts; a browser request from another site "
                 "is refused."

@@ -110,3 +110,45 @@ def test_unknown_api_paths_are_json_404s(api_key):
         response = basic(api_key).get(path)
         assert response.status_code == 404, path
         assert response["Content-Type"].startswith("application/json"), path
+
+
+PAGE = "http://127.0.0.1:3456"  # a browser client's page (openOutpaint's, for example)
+
+
+def preflight(origin: str):
+    return Client().options(
+        "/sdapi/v1/img2img",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+
+def test_cors_lets_only_the_configured_sites_call_and_never_with_cookies(api_key, settings):
+    """CORS_ALLOWED_ORIGINS names the pages that may call the APIs from a browser: their
+    preflight is answered before authentication, without credentials; the key they send is
+    accepted from that site. Any other site gets no CORS header and its Basic request is
+    refused; by default no site is allowed."""
+    assert "Access-Control-Allow-Origin" not in preflight(PAGE)  # the default: none
+    settings.CORS_ALLOWED_ORIGINS = [PAGE]
+    allowed = preflight(PAGE)
+    assert allowed.status_code == 200
+    assert allowed["Access-Control-Allow-Origin"] == PAGE
+    assert "authorization" in allowed["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Credentials" not in allowed
+    assert "Access-Control-Allow-Origin" not in preflight("https://evil.example")
+
+    token = base64.b64encode(f"me:{api_key}".encode()).decode()
+    for origin, status in ((PAGE, 200), ("https://evil.example", 401)):
+        response = Client().get(
+            "/sdapi/v1/options",
+            headers={
+                "Authorization": f"Basic {token}",
+                "Origin": origin,
+                "Sec-Fetch-Site": "cross-site",
+            },
+        )
+        assert response.status_code == status, (origin, response.content)
+        assert (response.get("Access-Control-Allow-Origin") == PAGE) == (origin == PAGE)
