@@ -231,3 +231,24 @@ def test_open_webuis_edit_without_a_mask_edits_the_whole_picture(
         sdk(server, api_key).images.edit(image=image, prompt="x", model="alpha")
     assert refused.value.body["param"] == "mask"
     assert "the edit models here: kontext" in refused.value.body["message"]
+
+
+def test_the_images_after_the_first_are_reference_pictures(server, api_key, tmp_path, edit_library):
+    """``image[]`` with two files: the first is edited, the second is a reference picture,
+    and Kontext reads none: a 400 on ``reference_images`` (a model that reads them gets both;
+    tests/test_edits.py follows them to the worker)."""
+    photo = png_bytes(gradient(96, 64))
+    raw = requests.post(
+        f"{server}/v1/images/edits",
+        headers={"Authorization": f"Bearer {api_key}"},
+        data={"model": "kontext", "prompt": "put the chair of picture 2 in picture 1"},
+        files=[("image[]", (f"{n}.png", photo, "image/png")) for n in ("a", "b")],
+        timeout=120,
+    )
+    assert raw.status_code == 400, raw.text
+    error = raw.json()["error"]
+    assert error["param"] == "reference_images"
+    assert (
+        "reads at most 0 reference pictures beside the one it edits; this request sent 1"
+        in (error["message"])
+    )
