@@ -54,12 +54,16 @@ def stored_references(generation: Generation) -> list[SourceImage]:
     return [link.image for link in links]
 
 
-def generation_request(generation: Generation) -> engine.InpaintRequest:
-    """The engine request of a stored job: its input, mask, reference pictures and
-    parameters. A run and the picture of its regenerated area read the job the same way."""
+def generation_request(
+    generation: Generation, *, with_references: bool = True
+) -> engine.InpaintRequest:
+    """The engine request of a stored job: its input, mask, parameters and (unless
+    ``with_references`` is false: the picture of its regenerated area needs none) reference
+    pictures. A run and that picture read the job the same way."""
     params = GenerationParams.from_json(generation.params)
+    references = stored_references(generation) if with_references else []
     return params.to_request(
         image=open_stored(generation.source.file),
         mask=stored_mask(generation),
-        reference_images=tuple(open_stored(row.file) for row in stored_references(generation)),
+        reference_images=tuple(open_stored(row.file) for row in references),
     )

@@ -44,7 +44,13 @@ def generation_regenerated_png(*, generation: Generation) -> bytes:
     effective mask the job uses tinted as the studio's overlay is: one picture of what is
     regenerated, whichever polarity the mask came in."""
     try:
-        canvas = engine.prepare_canvas(generation_request(generation), fill_method="none")
+        canvas = engine.prepare_canvas(
+            generation_request(generation, with_references=False),
+            fill_method="none",
+            # A stored job without a mask or an outpaint was accepted for an edit model only:
+            # the whole picture is regenerated.
+            edits=generation.mask_id is None,
+        )
     except engine.InvalidInput as exc:  # checked when the job was created: not expected
         raise ClientError(str(exc), field=exc.field, status=409) from None
     return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
