@@ -12,14 +12,21 @@ KEY_PATTERN = re.compile(
 )
 
 
+#: A key in the path (``accounts.pathkey``, ADR 8): ``/k/<key>`` and the rest of the path.
+KEY_IN_PATH = re.compile(r"^/k/(?P<key>[^/]*)(?P<rest>/.*)?$")
+#: The same anywhere in a log line (the access log writes the path as it came).
+_KEY_IN_LOGGED_PATH = re.compile(r"(/k/)[^/\s?#\"']+")
+
 #: An image link's path (``inpainting.services.links``, ADR 7): its token is the permission.
 IMAGE_LINK_PATTERN = re.compile(r"(/v1/images/files/)[^\s?#\"']+")
 
 
 def redact(text: str) -> str:
-    """``text`` with every API key replaced by its prefix and ``.[redacted]``, and every
-    image link's token by ``[redacted]``: what the access log and the logs write."""
+    """``text`` with every API key replaced by its prefix and ``.[redacted]``, and whatever
+    follows ``/k/`` in a path and every image link's token by ``[redacted]``: what the access
+    log and the logs write."""
     text = KEY_PATTERN.sub(lambda m: m.group(0).partition(".")[0] + ".[redacted]", text)
+    text = _KEY_IN_LOGGED_PATH.sub(r"\1[redacted]", text)
     return IMAGE_LINK_PATTERN.sub(r"\1[redacted]", text)
 
 

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from .forms import ApiKeyForm, SignUpForm
 from .models import ApiKey
+from .pathkey import key_base_path
 from .services import (
     api_key_create,
     api_key_revoke,
@@ -59,6 +60,8 @@ def api_keys(request):
         "form": form,
         "keys": keys,
         "new_key": new_key,
+        # ADR 8: the base URL with the key in the path, for clients that send no credentials.
+        "new_key_url": request.build_absolute_uri(key_base_path(new_key)) if new_key else None,
         "webhook_secret": webhook_secret_of(user=request.user),
     }
     response = render(request, "accounts/api_keys.html", context)

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "inpainting.metrics.http_metrics_middleware",  # outermost: times the whole request
+    "accounts.pathkey.key_in_path_middleware",  # /k/<key>/sdapi/...: before anything reads the path
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

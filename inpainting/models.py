@@ -314,3 +314,32 @@ class LibraryModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class A1111Options(models.Model):
+    """A user's own AUTOMATIC1111 options (``POST /sdapi/v1/options``; A1111 keeps them for the
+    whole server, DreamLayer per user): the checkpoint the user's A1111 jobs run when they name
+    none. Another user's choice never changes what a job of this user runs."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="a1111_options",
+    )
+    checkpoint = models.ForeignKey(
+        LibraryModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: the deployment's default model.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "AUTOMATIC1111 options"
+        verbose_name_plural = "AUTOMATIC1111 options"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.checkpoint or 'the default model'}"

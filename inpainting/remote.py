@@ -292,7 +292,9 @@ def image_input_bytes(value: str, *, field: str) -> bytes:
     value = value.strip()
     if value.lower().startswith(("http://", "https://")) or "://" in value[:16]:
         return fetch_url(value, field=field)
-    payload = _DATA_URL.sub("", value, count=1)
+    # MIME base64 breaks its lines every 76 characters (Android's Base64.DEFAULT, which SDAI
+    # sends): the line breaks are not data. The body holding it was bounded already.
+    payload = "".join(_DATA_URL.sub("", value, count=1).split())
     if len(payload) > settings.UPLOAD_MAX_BYTES * 4 // 3 + 4:
         raise RemoteInputError(
             field=field,

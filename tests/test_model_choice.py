@@ -3,7 +3,9 @@ library model; an unknown model is a 400 that lists the models there are."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 
 import numpy as np
@@ -216,3 +218,47 @@ def test_blank_model_is_the_default_and_a_rerun_keeps_the_model_it_ran(api, two_
     rerun = api.post(f"/api/generations/{first.pk}/rerun/").json()
     again = wait_for_status(rerun["id"], timeout=120)
     assert again.model_name == "alpha" and np.array_equal(output(again), output(first))
+
+
+def a1111_inpaint(client, **fields) -> Generation:
+    body = {
+        "init_images": [base64.b64encode(image_png()).decode()],
+        "mask": base64.b64encode(black_box_mask_png()).decode(),
+        "prompt": "a red rose",
+        "steps": 2,
+        "seed": 5,
+        **fields,
+    }
+    response = client.post("/sdapi/v1/img2img", body, format="json")
+    assert response.status_code == 200, response.content
+    return Generation.objects.get(pk=json.loads(response.json()["info"])["dreamlayer_id"])
+
+
+def test_a1111_options_switch_the_checkpoint_of_the_callers_jobs_only(api, other_api, two_models):
+    """openOutpaint's "switch model": ``POST /sdapi/v1/options`` with ``sd_model_checkpoint``
+    (a title from sd-models) changes what the caller's A1111 jobs run, not another user's."""
+    titles = [m["title"] for m in api.get("/sdapi/v1/sd-models").json()]
+    beta = next(title for title in titles if title.startswith("beta"))
+    alpha = next(title for title in titles if title.startswith("alpha"))
+    switched = api.post("/sdapi/v1/options", {"sd_model_checkpoint": beta}, format="json")
+    assert (switched.status_code, switched.json()) == (200, None)
+    assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == beta
+    assert other_api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == alpha
+    assert a1111_inpaint(api).model_name == "beta"
+    # The other user chose nothing: the deployment's default engine (classical in the tests).
+    assert a1111_inpaint(other_api).engine == "classical"
+    other_api.post("/sdapi/v1/options", {"sd_model_checkpoint": "alpha"}, format="json")
+    assert a1111_inpaint(other_api).model_name == "alpha"
+    assert a1111_inpaint(api).model_name == "beta"
+    # A request's own override still wins; the native API keeps the deployment's default.
+    override = {"sd_model_checkpoint": "alpha"}
+    assert a1111_inpaint(api, override_settings=override).model_name == "alpha"
+    assert submit(api).model_name == "alpha"
+    # An unknown model is a 400 that lists the models, and the choice stays.
+    refused = api.post("/sdapi/v1/options", {"sd_model_checkpoint": "delta"}, format="json")
+    assert refused.status_code == 400
+    assert "Unknown model 'delta'; the models are: alpha, beta" in refused.json()["detail"]
+    assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == beta
+    # A chosen model that staff disable falls back to the default.
+    LibraryModel.objects.filter(name="beta").update(enabled=False)
+    assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == alpha

@@ -28,7 +28,7 @@ from ..engine.probe import (
     probe_lora,
 )
 from ..errors import ClientError
-from ..models import LibraryModel
+from ..models import A1111Options, LibraryModel
 from ..params import GenerationParams
 
 logger = logging.getLogger(__name__)
@@ -411,6 +411,41 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
     raise ClientError(
         f"Unknown model {value!r}; the models are: {', '.join(sorted(models))}.", field=field
     )
+
+
+def library_user_checkpoint(user) -> LibraryModel | None:
+    """The checkpoint ``user`` chose with AUTOMATIC1111's ``POST /sdapi/v1/options``, while it
+    can run (enabled, found by the last scan, runnable here); else None: the default."""
+    choice = A1111Options.objects.filter(user=user).select_related("checkpoint").first()
+    model = choice.checkpoint if choice else None
+    if model is None or not selectors.library_model_list().filter(pk=model.pk).exists():
+        return None
+    return model if library_model_runnable(model) else None
+
+
+def library_user_checkpoint_set(user, title: str) -> None:
+    """``POST /sdapi/v1/options`` with ``sd_model_checkpoint``: ``user``'s A1111 jobs that
+    name no model run ``title`` from now on (the name, with or without A1111's ``[hash]``).
+    An unknown model is a client error that lists the models; with an empty library only the
+    deployment's model is there, and choosing it keeps the default."""
+    name = library_model_named(title, field="sd_model_checkpoint")
+    if name is None:
+        deployment = engine_config().model_name("diffusers")
+        if title and not _same_name(deployment, title):
+            raise ClientError(
+                f"Unknown model {title!r}; the model is: {deployment}.",
+                field="sd_model_checkpoint",
+            )
+        A1111Options.objects.filter(user=user).delete()
+        return
+    model = selectors.library_model_list().get(name=name)
+    if not library_model_runnable(model):
+        raise ClientError(
+            f"{name} is a single-file checkpoint whose pipeline configuration is not in "
+            "MODEL_CONFIGS_DIR, so it cannot run here.",
+            field="sd_model_checkpoint",
+        )
+    A1111Options.objects.update_or_create(user=user, defaults={"checkpoint": model})
 
 
 FAMILY_NAMES = dict(LibraryModel.Family.choices)

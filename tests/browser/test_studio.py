@@ -223,6 +223,11 @@ def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):
     page.wait_for_function("() => document.getElementById('copy-status').textContent")
     assert page.inner_text("#copy-status") == "Copied."
     assert page.evaluate("navigator.clipboard.readText()") == key
+    # The key's address for clients that cannot send a key (ADR 8), with its own Copy button.
+    assert page.inner_text("#new-key-url") == f"{live_url}/k/{key}/"
+    page.click("#copy-key-url")
+    page.wait_for_function("() => navigator.clipboard.readText().then(t => t.includes('/k/'))")
+    assert page.evaluate("navigator.clipboard.readText()") == f"{live_url}/k/{key}/"
     screenshot(page, "api-keys", full_page=True)
     page.goto(f"{live_url}/accounts/keys/")
     assert page.locator("#new-key").count() == 0

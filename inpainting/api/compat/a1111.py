@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -39,7 +42,11 @@ from ...models import Generation
 from ...params import GenerationParams
 from ...progress import latest_preview
 from ...services import generations, images
-from ...services.library import library_model_named
+from ...services.library import (
+    library_model_named,
+    library_user_checkpoint,
+    library_user_checkpoint_set,
+)
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (
@@ -58,6 +65,8 @@ MAX_CONTROLNET_UNITS = 10
 #: ``alwayson_scripts`` entries one request may name, and ``override_settings`` and ``styles``.
 MAX_SCRIPTS = 32
 MAX_OVERRIDES = 64
+#: Options one ``POST /sdapi/v1/options`` may carry (A1111 has about 400; clients post all).
+MAX_OPTIONS = 1024
 MAX_STYLES = 32
 #: A name that is echoed back (a script's, a ControlNet module's) is cut to this length.
 MAX_ECHOED_NAME = 64
@@ -312,6 +321,10 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
     def submit(self, request: Request, serializer: A1111Img2ImgSerializer) -> common.Submitted:
         data = serializer.validated_data
         params = serializer.to_params()
+        if params.model is None and params.prompt.strip():
+            # The checkpoint the caller chose with POST /sdapi/v1/options, if any.
+            chosen = library_user_checkpoint(request.user)
+            params = replace(params, model=chosen.name if chosen else None)
         image = common.remote_upload(data["init_images"][0], "init_images")
         mask = (
             common.remote_upload(data["mask"], "mask")
@@ -421,13 +434,39 @@ class A1111SchedulersView(A1111View):
 
 
 class A1111OptionsView(A1111View):
-    """Read only: settings here are the deployment's (its configuration), not a client's."""
+    """``GET``: the options clients read, with the caller's checkpoint. ``POST`` with
+    ``sd_model_checkpoint`` switches the checkpoint of the caller's own A1111 jobs (a client's
+    "switch model"; never another user's). Other options are the deployment's, left as they
+    are, as A1111 answers: ``null``."""
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
-        default = selectors.library_model_list().filter(is_default=True).first()
+        default = library_user_checkpoint(request.user) or (
+            selectors.library_model_list().filter(is_default=True).first()
+        )
         deployment = engine_config().model_name("diffusers")
         return Response(a1111.options(default, deployment, settings.INPAINT_PREVIEW_EVERY))
+
+    @extend_schema(
+        tags=TAGS,
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiResponse(description="null, as A1111 answers")},
+    )
+    def post(self, request: Request) -> Response:
+        options = request.data
+        if not isinstance(options, dict):
+            raise serializers.ValidationError(
+                {"options": ["The options must be a JSON object, as GET answers them."]}
+            )
+        check_count(options, most=MAX_OPTIONS, what="options")
+        title = options.get("sd_model_checkpoint")
+        if title is not None and not isinstance(title, str):
+            raise serializers.ValidationError(
+                {"sd_model_checkpoint": ["A model's title, as GET /sdapi/v1/sd-models lists."]}
+            )
+        if title:
+            library_user_checkpoint_set(request.user, _without_hash(title))
+        return JsonResponse(None, safe=False)  # "null" (DRF renders None as no body at all)
 
 
 class A1111ScriptsView(A1111View):

@@ -37,6 +37,13 @@ urlpatterns = [
     path("sdapi/v1/samplers", a1111.A1111SamplersView.as_view(), name="a1111-samplers"),
     path("sdapi/v1/schedulers", a1111.A1111SchedulersView.as_view(), name="a1111-schedulers"),
     path("sdapi/v1/options", a1111.A1111OptionsView.as_view(), name="a1111-options"),
+    # openOutpaint switches the model with a POST to "options/" (APPEND_SLASH adds, never drops);
+    # the same view, left out of the schema (it documents the route without the slash)
+    path(
+        "sdapi/v1/options/",
+        a1111.A1111OptionsView.as_view(schema=None),
+        name="a1111-options-slash",
+    ),
     path("sdapi/v1/scripts", a1111.A1111ScriptsView.as_view(), name="a1111-scripts"),
     path("sdapi/v1/png-info", a1111.A1111PngInfoView.as_view(), name="a1111-png-info"),
     # ... and what A1111 clients call at start-up (openOutpaint, GIMP and Krita plugins, SDAI)
