@@ -54,3 +54,5 @@ os.environ.setdefault("THROTTLE_KEY_FAILURES", "100000/min")
 from dreamlayer_site.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    DATABASES["default"]["ENGINE"] = "tests.postgresql"  # noqa: F405 - clean-up by DELETE

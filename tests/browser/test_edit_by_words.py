@@ -25,8 +25,10 @@ def output(generation: Generation) -> np.ndarray:
 def generate(page) -> None:
     page.click("#generate")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=90_000)
-    assert page.locator("#after").is_visible()
+    # The result view takes its size from the picture once it has loaded (results.js layout):
+    # on a loaded machine that comes after the panel shows.
     page.wait_for_function("document.getElementById('after').naturalWidth > 0")
+    page.wait_for_selector("#after", state="visible")
 
 
 def test_edit_the_whole_picture_then_inside_a_stroke(page, live_url, user, edit_library, tmp_path):
