@@ -34,6 +34,7 @@ class GenerationParams:
     samples: int = P["samples"].default
     mask_mode: str = P["mask_mode"].default
     invert_mask: bool = P["invert_mask"].default
+    soft: bool = P["soft"].default
     mask_blur: int = P["mask_blur"].default
     mask_grow: int = P["mask_grow"].default
     # Set by compatible APIs only (their mask rules), never by a client directly.
@@ -154,6 +155,11 @@ class GenerationParams:
                 f"uses a negative prompt only with guidance_scale above "
                 f"{number(caps.negative_prompt_above)} (classifier-free guidance is off)",
             )
+        if self.soft and not caps.soft_inpainting:
+            ignored(
+                "soft",
+                "regenerates gray mask pixels fully here (soft inpainting: SD 1.5 and SDXL models)",
+            )
         if self.scheduler and not caps.schedulers:
             ignored("scheduler", "runs its own flow-matching scheduler only")
         if self.clip_skip != P["clip_skip"].default and not caps.clip_skip:
@@ -214,6 +220,7 @@ class GenerationParams:
             resize=Resize(**self.resize) if self.resize else None,
             masked_content=self.masked_content,
             reference_images=reference_images,
+            soft=self.soft,
         )
 
 

@@ -169,7 +169,9 @@ def test_openoutpaint_starts_switches_model_and_inpaints_through_the_key_in_the_
         check_inpainted(image)
     info = json.loads(data["info"])
     assert info["all_seeds"] == [1234, 1235]
-    assert "script Soft Inpainting" in info["ignored"]
+    # Its soft-inpainting script switches soft inpainting on (its defaults: nothing ignored).
+    assert Generation.objects.get(pk=info["dreamlayer_id"]).params["soft"] is True
+    assert info["ignored"] == []
     progress = web.get(host + "/sdapi/v1/progress?skip_current_image=true", timeout=30).json()
     assert progress["progress"] == 0 and "eta_relative" in progress
     assert web.post(host + "/sdapi/v1/interrupt", timeout=30).status_code == 200

@@ -218,6 +218,14 @@ PARAMETERS: dict[str, Parameter] = {
         ),
         Parameter("invert_mask", bool, False, "swap kept and regenerated", label="Invert mask"),
         Parameter(
+            "soft",
+            bool,
+            False,
+            "soft inpainting (differential diffusion): a gray mask pixel is regenerated in part, "
+            "from the step its value says; SD 1.5 and SDXL models",
+            label="Soft inpainting",
+        ),
+        Parameter(
             "mask_blur",
             int,
             4,

@@ -341,6 +341,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         controlnet=request.controlnet,
         outpaint=canvas.outpaint is not None,
         reference_images=tuple(to_rgb(image) for image in request.reference_images),
+        soft=request.soft,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
@@ -478,6 +479,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.loras,
         call.controlnet,
         len(call.reference_images),
+        call.soft,
     )
 
 

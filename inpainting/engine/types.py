@@ -177,6 +177,9 @@ class InpaintRequest:
     masked_content: str = "original"  # one of MASKED_CONTENT
     #: Pictures an edit model reads beside the one it edits ("the chair of picture 2").
     reference_images: tuple[Image.Image, ...] = ()
+    #: Soft inpainting: a pixel of effective mask m (0..1) is regenerated from the step that
+    #: leaves the last m of the schedule (differential diffusion), not fully then cross-faded.
+    soft: bool = False
 
 
 @dataclass
@@ -204,6 +207,8 @@ class BackendCall:
     outpaint: bool = False
     #: Reference pictures for an edit model (RGB, their own sizes).
     reference_images: tuple[Image.Image, ...] = ()
+    #: Soft inpainting (``InpaintRequest.soft``): ``weights`` sets each pixel's strength.
+    soft: bool = False
 
 
 @dataclass

@@ -79,7 +79,18 @@ def _validate(
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
         generation_check_engine_fields(params, engine_name, references)
-        return Checked(engine_name, config.model_name(engine_name), params.with_defaults(), [])
+        warnings = []
+        if params.soft:  # the fill engines keep their own rule for gray (a cross-fade)
+            warnings.append(
+                {
+                    "field": "soft",
+                    "message": f"The {engine_name} engine fills the mask and cross-fades gray "
+                    "pixels; soft inpainting needs a diffusion model; soft was not used.",
+                }
+            )
+        return Checked(
+            engine_name, config.model_name(engine_name), params.with_defaults(), warnings
+        )
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     try:

@@ -37,6 +37,8 @@ export class MaskEditor {
     this.maskContext = this.mask.getContext("2d", { willReadFrequently: true });
     this.overlayContext = this.overlay.getContext("2d", { willReadFrequently: true });
     this.brushSize = 24;
+    this.brushHardness = 1; // 0..1: the share of the radius painted at full strength
+    this.brushOpacity = 1;  // 0..1: the strength painted (below 1: gray)
     this.tool = "brush";
     this.enabled = true;
     this.zoom = 1;
@@ -159,6 +161,10 @@ export class MaskEditor {
   }
 
   _stroke(from, to) {
+    if (this.brushHardness < 1 || this.brushOpacity < 1) {
+      this._softStroke(from, to);
+      return;
+    }
     const ctx = this.maskContext;
     ctx.save();
     ctx.globalCompositeOperation = this.tool === "eraser" ? "destination-out" : "source-over";
@@ -177,6 +183,63 @@ export class MaskEditor {
       ctx.stroke();
     }
     ctx.restore();
+  }
+
+  // The soft brush: round dabs along the segment, each at ``brushOpacity`` inside the hard
+  // core and fading to nothing at the rim. Within one stroke the dabs take the maximum (a
+  // stroke paints at most its opacity, however often it passes); the brush then raises the
+  // mask to the stroke's value, the eraser lowers it by as much.
+  _softStroke(from, to) {
+    const [w, h] = [this.width, this.height];
+    if (!this._softBase) {
+      this._softBase = this.maskContext.getImageData(0, 0, w, h);
+      this._softStrength = new Float32Array(w * h);
+    }
+    const radius = this.brushSize / 2;
+    const core = radius * this.brushHardness;
+    const length = Math.hypot(to.x - from.x, to.y - from.y);
+    const dabs = Math.max(1, Math.ceil(length / Math.max(1, radius / 4)));
+    const strength = this._softStrength;
+    const box = { x0: w, y0: h, x1: 0, y1: 0 };
+    for (let d = 0; d <= dabs; d++) {
+      const cx = from.x + ((to.x - from.x) * d) / dabs;
+      const cy = from.y + ((to.y - from.y) * d) / dabs;
+      const x0 = Math.max(0, Math.floor(cx - radius)), x1 = Math.min(w - 1, Math.ceil(cx + radius));
+      const y0 = Math.max(0, Math.floor(cy - radius)), y1 = Math.min(h - 1, Math.ceil(cy + radius));
+      for (let y = y0; y <= y1; y++) {
+        for (let x = x0; x <= x1; x++) {
+          const r = Math.hypot(x + 0.5 - cx, y + 0.5 - cy);
+          if (r >= radius) continue;
+          const t = r <= core ? 1 : 1 - (r - core) / (radius - core);
+          const value = this.brushOpacity * t * t * (3 - 2 * t); // smoothstep to the rim
+          const i = y * w + x;
+          if (value > strength[i]) strength[i] = value;
+        }
+      }
+      box.x0 = Math.min(box.x0, x0); box.y0 = Math.min(box.y0, y0);
+      box.x1 = Math.max(box.x1, x1); box.y1 = Math.max(box.y1, y1);
+    }
+    if (box.x1 < box.x0 || box.y1 < box.y0) return;
+    const [bw, bh] = [box.x1 - box.x0 + 1, box.y1 - box.y0 + 1];
+    const out = this.maskContext.getImageData(box.x0, box.y0, bw, bh);
+    const base = this._softBase.data;
+    const eraser = this.tool === "eraser";
+    for (let y = 0; y < bh; y++) {
+      for (let x = 0; x < bw; x++) {
+        const i = (box.y0 + y) * w + box.x0 + x;
+        const before = base[i * 4 + 3] / 255;
+        const alpha = eraser ? before * (1 - strength[i]) : Math.max(before, strength[i]);
+        const o = (y * bw + x) * 4;
+        out.data[o] = out.data[o + 1] = out.data[o + 2] = 255;
+        out.data[o + 3] = Math.round(alpha * 255);
+      }
+    }
+    this.maskContext.putImageData(out, box.x0, box.y0);
+  }
+
+  _endStroke() {
+    this._softBase = null;
+    this._softStrength = null;
   }
 
   // Space pans while held, wherever the focus is except a text field: it never presses a
@@ -242,6 +305,7 @@ export class MaskEditor {
         const point = this.toImageXY(event);
         stroke = { last: point, pointerId: event.pointerId };
         this.effective = null;
+        this._endStroke(); // a new stroke: the soft brush starts from the mask as it is now
         this._stroke(point, point);
         this.render();
       } else {
@@ -286,6 +350,7 @@ export class MaskEditor {
       if (touches.size < 2) gesture = null;
       if (stroke && stroke.pointerId === event.pointerId) {
         stroke = null;
+        this._endStroke();
         this.onChange();
       }
       if (panning && panning.pointerId === event.pointerId) panning = null;

@@ -68,6 +68,11 @@ MAX_OVERRIDES = 64
 #: Options one ``POST /sdapi/v1/options`` may carry (A1111 has about 400; clients post all).
 MAX_OPTIONS = 1024
 MAX_STYLES = 32
+#: AUTOMATIC1111's soft-inpainting script (lower case), and its tuning arguments' defaults:
+#: schedule bias, preservation strength, transition contrast boost, mask influence, difference
+#: threshold, difference contrast.
+SOFT_SCRIPT = "soft inpainting"
+SOFT_DEFAULTS = (1, 0.5, 4, 0, 0.5, 2)
 #: A name that is echoed back (a script's, a ControlNet module's) is cut to this length.
 MAX_ECHOED_NAME = 64
 #: A checkpoint title's short hash: "name.safetensors [6ce0161689]".
@@ -159,8 +164,32 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             )
         check_dimensions(data["width"], data["height"], field="width")
         data["sampler"] = self._sampler(data)
+        data["soft"], soft_ignored = self._soft_inpainting(data)
         data["controlnet"], data["ignored"] = self._scripts(data)
+        data["ignored"] += soft_ignored
         return data
+
+    @staticmethod
+    def _soft_inpainting(data) -> tuple[bool, list[str]]:
+        """The soft-inpainting extension's script (openOutpaint and Cyanic SD-Krita send it):
+        its first argument switches DreamLayer's soft inpainting on; its tuning arguments, when
+        they differ from the extension's defaults, are named as ignored (``_scripts`` names
+        every other script)."""
+        name = next((n for n in data["alwayson_scripts"] if n.lower() == SOFT_SCRIPT), None)
+        if name is None:
+            return False, []
+        script = data["alwayson_scripts"][name]
+        args = script.get("args") if isinstance(script, dict) else None
+        if not isinstance(args, list) or len(args) > len(SOFT_DEFAULTS) + 1:
+            raise serializers.ValidationError(
+                {"alwayson_scripts": [f"{name}'s args must be a list of at most "
+                                      f"{len(SOFT_DEFAULTS) + 1} values."]}
+            )  # fmt: skip
+        enabled = bool(args[0]) if args else False
+        tuned = enabled and any(
+            given != default for given, default in zip(args[1:], SOFT_DEFAULTS, strict=False)
+        )
+        return enabled, [f"{name}: its tuning arguments (soft inpainting runs)"] if tuned else []
 
     @staticmethod
     def _sampler(data) -> str | None:
@@ -213,6 +242,8 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             ignored.append(f"script {data['script_name'][:MAX_ECHOED_NAME]}")
         used = []
         for name, script in data["alwayson_scripts"].items():
+            if name.lower() == SOFT_SCRIPT:
+                continue  # _soft_inpainting
             if name.lower() != "controlnet":
                 ignored.append(f"script {name[:MAX_ECHOED_NAME]}")
                 continue
@@ -285,6 +316,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             mask_mode="white_inpaints",
             mask_alpha="opaque",
             invert_mask=data["inpainting_mask_invert"],
+            soft=data["soft"],
             mask_blur=data["mask_blur"],
             inpaint_area="masked" if data["inpaint_full_res"] else "whole",
             padding=data["inpaint_full_res_padding"],
@@ -306,7 +338,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
     def echo(self) -> dict:
         """The request as A1111 echoes it in ``parameters`` (no images)."""
         data = dict(self.validated_data)
-        for internal in ("sampler", "controlnet", "ignored"):
+        for internal in ("sampler", "controlnet", "ignored", "soft"):
             data.pop(internal, None)
         return {**data, "init_images": None, "mask": None}
 

@@ -382,6 +382,16 @@ def _apply_loras(pipe: Any, loras: tuple[tuple[str, float], ...]) -> list[str]:
     return names
 
 
+def _blended(on_step_end: Any, blend: Any) -> Any:
+    """``on_step_end`` after soft inpainting's blend of the latents (``soft.SoftBlend``)."""
+
+    def blended(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+        kwargs["latents"] = blend(pipeline, step, kwargs["latents"])
+        return on_step_end(pipeline, step, timestep, kwargs)
+
+    return blended
+
+
 def _remove_loras(pipe: Any) -> None:
     """The model's own weights again: every adapter unloaded, fused projections restored."""
     pipe.unload_lora_weights()
@@ -457,6 +467,7 @@ class DiffusersBackend:
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         from .conditioning import encode  # noqa: PLC0415 - torch, as above
+        from .soft import SoftBlend, has_gray  # noqa: PLC0415 - torch, as above
 
         started = time.perf_counter()
         had_it = self.loaded
@@ -482,6 +493,7 @@ class DiffusersBackend:
         on_step_end = self._step_callback(calls, progresses, all_cancelled)
         if all_cancelled():
             raise Cancelled()
+        soft = first.soft and family.capabilities.soft_inpainting
         control = first.controlnet
         if (control and not family.capabilities.controlnet) or (
             first.loras and not family.capabilities.loras
@@ -505,6 +517,8 @@ class DiffusersBackend:
                 runner.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
             adapters = _apply_loras(pipe, first.loras)
             with torch.inference_mode():
+                if soft and any(has_gray(call.weights) for call in calls):
+                    on_step_end = _blended(on_step_end, SoftBlend(runner, entries))
                 if family.text_encoding == "weighted":
                     # Weighted prompts, long prompts in chunks, clip skip: each prompt
                     # encoded on its own, so an entry's embeddings do not depend on its batch.
@@ -567,6 +581,7 @@ class DiffusersBackend:
                         "scheduler_class": used_scheduler,
                         **self._metadata(pipe, load_seconds),
                         "batched_jobs": len(calls),
+                        **({"soft_inpainting": True} if soft and has_gray(call.weights) else {}),
                     },
                 )
             )

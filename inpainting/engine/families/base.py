@@ -37,6 +37,9 @@ class Capabilities:
     #: The negative prompt counts only with a guidance above this (classifier-free guidance
     #: is off at or below it: 1 for SD and SD 3, 0 for Z-Image).
     negative_prompt_above: float = 1.0
+    #: Soft inpainting (differential diffusion): a UNet family whose latents are noised with
+    #: its scheduler's ``add_noise`` one step at a time (SD 1.5, SDXL).
+    soft_inpainting: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class Capabilities:
             "prompt_weighting": self.prompt_weighting,
             "loras": self.loras,
             "controlnet": self.controlnet,
+            "soft_inpainting": self.soft_inpainting,
             "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
             "guidance_scale": {
                 "default": self.default_guidance,

@@ -35,6 +35,7 @@ SD_CAPABILITIES = Capabilities(
     max_steps=150,
     default_guidance=7.5,
     guidance_range=(1.0, 20.0),
+    soft_inpainting=True,
 )
 
 

@@ -24,8 +24,9 @@ from inpainting.services.library import (
 from inpainting.services.models import backend_config
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 
-#: Flags made from the one parameter table (``--prompt`` and ``--invert-mask`` are below).
-OPTIONS = [p for name, p in PARAMETERS.items() if name not in ("prompt", "invert_mask")]
+#: Flags made from the one parameter table (``--prompt`` and the switches are below).
+SWITCHES = [p for p in PARAMETERS.values() if p.kind is bool]
+OPTIONS = [p for p in PARAMETERS.values() if p.name != "prompt" and p.kind is not bool]
 TYPES = {int: int, float: float, str: str}
 
 
@@ -42,9 +43,8 @@ class Command(BaseCommand):
             type=Path,
             help="output PNG; with several samples out-1.png, out-2.png, …",
         )
-        parser.add_argument(
-            "--invert-mask", action="store_true", help=PARAMETERS["invert_mask"].describe()
-        )
+        for p in SWITCHES:  # --invert-mask, --soft
+            parser.add_argument(p.cli_flag, dest=p.name, action="store_true", help=p.describe())
         for p in OPTIONS:
             parser.add_argument(
                 p.cli_flag, dest=p.name, type=TYPES[p.kind], default=None, help=p.describe()
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        data = {"prompt": options["prompt"], "invert_mask": options["invert_mask"]}
+        data = {"prompt": options["prompt"], **{p.name: options[p.name] for p in SWITCHES}}
         names = [p.name for p in OPTIONS] + ["outpaint"]
         data.update({name: options[name] for name in names if options[name] is not None})
         if options["lora"]:

@@ -112,6 +112,17 @@ function setBrush(size) {
   $("brush-size-value").value = value;
 }
 $("brush-size").addEventListener("input", (e) => setBrush(Number(e.target.value)));
+// The soft brush: hardness (the share of the radius painted at full strength, the rest fading
+// out) and opacity (the strength it paints: gray below 100%).
+for (const name of ["hardness", "opacity"]) {
+  $(`brush-${name}`).addEventListener("input", (e) => {
+    editor[`brush${name[0].toUpperCase()}${name.slice(1)}`] = Number(e.target.value) / 100;
+    $(`brush-${name}-value`).value = e.target.value;
+    // Painting gray asks for soft inpainting: switched on, unless the user has set it.
+    if (Number(e.target.value) < 100 && !$("soft").dataset.touched) $("soft").checked = true;
+  });
+}
+$("soft").addEventListener("change", () => { $("soft").dataset.touched = "true"; });
 function setTool(tool) {
   editor.tool = tool;
   for (const name of ["brush", "eraser", "select"]) {
@@ -392,7 +403,7 @@ export function showCanvas() {
 // ----- settings ---------------------------------------------------------------------------
 // Fields the classical engine ignores: shown muted and disabled, and not sent (so a value
 // left there from a diffusion job cannot refuse a classical one).
-export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip"];
+export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip", "soft"];
 function engineChanged() {
   const classical = $("engine").value === "classical";
   $("classical-note").hidden = !classical;

@@ -39,6 +39,9 @@ $("generate-form").addEventListener("submit", async (event) => {
       form.append(name, $(name).value);
     }
   }
+  if (!$("soft").disabled && !$("soft").closest(".field").hidden && $("soft").checked) {
+    form.append("soft", "true");
+  }
   const loras = chosenLoras();
   if (loras) form.append("loras", loras);
   if ($("controlnet") && $("controlnet").value && !$("controlnet").disabled) {

@@ -6,7 +6,7 @@
 
 import { $ } from "./dom.js";
 
-const SOMETIMES = { negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip" };
+const SOMETIMES = { negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft" };
 const PROMPT_HINT = $("prompt").placeholder;
 
 function spec() {
