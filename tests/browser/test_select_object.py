@@ -34,6 +34,9 @@ def wait_new_overlay(page, ready: str | None) -> np.ndarray:
         " const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " for (let i = 3; i < px.length; i += 4) if (px[i]) return true; return false; }",
         arg=ready,
+        # The first click loads the selection model in the select worker: on a loaded machine
+        # (CI's parallel part) that took more than the page's 20 s.
+        timeout=60_000,
     )
     alpha = page.evaluate(
         "() => { const c = document.getElementById('overlay-canvas');"
