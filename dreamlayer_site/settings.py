@@ -375,6 +375,9 @@ LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
 LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
 # ControlNets (diffusers folders: config.json and .safetensors weights), recorded by the scan.
 CONTROLNETS_DIR = Path(env.str("CONTROLNETS_DIR", default=str(MODELS_DIR / "controlnets")))
+# IP-Adapters: one folder each, the adapter's .safetensors and its CLIP image encoder in
+# image_encoder/ (as h94/IP-Adapter publishes them); a reference picture steers a job through it.
+IP_ADAPTERS_DIR = Path(env.str("IP_ADAPTERS_DIR", default=str(MODELS_DIR / "ip-adapters")))
 # Mask models (docs/api.md, "Selecting objects"): SAM 2.1 and SAM 3 folders, rembg .onnx files.
 MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "masks")))
 # How long a selection request waits for the selection worker (the first click on an image

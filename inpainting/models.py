@@ -267,6 +267,7 @@ class LibraryModel(models.Model):
         CHECKPOINT = "checkpoint", "diffusion model"
         LORA = "lora", "LoRA"
         CONTROLNET = "controlnet", "ControlNet"
+        IP_ADAPTER = "ip-adapter", "IP-Adapter"
         MASK = "mask", "mask model"
 
     #: The engine's diffusion families (``engine.families``), and the mask models' families

@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from .engine import InpaintRequest, InvalidInput, MaskOptions, Outpaint, Resize
+from .engine import InpaintRequest, InvalidInput, IpAdapterUse, MaskOptions, Outpaint, Resize
 from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
@@ -50,6 +50,8 @@ class GenerationParams:
     loras: list | None = field(default=None, metadata={"label": "LoRAs"})
     # {"name": a library ControlNet, "conditioning_scale", "guidance_start", "guidance_end"}
     controlnet: dict | None = field(default=None, metadata={"label": "ControlNet"})
+    # {"name": a library IP-Adapter, "scale": 0..1}: the job's reference picture steers it.
+    ip_adapter: dict | None = field(default=None, metadata={"label": "IP-Adapter"})
     # AUTOMATIC1111's img2img: {"width", "height", "mode"} the input is brought to first, and
     # what a diffusion model starts the masked area from (engine.types.MASKED_CONTENT).
     resize: dict | None = field(default=None, metadata=_set_by_compat_apis("Resize"))
@@ -85,7 +87,7 @@ class GenerationParams:
     def requested_engine(self) -> str | None:
         """The engine asked for: ``engine``, else diffusers when a model, a LoRA or a
         ControlNet is named, else none (the server's default)."""
-        named = self.model or self.loras or self.controlnet
+        named = self.model or self.loras or self.controlnet or self.ip_adapter
         return self.engine or ("diffusers" if named else None)
 
     @property
@@ -135,6 +137,7 @@ class GenerationParams:
         for name, what, named in (
             ("loras", "LoRAs", self.lora_uses),
             ("controlnet", "ControlNet", self.controlnet),
+            ("ip_adapter", "IP-Adapter", self.ip_adapter),
         ):
             if named and not getattr(caps, name):
                 raise InvalidInput(
@@ -192,6 +195,7 @@ class GenerationParams:
         mask: Image.Image | None,
         loras: tuple = (),
         reference_images: tuple = (),
+        ip_adapter: IpAdapterUse | None = None,
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
         ``loras``: the LoRA files to apply, as (path, weight), found by the caller on its own
@@ -221,6 +225,7 @@ class GenerationParams:
             masked_content=self.masked_content,
             reference_images=reference_images,
             soft=self.soft,
+            ip_adapter=ip_adapter,
         )
 
 
@@ -233,6 +238,8 @@ def _for_people(value: Any, none_means: str | None) -> str:
         return number(value)
     if isinstance(value, dict) and "mode" in value:  # resize
         return Resize(**value).describe()
+    if isinstance(value, dict) and "scale" in value:  # ip_adapter
+        return f"{value['name']} (scale {number(value['scale'])})"
     if isinstance(value, dict) and "name" in value:  # controlnet
         return (
             f"{value['name']} (scale {number(value['conditioning_scale'])}, steps "

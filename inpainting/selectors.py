@@ -100,6 +100,13 @@ def library_controlnet_list() -> QuerySet[LibraryModel]:
     return LibraryModel.objects.controlnets().filter(enabled=True, present=True).order_by("name")
 
 
+def library_ip_adapter_list() -> QuerySet[LibraryModel]:
+    """The enabled IP-Adapters found by the last scan."""
+    return LibraryModel.objects.filter(
+        kind=LibraryModel.Kind.IP_ADAPTER, enabled=True, present=True
+    ).order_by("name")
+
+
 def library_mask_model_list() -> QuerySet[LibraryModel]:
     """The enabled mask models found by the last scan."""
     return LibraryModel.objects.mask_models().filter(enabled=True, present=True).order_by("name")

@@ -84,6 +84,7 @@ ROUTES: dict[str, Route] = {
     "api:models": api_route("get", 200),
     "api:loras": api_route("get", 200),
     "api:controlnets": api_route("get", 200),
+    "api:ip-adapters": api_route("get", 200),
     "api:mask-models": api_route("get", 200),
     "api:mask-generate": api_route("post", 400),
     "api:mask-effective": api_route("post", 400),

@@ -241,6 +241,28 @@ class ControlNetField(serializers.JSONField):
         return value
 
 
+class IpAdapterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    scale = serializers.FloatField(default=1.0, min_value=0.0, max_value=1.0)
+
+
+class IpAdapterField(serializers.JSONField):
+    """A JSON object (or a JSON string of one, from a form field): an IP-Adapter of the library
+    (GET /api/ip-adapters) and how strongly the job's reference picture steers it."""
+
+    def to_internal_value(self, data):
+        data = _form_json(data, "ip_adapter must be a JSON object.")
+        if data in (None, {}):
+            return None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("ip_adapter must be a JSON object with a name.")
+        nested = IpAdapterSerializer(data=data)
+        if not nested.is_valid():
+            field, messages = next(iter(nested.errors.items()))
+            raise serializers.ValidationError(f"ip_adapter.{field}: {messages[0]}")
+        return dict(nested.validated_data)
+
+
 class _ParamsSerializer(serializers.Serializer):
     outpaint = OutpaintField(required=False, allow_null=True, default=None)
     loras = LorasField(
@@ -261,6 +283,17 @@ class _ParamsSerializer(serializers.Serializer):
             'A ControlNet of the library (GET /api/controlnets): {"name": ..., '
             '"conditioning_scale": 1, "guidance_start": 0, "guidance_end": 1}; scale '
             f"{number(CONTROLNET_SCALE_RANGE[0])} to {number(CONTROLNET_SCALE_RANGE[1])}."
+        ),
+    )
+
+    ip_adapter = IpAdapterField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            'An IP-Adapter of the library (GET /api/ip-adapters): {"name": ..., "scale": 1}, '
+            "scale 0 to 1; the request's one reference picture (reference_images) steers the "
+            "inpainting model through it."
         ),
     )
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("models", views.ModelListView.as_view(), name="models"),
     path("loras", views.LoraListView.as_view(), name="loras"),
     path("controlnets", views.ControlNetListView.as_view(), name="controlnets"),
+    path("ip-adapters", views.IpAdapterListView.as_view(), name="ip-adapters"),
     path("mask-models", views.MaskModelListView.as_view(), name="mask-models"),
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),

@@ -212,6 +212,18 @@ class ControlNetListView(APIView):
         return Response({"controlnets": library.library_controlnets_described()})
 
 
+class IpAdapterListView(APIView):
+    """The IP-Adapters of the library a job may use (``ip_adapter``)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "IpAdapters", {"ip_adapters": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"ip_adapters": library.library_ip_adapters_described()})
+
+
 class MaskModelListView(APIView):
     """The mask models of the library (``POST /api/masks/generate`` with method sam, text or
     background), each with the methods it runs."""

@@ -23,6 +23,7 @@ from .types import (
     InpaintRequest,
     InpaintResult,
     InvalidInput,
+    IpAdapterUse,
     MaskOptions,
     Outpaint,
     ProgressEvent,
@@ -32,6 +33,7 @@ from .types import (
 __all__ = [
     "Cancelled",
     "ControlNetUse",
+    "IpAdapterUse",
     "EngineConfig",
     "EngineError",
     "InpaintRequest",

@@ -208,6 +208,41 @@ def probe_controlnet(path: Path) -> str:
     return "sd15"
 
 
+def probe_ip_adapter(path: Path) -> tuple[str, str]:
+    """The family of an IP-Adapter folder and its weights' file name: the folder holds one
+    ``.safetensors`` with ``image_proj.*`` and ``ip_adapter.*`` weights and the CLIP image
+    encoder in ``image_encoder/`` (config.json and .safetensors weights). SDXL when its
+    cross-attention reads 2048 wide, SD 1.5 for 768 or any other width but SD 2.x's 1024 (as
+    for ControlNets). ``Unsupported`` with the reason otherwise (pickles included)."""
+    if not path.is_dir():
+        raise Unsupported(
+            f"{path.name}: an IP-Adapter is a folder with its .safetensors and its image encoder "
+            "in image_encoder/ (as h94/IP-Adapter publishes ip-adapter_sd15.safetensors with "
+            "models/image_encoder)."
+        )
+    weights = sorted(path.glob("*.safetensors"))
+    if len(weights) != 1:
+        pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+        why = "pickles are refused" if pickles else "none found"
+        raise Unsupported(
+            f"{path.name}: one IP-Adapter .safetensors expected at its top ({why}; "
+            f"{len(weights)} there)."
+        )
+    encoder = path / "image_encoder"
+    if not (encoder / "config.json").is_file() or not any(encoder.glob("*.safetensors")):
+        raise Unsupported(
+            f"{path.name}: no image encoder (image_encoder/ with config.json and .safetensors)."
+        )
+    table = read_header(weights[0])
+    key = table.get("ip_adapter.1.to_k_ip.weight")
+    if key is None or not any(name.startswith("image_proj.") for name in table):
+        raise Unsupported(f"{weights[0].name}: no IP-Adapter weights (image_proj, ip_adapter).")
+    width = key["shape"][-1]
+    if width == 1024:
+        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x IP-Adapter; not supported.")
+    return ("sdxl" if width == 2048 else "sd15"), weights[0].name
+
+
 def config_folder(configs: str | Path | None, found: Probe) -> Path:
     """The pipeline configuration (JSON and tokenizer files, no weights) a single-file
     checkpoint of this family loads with: ``<configs>/<family>[-inpainting]`` when a user put

@@ -342,6 +342,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         outpaint=canvas.outpaint is not None,
         reference_images=tuple(to_rgb(image) for image in request.reference_images),
         soft=request.soft,
+        ip_adapter=request.ip_adapter,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
@@ -480,6 +481,9 @@ def batch_key(call: BackendCall) -> tuple:
         call.controlnet,
         len(call.reference_images),
         call.soft,
+        call.ip_adapter,
+        # An IP-Adapter batch encodes one reference picture for all its entries: a job's own.
+        tuple(id(image) for image in call.reference_images) if call.ip_adapter else (),
     )
 
 

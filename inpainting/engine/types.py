@@ -153,6 +153,17 @@ class ControlNetUse:
     guidance_end: float = 1.0
 
 
+@dataclass(frozen=True)
+class IpAdapterUse:
+    """An IP-Adapter for the job: its folder (the adapter's ``weight_name`` and the CLIP image
+    encoder in ``image_encoder/``, as h94/IP-Adapter publishes them) and how strongly the
+    reference picture steers the picture (0: not at all)."""
+
+    path: str
+    weight_name: str
+    scale: float = 1.0
+
+
 @dataclass
 class InpaintRequest:
     image: Image.Image
@@ -180,6 +191,8 @@ class InpaintRequest:
     #: Soft inpainting: a pixel of effective mask m (0..1) is regenerated from the step that
     #: leaves the last m of the schedule (differential diffusion), not fully then cross-faded.
     soft: bool = False
+    #: An IP-Adapter that reads ``reference_images[0]`` (an inpainting model's reference).
+    ip_adapter: IpAdapterUse | None = None
 
 
 @dataclass
@@ -209,6 +222,8 @@ class BackendCall:
     reference_images: tuple[Image.Image, ...] = ()
     #: Soft inpainting (``InpaintRequest.soft``): ``weights`` sets each pixel's strength.
     soft: bool = False
+    #: An IP-Adapter reading ``reference_images[0]`` (``InpaintRequest.ip_adapter``).
+    ip_adapter: IpAdapterUse | None = None
 
 
 @dataclass

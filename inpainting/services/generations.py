@@ -101,7 +101,10 @@ def _validate(
     library.library_loras_check(params, model)
     library.library_controlnet_check(params, model)
     name, family = library.library_model_family(model)
-    generation_check_references(name, family, references)
+    if params.ip_adapter:  # the reference picture is the IP-Adapter's
+        library.library_ip_adapter_check(params, model, family, references)
+    else:
+        generation_check_references(name, family, references)
     try:
         resolved, warnings = params.for_family(family, name)
     except engine.InvalidInput as exc:
@@ -135,6 +138,12 @@ def generation_check_references(name: str, family, count: int) -> None:
             f"{name} ({family.label}) reads at most {family.reference_images} reference "
             f"pictures beside the one it edits; this request sent {count}"
             + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
+            + (
+                "; an inpainting model reads one through an IP-Adapter (ip_adapter, "
+                "GET /api/ip-adapters)"
+                if family.capabilities.ip_adapter
+                else ""
+            )
             + ".",
             field="reference_images",
         )
@@ -151,6 +160,7 @@ def generation_check_engine_fields(
         "model": params.model,
         "loras": params.loras,
         "controlnet": params.controlnet,
+        "ip_adapter": params.ip_adapter,
         "reference_images": references,
     }
     for name, given in named.items():

@@ -25,6 +25,7 @@ from ..engine.probe import (
     config_folder,
     probe,
     probe_controlnet,
+    probe_ip_adapter,
     probe_lora,
 )
 from ..errors import ClientError
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 #: Folders of MODELS_DIR that hold other kinds of file (pipeline configurations; a later
 #: issue's LoRAs, ControlNets).
-OTHER_KINDS = frozenset({"loras", "controlnets", "masks", "configs"})
+OTHER_KINDS = frozenset({"loras", "controlnets", "ip-adapters", "masks", "configs"})
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
@@ -67,6 +68,7 @@ FOLDER_OF = {
     LibraryModel.Kind.CHECKPOINT: "",
     LibraryModel.Kind.LORA: "loras/",
     LibraryModel.Kind.CONTROLNET: "controlnets/",
+    LibraryModel.Kind.IP_ADAPTER: "ip-adapters/",
     LibraryModel.Kind.MASK: "masks/",
 }
 
@@ -85,7 +87,11 @@ def _kind_candidates(root: Path, kind: str) -> list[_Found]:
         weights = suffix == ".safetensors" or suffix in PICKLE_SUFFIXES
         if kind == LibraryModel.Kind.MASK:
             weights = weights or suffix == ".onnx"
-        folders = kind in (LibraryModel.Kind.CONTROLNET, LibraryModel.Kind.MASK)
+        folders = kind in (
+            LibraryModel.Kind.CONTROLNET,
+            LibraryModel.Kind.IP_ADAPTER,
+            LibraryModel.Kind.MASK,
+        )
         if (path.is_file() and weights) or (path.is_dir() and folders):
             found.append(_Found(path.name, path, kind=kind))
     return found
@@ -160,6 +166,8 @@ def _probe(item: _Found) -> Probe:
         return Probe(probe_lora(item.path), False, LibraryModel.Layout.SINGLE_FILE)
     if item.kind == LibraryModel.Kind.CONTROLNET:
         return Probe(probe_controlnet(item.path), False, LibraryModel.Layout.DIFFUSERS)
+    if item.kind == LibraryModel.Kind.IP_ADAPTER:
+        return Probe(probe_ip_adapter(item.path)[0], False, LibraryModel.Layout.DIFFUSERS)
     if item.kind == LibraryModel.Kind.MASK:
         try:
             family = selection.probe_mask_model(item.path)
@@ -182,6 +190,7 @@ def library_scan() -> ScanReport:
     found_items = _candidates(Path(settings.MODELS_DIR), Path(hf_constants.HF_HUB_CACHE))
     found_items += _kind_candidates(Path(settings.LORAS_DIR), LibraryModel.Kind.LORA)
     found_items += _kind_candidates(Path(settings.CONTROLNETS_DIR), LibraryModel.Kind.CONTROLNET)
+    found_items += _kind_candidates(Path(settings.IP_ADAPTERS_DIR), LibraryModel.Kind.IP_ADAPTER)
     found_items += _kind_candidates(Path(settings.MASK_MODELS_DIR), LibraryModel.Kind.MASK)
     for item in found_items:
         try:
@@ -565,6 +574,77 @@ def library_controlnets_described() -> list[dict]:
     return [
         {"name": c.name, "family": c.family, "size_bytes": c.size_bytes, "sha256": c.sha256}
         for c in selectors.library_controlnet_list()
+    ]
+
+
+# ----- IP-Adapters (a reference picture steering an inpainting model) -------------------------
+def _ip_adapter_named(name: str) -> LibraryModel | None:
+    return next((a for a in selectors.library_ip_adapter_list() if _same_name(a.name, name)), None)
+
+
+def library_ip_adapter_name(given: str, *, field: str = "ip_adapter") -> str:
+    """The library's name of the IP-Adapter ``given`` names (any case, ModelsLab's ids as the
+    folder is named); unknown: a client error that lists the installed ones."""
+    adapter = _ip_adapter_named(given)
+    if adapter is None:
+        names = ", ".join(selectors.library_ip_adapter_list().values_list("name", flat=True))
+        raise ClientError(
+            f"Unknown IP-Adapter {given!r}; the IP-Adapters here are: {names or 'none'} "
+            "(GET /api/ip-adapters; copy one into IP_ADAPTERS_DIR).",
+            field=field,
+        )
+    return adapter.name
+
+
+def library_ip_adapter_check(
+    params: GenerationParams, model: LibraryModel | None, family: Family, references: int
+) -> None:
+    """Refuse, before queueing, an IP-Adapter that is not installed, made for another family
+    than the model's, or without exactly one reference picture; and a reference picture for
+    an inpainting model without an IP-Adapter (an edit model reads its own)."""
+    if not params.ip_adapter:
+        return
+    name = library_ip_adapter_name(params.ip_adapter["name"])
+    adapter = _ip_adapter_named(name)
+    family_name = model.family if model is not None else deployment_family().name
+    if adapter.family != family_name:
+        raise ClientError(
+            f"The IP-Adapter {name} is for {FAMILY_NAMES[adapter.family]}, and the model is "
+            f"{family.label}; choose one made for it.",
+            field="ip_adapter",
+        )
+    if references != 1:
+        raise ClientError(
+            f"An IP-Adapter reads one reference picture (reference_images); this request sent "
+            f"{references}.",
+            field="reference_images",
+        )
+
+
+def library_ip_adapter_use(params: GenerationParams) -> engine.IpAdapterUse | None:
+    """The job's IP-Adapter as this machine's folder (in IP_ADAPTERS_DIR, by name) with its
+    scale; an ``EngineError`` when it is no longer in the library or not on this disk."""
+    if not params.ip_adapter:
+        return None
+    name = params.ip_adapter["name"]
+    path = Path(settings.IP_ADAPTERS_DIR) / name
+    try:
+        if _ip_adapter_named(name) is None:
+            raise Unsupported("not in the library")
+        _, weight_name = probe_ip_adapter(path)
+    except (Unsupported, OSError):
+        raise engine.EngineError(
+            f"The IP-Adapter {name!r} is not in the library or not on this worker's disk "
+            "(IP_ADAPTERS_DIR)."
+        ) from None
+    return engine.IpAdapterUse(str(path), weight_name, params.ip_adapter["scale"])
+
+
+def library_ip_adapters_described() -> list[dict]:
+    """The enabled IP-Adapters as ``GET /api/ip-adapters`` lists them."""
+    return [
+        {"name": a.name, "family": a.family, "size_bytes": a.size_bytes, "sha256": a.sha256}
+        for a in selectors.library_ip_adapter_list()
     ]
 
 

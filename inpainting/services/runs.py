@@ -24,7 +24,7 @@ from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
 from .files import generation_request
-from .library import library_controlnet_use, library_lora_files
+from .library import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .models import backend_for
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
                 extras = {
                     "loras": library_lora_files(job_params),
                     "controlnet": library_controlnet_use(job_params),
+                    "ip_adapter": library_ip_adapter_use(job_params),
                 }
                 request = replace(request, **extras)
             requests.append(request)

@@ -30,7 +30,11 @@ from ...answers import modelslab
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
-from ...services.library import library_job_family, library_model_named
+from ...services.library import (
+    library_ip_adapter_name,
+    library_job_family,
+    library_model_named,
+)
 from .. import common
 from ..parsers import JSONParser
 from ..serializers import field_for
@@ -117,6 +121,23 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
     base64 = FlexibleBoolean(required=False, default=False)
     webhook = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     track_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    # A reference picture through an IP-Adapter of the library (named as its folder is).
+    ip_adapter_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255
+    )
+    ip_adapter_scale = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=1.0
+    )
+    ip_adapter_image = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    def validate(self, data):
+        if bool(data.get("ip_adapter_id")) != bool(data.get("ip_adapter_image")):
+            field = "ip_adapter_image" if data.get("ip_adapter_id") else "ip_adapter_id"
+            raise serializers.ValidationError(
+                {field: ["ip_adapter_id and ip_adapter_image go together: the adapter and the "
+                         "picture it reads."]}
+            )  # fmt: skip
+        return data
 
     def validate_scheduler(self, value):
         if not value:
@@ -171,7 +192,18 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             loras=self._loras(data),
             mask_mode="white_inpaints",
             model=model,
+            ip_adapter=self._ip_adapter(data),
         )
+
+    @staticmethod
+    def _ip_adapter(data) -> dict | None:
+        if not data.get("ip_adapter_id"):
+            return None
+        scale = data.get("ip_adapter_scale")
+        return {
+            "name": library_ip_adapter_name(data["ip_adapter_id"], field="ip_adapter_id"),
+            "scale": 1.0 if scale is None else scale,
+        }
 
 
 def _answer(request: Request, generation: Generation, as_base64: bool) -> Response:
@@ -199,6 +231,11 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
             image_file=common.remote_upload(data["init_image"], "init_image"),
             mask_file=common.remote_upload(data["mask_image"], "mask_image"),
             params=serializer.to_params(),
+            reference_files=(
+                (common.remote_upload(data["ip_adapter_image"], "ip_adapter_image"),)
+                if data.get("ip_adapter_image")
+                else ()
+            ),
             client=Generation.Client.MODELSLAB,
             api_key=common.api_key_of(request),
             idempotency_key=common.idempotency_key_of(request),

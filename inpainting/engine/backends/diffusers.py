@@ -28,6 +28,7 @@ from ..types import (
     ControlNetUse,
     EngineError,
     InvalidInput,
+    IpAdapterUse,
     ProgressCallback,
     ProgressEvent,
 )
@@ -382,6 +383,21 @@ def _apply_loras(pipe: Any, loras: tuple[tuple[str, float], ...]) -> list[str]:
     return names
 
 
+def _load_ip_adapter(pipe: Any, use: IpAdapterUse) -> None:
+    """The job's IP-Adapter and its image encoder into ``pipe`` (offline, from its folder), at
+    its scale; ``unload_ip_adapter`` after the job puts the pipeline back as it was."""
+    pipe.load_ip_adapter(
+        use.path,
+        subfolder="",
+        weight_name=use.weight_name,
+        image_encoder_folder="image_encoder",
+        local_files_only=True,
+    )
+    encoder = pipe.image_encoder
+    encoder.to(device=denoiser_of(pipe).device, dtype=denoiser_of(pipe).dtype)
+    pipe.set_ip_adapter_scale(use.scale)
+
+
 def _blended(on_step_end: Any, blend: Any) -> Any:
     """``on_step_end`` after soft inpainting's blend of the latents (``soft.SoftBlend``)."""
 
@@ -495,10 +511,12 @@ class DiffusersBackend:
             raise Cancelled()
         soft = first.soft and family.capabilities.soft_inpainting
         control = first.controlnet
-        if (control and not family.capabilities.controlnet) or (
-            first.loras and not family.capabilities.loras
+        if (
+            (control and not family.capabilities.controlnet)
+            or (first.loras and not family.capabilities.loras)
+            or (first.ip_adapter and not family.capabilities.ip_adapter)
         ):
-            raise EngineError(f"{family.label} models take no ControlNet or LoRA here.")
+            raise EngineError(f"{family.label} models take no ControlNet, LoRA or IP-Adapter here.")
         runner = _controlnet_pipeline(pipe, control) if control else pipe
         default_scheduler = runner.scheduler
         adapters: list[str] = []
@@ -516,6 +534,9 @@ class DiffusersBackend:
             if first.scheduler and family.capabilities.schedulers:
                 runner.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
             adapters = _apply_loras(pipe, first.loras)
+            if first.ip_adapter:  # one job a batch (runner.batch_key): its reference picture
+                _load_ip_adapter(runner, first.ip_adapter)
+                extra["ip_adapter_image"] = first.reference_images[0]
             with torch.inference_mode():
                 if soft and any(has_gray(call.weights) for call in calls):
                     on_step_end = _blended(on_step_end, SoftBlend(runner, entries))
@@ -569,6 +590,8 @@ class DiffusersBackend:
             runner.scheduler = default_scheduler  # the next job starts from the model's own
             if adapters:  # and without this job's LoRAs: the model's own weights again
                 _remove_loras(pipe)
+            if first.ip_adapter:  # and without its IP-Adapter
+                runner.unload_ip_adapter()
         outputs, images = [], list(result.images)
         for call in calls:
             outputs.append(

@@ -40,6 +40,8 @@ class Capabilities:
     #: Soft inpainting (differential diffusion): a UNet family whose latents are noised with
     #: its scheduler's ``add_noise`` one step at a time (SD 1.5, SDXL).
     soft_inpainting: bool = False
+    #: IP-Adapters (a reference picture steering an inpainting model): the SD UNet families.
+    ip_adapter: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class Capabilities:
             "loras": self.loras,
             "controlnet": self.controlnet,
             "soft_inpainting": self.soft_inpainting,
+            "ip_adapter": self.ip_adapter,
             "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
             "guidance_scale": {
                 "default": self.default_guidance,

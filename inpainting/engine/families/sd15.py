@@ -36,6 +36,7 @@ SD_CAPABILITIES = Capabilities(
     default_guidance=7.5,
     guidance_range=(1.0, 20.0),
     soft_inpainting=True,
+    ip_adapter=True,
 )
 
 

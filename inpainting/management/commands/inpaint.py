@@ -16,6 +16,8 @@ from inpainting.services.generations import (
     generation_check_references,
 )
 from inpainting.services.library import (
+    library_ip_adapter_check,
+    library_ip_adapter_use,
     library_lora_files,
     library_loras_check,
     library_model_family,
@@ -60,6 +62,13 @@ class Command(BaseCommand):
             help="a LoRA of the library (GET /api/loras) at a weight (default 1); repeatable",
         )
         parser.add_argument(
+            "--ip-adapter",
+            default=None,
+            metavar="NAME[:SCALE]",
+            help="an IP-Adapter of the library (GET /api/ip-adapters) at a scale 0-1 (default "
+            "1): the one --reference picture steers the inpainting model through it",
+        )
+        parser.add_argument(
             "--reference",
             action="append",
             default=[],
@@ -75,6 +84,9 @@ class Command(BaseCommand):
         data.update({name: options[name] for name in names if options[name] is not None})
         if options["lora"]:
             data["loras"] = [_lora(value) for value in options["lora"]]
+        if options["ip_adapter"]:
+            name, weight = _lora(options["ip_adapter"], flag="--ip-adapter").values()
+            data["ip_adapter"] = {"name": name, "scale": weight}
         serializer = GenerationParamsSerializer(data=data)
         if not serializer.is_valid():
             raise CommandError(
@@ -101,13 +113,17 @@ class Command(BaseCommand):
             name = config.choose(params.requested_engine, params.prompt)
             generation_check_engine_fields(params, name, len(references))
             model = library_model_for_job(params.model) if name == "diffusers" else None
-            loras = ()
+            loras, ip_adapter = (), None
             if name == "diffusers":
                 engine.check_prompts(params.prompt, params.negative_prompt)
                 library_loras_check(params, model)
                 loras = library_lora_files(params)
                 model_name, family = library_model_family(model)
-                generation_check_references(model_name, family, len(references))
+                if params.ip_adapter:
+                    library_ip_adapter_check(params, model, family, len(references))
+                    ip_adapter = library_ip_adapter_use(params)
+                else:
+                    generation_check_references(model_name, family, len(references))
                 params, warnings = params.for_family(family, model_name)
                 for warning in warnings:
                     self.stderr.write(f"warning: {warning['message']}")
@@ -122,7 +138,13 @@ class Command(BaseCommand):
                 bar.refresh()
 
             result = engine.run_inpaint(
-                params.to_request(image=image, mask=mask, loras=loras, reference_images=references),
+                params.to_request(
+                    image=image,
+                    mask=mask,
+                    loras=loras,
+                    reference_images=references,
+                    ip_adapter=ip_adapter,
+                ),
                 backend,
                 progress=progress,
             )
@@ -146,13 +168,13 @@ class Command(BaseCommand):
             self.stdout.write(result.metadata["note"])
 
 
-def _lora(value: str) -> dict:
-    """``ink`` or ``ink:0.8`` as a ``loras`` entry."""
+def _lora(value: str, flag: str = "--lora") -> dict:
+    """``ink`` or ``ink:0.8`` as a ``loras`` entry (``--ip-adapter`` reads its scale so)."""
     name, _, weight = value.rpartition(":") if ":" in value else (value, "", "1")
     try:
         return {"name": name, "weight": float(weight)}
     except ValueError:
-        raise CommandError(f"--lora {value!r}: the weight after ':' must be a number.") from None
+        raise CommandError(f"{flag} {value!r}: the weight after ':' must be a number.") from None
 
 
 def _read(path: Path) -> bytes:
