@@ -87,6 +87,7 @@ def studio(request):
         "max_loras": MAX_LORAS,
         "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
         "controlnets": library.library_controlnets_described(),
+        "ip_adapters": library.library_ip_adapters_described(),
         "controlnet_scales": [number(s) for s in CONTROLNET_SCALE_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),

@@ -418,6 +418,7 @@ function engineChanged() {
     $("model").disabled = !diffusers;
   }
   if ($("lora-field")) $("lora-field").hidden = $("engine").value !== "diffusers";
+  if ($("ip-adapter-field")) $("ip-adapter-field").hidden = $("engine").value !== "diffusers";
   if ($("controlnet")) {
     const off = $("engine").value !== "diffusers";
     $("controlnet-field").classList.toggle("muted", off);
@@ -427,6 +428,20 @@ function engineChanged() {
 }
 $("engine").addEventListener("change", engineChanged);
 engineChanged();
+
+// The IP-Adapter's reference slot takes a picture dropped on it, as its file input takes one
+// chosen (the image drop zone is elsewhere: a drop here never replaces the image).
+const referenceSlot = $("ip-adapter-field");
+if (referenceSlot) {
+  referenceSlot.addEventListener("dragover", (e) => { e.preventDefault(); referenceSlot.classList.add("over"); });
+  referenceSlot.addEventListener("dragleave", () => referenceSlot.classList.remove("over"));
+  referenceSlot.addEventListener("drop", (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    referenceSlot.classList.remove("over");
+    if (e.dataTransfer.files.length) $("ip-reference-input").files = e.dataTransfer.files;
+  });
+}
 $("denoising_strength").addEventListener("input", (e) => { $("denoising_value").value = e.target.value; });
 
 // Prompts: a live count against the limit, so nothing is cut without notice.

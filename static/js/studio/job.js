@@ -31,6 +31,13 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
   if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   for (const picture of referencePictures()) form.append("reference_images", picture, picture.name);
+  // An IP-Adapter with its reference picture (the diffusers engine; hidden otherwise).
+  if ($("ip_adapter") && $("ip_adapter").value && !$("ip-adapter-field").hidden) {
+    form.append("ip_adapter", JSON.stringify({ name: $("ip_adapter").value,
+      scale: Number($("ip_adapter_scale").value) }));
+    const picture = $("ip-reference-input").files[0];
+    if (picture) form.append("reference_images", picture, picture.name);
+  }
   for (const name of ["engine", "prompt", "negative_prompt", "denoising_strength", "num_inference_steps",
     "guidance_scale", "samples", "mask_blur", "mask_grow", "inpaint_area", "padding", "scheduler", "clip_skip", "model"]) {
     // Not sent: what the engine ignores (disabled) and what the chosen model has no use for
