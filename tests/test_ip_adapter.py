@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -40,7 +41,8 @@ REFERENCE = png_bytes(gradient(40, 30).rotate(90, expand=True))
 
 
 @pytest.fixture
-def adapter(tiny_model):
+def adapter(tiny_model, models_dir):
+    """The tiny adapter in IP_ADAPTERS_DIR (under MODELS_DIR: gone again after the test)."""
     write_tiny_ip_adapter(tiny_model, settings.IP_ADAPTERS_DIR / NAME)
     library_scan()
     return NAME
@@ -64,6 +66,9 @@ def test_a_reference_picture_steers_the_inpainting_through_the_ip_adapter(api, u
     )
     after = run_job(api)
     assert steered.params["ip_adapter"] == {"name": NAME, "scale": 1.0}
+    with steered.images.get(index=0).file.open("rb") as handle:  # the PNG's parameters
+        written = json.loads(Image.open(io.BytesIO(handle.read())).info["dreamlayer"])
+    assert written["ip_adapter"] == {"name": NAME, "scale": 1.0}
     assert steered.reference_links.count() == 1
     regenerated = effective_mask(
         Image.open(io.BytesIO(black_box_mask_png())), (96, 64), MaskOptions()
@@ -171,3 +176,16 @@ def test_the_cli_takes_an_ip_adapter_and_its_reference(adapter, tmp_path):
             *("--image", str(image), "--mask", str(mask), "--out", str(tmp_path / "x.png")),
             *("--prompt", "a rose", "--ip-adapter", NAME),
         )
+
+
+def test_the_scan_refuses_what_cannot_run_as_an_ip_adapter(tiny_model, models_dir):
+    root = settings.IP_ADAPTERS_DIR
+    (root / "pickled").mkdir(parents=True)
+    (root / "pickled" / "ip-adapter_sd15.bin").write_bytes(b"not loaded: a pickle")
+    shutil.rmtree(write_tiny_ip_adapter(tiny_model, root / "bare") / "image_encoder")
+    (root / "loose.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    refused = dict(library_scan().refused)
+    assert "pickles are refused" in refused["ip-adapters/pickled"]
+    assert "no image encoder" in refused["ip-adapters/bare"]
+    assert "an IP-Adapter is a folder" in refused["ip-adapters/loose.safetensors"]
+    assert APIClient().get("/api/ip-adapters").status_code == 401

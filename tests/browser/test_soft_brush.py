@@ -68,7 +68,9 @@ def test_a_soft_brush_paints_gray_the_overlay_shows_it_and_the_job_keeps_it(
     assert grays > 1000  # a whole fading band, not an anti-aliased edge
 
 
-def test_a_reference_picture_dropped_on_its_slot_reaches_the_job(page, live_url, user, tmp_path):
+def test_a_reference_picture_dropped_on_its_slot_reaches_the_job(
+    page, live_url, user, tmp_path, models_dir
+):
     """The IP-Adapter's reference slot (issue 38): a picture dropped on it goes with the job
     as its reference, the chosen adapter and scale with it."""
     write_tiny_ip_adapter(Path(settings.SD_INPAINT_MODEL), settings.IP_ADAPTERS_DIR / "ipa")
