@@ -520,6 +520,7 @@ class DiffusersBackend:
         runner = _controlnet_pipeline(pipe, control) if control else pipe
         default_scheduler = runner.scheduler
         adapters: list[str] = []
+        ip_loaded = False
         extra: dict[str, Any] = dict(family.call_arguments)
         if control:
             extra |= {
@@ -535,6 +536,7 @@ class DiffusersBackend:
                 runner.scheduler = make_scheduler(first.scheduler, default_scheduler.config)
             adapters = _apply_loras(pipe, first.loras)
             if first.ip_adapter:  # one job a batch (runner.batch_key): its reference picture
+                ip_loaded = True  # from here on, unloaded whatever happens
                 _load_ip_adapter(runner, first.ip_adapter)
                 extra["ip_adapter_image"] = first.reference_images[0]
             with torch.inference_mode():
@@ -590,7 +592,7 @@ class DiffusersBackend:
             runner.scheduler = default_scheduler  # the next job starts from the model's own
             if adapters:  # and without this job's LoRAs: the model's own weights again
                 _remove_loras(pipe)
-            if first.ip_adapter:  # and without its IP-Adapter
+            if ip_loaded:  # and without its IP-Adapter
                 runner.unload_ip_adapter()
         outputs, images = [], list(result.images)
         for call in calls:
