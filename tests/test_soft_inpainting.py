@@ -72,4 +72,4 @@ def test_the_fill_engines_say_they_did_not_use_soft(api):
     assert generation.engine == "classical" and generation.status == "succeeded"
     warnings = generation.metadata["warnings"]
     assert [w["field"] for w in warnings] == ["soft"]
-    assert "needs a diffusion model" in warnings[0]["message"]
+    assert "with no diffusion model; soft was not used" in warnings[0]["message"]

@@ -138,6 +138,16 @@ def options(
     }
 
 
+#: DreamLayer's parameter names as an A1111 request names them (``info.ignored``).
+A1111_FIELD = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "cfg_scale",
+    "scheduler": "sampler_name",
+    "soft": "Soft Inpainting",
+    "clip_skip": "CLIP_stop_at_last_layers",
+}
+
+
 def info(
     generation: Generation,
     *,
@@ -150,7 +160,14 @@ def info(
     ignored: list[str],
 ) -> dict[str, Any]:
     """A1111's ``info`` (a JSON string in the answer): seeds, sampler, sizes, the infotext of
-    each image; ``ignored`` names what the request asked for that does not run here."""
+    each image; ``ignored`` names what the request asked for that does not run here, and each
+    field the engine that ran did not follow (the job's ``warnings``), by A1111's names."""
+    warnings = (generation.metadata or {}).get("warnings", [])
+    ignored = ignored + [
+        name
+        for name in dict.fromkeys(A1111_FIELD.get(w["field"], w["field"]) for w in warnings)
+        if name not in ignored
+    ]
     params = GenerationParams.from_json(generation.params)
     seeds = [image.seed for image in generation.images.all()]
     first = next(iter(generation.images.all()), None)
@@ -198,7 +215,7 @@ def info(
         "is_using_inpainting_conditioning": generation.engine == "diffusers",
         "dreamlayer_id": str(generation.pk),
         "ignored": ignored,
-        "warnings": (generation.metadata or {}).get("warnings", []),
+        "warnings": warnings,
     }
 
 

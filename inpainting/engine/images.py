@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from .parameters import number
+from .parameters import FILL_ENGINES, number
 from .types import RESIZE_MODES, InvalidInput, Resize
 
 #: Key of the PNG text chunk holding the generation parameters in AUTOMATIC1111's text layout
@@ -183,14 +183,22 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
     """``parameters`` in AUTOMATIC1111's layout: the prompt (with a ``<lora:name:weight>`` tag
     for each LoRA given in ``loras``), ``Negative prompt: …``, then one line of ``Key: value``
-    pairs."""
+    pairs. What ran is what it says: after a fill engine (classical, LaMa), which follows no
+    words and does no sampling, the engine and none of the sampling settings."""
+    if parameters.get("engine") in FILL_ENGINES:
+        pairs = {
+            "Engine": parameters["engine"],
+            "Seed": parameters.get("seed"),
+            "Size": f"{size[0]}x{size[1]}",
+            "Model": parameters.get("model"),
+            "Mask blur": parameters.get("mask_blur"),
+            "Version": "DreamLayer",
+        }
+        return _a1111_lines("", "", pairs)
     prompt = parameters.get("prompt", "")
     tags = [
         f"<lora:{lora['name']}:{number(lora['weight'])}>" for lora in parameters.get("loras") or []
     ]
-    lines = [" ".join([prompt, *tags]).strip()]
-    if parameters.get("negative_prompt"):
-        lines.append(f"Negative prompt: {parameters['negative_prompt']}")
     pairs = {
         "Steps": parameters.get("num_inference_steps"),
         "Sampler": parameters.get("scheduler") or parameters.get("scheduler_used"),
@@ -204,6 +212,15 @@ def a1111_parameters(parameters: dict[str, Any], size: tuple[int, int]) -> str:
         "ControlNet 0": _controlnet_text(parameters.get("controlnet")),
         "Version": "DreamLayer",
     }
+    return _a1111_lines(
+        " ".join([prompt, *tags]).strip(), parameters.get("negative_prompt") or "", pairs
+    )
+
+
+def _a1111_lines(prompt: str, negative: str, pairs: dict[str, Any]) -> str:
+    lines = [prompt]
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
     values = []
     for key, value in pairs.items():
         if value in (None, ""):

@@ -31,6 +31,8 @@ def _per_family(attribute: str) -> str:
 MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
 ENGINES = ("classical", "lama", "diffusers")
+#: The engines that fill the mask from the picture around it: no words, no sampling.
+FILL_ENGINES = ("classical", "lama")
 #: Outpainting: pixels added on one side, and the longest side of a target size.
 MAX_OUTPAINT_SIDE = 2048
 MAX_OUTPAINT_TARGET = 8192

@@ -79,17 +79,11 @@ def _validate(
         raise ClientError(str(exc), field=exc.field or "mask") from None
     if engine_name != "diffusers":
         generation_check_engine_fields(params, engine_name, references)
-        warnings = []
-        if params.soft:  # the fill engines keep their own rule for gray (a cross-fade)
-            warnings.append(
-                {
-                    "field": "soft",
-                    "message": f"The {engine_name} engine fills the mask and cross-fades gray "
-                    "pixels; soft inpainting needs a diffusion model; soft was not used.",
-                }
-            )
         return Checked(
-            engine_name, config.model_name(engine_name), params.with_defaults(), warnings
+            engine_name,
+            config.model_name(engine_name),
+            params.with_defaults(),
+            fill_engine_warnings(params, engine_name),
         )
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
@@ -128,6 +122,51 @@ def _mask_needed(params: GenerationParams) -> str | None:
     return (
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
         f"picture by the prompt ({library.library_edit_models_hint()})"
+    )
+
+
+def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dict[str, str]]:
+    """Each field a request sent that a fill engine (classical, LaMa) does not follow, named
+    for the answer's ``warnings``: it fills the mask from the picture around it, with no
+    diffusion model, so the words, the sampling and soft inpainting are not used."""
+    default = GenerationParams()
+    sent = {
+        "prompt": bool(params.prompt.strip()),
+        "negative_prompt": bool(params.negative_prompt.strip()),
+        "num_inference_steps": params.num_inference_steps is not None,
+        "guidance_scale": params.guidance_scale is not None,
+        "scheduler": bool(params.scheduler),
+        "denoising_strength": params.denoising_strength != default.denoising_strength,
+        "clip_skip": params.clip_skip != default.clip_skip,
+        "soft": params.soft,
+    }
+    return [
+        {
+            "field": field,
+            "message": f"The {engine_name} engine fills the mask from the picture around it, "
+            f"with no diffusion model; {field} was not used.",
+        }
+        for field, given in sent.items()
+        if given
+    ]
+
+
+def generation_check_whole_picture(params: GenerationParams, *, field: str) -> None:
+    """A plain img2img (a compatible API's request without a mask: the whole picture is
+    repainted from the prompt) needs a diffusion model: without one, a 400 on ``field`` that
+    says so and what to install, not that a mask covers every pixel (the client sent none)."""
+    try:
+        engine_name = engine_config().choose(params.requested_engine, params.prompt)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field) from None
+    if engine_name == "diffusers":
+        return
+    raise ClientError(
+        "img2img without a mask repaints the whole picture from the prompt, which needs a "
+        f"diffusion model; this server runs none (the {engine_name} engine only fills a masked "
+        "area). Install an SD 1.5 or SDXL model (copy it into the models folder and scan the "
+        "library), or send a mask.",
+        field=field,
     )
 
 

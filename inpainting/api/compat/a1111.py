@@ -357,6 +357,8 @@ class A1111Img2ImgView(common.SubmitAndWaitView):
             # The checkpoint the caller chose with POST /sdapi/v1/options, if any.
             chosen = library_user_checkpoint(request.user)
             params = replace(params, model=chosen.name if chosen else None)
+        if not data.get("mask"):  # checked before the picture is fetched
+            generations.generation_check_whole_picture(params, field="init_images")
         image = common.remote_upload(data["init_images"][0], "init_images")
         mask = (
             common.remote_upload(data["mask"], "mask")
