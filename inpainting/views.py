@@ -68,6 +68,9 @@ def studio(request):
         "engines": config.available(),
         "default_engine": config.default(),
         "model": config.model_name(config.default()),
+        # No diffusion model here: the engine that runs instead (the page says a prompt is
+        # not followed).
+        "fill_engine": config.fill_engine(),
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "schedulers": scheduler_names(),
         "model_status": model_status(),

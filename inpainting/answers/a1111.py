@@ -77,6 +77,25 @@ def sd_model(model: LibraryModel) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: How A1111's model lists title a fill engine (classical, LaMa) when no diffusion model runs:
+#: not a checkpoint, and it does not follow a prompt.
+FILL_ENGINE_SUFFIX = " (fill engine: no prompt)"
+
+
+def fill_engine_model(engine: str) -> dict[str, Any]:
+    """The one entry of ``GET /sdapi/v1/sd-models`` with no diffusion model: the fill engine
+    that runs, marked as one."""
+    return {"title": engine + FILL_ENGINE_SUFFIX, "model_name": engine, "hash": None,
+            "sha256": None, "filename": engine, "config": None}  # fmt: skip
+
+
+def deployment_model(name: str) -> dict[str, Any]:
+    """The one entry of ``GET /sdapi/v1/sd-models`` with an empty library: the deployment's
+    own SD_INPAINT_MODEL."""
+    return {"title": name, "model_name": name, "hash": None, "sha256": None,
+            "filename": name, "config": None}  # fmt: skip
+
+
 #: The resamplers A1111's resize paths offer; DreamLayer resizes with Lanczos (the upscale
 #: issue adds super-resolution models).
 UPSCALERS = ("None", "Lanczos", "Nearest")
@@ -120,11 +139,12 @@ def queue_status(waiting: int) -> dict[str, Any]:
 
 
 def options(
-    default: LibraryModel | None, deployment_model: str, preview_every: int
+    default: LibraryModel | None, only_model: str | None, preview_every: int
 ) -> dict[str, Any]:
-    """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here."""
+    """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here
+    (``only_model``: the title of the one entry ``sd-models`` lists with no library model)."""
     return {
-        "sd_model_checkpoint": model_title(default) if default else deployment_model,
+        "sd_model_checkpoint": model_title(default) if default else only_model,
         "sd_checkpoint_hash": (default.sha256 or None) if default else None,
         "CLIP_stop_at_last_layers": GenerationParams().clip_skip,
         "samples_format": "png",

@@ -25,6 +25,8 @@ def task_record(generation: Generation, base: str) -> dict:
         "result": urls,
         "seeds": [image.seed for image in generation.images.all()],
         "error": generation.error or None,
+        # The fields the engine that ran did not follow (a fill engine: the prompt).
+        "warnings": native.warnings(generation),
         "created_at": generation.created_at.isoformat(),
         "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
     }

@@ -23,6 +23,17 @@ def image_urls(generation: Generation, base_url: str) -> list[str]:
     ]
 
 
+def warnings(generation: Generation, names: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Each request field the engine that ran did not follow (``metadata.warnings``: a fill
+    engine and a prompt, a model and a field its family ignores), ``{field, message}``, the
+    field by the client's own name where ``names`` maps it."""
+    names = names or {}
+    return [
+        {**w, "field": names.get(w["field"], w["field"])}
+        for w in (generation.metadata or {}).get("warnings", [])
+    ]
+
+
 def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
     diffusers = generation.engine == "diffusers"

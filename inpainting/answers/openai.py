@@ -17,15 +17,23 @@ def image_item(*, b64_json: str | None = None, url: str | None = None) -> dict[s
 
 
 def images_response(
-    created: int, items: list[dict[str, Any]], *, output_format: str, size: tuple[int, int]
+    created: int,
+    items: list[dict[str, Any]],
+    *,
+    output_format: str,
+    size: tuple[int, int],
+    warnings: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """``ImagesResponse``; ``usage`` is omitted (no tokens are counted here)."""
+    """``ImagesResponse``; ``usage`` is omitted (no tokens are counted here). ``warnings``
+    (DreamLayer's, which the SDK keeps as an extra field): what the engine that ran did not
+    follow (a fill engine: the prompt)."""
     return {
         "created": created,
         "data": items,
         "background": "opaque",
         "output_format": output_format,
         "size": f"{size[0]}x{size[1]}",
+        "warnings": warnings,
     }
 
 

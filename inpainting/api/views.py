@@ -171,7 +171,9 @@ class SchedulerListView(APIView):
 
 
 class ModelListView(APIView):
-    """The model library: the enabled models a job may name (``model``), the default first."""
+    """The model library: the enabled models a job may name (``model``), the default first;
+    with no diffusion model (LOAD_SD_INPAINT off) none, and ``fill_engine`` names the engine
+    that runs instead (it fills a mask from the picture and follows no prompt)."""
 
     @extend_schema(
         responses=inline_serializer(
@@ -179,13 +181,15 @@ class ModelListView(APIView):
             {
                 "default": serializers.CharField(allow_null=True),
                 "models": serializers.ListField(child=serializers.DictField()),
+                "fill_engine": serializers.CharField(allow_null=True),
             },
         )
     )
     def get(self, request: Request) -> Response:
         items = library.library_models_described()
         default = next((m["name"] for m in items if m["default"]), None)
-        return Response({"default": default, "models": items})
+        fill = engine_config().fill_engine()
+        return Response({"default": default, "models": items, "fill_engine": fill})
 
 
 class LoraListView(APIView):
@@ -358,6 +362,7 @@ def _health_reads(diffusers: bool) -> tuple[dict, list | None, dict | None]:
             "engine": serializers.CharField(),
             "engines": serializers.ListField(child=serializers.CharField()),
             "model": serializers.CharField(),
+            "fill_engine": serializers.BooleanField(),
             "lama": inline_serializer(
                 "HealthLama",
                 {
@@ -400,6 +405,8 @@ class HealthView(AsyncAPIView):
             "engine": config.default(),
             "engines": config.available(),
             "model": config.model_name(config.default()),
+            # A fill engine's model is no checkpoint: it follows no prompt.
+            "fill_engine": config.fill_engine() is not None,
         }
         # Whether the LaMa file is there (a stat), and what the workers that opened it reported
         # (loaded: null until one has); the web process never opens it.

@@ -12,7 +12,7 @@ import numpy as np
 from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend, resolve_model
 from .backends.lama import LamaBackend
-from .parameters import ENGINES
+from .parameters import ENGINES, FILL_ENGINES
 from .runner import Backend
 from .types import EngineError, InvalidInput
 
@@ -87,6 +87,14 @@ class EngineConfig:
         if self.engine == "auto":
             return "diffusers" if self.load_diffusers else "classical"
         return self.engine
+
+    def fill_engine(self) -> str | None:
+        """With no diffusion model loaded: the fill engine a prompted job runs (it takes no
+        model and follows no prompt), which the model lists name instead of a checkpoint;
+        None while the diffusers engine is on."""
+        if self.load_diffusers:
+            return None
+        return self.default() if self.default() in FILL_ENGINES else "classical"
 
     def choose(self, requested: str | None, prompt: str = "") -> str:
         """The engine a job will run on; a client mistake raises ``InvalidInput``.

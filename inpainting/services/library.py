@@ -301,13 +301,40 @@ def library_model_runnable(model: LibraryModel) -> bool:
     return (_configs_for(model) / "model_index.json").is_file()
 
 
-def library_models_described() -> list[dict]:
-    """The enabled models as ``GET /api/models`` lists them, the default first, each with the
-    number of live workers serving it now (one read of the workers' reports)."""
+def library_diffusion_on() -> bool:
+    """Whether diffusion models run here: the diffusers engine is on (LOAD_SD_INPAINT). Off,
+    only a fill engine runs (classical, LaMa: no model, no prompt), so no model list offers a
+    checkpoint and a compatible API's model name is not used (``library_model_named``)."""
+    return engine_config().load_diffusers
+
+
+def library_models_offered():
+    """The library's diffusion models a job may name now (enabled, found by the last scan,
+    the default first); none while diffusion is off. Every model list reads this one rule:
+    ``GET /api/models``, the studio's picker, A1111's ``sd-models`` and ``options``, the model
+    names ModelsLab and FooocusAPI requests give."""
+    models = selectors.library_model_list()
+    return models if library_diffusion_on() else models.none()
+
+
+def library_deployment_model_offered() -> str | None:
+    """The deployment's own SD_INPAINT_MODEL while it is what a job runs (diffusion on, no
+    library model); else None."""
+    if not library_diffusion_on() or selectors.library_model_list().exists():
+        return None
+    return engine_config().model_name("diffusers")
+
+
+def library_models_described(*, offered: bool = True) -> list[dict]:
+    """The models as ``GET /api/models`` lists them (``offered``: only what a job may name now,
+    see ``library_models_offered``; else every enabled model, for ``manage.py models``), the
+    default first, each with the number of live workers serving it now (one read of the
+    workers' reports)."""
     served = fleet.models_served()
+    models = library_models_offered() if offered else selectors.library_model_list()
     return [
         library_model_describe(m, workers=None if served is None else len(served.get(m.name, [])))
-        for m in selectors.library_model_list()
+        for m in models
     ]
 
 
@@ -406,12 +433,13 @@ def _same_name(library_name: str, given: str) -> bool:
 def library_model_named(value: str | None, *, field: str) -> str | None:
     """A foreign API's model name (ModelsLab's ``model_id``, FooocusAPI's ``base_model_name``)
     as a library model's name: the model of that name, with or without ``.safetensors``, in
-    any case. None when no name is given, or when the library is empty (then the
-    deployment's own model runs, as those APIs' clients always send some name). A name the
+    any case. None when no name is given, when the library is empty (then the deployment's
+    own model runs, as those APIs' clients always send some name) or when no diffusion model
+    runs (a fill engine runs; its answer's warnings say what was not used). A name the
     library lacks is a client error that lists the models."""
     if not value:
         return None
-    models = list(selectors.library_model_list().values_list("name", flat=True))
+    models = list(library_models_offered().values_list("name", flat=True))
     if not models:
         return None
     for name in models:
@@ -427,7 +455,7 @@ def library_user_checkpoint(user) -> LibraryModel | None:
     can run (enabled, found by the last scan, runnable here); else None: the default."""
     choice = A1111Options.objects.filter(user=user).select_related("checkpoint").first()
     model = choice.checkpoint if choice else None
-    if model is None or not selectors.library_model_list().filter(pk=model.pk).exists():
+    if model is None or not library_models_offered().filter(pk=model.pk).exists():
         return None
     return model if library_model_runnable(model) else None
 
@@ -436,13 +464,19 @@ def library_user_checkpoint_set(user, title: str) -> None:
     """``POST /sdapi/v1/options`` with ``sd_model_checkpoint``: ``user``'s A1111 jobs that
     name no model run ``title`` from now on (the name, with or without A1111's ``[hash]``).
     An unknown model is a client error that lists the models; with an empty library only the
-    deployment's model is there, and choosing it keeps the default."""
+    deployment's model is there (with no diffusion, the fill engine), and choosing it keeps
+    the default."""
     name = library_model_named(title, field="sd_model_checkpoint")
     if name is None:
-        deployment = engine_config().model_name("diffusers")
-        if title and not _same_name(deployment, title):
+        only = library_deployment_model_offered() or engine_config().fill_engine()
+        if title and only and not _same_name(only, title):
             raise ClientError(
-                f"Unknown model {title!r}; the model is: {deployment}.",
+                f"Unknown model {title!r}; "
+                + (
+                    f"the model is: {only}."
+                    if library_diffusion_on()
+                    else f"no diffusion model runs here, only the {only} fill engine."
+                ),
                 field="sd_model_checkpoint",
             )
         A1111Options.objects.filter(user=user).delete()

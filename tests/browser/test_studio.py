@@ -95,6 +95,7 @@ def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
     page.wait_for_function("() => document.getElementById('after').complete")
     seed = page.inner_text("#result-seed")
     assert seed.isdigit()
+    assert page.is_hidden("#result-warnings")  # the diffusion model followed everything
 
     with page.expect_download() as download_info:
         page.click("#download")
@@ -199,9 +200,12 @@ def test_a_field_error_appears_next_to_its_field(page, live_url, user, input_png
     # The classical engine ignores steps: the field is disabled and not sent.
     page.select_option("#engine", "classical")
     assert page.is_disabled("#num_inference_steps")
+    assert "does not follow the prompt" in page.inner_text("#classical-note")
     page.click("#generate")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
     assert Generation.objects.get().params["num_inference_steps"] == 30
+    # The prompt was sent and not followed: the result says so.
+    assert page.inner_text("#result-warnings") == "Not used by the classical engine: prompt."
 
 
 def test_api_keys_page_shows_a_key_once_and_revokes_it(page, live_url, user):

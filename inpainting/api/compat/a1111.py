@@ -43,7 +43,9 @@ from ...params import GenerationParams
 from ...progress import latest_preview
 from ...services import generations, images
 from ...services.library import (
+    library_deployment_model_offered,
     library_model_named,
+    library_models_offered,
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
@@ -103,7 +105,9 @@ class ControlNetUnitSerializer(serializers.Serializer):
 
 
 def _without_hash(title: str) -> str:
-    return TITLE_HASH.sub("", title).strip()
+    """A checkpoint's name from its title: without A1111's ``[hash]`` (or the fill engine's
+    mark, ``answers.a1111.FILL_ENGINE_SUFFIX``)."""
+    return TITLE_HASH.sub("", title).strip().removesuffix(a1111.FILL_ENGINE_SUFFIX.strip())
 
 
 class A1111Img2ImgSerializer(serializers.Serializer):
@@ -297,6 +301,12 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             # Without a prompt the job removes (the removal engine); no diffusion model runs.
             data["ignored"].append("sd_model_checkpoint (no prompt: the removal engine runs)")
             checkpoint = ""
+        model = library_model_named(checkpoint, field="override_settings")
+        fill = engine_config().fill_engine()
+        if checkpoint and fill:
+            data["ignored"].append(
+                f"sd_model_checkpoint (no diffusion model runs here: the {fill} engine fills)"
+            )
         clip_skip = overrides.get("CLIP_stop_at_last_layers", GenerationParams().clip_skip)
         clip = field_for("clip_skip")
         try:
@@ -332,7 +342,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             clip_skip=clip_skip,
             controlnet=data["controlnet"],
             scheduler=data["sampler"],
-            model=library_model_named(checkpoint, field="override_settings"),
+            model=model,
         )
 
     def echo(self) -> dict:
@@ -442,17 +452,23 @@ class A1111InterruptView(A1111View):
         return Response({})
 
 
+def _only_model() -> dict:
+    """The one entry ``sd-models`` lists when the library offers none: the deployment's own
+    model, or with no diffusion model the fill engine that runs, marked as one."""
+    deployment = library_deployment_model_offered()
+    if deployment:
+        return a1111.deployment_model(deployment)
+    return a1111.fill_engine_model(engine_config().fill_engine() or engine_config().default())
+
+
 class A1111SdModelsView(A1111View):
-    """The model library's diffusion models; with an empty library, the deployment's own."""
+    """The diffusion models a job may name (``library_models_offered``); with none, the
+    deployment's own model or the fill engine that runs."""
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="checkpoints")})
     def get(self, request: Request) -> Response:
-        models = [a1111.sd_model(model) for model in selectors.library_model_list()]
-        if not models:
-            name = engine_config().model_name("diffusers")
-            models = [{"title": name, "model_name": name, "hash": None, "sha256": None,
-                       "filename": name, "config": None}]  # fmt: skip
-        return Response(models)
+        models = [a1111.sd_model(model) for model in library_models_offered()]
+        return Response(models or [_only_model()])
 
 
 class A1111SamplersView(A1111View):
@@ -476,10 +492,10 @@ class A1111OptionsView(A1111View):
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
         default = library_user_checkpoint(request.user) or (
-            selectors.library_model_list().filter(is_default=True).first()
+            library_models_offered().filter(is_default=True).first()
         )
-        deployment = engine_config().model_name("diffusers")
-        return Response(a1111.options(default, deployment, settings.INPAINT_PREVIEW_EVERY))
+        only = None if default else _only_model()["title"]
+        return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY))
 
     @extend_schema(
         tags=TAGS,

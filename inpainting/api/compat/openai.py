@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 
 from ... import selectors
-from ...answers import openai
+from ...answers import native, openai
 from ...engine.images import OUTPUT_FORMATS
 from ...errors import ClientError
 from ...models import Generation
@@ -203,6 +203,7 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
             _image_items(generation, request, context),
             output_format=context["output_format"],
             size=_output_size(generation),
+            warnings=native.warnings(generation),
         )
         return Response(body)
 

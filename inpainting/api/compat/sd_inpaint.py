@@ -15,6 +15,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ...answers import native
 from ...conf import engine_config
 from ...models import Generation
 from ...params import GenerationParams
@@ -82,6 +83,11 @@ class SdInpaintView(common.SubmitAndWaitView):
         response = image_response(data)
         response["X-Generation-Id"] = str(generation.pk)
         response["X-Seed"] = str(image.seed)
+        # The answer is the PNG: the fields the engine that ran did not follow (a fill engine:
+        # the prompt, the steps, the guidance) go in a header, comma-separated.
+        not_used = dict.fromkeys(w["field"] for w in native.warnings(generation))
+        if not_used:
+            response["X-Warnings"] = ", ".join(not_used)
         return response
 
 
@@ -99,5 +105,7 @@ class SdInpaintHealthView(AsyncAPIView):
                 "service": SERVICE_NAME,
                 "model": config.model_name(config.default()),
                 "engine": config.default(),
+                # No diffusion model here: the model is a fill engine's, which ignores prompts.
+                "fill_engine": config.fill_engine() is not None,
             }
         )

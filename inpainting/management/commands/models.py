@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"refused: {name}: {why}"))
             self.stdout.write(self.style.SUCCESS(f"default: {report.default or '(none)'}"))
             return
-        for item in library_models_described():
+        for item in library_models_described(offered=False):
             mark = " (default)" if item["default"] else ""
             self.stdout.write(
                 f"{item['name']}{mark}: {item['family']}, {item['kind']}, {item['layout']}, "

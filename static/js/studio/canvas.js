@@ -401,15 +401,17 @@ export function showCanvas() {
 }
 
 // ----- settings ---------------------------------------------------------------------------
-// Fields the classical engine ignores: shown muted and disabled, and not sent (so a value
-// left there from a diffusion job cannot refuse a classical one).
+// Fields the fill engines (classical, LaMa) ignore: shown muted and disabled, and not sent (so
+// a value left there from a diffusion job cannot refuse a fill job).
 export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip", "soft"];
+const FILL_ENGINES = ["classical", "lama"];
 function engineChanged() {
-  const classical = $("engine").value === "classical";
-  $("classical-note").hidden = !classical;
+  const fill = FILL_ENGINES.includes($("engine").value);
+  $("classical-note").hidden = !fill;
+  $("fill-engine-name").textContent = $("engine").value;
   for (const id of DIFFUSION_ONLY) {
-    $(id).closest(".field").classList.toggle("muted", classical);
-    $(id).disabled = classical;
+    $(id).closest(".field").classList.toggle("muted", fill);
+    $(id).disabled = fill;
   }
   // The model picker belongs to the diffusers engine alone.
   if ($("model")) {

@@ -14,6 +14,13 @@ export function showResult(id, message) {
   const seeds = metadata.seeds || [metadata.seed];
   view.sides = metadata.outpaint || null;
   $("result-link").href = `/history/${id}/`;
+  // What the engine that ran did not follow (a fill engine and a prompt, say), in its words.
+  const warnings = metadata.warnings || [];
+  const fields = [...new Set(warnings.map((w) => w.field.replaceAll("_", " ")))];
+  const who = metadata.engine === "diffusers" ? metadata.model : `the ${metadata.engine} engine`;
+  $("result-warnings").textContent = `Not used by ${who}: ${fields.join(", ")}.`;
+  $("result-warnings").title = warnings.map((w) => w.message).join("\n");
+  $("result-warnings").hidden = warnings.length === 0;
   $("before").src = input.imageUrl;
   const strip = $("samples-strip");
   strip.replaceChildren();
