@@ -13,9 +13,12 @@ import json
 import shutil
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from PIL import Image
 from rest_framework.test import APIClient
 
+from inpainting.conf import STATUS_KEY, model_status, record_model_status
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_scan
 from tests.helpers import BOX, compat_submissions, image_png, post_img2img
@@ -213,3 +216,16 @@ def test_with_the_tiny_diffusion_model_the_same_requests_warn_of_nothing(api, ke
     # A1111: the sampler runs (Euler a), the checkpoint is the deployment's own; nothing the
     # engine did not follow.
     assert not {"prompt", "steps", "sampler_name", "cfg_scale"} & set(found["a1111"])
+
+
+@pytest.mark.usefixtures("diffusion")
+def test_a_deployment_model_no_worker_could_load_is_not_listed(api):
+    before = model_status()
+    listed = api.get("/sdapi/v1/sd-models").json()
+    assert [m["model_name"] for m in listed] == [settings.SD_INPAINT_MODEL]
+    record_model_status(loaded=False, model=settings.SD_INPAINT_MODEL, error="no such folder")
+    try:
+        assert api.get("/sdapi/v1/sd-models").json() == []
+        assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] is None
+    finally:
+        cache.set(STATUS_KEY.format(engine="diffusers"), before, timeout=None)

@@ -14,7 +14,7 @@ from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
 from .. import engine, fleet, selectors
-from ..conf import deployment_family, engine_config
+from ..conf import deployment_family, engine_config, model_status
 from ..engine import selection
 from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
@@ -319,8 +319,11 @@ def library_models_offered():
 
 def library_deployment_model_offered() -> str | None:
     """The deployment's own SD_INPAINT_MODEL while it is what a job runs (diffusion on, no
-    library model); else None."""
+    library model) and no worker has reported that it could not load it; else None."""
     if not library_diffusion_on() or selectors.library_model_list().exists():
+        return None
+    status = model_status() or {}
+    if status.get("error") and not status.get("loaded"):
         return None
     return engine_config().model_name("diffusers")
 

@@ -452,13 +452,15 @@ class A1111InterruptView(A1111View):
         return Response({})
 
 
-def _only_model() -> dict:
+def _only_model() -> dict | None:
     """The one entry ``sd-models`` lists when the library offers none: the deployment's own
-    model, or with no diffusion model the fill engine that runs, marked as one."""
+    model, or with no diffusion model the fill engine that runs, marked as one; None when the
+    deployment's model could not be loaded (a worker said so)."""
     deployment = library_deployment_model_offered()
     if deployment:
         return a1111.deployment_model(deployment)
-    return a1111.fill_engine_model(engine_config().fill_engine() or engine_config().default())
+    fill = engine_config().fill_engine()
+    return a1111.fill_engine_model(fill) if fill else None
 
 
 class A1111SdModelsView(A1111View):
@@ -468,7 +470,8 @@ class A1111SdModelsView(A1111View):
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="checkpoints")})
     def get(self, request: Request) -> Response:
         models = [a1111.sd_model(model) for model in library_models_offered()]
-        return Response(models or [_only_model()])
+        only = None if models else _only_model()
+        return Response(models or ([only] if only else []))
 
 
 class A1111SamplersView(A1111View):
@@ -494,7 +497,7 @@ class A1111OptionsView(A1111View):
         default = library_user_checkpoint(request.user) or (
             library_models_offered().filter(is_default=True).first()
         )
-        only = None if default else _only_model()["title"]
+        only = None if default else (_only_model() or {}).get("title")
         return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY))
 
     @extend_schema(
