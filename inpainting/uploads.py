@@ -7,6 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -14,7 +15,10 @@ from .engine import encode_png as png_bytes
 from .engine.images import MAX_TEXT_CHUNK, MAX_TEXT_MEMORY
 from .errors import UploadError
 
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+# Phone photos: HEIC / HEIF (pillow-heif, which turns them upright as it reads them); AVIF is
+# Pillow's own. Each is decoded under the same size rules and stored as PNG, as any upload.
+pillow_heif.register_heif_opener()
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
 MASK_FORMATS = ("PNG",)
 
 

@@ -88,6 +88,7 @@ ROUTES: dict[str, Route] = {
     "api:mask-models": api_route("get", 200),
     "api:mask-generate": api_route("post", 400),
     "api:mask-effective": api_route("post", 400),
+    "api:image-png": api_route("post", 400),
     "api:generation-list": api_route("get", 200),
     "api:generation-detail": api_route("get", 404, staff=200),
     "api:generation-detail:delete": api_route("delete", 404),
@@ -97,6 +98,7 @@ ROUTES: dict[str, Route] = {
     "api:generation-input": api_route("get", 404, staff=200),
     "api:generation-mask": api_route("get", 404, staff=200),
     "api:generation-mask-thumbnail": api_route("get", 404, staff=200),
+    "api:generation-painted-mask": api_route("get", 404, staff=200),
     "api:generation-regenerated": api_route("get", 404, staff=200),
     # compatible APIs
     "sd-inpaint": api_route("post", 400),

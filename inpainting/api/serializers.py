@@ -331,7 +331,7 @@ GenerationParamsSerializer = type(
 class Img2ImgSerializer(GenerationParamsSerializer):
     """The native ``POST /api/img2img`` form (files are read by the service)."""
 
-    image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
+    image = serializers.FileField(help_text="JPEG, PNG, WebP, AVIF or HEIC / HEIF, at most 10 MB.")
     mask = serializers.FileField(
         required=False,
         help_text="PNG, at most 10 MB. White is kept, black inpainted. Optional with outpaint "
@@ -417,7 +417,7 @@ class MaskGenerateSerializer(serializers.Serializer):
     (grabcut, flood, colour), or from a mask model in a selection worker (sam: points and /
     or a box; text: a phrase, SAM 3; background: the subject, a rembg model)."""
 
-    image = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB.")
+    image = serializers.FileField(help_text="JPEG, PNG, WebP, AVIF or HEIC / HEIF, at most 10 MB.")
     method = serializers.ChoiceField(
         choices=["grabcut", "flood", "colour", "sam", "text", "background"], default="grabcut"
     )

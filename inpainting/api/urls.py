@@ -19,6 +19,7 @@ urlpatterns = [
     path("mask-models", views.MaskModelListView.as_view(), name="mask-models"),
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
+    path("images/png", views.ImagePngView.as_view(), name="image-png"),
     path(
         "generations/<uuid:pk>/images/<int:index>.png",
         views.GenerationFileView.as_view(kind="output"),
@@ -38,6 +39,11 @@ urlpatterns = [
         "generations/<uuid:pk>/regenerated.png",
         views.GenerationFileView.as_view(kind="regenerated"),
         name="generation-regenerated",
+    ),
+    path(
+        "generations/<uuid:pk>/painted-mask.png",
+        views.GenerationFileView.as_view(kind="painted_mask"),
+        name="generation-painted-mask",
     ),
     path(
         "generations/<uuid:pk>/mask-thumbnail.png",

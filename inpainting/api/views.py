@@ -26,7 +26,7 @@ from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..fleet import fleet_summary
 from ..models import Generation
-from ..services import generations, library, masks
+from ..services import generations, images, library, masks
 from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
@@ -315,6 +315,28 @@ class MaskPreviewView(APIView):
         return image_response(png)
 
 
+class ImageUploadSerializer(serializers.Serializer):
+    image = serializers.FileField(
+        help_text="JPEG, PNG, WebP, HEIC / HEIF or AVIF, at most UPLOAD_MAX_BYTES."
+    )
+
+
+class ImagePngView(APIView):
+    """An uploaded picture as an upright PNG: the studio shows a phone's HEIC photo, which the
+    browser cannot decode, through this (and sends the PNG on with the job)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={(200, "image/png"): OpenApiResponse(description="the picture, upright")},
+    )
+    def post(self, request: Request):
+        serializer = ImageUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return image_response(images.image_upright_png(serializer.validated_data["image"]))
+
+
 def _file_response(field_file, download_name: str):
     """Stored bytes streamed through this process from whatever storage holds them (the
     data folder or an S3 bucket), never a redirect to the bucket: docs/adr/0006."""
@@ -335,9 +357,12 @@ class GenerationFileView(APIView):
         if self.kind == "regenerated":
             png = masks.generation_regenerated_png(generation=generation)
             return image_response(png, filename=generation.file_name("regenerated"), cache=True)
-        if self.kind in ("mask", "mask_thumbnail"):
+        if self.kind in ("mask", "mask_thumbnail", "painted_mask"):
             if generation.mask is None:
                 raise Http404("This generation has no mask.")
+            if self.kind == "painted_mask":
+                png = masks.generation_painted_mask_png(generation=generation)
+                return image_response(png, filename=generation.file_name("mask-painted"))
             if self.kind == "mask":
                 return _file_response(generation.mask.file, generation.file_name("mask"))
             return _file_response(generation.mask.thumbnail, generation.file_name("mask-thumbnail"))

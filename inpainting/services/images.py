@@ -14,7 +14,7 @@ from PIL import Image
 from .. import engine
 from ..engine.masks import has_alpha
 from ..models import GeneratedImage
-from ..uploads import IMAGE_FORMATS, image_size, read_upload
+from ..uploads import IMAGE_FORMATS, image_size, read_image, read_upload
 
 
 def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploadedFile:
@@ -34,6 +34,14 @@ def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFil
         alpha = header.format == "PNG" and has_alpha(header)
     image = SimpleUploadedFile("image.png", data)
     return image, (SimpleUploadedFile("mask.png", data) if alpha else None)
+
+
+def image_upright_png(upload) -> bytes:
+    """An uploaded picture (any upload format: a phone's HEIC too) as an upright PNG, under the
+    upload limits: the studio shows one that the browser cannot decode, and sends it on."""
+    return engine.encode_png(
+        engine.to_rgb(read_image(upload, field="image", formats=IMAGE_FORMATS))
+    )
 
 
 def png_texts(data: bytes, *, field: str = "image") -> dict[str, str]:

@@ -4,6 +4,7 @@ area, and masks made without weights."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -54,6 +55,23 @@ def generation_regenerated_png(*, generation: Generation) -> bytes:
     except engine.InvalidInput as exc:  # checked when the job was created: not expected
         raise ClientError(str(exc), field=exc.field, status=409) from None
     return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
+
+
+def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
+    """The job's mask as the studio paints one: white = regenerated, at the input's size, with
+    its polarity, alpha rule, threshold and invert applied and before grow and blur (the job's
+    settings add those again). "Edit again" loads it onto the canvas as strokes; None: the job
+    had no mask."""
+    mask = stored_mask(generation)
+    if mask is None:
+        return None
+    options = GenerationParams.from_json(generation.params).mask_options
+    size = (generation.source.width, generation.source.height)
+    try:
+        values = engine.effective_mask(mask, size, replace(options, grow=0, blur=0))
+    except engine.InvalidInput as exc:  # checked when the job was created: not expected
+        raise ClientError(str(exc), field=exc.field, status=409) from None
+    return engine.encode_png(Image.fromarray(values, "L"))
 
 
 def generation_mask_colour(*, generation: Generation) -> str | None:

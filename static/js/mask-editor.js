@@ -1,10 +1,13 @@
 // The canvas mask editor: paint at the image's own resolution, undo / redo, eraser, invert,
-// zoom about the cursor, pan (Space + drag, middle button, two fingers), pinch zoom, a brush
-// outline, and the outpaint area around the image. The mask canvas holds white paint with
-// alpha; toBlob() flattens it onto black (white = inpaint), the polarity the studio sends as
-// mask_mode=white_inpaints.
+// a lasso and a rectangle (filled on release; Alt takes away), zoom about the cursor, pan
+// (Space + drag, middle button, two fingers), pinch zoom, a brush outline, and the outpaint
+// area around the image. The mask canvas holds white paint with alpha; toBlob() flattens it
+// onto black (white = inpaint), the polarity the studio sends as mask_mode=white_inpaints.
 
 const HISTORY_LIMIT = 50;
+// Tools that paint along the pointer (with the brush outline), and those that draw a shape.
+const BRUSH_TOOLS = ["brush", "eraser"];
+const SHAPE_TOOLS = ["lasso", "rectangle"];
 const MIN_ZOOM = 0.05;
 const MAX_ZOOM = 8;
 
@@ -50,6 +53,7 @@ export class MaskEditor {
     this.effective = null; // the server's effective mask of the whole canvas, drawn when not painting
     this.spaceDown = false;
     this.fitted = true; // the view is the fitted one (no zoom or pan by the user since)
+    this.painting = false; // a stroke or a shape is being drawn
     this._bindKeys();
     this._bindPointer();
     // When something above the canvas appears or goes (a message, a wrapped toolbar), the
@@ -262,6 +266,7 @@ export class MaskEditor {
 
   _bindPointer() {
     let stroke = null;     // {last, pointerId} while painting
+    let shape = null;      // {points, subtract, pointerId} while drawing a lasso or a rectangle
     let selecting = null;  // {start, shiftKey, pointerId} while the select tool's pointer is down
     let panning = null;    // {x, y, pointerId} while panning with one pointer
     const touches = new Map(); // pointerId -> {x, y} of the fingers on the canvas
@@ -273,6 +278,8 @@ export class MaskEditor {
     };
     const cancelStroke = () => {
       // A second finger turns a stroke just begun into a gesture: the stroke is taken back.
+      this.painting = false;
+      if (shape) { shape = null; this.undoStack.pop(); this.onHistory(); this.render(); }
       if (!stroke) return;
       const ctx = this.maskContext;
       ctx.putImageData(this.undoStack.pop(), 0, 0);
@@ -300,11 +307,18 @@ export class MaskEditor {
       } else if (event.button === 0 && this.enabled && this.tool === "select") {
         // A click selects at a point, a drag a box: told when the pointer is released.
         selecting = { start: this.toImageXY(event), shiftKey: event.shiftKey, pointerId: event.pointerId };
+      } else if (event.button === 0 && this.enabled && SHAPE_TOOLS.includes(this.tool)) {
+        // A lasso or a rectangle: one undo step, filled when the pointer is released.
+        this._snapshot();
+        shape = { points: [this.toImageXY(event)], subtract: event.altKey, pointerId: event.pointerId };
+        this.effective = null;
+        this.painting = true;
       } else if (event.button === 0 && this.enabled) {
         this._snapshot();
         const point = this.toImageXY(event);
         stroke = { last: point, pointerId: event.pointerId };
         this.effective = null;
+        this.painting = true;
         this._endStroke(); // a new stroke: the soft brush starts from the mask as it is now
         this._stroke(point, point);
         this.render();
@@ -337,6 +351,12 @@ export class MaskEditor {
         this._stroke(stroke.last, point);
         stroke.last = point;
         this.render();
+      } else if (shape && shape.pointerId === event.pointerId) {
+        const point = this.toImageXY(event);
+        if (this.tool === "rectangle") shape.points[1] = point;
+        else shape.points.push(point);
+        this.render();
+        this._drawOutline(shape.points);
       }
     });
 
@@ -350,8 +370,21 @@ export class MaskEditor {
       if (touches.size < 2) gesture = null;
       if (stroke && stroke.pointerId === event.pointerId) {
         stroke = null;
+        this.painting = false;
         this._endStroke();
         this.onChange();
+      }
+      if (shape && shape.pointerId === event.pointerId) {
+        const done = shape;
+        shape = null;
+        this.painting = false;
+        if (event.type === "pointerup" && this.fillShape(done.points, { subtract: done.subtract, snapshot: false })) {
+          this.onChange();
+        } else {
+          this.undoStack.pop(); // nothing drawn: no step to undo
+          this.onHistory();
+          this.render();
+        }
       }
       if (panning && panning.pointerId === event.pointerId) panning = null;
     };
@@ -369,7 +402,7 @@ export class MaskEditor {
 
   // The brush outline: a circle of the brush's size, at the current zoom, under the pointer.
   _moveCursor(event) {
-    const painting = this.enabled && this.tool !== "select" && !this.spaceDown && event.pointerType !== "touch";
+    const painting = this.enabled && BRUSH_TOOLS.includes(this.tool) && !this.spaceDown && event.pointerType !== "touch";
     this.cursor.hidden = !painting;
     if (!painting) return;
     const at = this._viewportXY(event);
@@ -467,6 +500,87 @@ export class MaskEditor {
     this.onChange();
   }
 
+  // ----- lasso and rectangle ------------------------------------------------------------
+  // The outline being drawn (image coordinates), over the overlay: a closed freehand path, or
+  // the rectangle between the first point and the last.
+  _outlinePath(ctx, points, dx = 0, dy = 0) {
+    ctx.beginPath();
+    if (this.tool === "rectangle") {
+      const [a, b] = [points[0], points[points.length - 1]];
+      ctx.rect(Math.min(a.x, b.x) + dx, Math.min(a.y, b.y) + dy, Math.abs(b.x - a.x), Math.abs(b.y - a.y));
+      return;
+    }
+    ctx.moveTo(points[0].x + dx, points[0].y + dy);
+    for (const p of points.slice(1)) ctx.lineTo(p.x + dx, p.y + dy);
+    ctx.closePath();
+  }
+
+  _drawOutline(points) {
+    if (points.length < 2) return;
+    const ctx = this.overlayContext;
+    ctx.save();
+    this._outlinePath(ctx, points, this.pad.left, this.pad.top);
+    ctx.lineWidth = 1.5 / this.zoom;
+    ctx.setLineDash([6 / this.zoom, 4 / this.zoom]);
+    ctx.strokeStyle = "#fff";
+    ctx.stroke();
+    ctx.lineDashOffset = 6 / this.zoom;
+    ctx.strokeStyle = "#000";
+    ctx.stroke();
+    ctx.restore();
+  }
+
+  // Fill a lasso's polygon (or the rectangle of two corners, with the rectangle tool) into the
+  // mask, or take it away (``subtract``); one undo step unless the caller took it
+  // (``snapshot: false``). False when the shape encloses nothing (a click, a line).
+  fillShape(points, { subtract = false, snapshot = true } = {}) {
+    const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
+    const wide = Math.max(...xs) - Math.min(...xs), high = Math.max(...ys) - Math.min(...ys);
+    const enough = this.tool === "rectangle" ? points.length >= 2 : points.length >= 3;
+    if (!enough || wide < 1 || high < 1) return false;
+    if (snapshot) this._snapshot();
+    const ctx = this.maskContext;
+    ctx.save();
+    ctx.globalCompositeOperation = subtract ? "destination-out" : "source-over";
+    ctx.fillStyle = "#fff";
+    this._outlinePath(ctx, points);
+    ctx.fill();
+    ctx.restore();
+    this.effective = null;
+    this.render();
+    return true;
+  }
+
+  // ----- masks in and out ---------------------------------------------------------------
+  // A mask picture (white = regenerated; gray in part) replaces what is painted, as one undo
+  // step: "Load mask", "Edit again" (scaled to the image), "Continue from this" (``at``: where
+  // its top-left corner lies on the new image, unscaled: a mask kept from before an outpaint).
+  loadMask(image, at = null) {
+    this._snapshot();
+    const flat = document.createElement("canvas");
+    flat.width = this.width;
+    flat.height = this.height;
+    const fctx = flat.getContext("2d");
+    fctx.fillStyle = "#000";
+    fctx.fillRect(0, 0, flat.width, flat.height);
+    if (at) fctx.drawImage(image, at.x, at.y);
+    else fctx.drawImage(image, 0, 0, flat.width, flat.height);
+    this.maskContext.clearRect(0, 0, this.width, this.height);
+    this._drawSelection(flat);
+  }
+
+  // What is painted now, as a picture of its own (white = regenerated, on black).
+  maskPicture() {
+    const copy = document.createElement("canvas");
+    copy.width = this.width;
+    copy.height = this.height;
+    const ctx = copy.getContext("2d");
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, copy.width, copy.height);
+    ctx.drawImage(this.mask, 0, 0);
+    return copy;
+  }
+
   hasPaint() {
     if (!this.width) return false;
     const px = this.maskContext.getImageData(0, 0, this.width, this.height).data;
@@ -476,20 +590,16 @@ export class MaskEditor {
 
   // A PNG at the image's resolution: white where painted (inpaint), black elsewhere.
   toBlob() {
-    const flat = document.createElement("canvas");
-    flat.width = this.width;
-    flat.height = this.height;
-    const ctx = flat.getContext("2d");
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, flat.width, flat.height);
-    ctx.drawImage(this.mask, 0, 0);
-    return new Promise((resolve) => flat.toBlob(resolve, "image/png"));
+    return new Promise((resolve) => this.maskPicture().toBlob(resolve, "image/png"));
   }
 
   // ----- overlay ------------------------------------------------------------------------
   // The server's effective mask of the whole canvas (after polarity, invert, grow, blur and
   // the outpaint area), or while painting the raw strokes and the outpaint area, tinted red.
   showEffective(image) {
+    // An answer that arrives while a stroke or a shape is being drawn was computed from the
+    // mask before it: the live strokes stay on show, and the release asks for a new one.
+    if (this.painting) return;
     this.effective = image;
     this.render();
   }

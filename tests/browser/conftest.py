@@ -79,6 +79,28 @@ def page(browser, live_url):
     context.close()
 
 
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def studio(browser, live_url, user, request):
+    """A logged-in studio page at the size the test asks for (desktop unless parametrised
+    with ``PHONE``), which fails the test on any script error or refused resource (CSP, 404):
+    a bug the user would hit."""
+    size = getattr(request, "param", DESKTOP)
+    context = browser.new_context(viewport=size, has_touch=size is PHONE, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, live_url, "alice", "pw-alice-123")
+    yield page
+    context.close()
+    assert errors == []
+
+
 def screenshot(page, name: str, **kwargs) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -90,3 +90,13 @@ def parameter_rows(page) -> dict[str, str]:
             strict=True,
         )
     )
+
+
+def wait_overlay_settled(page, after: str | None = None) -> None:
+    """Wait until the overlay shows the server's answer for the latest change (none pending),
+    and, given ``after`` (a ``data-ready`` read before the change), a newer answer than it."""
+    page.wait_for_function(
+        "(r) => { const c = document.getElementById('overlay-canvas');"
+        " return c.dataset.pending !== 'true' && (r === null || c.dataset.ready !== r); }",
+        arg=after,
+    )

@@ -9,7 +9,7 @@ from PIL import Image
 
 from inpainting.engine.compose import REGENERATED_OPACITY
 from inpainting.models import Generation
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, screenshot
 from tests.browser.helpers import (
     in_window,
     open_image,
@@ -22,27 +22,9 @@ from tests.browser.helpers import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 # The astronaut's shuttle, in the photo's pixels (512 x 512): a brush stroke down its body.
 SHUTTLE = ((432, 100), (440, 300))
 FULL = round(255 * REGENERATED_OPACITY)  # the overlay's alpha over a fully regenerated pixel
-
-
-@pytest.fixture
-def studio(browser, live_url, user, request):
-    """A logged-in studio page at the size the test asks for (desktop unless parametrised)."""
-    size = getattr(request, "param", DESKTOP)
-    context = browser.new_context(viewport=size, has_touch=size is PHONE)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors = []  # a script error or a refused resource (CSP, 404) is a bug the user would hit
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    log_in(page, live_url, "alice", "pw-alice-123")
-    yield page
-    context.close()
-    assert errors == []
 
 
 def stage_transform(page) -> str:

@@ -28,7 +28,7 @@ SERVICE_NAME = "stable-diffusion-inpaint"
 
 
 class SdInpaintSerializer(serializers.Serializer):
-    image = serializers.FileField(help_text="Input image (JPEG, PNG or WebP).")
+    image = serializers.FileField(help_text="Input image (JPEG, PNG, WebP, AVIF or HEIC).")
     mask = serializers.FileField(help_text="PNG: white = inpaint, black = keep, gray = blend.")
     prompt = field_for("prompt", default=empty, required=True, allow_blank=False)
     negative_prompt = field_for("negative_prompt")

@@ -46,24 +46,48 @@ export const editor = new MaskEditor({
 window.addEventListener("resize", () => { syncLayout(); if (editor.fitted) editor.fit(); });
 
 // ----- the image -------------------------------------------------------------------------
+// Pictures the browser shows itself; a phone's HEIC / HEIF it cannot decode: the server turns
+// those into an upright PNG, which is then the input.
+const BROWSER_TYPES = ["image/png", "image/jpeg", "image/webp", "image/avif"];
+const isPhonePhoto = (blob) => ["image/heic", "image/heif"].includes(blob.type) || /\.hei[cf]$/i.test(blob.name || "");
+
+async function asPng(blob) {
+  const form = new FormData();
+  form.append("image", blob, blob.name || "photo.heic");
+  say("Reading the photo…");
+  const response = await postForm("/api/images/png", form);
+  say("");
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    showErrors(body.errors || { image: [body.message || "This file could not be read as an image."] }, body.message);
+    return null;
+  }
+  const name = (blob.name || "photo").replace(/\.[^.]*$/, "") + ".png";
+  return new File([await response.blob()], name, { type: "image/png" });
+}
+
 export async function loadImage(blob) {
   clearErrors("image");
-  if (!["image/png", "image/jpeg", "image/webp"].includes(blob.type)) {
-    showErrors({ image: ["The image must be a JPEG, PNG or WebP file."] });
-    return;
-  }
   if (blob.size > MAX_BYTES) {
     showErrors({ image: [`The image is larger than ${MAX_BYTES / 1048576} MB.`] });
-    return;
+    return false;
+  }
+  if (isPhonePhoto(blob)) {
+    blob = await asPng(blob);
+    if (!blob) return false;
+  } else if (!BROWSER_TYPES.includes(blob.type)) {
+    showErrors({ image: ["The image must be a JPEG, PNG, WebP, HEIC or AVIF file."] });
+    return false;
   }
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
   } catch {
     showErrors({ image: ["This file could not be read as an image."] });
-    return;
+    return false;
   }
   input.imageBlob = blob;
+  input.imageName = blob.name || "image";
   if (input.imageUrl) URL.revokeObjectURL(input.imageUrl);
   input.imageUrl = URL.createObjectURL(blob);
   $("dropzone").hidden = true;
@@ -74,6 +98,7 @@ export async function loadImage(blob) {
   newObject();
   if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
   scheduleOverlay();
+  return true;
 }
 
 $("image-input").addEventListener("change", (e) => e.target.files[0] && loadImage(e.target.files[0]));
@@ -99,6 +124,7 @@ function setMaskMode(mode) {
   $("mode-upload").setAttribute("aria-pressed", String(mode === "upload"));
   $("draw-tools").hidden = mode !== "draw";
   $("upload-tools").hidden = mode !== "upload";
+  $("mask-download").hidden = mode !== "draw"; // what is painted; an uploaded mask is a file already
   editor.enabled = mode === "draw";
   scheduleOverlay();
 }
@@ -125,12 +151,12 @@ for (const name of ["hardness", "opacity"]) {
 $("soft").addEventListener("change", () => { $("soft").dataset.touched = "true"; });
 function setTool(tool) {
   editor.tool = tool;
-  for (const name of ["brush", "eraser", "select"]) {
+  for (const name of ["brush", "eraser", "lasso", "rectangle", "select"]) {
     $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
   }
   $("select-field").hidden = tool !== "select";
   $("tolerance-field").hidden = tool !== "select" || $("select-method").value !== "colour";
-  $("overlay-canvas").classList.toggle("selecting", tool === "select");
+  $("overlay-canvas").classList.toggle("selecting", ["select", "lasso", "rectangle"].includes(tool));
   newObject();
 }
 $("tool-select").addEventListener("click", () => setTool("select"));
@@ -234,6 +260,8 @@ if ($("select-find")) {
 $("select-tolerance").addEventListener("input", (e) => { $("select-tolerance-value").value = e.target.value; });
 $("tool-brush").addEventListener("click", () => setTool("brush"));
 $("tool-eraser").addEventListener("click", () => setTool("eraser"));
+$("tool-lasso").addEventListener("click", () => setTool("lasso"));
+$("tool-rectangle").addEventListener("click", () => setTool("rectangle"));
 $("undo").addEventListener("click", () => editor.undo());
 $("redo").addEventListener("click", () => editor.redo());
 $("clear").addEventListener("click", () => editor.clear());
@@ -259,6 +287,10 @@ window.addEventListener("keydown", (e) => {
     setTool("brush");
   } else if (key === "e") {
     setTool("eraser");
+  } else if (key === "l") {
+    setTool("lasso");
+  } else if (key === "r") {
+    setTool("rectangle");
   } else if (key === "s") {
     setTool("select");
   } else if (key === "n" && editor.tool === "select") {
@@ -271,6 +303,41 @@ async function isPng(file) {
   const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
   return PNG_MAGIC.every((byte, i) => head[i] === byte);
 }
+
+// ----- masks you keep: download what is painted, load a mask PNG back as strokes ----------
+$("mask-download").addEventListener("click", async () => {
+  if (!editor.width) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await editor.toBlob());
+  link.download = `${(input.imageName || "image").replace(/\.[^.]*$/, "")}-mask.png`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+});
+
+export async function loadMaskFile(file) {
+  clearErrors("mask");
+  if (file.size > MAX_BYTES || !(await isPng(file))) {
+    showErrors({ mask: ["The mask must be a PNG file of at most " + `${MAX_BYTES / 1048576} MB.`] });
+    return false;
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    showErrors({ mask: ["This file could not be read as an image."] });
+    return false;
+  }
+  setMaskMode("draw");
+  editor.loadMask(bitmap); // one undo step: Undo brings back what was painted before
+  return true;
+}
+$("mask-load-input").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  e.target.value = ""; // the same file may be loaded again
+  if (file) await loadMaskFile(file);
+});
 
 async function useUploadedMask(file) {
   clearErrors("mask");
@@ -324,6 +391,7 @@ let overlayTimer = null;
 let overlayRequest = 0;
 function scheduleOverlay() {
   overlayRequest++; // an answer already on its way is for the old mask or canvas
+  $("overlay-canvas").dataset.pending = "true"; // until the answer for this change is drawn
   clearTimeout(overlayTimer);
   overlayTimer = setTimeout(refreshOverlay, 120);
 }
@@ -333,7 +401,11 @@ async function refreshOverlay() {
   const request = ++overlayRequest;
   const mask = await currentMask();
   const outpaint = outpaintProblem(outpaintSides()) ? null : outpaintSides();
-  if (!mask && !outpaint) { editor.showEffective(null); return; }
+  if (!mask && !outpaint) {
+    editor.showEffective(null);
+    if (request === overlayRequest) delete $("overlay-canvas").dataset.pending;
+    return;
+  }
   const form = new FormData();
   if (mask) {
     form.append("mask", mask.blob, "mask.png");
@@ -351,6 +423,7 @@ async function refreshOverlay() {
     const body = await response.json().catch(() => ({}));
     showErrors(body.errors, body.message);
     editor.showEffective(null);
+    delete $("overlay-canvas").dataset.pending;
     return;
   }
   clearErrors("mask");
@@ -358,6 +431,7 @@ async function refreshOverlay() {
   if (request === overlayRequest) {
     editor.showEffective(bitmap);
     $("overlay-canvas").dataset.ready = String(request);
+    delete $("overlay-canvas").dataset.pending;
   }
 }
 for (const id of ["mask_blur", "mask_grow"]) $(id).addEventListener("change", scheduleOverlay);

@@ -5,7 +5,8 @@
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
 
-const view = { sides: null }; // the outpaint sides of the result on show
+// The outpaint sides of the result on show, its images and the one shown.
+const view = { sides: null, images: [], index: 0, seeds: [] };
 
 // ----- result ------------------------------------------------------------------------------
 export function showResult(id, message) {
@@ -24,12 +25,7 @@ export function showResult(id, message) {
   $("before").src = input.imageUrl;
   const strip = $("samples-strip");
   strip.replaceChildren();
-  const show = (index) => {
-    $("after").src = images[index];
-    $("download").href = images[index];
-    $("result-seed").value = seeds[index];
-    for (const [i, thumb] of [...strip.children].entries()) thumb.setAttribute("aria-pressed", String(i === index));
-  };
+  Object.assign(view, { images, seeds, index: 0 });
   images.forEach((url, index) => {
     if (images.length < 2) return;
     const button = document.createElement("button");
@@ -43,6 +39,7 @@ export function showResult(id, message) {
     button.addEventListener("click", () => show(index));
     strip.append(button);
   });
+  $("samples-keys").hidden = images.length < 2;
   show(0);
   $("stage").hidden = true;
   $("brush-cursor").hidden = true;
@@ -55,6 +52,27 @@ export function showResult(id, message) {
   $("after").addEventListener("load", layout, { once: true });
   $("viewport").scrollIntoView({ block: "nearest" });
 }
+
+// One of the job's samples in the compare view (the strip marks it; left / right arrows move).
+function show(index) {
+  if (index < 0 || index >= view.images.length) return;
+  view.index = index;
+  $("after").src = view.images[index];
+  $("download").href = view.images[index];
+  $("result-seed").value = view.seeds[index];
+  $("result-index").value = view.images.length > 1 ? `${index + 1} of ${view.images.length}` : "";
+  for (const [i, thumb] of [...$("samples-strip").children].entries()) {
+    thumb.setAttribute("aria-pressed", String(i === index));
+  }
+}
+window.addEventListener("keydown", (event) => {
+  if ($("compare").hidden || ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName)) return;
+  if (event.target.type === "range") return; // the compare slider takes its own arrows
+  if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+    event.preventDefault();
+    show(view.index + (event.key === "ArrowRight" ? 1 : -1));
+  }
+});
 
 // The result fitted into the viewport (at most 100%), centred; the input drawn at the same
 // scale at its place in the result: pixel for pixel aligned.
@@ -119,10 +137,15 @@ $("back-to-mask").addEventListener("click", () => {
   editor.fit();
 });
 
+// "Continue from this": the result on show becomes the input, and the mask is kept (at its
+// place in an outpainted result) for a second pass that refines it.
 $("use-as-input").addEventListener("click", async () => {
   const response = await fetch($("after").src, { credentials: "same-origin" });
   const blob = await response.blob();
+  const kept = editor.hasPaint() ? editor.maskPicture() : null;
+  const at = { x: view.sides?.left || 0, y: view.sides?.top || 0 };
   for (const side of ["left", "right", "top", "bottom"]) $(`outpaint_${side}`).value = 0;
   editor.setOutpaint({});
-  await loadImage(new File([blob], "result.png", { type: "image/png" }));
+  if (!(await loadImage(new File([blob], "result.png", { type: "image/png" })))) return;
+  if (kept) editor.loadMask(kept, at);
 });

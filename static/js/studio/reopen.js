@@ -1,0 +1,44 @@
+// "Edit again" from the history: /?edit=<id> opens that job's input with its mask (as strokes
+// to change: white = regenerated, before grow and blur), its prompt, engine, model and mask
+// settings, ready to generate again.
+
+import { editor, loadImage } from "./canvas.js";
+import { $, say } from "./dom.js";
+
+function setField(id, value) {
+  const field = $(id);
+  if (!field || value === undefined || value === null) return;
+  if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === String(value))) return;
+  field.value = value;
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+  field.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
+async function reopen(id) {
+  const base = `/api/generations/${encodeURIComponent(id)}`;
+  const detail = await fetch(`${base}/`, { credentials: "same-origin" });
+  if (!detail.ok) {
+    say("That generation could not be opened (deleted, or not yours).", "error");
+    return;
+  }
+  const job = await detail.json();
+  const meta = job.metadata;
+  const input = await fetch(`${base}/input.png`, { credentials: "same-origin" });
+  if (!input.ok || !(await loadImage(new File([await input.blob()], "input.png", { type: "image/png" })))) return;
+  setField("engine", meta.engine);
+  setField("model", meta.model);
+  setField("prompt", meta.prompt);
+  setField("negative_prompt", meta.negative_prompt);
+  setField("mask_blur", meta.mask_blur);
+  setField("mask_grow", meta.mask_grow);
+  for (const side of ["left", "right", "top", "bottom"]) setField(`outpaint_${side}`, meta.outpaint?.[side] || 0);
+  if (job.mask_image) {
+    const mask = await fetch(`${base}/painted-mask.png`, { credentials: "same-origin" });
+    if (mask.ok) editor.loadMask(await createImageBitmap(await mask.blob()));
+  }
+  history.replaceState(null, "", location.pathname); // a reload starts afresh
+  say("Opened from the history: change the mask or the prompt, then Generate.");
+}
+
+const id = new URLSearchParams(location.search).get("edit");
+if (id) reopen(id);
