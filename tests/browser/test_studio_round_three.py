@@ -102,11 +102,13 @@ def test_a_lasso_around_the_cup_fills_it_alt_takes_a_hole_away_each_one_undo(stu
     assert (got[52:199, 102:249] == 255).all() and got[:48].max() == 0 and got[:, 253:].max() == 0
 
 
+@pytest.mark.parametrize("studio", [None, PHONE], indirect=True, ids=["desktop", "phone"])
 def test_a_downloaded_mask_loaded_again_gives_the_same_overlay(studio, tmp_path):
     path, size = photo(tmp_path, "chelsea")
-    box = open_image(studio, path)
+    box = open_image(studio, path, zoom=None)
+    scale = box["width"] / size[0]
     set_brush(studio, 30)
-    stroke(studio, box, (120, 100), (260, 160))
+    stroke(studio, box, (120 * scale, 100 * scale), (260 * scale, 160 * scale))
     wait_overlay_settled(studio)
     before = overlay_pixels(studio)
     assert before.reshape(-1, 4)[130 * 451 + 190, 3] > 0  # the stroke, tinted
@@ -130,6 +132,7 @@ def overlay_pixels(page) -> np.ndarray:
     return np.asarray(data, dtype=np.uint8)
 
 
+@pytest.mark.parametrize("studio", [None, PHONE], indirect=True, ids=["desktop", "phone"])
 def test_edit_again_from_the_history_restores_the_image_and_the_mask(studio, tmp_path, user):
     path, size = photo(tmp_path, "coffee")
     box = open_image(studio, path, zoom=None)
@@ -163,13 +166,15 @@ def canvas_pixels(page, selector: str) -> np.ndarray:
     return np.asarray(data, dtype=np.uint8).reshape(height, width, 4)[..., :3]
 
 
+@pytest.mark.parametrize("studio", [None, PHONE], indirect=True, ids=["desktop", "phone"])
 def test_three_samples_flip_with_the_arrow_keys_and_continue_from_the_chosen_one(
     studio, tmp_path, user
 ):
     path, size = photo(tmp_path, "chelsea")
-    box = open_image(studio, path)
+    box = open_image(studio, path, zoom=None)
+    scale = box["width"] / size[0]
     set_brush(studio, 30)
-    stroke(studio, box, (150, 120), (230, 150))
+    stroke(studio, box, (150 * scale, 120 * scale), (230 * scale, 150 * scale))
     drawn = downloaded_mask(studio)
     studio.select_option("#engine", "diffusers")
     studio.fill("#prompt", "a red rose")
@@ -186,7 +191,8 @@ def test_three_samples_flip_with_the_arrow_keys_and_continue_from_the_chosen_one
     studio.keyboard.press("ArrowLeft")
     assert studio.inner_text("#result-index") == "2 of 3"
     assert studio.get_attribute("#after", "src").endswith("/images/1.png")
-    screenshot(studio, "studio-samples")
+    if studio.viewport_size != PHONE:
+        screenshot(studio, "studio-samples")
     studio.click("#use-as-input")
     studio.wait_for_selector("#stage:not([hidden])")
     generation = Generation.objects.get(owner=user)
