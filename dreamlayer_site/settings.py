@@ -251,6 +251,8 @@ WHITENOISE_USE_FINDERS = True
 # --- uploads (SPEC §7) -------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=4096 * 4096)
+# The largest picture an upscale may make (pixels in all), checked before any pixel work.
+UPSCALE_MAX_PIXELS = env.int("UPSCALE_MAX_PIXELS", default=8192 * 8192)
 # The longest side any image may have (inputs, masks, targets, previews): PNG encoders and
 # most browsers give up on much longer rows, and a 16383 x 1 strip is nobody's photo.
 UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=16384)

@@ -22,6 +22,13 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
 MASK_FORMATS = ("PNG",)
 
 
+def _names(formats: tuple[str, ...]) -> str:
+    """The formats for people: "JPEG, PNG, WEBP, HEIF or AVIF"."""
+    if len(formats) < 3:
+        return " or ".join(formats)
+    return f"{', '.join(formats[:-1])} or {formats[-1]}"
+
+
 def _limit_mb() -> str:
     return f"{settings.UPLOAD_MAX_BYTES / (1024 * 1024):g} MB"
 
@@ -95,7 +102,7 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
     """The size an image's pixels will have once decoded and turned upright (its EXIF
     orientation), read from its header alone, with the type and pixel limits checked: for a
     request that hands the pixels on to a worker (which decodes them with ``decode_image``)."""
-    names = " or ".join(formats)
+    names = _names(formats)
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in formats:
@@ -127,7 +134,7 @@ def image_size(data: bytes, *, field: str, formats: tuple[str, ...]) -> tuple[in
 
 
 def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.Image:
-    names = " or ".join(formats)
+    names = _names(formats)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

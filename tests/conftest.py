@@ -50,6 +50,7 @@ SERIAL_MODULES = {
     "tests.test_hostile_inputs",
     "tests.engine.test_large_photos",
     "tests.engine.test_infill",
+    "tests.test_upscale",  # an over-limit upscale is refused within a time
 }
 
 

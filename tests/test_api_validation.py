@@ -43,7 +43,7 @@ def test_decompression_bomb_is_refused(api):
 
 def test_not_an_image(api):
     response = post_img2img(api, b"<html><script>alert(1)</script></html>", black_box_mask_png())
-    assert_error(response, 400, "image", "is not a JPEG or PNG or WEBP image")
+    assert_error(response, 400, "image", "is not a JPEG, PNG, WEBP, HEIF or AVIF image")
 
 
 def test_empty_file(api):

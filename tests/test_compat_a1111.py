@@ -363,3 +363,19 @@ def test_img2img_with_an_edit_model_edits_by_words(server, api_key, edit_library
     keep = np.asarray(white_box_mask()) == 0
     out = pixels(masked.image)
     assert np.array_equal(out[keep], original[keep]) and (out[~keep] != original[~keep]).any()
+
+
+def test_webuiapi_lists_the_upscalers_and_upscales_one_picture(server, api_key):
+    api = client(server, api_key)
+    names = [u["name"] for u in api.get_upscalers()]
+    assert {"None", "Lanczos", "Nearest"} <= set(names)
+    picture = gradient(96, 64)
+    result = api.extra_single_image(picture, upscaling_resize=2, upscaler_1="Lanczos")
+    assert result.image.size == (192, 128)
+    want = picture.convert("RGB").resize((192, 128), Image.Resampling.LANCZOS)
+    assert np.abs(pixels(result.image).astype(int) - pixels(want).astype(int)).max() <= 1
+    # "Scale to" with crop: the covering size, then the middle.
+    result = api.extra_single_image(
+        picture, resize_mode=1, upscaling_resize_w=200, upscaling_resize_h=200, upscaler_1="None"
+    )
+    assert result.image.size == (200, 200)

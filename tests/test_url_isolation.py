@@ -125,6 +125,8 @@ ROUTES: dict[str, Route] = {
     "a1111-options-slash": Route("post", 401, 200, 401, data={}),
     "a1111-scripts": Route("get", 401, 200, 401),
     "a1111-png-info": Route("post", 401, 400, 401, data={}),
+    "a1111-extra-single-image": Route("post", 401, 400, 401, data={}),
+    "a1111-extra-batch-images": Route("post", 401, 400, 401, data={}),
     # what A1111 clients call at start-up: lists of the library's files, the caller's queue
     **{
         name: Route("get", 401, 200, 401)

@@ -15,6 +15,7 @@ as the password. What does not run here is accepted and named in ``info.ignored`
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from dataclasses import replace
@@ -49,6 +50,7 @@ from ...services.library import (
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
+from ...services.upscale import UpscaleAsk, resampler_named, upscale_png
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (
@@ -545,6 +547,105 @@ class A1111PngInfoView(A1111View):
         serializer.is_valid(raise_exception=True)
         data = common.remote_upload(serializer.validated_data["image"], "image").read()
         return Response(a1111.png_info(images.png_texts(data)))
+
+
+# ----- extras: upscaling ---------------------------------------------------------------------
+#: Pictures one ``extra-batch-images`` request may carry.
+MAX_EXTRAS_BATCH = 8
+
+
+class ExtrasSerializer(serializers.Serializer):
+    """The fields of A1111's extras requests that matter here (its defaults); face restoration
+    and a second upscaler do not run, and the answer's ``html_info`` says so."""
+
+    resize_mode = serializers.ChoiceField(choices=[0, 1], default=0)
+    upscaling_resize = serializers.FloatField(default=2.0)
+    upscaling_resize_w = serializers.IntegerField(default=512, min_value=1)
+    upscaling_resize_h = serializers.IntegerField(default=512, min_value=1)
+    upscaling_crop = serializers.BooleanField(default=True)
+    upscaler_1 = serializers.CharField(default="None", allow_blank=True, max_length=255)
+    upscaler_2 = serializers.CharField(default="None", allow_blank=True, max_length=255)
+    extras_upscaler_2_visibility = serializers.FloatField(default=0)
+    gfpgan_visibility = serializers.FloatField(default=0)
+    codeformer_visibility = serializers.FloatField(default=0)
+
+    def ask(self) -> UpscaleAsk:
+        data = self.validated_data
+        method = resampler_named(data["upscaler_1"], field="upscaler_1")
+        if data["resize_mode"] == 1:
+            return UpscaleAsk(
+                width=data["upscaling_resize_w"],
+                height=data["upscaling_resize_h"],
+                crop=data["upscaling_crop"],
+                method=method,
+            )
+        return UpscaleAsk(factor=data["upscaling_resize"], method=method)
+
+    def info(self) -> str:
+        """A1111's ``html_info``: what ran, and what was asked that does not run here."""
+        data = self.validated_data
+        ignored = [
+            label
+            for label, on in (
+                ("face restoration (GFPGAN)", data["gfpgan_visibility"] > 0),
+                ("face restoration (CodeFormer)", data["codeformer_visibility"] > 0),
+                ("the second upscaler", data["extras_upscaler_2_visibility"] > 0),
+            )
+            if on
+        ]
+        text = f"Upscaler: {data['upscaler_1'] or 'None'}"
+        return text + (f"; not run here: {', '.join(ignored)}" if ignored else "")
+
+
+class ExtrasSingleSerializer(ExtrasSerializer):
+    image = serializers.CharField()
+
+
+class ExtrasImageSerializer(serializers.Serializer):
+    data = serializers.CharField()
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class ExtrasBatchSerializer(ExtrasSerializer):
+    imageList = BoundedListField(  # noqa: N815 - A1111's name
+        child=ExtrasImageSerializer(), max_length=MAX_EXTRAS_BATCH, what="images"
+    )
+
+
+class A1111ExtraSingleImageView(A1111View):
+    """``POST /sdapi/v1/extra-single-image``: one picture upscaled (Lanczos or nearest; the
+    output size is checked against UPSCALE_MAX_PIXELS before the picture is decoded)."""
+
+    @extend_schema(
+        tags=TAGS,
+        request=ExtrasSingleSerializer,
+        responses={200: OpenApiResponse(description="{html_info, image}")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ExtrasSingleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = common.remote_upload(serializer.validated_data["image"], "image").read()
+        png = upscale_png(data, serializer.ask(), field="image")
+        return Response({"html_info": serializer.info(), "image": base64.b64encode(png).decode()})
+
+
+class A1111ExtraBatchImagesView(A1111View):
+    """``POST /sdapi/v1/extra-batch-images``: each picture of ``imageList`` upscaled alike."""
+
+    @extend_schema(
+        tags=TAGS,
+        request=ExtrasBatchSerializer,
+        responses={200: OpenApiResponse(description="{html_info, images}")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ExtrasBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ask = serializer.ask()
+        pictures = []
+        for item in serializer.validated_data["imageList"]:
+            data = common.remote_upload(item["data"], "imageList").read()
+            pictures.append(base64.b64encode(upscale_png(data, ask, field="imageList")).decode())
+        return Response({"html_info": serializer.info(), "images": pictures})
 
 
 # ----- what clients call at start-up ---------------------------------------------------------

@@ -48,6 +48,16 @@ urlpatterns = [
     path("sdapi/v1/png-info", a1111.A1111PngInfoView.as_view(), name="a1111-png-info"),
     # ... and what A1111 clients call at start-up (openOutpaint, GIMP and Krita plugins, SDAI)
     path("sdapi/v1/upscalers", a1111.A1111UpscalersView.as_view(), name="a1111-upscalers"),
+    path(
+        "sdapi/v1/extra-single-image",
+        a1111.A1111ExtraSingleImageView.as_view(),
+        name="a1111-extra-single-image",
+    ),
+    path(
+        "sdapi/v1/extra-batch-images",
+        a1111.A1111ExtraBatchImagesView.as_view(),
+        name="a1111-extra-batch-images",
+    ),
     path("sdapi/v1/loras", a1111.A1111LorasView.as_view(), name="a1111-loras"),
     path("sdapi/v1/memory", a1111.A1111MemoryView.as_view(), name="a1111-memory"),
     *(

@@ -1,0 +1,177 @@
+"""Upscaling: the output size (a factor or a target size), checked against a pixel limit before
+any pixel work; Lanczos and nearest-neighbour resampling (no weights); and a super-resolution
+model run over overlapping tiles, so a picture of any allowed size fits in bounded memory,
+with the tiles blended across their overlap so that no seam shows.
+
+A model here is any torch module that maps a ``(1, 3, h, w)`` batch in 0..1 to
+``(1, 3, h * scale, w * scale)``: ESRGAN, Real-ESRGAN, SwinIR and the rest as spandrel loads
+them. Its output is brought to the exact size asked for with Lanczos, as AUTOMATIC1111 does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from .types import Cancelled, InvalidInput
+
+#: The factors a request may ask for.
+FACTOR_RANGE = (1.0, 4.0)
+#: Resamplers that need no weights, by the names clients give them.
+RESAMPLERS = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+#: A tile's side in input pixels, and how far neighbouring tiles overlap.
+TILE = 256
+OVERLAP = 16
+
+
+def target_size(
+    size: tuple[int, int],
+    *,
+    factor: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    field: str = "upscaling_resize",
+) -> tuple[int, int]:
+    """The output size: ``factor`` times the input (1 to 4), or ``width`` and / or ``height``
+    (one alone keeps the aspect ratio). A client mistake is ``InvalidInput`` on ``field``."""
+    w, h = size
+    if width or height:
+        if (width and width < 1) or (height and height < 1):
+            raise InvalidInput("The target width and height must be positive.", field=field)
+        out_w = width or round(w * height / h)
+        out_h = height or round(h * width / w)
+    else:
+        low, high = FACTOR_RANGE
+        if factor is None or not low <= factor <= high:
+            raise InvalidInput(
+                f"The upscale factor must be between {low:g} and {high:g}; got {factor}.",
+                field=field,
+            )
+        out_w, out_h = round(w * factor), round(h * factor)
+    if (out_w, out_h) != (w, h) and (out_w < w or out_h < h):
+        raise InvalidInput(
+            f"{out_w}x{out_h} is smaller than the picture ({w}x{h}); upscaling only enlarges.",
+            field=field,
+        )
+    return max(1, out_w), max(1, out_h)
+
+
+def check_target(size: tuple[int, int], max_pixels: int, *, field: str) -> None:
+    """Refuse an output over ``max_pixels`` (UPSCALE_MAX_PIXELS) before any pixel is read."""
+    width, height = size
+    if width * height > max_pixels:
+        raise InvalidInput(
+            f"The upscaled picture would be {width}x{height} pixels; the limit is {max_pixels} "
+            "pixels in all (UPSCALE_MAX_PIXELS). Ask for a smaller factor or size.",
+            field=field,
+        )
+
+
+def resample(image: Image.Image, size: tuple[int, int], method: str = "lanczos") -> Image.Image:
+    """``image`` at ``size`` by a resampler that needs no weights (``RESAMPLERS``)."""
+    if image.size == tuple(size):
+        return image.copy()
+    return image.resize(size, RESAMPLERS[method])
+
+
+def tile_boxes(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(x0, y0, x1, y1)`` of at most ``tile`` px a side covering the picture, each
+    overlapping its neighbours by at least ``overlap`` px (the last row and column end at the
+    edge)."""
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        step = tile - overlap
+        points = list(range(0, length - tile, step))
+        return points + [length - tile]
+
+    return [
+        (x, y, min(x + tile, width), min(y + tile, height))
+        for y in starts(height)
+        for x in starts(width)
+    ]
+
+
+def _ramp(length: int, before: int, after: int) -> np.ndarray:
+    """Weights along one side of a tile: rising over ``before`` px, falling over ``after`` px
+    (0 where a tile meets the picture's edge: full weight there)."""
+    weights = np.ones(length, dtype=np.float32)
+    if before:
+        weights[:before] = (np.arange(before, dtype=np.float32) + 0.5) / before
+    if after:
+        weights[length - after :] = np.minimum(
+            weights[length - after :], (np.arange(after, 0, -1, dtype=np.float32) - 0.5) / after
+        )
+    return weights
+
+
+def run_tiled(
+    model,
+    image: Image.Image,
+    scale: int,
+    *,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    on_tile: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Image.Image:
+    """``model`` over ``image`` tile by tile: each tile's output is weighted by ramps across
+    the parts that overlap its neighbours, and the sums divided by the weights. ``on_tile(done,
+    total)`` after each tile; ``cancelled()`` is asked before each one (``Cancelled``)."""
+    import torch  # noqa: PLC0415 - heavy: imported where a model upscales
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    height, width = rgb.shape[:2]
+    boxes = tile_boxes(width, height, tile, overlap)
+    out = np.zeros((height * scale, width * scale, 3), dtype=np.float32)
+    weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    for done, (x0, y0, x1, y1) in enumerate(boxes):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        patch = torch.from_numpy(rgb[y0:y1, x0:x1].transpose(2, 0, 1).copy())[None]
+        with torch.inference_mode():
+            result = model(patch.to(device=device, dtype=dtype)).float().clamp(0, 1)
+        pixels = result[0].permute(1, 2, 0).cpu().numpy()
+        if pixels.shape[:2] != ((y1 - y0) * scale, (x1 - x0) * scale):
+            raise InvalidInput(
+                f"The model made a {pixels.shape[1]}x{pixels.shape[0]} tile from "
+                f"{x1 - x0}x{y1 - y0}: it is not a x{scale} upscaler."
+            )
+        # Ramp only where a neighbour overlaps (never at the picture's edges).
+        ramp = overlap * scale
+        across = _ramp(pixels.shape[1], ramp if x0 > 0 else 0, ramp if x1 < width else 0)
+        down = _ramp(pixels.shape[0], ramp if y0 > 0 else 0, ramp if y1 < height else 0)
+        w = (down[:, None] * across[None, :])[..., None]
+        ys, xs = slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale)
+        out[ys, xs] += pixels * w
+        weight[ys, xs] += w
+        if on_tile is not None:
+            on_tile(done + 1, len(boxes))
+    blended = out / np.maximum(weight, 1e-6)
+    return Image.fromarray(np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8), "RGB")
+
+
+def upscale(
+    image: Image.Image,
+    size: tuple[int, int],
+    *,
+    model=None,
+    scale: int = 1,
+    method: str = "lanczos",
+    on_tile: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Image.Image:
+    """``image`` at ``size``: through ``model`` (its own ``scale``, tiled) and then Lanczos to
+    the exact size, or by ``method`` alone when there is no model."""
+    if model is None:
+        return resample(image.convert("RGB"), size, method)
+    enlarged = run_tiled(model, image, scale, on_tile=on_tile, cancelled=cancelled)
+    return resample(enlarged, size, "lanczos")

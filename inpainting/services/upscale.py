@@ -1,0 +1,71 @@
+"""Upscaling a picture without weights (Lanczos, nearest): AUTOMATIC1111's extras endpoints.
+The output size is checked against UPSCALE_MAX_PIXELS from the picture's header, before any
+pixel is decoded; the work is one resample, done where the request is answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from .. import engine
+from ..engine import upscale
+from ..errors import ClientError
+from ..uploads import IMAGE_FORMATS, decode_image, image_size
+
+
+@dataclass(frozen=True)
+class UpscaleAsk:
+    """What a request asks: a ``factor``, or a ``width`` and ``height`` (``crop``: cover that
+    size and cut the middle out, as AUTOMATIC1111's "scale to" with crop), by ``method``."""
+
+    factor: float | None = None
+    width: int | None = None
+    height: int | None = None
+    crop: bool = True
+    method: str = "lanczos"
+
+
+def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> tuple[tuple[int, int], bool]:
+    """The size to resample to, and whether the middle is then cut to the asked size."""
+    if ask.width and ask.height and ask.crop:
+        factor = max(ask.width / size[0], ask.height / size[1])
+        return upscale.target_size(size, factor=factor, field=field), True
+    if ask.width and ask.height:
+        # A1111 without crop: the factor that covers the size, the aspect ratio kept.
+        factor = max(ask.width / size[0], ask.height / size[1])
+        return upscale.target_size(size, factor=factor, field=field), False
+    if ask.width or ask.height:
+        return upscale.target_size(size, width=ask.width, height=ask.height, field=field), False
+    return upscale.target_size(size, factor=ask.factor, field=field), False
+
+
+def upscale_png(data: bytes, ask: UpscaleAsk, *, field: str) -> bytes:
+    """The picture in ``data`` upscaled as ``ask`` says, as PNG. The sizes are read from its
+    header and checked (the upload limits, then UPSCALE_MAX_PIXELS) before it is decoded."""
+    try:
+        size = image_size(data, field=field, formats=IMAGE_FORMATS)
+        target, crop = _plan(size, ask, field)
+        upscale.check_target(target, settings.UPSCALE_MAX_PIXELS, field=field)
+        image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+        out = upscale.upscale(image, target, method=ask.method)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field or field) from None
+    if crop:
+        left, top = (out.width - ask.width) // 2, (out.height - ask.height) // 2
+        out = out.crop((left, top, left + ask.width, top + ask.height))
+    return engine.encode_png(out)
+
+
+def resampler_named(name: str | None, *, field: str) -> str:
+    """A client's upscaler name (AUTOMATIC1111's "None", "Lanczos", "Nearest") as a resampler;
+    another name is a client error that lists the upscalers there are."""
+    names = {"": "lanczos", "none": "lanczos", **{key: key for key in upscale.RESAMPLERS}}
+    method = names.get((name or "").strip().lower())
+    if method is None:
+        raise ClientError(
+            f"Unknown upscaler {name!r}; the upscalers here are None, Lanczos and Nearest "
+            "(GET /sdapi/v1/upscalers).",
+            field=field,
+        )
+    return method
