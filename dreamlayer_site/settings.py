@@ -321,8 +321,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # AUTOMATIC1111's resize_mode and inpainting_fill are both 0-3: one enum in the schema.
-    "ENUM_NAME_OVERRIDES": {"A1111ZeroToThreeEnum": [(i, i) for i in range(4)]},
+    # AUTOMATIC1111's resize_mode and inpainting_fill are both 0-3: one enum in the schema;
+    # the extras' resize_mode is 0 (by a factor) or 1 (to a size).
+    "ENUM_NAME_OVERRIDES": {
+        "A1111ZeroToThreeEnum": [(i, i) for i in range(4)],
+        "A1111ExtrasResizeModeEnum": [(0, 0), (1, 1)],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inpainting.api.schema_errors.document_error_responses",

@@ -17,7 +17,7 @@ from .errors import UploadError
 
 # Phone photos: HEIC / HEIF (pillow-heif, which turns them upright as it reads them); AVIF is
 # Pillow's own. Each is decoded under the same size rules and stored as PNG, as any upload.
-pillow_heif.register_heif_opener()
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
 MASK_FORMATS = ("PNG",)
 
@@ -146,6 +146,8 @@ def decode_image(data: bytes, *, field: str, formats: tuple[str, ...]) -> Image.
                 )
             check_dimensions(*image.size, field=field)  # the header's size, before decoding
             image.load()
+            # A HEIF's decoded frame may differ from what its header said: checked again.
+            check_dimensions(*image.size, field=field)
     except UploadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):

@@ -8,17 +8,16 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pillow_heif
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
+import inpainting.uploads  # noqa: F401 - registers pillow-heif's HEIF plugin, as the app does
 from inpainting.models import Generation
 from tests.images import box_mask, gradient, png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
-pillow_heif.register_heif_opener()
 
 #: As the camera saw it: 96 x 64, a red left third, turned a quarter clockwise to be upright
 #: (EXIF orientation 6, which HEIF keeps as its rotation).

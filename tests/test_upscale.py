@@ -98,3 +98,20 @@ def test_an_output_over_the_limit_is_refused_before_any_pixel_work(api, monkeypa
     assert "16384x16384 pixels; the limit is 67108864 pixels" in response.json()["detail"]
     assert decodes == []  # the header was read, the pixels never
     assert elapsed < 1.0, elapsed
+
+
+def test_a_batch_over_the_limit_in_all_is_refused_before_any_picture_is_decoded(
+    api, monkeypatch, settings
+):
+    settings.UPSCALE_MAX_PIXELS = 192 * 128 * 2 - 1  # one picture fits, two do not
+    decodes = []
+    real = upscale_service.decode_image
+    monkeypatch.setattr(
+        upscale_service, "decode_image", lambda *a, **k: decodes.append(1) or real(*a, **k)
+    )
+    item = {"data": b64(png_bytes(PICTURE))}
+    body = {"imageList": [item, item], "upscaling_resize": 2}
+    response = api.post("/sdapi/v1/extra-batch-images", body, format="json")
+    assert response.status_code == 400
+    assert "The 2 upscaled pictures would be 49152 pixels in all" in response.json()["detail"]
+    assert decodes == []

@@ -60,15 +60,22 @@ def target_size(
     return max(1, out_w), max(1, out_h)
 
 
-def check_target(size: tuple[int, int], max_pixels: int, *, field: str) -> None:
-    """Refuse an output over ``max_pixels`` (UPSCALE_MAX_PIXELS) before any pixel is read."""
-    width, height = size
-    if width * height > max_pixels:
-        raise InvalidInput(
-            f"The upscaled picture would be {width}x{height} pixels; the limit is {max_pixels} "
-            "pixels in all (UPSCALE_MAX_PIXELS). Ask for a smaller factor or size.",
-            field=field,
-        )
+def check_targets(sizes: list[tuple[int, int]], max_pixels: int, *, field: str) -> None:
+    """Refuse outputs over ``max_pixels`` (UPSCALE_MAX_PIXELS) in all, one request's pictures
+    together, before any pixel is read."""
+    total = sum(width * height for width, height in sizes)
+    if total <= max_pixels:
+        return
+    what = (
+        f"The upscaled picture would be {sizes[0][0]}x{sizes[0][1]} pixels"
+        if len(sizes) == 1
+        else f"The {len(sizes)} upscaled pictures would be {total} pixels in all"
+    )
+    raise InvalidInput(
+        f"{what}; the limit is {max_pixels} pixels in all (UPSCALE_MAX_PIXELS). Ask for a "
+        "smaller factor or size" + ("." if len(sizes) == 1 else ", or fewer pictures at once."),
+        field=field,
+    )
 
 
 def resample(image: Image.Image, size: tuple[int, int], method: str = "lanczos") -> Image.Image:

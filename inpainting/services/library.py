@@ -409,7 +409,7 @@ def library_edit_models_hint() -> str:
     """Which library models edit by words (name them in ``model``), or what to install."""
     names = [
         model.name
-        for model in selectors.library_model_list()
+        for model in library_models_offered()
         if FAMILIES[model.family].edits and library_model_runnable(model)
     ]
     if names:

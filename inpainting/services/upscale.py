@@ -40,21 +40,27 @@ def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> tuple[tuple[int
     return upscale.target_size(size, factor=ask.factor, field=field), False
 
 
-def upscale_png(data: bytes, ask: UpscaleAsk, *, field: str) -> bytes:
-    """The picture in ``data`` upscaled as ``ask`` says, as PNG. The sizes are read from its
-    header and checked (the upload limits, then UPSCALE_MAX_PIXELS) before it is decoded."""
+def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[bytes]:
+    """Each picture upscaled as ``ask`` says, as PNG. Every size is read from its header and
+    checked first (the upload limits, then UPSCALE_MAX_PIXELS for all the outputs together),
+    before any picture is decoded; then one picture at a time."""
     try:
-        size = image_size(data, field=field, formats=IMAGE_FORMATS)
-        target, crop = _plan(size, ask, field)
-        upscale.check_target(target, settings.UPSCALE_MAX_PIXELS, field=field)
-        image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
-        out = upscale.upscale(image, target, method=ask.method)
+        sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
+        plans = [_plan(size, ask, field) for size in sizes]
+        upscale.check_targets(
+            [target for target, _ in plans], settings.UPSCALE_MAX_PIXELS, field=field
+        )
+        outputs = []
+        for data, (target, crop) in zip(pictures, plans, strict=True):
+            image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+            out = upscale.upscale(image, target, method=ask.method)
+            if crop:
+                left, top = (out.width - ask.width) // 2, (out.height - ask.height) // 2
+                out = out.crop((left, top, left + ask.width, top + ask.height))
+            outputs.append(engine.encode_png(out))
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
-    if crop:
-        left, top = (out.width - ask.width) // 2, (out.height - ask.height) // 2
-        out = out.crop((left, top, left + ask.width, top + ask.height))
-    return engine.encode_png(out)
+    return outputs
 
 
 def resampler_named(name: str | None, *, field: str) -> str:

@@ -279,7 +279,7 @@ export class MaskEditor {
     const cancelStroke = () => {
       // A second finger turns a stroke just begun into a gesture: the stroke is taken back.
       this.painting = false;
-      if (shape) { shape = null; this.undoStack.pop(); this.onHistory(); this.render(); }
+      if (shape) { shape = null; this.render(); }
       if (!stroke) return;
       const ctx = this.maskContext;
       ctx.putImageData(this.undoStack.pop(), 0, 0);
@@ -308,9 +308,10 @@ export class MaskEditor {
         // A click selects at a point, a drag a box: told when the pointer is released.
         selecting = { start: this.toImageXY(event), shiftKey: event.shiftKey, pointerId: event.pointerId };
       } else if (event.button === 0 && this.enabled && SHAPE_TOOLS.includes(this.tool)) {
-        // A lasso or a rectangle: one undo step, filled when the pointer is released.
-        this._snapshot();
-        shape = { points: [this.toImageXY(event)], subtract: event.altKey, pointerId: event.pointerId };
+        // A lasso or a rectangle: filled when the pointer is released, one undo step then (a
+        // shape that encloses nothing leaves the history as it was).
+        this.endObject();
+        shape = { points: [this.toImageXY(event)], subtract: event.altKey, tool: this.tool, pointerId: event.pointerId };
         this.effective = null;
         this.painting = true;
       } else if (event.button === 0 && this.enabled) {
@@ -353,10 +354,10 @@ export class MaskEditor {
         this.render();
       } else if (shape && shape.pointerId === event.pointerId) {
         const point = this.toImageXY(event);
-        if (this.tool === "rectangle") shape.points[1] = point;
+        if (shape.tool === "rectangle") shape.points[1] = point;
         else shape.points.push(point);
         this.render();
-        this._drawOutline(shape.points);
+        this._drawOutline(shape);
       }
     });
 
@@ -378,13 +379,8 @@ export class MaskEditor {
         const done = shape;
         shape = null;
         this.painting = false;
-        if (event.type === "pointerup" && this.fillShape(done.points, { subtract: done.subtract, snapshot: false })) {
-          this.onChange();
-        } else {
-          this.undoStack.pop(); // nothing drawn: no step to undo
-          this.onHistory();
-          this.render();
-        }
+        if (event.type === "pointerup" && this.fillShape(done)) this.onChange();
+        else this.render(); // nothing enclosed (a click, a line), or the pointer was lost
       }
       if (panning && panning.pointerId === event.pointerId) panning = null;
     };
@@ -501,11 +497,11 @@ export class MaskEditor {
   }
 
   // ----- lasso and rectangle ------------------------------------------------------------
-  // The outline being drawn (image coordinates), over the overlay: a closed freehand path, or
-  // the rectangle between the first point and the last.
-  _outlinePath(ctx, points, dx = 0, dy = 0) {
+  // A shape's outline (image coordinates): a closed freehand path (the lasso), or the
+  // rectangle between the first point and the last.
+  _outlinePath(ctx, { points, tool }, dx = 0, dy = 0) {
     ctx.beginPath();
-    if (this.tool === "rectangle") {
+    if (tool === "rectangle") {
       const [a, b] = [points[0], points[points.length - 1]];
       ctx.rect(Math.min(a.x, b.x) + dx, Math.min(a.y, b.y) + dy, Math.abs(b.x - a.x), Math.abs(b.y - a.y));
       return;
@@ -515,11 +511,11 @@ export class MaskEditor {
     ctx.closePath();
   }
 
-  _drawOutline(points) {
-    if (points.length < 2) return;
+  _drawOutline(shape) {
+    if (shape.points.length < 2) return;
     const ctx = this.overlayContext;
     ctx.save();
-    this._outlinePath(ctx, points, this.pad.left, this.pad.top);
+    this._outlinePath(ctx, shape, this.pad.left, this.pad.top);
     ctx.lineWidth = 1.5 / this.zoom;
     ctx.setLineDash([6 / this.zoom, 4 / this.zoom]);
     ctx.strokeStyle = "#fff";
@@ -530,20 +526,20 @@ export class MaskEditor {
     ctx.restore();
   }
 
-  // Fill a lasso's polygon (or the rectangle of two corners, with the rectangle tool) into the
-  // mask, or take it away (``subtract``); one undo step unless the caller took it
-  // (``snapshot: false``). False when the shape encloses nothing (a click, a line).
-  fillShape(points, { subtract = false, snapshot = true } = {}) {
+  // Fill a shape ({points, tool: "lasso" | "rectangle", subtract}) into the mask, or take it
+  // away, as one undo step. False, and no step, when it encloses nothing (a click, a line).
+  fillShape(shape) {
+    const { points, tool, subtract = false } = shape;
     const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
     const wide = Math.max(...xs) - Math.min(...xs), high = Math.max(...ys) - Math.min(...ys);
-    const enough = this.tool === "rectangle" ? points.length >= 2 : points.length >= 3;
+    const enough = tool === "rectangle" ? points.length >= 2 : points.length >= 3;
     if (!enough || wide < 1 || high < 1) return false;
-    if (snapshot) this._snapshot();
+    this._snapshot();
     const ctx = this.maskContext;
     ctx.save();
     ctx.globalCompositeOperation = subtract ? "destination-out" : "source-over";
     ctx.fillStyle = "#fff";
-    this._outlinePath(ctx, points);
+    this._outlinePath(ctx, shape);
     ctx.fill();
     ctx.restore();
     this.effective = null;

@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pillow_heif
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+import inpainting.uploads  # noqa: F401 - registers pillow-heif's HEIF plugin, as the app does
 from inpainting.models import Generation
 from tests.browser.conftest import PHONE, screenshot
 from tests.browser.helpers import (
@@ -26,7 +26,6 @@ from tests.browser.helpers import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
-pillow_heif.register_heif_opener()
 
 #: An outline around the coffee cup of scikit-image's coffee photo (600 x 400), in its pixels.
 CUP = [(150, 40), (330, 20), (470, 60), (500, 190), (440, 330), (260, 350), (140, 280), (120, 140)]

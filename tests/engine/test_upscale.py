@@ -46,9 +46,11 @@ def test_the_output_size_from_a_factor_or_a_target():
 
 
 def test_an_output_over_the_limit_is_refused():
-    with pytest.raises(InvalidInput, match="the limit is 1000000 pixels"):
-        upscale.check_target((2000, 1000), 1_000_000, field="upscaling_resize")
-    upscale.check_target((1000, 1000), 1_000_000, field="upscaling_resize")
+    with pytest.raises(InvalidInput, match="2000x1000 pixels; the limit is 1000000 pixels"):
+        upscale.check_targets([(2000, 1000)], 1_000_000, field="upscaling_resize")
+    upscale.check_targets([(1000, 1000)], 1_000_000, field="upscaling_resize")
+    with pytest.raises(InvalidInput, match="The 2 upscaled pictures would be 1200000 pixels"):
+        upscale.check_targets([(1000, 600)] * 2, 1_000_000, field="imageList")
 
 
 def test_lanczos_gives_the_exact_size():

@@ -50,7 +50,7 @@ from ...services.library import (
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
-from ...services.upscale import UpscaleAsk, resampler_named, upscale_png
+from ...services.upscale import UpscaleAsk, resampler_named, upscale_pngs
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (
@@ -624,8 +624,9 @@ class A1111ExtraSingleImageView(A1111View):
     def post(self, request: Request) -> Response:
         serializer = ExtrasSingleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        ask = serializer.ask()  # the upscaler is known before the picture is read
         data = common.remote_upload(serializer.validated_data["image"], "image").read()
-        png = upscale_png(data, serializer.ask(), field="image")
+        (png,) = upscale_pngs([data], ask, field="image")
         return Response({"html_info": serializer.info(), "image": base64.b64encode(png).decode()})
 
 
@@ -641,11 +642,13 @@ class A1111ExtraBatchImagesView(A1111View):
         serializer = ExtrasBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ask = serializer.ask()
-        pictures = []
-        for item in serializer.validated_data["imageList"]:
-            data = common.remote_upload(item["data"], "imageList").read()
-            pictures.append(base64.b64encode(upscale_png(data, ask, field="imageList")).decode())
-        return Response({"html_info": serializer.info(), "images": pictures})
+        pictures = [
+            common.remote_upload(item["data"], "imageList").read()
+            for item in serializer.validated_data["imageList"]
+        ]
+        pngs = upscale_pngs(pictures, ask, field="imageList")  # every size checked first
+        images = [base64.b64encode(png).decode() for png in pngs]
+        return Response({"html_info": serializer.info(), "images": images})
 
 
 # ----- what clients call at start-up ---------------------------------------------------------

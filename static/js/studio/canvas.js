@@ -72,16 +72,19 @@ export async function loadImage(blob) {
     showErrors({ image: [`The image is larger than ${MAX_BYTES / 1048576} MB.`] });
     return false;
   }
+  // What the page shows: the picture itself, or for a HEIC the server's upright PNG of it. The
+  // file sent with a job stays the original (a phone's PNG would be several times larger).
+  let shown = blob;
   if (isPhonePhoto(blob)) {
-    blob = await asPng(blob);
-    if (!blob) return false;
+    shown = await asPng(blob);
+    if (!shown) return false;
   } else if (!BROWSER_TYPES.includes(blob.type)) {
     showErrors({ image: ["The image must be a JPEG, PNG, WebP, HEIC or AVIF file."] });
     return false;
   }
   let bitmap;
   try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+    bitmap = await createImageBitmap(shown, { imageOrientation: "from-image" });
   } catch {
     showErrors({ image: ["This file could not be read as an image."] });
     return false;
@@ -89,7 +92,7 @@ export async function loadImage(blob) {
   input.imageBlob = blob;
   input.imageName = blob.name || "image";
   if (input.imageUrl) URL.revokeObjectURL(input.imageUrl);
-  input.imageUrl = URL.createObjectURL(blob);
+  input.imageUrl = URL.createObjectURL(shown);
   $("dropzone").hidden = true;
   $("editor").hidden = false;
   showCanvas();
@@ -283,6 +286,8 @@ window.addEventListener("keydown", (e) => {
     setBrush(editor.brushSize - (editor.brushSize > 10 ? 5 : 1));
   } else if (e.key === "]") {
     setBrush(editor.brushSize + (editor.brushSize >= 10 ? 5 : 1));
+  } else if (e.ctrlKey || e.metaKey || e.altKey) {
+    // Ctrl+L, Ctrl+R, Ctrl+S and the like stay the browser's.
   } else if (key === "b") {
     setTool("brush");
   } else if (key === "e") {
