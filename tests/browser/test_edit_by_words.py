@@ -27,7 +27,7 @@ def generate(page) -> None:
     page.wait_for_selector("#result-panel:not([hidden])", timeout=90_000)
     # The result view takes its size from the picture once it has loaded (results.js layout):
     # on a loaded machine that comes after the panel shows.
-    page.wait_for_function("document.getElementById('after').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('after').naturalWidth > 0")
     page.wait_for_selector("#after", state="visible")
 
 
