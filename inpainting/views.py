@@ -19,6 +19,7 @@ from .engine import selection
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.parameters import (
     CONTROLNET_SCALE_RANGE,
+    FILL_ENGINES,
     LORA_WEIGHT_RANGE,
     MAX_LORAS,
     MAX_OUTPAINT_SIDE,
@@ -71,6 +72,7 @@ def studio(request):
         # No diffusion model here: the engine that runs instead (the page says a prompt is
         # not followed).
         "fill_engine": config.fill_engine(),
+        "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "schedulers": scheduler_names(),
         "model_status": model_status(),

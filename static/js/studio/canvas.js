@@ -3,7 +3,7 @@
 
 import { MaskEditor } from "../mask-editor.js";
 import { postForm } from "../http.js";
-import { $, clearErrors, say, showErrors } from "./dom.js";
+import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
 
 const root = $("studio");
 const MAX_BYTES = Number(root.dataset.maxBytes);
@@ -483,7 +483,6 @@ export function showCanvas() {
 // Fields the fill engines (classical, LaMa) ignore: shown muted and disabled, and not sent (so
 // a value left there from a diffusion job cannot refuse a fill job).
 export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip", "soft"];
-const FILL_ENGINES = ["classical", "lama"];
 function engineChanged() {
   const fill = FILL_ENGINES.includes($("engine").value);
   $("classical-note").hidden = !fill;

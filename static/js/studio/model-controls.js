@@ -4,7 +4,7 @@
 // family's figures (GET /api/models, "accepts"); without a model picker the form carries the
 // server's model's.
 
-import { $ } from "./dom.js";
+import { $, FILL_ENGINES } from "./dom.js";
 
 const SOMETIMES = { negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft" };
 const PROMPT_HINT = $("prompt").placeholder;
@@ -18,7 +18,7 @@ function spec() {
 // engine only; the server's own model on any engine that may choose it.
 export function editsByWords() {
   const engine = $("engine").value;
-  const runs = $("model") ? engine === "diffusers" : engine !== "classical" && engine !== "lama";
+  const runs = $("model") ? engine === "diffusers" : !FILL_ENGINES.includes(engine);
   return runs && spec().edits === "true";
 }
 
