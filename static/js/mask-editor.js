@@ -553,28 +553,29 @@ export class MaskEditor {
   // its top-left corner lies on the new image, unscaled: a mask kept from before an outpaint).
   loadMask(image, at = null) {
     this._snapshot();
-    const flat = document.createElement("canvas");
-    flat.width = this.width;
-    flat.height = this.height;
-    const fctx = flat.getContext("2d");
-    fctx.fillStyle = "#000";
-    fctx.fillRect(0, 0, flat.width, flat.height);
-    if (at) fctx.drawImage(image, at.x, at.y);
-    else fctx.drawImage(image, 0, 0, flat.width, flat.height);
+    const flat = this._onBlack((ctx) => {
+      if (at) ctx.drawImage(image, at.x, at.y);
+      else ctx.drawImage(image, 0, 0, this.width, this.height);
+    });
     this.maskContext.clearRect(0, 0, this.width, this.height);
     this._drawSelection(flat);
   }
 
   // What is painted now, as a picture of its own (white = regenerated, on black).
   maskPicture() {
-    const copy = document.createElement("canvas");
-    copy.width = this.width;
-    copy.height = this.height;
-    const ctx = copy.getContext("2d");
+    return this._onBlack((ctx) => ctx.drawImage(this.mask, 0, 0));
+  }
+
+  // A canvas of the image's size, black, with ``draw(ctx)`` drawn on it.
+  _onBlack(draw) {
+    const canvas = document.createElement("canvas");
+    canvas.width = this.width;
+    canvas.height = this.height;
+    const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, copy.width, copy.height);
-    ctx.drawImage(this.mask, 0, 0);
-    return copy;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    draw(ctx);
+    return canvas;
   }
 
   hasPaint() {
