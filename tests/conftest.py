@@ -421,6 +421,16 @@ def api(user):
 
 
 @pytest.fixture
+def keyed_api(api_key):
+    """A client that sends the user's API key, as scripts and other services' clients do."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key)
+    return client
+
+
+@pytest.fixture
 def other_api(other_user):
     return client_for(other_user)
 

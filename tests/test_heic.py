@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
-from rest_framework.test import APIClient
 
 import inpainting.uploads  # noqa: F401 - registers pillow-heif's HEIF plugin, as the app does
 from inpainting.models import Generation
@@ -101,9 +100,9 @@ def test_a_file_that_only_says_heic_is_refused_clearly(api):
     assert "image" in response.json()["errors"]
 
 
-def test_the_sd_inpainting_api_takes_a_heic_photo(keyed_client):
+def test_the_sd_inpainting_api_takes_a_heic_photo(keyed_api):
     mask = png_bytes(box_mask(64, 96, (10, 40, 40, 70), inpaint_white=True))
-    response = keyed_client.post(
+    response = keyed_api.post(
         "/sd-inpaint/inpaint",
         {
             "image": SimpleUploadedFile("IMG_0002.heic", heic_bytes(), "image/heic"),
@@ -115,10 +114,3 @@ def test_the_sd_inpainting_api_takes_a_heic_photo(keyed_client):
     assert response.status_code == 200, response.content
     out = Image.open(io.BytesIO(response.content))
     assert out.size == (64, 96)
-
-
-@pytest.fixture
-def keyed_client(api_key):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=api_key)
-    return client

@@ -16,7 +16,6 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from PIL import Image
-from rest_framework.test import APIClient
 
 from inpainting.conf import STATUS_KEY, model_status, record_model_status
 from inpainting.models import LibraryModel
@@ -55,13 +54,6 @@ def library_model(models_dir, tiny_model):
     shutil.copytree(tiny_model, models_dir / "sd15-inpaint")
     library_scan()
     return LibraryModel.objects.get(name="sd15-inpaint")
-
-
-@pytest.fixture
-def keyed(api_key):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=api_key)
-    return client
 
 
 # ----- the model lists ----------------------------------------------------------------------
@@ -107,7 +99,7 @@ def test_with_diffusion_on_the_lists_offer_the_library(api, client, user):
 
 
 # ----- a prompted job on each surface ---------------------------------------------------------
-def submit_everywhere(api, keyed, api_key) -> dict[str, list[str]]:
+def submit_everywhere(api, keyed_api, api_key) -> dict[str, list[str]]:
     """The same prompted request (a prompt, 3 steps, guidance 7 where the API has them) on
     every surface; the fields each answer names as not used, by that API's names."""
     found = {}
@@ -138,7 +130,7 @@ def submit_everywhere(api, keyed, api_key) -> dict[str, list[str]]:
     assert a1111.status_code == 200, a1111.content
     found["a1111"] = json.loads(a1111.json()["info"])["ignored"]
 
-    sd_inpaint = keyed.post(
+    sd_inpaint = keyed_api.post(
         "/sd-inpaint/inpaint",
         {
             "image": io.BytesIO(image_png()),
@@ -161,7 +153,7 @@ def submit_everywhere(api, keyed, api_key) -> dict[str, list[str]]:
 
     rgba = Image.new("RGBA", (96, 64), (0, 0, 0, 255))
     rgba.paste((0, 0, 0, 0), BOX)
-    edit = keyed.post(
+    edit = keyed_api.post(
         "/v1/images/edits",
         {
             "image": io.BytesIO(image_png()),
@@ -174,7 +166,7 @@ def submit_everywhere(api, keyed, api_key) -> dict[str, list[str]]:
     assert edit.status_code == 200, edit.content
     found["openai"] = [w["field"] for w in edit.json()["warnings"]]
 
-    deep = keyed.post(
+    deep = keyed_api.post(
         "/rest_api/process_result",
         {
             "url": data_url(image_png()),
@@ -194,8 +186,8 @@ def submit_everywhere(api, keyed, api_key) -> dict[str, list[str]]:
 
 
 @pytest.mark.usefixtures("no_diffusion", "library_model")
-def test_every_surface_names_what_the_fill_engine_did_not_follow(api, keyed, api_key):
-    found = submit_everywhere(api, keyed, api_key)
+def test_every_surface_names_what_the_fill_engine_did_not_follow(api, keyed_api, api_key):
+    found = submit_everywhere(api, keyed_api, api_key)
     assert found["native"] == ["prompt", "num_inference_steps", "guidance_scale"]
     assert {"prompt", "steps", "sampler_name", "cfg_scale"} <= set(found["a1111"])
     checkpoint = "sd_model_checkpoint (no diffusion model"
@@ -208,8 +200,8 @@ def test_every_surface_names_what_the_fill_engine_did_not_follow(api, keyed, api
 
 
 @pytest.mark.usefixtures("diffusion")
-def test_with_the_tiny_diffusion_model_the_same_requests_warn_of_nothing(api, keyed, api_key):
-    found = submit_everywhere(api, keyed, api_key)
+def test_with_the_tiny_diffusion_model_the_same_requests_warn_of_nothing(api, keyed_api, api_key):
+    found = submit_everywhere(api, keyed_api, api_key)
     assert found["native"] == [] and found["sd_inpaint"] == []
     assert found["modelslab"] == [] and found["fooocus"] == []
     assert found["openai"] == [] and found["deepimage"] == []

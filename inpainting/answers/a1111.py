@@ -96,9 +96,19 @@ def deployment_model(name: str) -> dict[str, Any]:
             "filename": name, "config": None}  # fmt: skip
 
 
-#: The resamplers A1111's resize paths offer; DreamLayer resizes with Lanczos (the upscale
-#: issue adds super-resolution models).
-UPSCALERS = ("None", "Lanczos", "Nearest")
+#: The upscalers A1111's clients may name, and the resampler each runs here ("None" is A1111's
+#: plain resize: Lanczos). No super-resolution model yet (docs/adr/0009).
+UPSCALER_METHODS = {"None": "lanczos", "Lanczos": "lanczos", "Nearest": "nearest"}
+UPSCALERS = tuple(UPSCALER_METHODS)
+
+
+def upscaler_method(name: str) -> str | None:
+    """The resampler of an upscaler a client names (in any case; blank is "None"), or None
+    for a name that is not here."""
+    wanted = name.strip().lower() or "none"
+    return next((m for n, m in UPSCALER_METHODS.items() if n.lower() == wanted), None)
+
+
 #: ControlNet modules (preprocessors) that run here: the inpaint conditioning reads the input.
 CONTROLNET_MODULES = ("none", "inpaint_only", "inpaint_global_harmonious")
 #: The ControlNet extension's API version clients check for.

@@ -61,17 +61,3 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
     return outputs
-
-
-def resampler_named(name: str | None, *, field: str) -> str:
-    """A client's upscaler name (AUTOMATIC1111's "None", "Lanczos", "Nearest") as a resampler;
-    another name is a client error that lists the upscalers there are."""
-    names = {"": "lanczos", "none": "lanczos", **{key: key for key in upscale.RESAMPLERS}}
-    method = names.get((name or "").strip().lower())
-    if method is None:
-        raise ClientError(
-            f"Unknown upscaler {name!r}; the upscalers here are None, Lanczos and Nearest "
-            "(GET /sdapi/v1/upscalers).",
-            field=field,
-        )
-    return method

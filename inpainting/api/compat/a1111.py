@@ -50,7 +50,7 @@ from ...services.library import (
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
-from ...services.upscale import UpscaleAsk, resampler_named, upscale_pngs
+from ...services.upscale import UpscaleAsk, upscale_pngs
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (
@@ -569,9 +569,17 @@ class ExtrasSerializer(serializers.Serializer):
     gfpgan_visibility = serializers.FloatField(default=0)
     codeformer_visibility = serializers.FloatField(default=0)
 
+    def validate_upscaler_1(self, value: str) -> str:
+        if a1111.upscaler_method(value) is None:
+            raise serializers.ValidationError(
+                f"Unknown upscaler {value[:MAX_ECHOED_NAME]!r}; the upscalers here are "
+                f"{', '.join(a1111.UPSCALERS)} (GET /sdapi/v1/upscalers)."
+            )
+        return value
+
     def ask(self) -> UpscaleAsk:
         data = self.validated_data
-        method = resampler_named(data["upscaler_1"], field="upscaler_1")
+        method = a1111.upscaler_method(data["upscaler_1"])
         if data["resize_mode"] == 1:
             return UpscaleAsk(
                 width=data["upscaling_resize_w"],
