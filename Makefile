@@ -19,6 +19,10 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --no-compile "torch==2.13.0"
 	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
+	# spandrel (upscalers) without its dependencies: it names torchvision, which exists only as
+	# a CUDA build that fails to import beside this torch; what spandrel needs besides
+	# (einops, safetensors) is in pyproject.toml (docs/adr/0010-spandrel-without-torchvision.md).
+	$(PY) -m pip install --quiet --no-compile --no-deps "spandrel==0.4.2"
 	touch $(STAMP)
 
 install: $(STAMP)

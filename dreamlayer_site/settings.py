@@ -386,6 +386,9 @@ CONTROLNETS_DIR = Path(env.str("CONTROLNETS_DIR", default=str(MODELS_DIR / "cont
 IP_ADAPTERS_DIR = Path(env.str("IP_ADAPTERS_DIR", default=str(MODELS_DIR / "ip-adapters")))
 # Mask models (docs/api.md, "Selecting objects"): SAM 2.1 and SAM 3 folders, rembg .onnx files.
 MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "masks")))
+# Upscalers (docs/upscaling.md): super-resolution models spandrel reads (ESRGAN, Real-ESRGAN,
+# SwinIR, HAT, DAT ...), .safetensors files or .pth files of weights only.
+UPSCALERS_DIR = Path(env.str("UPSCALERS_DIR", default=str(MODELS_DIR / "upscalers")))
 # How long a selection request waits for the selection worker (the first click on an image
 # also loads the model and runs its image encoder), and how many images' embeddings a
 # selection worker keeps.

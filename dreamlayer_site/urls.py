@@ -15,6 +15,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("history/<uuid:generation_id>/", views.history_detail, name="history-detail"),
     path("history/<uuid:generation_id>/rerun/", views.history_rerun, name="history-rerun"),
+    path("history/<uuid:generation_id>/upscale/", views.history_upscale, name="history-upscale"),
     path("history/<uuid:generation_id>/delete/", views.history_delete, name="history-delete"),
     path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),

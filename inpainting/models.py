@@ -12,6 +12,8 @@ from django.utils.text import slugify
 
 from .engine.families import FAMILIES
 from .engine.selection import FAMILY_LABELS as MASK_FAMILY_LABELS
+from .engine.upscale import ENGINE as UPSCALE_ENGINE
+from .engine.upscale import summary as upscale_summary
 
 #: The longest run of prompt words in a download's file name.
 FILE_NAME_WORDS_CHARS = 40
@@ -176,8 +178,14 @@ class Generation(models.Model):
         return bool((self.params or {}).get("outpaint"))
 
     @property
+    def is_upscale(self) -> bool:
+        return self.engine == UPSCALE_ENGINE
+
+    @property
     def description(self) -> str:
         """What the history calls this job: its prompt, else what it does without one."""
+        if self.is_upscale:
+            return "Upscale to " + upscale_summary((self.params or {}).get("upscale") or {})
         if self.prompt.strip():
             return self.prompt.strip()
         if self.is_outpaint:
@@ -195,7 +203,9 @@ class Generation(models.Model):
                 words = words or word[:FILE_NAME_WORDS_CHARS]
                 break
             words = joined
-        if not words:
+        if self.is_upscale:
+            words = "upscale"
+        elif not words:
             words = "outpaint" if self.is_outpaint else "removal"
         return f"dreamlayer-{words}-{what}.png"
 
@@ -255,13 +265,17 @@ class LibraryModelQuerySet(models.QuerySet):
     def mask_models(self) -> LibraryModelQuerySet:
         return self.filter(kind=LibraryModel.Kind.MASK)
 
+    def upscalers(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.UPSCALER)
+
 
 class LibraryModel(models.Model):
     """A file of the model library (recorded by the scan): a diffusion model (a diffusers
     folder or a single-file ``.safetensors`` checkpoint under ``MODELS_DIR``, or a Hugging
     Face cache entry), a LoRA (a ``.safetensors`` file under ``LORAS_DIR``), a ControlNet (a
-    diffusers folder under ``CONTROLNETS_DIR``) or a mask model (a SAM 2.1 or SAM 3 folder,
-    or a rembg ``.onnx`` file, under ``MASK_MODELS_DIR``)."""
+    diffusers folder under ``CONTROLNETS_DIR``), a mask model (a SAM 2.1 or SAM 3 folder, or
+    a rembg ``.onnx`` file, under ``MASK_MODELS_DIR``) or an upscaler (a super-resolution
+    model's ``.safetensors`` or weights-only ``.pth`` file under ``UPSCALERS_DIR``)."""
 
     class Kind(models.TextChoices):
         CHECKPOINT = "checkpoint", "diffusion model"
@@ -269,13 +283,16 @@ class LibraryModel(models.Model):
         CONTROLNET = "controlnet", "ControlNet"
         IP_ADAPTER = "ip-adapter", "IP-Adapter"
         MASK = "mask", "mask model"
+        UPSCALER = "upscaler", "upscaler"
 
-    #: The engine's diffusion families (``engine.families``), and the mask models' families
-    #: (``engine.selection``: sam2, sam3, rembg).
+    #: The engine's diffusion families (``engine.families``), the mask models' families
+    #: (``engine.selection``: sam2, sam3, rembg), and super-resolution for the upscalers
+    #: (``details`` names the architecture and scale spandrel found).
     Family = models.TextChoices(
         "Family",
         [(f.name.upper(), (f.name, f.label)) for f in FAMILIES.values()]
-        + [(name.upper(), (name, label)) for name, label in MASK_FAMILY_LABELS.items()],
+        + [(name.upper(), (name, label)) for name, label in MASK_FAMILY_LABELS.items()]
+        + [("SUPER_RESOLUTION", ("super-resolution", "super-resolution"))],
     )
 
     class Layout(models.TextChoices):
@@ -294,6 +311,9 @@ class LibraryModel(models.Model):
     layout = models.CharField(max_length=16, choices=Layout.choices)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, help_text="Of the file (a folder: of its weights).")
+    details = models.JSONField(
+        default=dict, blank=True, help_text="An upscaler's architecture and scale, as scanned."
+    )
     modified = models.FloatField(help_text="The files' newest modification time at the scan.")
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField("default", default=False)

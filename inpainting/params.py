@@ -11,6 +11,7 @@ from .engine import InpaintRequest, InvalidInput, IpAdapterUse, MaskOptions, Out
 from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
+from .engine.upscale import summary as upscale_summary
 
 P = PARAMETERS
 
@@ -56,6 +57,8 @@ class GenerationParams:
     # what a diffusion model starts the masked area from (engine.types.MASKED_CONTENT).
     resize: dict | None = field(default=None, metadata=_set_by_compat_apis("Resize"))
     masked_content: str = field(default="original", metadata=_set_by_compat_apis("Masked content"))
+    # An upscale job's: {"width", "height", "factor", "upscaler"} (``services.upscale``).
+    upscale: dict | None = field(default=None, metadata={"label": "Upscale"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
@@ -70,7 +73,10 @@ class GenerationParams:
 
     def table(self, *, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Every parameter as (label, value) for people, in definition order; labels come from
-        ``engine.parameters`` (and this class's fields for the ones only it has)."""
+        ``engine.parameters`` (and this class's fields for the ones only it has). An upscale
+        job's one row says what it made."""
+        if self.upscale:
+            return [("Upscale", upscale_summary(self.upscale))]
         rows = []
         for item in fields(self):
             value = getattr(self, item.name)

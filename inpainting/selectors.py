@@ -107,6 +107,11 @@ def library_ip_adapter_list() -> QuerySet[LibraryModel]:
     ).order_by("name")
 
 
+def library_upscaler_list() -> QuerySet[LibraryModel]:
+    """The enabled upscalers (super-resolution models) found by the last scan."""
+    return LibraryModel.objects.upscalers().filter(enabled=True, present=True).order_by("name")
+
+
 def library_mask_model_list() -> QuerySet[LibraryModel]:
     """The enabled mask models found by the last scan."""
     return LibraryModel.objects.mask_models().filter(enabled=True, present=True).order_by("name")

@@ -31,7 +31,7 @@ from .errors import ClientError
 from .metrics import metrics_text
 from .models import Generation
 from .params import GenerationParams
-from .services import generations, library, masks
+from .services import generations, library, masks, upscale
 
 #: Paths of APIs: a 404 there is JSON (clients parse it), not the HTML page.
 API_PREFIXES = (
@@ -130,6 +130,12 @@ def history_detail(request, generation_id):
         "images": generation.images.all(),
         "mask_colour": masks.generation_mask_colour(generation=generation),
         "active": generation.status in Generation.ACTIVE,
+        # Only the owner upscales: the new job is theirs (staff may view others' jobs).
+        "upscalers": (
+            library.library_upscalers_described()
+            if generation.owner_id == request.user.pk and generation.status == "succeeded"
+            else []
+        ),
     }
     return render(request, "inpainting/history_detail.html", context)
 
@@ -141,6 +147,34 @@ def history_rerun(request, generation_id):
     try:
         new = generations.generation_rerun(
             generation=generation, user=request.user, client=Generation.Client.WEB
+        )
+    except ClientError as exc:
+        messages.error(request, exc.message)
+        return redirect("history-detail", generation_id=generation.pk)
+    return redirect("history-detail", generation_id=new.pk)
+
+
+@login_required
+@require_POST
+def history_upscale(request, generation_id):
+    """An output of the job upscaled as a new job (the form on its page)."""
+    generation = _own_generation(request, generation_id, change=True)
+    try:
+        index = int(request.POST.get("index", 0))
+        factor = float(request.POST.get("factor", 2))
+    except ValueError:
+        messages.error(request, "The output and the factor must be numbers.")
+        return redirect("history-detail", generation_id=generation.pk)
+    output = generation.images.filter(index=index).first()
+    try:
+        if output is None:
+            raise ClientError(f"This generation has no output {index}.", field="index")
+        new = upscale.upscale_job_create(
+            user=request.user,
+            ask=upscale.UpscaleAsk(factor=factor),
+            upscaler=request.POST.get("upscaler"),
+            output=output,
+            client=Generation.Client.WEB,
         )
     except ClientError as exc:
         messages.error(request, exc.message)

@@ -61,6 +61,7 @@ ROUTES: dict[str, Route] = {
     "history": page("get", 200),
     "history-detail": page("get", 404, staff=200),
     "history-rerun": page("post", 404),
+    "history-upscale": page("post", 404),
     "history-delete": page("post", 404),
     "accounts:signup": Route("get", 200, 200, 200),
     "accounts:login": Route("get", 200, 200, 200),
@@ -79,6 +80,8 @@ ROUTES: dict[str, Route] = {
     "api-docs": api_route("get", 200),
     # native API: creating endpoints act on your own data (an empty body is a 400)
     "api:img2img": api_route("post", 400),
+    "api:upscale": api_route("post", 400),
+    "api:upscalers": api_route("get", 200),
     "api:health": api_route("get", 200),
     "api:schedulers": api_route("get", 200),
     "api:models": api_route("get", 200),

@@ -69,6 +69,7 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "inpaint_area": params.inpaint_area,
         "padding": params.padding,
         "outpaint": params.outpaint,
+        "upscale": params.upscale,  # an upscale job's size, factor and upscaler
         "timings": {
             "queue": generation.queue_seconds,
             "inference": generation.inference_seconds,
@@ -108,7 +109,9 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
         "images": image_urls(generation, base_url),
         "input_image": link("api:generation-input"),
         "mask_image": link("api:generation-mask") if generation.mask_id else None,
-        "regenerated_image": link("api:generation-regenerated"),
+        "regenerated_image": (
+            None if generation.is_upscale else link("api:generation-regenerated")
+        ),
         "metadata": metadata(generation),
         "websocket": websocket_url(generation, base_url),
         "webhook": {

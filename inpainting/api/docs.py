@@ -34,7 +34,9 @@ class GenerationDoc(serializers.Serializer):
     input_image = serializers.URLField()
     mask_image = serializers.URLField(allow_null=True)
     regenerated_image = serializers.URLField(
-        help_text="the input on the job's canvas with the regenerated area tinted red"
+        allow_null=True,
+        help_text="the input on the job's canvas with the regenerated area tinted red (null "
+        "for an upscale job)",
     )
     metadata = serializers.DictField()
     websocket = serializers.CharField()

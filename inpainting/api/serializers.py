@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..engine import selection
+from ..engine import selection, upscale
 from ..engine.parameters import (
     CONTROLNET_SCALE_RANGE,
     LORA_WEIGHT_RANGE,
@@ -501,3 +501,50 @@ class MaskGenerateSerializer(serializers.Serializer):
             max_detections=data["max_detections"],
             text_threshold=data["text_threshold"],
         )
+
+
+class UpscaleSerializer(serializers.Serializer):
+    """``POST /api/upscale``: a picture, or a generation's output, to upscale as a job."""
+
+    image = serializers.FileField(
+        required=False, help_text="JPEG, PNG, WebP, AVIF or HEIC / HEIF, at most 10 MB."
+    )
+    generation = serializers.UUIDField(
+        required=False, help_text="Instead of image: one of your generations, by id."
+    )
+    index = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="Which of its outputs (0 first)."
+    )
+    factor = serializers.FloatField(
+        required=False,
+        min_value=upscale.FACTOR_RANGE[0],
+        max_value=upscale.FACTOR_RANGE[1],
+        help_text="1 to 4 (default 2), unless width or height is given.",
+    )
+    width = serializers.IntegerField(
+        required=False, min_value=1, help_text="Target width (alone: the aspect ratio is kept)."
+    )
+    height = serializers.IntegerField(
+        required=False, min_value=1, help_text="Target height (alone: the aspect ratio is kept)."
+    )
+    upscaler = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="lanczos (default), nearest, or an upscaler of GET /api/upscalers.",
+    )
+    wait = serializers.BooleanField(
+        default=True, help_text="false answers 202 at once; true waits up to the wait limit."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if ("image" in attrs) == ("generation" in attrs):
+            raise serializers.ValidationError(
+                {"image": "Send an image file, or name one of your generations (generation)."}
+            )
+        if "factor" in attrs and ("width" in attrs or "height" in attrs):
+            raise serializers.ValidationError(
+                {"factor": "Give a factor, or a width and / or height, not both."}
+            )
+        if not {"factor", "width", "height"} & attrs.keys():
+            attrs["factor"] = 2.0
+        return attrs

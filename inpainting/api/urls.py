@@ -10,6 +10,8 @@ router.register("generations", views.GenerationViewSet, basename="generation")
 
 urlpatterns = [
     path("img2img", views.Img2ImgView.as_view(), name="img2img"),
+    path("upscale", views.UpscaleView.as_view(), name="upscale"),
+    path("upscalers", views.UpscalerListView.as_view(), name="upscalers"),
     path("health", views.HealthView.as_view(), name="health"),
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
     path("models", views.ModelListView.as_view(), name="models"),

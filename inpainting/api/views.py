@@ -24,9 +24,10 @@ from ..answers import native
 from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
+from ..errors import ClientError
 from ..fleet import fleet_summary
 from ..models import Generation
-from ..services import generations, images, library, masks
+from ..services import generations, images, library, masks, upscale
 from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
@@ -39,10 +40,12 @@ from .common import (
 )
 from .docs import GenerationDoc
 from .media import image_response, selection_response
+from .parsers import JSONParser
 from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
     MaskPreviewSerializer,
+    UpscaleSerializer,
     merge_form_and_params,
 )
 
@@ -97,6 +100,72 @@ class Img2ImgView(SubmitAndWaitView):
         if generation.status == Generation.Status.SUCCEEDED:
             return Response(native.img2img_success(generation, base))
         return unfinished_response(generation, base)
+
+
+@extend_schema(
+    request={
+        "multipart/form-data": UpscaleSerializer,
+        "application/json": UpscaleSerializer,
+    },
+    responses={
+        200: OpenApiResponse(description="Finished: status success, images, metadata."),
+        202: OpenApiResponse(description="Still processing: id, eta, fetch_result, websocket."),
+        404: OpenApiResponse(description="No such generation of yours."),
+    },
+)
+class UpscaleView(Img2ImgView):
+    """``POST /api/upscale``: upscale a picture, or one of your generations' outputs, as a job
+    in your history (a resampler, or a super-resolution model of ``GET /api/upscalers``)."""
+
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    input_serializer = UpscaleSerializer
+
+    def input_data(self, request: Request):
+        if not hasattr(request.data, "keys"):  # JSON that is no object: the serializer says so
+            return request.data
+        data = {key: request.data[key] for key in request.data if key != "image"}
+        if "image" in request.FILES:
+            data["image"] = request.FILES["image"]
+        return data
+
+    def submit(self, request: Request, serializer: UpscaleSerializer) -> Submitted:
+        data = serializer.validated_data
+        output = None
+        if "generation" in data:
+            of = get_generation_or_404(request, data["generation"])
+            output = of.images.filter(index=data["index"]).first()
+            if output is None:
+                raise ClientError(
+                    f"The generation {of.pk} has no output {data['index']} "
+                    f"(it has {of.images.count()}).",
+                    field="index",
+                )
+        api_key = api_key_of(request)
+        generation = upscale.upscale_job_create(
+            user=request.user,
+            ask=upscale.UpscaleAsk(
+                factor=data.get("factor"), width=data.get("width"), height=data.get("height")
+            ),
+            upscaler=data.get("upscaler"),
+            image_file=data.get("image"),
+            output=output,
+            client=Generation.Client.API if api_key else Generation.Client.WEB,
+            api_key=api_key,
+        )
+        return Submitted(generation, wait=data["wait"], context=data["wait"])
+
+
+class UpscalerListView(APIView):
+    """The upscalers a job may name: lanczos and nearest (no weights), then the library's
+    super-resolution models (``UPSCALERS_DIR``) with the architecture and scale spandrel found."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Upscalers", {"upscalers": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"upscalers": library.library_upscalers_described()})
 
 
 @extend_schema_view(
@@ -355,6 +424,8 @@ class GenerationFileView(APIView):
         if self.kind == "input":
             return _file_response(generation.source.file, generation.file_name("input"))
         if self.kind == "regenerated":
+            if generation.is_upscale:
+                raise Http404("An upscale job regenerates no area: it has no such picture.")
             png = masks.generation_regenerated_png(generation=generation)
             return image_response(png, filename=generation.file_name("regenerated"), cache=True)
         if self.kind in ("mask", "mask_thumbnail", "painted_mask"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .families import FAMILIES, Family, Unsupported, family_of_folder
@@ -35,6 +35,7 @@ class Probe:
     family: str  # a key of FAMILIES
     inpainting: bool  # the inpainting variant (SD: a 9-channel UNet; FLUX: Fill)
     layout: str  # "single-file" | "diffusers"
+    details: dict = field(default_factory=dict)  # an upscaler's architecture and scale
 
     @property
     def working_size(self) -> int:

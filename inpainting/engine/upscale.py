@@ -16,6 +16,8 @@ from PIL import Image
 
 from .types import Cancelled, InvalidInput
 
+#: The engine name an upscale job records (its model: a resampler's name or an upscaler's).
+ENGINE = "upscale"
 #: The factors a request may ask for.
 FACTOR_RANGE = (1.0, 4.0)
 #: Resamplers that need no weights, by the names clients give them.
@@ -58,6 +60,12 @@ def target_size(
             field=field,
         )
     return max(1, out_w), max(1, out_h)
+
+
+def summary(upscale: dict) -> str:
+    """An upscale job's parameters for people: "2048x1536 (x2, lanczos)"."""
+    factor = f"x{upscale['factor']:g}, " if upscale.get("factor") else ""
+    return f"{upscale.get('width')}x{upscale.get('height')} ({factor}{upscale.get('upscaler')})"
 
 
 def check_targets(sizes: list[tuple[int, int]], max_pixels: int, *, field: str) -> None:
@@ -137,9 +145,10 @@ def run_tiled(
     boxes = tile_boxes(width, height, tile, overlap)
     out = np.zeros((height * scale, width * scale, 3), dtype=np.float32)
     weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.float32
+    # A spandrel descriptor says where it runs; a bare module by its parameters.
+    parameter = None if hasattr(model, "device") else next(model.parameters(), None)
+    device = getattr(model, "device", parameter.device if parameter is not None else "cpu")
+    dtype = getattr(model, "dtype", parameter.dtype if parameter is not None else torch.float32)
     for done, (x0, y0, x1, y1) in enumerate(boxes):
         if cancelled is not None and cancelled():
             raise Cancelled()

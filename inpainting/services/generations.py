@@ -245,7 +245,7 @@ def _replay(user: User, idempotency_key: str | None, fingerprint: str) -> Genera
 
 
 @contextlib.contextmanager
-def _files_removed_on_rollback():
+def files_removed_on_rollback():
     """Files saved inside the block are deleted again if the block raises: storage has no
     transactions, and no file may outlive a row that was rolled back."""
     saved: list = []
@@ -310,8 +310,8 @@ def generation_create(
     if checked.warnings:
         extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
     try:
-        with _files_removed_on_rollback() as saved, transaction.atomic():
-            _check_quota(user)
+        with files_removed_on_rollback() as saved, transaction.atomic():
+            quota_check(user)
             source = source_image_create(owner=user, image=image)
             saved.append(source.file)
             mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
@@ -319,7 +319,7 @@ def generation_create(
                 saved += [mask_row.file, mask_row.thumbnail]
             reference_rows = [source_image_create(owner=user, image=r) for r in references]
             saved += [row.file for row in reference_rows]
-            generation = _generation_insert(
+            generation = generation_insert(
                 user=user,
                 source=source,
                 mask=mask_row,
@@ -353,7 +353,7 @@ def holds_quota() -> Q:
     )
 
 
-def _check_quota(user: User) -> None:
+def quota_check(user: User) -> None:
     """At most N active generations per user; the user row lock serialises concurrent POSTs."""
     User.objects.select_for_update().filter(pk=user.pk).first()
     active = Generation.objects.filter(holds_quota(), owner=user).count()
@@ -367,7 +367,7 @@ def _check_quota(user: User) -> None:
         )
 
 
-def _generation_insert(
+def generation_insert(
     *,
     user,
     source,
@@ -419,12 +419,15 @@ def generation_rerun(
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
     references = stored_references(generation)
-    checked = _validate(
-        params, open_stored(generation.source.file), stored_mask(generation), len(references)
-    )
+    if generation.is_upscale:  # checked when it was asked for; the same picture and size
+        checked = Checked(generation.engine, generation.model_name, params, [])
+    else:
+        checked = _validate(
+            params, open_stored(generation.source.file), stored_mask(generation), len(references)
+        )
     with transaction.atomic():
-        _check_quota(user)
-        return _generation_insert(
+        quota_check(user)
+        return generation_insert(
             user=user,
             source=generation.source,
             mask=generation.mask,

@@ -15,7 +15,7 @@ from huggingface_hub import constants as hf_constants
 
 from .. import engine, fleet, selectors
 from ..conf import deployment_family, engine_config, model_status
-from ..engine import selection
+from ..engine import selection, superres, upscale
 from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
 from ..engine.probe import (
@@ -70,6 +70,7 @@ FOLDER_OF = {
     LibraryModel.Kind.CONTROLNET: "controlnets/",
     LibraryModel.Kind.IP_ADAPTER: "ip-adapters/",
     LibraryModel.Kind.MASK: "masks/",
+    LibraryModel.Kind.UPSCALER: "upscalers/",
 }
 
 
@@ -177,13 +178,18 @@ def _probe(item: _Found) -> Probe:
         if item.path.is_file():
             layout = LibraryModel.Layout.SINGLE_FILE
         return Probe(family, False, layout)
+    if item.kind == LibraryModel.Kind.UPSCALER:
+        found = superres.probe(item.path)  # reads the weights: an upscaler is small
+        details = {"architecture": found.architecture, "scale": found.scale}
+        family = LibraryModel.Family.SUPER_RESOLUTION
+        return Probe(family, False, LibraryModel.Layout.SINGLE_FILE, details)
     return probe(item.path)
 
 
 def library_scan() -> ScanReport:
     """Record every model under ``MODELS_DIR`` and in the Hugging Face cache, every LoRA under
-    ``LORAS_DIR``, every ControlNet under ``CONTROLNETS_DIR`` and every mask model under
-    ``MASK_MODELS_DIR``; mark the rows whose files
+    ``LORAS_DIR``, every ControlNet under ``CONTROLNETS_DIR``, every mask model under
+    ``MASK_MODELS_DIR`` and every upscaler under ``UPSCALERS_DIR``; mark the rows whose files
     are gone as not present; keep one default model (see ``_ensure_default``)."""
     report = ScanReport()
     seen: set[tuple[str, str]] = set()
@@ -192,6 +198,7 @@ def library_scan() -> ScanReport:
     found_items += _kind_candidates(Path(settings.CONTROLNETS_DIR), LibraryModel.Kind.CONTROLNET)
     found_items += _kind_candidates(Path(settings.IP_ADAPTERS_DIR), LibraryModel.Kind.IP_ADAPTER)
     found_items += _kind_candidates(Path(settings.MASK_MODELS_DIR), LibraryModel.Kind.MASK)
+    found_items += _kind_candidates(Path(settings.UPSCALERS_DIR), LibraryModel.Kind.UPSCALER)
     for item in found_items:
         try:
             found = _probe(item)
@@ -218,6 +225,7 @@ def library_scan() -> ScanReport:
             "family": found.family,
             "inpainting": found.inpainting,
             "layout": LibraryModel.Layout.HF_CACHE if item.hf_cache else found.layout,
+            "details": found.details,
             "size_bytes": size,
             "modified": modified,
             "sha256": row.sha256 if same else _sha256(item.path, files),
@@ -816,4 +824,37 @@ def library_mask_models_described() -> list[dict]:
             "sha256": m.sha256,
         }
         for m in models
+    ]
+
+
+def library_upscaler(name: str) -> LibraryModel | None:
+    """The enabled upscaler called ``name`` (its file's name), or None."""
+    return selectors.library_upscaler_list().filter(name=name).first()
+
+
+def library_upscaler_local_path(name: str) -> Path | None:
+    """Where the upscaler ``name`` is on this machine (UPSCALERS_DIR, by name: in a cluster
+    each worker has its own disk), or None."""
+    path = Path(settings.UPSCALERS_DIR) / name
+    return path if path.is_file() else None
+
+
+def library_upscalers_described() -> list[dict]:
+    """The upscalers a job may name, as ``GET /api/upscalers`` lists them: the resamplers
+    (no weights), then the library's super-resolution models with their architecture and
+    scale."""
+    resamplers = [
+        {"name": name, "kind": "resampler", "architecture": None, "scale": None}
+        for name in upscale.RESAMPLERS
+    ]
+    return resamplers + [
+        {
+            "name": m.name,
+            "kind": "model",
+            "architecture": m.details.get("architecture"),
+            "scale": m.details.get("scale"),
+            "size_bytes": m.size_bytes,
+            "sha256": m.sha256,
+        }
+        for m in selectors.library_upscaler_list()
     ]

@@ -26,6 +26,7 @@ from . import webhooks
 from .files import generation_request
 from .library import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .models import backend_for
+from .upscale import upscale_job_run
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,13 @@ def generation_run(*, generation_id: str, worker: str = "") -> RunOutcome:
 
 
 def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> None:
+    if generation.is_upscale:
+        try:
+            outcome = upscale_job_run(generation, GenerationProgress(generation))
+        except Exception as exc:  # noqa: BLE001 - recorded like any outcome
+            outcome = exc
+        _record_outcome(generation, outcome, {})
+        return
     params = GenerationParams.from_json(generation.params)
     try:
         backend, backend_notes = backend_for(generation, params)

@@ -1,17 +1,30 @@
-"""Upscaling a picture without weights (Lanczos, nearest): AUTOMATIC1111's extras endpoints.
-The output size is checked against UPSCALE_MAX_PIXELS from the picture's header, before any
-pixel is decoded; the work is one resample, done where the request is answered."""
+"""Upscaling: a picture without weights (Lanczos, nearest) where the request is answered
+(AUTOMATIC1111's extras endpoints, docs/adr/0009), and upscale jobs (``POST /api/upscale``,
+the studio, the history): a job in the history like a generation, run by a worker with a
+resampler or a super-resolution model of the library, tile by tile with progress and cancel.
+Every output size is checked against UPSCALE_MAX_PIXELS from the picture's header (or the
+stored size), before any pixel is decoded."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+
+from accounts.models import ApiKey, User
 
 from .. import engine
-from ..engine import upscale
+from ..engine import superres, upscale
 from ..errors import ClientError
-from ..uploads import IMAGE_FORMATS, decode_image, image_size
+from ..models import GeneratedImage, Generation
+from ..params import GenerationParams
+from ..progress import GenerationProgress
+from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
+from .files import open_stored, source_image_create
+from .generations import files_removed_on_rollback, generation_insert, quota_check
+from .library import library_upscaler, library_upscaler_local_path
 
 
 @dataclass(frozen=True)
@@ -61,3 +74,113 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
     return outputs
+
+
+def _upscaler_checked(name: str | None) -> str:
+    """The upscaler a job names: a resampler, or an enabled upscaler of the library
+    (``GET /api/upscalers``); a 400 otherwise."""
+    name = (name or "lanczos").strip()
+    if name in upscale.RESAMPLERS or library_upscaler(name) is not None:
+        return name
+    raise ClientError(
+        f"No upscaler called {name!r}: GET /api/upscalers lists them (lanczos and nearest need "
+        "no weights; a super-resolution model goes into UPSCALERS_DIR).",
+        field="upscaler",
+    )
+
+
+def upscale_job_create(
+    *,
+    user: User,
+    ask: UpscaleAsk,
+    upscaler: str | None = None,
+    image_file=None,
+    output: GeneratedImage | None = None,
+    client: str = Generation.Client.API,
+    api_key: ApiKey | None = None,
+) -> Generation:
+    """Queue an upscale job of an uploaded picture (``image_file``) or of a job's ``output``,
+    by ``upscaler`` (default lanczos), to ``ask``'s factor, or its width and / or height (one
+    alone keeps the aspect ratio; both: that exact size). The output size is planned and
+    checked against UPSCALE_MAX_PIXELS from the header or the stored size, before any pixel
+    is decoded; nothing is stored for a request that is refused."""
+    name = _upscaler_checked(upscaler)
+    if (image_file is None) == (output is None):
+        raise ClientError("Send an image file or name a generation's output.", field="image")
+    data = None
+    if output is not None:
+        size = (output.width, output.height)
+    else:
+        data = read_upload(image_file, field="image")
+        size = image_size(data, field="image", formats=IMAGE_FORMATS)
+    try:
+        field = "width" if ask.width or ask.height else "factor"
+        width, height = upscale.target_size(
+            size, factor=ask.factor, width=ask.width, height=ask.height, field=field
+        )
+        upscale.check_targets([(width, height)], settings.UPSCALE_MAX_PIXELS, field=field)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field or "factor") from None
+    if output is not None:
+        image = open_stored(output.file)
+    else:
+        image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+    job = {"width": width, "height": height, "factor": ask.factor, "upscaler": name}
+    if output is not None:
+        job["of"] = {"generation": str(output.generation_id), "index": output.index}
+    with files_removed_on_rollback() as saved, transaction.atomic():
+        quota_check(user)
+        source = source_image_create(owner=user, image=image)
+        saved.append(source.file)
+        return generation_insert(
+            user=user,
+            source=source,
+            mask=None,
+            params=GenerationParams(upscale=job),
+            engine_name=upscale.ENGINE,
+            model_name=name,
+            client=client,
+            api_key=api_key,
+            idempotency_key=None,
+        )
+
+
+def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:
+    """Run an upscale job (a worker): a resampler in one step, or the library's model over
+    tiles, a step per tile (``progress``), stopping between tiles once cancelled."""
+    job = GenerationParams.from_json(generation.params).upscale or {}
+    name, size = generation.model_name, (job["width"], job["height"])
+    image = engine.to_rgb(open_stored(generation.source.file))
+    started = time.monotonic()
+    if name in upscale.RESAMPLERS:
+        progress(engine.ProgressEvent(0, 1))
+        result = upscale.upscale(image, size, method=name)
+        progress(engine.ProgressEvent(1, 1))
+        metadata = {"upscaler": name}
+    else:
+        path = library_upscaler_local_path(name)
+        if path is None:
+            raise engine.EngineError(
+                f"The upscaler {name} is not in this worker's UPSCALERS_DIR "
+                f"({settings.UPSCALERS_DIR})."
+            )
+        model = superres.load_cached(path)
+        result = upscale.upscale(
+            image,
+            size,
+            model=model,
+            scale=model.scale,
+            on_tile=lambda done, total: progress(engine.ProgressEvent(done, total)),
+            cancelled=progress.is_cancelled,
+        )
+        metadata = {"upscaler": name, "architecture": model.architecture.name, "scale": model.scale}
+    return engine.InpaintResult(
+        images=[result],
+        seeds=[0],
+        engine=upscale.ENGINE,
+        model=name,
+        width=result.width,
+        height=result.height,
+        inference_seconds=time.monotonic() - started,
+        metadata=metadata,
+    )
