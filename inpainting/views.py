@@ -93,6 +93,8 @@ def studio(request):
         "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
         "controlnets": library.library_controlnets_described(),
         "ip_adapters": library.library_ip_adapters_described(),
+        # "Upscale" on a result: the resamplers, then the library's super-resolution models.
+        "upscalers": library.library_upscalers_described(),
         "controlnet_scales": [number(s) for s in CONTROLNET_SCALE_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),

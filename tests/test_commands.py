@@ -1,4 +1,4 @@
-"""manage.py inpaint, engine_info, download_model."""
+"""manage.py inpaint, upscale, engine_info, download_model."""
 
 import json
 
@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
+from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests.helpers import H, W, black_box_mask_png, image_png
 from tests.images import decode
 
@@ -151,3 +152,41 @@ def test_download_model_offline_says_so(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(CommandError, match="needs network"):
         call_command("download_model", "some-org/some-inpainting-model")
+
+
+def test_upscale_command_with_a_model_file_and_with_lanczos(files, tmp_path, capsys):
+    model = write_tiny_real_esrgan(tmp_path / "tiny-RealESRGAN_x4plus.safetensors")
+    call_command(
+        "upscale",
+        "--image",
+        str(files / "in.png"),
+        "--out",
+        str(files / "big.png"),
+        "--width",
+        str(W * 3),
+        "--upscaler",
+        str(model),
+    )
+    with Image.open(files / "big.png") as big:
+        assert big.size == (W * 3, H * 3)
+        parameters = json.loads(big.text["dreamlayer"])
+    assert (parameters["architecture"], parameters["scale"]) == ("ESRGAN", 4)
+    assert f"({W * 3}x{H * 3}, tiny-RealESRGAN_x4plus.safetensors)" in capsys.readouterr().out
+    call_command("upscale", "--image", str(files / "in.png"), "--out", str(files / "x2.png"))
+    want = Image.open(files / "in.png").convert("RGB").resize((W * 2, H * 2), Image.LANCZOS)
+    assert np.array_equal(decode((files / "x2.png").read_bytes()), np.asarray(want))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--factor", "5"], "between 1 and 4"),
+        (["--factor", "2", "--width", "90"], "not both"),
+        (["--upscaler", "RealESRGAN_x4plus.pth"], "No upscaler|not in this machine"),
+    ],
+)
+def test_upscale_command_errors(files, extra, words):
+    with pytest.raises(CommandError, match=words):
+        call_command(
+            "upscale", "--image", str(files / "in.png"), "--out", str(files / "o.png"), *extra
+        )

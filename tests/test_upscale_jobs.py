@@ -6,6 +6,7 @@ is decoded."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -79,6 +80,15 @@ def test_a_model_upscale_runs_on_the_worker_to_the_exact_size(upscalers, keyed_a
     # A step per tile: 300x200 in 256 px tiles is two tiles.
     assert (generation.step, generation.total_steps) == (2, 2)
     assert generation.metadata["architecture"] == "ESRGAN"
+    with generation.images.get().file.open("rb") as handle:
+        written = json.loads(Image.open(handle).text["dreamlayer"])
+    assert written["upscale"] == {"width": 1000, "height": 667, "factor": None, "upscaler": TINY}
+    assert (written["architecture"], written["scale"], written["engine"]) == (
+        "ESRGAN",
+        4,
+        "upscale",
+    )
+    assert "seed" not in written and "prompt" not in written
     assert generation.description == f"Upscale to 1000x667 ({TINY})"
     history = keyed_api.get("/api/generations/").json()["results"]
     assert history[0]["id"] == str(generation.pk)

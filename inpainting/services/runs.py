@@ -265,8 +265,11 @@ def _model_ran(generation: Generation, result: engine.InpaintResult) -> str:
 
 
 def _output_parameters(generation: Generation, result: engine.InpaintResult, index: int) -> dict:
-    """What goes into the output PNG's ``parameters`` text chunk."""
+    """What goes into the output PNG's ``parameters`` text chunk (an upscale job's: its size
+    and upscaler, and the model's architecture and scale)."""
     params = GenerationParams.from_json(generation.params).to_json()
+    if generation.is_upscale:
+        params = {"upscale": params["upscale"], **result.metadata}
     params.update(
         seed=result.seeds[index],
         engine=result.engine,
@@ -276,6 +279,8 @@ def _output_parameters(generation: Generation, result: engine.InpaintResult, ind
     )
     if result.metadata.get("scheduler"):
         params["scheduler_used"] = result.metadata["scheduler"]
+    if generation.is_upscale:
+        del params["seed"]  # an upscale has none
     return params
 
 

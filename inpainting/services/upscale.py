@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from PIL import Image
 
 from accounts.models import ApiKey, User
 
@@ -89,6 +91,58 @@ def _upscaler_checked(name: str | None) -> str:
     )
 
 
+def upscale_target(size: tuple[int, int], ask: UpscaleAsk) -> tuple[int, int]:
+    """The size a picture of ``size`` is upscaled to: ``ask``'s factor, or its width and / or
+    height (one alone keeps the aspect ratio; both: that exact size), within
+    UPSCALE_MAX_PIXELS (a 400 on the field that asked for it)."""
+    field = "width" if ask.width or ask.height else "factor"
+    try:
+        target = upscale.target_size(
+            size, factor=ask.factor, width=ask.width, height=ask.height, field=field
+        )
+        upscale.check_targets([target], settings.UPSCALE_MAX_PIXELS, field=field)
+    except engine.InvalidInput as exc:
+        raise ClientError(str(exc), field=exc.field or field) from None
+    return target
+
+
+def upscale_image(
+    image: Image.Image,
+    size: tuple[int, int],
+    upscaler: str,
+    *,
+    model_path: Path | None = None,
+    on_tile=None,
+    cancelled=None,
+) -> tuple[Image.Image, dict]:
+    """``image`` at ``size`` by ``upscaler`` (a resampler, or the upscaler of this machine's
+    UPSCALERS_DIR by that name, or the file ``model_path``), with what ran for the metadata.
+    A model reports each tile (``on_tile(done, total)``) and stops between tiles once
+    ``cancelled()``; a resampler is one step."""
+    if upscaler in upscale.RESAMPLERS and model_path is None:
+        if on_tile is not None:
+            on_tile(0, 1)
+        result = upscale.upscale(image, size, method=upscaler)
+        if on_tile is not None:
+            on_tile(1, 1)
+        return result, {"upscaler": upscaler}
+    path = model_path or library_upscaler_local_path(upscaler)
+    if path is None:
+        raise engine.EngineError(
+            f"The upscaler {upscaler} is not in this machine's UPSCALERS_DIR "
+            f"({settings.UPSCALERS_DIR})."
+        )
+    model = superres.load_cached(path)
+    result = upscale.upscale(
+        image, size, model=model, scale=model.scale, on_tile=on_tile, cancelled=cancelled
+    )
+    return result, {
+        "upscaler": upscaler,
+        "architecture": model.architecture.name,
+        "scale": model.scale,
+    }
+
+
 def upscale_job_create(
     *,
     user: User,
@@ -113,14 +167,7 @@ def upscale_job_create(
     else:
         data = read_upload(image_file, field="image")
         size = image_size(data, field="image", formats=IMAGE_FORMATS)
-    try:
-        field = "width" if ask.width or ask.height else "factor"
-        width, height = upscale.target_size(
-            size, factor=ask.factor, width=ask.width, height=ask.height, field=field
-        )
-        upscale.check_targets([(width, height)], settings.UPSCALE_MAX_PIXELS, field=field)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or "factor") from None
+    width, height = upscale_target(size, ask)
     if output is not None:
         image = open_stored(output.file)
     else:
@@ -152,28 +199,13 @@ def upscale_job_run(generation: Generation, progress: GenerationProgress) -> eng
     name, size = generation.model_name, (job["width"], job["height"])
     image = engine.to_rgb(open_stored(generation.source.file))
     started = time.monotonic()
-    if name in upscale.RESAMPLERS:
-        progress(engine.ProgressEvent(0, 1))
-        result = upscale.upscale(image, size, method=name)
-        progress(engine.ProgressEvent(1, 1))
-        metadata = {"upscaler": name}
-    else:
-        path = library_upscaler_local_path(name)
-        if path is None:
-            raise engine.EngineError(
-                f"The upscaler {name} is not in this worker's UPSCALERS_DIR "
-                f"({settings.UPSCALERS_DIR})."
-            )
-        model = superres.load_cached(path)
-        result = upscale.upscale(
-            image,
-            size,
-            model=model,
-            scale=model.scale,
-            on_tile=lambda done, total: progress(engine.ProgressEvent(done, total)),
-            cancelled=progress.is_cancelled,
-        )
-        metadata = {"upscaler": name, "architecture": model.architecture.name, "scale": model.scale}
+    result, metadata = upscale_image(
+        image,
+        size,
+        name,
+        on_tile=lambda done, total: progress(engine.ProgressEvent(done, total)),
+        cancelled=progress.is_cancelled,
+    )
     return engine.InpaintResult(
         images=[result],
         seeds=[0],

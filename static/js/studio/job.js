@@ -5,7 +5,7 @@ import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
 import { editsByWords, referencePictures } from "./model-controls.js";
-import { showResult } from "./results.js";
+import { showResult, shownResult } from "./results.js";
 
 const job = { generationId: null, socket: null, finished: false };
 
@@ -67,6 +67,31 @@ $("generate-form").addEventListener("submit", async (event) => {
     showErrors({}, `The request failed: ${error}`);
   } finally {
     $("generate").disabled = false;
+  }
+});
+
+// "Upscale": the result on show upscaled as a new job, followed like a generation; its
+// result replaces this one on the screen (and both are in the history).
+$("upscale").addEventListener("click", async () => {
+  const shown = shownResult();
+  if (!shown.id) return;
+  clearErrors();
+  const form = new FormData();
+  form.append("generation", shown.id);
+  form.append("index", shown.index);
+  form.append("factor", $("upscale-factor").value);
+  form.append("upscaler", $("upscaler").value);
+  form.append("wait", "false");
+  $("upscale").disabled = true;
+  try {
+    const response = await postForm("/api/upscale", form);
+    const body = await response.json();
+    if (!response.ok) { showErrors(body.errors, body.message); return; }
+    startWatching(body.id);
+  } catch (error) {
+    showErrors({}, `The request failed: ${error}`);
+  } finally {
+    $("upscale").disabled = false;
   }
 });
 

@@ -6,7 +6,10 @@ import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
 
 // The outpaint sides of the result on show, its images and the one shown.
-const view = { sides: null, images: [], index: 0, seeds: [] };
+const view = { id: null, sides: null, images: [], index: 0, seeds: [] };
+
+// The job and the sample on show ("Upscale" starts a job on it).
+export const shownResult = () => ({ id: view.id, index: view.index });
 
 // ----- result ------------------------------------------------------------------------------
 export function showResult(id, message) {
@@ -15,6 +18,9 @@ export function showResult(id, message) {
   const seeds = metadata.seeds || [metadata.seed];
   view.sides = metadata.outpaint || null;
   $("result-link").href = `/history/${id}/`;
+  const upscaled = metadata.engine === "upscale"; // seedless: its size says what it made
+  $("result-title").textContent = upscaled ? `Upscaled to ${metadata.width}×${metadata.height}` : "Result";
+  $("result-seed-label").hidden = upscaled;
   // What the engine that ran did not follow (a fill engine and a prompt, say), in its words.
   const warnings = metadata.warnings || [];
   const fields = [...new Set(warnings.map((w) => w.field.replaceAll("_", " ")))];
@@ -25,7 +31,7 @@ export function showResult(id, message) {
   $("before").src = input.imageUrl;
   const strip = $("samples-strip");
   strip.replaceChildren();
-  Object.assign(view, { images, seeds, index: 0 });
+  Object.assign(view, { id, images, seeds, index: 0 });
   images.forEach((url, index) => {
     if (images.length < 2) return;
     const button = document.createElement("button");
@@ -59,7 +65,7 @@ function show(index) {
   view.index = index;
   $("after").src = view.images[index];
   $("download").href = view.images[index];
-  $("result-seed").value = view.seeds[index];
+  $("result-seed").value = view.seeds[index] ?? "-";
   $("result-index").value = view.images.length > 1 ? `${index + 1} of ${view.images.length}` : "";
   for (const [i, thumb] of [...$("samples-strip").children].entries()) {
     thumb.setAttribute("aria-pressed", String(i === index));
