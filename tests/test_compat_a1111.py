@@ -18,6 +18,8 @@ from PIL import Image, ImageDraw
 from inpainting.engine import Resize
 from inpainting.engine.images import resize_to
 from inpainting.models import Generation
+from inpainting.services.library import library_scan
+from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests.conftest import child_env
 from tests.helpers import wait_for_status
 from tests.images import gradient, png_bytes
@@ -379,3 +381,37 @@ def test_webuiapi_lists_the_upscalers_and_upscales_one_picture(server, api_key):
         picture, resize_mode=1, upscaling_resize_w=200, upscaling_resize_h=200, upscaler_1="None"
     )
     assert result.image.size == (200, 200)
+
+
+def test_webuiapi_upscales_with_a_super_resolution_model_of_the_library(
+    server, api_key, models_dir
+):
+    """A model of UPSCALERS_DIR is listed by its name without the suffix, and runs as an
+    upscale job on the worker (in the history); a batch refuses it with the reason."""
+    write_tiny_real_esrgan(Path(settings.UPSCALERS_DIR) / "tiny-RealESRGAN_x4plus.safetensors")
+    library_scan()
+    api = client(server, api_key)
+    listed = {u["name"]: u for u in api.get_upscalers()}
+    tiny = listed["tiny-RealESRGAN_x4plus"]
+    assert (tiny["model_name"], tiny["scale"]) == ("ESRGAN", 4)
+    assert tiny["model_path"] == "tiny-RealESRGAN_x4plus.safetensors"  # no machine path
+    result = api.extra_single_image(
+        gradient(96, 64), upscaling_resize=3, upscaler_1="tiny-RealESRGAN_x4plus"
+    )
+    assert result.image.size == (288, 192)
+    assert result.info == "Upscaler: tiny-RealESRGAN_x4plus"
+    job = Generation.objects.get(engine="upscale")
+    assert (job.client, job.model_name) == ("a1111", "tiny-RealESRGAN_x4plus.safetensors")
+    cropped = api.extra_single_image(
+        gradient(96, 64),
+        resize_mode=1,
+        upscaling_resize_w=150,
+        upscaling_resize_h=150,
+        upscaler_1="tiny-RealESRGAN_x4plus",
+    )
+    assert cropped.image.size == (150, 150)
+    with pytest.raises(RuntimeError, match="one picture a request") as refused:
+        api.extra_batch_images(
+            [gradient(96, 64)], upscaling_resize=2, upscaler_1="tiny-RealESRGAN_x4plus"
+        )
+    assert refused.value.args[0] == 400

@@ -141,6 +141,17 @@ def test_an_output_of_a_job_is_upscaled_by_lanczos_into_the_history(api, celery_
     want = want.resize((192, 144), Image.Resampling.LANCZOS)
     assert np.array_equal(output_pixels(generation), np.asarray(want))
     assert generation.params["upscale"]["of"] == {"generation": first.json()["id"], "index": 0}
+    # A width and a height: the picture covers both, and its middle is cut out.
+    both = api.post(
+        "/api/upscale",
+        {"generation": first.json()["id"], "width": 200, "height": 100},
+        format="json",
+    )
+    assert both.status_code == 200, both.content
+    cut = Image.fromarray(output_pixels(Generation.objects.get(pk=first.json()["id"])))
+    cut = cut.resize((200, 150), Image.Resampling.LANCZOS).crop((0, 25, 200, 125))
+    cropped = output_pixels(Generation.objects.get(pk=both.json()["id"]))
+    assert np.array_equal(cropped, np.asarray(cut))
     # Re-run: the same picture, size and upscaler again.
     rerun = api.post(f"/api/generations/{generation.pk}/rerun/")
     assert rerun.status_code == 201, rerun.content

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http
 import json
+from pathlib import Path
 from typing import Any
 
 from ..engine.images import MAX_INFOTEXT, parse_a1111_parameters
@@ -115,13 +116,25 @@ CONTROLNET_MODULES = ("none", "inpaint_only", "inpaint_global_harmonious")
 CONTROLNET_API_VERSION = 2
 
 
-def upscalers() -> list[dict[str, Any]]:
-    """``GET /sdapi/v1/upscalers`` (no model files: no path, no URL)."""
-    return [
+def upscalers(models: list[LibraryModel]) -> list[dict[str, Any]]:
+    """``GET /sdapi/v1/upscalers``: the resamplers (no model file), then the library's
+    super-resolution models, named by their file's name without the suffix (the file's name
+    where A1111 gives its path: no machine path)."""
+    resamplers = [
         {"name": name, "model_name": None, "model_path": None, "model_url": None,
          "scale": 4 if name != "None" else 1}
         for name in UPSCALERS
     ]  # fmt: skip
+    return resamplers + [
+        {
+            "name": Path(model.name).stem,
+            "model_name": model.details.get("architecture"),
+            "model_path": model.name,
+            "model_url": None,
+            "scale": model.details.get("scale"),
+        }
+        for model in models
+    ]
 
 
 def lora(model: LibraryModel) -> dict[str, Any]:

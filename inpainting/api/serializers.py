@@ -522,7 +522,10 @@ class UpscaleSerializer(serializers.Serializer):
         help_text="1 to 4 (default 2), unless width or height is given.",
     )
     width = serializers.IntegerField(
-        required=False, min_value=1, help_text="Target width (alone: the aspect ratio is kept)."
+        required=False,
+        min_value=1,
+        help_text="Target width (alone: the aspect ratio is kept; with height the picture "
+        "covers both and its middle is cut out, as AUTOMATIC1111's scale-to with crop).",
     )
     height = serializers.IntegerField(
         required=False, min_value=1, help_text="Target height (alone: the aspect ratio is kept)."

@@ -832,6 +832,20 @@ def library_upscaler(name: str) -> LibraryModel | None:
     return selectors.library_upscaler_list().filter(name=name).first()
 
 
+def library_upscaler_named(value: str) -> LibraryModel | None:
+    """The enabled upscaler a client names, by its file's name or its name without the
+    suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""
+
+    def bare(name: str) -> str:
+        name = name.strip().lower()
+        for suffix in superres.WEIGHT_SUFFIXES:
+            name = name.removesuffix(suffix)
+        return name
+
+    wanted = bare(value)
+    return next((m for m in selectors.library_upscaler_list() if bare(m.name) == wanted), None)
+
+
 def library_upscaler_local_path(name: str) -> Path | None:
     """Where the upscaler ``name`` is on this machine (UPSCALERS_DIR, by name: in a cluster
     each worker has its own disk), or None."""

@@ -55,6 +55,12 @@ def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> tuple[tuple[int
     return upscale.target_size(size, factor=ask.factor, field=field), False
 
 
+def upscale_middle(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The middle of ``image`` at ``size`` (a picture scaled to cover that size)."""
+    left, top = (image.width - size[0]) // 2, (image.height - size[1]) // 2
+    return image.crop((left, top, left + size[0], top + size[1]))
+
+
 def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[bytes]:
     """Each picture upscaled as ``ask`` says, as PNG. Every size is read from its header and
     checked first (the upload limits, then UPSCALE_MAX_PIXELS for all the outputs together),
@@ -70,8 +76,7 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[
             image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
             out = upscale.upscale(image, target, method=ask.method)
             if crop:
-                left, top = (out.width - ask.width) // 2, (out.height - ask.height) // 2
-                out = out.crop((left, top, left + ask.width, top + ask.height))
+                out = upscale_middle(out, (ask.width, ask.height))
             outputs.append(engine.encode_png(out))
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
@@ -91,19 +96,19 @@ def _upscaler_checked(name: str | None) -> str:
     )
 
 
-def upscale_target(size: tuple[int, int], ask: UpscaleAsk) -> tuple[int, int]:
-    """The size a picture of ``size`` is upscaled to: ``ask``'s factor, or its width and / or
-    height (one alone keeps the aspect ratio; both: that exact size), within
-    UPSCALE_MAX_PIXELS (a 400 on the field that asked for it)."""
+def upscale_target(size: tuple[int, int], ask: UpscaleAsk) -> tuple[tuple[int, int], bool]:
+    """The size a picture of ``size`` is upscaled to, and whether its middle is then cut out
+    at ``ask``'s width and height: ``ask``'s factor; or its width or height alone (the aspect
+    ratio kept); or both (the picture covers them, and the middle is cut out, as
+    AUTOMATIC1111's "scale to" does; without ``crop`` the covering size is the output). Within
+    UPSCALE_MAX_PIXELS, or a 400 on the field that asked for it."""
     field = "width" if ask.width or ask.height else "factor"
     try:
-        target = upscale.target_size(
-            size, factor=ask.factor, width=ask.width, height=ask.height, field=field
-        )
+        target, crop = _plan(size, ask, field)
         upscale.check_targets([target], settings.UPSCALE_MAX_PIXELS, field=field)
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
-    return target
+    return target, crop
 
 
 def upscale_image(
@@ -154,10 +159,9 @@ def upscale_job_create(
     api_key: ApiKey | None = None,
 ) -> Generation:
     """Queue an upscale job of an uploaded picture (``image_file``) or of a job's ``output``,
-    by ``upscaler`` (default lanczos), to ``ask``'s factor, or its width and / or height (one
-    alone keeps the aspect ratio; both: that exact size). The output size is planned and
-    checked against UPSCALE_MAX_PIXELS from the header or the stored size, before any pixel
-    is decoded; nothing is stored for a request that is refused."""
+    by ``upscaler`` (default lanczos), to the size ``ask`` says (``upscale_target``). The
+    output size is planned and checked against UPSCALE_MAX_PIXELS from the header or the
+    stored size, before any pixel is decoded; nothing is stored for a request refused."""
     name = _upscaler_checked(upscaler)
     if (image_file is None) == (output is None):
         raise ClientError("Send an image file or name a generation's output.", field="image")
@@ -167,12 +171,15 @@ def upscale_job_create(
     else:
         data = read_upload(image_file, field="image")
         size = image_size(data, field="image", formats=IMAGE_FORMATS)
-    width, height = upscale_target(size, ask)
+    target, crop = upscale_target(size, ask)
     if output is not None:
         image = open_stored(output.file)
     else:
         image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+    width, height = (ask.width, ask.height) if crop else target
     job = {"width": width, "height": height, "factor": ask.factor, "upscaler": name}
+    if crop:  # upscaled to cover the size asked for, then its middle cut out
+        job["cover"] = list(target)
     if output is not None:
         job["of"] = {"generation": str(output.generation_id), "index": output.index}
     with files_removed_on_rollback() as saved, transaction.atomic():
@@ -201,11 +208,13 @@ def upscale_job_run(generation: Generation, progress: GenerationProgress) -> eng
     started = time.monotonic()
     result, metadata = upscale_image(
         image,
-        size,
+        tuple(job.get("cover") or size),
         name,
         on_tile=lambda done, total: progress(engine.ProgressEvent(done, total)),
         cancelled=progress.is_cancelled,
     )
+    if result.size != size:
+        result = upscale_middle(result, size)
     return engine.InpaintResult(
         images=[result],
         seeds=[0],

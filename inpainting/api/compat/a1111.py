@@ -21,6 +21,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
@@ -39,6 +40,7 @@ from ...conf import engine_config
 from ...engine import InvalidInput
 from ...engine.images import PARAMETERS_KEY
 from ...engine.parameters import check_controlnet
+from ...errors import ClientError
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import latest_preview
@@ -47,10 +49,11 @@ from ...services.library import (
     library_deployment_model_offered,
     library_model_named,
     library_models_offered,
+    library_upscaler_named,
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
-from ...services.upscale import UpscaleAsk, upscale_pngs
+from ...services.upscale import UpscaleAsk, upscale_job_create, upscale_pngs
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (
@@ -570,16 +573,24 @@ class ExtrasSerializer(serializers.Serializer):
     codeformer_visibility = serializers.FloatField(default=0)
 
     def validate_upscaler_1(self, value: str) -> str:
-        if a1111.upscaler_method(value) is None:
+        if a1111.upscaler_method(value) is None and library_upscaler_named(value) is None:
             raise serializers.ValidationError(
-                f"Unknown upscaler {value[:MAX_ECHOED_NAME]!r}; the upscalers here are "
-                f"{', '.join(a1111.UPSCALERS)} (GET /sdapi/v1/upscalers)."
+                f"Unknown upscaler {value[:MAX_ECHOED_NAME]!r}; GET /sdapi/v1/upscalers lists "
+                f"the upscalers here ({', '.join(a1111.UPSCALERS)} and the library's models)."
             )
         return value
 
+    @property
+    def model(self) -> str | None:
+        """The library upscaler (a super-resolution model) ``upscaler_1`` names, if any: it
+        runs as a job on a worker; a resampler runs here."""
+        if a1111.upscaler_method(self.validated_data["upscaler_1"]) is not None:
+            return None
+        return library_upscaler_named(self.validated_data["upscaler_1"]).name
+
     def ask(self) -> UpscaleAsk:
         data = self.validated_data
-        method = a1111.upscaler_method(data["upscaler_1"])
+        method = a1111.upscaler_method(data["upscaler_1"]) or "lanczos"
         if data["resize_mode"] == 1:
             return UpscaleAsk(
                 width=data["upscaling_resize_w"],
@@ -620,26 +631,61 @@ class ExtrasBatchSerializer(ExtrasSerializer):
     )
 
 
-class A1111ExtraSingleImageView(A1111View):
-    """``POST /sdapi/v1/extra-single-image``: one picture upscaled (Lanczos or nearest; the
-    output size is checked against UPSCALE_MAX_PIXELS before the picture is decoded)."""
+class A1111ExtraSingleImageView(common.SubmitAndWaitView):
+    """``POST /sdapi/v1/extra-single-image``: one picture upscaled. A resampler (Lanczos,
+    nearest) runs here; a super-resolution model of the library runs as an upscale job on a
+    worker (in the history), waited for like img2img. The output size is checked against
+    UPSCALE_MAX_PIXELS before the picture is decoded."""
+
+    authentication_classes = [BasicKeyAuthentication]
+    error_shape = staticmethod(a1111.error_body)
+    input_serializer = ExtrasSingleSerializer
+    blocking = True
+
+    def _resampled(self, request: Request) -> Response | None:
+        """A resampler's answer, made here; None when the upscaler is a library model (a job).
+        The upscaler is known before the picture is read."""
+        serializer = ExtrasSingleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.model is not None:
+            return None
+        data = common.remote_upload(serializer.validated_data["image"], "image").read()
+        (png,) = upscale_pngs([data], serializer.ask(), field="image")
+        return Response({"html_info": serializer.info(), "image": base64.b64encode(png).decode()})
 
     @extend_schema(
         tags=TAGS,
         request=ExtrasSingleSerializer,
         responses={200: OpenApiResponse(description="{html_info, image}")},
     )
-    def post(self, request: Request) -> Response:
-        serializer = ExtrasSingleSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        ask = serializer.ask()  # the upscaler is known before the picture is read
-        data = common.remote_upload(serializer.validated_data["image"], "image").read()
-        (png,) = upscale_pngs([data], ask, field="image")
-        return Response({"html_info": serializer.info(), "image": base64.b64encode(png).decode()})
+    async def post(self, request: Request, *args, **kwargs):
+        answered = await sync_to_async(self._resampled)(request)
+        return answered if answered is not None else await super().post(request, *args, **kwargs)
+
+    def submit(self, request: Request, serializer: ExtrasSingleSerializer) -> common.Submitted:
+        generation = upscale_job_create(
+            user=request.user,
+            ask=serializer.ask(),
+            upscaler=serializer.model,
+            image_file=common.remote_upload(serializer.validated_data["image"], "image"),
+            client=Generation.Client.A1111,
+            api_key=common.api_key_of(request),
+        )
+        return common.Submitted(generation, context=serializer.info())
+
+    def answer(self, request: Request, generation: Generation, info: str) -> Response:
+        problem = common.unfinished(generation, blocking=True)
+        if problem is not None:
+            code, message = problem
+            return Response(a1111.error_body(code, message, {}), status=code)
+        with generation.images.get().file.open("rb") as handle:
+            image = base64.b64encode(handle.read()).decode()
+        return Response({"html_info": info, "image": image})
 
 
 class A1111ExtraBatchImagesView(A1111View):
-    """``POST /sdapi/v1/extra-batch-images``: each picture of ``imageList`` upscaled alike."""
+    """``POST /sdapi/v1/extra-batch-images``: each picture of ``imageList`` upscaled alike by a
+    resampler (a super-resolution model upscales one picture a request: extra-single-image)."""
 
     @extend_schema(
         tags=TAGS,
@@ -649,6 +695,13 @@ class A1111ExtraBatchImagesView(A1111View):
     def post(self, request: Request) -> Response:
         serializer = ExtrasBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if serializer.model is not None:
+            raise ClientError(
+                f"{serializer.model} is a super-resolution model: it upscales one picture a "
+                "request here (POST /sdapi/v1/extra-single-image, as a job on a worker); a "
+                "batch runs Lanczos or Nearest.",
+                field="upscaler_1",
+            )
         ask = serializer.ask()
         pictures = [
             common.remote_upload(item["data"], "imageList").read()
@@ -684,7 +737,7 @@ class A1111RefreshView(A1111View):
 class A1111UpscalersView(A1111View):
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="upscalers")})
     def get(self, request: Request) -> Response:
-        return Response(a1111.upscalers())
+        return Response(a1111.upscalers(list(selectors.library_upscaler_list())))
 
 
 class A1111LorasView(A1111View):

@@ -8,7 +8,12 @@ from tqdm import tqdm
 from inpainting import engine
 from inpainting.engine import upscale
 from inpainting.errors import ClientError
-from inpainting.services.upscale import UpscaleAsk, upscale_image, upscale_target
+from inpainting.services.upscale import (
+    UpscaleAsk,
+    upscale_image,
+    upscale_middle,
+    upscale_target,
+)
 from inpainting.uploads import IMAGE_FORMATS, UploadError, decode_image, image_size
 
 
@@ -23,7 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--image", required=True, type=Path)
         parser.add_argument("--out", required=True, type=Path, help="output PNG")
         parser.add_argument("--factor", type=float, help="1 to 4 (default 2)")
-        parser.add_argument("--width", type=int, help="alone: the aspect ratio is kept")
+        parser.add_argument(
+            "--width",
+            type=int,
+            help="alone: the aspect ratio is kept; with --height the picture covers both and "
+            "its middle is cut out",
+        )
         parser.add_argument("--height", type=int, help="alone: the aspect ratio is kept")
         parser.add_argument(
             "--upscaler",
@@ -54,16 +64,18 @@ class Command(BaseCommand):
         try:
             size = image_size(data, field="image", formats=IMAGE_FORMATS)
             ask = UpscaleAsk(factor=factor, width=options["width"], height=options["height"])
-            target = upscale_target(size, ask)  # checked before any pixel is decoded
+            target, crop = upscale_target(size, ask)  # checked before any pixel is decoded
             image = engine.to_rgb(decode_image(data, field="image", formats=IMAGE_FORMATS))
             result, ran = upscale_image(image, target, name, model_path=model_path, on_tile=on_tile)
+            if crop:
+                result = upscale_middle(result, (options["width"], options["height"]))
         except UploadError as exc:
             raise CommandError(exc.message) from None
         except (engine.EngineError, ClientError) as exc:
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
-        parameters = {"upscale": {"width": target[0], "height": target[1], "factor": factor}}
+        parameters = {"upscale": {"width": result.width, "height": result.height, "factor": factor}}
         parameters.update(ran)
         options["out"].write_bytes(engine.png_with_parameters(result, parameters))
         self.stdout.write(f"{options['out']} ({result.width}x{result.height}, {name})")
