@@ -206,6 +206,7 @@ class LibraryModelAdmin(admin.ModelAdmin):
         "size_bytes",
         "sha256",
         "modified",
+        "details",
         "is_default",
         "present",
         "scanned_at",

@@ -827,11 +827,6 @@ def library_mask_models_described() -> list[dict]:
     ]
 
 
-def library_upscaler(name: str) -> LibraryModel | None:
-    """The enabled upscaler called ``name`` (its file's name), or None."""
-    return selectors.library_upscaler_list().filter(name=name).first()
-
-
 def library_upscaler_named(value: str) -> LibraryModel | None:
     """The enabled upscaler a client names, by its file's name or its name without the
     suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""

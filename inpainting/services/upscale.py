@@ -26,7 +26,7 @@ from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
 from .files import open_stored, source_image_create
 from .generations import files_removed_on_rollback, generation_insert, quota_check
-from .library import library_upscaler, library_upscaler_local_path
+from .library import library_upscaler_local_path, library_upscaler_named
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,14 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[
 
 
 def _upscaler_checked(name: str | None) -> str:
-    """The upscaler a job names: a resampler, or an enabled upscaler of the library
-    (``GET /api/upscalers``); a 400 otherwise."""
+    """The upscaler a job names, as the job records it: a resampler, or an enabled upscaler of
+    the library (``GET /api/upscalers``); a 400 otherwise."""
     name = (name or "lanczos").strip()
-    if name in upscale.RESAMPLERS or library_upscaler(name) is not None:
-        return name
+    if name.lower() in upscale.RESAMPLERS:
+        return name.lower()
+    model = library_upscaler_named(name)  # its file's name, with or without the suffix
+    if model is not None:
+        return model.name
     raise ClientError(
         f"No upscaler called {name!r}: GET /api/upscalers lists them (lanczos and nearest need "
         "no weights; a super-resolution model goes into UPSCALERS_DIR).",

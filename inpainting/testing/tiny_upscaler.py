@@ -25,17 +25,20 @@ _RENAMES = (
 )
 
 
-def tiny_real_esrgan_weights(*, seed: int = 0, num_filters: int = 8) -> dict[str, torch.Tensor]:
-    """The weights of a x4 RRDB network with one block, named as Real-ESRGAN's files name
-    them. The layers are spandrel's own (its ESRGAN class), initialised from ``seed``."""
+def tiny_real_esrgan_weights(
+    *, seed: int = 0, num_filters: int = 8, num_blocks: int = 1
+) -> dict[str, torch.Tensor]:
+    """The weights of a x4 RRDB network (one block of 8 features unless told; 23 of 64 is
+    RealESRGAN_x4plus itself), named as Real-ESRGAN's files name them. The layers are
+    spandrel's own (its ESRGAN class), initialised from ``seed``."""
     superres.spandrel()  # imports spandrel, without torchvision where there is none
     from spandrel.architectures.ESRGAN import ESRGAN  # noqa: PLC0415 - after the line above
 
     torch.manual_seed(seed)
-    network = ESRGAN(in_nc=3, out_nc=3, num_filters=num_filters, num_blocks=1, scale=4)
+    network = ESRGAN(in_nc=3, out_nc=3, num_filters=num_filters, num_blocks=num_blocks, scale=4)
     weights = {}
     for key, tensor in network.state_dict().items():
-        trunk = re.match(r"^model\.1\.sub\.1\.(weight|bias)$", key)  # after the one block
+        trunk = re.match(rf"^model\.1\.sub\.{num_blocks}\.(weight|bias)$", key)  # after the blocks
         if trunk:
             weights[f"conv_body.{trunk.group(1)}"] = tensor
             continue
@@ -48,12 +51,14 @@ def tiny_real_esrgan_weights(*, seed: int = 0, num_filters: int = 8) -> dict[str
     return {key: tensor.contiguous() for key, tensor in weights.items()}
 
 
-def write_tiny_real_esrgan(path: str | Path, *, seed: int = 0) -> Path:
+def write_tiny_real_esrgan(
+    path: str | Path, *, seed: int = 0, num_filters: int = 8, num_blocks: int = 1
+) -> Path:
     """The tiny Real-ESRGAN as ``path``: ``.safetensors``, or a ``.pth`` of weights only
     (wrapped in ``params_ema`` as Real-ESRGAN's releases are)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    weights = tiny_real_esrgan_weights(seed=seed)
+    weights = tiny_real_esrgan_weights(seed=seed, num_filters=num_filters, num_blocks=num_blocks)
     if path.suffix == ".safetensors":
         save_file(weights, str(path))
     else:
