@@ -182,6 +182,28 @@ def edit_library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch)
 
 
 @pytest.fixture(scope="session")
+def qwen_edit_weights(tmp_path_factory):
+    """The tiny Qwen-Image-Edit Plus folder (the picture and two references), once per test
+    process."""
+    from inpainting.testing.tiny_flow import write_tiny_qwen_edit_model
+
+    return write_tiny_qwen_edit_model(tmp_path_factory.mktemp("qwen") / "qwen", plus=True)
+
+
+@pytest.fixture
+def qwen_library(edit_library, models_dir, qwen_edit_weights):
+    """``edit_library`` and the tiny Qwen-Image-Edit Plus ("qwen-edit-2509"). Returns its row."""
+    from inpainting.models import LibraryModel
+    from inpainting.services.library import library_scan
+    from tests.helpers import wait_until_served
+
+    (models_dir / "qwen-edit-2509").symlink_to(qwen_edit_weights, target_is_directory=True)
+    library_scan()
+    wait_until_served("alpha", "kontext", "qwen-edit-2509")
+    return LibraryModel.objects.get(name="qwen-edit-2509")
+
+
+@pytest.fixture(scope="session")
 def tiny_lama(tmp_path_factory):
     """Tiny LaMa-shaped ONNX graphs (``.fixed``: 64x64 inputs, ``.dynamic``: any H and W)."""
     from inpainting.testing.tiny_lama import write_tiny_lamas

@@ -252,3 +252,34 @@ def test_the_images_after_the_first_are_reference_pictures(server, api_key, tmp_
         "reads at most 0 reference pictures beside the one it edits; this request sent 1"
         in (error["message"])
     )
+
+
+def test_open_webuis_two_pictures_edit_the_first_with_the_second_as_a_reference(
+    server, api_key, tmp_path, qwen_library
+):
+    """Open WebUI's edit with ``image[]`` of two files, no mask, to Qwen-Image-Edit Plus: the
+    first is edited at its size, the second reaches the worker as a reference picture."""
+    first, second = png_bytes(gradient(96, 64)), png_bytes(Image.new("RGB", (40, 30), "red"))
+    raw = requests.post(
+        f"{server}/v1/images/edits",
+        headers={"Authorization": f"Bearer {api_key}"},
+        data={
+            "model": "qwen-edit-2509",
+            "prompt": "put the red thing of picture 2 in picture 1",
+            "n": "1",
+            "size": "auto",
+            "response_format": "b64_json",
+        },
+        files=[
+            ("image[]", ("a.png", first, "image/png")),
+            ("image[]", ("b.png", second, "image/png")),
+        ],
+        timeout=300,
+    )
+    assert raw.status_code == 200, raw.text
+    out = decode(base64.b64decode(raw.json()["data"][0]["b64_json"]))
+    assert out.shape == (64, 96, 3)
+    job = Generation.objects.get(model_name="qwen-edit-2509")
+    assert job.metadata["reference_images"] == 1
+    assert job.metadata["edit"] == "whole"
+    assert [link.image.width for link in job.reference_links.all()] == [40]

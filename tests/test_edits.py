@@ -1,13 +1,13 @@
 """Edit by words (issue 36) through the library, the native API and a real worker: the tiny
-FLUX.1 Kontext folder is scanned as an edit family and listed with ``edits: true``; a
-request without a mask edits the whole picture at its size; a request with a mask keeps every
-pixel outside the effective mask; a model that does not edit answers a mask-less request with
-a 400 that names the models that do."""
+FLUX.1 Kontext and Qwen-Image-Edit Plus folders are scanned as edit families and listed with
+``edits: true``; a request without a mask edits the whole picture at its size; a request with
+a mask keeps every pixel outside the effective mask; Qwen-Image-Edit Plus gets the reference
+pictures; a model that does not edit answers a mask-less request with a 400 that names the
+models that do."""
 
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,10 +18,11 @@ from django.test import Client
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.engine.families import FAMILIES
 from inpainting.models import Generation, GenerationReference, LibraryModel, SourceImage
 from inpainting.services.files import open_stored
 from tests.helpers import (
+    H,
+    W,
     black_box_mask_png,
     image_png,
     output_pixels,
@@ -140,37 +141,34 @@ def test_the_cli_refuses_reference_pictures_the_model_does_not_read(edit_library
 
 
 def test_reference_pictures_are_stored_in_order_reach_the_worker_and_go_with_the_last_job(
-    api, edit_library, monkeypatch, staff_user
+    api, qwen_library, staff_user
 ):
-    """The web side is told Kontext reads two reference pictures (none of the tiny families
-    that run here reads any; Qwen-Image-Edit Plus needs torchvision): the request is accepted,
-    its pictures are stored in order, the worker reads both and hands them to the engine (whose
-    family says it reads none: the job fails saying it was given 2), a re-run uses the same
-    files, and they are deleted with the last job that uses them."""
-    monkeypatch.setitem(
-        FAMILIES, "flux-kontext", replace(FAMILIES["flux-kontext"], reference_images=2)
-    )
+    """Qwen-Image-Edit Plus reads two reference pictures beside the one it edits: the request
+    is accepted, its pictures are stored in order, the worker hands both to the pipeline, a
+    re-run uses the same files, and they are deleted with the last job that uses them."""
     colours = [(200, 30, 30), (30, 200, 30)]
     files = [
         SimpleUploadedFile(f"{i}.png", png_bytes(Image.new("RGB", (40, 30), c)), "image/png")
         for i, c in enumerate(colours)
     ]
     response = post_img2img(
-        api, image_png(), None, prompt="put the red thing in", model="kontext",
+        api, image_png(), None, prompt="put the red thing in", model="qwen-edit-2509",
         reference_images=files, wait="false",
     )  # fmt: skip
     assert response.status_code == 202, response.content
-    first = wait_for_status(response.json()["id"], timeout=120)
+    first = wait_for_status(response.json()["id"], timeout=180)
     stored = [link.image for link in first.reference_links.order_by("position")]
     assert [open_stored(row.file).getpixel((0, 0)) for row in stored] == colours
-    assert first.status == "failed"
-    assert "reads at most 0 reference pictures beside the one it edits; 2 were given" in first.error
+    assert first.status == "succeeded", first.error
+    assert first.metadata["reference_images"] == 2
+    assert first.metadata["edit_pipeline"] == "QwenImageEditPlusPipeline"
+    assert output_pixels(first).shape == (H, W, 3)
 
     rerun = api.post(f"/api/generations/{first.pk}/rerun/")
     assert rerun.status_code == 201, rerun.content
     second = Generation.objects.get(pk=rerun.json()["id"])
     assert [link.image for link in second.reference_links.order_by("position")] == stored
-    wait_for_status(second.pk, timeout=120)
+    assert wait_for_status(second.pk, timeout=180).status == "succeeded"
     admin = Client()
     admin.force_login(staff_user)
     page = admin.get(f"/admin/inpainting/generation/{first.pk}/change/").content.decode()

@@ -250,3 +250,155 @@ def write_tiny_zimage_model(folder: str | Path, *, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+#: Qwen2.5-VL's markers for a picture in the prompt, which the edit pipelines write.
+_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def _qwen_vl_tokenizer():
+    """A byte-level BPE tokenizer with Qwen2.5-VL's chat and picture markers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: i for i, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    specials = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", *_VISION_TOKENS)
+    for special in specials:
+        vocab[special] = len(vocab)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", *_VISION_TOKENS],
+        model_max_length=32768,
+    )
+
+
+#: Qwen2-VL's picture preprocessing as Qwen publish it (``processor/preprocessor_config.json``).
+_PREPROCESSOR = {
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "processor_class": "Qwen2_5_VLProcessor",
+    "do_resize": True,
+    "do_rescale": True,
+    "do_normalize": True,
+    "do_convert_rgb": True,
+    "rescale_factor": 1 / 255,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "min_pixels": 3136,
+    "max_pixels": 12845056,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+}
+
+
+def write_tiny_qwen_edit_model(folder: str | Path, *, plus: bool = False, seed: int = 0) -> Path:
+    """Create a tiny Qwen-Image-Edit pipeline in ``folder`` in Qwen's layout and return it:
+    the Qwen-Image MMDiT (64 input channels: 16 latent channels in 2x2 patches; the picture's
+    latents travel as more tokens), the Qwen-Image VAE (16 channels, 8 px per latent), a
+    Qwen2.5-VL text encoder with its vision tower, its tokenizer and ``processor/`` (the
+    tokenizer and Qwen2-VL's picture preprocessing). ``plus``: the Plus release's pipeline
+    class (2509: the picture and up to two references)."""
+    import json
+
+    import diffusers
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_vl_tokenizer()
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS}
+    text_encoder = Qwen2_5_VLForConditionalGeneration(
+        Qwen2_5_VLConfig(
+            text_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "vocab_size": len(tokenizer),
+                "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default"},
+                "rope_theta": 1000000.0,
+                "bos_token_id": tokenizer.pad_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+            },
+            vision_config={
+                "depth": 1,
+                "hidden_size": 16,
+                "intermediate_size": 16,
+                "num_heads": 2,
+                "out_hidden_size": 16,
+                "fullatt_block_indexes": [0],
+            },
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+        )
+    )
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=64,
+        out_channels=16,
+        num_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=16,
+        guidance_embeds=False,
+        axes_dims_rope=(4, 6, 6),
+    )
+    vae = AutoencoderKLQwenImage(
+        base_dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * 16,
+        latents_std=[1.0] * 16,
+    )
+    pipeline = "QwenImageEditPlusPipeline" if plus else "QwenImageEditPipeline"
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from ..engine.backends.qwen_vl import PictureProcessor
+
+    processor = PictureProcessor(
+        image_processor=Qwen2VLImageProcessorPil(
+            **{k: v for k, v in _PREPROCESSOR.items() if not k.endswith("_type")}
+        ),
+        tokenizer=tokenizer,
+    )
+    pipe = getattr(diffusers, pipeline)(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        processor=processor,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    # Qwen's layout: model_index names transformers' processor; processor/ holds the
+    # tokenizer and the picture preprocessing as Qwen publish them.
+    index = json.loads((folder / "model_index.json").read_text())
+    index["processor"] = ["transformers", "Qwen2VLProcessor"]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    processor_folder = folder / "processor"
+    for stale in processor_folder.glob("*"):
+        stale.unlink()
+    tokenizer.save_pretrained(processor_folder)
+    (processor_folder / "preprocessor_config.json").write_text(json.dumps(_PREPROCESSOR, indent=2))
+    return folder

@@ -44,6 +44,7 @@ function renderOutputs(images, metadata) {
     image.alt = `Output ${index}`;
     figure.querySelector("[data-output-index]").textContent = index;
     figure.querySelector("[data-output-seed]").textContent = seeds[position] ?? "-";
+    if (metadata?.width) figure.querySelector("[data-output-size]").textContent = `${metadata.width}×${metadata.height}`;
     document.getElementById("detail-images").append(figure);
   });
 }

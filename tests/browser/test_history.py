@@ -120,7 +120,7 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
     assert output.get_attribute("src") == f"/api/generations/{rerun_id}/images/0.png"
     assert output.get_attribute("alt") == "Output 0"
     caption = page.locator("[data-output] figcaption").inner_text()
-    assert caption == "Output 0 · seed 77 · download"
+    assert caption == f"Output 0 · {W}×{H} · seed 77 · download"
     assert page.inner_text("[data-seed-used]") == "77"
     assert page.inner_text("[data-engine]").startswith("diffusers (")
     assert "total -" not in page.inner_text("[data-timings]")

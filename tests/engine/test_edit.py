@@ -2,9 +2,7 @@
 FLUX.1 Kontext pipeline the tests build offline: detection from its folder, the network
 forbidden while loading, a masked edit that keeps every pixel outside the effective mask, a
 mask-less edit of the whole picture at the input's size, progress, previews and cancel.
-Qwen-Image-Edit's folders are recognised; its pipelines need transformers' Qwen2-VL
-processor, whose video half needs torchvision (none for this CPU torch), so they run on the
-machines that have it (docs/engines.md)."""
+Qwen-Image-Edit's folders are recognised here; its pipelines run in test_qwen_edit.py."""
 
 from __future__ import annotations
 

@@ -228,8 +228,9 @@ def load_pipeline(
             if Path(model).is_file():
                 pipe = _load_single_file(Path(model), configs, dtype)
             else:
+                parts = family.parts(Path(source)) if family.parts and Path(source).is_dir() else {}
                 pipe = getattr(diffusers, family.pipeline).from_pretrained(
-                    source, dtype=dtype, use_safetensors=True, local_files_only=True
+                    source, dtype=dtype, use_safetensors=True, local_files_only=True, **parts
                 )
         except EngineError:
             raise

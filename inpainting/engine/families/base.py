@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..types import InvalidInput
@@ -118,6 +119,10 @@ class Family:
     #: The pipeline argument that sets the pixels it generates, which it would otherwise
     #: bring to its own (Kontext: ``max_area``); the working size's area goes there.
     area_argument: str | None = None
+    #: Pipeline parts DreamLayer builds itself for a diffusers folder, by the folder (Qwen's
+    #: processor without torchvision): a function of the folder to ``from_pretrained``'s
+    #: keyword arguments. None: the folder's own parts.
+    parts: Callable[[Path], dict[str, Any]] | None = None
 
     @property
     def edits(self) -> bool:

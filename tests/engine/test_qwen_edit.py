@@ -1,0 +1,101 @@
+"""Qwen-Image-Edit (issue 36) through the same backend and runner as inpainting, on tiny random
+pipelines the tests build offline in Qwen's layout (the Qwen-Image MMDiT and VAE, a Qwen2.5-VL
+text encoder with its vision tower, its tokenizer and ``processor/``): the folders are told
+apart, load with the network forbidden and without torchvision (the processor is built from
+``processor/`` with transformers' PIL image processor); a masked edit keeps every pixel
+outside the effective mask and changes the inside; a mask-less edit changes the whole picture
+at the input's size; the Plus release's reference pictures reach its pipeline."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import diffusers
+import numpy as np
+import pytest
+
+from inpainting.engine import InvalidInput, get_backend, run_inpaint
+from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends.qwen_vl import PictureProcessor
+from inpainting.engine.probe import Probe, probe
+from inpainting.testing.tiny_flow import write_tiny_qwen_edit_model
+from inpainting.testing.tiny_model import tiny_config
+from tests.engine.requests import inpaint_request, kept_exactly
+from tests.images import gradient
+from tests.network import network_forbidden
+
+
+@pytest.fixture(scope="module")
+def qwen_edit(tmp_path_factory):
+    return write_tiny_qwen_edit_model(tmp_path_factory.mktemp("qwen") / "Qwen-Image-Edit")
+
+
+@pytest.fixture(scope="module")
+def qwen_edit_plus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qwen") / "Qwen-Image-Edit-2509"
+    return write_tiny_qwen_edit_model(folder, plus=True)
+
+
+def edit_request(**overrides):
+    return inpaint_request(**{"prompt": "make the sky red", "guidance_scale": 2.5, **overrides})
+
+
+def changed(result, image) -> np.ndarray:
+    return (np.asarray(result.images[0]) != np.asarray(image.convert("RGB"))).any(axis=2)
+
+
+def test_the_folders_load_without_torchvision_and_with_the_network_forbidden(
+    qwen_edit, qwen_edit_plus, monkeypatch
+):
+    assert importlib.util.find_spec("torchvision") is None  # the machine this runs on
+    assert probe(qwen_edit) == Probe("qwen-edit", True, "diffusers")
+    assert probe(qwen_edit_plus) == Probe("qwen-edit-plus", True, "diffusers")
+    backend_module._evict(0)
+    with network_forbidden(monkeypatch) as attempts:
+        backend = get_backend("diffusers", tiny_config(qwen_edit))
+        result = run_inpaint(edit_request(), backend)
+    assert attempts == []
+    assert result.metadata["family"] == "qwen-edit"
+    assert isinstance(backend.load().processor, PictureProcessor)
+
+
+def test_a_masked_edit_changes_the_mask_only(qwen_edit):
+    backend = get_backend("diffusers", tiny_config(qwen_edit))
+    req = edit_request()
+    result = run_inpaint(req, backend)
+    assert kept_exactly(result, req)
+    assert result.metadata["edit"] == "masked"
+    assert result.metadata["edit_pipeline"] == "QwenImageEditInpaintPipeline"
+    inside = np.asarray(req.mask) == 0  # black inpaints here
+    assert changed(result, req.image)[inside].mean() > 0.5
+
+
+def test_an_edit_without_a_mask_changes_the_whole_picture_at_its_size(qwen_edit):
+    backend = get_backend("diffusers", tiny_config(qwen_edit))
+    image = gradient(100, 70)  # not a multiple of 16: worked at 64 x 48, brought back
+    result = run_inpaint(edit_request(image=image, mask=None), backend)
+    assert result.images[0].size == (100, 70)
+    assert result.metadata["edit"] == "whole"
+    assert result.metadata["edit_pipeline"] == "QwenImageEditPipeline"
+    assert changed(result, image).mean() > 0.9
+
+
+def test_the_plus_release_reads_the_reference_pictures(qwen_edit_plus, monkeypatch):
+    """The pipeline is handed the picture and the references, in order (seen in the call)."""
+    seen = []
+    real_call = diffusers.QwenImageEditPlusPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append([picture.size for picture in kwargs["image"]])
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.QwenImageEditPlusPipeline, "__call__", spy)
+    backend = get_backend("diffusers", tiny_config(qwen_edit_plus))
+    references = (gradient(40, 30), gradient(50, 20))
+    req = edit_request(reference_images=references)
+    result = run_inpaint(req, backend)
+    assert seen == [[(64, 48), (40, 30), (50, 20)]]  # the working picture, then the two
+    assert result.metadata["reference_images"] == 2
+    assert kept_exactly(result, req)  # a mask still keeps everything outside it
+    with pytest.raises(InvalidInput, match="at most 2 reference pictures"):
+        run_inpaint(edit_request(reference_images=references * 2), backend)
