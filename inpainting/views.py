@@ -27,6 +27,7 @@ from .engine.parameters import (
     number,
 )
 from .engine.schedulers import scheduler_names
+from .engine.upscale import DEFAULT_FACTOR
 from .errors import ClientError
 from .metrics import metrics_text
 from .models import Generation
@@ -163,19 +164,17 @@ def history_upscale(request, generation_id):
     generation = _own_generation(request, generation_id, change=True)
     try:
         index = int(request.POST.get("index", 0))
-        factor = float(request.POST.get("factor", 2))
+        factor = float(request.POST.get("factor", DEFAULT_FACTOR))
     except ValueError:
         messages.error(request, "The output and the factor must be numbers.")
         return redirect("history-detail", generation_id=generation.pk)
-    output = generation.images.filter(index=index).first()
     try:
-        if output is None:
-            raise ClientError(f"This generation has no output {index}.", field="index")
         new = upscale.upscale_job_create(
             user=request.user,
             ask=upscale.UpscaleAsk(factor=factor),
             upscaler=request.POST.get("upscaler"),
-            output=output,
+            generation=generation,
+            index=index,
             client=Generation.Client.WEB,
         )
     except ClientError as exc:

@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from inpainting import engine
+from inpainting.engine import upscale as engine_upscale
 from inpainting.models import Generation, LibraryModel
 from inpainting.services import generations as generations_service
 from inpainting.services import upscale as upscale_service
@@ -40,6 +41,19 @@ def upscalers(models_dir):
     write_tiny_real_esrgan(root / "tiny-weights-only.pth")
     torch.save({"model": torch.nn.Conv2d(3, 3, 1)}, root / "pickled.pth")
     return root
+
+
+class Recorder:
+    """A job's progress as the worker reports it, and a cancel after ``cancel_after`` steps."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.events, self.cancel_after = [], cancel_after
+
+    def __call__(self, event: engine.ProgressEvent) -> None:
+        self.events.append((event.step, event.total))
+
+    def is_cancelled(self) -> bool:
+        return self.cancel_after is not None and len(self.events) >= self.cancel_after
 
 
 def upload(image: Image.Image) -> SimpleUploadedFile:
@@ -107,16 +121,6 @@ def test_the_worker_path_reports_each_tile_and_stops_between_tiles_once_cancelle
         upscaler=TINY,
         image_file=upload(gradient(600, 300)),
     )
-
-    class Recorder:
-        def __init__(self, cancel_after: int | None) -> None:
-            self.events, self.cancel_after = [], cancel_after
-
-        def __call__(self, event: engine.ProgressEvent) -> None:
-            self.events.append((event.step, event.total))
-
-        def is_cancelled(self) -> bool:
-            return self.cancel_after is not None and len(self.events) >= self.cancel_after
 
     recorder = Recorder(None)
     result = upscale_service.upscale_job_run(generation, recorder)
@@ -228,3 +232,79 @@ def test_an_output_over_the_limit_is_a_400_before_any_pixel_is_decoded(api, monk
     assert "UPSCALE_MAX_PIXELS" in response.json()["errors"]["factor"][0]
     assert elapsed < 1.0, elapsed
     assert not Generation.objects.exists()
+
+
+def test_staff_upscale_only_their_own_outputs(api, staff_api, celery_worker):
+    """Staff see everyone's jobs, but an upscale makes a job of theirs: only of their own."""
+    theirs = api.post("/api/upscale", {"image": upload(gradient(40, 30))}, format="multipart")
+    assert theirs.status_code == 200, theirs.content
+    response = staff_api.post("/api/upscale", {"generation": theirs.json()["id"]}, format="json")
+    assert response.status_code == 404
+
+
+def test_sizes_no_number_can_hold_are_a_400_not_a_crash(api):
+    for body in ({"width": 10**400}, {"width": 70000, "height": 10}, {"factor": float("nan")}):
+        response = api.post(
+            "/api/upscale",
+            json.dumps({"generation": "00000000-0000-0000-0000-000000000000", **body}),
+            content_type="application/json",
+        )
+        assert response.status_code == 400, (body, response.content)
+    assert not Generation.objects.exists()
+
+
+def test_an_idempotency_key_replays_the_same_upscale(api, celery_worker):
+    picture = png_bytes(gradient(40, 30))
+
+    def send(factor):
+        return api.post(
+            "/api/upscale",
+            {"image": SimpleUploadedFile("a.png", picture, "image/png"), "factor": factor},
+            format="multipart",
+            headers={"Idempotency-Key": "upscale-1"},
+        )
+
+    first, again = send(2), send(2)
+    assert first.status_code == again.status_code == 200, (first.content, again.content)
+    assert first.json()["id"] == again.json()["id"]
+    assert Generation.objects.count() == 1
+    other = send(3)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["errors"]
+
+
+def test_a_rerun_checks_that_its_upscaler_is_still_there(upscalers, api, celery_worker):
+    library_scan()
+    made = api.post(
+        "/api/upscale",
+        {"image": upload(gradient(40, 30)), "upscaler": TINY, "factor": 1},
+        format="multipart",
+    )
+    assert made.status_code == 200, made.content
+    LibraryModel.objects.filter(name=TINY).update(enabled=False)
+    rerun = api.post(f"/api/generations/{made.json()['id']}/rerun/")
+    assert rerun.status_code == 400
+    assert "No upscaler called" in rerun.json()["errors"]["upscaler"][0]
+
+
+def test_a_models_own_output_is_kept_within_the_limit(upscalers, user, monkeypatch, settings):
+    """A x4 model on a picture whose x4 would exceed UPSCALE_MAX_PIXELS: the picture goes in
+    smaller, so the model's output (before the size asked for) stays within the limit."""
+    library_scan()
+    monkeypatch.setattr(generations_service, "enqueue", lambda generation: None)
+    settings.UPSCALE_MAX_PIXELS = 400 * 300
+    generation = upscale_service.upscale_job_create(
+        user=user,
+        ask=upscale_service.UpscaleAsk(factor=1.5),
+        upscaler=TINY,
+        image_file=upload(gradient(200, 150)),  # x4 would be 800 x 600
+    )
+    seen = []
+    real = engine_upscale.run_tiled
+
+    def spy(model, image, scale, **kwargs):
+        seen.append(image.size)
+        return real(model, image, scale, **kwargs)
+
+    monkeypatch.setattr(engine_upscale, "run_tiled", spy)
+    result = upscale_service.upscale_job_run(generation, Recorder())
+    assert seen == [(100, 75)] and result.images[0].size == (300, 225)

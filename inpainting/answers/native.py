@@ -34,8 +34,30 @@ def warnings(generation: Generation, names: dict[str, str] | None = None) -> lis
     ]
 
 
+def _upscale_metadata(generation: Generation, params: GenerationParams) -> dict[str, Any]:
+    """An upscale job's metadata: what it made and from what, and what ran (no seed, no
+    prompt: it has neither)."""
+    return {
+        "engine": generation.engine,
+        "model": generation.model_name,
+        "upscale": params.upscale,
+        "width": params.upscale["width"],
+        "height": params.upscale["height"],
+        "input_width": generation.source.width,
+        "input_height": generation.source.height,
+        "timings": {
+            "queue": generation.queue_seconds,
+            "inference": generation.inference_seconds,
+            "total": generation.total_seconds,
+        },
+        **(generation.metadata or {}),
+    }
+
+
 def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
+    if generation.is_upscale:
+        return _upscale_metadata(generation, params)
     diffusers = generation.engine == "diffusers"
     first = next(iter(generation.images.all()), None)
     width, height = (
@@ -69,7 +91,6 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "inpaint_area": params.inpaint_area,
         "padding": params.padding,
         "outpaint": params.outpaint,
-        "upscale": params.upscale,  # an upscale job's size, factor and upscaler
         "timings": {
             "queue": generation.queue_seconds,
             "inference": generation.inference_seconds,

@@ -97,7 +97,10 @@ class SubmitAndWaitView(AsyncAPIView):
         return self.answer(request, generation, submitted.context)
 
     async def post(self, request: Request, *args, **kwargs):
-        submitted = await sync_to_async(self._submit)(request)
+        return await self.finish(request, await sync_to_async(self._submit)(request))
+
+    async def finish(self, request: Request, submitted: Submitted):
+        """Wait for a submitted job's end (unless the client asked not to), then answer."""
         if submitted.wait and submitted.generation.status not in Generation.TERMINAL:
             await wait_until_finished(submitted.generation.pk, settings.IMG2IMG_WAIT_SECONDS)
         return await sync_to_async(self._answer)(request, submitted)

@@ -519,16 +519,20 @@ class UpscaleSerializer(serializers.Serializer):
         required=False,
         min_value=upscale.FACTOR_RANGE[0],
         max_value=upscale.FACTOR_RANGE[1],
-        help_text="1 to 4 (default 2), unless width or height is given.",
+        help_text=f"1 to 4 (default {upscale.DEFAULT_FACTOR:g}), unless width or height is given.",
     )
     width = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=upscale.MAX_SIDE,
         help_text="Target width (alone: the aspect ratio is kept; with height the picture "
         "covers both and its middle is cut out, as AUTOMATIC1111's scale-to with crop).",
     )
     height = serializers.IntegerField(
-        required=False, min_value=1, help_text="Target height (alone: the aspect ratio is kept)."
+        required=False,
+        min_value=1,
+        max_value=upscale.MAX_SIDE,
+        help_text="Target height (alone: the aspect ratio is kept).",
     )
     upscaler = serializers.CharField(
         required=False,
@@ -549,5 +553,5 @@ class UpscaleSerializer(serializers.Serializer):
                 {"factor": "Give a factor, or a width and / or height, not both."}
             )
         if not {"factor", "width", "height"} & attrs.keys():
-            attrs["factor"] = 2.0
+            attrs["factor"] = upscale.DEFAULT_FACTOR
         return attrs

@@ -24,7 +24,6 @@ from ..answers import native
 from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
-from ..errors import ClientError
 from ..fleet import fleet_summary
 from ..models import Generation
 from ..services import generations, images, library, masks, upscale
@@ -130,16 +129,6 @@ class UpscaleView(Img2ImgView):
 
     def submit(self, request: Request, serializer: UpscaleSerializer) -> Submitted:
         data = serializer.validated_data
-        output = None
-        if "generation" in data:
-            of = get_generation_or_404(request, data["generation"])
-            output = of.images.filter(index=data["index"]).first()
-            if output is None:
-                raise ClientError(
-                    f"The generation {of.pk} has no output {data['index']} "
-                    f"(it has {of.images.count()}).",
-                    field="index",
-                )
         api_key = api_key_of(request)
         generation = upscale.upscale_job_create(
             user=request.user,
@@ -148,9 +137,16 @@ class UpscaleView(Img2ImgView):
             ),
             upscaler=data.get("upscaler"),
             image_file=data.get("image"),
-            output=output,
+            # Your own only (staff too: the new job is theirs).
+            generation=(
+                get_generation_or_404(request, data["generation"], change=True)
+                if "generation" in data
+                else None
+            ),
+            index=data["index"],
             client=Generation.Client.API if api_key else Generation.Client.WEB,
             api_key=api_key,
+            idempotency_key=idempotency_key_of(request),
         )
         return Submitted(generation, wait=data["wait"], context=data["wait"])
 

@@ -9,6 +9,7 @@ them. Its output is brought to the exact size asked for with Lanczos, as AUTOMAT
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -18,8 +19,11 @@ from .types import Cancelled, InvalidInput
 
 #: The engine name an upscale job records (its model: a resampler's name or an upscaler's).
 ENGINE = "upscale"
-#: The factors a request may ask for.
+#: The factors a request may ask for, and the one it gets when it names no size.
 FACTOR_RANGE = (1.0, 4.0)
+DEFAULT_FACTOR = 2.0
+#: The longest side a request may name (more is refused before any arithmetic on it).
+MAX_SIDE = 65536
 #: Resamplers that need no weights, by the names clients give them.
 RESAMPLERS = {
     "lanczos": Image.Resampling.LANCZOS,
@@ -42,8 +46,7 @@ def target_size(
     (one alone keeps the aspect ratio). A client mistake is ``InvalidInput`` on ``field``."""
     w, h = size
     if width or height:
-        if (width and width < 1) or (height and height < 1):
-            raise InvalidInput("The target width and height must be positive.", field=field)
+        check_sides(width, height, field=field)
         out_w = width or round(w * height / h)
         out_h = height or round(h * width / w)
     else:
@@ -60,6 +63,28 @@ def target_size(
             field=field,
         )
     return max(1, out_w), max(1, out_h)
+
+
+def check_sides(width: int | None, height: int | None, *, field: str) -> None:
+    """A target width and height a request names: positive, at most ``MAX_SIDE``."""
+    for side in (width, height):
+        if side is not None and not 1 <= side <= MAX_SIDE:
+            raise InvalidInput(
+                f"The target width and height must be 1 to {MAX_SIDE} pixels; got {side}.",
+                field=field,
+            )
+
+
+def model_input(size: tuple[int, int], scale: int, max_pixels: int) -> tuple[int, int]:
+    """The size a picture of ``size`` goes into a x``scale`` model at: its own, unless the
+    model's output (before it is brought to the size asked for) would hold more than
+    ``max_pixels``; then the picture is made smaller first, so the model's output fits. The
+    memory of a model upscale is bounded by construction."""
+    width, height = size
+    if width * height * scale * scale <= max_pixels:
+        return size
+    shrink = math.sqrt(max_pixels / (width * height * scale * scale))
+    return max(1, math.floor(width * shrink)), max(1, math.floor(height * shrink))
 
 
 def summary(upscale: dict) -> str:
@@ -171,8 +196,10 @@ def run_tiled(
         weight[ys, xs] += w
         if on_tile is not None:
             on_tile(done + 1, len(boxes))
-    blended = out / np.maximum(weight, 1e-6)
-    return Image.fromarray(np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8), "RGB")
+    np.divide(out, np.maximum(weight, 1e-6, out=weight), out=out)  # in place: no third copy
+    del weight
+    np.rint(np.multiply(out, 255.0, out=out), out=out)
+    return Image.fromarray(np.clip(out, 0, 255, out=out).astype(np.uint8), "RGB")
 
 
 def upscale(
@@ -184,10 +211,15 @@ def upscale(
     method: str = "lanczos",
     on_tile: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    max_pixels: int | None = None,
 ) -> Image.Image:
-    """``image`` at ``size``: through ``model`` (its own ``scale``, tiled) and then Lanczos to
-    the exact size, or by ``method`` alone when there is no model."""
+    """``image`` at ``size``: through ``model`` (its own ``scale``, tiled; the picture made
+    smaller first where the model's output would hold more than ``max_pixels``:
+    ``model_input``) and then Lanczos to the exact size, or by ``method`` alone when there is
+    no model."""
     if model is None:
         return resample(image.convert("RGB"), size, method)
+    if max_pixels is not None:
+        image = resample(image.convert("RGB"), model_input(image.size, scale, max_pixels))
     enlarged = run_tiled(model, image, scale, on_tile=on_tile, cancelled=cancelled)
     return resample(enlarged, size, "lanczos")

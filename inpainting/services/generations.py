@@ -228,7 +228,9 @@ def request_fingerprint(
     return digest.hexdigest()
 
 
-def _replay(user: User, idempotency_key: str | None, fingerprint: str) -> Generation | None:
+def generation_replay(
+    user: User, idempotency_key: str | None, fingerprint: str
+) -> Generation | None:
     """The generation an idempotency key already created, if this is the same request; a 422
     if the key was used for a different one (another body, or another endpoint)."""
     if not idempotency_key:
@@ -285,7 +287,7 @@ def generation_create(
             files=(image_file, mask_file, *reference_files),
             webhook_url=webhook_url,
         )
-    existing = _replay(user, idempotency_key, fingerprint)
+    existing = generation_replay(user, idempotency_key, fingerprint)
     if existing is not None:
         return Submission(existing, created=False)
     if webhook_url:
@@ -336,7 +338,7 @@ def generation_create(
             )
     except IntegrityError:
         # The same idempotency key raced with itself: the first one won.
-        existing = _replay(user, idempotency_key, fingerprint)
+        existing = generation_replay(user, idempotency_key, fingerprint)
         if existing is None:
             raise
         return Submission(existing, created=False)
@@ -419,8 +421,9 @@ def generation_rerun(
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
     references = stored_references(generation)
-    if generation.is_upscale:  # checked when it was asked for; the same picture and size
-        checked = Checked(generation.engine, generation.model_name, params, [])
+    if generation.is_upscale:  # the same picture and size; its upscaler still enabled
+        upscaler = library.library_upscaler_checked(generation.model_name)
+        checked = Checked(generation.engine, upscaler, params, [])
     else:
         checked = _validate(
             params, open_stored(generation.source.file), stored_mask(generation), len(references)

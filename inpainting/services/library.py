@@ -841,6 +841,23 @@ def library_upscaler_named(value: str) -> LibraryModel | None:
     return next((m for m in selectors.library_upscaler_list() if bare(m.name) == wanted), None)
 
 
+def library_upscaler_checked(name: str | None) -> str:
+    """The upscaler a job names, as the job records it: a resampler (default lanczos), or an
+    enabled upscaler of the library by its file's name, with or without the suffix; a 400
+    that says where the list is otherwise."""
+    name = (name or "lanczos").strip()
+    if name.lower() in upscale.RESAMPLERS:
+        return name.lower()
+    model = library_upscaler_named(name)
+    if model is not None:
+        return model.name
+    raise ClientError(
+        f"No upscaler called {name[:80]!r}: GET /api/upscalers lists them (lanczos and nearest "
+        "need no weights; a super-resolution model goes into UPSCALERS_DIR).",
+        field="upscaler",
+    )
+
+
 def library_upscaler_local_path(name: str) -> Path | None:
     """Where the upscaler ``name`` is on this machine (UPSCALERS_DIR, by name: in a cluster
     each worker has its own disk), or None."""

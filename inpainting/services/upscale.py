@@ -1,18 +1,20 @@
 """Upscaling: a picture without weights (Lanczos, nearest) where the request is answered
 (AUTOMATIC1111's extras endpoints, docs/adr/0009), and upscale jobs (``POST /api/upscale``,
-the studio, the history): a job in the history like a generation, run by a worker with a
-resampler or a super-resolution model of the library, tile by tile with progress and cancel.
-Every output size is checked against UPSCALE_MAX_PIXELS from the picture's header (or the
-stored size), before any pixel is decoded."""
+the studio, the history, A1111's extras with a model): a job in the history like a
+generation, run by a worker with a resampler or a super-resolution model of the library, tile
+by tile with progress and cancel. Every output size is checked against UPSCALE_MAX_PIXELS from
+the picture's header (or a job output's stored size) before any pixel is decoded, and a
+model's own output is kept within it too (``engine.upscale.model_input``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from PIL import Image
 
 from accounts.models import ApiKey, User
@@ -20,19 +22,26 @@ from accounts.models import ApiKey, User
 from .. import engine
 from ..engine import superres, upscale
 from ..errors import ClientError
-from ..models import GeneratedImage, Generation
+from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
-from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
+from ..uploads import IMAGE_FORMATS, check_dimensions, decode_image, image_size, read_upload
 from .files import open_stored, source_image_create
-from .generations import files_removed_on_rollback, generation_insert, quota_check
-from .library import library_upscaler_local_path, library_upscaler_named
+from .generations import (
+    files_removed_on_rollback,
+    generation_insert,
+    generation_replay,
+    quota_check,
+    request_fingerprint,
+)
+from .library import library_upscaler_checked, library_upscaler_local_path
 
 
 @dataclass(frozen=True)
 class UpscaleAsk:
-    """What a request asks: a ``factor``, or a ``width`` and ``height`` (``crop``: cover that
-    size and cut the middle out, as AUTOMATIC1111's "scale to" with crop), by ``method``."""
+    """What a request asks: a ``factor``, or a ``width`` and / or ``height`` (both, with
+    ``crop``: cover that size and cut the middle out, as AUTOMATIC1111's "scale to" with crop;
+    without: the covering size), by ``method`` (a resampler, where the request is answered)."""
 
     factor: float | None = None
     width: int | None = None
@@ -41,114 +50,94 @@ class UpscaleAsk:
     method: str = "lanczos"
 
 
-def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> tuple[tuple[int, int], bool]:
-    """The size to resample to, and whether the middle is then cut to the asked size."""
-    if ask.width and ask.height and ask.crop:
-        factor = max(ask.width / size[0], ask.height / size[1])
-        return upscale.target_size(size, factor=factor, field=field), True
+@dataclass(frozen=True)
+class Plan:
+    """How a picture is upscaled: to ``resize``, then (``crop``) its middle at that size."""
+
+    resize: tuple[int, int]
+    crop: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The size of the picture it makes."""
+        return self.crop or self.resize
+
+
+def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> Plan:
+    upscale.check_sides(ask.width, ask.height, field=field)  # before any arithmetic on them
     if ask.width and ask.height:
-        # A1111 without crop: the factor that covers the size, the aspect ratio kept.
-        factor = max(ask.width / size[0], ask.height / size[1])
-        return upscale.target_size(size, factor=factor, field=field), False
+        factor = max(ask.width / size[0], ask.height / size[1])  # covers both
+        resize = upscale.target_size(size, factor=factor, field=field)
+        return Plan(resize, (ask.width, ask.height) if ask.crop else None)
     if ask.width or ask.height:
-        return upscale.target_size(size, width=ask.width, height=ask.height, field=field), False
-    return upscale.target_size(size, factor=ask.factor, field=field), False
+        return Plan(upscale.target_size(size, width=ask.width, height=ask.height, field=field))
+    return Plan(upscale.target_size(size, factor=ask.factor, field=field))
 
 
-def upscale_middle(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The middle of ``image`` at ``size`` (a picture scaled to cover that size)."""
-    left, top = (image.width - size[0]) // 2, (image.height - size[1]) // 2
-    return image.crop((left, top, left + size[0], top + size[1]))
-
-
-def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[bytes]:
-    """Each picture upscaled as ``ask`` says, as PNG. Every size is read from its header and
-    checked first (the upload limits, then UPSCALE_MAX_PIXELS for all the outputs together),
-    before any picture is decoded; then one picture at a time."""
+def upscale_plans(sizes: list[tuple[int, int]], ask: UpscaleAsk, *, field: str) -> list[Plan]:
+    """How each picture of ``sizes`` is upscaled as ``ask`` says, all of them together
+    within UPSCALE_MAX_PIXELS: a 400 on ``field`` otherwise (read from the sizes alone)."""
     try:
-        sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
         plans = [_plan(size, ask, field) for size in sizes]
         upscale.check_targets(
-            [target for target, _ in plans], settings.UPSCALE_MAX_PIXELS, field=field
+            [plan.resize for plan in plans], settings.UPSCALE_MAX_PIXELS, field=field
         )
-        outputs = []
-        for data, (target, crop) in zip(pictures, plans, strict=True):
-            image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
-            out = upscale.upscale(image, target, method=ask.method)
-            if crop:
-                out = upscale_middle(out, (ask.width, ask.height))
-            outputs.append(engine.encode_png(out))
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or field) from None
-    return outputs
-
-
-def _upscaler_checked(name: str | None) -> str:
-    """The upscaler a job names, as the job records it: a resampler, or an enabled upscaler of
-    the library (``GET /api/upscalers``); a 400 otherwise."""
-    name = (name or "lanczos").strip()
-    if name.lower() in upscale.RESAMPLERS:
-        return name.lower()
-    model = library_upscaler_named(name)  # its file's name, with or without the suffix
-    if model is not None:
-        return model.name
-    raise ClientError(
-        f"No upscaler called {name!r}: GET /api/upscalers lists them (lanczos and nearest need "
-        "no weights; a super-resolution model goes into UPSCALERS_DIR).",
-        field="upscaler",
-    )
-
-
-def upscale_target(size: tuple[int, int], ask: UpscaleAsk) -> tuple[tuple[int, int], bool]:
-    """The size a picture of ``size`` is upscaled to, and whether its middle is then cut out
-    at ``ask``'s width and height: ``ask``'s factor; or its width or height alone (the aspect
-    ratio kept); or both (the picture covers them, and the middle is cut out, as
-    AUTOMATIC1111's "scale to" does; without ``crop`` the covering size is the output). Within
-    UPSCALE_MAX_PIXELS, or a 400 on the field that asked for it."""
-    field = "width" if ask.width or ask.height else "factor"
-    try:
-        target, crop = _plan(size, ask, field)
-        upscale.check_targets([target], settings.UPSCALE_MAX_PIXELS, field=field)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or field) from None
-    return target, crop
+    return plans
 
 
 def upscale_image(
     image: Image.Image,
-    size: tuple[int, int],
+    plan: Plan,
     upscaler: str,
     *,
     model_path: Path | None = None,
-    on_tile=None,
-    cancelled=None,
+    on_tile: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> tuple[Image.Image, dict]:
-    """``image`` at ``size`` by ``upscaler`` (a resampler, or the upscaler of this machine's
-    UPSCALERS_DIR by that name, or the file ``model_path``), with what ran for the metadata.
-    A model reports each tile (``on_tile(done, total)``) and stops between tiles once
-    ``cancelled()``; a resampler is one step."""
+    """``image`` upscaled as ``plan`` says by ``upscaler`` (a resampler, or the upscaler of
+    this machine's UPSCALERS_DIR by that name, or the file ``model_path``), with what ran for
+    the metadata. A model reports each tile (``on_tile(done, total)``) and stops between tiles
+    once ``cancelled()``; a resampler is one step."""
+    report = on_tile or (lambda done, total: None)
     if upscaler in upscale.RESAMPLERS and model_path is None:
-        if on_tile is not None:
-            on_tile(0, 1)
-        result = upscale.upscale(image, size, method=upscaler)
-        if on_tile is not None:
-            on_tile(1, 1)
-        return result, {"upscaler": upscaler}
-    path = model_path or library_upscaler_local_path(upscaler)
-    if path is None:
-        raise engine.EngineError(
-            f"The upscaler {upscaler} is not in this machine's UPSCALERS_DIR "
-            f"({settings.UPSCALERS_DIR})."
+        report(0, 1)
+        result = upscale.upscale(image, plan.resize, method=upscaler)
+        report(1, 1)
+        ran = {"upscaler": upscaler}
+    else:
+        path = model_path or library_upscaler_local_path(upscaler)
+        if path is None:
+            raise engine.EngineError(f"The upscaler {upscaler} is not on this worker's disk.")
+        model = superres.load_cached(path)
+        result = upscale.upscale(
+            image,
+            plan.resize,
+            model=model,
+            scale=model.scale,
+            on_tile=on_tile,
+            cancelled=cancelled,
+            max_pixels=settings.UPSCALE_MAX_PIXELS,
         )
-    model = superres.load_cached(path)
-    result = upscale.upscale(
-        image, size, model=model, scale=model.scale, on_tile=on_tile, cancelled=cancelled
-    )
-    return result, {
-        "upscaler": upscaler,
-        "architecture": model.architecture.name,
-        "scale": model.scale,
-    }
+        ran = {"upscaler": upscaler, "architecture": model.architecture.name, "scale": model.scale}
+    if plan.crop:
+        left, top = (result.width - plan.crop[0]) // 2, (result.height - plan.crop[1]) // 2
+        result = result.crop((left, top, left + plan.crop[0], top + plan.crop[1]))
+    return result, ran
+
+
+def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[bytes]:
+    """Each picture upscaled by ``ask``'s resampler, as PNG. Every size is read from its
+    header and checked first (the upload limits, then UPSCALE_MAX_PIXELS for all the outputs
+    together), before any picture is decoded; then one picture at a time."""
+    sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
+    plans = upscale_plans(sizes, ask, field=field)
+    outputs = []
+    for data, plan in zip(pictures, plans, strict=True):
+        image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+        outputs.append(engine.encode_png(upscale_image(image, plan, ask.method)[0]))
+    return outputs
 
 
 def upscale_job_create(
@@ -157,74 +146,103 @@ def upscale_job_create(
     ask: UpscaleAsk,
     upscaler: str | None = None,
     image_file=None,
-    output: GeneratedImage | None = None,
+    generation: Generation | None = None,
+    index: int = 0,
     client: str = Generation.Client.API,
     api_key: ApiKey | None = None,
+    idempotency_key: str | None = None,
 ) -> Generation:
-    """Queue an upscale job of an uploaded picture (``image_file``) or of a job's ``output``,
-    by ``upscaler`` (default lanczos), to the size ``ask`` says (``upscale_target``). The
-    output size is planned and checked against UPSCALE_MAX_PIXELS from the header or the
-    stored size, before any pixel is decoded; nothing is stored for a request refused."""
-    name = _upscaler_checked(upscaler)
-    if (image_file is None) == (output is None):
-        raise ClientError("Send an image file or name a generation's output.", field="image")
-    data = None
-    if output is not None:
+    """Queue an upscale job of an uploaded picture (``image_file``) or of output ``index`` of
+    the caller's ``generation``, by ``upscaler`` (default lanczos), as ``ask`` says. The
+    sizes (the input's, from its header or its stored size; the output's, within
+    UPSCALE_MAX_PIXELS) and the quota are checked before any pixel is decoded; nothing is
+    stored for a request that is refused. An ``idempotency_key`` replays the same request."""
+    name = library_upscaler_checked(upscaler)
+    if (image_file is None) == (generation is None):
+        raise ClientError("Send an image file, or name one of your generations.", field="image")
+    output = None
+    if generation is not None:
+        output = generation.images.filter(index=index).first()
+        if output is None:
+            raise ClientError(
+                f"The generation {generation.pk} has no output {index} "
+                f"(it has {generation.images.count()}).",
+                field="index",
+            )
         size = (output.width, output.height)
+        check_dimensions(*size, field="generation")  # an input as any other
     else:
         data = read_upload(image_file, field="image")
         size = image_size(data, field="image", formats=IMAGE_FORMATS)
-    target, crop = upscale_target(size, ask)
+    (plan,) = upscale_plans([size], ask, field="width" if ask.width or ask.height else "factor")
+    width, height = plan.size
+    job = {"width": width, "height": height, "factor": ask.factor, "upscaler": name}
+    if plan.crop:  # upscaled to cover the size asked for, then its middle cut out
+        job["cover"] = list(plan.resize)
+    if output is not None:
+        job["of"] = {"generation": str(output.generation_id), "index": output.index}
+    params = GenerationParams(upscale=job)
+    fingerprint = ""
+    if idempotency_key:
+        fingerprint = request_fingerprint(
+            client=client, params=params, files=(image_file,), webhook_url=None
+        )
+        existing = generation_replay(user, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing
+    with transaction.atomic():
+        quota_check(user)  # before the picture is decoded; again below, with the insert
     if output is not None:
         image = open_stored(output.file)
     else:
         image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-    width, height = (ask.width, ask.height) if crop else target
-    job = {"width": width, "height": height, "factor": ask.factor, "upscaler": name}
-    if crop:  # upscaled to cover the size asked for, then its middle cut out
-        job["cover"] = list(target)
-    if output is not None:
-        job["of"] = {"generation": str(output.generation_id), "index": output.index}
-    with files_removed_on_rollback() as saved, transaction.atomic():
-        quota_check(user)
-        source = source_image_create(owner=user, image=image)
-        saved.append(source.file)
-        return generation_insert(
-            user=user,
-            source=source,
-            mask=None,
-            params=GenerationParams(upscale=job),
-            engine_name=upscale.ENGINE,
-            model_name=name,
-            client=client,
-            api_key=api_key,
-            idempotency_key=None,
-        )
+    try:
+        with files_removed_on_rollback() as saved, transaction.atomic():
+            quota_check(user)
+            source = source_image_create(owner=user, image=image)
+            saved.append(source.file)
+            return generation_insert(
+                user=user,
+                source=source,
+                mask=None,
+                params=params,
+                engine_name=upscale.ENGINE,
+                model_name=name,
+                client=client,
+                api_key=api_key,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+    except IntegrityError:
+        # The same idempotency key raced with itself: the first one won.
+        existing = generation_replay(user, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing
 
 
 def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:
     """Run an upscale job (a worker): a resampler in one step, or the library's model over
     tiles, a step per tile (``progress``), stopping between tiles once cancelled."""
     job = GenerationParams.from_json(generation.params).upscale or {}
-    name, size = generation.model_name, (job["width"], job["height"])
+    size = (job["width"], job["height"])
+    plan = Plan(tuple(job["cover"]), size) if job.get("cover") else Plan(size)
     image = engine.to_rgb(open_stored(generation.source.file))
     started = time.monotonic()
-    result, metadata = upscale_image(
+    result, ran = upscale_image(
         image,
-        tuple(job.get("cover") or size),
-        name,
+        plan,
+        generation.model_name,
         on_tile=lambda done, total: progress(engine.ProgressEvent(done, total)),
         cancelled=progress.is_cancelled,
     )
-    if result.size != size:
-        result = upscale_middle(result, size)
     return engine.InpaintResult(
         images=[result],
         seeds=[0],
         engine=upscale.ENGINE,
-        model=name,
+        model=generation.model_name,
         width=result.width,
         height=result.height,
         inference_seconds=time.monotonic() - started,
-        metadata=metadata,
+        metadata=ran,
     )

@@ -40,6 +40,7 @@ from ...conf import engine_config
 from ...engine import InvalidInput
 from ...engine.images import PARAMETERS_KEY
 from ...engine.parameters import check_controlnet
+from ...engine.upscale import MAX_SIDE
 from ...errors import ClientError
 from ...models import Generation
 from ...params import GenerationParams
@@ -563,8 +564,8 @@ class ExtrasSerializer(serializers.Serializer):
 
     resize_mode = serializers.ChoiceField(choices=[0, 1], default=0)
     upscaling_resize = serializers.FloatField(default=2.0)
-    upscaling_resize_w = serializers.IntegerField(default=512, min_value=1)
-    upscaling_resize_h = serializers.IntegerField(default=512, min_value=1)
+    upscaling_resize_w = serializers.IntegerField(default=512, min_value=1, max_value=MAX_SIDE)
+    upscaling_resize_h = serializers.IntegerField(default=512, min_value=1, max_value=MAX_SIDE)
     upscaling_crop = serializers.BooleanField(default=True)
     upscaler_1 = serializers.CharField(default="None", allow_blank=True, max_length=255)
     upscaler_2 = serializers.CharField(default="None", allow_blank=True, max_length=255)
@@ -580,13 +581,12 @@ class ExtrasSerializer(serializers.Serializer):
             )
         return value
 
-    @property
-    def model(self) -> str | None:
-        """The library upscaler (a super-resolution model) ``upscaler_1`` names, if any: it
-        runs as a job on a worker; a resampler runs here."""
-        if a1111.upscaler_method(self.validated_data["upscaler_1"]) is not None:
-            return None
-        return library_upscaler_named(self.validated_data["upscaler_1"]).name
+    def validate(self, attrs: dict) -> dict:
+        # The library upscaler (a super-resolution model) upscaler_1 names, if any: it runs
+        # as a job on a worker; a resampler (None here) runs where the request is answered.
+        named = a1111.upscaler_method(attrs["upscaler_1"]) is None
+        attrs["model"] = library_upscaler_named(attrs["upscaler_1"]) if named else None
+        return attrs
 
     def ask(self) -> UpscaleAsk:
         data = self.validated_data
@@ -642,16 +642,26 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
     input_serializer = ExtrasSingleSerializer
     blocking = True
 
-    def _resampled(self, request: Request) -> Response | None:
-        """A resampler's answer, made here; None when the upscaler is a library model (a job).
-        The upscaler is known before the picture is read."""
+    def _start(self, request: Request) -> Response | common.Submitted:
+        """A resampler's answer, made here; or, for a library model, the job it runs as. The
+        upscaler is known before the picture is read."""
         serializer = ExtrasSingleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if serializer.model is not None:
-            return None
-        data = common.remote_upload(serializer.validated_data["image"], "image").read()
-        (png,) = upscale_pngs([data], serializer.ask(), field="image")
-        return Response({"html_info": serializer.info(), "image": base64.b64encode(png).decode()})
+        image = common.remote_upload(serializer.validated_data["image"], "image")
+        model = serializer.validated_data["model"]
+        if model is None:
+            (png,) = upscale_pngs([image.read()], serializer.ask(), field="image")
+            info = serializer.info()
+            return Response({"html_info": info, "image": base64.b64encode(png).decode()})
+        generation = upscale_job_create(
+            user=request.user,
+            ask=serializer.ask(),
+            upscaler=model.name,
+            image_file=image,
+            client=Generation.Client.A1111,
+            api_key=common.api_key_of(request),
+        )
+        return common.Submitted(generation, context=serializer.info())
 
     @extend_schema(
         tags=TAGS,
@@ -659,19 +669,8 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
         responses={200: OpenApiResponse(description="{html_info, image}")},
     )
     async def post(self, request: Request, *args, **kwargs):
-        answered = await sync_to_async(self._resampled)(request)
-        return answered if answered is not None else await super().post(request, *args, **kwargs)
-
-    def submit(self, request: Request, serializer: ExtrasSingleSerializer) -> common.Submitted:
-        generation = upscale_job_create(
-            user=request.user,
-            ask=serializer.ask(),
-            upscaler=serializer.model,
-            image_file=common.remote_upload(serializer.validated_data["image"], "image"),
-            client=Generation.Client.A1111,
-            api_key=common.api_key_of(request),
-        )
-        return common.Submitted(generation, context=serializer.info())
+        started = await sync_to_async(self._start)(request)
+        return started if isinstance(started, Response) else await self.finish(request, started)
 
     def answer(self, request: Request, generation: Generation, info: str) -> Response:
         problem = common.unfinished(generation, blocking=True)
@@ -695,9 +694,10 @@ class A1111ExtraBatchImagesView(A1111View):
     def post(self, request: Request) -> Response:
         serializer = ExtrasBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if serializer.model is not None:
+        model = serializer.validated_data["model"]
+        if model is not None:
             raise ClientError(
-                f"{serializer.model} is a super-resolution model: it upscales one picture a "
+                f"{model.name} is a super-resolution model: it upscales one picture a "
                 "request here (POST /sdapi/v1/extra-single-image, as a job on a worker); a "
                 "batch runs Lanczos or Nearest.",
                 field="upscaler_1",

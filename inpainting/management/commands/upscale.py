@@ -6,14 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from inpainting import engine
-from inpainting.engine import upscale
+from inpainting.engine.upscale import DEFAULT_FACTOR
 from inpainting.errors import ClientError
-from inpainting.services.upscale import (
-    UpscaleAsk,
-    upscale_image,
-    upscale_middle,
-    upscale_target,
-)
+from inpainting.services.library import library_upscaler_checked
+from inpainting.services.upscale import UpscaleAsk, upscale_image, upscale_plans
 from inpainting.uploads import IMAGE_FORMATS, UploadError, decode_image, image_size
 
 
@@ -27,7 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--image", required=True, type=Path)
         parser.add_argument("--out", required=True, type=Path, help="output PNG")
-        parser.add_argument("--factor", type=float, help="1 to 4 (default 2)")
+        parser.add_argument("--factor", type=float, help=f"1 to 4 (default {DEFAULT_FACTOR:g})")
         parser.add_argument(
             "--width",
             type=int,
@@ -38,37 +34,37 @@ class Command(BaseCommand):
         parser.add_argument(
             "--upscaler",
             default="lanczos",
-            help="lanczos (default), nearest, an upscaler of the library (GET /api/upscalers), "
-            "or the path of a .safetensors / weights-only .pth super-resolution model",
+            help="lanczos (default), nearest, an upscaler of the library (GET /api/upscalers; "
+            "with or without its suffix), or the path of a .safetensors / weights-only .pth "
+            "super-resolution model",
         )
 
     def handle(self, *args, **options):
-        if options["factor"] is not None and (options["width"] or options["height"]):
+        width, height, factor = options["width"], options["height"], options["factor"]
+        if factor is not None and (width or height):
             raise CommandError("Give --factor, or --width and / or --height, not both.")
-        factor = options["factor"]
-        if factor is None and not (options["width"] or options["height"]):
-            factor = 2.0
-        name, model_path = options["upscaler"], None
-        if name not in upscale.RESAMPLERS and Path(name).is_file():
-            model_path, name = Path(name), Path(name).name
+        if factor is None and not (width or height):
+            factor = DEFAULT_FACTOR
         try:
             data = options["image"].read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {options['image']}: {exc.strerror}.") from None
-        bar = tqdm(desc=f"upscale ({name})", unit="tile", total=None)
+        bar = tqdm(desc="upscale", unit="tile", total=None)
 
         def on_tile(done: int, total: int) -> None:
             bar.total, bar.n = total, done
             bar.refresh()
 
         try:
+            path = Path(options["upscaler"])
+            model_path = path if path.suffix and path.is_file() else None
+            name = path.name if model_path else library_upscaler_checked(options["upscaler"])
             size = image_size(data, field="image", formats=IMAGE_FORMATS)
-            ask = UpscaleAsk(factor=factor, width=options["width"], height=options["height"])
-            target, crop = upscale_target(size, ask)  # checked before any pixel is decoded
+            ask = UpscaleAsk(factor=factor, width=width, height=height)
+            field = "width" if width or height else "factor"
+            (plan,) = upscale_plans([size], ask, field=field)  # before any pixel is decoded
             image = engine.to_rgb(decode_image(data, field="image", formats=IMAGE_FORMATS))
-            result, ran = upscale_image(image, target, name, model_path=model_path, on_tile=on_tile)
-            if crop:
-                result = upscale_middle(result, (options["width"], options["height"]))
+            result, ran = upscale_image(image, plan, name, model_path=model_path, on_tile=on_tile)
         except UploadError as exc:
             raise CommandError(exc.message) from None
         except (engine.EngineError, ClientError) as exc:

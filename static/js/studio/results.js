@@ -28,7 +28,8 @@ export function showResult(id, message) {
   $("result-warnings").textContent = `Not used by ${who}: ${fields.join(", ")}.`;
   $("result-warnings").title = warnings.map((w) => w.message).join("\n");
   $("result-warnings").hidden = warnings.length === 0;
-  $("before").src = input.imageUrl;
+  // Before: what the job read (an upscale's: the result it upscaled).
+  $("before").src = upscaled ? `/api/generations/${id}/input.png` : input.imageUrl;
   const strip = $("samples-strip");
   strip.replaceChildren();
   Object.assign(view, { id, images, seeds, index: 0 });
