@@ -143,14 +143,14 @@ def test_the_loser_of_an_idempotency_race_leaves_no_file(api, user, paused_worke
     headers = {"Idempotency-Key": "race-1"}
     winner = post_img2img(api, image_png(), black_box_mask_png(), headers=headers, wait="false")
     before = _stored_files()
-    real_replay = generations._replay
+    real_replay = generations.generation_replay
     calls = []
 
     def replay_as_if_not_yet_committed(user, key, fingerprint):
         calls.append(key)
         return None if len(calls) == 1 else real_replay(user, key, fingerprint)
 
-    monkeypatch.setattr(generations, "_replay", replay_as_if_not_yet_committed)
+    monkeypatch.setattr(generations, "generation_replay", replay_as_if_not_yet_committed)
     loser = post_img2img(api, image_png(), black_box_mask_png(), headers=headers, wait="false")
     assert loser.status_code == 202 and loser.json()["id"] == winner.json()["id"]
     assert len(calls) == 2  # the look-up, then the insert that lost the race
