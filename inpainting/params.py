@@ -128,6 +128,9 @@ class GenerationParams:
         caps = family.capabilities
         steps = caps.default_steps if self.num_inference_steps is None else self.num_inference_steps
         guidance = caps.default_guidance if self.guidance_scale is None else self.guidance_scale
+        unused_guidance = not caps.guidance and guidance != caps.default_guidance
+        if not caps.guidance:  # distilled into the steps: the family's own value runs
+            guidance = caps.default_guidance
         which = f"the model {model!r} ({family.label})"
         if steps > caps.max_steps:
             raise InvalidInput(
@@ -164,6 +167,8 @@ class GenerationParams:
                 f"uses a negative prompt only with guidance_scale above "
                 f"{number(caps.negative_prompt_above)} (classifier-free guidance is off)",
             )
+        if unused_guidance:
+            ignored("guidance_scale", "has its guidance distilled into its steps")
         if self.soft and not caps.soft_inpainting:
             ignored(
                 "soft",

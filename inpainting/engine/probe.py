@@ -100,9 +100,9 @@ def probe_folder(path: Path) -> Probe:
         ) from None
     if not isinstance(index, dict):
         raise Unsupported(f"{path.name}: not a diffusers pipeline folder (bad configuration).")
-    family = family_of_folder(str(index.get("_class_name", "")))
+    family = family_of_folder(index)
     if family is None:
-        supported = sorted(c for f in FAMILIES.values() for c in f.folder_classes)
+        supported = sorted({c for f in FAMILIES.values() for c in f.folder_classes})
         raise Unsupported(
             f"{path.name}: a {index.get('_class_name')!r} pipeline is not supported "
             f"(supported: {', '.join(supported)})."

@@ -402,3 +402,75 @@ def write_tiny_qwen_edit_model(folder: str | Path, *, plus: bool = False, seed: 
     tokenizer.save_pretrained(processor_folder)
     (processor_folder / "preprocessor_config.json").write_text(json.dumps(_PREPROCESSOR, indent=2))
     return folder
+
+
+def write_tiny_flux2_klein_model(
+    folder: str | Path, *, distilled: bool = True, seed: int = 0
+) -> Path:
+    """Create a tiny FLUX.2 [klein] pipeline in ``folder`` (safetensors) and return it: the
+    FLUX.2 transformer with 128 input channels (the 32-channel latents patchified 2x2), the
+    FLUX.2 VAE (32 channels, 8 px per latent), and a Qwen3 text encoder of 28 layers (the
+    pipeline stacks the hidden states of layers 9, 18 and 27, as the real ones have) with a
+    chat template. ``distilled``: the released, step-distilled kind (``is_distilled``)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_tokenizer()
+    text_encoder = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=28,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=1024,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=128,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,  # three stacked hidden states of 16
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+        guidance_embeds=False,  # [klein]: no distilled guidance embedding
+    )
+    vae = AutoencoderKLFlux2(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        latent_channels=32,
+        norm_num_groups=4,
+        sample_size=64,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    pipe = Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        is_distilled=distilled,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

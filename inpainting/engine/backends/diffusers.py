@@ -62,8 +62,7 @@ def family_of_model(model: str) -> Family:
             return FAMILIES[probe(path).family]
         index = try_to_load_from_cache(model, "model_index.json")
         if isinstance(index, str):
-            class_name = json.loads(Path(index).read_text()).get("_class_name", "")
-            return family_of_folder(str(class_name)) or FAMILIES["sd15"]
+            return family_of_folder(json.loads(Path(index).read_text())) or FAMILIES["sd15"]
     except (InvalidInput, OSError, ValueError, AttributeError):
         pass
     return FAMILIES["sd15"]
@@ -335,6 +334,17 @@ def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
 #: The whole-picture edit pipeline last used: (the pipeline it shares its parts with) and the
 #: pipeline (``Family.edit_pipeline``, built from the loaded one's parts).
 _EDIT: dict[str, Any] = {}
+
+
+def _at_least(picture: Any, side: int) -> Any:
+    """``picture`` enlarged (Lanczos, its aspect ratio kept) so that its shorter side is at
+    least ``side`` px; as it is when it already is."""
+    shorter = min(picture.size)
+    if shorter >= side:
+        return picture
+    factor = side / shorter
+    size = (max(side, round(picture.width * factor)), max(side, round(picture.height * factor)))
+    return picture.resize(size, Image.Resampling.LANCZOS)
 
 
 def _edit_pipeline(pipe: Any, family: Family) -> Any:
@@ -671,7 +681,7 @@ class DiffusersBackend:
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         family = self.family
-        references = list(call.reference_images)
+        references = [_at_least(r, family.min_picture_side) for r in call.reference_images]
         if len(references) > family.reference_images:
             raise InvalidInput(
                 f"{family.label} reads at most {family.reference_images} reference pictures "

@@ -1,11 +1,11 @@
 """The model families the diffusers engine runs, one module each (``sd15``, ``sdxl``,
-``sd3``, ``flux``, ``zimage``, and the instruction-edit families ``qwen_edit`` and
-``kontext``); adding a family is one module here, its entry in
+``sd3``, ``flux``, ``zimage``, and the instruction-edit families ``qwen_edit``,
+``kontext`` and ``flux2_klein``); adding a family is one module here, its entry in
 ``FAMILIES`` and its test."""
 
 from __future__ import annotations
 
-from . import flux, kontext, qwen_edit, sd3, sd15, sdxl, zimage
+from . import flux, flux2_klein, kontext, qwen_edit, sd3, sd15, sdxl, zimage
 from .base import Capabilities, Family, Preview, Unsupported
 
 #: Every family by its stored name, in the order single files are matched against them.
@@ -15,6 +15,8 @@ FAMILIES: dict[str, Family] = {
         qwen_edit.FAMILY,
         qwen_edit.PLUS,
         kontext.FAMILY,
+        flux2_klein.FAMILY,
+        flux2_klein.BASE,
         flux.FAMILY,
         sd3.FAMILY,
         zimage.FAMILY,
@@ -26,6 +28,16 @@ FAMILIES: dict[str, Family] = {
 __all__ = ["FAMILIES", "Capabilities", "Family", "Preview", "Unsupported", "family_of_folder"]
 
 
-def family_of_folder(class_name: str) -> Family | None:
-    """The family of a diffusers folder whose ``model_index.json`` names ``class_name``."""
-    return next((f for f in FAMILIES.values() if class_name in f.folder_classes), None)
+def family_of_folder(index: dict) -> Family | None:
+    """The family of a diffusers folder by its ``model_index.json``: the class it names, and
+    the flags that tell families of one class apart."""
+    class_name = str(index.get("_class_name", ""))
+    return next(
+        (
+            f
+            for f in FAMILIES.values()
+            if class_name in f.folder_classes
+            and all(bool(index.get(key, False)) == value for key, value in f.folder_flags.items())
+        ),
+        None,
+    )

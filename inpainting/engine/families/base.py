@@ -43,6 +43,9 @@ class Capabilities:
     soft_inpainting: bool = False
     #: IP-Adapters (a reference picture steering an inpainting model): the SD UNet families.
     ip_adapter: bool = False
+    #: False: the guidance is distilled into the steps (FLUX.2 [klein]); a guidance_scale a
+    #: request sends is not used, and its answer says so.
+    guidance: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class Capabilities:
             "controlnet": self.controlnet,
             "soft_inpainting": self.soft_inpainting,
             "ip_adapter": self.ip_adapter,
+            "guidance": self.guidance,
             "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
             "guidance_scale": {
                 "default": self.default_guidance,
@@ -119,6 +123,12 @@ class Family:
     #: The pipeline argument that sets the pixels it generates, which it would otherwise
     #: bring to its own (Kontext: ``max_area``); the working size's area goes there.
     area_argument: str | None = None
+    #: Values its folders' ``model_index.json`` has beside the class name, where two families
+    #: share one (FLUX.2 [klein]'s ``is_distilled``); a missing key counts as False.
+    folder_flags: dict[str, Any] = field(default_factory=dict)
+    #: The shortest side a picture its edit pipeline reads may have (FLUX.2's: 64 px); a
+    #: smaller reference picture is enlarged to it (Lanczos, the aspect ratio kept).
+    min_picture_side: int = 0
     #: Pipeline parts DreamLayer builds itself for a diffusers folder, by the folder (Qwen's
     #: processor without torchvision): a function of the folder to ``from_pretrained``'s
     #: keyword arguments. None: the folder's own parts.

@@ -1,0 +1,128 @@
+"""FLUX.2 [klein] (Black Forest Labs): the small FLUX.2 models (4 and 9 billion parameters)
+that generate and edit by an instruction, with up to several reference pictures. A Qwen3 text
+encoder (its hidden states of layers 9, 18 and 27, stacked) reads the prompt; the FLUX.2 VAE
+has 32 latent channels at 8 px per latent, patchified 2x2 into 128 for the transformer, whose
+picture tokens travel beside the noise as more tokens; 1024 px.
+
+The released [klein] models are step-distilled (``is_distilled`` in ``model_index.json``: 4
+steps, guidance distilled in, one pass per step); the "base" releases are not (50 steps,
+classifier-free guidance, for fine-tuning). One module, two families told apart by that flag.
+Neither takes a negative prompt as words here (diffusers' pipelines take embeddings only).
+
+With a mask, diffusers' ``Flux2KleinInpaintPipeline`` regenerates the masked area only;
+without one (or with reference pictures), ``Flux2KleinPipeline`` edits the whole picture, the
+result composited through the mask by the runner. Black Forest Labs' single files hold the
+transformer alone; a diffusers folder is needed (the scan says so)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .base import Capabilities, Family, Preview, Unsupported
+
+#: Keys of the FLUX.2 transformer in one file (BFL's names; ComfyUI's prefix).
+_MARKERS = ("double_stream_modulation_img.lin.weight", "single_stream_modulation.lin.weight")
+_PREFIXES = ("", "model.diffusion_model.")
+
+#: ComfyUI's latent-to-RGB factors for the FLUX.2 VAE's 32 channels (comfy/latent_formats.py,
+#: Flux2), for its patchified latents unpacked to 32 x H x W.
+PREVIEW = Preview(
+    factors=(
+        (0.0058, 0.0113, 0.0073),
+        (0.0495, 0.0443, 0.0836),
+        (-0.0099, 0.0096, 0.0644),
+        (0.2144, 0.3009, 0.3652),
+        (0.0166, -0.0039, -0.0054),
+        (0.0157, 0.0103, -0.0160),
+        (-0.0398, 0.0902, -0.0235),
+        (-0.0052, 0.0095, 0.0109),
+        (-0.3527, -0.2712, -0.1666),
+        (-0.0301, -0.0356, -0.0180),
+        (-0.0107, 0.0078, 0.0013),
+        (0.0746, 0.0090, -0.0941),
+        (0.0156, 0.0169, 0.0070),
+        (-0.0034, -0.0040, -0.0114),
+        (0.0032, 0.0181, 0.0080),
+        (-0.0939, -0.0008, 0.0186),
+        (0.0018, 0.0043, 0.0104),
+        (0.0284, 0.0056, -0.0127),
+        (-0.0024, -0.0022, -0.0030),
+        (0.1207, -0.0026, 0.0065),
+        (0.0128, 0.0101, 0.0142),
+        (0.0137, -0.0072, -0.0007),
+        (0.0095, 0.0092, -0.0059),
+        (0.0000, -0.0077, -0.0049),
+        (-0.0465, -0.0204, -0.0312),
+        (0.0095, 0.0012, -0.0066),
+        (0.0290, -0.0034, 0.0025),
+        (0.0220, 0.0169, -0.0048),
+        (-0.0332, -0.0457, -0.0468),
+        (-0.0085, 0.0389, 0.0609),
+        (-0.0076, 0.0003, -0.0043),
+        (-0.0111, -0.0460, -0.0614),
+    ),
+    bias=(-0.0329, -0.0718, -0.0851),
+    packed=True,
+)
+
+
+def detect(table: dict[str, dict]) -> bool | None:
+    if not any(prefix + marker in table for prefix in _PREFIXES for marker in _MARKERS):
+        return None
+    raise Unsupported(
+        "a FLUX.2 transformer in one file (Black Forest Labs' packaging holds the transformer "
+        "alone, without its Qwen3 text encoder and VAE). Copy in the diffusers folder instead "
+        "(black-forest-labs/FLUX.2-klein-4B as published)."
+    )
+
+
+#: The released, step-distilled [klein] models.
+FAMILY = Family(
+    name="flux2-klein",
+    label="FLUX.2 [klein]",
+    working_size=1024,
+    size_multiple=16,  # 8 px per latent, latents patchified 2x2
+    denoiser="transformer",
+    inpaint_channels=128,  # 32 latent channels in 2x2 patches: the edit model inpaints as is
+    base_channels=None,
+    folder_classes=("Flux2KleinPipeline",),
+    folder_flags={"is_distilled": True},
+    pipeline="Flux2KleinInpaintPipeline",
+    cuda_dtype="bfloat16",
+    text_encoding="plain",
+    capabilities=Capabilities(
+        negative_prompt=False,
+        schedulers=False,
+        clip_skip=False,
+        prompt_weighting=False,
+        loras=False,
+        controlnet=False,
+        default_steps=4,  # step-distilled
+        max_steps=50,
+        default_guidance=1.0,  # distilled in: the pipelines ignore it
+        guidance_range=(1.0, 1.0),
+        guidance=False,
+    ),
+    preview=PREVIEW,
+    detect=detect,
+    edit_pipeline="Flux2KleinPipeline",
+    reference_images=3,  # beside the picture it edits (a request sends at most 3)
+    min_picture_side=64,  # diffusers' FLUX.2 image processor refuses smaller pictures
+)
+
+#: The "base" [klein] releases: not distilled, classifier-free guidance.
+BASE = replace(
+    FAMILY,
+    name="flux2-klein-base",
+    label="FLUX.2 [klein] base",
+    folder_flags={"is_distilled": False},
+    capabilities=replace(
+        FAMILY.capabilities,
+        default_steps=50,  # the pipeline's default
+        max_steps=100,
+        default_guidance=4.0,  # Black Forest Labs' example
+        guidance_range=(1.0, 20.0),
+        guidance=True,
+    ),
+    detect=lambda table: None,  # single files: the family above says why not
+)
