@@ -6,7 +6,10 @@
 
 import { $, FILL_ENGINES } from "./dom.js";
 
-const SOMETIMES = { negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft" };
+const SOMETIMES = {
+  negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft",
+  guided: "guidance_scale", // FLUX.2 [klein]: its guidance is distilled into its steps
+};
 const PROMPT_HINT = $("prompt").placeholder;
 
 function spec() {
