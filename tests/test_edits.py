@@ -83,7 +83,8 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     LibraryModel.objects.filter(name="kontext").update(enabled=False)
     response = post_img2img(api, image_png(), None, **fields)
     assert (
-        "none is installed: copy a FLUX.1 Kontext or Qwen-Image-Edit" in response.json()["message"]
+        "none is installed: copy a FLUX.1 Kontext, FLUX.2 [klein], FLUX.2 [klein] base, "
+        "Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder" in response.json()["message"]
     )
 
 

@@ -422,7 +422,8 @@ def library_edit_models_hint() -> str:
     ]
     if names:
         return "the edit models here: " + ", ".join(names)
-    labels = " or ".join(sorted({f.label for f in FAMILIES.values() if f.edits}))
+    *others, last = sorted({f.label for f in FAMILIES.values() if f.edits})
+    labels = f"{', '.join(others)} or {last}" if others else last
     return f"none is installed: copy a {labels} diffusers folder into the models folder"
 
 
