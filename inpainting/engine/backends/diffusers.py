@@ -227,7 +227,11 @@ def load_pipeline(
             if Path(model).is_file():
                 pipe = _load_single_file(Path(model), configs, dtype)
             else:
-                parts = family.parts(Path(source)) if family.parts and Path(source).is_dir() else {}
+                parts = {}
+                if family.vl_processor and Path(source).is_dir():
+                    from .qwen_vl import processor_parts  # noqa: PLC0415 - transformers: heavy
+
+                    parts = processor_parts(Path(source))
                 pipe = getattr(diffusers, family.pipeline).from_pretrained(
                     source, dtype=dtype, use_safetensors=True, local_files_only=True, **parts
                 )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..types import InvalidInput
@@ -129,10 +128,9 @@ class Family:
     #: The shortest side a picture its edit pipeline reads may have (FLUX.2's: 64 px); a
     #: smaller reference picture is enlarged to it (Lanczos, the aspect ratio kept).
     min_picture_side: int = 0
-    #: Pipeline parts DreamLayer builds itself for a diffusers folder, by the folder (Qwen's
-    #: processor without torchvision): a function of the folder to ``from_pretrained``'s
-    #: keyword arguments. None: the folder's own parts.
-    parts: Callable[[Path], dict[str, Any]] | None = None
+    #: Its folders' ``processor/`` is a Qwen2-VL processor, which the backend builds without
+    #: torchvision (``backends.qwen_vl``) where none is installed.
+    vl_processor: bool = False
 
     @property
     def edits(self) -> bool:

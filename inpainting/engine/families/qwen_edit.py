@@ -13,7 +13,6 @@ an edit model is told only from its folder's ``model_index.json``."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from .base import Capabilities, Family, Preview, Unsupported
 
@@ -45,13 +44,6 @@ PREVIEW = Preview(
     bias=(-0.1835, -0.0868, -0.3360),
     packed=True,
 )
-
-
-def processor_parts(folder: Path) -> dict:
-    """The Qwen2.5-VL processor, built without torchvision (``backends.qwen_vl``)."""
-    from ..backends.qwen_vl import processor_parts as parts  # noqa: PLC0415 - heavy
-
-    return parts(folder)
 
 
 def detect(table: dict[str, dict]) -> bool | None:
@@ -92,7 +84,7 @@ FAMILY = Family(
     detect=detect,
     edit_pipeline="QwenImageEditPipeline",
     guidance_argument="true_cfg_scale",
-    parts=processor_parts,
+    vl_processor=True,
 )
 
 #: Qwen-Image-Edit-2509 and later: the picture and up to two reference pictures.
