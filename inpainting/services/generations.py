@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -246,6 +247,20 @@ def generation_replay(
     return existing
 
 
+def generation_store_once(
+    user: User, idempotency_key: str | None, fingerprint: str, store: Callable[[], Generation]
+) -> tuple[Generation, bool]:
+    """``store()`` the new job, and whether it is new: when the same idempotency key raced
+    with itself, the first one won and the loser (its rows rolled back) gets that one."""
+    try:
+        return store(), True
+    except IntegrityError:
+        existing = generation_replay(user, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+
+
 @contextlib.contextmanager
 def files_removed_on_rollback():
     """Files saved inside the block are deleted again if the block raises: storage has no
@@ -311,7 +326,8 @@ def generation_create(
     ]
     if checked.warnings:
         extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
-    try:
+
+    def store() -> Generation:
         with files_removed_on_rollback() as saved, transaction.atomic():
             quota_check(user)
             source = source_image_create(owner=user, image=image)
@@ -321,7 +337,7 @@ def generation_create(
                 saved += [mask_row.file, mask_row.thumbnail]
             reference_rows = [source_image_create(owner=user, image=r) for r in references]
             saved += [row.file for row in reference_rows]
-            generation = generation_insert(
+            return generation_insert(
                 user=user,
                 source=source,
                 mask=mask_row,
@@ -336,13 +352,9 @@ def generation_create(
                 metadata=extra_metadata,
                 webhook_url=webhook_url,
             )
-    except IntegrityError:
-        # The same idempotency key raced with itself: the first one won.
-        existing = generation_replay(user, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return Submission(existing, created=False)
-    return Submission(generation, created=True)
+
+    generation, created = generation_store_once(user, idempotency_key, fingerprint, store)
+    return Submission(generation, created=created)
 
 
 def holds_quota() -> Q:

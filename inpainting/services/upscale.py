@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from PIL import Image
 
 from accounts.models import ApiKey, User
@@ -31,6 +31,7 @@ from .generations import (
     files_removed_on_rollback,
     generation_insert,
     generation_replay,
+    generation_store_once,
     quota_check,
     request_fingerprint,
 )
@@ -196,7 +197,8 @@ def upscale_job_create(
         image = open_stored(output.file)
     else:
         image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-    try:
+
+    def store() -> Generation:
         with files_removed_on_rollback() as saved, transaction.atomic():
             quota_check(user)
             source = source_image_create(owner=user, image=image)
@@ -213,12 +215,8 @@ def upscale_job_create(
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
-    except IntegrityError:
-        # The same idempotency key raced with itself: the first one won.
-        existing = generation_replay(user, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return existing
+
+    return generation_store_once(user, idempotency_key, fingerprint, store)[0]
 
 
 def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:

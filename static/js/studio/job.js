@@ -57,18 +57,23 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
   form.append("seed", $("seed-random").checked ? "-1" : $("seed").value);
   form.append("wait", "false");
-  $("generate").disabled = true;
+  await submitJob("/api/img2img", form, $("generate"));
+});
+
+// Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields.
+async function submitJob(url, form, button) {
+  button.disabled = true;
   try {
-    const response = await postForm("/api/img2img", form);
+    const response = await postForm(url, form);
     const body = await response.json();
     if (!response.ok) { showErrors(body.errors, body.message); return; }
     startWatching(body.id);
   } catch (error) {
     showErrors({}, `The request failed: ${error}`);
   } finally {
-    $("generate").disabled = false;
+    button.disabled = false;
   }
-});
+}
 
 // "Upscale": the result on show upscaled as a new job, followed like a generation; its
 // result replaces this one on the screen (and both are in the history).
@@ -82,17 +87,7 @@ $("upscale").addEventListener("click", async () => {
   form.append("factor", $("upscale-factor").value);
   form.append("upscaler", $("upscaler").value);
   form.append("wait", "false");
-  $("upscale").disabled = true;
-  try {
-    const response = await postForm("/api/upscale", form);
-    const body = await response.json();
-    if (!response.ok) { showErrors(body.errors, body.message); return; }
-    startWatching(body.id);
-  } catch (error) {
-    showErrors({}, `The request failed: ${error}`);
-  } finally {
-    $("upscale").disabled = false;
-  }
+  await submitJob("/api/upscale", form, $("upscale"));
 });
 
 function setProgress(percent, text) {
