@@ -75,9 +75,13 @@ def _plan(size: tuple[int, int], ask: UpscaleAsk, field: str) -> Plan:
     return Plan(upscale.target_size(size, factor=ask.factor, field=field))
 
 
-def upscale_plans(sizes: list[tuple[int, int]], ask: UpscaleAsk, *, field: str) -> list[Plan]:
+def upscale_plans(
+    sizes: list[tuple[int, int]], ask: UpscaleAsk, *, field: str | None = None
+) -> list[Plan]:
     """How each picture of ``sizes`` is upscaled as ``ask`` says, all of them together
-    within UPSCALE_MAX_PIXELS: a 400 on ``field`` otherwise (read from the sizes alone)."""
+    within UPSCALE_MAX_PIXELS: a 400 on ``field`` otherwise (read from the sizes alone; by
+    default the field that asked for the size: width, or factor)."""
+    field = field or ("width" if ask.width or ask.height else "factor")
     try:
         plans = [_plan(size, ask, field) for size in sizes]
         upscale.check_targets(
@@ -175,7 +179,7 @@ def upscale_job_create(
     else:
         data = read_upload(image_file, field="image")
         size = image_size(data, field="image", formats=IMAGE_FORMATS)
-    (plan,) = upscale_plans([size], ask, field="width" if ask.width or ask.height else "factor")
+    (plan,) = upscale_plans([size], ask)
     width, height = plan.size
     job = {"width": width, "height": height, "factor": ask.factor, "upscaler": name}
     if plan.crop:  # upscaled to cover the size asked for, then its middle cut out

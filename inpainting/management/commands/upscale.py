@@ -61,8 +61,7 @@ class Command(BaseCommand):
             name = path.name if model_path else library_upscaler_checked(options["upscaler"])
             size = image_size(data, field="image", formats=IMAGE_FORMATS)
             ask = UpscaleAsk(factor=factor, width=width, height=height)
-            field = "width" if width or height else "factor"
-            (plan,) = upscale_plans([size], ask, field=field)  # before any pixel is decoded
+            (plan,) = upscale_plans([size], ask)  # before any pixel is decoded
             image = engine.to_rgb(decode_image(data, field="image", formats=IMAGE_FORMATS))
             result, ran = upscale_image(image, plan, name, model_path=model_path, on_tile=on_tile)
         except UploadError as exc:
