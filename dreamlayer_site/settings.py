@@ -148,15 +148,35 @@ if EMBEDDED_REDIS:
 else:
     CELERY_BROKER_URL = embedded_redis.celery_url(REDIS_URL)
 
+# The channel layer's Redis connections in each process (per event loop: daphne has one): a
+# pool of CHANNEL_LAYER_POOL_SIZE where a command that finds every connection busy waits up to
+# CHANNEL_LAYER_POOL_TIMEOUT seconds for one instead of failing at once
+# (dreamlayer_site/channel_layer.py). A command holds a connection for one round trip; a
+# receive holds one while it blocks (one for all the websockets, one per waiting request).
+CHANNEL_LAYER_POOL_SIZE = env.int("CHANNEL_LAYER_POOL_SIZE", default=100)
+CHANNEL_LAYER_POOL_TIMEOUT = env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=10.0)
+# A channel is dropped from a group this long after it joined (channels-redis's default is a
+# day): a channel whose unsubscribe failed for good (its retries too) is forgotten within the
+# hour. A websocket open longer re-joins its group every half of this
+# (inpainting/consumers.py); a waiting request that outlived it would miss only progress
+# events, since it asks the database for the job's end every few seconds.
+CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=3600)
+# Open websockets one user may have at once, across web processes (counted in Redis, each
+# socket renewing its place; a killed process's places lapse within two minutes): the next is
+# closed with 4429.
+WEBSOCKETS_PER_USER = env.int("WEBSOCKETS_PER_USER", default=20)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "dreamlayer_site.channel_layer.RedisChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults to a 5 s socket timeout, the same as channels-redis's
             # blocking BZPOPMIN: an idle receive would then time out. Read longer than that.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "pool_size": CHANNEL_LAYER_POOL_SIZE,
+            "pool_timeout": CHANNEL_LAYER_POOL_TIMEOUT,
             "capacity": 1000,
             "expiry": 60,
+            "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
         },
     }
 }
@@ -256,6 +276,15 @@ UPSCALE_MAX_PIXELS = env.int("UPSCALE_MAX_PIXELS", default=8192 * 8192)
 # The longest side any image may have (inputs, masks, targets, previews): PNG encoders and
 # most browsers give up on much longer rows, and a 16383 x 1 strip is nobody's photo.
 UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=16384)
+# The web process' budget for pixel work done where a request is answered (inpainting/gate.py,
+# docs/adr/0011-the-web-budget.md): pixels held at once in the process (by default the largest
+# upscale and its input: one of those at a time), requests one user may have there at once,
+# how long a request waits for room before its 503, and the Retry-After of a refusal.
+WEB_PIXELS_AT_ONCE = env.int("WEB_PIXELS_AT_ONCE", default=UPSCALE_MAX_PIXELS + UPLOAD_MAX_PIXELS)
+WEB_PIXEL_REQUESTS_PER_USER = env.int("WEB_PIXEL_REQUESTS_PER_USER", default=3)
+WEB_PIXELS_SMALL = env.int("WEB_PIXELS_SMALL", default=1024 * 1024)  # not in the user's count
+WEB_PIXEL_WAIT_SECONDS = env.float("WEB_PIXEL_WAIT_SECONDS", default=10.0)
+WEB_PIXEL_RETRY_SECONDS = env.int("WEB_PIXEL_RETRY_SECONDS", default=5)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=2.0)
@@ -267,6 +296,19 @@ URL_FETCH_TIMEOUT = env.float("URL_FETCH_TIMEOUT", default=10.0)
 REQUEST_MAX_BYTES = env.int(
     "REQUEST_MAX_BYTES", default=2 * (UPLOAD_MAX_BYTES * 4 // 3 + 4) + 1024 * 1024
 )
+# A larger body is read only once the request's head brought valid credentials (an API key,
+# /k/<key>/, a logged-in session cookie): a log-in or sign-up form fits (dreamlayer_site/serve.py).
+ANONYMOUS_BODY_MAX_BYTES = env.int("ANONYMOUS_BODY_MAX_BYTES", default=64 * 1024)
+# ModelsLab's key is in its JSON body: anonymous larger bodies there, at once per client address.
+ANONYMOUS_BODIES_PER_ADDRESS = env.int("ANONYMOUS_BODIES_PER_ADDRESS", default=2)
+# A body must bring at least this many bytes in each window (or end), else a 408 and closed.
+REQUEST_BODY_MIN_BYTES_PER_WINDOW = env.int("REQUEST_BODY_MIN_BYTES_PER_WINDOW", default=16 * 1024)
+# The window's length in seconds.
+REQUEST_BODY_WINDOW_SECONDS = env.float("REQUEST_BODY_WINDOW_SECONDS", default=10.0)
+# The most seconds a whole body may take to arrive, however fast it comes, else a 408.
+REQUEST_BODY_MAX_SECONDS = env.float("REQUEST_BODY_MAX_SECONDS", default=300.0)
+# Body bytes one web process receives at once, all requests together; past it a 503.
+REQUEST_BODIES_MAX_BYTES = env.int("REQUEST_BODIES_MAX_BYTES", default=512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

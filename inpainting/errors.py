@@ -10,12 +10,21 @@ from __future__ import annotations
 class ClientError(Exception):
     status = 400
 
-    def __init__(self, message: str, *, field: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         if status is not None:
             self.status = status
+        #: Seconds after which the same request may succeed (a 429 or 503): ``Retry-After``.
+        self.retry_after = retry_after
 
 
 class UploadError(ClientError):
@@ -24,3 +33,16 @@ class UploadError(ClientError):
 
 class RemoteInputError(ClientError):
     """A URL or base64 input that cannot be used."""
+
+
+#: A name a client sent that a message repeats (an unknown model, scheduler, script, size) is
+#: cut to this length: an answer never grows with what the client sent.
+MAX_ECHOED_NAME = 64
+
+
+def echoed(value: object) -> str:
+    """``value`` as a message quotes it (``repr``), cut to MAX_ECHOED_NAME characters."""
+    text = str(value)
+    if len(text) > MAX_ECHOED_NAME:
+        text = text[:MAX_ECHOED_NAME] + "…"
+    return repr(text)

@@ -12,6 +12,7 @@ from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
 from .engine.upscale import summary as upscale_summary
+from .errors import echoed
 
 P = PARAMETERS
 
@@ -131,7 +132,7 @@ class GenerationParams:
         unused_guidance = not caps.guidance and guidance != caps.default_guidance
         if not caps.guidance:  # distilled into the steps: the family's own value runs
             guidance = caps.default_guidance
-        which = f"the model {model!r} ({family.label})"
+        which = f"the model {echoed(model)} ({family.label})"
         if steps > caps.max_steps:
             raise InvalidInput(
                 f"num_inference_steps must be at most {caps.max_steps} for {which}.",
@@ -150,7 +151,7 @@ class GenerationParams:
         ):
             if named and not getattr(caps, name):
                 raise InvalidInput(
-                    f"The model {model!r} ({family.label}) takes no {what} here.", field=name
+                    f"The model {echoed(model)} ({family.label}) takes no {what} here.", field=name
                 )
         warnings = []
 

@@ -36,6 +36,9 @@ STACK_MODULES = {
     "tests.test_routing",
     "tests.test_connections",
     "tests.test_limits",
+    "tests.test_socket_storm",
+    "tests.test_request_bodies",
+    "tests.test_web_budget",
 }
 
 
@@ -51,6 +54,7 @@ SERIAL_MODULES = {
     "tests.engine.test_large_photos",
     "tests.engine.test_infill",
     "tests.test_upscale",  # an over-limit upscale is refused within a time
+    "tests.test_web_budget",  # the web process' memory under parallel extras
 }
 
 

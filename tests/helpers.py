@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -125,3 +126,10 @@ def output_pixels(generation, index: int = 0):
 
     with generation.images.get(index=index).file.open("rb") as handle:
         return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def answer_json(response):
+    """The JSON of an answer, streamed or not (A1111's extras stream theirs, ADR 11)."""
+    if getattr(response, "streaming", False):
+        return json.loads(b"".join(response))
+    return response.json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from inpainting.services import upscale as upscale_service
+from tests.helpers import answer_json
 from tests.images import gradient, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -38,11 +40,13 @@ def test_a_factor_upscales_by_lanczos_and_says_what_did_not_run(api):
     }
     response = api.post("/sdapi/v1/extra-single-image", body, format="json")
     assert response.status_code == 200, response.content
-    out = decoded(response.json()["image"])
+    answer = answer_json(response)
+    assert response["Content-Length"] == str(len(json.dumps(answer)))  # as streamed
+    out = decoded(answer["image"])
     assert out.size == (288, 192)
     want = PICTURE.convert("RGB").resize((288, 192), Image.Resampling.LANCZOS)
     assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(want))
-    assert "not run here: face restoration (GFPGAN)" in response.json()["html_info"]
+    assert "not run here: face restoration (GFPGAN)" in answer["html_info"]
 
 
 def test_scale_to_with_and_without_crop(api):
@@ -52,10 +56,10 @@ def test_scale_to_with_and_without_crop(api):
         "upscaling_resize_w": 200,
         "upscaling_resize_h": 200,
     }
-    cropped = api.post("/sdapi/v1/extra-single-image", body, format="json").json()
+    cropped = answer_json(api.post("/sdapi/v1/extra-single-image", body, format="json"))
     assert decoded(cropped["image"]).size == (200, 200)
     body["upscaling_crop"] = False  # the covering size, the aspect ratio kept
-    covering = api.post("/sdapi/v1/extra-single-image", body, format="json").json()
+    covering = answer_json(api.post("/sdapi/v1/extra-single-image", body, format="json"))
     assert decoded(covering["image"]).size == (300, 200)
     body["upscaling_resize_w"] = 400  # 4.2 times: more than 4
     refused = api.post("/sdapi/v1/extra-single-image", body, format="json")
@@ -67,7 +71,7 @@ def test_a_batch_is_upscaled_alike_and_bounded(api):
     body = {"imageList": [item, item], "upscaling_resize": 2, "upscaler_1": "Nearest"}
     response = api.post("/sdapi/v1/extra-batch-images", body, format="json")
     assert response.status_code == 200
-    assert [decoded(i).size for i in response.json()["images"]] == [(192, 128)] * 2
+    assert [decoded(i).size for i in answer_json(response)["images"]] == [(192, 128)] * 2
     body["imageList"] = [item] * 9
     refused = api.post("/sdapi/v1/extra-batch-images", body, format="json")
     assert refused.status_code == 400 and "At most 8 images" in refused.json()["detail"]

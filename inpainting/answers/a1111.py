@@ -4,9 +4,12 @@ the options, PNG info and the error body."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http
 import json
+import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +341,44 @@ def error_body(status: int, message: str, errors: dict[str, list[str]]) -> dict[
     except ValueError:
         kind = "Error"
     return {"error": kind, "detail": message, "body": "", "errors": errors}
+
+
+#: Bytes of a picture base64-encoded per piece of a streamed answer (a multiple of 3, so the
+#: pieces join into one base64 string).
+STREAM_PIECE = 3 * 64 * 1024
+
+
+def extras_answer_stream(
+    html_info: str, pictures: list[bytes], *, single: bool
+) -> tuple[int, AsyncIterator[bytes]]:
+    """The extras answer, ``{"html_info", "image"}`` (``single``) or ``{"html_info",
+    "images": [...]}``, with each picture as base64, as (its length in bytes, its pieces): the
+    answer is written piece by piece from the PNG bytes, so the web process never holds the
+    base64 text of a picture (a third larger than the PNG) nor the answer whole."""
+    head = json.dumps({"html_info": html_info})[:-1].encode()
+    parts: list[bytes | bytearray | memoryview] = []
+    for index, png in enumerate(pictures):
+        if single:
+            parts.append(b', "image": "')
+        else:
+            parts.append(b', "images": ["' if index == 0 else b'", "')
+        parts.append(memoryview(png))
+    if not pictures and not single:
+        parts.append(b', "images": [')
+    parts.append(b'"}' if single else (b'"]}' if pictures else b"]}"))
+    length = len(head) + sum(
+        4 * math.ceil(len(part) / 3) if isinstance(part, memoryview) else len(part)
+        for part in parts
+    )
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head
+        for part in parts:
+            if not isinstance(part, memoryview):
+                yield bytes(part)
+                continue
+            for start in range(0, len(part), STREAM_PIECE):
+                yield base64.b64encode(part[start : start + STREAM_PIECE])
+                await asyncio.sleep(0)  # the connection writes what it has before the next
+
+    return length, pieces()

@@ -59,7 +59,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 def _native_error(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ClientError):
         errors = {exc.field: [exc.message]} if exc.field else {}
-        return Response(error_body(exc.message, errors), status=exc.status)
+        response = Response(error_body(exc.message, errors), status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a 500: always a bug

@@ -7,10 +7,15 @@ Which codes an operation can answer follows from what it is, the same way for ev
 - 401, 403: it needs credentials (missing or unusable; not allowed, or a CSRF failure);
 - 404: it names a resource in its path (another user's is 404 too, never 403), or it is
   a paginated list (a page past the end);
-- 413, 415: it takes a body (over ``REQUEST_MAX_BYTES``; a content type it does not parse);
+- 408, 413, 415: it takes a body (one that arrives too slowly, or one over
+  ``REQUEST_MAX_BYTES``; a content type it does not parse);
+- 503 with ``Retry-After``: it takes a body (the bodies the process receives at once are at
+  their bound) or makes a picture where it is answered (the web process' gate is full,
+  docs/adr/0011-the-web-budget.md);
 - 409, 422: a POST that submits or acts on a generation (cancelled or already finished;
   failed, or an idempotency key reused for another request);
-- 429: every throttled operation (per-user rates, the active-generation quota, bad keys).
+- 429: every throttled operation (per-user rates, the active-generation quota, bad keys, the
+  user's share of the web process' gate), and a signed image link (the gate).
 
 Every error body has the one shape ``{"status": "error", "message", "errors"}``, but for the
 compatible APIs whose clients read their own (``error_shape`` of their views): AUTOMATIC1111's
@@ -79,13 +84,19 @@ DESCRIPTIONS = {
     "403": "Not allowed (a session request without its CSRF token, or a disabled account).",
     "404": "No such resource (another user's generation is not found either).",
     "409": "The generation is in a state that does not allow this (cancelled, finished).",
+    "408": "The request body arrived too slowly (REQUEST_BODY_MIN_BYTES_PER_WINDOW every "
+    "REQUEST_BODY_WINDOW_SECONDS, all of it within REQUEST_BODY_MAX_SECONDS) and was cut off.",
     "413": "The request body is larger than the server accepts.",
     "415": "The body's content type is not one this operation parses.",
     "422": "The generation failed, or the idempotency key was used for another request.",
     "429": "Too many requests, too many active generations (a cancelled one counts until its "
     "worker has stopped it), or too many wrong keys.",
+    "503": "The server is busy: the bodies or the pictures it works on at once are at their "
+    "bound (Retry-After says when to come back), or no worker runs the model asked for.",
     "504": "The job is still running at the wait limit (IMG2IMG_WAIT_SECONDS); it goes on.",
 }
+#: GETs whose answer is a picture made where the request is answered (the gate's 429 / 503).
+MAKES_A_PICTURE = ("/regenerated.png", "/painted-mask.png", "/v1/images/files/")
 #: POSTs that only compute something and never touch a generation.
 NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
@@ -103,10 +114,13 @@ def _codes(path: str, method: str, operation: dict, blocking: bool) -> list[str]
         codes.append("404")
     if method == "post" and not path.startswith(NOT_ABOUT_A_GENERATION):
         codes += ["409", "422"]
+    makes_a_picture = method == "get" and any(part in path for part in MAKES_A_PICTURE)
     if has_body:
-        codes += ["413", "415"]
-    if secured:
+        codes += ["408", "413", "415"]
+    if secured or makes_a_picture:
         codes.append("429")
+    if has_body or makes_a_picture:
+        codes.append("503")
     if blocking:  # the compatible APIs whose clients wait for the images (no 202)
         codes.append("504")
     return codes

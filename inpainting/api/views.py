@@ -319,9 +319,10 @@ class MaskGenerateView(AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         return serializer, request.user
 
-    def _classical(self, data: dict):
+    def _classical(self, data: dict, user):
         return image_response(
             masks.mask_generate(
+                user=user,
                 image_file=data["image"],
                 method=data["method"],
                 box=data.get("box"),
@@ -340,7 +341,7 @@ class MaskGenerateView(AsyncAPIView):
         serializer, user = await sync_to_async(self._parse)(request)
         data = serializer.validated_data
         if data["method"] not in selection.METHOD_FAMILIES:
-            return await sync_to_async(self._classical)(data)
+            return await sync_to_async(self._classical)(data, user)
         selected = await selections.selection_make(
             user=user,
             image_file=data["image"],
@@ -367,6 +368,7 @@ class MaskPreviewView(APIView):
         data = serializer.validated_data
         outpaint = data.get("outpaint")
         png = masks.mask_preview(
+            user=request.user,
             mask_file=data.get("mask"),
             size=(data["width"], data["height"]),
             options=MaskOptions(
@@ -399,7 +401,8 @@ class ImagePngView(APIView):
     def post(self, request: Request):
         serializer = ImageUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return image_response(images.image_upright_png(serializer.validated_data["image"]))
+        upload = serializer.validated_data["image"]
+        return image_response(images.image_upright_png(upload, user=request.user))
 
 
 def _file_response(field_file, download_name: str):

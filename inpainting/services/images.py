@@ -11,10 +11,13 @@ import io
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from accounts.models import User
+
 from .. import engine
 from ..engine.masks import has_alpha
+from ..gate import PIXELS, pixels_of
 from ..models import GeneratedImage
-from ..uploads import IMAGE_FORMATS, image_size, read_image, read_upload
+from ..uploads import IMAGE_FORMATS, decode_image, image_header, image_size, read_upload
 
 
 def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploadedFile:
@@ -29,27 +32,50 @@ def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFil
     (those pixels are edited); an opaque one has none, and the whole picture is edited by the
     prompt (an edit model's job: ``generations.generation_create`` says so otherwise)."""
     data = read_upload(upload, field="image")
-    image_size(data, field="image", formats=IMAGE_FORMATS)  # an image within the limits
-    with Image.open(io.BytesIO(data)) as header:
-        alpha = header.format == "PNG" and has_alpha(header)
+    header, _ = image_header(data, field="image", formats=IMAGE_FORMATS)  # within the limits
+    alpha = header.format == "PNG" and has_alpha(header)
     image = SimpleUploadedFile("image.png", data)
     return image, (SimpleUploadedFile("mask.png", data) if alpha else None)
 
 
-def image_upright_png(upload) -> bytes:
+def image_upright_png(upload, *, user: User) -> bytes:
     """An uploaded picture (any upload format: a phone's HEIC too) as an upright PNG, under the
-    upload limits: the studio shows one that the browser cannot decode, and sends it on."""
-    return engine.encode_png(
-        engine.to_rgb(read_image(upload, field="image", formats=IMAGE_FORMATS))
+    upload limits: the studio shows one that the browser cannot decode, and sends it on. Made
+    through the web process' gate, on ``user``'s share."""
+    data = read_upload(upload, field="image")
+    size = image_size(data, field="image", formats=IMAGE_FORMATS)
+    # The decoded picture, its RGB copy and the PNG encoder's buffer.
+    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="picture"):
+        image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+        return engine.encode_png(engine.to_rgb(image))
+
+
+def image_fitted_inside(
+    upload, width: int, height: int, *, field: str, user: User
+) -> SimpleUploadedFile:
+    """An uploaded picture scaled to fit inside ``width`` x ``height`` (deep-image.ai's uncrop
+    then fills the rest), as the PNG upload of a job; as sent when it fits already. Made
+    through the web process' gate, on ``user``'s share."""
+    data = read_upload(upload, field=field)
+    original = image_size(data, field=field, formats=IMAGE_FORMATS)
+    scale = min(width / original[0], height / original[1])
+    size = (
+        min(width, max(1, round(original[0] * scale))),
+        min(height, max(1, round(original[1] * scale))),
     )
+    if size == original:
+        return SimpleUploadedFile(field, data)
+    with PIXELS.held(user=user.pk, pixels=2 * pixels_of(original, size), what="picture"):
+        image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+        fitted = image.resize(size, Image.Resampling.LANCZOS)
+        return SimpleUploadedFile(field, engine.encode_png(fitted))
 
 
 def png_texts(data: bytes, *, field: str = "image") -> dict[str, str]:
     """The text chunks of an image (an A1111 or DreamLayer PNG's ``parameters``), read from
     its header: no pixel is decoded."""
-    image_size(data, field=field, formats=IMAGE_FORMATS)  # an image within the limits
-    with Image.open(io.BytesIO(data)) as image:
-        return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+    header, _ = image_header(data, field=field, formats=IMAGE_FORMATS)  # within the limits
+    return {k: v for k, v in header.info.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def preview_png(jpeg: bytes | None) -> bytes | None:
@@ -60,19 +86,29 @@ def preview_png(jpeg: bytes | None) -> bytes | None:
         return engine.encode_png(preview.convert("RGB"))
 
 
-def preview_as(jpeg: bytes, size: tuple[int, int], output_format: str, quality: int) -> str:
+def preview_as(
+    jpeg: bytes, size: tuple[int, int], output_format: str, quality: int, *, user: User
+) -> str:
     """A live preview at the output's size, in its format, as base64 (OpenAI's partial
-    images)."""
-    with Image.open(io.BytesIO(jpeg)) as preview:
-        scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
+    images), made through the web process' gate on ``user``'s share."""
+    with PIXELS.held(user=user.pk, pixels=2 * pixels_of(size), what="partial image"):
+        with Image.open(io.BytesIO(jpeg)) as preview:
+            scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+        return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
 
 
 def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
-    """A stored output in ``output_format`` (PNG as stored, with its parameters)."""
+    """A stored output in ``output_format`` (PNG as stored, with its parameters); another
+    format is made through the web process' gate, on the job owner's share (a signed link
+    has no user of its own)."""
     with image.file.open("rb") as handle:
         png = handle.read()
     if output_format == "png":
         return png
-    with Image.open(io.BytesIO(png)) as decoded:
-        return engine.encode_as(decoded, output_format, quality)
+    owner = GeneratedImage.objects.filter(pk=image.pk).values_list(
+        "generation__owner_id", flat=True
+    )
+    size = (image.width, image.height)
+    with PIXELS.held(user=owner.first(), pixels=2 * pixels_of(size), what="picture"):
+        with Image.open(io.BytesIO(png)) as decoded:
+            return engine.encode_as(decoded, output_format, quality)

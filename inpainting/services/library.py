@@ -28,7 +28,7 @@ from ..engine.probe import (
     probe_ip_adapter,
     probe_lora,
 )
-from ..errors import ClientError
+from ..errors import ClientError, echoed
 from ..models import A1111Options, LibraryModel
 from ..params import GenerationParams
 
@@ -385,7 +385,7 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
     if model is None:
         names = ", ".join(usable.order_by("name").values_list("name", flat=True)) or "none"
         raise ClientError(
-            f"Unknown model {requested!r}; the models are: {names} (GET /api/models).",
+            f"Unknown model {echoed(requested)}; the models are: {names} (GET /api/models).",
             field="model",
         )
     if not library_model_runnable(model):
@@ -458,7 +458,7 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
         if _same_name(name, value):
             return name
     raise ClientError(
-        f"Unknown model {value!r}; the models are: {', '.join(sorted(models))}.", field=field
+        f"Unknown model {echoed(value)}; the models are: {', '.join(sorted(models))}.", field=field
     )
 
 
@@ -483,7 +483,7 @@ def library_user_checkpoint_set(user, title: str) -> None:
         only = library_deployment_model_offered() or engine_config().fill_engine()
         if title and only and not _same_name(only, title):
             raise ClientError(
-                f"Unknown model {title!r}; "
+                f"Unknown model {echoed(title)}; "
                 + (
                     f"the model is: {only}."
                     if library_diffusion_on()
@@ -528,7 +528,8 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
         if lora is None:
             names = ", ".join(lora.name for lora in loras) or "none"
             raise ClientError(
-                f"Unknown LoRA {name!r}; the LoRAs are: {names} (GET /api/loras).", field="loras"
+                f"Unknown LoRA {echoed(name)}; the LoRAs are: {names} (GET /api/loras).",
+                field="loras",
             )
         if model is not None and lora.family != model.family:
             raise ClientError(
@@ -538,7 +539,7 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
             )
         if lora.name in applied:
             raise ClientError(
-                f"The LoRA {lora.name} is named twice (as {name!r} too); name it once.",
+                f"The LoRA {lora.name} is named twice (as {echoed(name)} too); name it once.",
                 field="loras",
             )
         applied.add(lora.name)
@@ -554,7 +555,8 @@ def library_lora_files(params: GenerationParams) -> tuple[tuple[str, float], ...
         path = Path(settings.LORAS_DIR) / lora.name if lora is not None else None
         if path is None or not path.is_file():
             raise engine.EngineError(
-                f"The LoRA {name!r} is not in the library or not on this worker's disk (LORAS_DIR)."
+                f"The LoRA {echoed(name)} is not in the library or not on this worker's disk "
+                "(LORAS_DIR)."
             )
         files.append((str(path), weight))
     return tuple(files)
@@ -587,7 +589,7 @@ def library_controlnet_check(params: GenerationParams, model: LibraryModel | Non
     if controlnet is None:
         names = ", ".join(selectors.library_controlnet_list().values_list("name", flat=True))
         raise ClientError(
-            f"Unknown ControlNet {name!r}; the ControlNets are: {names or 'none'} "
+            f"Unknown ControlNet {echoed(name)}; the ControlNets are: {names or 'none'} "
             "(GET /api/controlnets).",
             field="controlnet",
         )
@@ -609,7 +611,7 @@ def library_controlnet_use(params: GenerationParams) -> engine.ControlNetUse | N
     path = Path(settings.CONTROLNETS_DIR) / name
     if _controlnet_named(name) is None or not (path / "config.json").is_file():
         raise engine.EngineError(
-            f"The ControlNet {name!r} is not in the library or not on this worker's disk "
+            f"The ControlNet {echoed(name)} is not in the library or not on this worker's disk "
             "(CONTROLNETS_DIR)."
         )
     return engine.ControlNetUse(str(path), **settings_of)
@@ -635,7 +637,7 @@ def library_ip_adapter_name(given: str, *, field: str = "ip_adapter") -> str:
     if adapter is None:
         names = ", ".join(selectors.library_ip_adapter_list().values_list("name", flat=True))
         raise ClientError(
-            f"Unknown IP-Adapter {given!r}; the IP-Adapters here are: {names or 'none'} "
+            f"Unknown IP-Adapter {echoed(given)}; the IP-Adapters here are: {names or 'none'} "
             "(GET /api/ip-adapters; copy one into IP_ADAPTERS_DIR).",
             field=field,
         )
@@ -680,7 +682,7 @@ def library_ip_adapter_use(params: GenerationParams) -> engine.IpAdapterUse | No
         _, weight_name = probe_ip_adapter(path)
     except (Unsupported, OSError):
         raise engine.EngineError(
-            f"The IP-Adapter {name!r} is not in the library or not on this worker's disk "
+            f"The IP-Adapter {echoed(name)} is not in the library or not on this worker's disk "
             "(IP_ADAPTERS_DIR)."
         ) from None
     return engine.IpAdapterUse(str(path), weight_name, params.ip_adapter["scale"])
@@ -751,11 +753,13 @@ def library_mask_model_for(method: str, requested: str | None) -> MaskModelChoic
         bare = requested.strip().lower().removesuffix(".onnx")
         model = next((m for m in usable if m.name.lower().removesuffix(".onnx") == bare), None)
         if model is None and bare in selection.REMBG_MODELS:  # a file we know: name it
-            raise _not_installed(f"The mask model {requested!r} is not installed", f"{bare}.onnx")
+            raise _not_installed(
+                f"The mask model {echoed(requested)} is not installed", f"{bare}.onnx"
+            )
         if model is None:
             names = ", ".join(m.name for m in usable) or "none"
             raise MaskModelMissing(
-                f"Unknown mask model {requested!r}; the mask models are: {names} "
+                f"Unknown mask model {echoed(requested)}; the mask models are: {names} "
                 "(GET /api/mask-models).",
                 field="model",
             )
@@ -853,7 +857,7 @@ def library_upscaler_checked(name: str | None) -> str:
     if model is not None:
         return model.name
     raise ClientError(
-        f"No upscaler called {name[:80]!r}: GET /api/upscalers lists them (lanczos and nearest "
+        f"No upscaler called {echoed(name)}: GET /api/upscalers lists them (lanczos and nearest "
         "need no weights; a super-resolution model goes into UPSCALERS_DIR).",
         field="upscaler",
     )

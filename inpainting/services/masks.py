@@ -9,18 +9,30 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from accounts.models import User
+
 from .. import engine
 from ..engine import segment
 from ..engine.masks import grow
 from ..errors import ClientError
+from ..gate import PIXELS, pixels_of
 from ..models import Generation
 from ..params import GenerationParams
-from ..uploads import IMAGE_FORMATS, MASK_FORMATS, check_dimensions, read_image
+from ..uploads import (
+    IMAGE_FORMATS,
+    MASK_FORMATS,
+    check_dimensions,
+    decode_image,
+    image_size,
+    read_image,
+    read_upload,
+)
 from .files import generation_request, stored_mask
 
 
 def mask_preview(
     *,
+    user: User,
     mask_file,
     size: tuple[int, int],
     options: engine.MaskOptions,
@@ -28,33 +40,53 @@ def mask_preview(
 ) -> bytes:
     """The effective mask of the job's canvas as a grayscale PNG (255 = regenerated), exactly as
     a job would use it: at the image's size, or at the outpainted canvas' size with its new area.
+    Made through the web process' gate (``user``'s share of it), for the canvas' pixels.
 
     The studio draws its overlay from this, so the rule stays in the engine alone.
     """
     try:
         check_dimensions(*size, field="width")  # the requested size, before any pixel work
-        mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
-        values, _ = engine.canvas_mask(size, mask, options, outpaint)
+        canvas = _canvas_size(size, outpaint)
+        # The mask decoded, and the canvas' mask worked in floating point (two at a time).
+        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(canvas), what="mask preview"):
+            mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
+            values, _ = engine.canvas_mask(size, mask, options, outpaint)
+            return engine.encode_png(Image.fromarray(values, "L"))
     except engine.InvalidInput as exc:
         raise ClientError(str(exc), field=exc.field or "mask") from None
-    return engine.encode_png(Image.fromarray(values, "L"))
+
+
+def _canvas_size(size: tuple[int, int], outpaint: engine.Outpaint | None) -> tuple[int, int]:
+    """The size of a job's canvas: the picture's, plus what an outpaint adds on each side."""
+    if outpaint is None:
+        return size
+    left, top, right, bottom = outpaint.sides(*size)
+    return size[0] + max(0, left) + max(0, right), size[1] + max(0, top) + max(0, bottom)
 
 
 def generation_regenerated_png(*, generation: Generation) -> bytes:
     """The job's input on its canvas (larger when outpainted; the new area black) with the
     effective mask the job uses tinted as the studio's overlay is: one picture of what is
-    regenerated, whichever polarity the mask came in."""
-    try:
-        canvas = engine.prepare_canvas(
-            generation_request(generation, with_references=False),
-            fill_method="none",
-            # A stored job without a mask or an outpaint was accepted for an edit model only:
-            # the whole picture is regenerated.
-            edits=generation.mask_id is None,
-        )
-    except engine.InvalidInput as exc:  # checked when the job was created: not expected
-        raise ClientError(str(exc), field=exc.field, status=409) from None
-    return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
+    regenerated, whichever polarity the mask came in. Made through the web process' gate, on
+    the job owner's share."""
+    outpaint = GenerationParams.from_json(generation.params).outpaint
+    size = _canvas_size(
+        (generation.source.width, generation.source.height),
+        engine.Outpaint(**outpaint) if outpaint else None,
+    )
+    # The input, its mask and the tinted canvas at once.
+    with PIXELS.held(user=generation.owner_id, pixels=3 * pixels_of(size), what="picture"):
+        try:
+            canvas = engine.prepare_canvas(
+                generation_request(generation, with_references=False),
+                fill_method="none",
+                # A stored job without a mask or an outpaint was accepted for an edit model
+                # only: the whole picture is regenerated.
+                edits=generation.mask_id is None,
+            )
+        except engine.InvalidInput as exc:  # checked when the job was created: not expected
+            raise ClientError(str(exc), field=exc.field, status=409) from None
+        return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
 
 
 def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
@@ -62,16 +94,19 @@ def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
     its polarity, alpha rule, threshold and invert applied and before grow and blur (the job's
     settings add those again). "Edit again" loads it onto the canvas as strokes; None: the job
     had no mask."""
-    mask = stored_mask(generation)
-    if mask is None:
+    if generation.mask_id is None:
         return None
     options = GenerationParams.from_json(generation.params).mask_options
     size = (generation.source.width, generation.source.height)
-    try:
-        values = engine.effective_mask(mask, size, replace(options, grow=0, blur=0))
-    except engine.InvalidInput as exc:  # checked when the job was created: not expected
-        raise ClientError(str(exc), field=exc.field, status=409) from None
-    return engine.encode_png(Image.fromarray(values, "L"))
+    with PIXELS.held(user=generation.owner_id, pixels=3 * pixels_of(size), what="mask"):
+        mask = stored_mask(generation)
+        if mask is None:
+            return None
+        try:
+            values = engine.effective_mask(mask, size, replace(options, grow=0, blur=0))
+        except engine.InvalidInput as exc:  # checked when the job was created: not expected
+            raise ClientError(str(exc), field=exc.field, status=409) from None
+        return engine.encode_png(Image.fromarray(values, "L"))
 
 
 def generation_mask_colour(*, generation: Generation) -> str | None:
@@ -87,6 +122,7 @@ def generation_mask_colour(*, generation: Generation) -> str | None:
 
 def mask_generate(
     *,
+    user: User,
     image_file,
     method: str,
     box=None,
@@ -95,28 +131,37 @@ def mask_generate(
     tolerance: int = 32,
     mask_mode: str = "black_inpaints",
 ) -> bytes:
-    """A mask PNG from GrabCut (box and / or points) or a colour selection (flood = connected)."""
-    try:
-        image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
-        if method == "grabcut":
-            selected = segment.grabcut(
-                image,
-                box=box,
-                foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
-                background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
-            )
-        else:
-            selected = segment.colour_select(
-                image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
-            )
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field="point" if method != "grabcut" else "box") from None
-    return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
+    """A mask PNG from GrabCut (box and / or points) or a colour selection (flood = connected),
+    made through the web process' gate on ``user``'s share."""
+    data = read_upload(image_file, field="image")
+    size = image_size(data, field="image", formats=IMAGE_FORMATS)
+    # The picture, its working copies and the selection.
+    with PIXELS.held(user=user.pk, pixels=4 * pixels_of(size), what="mask"):
+        try:
+            image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+            if method == "grabcut":
+                selected = segment.grabcut(
+                    image,
+                    box=box,
+                    foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
+                    background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
+                )
+            else:
+                selected = segment.colour_select(
+                    image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
+                )
+        except engine.InvalidInput as exc:
+            field = "point" if method != "grabcut" else "box"
+            raise ClientError(str(exc), field=field) from None
+        return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
 
 
-def mask_grow_png(png: bytes, pixels: int) -> bytes:
-    """A mask PNG (white = selected) grown by ``pixels``, or shrunk when it is negative."""
+def mask_grow_png(png: bytes, pixels: int, *, user: User) -> bytes:
+    """A mask PNG (white = selected) grown by ``pixels``, or shrunk when it is negative, through
+    the web process' gate on ``user``'s share."""
     if pixels == 0:
         return png
-    values = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-    return engine.encode_png(Image.fromarray(grow(values.copy(), pixels), "L"))
+    size = image_size(png, field="mask", formats=MASK_FORMATS)
+    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="mask"):
+        values = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        return engine.encode_png(Image.fromarray(grow(values.copy(), pixels), "L"))

@@ -19,7 +19,7 @@ from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
 from ..engine.backends.diffusers import loaded_models, loaded_pipelines, resolve_device
 from ..engine.probe import FAMILIES
-from ..errors import ClientError
+from ..errors import ClientError, echoed
 from ..metrics import model_load_record
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
@@ -144,7 +144,7 @@ def model_served_check(name: str) -> None:
             status=503,
         )
     raise ClientError(
-        f"No worker serving the model {name!r} is running now; start one with that model on "
+        f"No worker serving the model {echoed(name)} is running now; start one with that model on "
         "its disk (WORKER_MODELS names the models a worker serves), or choose another model "
         "(GET /api/models).",
         field="model",

@@ -33,7 +33,7 @@ from dreamlayer_site.redis_pool import SharedConnectionPool
 from .. import engine
 from ..engine import segment, selection
 from ..engine.images import encode_mask_png
-from ..errors import ClientError
+from ..errors import ClientError, echoed
 from ..models import LibraryModel
 from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
 from .library import library_mask_model_for, library_mask_model_local_path
@@ -274,7 +274,7 @@ def _local(name: str) -> tuple[LibraryModel, Path]:
     """A mask model of the library and its file or folder on this worker's disk."""
     model = LibraryModel.objects.mask_models().filter(name=name, enabled=True).first()
     if model is None:
-        raise _Refused(f"The mask model {name!r} is no longer in the library.", status=503)
+        raise _Refused(f"The mask model {echoed(name)} is no longer in the library.", status=503)
     path = library_mask_model_local_path(model)
     if path is None:
         raise _Refused(

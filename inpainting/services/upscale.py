@@ -22,6 +22,7 @@ from accounts.models import ApiKey, User
 from .. import engine
 from ..engine import superres, upscale
 from ..errors import ClientError
+from ..gate import PIXELS, Ticket, pixels_of
 from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
@@ -132,17 +133,43 @@ def upscale_image(
     return result, ran
 
 
-def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str) -> list[bytes]:
-    """Each picture upscaled by ``ask``'s resampler, as PNG. Every size is read from its
-    header and checked first (the upload limits, then UPSCALE_MAX_PIXELS for all the outputs
-    together), before any picture is decoded; then one picture at a time."""
+@dataclass
+class WebUpscale:
+    """Pictures upscaled where the request is answered, as PNG, and the gate's ticket they
+    hold until ``release()`` (once their answer is sent: docs/adr/0011)."""
+
+    pngs: list[bytes]
+    ticket: Ticket | None
+
+    def release(self) -> None:
+        if self.ticket is not None:
+            PIXELS.release(self.ticket)
+            self.ticket = None
+        self.pngs = []
+
+
+def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: User) -> WebUpscale:
+    """Each picture upscaled by ``ask``'s resampler, as PNG, through the web process' gate.
+    Every size is read from its header and checked first (the upload limits, then
+    UPSCALE_MAX_PIXELS for all the outputs together), and the gate passed for all the pixels
+    held at once, before any picture is decoded; then one picture at a time."""
     sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
     plans = upscale_plans(sizes, ask, field=field)
-    outputs = []
-    for data, plan in zip(pictures, plans, strict=True):
-        image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
-        outputs.append(engine.encode_png(upscale_image(image, plan, ask.method)[0]))
-    return outputs
+    # The largest input decoded and its output, plus every output kept as PNG (at most as
+    # many bytes as pixels of RGB: counted as pixels).
+    held = max(pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True))
+    cost = held + pixels_of(*(plan.size for plan in plans))
+    answer = WebUpscale([], PIXELS.acquire(user=user.pk, pixels=cost, what="upscale"))
+    try:
+        for data, plan in zip(pictures, plans, strict=True):
+            image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+            upscaled = upscale_image(image, plan, ask.method)[0]
+            del image
+            answer.pngs.append(engine.encode_png(upscaled))
+    except BaseException:
+        answer.release()
+        raise
+    return answer
 
 
 def upscale_job_create(
@@ -197,10 +224,6 @@ def upscale_job_create(
             return existing
     with transaction.atomic():
         quota_check(user)  # before the picture is decoded; again below, with the insert
-    if output is not None:
-        image = open_stored(output.file)
-    else:
-        image = decode_image(data, field="image", formats=IMAGE_FORMATS)
 
     def store() -> Generation:
         with files_removed_on_rollback() as saved, transaction.atomic():
@@ -220,7 +243,13 @@ def upscale_job_create(
                 fingerprint=fingerprint,
             )
 
-    return generation_store_once(user, idempotency_key, fingerprint, store)[0]
+    # The picture decoded, its RGB copy and the stored PNG's encoder at once.
+    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="upscale"):
+        if output is not None:
+            image = open_stored(output.file)
+        else:
+            image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+        return generation_store_once(user, idempotency_key, fingerprint, store)[0]
 
 
 def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:

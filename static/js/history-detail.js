@@ -2,7 +2,7 @@
 // /ws/generations/<id>/ (the studio's websocket): the status badge, the progress, then the
 // outputs with their seeds and download links (the server's markup, from <template>), or the
 // error; without a reload, reconnecting if the connection drops. Delete asks first.
-import { wsUrl } from "./http.js";
+import { reconnectDelay, wsUrl } from "./http.js";
 import { setBadge } from "./status-badge.js";
 
 const card = document.querySelector("[data-generation-id]");
@@ -111,8 +111,8 @@ function connect() {
     if (finished) socket.close();
   };
   // Dropped before the end: reconnect; the snapshot on connect catches up.
-  socket.onclose = () => {
-    if (!finished) setTimeout(connect, 1000);
+  socket.onclose = (event) => {
+    if (!finished) setTimeout(connect, reconnectDelay(event, 1000));
   };
 }
 

@@ -1,6 +1,6 @@
 // Live status badges on the history page, from /ws/generations/; a tile shows its first
 // output once the generation has succeeded.
-import { wsUrl } from "./http.js";
+import { reconnectDelay, wsUrl } from "./http.js";
 import { setBadge } from "./status-badge.js";
 
 function connect() {
@@ -20,6 +20,6 @@ function connect() {
       thumbnail.removeAttribute("data-output-src");
     }
   };
-  socket.onclose = () => setTimeout(connect, 2000);
+  socket.onclose = (event) => setTimeout(connect, reconnectDelay(event, 2000));
 }
 connect();

@@ -27,3 +27,10 @@ export function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${path}`;
 }
+
+// How long to wait before a closed socket is opened again: `usual` milliseconds, but longer
+// when the server closed it because the user has too many sockets open (4429, other tabs) or
+// it could not subscribe it (1013, try again later).
+export function reconnectDelay(event, usual) {
+  return event.code === 4429 || event.code === 1013 ? 15000 : usual;
+}

@@ -15,15 +15,15 @@ as the password. What does not run here is accepted and named in ``info.ignored`
 
 from __future__ import annotations
 
-import base64
 import os
 import re
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -41,7 +41,7 @@ from ...engine import InvalidInput
 from ...engine.images import PARAMETERS_KEY
 from ...engine.parameters import check_controlnet
 from ...engine.upscale import MAX_SIDE
-from ...errors import ClientError
+from ...errors import MAX_ECHOED_NAME, ClientError, echoed
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import latest_preview
@@ -81,8 +81,6 @@ MAX_STYLES = 32
 #: threshold, difference contrast.
 SOFT_SCRIPT = "soft inpainting"
 SOFT_DEFAULTS = (1, 0.5, 4, 0, 0.5, 2)
-#: A name that is echoed back (a script's, a ControlNet module's) is cut to this length.
-MAX_ECHOED_NAME = 64
 #: A checkpoint title's short hash: "name.safetensors [6ce0161689]".
 TITLE_HASH = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]\s*$")
 
@@ -208,7 +206,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         schedule = (data.get("scheduler") or "automatic").strip().lower()
         if schedule not in a1111.SCHEDULES:
             raise serializers.ValidationError(
-                {"scheduler": [f"Unknown scheduler {schedule!r}; choose one of "
+                {"scheduler": [f"Unknown scheduler {echoed(schedule)}; choose one of "
                                f"{', '.join(a1111.SCHEDULES)}."]}
             )  # fmt: skip
         if not name:
@@ -219,14 +217,14 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         )
         if found is None:
             raise serializers.ValidationError(
-                {"sampler_name": [f"Sampler not found: {name!r}; choose one of "
+                {"sampler_name": [f"Sampler not found: {echoed(name)}; choose one of "
                                   f"{', '.join(available)} (GET /sdapi/v1/samplers)."]}
             )  # fmt: skip
         if schedule == "karras" and not found.endswith("Karras"):
             karras = f"{found} Karras"
             if karras not in available:
                 raise serializers.ValidationError(
-                    {"scheduler": [f"No Karras schedule for {found!r} here; Karras runs with "
+                    {"scheduler": [f"No Karras schedule for {echoed(found)} here; Karras runs with "
                                    "DPM++ 2M only."]}
                 )  # fmt: skip
             found = karras
@@ -576,7 +574,7 @@ class ExtrasSerializer(serializers.Serializer):
     def validate_upscaler_1(self, value: str) -> str:
         if a1111.upscaler_method(value) is None and library_upscaler_named(value) is None:
             raise serializers.ValidationError(
-                f"Unknown upscaler {value[:MAX_ECHOED_NAME]!r}; GET /sdapi/v1/upscalers lists "
+                f"Unknown upscaler {echoed(value)}; GET /sdapi/v1/upscalers lists "
                 f"the upscalers here ({', '.join(a1111.UPSCALERS)} and the library's models)."
             )
         return value
@@ -642,7 +640,7 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
     input_serializer = ExtrasSingleSerializer
     blocking = True
 
-    def _start(self, request: Request) -> Response | common.Submitted:
+    def _start(self, request: Request) -> HttpResponseBase | common.Submitted:
         """A resampler's answer, made here; or, for a library model, the job it runs as. The
         upscaler is known before the picture is read."""
         serializer = ExtrasSingleSerializer(data=request.data)
@@ -650,9 +648,8 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
         image = common.remote_upload(serializer.validated_data["image"], "image")
         model = serializer.validated_data["model"]
         if model is None:
-            (png,) = upscale_pngs([image.read()], serializer.ask(), field="image")
-            info = serializer.info()
-            return Response({"html_info": info, "image": base64.b64encode(png).decode()})
+            made = upscale_pngs([image.read()], serializer.ask(), field="image", user=request.user)
+            return _extras_answer(serializer.info(), made.pngs, single=True, done=made.release)
         generation = upscale_job_create(
             user=request.user,
             ask=serializer.ask(),
@@ -670,7 +667,9 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
     )
     async def post(self, request: Request, *args, **kwargs):
         started = await sync_to_async(self._start)(request)
-        return started if isinstance(started, Response) else await self.finish(request, started)
+        if isinstance(started, HttpResponseBase):  # a resampler's answer, made here
+            return started
+        return await self.finish(request, started)
 
     def answer(self, request: Request, generation: Generation, info: str) -> Response:
         problem = common.unfinished(generation, blocking=True)
@@ -678,8 +677,8 @@ class A1111ExtraSingleImageView(common.SubmitAndWaitView):
             code, message = problem
             return Response(a1111.error_body(code, message, {}), status=code)
         with generation.images.get().file.open("rb") as handle:
-            image = base64.b64encode(handle.read()).decode()
-        return Response({"html_info": info, "image": image})
+            png = handle.read()
+        return _extras_answer(info, [png], single=True)
 
 
 class A1111ExtraBatchImagesView(A1111View):
@@ -707,9 +706,28 @@ class A1111ExtraBatchImagesView(A1111View):
             common.remote_upload(item["data"], "imageList").read()
             for item in serializer.validated_data["imageList"]
         ]
-        pngs = upscale_pngs(pictures, ask, field="imageList")  # every size checked first
-        images = [base64.b64encode(png).decode() for png in pngs]
-        return Response({"html_info": serializer.info(), "images": images})
+        made = upscale_pngs(pictures, ask, field="imageList", user=request.user)
+        return _extras_answer(serializer.info(), made.pngs, single=False, done=made.release)
+
+
+def _extras_answer(
+    info: str, pngs: list[bytes], *, single: bool, done=None
+) -> StreamingHttpResponse:
+    """The extras answer streamed from the PNG bytes (``a1111.extras_answer_stream``);
+    ``done()`` once it is sent, or the client went away: the gate's ticket is let go then."""
+    length, pieces = a1111.extras_answer_stream(info, pngs, single=single)
+
+    async def sent() -> AsyncIterator[bytes]:
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            if done is not None:
+                done()
+
+    response = StreamingHttpResponse(sent(), content_type="application/json")
+    response["Content-Length"] = str(length)
+    return response
 
 
 # ----- what clients call at start-up ---------------------------------------------------------

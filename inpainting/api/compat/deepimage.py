@@ -10,9 +10,7 @@ answers ``{"status": "complete", "job", "result_url"}`` or ``{"status": "receive
 
 from __future__ import annotations
 
-from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from PIL import Image
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,8 +20,8 @@ from ...answers import deepimage
 from ...engine.parameters import MAX_OUTPAINT_TARGET
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations
-from ...uploads import IMAGE_FORMATS, check_dimensions, decode_image, encode_png
+from ...services import generations, images
+from ...uploads import check_dimensions
 from .. import common
 from ..serializers import field_for
 
@@ -74,19 +72,6 @@ class ProcessSerializer(serializers.Serializer):
         return data
 
 
-def _fit_inside(upload, width: int, height: int) -> SimpleUploadedFile:
-    """Scale the image to fit inside ``width`` x ``height`` (the uncrop then fills the rest)."""
-    image = decode_image(upload.read(), field="url", formats=IMAGE_FORMATS)
-    scale = min(width / image.width, height / image.height)
-    size = (
-        min(width, max(1, round(image.width * scale))),
-        min(height, max(1, round(image.height * scale))),
-    )
-    if size != image.size:
-        image = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    return SimpleUploadedFile("url", encode_png(image).data)
-
-
 @extend_schema(
     tags=["compat: deep-image.ai"],
     responses={200: OpenApiResponse(description="complete or received")},
@@ -103,7 +88,9 @@ class ProcessResultView(common.SubmitAndWaitView):
             outpaint = {"width": data["width"], "height": data["height"], "anchor": "center"}
         image = common.remote_upload(data["url"], "url")
         if data["uncrop"]:
-            image = _fit_inside(image, data["width"], data["height"])
+            image = images.image_fitted_inside(
+                image, data["width"], data["height"], field="url", user=request.user
+            )
         mask = common.remote_upload(generate["ip_image2"], "ip_image2") if data["inpaint"] else None
         params = GenerationParams(
             prompt=generate.get("description", ""),

@@ -33,7 +33,7 @@ from ...params import GenerationParams
 from ...services import generations, library, masks
 from ...services import selection as selections
 from ...services.library import library_model_named
-from ...uploads import IMAGE_FORMATS, decode_image
+from ...uploads import IMAGE_FORMATS, image_size
 from .. import common
 from ..media import image_response
 from ..parsers import JSONParser
@@ -133,8 +133,9 @@ class PNGRenderer(BaseRenderer):
 
 
 def _image_size(upload, field: str) -> tuple[int, int]:
-    """The size of an uploaded image, decoded with the upload rules (a 400 if it is not one)."""
-    size = decode_image(upload.read(), field=field, formats=IMAGE_FORMATS).size
+    """The size of an uploaded image, upright, from its header with the upload rules (a 400 if
+    it is not one): no pixel is decoded here."""
+    size = image_size(upload.read(), field=field, formats=IMAGE_FORMATS)
     upload.seek(0)
     return size
 
@@ -259,9 +260,9 @@ class FooocusGenerateMaskView(AsyncAPIView):
         image = common.remote_upload(data["image"], "image")
         return data, image, _model_selection(image, data), request.user
 
-    def _classical(self, image, data: dict) -> bytes:
+    def _classical(self, image, data: dict, user) -> bytes:
         image.seek(0)
-        return _classical_mask(image, data)
+        return _classical_mask(image, data, user)
 
     @extend_schema(
         request=FooocusGenerateMaskSerializer,
@@ -277,8 +278,8 @@ class FooocusGenerateMaskView(AsyncAPIView):
             except library.MaskModelMissing as exc:
                 fallback = exc.message
         if png is None:
-            png = await sync_to_async(self._classical)(image, data)
-        png = await sync_to_async(masks.mask_grow_png)(png, data["dino_erode_or_dilate"])
+            png = await sync_to_async(self._classical)(image, data, user)
+        png = await sync_to_async(masks.mask_grow_png)(png, data["dino_erode_or_dilate"], user=user)
         response = Response(base64.b64encode(png).decode())
         if fallback:
             response["X-DreamLayer-Fallback"] = f"grabcut; {fallback}"
@@ -320,7 +321,7 @@ def _model_selection(image, data) -> dict | None:
     return {"method": method, "model": model, "prompt": prompt, "mask_mode": "white_inpaints"}
 
 
-def _classical_mask(image, data) -> bytes:
+def _classical_mask(image, data, user) -> bytes:
     """GrabCut (a box, points, or by default the middle) or a colour selection from a point."""
     box = data.get("box")
     if "point" in data:
@@ -330,6 +331,7 @@ def _classical_mask(image, data) -> bytes:
         if box is None and not data.get("points"):
             box = _default_box(image)
     return masks.mask_generate(
+        user=user,
         image_file=image,
         method=method,
         box=[round(v) for v in box] if box else None,

@@ -27,6 +27,7 @@ from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
 from ...answers import modelslab
+from ...errors import echoed
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
@@ -144,7 +145,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             return None
         if value not in SCHEDULERS:
             raise serializers.ValidationError(
-                f"Unsupported scheduler {value!r}; supported: {', '.join(SCHEDULERS)}."
+                f"Unsupported scheduler {echoed(value)}; supported: {', '.join(SCHEDULERS)}."
             )
         return value
 
@@ -160,7 +161,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
             weights = [float(w) for w in raw] or [1.0]
         except ValueError:
             raise serializers.ValidationError(
-                {"lora_strength": [f"lora_strength must be numbers, not {raw!r}."]}
+                {"lora_strength": [f"lora_strength must be numbers, not {echoed(raw)}."]}
             ) from None
         if len(weights) == 1:
             weights *= len(names)

@@ -37,7 +37,8 @@ from accounts.authentication import ApiKeyAuthentication
 from ... import selectors
 from ...answers import native, openai
 from ...engine.images import OUTPUT_FORMATS
-from ...errors import ClientError
+from ...errors import ClientError, echoed
+from ...gate import GateFull
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
@@ -85,7 +86,7 @@ class OpenAIEditSerializer(serializers.Serializer):
         found = SIZE.fullmatch(value)
         if not found:
             raise serializers.ValidationError(
-                f"Invalid size {value!r}: give 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'."
+                f"Invalid size {echoed(value)}: give 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'."
             )
         width, height = int(found[1]), int(found[2])
         check_dimensions(width, height, field="size")
@@ -222,7 +223,12 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
             due = event.get("step", 0) * (wanted + 1) >= (sent + 1) * (event.get("total") or 1)
             if preview and sent < wanted and due:
                 jpeg = base64.b64decode(preview.partition(",")[2])
-                data = await sync_to_async(images.preview_as)(jpeg, size, fmt, quality)
+                try:
+                    data = await sync_to_async(images.preview_as)(
+                        jpeg, size, fmt, quality, user=request.user
+                    )
+                except GateFull:  # the web process is busy: this partial image is skipped
+                    continue
                 yield openai.partial_image_event(
                     data, sent, created=int(time.time()), output_format=fmt, size=size
                 )

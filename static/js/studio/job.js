@@ -1,6 +1,6 @@
 // The studio's job: submit the form, watch progress on the websocket, cancel.
 
-import { postForm, postJson, wsUrl } from "../http.js";
+import { postForm, postJson, reconnectDelay, wsUrl } from "../http.js";
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
@@ -114,9 +114,11 @@ function connect(id) {
   const socket = new WebSocket(wsUrl(`/ws/generations/${id}/`));
   job.socket = socket;
   socket.onmessage = (event) => handleMessage(id, JSON.parse(event.data));
-  socket.onclose = () => {
+  socket.onclose = (event) => {
     // Dropped before the end: reconnect; the snapshot on connect catches up.
-    if (job.generationId === id && !job.finished) setTimeout(() => connect(id), 1000);
+    if (job.generationId === id && !job.finished) {
+      setTimeout(() => connect(id), reconnectDelay(event, 1000));
+    }
   };
 }
 

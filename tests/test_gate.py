@@ -1,0 +1,107 @@
+"""The web process' one bounded gate for pixel work (inpainting/gate.py, issue 51): a
+process-wide budget of pixels and a per-user count, refusals with Retry-After, and every pixel
+path of a request passing it (the mask preview, a picture made upright, a link's format)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+from inpainting.gate import PIXELS, GateFull
+from tests.images import png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_gate(settings):
+    settings.WEB_PIXELS_AT_ONCE = 1000
+    settings.WEB_PIXELS_SMALL = 10
+    settings.WEB_PIXEL_REQUESTS_PER_USER = 2
+    settings.WEB_PIXEL_WAIT_SECONDS = 0.2
+    settings.WEB_PIXEL_RETRY_SECONDS = 7
+    assert PIXELS.in_use() == (0, 0)
+    yield settings
+    assert PIXELS.in_use() == (0, 0)  # every ticket given back
+
+
+def test_a_user_past_their_count_is_told_to_come_back(small_gate):
+    first = PIXELS.acquire(user=1, pixels=100, what="upscale")
+    second = PIXELS.acquire(user=1, pixels=100, what="upscale")
+    with pytest.raises(GateFull) as refused:
+        PIXELS.acquire(user=1, pixels=100, what="upscale")
+    assert (refused.value.status, refused.value.retry_after) == (429, 7)
+    assert "2 picture requests in progress" in refused.value.message
+    other = PIXELS.acquire(user=2, pixels=100, what="upscale")  # another user's share
+    small = PIXELS.acquire(user=1, pixels=10, what="preview")  # small work is not counted
+    for ticket in (first, second, other, small):
+        PIXELS.release(ticket)
+
+
+def test_a_full_process_waits_then_answers_503(small_gate):
+    held = PIXELS.acquire(user=1, pixels=900, what="upscale")
+    started = time.monotonic()
+    with pytest.raises(GateFull) as refused:
+        PIXELS.acquire(user=2, pixels=200, what="upscale")
+    assert refused.value.status == 503 and refused.value.retry_after == 7
+    assert 0.2 <= time.monotonic() - started < 1.0
+    # A waiting request gets in as soon as room is made.
+    got = []
+    waiter = threading.Thread(
+        target=lambda: got.append(PIXELS.acquire(user=2, pixels=200, what="upscale"))
+    )
+    small_gate.WEB_PIXEL_WAIT_SECONDS = 5
+    waiter.start()
+    time.sleep(0.1)
+    PIXELS.release(held)
+    waiter.join(2)
+    assert got
+    PIXELS.release(got[0])
+
+
+def test_work_larger_than_the_budget_waits_for_an_empty_gate(small_gate):
+    ticket = PIXELS.acquire(user=1, pixels=10**9, what="upscale")
+    assert ticket.pixels == 1000
+    with pytest.raises(GateFull):
+        PIXELS.acquire(user=2, pixels=20, what="preview")
+    PIXELS.release(ticket)
+
+
+def test_the_mask_preview_passes_the_gate(api, small_gate, settings):
+    """``POST /api/masks/effective`` while the process' budget is taken: a 503 in the API's
+    error shape with Retry-After; once it is free, the preview."""
+    settings.WEB_PIXELS_AT_ONCE = 64 * 64 * 3
+    mask = png_bytes(Image.new("L", (64, 64), 0))
+    form = {"width": 64, "height": 64}
+
+    def preview():
+        return api.post(
+            "/api/masks/effective", {**form, "mask": io.BytesIO(mask)}, format="multipart"
+        )
+
+    held = PIXELS.acquire(user="someone else", pixels=100, what="upscale")
+    busy = preview()
+    assert busy.status_code == 503
+    assert busy["Retry-After"] == "7"
+    assert busy.json()["message"].startswith("The server is busy making other pictures")
+    PIXELS.release(held)
+    answer = preview()
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/png"
+
+
+def test_an_upload_made_upright_passes_the_gate(api, user, small_gate, settings):
+    settings.WEB_PIXELS_AT_ONCE = 10_000
+    settings.WEB_PIXEL_REQUESTS_PER_USER = 1
+    picture = png_bytes(Image.new("RGB", (64, 64), "red"))
+    held = PIXELS.acquire(user=user.pk, pixels=100, what="upscale")
+    refused = api.post("/api/images/png", {"image": io.BytesIO(picture)}, format="multipart")
+    assert refused.status_code == 429 and refused["Retry-After"] == "7"
+    PIXELS.release(held)
+    answer = api.post("/api/images/png", {"image": io.BytesIO(picture)}, format="multipart")
+    assert answer.status_code == 200
+    with Image.open(io.BytesIO(answer.content)) as made:
+        assert made.size == (64, 64)
