@@ -55,6 +55,7 @@ SERIAL_MODULES = {
     "tests.engine.test_infill",
     "tests.test_upscale",  # an over-limit upscale is refused within a time
     "tests.test_web_budget",  # the web process' memory under parallel extras
+    "tests.test_byte_scans",  # hostile files refused within a time and CPU bound
 }
 
 

@@ -313,6 +313,8 @@ def generation_create(
             f"{len(reference_files)}.",
             field="reference_images",
         )
+    with transaction.atomic():
+        quota_check(user)  # before any picture is decoded; again below, with the insert
     if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
