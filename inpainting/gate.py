@@ -14,7 +14,8 @@ pixels live (an answer streamed from them included):
   ones count): one more is answered 429 with ``Retry-After`` at once. Small work (at most
   ``WEB_PIXELS_SMALL``, a 1024 px picture by default: a studio's upload, a preview) is not
   counted there, so a script's parallel small jobs are not refused; it still holds its pixels
-  of the process' budget.
+  of the process' budget. Nor are a job's uploads decoded and stored: the active-job quota
+  (MAX_ACTIVE_GENERATIONS_PER_USER) is that path's per-user bound.
 
 A request's cost is the pixels it holds at once (its inputs and outputs, read from headers
 and requested sizes before any pixel is decoded). One larger than the whole budget waits for
@@ -54,12 +55,14 @@ class PixelGate:
         self._pixels = 0
         self._users: Counter[Hashable] = Counter()
 
-    def acquire(self, *, user: Hashable, pixels: int, what: str) -> Ticket:
+    def acquire(self, *, user: Hashable, pixels: int, what: str, per_user: bool = True) -> Ticket:
         """A ticket for ``pixels`` of work on ``what`` (said in a refusal) for ``user`` (an id;
-        None for a request without one, such as a signed link: they share one count)."""
+        None for a request without one, such as a signed link: they share one count).
+        ``per_user=False``: not in the user's count (a job's uploads stored: the active-job
+        quota is that path's per-user bound), only in the process' budget."""
         budget = settings.WEB_PIXELS_AT_ONCE
         cost = max(1, min(int(pixels), budget))
-        counted = cost > settings.WEB_PIXELS_SMALL
+        counted = per_user and cost > settings.WEB_PIXELS_SMALL
         with self._condition:
             most = settings.WEB_PIXEL_REQUESTS_PER_USER
             if counted and self._users[user] >= most:
@@ -103,8 +106,10 @@ class PixelGate:
             del self._users[user]
 
     @contextmanager
-    def held(self, *, user: Hashable, pixels: int, what: str) -> Iterator[Ticket]:
-        ticket = self.acquire(user=user, pixels=pixels, what=what)
+    def held(
+        self, *, user: Hashable, pixels: int, what: str, per_user: bool = True
+    ) -> Iterator[Ticket]:
+        ticket = self.acquire(user=user, pixels=pixels, what=what, per_user=per_user)
         try:
             yield ticket
         finally:

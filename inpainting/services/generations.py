@@ -21,10 +21,11 @@ from accounts.models import ApiKey, User
 from .. import engine, selectors
 from ..conf import engine_config
 from ..errors import ClientError
+from ..gate import PIXELS, pixels_of
 from ..models import Generation, GenerationReference, Mask, SourceImage
 from ..params import GenerationParams
 from ..progress import Event, publish, status_event
-from ..uploads import IMAGE_FORMATS, MASK_FORMATS, read_image
+from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
 from . import library, webhooks
 from .files import (
     mask_create,
@@ -319,15 +320,13 @@ def generation_create(
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
         extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
-    image = read_image(image_file, field="image", formats=IMAGE_FORMATS)
-    mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
-    checked = _validate(params, image, mask, len(reference_files))
-    references = [
-        read_image(upload, field="reference_images", formats=IMAGE_FORMATS)
-        for upload in reference_files
+    uploads = [
+        ("image", image_file, IMAGE_FORMATS),
+        *([("mask", mask_file, MASK_FORMATS)] if mask_file else []),
+        *(("reference_images", upload, IMAGE_FORMATS) for upload in reference_files),
     ]
-    if checked.warnings:
-        extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
+    files = [(read_upload(upload, field=f), f, formats) for f, upload, formats in uploads]
+    sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
 
     def store() -> Generation:
         with files_removed_on_rollback() as saved, transaction.atomic():
@@ -355,7 +354,16 @@ def generation_create(
                 webhook_url=webhook_url,
             )
 
-    generation, created = generation_store_once(user, idempotency_key, fingerprint, store)
+    # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
+    # process' gate (its budget only: the quota above is this path's bound per user).
+    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(*sizes), what="job", per_user=False):
+        decoded = [decode_image(data, field=f, formats=formats) for data, f, formats in files]
+        image, mask = decoded[0], (decoded[1] if mask_file else None)
+        references = decoded[2:] if mask_file else decoded[1:]
+        checked = _validate(params, image, mask, len(reference_files))
+        if checked.warnings:
+            extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
+        generation, created = generation_store_once(user, idempotency_key, fingerprint, store)
     return Submission(generation, created=created)
 
 
@@ -439,9 +447,12 @@ def generation_rerun(
         upscaler = library.library_upscaler_checked(generation.model_name)
         checked = Checked(generation.engine, upscaler, params, [])
     else:
-        checked = _validate(
-            params, open_stored(generation.source.file), stored_mask(generation), len(references)
-        )
+        size = (generation.source.width, generation.source.height)
+        # The stored input and mask decoded, through the web process' gate (its budget only:
+        # the quota is this path's bound per user).
+        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="job", per_user=False):
+            image, mask = open_stored(generation.source.file), stored_mask(generation)
+            checked = _validate(params, image, mask, len(references))
     with transaction.atomic():
         quota_check(user)
         return generation_insert(
