@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from inpainting.errors import MAX_ECHOED_NAME
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_lora import write_tiny_lora
@@ -152,3 +153,18 @@ def test_cors_lets_only_the_configured_sites_call_and_never_with_cookies(api_key
         )
         assert response.status_code == status, (origin, response.content)
         assert (response.get("Access-Control-Allow-Origin") == PAGE) == (origin == PAGE)
+
+
+def test_an_unknown_checkpoint_title_is_not_echoed_whole(api_key):
+    """Issue 51: a 5 MB title in ``POST /sdapi/v1/options`` was repeated in a 10 MB answer;
+    a name a client sent is cut to MAX_ECHOED_NAME wherever a message repeats it."""
+    title = "x" * 5_000_000
+    response = Client().post(
+        "/sdapi/v1/options",
+        {"sd_model_checkpoint": title},
+        content_type="application/json",
+        headers={"Authorization": f"Basic {base64.b64encode(f'me:{api_key}'.encode()).decode()}"},
+    )
+    assert response.status_code == 400
+    assert len(response.content) < 2000
+    assert "x" * MAX_ECHOED_NAME + "…" in response.json()["detail"]

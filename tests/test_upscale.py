@@ -119,3 +119,14 @@ def test_a_batch_over_the_limit_in_all_is_refused_before_any_picture_is_decoded(
     assert response.status_code == 400
     assert "The 2 upscaled pictures would be 49152 pixels in all" in response.json()["detail"]
     assert decodes == []
+
+
+def test_an_empty_batch_answers_no_pictures(api):
+    response = api.post(
+        "/sdapi/v1/extra-batch-images",
+        {"imageList": [], "upscaling_resize": 2, "upscaler_1": "Lanczos"},
+        format="json",
+    )
+    assert response.status_code == 200
+    body = b"".join(response)
+    assert json.loads(body)["images"] == [] and response["Content-Length"] == str(len(body))

@@ -157,7 +157,9 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
     plans = upscale_plans(sizes, ask, field=field)
     # The largest input decoded and its output, plus every output kept as PNG (at most as
     # many bytes as pixels of RGB: counted as pixels).
-    held = max(pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True))
+    held = max(
+        (pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True)), default=0
+    )
     cost = held + pixels_of(*(plan.size for plan in plans))
     answer = WebUpscale([], PIXELS.acquire(user=user.pk, pixels=cost, what="upscale"))
     try:
