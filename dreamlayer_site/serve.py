@@ -38,8 +38,15 @@
 
 Every refusal here has the API's error shape and ``Connection: close``; the 429s and the 503
 say ``Retry-After``.
+- Answers are paced by their reader: daphne writes what the application sends into Twisted's
+  buffer at once, so a client that reads slowly (or not at all) made the web process hold a
+  whole answer (a 270 MB A1111 upscale). Once a connection has ``ANSWER_BUFFER_BYTES`` unsent,
+  the application's next piece waits until the client has taken some; a connection whose
+  answer makes no progress for ``ANSWER_STALL_SECONDS`` is cut, and the application is told
+  the client went away (a streamed answer stops, and lets go of what it held).
 """
 
+import asyncio
 import json
 import logging
 import math
@@ -82,6 +89,43 @@ class RedactingAccessLog(AccessLogGenerator):
 
 #: Seconds a connection has to send a request's head.
 HEADER_TIMEOUT_SECONDS = 10.0
+#: Bytes of an answer one connection may hold unsent before the application's next piece
+#: waits for the client to read (how long an answer may make no progress before its connection
+#: is cut: ANSWER_STALL_SECONDS).
+ANSWER_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def _unsent(transport) -> int:
+    """Bytes a Twisted transport holds that its socket has not taken yet."""
+    buffered = getattr(transport, "dataBuffer", b"")
+    return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+class AnswerPacedServer(server.Server):
+    """Daphne's server, whose HTTP answers wait for their reader (see the module's doc)."""
+
+    async def handle_reply(self, protocol, message) -> None:
+        await super().handle_reply(protocol, message)
+        if message.get("type") != "http.response.body" or not message.get("more_body"):
+            return
+        channel = getattr(protocol, "channel", None)
+        transport = getattr(channel, "transport", None)
+        if transport is None or _unsent(transport) <= ANSWER_BUFFER_BYTES:
+            return
+        loop = asyncio.get_running_loop()
+        left, progress_at = _unsent(transport), loop.time()
+        while left > ANSWER_BUFFER_BYTES:
+            await asyncio.sleep(0.01)
+            if protocol not in self.connections or channel.transport is None:
+                return  # the client went away: daphne tells the application
+            now, unsent = loop.time(), _unsent(transport)
+            if unsent < left:
+                progress_at = now
+            elif now - progress_at > (stall := settings.ANSWER_STALL_SECONDS):
+                logger.warning("An answer made no progress for %s s: its connection is cut", stall)
+                transport.abortConnection()
+                return
+            left = unsent
 
 
 def _head_deadline(channel) -> None:
@@ -237,9 +281,13 @@ class BodyLeftToDjangoRequest(http_protocol.WebRequest):
         channel = self.channel
         self._stop_body_clock()
         self._release()
-        super().finish()
+        # The next request on this connection has the head deadline, armed before Twisted
+        # finishes this one: a request already pipelined behind it is parsed inside
+        # ``finish`` and disarms it as its head arrives (armed after, it would close that
+        # request's connection mid-answer).
         if channel is not None and channel.transport is not None:
-            _head_deadline(channel)  # the next request on this connection
+            _head_deadline(channel)
+        super().finish()
 
     def connectionLost(self, reason) -> None:
         self._stop_body_clock()
@@ -456,6 +504,7 @@ def main() -> None:
     cli.AccessLogGenerator = RedactingAccessLog  # the class daphne's CLI instantiates
     http_protocol.WebRequest = BodyLeftToDjangoRequest  # the class daphne's factory builds
     server.HTTPFactory = HeadTimedFactory  # the factory daphne's server listens with
+    cli.CommandLineInterface.server_class = AnswerPacedServer  # the server daphne's CLI runs
     cli.CommandLineInterface.entrypoint()
 
 

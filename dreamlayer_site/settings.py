@@ -283,6 +283,9 @@ UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=16384)
 WEB_PIXELS_AT_ONCE = env.int("WEB_PIXELS_AT_ONCE", default=UPSCALE_MAX_PIXELS + UPLOAD_MAX_PIXELS)
 WEB_PIXEL_REQUESTS_PER_USER = env.int("WEB_PIXEL_REQUESTS_PER_USER", default=3)
 WEB_PIXELS_SMALL = env.int("WEB_PIXELS_SMALL", default=1024 * 1024)  # not in the user's count
+# Seconds an answer may make no progress (its client reads nothing) before daphne cuts its
+# connection (dreamlayer_site/serve.py paces answers by their reader).
+ANSWER_STALL_SECONDS = env.float("ANSWER_STALL_SECONDS", default=30.0)
 WEB_PIXEL_WAIT_SECONDS = env.float("WEB_PIXEL_WAIT_SECONDS", default=10.0)
 WEB_PIXEL_RETRY_SECONDS = env.int("WEB_PIXEL_RETRY_SECONDS", default=5)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")

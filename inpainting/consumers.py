@@ -158,11 +158,14 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
         if group is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        # Before the place is taken: a consumer cancelled while it is being taken still gives
+        # it back (giving back a place never taken does nothing).
+        self.place_of = user.pk
         if not await _take_place_async(user.pk, self.channel_name):
+            self.place_of = None
             await self.accept()
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
-        self.place_of = user.pk
         self.group = group  # before the add: a half-done add is undone too
         try:
             await self.channel_layer.group_add(group, self.channel_name)

@@ -40,9 +40,12 @@ class RemoteInputError(ClientError):
 MAX_ECHOED_NAME = 64
 
 
+def cut(value: object) -> str:
+    """``value`` as text, cut to MAX_ECHOED_NAME characters (an ellipsis says it was)."""
+    text = str(value)
+    return text[:MAX_ECHOED_NAME] + "…" if len(text) > MAX_ECHOED_NAME else text
+
+
 def echoed(value: object) -> str:
     """``value`` as a message quotes it (``repr``), cut to MAX_ECHOED_NAME characters."""
-    text = str(value)
-    if len(text) > MAX_ECHOED_NAME:
-        text = text[:MAX_ECHOED_NAME] + "…"
-    return repr(text)
+    return repr(cut(value))

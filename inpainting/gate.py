@@ -1,21 +1,23 @@
 """The one bounded gate for pixel work in the web process (docs/adr/0011-the-web-budget.md).
 
-The web process (daphne) parses, checks and answers; a few answers need pixels made where the
+The web process (daphne) parses, checks and answers; some answers need pixels made where the
 request is answered: A1111's resampling extras, the studio's mask preview, an upload turned
-upright for the browser, a stored output in another format for a link, the picture of a job's
-regenerated area. Each such piece of work holds a ticket of this gate for as long as its
-pixels live (an answer streamed from them included):
+upright for the browser, GrabCut and colour selection, a stored output in another format for a
+link, the pictures of a job's regenerated area and mask, a job's uploads decoded and stored.
+Each such piece of work holds a ticket of this gate for as long as its pixels live (an answer
+streamed from them included):
 
 - **a process-wide budget of pixels** in flight (``WEB_PIXELS_AT_ONCE``; by default the
   largest upscale the API accepts plus its input, so one of those at a time, or many small
   previews): a request waits up to ``WEB_PIXEL_WAIT_SECONDS`` for room, then is answered 503
   with ``Retry-After``;
 - **a per-user count** of such requests in flight (``WEB_PIXEL_REQUESTS_PER_USER``; waiting
-  ones count): one more is answered 429 with ``Retry-After`` at once. Small work (at most
-  ``WEB_PIXELS_SMALL``, a 1024 px picture by default: a studio's upload, a preview) is not
-  counted there, so a script's parallel small jobs are not refused; it still holds its pixels
-  of the process' budget. Nor are a job's uploads decoded and stored: the active-job quota
-  (MAX_ACTIVE_GENERATIONS_PER_USER) is that path's per-user bound.
+  ones count): one more is answered 429 with ``Retry-After`` at once. Small work (holding at
+  most ``WEB_PIXELS_SMALL`` pixels, 1 MP by default: the pictures of a small job, a preview of
+  a 600 px picture) is not counted there, so a script's parallel small jobs are not refused;
+  it still holds its pixels of the process' budget.
+
+Requests that wait for room get it in the order they came.
 
 A request's cost is the pixels it holds at once (its inputs and outputs, read from headers
 and requested sizes before any pixel is decoded). One larger than the whole budget waits for
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,15 +56,16 @@ class PixelGate:
         self._condition = threading.Condition()
         self._pixels = 0
         self._users: Counter[Hashable] = Counter()
+        #: Requests waiting for room, first come first served: small work does not overtake
+        #: a large request that waits (which could then wait for ever under steady traffic).
+        self._waiting: deque[object] = deque()
 
-    def acquire(self, *, user: Hashable, pixels: int, what: str, per_user: bool = True) -> Ticket:
+    def acquire(self, *, user: Hashable, pixels: int, what: str) -> Ticket:
         """A ticket for ``pixels`` of work on ``what`` (said in a refusal) for ``user`` (an id;
-        None for a request without one, such as a signed link: they share one count).
-        ``per_user=False``: not in the user's count (a job's uploads stored: the active-job
-        quota is that path's per-user bound), only in the process' budget."""
+        None for a request without one, such as a signed link: they share one count)."""
         budget = settings.WEB_PIXELS_AT_ONCE
         cost = max(1, min(int(pixels), budget))
-        counted = per_user and cost > settings.WEB_PIXELS_SMALL
+        counted = cost > settings.WEB_PIXELS_SMALL
         with self._condition:
             most = settings.WEB_PIXEL_REQUESTS_PER_USER
             if counted and self._users[user] >= most:
@@ -74,9 +77,11 @@ class PixelGate:
                 )
             if counted:
                 self._users[user] += 1  # a waiting request counts
+            place = object()
+            self._waiting.append(place)
             deadline = time.monotonic() + settings.WEB_PIXEL_WAIT_SECONDS
             try:
-                while self._pixels + cost > budget:
+                while self._waiting[0] is not place or self._pixels + cost > budget:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise GateFull(
@@ -90,6 +95,9 @@ class PixelGate:
                 if counted:
                     self._user_done(user)
                 raise
+            finally:
+                self._waiting.remove(place)
+                self._condition.notify_all()  # the next in line may fit
             self._pixels += cost
         return Ticket(user, cost, what, counted)
 
@@ -106,10 +114,8 @@ class PixelGate:
             del self._users[user]
 
     @contextmanager
-    def held(
-        self, *, user: Hashable, pixels: int, what: str, per_user: bool = True
-    ) -> Iterator[Ticket]:
-        ticket = self.acquire(user=user, pixels=pixels, what=what, per_user=per_user)
+    def held(self, *, user: Hashable, pixels: int, what: str) -> Iterator[Ticket]:
+        ticket = self.acquire(user=user, pixels=pixels, what=what)
         try:
             yield ticket
         finally:

@@ -29,6 +29,7 @@ from .engine.parameters import (
 from .engine.schedulers import scheduler_names
 from .engine.upscale import DEFAULT_FACTOR
 from .errors import ClientError
+from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
 from .params import GenerationParams
@@ -121,6 +122,15 @@ def _own_generation(request, generation_id, change: bool = False) -> Generation:
     return generation
 
 
+def _mask_colour(generation: Generation) -> str | None:
+    """The colour of the job's mask that is regenerated, or None while the web process' gate
+    is full (the page leaves it out rather than fail)."""
+    try:
+        return masks.generation_mask_colour(generation=generation)
+    except GateFull:
+        return None
+
+
 @login_required
 def history_detail(request, generation_id):
     """One generation; ``history-detail.js`` follows a queued or running one live."""
@@ -131,7 +141,7 @@ def history_detail(request, generation_id):
         # The engine row shows the engine that ran, with its model: the request's is left out.
         "params": params.table(leave_out=("engine",)),
         "images": generation.images.all(),
-        "mask_colour": masks.generation_mask_colour(generation=generation),
+        "mask_colour": _mask_colour(generation),
         "active": generation.status in Generation.ACTIVE,
         # Only the owner upscales: the new job is theirs (staff may view others' jobs).
         "upscalers": (

@@ -105,3 +105,28 @@ def test_an_upload_made_upright_passes_the_gate(api, user, small_gate, settings)
     assert answer.status_code == 200
     with Image.open(io.BytesIO(answer.content)) as made:
         assert made.size == (64, 64)
+
+
+def test_waiting_requests_get_room_in_the_order_they_came(small_gate):
+    """A large request that waits is not overtaken by small work that came after it (which,
+    under steady small traffic, could keep it waiting for ever)."""
+    small_gate.WEB_PIXEL_WAIT_SECONDS = 5
+    held = PIXELS.acquire(user=1, pixels=600, what="upscale")
+    order = []
+
+    def ask(user, pixels):
+        ticket = PIXELS.acquire(user=user, pixels=pixels, what="picture")
+        order.append(pixels)
+        PIXELS.release(ticket)
+
+    large = threading.Thread(target=ask, args=(2, 900))
+    large.start()
+    time.sleep(0.1)
+    small = threading.Thread(target=ask, args=(3, 5))  # would fit now, but comes second
+    small.start()
+    time.sleep(0.1)
+    assert order == []
+    PIXELS.release(held)
+    large.join(2)
+    small.join(2)
+    assert order == [900, 5]

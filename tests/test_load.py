@@ -14,7 +14,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 def test_load_script_holds_subscribers_and_waiters_with_fast_health(django_db_blocker, api_key):
     with django_db_blocker.unblock():
-        env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50", IMG2IMG_WAIT_SECONDS="300")
+        env = child_env(
+            MAX_ACTIVE_GENERATIONS_PER_USER="50",
+            WEBSOCKETS_PER_USER="60",  # the script subscribes 50 sockets as one user
+            IMG2IMG_WAIT_SECONDS="300",
+        )
     log = Path(settings.DATA_DIR) / "daphne-load.log"
     result = script_against_server(env, log, "scripts/load.py", "--key", api_key, "--size", "256")
     print(result.stdout)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        env = child_env(WEB_PIXEL_WAIT_SECONDS="2")
+        env = child_env(WEB_PIXEL_WAIT_SECONDS="2", ANSWER_STALL_SECONDS="3")
     log = Path(settings.DATA_DIR) / "daphne-budget.log"
     with daphne_server(env, log) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -122,3 +124,66 @@ def test_four_parallel_extras_to_8192_px_stay_within_the_web_budget(server, api_
             assert answer.status_code in (429, 503), answer.text[:300]
             assert int(answer.headers["Retry-After"]) >= 1
             assert answer.json()["detail"]  # A1111's error shape, with the reason
+
+
+def extras_head(url: str, api_key: str, body: bytes) -> bytes:
+    host = url.removeprefix("http://")
+    token = base64.b64encode(f"me:{api_key}".encode()).decode()
+    return (
+        f"POST /sdapi/v1/extra-single-image HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Basic {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+def raw_socket(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_a_client_that_goes_away_or_never_reads_lets_go_of_the_gate(server, api_key):
+    """An 8192 px upscale whose client hangs up while it is made, and one whose client never
+    reads its 270 MB answer: neither keeps the gate's ticket nor the answer (the next such
+    request from the same user is answered 200, not a 429 or a 503), and the process does not
+    hold the unread answer (before: Twisted buffered every answer whole, and a client gone
+    mid-upscale kept its ticket for good)."""
+    url, process = server
+    body = json.dumps(
+        {
+            "image": base64.b64encode(photo_like_png(4096)).decode(),
+            "upscaling_resize": 2,
+            "upscaler_1": "Lanczos",
+        }
+    ).encode()
+    auth = ("me", api_key)
+    memory = PeakMemory(process)
+    with memory:
+        gone = raw_socket(url)  # hangs up while its picture is being made
+        gone.sendall(extras_head(url, api_key, body) + body)
+        time.sleep(0.5)
+        gone.close()
+        silent = raw_socket(url)  # never reads its answer
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        silent.sendall(extras_head(url, api_key, body) + body)
+        started = time.monotonic()
+        after = None
+        while time.monotonic() - started < 60:
+            after = requests.post(
+                f"{url}/sdapi/v1/extra-single-image",
+                data=body,
+                auth=auth,
+                timeout=300,
+                headers={"Content-Type": "application/json"},
+            )
+            if after.status_code == 200:
+                break
+            time.sleep(1.0)
+        seconds = time.monotonic() - started
+        silent.close()
+    print(
+        f"\nextras whose client left, then one never read: the next answered "
+        f"{after.status_code} after {seconds:.1f} s; daphne peak +{memory.growth_mb:.0f} MB"
+    )
+    assert after.status_code == 200, after.text[:300]
+    assert seconds < 30  # the unread answer's stall (3 s here) and two upscales, not for ever
+    assert memory.growth_mb <= 1536  # the unread 270 MB answer is not held whole besides

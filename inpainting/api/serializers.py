@@ -21,8 +21,21 @@ from ..engine.parameters import (
 )
 from ..engine.schedulers import canonical_name
 from ..engine.types import ANCHORS, InvalidInput
+from ..errors import cut
 from ..params import GenerationParams
 from ..services.generations import MAX_REFERENCE_IMAGES
+
+
+class ChoiceField(serializers.ChoiceField):
+    """DRF's choice field, whose refusal quotes the value sent cut to MAX_ECHOED_NAME (DRF's
+    repeats it whole: a 100,000-character value came back twice in the error body)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            self.fail("invalid_choice", input=cut(data))
+
 
 #: Other names clients use for the same parameter (A1111 and friends), from the one table.
 ALIASES = {alias: p.name for p in PARAMETERS.values() for alias in p.aliases}
@@ -36,7 +49,7 @@ def field_for(name: str, **overrides) -> serializers.Field:
     if p.nullable:
         options["allow_null"] = True
     if p.choices is not None:
-        field: type[serializers.Field] = serializers.ChoiceField
+        field: type[serializers.Field] = ChoiceField
         options["choices"] = list(p.choices)
     elif p.kind is bool:
         field = serializers.BooleanField
@@ -115,7 +128,7 @@ class OutpaintSerializer(serializers.Serializer):
     bottom = serializers.IntegerField(min_value=0, max_value=MAX_OUTPAINT_SIDE, default=0)
     width = serializers.IntegerField(min_value=1, max_value=MAX_OUTPAINT_TARGET, required=False)
     height = serializers.IntegerField(min_value=1, max_value=MAX_OUTPAINT_TARGET, required=False)
-    anchor = serializers.ChoiceField(choices=list(ANCHORS), default="center")
+    anchor = ChoiceField(choices=list(ANCHORS), default="center")
 
     def validate(self, data):
         sides = any(data[side] for side in ("left", "right", "top", "bottom"))
@@ -418,7 +431,7 @@ class MaskGenerateSerializer(serializers.Serializer):
     or a box; text: a phrase, SAM 3; background: the subject, a rembg model)."""
 
     image = serializers.FileField(help_text="JPEG, PNG, WebP, AVIF or HEIC / HEIF, at most 10 MB.")
-    method = serializers.ChoiceField(
+    method = ChoiceField(
         choices=["grabcut", "flood", "colour", "sam", "text", "background"], default="grabcut"
     )
     box = _JsonList(

@@ -355,8 +355,8 @@ def generation_create(
             )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
-    # process' gate (its budget only: the quota above is this path's bound per user).
-    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(*sizes), what="job", per_user=False):
+    # process' gate.
+    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(*sizes), what="job"):
         decoded = [decode_image(data, field=f, formats=formats) for data, f, formats in files]
         image, mask = decoded[0], (decoded[1] if mask_file else None)
         references = decoded[2:] if mask_file else decoded[1:]
@@ -448,9 +448,8 @@ def generation_rerun(
         checked = Checked(generation.engine, upscaler, params, [])
     else:
         size = (generation.source.width, generation.source.height)
-        # The stored input and mask decoded, through the web process' gate (its budget only:
-        # the quota is this path's bound per user).
-        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="job", per_user=False):
+        # The stored input and mask decoded, through the web process' gate.
+        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="job"):
             image, mask = open_stored(generation.source.file), stored_mask(generation)
             checked = _validate(params, image, mask, len(references))
     with transaction.atomic():

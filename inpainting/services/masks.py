@@ -24,7 +24,6 @@ from ..uploads import (
     check_dimensions,
     decode_image,
     image_size,
-    read_image,
     read_upload,
 )
 from .files import generation_request, stored_mask
@@ -47,9 +46,12 @@ def mask_preview(
     try:
         check_dimensions(*size, field="width")  # the requested size, before any pixel work
         canvas = _canvas_size(size, outpaint)
-        # The mask decoded, and the canvas' mask worked in floating point (two at a time).
-        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(canvas), what="mask preview"):
-            mask = read_image(mask_file, field="mask", formats=MASK_FORMATS) if mask_file else None
+        data = read_upload(mask_file, field="mask") if mask_file else None
+        sent = image_size(data, field="mask", formats=MASK_FORMATS) if data else (0, 0)
+        # The mask decoded and scaled, and the canvas' mask worked on (a few at a time).
+        cost = 3 * pixels_of(canvas) + 2 * pixels_of(sent)
+        with PIXELS.held(user=user.pk, pixels=cost, what="mask preview"):
+            mask = decode_image(data, field="mask", formats=MASK_FORMATS) if data else None
             values, _ = engine.canvas_mask(size, mask, options, outpaint)
             return engine.encode_png(Image.fromarray(values, "L"))
     except engine.InvalidInput as exc:
@@ -111,13 +113,15 @@ def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
 
 def generation_mask_colour(*, generation: Generation) -> str | None:
     """Which pixels of the job's mask file, as sent, are regenerated: "white", "black",
-    "transparent" or "opaque" (None: no mask)."""
-    mask = stored_mask(generation)
-    if mask is None:
+    "transparent" or "opaque" (None: no mask). Read through the web process' gate, on the job
+    owner's share."""
+    if generation.mask_id is None:
         return None
-    return engine.regenerated_colour(
-        mask, GenerationParams.from_json(generation.params).mask_options
-    )
+    size = (generation.mask.width, generation.mask.height)
+    with PIXELS.held(user=generation.owner_id, pixels=2 * pixels_of(size), what="page"):
+        return engine.regenerated_colour(
+            stored_mask(generation), GenerationParams.from_json(generation.params).mask_options
+        )
 
 
 def mask_generate(

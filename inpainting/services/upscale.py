@@ -9,6 +9,7 @@ model's own output is kept within it too (``engine.upscale.model_input``)."""
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,18 +134,18 @@ def upscale_image(
     return result, ran
 
 
-@dataclass
 class WebUpscale:
     """Pictures upscaled where the request is answered, as PNG, and the gate's ticket they
-    hold until ``release()`` (once their answer is sent: docs/adr/0011)."""
+    hold until ``release()`` (once their answer is sent: docs/adr/0011), or until they are
+    dropped unsent: a client that went away while they were made cancels the request, and its
+    answer is never iterated, so the ticket goes with the object (``weakref.finalize``)."""
 
-    pngs: list[bytes]
-    ticket: Ticket | None
+    def __init__(self, ticket: Ticket) -> None:
+        self.pngs: list[bytes] = []
+        self._release = weakref.finalize(self, PIXELS.release, ticket)
 
     def release(self) -> None:
-        if self.ticket is not None:
-            PIXELS.release(self.ticket)
-            self.ticket = None
+        self._release()  # once: a finalizer runs at most once
         self.pngs = []
 
 
@@ -161,7 +162,7 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
         (pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True)), default=0
     )
     cost = held + pixels_of(*(plan.size for plan in plans))
-    answer = WebUpscale([], PIXELS.acquire(user=user.pk, pixels=cost, what="upscale"))
+    answer = WebUpscale(PIXELS.acquire(user=user.pk, pixels=cost, what="upscale"))
     try:
         for data, plan in zip(pictures, plans, strict=True):
             image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))

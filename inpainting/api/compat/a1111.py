@@ -41,7 +41,7 @@ from ...engine import InvalidInput
 from ...engine.images import PARAMETERS_KEY
 from ...engine.parameters import check_controlnet
 from ...engine.upscale import MAX_SIDE
-from ...errors import MAX_ECHOED_NAME, ClientError, echoed
+from ...errors import ClientError, cut, echoed
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import latest_preview
@@ -60,6 +60,7 @@ from .. import common
 from ..serializers import (
     BoundedDictField,
     BoundedListField,
+    ChoiceField,
     check_count,
     field_for,
     first_error,
@@ -122,10 +123,10 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         what="init image a request here (send each image in a request of its own)",
     )
     mask = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    resize_mode = serializers.ChoiceField(choices=sorted(a1111.RESIZE_MODES), default=0)
+    resize_mode = ChoiceField(choices=sorted(a1111.RESIZE_MODES), default=0)
     denoising_strength = field_for("denoising_strength", default=0.75)
     mask_blur = field_for("mask_blur")
-    inpainting_fill = serializers.ChoiceField(choices=sorted(a1111.INPAINTING_FILL), default=0)
+    inpainting_fill = ChoiceField(choices=sorted(a1111.INPAINTING_FILL), default=0)
     inpaint_full_res = serializers.BooleanField(default=True)
     inpaint_full_res_padding = field_for("padding")
     inpainting_mask_invert = serializers.BooleanField(default=False)  # A1111 sends 0 or 1
@@ -247,13 +248,13 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             if unused
         ]  # fmt: skip
         if data.get("script_name"):
-            ignored.append(f"script {data['script_name'][:MAX_ECHOED_NAME]}")
+            ignored.append(f"script {cut(data['script_name'])}")
         used = []
         for name, script in data["alwayson_scripts"].items():
             if name.lower() == SOFT_SCRIPT:
                 continue  # _soft_inpainting
             if name.lower() != "controlnet":
-                ignored.append(f"script {name[:MAX_ECHOED_NAME]}")
+                ignored.append(f"script {cut(name)}")
                 continue
             args = script.get("args") if isinstance(script, dict) else None
             if not isinstance(args, list):
@@ -292,7 +293,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             if unit.get("image"):
                 ignored.append("ControlNet unit image (the inpaint ControlNet reads the input)")
             if (unit["module"] or "").lower() not in INPAINT_MODULES:
-                module = unit["module"][:MAX_ECHOED_NAME]
+                module = cut(unit["module"])
                 ignored.append(f"ControlNet module {module} (inpaint conditioning runs)")
         return controlnet, ignored
 
@@ -560,7 +561,7 @@ class ExtrasSerializer(serializers.Serializer):
     """The fields of A1111's extras requests that matter here (its defaults); face restoration
     and a second upscaler do not run, and the answer's ``html_info`` says so."""
 
-    resize_mode = serializers.ChoiceField(choices=[0, 1], default=0)
+    resize_mode = ChoiceField(choices=[0, 1], default=0)
     upscaling_resize = serializers.FloatField(default=2.0)
     upscaling_resize_w = serializers.IntegerField(default=512, min_value=1, max_value=MAX_SIDE)
     upscaling_resize_h = serializers.IntegerField(default=512, min_value=1, max_value=MAX_SIDE)

@@ -37,7 +37,7 @@ from ...uploads import IMAGE_FORMATS, image_size
 from .. import common
 from ..media import image_response
 from ..parsers import JSONParser
-from ..serializers import LIBRARY_NAME, BoundedListField, field_for
+from ..serializers import LIBRARY_NAME, BoundedListField, ChoiceField, field_for
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
@@ -51,7 +51,7 @@ class FooocusGenerateSerializer(serializers.Serializer):
         required=False, allow_null=True, allow_blank=True
     )
     outpaint_selections = BoundedListField(
-        child=serializers.ChoiceField(choices=SIDES),
+        child=ChoiceField(choices=SIDES),
         max_length=len(SIDES),
         what="sides",
         required=False,

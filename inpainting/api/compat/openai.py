@@ -48,7 +48,7 @@ from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
 from ..media import image_response
-from ..serializers import field_for
+from ..serializers import ChoiceField, field_for
 
 TAGS = ["compat: OpenAI"]
 #: Model names of OpenAI's own: a client that names one gets the default model here.
@@ -67,13 +67,13 @@ class OpenAIEditSerializer(serializers.Serializer):
     prompt = field_for("prompt")
     n = serializers.IntegerField(min_value=1, max_value=field_for("samples").max_value, default=1)
     size = serializers.CharField(default="auto", max_length=16)
-    response_format = serializers.ChoiceField(choices=["b64_json", "url"], default="b64_json")
+    response_format = ChoiceField(choices=["b64_json", "url"], default="b64_json")
     model = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=255)
-    output_format = serializers.ChoiceField(choices=list(OUTPUT_FORMATS), default="png")
+    output_format = ChoiceField(choices=list(OUTPUT_FORMATS), default="png")
     output_compression = serializers.IntegerField(min_value=0, max_value=100, default=100)
     stream = serializers.BooleanField(default=False)
     partial_images = serializers.IntegerField(min_value=0, max_value=3, default=0)
-    background = serializers.ChoiceField(choices=["auto", "opaque", "transparent"], default="auto")
+    background = ChoiceField(choices=["auto", "opaque", "transparent"], default="auto")
 
     def validate_prompt(self, value: str) -> str:
         if not value.strip():
