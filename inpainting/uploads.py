@@ -312,9 +312,9 @@ class EncodedImage:
     sha256: str
 
 
-def encode_png(image: Image.Image, *, compress: bool = True) -> EncodedImage:
+def encode_png(image: Image.Image) -> EncodedImage:
     """Re-encode as PNG from the pixels alone: metadata and trailing bytes are dropped."""
-    data = png_bytes(image, compress=compress)
+    data = png_bytes(image)
     return EncodedImage(data, image.width, image.height, hashlib.sha256(data).hexdigest())
 
 
