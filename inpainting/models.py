@@ -40,6 +40,12 @@ def upload_output(instance: models.Model, filename: str) -> str:
     return _server_name("outputs")
 
 
+def upload_derived(instance: models.Model, filename: str) -> str:
+    # The server's own name, with the extension of the format the picture is in.
+    extension = filename.rpartition(".")[2] if "." in filename else "png"
+    return f"derived/{uuid.uuid4().hex}.{extension}"
+
+
 class StoredImage(models.Model):
     """What every stored upload keeps: its owner, size and content hash."""
 
@@ -250,6 +256,26 @@ class GeneratedImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.generation_id}/{self.index}"
+
+
+class DerivedPicture(models.Model):
+    """A picture made from a job's files (the picture of its regenerated area, its painted
+    mask, an output in another format for a link), made once at its first request and kept
+    beside the job: deleted with it (issue 52)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="derived")
+    kind = models.CharField(max_length=64)
+    file = models.FileField(upload_to=upload_derived, max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "kind"], name="unique_derived_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} {self.kind}"
 
 
 class LibraryModelQuerySet(models.QuerySet):

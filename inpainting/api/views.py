@@ -425,14 +425,14 @@ class GenerationFileView(APIView):
         if self.kind == "regenerated":
             if generation.is_upscale:
                 raise Http404("An upscale job regenerates no area: it has no such picture.")
-            png = masks.generation_regenerated_png(generation=generation)
-            return image_response(png, filename=generation.file_name("regenerated"), cache=True)
+            picture = masks.generation_regenerated(generation=generation)
+            return _file_response(picture, generation.file_name("regenerated"))
         if self.kind in ("mask", "mask_thumbnail", "painted_mask"):
             if generation.mask is None:
                 raise Http404("This generation has no mask.")
             if self.kind == "painted_mask":
-                png = masks.generation_painted_mask_png(generation=generation)
-                return image_response(png, filename=generation.file_name("mask-painted"))
+                picture = masks.generation_painted_mask(generation=generation)
+                return _file_response(picture, generation.file_name("mask-painted"))
             if self.kind == "mask":
                 return _file_response(generation.mask.file, generation.file_name("mask"))
             return _file_response(generation.mask.thumbnail, generation.file_name("mask-thumbnail"))

@@ -9,6 +9,7 @@ import base64
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models.fields.files import FieldFile
 from PIL import Image
 
 from accounts.models import User
@@ -18,6 +19,7 @@ from ..engine.masks import has_alpha
 from ..gate import PIXELS, pixels_of
 from ..models import GeneratedImage
 from ..uploads import IMAGE_FORMATS, decode_image, image_header, image_size, read_upload
+from .derived import derived_picture
 
 
 def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploadedFile:
@@ -97,18 +99,30 @@ def preview_as(
         return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
 
 
-def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
-    """A stored output in ``output_format`` (PNG as stored, with its parameters); another
-    format is made through the web process' gate, on the job owner's share (a signed link
-    has no user of its own)."""
-    with image.file.open("rb") as handle:
-        png = handle.read()
+def image_file_as(image: GeneratedImage, output_format: str, quality: int) -> FieldFile:
+    """A stored output's file in ``output_format``: the PNG as stored (with its parameters),
+    or the output in another format, made once at its first request (through the web
+    process' gate, on the job owner's share: a signed link has no user of its own) and kept
+    beside the job."""
     if output_format == "png":
-        return png
-    owner = GeneratedImage.objects.filter(pk=image.pk).values_list(
-        "generation__owner_id", flat=True
+        return image.file
+
+    def make() -> bytes:
+        size = (image.width, image.height)
+        owner = image.generation.owner_id
+        with PIXELS.held(user=owner, pixels=2 * pixels_of(size), what="picture"):
+            with image.file.open("rb") as handle, Image.open(handle) as decoded:
+                return engine.encode_as(decoded, output_format, quality)
+
+    return derived_picture(
+        generation=image.generation,
+        kind=f"output-{image.index}-{output_format}-q{quality}",
+        extension=output_format,
+        make=make,
     )
-    size = (image.width, image.height)
-    with PIXELS.held(user=owner.first(), pixels=2 * pixels_of(size), what="picture"):
-        with Image.open(io.BytesIO(png)) as decoded:
-            return engine.encode_as(decoded, output_format, quality)
+
+
+def image_bytes_as(image: GeneratedImage, output_format: str, quality: int) -> bytes:
+    """A stored output's bytes in ``output_format`` (``image_file_as``)."""
+    with image_file_as(image, output_format, quality).open("rb") as handle:
+        return handle.read()

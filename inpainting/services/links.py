@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
+from django.db.models.fields.files import FieldFile
 
 from accounts.authentication import api_key_still_usable
 
 from ..engine.images import OUTPUT_FORMATS
 from ..errors import ClientError
 from ..models import GeneratedImage
-from .images import image_bytes_as
+from .images import image_file_as
 
 SALT = "dreamlayer.image-link"
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -26,7 +27,7 @@ def image_link_token(image: GeneratedImage, output_format: str, quality: int) ->
     )
 
 
-def image_link_read(token: str) -> tuple[bytes, str]:
+def image_link_read(token: str) -> tuple[FieldFile, str]:
     """The image a link names, in its format, with its content type; a link that is forged,
     expired (``IMAGE_LINK_SECONDS``) or names a deleted image (or a disabled account's) is a
     404."""
@@ -49,4 +50,4 @@ def image_link_read(token: str) -> tuple[bytes, str]:
     if payload["format"] not in OUTPUT_FORMATS:
         raise ClientError("This image link is not valid, or has expired.", status=404)
     output_format = payload["format"]
-    return image_bytes_as(image, output_format, payload["quality"]), CONTENT_TYPES[output_format]
+    return image_file_as(image, output_format, payload["quality"]), CONTENT_TYPES[output_format]

@@ -7,6 +7,7 @@ import io
 from dataclasses import replace
 
 import numpy as np
+from django.db.models.fields.files import FieldFile
 from PIL import Image
 
 from accounts.models import User
@@ -26,6 +27,7 @@ from ..uploads import (
     image_size,
     read_upload,
 )
+from .derived import derived_picture
 from .files import generation_request, stored_mask
 
 
@@ -64,6 +66,30 @@ def _canvas_size(size: tuple[int, int], outpaint: engine.Outpaint | None) -> tup
         return size
     left, top, right, bottom = outpaint.sides(*size)
     return size[0] + max(0, left) + max(0, right), size[1] + max(0, top) + max(0, bottom)
+
+
+def generation_regenerated(*, generation: Generation) -> FieldFile:
+    """The stored picture of the job's regenerated area (``generation_regenerated_png``),
+    made at its first request and kept beside the job."""
+    return derived_picture(
+        generation=generation,
+        kind="regenerated",
+        extension="png",
+        make=lambda: generation_regenerated_png(generation=generation),
+    )
+
+
+def generation_painted_mask(*, generation: Generation) -> FieldFile | None:
+    """The stored painted mask of the job (``generation_painted_mask_png``; None: the job had
+    no mask), made at its first request and kept beside the job."""
+    if generation.mask_id is None:
+        return None
+    return derived_picture(
+        generation=generation,
+        kind="painted-mask",
+        extension="png",
+        make=lambda: generation_painted_mask_png(generation=generation),
+    )
 
 
 def generation_regenerated_png(*, generation: Generation) -> bytes:

@@ -262,5 +262,5 @@ class OpenAIImageFileView(APIView):
 
     @extend_schema(tags=TAGS, responses={(200, "image/png"): OpenApiResponse(description="image")})
     def get(self, request: Request, token: str):
-        data, content_type = links.image_link_read(token)
-        return image_response(data, content_type=content_type, cache=True)
+        picture, content_type = links.image_link_read(token)
+        return image_response(picture.open("rb"), content_type=content_type, cache=True)
