@@ -2,9 +2,20 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from rest_framework_api_key.models import APIKey as LibraryApiKey
 
+from inpainting.models import stored_bytes
+
 from .models import ApiKey, User
 
-admin.site.register(User, UserAdmin)
+
+@admin.register(User)
+class DreamLayerUserAdmin(UserAdmin):
+    """Django's user admin, with the storage each user's pictures take (issue 52)."""
+
+    list_display = (*UserAdmin.list_display, "storage")
+
+    @admin.display(description="storage")
+    def storage(self, user: User) -> str:
+        return f"{stored_bytes(user_id=user.pk) / 1e6:,.1f} MB"
 
 
 @admin.register(ApiKey)

@@ -229,7 +229,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inpainting.tasks.reap_stuck_generations",
         "schedule": env.float("REAP_EVERY_SECONDS", default=5.0),
     },
+    # Retention (inpainting/services/retention.py): a no-op while RETENTION_DAYS is 0.
+    "delete-expired-generations": {
+        "task": "inpainting.tasks.delete_expired_generations",
+        "schedule": env.float("RETENTION_EVERY_SECONDS", default=3600.0),
+    },
 }
+# Jobs that ended more than this many days ago are deleted with their files; 0: kept for ever.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -447,6 +454,9 @@ IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 # How long an image link answered to OpenAI's response_format=url works without a key.
 IMAGE_LINK_SECONDS = env.int("IMAGE_LINK_SECONDS", default=3600)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)
+# The bytes one user's pictures (inputs, masks, outputs, derived pictures) may take in storage
+# before a new job is refused (403 with the usage); 0: no limit.
+STORAGE_QUOTA_BYTES_PER_USER = env.int("STORAGE_QUOTA_BYTES_PER_USER", default=5 * 1024**3)
 
 LOGGING = {
     "version": 1,

@@ -29,7 +29,7 @@ from prometheus_client.exposition import generate_latest
 from dreamlayer_site.redis_pool import SharedConnectionPool
 
 from . import fleet
-from .models import Generation, LibraryModel
+from .models import Generation, LibraryModel, stored_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,13 @@ class DeploymentCollector:
         for row in rows.order_by("status", "engine"):
             jobs.add_metric([row["status"], row["engine"]], row["n"])
         yield jobs
+
+        storage = GaugeMetricFamily(
+            "dreamlayer_stored_bytes",
+            "Bytes of pictures in storage: inputs, masks, outputs, derived pictures.",
+        )
+        storage.add_metric([], stored_bytes())
+        yield storage
 
         webhooks = GaugeMetricFamily(
             "dreamlayer_webhook_deliveries", "Webhook deliveries by outcome.", labels=["status"]

@@ -57,6 +57,8 @@ class StoredImage(models.Model):
     height = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: The bytes its files take in storage (a mask's thumbnail included): its owner's usage.
+    stored_bytes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -247,6 +249,7 @@ class GeneratedImage(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     seed = models.BigIntegerField()
+    stored_bytes = models.PositiveBigIntegerField(default=0)  # counts in its owner's usage
 
     class Meta:
         ordering = ("index",)
@@ -268,6 +271,7 @@ class DerivedPicture(models.Model):
     kind = models.CharField(max_length=64)
     file = models.FileField(upload_to=upload_derived, max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    stored_bytes = models.PositiveBigIntegerField(default=0)  # counts in its owner's usage
 
     class Meta:
         constraints = [
@@ -390,3 +394,23 @@ class A1111Options(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.checkpoint or 'the default model'}"
+
+
+def stored_bytes(*, user_id=None) -> int:
+    """The bytes pictures take in storage (inputs, masks, outputs and the pictures derived
+    from jobs; each row records its files' size when it is written): one user's, or (None)
+    everyone's. The storage quota, the admin and /metrics read it."""
+    holdings = (
+        SourceImage.objects.all(),
+        Mask.objects.all(),
+        GeneratedImage.objects.all(),
+        DerivedPicture.objects.all(),
+    )
+    if user_id is not None:
+        holdings = (
+            holdings[0].filter(owner_id=user_id),
+            holdings[1].filter(owner_id=user_id),
+            holdings[2].filter(generation__owner_id=user_id),
+            holdings[3].filter(generation__owner_id=user_id),
+        )
+    return sum(rows.aggregate(total=models.Sum("stored_bytes"))["total"] or 0 for rows in holdings)

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 from django.conf import settings
 
-from .services import models, reaper, runs, selection, webhooks
+from .services import models, reaper, retention, runs, selection, webhooks
 
 
 @shared_task(
@@ -45,6 +45,11 @@ def run_selection(request: dict) -> None:
 @shared_task(name="inpainting.tasks.reap_stuck_generations")
 def reap_stuck_generations() -> dict:
     return reaper.generation_reap()
+
+
+@shared_task(name="inpainting.tasks.delete_expired_generations")
+def delete_expired_generations() -> dict:
+    return retention.retention_run()
 
 
 @worker_process_init.connect

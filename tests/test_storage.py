@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from inpainting import engine
-from inpainting.models import Generation
-from inpainting.services import files, links, runs
+from inpainting.models import Generation, stored_bytes
+from inpainting.services import files, links, retention, runs
+from inpainting.services.generations import size_words
 from tests.helpers import post_img2img
 from tests.images import box_mask, png_bytes
 
@@ -106,3 +110,97 @@ def test_an_openai_link_in_another_format_is_encoded_once(keyed_api, monkeypatch
     assert second.status_code == 200 and b"".join(second.streaming_content) == made
     with Image.open(io.BytesIO(made)) as decoded:
         assert decoded.format == "WEBP" and decoded.size == (256, 256)
+
+
+def test_a_user_over_the_storage_quota_is_told_the_usage_and_nothing_is_stored(
+    keyed_api, user, other_api, settings
+):
+    """STORAGE_QUOTA_BYTES_PER_USER: a job is refused once the user's pictures take the quota,
+    with the usage and how to free it; nothing of the refused request is stored; other users
+    are not affected; deleting a job makes room."""
+    settings.STORAGE_QUOTA_BYTES_PER_USER = 20_000
+    picture = png_bytes(Image.effect_noise((128, 128), 60).convert("RGB"))
+    mask = png_bytes(box_mask(128, 128, (32, 32, 64, 64), inpaint_white=False))
+    first = post_img2img(keyed_api, picture, mask, wait="false")
+    assert first.status_code == 202
+    used = stored_bytes(user_id=user.pk)
+    assert used >= 20_000  # the noise picture alone is larger than the quota
+    rows, stored = Generation.objects.count(), media_bytes()
+    refused = post_img2img(keyed_api, picture, mask, wait="false")
+    assert refused.status_code == 403
+    message = refused.json()["message"]
+    assert f"take {size_words(used)} of your 20 KB of storage" in message
+    assert "delete generations" in message
+    assert Generation.objects.count() == rows and media_bytes() == stored
+    assert post_img2img(other_api, picture, mask, wait="false").status_code == 202
+    assert keyed_api.delete(f"/api/generations/{first.json()['id']}/").status_code == 204
+    assert post_img2img(keyed_api, picture, mask, wait="false").status_code == 202
+
+
+def test_a_retention_run_deletes_old_jobs_and_their_files_and_nothing_younger(
+    keyed_api, settings, django_capture_on_commit_callbacks
+):
+    """RETENTION_DAYS: jobs that ended before the cut-off go, rows and files (their inputs,
+    outputs and derived pictures); a younger job, and one still queued, stay. Off (0): none."""
+
+    def finished_job(days_ago: float) -> Generation:
+        response = post_img2img(
+            keyed_api,
+            png_bytes(Image.effect_noise((96, 96), 40).convert("RGB")),
+            png_bytes(box_mask(96, 96, (20, 20, 50, 50), inpaint_white=False)),
+            wait="false",
+        )
+        generation = Generation.objects.get(pk=response.json()["id"])
+        runs.generation_run(generation_id=str(generation.pk))
+        assert keyed_api.get(f"/api/generations/{generation.pk}/regenerated.png").status_code == 200
+        Generation.objects.filter(pk=generation.pk).update(
+            finished_at=timezone.now() - timedelta(days=days_ago)
+        )
+        return generation
+
+    old, young = finished_job(40), finished_job(20)
+    queued = post_img2img(
+        keyed_api,
+        png_bytes(Image.new("RGB", (64, 64), "white")),
+        png_bytes(box_mask(64, 64, (8, 8, 16, 16), inpaint_white=False)),
+        wait="false",
+    ).json()["id"]
+    old_files = [
+        Path(settings.MEDIA_ROOT) / name
+        for name in (
+            old.source.file.name,
+            old.mask.file.name,
+            old.images.get().file.name,
+            old.derived.get().file.name,
+        )
+    ]
+    assert all(path.is_file() for path in old_files)
+    settings.RETENTION_DAYS = 0
+    assert retention.retention_run() == {"deleted": 0, "retention_days": 0}
+    settings.RETENTION_DAYS = 30
+    with django_capture_on_commit_callbacks(execute=True):  # django-cleanup deletes on commit
+        assert retention.retention_run() == {"deleted": 1, "retention_days": 30}
+    assert not Generation.objects.filter(pk=old.pk).exists()
+    assert not any(path.exists() for path in old_files)
+    assert set(Generation.objects.values_list("pk", flat=True)) == {young.pk, uuid.UUID(queued)}
+    assert (Path(settings.MEDIA_ROOT) / young.images.get().file.name).is_file()
+
+
+def test_staff_see_each_users_storage_and_metrics_the_total(
+    keyed_api, user, django_user_model, settings
+):
+    post_img2img(
+        keyed_api,
+        png_bytes(Image.effect_noise((128, 128), 60).convert("RGB")),
+        png_bytes(box_mask(128, 128, (32, 32, 64, 64), inpaint_white=False)),
+        wait="false",
+    )
+    used = stored_bytes(user_id=user.pk)
+    assert used > 0 and stored_bytes() == used
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_superuser("admin", password="pw-ad-123"))
+    page = staff.get("/admin/accounts/user/").content.decode()
+    assert "storage" in page and f"{used / 1e6:,.1f} MB" in page
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    metrics = Client().get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+    assert f"dreamlayer_stored_bytes {float(used)}" in metrics.content.decode()

@@ -81,7 +81,8 @@ COMPAT_ERRORS = {
 DESCRIPTIONS = {
     "400": "Invalid input: the message says what, errors says which field.",
     "401": "No credentials, or an API key that is wrong, revoked or expired.",
-    "403": "Not allowed (a session request without its CSRF token, or a disabled account).",
+    "403": "Not allowed (a session request without its CSRF token, a disabled account, or a "
+    "new job while your pictures take your storage quota: the message says how much).",
     "404": "No such resource (another user's generation is not found either).",
     "409": "The generation is in a state that does not allow this (cancelled, finished).",
     "408": "The request body arrived too slowly (REQUEST_BODY_MIN_BYTES_PER_WINDOW every "

@@ -25,8 +25,9 @@ def derived_picture(
     found = DerivedPicture.objects.filter(generation=generation, kind=kind).first()
     if found is not None:
         return found.file
-    row = DerivedPicture(generation=generation, kind=kind)
-    row.file.save(f"{kind}.{extension}", ContentFile(make()), save=False)
+    data = make()
+    row = DerivedPicture(generation=generation, kind=kind, stored_bytes=len(data))
+    row.file.save(f"{kind}.{extension}", ContentFile(data), save=False)
     try:
         with transaction.atomic():
             row.save()

@@ -22,7 +22,11 @@ def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
     of a flat 4096 px picture became a 50 MB file per job (issue 52); compressed, 0.2 MB."""
     encoded = encode_png(engine.to_rgb(image))
     source = SourceImage(
-        owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256
+        owner=owner,
+        width=encoded.width,
+        height=encoded.height,
+        sha256=encoded.sha256,
+        stored_bytes=len(encoded.data),
     )
     source.file.save("source.png", ContentFile(encoded.data), save=False)
     source.save()
@@ -32,9 +36,16 @@ def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
 def mask_create(*, owner: User, mask: Image.Image) -> Mask:
     """Store the mask as uploaded (alpha kept: it carries meaning) plus a 128 px thumbnail."""
     encoded = encode_png(mask)
-    row = Mask(owner=owner, width=encoded.width, height=encoded.height, sha256=encoded.sha256)
+    thumbnail = thumbnail_png(mask)
+    row = Mask(
+        owner=owner,
+        width=encoded.width,
+        height=encoded.height,
+        sha256=encoded.sha256,
+        stored_bytes=len(encoded.data) + len(thumbnail),
+    )
     row.file.save("mask.png", ContentFile(encoded.data), save=False)
-    row.thumbnail.save("thumb.png", ContentFile(thumbnail_png(mask)), save=False)
+    row.thumbnail.save("thumb.png", ContentFile(thumbnail), save=False)
     row.save()
     return row
 

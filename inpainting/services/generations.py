@@ -22,7 +22,7 @@ from .. import engine, selectors
 from ..conf import engine_config
 from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
-from ..models import Generation, GenerationReference, Mask, SourceImage
+from ..models import Generation, GenerationReference, Mask, SourceImage, stored_bytes
 from ..params import GenerationParams
 from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
@@ -377,9 +377,25 @@ def holds_quota() -> Q:
     )
 
 
+def size_words(count: int) -> str:
+    """A number of bytes for people: "812 KB", "37.4 MB", "5.4 GB"."""
+    if count >= 1e9:
+        return f"{count / 1e9:.1f} GB"
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} KB"
+
+
 def quota_check(user: User) -> None:
-    """At most N active generations per user; the user row lock serialises concurrent POSTs."""
+    """At most N active generations per user, and at most STORAGE_QUOTA_BYTES_PER_USER of
+    pictures stored (0: no limit); the user row lock serialises concurrent POSTs."""
     User.objects.select_for_update().filter(pk=user.pk).first()
+    quota = settings.STORAGE_QUOTA_BYTES_PER_USER
+    if quota and (used := stored_bytes(user_id=user.pk)) >= quota:
+        raise ClientError(
+            f"Your pictures take {size_words(used)} of your {size_words(quota)} of storage; "
+            "delete generations you no longer need (on the history page, or DELETE "
+            "/api/generations/<id>/) to make room.",
+            status=403,
+        )
     active = Generation.objects.filter(holds_quota(), owner=user).count()
     limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
     if active >= limit:

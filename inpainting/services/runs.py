@@ -288,10 +288,15 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
     """Store the images and mark success, unless the job was cancelled meanwhile."""
     images = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
-        row = GeneratedImage(
-            generation=generation, index=index, width=image.width, height=image.height, seed=seed
-        )
         png = engine.png_with_parameters(image, _output_parameters(generation, result, index))
+        row = GeneratedImage(
+            generation=generation,
+            index=index,
+            width=image.width,
+            height=image.height,
+            seed=seed,
+            stored_bytes=len(png),
+        )
         row.file.save("out.png", ContentFile(png), save=False)
         images.append(row)
     now = timezone.now()
