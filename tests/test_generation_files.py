@@ -2,17 +2,19 @@
 the mask's polarity, and downloads named for people, from the data folder and from an S3 bucket."""
 
 import io
+from datetime import timedelta
 
 import boto3
 import numpy as np
 import pytest
+from django.utils import timezone
 from moto import mock_aws
 from PIL import Image
 from storages.backends.s3 import S3Storage
 
 from inpainting.engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from inpainting.models import Generation
-from inpainting.services import runs
+from inpainting.services import retention, runs
 from tests.helpers import BOX, H, W, image_png, post_img2img
 from tests.images import box_mask, gradient, png_bytes
 
@@ -197,4 +199,29 @@ def test_files_in_s3_stream_through_the_server_with_its_headers(
     )
     with django_capture_on_commit_callbacks(execute=True):  # django-cleanup deletes on commit
         assert api.delete(f"/api/generations/{generation.pk}/").status_code == 204
+    assert bucket_keys(s3_storage) == set()
+
+
+def test_a_derived_picture_and_a_retention_run_on_s3(
+    api, s3_storage, settings, django_capture_on_commit_callbacks
+):
+    """Issue 52 on S3: the regenerated-area picture is made once into the bucket and served
+    from it; a retention run deletes the old job's every key, its derived picture included."""
+    generation = submit(api, BLACK_BOX, prompt="a red barn")
+    first = api.get(f"/api/generations/{generation.pk}/regenerated.png")
+    made = b"".join(first.streaming_content)
+    derived = generation.derived.get(kind="regenerated")
+    assert derived.file.name in bucket_keys(s3_storage)
+    body = s3_storage.get_object(Bucket="dreamlayer-test", Key=derived.file.name)["Body"].read()
+    assert (
+        body
+        == made
+        == b"".join(api.get(f"/api/generations/{generation.pk}/regenerated.png").streaming_content)
+    )
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Generation.Status.CANCELLED, finished_at=timezone.now() - timedelta(days=9)
+    )
+    settings.RETENTION_DAYS = 7
+    with django_capture_on_commit_callbacks(execute=True):  # django-cleanup deletes on commit
+        assert retention.retention_run()["deleted"] == 1
     assert bucket_keys(s3_storage) == set()
