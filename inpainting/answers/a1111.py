@@ -4,7 +4,6 @@ the options, PNG info and the error body."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import http
 import json
@@ -379,6 +378,5 @@ def extras_answer_stream(
                 continue
             for start in range(0, len(part), STREAM_PIECE):
                 yield base64.b64encode(part[start : start + STREAM_PIECE])
-                await asyncio.sleep(0)  # the connection writes what it has before the next
 
     return length, pieces()
