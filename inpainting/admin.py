@@ -7,9 +7,16 @@ from .models import GeneratedImage, Generation, GenerationReference, LibraryMode
 from .services import generations, library
 
 
-def _image_tag(url: str, height: int = 64) -> str:
+def _image_tag(generation_id, part: str, full: str, height: int = 64) -> str:
+    """The thumbnail of ``part`` of a generation, linked to the picture at full size (the
+    ``full`` URL name, with ``part`` when it is an output's index)."""
+    thumbnail = reverse("api:generation-thumbnail", args=[generation_id, part])
+    args = [generation_id, part] if part.isdigit() else [generation_id]
     return format_html(
-        '<a href="{}"><img src="{}" alt="" height="{}"></a>', url, url, height
+        '<a href="{}"><img src="{}" alt="" height="{}"></a>',
+        reverse(full, args=args),
+        thumbnail,
+        height,
     )  # an attribute, not a style: the CSP allows no inline styles
 
 
@@ -37,7 +44,7 @@ class GeneratedImageInline(_StaffReadsInline):
     def preview(self, obj: GeneratedImage) -> str:
         if obj.generation_id is None:
             return "-"
-        return _image_tag(reverse("api:generation-image", args=[obj.generation_id, obj.index]), 160)
+        return _image_tag(obj.generation_id, str(obj.index), "api:generation-image", 160)
 
 
 class GenerationReferenceInline(_StaffReadsInline):
@@ -117,18 +124,18 @@ class GenerationAdmin(admin.ModelAdmin):
     def thumbnail(self, obj: Generation) -> str:
         first = next(iter(obj.images.all()), None)
         if first is None:
-            return _image_tag(reverse("api:generation-input", args=[obj.pk]))
-        return _image_tag(reverse("api:generation-image", args=[obj.pk, first.index]))
+            return _image_tag(obj.pk, "input", "api:generation-input")
+        return _image_tag(obj.pk, str(first.index), "api:generation-image")
 
     @admin.display(description="input")
     def input_image(self, obj: Generation) -> str:
-        return _image_tag(reverse("api:generation-input", args=[obj.pk]), 256)
+        return _image_tag(obj.pk, "input", "api:generation-input", 256)
 
     @admin.display(description="mask")
     def mask_image(self, obj: Generation) -> str:
         if obj.mask_id is None:
             return "-"
-        return _image_tag(reverse("api:generation-mask", args=[obj.pk]), 256)
+        return _image_tag(obj.pk, "mask", "api:generation-mask", 256)
 
     @admin.display(description="prompt")
     def prompt_short(self, obj: Generation) -> str:

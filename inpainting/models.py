@@ -40,6 +40,12 @@ def upload_output(instance: models.Model, filename: str) -> str:
     return _server_name("outputs")
 
 
+def upload_thumbnail(instance: models.Model, filename: str) -> str:
+    # Sources' and outputs' thumbnails (engine.thumbnail_webp), each beside its own kind.
+    folder = "sources" if isinstance(instance, SourceImage) else "outputs"
+    return f"{folder}/thumbnails/{uuid.uuid4().hex}.webp"
+
+
 def upload_derived(instance: models.Model, filename: str) -> str:
     # The server's own name, with the extension of the format the picture is in.
     extension = filename.rpartition(".")[2] if "." in filename else "png"
@@ -69,11 +75,17 @@ class StoredImage(models.Model):
 
 class SourceImage(StoredImage):
     file = models.FileField(upload_to=upload_source, max_length=255)
+    #: Made with the row (empty on rows stored before thumbnails existed: issue 52).
+    thumbnail = models.FileField(upload_to=upload_thumbnail, max_length=255, blank=True)
 
 
 class Mask(StoredImage):
     file = models.FileField(upload_to=upload_mask, max_length=255)
     thumbnail = models.FileField(upload_to=upload_mask_thumbnail, max_length=255)
+    #: Whether a pixel of the file is transparent (its alpha then says what is regenerated):
+    #: read when it is stored, so a page never decodes the mask to say so. None: stored before
+    #: this was recorded (read at the first page that needs it).
+    transparent = models.BooleanField(null=True)
 
 
 class Generation(models.Model):
@@ -246,6 +258,8 @@ class GeneratedImage(models.Model):
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
     index = models.PositiveSmallIntegerField()
     file = models.FileField(upload_to=upload_output, max_length=255)
+    #: Made by the worker with the output (empty on rows stored before thumbnails existed).
+    thumbnail = models.FileField(upload_to=upload_thumbnail, max_length=255, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     seed = models.BigIntegerField()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -266,6 +267,8 @@ def cluster_hosts(root: Path, s3_url: str, redis_url: str) -> dict[str, Host]:
     hosts["north"].env["WORKER_MODELS"] = "north"
     hosts["south"].env["WORKER_MODELS"] = "south"
     hosts["cpu"].env["WORKER_MODELS"] = "none"
+    # The housekeeping worker's retention run, every 2 s (a job is backdated past it).
+    hosts["housekeeping"].env |= {"RETENTION_DAYS": "30", "RETENTION_EVERY_SECONDS": "2"}
     # Nothing any process is told points into the tests' own data folder.
     test_data = str(Path(settings.DATA_DIR).resolve())
     for host in hosts.values():
@@ -357,6 +360,11 @@ def check_job(web: str, headers: dict, i: int, generation: Generation, workers) 
         assert generation.worker in {w.hostname for w in workers}
     for part in ("input.png", "mask.png", "mask-thumbnail.png", "regenerated.png"):
         assert download(web, headers, f"{generation.pk}/{part}")[:8] == b"\x89PNG\r\n\x1a\n"
+    # The thumbnails the pages show: the input's and output's made with them, the regenerated
+    # area's made by this request and kept in the bucket (a derived picture).
+    for part in ("input", "0", "regenerated"):
+        thumbnail = download(web, headers, f"{generation.pk}/thumbnails/{part}.webp")
+        assert thumbnail[:4] == b"RIFF" and thumbnail[8:12] == b"WEBP", part
     return True
 
 
@@ -416,7 +424,8 @@ def test_a_cluster_with_no_shared_disk_loses_and_duplicates_nothing(
         )
         succeeded = sum(g.status == "succeeded" for g in jobs.values())
         lost = JOBS - succeeded
-        duplicated = max(len(bucket_keys(s3, "outputs/")) - succeeded, 0)  # outputs no job owns
+        outputs = [key for key in bucket_keys(s3, "outputs/") if key.endswith(".png")]
+        duplicated = max(len(outputs) - succeeded, 0)  # outputs no job owns
         kills = workers["north"].starts - 1
         killed = jobs[killed_id]
         ran_on = {w: sum(g.worker == f"{w}@cluster" for g in jobs.values()) for w in workers}
@@ -473,6 +482,26 @@ def test_a_cluster_with_no_shared_disk_loses_and_duplicates_nothing(
         )
         assert deleted.status_code == 204
         assert not names & set(bucket_keys(s3, ""))
+
+        # A job that ended before RETENTION_DAYS goes, with every object it had in the bucket
+        # (its input, mask, output, their thumbnails and its derived pictures), by the
+        # housekeeping worker's retention run; the jobs younger than it stay.
+        old = Generation.objects.get(pk=ids[2])
+        objects = {old.source.file.name, old.source.thumbnail.name, old.mask.file.name}
+        objects |= {old.mask.thumbnail.name, *(row.file.name for row in old.derived.all())}
+        for row in old.images.all():
+            objects |= {row.file.name, row.thumbnail.name}
+        assert len(objects) == 8 and objects <= set(bucket_keys(s3, ""))
+        Generation.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=40))
+        deadline = time.monotonic() + 30
+        while Generation.objects.filter(pk=old.pk).exists():
+            assert time.monotonic() < deadline, "the retention run did not delete the old job"
+            time.sleep(0.5)
+        deadline = time.monotonic() + 10  # django-cleanup deletes the files after the commit
+        while objects & set(bucket_keys(s3, "")):
+            assert time.monotonic() < deadline, objects & set(bucket_keys(s3, ""))
+            time.sleep(0.5)
+        assert Generation.objects.filter(pk__in=ids).count() == JOBS - 2  # the first deleted
 
     # No process wrote a media file to its own disk: every byte went to the bucket.
     for host in hosts.values():

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from inpainting.engine.parameters import PARAMETERS
-from inpainting.models import Generation
-from inpainting.services import runs
+from inpainting.models import Generation, Mask
+from inpainting.services import files, runs
 from tests.helpers import BOX, H, W, image_png, post_img2img
 from tests.images import box_mask, png_bytes
 
@@ -123,7 +123,11 @@ def test_the_mask_is_labelled_with_its_polarity(api, browser_client, mask, field
     generation = submit(api, mask, **fields)
     html = page(browser_client, f"/history/{generation.pk}/")
     assert figure_captions(html) == ["Input", "Regenerated area (red)", f"Mask as sent ({words})"]
-    assert f'src="/api/generations/{generation.pk}/regenerated.png"' in html
+    # Its thumbnail, linked to the picture at full size.
+    assert (
+        f'<a href="/api/generations/{generation.pk}/regenerated.png">'
+        f'<img src="/api/generations/{generation.pk}/thumbnails/regenerated.webp"'
+    ) in html
 
 
 def test_a_transparent_mask_is_labelled_by_its_transparency(api, browser_client):
@@ -132,6 +136,27 @@ def test_a_transparent_mask_is_labelled_by_its_transparency(api, browser_client)
     generation = submit(api, png_bytes(mask))
     html = page(browser_client, f"/history/{generation.pk}/")
     assert "Mask as sent (transparent = regenerate)" in html
+    assert Mask.objects.get(pk=generation.mask_id).transparent is True  # read when stored
+
+
+def test_a_mask_stored_before_its_transparency_was_recorded_is_read_once(
+    api, browser_client, monkeypatch
+):
+    mask = Image.new("RGBA", (W, H), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), BOX)
+    generation = submit(api, png_bytes(mask))
+    Mask.objects.filter(pk=generation.mask_id).update(transparent=None)
+    html = page(browser_client, f"/history/{generation.pk}/")
+    assert "Mask as sent (transparent = regenerate)" in html
+    assert Mask.objects.get(pk=generation.mask_id).transparent is True
+    monkeypatch.setattr(files, "open_stored", not_again)
+    assert "Mask as sent (transparent = regenerate)" in page(
+        browser_client, f"/history/{generation.pk}/"
+    )
+
+
+def not_again(*args, **kwargs):
+    raise AssertionError("the mask was decoded again")
 
 
 def test_an_outpaint_without_a_mask_shows_no_mask_picture(api, browser_client):

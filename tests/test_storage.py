@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -18,6 +20,7 @@ from inpainting import engine
 from inpainting.models import Generation, stored_bytes
 from inpainting.services import files, links, retention, runs
 from inpainting.services.generations import size_words
+from tests.conftest import ROOT
 from tests.helpers import post_img2img
 from tests.images import box_mask, png_bytes
 
@@ -170,7 +173,9 @@ def test_a_retention_run_deletes_old_jobs_and_their_files_and_nothing_younger(
         for name in (
             old.source.file.name,
             old.mask.file.name,
+            old.source.thumbnail.name,
             old.images.get().file.name,
+            old.images.get().thumbnail.name,
             old.derived.get().file.name,
         )
     ]
@@ -204,3 +209,161 @@ def test_staff_see_each_users_storage_and_metrics_the_total(
     settings.METRICS_TOKEN = "scrape-secret-123"
     metrics = Client().get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
     assert f"dreamlayer_stored_bytes {float(used)}" in metrics.content.decode()
+
+
+PHOTOS = ("astronaut", "coffee", "rocket", "astronaut-box-before")
+
+
+def photo_2048(name: str) -> bytes:
+    """A real photograph (the docs' removal examples) at 2048 px on its longer side, with a
+    camera's grain, as a phone's JPEG: what people put in the history."""
+    with Image.open(ROOT / "docs" / "removals" / f"{name}.png") as opened:
+        picture = opened.convert("RGB")
+    scale = 2048 / max(picture.size)
+    picture = picture.resize(
+        (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
+    )
+    grain = np.random.default_rng(len(name)).normal(0, 4, (picture.height, picture.width, 3))
+    pixels = np.clip(np.asarray(picture) + grain, 0, 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def page_pictures(client: Client, html: str) -> list[tuple[str, bytes]]:
+    """Every picture a page shows (its ``<img src>``), fetched as the browser would."""
+    found = []
+    for src in re.findall(r'<img[^>]* src="([^"]+)"', html):
+        response = client.get(src)
+        assert response.status_code == 200, src
+        found.append((src, b"".join(response.streaming_content)))
+    return found
+
+
+def test_the_history_page_of_16_jobs_from_2048_px_photos_loads_under_3_mb(
+    keyed_api, client, user, settings, monkeypatch
+):
+    """Before: 57 MB for 16 tiles (no thumbnails: each tile loaded a whole output or input).
+    Each tile is its job's thumbnail, made by the worker with the output, so the page and its
+    pictures decode nothing in the web process."""
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 20
+    photos = [photo_2048(name) for name in PHOTOS]
+    ids = []
+    for job in range(16):
+        picture = photos[job % len(photos)]
+        with Image.open(io.BytesIO(picture)) as opened:
+            width, height = opened.size
+        # A small area: the classical engine fills it in under a second at 2048 px.
+        mask = box_mask(width, height, (100, 100, 164, 164), inpaint_white=False)
+        response = post_img2img(keyed_api, picture, png_bytes(mask), wait="false")
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    for job_id in ids[:12]:  # four are still queued: their tiles show the input
+        runs.generation_run(generation_id=job_id)
+    monkeypatch.setattr(files, "open_stored", fail_if_called)
+    monkeypatch.setattr(engine, "thumbnail_webp", fail_if_called)
+    client.force_login(user)
+    html = client.get("/history/").content.decode()
+    shown = page_pictures(client, html)
+    assert len(shown) == 16
+    total = sum(len(data) for _, data in shown)
+    print(f"\nthe history page of 16 jobs of 2048 px photos: {total / 1e6:.2f} MB of pictures")
+    assert total < 3 * 1024 * 1024
+    for src, data in shown:
+        with Image.open(io.BytesIO(data)) as tile:
+            assert tile.format == "WEBP" and max(tile.size) == 640, src
+    inputs = [src for src, _ in shown if src.endswith("/thumbnails/input.webp")]
+    assert len(inputs) == 4  # the queued jobs'
+    full = sum(len(b"".join(client.get(full_size(src)).streaming_content)) for src, _ in shown)
+    print(f"the same pictures at full size: {full / 1e6:.2f} MB")
+
+
+def full_size(thumbnail: str) -> str:
+    """The address of the picture a thumbnail shows (an output's, the input, the regenerated
+    area's, the mask's)."""
+    thumbnail = re.sub(r"/thumbnails/(\d+)\.webp$", r"/images/\1.png", thumbnail)
+    return re.sub(r"/thumbnails/(\w+)\.webp$", r"/\1.png", thumbnail)
+
+
+def test_the_detail_page_shows_thumbnails_made_once_and_deleted_with_the_job(
+    keyed_api, client, user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Every picture of the detail page is a thumbnail linked to the picture at full size; the
+    regenerated area's and the mask's are made at their first request and kept (the second
+    page decodes nothing); they count in the owner's usage and go with the job."""
+    picture = photo_2048("coffee")
+    with Image.open(io.BytesIO(picture)) as opened:
+        width, height = opened.size
+    mask = box_mask(width, height, (100, 100, 164, 164), inpaint_white=False)
+    response = post_img2img(keyed_api, picture, png_bytes(mask), wait="false")
+    generation = Generation.objects.get(pk=response.json()["id"])
+    runs.generation_run(generation_id=str(generation.pk))
+    client.force_login(user)
+    url = f"/history/{generation.pk}/"
+    before = stored_bytes(user_id=user.pk)
+    first = page_pictures(client, client.get(url).content.decode())
+    kinds = sorted(generation.derived.values_list("kind", flat=True))
+    assert kinds == ["thumbnail-mask", "thumbnail-regenerated"]
+    assert stored_bytes(user_id=user.pk) == before + sum(
+        row.stored_bytes for row in generation.derived.all()
+    )
+    monkeypatch.setattr(files, "open_stored", fail_if_called)
+    monkeypatch.setattr(engine, "thumbnail_webp", fail_if_called)
+    monkeypatch.setattr(engine, "prepare_canvas", fail_if_called)
+    html = client.get(url).content.decode()
+    again = page_pictures(client, html)
+    assert again == first
+    assert [src.rsplit("/", 1)[1] for src, _ in again] == [
+        "input.webp",
+        "regenerated.webp",
+        "mask.webp",
+        "0.webp",
+    ]
+    for src, data in again:
+        assert f'<a href="{full_size(src)}"' in html
+        with Image.open(io.BytesIO(data)) as shown:
+            assert shown.format == "WEBP" and max(shown.size) == 640
+    total = sum(len(data) for _, data in again)
+    print(f"\nthe detail page of a 2048 px photo's job: {total / 1e3:.0f} KB of pictures")
+    assert total < 400_000
+    paths = [Path(settings.MEDIA_ROOT) / row.file.name for row in generation.derived.all()]
+    paths += [
+        Path(settings.MEDIA_ROOT) / generation.source.thumbnail.name,
+        Path(settings.MEDIA_ROOT) / generation.images.get().thumbnail.name,
+    ]
+    assert all(path.is_file() for path in paths)
+    with django_capture_on_commit_callbacks(execute=True):  # django-cleanup deletes on commit
+        assert keyed_api.delete(f"/api/generations/{generation.pk}/").status_code == 204
+    assert not any(path.exists() for path in paths)
+
+
+def test_a_job_stored_before_thumbnails_gets_them_at_the_first_request(keyed_api, monkeypatch):
+    """Rows written before thumbnails existed have none: the first request makes one (through
+    the gate) and keeps it beside the job; the second decodes nothing."""
+    response = post_img2img(
+        keyed_api,
+        png_bytes(Image.effect_noise((900, 700), 50).convert("RGB")),
+        png_bytes(box_mask(900, 700, (20, 20, 60, 60), inpaint_white=False)),
+        wait="false",
+    )
+    generation = Generation.objects.get(pk=response.json()["id"])
+    runs.generation_run(generation_id=str(generation.pk))
+    for row in (generation.source, generation.images.get()):
+        row.thumbnail.delete(save=True)  # as rows stored before issue 52
+    made = {}
+    for part in ("input", "0"):
+        answer = keyed_api.get(f"/api/generations/{generation.pk}/thumbnails/{part}.webp")
+        assert answer.status_code == 200 and answer["Content-Type"] == "image/webp"
+        made[part] = b"".join(answer.streaming_content)
+        with Image.open(io.BytesIO(made[part])) as shown:
+            assert shown.size == (640, 498)
+    assert sorted(generation.derived.values_list("kind", flat=True)) == [
+        "thumbnail-0",
+        "thumbnail-input",
+    ]
+    monkeypatch.setattr(files, "open_stored", fail_if_called)
+    for part in ("input", "0"):
+        answer = keyed_api.get(f"/api/generations/{generation.pk}/thumbnails/{part}.webp")
+        assert b"".join(answer.streaming_content) == made[part]
+    missing = keyed_api.get(f"/api/generations/{generation.pk}/thumbnails/7.webp")
+    assert missing.status_code == 404 and missing.json()["message"] == "No such image."

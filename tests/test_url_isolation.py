@@ -103,6 +103,7 @@ ROUTES: dict[str, Route] = {
     "api:generation-mask-thumbnail": api_route("get", 404, staff=200),
     "api:generation-painted-mask": api_route("get", 404, staff=200),
     "api:generation-regenerated": api_route("get", 404, staff=200),
+    "api:generation-thumbnail": api_route("get", 404, staff=200),
     # compatible APIs
     "sd-inpaint": api_route("post", 400),
     "sd-inpaint-health": api_route("get", 200),
@@ -221,6 +222,7 @@ def path_for(route: str, generation: Generation, key_row: ApiKey) -> str:
         "job": str(generation.pk),
         "object_id": str(generation.pk),
         "index": "0",
+        "part": "input",
         "prefix": key_row.prefix,
         "content_type_id": str(ContentType.objects.get_for_model(Generation).pk),
         "id": str(generation.owner_id),

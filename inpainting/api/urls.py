@@ -24,33 +24,38 @@ urlpatterns = [
     path("images/png", views.ImagePngView.as_view(), name="image-png"),
     path(
         "generations/<uuid:pk>/images/<int:index>.png",
-        views.GenerationFileView.as_view(kind="output"),
+        views.GenerationFileView.as_view(),
         name="generation-image",
     ),
     path(
         "generations/<uuid:pk>/input.png",
-        views.GenerationFileView.as_view(kind="input"),
+        views.GenerationFileView.as_view(part="input"),
         name="generation-input",
     ),
     path(
         "generations/<uuid:pk>/mask.png",
-        views.GenerationFileView.as_view(kind="mask"),
+        views.GenerationFileView.as_view(part="mask"),
         name="generation-mask",
     ),
     path(
         "generations/<uuid:pk>/regenerated.png",
-        views.GenerationFileView.as_view(kind="regenerated"),
+        views.GenerationFileView.as_view(part="regenerated"),
         name="generation-regenerated",
     ),
     path(
         "generations/<uuid:pk>/painted-mask.png",
-        views.GenerationFileView.as_view(kind="painted_mask"),
+        views.GenerationFileView.as_view(part="painted-mask"),
         name="generation-painted-mask",
     ),
     path(
         "generations/<uuid:pk>/mask-thumbnail.png",
-        views.GenerationFileView.as_view(kind="mask_thumbnail"),
+        views.GenerationFileView.as_view(part="mask-thumbnail"),
         name="generation-mask-thumbnail",
+    ),
+    path(
+        "generations/<uuid:pk>/thumbnails/<str:part>.webp",
+        views.GenerationFileView.as_view(thumbnail=True),
+        name="generation-thumbnail",
     ),
     *router.urls,
 ]

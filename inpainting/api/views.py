@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
-from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -26,7 +25,7 @@ from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..fleet import fleet_summary
 from ..models import Generation
-from ..services import generations, images, library, masks, upscale
+from ..services import generations, images, library, masks, pictures, upscale
 from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
@@ -412,34 +411,23 @@ def _file_response(field_file, download_name: str):
 
 
 class GenerationFileView(APIView):
-    """The image bytes of a generation: owner or staff only (others get 404). Downloads are
-    named for people (``Generation.file_name``)."""
+    """The image bytes of a generation (``services.pictures``): owner or staff only (others
+    get 404). Downloads are named for people (``Generation.file_name``); thumbnails are WebP."""
 
-    kind = "output"
+    part = ""  # an output's comes from the address (its index)
+    thumbnail = False
 
-    @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="PNG bytes")})
-    def get(self, request: Request, pk, index: int | None = None):
+    @extend_schema(
+        responses={(200, "image/png"): OpenApiResponse(description="PNG bytes (WebP: thumbnails)")}
+    )
+    def get(self, request: Request, pk, index: int | None = None, part: str | None = None):
         generation = get_generation_or_404(request, pk)
-        if self.kind == "input":
-            return _file_response(generation.source.file, generation.file_name("input"))
-        if self.kind == "regenerated":
-            if generation.is_upscale:
-                raise Http404("An upscale job regenerates no area: it has no such picture.")
-            picture = masks.generation_regenerated(generation=generation)
-            return _file_response(picture, generation.file_name("regenerated"))
-        if self.kind in ("mask", "mask_thumbnail", "painted_mask"):
-            if generation.mask is None:
-                raise Http404("This generation has no mask.")
-            if self.kind == "painted_mask":
-                picture = masks.generation_painted_mask(generation=generation)
-                return _file_response(picture, generation.file_name("mask-painted"))
-            if self.kind == "mask":
-                return _file_response(generation.mask.file, generation.file_name("mask"))
-            return _file_response(generation.mask.thumbnail, generation.file_name("mask-thumbnail"))
-        image = next((i for i in generation.images.all() if i.index == index), None)
-        if image is None:
-            raise Http404("No such image.")
-        return _file_response(image.file, generation.file_name(image.seed))
+        part = self.part or part or str(index)
+        if self.thumbnail:
+            picture = pictures.generation_thumbnail(generation=generation, part=part)
+            return image_response(picture.open("rb"), cache=True, content_type="image/webp")
+        found = pictures.generation_picture(generation=generation, part=part)
+        return _file_response(found.file, generation.file_name(found.name))
 
 
 def _health_reads(diffusers: bool) -> tuple[dict, list | None, dict | None]:

@@ -4,8 +4,8 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 """
 
 from .compose import tint_regenerated
-from .images import encode_as, encode_png, png_with_parameters, to_rgb
-from .masks import effective_mask, regenerated_colour
+from .images import encode_as, encode_png, png_with_parameters, thumbnail_webp, to_rgb
+from .masks import effective_mask, has_transparent_pixels, regenerated_colour
 from .prompts import check_prompts
 from .registry import EngineConfig, check_fillable, get_backend
 from .runner import (
@@ -46,6 +46,7 @@ __all__ = [
     "canvas_mask",
     "effective_mask",
     "encode_as",
+    "thumbnail_webp",
     "encode_png",
     "png_with_parameters",
     "tint_regenerated",
@@ -56,6 +57,7 @@ __all__ = [
     "prepare_canvas",
     "prepare_mask",
     "regenerated_colour",
+    "has_transparent_pixels",
     "resolve_seeds",
     "run_inpaint",
     "run_inpaint_batch",

@@ -135,6 +135,31 @@ def encode_as(image: Image.Image, output_format: str, quality: int = 100) -> byt
     return out.getvalue()
 
 
+#: The small pictures the pages show (history tiles, the detail page's figures, the admin):
+#: at most this many pixels on their longer side (a 320 px figure on a 2x screen), as WebP at
+#: THUMBNAIL_QUALITY: about 50 KB for a 2048 px photo, whose PNG is several MB.
+THUMBNAIL_MAX_SIDE = 640
+THUMBNAIL_QUALITY = 80
+
+
+def thumbnail_webp(image: Image.Image) -> bytes:
+    """``image`` shrunk to fit THUMBNAIL_MAX_SIDE (never enlarged) as WebP; transparency is
+    kept (a mask's alpha carries its meaning), every other mode becomes RGB."""
+    transparent = "A" in image.getbands() or "transparency" in image.info
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if transparent else "RGB")
+    scale = min(1.0, THUMBNAIL_MAX_SIDE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if size != image.size:
+        # A box reduction to about the size, then Lanczos: 23 ms from 2048 px (50 ms for
+        # Lanczos alone), 27 ms from 4096 px.
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.1)
+    out = io.BytesIO()
+    # libwebp's fastest method: 9 ms for a 640 px photo, 15% larger than method 4's 40 ms.
+    image.save(out, "WEBP", quality=THUMBNAIL_QUALITY, method=0)
+    return out.getvalue()
+
+
 def encode_mask_png(values: np.ndarray) -> bytes:
     """A grayscale PNG of a uint8 H x W mask whose pixels take few values (0 and 255)."""
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(values), MASK_PNG_OPTIONS)

@@ -39,12 +39,19 @@ def has_alpha(mask: Image.Image) -> bool:
     )
 
 
-def regenerated_colour(mask: Image.Image, options: MaskOptions) -> str:
+def has_transparent_pixels(mask: Image.Image) -> bool:
+    """Whether a pixel of the mask file is transparent: its alpha then says what is
+    regenerated (``_regenerate_values``)."""
+    return _has_transparency(_with_alpha(mask))
+
+
+def regenerated_colour(transparent: bool, options: MaskOptions) -> str:
     """Which pixels of the mask file as sent are regenerated, in a word: "white" or "black"
     (the endpoint's polarity, swapped by invert), or "transparent" (or, inverted, "opaque")
-    when the file has transparent pixels. The rule of ``_regenerate_values``, for people."""
+    when the file has transparent pixels (``transparent``: ``has_transparent_pixels``). The
+    rule of ``_regenerate_values``, for people."""
     check("mask_mode", options.mode)
-    if options.alpha == "required" or _has_transparency(_with_alpha(mask)):
+    if options.alpha == "required" or transparent:
         opaque = (options.alpha == "opaque") != options.invert
         return "opaque" if opaque else "transparent"
     white = (options.mode == "white_inpaints") != options.invert

@@ -4,6 +4,7 @@ area, and masks made without weights."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..engine import segment
 from ..engine.masks import grow
 from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
-from ..models import Generation
+from ..models import Generation, Mask
 from ..params import GenerationParams
 from ..uploads import (
     IMAGE_FORMATS,
@@ -97,6 +98,14 @@ def generation_regenerated_png(*, generation: Generation) -> bytes:
     effective mask the job uses tinted as the studio's overlay is: one picture of what is
     regenerated, whichever polarity the mask came in. Made through the web process' gate, on
     the job owner's share."""
+    return generation_regenerated_encoded(generation=generation, encode=engine.encode_png)
+
+
+def generation_regenerated_encoded(
+    *, generation: Generation, encode: Callable[[Image.Image], bytes]
+) -> bytes:
+    """The picture of ``generation_regenerated_png``, encoded by ``encode`` (a PNG, or the
+    thumbnail the detail page shows)."""
     outpaint = GenerationParams.from_json(generation.params).outpaint
     size = _canvas_size(
         (generation.source.width, generation.source.height),
@@ -114,7 +123,7 @@ def generation_regenerated_png(*, generation: Generation) -> bytes:
             )
         except engine.InvalidInput as exc:  # checked when the job was created: not expected
             raise ClientError(str(exc), field=exc.field, status=409) from None
-        return engine.encode_png(engine.tint_regenerated(canvas.image, canvas.mask))
+        return encode(engine.tint_regenerated(canvas.image, canvas.mask))
 
 
 def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
@@ -139,15 +148,19 @@ def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
 
 def generation_mask_colour(*, generation: Generation) -> str | None:
     """Which pixels of the job's mask file, as sent, are regenerated: "white", "black",
-    "transparent" or "opaque" (None: no mask). Read through the web process' gate, on the job
+    "transparent" or "opaque" (None: no mask). From the mask's row; a mask stored before its
+    transparency was recorded is decoded once, through the web process' gate, on the job
     owner's share."""
     if generation.mask_id is None:
         return None
-    size = (generation.mask.width, generation.mask.height)
-    with PIXELS.held(user=generation.owner_id, pixels=2 * pixels_of(size), what="page"):
-        return engine.regenerated_colour(
-            stored_mask(generation), GenerationParams.from_json(generation.params).mask_options
-        )
+    mask = generation.mask
+    if mask.transparent is None:  # stored before it was recorded: read once, and kept
+        size = (mask.width, mask.height)
+        with PIXELS.held(user=generation.owner_id, pixels=2 * pixels_of(size), what="page"):
+            mask.transparent = engine.has_transparent_pixels(stored_mask(generation))
+        Mask.objects.filter(pk=mask.pk).update(transparent=mask.transparent)
+    options = GenerationParams.from_json(generation.params).mask_options
+    return engine.regenerated_colour(mask.transparent, options)
 
 
 def mask_generate(

@@ -285,19 +285,22 @@ def _output_parameters(generation: Generation, result: engine.InpaintResult, ind
 
 
 def generation_succeed(*, generation: Generation, result: engine.InpaintResult) -> bool:
-    """Store the images and mark success, unless the job was cancelled meanwhile."""
+    """Store the images, each with its thumbnail for the pages, and mark success, unless the
+    job was cancelled meanwhile."""
     images = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
         png = engine.png_with_parameters(image, _output_parameters(generation, result, index))
+        thumbnail = engine.thumbnail_webp(image)
         row = GeneratedImage(
             generation=generation,
             index=index,
             width=image.width,
             height=image.height,
             seed=seed,
-            stored_bytes=len(png),
+            stored_bytes=len(png) + len(thumbnail),
         )
         row.file.save("out.png", ContentFile(png), save=False)
+        row.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
         images.append(row)
     now = timezone.now()
     with transaction.atomic():
@@ -321,6 +324,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
     if not done:
         for row in images:
             row.file.delete(save=False)
+            row.thumbnail.delete(save=False)
         return False
     # Waiting clients wake on this event: it goes out first.
     publish(generation, {"type": Event.COMPLETED, "id": str(generation.pk)})

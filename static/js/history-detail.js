@@ -2,7 +2,7 @@
 // /ws/generations/<id>/ (the studio's websocket): the status badge, the progress, then the
 // outputs with their seeds and download links (the server's markup, from <template>), or the
 // error; without a reload, reconnecting if the connection drops. Delete asks first.
-import { reconnectDelay, wsUrl } from "./http.js";
+import { reconnectDelay, thumbnailUrl, wsUrl } from "./http.js";
 import { setBadge } from "./status-badge.js";
 
 const card = document.querySelector("[data-generation-id]");
@@ -40,7 +40,7 @@ function renderOutputs(images, metadata) {
     figure.querySelector("[data-output-link]").href = url;
     figure.querySelector("[data-output-download]").href = url;
     const image = figure.querySelector("[data-output-image]");
-    image.src = url;
+    image.src = thumbnailUrl(url);
     image.alt = `Output ${index}`;
     figure.querySelector("[data-output-index]").textContent = index;
     figure.querySelector("[data-output-seed]").textContent = seeds[position] ?? "-";

@@ -34,3 +34,9 @@ export function wsUrl(path) {
 export function reconnectDelay(event, usual) {
   return event.code === 4429 || event.code === 1013 ? 15000 : usual;
 }
+
+// The thumbnail of an output (…/images/<n>.png: …/thumbnails/<n>.webp, at most 640 px), for
+// the small pictures of a page; the picture itself stays behind its link.
+export function thumbnailUrl(outputUrl) {
+  return outputUrl.replace(/\/images\/(\d+)\.png$/, "/thumbnails/$1.webp");
+}

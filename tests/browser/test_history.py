@@ -36,13 +36,13 @@ def test_history_badges_and_thumbnails_update_live_and_detail_reruns_and_deletes
     tile = f"[data-generation-id='{generation_id}']"
     assert page.inner_text(f"{tile} {BADGE}") == "queued"
     thumbnail = page.locator(f"{tile} img")
-    assert thumbnail.get_attribute("src").endswith("/input.png")
+    assert thumbnail.get_attribute("src").endswith("/thumbnails/input.webp")
     page.wait_for_timeout(300)  # the page's websocket is connected
     paused_worker.resume()
     wait_for_badge(page, "succeeded", tile)
     # The tile now shows the first output (the input is 96 x 64 too: compare the address).
     page.wait_for_function(
-        "img => img.src.endsWith('/images/0.png') && img.complete && img.naturalWidth > 0",
+        "img => img.src.endsWith('/thumbnails/0.webp') && img.complete && img.naturalWidth > 0",
         arg=thumbnail.element_handle(),
     )
     assert thumbnail.evaluate("img => img.naturalWidth") == W
@@ -117,7 +117,9 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
         "img => img.complete && img.naturalWidth > 0", arg=output.element_handle()
     )
     assert output.evaluate("img => img.naturalWidth") == W
-    assert output.get_attribute("src") == f"/api/generations/{rerun_id}/images/0.png"
+    assert output.get_attribute("src") == f"/api/generations/{rerun_id}/thumbnails/0.webp"
+    link = page.locator("[data-output-link]").get_attribute("href")
+    assert link == f"/api/generations/{rerun_id}/images/0.png"  # the picture at full size
     assert output.get_attribute("alt") == "Output 0"
     caption = page.locator("[data-output] figcaption").inner_text()
     assert caption == f"Output 0 · {W}×{H} · seed 77 · download"

@@ -181,6 +181,14 @@ def test_three_samples_flip_with_the_arrow_keys_and_continue_from_the_chosen_one
     studio.click("#generate")
     studio.wait_for_selector("#result-panel:not([hidden])", timeout=120_000)
     assert studio.locator("#samples-strip button").count() == 3
+    # The strip shows the samples' thumbnails, loaded; the compare view the pictures.
+    strip = studio.locator("#samples-strip img")
+    for index in range(3):
+        assert strip.nth(index).get_attribute("src").endswith(f"/thumbnails/{index}.webp")
+    studio.wait_for_function(
+        "() => [...document.querySelectorAll('#samples-strip img')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)"
+    )
     assert studio.inner_text("#result-index") == "1 of 3"
     studio.locator("#compare").hover()
     studio.keyboard.press("ArrowRight")

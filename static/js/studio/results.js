@@ -4,6 +4,7 @@
 
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
+import { thumbnailUrl } from "../http.js";
 
 // The outpaint sides of the result on show, its images and the one shown.
 const view = { id: null, sides: null, images: [], index: 0, seeds: [] };
@@ -40,7 +41,7 @@ export function showResult(id, message) {
     button.className = "thumb";
     button.setAttribute("aria-label", `Show sample ${index + 1}`);
     const img = document.createElement("img");
-    img.src = url;
+    img.src = thumbnailUrl(url);
     img.alt = `Sample ${index + 1}`;
     button.append(img);
     button.addEventListener("click", () => show(index));

@@ -1,0 +1,107 @@
+"""A job's stored pictures as its addresses name them (``api/urls.py``): the input, each
+output, the mask as sent (and its 128 px thumbnail), the painted mask, the picture of the
+regenerated area; and the thumbnails the pages show of the input, each output, the regenerated
+area and the mask (docs/adr/0012-thumbnails-made-with-the-pictures.md).
+
+Thumbnails are at most ``engine.THUMBNAIL_MAX_SIDE`` pixels, as WebP. The input's is made with
+its stored source (in the request that uploads it, from the pixels already decoded) and each
+output's by the worker that makes the output, so a page of history decodes nothing. The
+regenerated area's and the mask's are made at their first request, through the web process'
+gate, and kept beside the job (``derived_picture``), as are the input's and outputs' of rows
+stored before thumbnails existed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models.fields.files import FieldFile
+
+from .. import engine
+from ..errors import ClientError
+from ..gate import PIXELS, pixels_of
+from ..models import GeneratedImage, Generation, Mask
+from .derived import derived_picture
+from .files import open_stored
+from .masks import generation_painted_mask, generation_regenerated, generation_regenerated_encoded
+
+#: The parts of a job that have a thumbnail, besides its outputs (named by their index).
+THUMBNAIL_PARTS = ("input", "regenerated", "mask")
+
+
+@dataclass(frozen=True)
+class Picture:
+    file: FieldFile
+    #: What a download of it is named after (``Generation.file_name``).
+    name: str | int
+
+
+def _mask_of(generation: Generation) -> Mask:
+    if generation.mask is None:
+        raise ClientError("This generation has no mask.", status=404)
+    return generation.mask
+
+
+def _regenerates(generation: Generation) -> None:
+    if generation.is_upscale:
+        raise ClientError("An upscale job regenerates no area: it has no such picture.", status=404)
+
+
+def _output(generation: Generation, index: str) -> GeneratedImage:
+    image = next((i for i in generation.images.all() if str(i.index) == index), None)
+    if image is None:
+        raise ClientError("No such image.", status=404)
+    return image
+
+
+def generation_picture(*, generation: Generation, part: str) -> Picture:
+    """``part`` of ``generation``: "input", "mask", "mask-thumbnail", "painted-mask",
+    "regenerated" or an output's index; a 404 for a part the job does not have."""
+    if part == "input":
+        return Picture(generation.source.file, "input")
+    if part == "regenerated":
+        _regenerates(generation)
+        return Picture(generation_regenerated(generation=generation), "regenerated")
+    if part == "mask":
+        return Picture(_mask_of(generation).file, "mask")
+    if part == "mask-thumbnail":
+        return Picture(_mask_of(generation).thumbnail, "mask-thumbnail")
+    if part == "painted-mask":
+        _mask_of(generation)
+        return Picture(generation_painted_mask(generation=generation), "mask-painted")
+    image = _output(generation, part)
+    return Picture(image.file, image.seed)
+
+
+def _thumbnail_of(field_file: FieldFile, size: tuple[int, int], owner: int) -> bytes:
+    """The thumbnail of a stored picture, decoded through the gate on its owner's share."""
+    with PIXELS.held(user=owner, pixels=2 * pixels_of(size), what="picture"):
+        return engine.thumbnail_webp(open_stored(field_file))
+
+
+def generation_thumbnail(*, generation: Generation, part: str) -> FieldFile:
+    """The stored thumbnail of ``part`` of ``generation`` (one of THUMBNAIL_PARTS or an
+    output's index); a 404 for a part the job does not have."""
+    owner = generation.owner_id
+
+    def kept(make: Callable[[], bytes]) -> FieldFile:
+        return derived_picture(
+            generation=generation, kind=f"thumbnail-{part}", extension="webp", make=make
+        )
+
+    if part == "input":
+        source = generation.source
+        if source.thumbnail:
+            return source.thumbnail
+        return kept(lambda: _thumbnail_of(source.file, (source.width, source.height), owner))
+    if part == "regenerated":
+        _regenerates(generation)
+        encode = engine.thumbnail_webp
+        return kept(lambda: generation_regenerated_encoded(generation=generation, encode=encode))
+    if part == "mask":
+        mask = _mask_of(generation)
+        return kept(lambda: _thumbnail_of(mask.file, (mask.width, mask.height), owner))
+    image = _output(generation, part)
+    if image.thumbnail:
+        return image.thumbnail
+    return kept(lambda: _thumbnail_of(image.file, (image.width, image.height), owner))
