@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) -m dreamlayer_site.stack
+	$(PY) -m dreamlayer_site.stack
 
 # The browser tests drive Debian's Chromium; install it where we can (root with apt-get).
 chromium:

@@ -71,6 +71,8 @@ class EmbeddedRedis:
             "no",
             "--loglevel",
             "warning",
+            "--logfile",  # not the console: its start-up warnings are for operators
+            str(self.sock.parent / "redis.log"),
         ]
 
     def start(self, timeout: float = 15.0) -> bool:

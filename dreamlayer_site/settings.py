@@ -23,14 +23,12 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 
 def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, else one generated once into the data folder (a single machine's
+    `make run` and management commands share it; several web machines must be given the same
+    key in the environment: docs/scaling-out.md)."""
     key = env.str("DJANGO_SECRET_KEY", default="")
     if key:
         return key
-    if not DEBUG:
-        raise environ.ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is false "
-            "(local runs: DJANGO_DEBUG=true generates one into the data folder)."
-        )
     path = DATA_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))

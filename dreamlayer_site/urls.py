@@ -34,3 +34,4 @@ urlpatterns = [
 ]
 
 handler404 = "inpainting.views.not_found"
+handler500 = "inpainting.views.server_error"

@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from . import selectors
 from .errors import ClientError
 from .models import GeneratedImage, Generation, GenerationReference, LibraryModel
 from .services import generations, library
@@ -89,7 +90,7 @@ class GenerationAdmin(admin.ModelAdmin):
         ("Images", {"fields": ("input_image", "mask_image")}),
         (
             "Parameters",
-            {"fields": ("prompt", "params", "seed", "engine", "model_name", "worker", "metadata")},
+            {"fields": ("prompt_followed", "parameters", "seed", "engine", "ran", "worker")},
         ),
         (
             "Webhook",
@@ -139,7 +140,26 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description="prompt")
     def prompt_short(self, obj: Generation) -> str:
-        return (obj.prompt[:60] + "…") if len(obj.prompt) > 60 else (obj.prompt or "(none)")
+        """What the history calls the job (a fill engine's ignored prompt is not shown)."""
+        words = obj.description
+        return (words[:60] + "…") if len(words) > 60 else words
+
+    @admin.display(description="prompt")
+    def prompt_followed(self, obj: Generation) -> str:
+        return obj.followed_prompt or "(none followed)"
+
+    @admin.display(description="parameters")
+    def parameters(self, obj: Generation) -> str:
+        """The job's parameters as its detail page shows them (what a fill engine does not
+        use left out)."""
+        rows = selectors.generation_parameters(generation=obj)
+        return format_html_join("\n", "<div><b>{}</b>: {}</div>", rows)
+
+    @admin.display(description="ran")
+    def ran(self, obj: Generation) -> str:
+        """The model or fill method that ran, and what the worker reported about the run."""
+        notes = ", ".join(f"{k}: {v}" for k, v in (obj.metadata or {}).items() if k != "warnings")
+        return f"{obj.model_name or '-'}" + (f" ({notes})" if notes else "")
 
     @admin.display(description="duration (s)", ordering="total_seconds")
     def duration(self, obj: Generation) -> str:

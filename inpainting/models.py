@@ -11,6 +11,7 @@ from django.db import models
 from django.utils.text import slugify
 
 from .engine.families import FAMILIES
+from .engine.parameters import FILL_ENGINES
 from .engine.selection import FAMILY_LABELS as MASK_FAMILY_LABELS
 from .engine.upscale import ENGINE as UPSCALE_ENGINE
 from .engine.upscale import summary as upscale_summary
@@ -202,12 +203,24 @@ class Generation(models.Model):
         return self.engine == UPSCALE_ENGINE
 
     @property
+    def ran_a_fill_engine(self) -> bool:
+        """Whether a fill engine (classical, LaMa) ran it (or will): it follows no words and
+        does no sampling, so nothing shows its prompt or sampling settings
+        (``engine.parameters.FILL_ENGINE_UNUSED``)."""
+        return self.engine in FILL_ENGINES
+
+    @property
+    def followed_prompt(self) -> str:
+        """The prompt the job followed: none after a fill engine."""
+        return "" if self.ran_a_fill_engine else self.prompt.strip()
+
+    @property
     def description(self) -> str:
-        """What the history calls this job: its prompt, else what it does without one."""
+        """What the history calls this job: the prompt it followed, else what it does."""
         if self.is_upscale:
             return "Upscale to " + upscale_summary((self.params or {}).get("upscale") or {})
-        if self.prompt.strip():
-            return self.prompt.strip()
+        if self.followed_prompt:
+            return self.followed_prompt
         if self.is_outpaint:
             return "Outpaint and object removal" if self.mask_id else "Outpaint"
         return "Object removal"
@@ -217,7 +230,7 @@ class Generation(models.Model):
         ``dreamlayer-<the prompt's first words, else removal or outpaint>-<what>.png``, where
         ``what`` is an output's seed, or "input", "mask", "regenerated"."""
         words = ""
-        for word in slugify(self.prompt, allow_unicode=True).split("-"):
+        for word in slugify(self.followed_prompt, allow_unicode=True).split("-"):
             joined = f"{words}-{word}" if words else word
             if len(joined) > FILE_NAME_WORDS_CHARS:
                 words = words or word[:FILE_NAME_WORDS_CHARS]

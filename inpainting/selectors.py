@@ -8,7 +8,9 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 
+from .engine.parameters import FILL_ENGINE_UNUSED
 from .models import Generation, LibraryModel
+from .params import GenerationParams
 
 
 def generation_list(*, user: User, include_all: bool = False) -> QuerySet[Generation]:
@@ -115,3 +117,11 @@ def library_upscaler_list() -> QuerySet[LibraryModel]:
 def library_mask_model_list() -> QuerySet[LibraryModel]:
     """The enabled mask models found by the last scan."""
     return LibraryModel.objects.mask_models().filter(enabled=True, present=True).order_by("name")
+
+
+def generation_parameters(*, generation: Generation) -> list[tuple[str, str]]:
+    """The job's parameters for people, (label, value), as the detail page and the admin show
+    them: the engine row is the engine that ran (shown with its model elsewhere), and after a
+    fill engine none of what it does not use (steps, guidance, scheduler, the model...)."""
+    leave_out = ("engine", *(FILL_ENGINE_UNUSED if generation.ran_a_fill_engine else ()))
+    return GenerationParams.from_json(generation.params).table(leave_out=leave_out)

@@ -7,13 +7,20 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseNotFound, JsonResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseNotFound,
+    HttpResponseServerError,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import selectors
-from .api.errors import json_not_found
+from .api.errors import json_not_found, json_server_error
 from .conf import engine_config, model_status
 from .engine import selection
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
@@ -32,7 +39,6 @@ from .errors import ClientError
 from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
-from .params import GenerationParams
 from .services import generations, library, masks, upscale
 
 #: Paths of APIs: a 404 there is JSON (clients parse it), not the HTML page.
@@ -135,18 +141,18 @@ def _mask_colour(generation: Generation) -> str | None:
 def history_detail(request, generation_id):
     """One generation; ``history-detail.js`` follows a queued or running one live."""
     generation = _own_generation(request, generation_id)
-    params = GenerationParams.from_json(generation.params)
     context = {
         "g": generation,
-        # The engine row shows the engine that ran, with its model: the request's is left out.
-        "params": params.table(leave_out=("engine",)),
+        "params": selectors.generation_parameters(generation=generation),
         "images": generation.images.all(),
         "mask_colour": _mask_colour(generation),
         "active": generation.status in Generation.ACTIVE,
-        # Only the owner upscales: the new job is theirs (staff may view others' jobs).
+        # Only the owner upscales: the new job is theirs (staff may view others' jobs). A job
+        # still running gets the form hidden: the page shows it when the job succeeds.
         "upscalers": (
             library.library_upscalers_described()
-            if generation.owner_id == request.user.pk and generation.status == "succeeded"
+            if generation.owner_id == request.user.pk
+            and generation.status in ("succeeded", *Generation.ACTIVE)
             else []
         ),
     }
@@ -205,6 +211,14 @@ def not_found(request, exception=None):
     if request.path.startswith(API_PREFIXES):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)
+
+
+def server_error(request):
+    """A crash: JSON under the APIs' prefixes, the project's page elsewhere; never the crash
+    itself (it is logged)."""
+    if request.path.startswith(API_PREFIXES):
+        return json_server_error(request)
+    return HttpResponseServerError(loader.get_template("500.html").render())
 
 
 @require_GET

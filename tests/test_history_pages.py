@@ -43,7 +43,9 @@ def captions(html: str) -> list[str]:
 
 
 def test_history_cards_say_what_each_job_is(api, browser_client):
-    submit(api, prompt="a wooden bench in the park")
+    followed = submit(api, prompt="a wooden bench in the park")
+    Generation.objects.filter(pk=followed.pk).update(engine="diffusers")  # a model's job
+    submit(api, prompt="a red rose")  # the classical engine ignores the prompt: not a caption
     submit(api)  # a mask and no prompt
     submit(api, mask=None, outpaint='{"right": 16}')
     submit(api, outpaint='{"left": 8}')
@@ -52,6 +54,7 @@ def test_history_cards_say_what_each_job_is(api, browser_client):
         "Outpaint and object removal",
         "Outpaint",
         "Object removal",
+        "Object removal",
         "a wooden bench in the park",
     ]
     assert "(no prompt)" not in html
@@ -59,7 +62,8 @@ def test_history_cards_say_what_each_job_is(api, browser_client):
 
 
 def test_a_long_prompt_is_shortened_on_its_card(api, browser_client):
-    submit(api, prompt="a " + "very " * 30 + "long prompt")
+    generation = submit(api, prompt="a " + "very " * 30 + "long prompt")
+    Generation.objects.filter(pk=generation.pk).update(engine="diffusers")
     (caption,) = captions(page(browser_client, "/history/"))
     assert len(caption) == 48 and caption.endswith("…")
 
@@ -86,16 +90,17 @@ def test_every_parameter_row_has_a_label_and_the_engine_shows_once(api, browser_
     assert not [cell for cell in cells if re.search(r"[a-z]_[a-z]", cell)], cells
     assert all(cell[:1].isupper() for cell in cells), cells
     assert cells.count("Engine") == 1
+    # The classical engine follows no words and does no sampling: none of that is shown.
     for label in ("Prompt", "Negative prompt", "Denoising strength", "Steps", "Guidance scale"):
-        assert label in cells
-    assert {"Scheduler", "Mask blur (px)", "Seed used", "Seed", "Outpaint"} <= set(cells)
+        assert label not in cells
+    assert not {"Scheduler", "Model", "Clip skip", "Soft inpainting"} & set(cells)
+    assert {"Mask blur (px)", "Seed used", "Seed", "Outpaint"} <= set(cells)
     rows = {
         label: unescape(value)
         for label, value in re.findall(r'<th scope="row">([^<]*)</th><td[^>]*>([^<]*)</td>', html)
     }
     assert rows["Mask blur (px)"] == "6"
     assert rows["Outpaint"] == "right 16 px"
-    assert rows["Scheduler"] == "the model's own"
     assert rows["Invert mask"] == "no"
     assert rows["Engine"].startswith("classical (")
     assert rows["Client"] == "Browser"  # a session, not a key
@@ -180,3 +185,35 @@ def test_favicon(client, browser_client):
     assert b"<svg" in body and b"#5b4bdb" in body
     html = page(browser_client, "/")
     assert f'<link rel="icon" href="{response["Location"]}" type="image/svg+xml">' in html
+
+
+def test_a_classical_job_names_no_setting_it_did_not_use(api, browser_client, staff_user, client):
+    """The studio sends steps, guidance and a scheduler with every job: after the classical
+    engine ran, the JSON, the detail page and the admin name none of them, nor a model; the
+    answer's warnings said they were not used."""
+    generation = submit(
+        api,
+        prompt="a red rose",
+        num_inference_steps=30,
+        guidance_scale=7.5,
+        scheduler="Euler a",
+        engine="classical",
+    )
+    runs.generation_run(generation_id=str(generation.pk))
+    metadata = api.get(f"/api/generations/{generation.pk}/").json()["metadata"]
+    for key in ("prompt", "num_inference_steps", "guidance_scale", "scheduler", "clip_skip"):
+        assert key not in metadata, key
+    assert metadata["engine"] == "classical" and metadata["model"] == "hybrid-patchmatch-poisson"
+    warned = {w["field"] for w in metadata["warnings"]}
+    assert {"prompt", "num_inference_steps", "guidance_scale", "scheduler"} <= warned
+    html = page(browser_client, f"/history/{generation.pk}/")
+    cells = header_cells(html)
+    assert not {"Prompt", "Steps", "Guidance scale", "Scheduler", "Model"} & set(cells), cells
+    assert '<p class="description">Object removal</p>' in html
+    client.force_login(staff_user)
+    staff_user.is_superuser = True
+    staff_user.save()
+    admin = page(client, f"/admin/inpainting/generation/{generation.pk}/change/")
+    for word in ("Steps", "Guidance scale", "Scheduler", "the default model", "a red rose"):
+        assert word not in admin, word
+    assert "Object removal" in page(client, "/admin/inpainting/generation/")

@@ -93,9 +93,12 @@ def test_an_unknown_model_is_a_400_that_lists_the_models(api, two_models):
     response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", model="delta")
     assert response.status_code == 400
     body = response.json()
-    assert body["errors"]["model"] == [
-        "Unknown model 'delta'; the models are: alpha, beta, gamma.safetensors (GET /api/models)."
-    ]
+    (message,) = body["errors"]["model"]
+    assert message.startswith(
+        "No model named 'delta' is installed here (the models: alpha, beta, gamma.safetensors; "
+        "GET /api/models). To install one, copy its diffusers folder"
+    )
+    assert "`manage.py models scan`" in message
     response = post_img2img(
         api, image_png(), black_box_mask_png(), prompt="x", model="beta", engine="classical"
     )
@@ -130,7 +133,7 @@ def test_the_cli_takes_a_model(two_models, tmp_path):
         assert f'"model": "{name}"' in picture.info["dreamlayer"]
         pictures[name] = np.asarray(picture.convert("RGB"))
     assert not np.array_equal(pictures["alpha"], pictures["beta"])
-    with pytest.raises(CommandError, match="Unknown model 'delta'"):
+    with pytest.raises(CommandError, match="No model named 'delta' is installed here"):
         call_command(
             "inpaint",
             "--image",
@@ -155,13 +158,11 @@ def test_modelslab_model_id_and_fooocus_base_model_name_pick_the_model(api_key, 
     refused = modelslab("lazymixv4-inpaint")
     assert refused.status_code == 400
     assert (
-        "Unknown model 'lazymixv4-inpaint'; the models are: alpha, beta, gamma.safetensors."
-        in refused.json()["message"]
+        "No model named 'lazymixv4-inpaint' is installed here (the models: alpha, beta, "
+        "gamma.safetensors;" in refused.json()["message"]
     )
     refused = fooocus("juggernautXL_v8Rundiffusion.safetensors")
-    assert refused.status_code == 400 and "the models are: alpha, beta, gamma" in str(
-        refused.json()
-    )
+    assert refused.status_code == 400 and "(the models: alpha, beta, gamma" in str(refused.json())
     assert Generation.objects.count() == 2
 
 
@@ -257,7 +258,10 @@ def test_a1111_options_switch_the_checkpoint_of_the_callers_jobs_only(api, other
     # An unknown model is a 400 that lists the models, and the choice stays.
     refused = api.post("/sdapi/v1/options", {"sd_model_checkpoint": "delta"}, format="json")
     assert refused.status_code == 400
-    assert "Unknown model 'delta'; the models are: alpha, beta" in refused.json()["detail"]
+    assert (
+        "No model named 'delta' is installed here (the models: alpha, beta"
+        in (refused.json()["detail"])
+    )
     assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == beta
     # A chosen model that staff disable falls back to the default.
     LibraryModel.objects.filter(name="beta").update(enabled=False)

@@ -22,7 +22,7 @@ def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
                     output.append(base64.b64encode(handle.read()).decode())
         else:
             output = native.image_urls(generation, base)
-        meta = native.metadata(generation)
+        meta = native.metadata(generation, as_requested=True)
         meta.update(generation.metadata.get("modelslab", {}))
         return {
             "status": "success",
@@ -45,5 +45,5 @@ def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
         "fetch_result": fetch,
         "output": [],
         "future_links": [],
-        "meta": native.metadata(generation),
+        "meta": native.metadata(generation, as_requested=True),
     }

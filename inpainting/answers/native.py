@@ -7,6 +7,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..models import Generation
 from ..params import GenerationParams
 from ..selectors import generation_eta_seconds, generation_queue_position
@@ -54,7 +55,10 @@ def _upscale_metadata(generation: Generation, params: GenerationParams) -> dict[
     }
 
 
-def metadata(generation: Generation) -> dict[str, Any]:
+def metadata(generation: Generation, *, as_requested: bool = False) -> dict[str, Any]:
+    """What the job ran with. After a fill engine, none of what it does not use
+    (``FILL_ENGINE_UNUSED``), unless ``as_requested``: an API whose answer echoes the request
+    (ModelsLab's ``meta``) keeps the values the request sent."""
     params = GenerationParams.from_json(generation.params)
     if generation.is_upscale:
         return _upscale_metadata(generation, params)
@@ -98,6 +102,11 @@ def metadata(generation: Generation) -> dict[str, Any]:
         },
     }
     data.update(generation.metadata or {})
+    if generation.ran_a_fill_engine and not as_requested:
+        # What it did not use; "model" stays: the fill method or the LaMa file that ran.
+        for unused in (*FILL_ENGINE_UNUSED, "loras", "controlnet"):
+            if unused != "model":
+                data.pop(unused, None)
     return data
 
 

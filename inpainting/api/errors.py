@@ -81,3 +81,11 @@ def _native_error(exc: Exception, context: dict) -> Response | None:
 
 def json_not_found(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body("Not found."), status=404)
+
+
+def json_server_error(request) -> JsonResponse:
+    """A crash under an API prefix: the error shape, and nothing of the crash (it is logged)."""
+    return JsonResponse(
+        error_body("The server failed on this request; it is logged. Try again later."),
+        status=500,
+    )

@@ -33,6 +33,20 @@ INPAINT_AREAS = ("auto", "masked", "whole")
 ENGINES = ("classical", "lama", "diffusers")
 #: The engines that fill the mask from the picture around it: no words, no sampling.
 FILL_ENGINES = ("classical", "lama")
+#: What a fill engine does not use: the words, the sampling, soft inpainting and the
+#: diffusion model's settings. A request that sends them is told so (``warnings``); its job
+#: stores none of them, and its answers and pages name none of them; the studio disables them.
+FILL_ENGINE_UNUSED = (
+    "prompt",
+    "negative_prompt",
+    "denoising_strength",
+    "num_inference_steps",
+    "guidance_scale",
+    "clip_skip",
+    "scheduler",
+    "soft",
+    "model",
+)
 #: Outpainting: pixels added on one side, and the longest side of a target size.
 MAX_OUTPAINT_SIDE = 2048
 MAX_OUTPAINT_TARGET = 8192

@@ -20,6 +20,7 @@ from accounts.models import ApiKey, User
 
 from .. import engine, selectors
 from ..conf import engine_config
+from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
 from ..models import Generation, GenerationReference, Mask, SourceImage, stored_bytes
@@ -71,6 +72,7 @@ def _validate(
     diffusers engine; its parameters are checked against the model's family, and its
     ``references`` reference pictures against how many the family reads)."""
     config = engine_config()
+    library.library_model_named_check(params.model)
     try:
         engine_name = config.choose(params.requested_engine, params.prompt)
         edits = engine_name == "diffusers" and library.library_job_family(params.model).edits
@@ -132,16 +134,12 @@ def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dic
     for the answer's ``warnings``: it fills the mask from the picture around it, with no
     diffusion model, so the words, the sampling and soft inpainting are not used."""
     default = GenerationParams()
-    sent = {
-        "prompt": bool(params.prompt.strip()),
-        "negative_prompt": bool(params.negative_prompt.strip()),
-        "num_inference_steps": params.num_inference_steps is not None,
-        "guidance_scale": params.guidance_scale is not None,
-        "scheduler": bool(params.scheduler),
-        "denoising_strength": params.denoising_strength != default.denoising_strength,
-        "clip_skip": params.clip_skip != default.clip_skip,
-        "soft": params.soft,
-    }
+
+    def given(field: str) -> bool:
+        value = getattr(params, field)
+        return bool(value.strip()) if isinstance(value, str) else value != getattr(default, field)
+
+    sent = {field: given(field) for field in FILL_ENGINE_UNUSED}
     return [
         {
             "field": field,

@@ -383,11 +383,7 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
         return usable.filter(is_default=True).first()
     model = usable.filter(name=requested).first()
     if model is None:
-        names = ", ".join(usable.order_by("name").values_list("name", flat=True)) or "none"
-        raise ClientError(
-            f"Unknown model {echoed(requested)}; the models are: {names} (GET /api/models).",
-            field="model",
-        )
+        raise library_model_missing(requested, field="model")
     if not library_model_runnable(model):
         raise ClientError(
             f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
@@ -411,6 +407,29 @@ def library_job_family(name: str | None) -> Family:
     """The family a diffusers job that names library model ``name`` (None: the default
     model, or the deployment's own) runs."""
     return library_model_family(library_model_for_job(name))[1]
+
+
+def library_model_missing(requested: str, *, field: str) -> ClientError:
+    """The one answer to a job that names a diffusion model this server does not have, on
+    every surface: the models there are, and how to install one (the edit models among
+    them)."""
+    names = ", ".join(
+        selectors.library_model_list().order_by("name").values_list("name", flat=True)
+    )
+    return ClientError(
+        f"No model named {echoed(requested)} is installed here (the models: {names or 'none'}; "
+        "GET /api/models). To install one, copy its diffusers folder or .safetensors file into "
+        "the models folder (MODELS_DIR, data/models/ by default) and run `manage.py models "
+        f"scan` (docs/model-library.md); models that edit by words: {library_edit_models_hint()}.",
+        field=field,
+    )
+
+
+def library_model_named_check(requested: str | None) -> None:
+    """A job that names a model (``model``) this server does not have is refused before
+    anything else is decided (``library_model_missing``)."""
+    if requested is not None and not selectors.library_model_list().filter(name=requested).exists():
+        raise library_model_missing(requested, field="model")
 
 
 def library_edit_models_hint() -> str:
@@ -457,9 +476,7 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
     for name in models:
         if _same_name(name, value):
             return name
-    raise ClientError(
-        f"Unknown model {echoed(value)}; the models are: {', '.join(sorted(models))}.", field=field
-    )
+    raise library_model_missing(value, field=field)
 
 
 def library_user_checkpoint(user) -> LibraryModel | None:

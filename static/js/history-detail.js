@@ -49,6 +49,16 @@ function renderOutputs(images, metadata) {
   });
 }
 
+// The Upscale form of a job that finished while the page was open: one option per output.
+function showUpscale(count) {
+  const form = document.getElementById("upscale-form");
+  if (!form || !count) return;
+  const select = document.getElementById("upscale-index");
+  select.replaceChildren(...Array.from({ length: count }, (_, i) => new Option(String(i), String(i))));
+  select.closest("label").hidden = count < 2;
+  form.hidden = false;
+}
+
 function seconds(value) {
   return value == null ? "-" : value.toFixed(2);
 }
@@ -58,6 +68,7 @@ function succeeded(message) {
   setBadge(badge, "succeeded");
   const metadata = message.metadata || {};
   renderOutputs(message.images || [], metadata);
+  showUpscale((message.images || []).length);
   if (metadata.seed != null) card.querySelector("[data-seed-used]").textContent = metadata.seed;
   if (metadata.engine) {
     const model = metadata.model ? ` (${metadata.model})` : "";

@@ -124,6 +124,9 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
     caption = page.locator("[data-output] figcaption").inner_text()
     assert caption == f"Output 0 · {W}×{H} · seed 77 · download"
     assert page.inner_text("[data-seed-used]") == "77"
+    # The Upscale form of the finished job, without a reload (one output: no output choice).
+    assert page.locator("#upscale-form").is_visible()
+    assert page.locator("#upscale-index").is_hidden()
     assert page.inner_text("[data-engine]").startswith("diffusers (")
     assert "total -" not in page.inner_text("[data-timings]")
 

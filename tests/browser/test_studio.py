@@ -293,7 +293,7 @@ def test_staff_find_the_generation_in_the_admin_with_its_thumbnail(
     generation_id = response.json()["id"]
     log_in(page, live_url, "staff", "pw-staff-123")
     page.goto(f"{live_url}/admin/inpainting/generation/")
-    thumb = page.locator(f"img[src='/api/generations/{generation_id}/images/0.png']")
+    thumb = page.locator(f"img[src='/api/generations/{generation_id}/thumbnails/0.webp']")
     thumb.wait_for()
     page.wait_for_function(
         "img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle()
@@ -301,7 +301,8 @@ def test_staff_find_the_generation_in_the_admin_with_its_thumbnail(
     assert "alice" in page.inner_text("#result_list")
     screenshot(page, "admin-list")
     page.goto(f"{live_url}/admin/inpainting/generation/{generation_id}/change/")
-    assert page.locator("img[src$='input.png']").count() == 1
+    # The input's thumbnail, linked to the input itself.
+    assert page.locator("a[href$='/input.png'] img[src$='/thumbnails/input.webp']").count() == 1
 
 
 def test_studio_at_phone_width(browser, live_url, user, input_png):

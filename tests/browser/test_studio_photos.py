@@ -301,3 +301,31 @@ def test_the_prompt_shows_its_length_against_the_limit(studio, tmp_path):
     studio.fill("#prompt", "x" * 2500)  # a paste longer than the limit is cut at it, visibly
     assert counter.inner_text().startswith("2000 / 2000")
     assert "limit" in counter.inner_text()
+
+
+@pytest.mark.parametrize("studio", [PHONE], indirect=True, ids=["phone"])
+def test_on_a_phone_generate_and_log_out_are_on_screen_after_painting_a_large_photo(
+    studio, tmp_path
+):
+    """390 x 844: a 4000 px phone photo loads, its brush reaches a tenth of the picture, a
+    stroke is painted, and Generate and Log out are on the screen without a scroll."""
+    path, _ = photo(tmp_path, "chelsea")
+    large = tmp_path / "large.jpg"
+    with Image.open(path) as small:
+        small.resize((4000, 2661), Image.Resampling.LANCZOS).save(large, "JPEG", quality=85)
+    box = open_image(studio, large, zoom=None)
+    assert studio.get_attribute("#brush-size", "max") == "400"
+    set_brush(studio, 400)
+    stroke(
+        studio,
+        box,
+        (box["width"] * 0.3, box["height"] * 0.4),
+        (box["width"] * 0.5, box["height"] * 0.5),
+    )
+    assert studio.evaluate("window.scrollY") == 0
+    assert in_window(studio, studio.locator("#generate").bounding_box())
+    assert in_window(studio, studio.get_by_role("button", name="Log out").bounding_box())
+    assert in_window(studio, studio.get_by_role("link", name="API docs").bounding_box())
+    studio.locator("#generate").click()
+    studio.wait_for_selector("#result-panel:not([hidden])", timeout=120_000)
+    assert Generation.objects.get().status == "succeeded"

@@ -98,6 +98,7 @@ export async function loadImage(blob) {
   showCanvas();
   say("");
   editor.load(bitmap);
+  fitBrushTo(bitmap.width, bitmap.height);
   newObject();
   if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
   scheduleOverlay();
@@ -134,8 +135,16 @@ function setMaskMode(mode) {
 $("mode-draw").addEventListener("click", () => setMaskMode("draw"));
 $("mode-upload").addEventListener("click", () => setMaskMode("upload"));
 
+// The largest brush, in image pixels: a tenth of the picture's longer side (at least 100), so a
+// 4000 px photo's brush covers as much of it as a 1000 px one's.
+let brushLimit = 100;
+function fitBrushTo(width, height) {
+  brushLimit = Math.max(100, Math.round(Math.max(width, height) / 10));
+  $("brush-size").max = brushLimit;
+  setBrush(editor.brushSize);
+}
 function setBrush(size) {
-  const value = Math.max(1, Math.min(100, Math.round(size)));
+  const value = Math.max(1, Math.min(brushLimit, Math.round(size)));
   editor.brushSize = value;
   $("brush-size").value = value;
   $("brush-size-value").value = value;

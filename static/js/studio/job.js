@@ -16,7 +16,10 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!input.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
   const mask = await currentMask();
   const outpaint = outpaintSides();
-  if (!mask && !outpaint && !editsByWords()) {
+  // Without a mask, words still make a job: an edit model's, or "remove the cup" (the server
+  // finds the cup with a selection model, or answers what to install, as the API does).
+  const words = $("prompt") && !$("prompt").disabled && $("prompt").value.trim();
+  if (!mask && !outpaint && !editsByWords() && !words) {
     say(input.maskMode === "draw"
       ? "Nothing to regenerate yet: paint over the area to change (it turns red), or set outpaint pixels, then Generate."
       : "Nothing to regenerate yet: choose a mask PNG above, or set outpaint pixels, then Generate.", "error");

@@ -84,18 +84,22 @@ window.addEventListener("keydown", (event) => {
 
 // The result fitted into the viewport (at most 100%), centred; the input drawn at the same
 // scale at its place in the result: pixel for pixel aligned.
+// The compare slider's room under the picture (it covered the picture's bottom before).
+const SLIDER_ROOM = 30;
 function layout() {
   const after = $("after");
   const [w, h] = [after.naturalWidth, after.naturalHeight];
   if (!w || $("compare").hidden) return;
   const viewport = $("viewport");
-  const zoom = Math.min(1, viewport.clientWidth / w, viewport.clientHeight / h);
+  // At the scale the canvas had (never larger than fits), the slider below the picture.
+  const room = viewport.clientHeight - SLIDER_ROOM;
+  const zoom = Math.min(editor.zoom || 1, 1, viewport.clientWidth / w, room / h);
   const [boxW, boxH] = [w * zoom, h * zoom];
   Object.assign($("compare").style, {
     width: `${boxW}px`,
     height: `${boxH}px`,
     left: `${(viewport.clientWidth - boxW) / 2}px`,
-    top: `${(viewport.clientHeight - boxH) / 2}px`,
+    top: `${Math.max(0, (room - boxH) / 2)}px`,
   });
   // Where the input lies in the result: its outpaint offsets, or (same size) the whole frame.
   const sides = view.sides || { left: 0, top: 0 };
