@@ -230,7 +230,7 @@ class Generation(models.Model):
         ``dreamlayer-<the prompt's first words, else removal or outpaint>-<what>.png``, where
         ``what`` is an output's seed, or "input", "mask", "regenerated"."""
         words = ""
-        for word in slugify(self.followed_prompt, allow_unicode=True).split("-"):
+        for word in slugify(self.prompt, allow_unicode=True).split("-"):
             joined = f"{words}-{word}" if words else word
             if len(joined) > FILE_NAME_WORDS_CHARS:
                 words = words or word[:FILE_NAME_WORDS_CHARS]

@@ -37,9 +37,9 @@ def test_img2img_with_an_api_key_returns_the_result_with_exact_preservation(user
     meta = body["metadata"]
     assert meta["engine"] == "classical" and meta["model"] == "hybrid-patchmatch-poisson"
     assert (meta["width"], meta["height"]) == (W, H)
-    # The classical engine followed no prompt and did no sampling: the JSON names none of it.
-    assert "prompt" not in meta and "num_inference_steps" not in meta
-    assert meta["mask_mode"] == "black_inpaints" and meta["warnings"][0]["field"] == "prompt"
+    # The classical engine followed no prompt (the warnings say so) and did no sampling.
+    assert meta["prompt"] == "remove it" and meta["warnings"][0]["field"] == "prompt"
+    assert "num_inference_steps" not in meta and meta["mask_mode"] == "black_inpaints"
     assert isinstance(meta["seed"], int) and meta["prompt_ignored"] is True
     assert meta["timings"]["inference"] > 0 and meta["timings"]["queue"] >= 0
 

@@ -201,8 +201,9 @@ def test_a_classical_job_names_no_setting_it_did_not_use(api, browser_client, st
     )
     runs.generation_run(generation_id=str(generation.pk))
     metadata = api.get(f"/api/generations/{generation.pk}/").json()["metadata"]
-    for key in ("prompt", "num_inference_steps", "guidance_scale", "scheduler", "clip_skip"):
+    for key in ("num_inference_steps", "guidance_scale", "scheduler", "clip_skip", "loras"):
         assert key not in metadata, key
+    assert metadata["prompt"] == "a red rose"  # as sent: the warnings say it was not followed
     assert metadata["engine"] == "classical" and metadata["model"] == "hybrid-patchmatch-poisson"
     warned = {w["field"] for w in metadata["warnings"]}
     assert {"prompt", "num_inference_steps", "guidance_scale", "scheduler"} <= warned

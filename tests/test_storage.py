@@ -54,6 +54,19 @@ def test_a_tiny_flat_4096_px_upload_stays_small_on_disk(keyed_api):
         assert stored.getpixel((5, 5)) == (90, 140, 200)
 
 
+def noise_job_run(api, size: tuple[int, int]) -> Generation:
+    """A job on a noise picture of ``size`` with a small hole, run as the worker runs it."""
+    response = post_img2img(
+        api,
+        png_bytes(Image.effect_noise(size, 40).convert("RGB")),
+        png_bytes(box_mask(*size, (20, 20, 50, 50), inpaint_white=False)),
+        wait="false",
+    )
+    generation = Generation.objects.get(pk=response.json()["id"])
+    runs.generation_run(generation_id=str(generation.pk))  # what the worker calls
+    return generation
+
+
 def fail_if_called(*args, **kwargs):
     raise AssertionError("a stored derived picture was made again")
 
@@ -147,14 +160,7 @@ def test_a_retention_run_deletes_old_jobs_and_their_files_and_nothing_younger(
     outputs and derived pictures); a younger job, and one still queued, stay. Off (0): none."""
 
     def finished_job(days_ago: float) -> Generation:
-        response = post_img2img(
-            keyed_api,
-            png_bytes(Image.effect_noise((96, 96), 40).convert("RGB")),
-            png_bytes(box_mask(96, 96, (20, 20, 50, 50), inpaint_white=False)),
-            wait="false",
-        )
-        generation = Generation.objects.get(pk=response.json()["id"])
-        runs.generation_run(generation_id=str(generation.pk))
+        generation = noise_job_run(keyed_api, (96, 96))
         assert keyed_api.get(f"/api/generations/{generation.pk}/regenerated.png").status_code == 200
         Generation.objects.filter(pk=generation.pk).update(
             finished_at=timezone.now() - timedelta(days=days_ago)
@@ -340,14 +346,7 @@ def test_the_detail_page_shows_thumbnails_made_once_and_deleted_with_the_job(
 def test_a_job_stored_before_thumbnails_gets_them_at_the_first_request(keyed_api, monkeypatch):
     """Rows written before thumbnails existed have none: the first request makes one (through
     the gate) and keeps it beside the job; the second decodes nothing."""
-    response = post_img2img(
-        keyed_api,
-        png_bytes(Image.effect_noise((900, 700), 50).convert("RGB")),
-        png_bytes(box_mask(900, 700, (20, 20, 60, 60), inpaint_white=False)),
-        wait="false",
-    )
-    generation = Generation.objects.get(pk=response.json()["id"])
-    runs.generation_run(generation_id=str(generation.pk))
+    generation = noise_job_run(keyed_api, (900, 700))
     for row in (generation.source, generation.images.get()):
         row.thumbnail.delete(save=True)  # as rows stored before issue 52
     made = {}

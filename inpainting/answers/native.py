@@ -103,9 +103,11 @@ def metadata(generation: Generation, *, as_requested: bool = False) -> dict[str,
     }
     data.update(generation.metadata or {})
     if generation.ran_a_fill_engine and not as_requested:
-        # What it did not use; "model" stays: the fill method or the LaMa file that ran.
+        # The settings it did not use. The request's words stay (its warnings say they were
+        # not followed; "Edit again" reads them back), and "model" is what ran: the fill
+        # method or the LaMa file.
         for unused in (*FILL_ENGINE_UNUSED, "loras", "controlnet"):
-            if unused != "model":
+            if unused not in ("prompt", "negative_prompt", "model"):
                 data.pop(unused, None)
     return data
 

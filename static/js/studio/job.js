@@ -2,7 +2,7 @@
 
 import { postForm, postJson, reconnectDelay, wsUrl } from "../http.js";
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
-import { $, clearErrors, say, showErrors } from "./dom.js";
+import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
 import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult, shownResult } from "./results.js";
@@ -16,9 +16,10 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!input.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
   const mask = await currentMask();
   const outpaint = outpaintSides();
-  // Without a mask, words still make a job: an edit model's, or "remove the cup" (the server
-  // finds the cup with a selection model, or answers what to install, as the API does).
-  const words = $("prompt") && !$("prompt").disabled && $("prompt").value.trim();
+  // Without a mask, words still make a job: an edit model's, or a fill engine's "remove the
+  // cup" (the server finds the cup with a selection model, or answers what to install, as
+  // the API does).
+  const words = FILL_ENGINES.includes($("engine").value) && $("prompt").value.trim();
   if (!mask && !outpaint && !editsByWords() && !words) {
     say(input.maskMode === "draw"
       ? "Nothing to regenerate yet: paint over the area to change (it turns red), or set outpaint pixels, then Generate."
