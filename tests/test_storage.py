@@ -179,9 +179,7 @@ def test_a_retention_run_deletes_old_jobs_and_their_files_and_nothing_younger(
         for name in (
             old.source.file.name,
             old.mask.file.name,
-            old.source.thumbnail.name,
             old.images.get().file.name,
-            old.images.get().thumbnail.name,
             old.derived.get().file.name,
         )
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image
 
@@ -15,6 +16,13 @@ from ..params import GenerationParams
 from ..uploads import encode_png, thumbnail_png
 
 
+def thumbnail_made_with(image: Image.Image) -> bool:
+    """Whether a picture's thumbnail is made when it is stored: one of more than
+    WEB_PIXELS_SMALL pixels (a page of them would need the gate's per-user share); a smaller
+    one's is made at its first request, as small work (it kept the job overhead under target)."""
+    return image.width * image.height > settings.WEB_PIXELS_SMALL
+
+
 def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
     """The working copy every job on this image reads: a PNG compressed at the fast level the
     outputs are (``engine.images.PNG_OPTIONS``). It was uncompressed, for speed (a 512 px
@@ -24,7 +32,7 @@ def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
     already decoded: about 35 ms for a 2048 px photo."""
     rgb = engine.to_rgb(image)
     encoded = encode_png(rgb)
-    thumbnail = engine.thumbnail_webp(rgb)
+    thumbnail = engine.thumbnail_webp(rgb) if thumbnail_made_with(rgb) else b""
     source = SourceImage(
         owner=owner,
         width=encoded.width,
@@ -33,7 +41,8 @@ def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
         stored_bytes=len(encoded.data) + len(thumbnail),
     )
     source.file.save("source.png", ContentFile(encoded.data), save=False)
-    source.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
+    if thumbnail:
+        source.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
     source.save()
     return source
 

@@ -330,12 +330,12 @@ def generation_create(
         with files_removed_on_rollback() as saved, transaction.atomic():
             quota_check(user)
             source = source_image_create(owner=user, image=image)
-            saved += [source.file, source.thumbnail]
+            saved += [f for f in (source.file, source.thumbnail) if f]
             mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
             if mask_row is not None:
                 saved += [mask_row.file, mask_row.thumbnail]
             reference_rows = [source_image_create(owner=user, image=r) for r in references]
-            saved += [field for row in reference_rows for field in (row.file, row.thumbnail)]
+            saved += [f for row in reference_rows for f in (row.file, row.thumbnail) if f]
             return generation_insert(
                 user=user,
                 source=source,

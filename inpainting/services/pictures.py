@@ -3,12 +3,13 @@ output, the mask as sent (and its 128 px thumbnail), the painted mask, the pictu
 regenerated area; and the thumbnails the pages show of the input, each output, the regenerated
 area and the mask (docs/adr/0012-thumbnails-made-with-the-pictures.md).
 
-Thumbnails are at most ``engine.THUMBNAIL_MAX_SIDE`` pixels, as WebP. The input's is made with
-its stored source (in the request that uploads it, from the pixels already decoded) and each
-output's by the worker that makes the output, so a page of history decodes nothing. The
+Thumbnails are at most ``engine.THUMBNAIL_MAX_SIDE`` pixels, as WebP. For a picture larger
+than WEB_PIXELS_SMALL (``files.thumbnail_made_with``) the input's is made with its stored
+source (in the request that uploads it, from the pixels already decoded) and each output's by
+the worker that makes the output, so a page of history decodes nothing large. The
 regenerated area's and the mask's are made at their first request, through the web process'
-gate, and kept beside the job (``derived_picture``), as are the input's and outputs' of rows
-stored before thumbnails existed."""
+gate, and kept beside the job (``derived_picture``), as are the input's and outputs' of small
+pictures and of rows stored before thumbnails existed."""
 
 from __future__ import annotations
 

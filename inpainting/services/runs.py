@@ -23,7 +23,7 @@ from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
-from .files import generation_request
+from .files import generation_request, thumbnail_made_with
 from .library import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .models import backend_for
 from .upscale import upscale_job_run
@@ -290,7 +290,7 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
     images = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
         png = engine.png_with_parameters(image, _output_parameters(generation, result, index))
-        thumbnail = engine.thumbnail_webp(image)
+        thumbnail = engine.thumbnail_webp(image) if thumbnail_made_with(image) else b""
         row = GeneratedImage(
             generation=generation,
             index=index,
@@ -300,7 +300,8 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
             stored_bytes=len(png) + len(thumbnail),
         )
         row.file.save("out.png", ContentFile(png), save=False)
-        row.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
+        if thumbnail:
+            row.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
         images.append(row)
     now = timezone.now()
     with transaction.atomic():
@@ -324,7 +325,8 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
     if not done:
         for row in images:
             row.file.delete(save=False)
-            row.thumbnail.delete(save=False)
+            if row.thumbnail:
+                row.thumbnail.delete(save=False)
         return False
     # Waiting clients wake on this event: it goes out first.
     publish(generation, {"type": Event.COMPLETED, "id": str(generation.pk)})

@@ -232,7 +232,7 @@ def upscale_job_create(
         with files_removed_on_rollback() as saved, transaction.atomic():
             quota_check(user)
             source = source_image_create(owner=user, image=image)
-            saved += [source.file, source.thumbnail]
+            saved += [f for f in (source.file, source.thumbnail) if f]
             return generation_insert(
                 user=user,
                 source=source,
