@@ -26,9 +26,6 @@ from .derived import derived_picture
 from .files import open_stored
 from .masks import generation_painted_mask, generation_regenerated, generation_regenerated_encoded
 
-#: The parts of a job that have a thumbnail, besides its outputs (named by their index).
-THUMBNAIL_PARTS = ("input", "regenerated", "mask")
-
 
 @dataclass(frozen=True)
 class Picture:
@@ -81,8 +78,8 @@ def _thumbnail_of(field_file: FieldFile, size: tuple[int, int], owner: int) -> b
 
 
 def generation_thumbnail(*, generation: Generation, part: str) -> FieldFile:
-    """The stored thumbnail of ``part`` of ``generation`` (one of THUMBNAIL_PARTS or an
-    output's index); a 404 for a part the job does not have."""
+    """The stored thumbnail of ``part`` of ``generation`` ("input", "regenerated", "mask"
+    or an output's index); a 404 for a part the job does not have."""
     owner = generation.owner_id
 
     def kept(make: Callable[[], bytes]) -> FieldFile:
