@@ -1,5 +1,6 @@
-"""Five real removals, as a user does them: an outline drawn around the object on a real photo
-(scikit-image's astronaut, coffee and rocket; the shuttle reaches the top of the frame), the
+"""Six real removals, as a user does them: an outline drawn around the object on a real photo
+(scikit-image's astronaut, coffee and rocket; the shuttle reaches the top of the frame; the
+coffee's spoon, and its whole cup, a hole large enough to be filled at a reduced scale), the
 shuttle again under a plain box from the top edge to the table, and a caption strip along
 the bottom of the cat photo (chelsea, the caption drawn on it here), the
 engine run exactly as ``POST /api/img2img`` runs it with its defaults (seed 0), the result
@@ -79,6 +80,36 @@ REMOVALS = {
             ],
         ],
         "margin": 4,
+    },
+    "coffee-cup": {
+        "photo": "coffee",
+        "object": "the whole cup, handle and all (the spoon stays)",
+        "outlines": [
+            [
+                (166, 100),
+                (172, 60),
+                (195, 30),
+                (230, 12),
+                (290, 6),
+                (350, 12),
+                (390, 35),
+                (412, 70),
+                (414, 110),
+                (405, 170),
+                (388, 250),
+                (340, 283),
+                (290, 292),
+                (262, 300),
+                (245, 310),
+                (215, 310),
+                (195, 295),
+                (190, 270),
+                (200, 245),
+                (185, 200),
+                (170, 150),
+            ],
+        ],
+        "margin": 5,
     },
     "rocket": {
         "object": "the lightning mast on the right",

@@ -19,7 +19,7 @@ from PIL import Image
 
 from .compose import composite_images, working_dimensions
 from .images import resize_to, to_rgb
-from .infill import fill
+from .infill import enlarge, fill
 from .masks import check_mask_size, effective_mask, feather
 from .parameters import check
 from .schedulers import canonical_name
@@ -417,6 +417,8 @@ def finish(
     canvas, box = prepared.canvas, prepared.box
     images = []
     for generated in output.images:
+        if backend.working_size is None and generated.size != prepared.region_image.size:
+            generated = _enlarge_fill(prepared, generated)
         region_out = composite_images(prepared.region_image, generated, prepared.region_mask)
         if box is None:
             images.append(region_out)
@@ -443,6 +445,18 @@ def finish(
         inference_seconds=inference_seconds,
         metadata=metadata,
     )
+
+
+def _enlarge_fill(prepared: Prepared, generated: Image.Image) -> Image.Image:
+    """A fill made at a reduced working size back at the region's size, its grain restored
+    (``infill.enlarge``)."""
+    enlarged = enlarge(
+        np.asarray(prepared.region_image.convert("RGB")),
+        prepared.region_mask > 0,
+        np.asarray(prepared.call.image.convert("RGB")),
+        np.asarray(generated.convert("RGB")),
+    )
+    return Image.fromarray(enlarged, "RGB")
 
 
 def run_inpaint(

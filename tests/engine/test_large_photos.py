@@ -1,8 +1,9 @@
 """Large photos: the classical engine fills where the hole is, at the scale the hole needs,
 and brings the fill back at full size without touching a pixel outside the effective mask.
 
-``bench/large_photos.py`` defines the two cases (a 2048 px photo with a 12.5 % hole at the
-frame, a 4000 x 3000 photo with a 5 % hole) and prints their figures for docs/engines.md.
+``bench/large_photos.py`` defines the three cases (a 2048 px photo with a 12.5 % hole at the
+frame, the whole cup of a 2048 px coffee photo, a 4000 x 3000 photo with a 5 % hole) and prints
+their figures for docs/engines.md.
 """
 
 import json
@@ -15,9 +16,10 @@ import pytest
 from PIL import Image
 
 from bench import large_photos
-from bench.classical_quality import mask_file
+from bench.classical_quality import mask_file, scores
 from inpainting.engine import EngineConfig, effective_mask, get_backend, run_inpaint
 from inpainting.engine.backends.classical import WORKING_HOLE_PIXELS
+from inpainting.engine.infill import enlarge, fill
 from inpainting.params import GenerationParams
 
 #: The test allows twice the bench's time targets: it runs beside the rest of the suite on a
@@ -41,6 +43,32 @@ def test_a_large_photo_is_filled_in_seconds_in_under_a_gigabyte(case):
     assert width * height < row["size"][0] * row["size"][1] / 4  # filled at a reduced scale
     assert row["worker_peak_mb"] + row["helper_peak_mb"] < large_photos.MEMORY_TARGET_MB
     assert row["engine_seconds"] <= TIME_ALLOWANCE * large_photos.CASES[case][3]
+    low, high = large_photos.TEXTURE_TARGET
+    assert low <= row["texture"] <= high  # the photo's grain, not a slab
+
+
+def test_a_fill_made_small_comes_back_with_the_grain_of_the_photo_not_a_slab():
+    """Wood-like grain (diagonal stripes of a 5 px period and noise) with a bright object in
+    a 300 x 300 hole, filled at a third of the size: enlarged alone the fill is a smooth slab
+    (under half the grain around it); ``enlarge`` brings the grain back from the photo's own
+    pixels (within 0.8-1.2 of it) and nothing of the object's."""
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:600, 0:600]
+    grain = 128 + 40 * np.sin((xs + ys) * 2 * np.pi / 5) + rng.normal(0, 12, (600, 600))
+    image = np.repeat(np.clip(grain, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    hole = np.zeros((600, 600), bool)
+    hole[150:450, 150:450] = True
+    image[hole] = 255  # the object being removed
+    small_image = cv2.resize(image, (200, 200), interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.float32), (200, 200), interpolation=cv2.INTER_AREA) > 0
+    small_fill = fill(small_image, small_hole, seed=0)
+    slab = cv2.resize(small_fill, (600, 600), interpolation=cv2.INTER_CUBIC)
+    slab = np.where(hole[..., None], slab, image)
+    assert scores(image, slab, hole)["texture"] < 0.5
+    result = enlarge(image, hole, small_image, small_fill)
+    assert 0.8 <= scores(image, result, hole)["texture"] <= 1.2
+    assert (result[~hole] == image[~hole]).all()
+    assert result[hole].mean() < 160  # grain around 128, not the white object
 
 
 def test_nothing_of_a_removed_object_comes_back_when_the_fill_is_shrunk():

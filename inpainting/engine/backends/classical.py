@@ -29,11 +29,13 @@ MODEL_NAMES = {
 }
 #: A crop (the hole and its context) of more pixels than WORKING_PIXELS, or whose hole has more
 #: than WORKING_HOLE_PIXELS, is filled at the scale where it has no more, and the fill brought
-#: back to full size. PatchMatch's time grows with both: about 35 us a hole pixel and 1 us a
-#: crop pixel on this 2-core machine (a 12 % hole in a 2048 px photo took 33 s at full size).
-#: Holes up to about 245 x 245 px are filled at full resolution.
+#: back to full size with the photo's own grain (``infill.enlarge``, in the runner).
+#: PatchMatch's time grows with both: about 35 us a hole pixel and 1 us a crop pixel on this
+#: 2-core machine (a 12 % hole in a 2048 px photo took 33 s at full size; at 60,000 hole
+#: pixels, without the grain, 5.8 s; at 30,000 with it 3.5 s). Holes up to about 175 x 175
+#: px are filled at full resolution.
 WORKING_PIXELS = 1_000_000
-WORKING_HOLE_PIXELS = 60_000
+WORKING_HOLE_PIXELS = 30000
 #: Pixels of at least this effective-mask weight are filled; lighter ones are the boundary.
 FILL_WEIGHT = 128
 PROMPT_NOTE = "The classical engine removes the masked content and ignores the prompt."
