@@ -9,7 +9,7 @@ from PIL import Image
 
 from inpainting.engine.compose import REGENERATED_OPACITY
 from inpainting.models import Generation
-from tests.browser.conftest import DESKTOP, PHONE, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, log_in, screenshot
 from tests.browser.helpers import (
     in_window,
     open_image,
@@ -49,6 +49,30 @@ def test_generate_without_a_mask_says_so_where_the_user_looks(studio, tmp_path):
     # The first stroke makes the message stale: it goes.
     stroke(studio, image, (400, 100), (400, 200))
     message.wait_for(state="hidden", timeout=1000)
+
+
+def test_remove_the_cup_without_a_mask_says_what_to_install(page, live_url, user, tmp_path):
+    """Words and no mask on the classical engine, with no selection model installed: the
+    studio sends them, and shows the server's answer, which names what is missing and where
+    it goes (the API's words), not "Nothing to regenerate yet". (Not the ``studio`` fixture:
+    the browser logs the expected 400 as a console error.)"""
+    log_in(page, live_url, "alice", "pw-alice-123")
+    studio = page
+    path, _ = photo(tmp_path, "coffee")
+    open_image(studio, path)
+    studio.fill("#prompt", "remove the cup")
+    studio.click("#generate")
+    message = studio.locator("#studio-message")
+    studio.wait_for_function(
+        "() => document.getElementById('studio-message').textContent.includes('manage.py')",
+        timeout=10_000,
+    )
+    text = message.inner_text()
+    assert "Nothing to regenerate" not in text
+    assert "To turn 'remove the cup' into a mask, a selection model is needed" in text
+    assert "MASK_MODELS_DIR" in text and "python manage.py models scan" in text
+    assert in_window(studio, message.bounding_box())
+    assert Generation.objects.count() == 0
 
 
 @pytest.mark.parametrize("studio", [DESKTOP, PHONE], indirect=True, ids=["desktop", "phone"])
