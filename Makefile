@@ -43,6 +43,7 @@ TEST_WORKERS ?= 2
 test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS)
 	$(PY) -m pytest -m serial $(PYTEST_ARGS)
 
@@ -52,6 +53,7 @@ check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 	DREAMLAYER_FAST_LANE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not stack and not heavy" $(PYTEST_ARGS)
 
 # Reliability: SIGKILL the worker mid-inference and restart Redis (docs/reliability-and-security.md).

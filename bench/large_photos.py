@@ -21,11 +21,12 @@ is the mean |Laplacian| on the hole's inner edge.
 Each case runs in a fresh process of its own, so that its peak memory is its own: the worker's
 (``VmHWM``: the image, the mask, the crop and the composite) and the fill helper's (the fill
 itself, ``inpainting.engine.isolated``). It prints the engine time (``run_inpaint``: crop,
-resize, fill, composite), the backend's own share of it, the working size the fill ran at, the
-peak memory of both processes, and checks that every pixel outside the effective mask is the
-photo's own. Targets (issue 34): at most 5 s for the 2048 px case with a 12.5 % hole, 8 s for the
-cup (a hole twice that size) and 10 s for the 4000 x 3000 case on the 2-core development machine, under 1 GB in all. The job is timed after one small
-warm-up job, as in a worker that has served one: the fill helper a worker starts with it has
+resize, fill, enlarge, composite), the backend's own share of it, the working size the fill
+ran at, the peak memory of both processes, and checks that every pixel outside the effective
+mask is the photo's own. Targets (issue 34): at most 5 s for the 2048 px case with a 12.5 %
+hole, 8 s for the cup (a hole twice that size) and 10 s for the 4000 x 3000 case on the 2-core
+development machine, under 1 GB in all. The job is timed after one small warm-up job, as in a
+worker that has served one: the fill helper a worker starts with it has
 imported the engine and PatchMatch by then (a second or two, once).
 """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.text import slugify
 
@@ -326,6 +327,31 @@ class LibraryModelQuerySet(models.QuerySet):
         return self.filter(kind=LibraryModel.Kind.UPSCALER)
 
 
+#: Room for a family's name (``flux2-klein-base`` is 16 characters).
+FAMILY_MAX_LENGTH = 64
+#: The upscalers' family (``details`` names the architecture and scale spandrel found).
+SUPER_RESOLUTION = "super-resolution"
+
+
+def family_labels() -> dict[str, str]:
+    """Every family a library model may have, with its label: the engine's diffusion families
+    (``engine.families``), the mask models' (``engine.selection``: sam2, sam3, rembg) and
+    super-resolution for the upscalers. Read when asked, not stored as the field's choices: a
+    new family needs no migration."""
+    return {
+        **{family.name: family.label for family in FAMILIES.values()},
+        **MASK_FAMILY_LABELS,
+        SUPER_RESOLUTION: "super-resolution",
+    }
+
+
+def family_known(name: str) -> None:
+    """A library model's family is one the code knows (``family_labels``)."""
+    known = family_labels()
+    if name not in known:
+        raise ValidationError(f"Unknown family {name!r}; the families: {', '.join(known)}.")
+
+
 class LibraryModel(models.Model):
     """A file of the model library (recorded by the scan): a diffusion model (a diffusers
     folder or a single-file ``.safetensors`` checkpoint under ``MODELS_DIR``, or a Hugging
@@ -342,16 +368,6 @@ class LibraryModel(models.Model):
         MASK = "mask", "mask model"
         UPSCALER = "upscaler", "upscaler"
 
-    #: The engine's diffusion families (``engine.families``), the mask models' families
-    #: (``engine.selection``: sam2, sam3, rembg), and super-resolution for the upscalers
-    #: (``details`` names the architecture and scale spandrel found).
-    Family = models.TextChoices(
-        "Family",
-        [(f.name.upper(), (f.name, f.label)) for f in FAMILIES.values()]
-        + [(name.upper(), (name, label)) for name, label in MASK_FAMILY_LABELS.items()]
-        + [("SUPER_RESOLUTION", ("super-resolution", "super-resolution"))],
-    )
-
     class Layout(models.TextChoices):
         SINGLE_FILE = "single-file", "single file"
         DIFFUSERS = "diffusers", "diffusers folder"
@@ -361,7 +377,7 @@ class LibraryModel(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKPOINT)
     name = models.CharField(max_length=255)
     path = models.CharField(max_length=1024, help_text="Where the scan found it.")
-    family = models.CharField(max_length=16, choices=Family.choices)
+    family = models.CharField(max_length=FAMILY_MAX_LENGTH, validators=[family_known])
     inpainting = models.BooleanField(
         default=False, help_text="A 9-channel inpainting UNet (else a base model; LoRAs: no)."
     )
@@ -392,6 +408,11 @@ class LibraryModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def family_label(self) -> str:
+        """The family for people ("Stable Diffusion XL"), or its name if the code lost it."""
+        return family_labels().get(self.family, self.family)
 
 
 class A1111Options(models.Model):

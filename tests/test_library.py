@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import shutil
 from io import StringIO
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.test import Client
 from huggingface_hub import constants as hf_constants
 from safetensors.numpy import save_file
 
 from inpainting.engine import probe as probe_module
+from inpainting.engine.families import FAMILIES
 from inpainting.errors import ClientError
 from inpainting.models import LibraryModel
 from inpainting.services.library import library_model_for_job, library_scan
@@ -217,3 +220,31 @@ def test_hostile_files_are_refused_and_the_scan_goes_on(library):
         probe_module.probe_lora(library / "loras" / "aa-empty-shape.safetensors")
     # The files after them were recorded all the same.
     assert "added: juggernaut-xl.safetensors" in text and "added: tiny-sd15-inpainting" in text
+
+
+def test_a_new_family_with_a_long_name_needs_no_migration_and_fits_the_column(monkeypatch):
+    """A family is known by the code, not by the field's choices: one added with a
+    24-character name needs no migration (``makemigrations --check`` finds none), passes the
+    field's validation and is stored and read back (on PostgreSQL a name longer than the
+    column is an error, on SQLite never); a name the code does not know is refused."""
+    name = "flux3-klein-base-preview"
+    assert len(name) == 24
+    monkeypatch.setitem(FAMILIES, name, SimpleNamespace(name=name, label="FLUX 3 [klein] base"))
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)  # SystemExit(1) if not
+    model = LibraryModel(
+        kind=LibraryModel.Kind.CHECKPOINT,
+        name="klein-preview",
+        path="/models/klein-preview",
+        family=name,
+        layout=LibraryModel.Layout.DIFFUSERS,
+        size_bytes=1,
+        sha256="0" * 64,
+        modified=0.0,
+    )
+    model.full_clean()
+    model.save()
+    stored = LibraryModel.objects.get(name="klein-preview")
+    assert stored.family == name and stored.family_label == "FLUX 3 [klein] base"
+    stored.family = "no-such-family"
+    with pytest.raises(ValidationError, match="Unknown family 'no-such-family'"):
+        stored.full_clean()

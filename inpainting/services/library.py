@@ -29,7 +29,7 @@ from ..engine.probe import (
     probe_lora,
 )
 from ..errors import ClientError, echoed
-from ..models import A1111Options, LibraryModel
+from ..models import SUPER_RESOLUTION, A1111Options, LibraryModel
 from ..params import GenerationParams
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def _probe(item: _Found) -> Probe:
     if item.kind == LibraryModel.Kind.UPSCALER:
         found = superres.probe(item.path)  # reads the weights: an upscaler is small
         details = {"architecture": found.architecture, "scale": found.scale}
-        family = LibraryModel.Family.SUPER_RESOLUTION
+        family = SUPER_RESOLUTION
         return Probe(family, False, LibraryModel.Layout.SINGLE_FILE, details)
     return probe(item.path)
 
@@ -520,9 +520,6 @@ def library_user_checkpoint_set(user, title: str) -> None:
     A1111Options.objects.update_or_create(user=user, defaults={"checkpoint": model})
 
 
-FAMILY_NAMES = dict(LibraryModel.Family.choices)
-
-
 def _lora_named(loras: list[LibraryModel], name: str) -> LibraryModel | None:
     """The LoRA of that name (see ``_same_name``)."""
     return next((lora for lora in loras if _same_name(lora.name, name)), None)
@@ -550,8 +547,8 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
             )
         if model is not None and lora.family != model.family:
             raise ClientError(
-                f"The LoRA {lora.name} is for {FAMILY_NAMES[lora.family]}, and the model "
-                f"{model.name} is {FAMILY_NAMES[model.family]}; choose a LoRA made for it.",
+                f"The LoRA {lora.name} is for {lora.family_label}, and the model "
+                f"{model.name} is {model.family_label}; choose a LoRA made for it.",
                 field="loras",
             )
         if lora.name in applied:
@@ -612,8 +609,8 @@ def library_controlnet_check(params: GenerationParams, model: LibraryModel | Non
         )
     if model is not None and controlnet.family != model.family:
         raise ClientError(
-            f"The ControlNet {name} is for {FAMILY_NAMES[controlnet.family]}, and the model "
-            f"{model.name} is {FAMILY_NAMES[model.family]}; choose one made for it.",
+            f"The ControlNet {name} is for {controlnet.family_label}, and the model "
+            f"{model.name} is {model.family_label}; choose one made for it.",
             field="controlnet",
         )
 
@@ -674,7 +671,7 @@ def library_ip_adapter_check(
     family_name = model.family if model is not None else deployment_family().name
     if adapter.family != family_name:
         raise ClientError(
-            f"The IP-Adapter {name} is for {FAMILY_NAMES[adapter.family]}, and the model is "
+            f"The IP-Adapter {name} is for {adapter.family_label}, and the model is "
             f"{family.label}; choose one made for it.",
             field="ip_adapter",
         )
