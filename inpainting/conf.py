@@ -4,6 +4,7 @@ show them)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,23 @@ def lama_file() -> Path:
 
 def deployment_family() -> Family:
     """The family of the deployment's own SD_INPAINT_MODEL: SD_INPAINT_FAMILY, else read from
-    its files (SD 1.5 where this machine has none)."""
+    its files (SD 1.5 where this machine has none), once for each state of them (their path's
+    modification time), not at each call."""
     if settings.SD_INPAINT_FAMILY:
         if settings.SD_INPAINT_FAMILY not in FAMILIES:
             raise ImproperlyConfigured(f"SD_INPAINT_FAMILY must be one of {', '.join(FAMILIES)}.")
         return FAMILIES[settings.SD_INPAINT_FAMILY]
-    return family_of_model(settings.SD_INPAINT_MODEL)
+    model = settings.SD_INPAINT_MODEL
+    try:
+        stamp = Path(model).stat().st_mtime_ns
+    except OSError:  # a Hub id, or a path not there
+        stamp = None
+    return _family_of(model, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _family_of(model: str, stamp: int | None) -> Family:
+    return family_of_model(model)
 
 
 def engine_config() -> EngineConfig:
@@ -43,7 +55,7 @@ def engine_config() -> EngineConfig:
         load_diffusers=settings.LOAD_SD_INPAINT,
         model=settings.SD_INPAINT_MODEL,
         device=settings.INPAINT_DEVICE,
-        working_size=settings.INPAINT_WORKING_SIZE or deployment_family().working_size,
+        working_size=settings.INPAINT_WORKING_SIZE or None,  # None: the model family's
         classical_method=settings.CLASSICAL_METHOD,
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,

@@ -1,30 +1,14 @@
-"""The one family of client mistakes: every 4xx a service, an upload check or the URL
-fetcher raises is a ``ClientError`` with the message, the field at fault (named where the
-mistake is found) and the status (also the 503 of a request no live worker can run). The
-API's exception handler turns it into the one error shape; no view or service translates one
-error class into another."""
+"""The one family of client mistakes: every 4xx the engine, a service, an upload check or the
+URL fetcher raises is a ``ClientError`` (``engine.types``: the engine's ``InvalidInput`` is
+one) with the message, the field at fault (named where the mistake is found) and the status
+(also the 503 of a request no live worker can run). The API's exception handler turns it into
+the one error shape; no view or service translates one error class into another."""
 
 from __future__ import annotations
 
+from .engine.types import ClientError
 
-class ClientError(Exception):
-    status = 400
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        status: int | None = None,
-        retry_after: int | None = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if status is not None:
-            self.status = status
-        #: Seconds after which the same request may succeed (a 429 or 503): ``Retry-After``.
-        self.retry_after = retry_after
+__all__ = ["ClientError", "RemoteInputError", "UploadError", "cut", "echoed"]
 
 
 class UploadError(ClientError):

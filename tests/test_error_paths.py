@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
+from inpainting import engine
 from inpainting.models import Generation
 from inpainting.params import GenerationParams
 from inpainting.services import generations
@@ -244,3 +245,24 @@ def test_an_error_for_a_client_that_accepts_png_is_still_json(client, api_key):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["status"] == "error"
+
+
+def test_the_engines_invalid_input_from_a_service_is_a_400_with_nothing_translating_it(
+    api, monkeypatch
+):
+    """The engine's ``InvalidInput`` is a ``ClientError``: raised by a service with no
+    try/except around it, the API answers 400 in the one error shape, naming the field (a
+    missed translation used to make a client's mistake a 500)."""
+
+    def refuse(user):
+        raise engine.InvalidInput("The engine refused this request.", field="prompt")
+
+    monkeypatch.setattr(generations, "quota_check", refuse)
+    response = post_img2img(api, image_png(), black_box_mask_png())
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "status": "error",
+        "message": "The engine refused this request.",
+        "errors": {"prompt": ["The engine refused this request."]},
+    }
+    assert not Generation.objects.exists()

@@ -195,12 +195,13 @@ def test_the_deployments_own_model_takes_the_family_it_is_told(api, models_dir, 
     """With an empty library the deployment's SD_INPAINT_MODEL runs; SD_INPAINT_FAMILY says
     its family where the web machine has not its files: its defaults, working size and
     warnings apply at submission."""
-    from inpainting.conf import engine_config
+    from inpainting.conf import deployment_family, engine_config
 
     settings.SD_INPAINT_FAMILY = "flux"
     assert engine_config().working_size == 64  # INPAINT_WORKING_SIZE of the tests wins
     settings.INPAINT_WORKING_SIZE = 0
-    assert engine_config().working_size == 1024  # FLUX.1 Fill's
+    assert engine_config().working_size is None  # the family's, read by the backend
+    assert deployment_family().working_size == 1024  # FLUX.1 Fill's
     settings.INPAINT_WORKING_SIZE = 64
     response = post_img2img(
         api, image_png(), black_box_mask_png(), engine="diffusers", wait="false",

@@ -59,7 +59,9 @@ class EngineConfig:
     load_diffusers: bool = False
     model: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
     device: str = "auto"
-    working_size: int = 512
+    #: The long side a diffusion model works at; None: its family's (512 for SD 1.5, 1024 for
+    #: SDXL and the newer families), read by the backend from the model it loads.
+    working_size: int | None = None
     classical_method: str = "hybrid"
     preview_every: int = 5
     compile_unet: bool = False

@@ -20,17 +20,43 @@ MAX_SEED = 2**32 - 1
 FILL_CONTEXT_SHARE = 0.25
 
 
+class ClientError(Exception):
+    """The one family of client mistakes, from the engine up: the message, the field at fault
+    (named where the mistake is found) and the status it is answered with (400; also the 503
+    of a request no live worker can run). ``inpainting.errors`` adds the upload's and the
+    URL's kinds; the API's exception handler turns any of them into the one error shape, so
+    no caller translates one error class into another."""
+
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+        #: Seconds after which the same request may succeed (a 429 or 503): ``Retry-After``.
+        self.retry_after = retry_after
+
+
 class EngineError(Exception):
     """A job failed for a reason worth showing to the user as it is."""
 
 
-class InvalidInput(EngineError):
-    """The request itself is wrong (a client mistake, reported as a 4xx before queueing);
-    ``field`` names the request field at fault when the engine knows it."""
+class InvalidInput(ClientError, EngineError):
+    """The request itself is wrong: a client mistake, a 400 before queueing (and a failed job
+    if it is only found when the job runs); ``field`` names the request field at fault when
+    the engine knows it."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 class Cancelled(Exception):

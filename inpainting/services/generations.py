@@ -91,10 +91,7 @@ def _validate(
         )
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
-    try:
-        engine.check_prompts(params.prompt, params.negative_prompt)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field) from None
+    engine.check_prompts(params.prompt, params.negative_prompt)
     model = library.library_model_for_job(params.model)
     library.library_loras_check(params, model)
     library.library_controlnet_check(params, model)
@@ -103,10 +100,7 @@ def _validate(
         library.library_ip_adapter_check(params, model, family, references)
     else:
         generation_check_references(name, family, references)
-    try:
-        resolved, warnings = params.for_family(family, name)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field) from None
+    resolved, warnings = params.for_family(family, name)
     if model is not None:
         model_served_check(model.name)
     return Checked(engine_name, name, resolved, warnings)
@@ -117,10 +111,7 @@ def _mask_needed(params: GenerationParams) -> str | None:
     an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that (None). Otherwise why a mask is
     needed, naming the models that can edit (``services.instructions`` may still find the
     mask from the prompt). Checked before any picture is read."""
-    try:
-        engine_name = engine_config().choose(params.requested_engine, params.prompt)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field) from None
+    engine_name = engine_config().choose(params.requested_engine, params.prompt)
     if engine_name == "diffusers" and library.library_job_family(params.model).edits:
         return None
     return (
@@ -155,10 +146,7 @@ def generation_check_whole_picture(params: GenerationParams, *, field: str) -> N
     """A plain img2img (a compatible API's request without a mask: the whole picture is
     repainted from the prompt) needs a diffusion model: without one, a 400 on ``field`` that
     says so and what to install, not that a mask covers every pixel (the client sent none)."""
-    try:
-        engine_name = engine_config().choose(params.requested_engine, params.prompt)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field) from None
+    engine_name = engine_config().choose(params.requested_engine, params.prompt)
     if engine_name == "diffusers":
         return
     raise ClientError(

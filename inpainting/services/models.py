@@ -18,7 +18,6 @@ from django.db import connections
 from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
 from ..engine.backends.diffusers import loaded_models, loaded_pipelines, resolve_device
-from ..engine.probe import FAMILIES
 from ..errors import ClientError, echoed
 from ..metrics import model_load_record
 from ..models import Generation, LibraryModel
@@ -33,9 +32,9 @@ MODEL_ENGINES = ("diffusers", "lama")
 
 def backend_config(name: str, model: LibraryModel | None = None) -> engine.EngineConfig:
     """The configuration a backend runs with: for ``diffusers`` and a library ``model``, its
-    files on this machine and its family's working size (unless INPAINT_WORKING_SIZE sets
-    one); without one, the deployment's SD_INPAINT_MODEL. A library model this machine does
-    not have is an ``EngineError``."""
+    files on this machine (the backend works at its family's working size unless
+    INPAINT_WORKING_SIZE sets one); without one, the deployment's SD_INPAINT_MODEL. A library
+    model this machine does not have is an ``EngineError``."""
     config = engine_config()
     if name != "diffusers" or model is None:
         return config
@@ -45,8 +44,7 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
             f"The model {model.name!r} is not on this worker's disk (MODELS_DIR or the Hugging "
             "Face cache); copy it there, or route its jobs to a worker that has it."
         )
-    size = settings.INPAINT_WORKING_SIZE or FAMILIES[model.family].working_size
-    return replace(config, model=str(path), working_size=size)
+    return replace(config, model=str(path))
 
 
 def _load_and_report(name: str, backend, label: str | None = None) -> engine.EngineError | None:

@@ -131,11 +131,8 @@ def selection_send(
     # The header alone (type, pixel limits, upright size): the worker decodes the pixels, and
     # only when it has no embedding of this image yet.
     size = image_size(data, field="image", formats=IMAGE_FORMATS)
-    try:
-        selection.check_prompt(prompt, size)
-        segment.selection_to_mask(np.zeros((1, 1), bool), mask_mode)  # the mode, checked
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field) from None
+    selection.check_prompt(prompt, size)
+    segment.selection_to_mask(np.zeros((1, 1), bool), mask_mode)  # the mode, checked
     sha256 = hashlib.sha256(data).hexdigest()
     in_flight = f"dreamlayer:select:in-flight:{user.pk}"
     try:
@@ -331,10 +328,8 @@ def selection_run(request: dict) -> None:
         body = _select(request)
     except _Refused as exc:
         body = {"error": str(exc), "status": exc.status, "field": exc.field}
-    except ClientError as exc:
+    except ClientError as exc:  # the engine's InvalidInput too
         body = {"error": exc.message, "status": exc.status, "field": exc.field}
-    except engine.InvalidInput as exc:
-        body = {"error": str(exc), "status": 400, "field": exc.field}
     except engine.EngineError as exc:
         logger.warning("selection failed: %s", exc)
         body = {"error": str(exc), "status": 503, "field": "model"}

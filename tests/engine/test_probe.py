@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from inpainting.engine.backends.diffusers import family_of_model
 from inpainting.engine.probe import Probe, Unsupported, probe, read_header
+from inpainting.engine.types import EngineError
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -151,3 +153,21 @@ def test_a_malformed_header_is_refused_not_a_crash(tmp_path):
     (tmp_path / "listy" / "unet" / "config.json").write_text("{}")
     with pytest.raises(Unsupported, match="bad configuration"):
         probe(tmp_path / "listy")
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_model_that_cannot_be_identified_says_why_and_is_not_taken_for_sd15(tmp_path, kind):
+    """A model the machine has but cannot identify (a folder whose model_index.json names no
+    family's pipeline, a .safetensors file that is not one) is an error naming it and the
+    reason, not Stable Diffusion 1.5 failing later with "could not load ... download_model".
+    A model the machine does not have is still taken for SD 1.5 (loading it says so)."""
+    if kind == "folder":
+        model = tmp_path / "odd"
+        model.mkdir()
+        (model / "model_index.json").write_text('{"_class_name": "NoSuchPipeline"}')
+    else:
+        model = tmp_path / "odd.safetensors"
+        model.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(EngineError, match=f"The model at {model} cannot be identified: .+"):
+        family_of_model(str(model))
+    assert family_of_model(str(tmp_path / "absent")).name == "sd15"

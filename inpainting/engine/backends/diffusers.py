@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
 from PIL import Image
 
 from ..families import FAMILIES, Family, family_of_folder
@@ -54,18 +55,34 @@ def resolve_model(model: str) -> str:
 
 def family_of_model(model: str) -> Family:
     """The family of ``model``: a folder or a single file (probed), or a Hub id (from its
-    cached ``model_index.json``); Stable Diffusion 1.5 when it cannot be told (the default
-    model's family, and a missing model fails at loading with its own message)."""
+    cached ``model_index.json``). A model this machine does not have is taken for Stable
+    Diffusion 1.5 (the default model's family): loading it fails with its own message. One it
+    has but cannot identify is an ``EngineError`` that says why."""
     path = Path(model)
-    try:
-        if path.exists():
+    if path.exists():
+        try:
             return FAMILIES[probe(path).family]
+        except (InvalidInput, OSError) as exc:
+            raise EngineError(f"The model at {path} cannot be identified: {exc}") from None
+    try:
         index = try_to_load_from_cache(model, "model_index.json")
-        if isinstance(index, str):
-            return family_of_folder(json.loads(Path(index).read_text())) or FAMILIES["sd15"]
-    except (InvalidInput, OSError, ValueError, AttributeError):
-        pass
-    return FAMILIES["sd15"]
+    except HFValidationError:  # neither a path here nor a Hub id: not on this machine
+        return FAMILIES["sd15"]
+    if not isinstance(index, str):
+        return FAMILIES["sd15"]
+    try:
+        found = family_of_folder(json.loads(Path(index).read_text()))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise EngineError(
+            f"The model {model!r} cannot be identified: its cached model_index.json "
+            f"is unreadable ({type(exc).__name__}: {exc})."
+        ) from None
+    if found is None:
+        raise EngineError(
+            f"The model {model!r} cannot be identified: its model_index.json names a pipeline "
+            f"no family reads (the families: {', '.join(FAMILIES)})."
+        )
+    return found
 
 
 def resolve_device(requested: str = "auto") -> str:
@@ -443,7 +460,7 @@ class DiffusersBackend:
         self,
         model: str = DEFAULT_MODEL,
         device: str = "auto",
-        working_size: int = 512,
+        working_size: int | None = None,
         preview_every: int = 5,
         compile_unet: bool = False,
         cache_size: int = 1,
@@ -460,7 +477,7 @@ class DiffusersBackend:
         self.cache_size = cache_size
         self.configs = configs
         self.device = resolve_device(device)
-        self.working_size = working_size
+        self.working_size = working_size or self.family.working_size
         self.preview_every = preview_every  # 0 = no previews
         self.compile_unet = compile_unet
 

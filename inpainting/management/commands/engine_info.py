@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from inpainting.conf import engine_config, lama_file, model_status
+from inpainting.conf import deployment_family, engine_config, lama_file, model_status
 from inpainting.engine import EngineError, get_backend
 from inpainting.engine.backends.diffusers import resolve_device
 from inpainting.engine.families import FAMILIES, Family
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             "model": config.model_name("diffusers"),
             "load_sd_inpaint": config.load_diffusers,
             "classical_method": config.classical_method,
-            "working_size": config.working_size,
+            "working_size": config.working_size or deployment_family().working_size,
             "schedulers": scheduler_names(),
             "worker_report": model_status(),
             "lama": {

@@ -149,7 +149,7 @@ class Command(BaseCommand):
                 progress=progress,
             )
             bar.close()
-        except (engine.EngineError, engine.InvalidInput, ClientError) as exc:
+        except (engine.EngineError, ClientError) as exc:
             raise CommandError(str(exc)) from None
         out: Path = options["out"]
         for index, (picture, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
