@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE =
 
-.PHONY: install run test check lint clean chromium chaos cluster load
+.PHONY: install run test check lint clean chromium chaos cluster load screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: install chromium
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS)
 	$(PY) -m pytest -m serial $(PYTEST_ARGS)
+
+# The docs' pictures of the pages (docs/screenshots): the browser tests, writing their
+# screenshots there instead of under build/screenshots.
+screenshots: install chromium
+	DREAMLAYER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -n $(TEST_WORKERS) tests/browser $(PYTEST_ARGS)
 
 # The edit loop: lint, the import contracts, and every test that needs no live stack (no
 # Celery worker, no daphne, no browser) and loads no model at its real width, in parallel.

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from inpainting.prefixes import API_PATHS_REGEX
+
 from . import embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -327,7 +329,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # (the Authorization header). A preflight is answered before authentication.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = False
-CORS_URLS_REGEX = r"^/(api|sdapi|controlnet|queue|v1|sd-inpaint|tasks|rest_api)/.*$"
+CORS_URLS_REGEX = API_PATHS_REGEX  # inpainting/prefixes.py
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",

@@ -26,6 +26,7 @@ from .engine import selection
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.parameters import (
     CONTROLNET_SCALE_RANGE,
+    FILL_ENGINE_UNUSED,
     FILL_ENGINES,
     LORA_WEIGHT_RANGE,
     MAX_LORAS,
@@ -39,19 +40,8 @@ from .errors import ClientError
 from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
+from .prefixes import API_PATHS
 from .services import generations, library, masks, upscale
-
-#: Paths of APIs: a 404 there is JSON (clients parse it), not the HTML page.
-API_PREFIXES = (
-    "/api/",
-    "/sd-inpaint/",
-    "/v1/",
-    "/tasks/",
-    "/rest_api/",
-    "/sdapi/",
-    "/controlnet/",
-    "/queue/",
-)
 
 
 def home(request):
@@ -81,6 +71,7 @@ def studio(request):
         # not followed).
         "fill_engine": config.fill_engine(),
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
+        "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "schedulers": scheduler_names(),
         "model_status": model_status(),
@@ -208,7 +199,7 @@ def history_delete(request, generation_id):
 
 
 def not_found(request, exception=None):
-    if request.path.startswith(API_PREFIXES):
+    if request.path.startswith(API_PATHS):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)
 
@@ -216,7 +207,7 @@ def not_found(request, exception=None):
 def server_error(request):
     """A crash: JSON under the APIs' prefixes, the project's page elsewhere; never the crash
     itself (it is logged)."""
-    if request.path.startswith(API_PREFIXES):
+    if request.path.startswith(API_PATHS):
         return json_server_error(request)
     return HttpResponseServerError(loader.get_template("500.html").render())
 

@@ -7,7 +7,6 @@ is decoded."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -224,14 +223,11 @@ def test_an_output_over_the_limit_is_a_400_before_any_pixel_is_decoded(api, monk
     monkeypatch.setattr(upscale_service, "decode_image", no_decoding)
     # 4096 x 2048 as its header says (a PNG of one colour: small to send, large to decode).
     big = Image.new("RGB", (4096, 2048), (40, 90, 160))
-    started = time.monotonic()
     response = api.post("/api/upscale", {"image": upload(big), "factor": 2}, format="multipart")
-    elapsed = time.monotonic() - started
     assert response.status_code == 400, response.content
     assert "8192x4096" in response.json()["errors"]["factor"][0]
     assert "UPSCALE_MAX_PIXELS" in response.json()["errors"]["factor"][0]
-    assert elapsed < 1.0, elapsed
-    assert not Generation.objects.exists()
+    assert not Generation.objects.exists()  # and nothing was decoded (no_decoding above)
 
 
 def test_staff_upscale_only_their_own_outputs(api, staff_api, celery_worker):

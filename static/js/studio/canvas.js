@@ -3,7 +3,7 @@
 
 import { MaskEditor } from "../mask-editor.js";
 import { postForm } from "../http.js";
-import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
+import { $, FILL_ENGINES, FILL_ENGINE_UNUSED, clearErrors, say, showErrors } from "./dom.js";
 
 const root = $("studio");
 const MAX_BYTES = Number(root.dataset.maxBytes);
@@ -490,8 +490,9 @@ export function showCanvas() {
 
 // ----- settings ---------------------------------------------------------------------------
 // Fields the fill engines (classical, LaMa) ignore: shown muted and disabled, and not sent (so
-// a value left there from a diffusion job cannot refuse a fill job).
-export const DIFFUSION_ONLY = ["denoising_strength", "num_inference_steps", "guidance_scale", "clip_skip", "soft"];
+// a value left there from a diffusion job cannot refuse a fill job). Not the prompt: its words
+// can name what to remove ("remove the cup"); the model picker is the diffusers engine's (below).
+const DIFFUSION_ONLY = FILL_ENGINE_UNUSED.filter((id) => id !== "prompt" && id !== "model" && $(id));
 function engineChanged() {
   const fill = FILL_ENGINES.includes($("engine").value);
   $("classical-note").hidden = !fill;

@@ -6,6 +6,8 @@ export const $ = (id) => document.getElementById(id);
 // The engines that fill from the picture, take no model and follow no prompt (the server's
 // engine.parameters.FILL_ENGINES, handed over by the page).
 export const FILL_ENGINES = $("studio").dataset.fillEngines.split(",");
+// The fields they do not use (engine.parameters.FILL_ENGINE_UNUSED, handed over by the page).
+export const FILL_ENGINE_UNUSED = $("studio").dataset.fillEngineUnused.split(",");
 
 // ----- the status line above the canvas (an aria-live region) ----------------------------
 export function say(text, kind = "info") {
