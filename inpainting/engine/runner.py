@@ -483,7 +483,9 @@ def _run_prepared(
 
 
 def batch_key(call: BackendCall) -> tuple:
-    """Calls with equal keys can share one model batch: same size, steps and guidance."""
+    """Calls with equal keys can share one model batch: same working size, steps, guidance and
+    every other setting the pipeline call takes once for all (``services.runs._batch_params``
+    claims companions by the same fields, before the pictures are read)."""
     return (
         call.image.size,
         call.num_inference_steps,

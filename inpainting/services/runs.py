@@ -191,8 +191,14 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
 
 
 def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
-    """What jobs must share to run in one model batch (the runner checks the final size)."""
+    """What jobs must share to run in one model batch, known before any picture is read: the
+    engine and model, the input's size and the crop that decides the working size, and every
+    field the runner's ``engine.batch_key`` compares (steps, strength, guidance, scheduler,
+    clip skip, LoRAs, ControlNet, soft inpainting, the reference pictures; an IP-Adapter job
+    batches with none, its reference picture is its own). The runner then checks the working
+    size; a companion claimed here is never one it refuses for another reason."""
     return (
+        generation.pk if params.ip_adapter else None,
         generation.engine,
         generation.model_name,
         generation.source.width,
@@ -207,6 +213,8 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),
+        params.soft,
+        generation.reference_links.count(),
     )
 
 
