@@ -154,10 +154,20 @@ def history_detail(request, generation_id):
 @require_POST
 def history_rerun(request, generation_id):
     generation = _own_generation(request, generation_id, change=True)
-    try:
-        new = generations.generation_rerun(
+    return _new_job_page(
+        request,
+        generation,
+        lambda: generations.generation_rerun(
             generation=generation, user=request.user, client=Generation.Client.WEB
-        )
+        ),
+    )
+
+
+def _new_job_page(request, generation: Generation, make) -> HttpResponse:
+    """The page of the job ``make()`` queues, or back to ``generation``'s with the reason it
+    was refused."""
+    try:
+        new = make()
     except ClientError as exc:
         messages.error(request, exc.message)
         return redirect("history-detail", generation_id=generation.pk)
@@ -175,19 +185,18 @@ def history_upscale(request, generation_id):
     except ValueError:
         messages.error(request, "The output and the factor must be numbers.")
         return redirect("history-detail", generation_id=generation.pk)
-    try:
-        new = upscale.upscale_job_create(
+    return _new_job_page(
+        request,
+        generation,
+        lambda: upscale.upscale_job_create(
             user=request.user,
             ask=upscale.UpscaleAsk(factor=factor),
             upscaler=request.POST.get("upscaler"),
             generation=generation,
             index=index,
             client=Generation.Client.WEB,
-        )
-    except ClientError as exc:
-        messages.error(request, exc.message)
-        return redirect("history-detail", generation_id=generation.pk)
-    return redirect("history-detail", generation_id=new.pk)
+        ),
+    )
 
 
 @login_required

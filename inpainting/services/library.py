@@ -545,12 +545,7 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
                 f"Unknown LoRA {echoed(name)}; the LoRAs are: {names} (GET /api/loras).",
                 field="loras",
             )
-        if model is not None and lora.family != model.family:
-            raise ClientError(
-                f"The LoRA {lora.name} is for {lora.family_label}, and the model "
-                f"{model.name} is {model.family_label}; choose a LoRA made for it.",
-                field="loras",
-            )
+        _made_for_check("LoRA", lora, model, field="loras")
         if lora.name in applied:
             raise ClientError(
                 f"The LoRA {lora.name} is named twice (as {echoed(name)} too); name it once.",
@@ -607,11 +602,16 @@ def library_controlnet_check(params: GenerationParams, model: LibraryModel | Non
             "(GET /api/controlnets).",
             field="controlnet",
         )
-    if model is not None and controlnet.family != model.family:
+    _made_for_check("ControlNet", controlnet, model, field="controlnet")
+
+
+def _made_for_check(kind: str, addition: LibraryModel, model: LibraryModel | None, field: str):
+    """A LoRA or a ControlNet is made for the chosen model's family (none chosen: any)."""
+    if model is not None and addition.family != model.family:
         raise ClientError(
-            f"The ControlNet {name} is for {controlnet.family_label}, and the model "
-            f"{model.name} is {model.family_label}; choose one made for it.",
-            field="controlnet",
+            f"The {kind} {addition.name} is for {addition.family_label}, and the model "
+            f"{model.name} is {model.family_label}; choose a {kind} made for it.",
+            field=field,
         )
 
 
