@@ -321,7 +321,12 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     model_image = region_image
     size = working_size(region_mask, backend)
     if size != region_image.size:
-        model_image, hole, weights = _to_working_size(model_image, hole, weights, size)
+        shrunk = _to_working_size(model_image, hole, weights, size)
+        # A fill shrunk until every working pixel is masked (a selection of specks over the
+        # whole picture: each working pixel takes the most masked weight it covers) would have
+        # nothing left to fill from: it runs at full size.
+        if backend.working_size or not shrunk[2].all():
+            model_image, hole, weights = shrunk
     strength = request.denoising_strength
     if backend.uses_masked_content:
         model_image, strength = _masked_content(model_image, hole, request.masked_content, strength)

@@ -374,7 +374,7 @@ def write_tiny_qwen_edit_model(folder: str | Path, *, plus: bool = False, seed: 
         Qwen2VLImageProcessorPil,
     )
 
-    from ..engine.backends.qwen_vl import PictureProcessor
+    from ..engine.backends.qwen_vl import PictureProcessor  # noqa: PLC0415 - transformers: heavy
 
     processor = PictureProcessor(
         image_processor=Qwen2VLImageProcessorPil(

@@ -4,6 +4,8 @@
 // area around the image. The mask canvas holds white paint with alpha; toBlob() flattens it
 // onto black (white = inpaint), the polarity the studio sends as mask_mode=white_inpaints.
 
+import { isTextEntry } from "./keys.js";
+
 const HISTORY_LIMIT = 50;
 // Tools that paint along the pointer (with the brush outline), and those that draw a shape.
 const BRUSH_TOOLS = ["brush", "eraser"];
@@ -11,12 +13,6 @@ const SHAPE_TOOLS = ["lasso", "rectangle"];
 const MIN_ZOOM = 0.05;
 const MAX_ZOOM = 8;
 
-// Keys typed into these go to the field, never to the canvas.
-function isTextEntry(element) {
-  if (!element) return false;
-  if (element.isContentEditable || ["TEXTAREA", "SELECT"].includes(element.tagName)) return true;
-  return element.tagName === "INPUT" && !["range", "checkbox", "radio", "button", "file"].includes(element.type);
-}
 
 export class MaskEditor {
   // ``tint`` ([r, g, b]) and ``tintOpacity``: the colour of "regenerated" in every picture the

@@ -20,6 +20,7 @@ from bench.classical_quality import mask_file, scores
 from inpainting.engine import EngineConfig, effective_mask, get_backend, run_inpaint
 from inpainting.engine.backends.classical import WORKING_HOLE_PIXELS
 from inpainting.engine.infill import enlarge, fill
+from inpainting.engine.runner import LEAST_SHRINK
 from inpainting.params import GenerationParams
 
 #: The test allows twice the bench's time targets: it runs beside the rest of the suite on a
@@ -94,3 +95,18 @@ def test_nothing_of_a_removed_object_comes_back_when_the_fill_is_shrunk():
     weights = effective_mask(mask, (3000, 2000), params.mask_options).astype(int)[..., None]
     expected = (image.astype(int) * (255 - weights) + 90 * weights + 127) // 255
     assert np.abs(output - expected).max() <= 2
+
+
+def test_a_fill_is_not_shrunk_until_nothing_is_left_to_fill_from():
+    """Specks over a whole 400 x 300 picture (a noisy selection: about 60 % of its pixels,
+    none far from another): shrunk to its hole limit every working pixel would be masked, and
+    the fill would have nothing to fill from ("The mask covers the whole image"). It runs at
+    full size instead, and fills."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    hole = rng.random((300, 400)) < 0.6
+    assert np.count_nonzero(hole) > WORKING_HOLE_PIXELS / LEAST_SHRINK**2
+    params = GenerationParams(seed=0, mask_blur=0)
+    request = params.with_defaults().to_request(image=image, mask=mask_file(hole, params))
+    result = run_inpaint(request, get_backend("classical", EngineConfig()))
+    assert result.metadata["working_size"] == [400, 300]

@@ -1,6 +1,7 @@
 // The studio's input side: the image, the mask (drawn or uploaded), its overlay (the
 // effective mask, computed by the server), and the settings that change what the form shows.
 
+import { isTextEntry } from "../keys.js";
 import { MaskEditor } from "../mask-editor.js";
 import { postForm } from "../http.js";
 import { $, FILL_ENGINES, FILL_ENGINE_UNUSED, clearErrors, say, showErrors } from "./dom.js";
@@ -283,7 +284,7 @@ $("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
 $("zoom-fit").addEventListener("click", () => editor.fit());
 
 window.addEventListener("keydown", (e) => {
-  if (["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName) || !editor.isActive()) return;
+  if (isTextEntry(e.target) || !editor.isActive()) return;
   const key = e.key.toLowerCase();
   if ((e.ctrlKey || e.metaKey) && key === "z") {
     e.preventDefault();

@@ -5,6 +5,7 @@
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
 import { thumbnailUrl } from "../http.js";
+import { isTextEntry } from "../keys.js";
 
 // The outpaint sides of the result on show, its images and the one shown.
 const view = { id: null, sides: null, images: [], index: 0, seeds: [] };
@@ -74,8 +75,8 @@ function show(index) {
   }
 }
 window.addEventListener("keydown", (event) => {
-  if ($("compare").hidden || ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName)) return;
-  if (event.target.type === "range") return; // the compare slider takes its own arrows
+  if ($("compare").hidden || isTextEntry(event.target)) return;
+  if (event.target.type === "range") return; // a slider (the compare's) takes its own arrows
   if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
     event.preventDefault();
     show(view.index + (event.key === "ArrowRight" ? 1 : -1));
