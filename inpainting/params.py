@@ -211,7 +211,7 @@ class GenerationParams:
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
         ``loras``: the LoRA files to apply, as (path, weight), found by the caller on its own
-        disk (a ControlNet too: ``services.library.library_controlnet_use``). Steps and
+        disk (a ControlNet too: ``services.additions.library_controlnet_use``). Steps and
         guidance must be resolved first (``for_family``, ``with_defaults``): a stored job's
         always are."""
         if self.num_inference_steps is None or self.guidance_scale is None:

@@ -41,7 +41,7 @@ from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
 from .prefixes import API_PATHS
-from .services import generations, library, masks, upscale
+from .services import additions, generations, library, mask_models, masks, upscale, upscalers
 
 
 def home(request):
@@ -83,17 +83,17 @@ def studio(request):
         # Select object: the methods the installed mask models run (sam, text, background).
         "select_text_max": selection.MAX_TEXT,
         "mask_methods": {
-            method for m in library.library_mask_models_described() for method in m["methods"]
+            method for m in mask_models.library_mask_models_described() for method in m["methods"]
         },
         "accepts": models[0]["accepts"] if models else library.library_default_accepts(),
         # The LoRA picker: the library's LoRAs, with the limits of the one definition.
-        "loras": library.library_loras_described(),
+        "loras": additions.library_loras_described(),
         "max_loras": MAX_LORAS,
         "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
-        "controlnets": library.library_controlnets_described(),
-        "ip_adapters": library.library_ip_adapters_described(),
+        "controlnets": additions.library_controlnets_described(),
+        "ip_adapters": additions.library_ip_adapters_described(),
         # "Upscale" on a result: the resamplers, then the library's super-resolution models.
-        "upscalers": library.library_upscalers_described(),
+        "upscalers": upscalers.library_upscalers_described(),
         "controlnet_scales": [number(s) for s in CONTROLNET_SCALE_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),
@@ -141,7 +141,7 @@ def history_detail(request, generation_id):
         # Only the owner upscales: the new job is theirs (staff may view others' jobs). A job
         # still running gets the form hidden: the page shows it when the job succeeds.
         "upscalers": (
-            library.library_upscalers_described()
+            upscalers.library_upscalers_described()
             if generation.owner_id == request.user.pk
             and generation.status in ("succeeded", *Generation.ACTIVE)
             else []

@@ -25,7 +25,17 @@ from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..fleet import fleet_summary
 from ..models import Generation
-from ..services import generations, images, library, masks, pictures, upscale
+from ..services import (
+    additions,
+    generations,
+    images,
+    library,
+    mask_models,
+    masks,
+    pictures,
+    upscale,
+    upscalers,
+)
 from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
@@ -160,7 +170,7 @@ class UpscalerListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"upscalers": library.library_upscalers_described()})
+        return Response({"upscalers": upscalers.library_upscalers_described()})
 
 
 @extend_schema_view(
@@ -265,7 +275,7 @@ class LoraListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"loras": library.library_loras_described()})
+        return Response({"loras": additions.library_loras_described()})
 
 
 class ControlNetListView(APIView):
@@ -277,7 +287,7 @@ class ControlNetListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"controlnets": library.library_controlnets_described()})
+        return Response({"controlnets": additions.library_controlnets_described()})
 
 
 class IpAdapterListView(APIView):
@@ -289,7 +299,7 @@ class IpAdapterListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"ip_adapters": library.library_ip_adapters_described()})
+        return Response({"ip_adapters": additions.library_ip_adapters_described()})
 
 
 class MaskModelListView(APIView):
@@ -302,7 +312,7 @@ class MaskModelListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"mask_models": library.library_mask_models_described()})
+        return Response({"mask_models": mask_models.library_mask_models_described()})
 
 
 class MaskGenerateView(AsyncAPIView):

@@ -27,7 +27,7 @@ from ..models import Generation, GenerationReference, Mask, SourceImage, stored_
 from ..params import GenerationParams
 from ..progress import Event, publish, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
-from . import library, webhooks
+from . import additions, library, upscalers, webhooks
 from .files import (
     mask_create,
     open_stored,
@@ -93,11 +93,11 @@ def _validate(
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     engine.check_prompts(params.prompt, params.negative_prompt)
     model = library.library_model_for_job(params.model)
-    library.library_loras_check(params, model)
-    library.library_controlnet_check(params, model)
+    additions.library_loras_check(params, model)
+    additions.library_controlnet_check(params, model)
     name, family = library.library_model_family(model)
     if params.ip_adapter:  # the reference picture is the IP-Adapter's
-        library.library_ip_adapter_check(params, model, family, references)
+        additions.library_ip_adapter_check(params, model, family, references)
     else:
         generation_check_references(name, family, references)
     resolved, warnings = params.for_family(family, name)
@@ -446,7 +446,7 @@ def generation_rerun(
             params = dataclasses.replace(params, model=generation.model_name)
     references = stored_references(generation)
     if generation.is_upscale:  # the same picture and size; its upscaler still enabled
-        upscaler = library.library_upscaler_checked(generation.model_name)
+        upscaler = upscalers.library_upscaler_checked(generation.model_name)
         checked = Checked(generation.engine, upscaler, params, [])
     else:
         size = (generation.source.width, generation.source.height)

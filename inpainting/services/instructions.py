@@ -21,7 +21,7 @@ from ..conf import engine_config
 from ..engine import selection
 from ..errors import ClientError
 from ..params import GenerationParams
-from .library import MaskModelMissing, library_mask_model_for
+from .mask_models import MaskModelMissing, library_mask_model_for
 from .selection import selection_make
 
 #: The instructions understood, in order: (pattern, whether it removes). ``thing`` is what is

@@ -1,6 +1,10 @@
-"""The model library: what diffusion models this deployment has, recorded by a scan of
-``MODELS_DIR`` (single-file ``.safetensors`` checkpoints and diffusers folders) and of the
-Hugging Face cache, each probed for its family without loading it (``engine.probe``)."""
+"""The model library: what this deployment has, recorded by a scan of ``MODELS_DIR``
+(single-file ``.safetensors`` checkpoints and diffusers folders, and the folders of the other
+kinds) and of the Hugging Face cache, each probed for its family without loading it
+(``engine.probe``); and the diffusion models: the default, what the pages offer, which one a
+job runs and the one rule for matching a name (``same_name``). The other kinds' rules are
+their own modules: ``additions`` (LoRAs, ControlNets, IP-Adapters), ``mask_models``,
+``upscalers``."""
 
 from __future__ import annotations
 
@@ -13,11 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
-from .. import engine, fleet, selectors
+from .. import fleet, selectors
 from ..conf import deployment_family, engine_config, model_status
-from ..engine import selection, superres, upscale
+from ..engine import selection, superres
 from ..engine.families import FAMILIES, Family
-from ..engine.parameters import check_loras
 from ..engine.probe import (
     PICKLE_SUFFIXES,
     Probe,
@@ -30,7 +33,6 @@ from ..engine.probe import (
 )
 from ..errors import ClientError, echoed
 from ..models import SUPER_RESOLUTION, A1111Options, LibraryModel
-from ..params import GenerationParams
 
 logger = logging.getLogger(__name__)
 
@@ -452,7 +454,7 @@ def library_default_accepts() -> dict:
     return library_model_family(None)[1].accepts()
 
 
-def _same_name(library_name: str, given: str) -> bool:
+def same_name(library_name: str, given: str) -> bool:
     """How people name a library file: with or without ``.safetensors``, in any case."""
 
     def bare(name: str) -> str:
@@ -474,7 +476,7 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
     if not models:
         return None
     for name in models:
-        if _same_name(name, value):
+        if same_name(name, value):
             return name
     raise library_model_missing(value, field=field)
 
@@ -498,7 +500,7 @@ def library_user_checkpoint_set(user, title: str) -> None:
     name = library_model_named(title, field="sd_model_checkpoint")
     if name is None:
         only = library_deployment_model_offered() or engine_config().fill_engine()
-        if title and only and not _same_name(only, title):
+        if title and only and not same_name(only, title):
             raise ClientError(
                 f"Unknown model {echoed(title)}; "
                 + (
@@ -518,388 +520,3 @@ def library_user_checkpoint_set(user, title: str) -> None:
             field="sd_model_checkpoint",
         )
     A1111Options.objects.update_or_create(user=user, defaults={"checkpoint": model})
-
-
-def _lora_named(loras: list[LibraryModel], name: str) -> LibraryModel | None:
-    """The LoRA of that name (see ``_same_name``)."""
-    return next((lora for lora in loras if _same_name(lora.name, name)), None)
-
-
-def library_loras_check(params: GenerationParams, model: LibraryModel | None) -> None:
-    """Refuse, before queueing, a job whose LoRAs (``loras`` and ``<lora:...>`` tags) are too
-    many, out of range, not in the library, or made for another family than ``model``'s."""
-    try:
-        uses = params.lora_uses
-        check_loras(uses)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or "loras") from None
-    if not uses:
-        return
-    loras = list(selectors.library_lora_list())
-    applied: set[str] = set()
-    for name, _ in uses:
-        lora = _lora_named(loras, name)
-        if lora is None:
-            names = ", ".join(lora.name for lora in loras) or "none"
-            raise ClientError(
-                f"Unknown LoRA {echoed(name)}; the LoRAs are: {names} (GET /api/loras).",
-                field="loras",
-            )
-        _made_for_check("LoRA", lora, model, field="loras")
-        if lora.name in applied:
-            raise ClientError(
-                f"The LoRA {lora.name} is named twice (as {echoed(name)} too); name it once.",
-                field="loras",
-            )
-        applied.add(lora.name)
-
-
-def library_lora_files(params: GenerationParams) -> tuple[tuple[str, float], ...]:
-    """The job's LoRAs as this machine's files with their weights (in LORAS_DIR, by name);
-    an ``EngineError`` when one is no longer in the library or not on this disk."""
-    loras = list(selectors.library_lora_list())
-    files = []
-    for name, weight in params.lora_uses:
-        lora = _lora_named(loras, name)
-        path = Path(settings.LORAS_DIR) / lora.name if lora is not None else None
-        if path is None or not path.is_file():
-            raise engine.EngineError(
-                f"The LoRA {echoed(name)} is not in the library or not on this worker's disk "
-                "(LORAS_DIR)."
-            )
-        files.append((str(path), weight))
-    return tuple(files)
-
-
-def library_loras_described() -> list[dict]:
-    """The enabled LoRAs as ``GET /api/loras`` lists them."""
-    return [
-        {
-            "name": lora.name,
-            "family": lora.family,
-            "size_bytes": lora.size_bytes,
-            "sha256": lora.sha256,
-        }
-        for lora in selectors.library_lora_list()
-    ]
-
-
-def _controlnet_named(name: str) -> LibraryModel | None:
-    return selectors.library_controlnet_list().filter(name=name).first()
-
-
-def library_controlnet_check(params: GenerationParams, model: LibraryModel | None) -> None:
-    """Refuse, before queueing, a ControlNet that is not in the library or that was made for
-    another family than ``model``'s."""
-    if not params.controlnet:
-        return
-    name = params.controlnet["name"]
-    controlnet = _controlnet_named(name)
-    if controlnet is None:
-        names = ", ".join(selectors.library_controlnet_list().values_list("name", flat=True))
-        raise ClientError(
-            f"Unknown ControlNet {echoed(name)}; the ControlNets are: {names or 'none'} "
-            "(GET /api/controlnets).",
-            field="controlnet",
-        )
-    _made_for_check("ControlNet", controlnet, model, field="controlnet")
-
-
-def _made_for_check(kind: str, addition: LibraryModel, model: LibraryModel | None, field: str):
-    """A LoRA or a ControlNet is made for the chosen model's family (none chosen: any)."""
-    if model is not None and addition.family != model.family:
-        raise ClientError(
-            f"The {kind} {addition.name} is for {addition.family_label}, and the model "
-            f"{model.name} is {model.family_label}; choose a {kind} made for it.",
-            field=field,
-        )
-
-
-def library_controlnet_use(params: GenerationParams) -> engine.ControlNetUse | None:
-    """The job's ControlNet as this machine's folder (in CONTROLNETS_DIR, by name) with its
-    settings; an ``EngineError`` when it is no longer in the library or not on this disk."""
-    if not params.controlnet:
-        return None
-    settings_of = {k: v for k, v in params.controlnet.items() if k != "name"}
-    name = params.controlnet["name"]
-    path = Path(settings.CONTROLNETS_DIR) / name
-    if _controlnet_named(name) is None or not (path / "config.json").is_file():
-        raise engine.EngineError(
-            f"The ControlNet {echoed(name)} is not in the library or not on this worker's disk "
-            "(CONTROLNETS_DIR)."
-        )
-    return engine.ControlNetUse(str(path), **settings_of)
-
-
-def library_controlnets_described() -> list[dict]:
-    """The enabled ControlNets as ``GET /api/controlnets`` lists them."""
-    return [
-        {"name": c.name, "family": c.family, "size_bytes": c.size_bytes, "sha256": c.sha256}
-        for c in selectors.library_controlnet_list()
-    ]
-
-
-# ----- IP-Adapters (a reference picture steering an inpainting model) -------------------------
-def _ip_adapter_named(name: str) -> LibraryModel | None:
-    return next((a for a in selectors.library_ip_adapter_list() if _same_name(a.name, name)), None)
-
-
-def library_ip_adapter_name(given: str, *, field: str = "ip_adapter") -> str:
-    """The library's name of the IP-Adapter ``given`` names (any case, ModelsLab's ids as the
-    folder is named); unknown: a client error that lists the installed ones."""
-    adapter = _ip_adapter_named(given)
-    if adapter is None:
-        names = ", ".join(selectors.library_ip_adapter_list().values_list("name", flat=True))
-        raise ClientError(
-            f"Unknown IP-Adapter {echoed(given)}; the IP-Adapters here are: {names or 'none'} "
-            "(GET /api/ip-adapters; copy one into IP_ADAPTERS_DIR).",
-            field=field,
-        )
-    return adapter.name
-
-
-def library_ip_adapter_check(
-    params: GenerationParams, model: LibraryModel | None, family: Family, references: int
-) -> None:
-    """Refuse, before queueing, an IP-Adapter that is not installed, made for another family
-    than the model's, or without exactly one reference picture; and a reference picture for
-    an inpainting model without an IP-Adapter (an edit model reads its own)."""
-    if not params.ip_adapter:
-        return
-    name = library_ip_adapter_name(params.ip_adapter["name"])
-    adapter = _ip_adapter_named(name)
-    family_name = model.family if model is not None else deployment_family().name
-    if adapter.family != family_name:
-        raise ClientError(
-            f"The IP-Adapter {name} is for {adapter.family_label}, and the model is "
-            f"{family.label}; choose one made for it.",
-            field="ip_adapter",
-        )
-    if references != 1:
-        raise ClientError(
-            f"An IP-Adapter reads one reference picture (reference_images); this request sent "
-            f"{references}.",
-            field="reference_images",
-        )
-
-
-def library_ip_adapter_use(params: GenerationParams) -> engine.IpAdapterUse | None:
-    """The job's IP-Adapter as this machine's folder (in IP_ADAPTERS_DIR, by name) with its
-    scale; an ``EngineError`` when it is no longer in the library or not on this disk."""
-    if not params.ip_adapter:
-        return None
-    name = params.ip_adapter["name"]
-    path = Path(settings.IP_ADAPTERS_DIR) / name
-    try:
-        if _ip_adapter_named(name) is None:
-            raise Unsupported("not in the library")
-        _, weight_name = probe_ip_adapter(path)
-    except (Unsupported, OSError):
-        raise engine.EngineError(
-            f"The IP-Adapter {echoed(name)} is not in the library or not on this worker's disk "
-            "(IP_ADAPTERS_DIR)."
-        ) from None
-    return engine.IpAdapterUse(str(path), weight_name, params.ip_adapter["scale"])
-
-
-def library_ip_adapters_described() -> list[dict]:
-    """The enabled IP-Adapters as ``GET /api/ip-adapters`` lists them."""
-    return [
-        {"name": a.name, "family": a.family, "size_bytes": a.size_bytes, "sha256": a.sha256}
-        for a in selectors.library_ip_adapter_list()
-    ]
-
-
-# ----- mask models (object selection) --------------------------------------------------------
-#: What to copy in for each family when none is installed (docs/model-library.md lists the files).
-MASK_MODEL_HINTS = {
-    selection.SAM2: "a SAM 2.1 folder in the transformers layout (config.json and "
-    "model.safetensors, e.g. facebook/sam2.1-hiera-tiny)",
-    selection.SAM3: "a SAM 3 folder in the transformers layout (config.json, model.safetensors "
-    "and its tokenizer files, facebook/sam3)",
-    selection.REMBG: "a rembg model file (u2net.onnx, isnet-general-use.onnx, silueta.onnx or "
-    "u2net_human_seg.onnx)",
-    selection.GROUNDING_DINO: "a GroundingDINO folder in the transformers layout (config.json, "
-    "model.safetensors, its tokenizer files and preprocessor_config.json, e.g. "
-    "IDEA-Research/grounding-dino-tiny)",
-}
-
-
-class MaskModelMissing(ClientError):
-    """A selection's mask model is not installed: a 503 that names the file to copy in, or
-    for a name the library does not know a 400 that lists the mask models there are."""
-
-
-def _not_installed(what: str, copy: str) -> ClientError:
-    return MaskModelMissing(
-        f"{what}: copy {copy} into MASK_MODELS_DIR "
-        f"({settings.MASK_MODELS_DIR}) and run `python manage.py models scan` "
-        "(GET /api/mask-models lists what is installed).",
-        field="model",
-        status=503,
-    )
-
-
-@dataclass(frozen=True)
-class MaskModelChoice:
-    """The mask model a selection runs, and the GroundingDINO whose boxes it takes (a phrase
-    with SAM 2.1), if any."""
-
-    model: LibraryModel
-    detector: LibraryModel | None = None
-
-
-def _runnable_alone(method: str, family: str, installed: set[str]) -> bool:
-    """Whether a model of ``family`` can select by ``method`` with what is ``installed``."""
-    needed = selection.DETECTOR.get((method, family))
-    return family in selection.METHOD_FAMILIES[method] and (needed is None or needed in installed)
-
-
-def library_mask_model_for(method: str, requested: str | None) -> MaskModelChoice:
-    """The mask model a selection by ``method`` runs: the one named (enabled, present and of
-    a family that can run the method; a name with or without its ``.onnx``), else the first
-    installed that can, in the method's order of preference (a phrase: SAM 3, else SAM 2.1
-    with a GroundingDINO). None installed: a 503 that names the file to copy in."""
-    families = selection.METHOD_FAMILIES[method]
-    usable = list(selectors.library_mask_model_list())
-    installed = {m.family for m in usable}
-    if requested:
-        bare = requested.strip().lower().removesuffix(".onnx")
-        model = next((m for m in usable if m.name.lower().removesuffix(".onnx") == bare), None)
-        if model is None and bare in selection.REMBG_MODELS:  # a file we know: name it
-            raise _not_installed(
-                f"The mask model {echoed(requested)} is not installed", f"{bare}.onnx"
-            )
-        if model is None:
-            names = ", ".join(m.name for m in usable) or "none"
-            raise MaskModelMissing(
-                f"Unknown mask model {echoed(requested)}; the mask models are: {names} "
-                "(GET /api/mask-models).",
-                field="model",
-            )
-        if model.family not in families:
-            raise ClientError(
-                f"{model.name} is a {selection.FAMILY_LABELS[model.family]}; method={method} "
-                f"needs a {' or '.join(selection.FAMILY_LABELS[f] for f in families)}.",
-                field="model",
-            )
-    else:
-        model = next(
-            (
-                m
-                for family in families
-                for m in usable
-                if m.family == family and _runnable_alone(method, family, installed)
-            ),
-            None,
-        )
-        if model is None:
-            what = " or ".join(selection.FAMILY_LABELS[f] for f in families)
-            hints = [MASK_MODEL_HINTS[f] for f in families]
-            if method == "text":
-                hints[-1] += " with " + MASK_MODEL_HINTS[selection.GROUNDING_DINO]
-            raise _not_installed(f"No {what} is installed (method={method})", " or ".join(hints))
-    needed = selection.DETECTOR.get((method, model.family))
-    if needed is None:
-        return MaskModelChoice(model)
-    detector = next((m for m in usable if m.family == needed), None)
-    if detector is None:
-        raise _not_installed(
-            f"A phrase with {model.name} needs a GroundingDINO, and none is installed",
-            MASK_MODEL_HINTS[needed],
-        )
-    return MaskModelChoice(model, detector)
-
-
-def library_mask_model_local_path(model: LibraryModel) -> Path | None:
-    """Where ``model``'s file or folder is on this machine (its own MASK_MODELS_DIR)."""
-    path = Path(settings.MASK_MODELS_DIR) / model.name
-    return path if path.exists() else None
-
-
-def _methods(family: str, installed: set[str]) -> list[str]:
-    """What a model of ``family`` selects by here: alone, or with the other models it needs
-    (a GroundingDINO with a SAM 2.1 both select by a phrase when both are installed)."""
-    methods = {m for m in selection.METHOD_FAMILIES if _runnable_alone(m, family, installed)}
-    for (method, with_family), detector in selection.DETECTOR.items():
-        if family == detector and with_family in installed:
-            methods.add(method)
-    return sorted(methods)
-
-
-def library_mask_models_described() -> list[dict]:
-    """The enabled mask models as ``GET /api/mask-models`` lists them, with the methods each
-    runs with what is installed."""
-    models = list(selectors.library_mask_model_list())
-    installed = {m.family for m in models}
-    return [
-        {
-            "name": m.name,
-            "family": m.family,
-            "family_label": selection.FAMILY_LABELS[m.family],
-            "methods": _methods(m.family, installed),
-            "layout": m.layout,
-            "size_bytes": m.size_bytes,
-            "sha256": m.sha256,
-        }
-        for m in models
-    ]
-
-
-def library_upscaler_named(value: str) -> LibraryModel | None:
-    """The enabled upscaler a client names, by its file's name or its name without the
-    suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""
-
-    def bare(name: str) -> str:
-        name = name.strip().lower()
-        for suffix in superres.WEIGHT_SUFFIXES:
-            name = name.removesuffix(suffix)
-        return name
-
-    wanted = bare(value)
-    return next((m for m in selectors.library_upscaler_list() if bare(m.name) == wanted), None)
-
-
-def library_upscaler_checked(name: str | None) -> str:
-    """The upscaler a job names, as the job records it: a resampler (default lanczos), or an
-    enabled upscaler of the library by its file's name, with or without the suffix; a 400
-    that says where the list is otherwise."""
-    name = (name or "lanczos").strip()
-    if name.lower() in upscale.RESAMPLERS:
-        return name.lower()
-    model = library_upscaler_named(name)
-    if model is not None:
-        return model.name
-    raise ClientError(
-        f"No upscaler called {echoed(name)}: GET /api/upscalers lists them (lanczos and nearest "
-        "need no weights; a super-resolution model goes into UPSCALERS_DIR).",
-        field="upscaler",
-    )
-
-
-def library_upscaler_local_path(name: str) -> Path | None:
-    """Where the upscaler ``name`` is on this machine (UPSCALERS_DIR, by name: in a cluster
-    each worker has its own disk), or None."""
-    path = Path(settings.UPSCALERS_DIR) / name
-    return path if path.is_file() else None
-
-
-def library_upscalers_described() -> list[dict]:
-    """The upscalers a job may name, as ``GET /api/upscalers`` lists them: the resamplers
-    (no weights), then the library's super-resolution models with their architecture and
-    scale."""
-    resamplers = [
-        {"name": name, "kind": "resampler", "architecture": None, "scale": None}
-        for name in upscale.RESAMPLERS
-    ]
-    return resamplers + [
-        {
-            "name": m.name,
-            "kind": "model",
-            "architecture": m.details.get("architecture"),
-            "scale": m.details.get("scale"),
-            "size_bytes": m.size_bytes,
-            "sha256": m.sha256,
-        }
-        for m in selectors.library_upscaler_list()
-    ]

@@ -23,8 +23,8 @@ from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
+from .additions import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .files import generation_request, thumbnail_made_with
-from .library import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .models import backend_for
 from .upscale import upscale_job_run
 

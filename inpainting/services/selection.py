@@ -36,7 +36,7 @@ from ..engine.images import encode_mask_png
 from ..errors import ClientError, echoed
 from ..models import LibraryModel
 from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
-from .library import library_mask_model_for, library_mask_model_local_path
+from .mask_models import library_mask_model_for, library_mask_model_local_path
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from .generations import (
     quota_check,
     request_fingerprint,
 )
-from .library import library_upscaler_checked, library_upscaler_local_path
+from .upscalers import library_upscaler_checked, library_upscaler_local_path
 
 
 @dataclass(frozen=True)

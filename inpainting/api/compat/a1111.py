@@ -50,11 +50,11 @@ from ...services.library import (
     library_deployment_model_offered,
     library_model_named,
     library_models_offered,
-    library_upscaler_named,
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
 from ...services.upscale import UpscaleAsk, upscale_job_create, upscale_pngs
+from ...services.upscalers import library_upscaler_named
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import (

@@ -30,7 +30,7 @@ from ...engine.parameters import MAX_OUTPAINT_SIDE
 from ...engine.selection import MAX_POINTS
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations, library, masks
+from ...services import generations, mask_models, masks
 from ...services import selection as selections
 from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, image_size
@@ -275,7 +275,7 @@ class FooocusGenerateMaskView(AsyncAPIView):
         if wanted is not None:
             try:
                 png = (await selections.selection_make(user=user, image_file=image, **wanted)).png
-            except library.MaskModelMissing as exc:
+            except mask_models.MaskModelMissing as exc:
                 fallback = exc.message
         if png is None:
             png = await sync_to_async(self._classical)(image, data, user)

@@ -31,11 +31,8 @@ from ...errors import echoed
 from ...models import Generation
 from ...params import GenerationParams
 from ...services import generations
-from ...services.library import (
-    library_ip_adapter_name,
-    library_job_family,
-    library_model_named,
-)
+from ...services.additions import library_ip_adapter_name
+from ...services.library import library_job_family, library_model_named
 from .. import common
 from ..parsers import JSONParser
 from ..serializers import field_for

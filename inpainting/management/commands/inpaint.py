@@ -10,19 +10,18 @@ from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
 from inpainting.errors import ClientError
+from inpainting.services.additions import (
+    library_ip_adapter_check,
+    library_ip_adapter_use,
+    library_lora_files,
+    library_loras_check,
+)
 from inpainting.services.generations import (
     MAX_REFERENCE_IMAGES,
     generation_check_engine_fields,
     generation_check_references,
 )
-from inpainting.services.library import (
-    library_ip_adapter_check,
-    library_ip_adapter_use,
-    library_lora_files,
-    library_loras_check,
-    library_model_family,
-    library_model_for_job,
-)
+from inpainting.services.library import library_model_family, library_model_for_job
 from inpainting.services.models import backend_config
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 

@@ -1,10 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from inpainting.services.library import (
-    library_mask_models_described,
-    library_models_described,
-    library_scan,
-)
+from inpainting.services.library import library_models_described, library_scan
+from inpainting.services.mask_models import library_mask_models_described
 
 
 class Command(BaseCommand):

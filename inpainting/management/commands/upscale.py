@@ -8,8 +8,8 @@ from tqdm import tqdm
 from inpainting import engine
 from inpainting.engine.upscale import DEFAULT_FACTOR
 from inpainting.errors import ClientError
-from inpainting.services.library import library_upscaler_checked
 from inpainting.services.upscale import UpscaleAsk, upscale_image, upscale_plans
+from inpainting.services.upscalers import library_upscaler_checked
 from inpainting.uploads import IMAGE_FORMATS, UploadError, decode_image, image_size
 
 

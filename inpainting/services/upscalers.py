@@ -1,0 +1,72 @@
+"""The library's upscalers (super-resolution files): names checked, found on this disk,
+described for the pages and the compatible APIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from .. import selectors
+from ..engine import superres, upscale
+from ..errors import ClientError, echoed
+from ..models import LibraryModel
+
+
+def library_upscaler_named(value: str) -> LibraryModel | None:
+    """The enabled upscaler a client names, by its file's name or its name without the
+    suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""
+
+    def bare(name: str) -> str:
+        name = name.strip().lower()
+        for suffix in superres.WEIGHT_SUFFIXES:
+            name = name.removesuffix(suffix)
+        return name
+
+    wanted = bare(value)
+    return next((m for m in selectors.library_upscaler_list() if bare(m.name) == wanted), None)
+
+
+def library_upscaler_checked(name: str | None) -> str:
+    """The upscaler a job names, as the job records it: a resampler (default lanczos), or an
+    enabled upscaler of the library by its file's name, with or without the suffix; a 400
+    that says where the list is otherwise."""
+    name = (name or "lanczos").strip()
+    if name.lower() in upscale.RESAMPLERS:
+        return name.lower()
+    model = library_upscaler_named(name)
+    if model is not None:
+        return model.name
+    raise ClientError(
+        f"No upscaler called {echoed(name)}: GET /api/upscalers lists them (lanczos and nearest "
+        "need no weights; a super-resolution model goes into UPSCALERS_DIR).",
+        field="upscaler",
+    )
+
+
+def library_upscaler_local_path(name: str) -> Path | None:
+    """Where the upscaler ``name`` is on this machine (UPSCALERS_DIR, by name: in a cluster
+    each worker has its own disk), or None."""
+    path = Path(settings.UPSCALERS_DIR) / name
+    return path if path.is_file() else None
+
+
+def library_upscalers_described() -> list[dict]:
+    """The upscalers a job may name, as ``GET /api/upscalers`` lists them: the resamplers
+    (no weights), then the library's super-resolution models with their architecture and
+    scale."""
+    resamplers = [
+        {"name": name, "kind": "resampler", "architecture": None, "scale": None}
+        for name in upscale.RESAMPLERS
+    ]
+    return resamplers + [
+        {
+            "name": m.name,
+            "kind": "model",
+            "architecture": m.details.get("architecture"),
+            "scale": m.details.get("scale"),
+            "size_bytes": m.size_bytes,
+            "sha256": m.sha256,
+        }
+        for m in selectors.library_upscaler_list()
+    ]
