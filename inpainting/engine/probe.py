@@ -152,8 +152,14 @@ def probe(path: Path) -> Probe:
 #: Key fragments of LoRA weights: kohya / A1111 (``lora_down``, ``lora_up``) and diffusers / PEFT
 #: (``lora_A``, ``lora_B``).
 _LORA_WEIGHTS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.")
-#: The cross-attention input width of each family (its text encoders' output).
-_CROSS_WIDTH = {768: "sd15", 2048: "sdxl"}
+#: Stable Diffusion 2.x's cross-attention width: its add-ons are named as unsupported.
+SD2_WIDTH = 1024
+
+
+def family_of_width(width: int | None) -> str | None:
+    """The family whose add-ons (LoRAs, ControlNets, IP-Adapters) read ``width`` wide
+    (``Family.add_on_width``), or None."""
+    return next((f.name for f in FAMILIES.values() if f.add_on_width == width), None)
 
 
 def probe_lora(path: Path) -> str:
@@ -175,7 +181,7 @@ def probe_lora(path: Path) -> str:
     for key in keys:
         if "attn2" in key and "to_k" in key and (".lora_down." in key or ".lora_A." in key):
             shape = table[key]["shape"]
-            family = _CROSS_WIDTH.get(shape[-1]) if shape else None
+            family = family_of_width(shape[-1]) if shape else None
             if family is not None:
                 return family
     if any(key.startswith(("lora_te_", "lora_te1_", "text_encoder.")) for key in keys):
@@ -204,7 +210,7 @@ def probe_controlnet(path: Path) -> str:
         raise Unsupported(f"{path.name}: no .safetensors weights (pickles refused).")
     if config.get("addition_embed_type") == "text_time":
         return "sdxl"
-    if config.get("cross_attention_dim") == 1024:
+    if config.get("cross_attention_dim") == SD2_WIDTH:
         raise Unsupported(f"{path.name} is a Stable Diffusion 2.x ControlNet; not supported.")
     return "sd15"
 
@@ -239,9 +245,9 @@ def probe_ip_adapter(path: Path) -> tuple[str, str]:
     if key is None or not any(name.startswith("image_proj.") for name in table):
         raise Unsupported(f"{weights[0].name}: no IP-Adapter weights (image_proj, ip_adapter).")
     width = key["shape"][-1]
-    if width == 1024:
+    if width == SD2_WIDTH:
         raise Unsupported(f"{path.name} is a Stable Diffusion 2.x IP-Adapter; not supported.")
-    return ("sdxl" if width == 2048 else "sd15"), weights[0].name
+    return (family_of_width(width) or "sd15"), weights[0].name
 
 
 def config_folder(configs: str | Path | None, found: Probe) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+import diffusers
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
 from inpainting.engine.backends.diffusers import family_of_model
-from inpainting.engine.probe import Probe, Unsupported, probe, read_header
+from inpainting.engine.families import FAMILIES
+from inpainting.engine.probe import Probe, Unsupported, family_of_width, probe, read_header
 from inpainting.engine.types import EngineError
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 
@@ -171,3 +173,17 @@ def test_a_model_that_cannot_be_identified_says_why_and_is_not_taken_for_sd15(tm
     with pytest.raises(EngineError, match=f"The model at {model} cannot be identified: .+"):
         family_of_model(str(model))
     assert family_of_model(str(tmp_path / "absent")).name == "sd15"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES.values()), ids=lambda f: f.name)
+def test_a_family_that_takes_add_ons_declares_how_to_read_and_run_them(family):
+    """LoRA, ControlNet and IP-Adapter support is the family's to declare (issue 54): a family
+    that takes one names the width its add-on files read (how the probe tells them apart),
+    and one that takes a ControlNet names the diffusers pipeline that runs it."""
+    caps = family.capabilities
+    if caps.loras or caps.controlnet or caps.ip_adapter:
+        assert family.add_on_width and family_of_width(family.add_on_width) == family.name
+    if caps.controlnet:
+        assert hasattr(diffusers, family.controlnet_pipeline)
+    else:
+        assert family.controlnet_pipeline is None

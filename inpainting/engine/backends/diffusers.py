@@ -317,15 +317,11 @@ def loaded_pipelines() -> list[dict[str, Any]]:
 _CONTROL: dict[str, Any] = {}
 
 
-def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
-    """``pipe`` with the ControlNet of ``use``: diffusers' ControlNet inpaint pipeline built
+def _controlnet_pipeline(pipe: Any, family: Family, use: ControlNetUse) -> Any:
+    """``pipe`` with the ControlNet of ``use``: ``family``'s ControlNet inpaint pipeline built
     from ``pipe``'s own parts (nothing copied), the ControlNet loaded from its folder's
     safetensors once per process. An ``EngineError`` names a ControlNet that does not fit."""
-    from diffusers import (  # noqa: PLC0415 - heavy, as torch
-        ControlNetModel,
-        StableDiffusionControlNetInpaintPipeline,
-        StableDiffusionXLControlNetInpaintPipeline,
-    )
+    import diffusers  # noqa: PLC0415 - heavy, as torch
 
     key = (id(pipe), use.path)
     if _CONTROL.get("key") != key:
@@ -333,7 +329,7 @@ def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
             _CONTROL.clear()
             _free_memory()
         try:
-            controlnet = ControlNetModel.from_pretrained(
+            controlnet = diffusers.ControlNetModel.from_pretrained(
                 use.path, torch_dtype=pipe.unet.dtype, use_safetensors=True, local_files_only=True
             ).to(pipe.unet.device)
         except Exception as exc:  # noqa: BLE001 - any loading failure becomes one message
@@ -341,12 +337,7 @@ def _controlnet_pipeline(pipe: Any, use: ControlNetUse) -> Any:
                 f"The ControlNet {Path(use.path).name} could not be loaded ({type(exc).__name__}: "
                 f"{exc})."
             ) from exc
-        xl = hasattr(pipe, "text_encoder_2")
-        kind = (
-            StableDiffusionXLControlNetInpaintPipeline
-            if xl
-            else StableDiffusionControlNetInpaintPipeline
-        )
+        kind = getattr(diffusers, family.controlnet_pipeline)
         _CONTROL.update(key=key, pipe=kind.from_pipe(pipe, controlnet=controlnet))
         _CONTROL["pipe"].set_progress_bar_config(disable=True)
     return _CONTROL["pipe"]
@@ -549,7 +540,7 @@ class DiffusersBackend:
             or (first.ip_adapter and not family.capabilities.ip_adapter)
         ):
             raise EngineError(f"{family.label} models take no ControlNet, LoRA or IP-Adapter here.")
-        runner = _controlnet_pipeline(pipe, control) if control else pipe
+        runner = _controlnet_pipeline(pipe, family, control) if control else pipe
         default_scheduler = runner.scheduler
         adapters: list[str] = []
         ip_loaded = False

@@ -131,6 +131,13 @@ class Family:
     #: Its folders' ``processor/`` is a Qwen2-VL processor, which the backend builds without
     #: torchvision (``backends.qwen_vl``) where none is installed.
     vl_processor: bool = False
+    #: The width its UNet's cross-attention reads (its text encoders' output): how a LoRA, a
+    #: ControlNet or an IP-Adapter file tells which family it was made for (``probe``). None:
+    #: the family reads no such file.
+    add_on_width: int | None = None
+    #: The diffusers pipeline that inpaints with a ControlNet, built from the loaded
+    #: pipeline's parts. None: no ControlNet.
+    controlnet_pipeline: str | None = None
 
     @property
     def edits(self) -> bool:

@@ -80,4 +80,6 @@ FAMILY = Family(
     capabilities=SD_CAPABILITIES,
     preview=SD_PREVIEW,
     detect=detect,
+    add_on_width=768,  # CLIP ViT-L
+    controlnet_pipeline="StableDiffusionControlNetInpaintPipeline",
 )

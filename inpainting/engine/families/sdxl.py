@@ -39,4 +39,6 @@ FAMILY = Family(
     capabilities=SD_CAPABILITIES,
     preview=SD_PREVIEW,
     detect=detect,
+    add_on_width=2048,  # CLIP ViT-L and OpenCLIP ViT-bigG together
+    controlnet_pipeline="StableDiffusionXLControlNetInpaintPipeline",
 )
