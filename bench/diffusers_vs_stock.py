@@ -26,7 +26,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inpainting.engine import InpaintRequest, MaskOptions, run_inpaint  # noqa: E402
-from inpainting.engine.backends.diffusers import DiffusersBackend, resolve_device  # noqa: E402
+from inpainting.engine.backends.diffusers import DiffusersBackend  # noqa: E402
+from inpainting.engine.backends.loading import resolve_device  # noqa: E402
 from inpainting.testing.tiny_model import (  # noqa: E402
     write_sd15_architecture_model,
     write_tiny_inpaint_model,

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from .engine import EngineConfig
-from .engine.backends.diffusers import family_of_model
+from .engine.backends.loading import family_of_model
 from .engine.families import FAMILIES, Family
 
 STATUS_KEY = "dreamlayer:engine-status:{engine}"

@@ -53,6 +53,7 @@ SERIAL_MODULES = {
     "tests.test_hostile_inputs",
     "tests.engine.test_large_photos",
     "tests.engine.test_infill",
+    "tests.engine.test_isolated",  # a cancel ends a fill within a time
     "tests.test_upscale",  # an over-limit upscale is refused within a time
     "tests.test_web_budget",  # the web process' memory under parallel extras
     "tests.test_byte_scans",  # hostile files refused within a time and CPU bound

@@ -15,7 +15,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.original_layout import write_single_file

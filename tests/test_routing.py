@@ -20,7 +20,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask
-from inpainting.engine.backends.diffusers import load_pipeline, pipeline_bytes
+from inpainting.engine.backends.loading import load_pipeline, pipeline_bytes
 from inpainting.fleet import fleet_summary, model_queue, workers_serving
 from inpainting.models import Generation
 from inpainting.services.library import library_scan

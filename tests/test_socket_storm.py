@@ -109,7 +109,10 @@ def burst(port: int, key: str, count: int, read_101: bool) -> int:
     upgraded = 0
     for index, sock in enumerate(sockets):
         if read_101 and index % 2 == 0:
-            head = read_head(sock, bytearray())
+            try:
+                head = read_head(sock, bytearray())
+            except ConnectionError:  # the storm's own socket refused or reset: no victim
+                head = b""
             upgraded += head.startswith(b"HTTP/1.1 101")
         reset(sock)
     return upgraded

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 
 from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
-from .backends.diffusers import DiffusersBackend, resolve_model
+from .backends.diffusers import DiffusersBackend
 from .backends.lama import LamaBackend
+from .backends.loading import resolve_model
 from .parameters import ENGINES, FILL_ENGINES
 from .runner import Backend
 from .types import EngineError, InvalidInput
@@ -69,7 +70,7 @@ class EngineConfig:
     model_cache_size: int = 1
     #: Pipeline configurations for single-file checkpoints, one folder per family.
     model_configs: str | None = None
-    #: CUDA memory: none | model | sequential (``backends.diffusers.load_pipeline``).
+    #: CUDA memory: none | model | sequential (``backends.loading.load_pipeline``).
     offload: str = "none"
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None

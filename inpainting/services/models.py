@@ -17,7 +17,7 @@ from django.db import connections
 
 from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
-from ..engine.backends.diffusers import loaded_models, loaded_pipelines, resolve_device
+from ..engine.backends.loading import loaded_models, loaded_pipelines, resolve_device
 from ..errors import ClientError, echoed
 from ..metrics import model_load_record
 from ..models import Generation, LibraryModel

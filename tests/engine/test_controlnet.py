@@ -14,7 +14,7 @@ from inpainting.engine import (
     get_backend,
     run_inpaint,
 )
-from inpainting.engine.backends.diffusers import control_image
+from inpainting.engine.backends.adapters import control_image
 from inpainting.engine.probe import probe_controlnet
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model

@@ -14,8 +14,9 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends import diffusers as backend_module
-from inpainting.engine.backends.diffusers import DiffusersBackend, load_pipeline, resolve_model
+from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.diffusers import DiffusersBackend
+from inpainting.engine.backends.loading import load_pipeline, resolve_model
 from inpainting.testing.tiny_model import tiny_config, write_tiny_inpaint_model
 from tests.images import box_mask, gradient
 
@@ -227,7 +228,7 @@ def test_the_fast_path_keeps_the_images(tiny_model):
     import torch
     from diffusers import StableDiffusionInpaintPipeline
 
-    from inpainting.engine.backends.diffusers import speed_up
+    from inpainting.engine.backends.loading import speed_up
 
     def generate(pipe):
         pipe.set_progress_bar_config(disable=True)
@@ -383,7 +384,7 @@ def test_offload_is_for_cuda_and_the_held_memory_is_reported(tiny_model):
     move, so the pipeline loads as usual and says so. The bytes its weights hold are those
     of every part's parameters and buffers; an unknown mode is refused."""
     from inpainting.engine import EngineError
-    from inpainting.engine.backends import diffusers as backend_module
+    from inpainting.engine.backends import loading as backend_module
 
     backend_module._evict(0)
     pipe = backend_module.load_pipeline(str(tiny_model), "cpu", offload="model")

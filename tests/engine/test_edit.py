@@ -20,7 +20,7 @@ from inpainting.engine import (
     get_backend,
     run_inpaint,
 )
-from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, Unsupported, probe
 from inpainting.testing.tiny_flow import write_tiny_flux_kontext_model

@@ -25,8 +25,8 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends import diffusers as backend_module
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.previews import latents_to_jpeg, unpack
 from inpainting.engine.probe import Probe, Unsupported, probe, read_header

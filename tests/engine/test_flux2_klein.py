@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from inpainting.engine import get_backend, run_inpaint
-from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, Unsupported, probe
 from inpainting.params import GenerationParams

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from inpainting.engine import InpaintRequest, get_backend, run_inpaint
-from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.probe import SHIPPED_CONFIGS, Probe, config_folder, probe
 from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.random_weights import random_fp16

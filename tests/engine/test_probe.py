@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from inpainting.engine.backends.diffusers import family_of_model
+from inpainting.engine.backends.loading import family_of_model
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, Unsupported, family_of_width, probe, read_header
 from inpainting.engine.types import EngineError

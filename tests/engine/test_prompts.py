@@ -8,7 +8,7 @@ import torch
 
 from inpainting.engine import InvalidInput
 from inpainting.engine.backends.conditioning import encode
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.prompts import LoraUse, parse_weights, split_loras
 from inpainting.testing.tiny_model import write_tiny_sdxl_inpaint_model
 

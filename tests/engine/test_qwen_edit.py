@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from inpainting.engine import InvalidInput, get_backend, run_inpaint
-from inpainting.engine.backends import diffusers as backend_module
+from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.backends.qwen_vl import PictureProcessor
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_flow import write_tiny_qwen_edit_model

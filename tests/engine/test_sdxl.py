@@ -17,8 +17,8 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends import diffusers as backend_module
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
 from tests.engine.requests import inpaint_request, kept_exactly

@@ -12,8 +12,8 @@ import torch
 
 from inpainting.engine import EngineConfig, EngineError, InpaintRequest, get_backend, run_inpaint
 from inpainting.engine import probe as probe_module
-from inpainting.engine.backends import diffusers as backend_module
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.original_layout import write_single_file
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model

@@ -22,8 +22,8 @@ from inpainting.engine import (
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends import diffusers as backend_module
-from inpainting.engine.backends.diffusers import load_pipeline
+from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe, read_header
 from inpainting.testing.tiny_flow import write_tiny_zimage_model

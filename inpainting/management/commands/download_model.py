@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from huggingface_hub import snapshot_download
 
-from inpainting.engine.backends.diffusers import resolve_model
+from inpainting.engine.backends.loading import resolve_model
 
 #: Only what from_pretrained needs from a diffusers repository, safetensors weights only.
 ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer/*", "*.model"]

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from inpainting.conf import deployment_family, engine_config, lama_file, model_status
 from inpainting.engine import EngineError, get_backend
-from inpainting.engine.backends.diffusers import resolve_device
+from inpainting.engine.backends.loading import resolve_device
 from inpainting.engine.families import FAMILIES, Family
 from inpainting.engine.schedulers import scheduler_names
 from inpainting.fleet import fleet_summary

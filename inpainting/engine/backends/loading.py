@@ -1,0 +1,315 @@
+"""Diffusion pipelines in a worker process: which family a model is, loading it once (a
+single file with its family's configuration, or a diffusers folder), the speed-ups, and the
+cache of loaded pipelines (least recently used unloaded first)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from PIL import Image
+
+from ..families import FAMILIES, Family, family_of_folder
+from ..probe import config_folder, probe, probe_checkpoint
+from ..types import (
+    EngineError,
+    InvalidInput,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+#: The original repository was deleted from the Hub; its mirror has the same files.
+MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
+
+#: Loaded pipelines, least recently used first: (model, device, compiled) -> pipeline.
+_PIPELINES: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+#: What each loaded pipeline holds (``loaded_pipelines``), by the same key.
+_HELD: dict[tuple[str, str, bool], dict[str, Any]] = {}
+#: MODEL_OFFLOAD's choices (``load_pipeline``).
+OFFLOAD_MODES = ("none", "model", "sequential")
+_LOAD_LOCK = threading.Lock()
+#: The ControlNet inpaint pipeline last built from a loaded one (``adapters``): ``base`` (a
+#: weak reference to the loaded pipeline it shares its parts with), ``path`` (the ControlNet's
+#: folder) and ``pipe``. One at a time: a ControlNet is loaded per job kind.
+_CONTROL: dict[str, Any] = {}
+#: The whole-picture edit pipeline last built from a loaded one (``Family.edit_pipeline``):
+#: ``base`` and ``pipe``, as above.
+_EDIT: dict[str, Any] = {}
+
+
+def built_from(cache: dict[str, Any], pipe: Any) -> bool:
+    """Whether ``cache``'s pipeline was built from ``pipe`` itself (a weak reference: an
+    unloaded pipeline is never taken for a new one at its old memory address)."""
+    base = cache.get("base")
+    return base is not None and base() is pipe
+
+
+def resolve_model(model: str) -> str:
+    return MODEL_ALIASES.get(model, model)
+
+
+def family_of_model(model: str) -> Family:
+    """The family of ``model``: a folder or a single file (probed), or a Hub id (from its
+    cached ``model_index.json``). A model this machine does not have is taken for Stable
+    Diffusion 1.5 (the default model's family): loading it fails with its own message. One it
+    has but cannot identify is an ``EngineError`` that says why."""
+    path = Path(model)
+    if path.exists():
+        try:
+            return FAMILIES[probe(path).family]
+        except (InvalidInput, OSError) as exc:
+            raise EngineError(f"The model at {path} cannot be identified: {exc}") from None
+    try:
+        index = try_to_load_from_cache(model, "model_index.json")
+    except HFValidationError:  # neither a path here nor a Hub id: not on this machine
+        return FAMILIES["sd15"]
+    if not isinstance(index, str):
+        return FAMILIES["sd15"]
+    try:
+        found = family_of_folder(json.loads(Path(index).read_text()))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise EngineError(
+            f"The model {model!r} cannot be identified: its cached model_index.json "
+            f"is unreadable ({type(exc).__name__}: {exc})."
+        ) from None
+    if found is None:
+        raise EngineError(
+            f"The model {model!r} cannot be identified: its model_index.json names a pipeline "
+            f"no family reads (the families: {', '.join(FAMILIES)})."
+        )
+    return found
+
+
+def resolve_device(requested: str = "auto") -> str:
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def speed_up(
+    pipe: Any, *, denoiser: str, channels_last: bool, fuse_qkv: bool, compile_unet: bool
+) -> Any:
+    """The fast path (SPEC §8): channels-last UNet and VAE (convolutions; a transformer has
+    none to speed up), fused QKV projections where the model supports them, and optionally
+    ``torch.compile`` on the denoiser (the UNet or the transformer). Attention is PyTorch's
+    SDPA, diffusers' default on torch 2."""
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    if channels_last:
+        if denoiser == "unet":
+            pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if fuse_qkv:
+        try:
+            pipe.fuse_qkv_projections()
+        except (AttributeError, ValueError, NotImplementedError) as exc:
+            logger.info("fused QKV projections are not supported by this model: %s", exc)
+    if compile_unet:
+        setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
+    return pipe
+
+
+def denoiser_of(pipe: Any) -> Any:
+    """The pipeline's denoising network: its UNet (SD) or its transformer (FLUX)."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
+def warm_up(pipe: Any, size: int) -> None:
+    """One short call at the working size, so compilation happens at worker start."""
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    image = Image.new("RGB", (size, size))
+    with torch.inference_mode():
+        pipe(
+            prompt="warm-up",
+            image=image,
+            mask_image=Image.new("L", (size, size), 255),
+            height=size,
+            width=size,
+            num_inference_steps=2,
+            output_type="latent",
+        )
+
+
+def _free_memory() -> None:
+    gc.collect()
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _evict(keep: int) -> None:
+    """Unload the least recently used pipelines until at most ``keep`` stay (memory freed)."""
+    if len(_PIPELINES) > keep:
+        _CONTROL.clear()  # it shares a pipeline's parts: it goes with them
+        _EDIT.clear()  # as it does
+    while len(_PIPELINES) > keep:
+        key, pipe = _PIPELINES.popitem(last=False)
+        _HELD.pop(key, None)
+        logger.info("unloading %s to make room (MODEL_CACHE_SIZE)", key[0])
+        del pipe
+        _free_memory()
+
+
+def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
+    """A single-file checkpoint (its publisher's layout), loaded with its family's
+    configuration folder (shipped, or in ``configs``), so nothing is fetched from the
+    network. A file of the whole pipeline (SD) takes only the folder's JSON and tokenizers; a
+    file of the denoiser alone (FLUX.1 Fill) takes the other parts, weights included, from
+    the folder."""
+    import diffusers  # noqa: PLC0415 - heavy, as torch
+
+    found = probe_checkpoint(path)
+    family = FAMILIES[found.family]
+    folder = config_folder(configs, found)
+    if not (folder / "model_index.json").is_file():
+        what = (
+            f"the {family.label} diffusers folder without its {family.denoiser}: the other "
+            "parts with their weights, and the tokenizers"
+            if family.single_file_denoiser
+            else "the JSON and tokenizer files of its diffusers folder"
+        )
+        raise EngineError(
+            f"{path.name} is a single-file {found.family} checkpoint; its pipeline configuration "
+            f"({folder.name}/ in MODEL_CONFIGS_DIR: {what}) is not on this machine."
+        )
+    pipeline = getattr(diffusers, family.pipeline)
+    if family.single_file_denoiser is None:
+        return pipeline.from_single_file(
+            str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
+        )
+    denoiser = getattr(diffusers, family.single_file_denoiser).from_single_file(
+        str(path),
+        config=str(folder),
+        subfolder=family.denoiser,
+        local_files_only=True,
+        torch_dtype=dtype,
+    )
+    return pipeline.from_pretrained(
+        str(folder),
+        dtype=dtype,
+        use_safetensors=True,
+        local_files_only=True,
+        **{family.denoiser: denoiser},
+    )
+
+
+def load_pipeline(
+    model: str,
+    device: str,
+    compile_unet: bool = False,
+    size: int = 512,
+    cache_size: int = 1,
+    configs: str | Path | None = None,
+    offload: str = "none",
+) -> Any:
+    """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
+
+    ``model`` is a diffusers folder, a Hub id in the local cache, or a single-file checkpoint
+    (loaded with its family's configuration from ``configs``). At most ``cache_size``
+    pipelines stay loaded: loading another unloads the least recently used first. On CUDA it
+    runs in its family's dtype (fp16 for SD, bf16 for the flow-matching families) on the fast
+    path (``speed_up``); ``compile_unet`` adds ``torch.compile`` and a warm-up call at
+    ``size``. ``offload`` (CUDA only): ``model`` keeps each part in CPU memory until it runs
+    (a 24 GB card runs FLUX.1 Fill), ``sequential`` moves it layer by layer (least GPU
+    memory, slowest), ``none`` keeps everything on the GPU."""
+    if offload not in OFFLOAD_MODES:
+        raise EngineError(f"MODEL_OFFLOAD must be one of {', '.join(OFFLOAD_MODES)}.")
+    model = resolve_model(model)
+    key = (model, device, compile_unet)
+    with _LOAD_LOCK:
+        if key in _PIPELINES:
+            _PIPELINES.move_to_end(key)
+            return _PIPELINES[key]
+        _evict(max(cache_size, 1) - 1)
+        import diffusers  # noqa: PLC0415 - heavy, as torch
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        family = family_of_model(model)
+        dtype = getattr(torch, family.cuda_dtype) if device == "cuda" else torch.float32
+        source = str(Path(model)) if Path(model).is_dir() else model
+        try:
+            if Path(model).is_file():
+                pipe = _load_single_file(Path(model), configs, dtype)
+            else:
+                parts = {}
+                if family.vl_processor and Path(source).is_dir():
+                    from .qwen_vl import processor_parts  # noqa: PLC0415 - transformers: heavy
+
+                    parts = processor_parts(Path(source))
+                pipe = getattr(diffusers, family.pipeline).from_pretrained(
+                    source, dtype=dtype, use_safetensors=True, local_files_only=True, **parts
+                )
+        except EngineError:
+            raise
+        except Exception as exc:  # any loading failure becomes one clear message
+            raise EngineError(
+                f"Could not load the diffusion model {model!r} from safetensors in the local "
+                f"cache or folder ({type(exc).__name__}: {exc}). Run `python manage.py "
+                "download_model` on a machine with network access, or set SD_INPAINT_MODEL "
+                "to a local folder."
+            ) from exc
+        cuda = device == "cuda"
+        if cuda and offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif cuda and offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe = pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        speed_up(
+            pipe,
+            denoiser=family.denoiser,
+            channels_last=cuda,
+            fuse_qkv=cuda and offload == "none",
+            compile_unet=compile_unet,
+        )
+        if compile_unet:
+            warm_up(pipe, size)
+        _PIPELINES[key] = pipe
+        _HELD[key] = {
+            "model": model,
+            "family": family.name,
+            "bytes": pipeline_bytes(pipe),
+            "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
+            "offload": offload if cuda else "none",
+        }
+        return pipe
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    """The memory a pipeline's weights hold (every parameter and buffer of its parts)."""
+    import torch  # noqa: PLC0415 - heavy, as above
+
+    total = 0
+    for part in pipe.components.values():
+        if isinstance(part, torch.nn.Module):
+            tensors = [*part.parameters(), *part.buffers()]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+    return total
+
+
+def loaded_models() -> list[str]:
+    """The models whose pipelines this process holds now, least recently used first."""
+    return [key[0] for key in _PIPELINES]
+
+
+def loaded_pipelines() -> list[dict[str, Any]]:
+    """What each pipeline this process holds is: model, family, bytes of weights, dtype and
+    offload, least recently used first."""
+    return [dict(_HELD[key]) for key in _PIPELINES if key in _HELD]
