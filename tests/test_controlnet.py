@@ -96,7 +96,7 @@ def test_the_controlnets_listing_and_what_is_refused(api, library):
         assert response.status_code == 400, response.content
         return response.json()["message"]
 
-    assert "Unknown ControlNet 'nope'; the ControlNets are: inpaint-cn" in refused(
+    assert "Unknown ControlNet 'nope'; the ControlNets here are: inpaint-cn" in refused(
         '{"name": "nope"}'
     )
     assert "is for Stable Diffusion XL, and the model alpha is Stable Diffusion 1.5" in refused(

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from rest_framework.exceptions import ValidationError
 
-from inpainting.api.compat.a1111 import A1111Img2ImgSerializer
+from inpainting.api.compat.a1111.img2img import A1111Img2ImgSerializer
 from inpainting.api.compat.fooocus import (
     FooocusGenerateMaskSerializer,
     FooocusGenerateSerializer,

@@ -136,7 +136,7 @@ def test_the_loras_listing_and_what_is_refused(api, library):
         return response.json()
 
     body = refused(loras='[{"name": "nope", "weight": 1}]')
-    assert body["errors"]["loras"][0].startswith("Unknown LoRA 'nope'; the LoRAs are: ")
+    assert body["errors"]["loras"][0].startswith("Unknown LoRA 'nope'; the LoRAs here are: ")
     body = refused(loras='[{"name": "xl-style", "weight": 1}]')
     assert (
         "The LoRA xl-style.safetensors is for Stable Diffusion XL, and the model alpha is "

@@ -162,11 +162,21 @@ def family_of_width(width: int | None) -> str | None:
     return next((f.name for f in FAMILIES.values() if f.add_on_width == width), None)
 
 
+def _add_on_family(width: int | None, name: str) -> str:
+    """The family of an add-on (a ControlNet, an IP-Adapter) that reads ``width`` wide: the
+    family of that width, SD 2.x's refused, any other width the ``add_on_fallback`` family's."""
+    if width == SD2_WIDTH:
+        raise Unsupported(f"{name} is a Stable Diffusion 2.x add-on; not supported.")
+    fallback = next(f.name for f in FAMILIES.values() if f.add_on_fallback)
+    return family_of_width(width) or fallback
+
+
 def probe_lora(path: Path) -> str:
-    """The family a ``.safetensors`` LoRA was trained for, from its keys and shapes: a second
-    text encoder (``lora_te2_`` / ``text_encoder_2.``) is SDXL; else the width of a
-    cross-attention key projection (768: SD 1.5, 2048: SDXL); else a first text encoder alone
-    is SD 1.5. ``Unsupported`` with the reason otherwise (pickles included)."""
+    """The family a ``.safetensors`` LoRA was trained for, from its keys and shapes: the family
+    whose ``lora_marks`` it has (SDXL's second text encoder); else the width of a
+    cross-attention key projection (``Family.add_on_width``); else a text encoder alone is the
+    ``add_on_fallback`` family's (SD 1.5). ``Unsupported`` with the reason otherwise (pickles
+    included)."""
     if path.suffix.lower() != ".safetensors":
         raise Unsupported(
             f"{path.name}: LoRAs are read from .safetensors files only (a pickle can run any "
@@ -176,23 +186,25 @@ def probe_lora(path: Path) -> str:
     keys = [key for key in table if any(part in key for part in _LORA_WEIGHTS)]
     if not keys:
         raise Unsupported(f"{path.name}: no LoRA weights in it (no lora_down / lora_A keys).")
-    if any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in keys):
-        return "sdxl"
+    for family in FAMILIES.values():
+        if family.lora_marks and any(key.startswith(family.lora_marks) for key in keys):
+            return family.name
     for key in keys:
         if "attn2" in key and "to_k" in key and (".lora_down." in key or ".lora_A." in key):
             shape = table[key]["shape"]
             family = family_of_width(shape[-1]) if shape else None
             if family is not None:
                 return family
-    if any(key.startswith(("lora_te_", "lora_te1_", "text_encoder.")) for key in keys):
-        return "sd15" if not any(k.startswith("lora_te1_") for k in keys) else "sdxl"
+    if any(key.startswith(("lora_te_", "text_encoder.")) for key in keys):
+        # One text encoder and no width a family reads: the add_on_fallback family's.
+        return _add_on_family(None, path.name)
     raise Unsupported(f"{path.name}: the family it was trained for could not be detected.")
 
 
 def probe_controlnet(path: Path) -> str:
-    """The family of a ControlNet, from its diffusers folder's ``config.json``: SDXL when it
-    takes SDXL's text-and-time embedding, SD 1.5 when its cross-attention reads CLIP ViT-L
-    (768) or any other width but SD 2.x's 1024. ``Unsupported`` with the reason otherwise."""
+    """The family of a ControlNet, from its diffusers folder's ``config.json``: the family
+    whose ``controlnet_marks`` it has (SDXL's text-and-time embedding), else by the width its
+    cross-attention reads (``_add_on_family``). ``Unsupported`` with the reason otherwise."""
     if not path.is_dir():
         kind = "a pickle" if path.suffix.lower() in PICKLE_SUFFIXES else "a single file"
         raise Unsupported(
@@ -208,19 +220,19 @@ def probe_controlnet(path: Path) -> str:
         raise Unsupported(f"{path.name}: its config.json is not a ControlNetModel's.")
     if not any(path.glob("*.safetensors")):
         raise Unsupported(f"{path.name}: no .safetensors weights (pickles refused).")
-    if config.get("addition_embed_type") == "text_time":
-        return "sdxl"
-    if config.get("cross_attention_dim") == SD2_WIDTH:
-        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x ControlNet; not supported.")
-    return "sd15"
+    for family in FAMILIES.values():
+        marks = family.controlnet_marks
+        if marks and all(config.get(key) == value for key, value in marks.items()):
+            return family.name
+    return _add_on_family(config.get("cross_attention_dim"), path.name)
 
 
 def probe_ip_adapter(path: Path) -> tuple[str, str]:
     """The family of an IP-Adapter folder and its weights' file name: the folder holds one
     ``.safetensors`` with ``image_proj.*`` and ``ip_adapter.*`` weights and the CLIP image
-    encoder in ``image_encoder/`` (config.json and .safetensors weights). SDXL when its
-    cross-attention reads 2048 wide, SD 1.5 for 768 or any other width but SD 2.x's 1024 (as
-    for ControlNets). ``Unsupported`` with the reason otherwise (pickles included)."""
+    encoder in ``image_encoder/`` (config.json and .safetensors weights). Its family by the width
+    its cross-attention reads (``_add_on_family``, as for ControlNets). ``Unsupported`` with the
+    reason otherwise (pickles included)."""
     if not path.is_dir():
         raise Unsupported(
             f"{path.name}: an IP-Adapter is a folder with its .safetensors and its image encoder "
@@ -244,10 +256,7 @@ def probe_ip_adapter(path: Path) -> tuple[str, str]:
     key = table.get("ip_adapter.1.to_k_ip.weight")
     if key is None or not any(name.startswith("image_proj.") for name in table):
         raise Unsupported(f"{weights[0].name}: no IP-Adapter weights (image_proj, ip_adapter).")
-    width = key["shape"][-1]
-    if width == SD2_WIDTH:
-        raise Unsupported(f"{path.name} is a Stable Diffusion 2.x IP-Adapter; not supported.")
-    return (family_of_width(width) or "sd15"), weights[0].name
+    return _add_on_family(key["shape"][-1], path.name), weights[0].name
 
 
 def config_folder(configs: str | Path | None, found: Probe) -> Path:

@@ -97,7 +97,7 @@ def _validate(
     additions.library_controlnet_check(params, model)
     name, family = library.library_model_family(model)
     if params.ip_adapter:  # the reference picture is the IP-Adapter's
-        additions.library_ip_adapter_check(params, model, family, references)
+        additions.library_ip_adapter_check(params, name, family, references)
     else:
         generation_check_references(name, family, references)
     resolved, warnings = params.for_family(family, name)

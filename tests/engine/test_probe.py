@@ -12,7 +12,14 @@ from safetensors.numpy import save_file
 
 from inpainting.engine.backends.loading import family_of_model
 from inpainting.engine.families import FAMILIES
-from inpainting.engine.probe import Probe, Unsupported, family_of_width, probe, read_header
+from inpainting.engine.probe import (
+    Probe,
+    Unsupported,
+    family_of_width,
+    probe,
+    probe_controlnet,
+    read_header,
+)
 from inpainting.engine.types import EngineError
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 
@@ -187,3 +194,29 @@ def test_a_family_that_takes_add_ons_declares_how_to_read_and_run_them(family):
         assert hasattr(diffusers, family.controlnet_pipeline)
     else:
         assert family.controlnet_pipeline is None
+
+
+@pytest.mark.parametrize(
+    ("config", "family"),
+    [
+        ({"cross_attention_dim": 32}, "sd15"),  # a tiny one: the add_on_fallback family's
+        ({"cross_attention_dim": 768}, "sd15"),
+        ({"cross_attention_dim": 2048, "addition_embed_type": "text_time"}, "sdxl"),
+        ({"cross_attention_dim": 32, "addition_embed_type": "text_time"}, "sdxl"),
+        ({"cross_attention_dim": 1024}, None),  # SD 2.x
+    ],
+)
+def test_a_controlnet_is_told_by_what_its_family_declares(tmp_path, config, family):
+    """Which family takes the ControlNets no width tells apart (custom and tiny ones) is
+    declared by one family (SD 1.5), SDXL's by its declared config marks; SD 2.x's width is
+    refused by name."""
+    assert [f.name for f in FAMILIES.values() if f.add_on_fallback] == ["sd15"]
+    folder = tmp_path / "cn"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel", **config}))
+    save_file({"w": np.zeros(1, np.float32)}, str(folder / "diffusion_pytorch_model.safetensors"))
+    if family is None:
+        with pytest.raises(Unsupported, match="Stable Diffusion 2.x"):
+            probe_controlnet(folder)
+    else:
+        assert probe_controlnet(folder) == family

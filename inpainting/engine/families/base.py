@@ -135,6 +135,15 @@ class Family:
     #: ControlNet or an IP-Adapter file tells which family it was made for (``probe``). None:
     #: the family reads no such file.
     add_on_width: int | None = None
+    #: Key prefixes only this family's LoRAs have (SDXL's two text encoders' names): a LoRA
+    #: with one is this family's whatever its width.
+    lora_marks: tuple[str, ...] = ()
+    #: Values a ControlNet's ``config.json`` has only for this family (SDXL's text-and-time
+    #: embedding).
+    controlnet_marks: dict[str, Any] = field(default_factory=dict)
+    #: An add-on of a width no family reads (a custom one, a test's tiny one) is taken for this
+    #: family's; one family says so (SD 1.5).
+    add_on_fallback: bool = False
     #: The diffusers pipeline that inpaints with a ControlNet, built from the loaded
     #: pipeline's parts. None: no ControlNet.
     controlnet_pipeline: str | None = None

@@ -81,5 +81,6 @@ FAMILY = Family(
     preview=SD_PREVIEW,
     detect=detect,
     add_on_width=768,  # CLIP ViT-L
+    add_on_fallback=True,
     controlnet_pipeline="StableDiffusionControlNetInpaintPipeline",
 )

@@ -40,5 +40,7 @@ FAMILY = Family(
     preview=SD_PREVIEW,
     detect=detect,
     add_on_width=2048,  # CLIP ViT-L and OpenCLIP ViT-bigG together
+    lora_marks=("lora_te1_", "lora_te2_", "text_encoder_2."),
+    controlnet_marks={"addition_embed_type": "text_time"},
     controlnet_pipeline="StableDiffusionXLControlNetInpaintPipeline",
 )

@@ -1,0 +1,381 @@
+"""``POST /sdapi/v1/img2img``: A1111's request read into DreamLayer's parameters (samplers,
+soft inpainting, ControlNet units, checkpoint overrides) and its answer built from the job."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .... import selectors
+from ....answers import a1111
+from ....answers.native import img2img_processing
+from ....conf import engine_config
+from ....engine import InvalidInput
+from ....engine.images import PARAMETERS_KEY
+from ....engine.parameters import check_controlnet
+from ....errors import cut, echoed
+from ....models import Generation
+from ....params import GenerationParams
+from ....services import generations, images
+from ....services.library import (
+    library_model_named,
+    library_user_checkpoint,
+)
+from ....uploads import check_dimensions
+from ... import common
+from ...serializers import (
+    BoundedDictField,
+    BoundedListField,
+    ChoiceField,
+    check_count,
+    field_for,
+    first_error,
+)
+from .base import TAGS, A1111Api, without_hash
+
+#: ControlNet preprocessors that mean what DreamLayer's ControlNet does (inpaint conditioning).
+INPAINT_MODULES = ("", "none", "inpaint", "inpaint_only", "inpaint_global_harmonious")
+#: ControlNet units one request may send (the extension's own limit on units is 10).
+MAX_CONTROLNET_UNITS = 10
+#: ``alwayson_scripts`` entries one request may name, and ``override_settings`` and ``styles``.
+MAX_SCRIPTS = 32
+MAX_OVERRIDES = 64
+MAX_STYLES = 32
+#: AUTOMATIC1111's soft-inpainting script (lower case), and its tuning arguments' defaults:
+#: schedule bias, preservation strength, transition contrast boost, mask influence, difference
+#: threshold, difference contrast.
+SOFT_SCRIPT = "soft inpainting"
+SOFT_DEFAULTS = (1, 0.5, 4, 0, 0.5, 2)
+
+
+class ControlNetUnitSerializer(serializers.Serializer):
+    """One unit of the ControlNet extension's ``args`` (the fields that matter here)."""
+
+    enabled = serializers.BooleanField(default=True)
+    model = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default="", max_length=255
+    )
+    module = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default="", max_length=255
+    )
+    weight = serializers.FloatField(default=1.0)
+    guidance_start = serializers.FloatField(default=0.0)
+    guidance_end = serializers.FloatField(default=1.0)
+    image = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+class A1111Img2ImgSerializer(serializers.Serializer):
+    init_images = BoundedListField(
+        child=serializers.CharField(),
+        min_length=1,
+        max_length=1,
+        what="init image a request here (send each image in a request of its own)",
+    )
+    mask = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    resize_mode = ChoiceField(choices=sorted(a1111.RESIZE_MODES), default=0)
+    denoising_strength = field_for("denoising_strength", default=0.75)
+    mask_blur = field_for("mask_blur")
+    inpainting_fill = ChoiceField(choices=sorted(a1111.INPAINTING_FILL), default=0)
+    inpaint_full_res = serializers.BooleanField(default=True)
+    inpaint_full_res_padding = field_for("padding")
+    inpainting_mask_invert = serializers.BooleanField(default=False)  # A1111 sends 0 or 1
+    prompt = field_for("prompt")
+    negative_prompt = field_for("negative_prompt")
+    seed = field_for("seed", default=-1, allow_null=False)
+    sampler_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    sampler_index = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    batch_size = serializers.IntegerField(min_value=1, default=1)
+    n_iter = serializers.IntegerField(min_value=1, default=1)
+    steps = field_for("num_inference_steps")
+    cfg_scale = field_for("guidance_scale")
+    width = serializers.IntegerField(min_value=1, default=512)
+    height = serializers.IntegerField(min_value=1, default=512)
+    override_settings = BoundedDictField(
+        max_items=MAX_OVERRIDES, what="settings", required=False, default=dict
+    )
+    alwayson_scripts = BoundedDictField(
+        max_items=MAX_SCRIPTS, what="scripts", required=False, default=dict
+    )
+    script_name = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255
+    )
+    restore_faces = serializers.BooleanField(required=False, allow_null=True, default=False)
+    tiling = serializers.BooleanField(required=False, allow_null=True, default=False)
+    styles = BoundedListField(
+        child=serializers.CharField(),
+        max_length=MAX_STYLES,
+        what="styles",
+        required=False,
+        default=list,
+    )
+    subseed_strength = serializers.FloatField(required=False, default=0.0)
+    initial_noise_multiplier = serializers.FloatField(required=False, allow_null=True)
+    send_images = serializers.BooleanField(default=True)
+
+    def validate(self, data):
+        samples = data["batch_size"] * data["n_iter"]
+        limit = field_for("samples").max_value
+        if samples > limit:
+            raise serializers.ValidationError(
+                {"batch_size": [f"batch_size x n_iter is {samples}; at most {limit} here."]}
+            )
+        check_dimensions(data["width"], data["height"], field="width")
+        data["sampler"] = self._sampler(data)
+        data["soft"], soft_ignored = self._soft_inpainting(data)
+        data["controlnet"], data["ignored"] = self._scripts(data)
+        data["ignored"] += soft_ignored
+        return data
+
+    @staticmethod
+    def _soft_inpainting(data) -> tuple[bool, list[str]]:
+        """The soft-inpainting extension's script (openOutpaint and Cyanic SD-Krita send it):
+        its first argument switches DreamLayer's soft inpainting on; its tuning arguments, when
+        they differ from the extension's defaults, are named as ignored (``_scripts`` names
+        every other script)."""
+        name = next((n for n in data["alwayson_scripts"] if n.lower() == SOFT_SCRIPT), None)
+        if name is None:
+            return False, []
+        script = data["alwayson_scripts"][name]
+        args = script.get("args") if isinstance(script, dict) else None
+        if not isinstance(args, list) or len(args) > len(SOFT_DEFAULTS) + 1:
+            raise serializers.ValidationError(
+                {"alwayson_scripts": [f"{name}'s args must be a list of at most "
+                                      f"{len(SOFT_DEFAULTS) + 1} values."]}
+            )  # fmt: skip
+        enabled = bool(args[0]) if args else False
+        tuned = enabled and any(
+            given != default for given, default in zip(args[1:], SOFT_DEFAULTS, strict=False)
+        )
+        return enabled, [f"{name}: its tuning arguments (soft inpainting runs)"] if tuned else []
+
+    @staticmethod
+    def _sampler(data) -> str | None:
+        """DreamLayer's scheduler for A1111's sampler and noise schedule (None: the model's)."""
+        name = (data.get("sampler_name") or data.get("sampler_index") or "").strip()
+        schedule = (data.get("scheduler") or "automatic").strip().lower()
+        if schedule not in a1111.SCHEDULES:
+            raise serializers.ValidationError(
+                {"scheduler": [f"Unknown scheduler {echoed(schedule)}; choose one of "
+                               f"{', '.join(a1111.SCHEDULES)}."]}
+            )  # fmt: skip
+        if not name:
+            return None
+        available = {s["name"]: s for s in a1111.samplers()}
+        found = next(
+            (n for n, s in available.items() if name.lower() in (n.lower(), *s["aliases"])), None
+        )
+        if found is None:
+            raise serializers.ValidationError(
+                {"sampler_name": [f"Sampler not found: {echoed(name)}; choose one of "
+                                  f"{', '.join(available)} (GET /sdapi/v1/samplers)."]}
+            )  # fmt: skip
+        if schedule == "karras" and not found.endswith("Karras"):
+            karras = f"{found} Karras"
+            if karras not in available:
+                raise serializers.ValidationError(
+                    {"scheduler": [f"No Karras schedule for {echoed(found)} here; Karras runs with "
+                                   "DPM++ 2M only."]}
+                )  # fmt: skip
+            found = karras
+        return a1111.SAMPLERS[found][0]
+
+    @staticmethod
+    def _scripts(data) -> tuple[dict | None, list[str]]:
+        """The ControlNet unit mapped onto DreamLayer's ControlNet (the one enabled unit that
+        names a model), and what is named as ignored."""
+        ignored = [
+            name
+            for name, unused in (
+                ("restore_faces", data.get("restore_faces")),
+                ("tiling", data.get("tiling")),
+                ("styles", data.get("styles")),
+                ("subseed_strength", data.get("subseed_strength")),
+                ("initial_noise_multiplier", data.get("initial_noise_multiplier") not in
+                 (None, 1, 1.0)),
+            )
+            if unused
+        ]  # fmt: skip
+        if data.get("script_name"):
+            ignored.append(f"script {cut(data['script_name'])}")
+        used = []
+        for name, script in data["alwayson_scripts"].items():
+            if name.lower() == SOFT_SCRIPT:
+                continue  # _soft_inpainting
+            if name.lower() != "controlnet":
+                ignored.append(f"script {cut(name)}")
+                continue
+            args = script.get("args") if isinstance(script, dict) else None
+            if not isinstance(args, list):
+                raise serializers.ValidationError(
+                    {"alwayson_scripts": ["ControlNet's args must be a list of units."]}
+                )
+            try:
+                check_count(args, most=MAX_CONTROLNET_UNITS, what="ControlNet units")
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"alwayson_scripts": exc.detail}) from None
+            units = ControlNetUnitSerializer(data=args, many=True)
+            if not units.is_valid():
+                message = first_error(units.errors, "ControlNet units")
+                raise serializers.ValidationError({"alwayson_scripts": [message]})
+            used += [
+                u
+                for u in units.validated_data
+                if u["enabled"] and (u["model"] or "none").lower() != "none"
+            ]
+        if len(used) > 1:
+            raise serializers.ValidationError(
+                {"alwayson_scripts": ["One ControlNet unit a job here."]}
+            )
+        controlnet = None
+        for unit in used:
+            try:
+                check_controlnet(unit["weight"], unit["guidance_start"], unit["guidance_end"])
+            except InvalidInput as exc:
+                raise serializers.ValidationError({"alwayson_scripts": [str(exc)]}) from None
+            controlnet = {
+                "name": without_hash(unit["model"]),
+                "conditioning_scale": unit["weight"],
+                "guidance_start": unit["guidance_start"],
+                "guidance_end": unit["guidance_end"],
+            }
+            if unit.get("image"):
+                ignored.append("ControlNet unit image (the inpaint ControlNet reads the input)")
+            if (unit["module"] or "").lower() not in INPAINT_MODULES:
+                module = cut(unit["module"])
+                ignored.append(f"ControlNet module {module} (inpaint conditioning runs)")
+        return controlnet, ignored
+
+    def to_params(self) -> GenerationParams:
+        data = self.validated_data
+        prompt = data["prompt"]
+        overrides = data["override_settings"]
+        checkpoint = without_hash(str(overrides.get("sd_model_checkpoint") or ""))
+        if checkpoint and not prompt.strip():
+            # Without a prompt the job removes (the removal engine); no diffusion model runs.
+            data["ignored"].append("sd_model_checkpoint (no prompt: the removal engine runs)")
+            checkpoint = ""
+        model = library_model_named(checkpoint, field="override_settings")
+        fill = engine_config().fill_engine()
+        if checkpoint and fill:
+            data["ignored"].append(
+                f"sd_model_checkpoint (no diffusion model runs here: the {fill} engine fills)"
+            )
+        clip_skip = overrides.get("CLIP_stop_at_last_layers", GenerationParams().clip_skip)
+        clip = field_for("clip_skip")
+        try:
+            clip_skip = clip.run_validation(clip_skip)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(
+                {"override_settings": [f"CLIP_stop_at_last_layers: {exc.detail[0]}"]}
+            ) from None
+        return GenerationParams(
+            prompt=prompt,
+            negative_prompt=data["negative_prompt"],
+            denoising_strength=data["denoising_strength"],
+            num_inference_steps=data["steps"],
+            guidance_scale=data["cfg_scale"],
+            seed=None if data["seed"] == -1 else data["seed"],
+            samples=data["batch_size"] * data["n_iter"],
+            mask_mode="white_inpaints",
+            mask_alpha="opaque",
+            invert_mask=data["inpainting_mask_invert"],
+            soft=data["soft"],
+            mask_blur=data["mask_blur"],
+            inpaint_area="masked" if data["inpaint_full_res"] else "whole",
+            padding=data["inpaint_full_res_padding"],
+            resize={
+                "width": data["width"],
+                "height": data["height"],
+                "mode": a1111.RESIZE_MODES[data["resize_mode"]],
+            },
+            # Without a mask (plain img2img) A1111 starts from the picture, whatever the fill.
+            masked_content=a1111.INPAINTING_FILL[data["inpainting_fill"]]
+            if data.get("mask")
+            else "original",
+            clip_skip=clip_skip,
+            controlnet=data["controlnet"],
+            scheduler=data["sampler"],
+            model=model,
+        )
+
+    def echo(self) -> dict:
+        """The request as A1111 echoes it in ``parameters`` (no images)."""
+        data = dict(self.validated_data)
+        for internal in ("sampler", "controlnet", "ignored", "soft"):
+            data.pop(internal, None)
+        return {**data, "init_images": None, "mask": None}
+
+
+@extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="images, parameters, info")})
+class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
+    input_serializer = A1111Img2ImgSerializer
+    blocking = True
+
+    def submit(self, request: Request, serializer: A1111Img2ImgSerializer) -> common.Submitted:
+        data = serializer.validated_data
+        params = serializer.to_params()
+        if params.model is None and params.prompt.strip():
+            # The checkpoint the caller chose with POST /sdapi/v1/options, if any.
+            chosen = library_user_checkpoint(request.user)
+            params = replace(params, model=chosen.name if chosen else None)
+        if not data.get("mask"):  # checked before the picture is fetched
+            generations.generation_check_whole_picture(params, field="init_images")
+        image = common.remote_upload(data["init_images"][0], "init_images")
+        mask = (
+            common.remote_upload(data["mask"], "mask")
+            if data.get("mask")
+            else images.whole_image_mask(image, field="init_images")
+        )
+        submission = generations.generation_create(
+            user=request.user,
+            image_file=image,
+            mask_file=mask,
+            params=params,
+            client=Generation.Client.A1111,
+            api_key=common.api_key_of(request),
+            idempotency_key=common.idempotency_key_of(request),
+            extra_metadata={"a1111": {"ignored": data["ignored"]}},
+        )
+        context = {
+            "echo": serializer.echo(),
+            "sampler": data.get("sampler_name") or data.get("sampler_index") or None,
+            "schedule": (data.get("scheduler") or "automatic").lower(),
+            "batch_size": data["batch_size"],
+            "n_iter": data["n_iter"],
+            "ignored": data["ignored"],
+            "send_images": data["send_images"],
+        }
+        return common.Submitted(submission.generation, context=context)
+
+    def answer(self, request: Request, generation: Generation, context: dict) -> Response:
+        problem = common.unfinished(generation, blocking=True)
+        if problem is not None:
+            code, message = problem
+            body = a1111.error_body(code, message, {})
+            if code == 504:  # where to fetch it when it is done
+                body.update(img2img_processing(generation, common.base_url(request)))
+            return Response(body, status=code)
+        pngs, texts = [], []
+        for image in generation.images.all():
+            with image.file.open("rb") as handle:
+                png = handle.read()
+            pngs.append(png)
+            texts.append(images.png_texts(png).get(PARAMETERS_KEY, ""))
+        model = selectors.library_model_list().filter(name=generation.model_name).first()
+        info = a1111.info(
+            generation,
+            sampler=context["sampler"],
+            schedule=context["schedule"],
+            batch_size=context["batch_size"],
+            n_iter=context["n_iter"],
+            texts=texts,
+            model_hash=(model.sha256[:10] or None) if model else None,
+            ignored=context["ignored"],
+        )
+        sent = pngs if context["send_images"] else []
+        return Response(a1111.img2img_body(sent, context["echo"], info))
