@@ -118,6 +118,27 @@ def clean_media():
     yield
 
 
+#: How long a test's end waits for the jobs it left to the worker (``jobs_settled``).
+SETTLE_SECONDS = 20.0
+
+
+@pytest.fixture(autouse=True)
+def jobs_settled(request, _django_db_marker):
+    """A test that leaves jobs to the worker (``wait`` false, or a cancel) lets them end before
+    its database is flushed: a row the worker writes during the flush breaks the flush, and the
+    next test's setup with it. Set up after the database (``_django_db_marker``), so torn down
+    before it; it bounds the wait and asserts nothing."""
+    yield
+    if "celery_worker" not in request.fixturenames:
+        return
+    from inpainting.models import Generation
+
+    active = (Generation.Status.QUEUED, Generation.Status.RUNNING)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while Generation.objects.filter(status__in=active).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The tiny random inpainting model in SD_INPAINT_MODEL's folder (tests/settings.py: named

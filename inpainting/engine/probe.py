@@ -159,6 +159,8 @@ SD2_WIDTH = 1024
 def family_of_width(width: int | None) -> str | None:
     """The family whose add-ons (LoRAs, ControlNets, IP-Adapters) read ``width`` wide
     (``Family.add_on_width``), or None."""
+    if width is None:
+        return None
     return next((f.name for f in FAMILIES.values() if f.add_on_width == width), None)
 
 

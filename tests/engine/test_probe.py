@@ -220,3 +220,9 @@ def test_a_controlnet_is_told_by_what_its_family_declares(tmp_path, config, fami
             probe_controlnet(folder)
     else:
         assert probe_controlnet(folder) == family
+
+
+def test_no_width_is_no_family():
+    """A width the add-on does not say (None) names no family: families that read no add-ons
+    declare None as theirs."""
+    assert family_of_width(None) is None

@@ -264,32 +264,56 @@ def load_pipeline(
                 "download_model` on a machine with network access, or set SD_INPAINT_MODEL "
                 "to a local folder."
             ) from exc
-        cuda = device == "cuda"
-        if cuda and offload == "model":
-            pipe.enable_model_cpu_offload(device=device)
-        elif cuda and offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=device)
-        else:
-            pipe = pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
-        speed_up(
-            pipe,
-            denoiser=family.denoiser,
-            channels_last=cuda,
-            fuse_qkv=cuda and offload == "none",
-            compile_unet=compile_unet,
-        )
-        if compile_unet:
-            warm_up(pipe, size)
-        _PIPELINES[key] = pipe
-        _HELD[key] = {
-            "model": model,
-            "family": family.name,
-            "bytes": pipeline_bytes(pipe),
-            "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
-            "offload": offload if cuda else "none",
-        }
-        return pipe
+        return _prepare(key, pipe, family, size, offload)
+
+
+def adopt_pipeline(
+    model: str,
+    pipe: Any,
+    device: str,
+    compile_unet: bool = False,
+    size: int = 512,
+    offload: str = "none",
+) -> Any:
+    """A pipeline built in this process (the GPU kit's random weights in a published
+    configuration: a model too large to write to disk first) prepared and kept as
+    ``load_pipeline`` prepares and keeps one it loads from ``model``, a folder with the
+    family's configuration files; a ``DiffusersBackend`` of ``model`` then runs it."""
+    with _LOAD_LOCK:
+        _evict(0)
+        return _prepare((model, device, compile_unet), pipe, family_of_model(model), size, offload)
+
+
+def _prepare(key: tuple[str, str, bool], pipe: Any, family: Family, size: int, offload: str):
+    """Where the pipeline runs (the device, or offloaded), the fast path (``speed_up``), a
+    warm-up when compiled; kept in the cache under ``key`` (model, device, compiled)."""
+    model, device, compile_unet = key
+    cuda = device == "cuda"
+    if cuda and offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif cuda and offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    speed_up(
+        pipe,
+        denoiser=family.denoiser,
+        channels_last=cuda,
+        fuse_qkv=cuda and offload == "none",
+        compile_unet=compile_unet,
+    )
+    if compile_unet:
+        warm_up(pipe, size)
+    _PIPELINES[key] = pipe
+    _HELD[key] = {
+        "model": model,
+        "family": family.name,
+        "bytes": pipeline_bytes(pipe),
+        "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
+        "offload": offload if cuda else "none",
+    }
+    return pipe
 
 
 def pipeline_bytes(pipe: Any) -> int:

