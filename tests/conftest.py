@@ -122,15 +122,14 @@ def clean_media():
 SETTLE_SECONDS = 20.0
 
 
-@pytest.fixture(autouse=True)
-def jobs_settled(request, _django_db_marker):
-    """A test that leaves jobs to the worker (``wait`` false, or a cancel) lets them end before
-    its database is flushed: a row the worker writes during the flush breaks the flush, and the
-    next test's setup with it. Set up after the database (``_django_db_marker``), so torn down
-    before it; it bounds the wait and asserts nothing."""
+@pytest.fixture
+def jobs_settled(_django_db_marker):
+    """For a test that leaves jobs to the worker (``wait`` false) and ends: they end before its
+    database is flushed (a row the worker writes during the flush breaks the flush, and the
+    next test's setup with it). Set up after the database (``_django_db_marker``), so torn down
+    before it; the wait is bounded and asserts nothing. Asked for by the tests that need it
+    (one that leaves a job queued on purpose would wait for nothing)."""
     yield
-    if "celery_worker" not in request.fixturenames:
-        return
     from inpainting.models import Generation
 
     active = (Generation.Status.QUEUED, Generation.Status.RUNNING)

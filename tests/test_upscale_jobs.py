@@ -200,6 +200,7 @@ def test_bad_requests_are_clear_400s_and_store_nothing(api, other_user):
     assert not Generation.objects.exists()
 
 
+@pytest.mark.usefixtures("jobs_settled")  # its two jobs run on after its last line
 def test_another_users_generation_is_not_found(api, other_user, celery_worker):
     theirs = client_for(other_user).post(
         "/api/upscale", {"image": upload(gradient(40, 30)), "wait": "false"}, format="multipart"
