@@ -64,6 +64,7 @@ SERIAL_MODULES = {
 #: start first, so that at the end of the parallel part no process is left running one of
 #: them alone while the other has nothing to do (pytest-xdist hands out modules in this order).
 LONGEST_FIRST = (
+    "tests.test_gpu_kit",
     "tests.test_routing",
     "tests.test_chaos",
     "tests.test_cluster",
@@ -72,6 +73,7 @@ LONGEST_FIRST = (
     "tests.test_api_contract",
     "tests.test_loras",
     "tests.test_stack",
+    "tests.test_edits",
 )
 
 
