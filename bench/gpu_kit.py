@@ -117,8 +117,11 @@ RUNS = {
 BATCH_FAMILIES = ("sd15", "sdxl")
 
 
-def size_and_steps(name: str, real: bool) -> tuple[int, int]:
-    return (RUNS[name].size, RUNS[name].steps) if real else (TINY_SIZE, TINY_STEPS)
+def size_and_steps(name: str, args) -> tuple[int, int]:
+    """The picture's side and the steps: the family's (published size) or the tiny ones, or
+    what ``--image-size`` and ``--steps`` say."""
+    size, steps = (RUNS[name].size, RUNS[name].steps) if args.real else (TINY_SIZE, TINY_STEPS)
+    return args.image_size or size, args.steps or steps
 
 
 STACK_FAMILIES = ("sd15", "sdxl")
@@ -251,7 +254,7 @@ def request_for(name: str, image, mask, steps: int, seed: int = 1, prompt: str =
 def family_part(name: str, args, root: Path, results: Results) -> None:
     """The family's pipeline built once; the parts asked for run on it."""
     family = FAMILIES[name]
-    size, steps = size_and_steps(name, args.real)
+    size, steps = size_and_steps(name, args)
     dtype = getattr(torch, family.cuda_dtype) if args.device == "cuda" else torch.float32
     folder = model_folder(name, args.real, root)
     pipe = build_pipeline(folder, name, args.device, dtype)
@@ -488,7 +491,7 @@ def stack_part(args, root: Path, results: Results) -> None:
         up(base, stack, log)
         served(base, keys[0], [names[name] for name in STACK_FAMILIES], stack, log)
         for name in STACK_FAMILIES:
-            size, steps = size_and_steps(name, args.real)
+            size, steps = size_and_steps(name, args)
             image, mask = inputs(size)
             job = (base, names[name], image, mask, steps)
             post(*job, key=keys[0])  # the worker loads the model: not counted
@@ -711,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default=",".join(RUNS))
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--image-size", type=int, help="instead of the family's (or tiny) side")
+    parser.add_argument("--steps", type=int, help="instead of the family's (or tiny) steps")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also torch.compile (default: on CUDA)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "gpu-kit")

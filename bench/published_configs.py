@@ -25,6 +25,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save_file
+
+from inpainting.engine.families import FAMILIES
+
 SHIPPED = Path(__file__).resolve().parent.parent / "inpainting" / "engine" / "pipeline_configs"
 
 #: OpenAI CLIP ViT-L/14's text tower (SD 1.5's encoder; FLUX.1's pooled prompt).
@@ -154,7 +158,7 @@ def write_published(family: str, tiny: Path, target: Path) -> Path:
     published = PUBLISHED[family]
     if isinstance(published, str):
         shutil.copytree(SHIPPED / published, target, symlinks=False)
-        return target
+        return _identifiable(target, family)
     shutil.copytree(tiny, target, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     index = json.loads((target / "model_index.json").read_text())
     for part, values in published.items():
@@ -171,4 +175,13 @@ def write_published(family: str, tiny: Path, target: Path) -> Path:
     if "text_encoder" in published and published["text_encoder"] is CLIP_L:
         shutil.rmtree(target / "tokenizer")
         shutil.copytree(SHIPPED / "sd15" / "tokenizer", target / "tokenizer")
+    return _identifiable(target, family)
+
+
+def _identifiable(target: Path, family: str) -> Path:
+    """An empty weights file (no tensors) in the denoiser's folder: the probe identifies a
+    folder only with its denoiser's ``.safetensors`` there (pickles are refused), and the kit
+    adopts a pipeline built in memory under this folder's name; nothing is loaded from it."""
+    denoiser = target / FAMILIES[family].denoiser
+    save_file({}, str(denoiser / "diffusion_pytorch_model.safetensors"))
     return target
