@@ -9,7 +9,8 @@ profile and a whole job through the stack, in one command, for the minutes a GPU
 
 Writes ``gpu-kit.md`` (one table a part) and ``gpu-kit.json`` (every figure) into ``--out``
 (default ``build/gpu-kit``), after each part, so a run stopped at its time limit keeps what it
-measured. Parts (``--parts``, in this order):
+measured. A family or the stack part that fails (out of GPU memory, say) is named under "Not
+measured" and the run goes on; the exit code is then 1. Parts (``--parts``, in this order):
 
 - ``families``: for each family (SD 1.5 512 px 50 steps, SDXL 1024 px 30, FLUX.1 Fill 1024 px
   28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28), one
@@ -53,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -476,7 +478,7 @@ def stack_part(args, root: Path, results: Results) -> None:
     made = manage(env, "shell", "-c", USERS_WITH_KEYS.format(users=users))
     keys = [word for word in made.split() if word.startswith("dl_")]  # what else it logs aside
     if len(keys) != STACK_USERS:
-        raise SystemExit(f"manage.py shell made no keys: {made[-2000:]}")
+        raise RuntimeError(f"manage.py shell made no keys: {made[-2000:]}")
     log = root / "stack.log"
     stack = subprocess.Popen(
         [sys.executable, "-m", "dreamlayer_site.stack"],
@@ -544,12 +546,12 @@ def up(base: str, stack: subprocess.Popen, log: Path, timeout: float = 300) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if stack.poll() is not None:
-            raise SystemExit(f"the stack stopped:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"the stack stopped:\n{log.read_text()[-4000:]}")
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
                 return
         time.sleep(0.5)
-    raise SystemExit(f"the stack did not answer in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"the stack did not answer in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
 def served(base: str, key: str, models: list[str], stack, log: Path, timeout: float = 300):
@@ -557,17 +559,17 @@ def served(base: str, key: str, models: list[str], stack, log: Path, timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if stack.poll() is not None:
-            raise SystemExit(f"the stack stopped:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"the stack stopped:\n{log.read_text()[-4000:]}")
         answer = requests.get(
             f"{base}/api/models", headers={"Authorization": f"Api-Key {key}"}, timeout=10
         )
         if answer.status_code != 200:
-            raise SystemExit(f"GET /api/models answered {answer.status_code}: {answer.text}")
+            raise RuntimeError(f"GET /api/models answered {answer.status_code}: {answer.text}")
         workers = {m["name"]: m["workers"] for m in answer.json().get("models", [])}
         if all(workers.get(model) for model in models):
             return
         time.sleep(1.0)
-    raise SystemExit(f"no worker served {models} in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"no worker served {models} in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
 def post(base: str, model: str, image, mask, steps: int, key: str) -> tuple[float, dict]:
@@ -746,20 +748,28 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         if {"families", "batching", "profile"} & set(args.parts):
             for name in args.families:
+                # A family that fails (out of memory: the worker's path says so as an
+                # EngineError) is named in the report and the next one runs: a lent GPU's
+                # minutes are not spent again on what already ran.
                 try:
                     family_part(name, args, root / "families", results)
-                except torch.cuda.OutOfMemoryError as exc:
-                    results.skipped.append(f"{name}: out of GPU memory ({exc})".splitlines()[0])
+                    print(f"{name} done", flush=True)
+                except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
+                    traceback.print_exc()
+                    results.skipped.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
                     release(args.device)
                 results.write(args.out)
-                print(f"{name} done", flush=True)
         if "stack" in args.parts:
-            stack_part(args, root, results)
+            try:
+                stack_part(args, root, results)
+            except Exception as exc:  # noqa: BLE001 - as above
+                traceback.print_exc()
+                results.skipped.append(f"stack: {type(exc).__name__}: {exc}".splitlines()[0])
             results.write(args.out)
         shutil.rmtree(root, ignore_errors=True)
     results.write(args.out)
     print((args.out / "gpu-kit.md").read_text())
-    return 0
+    return 1 if results.skipped else 0  # what failed is in the report, and said by the code
 
 
 if __name__ == "__main__":
