@@ -506,10 +506,11 @@ def generation_interrupt_current(*, user: User) -> Generation | None:
 
 
 def generation_delete(*, generation: Generation) -> None:
-    """Delete the generation, its output files, and its inputs unless another job uses them.
-    A queued or running job stops because its row is gone (a worker's claim and its cancel
-    check read the row); no one ever reads it as cancelled (a waiting client is told it was
-    deleted)."""
+    """Delete the generation, its output files, and its inputs unless another job uses them."""
+    if generation.status in Generation.ACTIVE:
+        Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
+            status=Generation.Status.CANCELLED
+        )
     source_id, mask_id = generation.source_id, generation.mask_id
     pictures = {source_id, *generation.reference_links.values_list("image_id", flat=True)}
     gone = Generation(pk=generation.pk, owner_id=generation.owner_id)  # delete() clears pk
