@@ -346,7 +346,7 @@ def stock_against_worker(name, folder: Path, pipe, size, steps, dtype, args, res
 
 def release(device: str) -> None:
     """The kit's pipeline let go (the worker path's cache emptied) and its memory freed."""
-    loading._evict(0)
+    loading.unload_all()
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()

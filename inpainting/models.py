@@ -107,6 +107,9 @@ class Generation(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    #: The ``error`` of a job being deleted: it is cancelled first (so the worker stops writing
+    #: into it), and a client that reads it in that moment answers "deleted", not "cancelled".
+    DELETED_ERROR = "The generation was deleted while this request waited for it."
 
     class Client(models.TextChoices):
         WEB = "web", "Browser"

@@ -11,11 +11,13 @@ import time
 
 import numpy as np
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
 from inpainting import engine
+from inpainting.api import common
 from inpainting.models import Generation
 from inpainting.params import GenerationParams
 from inpainting.services import generations
@@ -144,6 +146,29 @@ def test_deleting_a_job_while_a_client_waits_answers_the_waiter_404_at_once(
     assert response.status_code == 404, response.content[:300]
     assert "deleted" in response.json()["message"]
     assert answer["at"] - deleted_at < 20  # the event, not the wait limit (60 s)
+
+
+def test_a_waiter_that_reads_a_job_between_its_cancel_and_its_delete_answers_404(
+    user, api_key, monkeypatch
+):
+    """The delete cancels the row first (so a worker stops writing into it), then deletes it in
+    a transaction: a waiter that wakes in between reads 'cancelled' and still says 'deleted'.
+    Here the delete's transaction fails, which holds the row in that moment for good."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the delete is held")
+
+    async def delete_while_waiting(generation_id, timeout):
+        generation = await sync_to_async(Generation.objects.get)(pk=generation_id)
+        monkeypatch.setattr(Generation, "delete", refuse)
+        with pytest.raises(RuntimeError):
+            await sync_to_async(generations.generation_delete)(generation=generation)
+
+    monkeypatch.setattr(common, "wait_until_finished", delete_while_waiting)
+    response = _compat_bodies(api_key)["img2img"](Client())
+    assert response.status_code == 404, response.content[:300]
+    assert "deleted" in response.json()["message"]
+    assert Generation.objects.get().status == Generation.Status.CANCELLED  # the row is still here
 
 
 # --- 3. extreme aspect ratios in mask generation -------------------------------------------------

@@ -93,7 +93,7 @@ class SubmitAndWaitView(AsyncAPIView):
             user=request.user, generation_id=submitted.generation.pk
         )
         if generation is None:
-            raise Http404("The generation was deleted while this request waited for it.")
+            raise Http404(Generation.DELETED_ERROR)
         return self.answer(request, generation, submitted.context)
 
     async def post(self, request: Request, *args, **kwargs):
@@ -108,12 +108,14 @@ class SubmitAndWaitView(AsyncAPIView):
 
 def unfinished(generation: Generation, *, blocking: bool) -> tuple[int, str] | None:
     """The status and message of a waited-on job that did not succeed: failed (422),
-    cancelled (409), or still running after the wait limit: a 504 for the clients that block
-    for the images (``blocking``; the job goes on), None for the others (they get a 202 and
-    where to fetch it)."""
+    cancelled (409), being deleted (404), or still running after the wait limit: a 504 for
+    the clients that block for the images (``blocking``; the job goes on), None for the
+    others (they get a 202 and where to fetch it)."""
     if generation.status == Generation.Status.FAILED:
         return 422, generation.error
     if generation.status == Generation.Status.CANCELLED:
+        if generation.error == Generation.DELETED_ERROR:
+            return 404, generation.error
         return 409, "The generation was cancelled."
     if blocking and generation.status != Generation.Status.SUCCEEDED:
         return 504, (

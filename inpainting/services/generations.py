@@ -509,7 +509,7 @@ def generation_delete(*, generation: Generation) -> None:
     """Delete the generation, its output files, and its inputs unless another job uses them."""
     if generation.status in Generation.ACTIVE:
         Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
-            status=Generation.Status.CANCELLED
+            status=Generation.Status.CANCELLED, error=Generation.DELETED_ERROR
         )
     source_id, mask_id = generation.source_id, generation.mask_id
     pictures = {source_id, *generation.reference_links.values_list("image_id", flat=True)}

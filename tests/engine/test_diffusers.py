@@ -357,12 +357,12 @@ def test_a_cache_of_one_alternating_two_models_gives_each_its_own_image(
     two = replace(one, model=str(second_model))
     alone = {}
     for cfg in (one, two):
-        backend_module._evict(0)
+        backend_module.unload_all()
         alone[cfg.model] = run_inpaint(request(), get_backend("diffusers", cfg))
     assert not np.array_equal(
         np.asarray(alone[one.model].images[0]), np.asarray(alone[two.model].images[0])
     )
-    backend_module._evict(0)
+    backend_module.unload_all()
     for cfg in (one, two, one, two):
         result = run_inpaint(request(), get_backend("diffusers", cfg))
         assert backend_module.loaded_models() == [cfg.model]  # never both
@@ -386,7 +386,7 @@ def test_offload_is_for_cuda_and_the_held_memory_is_reported(tiny_model):
     from inpainting.engine import EngineError
     from inpainting.engine.backends import loading as backend_module
 
-    backend_module._evict(0)
+    backend_module.unload_all()
     pipe = backend_module.load_pipeline(str(tiny_model), "cpu", offload="model")
     held = backend_module.loaded_pipelines()
     assert [(h["model"], h["offload"], h["family"]) for h in held] == [

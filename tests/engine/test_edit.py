@@ -54,7 +54,7 @@ def test_the_folder_is_an_edit_family_and_loads_with_the_network_forbidden(konte
     assert FAMILIES["flux-kontext"].edits and FAMILIES["qwen-edit-plus"].edits
     assert FAMILIES["qwen-edit-plus"].reference_images == 2
     assert not FAMILIES["sd15"].edits and not FAMILIES["flux"].edits
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         backend = get_backend("diffusers", tiny_config(kontext))
         assert backend.edits and not backend.supports_batch

@@ -155,7 +155,7 @@ def test_a_negative_prompt_and_a_scheduler_change_nothing(backend):
 
 
 def test_flux_loads_with_the_network_forbidden(flux, monkeypatch):
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         result = run_inpaint(request(), get_backend("diffusers", tiny_config(flux)))
         assert result.metadata["model_load_seconds"] > 0  # really loaded here
@@ -173,7 +173,7 @@ def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_fol
     paints the picture the whole folder paints; without them it says what to copy in."""
     folder = write_tiny_flux_fill_model(tmp_path / "folder", flux_width=True)
     one_step = request(num_inference_steps=1)  # a step at this width is seconds on a CPU
-    backend_module._evict(0)
+    backend_module.unload_all()
     expected = np.asarray(
         run_inpaint(one_step, get_backend("diffusers", tiny_config(folder))).images[0]
     )
@@ -187,7 +187,7 @@ def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_fol
         weights.unlink()  # the other parts keep theirs
     assert not list((configs / "flux-inpainting" / "transformer").glob("*.safetensors"))
 
-    backend_module._evict(0)
+    backend_module.unload_all()
     with pytest.raises(EngineError, match="flux-inpainting/ in MODEL_CONFIGS_DIR: the FLUX.1"):
         run_inpaint(
             one_step, get_backend("diffusers", tiny_config(single, model_configs=str(tmp_path)))
@@ -198,4 +198,4 @@ def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_fol
     assert attempts == []
     assert result.metadata["model_load_seconds"] > 0 and result.metadata["family"] == "flux"
     assert np.abs(np.asarray(result.images[0], int) - expected).max() <= 1
-    backend_module._evict(0)
+    backend_module.unload_all()

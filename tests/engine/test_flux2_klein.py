@@ -54,7 +54,7 @@ def test_the_releases_are_told_apart_and_a_single_file_is_refused(klein, tmp_pat
 
 
 def test_it_loads_with_the_network_forbidden_and_edits_inside_the_mask_only(klein, monkeypatch):
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         backend = backend_for(klein)
         req = edit_request()

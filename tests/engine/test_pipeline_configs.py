@@ -149,7 +149,7 @@ def test_a_real_size_sd15_checkpoint_loads_offline_with_the_shipped_configuratio
     expected = {k: v.clone() for k, v in list(pipe.unet.state_dict().items())[::40]}
     del pipe
     assert probe(path) == Probe("sd15", family.endswith("inpainting"), "single-file")
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         backend = get_backend("diffusers", tiny_config(path, model_configs=str(tmp_path / "none")))
         result = run_inpaint(
@@ -168,4 +168,4 @@ def test_a_real_size_sd15_checkpoint_loads_offline_with_the_shipped_configuratio
     assert all(torch.equal(unet[k], v.float()) for k, v in expected.items())
     assert loaded.tokenizer("a photo of a cat").input_ids[:3] == [49406, 320, 1125]
     assert result.images[0].size == (64, 64)
-    backend_module._evict(0)
+    backend_module.unload_all()

@@ -50,7 +50,7 @@ def test_the_folders_load_without_torchvision_and_with_the_network_forbidden(
     assert importlib.util.find_spec("torchvision") is None  # the machine this runs on
     assert probe(qwen_edit) == Probe("qwen-edit", True, "diffusers")
     assert probe(qwen_edit_plus) == Probe("qwen-edit-plus", True, "diffusers")
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         backend = get_backend("diffusers", tiny_config(qwen_edit))
         result = run_inpaint(edit_request(), backend)

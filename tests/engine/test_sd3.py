@@ -85,7 +85,7 @@ def test_the_negative_prompt_counts_and_cancel_and_batching_work(backend):
 
 
 def test_sd3_loads_with_the_network_forbidden(sd3, monkeypatch):
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         result = run_inpaint(request(), get_backend("diffusers", tiny_config(sd3)))
         assert result.metadata["model_load_seconds"] > 0

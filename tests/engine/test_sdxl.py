@@ -114,7 +114,7 @@ def test_a_base_sdxl_model_inpaints_too(tmp_path):
 
 def test_models_load_with_the_network_forbidden(sdxl, tiny_model, monkeypatch):
     """SD 1.5 and SDXL folders load and run with every non-loopback connection refused."""
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         for folder in (tiny_model, sdxl):
             config = tiny_config(folder, model_cache_size=2)

@@ -56,7 +56,7 @@ def request() -> InpaintRequest:
 def test_a_single_file_loads_offline_and_paints_what_its_folder_paints(files, family, monkeypatch):
     folders, singles, configs = files
     assert probe(singles[family]) == Probe(family, True, "single-file")
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         single = run_inpaint(request(), get_backend("diffusers", config(singles[family], configs)))
     assert attempts == [] and single.metadata["model_load_seconds"] > 0
@@ -75,7 +75,7 @@ def test_a_single_file_without_any_configuration_says_what_is_missing(files, tmp
     """Neither MODEL_CONFIGS_DIR nor the shipped configurations have the family (as for a
     family DreamLayer ships none of): the error names the folder to add."""
     _, singles, _ = files
-    backend_module._evict(0)
+    backend_module.unload_all()
     monkeypatch.setattr(probe_module, "SHIPPED_CONFIGS", tmp_path / "shipped")
     with pytest.raises(EngineError, match="sdxl-inpainting/ in MODEL_CONFIGS_DIR"):
         load_pipeline(str(singles["sdxl"]), "cpu", configs=tmp_path)

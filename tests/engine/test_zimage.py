@@ -97,7 +97,7 @@ def test_cancel_within_a_step_and_batching(backend):
 
 
 def test_z_image_loads_with_the_network_forbidden(zimage, monkeypatch):
-    backend_module._evict(0)
+    backend_module.unload_all()
     with network_forbidden(monkeypatch) as attempts:
         result = run_inpaint(request(), get_backend("diffusers", tiny_config(zimage)))
         assert result.metadata["model_load_seconds"] > 0

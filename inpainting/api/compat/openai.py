@@ -237,7 +237,7 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
         user=request.user, generation_id=generation.pk
     )
     if finished is None:
-        yield openai.error_event(404, "The generation was deleted while it ran.")
+        yield openai.error_event(404, Generation.DELETED_ERROR)
         return
     problem = common.unfinished(finished, blocking=True)
     if problem is not None:

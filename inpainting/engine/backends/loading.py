@@ -166,6 +166,12 @@ def _evict(keep: int) -> None:
         _free_memory()
 
 
+def unload_all() -> None:
+    """Every loaded pipeline unloaded and its memory freed (between benchmarks, tests)."""
+    with _LOAD_LOCK:
+        _evict(0)
+
+
 def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
     """A single-file checkpoint (its publisher's layout), loaded with its family's
     configuration folder (shipped, or in ``configs``), so nothing is fetched from the
