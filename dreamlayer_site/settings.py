@@ -441,6 +441,12 @@ MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "mask
 # Upscalers (docs/upscaling.md): super-resolution models spandrel reads (ESRGAN, Real-ESRGAN,
 # SwinIR, HAT, DAT ...), .safetensors files or .pth files of weights only.
 UPSCALERS_DIR = Path(env.str("UPSCALERS_DIR", default=str(MODELS_DIR / "upscalers")))
+# Model installs (docs/model-library.md): the Hugging Face hub they download from, its token
+# (staff may set one in the admin instead, kept encrypted), and whether a model under a
+# non-commercial licence (FLUX.1 [dev], Kontext [dev]) may be installed.
+HF_ENDPOINT = env.str("HF_ENDPOINT", default="https://huggingface.co")
+HF_TOKEN = env.str("HF_TOKEN", default="")
+ALLOW_NONCOMMERCIAL_MODELS = env.bool("ALLOW_NONCOMMERCIAL_MODELS", default=True)
 # How long a selection request waits for the selection worker (the first click on an image
 # also loads the model and runs its image encoder), and how many images' embeddings a
 # selection worker keeps.

@@ -394,6 +394,16 @@ class LibraryModel(models.Model):
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField("default", default=False)
     present = models.BooleanField(default=True, help_text="Found by the last scan.")
+    licence = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="As its install found it (a starter list entry or a model card).",
+    )
+    source = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="Where it was installed from (empty: copied by hand).",
+    )
     scanned_at = models.DateTimeField(auto_now=True)
 
     objects = LibraryModelQuerySet.as_manager()
@@ -416,6 +426,74 @@ class LibraryModel(models.Model):
     def family_label(self) -> str:
         """The family for people ("Stable Diffusion XL"), or its name if the code lost it."""
         return family_labels().get(self.family, self.family)
+
+
+#: What an install can be: a kind of the library, or the LaMa engine's ONNX file.
+LAMA = "lama"
+INSTALL_KINDS = [*LibraryModel.Kind.choices, (LAMA, "LaMa (the lama engine's .onnx)")]
+
+
+class ModelInstall(models.Model):
+    """A model being installed (or installed, failed, cancelled) from a Hugging Face repository
+    or a URL, by the housekeeping worker (``services.installs``); progress is kept here and
+    sent to the requester's websocket."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=2000, help_text="A repo id, a hub file URL or a URL.")
+    revision = models.CharField(max_length=255, blank=True)
+    subfolder = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=16, choices=INSTALL_KINDS)
+    name = models.CharField(max_length=255, help_text="Its name in the library.")
+    starter = models.CharField(max_length=64, blank=True, help_text="Its starter list key.")
+    licence = models.CharField(max_length=128, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_per_second = models.FloatField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def seconds_left(self) -> float | None:
+        if not self.bytes_per_second or self.bytes_total is None:
+            return None
+        return max(0.0, (self.bytes_total - self.bytes_done) / self.bytes_per_second)
+
+
+class HubToken(models.Model):
+    """The Hugging Face token staff set in the admin (one row), encrypted with the secret key
+    (``services.installs.hub_token_set``); never shown again, never logged."""
+
+    encrypted = models.TextField()
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Hugging Face token"
+
+    def __str__(self) -> str:
+        return "Hugging Face token (set)"
 
 
 class A1111Options(models.Model):

@@ -35,6 +35,7 @@ class Event(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     DELETED = "deleted"
+    INSTALL = "install"  # a model install's progress (to the user who asked for it)
 
 
 #: After one of these, nothing more comes for that generation.
@@ -85,6 +86,15 @@ def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = Fa
     groups = [generation_group(generation.pk)] + (
         [user_group(generation.owner_id)] if to_user else []
     )
+    _send(groups, message, str(generation.pk))
+
+
+def publish_to_user(user_id: int, event: dict[str, Any]) -> None:
+    """Send ``event`` (not a generation's: a model install's) to the user's stream."""
+    _send([user_group(user_id)], {"type": EVENT_TYPE, "event": event}, f"user {user_id}")
+
+
+def _send(groups: list[str], message: dict[str, Any], about: str) -> None:
     sent = asyncio.run_coroutine_threadsafe(_group_send(groups, message), _publisher_loop())
     try:
         sent.result(timeout=PUBLISH_TIMEOUT_SECONDS)
@@ -92,7 +102,7 @@ def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = Fa
         # Progress is advisory: the database holds the truth and a reconnecting client
         # gets a fresh snapshot. A Redis restart must not fail the job.
         sent.cancel()
-        logger.warning("progress for %s not published: %r", generation.pk, exc)
+        logger.warning("progress for %s not published: %r", about, exc)
 
 
 def status_event(generation: Generation) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The one way the server reaches a URL a client gave: image inputs and webhooks.
+"""The one way the server reaches a URL a client gave: image inputs, webhooks and model
+installs (``download``: a file streamed to disk, resumed where a cut left it).
 
 Rules, each enforced here and nowhere else:
 
@@ -16,7 +17,7 @@ Rules, each enforced here and nowhere else:
 - ``URL_FETCH_TIMEOUT`` bounds the whole exchange, redirects included: a watchdog shuts the
   socket at the deadline, so a server that drips one byte at a time is cut off too.
 - At most ``UPLOAD_MAX_BYTES`` are read; a larger declared ``Content-Length`` is refused
-  before the body is read.
+  before the body is read (a model download is bounded by the caller: the free disk).
 - Error messages say what the client can fix, never what the network looked like (no
   "connection refused" versus "timed out" to map ports with).
 """
@@ -32,7 +33,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
@@ -283,6 +286,82 @@ def post(checked: CheckedUrl, *, body: bytes, headers: dict[str, str], field: st
         field=field,
     )
     return answer.status
+
+
+#: How many times a download is resumed after a cut before it fails.
+DOWNLOAD_ATTEMPTS = 5
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    field: str,
+    on_bytes: Callable[[int, int | None], None],
+    attempts: int = DOWNLOAD_ATTEMPTS,
+) -> None:
+    """GET ``url`` into ``dest`` under the rules, redirects checked hop by hop, resuming from
+    what ``dest`` already holds (``Range``), and again after a cut, up to ``attempts`` times.
+    ``on_bytes(count, total)`` is called for every block written (``total``: the file's size
+    when the server says it); it may raise to stop. ``URL_FETCH_TIMEOUT`` bounds the connection
+    and the answer's head, and then each read (a model takes minutes: no whole deadline)."""
+    for attempt in range(attempts):
+        try:
+            if _download_once(url, dest, field=field, on_bytes=on_bytes):
+                return
+        except (OSError, http.client.HTTPException):
+            if attempt == attempts - 1:
+                raise RemoteInputError(
+                    field=field, message=f"The {field} URL could not be fetched."
+                ) from None
+        time.sleep(min(2**attempt * 0.5, 5))
+    raise RemoteInputError(
+        field=field, message=f"The {field} URL's download was cut {attempts} times; try again."
+    )
+
+
+def _download_once(
+    url: str, dest: Path, *, field: str, on_bytes: Callable[[int, int | None], None]
+) -> bool:
+    """One attempt: True when the whole file is in ``dest``, False when the answer was cut."""
+    for _ in range(MAX_REDIRECTS + 1):
+        checked = check_url(url, field)
+        have = dest.stat().st_size if dest.exists() else 0
+        headers = {"Host": checked.netloc, "User-Agent": "DreamLayer", "Accept": "*/*"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        deadline = _Deadline(settings.URL_FETCH_TIMEOUT)
+        connection = _connect(checked, deadline)
+        try:
+            connection.request("GET", checked.target, headers=headers)
+            response = connection.getresponse()
+            deadline.release()  # the head is in: from here each read has its own timeout
+            connection.sock.settimeout(settings.URL_FETCH_TIMEOUT)
+            if response.status in (301, 302, 303, 307, 308):
+                url = urljoin(url, response.getheader("Location", ""))
+                continue
+            if response.status == 416 and have:
+                return True  # nothing left to send: the file was whole already
+            if response.status not in (200, 206):
+                raise RemoteInputError(
+                    field=field, message=f"The {field} URL answered {response.status}, not 200."
+                )
+            start = have if response.status == 206 else 0
+            declared = response.getheader("Content-Length", "")
+            total = start + int(declared) if declared.isdigit() else None
+            written = start
+            with dest.open("r+b" if start else "wb") as out:
+                out.seek(start)
+                out.truncate()
+                while chunk := response.read1(_READ_BLOCK):
+                    out.write(chunk)
+                    written += len(chunk)
+                    on_bytes(len(chunk), total)
+            return total is None or written >= total
+        finally:
+            deadline.release()
+            connection.close()
+    raise RemoteInputError(field=field, message=f"The {field} URL redirects too many times.")
 
 
 def image_input_bytes(value: str, *, field: str) -> bytes:

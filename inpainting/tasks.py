@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 from django.conf import settings
 
-from .services import models, reaper, retention, runs, selection, webhooks
+from .services import installs, models, reaper, retention, runs, selection, webhooks
 
 
 @shared_task(
@@ -40,6 +40,15 @@ def run_selection(request: dict) -> None:
     """A selection (SAM, a background model) for a web process that waits for its answer;
     a message lost with its worker is not run again (the web process stops waiting)."""
     selection.selection_run(request)
+
+
+@shared_task(
+    name="inpainting.tasks.install_model", acks_late=False, time_limit=None, soft_time_limit=None
+)
+def install_model(install_id: str) -> None:
+    """A model install (hours for a large model on a slow line: no time limit; a message lost
+    with its worker leaves the install running: cancel it and install again, it resumes)."""
+    installs.install_run(install_id=install_id)
 
 
 @shared_task(name="inpainting.tasks.reap_stuck_generations")

@@ -386,7 +386,35 @@ def stop_workers(workers: list[Worker]) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, redis_server):
+def _hub_server():
+    """The fake Hugging Face hub (``tests.fake_hub``), one per test process; the session's
+    worker downloads from it."""
+    from tests import fake_hub
+
+    hub = fake_hub.FakeHub()
+    servers = fake_hub.start(hub)
+    yield hub
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def fake_hub(_hub_server, settings):
+    """The fake hub, empty, as ``HF_ENDPOINT`` (here and in the session's worker)."""
+    _hub_server.repos.clear()
+    _hub_server.plain.clear()
+    _hub_server.cut_once.clear()
+    _hub_server.seen.clear()
+    _hub_server.bytes_per_second = None
+    settings.HF_ENDPOINT = _hub_server.url
+    settings.URL_FETCH_ALLOW_PRIVATE = True  # the hub's plain file URLs are on loopback
+    return _hub_server
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup, django_db_blocker, tiny_model, tiny_lama, redis_server, _hub_server
+):
     log = Path(settings.DATA_DIR) / "worker.log"
     with django_db_blocker.unblock():
         # The worker delivers webhooks to the tests' loopback receiver, quickly retried. It has
@@ -395,6 +423,7 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model, tiny_lama, red
             URL_FETCH_ALLOW_PRIVATE="true",
             WEBHOOK_BACKOFF_SECONDS="0.2",
             LAMA_MODEL=str(tiny_lama.fixed),
+            HF_ENDPOINT=_hub_server.url,
         )
     worker = start_worker(WORKER_NAME, log, env, "inference,default")
     yield worker

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,22 @@ FOLDER_OF = {
     LibraryModel.Kind.MASK: "masks/",
     LibraryModel.Kind.UPSCALER: "upscalers/",
 }
+
+
+#: The setting that names each kind's folder (the scan reads it, an install writes into it).
+_FOLDER_SETTING = {
+    LibraryModel.Kind.CHECKPOINT: "MODELS_DIR",
+    LibraryModel.Kind.LORA: "LORAS_DIR",
+    LibraryModel.Kind.CONTROLNET: "CONTROLNETS_DIR",
+    LibraryModel.Kind.IP_ADAPTER: "IP_ADAPTERS_DIR",
+    LibraryModel.Kind.MASK: "MASK_MODELS_DIR",
+    LibraryModel.Kind.UPSCALER: "UPSCALERS_DIR",
+}
+
+
+def library_folder(kind: str) -> Path:
+    """Where the library keeps the models of ``kind``."""
+    return Path(getattr(settings, _FOLDER_SETTING[kind]))
 
 
 def _kind_candidates(root: Path, kind: str) -> list[_Found]:
@@ -195,15 +212,13 @@ def library_scan() -> ScanReport:
     are gone as not present; keep one default model (see ``_ensure_default``)."""
     report = ScanReport()
     seen: set[tuple[str, str]] = set()
+    kinds = [kind for kind in LibraryModel.Kind if kind != LibraryModel.Kind.CHECKPOINT]
     found_items = _candidates(Path(settings.MODELS_DIR), Path(hf_constants.HF_HUB_CACHE))
-    found_items += _kind_candidates(Path(settings.LORAS_DIR), LibraryModel.Kind.LORA)
-    found_items += _kind_candidates(Path(settings.CONTROLNETS_DIR), LibraryModel.Kind.CONTROLNET)
-    found_items += _kind_candidates(Path(settings.IP_ADAPTERS_DIR), LibraryModel.Kind.IP_ADAPTER)
-    found_items += _kind_candidates(Path(settings.MASK_MODELS_DIR), LibraryModel.Kind.MASK)
-    found_items += _kind_candidates(Path(settings.UPSCALERS_DIR), LibraryModel.Kind.UPSCALER)
+    for kind in kinds:
+        found_items += _kind_candidates(library_folder(kind), kind)
     for item in found_items:
         try:
-            found = _probe(item)
+            outcome = _record(item)
         except Unsupported as exc:
             report.refused.append((item.label, str(exc)))
             continue
@@ -214,28 +229,8 @@ def library_scan() -> ScanReport:
             logger.exception("model library: probing %s failed", item.label)
             report.refused.append((item.label, f"could not be read ({type(exc).__name__})."))
             continue
-        files = _files(item.path)
-        size, modified = _fingerprint(files)
-        row = LibraryModel.objects.filter(kind=item.kind, name=item.name).first()
-        same = row is not None and (row.path, row.size_bytes, row.modified) == (
-            str(item.path),
-            size,
-            modified,
-        )
-        fields = {
-            "path": str(item.path),
-            "family": found.family,
-            "inpainting": found.inpainting,
-            "layout": LibraryModel.Layout.HF_CACHE if item.hf_cache else found.layout,
-            "details": found.details,
-            "size_bytes": size,
-            "modified": modified,
-            "sha256": row.sha256 if same else _sha256(item.path, files),
-            "present": True,
-        }
-        LibraryModel.objects.update_or_create(kind=item.kind, name=item.name, defaults=fields)
         seen.add((item.kind, item.name))
-        (report.unchanged if same else report.updated if row else report.added).append(item.label)
+        getattr(report, outcome).append(item.label)
     for kind in LibraryModel.Kind:
         names = [name for seen_kind, name in seen if seen_kind == kind]
         gone = LibraryModel.objects.filter(kind=kind, present=True).exclude(name__in=names)
@@ -246,6 +241,62 @@ def library_scan() -> ScanReport:
     for name, why in report.refused:
         logger.warning("model library: %s refused: %s", name, why)
     return report
+
+
+def _record(item: _Found) -> str:
+    """Probe ``item`` and write its row: "added", "updated" or "unchanged". Raises the
+    probe's ``Unsupported`` (with the reason) or ``OSError``."""
+    found = _probe(item)
+    files = _files(item.path)
+    size, modified = _fingerprint(files)
+    row = LibraryModel.objects.filter(kind=item.kind, name=item.name).first()
+    same = row is not None and (row.path, row.size_bytes, row.modified) == (
+        str(item.path),
+        size,
+        modified,
+    )
+    fields = {
+        "path": str(item.path),
+        "family": found.family,
+        "inpainting": found.inpainting,
+        "layout": LibraryModel.Layout.HF_CACHE if item.hf_cache else found.layout,
+        "details": found.details,
+        "size_bytes": size,
+        "modified": modified,
+        "sha256": row.sha256 if same else _sha256(item.path, files),
+        "present": True,
+    }
+    LibraryModel.objects.update_or_create(kind=item.kind, name=item.name, defaults=fields)
+    return "unchanged" if same else "updated" if row else "added"
+
+
+def library_scan_item(*, kind: str, path: Path) -> LibraryModel:
+    """Record the one file or folder at ``path`` (of ``kind``, in that kind's folder), as the
+    whole scan would (an install's last step); the default is kept. Raises ``Unsupported``
+    with the reason the scan would report."""
+    _record(_Found(path.name, path, kind=kind))
+    _ensure_default()
+    return LibraryModel.objects.get(kind=kind, name=path.name)
+
+
+def library_model_remove(*, model: LibraryModel) -> int:
+    """Delete ``model``'s files on this machine (its file or folder in its kind's folder, or
+    its Hugging Face cache entry) and its row; the default moves to another model if it was
+    this one. Returns the bytes freed."""
+    if model.layout == LibraryModel.Layout.HF_CACHE:
+        path = Path(hf_constants.HF_HUB_CACHE) / ("models--" + model.name.replace("/", "--"))
+    else:
+        path = library_folder(model.kind) / model.name
+    freed = 0
+    if path.exists() or path.is_symlink():
+        freed = _fingerprint(_files(path))[0] if path.exists() else 0
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    model.delete()
+    _ensure_default()
+    return freed
 
 
 @transaction.atomic

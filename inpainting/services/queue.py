@@ -11,12 +11,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from ..fleet import GENERIC_QUEUE, model_queue
-from ..models import Generation, LibraryModel
+from ..models import Generation, LibraryModel, ModelInstall
 from ..progress import publish, status_event
 
 logger = logging.getLogger(__name__)
 RUN_GENERATION = "inpainting.tasks.run_generation"
 DELIVER_WEBHOOK = "inpainting.tasks.deliver_webhook"
+INSTALL_MODEL = "inpainting.tasks.install_model"
 
 
 def generation_queue(generation: Generation) -> str:
@@ -51,3 +52,12 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
 
 def send_webhook(generation: Generation) -> None:
     current_app.send_task(DELIVER_WEBHOOK, args=[str(generation.pk)])
+
+
+def send_install(install: ModelInstall) -> None:
+    """A model install goes to the housekeeping worker (the default queue), never to the web
+    process; if the broker is down it stays queued (install it again to resend)."""
+    try:
+        current_app.send_task(INSTALL_MODEL, args=[str(install.pk)])
+    except OperationalError as exc:
+        logger.warning("model install %s not sent (%s)", install.pk, exc)

@@ -1,0 +1,704 @@
+"""Model installs: a model of any kind the library holds, from a Hugging Face repository (by
+repo id, optional revision and subfolder), one file of one (a hub file URL) or a plain
+``https://`` URL to a file (the Civitai pattern), downloaded by the housekeeping worker with
+progress, cancel and resume, then recorded by the scan (that item only).
+
+Rules, each here and nowhere else:
+
+- What is fetched: safetensors weights and configuration (``.json``, ``.txt``, tokenizer
+  ``.model``), ONNX for mask models and LaMa, and for an upscaler a weights-only ``.pth`` (the
+  scan loads it with torch's weights-only loader and refuses one that needs more); never a
+  pickle otherwise. Of a diffusers repository only its parts (the single-file checkpoints
+  beside them and the ``.fp16`` copies of weights it has in full are left).
+- The hub is ``HF_ENDPOINT`` (a hub file URL names its repository and file, never a host to
+  connect to); a plain URL goes through the one URL fetcher (``remote.download``).
+- The Hugging Face token: the one staff set in the admin (encrypted with the secret key), else
+  ``HF_TOKEN``; it is sent to the hub only and never shown or logged.
+- The licence: a starter list entry's, else the model card's; a non-commercial one is refused
+  when ``ALLOW_NONCOMMERCIAL_MODELS`` is false.
+- The free disk is checked against what is left to download before the first byte.
+- A failed install keeps what it downloaded (installing the same thing again resumes); a
+  cancelled one deletes it, so no partial model is ever in the library.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import logging
+import re
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import transaction
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import errors as hf_errors
+from tqdm import tqdm
+
+from .. import remote
+from ..conf import lama_file
+from ..engine.families import Unsupported as FamilyUnsupported
+from ..engine.probe import PICKLE_SUFFIXES, Unsupported
+from ..engine.selection import Unsupported as MaskUnsupported
+from ..errors import ClientError, RemoteInputError, echoed
+from ..models import LAMA, HubToken, LibraryModel, ModelInstall
+from ..progress import Event, publish_to_user
+from . import queue
+from .library import library_folder, library_scan_item
+
+logger = logging.getLogger(__name__)
+
+STARTERS_FILE = Path(__file__).resolve().parent.parent / "starter_models.toml"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+_NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,199}$")
+_CONFIG_SUFFIXES = (".json", ".txt", ".model")
+#: How often a running install writes its progress (the row, the websocket) and looks for a
+#: cancel.
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+class InstallFailed(Exception):
+    """An install that cannot go on, with the message its requester reads."""
+
+
+class InstallCancelled(Exception):
+    """Raised from the progress callback when the install was cancelled."""
+
+
+# --- the starter list and licences -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Licence:
+    key: str
+    name: str
+    url: str
+    commercial: bool | None  # None: not known (read it)
+
+    def describe(self) -> dict:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "url": self.url,
+            "commercial": self.commercial,
+        }
+
+
+@dataclass(frozen=True)
+class Starter:
+    key: str
+    label: str
+    repo: str
+    kind: str
+    family: str
+    licence: Licence
+    gated: bool
+    size_gb: float
+    vram_gb: float
+    file: str = ""
+
+    def describe(self) -> dict:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "repo": self.repo,
+            "file": self.file or None,
+            "kind": self.kind,
+            "family": self.family,
+            "licence": self.licence.describe(),
+            "gated": self.gated,
+            "size_gb": self.size_gb,
+            "vram_gb": self.vram_gb,
+            "allowed": licence_allowed(self.licence),
+        }
+
+
+@functools.cache
+def _catalogue() -> dict:
+    with STARTERS_FILE.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def licence_of(tag: str) -> Licence:
+    """The licence a starter entry names (a key of ``[licences]``) or a model card's tag
+    (mapped by ``[licence_tags]``; another tag is shown as written, non-commercial when its
+    name says so)."""
+    catalogue = _catalogue()
+    key = catalogue["licence_tags"].get(tag, tag)
+    known = catalogue["licences"].get(key)
+    if known is not None:
+        return Licence(key, known["name"], known["url"], known["commercial"])
+    words = set(re.split(r"[^a-z]+", tag.lower()))
+    non_commercial = "nc" in words or "noncommercial" in words or "non" in words
+    return Licence(tag, tag or "not stated", "", False if non_commercial else None)
+
+
+def licence_allowed(licence: Licence) -> bool:
+    return licence.commercial is not False or settings.ALLOW_NONCOMMERCIAL_MODELS
+
+
+def starters() -> list[Starter]:
+    return [
+        Starter(
+            key=entry["key"],
+            label=entry["label"],
+            repo=entry["repo"],
+            file=entry.get("file", ""),
+            kind=entry["kind"],
+            family=entry["family"],
+            licence=licence_of(entry["licence"]),
+            gated=entry["gated"],
+            size_gb=entry["size_gb"],
+            vram_gb=entry["vram_gb"],
+        )
+        for entry in _catalogue()["models"]
+    ]
+
+
+def install_starters_described() -> list[dict]:
+    return [starter.describe() for starter in starters()]
+
+
+# --- the Hugging Face token ------------------------------------------------------------------
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(b"dreamlayer hub token:" + settings.SECRET_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def hub_token_set(*, token: str) -> None:
+    """Keep ``token`` (encrypted with the secret key) as the deployment's Hugging Face token;
+    an empty one removes it (``HF_TOKEN`` is then used, if set)."""
+    token = token.strip()
+    if not token:
+        HubToken.objects.filter(pk=1).delete()
+        return
+    encrypted = _fernet().encrypt(token.encode()).decode()
+    HubToken.objects.update_or_create(pk=1, defaults={"encrypted": encrypted})
+
+
+def hub_token_source() -> str | None:
+    """Where the token comes from ("the admin", "HF_TOKEN") or None: what pages may show."""
+    if HubToken.objects.filter(pk=1).exists():
+        return "the admin"
+    return "HF_TOKEN" if settings.HF_TOKEN else None
+
+
+def _hub_token() -> str | None:
+    row = HubToken.objects.filter(pk=1).first()
+    if row is not None:
+        try:
+            return _fernet().decrypt(row.encrypted.encode()).decode()
+        except InvalidToken:
+            logger.warning(
+                "the Hugging Face token set in the admin cannot be read (the secret "
+                "key changed): set it again"
+            )
+    return settings.HF_TOKEN or None
+
+
+# --- what to install -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    repo: str = ""  # a hub repository: all of it (or of ``subfolder``), or ``file`` of it
+    file: str = ""
+    url: str = ""  # a plain URL (no repository)
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.file or unquote(urlsplit(self.url).path)).name
+
+
+def _hub_hosts() -> set[str]:
+    return {"huggingface.co", "www.huggingface.co", urlsplit(settings.HF_ENDPOINT).netloc}
+
+
+def _parsed(text: str, revision: str) -> tuple[Source, str]:
+    """The source and revision a request names: a repo id, a hub URL (a repository's page, or
+    a file's ``resolve``/``blob`` link with its revision) or a plain http(s) URL to a file."""
+    text = text.strip()
+    if _REPO_ID.match(text):
+        return Source(repo=text), revision
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ClientError(
+            f"{echoed(text)} is neither a Hugging Face repo id (org/name) nor an http(s) URL.",
+            field="source",
+        )
+    if parts.netloc in _hub_hosts():
+        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+        repo = "/".join(segments[:2])
+        if len(segments) == 2 and _REPO_ID.match(repo):
+            return Source(repo=repo), revision
+        if len(segments) >= 5 and segments[2] in ("resolve", "blob") and _REPO_ID.match(repo):
+            return Source(repo=repo, file="/".join(segments[4:])), revision or segments[3]
+        raise ClientError(
+            "A Hugging Face URL must name a repository (https://huggingface.co/org/name) or a "
+            "file of one (…/org/name/resolve/main/file.safetensors).",
+            field="source",
+        )
+    return Source(url=text), revision
+
+
+def _allowed_file(name: str, kind: str) -> bool:
+    suffix = Path(name).suffix.lower()
+    if suffix == ".safetensors":
+        return True
+    if suffix == ".onnx":
+        return kind in (LibraryModel.Kind.MASK, LAMA)
+    return kind == LibraryModel.Kind.UPSCALER and suffix == ".pth"
+
+
+def _refuse_weights_file(name: str, kind: str) -> None:
+    if _allowed_file(name, kind):
+        return
+    suffix = Path(name).suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        raise ClientError(
+            f"{echoed(name)} is a pickle ({suffix}): loading one can run any code inside it, so "
+            "it is refused. Install its .safetensors release, or convert it.",
+            field="source",
+        )
+    raise ClientError(
+        f"{echoed(name)} is not a weights file an install takes (.safetensors; .onnx for mask "
+        "models and LaMa; a weights-only .pth for upscalers).",
+        field="source",
+    )
+
+
+def _target(kind: str, name: str) -> Path:
+    return lama_file() if kind == LAMA else library_folder(kind) / name
+
+
+def _staging(kind: str, name: str) -> Path:
+    """Where an install downloads before its model joins the library (a dot folder: the scan
+    never reads it); the same for every install of the same thing, so a new one resumes."""
+    return Path(settings.MODELS_DIR) / ".installs" / f"{kind}-{name}"
+
+
+def install_create(
+    *,
+    user,
+    source: str,
+    kind: str = "",
+    revision: str = "",
+    subfolder: str = "",
+    name: str = "",
+) -> ModelInstall:
+    """Check the request and queue the install (the housekeeping worker runs it). ``source``
+    is a starter list key, a repo id, a hub URL or a plain URL."""
+    starter = next((s for s in starters() if s.key == source.strip()), None)
+    licence = ""
+    if starter is not None:
+        if not licence_allowed(starter.licence):
+            raise ClientError(
+                f"{starter.label} is under the {starter.licence.name}, which does not allow "
+                "commercial use, and this deployment refuses such models "
+                "(ALLOW_NONCOMMERCIAL_MODELS=false).",
+                field="source",
+                status=403,
+            )
+        parsed, revision = Source(repo=starter.repo, file=starter.file), revision
+        kind, name, licence = kind or starter.kind, name or starter.key, starter.licence.key
+    else:
+        parsed, revision = _parsed(source, revision)
+    kind = kind or LibraryModel.Kind.CHECKPOINT
+    if kind not in dict(ModelInstall._meta.get_field("kind").choices):
+        kinds = ", ".join(dict(ModelInstall._meta.get_field("kind").choices))
+        raise ClientError(f"Unknown kind {echoed(kind)}; the kinds: {kinds}.", field="kind")
+    if parsed.file or parsed.url:
+        _refuse_weights_file(parsed.file_name, kind)
+    subfolder = subfolder.strip("/")
+    if subfolder and (not parsed.repo or parsed.file or ".." in subfolder.split("/")):
+        raise ClientError("A subfolder is for a whole repository.", field="subfolder")
+    if kind == LAMA:
+        name = lama_file().name
+    name = name or parsed.file_name or (subfolder or parsed.repo).rsplit("/", 1)[-1]
+    if not _NAME.match(name) or name.startswith("."):
+        raise ClientError(
+            f"{echoed(name)} cannot name a model: letters, digits, '.', '_', '+' and '-'.",
+            field="name",
+        )
+    with transaction.atomic():
+        running = ModelInstall.objects.filter(
+            kind=kind, name=name, status__in=ModelInstall.ACTIVE
+        ).first()
+        if running is not None:
+            return running  # the same model asked for twice: one install
+        if _target(kind, name).exists():
+            raise ClientError(
+                f"{name} is in the library already ({_target(kind, name)}); remove it first to "
+                "install it again.",
+                field="name",
+                status=409,
+            )
+        install = ModelInstall.objects.create(
+            requested_by=user if getattr(user, "pk", None) else None,
+            source=parsed.url or (f"{parsed.repo}/{parsed.file}" if parsed.file else parsed.repo),
+            revision=revision,
+            subfolder=subfolder,
+            kind=kind,
+            name=name,
+            starter=starter.key if starter else "",
+            licence=licence,
+        )
+        transaction.on_commit(lambda: queue.send_install(install))
+    return install
+
+
+def install_cancel(*, install: ModelInstall) -> bool:
+    """Cancel a queued or running install (the worker stops within a progress tick and
+    deletes what it downloaded); False when it had ended."""
+    cancelled = ModelInstall.objects.filter(pk=install.pk, status__in=ModelInstall.ACTIVE).update(
+        status=ModelInstall.Status.CANCELLED, bytes_per_second=None
+    )
+    if cancelled and install.status == ModelInstall.Status.QUEUED:
+        shutil.rmtree(_staging(install.kind, install.name), ignore_errors=True)
+    install.refresh_from_db()
+    _publish(install)
+    return bool(cancelled)
+
+
+def install_describe(install: ModelInstall) -> dict:
+    licence = licence_of(install.licence) if install.licence else None
+    return {
+        "id": str(install.pk),
+        "source": install.source,
+        "revision": install.revision or None,
+        "subfolder": install.subfolder or None,
+        "kind": install.kind,
+        "name": install.name,
+        "starter": install.starter or None,
+        "licence": licence.describe() if licence else None,
+        "status": install.status,
+        "bytes_done": install.bytes_done,
+        "bytes_total": install.bytes_total,
+        "bytes_per_second": install.bytes_per_second,
+        "seconds_left": install.seconds_left,
+        "sha256": install.sha256 or None,
+        "error": install.error or None,
+        "created": install.created.isoformat(),
+    }
+
+
+def _publish(install: ModelInstall) -> None:
+    if install.requested_by_id:
+        publish_to_user(
+            install.requested_by_id, {"type": Event.INSTALL, **install_describe(install)}
+        )
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+class _Meter:
+    """Counts the bytes of an install as they arrive, writes them to its row (and the
+    requester's websocket) at most every PROGRESS_EVERY_SECONDS, and stops the download
+    (``InstallCancelled``) once the row says cancelled."""
+
+    def __init__(self, install: ModelInstall, observer: Callable[[ModelInstall], None] | None):
+        self.install = install
+        self.observer = observer
+        self.done = 0  # bytes on disk of the files finished, resumed or being written
+        self.written_at: float = 0.0
+        self.window: list[tuple[float, int]] = []
+
+    def add(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self.written_at >= PROGRESS_EVERY_SECONDS:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.written_at = now
+        self.window = [(t, b) for t, b in self.window if now - t <= 5.0] + [(now, self.done)]
+        (first_t, first_b), (last_t, last_b) = self.window[0], self.window[-1]
+        speed = (last_b - first_b) / (last_t - first_t) if last_t > first_t else None
+        updated = ModelInstall.objects.filter(
+            pk=self.install.pk, status=ModelInstall.Status.RUNNING
+        ).update(bytes_done=self.done, bytes_per_second=speed)
+        self.install.bytes_done, self.install.bytes_per_second = self.done, speed
+        if not updated:
+            raise InstallCancelled
+        _publish(self.install)
+        if self.observer is not None:
+            self.observer(self.install)
+
+    def tqdm_class(self) -> type[tqdm]:
+        """A tqdm class for huggingface_hub's downloads that reports to this meter."""
+        meter = self
+
+        class Bar(tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)
+                meter.add(kwargs.get("initial") or 0)  # the bytes a resume starts from
+
+            def update(self, n=1):
+                meter.add(n or 0)
+
+        return Bar
+
+
+@dataclass
+class _Plan:
+    files: list[tuple[str, int | None]]  # (path in the repository, size)
+    licence: str
+    gated: bool
+
+
+def _gated(repo: str) -> InstallFailed:
+    page = f"{settings.HF_ENDPOINT.rstrip('/')}/{repo}"
+    return InstallFailed(
+        f"{repo} is gated: accept its licence at {page} with your Hugging Face account, then "
+        "set that account's token (Model installs -> Hugging Face token in the admin, or "
+        "HF_TOKEN) and install it again."
+    )
+
+
+def _hub_error(exc: Exception, install: ModelInstall, repo: str) -> InstallFailed:
+    if isinstance(exc, hf_errors.GatedRepoError):
+        return _gated(repo)
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return InstallFailed(f"{repo} has no revision {install.revision!r}.")
+    if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
+        return InstallFailed(f"{repo} has no file {install.source.removeprefix(repo + '/')!r}.")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return InstallFailed(
+            f"{repo} was not found on {settings.HF_ENDPOINT} (a private repository needs a "
+            "token that can read it)."
+        )
+    return InstallFailed(f"The hub could not be reached or answered an error: {exc}")
+
+
+def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -> _Plan:
+    api = HfApi(endpoint=settings.HF_ENDPOINT, token=token or False)
+    try:
+        info = api.model_info(repo, revision=install.revision or None, files_metadata=True)
+    except (hf_errors.HfHubHTTPError, OSError) as exc:
+        raise _hub_error(exc, install, repo) from None
+    card = info.card_data.to_dict() if info.card_data is not None else {}
+    licence = str(card.get("license_name") or card.get("license") or "")
+    siblings = {s.rfilename: s.size for s in info.siblings or []}
+    if file:
+        if file not in siblings:
+            raise InstallFailed(f"{repo} has no file {file!r}.")
+        return _Plan([(file, siblings[file])], licence, bool(info.gated))
+    prefix = f"{install.subfolder}/" if install.subfolder else ""
+    within = {p[len(prefix) :]: s for p, s in siblings.items() if p.startswith(prefix)}
+    diffusers = "model_index.json" in within
+    chosen = []
+    for path, size in within.items():
+        suffix = Path(path).suffix.lower()
+        if suffix in _CONFIG_SUFFIXES and not Path(path).name.startswith("."):
+            chosen.append((prefix + path, size))
+        elif _allowed_file(path, install.kind) and suffix != ".pth":
+            if diffusers and "/" not in path:
+                continue  # a single-file checkpoint beside the diffusers parts
+            stem = Path(path).name.split(".")
+            if len(stem) > 2 and path.replace(f".{stem[-2]}.", ".") in within:
+                continue  # the .fp16 (or other variant) copy of weights the folder has in full
+            chosen.append((prefix + path, size))
+    if not any(_allowed_file(p, install.kind) for p, _ in chosen):
+        pickles = [p for p in within if Path(p).suffix.lower() in PICKLE_SUFFIXES]
+        if pickles:
+            raise InstallFailed(
+                f"{repo} has only pickle weights ({', '.join(sorted(pickles)[:3])}): loading one "
+                "can run any code inside it, so they are refused. Look for a .safetensors "
+                "release of the model."
+            )
+        raise InstallFailed(f"{repo}{'/' + install.subfolder if prefix else ''} has no weights.")
+    return _Plan(chosen, licence, bool(info.gated))
+
+
+def _check_disk(staging: Path, needed: int) -> None:
+    probe_at = staging
+    while not probe_at.exists():
+        probe_at = probe_at.parent
+    free = shutil.disk_usage(probe_at).free
+    if needed > free:
+        raise InstallFailed(
+            f"Not enough disk: the download needs {needed / 1e9:.2f} GB more and "
+            f"{free / 1e9:.2f} GB are free at {probe_at}."
+        )
+
+
+def _on_disk(staging: Path, path: str) -> int:
+    done = staging / path
+    return done.stat().st_size if done.is_file() else 0
+
+
+def install_run(
+    *, install_id: str, observer: Callable[[ModelInstall], None] | None = None
+) -> ModelInstall:
+    """Run a queued install to its end (the housekeeping worker's task; ``manage.py models
+    install`` runs it in its own process with ``observer`` drawing a progress bar)."""
+    claimed = ModelInstall.objects.filter(pk=install_id, status=ModelInstall.Status.QUEUED).update(
+        status=ModelInstall.Status.RUNNING, error=""
+    )
+    install = ModelInstall.objects.get(pk=install_id)
+    if not claimed:
+        return install  # cancelled before it started, or run already
+    staging = _staging(install.kind, install.name)
+    _publish(install)
+    try:
+        _download_and_record(install, staging, _Meter(install, observer))
+    except InstallCancelled:
+        shutil.rmtree(staging, ignore_errors=True)
+        install.refresh_from_db()
+        install.bytes_per_second = None
+    except (InstallFailed, ClientError) as exc:
+        install.status, install.error = ModelInstall.Status.FAILED, str(exc)
+    except Exception as exc:
+        logger.exception("model install %s failed", install.pk)
+        install.status = ModelInstall.Status.FAILED
+        install.error = f"The install failed ({type(exc).__name__}: {exc}); try again: it resumes."
+    else:
+        install.status = ModelInstall.Status.SUCCEEDED
+    if install.status != ModelInstall.Status.CANCELLED:
+        install.bytes_per_second = None
+        ModelInstall.objects.filter(pk=install.pk, status=ModelInstall.Status.RUNNING).update(
+            status=install.status,
+            error=install.error,
+            bytes_done=install.bytes_done,
+            bytes_total=install.bytes_total,
+            bytes_per_second=None,
+            sha256=install.sha256,
+            licence=install.licence,
+        )
+        install.refresh_from_db()
+        if install.status == ModelInstall.Status.CANCELLED:
+            shutil.rmtree(staging, ignore_errors=True)  # cancelled in its last moment
+    _publish(install)
+    if observer is not None:
+        observer(install)
+    return install
+
+
+def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) -> None:
+    token = _hub_token()
+    staging.mkdir(parents=True, exist_ok=True)
+    source = _source_of(install)
+    if source.url:
+        plan = _Plan([(source.file_name, None)], "", False)
+    else:
+        plan = _plan_repo(install, source.repo, source.file, token)
+        if plan.gated and not token:
+            raise _gated(source.repo)
+    if not install.licence and plan.licence:
+        install.licence = plan.licence
+        ModelInstall.objects.filter(pk=install.pk).update(licence=plan.licence)
+        if not licence_allowed(licence_of(plan.licence)):
+            raise InstallFailed(
+                f"{source.repo} is under {licence_of(plan.licence).name}, a licence that does "
+                "not allow commercial use, and this deployment refuses such models "
+                "(ALLOW_NONCOMMERCIAL_MODELS=false)."
+            )
+    sizes = [size for _, size in plan.files]
+    install.bytes_total = sum(sizes) if None not in sizes else None
+    ModelInstall.objects.filter(pk=install.pk).update(bytes_total=install.bytes_total)
+    already = sum(_on_disk(staging, path) for path, _ in plan.files)
+    if install.bytes_total is not None:
+        _check_disk(staging, install.bytes_total - already)
+    meter.done = already  # files a failed attempt finished (a part-file counts when resumed)
+    if source.url:
+        _download_url(install, source.url, staging / source.file_name, meter)
+    else:
+        for path, _ in plan.files:
+            _download_hub_file(install, source.repo, path, staging, token, meter)
+    meter.flush()
+    root = staging / install.subfolder if install.subfolder else staging
+    shutil.rmtree(root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
+    if source.file or source.url:
+        root = staging / (source.file or source.file_name)
+    target = _target(install.kind, install.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if root.is_file():
+        install.sha256 = _file_sha256(root)
+    shutil.move(root, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    if install.kind == LAMA:
+        return  # the lama engine reads its file where it is: nothing to record
+    try:
+        row = library_scan_item(kind=install.kind, path=target)
+    except (Unsupported, FamilyUnsupported, MaskUnsupported, OSError) as exc:
+        _remove(target)
+        raise InstallFailed(f"The library refused it: {exc}") from None
+    row.licence, row.source = install.licence, install.source
+    row.save(update_fields=["licence", "source"])
+    install.sha256 = row.sha256
+
+
+def _source_of(install: ModelInstall) -> Source:
+    if install.source.startswith(("http://", "https://")):
+        return Source(url=install.source)
+    parts = install.source.split("/", 2)
+    return Source(repo="/".join(parts[:2]), file=parts[2] if len(parts) > 2 else "")
+
+
+def _download_hub_file(
+    install: ModelInstall, repo: str, path: str, staging: Path, token: str | None, meter: _Meter
+) -> None:
+    try:
+        hf_hub_download(
+            repo,
+            path,
+            revision=install.revision or None,
+            local_dir=staging,
+            token=token or False,
+            endpoint=settings.HF_ENDPOINT,
+            tqdm_class=meter.tqdm_class(),
+        )
+    except InstallCancelled:
+        raise
+    except (hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
+        raise _hub_error(exc, install, repo) from None
+    except OSError as exc:
+        if "No space left" in str(exc):
+            raise InstallFailed(f"The disk filled up while downloading {path}.") from None
+        raise
+
+
+def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) -> None:
+    """A plain URL's file: its size is known from the answer's head, so the disk is checked
+    at the first block (a resume: from what is there)."""
+    meter.done = dest.stat().st_size if dest.exists() else 0
+
+    def on_bytes(count: int, total: int | None) -> None:
+        if total is not None and install.bytes_total != total:
+            install.bytes_total = total
+            ModelInstall.objects.filter(pk=install.pk).update(bytes_total=total)
+            _check_disk(dest.parent, total - meter.done)
+        meter.add(count)
+
+    try:
+        remote.download(url, dest, field="source", on_bytes=on_bytes)
+    except RemoteInputError as exc:
+        raise InstallFailed(exc.message) from None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,255 @@
+"""Model installs from a (fake, loopback) Hugging Face hub and plain URLs: what lands in the
+library, progress, resume after a cut, cancel, refusals (pickles, gated without a token,
+non-commercial where refused, a full disk, not found), removal. The install runs here, in the
+test's process, as the housekeeping worker's task runs it; tests/browser/test_installs.py
+runs one through the worker from the admin page."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from huggingface_hub import constants as hub_constants
+
+from inpainting.errors import ClientError
+from inpainting.models import LibraryModel, ModelInstall
+from inpainting.services import installs, library
+from inpainting.testing.tiny_lora import write_tiny_lora
+from tests import fake_hub as hub_module
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REPO = "tests/tiny-inpaint"
+
+
+@pytest.fixture
+def hub(fake_hub, tiny_model, models_dir, monkeypatch):
+    """The fake hub with the tiny model as a diffusers repository (plus what an install must
+    leave: a pickle, a root single-file checkpoint and an .fp16 copy of a weight); installs
+    queue nothing (each test runs its install here)."""
+    repo = fake_hub.add_folder(REPO, tiny_model)
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    repo.files["unet/diffusion_pytorch_model.fp16.safetensors"] = repo.files[unet]
+    repo.files["tiny-inpaint.ckpt"] = b"pickle"
+    repo.files["tiny-inpaint.safetensors"] = repo.files[unet]
+    monkeypatch.setattr(installs.queue, "send_install", lambda install: None)
+    return fake_hub
+
+
+def _install(user=None, **request) -> ModelInstall:
+    seen: list[int] = []
+    install = installs.install_create(user=user, **request)
+    done = installs.install_run(
+        install_id=str(install.pk), observer=lambda i: seen.append(i.bytes_done)
+    )
+    done.progress_seen = seen
+    return done
+
+
+def test_a_diffusers_repository_installs_by_repo_id_and_joins_the_library(hub, user, tiny_model):
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    model = LibraryModel.objects.get(kind=LibraryModel.Kind.CHECKPOINT, name="tiny-inpaint")
+    assert (model.family, model.inpainting, model.present) == ("sd15", True, True)
+    assert (model.licence, model.source) == ("apache-2.0", REPO)
+    assert model.sha256 == install.sha256 and len(model.sha256) == 64
+    folder = Path(settings.MODELS_DIR) / "tiny-inpaint"
+    assert (folder / "model_index.json").is_file()
+    wanted = sorted(str(p.relative_to(tiny_model)) for p in tiny_model.rglob("*") if p.is_file())
+    got = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert got == wanted  # no pickle, no root single file, no .fp16 copy, no hub bookkeeping
+    fetched = {s.path.split("/resolve/main/")[1] for s in hub.seen if "/resolve/" in s.path}
+    assert not fetched & {"tiny-inpaint.ckpt", "tiny-inpaint.safetensors"}
+    assert "unet/diffusion_pytorch_model.fp16.safetensors" not in fetched
+    total = sum((tiny_model / name).stat().st_size for name in wanted)
+    assert install.bytes_total == install.bytes_done == total
+    assert install.progress_seen[-1] == total and install.progress_seen == sorted(
+        install.progress_seen
+    )
+    assert not (Path(settings.MODELS_DIR) / ".installs").exists() or not any(
+        (Path(settings.MODELS_DIR) / ".installs").iterdir()
+    )
+
+
+def test_a_lora_installs_by_plain_url(hub, user, tiny_model, tmp_path):
+    lora = write_tiny_lora(tiny_model, tmp_path / "ink.safetensors", layout="peft")
+    hub.plain["ink.safetensors"] = lora.read_bytes()
+    install = _install(user, source=f"{hub.files_url}/files/ink.safetensors", kind="lora")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    row = LibraryModel.objects.get(kind=LibraryModel.Kind.LORA, name="ink.safetensors")
+    assert row.family == "sd15" and row.source.endswith("/files/ink.safetensors")
+    assert (Path(settings.LORAS_DIR) / "ink.safetensors").read_bytes() == lora.read_bytes()
+    assert install.bytes_total == install.bytes_done == lora.stat().st_size
+
+
+def test_a_hub_file_url_installs_that_file(hub, user, tiny_model, tmp_path):
+    lora = write_tiny_lora(tiny_model, tmp_path / "style.safetensors", layout="kohya")
+    hub.repos["tests/loras"] = hub_module.Repo({"style.safetensors": lora.read_bytes()})
+    install = _install(
+        user, source=f"{hub.url}/tests/loras/blob/main/style.safetensors", kind="lora"
+    )
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    assert LibraryModel.objects.loras().filter(name="style.safetensors").exists()
+
+
+def test_a_gated_repository_needs_the_token_then_installs(hub, user, settings):
+    hub.repos[REPO].gated = True
+    refused = _install(user, source=REPO)
+    assert refused.status == ModelInstall.Status.FAILED
+    assert f"accept its licence at {hub.url}/{REPO}" in refused.error
+    assert "token" in refused.error
+    assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+    assert not [s for s in hub.seen if "/resolve/" in s.path and s.method == "GET"]
+
+    installs.hub_token_set(token=hub_module.TOKEN)
+    assert installs.hub_token_source() == "the admin"
+    from inpainting.models import HubToken
+
+    assert hub_module.TOKEN not in HubToken.objects.get().encrypted  # encrypted at rest
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    assert all(s.authorized for s in hub.seen if "/resolve/" in s.path)
+    assert hub_module.TOKEN not in str(installs.install_describe(install))
+
+
+def test_a_download_cut_half_way_resumes_where_it_stopped(hub, user, monkeypatch):
+    # huggingface_hub resumes from the blocks it wrote: blocks smaller than the tiny file.
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)
+    weights = f"/{REPO}/resolve/main/unet/diffusion_pytorch_model.safetensors"
+    hub.cut_once.add(weights)
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    gets = hub.gets("unet/diffusion_pytorch_model.safetensors")
+    assert len(gets) == 2 and gets[0].range is None and gets[1].range.startswith("bytes=")
+    assert int(gets[1].range[6:-1]) > 0  # the second answer starts where the first was cut
+    size = len(hub.repos[REPO].files["unet/diffusion_pytorch_model.safetensors"])
+    on_disk = Path(settings.MODELS_DIR) / "tiny-inpaint/unet/diffusion_pytorch_model.safetensors"
+    assert on_disk.read_bytes() == hub.repos[REPO].files["unet/diffusion_pytorch_model.safetensors"]
+    assert on_disk.stat().st_size == size
+
+
+def test_a_plain_url_cut_half_way_resumes(hub, user, tiny_model, tmp_path):
+    lora = write_tiny_lora(tiny_model, tmp_path / "ink.safetensors", layout="peft")
+    hub.plain["ink.safetensors"] = lora.read_bytes()
+    hub.cut_once.add("/files/ink.safetensors")
+    install = _install(user, source=f"{hub.files_url}/files/ink.safetensors", kind="lora")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    gets = hub.gets("/files/ink.safetensors")
+    assert len(gets) == 2 and gets[1].range and int(gets[1].range[6:-1]) > 0
+    assert (Path(settings.LORAS_DIR) / "ink.safetensors").read_bytes() == lora.read_bytes()
+
+
+def test_a_cancelled_install_leaves_nothing_in_the_library(hub, user):
+    hub.bytes_per_second = 200_000  # the tiny model takes a few seconds
+    install = installs.install_create(user=user, source=REPO)
+    runner = threading.Thread(target=installs.install_run, kwargs={"install_id": str(install.pk)})
+    runner.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        install.refresh_from_db()
+        if install.bytes_done > 0:
+            break
+        time.sleep(0.05)
+    assert install.status == ModelInstall.Status.RUNNING and install.bytes_done > 0
+    assert installs.install_cancel(install=install)
+    runner.join(30)
+    assert not runner.is_alive()
+    install.refresh_from_db()
+    assert install.status == ModelInstall.Status.CANCELLED
+    assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+    assert not (Path(settings.MODELS_DIR) / "tiny-inpaint").exists()
+    assert not (Path(settings.MODELS_DIR) / ".installs" / "checkpoint-tiny-inpaint").exists()
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "model.bin", "model.pt", "model.pkl"])
+def test_a_pickle_is_refused_before_anything_is_downloaded(hub, user, name):
+    hub.plain[name] = b"pickle"
+    with pytest.raises(ClientError, match="is a pickle"):
+        installs.install_create(user=user, source=f"{hub.files_url}/files/{name}")
+    assert not hub.seen and not ModelInstall.objects.exists()
+
+
+def test_a_repository_of_pickles_only_fails_with_the_reason(hub, user):
+    hub.repos["tests/old"] = hub_module.Repo({"model.ckpt": b"x", "config.json": b"{}"})
+    install = _install(user, source="tests/old")
+    assert install.status == ModelInstall.Status.FAILED
+    assert "only pickle weights (model.ckpt)" in install.error
+    assert not hub.gets("model.ckpt")
+
+
+def test_not_enough_disk_fails_before_the_first_byte(hub, user, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(installs.shutil, "disk_usage", lambda path: usage(100, 90, 10))
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.FAILED
+    assert "Not enough disk" in install.error and "0.00 GB are free" in install.error
+    assert not [s for s in hub.seen if s.method == "GET" and "/resolve/" in s.path]
+
+
+def test_an_unknown_repository_says_so(hub, user):
+    install = _install(user, source="tests/nothing-here")
+    assert install.status == ModelInstall.Status.FAILED
+    assert install.error.startswith(f"tests/nothing-here was not found on {hub.url}")
+
+
+def test_a_non_commercial_model_is_refused_where_the_deployment_says_so(hub, user, settings):
+    settings.ALLOW_NONCOMMERCIAL_MODELS = False
+    with pytest.raises(ClientError, match="does not allow commercial use") as refused:
+        installs.install_create(user=user, source="flux1-fill-dev")
+    assert refused.value.status == 403
+    hub.repos[REPO].license = "flux-1-dev-non-commercial-license"
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.FAILED
+    assert "FLUX.1 [dev] Non-Commercial License" in install.error
+    assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+    settings.ALLOW_NONCOMMERCIAL_MODELS = True
+    assert installs.install_create(user=user, source="flux1-fill-dev").name == "flux1-fill-dev"
+
+
+def test_removing_a_model_deletes_its_files_and_its_row(hub, user):
+    assert _install(user, source=REPO).status == ModelInstall.Status.SUCCEEDED
+    model = LibraryModel.objects.get(name="tiny-inpaint")
+    freed = library.library_model_remove(model=model)
+    assert freed > 0
+    assert not (Path(settings.MODELS_DIR) / "tiny-inpaint").exists()
+    assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+
+
+def test_an_installed_model_cannot_be_installed_over(hub, user):
+    assert _install(user, source=REPO).status == ModelInstall.Status.SUCCEEDED
+    with pytest.raises(ClientError, match="in the library already") as refused:
+        installs.install_create(user=user, source=REPO)
+    assert refused.value.status == 409
+
+
+def test_the_starter_list_names_licences_sizes_and_vram():
+    described = installs.install_starters_described()
+    keys = {entry["key"] for entry in described}
+    assert {"sd15-inpainting", "sdxl-inpainting", "flux1-fill-dev", "flux2-klein-4b"} <= keys
+    assert {"qwen-image-edit", "qwen-image-edit-2509", "flux1-kontext-dev", "sam3"} <= keys
+    for entry in described:
+        assert entry["licence"]["name"] and entry["licence"]["url"].startswith("https://")
+        assert entry["size_gb"] > 0 and entry["vram_gb"] > 0
+        assert entry["kind"] in dict(LibraryModel.Kind.choices)
+    non_commercial = {e["key"] for e in described if e["licence"]["commercial"] is False}
+    assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev"}
+    gated = {e["key"] for e in described if e["gated"]}
+    assert {"flux1-fill-dev", "flux1-kontext-dev"} <= gated
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("not a repo", "neither a Hugging Face repo id"),
+        ("ftp://example.com/a.safetensors", "neither a Hugging Face repo id"),
+        ("https://huggingface.co/org", "must name a repository"),
+        ("https://example.com/model.zip", "not a weights file"),
+    ],
+)
+def test_a_source_that_cannot_be_installed_is_a_400(source, message):
+    with pytest.raises(ClientError, match=message):
+        installs.install_create(user=None, source=source)
