@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from huggingface_hub import constants as hub_constants
+from rest_framework.test import APIClient
 
+from accounts.services import api_key_create
 from inpainting.errors import ClientError
-from inpainting.models import LibraryModel, ModelInstall
+from inpainting.models import HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library
 from inpainting.testing.tiny_lora import write_tiny_lora
 from tests import fake_hub as hub_module
@@ -107,8 +110,6 @@ def test_a_gated_repository_needs_the_token_then_installs(hub, user, settings):
 
     installs.hub_token_set(token=hub_module.TOKEN)
     assert installs.hub_token_source() == "the admin"
-    from inpainting.models import HubToken
-
     assert hub_module.TOKEN not in HubToken.objects.get().encrypted  # encrypted at rest
     install = _install(user, source=REPO)
     assert install.status == ModelInstall.Status.SUCCEEDED, install.error
@@ -253,3 +254,54 @@ def test_the_starter_list_names_licences_sizes_and_vram():
 def test_a_source_that_cannot_be_installed_is_a_400(source, message):
     with pytest.raises(ClientError, match=message):
         installs.install_create(user=None, source=source)
+
+
+# --- the API (staff keys) and the CLI -----------------------------------------------------------
+
+
+def test_only_staff_reach_the_installs_api(hub, api, keyed_api):
+    for client in (api, keyed_api):
+        assert client.get("/api/models/installs").status_code == 403
+        assert client.post("/api/models/installs", {"source": REPO}).status_code == 403
+    assert not ModelInstall.objects.exists()
+
+
+def test_a_staff_key_installs_follows_and_cancels(hub, staff_user):
+    _, key = api_key_create(user=staff_user, name="ops")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    listed = client.get("/api/models/installs").json()
+    assert listed["token"] is None and listed["allow_noncommercial"] is True
+    assert {"sd15-inpainting", "flux1-fill-dev"} <= {s["key"] for s in listed["starters"]}
+
+    started = client.post("/api/models/installs", {"source": REPO}, format="json")
+    assert started.status_code == 202, started.content
+    body = started.json()
+    assert (body["status"], body["name"], body["kind"]) == ("queued", "tiny-inpaint", "checkpoint")
+    assert client.get(f"/api/models/installs/{body['id']}").json()["status"] == "queued"
+    cancelled = client.delete(f"/api/models/installs/{body['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = client.delete(f"/api/models/installs/{body['id']}")
+    assert again.status_code == 409 and "has ended" in again.json()["message"]
+
+    refused = client.post(
+        "/api/models/installs", {"source": f"{hub.files_url}/files/m.ckpt"}, format="json"
+    )
+    assert refused.status_code == 400 and "is a pickle" in refused.json()["message"]
+
+
+def test_the_cli_installs_with_a_progress_bar_and_removes(hub, capsys):
+    call_command("models", "install", REPO)
+    out = capsys.readouterr().out
+    assert f"Installing {REPO} as checkpoint tiny-inpaint" in out
+    assert "installed: tiny-inpaint (sha256 " in out and "100%" in out
+    assert LibraryModel.objects.filter(name="tiny-inpaint", present=True).exists()
+    call_command("models", "remove", "tiny-inpaint")
+    assert "removed: tiny-inpaint" in capsys.readouterr().out
+    assert not (Path(settings.MODELS_DIR) / "tiny-inpaint").exists()
+    assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+
+
+def test_the_cli_says_why_an_install_failed(hub):
+    with pytest.raises(CommandError, match="failed: tests/gone was not found"):
+        call_command("models", "install", "tests/gone")

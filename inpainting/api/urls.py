@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import installs, views
 
 app_name = "api"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
     path("models", views.ModelListView.as_view(), name="models"),
+    path("models/installs", installs.InstallListView.as_view(), name="model-installs"),
+    path("models/installs/<uuid:pk>", installs.InstallDetailView.as_view(), name="model-install"),
     path("loras", views.LoraListView.as_view(), name="loras"),
     path("controlnets", views.ControlNetListView.as_view(), name="controlnets"),
     path("ip-adapters", views.IpAdapterListView.as_view(), name="ip-adapters"),

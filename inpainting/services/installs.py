@@ -295,9 +295,11 @@ def install_create(
     revision: str = "",
     subfolder: str = "",
     name: str = "",
+    queued: bool = True,
 ) -> ModelInstall:
-    """Check the request and queue the install (the housekeeping worker runs it). ``source``
-    is a starter list key, a repo id, a hub URL or a plain URL."""
+    """Check the request and queue the install (the housekeeping worker runs it; ``queued``
+    false: the caller runs it, as ``manage.py models install`` does). ``source`` is a starter
+    list key, a repo id, a hub URL or a plain URL."""
     starter = next((s for s in starters() if s.key == source.strip()), None)
     licence = ""
     if starter is not None:
@@ -353,7 +355,8 @@ def install_create(
             starter=starter.key if starter else "",
             licence=licence,
         )
-        transaction.on_commit(lambda: queue.send_install(install))
+        if queued:
+            transaction.on_commit(lambda: queue.send_install(install))
     return install
 
 
@@ -368,6 +371,20 @@ def install_cancel(*, install: ModelInstall) -> bool:
     install.refresh_from_db()
     _publish(install)
     return bool(cancelled)
+
+
+def install_interrupted(*, install: ModelInstall) -> None:
+    """An install whose process was stopped (Ctrl-C in the CLI): failed, its download kept
+    for the next install of the same model to resume."""
+    ModelInstall.objects.filter(pk=install.pk, status__in=ModelInstall.ACTIVE).update(
+        status=ModelInstall.Status.FAILED,
+        bytes_per_second=None,
+        error="Interrupted; install it again to resume the download.",
+    )
+
+
+def installs_recent(*, limit: int = 50):
+    return ModelInstall.objects.select_related("requested_by")[:limit]
 
 
 def install_describe(install: ModelInstall) -> dict:
