@@ -1,11 +1,22 @@
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.db.models import Sum
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import selectors
 from .errors import ClientError
-from .models import GeneratedImage, Generation, GenerationReference, LibraryModel
-from .services import generations, library
+from .models import (
+    INSTALL_KINDS,
+    GeneratedImage,
+    Generation,
+    GenerationReference,
+    LibraryModel,
+    ModelInstall,
+)
+from .services import generations, installs, library
 
 
 def _image_tag(generation_id, part: str, full: str, height: int = 64) -> str:
@@ -216,6 +227,8 @@ class LibraryModelAdmin(admin.ModelAdmin):
         "family",
         "inpainting",
         "layout",
+        "size",
+        "licence_shown",
         "enabled",
         "is_default",
         "present",
@@ -237,10 +250,32 @@ class LibraryModelAdmin(admin.ModelAdmin):
         "is_default",
         "present",
         "scanned_at",
+        "licence",
+        "source",
     )
 
     def has_add_permission(self, request) -> bool:
-        return False  # models come from the scan
+        return False  # models come from the scan or an install
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, obj: LibraryModel) -> str:
+        return filesizeformat(obj.size_bytes)
+
+    @admin.display(description="licence", ordering="licence")
+    def licence_shown(self, obj: LibraryModel) -> str:
+        if not obj.licence:
+            return "-"
+        licence = installs.licence_of(obj.licence)
+        return f"{licence.name} (non-commercial)" if licence.commercial is False else licence.name
+
+    # Deleting a model (the change page's Delete, the "Delete selected" action) deletes its
+    # files too: a row without its files would come back at the next scan.
+    def delete_model(self, request, obj: LibraryModel) -> None:
+        library.library_model_remove(model=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for model in queryset:
+            library.library_model_remove(model=model)
 
     # Every staff member sees the library; changing it needs the model's change permission.
     def has_module_permission(self, request) -> bool:
@@ -278,3 +313,109 @@ class LibraryModelAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return
         self.message_user(request, f"{model.name} is the default model now.", messages.SUCCESS)
+
+
+@admin.register(ModelInstall)
+class ModelInstallAdmin(admin.ModelAdmin):
+    """Installing models: the starter list with one button each, an install by repo id or URL,
+    the installs with their progress (live, from the websocket), cancel, the Hugging Face
+    token (set, never shown), the disk the library uses. Any staff member may install."""
+
+    change_list_template = "admin/inpainting/modelinstall/installs.html"
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request) -> bool:
+        return False  # through the page's forms, not the add form
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        own = [
+            path("install/", self.admin_site.admin_view(self.install_view), name="model_install"),
+            path("token/", self.admin_site.admin_view(self.token_view), name="model_hub_token"),
+            path(
+                "<uuid:pk>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="model_install_cancel",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            return super().changelist_view(request, extra_context)
+        present = LibraryModel.objects.filter(present=True)
+        installed = {(m.kind, m.name) for m in present}
+        starters = []
+        for starter in installs.install_starters_described():
+            starter["installed"] = (starter["kind"], starter["key"]) in installed
+            starters.append(starter)
+        disk = present.values("kind").annotate(total=Sum("size_bytes")).order_by("kind")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Model installs",
+            "opts": self.model._meta,
+            "starters": starters,
+            "installs": [installs.install_describe(i) for i in installs.installs_recent()],
+            "kinds": INSTALL_KINDS,
+            "token": installs.hub_token_source(),
+            "disk": [
+                {"kind": LibraryModel.Kind(row["kind"]).label, "total": row["total"]}
+                for row in disk
+            ],
+            "disk_total": sum(row["total"] for row in disk),
+            "library_url": reverse("admin:inpainting_librarymodel_changelist"),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, self.change_list_template, context)
+
+    def _back(self):
+        return redirect("admin:inpainting_modelinstall_changelist")
+
+    @staticmethod
+    def _staff(request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def install_view(self, request):
+        if request.method != "POST" or not self._staff(request):
+            return self._back()
+        try:
+            install = installs.install_create(
+                user=request.user,
+                source=request.POST.get("source", ""),
+                kind=request.POST.get("kind", ""),
+                revision=request.POST.get("revision", ""),
+                subfolder=request.POST.get("subfolder", ""),
+                name=request.POST.get("name", ""),
+            )
+        except ClientError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"Installing {install.name}.", messages.SUCCESS)
+        return self._back()
+
+    def token_view(self, request):
+        if request.method == "POST" and self._staff(request):
+            installs.hub_token_set(token=request.POST.get("token", ""))
+            source = installs.hub_token_source()
+            self.message_user(
+                request,
+                "Hugging Face token saved." if source == "the admin" else "Token removed.",
+                messages.SUCCESS,
+            )
+        return self._back()
+
+    def cancel_view(self, request, pk):
+        if request.method == "POST" and self._staff(request):
+            install = get_object_or_404(ModelInstall, pk=pk)
+            if installs.install_cancel(install=install):
+                self.message_user(request, f"{install.name}: cancelled.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{install.name} had ended.", messages.WARNING)
+        return self._back()
