@@ -57,6 +57,7 @@ class InstallListView(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
+        operation_id="api_models_installs_list",
         responses=inline_serializer(
             "ModelInstalls",
             {
@@ -65,7 +66,7 @@ class InstallListView(APIView):
                 "token": serializers.CharField(allow_null=True),
                 "allow_noncommercial": serializers.BooleanField(),
             },
-        )
+        ),
     )
     def get(self, request: Request) -> Response:
         return Response(
