@@ -436,16 +436,10 @@ INSTALL_KINDS = [*LibraryModel.Kind.choices, (LAMA, "LaMa (the lama engine's .on
 class ModelInstall(models.Model):
     """A model being installed (or installed, failed, cancelled) from a Hugging Face repository
     or a URL, by the housekeeping worker (``services.installs``); progress is kept here and
-    sent to the requester's websocket."""
+    sent to the requester's websocket. Its states are a job's."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    Status = Generation.Status
+    ACTIVE = Generation.ACTIVE
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requested_by = models.ForeignKey(

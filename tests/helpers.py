@@ -40,13 +40,19 @@ def wait_for_status(
 ):
     from inpainting.models import Generation
 
+    return wait_for_row_status(Generation, generation_id, statuses, timeout)
+
+
+def wait_for_row_status(model, pk, statuses, timeout: float = 60.0):
+    """The row of ``model`` (a job: a generation, a model install) once its status is one of
+    ``statuses``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        generation = Generation.objects.get(pk=generation_id)
-        if generation.status in statuses:
-            return generation
+        row = model.objects.get(pk=pk)
+        if row.status in statuses:
+            return row
         time.sleep(0.05)
-    raise AssertionError(f"generation {generation_id} stayed {generation.status}")
+    raise AssertionError(f"{model.__name__} {pk} stayed {row.status}")
 
 
 def wait_until_served(*models: str, timeout: float = 30.0) -> None:

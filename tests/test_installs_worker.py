@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from inpainting.models import LibraryModel, ModelInstall
 from inpainting.testing.tiny_lora import write_tiny_lora
+from tests.helpers import wait_for_row_status
 from tests.test_websocket import connect, key_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -29,16 +30,6 @@ def _client(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=key)
     return client
-
-
-def _wait(install_id: str, statuses: set[str], timeout: float = 60) -> ModelInstall:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        install = ModelInstall.objects.get(pk=install_id)
-        if install.status in statuses:
-            return install
-        time.sleep(0.05)
-    raise AssertionError(f"install {install_id} still {install.status}")
 
 
 async def test_a_lora_by_url_installs_on_the_worker_with_progress_on_the_websocket(
@@ -87,6 +78,6 @@ def test_a_cancel_reaches_the_worker_and_leaves_nothing(
     while staging.exists():  # the worker stops at its next progress tick and deletes it
         assert time.monotonic() < deadline, "the cancelled download is still on disk"
         time.sleep(0.05)
-    assert _wait(install_id, {"cancelled"}).status == "cancelled"
+    assert wait_for_row_status(ModelInstall, install_id, {"cancelled"}).status == "cancelled"
     assert not (Path(settings.MODELS_DIR) / "tiny-inpaint").exists()
     assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()

@@ -100,3 +100,14 @@ def wait_overlay_settled(page, after: str | None = None) -> None:
         " return c.dataset.pending !== 'true' && (r === null || c.dataset.ready !== r); }",
         arg=after,
     )
+
+
+def generate_with_model(page, box, model: str, prompt: str = "a red rose") -> None:
+    """Pick ``model`` (the diffusers engine already chosen), paint a stroke, generate 4 steps
+    and wait for the result."""
+    page.select_option("#model", model)
+    page.fill("#prompt", prompt)
+    page.fill("#num_inference_steps", "4")
+    stroke(page, box, (150, 100), (250, 150))
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)

@@ -10,7 +10,7 @@ from huggingface_hub import constants as hf_constants
 from inpainting.models import Generation, LibraryModel, ModelInstall
 from tests import fake_hub as fake_hub_module
 from tests.browser.conftest import log_in, screenshot
-from tests.browser.helpers import open_image, photo, stroke
+from tests.browser.helpers import generate_with_model, open_image, photo
 from tests.helpers import wait_until_served
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -60,12 +60,7 @@ def test_install_from_the_admin_with_progress_then_a_studio_job_runs_on_it(
     path, _ = photo(tmp_path, "chelsea")
     box = open_image(studio, path)
     studio.select_option("#engine", "diffusers")
-    studio.select_option("#model", "tiny-inpaint")
-    studio.fill("#prompt", "a red rose")
-    studio.fill("#num_inference_steps", "4")
-    stroke(studio, box, (150, 100), (250, 150))
-    studio.click("#generate")
-    studio.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    generate_with_model(studio, box, "tiny-inpaint")
     generation = Generation.objects.get(owner=user)
     assert generation.status == "succeeded", generation.error
     assert generation.model_name == "tiny-inpaint"

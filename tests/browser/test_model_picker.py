@@ -16,7 +16,13 @@ from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model, write_tiny_sdxl_inpaint_model
 from tests.browser.conftest import SCREENSHOTS, log_in
-from tests.browser.helpers import open_image, parameter_rows, photo, stroke
+from tests.browser.helpers import (
+    generate_with_model,
+    open_image,
+    parameter_rows,
+    photo,
+    stroke,
+)
 from tests.helpers import wait_until_served
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -48,12 +54,7 @@ def test_pick_a_model_in_the_studio_and_find_it_in_the_history(
     page.select_option("#engine", "diffusers")
     options = page.locator("#model option").all_inner_texts()
     assert options == ["alpha (SD15, inpainting, default)", "beta (SD15, inpainting)"]
-    page.select_option("#model", "beta")
-    page.fill("#prompt", "a red rose")
-    page.fill("#num_inference_steps", "4")
-    stroke(page, box, (150, 100), (250, 150))
-    page.click("#generate")
-    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    generate_with_model(page, box, "beta")
     generation = Generation.objects.get(owner=user)
     assert generation.model_name == "beta" and generation.params["model"] == "beta"
     page.goto(f"{live_url}/history/")
