@@ -25,7 +25,9 @@ def generation_get(
     *, user: User, generation_id: uuid.UUID | str, change: bool = False
 ) -> Generation | None:
     """The generation if ``user`` owns it, or is staff and only reads it (``change=False``);
-    else None. Staff review everything but cancel, delete and re-run only their own."""
+    else None. Staff review everything but cancel, delete and re-run only their own. A job
+    being deleted (cancelled with ``DELETED_ERROR``, its row about to go) is gone already: a
+    client waiting on it is told "deleted" (404), never "cancelled"."""
     try:
         generation_id = uuid.UUID(str(generation_id))
     except ValueError:
@@ -33,6 +35,7 @@ def generation_get(
     qs = Generation.objects.select_related("owner", "source", "mask").prefetch_related("images")
     if change or not user.is_staff:
         qs = qs.filter(owner=user)
+    qs = qs.exclude(status=Generation.Status.CANCELLED, error=Generation.DELETED_ERROR)
     return qs.filter(pk=generation_id).first()
 
 

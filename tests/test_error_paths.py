@@ -148,8 +148,11 @@ def test_deleting_a_job_while_a_client_waits_answers_the_waiter_404_at_once(
     assert answer["at"] - deleted_at < 20  # the event, not the wait limit (60 s)
 
 
+@pytest.mark.parametrize(
+    "endpoint", ["img2img", "sd-inpaint", "modelslab", "fooocus", "deep-image"]
+)
 def test_a_waiter_that_reads_a_job_between_its_cancel_and_its_delete_answers_404(
-    user, api_key, monkeypatch
+    endpoint, user, api_key, monkeypatch
 ):
     """The delete cancels the row first (so a worker stops writing into it), then deletes it in
     a transaction: a waiter that wakes in between reads 'cancelled' and still says 'deleted'.
@@ -165,7 +168,7 @@ def test_a_waiter_that_reads_a_job_between_its_cancel_and_its_delete_answers_404
             await sync_to_async(generations.generation_delete)(generation=generation)
 
     monkeypatch.setattr(common, "wait_until_finished", delete_while_waiting)
-    response = _compat_bodies(api_key)["img2img"](Client())
+    response = _compat_bodies(api_key)[endpoint](Client())
     assert response.status_code == 404, response.content[:300]
     assert "deleted" in response.json()["message"]
     assert Generation.objects.get().status == Generation.Status.CANCELLED  # the row is still here

@@ -305,3 +305,27 @@ def test_the_cli_installs_with_a_progress_bar_and_removes(hub, capsys):
 def test_the_cli_says_why_an_install_failed(hub):
     with pytest.raises(CommandError, match="failed: tests/gone was not found"):
         call_command("models", "install", "tests/gone")
+
+
+def test_a_download_link_that_names_no_file_installs_under_the_given_name(
+    hub, user, tiny_model, tmp_path
+):
+    lora = write_tiny_lora(tiny_model, tmp_path / "x.safetensors", layout="peft")
+    hub.plain["12345"] = lora.read_bytes()  # Civitai's /api/download/models/<id> pattern
+    link = f"{hub.files_url}/files/12345"
+    with pytest.raises(ClientError, match="give the model's name"):
+        installs.install_create(user=user, source=link, kind="lora")
+    install = _install(user, source=link, kind="lora", name="style.safetensors")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    assert LibraryModel.objects.loras().filter(name="style.safetensors").exists()
+
+
+def test_a_pickle_behind_a_link_that_names_no_file_is_refused_by_the_scan(hub, user):
+    hub.plain["666"] = b"\x80\x04\x95" + b"x" * 64  # a pickle's first bytes, not safetensors
+    install = _install(
+        user, source=f"{hub.files_url}/files/666", kind="lora", name="evil.safetensors"
+    )
+    assert install.status == ModelInstall.Status.FAILED
+    assert install.error.startswith("The library refused it:")
+    assert not (Path(settings.LORAS_DIR) / "evil.safetensors").exists()
+    assert not LibraryModel.objects.filter(name="evil.safetensors").exists()

@@ -77,8 +77,8 @@ def docs_commands() -> list[str]:
     """Every ``.venv/bin/python manage.py`` command the README and the guide print in a code
     block, as a person would type it: continuation lines joined, comments and the synopses'
     optional ``[...]`` parts left out, USERNAME the demo user. Left out: those that need a
-    model file of the reader's or the network (``data/models/…``, ``download_model``), and
-    interactive ones (``createsuperuser``)."""
+    model file of the reader's or the network (``data/models/…``, ``download_model``, ``models
+    install`` and ``remove``), and interactive ones (``createsuperuser``, ``models token``)."""
     commands = []
     for name in DOCS:
         block, inside = [], False
@@ -96,6 +96,8 @@ def docs_commands() -> list[str]:
             while re.search(r"\[[^\[\]]*\]", line):
                 line = re.sub(r"\s*\[[^\[\]]*\]", "", line)
             if "data/models/" in line or "download_model" in line:
+                continue
+            if re.search(r"manage\.py models (install|remove|token)\b", line):
                 continue
             commands.append(line.replace("USERNAME", "demo"))
     return sorted(set(commands))

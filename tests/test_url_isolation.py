@@ -85,6 +85,9 @@ ROUTES: dict[str, Route] = {
     "api:health": api_route("get", 200),
     "api:schedulers": api_route("get", 200),
     "api:models": api_route("get", 200),
+    # model installs: staff only (a user's session or key: 403; no install has that id: 404)
+    "api:model-installs": api_route("get", 403, staff=200),
+    "api:model-install": api_route("get", 403, staff=404),
     "api:loras": api_route("get", 200),
     "api:controlnets": api_route("get", 200),
     "api:ip-adapters": api_route("get", 200),

@@ -108,14 +108,12 @@ class SubmitAndWaitView(AsyncAPIView):
 
 def unfinished(generation: Generation, *, blocking: bool) -> tuple[int, str] | None:
     """The status and message of a waited-on job that did not succeed: failed (422),
-    cancelled (409), being deleted (404), or still running after the wait limit: a 504 for
-    the clients that block for the images (``blocking``; the job goes on), None for the
-    others (they get a 202 and where to fetch it)."""
+    cancelled (409), or still running after the wait limit: a 504 for the clients that block
+    for the images (``blocking``; the job goes on), None for the others (they get a 202 and
+    where to fetch it). A job being deleted never gets here (``selectors.generation_get``)."""
     if generation.status == Generation.Status.FAILED:
         return 422, generation.error
     if generation.status == Generation.Status.CANCELLED:
-        if generation.error == Generation.DELETED_ERROR:
-            return 404, generation.error
         return 409, "The generation was cancelled."
     if blocking and generation.status != Generation.Status.SUCCEEDED:
         return 504, (

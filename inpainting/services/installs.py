@@ -272,7 +272,8 @@ def _refuse_weights_file(name: str, kind: str) -> None:
         )
     raise ClientError(
         f"{echoed(name)} is not a weights file an install takes (.safetensors; .onnx for mask "
-        "models and LaMa; a weights-only .pth for upscalers).",
+        "models and LaMa; a weights-only .pth for upscalers). For a download link that names "
+        "no file (Civitai's), give the model's name with its suffix (name=style.safetensors).",
         field="source",
     )
 
@@ -319,7 +320,11 @@ def install_create(
     if kind not in dict(ModelInstall._meta.get_field("kind").choices):
         kinds = ", ".join(dict(ModelInstall._meta.get_field("kind").choices))
         raise ClientError(f"Unknown kind {echoed(kind)}; the kinds: {kinds}.", field="kind")
-    if parsed.file or parsed.url:
+    if parsed.url and not Path(parsed.file_name).suffix and name:
+        # A download link that names no file (Civitai's): the name says what it is, and the
+        # scan then reads its header (a pickle there is refused and deleted).
+        _refuse_weights_file(name, kind)
+    elif parsed.file or parsed.url:
         _refuse_weights_file(parsed.file_name, kind)
     subfolder = subfolder.strip("/")
     if subfolder and (not parsed.repo or parsed.file or ".." in subfolder.split("/")):
