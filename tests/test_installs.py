@@ -18,10 +18,13 @@ from huggingface_hub import constants as hub_constants
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
+from inpainting.conf import lama_file
 from inpainting.errors import ClientError
 from inpainting.models import HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library
+from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_lora import write_tiny_lora
+from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -329,3 +332,51 @@ def test_a_pickle_behind_a_link_that_names_no_file_is_refused_by_the_scan(hub, u
     assert install.error.startswith("The library refused it:")
     assert not (Path(settings.LORAS_DIR) / "evil.safetensors").exists()
     assert not LibraryModel.objects.filter(name="evil.safetensors").exists()
+
+
+def test_a_controlnet_folder_an_upscaler_file_and_lama_install_into_their_places(
+    hub, user, tiny_model, tiny_lama, tmp_path
+):
+    controlnet = write_tiny_controlnet(tiny_model, tmp_path / "inpaint-cn")
+    hub.add_folder("tests/inpaint-cn", controlnet)
+    upscaler = write_tiny_real_esrgan(tmp_path / "RealESRGAN_x4.pth")
+    hub.repos["tests/esrgan"] = hub_module.Repo({"RealESRGAN_x4.pth": upscaler.read_bytes()})
+    hub.repos["tests/lama"] = hub_module.Repo({"lama_fp32.onnx": tiny_lama.fixed.read_bytes()})
+
+    done = _install(user, source="tests/inpaint-cn", kind="controlnet")
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    assert LibraryModel.objects.controlnets().get(name="inpaint-cn").family == "sd15"
+    assert (Path(settings.CONTROLNETS_DIR) / "inpaint-cn" / "config.json").is_file()
+
+    with pytest.raises(ClientError, match="is a pickle"):  # a .pth: for an upscaler only
+        installs.install_create(
+            user=user, source=f"{hub.url}/tests/esrgan/resolve/main/RealESRGAN_x4.pth"
+        )
+    done = _install(
+        user, source=f"{hub.url}/tests/esrgan/resolve/main/RealESRGAN_x4.pth", kind="upscaler"
+    )
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    row = LibraryModel.objects.upscalers().get(name="RealESRGAN_x4.pth")
+    assert row.details["scale"] == 4
+
+    done = _install(user, source=f"{hub.url}/tests/lama/resolve/main/lama_fp32.onnx", kind="lama")
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    assert lama_file().read_bytes() == tiny_lama.fixed.read_bytes()
+
+
+def test_the_admin_page_refuses_a_non_commercial_starter_where_the_deployment_says_so(
+    hub, client, staff_user, settings
+):
+    settings.ALLOW_NONCOMMERCIAL_MODELS = False
+    client.force_login(staff_user)
+    page = client.get("/admin/inpainting/modelinstall/").content.decode()
+    fill = page[page.index('data-starter="flux1-fill-dev"') :]
+    fill = fill[: fill.index("</tr>")]
+    assert "non-commercial" in fill and "refused here" in fill and "Install</button>" not in fill
+    klein = page[page.index('data-starter="flux2-klein-4b"') :]
+    assert "Install</button>" in klein[: klein.index("</tr>")]
+    answer = client.post(
+        "/admin/inpainting/modelinstall/install/", {"source": "flux1-fill-dev"}, follow=True
+    )
+    assert "does not allow commercial use" in answer.content.decode()
+    assert not ModelInstall.objects.exists()
