@@ -400,11 +400,16 @@ MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", default=1)
 # working size. Empty: read from its files where they are (web machines often have none:
 # then SD 1.5's).
 SD_INPAINT_FAMILY = env.str("SD_INPAINT_FAMILY", default="")
-# CUDA memory per worker: "none" (everything on the GPU), "model" (each part moves to the GPU
-# when it runs: FLUX.1 Fill on a 24 GB card), "sequential" (layer by layer: least memory).
-MODEL_OFFLOAD = env.str("MODEL_OFFLOAD", default="none")
-if MODEL_OFFLOAD not in ("none", "model", "sequential"):
-    raise environ.ImproperlyConfigured("MODEL_OFFLOAD must be none, model or sequential.")
+# Where a model's weights live on a CUDA worker (inpainting/engine/memory.py): "auto" takes
+# the fastest plan that fits the free GPU memory (gpu, fp8, text-encoder-offload,
+# fp8-text-encoder-offload, model-offload, sequential); a plan's name takes that plan. The
+# headroom is the GPU memory a job needs beyond the weights. MODEL_OFFLOAD=model / sequential
+# (the older setting) still means model-offload / sequential.
+_OFFLOAD_PLANS = {"none": "auto", "model": "model-offload", "sequential": "sequential"}
+MODEL_MEMORY_PLAN = env.str(
+    "MODEL_MEMORY_PLAN", default=_OFFLOAD_PLANS.get(env.str("MODEL_OFFLOAD", default=""), "auto")
+)
+MODEL_MEMORY_HEADROOM_GB = env.float("MODEL_MEMORY_HEADROOM_GB", default=3.0)
 # The library models this worker serves, comma-separated ("none": only the classical and lama
 # engines); empty = every enabled library model whose files are on this worker's disk. Each
 # model has its own Celery queue, which a worker consumes while it serves the model.

@@ -228,6 +228,7 @@ class LibraryModelAdmin(admin.ModelAdmin):
         "inpainting",
         "layout",
         "size",
+        "gpu_memory",
         "licence_shown",
         "enabled",
         "is_default",
@@ -252,10 +253,27 @@ class LibraryModelAdmin(admin.ModelAdmin):
         "scanned_at",
         "licence",
         "source",
+        "memory_plans",
     )
 
     def has_add_permission(self, request) -> bool:
         return False  # models come from the scan or an install
+
+    @admin.display(description="GPU memory")
+    def gpu_memory(self, obj: LibraryModel) -> str:
+        """All on the GPU, and the least any plan needs short of sequential offload."""
+        needs = library.library_model_memory(obj)
+        if not needs:
+            return "-"
+        least = min(v for plan, v in needs.items() if plan != "sequential")
+        return f"{needs['gpu']:g} GB (from {least:g} GB)"
+
+    @admin.display(description="GPU memory by memory plan")
+    def memory_plans(self, obj: LibraryModel) -> str:
+        needs = library.library_model_memory(obj)
+        if not needs:
+            return "-"
+        return ", ".join(f"{plan}: {gb:g} GB" for plan, gb in needs.items())
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj: LibraryModel) -> str:

@@ -60,7 +60,8 @@ def engine_config() -> EngineConfig:
         preview_every=settings.INPAINT_PREVIEW_EVERY,
         compile_unet=settings.INPAINT_COMPILE,
         model_cache_size=settings.MODEL_CACHE_SIZE,
-        offload=settings.MODEL_OFFLOAD,
+        memory_plan=settings.MODEL_MEMORY_PLAN,
+        memory_headroom=int(settings.MODEL_MEMORY_HEADROOM_GB * 1024**3),
         model_configs=str(settings.MODEL_CONFIGS_DIR),
         lama_model=str(lama) if lama.is_file() else None,
     )

@@ -380,3 +380,19 @@ def test_the_admin_page_refuses_a_non_commercial_starter_where_the_deployment_sa
     )
     assert "does not allow commercial use" in answer.content.decode()
     assert not ModelInstall.objects.exists()
+
+
+def test_the_model_list_shows_the_licence_and_the_memory_each_plan_needs(hub, user, api):
+    assert _install(user, source=REPO).status == ModelInstall.Status.SUCCEEDED
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    model = listed["tiny-inpaint"]
+    assert model["licence"] == "apache-2.0" and model["quantization"] is None
+    # A UNet: no fp8 plan; the headroom (3 GiB) dominates a tiny model's needs.
+    assert list(model["memory_gb"]) == [
+        "gpu",
+        "text-encoder-offload",
+        "model-offload",
+        "sequential",
+    ]
+    assert model["memory_gb"]["sequential"] == round(3 * 1024**3 / 1e9, 1)
+    assert model["memory_gb"]["gpu"] >= model["memory_gb"]["model-offload"]

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import memory
 from .families import FAMILIES, Family, Unsupported, family_of_folder
 
 #: Where single-file checkpoints of each family find their pipeline configuration, shipped
@@ -65,6 +66,57 @@ def read_header(path: Path) -> dict[str, dict]:
         ):
             raise Unsupported(f"{path.name} is not a safetensors file (bad entry {name[:80]!r}).")
     return table
+
+
+#: Where a single file's tensors belong (the original layouts): its text encoders and its
+#: VAE; any other tensor is the denoiser's (a FLUX file is all transformer).
+_TEXT_PREFIXES = ("cond_stage_model.", "conditioner.", "text_encoders.", "te.")
+_OTHER_PREFIXES = ("first_stage_model.", "vae.")
+#: The bytes of a weight as a GPU runs it (bf16 / fp16), whatever the file stores.
+RUNTIME_BYTES = 2
+
+
+def _numel(entry: dict) -> int:
+    count = 1
+    for side in entry["shape"]:
+        count *= side
+    return count
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """A part folder's weights: its full files, not the ``.fp16`` (variant) copies beside
+    them, unless those are all there is."""
+    files = sorted(folder.glob("*.safetensors"))
+    full = [f for f in files if f.name.count(".") == 1]
+    return full or files
+
+
+def weight_parts(path: Path, family: Family) -> memory.Parts:
+    """The bytes of a model's denoiser, text encoders and other parts at 16 bits a weight
+    (how a GPU runs them), read from the safetensors headers: no weight is read."""
+    sizes = {"denoiser": 0, "text_encoders": 0, "other": 0}
+    if path.is_file():
+        for name, entry in read_header(path).items():
+            where = (
+                "text_encoders"
+                if name.startswith(_TEXT_PREFIXES)
+                else "other"
+                if name.startswith(_OTHER_PREFIXES)
+                else "denoiser"
+            )
+            sizes[where] += _numel(entry) * RUNTIME_BYTES
+    else:
+        for part in sorted(p for p in path.iterdir() if p.is_dir()):
+            where = (
+                "denoiser"
+                if part.name == family.denoiser
+                else "text_encoders"
+                if part.name.startswith("text_encoder")
+                else "other"
+            )
+            for file in _weight_files(part):
+                sizes[where] += sum(map(_numel, read_header(file).values())) * RUNTIME_BYTES
+    return memory.Parts(**sizes, transformer=family.denoiser == "transformer")
 
 
 def probe_checkpoint(path: Path) -> Probe:

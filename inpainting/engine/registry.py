@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import memory
 from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend
 from .backends.lama import LamaBackend
@@ -70,8 +71,10 @@ class EngineConfig:
     model_cache_size: int = 1
     #: Pipeline configurations for single-file checkpoints, one folder per family.
     model_configs: str | None = None
-    #: CUDA memory: none | model | sequential (``backends.loading.load_pipeline``).
-    offload: str = "none"
+    #: Where a model's weights live on CUDA (``engine.memory``): auto chooses by the free
+    #: memory; and the GPU memory a job needs beyond its weights.
+    memory_plan: str = "auto"
+    memory_headroom: int = memory.DEFAULT_HEADROOM
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
 
@@ -163,7 +166,8 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.compile_unet,
                     config.model_cache_size,
                     config.model_configs,
-                    config.offload,
+                    config.memory_plan,
+                    config.memory_headroom,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

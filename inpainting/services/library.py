@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from huggingface_hub import constants as hf_constants
 
 from .. import fleet, selectors
 from ..conf import deployment_family, engine_config, model_status
-from ..engine import selection, superres
+from ..engine import memory, selection, superres
 from ..engine.families import FAMILIES, Family
 from ..engine.probe import (
     PICKLE_SUFFIXES,
@@ -31,6 +31,7 @@ from ..engine.probe import (
     probe_controlnet,
     probe_ip_adapter,
     probe_lora,
+    weight_parts,
 )
 from ..errors import ClientError, echoed
 from ..models import SUPER_RESOLUTION, A1111Options, LibraryModel
@@ -202,7 +203,10 @@ def _probe(item: _Found) -> Probe:
         details = {"architecture": found.architecture, "scale": found.scale}
         family = SUPER_RESOLUTION
         return Probe(family, False, LibraryModel.Layout.SINGLE_FILE, details)
-    return probe(item.path)
+    found = probe(item.path)
+    parts = weight_parts(item.path, FAMILIES[found.family])
+    details = {**found.details, "parts": asdict(parts)}
+    return Probe(found.family, found.inpainting, found.layout, details)
 
 
 def library_scan() -> ScanReport:
@@ -417,6 +421,10 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
         "workers": workers,
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
+        "licence": model.licence or None,
+        "quantization": model.details.get("quantization"),
+        # The GPU memory each memory plan needs (GB, engine.memory), from the parts' sizes.
+        "memory_gb": library_model_memory(model),
         "family_label": family.label,
         "defaults": {
             "working_size": family.working_size,
@@ -425,6 +433,17 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
         },
         "accepts": family.accepts(),
     }
+
+
+def library_model_memory(model: LibraryModel) -> dict[str, float] | None:
+    """The GPU memory (GB) each memory plan needs for ``model`` with this deployment's
+    headroom; None when the scan recorded no part sizes (a model scanned before they were)."""
+    parts = model.details.get("parts")
+    if not parts:
+        return None
+    headroom = int(settings.MODEL_MEMORY_HEADROOM_GB * 1024**3)
+    needs = memory.needs_by_plan(memory.Parts(**parts), headroom)
+    return {plan: round(need / 1e9, 1) for plan, need in needs.items()}
 
 
 def library_model_for_job(requested: str | None) -> LibraryModel | None:

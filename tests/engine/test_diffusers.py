@@ -379,23 +379,24 @@ def test_a_cache_of_one_alternating_two_models_gives_each_its_own_image(
     backend_module._evict(1)
 
 
-def test_offload_is_for_cuda_and_the_held_memory_is_reported(tiny_model):
-    """MODEL_OFFLOAD moves parts between CPU and GPU memory; on a CPU there is nothing to
-    move, so the pipeline loads as usual and says so. The bytes its weights hold are those
-    of every part's parameters and buffers; an unknown mode is refused."""
+def test_a_cpu_runs_everything_in_place_and_the_held_memory_is_reported(tiny_model):
+    """A memory plan moves parts between CPU and GPU memory; on a CPU there is nothing to
+    move, so the pipeline loads as usual and says so (plan "cpu"), whatever offload was asked.
+    The bytes its weights hold are those of every part's parameters and buffers; an unknown
+    plan is refused."""
     from inpainting.engine import EngineError
     from inpainting.engine.backends import loading as backend_module
 
     backend_module.unload_all()
-    pipe = backend_module.load_pipeline(str(tiny_model), "cpu", offload="model")
+    pipe = backend_module.load_pipeline(str(tiny_model), "cpu", memory_plan="model-offload")
     held = backend_module.loaded_pipelines()
-    assert [(h["model"], h["offload"], h["family"]) for h in held] == [
-        (str(tiny_model), "none", "sd15")
+    assert [(h["model"], h["plan"], h["family"]) for h in held] == [
+        (str(tiny_model), "cpu", "sd15")
     ]
     tensors = []
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
         tensors += [*part.parameters(), *part.buffers()]  # position ids too
     expected = sum(t.numel() * t.element_size() for t in tensors)
     assert held[0]["bytes"] == expected > 0
-    with pytest.raises(EngineError, match="MODEL_OFFLOAD must be one of none, model, sequential"):
-        backend_module.load_pipeline(str(tiny_model), "cpu", offload="disk")
+    with pytest.raises(EngineError, match="MODEL_MEMORY_PLAN must be one of auto, gpu, fp8"):
+        backend_module.load_pipeline(str(tiny_model), "cpu", memory_plan="disk")

@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from .. import memory
 from ..previews import latents_to_jpeg
 from ..prompts import parse_weights, plain_text
 from ..schedulers import make_scheduler
@@ -37,6 +38,7 @@ from .loading import (
     denoiser_of,
     family_of_model,
     load_pipeline,
+    memory_plan_of,
     resolve_device,
     resolve_model,
 )
@@ -61,10 +63,12 @@ class DiffusersBackend:
         compile_unet: bool = False,
         cache_size: int = 1,
         configs: str | None = None,
-        offload: str = "none",
+        memory_plan: str = memory.AUTO,
+        headroom: int = memory.DEFAULT_HEADROOM,
     ):
         self.model = resolve_model(model)
-        self.offload = offload
+        self.memory_plan = memory_plan
+        self.headroom = headroom
         self.family = family_of_model(self.model)
         self.edits = self.family.edits
         # An edit reads each job's pictures with its words: one job per pipeline call.
@@ -89,7 +93,8 @@ class DiffusersBackend:
             self.working_size,
             self.cache_size,
             self.configs,
-            self.offload,
+            self.memory_plan,
+            self.headroom,
         )
 
     def inpaint(
@@ -246,6 +251,7 @@ class DiffusersBackend:
             "device": self.device,
             "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
             "family": self.family.name,
+            "memory_plan": memory_plan_of(self.model, self.device, self.compile_unet),
             **({"model_load_seconds": load_seconds} if load_seconds else {}),
         }
 

@@ -16,6 +16,7 @@ from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from PIL import Image
 
+from .. import memory
 from ..families import FAMILIES, Family, family_of_folder
 from ..probe import config_folder, probe, probe_checkpoint
 from ..types import (
@@ -33,8 +34,6 @@ MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
 _PIPELINES: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
 #: What each loaded pipeline holds (``loaded_pipelines``), by the same key.
 _HELD: dict[tuple[str, str, bool], dict[str, Any]] = {}
-#: MODEL_OFFLOAD's choices (``load_pipeline``).
-OFFLOAD_MODES = ("none", "model", "sequential")
 _LOAD_LOCK = threading.Lock()
 #: The ControlNet inpaint pipeline last built from a loaded one (``adapters``): ``base`` (a
 #: weak reference to the loaded pipeline it shares its parts with), ``path`` (the ControlNet's
@@ -222,7 +221,8 @@ def load_pipeline(
     size: int = 512,
     cache_size: int = 1,
     configs: str | Path | None = None,
-    offload: str = "none",
+    memory_plan: str = memory.AUTO,
+    headroom: int = memory.DEFAULT_HEADROOM,
 ) -> Any:
     """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
 
@@ -231,11 +231,11 @@ def load_pipeline(
     pipelines stay loaded: loading another unloads the least recently used first. On CUDA it
     runs in its family's dtype (fp16 for SD, bf16 for the flow-matching families) on the fast
     path (``speed_up``); ``compile_unet`` adds ``torch.compile`` and a warm-up call at
-    ``size``. ``offload`` (CUDA only): ``model`` keeps each part in CPU memory until it runs
-    (a 24 GB card runs FLUX.1 Fill), ``sequential`` moves it layer by layer (least GPU
-    memory, slowest), ``none`` keeps everything on the GPU."""
-    if offload not in OFFLOAD_MODES:
-        raise EngineError(f"MODEL_OFFLOAD must be one of {', '.join(OFFLOAD_MODES)}.")
+    ``size``. ``memory_plan`` (``engine.memory``): ``auto`` chooses on CUDA the fastest plan
+    whose weights and ``headroom`` fit the free GPU memory (fp8 storage, text encoders or
+    parts offloaded); a plan's name takes that plan."""
+    if memory_plan not in memory.CHOICES:
+        raise EngineError(f"MODEL_MEMORY_PLAN must be one of {', '.join(memory.CHOICES)}.")
     model = resolve_model(model)
     key = (model, device, compile_unet)
     with _LOAD_LOCK:
@@ -270,7 +270,7 @@ def load_pipeline(
                 "download_model` on a machine with network access, or set SD_INPAINT_MODEL "
                 "to a local folder."
             ) from exc
-        return _prepare(key, pipe, family, size, offload)
+        return _prepare(key, pipe, family, size, memory_plan, headroom)
 
 
 def adopt_pipeline(
@@ -279,7 +279,7 @@ def adopt_pipeline(
     device: str,
     compile_unet: bool = False,
     size: int = 512,
-    offload: str = "none",
+    memory_plan: str = memory.AUTO,
 ) -> Any:
     """A pipeline built in this process (the GPU kit's random weights in a published
     configuration: a model too large to write to disk first) prepared and kept as
@@ -287,26 +287,83 @@ def adopt_pipeline(
     family's configuration files; a ``DiffusersBackend`` of ``model`` then runs it."""
     with _LOAD_LOCK:
         _evict(0)
-        return _prepare((model, device, compile_unet), pipe, family_of_model(model), size, offload)
+        key, family = (model, device, compile_unet), family_of_model(model)
+        return _prepare(key, pipe, family, size, memory_plan, memory.DEFAULT_HEADROOM)
 
 
-def _prepare(key: tuple[str, str, bool], pipe: Any, family: Family, size: int, offload: str):
-    """Where the pipeline runs (the device, or offloaded), the fast path (``speed_up``), a
-    warm-up when compiled; kept in the cache under ``key`` (model, device, compiled)."""
-    model, device, compile_unet = key
-    cuda = device == "cuda"
-    if cuda and offload == "model":
+def parts_of(pipe: Any, family: Family) -> memory.Parts:
+    """The bytes of ``pipe``'s denoiser, text encoders and other parts, as loaded."""
+    sizes = {"denoiser": 0, "text_encoders": 0, "other": 0}
+    for name, part in pipe.components.items():
+        held = _module_bytes(part)
+        if name == family.denoiser:
+            sizes["denoiser"] += held
+        elif name.startswith("text_encoder"):
+            sizes["text_encoders"] += held
+        else:
+            sizes["other"] += held
+    return memory.Parts(**sizes, transformer=family.denoiser == "transformer")
+
+
+def _place(pipe: Any, family: Family, device: str, plan: str) -> Any:
+    """Put ``pipe``'s weights where ``plan`` says (``engine.memory``)."""
+    import torch  # noqa: PLC0415 - heavy, as above
+
+    if plan in memory.FP8_PLANS:
+        denoiser = getattr(pipe, family.denoiser)
+        denoiser.enable_layerwise_casting(
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=denoiser.dtype
+        )
+    if plan == memory.MODEL_OFFLOAD:
         pipe.enable_model_cpu_offload(device=device)
-    elif cuda and offload == "sequential":
+    elif plan == memory.SEQUENTIAL:
         pipe.enable_sequential_cpu_offload(device=device)
+    elif plan in (memory.TEXT_ENCODER_OFFLOAD, memory.FP8_TEXT_ENCODER_OFFLOAD):
+        kept = [name for name in pipe.components if not name.startswith("text_encoder")]
+        pipe.enable_group_offload(
+            onload_device=torch.device(device),
+            offload_type="leaf_level",
+            use_stream=True,
+            exclude_modules=kept,
+        )
     else:
         pipe = pipe.to(device)
+    return pipe
+
+
+def _prepare(
+    key: tuple[str, str, bool],
+    pipe: Any,
+    family: Family,
+    size: int,
+    memory_plan: str,
+    headroom: int,
+):
+    """Where the pipeline's weights live (``engine.memory``'s plan for the free GPU memory),
+    the fast path (``speed_up``), a warm-up when compiled; kept in the cache under ``key``
+    (model, device, compiled)."""
+    import torch  # noqa: PLC0415 - heavy, as above
+
+    model, device, compile_unet = key
+    cuda = device == "cuda"
+    parts = parts_of(pipe, family)
+    free = torch.cuda.mem_get_info(torch.device(device))[0] if cuda else None
+    plan = memory.choose(parts, free, asked=memory_plan, headroom=headroom)
+    if cuda:
+        logger.info(
+            "%s: memory plan %s (%.1f GB of weights, %.1f GB free)",
+            model,
+            plan,
+            (parts.denoiser + parts.text_encoders + parts.other) / 1e9,
+            free / 1e9,
+        )
+    pipe = _place(pipe, family, device, plan)
     pipe.set_progress_bar_config(disable=True)
     speed_up(
         pipe,
         denoiser=family.denoiser,
         channels_last=cuda,
-        fuse_qkv=cuda and offload == "none",
+        fuse_qkv=cuda and plan == memory.GPU,
         compile_unet=compile_unet,
     )
     if compile_unet:
@@ -317,21 +374,29 @@ def _prepare(key: tuple[str, str, bool], pipe: Any, family: Family, size: int, o
         "family": family.name,
         "bytes": pipeline_bytes(pipe),
         "dtype": str(denoiser_of(pipe).dtype).removeprefix("torch."),
-        "offload": offload if cuda else "none",
+        "plan": plan,
     }
     return pipe
 
 
+def memory_plan_of(model: str, device: str, compile_unet: bool) -> str | None:
+    """The memory plan the loaded pipeline of ``model`` runs under (None: not loaded)."""
+    held = _HELD.get((model, device, compile_unet))
+    return held["plan"] if held else None
+
+
 def pipeline_bytes(pipe: Any) -> int:
     """The memory a pipeline's weights hold (every parameter and buffer of its parts)."""
+    return sum(_module_bytes(part) for part in pipe.components.values())
+
+
+def _module_bytes(part: Any) -> int:
     import torch  # noqa: PLC0415 - heavy, as above
 
-    total = 0
-    for part in pipe.components.values():
-        if isinstance(part, torch.nn.Module):
-            tensors = [*part.parameters(), *part.buffers()]
-            total += sum(t.numel() * t.element_size() for t in tensors)
-    return total
+    if not isinstance(part, torch.nn.Module):
+        return 0
+    tensors = [*part.parameters(), *part.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def loaded_models() -> list[str]:
@@ -341,5 +406,5 @@ def loaded_models() -> list[str]:
 
 def loaded_pipelines() -> list[dict[str, Any]]:
     """What each pipeline this process holds is: model, family, bytes of weights, dtype and
-    offload, least recently used first."""
+    memory plan, least recently used first."""
     return [dict(_HELD[key]) for key in _PIPELINES if key in _HELD]
