@@ -376,6 +376,7 @@ class LibraryModel(models.Model):
         DIFFUSERS = "diffusers", "diffusers folder"
         HF_CACHE = "hf-cache", "Hugging Face cache"
         TRANSFORMERS = "transformers", "transformers folder"
+        GGUF = "gguf", "GGUF transformer (quantized)"
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKPOINT)
     name = models.CharField(max_length=255)

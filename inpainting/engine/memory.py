@@ -44,12 +44,13 @@ DEFAULT_HEADROOM = 3 * 1024**3
 @dataclass(frozen=True)
 class Parts:
     """The bytes of a model's weights in the dtype it runs in: its denoiser (transformer or
-    UNet), its text encoders, and the rest (VAE, image encoders)."""
+    UNet), its text encoders, and the rest (VAE, image encoders); ``fp8``: whether fp8
+    storage is offered (for a transformer in bf16: not a UNet, not a quantized GGUF)."""
 
     denoiser: int
     text_encoders: int
     other: int
-    transformer: bool = True  # fp8 storage is offered for transformers only
+    fp8: bool = True
 
     @property
     def largest(self) -> int:
@@ -76,7 +77,7 @@ def offered(parts: Parts) -> tuple[str, ...]:
     return tuple(
         plan
         for plan in PLANS
-        if (parts.transformer or plan not in FP8_PLANS)
+        if (parts.fp8 or plan not in FP8_PLANS)
         and (parts.text_encoders or plan not in (TEXT_ENCODER_OFFLOAD, FP8_TEXT_ENCODER_OFFLOAD))
     )
 
@@ -99,7 +100,7 @@ def choose(
     if asked not in CHOICES:
         raise ValueError(f"MODEL_MEMORY_PLAN must be one of {', '.join(CHOICES)}.")
     if free is None:
-        return FP8 if asked == FP8 and parts.transformer else CPU
+        return FP8 if asked == FP8 and parts.fp8 else CPU
     if asked != AUTO:
         return asked
     for plan in offered(parts):

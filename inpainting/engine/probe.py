@@ -95,6 +95,9 @@ def weight_parts(path: Path, family: Family) -> memory.Parts:
     """The bytes of a model's denoiser, text encoders and other parts at 16 bits a weight
     (how a GPU runs them), read from the safetensors headers: no weight is read."""
     sizes = {"denoiser": 0, "text_encoders": 0, "other": 0}
+    if path.suffix.lower() == ".gguf":  # the transformer alone, held quantized as it is
+        held = sum(read_gguf(path)[1].values())
+        return memory.Parts(denoiser=held, text_encoders=0, other=0, fp8=False)
     if path.is_file():
         for name, entry in read_header(path).items():
             where = (
@@ -116,7 +119,7 @@ def weight_parts(path: Path, family: Family) -> memory.Parts:
             )
             for file in _weight_files(part):
                 sizes[where] += sum(map(_numel, read_header(file).values())) * RUNTIME_BYTES
-    return memory.Parts(**sizes, transformer=family.denoiser == "transformer")
+    return memory.Parts(**sizes, fp8=family.denoiser == "transformer")
 
 
 def probe_checkpoint(path: Path) -> Probe:
@@ -196,9 +199,56 @@ def probe(path: Path) -> Probe:
             "it, so DreamLayer refuses it. Convert it to .safetensors (or download that "
             "version) and copy that in instead."
         )
+    if path.suffix.lower() == ".gguf":
+        return probe_gguf(path)
     if path.suffix.lower() != ".safetensors":
-        raise Unsupported(f"{path.name}: only .safetensors files and diffusers folders are models.")
+        raise Unsupported(
+            f"{path.name}: only .safetensors and .gguf files and diffusers folders are models."
+        )
     return probe_checkpoint(path)
+
+
+#: GGUF tensor types that are not quantized (a quantized file keeps its biases and norms so).
+_GGUF_PLAIN = frozenset({"F32", "F16", "BF16"})
+
+
+def read_gguf(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
+    """A GGUF file's tensor table (name -> {shape (PyTorch's order), dtype}) and the bytes it
+    holds by tensor type, from its header: the file is memory-mapped, no weight is read."""
+    import gguf  # noqa: PLC0415 - numpy-heavy, needed only for .gguf files
+
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except (ValueError, OSError, KeyError, IndexError) as exc:
+        raise Unsupported(f"{path.name} is not a GGUF file ({type(exc).__name__}).") from None
+    table, held = {}, {}
+    for tensor in reader.tensors:
+        kind = tensor.tensor_type.name
+        table[tensor.name] = {"shape": [int(n) for n in reversed(tensor.shape)], "dtype": kind}
+        held[kind] = held.get(kind, 0) + int(tensor.n_bytes)
+    return table, held
+
+
+def probe_gguf(path: Path) -> Probe:
+    """A GGUF transformer (the community's quantized files: Black Forest Labs' key names) of a
+    family diffusers reads them for (``Family.single_file_denoiser``); its quantization is the
+    type that holds most of its bytes."""
+    table, held = read_gguf(path)
+    for family in FAMILIES.values():
+        if family.single_file_denoiser is None:
+            continue
+        try:
+            inpainting = family.detect(table)
+        except Unsupported as exc:
+            raise Unsupported(f"{path.name} is {exc}") from None
+        if inpainting is not None:
+            quantized = {k: v for k, v in held.items() if k not in _GGUF_PLAIN}
+            quantization = max(quantized, key=quantized.get) if quantized else None
+            details = {"quantization": quantization}
+            return Probe(family.name, inpainting, "gguf", details)
+    raise Unsupported(
+        f"{path.name}: no transformer of a family DreamLayer reads GGUF files for (FLUX.1 Fill)."
+    )
 
 
 #: Key fragments of LoRA weights: kohya / A1111 (``lora_down``, ``lora_up``) and diffusers / PEFT

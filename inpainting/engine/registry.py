@@ -75,6 +75,9 @@ class EngineConfig:
     #: memory; and the GPU memory a job needs beyond its weights.
     memory_plan: str = "auto"
     memory_headroom: int = memory.DEFAULT_HEADROOM
+    #: For a transformer alone (a FLUX single file, a GGUF): the diffusers folder of the same
+    #: family whose other parts it runs with (the library chooses it); None: the configs'.
+    companion: str | None = None
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
 
@@ -168,6 +171,7 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.model_configs,
                     config.memory_plan,
                     config.memory_headroom,
+                    config.companion,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.")

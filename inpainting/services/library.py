@@ -125,7 +125,7 @@ def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
             if path.name.startswith(".") or path.name in OTHER_KINDS:
                 continue
             suffix = path.suffix.lower()
-            if path.is_file() and (suffix == ".safetensors" or suffix in PICKLE_SUFFIXES):
+            if path.is_file() and suffix in (".safetensors", ".gguf", *PICKLE_SUFFIXES):
                 found.append(_Found(path.name, path))
             elif path.is_dir() and (path / "model_index.json").is_file():
                 found.append(_Found(path.name, path))
@@ -359,11 +359,15 @@ def _configs_for(model: LibraryModel) -> Path:
 
 
 def library_model_runnable(model: LibraryModel) -> bool:
-    """Whether a job can run ``model`` here: a folder can; a single-file checkpoint needs the
-    pipeline configuration of its family in MODEL_CONFIGS_DIR (loading it is offline)."""
-    if model.layout != LibraryModel.Layout.SINGLE_FILE:
+    """Whether a job can run ``model`` here: a folder can; a single-file checkpoint (or a
+    GGUF transformer) needs the pipeline configuration of its family in MODEL_CONFIGS_DIR, or
+    for a transformer alone an installed diffusers model of its family (``library_companion``)
+    to take the other parts from (loading it is offline)."""
+    if model.layout not in (LibraryModel.Layout.SINGLE_FILE, LibraryModel.Layout.GGUF):
         return True
-    return (_configs_for(model) / "model_index.json").is_file()
+    if (_configs_for(model) / "model_index.json").is_file():
+        return True
+    return library_companion(model) is not None
 
 
 def library_diffusion_on() -> bool:
@@ -435,6 +439,28 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
     }
 
 
+def library_companion(model: LibraryModel) -> str | None:
+    """For a transformer alone (a FLUX single file, a GGUF): the folder of an installed
+    diffusers model of the same family and variant whose other parts (text encoders, VAE) it
+    runs with, on this machine; None for any other model, or when there is none (the
+    family's folder in MODEL_CONFIGS_DIR is used then)."""
+    if model.layout not in (LibraryModel.Layout.SINGLE_FILE, LibraryModel.Layout.GGUF):
+        return None
+    if FAMILIES[model.family].single_file_denoiser is None:
+        return None
+    folders = LibraryModel.objects.checkpoints().filter(
+        family=model.family,
+        inpainting=model.inpainting,
+        present=True,
+        layout__in=(LibraryModel.Layout.DIFFUSERS, LibraryModel.Layout.HF_CACHE),
+    )
+    for folder in folders.order_by("name"):
+        path = library_model_local_path(folder)
+        if path is not None:
+            return str(path)
+    return None
+
+
 def library_model_memory(model: LibraryModel) -> dict[str, float] | None:
     """The GPU memory (GB) each memory plan needs for ``model`` with this deployment's
     headroom; None when the scan recorded no part sizes (a model scanned before they were)."""
@@ -457,10 +483,16 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
     if model is None:
         raise library_model_missing(requested, field="model")
     if not library_model_runnable(model):
+        companion = (
+            f", nor an installed {FAMILIES[model.family].label} diffusers model to take its "
+            "other parts from"
+            if FAMILIES[model.family].single_file_denoiser
+            else ""
+        )
         raise ClientError(
             f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
             f"configuration it loads with ({_configs_for(model).name}/ in MODEL_CONFIGS_DIR) is "
-            "not on this server.",
+            f"not on this server{companion}.",
             field="model",
         )
     return model

@@ -22,7 +22,7 @@ from ..errors import ClientError, echoed
 from ..metrics import model_load_record
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
-from .library import library_model_local_path, library_model_runnable
+from .library import library_companion, library_model_local_path, library_model_runnable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
             f"The model {model.name!r} is not on this worker's disk (MODELS_DIR or the Hugging "
             "Face cache); copy it there, or route its jobs to a worker that has it."
         )
-    return replace(config, model=str(path))
+    return replace(config, model=str(path), companion=library_companion(model))
 
 
 def _load_and_report(name: str, backend, label: str | None = None) -> engine.EngineError | None:

@@ -23,7 +23,7 @@ FLUX_FILL = memory.Parts(
 )
 #: SD 1.5 inpainting in fp16: the UNet, CLIP-L, the VAE.
 SD15 = memory.Parts(
-    denoiser=int(1.72 * GB), text_encoders=int(0.25 * GB), other=int(0.17 * GB), transformer=False
+    denoiser=int(1.72 * GB), text_encoders=int(0.25 * GB), other=int(0.17 * GB), fp8=False
 )
 HEADROOM = memory.DEFAULT_HEADROOM  # 3 GiB
 
@@ -119,7 +119,7 @@ def test_the_parts_sizes_come_from_the_headers_at_16_bits_a_weight(flux, tmp_pat
     assert parts.denoiser == params("transformer") * 2
     assert parts.text_encoders == params("text_encoder", "text_encoder_2") * 2
     assert parts.other == params("vae") * 2
-    assert parts.transformer
+    assert parts.fp8
     single = write_flux_single_file(pipe.transformer, tmp_path / "fill.safetensors")
     assert weight_parts(single, FAMILIES["flux"]) == memory.Parts(parts.denoiser, 0, 0)
     backend_module.unload_all()

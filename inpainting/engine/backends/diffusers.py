@@ -65,10 +65,12 @@ class DiffusersBackend:
         configs: str | None = None,
         memory_plan: str = memory.AUTO,
         headroom: int = memory.DEFAULT_HEADROOM,
+        companion: str | None = None,
     ):
         self.model = resolve_model(model)
         self.memory_plan = memory_plan
         self.headroom = headroom
+        self.companion = companion
         self.family = family_of_model(self.model)
         self.edits = self.family.edits
         # An edit reads each job's pictures with its words: one job per pipeline call.
@@ -95,6 +97,7 @@ class DiffusersBackend:
             self.configs,
             self.memory_plan,
             self.headroom,
+            self.companion,
         )
 
     def inpaint(

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .. import memory
 from ..families import FAMILIES, Family, family_of_folder
-from ..probe import config_folder, probe, probe_checkpoint
+from ..probe import config_folder, probe
 from ..types import (
     EngineError,
     InvalidInput,
@@ -171,21 +171,27 @@ def unload_all() -> None:
         _evict(0)
 
 
-def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any:
-    """A single-file checkpoint (its publisher's layout), loaded with its family's
-    configuration folder (shipped, or in ``configs``), so nothing is fetched from the
-    network. A file of the whole pipeline (SD) takes only the folder's JSON and tokenizers; a
-    file of the denoiser alone (FLUX.1 Fill) takes the other parts, weights included, from
-    the folder."""
+def _load_single_file(
+    path: Path, configs: str | Path | None, dtype: Any, companion: str | Path | None = None
+) -> Any:
+    """A single-file checkpoint (its publisher's layout: ``.safetensors``, or a quantized
+    ``.gguf`` transformer), loaded with its family's configuration folder, so nothing is
+    fetched from the network. A file of the whole pipeline (SD) takes only the folder's JSON
+    and tokenizers (shipped, or in ``configs``); a file of the denoiser alone (FLUX.1 Fill)
+    takes the other parts, weights included, from ``companion`` (an installed diffusers folder
+    of the same family, chosen by the library) or else ``configs``' folder."""
     import diffusers  # noqa: PLC0415 - heavy, as torch
 
-    found = probe_checkpoint(path)
+    found = probe(path)
     family = FAMILIES[found.family]
     folder = config_folder(configs, found)
+    if family.single_file_denoiser and companion:
+        folder = Path(companion)
     if not (folder / "model_index.json").is_file():
         what = (
             f"the {family.label} diffusers folder without its {family.denoiser}: the other "
-            "parts with their weights, and the tokenizers"
+            "parts with their weights, and the tokenizers; or install the diffusers model in "
+            "the library"
             if family.single_file_denoiser
             else "the JSON and tokenizer files of its diffusers folder"
         )
@@ -198,12 +204,16 @@ def _load_single_file(path: Path, configs: str | Path | None, dtype: Any) -> Any
         return pipeline.from_single_file(
             str(path), config=str(folder), local_files_only=True, torch_dtype=dtype
         )
+    quantization = {}
+    if found.layout == "gguf":
+        quantization["quantization_config"] = diffusers.GGUFQuantizationConfig(compute_dtype=dtype)
     denoiser = getattr(diffusers, family.single_file_denoiser).from_single_file(
         str(path),
         config=str(folder),
         subfolder=family.denoiser,
         local_files_only=True,
         torch_dtype=dtype,
+        **quantization,
     )
     return pipeline.from_pretrained(
         str(folder),
@@ -223,8 +233,10 @@ def load_pipeline(
     configs: str | Path | None = None,
     memory_plan: str = memory.AUTO,
     headroom: int = memory.DEFAULT_HEADROOM,
+    companion: str | Path | None = None,
 ) -> Any:
-    """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only.
+    """Load (once per process) an inpaint-capable diffusers pipeline from safetensors only
+    (or a GGUF transformer, with its family's other parts from ``companion``).
 
     ``model`` is a diffusers folder, a Hub id in the local cache, or a single-file checkpoint
     (loaded with its family's configuration from ``configs``). At most ``cache_size``
@@ -251,7 +263,7 @@ def load_pipeline(
         source = str(Path(model)) if Path(model).is_dir() else model
         try:
             if Path(model).is_file():
-                pipe = _load_single_file(Path(model), configs, dtype)
+                pipe = _load_single_file(Path(model), configs, dtype, companion)
             else:
                 parts = {}
                 if family.vl_processor and Path(source).is_dir():
@@ -302,7 +314,8 @@ def parts_of(pipe: Any, family: Family) -> memory.Parts:
             sizes["text_encoders"] += held
         else:
             sizes["other"] += held
-    return memory.Parts(**sizes, transformer=family.denoiser == "transformer")
+    quantized = getattr(getattr(pipe, family.denoiser), "hf_quantizer", None) is not None
+    return memory.Parts(**sizes, fp8=family.denoiser == "transformer" and not quantized)
 
 
 def _place(pipe: Any, family: Family, device: str, plan: str) -> Any:
