@@ -16,7 +16,7 @@ from diffusers import FluxTransformer2DModel
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
-from inpainting.engine import MaskOptions, effective_mask
+from inpainting.engine import MaskOptions, effective_mask, memory
 from inpainting.engine.probe import read_gguf
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
@@ -77,7 +77,13 @@ def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_par
     listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
     assert listed["fill-q8.gguf"]["quantization"] == "Q8_0"
     assert listed["fill-q8.gguf"]["runnable"] is True  # with fill's text encoders and VAE
-    assert "fp8" not in listed["fill-q8.gguf"]["memory_gb"]
+    needs = listed["fill-q8.gguf"]["memory_gb"]
+    assert "fp8" not in needs  # already quantized
+    # It runs with fill's text encoders and VAE: the plans count them.
+    theirs = rows["fill"].details["parts"]
+    held = rows["fill-q8.gguf"].details["parts"]["denoiser"]
+    weights = held + theirs["text_encoders"] + theirs["other"]
+    assert needs["gpu"] == round((weights + memory.DEFAULT_HEADROOM) / 1e9, 1)
 
     wait_until_served("fill-q8.gguf")
     response = post_img2img(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -444,6 +444,11 @@ def library_companion(model: LibraryModel) -> str | None:
     diffusers model of the same family and variant whose other parts (text encoders, VAE) it
     runs with, on this machine; None for any other model, or when there is none (the
     family's folder in MODEL_CONFIGS_DIR is used then)."""
+    found = _companion(model)
+    return str(found[1]) if found else None
+
+
+def _companion(model: LibraryModel) -> tuple[LibraryModel, Path] | None:
     if model.layout not in (LibraryModel.Layout.SINGLE_FILE, LibraryModel.Layout.GGUF):
         return None
     if FAMILIES[model.family].single_file_denoiser is None:
@@ -457,7 +462,7 @@ def library_companion(model: LibraryModel) -> str | None:
     for folder in folders.order_by("name"):
         path = library_model_local_path(folder)
         if path is not None:
-            return str(path)
+            return folder, path
     return None
 
 
@@ -467,8 +472,17 @@ def library_model_memory(model: LibraryModel) -> dict[str, float] | None:
     parts = model.details.get("parts")
     if not parts:
         return None
+    parts = memory.Parts(**parts)
+    companion = _companion(model)
+    if companion is not None:  # a transformer alone runs with the companion's other parts
+        theirs = companion[0].details.get("parts") or {}
+        parts = replace(
+            parts,
+            text_encoders=parts.text_encoders + theirs.get("text_encoders", 0),
+            other=parts.other + theirs.get("other", 0),
+        )
     headroom = int(settings.MODEL_MEMORY_HEADROOM_GB * 1024**3)
-    needs = memory.needs_by_plan(memory.Parts(**parts), headroom)
+    needs = memory.needs_by_plan(parts, headroom)
     return {plan: round(need / 1e9, 1) for plan, need in needs.items()}
 
 
