@@ -12,6 +12,7 @@ from django.db import models
 from django.utils.text import slugify
 
 from .engine.families import FAMILIES
+from .engine.memory import CHOICES as MEMORY_PLANS
 from .engine.parameters import FILL_ENGINES
 from .engine.selection import FAMILY_LABELS as MASK_FAMILY_LABELS
 from .engine.upscale import ENGINE as UPSCALE_ENGINE
@@ -404,6 +405,13 @@ class LibraryModel(models.Model):
         max_length=2000,
         blank=True,
         help_text="Where it was installed from (empty: copied by hand).",
+    )
+    memory_plan = models.CharField(
+        max_length=32,
+        blank=True,
+        choices=[(plan, plan) for plan in MEMORY_PLANS],
+        help_text="Where its weights live on a CUDA worker (fp8 storage, offloads); empty: "
+        "MODEL_MEMORY_PLAN (auto: the fastest plan that fits).",
     )
     scanned_at = models.DateTimeField(auto_now=True)
 

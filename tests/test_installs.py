@@ -22,6 +22,7 @@ from inpainting.conf import lama_file
 from inpainting.errors import ClientError
 from inpainting.models import HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library
+from inpainting.services.models import backend_config
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
@@ -396,3 +397,16 @@ def test_the_model_list_shows_the_licence_and_the_memory_each_plan_needs(hub, us
     ]
     assert model["memory_gb"]["sequential"] == round(3 * 1024**3 / 1e9, 1)
     assert model["memory_gb"]["gpu"] >= model["memory_gb"]["model-offload"]
+
+
+def test_a_models_own_memory_plan_is_what_its_worker_runs_it_with(hub, user, settings):
+    assert _install(user, source=REPO).status == ModelInstall.Status.SUCCEEDED
+    model = LibraryModel.objects.get(name="tiny-inpaint")
+    settings.MODEL_MEMORY_PLAN = "auto"
+    assert backend_config("diffusers", model).memory_plan == "auto"
+    model.memory_plan = "model-offload"  # staff set it in the admin
+    model.save()
+    assert backend_config("diffusers", model).memory_plan == "model-offload"
+    library.library_scan()  # a rescan keeps what staff chose
+    model.refresh_from_db()
+    assert model.memory_plan == "model-offload"

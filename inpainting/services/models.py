@@ -44,7 +44,12 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
             f"The model {model.name!r} is not on this worker's disk (MODELS_DIR or the Hugging "
             "Face cache); copy it there, or route its jobs to a worker that has it."
         )
-    return replace(config, model=str(path), companion=library_companion(model))
+    return replace(
+        config,
+        model=str(path),
+        companion=library_companion(model),
+        memory_plan=model.memory_plan or config.memory_plan,
+    )
 
 
 def _load_and_report(name: str, backend, label: str | None = None) -> engine.EngineError | None:
