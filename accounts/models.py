@@ -20,6 +20,12 @@ class User(AbstractUser):
     #: webhook_secret_of``): one per user, so no user can sign a delivery for another's
     #: receiver. Made on first use; shown on the keys page, where it can be replaced.
     webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
+    job_priority = models.SmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="This user's jobs' lane in the queue (higher first); empty: studio jobs 10, "
+        "API jobs 0.",
+    )
 
 
 class DreamLayerKeyGenerator(KeyGenerator):
@@ -45,6 +51,11 @@ class ApiKey(AbstractAPIKey):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
     )
     last_used = models.DateTimeField(null=True, blank=True)
+    job_priority = models.SmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The lane of the jobs this key sends (higher first); empty: its user's.",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

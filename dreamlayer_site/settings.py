@@ -465,6 +465,9 @@ IMG2IMG_WAIT_SECONDS = env.float("IMG2IMG_WAIT_SECONDS", default=60.0)
 # How long an image link answered to OpenAI's response_format=url works without a key.
 IMAGE_LINK_SECONDS = env.int("IMAGE_LINK_SECONDS", default=3600)
 MAX_ACTIVE_GENERATIONS_PER_USER = env.int("MAX_ACTIVE_GENERATIONS_PER_USER", default=10)
+# Fair share (docs/scaling-out.md): a worker takes the next job of the user whose jobs cost the
+# least over this window (running, or finished within it), in the highest priority lane.
+FAIR_SHARE_WINDOW_SECONDS = env.float("FAIR_SHARE_WINDOW_SECONDS", default=600.0)
 # The bytes one user's pictures (inputs, masks, outputs, derived pictures) may take in storage
 # before a new job is refused (403 with the usage); 0: no limit.
 STORAGE_QUOTA_BYTES_PER_USER = env.int("STORAGE_QUOTA_BYTES_PER_USER", default=5 * 1024**3)

@@ -108,6 +108,11 @@ class Generation(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    #: The queue's lanes (``selectors.queue_order``): a higher priority is taken first, fair
+    #: share between users within a lane. A person waiting in the studio goes ahead of
+    #: scripts by default; staff set a user's or a key's own (``job_priority``).
+    PRIORITY_INTERACTIVE = 10
+    PRIORITY_BATCH = 0
     #: The ``error`` of a job being deleted: it is cancelled first (so the worker stops writing
     #: into it), and a client that reads it in that moment answers "deleted", not "cancelled".
     DELETED_ERROR = "The generation was deleted while this request waited for it."
@@ -160,6 +165,12 @@ class Generation(models.Model):
     webhook_status = models.CharField(max_length=16, blank=True, choices=WebhookStatus.choices)
     webhook_attempts = models.PositiveSmallIntegerField(default=0)
     webhook_error = models.TextField(blank=True)
+    priority = models.SmallIntegerField(
+        default=0, help_text="Its lane in the queue: higher first (studio 10, API 0)."
+    )
+    max_queue_seconds = models.FloatField(
+        null=True, blank=True, help_text="Refused with a message if still queued after this."
+    )
     # NULL (not "") when absent, so the per-user unique constraint ignores it.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # sha256 of the endpoint, parameters, files and webhook of the request that used the key:

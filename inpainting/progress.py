@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
 from .models import Generation
-from .selectors import generation_queue_position
+from .selectors import generation_eta_seconds, generation_queue_position
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def status_event(generation: Generation) -> dict[str, Any]:
         "id": str(generation.pk),
         "status": generation.status,
         "queue_position": generation_queue_position(generation=generation),
+        "eta_seconds": generation_eta_seconds(generation=generation),
         "step": generation.step,
         "total": generation.total_steps,
         "percent": generation.percent,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 import uuid
+from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 
@@ -49,14 +53,110 @@ def generation_current(*, user: User) -> tuple[Generation | None, int]:
     return current, active.count()
 
 
+# --- the queue's order ----------------------------------------------------------------------
+#
+# Among queued jobs a worker takes the next of the user who has had the least GPU time lately
+# (round-robin by user, weighted by each job's cost), within the highest priority lane that
+# has a job; a user's own jobs go by priority, then oldest first. The same order gives the
+# position and ETA a user sees (``generation_queue_position``, ``generation_eta_seconds``).
+
+#: A job's cost per megapixel and step for a denoiser of a billion parameters; engines with
+#: no steps (classical fill, LaMa, upscalers) cost this much per megapixel.
+FILL_COST_PER_MEGAPIXEL = 0.05
+
+
+def generation_in_model_queue(generation: Generation) -> bool:
+    """Whether the job goes to its library model's own queue (which only the workers serving
+    the model consume) rather than the queue every inference worker consumes."""
+    return (
+        generation.engine == "diffusers"
+        and LibraryModel.objects.checkpoints().filter(name=generation.model_name).exists()
+    )
+
+
+def _queue_mates(generation: Generation) -> QuerySet[Generation]:
+    """The queued jobs of ``generation``'s queue, itself included if queued."""
+    queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+    if generation_in_model_queue(generation):
+        return queued.filter(engine="diffusers", model_name=generation.model_name)
+    names = LibraryModel.objects.checkpoints().values_list("name", flat=True)
+    return queued.exclude(engine="diffusers", model_name__in=list(names))
+
+
+def _billions(model_names: set[str]) -> dict[str, float]:
+    """The denoiser's parameters (billions) of each library model, from its scanned parts."""
+    rows = LibraryModel.objects.checkpoints().filter(name__in=model_names)
+    return {row.name: (row.details.get("parts") or {}).get("denoiser", 2e9) / 2e9 for row in rows}
+
+
+def generation_costs(jobs: list[Generation]) -> dict:
+    """Each job's expected cost (``pk`` -> units): steps x megapixels x the denoiser's
+    billions of parameters for a diffusion model, megapixels x FILL_COST_PER_MEGAPIXEL for the
+    engines without steps. The pixels are the input's (an upscale's too)."""
+    billions = _billions({job.model_name for job in jobs if job.engine == "diffusers"})
+    costs = {}
+    for job in jobs:
+        megapixels = job.source.width * job.source.height / 1e6 if job.source_id else 1.0
+        if job.engine == "diffusers":
+            steps = job.params.get("num_inference_steps") or 30
+            costs[job.pk] = steps * megapixels * billions.get(job.model_name, 1.0)
+        else:
+            costs[job.pk] = megapixels * FILL_COST_PER_MEGAPIXEL
+    return costs
+
+
+def _recent_use(owners: set[int]) -> dict[int, float]:
+    """The cost of each user's jobs that ran within FAIR_SHARE_WINDOW_SECONDS (running now,
+    or finished in the window)."""
+    since = timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW_SECONDS)
+    ran = list(
+        Generation.objects.filter(owner_id__in=owners, started_at__isnull=False)
+        .filter(Q(status=Generation.Status.RUNNING) | Q(finished_at__gte=since))
+        .select_related("source")
+    )
+    use = dict.fromkeys(owners, 0.0)
+    costs = generation_costs(ran)
+    for job in ran:
+        use[job.owner_id] += costs[job.pk]
+    return use
+
+
+def queue_order(jobs: list[Generation]) -> list[Generation]:
+    """``jobs`` (queued, of one queue) in the order workers take them: the highest priority
+    lane first; in it, the head of the user with the least use (recent, plus what the order
+    gives them meanwhile), the oldest head on a tie; a user's jobs by priority, then age."""
+    costs = generation_costs(jobs)
+    use = _recent_use({job.owner_id for job in jobs})
+    lines: dict[int, list[Generation]] = {}
+    for job in sorted(jobs, key=lambda j: (-j.priority, j.created_at)):
+        lines.setdefault(job.owner_id, []).append(job)
+    heads = [
+        (-line[0].priority, use[owner], line[0].created_at, owner) for owner, line in lines.items()
+    ]
+    heapq.heapify(heads)
+    order = []
+    while heads:
+        _, used, _, owner = heapq.heappop(heads)
+        job = lines[owner].pop(0)
+        order.append(job)
+        used += costs[job.pk]
+        if lines[owner]:
+            head = lines[owner][0]
+            heapq.heappush(heads, (-head.priority, used, head.created_at, owner))
+    return order
+
+
+def generation_queue(*, generation: Generation) -> list[Generation]:
+    """The queued jobs of ``generation``'s queue in the order workers take them."""
+    return queue_order(list(_queue_mates(generation).select_related("source")))
+
+
 def generation_queue_position(*, generation: Generation) -> int | None:
-    """1 = next to run; None when the generation is not queued."""
+    """1 = next to run in its queue; None when the generation is not queued."""
     if generation.status != Generation.Status.QUEUED:
         return None
-    ahead = Generation.objects.filter(
-        status=Generation.Status.QUEUED, created_at__lt=generation.created_at
-    ).count()
-    return ahead + 1
+    order = [job.pk for job in generation_queue(generation=generation)]
+    return order.index(generation.pk) + 1 if generation.pk in order else None
 
 
 def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
@@ -64,7 +164,9 @@ def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
 
 
 def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float | None:
-    """A rough estimate from recent jobs of the same engine: the jobs ahead plus this one."""
+    """When the job should be done: for a queued job, the cost of the jobs ahead of it in its
+    queue's order and its own, at the seconds per unit of cost recent jobs of its engine took;
+    for a running one, what is left of its own. None before any job of the engine ran."""
     if generation.status not in Generation.ACTIVE:
         return 0.0
     recent = list(
@@ -73,17 +175,23 @@ def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float
             engine=generation.engine,
             inference_seconds__isnull=False,
         )
-        .order_by("-finished_at")
-        .values_list("inference_seconds", flat=True)[:sample]
+        .select_related("source")
+        .order_by("-finished_at")[:sample]
     )
     if not recent:
         return None
-    average = sum(recent) / len(recent)
+    costs = generation_costs(recent)
+    per_unit = sum(job.inference_seconds for job in recent) / max(sum(costs.values()), 1e-9)
     if generation.status == Generation.Status.RUNNING:
         done = generation.step / generation.total_steps if generation.total_steps else 0.0
-        return round(average * (1.0 - done), 2)
-    position = generation_queue_position(generation=generation) or 1
-    return round(average * position, 2)
+        own = generation_costs([generation])[generation.pk]
+        return round(per_unit * own * (1.0 - done), 2)
+    order = generation_queue(generation=generation)
+    ids = [job.pk for job in order]
+    if generation.pk not in ids:
+        return None
+    ahead = order[: ids.index(generation.pk) + 1]
+    return round(per_unit * sum(generation_costs(ahead).values()), 2)
 
 
 def library_model_list() -> QuerySet[LibraryModel]:

@@ -136,6 +136,7 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
             "percent": generation.percent,
         },
         "queue_position": generation_queue_position(generation=generation),
+        "eta_seconds": generation_eta_seconds(generation=generation),
         "attempts": generation.attempts,
         "error": generation.error or None,
         "images": image_urls(generation, base_url),

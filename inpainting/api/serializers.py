@@ -371,6 +371,12 @@ class Img2ImgSerializer(GenerationParamsSerializer):
         max_length=2000,
         help_text="Receives the final JSON as a signed POST when the job ends.",
     )
+    max_queue_seconds = serializers.FloatField(
+        required=False,
+        min_value=1,
+        max_value=86400,
+        help_text="Fail the job with a message if it is still queued after this many seconds.",
+    )
 
 
 class MaskPreviewSerializer(serializers.Serializer):

@@ -96,6 +96,7 @@ class Img2ImgView(SubmitAndWaitView):
             idempotency_key=idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
             reference_files=tuple(data.get("reference_images", ())),
+            max_queue_seconds=data.get("max_queue_seconds"),
         )
         return Submitted(submission.generation, wait=data["wait"], context=data["wait"])
 

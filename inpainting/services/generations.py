@@ -273,6 +273,7 @@ def generation_create(
     extra_metadata: dict | None = None,
     webhook_url: str | None = None,
     reference_files: tuple = (),
+    max_queue_seconds: float | None = None,
 ) -> Submission:
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
     ``reference_files``: reference pictures for an edit model, in order.
@@ -338,6 +339,7 @@ def generation_create(
                 fingerprint=fingerprint,
                 metadata=extra_metadata,
                 webhook_url=webhook_url,
+                max_queue_seconds=max_queue_seconds,
             )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
@@ -393,6 +395,18 @@ def quota_check(user: User) -> None:
         )
 
 
+def job_priority(*, user: User, api_key: ApiKey | None, client: str) -> int:
+    """A new job's lane in the queue: its key's priority, else its user's (staff set them),
+    else a person in the studio above scripts and other services' clients."""
+    if api_key is not None and api_key.job_priority is not None:
+        return api_key.job_priority
+    if user.job_priority is not None:
+        return user.job_priority
+    if client == Generation.Client.WEB:
+        return Generation.PRIORITY_INTERACTIVE
+    return Generation.PRIORITY_BATCH
+
+
 def generation_insert(
     *,
     user,
@@ -408,11 +422,14 @@ def generation_insert(
     fingerprint="",
     metadata=None,
     webhook_url=None,
+    max_queue_seconds=None,
 ) -> Generation:
     generation = Generation.objects.create(
         owner=user,
         api_key=api_key,
         client=client,
+        priority=job_priority(user=user, api_key=api_key, client=client),
+        max_queue_seconds=max_queue_seconds,
         source=source,
         mask=mask,
         prompt=params.prompt,

@@ -11,8 +11,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from ..fleet import GENERIC_QUEUE, model_queue
-from ..models import Generation, LibraryModel, ModelInstall
+from ..models import Generation, ModelInstall
 from ..progress import publish, status_event
+from ..selectors import generation_in_model_queue
 
 logger = logging.getLogger(__name__)
 RUN_GENERATION = "inpainting.tasks.run_generation"
@@ -23,10 +24,7 @@ INSTALL_MODEL = "inpainting.tasks.install_model"
 def generation_queue(generation: Generation) -> str:
     """A job for a library model goes to that model's queue, which only the workers serving
     it consume; every other job to the queue every inference worker consumes."""
-    if (
-        generation.engine == "diffusers"
-        and LibraryModel.objects.checkpoints().filter(name=generation.model_name).exists()
-    ):
+    if generation_in_model_queue(generation):
         return model_queue(generation.model_name)
     return GENERIC_QUEUE
 

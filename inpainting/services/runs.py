@@ -71,6 +71,49 @@ def generation_claim(*, generation_id: str, worker: str = "") -> Generation | No
     return generation
 
 
+def generation_expire(*, generation: Generation) -> bool:
+    """Fail a queued job that waited longer than its ``max_queue_seconds``, with the reason."""
+    waited = (timezone.now() - generation.created_at).total_seconds()
+    message = (
+        f"The job waited {waited:.0f} s in the queue, longer than its max_queue_seconds "
+        f"({generation.max_queue_seconds:g}); it was not run. Send it again later, or with a "
+        "longer limit."
+    )
+    return generation_fail(generation=generation, message=message, only_queued=True)
+
+
+def _claim_fair_turn(generation_id: str, worker: str) -> Generation | None:
+    """The job this message's turn runs: its own when it is running on a worker that is
+    gone (a redelivered message takes it over); otherwise the first queued job of its queue
+    in fair-share order (jobs past their ``max_queue_seconds`` failed on the way); None when
+    its queue has none (its own job may be running elsewhere: see ``RunOutcome.HELD``)."""
+    own = Generation.objects.filter(pk=generation_id).first()
+    if own is None:
+        return None
+    if own.status == Generation.Status.RUNNING:
+        taken = generation_claim(generation_id=generation_id, worker=worker)
+        if taken is not None:  # its worker is gone: taken over
+            return taken
+    for _ in range(8):  # another worker may claim the first one between the read and here
+        order = selectors.generation_queue(generation=own)
+        now = timezone.now()
+        expired = [
+            job
+            for job in order
+            if job.max_queue_seconds is not None
+            and (now - job.created_at).total_seconds() > job.max_queue_seconds
+        ]
+        for job in expired:
+            generation_expire(generation=job)
+        order = [job for job in order if job not in expired]
+        if not order:
+            return None
+        claimed = generation_claim(generation_id=order[0].pk, worker=worker)
+        if claimed is not None:
+            return claimed
+    return None
+
+
 class RunOutcome(enum.Enum):
     DONE = "done"  # ran (or failed, or was cancelled) here
     GONE = "gone"  # finished or deleted already: nothing to do
@@ -128,9 +171,11 @@ class Heartbeat:
 
 def generation_run(*, generation_id: str, worker: str = "") -> RunOutcome:
     """Claim for ``worker``, run the engine with progress and cancel, then record the outcome.
-    A diffusers job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into
-    one batch."""
-    generation = generation_claim(generation_id=generation_id, worker=worker)
+    A job's message is a turn of its queue: it runs the job whose turn it is in fair share
+    (``selectors.queue_order``), that one or another; every job has one message, so every
+    queued job runs. A diffusers job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued
+    jobs along into one batch."""
+    generation = _claim_fair_turn(generation_id, worker)
     if generation is None:
         status = selectors.generation_status(generation_id=generation_id)
         logger.info("generation %s is %s; not claimed here", generation_id, status)
@@ -221,24 +266,19 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
 def _batch_companions(
     generation: Generation, params: GenerationParams, limit: int, worker: str
 ) -> list[Generation]:
-    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker
-    (oldest first). Their own queue messages then find them claimed and do nothing."""
+    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker,
+    in the queue's fair-share order: the same user's compatible jobs, and another user's only
+    while no job of a third party before it in the order is left behind (a batch never lets
+    a job overtake another user's). Their own queue messages then run other turns."""
     if limit < 1:
         return []
     key = _batch_params(generation, params)
-    candidates = (
-        Generation.objects.filter(
-            status=Generation.Status.QUEUED,
-            engine=generation.engine,
-            model_name=generation.model_name,
-        )
-        .exclude(pk=generation.pk)
-        .select_related("source")
-        .order_by("created_at")[: limit * 8]
-    )
-    companions = []
-    for candidate in candidates:
-        if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
+    companions, passed_over = [], False
+    for candidate in selectors.generation_queue(generation=generation):
+        same_owner = candidate.owner_id == generation.owner_id
+        fits = _batch_params(candidate, GenerationParams.from_json(candidate.params)) == key
+        if not fits or (passed_over and not same_owner):
+            passed_over = passed_over or not same_owner
             continue
         claimed = generation_claim(generation_id=candidate.pk, worker=worker)
         if claimed is not None:
@@ -344,12 +384,16 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
     return True
 
 
-def generation_fail(*, generation: Generation, message: str) -> bool:
-    """Fail the running attempt ``generation`` holds (its token); False if another took over."""
+def generation_fail(*, generation: Generation, message: str, only_queued: bool = False) -> bool:
+    """Fail the running attempt ``generation`` holds (its token); False if another took over.
+    ``only_queued``: fail it while it is still queued (it never ran), else nothing."""
     now = timezone.now()
-    done = Generation.objects.filter(
-        pk=generation.pk, status=Generation.Status.RUNNING, attempt_token=generation.attempt_token
-    ).update(
+    held = (
+        Q(status=Generation.Status.QUEUED)
+        if only_queued
+        else Q(status=Generation.Status.RUNNING, attempt_token=generation.attempt_token)
+    )
+    done = Generation.objects.filter(held, pk=generation.pk).update(
         status=Generation.Status.FAILED,
         error=message[:2000],
         finished_at=now,

@@ -3,7 +3,7 @@
 // outputs with their seeds and download links (the server's markup, from <template>), or the
 // error; without a reload, reconnecting if the connection drops. Delete asks first.
 import { reconnectDelay, thumbnailUrl, wsUrl } from "./http.js";
-import { setBadge } from "./status-badge.js";
+import { queuedText, setBadge } from "./status-badge.js";
 
 const card = document.querySelector("[data-generation-id]");
 const id = card.dataset.generationId;
@@ -91,7 +91,7 @@ function handle(message) {
   if (message.type === "status") {
     if (message.status === "queued") {
       setBadge(badge, "queued");
-      showProgress(0, message.queue_position ? `Queued (position ${message.queue_position})` : "Queued");
+      showProgress(0, queuedText(message));
     } else if (message.status === "running") {
       setBadge(badge, "running");
       showProgress(message.percent || 0, message.total ? `Step ${message.step} / ${message.total}` : "Running");

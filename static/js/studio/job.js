@@ -6,6 +6,7 @@ import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
 import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult, shownResult } from "./results.js";
+import { queuedText } from "../status-badge.js";
 
 const job = { generationId: null, socket: null, finished: false };
 
@@ -134,7 +135,7 @@ function handleMessage(id, message) {
     if (message.preview) { $("preview").src = message.preview; $("preview").hidden = false; }
   } else if (message.type === "status") {
     if (message.status === "queued") {
-      setProgress(0, message.queue_position ? `Queued (position ${message.queue_position})` : "Queued");
+      setProgress(0, queuedText(message));
     } else if (message.status === "running") {
       setProgress(message.percent || 0, message.total ? `Step ${message.step} / ${message.total}` : "Running");
     } else if (message.status === "succeeded" && message.images) {

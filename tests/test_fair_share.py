@@ -1,0 +1,115 @@
+"""Fair share between users (issue 58), through the session's real worker (one job at a time,
+the classical engine): a user's long batch does not hold back another user's job, three
+users' jobs interleave, a person in the studio goes ahead of their own scripts, a job past its
+``max_queue_seconds`` fails with the reason, and the position and ETA users are shown are the
+order the worker then takes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from accounts.services import api_key_create
+from inpainting.models import Generation
+from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("jobs_settled")]
+
+
+def _keyed(name: str) -> APIClient:
+    user = get_user_model().objects.create_user(username=name, password=f"pw-{name}-123")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key_create(user=user, name="script")[1])
+    client.user = user
+    return client
+
+
+def _queue(client, count: int, **fields) -> list[str]:
+    ids = []
+    for _ in range(count):
+        response = post_img2img(client, image_png(), black_box_mask_png(), wait="false", **fields)
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    return ids
+
+
+def _started_order(ids: list[str]) -> list[str]:
+    """The owners' names in the order the worker started their jobs (all of them finished)."""
+    jobs = [wait_for_status(i, timeout=120) for i in ids]
+    assert all(job.status == "succeeded" for job in jobs), [job.error for job in jobs]
+    return [job.owner.username for job in sorted(jobs, key=lambda j: j.started_at)]
+
+
+def test_one_users_batch_does_not_hold_back_another_users_job(paused_worker):
+    alice, bob = _keyed("alice"), _keyed("bob")
+    batch = _queue(alice, 8)
+    single = _queue(bob, 1)
+    paused_worker.resume()
+    order = _started_order(batch + single)
+    # Both users start at no use: alice's oldest job first, then bob's (the least use).
+    assert order.index("bob") == 1, order
+
+
+def test_three_users_jobs_interleave(paused_worker):
+    clients = [_keyed(name) for name in ("ann", "ben", "cat")]
+    ids = []
+    for client in clients:  # each user's whole batch in turn: ann's first, cat's last
+        ids += _queue(client, 3)
+    paused_worker.resume()
+    assert _started_order(ids) == ["ann", "ben", "cat"] * 3
+
+
+def test_a_studio_job_overtakes_the_same_users_queued_api_batch(paused_worker):
+    alice = _keyed("alice")
+    batch = _queue(alice, 3)
+    studio = APIClient()
+    studio.force_login(alice.user)  # a session: the studio
+    interactive = _queue(studio, 1)
+    assert (
+        Generation.objects.get(pk=interactive[0]).priority
+        > Generation.objects.get(pk=batch[0]).priority
+    )
+    paused_worker.resume()
+    jobs = [wait_for_status(i, timeout=120) for i in batch + interactive]
+    first = min(jobs, key=lambda job: job.started_at)
+    assert str(first.pk) == interactive[0]
+
+
+def test_a_job_past_its_max_queue_seconds_fails_with_the_reason(paused_worker):
+    alice = _keyed("alice")
+    (late,) = _queue(alice, 1, max_queue_seconds="1")
+    (patient,) = _queue(alice, 1)
+    time.sleep(1.5)
+    paused_worker.resume()
+    failed = wait_for_status(late, timeout=60)
+    assert failed.status == "failed" and failed.started_at is None
+    assert "longer than its max_queue_seconds (1)" in failed.error
+    assert wait_for_status(patient, timeout=60).status == "succeeded"
+
+
+def test_the_position_and_eta_shown_are_the_order_the_worker_takes(paused_worker):
+    alice, bob = _keyed("alice"), _keyed("bob")
+    paused_worker.resume()
+    wait_for_status(_queue(alice, 1)[0])  # a finished job: the ETA's pace
+    paused_worker.pause()
+    ids = _queue(alice, 3) + _queue(bob, 2)
+    shown = {}
+    for job_id in ids:
+        detail = alice.get(f"/api/generations/{job_id}/")
+        if detail.status_code == 404:
+            detail = bob.get(f"/api/generations/{job_id}/")
+        body = detail.json()
+        shown[job_id] = (body["queue_position"], body["eta_seconds"])
+    positions = sorted(position for position, _ in shown.values())
+    assert positions == [1, 2, 3, 4, 5]
+    by_position = sorted(ids, key=lambda i: shown[i][0])
+    etas = [shown[i][1] for i in by_position]
+    assert all(eta is not None for eta in etas) and etas == sorted(etas)
+    paused_worker.resume()
+    jobs = [wait_for_status(i, timeout=120) for i in ids]
+    started = [str(job.pk) for job in sorted(jobs, key=lambda j: j.started_at)]
+    for job_id in ids:  # within one place of what was shown
+        assert abs(started.index(job_id) + 1 - shown[job_id][0]) <= 1, (shown, started)
