@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import selectors
@@ -95,7 +96,8 @@ class GenerationAdmin(admin.ModelAdmin):
     search_fields = ("prompt", "owner__username")
     date_hierarchy = "created_at"
     inlines = [GeneratedImageInline, GenerationReferenceInline]
-    actions = ["cancel_selected", "rerun_selected"]
+    actions = ["cancel_selected", "rerun_selected", "move_to_front", "move_to_back"]
+    change_list_template = "admin/inpainting/generation/change_list.html"
     fieldsets = (
         (None, {"fields": ("id", "owner", "status", "error", "client", "api_key")}),
         ("Images", {"fields": ("input_image", "mask_image")}),
@@ -185,6 +187,55 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.is_active and request.user.is_staff
+
+    def get_urls(self):
+        queue = path("queue/", self.admin_site.admin_view(self.queue_view), name="generation_queue")
+        return [queue, *super().get_urls()]
+
+    def queue_view(self, request):
+        """Every queued job, queue by queue, in the order workers take them (fair share by
+        user within priority lanes), with the position, the user, the lane and the ETA."""
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
+        queued = Generation.objects.filter(status=Generation.Status.QUEUED).select_related(
+            "owner", "source"
+        )
+        queues: dict[str, list] = {}
+        seen = set()
+        for job in queued.order_by("created_at"):
+            if job.pk in seen:
+                continue
+            order = selectors.generation_queue(generation=job)
+            seen |= {j.pk for j in order}
+            name = job.model_name if selectors.generation_in_model_queue(job) else "inference"
+            queues[name] = [
+                {
+                    "position": position,
+                    "job": queued_job,
+                    "eta": selectors.generation_eta_seconds(generation=queued_job),
+                    "waited": (timezone.now() - queued_job.created_at).total_seconds(),
+                }
+                for position, queued_job in enumerate(order, start=1)
+            ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "The queue",
+            "opts": self.model._meta,
+            "queues": queues,
+        }
+        return TemplateResponse(request, "admin/inpainting/generation/queue.html", context)
+
+    @admin.action(description="Move the selected queued jobs to the front", permissions=["change"])
+    def move_to_front(self, request, queryset) -> None:
+        moved = [generations.generation_move(generation=g, front=True) for g in queryset]
+        count = sum(priority is not None for priority in moved)
+        self.message_user(request, f"{count} queued job(s) moved to the front.", messages.SUCCESS)
+
+    @admin.action(description="Move the selected queued jobs to the back", permissions=["change"])
+    def move_to_back(self, request, queryset) -> None:
+        moved = [generations.generation_move(generation=g, front=False) for g in queryset]
+        count = sum(priority is not None for priority in moved)
+        self.message_user(request, f"{count} queued job(s) moved to the back.", messages.SUCCESS)
 
     @admin.action(description="Cancel selected generations", permissions=["change"])
     def cancel_selected(self, request, queryset) -> None:

@@ -142,13 +142,17 @@ def submit(jobs: int):
     from inpainting.params import GenerationParams
     from inpainting.services import generations
 
-    user = User.objects.create_user(username="chaos", password="chaos-password-1")
+    # Two users: the fair-share order moves between them while workers are killed.
+    users = [
+        User.objects.create_user(username=name, password=f"{name}-password-1")
+        for name in ("chaos", "chaos-two")
+    ]
     mask = Image.new("L", (640, 480), 255)
     mask.paste(0, (120, 90, 520, 390))  # black: a large hole, about a second of PatchMatch
     ids = []
     for i in range(jobs):
         generation = generations.generation_create(
-            user=user,
+            user=users[i % 2],
             image_file=SimpleUploadedFile("in.png", png(photo(i))),
             mask_file=SimpleUploadedFile("mask.png", png(mask)),
             params=GenerationParams(prompt=f"chaos {i}", seed=i),

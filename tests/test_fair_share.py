@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
@@ -113,3 +114,30 @@ def test_the_position_and_eta_shown_are_the_order_the_worker_takes(paused_worker
     started = [str(job.pk) for job in sorted(jobs, key=lambda j: j.started_at)]
     for job_id in ids:  # within one place of what was shown
         assert abs(started.index(job_id) + 1 - shown[job_id][0]) <= 1, (shown, started)
+
+
+def test_staff_see_the_queue_by_user_and_move_a_job_to_the_front(paused_worker, staff_user):
+    alice, bob = _keyed("alice"), _keyed("bob")
+    first = _queue(alice, 3)
+    (last,) = _queue(bob, 1)
+    staff_user.is_superuser = True  # moving needs the change permission
+    staff_user.save()
+    admin = Client()
+    admin.force_login(staff_user)
+    page = admin.get("/admin/inpainting/generation/queue/").content.decode()
+    places = [page.index(f'data-generation-id="{i}"') for i in (*first, last)]
+    # alice's oldest, then bob's (the least use), then alice's others
+    assert places[0] < places[3] < places[1] < places[2]
+    moved = admin.post(
+        "/admin/inpainting/generation/",
+        {"action": "move_to_front", "_selected_action": [first[2]]},
+        follow=True,
+    )
+    assert "1 queued job(s) moved to the front." in moved.content.decode()
+    page = admin.get("/admin/inpainting/generation/queue/").content.decode()
+    assert page.index(f'data-generation-id="{first[2]}"') < page.index(
+        f'data-generation-id="{first[0]}"'
+    )
+    paused_worker.resume()
+    jobs = [wait_for_status(i, timeout=120) for i in (*first, last)]
+    assert str(min(jobs, key=lambda job: job.started_at).pk) == first[2]

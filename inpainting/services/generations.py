@@ -488,6 +488,24 @@ def generation_rerun(
         )
 
 
+def generation_move(*, generation: Generation, front: bool) -> int | None:
+    """Staff move a queued job to the front (or the back) of its queue: a priority above (or
+    below) every other queued job's there. Its new priority; None when it is not queued."""
+    queued = selectors.generation_queue(generation=generation)
+    if generation.pk not in {job.pk for job in queued}:
+        return None
+    others = [job.priority for job in queued if job.pk != generation.pk] or [generation.priority]
+    priority = max(others) + 1 if front else min(others) - 1
+    moved = Generation.objects.filter(pk=generation.pk, status=Generation.Status.QUEUED).update(
+        priority=priority
+    )
+    if not moved:
+        return None
+    generation.priority = priority
+    publish(generation, status_event(generation), to_user=True)
+    return priority
+
+
 def generation_cancel(*, generation: Generation) -> None:
     """Cancel a queued or running generation; a running one stops within one step."""
     now = timezone.now()
