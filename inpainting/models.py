@@ -529,6 +529,9 @@ class A1111Options(models.Model):
         related_name="+",
         help_text="Empty: the deployment's default model.",
     )
+    values = models.JSONField(
+        default=dict, blank=True, help_text="The other options the user wrote (read back as is)."
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -4,6 +4,7 @@ interrupt on the caller's own job only, and A1111's error body."""
 
 import base64
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -141,6 +142,11 @@ def test_the_model_lists_and_options(server, api_key):
     assert len(models) == 1 and models[0]["title"]
     assert api.get_options()["samples_format"] == "png"
     assert api.get_progress()["state"]["job_count"] == 0
+    # Options a client writes are kept for its user and read back (A1111's own API test).
+    api.set_options({"send_seed": False, "samples_format": "jpg"})
+    options = api.get_options()
+    assert options["send_seed"] is False and options["samples_format"] == "png"  # png here
+    assert options["dreamlayer_not_acted_on"] == ["send_seed"]
 
 
 def test_errors_in_a1111s_shape(server, api_key):
@@ -170,7 +176,8 @@ def test_errors_in_a1111s_shape(server, api_key):
 
 def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, other_user):
     """Two users: progress shows each their own job (with a live preview while it runs);
-    another user's interrupt leaves it running, its owner's stops it."""
+    another user's interrupt leaves it running, its owner's stops it, and the client gets a
+    result (no exception), as from A1111."""
     from accounts.services import api_key_create
 
     _, other_key = api_key_create(user=other_user, name="other")
@@ -179,8 +186,10 @@ def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, othe
 
     def generate():
         try:
-            mine.img2img(images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose",
-                         steps=100, width=96, height=64)  # fmt: skip
+            outcome["result"] = mine.img2img(
+                images=[gradient(96, 64)], mask_image=white_box_mask(), prompt="a rose",
+                steps=100, width=96, height=64,
+            )  # fmt: skip
         except RuntimeError as exc:
             outcome["error"] = exc.args
 
@@ -209,7 +218,10 @@ def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, othe
     mine.interrupt()
     thread.join(60)
     assert wait_for_status(generation.pk).status == "cancelled"
-    assert outcome["error"][0] == 409 and "cancelled" in outcome["error"][1]
+    # As A1111: an interrupted img2img is a 200 with the images finished before it (none here)
+    assert "error" not in outcome, outcome
+    assert outcome["result"].images == []
+    assert outcome["result"].info["interrupted"].startswith("Interrupted")
     assert mine.get_progress()["state"]["job_count"] == 0
 
 
@@ -395,6 +407,17 @@ def test_webuiapi_upscales_with_a_super_resolution_model_of_the_library(
     tiny = listed["tiny-RealESRGAN_x4plus"]
     assert (tiny["model_name"], tiny["scale"]) == ("ESRGAN", 4)
     assert tiny["model_path"] == "tiny-RealESRGAN_x4plus.safetensors"  # no machine path
+    # A1111's Real-ESRGAN list (its own API tests ask for it) names the same model.
+    realesrgan = requests.get(
+        f"{server}/sdapi/v1/realesrgan-models", auth=("me", api_key), timeout=30
+    ).json()
+    assert realesrgan == [
+        {
+            "name": "tiny-RealESRGAN_x4plus",
+            "path": "tiny-RealESRGAN_x4plus.safetensors",
+            "scale": 4,
+        }
+    ]
     result = api.extra_single_image(
         gradient(96, 64), upscaling_resize=3, upscaler_1="tiny-RealESRGAN_x4plus"
     )
@@ -415,3 +438,33 @@ def test_webuiapi_upscales_with_a_super_resolution_model_of_the_library(
             [gradient(96, 64)], upscaling_resize=2, upscaler_1="tiny-RealESRGAN_x4plus"
         )
     assert refused.value.args[0] == 400
+
+
+@pytest.fixture(scope="module")
+def server_without_a_model(django_db_blocker):
+    """The stack of a laptop with no diffusion model: the classical engine fills."""
+    with django_db_blocker.unblock():
+        env = child_env(LOAD_SD_INPAINT="false", INPAINT_ENGINE="classical")
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-a1111-classical.log") as url:
+        yield url
+
+
+def test_a_fill_engines_unused_strength_is_said_in_the_infotext(server_without_a_model, api_key):
+    """openOutpaint's Img2Img tool asks for strength 0.7; the classical engine refills the
+    whole mask. Its clients show the infotext, not ``warnings``: the infotext says so."""
+    body = {
+        "init_images": [base64.b64encode(png_bytes(gradient(96, 64))).decode()],
+        "mask": base64.b64encode(png_bytes(white_box_mask())).decode(),
+        "prompt": "a window",
+        "denoising_strength": 0.7,
+    }
+    answer = requests.post(
+        f"{server_without_a_model}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=120
+    )
+    assert answer.status_code == 200, answer.text
+    info = json.loads(answer.json()["info"])
+    assert info["extra_generation_params"]["Engine"] == "classical"
+    assert (
+        "denoising_strength was not used: the whole masked area is filled anew"
+        in (info["infotexts"][0])
+    )

@@ -41,7 +41,9 @@ def data_url(png: bytes) -> str:
 
 
 def output(client, url: str) -> np.ndarray:
-    response = client.get(url.removeprefix("http://testserver"))
+    """The output as FooocusAPI's clients download it: a plain GET, no key (a signed link)."""
+    response = APIClient().get(url.removeprefix("http://testserver"))
+    assert response.status_code == 200, url
     return np.asarray(Image.open(io.BytesIO(b"".join(response.streaming_content))).convert("RGB"))
 
 

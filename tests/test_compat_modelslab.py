@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -69,7 +70,7 @@ def test_documented_body_with_base64_images(api_key):
     body = response.json()
     assert body["status"] == "success"
     assert isinstance(body["generationTime"], float) and body["id"]
-    assert len(body["output"]) == 1 and body["output"][0].endswith("/images/0.png")
+    assert len(body["output"]) == 1 and "/api/links/" in body["output"][0]  # signed: no key
     meta = body["meta"]
     assert meta["prompt"] == "a cat sitting on a bench" and isinstance(meta["seed"], int)
     assert meta["num_inference_steps"] == 21 and meta["model_id"] == "lazymixv4-inpaint"
@@ -78,9 +79,7 @@ def test_documented_body_with_base64_images(api_key):
     assert (
         generation.params["scheduler"] == "UniPC" and generation.params["denoising_strength"] == 0.7
     )
-    image = client.get(
-        body["output"][0].removeprefix("http://testserver"), headers={"X-API-Key": api_key}
-    )
+    image = Client().get(body["output"][0].removeprefix("http://testserver"))  # a plain GET
     assert_polarity(b"".join(image.streaming_content))
 
 
@@ -125,6 +124,22 @@ def test_processing_then_fetch(api_key, paused_worker, settings):
         assert fetched["status"] == "processing" and time.monotonic() < deadline
         time.sleep(0.2)
     assert fetched["id"] == body["id"] and len(fetched["output"]) == 1
+    # ModelsLab's links need no key: a client downloads the picture with a plain GET.
+    link = fetched["output"][0].removeprefix("http://testserver")
+    plain = Client().get(link)
+    assert plain.status_code == 200 and plain["Content-Type"] == "image/png"
+    png = b"".join(plain.streaming_content)
+    assert_polarity(png)
+    # A tampered link, an expired one and a deleted job's are 404s.
+    assert (
+        Client().get(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")).status_code == 404
+    )
+    settings.IMAGE_LINK_SECONDS = -1
+    assert Client().get(link).status_code == 404
+    settings.IMAGE_LINK_SECONDS = 3600
+    assert Client().get(link).status_code == 200
+    Generation.objects.get(pk=body["id"]).delete()
+    assert Client().get(link).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,22 @@ def test_without_a_mask_the_images_transparent_pixels_are_edited(server, api_key
     assert np.array_equal(out[keep()], original[keep()])
 
 
+def test_an_opaque_rgba_picture_without_a_mask_is_an_opaque_picture(server, api_key, tmp_path):
+    """Open WebUI sends an RGBA PNG that is opaque everywhere: no pixel is transparent, so it
+    is no mask (the whole picture is to be edited, an edit model's job), not a mask that
+    selects nothing."""
+    answers = {}
+    for mode in ("RGB", "RGBA"):
+        path = tmp_path / f"{mode}.png"
+        gradient(96, 64).convert(mode).save(path)
+        with pytest.raises(openai.BadRequestError) as refused, path.open("rb") as image:
+            sdk(server, api_key).images.edit(image=image, prompt="make it winter")
+        answers[mode] = refused.value.body
+    assert answers["RGBA"] == answers["RGB"]
+    assert answers["RGBA"]["param"] == "mask" and "polarity" not in answers["RGBA"]["message"]
+    assert Generation.objects.count() == 0
+
+
 def test_open_webuis_edit_without_a_mask_edits_the_whole_picture(
     server, api_key, tmp_path, edit_library
 ):

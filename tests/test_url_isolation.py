@@ -139,6 +139,7 @@ ROUTES: dict[str, Route] = {
         name: Route("get", 401, 200, 401)
         for name in (
             "a1111-upscalers",
+            "a1111-realesrgan-models",
             "a1111-loras",
             "a1111-memory",
             "a1111-latent-upscale-modes",
@@ -165,6 +166,7 @@ ROUTES: dict[str, Route] = {
     "openai-image-edit": Route("post", 401, 400, 401),
     # a signed link is its own permission: a made-up one is a 404 for everyone
     "openai-image-file": Route("get", 404, 404, 404),
+    "api:image-link": Route("get", 404, 404, 404),  # a signed link: "not-a-signed-link" is not
 }
 # The admin is one rule for all its URLs: anyone but staff is sent to the admin's log-in.
 ADMIN_STAFF_CHECKS = {

@@ -118,6 +118,21 @@ CONTROLNET_MODULES = ("none", "inpaint_only", "inpaint_global_harmonious")
 CONTROLNET_API_VERSION = 2
 
 
+#: spandrel's names of the Real-ESRGAN family's architectures (RRDBNet: ESRGAN and
+#: Real-ESRGAN x4plus; SRVGGNetCompact: realesr-general, the anime video models).
+REAL_ESRGAN_ARCHITECTURES = frozenset({"ESRGAN", "RealESRGAN", "Compact", "RealCUGAN"})
+
+
+def realesrgan_models(models: list[LibraryModel]) -> list[dict[str, Any]]:
+    """``GET /sdapi/v1/realesrgan-models``: the library's upscalers of the Real-ESRGAN family
+    (its ``name``, ``path`` as the file's name: no machine path, ``scale``)."""
+    return [
+        {"name": Path(model.name).stem, "path": model.name, "scale": model.details.get("scale")}
+        for model in models
+        if model.details.get("architecture") in REAL_ESRGAN_ARCHITECTURES
+    ]
+
+
 def upscalers(models: list[LibraryModel]) -> list[dict[str, Any]]:
     """``GET /sdapi/v1/upscalers``: the resamplers (no model file), then the library's
     super-resolution models, named by their file's name without the suffix (the file's name
@@ -164,11 +179,16 @@ def queue_status(waiting: int) -> dict[str, Any]:
 
 
 def options(
-    default: LibraryModel | None, only_model: str | None, preview_every: int
+    default: LibraryModel | None,
+    only_model: str | None,
+    preview_every: int,
+    kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here
-    (``only_model``: the title of the one entry ``sd-models`` lists with no library model)."""
-    return {
+    (``only_model``: the title of the one entry ``sd-models`` lists with no library model),
+    and the other options this user wrote (``kept``), read back as written but not acted on:
+    ``dreamlayer_not_acted_on`` names them."""
+    here = {
         "sd_model_checkpoint": model_title(default) if default else only_model,
         "sd_checkpoint_hash": (default.sha256 or None) if default else None,
         "CLIP_stop_at_last_layers": GenerationParams().clip_skip,
@@ -181,6 +201,8 @@ def options(
         "initial_noise_multiplier": 1.0,
         "sd_vae": "Automatic",
     }
+    kept = {k: v for k, v in (kept or {}).items() if k not in here}
+    return {**kept, **here, "dreamlayer_not_acted_on": sorted(kept)}
 
 
 #: DreamLayer's parameter names as an A1111 request names them (``info.ignored``).
@@ -203,10 +225,12 @@ def info(
     texts: list[str],
     model_hash: str | None,
     ignored: list[str],
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """A1111's ``info`` (a JSON string in the answer): seeds, sampler, sizes, the infotext of
     each image; ``ignored`` names what the request asked for that does not run here, and each
-    field the engine that ran did not follow (the job's ``warnings``), by A1111's names."""
+    field the engine that ran did not follow (the job's ``warnings``), by A1111's names;
+    ``interrupted``: the job was interrupted, the images are those finished before it."""
     warnings = (generation.metadata or {}).get("warnings", [])
     ignored = ignored + [
         name
@@ -261,7 +285,19 @@ def info(
         "dreamlayer_id": str(generation.pk),
         "ignored": ignored,
         "warnings": warnings,
+        **({"interrupted": INTERRUPTED} if interrupted else {}),
     }
+
+
+INTERRUPTED = "Interrupted: the images are those finished before the interrupt (maybe none)."
+
+
+def infotext(text: str, generation: Generation) -> str:
+    """An image's infotext (its ``parameters`` text, which A1111's clients show) with what the
+    engine that ran did not follow, where a client that shows no ``warnings`` still sees it:
+    a fill engine's strength unused means the whole masked area was refilled."""
+    notes = [w["message"] for w in (generation.metadata or {}).get("warnings", [])]
+    return text + "".join(f"\nNote: {note}" for note in notes)
 
 
 def img2img_body(images: list[bytes], parameters: dict[str, Any], info: dict) -> dict:

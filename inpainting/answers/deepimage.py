@@ -22,7 +22,7 @@ FIELD = {"prompt": "generative_fill.description"}
 def job_answer(generation: Generation, base: str) -> dict:
     body = {"status": STATUS[generation.status], "job": str(generation.pk)}
     if generation.status == Generation.Status.SUCCEEDED:
-        body["result_url"] = native.image_urls(generation, base)[0]
+        body["result_url"] = native.image_links(generation, base)[0]
         # The fields the engine that ran did not follow (a fill engine: the description).
         body["warnings"] = native.warnings(generation, FIELD)
     if generation.error:

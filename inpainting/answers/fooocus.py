@@ -15,7 +15,7 @@ TASK_STATUS = {
 
 
 def task_record(generation: Generation, base: str) -> dict:
-    urls = native.image_urls(generation, base)
+    urls = native.image_links(generation, base)
     return {
         "task_id": str(generation.pk),
         "task_status": TASK_STATUS[generation.status],

@@ -21,7 +21,7 @@ def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
                 with image.file.open("rb") as handle:
                     output.append(base64.b64encode(handle.read()).decode())
         else:
-            output = native.image_urls(generation, base)
+            output = native.image_links(generation, base)
         meta = native.metadata(generation, as_requested=True)
         meta.update(generation.metadata.get("modelslab", {}))
         return {

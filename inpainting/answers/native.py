@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core import signing
 from django.urls import reverse
 
 from ..engine.parameters import FILL_ENGINE_UNUSED
-from ..models import Generation
+from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..selectors import generation_eta_seconds, generation_queue_position
 
@@ -20,6 +21,28 @@ def _absolute(base_url: str, path: str) -> str:
 def image_urls(generation: Generation, base_url: str) -> list[str]:
     return [
         _absolute(base_url, reverse("api:generation-image", args=[generation.pk, image.index]))
+        for image in generation.images.all()
+    ]
+
+
+#: What an image link is signed for (``services.links`` reads them).
+IMAGE_LINK_SALT = "dreamlayer.image-link"
+
+
+def image_link_token(image: GeneratedImage, output_format: str = "png", quality: int = 100) -> str:
+    """A link to one output that works with no key for ``IMAGE_LINK_SECONDS``: signed with
+    the server's secret, naming the image and the format to send it in."""
+    return signing.dumps(
+        {"image": str(image.pk), "format": output_format, "quality": quality},
+        salt=IMAGE_LINK_SALT,
+    )
+
+
+def image_links(generation: Generation, base_url: str) -> list[str]:
+    """Signed links to the outputs as stored (PNG), for the clients of services whose output
+    links need no key (ModelsLab, FooocusAPI, deep-image.ai): ``services.links``."""
+    return [
+        _absolute(base_url, reverse("api:image-link", args=[image_link_token(image)]))
         for image in generation.images.all()
     ]
 

@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,6 +31,7 @@ from ..services import (
     generations,
     images,
     library,
+    links,
     mask_models,
     masks,
     pictures,
@@ -522,3 +524,17 @@ class HealthView(AsyncAPIView):
                 "model": config.model_name("diffusers"),
             }
         return Response(body)
+
+
+class ImageLinkView(APIView):
+    """An output named by a signed link (the output links of ModelsLab, FooocusAPI and
+    deep-image.ai answers): no key, for ``IMAGE_LINK_SECONDS``, the stored file as it is; a
+    forged, expired or revoked link (a deleted job, a revoked key) is a 404."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="the image")})
+    def get(self, request: Request, token: str):
+        picture, content_type = links.image_link_read(token)
+        return image_response(picture.open("rb"), content_type=content_type, cache=True)

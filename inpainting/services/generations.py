@@ -131,11 +131,13 @@ def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dic
         return bool(value.strip()) if isinstance(value, str) else value != getattr(default, field)
 
     sent = {field: given(field) for field in FILL_ENGINE_UNUSED}
+    # What not following a field means, where it changes the result the client asked for.
+    meaning = {"denoising_strength": ": the whole masked area is filled anew"}
     return [
         {
             "field": field,
             "message": f"The {engine_name} engine fills the mask from the picture around it, "
-            f"with no diffusion model; {field} was not used.",
+            f"with no diffusion model; {field} was not used{meaning.get(field, '')}.",
         }
         for field, given in sent.items()
         if given

@@ -29,15 +29,24 @@ def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploaded
     return SimpleUploadedFile("mask.png", engine.encode_png(Image.new("L", size, 255)))
 
 
-def image_as_its_own_mask(upload) -> tuple[SimpleUploadedFile, SimpleUploadedFile | None]:
+def image_as_its_own_mask(
+    upload, *, user: User
+) -> tuple[SimpleUploadedFile, SimpleUploadedFile | None]:
     """OpenAI's rule when no mask is sent: an image with transparent pixels is its own mask
-    (those pixels are edited); an opaque one has none, and the whole picture is edited by the
-    prompt (an edit model's job: ``generations.generation_create`` says so otherwise)."""
+    (those pixels are edited); an opaque one (no alpha channel, or one that is opaque
+    everywhere) has none, and the whole picture is edited by the prompt (an edit model's job:
+    ``generations.generation_create`` says so otherwise). The alpha channel is read through
+    the web process' gate, on ``user``'s share."""
     data = read_upload(upload, field="image")
     header, _ = image_header(data, field="image", formats=IMAGE_FORMATS)  # within the limits
-    alpha = header.format == "PNG" and has_alpha(header)
+    transparent = False
+    if header.format == "PNG" and has_alpha(header):
+        size = image_size(data, field="image", formats=IMAGE_FORMATS)
+        with PIXELS.held(user=user.pk, pixels=2 * pixels_of(size), what="picture"):
+            decoded = decode_image(data, field="image", formats=IMAGE_FORMATS)
+            transparent = decoded.convert("RGBA").getchannel("A").getextrema()[0] < 255
     image = SimpleUploadedFile("image.png", data)
-    return image, (SimpleUploadedFile("mask.png", data) if alpha else None)
+    return image, (SimpleUploadedFile("mask.png", data) if transparent else None)
 
 
 def image_upright_png(upload, *, user: User) -> bytes:

@@ -9,6 +9,7 @@ their own modules: ``additions`` (LoRAs, ControlNets, IP-Adapters), ``mask_model
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -626,7 +627,7 @@ def library_user_checkpoint_set(user, title: str) -> None:
                 ),
                 field="sd_model_checkpoint",
             )
-        A1111Options.objects.filter(user=user).delete()
+        A1111Options.objects.filter(user=user).update(checkpoint=None)
         return
     model = selectors.library_model_list().get(name=name)
     if not library_model_runnable(model):
@@ -636,3 +637,31 @@ def library_user_checkpoint_set(user, title: str) -> None:
             field="sd_model_checkpoint",
         )
     A1111Options.objects.update_or_create(user=user, defaults={"checkpoint": model})
+
+
+#: The most one user's kept AUTOMATIC1111 options may take, as JSON.
+A1111_OPTIONS_MAX_BYTES = 64 * 1024
+
+
+def library_user_a1111_options(user) -> dict:
+    """The AUTOMATIC1111 options ``user`` wrote that DreamLayer keeps without acting on them
+    (``POST /sdapi/v1/options``; a client reads them back as it wrote them)."""
+    row = A1111Options.objects.filter(user=user).first()
+    return dict(row.values) if row else {}
+
+
+def library_user_a1111_options_keep(user, options: dict) -> None:
+    """Keep ``options`` (the checkpoint apart: ``library_user_checkpoint_set``) for ``user``,
+    over what they wrote before, within A1111_OPTIONS_MAX_BYTES."""
+    values = {
+        **library_user_a1111_options(user),
+        **{k: v for k, v in options.items() if k != "sd_model_checkpoint"},
+    }
+    size = len(json.dumps(values))
+    if size > A1111_OPTIONS_MAX_BYTES:
+        raise ClientError(
+            f"The options would take {size // 1024} KB; at most "
+            f"{A1111_OPTIONS_MAX_BYTES // 1024} KB are kept per user.",
+            field="options",
+        )
+    A1111Options.objects.update_or_create(user=user, defaults={"values": values})

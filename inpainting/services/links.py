@@ -1,7 +1,8 @@
-"""Image links that work without a key, for an hour (OpenAI's ``response_format=url``): the
-link itself, signed with the server's secret, is the permission. It names one image of one
-generation and the format to send it in; a deleted job's links stop working, and so do those of
-a job whose key has been revoked. The access log never writes a link whole
+"""Image links that work without a key, for an hour (OpenAI's ``response_format=url``, and the
+output links of ModelsLab, FooocusAPI and deep-image.ai answers): the link itself, signed with
+the server's secret (``answers.native.image_link_token``), is the permission. It names one
+image of one generation and the format to send it in; a deleted job's links stop working, and
+so do those of a job whose key has been revoked. The access log never writes a link whole
 (``dreamlayer_site.serve``)."""
 
 from __future__ import annotations
@@ -12,19 +13,13 @@ from django.db.models.fields.files import FieldFile
 
 from accounts.authentication import api_key_still_usable
 
+from ..answers.native import IMAGE_LINK_SALT
 from ..engine.images import OUTPUT_FORMATS
 from ..errors import ClientError
 from ..models import GeneratedImage
 from .images import image_file_as
 
-SALT = "dreamlayer.image-link"
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
-
-def image_link_token(image: GeneratedImage, output_format: str, quality: int) -> str:
-    return signing.dumps(
-        {"image": str(image.pk), "format": output_format, "quality": quality}, salt=SALT
-    )
 
 
 def image_link_read(token: str) -> tuple[FieldFile, str]:
@@ -32,7 +27,7 @@ def image_link_read(token: str) -> tuple[FieldFile, str]:
     expired (``IMAGE_LINK_SECONDS``) or names a deleted image (or a disabled account's) is a
     404."""
     try:
-        payload = signing.loads(token, salt=SALT, max_age=settings.IMAGE_LINK_SECONDS)
+        payload = signing.loads(token, salt=IMAGE_LINK_SALT, max_age=settings.IMAGE_LINK_SECONDS)
     except signing.BadSignature:  # SignatureExpired is one
         raise ClientError("This image link is not valid, or has expired.", status=404) from None
     image = (

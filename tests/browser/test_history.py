@@ -87,8 +87,9 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
 
     assert page.inner_text(BADGE) == "queued"
     assert page.locator("#detail-progress").is_visible()
-    page.wait_for_function(  # the socket's snapshot
-        "() => document.querySelector('[data-progress-text]').textContent.startsWith('Queued (')"
+    page.wait_for_function(  # the socket's snapshot: its place and the wait (a job ran before)
+        "() => document.querySelector('[data-progress-text]').textContent"
+        ".match(/^1st in line, about \\d+ s$/)"
     )
     assert page.locator("[data-output]").count() == 0
     page.evaluate("""() => {

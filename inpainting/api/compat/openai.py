@@ -27,10 +27,8 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 
@@ -42,13 +40,13 @@ from ...gate import GateFull
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
-from ...services import generations, images, links
+from ...services import generations, images
 from ...services.library import library_model_named
 from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
-from ..media import image_response
 from ..serializers import ChoiceField, field_for
+from ..views import ImageLinkView
 
 TAGS = ["compat: OpenAI"]
 #: Model names of OpenAI's own: a client that names one gets the default model here.
@@ -121,7 +119,11 @@ def _uploads(request: Request):
     if not found:
         raise ClientError("Missing required parameter: 'image'.", field="image")
     mask = request.FILES.get("mask")
-    image, mask = (found[0], mask) if mask is not None else images.image_as_its_own_mask(found[0])
+    image, mask = (
+        (found[0], mask)
+        if mask is not None
+        else images.image_as_its_own_mask(found[0], user=request.user)
+    )
     return image, mask, tuple(found[1:])
 
 
@@ -130,7 +132,7 @@ def _image_items(generation: Generation, request: Request, context: dict) -> lis
     items = []
     for image in generation.images.all():
         if context["response_format"] == "url":
-            token = links.image_link_token(image, fmt, quality)
+            token = native.image_link_token(image, fmt, quality)
             url = request.build_absolute_uri(reverse("openai-image-file", args=[token]))
             items.append(openai.image_item(url=url))
         else:
@@ -252,15 +254,12 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
         )
 
 
-class OpenAIImageFileView(APIView):
+class OpenAIImageFileView(ImageLinkView):
     """An image named by a signed link from ``response_format=url``: no key, for an hour
-    (``IMAGE_LINK_SECONDS``), like OpenAI's own links."""
+    (``IMAGE_LINK_SECONDS``), like OpenAI's own links; errors in OpenAI's shape."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
     error_shape = staticmethod(openai.error_body)
 
     @extend_schema(tags=TAGS, responses={(200, "image/png"): OpenApiResponse(description="image")})
     def get(self, request: Request, token: str):
-        picture, content_type = links.image_link_read(token)
-        return image_response(picture.open("rb"), content_type=content_type, cache=True)
+        return super().get(request, token)

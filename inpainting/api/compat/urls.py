@@ -53,6 +53,11 @@ urlpatterns = [
     # ... and what A1111 clients call at start-up (openOutpaint, GIMP and Krita plugins, SDAI)
     path("sdapi/v1/upscalers", a1111_lists.A1111UpscalersView.as_view(), name="a1111-upscalers"),
     path(
+        "sdapi/v1/realesrgan-models",
+        a1111_lists.A1111RealEsrganModelsView.as_view(),
+        name="a1111-realesrgan-models",
+    ),
+    path(
         "sdapi/v1/extra-single-image",
         a1111_extras.A1111ExtraSingleImageView.as_view(),
         name="a1111-extra-single-image",

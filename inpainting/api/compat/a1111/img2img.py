@@ -353,7 +353,10 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         return common.Submitted(submission.generation, context=context)
 
     def answer(self, request: Request, generation: Generation, context: dict) -> Response:
-        problem = common.unfinished(generation, blocking=True)
+        # Interrupted (A1111's interrupt, or a cancel): A1111 answers 200 with the images
+        # finished before it, so its clients show what there is instead of an error.
+        interrupted = generation.status == Generation.Status.CANCELLED
+        problem = None if interrupted else common.unfinished(generation, blocking=True)
         if problem is not None:
             code, message = problem
             body = a1111.error_body(code, message, {})
@@ -365,7 +368,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             with image.file.open("rb") as handle:
                 png = handle.read()
             pngs.append(png)
-            texts.append(images.png_texts(png).get(PARAMETERS_KEY, ""))
+            texts.append(a1111.infotext(images.png_texts(png).get(PARAMETERS_KEY, ""), generation))
         model = selectors.library_model_list().filter(name=generation.model_name).first()
         info = a1111.info(
             generation,
@@ -376,6 +379,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             texts=texts,
             model_hash=(model.sha256[:10] or None) if model else None,
             ignored=context["ignored"],
+            interrupted=interrupted,
         )
         sent = pngs if context["send_images"] else []
         return Response(a1111.img2img_body(sent, context["echo"], info))

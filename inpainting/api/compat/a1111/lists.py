@@ -20,6 +20,8 @@ from ....conf import engine_config
 from ....services.library import (
     library_deployment_model_offered,
     library_models_offered,
+    library_user_a1111_options,
+    library_user_a1111_options_keep,
     library_user_checkpoint,
     library_user_checkpoint_set,
 )
@@ -69,8 +71,9 @@ class A1111SchedulersView(A1111View):
 class A1111OptionsView(A1111View):
     """``GET``: the options clients read, with the caller's checkpoint. ``POST`` with
     ``sd_model_checkpoint`` switches the checkpoint of the caller's own A1111 jobs (a client's
-    "switch model"; never another user's). Other options are the deployment's, left as they
-    are, as A1111 answers: ``null``."""
+    "switch model"; never another user's). The other options a user writes are kept for that
+    user and read back as written (``dreamlayer_not_acted_on`` names them; the ones DreamLayer
+    has its own value for read back as they are here); the answer is A1111's ``null``."""
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
@@ -78,7 +81,8 @@ class A1111OptionsView(A1111View):
             library_models_offered().filter(is_default=True).first()
         )
         only = None if default else (_only_model() or {}).get("title")
-        return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY))
+        kept = library_user_a1111_options(request.user)
+        return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY, kept))
 
     @extend_schema(
         tags=TAGS,
@@ -99,6 +103,7 @@ class A1111OptionsView(A1111View):
             )
         if title:
             library_user_checkpoint_set(request.user, without_hash(title))
+        library_user_a1111_options_keep(request.user, options)
         return JsonResponse(None, safe=False)  # "null" (DRF renders None as no body at all)
 
 
@@ -169,3 +174,11 @@ class ControlNetSettingsView(A1111View):
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="settings")})
     def get(self, request: Request) -> Response:
         return Response({"control_net_unit_count": 1, "control_net_max_models_num": 1})
+
+
+class A1111RealEsrganModelsView(A1111View):
+    """The library's upscalers of the Real-ESRGAN family (A1111's own API tests ask)."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="Real-ESRGAN models")})
+    def get(self, request: Request) -> Response:
+        return Response(a1111.realesrgan_models(list(selectors.library_upscaler_list())))
