@@ -9,9 +9,11 @@ from .models import ApiKey, User
 
 @admin.register(User)
 class DreamLayerUserAdmin(UserAdmin):
-    """Django's user admin, with the storage each user's pictures take (issue 52)."""
+    """Django's user admin, with the storage each user's pictures take (issue 52) and the
+    lane of the user's jobs in the queue (docs/scaling-out.md, "The queue's order")."""
 
-    list_display = (*UserAdmin.list_display, "storage")
+    list_display = (*UserAdmin.list_display, "storage", "job_priority")
+    fieldsets = (*UserAdmin.fieldsets, ("The queue", {"fields": ("job_priority",)}))
 
     @admin.display(description="storage")
     def storage(self, user: User) -> str:
@@ -22,7 +24,16 @@ class DreamLayerUserAdmin(UserAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created by their owners; the admin shows prefixes only and can revoke."""
 
-    list_display = ("name", "prefix", "user", "created", "last_used", "expiry_date", "revoked")
+    list_display = (
+        "name",
+        "prefix",
+        "user",
+        "created",
+        "last_used",
+        "expiry_date",
+        "revoked",
+        "job_priority",
+    )
     list_filter = ("revoked",)
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = ("prefix", "user", "created", "last_used")

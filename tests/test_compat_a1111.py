@@ -15,6 +15,7 @@ import requests
 import webuiapi
 from django.conf import settings
 from PIL import Image, ImageDraw
+from rest_framework.test import APIClient
 
 from inpainting.engine import Resize
 from inpainting.engine.images import resize_to
@@ -468,3 +469,15 @@ def test_a_fill_engines_unused_strength_is_said_in_the_infotext(server_without_a
         "denoising_strength was not used: the whole masked area is filled anew"
         in (info["infotexts"][0])
     )
+
+
+def test_a1111_options_with_a_nul_character_are_a_400(api_key):
+    """PostgreSQL keeps no NUL character in JSON: such an option is refused, not a 500
+    (schemathesis found it)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    answer = client.post("/sdapi/v1/options", {"send\x00seed": True}, format="json")
+    assert answer.status_code == 400 and "NUL character" in answer.json()["detail"]
+    kept = client.post("/sdapi/v1/options", {"send_seed": False}, format="json")
+    assert kept.status_code == 200
+    assert client.get("/sdapi/v1/options").json()["send_seed"] is False

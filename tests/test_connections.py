@@ -51,8 +51,14 @@ def test_requests_through_daphne_reuse_the_cache_connection(
     headers = {"Authorization": f"Api-Key {api_key}"}
     with daphne_server(env, Path(settings.DATA_DIR) / "daphne-connections.log") as url:
         assert requests.get(f"{url}/api/generations/", headers=headers, timeout=30).ok
-        before = connections_opened(server)
-        for _ in range(20):  # each one checks the throttle in the Redis cache
-            assert requests.get(f"{url}/api/generations/", headers=headers, timeout=30).ok
-        opened = connections_opened(server) - before
+
+        def opened_by_20_requests() -> int:
+            before = connections_opened(server)
+            for _ in range(20):  # each one checks the throttle in the Redis cache
+                assert requests.get(f"{url}/api/generations/", headers=headers, timeout=30).ok
+            return connections_opened(server) - before
+
+        # The server counts every client's connections, the other test processes' too: of
+        # two rounds, the quieter one (20 requests used to open 20).
+        opened = min(opened_by_20_requests(), opened_by_20_requests())
     assert opened <= 3, f"{opened} Redis connections for 20 requests"

@@ -141,3 +141,21 @@ def test_staff_see_the_queue_by_user_and_move_a_job_to_the_front(paused_worker, 
     paused_worker.resume()
     jobs = [wait_for_status(i, timeout=120) for i in (*first, last)]
     assert str(min(jobs, key=lambda job: job.started_at).pk) == first[2]
+
+
+def test_a_users_and_a_keys_own_lane_are_what_their_jobs_get(settings):
+    """Staff set a user's lane, or a key's (the admin's Users and API keys): a key's lane
+    wins over its user's, which wins over the client's default (studio 10, API 0)."""
+    alice = _keyed("alice")
+    (default,) = _queue(alice, 1)
+    assert Generation.objects.get(pk=default).priority == Generation.PRIORITY_BATCH
+    alice.user.job_priority = 5
+    alice.user.save()
+    (users,) = _queue(alice, 1)
+    assert Generation.objects.get(pk=users).priority == 5
+    key = alice.user.api_keys.get()
+    key.job_priority = -3
+    key.save()
+    (keys,) = _queue(alice, 1)
+    assert Generation.objects.get(pk=keys).priority == -3
+    Generation.objects.filter(owner=alice.user).update(status=Generation.Status.CANCELLED)

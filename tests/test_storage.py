@@ -17,8 +17,9 @@ from django.utils import timezone
 from PIL import Image
 
 from inpainting import engine
+from inpainting.answers import native
 from inpainting.models import Generation, stored_bytes
-from inpainting.services import files, links, retention, runs
+from inpainting.services import files, retention, runs
 from inpainting.services.generations import size_words
 from tests.conftest import ROOT
 from tests.helpers import post_img2img
@@ -116,7 +117,7 @@ def test_an_openai_link_in_another_format_is_encoded_once(keyed_api, monkeypatch
     generation = Generation.objects.get(pk=response.json()["id"])
     runs.generation_run(generation_id=str(generation.pk))  # what the worker calls
     image = generation.images.get()
-    url = f"/v1/images/files/{links.image_link_token(image, 'webp', 80)}"
+    url = f"/v1/images/files/{native.image_link_token(image, 'webp', 80)}"
     anonymous = Client()
     first = anonymous.get(url)
     assert first.status_code == 200 and first["Content-Type"] == "image/webp"

@@ -657,6 +657,10 @@ def library_user_a1111_options_keep(user, options: dict) -> None:
         **library_user_a1111_options(user),
         **{k: v for k, v in options.items() if k != "sd_model_checkpoint"},
     }
+    if "\\u0000" in json.dumps(values):  # PostgreSQL keeps no NUL character in JSON
+        raise ClientError(
+            "An option's name or value contains a NUL character; none is kept.", field="options"
+        )
     size = len(json.dumps(values))
     if size > A1111_OPTIONS_MAX_BYTES:
         raise ClientError(
