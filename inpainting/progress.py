@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
 from .models import Generation
-from .selectors import generation_eta_seconds, generation_queue_position
+from .selectors import generation_queue_place
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,13 @@ def _send(groups: list[str], message: dict[str, Any], about: str) -> None:
 
 def status_event(generation: Generation) -> dict[str, Any]:
     """The status snapshot: sent on every state change and when a websocket connects."""
+    position, eta = generation_queue_place(generation=generation)
     return {
         "type": Event.STATUS,
         "id": str(generation.pk),
         "status": generation.status,
-        "queue_position": generation_queue_position(generation=generation),
-        "eta_seconds": generation_eta_seconds(generation=generation),
+        "queue_position": position,
+        "eta_seconds": eta,
         "step": generation.step,
         "total": generation.total_steps,
         "percent": generation.percent,

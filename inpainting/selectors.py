@@ -163,17 +163,12 @@ def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
     return Generation.objects.filter(pk=generation_id).values_list("status", flat=True).first()
 
 
-def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float | None:
-    """When the job should be done: for a queued job, the cost of the jobs ahead of it in its
-    queue's order and its own, at the seconds per unit of cost recent jobs of its engine took;
-    for a running one, what is left of its own. None before any job of the engine ran."""
-    if generation.status not in Generation.ACTIVE:
-        return 0.0
+def _seconds_per_cost(engine: str, sample: int = 20) -> float | None:
+    """The seconds a unit of cost took in the last ``sample`` jobs of ``engine`` (None before
+    any ran)."""
     recent = list(
         Generation.objects.filter(
-            status=Generation.Status.SUCCEEDED,
-            engine=generation.engine,
-            inference_seconds__isnull=False,
+            status=Generation.Status.SUCCEEDED, engine=engine, inference_seconds__isnull=False
         )
         .select_related("source")
         .order_by("-finished_at")[:sample]
@@ -181,17 +176,37 @@ def generation_eta_seconds(*, generation: Generation, sample: int = 20) -> float
     if not recent:
         return None
     costs = generation_costs(recent)
-    per_unit = sum(job.inference_seconds for job in recent) / max(sum(costs.values()), 1e-9)
+    return sum(job.inference_seconds for job in recent) / max(sum(costs.values()), 1e-9)
+
+
+def generation_queue_place(*, generation: Generation) -> tuple[int | None, float | None]:
+    """``(queue_position, eta_seconds)`` from one reading of its queue's order: the position
+    (1 = next; None unless queued) and when the job should be done: for a queued job, the cost
+    of the jobs ahead of it and its own, at the seconds per unit of cost recent jobs of its
+    engine took; for a running one, what is left of its own; 0 once it ended; None before any
+    job of its engine ran."""
+    if generation.status not in Generation.ACTIVE:
+        return None, 0.0
+    per_unit = _seconds_per_cost(generation.engine)
     if generation.status == Generation.Status.RUNNING:
+        if per_unit is None:
+            return None, None
         done = generation.step / generation.total_steps if generation.total_steps else 0.0
         own = generation_costs([generation])[generation.pk]
-        return round(per_unit * own * (1.0 - done), 2)
+        return None, round(per_unit * own * (1.0 - done), 2)
     order = generation_queue(generation=generation)
     ids = [job.pk for job in order]
     if generation.pk not in ids:
-        return None
-    ahead = order[: ids.index(generation.pk) + 1]
-    return round(per_unit * sum(generation_costs(ahead).values()), 2)
+        return None, None
+    position = ids.index(generation.pk) + 1
+    if per_unit is None:
+        return position, None
+    return position, round(per_unit * sum(generation_costs(order[:position]).values()), 2)
+
+
+def generation_eta_seconds(*, generation: Generation) -> float | None:
+    """``generation_queue_place``'s ETA alone."""
+    return generation_queue_place(generation=generation)[1]
 
 
 def library_model_list() -> QuerySet[LibraryModel]:

@@ -481,3 +481,15 @@ def test_a1111_options_with_a_nul_character_are_a_400(api_key):
     kept = client.post("/sdapi/v1/options", {"send_seed": False}, format="json")
     assert kept.status_code == 200
     assert client.get("/sdapi/v1/options").json()["send_seed"] is False
+
+
+def test_a_users_kept_a1111_options_are_bounded(api_key):
+    """The options a user may keep take at most 64 KB (their budget): more is a 400, and what
+    was kept stays."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    assert client.post("/sdapi/v1/options", {"send_seed": False}, format="json").status_code == 200
+    too_much = client.post("/sdapi/v1/options", {"notes": "x" * 70_000}, format="json")
+    assert too_much.status_code == 400 and "at most 64 KB" in too_much.json()["detail"]
+    kept = client.get("/sdapi/v1/options").json()
+    assert kept["send_seed"] is False and "notes" not in kept

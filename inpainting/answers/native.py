@@ -11,7 +11,7 @@ from django.urls import reverse
 from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
-from ..selectors import generation_eta_seconds, generation_queue_position
+from ..selectors import generation_eta_seconds, generation_queue_place
 
 
 def _absolute(base_url: str, path: str) -> str:
@@ -145,6 +145,7 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
     def link(name: str) -> str:
         return _absolute(base_url, reverse(name, args=[generation.pk]))
 
+    position, eta = generation_queue_place(generation=generation)
     return {
         "id": str(generation.pk),
         "status": generation.status,
@@ -158,8 +159,8 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
             "total": generation.total_steps,
             "percent": generation.percent,
         },
-        "queue_position": generation_queue_position(generation=generation),
-        "eta_seconds": generation_eta_seconds(generation=generation),
+        "queue_position": position,
+        "eta_seconds": eta,
         "attempts": generation.attempts,
         "error": generation.error or None,
         "images": image_urls(generation, base_url),

@@ -73,7 +73,7 @@ class EngineConfig:
     model_configs: str | None = None
     #: Where a model's weights live on CUDA (``engine.memory``): auto chooses by the free
     #: memory; and the GPU memory a job needs beyond its weights.
-    memory_plan: str = "auto"
+    memory_plan: str = memory.AUTO
     memory_headroom: int = memory.DEFAULT_HEADROOM
     #: For a transformer alone (a FLUX single file, a GGUF): the diffusers folder of the same
     #: family whose other parts it runs with (the library chooses it); None: the configs'.
