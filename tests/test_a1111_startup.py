@@ -155,6 +155,24 @@ def test_cors_lets_only_the_configured_sites_call_and_never_with_cookies(api_key
         assert (response.get("Access-Control-Allow-Origin") == PAGE) == (origin == PAGE)
 
 
+def test_basic_from_another_sites_page_is_refused_by_its_origin_alone(api_key):
+    """A browser without Fetch Metadata sends no ``Sec-Fetch-Site``: its ``Origin`` still
+    tells a page of another site (``null``: a sandboxed or local page) from this server's own
+    pages and from scripts, which send no Origin."""
+    token = base64.b64encode(f"me:{api_key}".encode()).decode()
+    for origin, status in (
+        ("https://evil.example", 401),
+        ("null", 401),
+        ("http://testserver", 200),  # this server's own page
+        (None, 200),  # a script
+    ):
+        headers = {"Authorization": f"Basic {token}", "Host": "testserver"}
+        if origin is not None:
+            headers["Origin"] = origin
+        response = Client().get("/sdapi/v1/options", headers=headers)
+        assert response.status_code == status, (origin, response.content)
+
+
 def test_an_unknown_checkpoint_title_is_not_echoed_whole(api_key):
     """Issue 51: a 5 MB title in ``POST /sdapi/v1/options`` was repeated in a 10 MB answer;
     a name a client sent is cut to MAX_ECHOED_NAME wherever a message repeats it."""

@@ -215,6 +215,31 @@ def test_the_quota_is_checked_before_any_picture_is_decoded(keyed_api, settings,
     assert wall < REFUSAL_SECONDS
 
 
+def test_an_openai_edit_without_a_mask_checks_the_quota_before_reading_the_alpha(
+    keyed_api, settings, monkeypatch
+):
+    """OpenAI's mask-less edit reads the picture's transparency (a decode) to know whether it
+    is its own mask: the quota is checked before that too."""
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
+    first = _post(keyed_api, png_bytes(gradient(W, H)), black_box_mask_png(W, H))
+    assert first.status_code == 202, first.content[:300]
+
+    def opened(*args, **kwargs):
+        raise AssertionError("a picture was opened before the quota was checked")
+
+    monkeypatch.setattr(uploads, "image_header", opened)
+    monkeypatch.setattr(uploads, "byte_scan", opened)  # what every decode runs first
+    see_through = Image.new("RGBA", (W, H), (200, 10, 10, 255))
+    see_through.paste((0, 0, 0, 0), (8, 8, 24, 24))
+    response = keyed_api.post(
+        "/v1/images/edits",
+        {"image": SimpleUploadedFile("edit.png", png_bytes(see_through)), "prompt": "a hat"},
+        format="multipart",
+    )
+    assert response.status_code == 429, response.content[:300]
+    assert "the limit is 1" in response.json()["error"]["message"]
+
+
 # The scans' other limits, and their cost on large files, on the function itself.
 
 

@@ -25,6 +25,28 @@ def test_openapi_schema_lists_the_api(api):
     assert "multipart/form-data" in body
 
 
+def test_the_schema_names_the_web_budgets_answers(api):
+    """Issue 51: an operation that takes a body can be cut off (408) or find the process at its
+    bound (503); one that makes a picture where it is answered can find the gate full (429 for
+    the user's share, 503 for the process'): each documented, with its Retry-After."""
+    paths = api.get("/api/schema/", headers={"Accept": "application/json"}).json()["paths"]
+    gated = {
+        ("/sdapi/v1/extra-single-image", "post"): {"408", "429", "503"},
+        ("/api/masks/effective", "post"): {"408", "429", "503"},
+        ("/api/img2img", "post"): {"408", "429", "503"},
+        ("/api/generations/{id}/regenerated.png", "get"): {"429", "503"},
+        ("/api/links/{token}", "get"): {"429", "503"},
+    }
+    thumbnails = [path for path in paths if "/thumbnails/" in path]
+    assert thumbnails
+    gated |= {(path, "get"): {"429", "503"} for path in thumbnails}
+    for (path, method), codes in gated.items():
+        responses = paths[path][method]["responses"]
+        assert codes <= set(responses), (path, sorted(responses))
+        for code in codes & {"429", "503"}:
+            assert "Retry-After" in responses[code]["headers"], (path, code)
+
+
 def test_docs_page_loads_its_assets_and_the_schema(api):
     """Swagger UI is served locally (no CDN): every asset the page names answers, and its
     start-up script points at the schema, which answers too."""

@@ -187,3 +187,70 @@ def test_a_client_that_goes_away_or_never_reads_lets_go_of_the_gate(server, api_
     assert after.status_code == 200, after.text[:300]
     assert seconds < 30  # the unread answer's stall (3 s here) and two upscales, not for ever
     assert memory.growth_mb <= 1536  # the unread 270 MB answer is not held whole besides
+
+
+def random_mask_png(side: int) -> bytes:
+    """A ``side`` px mask of random black and white pixels (the attack's worst case for the
+    blur and the grow: an edge at every pixel)."""
+    bits = np.random.default_rng(51).integers(0, 2, (side, side), dtype=np.uint8) * 255
+    buffer = io.BytesIO()
+    Image.fromarray(bits, "L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_parallel_mask_previews_of_a_random_4096_px_mask_leave_the_site_answering(server, api_key):
+    """Finding 7: ``POST /api/masks/effective`` with a 4096 px random mask, blur and grow 64
+    cost 3.5 s of web CPU each, unbounded in number. Four at once from one key: at least one
+    is answered with the preview, the others wait their turn or are told when to come back,
+    and ``/api/health`` answers meanwhile."""
+    url, process = server
+    mask = random_mask_png(4096)
+    headers = {"Authorization": f"Api-Key {api_key}"}
+    fields = {"width": 4096, "height": 4096, "mask_blur": 64, "mask_grow": 64}
+    requests.get(f"{url}/api/health", timeout=10)
+
+    def preview(_) -> requests.Response:
+        return requests.post(
+            f"{url}/api/masks/effective",
+            files={"mask": ("m.png", mask)},
+            data=fields,
+            headers=headers,
+            timeout=120,
+        )
+
+    health, done = [], threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            assert requests.get(f"{url}/api/health", timeout=30).status_code == 200
+            health.append(time.monotonic() - started)
+            time.sleep(0.1)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    cpu = process.cpu_times()
+    started = time.monotonic()
+    with PeakMemory(process) as memory, ThreadPoolExecutor(4) as pool:
+        prober.start()
+        answers = list(pool.map(preview, range(4)))
+        done.set()
+        prober.join()
+    seconds = time.monotonic() - started
+    used = process.cpu_times()
+    cpu_seconds = used.user + used.system - cpu.user - cpu.system
+    codes = sorted(answer.status_code for answer in answers)
+    print(
+        f"\n4 x masks/effective 4096 px random mask, blur 64, grow 64: answers {codes} in "
+        f"{seconds:.1f} s, daphne {cpu_seconds:.1f} s CPU, peak +{memory.growth_mb:.0f} MB; "
+        f"/api/health {len(health)} times meanwhile, slowest {max(health):.2f} s"
+    )
+    assert 200 in codes
+    for answer in answers:
+        if answer.status_code == 200:
+            with Image.open(io.BytesIO(answer.content)) as picture:
+                assert picture.size == (4096, 4096)
+        else:
+            assert answer.status_code in (429, 503), answer.text[:300]
+            assert int(answer.headers["Retry-After"]) >= 1
+    assert health and max(health) < 2.0
+    assert memory.growth_mb <= 1536

@@ -14,8 +14,9 @@ Which codes an operation can answer follows from what it is, the same way for ev
   docs/adr/0011-the-web-budget.md);
 - 409, 422: a POST that submits or acts on a generation (cancelled or already finished;
   failed, or an idempotency key reused for another request);
-- 429: every throttled operation (per-user rates, the active-generation quota, bad keys, the
-  user's share of the web process' gate), and a signed image link (the gate).
+- 429 with ``Retry-After``: every throttled operation (per-user rates, the active-generation
+  quota, bad keys, the user's share of the web process' gate), and a GET that makes a picture
+  (the gate).
 
 Every error body has the one shape ``{"status": "error", "message", "errors"}``, but for the
 compatible APIs whose clients read their own (``error_shape`` of their views): AUTOMATIC1111's
@@ -91,13 +92,27 @@ DESCRIPTIONS = {
     "415": "The body's content type is not one this operation parses.",
     "422": "The generation failed, or the idempotency key was used for another request.",
     "429": "Too many requests, too many active generations (a cancelled one counts until its "
-    "worker has stopped it), or too many wrong keys.",
+    "worker has stopped it), too many wrong keys, or your share of the pictures the web "
+    "process makes at once is taken (Retry-After says when to come back).",
     "503": "The server is busy: the bodies or the pictures it works on at once are at their "
     "bound (Retry-After says when to come back), or no worker runs the model asked for.",
     "504": "The job is still running at the wait limit (IMG2IMG_WAIT_SECONDS); it goes on.",
 }
 #: GETs whose answer is a picture made where the request is answered (the gate's 429 / 503).
-MAKES_A_PICTURE = ("/regenerated.png", "/painted-mask.png", "/v1/images/files/")
+MAKES_A_PICTURE = (
+    "/regenerated.png",
+    "/painted-mask.png",
+    "/thumbnails/",
+    "/v1/images/files/",
+    "/api/links/",
+)
+#: The answers that tell a client when to come back.
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending the request again.",
+        "schema": {"type": "integer"},
+    }
+}
 #: POSTs that only compute something and never touch a generation.
 NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
@@ -144,11 +159,11 @@ def document_error_responses(result, generator, request, public):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in _codes(path, method, operation, getattr(view, "blocking", False)):
-                responses.setdefault(
-                    code,
-                    {
-                        "description": DESCRIPTIONS[code],
-                        "content": {"application/json": {"schema": reference}},
-                    },
-                )
+                answer = {
+                    "description": DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": reference}},
+                }
+                if code in ("429", "503"):
+                    answer["headers"] = RETRY_AFTER
+                responses.setdefault(code, answer)
     return result

@@ -347,7 +347,11 @@ def generation_create(
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
     # process' gate.
     with PIXELS.held(user=user.pk, pixels=3 * pixels_of(*sizes), what="job"):
-        decoded = [decode_image(data, field=f, formats=formats) for data, f, formats in files]
+        decoded = []
+        for data, f, formats in files:  # the same bytes twice (an image its own mask): once
+            earlier = zip((b for b, _, _ in files), decoded, strict=False)
+            same = next((d for b, d in earlier if b == data), None)
+            decoded.append(decode_image(data, field=f, formats=formats) if same is None else same)
         image, mask = decoded[0], (decoded[1] if mask_file else None)
         references = decoded[2:] if mask_file else decoded[1:]
         checked = _validate(params, image, mask, len(reference_files))

@@ -9,6 +9,7 @@ import base64
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from PIL import Image
 
@@ -20,6 +21,7 @@ from ..gate import PIXELS, pixels_of
 from ..models import GeneratedImage
 from ..uploads import IMAGE_FORMATS, decode_image, image_header, image_size, read_upload
 from .derived import derived_picture
+from .generations import quota_check
 
 
 def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploadedFile:
@@ -35,8 +37,11 @@ def image_as_its_own_mask(
     """OpenAI's rule when no mask is sent: an image with transparent pixels is its own mask
     (those pixels are edited); an opaque one (no alpha channel, or one that is opaque
     everywhere) has none, and the whole picture is edited by the prompt (an edit model's job:
-    ``generations.generation_create`` says so otherwise). The alpha channel is read through
-    the web process' gate, on ``user``'s share."""
+    ``generations.generation_create`` says so otherwise). The user's quota is checked first;
+    the alpha channel is then read through the web process' gate, on ``user``'s share (the
+    job decodes the picture once more: the one upload read twice in its request)."""
+    with transaction.atomic():
+        quota_check(user)  # before any picture is decoded, as every job's path
     data = read_upload(upload, field="image")
     header, _ = image_header(data, field="image", formats=IMAGE_FORMATS)  # within the limits
     transparent = False
