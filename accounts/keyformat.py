@@ -17,8 +17,9 @@ KEY_IN_PATH = re.compile(r"^/k/(?P<key>[^/]*)(?P<rest>/.*)?$")
 #: The same anywhere in a log line (the access log writes the path as it came).
 _KEY_IN_LOGGED_PATH = re.compile(r"(/k/)[^/\s?#\"']+")
 
-#: An image link's path (``inpainting.services.links``, ADR 7): its token is the permission.
-IMAGE_LINK_PATTERN = re.compile(r"(/v1/images/files/)[^\s?#\"']+")
+#: An image link's path (``inpainting.services.links``, ADR 7): OpenAI's, and the output links
+#: of ModelsLab, FooocusAPI and deep-image.ai; its token is the permission.
+IMAGE_LINK_PATTERN = re.compile(r"(/v1/images/files/|/api/links/)[^\s?#\"']+")
 
 
 def redact(text: str) -> str:

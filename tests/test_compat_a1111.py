@@ -147,7 +147,8 @@ def test_the_model_lists_and_options(server, api_key):
     api.set_options({"send_seed": False, "samples_format": "jpg"})
     options = api.get_options()
     assert options["send_seed"] is False and options["samples_format"] == "png"  # png here
-    assert options["dreamlayer_not_acted_on"] == ["send_seed"]
+    assert options["send_size"] is True  # A1111's default, never written
+    assert options["dreamlayer_not_acted_on"] == ["send_seed", "send_size"]
 
 
 def test_errors_in_a1111s_shape(server, api_key):

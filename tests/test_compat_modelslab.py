@@ -130,6 +130,8 @@ def test_processing_then_fetch(api_key, paused_worker, settings):
     assert plain.status_code == 200 and plain["Content-Type"] == "image/png"
     png = b"".join(plain.streaming_content)
     assert_polarity(png)
+    with Generation.objects.get(pk=body["id"]).images.get().file.open("rb") as stored:
+        assert png == stored.read()  # the stored file as it is, not re-encoded
     # A tampered link, an expired one and a deleted job's are 404s.
     assert (
         Client().get(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")).status_code == 404

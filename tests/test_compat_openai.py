@@ -15,6 +15,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw
 
 from accounts.services import api_key_revoke
+from inpainting.answers import native
 from inpainting.models import Generation
 from tests.conftest import child_env
 from tests.images import gradient, png_bytes
@@ -117,10 +118,17 @@ def test_response_format_url_is_a_link_that_works_without_a_key(server, api_key,
     generation.owner.is_active = True
     generation.owner.save()
     assert requests.get(url, timeout=30).status_code == 200
-    # The access log never writes the link (it is the permission for an hour).
-    token = url.rsplit("/", 1)[1]
+    # The same image's output link as ModelsLab, FooocusAPI and deep-image.ai answer it, and a
+    # tampered one (a 404, which Django's request log writes too).
+    output_link = native.image_links(generation, server)[0]
+    assert "/api/links/" in output_link
+    assert requests.get(output_link, timeout=30).status_code == 200
+    assert requests.get(output_link[:-3] + "AAA", timeout=30).status_code == 404
+    # The access log never writes a link (it is the permission for an hour).
     log = (Path(settings.DATA_DIR) / "daphne-openai.log").read_text()
-    assert "/v1/images/files/[redacted]" in log and token not in log
+    assert "/v1/images/files/[redacted]" in log and url.rsplit("/", 1)[1] not in log
+    assert "/api/links/[redacted]" in log
+    assert output_link.rsplit("/", 1)[1][:-3] not in log
     # Revoking the key that made the link ends it.
     api_key_revoke(api_key=generation.api_key)
     revoked = requests.get(url, timeout=30)

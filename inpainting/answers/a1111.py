@@ -178,6 +178,11 @@ def queue_status(waiting: int) -> dict[str, Any]:
     return {"msg": "estimation", "queue_size": waiting, "queue_eta": 0}
 
 
+#: A1111's defaults of the options clients read that DreamLayer keeps without acting on (A1111's
+#: own API test reads ``send_seed`` before it writes it); what a user wrote replaces them.
+OPTION_DEFAULTS: dict[str, Any] = {"send_seed": True, "send_size": True}
+
+
 def options(
     default: LibraryModel | None,
     only_model: str | None,
@@ -186,8 +191,8 @@ def options(
 ) -> dict[str, Any]:
     """``GET /sdapi/v1/options``: the settings A1111 clients read, as they are here
     (``only_model``: the title of the one entry ``sd-models`` lists with no library model),
-    and the other options this user wrote (``kept``), read back as written but not acted on:
-    ``dreamlayer_not_acted_on`` names them."""
+    and the other options this user wrote (``kept``, over A1111's OPTION_DEFAULTS), read back
+    as written but not acted on: ``dreamlayer_not_acted_on`` names them."""
     here = {
         "sd_model_checkpoint": model_title(default) if default else only_model,
         "sd_checkpoint_hash": (default.sha256 or None) if default else None,
@@ -201,7 +206,7 @@ def options(
         "initial_noise_multiplier": 1.0,
         "sd_vae": "Automatic",
     }
-    kept = {k: v for k, v in (kept or {}).items() if k not in here}
+    kept = {k: v for k, v in {**OPTION_DEFAULTS, **(kept or {})}.items() if k not in here}
     return {**kept, **here, "dreamlayer_not_acted_on": sorted(kept)}
 
 
