@@ -96,7 +96,8 @@ def test_an_unknown_model_is_a_400_that_lists_the_models(api, two_models):
     (message,) = body["errors"]["model"]
     assert message.startswith(
         "No model named 'delta' is installed here (the models: alpha, beta, gamma.safetensors; "
-        "GET /api/models). To install one, copy its diffusers folder"
+        "GET /api/models). To install one: `manage.py models install <Hugging Face repo id or "
+        "URL>` or the admin's Model installs page, or copy its diffusers folder"
     )
     assert "`manage.py models scan`" in message
     response = post_img2img(

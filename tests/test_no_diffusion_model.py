@@ -221,3 +221,18 @@ def test_a_deployment_model_no_worker_could_load_is_not_listed(api):
         assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] is None
     finally:
         cache.set(STATUS_KEY.format(engine="diffusers"), before, timeout=None)
+
+
+@pytest.mark.usefixtures("no_diffusion")
+def test_a_job_naming_a_model_not_installed_is_told_what_is_missing_without_a_mask(api):
+    """Issue 53: "remove the cup" with ``model=qwen-edit-2509`` and no mask answered "The
+    'diffusers' engine is not loaded": the missing model is what to name, with how to install
+    it, in the words every surface uses (``library_model_missing``)."""
+    response = post_img2img(
+        api, image_png(), None, prompt="remove the cup", model="qwen-edit-2509", wait="false"
+    )
+    assert response.status_code == 400, response.content
+    message = response.json()["message"]
+    assert "No model named 'qwen-edit-2509' is installed here" in message, message
+    assert "manage.py models install" in message
+    assert "not loaded" not in message

@@ -110,7 +110,9 @@ def _mask_needed(params: GenerationParams) -> str | None:
     """A request without a mask or an outpaint asks to edit the whole picture by its prompt:
     an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that (None). Otherwise why a mask is
     needed, naming the models that can edit (``services.instructions`` may still find the
-    mask from the prompt). Checked before any picture is read."""
+    mask from the prompt). Checked before any picture is read, after the model named: a model
+    that is not installed is what is missing (not the engine it would need)."""
+    library.library_model_named_check(params.model)
     engine_name = engine_config().choose(params.requested_engine, params.prompt)
     if engine_name == "diffusers" and library.library_job_family(params.model).edits:
         return None

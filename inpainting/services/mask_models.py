@@ -36,7 +36,7 @@ class MaskModelMissing(ClientError):
 def _not_installed(what: str, copy: str) -> ClientError:
     return MaskModelMissing(
         f"{what}: copy {copy} into MASK_MODELS_DIR "
-        f"({settings.MASK_MODELS_DIR}) and run `python manage.py models scan` "
+        f"({settings.MASK_MODELS_DIR}) and run `manage.py models scan` "
         "(GET /api/mask-models lists what is installed).",
         field="model",
         status=503,
