@@ -74,13 +74,20 @@ def generation_in_model_queue(generation: Generation) -> bool:
     )
 
 
-def _queue_mates(generation: Generation) -> QuerySet[Generation]:
-    """The queued jobs of ``generation``'s queue, itself included if queued."""
+def _queued_in(model_name: str | None) -> QuerySet[Generation]:
+    """The queued jobs of library model ``model_name``'s queue, or of the queue every
+    inference worker consumes (None)."""
     queued = Generation.objects.filter(status=Generation.Status.QUEUED)
-    if generation_in_model_queue(generation):
-        return queued.filter(engine="diffusers", model_name=generation.model_name)
+    if model_name is not None:
+        return queued.filter(engine="diffusers", model_name=model_name)
     names = LibraryModel.objects.checkpoints().values_list("name", flat=True)
     return queued.exclude(engine="diffusers", model_name__in=list(names))
+
+
+def _queue_mates(generation: Generation) -> QuerySet[Generation]:
+    """The queued jobs of ``generation``'s queue, itself included if queued."""
+    in_model_queue = generation_in_model_queue(generation)
+    return _queued_in(generation.model_name if in_model_queue else None)
 
 
 def _billions(model_names: set[str]) -> dict[str, float]:
@@ -149,6 +156,12 @@ def queue_order(jobs: list[Generation]) -> list[Generation]:
 def generation_queue(*, generation: Generation) -> list[Generation]:
     """The queued jobs of ``generation``'s queue in the order workers take them."""
     return queue_order(list(_queue_mates(generation).select_related("source")))
+
+
+def generation_queue_of_model(*, model_name: str | None) -> list[Generation]:
+    """The queued jobs of library model ``model_name``'s queue (None: the queue every
+    inference worker consumes) in the order workers take them."""
+    return queue_order(list(_queued_in(model_name).select_related("source")))
 
 
 def generation_queue_position(*, generation: Generation) -> int | None:

@@ -18,10 +18,16 @@ from .services import installs, models, reaper, retention, runs, selection, webh
     max_retries=None,
 )
 def run_generation(self, generation_id: str) -> None:
-    """Run the job. A message that finds it running elsewhere (Celery redelivers the message
-    of a killed worker within seconds, before its heartbeat is stale) looks again once the
-    heartbeat would be stale: then the job is taken over, or it has finished meanwhile."""
-    outcome = runs.generation_run(generation_id=generation_id, worker=self.request.hostname)
+    """Run a turn of the queue the message came from (its routing key: the queue's name),
+    even when its job was deleted. A message that finds its job running elsewhere (Celery
+    redelivers the message of a killed worker within seconds, before its heartbeat is stale)
+    looks again once the heartbeat would be stale: then the job is taken over, or it has
+    finished meanwhile."""
+    outcome = runs.generation_run(
+        generation_id=generation_id,
+        worker=self.request.hostname,
+        queue=(self.request.delivery_info or {}).get("routing_key"),
+    )
     if outcome is runs.RunOutcome.HELD:
         raise self.retry(
             countdown=settings.HEARTBEAT_TIMEOUT_SECONDS + 1, priority=settings.TAKEOVER_PRIORITY

@@ -1,8 +1,9 @@
 """Fair share between users (issue 58), through the session's real worker (one job at a time,
-the classical engine): a user's long batch does not hold back another user's job, three
-users' jobs interleave, a person in the studio goes ahead of their own scripts, a job past its
-``max_queue_seconds`` fails with the reason, and the position and ETA users are shown are the
-order the worker then takes."""
+the classical engine unless a test asks for the tiny diffusers model): a user's long batch does
+not hold back another user's job, three users' jobs interleave, a person in the studio goes
+ahead of their own scripts, a job past its ``max_queue_seconds`` fails with the reason, the
+position and ETA users are shown are the order the worker then takes, a model batch never takes
+another user's turn, and a deleted job's message still takes its queue's turn."""
 
 from __future__ import annotations
 
@@ -159,3 +160,42 @@ def test_a_users_and_a_keys_own_lane_are_what_their_jobs_get(settings):
     (keys,) = _queue(alice, 1)
     assert Generation.objects.get(pk=keys).priority == -3
     Generation.objects.filter(owner=alice.user).update(status=Generation.Status.CANCELLED)
+
+
+def test_a_batch_never_takes_another_users_turn(paused_worker):
+    """Diffusers jobs run in batches (BATCH_MAX_JOBS, 4), taken in the fair-share order only:
+    alice's 6 compatible jobs, then bob's one with other steps. Bob's job is next after
+    alice's first and does not fit her batch, so her first runs without the others, then bob's,
+    then hers in batches: his job starts before her third."""
+    alice, bob = _keyed("alice"), _keyed("bob")
+    diffusers = {"engine": "diffusers", "prompt": "a red rose", "denoising_strength": "1.0"}
+    batch = _queue(alice, 6, steps="4", **diffusers)
+    (single,) = _queue(bob, 1, steps="3", **diffusers)
+    paused_worker.resume()
+    jobs = [wait_for_status(i, timeout=180) for i in (*batch, single)]
+    assert all(job.status == "succeeded" for job in jobs), [job.error for job in jobs]
+    alices = sorted(job.started_at for job in jobs[:6])
+    assert jobs[6].started_at < alices[2], _started_order([*batch, single])
+    assert max(job.metadata.get("batched_jobs") or 1 for job in jobs[:6]) > 1  # still batched
+
+
+def test_a_deleted_jobs_message_still_takes_its_queues_turn(paused_worker):
+    """A message is a turn of its queue, not its job: alice's studio job (the higher lane) runs
+    on the message of her script's job, queued before it. She deletes it while it runs, so its
+    own message finds no job; that message still takes its queue's turn and runs the script's
+    job at once (no reaper runs in the tests, and REAP_QUEUED_AFTER_SECONDS is 600)."""
+    script = _keyed("alice")
+    (waiting,) = _queue(script, 1)
+    studio = APIClient()
+    studio.force_login(script.user)
+    (deleted,) = _queue(
+        studio, 1, engine="diffusers", prompt="a cat", steps="150", denoising_strength="1.0"
+    )
+    paused_worker.resume()
+    wait_for_status(deleted, statuses=("running",))
+    assert Generation.objects.get(pk=waiting).status == "queued"
+    assert studio.delete(f"/api/generations/{deleted}/").status_code == 204
+    job = wait_for_status(waiting, timeout=60)
+    assert job.status == "succeeded" and job.attempts == 1, job.error
+    turn = f"generation {deleted} is gone; its message takes a turn of inference"
+    assert turn in paused_worker.log.read_text(), paused_worker.log_tail()

@@ -19,7 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import engine, selectors
-from ..models import GeneratedImage, Generation
+from ..fleet import GENERIC_QUEUE, model_queue
+from ..models import GeneratedImage, Generation, LibraryModel
 from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, status_event
 from . import webhooks
@@ -82,20 +83,43 @@ def generation_expire(*, generation: Generation) -> bool:
     return generation_fail(generation=generation, message=message, only_queued=True)
 
 
-def _claim_fair_turn(generation_id: str, worker: str) -> Generation | None:
+def _named_queue_order(queue: str) -> list[Generation]:
+    """The fair-share order of the queue named ``queue`` (a message's routing key): the queue
+    every inference worker consumes, or a library model's (``fleet.model_queue``); empty for
+    any other name (a model no longer in the library has no queue to take a turn of)."""
+    if queue == GENERIC_QUEUE:
+        return selectors.generation_queue_of_model(model_name=None)
+    for name in LibraryModel.objects.checkpoints().values_list("name", flat=True):
+        if model_queue(name) == queue:
+            return selectors.generation_queue_of_model(model_name=name)
+    return []
+
+
+def _claim_fair_turn(generation_id: str, worker: str, queue: str | None) -> Generation | None:
     """The job this message's turn runs: its own when it is running on a worker that is
     gone (a redelivered message takes it over); otherwise the first queued job of its queue
     in fair-share order (jobs past their ``max_queue_seconds`` failed on the way); None when
-    its queue has none (its own job may be running elsewhere: see ``RunOutcome.HELD``)."""
+    its queue has none (its own job may be running elsewhere: see ``RunOutcome.HELD``).
+
+    A message whose job was deleted still takes a turn, of ``queue``, the queue it came from:
+    another message's turn may have run that job already, so a queued job is owed this turn
+    (without it, that job would wait for the reaper's resend). When the deleted job never ran
+    its turn is one more than the queue needs: a later message then finds the queue empty.
+    Without ``queue`` (a message run outside a worker) it takes none."""
     own = Generation.objects.filter(pk=generation_id).first()
-    if own is None:
+    if own is None and not queue:
         return None
-    if own.status == Generation.Status.RUNNING:
+    if own is None:
+        logger.info("generation %s is gone; its message takes a turn of %s", generation_id, queue)
+    elif own.status == Generation.Status.RUNNING:
         taken = generation_claim(generation_id=generation_id, worker=worker)
         if taken is not None:  # its worker is gone: taken over
             return taken
     for _ in range(8):  # another worker may claim the first one between the read and here
-        order = selectors.generation_queue(generation=own)
+        if own is None:
+            order = _named_queue_order(queue)
+        else:
+            order = selectors.generation_queue(generation=own)
         now = timezone.now()
         expired = [
             job
@@ -169,13 +193,14 @@ class Heartbeat:
             connections.close_all()  # this thread's own connection
 
 
-def generation_run(*, generation_id: str, worker: str = "") -> RunOutcome:
+def generation_run(*, generation_id: str, worker: str = "", queue: str | None = None) -> RunOutcome:
     """Claim for ``worker``, run the engine with progress and cancel, then record the outcome.
-    A job's message is a turn of its queue: it runs the job whose turn it is in fair share
-    (``selectors.queue_order``), that one or another; every job has one message, so every
-    queued job runs. A diffusers job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued
-    jobs along into one batch."""
-    generation = _claim_fair_turn(generation_id, worker)
+    A job's message is a turn of its queue (``queue``: the one it came from): it runs the job
+    whose turn it is in fair share (``selectors.queue_order``), that one or another, even when
+    its own job was deleted; every job has one message, so every queued job runs. A diffusers
+    job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch
+    (``_batch_companions``)."""
+    generation = _claim_fair_turn(generation_id, worker, queue)
     if generation is None:
         status = selectors.generation_status(generation_id=generation_id)
         logger.info("generation %s is %s; not claimed here", generation_id, status)
@@ -266,19 +291,20 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
 def _batch_companions(
     generation: Generation, params: GenerationParams, limit: int, worker: str
 ) -> list[Generation]:
-    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker,
-    in the queue's fair-share order: the same user's compatible jobs, and another user's only
-    while no job of a third party before it in the order is left behind (a batch never lets
-    a job overtake another user's). Their own queue messages then run other turns."""
+    """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker.
+    They are taken in the queue's fair-share order (``selectors.generation_queue``), and the
+    walk stops at the first job of another user that does not fit the batch: a batch never
+    takes another user's turn. The batch owner's own jobs that do not fit may be passed over
+    (only the owner's jobs then go ahead of them). Their own queue messages then run other
+    turns."""
     if limit < 1:
         return []
     key = _batch_params(generation, params)
-    companions, passed_over = [], False
+    companions = []
     for candidate in selectors.generation_queue(generation=generation):
-        same_owner = candidate.owner_id == generation.owner_id
-        fits = _batch_params(candidate, GenerationParams.from_json(candidate.params)) == key
-        if not fits or (passed_over and not same_owner):
-            passed_over = passed_over or not same_owner
+        if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
+            if candidate.owner_id != generation.owner_id:
+                break  # another user's turn comes before any later job of this batch
             continue
         claimed = generation_claim(generation_id=candidate.pk, worker=worker)
         if claimed is not None:
