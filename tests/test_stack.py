@@ -45,6 +45,10 @@ def not_a_debug_server(base: str) -> None:
         assert response.status_code == 404, path
         assert response.headers["Content-Type"] == "application/json", path
         assert response.json()["message"] == "Not found.", path
+    wrong_method = requests.delete(f"{base}/api/health", timeout=30)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Content-Type"] == "application/json"
+    assert "not allowed" in wrong_method.json()["message"].lower()
     page = requests.get(f"{base}/no-such-page/", timeout=30)
     assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
     assert "There is nothing at this address." in page.text
@@ -140,6 +144,7 @@ def test_make_run_stack_serves_the_readme_example_and_stops_on_ctrl_c(tmp_path):
             "REDIS_URL",
             "DJANGO_SETTINGS_MODULE",
             "DJANGO_SECRET_KEY",
+            "DJANGO_DEBUG",
             "LOAD_SD_INPAINT",
             "SD_INPAINT_MODEL",
             "INPAINT_ENGINE",

@@ -142,6 +142,7 @@ def test_the_compare_draws_an_outpainted_result_and_its_input_at_one_scale(studi
     open_image(studio, path, zoom=None)
     studio.fill("#outpaint_right", "128")
     studio.fill("#outpaint_top", "32")
+    canvas_scale = studio.locator("#image-canvas").bounding_box()["width"] / width
     studio.click("#generate")
     studio.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
     studio.wait_for_function(
@@ -156,6 +157,10 @@ def test_the_compare_draws_an_outpainted_result_and_its_input_at_one_scale(studi
     after = studio.locator("#after").bounding_box()
     before = studio.locator("#before").bounding_box()
     scale = after["width"] / (width + 128)
+    # At the scale the canvas had, never larger (the result is larger: it may have to fit),
+    # and the slider below the picture, not over it.
+    assert scale <= canvas_scale * 1.005
+    assert studio.locator("#compare-slider").bounding_box()["y"] >= after["y"] + after["height"] - 1
     assert after["height"] / (height + 32) == pytest.approx(scale, rel=0.005)
     assert before["width"] / width == pytest.approx(scale, rel=0.005)
     assert before["height"] / height == pytest.approx(scale, rel=0.005)
@@ -350,6 +355,9 @@ def test_on_a_phone_generate_and_log_out_are_on_screen_after_painting_a_large_ph
     assert in_window(studio, studio.locator("#generate").bounding_box())
     assert in_window(studio, studio.get_by_role("button", name="Log out").bounding_box())
     assert in_window(studio, studio.get_by_role("link", name="API docs").bounding_box())
+    # The Select tool says what else it could do and what each needs (no selection model here).
+    more = studio.locator("#select-more").text_content()
+    assert "SAM 2.1 or SAM 3" in more and "rembg" in more and "GroundingDINO" in more
     studio.locator("#generate").click()
     studio.wait_for_selector("#result-panel:not([hidden])", timeout=120_000)
     assert Generation.objects.get().status == "succeeded"
