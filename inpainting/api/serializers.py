@@ -230,21 +230,37 @@ class ControlNetSerializer(serializers.Serializer):
     guidance_end = serializers.FloatField(default=1.0)
 
 
-class ControlNetField(serializers.JSONField):
-    """A JSON object (or a JSON string of one, from a form field): a ControlNet of the
-    library (GET /api/controlnets) with its conditioning scale and guidance window."""
+class _AdditionField(serializers.JSONField):
+    """A JSON object (or a JSON string of one, from a form field) naming an addition of the
+    library (``key`` in a request), its fields read by ``fields_serializer``; ``checked`` checks
+    what they mean together."""
+
+    key: str
+    fields_serializer: type[serializers.Serializer]
+
+    def checked(self, value: dict) -> dict:
+        return value
 
     def to_internal_value(self, data):
-        data = _form_json(data, "controlnet must be a JSON object.")
+        data = _form_json(data, f"{self.key} must be a JSON object.")
         if data in (None, {}):
             return None
         if not isinstance(data, dict):
-            raise serializers.ValidationError("controlnet must be a JSON object with a name.")
-        nested = ControlNetSerializer(data=data)
+            raise serializers.ValidationError(f"{self.key} must be a JSON object with a name.")
+        nested = self.fields_serializer(data=data)
         if not nested.is_valid():
             field, messages = next(iter(nested.errors.items()))
-            raise serializers.ValidationError(f"controlnet.{field}: {messages[0]}")
-        value = dict(nested.validated_data)
+            raise serializers.ValidationError(f"{self.key}.{field}: {messages[0]}")
+        return self.checked(dict(nested.validated_data))
+
+
+class ControlNetField(_AdditionField):
+    """A ControlNet of the library (GET /api/controlnets) with its conditioning scale and
+    guidance window."""
+
+    key, fields_serializer = "controlnet", ControlNetSerializer
+
+    def checked(self, value: dict) -> dict:
         try:
             check_controlnet(
                 value["conditioning_scale"], value["guidance_start"], value["guidance_end"]
@@ -259,21 +275,11 @@ class IpAdapterSerializer(serializers.Serializer):
     scale = serializers.FloatField(default=1.0, min_value=0.0, max_value=1.0)
 
 
-class IpAdapterField(serializers.JSONField):
-    """A JSON object (or a JSON string of one, from a form field): an IP-Adapter of the library
-    (GET /api/ip-adapters) and how strongly the job's reference picture steers it."""
+class IpAdapterField(_AdditionField):
+    """An IP-Adapter of the library (GET /api/ip-adapters) and how strongly the job's
+    reference picture steers it."""
 
-    def to_internal_value(self, data):
-        data = _form_json(data, "ip_adapter must be a JSON object.")
-        if data in (None, {}):
-            return None
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("ip_adapter must be a JSON object with a name.")
-        nested = IpAdapterSerializer(data=data)
-        if not nested.is_valid():
-            field, messages = next(iter(nested.errors.items()))
-            raise serializers.ValidationError(f"ip_adapter.{field}: {messages[0]}")
-        return dict(nested.validated_data)
+    key, fields_serializer = "ip_adapter", IpAdapterSerializer
 
 
 class _ParamsSerializer(serializers.Serializer):

@@ -269,40 +269,41 @@ class ModelListView(APIView):
         return Response({"default": default, "models": items, "fill_engine": fill})
 
 
-class LoraListView(APIView):
-    """The LoRAs of the library a job may apply (``loras``, ``<lora:name:weight>``)."""
+def _additions_view(key: str, component: str, described, doc: str) -> type[APIView]:
+    """A view that lists the library's additions of one kind (``described``) under ``key``."""
 
-    @extend_schema(
-        responses=inline_serializer(
-            "Loras", {"loras": serializers.ListField(child=serializers.DictField())}
+    class AdditionListView(APIView):
+        @extend_schema(
+            responses=inline_serializer(
+                component, {key: serializers.ListField(child=serializers.DictField())}
+            )
         )
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"loras": additions.library_loras_described()})
+        def get(self, request: Request) -> Response:
+            return Response({key: described()})
+
+    AdditionListView.__doc__ = doc
+    AdditionListView.__name__ = AdditionListView.__qualname__ = f"{component}ListView"
+    return AdditionListView
 
 
-class ControlNetListView(APIView):
-    """The ControlNets of the library a job may use (``controlnet``)."""
-
-    @extend_schema(
-        responses=inline_serializer(
-            "ControlNets", {"controlnets": serializers.ListField(child=serializers.DictField())}
-        )
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"controlnets": additions.library_controlnets_described()})
-
-
-class IpAdapterListView(APIView):
-    """The IP-Adapters of the library a job may use (``ip_adapter``)."""
-
-    @extend_schema(
-        responses=inline_serializer(
-            "IpAdapters", {"ip_adapters": serializers.ListField(child=serializers.DictField())}
-        )
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"ip_adapters": additions.library_ip_adapters_described()})
+LoraListView = _additions_view(
+    "loras",
+    "Loras",
+    additions.library_loras_described,
+    "The LoRAs of the library a job may apply (``loras``, ``<lora:name:weight>``).",
+)
+ControlNetListView = _additions_view(
+    "controlnets",
+    "ControlNets",
+    additions.library_controlnets_described,
+    "The ControlNets of the library a job may use (``controlnet``).",
+)
+IpAdapterListView = _additions_view(
+    "ip_adapters",
+    "IpAdapters",
+    additions.library_ip_adapters_described,
+    "The IP-Adapters of the library a job may use (``ip_adapter``).",
+)
 
 
 class MaskModelListView(APIView):

@@ -31,36 +31,25 @@ def source_image_create(*, owner: User, image: Image.Image) -> SourceImage:
     Its thumbnail (``engine.thumbnail_webp``, for the pages) is made with it, from the pixels
     already decoded: about 35 ms for a 2048 px photo."""
     rgb = engine.to_rgb(image)
-    encoded = encode_png(rgb)
     thumbnail = engine.thumbnail_webp(rgb) if thumbnail_made_with(rgb) else b""
-    source = SourceImage(
-        owner=owner,
-        width=encoded.width,
-        height=encoded.height,
-        sha256=encoded.sha256,
-        stored_bytes=len(encoded.data) + len(thumbnail),
-    )
-    source.file.save("source.png", ContentFile(encoded.data), save=False)
-    if thumbnail:
-        source.thumbnail.save("thumbnail.webp", ContentFile(thumbnail), save=False)
-    source.save()
-    return source
+    return _stored(SourceImage(owner=owner), rgb, ("source.png", "thumbnail.webp"), thumbnail)
 
 
 def mask_create(*, owner: User, mask: Image.Image) -> Mask:
     """Store the mask as uploaded (alpha kept: it carries meaning) plus a 128 px thumbnail."""
-    encoded = encode_png(mask)
-    thumbnail = thumbnail_png(mask)
-    row = Mask(
-        owner=owner,
-        width=encoded.width,
-        height=encoded.height,
-        sha256=encoded.sha256,
-        stored_bytes=len(encoded.data) + len(thumbnail),
-        transparent=engine.has_transparent_pixels(mask),
-    )
-    row.file.save("mask.png", ContentFile(encoded.data), save=False)
-    row.thumbnail.save("thumb.png", ContentFile(thumbnail), save=False)
+    row = Mask(owner=owner, transparent=engine.has_transparent_pixels(mask))
+    return _stored(row, mask, ("mask.png", "thumb.png"), thumbnail_png(mask))
+
+
+def _stored(row, image: Image.Image, names: tuple[str, str], thumbnail: bytes):
+    """``row`` (a SourceImage or a Mask) saved with ``image`` as its PNG file and its
+    ``thumbnail`` (none: made at its first request), their bytes counted in its owner's usage."""
+    encoded = encode_png(image)
+    row.width, row.height, row.sha256 = encoded.width, encoded.height, encoded.sha256
+    row.stored_bytes = len(encoded.data) + len(thumbnail)
+    row.file.save(names[0], ContentFile(encoded.data), save=False)
+    if thumbnail:
+        row.thumbnail.save(names[1], ContentFile(thumbnail), save=False)
     row.save()
     return row
 

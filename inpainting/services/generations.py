@@ -320,31 +320,22 @@ def generation_create(
     sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
 
     def store() -> Generation:
-        with files_removed_on_rollback() as saved, transaction.atomic():
-            quota_check(user)
-            source = source_image_create(owner=user, image=image)
-            saved += [f for f in (source.file, source.thumbnail) if f]
-            mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
-            if mask_row is not None:
-                saved += [mask_row.file, mask_row.thumbnail]
-            reference_rows = [source_image_create(owner=user, image=r) for r in references]
-            saved += [f for row in reference_rows for f in (row.file, row.thumbnail) if f]
-            return generation_insert(
-                user=user,
-                source=source,
-                mask=mask_row,
-                references=reference_rows,
-                params=checked.params,
-                engine_name=checked.engine,
-                model_name=checked.model,
-                client=client,
-                api_key=api_key,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-                metadata=extra_metadata,
-                webhook_url=webhook_url,
-                max_queue_seconds=max_queue_seconds,
-            )
+        return generation_store(
+            user=user,
+            image=image,
+            mask=mask,
+            references=references,
+            params=checked.params,
+            engine_name=checked.engine,
+            model_name=checked.model,
+            client=client,
+            api_key=api_key,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            metadata=extra_metadata,
+            webhook_url=webhook_url,
+            max_queue_seconds=max_queue_seconds,
+        )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
     # process' gate.
@@ -413,6 +404,26 @@ def job_priority(*, user: User, api_key: ApiKey | None, client: str) -> int:
     if client == Generation.Client.WEB:
         return Generation.PRIORITY_INTERACTIVE
     return Generation.PRIORITY_BATCH
+
+
+def generation_store(
+    *, user: User, image: Image.Image, mask: Image.Image | None = None, references=(), **insert
+) -> Generation:
+    """A job's pictures stored and its row inserted (``generation_insert``'s fields), in one
+    transaction: the quota checked again with the insert, the files written removed if it
+    rolls back."""
+    with files_removed_on_rollback() as saved, transaction.atomic():
+        quota_check(user)
+        source = source_image_create(owner=user, image=image)
+        saved += [f for f in (source.file, source.thumbnail) if f]
+        mask_row = mask_create(owner=user, mask=mask) if mask is not None else None
+        if mask_row is not None:
+            saved += [mask_row.file, mask_row.thumbnail]
+        reference_rows = [source_image_create(owner=user, image=r) for r in references]
+        saved += [f for row in reference_rows for f in (row.file, row.thumbnail) if f]
+        return generation_insert(
+            user=user, source=source, mask=mask_row, references=reference_rows, **insert
+        )
 
 
 def generation_insert(

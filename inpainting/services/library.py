@@ -573,13 +573,18 @@ def library_default_accepts() -> dict:
     return library_model_family(None)[1].accepts()
 
 
-def same_name(library_name: str, given: str) -> bool:
-    """How people name a library file: with or without ``.safetensors``, in any case."""
+def bare_name(name: str, suffixes: tuple[str, ...] = (".safetensors",)) -> str:
+    """A library file's name as people give it: in any case, without its file suffix."""
+    name = name.strip().lower()
+    for suffix in suffixes:
+        name = name.removesuffix(suffix)
+    return name
 
-    def bare(name: str) -> str:
-        return name.strip().lower().removesuffix(".safetensors")
 
-    return bare(library_name) == bare(given)
+def same_name(library_name: str, given: str, suffixes: tuple[str, ...] = (".safetensors",)) -> bool:
+    """How people name a library file: with or without its suffix (``suffixes``: the file
+    kinds of its library), in any case. Every lookup of a library file by a client's name."""
+    return bare_name(library_name, suffixes) == bare_name(given, suffixes)
 
 
 def library_model_named(value: str | None, *, field: str) -> str | None:

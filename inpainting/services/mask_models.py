@@ -12,6 +12,7 @@ from .. import selectors
 from ..engine import selection
 from ..errors import ClientError, echoed
 from ..models import LibraryModel
+from .library import bare_name, same_name
 
 # ----- mask models (object selection) --------------------------------------------------------
 #: What to copy in for each family when none is installed (docs/model-library.md lists the files).
@@ -67,8 +68,8 @@ def library_mask_model_for(method: str, requested: str | None) -> MaskModelChoic
     usable = list(selectors.library_mask_model_list())
     installed = {m.family for m in usable}
     if requested:
-        bare = requested.strip().lower().removesuffix(".onnx")
-        model = next((m for m in usable if m.name.lower().removesuffix(".onnx") == bare), None)
+        bare = bare_name(requested, (".onnx",))
+        model = next((m for m in usable if same_name(m.name, requested, (".onnx",))), None)
         if model is None and bare in selection.REMBG_MODELS:  # a file we know: name it
             raise _not_installed(
                 f"The mask model {echoed(requested)} is not installed", f"{bare}.onnx"

@@ -28,11 +28,10 @@ from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, check_dimensions, decode_image, image_size, read_upload
-from .files import open_stored, source_image_create
+from .files import open_stored
 from .generations import (
-    files_removed_on_rollback,
-    generation_insert,
     generation_replay,
+    generation_store,
     generation_store_once,
     quota_check,
     request_fingerprint,
@@ -229,22 +228,17 @@ def upscale_job_create(
         quota_check(user)  # before the picture is decoded; again below, with the insert
 
     def store() -> Generation:
-        with files_removed_on_rollback() as saved, transaction.atomic():
-            quota_check(user)
-            source = source_image_create(owner=user, image=image)
-            saved += [f for f in (source.file, source.thumbnail) if f]
-            return generation_insert(
-                user=user,
-                source=source,
-                mask=None,
-                params=params,
-                engine_name=upscale.ENGINE,
-                model_name=name,
-                client=client,
-                api_key=api_key,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            )
+        return generation_store(
+            user=user,
+            image=image,
+            params=params,
+            engine_name=upscale.ENGINE,
+            model_name=name,
+            client=client,
+            api_key=api_key,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
 
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
     with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="upscale"):

@@ -11,20 +11,20 @@ from .. import selectors
 from ..engine import superres, upscale
 from ..errors import ClientError, echoed
 from ..models import LibraryModel
+from .library import same_name
 
 
 def library_upscaler_named(value: str) -> LibraryModel | None:
     """The enabled upscaler a client names, by its file's name or its name without the
     suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""
-
-    def bare(name: str) -> str:
-        name = name.strip().lower()
-        for suffix in superres.WEIGHT_SUFFIXES:
-            name = name.removesuffix(suffix)
-        return name
-
-    wanted = bare(value)
-    return next((m for m in selectors.library_upscaler_list() if bare(m.name) == wanted), None)
+    return next(
+        (
+            m
+            for m in selectors.library_upscaler_list()
+            if same_name(m.name, value, superres.WEIGHT_SUFFIXES)
+        ),
+        None,
+    )
 
 
 def library_upscaler_checked(name: str | None) -> str:
