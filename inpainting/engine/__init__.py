@@ -9,6 +9,7 @@ from .masks import effective_mask, has_transparent_pixels, regenerated_colour
 from .prompts import check_prompts
 from .registry import EngineConfig, check_fillable, get_backend
 from .runner import (
+    BATCH_SETTINGS,
     canvas_mask,
     prepare_canvas,
     prepare_mask,
@@ -31,6 +32,7 @@ from .types import (
 )
 
 __all__ = [
+    "BATCH_SETTINGS",
     "Cancelled",
     "ControlNetUse",
     "IpAdapterUse",

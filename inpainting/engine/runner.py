@@ -487,21 +487,29 @@ def _run_prepared(
     return finish(prepared, output, backend, time.perf_counter() - started)
 
 
+#: The settings a model batch's one pipeline call takes for all its entries, by the names a
+#: backend call and a job's parameters share: jobs that differ in one never share a batch
+#: (``batch_key`` here; ``services.runs._batch_params`` claims companions by the same list,
+#: before the pictures are read).
+BATCH_SETTINGS = (
+    "num_inference_steps",
+    "denoising_strength",
+    "guidance_scale",
+    "scheduler",
+    "clip_skip",
+    "soft",
+)
+
+
 def batch_key(call: BackendCall) -> tuple:
-    """Calls with equal keys can share one model batch: same working size, steps, guidance and
-    every other setting the pipeline call takes once for all (``services.runs._batch_params``
-    claims companions by the same fields, before the pictures are read)."""
+    """Calls with equal keys can share one model batch: same working size, BATCH_SETTINGS and
+    the additions the pipeline is set up with once for all (LoRAs, ControlNet, references)."""
     return (
         call.image.size,
-        call.num_inference_steps,
-        call.denoising_strength,
-        call.guidance_scale,
-        call.scheduler,
-        call.clip_skip,
+        *(getattr(call, name) for name in BATCH_SETTINGS),
         call.loras,
         call.controlnet,
         len(call.reference_images),
-        call.soft,
         call.ip_adapter,
         # An IP-Adapter batch encodes one reference picture for all its entries: a job's own.
         tuple(id(image) for image in call.reference_images) if call.ip_adapter else (),

@@ -263,9 +263,9 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
 def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
     """What jobs must share to run in one model batch, known before any picture is read: the
     engine and model, the input's size and the crop that decides the working size, and every
-    field the runner's ``engine.batch_key`` compares (steps, strength, guidance, scheduler,
-    clip skip, LoRAs, ControlNet, soft inpainting, the reference pictures; an IP-Adapter job
-    batches with none, its reference picture is its own). The runner then checks the working
+    field the runner's ``engine.batch_key`` compares (``engine.BATCH_SETTINGS``, the same list
+    for both; LoRAs, ControlNet, the reference pictures; an IP-Adapter job batches with none,
+    its reference picture is its own). The runner then checks the working
     size; a companion claimed here is never one it refuses for another reason."""
     return (
         generation.pk if params.ip_adapter else None,
@@ -273,17 +273,12 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
         generation.model_name,
         generation.source.width,
         generation.source.height,
-        params.num_inference_steps,
-        params.denoising_strength,
-        params.guidance_scale,
-        params.scheduler,
-        params.clip_skip,
+        *(getattr(params, name) for name in engine.BATCH_SETTINGS),
         json.dumps(params.lora_uses),
         json.dumps(params.controlnet, sort_keys=True),
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),
-        params.soft,
         generation.reference_links.count(),
     )
 
