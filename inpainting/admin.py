@@ -423,7 +423,7 @@ class ModelInstallAdmin(admin.ModelAdmin):
         installed = {(m.kind, m.name) for m in present}
         starters = []
         for starter in installs.install_starters_described():
-            starter["installed"] = (starter["kind"], starter["key"]) in installed
+            starter["installed"] = (starter["kind"], starter["name"]) in installed
             starters.append(starter)
         disk = present.values("kind").annotate(total=Sum("size_bytes")).order_by("kind")
         context = {

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import http.client
 import ipaddress
 import re
@@ -304,12 +305,15 @@ def download(
     what ``dest`` already holds (``Range``), and again after a cut, up to ``attempts`` times.
     ``on_bytes(count, total)`` is called for every block written (``total``: the file's size
     when the server says it); it may raise to stop. ``URL_FETCH_TIMEOUT`` bounds the connection
-    and the answer's head, and then each read (a model takes minutes: no whole deadline)."""
+    and the answer's head, and then each read (a model takes minutes: no whole deadline). A
+    full disk (``OSError`` ENOSPC) is raised as it is, at once: another attempt fills it again."""
     for attempt in range(attempts):
         try:
             if _download_once(url, dest, field=field, on_bytes=on_bytes):
                 return
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise
             if attempt == attempts - 1:
                 raise RemoteInputError(
                     field=field, message=f"The {field} URL could not be fetched."

@@ -6,6 +6,8 @@ runs one through the worker from the admin page."""
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 from collections import namedtuple
@@ -24,7 +26,9 @@ from inpainting.models import HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library
 from inpainting.services.models import backend_config
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
+from inpainting.testing.tiny_ip_adapter import write_tiny_ip_adapter
 from inpainting.testing.tiny_lora import write_tiny_lora
+from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
 
@@ -195,6 +199,54 @@ def test_not_enough_disk_fails_before_the_first_byte(hub, user, monkeypatch):
     assert not [s for s in hub.seen if s.method == "GET" and "/resolve/" in s.path]
 
 
+class _FullDisk:
+    """A file being written on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+@pytest.mark.parametrize("where", ["plain URL", "hub file"])
+def test_a_disk_that_fills_up_mid_download_fails_at_once_with_the_reason(
+    hub, user, tiny_model, tmp_path, monkeypatch, where
+):
+    lora = write_tiny_lora(tiny_model, tmp_path / "ink.safetensors", layout="peft")
+    hub.plain["ink.safetensors"] = lora.read_bytes()
+    hub.repos["tests/loras"] = hub_module.Repo({"ink.safetensors": lora.read_bytes()})
+    source = {
+        "plain URL": f"{hub.files_url}/files/ink.safetensors",
+        "hub file": f"{hub.url}/tests/loras/resolve/main/ink.safetensors",
+    }[where]
+    staging = str(Path(settings.MODELS_DIR) / ".installs") + "/"
+    real_open = Path.open
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        writing = mode != "rb" and "b" in mode and str(path).startswith(staging)
+        return _FullDisk(handle) if writing else handle
+
+    monkeypatch.setattr(Path, "open", full_disk_open)
+    started = time.monotonic()
+    install = _install(user, source=source, kind="lora")
+    assert install.status == ModelInstall.Status.FAILED
+    assert install.error == "The disk filled up while downloading ink.safetensors."
+    assert len(hub.gets("ink.safetensors")) == 1  # not retried as a network error
+    assert time.monotonic() - started < 5
+    assert not LibraryModel.objects.filter(name="ink.safetensors").exists()
+
+
 def test_an_unknown_repository_says_so(hub, user):
     install = _install(user, source="tests/nothing-here")
     assert install.status == ModelInstall.Status.FAILED
@@ -244,6 +296,42 @@ def test_the_starter_list_names_licences_sizes_and_vram():
     assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev"}
     gated = {e["key"] for e in described if e["gated"]}
     assert {"flux1-fill-dev", "flux1-kontext-dev"} <= gated
+
+
+def test_the_upscaler_starter_installs_as_a_file_the_scan_takes(
+    hub, user, client, staff_user, tmp_path
+):
+    upscaler = write_tiny_real_esrgan(tmp_path / "RealESRGAN_x4.pth")
+    starter = next(s for s in installs.starters() if s.key == "real-esrgan-x4")
+    hub.repos[starter.repo] = hub_module.Repo(
+        {starter.file: upscaler.read_bytes()}, license="bsd-3-clause"
+    )
+    install = _install(user, source="real-esrgan-x4")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    assert (install.kind, install.name) == ("upscaler", "real-esrgan-x4.pth")
+    row = LibraryModel.objects.upscalers().get(name="real-esrgan-x4.pth")
+    assert (row.kind, row.present, row.details["scale"]) == ("upscaler", True, 4)
+    assert (row.licence, row.source) == ("bsd-3-clause", f"{starter.repo}/{starter.file}")
+    on_disk = Path(settings.UPSCALERS_DIR) / "real-esrgan-x4.pth"
+    assert on_disk.read_bytes() == upscaler.read_bytes()
+    client.force_login(staff_user)
+    page = client.get("/admin/inpainting/modelinstall/").content.decode()
+    listed = page[page.index('data-starter="real-esrgan-x4"') :]
+    listed = listed[: listed.index("</tr>")]
+    assert "installed" in listed and "Install</button>" not in listed
+
+
+def test_a_diffusers_starter_installs_under_its_key(hub, user, tiny_model):
+    hub.add_folder("stable-diffusion-v1-5/stable-diffusion-inpainting", tiny_model)
+    install = _install(user, source="sd15-inpainting")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    model = LibraryModel.objects.get(kind=LibraryModel.Kind.CHECKPOINT, name="sd15-inpainting")
+    assert (model.family, model.inpainting, model.licence) == (
+        "sd15",
+        True,
+        "creativeml-openrail-m",
+    )
+    assert (Path(settings.MODELS_DIR) / "sd15-inpainting" / "model_index.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -363,6 +451,73 @@ def test_a_controlnet_folder_an_upscaler_file_and_lama_install_into_their_places
     done = _install(user, source=f"{hub.url}/tests/lama/resolve/main/lama_fp32.onnx", kind="lama")
     assert done.status == ModelInstall.Status.SUCCEEDED, done.error
     assert lama_file().read_bytes() == tiny_lama.fixed.read_bytes()
+
+
+def test_selection_models_install_a_sam_folder_and_a_rembg_file(
+    hub, user, api, mask_models_dir, tmp_path
+):
+    sam = write_tiny_sam2(tmp_path / "sam2.1")
+    hub.add_folder("facebook/sam2.1-hiera-large", sam)
+    hub.plain["u2net.onnx"] = write_tiny_u2net(tmp_path / "u2net.onnx").read_bytes()
+
+    done = _install(user, source="sam2.1-hiera-large")  # the starter: kind mask
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    assert (mask_models_dir / "sam2.1-hiera-large" / "config.json").is_file()
+    with pytest.raises(ClientError, match="not a weights file"):  # .onnx: mask models, LaMa
+        installs.install_create(user=user, source=f"{hub.files_url}/files/u2net.onnx")
+    done = _install(user, source=f"{hub.files_url}/files/u2net.onnx", kind="mask")
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    assert (mask_models_dir / "u2net.onnx").read_bytes() == hub.plain["u2net.onnx"]
+
+    rows = {m.name: m for m in LibraryModel.objects.mask_models()}
+    assert (rows["sam2.1-hiera-large"].family, rows["u2net.onnx"].family) == ("sam2", "rembg")
+    assert rows["sam2.1-hiera-large"].licence == "apache-2-0"
+    assert rows["u2net.onnx"].sha256 == done.sha256
+    listed = {m["name"]: m for m in api.get("/api/mask-models").json()["mask_models"]}
+    assert listed["sam2.1-hiera-large"]["methods"] == ["sam"]
+    assert listed["u2net.onnx"]["methods"] == ["background"]
+
+
+def test_an_ip_adapter_file_of_h94s_layout_installs_with_its_image_encoder(
+    hub, user, api, tiny_model, tmp_path
+):
+    # h94/IP-Adapter: several adapters beside the image_encoder/ they share, per folder.
+    sd15 = write_tiny_ip_adapter(tiny_model, tmp_path / "sd15")
+    plus = write_tiny_ip_adapter(tiny_model, tmp_path / "plus", seed=1)
+    encoder = sd15 / "image_encoder"
+    files = {
+        "models/ip-adapter_sd15.safetensors": (sd15 / "ip-adapter.safetensors").read_bytes(),
+        "models/ip-adapter-plus_sd15.safetensors": (plus / "ip-adapter.safetensors").read_bytes(),
+        "models/image_encoder/pytorch_model.bin": b"pickle",
+        "sdxl_models/ip-adapter_sdxl.safetensors": (plus / "ip-adapter.safetensors").read_bytes(),
+        "lonely/ip-adapter_sd15.safetensors": (sd15 / "ip-adapter.safetensors").read_bytes(),
+    }
+    for path in encoder.iterdir():
+        files[f"models/image_encoder/{path.name}"] = path.read_bytes()
+        files[f"sdxl_models/image_encoder/{path.name}"] = path.read_bytes()
+    hub.repos["h94/IP-Adapter"] = hub_module.Repo(files)
+
+    url = f"{hub.url}/h94/IP-Adapter/resolve/main/models/ip-adapter_sd15.safetensors"
+    install = _install(user, source=url, kind="ip-adapter")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    folder = Path(settings.IP_ADAPTERS_DIR) / "ip-adapter_sd15"
+    got = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert got == sorted(
+        ["ip-adapter_sd15.safetensors"] + [f"image_encoder/{p.name}" for p in encoder.iterdir()]
+    )
+    fetched = {s.path.split("/resolve/main/")[1] for s in hub.seen if "/resolve/" in s.path}
+    assert fetched == {
+        p for p in files if p.startswith("models/") and "plus" not in p and ".bin" not in p
+    }
+    row = LibraryModel.objects.get(kind=LibraryModel.Kind.IP_ADAPTER, name="ip-adapter_sd15")
+    assert (row.family, row.source) == ("sd15", "h94/IP-Adapter/models/ip-adapter_sd15.safetensors")
+    listed = api.get("/api/ip-adapters").json()["ip_adapters"]
+    assert [(a["name"], a["family"]) for a in listed] == [("ip-adapter_sd15", "sd15")]
+
+    lonely = f"{hub.url}/h94/IP-Adapter/resolve/main/lonely/ip-adapter_sd15.safetensors"
+    refused = _install(user, source=lonely, kind="ip-adapter", name="lonely")
+    assert refused.status == ModelInstall.Status.FAILED
+    assert "no image encoder beside lonely/ip-adapter_sd15.safetensors" in refused.error
 
 
 def test_the_admin_page_refuses_a_non_commercial_starter_where_the_deployment_says_so(

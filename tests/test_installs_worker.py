@@ -37,7 +37,7 @@ async def test_a_lora_by_url_installs_on_the_worker_with_progress_on_the_websock
 ):
     lora = write_tiny_lora(tiny_model, tmp_path / "ink.safetensors", layout="peft")
     fake_hub.plain["ink.safetensors"] = lora.read_bytes()
-    fake_hub.bytes_per_second = 300_000
+    fake_hub.bytes_per_second = 40_000  # the tiny LoRA's 5 blocks in about 2 s
     socket = await connect("/ws/generations/", key_headers(staff_key))
     started = await sync_to_async(_client(staff_key).post)(
         "/api/models/installs",
@@ -54,6 +54,13 @@ async def test_a_lora_by_url_installs_on_the_worker_with_progress_on_the_websock
     assert events[-1]["status"] == "succeeded", events[-1]["error"]
     running = [e for e in events if e["status"] == "running"]
     assert running and running[0]["bytes_done"] < lora.stat().st_size  # seen on its way
+    # On its way with a speed and the time left at that speed (what the admin page shows).
+    timed = [e for e in running if e["bytes_per_second"] and e["bytes_done"] < e["bytes_total"]]
+    assert timed, running
+    for event in timed:
+        assert 0 < event["bytes_per_second"] < 2 * fake_hub.bytes_per_second
+        left = (event["bytes_total"] - event["bytes_done"]) / event["bytes_per_second"]
+        assert event["seconds_left"] == pytest.approx(left) and event["seconds_left"] > 0
     assert events[-1]["bytes_done"] == events[-1]["bytes_total"] == lora.stat().st_size
     row = await sync_to_async(LibraryModel.objects.get)(kind="lora", name="ink.safetensors")
     assert row.family == "sd15"

@@ -24,6 +24,7 @@ Rules, each here and nowhere else:
 from __future__ import annotations
 
 import base64
+import errno
 import functools
 import hashlib
 import logging
@@ -105,9 +106,16 @@ class Starter:
     vram_gb: float
     file: str = ""
 
+    @property
+    def name(self) -> str:
+        """The name it installs under: its key, with its file's suffix for a file (the scan
+        reads a file's kind by its suffix: ``real-esrgan-x4.pth``)."""
+        return self.key + Path(self.file).suffix.lower() if self.file else self.key
+
     def describe(self) -> dict:
         return {
             "key": self.key,
+            "name": self.name,
             "label": self.label,
             "repo": self.repo,
             "file": self.file or None,
@@ -313,7 +321,7 @@ def install_create(
                 status=403,
             )
         parsed, revision = Source(repo=starter.repo, file=starter.file), revision
-        kind, name, licence = kind or starter.kind, name or starter.key, starter.licence.key
+        kind, name, licence = kind or starter.kind, name or starter.name, starter.licence.key
     else:
         parsed, revision = _parsed(source, revision)
     kind = kind or LibraryModel.Kind.CHECKPOINT
@@ -331,6 +339,8 @@ def install_create(
         raise ClientError("A subfolder is for a whole repository.", field="subfolder")
     if kind == LAMA:
         name = lama_file().name
+    if kind == LibraryModel.Kind.IP_ADAPTER and parsed.file:
+        name = name or Path(parsed.file_name).stem  # a folder: the file and its image encoder
     name = name or parsed.file_name or (subfolder or parsed.repo).rsplit("/", 1)[-1]
     if not _NAME.match(name) or name.startswith("."):
         raise ClientError(
@@ -517,7 +527,10 @@ def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -
     if file:
         if file not in siblings:
             raise InstallFailed(f"{repo} has no file {file!r}.")
-        return _Plan([(file, siblings[file])], licence, bool(info.gated))
+        chosen = [(file, siblings[file])]
+        if install.kind == LibraryModel.Kind.IP_ADAPTER:
+            chosen += _image_encoder_beside(repo, file, siblings)
+        return _Plan(chosen, licence, bool(info.gated))
     prefix = f"{install.subfolder}/" if install.subfolder else ""
     within = {p[len(prefix) :]: s for p, s in siblings.items() if p.startswith(prefix)}
     diffusers = "model_index.json" in within
@@ -543,6 +556,26 @@ def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -
             )
         raise InstallFailed(f"{repo}{'/' + install.subfolder if prefix else ''} has no weights.")
     return _Plan(chosen, licence, bool(info.gated))
+
+
+def _image_encoder_beside(repo: str, file: str, siblings: dict) -> list[tuple[str, int | None]]:
+    """The image encoder of an IP-Adapter file: the ``image_encoder/`` folder beside it (as
+    h94/IP-Adapter publishes several adapters that share one), its configuration and
+    safetensors weights; the install makes one folder of the two, as the library keeps it."""
+    folder = f"{Path(file).parent}/image_encoder/".removeprefix("./")
+    chosen = [
+        (path, size)
+        for path, size in siblings.items()
+        if path.startswith(folder)
+        and not Path(path).name.startswith(".")
+        and Path(path).suffix.lower() in (*_CONFIG_SUFFIXES, ".safetensors")
+    ]
+    if not any(path.lower().endswith(".safetensors") for path, _ in chosen):
+        raise InstallFailed(
+            f"{repo} has no image encoder beside {file} ({folder} with config.json and "
+            ".safetensors weights): an IP-Adapter needs one."
+        )
+    return chosen
 
 
 def _check_disk(staging: Path, needed: int) -> None:
@@ -643,7 +676,9 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     meter.flush()
     root = staging / install.subfolder if install.subfolder else staging
     shutil.rmtree(root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
-    if source.file or source.url:
+    if source.file and install.kind == LibraryModel.Kind.IP_ADAPTER:
+        root = staging / Path(source.file).parent  # the adapter with its image_encoder/
+    elif source.file or source.url:
         root = staging / (source.file or source.file_name)
     target = _target(install.kind, install.name)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -688,7 +723,7 @@ def _download_hub_file(
     except (hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
         raise _hub_error(exc, install, repo) from None
     except OSError as exc:
-        if "No space left" in str(exc):
+        if _disk_full(exc):
             raise InstallFailed(f"The disk filled up while downloading {path}.") from None
         raise
 
@@ -709,6 +744,14 @@ def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) ->
         remote.download(url, dest, field="source", on_bytes=on_bytes)
     except RemoteInputError as exc:
         raise InstallFailed(exc.message) from None
+    except OSError as exc:
+        if _disk_full(exc):
+            raise InstallFailed(f"The disk filled up while downloading {dest.name}.") from None
+        raise
+
+
+def _disk_full(exc: OSError) -> bool:
+    return exc.errno == errno.ENOSPC or "No space left" in str(exc)
 
 
 def _file_sha256(path: Path) -> str:
