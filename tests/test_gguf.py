@@ -3,29 +3,43 @@ community's GGUF files hold it (Q8_0 and Q4_0, what gguf-py can write; diffusers
 K-quants), scanned from its header with its quantization, run through the worker with the
 other parts of the installed diffusers FLUX.1 Fill beside it, pixels outside the mask the
 input's. At FLUX.1's width (diffusers' conversion of Black Forest Labs' keys assumes it): one
-block of each kind."""
+block of each kind.
+
+The edit families' GGUF transformers too: FLUX.1 Kontext (Black Forest Labs' keys, 64 input
+channels), Qwen-Image-Edit (diffusers' keys) and FLUX.2 [klein] (Black Forest Labs' FLUX.2
+keys), tiny ones written as Q8_0, are scanned with their family and paired with the installed
+folder of that family; the Qwen-Image-Edit Plus one runs a masked edit through the worker."""
 
 from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
-from diffusers import FluxTransformer2DModel
+import torch
+from diffusers import (
+    Flux2Transformer2DModel,
+    FluxTransformer2DModel,
+    QwenImageTransformer2DModel,
+)
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
 from inpainting.engine import MaskOptions, effective_mask, memory
-from inpainting.engine.probe import read_gguf
+from inpainting.engine.families import Unsupported
+from inpainting.engine.probe import probe, read_gguf
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.original_layout import write_flux_gguf
-from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
+from inpainting.testing.original_layout import flux_transformer_keys, write_flux_gguf
+from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
 from tests.helpers import (
     black_box_mask_png,
     image_png,
     post_img2img,
+    run_job,
     wait_for_status,
     wait_until_served,
 )
@@ -107,3 +121,173 @@ def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_par
     untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
     assert untouched.any() and np.array_equal(output(generation)[untouched], original[untouched])
     assert not np.array_equal(output(generation)[~untouched], original[~untouched])
+
+
+def write_gguf(tensors: dict[str, torch.Tensor], path: Path, arch: str) -> Path:
+    """``tensors`` (already in the layout the community's files use) as a GGUF file: each
+    matrix whose rows split into Q8_0's blocks quantized, the rest in F32."""
+    kind = gguf.GGMLQuantizationType.Q8_0
+    block = gguf.GGML_QUANT_SIZES[kind][0]
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    for name, tensor in tensors.items():
+        data = tensor.float().numpy()
+        if data.ndim == 2 and data.shape[-1] % block == 0:
+            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+        else:
+            writer.add_tensor(name, data.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+#: diffusers' FLUX.2 names -> Black Forest Labs' (the inverse of diffusers'
+#: ``convert_flux2_transformer_checkpoint_to_diffusers``): outside the blocks, in a double
+#: block, in a single block.
+_FLUX2_SAME = {
+    "x_embedder": "img_in",
+    "context_embedder": "txt_in",
+    "time_guidance_embed.timestep_embedder.linear_1": "time_in.in_layer",
+    "time_guidance_embed.timestep_embedder.linear_2": "time_in.out_layer",
+    "double_stream_modulation_img.linear": "double_stream_modulation_img.lin",
+    "double_stream_modulation_txt.linear": "double_stream_modulation_txt.lin",
+    "single_stream_modulation.linear": "single_stream_modulation.lin",
+    "proj_out": "final_layer.linear",
+}
+_FLUX2_DOUBLE = {
+    "attn.norm_q": "img_attn.norm.query_norm",
+    "attn.norm_k": "img_attn.norm.key_norm",
+    "attn.to_out.0": "img_attn.proj",
+    "ff.linear_in": "img_mlp.0",
+    "ff.linear_out": "img_mlp.2",
+    "attn.norm_added_q": "txt_attn.norm.query_norm",
+    "attn.norm_added_k": "txt_attn.norm.key_norm",
+    "attn.to_add_out": "txt_attn.proj",
+    "ff_context.linear_in": "txt_mlp.0",
+    "ff_context.linear_out": "txt_mlp.2",
+}
+_FLUX2_SINGLE = {
+    "attn.to_qkv_mlp_proj": "linear1",
+    "attn.to_out": "linear2",
+    "attn.norm_q": "norm.query_norm",
+    "attn.norm_k": "norm.key_norm",
+}
+
+
+def flux2_transformer_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A diffusers ``Flux2Transformer2DModel`` state dict in Black Forest Labs' layout: a
+    double block's Q, K and V fused per stream, RMS norm weights named ``scale``, the final
+    norm's halves as (shift, scale)."""
+    out = {}
+    for key, tensor in state.items():
+        base, kind = key.rsplit(".", 1)
+        block, _, rest = base.partition(".")
+        index, _, rest = rest.partition(".")
+        if base == "norm_out.linear":
+            scale, shift = tensor.chunk(2)
+            out[f"final_layer.adaLN_modulation.1.{kind}"] = torch.cat([shift, scale])
+        elif base in _FLUX2_SAME:
+            out[f"{_FLUX2_SAME[base]}.{kind}"] = tensor
+        elif block in ("transformer_blocks", "single_transformer_blocks"):
+            double = block == "transformer_blocks"
+            target = f"{'double' if double else 'single'}_blocks.{index}"
+            names = _FLUX2_DOUBLE if double else _FLUX2_SINGLE
+            if rest in names:
+                name = names[rest]
+                out[f"{target}.{name}.{'scale' if 'norm.' in name else kind}"] = tensor
+            elif rest == "attn.to_q":  # the fused projections, once per block
+                source = f"{block}.{index}.attn."
+                out[f"{target}.img_attn.qkv.{kind}"] = torch.cat(
+                    [state[f"{source}to_{p}.{kind}"] for p in "qkv"]
+                )
+                out[f"{target}.txt_attn.qkv.{kind}"] = torch.cat(
+                    [state[f"{source}add_{p}_proj.{kind}"] for p in "qkv"]
+                )
+    return out
+
+
+@pytest.fixture(scope="module")
+def klein_weights(tmp_path_factory):
+    return write_tiny_flux2_klein_model(tmp_path_factory.mktemp("klein") / "klein")
+
+
+@pytest.fixture(scope="module")
+def edit_ggufs(tmp_path_factory, kontext_weights, qwen_edit_weights, klein_weights):
+    """The tiny Kontext, Qwen-Image-Edit Plus and FLUX.2 [klein] transformers as Q8_0 GGUF
+    files in the layouts (and under the names) the community publishes them with."""
+    root = tmp_path_factory.mktemp("edit-gguf")
+    kontext = FluxTransformer2DModel.from_pretrained(kontext_weights, subfolder="transformer")
+    qwen = QwenImageTransformer2DModel.from_pretrained(qwen_edit_weights, subfolder="transformer")
+    klein = Flux2Transformer2DModel.from_pretrained(klein_weights, subfolder="transformer")
+    return {
+        "flux1-kontext-dev-q8.gguf": write_gguf(
+            flux_transformer_keys(kontext.state_dict()), root / "flux1-kontext-dev-q8.gguf", "flux"
+        ),
+        "qwen-image-edit-2509-q8.gguf": write_gguf(
+            qwen.state_dict(), root / "qwen-image-edit-2509-q8.gguf", "qwen_image"
+        ),
+        "flux-2-klein-4b-q8.gguf": write_gguf(
+            flux2_transformer_keys(klein.state_dict()), root / "flux-2-klein-4b-q8.gguf", "flux"
+        ),
+    }
+
+
+def test_the_edit_families_gguf_transformers_are_scanned_with_their_family_and_run(
+    edit_ggufs, kontext_weights, qwen_edit_weights, klein_weights, models_dir, api, tmp_path,
+    monkeypatch,
+):  # fmt: skip
+    for name, folder in (
+        ("kontext", kontext_weights),
+        ("qwen-edit-2509", qwen_edit_weights),
+        ("klein", klein_weights),
+    ):
+        (models_dir / name).symlink_to(folder, target_is_directory=True)
+    for name, path in edit_ggufs.items():
+        shutil.copy(path, models_dir / name)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    report = library_scan()
+    assert report.refused == []
+    rows = {m.name: m for m in LibraryModel.objects.checkpoints()}
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    for name, family, folder in (
+        ("flux1-kontext-dev-q8.gguf", "flux-kontext", "kontext"),
+        ("qwen-image-edit-2509-q8.gguf", "qwen-edit-plus", "qwen-edit-2509"),
+        ("flux-2-klein-4b-q8.gguf", "flux2-klein", "klein"),
+    ):
+        row = rows[name]
+        assert (row.family, row.layout, rows[folder].family) == (family, "gguf", family)
+        assert row.details["quantization"] == "Q8_0"
+        assert listed[name]["quantization"] == "Q8_0"
+        assert listed[name]["kind"] == "edits"
+        # With the other parts (text encoders, VAE) of the installed folder of its family.
+        assert listed[name]["runnable"] is True
+
+    wait_until_served("qwen-image-edit-2509-q8.gguf")
+    generation = run_job(api, model="qwen-image-edit-2509-q8.gguf", num_inference_steps=1)
+    assert generation.metadata["family"] == "qwen-edit-plus"
+    assert generation.metadata["edit"] == "masked"
+    assert generation.metadata["memory_plan"] == "cpu"
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
+    assert untouched.any() and np.array_equal(output(generation)[untouched], original[untouched])
+    assert not np.array_equal(output(generation)[~untouched], original[~untouched])
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "reason"),
+    [
+        ("flux1-kontext-dev-q8.gguf", "flux1-dev-q8.gguf", "does not say Kontext"),
+        ("qwen-image-edit-2509-q8.gguf", "qwen-image-q8.gguf", "does not say Edit"),
+    ],
+)
+def test_a_gguf_whose_tensors_are_also_a_model_that_does_not_run_here_is_refused_by_name(
+    edit_ggufs, tmp_path, source, name, reason
+):
+    """FLUX.1 [dev] has Kontext's tensors and Qwen-Image the edit model's: the file's name
+    tells them apart, and the refusal says how to name an edit model's file."""
+    shutil.copy(edit_ggufs[source], tmp_path / name)
+    with pytest.raises(Unsupported, match=reason):
+        probe(tmp_path / name)
+    assert probe(edit_ggufs[source]).layout == "gguf"

@@ -19,7 +19,10 @@ asked for by name (``MODEL_MEMORY_PLAN``): ``fp8`` then stores the transformer i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 GPU = "gpu"
 FP8 = "fp8"
@@ -95,15 +98,44 @@ def choose(
     headroom: int = DEFAULT_HEADROOM,
 ) -> str:
     """The plan for a model with ``parts`` on a device with ``free`` bytes of GPU memory
-    (None: the CPU). ``asked`` (``MODEL_MEMORY_PLAN``) other than ``auto`` is taken as it is
-    (on the CPU only ``fp8`` means something: the others run as ``cpu``)."""
+    (None: the CPU). ``asked`` (``MODEL_MEMORY_PLAN``, or the model's own) other than
+    ``auto`` is taken as it is where it applies to ``parts`` (on the CPU only ``fp8`` means
+    something: the others run as ``cpu``); where it does not (fp8 for a UNet or a GGUF
+    transformer, a text encoder offload for a model without one), ``fallback`` says which."""
     if asked not in CHOICES:
         raise ValueError(f"MODEL_MEMORY_PLAN must be one of {', '.join(CHOICES)}.")
     if free is None:
         return FP8 if asked == FP8 and parts.fp8 else CPU
     if asked != AUTO:
-        return asked
+        if asked in offered(parts):
+            return asked
+        plan = fallback(parts, asked, free, headroom)
+        logger.warning(
+            "memory plan %s does not apply to this model (%s); running it with %s instead",
+            asked,
+            "no fp8 storage for a UNet or a quantized transformer"
+            if asked in FP8_PLANS and not parts.fp8
+            else "no text encoder to offload",
+            plan,
+        )
+        return plan
     for plan in offered(parts):
         if needs(parts, plan, headroom) <= free:
             return plan
     return SEQUENTIAL
+
+
+def fallback(parts: Parts, asked: str, free: int, headroom: int = DEFAULT_HEADROOM) -> str:
+    """The plan for ``parts`` when ``asked`` does not apply to them: ``asked`` without what
+    does not apply (fp8 storage, the text encoders' offload) where that fits ``free``, else
+    the fastest slower plan offered that does, else ``sequential``."""
+    fp8 = asked in FP8_PLANS and parts.fp8
+    offload = asked in (TEXT_ENCODER_OFFLOAD, FP8_TEXT_ENCODER_OFFLOAD) and parts.text_encoders
+    closest = {
+        (False, False): GPU,
+        (True, False): FP8,
+        (False, True): TEXT_ENCODER_OFFLOAD,
+        (True, True): FP8_TEXT_ENCODER_OFFLOAD,
+    }[(fp8, bool(offload))]
+    slower = offered(parts)[offered(parts).index(closest) :]
+    return next((plan for plan in slower if needs(parts, plan, headroom) <= free), SEQUENTIAL)

@@ -230,15 +230,17 @@ def read_gguf(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
 
 
 def probe_gguf(path: Path) -> Probe:
-    """A GGUF transformer (the community's quantized files: Black Forest Labs' key names) of a
-    family diffusers reads them for (``Family.single_file_denoiser``); its quantization is the
-    type that holds most of its bytes."""
+    """A GGUF transformer (the community's quantized files) of a family diffusers reads them
+    for (``Family.gguf_detect``: FLUX.1 Fill and Kontext, Qwen-Image-Edit and its Plus
+    releases, FLUX.2 [klein]), told from its key names and shapes (and its name, where two
+    releases have the same tensors); its quantization is the type that holds most of its
+    bytes."""
     table, held = read_gguf(path)
     for family in FAMILIES.values():
-        if family.single_file_denoiser is None:
+        if family.gguf_detect is None:
             continue
         try:
-            inpainting = family.detect(table)
+            inpainting = family.gguf_detect(table, path.name)
         except Unsupported as exc:
             raise Unsupported(f"{path.name} is {exc}") from None
         if inpainting is not None:
@@ -246,8 +248,9 @@ def probe_gguf(path: Path) -> Probe:
             quantization = max(quantized, key=quantized.get) if quantized else None
             details = {"quantization": quantization}
             return Probe(family.name, inpainting, "gguf", details)
+    readable = ", ".join(dict.fromkeys(f.label for f in FAMILIES.values() if f.gguf_detect))
     raise Unsupported(
-        f"{path.name}: no transformer of a family DreamLayer reads GGUF files for (FLUX.1 Fill)."
+        f"{path.name}: no transformer of a family DreamLayer reads GGUF files for ({readable})."
     )
 
 

@@ -177,9 +177,10 @@ def _load_single_file(
     """A single-file checkpoint (its publisher's layout: ``.safetensors``, or a quantized
     ``.gguf`` transformer), loaded with its family's configuration folder, so nothing is
     fetched from the network. A file of the whole pipeline (SD) takes only the folder's JSON
-    and tokenizers (shipped, or in ``configs``); a file of the denoiser alone (FLUX.1 Fill)
-    takes the other parts, weights included, from ``companion`` (an installed diffusers folder
-    of the same family, chosen by the library) or else ``configs``' folder."""
+    and tokenizers (shipped, or in ``configs``); a file of the denoiser alone (FLUX.1 Fill, and
+    the GGUF transformers of Kontext, Qwen-Image-Edit and FLUX.2 [klein]) takes the other
+    parts, weights included, from ``companion`` (an installed diffusers folder of the same
+    family, chosen by the library) or else ``configs``' folder."""
     import diffusers  # noqa: PLC0415 - heavy, as torch
 
     found = probe(path)
@@ -220,8 +221,19 @@ def _load_single_file(
         dtype=dtype,
         use_safetensors=True,
         local_files_only=True,
+        **_folder_parts(folder, family),
         **{family.denoiser: denoiser},
     )
+
+
+def _folder_parts(folder: Path, family: Family) -> dict[str, Any]:
+    """Parts built here for ``from_pretrained`` of ``family``'s folder: Qwen-Image-Edit's
+    picture processor where torchvision is missing (``qwen_vl``); else none."""
+    if not family.vl_processor:
+        return {}
+    from .qwen_vl import processor_parts  # noqa: PLC0415 - transformers: heavy
+
+    return processor_parts(folder)
 
 
 def load_pipeline(
@@ -265,11 +277,7 @@ def load_pipeline(
             if Path(model).is_file():
                 pipe = _load_single_file(Path(model), configs, dtype, companion)
             else:
-                parts = {}
-                if family.vl_processor and Path(source).is_dir():
-                    from .qwen_vl import processor_parts  # noqa: PLC0415 - transformers: heavy
-
-                    parts = processor_parts(Path(source))
+                parts = _folder_parts(Path(source), family) if Path(source).is_dir() else {}
                 pipe = getattr(diffusers, family.pipeline).from_pretrained(
                     source, dtype=dtype, use_safetensors=True, local_files_only=True, **parts
                 )

@@ -81,6 +81,11 @@ class Preview:
 #: family) or whether it is the inpainting variant; a file of the family that cannot run
 #: raises ``probe.Unsupported`` with the reason.
 Detector = Callable[[dict[str, dict]], bool | None]
+#: A GGUF transformer's tensor table and its file name to None (not this family) or whether it
+#: is the inpainting variant; the name tells apart the releases whose tensors are the same
+#: (FLUX.1 [dev] and Kontext, Qwen-Image and its edit models); ``Unsupported`` with the reason
+#: for a file of the family that cannot run.
+GgufDetector = Callable[[dict[str, dict], str], bool | None]
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class Family:
     #: publish it); then the other parts, with their weights, come from the configuration
     #: folder.
     single_file_denoiser: str | None = None
+    #: How a GGUF file of its transformer (the community's quantized files, read with
+    #: ``single_file_denoiser``) is recognised; None: GGUF files are not read for it.
+    gguf_detect: GgufDetector | None = None
     #: Pipeline keyword arguments this family's calls always carry.
     call_arguments: dict[str, Any] = field(default_factory=dict)
     #: An instruction-edit family: the diffusers pipeline that edits the whole picture by the

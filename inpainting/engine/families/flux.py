@@ -11,6 +11,8 @@ from dataclasses import replace
 from .base import Capabilities, Family, Preview, Unsupported
 
 _DOUBLE_BLOCK = "double_blocks.0.img_attn.norm.key_norm.scale"
+#: FLUX.1's per-block modulation (FLUX.2 shares one across its blocks: no such key).
+_FLUX1_MODULATION = "double_blocks.0.img_mod.lin.weight"
 _IMG_IN = "img_in.weight"  # [3072, in_channels]
 #: ComfyUI's packaging puts the transformer under this prefix.
 _PREFIXES = ("", "model.diffusion_model.")
@@ -62,6 +64,22 @@ def detect(table: dict[str, dict]) -> bool | None:
     return True
 
 
+def flux1_channels(table: dict[str, dict]) -> int | None:
+    """The input channels (``img_in``) of a FLUX.1 transformer in one file; None when the
+    table holds none (a FLUX.2 transformer included: its modulation is shared)."""
+    prefix = transformer_prefix(table)
+    if prefix is None or prefix + _FLUX1_MODULATION not in table:
+        return None
+    shape = table.get(prefix + _IMG_IN, {}).get("shape", [])
+    return shape[1] if len(shape) == 2 else 0
+
+
+def gguf_detect(table: dict[str, dict], name: str) -> bool | None:
+    """A GGUF FLUX.1 Fill transformer (384 input channels); other FLUX.1 ones are Kontext's
+    to tell (``kontext.gguf_detect``)."""
+    return True if flux1_channels(table) == FILL_CHANNELS else None
+
+
 FAMILY = Family(
     name="flux",
     label="FLUX.1 Fill",
@@ -89,4 +107,5 @@ FAMILY = Family(
     preview=PACKED_PREVIEW,
     detect=detect,
     single_file_denoiser="FluxTransformer2DModel",
+    gguf_detect=gguf_detect,
 )

@@ -12,7 +12,10 @@ Neither takes a negative prompt as words here (diffusers' pipelines take embeddi
 With a mask, diffusers' ``Flux2KleinInpaintPipeline`` regenerates the masked area only;
 without one (or with reference pictures), ``Flux2KleinPipeline`` edits the whole picture, the
 result composited through the mask by the runner. Black Forest Labs' single files hold the
-transformer alone; a diffusers folder is needed (the scan says so)."""
+transformer alone; a diffusers folder is needed (the scan says so). A GGUF file of the
+transformer (the community's quantized ones, Black Forest Labs' key names) runs with an
+installed [klein] folder's other parts: a base release by its name (``flux-2-klein-base-4b``),
+FLUX.2 [dev] (Mistral's text width) refused."""
 
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ from .base import Capabilities, Family, Preview, Unsupported
 #: Keys of the FLUX.2 transformer in one file (BFL's names; ComfyUI's prefix).
 _MARKERS = ("double_stream_modulation_img.lin.weight", "single_stream_modulation.lin.weight")
 _PREFIXES = ("", "model.diffusion_model.")
+#: The text input (``txt_in``: [width, text width]) of FLUX.2 [dev], whose text encoder is
+#: Mistral Small 3.1 (three stacked hidden states of 5120); [klein]'s Qwen3 ones are narrower.
+_TEXT_IN = "txt_in.weight"
+DEV_TEXT_WIDTH = 15360
 
 #: ComfyUI's latent-to-RGB factors for the FLUX.2 VAE's 32 channels (comfy/latent_formats.py,
 #: Flux2), for its patchified latents unpacked to 32 x H x W.
@@ -76,6 +83,27 @@ def detect(table: dict[str, dict]) -> bool | None:
     )
 
 
+def _gguf_detect(*, distilled: bool):
+    """A GGUF FLUX.2 [klein] transformer: a base (not distilled) release when its name says
+    base."""
+
+    def detect(table: dict[str, dict], name: str) -> bool | None:
+        prefix = next(
+            (p for p in _PREFIXES if any(p + marker in table for marker in _MARKERS)), None
+        )
+        if prefix is None:
+            return None
+        shape = table.get(prefix + _TEXT_IN, {}).get("shape", [])
+        if len(shape) == 2 and shape[1] == DEV_TEXT_WIDTH:
+            raise Unsupported(
+                "a FLUX.2 [dev] transformer (text input 15360 wide: Mistral's); the FLUX.2 "
+                "models that run here are [klein] (4B and 9B, with a Qwen3 text encoder)."
+            )
+        return True if ("base" not in name.lower()) == distilled else None
+
+    return detect
+
+
 #: The released, step-distilled [klein] models.
 FAMILY = Family(
     name="flux2-klein",
@@ -105,6 +133,8 @@ FAMILY = Family(
     ),
     preview=PREVIEW,
     detect=detect,
+    single_file_denoiser="Flux2Transformer2DModel",
+    gguf_detect=_gguf_detect(distilled=True),
     edit_pipeline="Flux2KleinPipeline",
     reference_images=3,  # beside the picture it edits (a request sends at most 3)
     min_picture_side=64,  # diffusers' FLUX.2 image processor refuses smaller pictures
@@ -125,4 +155,5 @@ BASE = replace(
         guidance=True,
     ),
     detect=lambda table: None,  # single files: the family above says why not
+    gguf_detect=_gguf_detect(distilled=False),
 )

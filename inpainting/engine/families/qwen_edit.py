@@ -8,7 +8,10 @@ and two references ("put the chair of picture 2 in picture 1").
 With a mask, diffusers' ``QwenImageEditInpaintPipeline`` regenerates the masked area only;
 without one, the edit pipeline changes the whole picture. Qwen publishes diffusers folders;
 the transformer alone in one file (ComfyUI's packaging) looks the same as Qwen-Image's, so
-an edit model is told only from its folder's ``model_index.json``."""
+an edit model is told only from its folder's ``model_index.json``. A GGUF file of the
+transformer (the community's quantized ones, diffusers' key names) is told by its name, which
+says Edit, and Plus by its release (``Qwen-Image-Edit-2509-Q4_K_M.gguf``); it runs with an
+installed folder's other parts of the same family."""
 
 from __future__ import annotations
 
@@ -46,8 +49,35 @@ PREVIEW = Preview(
 )
 
 
+#: Words in a Plus release's file names (2509, 2511: the picture and two references).
+_PLUS_NAMES = ("2509", "2511", "plus")
+
+
+def _is_qwen_image(table: dict[str, dict]) -> bool:
+    return any(prefix + _MARKER in table for prefix in _PREFIXES)
+
+
+def _gguf_detect(*, plus: bool):
+    """A GGUF Qwen-Image transformer named as an edit model's, of the Plus releases or not."""
+
+    def detect(table: dict[str, dict], name: str) -> bool | None:
+        if not _is_qwen_image(table):
+            return None
+        lowered = name.lower()
+        if "edit" not in lowered:
+            raise Unsupported(
+                "a Qwen-Image transformer whose name does not say Edit: Qwen-Image and its edit "
+                "models have the same tensors, and only the edit models run here. A "
+                "Qwen-Image-Edit GGUF file has 'edit' in its name (with 2509, 2511 or 'plus' "
+                "for the Plus releases): rename it so if it is one."
+            )
+        return True if any(word in lowered for word in _PLUS_NAMES) == plus else None
+
+    return detect
+
+
 def detect(table: dict[str, dict]) -> bool | None:
-    if not any(prefix + _MARKER in table for prefix in _PREFIXES):
+    if not _is_qwen_image(table):
         return None
     raise Unsupported(
         "a Qwen-Image transformer in one file; whether it is the edit model cannot be told "
@@ -82,6 +112,8 @@ FAMILY = Family(
     ),
     preview=PREVIEW,
     detect=detect,
+    single_file_denoiser="QwenImageTransformer2DModel",
+    gguf_detect=_gguf_detect(plus=False),
     edit_pipeline="QwenImageEditPipeline",
     guidance_argument="true_cfg_scale",
     vl_processor=True,
@@ -96,4 +128,5 @@ PLUS = replace(
     edit_pipeline="QwenImageEditPlusPipeline",
     reference_images=2,
     detect=lambda table: None,  # single files: the family above says why not
+    gguf_detect=_gguf_detect(plus=True),
 )
