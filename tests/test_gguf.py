@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 import torch
@@ -33,7 +31,7 @@ from inpainting.engine.families import Unsupported
 from inpainting.engine.probe import probe, read_gguf
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.original_layout import flux_transformer_keys, write_flux_gguf
+from inpainting.testing.original_layout import flux_transformer_keys, write_flux_gguf, write_gguf
 from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
 from tests.helpers import (
     black_box_mask_png,
@@ -59,6 +57,16 @@ def flux_files(tmp_path_factory):
     q8 = write_flux_gguf(transformer, root / "fill-q8.gguf", "Q8_0")
     q4 = write_flux_gguf(transformer, root / "fill-q4.gguf", "Q4_0")
     return folder, q8, q4
+
+
+def assert_only_the_mask_changed(generation: Generation) -> None:
+    """The job's output keeps the input's pixels byte for byte outside the effective mask, and
+    changed inside it."""
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
+    assert untouched.any() and np.array_equal(output(generation)[untouched], original[untouched])
+    assert not np.array_equal(output(generation)[~untouched], original[~untouched])
 
 
 def output(generation: Generation) -> np.ndarray:
@@ -116,30 +124,7 @@ def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_par
     assert generation.status == "succeeded", generation.error
     assert generation.metadata["family"] == "flux"
     assert generation.metadata["memory_plan"] == "cpu"
-    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
-    mask = Image.open(io.BytesIO(black_box_mask_png()))
-    untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
-    assert untouched.any() and np.array_equal(output(generation)[untouched], original[untouched])
-    assert not np.array_equal(output(generation)[~untouched], original[~untouched])
-
-
-def write_gguf(tensors: dict[str, torch.Tensor], path: Path, arch: str) -> Path:
-    """``tensors`` (already in the layout the community's files use) as a GGUF file: each
-    matrix whose rows split into Q8_0's blocks quantized, the rest in F32."""
-    kind = gguf.GGMLQuantizationType.Q8_0
-    block = gguf.GGML_QUANT_SIZES[kind][0]
-    writer = gguf.GGUFWriter(str(path), arch=arch)
-    for name, tensor in tensors.items():
-        data = tensor.float().numpy()
-        if data.ndim == 2 and data.shape[-1] % block == 0:
-            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
-        else:
-            writer.add_tensor(name, data.astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    assert_only_the_mask_changed(generation)
 
 
 #: diffusers' FLUX.2 names -> Black Forest Labs' (the inverse of diffusers'
@@ -222,13 +207,17 @@ def edit_ggufs(tmp_path_factory, kontext_weights, qwen_edit_weights, klein_weigh
     klein = Flux2Transformer2DModel.from_pretrained(klein_weights, subfolder="transformer")
     return {
         "flux1-kontext-dev-q8.gguf": write_gguf(
-            flux_transformer_keys(kontext.state_dict()), root / "flux1-kontext-dev-q8.gguf", "flux"
+            flux_transformer_keys(kontext.state_dict()),
+            root / "flux1-kontext-dev-q8.gguf",
+            arch="flux",
         ),
         "qwen-image-edit-2509-q8.gguf": write_gguf(
-            qwen.state_dict(), root / "qwen-image-edit-2509-q8.gguf", "qwen_image"
+            qwen.state_dict(), root / "qwen-image-edit-2509-q8.gguf", arch="qwen_image"
         ),
         "flux-2-klein-4b-q8.gguf": write_gguf(
-            flux2_transformer_keys(klein.state_dict()), root / "flux-2-klein-4b-q8.gguf", "flux"
+            flux2_transformer_keys(klein.state_dict()),
+            root / "flux-2-klein-4b-q8.gguf",
+            arch="flux",
         ),
     }
 
@@ -268,11 +257,7 @@ def test_the_edit_families_gguf_transformers_are_scanned_with_their_family_and_r
     assert generation.metadata["family"] == "qwen-edit-plus"
     assert generation.metadata["edit"] == "masked"
     assert generation.metadata["memory_plan"] == "cpu"
-    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
-    mask = Image.open(io.BytesIO(black_box_mask_png()))
-    untouched = effective_mask(mask, original.shape[1::-1], MaskOptions()) == 0
-    assert untouched.any() and np.array_equal(output(generation)[untouched], original[untouched])
-    assert not np.array_equal(output(generation)[~untouched], original[~untouched])
+    assert_only_the_mask_changed(generation)
 
 
 @pytest.mark.parametrize(

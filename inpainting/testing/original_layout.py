@@ -282,16 +282,22 @@ def write_flux_single_file(transformer, path: str | Path) -> Path:
 
 def write_flux_gguf(transformer, path: str | Path, quant: str = "Q8_0") -> Path:
     """A FLUX transformer as the community's GGUF files hold it (city96's layout): Black
-    Forest Labs' key names, each matrix whose rows split into the format's blocks quantized to
-    ``quant`` (Q8_0, Q4_0, ... what gguf-py can write), the rest (biases, norms) in F32."""
+    Forest Labs' key names, quantized as ``write_gguf`` does."""
+    state = {k: v.contiguous() for k, v in transformer.state_dict().items()}
+    return write_gguf(flux_transformer_keys(state), path, arch="flux", quant=quant)
+
+
+def write_gguf(tensors: dict, path: str | Path, *, arch: str, quant: str = "Q8_0") -> Path:
+    """``tensors`` (already in the layout the community's files use) as a GGUF file: each
+    matrix whose rows split into the format's blocks quantized to ``quant`` (Q8_0, Q4_0, ...
+    what gguf-py can write), the rest (biases, norms) in F32."""
     import gguf
     import numpy as np
 
     kind = gguf.GGMLQuantizationType[quant]
     block = gguf.GGML_QUANT_SIZES[kind][0]
-    state = {k: v.contiguous() for k, v in transformer.state_dict().items()}
-    writer = gguf.GGUFWriter(str(path), arch="flux")
-    for name, tensor in flux_transformer_keys(state).items():
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    for name, tensor in tensors.items():
         data = tensor.float().numpy()
         if data.ndim == 2 and data.shape[-1] % block == 0:
             writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
