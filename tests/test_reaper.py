@@ -123,3 +123,21 @@ def test_a_fresh_heartbeat_holds_the_job_against_a_duplicate_message(api, paused
     assert runs.generation_run(generation_id=generation_id) is runs.RunOutcome.HELD
     assert Generation.objects.get(pk=generation_id).attempts == 1
     Generation.objects.filter(pk=generation_id).update(status="cancelled")
+
+
+def test_a_queued_job_past_its_max_queue_seconds_fails_without_a_worker_turn(api, paused_worker):
+    """No worker takes a turn of its queue (all busy, or none running): the reaper fails a job
+    that waited past its ``max_queue_seconds`` with the reason, and leaves the others."""
+    late, patient = (
+        post_img2img(api, image_png(), black_box_mask_png(), wait="false", **fields).json()["id"]
+        for fields in ({"max_queue_seconds": "5"}, {})
+    )
+    Generation.objects.filter(pk__in=[late, patient]).update(
+        created_at=timezone.now() - timedelta(seconds=10)
+    )
+    assert reaper.generation_reap() == {"requeued": 0, "failed": 1, "resent": 0}
+    failed = Generation.objects.get(pk=late)
+    assert failed.status == "failed" and "longer than its max_queue_seconds (5)" in failed.error
+    assert Generation.objects.get(pk=patient).status == "queued"
+    paused_worker.resume()
+    assert wait_for_status(patient).status == "succeeded"

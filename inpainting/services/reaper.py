@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ..models import Generation
 from .queue import enqueue
-from .runs import generation_fail, orphaned
+from .runs import generation_expire, generation_fail, orphaned
 
 #: A key in the broker's Redis (the cache lives on the same server): when the reaper finds it
 #: missing, Redis lost its data (a restart without persistence) and every queued job's
@@ -34,9 +34,20 @@ def generation_reap() -> dict[str, int]:
     REAP_EVERY_SECONDS). Running jobs without a heartbeat for HEARTBEAT_TIMEOUT_SECONDS are
     requeued, or failed once they used ``MAX_GENERATION_ATTEMPTS``; queued jobs get their
     message again when Redis lost its data, or when their message is older than
-    ``REAP_QUEUED_AFTER_SECONDS``. Each change is conditional, so two reapers (or a reaper
-    and a redelivered message) never act twice on one job."""
+    ``REAP_QUEUED_AFTER_SECONDS``; queued jobs past their ``max_queue_seconds`` fail with the
+    reason (counted as failed), as a worker's turn of their queue would fail them: a queue
+    with no worker free, or none at all, does not keep them waiting past it. Each change is
+    conditional, so two reapers (or a reaper and a redelivered message) never act twice on
+    one job."""
     counts = {"requeued": 0, "failed": 0, "resent": 0}
+    now = timezone.now()
+    limited = Generation.objects.filter(
+        status=Generation.Status.QUEUED, max_queue_seconds__isnull=False
+    )
+    for generation in limited:
+        waited = (now - generation.created_at).total_seconds()
+        if waited > generation.max_queue_seconds and generation_expire(generation=generation):
+            counts["failed"] += 1
     queued = Generation.objects.filter(status=Generation.Status.QUEUED)
     if not _broker_lost_its_data():
         lost_cutoff = timezone.now() - timedelta(seconds=settings.REAP_QUEUED_AFTER_SECONDS)
