@@ -4,8 +4,6 @@
 // area around the image. The mask canvas holds white paint with alpha; toBlob() flattens it
 // onto black (white = inpaint), the polarity the studio sends as mask_mode=white_inpaints.
 
-import { isTextEntry } from "./keys.js";
-
 const HISTORY_LIMIT = 50;
 // Tools that paint along the pointer (with the brush outline), and those that draw a shape.
 const BRUSH_TOOLS = ["brush", "eraser"];
@@ -17,7 +15,7 @@ const MAX_ZOOM = 8;
 export class MaskEditor {
   // ``tint`` ([r, g, b]) and ``tintOpacity``: the colour of "regenerated" in every picture the
   // user sees (the server's, handed over by the page).
-  constructor({ viewport, stage, imageCanvas, overlayCanvas, cursor, tint, tintOpacity, onChange, onZoom, onHistory, isActive }) {
+  constructor({ viewport, stage, imageCanvas, overlayCanvas, cursor, tint, tintOpacity, onChange, onZoom, onHistory }) {
     this.viewport = viewport;
     this.stage = stage;
     this.imageCanvas = imageCanvas;
@@ -28,7 +26,6 @@ export class MaskEditor {
     this.onChange = onChange || (() => {});
     this.onZoom = onZoom || (() => {});
     this.onHistory = onHistory || (() => {});
-    this.isActive = isActive || (() => true);
     this.onSelect = () => {};
     this.onObjectEnd = () => {};
     this.objectBase = null; // the mask before the object being selected (Select object)
@@ -50,7 +47,6 @@ export class MaskEditor {
     this.spaceDown = false;
     this.fitted = true; // the view is the fitted one (no zoom or pan by the user since)
     this.painting = false; // a stroke or a shape is being drawn
-    this._bindKeys();
     this._bindPointer();
     // When something above the canvas appears or goes (a message, a wrapped toolbar), the
     // viewport changes size: a fitted view is fitted again, so the image is never cut off.
@@ -242,22 +238,11 @@ export class MaskEditor {
     this._softStrength = null;
   }
 
-  // Space pans while held, wherever the focus is except a text field: it never presses a
-  // focused button (the browser clicks a button on Space's keyup, so both are stopped).
-  _bindKeys() {
-    const claim = (event) => event.code === "Space" && this.width && this.isActive() && !isTextEntry(event.target);
-    window.addEventListener("keydown", (event) => {
-      if (!claim(event)) return;
-      event.preventDefault();
-      this.spaceDown = true;
-      this.overlay.classList.add("panning");
-    }, true);
-    window.addEventListener("keyup", (event) => {
-      if (event.code !== "Space") return;
-      if (claim(event)) event.preventDefault();
-      this.spaceDown = false;
-      this.overlay.classList.remove("panning");
-    }, true);
+  // Space held pans: the page calls this as Space goes down and comes up (the studio's
+  // shortcut, studio/canvas.js).
+  holdSpace(held) {
+    this.spaceDown = held;
+    this.overlay.classList.toggle("panning", held);
   }
 
   _bindPointer() {

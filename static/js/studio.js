@@ -1,10 +1,17 @@
 // The studio: image in, mask drawn or uploaded, generate with live progress, result out.
 // One module per concern: studio/canvas.js (image, mask, overlay, settings), studio/job.js
 // (submit, progress, cancel), studio/results.js (before / after, samples, continue from one),
-// studio/reopen.js ("Edit again" from the history).
+// studio/reopen.js ("Edit again" from the history); keys.js holds the keyboard shortcuts'
+// table, which canvas.js and results.js fill. The set-up runs here, in this order.
 
-import "./studio/canvas.js";
+import { initCanvas } from "./studio/canvas.js";
 import "./studio/job.js";
 import "./studio/model-controls.js";
-import "./studio/results.js";
-import "./studio/reopen.js";
+import { initResults } from "./studio/results.js";
+import { reopenFromAddress } from "./studio/reopen.js";
+import { startShortcuts } from "./keys.js";
+
+initCanvas();
+initResults();
+startShortcuts();
+reopenFromAddress();

@@ -70,7 +70,7 @@ def test_remove_the_cup_without_a_mask_says_what_to_install(page, live_url, user
     text = message.inner_text()
     assert "Nothing to regenerate" not in text
     assert "To turn 'remove the cup' into a mask, a selection model is needed" in text
-    assert "MASK_MODELS_DIR" in text and "python manage.py models scan" in text
+    assert "MASK_MODELS_DIR" in text and "`manage.py models scan`" in text
     assert in_window(studio, message.bounding_box())
     assert Generation.objects.count() == 0
 

@@ -200,6 +200,13 @@ def test_three_samples_flip_with_the_arrow_keys_and_continue_from_the_chosen_one
     assert studio.get_attribute("#after", "src").endswith("/images/1.png")
     if studio.viewport_size != PHONE:
         screenshot(studio, "studio-samples")
+    # A focused slider (the compare's) takes its own arrows; the canvas' keys wait for the canvas.
+    studio.focus("#compare-slider")
+    studio.keyboard.press("ArrowRight")
+    assert studio.inner_text("#result-index") == "2 of 3"
+    assert studio.input_value("#compare-slider") == "51"
+    studio.keyboard.press("e")
+    assert studio.get_attribute("#tool-eraser", "aria-pressed") == "false"
     studio.click("#use-as-input")
     studio.wait_for_selector("#stage:not([hidden])")
     generation = Generation.objects.get(owner=user)

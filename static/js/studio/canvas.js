@@ -1,7 +1,9 @@
 // The studio's input side: the image, the mask (drawn or uploaded), its overlay (the
 // effective mask, computed by the server), and the settings that change what the form shows.
+// Nothing happens on import: studio.js calls initCanvas() (each section's bind…() below, in
+// the page's order).
 
-import { isTextEntry } from "../keys.js";
+import { addShortcut } from "../keys.js";
 import { MaskEditor } from "../mask-editor.js";
 import { postForm } from "../http.js";
 import { $, FILL_ENGINES, FILL_ENGINE_UNUSED, clearErrors, say, showErrors } from "./dom.js";
@@ -18,33 +20,43 @@ export const input = {
   uploadInvert: false,
 };
 
-// The regenerated area's colour, the server's (the legend's swatch uses it too).
-root.style.setProperty("--regenerated", `rgba(${root.dataset.tint}, ${root.dataset.tintOpacity})`);
-
 // The phone layout gives the viewport no height of its own: the editor sizes it to the image.
 const phone = window.matchMedia("(max-width: 800px)");
 const syncLayout = () => { $("viewport").dataset.autoHeight = String(phone.matches); };
-syncLayout();
 
-export const editor = new MaskEditor({
-  viewport: $("viewport"),
-  stage: $("stage"),
-  imageCanvas: $("image-canvas"),
-  overlayCanvas: $("overlay-canvas"),
-  cursor: $("brush-cursor"),
-  tint: root.dataset.tint.split(",").map(Number),
-  tintOpacity: Number(root.dataset.tintOpacity),
-  onChange: () => { say(""); scheduleOverlay(); }, // a message about the old mask is stale
-  onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
-  onHistory: () => {
-    $("undo").disabled = !editor.canUndo;
-    $("redo").disabled = !editor.canRedo;
-  },
-  // Space pans (and keys edit) only while the canvas, not the result, is on screen.
-  isActive: () => !$("editor").hidden && $("compare").hidden,
-});
-// A resize keeps what the user zoomed to; a fitted view is fitted again.
-window.addEventListener("resize", () => { syncLayout(); if (editor.fitted) editor.fit(); });
+// The mask editor (made by initCanvas).
+export let editor = null;
+
+export function initCanvas() {
+  // The regenerated area's colour, the server's (the legend's swatch uses it too).
+  root.style.setProperty("--regenerated", `rgba(${root.dataset.tint}, ${root.dataset.tintOpacity})`);
+  syncLayout();
+  editor = new MaskEditor({
+    viewport: $("viewport"),
+    stage: $("stage"),
+    imageCanvas: $("image-canvas"),
+    overlayCanvas: $("overlay-canvas"),
+    cursor: $("brush-cursor"),
+    tint: root.dataset.tint.split(",").map(Number),
+    tintOpacity: Number(root.dataset.tintOpacity),
+    onChange: () => { say(""); scheduleOverlay(); }, // a message about the old mask is stale
+    onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
+    onHistory: () => {
+      $("undo").disabled = !editor.canUndo;
+      $("redo").disabled = !editor.canRedo;
+    },
+  });
+  // A resize keeps what the user zoomed to; a fitted view is fitted again.
+  window.addEventListener("resize", () => { syncLayout(); if (editor.fitted) editor.fit(); });
+  bindImage();
+  bindDrawing();
+  bindSelect();
+  bindKeys();
+  bindMaskFiles();
+  bindOverlay();
+  bindOutpaint();
+  bindSettings();
+}
 
 // ----- the image -------------------------------------------------------------------------
 // Pictures the browser shows itself; a phone's HEIC / HEIF it cannot decode: the server turns
@@ -106,20 +118,22 @@ export async function loadImage(blob) {
   return true;
 }
 
-$("image-input").addEventListener("change", (e) => e.target.files[0] && loadImage(e.target.files[0]));
-const dropzone = $("dropzone");
-dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("over"); });
-dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
-dropzone.addEventListener("drop", (e) => {
-  e.preventDefault();
-  dropzone.classList.remove("over");
-  if (e.dataTransfer.files[0]) loadImage(e.dataTransfer.files[0]);
-});
-window.addEventListener("paste", (e) => {
-  const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
-  if (item) loadImage(item.getAsFile());
-});
-$("change-image").addEventListener("click", () => { $("editor").hidden = true; $("dropzone").hidden = false; });
+function bindImage() {
+  $("image-input").addEventListener("change", (e) => e.target.files[0] && loadImage(e.target.files[0]));
+  const dropzone = $("dropzone");
+  dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("over"); });
+  dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
+  dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dropzone.classList.remove("over");
+    if (e.dataTransfer.files[0]) loadImage(e.dataTransfer.files[0]);
+  });
+  window.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+    if (item) loadImage(item.getAsFile());
+  });
+  $("change-image").addEventListener("click", () => { $("editor").hidden = true; $("dropzone").hidden = false; });
+}
 
 // ----- mask: drawing ---------------------------------------------------------------------
 function setMaskMode(mode) {
@@ -133,8 +147,6 @@ function setMaskMode(mode) {
   editor.enabled = mode === "draw";
   scheduleOverlay();
 }
-$("mode-draw").addEventListener("click", () => setMaskMode("draw"));
-$("mode-upload").addEventListener("click", () => setMaskMode("upload"));
 
 // The largest brush, in image pixels: a tenth of the picture's longer side (at least 100), so a
 // 4000 px photo's brush covers as much of it as a 1000 px one's.
@@ -150,18 +162,6 @@ function setBrush(size) {
   $("brush-size").value = value;
   $("brush-size-value").value = value;
 }
-$("brush-size").addEventListener("input", (e) => setBrush(Number(e.target.value)));
-// The soft brush: hardness (the share of the radius painted at full strength, the rest fading
-// out) and opacity (the strength it paints: gray below 100%).
-for (const name of ["hardness", "opacity"]) {
-  $(`brush-${name}`).addEventListener("input", (e) => {
-    editor[`brush${name[0].toUpperCase()}${name.slice(1)}`] = Number(e.target.value) / 100;
-    $(`brush-${name}-value`).value = e.target.value;
-    // Painting gray asks for soft inpainting: switched on, unless the user has set it.
-    if (Number(e.target.value) < 100 && !$("soft").dataset.touched) $("soft").checked = true;
-  });
-}
-$("soft").addEventListener("change", () => { $("soft").dataset.touched = "true"; });
 function setTool(tool) {
   editor.tool = tool;
   for (const name of ["brush", "eraser", "lasso", "rectangle", "select"]) {
@@ -172,8 +172,36 @@ function setTool(tool) {
   $("overlay-canvas").classList.toggle("selecting", ["select", "lasso", "rectangle"].includes(tool));
   newObject();
 }
-$("tool-select").addEventListener("click", () => setTool("select"));
-$("select-method").addEventListener("change", () => setTool("select"));
+
+function bindDrawing() {
+  $("mode-draw").addEventListener("click", () => setMaskMode("draw"));
+  $("mode-upload").addEventListener("click", () => setMaskMode("upload"));
+  $("brush-size").addEventListener("input", (e) => setBrush(Number(e.target.value)));
+  // The soft brush: hardness (the share of the radius painted at full strength, the rest
+  // fading out) and opacity (the strength it paints: gray below 100%).
+  for (const name of ["hardness", "opacity"]) {
+    $(`brush-${name}`).addEventListener("input", (e) => {
+      editor[`brush${name[0].toUpperCase()}${name.slice(1)}`] = Number(e.target.value) / 100;
+      $(`brush-${name}-value`).value = e.target.value;
+      // Painting gray asks for soft inpainting: switched on, unless the user has set it.
+      if (Number(e.target.value) < 100 && !$("soft").dataset.touched) $("soft").checked = true;
+    });
+  }
+  $("soft").addEventListener("change", () => { $("soft").dataset.touched = "true"; });
+  $("tool-select").addEventListener("click", () => setTool("select"));
+  $("select-method").addEventListener("change", () => setTool("select"));
+  $("tool-brush").addEventListener("click", () => setTool("brush"));
+  $("tool-eraser").addEventListener("click", () => setTool("eraser"));
+  $("tool-lasso").addEventListener("click", () => setTool("lasso"));
+  $("tool-rectangle").addEventListener("click", () => setTool("rectangle"));
+  $("undo").addEventListener("click", () => editor.undo());
+  $("redo").addEventListener("click", () => editor.redo());
+  $("clear").addEventListener("click", () => editor.clear());
+  $("invert").addEventListener("click", () => editor.invert());
+  $("zoom-in").addEventListener("click", () => editor.zoomBy(1.25));
+  $("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
+  $("zoom-fit").addEventListener("click", () => editor.fit());
+}
 
 // ----- Select: by colour (a flood fill from the point), or an object with a mask model ----
 // Object (SAM 2.1): clicks add points, Shift-clicks take away, a drag gives a box; each
@@ -183,12 +211,10 @@ $("select-method").addEventListener("change", () => setTool("select"));
 // worker; one request at a time, the latest waiting (an object's points accumulate, so the
 // latest request holds them all).
 let object = { points: [], box: null };
-editor.onObjectEnd = () => { object = { points: [], box: null }; };
 function newObject() {
   editor.endObject();
   object = { points: [], box: null };
 }
-if ($("select-new")) $("select-new").addEventListener("click", newObject);
 
 let inFlight = false;
 let waiting = null; // [fields, options] to send when the answer in flight arrives
@@ -240,7 +266,7 @@ async function sendSelection(fields, { object: isObject = false } = {}) {
 // A pixel of the image (the edge included) for a pointer position.
 const pixel = (value, size) => Math.min(size - 1, Math.max(0, Math.floor(value)));
 
-editor.onSelect = async ({ x, y, start, shiftKey }) => {
+async function selectAt({ x, y, start, shiftKey }) {
   const inside = (p) => p.x >= 0 && p.y >= 0 && p.x < editor.width && p.y < editor.height;
   if (!inside({ x, y })) return; // the outpaint area
   const [px, py] = [pixel(x, editor.width), pixel(y, editor.height)];
@@ -258,60 +284,49 @@ editor.onSelect = async ({ x, y, start, shiftKey }) => {
   if (object.points.length) fields.points = object.points;
   if (object.box) fields.box = object.box;
   await selectWith(fields, { object: true });
-};
-if ($("select-subject")) {
-  $("select-subject").addEventListener("click", () => input.imageBlob && selectWith({ method: "background" }));
 }
-if ($("select-find")) {
-  const find = () => {
-    const text = $("select-text").value.trim();
-    if (input.imageBlob && text) selectWith({ method: "text", text });
-  };
-  $("select-find").addEventListener("click", find);
-  $("select-text").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); find(); } });
-}
-$("select-tolerance").addEventListener("input", (e) => { $("select-tolerance-value").value = e.target.value; });
-$("tool-brush").addEventListener("click", () => setTool("brush"));
-$("tool-eraser").addEventListener("click", () => setTool("eraser"));
-$("tool-lasso").addEventListener("click", () => setTool("lasso"));
-$("tool-rectangle").addEventListener("click", () => setTool("rectangle"));
-$("undo").addEventListener("click", () => editor.undo());
-$("redo").addEventListener("click", () => editor.redo());
-$("clear").addEventListener("click", () => editor.clear());
-$("invert").addEventListener("click", () => editor.invert());
-$("zoom-in").addEventListener("click", () => editor.zoomBy(1.25));
-$("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
-$("zoom-fit").addEventListener("click", () => editor.fit());
 
-window.addEventListener("keydown", (e) => {
-  if (isTextEntry(e.target) || !editor.isActive()) return;
-  const key = e.key.toLowerCase();
-  if ((e.ctrlKey || e.metaKey) && key === "z") {
-    e.preventDefault();
-    if (e.shiftKey) editor.redo(); else editor.undo();
-  } else if ((e.ctrlKey || e.metaKey) && key === "y") {
-    e.preventDefault();
-    editor.redo();
-  } else if (e.key === "[") {
-    setBrush(editor.brushSize - (editor.brushSize > 10 ? 5 : 1));
-  } else if (e.key === "]") {
-    setBrush(editor.brushSize + (editor.brushSize >= 10 ? 5 : 1));
-  } else if (e.ctrlKey || e.metaKey || e.altKey) {
-    // Ctrl+L, Ctrl+R, Ctrl+S and the like stay the browser's.
-  } else if (key === "b") {
-    setTool("brush");
-  } else if (key === "e") {
-    setTool("eraser");
-  } else if (key === "l") {
-    setTool("lasso");
-  } else if (key === "r") {
-    setTool("rectangle");
-  } else if (key === "s") {
-    setTool("select");
-  } else if (key === "n" && editor.tool === "select") {
-    newObject();
+function bindSelect() {
+  editor.onObjectEnd = () => { object = { points: [], box: null }; };
+  editor.onSelect = selectAt;
+  if ($("select-new")) $("select-new").addEventListener("click", newObject);
+  if ($("select-subject")) {
+    $("select-subject").addEventListener("click", () => input.imageBlob && selectWith({ method: "background" }));
   }
-});
+  if ($("select-find")) {
+    const find = () => {
+      const text = $("select-text").value.trim();
+      if (input.imageBlob && text) selectWith({ method: "text", text });
+    };
+    $("select-find").addEventListener("click", find);
+    $("select-text").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); find(); } });
+  }
+  $("select-tolerance").addEventListener("input", (e) => { $("select-tolerance-value").value = e.target.value; });
+}
+
+// ----- the canvas' keys (static/js/keys.js: the table, and keys typed into a field) -------
+// They work only while the canvas, not the result, is on screen.
+const canvasOnScreen = () => !$("editor").hidden && $("compare").hidden;
+
+function bindKeys() {
+  const onCanvas = { when: canvasOnScreen };
+  // Space held pans, wherever the focus is (a focused button is never pressed by it).
+  addShortcut({
+    code: "Space", when: () => editor.width && canvasOnScreen(), preventDefault: true,
+    run: () => editor.holdSpace(true), release: () => editor.holdSpace(false),
+  });
+  addShortcut({ ...onCanvas, key: "z", modifiers: "ctrl", preventDefault: true, run: (e) => (e.shiftKey ? editor.redo() : editor.undo()) });
+  addShortcut({ ...onCanvas, key: "y", modifiers: "ctrl", preventDefault: true, run: () => editor.redo() });
+  // The brush: by 1 pixel up to 10, by 5 above.
+  addShortcut({ ...onCanvas, key: "[", run: () => setBrush(editor.brushSize - (editor.brushSize > 10 ? 5 : 1)) });
+  addShortcut({ ...onCanvas, key: "]", run: () => setBrush(editor.brushSize + (editor.brushSize >= 10 ? 5 : 1)) });
+  const tools = { b: "brush", e: "eraser", l: "lasso", r: "rectangle", s: "select" };
+  for (const [key, tool] of Object.entries(tools)) {
+    addShortcut({ ...onCanvas, key, modifiers: "none", run: () => setTool(tool) });
+  }
+  // N: a new object (Select object).
+  addShortcut({ key: "n", modifiers: "none", when: () => canvasOnScreen() && editor.tool === "select", run: newObject });
+}
 
 // ----- mask: upload ----------------------------------------------------------------------
 async function isPng(file) {
@@ -320,17 +335,6 @@ async function isPng(file) {
 }
 
 // ----- masks you keep: download what is painted, load a mask PNG back as strokes ----------
-$("mask-download").addEventListener("click", async () => {
-  if (!editor.width) return;
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(await editor.toBlob());
-  link.download = `${(input.imageName || "image").replace(/\.[^.]*$/, "")}-mask.png`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-});
-
 export async function loadMaskFile(file) {
   clearErrors("mask");
   if (file.size > MAX_BYTES || !(await isPng(file))) {
@@ -348,11 +352,6 @@ export async function loadMaskFile(file) {
   editor.loadMask(bitmap); // one undo step: Undo brings back what was painted before
   return true;
 }
-$("mask-load-input").addEventListener("change", async (e) => {
-  const file = e.target.files[0];
-  e.target.value = ""; // the same file may be loaded again
-  if (file) await loadMaskFile(file);
-});
 
 async function useUploadedMask(file) {
   clearErrors("mask");
@@ -377,20 +376,37 @@ async function useUploadedMask(file) {
   return true;
 }
 
-$("mask-input").addEventListener("change", async (e) => {
-  const file = e.target.files[0];
-  if (file && !(await useUploadedMask(file))) {
-    e.target.value = "";
-    input.uploadedMask = null;
-    $("mask-thumb").hidden = true;
+function bindMaskFiles() {
+  $("mask-download").addEventListener("click", async () => {
+    if (!editor.width) return;
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await editor.toBlob());
+    link.download = `${(input.imageName || "image").replace(/\.[^.]*$/, "")}-mask.png`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  });
+  $("mask-load-input").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = ""; // the same file may be loaded again
+    if (file) await loadMaskFile(file);
+  });
+  $("mask-input").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (file && !(await useUploadedMask(file))) {
+      e.target.value = "";
+      input.uploadedMask = null;
+      $("mask-thumb").hidden = true;
+      scheduleOverlay();
+    }
+  });
+  $("mask-invert").addEventListener("click", () => {
+    input.uploadInvert = !input.uploadInvert;
+    $("mask-invert").setAttribute("aria-pressed", String(input.uploadInvert));
     scheduleOverlay();
-  }
-});
-$("mask-invert").addEventListener("click", () => {
-  input.uploadInvert = !input.uploadInvert;
-  $("mask-invert").setAttribute("aria-pressed", String(input.uploadInvert));
-  scheduleOverlay();
-});
+  });
+}
 
 // ----- the overlay: the server computes the effective mask (one rule, in the engine) ------
 export async function currentMask() {
@@ -449,7 +465,9 @@ async function refreshOverlay() {
     delete $("overlay-canvas").dataset.pending;
   }
 }
-for (const id of ["mask_blur", "mask_grow"]) $(id).addEventListener("change", scheduleOverlay);
+function bindOverlay() {
+  for (const id of ["mask_blur", "mask_grow"]) $(id).addEventListener("change", scheduleOverlay);
+}
 
 // ----- outpaint: the new area shows in the overlay as soon as a side is set --------------
 const SIDES = ["left", "right", "top", "bottom"];
@@ -478,7 +496,9 @@ function outpaintChanged() {
   editor.setOutpaint(problem ? {} : sides || {});
   scheduleOverlay();
 }
-for (const side of SIDES) $(`outpaint_${side}`).addEventListener("input", outpaintChanged);
+function bindOutpaint() {
+  for (const side of SIDES) $(`outpaint_${side}`).addEventListener("input", outpaintChanged);
+}
 
 // ----- the canvas or the result: one view ------------------------------------------------
 export function showCanvas() {
@@ -517,33 +537,35 @@ function engineChanged() {
     $("controlnet_scale").disabled = off;
   }
 }
-$("engine").addEventListener("change", engineChanged);
-engineChanged();
+function bindSettings() {
+  $("engine").addEventListener("change", engineChanged);
+  engineChanged();
 
-// The IP-Adapter's reference slot takes a picture dropped on it, as its file input takes one
-// chosen (the image drop zone is elsewhere: a drop here never replaces the image).
-const referenceSlot = $("ip-adapter-field");
-if (referenceSlot) {
-  referenceSlot.addEventListener("dragover", (e) => { e.preventDefault(); referenceSlot.classList.add("over"); });
-  referenceSlot.addEventListener("dragleave", () => referenceSlot.classList.remove("over"));
-  referenceSlot.addEventListener("drop", (e) => {
-    e.preventDefault();
-    e.stopPropagation();
-    referenceSlot.classList.remove("over");
-    if (e.dataTransfer.files.length) $("ip-reference-input").files = e.dataTransfer.files;
-  });
-}
-$("denoising_strength").addEventListener("input", (e) => { $("denoising_value").value = e.target.value; });
+  // The IP-Adapter's reference slot takes a picture dropped on it, as its file input takes one
+  // chosen (the image drop zone is elsewhere: a drop here never replaces the image).
+  const referenceSlot = $("ip-adapter-field");
+  if (referenceSlot) {
+    referenceSlot.addEventListener("dragover", (e) => { e.preventDefault(); referenceSlot.classList.add("over"); });
+    referenceSlot.addEventListener("dragleave", () => referenceSlot.classList.remove("over"));
+    referenceSlot.addEventListener("drop", (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      referenceSlot.classList.remove("over");
+      if (e.dataTransfer.files.length) $("ip-reference-input").files = e.dataTransfer.files;
+    });
+  }
+  $("denoising_strength").addEventListener("input", (e) => { $("denoising_value").value = e.target.value; });
 
-// Prompts: a live count against the limit, so nothing is cut without notice.
-for (const counter of document.querySelectorAll("[data-counter-for]")) {
-  const field = $(counter.dataset.counterFor);
-  const update = () => {
-    const full = field.value.length >= field.maxLength;
-    counter.textContent = `${field.value.length} / ${field.maxLength}${full ? " · the limit: longer text is cut" : ""}`;
-    counter.classList.toggle("full", full);
-  };
-  field.addEventListener("input", update);
-  update();
+  // Prompts: a live count against the limit, so nothing is cut without notice.
+  for (const counter of document.querySelectorAll("[data-counter-for]")) {
+    const field = $(counter.dataset.counterFor);
+    const update = () => {
+      const full = field.value.length >= field.maxLength;
+      counter.textContent = `${field.value.length} / ${field.maxLength}${full ? " · the limit: longer text is cut" : ""}`;
+      counter.classList.toggle("full", full);
+    };
+    field.addEventListener("input", update);
+    update();
+  }
+  $("seed-random").addEventListener("change", (e) => { $("seed").disabled = e.target.checked; });
 }
-$("seed-random").addEventListener("change", (e) => { $("seed").disabled = e.target.checked; });

@@ -40,5 +40,8 @@ async function reopen(id) {
   say("Opened from the history: change the mask or the prompt, then Generate.");
 }
 
-const id = new URLSearchParams(location.search).get("edit");
-if (id) reopen(id);
+// Called by studio.js once the canvas is set up.
+export function reopenFromAddress() {
+  const id = new URLSearchParams(location.search).get("edit");
+  if (id) reopen(id);
+}

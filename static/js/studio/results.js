@@ -1,11 +1,13 @@
 // The studio's result: it replaces the canvas view, with a before / after slider drawn at one
 // scale whatever the sizes (an outpainted result is larger than its input: the input sits at
-// its place inside it), samples, download, "use as input" and "back to the mask".
+// its place inside it), samples, download, "use as input" and "back to the mask". Nothing
+// happens on import: studio.js calls initResults() (after initCanvas: a resize fits the canvas
+// first, then lays out the result at the canvas' new zoom).
 
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $ } from "./dom.js";
 import { thumbnailUrl } from "../http.js";
-import { isTextEntry } from "../keys.js";
+import { addShortcut } from "../keys.js";
 
 // The outpaint sides of the result on show, its images and the one shown.
 const view = { id: null, sides: null, images: [], index: 0, seeds: [] };
@@ -74,14 +76,6 @@ function show(index) {
     thumb.setAttribute("aria-pressed", String(i === index));
   }
 }
-window.addEventListener("keydown", (event) => {
-  if ($("compare").hidden || isTextEntry(event.target)) return;
-  if (event.target.type === "range") return; // a slider (the compare's) takes its own arrows
-  if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
-    event.preventDefault();
-    show(view.index + (event.key === "ArrowRight" ? 1 : -1));
-  }
-});
 
 // The result fitted into the viewport (at most 100%), centred; the input drawn at the same
 // scale at its place in the result: pixel for pixel aligned.
@@ -117,48 +111,56 @@ function layout() {
     : { left: "0", top: "0", width: "100%", height: "100%" });
   $("zoom-value").value = `${Math.round(zoom * 100)}%`;
 }
-window.addEventListener("resize", layout);
 
 function setSplit(percent) {
   $("before-layer").style.clipPath = `inset(0 ${100 - percent}% 0 0)`;
   $("compare-line").style.left = `${percent}%`;
 }
-$("compare-slider").addEventListener("input", (e) => setSplit(Number(e.target.value)));
-// Dragging anywhere on the picture moves the divider too.
-$("compare").addEventListener("pointerdown", (event) => {
-  if (event.target === $("compare-slider")) return;
-  const move = (e) => {
-    const box = $("compare").getBoundingClientRect();
-    const percent = Math.max(0, Math.min(100, (100 * (e.clientX - box.left)) / box.width));
-    $("compare-slider").value = percent;
-    setSplit(percent);
-  };
-  $("compare").setPointerCapture(event.pointerId);
-  move(event);
-  $("compare").addEventListener("pointermove", move);
-  const stop = () => {
-    $("compare").removeEventListener("pointermove", move);
-    $("compare").removeEventListener("pointerup", stop);
-    $("compare").removeEventListener("pointercancel", stop);
-  };
-  $("compare").addEventListener("pointerup", stop);
-  $("compare").addEventListener("pointercancel", stop);
-});
 
-$("back-to-mask").addEventListener("click", () => {
-  showCanvas();
-  editor.fit();
-});
+export function initResults() {
+  window.addEventListener("resize", layout);
+  // The arrows flip through the samples while the result is on screen (a focused slider keeps
+  // its own: static/js/keys.js).
+  const onResult = { when: () => !$("compare").hidden, preventDefault: true };
+  addShortcut({ ...onResult, key: "ArrowLeft", run: () => show(view.index - 1) });
+  addShortcut({ ...onResult, key: "ArrowRight", run: () => show(view.index + 1) });
+  $("compare-slider").addEventListener("input", (e) => setSplit(Number(e.target.value)));
+  // Dragging anywhere on the picture moves the divider too.
+  $("compare").addEventListener("pointerdown", (event) => {
+    if (event.target === $("compare-slider")) return;
+    const move = (e) => {
+      const box = $("compare").getBoundingClientRect();
+      const percent = Math.max(0, Math.min(100, (100 * (e.clientX - box.left)) / box.width));
+      $("compare-slider").value = percent;
+      setSplit(percent);
+    };
+    $("compare").setPointerCapture(event.pointerId);
+    move(event);
+    $("compare").addEventListener("pointermove", move);
+    const stop = () => {
+      $("compare").removeEventListener("pointermove", move);
+      $("compare").removeEventListener("pointerup", stop);
+      $("compare").removeEventListener("pointercancel", stop);
+    };
+    $("compare").addEventListener("pointerup", stop);
+    $("compare").addEventListener("pointercancel", stop);
+  });
 
-// "Continue from this": the result on show becomes the input, and the mask is kept (at its
-// place in an outpainted result) for a second pass that refines it.
-$("use-as-input").addEventListener("click", async () => {
-  const response = await fetch($("after").src, { credentials: "same-origin" });
-  const blob = await response.blob();
-  const kept = editor.hasPaint() ? editor.maskPicture() : null;
-  const at = { x: view.sides?.left || 0, y: view.sides?.top || 0 };
-  for (const side of ["left", "right", "top", "bottom"]) $(`outpaint_${side}`).value = 0;
-  editor.setOutpaint({});
-  if (!(await loadImage(new File([blob], "result.png", { type: "image/png" })))) return;
-  if (kept) editor.loadMask(kept, at);
-});
+  $("back-to-mask").addEventListener("click", () => {
+    showCanvas();
+    editor.fit();
+  });
+
+  // "Continue from this": the result on show becomes the input, and the mask is kept (at its
+  // place in an outpainted result) for a second pass that refines it.
+  $("use-as-input").addEventListener("click", async () => {
+    const response = await fetch($("after").src, { credentials: "same-origin" });
+    const blob = await response.blob();
+    const kept = editor.hasPaint() ? editor.maskPicture() : null;
+    const at = { x: view.sides?.left || 0, y: view.sides?.top || 0 };
+    for (const side of ["left", "right", "top", "bottom"]) $(`outpaint_${side}`).value = 0;
+    editor.setOutpaint({});
+    if (!(await loadImage(new File([blob], "result.png", { type: "image/png" })))) return;
+    if (kept) editor.loadMask(kept, at);
+  });
+}
