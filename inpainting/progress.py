@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
 from .models import Generation
-from .selectors import generation_queue_place
+from .selectors import generation_queue_place, generation_queue_places
 
 logger = logging.getLogger(__name__)
 
@@ -74,28 +74,33 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
         return _publisher[1]
 
 
-async def _group_send(groups: list[str], message: dict[str, Any]) -> None:
+async def _group_send(sends: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
-    for group in groups:
-        await layer.group_send(group, message)
+    for groups, message in sends:
+        for group in groups:
+            await layer.group_send(group, message)
 
 
 def publish(generation: Generation, event: dict[str, Any], *, to_user: bool = False) -> None:
     """Send ``event`` to the generation's subscribers (and the owner's stream if asked)."""
-    message = {"type": EVENT_TYPE, "generation_id": str(generation.pk), "event": event}
     groups = [generation_group(generation.pk)] + (
         [user_group(generation.owner_id)] if to_user else []
     )
-    _send(groups, message, str(generation.pk))
+    _send([(groups, _message(generation, event))], str(generation.pk))
+
+
+def _message(generation: Generation, event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": EVENT_TYPE, "generation_id": str(generation.pk), "event": event}
 
 
 def publish_to_user(user_id: int, event: dict[str, Any]) -> None:
     """Send ``event`` (not a generation's: a model install's) to the user's stream."""
-    _send([user_group(user_id)], {"type": EVENT_TYPE, "event": event}, f"user {user_id}")
+    _send([([user_group(user_id)], {"type": EVENT_TYPE, "event": event})], f"user {user_id}")
 
 
-def _send(groups: list[str], message: dict[str, Any], about: str) -> None:
-    sent = asyncio.run_coroutine_threadsafe(_group_send(groups, message), _publisher_loop())
+def _send(sends: list[tuple[list[str], dict[str, Any]]], about: str) -> None:
+    """Send each message to its groups, all within one PUBLISH_TIMEOUT_SECONDS."""
+    sent = asyncio.run_coroutine_threadsafe(_group_send(sends), _publisher_loop())
     try:
         sent.result(timeout=PUBLISH_TIMEOUT_SECONDS)
     except (RedisError, OSError, TimeoutError) as exc:
@@ -105,9 +110,13 @@ def _send(groups: list[str], message: dict[str, Any], about: str) -> None:
         logger.warning("progress for %s not published: %r", about, exc)
 
 
-def status_event(generation: Generation) -> dict[str, Any]:
-    """The status snapshot: sent on every state change and when a websocket connects."""
-    position, eta = generation_queue_place(generation=generation)
+def status_event(
+    generation: Generation, *, place: tuple[int | None, float | None] | None = None
+) -> dict[str, Any]:
+    """The status snapshot: sent on every state change, when a websocket connects, and to
+    the waiting jobs of a queue whose order changed (``publish_queue_places``, which gives
+    each its ``place``, ``(queue_position, eta_seconds)``, from one reading of the order)."""
+    position, eta = place if place is not None else generation_queue_place(generation=generation)
     return {
         "type": Event.STATUS,
         "id": str(generation.pk),
@@ -119,6 +128,37 @@ def status_event(generation: Generation) -> dict[str, Any]:
         "percent": generation.percent,
         "error": generation.error or None,
     }
+
+
+#: The most waiting jobs of a queue told their new place when its order changes: the first
+#: ones in the order. Bounds the work of one change (one reading of the order, at most this
+#: many events) however long the queue; a job further back is told once it moves up among them
+#: (or when its socket connects, which always sends its place).
+QUEUE_PLACES_PUBLISHED = 50
+
+
+def publish_queue_places(generation: Generation) -> set[uuid.UUID]:
+    """After the order of ``generation``'s queue changed (a job of it was claimed, expired,
+    was cancelled or moved), send the first QUEUE_PLACES_PUBLISHED waiting jobs of that queue a
+    fresh status event with their new ``queue_position`` and ``eta_seconds``, all from one
+    reading of the order. To each job's own subscribers only: a new place is not a status
+    change, which the owner's stream (the history page's badges) is about. A job claimed
+    since the reading is left out (its "running" must not be followed by an old "queued").
+    The ids of the jobs told."""
+    places = generation_queue_places(generation=generation, limit=QUEUE_PLACES_PUBLISHED)
+    waiting = set(
+        Generation.objects.filter(
+            pk__in=[job.pk for job, _, _ in places], status=Generation.Status.QUEUED
+        ).values_list("pk", flat=True)
+    )
+    sends = [
+        ([generation_group(job.pk)], _message(job, status_event(job, place=(position, eta))))
+        for job, position, eta in places
+        if job.pk in waiting
+    ]
+    if sends:
+        _send(sends, f"the queue of {generation.pk}")
+    return waiting
 
 
 #: How long a job's latest preview is kept for pollers (AUTOMATIC1111's /sdapi/v1/progress).

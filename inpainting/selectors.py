@@ -212,9 +212,31 @@ def generation_queue_place(*, generation: Generation) -> tuple[int | None, float
     if generation.pk not in ids:
         return None, None
     position = ids.index(generation.pk) + 1
-    if per_unit is None:
-        return position, None
-    return position, round(per_unit * sum(generation_costs(order[:position]).values()), 2)
+    return _places(order[:position], {generation.engine: per_unit})[-1][1:]
+
+
+def _places(order: list[Generation], pace: dict) -> list[tuple[Generation, int, float | None]]:
+    """``order``'s jobs (a queue's order from its front) with their ``(position, eta)``: the
+    cost of the jobs ahead and the job's own, at the seconds per unit of cost recent jobs of
+    the job's engine took (``pace``, by engine, filled in as engines come)."""
+    costs = generation_costs(order)
+    places, ahead = [], 0.0
+    for position, job in enumerate(order, start=1):
+        ahead += costs[job.pk]
+        if job.engine not in pace:
+            pace[job.engine] = _seconds_per_cost(job.engine)
+        per_unit = pace[job.engine]
+        places.append((job, position, None if per_unit is None else round(per_unit * ahead, 2)))
+    return places
+
+
+def generation_queue_places(
+    *, generation: Generation, limit: int
+) -> list[tuple[Generation, int, float | None]]:
+    """The first ``limit`` waiting jobs of ``generation``'s queue (itself among them only if
+    queued), each with its ``(queue_position, eta_seconds)`` as ``generation_queue_place``
+    gives it, from ONE reading of the queue's order (not one per job)."""
+    return _places(generation_queue(generation=generation)[:limit], {})
 
 
 def generation_eta_seconds(*, generation: Generation) -> float | None:

@@ -3,7 +3,8 @@ the classical engine unless a test asks for the tiny diffusers model): a user's 
 not hold back another user's job, three users' jobs interleave, a person in the studio goes
 ahead of their own scripts, a job past its ``max_queue_seconds`` fails with the reason, the
 position and ETA users are shown are the order the worker then takes, a model batch never takes
-another user's turn, and a deleted job's message still takes its queue's turn."""
+another user's turn, a deleted job's message still takes its queue's turn, and staff move
+(front, back) and cancel queued jobs and set a user's or a key's lane in the admin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.forms import MultiWidget
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -43,6 +45,31 @@ def _started_order(ids: list[str]) -> list[str]:
     jobs = [wait_for_status(i, timeout=120) for i in ids]
     assert all(job.status == "succeeded" for job in jobs), [job.error for job in jobs]
     return [job.owner.username for job in sorted(jobs, key=lambda j: j.started_at)]
+
+
+def _admin(staff_user) -> Client:
+    """A browser logged in to the admin as a superuser (changing needs the permissions)."""
+    staff_user.is_superuser = True
+    staff_user.save()
+    admin = Client()
+    admin.force_login(staff_user)
+    return admin
+
+
+def _posted_back(page) -> dict:
+    """What a browser posts back from an admin change page's form left as it is."""
+    form = page.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field.widget, MultiWidget):  # a date and a time
+            for index, part in enumerate(field.widget.decompress(value)):
+                data[f"{name}_{index}"] = "" if part is None else str(part)
+        elif value is True:
+            data[name] = "on"
+        elif value not in (None, False):
+            data[name] = value
+    return data
 
 
 def test_one_users_batch_does_not_hold_back_another_users_job(paused_worker):
@@ -121,10 +148,7 @@ def test_staff_see_the_queue_by_user_and_move_a_job_to_the_front(paused_worker, 
     alice, bob = _keyed("alice"), _keyed("bob")
     first = _queue(alice, 3)
     (last,) = _queue(bob, 1)
-    staff_user.is_superuser = True  # moving needs the change permission
-    staff_user.save()
-    admin = Client()
-    admin.force_login(staff_user)
+    admin = _admin(staff_user)
     page = admin.get("/admin/inpainting/generation/queue/").content.decode()
     places = [page.index(f'data-generation-id="{i}"') for i in (*first, last)]
     # alice's oldest, then bob's (the least use), then alice's others
@@ -142,6 +166,62 @@ def test_staff_see_the_queue_by_user_and_move_a_job_to_the_front(paused_worker, 
     paused_worker.resume()
     jobs = [wait_for_status(i, timeout=120) for i in (*first, last)]
     assert str(min(jobs, key=lambda job: job.started_at).pk) == first[2]
+
+
+def test_staff_move_a_job_to_the_back_and_cancel_one(paused_worker, staff_user):
+    alice, bob = _keyed("alice"), _keyed("bob")
+    first = _queue(alice, 3)
+    (bobs,) = _queue(bob, 1)
+    admin = _admin(staff_user)
+    moved = admin.post(
+        "/admin/inpainting/generation/",
+        {"action": "move_to_back", "_selected_action": [first[0]]},
+        follow=True,
+    )
+    assert "1 queued job(s) moved to the back." in moved.content.decode()
+    cancelled = admin.post(
+        "/admin/inpainting/generation/",
+        {"action": "cancel_selected", "_selected_action": [bobs]},
+        follow=True,
+    )
+    assert "1 generation(s) cancelled." in cancelled.content.decode()
+    assert Generation.objects.get(pk=bobs).status == "cancelled"
+    page = admin.get("/admin/inpainting/generation/queue/").content.decode()
+    assert f'data-generation-id="{bobs}"' not in page
+    places = [page.index(f'data-generation-id="{i}"') for i in first]
+    # alice's oldest, first before, is now behind her two others
+    assert places[1] < places[2] < places[0]
+    paused_worker.resume()
+    jobs = [wait_for_status(i, timeout=120) for i in first]
+    assert [str(job.pk) for job in sorted(jobs, key=lambda job: job.started_at)] == [
+        first[1],
+        first[2],
+        first[0],
+    ]
+
+
+def test_staff_set_a_users_and_a_keys_lane_in_the_admin(staff_user):
+    alice = _keyed("alice")
+    admin = _admin(staff_user)
+    url = f"/admin/accounts/user/{alice.user.pk}/change/"
+    page = admin.get(url)
+    assert 'name="job_priority"' in page.content.decode()
+    changed = admin.post(url, {**_posted_back(page), "job_priority": "7"}, follow=True)
+    assert "was changed successfully" in changed.content.decode()
+    user = get_user_model().objects.get(pk=alice.user.pk)  # the rest of the form as it was
+    assert (user.username, user.is_active, user.is_staff) == ("alice", True, False)
+    assert user.date_joined == alice.user.date_joined.replace(microsecond=0)  # as the page shows
+    assert user.password == alice.user.password
+    (users,) = _queue(alice, 1)
+    assert Generation.objects.get(pk=users).priority == 7
+    key = alice.user.api_keys.get()
+    url = f"/admin/accounts/apikey/{key.pk}/change/"
+    page = admin.get(url)
+    changed = admin.post(url, {**_posted_back(page), "job_priority": "-2"}, follow=True)
+    assert "was changed successfully" in changed.content.decode()
+    (keys,) = _queue(alice, 1)
+    assert Generation.objects.get(pk=keys).priority == -2
+    Generation.objects.filter(owner=alice.user).update(status=Generation.Status.CANCELLED)
 
 
 def test_a_users_and_a_keys_own_lane_are_what_their_jobs_get(settings):

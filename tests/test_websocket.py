@@ -1,14 +1,18 @@
 """Progress websockets through the real ASGI stack, the Redis channel layer and the worker."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
 from dreamlayer_site.asgi import application
 from inpainting.models import Generation
-from tests.helpers import black_box_mask_png, image_png, post_img2img
+from inpainting.services.generations import generation_move
+from inpainting.services.reaper import generation_reap
+from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -67,6 +71,81 @@ async def test_one_progress_message_per_step_then_completed(api, api_key, paused
         f"http://testserver/api/generations/{generation_id}/images/0.png"
     ]
     assert completed["metadata"]["seed"] == 9 and completed["metadata"]["engine"] == "diffusers"
+    await ws.disconnect()
+
+
+async def test_a_queued_jobs_place_is_sent_again_as_the_jobs_ahead_start(
+    api, api_key, paused_worker
+):
+    """The third job in line is told its new place each time a job ahead of it starts (not
+    only when it starts itself): 3rd, then 2nd, then 1st, then running."""
+    await sync_to_async(paused_worker.resume)()
+    await sync_to_async(wait_for_status)(await submit(api))  # a finished job: the ETA's pace
+    await sync_to_async(paused_worker.pause)()
+    ids = [await submit(api) for _ in range(3)]
+    ws = await connect(f"/ws/generations/{ids[2]}/", key_headers(api_key))
+    snapshot = await ws.receive_json_from(timeout=10)
+    assert (snapshot["status"], snapshot["queue_position"]) == ("queued", 3)
+    await sync_to_async(paused_worker.resume)()
+    messages = await receive_until(ws, {"completed", "failed"})
+    await ws.disconnect()
+    assert messages[-1]["type"] == "completed", messages
+    statuses = [m for m in messages if m["type"] == "status"]
+    places = [(m["status"], m["queue_position"]) for m in statuses]
+    assert places[:3] == [("queued", 2), ("queued", 1), ("running", None)], places
+    # Sent before the first job ahead ran (the same pace): one job's cost less than at 3rd.
+    assert 0 < statuses[0]["eta_seconds"] < snapshot["eta_seconds"]
+    assert statuses[1]["eta_seconds"] > 0
+
+
+async def test_the_job_behind_a_cancelled_queued_one_is_told_its_new_place(
+    api, api_key, paused_worker
+):
+    first, second = [await submit(api) for _ in range(2)]
+    ws = await connect(f"/ws/generations/{second}/", key_headers(api_key))
+    snapshot = await ws.receive_json_from(timeout=10)
+    assert (snapshot["status"], snapshot["queue_position"]) == ("queued", 2)
+    response = await sync_to_async(api.post)(f"/api/generations/{first}/cancel/")
+    assert response.json()["status"] == "cancelled"
+    message = await ws.receive_json_from(timeout=10)
+    assert (message["type"], message["status"], message["queue_position"]) == (
+        "status",
+        "queued",
+        1,
+    )
+    await sync_to_async(api.post)(f"/api/generations/{second}/cancel/")
+    await ws.disconnect()
+
+
+async def test_the_job_behind_an_expired_one_is_told_its_new_place(api, api_key, paused_worker):
+    """The reaper fails a job past its ``max_queue_seconds`` when no worker takes its queue's
+    turn; the job behind it hears it is next."""
+    late = await submit(api, max_queue_seconds="5")
+    behind = await submit(api)
+    ws = await connect(f"/ws/generations/{behind}/", key_headers(api_key))
+    assert (await ws.receive_json_from(timeout=10))["queue_position"] == 2
+    await Generation.objects.filter(pk=late).aupdate(
+        created_at=timezone.now() - timedelta(seconds=10)
+    )
+    assert (await sync_to_async(generation_reap)())["failed"] == 1
+    message = await ws.receive_json_from(timeout=10)
+    assert (message["status"], message["queue_position"]) == ("queued", 1)
+    await sync_to_async(api.post)(f"/api/generations/{behind}/cancel/")
+    await ws.disconnect()
+
+
+async def test_the_jobs_of_a_queue_are_told_their_place_when_staff_move_one(
+    api, api_key, paused_worker
+):
+    first, second = [await submit(api) for _ in range(2)]
+    ws = await connect(f"/ws/generations/{first}/", key_headers(api_key))
+    assert (await ws.receive_json_from(timeout=10))["queue_position"] == 1
+    moved = await Generation.objects.aget(pk=second)
+    assert await sync_to_async(generation_move)(generation=moved, front=True) is not None
+    message = await ws.receive_json_from(timeout=10)
+    assert (message["status"], message["queue_position"]) == ("queued", 2)
+    for job in (first, second):
+        await sync_to_async(api.post)(f"/api/generations/{job}/cancel/")
     await ws.disconnect()
 
 

@@ -25,7 +25,7 @@ from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
 from ..models import Generation, GenerationReference, Mask, SourceImage, stored_bytes
 from ..params import GenerationParams
-from ..progress import Event, publish, status_event
+from ..progress import Event, publish, publish_queue_places, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
 from . import additions, library, upscalers, webhooks
 from .files import (
@@ -521,18 +521,24 @@ def generation_move(*, generation: Generation, front: bool) -> int | None:
     if not moved:
         return None
     generation.priority = priority
-    publish(generation, status_event(generation), to_user=True)
+    told = publish_queue_places(generation)  # its queue's first jobs, itself among them
+    if generation.pk not in told:  # moved to the back of a long queue
+        publish(generation, status_event(generation), to_user=True)
     return priority
 
 
 def generation_cancel(*, generation: Generation) -> None:
-    """Cancel a queued or running generation; a running one stops within one step."""
+    """Cancel a queued or running generation; a running one stops within one step. The jobs
+    behind a queued one are told their new place."""
     now = timezone.now()
-    done = Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
-        status=Generation.Status.CANCELLED,
-        finished_at=now,
-        total_seconds=(now - generation.created_at).total_seconds(),
-    )
+    ended = {
+        "status": Generation.Status.CANCELLED,
+        "finished_at": now,
+        "total_seconds": (now - generation.created_at).total_seconds(),
+    }
+    jobs = Generation.objects.filter(pk=generation.pk)
+    was_queued = jobs.filter(status=Generation.Status.QUEUED).update(**ended)
+    done = was_queued or jobs.filter(status=Generation.Status.RUNNING).update(**ended)
     if not done:
         generation.refresh_from_db()
         raise ClientError(
@@ -544,6 +550,8 @@ def generation_cancel(*, generation: Generation) -> None:
     webhooks.schedule(generation)
     publish(generation, {"type": Event.CANCELLED, "id": str(generation.pk)})
     publish(generation, status_event(generation), to_user=True)
+    if was_queued:
+        publish_queue_places(generation)
 
 
 def generation_interrupt_current(*, user: User) -> Generation | None:

@@ -22,7 +22,7 @@ from .. import engine, selectors
 from ..fleet import GENERIC_QUEUE, model_queue
 from ..models import GeneratedImage, Generation, LibraryModel
 from ..params import GenerationParams
-from ..progress import Event, GenerationProgress, publish, status_event
+from ..progress import Event, GenerationProgress, publish, publish_queue_places, status_event
 from . import webhooks
 from .additions import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .files import generation_request, thumbnail_made_with
@@ -72,15 +72,20 @@ def generation_claim(*, generation_id: str, worker: str = "") -> Generation | No
     return generation
 
 
-def generation_expire(*, generation: Generation) -> bool:
-    """Fail a queued job that waited longer than its ``max_queue_seconds``, with the reason."""
+def generation_expire(*, generation: Generation, tell_queue: bool = True) -> bool:
+    """Fail a queued job that waited longer than its ``max_queue_seconds``, with the reason;
+    the jobs behind it are told their new place (``tell_queue=False``: a claim that follows at
+    once tells them)."""
     waited = (timezone.now() - generation.created_at).total_seconds()
     message = (
         f"The job waited {waited:.0f} s in the queue, longer than its max_queue_seconds "
         f"({generation.max_queue_seconds:g}); it was not run. Send it again later, or with a "
         "longer limit."
     )
-    return generation_fail(generation=generation, message=message, only_queued=True)
+    expired = generation_fail(generation=generation, message=message, only_queued=True)
+    if expired and tell_queue:
+        publish_queue_places(generation)
+    return expired
 
 
 def _named_queue_order(queue: str) -> list[Generation]:
@@ -128,12 +133,13 @@ def _claim_fair_turn(generation_id: str, worker: str, queue: str | None) -> Gene
             and (now - job.created_at).total_seconds() > job.max_queue_seconds
         ]
         for job in expired:
-            generation_expire(generation=job)
+            generation_expire(generation=job, tell_queue=False)
         order = [job for job in order if job not in expired]
         if not order:
             return None
         claimed = generation_claim(generation_id=order[0].pk, worker=worker)
         if claimed is not None:
+            publish_queue_places(claimed)  # the jobs behind it (and the expired) moved up
             return claimed
     return None
 
@@ -306,6 +312,8 @@ def _batch_companions(
             companions.append(claimed)
         if len(companions) == limit:
             break
+    if companions:
+        publish_queue_places(generation)  # the jobs behind them moved up
     return companions
 
 

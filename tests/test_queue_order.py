@@ -1,0 +1,129 @@
+"""The queue's fair-share order (``selectors.queue_order``) on hand-made rows, no worker: a
+user's share is the COST of their recent jobs (steps x megapixels x the model's billions of
+parameters), not their count, and only what ran within FAIR_SHARE_WINDOW_SECONDS counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inpainting import selectors
+from inpainting.models import Generation, LibraryModel, SourceImage
+
+pytestmark = pytest.mark.django_db
+
+#: Denoisers of 24 and 2 billion parameters (the scan records their bytes in the dtype they run
+#: in: 2 bytes a parameter): a job of the big one costs 12 times a job of the small one.
+BIG, SMALL = "big-model", "small-model"
+
+
+@pytest.fixture
+def models():
+    for name, parameters in ((BIG, 12e9), (SMALL, 1e9)):
+        LibraryModel.objects.create(
+            name=name,
+            path=f"/models/{name}",
+            family="sdxl",
+            layout="folder",
+            size_bytes=1,
+            sha256="0" * 64,
+            modified=0.0,
+            details={"parts": {"denoiser": parameters * 2}},
+        )
+
+
+def job(owner, *, model=SMALL, steps=20, status="queued", age=0.0, finished_ago=None):
+    """A diffusers job of ``owner`` on a 1000 x 1000 picture (1 megapixel), made ``age``
+    seconds ago; a finished one (``finished_ago``) ran just before it finished."""
+    source = SourceImage.objects.create(owner=owner, width=1000, height=1000, sha256="0" * 64)
+    row = Generation.objects.create(
+        owner=owner,
+        source=source,
+        engine="diffusers",
+        model_name=model,
+        params={"num_inference_steps": steps},
+        status=status,
+    )
+    now = timezone.now()
+    times = {"created_at": now - timedelta(seconds=age)}
+    if finished_ago is not None:
+        times |= {
+            "started_at": now - timedelta(seconds=finished_ago + 1),
+            "finished_at": now - timedelta(seconds=finished_ago),
+        }
+    Generation.objects.filter(pk=row.pk).update(**times)
+    row.refresh_from_db()
+    return row
+
+
+def order_of(jobs: list[Generation]) -> list[str]:
+    names = {row.pk: name for name, row in jobs}
+    queued = [row for _, row in jobs]
+    return [names[row.pk] for row in selectors.queue_order(queued)]
+
+
+def test_a_jobs_cost_is_steps_times_megapixels_times_billions(models, django_user_model):
+    user = django_user_model.objects.create_user(username="ann")
+    big, small = job(user, model=BIG, steps=50), job(user, model=SMALL, steps=20)
+    costs = selectors.generation_costs([big, small])
+    assert costs[big.pk] == pytest.approx(50 * 1.0 * 12)
+    assert costs[small.pk] == pytest.approx(20 * 1.0 * 1)
+
+
+def test_the_user_whose_recent_jobs_cost_less_goes_first_even_when_newer(models, django_user_model):
+    heavy = django_user_model.objects.create_user(username="heavy")
+    light = django_user_model.objects.create_user(username="light")
+    # heavy ran ONE expensive job (600), light THREE cheap ones (3 x 10 = 30): by count heavy
+    # would go first; by cost light does.
+    job(heavy, model=BIG, steps=50, status="succeeded", age=200, finished_ago=100)
+    for _ in range(3):
+        job(light, steps=10, status="succeeded", age=200, finished_ago=100)
+    queued = [
+        ("heavy 1", job(heavy, age=60)),  # the oldest heads...
+        ("heavy 2", job(heavy, age=50)),
+        ("light 1", job(light, age=10)),  # ...and the newest
+        ("light 2", job(light, age=5)),
+        ("light 3", job(light, age=1)),
+    ]
+    # light's use: 30, then 50, 70, 90 as the order gives them jobs of 20: all under 600.
+    assert order_of(queued) == ["light 1", "light 2", "light 3", "heavy 1", "heavy 2"]
+
+
+def test_an_expensive_queued_job_counts_for_more_turns_of_the_others(models, django_user_model):
+    ann = django_user_model.objects.create_user(username="ann")
+    bob = django_user_model.objects.create_user(username="bob")
+    queued = [
+        ("ann 1", job(ann, model=BIG, steps=50, age=60)),  # 600
+        ("ann 2", job(ann, model=BIG, steps=50, age=50)),
+        ("bob 1", job(bob, age=40)),  # 20 each
+        ("bob 2", job(bob, age=30)),
+        ("bob 3", job(bob, age=20)),
+    ]
+    # No use yet: ann's oldest first; her 600 then lets all of bob's cheap jobs go (20, 40,
+    # 60 < 600) before her second. Taking turns by count would give ann 1, bob 1, ann 2, ...
+    assert order_of(queued) == ["ann 1", "bob 1", "bob 2", "bob 3", "ann 2"]
+
+
+def test_only_jobs_within_the_fair_share_window_count(models, django_user_model, settings):
+    heavy = django_user_model.objects.create_user(username="heavy")
+    light = django_user_model.objects.create_user(username="light")
+    job(heavy, model=BIG, steps=50, status="succeeded", age=400, finished_ago=300)
+    queued = [("heavy", job(heavy, age=60)), ("light", job(light, age=10))]
+    settings.FAIR_SHARE_WINDOW_SECONDS = 600  # heavy's job, 300 s ago, counts: 600 > 0
+    assert order_of(queued) == ["light", "heavy"]
+    settings.FAIR_SHARE_WINDOW_SECONDS = 200  # it no longer does: the older head first
+    assert order_of(queued) == ["heavy", "light"]
+
+
+def test_a_running_job_counts_however_long_ago_it_started(models, django_user_model, settings):
+    settings.FAIR_SHARE_WINDOW_SECONDS = 60
+    heavy = django_user_model.objects.create_user(username="heavy")
+    light = django_user_model.objects.create_user(username="light")
+    running = job(heavy, model=BIG, steps=50, status="running", age=4000)
+    Generation.objects.filter(pk=running.pk).update(
+        started_at=timezone.now() - timedelta(seconds=3600)
+    )
+    queued = [("heavy", job(heavy, age=60)), ("light", job(light, age=10))]
+    assert order_of(queued) == ["light", "heavy"]
