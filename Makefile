@@ -70,10 +70,11 @@ chaos: install
 cluster: install
 	CLUSTER_JOBS=$${JOBS:-60} $(PY) -m pytest tests/test_cluster.py -q -s -p no:cacheprovider
 
-# The GPU kit: every family against stock, batching, a profiled step, a job through the stack
-# (docs/performance.md); on a CUDA machine at the published sizes, elsewhere at the tiny size.
+# The GPU kit: every family against stock, batching, a profiled step, a job through the stack,
+# the memory plans (docs/performance.md); on a CUDA machine at the published sizes, elsewhere
+# at the tiny size; within BUDGET seconds (what does not fit is named in the table; 0: none).
 bench-gpu: install
-	$(PY) bench/gpu_kit.py --out build/gpu-kit
+	$(PY) bench/gpu_kit.py --budget-seconds $${BUDGET:-420} --out build/gpu-kit
 
 # Load: 50 websocket subscribers + 20 waiting img2img clients against a running server.
 load: install

@@ -1,5 +1,6 @@
 """The GPU kit: every family timed against its stock diffusers pipeline, batching, a one-step
-profile and a whole job through the stack, in one command, for the minutes a GPU is lent.
+profile, a whole job through the stack and the memory plans, in one command, for the minutes a
+GPU is lent.
 
     .venv/bin/python bench/gpu_kit.py                  # CUDA: the published sizes
     .venv/bin/python bench/gpu_kit.py --size tiny      # the tiny test models (the CPU default)
@@ -10,7 +11,12 @@ profile and a whole job through the stack, in one command, for the minutes a GPU
 Writes ``gpu-kit.md`` (one table a part) and ``gpu-kit.json`` (every figure) into ``--out``
 (default ``build/gpu-kit``), after each part, so a run stopped at its time limit keeps what it
 measured. A family or the stack part that fails (out of GPU memory, say) is named under "Not
-measured" and the run goes on; the exit code is then 1. Parts (``--parts``, in this order):
+measured" and the run goes on; the exit code is then 1. ``--budget-seconds`` (default 420)
+bounds the whole run: a step whose estimate does not fit what is left is not started, the one
+running at the deadline is cut (``Budget``), and both are named under "Not run within the time
+budget" (the exit code stays 0: what was asked fitted or was said). Parts (``--parts``), run in
+the order it names them (the first three together, on one pipeline a family; by default in
+this order, the memory plans last: the slowest):
 
 - ``families``: for each family (SD 1.5 512 px 50 steps, SDXL 1024 px 30, FLUX.1 Fill 1024 px
   28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28), one
@@ -19,19 +25,24 @@ measured" and the run goes on; the exit code is then 1. Parts (``--parts``, in t
   pipeline called with the worker's settings (``stock_settings``) and nothing of DreamLayer's
   around it, then the same pipeline as a worker runs it (``run_inpaint``
   through ``DiffusersBackend``, the whole canvas at the same size: ``adopt_pipeline`` prepares
-  it as ``load_pipeline`` prepares a loaded one); eager, and compiled (``torch.compile`` of the
-  denoiser; ``INPAINT_COMPILE``) where ``--compile`` (the CUDA default); median of ``--runs``
-  after a warm-up; peak GPU memory of each side.
+  it as ``load_pipeline`` prepares a loaded one) under the all-on-GPU memory plan (``gpu``,
+  asked by name: the planner would choose from the memory the kit's own pipeline leaves free),
+  the plan used recorded in each row; eager, and compiled (``torch.compile`` of the denoiser;
+  ``INPAINT_COMPILE``) where ``--compile`` (the CUDA default); median of ``--runs`` after a
+  warm-up; peak GPU memory of each side.
 - ``batching``: images/s at 1, 2, 4 and 8 jobs in one batch (SD 1.5 and SDXL), as a worker
-  batches queued jobs (``run_inpaint_batch``).
+  batches queued jobs (``run_inpaint_batch``), under the ``gpu`` plan.
 - ``profile``: one denoising step of the worker path under ``torch.profiler``: kernel launches
   a step and the share of the step the GPU is busy (on the CPU: operators a step).
 - ``stack``: the Procfile's processes (``python -m dreamlayer_site.stack``: daphne, the Celery
   workers) with SQLite and the embedded Redis, random SD 1.5 and SDXL models in the library,
   ``POST /api/img2img`` waited for, its time against the same job in this process (the
-  stack's share), then 4 users at once.
-
-The memory plans of the quantization issue are not in the kit until that issue lands.
+  stack's share), then 4 users at once; the worker told the ``gpu`` plan, as above.
+- ``plans``: each other memory plan the planner offers for the family
+  (``inpainting/engine/memory.py``: fp8 storage, the text encoders offloaded, both, the whole
+  model offloaded, sequential), on a fresh pipeline each: seconds a picture, peak GPU memory,
+  and the time against the ``gpu`` plan's (the families part's). The CPU runs every plan but
+  ``fp8`` as ``cpu``: the row says which plan ran.
 """
 
 from __future__ import annotations
@@ -76,6 +87,7 @@ from bench.published_configs import write_published  # noqa: E402
 from inpainting.engine import (  # noqa: E402
     InpaintRequest,
     MaskOptions,
+    memory,
     run_inpaint,
     run_inpaint_batch,
 )
@@ -91,9 +103,14 @@ from inpainting.engine.families import FAMILIES  # noqa: E402
 from inpainting.testing import tiny_flow, tiny_model  # noqa: E402
 
 PROMPT = "a red rose on a wooden table"
-PARTS = ("families", "batching", "profile", "stack")
+PARTS = ("families", "batching", "profile", "stack", "plans")
+#: The parts run on one pipeline a family, built once.
+FAMILY_PARTS = ("families", "batching", "profile")
 BATCHES = (1, 2, 4, 8)
 STACK_USERS = 4
+#: The whole run's time (``--budget-seconds``): with the wheels' install, one 10-minute call
+#: of the device tool (docs/performance.md).
+BUDGET_SECONDS = 420
 #: The tiny size: pictures and steps every part runs at on the CPU.
 TINY_SIZE, TINY_STEPS = 64, 2
 
@@ -129,6 +146,63 @@ def size_and_steps(name: str, args) -> tuple[int, int]:
 STACK_FAMILIES = ("sd15", "sdxl")
 
 
+class OverBudget(BaseException):
+    """The time budget ran out in a step (a ``BaseException``, as Ctrl-C: the engine's own
+    ``except Exception`` does not take it for a failure of the model)."""
+
+
+class Budget:
+    """``--budget-seconds`` for the whole run: ``start`` says whether a step fits (its
+    estimate against what is left) and names it in ``missed`` where it does not; ``cut`` runs
+    a block until the deadline (SIGALRM, the main thread) and names the step it cut."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds or None
+        self.started = time.monotonic()
+        self.missed: list[str] = []
+        self.doing = ""
+        #: A family's seconds a picture on the worker's path, once measured: the estimates.
+        self.per_picture: dict[str, float] = {}
+
+    def left(self) -> float:
+        if self.seconds is None:
+            return float("inf")
+        return self.started + self.seconds - time.monotonic()
+
+    def used(self) -> float:
+        return time.monotonic() - self.started
+
+    def start(self, what: str, estimate: float = 0.0) -> bool:
+        left = self.left()
+        if left > estimate:
+            self.doing = what
+            return True
+        needs = f"needs about {estimate:.0f} s, " if estimate else ""
+        self.missed.append(f"{what}: not started ({needs}{max(left, 0):.0f} s left)")
+        return False
+
+    @contextlib.contextmanager
+    def cut(self):
+        if self.seconds is None:
+            yield
+            return
+
+        def alarm(signum, frame):
+            raise OverBudget
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        try:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, max(self.left(), 0.001))
+                yield
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except OverBudget:
+            self.missed.append(f"{self.doing}: cut at the deadline")
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class Results:
     """Everything measured, written after each part (``write``)."""
@@ -138,13 +212,26 @@ class Results:
     size: str
     started: str
     command: str
+    budget_s: float | None = None
+    elapsed_s: float = 0.0
     families: list[dict] = field(default_factory=list)
     batching: list[dict] = field(default_factory=list)
     profile: list[dict] = field(default_factory=list)
     stack: list[dict] = field(default_factory=list)
+    plans: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: What the time budget left out or cut (``Budget.missed``): not a failure.
+    over_budget: list[str] = field(default_factory=list)
 
     def write(self, out: Path) -> None:
+        # The same job in this process (the families part's), whichever part ran first.
+        for row in self.stack:
+            row["in_process_s"] = next(
+                (r["dreamlayer_s"] for r in self.families if r["family"] == row["family"]
+                 and r["size"] == row["size"] and r["steps"] == row["steps"]
+                 and "dreamlayer_s" in r),
+                None,
+            )  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         (out / "gpu-kit.json").write_text(json.dumps(asdict(self), indent=2))
         (out / "gpu-kit.md").write_text(markdown(self))
@@ -253,22 +340,34 @@ def request_for(name: str, image, mask, steps: int, seed: int = 1, prompt: str =
     )
 
 
-def family_part(name: str, args, root: Path, results: Results) -> None:
-    """The family's pipeline built once; the parts asked for run on it."""
-    family = FAMILIES[name]
+def dtype_of(name: str, device: str) -> Any:
+    return getattr(torch, FAMILIES[name].cuda_dtype) if device == "cuda" else torch.float32
+
+
+def family_part(name: str, args, root: Path, results: Results, budget: Budget) -> None:
+    """The family's pipeline built once; the parts asked for run on it, each where the
+    budget has room for it."""
     size, steps = size_and_steps(name, args)
-    dtype = getattr(torch, family.cuda_dtype) if args.device == "cuda" else torch.float32
+    dtype = dtype_of(name, args.device)
+    if not budget.start(f"{name}: " + ", ".join(p for p in FAMILY_PARTS if p in args.parts)):
+        return
     folder = model_folder(name, args.real, root)
     pipe = build_pipeline(folder, name, args.device, dtype)
     pipe.set_progress_bar_config(disable=True)
-    if "families" in args.parts:
-        stock_against_worker(name, folder, pipe, size, steps, dtype, args, results)
+    if "families" in args.parts and budget.start(f"{name}: families"):
+        stock_against_worker(name, folder, pipe, size, steps, dtype, args, results, budget)
     if name in BATCH_FAMILIES and "batching" in args.parts:
-        batching_part(name, folder, pipe, size, steps, args, results)
-    if "profile" in args.parts:
+        batching_part(name, folder, pipe, size, steps, args, results, budget)
+    if "profile" in args.parts and budget.start(f"{name}: profile", estimate(budget, name, 1)):
         profile_part(name, folder, pipe, size, args, results)
     del pipe
     release(args.device)
+
+
+def estimate(budget: Budget, name: str, pictures: float, runs: int = 0) -> float:
+    """Seconds for ``pictures`` pictures, ``runs`` timed calls and their warm-up (0 where the
+    family's time is not measured yet: the step starts while any time is left)."""
+    return budget.per_picture.get(name, 0.0) * pictures * (1 + runs)
 
 
 def stock_settings(name: str, size: int) -> dict[str, Any]:
@@ -290,10 +389,13 @@ def stock_settings(name: str, size: int) -> dict[str, Any]:
     return settings
 
 
-def stock_against_worker(name, folder: Path, pipe, size, steps, dtype, args, results) -> None:
-    """The stock pipeline's call, then the worker's path on the same pipeline (eager, and
-    compiled where asked); the stock side first: the worker's path changes the pipeline
-    (``speed_up``)."""
+def stock_against_worker(
+    name, folder: Path, pipe, size, steps, dtype, args, results, budget: Budget
+) -> None:
+    """The stock pipeline's call, then the worker's path on the same pipeline under the
+    ``gpu`` memory plan (eager, and compiled where asked and the budget has room); the stock
+    side first: the worker's path changes the pipeline (``speed_up``). The row is in the
+    report from the start: a cut at the deadline keeps what was measured."""
     family = FAMILIES[name]
     row: dict[str, Any] = {
         "family": name,
@@ -303,6 +405,7 @@ def stock_against_worker(name, folder: Path, pipe, size, steps, dtype, args, res
         "dtype": str(dtype).removeprefix("torch."),
         "parameters": sum(parameters(pipe).values()),
     }
+    results.families.append(row)
     image, mask = inputs(size)
     denoiser = family.denoiser
 
@@ -321,27 +424,39 @@ def stock_against_worker(name, folder: Path, pipe, size, steps, dtype, args, res
         )
 
     row["stock_s"], row["stock_peak_bytes"] = timed(stock, args.runs, args.device)
-    if args.compile:
+    budget.per_picture[name] = row["stock_s"]
+    # Compiled: its compilation (a minute or two a side at the published sizes) is not in the
+    # estimate; the deadline cuts it where it runs over.
+    compiled_estimate = estimate(budget, name, 1, args.runs)
+    if args.compile and budget.start(f"{name}: stock compiled", compiled_estimate):
         eager = getattr(pipe, denoiser)
         setattr(pipe, denoiser, torch.compile(eager))
-        row["stock_compiled_s"], _ = timed(stock, args.runs, args.device)
-        setattr(pipe, denoiser, eager)
+        try:
+            row["stock_compiled_s"], _ = timed(stock, args.runs, args.device)
+        finally:
+            setattr(pipe, denoiser, eager)
     request = request_for(name, image, mask, steps)
-    for compiled in (False, True) if args.compile else (False,):
-        adopt_pipeline(str(folder), pipe, args.device, compile_unet=compiled, size=size)
-        backend = DiffusersBackend(
-            model=str(folder), device=args.device, working_size=size, compile_unet=compiled
-        )
-        key = "dreamlayer_compiled_s" if compiled else "dreamlayer_s"
-        row[key], peak = timed(
-            lambda backend=backend: run_inpaint(request, backend), args.runs, args.device
-        )
-        if not compiled:
-            row["dreamlayer_peak_bytes"] = peak
-        if compiled:  # the compiled module wraps the eager one: unwrapped for the next part
-            setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
+    adopt_pipeline(str(folder), pipe, args.device, size=size, memory_plan=memory.GPU)
+    row["plan"] = loading.memory_plan_of(str(folder), args.device, False)
+    backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
+    row["dreamlayer_s"], row["dreamlayer_peak_bytes"] = timed(
+        lambda: run_inpaint(request, backend), args.runs, args.device
+    )
     row["speed_up"] = row["stock_s"] / row["dreamlayer_s"]
-    results.families.append(row)
+    budget.per_picture[name] = row["dreamlayer_s"]
+    compiled_estimate = estimate(budget, name, 1, args.runs)
+    if args.compile and budget.start(f"{name}: DreamLayer compiled", compiled_estimate):
+        adopt_pipeline(
+            str(folder), pipe, args.device, compile_unet=True, size=size, memory_plan=memory.GPU
+        )
+        compiled = DiffusersBackend(
+            model=str(folder), device=args.device, working_size=size, compile_unet=True
+        )
+        row["dreamlayer_compiled_s"], _ = timed(
+            lambda: run_inpaint(request, compiled), args.runs, args.device
+        )
+        # The compiled module wraps the eager one: unwrapped for the next part.
+        setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
 
 
 def release(device: str) -> None:
@@ -352,11 +467,16 @@ def release(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def batching_part(name, folder: Path, pipe, size: int, steps: int, args, results) -> None:
-    adopt_pipeline(str(folder), pipe, args.device, size=size)
+def batching_part(name, folder: Path, pipe, size: int, steps: int, args, results, budget) -> None:
+    adopt_pipeline(str(folder), pipe, args.device, size=size, memory_plan=memory.GPU)
+    plan = loading.memory_plan_of(str(folder), args.device, False)
     backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
     image, _ = inputs(size)
     for count in BATCHES:
+        if not budget.start(
+            f"{name}: batching {count} jobs", estimate(budget, name, count, args.runs)
+        ):
+            continue
         jobs = []
         for index in range(count):
             box = Image.new("L", (size, size), 0)
@@ -379,13 +499,20 @@ def batching_part(name, folder: Path, pipe, size: int, steps: int, args, results
 
         seconds, _ = timed(batch, args.runs, args.device)
         results.batching.append(
-            {"family": name, "jobs": count, "seconds": seconds, "images_per_s": count / seconds}
+            {
+                "family": name,
+                "jobs": count,
+                "plan": plan,
+                "seconds": seconds,
+                "images_per_s": count / seconds,
+            }
         )
 
 
 def profile_part(name, folder: Path, pipe, size: int, args, results) -> None:
-    """One denoising step of the worker path under the profiler (after an unprofiled one)."""
-    adopt_pipeline(str(folder), pipe, args.device, size=size)
+    """One denoising step of the worker path under the profiler (after an unprofiled one),
+    under the ``gpu`` plan."""
+    adopt_pipeline(str(folder), pipe, args.device, size=size, memory_plan=memory.GPU)
     backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
     image, mask = inputs(size)
     request = request_for(name, image, mask, 1)
@@ -399,7 +526,11 @@ def profile_part(name, folder: Path, pipe, size: int, args, results) -> None:
         synchronize(args.device)
     wall = time.perf_counter() - started
     events = prof.key_averages()
-    row: dict[str, Any] = {"family": name, "wall_s": wall}
+    row: dict[str, Any] = {
+        "family": name,
+        "plan": loading.memory_plan_of(str(folder), args.device, False),
+        "wall_s": wall,
+    }
     if cuda:
         launches = sum(e.count for e in events if "LaunchKernel" in e.key)
         busy = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA")
@@ -409,6 +540,49 @@ def profile_part(name, folder: Path, pipe, size: int, args, results) -> None:
     results.profile.append(row)
 
 
+def plans_part(name: str, args, root: Path, results: Results, budget: Budget) -> None:
+    """Each memory plan but ``gpu`` that the planner offers for the family, on a fresh
+    pipeline each (a plan's hooks and fp8 weights stay with the pipeline it prepared): the
+    worker's path timed as in the families part, the plan that ran, its peak memory, and its
+    time against the ``gpu`` plan's where the families part measured that."""
+    size, steps = size_and_steps(name, args)
+    dtype = dtype_of(name, args.device)
+    if not budget.start(f"{name}: plans"):
+        return
+    folder = model_folder(name, args.real, root)
+    image, mask = inputs(size)
+    request = request_for(name, image, mask, steps)
+    on_gpu = next(
+        (r for r in results.families if r["family"] == name and "dreamlayer_s" in r), None
+    )
+    pipe = build_pipeline(folder, name, args.device, dtype)
+    offered = memory.offered(loading.parts_of(pipe, FAMILIES[name]))
+    for plan in [p for p in offered if p != memory.GPU]:
+        if not budget.start(f"{name}: plan {plan}", estimate(budget, name, 1, args.runs)):
+            continue
+        if pipe is None:
+            pipe = build_pipeline(folder, name, args.device, dtype)
+        adopt_pipeline(str(folder), pipe, args.device, size=size, memory_plan=plan)
+        row: dict[str, Any] = {
+            "family": name,
+            "asked": plan,
+            "plan": loading.memory_plan_of(str(folder), args.device, False),
+        }
+        backend = DiffusersBackend(
+            model=str(folder), device=args.device, working_size=size, memory_plan=plan
+        )
+        row["seconds"], row["peak_bytes"] = timed(
+            lambda backend=backend: run_inpaint(request, backend), args.runs, args.device
+        )
+        if on_gpu:
+            row["against_gpu"] = row["seconds"] / on_gpu["dreamlayer_s"]
+        results.plans.append(row)
+        pipe = backend = None
+        release(args.device)
+    pipe = None
+    release(args.device)
+
+
 # ----- the stack ----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
@@ -416,10 +590,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: How long a waiting ``POST /api/img2img`` waits in the kit's stack (the default, 60 s, could
+#: answer a slow first job with a 202); the client waits a minute longer.
+STACK_WAIT_SECONDS = 600
+
+
 def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[str, str]:
     """``make run``'s environment for a fresh data folder: SQLite, the embedded Redis, the
     library in ``data/models``, the default model loaded at worker start; the tiny size as
-    the working size where the models are tiny (else each family's own)."""
+    the working size where the models are tiny (else each family's own). The worker is told
+    the ``gpu`` memory plan (as the families part runs it: the two SD models fit any card the
+    kit runs on), and a waiting request waits up to 10 minutes (a first 1024 px job on a slow
+    card, or 4 queued, answers its picture, not a 202)."""
     cleared = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY")
     env = {k: v for k, v in os.environ.items() if k not in cleared}
     env.update(
@@ -428,6 +610,8 @@ def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[st
         LOAD_SD_INPAINT="true",
         SD_INPAINT_MODEL=str(default_model),
         INPAINT_ENGINE="auto",
+        MODEL_MEMORY_PLAN=memory.GPU,
+        IMG2IMG_WAIT_SECONDS=str(STACK_WAIT_SECONDS),
         PYTHONUNBUFFERED="1",
     )
     if not real:
@@ -499,7 +683,7 @@ def stack_part(args, root: Path, results: Results) -> None:
             post(*job, key=keys[0])  # the worker loads the model: not counted
             trips = [post(*job, key=keys[0]) for _ in range(args.runs)]
             alone = statistics.median(trip for trip, _ in trips)
-            inference = statistics.median(t["inference"] for _, t in trips)
+            inference = statistics.median(m["timings"]["inference"] for _, m in trips)
             together: list[float] = []
             failed: list[Exception] = []
 
@@ -522,19 +706,19 @@ def stack_part(args, root: Path, results: Results) -> None:
                     "family": name,
                     "size": size,
                     "steps": steps,
+                    "plan": trips[0][1].get("memory_plan"),
                     "one_job_s": alone,
                     "worker_inference_s": inference,
-                    "in_process_s": next(
-                        (r["dreamlayer_s"] for r in results.families if r["family"] == name),
-                        None,
-                    ),
+                    "in_process_s": None,  # filled by ``Results.write``
                     "users": STACK_USERS,
                     "all_users_s": time.perf_counter() - started,
                     "slowest_user_s": max(together),
                 }
             )
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
+        # Ctrl-C to what is left of it (nothing, where it stopped: its error is the one said).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(stack.pid, signal.SIGINT)
         try:
             stack.wait(60)
         except subprocess.TimeoutExpired:
@@ -573,7 +757,8 @@ def served(base: str, key: str, models: list[str], stack, log: Path, timeout: fl
 
 
 def post(base: str, model: str, image, mask, steps: int, key: str) -> tuple[float, dict]:
-    """One job through the API, waited for; its round trip and the worker's timings."""
+    """One job through the API, waited for; its round trip and the answer's metadata (the
+    worker's timings, the memory plan it ran under)."""
 
     def png(picture: Image.Image) -> bytes:
         buffer = io.BytesIO()
@@ -593,12 +778,12 @@ def post(base: str, model: str, image, mask, steps: int, key: str) -> tuple[floa
             "seed": "1",
         },
         headers={"Authorization": f"Api-Key {key}"},
-        timeout=600,
+        timeout=STACK_WAIT_SECONDS + 60,
     )
     body = response.json()
     if response.status_code != 200 or body.get("status") != "success":
         raise RuntimeError(f"the job answered {response.status_code}: {body}")
-    return time.perf_counter() - started, body["metadata"]["timings"]
+    return time.perf_counter() - started, body["metadata"]
 
 
 # ----- the report -------------------------------------------------------------------------
@@ -628,38 +813,47 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _x(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
 def markdown(results: Results) -> str:
+    budget = f"{results.budget_s:g} s" if results.budget_s else "none"
     lines = [
         f"# GPU kit: {results.gpu or results.device}, {results.size} size, {results.started}",
         "",
         f"Command: `{results.command}`",
+        "",
+        f"Time: {results.elapsed_s:.0f} s (budget: {budget})",
     ]
     lines += _table(
         "Families (seconds a picture, median; peak GPU memory in GiB)",
-        ["family", "size", "steps", "dtype", "parameters", "stock", "stock compiled",
+        ["family", "size", "steps", "dtype", "plan", "parameters", "stock", "stock compiled",
          "DreamLayer", "DreamLayer compiled", "stock / DreamLayer", "peak stock",
          "peak DreamLayer"],
         [
-            [r["label"], str(r["size"]), str(r["steps"]), r["dtype"], _count(r["parameters"]),
-             _s(r["stock_s"]), _s(r.get("stock_compiled_s")), _s(r["dreamlayer_s"]),
-             _s(r.get("dreamlayer_compiled_s")), f"{r['speed_up']:.2f}x",
-             _gib(r["stock_peak_bytes"]), _gib(r["dreamlayer_peak_bytes"])]
+            [r["label"], str(r["size"]), str(r["steps"]), r["dtype"], r.get("plan") or "",
+             _count(r["parameters"]), _s(r.get("stock_s")), _s(r.get("stock_compiled_s")),
+             _s(r.get("dreamlayer_s")), _s(r.get("dreamlayer_compiled_s")),
+             _x(r.get("speed_up")), _gib(r.get("stock_peak_bytes")),
+             _gib(r.get("dreamlayer_peak_bytes"))]
             for r in results.families
         ],
     )  # fmt: skip
     lines += _table(
         "Batching (jobs in one batch)",
-        ["family", "jobs", "s", "images/s"],
+        ["family", "plan", "jobs", "s", "images/s"],
         [
-            [r["family"], str(r["jobs"]), _s(r["seconds"]), f"{r['images_per_s']:.2f}"]
+            [r["family"], r["plan"], str(r["jobs"]), _s(r["seconds"]),
+             f"{r['images_per_s']:.2f}"]
             for r in results.batching
         ],
-    )
+    )  # fmt: skip
     lines += _table(
         "One denoising step profiled (the worker's path)",
-        ["family", "wall s", "kernel launches", "GPU busy", "operators (CPU)"],
+        ["family", "plan", "wall s", "kernel launches", "GPU busy", "operators (CPU)"],
         [
-            [r["family"], _s(r["wall_s"]), str(r.get("launches_per_step", "")),
+            [r["family"], r["plan"], _s(r["wall_s"]), str(r.get("launches_per_step", "")),
              f"{r['gpu_busy_share']:.0%}" if "gpu_busy_share" in r else "",
              str(r.get("operators_per_step", ""))]
             for r in results.profile
@@ -667,18 +861,33 @@ def markdown(results: Results) -> str:
     )  # fmt: skip
     lines += _table(
         "A whole job through the stack (daphne, Celery; SQLite, the embedded Redis)",
-        ["family", "size", "steps", "one job s", "worker inference s", "in this process s",
-         "stack's share s", "users at once", "all users s", "slowest user s"],
+        ["family", "size", "steps", "plan", "one job s", "worker inference s",
+         "in this process s", "stack's share s", "users at once", "all users s",
+         "slowest user s"],
         [
-            [r["family"], str(r["size"]), str(r["steps"]), _s(r["one_job_s"]),
+            [r["family"], str(r["size"]), str(r["steps"]), r["plan"] or "", _s(r["one_job_s"]),
              _s(r["worker_inference_s"]), _s(r["in_process_s"]),
              _s(r["one_job_s"] - r["in_process_s"] if r["in_process_s"] is not None else None),
              str(r["users"]), _s(r["all_users_s"]), _s(r["slowest_user_s"])]
             for r in results.stack
         ],
     )  # fmt: skip
+    lines += _table(
+        "Memory plans (the worker's path; seconds a picture, median; peak GPU memory in GiB)",
+        ["family", "plan asked", "plan run", "s", "peak", "against the gpu plan"],
+        [
+            [r["family"], r["asked"], r["plan"] or "", _s(r["seconds"]), _gib(r["peak_bytes"]),
+             _x(r.get("against_gpu"))]
+            for r in results.plans
+        ],
+    )  # fmt: skip
     if results.skipped:
         lines += ["", "Not measured: " + "; ".join(results.skipped)]
+    if results.over_budget:
+        lines += [
+            "",
+            f"Not run within the time budget ({budget}): " + "; ".join(results.over_budget),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -720,6 +929,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="instead of the family's (or tiny) steps")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also torch.compile (default: on CUDA)")  # fmt: skip
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=BUDGET_SECONDS,
+        help="the whole run's time: what does not fit is not started, what "
+        "runs at the deadline is cut, both named in the report (0: none)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "gpu-kit")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
@@ -737,36 +953,49 @@ def main(argv: list[str] | None = None) -> int:
     cuda = args.device == "cuda"
     args.real = (args.size or ("published" if cuda else "tiny")) == "published"
     args.compile = cuda if args.compile is None else args.compile
+    budget = Budget(args.budget_seconds)
     results = Results(
         device=args.device,
         gpu=torch.cuda.get_device_name() if cuda else None,
         size="published" if args.real else "tiny",
         started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         command=" ".join(["bench/gpu_kit.py", *(argv if argv is not None else sys.argv[1:])]),
+        budget_s=budget.seconds,
+        over_budget=budget.missed,
     )
+
+    def step(what: str, run) -> None:
+        """``run()`` within the budget; a failure (out of memory: the worker's path says so as
+        an EngineError) is named in the report and the next step runs: a lent GPU's minutes
+        are not spent again on what already ran."""
+        with budget.cut():
+            try:
+                run()
+                print(f"{what} done", flush=True)
+            except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
+                traceback.print_exc()
+                results.skipped.append(f"{what}: {type(exc).__name__}: {exc}".splitlines()[0])
+        release(args.device)
+        results.elapsed_s = budget.used()
+        results.write(args.out)
+
     with tempfile.TemporaryDirectory(prefix="gpu-kit-") as tmp:
         root = Path(tmp)
-        if {"families", "batching", "profile"} & set(args.parts):
-            for name in args.families:
-                # A family that fails (out of memory: the worker's path says so as an
-                # EngineError) is named in the report and the next one runs: a lent GPU's
-                # minutes are not spent again on what already ran.
-                try:
-                    family_part(name, args, root / "families", results)
-                    print(f"{name} done", flush=True)
-                except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
-                    traceback.print_exc()
-                    results.skipped.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
-                    release(args.device)
-                results.write(args.out)
-        if "stack" in args.parts:
-            try:
-                stack_part(args, root, results)
-            except Exception as exc:  # noqa: BLE001 - as above
-                traceback.print_exc()
-                results.skipped.append(f"stack: {type(exc).__name__}: {exc}".splitlines()[0])
-            results.write(args.out)
+        # In the order --parts names them, the family parts together (one pipeline a family).
+        for phase in dict.fromkeys("family" if p in FAMILY_PARTS else p for p in args.parts):
+            if phase == "family":
+                for name in args.families:
+                    step(name, lambda n=name: family_part(n, args, root / "f", results, budget))
+            elif phase == "stack" and budget.start("stack"):
+                step("stack", lambda: stack_part(args, root, results))
+            elif phase == "plans":
+                for name in args.families:
+                    step(
+                        f"{name} plans",
+                        lambda n=name: plans_part(n, args, root / "p", results, budget),
+                    )
         shutil.rmtree(root, ignore_errors=True)
+    results.elapsed_s = budget.used()
     results.write(args.out)
     print((args.out / "gpu-kit.md").read_text())
     return 1 if results.skipped else 0  # what failed is in the report, and said by the code

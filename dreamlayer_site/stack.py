@@ -58,13 +58,28 @@ def announce_when_up(url: str, lines: list[str], stop: threading.Event) -> None:
     print("\n" + box(lines) + "\n", flush=True)
 
 
-def main() -> int:
-    env = dict(os.environ)
+def process_env(environ: dict[str, str]) -> dict[str, str]:
+    """The Procfile's environment: ``environ`` with the console scripts of the packages this
+    Python imports first on ``PATH`` (the Procfile runs ``celery`` by name): each
+    ``PYTHONPATH`` folder's ``bin`` (where ``pip install --target DIR`` puts them, as on a
+    lent GPU machine: ``docs/performance.md``), then this interpreter's folder (the venv's, as
+    ``make run`` starts it)."""
+    env = dict(environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("LOG_LEVEL", "WARNING")
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), ROOT_WARNING]))
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    carried = [
+        str(Path(folder) / "bin")
+        for folder in env.get("PYTHONPATH", "").split(os.pathsep)
+        if folder and (Path(folder) / "bin").is_dir()
+    ]
+    scripts = [*carried, str(Path(sys.executable).parent)]
+    env["PATH"] = os.pathsep.join([*scripts, env.get("PATH", "")])
+    return env
+
+
+def main() -> int:
+    env = process_env(dict(os.environ))
     data_dir = Path(env.get("DREAMLAYER_DATA_DIR", BASE_DIR / "data")).resolve()
     redis = None
     if not env.get("REDIS_URL"):

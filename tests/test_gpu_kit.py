@@ -1,13 +1,20 @@
 """The GPU kit (``bench/gpu_kit.py``) runs every part at the tiny size here, so it cannot rot
-before the minutes a GPU is lent; its published configurations build at full size on the meta
-device with the published parameter counts."""
+before the minutes a GPU is lent: each family against stock, batching, the profile, the
+stack and the memory plans, within its time budget (not the compiled path: its first CPU
+compile alone takes a minute or more here); its published configurations build at full size
+on the meta device with the published parameter counts."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from bench.gpu_kit import BATCHES, RUNS, STACK_USERS, build_pipeline, model_folder, parameters
+from dreamlayer_site.stack import process_env
 from inpainting.engine.backends.loading import family_of_model
 from inpainting.engine.families import FAMILIES
 from tests.live import run_script
@@ -39,26 +46,36 @@ def test_the_published_configurations_build_with_their_parameter_counts(name, tm
             assert counts[part] / 1e9 == pytest.approx(billions, rel=0.005), (part, counts)
 
 
+def kit(out, *args: str, timeout: float = 600) -> tuple[dict, str]:
+    """``bench/gpu_kit.py`` run into ``out``: its JSON and its table (exit code 0)."""
+    result = run_script("bench/gpu_kit.py", "--out", str(out), *args, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((out / "gpu-kit.json").read_text()), (out / "gpu-kit.md").read_text()
+
+
+# The six families take about 3 minutes at the tiny size on 2 busy cores (Qwen-Image-Edit's
+# video VAE most of it), more than the suite's 5-minute limit leaves room for.
+@pytest.mark.timeout(600)
 @pytest.mark.stack
 def test_the_kit_runs_every_part_at_the_tiny_size_and_writes_its_table(tmp_path):
-    out = tmp_path / "kit"
-    result = run_script("bench/gpu_kit.py", "--runs", "1", "--out", str(out), timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads((out / "gpu-kit.json").read_text())
-    table = (out / "gpu-kit.md").read_text()
+    parts = "families,batching,profile,stack"  # the plans: the next test, for two families
+    report, table = kit(tmp_path / "kit", "--runs", "1", "--parts", parts)
     assert report["device"] == "cpu" and report["size"] == "tiny" and not report["skipped"]
+    assert report["budget_s"] == 420 and report["over_budget"] == []
+    assert 0 < report["elapsed_s"] < 420 and "(budget: 420 s)" in table
     assert [row["family"] for row in report["families"]] == list(RUNS)
     for row in report["families"]:
         assert row["stock_s"] > 0 and row["dreamlayer_s"] > 0, row
         assert row["speed_up"] == pytest.approx(row["stock_s"] / row["dreamlayer_s"])
-        assert f"| {row['label']} | 64 | 2 | float32 |" in table
-    assert [(r["family"], r["jobs"]) for r in report["batching"]] == [
-        (family, jobs) for family in ("sd15", "sdxl") for jobs in BATCHES
+        # The worker's path asked for the all-on-GPU plan, which the CPU runs as ``cpu``.
+        assert f"| {row['label']} | 64 | 2 | float32 | cpu |" in table
+    assert [(r["family"], r["jobs"], r["plan"]) for r in report["batching"]] == [
+        (family, jobs, "cpu") for family in ("sd15", "sdxl") for jobs in BATCHES
     ]
     assert all(r["images_per_s"] > 0 for r in report["batching"])
-    assert [r["family"] for r in report["profile"]] == list(RUNS)
+    assert [(r["family"], r["plan"]) for r in report["profile"]] == [(f, "cpu") for f in RUNS]
     assert all(r["operators_per_step"] > 100 for r in report["profile"])
-    assert [r["family"] for r in report["stack"]] == ["sd15", "sdxl"]
+    assert [(r["family"], r["plan"]) for r in report["stack"]] == [("sd15", "cpu"), ("sdxl", "cpu")]
     for row in report["stack"]:
         # Through the stack a job takes longer than its inference in the worker; every one
         # of the users at once got an answer.
@@ -66,3 +83,73 @@ def test_the_kit_runs_every_part_at_the_tiny_size_and_writes_its_table(tmp_path)
         assert row["users"] == STACK_USERS and row["slowest_user_s"] <= row["all_users_s"]
     for heading in ("## Families", "## Batching", "## One denoising step", "## A whole job"):
         assert heading in table
+    assert report["plans"] == [] and "## Memory plans" not in table
+
+
+#: The memory plans the planner offers besides ``gpu``: a UNet has no fp8 storage.
+OTHER_PLANS = {
+    "sd15": ["text-encoder-offload", "model-offload", "sequential"],
+    "flux": [
+        "fp8",
+        "text-encoder-offload",
+        "fp8-text-encoder-offload",
+        "model-offload",
+        "sequential",
+    ],
+}
+
+
+@pytest.mark.stack
+def test_the_kit_times_each_memory_plan_the_planner_offers(tmp_path):
+    report, table = kit(
+        tmp_path / "kit", "--runs", "1", "--families", "sd15,flux", "--parts", "families,plans"
+    )
+    assert not report["skipped"] and report["over_budget"] == []
+    gpu = {row["family"]: row for row in report["families"]}
+    assert [row["plan"] for row in gpu.values()] == ["cpu", "cpu"]
+    assert [(r["family"], r["asked"]) for r in report["plans"]] == [
+        (family, plan) for family, plans in OTHER_PLANS.items() for plan in plans
+    ]
+    for row in report["plans"]:
+        # The CPU stores FLUX's transformer in fp8 where asked; every other plan runs as cpu.
+        assert row["plan"] == ("fp8" if row["asked"] == "fp8" else "cpu"), row
+        assert row["seconds"] > 0
+        assert row["against_gpu"] == pytest.approx(
+            row["seconds"] / gpu[row["family"]]["dreamlayer_s"]
+        )
+    assert "## Memory plans" in table and "| flux | fp8 | fp8 |" in table
+    assert "| sd15 | sequential | cpu |" in table
+
+
+def test_what_the_time_budget_leaves_out_is_said_and_the_run_ends_at_it(tmp_path):
+    # 900 steps a picture: the families part alone would take half a minute and more.
+    args = ["--families", "sd15", "--parts", "families,stack,plans", "--steps", "900"]
+    report, table = kit(tmp_path / "kit", *args, "--runs", "1", "--budget-seconds", "5")
+    assert not report["skipped"] and report["budget_s"] == 5
+    cut = "sd15: families: cut at the deadline"
+    assert report["over_budget"] == [
+        cut,
+        "stack: not started (0 s left)",
+        "sd15: plans: not started (0 s left)",
+    ]
+    assert report["elapsed_s"] < 15 and report["stack"] == report["plans"] == []
+    assert "Not run within the time budget (5 s): " + cut in table
+
+
+def test_the_stack_runs_the_scripts_of_wheels_installed_into_a_folder(tmp_path):
+    """``pip install --target DIR`` (the GPU machine: ``docs/performance.md``) puts console
+    scripts in ``DIR/bin``, on no ``PATH``; with ``DIR`` on ``PYTHONPATH`` the Procfile's
+    processes, started by a shell, find them there (its ``celery`` lines)."""
+    site = tmp_path / "site"
+    (site / "bin").mkdir(parents=True)
+    celery = site / "bin" / "celery"
+    celery.write_text('#!/bin/sh\necho "the carried celery $*"\n')
+    celery.chmod(0o755)
+    env = process_env({"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(["", str(site)])})
+    ran = subprocess.run(
+        ["/bin/sh", "-c", "celery --app dreamlayer_site"], env=env, capture_output=True, text=True
+    )
+    assert ran.stdout == "the carried celery --app dreamlayer_site\n", ran.stderr
+    # ``make run`` (no PYTHONPATH): the interpreter's folder first, as before.
+    plain = process_env({"PATH": "/usr/bin:/bin"})["PATH"].split(os.pathsep)
+    assert plain == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
