@@ -144,15 +144,19 @@ def probe_checkpoint(path: Path) -> Probe:
     )
 
 
+def _json_of(file: Path, unreadable: str):
+    """A configuration file's JSON; ``Unsupported`` saying ``unreadable`` (and why) when the
+    file is missing, not JSON or nested too deep."""
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise Unsupported(f"{unreadable} ({type(exc).__name__}).") from None
+
+
 def probe_folder(path: Path) -> Probe:
     """The family of a diffusers folder, from ``model_index.json`` and its denoiser's config
     (the UNet's or the transformer's ``in_channels`` tell the variant)."""
-    try:
-        index = json.loads((path / "model_index.json").read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise Unsupported(
-            f"{path.name}: not a diffusers pipeline folder ({type(exc).__name__})."
-        ) from None
+    index = _json_of(path / "model_index.json", f"{path.name}: not a diffusers pipeline folder")
     if not isinstance(index, dict):
         raise Unsupported(f"{path.name}: not a diffusers pipeline folder (bad configuration).")
     family = family_of_folder(index)
@@ -169,12 +173,8 @@ def _folder_variant(path: Path, family: Family) -> bool:
     """Whether the folder holds the family's inpainting variant (else a base model its
     inpaint pipeline runs); ``Unsupported`` for a denoiser it cannot run."""
     part = path / family.denoiser
-    try:
-        config = json.loads((part / "config.json").read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise Unsupported(
-            f"{path.name}: no readable {family.denoiser}/config.json ({type(exc).__name__})."
-        ) from None
+    unreadable = f"{path.name}: no readable {family.denoiser}/config.json"
+    config = _json_of(part / "config.json", unreadable)
     channels = config.get("in_channels") if isinstance(config, dict) else None
     if channels not in (family.inpaint_channels, family.base_channels):
         raise Unsupported(
