@@ -195,7 +195,10 @@ def test_ordinary_pictures_pass(keyed_api, kind, make, name):
     assert response.status_code in (200, 202), response.content[:300]
 
 
-def test_the_quota_is_checked_before_any_picture_is_decoded(keyed_api, settings, monkeypatch):
+@pytest.fixture
+def at_the_quota(keyed_api, settings, monkeypatch):
+    """The user has the one active job the quota allows; from then on, opening a picture
+    (its header, or the byte scan every decode runs first) fails the test."""
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
     first = _post(keyed_api, png_bytes(gradient(W, H)), black_box_mask_png(W, H))
     assert first.status_code == 202, first.content[:300]
@@ -203,9 +206,13 @@ def test_the_quota_is_checked_before_any_picture_is_decoded(keyed_api, settings,
     def opened(*args, **kwargs):
         raise AssertionError("a picture was opened before the quota was checked")
 
-    monkeypatch.setattr(uploads, "decode_image", opened)
-    monkeypatch.setattr(uploads, "image_header", opened)
-    monkeypatch.setattr(uploads, "byte_scan", opened)
+    for name in ("decode_image", "image_header", "byte_scan"):
+        monkeypatch.setattr(uploads, name, opened)
+    return keyed_api
+
+
+def test_the_quota_is_checked_before_any_picture_is_decoded(at_the_quota):
+    keyed_api = at_the_quota
     hostile = _repeated_scan_jpeg(9_000)
     mask = black_box_mask_png(SIDE, SIDE)
     response, wall, cpu = _timed(lambda: _post(keyed_api, hostile, mask, name="photo.jpg"))
@@ -215,20 +222,10 @@ def test_the_quota_is_checked_before_any_picture_is_decoded(keyed_api, settings,
     assert wall < REFUSAL_SECONDS
 
 
-def test_an_openai_edit_without_a_mask_checks_the_quota_before_reading_the_alpha(
-    keyed_api, settings, monkeypatch
-):
+def test_an_openai_edit_without_a_mask_checks_the_quota_before_reading_the_alpha(at_the_quota):
     """OpenAI's mask-less edit reads the picture's transparency (a decode) to know whether it
     is its own mask: the quota is checked before that too."""
-    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
-    first = _post(keyed_api, png_bytes(gradient(W, H)), black_box_mask_png(W, H))
-    assert first.status_code == 202, first.content[:300]
-
-    def opened(*args, **kwargs):
-        raise AssertionError("a picture was opened before the quota was checked")
-
-    monkeypatch.setattr(uploads, "image_header", opened)
-    monkeypatch.setattr(uploads, "byte_scan", opened)  # what every decode runs first
+    keyed_api = at_the_quota
     see_through = Image.new("RGBA", (W, H), (200, 10, 10, 255))
     see_through.paste((0, 0, 0, 0), (8, 8, 24, 24))
     response = keyed_api.post(
