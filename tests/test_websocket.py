@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from dreamlayer_site.asgi import application
 from inpainting.models import Generation
@@ -270,3 +271,23 @@ async def test_a_socket_opened_with_a_key_closes_when_the_key_is_revoked(api, ap
         assert closed["type"] != "websocket.send", closed
         closed = await ws.receive_output(timeout=30)
     assert closed["code"] == 4401
+
+
+async def test_the_jobs_a_new_job_goes_ahead_of_are_told_their_place(
+    api, api_key, paused_worker, other_user
+):
+    """Fair share puts another user's new job ahead of this user's second: that job hears it
+    is now 3rd; a job queued behind everyone tells nobody."""
+    first, second = [await submit(api) for _ in range(2)]
+    ws = await connect(f"/ws/generations/{second}/", key_headers(api_key))
+    assert (await ws.receive_json_from(timeout=10))["queue_position"] == 2
+    other = APIClient()
+    other.force_authenticate(other_user)
+    theirs = await submit(other)
+    message = await ws.receive_json_from(timeout=10)
+    assert (message["status"], message["queue_position"]) == ("queued", 3)
+    last = await submit(api)  # alice's third goes behind everyone: nothing to tell
+    assert await ws.receive_nothing(timeout=1)
+    for job, client in ((first, api), (second, api), (last, api), (theirs, other)):
+        await sync_to_async(client.post)(f"/api/generations/{job}/cancel/")
+    await ws.disconnect()

@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError
 
 from ..fleet import GENERIC_QUEUE, model_queue
 from ..models import Generation, ModelInstall
-from ..progress import publish, status_event
+from ..progress import publish, publish_queue_places, status_event
 from ..selectors import generation_in_model_queue
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
     # "queued" goes out before the task does: a worker quick to claim the job publishes
     # "running", which must never reach a client before "queued" does.
     publish(generation, status_event(generation), to_user=True)
+    publish_queue_places(generation, behind=True)  # the jobs it went ahead of (fair share)
     try:
         current_app.send_task(
             RUN_GENERATION,
