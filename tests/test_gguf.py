@@ -1,9 +1,9 @@
 """Quantized GGUF transformers (issue 57): a FLUX.1 Fill transformer the test writes as the
-community's GGUF files hold it (Q8_0 and Q4_0, what gguf-py can write; diffusers also reads the
-K-quants), scanned from its header with its quantization, run through the worker with the
-other parts of the installed diffusers FLUX.1 Fill beside it, pixels outside the mask the
-input's. At FLUX.1's width (diffusers' conversion of Black Forest Labs' keys assumes it): one
-block of each kind.
+community's GGUF files hold it (Q8_0 and Q4_0, what gguf-py can write, and Q4_K, the
+K-quant most 4-bit files use, by ``original_layout.quantize_q4_k``), scanned from its header
+with its quantization, run through the worker (Q8_0 and Q4_K) with the other parts of the
+installed diffusers FLUX.1 Fill beside it, pixels outside the mask the input's. At FLUX.1's
+width (diffusers' conversion of Black Forest Labs' keys assumes it): one block of each kind.
 
 The edit families' GGUF transformers too: FLUX.1 Kontext (Black Forest Labs' keys, 64 input
 channels), Qwen-Image-Edit (diffusers' keys) and FLUX.2 [klein] (Black Forest Labs' FLUX.2
@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import shutil
 
+import gguf
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,7 @@ from diffusers import (
     FluxTransformer2DModel,
     QwenImageTransformer2DModel,
 )
+from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
@@ -31,7 +33,12 @@ from inpainting.engine.families import Unsupported
 from inpainting.engine.probe import probe, read_gguf
 from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
-from inpainting.testing.original_layout import flux_transformer_keys, write_flux_gguf, write_gguf
+from inpainting.testing.original_layout import (
+    flux_transformer_keys,
+    quantize_q4_k,
+    write_flux_gguf,
+    write_gguf,
+)
 from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
 from tests.helpers import (
     black_box_mask_png,
@@ -56,7 +63,8 @@ def flux_files(tmp_path_factory):
     transformer = FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer")
     q8 = write_flux_gguf(transformer, root / "fill-q8.gguf", "Q8_0")
     q4 = write_flux_gguf(transformer, root / "fill-q4.gguf", "Q4_0")
-    return folder, q8, q4
+    q4k = write_flux_gguf(transformer, root / "fill-q4k.gguf", "Q4_K")
+    return folder, q8, q4, q4k
 
 
 def assert_only_the_mask_changed(generation: Generation) -> None:
@@ -77,14 +85,18 @@ def output(generation: Generation) -> np.ndarray:
 def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_parts(
     flux_files, models_dir, api, tmp_path, monkeypatch
 ):
-    folder, q8, q4 = flux_files
+    folder, *quantized = flux_files
     shutil.copytree(folder, models_dir / "fill")
-    shutil.copy(q8, models_dir / q8.name)
-    shutil.copy(q4, models_dir / q4.name)
+    for file in quantized:
+        shutil.copy(file, models_dir / file.name)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     library_scan()
     rows = {m.name: m for m in LibraryModel.objects.checkpoints()}
-    for name, quantization in (("fill-q8.gguf", "Q8_0"), ("fill-q4.gguf", "Q4_0")):
+    for name, quantization in (
+        ("fill-q8.gguf", "Q8_0"),
+        ("fill-q4.gguf", "Q4_0"),
+        ("fill-q4k.gguf", "Q4_K"),
+    ):
         row = rows[name]
         assert (row.family, row.inpainting, row.layout) == ("flux", True, "gguf")
         assert row.details["quantization"] == quantization
@@ -96,6 +108,7 @@ def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_par
             "fp8": False,  # already quantized: no fp8 plan
         }
     assert rows["fill-q4.gguf"].size_bytes < rows["fill-q8.gguf"].size_bytes
+    assert rows["fill-q4k.gguf"].size_bytes < rows["fill-q8.gguf"].size_bytes
     listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
     assert listed["fill-q8.gguf"]["quantization"] == "Q8_0"
     assert listed["fill-q8.gguf"]["runnable"] is True  # with fill's text encoders and VAE
@@ -107,24 +120,25 @@ def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_par
     weights = held + theirs["text_encoders"] + theirs["other"]
     assert needs["gpu"] == round((weights + memory.DEFAULT_HEADROOM) / 1e9, 1)
 
-    wait_until_served("fill-q8.gguf")
-    response = post_img2img(
-        api,
-        image_png(),
-        black_box_mask_png(),
-        prompt="a red rose",
-        engine="diffusers",
-        model="fill-q8.gguf",
-        num_inference_steps=1,
-        seed=3,
-        wait="false",
-    )
-    assert response.status_code == 202, response.content
-    generation = wait_for_status(response.json()["id"], timeout=240)
-    assert generation.status == "succeeded", generation.error
-    assert generation.metadata["family"] == "flux"
-    assert generation.metadata["memory_plan"] == "cpu"
-    assert_only_the_mask_changed(generation)
+    for name in ("fill-q8.gguf", "fill-q4k.gguf"):
+        wait_until_served(name)
+        response = post_img2img(
+            api,
+            image_png(),
+            black_box_mask_png(),
+            prompt="a red rose",
+            engine="diffusers",
+            model=name,
+            num_inference_steps=1,
+            seed=3,
+            wait="false",
+        )
+        assert response.status_code == 202, response.content
+        generation = wait_for_status(response.json()["id"], timeout=240)
+        assert generation.status == "succeeded", generation.error
+        assert generation.metadata["family"] == "flux"
+        assert generation.metadata["memory_plan"] == "cpu"
+        assert_only_the_mask_changed(generation)
 
 
 #: diffusers' FLUX.2 names -> Black Forest Labs' (the inverse of diffusers'
@@ -276,3 +290,20 @@ def test_a_gguf_whose_tensors_are_also_a_model_that_does_not_run_here_is_refused
     with pytest.raises(Unsupported, match=reason):
         probe(tmp_path / name)
     assert probe(edit_ggufs[source]).layout == "gguf"
+
+
+def test_the_q4_k_blocks_the_tests_write_are_read_back_by_gguf_and_diffusers_alike():
+    """``quantize_q4_k`` writes what both readers decode to the same values, each within half a
+    quantization step of its sub-block from the original (a wrong packing of the 6-bit scales
+    or of the nibbles lands far off)."""
+    values = np.random.default_rng(57).normal(0, 0.02, (16, 512)).astype(np.float32)
+    blocks = quantize_q4_k(values)
+    assert blocks.shape == (16, 2 * 144)
+    by_gguf = gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType.Q4_K)
+    parameter = GGUFParameter(torch.from_numpy(blocks), quant_type=gguf.GGMLQuantizationType.Q4_K)
+    by_diffusers = dequantize_gguf_tensor(parameter).float().numpy()  # it computes in float16
+    assert np.allclose(by_gguf, by_diffusers, atol=1e-4)
+    sub_blocks = values.reshape(-1, 32)
+    half_step = (sub_blocks.max(axis=1) - np.minimum(sub_blocks.min(axis=1), 0)) / 15 / 2
+    error = np.abs(by_gguf - values).reshape(-1, 32).max(axis=1)
+    assert np.all(error <= half_step * 1.1 + 1e-4), (error / half_step).max()

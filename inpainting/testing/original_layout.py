@@ -290,17 +290,18 @@ def write_flux_gguf(transformer, path: str | Path, quant: str = "Q8_0") -> Path:
 def write_gguf(tensors: dict, path: str | Path, *, arch: str, quant: str = "Q8_0") -> Path:
     """``tensors`` (already in the layout the community's files use) as a GGUF file: each
     matrix whose rows split into the format's blocks quantized to ``quant`` (Q8_0, Q4_0, ...
-    what gguf-py can write), the rest (biases, norms) in F32."""
+    what gguf-py can write, and Q4_K by ``quantize_q4_k``), the rest (biases, norms) in F32."""
     import gguf
     import numpy as np
 
     kind = gguf.GGMLQuantizationType[quant]
     block = gguf.GGML_QUANT_SIZES[kind][0]
+    encode = quantize_q4_k if quant == "Q4_K" else lambda data: gguf.quants.quantize(data, kind)
     writer = gguf.GGUFWriter(str(path), arch=arch)
     for name, tensor in tensors.items():
         data = tensor.float().numpy()
         if data.ndim == 2 and data.shape[-1] % block == 0:
-            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+            writer.add_tensor(name, encode(data), raw_dtype=kind)
         else:
             writer.add_tensor(name, data.astype(np.float32))
     writer.write_header_to_file()
@@ -308,3 +309,42 @@ def write_gguf(tensors: dict, path: str | Path, *, arch: str, quant: str = "Q8_0
     writer.write_tensors_to_file()
     writer.close()
     return Path(path)
+
+
+def quantize_q4_k(data):
+    """``data`` (rows of a multiple of 256 values) in GGML's Q4_K blocks, which gguf-py reads
+    but cannot write: per 256 values a float16 scale and minimum, eight 32-value sub-blocks
+    with 6-bit scales and minimums (12 bytes packed), and 4-bit quants (128 bytes); 144 bytes
+    in all. Each sub-block maps its own range onto 0..15 (a plain, not an optimal, choice)."""
+    import numpy as np
+
+    rows = data.reshape(-1, 8, 32).astype(np.float32)  # super-blocks of eight sub-blocks
+    low = np.minimum(rows.min(axis=-1), 0.0)
+    step = (rows.max(axis=-1) - low) / 15.0
+    d = np.maximum(step.max(axis=-1), 1e-12) / 63.0
+    dmin = np.maximum((-low).max(axis=-1), 1e-12) / 63.0
+    sc = np.clip(np.round(step / d[:, None]), 0, 63).astype(np.uint8)
+    mn = np.clip(np.round(-low / dmin[:, None]), 0, 63).astype(np.uint8)
+    scale = d.astype(np.float16).astype(np.float32)[:, None] * sc
+    offset = dmin.astype(np.float16).astype(np.float32)[:, None] * mn
+    q = np.round((rows + offset[..., None]) / np.where(scale > 0, scale, 1.0)[..., None])
+    q = np.clip(q, 0, 15).astype(np.uint8)
+    packed = np.concatenate(
+        [
+            (sc[:, :4] & 0x3F) | ((sc[:, 4:] >> 4) << 6),
+            (mn[:, :4] & 0x3F) | ((mn[:, 4:] >> 4) << 6),
+            (sc[:, 4:] & 0x0F) | ((mn[:, 4:] & 0x0F) << 4),
+        ],
+        axis=-1,
+    )
+    quants = (q[:, 0::2] | (q[:, 1::2] << 4)).reshape(-1, 128)  # pairs of sub-blocks, by nibble
+    blocks = np.concatenate(
+        [
+            d.astype(np.float16).view(np.uint8).reshape(-1, 2),
+            dmin.astype(np.float16).view(np.uint8).reshape(-1, 2),
+            packed,
+            quants,
+        ],
+        axis=-1,
+    )
+    return blocks.reshape(*data.shape[:-1], -1)
