@@ -140,15 +140,21 @@ class OutpaintSerializer(serializers.Serializer):
         return data
 
 
+def _form_json(data, message: str):
+    """A form field's JSON text as its value (a JSON body's value as it is); blank is None."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return json.loads(data) if data.strip() else None
+    except (ValueError, RecursionError):
+        raise serializers.ValidationError(message) from None
+
+
 class OutpaintField(serializers.JSONField):
     """A JSON object (or a JSON string of one, from a form field) of outpaint settings."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError):
-                raise serializers.ValidationError("outpaint must be a JSON object.") from None
+        data = _form_json(data, "outpaint must be a JSON object.")
         if data in (None, ""):
             return None
         if not isinstance(data, dict):
@@ -166,16 +172,6 @@ class OutpaintField(serializers.JSONField):
 class LoraSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     weight = serializers.FloatField(default=1.0)
-
-
-def _form_json(data, message: str):
-    """A form field's JSON text as its value (a JSON body's value as it is); blank is None."""
-    if not isinstance(data, str):
-        return data
-    try:
-        return json.loads(data) if data.strip() else None
-    except (ValueError, RecursionError):
-        raise serializers.ValidationError(message) from None
 
 
 def first_error(errors, where: str = "") -> str:
@@ -419,11 +415,7 @@ class _JsonList(serializers.JSONField):
         self.max_length = max_length
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError):
-                raise serializers.ValidationError("Must be JSON.") from None
+        data = _form_json(data, "Must be JSON.")
         if not isinstance(data, list):
             raise serializers.ValidationError("Must be a JSON list.")
         check_count(data, most=self.max_length, what="items")

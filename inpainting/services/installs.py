@@ -33,7 +33,7 @@ import shutil
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -85,12 +85,7 @@ class Licence:
     commercial: bool | None  # None: not known (read it)
 
     def describe(self) -> dict:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "url": self.url,
-            "commercial": self.commercial,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -114,17 +109,9 @@ class Starter:
 
     def describe(self) -> dict:
         return {
-            "key": self.key,
+            **asdict(self),  # the licence too, as its ``describe``
             "name": self.name,
-            "label": self.label,
-            "repo": self.repo,
             "file": self.file or None,
-            "kind": self.kind,
-            "family": self.family,
-            "licence": self.licence.describe(),
-            "gated": self.gated,
-            "size_gb": self.size_gb,
-            "vram_gb": self.vram_gb,
             "allowed": licence_allowed(self.licence),
         }
 

@@ -5,21 +5,15 @@ An outpaint's new area is extended by ``infill.extend`` under the default method
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from PIL import Image
 
 from ..infill import METHODS, extend, fill
 from ..isolated import run_cancellable, warm
-from ..types import (
-    FILL_CONTEXT_SHARE,
-    BackendCall,
-    BackendOutput,
-    CancelCheck,
-    Cancelled,
-    EngineError,
-    ProgressCallback,
-    ProgressEvent,
-)
+from ..types import BackendCall, CancelCheck, EngineError
+from .fill import FillBackend
 
 MODEL_NAMES = {
     "hybrid": "hybrid-patchmatch-poisson",
@@ -55,35 +49,26 @@ def holes(call: BackendCall) -> tuple[np.ndarray, np.ndarray | None]:
     return np.where(weights >= FILL_WEIGHT, 255, 0).astype(np.uint8), weights == 255
 
 
-class ClassicalBackend:
+class ClassicalBackend(FillBackend):
+    prompt_note = PROMPT_NOTE
     name = "classical"
     working_size = None  # a crop is filled at its own size...
     max_pixels = WORKING_PIXELS  # ...or shrunk when it, or its hole, has more pixels
     max_hole_pixels = WORKING_HOLE_PIXELS
-    context_share = FILL_CONTEXT_SHARE
     size_multiple = 1
-    prefill = False  # it fills the new area of an outpaint itself
-    uses_masked_content = False  # it fills the hole from around it
-    edits = False  # a fill takes no instruction
-    supports_batch = False  # a fill is per image; jobs run one by one
 
     def __init__(self, method: str = "hybrid", patch_size: int = 5) -> None:
         if method not in METHODS:
             raise EngineError(f"Unknown classical method {method!r}; choose one of {METHODS}.")
         self.method = method
+        self.model = MODEL_NAMES[method]
         self.patch_size = patch_size
         warm()  # the fill helper process starts now, not on the first job
 
-    def inpaint(
-        self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
-    ) -> BackendOutput:
+    def fills(self, call: BackendCall, is_cancelled: CancelCheck) -> Iterator[Image.Image]:
         image = np.asarray(call.image.convert("RGB"))
         hole, core = holes(call)
-        total = len(call.seeds)
-        images = []
-        for index, seed in enumerate(call.seeds):
-            if is_cancelled():
-                raise Cancelled()
+        for seed in call.seeds:
             # In a child process: a cancel ends the fill at once, not when its C code returns.
             if call.outpaint and self.method == "hybrid":
                 filled = run_cancellable(
@@ -100,17 +85,4 @@ class ClassicalBackend:
                     core=core,
                     is_cancelled=is_cancelled,
                 )
-            images.append(Image.fromarray(filled, "RGB"))
-            progress(ProgressEvent(step=index + 1, total=total))
-        return BackendOutput(
-            images=images,
-            model=MODEL_NAMES[self.method],
-            metadata={"prompt_ignored": True, "note": PROMPT_NOTE},
-        )
-
-    def inpaint_batch(self, calls, progresses, cancel_checks) -> list[BackendOutput]:
-        """One by one (``supports_batch`` is False, so the runner never asks)."""
-        return [
-            self.inpaint(call, progress, cancelled)
-            for call, progress, cancelled in zip(calls, progresses, cancel_checks, strict=True)
-        ]
+            yield Image.fromarray(filled, "RGB")

@@ -13,6 +13,7 @@ graph accepts, runs it and crops the answer back.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..types import (
-    FILL_CONTEXT_SHARE,
-    BackendCall,
-    BackendOutput,
-    CancelCheck,
-    Cancelled,
-    EngineError,
-    ProgressCallback,
-    ProgressEvent,
-)
+from ..types import BackendCall, CancelCheck, EngineError
+from .fill import FillBackend
 
 #: The working size when the graph accepts any height and width: big-lama's training size.
 DYNAMIC_WORKING_SIZE = 512
@@ -128,15 +121,11 @@ def load_session(path: str) -> Any:
         return session
 
 
-class LamaBackend:
+class LamaBackend(FillBackend):
+    prompt_note = PROMPT_NOTE
     name = "lama"
     size_multiple = 8
-    prefill = False  # LaMa fills the new area of an outpaint from its context itself
-    uses_masked_content = False  # it fills the hole from around it
-    edits = False  # a fill takes no instruction
-    supports_batch = False  # one image per run; jobs run one by one
     max_pixels = max_hole_pixels = None  # brought to its working size
-    context_share = FILL_CONTEXT_SHARE
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -164,24 +153,13 @@ class LamaBackend:
         """The fixed side of the graph, or 512 when it is dynamic (opens the session)."""
         return self.shape.working_size
 
-    def inpaint(
-        self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
-    ) -> BackendOutput:
-        if is_cancelled():
-            raise Cancelled()
-        pixels = self.fill(np.asarray(call.image.convert("RGB")), np.asarray(call.hole) > 0)
-        filled = Image.fromarray(pixels, "RGB")
-        # Deterministic: one run serves every seed; each sample still reports its step.
-        total = len(call.seeds)
-        images = []
-        for index in range(total):
-            images.append(filled.copy())
-            progress(ProgressEvent(step=index + 1, total=total))
-        return BackendOutput(
-            images=images,
-            model=self.model,
-            metadata={"prompt_ignored": True, "note": PROMPT_NOTE},
+    def fills(self, call: BackendCall, is_cancelled: CancelCheck) -> Iterator[Image.Image]:
+        filled = Image.fromarray(
+            self.fill(np.asarray(call.image.convert("RGB")), np.asarray(call.hole) > 0), "RGB"
         )
+        # Deterministic: one run serves every seed; each sample still reports its step.
+        for _seed in call.seeds:
+            yield filled.copy()
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Run the graph on ``image`` (uint8 RGB) where ``hole`` is True; uint8 RGB, same size.
@@ -207,10 +185,3 @@ class LamaBackend:
         if output.max() <= UNIT_RANGE_MAX:
             output = output * 255.0
         return np.clip(np.round(output), 0, 255).astype(np.uint8)
-
-    def inpaint_batch(self, calls, progresses, cancel_checks) -> list[BackendOutput]:
-        """One by one (``supports_batch`` is False, so the runner never asks)."""
-        return [
-            self.inpaint(call, progress, cancelled)
-            for call, progress, cancelled in zip(calls, progresses, cancel_checks, strict=True)
-        ]

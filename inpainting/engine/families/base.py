@@ -5,8 +5,10 @@ latents. The SD 1.5 and SDXL path reads the same record as FLUX does."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..types import InvalidInput
@@ -16,24 +18,35 @@ class Unsupported(InvalidInput):
     """A file or folder that is not a model the engine can run, and why (said to people)."""
 
 
-@dataclass(frozen=True)
+#: Where a diffusion transformer's keys start in a single file: at the top (the publishers'
+#: packaging) or under ComfyUI's prefix.
+TRANSFORMER_PREFIXES = ("", "model.diffusion_model.")
+
+#: ComfyUI's latent-to-RGB factors of each VAE's latent space (comfy/latent_formats.py), by
+#: name: one row per latent channel, and the bias.
+LATENT_SPACES: dict[str, dict] = json.loads(
+    (Path(__file__).resolve().parent / "latent_spaces.json").read_text()
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """What a family's models accept; ``GET /api/models`` and the studio show it, and a job's
     parameters are checked against it (ignored ones named in ``warnings``, out-of-range ones
-    refused)."""
+    refused). What a family does not declare it does not accept."""
 
-    negative_prompt: bool
-    #: The scheduler choice of ``GET /api/schedulers``; False: its own scheduler only.
-    schedulers: bool
-    clip_skip: bool
-    #: AUTOMATIC1111's (word:1.3) syntax and prompts longer than the text encoder's window.
-    prompt_weighting: bool
-    loras: bool
-    controlnet: bool
     default_steps: int
     max_steps: int
     default_guidance: float
     guidance_range: tuple[float, float]
+    negative_prompt: bool = False
+    #: The scheduler choice of ``GET /api/schedulers``; False: its own scheduler only.
+    schedulers: bool = False
+    clip_skip: bool = False
+    #: AUTOMATIC1111's (word:1.3) syntax and prompts longer than the text encoder's window.
+    prompt_weighting: bool = False
+    loras: bool = False
+    controlnet: bool = False
     #: The negative prompt counts only with a guidance above this (classifier-free guidance
     #: is off at or below it: 1 for SD and SD 3, 0 for Z-Image).
     negative_prompt_above: float = 1.0
@@ -76,6 +89,16 @@ class Preview:
     #: Latents travel as a sequence of 2x2 patches, [H/2 * W/2, C * 4] (FLUX, SD 3 do not).
     packed: bool = False
 
+    @classmethod
+    def of(cls, space: str, *, packed: bool = False) -> Preview:
+        """The preview of a latent space of ``LATENT_SPACES``."""
+        table = LATENT_SPACES[space]
+        return cls(
+            factors=tuple(tuple(row) for row in table["factors"]),
+            bias=tuple(table["bias"]),
+            packed=packed,
+        )
+
 
 #: A single-file checkpoint's tensor table (name -> {"shape": [...], ...}) to None (not this
 #: family) or whether it is the inpainting variant; a file of the family that cannot run
@@ -88,28 +111,32 @@ Detector = Callable[[dict[str, dict]], bool | None]
 GgufDetector = Callable[[dict[str, dict], str], bool | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Family:
+    """A family declares what sets it apart; the defaults are the diffusion transformers'
+    (FLUX, SD 3, Qwen-Image, Z-Image): 1024 px, sides in multiples of 16 (8 px per latent,
+    2x2 patches), bfloat16 on CUDA, the pipeline's own text encoding."""
+
     name: str  # stored in the library: sd15, sdxl, flux
     label: str  # for people
-    working_size: int  # the long side it was trained at
-    size_multiple: int  # both working sides are multiples of this
-    #: The pipeline part whose ``config.json`` tells the variant by its ``in_channels``.
-    denoiser: str
     inpaint_channels: int | None  # the inpainting variant's; None: the family has none
-    #: A base model's, when the family's inpaint pipeline runs base models too; else None.
-    base_channels: int | None
     #: ``model_index.json`` ``_class_name`` values of its diffusers folders.
     folder_classes: tuple[str, ...]
     #: The diffusers pipeline class that inpaints with it.
     pipeline: str
-    cuda_dtype: str  # float16 or bfloat16
-    #: "weighted": compel's weighted, chunked prompt embeddings (and clip skip); "plain": the
-    #: pipeline's own text encoding of the prompt as written.
-    text_encoding: str
     capabilities: Capabilities
     preview: Preview
     detect: Detector
+    working_size: int = 1024  # the long side it was trained at
+    size_multiple: int = 16  # both working sides are multiples of this
+    #: The pipeline part whose ``config.json`` tells the variant by its ``in_channels``.
+    denoiser: str = "transformer"
+    #: A base model's, when the family's inpaint pipeline runs base models too; else None.
+    base_channels: int | None = None
+    cuda_dtype: str = "bfloat16"  # or float16
+    #: "weighted": compel's weighted, chunked prompt embeddings (and clip skip); "plain": the
+    #: pipeline's own text encoding of the prompt as written.
+    text_encoding: str = "plain"
     #: A single-file checkpoint holds the whole pipeline (SD, as A1111 / Civitai publish it:
     #: None), or only the denoiser, this diffusers class (FLUX.1 Fill as Black Forest Labs
     #: publish it); then the other parts, with their weights, come from the configuration

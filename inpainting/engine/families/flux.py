@@ -8,45 +8,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .base import Capabilities, Family, Preview, Unsupported
+from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview, Unsupported
 
 _DOUBLE_BLOCK = "double_blocks.0.img_attn.norm.key_norm.scale"
 #: FLUX.1's per-block modulation (FLUX.2 shares one across its blocks: no such key).
 _FLUX1_MODULATION = "double_blocks.0.img_mod.lin.weight"
 _IMG_IN = "img_in.weight"  # [3072, in_channels]
-#: ComfyUI's packaging puts the transformer under this prefix.
-_PREFIXES = ("", "model.diffusion_model.")
 FILL_CHANNELS = 384
 
-#: ComfyUI's latent-to-RGB factors for the FLUX VAE (comfy/latent_formats.py, Flux).
-PREVIEW = Preview(
-    factors=(
-        (-0.0346, 0.0244, 0.0681),
-        (0.0034, 0.0210, 0.0687),
-        (0.0275, -0.0668, -0.0433),
-        (-0.0174, 0.0160, 0.0617),
-        (0.0859, 0.0721, 0.0329),
-        (0.0004, 0.0383, 0.0115),
-        (0.0405, 0.0861, 0.0915),
-        (-0.0236, -0.0185, -0.0259),
-        (-0.0245, 0.0250, 0.1180),
-        (0.1008, 0.0755, -0.0421),
-        (-0.0515, 0.0201, 0.0011),
-        (0.0428, -0.0012, -0.0036),
-        (0.0817, 0.0765, 0.0749),
-        (-0.1264, -0.0522, -0.1103),
-        (-0.0280, -0.0881, -0.0499),
-        (-0.1262, -0.0982, -0.0778),
-    ),
-    bias=(-0.0329, -0.0718, -0.0851),
-)
+#: The FLUX VAE's latent space.
+PREVIEW = Preview.of("flux")
 #: FLUX moves its latents as 2x2 patches.
 PACKED_PREVIEW = replace(PREVIEW, packed=True)
 
 
 def transformer_prefix(table: dict[str, dict]) -> str | None:
     """The key prefix of a FLUX transformer in a single file, or None when there is none."""
-    return next((p for p in _PREFIXES if p + _DOUBLE_BLOCK in table), None)
+    return next((p for p in TRANSFORMER_PREFIXES if p + _DOUBLE_BLOCK in table), None)
 
 
 def detect(table: dict[str, dict]) -> bool | None:
@@ -83,22 +61,10 @@ def gguf_detect(table: dict[str, dict], name: str) -> bool | None:
 FAMILY = Family(
     name="flux",
     label="FLUX.1 Fill",
-    working_size=1024,
-    size_multiple=16,  # 8 px per latent, latents packed in 2x2 patches
-    denoiser="transformer",
     inpaint_channels=FILL_CHANNELS,
-    base_channels=None,
     folder_classes=("FluxFillPipeline",),
     pipeline="FluxFillPipeline",
-    cuda_dtype="bfloat16",
-    text_encoding="plain",
     capabilities=Capabilities(
-        negative_prompt=False,
-        schedulers=False,
-        clip_skip=False,
-        prompt_weighting=False,
-        loras=False,
-        controlnet=False,
         default_steps=50,
         max_steps=100,  # twice Black Forest Labs' recommended 50: more only costs time
         default_guidance=30.0,

@@ -21,60 +21,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .base import Capabilities, Family, Preview, Unsupported
+from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview, Unsupported
 
 #: Keys of the FLUX.2 transformer in one file (BFL's names; ComfyUI's prefix).
 _MARKERS = ("double_stream_modulation_img.lin.weight", "single_stream_modulation.lin.weight")
-_PREFIXES = ("", "model.diffusion_model.")
 #: The text input (``txt_in``: [width, text width]) of FLUX.2 [dev], whose text encoder is
 #: Mistral Small 3.1 (three stacked hidden states of 5120); [klein]'s Qwen3 ones are narrower.
 _TEXT_IN = "txt_in.weight"
 DEV_TEXT_WIDTH = 15360
 
-#: ComfyUI's latent-to-RGB factors for the FLUX.2 VAE's 32 channels (comfy/latent_formats.py,
-#: Flux2), for its patchified latents unpacked to 32 x H x W.
-PREVIEW = Preview(
-    factors=(
-        (0.0058, 0.0113, 0.0073),
-        (0.0495, 0.0443, 0.0836),
-        (-0.0099, 0.0096, 0.0644),
-        (0.2144, 0.3009, 0.3652),
-        (0.0166, -0.0039, -0.0054),
-        (0.0157, 0.0103, -0.0160),
-        (-0.0398, 0.0902, -0.0235),
-        (-0.0052, 0.0095, 0.0109),
-        (-0.3527, -0.2712, -0.1666),
-        (-0.0301, -0.0356, -0.0180),
-        (-0.0107, 0.0078, 0.0013),
-        (0.0746, 0.0090, -0.0941),
-        (0.0156, 0.0169, 0.0070),
-        (-0.0034, -0.0040, -0.0114),
-        (0.0032, 0.0181, 0.0080),
-        (-0.0939, -0.0008, 0.0186),
-        (0.0018, 0.0043, 0.0104),
-        (0.0284, 0.0056, -0.0127),
-        (-0.0024, -0.0022, -0.0030),
-        (0.1207, -0.0026, 0.0065),
-        (0.0128, 0.0101, 0.0142),
-        (0.0137, -0.0072, -0.0007),
-        (0.0095, 0.0092, -0.0059),
-        (0.0000, -0.0077, -0.0049),
-        (-0.0465, -0.0204, -0.0312),
-        (0.0095, 0.0012, -0.0066),
-        (0.0290, -0.0034, 0.0025),
-        (0.0220, 0.0169, -0.0048),
-        (-0.0332, -0.0457, -0.0468),
-        (-0.0085, 0.0389, 0.0609),
-        (-0.0076, 0.0003, -0.0043),
-        (-0.0111, -0.0460, -0.0614),
-    ),
-    bias=(-0.0329, -0.0718, -0.0851),
-    packed=True,
-)
+PREVIEW = Preview.of("flux2", packed=True)
 
 
 def detect(table: dict[str, dict]) -> bool | None:
-    if not any(prefix + marker in table for prefix in _PREFIXES for marker in _MARKERS):
+    if not any(prefix + marker in table for prefix in TRANSFORMER_PREFIXES for marker in _MARKERS):
         return None
     raise Unsupported(
         "a FLUX.2 transformer in one file (Black Forest Labs' packaging holds the transformer "
@@ -89,7 +49,8 @@ def _gguf_detect(*, distilled: bool):
 
     def detect(table: dict[str, dict], name: str) -> bool | None:
         prefix = next(
-            (p for p in _PREFIXES if any(p + marker in table for marker in _MARKERS)), None
+            (p for p in TRANSFORMER_PREFIXES if any(p + marker in table for marker in _MARKERS)),
+            None,
         )
         if prefix is None:
             return None
@@ -108,23 +69,11 @@ def _gguf_detect(*, distilled: bool):
 FAMILY = Family(
     name="flux2-klein",
     label="FLUX.2 [klein]",
-    working_size=1024,
-    size_multiple=16,  # 8 px per latent, latents patchified 2x2
-    denoiser="transformer",
     inpaint_channels=128,  # 32 latent channels in 2x2 patches: the edit model inpaints as is
-    base_channels=None,
     folder_classes=("Flux2KleinPipeline",),
     folder_flags={"is_distilled": True},
     pipeline="Flux2KleinInpaintPipeline",
-    cuda_dtype="bfloat16",
-    text_encoding="plain",
     capabilities=Capabilities(
-        negative_prompt=False,
-        schedulers=False,
-        clip_skip=False,
-        prompt_weighting=False,
-        loras=False,
-        controlnet=False,
         default_steps=4,  # step-distilled
         max_steps=50,
         default_guidance=1.0,  # distilled in: the pipelines ignore it

@@ -17,36 +17,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .base import Capabilities, Family, Preview, Unsupported
+from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview, Unsupported
 
 #: Keys of the Qwen-Image transformer in one file (the diffusers names; ComfyUI's prefix).
 _MARKER = "transformer_blocks.0.img_mod.1.weight"
-_PREFIXES = ("", "model.diffusion_model.")
 
-#: ComfyUI's latent-to-RGB factors for the Wan 2.1 VAE, which Qwen-Image uses
-#: (comfy/latent_formats.py, Wan21), for its normalised latents.
-PREVIEW = Preview(
-    factors=(
-        (-0.1299, -0.1692, 0.2932),
-        (0.0671, 0.0406, 0.0442),
-        (0.3568, 0.2548, 0.1747),
-        (0.0372, 0.2344, 0.1420),
-        (0.0313, 0.0189, -0.0328),
-        (0.0296, -0.0956, -0.0665),
-        (-0.3477, -0.4059, -0.2925),
-        (0.0166, 0.1902, 0.1975),
-        (-0.0412, 0.0267, -0.1364),
-        (-0.1293, 0.0740, 0.1636),
-        (0.0680, 0.3019, 0.1128),
-        (0.0032, 0.0581, 0.0639),
-        (-0.1251, 0.0927, 0.1699),
-        (0.0060, -0.0633, 0.0005),
-        (0.3477, 0.2275, 0.2950),
-        (0.1984, 0.0913, 0.1861),
-    ),
-    bias=(-0.1835, -0.0868, -0.3360),
-    packed=True,
-)
+#: Qwen-Image encodes with the Wan 2.1 VAE.
+PREVIEW = Preview.of("wan21", packed=True)
 
 
 #: Words in a Plus release's file names (2509, 2511: the picture and two references).
@@ -54,7 +31,7 @@ _PLUS_NAMES = ("2509", "2511", "plus")
 
 
 def _is_qwen_image(table: dict[str, dict]) -> bool:
-    return any(prefix + _MARKER in table for prefix in _PREFIXES)
+    return any(prefix + _MARKER in table for prefix in TRANSFORMER_PREFIXES)
 
 
 def _gguf_detect(*, plus: bool):
@@ -89,22 +66,11 @@ def detect(table: dict[str, dict]) -> bool | None:
 FAMILY = Family(
     name="qwen-edit",
     label="Qwen-Image-Edit",
-    working_size=1024,
-    size_multiple=16,  # 8 px per latent, latents packed in 2x2 patches
-    denoiser="transformer",
     inpaint_channels=64,  # 16 latent channels in 2x2 patches: the edit model inpaints as is
-    base_channels=None,
     folder_classes=("QwenImageEditPipeline",),
     pipeline="QwenImageEditInpaintPipeline",
-    cuda_dtype="bfloat16",
-    text_encoding="plain",
     capabilities=Capabilities(
         negative_prompt=True,
-        schedulers=False,
-        clip_skip=False,
-        prompt_weighting=False,
-        loras=False,
-        controlnet=False,
         default_steps=50,  # Qwen's examples
         max_steps=100,
         default_guidance=4.0,  # true_cfg_scale in Qwen's examples

@@ -12,16 +12,8 @@ _TEXT = "cond_stage_model.transformer.text_model.embeddings.position_embedding.w
 _SD2_TEXT = "cond_stage_model.model.token_embedding.weight"  # OpenCLIP ViT-H: SD 2.x
 _SDXL_TEXT_2 = "conditioner.embedders.1.model.positional_embedding"
 
-#: The four SD latent channels map to RGB almost linearly: the widely used approximation (as
-#: in A1111's "Approx cheap" and ComfyUI's latent previews).
-SD_PREVIEW = Preview(
-    factors=(
-        (0.3512, 0.2297, 0.3227),
-        (0.3250, 0.4974, 0.2350),
-        (-0.2829, 0.1762, 0.2721),
-        (-0.2120, -0.2616, -0.7177),
-    )
-)
+#: The four SD latent channels map to RGB almost linearly.
+SD_PREVIEW = Preview.of("sd")
 
 #: What SD 1.5 and SDXL accept alike.
 SD_CAPABILITIES = Capabilities(

@@ -3,8 +3,11 @@ text-and-time embedding, 1024 px; 9 input channels (inpainting) or 4 (base)."""
 
 from __future__ import annotations
 
-from .base import Family, Unsupported
-from .sd15 import SD_CAPABILITIES, SD_PREVIEW, UNET_IN, unet_channels
+from dataclasses import replace
+
+from . import sd15
+from .base import Unsupported
+from .sd15 import UNET_IN, unet_channels
 
 _TEXT_2 = "conditioner.embedders.1.model.positional_embedding"  # OpenCLIP bigG
 _REFINER = "conditioner.embedders.0.model.text_projection"
@@ -20,26 +23,21 @@ def detect(table: dict[str, dict]) -> bool | None:
     return unet_channels(table, "a checkpoint") == 9
 
 
-FAMILY = Family(
+#: SD 1.5's UNet family at 1024 px, with its second text encoder.
+FAMILY = replace(
+    sd15.FAMILY,
     name="sdxl",
     label="Stable Diffusion XL",
     working_size=1024,
-    size_multiple=8,
-    denoiser="unet",
-    inpaint_channels=9,
-    base_channels=4,
     folder_classes=(
         "StableDiffusionXLPipeline",
         "StableDiffusionXLInpaintPipeline",
         "StableDiffusionXLImg2ImgPipeline",
     ),
     pipeline="StableDiffusionXLInpaintPipeline",
-    cuda_dtype="float16",
-    text_encoding="weighted",
-    capabilities=SD_CAPABILITIES,
-    preview=SD_PREVIEW,
     detect=detect,
     add_on_width=2048,  # CLIP ViT-L and OpenCLIP ViT-bigG together
+    add_on_fallback=False,
     lora_marks=("lora_te1_", "lora_te2_", "text_encoder_2."),
     controlnet_marks={"addition_embed_type": "text_time"},
     controlnet_pipeline="StableDiffusionXLControlNetInpaintPipeline",

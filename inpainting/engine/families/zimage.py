@@ -6,16 +6,14 @@ is no inpainting variant: the inpaint pipeline repaints the mask with the base m
 
 from __future__ import annotations
 
-from .base import Capabilities, Family
-from .flux import PREVIEW as FLUX_VAE_PREVIEW
+from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview
 
 #: Keys of the Z-Image transformer, as published (diffusers keeps its layout).
 _KEYS = ("cap_embedder.1.weight", "context_refiner.0.attention.to_q.weight")
-_PREFIXES = ("", "model.diffusion_model.")
 
 
 def detect(table: dict[str, dict]) -> bool | None:
-    if not any(all(prefix + key in table for key in _KEYS) for prefix in _PREFIXES):
+    if not any(all(prefix + key in table for key in _KEYS) for prefix in TRANSFORMER_PREFIXES):
         return None
     return False  # a base model: Z-Image has no inpainting variant
 
@@ -23,28 +21,18 @@ def detect(table: dict[str, dict]) -> bool | None:
 FAMILY = Family(
     name="zimage",
     label="Z-Image",
-    working_size=1024,
-    size_multiple=16,  # 8 px per latent, 2x2 patches
-    denoiser="transformer",
     inpaint_channels=None,
     base_channels=16,
     folder_classes=("ZImagePipeline", "ZImageInpaintPipeline", "ZImageImg2ImgPipeline"),
     pipeline="ZImageInpaintPipeline",
-    cuda_dtype="bfloat16",
-    text_encoding="plain",
     capabilities=Capabilities(
         negative_prompt=True,  # with guidance above 0
-        schedulers=False,
-        clip_skip=False,
-        prompt_weighting=False,
-        loras=False,
-        controlnet=False,
         default_steps=9,  # Z-Image-Turbo's published settings: 9 steps, guidance 0
         max_steps=100,
         default_guidance=0.0,
         guidance_range=(0.0, 10.0),
         negative_prompt_above=0.0,
     ),
-    preview=FLUX_VAE_PREVIEW,  # the FLUX VAE's latent space, not packed here
+    preview=Preview.of("flux"),  # the FLUX VAE's latent space, not packed here
     detect=detect,
 )
