@@ -21,6 +21,7 @@ from .. import selectors
 from ..answers import native
 from ..models import Generation
 from ..remote import image_input_bytes
+from ..services import generations
 from ..waiting import wait_until_finished
 from .parsers import JSONParser
 
@@ -35,6 +36,27 @@ def api_key_of(request: Request) -> ApiKey | None:
 
 def idempotency_key_of(request: Request) -> str | None:
     return request.headers.get("Idempotency-Key") or None
+
+
+def native_client(api_key: ApiKey | None) -> str:
+    """Who sent a native API job: a key is a script or another service, a browser session
+    the studio."""
+    return Generation.Client.API if api_key else Generation.Client.WEB
+
+
+def generation_create_for(request: Request, client: str = "", **fields) -> Generation:
+    """A job of ``request``'s user with the key it used and its ``Idempotency-Key``
+    (``generations.generation_create``'s other ``fields``); the native API leaves out
+    ``client``."""
+    api_key = api_key_of(request)
+    submission = generations.generation_create(
+        user=request.user,
+        client=client or native_client(api_key),
+        api_key=api_key,
+        idempotency_key=idempotency_key_of(request),
+        **fields,
+    )
+    return submission.generation
 
 
 def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:

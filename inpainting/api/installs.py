@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from ..errors import ClientError
 from ..models import INSTALL_KINDS, ModelInstall
 from ..services import installs
+from .serializers import validated
 
 
 class InstallRequestSerializer(serializers.Serializer):
@@ -80,9 +81,8 @@ class InstallListView(APIView):
 
     @extend_schema(request=InstallRequestSerializer, responses={202: _INSTALL})
     def post(self, request: Request) -> Response:
-        serializer = InstallRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        install = installs.install_create(user=request.user, **serializer.validated_data)
+        data = validated(InstallRequestSerializer, request.data)
+        install = installs.install_create(user=request.user, **data)
         return Response(installs.install_describe(install), status=status.HTTP_202_ACCEPTED)
 
 

@@ -140,6 +140,14 @@ class OutpaintSerializer(serializers.Serializer):
         return data
 
 
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """``data`` checked by ``serializer_class``: its validated data, or a 400 that names each
+    field's problem."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def _form_json(data, message: str):
     """A form field's JSON text as its value (a JSON body's value as it is); blank is None."""
     if not isinstance(data, str):

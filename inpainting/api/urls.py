@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from ..services import pictures
 from . import installs, views
 
 app_name = "api"
@@ -30,30 +31,13 @@ urlpatterns = [
         views.GenerationFileView.as_view(),
         name="generation-image",
     ),
-    path(
-        "generations/<uuid:pk>/input.png",
-        views.GenerationFileView.as_view(part="input"),
-        name="generation-input",
-    ),
-    path(
-        "generations/<uuid:pk>/mask.png",
-        views.GenerationFileView.as_view(part="mask"),
-        name="generation-mask",
-    ),
-    path(
-        "generations/<uuid:pk>/regenerated.png",
-        views.GenerationFileView.as_view(part="regenerated"),
-        name="generation-regenerated",
-    ),
-    path(
-        "generations/<uuid:pk>/painted-mask.png",
-        views.GenerationFileView.as_view(part="painted-mask"),
-        name="generation-painted-mask",
-    ),
-    path(
-        "generations/<uuid:pk>/mask-thumbnail.png",
-        views.GenerationFileView.as_view(part="mask-thumbnail"),
-        name="generation-mask-thumbnail",
+    *(
+        path(
+            f"generations/<uuid:pk>/{part}.png",
+            views.GenerationFileView.as_view(part=part),
+            name=f"generation-{part}",
+        )
+        for part in pictures.NAMED_PARTS
     ),
     path(
         "generations/<uuid:pk>/thumbnails/<str:part>.webp",

@@ -44,8 +44,10 @@ from .common import (
     Submitted,
     api_key_of,
     base_url,
+    generation_create_for,
     get_generation_or_404,
     idempotency_key_of,
+    native_client,
     unfinished_response,
 )
 from .docs import GenerationDoc
@@ -57,6 +59,7 @@ from .serializers import (
     MaskPreviewSerializer,
     UpscaleSerializer,
     merge_form_and_params,
+    validated,
 )
 
 
@@ -86,21 +89,16 @@ class Img2ImgView(SubmitAndWaitView):
 
     def submit(self, request: Request, serializer: Img2ImgSerializer) -> Submitted:
         data = serializer.validated_data
-        api_key = api_key_of(request)
-        submission = generations.generation_create(
-            user=request.user,
+        generation = generation_create_for(
+            request,
             image_file=data["image"],
             mask_file=data.get("mask"),
             params=serializer.to_params(),
-            # A browser session is the studio; a key is a script or another service.
-            client=Generation.Client.API if api_key else Generation.Client.WEB,
-            api_key=api_key,
-            idempotency_key=idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
             reference_files=tuple(data.get("reference_images", ())),
             max_queue_seconds=data.get("max_queue_seconds"),
         )
-        return Submitted(submission.generation, wait=data["wait"], context=data["wait"])
+        return Submitted(generation, wait=data["wait"], context=data["wait"])
 
     def answer(self, request: Request, generation: Generation, wait: bool) -> Response:
         base = base_url(request)
@@ -156,7 +154,7 @@ class UpscaleView(Img2ImgView):
                 else None
             ),
             index=data["index"],
-            client=Generation.Client.API if api_key else Generation.Client.WEB,
+            client=native_client(api_key),
             api_key=api_key,
             idempotency_key=idempotency_key_of(request),
         )
@@ -306,17 +304,13 @@ IpAdapterListView = _additions_view(
 )
 
 
-class MaskModelListView(APIView):
-    """The mask models of the library (``POST /api/masks/generate`` with method sam, text or
-    background), each with the methods it runs."""
-
-    @extend_schema(
-        responses=inline_serializer(
-            "MaskModels", {"mask_models": serializers.ListField(child=serializers.DictField())}
-        )
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"mask_models": mask_models.library_mask_models_described()})
+MaskModelListView = _additions_view(
+    "mask_models",
+    "MaskModels",
+    mask_models.library_mask_models_described,
+    "The mask models of the library (``POST /api/masks/generate`` with method sam, text or "
+    "background), each with the methods it runs.",
+)
 
 
 class MaskGenerateView(AsyncAPIView):
@@ -376,9 +370,7 @@ class MaskPreviewView(APIView):
         responses={(200, "image/png"): OpenApiResponse(description="grayscale PNG")},
     )
     def post(self, request: Request):
-        serializer = MaskPreviewSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(MaskPreviewSerializer, request.data)
         outpaint = data.get("outpaint")
         png = masks.mask_preview(
             user=request.user,
@@ -412,9 +404,7 @@ class ImagePngView(APIView):
         responses={(200, "image/png"): OpenApiResponse(description="the picture, upright")},
     )
     def post(self, request: Request):
-        serializer = ImageUploadSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["image"]
+        upload = validated(ImageUploadSerializer, request.data)["image"]
         return image_response(images.image_upright_png(upload, user=request.user))
 
 

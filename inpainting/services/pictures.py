@@ -52,6 +52,11 @@ def _output(generation: Generation, index: str) -> GeneratedImage:
     return image
 
 
+#: A job's pictures with a name (its outputs go by their index), as ``generation_picture``
+#: serves them.
+NAMED_PARTS = ("input", "mask", "regenerated", "painted-mask", "mask-thumbnail")
+
+
 def generation_picture(*, generation: Generation, part: str) -> Picture:
     """``part`` of ``generation``: "input", "mask", "mask-thumbnail", "painted-mask",
     "regenerated" or an output's index; a 404 for a part the job does not have."""

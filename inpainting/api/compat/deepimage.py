@@ -20,7 +20,7 @@ from ...answers import deepimage
 from ...engine.parameters import MAX_OUTPAINT_TARGET
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations, images
+from ...services import images
 from ...uploads import check_dimensions
 from .. import common
 from ..serializers import field_for
@@ -98,16 +98,14 @@ class ProcessResultView(common.SubmitAndWaitView):
             mask_mode="white_inpaints",
             outpaint=outpaint,
         )
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=image,
             mask_file=mask,
             params=params,
             client=Generation.Client.DEEPIMAGE,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
         )
-        return common.Submitted(submission.generation)
+        return common.Submitted(generation)
 
     def answer(self, request: Request, generation: Generation, context) -> Response:
         return Response(deepimage.job_answer(generation, common.base_url(request)))

@@ -30,14 +30,14 @@ from ...engine.parameters import MAX_OUTPAINT_SIDE
 from ...engine.selection import MAX_POINTS
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations, mask_models, masks
+from ...services import mask_models, masks
 from ...services import selection as selections
 from ...services.library import library_model_named
 from ...uploads import IMAGE_FORMATS, image_size
 from .. import common
 from ..media import image_response
 from ..parsers import JSONParser
-from ..serializers import LIBRARY_NAME, BoundedListField, ChoiceField, field_for
+from ..serializers import LIBRARY_NAME, BoundedListField, ChoiceField, field_for, validated
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
@@ -167,17 +167,15 @@ class FooocusGenerateView(common.SubmitAndWaitView):
             else None
         )
         size = _image_size(image, "inpaint_input_image")  # for the outpaint distances
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=image,
             mask_file=mask,
             params=serializer.to_params(size),
             client=Generation.Client.FOOOCUS,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
             webhook_url=data.get("webhook_url") or None,
         )
-        return common.Submitted(submission.generation, wait=not data["async_process"])
+        return common.Submitted(generation, wait=not data["async_process"])
 
     def answer(self, request: Request, generation: Generation, context):
         record = fooocus.task_record(generation, common.base_url(request))
@@ -254,9 +252,7 @@ class FooocusGenerateMaskView(AsyncAPIView):
     def _prepare(self, request: Request):
         """The valid fields, the image (fetched when it is a URL: a thread), the selection the
         fields ask for (None: none) and the user."""
-        serializer = FooocusGenerateMaskSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(FooocusGenerateMaskSerializer, request.data)
         image = common.remote_upload(data["image"], "image")
         return data, image, _model_selection(image, data), request.user
 

@@ -30,7 +30,6 @@ from ...answers import modelslab
 from ...errors import echoed
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations
 from ...services.additions import library_ip_adapter_name
 from ...services.library import library_job_family, library_model_named
 from .. import common
@@ -224,8 +223,8 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
 
     def submit(self, request: Request, serializer: ModelsLabInpaintSerializer) -> common.Submitted:
         data = serializer.validated_data
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=common.remote_upload(data["init_image"], "init_image"),
             mask_file=common.remote_upload(data["mask_image"], "mask_image"),
             params=serializer.to_params(),
@@ -235,12 +234,10 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
                 else ()
             ),
             client=Generation.Client.MODELSLAB,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
             webhook_url=data.get("webhook") or None,
             extra_metadata={"modelslab": {key: data.get(key) for key in RECORDED}},
         )
-        return common.Submitted(submission.generation, context=data["base64"])
+        return common.Submitted(generation, context=data["base64"])
 
     def answer(self, request: Request, generation: Generation, as_base64: bool) -> Response:
         return _answer(request, generation, as_base64)

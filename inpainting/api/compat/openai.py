@@ -40,7 +40,7 @@ from ...gate import GateFull
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
-from ...services import generations, images
+from ...services import images
 from ...services.library import library_model_named
 from ...uploads import check_dimensions
 from ...waiting import generation_events
@@ -166,15 +166,13 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
     def submit(self, request: Request, serializer: OpenAIEditSerializer) -> common.Submitted:
         data = serializer.validated_data
         image, mask, references = _uploads(request)
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=image,
             mask_file=mask,
             reference_files=references,
             params=serializer.to_params(),
             client=Generation.Client.OPENAI,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
             extra_metadata={"openai": {"model": data.get("model") or None}},
         )
         context = {
@@ -187,7 +185,7 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
                 "partial_images",
             )
         }
-        return common.Submitted(submission.generation, wait=not data["stream"], context=context)
+        return common.Submitted(generation, wait=not data["stream"], context=context)
 
     def answer(self, request: Request, generation: Generation, context: dict):
         if context["stream"]:

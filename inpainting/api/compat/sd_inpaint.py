@@ -19,7 +19,6 @@ from ...answers import native
 from ...conf import engine_config
 from ...models import Generation
 from ...params import GenerationParams
-from ...services import generations
 from .. import common
 from ..media import image_response
 from ..serializers import field_for
@@ -63,16 +62,14 @@ class SdInpaintView(common.SubmitAndWaitView):
     input_serializer = SdInpaintSerializer
 
     def submit(self, request: Request, serializer: SdInpaintSerializer) -> common.Submitted:
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=serializer.validated_data["image"],
             mask_file=serializer.validated_data["mask"],
             params=serializer.to_params(),
             client=Generation.Client.SD_INPAINT,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
         )
-        return common.Submitted(submission.generation)
+        return common.Submitted(generation)
 
     def answer(self, request: Request, generation: Generation, context):
         if generation.status != Generation.Status.SUCCEEDED:

@@ -6,6 +6,17 @@ from .a1111 import img2img as a1111_img2img
 from .a1111 import lists as a1111_lists
 from .a1111 import status as a1111_status
 
+
+def _a1111(route: str, view, name: str = "", **initkwargs):
+    """An AUTOMATIC1111 route, ``sdapi/v1/<route>``, named ``a1111-<route>``."""
+    return path(f"sdapi/v1/{route}", view.as_view(**initkwargs), name=name or f"a1111-{route}")
+
+
+def _controlnet(route: str, view):
+    """A route of A1111's ControlNet extension, ``controlnet/<route>``, named with hyphens."""
+    return path(f"controlnet/{route}", view.as_view(), name=f"controlnet-{route.replace('_', '-')}")
+
+
 urlpatterns = [
     # SD Inpainting API
     path("sd-inpaint/inpaint", sd_inpaint.SdInpaintView.as_view(), name="sd-inpaint"),
@@ -33,46 +44,28 @@ urlpatterns = [
     ),
     path("rest_api/result/<uuid:job>", deepimage.ResultView.as_view(), name="deepimage-result"),
     # AUTOMATIC1111 web UI
-    path("sdapi/v1/img2img", a1111_img2img.A1111Img2ImgView.as_view(), name="a1111-img2img"),
-    path("sdapi/v1/progress", a1111_status.A1111ProgressView.as_view(), name="a1111-progress"),
-    path("sdapi/v1/interrupt", a1111_status.A1111InterruptView.as_view(), name="a1111-interrupt"),
-    path("sdapi/v1/skip", a1111_status.A1111InterruptView.as_view(), name="a1111-skip"),
-    path("sdapi/v1/sd-models", a1111_lists.A1111SdModelsView.as_view(), name="a1111-sd-models"),
-    path("sdapi/v1/samplers", a1111_lists.A1111SamplersView.as_view(), name="a1111-samplers"),
-    path("sdapi/v1/schedulers", a1111_lists.A1111SchedulersView.as_view(), name="a1111-schedulers"),
-    path("sdapi/v1/options", a1111_lists.A1111OptionsView.as_view(), name="a1111-options"),
+    _a1111("img2img", a1111_img2img.A1111Img2ImgView),
+    _a1111("progress", a1111_status.A1111ProgressView),
+    _a1111("interrupt", a1111_status.A1111InterruptView),
+    _a1111("skip", a1111_status.A1111InterruptView),
+    _a1111("sd-models", a1111_lists.A1111SdModelsView),
+    _a1111("samplers", a1111_lists.A1111SamplersView),
+    _a1111("schedulers", a1111_lists.A1111SchedulersView),
+    _a1111("options", a1111_lists.A1111OptionsView),
     # openOutpaint switches the model with a POST to "options/" (APPEND_SLASH adds, never drops);
     # the same view, left out of the schema (it documents the route without the slash)
-    path(
-        "sdapi/v1/options/",
-        a1111_lists.A1111OptionsView.as_view(schema=None),
-        name="a1111-options-slash",
-    ),
-    path("sdapi/v1/scripts", a1111_lists.A1111ScriptsView.as_view(), name="a1111-scripts"),
-    path("sdapi/v1/png-info", a1111_extras.A1111PngInfoView.as_view(), name="a1111-png-info"),
+    _a1111("options/", a1111_lists.A1111OptionsView, "a1111-options-slash", schema=None),
+    _a1111("scripts", a1111_lists.A1111ScriptsView),
+    _a1111("png-info", a1111_extras.A1111PngInfoView),
     # ... and what A1111 clients call at start-up (openOutpaint, GIMP and Krita plugins, SDAI)
-    path("sdapi/v1/upscalers", a1111_lists.A1111UpscalersView.as_view(), name="a1111-upscalers"),
-    path(
-        "sdapi/v1/realesrgan-models",
-        a1111_lists.A1111RealEsrganModelsView.as_view(),
-        name="a1111-realesrgan-models",
-    ),
-    path(
-        "sdapi/v1/extra-single-image",
-        a1111_extras.A1111ExtraSingleImageView.as_view(),
-        name="a1111-extra-single-image",
-    ),
-    path(
-        "sdapi/v1/extra-batch-images",
-        a1111_extras.A1111ExtraBatchImagesView.as_view(),
-        name="a1111-extra-batch-images",
-    ),
-    path("sdapi/v1/loras", a1111_lists.A1111LorasView.as_view(), name="a1111-loras"),
-    path("sdapi/v1/memory", a1111_status.A1111MemoryView.as_view(), name="a1111-memory"),
+    _a1111("upscalers", a1111_lists.A1111UpscalersView),
+    _a1111("realesrgan-models", a1111_lists.A1111RealEsrganModelsView),
+    _a1111("extra-single-image", a1111_extras.A1111ExtraSingleImageView),
+    _a1111("extra-batch-images", a1111_extras.A1111ExtraBatchImagesView),
+    _a1111("loras", a1111_lists.A1111LorasView),
+    _a1111("memory", a1111_status.A1111MemoryView),
     *(
-        path(
-            f"sdapi/v1/{name}", a1111_lists.A1111FixedView.as_view(body=body), name=f"a1111-{name}"
-        )
+        _a1111(name, a1111_lists.A1111FixedView, body=body)
         for name, body in (
             ("latent-upscale-modes", []),
             ("prompt-styles", []),
@@ -87,27 +80,14 @@ urlpatterns = [
         )
     ),
     *(
-        path(f"sdapi/v1/{name}", a1111_lists.A1111RefreshView.as_view(), name=f"a1111-{name}")
+        _a1111(name, a1111_lists.A1111RefreshView)
         for name in ("refresh-checkpoints", "refresh-loras", "refresh-vae")
     ),
-    path(
-        "controlnet/version", a1111_lists.ControlNetVersionView.as_view(), name="controlnet-version"
-    ),
-    path(
-        "controlnet/model_list",
-        a1111_lists.ControlNetModelListView.as_view(),
-        name="controlnet-model-list",
-    ),
-    path(
-        "controlnet/module_list",
-        a1111_lists.ControlNetModuleListView.as_view(),
-        name="controlnet-module-list",
-    ),
-    path(
-        "controlnet/settings",
-        a1111_lists.ControlNetSettingsView.as_view(),
-        name="controlnet-settings",
-    ),
+    # ... and the ControlNet extension's
+    _controlnet("version", a1111_lists.ControlNetVersionView),
+    _controlnet("model_list", a1111_lists.ControlNetModelListView),
+    _controlnet("module_list", a1111_lists.ControlNetModuleListView),
+    _controlnet("settings", a1111_lists.ControlNetSettingsView),
     path("queue/status", a1111_status.QueueStatusView.as_view(), name="queue-status"),
     # OpenAI image edits
     path("v1/images/edits", openai.OpenAIImageEditView.as_view(), name="openai-image-edit"),

@@ -23,6 +23,7 @@ from ... import common
 from ...serializers import (
     BoundedListField,
     ChoiceField,
+    validated,
 )
 from .base import TAGS, A1111Api, A1111View
 
@@ -38,9 +39,8 @@ class A1111PngInfoView(A1111View):
         tags=TAGS, request=PngInfoSerializer, responses={200: OpenApiResponse(description="info")}
     )
     def post(self, request: Request) -> Response:
-        serializer = PngInfoSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = common.remote_upload(serializer.validated_data["image"], "image").read()
+        image = validated(PngInfoSerializer, request.data)["image"]
+        data = common.remote_upload(image, "image").read()
         return Response(a1111.png_info(images.png_texts(data)))
 
 

@@ -331,14 +331,12 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             if data.get("mask")
             else images.whole_image_mask(image, field="init_images")
         )
-        submission = generations.generation_create(
-            user=request.user,
+        generation = common.generation_create_for(
+            request,
             image_file=image,
             mask_file=mask,
             params=params,
             client=Generation.Client.A1111,
-            api_key=common.api_key_of(request),
-            idempotency_key=common.idempotency_key_of(request),
             extra_metadata={"a1111": {"ignored": data["ignored"]}},
         )
         context = {
@@ -350,7 +348,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             "ignored": data["ignored"],
             "send_images": data["send_images"],
         }
-        return common.Submitted(submission.generation, context=context)
+        return common.Submitted(generation, context=context)
 
     def answer(self, request: Request, generation: Generation, context: dict) -> Response:
         # Interrupted (A1111's interrupt, or a cancel): A1111 answers 200 with the images

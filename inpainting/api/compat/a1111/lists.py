@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -56,18 +57,6 @@ class A1111SdModelsView(A1111View):
         return Response(models or ([only] if only else []))
 
 
-class A1111SamplersView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="samplers")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.samplers())
-
-
-class A1111SchedulersView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="noise schedules")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.schedules())
-
-
 class A1111OptionsView(A1111View):
     """``GET``: the options clients read, with the caller's checkpoint. ``POST`` with
     ``sd_model_checkpoint`` switches the checkpoint of the caller's own A1111 jobs (a client's
@@ -107,14 +96,6 @@ class A1111OptionsView(A1111View):
         return JsonResponse(None, safe=False)  # "null" (DRF renders None as no body at all)
 
 
-class A1111ScriptsView(A1111View):
-    """No A1111 scripts run here (webuiapi asks, to learn which extensions exist)."""
-
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="scripts")})
-    def get(self, request: Request) -> Response:
-        return Response({"txt2img": [], "img2img": []})
-
-
 class A1111FixedView(A1111View):
     """A start-up list that is fixed here: files DreamLayer has no use for (VAEs apart from a
     model's own, embeddings, hypernetworks, face restorers, styles, extensions) are empty
@@ -136,49 +117,58 @@ class A1111RefreshView(A1111View):
         return Response({})
 
 
-class A1111UpscalersView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="upscalers")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.upscalers(list(selectors.library_upscaler_list())))
+def _list_view(name: str, description: str, answer: Callable[[], Any], doc: str = "") -> type:
+    """A view of a start-up list that answers ``answer()`` at each GET."""
+
+    class ListView(A1111View):
+        @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description=description)})
+        def get(self, request: Request) -> Response:
+            return Response(answer())
+
+    ListView.__doc__ = doc or None
+    ListView.__name__ = ListView.__qualname__ = name
+    return ListView
 
 
-class A1111LorasView(A1111View):
-    """The library's LoRAs, named as a prompt's ``<lora:name:weight>`` tag names them."""
-
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="LoRAs")})
-    def get(self, request: Request) -> Response:
-        return Response([a1111.lora(model) for model in selectors.library_lora_list()])
-
-
-class ControlNetVersionView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="version")})
-    def get(self, request: Request) -> Response:
-        return Response({"version": a1111.CONTROLNET_API_VERSION})
-
-
-class ControlNetModelListView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="model_list")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.controlnet_models(list(selectors.library_controlnet_list())))
-
-
-class ControlNetModuleListView(A1111View):
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="module_list")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.controlnet_modules())
-
-
-class ControlNetSettingsView(A1111View):
-    """One ControlNet unit runs per job here (more are refused or ignored, and said so)."""
-
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="settings")})
-    def get(self, request: Request) -> Response:
-        return Response({"control_net_unit_count": 1, "control_net_max_models_num": 1})
-
-
-class A1111RealEsrganModelsView(A1111View):
-    """The library's upscalers of the Real-ESRGAN family (A1111's own API tests ask)."""
-
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="Real-ESRGAN models")})
-    def get(self, request: Request) -> Response:
-        return Response(a1111.realesrgan_models(list(selectors.library_upscaler_list())))
+A1111SamplersView = _list_view("A1111SamplersView", "samplers", a1111.samplers)
+A1111SchedulersView = _list_view("A1111SchedulersView", "noise schedules", a1111.schedules)
+A1111ScriptsView = _list_view(
+    "A1111ScriptsView",
+    "scripts",
+    lambda: {"txt2img": [], "img2img": []},
+    "No A1111 scripts run here (webuiapi asks, to learn which extensions exist).",
+)
+A1111UpscalersView = _list_view(
+    "A1111UpscalersView",
+    "upscalers",
+    lambda: a1111.upscalers(list(selectors.library_upscaler_list())),
+)
+A1111RealEsrganModelsView = _list_view(
+    "A1111RealEsrganModelsView",
+    "Real-ESRGAN models",
+    lambda: a1111.realesrgan_models(list(selectors.library_upscaler_list())),
+    "The library's upscalers of the Real-ESRGAN family (A1111's own API tests ask).",
+)
+A1111LorasView = _list_view(
+    "A1111LorasView",
+    "LoRAs",
+    lambda: [a1111.lora(model) for model in selectors.library_lora_list()],
+    "The library's LoRAs, named as a prompt's ``<lora:name:weight>`` tag names them.",
+)
+ControlNetVersionView = _list_view(
+    "ControlNetVersionView", "version", lambda: {"version": a1111.CONTROLNET_API_VERSION}
+)
+ControlNetModelListView = _list_view(
+    "ControlNetModelListView",
+    "model_list",
+    lambda: a1111.controlnet_models(list(selectors.library_controlnet_list())),
+)
+ControlNetModuleListView = _list_view(
+    "ControlNetModuleListView", "module_list", a1111.controlnet_modules
+)
+ControlNetSettingsView = _list_view(
+    "ControlNetSettingsView",
+    "settings",
+    lambda: {"control_net_unit_count": 1, "control_net_max_models_num": 1},
+    "One ControlNet unit runs per job here (more are refused or ignored, and said so).",
+)
