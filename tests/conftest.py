@@ -57,6 +57,15 @@ SERIAL_MODULES = {
     "tests.test_upscale",  # an over-limit upscale is refused within a time
     "tests.test_web_budget",  # the web process' memory under parallel extras
     "tests.test_byte_scans",  # hostile files refused within a time and CPU bound
+    "tests.test_request_bodies",  # slow bodies cut off at their windows' times
+}
+#: Modules with a few tests that measure time (each marked ``@pytest.mark.serial``): those run
+#: in the serial part, the module's others in the parallel one.
+TIMED_TEST_MODULES = {
+    "tests.test_storage",
+    "tests.test_gate",
+    "tests.test_ssrf",
+    "tests.test_error_paths",
 }
 
 
@@ -78,14 +87,14 @@ LONGEST_FIRST = (
 
 
 def pytest_ignore_collect(collection_path, config):
-    """``-m serial`` (``make test``'s second part) imports the serial modules alone: importing
-    every other test module only to deselect its tests cost about 10 s."""
+    """``-m serial`` (``make test``'s second part) imports the modules with serial tests alone:
+    importing every other test module only to deselect its tests cost about 10 s."""
     if config.getoption("markexpr") != "serial" or not collection_path.name.startswith("test_"):
         return None
     if collection_path.suffix != ".py":
         return None
     module = ".".join(collection_path.relative_to(ROOT).with_suffix("").parts)
-    return True if module not in SERIAL_MODULES else None
+    return True if module not in SERIAL_MODULES | TIMED_TEST_MODULES else None
 
 
 def pytest_collection_modifyitems(config, items):

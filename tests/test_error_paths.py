@@ -117,6 +117,7 @@ def _compat_bodies(api_key: str) -> dict:
     }
 
 
+@pytest.mark.serial  # measures time
 @pytest.mark.parametrize(
     "endpoint", ["img2img", "sd-inpaint", "modelslab", "fooocus", "deep-image"]
 )

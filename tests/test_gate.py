@@ -42,6 +42,7 @@ def test_a_user_past_their_count_is_told_to_come_back(small_gate):
         PIXELS.release(ticket)
 
 
+@pytest.mark.serial  # measures time
 def test_a_full_process_waits_then_answers_503(small_gate):
     held = PIXELS.acquire(user=1, pixels=900, what="upscale")
     started = time.monotonic()

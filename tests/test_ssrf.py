@@ -203,6 +203,7 @@ def _rebinding_resolver(monkeypatch, answers: list[str]):
     return calls
 
 
+@pytest.mark.serial  # measures time
 def test_a_rebinding_resolver_is_asked_once_and_its_public_answer_is_the_one_connected(
     listener, monkeypatch, settings
 ):
@@ -274,6 +275,7 @@ class DripServer:
             conn.close()
 
 
+@pytest.mark.serial  # measures time
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "status line and headers"])
 def test_a_slow_drip_is_cut_off_at_the_total_time_limit(settings, headers_too):
     settings.URL_FETCH_ALLOW_PRIVATE = True

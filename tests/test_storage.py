@@ -75,6 +75,7 @@ def fail_if_called(*args, **kwargs):
     raise AssertionError("a stored derived picture was made again")
 
 
+@pytest.mark.serial  # measures time
 def test_the_regenerated_area_is_made_once_and_served_as_a_file(
     keyed_api, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -16,12 +16,13 @@ import pytest
 
 from inpainting.engine import InvalidInput, get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.picture_area import PIPELINE_AREA, picture_area
 from inpainting.engine.backends.qwen_vl import PictureProcessor
 from inpainting.engine.probe import Probe, probe
 from inpainting.testing.tiny_flow import write_tiny_qwen_edit_model
 from inpainting.testing.tiny_model import tiny_config
 from tests.engine.requests import inpaint_request, kept_exactly
-from tests.images import gradient
+from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
 
@@ -99,3 +100,35 @@ def test_the_plus_release_reads_the_reference_pictures(qwen_edit_plus, monkeypat
     assert kept_exactly(result, req)  # a mask still keeps everything outside it
     with pytest.raises(InvalidInput, match="at most 2 reference pictures"):
         run_inpaint(edit_request(reference_images=references * 2), backend)
+
+
+def test_the_pipelines_read_pictures_at_the_working_sizes_area(qwen_edit, monkeypatch):
+    """Diffusers' Qwen pipelines bring every picture to 1 MP whatever the call asks: the
+    backend has them read it at its working size's square (INPAINT_WORKING_SIZE, 64 here; at
+    the family's 1024 px that is the pipelines' own 1 MP, left as it is), and afterwards the
+    pipeline's module is as diffusers wrote it."""
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_inpaint as module
+
+    calculate = module.calculate_dimensions
+    encoded = []
+    real_encode = diffusers.AutoencoderKLQwenImage.encode
+
+    def spy(self, x, *args, **kwargs):
+        encoded.append(tuple(x.shape[-2:]))
+        return real_encode(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.AutoencoderKLQwenImage, "encode", spy)
+    backend = get_backend("diffusers", tiny_config(qwen_edit))
+    req = edit_request(
+        image=gradient(64, 64), mask=box_mask(64, 64, (16, 16, 48, 48), inpaint_white=False)
+    )
+    result = run_inpaint(req, backend)
+    assert kept_exactly(result, req)
+    assert encoded and set(encoded) == {(64, 64)}  # not 1024 x 1024
+    assert module.calculate_dimensions is calculate
+    pipe = backend.load()
+    with picture_area(pipe, PIPELINE_AREA):  # the family's own working size: untouched
+        assert module.calculate_dimensions is calculate
+    with picture_area(pipe, 64 * 64):
+        assert module.calculate_dimensions(1024 * 1024, 1.0)[:2] == (64, 64)
+    assert module.calculate_dimensions(1024 * 1024, 1.0)[:2] == (1024, 1024)

@@ -42,6 +42,7 @@ from .loading import (
     resolve_device,
     resolve_model,
 )
+from .picture_area import PIPELINE_AREA, picture_area
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +343,8 @@ class DiffusersBackend:
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
-            with torch.inference_mode():
+            area = self.working_size**2 if family.fixed_picture_area else PIPELINE_AREA
+            with torch.inference_mode(), picture_area(runner, area):
                 result = runner(
                     prompt=plain_text(parse_weights(call.prompt)),
                     height=height,

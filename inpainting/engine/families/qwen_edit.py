@@ -83,6 +83,7 @@ FAMILY = Family(
     edit_pipeline="QwenImageEditPipeline",
     guidance_argument="true_cfg_scale",
     vl_processor=True,
+    fixed_picture_area=True,
 )
 
 #: Qwen-Image-Edit-2509 and later: the picture and up to two reference pictures.
