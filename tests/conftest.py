@@ -66,6 +66,7 @@ TIMED_TEST_MODULES = {
     "tests.test_gate",
     "tests.test_ssrf",
     "tests.test_error_paths",
+    "tests.test_gpu_kit",
 }
 
 

@@ -121,6 +121,7 @@ def test_the_kit_times_each_memory_plan_the_planner_offers(tmp_path):
     assert "| sd15 | sequential | cpu |" in table
 
 
+@pytest.mark.serial  # measures time
 def test_what_the_time_budget_leaves_out_is_said_and_the_run_ends_at_it(tmp_path):
     # 900 steps a picture: the families part alone would take half a minute and more.
     args = ["--families", "sd15", "--parts", "families,stack,plans", "--steps", "900"]
