@@ -319,6 +319,7 @@ def test_a_batch_stops_when_every_job_in_it_is_cancelled(config):
     assert max(step for _, step in steps) == 2
 
 
+@pytest.mark.heavy  # inductor's first compile: 40 s and more on 2 cores
 def test_inpaint_compile_compiles_at_worker_start_and_gives_the_same_image(tiny_model):
     """``INPAINT_COMPILE``: ``torch.compile`` on the UNet (inductor; on the CPU here, about
     100 s on this machine), compiled by the warm-up call when the model loads. A job at the
