@@ -8,7 +8,7 @@ class _KeyScheme(OpenApiAuthenticationExtension):
     definition: dict = {}
 
     def get_security_definition(self, auto_schema):
-        return self.definition
+        return dict(self.definition)
 
 
 class ApiKeyScheme(_KeyScheme):

@@ -411,9 +411,9 @@ def stock_against_worker(
 
     settings = stock_settings(name, size)
 
-    # Qwen-Image-Edit's pipelines bring pictures to 1 MP whatever the call asks: at the tiny
-    # size, both sides run at the size's area, as the worker does (``backends.picture_area``).
-    area = size * size if family.fixed_picture_area else picture_area.PIPELINE_AREA
+    # Qwen-Image-Edit's pipelines bring pictures to 1 MP whatever the call asks: both sides run
+    # at the size's area, as the worker does (the same 1 MP at the published size).
+    area = picture_area.working_area(family, size)
 
     def stock():
         with picture_area.picture_area(pipe, area):

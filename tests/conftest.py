@@ -100,6 +100,12 @@ def pytest_ignore_collect(collection_path, config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        module = item.module.__name__
+        if item.get_closest_marker("serial") and module not in SERIAL_MODULES | TIMED_TEST_MODULES:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked serial, but {module} is in neither SERIAL_MODULES nor "
+                "TIMED_TEST_MODULES: make test's serial part would never collect it."
+            )
         if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in STACK_MODULES:
             item.add_marker(pytest.mark.stack)
         if item.module.__name__ in SERIAL_MODULES:

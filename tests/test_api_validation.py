@@ -191,6 +191,7 @@ def test_sixteen_bit_mask_keeps_its_meaning(api):
         ('{"left": 10, "width": 300}', "either pixels per side or a target size"),
         ("{}", "adds no pixels"),
         ("[1]", "must be a JSON object"),
+        (" ", "must be a JSON object"),  # a blank field is no JSON, not no outpaint
         ('{"width": 50, "height": 50}', "smaller than the image"),
         ('{"right": 8000}', "less than or equal to 2048"),
     ],

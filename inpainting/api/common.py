@@ -44,19 +44,23 @@ def native_client(api_key: ApiKey | None) -> str:
     return Generation.Client.API if api_key else Generation.Client.WEB
 
 
-def generation_create_for(request: Request, client: str = "", **fields) -> Generation:
-    """A job of ``request``'s user with the key it used and its ``Idempotency-Key``
-    (``generations.generation_create``'s other ``fields``); the native API leaves out
-    ``client``."""
+def sender(request: Request, client: str = "") -> dict[str, Any]:
+    """Who sends a job, as the services take it: ``request``'s user, the key it used, its
+    ``Idempotency-Key`` and the API ``client`` (the native API leaves it out: its credentials
+    tell)."""
     api_key = api_key_of(request)
-    submission = generations.generation_create(
-        user=request.user,
-        client=client or native_client(api_key),
-        api_key=api_key,
-        idempotency_key=idempotency_key_of(request),
-        **fields,
-    )
-    return submission.generation
+    return {
+        "user": request.user,
+        "client": client or native_client(api_key),
+        "api_key": api_key,
+        "idempotency_key": idempotency_key_of(request),
+    }
+
+
+def generation_create_for(request: Request, client: str = "", **fields) -> Generation:
+    """A job from ``request``'s ``sender`` (``generations.generation_create``'s other
+    ``fields``)."""
+    return generations.generation_create(**sender(request, client), **fields).generation
 
 
 def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:

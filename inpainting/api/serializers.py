@@ -148,12 +148,13 @@ def validated(serializer_class: type[serializers.Serializer], data) -> dict:
     return serializer.validated_data
 
 
-def _form_json(data, message: str):
-    """A form field's JSON text as its value (a JSON body's value as it is); blank is None."""
+def _form_json(data, message: str, *, blank: bool = True):
+    """A form field's JSON text as its value (a JSON body's value as it is); blank is None
+    where ``blank`` allows it, else not JSON (``message``)."""
     if not isinstance(data, str):
         return data
     try:
-        return json.loads(data) if data.strip() else None
+        return json.loads(data) if data.strip() or not blank else None
     except (ValueError, RecursionError):
         raise serializers.ValidationError(message) from None
 
@@ -162,7 +163,7 @@ class OutpaintField(serializers.JSONField):
     """A JSON object (or a JSON string of one, from a form field) of outpaint settings."""
 
     def to_internal_value(self, data):
-        data = _form_json(data, "outpaint must be a JSON object.")
+        data = _form_json(data, "outpaint must be a JSON object.", blank=False)
         if data in (None, ""):
             return None
         if not isinstance(data, dict):
@@ -423,7 +424,7 @@ class _JsonList(serializers.JSONField):
         self.max_length = max_length
 
     def to_internal_value(self, data):
-        data = _form_json(data, "Must be JSON.")
+        data = _form_json(data, "Must be JSON.", blank=False)
         if not isinstance(data, list):
             raise serializers.ValidationError("Must be a JSON list.")
         check_count(data, most=self.max_length, what="items")

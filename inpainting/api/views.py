@@ -42,12 +42,10 @@ from ..services import selection as selections
 from .common import (
     SubmitAndWaitView,
     Submitted,
-    api_key_of,
     base_url,
     generation_create_for,
     get_generation_or_404,
-    idempotency_key_of,
-    native_client,
+    sender,
     unfinished_response,
 )
 from .docs import GenerationDoc
@@ -139,9 +137,8 @@ class UpscaleView(Img2ImgView):
 
     def submit(self, request: Request, serializer: UpscaleSerializer) -> Submitted:
         data = serializer.validated_data
-        api_key = api_key_of(request)
         generation = upscale.upscale_job_create(
-            user=request.user,
+            **sender(request),
             ask=upscale.UpscaleAsk(
                 factor=data.get("factor"), width=data.get("width"), height=data.get("height")
             ),
@@ -154,9 +151,6 @@ class UpscaleView(Img2ImgView):
                 else None
             ),
             index=data["index"],
-            client=native_client(api_key),
-            api_key=api_key,
-            idempotency_key=idempotency_key_of(request),
         )
         return Submitted(generation, wait=data["wait"], context=data["wait"])
 

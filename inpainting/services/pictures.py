@@ -52,26 +52,32 @@ def _output(generation: Generation, index: str) -> GeneratedImage:
     return image
 
 
-#: A job's pictures with a name (its outputs go by their index), as ``generation_picture``
-#: serves them.
-NAMED_PARTS = ("input", "mask", "regenerated", "painted-mask", "mask-thumbnail")
+def _regenerated(generation: Generation) -> Picture:
+    _regenerates(generation)
+    return Picture(generation_regenerated(generation=generation), "regenerated")
+
+
+def _painted_mask(generation: Generation) -> Picture:
+    _mask_of(generation)
+    return Picture(generation_painted_mask(generation=generation), "mask-painted")
+
+
+#: A job's pictures with a name (its outputs go by their index), each as it is served.
+_NAMED: dict[str, Callable[[Generation], Picture]] = {
+    "input": lambda generation: Picture(generation.source.file, "input"),
+    "mask": lambda generation: Picture(_mask_of(generation).file, "mask"),
+    "regenerated": _regenerated,
+    "painted-mask": _painted_mask,
+    "mask-thumbnail": lambda generation: Picture(_mask_of(generation).thumbnail, "mask-thumbnail"),
+}
+NAMED_PARTS = tuple(_NAMED)
 
 
 def generation_picture(*, generation: Generation, part: str) -> Picture:
-    """``part`` of ``generation``: "input", "mask", "mask-thumbnail", "painted-mask",
-    "regenerated" or an output's index; a 404 for a part the job does not have."""
-    if part == "input":
-        return Picture(generation.source.file, "input")
-    if part == "regenerated":
-        _regenerates(generation)
-        return Picture(generation_regenerated(generation=generation), "regenerated")
-    if part == "mask":
-        return Picture(_mask_of(generation).file, "mask")
-    if part == "mask-thumbnail":
-        return Picture(_mask_of(generation).thumbnail, "mask-thumbnail")
-    if part == "painted-mask":
-        _mask_of(generation)
-        return Picture(generation_painted_mask(generation=generation), "mask-painted")
+    """``part`` of ``generation``: one of ``NAMED_PARTS`` or an output's index; a 404 for a
+    part the job does not have."""
+    if part in _NAMED:
+        return _NAMED[part](generation)
     image = _output(generation, part)
     return Picture(image.file, image.seed)
 

@@ -321,9 +321,10 @@ def test_a_batch_stops_when_every_job_in_it_is_cancelled(config):
 
 @pytest.mark.heavy  # inductor's first compile: 40 s and more on 2 cores
 def test_inpaint_compile_compiles_at_worker_start_and_gives_the_same_image(tiny_model):
-    """``INPAINT_COMPILE``: ``torch.compile`` on the UNet (inductor; on the CPU here, about
-    100 s on this machine), compiled by the warm-up call when the model loads. A job at the
-    working size then compiles nothing more and gives the uncompiled image."""
+    """``INPAINT_COMPILE``: ``torch.compile`` on the UNet (inductor; on the CPU here, 35 s
+    to a minute on this machine, the first time), compiled by the warm-up call when the model
+    loads. A job at the working size then compiles nothing more and gives the uncompiled
+    image."""
     import torch
     from torch._dynamo.utils import counters
 

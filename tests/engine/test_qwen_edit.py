@@ -13,6 +13,10 @@ import importlib.util
 import diffusers
 import numpy as np
 import pytest
+from diffusers.pipelines.qwenimage import (
+    pipeline_qwenimage_edit_inpaint,
+    pipeline_qwenimage_edit_plus,
+)
 
 from inpainting.engine import InvalidInput, get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
@@ -107,8 +111,7 @@ def test_the_pipelines_read_pictures_at_the_working_sizes_area(qwen_edit, monkey
     backend has them read it at its working size's square (INPAINT_WORKING_SIZE, 64 here; at
     the family's 1024 px that is the pipelines' own 1 MP, left as it is), and afterwards the
     pipeline's module is as diffusers wrote it."""
-    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_inpaint as module
-
+    module = pipeline_qwenimage_edit_inpaint
     calculate = module.calculate_dimensions
     encoded = []
     real_encode = diffusers.AutoencoderKLQwenImage.encode
@@ -132,3 +135,19 @@ def test_the_pipelines_read_pictures_at_the_working_sizes_area(qwen_edit, monkey
     with picture_area(pipe, 64 * 64):
         assert module.calculate_dimensions(1024 * 1024, 1.0)[:2] == (64, 64)
     assert module.calculate_dimensions(1024 * 1024, 1.0)[:2] == (1024, 1024)
+
+
+def test_the_area_is_the_modules_only_while_it_lasts_even_when_the_call_fails():
+    """The Plus pipeline's pictures (its 1 MP output and VAE sizes; not the 384 px it shows the
+    text encoder) at the working size's area, a wide picture's shape kept; the module restored
+    when the call raises."""
+    plus = pipeline_qwenimage_edit_plus
+    calculate = plus.calculate_dimensions
+    pipeline = type("Pipeline", (), {"__module__": plus.__name__})()
+    with pytest.raises(RuntimeError, match="cancelled"), picture_area(pipeline, 64 * 64):
+        assert plus.calculate_dimensions(plus.VAE_IMAGE_SIZE, 2.0)[:2] == (96, 32)
+        assert plus.calculate_dimensions(1024 * 1024, 1.0)[:2] == (64, 64)
+        assert plus.calculate_dimensions(plus.CONDITION_IMAGE_SIZE, 1.0)[:2] == (384, 384)
+        raise RuntimeError("cancelled mid-run")
+    assert plus.calculate_dimensions is calculate
+    assert plus.calculate_dimensions(plus.VAE_IMAGE_SIZE, 1.0)[:2] == (1024, 1024)

@@ -42,7 +42,7 @@ from .loading import (
     resolve_device,
     resolve_model,
 )
-from .picture_area import PIPELINE_AREA, picture_area
+from .picture_area import picture_area, working_area
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class DiffusersBackend:
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
-            area = self.working_size**2 if family.fixed_picture_area else PIPELINE_AREA
+            area = working_area(family, self.working_size)
             with torch.inference_mode(), picture_area(runner, area):
                 result = runner(
                     prompt=plain_text(parse_weights(call.prompt)),

@@ -23,6 +23,7 @@ from ..types import (
     EngineError,
     InvalidInput,
 )
+from .picture_area import picture_area, working_area
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +128,13 @@ def denoiser_of(pipe: Any) -> Any:
     return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
 
 
-def warm_up(pipe: Any, size: int) -> None:
-    """One short call at the working size, so compilation happens at worker start."""
+def warm_up(pipe: Any, family: Family, size: int) -> None:
+    """One short call at the working size (and its area where the family's pipelines fix one),
+    so compilation happens at worker start."""
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     image = Image.new("RGB", (size, size))
-    with torch.inference_mode():
+    with torch.inference_mode(), picture_area(pipe, working_area(family, size)):
         pipe(
             prompt="warm-up",
             image=image,
@@ -388,7 +390,7 @@ def _prepare(
         compile_unet=compile_unet,
     )
     if compile_unet:
-        warm_up(pipe, size)
+        warm_up(pipe, family, size)
     _PIPELINES[key] = pipe
     _HELD[key] = {
         "model": model,

@@ -164,8 +164,8 @@ class Family:
     #: smaller reference picture is enlarged to it (Lanczos, the aspect ratio kept).
     min_picture_side: int = 0
     #: Its diffusers pipelines bring every picture to 1 MP whatever the call asks
-    #: (Qwen-Image-Edit's): the backend sets that area to its working size's square
-    #: (``backends.picture_area``).
+    #: (Qwen-Image-Edit's, an edit family's): the backend sets that area to its working
+    #: size's square (``backends.picture_area``).
     fixed_picture_area: bool = False
     #: Its folders' ``processor/`` is a Qwen2-VL processor, which the backend builds without
     #: torchvision (``backends.qwen_vl``) where none is installed.

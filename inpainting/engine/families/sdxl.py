@@ -28,7 +28,7 @@ FAMILY = replace(
     sd15.FAMILY,
     name="sdxl",
     label="Stable Diffusion XL",
-    working_size=1024,
+    working_size=1024,  # SD 1.5's is 512
     folder_classes=(
         "StableDiffusionXLPipeline",
         "StableDiffusionXLInpaintPipeline",

@@ -141,12 +141,10 @@ class A1111ExtraSingleImageView(A1111Api, common.SubmitAndWaitView):
             made = upscale_pngs([image.read()], serializer.ask(), field="image", user=request.user)
             return _extras_answer(serializer.info(), made.pngs, single=True, done=made.release)
         generation = upscale_job_create(
-            user=request.user,
+            **common.sender(request, Generation.Client.A1111),
             ask=serializer.ask(),
             upscaler=model.name,
             image_file=image,
-            client=Generation.Client.A1111,
-            api_key=common.api_key_of(request),
         )
         return common.Submitted(generation, context=serializer.info())
 
