@@ -427,6 +427,25 @@ def test_webuiapi_upscales_with_a_super_resolution_model_of_the_library(
     assert result.info == "Upscaler: tiny-RealESRGAN_x4plus"
     job = Generation.objects.get(engine="upscale")
     assert (job.client, job.model_name) == ("a1111", "tiny-RealESRGAN_x4plus.safetensors")
+    # A client that sends its request again with the same Idempotency-Key gets the same job.
+    body = {
+        "image": base64.b64encode(png_bytes(gradient(96, 64))).decode(),
+        "upscaling_resize": 2,
+        "upscaler_1": "tiny-RealESRGAN_x4plus",
+    }
+    sent = [
+        requests.post(
+            f"{server}/sdapi/v1/extra-single-image",
+            json=body,
+            auth=("me", api_key),
+            headers={"Idempotency-Key": "extras-1"},
+            timeout=120,
+        )
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in sent] == [200, 200], sent[-1].text[:300]
+    assert sent[0].json()["image"] == sent[1].json()["image"]
+    assert Generation.objects.filter(engine="upscale", idempotency_key="extras-1").count() == 1
     cropped = api.extra_single_image(
         gradient(96, 64),
         resize_mode=1,

@@ -6,8 +6,6 @@ pass per step, no negative prompt); its scheduler is flow-matching Euler only.""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview, Unsupported
 
 _DOUBLE_BLOCK = "double_blocks.0.img_attn.norm.key_norm.scale"
@@ -15,11 +13,6 @@ _DOUBLE_BLOCK = "double_blocks.0.img_attn.norm.key_norm.scale"
 _FLUX1_MODULATION = "double_blocks.0.img_mod.lin.weight"
 _IMG_IN = "img_in.weight"  # [3072, in_channels]
 FILL_CHANNELS = 384
-
-#: The FLUX VAE's latent space.
-PREVIEW = Preview.of("flux")
-#: FLUX moves its latents as 2x2 patches.
-PACKED_PREVIEW = replace(PREVIEW, packed=True)
 
 
 def transformer_prefix(table: dict[str, dict]) -> str | None:
@@ -70,7 +63,7 @@ FAMILY = Family(
         default_guidance=30.0,
         guidance_range=(1.0, 100.0),
     ),
-    preview=PACKED_PREVIEW,
+    preview=Preview.of("flux", packed=True),  # FLUX moves its latents as 2x2 patches
     detect=detect,
     single_file_denoiser="FluxTransformer2DModel",
     gguf_detect=gguf_detect,

@@ -30,8 +30,6 @@ _MARKERS = ("double_stream_modulation_img.lin.weight", "single_stream_modulation
 _TEXT_IN = "txt_in.weight"
 DEV_TEXT_WIDTH = 15360
 
-PREVIEW = Preview.of("flux2", packed=True)
-
 
 def detect(table: dict[str, dict]) -> bool | None:
     if not any(prefix + marker in table for prefix in TRANSFORMER_PREFIXES for marker in _MARKERS):
@@ -80,7 +78,7 @@ FAMILY = Family(
         guidance_range=(1.0, 1.0),
         guidance=False,
     ),
-    preview=PREVIEW,
+    preview=Preview.of("flux2", packed=True),
     detect=detect,
     single_file_denoiser="Flux2Transformer2DModel",
     gguf_detect=_gguf_detect(distilled=True),

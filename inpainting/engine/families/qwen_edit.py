@@ -22,9 +22,6 @@ from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview, Unsupport
 #: Keys of the Qwen-Image transformer in one file (the diffusers names; ComfyUI's prefix).
 _MARKER = "transformer_blocks.0.img_mod.1.weight"
 
-#: Qwen-Image encodes with the Wan 2.1 VAE.
-PREVIEW = Preview.of("wan21", packed=True)
-
 
 #: Words in a Plus release's file names (2509, 2511: the picture and two references).
 _PLUS_NAMES = ("2509", "2511", "plus")
@@ -76,7 +73,7 @@ FAMILY = Family(
         default_guidance=4.0,  # true_cfg_scale in Qwen's examples
         guidance_range=(1.0, 20.0),
     ),
-    preview=PREVIEW,
+    preview=Preview.of("wan21", packed=True),  # Qwen-Image encodes with the Wan 2.1 VAE
     detect=detect,
     single_file_denoiser="QwenImageTransformer2DModel",
     gguf_detect=_gguf_detect(plus=False),

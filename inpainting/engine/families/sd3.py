@@ -9,8 +9,6 @@ from .base import TRANSFORMER_PREFIXES, Capabilities, Family, Preview
 
 _JOINT_BLOCK = "joint_blocks.0.context_block.adaLN_modulation.1.bias"
 
-PREVIEW = Preview.of("sd3")
-
 
 def detect(table: dict[str, dict]) -> bool | None:
     if not any(prefix + _JOINT_BLOCK in table for prefix in TRANSFORMER_PREFIXES):
@@ -36,6 +34,6 @@ FAMILY = Family(
         default_guidance=4.5,
         guidance_range=(1.0, 20.0),
     ),
-    preview=PREVIEW,
+    preview=Preview.of("sd3"),
     detect=detect,
 )
