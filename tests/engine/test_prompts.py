@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from accelerate.hooks import AlignDevicesHook, add_hook_to_module
+from diffusers import DiffusionPipeline
 
 from inpainting.engine import InvalidInput
 from inpainting.engine.backends.conditioning import encode
@@ -138,3 +140,36 @@ def test_a_lora_acts_in_full_on_fused_projections_and_they_are_fused_again(tiny_
     assert pipe.fusing_unet  # fused again for the next job
     assert np.abs(fused - unfused).max() <= 1  # the LoRA acted in full
     pipe.unfuse_qkv_projections()
+
+
+
+def _as_sequential_offload_leaves_it(module: torch.nn.Module, monkeypatch) -> None:
+    """Make ``module`` look as accelerate's sequential offload leaves it: a hook that runs it
+    on its execution device (here the CPU), and a ``device`` that says meta, where its weights
+    wait between layers. (The plan itself cannot run on this CPU torch: accelerate fails to
+    move the weights back from meta, so the GPU kit runs it on a GPU.)"""
+    add_hook_to_module(module, AlignDevicesHook(execution_device=torch.device("cpu")))
+    monkeypatch.setattr(type(module), "device", property(lambda self: torch.device("meta")))
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_the_embeddings_are_made_where_the_pipeline_runs_not_where_its_encoder_says(
+    tiny_model, tmp_path, family, monkeypatch
+):
+    """Under the sequential memory plan (``memory.SEQUENTIAL``, the last resort on a small
+    card) each text encoder says it is on the meta device. On an H100 (2026-11-26) an SDXL
+    job under that plan failed with "Cannot copy out of meta tensor": compel put the token ids
+    where the encoder said. The embeddings are made on the pipeline's execution device, and
+    are the ones the same pipeline gives with its encoders in place."""
+    folder = tiny_model if family == "sd15" else write_tiny_sdxl_inpaint_model(tmp_path / "xl")
+    pipe = DiffusionPipeline.from_pretrained(folder)  # its own, not the backend's cached one
+    expected = encode(pipe, ["a (red:1.5) rose"], ["blurry"], 1)
+    for part in pipe.components.values():
+        if isinstance(part, torch.nn.Module):
+            _as_sequential_offload_leaves_it(part, monkeypatch)
+    assert pipe.text_encoder.device.type == "meta" and pipe._execution_device.type == "cpu"
+    got = encode(pipe, ["a (red:1.5) rose"], ["blurry"], 1)
+    assert got.keys() == expected.keys()
+    for name, tensor in got.items():
+        assert tensor.device.type == "cpu", name
+        assert torch.equal(tensor, expected[name]), name

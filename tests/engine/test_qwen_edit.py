@@ -9,10 +9,12 @@ at the input's size; the Plus release's reference pictures reach its pipeline.""
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import diffusers
 import numpy as np
 import pytest
+from diffusers import AutoencoderKLQwenImage
 from diffusers.pipelines.qwenimage import (
     pipeline_qwenimage_edit_inpaint,
     pipeline_qwenimage_edit_plus,
@@ -20,6 +22,7 @@ from diffusers.pipelines.qwenimage import (
 
 from inpainting.engine import InvalidInput, get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
+from inpainting.engine.backends.loading import speed_up
 from inpainting.engine.backends.picture_area import PIPELINE_AREA, picture_area
 from inpainting.engine.backends.qwen_vl import PictureProcessor
 from inpainting.engine.probe import Probe, probe
@@ -151,3 +154,16 @@ def test_the_area_is_the_modules_only_while_it_lasts_even_when_the_call_fails():
         raise RuntimeError("cancelled mid-run")
     assert plus.calculate_dimensions is calculate
     assert plus.calculate_dimensions(plus.VAE_IMAGE_SIZE, 1.0)[:2] == (1024, 1024)
+
+
+def test_the_cuda_fast_path_takes_qwens_3d_vae_as_it_is(qwen_edit):
+    """On CUDA the worker's fast path asks for channels-last (``speed_up``). Qwen-Image's VAE
+    has 3-D convolutions (5-D weights), which that format cannot take: on an H100
+    (2026-11-26) loading Qwen-Image-Edit failed with "required rank 4 tensor to use
+    channels_last format". A transformer family's VAE is left as it is."""
+    vae = AutoencoderKLQwenImage.from_pretrained(qwen_edit / "vae")
+    assert any(weight.dim() == 5 for weight in vae.parameters())
+    before = {name: weight.stride() for name, weight in vae.named_parameters()}
+    pipe = SimpleNamespace(vae=vae)
+    speed_up(pipe, denoiser="transformer", channels_last=True, fuse_qkv=False, compile_unet=False)
+    assert {name: weight.stride() for name, weight in vae.named_parameters()} == before

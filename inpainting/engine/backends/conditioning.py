@@ -14,12 +14,36 @@ from compel.embeddings_provider import EmbeddingsProvider
 from ..prompts import parse_weights, plain_text, split_loras
 
 
+class _Placed:
+    """A text encoder as compel sees it: the module, with the device the pipeline runs it on.
+    Under the sequential memory plan a module's weights wait on the meta device until its
+    layer runs (accelerate's hooks), so its own ``device`` says ``meta``, and compel, which
+    reads it, would put the token ids there and move its results there too."""
+
+    def __init__(self, module: Any, device: torch.device) -> None:
+        self.module = module
+        self.device = device
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 class _LayerProvider(EmbeddingsProvider):
     """compel's provider, taking the embeddings from any layer of the text encoder (clip
-    skip), with or without the encoder's final layer norm."""
+    skip), with or without the encoder's final layer norm, on the pipeline's device."""
 
-    def __init__(self, tokenizer, text_encoder, *, layer: int, normalized: bool) -> None:
-        super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, truncate=False)
+    def __init__(
+        self, tokenizer, text_encoder, device, *, layer: int, normalized: bool
+    ) -> None:
+        super().__init__(
+            tokenizer=tokenizer,
+            text_encoder=_Placed(text_encoder, device),
+            truncate=False,
+            device=device,
+        )
         self.layer = layer
         self.normalized = normalized
 
@@ -46,7 +70,7 @@ def _weighted(provider: EmbeddingsProvider, text: str, field: str) -> torch.Tens
         return provider.get_embeddings_for_weighted_prompt_fragments(
             text_batch=[[t for t, _ in fragments]],
             fragment_weights_batch=[[w for _, w in fragments]],
-            device=provider.text_encoder.device,
+            device=provider.device,
         )
 
 
@@ -67,9 +91,10 @@ def encode(
     ``clip_skip`` counts as AUTOMATIC1111 does: 1 = the layer the model was trained with, 2 =
     one layer earlier, and so on (SD 1.5 takes the final layer, normalized; SDXL the
     penultimate, not normalized)."""
+    device = pipe._execution_device  # where the encoders run, whatever the memory plan
     if not hasattr(pipe, "text_encoder_2"):
         provider = _LayerProvider(
-            pipe.tokenizer, pipe.text_encoder, layer=-clip_skip, normalized=True
+            pipe.tokenizer, pipe.text_encoder, device, layer=-clip_skip, normalized=True
         )
         empty = provider.empty_z
         positive = _same_length([_weighted(provider, p, "prompt") for p in prompts], empty)
@@ -79,8 +104,12 @@ def encode(
         positive, negative = _same_length([positive, negative], empty).split(len(prompts))
         return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
     layer = -(clip_skip + 1)
-    first = _LayerProvider(pipe.tokenizer, pipe.text_encoder, layer=layer, normalized=False)
-    second = _LayerProvider(pipe.tokenizer_2, pipe.text_encoder_2, layer=layer, normalized=False)
+    first = _LayerProvider(
+        pipe.tokenizer, pipe.text_encoder, device, layer=layer, normalized=False
+    )
+    second = _LayerProvider(
+        pipe.tokenizer_2, pipe.text_encoder_2, device, layer=layer, normalized=False
+    )
     empty = torch.cat([first.empty_z, second.empty_z], dim=-1)
 
     def embed(text: str, field: str) -> torch.Tensor:
@@ -89,7 +118,7 @@ def encode(
     def pooled(texts: list[str], field: str) -> torch.Tensor:
         words = [plain_text(_fragments(t, field)) for t in texts]
         with torch.inference_mode():
-            return second.get_pooled_embeddings(words, device=pipe.text_encoder_2.device)
+            return second.get_pooled_embeddings(words, device=device)
 
     positive = _same_length([embed(p, "prompt") for p in prompts], empty)
     if not any(negatives) and pipe.config.get("force_zeros_for_empty_prompt", False):
