@@ -142,7 +142,6 @@ def test_a_lora_acts_in_full_on_fused_projections_and_they_are_fused_again(tiny_
     pipe.unfuse_qkv_projections()
 
 
-
 def _as_sequential_offload_leaves_it(module: torch.nn.Module, monkeypatch) -> None:
     """Make ``module`` look as accelerate's sequential offload leaves it: a hook that runs it
     on its execution device (here the CPU), and a ``device`` that says meta, where its weights

@@ -35,9 +35,7 @@ class _LayerProvider(EmbeddingsProvider):
     """compel's provider, taking the embeddings from any layer of the text encoder (clip
     skip), with or without the encoder's final layer norm, on the pipeline's device."""
 
-    def __init__(
-        self, tokenizer, text_encoder, device, *, layer: int, normalized: bool
-    ) -> None:
+    def __init__(self, tokenizer, text_encoder, device, *, layer: int, normalized: bool) -> None:
         super().__init__(
             tokenizer=tokenizer,
             text_encoder=_Placed(text_encoder, device),
@@ -104,9 +102,7 @@ def encode(
         positive, negative = _same_length([positive, negative], empty).split(len(prompts))
         return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
     layer = -(clip_skip + 1)
-    first = _LayerProvider(
-        pipe.tokenizer, pipe.text_encoder, device, layer=layer, normalized=False
-    )
+    first = _LayerProvider(pipe.tokenizer, pipe.text_encoder, device, layer=layer, normalized=False)
     second = _LayerProvider(
         pipe.tokenizer_2, pipe.text_encoder_2, device, layer=layer, normalized=False
     )
