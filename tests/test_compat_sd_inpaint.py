@@ -19,8 +19,9 @@ from tests.live import daphne_server
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(django_db_blocker):
+    """One daphne for the module's tests (each start costs seconds of CPU)."""
     with django_db_blocker.unblock():
         env = child_env()
     with daphne_server(env, Path(settings.DATA_DIR) / "daphne-sd.log") as url:
