@@ -115,6 +115,27 @@ def test_a_redelivered_message_takes_over_a_job_whose_heartbeat_stopped(api, pau
     assert Generation.objects.get(pk=generation_id).status == "succeeded"
 
 
+def test_a_takeover_gives_back_the_turn_the_dead_worker_took(api, paused_worker):
+    """What ``make chaos`` found on a slow machine: the killed worker was running the orphan
+    on another queued job's message (a message is a turn of its queue), and that message
+    waits in the broker for its visibility timeout. The orphan's own message takes it over
+    and sends one more turn: the other job runs too, not after REAP_QUEUED_AFTER_SECONDS
+    (600 s; no reaper runs here)."""
+    from dreamlayer_site.celery import app
+    from inpainting.tasks import run_generation
+
+    generation_id = orphan(api, attempts=1)
+    waiting = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
+    with app.connection_for_write() as connection:
+        assert connection.default_channel.queue_purge("inference") >= 2  # both messages gone
+    run_generation.apply_async(args=[generation_id], queue="inference")  # the orphan's own
+    paused_worker.resume()
+    taken_over = wait_for_status(generation_id)
+    assert taken_over.status == "succeeded" and taken_over.attempts == 2
+    other = wait_for_status(waiting, timeout=60)
+    assert other.status == "succeeded" and other.attempts == 1
+
+
 def test_a_fresh_heartbeat_holds_the_job_against_a_duplicate_message(api, paused_worker):
     generation_id = post_img2img(api, image_png(), black_box_mask_png(), wait="false").json()["id"]
     Generation.objects.filter(pk=generation_id).update(

@@ -38,6 +38,13 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
     # "running", which must never reach a client before "queued" does.
     publish(generation, status_event(generation), to_user=True)
     publish_queue_places(generation, behind=True)  # the jobs it went ahead of (fair share)
+    send_turn(generation, priority=priority)
+
+
+def send_turn(generation: Generation, *, priority: int | None = None) -> None:
+    """One task message for the job's queue: a turn of that queue (``runs.generation_run``
+    runs the job whose turn it is, this one or another). If the broker is down the message is
+    not sent; a queued job's is sent again by the reaper."""
     try:
         current_app.send_task(
             RUN_GENERATION,

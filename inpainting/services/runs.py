@@ -27,6 +27,7 @@ from . import webhooks
 from .additions import library_controlnet_use, library_ip_adapter_use, library_lora_files
 from .files import generation_request, thumbnail_made_with
 from .models import backend_for
+from .queue import send_turn
 from .upscale import upscale_job_run
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,11 @@ def _claim_fair_turn(generation_id: str, worker: str, queue: str | None) -> Gene
     elif own.status == Generation.Status.RUNNING:
         taken = generation_claim(generation_id=generation_id, worker=worker)
         if taken is not None:  # its worker is gone: taken over
+            # The message that ran it there may be lost with that worker (a killed worker's
+            # message waits for the broker's visibility timeout), and by fair share it may
+            # have been another job's turn: one more turn of the queue, so that no queued job
+            # waits for REAP_QUEUED_AFTER_SECONDS. A spare turn finds the queue empty.
+            send_turn(taken)
             return taken
     for _ in range(8):  # another worker may claim the first one between the read and here
         if own is None:
