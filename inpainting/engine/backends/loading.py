@@ -111,7 +111,7 @@ def speed_up(
     A transformer family's VAE stays as it is: Qwen-Image-Edit's (3-D convolutions, 5-D
     weights) cannot take the format at all, and on an H100 (GPU kit, 2026-11-26) FLUX.2
     [klein]'s worker path was 0.92x the stock pipeline with a channels-last VAE, 1.03x without
-    (docs/performance.md)."""
+    (single timed runs, docs/performance.md)."""
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
     if channels_last and denoiser == "unet":
