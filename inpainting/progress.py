@@ -137,7 +137,9 @@ def status_event(
 QUEUE_PLACES_PUBLISHED = 50
 
 
-def publish_queue_places(generation: Generation, *, behind: bool = False) -> set[uuid.UUID]:
+def publish_queue_places(
+    generation: Generation, *, behind: bool = False, places: list | None = None
+) -> set[uuid.UUID]:
     """After the order of ``generation``'s queue changed (a job of it was claimed, expired,
     was cancelled or moved), send the first QUEUE_PLACES_PUBLISHED waiting jobs of that queue a
     fresh status event with their new ``queue_position`` and ``eta_seconds``, all from one
@@ -145,8 +147,10 @@ def publish_queue_places(generation: Generation, *, behind: bool = False) -> set
     ahead of them; nobody when it is last). To each job's own subscribers only: a new place is
     not a status change, which the owner's stream (the history page's badges) is about. A job
     claimed since the reading is left out (its "running" must not be followed by an old
-    "queued"). The ids of the jobs told."""
-    places = generation_queue_places(generation=generation, limit=QUEUE_PLACES_PUBLISHED)
+    "queued"). ``places``: that reading (``selectors.generation_queue_places``) when the caller
+    made it already. The ids of the jobs told."""
+    if places is None:
+        places = generation_queue_places(generation=generation, limit=QUEUE_PLACES_PUBLISHED)
     if behind:
         ids = [job.pk for job, _, _ in places]
         places = places[ids.index(generation.pk) + 1 :] if generation.pk in ids else []

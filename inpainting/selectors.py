@@ -80,8 +80,9 @@ def _queued_in(model_name: str | None) -> QuerySet[Generation]:
     queued = Generation.objects.filter(status=Generation.Status.QUEUED)
     if model_name is not None:
         return queued.filter(engine="diffusers", model_name=model_name)
-    names = LibraryModel.objects.checkpoints().values_list("name", flat=True)
-    return queued.exclude(engine="diffusers", model_name__in=list(names))
+    # The library's names as a subquery: one query, not two.
+    names = LibraryModel.objects.checkpoints().values("name")
+    return queued.exclude(engine="diffusers", model_name__in=names)
 
 
 def _queue_mates(generation: Generation) -> QuerySet[Generation]:
@@ -94,6 +95,10 @@ def _billions(model_names: set[str]) -> dict[str, float]:
     """The denoiser's parameters (billions) of each library model, from its scanned parts."""
     rows = LibraryModel.objects.checkpoints().filter(name__in=model_names)
     return {row.name: (row.details.get("parts") or {}).get("denoiser", 2e9) / 2e9 for row in rows}
+
+
+#: The fields ``generation_costs`` reads: the readings that only cost jobs load no more.
+COST_FIELDS = ("engine", "model_name", "params", "source", "source__width", "source__height")
 
 
 def generation_costs(jobs: list[Generation]) -> dict:
@@ -120,6 +125,7 @@ def _recent_use(owners: set[int]) -> dict[int, float]:
         Generation.objects.filter(owner_id__in=owners, started_at__isnull=False)
         .filter(Q(status=Generation.Status.RUNNING) | Q(finished_at__gte=since))
         .select_related("source")
+        .only("owner_id", *COST_FIELDS)
     )
     use = dict.fromkeys(owners, 0.0)
     costs = generation_costs(ran)
@@ -133,7 +139,9 @@ def queue_order(jobs: list[Generation]) -> list[Generation]:
     lane first; in it, the head of the user with the least use (recent, plus what the order
     gives them meanwhile), the oldest head on a tie; a user's jobs by priority, then age."""
     costs = generation_costs(jobs)
-    use = _recent_use({job.owner_id for job in jobs})
+    owners = {job.owner_id for job in jobs}
+    # Use only orders users among themselves: one user's line goes by priority and age alone.
+    use = _recent_use(owners) if len(owners) > 1 else dict.fromkeys(owners, 0.0)
     lines: dict[int, list[Generation]] = {}
     for job in sorted(jobs, key=lambda j: (-j.priority, j.created_at)):
         lines.setdefault(job.owner_id, []).append(job)
@@ -184,6 +192,7 @@ def _seconds_per_cost(engine: str, sample: int = 20) -> float | None:
             status=Generation.Status.SUCCEEDED, engine=engine, inference_seconds__isnull=False
         )
         .select_related("source")
+        .only("inference_seconds", *COST_FIELDS)
         .order_by("-finished_at")[:sample]
     )
     if not recent:

@@ -127,3 +127,26 @@ def test_a_running_job_counts_however_long_ago_it_started(models, django_user_mo
     )
     queued = [("heavy", job(heavy, age=60)), ("light", job(light, age=10))]
     assert order_of(queued) == ["light", "heavy"]
+
+
+def test_one_users_queue_is_read_without_their_use_and_in_as_many_queries_however_busy(
+    models, django_user_model, django_assert_num_queries
+):
+    """The order is read on the way to every job's start (its "queued" event, the claim):
+    one user's line goes by priority and age alone, so their use is not read at all, and a
+    reading costs the same number of queries after 30 finished jobs as after none."""
+    ann = django_user_model.objects.create_user(username="ann")
+    bob = django_user_model.objects.create_user(username="bob")
+    first, second = job(ann, age=20), job(ann, age=10)
+    # In its model's queue: whether the model has one, the queued jobs, the models' sizes.
+    with django_assert_num_queries(3):
+        assert selectors.generation_queue(generation=first) == [first, second]
+    for _ in range(30):
+        job(ann, status="succeeded", age=100, finished_ago=50)
+    with django_assert_num_queries(3):
+        assert selectors.generation_queue(generation=first) == [first, second]
+    # A second user in the line: their use decides, read in one query (and the sizes of the
+    # models their jobs ran), whatever its number of rows. Bob's head goes first (no use).
+    other = job(bob, age=5)
+    with django_assert_num_queries(5):
+        assert selectors.generation_queue(generation=first) == [other, first, second]

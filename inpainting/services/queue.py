@@ -12,8 +12,8 @@ from kombu.exceptions import OperationalError
 
 from ..fleet import GENERIC_QUEUE, model_queue
 from ..models import Generation, ModelInstall
-from ..progress import publish, publish_queue_places, status_event
-from ..selectors import generation_in_model_queue
+from ..progress import QUEUE_PLACES_PUBLISHED, publish, publish_queue_places, status_event
+from ..selectors import generation_in_model_queue, generation_queue_places
 
 logger = logging.getLogger(__name__)
 RUN_GENERATION = "inpainting.tasks.run_generation"
@@ -34,11 +34,15 @@ def enqueue(generation: Generation, *, priority: int | None = None) -> None:
     and the reaper sends it again later; a duplicate message is harmless (the claim is
     conditional)."""
     Generation.objects.filter(pk=generation.pk).update(enqueued_at=timezone.now())
-    # "queued" goes out before the task does: a worker quick to claim the job publishes
-    # "running", which must never reach a client before "queued" does.
-    publish(generation, status_event(generation), to_user=True)
-    publish_queue_places(generation, behind=True)  # the jobs it went ahead of (fair share)
+    # One reading of the queue's order gives the job its place and the jobs it went ahead of
+    # (fair share) theirs. "queued" goes out before the task does: a worker quick to claim the
+    # job publishes "running", which must never reach a client before "queued" does. The
+    # others' places go out after it: they are not on the way to the job's start.
+    places = generation_queue_places(generation=generation, limit=QUEUE_PLACES_PUBLISHED)
+    own = next(((at, eta) for job, at, eta in places if job.pk == generation.pk), None)
+    publish(generation, status_event(generation, place=own), to_user=True)
     send_turn(generation, priority=priority)
+    publish_queue_places(generation, behind=True, places=places)
 
 
 def send_turn(generation: Generation, *, priority: int | None = None) -> None:
