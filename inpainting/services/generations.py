@@ -305,8 +305,7 @@ def generation_create(
             f"{len(reference_files)}.",
             field="reference_images",
         )
-    with transaction.atomic():
-        quota_check(user)  # before any picture is decoded; again below, with the insert
+    quota_check(user, lock=False)  # before any picture is decoded; again below, with the insert
     if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
@@ -371,10 +370,13 @@ def size_words(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} KB"
 
 
-def quota_check(user: User) -> None:
+def quota_check(user: User, *, lock: bool = True) -> None:
     """At most N active generations per user, and at most STORAGE_QUOTA_BYTES_PER_USER of
-    pictures stored (0: no limit); the user row lock serialises concurrent POSTs."""
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    pictures stored (0: no limit). ``lock``: take the user row's lock, in the transaction that
+    inserts the job (it serialises concurrent POSTs); the early check, before any picture is
+    decoded, only reads."""
+    if lock:
+        User.objects.select_for_update().filter(pk=user.pk).first()
     quota = settings.STORAGE_QUOTA_BYTES_PER_USER
     if quota and (used := stored_bytes(user_id=user.pk)) >= quota:
         raise ClientError(

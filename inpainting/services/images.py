@@ -9,7 +9,6 @@ import base64
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from PIL import Image
 
@@ -40,8 +39,7 @@ def image_as_its_own_mask(
     ``generations.generation_create`` says so otherwise). The user's quota is checked first;
     the alpha channel is then read through the web process' gate, on ``user``'s share (the
     job decodes the picture once more: the one upload read twice in its request)."""
-    with transaction.atomic():
-        quota_check(user)  # before any picture is decoded, as every job's path
+    quota_check(user, lock=False)  # before any picture is decoded, as every job's path
     data = read_upload(upload, field="image")
     header, _ = image_header(data, field="image", formats=IMAGE_FORMATS)  # within the limits
     transparent = False

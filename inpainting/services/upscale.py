@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from PIL import Image
 
 from accounts.models import ApiKey, User
@@ -224,8 +223,7 @@ def upscale_job_create(
         existing = generation_replay(user, idempotency_key, fingerprint)
         if existing is not None:
             return existing
-    with transaction.atomic():
-        quota_check(user)  # before the picture is decoded; again below, with the insert
+    quota_check(user, lock=False)  # before the picture is decoded; again below, with the insert
 
     def store() -> Generation:
         return generation_store(
