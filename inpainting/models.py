@@ -201,7 +201,16 @@ class Generation(models.Model):
                 name="unique_idempotency_key_per_user",
             )
         ]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            # An engine's pace, for the ETA every job's start sends (``selectors``: its last
+            # succeeded jobs): read from here, not from a scan of every job that ever ran.
+            models.Index(
+                fields=["engine", "-finished_at"],
+                condition=models.Q(status="succeeded"),
+                name="generation_engine_pace",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

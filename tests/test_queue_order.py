@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inpainting import selectors
 from inpainting.models import Generation, LibraryModel, SourceImage
+from inpainting.progress import status_event
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +153,31 @@ def test_one_users_queue_is_read_without_their_use_and_in_as_many_queries_howeve
     other = job(bob, age=5)
     with django_assert_num_queries(5):
         assert selectors.generation_queue(generation=first) == [other, first, second]
+
+
+def query_plans(read) -> str:
+    """The plans of the queries ``read()`` makes, the planner told to use an index wherever
+    one can serve (PostgreSQL; SQLite uses one when it can)."""
+    with CaptureQueriesContext(connection) as captured:
+        read()
+    plans = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+        for query in captured.captured_queries:
+            cursor.execute(explain + query["sql"])
+            plans.append(" ".join(str(row) for row in cursor.fetchall()))
+    return "\n".join(plans)
+
+
+def test_an_engines_pace_is_read_from_an_index_not_every_job_that_ever_ran(
+    models, django_user_model
+):
+    """Every job's start sends its ETA, from its engine's pace: its last succeeded jobs. On a
+    database of a million finished jobs a scan of them all would cost more than the job. (The
+    queue's own reading has the index on ``status``.)"""
+    ann = django_user_model.objects.create_user(username="ann")
+    job(ann, status="succeeded", age=100, finished_ago=50)
+    plans = query_plans(lambda: status_event(job(ann, age=10)))
+    assert "generation_engine_pace" in plans
