@@ -284,7 +284,7 @@ def test_the_engines_invalid_input_from_a_service_is_a_400_with_nothing_translat
     try/except around it, the API answers 400 in the one error shape, naming the field (a
     missed translation used to make a client's mistake a 500)."""
 
-    def refuse(user):
+    def refuse(user, **options):
         raise engine.InvalidInput("The engine refused this request.", field="prompt")
 
     monkeypatch.setattr(generations, "quota_check", refuse)
