@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inpainting import selectors
+from inpainting import progress, selectors
 from inpainting.models import Generation, LibraryModel, SourceImage
 from inpainting.progress import status_event
+from inpainting.services import queue
 
 pytestmark = pytest.mark.django_db
 
@@ -181,3 +182,32 @@ def test_an_engines_pace_is_read_from_an_index_not_every_job_that_ever_ran(
     job(ann, status="succeeded", age=100, finished_ago=50)
     plans = query_plans(lambda: status_event(job(ann, age=10)))
     assert "generation_engine_pace" in plans
+
+
+def test_a_new_job_gets_its_place_then_its_task_then_those_behind_it_theirs_from_one_reading(
+    models, django_user_model, monkeypatch, django_assert_num_queries
+):
+    """A new job's "queued" (with its place) goes out before its task, and the places of the
+    jobs it went ahead of after it: they are not on the way to its start. Both come from one
+    reading of the queue's order."""
+    ann = django_user_model.objects.create_user(username="ann")
+    bob = django_user_model.objects.create_user(username="bob")
+    job(ann, status="succeeded", age=100, finished_ago=50)  # ann ran a job lately
+    behind = job(ann, age=30)
+    new = job(bob, age=1)  # bob ran nothing: his job goes ahead of ann's
+    steps = []
+    monkeypatch.setattr(
+        progress,
+        "_send",
+        lambda sends, about: steps.extend(
+            ("place", message["generation_id"], message["event"]["queue_position"])
+            for _, message in sends
+        ),
+    )
+    monkeypatch.setattr(queue, "send_turn", lambda job, priority=None: steps.append(("task",)))
+    # The enqueued time; the order (its model's queue, the queued jobs, the models' sizes,
+    # the users' use and the sizes of what they ran); the places (the sizes again, the pace);
+    # the jobs still waiting.
+    with django_assert_num_queries(9):
+        queue.enqueue(new)
+    assert steps == [("place", str(new.pk), 1), ("task",), ("place", str(behind.pk), 2)]
