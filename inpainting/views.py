@@ -189,12 +189,11 @@ def history_upscale(request, generation_id):
         request,
         generation,
         lambda: upscale.upscale_job_create(
-            user=request.user,
+            generations.Sender(request.user, client=Generation.Client.WEB),
             ask=upscale.UpscaleAsk(factor=factor),
             upscaler=request.POST.get("upscaler"),
             generation=generation,
             index=index,
-            client=Generation.Client.WEB,
         ),
     )
 

@@ -152,7 +152,7 @@ def submit(jobs: int):
     ids = []
     for i in range(jobs):
         generation = generations.generation_create(
-            user=users[i % 2],
+            generations.Sender(users[i % 2]),
             image_file=SimpleUploadedFile("in.png", png(photo(i))),
             mask_file=SimpleUploadedFile("mask.png", png(mask)),
             params=GenerationParams(prompt=f"chaos {i}", seed=i),

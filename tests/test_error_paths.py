@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _outpaint_only(user) -> Generation:
     return generations.generation_create(
-        user=user,
+        generations.Sender(user),
         image_file=SimpleUploadedFile("in.png", image_png()),
         mask_file=None,
         params=GenerationParams(outpaint={"left": 16, "right": 0, "top": 0, "bottom": 0}),

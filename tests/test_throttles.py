@@ -156,9 +156,9 @@ def test_the_loser_of_an_idempotency_race_leaves_no_file(api, user, paused_worke
     real_replay = generations.generation_replay
     calls = []
 
-    def replay_as_if_not_yet_committed(user, key, fingerprint):
-        calls.append(key)
-        return None if len(calls) == 1 else real_replay(user, key, fingerprint)
+    def replay_as_if_not_yet_committed(sender):
+        calls.append(sender.idempotency_key)
+        return None if len(calls) == 1 else real_replay(sender)
 
     monkeypatch.setattr(generations, "generation_replay", replay_as_if_not_yet_committed)
     loser = post_img2img(api, image_png(), black_box_mask_png(), headers=headers, wait="false")

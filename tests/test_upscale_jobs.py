@@ -115,7 +115,7 @@ def test_the_worker_path_reports_each_tile_and_stops_between_tiles_once_cancelle
     library_scan()
     monkeypatch.setattr(generations_service, "enqueue", lambda generation: None)
     generation = upscale_service.upscale_job_create(
-        user=user,
+        generations_service.Sender(user),
         ask=upscale_service.UpscaleAsk(factor=2),
         upscaler=TINY,
         image_file=upload(gradient(600, 300)),
@@ -290,7 +290,7 @@ def test_a_models_own_output_is_kept_within_the_limit(upscalers, user, monkeypat
     monkeypatch.setattr(generations_service, "enqueue", lambda generation: None)
     settings.UPSCALE_MAX_PIXELS = 400 * 300
     generation = upscale_service.upscale_job_create(
-        user=user,
+        generations_service.Sender(user),
         ask=upscale_service.UpscaleAsk(factor=1.5),
         upscaler=TINY,
         image_file=upload(gradient(200, 150)),  # x4 would be 800 x 600

@@ -44,23 +44,28 @@ def native_client(api_key: ApiKey | None) -> str:
     return Generation.Client.API if api_key else Generation.Client.WEB
 
 
-def sender(request: Request, client: str = "") -> dict[str, Any]:
+def sender(request: Request, client: str = "") -> generations.Sender:
     """Who sends a job, as the services take it: ``request``'s user, the key it used, its
     ``Idempotency-Key`` and the API ``client`` (the native API leaves it out: its credentials
     tell)."""
     api_key = api_key_of(request)
-    return {
-        "user": request.user,
-        "client": client or native_client(api_key),
-        "api_key": api_key,
-        "idempotency_key": idempotency_key_of(request),
-    }
+    return generations.Sender(
+        user=request.user,
+        client=client or native_client(api_key),
+        api_key=api_key,
+        idempotency_key=idempotency_key_of(request),
+    )
 
 
-def generation_create_for(request: Request, client: str = "", **fields) -> Generation:
-    """A job from ``request``'s ``sender`` (``generations.generation_create``'s other
-    ``fields``)."""
-    return generations.generation_create(**sender(request, client), **fields).generation
+def generation_create_for(
+    request: Request, client: str, image_file, mask_file, params, **fields
+) -> Generation:
+    """A job from ``request``'s ``sender`` through ``client``'s API (empty: the native one),
+    of ``image_file``, ``mask_file`` (None: none sent) and ``params``
+    (``generations.generation_create``'s other ``fields``)."""
+    return generations.generation_create(
+        sender(request, client), image_file=image_file, mask_file=mask_file, params=params, **fields
+    ).generation
 
 
 def get_generation_or_404(request: Request, generation_id, change: bool = False) -> Generation:

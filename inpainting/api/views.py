@@ -89,9 +89,10 @@ class Img2ImgView(SubmitAndWaitView):
         data = serializer.validated_data
         generation = generation_create_for(
             request,
-            image_file=data["image"],
-            mask_file=data.get("mask"),
-            params=serializer.to_params(),
+            "",
+            data["image"],
+            data.get("mask"),
+            serializer.to_params(),
             webhook_url=data.get("webhook_url") or None,
             reference_files=tuple(data.get("reference_images", ())),
             max_queue_seconds=data.get("max_queue_seconds"),
@@ -138,7 +139,7 @@ class UpscaleView(Img2ImgView):
     def submit(self, request: Request, serializer: UpscaleSerializer) -> Submitted:
         data = serializer.validated_data
         generation = upscale.upscale_job_create(
-            **sender(request),
+            sender(request),
             ask=upscale.UpscaleAsk(
                 factor=data.get("factor"), width=data.get("width"), height=data.get("height")
             ),

@@ -44,6 +44,29 @@ from .queue import enqueue
 MAX_REFERENCE_IMAGES = 3
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who sends a job: its user, the client surface it came through (an API's, the studio's,
+    the command line's), the API key it used (None: a session or the command line) and its
+    ``Idempotency-Key``; ``fingerprint``, what makes two of its requests the same one
+    (``fingerprinted``)."""
+
+    user: User
+    client: str = Generation.Client.API
+    api_key: ApiKey | None = None
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+
+    def fingerprinted(self, params: GenerationParams, files: tuple, webhook_url=None) -> Sender:
+        """The same sender, with the request's fingerprint when it sent an idempotency key."""
+        if not self.idempotency_key:
+            return self
+        fingerprint = request_fingerprint(
+            client=self.client, params=params, files=files, webhook_url=webhook_url
+        )
+        return dataclasses.replace(self, fingerprint=fingerprint)
+
+
 @dataclass
 class Submission:
     generation: Generation
@@ -220,15 +243,16 @@ def request_fingerprint(
     return digest.hexdigest()
 
 
-def generation_replay(
-    user: User, idempotency_key: str | None, fingerprint: str
-) -> Generation | None:
-    """The generation an idempotency key already created, if this is the same request; a 422
-    if the key was used for a different one (another body, or another endpoint)."""
-    if not idempotency_key:
+def generation_replay(sender: Sender) -> Generation | None:
+    """The generation ``sender``'s idempotency key already created, if this is the same
+    request; a 422 if the key was used for a different one (another body, or another
+    endpoint)."""
+    if not sender.idempotency_key:
         return None
-    existing = Generation.objects.filter(owner=user, idempotency_key=idempotency_key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
+    existing = Generation.objects.filter(
+        owner=sender.user, idempotency_key=sender.idempotency_key
+    ).first()
+    if existing is not None and existing.request_fingerprint != sender.fingerprint:
         raise ClientError(
             "This Idempotency-Key was already used for a different request (another body or "
             "another endpoint); use a new key for a new request.",
@@ -239,14 +263,14 @@ def generation_replay(
 
 
 def generation_store_once(
-    user: User, idempotency_key: str | None, fingerprint: str, store: Callable[[], Generation]
+    sender: Sender, store: Callable[[], Generation]
 ) -> tuple[Generation, bool]:
     """``store()`` the new job, and whether it is new: when the same idempotency key raced
     with itself, the first one won and the loser (its rows rolled back) gets that one."""
     try:
         return store(), True
     except IntegrityError:
-        existing = generation_replay(user, idempotency_key, fingerprint)
+        existing = generation_replay(sender)
         if existing is None:
             raise
         return existing, False
@@ -266,14 +290,11 @@ def files_removed_on_rollback():
 
 
 def generation_create(
+    sender: Sender,
     *,
-    user: User,
     image_file,
     mask_file,
     params: GenerationParams,
-    client: str = Generation.Client.API,
-    api_key: ApiKey | None = None,
-    idempotency_key: str | None = None,
     extra_metadata: dict | None = None,
     webhook_url: str | None = None,
     reference_files: tuple = (),
@@ -286,15 +307,9 @@ def generation_create(
     client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
     request); nothing is stored in that case.
     """
-    fingerprint = ""
-    if idempotency_key:
-        fingerprint = request_fingerprint(
-            client=client,
-            params=params,
-            files=(image_file, mask_file, *reference_files),
-            webhook_url=webhook_url,
-        )
-    existing = generation_replay(user, idempotency_key, fingerprint)
+    sender = sender.fingerprinted(params, (image_file, mask_file, *reference_files), webhook_url)
+    user = sender.user
+    existing = generation_replay(sender)
     if existing is not None:
         return Submission(existing, created=False)
     if webhook_url:
@@ -318,22 +333,11 @@ def generation_create(
     files = [(read_upload(upload, field=f), f, formats) for f, upload, formats in uploads]
     sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
 
+    job = {"webhook_url": webhook_url, "max_queue_seconds": max_queue_seconds}
+
     def store() -> Generation:
         return generation_store(
-            user=user,
-            image=image,
-            mask=mask,
-            references=references,
-            params=checked.params,
-            engine_name=checked.engine,
-            model_name=checked.model,
-            client=client,
-            api_key=api_key,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            metadata=extra_metadata,
-            webhook_url=webhook_url,
-            max_queue_seconds=max_queue_seconds,
+            sender, checked, image, mask, references, metadata=extra_metadata, **job
         )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
@@ -347,9 +351,7 @@ def generation_create(
         image, mask = decoded[0], (decoded[1] if mask_file else None)
         references = decoded[2:] if mask_file else decoded[1:]
         checked = _validate(params, image, mask, len(reference_files))
-        if checked.warnings:
-            extra_metadata = {**(extra_metadata or {}), "warnings": checked.warnings}
-        generation, created = generation_store_once(user, idempotency_key, fingerprint, store)
+        generation, created = generation_store_once(sender, store)
     return Submission(generation, created=created)
 
 
@@ -396,24 +398,30 @@ def quota_check(user: User, *, lock: bool = True) -> None:
         )
 
 
-def job_priority(*, user: User, api_key: ApiKey | None, client: str) -> int:
+def job_priority(sender: Sender) -> int:
     """A new job's lane in the queue: its key's priority, else its user's (staff set them),
     else a person in the studio above scripts and other services' clients."""
-    if api_key is not None and api_key.job_priority is not None:
-        return api_key.job_priority
-    if user.job_priority is not None:
-        return user.job_priority
-    if client == Generation.Client.WEB:
+    if sender.api_key is not None and sender.api_key.job_priority is not None:
+        return sender.api_key.job_priority
+    if sender.user.job_priority is not None:
+        return sender.user.job_priority
+    if sender.client == Generation.Client.WEB:
         return Generation.PRIORITY_INTERACTIVE
     return Generation.PRIORITY_BATCH
 
 
 def generation_store(
-    *, user: User, image: Image.Image, mask: Image.Image | None = None, references=(), **insert
+    sender: Sender,
+    checked: Checked,
+    image: Image.Image,
+    mask: Image.Image | None = None,
+    references=(),
+    **insert,
 ) -> Generation:
-    """A job's pictures stored and its row inserted (``generation_insert``'s fields), in one
-    transaction: the quota checked again with the insert, the files written removed if it
-    rolls back."""
+    """A job's pictures stored and its row inserted (``checked``, ``generation_insert``'s other
+    fields), in one transaction: the quota checked again with the insert, the files written
+    removed if it rolls back."""
+    user = sender.user
     with files_removed_on_rollback() as saved, transaction.atomic():
         quota_check(user)
         source = source_image_create(owner=user, image=image)
@@ -424,42 +432,44 @@ def generation_store(
         reference_rows = [source_image_create(owner=user, image=r) for r in references]
         saved += [f for row in reference_rows for f in (row.file, row.thumbnail) if f]
         return generation_insert(
-            user=user, source=source, mask=mask_row, references=reference_rows, **insert
+            sender,
+            source=source,
+            mask=mask_row,
+            references=reference_rows,
+            checked=checked,
+            **insert,
         )
 
 
 def generation_insert(
+    sender: Sender,
     *,
-    user,
-    source,
-    mask,
-    params,
-    engine_name,
+    source: SourceImage,
+    mask: Mask | None,
+    checked: Checked,
     references=(),
-    model_name,
-    client,
-    api_key,
-    idempotency_key,
-    fingerprint="",
-    metadata=None,
-    webhook_url=None,
-    max_queue_seconds=None,
+    metadata: dict | None = None,
+    webhook_url: str | None = None,
+    max_queue_seconds: float | None = None,
 ) -> Generation:
+    """The job's row (``checked``: as it will run, its warnings in its metadata), queued once
+    the transaction commits."""
+    warnings = {"warnings": checked.warnings} if checked.warnings else {}
     generation = Generation.objects.create(
-        owner=user,
-        api_key=api_key,
-        client=client,
-        priority=job_priority(user=user, api_key=api_key, client=client),
+        owner=sender.user,
+        api_key=sender.api_key,
+        client=sender.client,
+        priority=job_priority(sender),
         max_queue_seconds=max_queue_seconds,
         source=source,
         mask=mask,
-        prompt=params.prompt,
-        params=params.to_json(),
-        engine=engine_name,
-        model_name=model_name,
-        idempotency_key=idempotency_key or None,
-        request_fingerprint=fingerprint,
-        metadata=metadata or {},
+        prompt=checked.params.prompt,
+        params=checked.params.to_json(),
+        engine=checked.engine,
+        model_name=checked.model,
+        idempotency_key=sender.idempotency_key or None,
+        request_fingerprint=sender.fingerprint,
+        metadata={**(metadata or {}), **warnings},
         webhook_url=webhook_url or "",
     )
     GenerationReference.objects.bulk_create(
@@ -495,17 +505,11 @@ def generation_rerun(
     with transaction.atomic():
         quota_check(user)
         return generation_insert(
-            user=user,
+            Sender(user, client=client or generation.client),
             source=generation.source,
             mask=generation.mask,
             references=references,
-            params=checked.params,
-            engine_name=checked.engine,
-            model_name=checked.model,
-            client=client or generation.client,
-            api_key=None,
-            idempotency_key=None,
-            metadata={"warnings": checked.warnings} if checked.warnings else None,
+            checked=checked,
         )
 
 

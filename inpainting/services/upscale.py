@@ -8,6 +8,7 @@ model's own output is kept within it too (``engine.upscale.model_input``)."""
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image
 
-from accounts.models import ApiKey, User
+from accounts.models import User
 
 from .. import engine
 from ..engine import superres, upscale
@@ -29,11 +30,12 @@ from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, check_dimensions, decode_image, image_size, read_upload
 from .files import open_stored
 from .generations import (
+    Checked,
+    Sender,
     generation_replay,
     generation_store,
     generation_store_once,
     quota_check,
-    request_fingerprint,
 )
 from .upscalers import library_upscaler_checked, library_upscaler_local_path
 
@@ -174,16 +176,13 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
 
 
 def upscale_job_create(
+    sender: Sender,
     *,
-    user: User,
     ask: UpscaleAsk,
     upscaler: str | None = None,
     image_file=None,
     generation: Generation | None = None,
     index: int = 0,
-    client: str = Generation.Client.API,
-    api_key: ApiKey | None = None,
-    idempotency_key: str | None = None,
 ) -> Generation:
     """Queue an upscale job of an uploaded picture (``image_file``) or of output ``index`` of
     the caller's ``generation``, by ``upscaler`` (default lanczos), as ``ask`` says. The
@@ -215,36 +214,21 @@ def upscale_job_create(
     if output is not None:
         job["of"] = {"generation": str(output.generation_id), "index": output.index}
     params = GenerationParams(upscale=job)
-    fingerprint = ""
-    if idempotency_key:
-        fingerprint = request_fingerprint(
-            client=client, params=params, files=(image_file,), webhook_url=None
-        )
-        existing = generation_replay(user, idempotency_key, fingerprint)
-        if existing is not None:
-            return existing
-    quota_check(user, lock=False)  # before the picture is decoded; again below, with the insert
-
-    def store() -> Generation:
-        return generation_store(
-            user=user,
-            image=image,
-            params=params,
-            engine_name=upscale.ENGINE,
-            model_name=name,
-            client=client,
-            api_key=api_key,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-        )
+    sender = sender.fingerprinted(params, (image_file,))
+    existing = generation_replay(sender)
+    if existing is not None:
+        return existing
+    quota_check(sender.user, lock=False)  # before the picture is decoded; again with the insert
+    checked = Checked(upscale.ENGINE, name, params, [])
 
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
-    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="upscale"):
+    with PIXELS.held(user=sender.user.pk, pixels=3 * pixels_of(size), what="upscale"):
         if output is not None:
             image = open_stored(output.file)
         else:
             image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-        return generation_store_once(user, idempotency_key, fingerprint, store)[0]
+        store = functools.partial(generation_store, sender, checked, image)
+        return generation_store_once(sender, store)[0]
 
 
 def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:

@@ -99,11 +99,7 @@ class ProcessResultView(common.SubmitAndWaitView):
             outpaint=outpaint,
         )
         generation = common.generation_create_for(
-            request,
-            image_file=image,
-            mask_file=mask,
-            params=params,
-            client=Generation.Client.DEEPIMAGE,
+            request, Generation.Client.DEEPIMAGE, image, mask, params
         )
         return common.Submitted(generation)
 

@@ -169,10 +169,10 @@ class FooocusGenerateView(common.SubmitAndWaitView):
         size = _image_size(image, "inpaint_input_image")  # for the outpaint distances
         generation = common.generation_create_for(
             request,
-            image_file=image,
-            mask_file=mask,
-            params=serializer.to_params(size),
-            client=Generation.Client.FOOOCUS,
+            Generation.Client.FOOOCUS,
+            image,
+            mask,
+            serializer.to_params(size),
             webhook_url=data.get("webhook_url") or None,
         )
         return common.Submitted(generation, wait=not data["async_process"])

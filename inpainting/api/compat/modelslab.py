@@ -223,17 +223,17 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
 
     def submit(self, request: Request, serializer: ModelsLabInpaintSerializer) -> common.Submitted:
         data = serializer.validated_data
+        image = common.remote_upload(data["init_image"], "init_image")
+        mask = common.remote_upload(data["mask_image"], "mask_image")
+        reference = data.get("ip_adapter_image")
+        references = (common.remote_upload(reference, "ip_adapter_image"),) if reference else ()
         generation = common.generation_create_for(
             request,
-            image_file=common.remote_upload(data["init_image"], "init_image"),
-            mask_file=common.remote_upload(data["mask_image"], "mask_image"),
-            params=serializer.to_params(),
-            reference_files=(
-                (common.remote_upload(data["ip_adapter_image"], "ip_adapter_image"),)
-                if data.get("ip_adapter_image")
-                else ()
-            ),
-            client=Generation.Client.MODELSLAB,
+            Generation.Client.MODELSLAB,
+            image,
+            mask,
+            serializer.to_params(),
+            reference_files=references,
             webhook_url=data.get("webhook") or None,
             extra_metadata={"modelslab": {key: data.get(key) for key in RECORDED}},
         )

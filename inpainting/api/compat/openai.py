@@ -168,11 +168,11 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
         image, mask, references = _uploads(request)
         generation = common.generation_create_for(
             request,
-            image_file=image,
-            mask_file=mask,
+            Generation.Client.OPENAI,
+            image,
+            mask,
+            serializer.to_params(),
             reference_files=references,
-            params=serializer.to_params(),
-            client=Generation.Client.OPENAI,
             extra_metadata={"openai": {"model": data.get("model") or None}},
         )
         context = {

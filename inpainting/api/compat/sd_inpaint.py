@@ -62,12 +62,10 @@ class SdInpaintView(common.SubmitAndWaitView):
     input_serializer = SdInpaintSerializer
 
     def submit(self, request: Request, serializer: SdInpaintSerializer) -> common.Submitted:
+        data = serializer.validated_data
+        image, mask = data["image"], data["mask"]
         generation = common.generation_create_for(
-            request,
-            image_file=serializer.validated_data["image"],
-            mask_file=serializer.validated_data["mask"],
-            params=serializer.to_params(),
-            client=Generation.Client.SD_INPAINT,
+            request, Generation.Client.SD_INPAINT, image, mask, serializer.to_params()
         )
         return common.Submitted(generation)
 

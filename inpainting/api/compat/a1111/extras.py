@@ -141,7 +141,7 @@ class A1111ExtraSingleImageView(A1111Api, common.SubmitAndWaitView):
             made = upscale_pngs([image.read()], serializer.ask(), field="image", user=request.user)
             return _extras_answer(serializer.info(), made.pngs, single=True, done=made.release)
         generation = upscale_job_create(
-            **common.sender(request, Generation.Client.A1111),
+            common.sender(request, Generation.Client.A1111),
             ask=serializer.ask(),
             upscaler=model.name,
             image_file=image,

@@ -331,13 +331,9 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             if data.get("mask")
             else images.whole_image_mask(image, field="init_images")
         )
+        ignored = {"a1111": {"ignored": data["ignored"]}}
         generation = common.generation_create_for(
-            request,
-            image_file=image,
-            mask_file=mask,
-            params=params,
-            client=Generation.Client.A1111,
-            extra_metadata={"a1111": {"ignored": data["ignored"]}},
+            request, Generation.Client.A1111, image, mask, params, extra_metadata=ignored
         )
         context = {
             "echo": serializer.echo(),
