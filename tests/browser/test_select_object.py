@@ -16,7 +16,7 @@ from inpainting.services.files import stored_mask
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from tests.browser.conftest import log_in, screenshot
-from tests.browser.helpers import open_image
+from tests.browser.helpers import canvas_rgba, open_image
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -38,12 +38,7 @@ def wait_new_overlay(page, ready: str | None) -> np.ndarray:
         # (CI's parallel part) that took more than the page's 20 s.
         timeout=60_000,
     )
-    alpha = page.evaluate(
-        "() => { const c = document.getElementById('overlay-canvas');"
-        " const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " const a = []; for (let i = 3; i < px.length; i += 4) a.push(px[i]); return a; }"
-    )
-    return np.array(alpha).reshape(H, W) > 0
+    return canvas_rgba(page, "#overlay-canvas")[..., 3].reshape(H, W) > 0
 
 
 def test_click_an_object_see_it_undo_it_and_generate_with_it(

@@ -17,6 +17,7 @@ import inpainting.uploads  # noqa: F401 - registers pillow-heif's HEIF plugin, a
 from inpainting.models import Generation
 from tests.browser.conftest import PHONE, screenshot
 from tests.browser.helpers import (
+    canvas_rgba,
     open_image,
     photo,
     set_brush,
@@ -124,11 +125,7 @@ def test_a_downloaded_mask_loaded_again_gives_the_same_overlay(studio, tmp_path)
 
 
 def overlay_pixels(page) -> np.ndarray:
-    data = page.evaluate("""() => {
-        const c = document.getElementById('overlay-canvas');
-        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
-    }""")
-    return np.asarray(data, dtype=np.uint8)
+    return canvas_rgba(page, "#overlay-canvas").reshape(-1)
 
 
 @pytest.mark.parametrize("studio", [None, PHONE], indirect=True, ids=["desktop", "phone"])
@@ -157,12 +154,7 @@ def test_edit_again_from_the_history_restores_the_image_and_the_mask(studio, tmp
 
 
 def canvas_pixels(page, selector: str) -> np.ndarray:
-    width, height, data = page.eval_on_selector(
-        selector,
-        "c => [c.width, c.height,"
-        " Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]",
-    )
-    return np.asarray(data, dtype=np.uint8).reshape(height, width, 4)[..., :3]
+    return canvas_rgba(page, selector)[..., :3]
 
 
 @pytest.mark.parametrize("studio", [None, PHONE], indirect=True, ids=["desktop", "phone"])
