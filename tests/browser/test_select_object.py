@@ -27,10 +27,11 @@ W, H = 400, 300
 
 def wait_new_overlay(page, ready: str | None) -> np.ndarray:
     """The overlay's tinted pixels once the server's effective mask after ``ready`` is drawn
-    (mask blur and grow at 0: the painted mask itself, pixel for pixel)."""
+    and no newer one is on its way (mask blur and grow at 0: the painted mask itself, pixel for
+    pixel)."""
     page.wait_for_function(
         "(r) => { const c = document.getElementById('overlay-canvas');"
-        " if (c.dataset.ready === r) return false;"
+        " if (c.dataset.ready === r || c.dataset.pending === 'true') return false;"
         " const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " for (let i = 3; i < px.length; i += 4) if (px[i]) return true; return false; }",
         arg=ready,
