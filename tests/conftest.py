@@ -51,8 +51,6 @@ SERIAL_MODULES = {
     "tests.test_wait",
     "tests.test_bounded_work",
     "tests.test_hostile_inputs",
-    "tests.engine.test_large_photos",
-    "tests.engine.test_infill",
     "tests.engine.test_isolated",  # a cancel ends a fill within a time
     "tests.test_upscale",  # an over-limit upscale is refused within a time
     "tests.test_web_budget",  # the web process' memory under parallel extras
@@ -67,6 +65,8 @@ TIMED_TEST_MODULES = {
     "tests.test_ssrf",
     "tests.test_error_paths",
     "tests.test_gpu_kit",
+    "tests.engine.test_large_photos",  # a large photo filled within its time and memory
+    "tests.engine.test_infill",  # the default path's seconds per photo
 }
 
 

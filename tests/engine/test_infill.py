@@ -80,6 +80,7 @@ def test_hybrid_is_reproducible_per_seed_and_keeps_known_pixels():
     assert (first[~hole] == damaged[~hole]).all()
 
 
+@pytest.mark.serial  # measures time
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", classical_quality.KINDS)
 def test_the_default_path_meets_its_targets_on_real_photos(kind, capsys):

@@ -28,6 +28,7 @@ from inpainting.params import GenerationParams
 TIME_ALLOWANCE = 2.0
 
 
+@pytest.mark.serial  # measures time
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("case", large_photos.CASES)
 def test_a_large_photo_is_filled_in_seconds_in_under_a_gigabyte(case):
