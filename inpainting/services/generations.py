@@ -333,11 +333,16 @@ def generation_create(
     files = [(read_upload(upload, field=f), f, formats) for f, upload, formats in uploads]
     sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
 
-    job = {"webhook_url": webhook_url, "max_queue_seconds": max_queue_seconds}
-
     def store() -> Generation:
         return generation_store(
-            sender, checked, image, mask, references, metadata=extra_metadata, **job
+            sender,
+            checked,
+            image,
+            mask,
+            references,
+            metadata=extra_metadata,
+            webhook_url=webhook_url,
+            max_queue_seconds=max_queue_seconds,
         )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
