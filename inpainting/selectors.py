@@ -138,6 +138,12 @@ def queue_order(jobs: list[Generation]) -> list[Generation]:
     """``jobs`` (queued, of one queue) in the order workers take them: the highest priority
     lane first; in it, the head of the user with the least use (recent, plus what the order
     gives them meanwhile), the oldest head on a tie; a user's jobs by priority, then age."""
+    return _order_and_costs(jobs)[0]
+
+
+def _order_and_costs(jobs: list[Generation]) -> tuple[list[Generation], dict]:
+    """``queue_order``'s order, and the jobs' costs (``generation_costs``) it was made from:
+    the places read them again (``_places``), not from the database."""
     costs = generation_costs(jobs)
     owners = {job.owner_id for job in jobs}
     # Use only orders users among themselves: one user's line goes by priority and age alone.
@@ -158,12 +164,17 @@ def queue_order(jobs: list[Generation]) -> list[Generation]:
         if lines[owner]:
             head = lines[owner][0]
             heapq.heappush(heads, (-head.priority, used, head.created_at, owner))
-    return order
+    return order, costs
 
 
 def generation_queue(*, generation: Generation) -> list[Generation]:
     """The queued jobs of ``generation``'s queue in the order workers take them."""
-    return queue_order(list(_queue_mates(generation).select_related("source")))
+    return _queue_of(generation)[0]
+
+
+def _queue_of(generation: Generation) -> tuple[list[Generation], dict]:
+    """``generation_queue``'s order and its jobs' costs."""
+    return _order_and_costs(list(_queue_mates(generation).select_related("source")))
 
 
 def generation_queue_of_model(*, model_name: str | None) -> list[Generation]:
@@ -216,19 +227,21 @@ def generation_queue_place(*, generation: Generation) -> tuple[int | None, float
         done = generation.step / generation.total_steps if generation.total_steps else 0.0
         own = generation_costs([generation])[generation.pk]
         return None, round(per_unit * own * (1.0 - done), 2)
-    order = generation_queue(generation=generation)
+    order, costs = _queue_of(generation)
     ids = [job.pk for job in order]
     if generation.pk not in ids:
         return None, None
     position = ids.index(generation.pk) + 1
-    return _places(order[:position], {generation.engine: per_unit})[-1][1:]
+    return _places(order[:position], costs, {generation.engine: per_unit})[-1][1:]
 
 
-def _places(order: list[Generation], pace: dict) -> list[tuple[Generation, int, float | None]]:
+def _places(
+    order: list[Generation], costs: dict, pace: dict
+) -> list[tuple[Generation, int, float | None]]:
     """``order``'s jobs (a queue's order from its front) with their ``(position, eta)``: the
-    cost of the jobs ahead and the job's own, at the seconds per unit of cost recent jobs of
-    the job's engine took (``pace``, by engine, filled in as engines come)."""
-    costs = generation_costs(order)
+    cost of the jobs ahead and the job's own (``costs``, the order's), at the seconds per unit
+    of cost recent jobs of the job's engine took (``pace``, by engine, filled in as engines
+    come)."""
     places, ahead = [], 0.0
     for position, job in enumerate(order, start=1):
         ahead += costs[job.pk]
@@ -245,7 +258,8 @@ def generation_queue_places(
     """The first ``limit`` waiting jobs of ``generation``'s queue (itself among them only if
     queued), each with its ``(queue_position, eta_seconds)`` as ``generation_queue_place``
     gives it, from ONE reading of the queue's order (not one per job)."""
-    return _places(generation_queue(generation=generation)[:limit], {})
+    order, costs = _queue_of(generation)
+    return _places(order[:limit], costs, {})
 
 
 def generation_eta_seconds(*, generation: Generation) -> float | None:

@@ -206,8 +206,8 @@ def test_a_new_job_gets_its_place_then_its_task_then_those_behind_it_theirs_from
     )
     monkeypatch.setattr(queue, "send_turn", lambda job, priority=None: steps.append(("task",)))
     # The enqueued time; the order (its model's queue, the queued jobs, the models' sizes,
-    # the users' use and the sizes of what they ran); the places (the sizes again, the pace);
-    # the jobs still waiting.
-    with django_assert_num_queries(9):
+    # the users' use and the sizes of what they ran); the places (the pace: the sizes come
+    # with the order); the jobs still waiting.
+    with django_assert_num_queries(8):
         queue.enqueue(new)
     assert steps == [("place", str(new.pk), 1), ("task",), ("place", str(behind.pk), 2)]
