@@ -30,7 +30,7 @@ from tests.helpers import (
     wait_for_status,
     wait_until_served,
 )
-from tests.images import box_mask, gradient, png_bytes
+from tests.images import assert_same_image, box_mask, gradient, png_bytes
 from tests.test_compat_modelslab import b64, documented_body
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -220,4 +220,4 @@ def test_queued_jobs_with_other_loras_never_share_a_batch(api, library, paused_w
         alone = output_pixels(run_job(api, **fields(label)))
         for generation, its_label in zip(done, labels, strict=True):
             if its_label == label:
-                assert np.array_equal(output_pixels(generation), alone), label
+                assert_same_image(output_pixels(generation), alone)

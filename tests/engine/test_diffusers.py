@@ -18,7 +18,7 @@ from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.backends.diffusers import DiffusersBackend
 from inpainting.engine.backends.loading import load_pipeline, resolve_model
 from inpainting.testing.tiny_model import tiny_config, write_tiny_inpaint_model
-from tests.images import box_mask, gradient
+from tests.images import assert_same_image, box_mask, gradient
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,6 @@ def request(**overrides):
     )
     values.update(overrides)
     return InpaintRequest(**values)
-
-
-def assert_same_image(a, b):
-    """Equal up to CPU kernel rounding across batch sizes (at most 1 level, under 0.1 %)."""
-    difference = np.abs(np.asarray(a, int) - np.asarray(b, int))
-    assert difference.max() <= 1 and (difference > 0).mean() < 0.001
 
 
 def test_the_model_loads_once_per_process(config, tiny_model):
