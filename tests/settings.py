@@ -20,8 +20,9 @@ if _WORKER and "DREAMLAYER_TEST_WORKER" not in os.environ:
         os.environ["REDIS_URL"] = re.sub(r"(/\d+)?$", f"/{_index}", _url, count=1)
     # One OpenMP thread for torch in each test process of the parallel part (this one and
     # the Celery workers and servers it starts): as many test processes run as there are
-    # cores, and at the tiny sizes a second thread costs more in waiting than it saves.
-    # The serial part, which measures, keeps the default a user gets.
+    # cores, and at the tiny sizes a second thread costs more in waiting than it saves
+    # (test_loras, test_model_choice and engine/test_diffusers on 2 processes: 108 s with two
+    # threads each, 68 s with one). The serial part, which measures, keeps a user's default.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 # OpenMP threads (torch's CPU kernels) sleep when they wait instead of spinning: the tests run
 # several torch processes at once (xdist workers, the Celery workers and servers they start) on
