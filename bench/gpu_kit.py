@@ -29,7 +29,8 @@ this order, the memory plans last: the slowest):
   asked by name: the planner would choose from the memory the kit's own pipeline leaves free),
   the plan used recorded in each row; eager, and compiled (``torch.compile`` of the denoiser;
   ``INPAINT_COMPILE``) where ``--compile`` (the CUDA default); median of ``--runs`` after a
-  warm-up; peak GPU memory of each side.
+  warm-up; peak GPU memory of each side; compiled, each side's first call, the worker's
+  compile at its start and the compiled picture against the eager one.
 - ``batching``: images/s at 1, 2, 4 and 8 jobs in one batch (SD 1.5 and SDXL), as a worker
   batches queued jobs (``run_inpaint_batch``), under the ``gpu`` plan.
 - ``profile``: one denoising step of the worker path under ``torch.profiler``: kernel launches
@@ -309,20 +310,38 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(run, runs: int, device: str) -> tuple[float, int | None]:
-    """Median seconds of ``runs`` calls after a warm-up, and the peak GPU memory (bytes)."""
-    run()
+@dataclass
+class Timing:
+    seconds: float  # the median of the timed calls
+    peak_bytes: int | None  # peak GPU memory over the timed calls
+    first_s: float  # the warm-up call: where a compiled side compiles
+    output: Any  # what the last call returned
+
+
+def timed(run, runs: int, device: str) -> Timing:
+    """Median seconds of ``runs`` calls after a warm-up (itself timed), the peak GPU memory
+    (bytes) and the last call's answer."""
+    started = time.perf_counter()
+    output = run()
     synchronize(device)
+    first_s = time.perf_counter() - started
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        run()
+        output = run()
         synchronize(device)
         times.append(time.perf_counter() - started)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
-    return statistics.median(times), peak
+    return Timing(statistics.median(times), peak, first_s, output)
+
+
+def picture_distance(one: Image.Image, other: Image.Image) -> dict[str, float]:
+    """How far two pictures of the same job are apart: the largest difference of a value (0 to
+    255) and the share of values more than one level apart."""
+    difference = np.abs(np.asarray(one, np.int16) - np.asarray(other, np.int16))
+    return {"max_level": int(difference.max()), "share_over_1": float((difference > 1).mean())}
 
 
 def request_for(name: str, image, mask, steps: int, seed: int = 1, prompt: str = PROMPT):
@@ -428,7 +447,9 @@ def stock_against_worker(
                 **settings,
             )
 
-    row["stock_s"], row["stock_peak_bytes"] = timed(stock, args.runs, args.device)
+    timing = timed(stock, args.runs, args.device)
+    row["stock_s"], row["stock_peak_bytes"] = timing.seconds, timing.peak_bytes
+    row["stock_first_s"] = timing.first_s
     budget.per_picture[name] = row["stock_s"]
     # Compiled: its compilation (a minute or two a side at the published sizes) is not in the
     # estimate; the deadline cuts it where it runs over.
@@ -437,28 +458,36 @@ def stock_against_worker(
         eager = getattr(pipe, denoiser)
         setattr(pipe, denoiser, torch.compile(eager))
         try:
-            row["stock_compiled_s"], _ = timed(stock, args.runs, args.device)
+            timing = timed(stock, args.runs, args.device)
+            row["stock_compiled_s"], row["stock_compiled_first_s"] = timing.seconds, timing.first_s
         finally:
             setattr(pipe, denoiser, eager)
     request = request_for(name, image, mask, steps)
     adopt_pipeline(str(folder), pipe, args.device, size=size, memory_plan=memory.GPU)
     row["plan"] = loading.memory_plan_of(str(folder), args.device, False)
     backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
-    row["dreamlayer_s"], row["dreamlayer_peak_bytes"] = timed(
-        lambda: run_inpaint(request, backend), args.runs, args.device
-    )
+    eager = timed(lambda: run_inpaint(request, backend), args.runs, args.device)
+    row["dreamlayer_s"], row["dreamlayer_peak_bytes"] = eager.seconds, eager.peak_bytes
+    row["dreamlayer_first_s"] = eager.first_s
     row["speed_up"] = row["stock_s"] / row["dreamlayer_s"]
     budget.per_picture[name] = row["dreamlayer_s"]
     compiled_estimate = estimate(budget, name, 1, args.runs)
     if args.compile and budget.start(f"{name}: DreamLayer compiled", compiled_estimate):
+        # The worker compiles at its start: the warm-up call of ``adopt_pipeline``.
+        started = time.perf_counter()
         adopt_pipeline(
             str(folder), pipe, args.device, compile_unet=True, size=size, memory_plan=memory.GPU
         )
+        row["dreamlayer_compile_start_s"] = time.perf_counter() - started
         compiled = DiffusersBackend(
             model=str(folder), device=args.device, working_size=size, compile_unet=True
         )
-        row["dreamlayer_compiled_s"], _ = timed(
-            lambda: run_inpaint(request, compiled), args.runs, args.device
+        timing = timed(lambda: run_inpaint(request, compiled), args.runs, args.device)
+        row["dreamlayer_compiled_s"] = timing.seconds
+        row["dreamlayer_compiled_first_s"] = timing.first_s
+        # The same job, seed and pipeline: what compiling changes in the picture.
+        row["compiled_against_eager"] = picture_distance(
+            timing.output.images[0], eager.output.images[0]
         )
         # The compiled module wraps the eager one: unwrapped for the next part.
         setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
@@ -502,7 +531,7 @@ def batching_part(name, folder: Path, pipe, size: int, steps: int, args, results
             if failed:
                 raise failed[0]
 
-        seconds, _ = timed(batch, args.runs, args.device)
+        seconds = timed(batch, args.runs, args.device).seconds
         results.batching.append(
             {
                 "family": name,
@@ -576,9 +605,10 @@ def plans_part(name: str, args, root: Path, results: Results, budget: Budget) ->
         backend = DiffusersBackend(
             model=str(folder), device=args.device, working_size=size, memory_plan=plan
         )
-        row["seconds"], row["peak_bytes"] = timed(
+        timing = timed(
             lambda backend=backend: run_inpaint(request, backend), args.runs, args.device
         )
+        row["seconds"], row["peak_bytes"] = timing.seconds, timing.peak_bytes
         if on_gpu:
             row["against_gpu"] = row["seconds"] / on_gpu["dreamlayer_s"]
         results.plans.append(row)
@@ -843,6 +873,22 @@ def markdown(results: Results) -> str:
              _x(r.get("speed_up")), _gib(r.get("stock_peak_bytes")),
              _gib(r.get("dreamlayer_peak_bytes"))]
             for r in results.families
+        ],
+    )  # fmt: skip
+    lines += _table(
+        "The compiled path: the first call (the stock side compiles in it, the worker at its "
+        "start) and the compiled picture against the eager one",
+        ["family", "stock first s", "stock compiled first s", "DreamLayer first s",
+         "DreamLayer compiling at worker start s", "DreamLayer compiled first s",
+         "largest difference (levels)", "values > 1 level apart"],
+        [
+            [r["label"], _s(r.get("stock_first_s")), _s(r.get("stock_compiled_first_s")),
+             _s(r.get("dreamlayer_first_s")), _s(r.get("dreamlayer_compile_start_s")),
+             _s(r.get("dreamlayer_compiled_first_s")),
+             str(r["compiled_against_eager"]["max_level"]),
+             f"{r['compiled_against_eager']['share_over_1']:.2%}"]
+            for r in results.families
+            if "compiled_against_eager" in r
         ],
     )  # fmt: skip
     lines += _table(

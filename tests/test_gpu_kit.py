@@ -12,8 +12,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from bench.gpu_kit import BATCHES, RUNS, STACK_USERS, build_pipeline, model_folder, parameters
+from bench.gpu_kit import (
+    BATCHES,
+    RUNS,
+    STACK_USERS,
+    Results,
+    build_pipeline,
+    markdown,
+    model_folder,
+    parameters,
+    picture_distance,
+)
 from dreamlayer_site.stack import process_env
 from inpainting.engine.backends.loading import family_of_model
 from inpainting.engine.families import FAMILIES
@@ -154,3 +165,25 @@ def test_the_stack_runs_the_scripts_of_wheels_installed_into_a_folder(tmp_path):
     # ``make run`` (no PYTHONPATH): the interpreter's folder first, as before.
     plain = process_env({"PATH": "/usr/bin:/bin"})["PATH"].split(os.pathsep)
     assert plain == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+
+
+def test_the_compiled_rows_report_the_first_calls_and_how_far_the_picture_moved():
+    """The compiled part (GPU only: its CPU compile costs a minute or more) reports each side's
+    first call, the worker's compile at its start, and its picture against the eager one:
+    the largest difference and the share of values more than one level apart."""
+    eager = Image.new("RGB", (10, 10), (100, 100, 100))
+    compiled = eager.copy()
+    compiled.putpixel((0, 0), (101, 100, 100))  # one level: within rounding
+    compiled.putpixel((1, 0), (100, 107, 100))  # seven levels
+    distance = picture_distance(compiled, eager)
+    assert distance == {"max_level": 7, "share_over_1": pytest.approx(1 / 300)}
+
+    row = {"family": "sd15", "label": "Stable Diffusion 1.5", "size": 512, "steps": 50,
+           "dtype": "float16", "parameters": 1_066_000_000, "stock_s": 1.5, "stock_first_s": 7.7,
+           "stock_compiled_first_s": 63.8, "dreamlayer_s": 1.6, "dreamlayer_first_s": 2.4,
+           "dreamlayer_compile_start_s": 58.0, "dreamlayer_compiled_first_s": 1.1,
+           "compiled_against_eager": distance}  # fmt: skip
+    results = Results(device="cuda", gpu="H100", size="published", started="now", command="x")
+    results.families.append(row)
+    table = markdown(results)
+    assert "| Stable Diffusion 1.5 | 7.700 | 63.800 | 2.400 | 58.000 | 1.100 | 7 | 0.33% |" in table

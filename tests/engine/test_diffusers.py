@@ -11,12 +11,13 @@ from inpainting.engine import (
     MaskOptions,
     effective_mask,
     get_backend,
+    memory,
     run_inpaint,
     run_inpaint_batch,
 )
 from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.backends.diffusers import DiffusersBackend
-from inpainting.engine.backends.loading import load_pipeline, resolve_model
+from inpainting.engine.backends.loading import fast_path, load_pipeline, resolve_model
 from inpainting.testing.tiny_model import tiny_config, write_tiny_inpaint_model
 from tests.images import assert_same_image, box_mask, gradient
 
@@ -217,8 +218,9 @@ def test_out_of_memory_fails_that_job_and_the_next_one_succeeds(config, monkeypa
 
 
 def test_the_fast_path_keeps_the_images(tiny_model):
-    """channels-last and fused QKV (on CUDA by default) change the memory layout and fuse the
-    attention projections; the result stays the same image. Run here on the CPU, tiny model."""
+    """channels-last and fused QKV (on CUDA with ``INPAINT_COMPILE``) change the memory layout
+    and fuse the attention projections; the result stays the same image. Run here on the CPU,
+    tiny model."""
     import torch
     from diffusers import StableDiffusionInpaintPipeline
 
@@ -251,6 +253,21 @@ def test_the_fast_path_keeps_the_images(tiny_model):
     assert processors == {"FusedAttnProcessor2_0"}
     fast = generate(fast_pipe)
     assert np.abs(fast - plain).max() < 1e-3
+
+
+def test_the_fast_path_is_for_a_compiled_denoiser_on_cuda_only():
+    """Eager on an H100 the worker's path was slower with channels-last and fused QKV than
+    without (bench/fast_path_parts.py, 2026-11-27): an eager CUDA pipeline keeps the stock
+    layout; a compiled one gets both (fused QKV only where every part is on the GPU)."""
+    off = {"channels_last": False, "fuse_qkv": False}
+    assert fast_path("cuda", memory.GPU, False) == {**off, "compile_unet": False}
+    assert fast_path("cuda", memory.GPU, True) == {
+        "channels_last": True,
+        "fuse_qkv": True,
+        "compile_unet": True,
+    }
+    assert fast_path("cuda", memory.MODEL_OFFLOAD, True)["fuse_qkv"] is False
+    assert fast_path("cpu", memory.CPU, True) == {**off, "compile_unet": True}
 
 
 def test_jobs_batched_together_each_get_their_own_image(config):

@@ -105,7 +105,8 @@ def speed_up(
 ) -> Any:
     """The fast path (SPEC §8): channels-last UNet and VAE for the UNet families, fused QKV
     projections where the model supports them, and optionally ``torch.compile`` on the
-    denoiser (the UNet or the transformer). Attention is PyTorch's SDPA, diffusers' default on
+    denoiser (the UNet or the transformer); which of them a loaded pipeline gets:
+    ``fast_path``. Attention is PyTorch's SDPA, diffusers' default on
     torch 2.
 
     A transformer family's VAE stays as it is: Qwen-Image-Edit's (3-D convolutions, 5-D
@@ -125,6 +126,22 @@ def speed_up(
     if compile_unet:
         setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
     return pipe
+
+
+def fast_path(device: str, plan: str, compile_unet: bool) -> dict[str, bool]:
+    """``speed_up``'s switches for a pipeline on ``device`` under ``plan``: channels-last and
+    fused QKV projections only for a compiled denoiser on CUDA. Eager, they made the worker's
+    path slower, not faster: on an H100 (2026-11-27, ``bench/fast_path_parts.py``, median of
+    3) the worker's path took 2.371 s with them and 1.641 s without for SD 1.5 at 50 steps,
+    0.465 and 0.434 s at 10, and 2.546 and 2.338 s for SDXL at 30 (an eager profile counted
+    about 7,900 layout copies an image from channels-last). Compiled, they pay off: SD 1.5
+    0.884 s against the stock pipeline compiled 1.532 s (docs/performance.md)."""
+    compiled_on_cuda = device == "cuda" and compile_unet
+    return {
+        "channels_last": compiled_on_cuda,
+        "fuse_qkv": compiled_on_cuda and plan == memory.GPU,
+        "compile_unet": compile_unet,
+    }
 
 
 def denoiser_of(pipe: Any) -> Any:
@@ -386,13 +403,7 @@ def _prepare(
         )
     pipe = _place(pipe, family, device, plan)
     pipe.set_progress_bar_config(disable=True)
-    speed_up(
-        pipe,
-        denoiser=family.denoiser,
-        channels_last=cuda,
-        fuse_qkv=cuda and plan == memory.GPU,
-        compile_unet=compile_unet,
-    )
+    speed_up(pipe, denoiser=family.denoiser, **fast_path(device, plan, compile_unet))
     if compile_unet:
         warm_up(pipe, family, size)
     _PIPELINES[key] = pipe
