@@ -489,8 +489,20 @@ def stock_against_worker(
         row["compiled_against_eager"] = picture_distance(
             timing.output.images[0], eager.output.images[0]
         )
-        # The compiled module wraps the eager one: unwrapped for the next part.
+        # The compiled module wraps the eager one: unwrapped, in the eager default's layout,
+        # for the next part.
         setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
+        stock_layout(pipe, denoiser)
+
+
+def stock_layout(pipe: Any, denoiser: str) -> None:
+    """The layout of an eager pipeline again (``loading.fast_path``: the stock one) after the
+    compiled side's fast path (``loading.speed_up``): contiguous UNet and VAE, unfused QKV."""
+    if denoiser == "unet":
+        pipe.unet.to(memory_format=torch.contiguous_format)
+        pipe.vae.to(memory_format=torch.contiguous_format)
+    with contextlib.suppress(AttributeError, ValueError, NotImplementedError):
+        pipe.unfuse_qkv_projections()  # where speed_up fused them
 
 
 def release(device: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from diffusers import StableDiffusionInpaintPipeline
 from PIL import Image
 
 from bench.gpu_kit import (
@@ -24,9 +25,10 @@ from bench.gpu_kit import (
     model_folder,
     parameters,
     picture_distance,
+    stock_layout,
 )
 from dreamlayer_site.stack import process_env
-from inpainting.engine.backends.loading import family_of_model
+from inpainting.engine.backends.loading import family_of_model, speed_up
 from inpainting.engine.families import FAMILIES
 from tests.live import run_script
 
@@ -187,3 +189,20 @@ def test_the_compiled_rows_report_the_first_calls_and_how_far_the_picture_moved(
     results.families.append(row)
     table = markdown(results)
     assert "| Stable Diffusion 1.5 | 7.700 | 63.800 | 2.400 | 58.000 | 1.100 | 7 | 0.33% |" in table
+
+
+def test_after_the_compiled_side_the_next_parts_get_the_eager_defaults_layout(tiny_model):
+    """On CUDA the compiled side gets channels-last and fused QKV (``loading.fast_path``); the
+    parts after it (batching, the profile) time the eager default, which has neither."""
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(tiny_model)
+    speed_up(pipe, denoiser="unet", channels_last=True, fuse_qkv=True, compile_unet=False)
+    assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {
+        "FusedAttnProcessor2_0"
+    }
+    stock_layout(pipe, "unet")
+    assert pipe.unet.conv_in.weight.is_contiguous()
+    assert pipe.vae.encoder.conv_in.weight.is_contiguous()
+    assert "FusedAttnProcessor2_0" not in {
+        type(p).__name__ for p in pipe.unet.attn_processors.values()
+    }
+    stock_layout(pipe, "unet")  # a pipeline never fused: nothing to undo, no error
