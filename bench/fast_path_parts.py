@@ -50,19 +50,9 @@ def measure(args) -> dict:
         folder = gpu_kit.model_folder(name, real, Path(root))
         pipe = gpu_kit.build_pipeline(folder, name, device, gpu_kit.dtype_of(name, device))
         pipe.set_progress_bar_config(disable=True)
-        settings = gpu_kit.stock_settings(name, size)
 
         def stock(steps):
-            return lambda: pipe(
-                prompt=gpu_kit.PROMPT,
-                image=image,
-                mask_image=mask,
-                height=size,
-                width=size,
-                num_inference_steps=steps,
-                generator=torch.Generator("cpu").manual_seed(1),
-                **settings,
-            )
+            return lambda: gpu_kit.stock_call(pipe, name, image, mask, size, steps)
 
         def worker(steps):
             backend = DiffusersBackend(model=str(folder), device=device, working_size=size)

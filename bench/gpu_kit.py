@@ -408,6 +408,23 @@ def stock_settings(name: str, size: int) -> dict[str, Any]:
     return settings
 
 
+def stock_call(pipe: Any, name: str, image, mask, size: int, steps: int) -> Any:
+    """The stock pipeline's call with the worker's settings (``stock_settings``). Qwen-Image-
+    Edit's pipelines bring pictures to 1 MP whatever the call asks: both sides run at the
+    size's area, as the worker does (the same 1 MP at the published size)."""
+    with picture_area.picture_area(pipe, picture_area.working_area(FAMILIES[name], size)):
+        return pipe(
+            prompt=PROMPT,
+            image=image,
+            mask_image=mask,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            generator=torch.Generator("cpu").manual_seed(1),
+            **stock_settings(name, size),
+        )
+
+
 def stock_against_worker(
     name, folder: Path, pipe, size, steps, dtype, args, results, budget: Budget
 ) -> None:
@@ -428,24 +445,8 @@ def stock_against_worker(
     image, mask = inputs(size)
     denoiser = family.denoiser
 
-    settings = stock_settings(name, size)
-
-    # Qwen-Image-Edit's pipelines bring pictures to 1 MP whatever the call asks: both sides run
-    # at the size's area, as the worker does (the same 1 MP at the published size).
-    area = picture_area.working_area(family, size)
-
     def stock():
-        with picture_area.picture_area(pipe, area):
-            pipe(
-                prompt=PROMPT,
-                image=image,
-                mask_image=mask,
-                height=size,
-                width=size,
-                num_inference_steps=steps,
-                generator=torch.Generator("cpu").manual_seed(1),
-                **settings,
-            )
+        stock_call(pipe, name, image, mask, size, steps)
 
     timing = timed(stock, args.runs, args.device)
     row["stock_s"], row["stock_peak_bytes"] = timing.seconds, timing.peak_bytes
