@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import shutil
 import subprocess
@@ -112,6 +113,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.serial)
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))  # stable
+
+
+def pytest_collection_finish(session):
+    """Every test module is imported (torch, diffusers and transformers with them): their half
+    a million objects move to the interpreter's permanent generation, so that a full garbage
+    collection (a backend's unload, or the interpreter's own) walks only what the tests make.
+    Before, each took 0.2-0.4 s, 12 % of tests/engine's time (59 of them, 23 s in 187 s)."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
