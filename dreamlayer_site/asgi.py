@@ -11,6 +11,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import ApiKeyAuthMiddleware, origin_checked  # noqa: E402
+from dreamlayer_site import urls  # noqa: E402, F401 - imported now, to be frozen below
+from dreamlayer_site.startup import freeze_startup_objects  # noqa: E402
 from inpainting.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -21,3 +23,4 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+freeze_startup_objects()
