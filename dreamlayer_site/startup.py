@@ -1,4 +1,4 @@
-"""What a long-lived process (daphne, a Celery worker) does once it has started."""
+"""What a long-lived process (daphne, a Celery worker, a test process) does once it has started."""
 
 import gc
 
