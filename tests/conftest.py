@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 
+from accounts import throttles
 from dreamlayer_site.embedded_redis import EmbeddedRedis
 from dreamlayer_site.startup import freeze_startup_objects
 from tests.live import refuse_in_fast_lane
@@ -484,6 +486,14 @@ def paused_worker(celery_worker):
     celery_worker.pause()
     yield celery_worker
     celery_worker.resume()
+
+
+@pytest.fixture
+def throttle_clock(monkeypatch):
+    """The address throttles' clock held still: their windows are fixed, so a burst of requests
+    that crossed a window's end would start counting again (the test that sent 22 wrong keys
+    against "20/minute" saw a 401 for its 21st, 2026-11-27)."""
+    monkeypatch.setattr(throttles, "time", SimpleNamespace(time=lambda: 1_800_043_230.0))
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_wrong_revoked_and_malformed_credentials_are_refused(user, api_key):
         head(x_api_key=api_key)
 
 
-def test_wrong_keys_count_against_the_address_as_the_api_counts_them(settings):
+def test_wrong_keys_count_against_the_address_as_the_api_counts_them(settings, throttle_clock):
     settings.THROTTLE_KEY_FAILURES = "2/minute"
     here = fresh_address()
     for _ in range(2):

@@ -17,7 +17,7 @@ from inpainting.models import Generation
 from inpainting.services import generations
 from tests.helpers import black_box_mask_png, image_png, post_img2img
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("throttle_clock")]
 
 
 def address() -> str:
