@@ -492,8 +492,11 @@ def paused_worker(celery_worker):
 def throttle_clock(monkeypatch):
     """The address throttles' clock held still: their windows are fixed, so a burst of requests
     that crossed a window's end would start counting again (the test that sent 22 wrong keys
-    against "20/minute" saw a 401 for its 21st, 2026-11-27)."""
-    monkeypatch.setattr(throttles, "time", SimpleNamespace(time=lambda: 1_800_043_230.0))
+    against "20/minute" saw a 401 for its 21st, 2026-11-27). Half a minute into a minute;
+    a test moves it on with ``throttle_clock.now``."""
+    clock = SimpleNamespace(now=1_800_043_230.0)
+    monkeypatch.setattr(throttles, "time", SimpleNamespace(time=lambda: clock.now))
+    return clock
 
 
 @pytest.fixture

@@ -111,6 +111,26 @@ def test_unusable_api_keys_are_throttled_per_address(settings, api_key):
     assert ok_in_body.status_code != 429 and ok_in_body.status_code != 401
 
 
+def test_a_throttled_address_is_let_back_in_when_its_retry_after_has_passed(
+    settings, api_key, throttle_clock
+):
+    """A fixed window: the 429 says how long is left of it, and once that has passed the same
+    address is answered again (a lock-out that never lifted would keep a NAT's users out)."""
+    settings.THROTTLE_KEY_FAILURES = "2/minute"
+    client, here = APIClient(), address()
+
+    def wrong_key():
+        return client.get("/api/generations/", HTTP_X_API_KEY="dl_guess.x", REMOTE_ADDR=here)
+
+    assert [wrong_key().status_code for _ in range(3)] == [401, 401, 429]
+    refused = wrong_key()
+    assert refused.status_code == 429 and refused["Retry-After"] == "30"  # half a minute left
+    throttle_clock.now += 29
+    assert wrong_key().status_code == 429
+    throttle_clock.now += 1
+    assert wrong_key().status_code == 401  # the next minute counts from zero
+
+
 # --- idempotency keys -----------------------------------------------------------------------
 
 
