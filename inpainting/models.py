@@ -230,7 +230,7 @@ class Generation(models.Model):
     @property
     def ran_a_fill_engine(self) -> bool:
         """Whether a fill engine (classical, LaMa) ran it (or will): it follows no words and
-        does no sampling, so nothing shows its prompt or sampling settings
+        does no sampling, so no page shows its prompt or sampling settings
         (``engine.parameters.FILL_ENGINE_UNUSED``)."""
         return self.engine in FILL_ENGINES
 

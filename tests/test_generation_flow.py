@@ -37,9 +37,11 @@ def test_img2img_with_an_api_key_returns_the_result_with_exact_preservation(user
     meta = body["metadata"]
     assert meta["engine"] == "classical" and meta["model"] == "hybrid-patchmatch-poisson"
     assert (meta["width"], meta["height"]) == (W, H)
-    # The classical engine followed no prompt (the warnings say so) and did no sampling.
+    # The classical engine followed no prompt (the warnings say so) and did no sampling; the
+    # answer still names every setting, as the request gave it or defaulted it.
     assert meta["prompt"] == "remove it" and meta["warnings"][0]["field"] == "prompt"
-    assert "num_inference_steps" not in meta and meta["mask_mode"] == "black_inpaints"
+    assert meta["num_inference_steps"] == 30 and meta["mask_mode"] == "black_inpaints"
+    assert meta["denoising_strength"] == 1.0
     assert isinstance(meta["seed"], int) and meta["prompt_ignored"] is True
     assert meta["timings"]["inference"] > 0 and meta["timings"]["queue"] >= 0
 

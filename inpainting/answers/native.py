@@ -8,7 +8,6 @@ from typing import Any
 from django.core import signing
 from django.urls import reverse
 
-from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..selectors import generation_eta_seconds, generation_queue_place
@@ -78,10 +77,11 @@ def _upscale_metadata(generation: Generation, params: GenerationParams) -> dict[
     }
 
 
-def metadata(generation: Generation, *, as_requested: bool = False) -> dict[str, Any]:
-    """What the job ran with. After a fill engine, none of what it does not use
-    (``FILL_ENGINE_UNUSED``), unless ``as_requested``: an API whose answer echoes the request
-    (ModelsLab's ``meta``) keeps the values the request sent."""
+def metadata(generation: Generation) -> dict[str, Any]:
+    """What the job ran with: every field of the request, as sent or as defaulted, whatever
+    engine ran (the seed document's client reads ``denoising_strength`` back). What the
+    engine did not follow is said in ``warnings`` (``services.generations``), never by leaving
+    a field out: an answer's shape is the same for every engine."""
     params = GenerationParams.from_json(generation.params)
     if generation.is_upscale:
         return _upscale_metadata(generation, params)
@@ -101,6 +101,7 @@ def metadata(generation: Generation, *, as_requested: bool = False) -> dict[str,
         "num_inference_steps": params.num_inference_steps,
         "guidance_scale": params.guidance_scale,
         "clip_skip": params.clip_skip,
+        "scheduler": params.scheduler,  # a diffusion model's metadata says which one ran
         # What a diffusion model applied (the other engines ignore them).
         "loras": [{"name": n, "weight": w} for n, w in params.lora_uses] if diffusers else [],
         "controlnet": params.controlnet if diffusers else None,
@@ -125,13 +126,6 @@ def metadata(generation: Generation, *, as_requested: bool = False) -> dict[str,
         },
     }
     data.update(generation.metadata or {})
-    if generation.ran_a_fill_engine and not as_requested:
-        # The settings it did not use. The request's words stay (its warnings say they were
-        # not followed; "Edit again" reads them back), and "model" is what ran: the fill
-        # method or the LaMa file.
-        for unused in (*FILL_ENGINE_UNUSED, "loras", "controlnet"):
-            if unused not in ("prompt", "negative_prompt", "model"):
-                data.pop(unused, None)
     return data
 
 

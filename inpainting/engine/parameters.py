@@ -35,8 +35,8 @@ ENGINES = ("classical", "lama", "diffusers")
 FILL_ENGINES = ("classical", "lama")
 #: What a fill engine does not use: the words, the sampling, soft inpainting and the
 #: diffusion model's settings. A request that sends them is told so (``warnings``); its job
-#: keeps the request as sent (ModelsLab's answer echoes it back in ``meta``), and its other
-#: answers, its pages and the admin name none of them; the studio disables them.
+#: keeps the request as sent and every JSON answer echoes it (an answer's shape does not
+#: depend on the engine); its pages and the admin name none of them; the studio disables them.
 FILL_ENGINE_UNUSED = (
     "prompt",
     "negative_prompt",

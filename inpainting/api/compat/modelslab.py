@@ -51,7 +51,7 @@ SCHEDULERS = {
 }
 YES = {"yes", "true", "1"}
 #: Accepted and kept in the job's metadata, not acted on (see the module docstring).
-RECORDED = ("model_id", "width", "height", "track_id", "scheduler", "use_karras_sigmas")
+RECORDED = ("model_id", "width", "height", "track_id", "scheduler", "use_karras_sigmas", "strength")
 
 
 class BodyKeyAuthentication(ApiKeyAuthentication):
