@@ -28,7 +28,9 @@
   trickling 20 MB bodies held 566 MB of temporary files for minutes before this. The one
   exception is the routes that read their key from the JSON body (ModelsLab's,
   ``BodyKeyAuthentication``): anonymous bodies there are read up to ``REQUEST_MAX_BYTES``,
-  ``ANONYMOUS_BODIES_PER_ADDRESS`` at once per client address (a 429 past it).
+  ``ANONYMOUS_BODIES_PER_ADDRESS`` at once per client address (a 429 past it), and none from
+  an address the wrong-key throttle holds (a 429 before the body is read); the key is then
+  found by a bounded scan of the body's start, not by parsing it.
 - A body must keep arriving: at least ``REQUEST_BODY_MIN_BYTES_PER_WINDOW`` in every
   ``REQUEST_BODY_WINDOW_SECONDS``, all of it within ``REQUEST_BODY_MAX_SECONDS``, or a 408,
   the connection closed and the spooled part freed at once.
@@ -43,7 +45,10 @@ say ``Retry-After``.
   whole answer (a 270 MB A1111 upscale). Once a connection has ``ANSWER_BUFFER_BYTES`` unsent,
   the application's next piece waits until the client has taken some; a connection whose
   answer makes no progress for ``ANSWER_STALL_SECONDS`` is cut, and the application is told
-  the client went away (a streamed answer stops, and lets go of what it held).
+  the client went away (a streamed answer stops, and lets go of what it held). A reader
+  slower than ``ANSWER_MIN_BYTES_PER_WINDOW`` in a ``REQUEST_BODY_WINDOW_SECONDS`` window,
+  measured while the answer waits for it, is cut the same way: a client that reads 64 KB a
+  second held a 197 MB answer for 70 minutes.
 """
 
 import asyncio
@@ -76,6 +81,7 @@ if not apps.ready:  # a test process that imports this module has loaded them al
     django.setup(set_prefix=False)
 
 from accounts.authentication import NO_KEY_MESSAGE, user_from_head  # noqa: E402
+from accounts.throttles import KEY_FAILURES, wait_words  # noqa: E402
 from inpainting.api.compat.modelslab import BodyKeyAuthentication  # noqa: E402
 from inpainting.api.errors import error_body  # noqa: E402
 
@@ -106,14 +112,27 @@ class AnswerPacedServer(server.Server):
 
     async def handle_reply(self, protocol, message) -> None:
         await super().handle_reply(protocol, message)
+        channel = getattr(protocol, "channel", None)
+        if message.get("type") == "http.response.start" and channel is not None:
+            channel._answer_pace = None  # a new answer on this connection
         if message.get("type") != "http.response.body" or not message.get("more_body"):
             return
-        channel = getattr(protocol, "channel", None)
         transport = getattr(channel, "transport", None)
-        if transport is None or _unsent(transport) <= ANSWER_BUFFER_BYTES:
+        if transport is None:
             return
         loop = asyncio.get_running_loop()
+        # The reader's pace: the bytes it took (written less unsent) in each window, judged at
+        # a window's end while the answer waits for it (a slow application is not the
+        # reader's fault). Kept on the channel from one piece to the next.
+        pace = getattr(channel, "_answer_pace", None)
+        if pace is None:
+            pace = channel._answer_pace = [loop.time(), 0, 0]  # window start, taken then, written
+        pace[2] += len(message.get("body", b""))
+        if _unsent(transport) <= ANSWER_BUFFER_BYTES:
+            return
         left, progress_at = _unsent(transport), loop.time()
+        if progress_at - pace[0] >= settings.REQUEST_BODY_WINDOW_SECONDS:
+            pace[:2] = [progress_at, pace[2] - left]  # a window starts with the wait
         while left > ANSWER_BUFFER_BYTES:
             await asyncio.sleep(0.01)
             if protocol not in self.connections or channel.transport is None:
@@ -125,6 +144,19 @@ class AnswerPacedServer(server.Server):
                 logger.warning("An answer made no progress for %s s: its connection is cut", stall)
                 transport.abortConnection()
                 return
+            if now - pace[0] >= settings.REQUEST_BODY_WINDOW_SECONDS:
+                taken, least = pace[2] - unsent - pace[1], settings.ANSWER_MIN_BYTES_PER_WINDOW
+                if taken < least:
+                    logger.warning(
+                        "An answer's reader took %d bytes in %.0f s (at least %d): its "
+                        "connection is cut",
+                        taken,
+                        now - pace[0],
+                        least,
+                    )
+                    transport.abortConnection()
+                    return
+                pace[:2] = [now, pace[2] - unsent]
             left = unsent
 
 
@@ -247,6 +279,16 @@ def _head_verdict(
         if user_from_head(headers, path, address=address) is not None:
             return USER
         if _reads_key_from_body(view):
+            # An address that sent too many wrong keys has its anonymous bodies refused before
+            # a byte of them is read (a key in a header still works from there).
+            wait = KEY_FAILURES.wait(address)
+            if wait:
+                return Refusal(
+                    429,
+                    "Too many wrong API keys from your address; try again in "
+                    f"{wait_words(wait)}, or send the key in a header.",
+                    wait,
+                )
             return BODY_KEY
         return _no_credentials(view)
     except exceptions.Throttled as exc:

@@ -293,6 +293,12 @@ WEB_PIXELS_SMALL = env.int("WEB_PIXELS_SMALL", default=1024 * 1024)  # not in th
 # Seconds an answer may make no progress (its client reads nothing) before daphne cuts its
 # connection (dreamlayer_site/serve.py paces answers by their reader).
 ANSWER_STALL_SECONDS = env.float("ANSWER_STALL_SECONDS", default=30.0)
+# Answers made in the web process and on their way out (A1111's extras): their bytes held at
+# once, one user's and the process' (a 429 / 503 past them), and the least a reader must take
+# in each window while the answer waits for it (REQUEST_BODY_WINDOW_SECONDS), else it is cut.
+ANSWER_BYTES_PER_USER = env.int("ANSWER_BYTES_PER_USER", default=256 * 1024 * 1024)
+ANSWER_BYTES_AT_ONCE = env.int("ANSWER_BYTES_AT_ONCE", default=768 * 1024 * 1024)
+ANSWER_MIN_BYTES_PER_WINDOW = env.int("ANSWER_MIN_BYTES_PER_WINDOW", default=1024 * 1024)
 WEB_PIXEL_WAIT_SECONDS = env.float("WEB_PIXEL_WAIT_SECONDS", default=10.0)
 WEB_PIXEL_RETRY_SECONDS = env.int("WEB_PIXEL_RETRY_SECONDS", default=5)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000/")
@@ -430,6 +436,10 @@ CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 # The model library's folder, and the LaMa engine's ONNX file in it (or an absolute path): the
 # lama engine exists when that file does (docs/engines.md, "The LaMa engine").
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(DATA_DIR / "models")))
+# An install's download: at most this many bytes (the largest starter model is 58 GB), and it
+# leaves this much of the disk free (docs/model-library.md, "Installing models").
+INSTALL_MAX_BYTES = env.int("INSTALL_MAX_BYTES", default=80 * 1024**3)
+INSTALL_FREE_DISK_BYTES = env.int("INSTALL_FREE_DISK_BYTES", default=2 * 1024**3)
 # Pipeline configurations (JSON and tokenizer files, no weights) that single-file checkpoints
 # load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
 MODEL_CONFIGS_DIR = Path(env.str("MODEL_CONFIGS_DIR", default=str(MODELS_DIR / "configs")))

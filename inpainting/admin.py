@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
@@ -388,7 +389,8 @@ class LibraryModelAdmin(admin.ModelAdmin):
 class ModelInstallAdmin(admin.ModelAdmin):
     """Installing models: the starter list with one button each, an install by repo id or URL,
     the installs with their progress (live, from the websocket), cancel, the Hugging Face
-    token (set, never shown), the disk the library uses. Any staff member may install."""
+    token (set, never shown), the disk the library uses. Every staff member sees it; installing,
+    cancelling and the token need the install permission (``installs.may_install``)."""
 
     change_list_template = "admin/inpainting/modelinstall/installs.html"
 
@@ -434,6 +436,7 @@ class ModelInstallAdmin(admin.ModelAdmin):
             "installs": [installs.install_describe(i) for i in installs.installs_recent()],
             "kinds": INSTALL_KINDS,
             "token": installs.hub_token_source(),
+            "may_install": installs.may_install(request.user),
             "disk": [
                 {"kind": LibraryModel.Kind(row["kind"]).label, "total": row["total"]}
                 for row in disk
@@ -449,7 +452,11 @@ class ModelInstallAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _staff(request) -> bool:
-        return request.user.is_active and request.user.is_staff
+        """Whether the page's forms may act (install, cancel, set the token): a POST from
+        staff without the install permission is a 403."""
+        if request.method == "POST" and not installs.may_install(request.user):
+            raise PermissionDenied("Installing models needs the install permission.")
+        return installs.may_install(request.user)
 
     def install_view(self, request):
         if request.method != "POST" or not self._staff(request):

@@ -17,7 +17,18 @@ streamed from them included):
   a 600 px picture) is not counted there, so a script's parallel small jobs are not refused;
   it still holds its pixels of the process' budget.
 
-Requests that wait for room get it in the order they came.
+Requests that wait for room get it in the order they came. **No user holds more than half
+the budget**: a request that would take its user past half of ``WEB_PIXELS_AT_ONCE`` while
+the user already holds some is answered 429 at once (one request alone may hold more: a
+picture cannot be split, and it holds its pixels only while they are worked on).
+
+**A ticket covers pixels, not bytes on their way out.** Once an answer's bytes exist (the
+PNGs of a resampling upscale), its ticket is let go, and the bytes are held against the
+second budget here, ``ANSWERS``: ``ANSWER_BYTES_PER_USER`` per user and
+``ANSWER_BYTES_AT_ONCE`` for the process, reserved before any pixel work at their upper
+bound and settled to the bytes made. A reader too slow for ``ANSWER_MIN_BYTES_PER_WINDOW``
+is cut (``dreamlayer_site.serve``), and a streamed answer lets go of its bytes when it is
+closed, sent or not (``answers.a1111.ExtrasAnswer``).
 
 A request's cost is the pixels it holds at once (its inputs and outputs, read from headers
 and requested sizes before any pixel is decoded). One larger than the whole budget waits for
@@ -56,6 +67,7 @@ class PixelGate:
         self._condition = threading.Condition()
         self._pixels = 0
         self._users: Counter[Hashable] = Counter()
+        self._held: Counter[Hashable] = Counter()  # pixels each user holds or waits for
         #: Requests waiting for room, first come first served: small work does not overtake
         #: a large request that waits (which could then wait for ever under steady traffic).
         self._waiting: deque[object] = deque()
@@ -75,8 +87,18 @@ class PixelGate:
                     status=429,
                     retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
                 )
+            half = budget // 2
+            if self._held[user] and self._held[user] + cost > half:
+                raise GateFull(
+                    f"Your picture requests here hold {self._held[user]} pixels; one user may "
+                    f"hold at most half of this server's {budget} at once. Send the {what} "
+                    "again when one has been answered.",
+                    status=429,
+                    retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
+                )
             if counted:
                 self._users[user] += 1  # a waiting request counts
+            self._held[user] += cost
             place = object()
             self._waiting.append(place)
             deadline = time.monotonic() + settings.WEB_PIXEL_WAIT_SECONDS
@@ -94,6 +116,7 @@ class PixelGate:
             except BaseException:
                 if counted:
                     self._user_done(user)
+                self._let_go(user, cost)
                 raise
             finally:
                 self._waiting.remove(place)
@@ -106,7 +129,13 @@ class PixelGate:
             self._pixels -= ticket.pixels
             if ticket.counted:
                 self._user_done(ticket.user)
+            self._let_go(ticket.user, ticket.pixels)
             self._condition.notify_all()
+
+    def _let_go(self, user: Hashable, pixels: int) -> None:
+        self._held[user] -= pixels
+        if self._held[user] <= 0:
+            del self._held[user]
 
     def _user_done(self, user: Hashable) -> None:
         self._users[user] -= 1
@@ -129,6 +158,76 @@ class PixelGate:
 
 #: The web process' gate: every pixel path of a request passes it.
 PIXELS = PixelGate()
+
+
+@dataclass
+class AnswerHold:
+    """Bytes of one answer held against ``ANSWERS`` (reserved, then settled), let go once."""
+
+    user: Hashable
+    nbytes: int
+    released: bool = False
+
+
+class AnswerBytes:
+    """The bytes of answers made here and on their way out: at most ``ANSWER_BYTES_PER_USER``
+    a user and ``ANSWER_BYTES_AT_ONCE`` in all (a 429 / 503 with ``Retry-After`` at once,
+    before any pixel work: nothing waits here). An answer larger than a cap alone is let in
+    when its user (or the process) holds none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._users: Counter[Hashable] = Counter()
+
+    def reserve(self, *, user: Hashable, nbytes: int, what: str) -> AnswerHold:
+        with self._lock:
+            mine, most = self._users[user], settings.ANSWER_BYTES_PER_USER
+            if mine and mine + nbytes > most:
+                raise GateFull(
+                    f"Your answers on their way out hold {mine // 2**20} MB of your "
+                    f"{most // 2**20} MB; send the {what} again when one has been read.",
+                    status=429,
+                    retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
+                )
+            if self._bytes and self._bytes + nbytes > settings.ANSWER_BYTES_AT_ONCE:
+                raise GateFull(
+                    "The server is sending other large answers; send the "
+                    f"{what} again in a moment.",
+                    status=503,
+                    retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
+                )
+            self._users[user] += nbytes
+            self._bytes += nbytes
+        return AnswerHold(user, nbytes)
+
+    def settle(self, hold: AnswerHold, nbytes: int) -> None:
+        """The hold becomes ``nbytes`` (the bytes made, at most what was reserved)."""
+        with self._lock:
+            if hold.released:
+                return
+            self._users[hold.user] += nbytes - hold.nbytes
+            self._bytes += nbytes - hold.nbytes
+            hold.nbytes = nbytes
+
+    def release(self, hold: AnswerHold) -> None:
+        with self._lock:
+            if hold.released:
+                return
+            hold.released = True
+            self._bytes -= hold.nbytes
+            self._users[hold.user] -= hold.nbytes
+            if self._users[hold.user] <= 0:
+                del self._users[hold.user]
+
+    def in_use(self) -> int:
+        """Bytes held in the process."""
+        with self._lock:
+            return self._bytes
+
+
+#: The bytes of the answers made in this web process on their way out.
+ANSWERS = AnswerBytes()
 
 
 def pixels_of(*sizes: tuple[int, int]) -> int:

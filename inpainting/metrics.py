@@ -29,6 +29,7 @@ from prometheus_client.exposition import generate_latest
 from dreamlayer_site.redis_pool import SharedConnectionPool
 
 from . import fleet
+from .gate import ANSWERS, PIXELS
 from .models import Generation, LibraryModel, stored_bytes
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,23 @@ class DeploymentCollector:
             "queue_seconds",
         )
         yield from self._redis_metrics()
+        yield from self._web_budget()
+
+    @staticmethod
+    def _web_budget() -> Iterator:
+        """The web budget of the process that answers the scrape (``gate``): the pixels its
+        tickets hold, and the bytes of answers on their way out."""
+        pixels = GaugeMetricFamily(
+            "dreamlayer_web_pixels_held", "Pixels the gate's tickets hold in this web process."
+        )
+        pixels.add_metric([], PIXELS.in_use()[0])
+        yield pixels
+        answers = GaugeMetricFamily(
+            "dreamlayer_web_answer_bytes_held",
+            "Bytes of answers made in this web process and on their way out.",
+        )
+        answers.add_metric([], ANSWERS.in_use())
+        yield answers
 
     def _redis_metrics(self) -> Iterator:
         try:

@@ -191,6 +191,9 @@ class Generation(models.Model):
     queue_seconds = models.FloatField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)
     total_seconds = models.FloatField(null=True, blank=True)
+    #: The bytes its outputs may take, counted against its owner's storage quota while it is
+    #: queued or running (``services.generations.quota_check``); its outputs count once made.
+    reserved_bytes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ("-created_at",)
@@ -549,6 +552,12 @@ class A1111Options(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.checkpoint or 'the default model'}"
+
+
+def reserved_bytes(*, user_id) -> int:
+    """The bytes a user's queued and running jobs have reserved for their outputs."""
+    jobs = Generation.objects.filter(owner_id=user_id, status__in=Generation.ACTIVE)
+    return jobs.aggregate(total=models.Sum("reserved_bytes"))["total"] or 0
 
 
 def stored_bytes(*, user_id=None) -> int:

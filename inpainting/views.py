@@ -73,6 +73,7 @@ def studio(request):
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
+        "studio_token": generations.studio_token(request.user),  # its jobs' lane
         "schedulers": scheduler_names(),
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition
@@ -158,7 +159,7 @@ def history_rerun(request, generation_id):
         request,
         generation,
         lambda: generations.generation_rerun(
-            generation=generation, user=request.user, client=Generation.Client.WEB
+            generation=generation, user=request.user, client=Generation.Client.WEB, interactive=True
         ),
     )
 
@@ -189,7 +190,7 @@ def history_upscale(request, generation_id):
         request,
         generation,
         lambda: upscale.upscale_job_create(
-            generations.Sender(request.user, client=Generation.Client.WEB),
+            generations.Sender(request.user, client=Generation.Client.WEB, interactive=True),
             ask=upscale.UpscaleAsk(factor=factor),
             upscaler=request.POST.get("upscaler"),
             generation=generation,

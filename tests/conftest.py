@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
 
 from accounts import throttles
 from dreamlayer_site.embedded_redis import EmbeddedRedis
@@ -514,6 +515,14 @@ def staff_user(django_user_model):
     return django_user_model.objects.create_user(
         username="staff", password="pw-staff-123", is_staff=True
     )
+
+
+@pytest.fixture
+def installer(staff_user):
+    """``staff_user`` with the install permission (models, installs, the hub token): staff
+    alone may only review installs."""
+    staff_user.user_permissions.add(Permission.objects.get(codename="add_modelinstall"))
+    return staff_user
 
 
 @pytest.fixture

@@ -139,3 +139,15 @@ def answer_json(response):
     if getattr(response, "streaming", False):
         return json.loads(b"".join(response))
     return response.json()
+
+
+def studio_client(user):
+    """A session of ``user`` that sends what the studio page sends with its jobs: its token
+    (``X-DreamLayer-Studio``), which puts them in the studio lane."""
+    from rest_framework.test import APIClient
+
+    from inpainting.services.generations import studio_token
+
+    client = APIClient(headers={"X-DreamLayer-Studio": studio_token(user)})
+    client.force_login(user)
+    return client

@@ -305,3 +305,64 @@ def test_a_png_of_too_many_chunks_after_its_pixels_is_refused():
         with pytest.raises(UploadError, match=f"more than {MAX_PNG_CHUNKS} chunks"):
             byte_scan(hostile, field="image")
     byte_scan(_chunky_png(MAX_PNG_CHUNKS_BEFORE_PIXELS - 10), field="image")  # within the limit
+
+
+#: Issue 76, finding 3: files for Pillow's other plugins, 10 MB each, that parse their header
+#: in Python for seconds when opened by every plugin (an EPS's comment lines: 14.3 s of web
+#: CPU; IPTC records 3.0 s; IM header lines 2.2 s; GIF comment blocks 1.5 s): an upload is
+#: opened by the plugins of the formats its field takes, and no other.
+TEN_MB = 10 * 1024 * 1024
+
+
+def _eps() -> bytes:
+    head = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n"
+    return head + b"%c\n" * ((TEN_MB - len(head)) // 3)
+
+
+def _iptc() -> bytes:
+    return b"\x1c\x02\x00\x00\x02AB" * (TEN_MB // 7)
+
+
+def _im() -> bytes:
+    head = b"Image type: RGB image\r\nName: x\r\n"
+    return head + b"Comment: x\r\n" * ((TEN_MB - len(head)) // 12)
+
+
+def _gif() -> bytes:
+    head = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    comment = b"\x21\xfe" + (b"\xff" + b"c" * 255) * 4 + b"\x00"
+    return head + comment * (TEN_MB // len(comment)) + b";"
+
+
+def _refused_cheaply(call, found: str) -> None:
+    wall, cpu = time.perf_counter(), time.process_time()
+    with pytest.raises(UploadError, match=found):
+        call()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert wall < SCAN_SECONDS and cpu < SCAN_SECONDS, (wall, cpu)
+
+
+@pytest.mark.parametrize(
+    "make,found",
+    [
+        (_eps, "this file is EPS"),
+        (_iptc, "is not a"),
+        (_im, "is not a"),
+        (_gif, "this file is GIF"),
+    ],
+    ids=["eps", "iptc", "im", "gif"],
+)
+def test_other_plugins_never_parse_an_upload(warm_api, make, found):
+    """Refused in under 0.1 s, by the header check, the decoder and the upload endpoint."""
+    data = make()
+    formats = uploads.IMAGE_FORMATS
+    with pytest.raises(UploadError):  # Pillow imports its plugins once per process (0.15 s)
+        uploads.image_header(data[:64], field="image", formats=formats)
+    _refused_cheaply(lambda: uploads.image_header(data, field="image", formats=formats), found)
+    _refused_cheaply(lambda: uploads.decode_image(data, field="image", formats=formats), found)
+    masks = uploads.MASK_FORMATS
+    _refused_cheaply(lambda: uploads.image_header(data, field="mask", formats=masks), found)
+    response, wall, cpu = _timed(lambda: _post(warm_api, data, black_box_mask_png(), "a.eps"))
+    print(f"\n{make.__name__}: {len(data)} bytes refused in {wall:.3f} s ({cpu:.3f} s of CPU)")
+    assert response.status_code == 400 and found in response.json()["message"]
+    assert wall < REFUSAL_SECONDS and cpu < SCAN_SECONDS

@@ -18,7 +18,13 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from inpainting.models import Generation
-from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
+from tests.helpers import (
+    black_box_mask_png,
+    image_png,
+    post_img2img,
+    studio_client,
+    wait_for_status,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("jobs_settled")]
 
@@ -94,9 +100,7 @@ def test_three_users_jobs_interleave(paused_worker):
 def test_a_studio_job_overtakes_the_same_users_queued_api_batch(paused_worker):
     alice = _keyed("alice")
     batch = _queue(alice, 3)
-    studio = APIClient()
-    studio.force_login(alice.user)  # a session: the studio
-    interactive = _queue(studio, 1)
+    interactive = _queue(studio_client(alice.user), 1)  # the studio page's job
     assert (
         Generation.objects.get(pk=interactive[0]).priority
         > Generation.objects.get(pk=batch[0]).priority
@@ -271,8 +275,7 @@ def test_a_deleted_jobs_message_still_takes_its_queues_turn(paused_worker):
     machine: either way it takes its queue's turn, which is what is checked."""
     script = _keyed("alice")
     (waiting,) = _queue(script, 1)
-    studio = APIClient()
-    studio.force_login(script.user)
+    studio = studio_client(script.user)
     (deleted,) = _queue(
         studio, 1, engine="diffusers", prompt="a cat", steps="150", denoising_strength="1.0"
     )

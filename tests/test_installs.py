@@ -32,7 +32,7 @@ from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("installer")]
 
 REPO = "tests/tiny-inpaint"
 
@@ -171,7 +171,7 @@ def test_a_cancelled_install_leaves_nothing_in_the_library(hub, user):
     assert install.status == ModelInstall.Status.CANCELLED
     assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
     assert not (Path(settings.MODELS_DIR) / "tiny-inpaint").exists()
-    assert not (Path(settings.MODELS_DIR) / ".installs" / "checkpoint-tiny-inpaint").exists()
+    assert not installs._staging(install).exists()
 
 
 @pytest.mark.parametrize("name", ["model.ckpt", "model.bin", "model.pt", "model.pkl"])
@@ -245,6 +245,7 @@ def test_a_disk_that_fills_up_mid_download_fails_at_once_with_the_reason(
     assert len(hub.gets("ink.safetensors")) == 1  # not retried as a network error
     assert time.monotonic() - started < 5
     assert not LibraryModel.objects.filter(name="ink.safetensors").exists()
+    assert not installs._staging(install).exists()  # the partial file is not kept: disk freed
 
 
 def test_an_unknown_repository_says_so(hub, user):
@@ -565,3 +566,33 @@ def test_a_models_own_memory_plan_is_what_its_worker_runs_it_with(hub, user, set
     library.library_scan()  # a rescan keeps what staff chose
     model.refresh_from_db()
     assert model.memory_plan == "model-offload"
+
+
+def test_a_download_past_the_size_cap_or_the_disk_margin_fails_first(hub, user, settings):
+    """Issue 76, finding 7: a download has a size cap and leaves a margin of the disk free,
+    both checked before the first byte of a file whose size is known."""
+    settings.INSTALL_MAX_BYTES = 1000
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.FAILED
+    assert "installs here are at most 0.00 GB (INSTALL_MAX_BYTES)" in install.error
+    settings.INSTALL_MAX_BYTES = 10**12
+    settings.INSTALL_FREE_DISK_BYTES = 10**15  # more than any disk here has
+    install = _install(user, source=REPO)
+    assert install.status == ModelInstall.Status.FAILED
+    assert "(INSTALL_FREE_DISK_BYTES)" in install.error
+    assert not [s for s in hub.seen if s.method == "GET" and "/resolve/" in s.path]
+
+
+def test_installs_of_other_sources_under_one_name_never_share_a_partial_file(hub, user):
+    """Issue 76, finding 7: resuming was keyed by the name alone, so a later install of another
+    URL under the same name continued the first one's file (a model spliced from two)."""
+
+    def failed(file: str) -> ModelInstall:
+        source = f"{hub.files_url}/files/{file}"
+        install = installs.install_create(user=user, source=source, kind="lora", name="ink")
+        ModelInstall.objects.filter(pk=install.pk).update(status=ModelInstall.Status.FAILED)
+        return install
+
+    first, second, again = failed("a.safetensors"), failed("b.safetensors"), failed("a.safetensors")
+    assert installs._staging(first) != installs._staging(second)
+    assert installs._staging(first) == installs._staging(again)  # the same source resumes

@@ -14,11 +14,15 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from inpainting.models import LibraryModel, ModelInstall
+from inpainting.services import installs
 from inpainting.testing.tiny_lora import write_tiny_lora
 from tests.helpers import wait_for_row_status
 from tests.test_websocket import connect, key_headers
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker", "installer"),
+]
 
 
 @pytest.fixture
@@ -80,7 +84,7 @@ def test_a_cancel_reaches_the_worker_and_leaves_nothing(
         assert time.monotonic() < deadline, "the worker never started the install"
         time.sleep(0.05)
     assert client.delete(f"/api/models/installs/{install_id}").json()["status"] == "cancelled"
-    staging = Path(settings.MODELS_DIR) / ".installs" / "checkpoint-tiny-inpaint"
+    staging = installs._staging(ModelInstall.objects.get(pk=install_id))
     deadline = time.monotonic() + 30
     while staging.exists():  # the worker stops at its next progress tick and deletes it
         assert time.monotonic() < deadline, "the cancelled download is still on disk"

@@ -419,6 +419,7 @@ def test_fooocus_generate_mask_runs_the_named_model_and_falls_back_to_grabcut(
     response, fallback = post(example)
     assert "isnet-general-use" in response["X-DreamLayer-Fallback"]
     assert response["X-DreamLayer-Fallback"].startswith("grabcut")
+    assert str(mask_models_dir) not in response["X-DreamLayer-Fallback"]  # no server path
     assert fallback[80, 100] and not fallback[3, 3]  # GrabCut found the circle in the middle
 
     isnet = write_tiny_u2net(mask_models_dir / "isnet-general-use.onnx", side=1024, seed=7)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from inpainting import engine
 from inpainting.answers import native
-from inpainting.models import Generation, stored_bytes
+from inpainting.models import Generation, reserved_bytes, stored_bytes
 from inpainting.services import files, retention, runs
 from inpainting.services.generations import size_words
 from tests.conftest import ROOT
@@ -150,7 +150,12 @@ def test_a_user_over_the_storage_quota_is_told_the_usage_and_nothing_is_stored(
     refused = post_img2img(keyed_api, picture, mask, wait="false")
     assert refused.status_code == 403
     message = refused.json()["message"]
-    assert f"take {size_words(used)} of your 20 KB of storage" in message
+    reserved = reserved_bytes(user_id=user.pk)  # its output's, while it is queued
+    assert reserved == 3 * 128 * 128
+    assert (
+        f"take {size_words(used + reserved)} (with {size_words(reserved)} kept for the " in message
+    )
+    assert "of your 20 KB of storage" in message
     assert "delete generations" in message
     assert Generation.objects.count() == rows and media_bytes() == stored
     assert post_img2img(other_api, picture, mask, wait="false").status_code == 202

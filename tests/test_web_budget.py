@@ -24,18 +24,26 @@ import requests
 from django.conf import settings
 from PIL import Image
 
+from accounts.services import api_key_create
 from tests.conftest import child_env
+from tests.images import box_mask, png_bytes
 from tests.live import daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MB = 1024 * 1024
+METRICS_TOKEN = "budget-metrics"
 
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        env = child_env(WEB_PIXEL_WAIT_SECONDS="2", ANSWER_STALL_SECONDS="3")
+        env = child_env(
+            WEB_PIXEL_WAIT_SECONDS="2",
+            ANSWER_STALL_SECONDS="3",
+            REQUEST_BODY_WINDOW_SECONDS="2",  # an answer's reader: 1 MB in each 2 s
+            METRICS_TOKEN=METRICS_TOKEN,
+        )
     log = Path(settings.DATA_DIR) / "daphne-budget.log"
     with daphne_server(env, log) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -254,3 +262,129 @@ def test_parallel_mask_previews_of_a_random_4096_px_mask_leave_the_site_answerin
             assert int(answer.headers["Retry-After"]) >= 1
     assert health and max(health) < 2.0
     assert memory.growth_mb <= 1536
+
+
+def held(url: str) -> tuple[float, float]:
+    """(pixels, answer bytes) the web process holds now, from its metrics."""
+    text = requests.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    ).text
+    values = dict(
+        line.split(" ", 1) for line in text.splitlines() if line.startswith("dreamlayer_web_")
+    )
+    return (
+        float(values["dreamlayer_web_pixels_held"]),
+        float(values["dreamlayer_web_answer_bytes_held"]),
+    )
+
+
+def wait_for_nothing_held(url: str, within: float) -> float:
+    """Seconds until the web process holds no pixels and no answer bytes (at most ``within``)."""
+    started = time.monotonic()
+    while held(url) != (0.0, 0.0):
+        assert time.monotonic() - started < within, f"still held: {held(url)}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def box_mask_png(side: int) -> bytes:
+    """A black box in the middle (the native API's black = inpaint)."""
+    box = (side // 4, side // 4, side // 2, side // 2)
+    return png_bytes(box_mask(side, side, box, inpaint_white=False))
+
+
+def noise_png(side: int) -> bytes:
+    """A ``side`` px picture of coarse noise (4 levels a channel): small as PNG (3.7 MB at
+    2048 px), and its upscale does not compress (163 MB as PNG at 8192 px)."""
+    levels = np.random.default_rng(76).integers(0, 4, (side, side, 3), dtype=np.uint8)
+    return png_of(levels * 85)
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def slow_extras(url: str, api_key: str, side: int) -> socket.socket:
+    """An extras upscale (4x, Lanczos) of a ``side`` px noise picture on a socket that reads
+    nothing yet (a small receive buffer), once its answer has begun to come."""
+    body = json.dumps(
+        {
+            "image": base64.b64encode(noise_png(side)).decode(),
+            "upscaling_resize": 4,
+            "upscaler_1": "Lanczos",
+        }
+    ).encode()
+    reader = raw_socket(url)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    reader.sendall(extras_head(url, api_key, body) + body)
+    reader.settimeout(60)
+    assert reader.recv(1024).startswith(b"HTTP/1.1 200")  # made: the answer is on its way
+    return reader
+
+
+def test_a_slow_reader_holds_no_pixels_and_is_cut_and_a_gone_one_lets_go_at_once(
+    server, api_key, other_user
+):
+    """Finding 1 of issue 76: a client reading a 163 MB extras answer at 64 KB/s held all of
+    the web pixel budget for 70 minutes, and every other user's img2img was a 503. Now the
+    ticket is let go once the answer's bytes exist: another user's small job and mask preview
+    are served while it reads; a reader slower than ANSWER_MIN_BYTES_PER_WINDOW is cut; and a
+    client that leaves mid-answer lets go of the answer's bytes within a second."""
+    url, _ = server
+    _, other_key = api_key_create(user=other_user, name="other")
+    reader = slow_extras(url, api_key, 2048)  # to 8192 px: the whole pixel budget while made
+    pixels, answer_bytes = held(url)
+    assert pixels == 0 and answer_bytes > 50 * MB  # the PNG on its way out, not the pixels
+    stop, read = threading.Event(), [0]
+
+    def read_slowly() -> None:  # 64 KB a second, as the attack's client
+        while not stop.is_set():
+            try:
+                chunk = reader.recv(64 * 1024)
+            except OSError:
+                return
+            if not chunk:
+                return
+            read[0] += len(chunk)
+            time.sleep(1.0)
+
+    slow = threading.Thread(target=read_slowly, daemon=True)
+    started = time.monotonic()
+    slow.start()
+    headers = {"Authorization": f"Api-Key {other_key}"}
+    job = requests.post(
+        f"{url}/api/img2img",
+        files={"image": ("p.png", photo_like_png(256)), "mask": ("m.png", box_mask_png(256))},
+        data={"wait": "false"},
+        headers=headers,
+        timeout=30,
+    )
+    served = time.monotonic() - started
+    preview = requests.post(
+        f"{url}/api/masks/effective",
+        files={"mask": ("m.png", random_mask_png(256))},
+        data={"width": 256, "height": 256},
+        headers=headers,
+        timeout=30,
+    )
+    assert job.status_code == 202, job.text[:300]
+    assert preview.status_code == 200, preview.text[:300]
+    slow.join(30)  # the server cuts the slow reader: 1 MB in 2 s is the least here
+    cut = time.monotonic() - started
+    assert not slow.is_alive(), "the slow reader was never cut"
+    freed = wait_for_nothing_held(url, within=5)
+    print(
+        f"\nslow reader (64 KB/s): another user's img2img 202 after {served:.2f} s, preview "
+        f"{preview.status_code}; the reader cut after {cut:.1f} s having read "
+        f"{read[0] / MB:.1f} MB; its answer's bytes let go {freed:.2f} s later"
+    )
+    assert served < 2.0  # before: a 503 after WEB_PIXEL_WAIT_SECONDS (2 s here)
+    assert cut < 15
+    stop.set()
+    gone = slow_extras(url, api_key, 1024)
+    assert held(url)[1] > 20 * MB
+    gone.close()  # leaves mid-answer
+    freed = wait_for_nothing_held(url, within=1.0)
+    print(f"a client gone mid-answer: its bytes let go after {freed:.2f} s")

@@ -8,7 +8,6 @@ import base64
 import http
 import json
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -388,36 +387,54 @@ def error_body(status: int, message: str, errors: dict[str, list[str]]) -> dict[
 STREAM_PIECE = 3 * 64 * 1024
 
 
-def extras_answer_stream(
-    html_info: str, pictures: list[bytes], *, single: bool
-) -> tuple[int, AsyncIterator[bytes]]:
+class ExtrasAnswer:
     """The extras answer, ``{"html_info", "image"}`` (``single``) or ``{"html_info",
-    "images": [...]}``, with each picture as base64, as (its length in bytes, its pieces): the
-    answer is written piece by piece from the PNG bytes, so the web process never holds the
-    base64 text of a picture (a third larger than the PNG) nor the answer whole."""
-    head = json.dumps({"html_info": html_info})[:-1].encode()
-    parts: list[bytes | bytearray | memoryview] = []
-    for index, png in enumerate(pictures):
-        if single:
-            parts.append(b', "image": "')
-        else:
-            parts.append(b', "images": ["' if index == 0 else b'", "')
-        parts.append(memoryview(png))
-    if not pictures and not single:
-        parts.append(b', "images": [')
-    parts.append(b'"}' if single else (b'"]}' if pictures else b"]}"))
-    length = len(head) + sum(
-        4 * math.ceil(len(part) / 3) if isinstance(part, memoryview) else len(part)
-        for part in parts
-    )
+    "images": [...]}``, with each picture as base64, written piece by piece from the PNG bytes
+    (an async iterator for a streamed answer): the web process never holds the base64 text of
+    a picture (a third larger than the PNG) nor the answer whole. ``length`` is its size in
+    bytes. ``close()`` (Django calls it once the answer is sent, and when its client went away
+    mid-answer) drops the pictures and calls ``done`` at once, not when a garbage collection
+    finds the iterator."""
 
-    async def pieces() -> AsyncIterator[bytes]:
-        yield head
-        for part in parts:
-            if not isinstance(part, memoryview):
-                yield bytes(part)
-                continue
-            for start in range(0, len(part), STREAM_PIECE):
-                yield base64.b64encode(part[start : start + STREAM_PIECE])
+    def __init__(self, html_info: str, pictures: list[bytes], *, single: bool, done=None):
+        head = json.dumps({"html_info": html_info})[:-1].encode()
+        parts: list[bytes | memoryview] = [head]
+        for index, png in enumerate(pictures):
+            if single:
+                parts.append(b', "image": "')
+            else:
+                parts.append(b', "images": ["' if index == 0 else b'", "')
+            parts.append(memoryview(png))
+        if not pictures and not single:
+            parts.append(b', "images": [')
+        parts.append(b'"}' if single else (b'"]}' if pictures else b"]}"))
+        self.length = sum(
+            4 * math.ceil(len(part) / 3) if isinstance(part, memoryview) else len(part)
+            for part in parts
+        )
+        self._parts = parts
+        self._at = (0, 0)  # the part, and the offset in it
+        self._done = done
 
-    return length, pieces()
+    def __aiter__(self) -> ExtrasAnswer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        index, offset = self._at
+        if index >= len(self._parts):
+            self.close()
+            raise StopAsyncIteration
+        part = self._parts[index]
+        if not isinstance(part, memoryview):
+            self._at = (index + 1, 0)
+            return bytes(part)
+        piece = part[offset : offset + STREAM_PIECE]
+        end = offset + STREAM_PIECE >= len(part)
+        self._at = (index + 1, 0) if end else (index, offset + STREAM_PIECE)
+        return base64.b64encode(piece)
+
+    def close(self) -> None:
+        self._parts, self._at = [], (0, 0)
+        done, self._done = self._done, None
+        if done is not None:
+            done()

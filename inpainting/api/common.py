@@ -44,16 +44,25 @@ def native_client(api_key: ApiKey | None) -> str:
     return Generation.Client.API if api_key else Generation.Client.WEB
 
 
+#: The header the studio page sends its token in (``generations.studio_token``).
+STUDIO_HEADER = "X-DreamLayer-Studio"
+
+
 def sender(request: Request, client: str = "") -> generations.Sender:
     """Who sends a job, as the services take it: ``request``'s user, the key it used, its
     ``Idempotency-Key`` and the API ``client`` (the native API leaves it out: its credentials
     tell)."""
     api_key = api_key_of(request)
+    token = request.headers.get(STUDIO_HEADER, "")
     return generations.Sender(
         user=request.user,
         client=client or native_client(api_key),
         api_key=api_key,
         idempotency_key=idempotency_key_of(request),
+        # The studio page's own jobs (its token, with the session): the studio lane.
+        interactive=api_key is None
+        and bool(token)
+        and generations.studio_token_valid(token, request.user),
     )
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import SAFE_METHODS, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,13 +49,25 @@ _INSTALL = inline_serializer(
 )
 
 
+class MayInstall(IsAdminUser):
+    """Staff read the installs; installing, cancelling and the token need the install
+    permission (``services.installs.may_install``)."""
+
+    message = "Installing models needs the install permission (add model install), not staff alone."
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        return request.method in SAFE_METHODS or installs.may_install(request.user)
+
+
 class InstallListView(APIView):
     """``GET``: the recent installs, the starter list (sizes, licences, VRAM, whether this
     deployment allows each) and where the Hugging Face token comes from (never the token).
     ``POST``: start an install (202; its progress also comes on the websocket
     ``/ws/generations/`` as ``{"type": "install", ...}`` events)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [MayInstall]
 
     @extend_schema(
         operation_id="api_models_installs_list",
@@ -90,7 +102,7 @@ class InstallDetailView(APIView):
     """``GET``: one install's progress. ``DELETE``: cancel it (what it downloaded is deleted;
     409 once it has ended)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [MayInstall]
 
     def _install(self, pk) -> ModelInstall:
         install = ModelInstall.objects.filter(pk=pk).first()

@@ -8,6 +8,9 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.utils.http import content_disposition_header
 
+#: How long a client may keep a stored picture it fetched with its credentials.
+STORED_PICTURE_MAX_AGE = 3600
+
 
 def content_disposition(filename: str) -> str:
     """Shown in the browser, saved under ``filename`` (any script: RFC 6266 encodes it)."""
@@ -18,11 +21,12 @@ def image_response(
     content,
     *,
     filename: str | None = None,
-    cache: bool = False,
+    max_age: int = 0,
     content_type: str = "image/png",
 ) -> HttpResponse:
     """Image bytes (PNG unless told) or an open file, with nosniff and a CSP that forbids
-    everything active."""
+    everything active; kept in the client's own cache for ``max_age`` seconds (0: not at
+    all)."""
     if hasattr(content, "read"):
         response = FileResponse(content, content_type=content_type)
         # Under ASGI each block is one read and one message to daphne: 1 MB blocks, not 4 KB.
@@ -33,7 +37,7 @@ def image_response(
         response["Content-Disposition"] = content_disposition(filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = settings.MEDIA_CONTENT_SECURITY_POLICY
-    response["Cache-Control"] = "private, max-age=3600" if cache else "no-store"
+    response["Cache-Control"] = f"private, max-age={max_age}" if max_age > 0 else "no-store"
     return response
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rest_framework import serializers
@@ -24,6 +23,7 @@ from ..engine.types import ANCHORS, InvalidInput
 from ..errors import cut
 from ..params import GenerationParams
 from ..services.generations import MAX_REFERENCE_IMAGES
+from .parsers import json_loads
 
 
 class ChoiceField(serializers.ChoiceField):
@@ -106,7 +106,7 @@ def merge_form_and_params(form: Any) -> dict[str, Any]:
     raw = form.get("params")
     if raw:
         try:
-            extra = json.loads(raw)
+            extra = json_loads(raw)
         except (TypeError, ValueError, RecursionError):
             raise serializers.ValidationError(
                 {"params": ["params must be a JSON object."]}
@@ -154,7 +154,7 @@ def _form_json(data, message: str, *, blank: bool = True):
     if not isinstance(data, str):
         return data
     try:
-        return json.loads(data) if data.strip() or not blank else None
+        return json_loads(data) if data.strip() or not blank else None
     except (ValueError, RecursionError):
         raise serializers.ValidationError(message) from None
 

@@ -49,7 +49,7 @@ from .common import (
     unfinished_response,
 )
 from .docs import GenerationDoc
-from .media import image_response, selection_response
+from .media import STORED_PICTURE_MAX_AGE, image_response, selection_response
 from .parsers import JSONParser
 from .serializers import (
     Img2ImgSerializer,
@@ -406,7 +406,9 @@ class ImagePngView(APIView):
 def _file_response(field_file, download_name: str):
     """Stored bytes streamed through this process from whatever storage holds them (the
     data folder or an S3 bucket), never a redirect to the bucket: docs/adr/0006."""
-    return image_response(field_file.open("rb"), filename=download_name, cache=True)
+    return image_response(
+        field_file.open("rb"), filename=download_name, max_age=STORED_PICTURE_MAX_AGE
+    )
 
 
 class GenerationFileView(APIView):
@@ -424,7 +426,9 @@ class GenerationFileView(APIView):
         part = self.part or part or str(index)
         if self.thumbnail:
             picture = pictures.generation_thumbnail(generation=generation, part=part)
-            return image_response(picture.open("rb"), cache=True, content_type="image/webp")
+            return image_response(
+                picture.open("rb"), max_age=STORED_PICTURE_MAX_AGE, content_type="image/webp"
+            )
         found = pictures.generation_picture(generation=generation, part=part)
         return _file_response(found.file, generation.file_name(found.name))
 
@@ -522,5 +526,7 @@ class ImageLinkView(APIView):
 
     @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="the image")})
     def get(self, request: Request, token: str):
-        picture, content_type = links.image_link_read(token)
-        return image_response(picture.open("rb"), content_type=content_type, cache=True)
+        link = links.image_link_read(token)
+        # Kept no longer than the link works (a deleted job's link stops working at once).
+        max_age = min(STORED_PICTURE_MAX_AGE, link.seconds_left)
+        return image_response(link.file.open("rb"), content_type=link.content_type, max_age=max_age)

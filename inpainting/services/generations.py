@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
+from accounts.authentication import api_key_still_usable
 from accounts.models import ApiKey, User
 
 from .. import engine, selectors
@@ -23,7 +25,14 @@ from ..conf import engine_config
 from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
-from ..models import Generation, GenerationReference, Mask, SourceImage, stored_bytes
+from ..models import (
+    Generation,
+    GenerationReference,
+    Mask,
+    SourceImage,
+    reserved_bytes,
+    stored_bytes,
+)
 from ..params import GenerationParams
 from ..progress import Event, publish, publish_queue_places, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
@@ -56,13 +65,18 @@ class Sender:
     api_key: ApiKey | None = None
     idempotency_key: str | None = None
     fingerprint: str = ""
+    #: A person at a page of this site (the studio, with its page's token; the history page's
+    #: forms), not a script: the studio lane (``job_priority``).
+    interactive: bool = False
 
-    def fingerprinted(self, params: GenerationParams, files: tuple, webhook_url=None) -> Sender:
+    def fingerprinted(
+        self, params: GenerationParams, files: tuple, webhook_url=None, extra=None
+    ) -> Sender:
         """The same sender, with the request's fingerprint when it sent an idempotency key."""
         if not self.idempotency_key:
             return self
         fingerprint = request_fingerprint(
-            client=self.client, params=params, files=files, webhook_url=webhook_url
+            client=self.client, params=params, files=files, webhook_url=webhook_url, extra=extra
         )
         return dataclasses.replace(self, fingerprint=fingerprint)
 
@@ -226,13 +240,22 @@ def generation_check_engine_fields(
 
 
 def request_fingerprint(
-    *, client: str, params: GenerationParams, files: tuple, webhook_url: str | None
+    *,
+    client: str,
+    params: GenerationParams,
+    files: tuple,
+    webhook_url: str | None,
+    extra: dict | None = None,
 ) -> str:
     """What makes two submissions the same request: the endpoint (client surface), every
-    parameter, the uploaded bytes and the webhook. An idempotency key replays only that."""
+    parameter, the uploaded bytes, the webhook and what the API records besides (``extra``:
+    OpenAI's output format and compression, whose every variant a replay would otherwise make
+    and store anew). An idempotency key replays only that."""
     digest = hashlib.sha256()
     digest.update(
-        json.dumps([client, params.to_json(), webhook_url or ""], sort_keys=True).encode()
+        json.dumps(
+            [client, params.to_json(), webhook_url or "", extra or {}], sort_keys=True
+        ).encode()
     )
     for upload in files:
         digest.update(b"\x00file:")
@@ -307,7 +330,9 @@ def generation_create(
     client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
     request); nothing is stored in that case.
     """
-    sender = sender.fingerprinted(params, (image_file, mask_file, *reference_files), webhook_url)
+    sender = sender.fingerprinted(
+        params, (image_file, mask_file, *reference_files), webhook_url, extra_metadata
+    )
     user = sender.user
     existing = generation_replay(sender)
     if existing is not None:
@@ -385,13 +410,21 @@ def quota_check(user: User, *, lock: bool = True) -> None:
     if lock:
         User.objects.select_for_update().filter(pk=user.pk).first()
     quota = settings.STORAGE_QUOTA_BYTES_PER_USER
-    if quota and (used := stored_bytes(user_id=user.pk)) >= quota:
-        raise ClientError(
-            f"Your pictures take {size_words(used)} of your {size_words(quota)} of storage; "
-            "delete generations you no longer need (on the history page, or DELETE "
-            "/api/generations/<id>/) to make room.",
-            status=403,
-        )
+    if quota:
+        used, reserved = stored_bytes(user_id=user.pk), reserved_bytes(user_id=user.pk)
+        if used + reserved >= quota:
+            waiting = (
+                f" (with {size_words(reserved)} kept for the outputs of your queued and "
+                "running jobs)"
+                if reserved
+                else ""
+            )
+            raise ClientError(
+                f"Your pictures take {size_words(used + reserved)}{waiting} of your "
+                f"{size_words(quota)} of storage; delete generations you no longer need (on "
+                "the history page, or DELETE /api/generations/<id>/) to make room.",
+                status=403,
+            )
     active = Generation.objects.filter(holds_quota(), owner=user).count()
     limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
     if active >= limit:
@@ -403,15 +436,42 @@ def quota_check(user: User, *, lock: bool = True) -> None:
         )
 
 
+#: What the studio page's token is signed for (``studio_token``), and how long it works.
+STUDIO_TOKEN_SALT = "dreamlayer.studio-lane"
+STUDIO_TOKEN_SECONDS = 24 * 3600
+
+
+def studio_token(user: User) -> str:
+    """The token the studio page sends with its jobs (``X-DreamLayer-Studio``): a job of the
+    page, not of a script that logged in with the user's password."""
+    return signing.dumps({"user": user.pk}, salt=STUDIO_TOKEN_SALT)
+
+
+def studio_token_valid(token: str, user: User) -> bool:
+    try:
+        payload = signing.loads(token, salt=STUDIO_TOKEN_SALT, max_age=STUDIO_TOKEN_SECONDS)
+    except signing.BadSignature:
+        return False
+    return payload.get("user") == user.pk
+
+
 def job_priority(sender: Sender) -> int:
     """A new job's lane in the queue: its key's priority, else its user's (staff set them),
-    else a person in the studio above scripts and other services' clients."""
+    else a person at the studio above scripts and other services' clients: one job of the
+    user's at a time in that lane (a person waits for their picture; a script that sends six
+    at once from a session waits its turn with the API's jobs)."""
     if sender.api_key is not None and sender.api_key.job_priority is not None:
         return sender.api_key.job_priority
     if sender.user.job_priority is not None:
         return sender.user.job_priority
-    if sender.client == Generation.Client.WEB:
-        return Generation.PRIORITY_INTERACTIVE
+    if sender.interactive:
+        in_lane = Generation.objects.filter(
+            owner=sender.user,
+            status__in=Generation.ACTIVE,
+            priority=Generation.PRIORITY_INTERACTIVE,
+        )
+        if not in_lane.exists():
+            return Generation.PRIORITY_INTERACTIVE
     return Generation.PRIORITY_BATCH
 
 
@@ -446,6 +506,27 @@ def generation_store(
         )
 
 
+#: Bytes an output may take in storage, per pixel (a PNG of RGB, at most: zlib stores what it
+#: cannot compress): what a job reserves against its owner's quota until its outputs land.
+OUTPUT_BYTES_PER_PIXEL = 3
+
+
+def output_bytes_reserved(params: GenerationParams, source: SourceImage) -> int:
+    """The bytes a job's outputs may take: its output size (an upscale's, an outpaint's
+    canvas, else the input's) times its samples, at OUTPUT_BYTES_PER_PIXEL. Three parallel 4x
+    upscales took a user to 411 MB of a 150 MB quota when only stored bytes were counted."""
+    if params.upscale:
+        return OUTPUT_BYTES_PER_PIXEL * params.upscale["width"] * params.upscale["height"]
+    width, height = source.width, source.height
+    outpaint = params.outpaint or {}
+    if outpaint.get("width") or outpaint.get("height"):
+        width, height = outpaint.get("width") or width, outpaint.get("height") or height
+    else:
+        width += outpaint.get("left", 0) + outpaint.get("right", 0)
+        height += outpaint.get("top", 0) + outpaint.get("bottom", 0)
+    return OUTPUT_BYTES_PER_PIXEL * width * height * max(1, params.samples)
+
+
 def generation_insert(
     sender: Sender,
     *,
@@ -461,6 +542,7 @@ def generation_insert(
     the transaction commits."""
     warnings = {"warnings": checked.warnings} if checked.warnings else {}
     generation = Generation.objects.create(
+        reserved_bytes=output_bytes_reserved(checked.params, source),
         owner=sender.user,
         api_key=sender.api_key,
         client=sender.client,
@@ -486,11 +568,13 @@ def generation_insert(
 
 
 def generation_rerun(
-    *, generation: Generation, user: User, client: str | None = None
+    *, generation: Generation, user: User, client: str | None = None, interactive: bool = False
 ) -> Generation:
     """Queue the same inputs and parameters again, to give the same images: the seed it ran
     with (also when it asked for a random one), and the model it ran with (also when that was
-    the default then)."""
+    the default then). It keeps the original's key (while usable: its lane as staff set it
+    now) and its client's lane: the studio lane only for a studio job re-run from a page
+    (``interactive``)."""
     params = GenerationParams.from_json(generation.params)
     if params.seed is None and generation.seed is not None:
         params = dataclasses.replace(params, seed=generation.seed)
@@ -507,10 +591,19 @@ def generation_rerun(
         with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="job"):
             image, mask = open_stored(generation.source.file), stored_mask(generation)
             checked = _validate(params, image, mask, len(references))
+    key = generation.api_key
+    if key is not None and not api_key_still_usable(api_key_id=key.pk):
+        key = None
+    sender = Sender(
+        user,
+        client=client or generation.client,
+        api_key=key,
+        interactive=interactive and generation.client == Generation.Client.WEB,
+    )
     with transaction.atomic():
         quota_check(user)
         return generation_insert(
-            Sender(user, client=client or generation.client),
+            sender,
             source=generation.source,
             mask=generation.mask,
             references=references,

@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import io
 
+from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db.models.fields.files import FieldFile
 from PIL import Image
 
 from accounts.models import User
@@ -17,7 +18,7 @@ from accounts.models import User
 from .. import engine
 from ..engine.masks import has_alpha
 from ..gate import PIXELS, pixels_of
-from ..models import GeneratedImage
+from ..models import DerivedPicture, GeneratedImage
 from ..uploads import IMAGE_FORMATS, decode_image, image_header, image_size, read_upload
 from .derived import derived_picture
 from .generations import quota_check
@@ -111,13 +112,16 @@ def preview_as(
         return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
 
 
-def image_file_as(image: GeneratedImage, output_format: str, quality: int) -> FieldFile:
+def image_file_as(image: GeneratedImage, output_format: str, quality: int) -> File:
     """A stored output's file in ``output_format``: the PNG as stored (with its parameters),
     or the output in another format, made once at its first request (through the web
     process' gate, on the job owner's share: a signed link has no user of its own) and kept
-    beside the job."""
+    beside the job. One variant a format is kept: another quality of a format already kept is
+    made for its request and not stored (20 replays with new compressions stored 36.6 MB past
+    a full quota)."""
     if output_format == "png":
         return image.file
+    kind = f"output-{image.index}-{output_format}-q{quality}"
 
     def make() -> bytes:
         size = (image.width, image.height)
@@ -126,11 +130,13 @@ def image_file_as(image: GeneratedImage, output_format: str, quality: int) -> Fi
             with image.file.open("rb") as handle, Image.open(handle) as decoded:
                 return engine.encode_as(decoded, output_format, quality)
 
+    variants = DerivedPicture.objects.filter(
+        generation=image.generation, kind__startswith=f"output-{image.index}-{output_format}-q"
+    )
+    if variants.exclude(kind=kind).exists():
+        return ContentFile(make(), name=f"{kind}.{output_format}")
     return derived_picture(
-        generation=image.generation,
-        kind=f"output-{image.index}-{output_format}-q{quality}",
-        extension=output_format,
-        make=make,
+        generation=image.generation, kind=kind, extension=output_format, make=make
     )
 
 

@@ -70,6 +70,10 @@ class InstallFailed(Exception):
     """An install that cannot go on, with the message its requester reads."""
 
 
+class DiskFull(InstallFailed):
+    """The disk filled up mid-download: the partial files are deleted, not kept to resume."""
+
+
 class InstallCancelled(Exception):
     """Raised from the progress callback when the install was cancelled."""
 
@@ -277,10 +281,22 @@ def _target(kind: str, name: str) -> Path:
     return lama_file() if kind == LAMA else library_folder(kind) / name
 
 
-def _staging(kind: str, name: str) -> Path:
+def may_install(user) -> bool:
+    """Whether ``user`` may install models, cancel installs and set the Hugging Face token
+    (the API, the admin's Model installs page): staff with the ``add_modelinstall``
+    permission (superusers have it). Staff without it review the installs only: a checkpoint
+    installed joins every user's list, and a download fills the disk."""
+    return bool(user.is_active and user.is_staff and user.has_perm("inpainting.add_modelinstall"))
+
+
+def _staging(install: ModelInstall) -> Path:
     """Where an install downloads before its model joins the library (a dot folder: the scan
-    never reads it); the same for every install of the same thing, so a new one resumes."""
-    return Path(settings.MODELS_DIR) / ".installs" / f"{kind}-{name}"
+    never reads it): one folder per source, revision and subfolder, so a new install of the
+    same thing resumes, and one of another source under the same name never continues the
+    first one's file."""
+    what = "\x00".join((install.source, install.revision, install.subfolder)).encode()
+    digest = hashlib.sha256(what).hexdigest()[:16]
+    return Path(settings.MODELS_DIR) / ".installs" / f"{install.kind}-{install.name}-{digest}"
 
 
 def install_create(
@@ -369,7 +385,7 @@ def install_cancel(*, install: ModelInstall) -> bool:
         status=ModelInstall.Status.CANCELLED, bytes_per_second=None
     )
     if cancelled and install.status == ModelInstall.Status.QUEUED:
-        shutil.rmtree(_staging(install.kind, install.name), ignore_errors=True)
+        shutil.rmtree(_staging(install), ignore_errors=True)
     install.refresh_from_db()
     _publish(install)
     return bool(cancelled)
@@ -565,15 +581,27 @@ def _image_encoder_beside(repo: str, file: str, siblings: dict) -> list[tuple[st
     return chosen
 
 
+def _check_size(total: int) -> None:
+    """A download of ``total`` bytes in all is within INSTALL_MAX_BYTES."""
+    if total > (most := settings.INSTALL_MAX_BYTES):
+        raise InstallFailed(
+            f"The download is {total / 1e9:.2f} GB; installs here are at most "
+            f"{most / 1e9:.2f} GB (INSTALL_MAX_BYTES)."
+        )
+
+
 def _check_disk(staging: Path, needed: int) -> None:
+    """``needed`` more bytes fit on the disk with INSTALL_FREE_DISK_BYTES left free."""
     probe_at = staging
     while not probe_at.exists():
         probe_at = probe_at.parent
     free = shutil.disk_usage(probe_at).free
-    if needed > free:
+    margin = settings.INSTALL_FREE_DISK_BYTES
+    if needed + margin > free:
         raise InstallFailed(
-            f"Not enough disk: the download needs {needed / 1e9:.2f} GB more and "
-            f"{free / 1e9:.2f} GB are free at {probe_at}."
+            f"Not enough disk: the download needs {needed / 1e9:.2f} GB more, "
+            f"{free / 1e9:.2f} GB are free, and installs leave {margin / 1e9:.2f} GB free "
+            "(INSTALL_FREE_DISK_BYTES)."
         )
 
 
@@ -593,7 +621,7 @@ def install_run(
     install = ModelInstall.objects.get(pk=install_id)
     if not claimed:
         return install  # cancelled before it started, or run already
-    staging = _staging(install.kind, install.name)
+    staging = _staging(install)
     _publish(install)
     try:
         _download_and_record(install, staging, _Meter(install, observer))
@@ -603,6 +631,8 @@ def install_run(
         install.bytes_per_second = None
     except (InstallFailed, ClientError) as exc:
         install.status, install.error = ModelInstall.Status.FAILED, str(exc)
+        if isinstance(exc, DiskFull):  # nothing kept: a disk filled would stay full
+            shutil.rmtree(staging, ignore_errors=True)
     except Exception as exc:
         logger.exception("model install %s failed", install.pk)
         install.status = ModelInstall.Status.FAILED
@@ -653,6 +683,7 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     ModelInstall.objects.filter(pk=install.pk).update(bytes_total=install.bytes_total)
     already = sum(_on_disk(staging, path) for path, _ in plan.files)
     if install.bytes_total is not None:
+        _check_size(install.bytes_total)
         _check_disk(staging, install.bytes_total - already)
     meter.done = already  # files a failed attempt finished (a part-file counts when resumed)
     if source.url:
@@ -711,7 +742,7 @@ def _download_hub_file(
         raise _hub_error(exc, install, repo) from None
     except OSError as exc:
         if _disk_full(exc):
-            raise InstallFailed(f"The disk filled up while downloading {path}.") from None
+            raise DiskFull(f"The disk filled up while downloading {path}.") from None
         raise
 
 
@@ -724,8 +755,13 @@ def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) ->
         if total is not None and install.bytes_total != total:
             install.bytes_total = total
             ModelInstall.objects.filter(pk=install.pk).update(bytes_total=total)
+            _check_size(total)
             _check_disk(dest.parent, total - meter.done)
         meter.add(count)
+        if total is None:  # no length said: the cap and the margin as it comes
+            _check_size(meter.done)
+            if meter.done % (256 * 1024 * 1024) < count:
+                _check_disk(dest.parent, 0)
 
     try:
         remote.download(url, dest, field="source", on_bytes=on_bytes)
@@ -733,7 +769,7 @@ def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) ->
         raise InstallFailed(exc.message) from None
     except OSError as exc:
         if _disk_full(exc):
-            raise InstallFailed(f"The disk filled up while downloading {dest.name}.") from None
+            raise DiskFull(f"The disk filled up while downloading {dest.name}.") from None
         raise
 
 

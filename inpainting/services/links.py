@@ -7,9 +7,12 @@ so do those of a job whose key has been revoked. The access log never writes a l
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core import signing
-from django.db.models.fields.files import FieldFile
+from django.core.files import File
 
 from accounts.authentication import api_key_still_usable
 
@@ -22,10 +25,17 @@ from .images import image_file_as
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def image_link_read(token: str) -> tuple[FieldFile, str]:
-    """The image a link names, in its format, with its content type; a link that is forged,
-    expired (``IMAGE_LINK_SECONDS``) or names a deleted image (or a disabled account's) is a
-    404."""
+@dataclass(frozen=True)
+class LinkedImage:
+    file: File
+    content_type: str
+    seconds_left: int  # until the link expires
+
+
+def image_link_read(token: str) -> LinkedImage:
+    """The image a link names, in its format, with its content type and how long the link
+    still works; a link that is forged, expired (``IMAGE_LINK_SECONDS``) or names a deleted
+    image (or a disabled account's) is a 404."""
     try:
         payload = signing.loads(token, salt=IMAGE_LINK_SALT, max_age=settings.IMAGE_LINK_SECONDS)
     except signing.BadSignature:  # SignatureExpired is one
@@ -45,4 +55,10 @@ def image_link_read(token: str) -> tuple[FieldFile, str]:
     if payload["format"] not in OUTPUT_FORMATS:
         raise ClientError("This image link is not valid, or has expired.", status=404)
     output_format = payload["format"]
-    return image_file_as(image, output_format, payload["quality"]), CONTENT_TYPES[output_format]
+    signed_at = signing.b62_decode(token.rsplit(":", 2)[-2])  # the signer's timestamp
+    left = int(signed_at + settings.IMAGE_LINK_SECONDS - time.time())
+    return LinkedImage(
+        image_file_as(image, output_format, payload["quality"]),
+        CONTENT_TYPES[output_format],
+        max(0, left),
+    )

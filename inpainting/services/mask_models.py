@@ -36,8 +36,9 @@ class MaskModelMissing(ClientError):
 
 def _not_installed(what: str, copy: str) -> ClientError:
     return MaskModelMissing(
-        f"{what}: copy {copy} into MASK_MODELS_DIR "
-        f"({settings.MASK_MODELS_DIR}) and run `manage.py models scan` "
+        # The folder by its setting's name: a server path is for its operator, not for
+        # every client that reads the message (or FooocusAPI's fallback header).
+        f"{what}: copy {copy} into MASK_MODELS_DIR and run `manage.py models scan` "
         "(GET /api/mask-models lists what is installed).",
         field="model",
         status=503,

@@ -206,5 +206,5 @@ def mask_grow_png(png: bytes, pixels: int, *, user: User) -> bytes:
         return png
     size = image_size(png, field="mask", formats=MASK_FORMATS)
     with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="mask"):
-        values = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        values = np.asarray(Image.open(io.BytesIO(png), formats=MASK_FORMATS).convert("L"))
         return engine.encode_png(Image.fromarray(grow(values.copy(), pixels), "L"))

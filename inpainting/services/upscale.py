@@ -23,7 +23,7 @@ from accounts.models import User
 from .. import engine
 from ..engine import superres, upscale
 from ..errors import ClientError
-from ..gate import PIXELS, Ticket, pixels_of
+from ..gate import ANSWERS, PIXELS, AnswerHold, pixels_of
 from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
@@ -135,43 +135,57 @@ def upscale_image(
 
 
 class WebUpscale:
-    """Pictures upscaled where the request is answered, as PNG, and the gate's ticket they
-    hold until ``release()`` (once their answer is sent: docs/adr/0011), or until they are
-    dropped unsent: a client that went away while they were made cancels the request, and its
-    answer is never iterated, so the ticket goes with the object (``weakref.finalize``)."""
+    """Pictures upscaled where the request is answered, as PNG, and the bytes they hold
+    against the answers' budget (``gate.ANSWERS``) until ``release()`` (once their answer is
+    sent or closed: docs/adr/0011), or until they are dropped unsent: a client that went away
+    while they were made cancels the request, and its answer is never iterated, so the hold
+    goes with the object (``weakref.finalize``). The gate's pixel ticket is let go as soon as
+    the PNGs exist: it covers pixel work, not bytes on their way out."""
 
-    def __init__(self, ticket: Ticket) -> None:
+    def __init__(self, hold: AnswerHold) -> None:
         self.pngs: list[bytes] = []
-        self._release = weakref.finalize(self, PIXELS.release, ticket)
+        self.hold = hold
+        self._release = weakref.finalize(self, ANSWERS.release, hold)
 
     def release(self) -> None:
         self._release()  # once: a finalizer runs at most once
         self.pngs = []
 
 
+#: Bytes a PNG of RGB pixels takes at most, per pixel (zlib stores what it cannot compress,
+#: with a few bytes per block): what an upscale's answer reserves before it is made.
+PNG_BYTES_PER_PIXEL = 3
+
+
 def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: User) -> WebUpscale:
     """Each picture upscaled by ``ask``'s resampler, as PNG, through the web process' gate.
     Every size is read from its header and checked first (the upload limits, then
-    UPSCALE_MAX_PIXELS for all the outputs together), and the gate passed for all the pixels
-    held at once, before any picture is decoded; then one picture at a time."""
+    UPSCALE_MAX_PIXELS for all the outputs together), and the answer's bytes reserved and the
+    gate passed for all the pixels held at once, before any picture is decoded; then one
+    picture at a time."""
     sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
     plans = upscale_plans(sizes, ask, field=field)
+    outputs = pixels_of(*(plan.size for plan in plans))
+    answer = WebUpscale(
+        ANSWERS.reserve(user=user.pk, nbytes=PNG_BYTES_PER_PIXEL * outputs, what="upscale")
+    )
     # The largest input decoded and its output, plus every output kept as PNG (at most as
     # many bytes as pixels of RGB: counted as pixels).
     held = max(
         (pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True)), default=0
     )
-    cost = held + pixels_of(*(plan.size for plan in plans))
-    answer = WebUpscale(PIXELS.acquire(user=user.pk, pixels=cost, what="upscale"))
     try:
-        for data, plan in zip(pictures, plans, strict=True):
-            image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
-            upscaled = upscale_image(image, plan, ask.method)[0]
-            del image
-            answer.pngs.append(engine.encode_png(upscaled))
+        with PIXELS.held(user=user.pk, pixels=held + outputs, what="upscale"):
+            for data, plan in zip(pictures, plans, strict=True):
+                image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
+                upscaled = upscale_image(image, plan, ask.method)[0]
+                del image
+                answer.pngs.append(engine.encode_png(upscaled))
+                del upscaled
     except BaseException:
         answer.release()
         raise
+    ANSWERS.settle(answer.hold, sum(len(png) for png in answer.pngs))
     return answer
 
 

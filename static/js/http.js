@@ -5,11 +5,17 @@ export function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
+// The studio page's token (its jobs go in the studio lane; a script's with a session do not).
+function studioHeaders() {
+  const token = document.getElementById("studio")?.dataset.studioToken;
+  return token ? { "X-DreamLayer-Studio": token } : {};
+}
+
 export async function postForm(url, formData) {
   const response = await fetch(url, {
     method: "POST",
     body: formData,
-    headers: { "X-CSRFToken": csrfToken() },
+    headers: { "X-CSRFToken": csrfToken(), ...studioHeaders() },
     credentials: "same-origin",
   });
   return response;

@@ -13,7 +13,10 @@ from tests.browser.conftest import log_in, screenshot
 from tests.browser.helpers import generate_with_model, open_image, photo
 from tests.helpers import wait_until_served
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker", "installer"),
+]
 
 REPO = "tests/tiny-inpaint"
 

@@ -173,7 +173,15 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
             mask,
             serializer.to_params(),
             reference_files=references,
-            extra_metadata={"openai": {"model": data.get("model") or None}},
+            # The output's format and compression: recorded, and part of what an
+            # Idempotency-Key replays (a replay in another format is another request).
+            extra_metadata={
+                "openai": {
+                    "model": data.get("model") or None,
+                    "output_format": data["output_format"],
+                    "output_compression": data["output_compression"],
+                }
+            },
         )
         context = {
             key: data[key]

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,6 +13,7 @@ from rest_framework.response import Response
 from ....answers import a1111
 from ....engine.upscale import MAX_SIDE
 from ....errors import ClientError, echoed
+from ....gate import ANSWERS
 from ....models import Generation
 from ....services import images
 from ....services.upscale import UpscaleAsk, upscale_job_create, upscale_pngs
@@ -164,9 +163,15 @@ class A1111ExtraSingleImageView(A1111Api, common.SubmitAndWaitView):
         if problem is not None:
             code, message = problem
             return Response(a1111.error_body(code, message, {}), status=code)
-        with generation.images.get().file.open("rb") as handle:
-            png = handle.read()
-        return _extras_answer(info, [png], single=True)
+        output = generation.images.get()
+        hold = ANSWERS.reserve(user=request.user.pk, nbytes=output.file.size, what="upscale")
+        try:
+            with output.file.open("rb") as handle:
+                png = handle.read()
+        except BaseException:
+            ANSWERS.release(hold)
+            raise
+        return _extras_answer(info, [png], single=True, done=lambda: ANSWERS.release(hold))
 
 
 class A1111ExtraBatchImagesView(A1111View):
@@ -201,18 +206,9 @@ class A1111ExtraBatchImagesView(A1111View):
 def _extras_answer(
     info: str, pngs: list[bytes], *, single: bool, done=None
 ) -> StreamingHttpResponse:
-    """The extras answer streamed from the PNG bytes (``a1111.extras_answer_stream``);
-    ``done()`` once it is sent, or the client went away: the gate's ticket is let go then."""
-    length, pieces = a1111.extras_answer_stream(info, pngs, single=single)
-
-    async def sent() -> AsyncIterator[bytes]:
-        try:
-            async for piece in pieces:
-                yield piece
-        finally:
-            if done is not None:
-                done()
-
-    response = StreamingHttpResponse(sent(), content_type="application/json")
-    response["Content-Length"] = str(length)
+    """The extras answer streamed from the PNG bytes (``a1111.ExtrasAnswer``); ``done()`` once
+    it is sent, or closed because the client went away: the bytes it held are let go then."""
+    answer = a1111.ExtrasAnswer(info, pngs, single=single, done=done)
+    response = StreamingHttpResponse(answer, content_type="application/json")
+    response["Content-Length"] = str(answer.length)
     return response

@@ -44,17 +44,22 @@ class A1111InterruptView(A1111View):
 
 
 class A1111MemoryView(A1111View):
-    """The web process' machine's memory (A1111's ``ram``); the GPUs are the workers'."""
+    """The web process' machine's memory (A1111's ``ram``), for staff: the host's memory is
+    the operator's business, not every user's. Others get A1111's own answer for memory it
+    cannot read, ``{"ram": {"error": ...}}``; the GPUs are the workers'."""
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="memory")})
     def get(self, request: Request) -> Response:
+        cuda = {"error": "the models run on the workers (GET /api/health)"}
+        if not request.user.is_staff:
+            return Response({"ram": {"error": "only staff see the server's memory"}, "cuda": cuda})
         page = os.sysconf("SC_PAGE_SIZE")
         total = os.sysconf("SC_PHYS_PAGES") * page
         free = os.sysconf("SC_AVPHYS_PAGES") * page
         return Response(
             {
                 "ram": {"free": free, "used": total - free, "total": total},
-                "cuda": {"error": "the models run on the workers (GET /api/health)"},
+                "cuda": cuda,
             }
         )
 
