@@ -19,8 +19,9 @@ streamed from them included):
 
 Requests that wait for room get it in the order they came. **No user holds more than half
 the budget**: a request that would take its user past half of ``WEB_PIXELS_AT_ONCE`` while
-the user already holds some is answered 429 at once (one request alone may hold more: a
-picture cannot be split, and it holds its pixels only while they are worked on).
+the user already holds some waits until the user's own work is done (others' requests go
+past it meanwhile); one request alone may hold more (a picture cannot be split, and it holds
+its pixels only while they are worked on).
 
 **A ticket covers pixels, not bytes on their way out.** Once an answer's bytes exist (the
 PNGs of a resampling upscale), its ticket is let go, and the bytes are held against the
@@ -62,15 +63,38 @@ class Ticket:
     counted: bool  # in the user's count (more than WEB_PIXELS_SMALL)
 
 
+@dataclass(eq=False)
+class _Waiter:
+    user: Hashable
+    cost: int
+
+
 class PixelGate:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._pixels = 0
         self._users: Counter[Hashable] = Counter()
-        self._held: Counter[Hashable] = Counter()  # pixels each user holds or waits for
+        self._holding: Counter[Hashable] = Counter()  # pixels each user's tickets hold
         #: Requests waiting for room, first come first served: small work does not overtake
         #: a large request that waits (which could then wait for ever under steady traffic).
-        self._waiting: deque[object] = deque()
+        self._waiting: deque[_Waiter] = deque()
+
+    def _own_share_full(self, waiter: _Waiter) -> bool:
+        """Whether ``waiter`` would take its user past half the budget while it holds some."""
+        held = self._holding[waiter.user]
+        return bool(held) and held + waiter.cost > settings.WEB_PIXELS_AT_ONCE // 2
+
+    def _may_go(self, me: _Waiter, budget: int) -> bool:
+        """Room for ``me``, within its user's half, and no request ahead of it that may go
+        (one waiting for its own user's work to end lets the others past)."""
+        if self._own_share_full(me) or self._pixels + me.cost > budget:
+            return False
+        for waiter in self._waiting:
+            if waiter is me:
+                return True
+            if not self._own_share_full(waiter):
+                return False
+        return True
 
     def acquire(self, *, user: Hashable, pixels: int, what: str) -> Ticket:
         """A ticket for ``pixels`` of work on ``what`` (said in a refusal) for ``user`` (an id;
@@ -87,23 +111,13 @@ class PixelGate:
                     status=429,
                     retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
                 )
-            half = budget // 2
-            if self._held[user] and self._held[user] + cost > half:
-                raise GateFull(
-                    f"Your picture requests here hold {self._held[user]} pixels; one user may "
-                    f"hold at most half of this server's {budget} at once. Send the {what} "
-                    "again when one has been answered.",
-                    status=429,
-                    retry_after=settings.WEB_PIXEL_RETRY_SECONDS,
-                )
             if counted:
                 self._users[user] += 1  # a waiting request counts
-            self._held[user] += cost
-            place = object()
+            place = _Waiter(user, cost)
             self._waiting.append(place)
             deadline = time.monotonic() + settings.WEB_PIXEL_WAIT_SECONDS
             try:
-                while self._waiting[0] is not place or self._pixels + cost > budget:
+                while not self._may_go(place, budget):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise GateFull(
@@ -116,12 +130,12 @@ class PixelGate:
             except BaseException:
                 if counted:
                     self._user_done(user)
-                self._let_go(user, cost)
                 raise
             finally:
                 self._waiting.remove(place)
                 self._condition.notify_all()  # the next in line may fit
             self._pixels += cost
+            self._holding[user] += cost
         return Ticket(user, cost, what, counted)
 
     def release(self, ticket: Ticket) -> None:
@@ -133,9 +147,9 @@ class PixelGate:
             self._condition.notify_all()
 
     def _let_go(self, user: Hashable, pixels: int) -> None:
-        self._held[user] -= pixels
-        if self._held[user] <= 0:
-            del self._held[user]
+        self._holding[user] -= pixels
+        if self._holding[user] <= 0:
+            del self._holding[user]
 
     def _user_done(self, user: Hashable) -> None:
         self._users[user] -= 1

@@ -330,10 +330,16 @@ def _download_once(
     """One attempt: True when the whole file is in ``dest``, False when the answer was cut."""
     for _ in range(MAX_REDIRECTS + 1):
         checked = check_url(url, field)
+        validator = _validator_file(dest)
         have = dest.stat().st_size if dest.exists() else 0
+        if have and not validator.is_file():
+            have = 0  # a part whose version the server never named: not resumed
         headers = {"Host": checked.netloc, "User-Agent": "DreamLayer", "Accept": "*/*"}
         if have:
             headers["Range"] = f"bytes={have}-"
+            # Only the same version of the file is resumed: another one comes whole (200),
+            # and a part is never joined to the rest of another file.
+            headers["If-Range"] = validator.read_text()
         deadline = _Deadline(settings.URL_FETCH_TIMEOUT)
         connection = _connect(checked, deadline)
         try:
@@ -351,6 +357,11 @@ def _download_once(
                     field=field, message=f"The {field} URL answered {response.status}, not 200."
                 )
             start = have if response.status == 206 else 0
+            named = response.getheader("ETag") or response.getheader("Last-Modified")
+            if start == 0:  # a new file: its version, for a resume (none named: none resumes)
+                validator.unlink(missing_ok=True)
+                if named and not named.startswith("W/"):  # a weak ETag cannot resume a range
+                    validator.write_text(named)
             declared = response.getheader("Content-Length", "")
             total = start + int(declared) if declared.isdigit() else None
             written = start
@@ -366,6 +377,11 @@ def _download_once(
             deadline.release()
             connection.close()
     raise RemoteInputError(field=field, message=f"The {field} URL redirects too many times.")
+
+
+def _validator_file(dest: Path) -> Path:
+    """Beside a download, the version (``ETag`` or ``Last-Modified``) its bytes are of."""
+    return dest.with_name(dest.name + ".version")
 
 
 def image_input_bytes(value: str, *, field: str) -> bytes:

@@ -128,6 +128,17 @@ def ran(job_id: str, engine: str) -> None:
     assert (generation.status, generation.engine) == ("succeeded", engine), generation.error
 
 
+def answered_and_polled(client, path, body, shape, id_field, poll, engine) -> None:
+    """A compatible API's job answer for ``body`` at ``path``, and the same job polled at
+    ``poll`` (its id in the braces), each of ``shape``, the job run on ``engine``."""
+    response = client.post(path, body, format="json")
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert_shape(answer, shape)
+    ran(answer[id_field], engine)
+    assert_shape(client.get(poll.format(answer[id_field])).json(), shape)
+
+
 def test_000_the_native_answer_echoes_every_field_the_document_shows(engine, api_key):
     """The document's client example: its files and data as it builds them, its key in the
     header; it reads ``metadata["denoising_strength"]`` back."""
@@ -214,13 +225,9 @@ def test_003_fooocus_task_record_and_generate_mask_string(engine, keyed, local_s
         "inpaint_mask_image_upload": "data:image/png;base64,"
         + base64.b64encode(WHITE_INPAINTS).decode(),
     }
-    response = keyed.post("/v1/engine/generate", params, format="json")
-    assert response.status_code == 200, response.content
-    record = response.json()
-    assert_shape(record, FOOOCUS_TASK)
-    ran(record["task_id"], engine)
-    polled = keyed.get(f"/tasks/{record['task_id']}")
-    assert_shape(polled.json(), FOOOCUS_TASK)
+    answered_and_polled(
+        keyed, "/v1/engine/generate", params, FOOOCUS_TASK, "task_id", "/tasks/{}", engine
+    )
     mask = keyed.post(
         "/v1/tools/generate_mask", {"image": f"{local_server}/input.png"}, format="json"
     )
@@ -242,10 +249,6 @@ def test_004_deepimage_job_answer(engine, keyed, local_server):
             }
         },
     }
-    response = keyed.post("/rest_api/process_result", body, format="json")
-    assert response.status_code == 200, response.content
-    answer = response.json()
-    assert_shape(answer, DEEPIMAGE_JOB)
-    ran(answer["job"], engine)
-    polled = keyed.get(f"/rest_api/result/{answer['job']}")
-    assert_shape(polled.json(), DEEPIMAGE_JOB)
+    answered_and_polled(
+        keyed, "/rest_api/process_result", body, DEEPIMAGE_JOB, "job", "/rest_api/result/{}", engine
+    )

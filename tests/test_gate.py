@@ -131,3 +131,25 @@ def test_waiting_requests_get_room_in_the_order_they_came(small_gate):
     large.join(2)
     small.join(2)
     assert order == [900, 5]
+
+
+def test_a_user_past_half_the_budget_waits_for_their_own_work_and_others_go_past(small_gate):
+    """Issue 76: no user holds more than half of the budget. A second request that would take
+    its user past half waits until the user's first is done (not a 429: the studio loads a
+    large photo's pictures in parallel), and another user's request goes past it meanwhile."""
+    small_gate.WEB_PIXEL_WAIT_SECONDS = 10
+    mine = PIXELS.acquire(user=1, pixels=400, what="picture")
+    got = []
+    waiter = threading.Thread(
+        target=lambda: got.append(PIXELS.acquire(user=1, pixels=300, what="mask"))
+    )
+    waiter.start()
+    time.sleep(0.2)
+    assert not got  # 400 + 300 is past half of 1000: it waits
+    other = PIXELS.acquire(user=2, pixels=300, what="picture")  # goes past it at once
+    assert not got
+    PIXELS.release(mine)
+    waiter.join(5)
+    assert got and PIXELS.in_use()[0] == 600
+    for ticket in (*got, other):
+        PIXELS.release(ticket)

@@ -388,3 +388,33 @@ def test_a_slow_reader_holds_no_pixels_and_is_cut_and_a_gone_one_lets_go_at_once
     gone.close()  # leaves mid-answer
     freed = wait_for_nothing_held(url, within=1.0)
     print(f"a client gone mid-answer: its bytes let go after {freed:.2f} s")
+
+
+def test_an_anonymous_29_mb_json_body_costs_the_web_process_no_parse(server):
+    """Finding 2 of issue 76: ``{"key": "<wrong>", "a": [0, 0, ... 14.5 M items]}`` to
+    ModelsLab's route (its key travels in the body) was parsed whole to find the key: two at a
+    time from one address cost daphne 60.5 s of CPU in 60 s and 1.8 GB. Now the key is found
+    by a scan of the body's start: two such bodies cost daphne well under a second of CPU."""
+    url, process = server
+    body = b'{"key": "dl_wrongkey2.secret", "a": [' + b"0," * 14_500_000 + b"0]}"
+
+    def send(_) -> requests.Response:
+        return requests.post(
+            f"{url}/api/v6/images/inpaint",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+
+    requests.get(f"{url}/api/health", timeout=10)
+    cpu = process.cpu_times()
+    with PeakMemory(process) as memory, ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(send, range(2)))
+    used = process.cpu_times()
+    seconds = used.user + used.system - cpu.user - cpu.system
+    print(
+        f"\n2 anonymous 29 MB JSON bodies at once: {[a.status_code for a in answers]}, daphne "
+        f"{seconds:.2f} s of CPU for both (receiving included), peak +{memory.growth_mb:.0f} MB"
+    )
+    assert [a.status_code for a in answers] == [401, 401]
+    assert seconds < 2 * 0.2 + 0.4  # 0.2 s each beyond receiving 58 MB over loopback
