@@ -444,6 +444,9 @@ INSTALL_FREE_DISK_BYTES = env.int("INSTALL_FREE_DISK_BYTES", default=2 * 1024**3
 # load with, offline: one folder per family (sd15, sd15-inpainting, sdxl, sdxl-inpainting).
 MODEL_CONFIGS_DIR = Path(env.str("MODEL_CONFIGS_DIR", default=str(MODELS_DIR / "configs")))
 LAMA_MODEL = env.str("LAMA_MODEL", default="big-lama.onnx")
+# `make run` installs LaMa (the starter list's `lama`) at its first start when the hub answers,
+# in the background; false: never (docs/engines.md, "The LaMa engine").
+LAMA_AUTO_INSTALL = env.bool("LAMA_AUTO_INSTALL", default=True)
 # LoRAs (.safetensors, kohya / A1111 or diffusers / PEFT layout), recorded by the same scan.
 LORAS_DIR = Path(env.str("LORAS_DIR", default=str(MODELS_DIR / "loras")))
 # ControlNets (diffusers folders: config.json and .safetensors weights), recorded by the scan.

@@ -15,6 +15,7 @@ answers, the address and the demo credentials are printed last, in a box.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -56,6 +57,27 @@ def announce_when_up(url: str, lines: list[str], stop: threading.Event) -> None:
         return
     time.sleep(1.0)  # the workers' own start-up lines come first
     print("\n" + box(lines) + "\n", flush=True)
+
+
+def install_lama(manage: list[str], env: dict[str, str], stop: threading.Event) -> None:
+    """``manage.py models lama-auto`` beside the stack (start-up never waits for it): LaMa
+    installed at the first start when the hub answers, its progress on this console; offline,
+    one line. Stopped with the stack (an install cut short resumes at the next start)."""
+    process = subprocess.Popen(
+        [*manage, "models", "lama-auto"],
+        env=env,
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in process.stdout:
+        print(f"lama | {line.rstrip()}", flush=True)
+        if stop.is_set():
+            break
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # as Ctrl-C: the install records where it stopped
+    process.wait()
 
 
 def process_env(environ: dict[str, str]) -> dict[str, str]:
@@ -111,6 +133,9 @@ def main() -> int:
         lines.append("Ctrl-C stops everything.")
         threading.Thread(
             target=announce_when_up, args=(url, lines, stop), daemon=True, name="announce"
+        ).start()
+        threading.Thread(
+            target=install_lama, args=(manage, env, stop), daemon=True, name="lama"
         ).start()
         manager.loop()
         # Stopped by Ctrl-C or SIGTERM (honcho's 130 and 143): what was asked, not a failure.

@@ -9,9 +9,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import selectors
+from .conf import lama_file
 from .errors import ClientError
 from .models import (
     INSTALL_KINDS,
+    LAMA,
     GeneratedImage,
     Generation,
     GenerationReference,
@@ -425,7 +427,11 @@ class ModelInstallAdmin(admin.ModelAdmin):
         installed = {(m.kind, m.name) for m in present}
         starters = []
         for starter in installs.install_starters_described():
-            starter["installed"] = (starter["kind"], starter["name"]) in installed
+            starter["installed"] = (
+                lama_file().is_file()
+                if starter["kind"] == LAMA
+                else (starter["kind"], starter["name"]) in installed
+            )
             starters.append(starter)
         disk = present.values("kind").annotate(total=Sum("size_bytes")).order_by("kind")
         context = {

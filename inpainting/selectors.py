@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from accounts.models import User
 
+from .conf import lama_file
 from .engine.parameters import FILL_ENGINE_UNUSED
-from .models import Generation, LibraryModel
+from .models import LAMA, Generation, LibraryModel, ModelInstall
 from .params import GenerationParams
 
 
@@ -313,3 +314,19 @@ def generation_parameters(*, generation: Generation) -> list[tuple[str, str]]:
     fill engine none of what it does not use (steps, guidance, scheduler, the model...)."""
     leave_out = ("engine", *(FILL_ENGINE_UNUSED if generation.ran_a_fill_engine else ()))
     return GenerationParams.from_json(generation.params).table(leave_out=leave_out)
+
+
+def lama_install_state() -> dict | None:
+    """For the studio's line about the remover: None while the lama engine has its file; else
+    the LaMa install under way (``percent``: None until its size is known), if any."""
+    if lama_file().is_file():
+        return None
+    running = (
+        ModelInstall.objects.filter(kind=LAMA, status__in=ModelInstall.ACTIVE)
+        .order_by("-created")
+        .first()
+    )
+    if running is None:
+        return {"installing": False, "percent": None}
+    percent = round(100 * running.bytes_done / running.bytes_total) if running.bytes_total else None
+    return {"installing": True, "percent": percent}

@@ -74,6 +74,7 @@ def studio(request):
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "studio_token": generations.studio_token(request.user),  # its jobs' lane
+        "lama": selectors.lama_install_state(),  # the remover's line: LaMa missing or coming
         "schedulers": scheduler_names(),
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition

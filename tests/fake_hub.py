@@ -26,6 +26,9 @@ class Repo:
     gated: bool = False
     license: str = "apache-2.0"
     sha: str = "0123456789abcdef0123456789abcdef01234567"
+    #: The files the hub says are LFS files, with the SHA-256 it reports for each (the real hub
+    #: reports its content's; a test may give another to see the install refuse the file).
+    lfs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,7 +94,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if parts[:2] == ["api", "models"]:
                 return self._model_info("/".join(parts[2:4]))
             if parts[0] == "files" and len(parts) == 2 and parts[1] in hub.plain:
-                return self._file(path, hub.plain[parts[1]], etag=None, commit=None)
+                data = hub.plain[parts[1]]
+                etag = hashlib.sha256(data).hexdigest()[:16]  # as a web server's, per content
+                return self._file(path, data, etag=etag, commit=None)
             if len(parts) >= 5 and parts[2] == "resolve":
                 repo_id = "/".join(parts[:2])
                 repo = hub.repos.get(repo_id)
@@ -120,7 +125,22 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 "tags": [],
                 "cardData": {"license": repo.license},
                 "siblings": [
-                    {"rfilename": name, "size": len(data)} for name, data in repo.files.items()
+                    {
+                        "rfilename": name,
+                        "size": len(data),
+                        **(
+                            {
+                                "lfs": {
+                                    "sha256": repo.lfs[name],
+                                    "size": len(data),
+                                    "pointerSize": 134,
+                                }
+                            }
+                            if name in repo.lfs
+                            else {}
+                        ),
+                    }
+                    for name, data in repo.files.items()
                 ],
             }
             body = json.dumps(info).encode()
@@ -134,6 +154,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _file(self, path: str, data: bytes, *, etag: str | None, commit: str | None) -> None:
             start = 0
             wanted = self.headers.get("Range", "")
+            condition = self.headers.get("If-Range")
+            if condition is not None and condition != f'"{etag}"':
+                wanted = ""  # RFC 9110: another version than the client has, sent whole
             if wanted.startswith("bytes=") and wanted.endswith("-"):
                 start = int(wanted[6:-1])
                 if start >= len(data):

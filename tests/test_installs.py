@@ -20,6 +20,7 @@ from huggingface_hub import constants as hub_constants
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
+from inpainting import remote
 from inpainting.conf import lama_file
 from inpainting.errors import ClientError
 from inpainting.models import HubToken, LibraryModel, ModelInstall
@@ -596,3 +597,28 @@ def test_installs_of_other_sources_under_one_name_never_share_a_partial_file(hub
     first, second, again = failed("a.safetensors"), failed("b.safetensors"), failed("a.safetensors")
     assert installs._staging(first) != installs._staging(second)
     assert installs._staging(first) == installs._staging(again)  # the same source resumes
+
+
+def test_a_resume_of_a_file_that_changed_on_the_server_starts_afresh(
+    hub, user, tiny_model, tmp_path, monkeypatch
+):
+    """Issue 76, finding 7: a resume asks for the rest of the same version only (``If-Range``
+    with the ``ETag`` its first part came with); a file changed since comes whole, and the
+    model installed is the new file, not the old one's start spliced to the new one's end."""
+    old = write_tiny_lora(tiny_model, tmp_path / "old.safetensors", layout="peft").read_bytes()
+    new = write_tiny_lora(tiny_model, tmp_path / "new.safetensors", layout="kohya").read_bytes()
+    assert old != new
+    once = remote.download  # one attempt: the cut fails the first install
+    monkeypatch.setattr(remote, "download", lambda *a, **k: once(*a, **{**k, "attempts": 1}))
+    hub.plain["ink.safetensors"] = old
+    hub.cut_once.add("/files/ink.safetensors")
+    source = f"{hub.files_url}/files/ink.safetensors"
+    failed = _install(user, source=source, kind="lora")
+    assert failed.status == ModelInstall.Status.FAILED
+    assert 0 < (installs._staging(failed) / "ink.safetensors").stat().st_size < len(old)
+    hub.plain["ink.safetensors"] = new  # replaced on the server meanwhile
+    again = _install(user, source=source, kind="lora")
+    assert again.status == ModelInstall.Status.SUCCEEDED, again.error
+    second = hub.gets("/files/ink.safetensors")[-1]
+    assert second.range  # it asked to resume, with If-Range, and got the whole new file
+    assert (Path(settings.LORAS_DIR) / "ink.safetensors").read_bytes() == new

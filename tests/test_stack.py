@@ -151,7 +151,12 @@ def test_make_run_stack_serves_the_readme_example_and_stops_on_ctrl_c(tmp_path):
             "INPAINT_WORKING_SIZE",
         )
     }
-    env.update(DREAMLAYER_DATA_DIR=str(tmp_path / "data"), PORT=str(port))
+    # No hub answers: LaMa's first-start install says so in one line, and waits for nothing.
+    env.update(
+        DREAMLAYER_DATA_DIR=str(tmp_path / "data"),
+        PORT=str(port),
+        HF_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+    )
     log = tmp_path / "stack.log"
     stack = subprocess.Popen(
         [sys.executable, "-m", "dreamlayer_site.stack"],
@@ -169,6 +174,9 @@ def test_make_run_stack_serves_the_readme_example_and_stops_on_ctrl_c(tmp_path):
         announced = log.read_text().split("DreamLayer is ready on", 1)[1]
         assert f"http://127.0.0.1:{port}/" in announced.splitlines()[0]
         assert "Created the demo user: username 'demo', password '" in announced.splitlines()[1]
+        wait_for(lambda: "lama | LaMa is not installed" in log.read_text(), log)
+        offline = [line for line in log.read_text().splitlines() if line.startswith("lama |")]
+        assert len(offline) == 1 and "the classical engine removes objects" in offline[0]
         output = log.read_text()
         assert "-------------- celery@" not in output  # no Celery banner
         assert "superuser privileges" not in log.read_text()

@@ -32,8 +32,10 @@ import re
 import shutil
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -378,6 +380,70 @@ def install_create(
     return install
 
 
+#: The starter that gives the lama engine its file (``lama_auto_install``).
+LAMA_STARTER = "lama"
+#: Seconds the hub has to answer before a start-up says it is offline.
+HUB_PROBE_SECONDS = 5.0
+
+
+def hub_reachable() -> bool:
+    """Whether ``HF_ENDPOINT`` answers at all (any status): an offline machine, or one whose
+    network refuses the hub, is told so at once instead of failing an install."""
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(settings.HF_ENDPOINT, method="HEAD"), timeout=HUB_PROBE_SECONDS
+        ):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+
+
+def lama_auto_install(*, say: Callable[[str], None]) -> ModelInstall | None:
+    """What ``make run`` does at its start, in the background (``LAMA_AUTO_INSTALL``): while
+    the lama engine has no file, install the starter list's LaMa (``LAMA_STARTER``: checked
+    against the hub's SHA-256, resumed if an earlier start was cut), telling ``say`` how it
+    goes; offline, one line that says the classical engine runs and how to copy the file in.
+    The install's row and its progress show in the admin and the studio as any install's."""
+    if not settings.LAMA_AUTO_INSTALL or lama_file().is_file():
+        return None
+    starter = next(s for s in starters() if s.key == LAMA_STARTER)
+    where = f"{starter.repo}/{starter.file}"
+    if not hub_reachable():
+        say(
+            f"LaMa is not installed and {settings.HF_ENDPOINT} does not answer: the classical "
+            f"engine removes objects. To add LaMa, copy {starter.file} ({where}) to "
+            f"{lama_file()} (or set LAMA_MODEL); LAMA_AUTO_INSTALL=false silences this."
+        )
+        return None
+    install = install_create(user=None, source=LAMA_STARTER, queued=False)
+    if install.status != ModelInstall.Status.QUEUED:
+        say(f"LaMa is being installed already ({install.status}).")
+        return install
+    say(f"Installing LaMa ({where}, {starter.size_gb:g} GB) in the background ...")
+    shown = [-1]
+
+    def progress(row: ModelInstall) -> None:
+        if row.bytes_total:
+            tenth = 10 * row.bytes_done // row.bytes_total
+            if tenth > shown[0]:
+                shown[0] = tenth
+                say(f"LaMa: {10 * tenth} % of {row.bytes_total / 1e6:.0f} MB")
+
+    try:
+        done = install_run(install_id=str(install.pk), observer=progress)
+    except KeyboardInterrupt:  # the stack stopped: the next start resumes it
+        install_interrupted(install=install)
+        say("LaMa's install stopped with the stack; the next start resumes it.")
+        return install
+    if done.status == ModelInstall.Status.SUCCEEDED:
+        say(f"LaMa installed (sha256 {done.sha256[:16]}...): removals without a prompt run on it.")
+    else:
+        say(f"LaMa was not installed ({done.status}): {done.error} The classical engine runs.")
+    return done
+
+
 def install_cancel(*, install: ModelInstall) -> bool:
     """Cancel a queued or running install (the worker stops within a progress tick and
     deletes what it downloaded); False when it had ended."""
@@ -492,6 +558,9 @@ class _Plan:
     files: list[tuple[str, int | None]]  # (path in the repository, size)
     licence: str
     gated: bool
+    #: The SHA-256 the hub reports for each of its LFS files (path -> hex): what lands on disk
+    #: is checked against it.
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 def _gated(repo: str) -> InstallFailed:
@@ -527,13 +596,14 @@ def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -
     card = info.card_data.to_dict() if info.card_data is not None else {}
     licence = str(card.get("license_name") or card.get("license") or "")
     siblings = {s.rfilename: s.size for s in info.siblings or []}
+    checksums = {s.rfilename: s.lfs.sha256 for s in info.siblings or [] if s.lfs}
     if file:
         if file not in siblings:
             raise InstallFailed(f"{repo} has no file {file!r}.")
         chosen = [(file, siblings[file])]
         if install.kind == LibraryModel.Kind.IP_ADAPTER:
             chosen += _image_encoder_beside(repo, file, siblings)
-        return _Plan(chosen, licence, bool(info.gated))
+        return _Plan(chosen, licence, bool(info.gated), checksums)
     prefix = f"{install.subfolder}/" if install.subfolder else ""
     within = {p[len(prefix) :]: s for p, s in siblings.items() if p.startswith(prefix)}
     diffusers = "model_index.json" in within
@@ -558,7 +628,7 @@ def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -
                 "release of the model."
             )
         raise InstallFailed(f"{repo}{'/' + install.subfolder if prefix else ''} has no weights.")
-    return _Plan(chosen, licence, bool(info.gated))
+    return _Plan(chosen, licence, bool(info.gated), checksums)
 
 
 def _image_encoder_beside(repo: str, file: str, siblings: dict) -> list[tuple[str, int | None]]:
@@ -691,6 +761,7 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     else:
         for path, _ in plan.files:
             _download_hub_file(install, source.repo, path, staging, token, meter)
+            _check_sha256(staging, path, plan.sha256.get(path))
     meter.flush()
     root = staging / install.subfolder if install.subfolder else staging
     shutil.rmtree(root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
@@ -775,6 +846,22 @@ def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) ->
 
 def _disk_full(exc: OSError) -> bool:
     return exc.errno == errno.ENOSPC or "No space left" in str(exc)
+
+
+def _check_sha256(staging: Path, path: str, expected: str | None) -> None:
+    """A downloaded file is the one the hub describes: its SHA-256 is the hub's for it, where
+    the hub gives one (its LFS files: weights, ONNX graphs); else it is deleted and the install
+    fails (a corrupted or substituted download never joins the library)."""
+    if not expected:
+        return
+    done = staging / path
+    found = _file_sha256(done)
+    if found != expected.lower():
+        done.unlink(missing_ok=True)
+        raise InstallFailed(
+            f"{path} is not the file the hub describes: its SHA-256 is {found[:16]}..., the "
+            f"hub's is {expected[:16]}...; it was deleted. Try the install again."
+        )
 
 
 def _file_sha256(path: Path) -> str:

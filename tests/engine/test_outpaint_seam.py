@@ -6,8 +6,10 @@ other parameter at its default (seed fixed to 0); ``bench/outpaint_seam.py`` def
 measures and prints them for all four sides.
 """
 
+import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from bench import outpaint_seam
 from bench.classical_quality import load_photo
@@ -60,3 +62,26 @@ def test_a_backend_that_fills_the_new_area_itself_gets_as_much_original_as_it_is
     assert x1 == 1024 + 128 and x0 <= 1024 - 128
     call = backend.calls[0]
     assert call.outpaint and call.image.width == x1 - x0
+
+
+#: The eye of chelsea (scikit-image, 451 x 300) nearest the right border: its lid, iris and
+#: pupil, 65 x 70 px.
+EYE = (slice(100, 170), slice(285, 350))
+#: The most a patch of the new strip may look like the eye (normalised cross-correlation, grey;
+#: 1 = the same). Copied from the photo (the band as deep as the strip) it was 0.87; the
+#: background continued scores 0.45.
+MAX_EYE_LIKENESS = 0.6
+
+
+def test_an_outpaint_repeats_no_distinct_feature_of_the_photo():
+    """Issue 77, item 3: chelsea outpainted 256 px to the right had the cat's eye, brow and
+    ear copied into the new strip, a second half face in the background. The strip continues
+    the background at the border, and nothing in it matches the eye."""
+    photo = data.chelsea()
+    result = outpaint_seam.outpaint(photo, "right", 256)
+    assert result.shape == (300, 451 + 256, 3)
+    grey = lambda pixels: cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    strip = grey(result[:, 451 + GenerationParams().mask_blur :])
+    likeness = float(cv2.matchTemplate(strip, grey(photo[EYE]), cv2.TM_CCOEFF_NORMED).max())
+    print(f"\nchelsea + 256 px right: the strip's best match to the eye {likeness:.2f}")
+    assert likeness < MAX_EYE_LIKENESS

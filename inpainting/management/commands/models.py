@@ -21,12 +21,15 @@ class Command(BaseCommand):
         "ControlNets and mask models; `models list` shows the enabled models and mask models; "
         "`models starters` the starter list; `models install <key, repo id or URL>` downloads "
         "one (with a progress bar; Ctrl-C stops it, installing again resumes); `models remove "
-        "<name>` deletes a model's files and row; `models token` sets the Hugging Face token."
+        "<name>` deletes a model's files and row; `models token` sets the Hugging Face token; "
+        "`models lama-auto` installs LaMa unless it is there, LAMA_AUTO_INSTALL is false or "
+        "the hub does not answer (what `make run` runs at its start)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "action", choices=("scan", "list", "starters", "install", "remove", "token")
+            "action",
+            choices=("scan", "list", "starters", "install", "remove", "token", "lama-auto"),
         )
         parser.add_argument("target", nargs="?", help="install: what; remove: the model's name")
         parser.add_argument("--kind", choices=[kind for kind, _ in INSTALL_KINDS], default="")
@@ -39,6 +42,9 @@ class Command(BaseCommand):
             raise CommandError(f"`models {action}` needs what to {action}.")
         if action == "install":
             return self._install(target, options)
+        if action == "lama-auto":
+            installs.lama_auto_install(say=lambda line: self.stdout.write(line))
+            return
         if action == "remove":
             return self._remove(target, options["kind"])
         if action == "token":
