@@ -59,10 +59,10 @@ def announce_when_up(url: str, lines: list[str], stop: threading.Event) -> None:
     print("\n" + box(lines) + "\n", flush=True)
 
 
-def install_lama(manage: list[str], env: dict[str, str], stop: threading.Event) -> None:
+def start_lama_install(manage: list[str], env: dict[str, str]) -> subprocess.Popen:
     """``manage.py models lama-auto`` beside the stack (start-up never waits for it): LaMa
-    installed at the first start when the hub answers, its progress on this console; offline,
-    one line. Stopped with the stack (an install cut short resumes at the next start)."""
+    installed at the first start when the hub answers, its progress on this console (a thread
+    prints its lines); offline, one line. ``stop_lama_install`` ends it with the stack."""
     process = subprocess.Popen(
         [*manage, "models", "lama-auto"],
         env=env,
@@ -71,13 +71,24 @@ def install_lama(manage: list[str], env: dict[str, str], stop: threading.Event) 
         stderr=subprocess.STDOUT,
         text=True,
     )
-    for line in process.stdout:
-        print(f"lama | {line.rstrip()}", flush=True)
-        if stop.is_set():
-            break
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # as Ctrl-C: the install records where it stopped
-    process.wait()
+
+    def show() -> None:
+        for line in process.stdout:
+            print(f"lama | {line.rstrip()}", flush=True)
+
+    threading.Thread(target=show, daemon=True, name="lama").start()
+    return process
+
+
+def stop_lama_install(process: subprocess.Popen | None) -> None:
+    """As Ctrl-C: the install records where it stopped, and the next start resumes it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def process_env(environ: dict[str, str]) -> dict[str, str]:
@@ -108,6 +119,7 @@ def main() -> int:
         redis = EmbeddedRedis(data_dir)
         redis.start()
     stop = threading.Event()
+    lama = None
     try:
         manage = [sys.executable, str(BASE_DIR / "manage.py")]
         print("Preparing the database ...", flush=True)
@@ -134,9 +146,7 @@ def main() -> int:
         threading.Thread(
             target=announce_when_up, args=(url, lines, stop), daemon=True, name="announce"
         ).start()
-        threading.Thread(
-            target=install_lama, args=(manage, env, stop), daemon=True, name="lama"
-        ).start()
+        lama = start_lama_install(manage, env)
         manager.loop()
         # Stopped by Ctrl-C or SIGTERM (honcho's 130 and 143): what was asked, not a failure.
         return 0 if manager.returncode in (130, 143) else (manager.returncode or 0)
@@ -145,6 +155,7 @@ def main() -> int:
         return exc.returncode
     finally:
         stop.set()
+        stop_lama_install(lama)
         if redis is not None:
             redis.stop()
 

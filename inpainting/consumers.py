@@ -140,6 +140,11 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
     async def on_accepted(self) -> None:
         return None
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Frames from the client are not read: these sockets only send. Nothing parses them
+        (channels' JSON consumer would decode every frame, up to 1 MB, on the event loop)."""
+        return None
+
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)

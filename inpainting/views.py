@@ -41,7 +41,16 @@ from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
 from .prefixes import API_PATHS
-from .services import additions, generations, library, mask_models, masks, upscale, upscalers
+from .services import (
+    additions,
+    generations,
+    installs,
+    library,
+    mask_models,
+    masks,
+    upscale,
+    upscalers,
+)
 
 
 def home(request):
@@ -75,6 +84,7 @@ def studio(request):
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
         "studio_token": generations.studio_token(request.user),  # its jobs' lane
         "lama": selectors.lama_install_state(),  # the remover's line: LaMa missing or coming
+        "may_install": installs.may_install(request.user),  # ...and a link to install it
         "schedulers": scheduler_names(),
         "model_status": model_status(),
         "params": PARAMETERS,  # the form's limits and defaults, from the one definition

@@ -23,7 +23,7 @@ from accounts.services import api_key_create
 from inpainting import remote
 from inpainting.conf import lama_file
 from inpainting.errors import ClientError
-from inpainting.models import HubToken, LibraryModel, ModelInstall
+from inpainting.models import INSTALL_KINDS, HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library
 from inpainting.services.models import backend_config
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
@@ -290,10 +290,11 @@ def test_the_starter_list_names_licences_sizes_and_vram():
     keys = {entry["key"] for entry in described}
     assert {"sd15-inpainting", "sdxl-inpainting", "flux1-fill-dev", "flux2-klein-4b"} <= keys
     assert {"qwen-image-edit", "qwen-image-edit-2509", "flux1-kontext-dev", "sam3"} <= keys
+    assert "lama" in keys  # the lama engine's file (issue 77)
     for entry in described:
         assert entry["licence"]["name"] and entry["licence"]["url"].startswith("https://")
         assert entry["size_gb"] > 0 and entry["vram_gb"] > 0
-        assert entry["kind"] in dict(LibraryModel.Kind.choices)
+        assert entry["kind"] in dict(INSTALL_KINDS)
     non_commercial = {e["key"] for e in described if e["licence"]["commercial"] is False}
     assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev"}
     gated = {e["key"] for e in described if e["gated"]}

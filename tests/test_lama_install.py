@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from inpainting.conf import engine_config, lama_file
-from inpainting.models import Generation, ModelInstall
+from inpainting.models import ModelInstall
 from inpainting.services import installs, runs
 from tests import fake_hub as hub_module
-from tests.helpers import black_box_mask_png, image_png, post_img2img
+from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 from tests.live import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,8 +55,9 @@ def test_lama_is_installed_at_the_first_start_and_then_removes(lama_hub, user, c
     api.force_login(user)
     response = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
     assert response.status_code == 202, response.content
-    runs.generation_run(generation_id=response.json()["id"])  # here: the worker's code
-    generation = Generation.objects.get(pk=response.json()["id"])
+    # Run here, or by the session's worker where another module started one (it has LaMa too).
+    runs.generation_run(generation_id=response.json()["id"])
+    generation = wait_for_status(response.json()["id"], timeout=60)
     assert (generation.status, generation.engine) == ("succeeded", "lama"), generation.error
     detail = api.get(f"/api/generations/{generation.pk}/").json()
     assert detail["metadata"]["engine"] == "lama"
@@ -92,12 +95,12 @@ def test_a_file_that_is_not_the_hubs_is_refused(lama_hub):
     assert not lama_file().exists()
 
 
-def test_the_studio_says_when_lama_comes_and_staff_where_to_install_it(lama_hub, user, staff_user):
-    """Item 4: while a removal runs on the classical engine, staff are shown where LaMa is
-    installed; while it installs, everyone sees how far it is."""
+def test_the_studio_says_when_lama_comes_and_staff_where_to_install_it(lama_hub, user, installer):
+    """Item 4: while a removal runs on the classical engine, staff who may install are shown
+    where LaMa is installed; while it installs, everyone sees how far it is."""
     person, staff = Client(), Client()
     person.force_login(user)
-    staff.force_login(staff_user)
+    staff.force_login(installer)
     assert 'id="lama-note"' not in person.get("/").content.decode()
     page = staff.get("/").content.decode()
     assert "Removals run on the classical engine." in page
@@ -108,3 +111,18 @@ def test_the_studio_says_when_lama_comes_and_staff_where_to_install_it(lama_hub,
     )  # fmt: skip
     page = person.get("/").content.decode()
     assert "LaMa, a better remover, is being installed: 25 %." in page
+
+
+def test_an_install_whose_process_was_killed_is_resumed_at_the_next_start(lama_hub):
+    """A start killed mid-install (SIGKILL: no Ctrl-C to record it) left its row running; the
+    next start, finding no progress written for minutes, marks it and installs again."""
+    dead = ModelInstall.objects.create(
+        source="lama", name=lama_file().name, kind="lama", status="running", starter="lama"
+    )
+    ModelInstall.objects.filter(pk=dead.pk).update(
+        updated=timezone.now() - timedelta(seconds=installs.STALE_INSTALL_SECONDS + 1)
+    )
+    install = installs.lama_auto_install(say=lambda line: None)
+    assert install.pk != dead.pk and install.status == ModelInstall.Status.SUCCEEDED
+    dead.refresh_from_db()
+    assert dead.status == ModelInstall.Status.FAILED and lama_file().is_file()

@@ -103,7 +103,9 @@ def test_the_schema_is_built_once_a_minute_not_per_request(monkeypatch):
     for _ in range(4):
         response = Client().get("/api/schema/")
         assert response.status_code == 200 and b"/api/img2img" in response.content
-    assert len(builds) == 1
+    for query in ("?version=made-up-1", "?version=made-up-2", "?lang=zz"):  # no key of their own
+        assert Client().get(f"/api/schema/{query}").status_code == 200
+    assert len(builds) == 1 and len(CachedSchemaView._built) == 1
     CachedSchemaView._built.clear()
 
 

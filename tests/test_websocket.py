@@ -291,3 +291,14 @@ async def test_the_jobs_a_new_job_goes_ahead_of_are_told_their_place(
     for job, client in ((first, api), (second, api), (last, api), (theirs, other)):
         await sync_to_async(client.post)(f"/api/generations/{job}/cancel/")
     await ws.disconnect()
+
+
+async def test_client_frames_are_not_parsed(api_key):
+    """Issue 76: client JSON is bounded everywhere; these sockets only send, so a client's
+    frames (here 1 MB of nested brackets, which json.loads would refuse only after a
+    RecursionError on the event loop) are not read at all, and the socket stays open."""
+    stream = await connect("/ws/generations/", key_headers(api_key))
+    await stream.send_to(text_data="[" * (1024 * 1024))
+    await stream.send_to(text_data='{"not": "read"}')
+    assert await stream.receive_nothing(timeout=0.5)
+    await stream.disconnect()

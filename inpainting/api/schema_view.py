@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+from django.conf import settings
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.response import Response
 
@@ -20,8 +21,11 @@ class CachedSchemaView(SpectacularAPIView):
     _lock = threading.Lock()
 
     def _get_schema_response(self, request) -> Response:
-        version = self.api_version or request.version or self._get_version_parameter(request)
-        key = (version, request.GET.get("lang"))
+        # No API versions here; a language only from LANGUAGES: a client's made-up values
+        # neither build a schema of their own nor stay in the cache (at most one a language).
+        version = None
+        lang = request.GET.get("lang")
+        key = (version, lang if lang in dict(settings.LANGUAGES) else None)
         with self._lock:
             built = self._built.get(key)
             if built is None or time.monotonic() - built[0] > SCHEMA_SECONDS:

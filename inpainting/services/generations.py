@@ -512,12 +512,15 @@ OUTPUT_BYTES_PER_PIXEL = 3
 
 
 def output_bytes_reserved(params: GenerationParams, source: SourceImage) -> int:
-    """The bytes a job's outputs may take: its output size (an upscale's, an outpaint's
-    canvas, else the input's) times its samples, at OUTPUT_BYTES_PER_PIXEL. Three parallel 4x
-    upscales took a user to 411 MB of a 150 MB quota when only stored bytes were counted."""
+    """The bytes a job's outputs may take: its output size (an upscale's, a resize's, an
+    outpaint's canvas, else the input's) times its samples, at OUTPUT_BYTES_PER_PIXEL. Three
+    parallel 4x upscales took a user to 411 MB of a 150 MB quota when only stored bytes were
+    counted."""
     if params.upscale:
         return OUTPUT_BYTES_PER_PIXEL * params.upscale["width"] * params.upscale["height"]
     width, height = source.width, source.height
+    if params.resize:  # A1111's and OpenAI's size: the output is that size
+        width, height = params.resize["width"], params.resize["height"]
     outpaint = params.outpaint or {}
     if outpaint.get("width") or outpaint.get("height"):
         width, height = outpaint.get("width") or width, outpaint.get("height") or height

@@ -36,12 +36,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
 from tqdm import tqdm
@@ -384,6 +386,9 @@ def install_create(
 LAMA_STARTER = "lama"
 #: Seconds the hub has to answer before a start-up says it is offline.
 HUB_PROBE_SECONDS = 5.0
+#: A running install that has written no progress for this long has no process left (a
+#: running one writes it every PROGRESS_EVERY_SECONDS).
+STALE_INSTALL_SECONDS = 300
 
 
 def hub_reachable() -> bool:
@@ -417,6 +422,13 @@ def lama_auto_install(*, say: Callable[[str], None]) -> ModelInstall | None:
             f"{lama_file()} (or set LAMA_MODEL); LAMA_AUTO_INSTALL=false silences this."
         )
         return None
+    # An earlier start's install whose process was killed (no progress written for minutes)
+    # is over: it is marked so, and this one resumes its download.
+    stale = timezone.now() - timedelta(seconds=STALE_INSTALL_SECONDS)
+    for dead in ModelInstall.objects.filter(
+        kind=LAMA, status=ModelInstall.Status.RUNNING, updated__lt=stale
+    ):
+        install_interrupted(install=dead)
     install = install_create(user=None, source=LAMA_STARTER, queued=False)
     if install.status != ModelInstall.Status.QUEUED:
         say(f"LaMa is being installed already ({install.status}).")

@@ -30,6 +30,7 @@ from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, check_dimensions, decode_image, image_size, read_upload
 from .files import open_stored
 from .generations import (
+    OUTPUT_BYTES_PER_PIXEL,
     Checked,
     Sender,
     generation_replay,
@@ -152,11 +153,6 @@ class WebUpscale:
         self.pngs = []
 
 
-#: Bytes a PNG of RGB pixels takes at most, per pixel (zlib stores what it cannot compress,
-#: with a few bytes per block): what an upscale's answer reserves before it is made.
-PNG_BYTES_PER_PIXEL = 3
-
-
 def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: User) -> WebUpscale:
     """Each picture upscaled by ``ask``'s resampler, as PNG, through the web process' gate.
     Every size is read from its header and checked first (the upload limits, then
@@ -167,7 +163,7 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
     plans = upscale_plans(sizes, ask, field=field)
     outputs = pixels_of(*(plan.size for plan in plans))
     answer = WebUpscale(
-        ANSWERS.reserve(user=user.pk, nbytes=PNG_BYTES_PER_PIXEL * outputs, what="upscale")
+        ANSWERS.reserve(user=user.pk, nbytes=OUTPUT_BYTES_PER_PIXEL * outputs, what="upscale")
     )
     # The largest input decoded and its output, plus every output kept as PNG (at most as
     # many bytes as pixels of RGB: counted as pixels).
@@ -186,6 +182,21 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
         answer.release()
         raise
     ANSWERS.settle(answer.hold, sum(len(png) for png in answer.pngs))
+    return answer
+
+
+def upscale_output_answer(generation: Generation, *, user: User) -> WebUpscale:
+    """A finished upscale job's output as an answer's PNG, its bytes held against the
+    answers' budget like a resampler's (``WebUpscale``: let go once the answer is sent or
+    closed, or when it is dropped unsent)."""
+    output = generation.images.get()
+    answer = WebUpscale(ANSWERS.reserve(user=user.pk, nbytes=output.file.size, what="upscale"))
+    try:
+        with output.file.open("rb") as handle:
+            answer.pngs.append(handle.read())
+    except BaseException:
+        answer.release()
+        raise
     return answer
 
 

@@ -13,10 +13,14 @@ from rest_framework.response import Response
 from ....answers import a1111
 from ....engine.upscale import MAX_SIDE
 from ....errors import ClientError, echoed
-from ....gate import ANSWERS
 from ....models import Generation
 from ....services import images
-from ....services.upscale import UpscaleAsk, upscale_job_create, upscale_pngs
+from ....services.upscale import (
+    UpscaleAsk,
+    upscale_job_create,
+    upscale_output_answer,
+    upscale_pngs,
+)
 from ....services.upscalers import library_upscaler_named
 from ... import common
 from ...serializers import (
@@ -163,15 +167,8 @@ class A1111ExtraSingleImageView(A1111Api, common.SubmitAndWaitView):
         if problem is not None:
             code, message = problem
             return Response(a1111.error_body(code, message, {}), status=code)
-        output = generation.images.get()
-        hold = ANSWERS.reserve(user=request.user.pk, nbytes=output.file.size, what="upscale")
-        try:
-            with output.file.open("rb") as handle:
-                png = handle.read()
-        except BaseException:
-            ANSWERS.release(hold)
-            raise
-        return _extras_answer(info, [png], single=True, done=lambda: ANSWERS.release(hold))
+        made = upscale_output_answer(generation, user=request.user)
+        return _extras_answer(info, made.pngs, single=True, done=made.release)
 
 
 class A1111ExtraBatchImagesView(A1111View):
