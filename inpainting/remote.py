@@ -356,8 +356,13 @@ def _download_once(
                 raise RemoteInputError(
                     field=field, message=f"The {field} URL answered {response.status}, not 200."
                 )
-            start = have if response.status == 206 else 0
             named = response.getheader("ETag") or response.getheader("Last-Modified")
+            if response.status == 206 and named != headers.get("If-Range"):
+                # A server that ignored If-Range sent the rest of another version: start over.
+                validator.unlink(missing_ok=True)
+                dest.unlink(missing_ok=True)
+                continue
+            start = have if response.status == 206 else 0
             if start == 0:  # a new file: its version, for a resume (none named: none resumes)
                 validator.unlink(missing_ok=True)
                 if named and not named.startswith("W/"):  # a weak ETag cannot resume a range

@@ -82,7 +82,8 @@ def studio(request):
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
-        "studio_token": generations.studio_token(request.user),  # its jobs' lane
+        # Its jobs' lane: the page's token, for this log-in.
+        "studio_token": generations.studio_token(request.user, request.session.session_key),
         "lama": selectors.lama_install_state(),  # the remover's line: LaMa missing or coming
         "may_install": installs.may_install(request.user),  # ...and a link to install it
         "schedulers": scheduler_names(),

@@ -148,6 +148,8 @@ def studio_client(user):
 
     from inpainting.services.generations import studio_token
 
-    client = APIClient(headers={"X-DreamLayer-Studio": studio_token(user)})
+    client = APIClient()
     client.force_login(user)
+    token = studio_token(user, client.session.session_key)
+    client.credentials(HTTP_X_DREAMLAYER_STUDIO=token)
     return client

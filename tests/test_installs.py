@@ -577,6 +577,7 @@ def test_a_download_past_the_size_cap_or_the_disk_margin_fails_first(hub, user, 
     install = _install(user, source=REPO)
     assert install.status == ModelInstall.Status.FAILED
     assert "installs here are at most 0.00 GB (INSTALL_MAX_BYTES)" in install.error
+    assert not installs._staging(install).exists()  # nothing kept: it could never finish
     settings.INSTALL_MAX_BYTES = 10**12
     settings.INSTALL_FREE_DISK_BYTES = 10**15  # more than any disk here has
     install = _install(user, source=REPO)

@@ -207,6 +207,10 @@ def test_the_studio_lane_is_for_the_studio_pages_jobs_one_at_a_time(user, api_ke
         Generation.PRIORITY_BATCH,  # a second at once waits with the scripts
     ]
     assert _queued(session, **{STUDIO_HEADER: "forged"}).priority == Generation.PRIORITY_BATCH
+    Generation.objects.filter(pk=studio[0].pk).update(status=Generation.Status.SUCCEEDED)
+    session.logout()  # the token ends with its log-in
+    session.force_login(user)
+    assert _queued(session, **{STUDIO_HEADER: token}).priority == Generation.PRIORITY_BATCH
     keyed = APIClient(headers={"X-API-Key": api_key})
     rerun = keyed.post(f"/api/generations/{studio[0].pk}/rerun/")
     assert Generation.objects.get(pk=rerun.json()["id"]).priority == Generation.PRIORITY_BATCH

@@ -62,7 +62,7 @@ def sender(request: Request, client: str = "") -> generations.Sender:
         # The studio page's own jobs (its token, with the session): the studio lane.
         interactive=api_key is None
         and bool(token)
-        and generations.studio_token_valid(token, request.user),
+        and generations.studio_token_valid(token, request.user, request.session.session_key),
     )
 
 

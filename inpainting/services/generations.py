@@ -441,18 +441,19 @@ STUDIO_TOKEN_SALT = "dreamlayer.studio-lane"
 STUDIO_TOKEN_SECONDS = 24 * 3600
 
 
-def studio_token(user: User) -> str:
+def studio_token(user: User, session_key: str | None) -> str:
     """The token the studio page sends with its jobs (``X-DreamLayer-Studio``): a job of the
-    page, not of a script that logged in with the user's password."""
-    return signing.dumps({"user": user.pk}, salt=STUDIO_TOKEN_SALT)
+    page, not of a script that logged in with the user's password. It names the user and the
+    log-in session (it ends with it)."""
+    return signing.dumps({"user": user.pk, "session": session_key}, salt=STUDIO_TOKEN_SALT)
 
 
-def studio_token_valid(token: str, user: User) -> bool:
+def studio_token_valid(token: str, user: User, session_key: str | None) -> bool:
     try:
         payload = signing.loads(token, salt=STUDIO_TOKEN_SALT, max_age=STUDIO_TOKEN_SECONDS)
     except signing.BadSignature:
         return False
-    return payload.get("user") == user.pk
+    return bool(session_key) and payload == {"user": user.pk, "session": session_key}
 
 
 def job_priority(sender: Sender) -> int:

@@ -75,7 +75,9 @@ class InstallFailed(Exception):
 
 
 class DiskFull(InstallFailed):
-    """The disk filled up mid-download: the partial files are deleted, not kept to resume."""
+    """No room for the download: the disk filled up, or it would pass INSTALL_MAX_BYTES or
+    the free-disk margin. What was downloaded is deleted, not kept to resume (it could never
+    finish, and a disk filled would stay full)."""
 
 
 class InstallCancelled(Exception):
@@ -666,7 +668,7 @@ def _image_encoder_beside(repo: str, file: str, siblings: dict) -> list[tuple[st
 def _check_size(total: int) -> None:
     """A download of ``total`` bytes in all is within INSTALL_MAX_BYTES."""
     if total > (most := settings.INSTALL_MAX_BYTES):
-        raise InstallFailed(
+        raise DiskFull(
             f"The download is {total / 1e9:.2f} GB; installs here are at most "
             f"{most / 1e9:.2f} GB (INSTALL_MAX_BYTES)."
         )
@@ -680,7 +682,7 @@ def _check_disk(staging: Path, needed: int) -> None:
     free = shutil.disk_usage(probe_at).free
     margin = settings.INSTALL_FREE_DISK_BYTES
     if needed + margin > free:
-        raise InstallFailed(
+        raise DiskFull(
             f"Not enough disk: the download needs {needed / 1e9:.2f} GB more, "
             f"{free / 1e9:.2f} GB are free, and installs leave {margin / 1e9:.2f} GB free "
             "(INSTALL_FREE_DISK_BYTES)."
