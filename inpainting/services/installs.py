@@ -770,12 +770,14 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
         _check_size(install.bytes_total)
         _check_disk(staging, install.bytes_total - already)
     meter.done = already  # files a failed attempt finished (a part-file counts when resumed)
+    checked: dict[Path, str] = {}  # the digests the hub's checksums were checked with
     if source.url:
         _download_url(install, source.url, staging / source.file_name, meter)
     else:
         for path, _ in plan.files:
             _download_hub_file(install, source.repo, path, staging, token, meter)
-            _check_sha256(staging, path, plan.sha256.get(path))
+            if digest := _check_sha256(staging, path, plan.sha256.get(path)):
+                checked[staging / path] = digest
     meter.flush()
     root = staging / install.subfolder if install.subfolder else staging
     shutil.rmtree(root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
@@ -785,8 +787,8 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
         root = staging / (source.file or source.file_name)
     target = _target(install.kind, install.name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if root.is_file():
-        install.sha256 = _file_sha256(root)
+    if root.is_file():  # a file is read once: its checked digest is its digest
+        install.sha256 = checked.get(root) or _file_sha256(root)
     shutil.move(root, target)
     shutil.rmtree(staging, ignore_errors=True)
     if install.kind == LAMA:
@@ -862,12 +864,13 @@ def _disk_full(exc: OSError) -> bool:
     return exc.errno == errno.ENOSPC or "No space left" in str(exc)
 
 
-def _check_sha256(staging: Path, path: str, expected: str | None) -> None:
+def _check_sha256(staging: Path, path: str, expected: str | None) -> str | None:
     """A downloaded file is the one the hub describes: its SHA-256 is the hub's for it, where
     the hub gives one (its LFS files: weights, ONNX graphs); else it is deleted and the install
-    fails (a corrupted or substituted download never joins the library)."""
+    fails (a corrupted or substituted download never joins the library). Its digest, when
+    checked."""
     if not expected:
-        return
+        return None
     done = staging / path
     found = _file_sha256(done)
     if found != expected.lower():
@@ -876,6 +879,7 @@ def _check_sha256(staging: Path, path: str, expected: str | None) -> None:
             f"{path} is not the file the hub describes: its SHA-256 is {found[:16]}..., the "
             f"hub's is {expected[:16]}...; it was deleted. Try the install again."
         )
+    return found
 
 
 def _file_sha256(path: Path) -> str:
