@@ -10,24 +10,27 @@ its defaults (the mask as a file in the API's polarity, ``GenerationParams()``, 
 - ``coffee-cup-2048``: scikit-image's coffee brought to 2048 x 1365, the whole cup under the
   outline ``bench/removals.py`` draws around it, enlarged with the photo (about 29 %);
 - ``coffee-4000x3000``: scikit-image's coffee brought to 4000 x 3000, the size of a 12 MP phone
-  photo, a box over the spoon's bowl (5.0 % of the photo).
+  photo, a box over the spoon and the saucer around it (10.1 % of the photo).
 
-Each hole is far larger than the fill's working limit, so each is filled at a reduced scale and
-enlarged (``infill.enlarge``): the table's texture figure (``bench/classical_quality.py``'s: the
-mean |Laplacian| inside the hole over that in the band around it; 1 is the photo's own grain,
-far under 1 a smooth slab) says whether the grain came back. Target 0.8-1.2. Its seam figure
-is the mean |Laplacian| on the hole's inner edge.
+Each hole is far larger than what PatchMatch fills in time, so each is filled first at a
+reduced scale and then refined a scale at a time up to the photo's own pixels
+(``infill.coarse_to_fine``, ``multiscale.refine``): the table's texture figure
+(``bench/classical_quality.py``'s: the mean |Laplacian| inside the hole over that in the band
+around it; 1 is the photo's own grain, far under 1 a smooth slab) says whether the photo's
+grain is there. Target 0.8-1.2. Its seam figure is the mean |Laplacian| on the hole's inner
+edge.
 
 Each case runs in a fresh process of its own, so that its peak memory is its own: the worker's
 (``VmHWM``: the image, the mask, the crop and the composite) and the fill helper's (the fill
 itself, ``inpainting.engine.isolated``). It prints the engine time (``run_inpaint``: crop,
-resize, fill, enlarge, composite), the backend's own share of it, the working size the fill
-ran at, the peak memory of both processes, and checks that every pixel outside the effective
-mask is the photo's own. Targets (issue 34): at most 5 s for the 2048 px case with a 12.5 %
-hole, 8 s for the cup (a hole twice that size) and 10 s for the 4000 x 3000 case on the 2-core
-development machine, under 1 GB in all. The job is timed after one small warm-up job, as in a
-worker that has served one: the fill helper a worker starts with it has
-imported the engine and PatchMatch by then (a second or two, once).
+fill, composite), the backend's own share of it (the fill, coarse to fine), the size the fill
+ran at (the crop's own), the peak memory of both processes, and checks that every pixel
+outside the effective mask is the photo's own. Targets (issues 34 and 77): at most 5 s for the
+2048 px case with a 12.5 % hole, 8 s for the cup (a hole twice that size) and 10 s for the
+4000 x 3000 case with a 10 % hole on the 2-core development machine, under 1 GB in all (1.25 GB
+for the 12 MP photo: MEMORY_TARGET_MB). The job is timed after one small warm-up job, as in a
+worker that has served one: the fill helper a worker starts with it has imported the engine
+and PatchMatch by then (a second or two, once).
 """
 
 from __future__ import annotations
@@ -55,9 +58,13 @@ from inpainting.params import GenerationParams  # noqa: E402
 CASES = {
     "astronaut-2048": ("astronaut", (2048, 2048), (1420, 0, 1880, 1140), 5.0),
     "coffee-cup-2048": ("coffee", (2048, 1365), "coffee-cup", 8.0),
-    "coffee-4000x3000": ("coffee", (4000, 3000), (2067, 1688, 2800, 2513), 10.0),
+    "coffee-4000x3000": ("coffee", (4000, 3000), (1900, 1500, 3000, 2600), 10.0),
 }
-MEMORY_TARGET_MB = 1024
+#: Worker and fill helper together. The 12 MP photo's budget is larger: its 10 % hole (issue
+#: 77; 5 % before) is filled at the photo's own resolution from a crop of 2.7 MP, where the
+#: helper keeps the crop's patches (27 bytes a pixel) and a few float copies (12 bytes a pixel),
+#: and the worker holds the 12 MP photo, its mask and its composite (about 730 MB alone).
+MEMORY_TARGET_MB = {"astronaut-2048": 1024, "coffee-cup-2048": 1024, "coffee-4000x3000": 1280}
 TEXTURE_TARGET = (0.8, 1.2)
 
 
@@ -108,6 +115,7 @@ def run_case(name: str, out: Path | None) -> dict:
     started = time.perf_counter()
     result = run_inpaint(request, backend)
     seconds = time.perf_counter() - started
+    left, top, right, bottom = result.metadata.get("crop", (0, 0, *image.size))
     output = np.asarray(result.images[0].convert("RGB"))
     weights = effective_mask(mask, image.size, params.mask_options)
     kept = weights == 0
@@ -123,6 +131,7 @@ def run_case(name: str, out: Path | None) -> dict:
         "engine_seconds": round(seconds, 2),
         "backend_seconds": round(result.inference_seconds, 2),
         "working_size": result.metadata["working_size"],
+        "crop_size": [right - left, bottom - top],
         "texture": round(quality["texture"], 2),
         "seam": round(quality["seam"], 2),
         "worker_peak_mb": round(peak_mb(psutil.Process().pid)),
@@ -137,8 +146,9 @@ def verdict(row: dict) -> list[str]:
     if row["engine_seconds"] > target:
         failures.append(f"{row['case']}: {row['engine_seconds']} s is over {target} s")
     memory = row["worker_peak_mb"] + row["helper_peak_mb"]
-    if memory > MEMORY_TARGET_MB:
-        failures.append(f"{row['case']}: {memory} MB is over {MEMORY_TARGET_MB} MB")
+    if memory > MEMORY_TARGET_MB[row["case"]]:
+        limit = MEMORY_TARGET_MB[row["case"]]
+        failures.append(f"{row['case']}: {memory} MB is over {limit} MB")
     low, high = TEXTURE_TARGET
     if not low <= row["texture"] <= high:
         failures.append(f"{row['case']}: texture {row['texture']} is outside {low}-{high}")

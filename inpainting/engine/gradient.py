@@ -98,3 +98,12 @@ def biharmonic(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
     solution = sparse_linalg.splu(normal, permc_spec="COLAMD").solve(unknown.T @ -known_part)
     values[ys, xs] = solution
     return values.reshape(known.shape)
+
+
+def known_blur(image: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (float32) whose known pixels are blurred with one another only (nothing of
+    the hole's content mixed in); the hole's pixels as they were."""
+    known = (~hole).astype(np.float32)
+    total = cv2.GaussianBlur(image.astype(np.float32) * known[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(known, (0, 0), sigma)[..., None]
+    return np.where(hole[..., None], image, total / np.maximum(weight, 1e-6)).astype(np.float32)

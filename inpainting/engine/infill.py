@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
-from . import gradient
+from . import gradient, multiscale
 from .types import EngineError
 
 METHODS = ("hybrid", "patchmatch", "telea", "ns")
@@ -34,22 +33,30 @@ PATCH_STRUCTURE_FROM = 6.0
 #: The structure is low-frequency: it is solved at a scale where the hole has at most this
 #: many pixels, then scaled back up.
 STRUCTURE_MAX_HOLE_PIXELS = 40_000
+#: The biharmonic fill reads the known pixels blurred by this sigma (px, at its scale): it
+#: carries the slopes at the hole's edge into the hole, and the grain's slopes threw it far
+#: off (grass of mean 118 filled at 161). The harmonic fill only interpolates: it reads them
+#: as they are (blurred, the seam of holes at the frame rose from 6.7 to 10.2).
+STRUCTURE_SIGMA = 3.0
 #: Above this many hole pixels the full-resolution Poisson solve would take too long (about
 #: 3.5 s here at the limit): ``hybrid`` returns plain PatchMatch instead. Only-masked cropping
 #: keeps ordinary holes far below it.
 HYBRID_MAX_HOLE_PIXELS = 400_000
-#: A fill made at a reduced scale gets back the detail the reduction by a factor took: the
-#: photo minus its blur of sigma DETAIL_SCALE x the factor (``enlarge``).
-DETAIL_SCALE = 0.5
-#: ``enlarge`` finds where each small filled pixel came from by its (2 x MATCH_RADIUS + 1)^2
-#: patch, reduced to MATCH_COMPONENTS principal components (fitted on MATCH_SAMPLE patches),
-#: among at most MATCH_CANDIDATES known small pixels, by a k-d tree whose answer may be up to
-#: (1 + MATCH_EPS) times farther than the nearest (exact search took 5.7 s; this 0.8 s).
-MATCH_RADIUS = 2
-MATCH_COMPONENTS = 8
-MATCH_SAMPLE = 5000
-MATCH_CANDIDATES = 150_000
-MATCH_EPS = 1.0
+#: ``hybrid`` fills a hole of more than FULL_SIZE_HOLE_PIXELS (or in a picture of more than
+#: FULL_SIZE_PIXELS) where it has no more, then refines that fill a scale at a time up to the
+#: photo's own pixels (``coarse_to_fine``). PatchMatch's time grows with both: about 35 us a
+#: hole pixel and 1 us a picture pixel on this 2-core machine (a 12 % hole in a 2048 px photo
+#: took 33 s at full size). A fill's picture is shrunk to LEAST_SHRINK of its size or less,
+#: or not at all (here and in the runner): resampled down and up again it loses its finest
+#: texture (a 128 px outpaint strip shrunk to 0.94 kept half of it), which a slight shrink
+#: does not buy back in time.
+FULL_SIZE_HOLE_PIXELS = 12_000
+FULL_SIZE_PIXELS = 1_000_000
+#: An outpaint's new area (``extend``: PatchMatch alone, no structure solves) starts from up
+#: to this many pixels: its texture is all PatchMatch's, and from 12,000 the top strip of the
+#: coffee photo kept 0.59 of the grain beside it (0.64 filled at 30,000, and 0.6 wanted).
+EXTEND_HOLE_PIXELS = 12_000
+LEAST_SHRINK = 0.75
 #: ``extend`` copies from the known pixels at most as far from the hole as the hole is deep,
 #: within these bounds: at least EXTEND_MIN_BAND (a narrow strip has texture to copy), at
 #: most EXTEND_MAX_BAND. Deeper sources reach the photo's subject: chelsea outpainted 256 px
@@ -85,6 +92,9 @@ def fill(
     if method in ("telea", "ns"):
         flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
         return cv2.inpaint(image, hole, 5, flag)
+    scale = full_size_scale(hole > 0) if method == "hybrid" else 1.0
+    if scale < 1.0:
+        return coarse_to_fine(image, hole > 0, scale, patch_size, seed, core)
     texture = patchmatch(image, hole, patch_size, seed)
     if method == "patchmatch" or np.count_nonzero(hole) > HYBRID_MAX_HOLE_PIXELS:
         return texture
@@ -112,6 +122,13 @@ def extend(
     if not hole.any():
         return image.copy()
     gradient.check_fillable(hole)
+    scale = full_size_scale(hole, EXTEND_HOLE_PIXELS)
+    if scale < 1.0:  # a large new area: extended where it is small, then refined
+        height, width = hole.shape
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small_fill = extend(small_image, multiscale.touched(hole, size[::-1]), patch_size, seed)
+        return multiscale.refine(image, hole, small_image, small_fill, seed)
     hole8 = hole.astype(np.uint8) * 255
     depth = float(cv2.distanceTransform(hole8, cv2.DIST_L2, 5).max())
     from_hole = cv2.distanceTransform(255 - hole8, cv2.DIST_L2, 5)
@@ -206,7 +223,8 @@ def smooth_structure(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if at_frame.all():
         smooth = 0.5 * gradient.poisson(known, small_hole, np.zeros_like(known))
     else:
-        smooth = 0.5 * gradient.biharmonic(known, small_hole)
+        blurred = gradient.known_blur(small_image, small_hole, STRUCTURE_SIGMA)
+        smooth = 0.5 * gradient.biharmonic(blurred, small_hole)
         if at_frame.any():
             harmonic = gradient.poisson(known, small_hole, np.zeros_like(known))
             smooth = np.where(at_frame[..., None], 0.5 * harmonic, smooth)
@@ -225,103 +243,38 @@ def touching_frame(hole: np.ndarray) -> np.ndarray:
     return np.isin(labels, touching) if touching.size else np.zeros(hole.shape, bool)
 
 
-def enlarge(
-    image: np.ndarray, hole: np.ndarray, small_image: np.ndarray, small_fill: np.ndarray
-) -> np.ndarray:
-    """A fill made at a reduced scale brought back to ``image``'s size with the photo's own
-    grain: coarse to fine.
-
-    ``small_fill`` fills ``small_image``, a reduced copy of ``image`` in which every pixel
-    that touches the ``hole`` was filled. Enlarged alone it is a soft slab: the reduction took
-    the grain a fill at full size would have copied. So each filled small pixel is matched to
-    the known small patch nearest to it (where PatchMatch copied it from, near enough), and the
-    full-size pixels under it take, on top of the enlarged fill, the fine detail (what a blur
-    at the reduction's scale removes) of the full-size pixels at the same place under that
-    source. The known pixels are ``image``'s own.
-    """
+def full_size_scale(hole: np.ndarray, hole_pixels: int = FULL_SIZE_HOLE_PIXELS) -> float:
+    """The scale ``hybrid`` first fills ``hole`` at: where it has at most FULL_SIZE_HOLE_PIXELS
+    and the picture at most FULL_SIZE_PIXELS; 1 (its own size) when that is a shrink by less
+    than LEAST_SHRINK or would leave nothing known to fill from (a speckled mask)."""
     height, width = hole.shape
-    small_height, small_width = small_fill.shape[:2]
-    hole = hole > 0
-    factor_y, factor_x = height / small_height, width / small_width
-    pixels = image.astype(np.float32)
-    detail = pixels - cv2.GaussianBlur(pixels, (0, 0), DETAIL_SCALE * factor_x)
-    base = cv2.resize(small_fill, (width, height), interpolation=cv2.INTER_CUBIC)
-    source_y, source_x = nearest_sources(small_image, small_fill, hole)
-    ys, xs = np.nonzero(hole)
-    # Each pixel takes the detail its four nearest small pixels' sources give it, weighed as a
-    # bilinear enlargement weighs them: where the neighbours copied from one place the grain
-    # carries on unbroken; where they did not, one fades into the other (no blocks).
-    at_y = np.clip((ys + 0.5) / factor_y - 0.5, 0, small_height - 1)
-    at_x = np.clip((xs + 0.5) / factor_x - 0.5, 0, small_width - 1)
-    top, left = np.floor(at_y).astype(np.int64), np.floor(at_x).astype(np.int64)
-    rows = ((top, 1 - (at_y - top)), (np.minimum(top + 1, small_height - 1), at_y - top))
-    columns = ((left, 1 - (at_x - left)), (np.minimum(left + 1, small_width - 1), at_x - left))
-    total = np.zeros((ys.size, 3), np.float32)
-    weights = np.zeros(ys.size, np.float32)
-    for small_y, weight_y in rows:
-        for small_x, weight_x in columns:
-            from_y, from_x = source_y[small_y, small_x], source_x[small_y, small_x]
-            target_y = ys + np.rint((from_y - small_y) * factor_y).astype(np.int64)
-            target_x = xs + np.rint((from_x - small_x) * factor_x).astype(np.int64)
-            found = (from_y >= 0) & (target_y >= 0) & (target_y < height)
-            found &= (target_x >= 0) & (target_x < width)
-            target_y, target_x = np.where(found, target_y, 0), np.where(found, target_x, 0)
-            found &= ~hole[target_y, target_x]  # never the detail of what is being removed
-            weight = np.where(found, weight_y * weight_x, 0).astype(np.float32)
-            total += weight[:, None] * detail[target_y, target_x]
-            weights += weight
-    out = pixels
-    out[ys, xs] = base[ys, xs] + total / np.maximum(weights, 1e-6)[:, None]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def nearest_sources(
-    small_image: np.ndarray, small_fill: np.ndarray, hole: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each small pixel that touches the full-size ``hole``, the (y, x) of the known small
-    pixel whose patch in ``small_image`` is nearest to the fill's patch there (principal
-    components and a k-d tree, approximate); -1 elsewhere and where nothing is known."""
-    small_height, small_width = small_fill.shape[:2]
-    touched = (
-        cv2.resize(
-            hole.astype(np.float32), (small_width, small_height), interpolation=cv2.INTER_AREA
-        )
-        > 0
+    scale = min(
+        (hole_pixels / max(1, np.count_nonzero(hole))) ** 0.5,
+        (FULL_SIZE_PIXELS / (height * width)) ** 0.5,
     )
-    radius = MATCH_RADIUS
-    side = 2 * radius + 1
-    # Candidates: small pixels whose whole patch is known and inside the picture.
-    whole = cv2.dilate(touched.astype(np.uint8), np.ones((side, side), np.uint8)) == 0
-    whole[:radius], whole[small_height - radius :] = False, False
-    whole[:, :radius], whole[:, small_width - radius :] = False, False
-    known_y, known_x = np.nonzero(whole)
-    if known_y.size > MATCH_CANDIDATES:
-        keep = np.random.default_rng(0).choice(known_y.size, MATCH_CANDIDATES, replace=False)
-        known_y, known_x = known_y[keep], known_x[keep]
-    source_y = np.full((small_height, small_width), -1, np.int64)
-    source_x = np.full((small_height, small_width), -1, np.int64)
-    filled_y, filled_x = np.nonzero(touched)
-    if known_y.size == 0 or filled_y.size == 0:
-        return source_y, source_x
-    known = _patches(small_image, known_y, known_x)
-    wanted = _patches(small_fill, filled_y, filled_x)
-    mean = known.mean(axis=0)
-    sample = known[:: max(1, known.shape[0] // MATCH_SAMPLE)] - mean
-    basis = np.linalg.svd(sample, full_matrices=False)[2][:MATCH_COMPONENTS].T
-    tree = cKDTree((known - mean) @ basis)
-    _, index = tree.query((wanted - mean) @ basis, k=1, eps=MATCH_EPS, workers=-1)
-    source_y[filled_y, filled_x] = known_y[index]
-    source_x[filled_y, filled_x] = known_x[index]
-    return source_y, source_x
+    if scale > LEAST_SHRINK:
+        return 1.0
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return 1.0 if multiscale.touched(hole, size).all() else scale
 
 
-def _patches(pixels: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """The (2 MATCH_RADIUS + 1)^2 x 3 values of the patch around each (y, x), one row each."""
-    radius = MATCH_RADIUS
-    padded = cv2.copyMakeBorder(
-        pixels.astype(np.float32), radius, radius, radius, radius, cv2.BORDER_REFLECT
-    )
-    side = 2 * radius + 1
-    return np.concatenate(
-        [padded[ys + dy, xs + dx] for dy in range(side) for dx in range(side)], axis=1
-    )
+def coarse_to_fine(
+    image: np.ndarray,
+    hole: np.ndarray,
+    scale: float,
+    patch_size: int = 5,
+    seed: int | None = None,
+    core: np.ndarray | None = None,
+) -> np.ndarray:
+    """``hybrid``'s fill of a large hole at the photo's own resolution: filled at ``scale``,
+    then refined a scale at a time up to the photo's own pixels (``multiscale.refine``), so
+    the hole gets the photo's own grain, not an enlarged small fill."""
+    height, width = hole.shape
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small_hole = multiscale.touched(hole, size[::-1])
+    small_core = None
+    if core is not None:  # what the mask selects fully, at the small scale too
+        small_core = cv2.resize(core.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 1
+    small_fill = fill(small_image, small_hole, "hybrid", patch_size, seed, small_core)
+    return multiscale.refine(image, hole, small_image, small_fill, seed)

@@ -19,8 +19,9 @@ from PIL import Image
 
 from .compose import composite_images, working_dimensions
 from .images import resize_to, to_rgb
-from .infill import enlarge, fill
+from .infill import LEAST_SHRINK, fill
 from .masks import check_mask_size, effective_mask, feather
+from .multiscale import refine
 from .parameters import check
 from .schedulers import canonical_name
 from .types import (
@@ -42,10 +43,6 @@ from .types import (
 
 #: The largest canvas outpainting may produce.
 MAX_CANVAS_PIXELS = 2 * 4096 * 4096
-#: A fill's region is shrunk to this share of its size or less, or not at all: resampled down
-#: and up again it loses its finest texture (a 128 px outpaint strip shrunk to 0.94 kept half
-#: of it), which a slight shrink does not buy back in time.
-LEAST_SHRINK = 0.75
 #: ``inpaint_area=auto`` crops when the masked region is under this share of the canvas.
 AUTO_CROP_SHARE = 0.5
 
@@ -421,9 +418,9 @@ def finish(
     """Composite the backend's images back into the canvas; the result and its metadata."""
     canvas, box = prepared.canvas, prepared.box
     images = []
-    for generated in output.images:
+    for generated, seed in zip(output.images, prepared.seeds, strict=False):
         if backend.working_size is None and generated.size != prepared.region_image.size:
-            generated = _enlarge_fill(prepared, generated)
+            generated = _enlarge_fill(prepared, generated, seed)
         region_out = composite_images(prepared.region_image, generated, prepared.region_mask)
         if box is None:
             images.append(region_out)
@@ -452,14 +449,15 @@ def finish(
     )
 
 
-def _enlarge_fill(prepared: Prepared, generated: Image.Image) -> Image.Image:
-    """A fill made at a reduced working size back at the region's size, its grain restored
-    (``infill.enlarge``)."""
-    enlarged = enlarge(
+def _enlarge_fill(prepared: Prepared, generated: Image.Image, seed: int) -> Image.Image:
+    """A fill made at a reduced working size back at the region's size, refined a scale at a
+    time with the photo's own grain (``multiscale.refine``)."""
+    enlarged = refine(
         np.asarray(prepared.region_image.convert("RGB")),
         prepared.region_mask > 0,
         np.asarray(prepared.call.image.convert("RGB")),
         np.asarray(generated.convert("RGB")),
+        seed=seed,
     )
     return Image.fromarray(enlarged, "RGB")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
-from ..infill import METHODS, extend, fill
+from ..infill import FULL_SIZE_HOLE_PIXELS, FULL_SIZE_PIXELS, METHODS, extend, fill
 from ..isolated import run_cancellable, warm
 from ..types import BackendCall, CancelCheck, EngineError
 from .fill import FillBackend
@@ -21,15 +21,12 @@ MODEL_NAMES = {
     "telea": "opencv-telea",
     "ns": "opencv-ns",
 }
-#: A crop (the hole and its context) of more pixels than WORKING_PIXELS, or whose hole has more
-#: than WORKING_HOLE_PIXELS, is filled at the scale where it has no more, and the fill brought
-#: back to full size with the photo's own grain (``infill.enlarge``, in the runner).
-#: PatchMatch's time grows with both: about 35 us a hole pixel and 1 us a crop pixel on this
-#: 2-core machine (a 12 % hole in a 2048 px photo took 33 s at full size; at 60,000 hole
-#: pixels, without the grain, 5.8 s; at 30,000 with it 3.5 s). Holes up to about 175 x 175
-#: px are filled at full resolution.
-WORKING_PIXELS = 1_000_000
-WORKING_HOLE_PIXELS = 30000
+#: ``hybrid`` (the default) fills every hole at the photo's own resolution: a large one first
+#: where it is small, then refined a scale at a time (``infill.coarse_to_fine``). The single
+#: methods are given the crop shrunk by the runner to these limits (PatchMatch's time grows
+#: with both), and their fill is refined up to full size by the runner (``multiscale.refine``).
+WORKING_PIXELS = FULL_SIZE_PIXELS
+WORKING_HOLE_PIXELS = FULL_SIZE_HOLE_PIXELS
 #: Pixels of at least this effective-mask weight are filled; lighter ones are the boundary.
 FILL_WEIGHT = 128
 PROMPT_NOTE = "The classical engine removes the masked content and ignores the prompt."
@@ -53,8 +50,8 @@ class ClassicalBackend(FillBackend):
     prompt_note = PROMPT_NOTE
     name = "classical"
     working_size = None  # a crop is filled at its own size...
-    max_pixels = WORKING_PIXELS  # ...or shrunk when it, or its hole, has more pixels
-    max_hole_pixels = WORKING_HOLE_PIXELS
+    max_pixels = WORKING_PIXELS  # ...or, by a single method, shrunk when it, or its hole,
+    max_hole_pixels = WORKING_HOLE_PIXELS  # has more pixels
     size_multiple = 1
 
     def __init__(self, method: str = "hybrid", patch_size: int = 5) -> None:
@@ -63,6 +60,8 @@ class ClassicalBackend(FillBackend):
         self.method = method
         self.model = MODEL_NAMES[method]
         self.patch_size = patch_size
+        if method == "hybrid":  # it shrinks and refines a large hole itself, in the helper
+            self.max_pixels = self.max_hole_pixels = None
         warm()  # the fill helper process starts now, not on the first job
 
     def fills(self, call: BackendCall, is_cancelled: CancelCheck) -> Iterator[Image.Image]:
