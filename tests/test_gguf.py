@@ -31,7 +31,8 @@ from PIL import Image
 from inpainting.engine import MaskOptions, effective_mask, memory
 from inpainting.engine.families import Unsupported
 from inpainting.engine.probe import probe, read_gguf
-from inpainting.models import Generation, LibraryModel
+from inpainting.models import Generation, LibraryModel, ModelInstall
+from inpainting.services import installs
 from inpainting.services.library import library_scan
 from inpainting.testing.original_layout import (
     flux_transformer_keys,
@@ -40,6 +41,7 @@ from inpainting.testing.original_layout import (
     write_gguf,
 )
 from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
+from tests import fake_hub as hub_module
 from tests.helpers import (
     black_box_mask_png,
     image_png,
@@ -83,13 +85,36 @@ def output(generation: Generation) -> np.ndarray:
 
 
 def test_a_gguf_transformer_is_scanned_and_runs_a_job_with_its_familys_other_parts(
-    flux_files, models_dir, api, tmp_path, monkeypatch
+    flux_files, models_dir, api, tmp_path, monkeypatch, fake_hub, installer
 ):
-    folder, *quantized = flux_files
+    """The Q8_0 file installed from a hub repository (by its link: a repository of GGUF files
+    holds one transformer in several quantizations, and one is named), the Q4_K file by a plain
+    URL, the Q4_0 one copied in; then scanned, listed and run."""
+    folder, q8, q4, q4k = flux_files
     shutil.copytree(folder, models_dir / "fill")
-    for file in quantized:
-        shutil.copy(file, models_dir / file.name)
+    shutil.copy(q4, models_dir / q4.name)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(installs.queue, "send_install", lambda install: None)
+    fake_hub.repos["tests/fill-gguf"] = hub_module.Repo(
+        {q8.name: q8.read_bytes(), q4.name: q4.read_bytes()}
+    )
+    fake_hub.plain[q4k.name] = q4k.read_bytes()
+
+    def install(source: str) -> ModelInstall:
+        created = installs.install_create(user=installer, source=source)
+        return installs.install_run(install_id=str(created.pk))
+
+    whole = install("tests/fill-gguf")
+    assert whole.status == ModelInstall.Status.FAILED
+    assert q8.name in whole.error and f"{fake_hub.url}/tests/fill-gguf/resolve/main/" in whole.error
+    for source in (
+        f"{fake_hub.url}/tests/fill-gguf/resolve/main/{q8.name}",
+        f"{fake_hub.files_url}/files/{q4k.name}",
+    ):
+        done = install(source)
+        assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    assert (models_dir / q8.name).read_bytes() == q8.read_bytes()
+    assert (models_dir / q4k.name).read_bytes() == q4k.read_bytes()
     library_scan()
     rows = {m.name: m for m in LibraryModel.objects.checkpoints()}
     for name, quantization in (

@@ -57,7 +57,7 @@ from ..errors import ClientError, RemoteInputError, echoed
 from ..models import LAMA, HubToken, LibraryModel, ModelInstall
 from ..progress import Event, publish_to_user
 from . import queue
-from .library import library_folder, library_scan_item
+from .library import WEIGHTS_SUFFIXES, is_weights_file, library_folder, library_scan_item
 
 logger = logging.getLogger(__name__)
 
@@ -257,12 +257,9 @@ def _parsed(text: str, revision: str) -> tuple[Source, str]:
 
 
 def _allowed_file(name: str, kind: str) -> bool:
-    suffix = Path(name).suffix.lower()
-    if suffix == ".safetensors":
-        return True
-    if suffix == ".onnx":
-        return kind in (LibraryModel.Kind.MASK, LAMA)
-    return kind == LibraryModel.Kind.UPSCALER and suffix == ".pth"
+    if kind == LAMA:
+        return Path(name).suffix.lower() == ".onnx"
+    return is_weights_file(name, kind)
 
 
 def _refuse_weights_file(name: str, kind: str) -> None:
@@ -275,10 +272,14 @@ def _refuse_weights_file(name: str, kind: str) -> None:
             "it is refused. Install its .safetensors release, or convert it.",
             field="source",
         )
+    takes = "; ".join(
+        f"{' or '.join(suffixes)} for {LibraryModel.Kind(each).label}s"
+        for each, suffixes in WEIGHTS_SUFFIXES.items()
+    )
     raise ClientError(
-        f"{echoed(name)} is not a weights file an install takes (.safetensors; .onnx for mask "
-        "models and LaMa; a weights-only .pth for upscalers). For a download link that names "
-        "no file (Civitai's), give the model's name with its suffix (name=style.safetensors).",
+        f"{echoed(name)} is not a weights file an install takes ({takes}; .onnx for LaMa). For "
+        "a download link that names no file (Civitai's), give the model's name with its suffix "
+        "(name=style.safetensors).",
         field="source",
     )
 
@@ -633,6 +634,14 @@ def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -
             if len(stem) > 2 and path.replace(f".{stem[-2]}.", ".") in within:
                 continue  # the .fp16 (or other variant) copy of weights the folder has in full
             chosen.append((prefix + path, size))
+    quantized = sorted(p for p, _ in chosen if Path(p).suffix.lower() == ".gguf")
+    if quantized and not diffusers:  # one transformer in several quantizations: name one
+        link = f"{settings.HF_ENDPOINT.rstrip('/')}/{repo}/resolve/main/"
+        raise InstallFailed(
+            f"{repo} holds {len(quantized)} GGUF file(s), one transformer in each quantization "
+            f"({', '.join(quantized[:8])}{', …' if len(quantized) > 8 else ''}): install the one "
+            f"you want by its link ({link}{quantized[0]})."
+        )
     if not any(_allowed_file(p, install.kind) for p, _ in chosen):
         pickles = [p for p in within if Path(p).suffix.lower() in PICKLE_SUFFIXES]
         if pickles:

@@ -90,15 +90,32 @@ _FOLDER_SETTING = {
 }
 
 
+#: The weights files each kind of model is kept as: the one table the scan and the installer
+#: read. The scan finds a pickle of any kind too, and refuses it with the reason.
+WEIGHTS_SUFFIXES = {
+    LibraryModel.Kind.CHECKPOINT: (".safetensors", ".gguf"),
+    LibraryModel.Kind.LORA: (".safetensors",),
+    LibraryModel.Kind.CONTROLNET: (".safetensors",),
+    LibraryModel.Kind.IP_ADAPTER: (".safetensors",),
+    LibraryModel.Kind.MASK: (".safetensors", ".onnx"),
+    LibraryModel.Kind.UPSCALER: (".safetensors", ".pth"),
+}
+
+
+def is_weights_file(name: str, kind: str) -> bool:
+    """Whether a file of this name is a weights file a model of ``kind`` is kept as."""
+    return Path(name).suffix.lower() in WEIGHTS_SUFFIXES[kind]
+
+
 def library_folder(kind: str) -> Path:
     """Where the library keeps the models of ``kind``."""
     return Path(getattr(settings, _FOLDER_SETTING[kind]))
 
 
 def _kind_candidates(root: Path, kind: str) -> list[_Found]:
-    """The entries of a LoRA, ControlNet or mask model folder that may be one:
-    ``.safetensors`` files and pickles (refused with the reason), for ControlNets and mask
-    models folders too, for mask models ``.onnx`` files."""
+    """The entries of a LoRA, ControlNet, IP-Adapter, mask model or upscaler folder that may be
+    one: the kind's weights files (WEIGHTS_SUFFIXES) and pickles (refused with the reason), for
+    ControlNets, IP-Adapters and mask models folders too."""
     if not root.is_dir():
         return []
     found = []
@@ -106,9 +123,7 @@ def _kind_candidates(root: Path, kind: str) -> list[_Found]:
         suffix = path.suffix.lower()
         if path.name.startswith("."):
             continue
-        weights = suffix == ".safetensors" or suffix in PICKLE_SUFFIXES
-        if kind == LibraryModel.Kind.MASK:
-            weights = weights or suffix == ".onnx"
+        weights = is_weights_file(path.name, kind) or suffix in PICKLE_SUFFIXES
         folders = kind in (
             LibraryModel.Kind.CONTROLNET,
             LibraryModel.Kind.IP_ADAPTER,
@@ -126,7 +141,8 @@ def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
             if path.name.startswith(".") or path.name in OTHER_KINDS:
                 continue
             suffix = path.suffix.lower()
-            if path.is_file() and suffix in (".safetensors", ".gguf", *PICKLE_SUFFIXES):
+            checkpoint = is_weights_file(path.name, LibraryModel.Kind.CHECKPOINT)
+            if path.is_file() and (checkpoint or suffix in PICKLE_SUFFIXES):
                 found.append(_Found(path.name, path))
             elif path.is_dir() and (path / "model_index.json").is_file():
                 found.append(_Found(path.name, path))
