@@ -624,3 +624,26 @@ def test_a_resume_of_a_file_that_changed_on_the_server_starts_afresh(
     second = hub.gets("/files/ink.safetensors")[-1]
     assert second.range  # it asked to resume, with If-Range, and got the whole new file
     assert (Path(settings.LORAS_DIR) / "ink.safetensors").read_bytes() == new
+
+
+def test_a_single_file_install_reads_its_file_once_for_its_digest(
+    hub, user, tiny_model, tmp_path, monkeypatch
+):
+    """The install hashes the file as it lands and the scan records that digest: a 24 GB
+    checkpoint was read twice (once by the install, once by the scan's own hasher)."""
+    lora = write_tiny_lora(tiny_model, tmp_path / "once.safetensors", layout="peft")
+    hub.plain["once.safetensors"] = lora.read_bytes()
+    hashed: list[Path] = []
+    real = library.weights_sha256
+
+    def counting(path, files=None):
+        hashed.append(Path(path))
+        return real(path, files)
+
+    monkeypatch.setattr(library, "weights_sha256", counting)
+    monkeypatch.setattr(installs, "weights_sha256", counting)
+    install = _install(user, source=f"{hub.files_url}/files/once.safetensors", kind="lora")
+    assert install.status == ModelInstall.Status.SUCCEEDED, install.error
+    assert len(hashed) == 1
+    row = LibraryModel.objects.get(kind=LibraryModel.Kind.LORA, name="once.safetensors")
+    assert row.sha256 == install.sha256 == real(Path(settings.LORAS_DIR) / "once.safetensors")

@@ -57,7 +57,13 @@ from ..errors import ClientError, RemoteInputError, echoed
 from ..models import LAMA, HubToken, LibraryModel, ModelInstall
 from ..progress import Event, publish_to_user
 from . import queue
-from .library import WEIGHTS_SUFFIXES, is_weights_file, library_folder, library_scan_item
+from .library import (
+    WEIGHTS_SUFFIXES,
+    is_weights_file,
+    library_folder,
+    library_scan_item,
+    weights_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -797,13 +803,13 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     target = _target(install.kind, install.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if root.is_file():  # a file is read once: its checked digest is its digest
-        install.sha256 = checked.get(root) or _file_sha256(root)
+        install.sha256 = checked.get(root) or weights_sha256(root)
     shutil.move(root, target)
     shutil.rmtree(staging, ignore_errors=True)
     if install.kind == LAMA:
         return  # the lama engine reads its file where it is: nothing to record
     try:
-        row = library_scan_item(kind=install.kind, path=target)
+        row = library_scan_item(kind=install.kind, path=target, sha256=install.sha256 or None)
     except (Unsupported, FamilyUnsupported, MaskUnsupported, OSError) as exc:
         _remove(target)
         raise InstallFailed(f"The library refused it: {exc}") from None
@@ -881,7 +887,7 @@ def _check_sha256(staging: Path, path: str, expected: str | None) -> str | None:
     if not expected:
         return None
     done = staging / path
-    found = _file_sha256(done)
+    found = weights_sha256(done)
     if found != expected.lower():
         done.unlink(missing_ok=True)
         raise InstallFailed(
@@ -889,14 +895,6 @@ def _check_sha256(staging: Path, path: str, expected: str | None) -> str | None:
             f"hub's is {expected[:16]}...; it was deleted. Try the install again."
         )
     return found
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _remove(path: Path) -> None:

@@ -186,8 +186,10 @@ def _fingerprint(files: list[Path]) -> tuple[int, float]:
     return sum(s.st_size for s in stats), max((s.st_mtime for s in stats), default=0.0)
 
 
-def _sha256(path: Path, files: list[Path]) -> str:
-    """Of the file; of a folder, its weight files' names and bytes in order."""
+def weights_sha256(path: Path, files: list[Path] | None = None) -> str:
+    """The one hasher of model files: of a file, its bytes; of a folder, its weight files'
+    names and bytes in order (``files``: the folder's files, when already listed)."""
+    files = files if files is not None else _files(path)
     digest = hashlib.sha256()
     weights = files if path.is_file() else [f for f in files if f.suffix == ".safetensors"]
     for file in weights:
@@ -264,9 +266,10 @@ def library_scan() -> ScanReport:
     return report
 
 
-def _record(item: _Found) -> str:
-    """Probe ``item`` and write its row: "added", "updated" or "unchanged". Raises the
-    probe's ``Unsupported`` (with the reason) or ``OSError``."""
+def _record(item: _Found, sha256: str | None = None) -> str:
+    """Probe ``item`` and write its row: "added", "updated" or "unchanged". ``sha256``: its
+    digest where already known (an install that checked the file as it landed: a 24 GB file is
+    read once). Raises the probe's ``Unsupported`` (with the reason) or ``OSError``."""
     found = _probe(item)
     files = _files(item.path)
     size, modified = _fingerprint(files)
@@ -284,18 +287,18 @@ def _record(item: _Found) -> str:
         "details": found.details,
         "size_bytes": size,
         "modified": modified,
-        "sha256": row.sha256 if same else _sha256(item.path, files),
+        "sha256": row.sha256 if same else sha256 or weights_sha256(item.path, files),
         "present": True,
     }
     LibraryModel.objects.update_or_create(kind=item.kind, name=item.name, defaults=fields)
     return "unchanged" if same else "updated" if row else "added"
 
 
-def library_scan_item(*, kind: str, path: Path) -> LibraryModel:
+def library_scan_item(*, kind: str, path: Path, sha256: str | None = None) -> LibraryModel:
     """Record the one file or folder at ``path`` (of ``kind``, in that kind's folder), as the
-    whole scan would (an install's last step); the default is kept. Raises ``Unsupported``
-    with the reason the scan would report."""
-    _record(_Found(path.name, path, kind=kind))
+    whole scan would (an install's last step; ``sha256``: its digest, where the install has
+    it); the default is kept. Raises ``Unsupported`` with the reason the scan would report."""
+    _record(_Found(path.name, path, kind=kind), sha256)
     _ensure_default()
     return LibraryModel.objects.get(kind=kind, name=path.name)
 
