@@ -244,8 +244,9 @@ def touching_frame(hole: np.ndarray) -> np.ndarray:
 
 
 def full_size_scale(hole: np.ndarray, hole_pixels: int = FULL_SIZE_HOLE_PIXELS) -> float:
-    """The scale ``hybrid`` first fills ``hole`` at: where it has at most FULL_SIZE_HOLE_PIXELS
-    and the picture at most FULL_SIZE_PIXELS; 1 (its own size) when that is a shrink by less
+    """The scale a large ``hole`` is first filled at: where it has at most ``hole_pixels``
+    (FULL_SIZE_HOLE_PIXELS for ``hybrid``, EXTEND_HOLE_PIXELS for ``extend``) and the picture
+    at most FULL_SIZE_PIXELS; 1 (its own size) when that is a shrink by less
     than LEAST_SHRINK or would leave nothing known to fill from (a speckled mask)."""
     height, width = hole.shape
     scale = min(

@@ -222,8 +222,8 @@ class _Level:
         self.patches = _stack(_blur(picture, blur))
 
     def repair(self, source_y: np.ndarray, source_x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Sources that fell on no valid pixel are moved to the nearest valid one, or a random
-        one where there is none near."""
+        """Sources that fall on no valid pixel are replaced by valid ones picked at random
+        (PatchMatch's start; the search then improves them)."""
         ys, xs = self.ys, self.xs
         sy, sx = source_y[ys, xs], source_x[ys, xs]
         bad = ~self._ok(sy, sx)
