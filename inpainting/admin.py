@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
@@ -10,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import selectors
 from .conf import lama_file
+from .engine.memory import CHOICES as MEMORY_PLANS
 from .errors import ClientError
 from .models import (
     INSTALL_KINDS,
@@ -312,6 +314,18 @@ class LibraryModelAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # models come from the scan or an install
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """The memory plan as a list of the engine's plans (the field keeps no choices: a new
+        plan needs no migration)."""
+        if db_field.name == "memory_plan":
+            return forms.TypedChoiceField(
+                choices=[("", "(MODEL_MEMORY_PLAN)")] + [(plan, plan) for plan in MEMORY_PLANS],
+                required=False,
+                label=db_field.verbose_name.capitalize(),
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="GPU memory")
     def gpu_memory(self, obj: LibraryModel) -> str:

@@ -372,11 +372,36 @@ def family_labels() -> dict[str, str]:
     }
 
 
+def _known(value: str, known, what: str) -> None:
+    if value not in known:
+        raise ValidationError(f"Unknown {what} {value!r}; the {what}s: {', '.join(known)}.")
+
+
+# The names a field may hold are checked by the code (validators), not stored as the field's
+# choices: a new family, kind, layout or memory plan needs no migration.
 def family_known(name: str) -> None:
     """A library model's family is one the code knows (``family_labels``)."""
-    known = family_labels()
-    if name not in known:
-        raise ValidationError(f"Unknown family {name!r}; the families: {', '.join(known)}.")
+    _known(name, family_labels(), "family")
+
+
+def kind_known(kind: str) -> None:
+    """A library model's kind is one of ``LibraryModel.Kind``."""
+    _known(kind, LibraryModel.Kind.values, "kind")
+
+
+def layout_known(layout: str) -> None:
+    """A library model's layout is one of ``LibraryModel.Layout``."""
+    _known(layout, LibraryModel.Layout.values, "layout")
+
+
+def memory_plan_known(plan: str) -> None:
+    """A library model's memory plan is one the engine has (``engine.memory.CHOICES``)."""
+    _known(plan, MEMORY_PLANS, "memory plan")
+
+
+def install_kind_known(kind: str) -> None:
+    """An install's kind is a library kind or LaMa's file (``INSTALL_KINDS``)."""
+    _known(kind, dict(INSTALL_KINDS), "install kind")
 
 
 class LibraryModel(models.Model):
@@ -402,14 +427,14 @@ class LibraryModel(models.Model):
         TRANSFORMERS = "transformers", "transformers folder"
         GGUF = "gguf", "GGUF transformer (quantized)"
 
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKPOINT)
+    kind = models.CharField(max_length=16, validators=[kind_known], default=Kind.CHECKPOINT)
     name = models.CharField(max_length=255)
     path = models.CharField(max_length=1024, help_text="Where the scan found it.")
     family = models.CharField(max_length=FAMILY_MAX_LENGTH, validators=[family_known])
     inpainting = models.BooleanField(
         default=False, help_text="A 9-channel inpainting UNet (else a base model; LoRAs: no)."
     )
-    layout = models.CharField(max_length=16, choices=Layout.choices)
+    layout = models.CharField(max_length=16, validators=[layout_known])
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, help_text="Of the file (a folder: of its weights).")
     details = models.JSONField(
@@ -432,7 +457,7 @@ class LibraryModel(models.Model):
     memory_plan = models.CharField(
         max_length=32,
         blank=True,
-        choices=[(plan, plan) for plan in MEMORY_PLANS],
+        validators=[memory_plan_known],
         help_text="Where its weights live on a CUDA worker (fp8 storage, offloads); empty: "
         "MODEL_MEMORY_PLAN (auto: the fastest plan that fits).",
     )
@@ -480,7 +505,7 @@ class ModelInstall(models.Model):
     source = models.CharField(max_length=2000, help_text="A repo id, a hub file URL or a URL.")
     revision = models.CharField(max_length=255, blank=True)
     subfolder = models.CharField(max_length=255, blank=True)
-    kind = models.CharField(max_length=16, choices=INSTALL_KINDS)
+    kind = models.CharField(max_length=16, validators=[install_kind_known])
     name = models.CharField(max_length=255, help_text="Its name in the library.")
     starter = models.CharField(max_length=64, blank=True, help_text="Its starter list key.")
     licence = models.CharField(max_length=128, blank=True)

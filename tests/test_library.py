@@ -19,8 +19,9 @@ from safetensors.numpy import save_file
 
 from inpainting.engine import probe as probe_module
 from inpainting.engine.families import FAMILIES
+from inpainting.engine.memory import CHOICES as MEMORY_PLANS
 from inpainting.errors import ClientError
-from inpainting.models import LibraryModel
+from inpainting.models import LibraryModel, ModelInstall
 from inpainting.services.library import library_model_for_job, library_scan
 
 pytestmark = pytest.mark.django_db
@@ -153,6 +154,59 @@ def test_staff_enable_disable_and_choose_the_default_in_the_admin(
     # A rescan keeps what staff chose.
     assert library_scan().default == "tiny-copy"
     assert not LibraryModel.objects.get(pk=xl.pk).enabled
+
+
+def test_staff_choose_a_memory_plan_from_the_engines_list_in_the_admin(library, staff_user):
+    """The memory plan is checked by the code, not frozen into the field's choices: the
+    change page offers the engine's plans (``engine.memory.CHOICES``), saves one, and an
+    unknown one is refused with the list."""
+    library_scan()
+    staff_user.user_permissions.add(Permission.objects.get(codename="change_librarymodel"))
+    client = Client()
+    client.force_login(staff_user)
+    copy = LibraryModel.objects.get(name="tiny-copy")
+    url = f"/admin/inpainting/librarymodel/{copy.pk}/change/"
+    page = client.get(url).content.decode()
+    for plan in MEMORY_PLANS:
+        assert f'<option value="{plan}">{plan}</option>' in page
+    assert client.post(url, {"enabled": "on", "memory_plan": "fp8"}).status_code == 302
+    assert LibraryModel.objects.get(pk=copy.pk).memory_plan == "fp8"
+    response = client.post(url, {"enabled": "on", "memory_plan": "in-the-cloud"})
+    assert response.status_code == 200 and "in-the-cloud" in response.content.decode()
+    assert LibraryModel.objects.get(pk=copy.pk).memory_plan == "fp8"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kind", "embedding", "Unknown kind 'embedding'; the kinds: checkpoint, lora"),
+        ("layout", "zip", "Unknown layout 'zip'; the layouts: single-file, diffusers"),
+        ("memory_plan", "cloud", "Unknown memory plan 'cloud'; the memory plans: auto, gpu"),
+    ],
+)
+def test_a_library_models_names_are_checked_by_the_code(field, value, message):
+    model = LibraryModel(
+        kind=LibraryModel.Kind.CHECKPOINT,
+        name="a",
+        path="/models/a",
+        family="sd15",
+        layout=LibraryModel.Layout.DIFFUSERS,
+        size_bytes=1,
+        sha256="0" * 64,
+        modified=0.0,
+    )
+    model.full_clean()
+    setattr(model, field, value)
+    with pytest.raises(ValidationError, match=message.replace("'", ".")):
+        model.full_clean()
+
+
+def test_an_installs_kind_is_checked_by_the_code():
+    install = ModelInstall(source="org/repo", kind="lama", name="lama")
+    install.full_clean(exclude=["requested_by"])
+    install.kind = "embedding"
+    with pytest.raises(ValidationError, match="Unknown install kind 'embedding'"):
+        install.full_clean(exclude=["requested_by"])
 
 
 def test_manage_py_models_scan_and_list(library):

@@ -19,7 +19,7 @@ from ..engine.parameters import (
     number,
 )
 from ..engine.schedulers import canonical_name
-from ..engine.types import ANCHORS, InvalidInput
+from ..engine.types import ANCHORS
 from ..errors import cut
 from ..params import GenerationParams
 from ..services.generations import MAX_REFERENCE_IMAGES
@@ -221,10 +221,7 @@ class LorasField(serializers.JSONField):
         if not nested.is_valid():
             raise serializers.ValidationError(first_error(nested.errors, "loras"))
         loras = [{"name": item["name"], "weight": item["weight"]} for item in nested.validated_data]
-        try:
-            check_loras([(lora["name"], lora["weight"]) for lora in loras])
-        except InvalidInput as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        check_loras([(lora["name"], lora["weight"]) for lora in loras])
         return loras
 
 
@@ -266,12 +263,9 @@ class ControlNetField(_AdditionField):
     key, fields_serializer = "controlnet", ControlNetSerializer
 
     def checked(self, value: dict) -> dict:
-        try:
-            check_controlnet(
-                value["conditioning_scale"], value["guidance_start"], value["guidance_end"]
-            )
-        except InvalidInput as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        check_controlnet(
+            value["conditioning_scale"], value["guidance_start"], value["guidance_end"]
+        )
         return value
 
 
@@ -324,10 +318,7 @@ class _ParamsSerializer(serializers.Serializer):
     def validate_scheduler(self, value: str | None) -> str | None:
         if not value:
             return None
-        try:
-            return canonical_name(value)
-        except InvalidInput as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        return canonical_name(value)
 
     def validate_model(self, value: str | None) -> str | None:
         return value.strip() or None if value else None  # blank: the default model

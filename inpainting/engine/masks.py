@@ -62,7 +62,10 @@ def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
     check("mask_mode", options.mode)
     if options.alpha not in ALPHA_RULES:
-        raise InvalidInput(f"Unknown alpha rule {options.alpha!r}; choose one of {ALPHA_RULES}.")
+        raise InvalidInput(
+            f"Unknown alpha rule {options.alpha!r}; choose one of {ALPHA_RULES}.",
+            field="mask_alpha",
+        )
     if options.alpha == "required":
         if not has_alpha(mask):
             raise InvalidInput(

@@ -174,5 +174,5 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.companion,
                 )
             else:
-                raise InvalidInput(f"Unknown engine {name!r}.")
+                raise InvalidInput(f"Unknown engine {name!r}.", field="engine")
         return _BACKENDS[key]

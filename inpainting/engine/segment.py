@@ -34,9 +34,11 @@ def _back_to_size(selected: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return scaled >= 128
 
 
-def _inside(x: float, y: float, width: int, height: int) -> None:
+def _inside(x: float, y: float, width: int, height: int, field: str) -> None:
     if not (0 <= x < width and 0 <= y < height):
-        raise InvalidInput(f"The point ({x}, {y}) is outside the {width}x{height} image.")
+        raise InvalidInput(
+            f"The point ({x}, {y}) is outside the {width}x{height} image.", field=field
+        )
 
 
 def grabcut(
@@ -49,7 +51,7 @@ def grabcut(
 ) -> np.ndarray:
     """Boolean H x W selection of the object in ``box`` and / or under the foreground points."""
     if box is None and not foreground:
-        raise InvalidInput("GrabCut needs a box or at least one foreground point.")
+        raise InvalidInput("GrabCut needs a box or at least one foreground point.", field="box")
     pixels, scale = _work_copy(image)
     height, width = pixels.shape[:2]
     labels = np.full((height, width), cv2.GC_PR_BGD, np.uint8)
@@ -57,7 +59,8 @@ def grabcut(
         x0, y0, x1, y1 = box
         if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
             raise InvalidInput(
-                "The box must be x0, y0, x1, y1 inside the image with x0 < x1 and y0 < y1."
+                "The box must be x0, y0, x1, y1 inside the image with x0 < x1 and y0 < y1.",
+                field="box",
             )
         # Scaled outwards, so a box one pixel thin in the image stays one pixel thick.
         x0, y0 = min(width - 1, math.floor(x0 * scale)), min(height - 1, math.floor(y0 * scale))
@@ -67,13 +70,14 @@ def grabcut(
         labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
     for points, label in ((foreground, cv2.GC_FGD), (background, cv2.GC_BGD)):
         for x, y in points:
-            _inside(x, y, image.width, image.height)
+            # (the request's field that a wrong point came in was "box" before, with the box)
+            _inside(x, y, image.width, image.height, field="box")
             cv2.circle(labels, (round(x * scale), round(y * scale)), POINT_RADIUS, int(label), -1)
     is_foreground = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     if is_foreground.all():  # the box is the whole image: nothing to tell apart
         return _back_to_size(is_foreground, image.size)
     if not is_foreground.any():
-        raise InvalidInput("The box and points select no pixel of the image.")
+        raise InvalidInput("The box and points select no pixel of the image.", field="box")
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     try:
@@ -88,7 +92,8 @@ def grabcut(
         )
     except cv2.error:
         raise InvalidInput(
-            "GrabCut could not model this image (too few pixels inside or outside the box)."
+            "GrabCut could not model this image (too few pixels inside or outside the box).",
+            field="box",
         ) from None
     selected = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     return _back_to_size(selected, image.size)
@@ -100,9 +105,9 @@ def colour_select(
     """Pixels whose colour is within ``tolerance`` of the colour at ``point`` (each channel);
     ``contiguous`` keeps only the region connected to the point (a flood fill)."""
     if not 0 <= tolerance <= 255:
-        raise InvalidInput("tolerance must be between 0 and 255.")
+        raise InvalidInput("tolerance must be between 0 and 255.", field="point")
     x, y = point
-    _inside(x, y, image.width, image.height)
+    _inside(x, y, image.width, image.height, field="point")
     pixels, scale = _work_copy(image)
     px, py = min(round(x * scale), pixels.shape[1] - 1), min(round(y * scale), pixels.shape[0] - 1)
     if contiguous:
@@ -120,6 +125,6 @@ def colour_select(
 def selection_to_mask(selected: np.ndarray, mode: str = "black_inpaints") -> Image.Image:
     """The selection as a mask PNG image in the requested polarity (selected = inpaint)."""
     if mode not in ("black_inpaints", "white_inpaints"):
-        raise InvalidInput(f"Unknown mask_mode {mode!r}.")
+        raise InvalidInput(f"Unknown mask_mode {mode!r}.", field="mask_mode")
     inpaint, keep = (0, 255) if mode == "black_inpaints" else (255, 0)
     return Image.fromarray(np.where(selected, inpaint, keep).astype(np.uint8), "L")

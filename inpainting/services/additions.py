@@ -90,11 +90,8 @@ def library_loras_check(params: GenerationParams, model: LibraryModel | None) ->
     """Refuse, before queueing, a job whose LoRAs (``loras`` and ``<lora:...>`` tags) are too
     many, out of range, not in the library, or made for another family than ``model``'s (none
     chosen: any)."""
-    try:
-        uses = params.lora_uses
-        check_loras(uses)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or "loras") from None
+    uses = params.lora_uses
+    check_loras(uses)
     if not uses:
         return
     loras = list(LORA.listed())

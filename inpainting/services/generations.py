@@ -110,14 +110,11 @@ def _validate(
     ``references`` reference pictures against how many the family reads)."""
     config = engine_config()
     library.library_model_named_check(params.model)
-    try:
-        engine_name = config.choose(params.requested_engine, params.prompt)
-        edits = engine_name == "diffusers" and library.library_job_family(params.model).edits
-        request = params.with_defaults().to_request(image=image, mask=mask)
-        effective = engine.prepare_mask(request, edits=edits)
-        engine.check_fillable(engine_name, effective)
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or "mask") from None
+    engine_name = config.choose(params.requested_engine, params.prompt)
+    edits = engine_name == "diffusers" and library.library_job_family(params.model).edits
+    request = params.with_defaults().to_request(image=image, mask=mask)
+    effective = engine.prepare_mask(request, edits=edits)
+    engine.check_fillable(engine_name, effective)
     if engine_name != "diffusers":
         generation_check_engine_fields(params, engine_name, references)
         return Checked(

@@ -54,7 +54,7 @@ from ..engine.families import Unsupported as FamilyUnsupported
 from ..engine.probe import PICKLE_SUFFIXES, Unsupported
 from ..engine.selection import Unsupported as MaskUnsupported
 from ..errors import ClientError, RemoteInputError, echoed
-from ..models import LAMA, HubToken, LibraryModel, ModelInstall
+from ..models import INSTALL_KINDS, LAMA, HubToken, LibraryModel, ModelInstall
 from ..progress import Event, publish_to_user
 from . import queue
 from .library import (
@@ -341,8 +341,8 @@ def install_create(
     else:
         parsed, revision = _parsed(source, revision)
     kind = kind or LibraryModel.Kind.CHECKPOINT
-    if kind not in dict(ModelInstall._meta.get_field("kind").choices):
-        kinds = ", ".join(dict(ModelInstall._meta.get_field("kind").choices))
+    if kind not in dict(INSTALL_KINDS):
+        kinds = ", ".join(dict(INSTALL_KINDS))
         raise ClientError(f"Unknown kind {echoed(kind)}; the kinds: {kinds}.", field="kind")
     if parsed.url and not Path(parsed.file_name).suffix and name:
         # A download link that names no file (Civitai's): the name says what it is, and the

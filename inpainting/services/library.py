@@ -360,8 +360,8 @@ def library_model_set_default(*, model: LibraryModel) -> None:
     diffusion model that the last scan found and that can run here can be the default."""
     if model.kind != LibraryModel.Kind.CHECKPOINT:
         raise ClientError(
-            f"{model.name} is a {model.get_kind_display()}; only a diffusion model can be the "
-            "default."
+            f"{model.name} is a {LibraryModel.Kind(model.kind).label}; only a diffusion model "
+            "can be the default."
         )
     if not model.present:
         raise ClientError(f"{model.name} was not found by the last scan.")

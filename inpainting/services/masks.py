@@ -16,7 +16,6 @@ from accounts.models import User
 from .. import engine
 from ..engine import segment
 from ..engine.masks import grow
-from ..errors import ClientError
 from ..gate import PIXELS, pixels_of
 from ..models import Generation, Mask
 from ..params import GenerationParams
@@ -46,19 +45,16 @@ def mask_preview(
 
     The studio draws its overlay from this, so the rule stays in the engine alone.
     """
-    try:
-        check_dimensions(*size, field="width")  # the requested size, before any pixel work
-        canvas = _canvas_size(size, outpaint)
-        data = read_upload(mask_file, field="mask") if mask_file else None
-        sent = image_size(data, field="mask", formats=MASK_FORMATS) if data else (0, 0)
-        # The mask decoded and scaled, and the canvas' mask worked on (a few at a time).
-        cost = 3 * pixels_of(canvas) + 2 * pixels_of(sent)
-        with PIXELS.held(user=user.pk, pixels=cost, what="mask preview"):
-            mask = decode_image(data, field="mask", formats=MASK_FORMATS) if data else None
-            values, _ = engine.canvas_mask(size, mask, options, outpaint)
-            return engine.encode_png(Image.fromarray(values, "L"))
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or "mask") from None
+    check_dimensions(*size, field="width")  # the requested size, before any pixel work
+    canvas = _canvas_size(size, outpaint)
+    data = read_upload(mask_file, field="mask") if mask_file else None
+    sent = image_size(data, field="mask", formats=MASK_FORMATS) if data else (0, 0)
+    # The mask decoded and scaled, and the canvas' mask worked on (a few at a time).
+    cost = 3 * pixels_of(canvas) + 2 * pixels_of(sent)
+    with PIXELS.held(user=user.pk, pixels=cost, what="mask preview"):
+        mask = decode_image(data, field="mask", formats=MASK_FORMATS) if data else None
+        values, _ = engine.canvas_mask(size, mask, options, outpaint)
+        return engine.encode_png(Image.fromarray(values, "L"))
 
 
 def _canvas_size(size: tuple[int, int], outpaint: engine.Outpaint | None) -> tuple[int, int]:
@@ -113,16 +109,15 @@ def generation_regenerated_encoded(
     )
     # The input, its mask and the tinted canvas at once.
     with PIXELS.held(user=generation.owner_id, pixels=3 * pixels_of(size), what="picture"):
-        try:
-            canvas = engine.prepare_canvas(
-                generation_request(generation, with_references=False),
-                fill_method="none",
-                # A stored job without a mask or an outpaint was accepted for an edit model
-                # only: the whole picture is regenerated.
-                edits=generation.mask_id is None,
-            )
-        except engine.InvalidInput as exc:  # checked when the job was created: not expected
-            raise ClientError(str(exc), field=exc.field, status=409) from None
+        # (Its inputs were checked when the job was created: the engine's InvalidInput, a
+        # 400 naming the field, is not expected here.)
+        canvas = engine.prepare_canvas(
+            generation_request(generation, with_references=False),
+            fill_method="none",
+            # A stored job without a mask or an outpaint was accepted for an edit model
+            # only: the whole picture is regenerated.
+            edits=generation.mask_id is None,
+        )
         return encode(engine.tint_regenerated(canvas.image, canvas.mask))
 
 
@@ -139,10 +134,7 @@ def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
         mask = stored_mask(generation)
         if mask is None:
             return None
-        try:
-            values = engine.effective_mask(mask, size, replace(options, grow=0, blur=0))
-        except engine.InvalidInput as exc:  # checked when the job was created: not expected
-            raise ClientError(str(exc), field=exc.field, status=409) from None
+        values = engine.effective_mask(mask, size, replace(options, grow=0, blur=0))
         return engine.encode_png(Image.fromarray(values, "L"))
 
 
@@ -180,22 +172,18 @@ def mask_generate(
     size = image_size(data, field="image", formats=IMAGE_FORMATS)
     # The picture, its working copies and the selection.
     with PIXELS.held(user=user.pk, pixels=4 * pixels_of(size), what="mask"):
-        try:
-            image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-            if method == "grabcut":
-                selected = segment.grabcut(
-                    image,
-                    box=box,
-                    foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
-                    background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
-                )
-            else:
-                selected = segment.colour_select(
-                    image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
-                )
-        except engine.InvalidInput as exc:
-            field = "point" if method != "grabcut" else "box"
-            raise ClientError(str(exc), field=field) from None
+        image = decode_image(data, field="image", formats=IMAGE_FORMATS)
+        if method == "grabcut":
+            selected = segment.grabcut(
+                image,
+                box=box,
+                foreground=[p[:2] for p in points if len(p) < 3 or p[2]],
+                background=[p[:2] for p in points if len(p) >= 3 and not p[2]],
+            )
+        else:
+            selected = segment.colour_select(
+                image, point=point[:2], tolerance=tolerance, contiguous=method == "flood"
+            )
         return engine.encode_png(segment.selection_to_mask(selected, mask_mode))
 
 

@@ -85,13 +85,8 @@ def upscale_plans(
     within UPSCALE_MAX_PIXELS: a 400 on ``field`` otherwise (read from the sizes alone; by
     default the field that asked for the size: width, or factor)."""
     field = field or ("width" if ask.width or ask.height else "factor")
-    try:
-        plans = [_plan(size, ask, field) for size in sizes]
-        upscale.check_targets(
-            [plan.resize for plan in plans], settings.UPSCALE_MAX_PIXELS, field=field
-        )
-    except engine.InvalidInput as exc:
-        raise ClientError(str(exc), field=exc.field or field) from None
+    plans = [_plan(size, ask, field) for size in sizes]
+    upscale.check_targets([plan.resize for plan in plans], settings.UPSCALE_MAX_PIXELS, field=field)
     return plans
 
 

@@ -90,9 +90,9 @@ def test_a_boundary_between_two_surfaces_runs_on_through_the_hole(seed):
     """Grass above a straight line, gravel below (scikit-image's photos, the grass tinted
     green), a 600 px disc over the line: each texture comes back on its own side (over the
     whole middle of the hole, 25 px and more above the line every column is grass, below it
-    none is), and the line, column by column, lies within 24 px of where it was. Measured here
-    for seeds 0-3: within 2, 19, 2 and 19 px (the line is drawn at the reduced scale the fill
-    starts from, a fifth of the photo's size, and kept as it is refined)."""
+    none is), and the line, column by column, lies within 4 px of where it was. Measured here
+    for seeds 0-7: within 2 or 3 px (with PatchMatch's patches 5 wide at the small scale, 17 to
+    20 px off over half the hole on 5 of the 8: ``infill.COARSE_PATCH_SIZE``)."""
     grass = np.tile(data.grass(), (3, 3))[:1200, :1200]
     gravel = np.tile(data.gravel(), (3, 3))[:1200, :1200]
     grey = np.where(np.arange(1200)[:, None] < 600, grass, gravel).astype(np.uint8)
@@ -106,7 +106,7 @@ def test_a_boundary_between_two_surfaces_runs_on_through_the_hole(seed):
     assert green[330:575, middle].all(axis=1).mean() > 0.98  # grass above
     assert not green[625:870, middle].any()  # no grass below
     ends = 300 + np.argmin(green[300:900, middle], axis=0)  # the first non-grass row
-    assert np.abs(ends - 600).max() <= 24, np.abs(ends - 600).max()
+    assert np.abs(ends - 600).max() <= 4, np.abs(ends - 600).max()
 
 
 def test_a_fill_made_small_comes_back_with_the_grain_of_the_photo_not_a_slab():

@@ -17,11 +17,10 @@ from huggingface_hub.errors import HFValidationError
 from PIL import Image
 
 from .. import memory
-from ..families import FAMILIES, Family, family_of_folder
+from ..families import FAMILIES, Family, Unsupported, family_of_folder
 from ..probe import config_folder, probe
 from ..types import (
     EngineError,
-    InvalidInput,
 )
 from .picture_area import picture_area, working_area
 
@@ -65,7 +64,7 @@ def family_of_model(model: str) -> Family:
     if path.exists():
         try:
             return FAMILIES[probe(path).family]
-        except (InvalidInput, OSError) as exc:
+        except (Unsupported, OSError) as exc:  # a file of this server's: no client mistake
             raise EngineError(f"The model at {path} cannot be identified: {exc}") from None
     try:
         index = try_to_load_from_cache(model, "model_index.json")

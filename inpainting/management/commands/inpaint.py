@@ -87,7 +87,11 @@ class Command(BaseCommand):
             name, weight = _lora(options["ip_adapter"], flag="--ip-adapter").values()
             data["ip_adapter"] = {"name": name, "scale": weight}
         serializer = GenerationParamsSerializer(data=data)
-        if not serializer.is_valid():
+        try:
+            valid = serializer.is_valid()
+        except ClientError as exc:  # an engine check of a field (scheduler, loras)
+            raise CommandError(f"{exc.field}: {exc}" if exc.field else str(exc)) from None
+        if not valid:
             raise CommandError(
                 "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in serializer.errors.items())
             )

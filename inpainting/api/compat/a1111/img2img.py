@@ -14,7 +14,6 @@ from .... import selectors
 from ....answers import a1111
 from ....answers.native import img2img_processing
 from ....conf import engine_config
-from ....engine import InvalidInput
 from ....engine.images import PARAMETERS_KEY
 from ....engine.parameters import check_controlnet
 from ....errors import cut, echoed
@@ -233,10 +232,12 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             )
         controlnet = None
         for unit in used:
-            try:
-                check_controlnet(unit["weight"], unit["guidance_start"], unit["guidance_end"])
-            except InvalidInput as exc:
-                raise serializers.ValidationError({"alwayson_scripts": [str(exc)]}) from None
+            check_controlnet(
+                unit["weight"],
+                unit["guidance_start"],
+                unit["guidance_end"],
+                field="alwayson_scripts",
+            )
             controlnet = {
                 "name": without_hash(unit["model"]),
                 "conditioning_scale": unit["weight"],
