@@ -331,10 +331,7 @@ class LibraryModelAdmin(admin.ModelAdmin):
     def gpu_memory(self, obj: LibraryModel) -> str:
         """All on the GPU, and the least any plan needs short of sequential offload."""
         needs = library.library_model_memory(obj)
-        if not needs:
-            return "-"
-        least = min(v for plan, v in needs.items() if plan != "sequential")
-        return f"{needs['gpu']:g} GB (from {least:g} GB)"
+        return library.memory_words(needs) if needs else "-"
 
     @admin.display(description="GPU memory by memory plan")
     def memory_plans(self, obj: LibraryModel) -> str:

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections import namedtuple
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,33 @@ def test_the_starter_list_names_licences_sizes_and_vram():
     assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev"}
     gated = {e["key"] for e in described if e["gated"]}
     assert {"flux1-fill-dev", "flux1-kontext-dev"} <= gated
+
+
+def test_a_starters_gpu_memory_is_computed_as_the_librarys(client, staff_user, settings):
+    """One figure for one model: a diffusion starter gives its weights (``parts_gb``), not a
+    GPU memory written by hand (it said 16 GB for FLUX.2 [klein] 4B while the library
+    computed 19.2 GB); the install page shows what the library shows for the same weights,
+    with the deployment's headroom."""
+    starter = next(s for s in installs.starters() if s.key == "flux2-klein-4b")
+    row = LibraryModel(
+        kind=LibraryModel.Kind.CHECKPOINT,
+        name="klein",
+        family="flux2-klein",
+        layout=LibraryModel.Layout.DIFFUSERS,
+        details={"parts": asdict(starter.parts)},
+    )
+    assert library.library_model_memory(row) == library.memory_needs_gb(starter.parts)
+    described = next(e for e in installs.install_starters_described() if e["key"] == starter.key)
+    assert described["vram"] == "19.2 GB (from 7.3 GB)" and described["vram_gb"] == 19.2
+    assert described["vram_by_plan_gb"]["fp8-text-encoder-offload"] == 7.3
+    client.force_login(staff_user)
+    page = client.get("/admin/inpainting/modelinstall/").content.decode()
+    listed = page[page.index('data-starter="flux2-klein-4b"') :]
+    assert "<td>19.2 GB (from 7.3 GB)</td>" in listed[: listed.index("</tr>")]
+    settings.MODEL_MEMORY_HEADROOM_GB = 5
+    page = client.get("/admin/inpainting/modelinstall/").content.decode()
+    listed = page[page.index('data-starter="flux2-klein-4b"') :]
+    assert "<td>21.3 GB (from 9.4 GB)</td>" in listed[: listed.index("</tr>")]
 
 
 def test_the_upscaler_starter_installs_as_a_file_the_scan_takes(

@@ -50,6 +50,8 @@ from tqdm import tqdm
 
 from .. import remote
 from ..conf import lama_file
+from ..engine import memory
+from ..engine.families import FAMILIES
 from ..engine.families import Unsupported as FamilyUnsupported
 from ..engine.probe import PICKLE_SUFFIXES, Unsupported
 from ..engine.selection import Unsupported as MaskUnsupported
@@ -62,6 +64,8 @@ from .library import (
     is_weights_file,
     library_folder,
     library_scan_item,
+    memory_needs_gb,
+    memory_words,
     weights_sha256,
 )
 
@@ -114,8 +118,19 @@ class Starter:
     licence: Licence
     gated: bool
     size_gb: float
-    vram_gb: float
+    #: A diffusion model's weights in the dtype it runs in (its GPU memory is computed from
+    #: them: ``vram``); another kind's GPU memory as the list gives it.
+    parts: memory.Parts | None = None
+    vram_given: float | None = None
     file: str = ""
+
+    @property
+    def vram(self) -> str:
+        """Its GPU memory for people: computed as the library computes an installed model's
+        (``library.memory_needs_gb``), or as the list gives it."""
+        if self.parts is not None:
+            return memory_words(memory_needs_gb(self.parts))
+        return f"{self.vram_given:g} GB"
 
     @property
     def name(self) -> str:
@@ -124,11 +139,18 @@ class Starter:
         return self.key + Path(self.file).suffix.lower() if self.file else self.key
 
     def describe(self) -> dict:
+        described = asdict(self)  # the licence too, as its ``describe``
+        del described["parts"], described["vram_given"]
+        by_plan = memory_needs_gb(self.parts) if self.parts is not None else None
         return {
-            **asdict(self),  # the licence too, as its ``describe``
+            **described,
             "name": self.name,
             "file": self.file or None,
             "allowed": licence_allowed(self.licence),
+            # GB all on the GPU; by memory plan where it has plans (a diffusion model)
+            "vram_gb": by_plan[memory.GPU] if by_plan else self.vram_given,
+            "vram_by_plan_gb": by_plan,
+            "vram": self.vram,
         }
 
 
@@ -168,10 +190,24 @@ def starters() -> list[Starter]:
             licence=licence_of(entry["licence"]),
             gated=entry["gated"],
             size_gb=entry["size_gb"],
-            vram_gb=entry["vram_gb"],
+            parts=_parts(entry),
+            vram_given=entry.get("vram_gb"),
         )
         for entry in _catalogue()["models"]
     ]
+
+
+def _parts(entry: dict) -> memory.Parts | None:
+    """A diffusion model's ``parts_gb`` as the scan would measure them (bytes; fp8 storage
+    offered for a transformer, not a UNet)."""
+    parts = entry.get("parts_gb")
+    if parts is None:
+        return None
+    family = FAMILIES[entry["family"]]
+    return memory.Parts(
+        **{part: round(gb * 1e9) for part, gb in parts.items()},
+        fp8=family.denoiser == "transformer",
+    )
 
 
 def install_starters_described() -> list[dict]:

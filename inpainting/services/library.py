@@ -501,9 +501,23 @@ def library_model_memory(model: LibraryModel) -> dict[str, float] | None:
             text_encoders=parts.text_encoders + theirs.get("text_encoders", 0),
             other=parts.other + theirs.get("other", 0),
         )
+    return memory_needs_gb(parts)
+
+
+def memory_needs_gb(parts: memory.Parts) -> dict[str, float]:
+    """The GPU memory (GB) each memory plan needs for weights of ``parts`` with this
+    deployment's headroom (MODEL_MEMORY_HEADROOM_GB): the one figure the library, the admin and
+    the starter list show for a diffusion model."""
     headroom = int(settings.MODEL_MEMORY_HEADROOM_GB * 1024**3)
     needs = memory.needs_by_plan(parts, headroom)
     return {plan: round(need / 1e9, 1) for plan, need in needs.items()}
+
+
+def memory_words(needs: dict[str, float]) -> str:
+    """``memory_needs_gb`` for people: all on the GPU, and the least any plan short of
+    sequential offload needs ("36.9 GB (from 14.1 GB)")."""
+    least = min(gb for plan, gb in needs.items() if plan != memory.SEQUENTIAL)
+    return f"{needs[memory.GPU]:g} GB (from {least:g} GB)"
 
 
 def library_model_for_job(requested: str | None) -> LibraryModel | None:

@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 mark = "" if licence["commercial"] is not False else " (non-commercial)"
                 self.stdout.write(
                     f"{entry['key']}: {entry['label']}, {entry['kind']}, {entry['size_gb']:g} GB, "
-                    f"{entry['vram_gb']:g} GB VRAM, {licence['name']}{mark}"
+                    f"{entry['vram']} GPU memory, {licence['name']}{mark}"
                     f"{', gated' if entry['gated'] else ''}"
                 )
             return
