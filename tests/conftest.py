@@ -18,7 +18,7 @@ from django.contrib.auth.models import Permission
 from accounts import throttles
 from dreamlayer_site.embedded_redis import EmbeddedRedis
 from dreamlayer_site.startup import freeze_startup_objects
-from tests.live import refuse_in_fast_lane
+from tests.live import die_with_parent, refuse_in_fast_lane
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_NAME = "testworker@dreamlayer"
@@ -375,6 +375,7 @@ def start_workers(specs: list[tuple[str, Path, dict[str, str], str, str]]) -> di
                 env=env,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             ),
             log,
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +18,20 @@ import requests
 from tests.helpers import image_png
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: prctl's option that sends the child a signal when the thread that started it ends (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a server process a test starts (a Celery worker, daphne): SIGTERM
+    when the test process ends, however it ends. An xdist worker killed by pytest-timeout
+    (``os._exit``) runs no fixture's teardown: its Celery workers lived on, took the next
+    run's jobs from the shared Redis and failed them ("model not on this worker's disk").
+    Started from the main thread (fixtures run there), as the signal follows the thread."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 #: ``make check`` sets this: the fast lane runs no live stack (tests/conftest.py marks the
@@ -75,6 +91,7 @@ def daphne_server(env: dict[str, str], log: Path, *args: str):
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     try:

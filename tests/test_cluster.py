@@ -46,7 +46,7 @@ from inpainting.services.library import library_scan
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
 from tests.conftest import ROOT, child_env
 from tests.images import png_bytes
-from tests.live import daphne_server, free_port
+from tests.live import daphne_server, die_with_parent, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,6 +121,7 @@ class Worker:
             stdout=self.host.log.open("a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,  # SIGKILL of the group: the main process and its pool
+            preexec_fn=die_with_parent,
         )
 
     def kill(self) -> None:
@@ -163,6 +164,7 @@ def s3_server(tmp_path):
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     client = boto3.client(

@@ -19,7 +19,7 @@ from inpainting.engine import MaskOptions, effective_mask
 from tests.conftest import ROOT
 from tests.helpers import H, W, black_box_mask_png, image_png
 from tests.images import decode
-from tests.live import free_port, wait_until_up
+from tests.live import die_with_parent, free_port, wait_until_up
 
 
 def group_alive(pgid: int) -> bool:
@@ -165,6 +165,7 @@ def test_make_run_stack_serves_the_readme_example_and_stops_on_ctrl_c(tmp_path):
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     base = f"http://127.0.0.1:{port}"
     try:
