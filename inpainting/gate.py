@@ -32,8 +32,11 @@ is cut (``dreamlayer_site.serve``), and a streamed answer lets go of its bytes w
 closed, sent or not (``answers.a1111.ExtrasAnswer``).
 
 A request's cost is the pixels it holds at once (its inputs and outputs, read from headers
-and requested sizes before any pixel is decoded). One larger than the whole budget waits for
-an empty gate: the size rules of each surface (UPLOAD_MAX_PIXELS, UPSCALE_MAX_PIXELS) bound it.
+and requested sizes before any pixel is decoded): each kind of work is named once below, in
+the cost table (``Work``: what a refusal calls it and how many copies of its pictures it
+holds), and passes the gate with ``PIXELS.doing(work, *sizes, user=...)``. One larger than
+the whole budget waits for an empty gate: the size rules of each surface (UPLOAD_MAX_PIXELS,
+UPSCALE_MAX_PIXELS) bound it.
 Jobs (inference, model upscales) run on workers and never pass here.
 """
 
@@ -156,6 +159,10 @@ class PixelGate:
         if self._users[user] <= 0:
             del self._users[user]
 
+    def doing(self, work: Work, *sizes: tuple[int, int], user: Hashable):
+        """``held`` for ``work`` on pictures of ``sizes``: its cost from the cost table."""
+        return self.held(user=user, pixels=work.pixels(*sizes), what=work.what)
+
     @contextmanager
     def held(self, *, user: Hashable, pixels: int, what: str) -> Iterator[Ticket]:
         ticket = self.acquire(user=user, pixels=pixels, what=what)
@@ -247,3 +254,54 @@ ANSWERS = AnswerBytes()
 def pixels_of(*sizes: tuple[int, int]) -> int:
     """The pixels of pictures of ``sizes`` (width, height), held at once."""
     return sum(width * height for width, height in sizes)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One kind of pixel work in the web process: what a refusal calls it (``what``) and how
+    many copies of its pictures it holds at once (``copies``)."""
+
+    what: str
+    copies: int
+
+    def pixels(self, *sizes: tuple[int, int]) -> int:
+        """Its cost for pictures of ``sizes``: ``copies`` times their pixels."""
+        return self.copies * pixels_of(*sizes)
+
+
+# The cost table: every kind of pixel work the web process does.
+#: A job's uploads stored: each picture decoded, its RGB copy and the stored PNG's encoder.
+JOB_UPLOADS = Work("job", 3)
+#: A job run again from its stored input and mask, decoded.
+JOB_RERUN = Work("job", 3)
+#: An upload's alpha channel read (a picture used as its own mask): decoded, its RGBA copy.
+ALPHA_READ = Work("picture", 2)
+#: An upload turned upright for the browser: decoded, its RGB copy and the PNG's encoder.
+UPRIGHT = Work("picture", 3)
+#: A picture fitted inside a size: the picture as sent and as fitted (both sizes given).
+FITTED = Work("picture", 2)
+#: A live preview in the output's format (OpenAI's partial images): decoded, encoded.
+PARTIAL_IMAGE = Work("partial image", 2)
+#: A stored output in another format, made once (a link): decoded, encoded.
+CONVERTED = Work("picture", 2)
+#: A stored picture's thumbnail, made once: decoded, shrunk.
+THUMBNAIL = Work("picture", 2)
+#: The studio's mask preview: the canvas' mask worked on, and the mask sent, decoded and
+#: scaled (``MASK_SENT``): one request, both held.
+MASK_PREVIEW = Work("mask preview", 3)
+MASK_SENT = Work("mask preview", 2)
+#: The picture of a job's regenerated area: its input, its mask and the tinted canvas.
+REGENERATED = Work("picture", 3)
+#: A job's mask as the studio paints it: the mask decoded, worked on, encoded.
+PAINTED_MASK = Work("mask", 3)
+#: Whether a job's stored mask has transparent pixels (read once, kept): decoded, its alpha.
+MASK_TRANSPARENCY = Work("page", 2)
+#: GrabCut or a colour selection: the picture, its working copies and the selection.
+SELECTION = Work("mask", 4)
+#: A mask grown by some pixels: decoded, grown, encoded.
+MASK_GROWN = Work("mask", 3)
+#: An upscale's upload stored as a job's: decoded, its RGB copy and the stored PNG's encoder.
+UPSCALE_UPLOAD = Work("upscale", 3)
+#: A resampling upscale answered at once: the largest input and its output while it is made
+#: (``pixels_of`` both), and every output kept as PNG until sent (``RESAMPLED``, one copy).
+RESAMPLED = Work("upscale", 1)

@@ -11,6 +11,7 @@ import time
 import pytest
 from PIL import Image
 
+from inpainting import gate
 from inpainting.gate import PIXELS, GateFull
 from tests.images import png_bytes
 
@@ -153,3 +154,23 @@ def test_a_user_past_half_the_budget_waits_for_their_own_work_and_others_go_past
     assert got and PIXELS.in_use()[0] == 600
     for ticket in (*got, other):
         PIXELS.release(ticket)
+
+
+def test_each_kind_of_work_holds_its_named_copies_of_its_pictures():
+    """The cost table (``gate.Work``): a kind of work holds ``copies`` times the pixels of
+    its pictures while it runs, and lets them go after; a refusal names its ``what``."""
+    assert gate.SELECTION.pixels((100, 50)) == 4 * 5_000
+    assert gate.FITTED.pixels((100, 50), (40, 20)) == 2 * (5_000 + 800)
+    before, _ = PIXELS.in_use()
+    with PIXELS.doing(gate.UPRIGHT, (100, 50), user="cost-table"):
+        assert PIXELS.in_use()[0] == before + 3 * 5_000
+    assert PIXELS.in_use()[0] == before
+    assert {work.what for work in vars(gate).values() if isinstance(work, gate.Work)} == {
+        "job",
+        "picture",
+        "partial image",
+        "mask preview",
+        "mask",
+        "page",
+        "upscale",
+    }

@@ -20,11 +20,11 @@ from PIL import Image
 from accounts.authentication import api_key_still_usable
 from accounts.models import ApiKey, User
 
-from .. import engine, selectors
+from .. import engine, gate, selectors
 from ..conf import engine_config
 from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..errors import ClientError
-from ..gate import PIXELS, pixels_of
+from ..gate import PIXELS
 from ..models import (
     Generation,
     GenerationReference,
@@ -369,7 +369,7 @@ def generation_create(
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
     # process' gate.
-    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(*sizes), what="job"):
+    with PIXELS.doing(gate.JOB_UPLOADS, *sizes, user=user.pk):
         decoded = []
         for data, f, formats in files:  # the same bytes twice (an image its own mask): once
             earlier = zip((b for b, _, _ in files), decoded, strict=False)
@@ -589,7 +589,7 @@ def generation_rerun(
     else:
         size = (generation.source.width, generation.source.height)
         # The stored input and mask decoded, through the web process' gate.
-        with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="job"):
+        with PIXELS.doing(gate.JOB_RERUN, size, user=user.pk):
             image, mask = open_stored(generation.source.file), stored_mask(generation)
             checked = _validate(params, image, mask, len(references))
     key = generation.api_key

@@ -15,9 +15,9 @@ from PIL import Image
 
 from accounts.models import User
 
-from .. import engine
+from .. import engine, gate
 from ..engine.masks import has_alpha
-from ..gate import PIXELS, pixels_of
+from ..gate import PIXELS
 from ..models import DerivedPicture, GeneratedImage
 from ..uploads import IMAGE_FORMATS, decode_image, image_header, image_size, read_upload
 from .derived import derived_picture
@@ -46,7 +46,7 @@ def image_as_its_own_mask(
     transparent = False
     if header.format == "PNG" and has_alpha(header):
         size = image_size(data, field="image", formats=IMAGE_FORMATS)
-        with PIXELS.held(user=user.pk, pixels=2 * pixels_of(size), what="picture"):
+        with PIXELS.doing(gate.ALPHA_READ, size, user=user.pk):
             decoded = decode_image(data, field="image", formats=IMAGE_FORMATS)
             transparent = decoded.convert("RGBA").getchannel("A").getextrema()[0] < 255
     image = SimpleUploadedFile("image.png", data)
@@ -60,7 +60,7 @@ def image_upright_png(upload, *, user: User) -> bytes:
     data = read_upload(upload, field="image")
     size = image_size(data, field="image", formats=IMAGE_FORMATS)
     # The decoded picture, its RGB copy and the PNG encoder's buffer.
-    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="picture"):
+    with PIXELS.doing(gate.UPRIGHT, size, user=user.pk):
         image = decode_image(data, field="image", formats=IMAGE_FORMATS)
         return engine.encode_png(engine.to_rgb(image))
 
@@ -80,7 +80,7 @@ def image_fitted_inside(
     )
     if size == original:
         return SimpleUploadedFile(field, data)
-    with PIXELS.held(user=user.pk, pixels=2 * pixels_of(original, size), what="picture"):
+    with PIXELS.doing(gate.FITTED, original, size, user=user.pk):
         image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
         fitted = image.resize(size, Image.Resampling.LANCZOS)
         return SimpleUploadedFile(field, engine.encode_png(fitted))
@@ -106,7 +106,7 @@ def preview_as(
 ) -> str:
     """A live preview at the output's size, in its format, as base64 (OpenAI's partial
     images), made through the web process' gate on ``user``'s share."""
-    with PIXELS.held(user=user.pk, pixels=2 * pixels_of(size), what="partial image"):
+    with PIXELS.doing(gate.PARTIAL_IMAGE, size, user=user.pk):
         with Image.open(io.BytesIO(jpeg)) as preview:
             scaled = preview.convert("RGB").resize(size, Image.Resampling.BILINEAR)
         return base64.b64encode(engine.encode_as(scaled, output_format, quality)).decode()
@@ -126,7 +126,7 @@ def image_file_as(image: GeneratedImage, output_format: str, quality: int) -> Fi
     def make() -> bytes:
         size = (image.width, image.height)
         owner = image.generation.owner_id
-        with PIXELS.held(user=owner, pixels=2 * pixels_of(size), what="picture"):
+        with PIXELS.doing(gate.CONVERTED, size, user=owner):
             with image.file.open("rb") as handle, Image.open(handle) as decoded:
                 return engine.encode_as(decoded, output_format, quality)
 

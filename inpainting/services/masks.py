@@ -13,10 +13,10 @@ from PIL import Image
 
 from accounts.models import User
 
-from .. import engine
+from .. import engine, gate
 from ..engine import segment
 from ..engine.masks import grow
-from ..gate import PIXELS, pixels_of
+from ..gate import PIXELS
 from ..models import Generation, Mask
 from ..params import GenerationParams
 from ..uploads import (
@@ -50,8 +50,8 @@ def mask_preview(
     data = read_upload(mask_file, field="mask") if mask_file else None
     sent = image_size(data, field="mask", formats=MASK_FORMATS) if data else (0, 0)
     # The mask decoded and scaled, and the canvas' mask worked on (a few at a time).
-    cost = 3 * pixels_of(canvas) + 2 * pixels_of(sent)
-    with PIXELS.held(user=user.pk, pixels=cost, what="mask preview"):
+    cost = gate.MASK_PREVIEW.pixels(canvas) + gate.MASK_SENT.pixels(sent)
+    with PIXELS.held(user=user.pk, pixels=cost, what=gate.MASK_PREVIEW.what):
         mask = decode_image(data, field="mask", formats=MASK_FORMATS) if data else None
         values, _ = engine.canvas_mask(size, mask, options, outpaint)
         return engine.encode_png(Image.fromarray(values, "L"))
@@ -108,7 +108,7 @@ def generation_regenerated_encoded(
         engine.Outpaint(**outpaint) if outpaint else None,
     )
     # The input, its mask and the tinted canvas at once.
-    with PIXELS.held(user=generation.owner_id, pixels=3 * pixels_of(size), what="picture"):
+    with PIXELS.doing(gate.REGENERATED, size, user=generation.owner_id):
         # (Its inputs were checked when the job was created: the engine's InvalidInput, a
         # 400 naming the field, is not expected here.)
         canvas = engine.prepare_canvas(
@@ -130,7 +130,7 @@ def generation_painted_mask_png(*, generation: Generation) -> bytes | None:
         return None
     options = GenerationParams.from_json(generation.params).mask_options
     size = (generation.source.width, generation.source.height)
-    with PIXELS.held(user=generation.owner_id, pixels=3 * pixels_of(size), what="mask"):
+    with PIXELS.doing(gate.PAINTED_MASK, size, user=generation.owner_id):
         mask = stored_mask(generation)
         if mask is None:
             return None
@@ -148,7 +148,7 @@ def generation_mask_colour(*, generation: Generation) -> str | None:
     mask = generation.mask
     if mask.transparent is None:  # stored before it was recorded: read once, and kept
         size = (mask.width, mask.height)
-        with PIXELS.held(user=generation.owner_id, pixels=2 * pixels_of(size), what="page"):
+        with PIXELS.doing(gate.MASK_TRANSPARENCY, size, user=generation.owner_id):
             mask.transparent = engine.has_transparent_pixels(stored_mask(generation))
         Mask.objects.filter(pk=mask.pk).update(transparent=mask.transparent)
     options = GenerationParams.from_json(generation.params).mask_options
@@ -171,7 +171,7 @@ def mask_generate(
     data = read_upload(image_file, field="image")
     size = image_size(data, field="image", formats=IMAGE_FORMATS)
     # The picture, its working copies and the selection.
-    with PIXELS.held(user=user.pk, pixels=4 * pixels_of(size), what="mask"):
+    with PIXELS.doing(gate.SELECTION, size, user=user.pk):
         image = decode_image(data, field="image", formats=IMAGE_FORMATS)
         if method == "grabcut":
             selected = segment.grabcut(
@@ -193,6 +193,6 @@ def mask_grow_png(png: bytes, pixels: int, *, user: User) -> bytes:
     if pixels == 0:
         return png
     size = image_size(png, field="mask", formats=MASK_FORMATS)
-    with PIXELS.held(user=user.pk, pixels=3 * pixels_of(size), what="mask"):
+    with PIXELS.doing(gate.MASK_GROWN, size, user=user.pk):
         values = np.asarray(Image.open(io.BytesIO(png), formats=MASK_FORMATS).convert("L"))
         return engine.encode_png(Image.fromarray(grow(values.copy(), pixels), "L"))

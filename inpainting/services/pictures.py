@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from django.db.models.fields.files import FieldFile
 
-from .. import engine
+from .. import engine, gate
 from ..errors import ClientError
-from ..gate import PIXELS, pixels_of
+from ..gate import PIXELS
 from ..models import GeneratedImage, Generation, Mask
 from .derived import derived_picture
 from .files import open_stored
@@ -84,7 +84,7 @@ def generation_picture(*, generation: Generation, part: str) -> Picture:
 
 def _thumbnail_of(field_file: FieldFile, size: tuple[int, int], owner: int) -> bytes:
     """The thumbnail of a stored picture, decoded through the gate on its owner's share."""
-    with PIXELS.held(user=owner, pixels=2 * pixels_of(size), what="picture"):
+    with PIXELS.doing(gate.THUMBNAIL, size, user=owner):
         return engine.thumbnail_webp(open_stored(field_file))
 
 

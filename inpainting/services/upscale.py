@@ -20,10 +20,10 @@ from PIL import Image
 
 from accounts.models import User
 
-from .. import engine
+from .. import engine, gate
 from ..engine import superres, upscale
 from ..errors import ClientError
-from ..gate import ANSWERS, PIXELS, AnswerHold, pixels_of
+from ..gate import ANSWERS, PIXELS, AnswerHold
 from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
@@ -156,17 +156,18 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
     picture at a time."""
     sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
     plans = upscale_plans(sizes, ask, field=field)
-    outputs = pixels_of(*(plan.size for plan in plans))
+    outputs = gate.RESAMPLED.pixels(*(plan.size for plan in plans))
     answer = WebUpscale(
         ANSWERS.reserve(user=user.pk, nbytes=OUTPUT_BYTES_PER_PIXEL * outputs, what="upscale")
     )
     # The largest input decoded and its output, plus every output kept as PNG (at most as
     # many bytes as pixels of RGB: counted as pixels).
     held = max(
-        (pixels_of(size, plan.resize) for size, plan in zip(sizes, plans, strict=True)), default=0
+        (gate.RESAMPLED.pixels(size, plan.resize) for size, plan in zip(sizes, plans, strict=True)),
+        default=0,
     )
     try:
-        with PIXELS.held(user=user.pk, pixels=held + outputs, what="upscale"):
+        with PIXELS.held(user=user.pk, pixels=held + outputs, what=gate.RESAMPLED.what):
             for data, plan in zip(pictures, plans, strict=True):
                 image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
                 upscaled = upscale_image(image, plan, ask.method)[0]
@@ -242,7 +243,7 @@ def upscale_job_create(
     checked = Checked(upscale.ENGINE, name, params, [])
 
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
-    with PIXELS.held(user=sender.user.pk, pixels=3 * pixels_of(size), what="upscale"):
+    with PIXELS.doing(gate.UPSCALE_UPLOAD, size, user=sender.user.pk):
         if output is not None:
             image = open_stored(output.file)
         else:
