@@ -115,7 +115,8 @@ def generation_costs(jobs: list[Generation]) -> dict:
         if job.is_upscale and (made := job.params.get("upscale")):
             megapixels = made["width"] * made["height"] / 1e6
         if job.engine == "diffusers":
-            steps = job.params.get("num_inference_steps") or 30
+            # A stored job's steps are resolved (its family's default where it named none).
+            steps = GenerationParams.from_json(job.params).with_defaults().num_inference_steps
             costs[job.pk] = steps * megapixels * billions.get(job.model_name, 1.0)
         else:
             costs[job.pk] = megapixels * FILL_COST_PER_MEGAPIXEL
