@@ -86,9 +86,7 @@ def model_status(engine: str = "diffusers") -> dict[str, Any] | None:
     """The last report of a worker about ``engine``'s model, or None (no worker loaded it, or
     this deployment does not offer it)."""
     config = engine_config()
-    if engine == "diffusers" and not config.load_diffusers:
-        return None
-    if engine == "lama" and config.lama_model is None:
+    if engine not in config.available():
         return None
     try:
         return cache.get(STATUS_KEY.format(engine=engine))

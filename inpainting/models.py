@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.text import slugify
 
+from .engine.engines import runs_a_model
 from .engine.families import FAMILIES
 from .engine.memory import CHOICES as MEMORY_PLANS
 from .engine.parameters import FILL_ENGINES
@@ -236,6 +237,11 @@ class Generation(models.Model):
         does no sampling, so no page shows its prompt or sampling settings
         (``engine.parameters.FILL_ENGINE_UNUSED``)."""
         return self.engine in FILL_ENGINES
+
+    @property
+    def runs_a_model(self) -> bool:
+        """Whether its engine runs a diffusion model of the library (``engine.engines``)."""
+        return runs_a_model(self.engine)
 
     @property
     def followed_prompt(self) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 
 from .conf import lama_file
+from .engine.engines import runs_a_model
 from .engine.parameters import FILL_ENGINE_UNUSED
 from .models import LAMA, Generation, LibraryModel, ModelInstall
 from .params import GenerationParams
@@ -70,7 +71,7 @@ def generation_in_model_queue(generation: Generation) -> bool:
     """Whether the job goes to its library model's own queue (which only the workers serving
     the model consume) rather than the queue every inference worker consumes."""
     return (
-        generation.engine == "diffusers"
+        runs_a_model(generation.engine)
         and LibraryModel.objects.checkpoints().filter(name=generation.model_name).exists()
     )
 
@@ -108,13 +109,13 @@ def generation_costs(jobs: list[Generation]) -> dict:
     engines without steps. The pixels are the input's, an upscale's its output's (a 4x upscale
     makes 16 times its input: priced by its input, six of them took 91 % of a worker's minute
     from a user of small fills)."""
-    billions = _billions({job.model_name for job in jobs if job.engine == "diffusers"})
+    billions = _billions({job.model_name for job in jobs if runs_a_model(job.engine)})
     costs = {}
     for job in jobs:
         megapixels = job.source.width * job.source.height / 1e6 if job.source_id else 1.0
         if job.is_upscale and (made := job.params.get("upscale")):
             megapixels = made["width"] * made["height"] / 1e6
-        if job.engine == "diffusers":
+        if runs_a_model(job.engine):
             # A stored job's steps are resolved (its family's default where it named none).
             steps = GenerationParams.from_json(job.params).with_defaults().num_inference_steps
             costs[job.pk] = steps * megapixels * billions.get(job.model_name, 1.0)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..engine.engines import runs_a_model
 from ..engine.images import MAX_INFOTEXT, parse_a1111_parameters
 from ..engine.schedulers import scheduler_names
 from ..models import Generation, LibraryModel
@@ -285,7 +286,7 @@ def info(
         "styles": [],
         "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"),
         "version": VERSION,
-        "is_using_inpainting_conditioning": generation.engine == "diffusers",
+        "is_using_inpainting_conditioning": runs_a_model(generation.engine),
         "dreamlayer_id": str(generation.pk),
         "ignored": ignored,
         "warnings": warnings,

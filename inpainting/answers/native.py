@@ -8,6 +8,7 @@ from typing import Any
 from django.core import signing
 from django.urls import reverse
 
+from ..engine.engines import runs_a_model
 from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
 from ..selectors import generation_eta_seconds, generation_queue_place
@@ -85,7 +86,7 @@ def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
     if generation.is_upscale:
         return _upscale_metadata(generation, params)
-    diffusers = generation.engine == "diffusers"
+    diffusers = runs_a_model(generation.engine)
     first = next(iter(generation.images.all()), None)
     width, height = (
         (first.width, first.height)

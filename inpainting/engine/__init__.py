@@ -4,6 +4,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 """
 
 from .compose import tint_regenerated
+from .engines import DIFFUSERS, ENGINES, runs_a_model
 from .images import encode_as, encode_png, png_with_parameters, thumbnail_webp, to_rgb
 from .masks import effective_mask, has_transparent_pixels, regenerated_colour
 from .prompts import check_prompts
@@ -32,6 +33,9 @@ from .types import (
 )
 
 __all__ = [
+    "DIFFUSERS",
+    "ENGINES",
+    "runs_a_model",
     "BATCH_SETTINGS",
     "Cancelled",
     "ControlNetUse",

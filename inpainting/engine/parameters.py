@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engines import ENGINES as ENGINE_RECORDS
 from .families import FAMILIES
 from .types import MAX_SEED, InvalidInput
 
@@ -30,9 +31,9 @@ def _per_family(attribute: str) -> str:
 
 MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
-ENGINES = ("classical", "lama", "diffusers")
+ENGINES = tuple(ENGINE_RECORDS)
 #: The engines that fill the mask from the picture around it: no words, no sampling.
-FILL_ENGINES = ("classical", "lama")
+FILL_ENGINES = tuple(name for name, engine in ENGINE_RECORDS.items() if not engine.diffusion)
 #: What a fill engine does not use: the words, the sampling, soft inpainting and the
 #: diffusion model's settings. A request that sends them is told so (``warnings``); its job
 #: keeps the request as sent and every JSON answer echoes it (an answer's shape does not

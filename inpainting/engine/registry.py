@@ -14,16 +14,9 @@ from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend
 from .backends.lama import LamaBackend
 from .backends.loading import resolve_model
-from .parameters import ENGINES, FILL_ENGINES
+from .engines import CLASSICAL, DIFFUSERS, ENGINES, LAMA
 from .runner import Backend
 from .types import EngineError, InvalidInput
-
-#: Every engine name (the ``engine`` parameter's choices, defined once in ``parameters``).
-ENGINE_NAMES = ENGINES
-#: Engines that fill a hole from the pixels around it: a mask over every pixel leaves them
-#: nothing to fill from. A diffusion model paints from the prompt and needs no context.
-FILLS_FROM_CONTEXT = frozenset({"classical", "lama"})
-
 
 #: The most separate regions a fill engine's hole may have. A fill's cost grows with its
 #: regions far faster than with its area: a 4096 x 4096 photo with 399,360 isolated masked
@@ -35,7 +28,8 @@ def check_fillable(engine: str, mask: np.ndarray) -> None:
     """Refuse, before queueing, a job whose engine cannot fill ``mask`` (255 = regenerate):
     one that covers every pixel, or (fill engines) a hole in more than MAX_HOLE_REGIONS
     pieces. About 0.1 s for a 4096 x 4096 mask."""
-    if engine not in FILLS_FROM_CONTEXT or not mask.size:
+    # A diffusion model paints from the prompt and needs no context.
+    if not ENGINES[engine].fills_from_context or not mask.size:
         return
     if mask.min() > 0:
         raise InvalidInput(
@@ -82,48 +76,39 @@ class EngineConfig:
     lama_model: str | None = None
 
     def available(self) -> list[str]:
-        """Engines a request may name: classical always, lama when its file is present,
-        diffusers when it is loaded."""
-        engines = ["classical"]
-        if self.lama_model is not None:
-            engines.append("lama")
-        if self.load_diffusers:
-            engines.append("diffusers")
-        return engines
+        """Engines a request may name here (each record's ``ready``): classical always, lama
+        when its file is present, diffusers when it is loaded."""
+        return [name for name, engine in ENGINES.items() if engine.ready(self)]
 
     def default(self) -> str:
         """The engine of a request that names none and has a prompt (see ``choose``)."""
         if self.engine == "auto":
-            return "diffusers" if self.load_diffusers else "classical"
+            return DIFFUSERS.name if DIFFUSERS.ready(self) else CLASSICAL.name
         return self.engine
 
     def fill_engine(self) -> str | None:
         """With no diffusion model loaded: the fill engine a prompted job runs (it takes no
         model and follows no prompt), which the model lists name instead of a checkpoint;
         None while the diffusers engine is on."""
-        if self.load_diffusers:
+        if DIFFUSERS.ready(self):
             return None
-        return self.default() if self.default() in FILL_ENGINES else "classical"
+        name = self.default()
+        return name if name in ENGINES and not ENGINES[name].diffusion else CLASSICAL.name
 
     def choose(self, requested: str | None, prompt: str = "") -> str:
         """The engine a job will run on; a client mistake raises ``InvalidInput``.
 
         Under ``auto``, a request that names no engine and has no prompt asks to remove
-        something: LaMa does that best, so it runs there when its file is present."""
+        something: the available engine that removes best runs it (LaMa where its file is)."""
         removal = requested is None and self.engine == "auto" and not prompt.strip()
-        name = "lama" if removal and "lama" in self.available() else requested or self.default()
-        if name not in ENGINE_NAMES:
+        name = (removal and self._remover()) or requested or self.default()
+        if name not in ENGINES:
             raise InvalidInput(
-                f"Unknown engine {name!r}; choose one of {list(ENGINE_NAMES)}.", field="engine"
+                f"Unknown engine {name!r}; choose one of {list(ENGINES)}.", field="engine"
             )
         if name not in self.available():
-            state = (
-                "not installed: its model file (LAMA_MODEL, big-lama in ONNX form) is missing"
-                if name == "lama"
-                else "not loaded"
-            )
             raise InvalidInput(
-                f"The {name!r} engine is {state} on this server "
+                f"The {name!r} engine is {ENGINES[name].not_ready} on this server "
                 f"(available: {', '.join(self.available())}).",
                 field="engine",
             )
@@ -132,13 +117,19 @@ class EngineConfig:
     def removal_engine(self) -> str:
         """The engine that removes an object best here: LaMa when its file is present, else
         the classical engine (always there)."""
-        return "lama" if "lama" in self.available() else "classical"
+        return self._remover() or CLASSICAL.name
+
+    def _remover(self) -> str | None:
+        """The available engine a removal runs on under ``auto`` (the highest
+        ``removal_rank``), or None when none ranks."""
+        ranked = [name for name in self.available() if ENGINES[name].removal_rank]
+        return max(ranked, key=lambda name: ENGINES[name].removal_rank) if ranked else None
 
     def model_name(self, engine: str) -> str:
-        if engine == "diffusers":
+        if ENGINES[engine].diffusion:
             return resolve_model(self.model)
-        if engine == "lama":
-            return Path(self.lama_model).name if self.lama_model else "lama"
+        if ENGINES[engine].own_model_file:
+            return Path(self.lama_model).name if self.lama_model else engine
         return MODEL_NAMES[self.classical_method]
 
 
@@ -151,16 +142,16 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
     with _LOCK:
         key = (name, config)
         if key not in _BACKENDS:
-            if name == "classical":
+            if name == CLASSICAL.name:
                 _BACKENDS[key] = ClassicalBackend(config.classical_method)
-            elif name == "lama":
+            elif name == LAMA.name:
                 if config.lama_model is None:
                     raise EngineError(
                         "The LaMa model file (LAMA_MODEL) is not on this machine; copy it to "
                         "the models folder, or choose another engine."
                     )
                 _BACKENDS[key] = LamaBackend(config.lama_model)
-            elif name == "diffusers":
+            elif name == DIFFUSERS.name:
                 _BACKENDS[key] = DiffusersBackend(
                     config.model,
                     config.device,

@@ -111,11 +111,11 @@ def _validate(
     config = engine_config()
     library.library_model_named_check(params.model)
     engine_name = config.choose(params.requested_engine, params.prompt)
-    edits = engine_name == "diffusers" and library.library_job_family(params.model).edits
+    edits = engine.runs_a_model(engine_name) and library.library_job_family(params.model).edits
     request = params.with_defaults().to_request(image=image, mask=mask)
     effective = engine.prepare_mask(request, edits=edits)
     engine.check_fillable(engine_name, effective)
-    if engine_name != "diffusers":
+    if not engine.runs_a_model(engine_name):
         generation_check_engine_fields(params, engine_name, references)
         return Checked(
             engine_name,
@@ -148,7 +148,7 @@ def _mask_needed(params: GenerationParams) -> str | None:
     that is not installed is what is missing (not the engine it would need)."""
     library.library_model_named_check(params.model)
     engine_name = engine_config().choose(params.requested_engine, params.prompt)
-    if engine_name == "diffusers" and library.library_job_family(params.model).edits:
+    if engine.runs_a_model(engine_name) and library.library_job_family(params.model).edits:
         return None
     return (
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
@@ -185,7 +185,7 @@ def generation_check_whole_picture(params: GenerationParams, *, field: str) -> N
     repainted from the prompt) needs a diffusion model: without one, a 400 on ``field`` that
     says so and what to install, not that a mask covers every pixel (the client sent none)."""
     engine_name = engine_config().choose(params.requested_engine, params.prompt)
-    if engine_name == "diffusers":
+    if engine.runs_a_model(engine_name):
         return
     raise ClientError(
         "img2img without a mask repaints the whole picture from the prompt, which needs a "
@@ -219,7 +219,7 @@ def generation_check_engine_fields(
 ) -> None:
     """A model, LoRAs, a ControlNet or reference pictures apply to the diffusers engine alone:
     naming one for another engine is a client error, not a silent drop."""
-    if engine_name == "diffusers":
+    if engine.runs_a_model(engine_name):
         return
     named = {
         "model": params.model,
@@ -579,7 +579,7 @@ def generation_rerun(
     params = GenerationParams.from_json(generation.params)
     if params.seed is None and generation.seed is not None:
         params = dataclasses.replace(params, seed=generation.seed)
-    if generation.engine == "diffusers" and params.model is None:
+    if engine.runs_a_model(generation.engine) and params.model is None:
         if selectors.library_model_list().filter(name=generation.model_name).exists():
             params = dataclasses.replace(params, model=generation.model_name)
     references = stored_references(generation)

@@ -36,7 +36,7 @@ def backend_config(name: str, model: LibraryModel | None = None) -> engine.Engin
     INPAINT_WORKING_SIZE sets one); without one, the deployment's SD_INPAINT_MODEL. A library
     model this machine does not have is an ``EngineError``."""
     config = engine_config()
-    if name != "diffusers" or model is None:
+    if not engine.runs_a_model(name) or model is None:
         return config
     path = library_model_local_path(model)
     if path is None:
@@ -117,9 +117,10 @@ def worker_models_load(served: list[LibraryModel]) -> None:
     file is here; of the library, the default model when this worker serves it, else the
     first model it serves; with an empty library, the deployment's SD_INPAINT_MODEL."""
     available = engine_config().available()
-    if "lama" in available:
-        model_load("lama")
-    if "diffusers" not in available:
+    for name in available:
+        if engine.ENGINES[name].own_model_file:
+            model_load(name)
+    if not any(engine.runs_a_model(name) for name in available):
         return
     library = selectors.library_model_list()
     if not library.exists():
@@ -280,9 +281,9 @@ def backend_for(generation: Generation, params: GenerationParams):
     if generation.engine not in MODEL_ENGINES:
         return engine.get_backend(generation.engine, config), {}
     model = None
-    if generation.engine == "diffusers":
+    if engine.runs_a_model(generation.engine):
         model = selectors.library_model_list().filter(name=generation.model_name).first()
-        if model is None and generation.model_name != config.model_name("diffusers"):
+        if model is None and generation.model_name != config.model_name(engine.DIFFUSERS.name):
             raise engine.EngineError(
                 f"The model {generation.model_name!r} is no longer in the library (disabled or "
                 "removed since the job was queued)."

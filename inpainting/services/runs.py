@@ -238,7 +238,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
         _record_outcome(generation, exc, None)
         return
     jobs = [generation]
-    if backend.name == "diffusers":
+    if engine.runs_a_model(backend.name):
         jobs += _batch_companions(generation, params, settings.BATCH_MAX_JOBS - 1, worker)
     for companion in jobs[1:]:
         heartbeat.add(companion)
@@ -247,7 +247,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
     for job, progress in zip(jobs, progresses, strict=True):
         try:
             request = generation_request(job)
-            if backend.name == "diffusers":  # the other engines ignore them
+            if engine.runs_a_model(backend.name):  # the other engines ignore them
                 job_params = GenerationParams.from_json(job.params)
                 extras = {
                     "loras": library_lora_files(job_params),

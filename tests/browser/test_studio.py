@@ -122,7 +122,11 @@ def test_sign_up_draw_generate_watch_progress_download_and_find_it_in_history(
     screenshot(page, "history")
     tile.locator("a").click()
     page.wait_for_selector("text=Parameters")
-    assert page.locator("img[alt='Output 0']").evaluate("img => img.naturalWidth") == W
+    loaded = (
+        "img => img.complete ? img.naturalWidth"
+        " : new Promise((done) => { img.onload = () => done(img.naturalWidth); })"
+    )
+    assert page.locator("img[alt='Output 0']").evaluate(loaded) == W  # once it has loaded
 
 
 def test_upload_a_mask_see_thumbnail_and_overlay_and_get_refusals(

@@ -115,9 +115,9 @@ class Command(BaseCommand):
         try:
             name = config.choose(params.requested_engine, params.prompt)
             generation_check_engine_fields(params, name, len(references))
-            model = library_model_for_job(params.model) if name == "diffusers" else None
+            model = library_model_for_job(params.model) if engine.runs_a_model(name) else None
             loras, ip_adapter = (), None
-            if name == "diffusers":
+            if engine.runs_a_model(name):
                 engine.check_prompts(params.prompt, params.negative_prompt)
                 library_loras_check(params, model)
                 loras = library_lora_files(params)

@@ -522,16 +522,15 @@ function engineChanged() {
     $(id).closest(".field").classList.toggle("muted", fill);
     $(id).disabled = fill;
   }
-  // The model picker belongs to the diffusers engine alone.
+  // The model picker and the add-ons belong to the engine that runs a model (not a fill one).
   if ($("model")) {
-    const diffusers = $("engine").value === "diffusers";
-    $("model-field").hidden = !diffusers;
-    $("model").disabled = !diffusers;
+    $("model-field").hidden = fill;
+    $("model").disabled = fill;
   }
-  if ($("lora-field")) $("lora-field").hidden = $("engine").value !== "diffusers";
-  if ($("ip-adapter-field")) $("ip-adapter-field").hidden = $("engine").value !== "diffusers";
+  if ($("lora-field")) $("lora-field").hidden = fill;
+  if ($("ip-adapter-field")) $("ip-adapter-field").hidden = fill;
   if ($("controlnet")) {
-    const off = $("engine").value !== "diffusers";
+    const off = fill;
     $("controlnet-field").classList.toggle("muted", off);
     $("controlnet").disabled = off;
     $("controlnet_scale").disabled = off;

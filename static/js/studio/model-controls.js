@@ -21,7 +21,8 @@ function spec() {
 // engine only; the server's own model on any engine that may choose it.
 export function editsByWords() {
   const engine = $("engine").value;
-  const runs = $("model") ? engine === "diffusers" : !FILL_ENGINES.includes(engine);
+  // (a picked model runs on the engine that runs models, which the server's may too)
+  const runs = !FILL_ENGINES.includes(engine);
   return runs && spec().edits === "true";
 }
 

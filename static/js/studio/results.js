@@ -5,7 +5,7 @@
 // first, then lays out the result at the canvas' new zoom).
 
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
-import { $ } from "./dom.js";
+import { $, FILL_ENGINES } from "./dom.js";
 import { thumbnailUrl } from "../http.js";
 import { addShortcut } from "../keys.js";
 
@@ -28,7 +28,8 @@ export function showResult(id, message) {
   // What the engine that ran did not follow (a fill engine and a prompt, say), in its words.
   const warnings = metadata.warnings || [];
   const fields = [...new Set(warnings.map((w) => w.field.replaceAll("_", " ")))];
-  const who = metadata.engine === "diffusers" ? metadata.model : `the ${metadata.engine} engine`;
+  const ranAModel = !upscaled && !FILL_ENGINES.includes(metadata.engine);
+  const who = ranAModel ? metadata.model : `the ${metadata.engine} engine`;
   $("result-warnings").textContent = `Not used by ${who}: ${fields.join(", ")}.`;
   $("result-warnings").title = warnings.map((w) => w.message).join("\n");
   $("result-warnings").hidden = warnings.length === 0;
