@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import selectors
+from . import scheduler, selectors
 from .conf import lama_file
 from .engine.memory import CHOICES as MEMORY_PLANS
 from .errors import ClientError
@@ -210,14 +210,14 @@ class GenerationAdmin(admin.ModelAdmin):
         for job in queued.order_by("created_at"):
             if job.pk in seen:
                 continue
-            order = selectors.generation_queue(generation=job)
+            order = scheduler.generation_queue(generation=job)
             seen |= {j.pk for j in order}
-            name = job.model_name if selectors.generation_in_model_queue(job) else "inference"
+            name = job.model_name if scheduler.generation_in_model_queue(job) else "inference"
             queues[name] = [
                 {
                     "position": position,
                     "job": queued_job,
-                    "eta": selectors.generation_eta_seconds(generation=queued_job),
+                    "eta": scheduler.generation_eta_seconds(generation=queued_job),
                     "waited": (timezone.now() - queued_job.created_at).total_seconds(),
                 }
                 for position, queued_job in enumerate(order, start=1)

@@ -109,7 +109,7 @@ class Generation(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-    #: The queue's lanes (``selectors.queue_order``): a higher priority is taken first, fair
+    #: The queue's lanes (``scheduler.queue_order``): a higher priority is taken first, fair
     #: share between users within a lane. A person waiting in the studio goes ahead of
     #: scripts by default; staff set a user's or a key's own (``job_priority``).
     PRIORITY_INTERACTIVE = 10

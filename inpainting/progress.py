@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from .engine import ProgressEvent
 from .models import Generation
-from .selectors import generation_queue_place, generation_queue_places
+from .scheduler import generation_queue_place, generation_queue_places
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def publish_queue_places(
     ahead of them; nobody when it is last). To each job's own subscribers only: a new place is
     not a status change, which the owner's stream (the history page's badges) is about. A job
     claimed since the reading is left out (its "running" must not be followed by an old
-    "queued"). ``places``: that reading (``selectors.generation_queue_places``) when the caller
+    "queued"). ``places``: that reading (``scheduler.generation_queue_places``) when the caller
     made it already. The ids of the jobs told."""
     if places is None:
         places = generation_queue_places(generation=generation, limit=QUEUE_PLACES_PUBLISHED)

@@ -1,4 +1,4 @@
-"""The queue's fair-share order (``selectors.queue_order``) on hand-made rows, no worker: a
+"""The queue's fair-share order (``scheduler.queue_order``) on hand-made rows, no worker: a
 user's share is the COST of their recent jobs (steps x megapixels x the model's billions of
 parameters), not their count, and only what ran within FAIR_SHARE_WINDOW_SECONDS counts."""
 
@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inpainting import progress, selectors
+from inpainting import progress, scheduler
 from inpainting.models import Generation, LibraryModel, SourceImage
 from inpainting.progress import status_event
 from inpainting.services import queue
@@ -65,13 +65,13 @@ def job(owner, *, model=SMALL, steps=20, status="queued", age=0.0, finished_ago=
 def order_of(jobs: list[Generation]) -> list[str]:
     names = {row.pk: name for name, row in jobs}
     queued = [row for _, row in jobs]
-    return [names[row.pk] for row in selectors.queue_order(queued)]
+    return [names[row.pk] for row in scheduler.queue_order(queued)]
 
 
 def test_a_jobs_cost_is_steps_times_megapixels_times_billions(models, django_user_model):
     user = django_user_model.objects.create_user(username="ann")
     big, small = job(user, model=BIG, steps=50), job(user, model=SMALL, steps=20)
-    costs = selectors.generation_costs([big, small])
+    costs = scheduler.generation_costs([big, small])
     assert costs[big.pk] == pytest.approx(50 * 1.0 * 12)
     assert costs[small.pk] == pytest.approx(20 * 1.0 * 1)
 
@@ -144,16 +144,16 @@ def test_one_users_queue_is_read_without_their_use_and_in_as_many_queries_howeve
     first, second = job(ann, age=20), job(ann, age=10)
     # In its model's queue: whether the model has one, the queued jobs, the models' sizes.
     with django_assert_num_queries(3):
-        assert selectors.generation_queue(generation=first) == [first, second]
+        assert scheduler.generation_queue(generation=first) == [first, second]
     for _ in range(30):
         job(ann, status="succeeded", age=100, finished_ago=50)
     with django_assert_num_queries(3):
-        assert selectors.generation_queue(generation=first) == [first, second]
+        assert scheduler.generation_queue(generation=first) == [first, second]
     # A second user in the line: their use decides, read in one query (and the sizes of the
     # models their jobs ran), whatever its number of rows. Bob's head goes first (no use).
     other = job(bob, age=5)
     with django_assert_num_queries(5):
-        assert selectors.generation_queue(generation=first) == [other, first, second]
+        assert scheduler.generation_queue(generation=first) == [other, first, second]
 
 
 def query_plans(read) -> str:

@@ -18,7 +18,7 @@ from accounts import throttles
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 from dreamlayer_site import serve
-from inpainting import selectors
+from inpainting import scheduler
 from inpainting.answers.native import image_links
 from inpainting.api import parsers
 from inpainting.api.common import STUDIO_HEADER
@@ -316,5 +316,5 @@ def test_an_upscale_costs_its_output_pixels(keyed_api):
         "/api/upscale", {"image": picture, "factor": 4, "wait": "false"}, format="multipart"
     )
     upscale = Generation.objects.get(pk=made.json()["id"])
-    costs = selectors.generation_costs(list(Generation.objects.select_related("source")))
+    costs = scheduler.generation_costs(list(Generation.objects.select_related("source")))
     assert costs[upscale.pk] == pytest.approx(16 * costs[fill.pk])

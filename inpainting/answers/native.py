@@ -11,7 +11,7 @@ from django.urls import reverse
 from ..engine.engines import runs_a_model
 from ..models import GeneratedImage, Generation
 from ..params import GenerationParams
-from ..selectors import generation_eta_seconds, generation_queue_place
+from ..scheduler import generation_eta_seconds, generation_queue_place
 
 
 def _absolute(base_url: str, path: str) -> str:

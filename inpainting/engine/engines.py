@@ -62,6 +62,8 @@ DIFFUSERS = Engine(
 
 #: Every engine a request may name, in the order the API lists them.
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (CLASSICAL, LAMA, DIFFUSERS)}
+#: The engines that run a diffusion model of the library (for the database's filters).
+DIFFUSION_ENGINES = tuple(name for name, engine in ENGINES.items() if engine.diffusion)
 
 
 def runs_a_model(name: str) -> bool:

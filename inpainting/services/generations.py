@@ -20,7 +20,7 @@ from PIL import Image
 from accounts.authentication import api_key_still_usable
 from accounts.models import ApiKey, User
 
-from .. import engine, gate, selectors
+from .. import engine, gate, scheduler, selectors
 from ..conf import engine_config
 from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..errors import ClientError
@@ -615,7 +615,7 @@ def generation_rerun(
 def generation_move(*, generation: Generation, front: bool) -> int | None:
     """Staff move a queued job to the front (or the back) of its queue: a priority above (or
     below) every other queued job's there. Its new priority; None when it is not queued."""
-    queued = selectors.generation_queue(generation=generation)
+    queued = scheduler.generation_queue(generation=generation)
     if generation.pk not in {job.pk for job in queued}:
         return None
     others = [job.priority for job in queued if job.pk != generation.pk] or [generation.priority]

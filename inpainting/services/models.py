@@ -27,7 +27,9 @@ from .library import library_companion, library_model_local_path, library_model_
 logger = logging.getLogger(__name__)
 
 #: Engines with a model file that a worker loads once and reports on.
-MODEL_ENGINES = ("diffusers", "lama")
+MODEL_ENGINES = tuple(
+    name for name, record in engine.ENGINES.items() if record.diffusion or record.own_model_file
+)
 
 
 def backend_config(name: str, model: LibraryModel | None = None) -> engine.EngineConfig:

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 from ..fleet import GENERIC_QUEUE, model_queue
 from ..models import Generation, ModelInstall
 from ..progress import QUEUE_PLACES_PUBLISHED, publish, publish_queue_places, status_event
-from ..selectors import generation_in_model_queue, generation_queue_places
+from ..scheduler import generation_in_model_queue, generation_queue_places
 
 logger = logging.getLogger(__name__)
 RUN_GENERATION = "inpainting.tasks.run_generation"

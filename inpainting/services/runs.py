@@ -18,7 +18,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import engine, selectors
+from .. import engine, scheduler, selectors
 from ..fleet import GENERIC_QUEUE, model_queue
 from ..models import GeneratedImage, Generation, LibraryModel
 from ..params import GenerationParams
@@ -94,10 +94,10 @@ def _named_queue_order(queue: str) -> list[Generation]:
     every inference worker consumes, or a library model's (``fleet.model_queue``); empty for
     any other name (a model no longer in the library has no queue to take a turn of)."""
     if queue == GENERIC_QUEUE:
-        return selectors.generation_queue_of_model(model_name=None)
+        return scheduler.generation_queue_of_model(model_name=None)
     for name in LibraryModel.objects.checkpoints().values_list("name", flat=True):
         if model_queue(name) == queue:
-            return selectors.generation_queue_of_model(model_name=name)
+            return scheduler.generation_queue_of_model(model_name=name)
     return []
 
 
@@ -130,7 +130,7 @@ def _claim_fair_turn(generation_id: str, worker: str, queue: str | None) -> Gene
         if own is None:
             order = _named_queue_order(queue)
         else:
-            order = selectors.generation_queue(generation=own)
+            order = scheduler.generation_queue(generation=own)
         now = timezone.now()
         expired = [
             job
@@ -208,7 +208,7 @@ class Heartbeat:
 def generation_run(*, generation_id: str, worker: str = "", queue: str | None = None) -> RunOutcome:
     """Claim for ``worker``, run the engine with progress and cancel, then record the outcome.
     A job's message is a turn of its queue (``queue``: the one it came from): it runs the job
-    whose turn it is in fair share (``selectors.queue_order``), that one or another, even when
+    whose turn it is in fair share (``scheduler.queue_order``), that one or another, even when
     its own job was deleted; every job has one message, so every queued job runs. A diffusers
     job may take up to ``BATCH_MAX_JOBS - 1`` compatible queued jobs along into one batch
     (``_batch_companions``)."""
@@ -299,7 +299,7 @@ def _batch_companions(
     generation: Generation, params: GenerationParams, limit: int, worker: str
 ) -> list[Generation]:
     """Up to ``limit`` queued jobs that can share this job's batch, claimed for this worker.
-    They are taken in the queue's fair-share order (``selectors.generation_queue``), and the
+    They are taken in the queue's fair-share order (``scheduler.generation_queue``), and the
     walk stops at the first job of another user that does not fit the batch: a batch never
     takes another user's turn. The batch owner's own jobs that do not fit may be passed over
     (only the owner's jobs then go ahead of them). Their own queue messages then run other
@@ -308,7 +308,7 @@ def _batch_companions(
         return []
     key = _batch_params(generation, params)
     companions = []
-    for candidate in selectors.generation_queue(generation=generation):
+    for candidate in scheduler.generation_queue(generation=generation):
         if _batch_params(candidate, GenerationParams.from_json(candidate.params)) != key:
             if candidate.owner_id != generation.owner_id:
                 break  # another user's turn comes before any later job of this batch

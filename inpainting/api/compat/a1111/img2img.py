@@ -20,10 +20,8 @@ from ....errors import cut, echoed
 from ....models import Generation
 from ....params import GenerationParams
 from ....services import generations, images
-from ....services.library import (
-    library_model_named,
-    library_user_checkpoint,
-)
+from ....services.a1111 import a1111_checkpoint
+from ....services.library import library_model_named
 from ....uploads import check_dimensions
 from ... import common
 from ...serializers import (
@@ -322,7 +320,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         params = serializer.to_params()
         if params.model is None and params.prompt.strip():
             # The checkpoint the caller chose with POST /sdapi/v1/options, if any.
-            chosen = library_user_checkpoint(request.user)
+            chosen = a1111_checkpoint(request.user)
             params = replace(params, model=chosen.name if chosen else None)
         if not data.get("mask"):  # checked before the picture is fetched
             generations.generation_check_whole_picture(params, field="init_images")

@@ -18,14 +18,13 @@ from rest_framework.response import Response
 from .... import selectors
 from ....answers import a1111
 from ....conf import engine_config
-from ....services.library import (
-    library_deployment_model_offered,
-    library_models_offered,
-    library_user_a1111_options,
-    library_user_a1111_options_keep,
-    library_user_checkpoint,
-    library_user_checkpoint_set,
+from ....services.a1111 import (
+    a1111_checkpoint,
+    a1111_checkpoint_set,
+    a1111_options,
+    a1111_options_keep,
 )
+from ....services.library import library_deployment_model_offered, library_models_offered
 from ...serializers import (
     check_count,
 )
@@ -66,11 +65,11 @@ class A1111OptionsView(A1111View):
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
-        default = library_user_checkpoint(request.user) or (
+        default = a1111_checkpoint(request.user) or (
             library_models_offered().filter(is_default=True).first()
         )
         only = None if default else (_only_model() or {}).get("title")
-        kept = library_user_a1111_options(request.user)
+        kept = a1111_options(request.user)
         return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY, kept))
 
     @extend_schema(
@@ -91,8 +90,8 @@ class A1111OptionsView(A1111View):
                 {"sd_model_checkpoint": ["A model's title, as GET /sdapi/v1/sd-models lists."]}
             )
         if title:
-            library_user_checkpoint_set(request.user, without_hash(title))
-        library_user_a1111_options_keep(request.user, options)
+            a1111_checkpoint_set(request.user, without_hash(title))
+        a1111_options_keep(request.user, options)
         return JsonResponse(None, safe=False)  # "null" (DRF renders None as no body at all)
 
 

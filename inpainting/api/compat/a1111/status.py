@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .... import selectors
+from .... import scheduler, selectors
 from ....answers import a1111
 from ....progress import latest_preview
 from ....services import generations, images
@@ -25,7 +25,7 @@ class A1111ProgressView(A1111View):
         generation, count = selectors.generation_current(user=request.user)
         skip = request.query_params.get("skip_current_image", "").lower() in ("true", "1")
         preview = latest_preview(generation.pk) if generation and not skip else None
-        eta = selectors.generation_eta_seconds(generation=generation) if generation else None
+        eta = scheduler.generation_eta_seconds(generation=generation) if generation else None
         return Response(
             a1111.progress(
                 generation, job_count=count, eta=eta, current_image=images.preview_png(preview)
