@@ -23,7 +23,7 @@ from accounts.models import User
 from .. import engine, gate
 from ..engine import superres, upscale
 from ..errors import ClientError
-from ..gate import ANSWERS, PIXELS, AnswerHold
+from ..gate import ANSWERS, PIXELS, AnswerHold, pixels_of
 from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
@@ -156,7 +156,7 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
     picture at a time."""
     sizes = [image_size(data, field=field, formats=IMAGE_FORMATS) for data in pictures]
     plans = upscale_plans(sizes, ask, field=field)
-    outputs = gate.RESAMPLED.pixels(*(plan.size for plan in plans))
+    outputs = pixels_of(*(plan.size for plan in plans))
     answer = WebUpscale(
         ANSWERS.reserve(user=user.pk, nbytes=OUTPUT_BYTES_PER_PIXEL * outputs, what="upscale")
     )
@@ -167,7 +167,8 @@ def upscale_pngs(pictures: list[bytes], ask: UpscaleAsk, *, field: str, user: Us
         default=0,
     )
     try:
-        with PIXELS.held(user=user.pk, pixels=held + outputs, what=gate.RESAMPLED.what):
+        cost = held + gate.RESAMPLED.pixels(*(plan.size for plan in plans))
+        with PIXELS.held(user=user.pk, pixels=cost, what=gate.RESAMPLED.what):
             for data, plan in zip(pictures, plans, strict=True):
                 image = engine.to_rgb(decode_image(data, field=field, formats=IMAGE_FORMATS))
                 upscaled = upscale_image(image, plan, ask.method)[0]
