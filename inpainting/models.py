@@ -151,6 +151,22 @@ class Generation(models.Model):
     seed = models.BigIntegerField(null=True, blank=True, help_text="The seed actually used.")
     engine = models.CharField(max_length=32)
     model_name = models.CharField(max_length=255, blank=True)
+    #: The job's plan (``services.plan``), resolved once when it was queued: the library model
+    #: it runs (by id: a model renamed since still runs; NULL: a fill engine, the deployment's
+    #: own model or a resampler) and, in ``plan``, its additions by id with their settings.
+    library_model = models.ForeignKey(
+        "LibraryModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The library model the job runs (its name when queued: model name).",
+    )
+    plan = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The additions the job runs, by library id: LoRAs, ControlNet, IP-Adapter.",
+    )
     worker = models.CharField(
         max_length=255, blank=True, help_text="The Celery worker that ran (or runs) the job."
     )

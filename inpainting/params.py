@@ -7,7 +7,15 @@ from typing import Any
 
 from PIL import Image
 
-from .engine import InpaintRequest, InvalidInput, IpAdapterUse, MaskOptions, Outpaint, Resize
+from .engine import (
+    ControlNetUse,
+    InpaintRequest,
+    InvalidInput,
+    IpAdapterUse,
+    MaskOptions,
+    Outpaint,
+    Resize,
+)
 from .engine.families import FAMILIES, Family
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
@@ -208,10 +216,11 @@ class GenerationParams:
         loras: tuple = (),
         reference_images: tuple = (),
         ip_adapter: IpAdapterUse | None = None,
+        controlnet: ControlNetUse | None = None,
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
-        ``loras``: the LoRA files to apply, as (path, weight), found by the caller on its own
-        disk (a ControlNet too: ``services.additions.library_controlnet_use``). Steps and
+        ``loras``, ``controlnet``, ``ip_adapter``: the additions' files, found by the caller on
+        its own disk (``services.additions.planned_uses``). Steps and
         guidance must be resolved first (``for_family``, ``with_defaults``): a stored job's
         always are."""
         if self.num_inference_steps is None or self.guidance_scale is None:
@@ -238,6 +247,7 @@ class GenerationParams:
             reference_images=reference_images,
             soft=self.soft,
             ip_adapter=ip_adapter,
+            controlnet=controlnet,
         )
 
 

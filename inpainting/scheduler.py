@@ -28,37 +28,32 @@ FILL_COST_PER_MEGAPIXEL = 0.05
 def generation_in_model_queue(generation: Generation) -> bool:
     """Whether the job goes to its library model's own queue (which only the workers serving
     the model consume) rather than the queue every inference worker consumes."""
-    return (
-        runs_a_model(generation.engine)
-        and LibraryModel.objects.checkpoints().filter(name=generation.model_name).exists()
-    )
+    return runs_a_model(generation.engine) and generation.library_model_id is not None
 
 
-def _queued_in(model_name: str | None) -> QuerySet[Generation]:
-    """The queued jobs of library model ``model_name``'s queue, or of the queue every
+def _queued_in(model_id: int | None) -> QuerySet[Generation]:
+    """The queued jobs of library model ``model_id``'s queue, or of the queue every
     inference worker consumes (None)."""
     queued = Generation.objects.filter(status=Generation.Status.QUEUED)
-    if model_name is not None:
-        return queued.filter(engine__in=DIFFUSION_ENGINES, model_name=model_name)
-    # The library's names as a subquery: one query, not two.
-    names = LibraryModel.objects.checkpoints().values("name")
-    return queued.exclude(engine__in=DIFFUSION_ENGINES, model_name__in=names)
+    if model_id is not None:
+        return queued.filter(engine__in=DIFFUSION_ENGINES, library_model_id=model_id)
+    return queued.exclude(engine__in=DIFFUSION_ENGINES, library_model__isnull=False)
 
 
 def _queue_mates(generation: Generation) -> QuerySet[Generation]:
     """The queued jobs of ``generation``'s queue, itself included if queued."""
     in_model_queue = generation_in_model_queue(generation)
-    return _queued_in(generation.model_name if in_model_queue else None)
+    return _queued_in(generation.library_model_id if in_model_queue else None)
 
 
-def _billions(model_names: set[str]) -> dict[str, float]:
+def _billions(model_ids: set[int]) -> dict[int, float]:
     """The denoiser's parameters (billions) of each library model, from its scanned parts."""
-    rows = LibraryModel.objects.checkpoints().filter(name__in=model_names)
-    return {row.name: (row.details.get("parts") or {}).get("denoiser", 2e9) / 2e9 for row in rows}
+    rows = LibraryModel.objects.checkpoints().filter(pk__in=model_ids)
+    return {row.pk: (row.details.get("parts") or {}).get("denoiser", 2e9) / 2e9 for row in rows}
 
 
 #: The fields ``generation_costs`` reads: the readings that only cost jobs load no more.
-COST_FIELDS = ("engine", "model_name", "params", "source", "source__width", "source__height")
+COST_FIELDS = ("engine", "library_model", "params", "source", "source__width", "source__height")
 
 
 def generation_costs(jobs: list[Generation]) -> dict:
@@ -67,7 +62,7 @@ def generation_costs(jobs: list[Generation]) -> dict:
     engines without steps. The pixels are the input's, an upscale's its output's (a 4x upscale
     makes 16 times its input: priced by its input, six of them took 91 % of a worker's minute
     from a user of small fills)."""
-    billions = _billions({job.model_name for job in jobs if runs_a_model(job.engine)})
+    billions = _billions({job.library_model_id for job in jobs if runs_a_model(job.engine)})
     costs = {}
     for job in jobs:
         megapixels = job.source.width * job.source.height / 1e6 if job.source_id else 1.0
@@ -76,7 +71,7 @@ def generation_costs(jobs: list[Generation]) -> dict:
         if runs_a_model(job.engine):
             # A stored job's steps are resolved (its family's default where it named none).
             steps = GenerationParams.from_json(job.params).with_defaults().num_inference_steps
-            costs[job.pk] = steps * megapixels * billions.get(job.model_name, 1.0)
+            costs[job.pk] = steps * megapixels * billions.get(job.library_model_id, 1.0)
         else:
             costs[job.pk] = megapixels * FILL_COST_PER_MEGAPIXEL
     return costs
@@ -142,10 +137,10 @@ def _queue_of(generation: Generation) -> tuple[list[Generation], dict]:
     return _order_and_costs(list(_queue_mates(generation).select_related("source")))
 
 
-def generation_queue_of_model(*, model_name: str | None) -> list[Generation]:
-    """The queued jobs of library model ``model_name``'s queue (None: the queue every
+def generation_queue_of_model(*, model_id: int | None) -> list[Generation]:
+    """The queued jobs of library model ``model_id``'s queue (None: the queue every
     inference worker consumes) in the order workers take them."""
-    return queue_order(list(_queued_in(model_name).select_related("source")))
+    return queue_order(list(_queued_in(model_id).select_related("source")))
 
 
 def generation_queue_position(*, generation: Generation) -> int | None:

@@ -22,7 +22,9 @@ from inpainting.engine.families import FAMILIES
 from inpainting.engine.memory import CHOICES as MEMORY_PLANS
 from inpainting.errors import ClientError
 from inpainting.models import LibraryModel, ModelInstall
+from inpainting.params import GenerationParams
 from inpainting.services.library import library_model_for_job, library_scan
+from inpainting.services.plan import job_plan
 
 pytestmark = pytest.mark.django_db
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -239,7 +241,7 @@ def test_a_single_file_without_any_configuration_cannot_run(library, tmp_path, m
     monkeypatch.setattr(probe_module, "SHIPPED_CONFIGS", tmp_path / "shipped")
     library_scan()
     with pytest.raises(ClientError, match=r"\(sdxl/ in MODEL_CONFIGS_DIR\) is not on this"):
-        library_model_for_job("juggernaut-xl.safetensors")
+        job_plan(GenerationParams(prompt="a cat", model="juggernaut-xl.safetensors"))
     with pytest.raises(ClientError, match=r"No model named 'nope' is installed here \(the"):
         library_model_for_job("nope")
     assert library_model_for_job(None).name == "tiny-sd15-inpainting"

@@ -47,6 +47,7 @@ def job(owner, *, model=SMALL, steps=20, status="queued", age=0.0, finished_ago=
         source=source,
         engine="diffusers",
         model_name=model,
+        library_model=LibraryModel.objects.filter(name=model).first(),
         params={"num_inference_steps": steps},
         status=status,
     )
@@ -142,17 +143,18 @@ def test_one_users_queue_is_read_without_their_use_and_in_as_many_queries_howeve
     ann = django_user_model.objects.create_user(username="ann")
     bob = django_user_model.objects.create_user(username="bob")
     first, second = job(ann, age=20), job(ann, age=10)
-    # In its model's queue: whether the model has one, the queued jobs, the models' sizes.
-    with django_assert_num_queries(3):
+    # In its model's queue (the job's plan names it: no query): the queued jobs, the models'
+    # sizes.
+    with django_assert_num_queries(2):
         assert scheduler.generation_queue(generation=first) == [first, second]
     for _ in range(30):
         job(ann, status="succeeded", age=100, finished_ago=50)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         assert scheduler.generation_queue(generation=first) == [first, second]
     # A second user in the line: their use decides, read in one query (and the sizes of the
     # models their jobs ran), whatever its number of rows. Bob's head goes first (no use).
     other = job(bob, age=5)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         assert scheduler.generation_queue(generation=first) == [other, first, second]
 
 
@@ -205,9 +207,9 @@ def test_a_new_job_gets_its_place_then_its_task_then_those_behind_it_theirs_from
         ),
     )
     monkeypatch.setattr(queue, "send_turn", lambda job, priority=None: steps.append(("task",)))
-    # The enqueued time; the order (its model's queue, the queued jobs, the models' sizes,
-    # the users' use and the sizes of what they ran); the places (the pace: the sizes come
-    # with the order); the jobs still waiting.
-    with django_assert_num_queries(8):
+    # The enqueued time; its model's name now (its queue's); the order (the queued jobs, the
+    # models' sizes, the users' use and the sizes of what they ran); the places (the pace:
+    # the sizes come with the order); the jobs still waiting.
+    with django_assert_num_queries(7):
         queue.enqueue(new)
     assert steps == [("place", str(new.pk), 1), ("task",), ("place", str(behind.pk), 2)]

@@ -79,7 +79,7 @@ def check_controlnet(scale: float, start: float, end: float, *, field: str = "co
 
 def check_loras(uses: list[tuple[str, float]], *, field: str = "loras") -> None:
     """At most MAX_LORAS, each weight within LORA_WEIGHT_RANGE (a LoRA named twice is found
-    where names are matched to the library: ``services.additions.library_loras_check``)."""
+    where names are matched to the library: ``services.additions.library_loras_planned``)."""
     if len(uses) > MAX_LORAS:
         raise InvalidInput(
             f"At most {MAX_LORAS} LoRAs per job; this one names {len(uses)}.", field=field

@@ -85,42 +85,48 @@ def _made_for_check(
         )
 
 
+def _planned_rows(kind: _Kind, ids: list[int]) -> dict[int, LibraryModel]:
+    """The enabled additions of a kind with these library ids (one query, by id)."""
+    return {row.pk: row for row in kind.listed().filter(pk__in=ids)} if ids else {}
+
+
 # ----- LoRAs ----------------------------------------------------------------------------------
-def library_loras_check(params: GenerationParams, model: LibraryModel | None) -> None:
-    """Refuse, before queueing, a job whose LoRAs (``loras`` and ``<lora:...>`` tags) are too
-    many, out of range, not in the library, or made for another family than ``model``'s (none
-    chosen: any)."""
+def library_loras_planned(params: GenerationParams, model: LibraryModel | None) -> list[dict]:
+    """A job's LoRAs (``loras`` and ``<lora:...>`` tags) as its plan keeps them (library id,
+    name, weight); refused, before queueing, when too many, out of range, not in the library,
+    named twice, or made for another family than ``model``'s (none chosen: any)."""
     uses = params.lora_uses
     check_loras(uses)
     if not uses:
-        return
+        return []
     loras = list(LORA.listed())
-    applied: set[str] = set()
-    for name, _ in uses:
+    planned: list[dict] = []
+    for name, weight in uses:
         lora = _named(LORA, name, loras)
         if lora is None:
             raise _unknown(LORA, name, "loras")
         if model is not None:
             _made_for_check(LORA, lora, model.name, FAMILIES[model.family], "loras")
-        if lora.name in applied:
+        if any(use["id"] == lora.pk for use in planned):
             raise ClientError(
                 f"The LoRA {lora.name} is named twice (as {echoed(name)} too); name it once.",
                 field="loras",
             )
-        applied.add(lora.name)
+        planned.append({"id": lora.pk, "name": lora.name, "weight": weight})
+    return planned
 
 
-def library_lora_files(params: GenerationParams) -> tuple[tuple[str, float], ...]:
-    """The job's LoRAs as this machine's files with their weights (in LORAS_DIR, by name);
-    an ``EngineError`` when one is no longer in the library or not on this disk."""
-    loras = list(LORA.listed())
+def _lora_files(planned: list[dict]) -> tuple[tuple[str, float], ...]:
+    """The planned LoRAs as this machine's files with their weights (in LORAS_DIR, by the
+    library's name of each id now)."""
+    rows = _planned_rows(LORA, [use["id"] for use in planned])
     files = []
-    for name, weight in params.lora_uses:
-        lora = _named(LORA, name, loras)
+    for use in planned:
+        lora = rows.get(use["id"])
         path = Path(settings.LORAS_DIR) / lora.name if lora is not None else None
         if path is None or not path.is_file():
-            raise _not_on_disk(LORA, name)
-        files.append((str(path), weight))
+            raise _not_on_disk(LORA, use["name"])
+        files.append((str(path), use["weight"]))
     return tuple(files)
 
 
@@ -130,28 +136,29 @@ def library_loras_described() -> list[dict]:
 
 
 # ----- ControlNets ----------------------------------------------------------------------------
-def library_controlnet_check(params: GenerationParams, model: LibraryModel | None) -> None:
-    """Refuse, before queueing, a ControlNet that is not in the library or that was made for
-    another family than ``model``'s (none chosen: any)."""
+def library_controlnet_planned(params: GenerationParams, model: LibraryModel | None) -> dict:
+    """A job's ControlNet as its plan keeps it (library id, name, settings; none: empty);
+    refused, before queueing, when not in the library or made for another family than
+    ``model``'s (none chosen: any)."""
     if not params.controlnet:
-        return
+        return {}
     controlnet = _named(CONTROLNET, params.controlnet["name"])
     if controlnet is None:
         raise _unknown(CONTROLNET, params.controlnet["name"], "controlnet")
     if model is not None:
         _made_for_check(CONTROLNET, controlnet, model.name, FAMILIES[model.family], "controlnet")
+    return {**params.controlnet, "id": controlnet.pk, "name": controlnet.name}
 
 
-def library_controlnet_use(params: GenerationParams) -> engine.ControlNetUse | None:
-    """The job's ControlNet as this machine's folder (in CONTROLNETS_DIR, by name) with its
-    settings; an ``EngineError`` when it is no longer in the library or not on this disk."""
-    if not params.controlnet:
+def _controlnet_use(planned: dict) -> engine.ControlNetUse | None:
+    """The planned ControlNet as this machine's folder (in CONTROLNETS_DIR) with its settings."""
+    if not planned:
         return None
-    settings_of = {k: v for k, v in params.controlnet.items() if k != "name"}
-    controlnet = _named(CONTROLNET, params.controlnet["name"])
+    controlnet = _planned_rows(CONTROLNET, [planned["id"]]).get(planned["id"])
     path = Path(settings.CONTROLNETS_DIR) / controlnet.name if controlnet is not None else None
     if path is None or not (path / "config.json").is_file():
-        raise _not_on_disk(CONTROLNET, params.controlnet["name"])
+        raise _not_on_disk(CONTROLNET, planned["name"])
+    settings_of = {k: v for k, v in planned.items() if k not in ("id", "name")}
     return engine.ControlNetUse(str(path), **settings_of)
 
 
@@ -170,14 +177,15 @@ def library_ip_adapter_name(given: str, *, field: str = "ip_adapter") -> str:
     return adapter.name
 
 
-def library_ip_adapter_check(
+def library_ip_adapter_planned(
     params: GenerationParams, model: str, family: Family, references: int
-) -> None:
-    """Refuse, before queueing, an IP-Adapter that is not installed, made for another family
-    than the job's model's (``model`` of ``family``: the library's or the deployment's), or
-    without exactly one reference picture."""
+) -> dict:
+    """A job's IP-Adapter as its plan keeps it (library id, name, scale; none: empty);
+    refused, before queueing, when not installed, made for another family than the job's
+    model's (``model`` of ``family``: the library's or the deployment's), or without exactly
+    one reference picture."""
     if not params.ip_adapter:
-        return
+        return {}
     adapter = _named(IP_ADAPTER, params.ip_adapter["name"])
     if adapter is None:
         raise _unknown(IP_ADAPTER, params.ip_adapter["name"], "ip_adapter")
@@ -188,24 +196,37 @@ def library_ip_adapter_check(
             f"{references}.",
             field="reference_images",
         )
+    return {"id": adapter.pk, "name": adapter.name, "scale": params.ip_adapter["scale"]}
 
 
-def library_ip_adapter_use(params: GenerationParams) -> engine.IpAdapterUse | None:
-    """The job's IP-Adapter as this machine's folder (in IP_ADAPTERS_DIR, by name) with its
-    scale; an ``EngineError`` when it is no longer in the library or not on this disk."""
-    if not params.ip_adapter:
+def _ip_adapter_use(planned: dict) -> engine.IpAdapterUse | None:
+    """The planned IP-Adapter as this machine's folder (in IP_ADAPTERS_DIR) with its scale."""
+    if not planned:
         return None
-    adapter = _named(IP_ADAPTER, params.ip_adapter["name"])
+    adapter = _planned_rows(IP_ADAPTER, [planned["id"]]).get(planned["id"])
     if adapter is None:
-        raise _not_on_disk(IP_ADAPTER, params.ip_adapter["name"])
+        raise _not_on_disk(IP_ADAPTER, planned["name"])
     path = Path(settings.IP_ADAPTERS_DIR) / adapter.name
     try:
         _, weight_name = probe_ip_adapter(path)
     except (Unsupported, OSError):
-        raise _not_on_disk(IP_ADAPTER, params.ip_adapter["name"]) from None
-    return engine.IpAdapterUse(str(path), weight_name, params.ip_adapter["scale"])
+        raise _not_on_disk(IP_ADAPTER, planned["name"]) from None
+    return engine.IpAdapterUse(str(path), weight_name, planned["scale"])
 
 
 def library_ip_adapters_described() -> list[dict]:
     """The enabled IP-Adapters as ``GET /api/ip-adapters`` lists them."""
     return _described(IP_ADAPTER)
+
+
+# ----- A job's plan run on a worker -----------------------------------------------------------
+def planned_uses(planned: dict) -> dict:
+    """The additions a job's plan (``Generation.plan``) names, as this machine's files for
+    the engine's request (``loras``, ``controlnet``, ``ip_adapter``), found by library id: an
+    addition renamed since the job was queued still runs. One no longer in the library (or
+    disabled) or not on this disk is an ``EngineError``."""
+    return {
+        "loras": _lora_files(planned.get("loras", [])),
+        "controlnet": _controlnet_use(planned.get("controlnet", {})),
+        "ip_adapter": _ip_adapter_use(planned.get("ip_adapter", {})),
+    }

@@ -36,7 +36,7 @@ from ..models import (
 from ..params import GenerationParams
 from ..progress import Event, publish, publish_queue_places, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
-from . import additions, library, upscalers, webhooks
+from . import library, upscalers, webhooks
 from .files import (
     mask_create,
     open_stored,
@@ -46,6 +46,7 @@ from .files import (
 )
 from .instructions import instruction_to_mask
 from .models import model_served_check
+from .plan import JobPlan, job_plan
 from .queue import enqueue
 
 #: The most reference pictures a request may send (the edit families read at most 2 beside the
@@ -89,66 +90,43 @@ class Submission:
 
 @dataclass(frozen=True)
 class Checked:
-    """A job as it will run: its engine and model, its parameters with what the request left
-    to the model filled in, and the warnings its answer carries (parameters the model does
-    not use)."""
+    """A job as it will run: its plan (engine, model, additions), its parameters with what
+    the request left to the model filled in, and the warnings its answer carries (parameters
+    the model does not use)."""
 
-    engine: str
-    model: str
+    plan: JobPlan
     params: GenerationParams
     warnings: list[dict[str, str]]
 
 
 def _validate(
+    plan: JobPlan,
     params: GenerationParams,
     image: Image.Image,
     mask: Image.Image | None,
-    references: int = 0,
 ) -> Checked:
-    """Check what can be checked before queueing (a job that names a model asks for the
-    diffusers engine; its parameters are checked against the model's family, and its
-    ``references`` reference pictures against how many the family reads)."""
-    config = engine_config()
-    library.library_model_named_check(params.model)
-    engine_name = config.choose(params.requested_engine, params.prompt)
-    edits = engine.runs_a_model(engine_name) and library.library_job_family(params.model).edits
+    """Check, the pictures decoded, what the plan could not (the mask fits the engine, the
+    prompt fits the model); a diffusion job's parameters resolved for its model's family."""
     request = params.with_defaults().to_request(image=image, mask=mask)
-    effective = engine.prepare_mask(request, edits=edits)
-    engine.check_fillable(engine_name, effective)
-    if not engine.runs_a_model(engine_name):
-        generation_check_engine_fields(params, engine_name, references)
-        return Checked(
-            engine_name,
-            config.model_name(engine_name),
-            params.with_defaults(),
-            fill_engine_warnings(params, engine_name),
-        )
+    effective = engine.prepare_mask(request, edits=plan.edits)
+    engine.check_fillable(plan.engine, effective)
+    if plan.family is None:
+        return Checked(plan, params.with_defaults(), fill_engine_warnings(params, plan.engine))
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     engine.check_prompts(params.prompt, params.negative_prompt)
-    model = library.library_model_for_job(params.model)
-    additions.library_loras_check(params, model)
-    additions.library_controlnet_check(params, model)
-    name, family = library.library_model_family(model)
-    if params.ip_adapter:  # the reference picture is the IP-Adapter's
-        additions.library_ip_adapter_check(params, name, family, references)
-    else:
-        generation_check_references(name, family, references)
-    resolved, warnings = params.for_family(family, name)
-    if model is not None:
-        model_served_check(model.name)
-    return Checked(engine_name, name, resolved, warnings)
+    resolved, warnings = params.for_family(plan.family, plan.model_name)
+    if plan.model is not None:
+        model_served_check(plan.model.name)
+    return Checked(plan, resolved, warnings)
 
 
-def _mask_needed(params: GenerationParams) -> str | None:
+def _mask_needed(plan: JobPlan) -> str | None:
     """A request without a mask or an outpaint asks to edit the whole picture by its prompt:
     an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that (None). Otherwise why a mask is
     needed, naming the models that can edit (``services.instructions`` may still find the
-    mask from the prompt). Checked before any picture is read, after the model named: a model
-    that is not installed is what is missing (not the engine it would need)."""
-    library.library_model_named_check(params.model)
-    engine_name = engine_config().choose(params.requested_engine, params.prompt)
-    if engine.runs_a_model(engine_name) and library.library_job_family(params.model).edits:
+    mask from the prompt)."""
+    if plan.edits:
         return None
     return (
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
@@ -194,46 +172,6 @@ def generation_check_whole_picture(params: GenerationParams, *, field: str) -> N
         "library), or send a mask.",
         field=field,
     )
-
-
-def generation_check_references(name: str, family, count: int) -> None:
-    """``count`` reference pictures for model ``name`` of ``family``: at most what it reads."""
-    if count > family.reference_images:
-        raise ClientError(
-            f"{name} ({family.label}) reads at most {family.reference_images} reference "
-            f"pictures beside the one it edits; this request sent {count}"
-            + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
-            + (
-                "; an inpainting model reads one through an IP-Adapter (ip_adapter, "
-                "GET /api/ip-adapters)"
-                if family.capabilities.ip_adapter
-                else ""
-            )
-            + ".",
-            field="reference_images",
-        )
-
-
-def generation_check_engine_fields(
-    params: GenerationParams, engine_name: str, references: int = 0
-) -> None:
-    """A model, LoRAs, a ControlNet or reference pictures apply to the diffusers engine alone:
-    naming one for another engine is a client error, not a silent drop."""
-    if engine.runs_a_model(engine_name):
-        return
-    named = {
-        "model": params.model,
-        "loras": params.loras,
-        "controlnet": params.controlnet,
-        "ip_adapter": params.ip_adapter,
-        "reference_images": references,
-    }
-    for name, given in named.items():
-        if given:
-            raise ClientError(
-                f"{name} applies to the diffusers engine; this job asked for {engine_name}.",
-                field=name,
-            )
 
 
 def request_fingerprint(
@@ -343,10 +281,12 @@ def generation_create(
             field="reference_images",
         )
     quota_check(user, lock=False)  # before any picture is decoded; again below, with the insert
-    if mask_file is None and not params.outpaint and (cannot := _mask_needed(params)):
+    plan = job_plan(params, len(reference_files))
+    if mask_file is None and not params.outpaint and (cannot := _mask_needed(plan)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
         extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
+        plan = job_plan(params, len(reference_files))  # its prompt is the instruction's now
     uploads = [
         ("image", image_file, IMAGE_FORMATS),
         *([("mask", mask_file, MASK_FORMATS)] if mask_file else []),
@@ -377,7 +317,7 @@ def generation_create(
             decoded.append(decode_image(data, field=f, formats=formats) if same is None else same)
         image, mask = decoded[0], (decoded[1] if mask_file else None)
         references = decoded[2:] if mask_file else decoded[1:]
-        checked = _validate(params, image, mask, len(reference_files))
+        checked = _validate(plan, params, image, mask)
         generation, created = generation_store_once(sender, store)
     return Submission(generation, created=created)
 
@@ -553,8 +493,10 @@ def generation_insert(
         mask=mask,
         prompt=checked.params.prompt,
         params=checked.params.to_json(),
-        engine=checked.engine,
-        model_name=checked.model,
+        engine=checked.plan.engine,
+        model_name=checked.plan.model_name,
+        library_model=checked.plan.model,
+        plan=checked.plan.additions,
         idempotency_key=sender.idempotency_key or None,
         request_fingerprint=sender.fingerprint,
         metadata={**(metadata or {}), **warnings},
@@ -579,19 +521,20 @@ def generation_rerun(
     params = GenerationParams.from_json(generation.params)
     if params.seed is None and generation.seed is not None:
         params = dataclasses.replace(params, seed=generation.seed)
-    if engine.runs_a_model(generation.engine) and params.model is None:
-        if selectors.library_model_list().filter(name=generation.model_name).exists():
-            params = dataclasses.replace(params, model=generation.model_name)
+    ran = selectors.library_model_list().filter(pk=generation.library_model_id).first()
+    if engine.runs_a_model(generation.engine) and ran is not None:  # by its name now
+        params = dataclasses.replace(params, model=ran.name)
     references = stored_references(generation)
     if generation.is_upscale:  # the same picture and size; its upscaler still enabled
         upscaler = upscalers.library_upscaler_checked(generation.model_name)
-        checked = Checked(generation.engine, upscaler, params, [])
+        checked = Checked(JobPlan(generation.engine, upscaler), params, [])
     else:
+        plan = job_plan(params, len(references))
         size = (generation.source.width, generation.source.height)
         # The stored input and mask decoded, through the web process' gate.
         with PIXELS.doing(gate.JOB_RERUN, size, user=user.pk):
             image, mask = open_stored(generation.source.file), stored_mask(generation)
-            checked = _validate(params, image, mask, len(references))
+            checked = _validate(plan, params, image, mask)
     key = generation.api_key
     if key is not None and not api_key_still_usable(api_key_id=key.pk):
         key = None

@@ -34,7 +34,8 @@ from ..engine.probe import (
     weight_parts,
 )
 from ..errors import ClientError, echoed
-from ..models import SUPER_RESOLUTION, LibraryModel
+from ..models import SUPER_RESOLUTION, Generation, LibraryModel
+from .queue import send_turn
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ _HASH_CHUNK = 8 * 1024 * 1024
 class ScanReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # "old -> new": the row followed its file
     unchanged: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
@@ -252,7 +254,11 @@ def library_scan() -> ScanReport:
             report.refused.append((item.label, f"could not be read ({type(exc).__name__})."))
             continue
         seen.add((item.kind, item.name))
-        getattr(report, outcome).append(item.label)
+        if outcome.startswith("renamed from "):
+            old = FOLDER_OF[item.kind] + outcome.removeprefix("renamed from ")
+            report.renamed.append(f"{old} -> {item.label}")
+        else:
+            getattr(report, outcome).append(item.label)
     for kind in LibraryModel.Kind:
         names = [name for seen_kind, name in seen if seen_kind == kind]
         gone = LibraryModel.objects.filter(kind=kind, present=True).exclude(name__in=names)
@@ -265,14 +271,35 @@ def library_scan() -> ScanReport:
     return report
 
 
+def _moved_here(kind: str, sha256: str) -> LibraryModel | None:
+    """The row of a file or folder renamed to a new name: of the same kind and weights, its
+    own path gone. It follows the file (its id, its settings, the jobs planned with it)."""
+    rows = LibraryModel.objects.filter(kind=kind, sha256=sha256).order_by("pk")
+    return next((row for row in rows if not Path(row.path).exists()), None)
+
+
 def _record(item: _Found, sha256: str | None = None) -> str:
-    """Probe ``item`` and write its row: "added", "updated" or "unchanged". ``sha256``: its
-    digest where already known (an install that checked the file as it landed: a 24 GB file is
-    read once). Raises the probe's ``Unsupported`` (with the reason) or ``OSError``."""
+    """Probe ``item`` and write its row: "added", "updated", "unchanged" or "renamed from
+    <old name>" (a file or folder renamed: the row takes its new name, its id kept).
+    ``sha256``: its digest where already known (an install that checked the file as it landed:
+    a 24 GB file is read once). Raises the probe's ``Unsupported`` (with the reason) or
+    ``OSError``."""
     found = _probe(item)
     files = _files(item.path)
     size, modified = _fingerprint(files)
     row = LibraryModel.objects.filter(kind=item.kind, name=item.name).first()
+    if row is None:
+        sha256 = sha256 or weights_sha256(item.path, files)
+        moved = _moved_here(item.kind, sha256)
+        if moved is not None:
+            LibraryModel.objects.filter(pk=moved.pk).update(name=item.name)
+            _record(item, sha256)
+            # Its queued jobs' messages wait in the old name's queue, which no worker reads
+            # now: a turn of the new one each (a spare turn finds the queue empty).
+            queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+            for job in queued.filter(library_model_id=moved.pk):
+                send_turn(job)
+            return f"renamed from {moved.name}"
     same = row is not None and (row.path, row.size_bytes, row.modified) == (
         str(item.path),
         size,
@@ -529,20 +556,26 @@ def library_model_for_job(requested: str | None) -> LibraryModel | None:
     model = usable.filter(name=requested).first()
     if model is None:
         raise library_model_missing(requested, field="model")
-    if not library_model_runnable(model):
-        companion = (
-            f", nor an installed {FAMILIES[model.family].label} diffusers model to take its "
-            "other parts from"
-            if FAMILIES[model.family].single_file_denoiser
-            else ""
-        )
-        raise ClientError(
-            f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
-            f"configuration it loads with ({_configs_for(model).name}/ in MODEL_CONFIGS_DIR) is "
-            f"not on this server{companion}.",
-            field="model",
-        )
     return model
+
+
+def library_model_runnable_check(model: LibraryModel) -> None:
+    """A job can run ``model`` here (``library_model_runnable``): else a client error that
+    says what its single file needs."""
+    if library_model_runnable(model):
+        return
+    companion = (
+        f", nor an installed {FAMILIES[model.family].label} diffusers model to take its "
+        "other parts from"
+        if FAMILIES[model.family].single_file_denoiser
+        else ""
+    )
+    raise ClientError(
+        f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
+        f"configuration it loads with ({_configs_for(model).name}/ in MODEL_CONFIGS_DIR) is "
+        f"not on this server{companion}.",
+        field="model",
+    )
 
 
 def library_model_family(model: LibraryModel | None) -> tuple[str, Family]:
@@ -576,13 +609,6 @@ def library_model_missing(requested: str, *, field: str) -> ClientError:
         f"{library_edit_models_hint()}.",
         field=field,
     )
-
-
-def library_model_named_check(requested: str | None) -> None:
-    """A job that names a model (``model``) this server does not have is refused before
-    anything else is decided (``library_model_missing``)."""
-    if requested is not None and not selectors.library_model_list().filter(name=requested).exists():
-        raise library_model_missing(requested, field="model")
 
 
 def library_edit_models_hint() -> str:

@@ -274,18 +274,22 @@ def worker_reporter_stop() -> None:
 
 
 def backend_for(generation: Generation, params: GenerationParams):
-    """The job's backend (a diffusers job: its library model, which must still be enabled and
-    present); under INPAINT_ENGINE=auto a model that cannot load falls back to the classical
-    engine (a job that named its engine or model fails instead). Returns the backend and what
-    the job's metadata should say of it: ``fallback`` (why another engine ran) or
-    ``model_load_seconds`` (how long the job waited for its model to load)."""
+    """The job's backend (a diffusers job: its planned library model, which must still be
+    enabled and present); under INPAINT_ENGINE=auto a model that cannot load falls back to
+    the classical engine (a job that named its engine or model fails instead). Returns the
+    backend and what the job's metadata should say of it: ``fallback`` (why another engine
+    ran) or ``model_load_seconds`` (how long the job waited for its model to load)."""
     config = engine_config()
     if generation.engine not in MODEL_ENGINES:
         return engine.get_backend(generation.engine, config), {}
     model = None
     if engine.runs_a_model(generation.engine):
-        model = selectors.library_model_list().filter(name=generation.model_name).first()
-        if model is None and generation.model_name != config.model_name(engine.DIFFUSERS.name):
+        # The job's plan, by id: a model renamed since it was queued still runs.
+        model = selectors.library_model_list().filter(pk=generation.library_model_id).first()
+        if model is None and (
+            generation.library_model_id is not None
+            or generation.model_name != config.model_name(engine.DIFFUSERS.name)
+        ):
             raise engine.EngineError(
                 f"The model {generation.model_name!r} is no longer in the library (disabled or "
                 "removed since the job was queued)."

@@ -23,9 +23,11 @@ INSTALL_MODEL = "inpainting.tasks.install_model"
 
 def generation_queue(generation: Generation) -> str:
     """A job for a library model goes to that model's queue, which only the workers serving
-    it consume; every other job to the queue every inference worker consumes."""
+    it consume (named by the model's name now: one renamed since the job was queued is
+    served under its new name); every other job to the queue every inference worker
+    consumes."""
     if generation_in_model_queue(generation):
-        return model_queue(generation.model_name)
+        return model_queue(generation.library_model.name)
     return GENERIC_QUEUE
 
 

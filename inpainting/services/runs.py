@@ -24,7 +24,7 @@ from ..models import GeneratedImage, Generation, LibraryModel
 from ..params import GenerationParams
 from ..progress import Event, GenerationProgress, publish, publish_queue_places, status_event
 from . import webhooks
-from .additions import library_controlnet_use, library_ip_adapter_use, library_lora_files
+from .additions import planned_uses
 from .files import generation_request, thumbnail_made_with
 from .models import backend_for
 from .queue import send_turn
@@ -94,10 +94,10 @@ def _named_queue_order(queue: str) -> list[Generation]:
     every inference worker consumes, or a library model's (``fleet.model_queue``); empty for
     any other name (a model no longer in the library has no queue to take a turn of)."""
     if queue == GENERIC_QUEUE:
-        return scheduler.generation_queue_of_model(model_name=None)
-    for name in LibraryModel.objects.checkpoints().values_list("name", flat=True):
+        return scheduler.generation_queue_of_model(model_id=None)
+    for pk, name in LibraryModel.objects.checkpoints().values_list("pk", "name"):
         if model_queue(name) == queue:
-            return scheduler.generation_queue_of_model(model_name=name)
+            return scheduler.generation_queue_of_model(model_id=pk)
     return []
 
 
@@ -248,13 +248,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
         try:
             request = generation_request(job)
             if engine.runs_a_model(backend.name):  # the other engines ignore them
-                job_params = GenerationParams.from_json(job.params)
-                extras = {
-                    "loras": library_lora_files(job_params),
-                    "controlnet": library_controlnet_use(job_params),
-                    "ip_adapter": library_ip_adapter_use(job_params),
-                }
-                request = replace(request, **extras)
+                request = replace(request, **planned_uses(job.plan))
             requests.append(request)
             runnable.append((job, progress))
         except Exception as exc:  # noqa: BLE001 - that job fails, the others run
@@ -276,18 +270,19 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
     """What jobs must share to run in one model batch, known before any picture is read: the
     engine and model, the input's size and the crop that decides the working size, and every
     field the runner's ``engine.batch_key`` compares (``engine.BATCH_SETTINGS``, the same list
-    for both; LoRAs, ControlNet, the reference pictures; an IP-Adapter job batches with none,
+    for both; the additions as the job's plan keeps them, the reference pictures; an
+    IP-Adapter job batches with none,
     its reference picture is its own). The runner then checks the working
     size; a companion claimed here is never one it refuses for another reason."""
     return (
         generation.pk if params.ip_adapter else None,
         generation.engine,
+        generation.library_model_id,
         generation.model_name,
         generation.source.width,
         generation.source.height,
         *(getattr(params, name) for name in engine.BATCH_SETTINGS),
-        json.dumps(params.lora_uses),
-        json.dumps(params.controlnet, sort_keys=True),
+        json.dumps(generation.plan, sort_keys=True),
         params.inpaint_area,
         params.padding,
         json.dumps(params.outpaint, sort_keys=True),

@@ -38,6 +38,7 @@ from .generations import (
     generation_store_once,
     quota_check,
 )
+from .plan import JobPlan
 from .upscalers import library_upscaler_checked, library_upscaler_local_path
 
 
@@ -241,7 +242,7 @@ def upscale_job_create(
     if existing is not None:
         return existing
     quota_check(sender.user, lock=False)  # before the picture is decoded; again with the insert
-    checked = Checked(upscale.ENGINE, name, params, [])
+    checked = Checked(JobPlan(upscale.ENGINE, name), params, [])
 
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
     with PIXELS.doing(gate.UPSCALE_UPLOAD, size, user=sender.user.pk):

@@ -7,22 +7,12 @@ from tqdm import tqdm
 
 from inpainting import engine
 from inpainting.api.serializers import GenerationParamsSerializer
-from inpainting.conf import engine_config
 from inpainting.engine.parameters import PARAMETERS
 from inpainting.errors import ClientError
-from inpainting.services.additions import (
-    library_ip_adapter_check,
-    library_ip_adapter_use,
-    library_lora_files,
-    library_loras_check,
-)
-from inpainting.services.generations import (
-    MAX_REFERENCE_IMAGES,
-    generation_check_engine_fields,
-    generation_check_references,
-)
-from inpainting.services.library import library_model_family, library_model_for_job
+from inpainting.services.additions import planned_uses
+from inpainting.services.generations import MAX_REFERENCE_IMAGES
 from inpainting.services.models import backend_config
+from inpainting.services.plan import job_plan
 from inpainting.uploads import IMAGE_FORMATS, MASK_FORMATS, UploadError, decode_image
 
 #: Flags made from the one parameter table (``--prompt`` and the switches are below).
@@ -111,23 +101,14 @@ class Command(BaseCommand):
             )
         except UploadError as exc:
             raise CommandError(exc.message) from None
-        config = engine_config()
         try:
-            name = config.choose(params.requested_engine, params.prompt)
-            generation_check_engine_fields(params, name, len(references))
-            model = library_model_for_job(params.model) if engine.runs_a_model(name) else None
-            loras, ip_adapter = (), None
-            if engine.runs_a_model(name):
+            plan = job_plan(params, len(references))
+            name, model = plan.engine, plan.model
+            uses = {}
+            if plan.family is not None:
                 engine.check_prompts(params.prompt, params.negative_prompt)
-                library_loras_check(params, model)
-                loras = library_lora_files(params)
-                model_name, family = library_model_family(model)
-                if params.ip_adapter:
-                    library_ip_adapter_check(params, model, family, len(references))
-                    ip_adapter = library_ip_adapter_use(params)
-                else:
-                    generation_check_references(model_name, family, len(references))
-                params, warnings = params.for_family(family, model_name)
+                uses = planned_uses(plan.additions)
+                params, warnings = params.for_family(plan.family, plan.model_name)
                 for warning in warnings:
                     self.stderr.write(f"warning: {warning['message']}")
             else:
@@ -141,13 +122,7 @@ class Command(BaseCommand):
                 bar.refresh()
 
             result = engine.run_inpaint(
-                params.to_request(
-                    image=image,
-                    mask=mask,
-                    loras=loras,
-                    reference_images=references,
-                    ip_adapter=ip_adapter,
-                ),
+                params.to_request(image=image, mask=mask, reference_images=references, **uses),
                 backend,
                 progress=progress,
             )

@@ -66,6 +66,7 @@ class Command(BaseCommand):
             for label, names in (
                 ("added", report.added),
                 ("updated", report.updated),
+                ("renamed", report.renamed),
                 ("unchanged", report.unchanged),
                 ("missing (marked not present)", report.missing),
             ):
