@@ -5,6 +5,7 @@ moved, the library scanned: each row follows its file) still run, and make the s
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -12,9 +13,11 @@ import shutil
 import numpy as np
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from huggingface_hub import constants as hf_constants
+from PIL import Image
 
 from inpainting import fleet
 from inpainting.models import Generation, LibraryModel
@@ -78,7 +81,7 @@ def queued(api) -> Generation:
 
 
 def test_a_renamed_model_lora_and_controlnet_still_run_found_by_id_never_by_name(
-    api, library, monkeypatch
+    api, library, monkeypatch, tmp_path
 ):
     alpha = LibraryModel.objects.get(kind="checkpoint", name="alpha")
     lora = LibraryModel.objects.get(kind="lora", name="ink.safetensors")
@@ -87,6 +90,23 @@ def test_a_renamed_model_lora_and_controlnet_still_run_found_by_id_never_by_name
     runs.generation_run(generation_id=str(before.pk))
     before.refresh_from_db()
     assert before.status == "succeeded", before.error
+    # The command line resolves the same plan and paints the same picture.
+    (tmp_path / "in.png").write_bytes(image_png())
+    (tmp_path / "mask.png").write_bytes(black_box_mask_png())
+    flags = {k: v for k, v in JOB.items() if k in ("prompt", "engine", "model", "seed")}
+    call_command(
+        "inpaint",
+        *(f"--{name}={value}" for name, value in flags.items()),
+        f"--image={tmp_path / 'in.png'}",
+        f"--mask={tmp_path / 'mask.png'}",
+        f"--out={tmp_path / 'out.png'}",
+        "--lora=ink:1",
+        f"--controlnet={JOB['controlnet']}",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    made = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    assert np.array_equal(made, output_pixels(before))
 
     job = queued(api)
     assert job.library_model_id == alpha.pk

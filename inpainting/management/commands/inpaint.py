@@ -44,6 +44,12 @@ class Command(BaseCommand):
             "--outpaint", default=None, help="JSON, e.g. '{\"left\": 64}' or '{\"width\": 1024}'"
         )
         parser.add_argument(
+            "--controlnet",
+            default=None,
+            help="JSON, a ControlNet of the library (GET /api/controlnets) and its settings, "
+            'e.g. \'{"name": "inpaint-cn", "conditioning_scale": 0.8}\'',
+        )
+        parser.add_argument(
             "--lora",
             action="append",
             default=[],
@@ -69,7 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         data = {"prompt": options["prompt"], **{p.name: options[p.name] for p in SWITCHES}}
-        names = [p.name for p in OPTIONS] + ["outpaint"]
+        names = [p.name for p in OPTIONS] + ["outpaint", "controlnet"]
         data.update({name: options[name] for name in names if options[name] is not None})
         if options["lora"]:
             data["loras"] = [_lora(value) for value in options["lora"]]
