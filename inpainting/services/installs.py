@@ -3,15 +3,15 @@ repo id, optional revision and subfolder), one file of one (a hub file URL) or a
 ``https://`` URL to a file (the Civitai pattern), downloaded by the housekeeping worker with
 progress, cancel and resume, then recorded by the scan (that item only).
 
-Rules, each here and nowhere else:
+Each source is a type of its own (``services.install_sources``: ``HubRepo``, ``HubFile``,
+``UrlFile``), which lists what it fetches and fetches it; this module is the flow around any
+of them. Rules, each here and nowhere else:
 
 - What is fetched: safetensors weights and configuration (``.json``, ``.txt``, tokenizer
-  ``.model``), ONNX for mask models and LaMa, and for an upscaler a weights-only ``.pth`` (the
-  scan loads it with torch's weights-only loader and refuses one that needs more); never a
-  pickle otherwise. Of a diffusers repository only its parts (the single-file checkpoints
-  beside them and the ``.fp16`` copies of weights it has in full are left).
-- The hub is ``HF_ENDPOINT`` (a hub file URL names its repository and file, never a host to
-  connect to); a plain URL goes through the one URL fetcher (``remote.download``).
+  ``.model``), GGUF transformers, ONNX for mask models and LaMa, and for an upscaler a
+  weights-only ``.pth`` (the scan loads it with torch's weights-only loader and refuses one
+  that needs more); never a pickle otherwise (the weights files of each kind:
+  ``services.library``'s table, the scan's too).
 - The Hugging Face token: the one staff set in the admin (encrypted with the secret key), else
   ``HF_TOKEN``; it is sent to the hub only and never shown or logged.
 - The licence: a starter list entry's, else the model card's; a non-commercial one is refused
@@ -24,7 +24,6 @@ Rules, each here and nowhere else:
 from __future__ import annotations
 
 import base64
-import errno
 import functools
 import hashlib
 import logging
@@ -35,33 +34,42 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub import errors as hf_errors
 from tqdm import tqdm
 
-from .. import remote
 from ..conf import lama_file
 from ..engine import memory
 from ..engine.families import FAMILIES
 from ..engine.families import Unsupported as FamilyUnsupported
 from ..engine.probe import PICKLE_SUFFIXES, Unsupported
 from ..engine.selection import Unsupported as MaskUnsupported
-from ..errors import ClientError, RemoteInputError, echoed
+from ..errors import ClientError, echoed
 from ..models import INSTALL_KINDS, LAMA, HubToken, LibraryModel, ModelInstall
 from ..progress import Event, publish_to_user
 from . import queue
+from .install_sources import (
+    DiskFull,
+    HubFile,
+    HubRepo,
+    InstallCancelled,
+    InstallFailed,
+    UrlFile,
+    allowed_file,
+    disk_check,
+    hub_source,
+    size_check,
+    source_of,
+    source_parsed,
+)
 from .library import (
     WEIGHTS_SUFFIXES,
-    is_weights_file,
     library_folder,
     library_scan_item,
     memory_needs_gb,
@@ -72,26 +80,10 @@ from .library import (
 logger = logging.getLogger(__name__)
 
 STARTERS_FILE = Path(__file__).resolve().parent.parent / "starter_models.toml"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,199}$")
-_CONFIG_SUFFIXES = (".json", ".txt", ".model")
 #: How often a running install writes its progress (the row, the websocket) and looks for a
 #: cancel.
 PROGRESS_EVERY_SECONDS = 0.5
-
-
-class InstallFailed(Exception):
-    """An install that cannot go on, with the message its requester reads."""
-
-
-class DiskFull(InstallFailed):
-    """No room for the download: the disk filled up, or it would pass INSTALL_MAX_BYTES or
-    the free-disk margin. What was downloaded is deleted, not kept to resume (it could never
-    finish, and a disk filled would stay full)."""
-
-
-class InstallCancelled(Exception):
-    """Raised from the progress callback when the install was cancelled."""
 
 
 # --- the starter list and licences -----------------------------------------------------------
@@ -256,56 +248,8 @@ def _hub_token() -> str | None:
 # --- what to install -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Source:
-    repo: str = ""  # a hub repository: all of it (or of ``subfolder``), or ``file`` of it
-    file: str = ""
-    url: str = ""  # a plain URL (no repository)
-
-    @property
-    def file_name(self) -> str:
-        return Path(self.file or unquote(urlsplit(self.url).path)).name
-
-
-def _hub_hosts() -> set[str]:
-    return {"huggingface.co", "www.huggingface.co", urlsplit(settings.HF_ENDPOINT).netloc}
-
-
-def _parsed(text: str, revision: str) -> tuple[Source, str]:
-    """The source and revision a request names: a repo id, a hub URL (a repository's page, or
-    a file's ``resolve``/``blob`` link with its revision) or a plain http(s) URL to a file."""
-    text = text.strip()
-    if _REPO_ID.match(text):
-        return Source(repo=text), revision
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ClientError(
-            f"{echoed(text)} is neither a Hugging Face repo id (org/name) nor an http(s) URL.",
-            field="source",
-        )
-    if parts.netloc in _hub_hosts():
-        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
-        repo = "/".join(segments[:2])
-        if len(segments) == 2 and _REPO_ID.match(repo):
-            return Source(repo=repo), revision
-        if len(segments) >= 5 and segments[2] in ("resolve", "blob") and _REPO_ID.match(repo):
-            return Source(repo=repo, file="/".join(segments[4:])), revision or segments[3]
-        raise ClientError(
-            "A Hugging Face URL must name a repository (https://huggingface.co/org/name) or a "
-            "file of one (…/org/name/resolve/main/file.safetensors).",
-            field="source",
-        )
-    return Source(url=text), revision
-
-
-def _allowed_file(name: str, kind: str) -> bool:
-    if kind == LAMA:
-        return Path(name).suffix.lower() == ".onnx"
-    return is_weights_file(name, kind)
-
-
 def _refuse_weights_file(name: str, kind: str) -> None:
-    if _allowed_file(name, kind):
+    if allowed_file(name, kind):
         return
     suffix = Path(name).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
@@ -372,28 +316,28 @@ def install_create(
                 field="source",
                 status=403,
             )
-        parsed, revision = Source(repo=starter.repo, file=starter.file), revision
+        parsed = hub_source(starter.repo, starter.file)
         kind, name, licence = kind or starter.kind, name or starter.name, starter.licence.key
     else:
-        parsed, revision = _parsed(source, revision)
+        parsed, revision = source_parsed(source, revision)
     kind = kind or LibraryModel.Kind.CHECKPOINT
     if kind not in dict(INSTALL_KINDS):
         kinds = ", ".join(dict(INSTALL_KINDS))
         raise ClientError(f"Unknown kind {echoed(kind)}; the kinds: {kinds}.", field="kind")
-    if parsed.url and not Path(parsed.file_name).suffix and name:
+    if isinstance(parsed, UrlFile) and not Path(parsed.file_name).suffix and name:
         # A download link that names no file (Civitai's): the name says what it is, and the
         # scan then reads its header (a pickle there is refused and deleted).
         _refuse_weights_file(name, kind)
-    elif parsed.file or parsed.url:
+    elif parsed.single_file:
         _refuse_weights_file(parsed.file_name, kind)
     subfolder = subfolder.strip("/")
-    if subfolder and (not parsed.repo or parsed.file or ".." in subfolder.split("/")):
+    if subfolder and (not isinstance(parsed, HubRepo) or ".." in subfolder.split("/")):
         raise ClientError("A subfolder is for a whole repository.", field="subfolder")
     if kind == LAMA:
         name = lama_file().name
-    if kind == LibraryModel.Kind.IP_ADAPTER and parsed.file:
+    if kind == LibraryModel.Kind.IP_ADAPTER and isinstance(parsed, HubFile):
         name = name or Path(parsed.file_name).stem  # a folder: the file and its image encoder
-    name = name or parsed.file_name or (subfolder or parsed.repo).rsplit("/", 1)[-1]
+    name = name or parsed.default_name(subfolder)
     if not _NAME.match(name) or name.startswith("."):
         raise ClientError(
             f"{echoed(name)} cannot name a model: letters, digits, '.', '_', '+' and '-'.",
@@ -414,7 +358,7 @@ def install_create(
             )
         install = ModelInstall.objects.create(
             requested_by=user if getattr(user, "pk", None) else None,
-            source=parsed.url or (f"{parsed.repo}/{parsed.file}" if parsed.file else parsed.repo),
+            source=parsed.stored,
             revision=revision,
             subfolder=subfolder,
             kind=kind,
@@ -610,136 +554,6 @@ class _Meter:
         return Bar
 
 
-@dataclass
-class _Plan:
-    files: list[tuple[str, int | None]]  # (path in the repository, size)
-    licence: str
-    gated: bool
-    #: The SHA-256 the hub reports for each of its LFS files (path -> hex): what lands on disk
-    #: is checked against it.
-    sha256: dict[str, str] = field(default_factory=dict)
-
-
-def _gated(repo: str) -> InstallFailed:
-    page = f"{settings.HF_ENDPOINT.rstrip('/')}/{repo}"
-    return InstallFailed(
-        f"{repo} is gated: accept its licence at {page} with your Hugging Face account, then "
-        "set that account's token (Model installs -> Hugging Face token in the admin, or "
-        "HF_TOKEN) and install it again."
-    )
-
-
-def _hub_error(exc: Exception, install: ModelInstall, repo: str) -> InstallFailed:
-    if isinstance(exc, hf_errors.GatedRepoError):
-        return _gated(repo)
-    if isinstance(exc, hf_errors.RevisionNotFoundError):
-        return InstallFailed(f"{repo} has no revision {install.revision!r}.")
-    if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-        return InstallFailed(f"{repo} has no file {install.source.removeprefix(repo + '/')!r}.")
-    if isinstance(exc, hf_errors.RepositoryNotFoundError):
-        return InstallFailed(
-            f"{repo} was not found on {settings.HF_ENDPOINT} (a private repository needs a "
-            "token that can read it)."
-        )
-    return InstallFailed(f"The hub could not be reached or answered an error: {exc}")
-
-
-def _plan_repo(install: ModelInstall, repo: str, file: str, token: str | None) -> _Plan:
-    api = HfApi(endpoint=settings.HF_ENDPOINT, token=token or False)
-    try:
-        info = api.model_info(repo, revision=install.revision or None, files_metadata=True)
-    except (hf_errors.HfHubHTTPError, OSError) as exc:
-        raise _hub_error(exc, install, repo) from None
-    card = info.card_data.to_dict() if info.card_data is not None else {}
-    licence = str(card.get("license_name") or card.get("license") or "")
-    siblings = {s.rfilename: s.size for s in info.siblings or []}
-    checksums = {s.rfilename: s.lfs.sha256 for s in info.siblings or [] if s.lfs}
-    if file:
-        if file not in siblings:
-            raise InstallFailed(f"{repo} has no file {file!r}.")
-        chosen = [(file, siblings[file])]
-        if install.kind == LibraryModel.Kind.IP_ADAPTER:
-            chosen += _image_encoder_beside(repo, file, siblings)
-        return _Plan(chosen, licence, bool(info.gated), checksums)
-    prefix = f"{install.subfolder}/" if install.subfolder else ""
-    within = {p[len(prefix) :]: s for p, s in siblings.items() if p.startswith(prefix)}
-    diffusers = "model_index.json" in within
-    chosen = []
-    for path, size in within.items():
-        suffix = Path(path).suffix.lower()
-        if suffix in _CONFIG_SUFFIXES and not Path(path).name.startswith("."):
-            chosen.append((prefix + path, size))
-        elif _allowed_file(path, install.kind) and suffix != ".pth":
-            if diffusers and "/" not in path:
-                continue  # a single-file checkpoint beside the diffusers parts
-            stem = Path(path).name.split(".")
-            if len(stem) > 2 and path.replace(f".{stem[-2]}.", ".") in within:
-                continue  # the .fp16 (or other variant) copy of weights the folder has in full
-            chosen.append((prefix + path, size))
-    quantized = sorted(p for p, _ in chosen if Path(p).suffix.lower() == ".gguf")
-    if quantized and not diffusers:  # one transformer in several quantizations: name one
-        link = f"{settings.HF_ENDPOINT.rstrip('/')}/{repo}/resolve/main/"
-        raise InstallFailed(
-            f"{repo} holds {len(quantized)} GGUF file(s), one transformer in each quantization "
-            f"({', '.join(quantized[:8])}{', …' if len(quantized) > 8 else ''}): install the one "
-            f"you want by its link ({link}{quantized[0]})."
-        )
-    if not any(_allowed_file(p, install.kind) for p, _ in chosen):
-        pickles = [p for p in within if Path(p).suffix.lower() in PICKLE_SUFFIXES]
-        if pickles:
-            raise InstallFailed(
-                f"{repo} has only pickle weights ({', '.join(sorted(pickles)[:3])}): loading one "
-                "can run any code inside it, so they are refused. Look for a .safetensors "
-                "release of the model."
-            )
-        raise InstallFailed(f"{repo}{'/' + install.subfolder if prefix else ''} has no weights.")
-    return _Plan(chosen, licence, bool(info.gated), checksums)
-
-
-def _image_encoder_beside(repo: str, file: str, siblings: dict) -> list[tuple[str, int | None]]:
-    """The image encoder of an IP-Adapter file: the ``image_encoder/`` folder beside it (as
-    h94/IP-Adapter publishes several adapters that share one), its configuration and
-    safetensors weights; the install makes one folder of the two, as the library keeps it."""
-    folder = f"{Path(file).parent}/image_encoder/".removeprefix("./")
-    chosen = [
-        (path, size)
-        for path, size in siblings.items()
-        if path.startswith(folder)
-        and not Path(path).name.startswith(".")
-        and Path(path).suffix.lower() in (*_CONFIG_SUFFIXES, ".safetensors")
-    ]
-    if not any(path.lower().endswith(".safetensors") for path, _ in chosen):
-        raise InstallFailed(
-            f"{repo} has no image encoder beside {file} ({folder} with config.json and "
-            ".safetensors weights): an IP-Adapter needs one."
-        )
-    return chosen
-
-
-def _check_size(total: int) -> None:
-    """A download of ``total`` bytes in all is within INSTALL_MAX_BYTES."""
-    if total > (most := settings.INSTALL_MAX_BYTES):
-        raise DiskFull(
-            f"The download is {total / 1e9:.2f} GB; installs here are at most "
-            f"{most / 1e9:.2f} GB (INSTALL_MAX_BYTES)."
-        )
-
-
-def _check_disk(staging: Path, needed: int) -> None:
-    """``needed`` more bytes fit on the disk with INSTALL_FREE_DISK_BYTES left free."""
-    probe_at = staging
-    while not probe_at.exists():
-        probe_at = probe_at.parent
-    free = shutil.disk_usage(probe_at).free
-    margin = settings.INSTALL_FREE_DISK_BYTES
-    if needed + margin > free:
-        raise DiskFull(
-            f"Not enough disk: the download needs {needed / 1e9:.2f} GB more, "
-            f"{free / 1e9:.2f} GB are free, and installs leave {margin / 1e9:.2f} GB free "
-            "(INSTALL_FREE_DISK_BYTES)."
-        )
-
-
 def _on_disk(staging: Path, path: str) -> int:
     done = staging / path
     return done.stat().st_size if done.is_file() else 0
@@ -797,45 +611,29 @@ def install_run(
 def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) -> None:
     token = _hub_token()
     staging.mkdir(parents=True, exist_ok=True)
-    source = _source_of(install)
-    if source.url:
-        plan = _Plan([(source.file_name, None)], "", False)
-    else:
-        plan = _plan_repo(install, source.repo, source.file, token)
-        if plan.gated and not token:
-            raise _gated(source.repo)
-    if not install.licence and plan.licence:
-        install.licence = plan.licence
-        ModelInstall.objects.filter(pk=install.pk).update(licence=plan.licence)
-        if not licence_allowed(licence_of(plan.licence)):
+    source = source_of(install)
+    listing = source.listing(install, token)
+    if not install.licence and listing.licence:
+        install.licence = listing.licence
+        ModelInstall.objects.filter(pk=install.pk).update(licence=listing.licence)
+        if not licence_allowed(licence_of(listing.licence)):
             raise InstallFailed(
-                f"{source.repo} is under {licence_of(plan.licence).name}, a licence that does "
-                "not allow commercial use, and this deployment refuses such models "
+                f"{source.repo} is under {licence_of(listing.licence).name}, a licence that "
+                "does not allow commercial use, and this deployment refuses such models "
                 "(ALLOW_NONCOMMERCIAL_MODELS=false)."
             )
-    sizes = [size for _, size in plan.files]
+    sizes = [size for _, size in listing.files]
     install.bytes_total = sum(sizes) if None not in sizes else None
     ModelInstall.objects.filter(pk=install.pk).update(bytes_total=install.bytes_total)
-    already = sum(_on_disk(staging, path) for path, _ in plan.files)
+    already = sum(_on_disk(staging, path) for path, _ in listing.files)
     if install.bytes_total is not None:
-        _check_size(install.bytes_total)
-        _check_disk(staging, install.bytes_total - already)
+        size_check(install.bytes_total)
+        disk_check(staging, install.bytes_total - already)
     meter.done = already  # files a failed attempt finished (a part-file counts when resumed)
-    checked: dict[Path, str] = {}  # the digests the hub's checksums were checked with
-    if source.url:
-        _download_url(install, source.url, staging / source.file_name, meter)
-    else:
-        for path, _ in plan.files:
-            _download_hub_file(install, source.repo, path, staging, token, meter)
-            if digest := _check_sha256(staging, path, plan.sha256.get(path)):
-                checked[staging / path] = digest
+    checked = source.fetch(install, staging, listing, token, meter)
     meter.flush()
-    root = staging / install.subfolder if install.subfolder else staging
-    shutil.rmtree(root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
-    if source.file and install.kind == LibraryModel.Kind.IP_ADAPTER:
-        root = staging / Path(source.file).parent  # the adapter with its image_encoder/
-    elif source.file or source.url:
-        root = staging / (source.file or source.file_name)
+    shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
+    root = source.landed(staging, install)
     target = _target(install.kind, install.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if root.is_file():  # a file is read once: its checked digest is its digest
@@ -852,85 +650,6 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     row.licence, row.source = install.licence, install.source
     row.save(update_fields=["licence", "source"])
     install.sha256 = row.sha256
-
-
-def _source_of(install: ModelInstall) -> Source:
-    if install.source.startswith(("http://", "https://")):
-        return Source(url=install.source)
-    parts = install.source.split("/", 2)
-    return Source(repo="/".join(parts[:2]), file=parts[2] if len(parts) > 2 else "")
-
-
-def _download_hub_file(
-    install: ModelInstall, repo: str, path: str, staging: Path, token: str | None, meter: _Meter
-) -> None:
-    try:
-        hf_hub_download(
-            repo,
-            path,
-            revision=install.revision or None,
-            local_dir=staging,
-            token=token or False,
-            endpoint=settings.HF_ENDPOINT,
-            tqdm_class=meter.tqdm_class(),
-        )
-    except InstallCancelled:
-        raise
-    except (hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
-        raise _hub_error(exc, install, repo) from None
-    except OSError as exc:
-        if _disk_full(exc):
-            raise DiskFull(f"The disk filled up while downloading {path}.") from None
-        raise
-
-
-def _download_url(install: ModelInstall, url: str, dest: Path, meter: _Meter) -> None:
-    """A plain URL's file: its size is known from the answer's head, so the disk is checked
-    at the first block (a resume: from what is there)."""
-    meter.done = dest.stat().st_size if dest.exists() else 0
-
-    def on_bytes(count: int, total: int | None) -> None:
-        if total is not None and install.bytes_total != total:
-            install.bytes_total = total
-            ModelInstall.objects.filter(pk=install.pk).update(bytes_total=total)
-            _check_size(total)
-            _check_disk(dest.parent, total - meter.done)
-        meter.add(count)
-        if total is None:  # no length said: the cap and the margin as it comes
-            _check_size(meter.done)
-            if meter.done % (256 * 1024 * 1024) < count:
-                _check_disk(dest.parent, 0)
-
-    try:
-        remote.download(url, dest, field="source", on_bytes=on_bytes)
-    except RemoteInputError as exc:
-        raise InstallFailed(exc.message) from None
-    except OSError as exc:
-        if _disk_full(exc):
-            raise DiskFull(f"The disk filled up while downloading {dest.name}.") from None
-        raise
-
-
-def _disk_full(exc: OSError) -> bool:
-    return exc.errno == errno.ENOSPC or "No space left" in str(exc)
-
-
-def _check_sha256(staging: Path, path: str, expected: str | None) -> str | None:
-    """A downloaded file is the one the hub describes: its SHA-256 is the hub's for it, where
-    the hub gives one (its LFS files: weights, ONNX graphs); else it is deleted and the install
-    fails (a corrupted or substituted download never joins the library). Its digest, when
-    checked."""
-    if not expected:
-        return None
-    done = staging / path
-    found = weights_sha256(done)
-    if found != expected.lower():
-        done.unlink(missing_ok=True)
-        raise InstallFailed(
-            f"{path} is not the file the hub describes: its SHA-256 is {found[:16]}..., the "
-            f"hub's is {expected[:16]}...; it was deleted. Try the install again."
-        )
-    return found
 
 
 def _remove(path: Path) -> None:

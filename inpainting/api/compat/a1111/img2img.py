@@ -10,10 +10,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .... import selectors
 from ....answers import a1111
 from ....answers.native import img2img_processing
 from ....conf import engine_config
+from ....engine.engines import runs_a_model
 from ....engine.images import PARAMETERS_KEY
 from ....engine.parameters import check_controlnet
 from ....errors import cut, echoed
@@ -362,7 +362,8 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
                 png = handle.read()
             pngs.append(png)
             texts.append(a1111.infotext(images.png_texts(png).get(PARAMETERS_KEY, ""), generation))
-        model = selectors.library_model_list().filter(name=generation.model_name).first()
+        # The job's plan, by id: the library model it ran (none after a fallback).
+        model = generation.library_model if runs_a_model(generation.engine) else None
         info = a1111.info(
             generation,
             sampler=context["sampler"],
