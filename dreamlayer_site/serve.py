@@ -56,6 +56,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections import Counter
 from http import HTTPStatus
 from typing import NamedTuple
@@ -88,9 +89,16 @@ from inpainting.api.errors import error_body  # noqa: E402
 logger = logging.getLogger(__name__)
 
 
+#: The access log's level: a request is a line at INFO (``LOG_LEVEL=INFO``), none at the
+#: default WARNING of ``make run`` (its printed credentials would scroll away); an access log
+#: asked for by name (``--access-log FILE``) is always written.
+ACCESS_LOG = logging.getLogger("dreamlayer.access")
+
+
 class RedactingAccessLog(AccessLogGenerator):
     def write_entry(self, host, date, request, *args, **kwargs) -> None:
-        super().write_entry(host, date, redact(request), *args, **kwargs)
+        if ACCESS_LOG.isEnabledFor(logging.INFO):
+            super().write_entry(host, date, redact(request), *args, **kwargs)
 
 
 #: Seconds a connection has to send a request's head.
@@ -543,6 +551,8 @@ class BodyLeftToDjangoRequest(http_protocol.WebRequest):
 
 
 def main() -> None:
+    if any(arg.startswith("--access-log") for arg in sys.argv[1:]):
+        ACCESS_LOG.setLevel(logging.INFO)
     cli.AccessLogGenerator = RedactingAccessLog  # the class daphne's CLI instantiates
     http_protocol.WebRequest = BodyLeftToDjangoRequest  # the class daphne's factory builds
     server.HTTPFactory = HeadTimedFactory  # the factory daphne's server listens with

@@ -215,6 +215,9 @@ def test_make_run_stack_serves_the_readme_example_and_stops_on_ctrl_c(tmp_path):
         assert np.array_equal(out[mask == 0], original[mask == 0])
         assert (out[mask == 255] != original[mask == 255]).any()
         assert (tmp_path / "data" / "db.sqlite3").exists()
+        # At make run's level (warnings and errors) a request writes no line: the box stays.
+        requests_logged = [line for line in log.read_text().splitlines() if '"POST /' in line]
+        assert requests_logged == []
         a_crash_shows_no_traceback(base, tmp_path / "data" / "db.sqlite3", key)
     finally:
         os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C does to the foreground group
