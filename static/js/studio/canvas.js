@@ -381,7 +381,7 @@ function bindMaskFiles() {
     if (!editor.width) return;
     const link = document.createElement("a");
     link.href = URL.createObjectURL(await editor.toBlob());
-    link.download = `${(input.imageName || "image").replace(/\.[^.]*$/, "")}-mask.png`;
+    link.download = `${(input.imageName || "image").replace(/\.[^.]*$/, "")}-mask-white-regenerates.png`;
     document.body.append(link);
     link.click();
     link.remove();
