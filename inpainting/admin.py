@@ -490,7 +490,10 @@ class ModelInstallAdmin(admin.ModelAdmin):
         except ClientError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            self.message_user(request, f"Installing {install.name}.", messages.SUCCESS)
+            # Queued, not done: its row below says how it goes (a failure there is its one word).
+            self.message_user(
+                request, f"{install.name}: install queued; its progress is below.", messages.INFO
+            )
         return self._back()
 
     def token_view(self, request):

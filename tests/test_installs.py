@@ -33,6 +33,7 @@ from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
+from tests.live import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("installer")]
 
@@ -675,3 +676,34 @@ def test_a_single_file_install_reads_its_file_once_for_its_digest(
     assert len(hashed) == 1
     row = LibraryModel.objects.get(kind=LibraryModel.Kind.LORA, name="once.safetensors")
     assert row.sha256 == install.sha256 == real(Path(settings.LORAS_DIR) / "once.safetensors")
+
+
+def test_offline_an_install_is_one_failure_in_words_and_no_traceback(
+    hub, client, installer, settings, caplog
+):
+    """No network: the admin's install says so at once, in words with the way without one
+    (no "installing" banner beside it, no row); the command line's is one line; an install
+    queued before the network went fails in the same words, and nothing logs a traceback."""
+    offline = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings.HF_ENDPOINT = offline
+    client.force_login(installer)
+    page = client.post("/admin/inpainting/modelinstall/install/", {"source": REPO}, follow=True)
+    said = [(m.level_tag, m.message) for m in page.context["messages"]]
+    assert len(said) == 1 and said[0][0] == "error", said
+    assert said[0][1].startswith(f"This server cannot reach the Hugging Face hub ({offline})")
+    assert "copy its file or folder" in said[0][1] and "manage.py models scan" in said[0][1]
+    assert not ModelInstall.objects.exists()
+    with pytest.raises(CommandError) as raised:
+        call_command("models", "install", REPO)
+    assert str(raised.value) == said[0][1]  # one line
+    settings.HF_ENDPOINT = hub.url
+    queued = installs.install_create(user=installer, source=REPO)
+    settings.HF_ENDPOINT = offline
+    failed = installs.install_run(install_id=str(queued.pk))
+    assert failed.status == ModelInstall.Status.FAILED
+    assert failed.error == said[0][1]  # nothing was kept: nothing resumes
+    assert "Traceback" not in caplog.text
+    settings.HF_ENDPOINT = hub.url
+    page = client.post("/admin/inpainting/modelinstall/install/", {"source": REPO}, follow=True)
+    said = [(m.level_tag, m.message) for m in page.context["messages"]]
+    assert said == [("info", "tiny-inpaint: install queued; its progress is below.")]

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from inpainting.conf import engine_config, lama_file
 from inpainting.models import ModelInstall
-from inpainting.services import installs, runs
+from inpainting.services import install_sources, installs, runs
 from tests import fake_hub as hub_module
 from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 from tests.live import free_port
@@ -71,7 +71,7 @@ def test_offline_one_line_and_nothing_else(lama_hub, settings):
     said = []
     started = time.monotonic()
     assert installs.lama_auto_install(say=said.append) is None
-    assert time.monotonic() - started < installs.HUB_PROBE_SECONDS
+    assert time.monotonic() - started < install_sources.HUB_PROBE_SECONDS
     assert len(said) == 1
     assert "does not answer: the classical engine removes objects" in said[0]
     assert f"copy lama_fp32.onnx (Carve/LaMa-ONNX/lama_fp32.onnx) to {lama_file()}" in said[0]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno
 import re
 import shutil
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -89,6 +91,10 @@ class _Hub:
     """A source on the hub (HF_ENDPOINT): what both hub sources list and fetch alike."""
 
     repo: str
+    where = "the Hugging Face hub"
+
+    def reachable(self) -> bool:
+        return hub_reachable()
 
     def listing(self, install: ModelInstall, token: str | None) -> Listing:
         api = HfApi(endpoint=settings.HF_ENDPOINT, token=token or False)
@@ -219,6 +225,14 @@ class UrlFile:
     single_file = True
 
     @property
+    def where(self) -> str:
+        return urlsplit(self.url).netloc
+
+    def reachable(self) -> bool:
+        """Its host is asked when it is fetched (the one URL fetcher says what failed)."""
+        return True
+
+    @property
     def stored(self) -> str:
         return self.url
 
@@ -291,6 +305,36 @@ def source_of(install: ModelInstall) -> Source:
 
 # --- the hub ---------------------------------------------------------------------------------
 
+#: Seconds the hub has to answer before an install (or a start-up) says it is offline.
+HUB_PROBE_SECONDS = 5.0
+
+
+def hub_reachable() -> bool:
+    """Whether ``HF_ENDPOINT`` answers at all (any status): an offline machine, or one whose
+    network refuses the hub, is told so at once instead of failing an install."""
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(settings.HF_ENDPOINT, method="HEAD"), timeout=HUB_PROBE_SECONDS
+        ):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+
+
+def offline_message(source: Source) -> str:
+    """An install that cannot reach its source (the hub: a URL's host is asked when fetched,
+    and the URL fetcher says what failed), in words: why, and the way without a network (the
+    files copied in, then scanned)."""
+    return (
+        f"This server cannot reach {source.where} ({settings.HF_ENDPOINT}): it has no "
+        "internet, or its network refuses it. "
+        "Download the model on a machine that can, copy its file or folder into this server's "
+        "folder for its kind (MODELS_DIR for a diffusion model, LORAS_DIR for a LoRA; "
+        'docs/model-library.md, "Copying files") and run `manage.py models scan`.'
+    )
+
 
 def gated(repo: str) -> InstallFailed:
     page = f"{settings.HF_ENDPOINT.rstrip('/')}/{repo}"
@@ -302,6 +346,8 @@ def gated(repo: str) -> InstallFailed:
 
 
 def _hub_error(exc: Exception, install: ModelInstall, repo: str) -> InstallFailed:
+    if not hub_reachable():
+        return InstallFailed(offline_message(source_of(install)))
     if isinstance(exc, hf_errors.GatedRepoError):
         return gated(repo)
     if isinstance(exc, hf_errors.RevisionNotFoundError):

@@ -31,8 +31,6 @@ import re
 import shutil
 import time
 import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -63,7 +61,9 @@ from .install_sources import (
     UrlFile,
     allowed_file,
     disk_check,
+    hub_reachable,
     hub_source,
+    offline_message,
     size_check,
     source_of,
     source_parsed,
@@ -330,6 +330,8 @@ def install_create(
         _refuse_weights_file(name, kind)
     elif parsed.single_file:
         _refuse_weights_file(parsed.file_name, kind)
+    if not parsed.reachable():
+        raise ClientError(offline_message(parsed), field="source", status=503)
     subfolder = subfolder.strip("/")
     if subfolder and (not isinstance(parsed, HubRepo) or ".." in subfolder.split("/")):
         raise ClientError("A subfolder is for a whole repository.", field="subfolder")
@@ -373,25 +375,9 @@ def install_create(
 
 #: The starter that gives the lama engine its file (``lama_auto_install``).
 LAMA_STARTER = "lama"
-#: Seconds the hub has to answer before a start-up says it is offline.
-HUB_PROBE_SECONDS = 5.0
 #: A running install that has written no progress for this long has no process left (a
 #: running one writes it every PROGRESS_EVERY_SECONDS).
 STALE_INSTALL_SECONDS = 300
-
-
-def hub_reachable() -> bool:
-    """Whether ``HF_ENDPOINT`` answers at all (any status): an offline machine, or one whose
-    network refuses the hub, is told so at once instead of failing an install."""
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(settings.HF_ENDPOINT, method="HEAD"), timeout=HUB_PROBE_SECONDS
-        ):
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answered
-    except (OSError, ValueError):
-        return False
 
 
 def lama_auto_install(*, say: Callable[[str], None]) -> ModelInstall | None:
@@ -583,9 +569,13 @@ def install_run(
         if isinstance(exc, DiskFull):  # nothing kept: a disk filled would stay full
             shutil.rmtree(staging, ignore_errors=True)
     except Exception as exc:
-        logger.exception("model install %s failed", install.pk)
         install.status = ModelInstall.Status.FAILED
-        install.error = f"The install failed ({type(exc).__name__}: {exc}); try again: it resumes."
+        if not source_of(install).reachable():  # the network went: said in words, no trace
+            install.error = offline_message(source_of(install))
+            logger.warning("model install %s failed: %s", install.pk, install.error)
+        else:
+            logger.exception("model install %s failed", install.pk)
+            install.error = f"The install failed ({type(exc).__name__}: {exc}); " + _again(staging)
     else:
         install.status = ModelInstall.Status.SUCCEEDED
     if install.status != ModelInstall.Status.CANCELLED:
@@ -650,6 +640,15 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
     row.licence, row.source = install.licence, install.source
     row.save(update_fields=["licence", "source"])
     install.sha256 = row.sha256
+
+
+def _again(staging: Path) -> str:
+    """What installing again does: resume from the bytes a failed attempt kept, or start over."""
+    files = staging.rglob("*") if staging.is_dir() else ()
+    kept = sum(f.stat().st_size for f in files if f.is_file())
+    if kept:
+        return f"try again: it resumes from the {kept / 1e6:,.1f} MB kept."
+    return "try again."
 
 
 def _remove(path: Path) -> None:

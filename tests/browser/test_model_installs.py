@@ -42,7 +42,7 @@ def test_install_from_the_admin_with_progress_then_a_studio_job_runs_on_it(
 
     staff.fill("#install-source", REPO)
     staff.click("#install-form button[type=submit]")
-    staff.wait_for_selector("text=Installing tiny-inpaint.")
+    staff.wait_for_selector("text=tiny-inpaint: install queued; its progress is below.")
     install = ModelInstall.objects.get()
     row = staff.locator(f"[data-install-id='{install.pk}']")
     # Live: the row moves while the page stays put (bytes, total, speed, time left).
