@@ -6,9 +6,11 @@ the one error shape; no view or service translates one error class into another.
 
 from __future__ import annotations
 
+import re
+
 from .engine.types import ClientError
 
-__all__ = ["ClientError", "RemoteInputError", "UploadError", "cut", "echoed"]
+__all__ = ["ClientError", "RemoteInputError", "UploadError", "cut", "echoed", "without_paths"]
 
 
 class UploadError(ClientError):
@@ -33,3 +35,15 @@ def cut(value: object) -> str:
 def echoed(value: object) -> str:
     """``value`` as a message quotes it (``repr``), cut to MAX_ECHOED_NAME characters."""
     return repr(cut(value))
+
+
+#: An absolute path of this server's disk within a text (not a URL's path: a path after a
+#: host, a scheme or another slash is left).
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])/(?:[\w.+~-]+/)*([\w.+~-]+)")
+
+
+def without_paths(text: str) -> str:
+    """A text for an ordinary user or an anonymous caller: each absolute path of the server's
+    disk it holds (a model's load error, a worker's note) as its last name only. The
+    operator's details (where a file is, what to copy where) are for staff."""
+    return _SERVER_PATH.sub(lambda found: found.group(1), text)

@@ -182,7 +182,7 @@ def _new_job_page(request, generation: Generation, make) -> HttpResponse:
     try:
         new = make()
     except ClientError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.for_reader(staff=request.user.is_staff))
         return redirect("history-detail", generation_id=generation.pk)
     return redirect("history-detail", generation_id=new.pk)
 

@@ -148,6 +148,47 @@ def clean_media():
     yield
 
 
+#: Where the server's files are: no answer or header an ordinary user or an API client
+#: receives names one (issue 79: a refused guidance named the model by its absolute path, a
+#: missing selection model the data folder). Staff pages may: they are the operator's.
+SERVER_PATHS = (str(ROOT), "/tmp/pytest-of-")
+
+
+def _no_server_path(response) -> None:
+    request = getattr(response, "wsgi_request", None)
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_staff", False):
+        return
+    said = [f"{name}: {value}" for name, value in response.items()]
+    kind = response.get("Content-Type", "")
+    if not getattr(response, "streaming", False) and kind.startswith(("text/", "application/")):
+        said.append(response.content.decode("utf-8", "replace"))
+    for text in said:
+        for path in SERVER_PATHS:
+            assert path not in text, (
+                f"{request.method if request else ''} {request.path if request else ''} answered "
+                f"{response.status_code} naming a server path: {text[:600]}"
+            )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answers_name_no_server_path():
+    """Every answer the tests' clients get (Django's test client and DRF's) is read for a
+    server path (``SERVER_PATHS``): a test that draws one from the server fails there."""
+    from django.test import Client
+
+    request = Client.request
+
+    def checked(self, **kwargs):
+        response = request(self, **kwargs)
+        _no_server_path(response)
+        return response
+
+    Client.request = checked
+    yield
+    Client.request = request
+
+
 #: How long a test's end waits for the jobs it left to the worker (``jobs_settled``).
 SETTLE_SECONDS = 20.0
 

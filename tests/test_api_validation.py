@@ -101,7 +101,12 @@ def test_a_value_outside_the_models_range_is_refused_naming_the_model(api, tiny_
         api, image_png(), black_box_mask_png(), engine="diffusers", prompt="a rose",
         guidance_scale="25",
     )  # fmt: skip
-    assert_error(response, 400, "guidance_scale", f"between 1 and 20 for the model '{tiny_model}'")
+    assert_error(
+        response,
+        400,
+        "guidance_scale",
+        f"between 1 and 20 for the model '{tiny_model.name}' (Stable",
+    )  # its name, never the server's path to it
     assert "(Stable Diffusion 1.5)" in response.json()["message"]
 
 

@@ -116,13 +116,22 @@ def test_remove_the_disc_selects_it_removes_it_and_says_which_mask(api, installe
     assert painted.metadata["mask_source"]["removal"] is False
 
 
-def test_without_a_selection_model_the_answer_names_what_to_add(api, installed):
+def test_without_a_selection_model_the_answer_names_what_to_add(api, staff_api, installed):
+    """A user is told what they can do in two lines; staff also what to install, and where."""
     LibraryModel.objects.filter(name="sam3-toy").update(enabled=False)
     response = post_img2img(api, disc_png(), None, prompt="remove the disc")
     assert response.status_code == 400, response.content
-    body = response.json()
-    assert "A mask file is required" in body["message"]
-    assert "a selection model is needed" in body["message"] and "SAM 3" in body["message"]
+    said = response.json()["message"]
+    assert said == (
+        "A mask is required: paint one or send one. Turning 'remove the disc' into a mask "
+        "needs a selection model that selects by words, and none is installed here; the "
+        "server's staff can add one."
+    )
+    response = post_img2img(staff_api, disc_png(), None, prompt="remove the disc")
+    assert response.status_code == 400, response.content
+    told = response.json()["message"]
+    assert told.startswith(said) and "A mask file is required unless outpaint" in told
+    assert "SAM 3" in told and "MASK_MODELS_DIR" in told and "`manage.py models scan`" in told
     response = post_img2img(api, disc_png(), None, prompt="a red rose", engine="diffusers")
     assert response.status_code == 400
     assert "an instruction that names a thing to select" in response.json()["message"]

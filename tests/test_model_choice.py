@@ -89,17 +89,21 @@ def test_a_job_runs_the_model_it_names_and_the_default_otherwise(api, two_models
     assert again.model_name == "beta" and np.array_equal(output(again), output(beta))
 
 
-def test_an_unknown_model_is_a_400_that_lists_the_models(api, two_models):
+def test_an_unknown_model_is_a_400_that_lists_the_models(api, staff_api, two_models):
     response = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", model="delta")
     assert response.status_code == 400
     body = response.json()
     (message,) = body["errors"]["model"]
     assert message.startswith(
         "No model named 'delta' is installed here (the models: alpha, beta, gamma.safetensors; "
-        "GET /api/models). To install one: `manage.py models install <Hugging Face repo id or "
-        "URL>` or the admin's Model installs page, or copy its diffusers folder"
+        "GET /api/models); models that edit by words: "
     )
-    assert "`manage.py models scan`" in message
+    assert message.endswith("Name one of them, or ask the server's staff to install it.")
+    # Staff read how to install one too.
+    staff = post_img2img(staff_api, image_png(), black_box_mask_png(), prompt="x", model="delta")
+    told = staff.json()["message"]
+    assert told.startswith(message) and "To install one: `manage.py models install <Hugging" in told
+    assert "`manage.py models scan`" in told
     response = post_img2img(
         api, image_png(), black_box_mask_png(), prompt="x", model="beta", engine="classical"
     )

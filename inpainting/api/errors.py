@@ -58,8 +58,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 def _native_error(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ClientError):
-        errors = {exc.field: [exc.message]} if exc.field else {}
-        response = Response(error_body(exc.message, errors), status=exc.status)
+        user = getattr(context.get("request"), "user", None)
+        message = exc.for_reader(staff=bool(getattr(user, "is_staff", False)))
+        errors = {exc.field: [message]} if exc.field else {}
+        response = Response(error_body(message, errors), status=exc.status)
         if exc.retry_after is not None:
             response["Retry-After"] = str(exc.retry_after)
         return response

@@ -24,6 +24,7 @@ from ..answers import native
 from ..conf import engine_config, lama_file, model_status
 from ..engine import MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
+from ..errors import without_paths
 from ..fleet import fleet_summary
 from ..models import Generation
 from ..services import (
@@ -437,7 +438,13 @@ def _health_reads(diffusers: bool) -> tuple[dict, list | None, dict | None]:
     """What the health check reads outside the process: the LaMa status, the live workers
     (without their names) and, with a diffusion model, its status."""
     lama = model_status("lama") or {}
-    return lama, fleet_summary(names=False), model_status() if diffusers else None
+    status = model_status() if diffusers else None
+    return _anonymous(lama), fleet_summary(names=False), status and _anonymous(status)
+
+
+def _anonymous(status: dict) -> dict:
+    """A worker's report on a model for an anonymous caller: no path of the server's disk."""
+    return {k: without_paths(v) if isinstance(v, str) else v for k, v in status.items()}
 
 
 @extend_schema(

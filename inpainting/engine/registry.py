@@ -126,11 +126,20 @@ class EngineConfig:
         return max(ranked, key=lambda name: ENGINES[name].removal_rank) if ranked else None
 
     def model_name(self, engine: str) -> str:
+        """The model engine ``engine`` runs, as clients are told it (``public_model_name``)."""
         if ENGINES[engine].diffusion:
-            return resolve_model(self.model)
+            return public_model_name(resolve_model(self.model))
         if ENGINES[engine].own_model_file:
             return Path(self.lama_model).name if self.lama_model else engine
         return MODEL_NAMES[self.classical_method]
+
+
+def public_model_name(model: str) -> str:
+    """A model as an answer names it: a Hugging Face id as it is, a file or folder of this
+    server by its name, never its path (SD_INPAINT_MODEL may be one: the answers of every
+    user and the anonymous health check named the server's folders)."""
+    path = Path(model)
+    return path.name if path.is_absolute() or path.exists() else model
 
 
 _BACKENDS: dict[tuple[str, EngineConfig], Backend] = {}

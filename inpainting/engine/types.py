@@ -36,6 +36,7 @@ class ClientError(Exception):
         field: str | None = None,
         status: int | None = None,
         retry_after: int | None = None,
+        operator: str = "",
     ):
         super().__init__(message)
         self.message = message
@@ -44,6 +45,14 @@ class ClientError(Exception):
             self.status = status
         #: Seconds after which the same request may succeed (a 429 or 503): ``Retry-After``.
         self.retry_after = retry_after
+        #: What the server's staff can do about it (which file to copy where, which command
+        #: installs what): added to the message for staff only (``for_reader``).
+        self.operator = operator
+
+    def for_reader(self, *, staff: bool) -> str:
+        """The message as its reader gets it: an ordinary user or API client the short one
+        (what they can do), staff the operator's details too."""
+        return f"{self.message} {self.operator}" if staff and self.operator else self.message
 
 
 class EngineError(Exception):

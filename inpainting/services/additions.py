@@ -53,8 +53,9 @@ def _unknown(kind: _Kind, given: str, field: str) -> ClientError:
     names = ", ".join(kind.listed().values_list("name", flat=True)) or "none"
     return ClientError(
         f"Unknown {kind.label} {echoed(given)}; the {kind.label}s here are: {names} "
-        f"(GET {kind.listing}; copy one into {kind.folder}).",
+        f"(GET {kind.listing}).",
         field=field,
+        operator=f"To add one: copy it into {kind.folder} and run `manage.py models scan`.",
     )
 
 

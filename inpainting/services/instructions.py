@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..conf import engine_config
 from ..engine import selection
-from ..errors import ClientError
+from ..errors import ClientError, cut
 from ..params import GenerationParams
 from .mask_models import MaskModelMissing, library_mask_model_for
 from .selection import selection_make
@@ -88,9 +88,11 @@ def instruction_to_mask(
         choice = library_mask_model_for("text", None)
     except MaskModelMissing as exc:
         raise ClientError(
-            f"{cannot}. To turn '{params.prompt.strip()}' into a mask, a selection model is "
-            f"needed: {exc}",
+            f"A mask is required: paint one or send one. Turning '{cut(params.prompt.strip())}' "
+            "into a mask needs a selection model that selects by words, and none is installed "
+            "here; the server's staff can add one.",
             field="mask",
+            operator=f"{cannot}. {exc.message} {exc.operator}",
         ) from None
     try:
         found = async_to_sync(selection_make)(

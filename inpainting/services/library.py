@@ -602,12 +602,13 @@ def library_model_missing(requested: str, *, field: str) -> ClientError:
     )
     return ClientError(
         f"No model named {echoed(requested)} is installed here (the models: {names or 'none'}; "
-        "GET /api/models). To install one: `manage.py models install <Hugging Face repo id or "
-        "URL>` or the admin's Model installs page, or copy its diffusers folder or .safetensors "
-        "file into the models folder (MODELS_DIR, data/models/ by default) and run `manage.py "
-        "models scan` (docs/model-library.md); models that edit by words: "
-        f"{library_edit_models_hint()}.",
+        f"GET /api/models); models that edit by words: {library_edit_models_hint()}. Name one "
+        "of them, or ask the server's staff to install it.",
         field=field,
+        operator="To install one: `manage.py models install <Hugging Face repo id or URL>` or "
+        "the admin's Model installs page, or copy its diffusers folder or .safetensors file "
+        "into the models folder (MODELS_DIR, data/models/ by default) and run `manage.py "
+        "models scan` (docs/model-library.md).",
     )
 
 

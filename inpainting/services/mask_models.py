@@ -36,12 +36,13 @@ class MaskModelMissing(ClientError):
 
 def _not_installed(what: str, copy: str) -> ClientError:
     return MaskModelMissing(
-        # The folder by its setting's name: a server path is for its operator, not for
-        # every client that reads the message (or FooocusAPI's fallback header).
-        f"{what}: copy {copy} into MASK_MODELS_DIR and run `manage.py models scan` "
-        "(GET /api/mask-models lists what is installed).",
+        f"{what} (GET /api/mask-models lists what is installed): paint the mask instead, or "
+        "ask the server's staff to add one.",
         field="model",
         status=503,
+        # The folder by its setting's name: a server path is for no client (FooocusAPI's
+        # fallback header included).
+        operator=f"To add one: copy {copy} into MASK_MODELS_DIR and run `manage.py models scan`.",
     )
 
 
@@ -99,10 +100,12 @@ def library_mask_model_for(method: str, requested: str | None) -> MaskModelChoic
             None,
         )
         if model is None:
-            what = " or ".join(selection.FAMILY_LABELS[f] for f in families)
+            labels = [selection.FAMILY_LABELS[f] for f in families]
             hints = [MASK_MODEL_HINTS[f] for f in families]
             if method == "text":
+                labels[-1] += " with a GroundingDINO"
                 hints[-1] += " with " + MASK_MODEL_HINTS[selection.GROUNDING_DINO]
+            what = " or ".join(labels)
             raise _not_installed(f"No {what} is installed (method={method})", " or ".join(hints))
     needed = selection.DETECTOR.get((method, model.family))
     if needed is None:
