@@ -82,6 +82,10 @@ def studio(request):
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
+        # The size rule every upload meets (uploads.check_dimensions reads the same settings):
+        # the page refuses a larger picture when it is loaded, not at Generate.
+        "max_pixels": settings.UPLOAD_MAX_PIXELS,
+        "max_side": settings.UPLOAD_MAX_SIDE,
         # Its jobs' lane: the page's token, for this log-in.
         "studio_token": generations.studio_token(request.user, request.session.session_key),
         "lama": selectors.lama_install_state(),  # the remover's line: LaMa missing or coming

@@ -10,6 +10,10 @@ import { $, FILL_ENGINES, FILL_ENGINE_UNUSED, clearErrors, say, showErrors } fro
 
 const root = $("studio");
 const MAX_BYTES = Number(root.dataset.maxBytes);
+// The server's size rule (uploads.check_dimensions; the page hands over its settings):
+// pixels in all and the longest side.
+const MAX_PIXELS = Number(root.dataset.maxPixels);
+const MAX_SIDE = Number(root.dataset.maxSide);
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 export const input = {
@@ -81,6 +85,7 @@ async function asPng(blob) {
 
 export async function loadImage(blob) {
   clearErrors("image");
+  hideTooLarge();
   if (blob.size > MAX_BYTES) {
     showErrors({ image: [`The image is larger than ${MAX_BYTES / 1048576} MB.`] });
     return false;
@@ -102,6 +107,12 @@ export async function loadImage(blob) {
     showErrors({ image: ["This file could not be read as an image."] });
     return false;
   }
+  // Over the server's size limit: refused now, before anything is painted (the server would
+  // refuse it at Generate), with a copy that fits offered instead.
+  if (refuseTooLarge(shown, bitmap.width, bitmap.height)) {
+    bitmap.close();
+    return false;
+  }
   input.imageBlob = blob;
   input.imageName = blob.name || "image";
   if (input.imageUrl) URL.revokeObjectURL(input.imageUrl);
@@ -118,7 +129,65 @@ export async function loadImage(blob) {
   return true;
 }
 
+// ----- a picture over the size limit: refused at load, a smaller copy offered ------------
+const count = (n) => n.toLocaleString("en-US");
+let tooLarge = null; // the refused picture (its blob and the size of the copy offered)
+
+// The largest size of the picture's shape the server takes.
+function fittingSize(width, height) {
+  const scale = Math.min(1, Math.sqrt(MAX_PIXELS / (width * height)), MAX_SIDE / Math.max(width, height));
+  let [w, h] = [Math.max(1, Math.floor(width * scale)), Math.max(1, Math.floor(height * scale))];
+  while (w * h > MAX_PIXELS) [w, h] = [w - 1, Math.max(1, Math.floor(((w - 1) * height) / width))];
+  return [w, h];
+}
+
+function refuseTooLarge(blob, width, height) {
+  const tooMany = width * height > MAX_PIXELS;
+  if (!tooMany && Math.max(width, height) <= MAX_SIDE) return false;
+  const [w, h] = fittingSize(width, height);
+  tooLarge = { blob, width: w, height: h };
+  const limit = tooMany ? `${count(MAX_PIXELS)} pixels in all` : `${count(MAX_SIDE)} pixels on a side`;
+  $("image-too-large-text").textContent = `This picture is ${width} × ${height} pixels `
+    + `(${count(width * height)} in all); the limit is ${limit}. It was not opened: use a copy `
+    + `at ${w} × ${h}, or a smaller picture.`;
+  $("downscale-image").textContent = `Use a copy at ${w} × ${h}`;
+  $("downscale-image").disabled = false;
+  $("image-too-large").hidden = false;
+  $("image-too-large").scrollIntoView({ block: "nearest" });
+  return true;
+}
+
+function hideTooLarge() {
+  tooLarge = null;
+  $("image-too-large").hidden = true;
+}
+
+// The refused picture drawn at the size offered: JPEG for a JPEG (a photo's PNG at 16
+// megapixels would be over the byte limit), PNG otherwise unless that is too large.
+async function useSmallerCopy() {
+  if (!tooLarge) return;
+  const { blob, width, height } = tooLarge;
+  $("downscale-image").disabled = true;
+  say("Making a smaller copy…");
+  const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [width, height];
+  const context = canvas.getContext("2d");
+  context.imageSmoothingQuality = "high";
+  context.drawImage(bitmap, 0, 0, width, height);
+  bitmap.close();
+  const encode = (type, quality) => new Promise((done) => canvas.toBlob(done, type, quality));
+  let copy = blob.type === "image/png" ? await encode("image/png") : null;
+  if (!copy || copy.size > MAX_BYTES) copy = await encode("image/jpeg", 0.92);
+  canvas.width = canvas.height = 0; // its memory back now
+  say("");
+  const stem = (blob.name || "image").replace(/\.[^.]*$/, "");
+  const extension = copy.type === "image/png" ? "png" : "jpg";
+  await loadImage(new File([copy], `${stem}-${width}x${height}.${extension}`, { type: copy.type }));
+}
+
 function bindImage() {
+  $("downscale-image").addEventListener("click", useSmallerCopy);
   $("image-input").addEventListener("change", (e) => e.target.files[0] && loadImage(e.target.files[0]));
   const dropzone = $("dropzone");
   dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("over"); });
