@@ -393,7 +393,15 @@ SPECTACULAR_SETTINGS = {
 
 # --- inference ---------------------------------------------------------------------------------
 INPAINT_ENGINE = env.str("INPAINT_ENGINE", default="auto")
-LOAD_SD_INPAINT = env.bool("LOAD_SD_INPAINT", default=False)
+#: Diffusion models: unset or "auto" (the default), on while the model library holds one a job
+#: may name (installed or copied in and scanned: it runs with no restart); "true", always on
+#: (with an empty library the deployment's own SD_INPAINT_MODEL runs); "false", never (only the
+#: fill engines, whatever the library holds). ``inpainting.conf.diffusion_on`` reads it.
+LOAD_SD_INPAINT = (
+    None
+    if env.str("LOAD_SD_INPAINT", default="auto").strip().lower() == "auto"
+    else env.bool("LOAD_SD_INPAINT")
+)
 SD_INPAINT_MODEL = env.str(
     "SD_INPAINT_MODEL", default="stable-diffusion-v1-5/stable-diffusion-inpainting"
 )

@@ -5,16 +5,19 @@ show them)."""
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 
 from .engine import EngineConfig
 from .engine.backends.loading import family_of_model
 from .engine.families import FAMILIES, Family
+from .models import LibraryModel
 
 STATUS_KEY = "dreamlayer:engine-status:{engine}"
 
@@ -46,13 +49,45 @@ def _family_of(model: str, stamp: int | None) -> Family:
     return family_of_model(model)
 
 
+#: How long a process trusts its last reading of whether the library holds a diffusion model
+#: (``diffusion_on`` under LOAD_SD_INPAINT=auto): a model installed is offered within this.
+DIFFUSION_READ_SECONDS = 1.0
+_diffusion_read: tuple[float, bool] | None = None
+
+
+def diffusion_on() -> bool:
+    """Whether diffusion models run here: LOAD_SD_INPAINT when it is true or false; unset
+    (auto), whether the model library holds a diffusion model a job may name (enabled, found
+    by the last scan), read at most every DIFFUSION_READ_SECONDS: a model installed from the
+    admin, or copied in and scanned, runs with no restart of any process, and a web process
+    or worker started before it offers and serves it."""
+    global _diffusion_read
+    if settings.LOAD_SD_INPAINT is not None:
+        return settings.LOAD_SD_INPAINT
+    now = time.monotonic()
+    if _diffusion_read is None or now - _diffusion_read[0] > DIFFUSION_READ_SECONDS:
+        try:
+            held = LibraryModel.objects.checkpoints().filter(enabled=True, present=True).exists()
+        except DatabaseError:  # no database yet (before migrate): none
+            held = False
+        _diffusion_read = (now, held)
+    return _diffusion_read[1]
+
+
+def diffusion_read_forget() -> None:
+    """Read the library again at the next ``diffusion_on`` (this process just scanned it)."""
+    global _diffusion_read
+    _diffusion_read = None
+
+
 def engine_config() -> EngineConfig:
     """The engine configuration of this process now; the lama engine exists while its file
-    does, so copying the file in (or removing it) needs no restart of the web process."""
+    does, and diffusion while the library holds a model (``diffusion_on``), so copying a file
+    in (or removing it) needs no restart of the web process or a worker."""
     lama = lama_file()
     return EngineConfig(
         engine=settings.INPAINT_ENGINE,
-        load_diffusers=settings.LOAD_SD_INPAINT,
+        load_diffusers=diffusion_on(),
         model=settings.SD_INPAINT_MODEL,
         device=settings.INPAINT_DEVICE,
         working_size=settings.INPAINT_WORKING_SIZE or None,  # None: the model family's

@@ -44,3 +44,13 @@ def test_a_studio_mask_sent_to_the_native_api_is_warned_of_naming_mask_mode(keye
     assert mask_warnings(told) == []
     native_mask = png_bytes(box_mask(W, H, CUP, inpaint_white=False))
     assert mask_warnings(post_img2img(keyed_api, image_png(), native_mask, wait="false")) == []
+
+
+def test_the_health_checks_read_the_library_off_the_event_loop(client, settings):
+    """LOAD_SD_INPAINT unset (as `make run` starts): whether diffusion runs is read from the
+    library, a database query, which the asynchronous health views make in a thread."""
+    settings.LOAD_SD_INPAINT, settings.INPAINT_ENGINE = None, "auto"
+    for url in ("/api/health", "/sd-inpaint/health"):
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["fill_engine"] is True  # the library holds no diffusion model

@@ -21,18 +21,19 @@ from huggingface_hub import constants as hub_constants
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from inpainting import remote
+from inpainting import fleet, remote
 from inpainting.conf import lama_file
 from inpainting.errors import ClientError
-from inpainting.models import INSTALL_KINDS, HubToken, LibraryModel, ModelInstall
-from inpainting.services import installs, library
-from inpainting.services.models import backend_config
+from inpainting.models import INSTALL_KINDS, Generation, HubToken, LibraryModel, ModelInstall
+from inpainting.services import installs, library, runs
+from inpainting.services.models import backend_config, worker_models_served
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_ip_adapter import write_tiny_ip_adapter
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
+from tests.helpers import black_box_mask_png, image_png, post_img2img
 from tests.live import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("installer")]
@@ -707,3 +708,37 @@ def test_offline_an_install_is_one_failure_in_words_and_no_traceback(
     page = client.post("/admin/inpainting/modelinstall/install/", {"source": REPO}, follow=True)
     said = [(m.level_tag, m.message) for m in page.context["messages"]]
     assert said == [("info", "tiny-inpaint: install queued; its progress is below.")]
+
+
+def test_a_model_installed_from_the_admin_runs_with_no_restart(hub, client, installer, settings):
+    """LOAD_SD_INPAINT unset, as `make run` starts: no diffusion model, the classical engine
+    runs. Installed from the admin's page (the housekeeping worker's task run here), the model
+    is offered, a worker serves it and the next job runs on it: no process restarted."""
+    settings.LOAD_SD_INPAINT, settings.INPAINT_ENGINE = None, "auto"
+    user = APIClient()
+    user.force_authenticate(installer)
+    assert user.get("/api/models").json()["models"] == []
+    assert worker_models_served() == []
+    before = post_img2img(user, image_png(), black_box_mask_png(), prompt="a rose", wait="false")
+    assert Generation.objects.get(pk=before.json()["id"]).engine == "classical"  # as queued
+    client.force_login(installer)
+    page = client.get("/admin/inpainting/modelinstall/").content.decode()
+    assert 'data-starter="sd15-inpainting"' in page
+    client.post("/admin/inpainting/modelinstall/install/", {"source": REPO}, follow=True)
+    install = ModelInstall.objects.get()
+    assert installs.install_run(install_id=str(install.pk)).status == "succeeded"
+    assert [m["name"] for m in user.get("/api/models").json()["models"]] == ["tiny-inpaint"]
+    assert [m.name for m in worker_models_served()] == ["tiny-inpaint"]
+    # What the worker's reporter says once it consumes the model's queue.
+    fleet.report_write("installs@tests:1", {"worker": "installs@tests", "models": ["tiny-inpaint"]})
+    try:
+        sent = post_img2img(
+            user, image_png(), black_box_mask_png(), prompt="a red rose", wait="false"
+        )
+        assert sent.status_code == 202, sent.content
+        runs.generation_run(generation_id=sent.json()["id"])  # what the worker calls
+    finally:
+        fleet.report_remove("installs@tests:1")
+    done = user.get(f"/api/generations/{sent.json()['id']}/").json()
+    assert done["status"] == "succeeded", done
+    assert (done["metadata"]["engine"], done["metadata"]["model"]) == ("diffusers", "tiny-inpaint")

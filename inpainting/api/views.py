@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from .. import selectors
 from ..answers import native
 from ..conf import engine_config, lama_file, model_status
-from ..engine import MaskOptions, Outpaint, selection
+from ..engine import EngineConfig, MaskOptions, Outpaint, selection
 from ..engine.schedulers import SCHEDULERS, scheduler_names
 from ..errors import without_paths
 from ..fleet import fleet_summary
@@ -434,12 +434,14 @@ class GenerationFileView(APIView):
         return _file_response(found.file, generation.file_name(found.name))
 
 
-def _health_reads(diffusers: bool) -> tuple[dict, list | None, dict | None]:
-    """What the health check reads outside the process: the LaMa status, the live workers
-    (without their names) and, with a diffusion model, its status."""
+def _health_reads() -> tuple[EngineConfig, dict, list | None, dict | None]:
+    """What the health check reads outside the process: the engine configuration (whether
+    the library holds a diffusion model), the LaMa status, the live workers (without their
+    names) and, with a diffusion model, its status."""
+    config = engine_config()
     lama = model_status("lama") or {}
-    status = model_status() if diffusers else None
-    return _anonymous(lama), fleet_summary(names=False), status and _anonymous(status)
+    status = model_status() if config.load_diffusers else None
+    return config, _anonymous(lama), fleet_summary(names=False), status and _anonymous(status)
 
 
 def _anonymous(status: dict) -> dict:
@@ -487,12 +489,10 @@ class HealthView(AsyncAPIView):
     throttle_classes: list = []  # load balancers probe it constantly
 
     async def get(self, request: Request) -> Response:
-        config = engine_config()
-        # One hop to a thread of the shared pool for every read (a stat, the cache, Redis):
-        # under load each hop waits for a thread and the GIL, so probes make one, not three.
-        lama, workers, status = await sync_to_async(_health_reads, thread_sensitive=False)(
-            config.load_diffusers
-        )
+        # One hop to a thread of the shared pool for every read (the configuration's library
+        # reading, a stat, the cache, Redis): under load each hop waits for a thread and the
+        # GIL, so probes make one, not four.
+        config, lama, workers, status = await sync_to_async(_health_reads, thread_sensitive=False)()
         body = {
             "status": "healthy",
             "engine": config.default(),

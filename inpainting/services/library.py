@@ -19,7 +19,7 @@ from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
 from .. import fleet, selectors
-from ..conf import deployment_family, engine_config, model_status
+from ..conf import deployment_family, diffusion_read_forget, engine_config, model_status
 from ..engine import memory, selection, superres
 from ..engine.families import FAMILIES, Family
 from ..engine.probe import (
@@ -266,6 +266,7 @@ def library_scan() -> ScanReport:
         report.missing += sorted(FOLDER_OF[kind] + name for name in names_gone)
         gone.update(present=False)
     report.default = _ensure_default()
+    diffusion_read_forget()  # a model added or gone: diffusion on or off in this process now
     for name, why in report.refused:
         logger.warning("model library: %s refused: %s", name, why)
     return report
@@ -325,6 +326,7 @@ def library_scan_item(*, kind: str, path: Path, sha256: str | None = None) -> Li
     whole scan would (an install's last step; ``sha256``: its digest, where the install has
     it); the default is kept. Raises ``Unsupported`` with the reason the scan would report."""
     _record(_Found(path.name, path, kind=kind), sha256)
+    diffusion_read_forget()
     _ensure_default()
     return LibraryModel.objects.get(kind=kind, name=path.name)
 

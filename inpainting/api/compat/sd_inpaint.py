@@ -8,6 +8,7 @@ original had no authentication: clients add ``Authorization: Api-Key`` (or ``X-A
 from __future__ import annotations
 
 from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.fields import empty
@@ -93,7 +94,8 @@ class SdInpaintHealthView(AsyncAPIView):
 
     @extend_schema(tags=["compat: SD inpainting API"], responses={200: OpenApiResponse()})
     async def get(self, request: Request) -> Response:
-        config = engine_config()
+        # The configuration reads whether the library holds a diffusion model: a thread's work.
+        config = await sync_to_async(engine_config, thread_sensitive=False)()
         return Response(
             {
                 "status": "healthy",
