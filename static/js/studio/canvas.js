@@ -576,6 +576,7 @@ export function showCanvas() {
   $("stage").hidden = false;
   $("result-panel").hidden = true;
   $("draw-tools").classList.remove("muted");
+  $("editor").classList.remove("showing-result");
 }
 
 // ----- settings ---------------------------------------------------------------------------

@@ -58,10 +58,18 @@ export function showResult(id, message) {
   $("compare").hidden = false;
   $("result-panel").hidden = false;
   $("draw-tools").classList.add("muted");
+  $("editor").classList.add("showing-result"); // the mask's legend and keys make room for it
   setSplit(50);
   $("compare-slider").value = 50;
   layout();
   $("after").addEventListener("load", layout, { once: true });
+  bringIntoView();
+}
+
+// The result and its buttons on screen together where they fit, the picture's top first if
+// not (on a phone the page's scroll-padding keeps both above the pinned Generate bar).
+function bringIntoView() {
+  $("result-panel").scrollIntoView({ block: "nearest" });
   $("viewport").scrollIntoView({ block: "nearest" });
 }
 

@@ -1,0 +1,173 @@
+"""A new user's walk through the studio at phone (390 x 844) and desktop (1440 x 900) sizes on
+a server with no diffusion model (issue 79): the notice says so on the first view and takes
+one line on the next; a photo is loaded, painted and generated on the classical engine; the
+result, its before / after slider and its buttons are on screen and nothing (the pinned
+Generate bar on a phone) covers them. Each step's screenshot is written to /tmp/walk/ (and to
+the screenshots folder)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from PIL import Image
+from skimage import data as skimage_data
+
+from tests.browser.conftest import screenshot
+from tests.browser.helpers import set_brush, stroke, wait_overlay_settled
+from tests.conftest import child_env
+from tests.live import daphne_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+WALK = Path("/tmp/walk")
+SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture(scope="module")
+def server(django_db_blocker):
+    """A server as ``make run`` starts one with no model: no diffusion, the fill engine."""
+    with django_db_blocker.unblock():
+        env = child_env(LOAD_SD_INPAINT="false", INPAINT_ENGINE="auto")
+    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-walk.log") as url:
+        yield url
+
+
+def phone_photo(tmp_path: Path) -> Path:
+    """A portrait photo as a phone takes it (900 x 1200 JPEG): the astronaut, cut to 3 : 4."""
+    pixels = np.asarray(skimage_data.astronaut())[:, 64:448]
+    path = tmp_path / "IMG_0001.jpg"
+    Image.fromarray(pixels).resize((900, 1200), Image.LANCZOS).save(path, quality=90)
+    return path
+
+
+def shot(page, name: str) -> Path:
+    """A screenshot of what is on screen, kept under /tmp/walk/ as well."""
+    path = screenshot(page, f"walk-{name}")
+    WALK.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, WALK / f"{name}.png")
+    return path
+
+
+def uncovered(page, selector: str) -> dict:
+    """``selector``'s box, after checking that it lies inside the window and that the element
+    at its centre is itself (or inside it): nothing, the pinned Generate bar included, covers
+    it."""
+    element = page.locator(selector)
+    box = element.bounding_box()
+    size = page.viewport_size
+    assert box is not None, selector
+    assert box["x"] >= -0.5 and box["y"] >= -0.5, (selector, box)
+    assert box["x"] + box["width"] <= size["width"] + 0.5, (selector, box)
+    assert box["y"] + box["height"] <= size["height"] + 0.5, (selector, box)
+    on_top = element.evaluate(
+        """(el) => { const r = el.getBoundingClientRect();
+        const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return el.contains(top) ? null : (top ? top.outerHTML.slice(0, 80) : 'nothing'); }"""
+    )
+    assert on_top is None, f"{selector} is covered by {on_top}"
+    return box
+
+
+#: Each word of the elements' text with the number of line boxes it lies on (a Range's
+#: client rectangles): two or more for a word broken across lines.
+_WORD_LINES = """(elements) => elements.flatMap((el) => {
+    const text = el.firstChild;
+    const words = [];
+    for (const match of text.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(text, match.index);
+        range.setEnd(text, match.index + match[0].length);
+        words.push([match[0], range.getClientRects().length]);
+    }
+    return words;
+})"""
+
+
+def words_broken(page, selector: str) -> list[str]:
+    """The words of ``selector``'s elements that are broken across lines."""
+    words = page.locator(selector).evaluate_all(_WORD_LINES)
+    assert words, selector
+    return [word for word, lines in words if lines != 1]
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_a_new_user_walks_from_the_notice_to_the_result(browser, server, size, tmp_path):
+    viewport = SIZES[size]
+    context = browser.new_context(viewport=viewport, has_touch=size == "phone")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server}/accounts/signup/")
+        page.fill("#id_username", f"walker-{size}")
+        page.fill("#id_password1", "a-long-enough-password-1")
+        page.fill("#id_password2", "a-long-enough-password-1")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/")
+
+        # The first view: the notice whole, on screen.
+        notice = uncovered(page, "#no-diffusion-note")
+        assert "does not follow a prompt" in page.inner_text("#no-diffusion-note")
+        # Its code spans wrap between words, never inside one (LOAD_SD_INPAINT=t|rue before).
+        assert words_broken(page, "#no-diffusion-note code") == []
+        shot(page, f"{size}-1-first-view")
+
+        page.set_input_files("#image-input", str(phone_photo(tmp_path)))
+        page.wait_for_selector("#editor:not([hidden])")
+        shot(page, f"{size}-2-loaded")
+        page.locator("#viewport").evaluate("el => el.scrollIntoView({block: 'start'})")
+        canvas = page.locator("#overlay-canvas").bounding_box()
+        set_brush(page, 60)
+        # Across the astronaut's flag patch, in the canvas' own box.
+        start = (canvas["width"] * 0.35, canvas["height"] * 0.55)
+        end = (canvas["width"] * 0.55, canvas["height"] * 0.6)
+        stroke(page, canvas, start, end)
+        wait_overlay_settled(page)
+        shot(page, f"{size}-3-painted")
+
+        page.click("#generate")
+        page.wait_for_selector("#result-panel:not([hidden])", timeout=120_000)
+        page.wait_for_function("() => document.getElementById('after').naturalWidth > 0")
+        page.wait_for_timeout(300)  # the scroll into view settles
+        shot(page, f"{size}-4-result")
+        result = uncovered(page, "#compare")
+        slider = uncovered(page, "#compare-slider")
+        buttons = [
+            uncovered(page, selector)
+            for selector in ("#download", "#use-as-input", "#back-to-mask", "#upscale")
+        ]
+        generate = page.locator("#generate").bounding_box()
+        for box in [result, slider, *buttons]:
+            assert not overlaps(box, generate), (box, generate)
+
+        # The next visit: the notice is one line, which opens on a click.
+        page.reload()
+        page.evaluate("window.scrollTo(0, 0)")  # a reload keeps the place it was scrolled to
+        note = page.locator("#no-diffusion-note")
+        uncovered(page, "#no-diffusion-note")
+        line = note.locator("summary").bounding_box()
+        collapsed = note.bounding_box()
+        assert collapsed["height"] < notice["height"] / 2, (collapsed, notice)
+        assert line["height"] < 40, line  # one line of text
+        assert page.locator("#no-diffusion-note code").first.is_hidden()
+        shot(page, f"{size}-5-next-visit")
+        note.locator("summary").click()
+        assert page.locator("#no-diffusion-note code").first.is_visible()
+        assert note.bounding_box()["height"] > collapsed["height"] * 2
+    finally:
+        context.close()
+    assert errors == []
