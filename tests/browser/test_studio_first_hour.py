@@ -1,9 +1,11 @@
 """The studio's first hour, round three (issue 79): a picture over the server's pixel limit is
-refused when it is loaded (with a copy that fits offered), not after painting at Generate."""
+refused when it is loaded (with a copy that fits offered), not after painting at Generate; a
+job is never silent: its upload's progress, then "Saving the result" after the last step."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from PIL import Image
 
 from inpainting.models import Generation
 from tests.browser.conftest import screenshot
+from tests.browser.helpers import open_image, photo, set_brush, stroke, wait_overlay_settled
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -66,3 +69,73 @@ def test_a_6000x4000_photo_is_refused_when_loaded_and_a_copy_that_fits_is_offere
     )
     assert corners[0][0] < 8 and corners[0][1] < 8  # the gradient's dark corner, top left
     assert corners[1][0] > 247 and corners[1][1] > 247  # its bright one, bottom right
+
+
+#: Every text the progress line shows, in order (recorded by the page as it changes).
+RECORD_PROGRESS = """() => {
+    window.progressTexts = [];
+    const line = document.getElementById('progress-text');
+    new MutationObserver(() => window.progressTexts.push(line.textContent))
+        .observe(line, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_a_jobs_upload_and_its_saving_are_said_not_silent(studio, tmp_path):
+    """A phone photo on a slow uplink: the progress line counts the bytes sent, then says the
+    result is being saved after the last step (not "100% · about 0 s left")."""
+    path, _ = photo(tmp_path, "coffee")
+    big = tmp_path / "coffee-large.png"
+    Image.open(path).resize((1500, 1000), Image.LANCZOS).save(big)
+    size = big.stat().st_size
+    assert size > 1_000_000, size
+    box = open_image(studio, big, zoom=None)
+    set_brush(studio, 40)
+    stroke(
+        studio,
+        box,
+        (box["width"] * 0.4, box["height"] * 0.4),
+        (box["width"] * 0.6, box["height"] * 0.5),
+    )
+    wait_overlay_settled(studio)
+    # A slow uplink (DevTools' network throttling): the upload takes seconds.
+    network = studio.context.new_cdp_session(studio)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 400_000},
+    )
+    # Cancel while it is sent: nothing is queued.
+    sending = studio.locator("#progress-text", has_text="Sending the pictures ·")
+    studio.click("#generate")
+    sending.wait_for()
+    studio.click("#cancel")
+    message = studio.locator("#studio-message", has_text="Cancelled: the job was not sent.")
+    message.wait_for()
+    assert studio.is_hidden("#progress-panel") and studio.is_enabled("#generate")
+    studio.wait_for_timeout(500)
+    assert not Generation.objects.exists()
+
+    studio.evaluate(RECORD_PROGRESS)
+    studio.click("#generate")
+    sending.wait_for()
+    assert studio.is_visible("#progress-panel") and studio.is_enabled("#cancel")
+    screenshot(studio, "studio-uploading")
+    studio.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    texts = studio.evaluate("window.progressTexts")
+    uploads = [
+        re.fullmatch(r"Sending the pictures · (\d+)% · ([\d.]+) of ([\d.]+) MB", t) for t in texts
+    ]
+    percents = [int(m[1]) for m in uploads if m]
+    assert len(percents) >= 2 and percents == sorted(percents), texts
+    assert any(0 < p < 100 for p in percents), texts
+    (total,) = {float(m[3]) for m in uploads if m}  # the whole request: the photo and the mask
+    assert size / 1048576 - 0.05 <= total <= size / 1048576 + 0.5, (size, texts)
+    saving = [i for i, t in enumerate(texts) if t.startswith("Saving the result")]
+    steps = [i for i, t in enumerate(texts) if t.startswith("Step ")]
+    assert saving and (not steps or max(steps) < min(saving)), texts
+    assert not any("100%" in t and "s left" in t for t in texts), texts
+    assert texts.index("Queued") > max(i for i, m in enumerate(uploads) if m), texts

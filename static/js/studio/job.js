@@ -1,6 +1,6 @@
 // The studio's job: submit the form, watch progress on the websocket, cancel.
 
-import { postForm, postJson, reconnectDelay, wsUrl } from "../http.js";
+import { postFormWithProgress, postJson, reconnectDelay, wsUrl } from "../http.js";
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
@@ -8,7 +8,8 @@ import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult, shownResult } from "./results.js";
 import { queuedText } from "../status-badge.js";
 
-const job = { generationId: null, socket: null, finished: false };
+// The job followed; ``upload``: the AbortController of a submission still being sent.
+const job = { generationId: null, socket: null, finished: false, upload: null };
 
 // ----- generate, progress, cancel --------------------------------------------------------
 $("generate-form").addEventListener("submit", async (event) => {
@@ -66,16 +67,38 @@ $("generate-form").addEventListener("submit", async (event) => {
 });
 
 // Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields.
+// While its pictures are sent the progress line says how far the upload is (a phone's photo
+// takes seconds), and Cancel stops the upload.
 async function submitJob(url, form, button) {
   button.disabled = true;
+  job.upload = new AbortController();
+  showProgress();
+  setProgress(0, "Sending the pictures…");
+  const mb = (bytes) => (bytes / 1048576).toFixed(1);
   try {
-    const response = await postForm(url, form);
+    const response = await postFormWithProgress(url, form, {
+      signal: job.upload.signal,
+      onProgress: (sent, total) => {
+        if (!total) return;
+        const percent = Math.floor((100 * sent) / total);
+        setProgress(percent, `Sending the pictures · ${percent}% · ${mb(sent)} of ${mb(total)} MB`);
+      },
+      onSent: () => setProgress(100, "Sent · the server is reading the pictures…"),
+    });
+    job.upload = null;
     const body = await response.json();
-    if (!response.ok) { showErrors(body.errors, body.message); return; }
+    if (!response.ok) {
+      $("progress-panel").hidden = true;
+      showErrors(body.errors, body.message);
+      return;
+    }
     startWatching(body.id);
   } catch (error) {
-    showErrors({}, `The request failed: ${error}`);
+    $("progress-panel").hidden = true;
+    if (error.name === "AbortError") say("Cancelled: the job was not sent.");
+    else showErrors({}, `The request failed: ${error}`);
   } finally {
+    job.upload = null;
     button.disabled = false;
   }
 }
@@ -96,20 +119,37 @@ $("upscale").addEventListener("click", async () => {
 });
 
 function setProgress(percent, text) {
+  clearInterval(saving.timer);
   $("progress").value = percent;
   $("progress").dataset.percent = String(percent);
   $("progress-text").textContent = text;
 }
 
-function startWatching(id) {
-  job.generationId = id;
-  job.finished = false;
+// After the last step the worker encodes and stores the result (seconds for a large photo):
+// said as such, with the seconds it has taken so far, not as "100% · about 0 s left".
+const saving = { timer: null };
+function showSaving() {
+  if (saving.timer && $("progress-text").textContent.startsWith("Saving")) return;
+  const started = Date.now();
+  setProgress(100, "Saving the result…");
+  saving.timer = setInterval(() => {
+    $("progress-text").textContent = `Saving the result… ${Math.round((Date.now() - started) / 1000)} s`;
+  }, 1000);
+}
+
+function showProgress() {
   showCanvas();
   say("");
   $("progress-panel").hidden = false;
   $("progress-panel").scrollIntoView({ block: "nearest" });
   $("cancel").disabled = false;
   $("preview").hidden = true;
+}
+
+function startWatching(id) {
+  job.generationId = id;
+  job.finished = false;
+  showProgress();
   setProgress(0, "Queued");
   connect(id);
 }
@@ -129,13 +169,17 @@ function connect(id) {
 
 function handleMessage(id, message) {
   if (id !== job.generationId) return;
+  const lastStepDone = message.total && message.step >= message.total;
   if (message.type === "progress") {
     const eta = message.eta_seconds != null ? ` · about ${Math.ceil(message.eta_seconds)} s left` : "";
-    setProgress(message.percent, `Step ${message.step} / ${message.total} · ${message.percent}%${eta}`);
+    if (lastStepDone) showSaving();
+    else setProgress(message.percent, `Step ${message.step} / ${message.total} · ${message.percent}%${eta}`);
     if (message.preview) { $("preview").src = message.preview; $("preview").hidden = false; }
   } else if (message.type === "status") {
     if (message.status === "queued") {
       setProgress(0, queuedText(message));
+    } else if (message.status === "running" && lastStepDone) {
+      showSaving(); // (a reconnect's snapshot after the last step)
     } else if (message.status === "running") {
       setProgress(message.percent || 0, message.total ? `Step ${message.step} / ${message.total}` : "Running");
     } else if (message.status === "succeeded" && message.images) {
@@ -157,6 +201,7 @@ function handleMessage(id, message) {
 }
 
 function stopWatching() {
+  clearInterval(saving.timer);
   job.finished = true;
   if (job.socket) job.socket.close();
   $("cancel").disabled = true;
@@ -175,6 +220,7 @@ function cancelled() {
 }
 
 $("cancel").addEventListener("click", async () => {
+  if (job.upload) { job.upload.abort(); return; } // still sending: nothing queued yet
   if (!job.generationId) return;
   const response = await postJson(`/api/generations/${job.generationId}/cancel/`);
   if (response.ok) cancelled();
