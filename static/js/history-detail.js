@@ -87,6 +87,11 @@ function ended(status, error) {
   if (error) showError(error);
 }
 
+// After the last step the worker encodes and stores the result: said, not "100%".
+const stepText = (message) => (message.total && message.step >= message.total
+  ? "Saving the result…"
+  : `Step ${message.step} / ${message.total} · ${message.percent}%`);
+
 function handle(message) {
   if (message.type === "status") {
     if (message.status === "queued") {
@@ -94,7 +99,7 @@ function handle(message) {
       showProgress(0, queuedText(message));
     } else if (message.status === "running") {
       setBadge(badge, "running");
-      showProgress(message.percent || 0, message.total ? `Step ${message.step} / ${message.total}` : "Running");
+      showProgress(message.percent || 0, message.total ? stepText(message) : "Running");
     } else if (message.status === "succeeded") {
       // The snapshot on connect carries the images; a later status follows "completed".
       if (message.images) succeeded(message);
@@ -103,7 +108,7 @@ function handle(message) {
       ended(message.status, message.error);
     }
   } else if (message.type === "progress") {
-    showProgress(message.percent, `Step ${message.step} / ${message.total} · ${message.percent}%`);
+    showProgress(message.percent, stepText(message));
   } else if (message.type === "completed") {
     succeeded(message);
   } else if (message.type === "failed") {

@@ -107,6 +107,8 @@ def test_the_detail_page_of_a_rerun_follows_it_to_its_images_without_a_reload(
     steps = [text for text in texts if text.startswith("Step ")]
     assert steps and all(re.fullmatch(r"Step [1-8] / 8( · [\d.]+%)?", text) for text in steps)
     assert "Step 4 / 8 · 50%" in texts, texts
+    # After the last step: the result being stored is said, not "100%" (issue 79).
+    assert texts.index("Saving the result…") > texts.index("Step 4 / 8 · 50%"), texts
     assert page.locator("#detail-progress").is_hidden()
     assert page.locator("#detail-error").is_hidden()
 
