@@ -1,6 +1,7 @@
 """The studio's first hour, round three (issue 79): a picture over the server's pixel limit is
 refused when it is loaded (with a copy that fits offered), not after painting at Generate; a
-job is never silent: its upload's progress, then "Saving the result" after the last step."""
+job is never silent: its upload's progress, then "Saving the result" after the last step; the
+Select tool says what a click-to-select needs."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import re
 import numpy as np
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from PIL import Image
 
 from inpainting.models import Generation
-from tests.browser.conftest import screenshot
-from tests.browser.helpers import open_image, photo, set_brush, stroke, wait_overlay_settled
+from tests.browser.conftest import PHONE, log_in, screenshot
+from tests.browser.helpers import (
+    in_window,
+    open_image,
+    photo,
+    set_brush,
+    stroke,
+    wait_overlay_settled,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -139,3 +148,38 @@ def test_a_jobs_upload_and_its_saving_are_said_not_silent(studio, tmp_path):
     assert saving and (not steps or max(steps) < min(saving)), texts
     assert not any("100%" in t and "s left" in t for t in texts), texts
     assert texts.index("Queued") > max(i for i, m in enumerate(uploads) if m), texts
+
+
+def test_the_select_tool_says_what_click_to_select_needs(studio, browser, live_url, tmp_path):
+    """No selection model here: choosing Select says, in the tool, that a click needs a mask
+    model (by colour works meanwhile); staff who may install get the link to Model installs."""
+    path, _ = photo(tmp_path, "coffee")
+    open_image(studio, path, zoom=None)
+    needs = studio.locator("#select-more")
+    assert needs.is_hidden()
+    studio.click("#tool-select")
+    assert needs.is_visible() and in_window(studio, needs.bounding_box())
+    text = needs.inner_text()
+    assert "Click to select an object" in text and "needs a mask model, SAM 2.1 or SAM 3" in text
+    assert "Select works by colour" in text and "An administrator can install one." in text
+    assert "data/models" not in text and studio.locator("#select-install").count() == 0
+    assert studio.locator("#select-method option").all_inner_texts() == ["colour"]
+    studio.click("#tool-brush")
+    assert needs.is_hidden()
+
+    get_user_model().objects.create_superuser("root", password="pw-root-123456")
+    context = browser.new_context(viewport=PHONE, has_touch=True)
+    staff = context.new_page()
+    try:
+        log_in(staff, live_url, "root", "pw-root-123456")
+        open_image(staff, path, zoom=None)
+        staff.click("#tool-select")
+        link = staff.locator("#select-install")
+        link.scroll_into_view_if_needed()
+        assert link.is_visible() and in_window(staff, link.bounding_box())
+        screenshot(staff, "studio-select-needs-phone")
+        link.click()
+        staff.wait_for_url(f"{live_url}/admin/inpainting/modelinstall/")
+        assert "sam2.1" in staff.inner_text("body").lower()  # the starter list's mask models
+    finally:
+        context.close()

@@ -237,6 +237,7 @@ function setTool(tool) {
     $(`tool-${name}`).setAttribute("aria-pressed", String(tool === name));
   }
   $("select-field").hidden = tool !== "select";
+  if ($("select-more")) $("select-more").hidden = tool !== "select"; // what a mask model adds
   $("tolerance-field").hidden = tool !== "select" || $("select-method").value !== "colour";
   $("overlay-canvas").classList.toggle("selecting", ["select", "lasso", "rectangle"].includes(tool));
   newObject();
