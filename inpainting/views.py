@@ -1,6 +1,7 @@
 """Server-rendered pages: the studio, the history and its detail page; and the Prometheus
 metrics."""
 
+import functools
 import hmac
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.template import loader
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -48,6 +50,7 @@ from .services import (
     library,
     mask_models,
     masks,
+    pictures,
     upscale,
     upscalers,
 )
@@ -124,7 +127,26 @@ def history(request):
     page = Paginator(selectors.generation_list(user=request.user), 24).get_page(
         request.GET.get("page")
     )
-    return render(request, "inpainting/history.html", {"page": page})
+    tiles = [(generation, _tile_pictures(generation)) for generation in page.object_list]
+    return render(request, "inpainting/history.html", {"page": page, "tiles": tiles})
+
+
+def _tile_pictures(generation: Generation) -> dict[str, dict[str, str] | None]:
+    """A history tile's picture: its first output (the input while it has none, and the
+    output's to show once it succeeds, ``history.js``), each as ``src`` (the 640 px thumbnail)
+    and a ``srcset`` that gives a 1x screen the thumbnail at the size tiles are shown."""
+
+    def sources(part: str) -> dict[str, str]:
+        url = functools.partial(reverse, "api:generation-thumbnail")
+        full = url(args=[generation.pk, part])
+        small = url(args=[generation.pk, pictures.sized_thumbnail_part(part)])
+        return {"src": full, "srcset": f"{small} 1x, {full} 2x"}
+
+    first = next(iter(generation.images.all()), None)
+    return {
+        "shown": sources(str(first.index) if first else "input"),
+        "output": None if first else sources("0"),
+    }
 
 
 def _own_generation(request, generation_id, change: bool = False) -> Generation:

@@ -140,15 +140,19 @@ def encode_as(image: Image.Image, output_format: str, quality: int = 100) -> byt
 #: THUMBNAIL_QUALITY: about 50 KB for a 2048 px photo, whose PNG is several MB.
 THUMBNAIL_MAX_SIDE = 640
 THUMBNAIL_QUALITY = 80
+#: The history's tiles are shown at about 190 CSS px: on a 1x screen they load a thumbnail of
+#: this side (a quarter of the pixels, about a third of the bytes), made from the 640 px one;
+#: a sharp screen takes the 640 px one (``srcset``, docs/adr/0012).
+SMALL_THUMBNAIL_SIDE = 320
 
 
-def thumbnail_webp(image: Image.Image) -> bytes:
-    """``image`` shrunk to fit THUMBNAIL_MAX_SIDE (never enlarged) as WebP; transparency is
-    kept (a mask's alpha carries its meaning), every other mode becomes RGB."""
+def thumbnail_webp(image: Image.Image, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
+    """``image`` shrunk to fit ``max_side`` (never enlarged) as WebP; transparency is kept (a
+    mask's alpha carries its meaning), every other mode becomes RGB."""
     transparent = "A" in image.getbands() or "transparency" in image.info
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if transparent else "RGB")
-    scale = min(1.0, THUMBNAIL_MAX_SIDE / max(image.size))
+    scale = min(1.0, max_side / max(image.size))
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     if size != image.size:
         # A box reduction to about the size, then Lanczos: 23 ms from 2048 px (50 ms for

@@ -9,16 +9,26 @@ source (in the request that uploads it, from the pixels already decoded) and eac
 the worker that makes the output, so a page of history decodes nothing large. The
 regenerated area's and the mask's are made at their first request, through the web process'
 gate, and kept beside the job (``derived_picture``), as are the input's and outputs' of small
-pictures and of rows stored before thumbnails existed."""
+pictures and of rows stored before thumbnails existed.
+
+A part named with a side (``0-320``, ``input-320``: ``sized_thumbnail_part``) is the same
+thumbnail at ``engine.images.SMALL_THUMBNAIL_SIDE``, for pictures shown smaller than 320 CSS
+px on a 1x screen (the history's tiles): made once, at its first request, from the stored 640
+px thumbnail (a decode of at most 640 x 640, small work for the gate), and kept beside the job;
+a thumbnail already that small is served as it is."""
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models.fields.files import FieldFile
+from PIL import Image
 
 from .. import engine, gate
+from ..engine.images import SMALL_THUMBNAIL_SIDE, THUMBNAIL_MAX_SIDE
 from ..errors import ClientError
 from ..gate import PIXELS
 from ..models import GeneratedImage, Generation, Mask
@@ -88,10 +98,41 @@ def _thumbnail_of(field_file: FieldFile, size: tuple[int, int], owner: int) -> b
         return engine.thumbnail_webp(open_stored(field_file))
 
 
+#: A thumbnail part at a smaller side: "0-320", "input-320".
+_SIZED_PART = re.compile(r"(?P<part>input|regenerated|mask|\d+)-(?P<side>\d+)")
+
+
+def sized_thumbnail_part(part: str, side: int = SMALL_THUMBNAIL_SIDE) -> str:
+    """The name of ``part``'s thumbnail at ``side`` (its address: ``thumbnails/<name>.webp``)."""
+    return part if side == THUMBNAIL_MAX_SIDE else f"{part}-{side}"
+
+
+def _smaller(base: FieldFile, side: int, owner: int) -> bytes:
+    """The stored thumbnail ``base`` at ``side``: its own bytes when it is no larger."""
+    with base.open("rb") as handle:
+        data = handle.read()
+    image = Image.open(io.BytesIO(data))
+    if max(image.size) <= side:
+        return data
+    with PIXELS.doing(gate.THUMBNAIL, image.size, user=owner):
+        image.load()
+        return engine.thumbnail_webp(image, max_side=side)
+
+
 def generation_thumbnail(*, generation: Generation, part: str) -> FieldFile:
     """The stored thumbnail of ``part`` of ``generation`` ("input", "regenerated", "mask"
-    or an output's index); a 404 for a part the job does not have."""
+    or an output's index, each optionally at SMALL_THUMBNAIL_SIDE: ``sized_thumbnail_part``);
+    a 404 for a part the job does not have."""
     owner = generation.owner_id
+    sized = _SIZED_PART.fullmatch(part)
+    if sized and int(sized["side"]) == SMALL_THUMBNAIL_SIDE:
+        base = generation_thumbnail(generation=generation, part=sized["part"])
+        return derived_picture(
+            generation=generation,
+            kind=f"thumbnail-{part}",
+            extension="webp",
+            make=lambda: _smaller(base, SMALL_THUMBNAIL_SIDE, owner),
+        )
 
     def kept(make: Callable[[], bytes]) -> FieldFile:
         return derived_picture(

@@ -16,8 +16,10 @@ function connect() {
     setBadge(tile.querySelector("[data-status]"), message.status);
     const thumbnail = tile.querySelector("img[data-output-src]");
     if (message.status === "succeeded" && thumbnail) {
+      thumbnail.srcset = thumbnail.dataset.outputSrcset; // the size a tile is shown at
       thumbnail.src = thumbnail.dataset.outputSrc;
       thumbnail.removeAttribute("data-output-src");
+      thumbnail.removeAttribute("data-output-srcset");
     }
   };
   socket.onclose = (event) => setTimeout(connect, reconnectDelay(event, 2000));
