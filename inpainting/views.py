@@ -82,6 +82,9 @@ def studio(request):
         # No diffusion model here: the engine that runs instead (the page says a prompt is
         # not followed).
         "fill_engine": config.fill_engine(),
+        # ...and whether the deployment keeps diffusion off whatever is installed (staff read
+        # it in that notice).
+        "diffusion_off": settings.LOAD_SD_INPAINT is False,
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,

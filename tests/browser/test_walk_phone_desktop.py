@@ -16,7 +16,7 @@ from django.conf import settings
 from PIL import Image
 from skimage import data as skimage_data
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.browser.helpers import set_brush, stroke, wait_overlay_settled
 from tests.conftest import child_env
 from tests.live import daphne_server
@@ -30,8 +30,8 @@ SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1440, "hei
 @pytest.fixture(scope="module")
 def server(django_db_blocker):
     """A server as ``make run`` starts one with no model: no diffusion, the fill engine."""
-    with django_db_blocker.unblock():
-        env = child_env(LOAD_SD_INPAINT="false", INPAINT_ENGINE="auto")
+    with django_db_blocker.unblock():  # (auto: diffusion while the library holds a model)
+        env = child_env(LOAD_SD_INPAINT="auto", INPAINT_ENGINE="auto")
     with daphne_server(env, Path(settings.DATA_DIR) / "daphne-walk.log") as url:
         yield url
 
@@ -119,11 +119,13 @@ def test_a_new_user_walks_from_the_notice_to_the_result(browser, server, size, t
         page.click("button[type=submit]")
         page.wait_for_url(f"{server}/")
 
-        # The first view: the notice whole, on screen.
+        # The first view: the notice whole, on screen, in a user's words (no server internals).
         notice = uncovered(page, "#no-diffusion-note")
-        assert "does not follow a prompt" in page.inner_text("#no-diffusion-note")
-        # Its code spans wrap between words, never inside one (LOAD_SD_INPAINT=t|rue before).
-        assert words_broken(page, "#no-diffusion-note code") == []
+        text = page.inner_text("#no-diffusion-note")
+        assert "does not follow a prompt" in text
+        assert "an administrator installs a diffusion model" in text
+        assert page.locator("#no-diffusion-note code").count() == 0
+        assert "{#" not in page.inner_text("main")  # no template text on show
         shot(page, f"{size}-1-first-view")
 
         page.set_input_files("#image-input", str(phone_photo(tmp_path)))
@@ -163,11 +165,50 @@ def test_a_new_user_walks_from_the_notice_to_the_result(browser, server, size, t
         collapsed = note.bounding_box()
         assert collapsed["height"] < notice["height"] / 2, (collapsed, notice)
         assert line["height"] < 40, line  # one line of text
-        assert page.locator("#no-diffusion-note code").first.is_hidden()
+        assert note.locator("p").is_hidden()
         shot(page, f"{size}-5-next-visit")
         note.locator("summary").click()
-        assert page.locator("#no-diffusion-note code").first.is_visible()
+        assert note.locator("p").is_visible()
         assert note.bounding_box()["height"] > collapsed["height"] * 2
     finally:
         context.close()
     assert errors == []
+
+
+def test_staff_read_how_to_install_in_words_that_never_break_on_a_phone(
+    browser, server, django_user_model, tmp_path
+):
+    """Staff read the operator's part of the notice (where a model comes from, the scan) and
+    of the Select tool (the mask models' folder); on a phone no word of their code spans is
+    broken across lines."""
+    django_user_model.objects.create_superuser("root", password="pw-root-123456")
+    context = browser.new_context(viewport=SIZES["phone"], has_touch=True)
+    page = context.new_page()
+    try:
+        log_in(page, server, "root", "pw-root-123456")
+        text = page.inner_text("#no-diffusion-note")
+        assert "manage.py models scan" in text and "with no restart" in text
+        assert page.locator("#no-diffusion-note a", has_text="Model installs").is_visible()
+        assert words_broken(page, "#no-diffusion-note code") == []
+        page.set_input_files("#image-input", str(phone_photo(tmp_path)))
+        page.wait_for_selector("#editor:not([hidden])")
+        page.click("#tool-select")
+        page.locator("#select-more").scroll_into_view_if_needed()
+        assert words_broken(page, "#select-more code") == []
+        shot(page, "phone-6-staff-select")
+    finally:
+        context.close()
+
+
+def test_staff_read_the_override_that_keeps_diffusion_off(client, user, staff_user, settings):
+    """LOAD_SD_INPAINT=false: staff read that it keeps diffusion off whatever is installed; a
+    user reads only that an administrator installs a model."""
+    settings.LOAD_SD_INPAINT = False
+    settings.INPAINT_ENGINE = "auto"
+    client.force_login(staff_user)
+    staff = client.get("/").content.decode()
+    assert "<code>LOAD_SD_INPAINT=false</code>" in staff and "keeps diffusion off" in staff
+    client.force_login(user)
+    ordinary = client.get("/").content.decode()
+    assert 'id="no-diffusion-note"' in ordinary and "LOAD_SD_INPAINT" not in ordinary
+    assert "an administrator installs a diffusion model" in ordinary
