@@ -10,6 +10,8 @@ position and ETA a user sees (``generation_queue_position``, ``generation_eta_se
 from __future__ import annotations
 
 import heapq
+import statistics
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,19 +33,25 @@ def generation_in_model_queue(generation: Generation) -> bool:
     return runs_a_model(generation.engine) and generation.library_model_id is not None
 
 
-def _queued_in(model_id: int | None) -> QuerySet[Generation]:
+def _queued_in(
+    model_id: int | None, status: str = Generation.Status.QUEUED
+) -> QuerySet[Generation]:
     """The queued jobs of library model ``model_id``'s queue, or of the queue every
-    inference worker consumes (None)."""
-    queued = Generation.objects.filter(status=Generation.Status.QUEUED)
+    inference worker consumes (None); ``status``: its jobs in another state (running)."""
+    queued = Generation.objects.filter(status=status)
     if model_id is not None:
         return queued.filter(engine__in=DIFFUSION_ENGINES, library_model_id=model_id)
     return queued.exclude(engine__in=DIFFUSION_ENGINES, library_model__isnull=False)
 
 
+def _queue_key(generation: Generation) -> int | None:
+    """The library model whose queue ``generation`` is in (None: the generic queue)."""
+    return generation.library_model_id if generation_in_model_queue(generation) else None
+
+
 def _queue_mates(generation: Generation) -> QuerySet[Generation]:
     """The queued jobs of ``generation``'s queue, itself included if queued."""
-    in_model_queue = generation_in_model_queue(generation)
-    return _queued_in(generation.library_model_id if in_model_queue else None)
+    return _queued_in(_queue_key(generation))
 
 
 def _billions(model_ids: set[int]) -> dict[int, float]:
@@ -151,60 +159,166 @@ def generation_queue_position(*, generation: Generation) -> int | None:
     return order.index(generation.pk) + 1 if generation.pk in order else None
 
 
-def _seconds_per_cost(engine: str, sample: int = 20) -> float | None:
-    """The seconds a unit of cost took in the last ``sample`` jobs of ``engine`` (None before
-    any ran)."""
+#: The finished jobs of an engine and model whose times the ETAs are learnt from.
+PACE_SAMPLE = 20
+#: A running job past its expected time is taken to need this share of it still.
+OVERDUE_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How long a job of an engine and model takes on a worker, learnt from recent jobs: its
+    run, claimed to stored (its model's load, the pictures decoded, the run, the outputs
+    encoded and stored), ``fixed`` seconds plus ``per_unit`` a unit of its cost
+    (``generation_costs``); and ``dispatch``, from when its worker could take it to its
+    claim (the message's way, a worker's start). Counted from the model's run alone, a
+    4000x3000 photo's job (18.6 s of its answer stored after its last step) was told 7 to 19
+    times too short."""
+
+    fixed: float
+    per_unit: float
+    #: The dispatch of a job queued while its worker was idle, and of one it took next.
+    dispatch_idle: float
+    dispatch_next: float
+
+    def run(self, cost: float) -> float:
+        return self.fixed + self.per_unit * cost
+
+
+def _pace(engine: str, model_id: int | None) -> Pace | None:
+    """The pace of ``engine`` with library model ``model_id`` (None: none) from its last
+    PACE_SAMPLE finished jobs: the line of run seconds against cost that one slow job (a
+    worker's first, a busy minute) does not pull (Theil-Sen: the median of the slopes between
+    jobs of different costs, then the median of what each job leaves for the fixed part;
+    neither below 0; with one size of job only, half of its time taken as fixed), and the
+    median dispatch. None before any ran."""
     recent = list(
         Generation.objects.filter(
-            status=Generation.Status.SUCCEEDED, engine=engine, inference_seconds__isnull=False
+            status=Generation.Status.SUCCEEDED,
+            engine=engine,
+            library_model_id=model_id,
+            started_at__isnull=False,
+            finished_at__isnull=False,
         )
         .select_related("source")
-        .only("inference_seconds", *COST_FIELDS)
-        .order_by("-finished_at")[:sample]
+        .only("created_at", "started_at", "finished_at", "worker", *COST_FIELDS)
+        .order_by("-finished_at")[:PACE_SAMPLE]
     )
     if not recent:
         return None
     costs = generation_costs(recent)
-    return sum(job.inference_seconds for job in recent) / max(sum(costs.values()), 1e-9)
+    points = [(costs[job.pk], (job.finished_at - job.started_at).total_seconds()) for job in recent]
+    idle, following = _dispatch_seconds(recent)
+    dispatch = (
+        statistics.median(idle) if idle else 0.0,
+        statistics.median(following) if following else 0.0,
+    )
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(points)
+        for x2, y2 in points[i + 1 :]
+        if abs(x2 - x1) > 1e-9
+    ]
+    if not slopes:  # one size: no slope to learn
+        cost = statistics.median(x for x, _ in points)
+        seconds = statistics.median(y for _, y in points)
+        return Pace(seconds / 2, seconds / 2 / max(cost, 1e-9), *dispatch)
+    slope = max(statistics.median(slopes), 0.0)
+    fixed = max(statistics.median(y - slope * x for x, y in points), 0.0)
+    return Pace(fixed, slope, *dispatch)
+
+
+def _dispatch_seconds(jobs: list[Generation]) -> tuple[list[float], list[float]]:
+    """The finished jobs' dispatches, from when each could start to its claim: of those
+    queued while their worker was idle (from being queued), and of those it took next (from
+    its previous job's end)."""
+    free: dict[str, object] = {}
+    idle, following = [], []
+    for job in sorted(jobs, key=lambda j: j.finished_at):
+        before = free.get(job.worker)
+        waited = before is not None and before > job.created_at
+        since = before if waited else job.created_at
+        (following if waited else idle).append(max((job.started_at - since).total_seconds(), 0))
+        free[job.worker] = job.finished_at
+    return idle, following
+
+
+def _paces(job: Generation, paces: dict) -> Pace | None:
+    """``job``'s engine and model's pace (``paces``: each read once, filled in as they come)."""
+    key = (job.engine, job.library_model_id)
+    if key not in paces:
+        paces[key] = _pace(*key)
+    return paces[key]
+
+
+def _paced(job: Generation, cost: float, paces: dict, *, idle: bool) -> float | None:
+    """The seconds a queued ``job`` (of ``cost``) should take once its worker is free: its
+    dispatch (``idle``: its worker has nothing to run before it) and its run."""
+    pace = _paces(job, paces)
+    if pace is None:
+        return None
+    return (pace.dispatch_idle if idle else pace.dispatch_next) + pace.run(cost)
+
+
+def _time_left(job: Generation, cost: float, paces: dict) -> float | None:
+    """What a running job should still take: its run's expected time less what it ran, or
+    OVERDUE_SHARE of it once it ran past that."""
+    pace = _paces(job, paces)
+    if pace is None:
+        return None
+    expected = pace.run(cost)
+    if job.started_at is None:
+        return expected
+    ran = (timezone.now() - job.started_at).total_seconds()
+    return max(expected - ran, expected * OVERDUE_SHARE)
 
 
 def generation_queue_place(*, generation: Generation) -> tuple[int | None, float | None]:
-    """``(queue_position, eta_seconds)`` from one reading of its queue's order: the position
-    (1 = next; None unless queued) and when the job should be done: for a queued job, the cost
-    of the jobs ahead of it and its own, at the seconds per unit of cost recent jobs of its
-    engine took; for a running one, what is left of its own; 0 once it ended; None before any
-    job of its engine ran."""
+    """``(queue_position, eta_seconds)`` from one reading of its queue: the position (1 =
+    next; None unless queued) and in how many seconds the job should be done (its outputs
+    stored): for a queued job, what the jobs its queue's workers run now still take, and the
+    whole time of each job ahead of it in the order the workers take them and its own, shared
+    by as many workers as run its queue's jobs now; for a running one, what it still takes;
+    0 once it ended; None before any job of its engine and model finished."""
     if generation.status not in Generation.ACTIVE:
         return None, 0.0
-    per_unit = _seconds_per_cost(generation.engine)
     if generation.status == Generation.Status.RUNNING:
-        if per_unit is None:
-            return None, None
-        done = generation.step / generation.total_steps if generation.total_steps else 0.0
-        own = generation_costs([generation])[generation.pk]
-        return None, round(per_unit * own * (1.0 - done), 2)
+        cost = generation_costs([generation])[generation.pk]
+        left = _time_left(generation, cost, {})
+        return None, None if left is None else round(left, 2)
     order, costs = _queue_of(generation)
     ids = [job.pk for job in order]
-    if generation.pk not in ids:
+    if generation.pk not in ids:  # claimed (or ended) since its status was read
+        generation.refresh_from_db(fields=["status", "started_at", "step", "total_steps"])
+        if generation.status != Generation.Status.QUEUED:
+            return generation_queue_place(generation=generation)
         return None, None
     position = ids.index(generation.pk) + 1
-    return _places(order[:position], costs, {generation.engine: per_unit})[-1][1:]
+    return _places(order[:position], costs, _queue_key(generation))[-1][1:]
 
 
 def _places(
-    order: list[Generation], costs: dict, pace: dict
+    order: list[Generation], costs: dict, queue: int | None
 ) -> list[tuple[Generation, int, float | None]]:
-    """``order``'s jobs (a queue's order from its front) with their ``(position, eta)``: the
-    cost of the jobs ahead and the job's own (``costs``, the order's), at the seconds per unit
-    of cost recent jobs of the job's engine took (``pace``, by engine, filled in as engines
-    come)."""
-    places, ahead = [], 0.0
+    """``order``'s jobs (queue ``queue``'s order from its front: ``_queue_key``) with their
+    ``(position, eta)``: the time its running jobs still take, then each job's whole time at
+    its engine and model's pace (``_paced``), in order, shared by as many workers as run the
+    queue's jobs now (at least one)."""
+    running = list(
+        _queued_in(queue, Generation.Status.RUNNING)
+        .select_related("source")
+        .only("started_at", *COST_FIELDS)
+    )
+    paces: dict = {}
+    running_costs = generation_costs(running)
+    lefts = [_time_left(job, running_costs[job.pk], paces) for job in running]
+    workers = max(len(running), 1)
+    ahead: float | None = sum(lefts) if None not in lefts else None
+    places = []
     for position, job in enumerate(order, start=1):
-        ahead += costs[job.pk]
-        if job.engine not in pace:
-            pace[job.engine] = _seconds_per_cost(job.engine)
-        per_unit = pace[job.engine]
-        places.append((job, position, None if per_unit is None else round(per_unit * ahead, 2)))
+        own = _paced(job, costs[job.pk], paces, idle=position == 1 and not running)
+        ahead = None if ahead is None or own is None else ahead + own
+        places.append((job, position, None if ahead is None else round(ahead / workers, 2)))
     return places
 
 
@@ -215,7 +329,7 @@ def generation_queue_places(
     queued), each with its ``(queue_position, eta_seconds)`` as ``generation_queue_place``
     gives it, from ONE reading of the queue's order (not one per job)."""
     order, costs = _queue_of(generation)
-    return _places(order[:limit], costs, {})
+    return _places(order[:limit], costs, _queue_key(generation))
 
 
 def generation_eta_seconds(*, generation: Generation) -> float | None:

@@ -207,9 +207,58 @@ def test_a_new_job_gets_its_place_then_its_task_then_those_behind_it_theirs_from
         ),
     )
     monkeypatch.setattr(queue, "send_turn", lambda job, priority=None: steps.append(("task",)))
-    # The enqueued time; its model's name now (its queue's); the order (the queued jobs, the
-    # models' sizes, the users' use and the sizes of what they ran); the places (the pace:
-    # the sizes come with the order); the jobs still waiting.
-    with django_assert_num_queries(7):
+    # The enqueued time; the order (the queued jobs, the models' sizes, the users' use and the
+    # sizes of what they ran); the places (the queue's running jobs, the pace: the recent
+    # jobs of the engine and model, and their models' sizes); the jobs still waiting. (Its
+    # model's name, for its queue's, goes with the task.)
+    with django_assert_num_queries(9):
         queue.enqueue(new)
     assert steps == [("place", str(new.pk), 1), ("task",), ("place", str(behind.pk), 2)]
+
+
+def fill_job(owner, size, *, status="queued", age=0.0, took=None):
+    """A classical job of ``owner`` on a picture of ``size``, made ``age`` seconds ago; a
+    finished one (``took``) ran that many seconds, claimed to stored, ending ``age`` ago."""
+    source = SourceImage.objects.create(owner=owner, width=size[0], height=size[1], sha256="0")
+    row = Generation.objects.create(owner=owner, source=source, engine="classical", status=status)
+    now = timezone.now()
+    times = {"created_at": now - timedelta(seconds=age + (took or 0))}  # claimed at once
+    if took is not None:
+        times |= {
+            "started_at": now - timedelta(seconds=age + took),
+            "finished_at": now - timedelta(seconds=age) if status == "succeeded" else None,
+        }
+    Generation.objects.filter(pk=row.pk).update(**times)
+    row.refresh_from_db()
+    return row
+
+
+SMALL_PHOTO, LARGE_PHOTO = (600, 450), (4000, 3000)
+
+
+def test_the_eta_is_whole_job_times_at_each_size_in_the_workers_order(django_user_model):
+    """Issue 79: the wait was told 7-19 times too short: only inference seconds counted, a
+    4000x3000 photo at 44 times a 600 px one's cost, and not the job running now. Learnt from
+    whole jobs (claimed to stored: a small one 1 s, a large one 4 s), each queued job's ETA is
+    the running job's time left and the whole times of the jobs ahead of it and its own, in
+    the order the worker takes them."""
+    past, ann, bob = (django_user_model.objects.create_user(username=n) for n in "pab")
+    for age in range(3):
+        fill_job(past, SMALL_PHOTO, status="succeeded", age=100 + age, took=1.0)
+        fill_job(past, LARGE_PHOTO, status="succeeded", age=200 + age, took=4.0)
+    first, large, second = (
+        fill_job(ann, SMALL_PHOTO, age=30),
+        fill_job(ann, LARGE_PHOTO, age=20),
+        fill_job(bob, SMALL_PHOTO, age=10),
+    )
+    places = scheduler.generation_queue_places(generation=first, limit=10)
+    assert [(job.pk, at) for job, at, _ in places] == [(first.pk, 1), (second.pk, 2), (large.pk, 3)]
+    assert [eta for _, _, eta in places] == pytest.approx([1.0, 2.0, 6.0], abs=0.05)
+    # A large job claimed a second ago: about 3 s of it left, before every queued job.
+    running = fill_job(past, LARGE_PHOTO, status="running", took=1.0)
+    assert scheduler.generation_queue_place(generation=running) == (
+        None,
+        pytest.approx(3.0, abs=0.1),
+    )
+    places = scheduler.generation_queue_places(generation=first, limit=10)
+    assert [eta for _, _, eta in places] == pytest.approx([4.0, 5.0, 9.0], abs=0.1)
