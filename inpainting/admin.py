@@ -437,7 +437,9 @@ class ModelInstallAdmin(admin.ModelAdmin):
         present = LibraryModel.objects.filter(present=True)
         installed = {(m.kind, m.name) for m in present}
         starters = []
+        here = installs.install_here()
         for starter in installs.install_starters_described():
+            starter["here"] = installs.starter_fits(starter, here)
             starter["installed"] = (
                 lama_file().is_file()
                 if starter["kind"] == LAMA
@@ -450,6 +452,7 @@ class ModelInstallAdmin(admin.ModelAdmin):
             "title": "Model installs",
             "opts": self.model._meta,
             "starters": starters,
+            "here": here,
             "installs": [installs.install_describe(i) for i in installs.installs_recent()],
             "kinds": INSTALL_KINDS,
             "token": installs.hub_token_source(),

@@ -103,5 +103,5 @@ def fleet_summary(*, names: bool = True) -> list[dict[str, Any]] | None:
         logger.warning("worker reports could not be read: %s", exc)
         return None
     keys = ("worker", "pid") if names else ()
-    keys += ("models", "loaded", "memory", "device", "age_seconds")
+    keys += ("models", "loaded", "memory", "device", "gpu_memory", "age_seconds")
     return [{key: report.get(key) for key in keys} for report in reports]

@@ -7,6 +7,7 @@ runs one through the worker from the admin page."""
 from __future__ import annotations
 
 import errno
+import html
 import os
 import threading
 import time
@@ -742,3 +743,34 @@ def test_a_model_installed_from_the_admin_runs_with_no_restart(hub, client, inst
     done = user.get(f"/api/generations/{sent.json()['id']}/").json()
     assert done["status"] == "succeeded", done
     assert (done["metadata"]["engine"], done["metadata"]["model"]) == ("diffusers", "tiny-inpaint")
+
+
+def test_the_install_page_says_what_this_servers_gpu_runs(client, installer):
+    """Next to each starter's needs, what this server's workers (their reports) run it on."""
+    client.force_login(installer)
+
+    def here() -> tuple[str, dict[str, str]]:
+        page = html.unescape(client.get("/admin/inpainting/modelinstall/").content.decode())
+        said = page[page.index('<p id="here">') :].split("</p>", 1)[0]
+        cells = {}
+        for key in ("sd15-inpainting", "flux1-fill-dev", "qwen-image-edit", "real-esrgan-x4"):
+            row = page[page.index(f'data-starter="{key}"') :].split("</tr>", 1)[0]
+            cells[key] = row.split('<td class="here">', 1)[1].split("</td>", 1)[0]
+        return said, cells
+
+    fleet.report_write("cpu@tests:1", {"worker": "cpu@tests", "device": "cpu", "gpu_memory": None})
+    try:
+        said, cells = here()
+        assert "have no GPU: a diffusion model runs on the CPU" in said
+        assert cells["sd15-inpainting"] == "no GPU here: on the CPU, minutes a picture"
+        assert cells["real-esrgan-x4"] == "runs here (on the CPU too)"
+        report = {"worker": "gpu@tests", "device": "cuda", "gpu_memory": 20_000_000_000}
+        fleet.report_write("gpu@tests:1", report)
+        said, cells = here()
+        assert "This server's largest GPU has 20 GB of memory." in said
+        assert cells["sd15-inpainting"] == "fits this GPU"
+        assert cells["flux1-fill-dev"] == "fits this GPU with a memory plan (from 15.3 GB)"
+        assert cells["qwen-image-edit"] == "needs more than this GPU's 20 GB"  # from 23.9
+    finally:
+        fleet.report_remove("cpu@tests:1")
+        fleet.report_remove("gpu@tests:1")

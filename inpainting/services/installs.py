@@ -42,6 +42,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from .. import fleet
 from ..conf import lama_file
 from ..engine import memory
 from ..engine.families import FAMILIES
@@ -204,6 +205,53 @@ def _parts(entry: dict) -> memory.Parts | None:
 
 def install_starters_described() -> list[dict]:
     return [starter.describe() for starter in starters()]
+
+
+@dataclass(frozen=True)
+class Here:
+    """What this server's live inference workers run on, for the Model installs page: the
+    largest GPU's memory (GB; None: no worker has a GPU), and whether any worker reported."""
+
+    workers: int
+    gpu_gb: float | None
+
+    @property
+    def words(self) -> str:
+        if not self.workers:
+            return "No inference worker is running now: what runs here is said once one is."
+        if self.gpu_gb is None:
+            return (
+                f"This server's {self.workers} inference worker(s) have no GPU: a diffusion "
+                "model runs on the CPU, a picture in minutes at best; LaMa, the mask models "
+                "and the upscalers run on the CPU."
+            )
+        return f"This server's largest GPU has {self.gpu_gb:g} GB of memory."
+
+
+def install_here() -> Here:
+    """This server's workers as their reports say (``fleet``): the largest GPU's memory."""
+    reports = fleet.fleet_summary(names=False) or []
+    gpus = [r["gpu_memory"] / 1e9 for r in reports if r.get("gpu_memory")]
+    return Here(len(reports), round(max(gpus), 1) if gpus else None)
+
+
+def starter_fits(starter: dict, here: Here) -> str:
+    """Whether a starter (``Starter.describe``) runs on this server's GPU, in words: all of it
+    on the GPU, with a memory plan, or not; another kind than a diffusion model runs on the
+    CPU too."""
+    needs = starter["vram_by_plan_gb"]
+    if not needs:
+        return "runs here (on the CPU too)"
+    if not here.workers:
+        return "-"
+    if here.gpu_gb is None:
+        return "no GPU here: on the CPU, minutes a picture"
+    least = min(gb for plan, gb in needs.items() if plan != memory.SEQUENTIAL)
+    if needs[memory.GPU] <= here.gpu_gb:
+        return "fits this GPU"
+    if least <= here.gpu_gb:
+        return f"fits this GPU with a memory plan (from {least:g} GB)"
+    return f"needs more than this GPU's {here.gpu_gb:g} GB"
 
 
 # --- the Hugging Face token ------------------------------------------------------------------

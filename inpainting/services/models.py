@@ -17,7 +17,12 @@ from django.db import connections
 
 from .. import engine, fleet, selectors
 from ..conf import engine_config, record_model_status
-from ..engine.backends.loading import loaded_models, loaded_pipelines, resolve_device
+from ..engine.backends.loading import (
+    device_memory,
+    loaded_models,
+    loaded_pipelines,
+    resolve_device,
+)
 from ..errors import ClientError, echoed
 from ..metrics import model_load_record
 from ..models import Generation, LibraryModel
@@ -212,6 +217,7 @@ class WorkerReporter:
             if self._stop_consuming(self.consuming[name]):
                 del self.consuming[name]
         names = {str(library_model_local_path(m)): m.name for m in served}
+        device = resolve_device(settings.INPAINT_DEVICE)
         fleet.report_write(
             self.key,
             {
@@ -224,7 +230,9 @@ class WorkerReporter:
                     names.get(held["model"], Path(held["model"]).name): held["bytes"]
                     for held in loaded_pipelines()
                 },
-                "device": resolve_device(settings.INPAINT_DEVICE),
+                "device": device,
+                # Its GPU's memory: what the Model installs page says this server can run.
+                "gpu_memory": device_memory(device),
             },
         )
         return served

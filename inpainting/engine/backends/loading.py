@@ -99,6 +99,15 @@ def resolve_device(requested: str = "auto") -> str:
     return "cpu"
 
 
+def device_memory(device: str) -> int | None:
+    """The memory of a GPU ``device`` (bytes), None for the CPU (or Apple's shared memory)."""
+    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+
+
 def speed_up(
     pipe: Any, *, denoiser: str, channels_last: bool, fuse_qkv: bool, compile_unet: bool
 ) -> Any:
