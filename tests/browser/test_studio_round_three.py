@@ -95,6 +95,10 @@ def test_a_lasso_around_the_cup_fills_it_alt_takes_a_hole_away_each_one_undo(stu
 
     studio.keyboard.press("r")  # the rectangle, by its key
     assert studio.get_attribute("#tool-rectangle", "aria-pressed") == "true"
+    # The clicks above scrolled the page on a phone (a button under the pinned Generate bar is
+    # brought above it first): the canvas where it is now.
+    studio.locator("#viewport").evaluate("el => el.scrollIntoView({block: 'start'})")
+    box = studio.locator("#image-canvas").bounding_box()
     trace(studio, box, size, [(100, 50), (250, 200)])
     want = np.zeros((size[1], size[0]), np.uint8)
     want[50:201, 100:251] = 255
