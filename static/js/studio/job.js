@@ -69,11 +69,11 @@ $("generate-form").addEventListener("submit", async (event) => {
 // Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields.
 // While its pictures are sent the progress line says how far the upload is (a phone's photo
 // takes seconds), and Cancel stops the upload.
-async function submitJob(url, form, button) {
+async function submitJob(url, form, button, sending = "the pictures") {
   button.disabled = true;
   job.upload = new AbortController();
   showProgress();
-  setProgress(0, "Sending the pictures…");
+  setProgress(0, `Sending ${sending}…`);
   const mb = (bytes) => (bytes / 1048576).toFixed(1);
   try {
     const response = await postFormWithProgress(url, form, {
@@ -81,9 +81,9 @@ async function submitJob(url, form, button) {
       onProgress: (sent, total) => {
         if (!total) return;
         const percent = Math.floor((100 * sent) / total);
-        setProgress(percent, `Sending the pictures · ${percent}% · ${mb(sent)} of ${mb(total)} MB`);
+        setProgress(percent, `Sending ${sending} · ${percent}% · ${mb(sent)} of ${mb(total)} MB`);
       },
-      onSent: () => setProgress(100, "Sent · the server is reading the pictures…"),
+      onSent: () => setProgress(100, `Sent · the server is reading ${sending}…`),
     });
     job.upload = null;
     const body = await response.json();
@@ -115,7 +115,7 @@ $("upscale").addEventListener("click", async () => {
   form.append("factor", $("upscale-factor").value);
   form.append("upscaler", $("upscaler").value);
   form.append("wait", "false");
-  await submitJob("/api/upscale", form, $("upscale"));
+  await submitJob("/api/upscale", form, $("upscale"), "the request");
 });
 
 function setProgress(percent, text) {
