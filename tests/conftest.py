@@ -60,6 +60,7 @@ SERIAL_MODULES = {
     "tests.test_web_budget",  # the web process' memory under parallel extras
     "tests.test_byte_scans",  # hostile files refused within a time and CPU bound
     "tests.test_request_bodies",  # slow bodies cut off at their windows' times
+    "tests.test_eta",  # the wait told against the wait had
 }
 #: Modules with a few tests that measure time (each marked ``@pytest.mark.serial``): those run
 #: in the serial part, the module's others in the parallel one.
