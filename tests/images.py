@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+#: The docs' pictures (real photographs among them).
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def gradient(width: int = 96, height: int = 64) -> Image.Image:
@@ -86,3 +90,19 @@ def text_bomb_png(chunks: int, characters: int = 1_000_000, *, before_pixels: bo
     )
     split = image.index(b"IDAT") - 4 if before_pixels else image.index(b"IEND") - 4
     return image[:split] + text + image[split:]
+
+
+def photo_2048(name: str) -> bytes:
+    """A real photograph (the docs' removal examples) at 2048 px on its longer side, with a
+    camera's grain, as a phone's JPEG: what people put in the history."""
+    with Image.open(DOCS / "removals" / f"{name}.png") as opened:
+        picture = opened.convert("RGB")
+    scale = 2048 / max(picture.size)
+    picture = picture.resize(
+        (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
+    )
+    grain = np.random.default_rng(len(name)).normal(0, 4, (picture.height, picture.width, 3))
+    pixels = np.clip(np.asarray(picture) + grain, 0, 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()

@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.apps import apps
 from django.conf import settings
@@ -23,9 +22,8 @@ from inpainting.answers import native
 from inpainting.models import Generation, reserved_bytes, stored_bytes
 from inpainting.services import files, retention, runs
 from inpainting.services.generations import size_words
-from tests.conftest import ROOT
 from tests.helpers import post_img2img
-from tests.images import box_mask, png_bytes
+from tests.images import box_mask, photo_2048, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -228,22 +226,6 @@ def test_staff_see_each_users_storage_and_metrics_the_total(
 
 
 PHOTOS = ("astronaut", "coffee", "rocket", "astronaut-box-before")
-
-
-def photo_2048(name: str) -> bytes:
-    """A real photograph (the docs' removal examples) at 2048 px on its longer side, with a
-    camera's grain, as a phone's JPEG: what people put in the history."""
-    with Image.open(ROOT / "docs" / "removals" / f"{name}.png") as opened:
-        picture = opened.convert("RGB")
-    scale = 2048 / max(picture.size)
-    picture = picture.resize(
-        (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
-    )
-    grain = np.random.default_rng(len(name)).normal(0, 4, (picture.height, picture.width, 3))
-    pixels = np.clip(np.asarray(picture) + grain, 0, 255).astype("uint8")
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def page_pictures(client: Client, html: str) -> list[tuple[str, bytes]]:

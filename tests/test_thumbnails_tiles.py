@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 
-import numpy as np
 import pytest
 from django.test import Client
 from PIL import Image
@@ -17,31 +16,14 @@ from inpainting import engine
 from inpainting.engine.images import SMALL_THUMBNAIL_SIDE, THUMBNAIL_MAX_SIDE
 from inpainting.models import DerivedPicture, Generation
 from inpainting.services import runs
-from tests.conftest import ROOT
 from tests.helpers import post_img2img
-from tests.images import box_mask, png_bytes
+from tests.images import box_mask, photo_2048, png_bytes
 
 pytestmark = pytest.mark.django_db
 
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
 #: A tile's picture: its address for old browsers, and the candidates by screen density.
 TILE = re.compile(r'<img[^>]* src="(?P<src>[^"]+)" srcset="(?P<small>\S+) 1x, (?P<sharp>\S+) 2x"')
-
-
-def photo_2048(name: str) -> bytes:
-    """A real photograph (the docs' removal examples) at 2048 px on its longer side, with a
-    camera's grain, as a phone's JPEG."""
-    with Image.open(ROOT / "docs" / "removals" / f"{name}.png") as opened:
-        picture = opened.convert("RGB")
-    scale = 2048 / max(picture.size)
-    picture = picture.resize(
-        (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
-    )
-    grain = np.random.default_rng(len(name)).normal(0, 4, (picture.height, picture.width, 3))
-    pixels = np.clip(np.asarray(picture) + grain, 0, 255).astype("uint8")
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def fetched(client: Client, url: str) -> bytes:

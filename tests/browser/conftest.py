@@ -65,10 +65,11 @@ def _launch():
 
 
 @pytest.fixture(scope="session")
-def live_url(django_db_setup, django_db_blocker, celery_worker):
-    """daphne serving the test database; jobs go to the session's real Celery worker."""
+def live_url(django_db_setup, django_db_blocker, celery_worker, _hub_server):
+    """daphne serving the test database; jobs go to the session's real Celery worker. Its hub
+    is the worker's, the fake one on loopback (an install asks the hub first)."""
     with django_db_blocker.unblock():
-        env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50")
+        env = child_env(MAX_ACTIVE_GENERATIONS_PER_USER="50", HF_ENDPOINT=_hub_server.url)
     with daphne_server(env, Path(settings.DATA_DIR) / "daphne-browser.log") as url:
         yield url
 
