@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import selectors
+from . import scheduler, selectors
 from .api.errors import json_not_found, json_server_error
 from .conf import engine_config, model_status
 from .engine import selection
@@ -130,8 +130,20 @@ def history(request):
     page = Paginator(selectors.generation_list(user=request.user), 24).get_page(
         request.GET.get("page")
     )
-    tiles = [(generation, _tile_pictures(generation)) for generation in page.object_list]
+    tiles = [
+        (generation, _tile_pictures(generation), _place(generation))
+        for generation in page.object_list
+    ]
     return render(request, "inpainting/history.html", {"page": page, "tiles": tiles})
+
+
+def _place(generation: Generation) -> dict | None:
+    """A queued job's place in line and ETA, as its status events give them (``history.js``
+    words them, and keeps them live)."""
+    if generation.status != Generation.Status.QUEUED:
+        return None
+    position, eta = scheduler.generation_queue_place(generation=generation)
+    return {"queue_position": position, "eta_seconds": eta}
 
 
 def _tile_pictures(generation: Generation) -> dict[str, dict[str, str] | None]:

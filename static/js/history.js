@@ -1,7 +1,23 @@
 // Live status badges on the history page, from /ws/generations/; a tile shows its first
 // output once the generation has succeeded.
 import { reconnectDelay, wsUrl } from "./http.js";
-import { setBadge } from "./status-badge.js";
+import { queuedText, setBadge } from "./status-badge.js";
+
+// A queued tile says its place in line and its wait, as the studio does.
+function showStatus(tile, message) {
+  const badge = tile.querySelector("[data-status]");
+  setBadge(badge, message.status);
+  if (message.status === "queued") badge.textContent = queuedText(message);
+}
+
+for (const tile of document.querySelectorAll("[data-queue-position]")) {
+  const { queuePosition, etaSeconds } = tile.dataset;
+  showStatus(tile, {
+    status: "queued",
+    queue_position: queuePosition ? Number(queuePosition) : null,
+    eta_seconds: etaSeconds ? Number(etaSeconds) : null,
+  });
+}
 
 function connect() {
   const socket = new WebSocket(wsUrl("/ws/generations/"));
@@ -13,7 +29,7 @@ function connect() {
       document.getElementById("history-new")?.removeAttribute("hidden");
       return;
     }
-    setBadge(tile.querySelector("[data-status]"), message.status);
+    showStatus(tile, message);
     const thumbnail = tile.querySelector("img[data-output-src]");
     if (message.status === "succeeded" && thumbnail) {
       thumbnail.srcset = thumbnail.dataset.outputSrcset; // the size a tile is shown at
