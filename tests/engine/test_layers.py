@@ -1,0 +1,67 @@
+"""Layers made into regions (issue 80, ``engine.layers``): Krita AI Diffusion's rules, on
+masks drawn here. No model, no database."""
+
+import numpy as np
+import pytest
+
+from inpainting.engine import InvalidInput
+from inpainting.engine.layers import MAX_LAYERS, Layer, regions_of
+
+H, W = 40, 50
+
+
+def box(x0: int, y0: int, x1: int, y1: int, value: float = 1.0) -> np.ndarray:
+    mask = np.zeros((H, W), np.float32)
+    mask[y0:y1, x0:x1] = value
+    return mask
+
+
+def test_an_upper_layer_is_subtracted_from_the_ones_below_and_the_rest_is_the_prompts():
+    scarf = Layer("scarf", box(0, 0, 30, 40), "a red scarf")  # bottom
+    window = Layer("window", box(20, 0, 50, 20), "a window")  # top, overlapping the scarf
+    made = regions_of([scarf, window], "a room")
+    assert [r.name for r in made.regions] == ["scarf", "window"] and made.warnings == []
+    lower, upper = (r.mask for r in made.regions)
+    assert np.array_equal(upper, window.mask)  # the top layer keeps all it covers
+    assert lower[10, 25] == 0 and lower[30, 25] == 1 and lower[10, 5] == 1  # overlap: the top's
+    assert not np.any(lower * upper)  # every pixel belongs to one layer at most
+    rest = made.rest
+    assert rest[30, 40] == 1 and rest[10, 40] == 0 and rest[5, 5] == 0
+    assert np.allclose(made.union + rest, 1.0) and made.prompt == "a room"
+
+
+def test_soft_edges_share_a_pixel_without_covering_it_twice():
+    lower = Layer("lower", box(0, 0, 50, 40), "grass")
+    upper = Layer("upper", box(0, 0, 50, 40, 0.5), "mist")
+    made = regions_of([lower, upper], "")
+    covered = sum(r.mask for r in made.regions)
+    assert np.allclose(covered, 1.0) and np.allclose(made.rest, 0.0)
+    assert np.allclose(made.regions[0].mask, 0.5)  # what the mist leaves
+
+
+def test_a_tiny_layer_is_left_out_and_named_a_nearly_whole_one_is_the_prompt():
+    crumb = Layer("crumb", box(0, 0, 4, 4), "a crumb")  # 16 of 2,000 pixels: 0.8 %
+    sky = Layer("sky", box(0, 0, 50, 40), "a stormy sky")  # all: 95 % once the cup is above
+    cup = Layer("cup", box(10, 10, 20, 20), "a cup")
+    made = regions_of([sky, crumb, cup], "a photo")
+    assert [r.name for r in made.regions] == ["cup"]
+    assert made.prompt == "a photo, a stormy sky"
+    said = [w["message"] for w in made.warnings]
+    assert "Layer 'crumb' covers 0.8% of the picture (under 2%" in said[0]
+    assert said[1] == "Layer 'sky' covers 95% of the picture: its prompt is the whole picture's."
+    assert all(w["field"] == "layers" for w in made.warnings)
+    # A layer made tiny by the ones above it is left out too (it covers what they cover).
+    hidden = regions_of([Layer("under", box(10, 10, 21, 20), "x"), cup], "")
+    assert [r.name for r in hidden.regions] == ["cup"] and "'under'" in hidden.warnings[0][
+        "message"
+    ]
+
+
+def test_what_a_job_may_not_send_is_refused():
+    one = Layer("a", box(0, 0, 10, 10), "x")
+    with pytest.raises(InvalidInput, match=f"At most {MAX_LAYERS} layers a job; this one has 9"):
+        regions_of([one] * (MAX_LAYERS + 1), "")
+    with pytest.raises(InvalidInput, match="at least one layer"):
+        regions_of([], "")
+    with pytest.raises(InvalidInput, match="Layer 'b''s mask is 10x10; the others' are 50x40"):
+        regions_of([one, Layer("b", np.zeros((10, 10)), "y")], "")
