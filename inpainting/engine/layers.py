@@ -13,11 +13,20 @@ numpy, no model: what every engine, the API and the studio read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from PIL import Image
 
-from .types import InvalidInput
+from .runner import Backend, run_inpaint
+from .types import (
+    CancelCheck,
+    InpaintRequest,
+    InpaintResult,
+    InvalidInput,
+    ProgressCallback,
+    ProgressEvent,
+)
 
 #: The most layers a job takes: each is a mask of the picture's size in memory and, on the
 #: families that run them in one call, its prompt's tokens in every attention.
@@ -109,3 +118,45 @@ def regions_of(layers: list[Layer], prompt: str) -> Regions:
 
 def _said(layer: Layer, what: str) -> dict[str, str]:
     return {"field": "layers", "message": f"Layer {layer.name!r} {what}."}
+
+
+def run_layers_in_turn(
+    request: InpaintRequest,
+    regions: Regions,
+    backend: Backend,
+    *,
+    progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+) -> InpaintResult:
+    """A layered job on an engine with no one-call path (the fill engines, and the families
+    whose attention takes no regions): each region repainted in turn, bottom up, on the
+    picture the one below it left, with its own prompt (the job's where it has none), its
+    mask as given (its edges feathered as the request says). One picture; its metadata says
+    how the layers ran."""
+    if request.samples != 1:
+        raise InvalidInput("A layered job makes one picture: samples must be 1.", field="samples")
+    picture, ran, seconds = request.image, None, 0.0
+    count = len(regions.regions)
+    for index, region in enumerate(regions.regions):
+        regenerated = np.rint((1.0 - region.mask) * 255).astype(np.uint8)  # black: regenerated
+        step = replace(
+            request,
+            image=picture,
+            mask=Image.fromarray(regenerated, "L"),
+            prompt=region.prompt.strip() or regions.prompt,
+            mask_options=replace(request.mask_options, mode="black_inpaints", invert=False),
+        )
+
+        def told(event: ProgressEvent, index: int = index) -> None:
+            if progress is not None:
+                progress(ProgressEvent(index * event.total + event.step, count * event.total))
+
+        ran = run_inpaint(step, backend, progress=told, is_cancelled=is_cancelled)
+        picture, seconds = ran.images[0], seconds + ran.inference_seconds
+    layers = {"ran": "in turn", "regions": [region.name for region in regions.regions]}
+    return replace(
+        ran,
+        images=[picture],
+        inference_seconds=seconds,
+        metadata={**ran.metadata, "layers": layers},
+    )

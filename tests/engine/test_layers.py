@@ -4,8 +4,17 @@ masks drawn here. No model, no database."""
 import numpy as np
 import pytest
 
-from inpainting.engine import InvalidInput
-from inpainting.engine.layers import MAX_LAYERS, Layer, regions_of
+from inpainting.engine import (
+    EngineConfig,
+    InpaintRequest,
+    InvalidInput,
+    MaskOptions,
+    ProgressEvent,
+    get_backend,
+)
+from inpainting.engine.layers import MAX_LAYERS, Layer, regions_of, run_layers_in_turn
+from tests.engine.test_runner import SolidBackend
+from tests.images import gradient
 
 H, W = 40, 50
 
@@ -65,3 +74,59 @@ def test_what_a_job_may_not_send_is_refused():
         regions_of([], "")
     with pytest.raises(InvalidInput, match="Layer 'b''s mask is 10x10; the others' are 50x40"):
         regions_of([one, Layer("b", np.zeros((10, 10)), "y")], "")
+
+
+class PromptColour(SolidBackend):
+    """Paints a colour read from the prompt's words (``red``, ``blue``...), and records the
+    calls: which prompt, on which picture."""
+
+    COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
+
+    def inpaint(self, call, progress, is_cancelled):
+        self.colour = next(c for word, c in self.COLOURS.items() if word in call.prompt)
+        progress(ProgressEvent(1, 1))
+        return super().inpaint(call, progress, is_cancelled)
+
+
+def test_layers_run_in_turn_each_with_its_prompt_and_nothing_outside_them_changes():
+    """An engine without a one-call path repaints the regions bottom up, each with its own
+    prompt, on what the one below left: the top layer's colour wins where they overlapped,
+    and every pixel outside every layer is the input's, byte for byte."""
+    picture = gradient(W, H)
+    layers = [
+        Layer("scarf", box(0, 0, 30, 40), "a red scarf"),
+        Layer("window", box(20, 0, 50, 20), "a blue window"),
+    ]
+    backend, events = PromptColour(), []
+    request = InpaintRequest(
+        image=picture, mask=None, prompt="green room", mask_options=MaskOptions(blur=0)
+    )
+    result = run_layers_in_turn(
+        request, regions_of(layers, "green room"), backend, progress=events.append
+    )
+    out, before = np.asarray(result.images[0]), np.asarray(picture)
+    assert [call.prompt for call in backend.calls] == ["a red scarf", "a blue window"]
+    assert tuple(out[30, 10]) == (220, 30, 30) and tuple(out[10, 25]) == (30, 30, 220)  # top wins
+    assert np.array_equal(out[20:, 30:], before[20:, 30:])  # outside every layer
+    assert result.metadata["layers"] == {"ran": "in turn", "regions": ["scarf", "window"]}
+    assert [(e.step, e.total) for e in events] == [(1, 2), (2, 2)]
+    # A layer's prompt changed changes its region only.
+    layers[0] = Layer("scarf", layers[0].mask, "a green scarf")
+    again = np.asarray(
+        run_layers_in_turn(request, regions_of(layers, ""), PromptColour()).images[0]
+    )
+    changed = np.any(again != out, axis=2)
+    assert changed[30, 10] and not changed[10, 25] and not changed[20:, 30:].any()
+    assert not changed[:, 30:].any()  # the scarf's region ends at x = 30
+
+
+def test_the_classical_engine_fills_the_layers_in_turn():
+    picture = gradient(W, H)
+    layers = [Layer("a", box(5, 5, 20, 20), ""), Layer("b", box(25, 10, 45, 30), "")]
+    request = InpaintRequest(image=picture, mask=None, mask_options=MaskOptions(blur=0))
+    backend = get_backend("classical", EngineConfig())
+    result = run_layers_in_turn(request, regions_of(layers, ""), backend)
+    out, before = np.asarray(result.images[0]).astype(int), np.asarray(picture).astype(int)
+    union = (box(5, 5, 20, 20) + box(25, 10, 45, 30)) > 0
+    assert np.array_equal(out[~union], before[~union])
+    assert result.engine == "classical" and result.metadata["layers"]["regions"] == ["a", "b"]
