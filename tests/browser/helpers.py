@@ -29,6 +29,22 @@ def open_image(page, path, zoom: str | None = "100%") -> dict:
     return page.locator("#image-canvas").bounding_box()
 
 
+def settled_box(page, selector: str = "#image-canvas") -> dict:
+    """An element's box once the layout has settled: a line shown above the canvas (choosing
+    Select with no mask model) re-fits it on a later frame (a ResizeObserver), so a box read
+    at once may be the old one. Read until two frames apart agree."""
+    box = page.locator(selector).bounding_box()
+    for _ in range(50):
+        page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+        again = page.locator(selector).bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def set_brush(page, size: int) -> None:
     page.eval_on_selector(
         "#brush-size", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", size

@@ -15,7 +15,15 @@ from PIL import Image
 
 from inpainting.models import Generation
 from tests.browser.conftest import log_in, screenshot
-from tests.browser.helpers import open_image, overlay_alpha, photo, set_brush, stroke, wait_overlay
+from tests.browser.helpers import (
+    open_image,
+    overlay_alpha,
+    photo,
+    set_brush,
+    settled_box,
+    stroke,
+    wait_overlay,
+)
 from tests.images import box_mask, jpeg_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -356,7 +364,7 @@ def test_click_to_select_a_region(page, live_url, user, tmp_path):
     open_image(page, path)
     page.click("#tool-select")
     # (the tool's line on what a mask model adds takes room above the canvas: measured after)
-    box = page.locator("#image-canvas").bounding_box()
+    box = settled_box(page)
     page.mouse.click(box["x"] + 200, box["y"] + 150)
     wait_overlay(page, 200, 150, painted=True)
     assert overlay_alpha(page, 20, 20) == 0

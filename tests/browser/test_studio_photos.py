@@ -17,6 +17,7 @@ from tests.browser.helpers import (
     painted_pixels,
     photo,
     set_brush,
+    settled_box,
     stroke,
     wait_overlay,
 )
@@ -307,7 +308,7 @@ def test_select_has_a_tolerance(studio, tmp_path):
     open_image(studio, path)
     studio.click("#tool-select")
     # (the tool's line on what a mask model adds takes room above the canvas: measured after)
-    box = studio.locator("#image-canvas").bounding_box()
+    box = settled_box(studio)
     tolerance = studio.locator("#select-tolerance")
     assert tolerance.is_visible() and tolerance.input_value() == "32"
     studio.mouse.click(box["x"] + 100, box["y"] + 150)
