@@ -323,7 +323,7 @@ def _places(
 
 
 def generation_queue_places(
-    *, generation: Generation, limit: int
+    *, generation: Generation, limit: int | None
 ) -> list[tuple[Generation, int, float | None]]:
     """The first ``limit`` waiting jobs of ``generation``'s queue (itself among them only if
     queued), each with its ``(queue_position, eta_seconds)`` as ``generation_queue_place``

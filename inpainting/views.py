@@ -130,20 +130,27 @@ def history(request):
     page = Paginator(selectors.generation_list(user=request.user), 24).get_page(
         request.GET.get("page")
     )
+    places = _places(page.object_list)
     tiles = [
-        (generation, _tile_pictures(generation), _place(generation))
+        (generation, _tile_pictures(generation), places.get(generation.pk))
         for generation in page.object_list
     ]
     return render(request, "inpainting/history.html", {"page": page, "tiles": tiles})
 
 
-def _place(generation: Generation) -> dict | None:
-    """A queued job's place in line and ETA, as its status events give them (``history.js``
-    words them, and keeps them live)."""
-    if generation.status != Generation.Status.QUEUED:
-        return None
-    position, eta = scheduler.generation_queue_place(generation=generation)
-    return {"queue_position": position, "eta_seconds": eta}
+def _places(generations) -> dict:
+    """The queued jobs' places in line and ETAs, as their status events give them
+    (``history.js`` words them, and keeps them live): one reading of each queue they are in,
+    however many of them the page shows."""
+    places: dict = {}
+    for generation in generations:
+        if generation.status != Generation.Status.QUEUED or generation.pk in places:
+            continue
+        for job, position, eta in scheduler.generation_queue_places(
+            generation=generation, limit=None
+        ):
+            places[job.pk] = {"queue_position": position, "eta_seconds": eta}
+    return places
 
 
 def _tile_pictures(generation: Generation) -> dict[str, dict[str, str] | None]:

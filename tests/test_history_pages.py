@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from html import unescape
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from inpainting.engine.parameters import PARAMETERS
@@ -223,3 +225,21 @@ def test_a_classical_job_names_no_setting_it_did_not_use(api, browser_client, st
     for word in ("Steps", "Guidance scale", "Scheduler", "the default model", "a red rose"):
         assert word not in admin, word
     assert "Object removal" in page(client, "/admin/inpainting/generation/")
+
+
+def test_queued_tiles_say_their_place_from_one_reading_of_their_queue(api, browser_client):
+    """Each queued tile carries its place in line; the page reads its queue once, however
+    many queued jobs it shows (2 or 6: the same number of queries)."""
+
+    def queries_for_page(count: int) -> tuple[int, list[str]]:
+        for _ in range(count):
+            submit(api, engine="classical")
+        with CaptureQueriesContext(connection) as read:
+            html = page(browser_client, "/history/")
+        return len(read.captured_queries), re.findall(r'data-queue-position="(\d+)"', html)
+
+    few, places = queries_for_page(2)
+    assert sorted(places, key=int) == ["1", "2"]
+    many, places = queries_for_page(4)
+    assert sorted(places, key=int) == ["1", "2", "3", "4", "5", "6"]
+    assert many == few

@@ -472,7 +472,9 @@ def _anonymous(status: dict) -> dict:
                 {
                     "models": serializers.ListField(child=serializers.CharField()),
                     "loaded": serializers.ListField(child=serializers.CharField()),
+                    "memory": serializers.DictField(child=serializers.IntegerField()),
                     "device": serializers.CharField(),
+                    "gpu_memory": serializers.IntegerField(allow_null=True),
                     "age_seconds": serializers.FloatField(),
                 },
                 many=True,
