@@ -15,17 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 from PIL import Image
 
-from .runner import Backend, run_inpaint
+from .masks import effective_mask
+from .runner import Backend, prepare, run_inpaint, run_prepared
 from .types import (
     CancelCheck,
     InpaintRequest,
     InpaintResult,
     InvalidInput,
+    Layer,
     ProgressCallback,
     ProgressEvent,
+    Region,
 )
 
 #: The most layers a job takes: each is a mask of the picture's size in memory and, on the
@@ -39,34 +43,34 @@ MAX_SHARE = 0.9
 
 
 @dataclass(frozen=True)
-class Layer:
-    """A layer as a job gives it: its name (for messages), its mask and its prompt."""
-
-    name: str
-    mask: np.ndarray
-    prompt: str
-
-
-@dataclass(frozen=True)
 class Regions:
-    """The layers as a model paints them: ``regions`` (bottom up, masks that do not overlap),
-    ``prompt`` (the whole picture's, a layer's joined where one covered nearly all), ``rest``
-    (what no region covers, painted by ``prompt``) and the ``warnings`` of what changed."""
+    """The layers as a model paints them: ``regions`` (bottom up, masks that do not overlap,
+    each within ``area``), ``prompt`` (the whole picture's, a layer's joined where one covered
+    nearly all), ``area`` (what the job regenerates: the regions' union, or the job's own mask)
+    and the ``warnings`` of what changed."""
 
     regions: list[Layer]
     prompt: str
-    rest: np.ndarray
+    area: np.ndarray
     warnings: list[dict[str, str]] = field(default_factory=list)
 
     @property
-    def union(self) -> np.ndarray:
-        """What the regions cover together (0 to 1): the area a layered job regenerates when
-        it names no mask of its own."""
-        return 1.0 - self.rest
+    def rest(self) -> np.ndarray:
+        """What the job regenerates outside every region (0 to 1): painted by ``prompt``.
+        Nothing when the area is the regions' union."""
+        covered = sum((region.mask for region in self.regions), np.zeros_like(self.area))
+        return np.clip(self.area - covered, 0.0, 1.0)
+
+    def words(self, region: Layer) -> str:
+        """What a region is painted with: its own prompt, then the whole picture's (Krita's
+        regions add the root prompt to each: the scene's style and light reach every one)."""
+        return ", ".join(p.strip() for p in (region.prompt, self.prompt) if p.strip())
 
 
-def regions_of(layers: list[Layer], prompt: str) -> Regions:
-    """The regions ``layers`` (bottom up) paint with the job's ``prompt`` (see the module)."""
+def regions_of(layers: list[Layer], prompt: str, area: np.ndarray | None = None) -> Regions:
+    """The regions ``layers`` (bottom up) paint with the job's ``prompt`` (see the module);
+    ``area``: the job's own mask (0 to 1), the regions kept within it; None: the layers'
+    union."""
     if len(layers) > MAX_LAYERS:
         raise InvalidInput(
             f"At most {MAX_LAYERS} layers a job; this one has {len(layers)}.", field="layers"
@@ -81,12 +85,19 @@ def regions_of(layers: list[Layer], prompt: str) -> Regions:
                 f"the others' are {shape[1]}x{shape[0]}.",
                 field="layers",
             )
+    if area is not None and area.shape != shape:
+        raise InvalidInput(
+            f"The layers' masks are {shape[1]}x{shape[0]}; the mask is "
+            f"{area.shape[1]}x{area.shape[0]}.",
+            field="layers",
+        )
+    within = np.ones(shape, np.float32) if area is None else area.astype(np.float32)
     above = np.zeros(shape, np.float32)  # what the regions above cover (at most 1)
     kept: list[Layer] = []
     warnings: list[dict[str, str]] = []
     whole: list[str] = []
     for layer in reversed(layers):  # from the top down
-        own = np.clip(layer.mask.astype(np.float32), 0.0, 1.0) * (1.0 - above)
+        own = np.clip(layer.mask.astype(np.float32), 0.0, 1.0) * within * (1.0 - above)
         share = float(own.mean())
         if share > MAX_SHARE:
             whole.append(layer.prompt)
@@ -109,15 +120,107 @@ def regions_of(layers: list[Layer], prompt: str) -> Regions:
         if share <= MAX_SHARE:  # a region: the layers below keep what it leaves
             above = above + own
     kept.reverse()
-    covered = np.zeros(shape, np.float32)
-    for region in kept:
-        covered = covered + region.mask
     words = ", ".join(p.strip() for p in (prompt, *reversed(whole)) if p.strip())
-    return Regions(kept, words, np.clip(1.0 - covered, 0.0, 1.0), warnings)
+    if area is None:  # every layer's pixels, a dropped one's too (painted by the prompt)
+        area = np.clip(sum(np.clip(layer.mask, 0, 1) for layer in layers), 0, 1)
+    if not area.any():
+        raise InvalidInput("The layers' masks select no pixels to regenerate.", field="layers")
+    return Regions(kept, words, area.astype(np.float32), warnings)
 
 
 def _said(layer: Layer, what: str) -> dict[str, str]:
     return {"field": "layers", "message": f"Layer {layer.name!r} {what}."}
+
+
+def _painted(mask: np.ndarray) -> Image.Image:
+    """A 0-to-1 mask as the runner reads one (``black_inpaints``: black is regenerated)."""
+    return Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L")
+
+
+#: How a layered job's own mask is read: as drawn by ``_painted``, nothing else of the
+#: request's mask rules (its feather and grow still apply).
+_PAINTED = {"mode": "black_inpaints", "invert": False, "alpha": "transparent", "threshold": None}
+
+
+def layer_area(request: InpaintRequest) -> np.ndarray | None:
+    """The area a layered request regenerates, as its own mask says (0 to 1, before feather
+    and grow); None when it has none (the layers' union is)."""
+    if request.mask is None:
+        return None
+    options = replace(request.mask_options, blur=0, grow=0)
+    return effective_mask(request.mask, request.image.size, options).astype(np.float32) / 255.0
+
+
+def run_layered(
+    request: InpaintRequest,
+    backend: Backend,
+    *,
+    progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    fill_method: str = "patchmatch",
+) -> InpaintResult:
+    """A layered job (``request.layers``): in one call where the backend paints regions
+    (``Backend.regions_in_one_call``), else one layer after another. Its metadata's
+    ``layers`` says which way ran, the regions painted and what normalising changed."""
+    if request.outpaint is not None or request.resize is not None:
+        raise InvalidInput(
+            "Layers are drawn on the picture as it is: a layered job takes no outpaint or resize.",
+            field="layers",
+        )
+    if request.samples != 1:
+        raise InvalidInput("A layered job makes one picture: samples must be 1.", field="samples")
+    regions = regions_of(list(request.layers), request.prompt, layer_area(request))
+    if backend.regions_in_one_call:
+        return _run_in_one_call(request, regions, backend, progress, is_cancelled, fill_method)
+    return run_layers_in_turn(
+        request, regions, backend, progress=progress, is_cancelled=is_cancelled
+    )
+
+
+def _run_in_one_call(
+    request: InpaintRequest,
+    regions: Regions,
+    backend: Backend,
+    progress: ProgressCallback | None,
+    is_cancelled: CancelCheck | None,
+    fill_method: str,
+) -> InpaintResult:
+    """The area regenerated in one backend call, each region's prompt steering its pixels:
+    the regions brought to the call's frame as the mask is (the crop, then the working
+    size)."""
+    whole = replace(
+        request,
+        mask=_painted(regions.area),
+        prompt=regions.prompt,
+        mask_options=replace(request.mask_options, **_PAINTED),
+        layers=(),
+    )
+    prepared = prepare(whole, backend, fill_method)
+    size = prepared.call.image.size
+    placed = []
+    for region in regions.regions:
+        values = np.rint(region.mask * 255).astype(np.uint8)
+        if prepared.box is not None:
+            x0, y0, x1, y1 = prepared.box
+            values = values[y0:y1, x0:x1]
+        if values.shape[::-1] != size:
+            shrinking = size[0] < values.shape[1]
+            filter_ = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            values = cv2.resize(values, size, interpolation=filter_)
+        placed.append(Region(regions.words(region), Image.fromarray(values, "L")))
+    prepared = replace(prepared, call=replace(prepared.call, regions=tuple(placed)))
+    ran = run_prepared(
+        prepared,
+        backend,
+        progress or (lambda event: None),
+        is_cancelled or (lambda: False),
+    )
+    return _said_how(ran, "one call", regions)
+
+
+def _said_how(ran: InpaintResult, how: str, regions: Regions) -> InpaintResult:
+    layers = {"ran": how, "regions": [region.name for region in regions.regions]}
+    return replace(ran, metadata={**ran.metadata, "layers": layers})
 
 
 def run_layers_in_turn(
@@ -129,34 +232,30 @@ def run_layers_in_turn(
     is_cancelled: CancelCheck | None = None,
 ) -> InpaintResult:
     """A layered job on an engine with no one-call path (the fill engines, and the families
-    whose attention takes no regions): each region repainted in turn, bottom up, on the
-    picture the one below it left, with its own prompt (the job's where it has none), its
-    mask as given (its edges feathered as the request says). One picture; its metadata says
-    how the layers ran."""
-    if request.samples != 1:
-        raise InvalidInput("A layered job makes one picture: samples must be 1.", field="samples")
+    whose attention takes no regions): what no region covers of the area first, with the
+    job's prompt, then each region in turn, bottom up, on the picture the one below it left,
+    with its words (``Regions.words``), its mask as given (its edges feathered as the request
+    says). One picture; its metadata says how the layers ran."""
+    rest = regions.rest
+    passes = [(rest, regions.prompt)] if np.rint(rest * 255).any() else []
+    passes += [(region.mask, regions.words(region)) for region in regions.regions]
     picture, ran, seconds = request.image, None, 0.0
-    count = len(regions.regions)
-    for index, region in enumerate(regions.regions):
-        regenerated = np.rint((1.0 - region.mask) * 255).astype(np.uint8)  # black: regenerated
+    options = replace(request.mask_options, **_PAINTED)
+    for index, (mask, words) in enumerate(passes):
         step = replace(
             request,
             image=picture,
-            mask=Image.fromarray(regenerated, "L"),
-            prompt=region.prompt.strip() or regions.prompt,
-            mask_options=replace(request.mask_options, mode="black_inpaints", invert=False),
+            mask=_painted(mask),
+            prompt=words,
+            mask_options=options,
+            layers=(),
         )
 
         def told(event: ProgressEvent, index: int = index) -> None:
             if progress is not None:
-                progress(ProgressEvent(index * event.total + event.step, count * event.total))
+                total = len(passes) * event.total
+                progress(ProgressEvent(index * event.total + event.step, total))
 
         ran = run_inpaint(step, backend, progress=told, is_cancelled=is_cancelled)
         picture, seconds = ran.images[0], seconds + ran.inference_seconds
-    layers = {"ran": "in turn", "regions": [region.name for region in regions.regions]}
-    return replace(
-        ran,
-        images=[picture],
-        inference_seconds=seconds,
-        metadata={**ran.metadata, "layers": layers},
-    )
+    return _said_how(replace(ran, images=[picture], inference_seconds=seconds), "in turn", regions)

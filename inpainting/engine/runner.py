@@ -69,6 +69,9 @@ class Backend(Protocol):
     #: Whether it starts from the picture under the hole (a diffusion model, from its latents):
     #: then ``masked_content`` chooses what is there first. A fill ignores those pixels.
     uses_masked_content: bool
+    #: Whether it paints a layered job's regions in one call (``BackendCall.regions``), each
+    #: with its prompt; otherwise ``layers.run_layered`` runs them one after another.
+    regions_in_one_call: bool
     #: Whether it edits by an instruction: a request without a mask then changes the whole
     #: picture (``canvas_mask``).
     edits: bool
@@ -472,10 +475,10 @@ def run_inpaint(
 ) -> InpaintResult:
     progress = progress or _no_progress
     is_cancelled = is_cancelled or _never_cancelled
-    return _run_prepared(prepare(request, backend, fill_method), backend, progress, is_cancelled)
+    return run_prepared(prepare(request, backend, fill_method), backend, progress, is_cancelled)
 
 
-def _run_prepared(
+def run_prepared(
     prepared: Prepared, backend: Backend, progress: ProgressCallback, is_cancelled: CancelCheck
 ) -> InpaintResult:
     if is_cancelled():
@@ -556,7 +559,7 @@ def run_inpaint_batch(
     for index, job in prepared.items():
         if outcomes[index] is None:
             try:
-                outcomes[index] = _run_prepared(
+                outcomes[index] = run_prepared(
                     job, backend, progresses[index], cancel_checks[index]
                 )
             except Exception as exc:  # noqa: BLE001 - that job's outcome, the others go on

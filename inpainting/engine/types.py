@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 
 MaskMode = Literal["black_inpaints", "white_inpaints"]
@@ -199,6 +200,26 @@ class IpAdapterUse:
     scale: float = 1.0
 
 
+@dataclass(frozen=True)
+class Layer:
+    """A layer of a job (issue 80): its name (for messages), its mask (an array of the
+    picture's size, 0 to 1: how much of each pixel is the layer's) and its prompt."""
+
+    name: str
+    mask: np.ndarray
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Region:
+    """A layer as a model paints it in one call (``Backend.regions_in_one_call``): its prompt
+    and where, at the call's size (L, 255 = the pixel is all the region's). Regions do not
+    overlap; what none covers of the hole is painted by the call's own prompt."""
+
+    prompt: str
+    mask: Image.Image
+
+
 @dataclass
 class InpaintRequest:
     image: Image.Image
@@ -228,6 +249,9 @@ class InpaintRequest:
     soft: bool = False
     #: An IP-Adapter that reads ``reference_images[0]`` (an inpainting model's reference).
     ip_adapter: IpAdapterUse | None = None
+    #: Layers, bottom up, each with its own prompt (``engine.layers``): run by
+    #: ``layers.run_layered``, not by ``run_inpaint``; ``mask`` is then the area regenerated.
+    layers: tuple[Layer, ...] = ()
 
 
 @dataclass
@@ -259,6 +283,9 @@ class BackendCall:
     soft: bool = False
     #: An IP-Adapter reading ``reference_images[0]`` (``InpaintRequest.ip_adapter``).
     ip_adapter: IpAdapterUse | None = None
+    #: A layered job's regions, bottom up, in this call's frame: only for a backend whose
+    #: ``regions_in_one_call`` is true (``layers.run_layered``); ``prompt`` paints the rest.
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass

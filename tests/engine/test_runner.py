@@ -30,6 +30,7 @@ class SolidBackend:
     prefill = False
     supports_batch = False
     uses_masked_content = False
+    regions_in_one_call = False
     edits = False
     max_pixels = max_hole_pixels = None
     context_share = 0.0

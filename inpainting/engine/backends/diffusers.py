@@ -76,6 +76,7 @@ class DiffusersBackend:
         self.edits = self.family.edits
         # An edit reads each job's pictures with its words: one job per pipeline call.
         self.supports_batch = not self.family.edits
+        self.regions_in_one_call = self.family.capabilities.regions
         self.size_multiple = self.family.size_multiple
         self.cache_size = cache_size
         self.configs = configs

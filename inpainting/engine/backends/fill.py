@@ -23,6 +23,7 @@ class FillBackend:
     uses_masked_content = False  # it fills the hole from around it
     edits = False  # a fill takes no instruction
     supports_batch = False  # a fill is per image; jobs run one by one
+    regions_in_one_call = False  # it reads no prompt: a layered job's layers fill in turn
     context_share = FILL_CONTEXT_SHARE
     #: What a job's metadata says the engine did instead of reading the prompt.
     prompt_note = ""

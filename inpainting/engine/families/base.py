@@ -55,6 +55,9 @@ class Capabilities:
     soft_inpainting: bool = False
     #: IP-Adapters (a reference picture steering an inpainting model): the SD UNet families.
     ip_adapter: bool = False
+    #: A layered job's regions painted in one pipeline call, each prompt's tokens seen only by
+    #: its region's pixels (``BackendCall.regions``); False: the layers run in turn.
+    regions: bool = False
     #: False: the guidance is distilled into the steps (FLUX.2 [klein]); a guidance_scale a
     #: request sends is not used, and its answer says so.
     guidance: bool = True
@@ -71,6 +74,7 @@ class Capabilities:
             "soft_inpainting": self.soft_inpainting,
             "ip_adapter": self.ip_adapter,
             "guidance": self.guidance,
+            "layers_in_one_call": self.regions,
             "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
             "guidance_scale": {
                 "default": self.default_guidance,
