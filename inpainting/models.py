@@ -316,6 +316,27 @@ class GenerationReference(models.Model):
         return f"{self.generation_id} reference {self.position + 1}"
 
 
+class GenerationLayer(models.Model):
+    """A layer of a generation (issue 80): its mask as the request sent it (read with the
+    job's mask rules), in the request's order, bottom up; its name and prompt are in the job's
+    parameters (``GenerationParams.layers``, same order). A re-run refers to the same file."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="layer_links")
+    mask = models.ForeignKey(Mask, on_delete=models.PROTECT, related_name="layers")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ("generation", "position")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "position"], name="one_layer_per_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} layer {self.position + 1}"
+
+
 class GeneratedImage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")

@@ -17,6 +17,7 @@ from .engine import (
     Resize,
 )
 from .engine.families import FAMILIES, Family
+from .engine.layers import layer_of
 from .engine.parameters import PARAMETERS, number
 from .engine.prompts import parse_weights, split_loras
 from .engine.upscale import summary as upscale_summary
@@ -66,6 +67,9 @@ class GenerationParams:
     # what a diffusion model starts the masked area from (engine.types.MASKED_CONTENT).
     resize: dict | None = field(default=None, metadata=_set_by_compat_apis("Resize"))
     masked_content: str = field(default="original", metadata=_set_by_compat_apis("Masked content"))
+    # Layers, bottom up: [{"name", "prompt"}], each with its mask (the job's GenerationLayer
+    # rows, same order); the area regenerated is their union unless the job has its own mask.
+    layers: list | None = field(default=None, metadata={"label": "Layers"})
     # An upscale job's: {"width", "height", "factor", "upscaler"} (``services.upscale``).
     upscale: dict | None = field(default=None, metadata={"label": "Upscale"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
@@ -217,10 +221,12 @@ class GenerationParams:
         reference_images: tuple = (),
         ip_adapter: IpAdapterUse | None = None,
         controlnet: ControlNetUse | None = None,
+        layer_masks: tuple = (),
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
         ``loras``, ``controlnet``, ``ip_adapter``: the additions' files, found by the caller on
-        its own disk (``services.additions.planned_uses``). Steps and
+        its own disk (``services.additions.planned_uses``); ``layer_masks``: the layers' mask
+        files, in ``layers``' order (none: a request without its layers). Steps and
         guidance must be resolved first (``for_family``, ``with_defaults``): a stored job's
         always are."""
         if self.num_inference_steps is None or self.guidance_scale is None:
@@ -248,6 +254,12 @@ class GenerationParams:
             soft=self.soft,
             ip_adapter=ip_adapter,
             controlnet=controlnet,
+            layers=tuple(
+                layer_of(layer["name"], layer["prompt"], file, image.size, self.mask_options)
+                for layer, file in zip(self.layers or [], layer_masks, strict=True)
+            )
+            if layer_masks
+            else (),
         )
 
 
@@ -269,6 +281,8 @@ def _for_people(value: Any, none_means: str | None) -> str:
         )
     if isinstance(value, dict):  # outpaint
         return Outpaint(**value).describe()
+    if isinstance(value, list) and value and "prompt" in value[0]:  # layers
+        return "; ".join(f"{layer['name']}: {layer['prompt'] or '-'}" for layer in value)
     if isinstance(value, list):  # loras
         return ", ".join(f"{lora['name']} ({number(lora['weight'])})" for lora in value) or "-"
     return str(value) if value != "" else "-"

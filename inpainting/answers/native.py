@@ -120,6 +120,9 @@ def metadata(generation: Generation) -> dict[str, Any]:
         "inpaint_area": params.inpaint_area,
         "padding": params.padding,
         "outpaint": params.outpaint,
+        # Bottom up, each with its prompt (``layered`` says how they ran); [] for a job of one
+        # mask: every answer has the field.
+        "layers": params.layers or [],
         "timings": {
             "queue": generation.queue_seconds,
             "inference": generation.inference_seconds,
@@ -161,6 +164,10 @@ def detail(generation: Generation, base_url: str) -> dict[str, Any]:
         "images": image_urls(generation, base_url),
         "input_image": link("api:generation-input"),
         "mask_image": link("api:generation-mask") if generation.mask_id else None,
+        "layer_masks": [
+            _absolute(base_url, reverse("api:generation-layer", args=[generation.pk, position]))
+            for position in range(len(GenerationParams.from_json(generation.params).layers or []))
+        ],
         "regenerated_image": (
             None if generation.is_upscale else link("api:generation-regenerated")
         ),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rest_framework import serializers
 
 from ..engine import selection, upscale
+from ..engine.layers import MAX_LAYERS
 from ..engine.parameters import (
     CONTROLNET_SCALE_RANGE,
     LORA_WEIGHT_RANGE,
@@ -343,6 +345,42 @@ GenerationParamsSerializer = type(
 )
 
 
+class LayerSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    prompt = serializers.CharField(
+        max_length=PARAMETERS["prompt"].max_length, required=False, allow_blank=True, default=""
+    )
+    mask = serializers.CharField(required=False, allow_blank=False)
+
+    def validate_mask(self, value: str) -> str:
+        if not value.lstrip()[:5].lower() == "data:":
+            raise serializers.ValidationError(
+                "A layer's mask is a data URL, or a file of layer_masks (in the layers' order)."
+            )
+        return value
+
+
+class LayersField(serializers.JSONField):
+    """A JSON list (or a JSON string of one, from a form field) of layers, bottom up:
+    ``{"name", "prompt", "mask"}``, at most MAX_LAYERS; a mask is a data URL or the next file
+    of ``layer_masks``."""
+
+    def to_internal_value(self, data):
+        data = _form_json(data, "layers must be a JSON list.")
+        if data in (None, []):
+            return None
+        if not isinstance(data, list):
+            raise serializers.ValidationError("layers must be a JSON list of {name, prompt, mask}.")
+        check_count(data, most=MAX_LAYERS, what="layers a job")
+        nested = LayerSerializer(data=data, many=True)
+        if not nested.is_valid():
+            raise serializers.ValidationError(first_error(nested.errors, "layers"))
+        return [
+            {**item, "name": item["name"].strip() or f"Layer {index + 1}"}
+            for index, item in enumerate(nested.validated_data)
+        ]
+
+
 class Img2ImgSerializer(GenerationParamsSerializer):
     """The native ``POST /api/img2img`` form (files are read by the service)."""
 
@@ -360,6 +398,25 @@ class Img2ImgSerializer(GenerationParamsSerializer):
         help_text="Reference pictures for an edit model (repeat the field), in order: "
         '"put the chair of picture 2 in picture 1". JPEG, PNG or WebP, at most 10 MB each; '
         "GET /api/models says how many a model reads.",
+    )
+    layers = LayersField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            'Layers, bottom up: [{"name": "scarf", "prompt": "a red scarf", "mask": ...}], at '
+            f"most {MAX_LAYERS}; each mask is read as the mask is (mask_mode, invert_mask) and "
+            "is a data URL or, where it has none, the next file of layer_masks. Each layer's "
+            "prompt paints its region; the area regenerated is their union, or mask."
+        ),
+    )
+    layer_masks = BoundedListField(
+        max_length=MAX_LAYERS,
+        what="layer masks",
+        child=serializers.FileField(),
+        required=False,
+        help_text="The layers' masks as files (repeat the field), for the layers whose mask is "
+        "not a data URL, in their order. PNG, the picture's size.",
     )
     params = serializers.CharField(
         required=False, help_text="Optional JSON object with any of the other fields."
@@ -379,6 +436,36 @@ class Img2ImgSerializer(GenerationParamsSerializer):
         max_value=86400,
         help_text="Fail the job with a message if it is still queued after this many seconds.",
     )
+
+    def validate(self, attrs: dict) -> dict:
+        """Each layer with one mask: its data URL, else the next file of ``layer_masks``."""
+        layers, files = attrs.get("layers") or [], list(attrs.get("layer_masks") or [])
+        wanted = sum("mask" not in layer for layer in layers)
+        if wanted != len(files):
+            raise serializers.ValidationError(
+                {
+                    "layer_masks": [
+                        f"{wanted} of the layers take their mask from layer_masks; "
+                        f"{len(files)} files were sent."
+                    ]
+                }
+            )
+        return attrs
+
+    def layer_sources(self) -> list[tuple[str, Any]]:
+        """Each layer's mask as sent: ("data", its data URL) or ("file", its upload)."""
+        files = iter(self.validated_data.get("layer_masks") or [])
+        return [
+            ("data", layer["mask"]) if "mask" in layer else ("file", next(files))
+            for layer in self.validated_data.get("layers") or []
+        ]
+
+    def to_params(self) -> GenerationParams:
+        layers = self.validated_data.get("layers")
+        return dataclasses.replace(
+            super().to_params(),
+            layers=[{"name": x["name"], "prompt": x["prompt"]} for x in layers] if layers else None,
+        )
 
 
 class MaskPreviewSerializer(serializers.Serializer):

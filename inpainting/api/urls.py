@@ -40,6 +40,11 @@ urlpatterns = [
         for part in pictures.NAMED_PARTS
     ),
     path(
+        "generations/<uuid:pk>/layers/<int:layer>.png",
+        views.GenerationFileView.as_view(),
+        name="generation-layer",
+    ),
+    path(
         "generations/<uuid:pk>/thumbnails/<str:part>.webp",
         views.GenerationFileView.as_view(thumbnail=True),
         name="generation-thumbnail",

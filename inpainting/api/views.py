@@ -46,6 +46,7 @@ from .common import (
     base_url,
     generation_create_for,
     get_generation_or_404,
+    remote_upload,
     sender,
     unfinished_response,
 )
@@ -82,12 +83,17 @@ class Img2ImgView(SubmitAndWaitView):
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
         )
-        if "reference_images" in request.FILES:
-            data["reference_images"] = request.FILES.getlist("reference_images")
+        for name in ("reference_images", "layer_masks"):
+            if name in request.FILES:
+                data[name] = request.FILES.getlist(name)
         return data
 
     def submit(self, request: Request, serializer: Img2ImgSerializer) -> Submitted:
         data = serializer.validated_data
+        layer_files = tuple(
+            remote_upload(value, "layers") if kind == "data" else value
+            for kind, value in serializer.layer_sources()
+        )
         generation = generation_create_for(
             request,
             "",
@@ -97,6 +103,7 @@ class Img2ImgView(SubmitAndWaitView):
             webhook_url=data.get("webhook_url") or None,
             reference_files=tuple(data.get("reference_images", ())),
             max_queue_seconds=data.get("max_queue_seconds"),
+            layer_files=layer_files,
         )
         return Submitted(generation, wait=data["wait"], context=data["wait"])
 
@@ -422,9 +429,18 @@ class GenerationFileView(APIView):
     @extend_schema(
         responses={(200, "image/png"): OpenApiResponse(description="PNG bytes (WebP: thumbnails)")}
     )
-    def get(self, request: Request, pk, index: int | None = None, part: str | None = None):
+    def get(
+        self,
+        request: Request,
+        pk,
+        index: int | None = None,
+        part: str | None = None,
+        layer: int | None = None,
+    ):
         generation = get_generation_or_404(request, pk)
-        part = self.part or part or str(index)
+        part = (
+            self.part or part or (pictures.layer_part(layer) if layer is not None else str(index))
+        )
         if self.thumbnail:
             picture = pictures.generation_thumbnail(generation=generation, part=part)
             return image_response(

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .masks import effective_mask
+from .masks import effective_mask, mask_file_of
+from .prompts import parse_weights, split_loras
 from .runner import Backend, prepare, run_inpaint, run_prepared
 from .types import (
     CancelCheck,
@@ -27,6 +28,7 @@ from .types import (
     InpaintResult,
     InvalidInput,
     Layer,
+    MaskOptions,
     ProgressCallback,
     ProgressEvent,
     Region,
@@ -132,23 +134,49 @@ def _said(layer: Layer, what: str) -> dict[str, str]:
     return {"field": "layers", "message": f"Layer {layer.name!r} {what}."}
 
 
-def _painted(mask: np.ndarray) -> Image.Image:
-    """A 0-to-1 mask as the runner reads one (``black_inpaints``: black is regenerated)."""
-    return Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L")
+def _share(mask: Image.Image, size: tuple[int, int], options: MaskOptions) -> np.ndarray:
+    """A mask file read as the job's mask is (its polarity, alpha, invert; scaled to the
+    picture), 0 to 1, without feather or grow: those apply to the area as a whole."""
+    values = effective_mask(mask, size, replace(options, blur=0, grow=0))
+    return values.astype(np.float32) / 255.0
 
 
-#: How a layered job's own mask is read: as drawn by ``_painted``, nothing else of the
-#: request's mask rules (its feather and grow still apply).
-_PAINTED = {"mode": "black_inpaints", "invert": False, "alpha": "transparent", "threshold": None}
+def layer_of(
+    name: str, prompt: str, mask: Image.Image, size: tuple[int, int], options: MaskOptions
+) -> Layer:
+    """A layer of a job from its mask file, read by the job's mask rules (``options``)."""
+    return Layer(name, _share(mask, size, options), prompt)
 
 
 def layer_area(request: InpaintRequest) -> np.ndarray | None:
-    """The area a layered request regenerates, as its own mask says (0 to 1, before feather
-    and grow); None when it has none (the layers' union is)."""
+    """The area a layered request regenerates, as its own mask says (0 to 1); None when it
+    has none (the layers' union is)."""
     if request.mask is None:
         return None
-    options = replace(request.mask_options, blur=0, grow=0)
-    return effective_mask(request.mask, request.image.size, options).astype(np.float32) / 255.0
+    return _share(request.mask, request.image.size, request.mask_options)
+
+
+def regions_for(request: InpaintRequest) -> Regions:
+    """The regions a layered request paints (``regions_of`` on its layers, its prompt and its
+    own mask), once what a layered job may not ask is refused: the check before queueing and
+    the run read the job the same way."""
+    if request.outpaint is not None or request.resize is not None:
+        raise InvalidInput(
+            "Layers are drawn on the picture as it is: a layered job takes no outpaint or resize.",
+            field="layers",
+        )
+    if request.samples != 1:
+        raise InvalidInput("A layered job makes one picture: samples must be 1.", field="samples")
+    for layer in request.layers:
+        words, tagged = split_loras(layer.prompt)
+        if tagged:
+            raise InvalidInput(
+                f"Layer {layer.name!r}: a LoRA applies to the whole job; put its tag in the "
+                "job's prompt.",
+                field="layers",
+            )
+        parse_weights(words, field="layers")
+    return regions_of(list(request.layers), request.prompt, layer_area(request))
 
 
 def run_layered(
@@ -161,15 +189,8 @@ def run_layered(
 ) -> InpaintResult:
     """A layered job (``request.layers``): in one call where the backend paints regions
     (``Backend.regions_in_one_call``), else one layer after another. Its metadata's
-    ``layers`` says which way ran, the regions painted and what normalising changed."""
-    if request.outpaint is not None or request.resize is not None:
-        raise InvalidInput(
-            "Layers are drawn on the picture as it is: a layered job takes no outpaint or resize.",
-            field="layers",
-        )
-    if request.samples != 1:
-        raise InvalidInput("A layered job makes one picture: samples must be 1.", field="samples")
-    regions = regions_of(list(request.layers), request.prompt, layer_area(request))
+    ``layered`` says which way ran, the regions painted and what normalising changed."""
+    regions = regions_for(request)
     if backend.regions_in_one_call:
         return _run_in_one_call(request, regions, backend, progress, is_cancelled, fill_method)
     return run_layers_in_turn(
@@ -190,9 +211,8 @@ def _run_in_one_call(
     size)."""
     whole = replace(
         request,
-        mask=_painted(regions.area),
+        mask=mask_file_of(regions.area, request.mask_options),
         prompt=regions.prompt,
-        mask_options=replace(request.mask_options, **_PAINTED),
         layers=(),
     )
     prepared = prepare(whole, backend, fill_method)
@@ -219,8 +239,9 @@ def _run_in_one_call(
 
 
 def _said_how(ran: InpaintResult, how: str, regions: Regions) -> InpaintResult:
-    layers = {"ran": how, "regions": [region.name for region in regions.regions]}
-    return replace(ran, metadata={**ran.metadata, "layers": layers})
+    """``ran``, its metadata's ``layered`` saying how the layers ran and which were regions."""
+    layered = {"ran": how, "regions": [region.name for region in regions.regions]}
+    return replace(ran, metadata={**ran.metadata, "layered": layered})
 
 
 def run_layers_in_turn(
@@ -240,16 +261,9 @@ def run_layers_in_turn(
     passes = [(rest, regions.prompt)] if np.rint(rest * 255).any() else []
     passes += [(region.mask, regions.words(region)) for region in regions.regions]
     picture, ran, seconds = request.image, None, 0.0
-    options = replace(request.mask_options, **_PAINTED)
     for index, (mask, words) in enumerate(passes):
-        step = replace(
-            request,
-            image=picture,
-            mask=_painted(mask),
-            prompt=words,
-            mask_options=options,
-            layers=(),
-        )
+        mask_file = mask_file_of(mask, request.mask_options)
+        step = replace(request, image=picture, mask=mask_file, prompt=words, layers=())
 
         def told(event: ProgressEvent, index: int = index) -> None:
             if progress is not None:

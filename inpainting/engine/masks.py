@@ -58,6 +58,17 @@ def regenerated_colour(transparent: bool, options: MaskOptions) -> str:
     return "white" if white else "black"
 
 
+def mask_file_of(share: np.ndarray, options: MaskOptions) -> Image.Image:
+    """A mask file (L) that ``effective_mask`` reads, under ``options``, as ``share`` (0 to 1
+    of each pixel regenerated) before grow and feather: the one rule written the other way
+    (a layered job's union stored as its mask, each layer painted in turn)."""
+    colour = regenerated_colour(False, options)
+    if colour not in ("white", "black"):
+        raise InvalidInput("A mask of these rules is read from its alpha only.", field="mask")
+    values = np.rint(np.clip(share, 0.0, 1.0) * 255).astype(np.uint8)
+    return Image.fromarray(values if colour == "white" else 255 - values, "L")
+
+
 def _regenerate_values(mask: Image.Image, options: MaskOptions) -> np.ndarray:
     """Map the file's pixels to 0..255 where 255 = regenerate, before invert, grow and blur."""
     check("mask_mode", options.mode)

@@ -71,6 +71,12 @@ def stored_references(generation: Generation) -> list[SourceImage]:
     return [link.image for link in links]
 
 
+def stored_layers(generation: Generation) -> list[Mask]:
+    """A layered job's layers' masks, in its layers' order (bottom up)."""
+    links = generation.layer_links.select_related("mask").order_by("position")
+    return [link.mask for link in links]
+
+
 def generation_request(
     generation: Generation, *, with_references: bool = True
 ) -> engine.InpaintRequest:
@@ -83,4 +89,5 @@ def generation_request(
         image=open_stored(generation.source.file),
         mask=stored_mask(generation),
         reference_images=tuple(open_stored(row.file) for row in references),
+        layer_masks=tuple(open_stored(row.file) for row in stored_layers(generation)),
     )

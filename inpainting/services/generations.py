@@ -22,11 +22,14 @@ from accounts.models import ApiKey, User
 
 from .. import engine, gate, scheduler, selectors
 from ..conf import engine_config
+from ..engine.layers import regions_for
+from ..engine.masks import mask_file_of
 from ..engine.parameters import FILL_ENGINE_UNUSED
 from ..errors import ClientError
 from ..gate import PIXELS
 from ..models import (
     Generation,
+    GenerationLayer,
     GenerationReference,
     Mask,
     SourceImage,
@@ -41,6 +44,7 @@ from .files import (
     mask_create,
     open_stored,
     source_image_create,
+    stored_layers,
     stored_mask,
     stored_references,
 )
@@ -97,6 +101,9 @@ class Checked:
     plan: JobPlan
     params: GenerationParams
     warnings: list[dict[str, str]]
+    #: The mask the job is stored with: the request's, or a layered job's area (the layers'
+    #: union, written in the request's polarity) when it sent none.
+    mask: Image.Image | None = None
 
 
 #: A native API's mask that selects more of the picture than this to regenerate is most likely
@@ -113,10 +120,31 @@ def _validate(
     mask: Image.Image | None,
     *,
     polarity_warned: bool = False,
+    layer_masks: tuple = (),
 ) -> Checked:
     """Check, the pictures decoded, what the plan could not (the mask fits the engine, the
     prompt fits the model); a diffusion job's parameters resolved for its model's family.
-    ``polarity_warned``: a native API's mask, warned of when it selects nearly everything."""
+    ``polarity_warned``: a native API's mask, warned of when it selects nearly everything.
+    ``layer_masks``: a layered job's, in its layers' order (``engine.layers``)."""
+    layered: list[dict[str, str]] = []
+    if layer_masks:
+        whole = params.with_defaults().to_request(image=image, mask=mask, layer_masks=layer_masks)
+        regions = regions_for(whole)
+        layered = regions.warnings
+        if mask is None:
+            mask = mask_file_of(regions.area, params.mask_options)
+        polarity_warned = False  # the layers say what is regenerated
+    checked = _validated(plan, params, image, mask, polarity_warned)
+    return dataclasses.replace(checked, warnings=checked.warnings + layered, mask=mask)
+
+
+def _validated(
+    plan: JobPlan,
+    params: GenerationParams,
+    image: Image.Image,
+    mask: Image.Image | None,
+    polarity_warned: bool,
+) -> Checked:
     request = params.with_defaults().to_request(image=image, mask=mask)
     effective = engine.prepare_mask(request, edits=plan.edits)
     engine.check_fillable(plan.engine, effective)
@@ -291,16 +319,18 @@ def generation_create(
     webhook_url: str | None = None,
     reference_files: tuple = (),
     max_queue_seconds: float | None = None,
+    layer_files: tuple = (),
 ) -> Submission:
     """Validate the uploads, store them, create a queued generation and enqueue it on commit.
-    ``reference_files``: reference pictures for an edit model, in order.
+    ``reference_files``: reference pictures for an edit model, in order; ``layer_files``: the
+    masks of ``params.layers``, in order.
 
     Preconditions: ``params`` passed the API's range checks. Raises ``GenerationError`` for
     client mistakes (bad files, mask mismatch, quota, an idempotency key reused for another
     request); nothing is stored in that case.
     """
     sender = sender.fingerprinted(
-        params, (image_file, mask_file, *reference_files), webhook_url, extra_metadata
+        params, (image_file, mask_file, *reference_files, *layer_files), webhook_url, extra_metadata
     )
     user = sender.user
     existing = generation_replay(sender)
@@ -316,7 +346,14 @@ def generation_create(
         )
     quota_check(user, lock=False)  # before any picture is decoded; again below, with the insert
     plan = job_plan(params, len(reference_files))
-    if mask_file is None and not params.outpaint and (cannot := _mask_needed(plan)):
+    if len(layer_files) != len(params.layers or []):
+        raise ClientError(
+            f"{len(params.layers or [])} layers and {len(layer_files)} layer masks: each layer "
+            "needs its mask.",
+            field="layers",
+        )
+    layered = bool(layer_files)  # the layers' union is the mask when the request sends none
+    if not (mask_file or params.outpaint or layered) and (cannot := _mask_needed(plan)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
         extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
@@ -325,6 +362,7 @@ def generation_create(
         ("image", image_file, IMAGE_FORMATS),
         *([("mask", mask_file, MASK_FORMATS)] if mask_file else []),
         *(("reference_images", upload, IMAGE_FORMATS) for upload in reference_files),
+        *(("layers", upload, MASK_FORMATS) for upload in layer_files),
     ]
     files = [(read_upload(upload, field=f), f, formats) for f, upload, formats in uploads]
     sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
@@ -336,6 +374,7 @@ def generation_create(
             image,
             mask,
             references,
+            layers,
             metadata=extra_metadata,
             webhook_url=webhook_url,
             max_queue_seconds=max_queue_seconds,
@@ -350,11 +389,15 @@ def generation_create(
             same = next((d for b, d in earlier if b == data), None)
             decoded.append(decode_image(data, field=f, formats=formats) if same is None else same)
         image, mask = decoded[0], (decoded[1] if mask_file else None)
-        references = decoded[2:] if mask_file else decoded[1:]
+        given = decoded[2:] if mask_file else decoded[1:]
+        references, layers = given[: len(reference_files)], given[len(reference_files) :]
         # A native API's mask from a script (the studio page draws its own in its polarity).
         native = sender.client in (Generation.Client.API, Generation.Client.WEB)
         warned = native and not sender.interactive
-        checked = _validate(plan, params, image, mask, polarity_warned=warned)
+        checked = _validate(
+            plan, params, image, mask, polarity_warned=warned, layer_masks=tuple(layers)
+        )
+        mask = checked.mask
         generation, created = generation_store_once(sender, store)
     return Submission(generation, created=created)
 
@@ -456,6 +499,7 @@ def generation_store(
     image: Image.Image,
     mask: Image.Image | None = None,
     references=(),
+    layers=(),
     **insert,
 ) -> Generation:
     """A job's pictures stored and its row inserted (``checked``, ``generation_insert``'s other
@@ -471,11 +515,14 @@ def generation_store(
             saved += [mask_row.file, mask_row.thumbnail]
         reference_rows = [source_image_create(owner=user, image=r) for r in references]
         saved += [f for row in reference_rows for f in (row.file, row.thumbnail) if f]
+        layer_rows = [mask_create(owner=user, mask=layer) for layer in layers]
+        saved += [f for row in layer_rows for f in (row.file, row.thumbnail) if f]
         return generation_insert(
             sender,
             source=source,
             mask=mask_row,
             references=reference_rows,
+            layers=layer_rows,
             checked=checked,
             **insert,
         )
@@ -512,6 +559,7 @@ def generation_insert(
     mask: Mask | None,
     checked: Checked,
     references=(),
+    layers=(),
     metadata: dict | None = None,
     webhook_url: str | None = None,
     max_queue_seconds: float | None = None,
@@ -543,6 +591,10 @@ def generation_insert(
         GenerationReference(generation=generation, image=image, position=position)
         for position, image in enumerate(references)
     )
+    GenerationLayer.objects.bulk_create(
+        GenerationLayer(generation=generation, mask=mask, position=position)
+        for position, mask in enumerate(layers)
+    )
     transaction.on_commit(lambda: enqueue(generation))
     return generation
 
@@ -562,6 +614,7 @@ def generation_rerun(
     if engine.runs_a_model(generation.engine) and ran is not None:  # by its name now
         params = dataclasses.replace(params, model=ran.name)
     references = stored_references(generation)
+    layers = stored_layers(generation)
     if generation.is_upscale:  # the same picture and size; its upscaler still enabled
         upscaler = upscalers.library_upscaler_checked(generation.model_name)
         checked = Checked(JobPlan(generation.engine, upscaler), params, [])
@@ -571,7 +624,8 @@ def generation_rerun(
         # The stored input and mask decoded, through the web process' gate.
         with PIXELS.doing(gate.JOB_RERUN, size, user=user.pk):
             image, mask = open_stored(generation.source.file), stored_mask(generation)
-            checked = _validate(plan, params, image, mask)
+            layer_masks = tuple(open_stored(row.file) for row in layers)
+            checked = _validate(plan, params, image, mask, layer_masks=layer_masks)
     key = generation.api_key
     if key is not None and not api_key_still_usable(api_key_id=key.pk):
         key = None
@@ -588,6 +642,7 @@ def generation_rerun(
             source=generation.source,
             mask=generation.mask,
             references=references,
+            layers=layers,
             checked=checked,
         )
 
@@ -658,7 +713,8 @@ def generation_delete(*, generation: Generation) -> None:
         Generation.objects.filter(pk=generation.pk, status__in=Generation.ACTIVE).update(
             status=Generation.Status.CANCELLED, error=Generation.DELETED_ERROR
         )
-    source_id, mask_id = generation.source_id, generation.mask_id
+    source_id = generation.source_id
+    masks = {generation.mask_id, *generation.layer_links.values_list("mask_id", flat=True)}
     pictures = {source_id, *generation.reference_links.values_list("image_id", flat=True)}
     gone = Generation(pk=generation.pk, owner_id=generation.owner_id)  # delete() clears pk
     with transaction.atomic():
@@ -666,8 +722,9 @@ def generation_delete(*, generation: Generation) -> None:
         SourceImage.objects.filter(pk__in=pictures).exclude(
             Q(generations__isnull=False) | Q(references__isnull=False)
         ).delete()
-        if mask_id and not Generation.objects.filter(mask_id=mask_id).exists():
-            Mask.objects.filter(pk=mask_id).delete()
+        Mask.objects.filter(pk__in=masks - {None}).exclude(
+            Q(generations__isnull=False) | Q(layers__isnull=False)
+        ).delete()
         # Clients waiting on the job (API requests, sockets) stop waiting at once.
         transaction.on_commit(
             lambda: publish(gone, {"type": Event.DELETED, "id": str(gone.pk)}, to_user=True)

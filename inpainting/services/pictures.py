@@ -83,11 +83,22 @@ _NAMED: dict[str, Callable[[Generation], Picture]] = {
 NAMED_PARTS = tuple(_NAMED)
 
 
+def layer_part(position: int) -> str:
+    """The part that names a layered job's layer's mask (its address: ``layers/<n>.png``)."""
+    return f"layer-{position}"
+
+
 def generation_picture(*, generation: Generation, part: str) -> Picture:
-    """``part`` of ``generation``: one of ``NAMED_PARTS`` or an output's index; a 404 for a
-    part the job does not have."""
+    """``part`` of ``generation``: one of ``NAMED_PARTS``, a layer's mask (``layer_part``) or
+    an output's index; a 404 for a part the job does not have."""
     if part in _NAMED:
         return _NAMED[part](generation)
+    if part.startswith("layer-") and part.removeprefix("layer-").isdigit():
+        position = int(part.removeprefix("layer-"))
+        link = generation.layer_links.filter(position=position).first()
+        if link is None:
+            raise ClientError("This generation has no such layer.", status=404)
+        return Picture(link.mask.file, part)
     image = _output(generation, part)
     return Picture(image.file, image.seed)
 

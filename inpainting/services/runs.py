@@ -255,13 +255,23 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
             _record_outcome(job, exc, None)
     if not runnable:
         return
-    # One job or several: the runner batches what it can and runs the rest one by one.
-    outcomes = engine.run_inpaint_batch(
-        requests,
-        backend,
-        progresses=[progress for _, progress in runnable],
-        cancel_checks=[progress.is_cancelled for _, progress in runnable],
-    )
+    if requests[0].layers:  # a layered job runs alone (``_batch_params``)
+        progress = runnable[0][1]
+        try:
+            outcomes = [
+                engine.run_layered(
+                    requests[0], backend, progress=progress, is_cancelled=progress.is_cancelled
+                )
+            ]
+        except Exception as exc:  # noqa: BLE001 - recorded like any outcome
+            outcomes = [exc]
+    else:  # one job or several: the runner batches what it can and runs the rest one by one
+        outcomes = engine.run_inpaint_batch(
+            requests,
+            backend,
+            progresses=[progress for _, progress in runnable],
+            cancel_checks=[progress.is_cancelled for _, progress in runnable],
+        )
     for (job, _), outcome in zip(runnable, outcomes, strict=True):
         _record_outcome(job, outcome, backend_notes)
 
@@ -272,10 +282,10 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
     field the runner's ``engine.batch_key`` compares (``engine.BATCH_SETTINGS``, the same list
     for both; the additions as the job's plan keeps them, the reference pictures; an
     IP-Adapter job batches with none,
-    its reference picture is its own). The runner then checks the working
+    its reference picture is its own; nor does a layered job). The runner then checks the working
     size; a companion claimed here is never one it refuses for another reason."""
     return (
-        generation.pk if params.ip_adapter else None,
+        generation.pk if params.ip_adapter or params.layers else None,
         generation.engine,
         generation.library_model_id,
         generation.model_name,

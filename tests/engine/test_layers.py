@@ -132,7 +132,7 @@ def test_layers_run_in_turn_each_with_its_prompt_and_nothing_outside_them_change
     ]
     assert tuple(out[30, 10]) == (220, 30, 30) and tuple(out[10, 25]) == (30, 30, 220)  # top wins
     assert np.array_equal(out[20:, 30:], before[20:, 30:])  # outside every layer
-    assert result.metadata["layers"] == {"ran": "in turn", "regions": ["scarf", "window"]}
+    assert result.metadata["layered"] == {"ran": "in turn", "regions": ["scarf", "window"]}
     assert [(e.step, e.total) for e in events] == [(1, 2), (2, 2)]
     # A layer's prompt changed changes its region only.
     layers[0] = Layer("scarf", layers[0].mask, "a green scarf")
@@ -153,7 +153,7 @@ def test_the_classical_engine_fills_the_layers_in_turn():
     out, before = np.asarray(result.images[0]).astype(int), np.asarray(picture).astype(int)
     union = (box(5, 5, 20, 20) + box(25, 10, 45, 30)) > 0
     assert np.array_equal(out[~union], before[~union])
-    assert result.engine == "classical" and result.metadata["layers"]["regions"] == ["a", "b"]
+    assert result.engine == "classical" and result.metadata["layered"]["regions"] == ["a", "b"]
 
 
 class RegionsBackend(SolidBackend):
@@ -195,7 +195,7 @@ def test_a_backend_that_paints_regions_gets_them_in_one_call_in_its_own_frame():
         left[:, : call.image.width // 2 - 2].all()
         and not left[:, call.image.width // 2 + 2 :].any()
     )
-    assert result.metadata["layers"] == {"ran": "one call", "regions": ["left", "right"]}
+    assert result.metadata["layered"] == {"ran": "one call", "regions": ["left", "right"]}
     assert result.images[0].size == (400, 300)
 
 

@@ -1,0 +1,134 @@
+"""Layered jobs through the native API (issue 80): each layer a mask (a file of
+``layer_masks`` or a data URL) with its own prompt; stored, run, answered, re-run, deleted."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from inpainting.engine.layers import MAX_LAYERS
+from inpainting.models import Generation, Mask
+from inpainting.services import runs
+from tests.helpers import H, W, image_png
+from tests.images import box_mask, png_bytes
+
+pytestmark = pytest.mark.django_db
+
+LEFT = (8, 8, 40, 56)  # a layer's box (x0, y0, x1, y1), black: DreamLayer's polarity
+RIGHT = (48, 8, 88, 40)
+
+
+def layer_png(box) -> bytes:
+    return png_bytes(box_mask(W, H, box, inpaint_white=False))
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def post_layers(api, layers, files=(), **fields):
+    data = {
+        "image": SimpleUploadedFile("photo.png", image_png(), "image/png"),
+        "layers": json.dumps(layers),
+        "wait": "false",
+        **fields,
+    }
+    if files:
+        data["layer_masks"] = [SimpleUploadedFile(f"l{i}.png", f) for i, f in enumerate(files)]
+    return api.post("/api/img2img", data, format="multipart")
+
+
+def two_layers(api, **fields):
+    layers = [
+        {"name": "scarf", "prompt": "a red scarf"},
+        {"name": "window", "prompt": "a window", "mask": data_url(layer_png(RIGHT))},
+    ]
+    return post_layers(api, layers, [layer_png(LEFT)], prompt="a street", **fields)
+
+
+def decoded(response) -> Image.Image:
+    assert response.status_code == 200, response
+    return Image.open(io.BytesIO(b"".join(response.streaming_content))).convert("RGB")
+
+
+def covered(box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    inside = np.zeros((H, W), bool)
+    inside[y0 : y1 + 1, x0 : x1 + 1] = True
+    return inside
+
+
+def test_a_two_layer_job_is_stored_run_in_turn_and_answered_with_its_layers(api):
+    response = two_layers(api, mask_blur=0)
+    assert response.status_code == 202, response.content
+    generation = Generation.objects.get(pk=response.json()["id"])
+    assert generation.params["layers"] == [
+        {"name": "scarf", "prompt": "a red scarf"},
+        {"name": "window", "prompt": "a window"},
+    ]
+    # The job's mask is the layers' union, in the request's polarity (black: regenerated).
+    with generation.mask.file.open("rb") as handle:
+        union = np.asarray(Image.open(handle).convert("L")) < 128
+    assert np.array_equal(union, covered(LEFT) | covered(RIGHT))
+    assert generation.layer_links.count() == 2
+
+    runs.generation_run(generation_id=str(generation.pk))  # what the worker calls
+    detail = api.get(f"/api/generations/{generation.pk}/").json()
+    assert detail["status"] == "succeeded", detail["error"]
+    meta = detail["metadata"]
+    assert meta["layers"] == generation.params["layers"]
+    assert meta["layered"] == {"ran": "in turn", "regions": ["scarf", "window"]}
+    assert len(detail["layer_masks"]) == 2
+    mask = api.get(detail["layer_masks"][1].removeprefix("http://testserver"))
+    sent = np.asarray(Image.open(io.BytesIO(layer_png(RIGHT))).convert("RGB"))
+    assert np.array_equal(np.asarray(decoded(mask)), sent)  # as sent
+    out = np.asarray(decoded(api.get(f"/api/generations/{generation.pk}/images/0.png")))
+    before = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    outside = ~(covered(LEFT) | covered(RIGHT))
+    assert np.array_equal(out[outside], before[outside])  # byte for byte
+    assert np.any(out[covered(LEFT)] != before[covered(LEFT)])
+
+
+def test_what_a_layered_request_may_not_send_is_a_400_naming_the_field(api):
+    one = {"name": "a", "prompt": "x"}
+    cases = [
+        (post_layers(api, [one, one], [layer_png(LEFT)]), "layer_masks"),
+        (post_layers(api, [one] * (MAX_LAYERS + 1)), "layers"),
+        (post_layers(api, [{**one, "mask": "https://example.com/m.png"}]), "layers"),
+        (post_layers(api, "not a list"), "layers"),
+        (post_layers(api, [one], [layer_png(LEFT)], outpaint='{"right": 8}'), "layers"),
+        (post_layers(api, [one], [layer_png(LEFT)], samples=2), "samples"),
+        (post_layers(api, [{**one, "prompt": "<lora:ink:1> x"}], [layer_png(LEFT)]), "layers"),
+        (post_layers(api, [one], [png_bytes(Image.new("L", (W, H), 255))]), "layers"),
+    ]
+    for response, field in cases:
+        assert response.status_code == 400, response.content
+        assert field in response.json()["errors"], response.json()
+    assert not Generation.objects.exists() and not Mask.objects.exists()  # nothing stored
+
+
+def test_a_tiny_layer_is_named_in_the_warnings_and_a_rerun_and_delete_keep_the_files_right(api):
+    crumb = (0, 0, 2, 2)  # 9 of 6,144 pixels
+    layers = [{"name": "scarf", "prompt": "x"}, {"name": "crumb", "prompt": "y"}]
+    response = post_layers(api, layers, [layer_png(LEFT), layer_png(crumb)])
+    assert response.status_code == 202, response.content
+    first = Generation.objects.get(pk=response.json()["id"])
+    said = [w for w in first.metadata["warnings"] if w["field"] == "layers"]
+    assert len(said) == 1 and "Layer 'crumb' covers 0.1%" in said[0]["message"]
+    runs.generation_run(generation_id=str(first.pk))
+    rerun = api.post(f"/api/generations/{first.pk}/rerun/")
+    assert rerun.status_code in (200, 201, 202), rerun.content
+    again = Generation.objects.exclude(pk=first.pk).get()
+    assert list(again.layer_links.values_list("mask_id", flat=True)) == list(
+        first.layer_links.values_list("mask_id", flat=True)
+    )  # the same files
+    assert again.mask_id == first.mask_id and again.params["layers"] == layers
+    masks = Mask.objects.count()
+    assert api.delete(f"/api/generations/{first.pk}/").status_code == 204
+    assert Mask.objects.count() == masks  # the re-run still uses them
+    assert api.delete(f"/api/generations/{again.pk}/").status_code == 204
+    assert not Mask.objects.exists()
