@@ -18,11 +18,14 @@ from .models import (
     LAMA,
     GeneratedImage,
     Generation,
+    GenerationLayer,
     GenerationReference,
     LibraryModel,
     ModelInstall,
 )
+from .params import GenerationParams
 from .services import generations, installs, library
+from .services.pictures import layer_part
 
 
 def _image_tag(generation_id, part: str, full: str, height: int = 64) -> str:
@@ -82,6 +85,36 @@ class GenerationReferenceInline(_StaffReadsInline):
         return obj.image.sha256
 
 
+class GenerationLayerInline(_StaffReadsInline):
+    """A layered job's layers, bottom up: each one's name, prompt and mask."""
+
+    model = GenerationLayer
+    fields = ("position", "name", "prompt", "mask_preview")
+    readonly_fields = fields
+    verbose_name = "layer"
+
+    def _asked(self, obj: GenerationLayer) -> dict:
+        layers = GenerationParams.from_json(obj.generation.params).layers or []
+        return layers[obj.position] if obj.position < len(layers) else {}
+
+    @admin.display(description="name")
+    def name(self, obj: GenerationLayer) -> str:
+        return self._asked(obj).get("name", "-")
+
+    @admin.display(description="prompt")
+    def prompt(self, obj: GenerationLayer) -> str:
+        return self._asked(obj).get("prompt") or "-"
+
+    @admin.display(description="mask")
+    def mask_preview(self, obj: GenerationLayer) -> str:
+        part = layer_part(obj.position)
+        return format_html(
+            '<a href="{}"><img src="{}" alt="" height="96"></a>',
+            reverse("api:generation-layer", args=[obj.generation_id, obj.position]),
+            reverse("api:generation-thumbnail", args=[obj.generation_id, part]),
+        )
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     """Staff review of every user's history: read-only, with cancel, re-run and delete."""
@@ -100,7 +133,7 @@ class GenerationAdmin(admin.ModelAdmin):
     list_filter = ("status", "engine", "model_name", "worker", "client", "owner", "created_at")
     search_fields = ("prompt", "owner__username")
     date_hierarchy = "created_at"
-    inlines = [GeneratedImageInline, GenerationReferenceInline]
+    inlines = [GeneratedImageInline, GenerationReferenceInline, GenerationLayerInline]
     actions = ["cancel_selected", "rerun_selected", "move_to_front", "move_to_back"]
     change_list_template = "admin/inpainting/generation/change_list.html"
     fieldsets = (

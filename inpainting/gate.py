@@ -270,7 +270,8 @@ class Work:
 
 
 # The cost table: every kind of pixel work the web process does.
-#: A job's uploads stored: each picture decoded, its RGB copy and the stored PNG's encoder.
+#: A job's uploads stored: each picture decoded, its RGB copy and the stored PNG's encoder (a
+#: layer's mask: decoded, its share of each pixel and its region, ``engine.layers``).
 JOB_UPLOADS = Work("job", 3)
 #: A job run again from its stored input and mask, decoded.
 JOB_RERUN = Work("job", 3)

@@ -42,6 +42,7 @@ from .errors import ClientError
 from .gate import GateFull
 from .metrics import metrics_text
 from .models import Generation
+from .params import GenerationParams
 from .prefixes import API_PATHS
 from .services import (
     additions,
@@ -198,6 +199,13 @@ def history_detail(request, generation_id):
         "params": selectors.generation_parameters(generation=generation),
         "images": generation.images.all(),
         "mask_colour": _mask_colour(generation),
+        # A layered job's layers, bottom up, each with its mask's thumbnail.
+        "layers": [
+            {**layer, "position": position, "part": pictures.layer_part(position)}
+            for position, layer in enumerate(
+                GenerationParams.from_json(generation.params).layers or []
+            )
+        ],
         "active": generation.status in Generation.ACTIVE,
         # Only the owner upscales: the new job is theirs (staff may view others' jobs). A job
         # still running gets the form hidden: the page shows it when the job succeeds.

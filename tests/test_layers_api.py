@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from inpainting import gate
 from inpainting.engine.layers import MAX_LAYERS
 from inpainting.models import Generation, Mask
 from inpainting.services import runs
@@ -132,3 +133,35 @@ def test_a_tiny_layer_is_named_in_the_warnings_and_a_rerun_and_delete_keep_the_f
     assert Mask.objects.count() == masks  # the re-run still uses them
     assert api.delete(f"/api/generations/{again.pk}/").status_code == 204
     assert not Mask.objects.exists()
+
+
+def test_every_layer_mask_is_counted_by_the_web_budget(api, monkeypatch):
+    """The gate is asked for the picture, each layer's mask and the union made of them, at
+    the cost of a job's uploads: N layers cost what N + 2 pictures cost."""
+    asked = []
+    real = gate.PIXELS.doing
+
+    def doing(work, *sizes, user):
+        asked.append((work, sizes))
+        return real(work, *sizes, user=user)
+
+    monkeypatch.setattr(gate.PIXELS, "doing", doing)
+    assert two_layers(api).status_code == 202
+    assert asked == [(gate.JOB_UPLOADS, ((W, H),) * 4)]
+
+
+def test_the_history_page_and_the_admin_show_each_layer_with_its_prompt(
+    api, user, staff_user, client
+):
+    generation = Generation.objects.get(pk=two_layers(api).json()["id"])
+    client.force_login(user)
+    page = client.get(f"/history/{generation.pk}/").content.decode()
+    assert "Layer 1, scarf: a red scarf" in page and "Layer 2, window: a window" in page
+    assert "scarf: a red scarf; window: a window" in page  # the parameters' table
+    thumbnail = client.get(f"/api/generations/{generation.pk}/thumbnails/layer-1.webp")
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/webp"
+    assert client.get(f"/api/generations/{generation.pk}/layers/2.png").status_code == 404
+    client.force_login(staff_user)
+    admin = client.get(f"/admin/inpainting/generation/{generation.pk}/change/").content.decode()
+    assert "a red scarf" in admin and "a window" in admin
+    assert f"/api/generations/{generation.pk}/layers/1.png" in admin

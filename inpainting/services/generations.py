@@ -366,6 +366,8 @@ def generation_create(
     ]
     files = [(read_upload(upload, field=f), f, formats) for f, upload, formats in uploads]
     sizes = [image_size(data, field=f, formats=formats) for data, f, formats in files]
+    if layered and mask_file is None:  # the layers' union, made and stored as the mask
+        sizes.append(sizes[0])
 
     def store() -> Generation:
         return generation_store(
@@ -381,7 +383,7 @@ def generation_create(
         )
 
     # Each picture decoded, its RGB copy and the stored PNG's encoder, through the web
-    # process' gate.
+    # process' gate (a layer's mask: decoded, its share of each pixel, its region).
     with PIXELS.doing(gate.JOB_UPLOADS, *sizes, user=user.pk):
         decoded = []
         for data, f, formats in files:  # the same bytes twice (an image its own mask): once

@@ -83,6 +83,17 @@ _NAMED: dict[str, Callable[[Generation], Picture]] = {
 NAMED_PARTS = tuple(_NAMED)
 
 
+def _layer_mask(generation: Generation, part: str) -> Mask:
+    """The mask of the layer ``part`` names (``layer_part``); a 404 for one the job lacks."""
+    position = part.removeprefix("layer-")
+    link = None
+    if position.isdigit():
+        link = generation.layer_links.select_related("mask").filter(position=position).first()
+    if link is None:
+        raise ClientError("This generation has no such layer.", status=404)
+    return link.mask
+
+
 def layer_part(position: int) -> str:
     """The part that names a layered job's layer's mask (its address: ``layers/<n>.png``)."""
     return f"layer-{position}"
@@ -93,12 +104,8 @@ def generation_picture(*, generation: Generation, part: str) -> Picture:
     an output's index; a 404 for a part the job does not have."""
     if part in _NAMED:
         return _NAMED[part](generation)
-    if part.startswith("layer-") and part.removeprefix("layer-").isdigit():
-        position = int(part.removeprefix("layer-"))
-        link = generation.layer_links.filter(position=position).first()
-        if link is None:
-            raise ClientError("This generation has no such layer.", status=404)
-        return Picture(link.mask.file, part)
+    if part.startswith("layer-"):
+        return Picture(_layer_mask(generation, part).file, part)
     image = _output(generation, part)
     return Picture(image.file, image.seed)
 
@@ -159,8 +166,8 @@ def generation_thumbnail(*, generation: Generation, part: str) -> FieldFile:
         _regenerates(generation)
         encode = engine.thumbnail_webp
         return kept(lambda: generation_regenerated_encoded(generation=generation, encode=encode))
-    if part == "mask":
-        mask = _mask_of(generation)
+    if part == "mask" or part.startswith("layer-"):
+        mask = _mask_of(generation) if part == "mask" else _layer_mask(generation, part)
         return kept(lambda: _thumbnail_of(mask.file, (mask.width, mask.height), owner))
     image = _output(generation, part)
     if image.thumbnail:
