@@ -504,7 +504,8 @@ BATCH_SETTINGS = (
 
 def batch_key(call: BackendCall) -> tuple:
     """Calls with equal keys can share one model batch: same working size, BATCH_SETTINGS and
-    the additions the pipeline is set up with once for all (LoRAs, ControlNet, references)."""
+    the additions the pipeline is set up with once for all (LoRAs, ControlNet, references,
+    a layered call's regions)."""
     return (
         call.image.size,
         *(getattr(call, name) for name in BATCH_SETTINGS),
@@ -514,6 +515,8 @@ def batch_key(call: BackendCall) -> tuple:
         call.ip_adapter,
         # An IP-Adapter batch encodes one reference picture for all its entries: a job's own.
         tuple(id(image) for image in call.reference_images) if call.ip_adapter else (),
+        # A call with regions sets the denoiser's attention up for its own: alone in its batch.
+        tuple(id(region) for region in call.regions),
     )
 
 

@@ -131,3 +131,24 @@ def encode(
         "pooled_prompt_embeds": pooled(prompts, "prompt"),
         "negative_pooled_prompt_embeds": negative_pooled,
     }
+
+
+def encode_segments(
+    pipe: Any, prompts: list[str], negative: str, clip_skip: int
+) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """One sample's embeddings for a call whose regions each have their own prompt
+    (``regional``): each of ``prompts`` (the whole picture's first) encoded on its own and
+    the segments joined along the token axis, the negative prompt encoded to each segment's
+    length and joined alike, so that both halves of classifier-free guidance have one length
+    and one layout; SDXL's pooled embeddings are the whole picture's. Also the tokens each
+    segment has."""
+    parts = [encode(pipe, [prompt], [negative], clip_skip) for prompt in prompts]
+    lengths = [part["prompt_embeds"].shape[1] for part in parts]
+    joined = {
+        key: torch.cat([part[key] for part in parts], dim=1)
+        for key in ("prompt_embeds", "negative_prompt_embeds")
+    }
+    for key in ("pooled_prompt_embeds", "negative_pooled_prompt_embeds"):
+        if key in parts[0]:
+            joined[key] = parts[0][key]
+    return joined, lengths

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from .. import memory
@@ -155,6 +156,12 @@ class DiffusersBackend:
             or (first.ip_adapter and not family.capabilities.ip_adapter)
         ):
             raise EngineError(f"{family.label} models take no ControlNet, LoRA or IP-Adapter here.")
+        if first.regions and (control or first.ip_adapter):
+            raise InvalidInput(
+                "Layers painted in one call take no ControlNet or IP-Adapter here: "
+                "send the job without them.",
+                field="layers",
+            )
         runner = _controlnet_pipeline(pipe, family, control) if control else pipe
         default_scheduler = runner.scheduler
         adapters: list[str] = []
@@ -177,10 +184,12 @@ class DiffusersBackend:
                 ip_loaded = True  # from here on, unloaded whatever happens
                 _load_ip_adapter(runner, first.ip_adapter)
                 extra["ip_adapter_image"] = first.reference_images[0]
-            with torch.inference_mode():
+            with torch.inference_mode(), ExitStack() as regional:
                 if soft and any(has_gray(call.weights) for call in calls):
                     on_step_end = _blended(on_step_end, SoftBlend(runner, entries))
-                if family.text_encoding == "weighted":
+                if first.regions:  # one job a batch (runner.batch_key)
+                    conditioning = self._regions(runner, first, len(entries), regional)
+                elif family.text_encoding == "weighted":
                     # Weighted prompts, long prompts in chunks, clip skip: each prompt
                     # encoded on its own, so an entry's embeddings do not depend on its batch.
                     conditioning = encode(
@@ -250,6 +259,29 @@ class DiffusersBackend:
             )
             images = images[len(call.seeds) :]
         return outputs
+
+    def _regions(
+        self, pipe: Any, call: BackendCall, samples: int, regional: ExitStack
+    ) -> dict[str, Any]:
+        """The embeddings of a call with regions (``BackendCall.regions``), each of its
+        ``samples`` alike: the whole picture's prompt and each region's side by side, each
+        region's tokens seen only by its pixels through the UNet's cross-attention
+        (``regional``) until ``regional`` closes; the UNet's own processors then again."""
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        from .conditioning import encode_segments  # noqa: PLC0415 - torch, as above
+        from .regional import RegionPlan, regional_attention  # noqa: PLC0415 - as above
+
+        if self.family.text_encoding != "weighted":
+            raise EngineError(f"{self.family.label} models paint no regions in one call here.")
+        prompts = [call.prompt, *(region.prompt for region in call.regions)]
+        embeddings, lengths = encode_segments(pipe, prompts, call.negative_prompt, call.clip_skip)
+        width, height = call.image.size
+        scale = pipe.vae_scale_factor  # pixels a latent pixel spans
+        latent = (height // scale, width // scale)
+        plan = RegionPlan([region.mask for region in call.regions], lengths, latent)
+        regional.enter_context(regional_attention(pipe.unet, plan))
+        return {key: torch.cat([value] * samples) for key, value in embeddings.items()}
 
     def _metadata(self, pipe: Any, load_seconds: float | None) -> dict[str, Any]:
         return {

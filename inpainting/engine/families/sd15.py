@@ -29,6 +29,7 @@ SD_CAPABILITIES = Capabilities(
     guidance_range=(1.0, 20.0),
     soft_inpainting=True,
     ip_adapter=True,
+    regions=True,  # a cross-attention processor (backends.regional)
 )
 
 
