@@ -275,10 +275,10 @@ class Generation(models.Model):
             return "Outpaint and object removal" if self.mask_id else "Outpaint"
         return "Object removal"
 
-    def file_name(self, what: str | int) -> str:
+    def file_name(self, what: str | int, extension: str = "png") -> str:
         """The name a download of this job's files gets, for people:
         ``dreamlayer-<the prompt's first words, else removal or outpaint>-<what>.png``, where
-        ``what`` is an output's seed, or "input", "mask", "regenerated"."""
+        ``what`` is an output's seed, or "input", "mask", "regenerated" (a project: .zip)."""
         words = ""
         for word in slugify(self.prompt, allow_unicode=True).split("-"):
             joined = f"{words}-{word}" if words else word
@@ -290,7 +290,7 @@ class Generation(models.Model):
             words = "upscale"
         elif not words:
             words = "outpaint" if self.is_outpaint else "removal"
-        return f"dreamlayer-{words}-{what}.png"
+        return f"dreamlayer-{words}-{what}.{extension}"
 
 
 class GenerationReference(models.Model):

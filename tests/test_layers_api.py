@@ -13,7 +13,7 @@ from PIL import Image
 from inpainting import gate
 from inpainting.engine.layers import MAX_LAYERS
 from inpainting.models import Generation, Mask
-from inpainting.services import runs
+from inpainting.services import projects, runs
 from tests.helpers import H, W, image_png
 from tests.images import box_mask, png_bytes
 
@@ -165,3 +165,63 @@ def test_the_history_page_and_the_admin_show_each_layer_with_its_prompt(
     admin = client.get(f"/admin/inpainting/generation/{generation.pk}/change/").content.decode()
     assert "a red scarf" in admin and "a window" in admin
     assert f"/api/generations/{generation.pk}/layers/1.png" in admin
+
+
+def test_a_job_saved_as_a_project_and_sent_again_is_the_same_job(api):
+    first = Generation.objects.get(pk=two_layers(api, seed=7).json()["id"])
+    runs.generation_run(generation_id=str(first.pk))
+    first.refresh_from_db()
+    saved = api.get(f"/api/generations/{first.pk}/project/")
+    assert saved.status_code == 200 and saved["Content-Type"] == "application/zip"
+    assert 'filename="dreamlayer-a-street-project.zip"' in saved["Content-Disposition"]
+    data = b"".join(saved.streaming_content)
+    project = projects.project_read(data)
+    assert [(x.name, x.prompt) for x in project.layers] == [
+        ("scarf", "a red scarf"),
+        ("window", "a window"),
+    ]
+    assert project.mask is None and len(project.results) == 1  # the union is not the job's own
+    opened = api.post(
+        "/api/projects/open", {"project": SimpleUploadedFile("p.zip", data)}, format="multipart"
+    ).json()
+    assert [x["name"] for x in opened["layers"]] == ["scarf", "window"]
+    assert opened["image"].startswith("data:image/png;base64,") and opened["mask"] is None
+    assert opened["params"]["seed"] == 7 and opened["prompt"] == "a street"
+
+    again = api.post(
+        "/api/img2img",
+        {"project": SimpleUploadedFile("p.zip", data), "wait": "false"},
+        format="multipart",
+    )
+    assert again.status_code == 202, again.content
+    second = Generation.objects.get(pk=again.json()["id"])
+    assert second.params == first.params and second.prompt == "a street"
+    assert second.source.sha256 == first.source.sha256
+    masks = [list(g.layer_links.values_list("mask__sha256", flat=True)) for g in (first, second)]
+    assert masks[0] == masks[1] and second.metadata["mask_from_layers"] is True
+    runs.generation_run(generation_id=str(second.pk))
+    second.refresh_from_db()
+    assert second.seed == first.seed == 7
+    pixels = [
+        np.asarray(decoded(api.get(f"/api/generations/{g.pk}/images/0.png")))
+        for g in (first, second)
+    ]
+    assert np.array_equal(*pixels)
+    # The request's own fields win over the project's parameters.
+    other = api.post(
+        "/api/img2img",
+        {"project": SimpleUploadedFile("p.zip", data), "wait": "false", "prompt": "a lane"},
+        format="multipart",
+    )
+    assert Generation.objects.get(pk=other.json()["id"]).prompt == "a lane"
+
+
+def test_a_file_that_is_no_project_is_a_400_and_nothing_is_stored(api):
+    for sent in (b"not a zip", projects.project_bytes(projects.Project(b"x", "", {}, []))):
+        for url in ("/api/img2img", "/api/projects/open"):
+            response = api.post(
+                url, {"project": SimpleUploadedFile("p.zip", sent)}, format="multipart"
+            )
+            assert response.status_code == 400, response.content
+            assert "project" in response.json()["errors"] or "project" in str(response.json())
+    assert not Generation.objects.exists()

@@ -410,6 +410,11 @@ class Img2ImgSerializer(GenerationParamsSerializer):
             "prompt paints its region; the area regenerated is their union, or mask."
         ),
     )
+    project = serializers.FileField(
+        required=False,
+        help_text="A DreamLayer project (GET /api/generations/<id>/project/): its picture, mask "
+        "and layers, and its parameters where the request sends none of its own.",
+    )
     layer_masks = BoundedListField(
         max_length=MAX_LAYERS,
         what="layer masks",

@@ -25,6 +25,7 @@ urlpatterns = [
     path("masks/generate", views.MaskGenerateView.as_view(), name="mask-generate"),
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
     path("images/png", views.ImagePngView.as_view(), name="image-png"),
+    path("projects/open", views.ProjectOpenView.as_view(), name="project-open"),
     path("links/<str:token>", views.ImageLinkView.as_view(), name="image-link"),
     path(
         "generations/<uuid:pk>/images/<int:index>.png",

@@ -36,6 +36,7 @@ from ..services import (
     mask_models,
     masks,
     pictures,
+    projects,
     upscale,
     upscalers,
 )
@@ -78,8 +79,16 @@ class Img2ImgView(SubmitAndWaitView):
     input_serializer = Img2ImgSerializer
 
     def input_data(self, request: Request) -> dict:
-        """Form fields, the optional JSON ``params`` field on top, and the files."""
+        """Form fields, the optional JSON ``params`` field on top, and the files; a
+        ``project`` file gives the picture, mask and layers, and the parameters the request
+        does not send itself (``services.projects.project_request``)."""
         data = merge_form_and_params(request.data)
+        if "project" in request.FILES:
+            opened = projects.project_request(
+                projects.project_upload_read(request.FILES["project"])
+            )
+            sent = {k: v for k, v in data.items() if k not in projects.PROJECT_FIELDS}
+            return {**opened, **sent}
         data.update(
             {name: request.FILES[name] for name in ("image", "mask") if name in request.FILES}
         )
@@ -184,6 +193,9 @@ class UpscalerListView(APIView):
     destroy=extend_schema(responses={204: None}),
     cancel=extend_schema(request=None),
     rerun=extend_schema(request=None, responses={201: GenerationDoc}),
+    project=extend_schema(
+        responses={(200, "application/zip"): OpenApiResponse(description="the project file")}
+    ),
 )
 class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your generations (staff: everyone's with ``?all=1``), newest first."""
@@ -220,6 +232,38 @@ class GenerationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         new = generations.generation_rerun(generation=generation, user=request.user)
         new = selectors.generation_get(user=request.user, generation_id=new.pk)
         return Response(native.detail(new, base_url(request)), status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def project(self, request: Request, pk=None):
+        """The job as a project file (``services.projects``): open it in the studio, or send
+        it as ``project`` to ``POST /api/img2img`` to run it again."""
+        generation = get_generation_or_404(request, pk)
+        return image_response(
+            projects.generation_project(generation=generation),
+            filename=generation.file_name("project", extension="zip"),
+            content_type="application/zip",
+        )
+
+
+class ProjectUploadSerializer(serializers.Serializer):
+    project = serializers.FileField(
+        help_text="A DreamLayer project (a ZIP: GET /api/generations/<id>/project/)."
+    )
+
+
+class ProjectOpenView(APIView):
+    """``POST /api/projects/open``: a project file's job as JSON (its pictures as data URLs),
+    for a page to show: the studio opens a project through this."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ProjectUploadSerializer},
+        responses={200: OpenApiResponse(description="prompt, params, image, mask, layers")},
+    )
+    def post(self, request: Request):
+        upload = validated(ProjectUploadSerializer, request.data)["project"]
+        return Response(projects.project_json(projects.project_upload_read(upload)))
 
 
 class SchedulerListView(APIView):

@@ -106,6 +106,11 @@ class Checked:
     mask: Image.Image | None = None
 
 
+#: The metadata key that says a job's mask is its layers' union, made for it (the request sent
+#: none): a project of the job keeps the layers alone.
+MASK_FROM_LAYERS = "mask_from_layers"
+
+
 #: A native API's mask that selects more of the picture than this to regenerate is most likely
 #: of the other polarity (the studio's downloaded masks are white = regenerated, this API's
 #: default black): its answer warns, naming ``mask_mode``. A studio mask sent as it was
@@ -353,6 +358,8 @@ def generation_create(
             field="layers",
         )
     layered = bool(layer_files)  # the layers' union is the mask when the request sends none
+    if layered and mask_file is None:
+        extra_metadata = {**(extra_metadata or {}), MASK_FROM_LAYERS: True}
     if not (mask_file or params.outpaint or layered) and (cannot := _mask_needed(plan)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
@@ -646,6 +653,7 @@ def generation_rerun(
             references=references,
             layers=layers,
             checked=checked,
+            metadata={k: v for k, v in generation.metadata.items() if k == MASK_FROM_LAYERS},
         )
 
 
