@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from inpainting.engine import (
+    ControlNetUse,
     EngineConfig,
     InpaintRequest,
     InvalidInput,
@@ -220,3 +221,27 @@ def test_a_job_mask_wider_than_the_layers_paints_the_rest_with_the_prompt_first(
         run_layered(replace(request, samples=2), backend)
     with pytest.raises(InvalidInput, match="no outpaint"):
         run_layered(replace(request, outpaint=Outpaint(left=8)), backend)
+
+
+def test_a_control_net_or_an_ip_adapter_sends_the_layers_in_turn_even_where_one_call_exists():
+    picture = gradient(W, H)
+    layers = (
+        Layer("scarf", box(0, 0, 30, 40), "a red scarf"),
+        Layer("w", box(30, 0, 50, 20), "a blue window"),
+    )
+    request = InpaintRequest(
+        image=picture,
+        mask=None,
+        prompt="green room",
+        mask_options=MaskOptions(blur=0),
+        layers=layers,
+        controlnet=ControlNetUse(path="cn"),
+    )
+
+    class Both(PromptColour):
+        regions_in_one_call = True
+
+    backend = Both()
+    result = run_layered(request, backend)
+    assert len(backend.calls) == 2 and result.metadata["layered"]["ran"] == "in turn"
+    assert all(not call.regions for call in backend.calls)
