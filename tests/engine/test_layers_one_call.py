@@ -21,32 +21,48 @@ from inpainting.engine.backends.regional import BLOCKED, RegionalAttention, Regi
 from inpainting.engine.layers import Layer, run_layered
 from inpainting.engine.runner import batch_key
 from inpainting.engine.types import BackendCall, IpAdapterUse, Region
+from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
 from tests.images import gradient
 
-SIZE = 64
-LEFT = (slice(8, 56), slice(0, 24))  # rows, columns: the first layer
+SIZE = 64  # the UNets' size; FLUX's picture tokens are 16 px: it runs at 128
+LEFT = (slice(8, 56), slice(0, 24))  # rows, columns at 64 px: the first layer
 RIGHT = (slice(8, 56), slice(40, 64))  # the second
-#: (x, y) of a pixel in the first layer, in neither (between them), in the second.
+#: (x, y) at 64 px of a pixel in the first layer, in neither (between them), in the second.
 IN_LEFT, IN_NEITHER, IN_RIGHT = (12, 32), (32, 32), (52, 32)
 
 
-def layer(name: str, where: tuple[slice, slice], prompt: str) -> Layer:
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    mask[where] = 1.0
+def scaled(where: tuple[slice, slice], size: int) -> tuple[slice, ...]:
+    return tuple(slice(s.start * size // SIZE, s.stop * size // SIZE) for s in where)
+
+
+def layer(name: str, where: tuple[slice, slice], prompt: str, size: int) -> Layer:
+    mask = np.zeros((size, size), np.float32)
+    mask[scaled(where, size)] = 1.0
     return Layer(name, mask, prompt)
 
 
-def layered(right: str = "a blue sky") -> InpaintRequest:
+def layered(right: str = "a blue sky", size: int = SIZE) -> InpaintRequest:
     return InpaintRequest(
-        image=gradient(SIZE, SIZE),
+        image=gradient(size, size),
         mask=None,
         prompt="a tree",
         num_inference_steps=3,
         seed=7,
         mask_options=MaskOptions(blur=0),
-        layers=(layer("left", LEFT, "a red rose"), layer("right", RIGHT, right)),
+        layers=(
+            layer("left", LEFT, "a red rose", size),
+            layer("right", RIGHT, right, size),
+        ),
     )
+
+
+def outside_every_layer_kept(results: list, size: int = SIZE) -> bool:
+    """Every pixel outside both layers is the input's, byte for byte, in every result."""
+    original = np.asarray(gradient(size, size))
+    outside = np.ones((size, size), bool)
+    outside[scaled(LEFT, size)] = outside[scaled(RIGHT, size)] = False
+    return all((np.asarray(r.images[0])[outside] == original[outside]).all() for r in results)
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +120,9 @@ def test_two_layers_run_in_one_call_each_region_seeing_its_own_words(model, monk
     second = run_layered(layered(right="a cat"), backend)
 
     assert len(seen) == 2
-    a, b = (np.asarray(r.images[0]).astype(int) for r in (first, second))
-    original = np.asarray(gradient(SIZE, SIZE)).astype(int)
-    outside = np.ones((SIZE, SIZE), bool)
-    outside[LEFT] = outside[RIGHT] = False
-    assert (a[outside] == original[outside]).all() and (b[outside] == original[outside]).all()
+    assert outside_every_layer_kept([first, second])
+    a, b = (np.asarray(r.images[0]) for r in (first, second))
     assert (a[RIGHT] != b[RIGHT]).any(axis=-1).mean() > 0.5  # its layer's words changed it
-    assert (a[LEFT] != original[LEFT]).any(axis=-1).mean() > 0.5
 
     with pytest.raises(Cancelled):  # a job that stops midway leaves the stock processors too
         run_layered(layered(), backend, is_cancelled=lambda: len(seen) == 3)
@@ -162,3 +174,47 @@ def test_a_pixel_attends_as_if_its_segments_tokens_were_the_only_ones():
     assert torch.allclose(mixed[0, left], region[0, left], atol=1e-6)
     assert torch.allclose(mixed[0, ~left], whole[0, ~left], atol=1e-6)
     assert not torch.allclose(mixed[0, left], whole[0, left], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory):
+    return write_tiny_flux_fill_model(tmp_path_factory.mktemp("flux") / "tiny-flux-fill")
+
+
+def test_flux_fill_paints_two_layers_in_one_call_with_the_joint_attention_mask(flux, monkeypatch):
+    size = 2 * SIZE  # an 8 x 8 grid of picture tokens (16 px each)
+    backend = get_backend("diffusers", tiny_config(flux, working_size=size))
+    assert backend.regions_in_one_call
+    masks = []
+    real_call = diffusers.FluxFillPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        masks.append(kwargs["joint_attention_kwargs"]["attention_mask"][0, 0])
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.FluxFillPipeline, "__call__", spy)
+    first = run_layered(layered(size=size), backend)
+
+    (mask,) = masks  # one pipeline call
+    grid = size // 16
+    text = mask.shape[0] - grid * grid  # the words' tokens come first
+    seen = mask == 0
+
+    def token(x: int, y: int) -> int:
+        return text + y * grid // SIZE * grid + x * grid // SIZE
+
+    left, neither, right = (token(*point) for point in (IN_LEFT, IN_NEITHER, IN_RIGHT))
+    words = [seen[pixel, :text] for pixel in (neither, left, right)]  # segments 0, 1, 2
+    assert all(w.any() for w in words) and words[0][0]  # the whole picture's words come first
+    assert not (words[0] & words[1]).any() and not (words[1] & words[2]).any()
+    assert not (words[0] & words[2]).any() and (words[0] | words[1] | words[2]).all()
+    assert seen[text:, text:].all()  # picture tokens see each other
+    assert (mask[~seen] == BLOCKED).all()
+    for pixel, own in zip((neither, left, right), words, strict=True):
+        assert seen[:text, pixel].equal(own)  # a segment's words see its pixels, no others
+        assert seen[:text][own, :text].equal(own.expand(int(own.sum()), -1))  # their own words
+
+    second = run_layered(layered(right="a cat", size=size), backend)
+    assert len(masks) == 2 and outside_every_layer_kept([first, second], size)
+    a, b = (np.asarray(r.images[0]) for r in (first, second))
+    assert (a[scaled(RIGHT, size)] != b[scaled(RIGHT, size)]).any()  # its layer's words

@@ -263,25 +263,49 @@ class DiffusersBackend:
     def _regions(
         self, pipe: Any, call: BackendCall, samples: int, regional: ExitStack
     ) -> dict[str, Any]:
-        """The embeddings of a call with regions (``BackendCall.regions``), each of its
-        ``samples`` alike: the whole picture's prompt and each region's side by side, each
-        region's tokens seen only by its pixels through the UNet's cross-attention
-        (``regional``) until ``regional`` closes; the UNet's own processors then again."""
+        """The pipeline arguments of a call with regions (``BackendCall.regions``), each of
+        its ``samples`` alike: the whole picture's prompt and each region's encoded on their
+        own and laid side by side, each region's tokens seen only by its pixels
+        (``regional``): on a UNet through its cross-attention's processors until ``regional``
+        closes (its own processors then again), on FLUX through the joint attention's mask."""
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         from .conditioning import encode_segments  # noqa: PLC0415 - torch, as above
-        from .regional import RegionPlan, regional_attention  # noqa: PLC0415 - as above
+        from .regional import (  # noqa: PLC0415 - torch, as above
+            RegionPlan,
+            joint_bias,
+            regional_attention,
+        )
 
-        if self.family.text_encoding != "weighted":
-            raise EngineError(f"{self.family.label} models paint no regions in one call here.")
         prompts = [call.prompt, *(region.prompt for region in call.regions)]
-        embeddings, lengths = encode_segments(pipe, prompts, call.negative_prompt, call.clip_skip)
+        masks = [region.mask for region in call.regions]
         width, height = call.image.size
-        scale = pipe.vae_scale_factor  # pixels a latent pixel spans
-        latent = (height // scale, width // scale)
-        plan = RegionPlan([region.mask for region in call.regions], lengths, latent)
-        regional.enter_context(regional_attention(pipe.unet, plan))
-        return {key: torch.cat([value] * samples) for key, value in embeddings.items()}
+        if self.family.text_encoding == "weighted":  # SD 1.5, SDXL: a UNet
+            embeddings, lengths = encode_segments(
+                pipe, prompts, call.negative_prompt, call.clip_skip
+            )
+            scale = pipe.vae_scale_factor  # pixels a latent pixel spans
+            plan = RegionPlan(masks, lengths, (height // scale, width // scale))
+            regional.enter_context(regional_attention(pipe.unet, plan))
+            return {key: torch.cat([value] * samples) for key, value in embeddings.items()}
+        if self.family.attention_argument is None:
+            raise EngineError(f"{self.family.label} models paint no regions in one call here.")
+        device = pipe._execution_device
+        parts = [
+            pipe.encode_prompt(prompt=plain_text(parse_weights(text)), prompt_2=None, device=device)
+            for text in prompts
+        ]
+        lengths = [embeds.shape[1] for embeds, _, _ in parts]
+        scale = pipe.vae_scale_factor * 2  # a picture token: 2 x 2 latent pixels
+        plan = RegionPlan(masks, lengths, (height // scale, width // scale))
+        embeds = torch.cat([embeds for embeds, _, _ in parts], dim=1)
+        pooled = parts[0][1]  # the whole picture's
+        bias = joint_bias(plan, pipe.transformer.dtype, device)
+        return {
+            "prompt_embeds": torch.cat([embeds] * samples),
+            "pooled_prompt_embeds": torch.cat([pooled] * samples),
+            self.family.attention_argument: {"attention_mask": bias},
+        }
 
     def _metadata(self, pipe: Any, load_seconds: float | None) -> dict[str, Any]:
         return {

@@ -154,3 +154,21 @@ def regional_attention(unet: Any, plan: RegionPlan) -> Iterator[None]:
     finally:
         for module, processor in stock.items():
             module.set_processor(processor)
+
+
+def joint_bias(plan: RegionPlan, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """[1, 1, tokens, tokens]: the additive mask of a joint attention (FLUX's: the text tokens
+    first, then the picture's tokens on the grid ``plan.latent_size``, row by row). A segment's
+    text sees its own text and its region's picture tokens; a picture token sees every picture
+    token and its segment's text only (outside every region, the whole picture's)."""
+    picture = segment_labels(plan.shares, *plan.latent_size)
+    labels = torch.cat([plan.tokens, picture])
+    text = torch.cat(
+        [
+            torch.ones(len(plan.tokens), dtype=torch.bool),
+            torch.zeros_like(picture, dtype=torch.bool),
+        ]
+    )
+    seen = (labels[:, None] == labels[None, :]) | (~text[:, None] & ~text[None, :])
+    plan.biases[len(labels)] = torch.where(seen, 0.0, BLOCKED)
+    return plan.biases[len(labels)][None, None].to(device=device, dtype=dtype)

@@ -158,6 +158,10 @@ class Family:
     reference_images: int = 0
     #: The pipeline argument the request's guidance goes to (Qwen: ``true_cfg_scale``).
     guidance_argument: str = "guidance_scale"
+    #: The pipeline argument that carries keyword arguments to its transformer's joint
+    #: attention (FLUX.1's ``joint_attention_kwargs``): where a layered call's attention mask
+    #: goes (``backends.regional``). None: a UNet family's or none.
+    attention_argument: str | None = None
     #: The pipeline argument that sets the pixels it generates, which it would otherwise
     #: bring to its own (Kontext: ``max_area``); the working size's area goes there.
     area_argument: str | None = None

@@ -62,9 +62,11 @@ FAMILY = Family(
         max_steps=100,  # twice Black Forest Labs' recommended 50: more only costs time
         default_guidance=30.0,
         guidance_range=(1.0, 100.0),
+        regions=True,  # the joint attention's mask (backends.regional)
     ),
     preview=Preview.of("flux", packed=True),  # FLUX moves its latents as 2x2 patches
     detect=detect,
     single_file_denoiser="FluxTransformer2DModel",
     gguf_detect=gguf_detect,
+    attention_argument="joint_attention_kwargs",
 )
