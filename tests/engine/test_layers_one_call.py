@@ -21,7 +21,7 @@ from inpainting.engine.backends.regional import BLOCKED, RegionalAttention, Regi
 from inpainting.engine.layers import Layer, run_layered
 from inpainting.engine.runner import batch_key
 from inpainting.engine.types import BackendCall, IpAdapterUse, Region
-from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
+from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
 from inpainting.testing.tiny_model import tiny_config, write_tiny_sdxl_inpaint_model
 from tests.images import gradient
 
@@ -141,15 +141,26 @@ def test_a_call_with_regions_shares_no_batch():
     assert batch_key(call(Region("a cat", mask))) != batch_key(call(Region("a cat", mask)))
 
 
-def test_an_ip_adapter_with_layers_in_one_call_is_refused(tiny_model):
+def test_the_backend_refuses_regions_with_an_ip_adapter(tiny_model):
+    """``run_layered`` sends such a job's layers in turn; a call that still brings both is
+    refused, not painted with an attention the regions do not split."""
     backend = get_backend("diffusers", tiny_config(tiny_model, working_size=SIZE))
-    request = replace(
-        layered(),
+    picture, mask = gradient(SIZE, SIZE), Image.new("L", (SIZE, SIZE), 255)
+    call = BackendCall(
+        picture,
+        mask,
+        "a tree",
+        "",
+        1.0,
+        2,
+        7.5,
+        [1],
+        reference_images=(picture,),
         ip_adapter=IpAdapterUse(path="/nowhere", weight_name="ip.safetensors"),
-        reference_images=(gradient(64, 64),),
+        regions=(Region("a cat", mask),),
     )
     with pytest.raises(InvalidInput, match="take no ControlNet or IP-Adapter"):
-        run_layered(request, backend)
+        backend.inpaint(call, lambda event: None, lambda: False)
 
 
 def test_a_pixel_attends_as_if_its_segments_tokens_were_the_only_ones():
@@ -181,40 +192,78 @@ def flux(tmp_path_factory):
     return write_tiny_flux_fill_model(tmp_path_factory.mktemp("flux") / "tiny-flux-fill")
 
 
-def test_flux_fill_paints_two_layers_in_one_call_with_the_joint_attention_mask(flux, monkeypatch):
+@pytest.fixture(scope="module")
+def klein(tmp_path_factory):
+    return write_tiny_flux2_klein_model(tmp_path_factory.mktemp("klein") / "FLUX.2-klein-4B")
+
+
+@pytest.fixture(scope="module")
+def klein_base(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("klein-base") / "FLUX.2-klein-base-4B"
+    return write_tiny_flux2_klein_model(folder, distilled=False)
+
+
+#: The transformer families: the model's fixture, its inpaint pipeline, the argument its
+#: attention's keywords travel in, how many times the picture's tokens run through it, the
+#: guidance (FLUX.2 [klein] base: classifier-free, a second pass with the same mask).
+JOINT = {
+    "flux": ("flux", diffusers.FluxFillPipeline, "joint_attention_kwargs", 1, 30.0),
+    "klein": ("klein", diffusers.Flux2KleinInpaintPipeline, "attention_kwargs", 2, 1.0),
+    "klein-base": ("klein_base", diffusers.Flux2KleinInpaintPipeline, "attention_kwargs", 2, 4.0),
+}
+
+
+@pytest.mark.parametrize("family", list(JOINT))
+def test_a_transformer_paints_two_layers_in_one_call_with_the_joint_attention_mask(
+    family, request, monkeypatch
+):
+    """FLUX.1 Fill and FLUX.2 [klein]: a segment's words see themselves and their region's
+    picture tokens (every copy of them), a picture token every picture token and its
+    segment's words only."""
+    fixture, pipeline, argument, copies, guidance = JOINT[family]
     size = 2 * SIZE  # an 8 x 8 grid of picture tokens (16 px each)
-    backend = get_backend("diffusers", tiny_config(flux, working_size=size))
+    model = request.getfixturevalue(fixture)
+    backend = get_backend("diffusers", tiny_config(model, working_size=size))
     assert backend.regions_in_one_call
     masks = []
-    real_call = diffusers.FluxFillPipeline.__call__
+    real_call = pipeline.__call__
 
     def spy(self, *args, **kwargs):
-        masks.append(kwargs["joint_attention_kwargs"]["attention_mask"][0, 0])
+        masks.append(kwargs[argument]["attention_mask"][0, 0])
+        if "negative_prompt_embeds" in kwargs:  # the guiding pass: its words laid out alike
+            assert kwargs["negative_prompt_embeds"].shape == kwargs["prompt_embeds"].shape
+            negatives.append(family)
         return real_call(self, *args, **kwargs)
 
-    monkeypatch.setattr(diffusers.FluxFillPipeline, "__call__", spy)
-    first = run_layered(layered(size=size), backend)
+    negatives = []
+    monkeypatch.setattr(pipeline, "__call__", spy)
+    job = replace(layered(size=size), guidance_scale=guidance)
+    first = run_layered(job, backend)
 
     (mask,) = masks  # one pipeline call
     grid = size // 16
-    text = mask.shape[0] - grid * grid  # the words' tokens come first
+    text = mask.shape[0] - copies * grid * grid  # the words' tokens come first
     seen = mask == 0
 
-    def token(x: int, y: int) -> int:
-        return text + y * grid // SIZE * grid + x * grid // SIZE
+    def tokens(x: int, y: int) -> list[int]:  # a pixel's picture token in each copy
+        at = y * grid // SIZE * grid + x * grid // SIZE
+        return [text + copy * grid * grid + at for copy in range(copies)]
 
-    left, neither, right = (token(*point) for point in (IN_LEFT, IN_NEITHER, IN_RIGHT))
-    words = [seen[pixel, :text] for pixel in (neither, left, right)]  # segments 0, 1, 2
+    left, neither, right = (tokens(*point) for point in (IN_LEFT, IN_NEITHER, IN_RIGHT))
+    words = [seen[pixel[0], :text] for pixel in (neither, left, right)]  # segments 0, 1, 2
     assert all(w.any() for w in words) and words[0][0]  # the whole picture's words come first
     assert not (words[0] & words[1]).any() and not (words[1] & words[2]).any()
     assert not (words[0] & words[2]).any() and (words[0] | words[1] | words[2]).all()
     assert seen[text:, text:].all()  # picture tokens see each other
     assert (mask[~seen] == BLOCKED).all()
     for pixel, own in zip((neither, left, right), words, strict=True):
-        assert seen[:text, pixel].equal(own)  # a segment's words see its pixels, no others
+        for token in pixel:
+            assert seen[token, :text].equal(own) and seen[:text, token].equal(own)
         assert seen[:text][own, :text].equal(own.expand(int(own.sum()), -1))  # their own words
 
-    second = run_layered(layered(right="a cat", size=size), backend)
+    assert negatives == (["klein-base"] if family == "klein-base" else [])
+
+    second = run_layered(replace(job, layers=layered("a cat", size).layers), backend)
     assert len(masks) == 2 and outside_every_layer_kept([first, second], size)
     a, b = (np.asarray(r.images[0]) for r in (first, second))
     assert (a[scaled(RIGHT, size)] != b[scaled(RIGHT, size)]).any()  # its layer's words

@@ -271,11 +271,7 @@ class DiffusersBackend:
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         from .conditioning import encode_segments  # noqa: PLC0415 - torch, as above
-        from .regional import (  # noqa: PLC0415 - torch, as above
-            RegionPlan,
-            joint_bias,
-            regional_attention,
-        )
+        from .regional import RegionPlan, regional_attention  # noqa: PLC0415 - as above
 
         prompts = [call.prompt, *(region.prompt for region in call.regions)]
         masks = [region.mask for region in call.regions]
@@ -288,24 +284,47 @@ class DiffusersBackend:
             plan = RegionPlan(masks, lengths, (height // scale, width // scale))
             regional.enter_context(regional_attention(pipe.unet, plan))
             return {key: torch.cat([value] * samples) for key, value in embeddings.items()}
-        if self.family.attention_argument is None:
-            raise EngineError(f"{self.family.label} models paint no regions in one call here.")
+        return self._joint_regions(pipe, call, samples)
+
+    def _joint_regions(self, pipe: Any, call: BackendCall, samples: int) -> dict[str, Any]:
+        """The pipeline arguments of a call with regions on a transformer whose text and
+        picture tokens share one attention (FLUX.1 Fill, FLUX.2 [klein]): each prompt's
+        embeddings side by side (FLUX.1's pooled one the whole picture's) and the attention's
+        mask (``regional.joint_bias``)."""
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        from .regional import RegionPlan, joint_bias  # noqa: PLC0415 - torch, as above
+
+        family = self.family
+        if family.attention_argument is None:
+            raise EngineError(f"{family.label} models paint no regions in one call here.")
         device = pipe._execution_device
-        parts = [
-            pipe.encode_prompt(prompt=plain_text(parse_weights(text)), prompt_2=None, device=device)
-            for text in prompts
-        ]
-        lengths = [embeds.shape[1] for embeds, _, _ in parts]
+
+        def encoded(text: str) -> tuple:
+            return pipe.encode_prompt(prompt=plain_text(parse_weights(text)), device=device)
+
+        parts = [encoded(text) for text in (call.prompt, *(r.prompt for r in call.regions))]
+        lengths = [part[0].shape[1] for part in parts]
+        width, height = call.image.size
         scale = pipe.vae_scale_factor * 2  # a picture token: 2 x 2 latent pixels
-        plan = RegionPlan(masks, lengths, (height // scale, width // scale))
-        embeds = torch.cat([embeds for embeds, _, _ in parts], dim=1)
-        pooled = parts[0][1]  # the whole picture's
-        bias = joint_bias(plan, pipe.transformer.dtype, device)
-        return {
+        plan = RegionPlan(
+            [region.mask for region in call.regions], lengths, (height // scale, width // scale)
+        )
+        bias = joint_bias(plan, pipe.transformer.dtype, device, copies=family.picture_tokens)
+        embeds = torch.cat([part[0] for part in parts], dim=1)
+        arguments: dict[str, Any] = {
             "prompt_embeds": torch.cat([embeds] * samples),
-            "pooled_prompt_embeds": torch.cat([pooled] * samples),
-            self.family.attention_argument: {"attention_mask": bias},
+            family.attention_argument: {"attention_mask": bias},
         }
+        if len(parts[0]) == 3:  # FLUX.1: (embeddings, pooled, ids)
+            arguments["pooled_prompt_embeds"] = torch.cat([parts[0][1]] * samples)
+        if family.edits and family.capabilities.guidance:
+            # FLUX.2 [klein] base guides with an empty prompt of its own; the mask is shared
+            # by both passes, so its words are laid out as the prompts' are.
+            empty = encoded("")[0]
+            negative = torch.cat([empty[:, :length] for length in lengths], dim=1)
+            arguments["negative_prompt_embeds"] = torch.cat([negative] * samples)
+        return arguments
 
     def _metadata(self, pipe: Any, load_seconds: float | None) -> dict[str, Any]:
         return {
@@ -372,13 +391,19 @@ class DiffusersBackend:
                 f"beside the one it edits; {len(references)} were given.",
                 field="reference_images",
             )
+        if call.regions and references:
+            raise InvalidInput(
+                "Layers painted in one call take no reference pictures here: send the job "
+                "without them.",
+                field="layers",
+            )
         whole = call.hole.getextrema()[0] == 255
         steps = call.num_inference_steps
         arguments: dict[str, Any] = {
             **family.call_arguments,
             family.guidance_argument: call.guidance_scale,
         }
-        if whole or references:
+        if (whole or references) and not call.regions:  # regions: the mask pipeline's
             runner = _edit_pipeline(pipe, family)
             arguments["image"] = (
                 [call.image, *references] if family.reference_images else call.image
@@ -396,6 +421,11 @@ class DiffusersBackend:
         width, height = call.image.size
         if family.area_argument:
             arguments[family.area_argument] = width * height
+        if call.regions:  # each region's words seen by its pixels only
+            with torch.inference_mode():
+                words = self._joint_regions(runner, call, 1)
+        else:
+            words = {"prompt": plain_text(parse_weights(call.prompt))}
         images = []
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
@@ -403,7 +433,7 @@ class DiffusersBackend:
             area = working_area(family, self.working_size)
             with torch.inference_mode(), picture_area(runner, area):
                 result = runner(
-                    prompt=plain_text(parse_weights(call.prompt)),
+                    **words,
                     height=height,
                     width=width,
                     num_inference_steps=steps,

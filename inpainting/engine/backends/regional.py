@@ -156,19 +156,18 @@ def regional_attention(unet: Any, plan: RegionPlan) -> Iterator[None]:
             module.set_processor(processor)
 
 
-def joint_bias(plan: RegionPlan, dtype: torch.dtype, device: Any) -> torch.Tensor:
+def joint_bias(
+    plan: RegionPlan, dtype: torch.dtype, device: Any, *, copies: int = 1
+) -> torch.Tensor:
     """[1, 1, tokens, tokens]: the additive mask of a joint attention (FLUX's: the text tokens
-    first, then the picture's tokens on the grid ``plan.latent_size``, row by row). A segment's
-    text sees its own text and its region's picture tokens; a picture token sees every picture
-    token and its segment's text only (outside every region, the whole picture's)."""
-    picture = segment_labels(plan.shares, *plan.latent_size)
+    first, then the picture's tokens on the grid ``plan.latent_size``, row by row, ``copies``
+    times: FLUX.2 [klein]'s inpainting reads the picture again, as a condition, beside the
+    noise). A segment's text sees its own text and its region's picture tokens (in every copy);
+    a picture token sees every picture token and its segment's text only (outside every
+    region, the whole picture's)."""
+    picture = segment_labels(plan.shares, *plan.latent_size).repeat(copies)
     labels = torch.cat([plan.tokens, picture])
-    text = torch.cat(
-        [
-            torch.ones(len(plan.tokens), dtype=torch.bool),
-            torch.zeros_like(picture, dtype=torch.bool),
-        ]
-    )
+    text = torch.arange(len(labels)) < len(plan.tokens)
     seen = (labels[:, None] == labels[None, :]) | (~text[:, None] & ~text[None, :])
     plan.biases[len(labels)] = torch.where(seen, 0.0, BLOCKED)
     return plan.biases[len(labels)][None, None].to(device=device, dtype=dtype)

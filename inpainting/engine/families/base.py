@@ -159,9 +159,13 @@ class Family:
     #: The pipeline argument the request's guidance goes to (Qwen: ``true_cfg_scale``).
     guidance_argument: str = "guidance_scale"
     #: The pipeline argument that carries keyword arguments to its transformer's joint
-    #: attention (FLUX.1's ``joint_attention_kwargs``): where a layered call's attention mask
-    #: goes (``backends.regional``). None: a UNet family's or none.
+    #: attention (FLUX.1's ``joint_attention_kwargs``, FLUX.2's ``attention_kwargs``): where
+    #: a layered call's attention mask goes (``backends.regional``). None: a UNet family's,
+    #: or none.
     attention_argument: str | None = None
+    #: How many times the picture's grid of tokens runs through that attention: 1, or 2 where
+    #: the inpaint pipeline reads the picture again as a condition (FLUX.2 [klein]).
+    picture_tokens: int = 1
     #: The pipeline argument that sets the pixels it generates, which it would otherwise
     #: bring to its own (Kontext: ``max_area``); the working size's area goes there.
     area_argument: str | None = None

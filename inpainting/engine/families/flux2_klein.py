@@ -77,6 +77,7 @@ FAMILY = Family(
         default_guidance=1.0,  # distilled in: the pipelines ignore it
         guidance_range=(1.0, 1.0),
         guidance=False,
+        regions=True,  # the joint attention's mask (backends.regional)
     ),
     preview=Preview.of("flux2", packed=True),
     detect=detect,
@@ -85,6 +86,8 @@ FAMILY = Family(
     edit_pipeline="Flux2KleinPipeline",
     reference_images=3,  # beside the picture it edits (a request sends at most 3)
     min_picture_side=64,  # diffusers' FLUX.2 image processor refuses smaller pictures
+    attention_argument="attention_kwargs",
+    picture_tokens=2,  # the noise's, and the picture's own as the inpaint pipeline's condition
 )
 
 #: The "base" [klein] releases: not distilled, classifier-free guidance.
