@@ -296,7 +296,16 @@ _PREPROCESSOR = {
 }
 
 
-def write_tiny_qwen_edit_model(folder: str | Path, *, plus: bool = False, seed: int = 0) -> Path:
+def write_tiny_qwen_layered_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """A tiny Qwen-Image-Layered pipeline in ``folder`` (Qwen's layout, as
+    ``write_tiny_qwen_edit_model``): its transformer with the layers' 3D rope and the RGB
+    condition, its VAE of four channels (RGBA)."""
+    return write_tiny_qwen_edit_model(folder, seed=seed, layered=True)
+
+
+def write_tiny_qwen_edit_model(
+    folder: str | Path, *, plus: bool = False, seed: int = 0, layered: bool = False
+) -> Path:
     """Create a tiny Qwen-Image-Edit pipeline in ``folder`` in Qwen's layout and return it:
     the Qwen-Image MMDiT (64 input channels: 16 latent channels in 2x2 patches; the picture's
     latents travel as more tokens), the Qwen-Image VAE (16 channels, 8 px per latent), a
@@ -359,17 +368,23 @@ def write_tiny_qwen_edit_model(folder: str | Path, *, plus: bool = False, seed: 
         joint_attention_dim=16,
         guidance_embeds=False,
         axes_dims_rope=(4, 6, 6),
+        **({"use_layer3d_rope": True, "use_additional_t_cond": True} if layered else {}),
     )
     vae = AutoencoderKLQwenImage(
-        base_dim=8,
+        # The layered pipeline decodes every layer at 640 px (its smallest working size): a
+        # narrower VAE there keeps a test's split within a few seconds.
+        base_dim=4 if layered else 8,
         z_dim=16,
-        dim_mult=[1, 2, 4, 4],
+        dim_mult=[1, 1, 1, 1] if layered else [1, 2, 4, 4],
         num_res_blocks=1,
         temperal_downsample=[False, True, True],
         latents_mean=[0.0] * 16,
         latents_std=[1.0] * 16,
+        input_channels=4 if layered else 3,
     )
     pipeline = "QwenImageEditPlusPipeline" if plus else "QwenImageEditPipeline"
+    if layered:
+        pipeline = "QwenImageLayeredPipeline"
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
         Qwen2VLImageProcessorPil,
     )
