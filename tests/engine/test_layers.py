@@ -245,3 +245,22 @@ def test_a_control_net_or_an_ip_adapter_sends_the_layers_in_turn_even_where_one_
     result = run_layered(request, backend)
     assert len(backend.calls) == 2 and result.metadata["layered"]["ran"] == "in turn"
     assert all(not call.regions for call in backend.calls)
+
+
+def test_lama_fills_the_layers_in_turn(tiny_lama):
+    """LaMa, as the classical engine: one fill a layer, bottom up, nothing outside them."""
+    picture = gradient(W, H)
+    layers = (Layer("a", box(5, 5, 20, 20), "x"), Layer("b", box(25, 10, 45, 30), "y"))
+    request = InpaintRequest(
+        image=picture, mask=None, mask_options=MaskOptions(blur=0), layers=layers
+    )
+    backend = get_backend("lama", EngineConfig(lama_model=str(tiny_lama.dynamic)))
+    sessions = []
+    real = backend.inpaint
+    backend.inpaint = lambda call, *rest: sessions.append(call) or real(call, *rest)
+    result = run_layered(request, backend)
+    out, before = np.asarray(result.images[0]), np.asarray(picture)
+    union = (box(5, 5, 20, 20) + box(25, 10, 45, 30)) > 0
+    assert np.array_equal(out[~union], before[~union])
+    assert len(sessions) == 2 and result.engine == "lama"
+    assert result.metadata["layered"] == {"ran": "in turn", "regions": ["a", "b"]}
