@@ -72,11 +72,12 @@ class RegionPlan:
         return segment_labels(self.shares, *self.grid(queries))
 
     def bias(self, queries: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """[queries, tokens]: 0 where a pixel sees a token, ``BLOCKED`` elsewhere."""
+        """[queries, tokens]: 0 where a pixel sees a token, ``BLOCKED`` elsewhere; built once
+        a resolution, where the attention runs."""
         if queries not in self.biases:
             seen = self.labels(queries)[:, None] == self.tokens[None, :]
-            self.biases[queries] = torch.where(seen, 0.0, BLOCKED)
-        return self.biases[queries].to(device=device, dtype=dtype)
+            self.biases[queries] = _additive(seen.to(device), dtype)
+        return self.biases[queries].to(device=device, dtype=dtype)  # as it is, where it is
 
 
 class RegionalAttention:
@@ -166,8 +167,13 @@ def joint_bias(
     a picture token sees every picture token and its segment's text only (outside every
     region, the whole picture's)."""
     picture = segment_labels(plan.shares, *plan.latent_size).repeat(copies)
-    labels = torch.cat([plan.tokens, picture])
-    text = torch.arange(len(labels)) < len(plan.tokens)
+    labels = torch.cat([plan.tokens, picture]).to(device)
+    text = torch.arange(len(labels), device=device) < len(plan.tokens)
     seen = (labels[:, None] == labels[None, :]) | (~text[:, None] & ~text[None, :])
-    plan.biases[len(labels)] = torch.where(seen, 0.0, BLOCKED)
-    return plan.biases[len(labels)][None, None].to(device=device, dtype=dtype)
+    plan.biases[len(labels)] = _additive(seen, dtype)
+    return plan.biases[len(labels)][None, None]
+
+
+def _additive(seen: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask (True: seen) as an attention's additive bias."""
+    return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill_(~seen, BLOCKED)
