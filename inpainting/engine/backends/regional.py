@@ -3,7 +3,8 @@ the whole picture's prompt and each region's are encoded on their own and laid s
 along the token axis (segment 0 the whole picture's, segment i region i's), and every
 cross-attention of the denoiser gets an additive bias that lets a latent pixel see only its
 own segment's tokens: a pixel of region i region i's, a pixel outside every region the whole
-picture's. Self-attention is left as it was.
+picture's. Self-attention is left as it was. On FLUX (text and picture tokens in one attention)
+the same rule is one additive mask over all the tokens (``joint_bias``), passed to the pipeline.
 
 At each attention's resolution a pixel belongs to the segment that covers most of it (the
 region masks brought down by area). Imported only where a diffusion model runs (torch)."""
