@@ -188,12 +188,14 @@ def run_layered(
     fill_method: str = "patchmatch",
 ) -> InpaintResult:
     """A layered job (``request.layers``): in one call where the backend paints regions
-    (``Backend.regions_in_one_call``) and no ControlNet or IP-Adapter steers it, else one
-    layer after another. Its metadata's
+    (``Backend.regions_in_one_call``) and no ControlNet, IP-Adapter or reference picture
+    steers it, else one layer after another. Its metadata's
     ``layered`` says which way ran, the regions painted and what normalising changed."""
     regions = regions_for(request)
-    # A ControlNet's or an IP-Adapter's attention is not split by region: with one, in turn.
-    if backend.regions_in_one_call and request.controlnet is None and request.ip_adapter is None:
+    # A ControlNet's, an IP-Adapter's or a reference picture's attention is not split by
+    # region: with one, in turn.
+    steered = request.controlnet or request.ip_adapter or request.reference_images
+    if backend.regions_in_one_call and not steered:
         return _run_in_one_call(request, regions, backend, progress, is_cancelled, fill_method)
     return run_layers_in_turn(
         request, regions, backend, progress=progress, is_cancelled=is_cancelled

@@ -223,7 +223,7 @@ def test_a_job_mask_wider_than_the_layers_paints_the_rest_with_the_prompt_first(
         run_layered(replace(request, outpaint=Outpaint(left=8)), backend)
 
 
-def test_a_control_net_or_an_ip_adapter_sends_the_layers_in_turn_even_where_one_call_exists():
+def test_a_control_net_or_a_reference_picture_sends_the_layers_in_turn_where_one_call_exists():
     picture = gradient(W, H)
     layers = (
         Layer("scarf", box(0, 0, 30, 40), "a red scarf"),
@@ -241,10 +241,11 @@ def test_a_control_net_or_an_ip_adapter_sends_the_layers_in_turn_even_where_one_
     class Both(PromptColour):
         regions_in_one_call = True
 
-    backend = Both()
-    result = run_layered(request, backend)
-    assert len(backend.calls) == 2 and result.metadata["layered"]["ran"] == "in turn"
-    assert all(not call.regions for call in backend.calls)
+    for steered in (request, replace(request, controlnet=None, reference_images=(picture,))):
+        backend = Both()
+        result = run_layered(steered, backend)
+        assert len(backend.calls) == 2 and result.metadata["layered"]["ran"] == "in turn"
+        assert all(not call.regions for call in backend.calls)
 
 
 def test_lama_fills_the_layers_in_turn(tiny_lama):
