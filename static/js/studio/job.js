@@ -8,8 +8,10 @@ import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult, shownResult } from "./results.js";
 import { queuedText } from "../status-badge.js";
 
-// The job followed; ``upload``: the AbortController of a submission still being sent.
-const job = { generationId: null, socket: null, finished: false, upload: null };
+// The job followed; ``upload``: the AbortController of a submission still being sent (``sent``
+// once its body is all out: the server may have queued it, so Cancel then waits for the
+// answer, ``cancelOnAnswer``, and cancels the job it names).
+const job = { generationId: null, socket: null, finished: false, upload: null, sent: false, cancelOnAnswer: false };
 
 // ----- generate, progress, cancel --------------------------------------------------------
 $("generate-form").addEventListener("submit", async (event) => {
@@ -68,10 +70,11 @@ $("generate-form").addEventListener("submit", async (event) => {
 
 // Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields.
 // While its pictures are sent the progress line says how far the upload is (a phone's photo
-// takes seconds), and Cancel stops the upload.
+// takes seconds), and Cancel stops the upload (once it is all sent, the job it queued).
 async function submitJob(url, form, button, sending = "the pictures") {
   button.disabled = true;
   job.upload = new AbortController();
+  Object.assign(job, { sent: false, cancelOnAnswer: false });
   showProgress();
   setProgress(0, `Sending ${sending}…`);
   const mb = (bytes) => (bytes / 1048576).toFixed(1);
@@ -83,7 +86,10 @@ async function submitJob(url, form, button, sending = "the pictures") {
         const percent = Math.floor((100 * sent) / total);
         setProgress(percent, `Sending ${sending} · ${percent}% · ${mb(sent)} of ${mb(total)} MB`);
       },
-      onSent: () => setProgress(100, `Sent · the server is reading ${sending}…`),
+      onSent: () => {
+        job.sent = true;
+        setProgress(100, `Sent · the server is reading ${sending}…`);
+      },
     });
     job.upload = null;
     const body = await response.json();
@@ -93,6 +99,7 @@ async function submitJob(url, form, button, sending = "the pictures") {
       return;
     }
     startWatching(body.id);
+    if (job.cancelOnAnswer) await cancelJob();
   } catch (error) {
     $("progress-panel").hidden = true;
     if (error.name === "AbortError") say("Cancelled: the job was not sent.");
@@ -219,13 +226,24 @@ function cancelled() {
   say("Cancelled.");
 }
 
-$("cancel").addEventListener("click", async () => {
-  if (job.upload) { job.upload.abort(); return; } // still sending: nothing queued yet
+$("cancel").addEventListener("click", () => {
+  if (job.upload && job.sent) { // all sent: cancelled once the answer names the job
+    job.cancelOnAnswer = true;
+    $("cancel").disabled = true;
+    setProgress(100, "Cancelling…");
+  } else if (job.upload) {
+    job.upload.abort(); // still sending: nothing queued yet
+  } else {
+    cancelJob();
+  }
+});
+
+async function cancelJob() {
   if (!job.generationId) return;
   const response = await postJson(`/api/generations/${job.generationId}/cancel/`);
   if (response.ok) cancelled();
   else setProgress(0, (await response.json()).message);
-});
+}
 
 function finished(id, message) {
   stopWatching();
