@@ -542,6 +542,28 @@ export class MaskEditor {
     this._drawSelection(flat);
   }
 
+  // Another mask in the editor (the studio's layers: one editor, the active layer's mask in
+  // it). What is painted now goes out as a picture (white = regenerated, on black) with its
+  // own undo history; ``picture`` (such a picture, or null: nothing painted) comes in with
+  // ``history`` (what it went out with before, or null: none). No undo step: undo stays
+  // within a layer.
+  swapMask(picture, history = null) {
+    this.endObject();
+    const out = { picture: this.maskPicture(), history: { undo: this.undoStack, redo: this.redoStack } };
+    this.undoStack = history ? history.undo : [];
+    this.redoStack = history ? history.redo : [];
+    this.maskContext.clearRect(0, 0, this.width, this.height);
+    this.onHistory();
+    if (picture) {
+      this._drawSelection(picture); // (renders and tells onChange)
+    } else {
+      this.effective = null;
+      this.render();
+      this.onChange();
+    }
+    return out;
+  }
+
   // What is painted now, as a picture of its own (white = regenerated, on black).
   maskPicture() {
     return this._onBlack((ctx) => ctx.drawImage(this.mask, 0, 0));

@@ -43,7 +43,8 @@ export function initCanvas() {
     cursor: $("brush-cursor"),
     tint: root.dataset.tint.split(",").map(Number),
     tintOpacity: Number(root.dataset.tintOpacity),
-    onChange: () => { say(""); scheduleOverlay(); }, // a message about the old mask is stale
+    // A message about the old mask is stale; the layers' panel shows the mask painted.
+    onChange: () => { say(""); scheduleOverlay(); root.dispatchEvent(new Event("studio:mask")); },
     onZoom: (zoom) => { $("zoom-value").value = `${Math.round(zoom * 100)}%`; },
     onHistory: () => {
       $("undo").disabled = !editor.canUndo;
@@ -122,6 +123,7 @@ export async function loadImage(blob) {
   showCanvas();
   say("");
   editor.load(bitmap);
+  root.dispatchEvent(new Event("studio:image")); // (the layers were the old picture's)
   fitBrushTo(bitmap.width, bitmap.height);
   newObject();
   if (input.uploadedMask) await useUploadedMask(input.uploadedMask);
@@ -213,6 +215,7 @@ function setMaskMode(mode) {
   $("draw-tools").hidden = mode !== "draw";
   $("upload-tools").hidden = mode !== "upload";
   $("mask-download").hidden = mode !== "draw"; // what is painted; an uploaded mask is a file already
+  $("layers-panel").hidden = mode !== "draw"; // layers are painted
   editor.enabled = mode === "draw";
   scheduleOverlay();
 }
@@ -479,7 +482,16 @@ function bindMaskFiles() {
 }
 
 // ----- the overlay: the server computes the effective mask (one rule, in the engine) ------
+// With layers (studio/layers.js) the mask shown is their union: ``source()`` gives it (or
+// undefined where there are none: the editor's mask, as before).
+let layeredMask = null;
+export function useLayeredMask(source) { layeredMask = source; }
+
 export async function currentMask() {
+  if (input.maskMode === "draw" && layeredMask) {
+    const union = await layeredMask();
+    if (union !== undefined) return union;
+  }
   if (input.maskMode === "draw") {
     if (!editor.hasPaint()) return null;
     return { blob: await editor.toBlob(), mode: "white_inpaints", invert: false };
@@ -490,7 +502,7 @@ export async function currentMask() {
 
 let overlayTimer = null;
 let overlayRequest = 0;
-function scheduleOverlay() {
+export function scheduleOverlay() {
   overlayRequest++; // an answer already on its way is for the old mask or canvas
   $("overlay-canvas").dataset.pending = "true"; // until the answer for this change is drawn
   clearTimeout(overlayTimer);
@@ -564,6 +576,7 @@ function outpaintChanged() {
   clearErrors("outpaint");
   if (problem) showErrors({ outpaint: [problem] });
   editor.setOutpaint(problem ? {} : sides || {});
+  root.dispatchEvent(new Event("studio:outpaint")); // (the layers' overlay moves with the picture)
   scheduleOverlay();
 }
 function bindOutpaint() {
@@ -577,6 +590,7 @@ export function showCanvas() {
   $("stage").hidden = false;
   $("result-panel").hidden = true;
   $("draw-tools").classList.remove("muted");
+  $("layers-panel").classList.remove("muted");
   $("editor").classList.remove("showing-result");
 }
 

@@ -55,3 +55,14 @@ export function clearErrors(field) {
   document.querySelectorAll(selector).forEach((el) => { el.textContent = ""; });
   if (!field && $("studio-message").classList.contains("error")) say("");
 }
+
+// A form field set as if typed or chosen (its listeners told); a select's value it has no
+// option for, or no value, leaves it as it is ("Edit again", "Open project").
+export function setField(id, value) {
+  const field = $(id);
+  if (!field || value === undefined || value === null) return;
+  if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === String(value))) return;
+  field.value = value;
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+  field.dispatchEvent(new Event("change", { bubbles: true }));
+}

@@ -4,6 +4,7 @@ import { postFormWithProgress, postJson, reconnectDelay, wsUrl } from "../http.j
 import { currentMask, input, outpaintSides, showCanvas } from "./canvas.js";
 import { $, FILL_ENGINES, clearErrors, say, showErrors } from "./dom.js";
 import { chosenLoras } from "./loras.js";
+import { layeredJob } from "./layers.js";
 import { editsByWords, referencePictures } from "./model-controls.js";
 import { showResult, shownResult } from "./results.js";
 import { queuedText } from "../status-badge.js";
@@ -18,13 +19,20 @@ $("generate-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors();
   if (!input.imageBlob) { showErrors({ image: ["Choose an image first."] }); return; }
-  const mask = await currentMask();
+  // With layers: each layer's mask and prompt, and no mask of its own (the union is the area).
+  const layered = input.maskMode === "draw" ? await layeredJob() : null;
+  if (layered?.problem) { say(layered.problem, "error"); return; }
+  const mask = layered ? null : await currentMask();
   const outpaint = outpaintSides();
+  if (layered && outpaint) {
+    say("A job with layers takes no outpaint: set the outpaint sides to 0, or delete the layers.", "error");
+    return;
+  }
   // Without a mask, words still make a job: an edit model's, or a fill engine's "remove the
   // cup" (the server finds the cup with a selection model, or answers what to install, as
   // the API does).
   const words = FILL_ENGINES.includes($("engine").value) && $("prompt").value.trim();
-  if (!mask && !outpaint && !editsByWords() && !words) {
+  if (!layered && !mask && !outpaint && !editsByWords() && !words) {
     say(input.maskMode === "draw"
       ? "Nothing to regenerate yet: paint over the area to change (it turns red), or set outpaint pixels, then Generate."
       : "Nothing to regenerate yet: choose a mask PNG above, or set outpaint pixels, then Generate.", "error");
@@ -36,6 +44,13 @@ $("generate-form").addEventListener("submit", async (event) => {
     form.append("mask", mask.blob, "mask.png");
     form.append("mask_mode", mask.mode);
     form.append("invert_mask", mask.invert);
+  }
+  if (layered) {
+    form.append("layers", JSON.stringify(layered.layers));
+    layered.masks.forEach((blob, index) => form.append("layer_masks", blob, `layer-${index + 1}.png`));
+    form.append("mask_mode", "white_inpaints"); // (editor.toBlob's polarity)
+    form.append("invert_mask", false);
+    form.append("samples", "1"); // a job with layers makes one picture (the field says so)
   }
   if (outpaint) form.append("outpaint", JSON.stringify(outpaint));
   for (const picture of referencePictures()) form.append("reference_images", picture, picture.name);

@@ -3,16 +3,7 @@
 // settings, ready to generate again.
 
 import { editor, loadImage } from "./canvas.js";
-import { $, say } from "./dom.js";
-
-function setField(id, value) {
-  const field = $(id);
-  if (!field || value === undefined || value === null) return;
-  if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === String(value))) return;
-  field.value = value;
-  field.dispatchEvent(new Event("input", { bubbles: true }));
-  field.dispatchEvent(new Event("change", { bubbles: true }));
-}
+import { say, setField } from "./dom.js";
 
 async function reopen(id) {
   const base = `/api/generations/${encodeURIComponent(id)}`;

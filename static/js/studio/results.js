@@ -6,6 +6,7 @@
 
 import { editor, input, loadImage, showCanvas } from "./canvas.js";
 import { $, FILL_ENGINES } from "./dom.js";
+import { layersRestore, layersSnapshot } from "./layers.js";
 import { thumbnailUrl } from "../http.js";
 import { addShortcut } from "../keys.js";
 
@@ -25,14 +26,19 @@ export function showResult(id, message) {
   const upscaled = metadata.engine === "upscale"; // seedless: its size says what it made
   $("result-title").textContent = upscaled ? `Upscaled to ${metadata.width}×${metadata.height}` : "Result";
   $("result-seed-label").hidden = upscaled;
-  // What the engine that ran did not follow (a fill engine and a prompt, say), in its words.
-  const warnings = metadata.warnings || [];
+  // What the engine that ran did not follow (a fill engine and a prompt, say), in its words;
+  // what it said of the layers (one too small, say) on the layers' own line.
+  const warnings = (metadata.warnings || []).filter((w) => w.field !== "layers");
   const fields = [...new Set(warnings.map((w) => w.field.replaceAll("_", " ")))];
   const ranAModel = !upscaled && !FILL_ENGINES.includes(metadata.engine);
   const who = ranAModel ? metadata.model : `the ${metadata.engine} engine`;
   $("result-warnings").textContent = `Not used by ${who}: ${fields.join(", ")}.`;
   $("result-warnings").title = warnings.map((w) => w.message).join("\n");
   $("result-warnings").hidden = warnings.length === 0;
+  showLayered(metadata);
+  // A generation's project (its picture, layers, parameters and results) to open again.
+  $("save-project").href = `/api/generations/${id}/project/`;
+  $("save-project").hidden = upscaled;
   // Before: what the job read (an upscale's: the result it upscaled).
   $("before").src = upscaled ? `/api/generations/${id}/input.png` : input.imageUrl;
   const strip = $("samples-strip");
@@ -58,12 +64,32 @@ export function showResult(id, message) {
   $("compare").hidden = false;
   $("result-panel").hidden = false;
   $("draw-tools").classList.add("muted");
+  $("layers-panel").classList.add("muted");
   $("editor").classList.add("showing-result"); // the mask's legend and keys make room for it
   setSplit(50);
   $("compare-slider").value = 50;
   layout();
   $("after").addEventListener("load", layout, { once: true });
   bringIntoView();
+}
+
+// A layered job: how its layers ran, in words, and what was said of them.
+const RAN = {
+  "one call": "Layers painted in one call (each prompt only in its layer).",
+  "in turn": "Layers painted one after another, bottom up (this engine paints one region at a time).",
+};
+function showLayered(metadata) {
+  const line = $("result-layered");
+  const layered = metadata.layered;
+  if (!layered) {
+    line.hidden = true;
+    delete line.dataset.ran;
+    return;
+  }
+  const said = (metadata.warnings || []).filter((w) => w.field === "layers").map((w) => w.message);
+  line.textContent = [RAN[layered.ran] || `Layers painted: ${layered.ran}.`, ...said].join(" ");
+  line.dataset.ran = layered.ran;
+  line.hidden = false;
 }
 
 // The result and its buttons on screen together where they fit, the picture's top first if
@@ -165,11 +191,13 @@ export function initResults() {
   $("use-as-input").addEventListener("click", async () => {
     const response = await fetch($("after").src, { credentials: "same-origin" });
     const blob = await response.blob();
-    const kept = editor.hasPaint() ? editor.maskPicture() : null;
+    const keptLayers = layersSnapshot(); // (the same size: a job with layers takes no outpaint)
+    const kept = !keptLayers && editor.hasPaint() ? editor.maskPicture() : null;
     const at = { x: view.sides?.left || 0, y: view.sides?.top || 0 };
     for (const side of ["left", "right", "top", "bottom"]) $(`outpaint_${side}`).value = 0;
     editor.setOutpaint({});
     if (!(await loadImage(new File([blob], "result.png", { type: "image/png" })))) return;
     if (kept) editor.loadMask(kept, at);
+    layersRestore(keptLayers);
   });
 }
