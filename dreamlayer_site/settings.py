@@ -467,6 +467,8 @@ MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "mask
 # Upscalers (docs/upscaling.md): super-resolution models spandrel reads (ESRGAN, Real-ESRGAN,
 # SwinIR, HAT, DAT ...), .safetensors files or .pth files of weights only.
 UPSCALERS_DIR = Path(env.str("UPSCALERS_DIR", default=str(MODELS_DIR / "upscalers")))
+# Layer models (docs/api.md, "Splitting a picture into layers"): Qwen-Image-Layered folders.
+LAYER_MODELS_DIR = Path(env.str("LAYER_MODELS_DIR", default=str(MODELS_DIR / "layers")))
 # Model installs (docs/model-library.md): the Hugging Face hub they download from, its token
 # (staff may set one in the admin instead, kept encrypted), and whether a model under a
 # non-commercial licence (FLUX.1 [dev], Kontext [dev]) may be installed.

@@ -16,6 +16,8 @@ from .engine.families import FAMILIES
 from .engine.memory import CHOICES as MEMORY_PLANS
 from .engine.parameters import FILL_ENGINES
 from .engine.selection import FAMILY_LABELS as MASK_FAMILY_LABELS
+from .engine.splitting import ENGINE as SPLIT_ENGINE
+from .engine.splitting import LAYER_FAMILY, LAYER_FAMILY_LABEL
 from .engine.upscale import ENGINE as UPSCALE_ENGINE
 from .engine.upscale import summary as upscale_summary
 
@@ -248,6 +250,11 @@ class Generation(models.Model):
         return self.engine == UPSCALE_ENGINE
 
     @property
+    def is_split(self) -> bool:
+        """A picture split into layers (``services.splits``): its outputs are the layers."""
+        return self.engine == SPLIT_ENGINE
+
+    @property
     def ran_a_fill_engine(self) -> bool:
         """Whether a fill engine (classical, LaMa) ran it (or will): it follows no words and
         does no sampling, so no page shows its prompt or sampling settings
@@ -269,6 +276,8 @@ class Generation(models.Model):
         """What the history calls this job: the prompt it followed, else what it does."""
         if self.is_upscale:
             return "Upscale to " + upscale_summary((self.params or {}).get("upscale") or {})
+        if self.is_split:
+            return f"Split into {((self.params or {}).get('split') or {}).get('layers')} layers"
         if self.followed_prompt:
             return self.followed_prompt
         if self.is_outpaint:
@@ -288,6 +297,8 @@ class Generation(models.Model):
             words = joined
         if self.is_upscale:
             words = "upscale"
+        elif self.is_split:
+            words = "layers"
         elif not words:
             words = "outpaint" if self.is_outpaint else "removal"
         return f"dreamlayer-{words}-{what}.{extension}"
@@ -396,6 +407,9 @@ class LibraryModelQuerySet(models.QuerySet):
     def upscalers(self) -> LibraryModelQuerySet:
         return self.filter(kind=LibraryModel.Kind.UPSCALER)
 
+    def layer_models(self) -> LibraryModelQuerySet:
+        return self.filter(kind=LibraryModel.Kind.LAYERS)
+
 
 #: Room for a family's name (``flux2-klein-base`` is 16 characters).
 FAMILY_MAX_LENGTH = 64
@@ -405,13 +419,14 @@ SUPER_RESOLUTION = "super-resolution"
 
 def family_labels() -> dict[str, str]:
     """Every family a library model may have, with its label: the engine's diffusion families
-    (``engine.families``), the mask models' (``engine.selection``: sam2, sam3, rembg) and
-    super-resolution for the upscalers. Read when asked, not stored as the field's choices: a
-    new family needs no migration."""
+    (``engine.families``), the mask models' (``engine.selection``: sam2, sam3, rembg),
+    super-resolution for the upscalers and Qwen-Image-Layered for the layer models. Read when
+    asked, not stored as the field's choices: a new family needs no migration."""
     return {
         **{family.name: family.label for family in FAMILIES.values()},
         **MASK_FAMILY_LABELS,
         SUPER_RESOLUTION: "super-resolution",
+        LAYER_FAMILY: LAYER_FAMILY_LABEL,
     }
 
 
@@ -453,7 +468,8 @@ class LibraryModel(models.Model):
     Face cache entry), a LoRA (a ``.safetensors`` file under ``LORAS_DIR``), a ControlNet (a
     diffusers folder under ``CONTROLNETS_DIR``), a mask model (a SAM 2.1 or SAM 3 folder, or
     a rembg ``.onnx`` file, under ``MASK_MODELS_DIR``) or an upscaler (a super-resolution
-    model's ``.safetensors`` or weights-only ``.pth`` file under ``UPSCALERS_DIR``)."""
+    model's ``.safetensors`` or weights-only ``.pth`` file under ``UPSCALERS_DIR``) or a layer
+    model (a Qwen-Image-Layered diffusers folder under ``LAYER_MODELS_DIR``)."""
 
     class Kind(models.TextChoices):
         CHECKPOINT = "checkpoint", "diffusion model"
@@ -462,6 +478,7 @@ class LibraryModel(models.Model):
         IP_ADAPTER = "ip-adapter", "IP-Adapter"
         MASK = "mask", "mask model"
         UPSCALER = "upscaler", "upscaler"
+        LAYERS = "layers", "layer model"
 
     class Layout(models.TextChoices):
         SINGLE_FILE = "single-file", "single file"

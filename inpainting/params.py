@@ -69,7 +69,11 @@ class GenerationParams:
     masked_content: str = field(default="original", metadata=_set_by_compat_apis("Masked content"))
     # Layers, bottom up: [{"name", "prompt"}], each with its mask (the job's GenerationLayer
     # rows, same order); the area regenerated is their union unless the job has its own mask.
-    layers: list | None = field(default=None, metadata={"label": "Layers"})
+    layers: list | None = field(default=None, metadata={"label": "Layers", "when_set": True})
+    # A split job's: {"layers", "resolution"} (``services.splits``).
+    split: dict | None = field(
+        default=None, metadata={"label": "Split into layers", "when_set": True}
+    )
     # An upscale job's: {"width", "height", "factor", "upscaler"} (``services.upscale``).
     upscale: dict | None = field(default=None, metadata={"label": "Upscale"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
@@ -93,9 +97,9 @@ class GenerationParams:
         rows = []
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name in leave_out or (
-                item.metadata.get("compat_only") and value == item.default
-            ):
+            # A field of one kind of job only (compatible APIs', layers') is left out unset.
+            unset = item.metadata.get("compat_only") or item.metadata.get("when_set")
+            if item.name in leave_out or (unset and value == item.default):
                 continue
             definition = PARAMETERS.get(item.name)
             label = definition.label if definition else item.metadata["label"]
@@ -270,6 +274,8 @@ def _for_people(value: Any, none_means: str | None) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return number(value)
+    if isinstance(value, dict) and "resolution" in value:  # split
+        return f"{value['layers']} layers, at {value['resolution']} px"
     if isinstance(value, dict) and "mode" in value:  # resize
         return Resize(**value).describe()
     if isinstance(value, dict) and "scale" in value:  # ip_adapter

@@ -85,6 +85,11 @@ def library_upscaler_list() -> QuerySet[LibraryModel]:
     return LibraryModel.objects.upscalers().filter(enabled=True, present=True).order_by("name")
 
 
+def library_layer_model_list() -> QuerySet[LibraryModel]:
+    """The enabled layer models (Qwen-Image-Layered folders) found by the last scan."""
+    return LibraryModel.objects.layer_models().filter(enabled=True, present=True).order_by("name")
+
+
 def library_mask_model_list() -> QuerySet[LibraryModel]:
     """The enabled mask models found by the last scan."""
     return LibraryModel.objects.mask_models().filter(enabled=True, present=True).order_by("name")

@@ -260,6 +260,14 @@ def kontext_weights(tmp_path_factory):
     return write_tiny_flux_kontext_model(tmp_path_factory.mktemp("kontext") / "kontext")
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen_layered(tmp_path_factory):
+    """The tiny Qwen-Image-Layered folder (a layer model), written once per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_qwen_layered_model
+
+    return write_tiny_qwen_layered_model(tmp_path_factory.mktemp("qwen") / "Qwen-Image-Layered")
+
+
 @pytest.fixture
 def edit_library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch):
     """The library holds the tiny SD 1.5 inpainting model ("alpha", the default) and the tiny

@@ -78,6 +78,26 @@ def _upscale_metadata(generation: Generation, params: GenerationParams) -> dict[
     }
 
 
+def _split_metadata(generation: Generation, params: GenerationParams) -> dict[str, Any]:
+    """A split job's metadata: what it asked, the layers it made and what ran."""
+    return {
+        "engine": generation.engine,
+        "model": generation.model_name,
+        "split": params.split,
+        "prompt": params.prompt,
+        "seed": generation.seed,
+        "num_inference_steps": params.num_inference_steps,
+        "width": generation.source.width,
+        "height": generation.source.height,
+        "timings": {
+            "queue": generation.queue_seconds,
+            "inference": generation.inference_seconds,
+            "total": generation.total_seconds,
+        },
+        **(generation.metadata or {}),
+    }
+
+
 def metadata(generation: Generation) -> dict[str, Any]:
     """What the job ran with: every field of the request, as sent or as defaulted, whatever
     engine ran (the seed document's client reads ``denoising_strength`` back). What the
@@ -86,6 +106,8 @@ def metadata(generation: Generation) -> dict[str, Any]:
     params = GenerationParams.from_json(generation.params)
     if generation.is_upscale:
         return _upscale_metadata(generation, params)
+    if generation.is_split:
+        return _split_metadata(generation, params)
     diffusers = runs_a_model(generation.engine)
     first = next(iter(generation.images.all()), None)
     width, height = (

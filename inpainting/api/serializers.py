@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..engine import selection, upscale
+from ..engine import selection, splitting, upscale
 from ..engine.layers import MAX_LAYERS
 from ..engine.parameters import (
     CONTROLNET_SCALE_RANGE,
@@ -664,3 +664,31 @@ class UpscaleSerializer(serializers.Serializer):
         if not {"factor", "width", "height"} & attrs.keys():
             attrs["factor"] = upscale.DEFAULT_FACTOR
         return attrs
+
+
+class SplitSerializer(serializers.Serializer):
+    """``POST /api/layers/split``: a picture split into transparent layers, as a job."""
+
+    image = serializers.FileField(help_text="JPEG, PNG, WebP, AVIF or HEIC / HEIF, at most 10 MB.")
+    layers = serializers.IntegerField(
+        default=4,
+        min_value=splitting.MIN_SPLIT_LAYERS,
+        max_value=splitting.MAX_SPLIT_LAYERS,
+        help_text="How many layers (the background counts as one).",
+    )
+    prompt = field_for(
+        "prompt", help_text="The picture described (optional: the model describes it itself)."
+    )
+    model = serializers.CharField(
+        required=False, max_length=255, help_text="A layer model of GET /api/layer-models."
+    )
+    seed = field_for("seed")
+    num_inference_steps = field_for("num_inference_steps")
+    resolution = serializers.ChoiceField(
+        choices=list(splitting.RESOLUTIONS),
+        default=splitting.RESOLUTIONS[0],
+        help_text="The long side the model works at; the layers come back at the picture's size.",
+    )
+    wait = serializers.BooleanField(
+        default=True, help_text="false answers 202 at once; true waits up to the wait limit."
+    )

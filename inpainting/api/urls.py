@@ -26,6 +26,8 @@ urlpatterns = [
     path("masks/effective", views.MaskPreviewView.as_view(), name="mask-effective"),
     path("images/png", views.ImagePngView.as_view(), name="image-png"),
     path("projects/open", views.ProjectOpenView.as_view(), name="project-open"),
+    path("layers/split", views.SplitView.as_view(), name="layers-split"),
+    path("layer-models", views.LayerModelListView.as_view(), name="layer-models"),
     path("links/<str:token>", views.ImageLinkView.as_view(), name="image-link"),
     path(
         "generations/<uuid:pk>/images/<int:index>.png",

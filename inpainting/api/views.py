@@ -31,12 +31,14 @@ from ..services import (
     additions,
     generations,
     images,
+    layer_models,
     library,
     links,
     mask_models,
     masks,
     pictures,
     projects,
+    splits,
     upscale,
     upscalers,
 )
@@ -58,6 +60,7 @@ from .serializers import (
     Img2ImgSerializer,
     MaskGenerateSerializer,
     MaskPreviewSerializer,
+    SplitSerializer,
     UpscaleSerializer,
     merge_form_and_params,
     validated,
@@ -171,6 +174,54 @@ class UpscaleView(Img2ImgView):
             index=data["index"],
         )
         return Submitted(generation, wait=data["wait"], context=data["wait"])
+
+
+@extend_schema(
+    request={"multipart/form-data": SplitSerializer},
+    responses={
+        200: OpenApiResponse(description="Finished: the layers (RGBA PNGs, bottom up)."),
+        202: OpenApiResponse(description="Still processing: id, eta, fetch_result, websocket."),
+    },
+)
+class SplitView(Img2ImgView):
+    """``POST /api/layers/split``: a picture split into transparent layers (RGBA PNGs, bottom
+    up: the background first) by a layer model of ``GET /api/layer-models``, as a job in your
+    history."""
+
+    input_serializer = SplitSerializer
+
+    def input_data(self, request: Request):
+        data = {key: request.data[key] for key in request.data if key != "image"}
+        if "image" in request.FILES:
+            data["image"] = request.FILES["image"]
+        return data
+
+    def submit(self, request: Request, serializer: SplitSerializer) -> Submitted:
+        data = serializer.validated_data
+        seed = data.get("seed")
+        generation = splits.split_job_create(
+            sender(request),
+            image_file=data["image"],
+            layers=data["layers"],
+            prompt=data.get("prompt") or "",
+            model=data.get("model"),
+            seed=None if seed == -1 else seed,
+            steps=data.get("num_inference_steps"),
+            resolution=data["resolution"],
+        )
+        return Submitted(generation, wait=data["wait"], context=data["wait"])
+
+
+class LayerModelListView(APIView):
+    """The layer models a split may name (``LAYER_MODELS_DIR``)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "LayerModels", {"layer_models": serializers.ListField(child=serializers.DictField())}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"layer_models": layer_models.library_layer_models_described()})
 
 
 class UpscalerListView(APIView):

@@ -39,7 +39,7 @@ from ..models import (
 from ..params import GenerationParams
 from ..progress import Event, publish, publish_queue_places, status_event
 from ..uploads import IMAGE_FORMATS, MASK_FORMATS, decode_image, image_size, read_upload
-from . import library, upscalers, webhooks
+from . import layer_models, library, upscalers, webhooks
 from .files import (
     mask_create,
     open_stored,
@@ -627,6 +627,9 @@ def generation_rerun(
     if generation.is_upscale:  # the same picture and size; its upscaler still enabled
         upscaler = upscalers.library_upscaler_checked(generation.model_name)
         checked = Checked(JobPlan(generation.engine, upscaler), params, [])
+    elif generation.is_split:  # the same picture and layers; its layer model still enabled
+        chosen = layer_models.library_layer_model_checked(generation.model_name)
+        checked = Checked(JobPlan(generation.engine, chosen.name), params, [])
     else:
         plan = job_plan(params, len(references))
         size = (generation.source.width, generation.source.height)

@@ -33,6 +33,7 @@ from ..engine.probe import (
     probe_lora,
     weight_parts,
 )
+from ..engine.splitting import probe_layer_model
 from ..errors import ClientError, echoed
 from ..models import SUPER_RESOLUTION, Generation, LibraryModel
 from .queue import send_turn
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 #: Folders of MODELS_DIR that hold other kinds of file (pipeline configurations; a later
 #: issue's LoRAs, ControlNets).
-OTHER_KINDS = frozenset({"loras", "controlnets", "ip-adapters", "masks", "configs"})
+OTHER_KINDS = frozenset({"loras", "controlnets", "ip-adapters", "masks", "configs", "layers"})
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
@@ -77,6 +78,7 @@ FOLDER_OF = {
     LibraryModel.Kind.IP_ADAPTER: "ip-adapters/",
     LibraryModel.Kind.MASK: "masks/",
     LibraryModel.Kind.UPSCALER: "upscalers/",
+    LibraryModel.Kind.LAYERS: "layers/",
 }
 
 
@@ -88,6 +90,7 @@ _FOLDER_SETTING = {
     LibraryModel.Kind.IP_ADAPTER: "IP_ADAPTERS_DIR",
     LibraryModel.Kind.MASK: "MASK_MODELS_DIR",
     LibraryModel.Kind.UPSCALER: "UPSCALERS_DIR",
+    LibraryModel.Kind.LAYERS: "LAYER_MODELS_DIR",
 }
 
 
@@ -100,6 +103,7 @@ WEIGHTS_SUFFIXES = {
     LibraryModel.Kind.IP_ADAPTER: (".safetensors",),
     LibraryModel.Kind.MASK: (".safetensors", ".onnx"),
     LibraryModel.Kind.UPSCALER: (".safetensors", ".pth"),
+    LibraryModel.Kind.LAYERS: (".safetensors",),
 }
 
 
@@ -114,9 +118,10 @@ def library_folder(kind: str) -> Path:
 
 
 def _kind_candidates(root: Path, kind: str) -> list[_Found]:
-    """The entries of a LoRA, ControlNet, IP-Adapter, mask model or upscaler folder that may be
-    one: the kind's weights files (WEIGHTS_SUFFIXES) and pickles (refused with the reason), for
-    ControlNets, IP-Adapters and mask models folders too."""
+    """The entries of a LoRA, ControlNet, IP-Adapter, mask model, upscaler or layer model
+    folder that may be one: the kind's weights files (WEIGHTS_SUFFIXES) and pickles (refused
+    with the reason), for ControlNets, IP-Adapters, mask models and layer models folders
+    too."""
     if not root.is_dir():
         return []
     found = []
@@ -129,6 +134,7 @@ def _kind_candidates(root: Path, kind: str) -> list[_Found]:
             LibraryModel.Kind.CONTROLNET,
             LibraryModel.Kind.IP_ADAPTER,
             LibraryModel.Kind.MASK,
+            LibraryModel.Kind.LAYERS,
         )
         if (path.is_file() and weights) or (path.is_dir() and folders):
             found.append(_Found(path.name, path, kind=kind))
@@ -218,6 +224,8 @@ def _probe(item: _Found) -> Probe:
         if item.path.is_file():
             layout = LibraryModel.Layout.SINGLE_FILE
         return Probe(family, False, layout)
+    if item.kind == LibraryModel.Kind.LAYERS:
+        return Probe(probe_layer_model(item.path), False, LibraryModel.Layout.DIFFUSERS)
     if item.kind == LibraryModel.Kind.UPSCALER:
         found = superres.probe(item.path)  # reads the weights: an upscaler is small
         details = {"architecture": found.architecture, "scale": found.scale}

@@ -28,6 +28,7 @@ from .additions import planned_uses
 from .files import generation_request, thumbnail_made_with
 from .models import backend_for
 from .queue import send_turn
+from .splits import split_job_run
 from .upscale import upscale_job_run
 
 logger = logging.getLogger(__name__)
@@ -224,9 +225,10 @@ def generation_run(*, generation_id: str, worker: str = "", queue: str | None = 
 
 
 def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> None:
-    if generation.is_upscale:
+    if generation.is_upscale or generation.is_split:
+        run = split_job_run if generation.is_split else upscale_job_run
         try:
-            outcome = upscale_job_run(generation, GenerationProgress(generation))
+            outcome = run(generation, GenerationProgress(generation))
         except Exception as exc:  # noqa: BLE001 - recorded like any outcome
             outcome = exc
         _record_outcome(generation, outcome, {})
@@ -358,6 +360,8 @@ def _output_parameters(generation: Generation, result: engine.InpaintResult, ind
     params = GenerationParams.from_json(generation.params).to_json()
     if generation.is_upscale:
         params = {"upscale": params["upscale"], **result.metadata}
+    if generation.is_split:
+        params = {"split": params["split"], "prompt": params["prompt"], **result.metadata}
     params.update(
         seed=result.seeds[index],
         engine=result.engine,

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from inpainting.engine import Cancelled, InvalidInput
-from inpainting.engine.backends.split import SplitRequest, split_layers
+from inpainting.engine.backends.split import split_layers
 from inpainting.engine.layers import MAX_LAYERS
-from inpainting.testing.tiny_flow import write_tiny_qwen_layered_model
+from inpainting.engine.splitting import SplitRequest
 from tests.images import gradient
 from tests.network import network_forbidden
 
 
-@pytest.fixture(scope="module")
-def qwen_layered(tmp_path_factory):
-    return write_tiny_qwen_layered_model(tmp_path_factory.mktemp("qwen") / "Qwen-Image-Layered")
+@pytest.fixture
+def qwen_layered(tiny_qwen_layered):
+    return tiny_qwen_layered
 
 
 def test_a_picture_splits_into_n_rgba_layers_of_its_size(qwen_layered, monkeypatch):

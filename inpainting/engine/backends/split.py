@@ -1,69 +1,26 @@
-"""A picture split into transparent layers (issue 80): Qwen-Image-Layered (Alibaba's Qwen
-team, Apache-2.0; diffusers' ``QwenImageLayeredPipeline``) reads a photo and paints N RGBA
-layers that stack back into it: the background, and each object on its own, its alpha its
-shape. Each layer can then be a layer of the canvas (its alpha its mask), moved, hidden or
-repainted.
-
-The pipeline works at one of two sizes (``resolution``: 640 or 1024 px on the long side, the
-picture's aspect kept); the layers come back at the picture's own size. With no prompt the
-model's own Qwen2.5-VL describes the picture first (its captioner); a prompt saves that pass.
-
-Imported where a split runs (torch, transformers: heavy)."""
+"""Qwen-Image-Layered run (``engine.splitting`` says what a split is and asks): the folder's
+``QwenImageLayeredPipeline`` loaded once a process, a picture split into N RGBA layers with
+progress a step and cancel between steps. Imported where a split runs (torch, transformers:
+heavy)."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from ..layers import MAX_LAYERS
 from ..runner import resolve_seeds
-from ..types import CancelCheck, Cancelled, InvalidInput, ProgressCallback, ProgressEvent
+from ..splitting import SplitRequest, SplitResult, check_split
+from ..types import CancelCheck, Cancelled, ProgressCallback, ProgressEvent
 from .loading import resolve_device
 from .qwen_vl import processor_parts
 
-#: The fewest layers a split makes (the background and one object).
-MIN_SPLIT_LAYERS = 2
-#: The sizes the pipeline works at (its long side); the smaller is the default.
-RESOLUTIONS = (640, 1024)
 #: Split pipelines kept loaded in a process (each holds its transformer and text encoder).
 _CACHE_SIZE = 1
 _PIPELINES: OrderedDict[tuple[str, str], Any] = OrderedDict()
-
-
-@dataclass(frozen=True)
-class SplitRequest:
-    image: Image.Image
-    layers: int = 4
-    prompt: str = ""  # the picture described; "": the model's captioner describes it
-    negative_prompt: str = " "
-    num_inference_steps: int = 50  # Qwen's example
-    guidance_scale: float = 4.0  # true_cfg_scale in Qwen's example
-    seed: int | None = None
-    resolution: int = RESOLUTIONS[0]
-
-
-@dataclass(frozen=True)
-class SplitResult:
-    layers: list[Image.Image]  # RGBA, the picture's size, bottom up
-    seed: int
-    seconds: float
-
-
-def check_split(request: SplitRequest) -> None:
-    """What a split may ask, refused before any work (``InvalidInput`` naming the field)."""
-    if not MIN_SPLIT_LAYERS <= request.layers <= MAX_LAYERS:
-        raise InvalidInput(
-            f"A picture splits into {MIN_SPLIT_LAYERS} to {MAX_LAYERS} layers.", field="layers"
-        )
-    if request.resolution not in RESOLUTIONS:
-        raise InvalidInput(
-            f"resolution is one of {', '.join(map(str, RESOLUTIONS))}.", field="resolution"
-        )
 
 
 def _pipeline(folder: Path, device: str) -> Any:
@@ -100,7 +57,7 @@ def split_layers(
     model in ``folder`` (a diffusers folder), with progress a step and cancel between steps."""
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a model runs
 
-    check_split(request)
+    check_split(request.layers, request.resolution)
     started = time.perf_counter()
     pipe = _pipeline(Path(folder), resolve_device(device))
     (seed,) = resolve_seeds(request.seed, 1)
