@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from inpainting import gate
 from inpainting.models import Generation, LibraryModel
 from inpainting.services import runs
 from inpainting.services.library import library_scan
@@ -84,3 +85,17 @@ def test_what_a_split_may_not_ask_is_refused_before_anything_is_stored(api, mode
 def test_an_unknown_layer_model_is_a_400_naming_the_list(api, layer_model):
     response = split(api, model="nope")
     assert response.status_code == 400 and "GET /api/layer-models" in response.json()["message"]
+
+
+def test_the_web_process_decodes_the_picture_once_through_the_gate(api, layer_model, monkeypatch):
+    """A split costs the web process one upload's pixel work (the split itself is a worker's)."""
+    asked = []
+    real = gate.PIXELS.doing
+
+    def doing(work, *sizes, user):
+        asked.append((work, sizes))
+        return real(work, *sizes, user=user)
+
+    monkeypatch.setattr(gate.PIXELS, "doing", doing)
+    assert split(api).status_code == 202
+    assert asked == [(gate.JOB_UPLOADS, ((W, H),))]
