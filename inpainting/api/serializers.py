@@ -208,23 +208,43 @@ def first_error(errors, where: str = "") -> str:
     return f"{where}: Invalid input." if where else "Invalid input."
 
 
-class LorasField(serializers.JSONField):
-    """A JSON list (or a JSON string of one, from a form field) of ``{"name", "weight"}``:
-    LoRAs of the library (GET /api/loras), at most MAX_LORAS, weights within the range."""
+class _ItemsField(serializers.JSONField):
+    """A JSON list (or a JSON string of one, from a form field) of objects, each read by
+    ``item_serializer``: counted (at most ``most``) before any item is looked at; empty is
+    None. ``checked`` reads the valid items together."""
+
+    key: str
+    shape: str  # the items' fields, for the message: "{name, weight}"
+    item_serializer: type[serializers.Serializer]
+    most: int
+    what: str  # the count's words: "LoRAs per job"
+
+    def checked(self, items: list[dict]) -> list[dict]:
+        return items
 
     def to_internal_value(self, data):
-        data = _form_json(data, "loras must be a JSON list.")
+        data = _form_json(data, f"{self.key} must be a JSON list.")
         if data in (None, []):
             return None
         if not isinstance(data, list):
-            raise serializers.ValidationError("loras must be a JSON list of {name, weight}.")
-        check_count(data, most=MAX_LORAS, what="LoRAs per job")
-        nested = LoraSerializer(data=data, many=True)
+            raise serializers.ValidationError(f"{self.key} must be a JSON list of {self.shape}.")
+        check_count(data, most=self.most, what=self.what)
+        nested = self.item_serializer(data=data, many=True)
         if not nested.is_valid():
-            raise serializers.ValidationError(first_error(nested.errors, "loras"))
-        loras = [{"name": item["name"], "weight": item["weight"]} for item in nested.validated_data]
-        check_loras([(lora["name"], lora["weight"]) for lora in loras])
-        return loras
+            raise serializers.ValidationError(first_error(nested.errors, self.key))
+        return self.checked([dict(item) for item in nested.validated_data])
+
+
+class LorasField(_ItemsField):
+    """``{"name", "weight"}``: LoRAs of the library (GET /api/loras), at most MAX_LORAS,
+    weights within the range."""
+
+    key, shape, item_serializer = "loras", "{name, weight}", LoraSerializer
+    most, what = MAX_LORAS, "LoRAs per job"
+
+    def checked(self, items: list[dict]) -> list[dict]:
+        check_loras([(lora["name"], lora["weight"]) for lora in items])
+        return items
 
 
 class ControlNetSerializer(serializers.Serializer):
@@ -360,24 +380,17 @@ class LayerSerializer(serializers.Serializer):
         return value
 
 
-class LayersField(serializers.JSONField):
-    """A JSON list (or a JSON string of one, from a form field) of layers, bottom up:
-    ``{"name", "prompt", "mask"}``, at most MAX_LAYERS; a mask is a data URL or the next file
-    of ``layer_masks``."""
+class LayersField(_ItemsField):
+    """Layers, bottom up: ``{"name", "prompt", "mask"}``, at most MAX_LAYERS; a mask is a data
+    URL or the next file of ``layer_masks``; a layer without a name is "Layer <n>"."""
 
-    def to_internal_value(self, data):
-        data = _form_json(data, "layers must be a JSON list.")
-        if data in (None, []):
-            return None
-        if not isinstance(data, list):
-            raise serializers.ValidationError("layers must be a JSON list of {name, prompt, mask}.")
-        check_count(data, most=MAX_LAYERS, what="layers a job")
-        nested = LayerSerializer(data=data, many=True)
-        if not nested.is_valid():
-            raise serializers.ValidationError(first_error(nested.errors, "layers"))
+    key, shape, item_serializer = "layers", "{name, prompt, mask}", LayerSerializer
+    most, what = MAX_LAYERS, "layers a job"
+
+    def checked(self, items: list[dict]) -> list[dict]:
         return [
             {**item, "name": item["name"].strip() or f"Layer {index + 1}"}
-            for index, item in enumerate(nested.validated_data)
+            for index, item in enumerate(items)
         ]
 
 
