@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from inpainting.models import Generation
-from tests.browser.conftest import PHONE, screenshot
+from tests.browser.conftest import PHONE, log_in, screenshot
 from tests.browser.helpers import (
     canvas_rgba,
     open_image,
@@ -80,9 +80,12 @@ def stroke_mask(start, end, size) -> np.ndarray:
 
 
 def test_two_layers_painted_generated_saved_as_a_project_and_opened_again(
-    studio, live_url, user, input_png, tmp_path
+    page, live_url, user, input_png, tmp_path
 ):
-    page = studio
+    errors = []  # script errors and refused resources: none but the 400 of a file no project
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, live_url, "alice", "pw-alice-123")
     box = open_image(page, input_png)
     page.select_option("#engine", "classical")
     page.fill("#prompt", "a quiet street")
@@ -136,6 +139,14 @@ def test_two_layers_painted_generated_saved_as_a_project_and_opened_again(
 
     page.reload()
     page.wait_for_selector("#dropzone:not([hidden])")
+    # A file that is no project: the server's words, under the drop zone.
+    not_a_project = tmp_path / "notes.zip"
+    not_a_project.write_bytes(b"not a zip")
+    page.set_input_files("#project-input", str(not_a_project))
+    error = page.locator("[data-error-for=project]")
+    error.wait_for(state="visible")
+    assert "not a ZIP file" in error.inner_text()
+    assert [e for e in errors if "400 (Bad Request)" not in e] == [] and len(errors) == 1
     page.set_input_files("#project-input", str(saved))
     page.wait_for_selector("#layer-list > li >> nth=1")
     assert panel(page) == [("window", "a window"), ("scarf", "a red scarf")]
@@ -154,6 +165,14 @@ def test_two_layers_painted_generated_saved_as_a_project_and_opened_again(
     )
     assert layers_canvas_at(page, IN_SCARF)[3] == 0  # the scarf is the one painted now
     screenshot(page, "studio-layers-opened")
+
+    # "Edit again" from the history brings the layers back too.
+    page.goto(f"{live_url}/?edit={generation.pk}")
+    page.wait_for_selector("#layer-list > li >> nth=1")
+    assert panel(page) == [("window", "a window"), ("scarf", "a red scarf")]
+    wait_overlay(page, *IN_SCARF, painted=True)
+    assert layers_canvas_at(page, IN_SCARF)[3] > 0 and layers_canvas_at(page, IN_WINDOW)[3] == 0
+    assert len(errors) == 1, errors
 
 
 @pytest.mark.parametrize("studio", [PHONE], indirect=True, ids=["phone"])

@@ -77,6 +77,26 @@ export async function layeredJob() {
 
 const label = (layer) => layer.name.trim() || `Layer ${layers.indexOf(layer) + 1}`;
 
+// A mask file as a job read it (``rules``: its mask_mode and invert_mask; DreamLayer's own
+// default: black regenerates), as the editor paints it: white = regenerated, on black, the
+// picture's size. A project's masks and a job's from the history come back this way.
+export async function maskAsPainted(blob, rules) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [editor.width, editor.height];
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  if ((rules.mask_mode === "white_inpaints") === Boolean(rules.invert_mask)) { // black regenerates
+    ctx.globalCompositeOperation = "difference";
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  }
+  return canvas;
+}
+
 // ----- changing them ---------------------------------------------------------------------
 // A new layer on top, made the active one. The first takes what is painted already (the one
 // mask becomes Layer 1); ``picture``: its mask (a project's), white = regenerated.

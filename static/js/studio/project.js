@@ -6,7 +6,7 @@
 import { postForm } from "../http.js";
 import { editor, loadImage, scheduleOverlay } from "./canvas.js";
 import { $, clearErrors, say, setField, showErrors } from "./dom.js";
-import { addLayer } from "./layers.js";
+import { addLayer, maskAsPainted } from "./layers.js";
 
 // A data URL as a Blob (the page's CSP lets no fetch read one).
 function dataUrlBlob(url) {
@@ -14,26 +14,6 @@ function dataUrlBlob(url) {
   const type = head.slice(5).split(";")[0] || "application/octet-stream";
   const bytes = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
   return new Blob([bytes], { type });
-}
-
-// A mask as the job read it, as a picture for the editor (white = regenerated, on black):
-// the parameters' mask rules (mask_mode, invert_mask; DreamLayer's own: black regenerates).
-async function maskPicture(url, params) {
-  const bitmap = await createImageBitmap(dataUrlBlob(url));
-  const canvas = document.createElement("canvas");
-  [canvas.width, canvas.height] = [editor.width, editor.height];
-  const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, canvas.width, canvas.height); // (a transparent pixel: kept)
-  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const white = (params.mask_mode === "white_inpaints") !== Boolean(params.invert_mask);
-  if (!white) {
-    ctx.globalCompositeOperation = "difference";
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-  }
-  return canvas;
 }
 
 // The fields the form has, from the project's parameters (a value the form has no option for
@@ -72,9 +52,9 @@ async function openProject(file) {
   const params = body.params || {};
   fillParameters(body.prompt || "", params);
   for (const layer of body.layers || []) {
-    addLayer({ name: layer.name, prompt: layer.prompt, picture: await maskPicture(layer.mask, params) });
+    addLayer({ name: layer.name, prompt: layer.prompt, picture: await maskAsPainted(dataUrlBlob(layer.mask), params) });
   }
-  if (body.mask && !(body.layers || []).length) editor.loadMask(await maskPicture(body.mask, params));
+  if (body.mask && !(body.layers || []).length) editor.loadMask(await maskAsPainted(dataUrlBlob(body.mask), params));
   scheduleOverlay();
   const count = (body.layers || []).length;
   say(count

@@ -1,9 +1,10 @@
 // "Edit again" from the history: /?edit=<id> opens that job's input with its mask (as strokes
-// to change: white = regenerated, before grow and blur), its prompt, engine, model and mask
-// settings, ready to generate again.
+// to change: white = regenerated, before grow and blur) or its layers, its prompt, engine,
+// model and mask settings, ready to generate again.
 
 import { editor, loadImage } from "./canvas.js";
 import { say, setField } from "./dom.js";
+import { addLayer, maskAsPainted } from "./layers.js";
 
 async function reopen(id) {
   const base = `/api/generations/${encodeURIComponent(id)}`;
@@ -23,7 +24,13 @@ async function reopen(id) {
   setField("mask_blur", meta.mask_blur);
   setField("mask_grow", meta.mask_grow);
   for (const side of ["left", "right", "top", "bottom"]) setField(`outpaint_${side}`, meta.outpaint?.[side] || 0);
-  if (job.mask_image) {
+  // A layered job's layers, each with its mask as the job read it; its mask, unless it is
+  // only their union.
+  for (const [index, layer] of (meta.layers || []).entries()) {
+    const mask = await fetch(`${base}/layers/${index}.png`, { credentials: "same-origin" });
+    if (mask.ok) addLayer({ name: layer.name, prompt: layer.prompt, picture: await maskAsPainted(await mask.blob(), meta) });
+  }
+  if (job.mask_image && !meta.mask_from_layers) {
     const mask = await fetch(`${base}/painted-mask.png`, { credentials: "same-origin" });
     if (mask.ok) editor.loadMask(await createImageBitmap(await mask.blob()));
   }
