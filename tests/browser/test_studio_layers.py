@@ -92,11 +92,9 @@ def test_two_layers_painted_generated_saved_as_a_project_and_opened_again(
     set_brush(page, BRUSH)
 
     page.click("#layer-add")
-    box = settled_box(page)  # (the panel's row takes room above the canvas)
     name_layer(page, 0, "scarf", "a red scarf")
     stroke(page, box, *SCARF)
     page.click("#layer-add")
-    box = settled_box(page)
     name_layer(page, 1, "window", "a window")
     stroke(page, box, *WINDOW)
     assert panel(page) == [("window", "a window"), ("scarf", "a red scarf")]
@@ -175,17 +173,22 @@ def test_two_layers_painted_generated_saved_as_a_project_and_opened_again(
     assert len(errors) == 1, errors
 
 
-@pytest.mark.parametrize("studio", [PHONE], indirect=True, ids=["phone"])
-def test_the_layers_panel_at_phone_width(studio, input_png):
+NARROW = {"width": 900, "height": 800}  # a small window: the settings beside a narrow canvas
+
+
+@pytest.mark.parametrize("studio", [PHONE, NARROW], indirect=True, ids=["phone", "narrow"])
+def test_the_layers_panel_at_phone_and_narrow_widths(studio, input_png):
     page = studio
+    width = page.viewport_size["width"]
     box = open_image(page, input_png, zoom=None)
     for index, (name, line) in enumerate((("scarf", SCARF), ("window", WINDOW))):
         page.click("#layer-add")
         name_layer(page, index, name, f"a {name}")
+        page.locator("#viewport").scroll_into_view_if_needed()  # (on a phone: above the panel)
         box = settled_box(page)
         scale = box["width"] / W
         stroke(page, box, *(tuple(v * scale for v in p) for p in line))
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     # Each row's controls side by side or on a line of their own, none over another.
     for layer in page.locator("#layer-list > li").all():
         boxes = [
@@ -201,6 +204,8 @@ def test_the_layers_panel_at_phone_width(studio, input_png):
                     or b["y"] + b["height"] <= a["y"] + 0.5
                 )
                 assert apart, (a, b)
-            assert a["x"] >= 0 and a["x"] + a["width"] <= PHONE["width"]
+            assert a["x"] >= 0 and a["x"] + a["width"] <= width
     page.locator("#layers-panel").scroll_into_view_if_needed()
-    screenshot(page, "studio-layers-phone")
+    # A prompt has room for its words.
+    assert page.locator(".layer-prompt").first.bounding_box()["width"] >= 200
+    screenshot(page, "studio-layers-phone" if width == PHONE["width"] else "studio-layers-narrow")

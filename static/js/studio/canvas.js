@@ -120,6 +120,7 @@ export async function loadImage(blob) {
   input.imageUrl = URL.createObjectURL(shown);
   $("dropzone").hidden = true;
   $("editor").hidden = false;
+  $("layers-panel").hidden = input.maskMode !== "draw";
   showCanvas();
   say("");
   editor.load(bitmap);
@@ -203,7 +204,11 @@ function bindImage() {
     const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
     if (item) loadImage(item.getAsFile());
   });
-  $("change-image").addEventListener("click", () => { $("editor").hidden = true; $("dropzone").hidden = false; });
+  $("change-image").addEventListener("click", () => {
+    $("editor").hidden = true;
+    $("layers-panel").hidden = true; // (until a picture is open again)
+    $("dropzone").hidden = false;
+  });
 }
 
 // ----- mask: drawing ---------------------------------------------------------------------
@@ -215,7 +220,7 @@ function setMaskMode(mode) {
   $("draw-tools").hidden = mode !== "draw";
   $("upload-tools").hidden = mode !== "upload";
   $("mask-download").hidden = mode !== "draw"; // what is painted; an uploaded mask is a file already
-  $("layers-panel").hidden = mode !== "draw"; // layers are painted
+  $("layers-panel").hidden = mode !== "draw" || $("editor").hidden; // layers are painted
   editor.enabled = mode === "draw";
   scheduleOverlay();
 }

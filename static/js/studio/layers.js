@@ -320,8 +320,8 @@ function render() {
     : "A new layer on top: its own mask and prompt";
   $("layers-panel").classList.toggle("has-layers", any);
   $("layers-help").textContent = any
-    ? "The chosen layer (●) is the one painted. The top of the list is painted last, over the others; a hidden layer is not sent. A job with layers makes one picture."
-    : "Each layer: its own mask and prompt, all painted in one job (the first takes what is painted now). No layers: one mask, one prompt.";
+    ? "● the layer painted · the top one is painted last · a hidden one is not sent"
+    : "A mask and a prompt each, painted in one job (the first takes what is painted now).";
   // A job with layers makes one picture and takes no uploaded mask.
   const samples = $("samples");
   if (any && !samples.disabled) {
