@@ -26,6 +26,7 @@ from .api.errors import json_not_found, json_server_error
 from .conf import engine_config, model_status
 from .engine import selection
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
+from .engine.layers import MAX_LAYERS
 from .engine.parameters import (
     CONTROLNET_SCALE_RANGE,
     FILL_ENGINE_UNUSED,
@@ -89,6 +90,7 @@ def studio(request):
         "fill_engines": FILL_ENGINES,  # the engines that take no model and follow no prompt
         "fill_engine_unused": FILL_ENGINE_UNUSED,  # the fields they ignore
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
+        "max_layers": MAX_LAYERS,  # a job's layers (the layers panel's Add stops there)
         # The size rule every upload meets (uploads.check_dimensions reads the same settings):
         # the page refuses a larger picture when it is loaded, not at Generate.
         "max_pixels": settings.UPLOAD_MAX_PIXELS,

@@ -9,9 +9,10 @@
 import { editor, scheduleOverlay, useLayeredMask } from "./canvas.js";
 import { $ } from "./dom.js";
 
-// At most this many layers a job (engine.layers.MAX_LAYERS: the server refuses more, in its
-// own words), each with a colour of its own, none the regenerated area's red.
-const MAX_LAYERS = 8;
+// At most this many layers a job (engine.layers.MAX_LAYERS, given by the page: the server
+// refuses more, in its own words), each with a colour of its own, none the regenerated
+// area's red (the palette has one for each).
+const MAX_LAYERS = Number($("layers-panel").dataset.maxLayers);
 const PALETTE = [
   [37, 110, 255], [22, 163, 74], [234, 150, 12], [200, 40, 200],
   [14, 165, 190], [120, 80, 255], [120, 180, 20], [150, 90, 40],
