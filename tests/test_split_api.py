@@ -70,7 +70,7 @@ def test_a_picture_splits_into_rgba_layers_as_a_job_in_the_history(api, layer_mo
 
 
 def test_what_a_split_may_not_ask_is_refused_before_anything_is_stored(api, models_dir):
-    assert split(api).status_code == 503  # no layer model installed
+    assert split(api).status_code == 400  # no layer model installed
     assert "cannot be split" in split(api).json()["message"]
     for fields, field in (
         ({"layers": "1"}, "layers"),

@@ -95,6 +95,9 @@ ROUTES: dict[str, Route] = {
     "api:mask-generate": api_route("post", 400),
     "api:mask-effective": api_route("post", 400),
     "api:image-png": api_route("post", 400),
+    "api:project-open": api_route("post", 400),
+    "api:layers-split": api_route("post", 400),
+    "api:layer-models": api_route("get", 200),
     "api:generation-list": api_route("get", 200),
     "api:generation-detail": api_route("get", 404, staff=200),
     "api:generation-detail:delete": api_route("delete", 404),
@@ -107,6 +110,9 @@ ROUTES: dict[str, Route] = {
     "api:generation-painted-mask": api_route("get", 404, staff=200),
     "api:generation-regenerated": api_route("get", 404, staff=200),
     "api:generation-thumbnail": api_route("get", 404, staff=200),
+    "api:generation-project": api_route("get", 404, staff=200),
+    # the victim's job has no layers: staff read it and find none
+    "api:generation-layer": api_route("get", 404),
     # compatible APIs
     "sd-inpaint": api_route("post", 400),
     "sd-inpaint-health": api_route("get", 200),
@@ -227,6 +233,7 @@ def path_for(route: str, generation: Generation, key_row: ApiKey) -> str:
         "job": str(generation.pk),
         "object_id": str(generation.pk),
         "index": "0",
+        "layer": "0",
         "part": "input",
         "prefix": key_row.prefix,
         "content_type_id": str(ContentType.objects.get_for_model(Generation).pk),

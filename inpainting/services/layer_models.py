@@ -11,7 +11,7 @@ from .library import same_name
 
 def library_layer_model_checked(name: str | None) -> LibraryModel:
     """The layer model a split names (its folder's name, any case), else the first enabled
-    one; a 400 naming the list, or a 503 that says how to install one, otherwise."""
+    one; a 400 naming the list, or saying that none is installed, otherwise."""
     models = list(selectors.library_layer_model_list())
     if name:
         found = next((m for m in models if same_name(m.name, name)), None)
@@ -24,7 +24,7 @@ def library_layer_model_checked(name: str | None) -> LibraryModel:
     if not models:
         raise ClientError(
             "No layer model is installed, so a picture cannot be split into layers here.",
-            status=503,
+            field="model",
             operator="Copy the Qwen/Qwen-Image-Layered diffusers folder into LAYER_MODELS_DIR "
             "and run `manage.py models scan`.",
         )
