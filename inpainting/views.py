@@ -24,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from . import scheduler, selectors
 from .api.errors import json_not_found, json_server_error
 from .conf import engine_config, model_status
-from .engine import selection
+from .engine import selection, splitting
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
 from .engine.layers import MAX_LAYERS
 from .engine.parameters import (
@@ -49,6 +49,7 @@ from .services import (
     additions,
     generations,
     installs,
+    layer_models,
     library,
     mask_models,
     masks,
@@ -120,6 +121,15 @@ def studio(request):
         "ip_adapters": additions.library_ip_adapters_described(),
         # "Upscale" on a result: the resamplers, then the library's super-resolution models.
         "upscalers": upscalers.library_upscalers_described(),
+        # "Split into layers" in the layers panel: shown where a layer model is installed, its
+        # count from 2 to a job's most layers, its steps and sizes the split's own.
+        "layer_models": layer_models.library_layer_models_described(),
+        "split": {
+            "min_layers": splitting.MIN_SPLIT_LAYERS,
+            "layers": splitting.SplitRequest.layers,
+            "steps": splitting.SplitRequest.num_inference_steps,
+            "resolutions": splitting.RESOLUTIONS,
+        },
         "controlnet_scales": [number(s) for s in CONTROLNET_SCALE_RANGE],
         # The overlay's red: the same colour as every other picture of the regenerated area.
         "tint": ",".join(str(c) for c in REGENERATED_TINT),

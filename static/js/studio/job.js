@@ -12,7 +12,10 @@ import { queuedText } from "../status-badge.js";
 // The job followed; ``upload``: the AbortController of a submission still being sent (``sent``
 // once its body is all out: the server may have queued it, so Cancel then waits for the
 // answer, ``cancelOnAnswer``, and cancels the job it names).
-const job = { generationId: null, socket: null, finished: false, upload: null, sent: false, cancelOnAnswer: false };
+// ``what`` names the job in its failure ("The generation failed: …"); ``onDone(id, message)``
+// takes its result where it is no picture to show (a split's layers), else showResult.
+const job = { generationId: null, socket: null, finished: false, upload: null, sent: false, cancelOnAnswer: false,
+  what: "generation", onDone: null };
 
 // ----- generate, progress, cancel --------------------------------------------------------
 $("generate-form").addEventListener("submit", async (event) => {
@@ -83,10 +86,12 @@ $("generate-form").addEventListener("submit", async (event) => {
   await submitJob("/api/img2img", form, $("generate"));
 });
 
-// Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields.
-// While its pictures are sent the progress line says how far the upload is (a phone's photo
-// takes seconds), and Cancel stops the upload (once it is all sent, the job it queued).
-async function submitJob(url, form, button, sending = "the pictures") {
+// Send a job (its ``button`` disabled meanwhile), then follow it; its errors by their fields
+// (``onErrors(body)`` places them itself). While its pictures are sent the progress line says
+// how far the upload is (a phone's photo takes seconds), and Cancel stops the upload (once it
+// is all sent, the job it queued). ``what`` and ``onDone``: as ``job``'s (studio/split.js).
+export async function submitJob(url, form, button,
+  { sending = "the pictures", what = "generation", onDone = null, onErrors = null } = {}) {
   button.disabled = true;
   job.upload = new AbortController();
   Object.assign(job, { sent: false, cancelOnAnswer: false });
@@ -110,9 +115,11 @@ async function submitJob(url, form, button, sending = "the pictures") {
     const body = await response.json();
     if (!response.ok) {
       $("progress-panel").hidden = true;
-      showErrors(body.errors, body.message);
+      if (onErrors) onErrors(body);
+      else showErrors(body.errors, body.message);
       return;
     }
+    Object.assign(job, { what, onDone });
     startWatching(body.id);
     if (job.cancelOnAnswer) await cancelJob();
   } catch (error) {
@@ -137,7 +144,7 @@ $("upscale").addEventListener("click", async () => {
   form.append("factor", $("upscale-factor").value);
   form.append("upscaler", $("upscaler").value);
   form.append("wait", "false");
-  await submitJob("/api/upscale", form, $("upscale"), "the request");
+  await submitJob("/api/upscale", form, $("upscale"), { sending: "the request" });
 });
 
 function setProgress(percent, text) {
@@ -232,7 +239,7 @@ function stopWatching() {
 function fail(text) {
   stopWatching();
   setProgress(0, `Failed: ${text}`);
-  say(`The generation failed: ${text}`, "error");
+  say(`The ${job.what} failed: ${text}`, "error");
 }
 
 function cancelled() {
@@ -264,6 +271,10 @@ function finished(id, message) {
   stopWatching();
   setProgress(100, "Done");
   $("progress-panel").hidden = true;
+  if (job.onDone) {
+    job.onDone(id, message);
+    return;
+  }
   say("Done: drag the slider to compare; “Back to the mask” to keep editing.");
   showResult(id, message);
 }
