@@ -44,6 +44,22 @@ def layer_model(models_dir, tiny_qwen_layered):
     return LibraryModel.objects.layer_models().get()
 
 
+def start_load_done(timeout: float = 60.0) -> None:
+    """Wait until the session's worker has loaded its start model (the tiny SD 1.5): a split
+    is a job of the queue every worker takes while that load runs, and a pipeline loaded in
+    another thread at the same time came out on the meta device ("Cannot copy out of meta
+    tensor", seen 2026-11-28: a server race, reported)."""
+    from inpainting.fleet import reports_live
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reports = reports_live()
+        if reports and all(r.get("loaded") for r in reports):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the worker's start load did not end: {reports_live()}")
+
+
 def panel(page) -> list[tuple[str, str]]:
     """The panel's layers, top first: (name, prompt)."""
     return [
@@ -83,11 +99,17 @@ def test_the_picture_split_into_three_layers_each_a_layer_of_the_canvas(
     page.click(".split-settings > summary")
     page.fill("#split-prompt", "a cat on a blanket")  # (no captioning pass)
     page.fill("#split-steps", "2")
+    start_load_done()
     started = time.monotonic()
     page.click("#split-start")
-    page.wait_for_selector("#layer-list > li >> nth=2", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#layer-list > li').length === 3"
+        " || document.getElementById('studio-message').classList.contains('error')",
+        timeout=60_000,
+    )
     seconds = time.monotonic() - started
     print(f"split into 3 layers in the studio: {seconds:.1f} s")
+    assert page.locator("#layer-list > li").count() == 3, page.inner_text("#studio-status")
     assert asked == []  # nothing painted: nothing to replace, nothing asked
     assert panel(page) == [("Layer 3", ""), ("Layer 2", ""), ("Background", "")]
     assert "Split into 3 layers" in page.inner_text("#studio-message")
@@ -134,14 +156,15 @@ def test_the_picture_split_into_three_layers_each_a_layer_of_the_canvas(
     error.wait_for(state="visible")
     assert "8" in error.inner_text()
     assert asked == ["Split into 9 layers? They replace the layers you have."]
-    # No layer model any more: the 503's words in the status line.
+    # No layer model any more: the server's words in the status line.
     LibraryModel.objects.layer_models().update(enabled=False)
     page.fill("#split-layers", "3")
     page.click("#split-start")
     page.wait_for_function(
         "() => document.getElementById('studio-message').textContent.includes('layer model')"
     )
-    assert "No layer model is installed" in page.inner_text("#studio-message")
+    message = page.inner_text("#studio-message")
+    assert message.startswith("No layer model is installed"), message
     assert len(panel(page)) == 3 and Generation.objects.count() == 1
     # Repainted like any layer: "Layer 2" alone (the others hidden), with its own prompt. (The
     # tiny model's layers cover every pixel faintly, which the classical engine refuses to
@@ -162,5 +185,5 @@ def test_the_picture_split_into_three_layers_each_a_layer_of_the_canvas(
     assert page.is_visible("#result-panel"), page.inner_text("#studio-status")
     painted = Generation.objects.exclude(pk=generation.pk).get()
     assert painted.params["layers"] == [{"name": "Layer 2", "prompt": "a red scarf"}]
-    refused = [e for e in errors if "400 (Bad Request)" in e or "503 (Service Unavailable)" in e]
+    refused = [e for e in errors if "400 (Bad Request)" in e]
     assert errors == refused and len(refused) == 2, errors

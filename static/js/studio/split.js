@@ -12,7 +12,8 @@ import { submitJob } from "./job.js";
 import { hasLayers, layersRestore } from "./layers.js";
 
 // The request's fields and the slots under the control that show their errors (the server's
-// words; a field with no slot here, the picture's, goes to the status line).
+// words; a field with no slot on the page, the picture's or the model's with one layer model
+// installed or none left, goes to the status line as it is said).
 const SLOTS = {
   layers: "split_layers",
   prompt: "split_prompt",
@@ -23,7 +24,11 @@ const SLOTS = {
 
 function showSplitErrors(body) {
   const errors = {};
-  for (const [field, messages] of Object.entries(body.errors || {})) errors[SLOTS[field] || field] = messages;
+  for (const [field, messages] of Object.entries(body.errors || {})) {
+    const slot = SLOTS[field] && document.querySelector(`[data-error-for="${SLOTS[field]}"]`);
+    const key = slot ? SLOTS[field] : "non_field_errors";
+    errors[key] = [...(errors[key] || []), ...messages];
+  }
   showErrors(errors, body.message);
 }
 
