@@ -6,10 +6,13 @@ steps, and what a split may not ask refused before any work."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from inpainting.engine import Cancelled, InvalidInput
+from inpainting.engine.backends import loading, split
 from inpainting.engine.backends.split import split_layers
 from inpainting.engine.layers import MAX_LAYERS
 from inpainting.engine.splitting import SplitRequest
@@ -55,3 +58,18 @@ def test_a_split_is_cancelled_between_steps_and_refuses_what_it_may_not_ask(qwen
         with pytest.raises(InvalidInput) as refused:
             split_layers(qwen_layered, SplitRequest(picture, **asked))
         assert refused.value.field == field
+
+
+def test_a_split_loads_its_pipeline_only_while_no_diffusion_model_loads(qwen_layered):
+    """The worker loads its start-up model in a thread: a split loaded beside it came out on
+    the meta device (diffusers' switch is global). The split waits for the loader's lock."""
+    split._PIPELINES.clear()
+    request = SplitRequest(gradient(64, 48), layers=2, prompt="x", num_inference_steps=1)
+    done = []
+    with loading.LOAD_LOCK:  # a diffusion model loading
+        runner = threading.Thread(target=lambda: done.append(split_layers(qwen_layered, request)))
+        runner.start()
+        runner.join(1.0)
+        assert runner.is_alive() and not split._PIPELINES  # waiting, nothing loaded
+    runner.join(60)
+    assert len(done[0].layers) == 2

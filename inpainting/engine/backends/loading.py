@@ -34,7 +34,7 @@ MODEL_ALIASES = {"runwayml/stable-diffusion-inpainting": DEFAULT_MODEL}
 _PIPELINES: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
 #: What each loaded pipeline holds (``loaded_pipelines``), by the same key.
 _HELD: dict[tuple[str, str, bool], dict[str, Any]] = {}
-_LOAD_LOCK = threading.Lock()
+LOAD_LOCK = threading.Lock()
 #: The ControlNet inpaint pipeline last built from a loaded one (``adapters``): ``base`` (a
 #: weak reference to the loaded pipeline it shares its parts with), ``path`` (the ControlNet's
 #: folder) and ``pipe``. One at a time: a ControlNet is loaded per job kind.
@@ -198,7 +198,7 @@ def _evict(keep: int) -> None:
 
 def unload_all() -> None:
     """Every loaded pipeline unloaded and its memory freed (between benchmarks, tests)."""
-    with _LOAD_LOCK:
+    with LOAD_LOCK:
         _evict(0)
 
 
@@ -293,7 +293,7 @@ def load_pipeline(
         raise EngineError(f"MODEL_MEMORY_PLAN must be one of {', '.join(memory.CHOICES)}.")
     model = resolve_model(model)
     key = (model, device, compile_unet)
-    with _LOAD_LOCK:
+    with LOAD_LOCK:
         if key in _PIPELINES:
             _PIPELINES.move_to_end(key)
             return _PIPELINES[key]
@@ -336,7 +336,7 @@ def adopt_pipeline(
     configuration: a model too large to write to disk first) prepared and kept as
     ``load_pipeline`` prepares and keeps one it loads from ``model``, a folder with the
     family's configuration files; a ``DiffusersBackend`` of ``model`` then runs it."""
-    with _LOAD_LOCK:
+    with LOAD_LOCK:
         _evict(0)
         key, family = (model, device, compile_unet), family_of_model(model)
         return _prepare(key, pipe, family, size, memory_plan, memory.DEFAULT_HEADROOM)

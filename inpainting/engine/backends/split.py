@@ -15,7 +15,7 @@ from PIL import Image
 from ..runner import resolve_seeds
 from ..splitting import SplitRequest, SplitResult, check_split
 from ..types import CancelCheck, Cancelled, ProgressCallback, ProgressEvent
-from .loading import resolve_device
+from .loading import LOAD_LOCK, resolve_device
 from .qwen_vl import processor_parts
 
 #: Split pipelines kept loaded in a process (each holds its transformer and text encoder).
@@ -28,21 +28,25 @@ def _pipeline(folder: Path, device: str) -> Any:
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a model runs
 
     key = (str(folder), device)
-    if key not in _PIPELINES:
-        while len(_PIPELINES) >= _CACHE_SIZE:
-            _PIPELINES.popitem(last=False)
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        pipe = diffusers.QwenImageLayeredPipeline.from_pretrained(
-            folder,
-            dtype=dtype,
-            use_safetensors=True,
-            local_files_only=True,
-            **processor_parts(folder),
-        )
-        pipe.set_progress_bar_config(disable=True)
-        _PIPELINES[key] = pipe.to(device)
-    _PIPELINES.move_to_end(key)
-    return _PIPELINES[key]
+    # Under the diffusion loader's lock: diffusers builds a pipeline's modules on the meta
+    # device, a switch of torch's that is global to the process, so a load beside another
+    # (the worker's start-up model) came out on the meta device.
+    with LOAD_LOCK:
+        if key not in _PIPELINES:
+            while len(_PIPELINES) >= _CACHE_SIZE:
+                _PIPELINES.popitem(last=False)
+            dtype = torch.bfloat16 if device == "cuda" else torch.float32
+            pipe = diffusers.QwenImageLayeredPipeline.from_pretrained(
+                folder,
+                dtype=dtype,
+                use_safetensors=True,
+                local_files_only=True,
+                **processor_parts(folder),
+            )
+            pipe.set_progress_bar_config(disable=True)
+            _PIPELINES[key] = pipe.to(device)
+        _PIPELINES.move_to_end(key)
+        return _PIPELINES[key]
 
 
 def split_layers(
