@@ -6,10 +6,14 @@ model paints, as Krita AI Diffusion makes its regions:
 - a layer left covering under ``MIN_SHARE`` of the picture is dropped, and a warning names it;
 - a layer covering over ``MAX_SHARE`` of it is not a region: its prompt is the whole picture's
   (joined to the job's prompt), and a warning says so;
-- what no layer covers (``rest``) is painted by the job's prompt.
+- the area regenerated is the layers' union, or the job's own mask; what of it no region covers
+  (``rest``) is painted by the job's prompt;
+- a region is painted with its own words followed by the job's.
 
-Masks are arrays of the picture's size, 0 to 1 (a soft edge partly covers a pixel); plain
-numpy, no model: what every engine, the API and the studio read."""
+A layered job runs in one call where the backend paints regions (``BackendCall.regions``:
+the SD UNets' cross-attention, the FLUX families' joint attention, ``backends.regional``),
+else one layer after another (``run_layers_in_turn``). Masks are arrays of the picture's size,
+0 to 1 (a soft edge partly covers a pixel), read by the job's own mask rules (``layer_of``)."""
 
 from __future__ import annotations
 
