@@ -185,14 +185,7 @@ function tinted(layer) {
   const picture = pictureOf(layer);
   if (picture) {
     ctx.drawImage(picture, 0, 0);
-    const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    const [r, g, b] = layer.colour;
-    const px = data.data;
-    for (let i = 0; i < px.length; i += 4) {
-      px[i + 3] = px[i];
-      px[i] = r; px[i + 1] = g; px[i + 2] = b;
-    }
-    ctx.putImageData(data, 0, 0);
+    tint(ctx, canvas.width, canvas.height, layer.colour);
   }
   layer.tinted = canvas; // (made again once its picture changes: activate())
   return canvas;
@@ -226,8 +219,12 @@ function drawThumb(layer) {
   const picture = pictureOf(layer);
   if (!picture) return;
   ctx.drawImage(picture, 0, 0, w, h); // (tinted at the thumbnail's size: cheap at every stroke)
-  const data = ctx.getImageData(0, 0, w, h);
-  const [r, g, b] = layer.colour;
+  tint(ctx, w, h, layer.colour);
+}
+
+// A mask drawn on ``ctx`` (white = the layer's) made its colour, its whiteness the alpha.
+function tint(ctx, width, height, [r, g, b]) {
+  const data = ctx.getImageData(0, 0, width, height);
   const px = data.data;
   for (let i = 0; i < px.length; i += 4) {
     px[i + 3] = px[i];
