@@ -260,6 +260,22 @@ def kontext_weights(tmp_path_factory):
     return write_tiny_flux_kontext_model(tmp_path_factory.mktemp("kontext") / "kontext")
 
 
+@pytest.fixture
+def gate_asks(monkeypatch):
+    """What the web process asks its pixel gate for, as (work, sizes), in order."""
+    from inpainting import gate
+
+    asked = []
+    real = gate.PIXELS.doing
+
+    def doing(work, *sizes, user):
+        asked.append((work, sizes))
+        return real(work, *sizes, user=user)
+
+    monkeypatch.setattr(gate.PIXELS, "doing", doing)
+    return asked
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen_layered(tmp_path_factory):
     """The tiny Qwen-Image-Layered folder (a layer model), written once per test process."""

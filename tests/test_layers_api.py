@@ -12,7 +12,7 @@ from PIL import Image
 
 from inpainting import gate
 from inpainting.engine.layers import MAX_LAYERS
-from inpainting.models import Generation, Mask
+from inpainting.models import Generation, Mask, stored_bytes
 from inpainting.services import projects, runs
 from tests.helpers import H, W, image_png
 from tests.images import box_mask, png_bytes
@@ -135,19 +135,16 @@ def test_a_tiny_layer_is_named_in_the_warnings_and_a_rerun_and_delete_keep_the_f
     assert not Mask.objects.exists()
 
 
-def test_every_layer_mask_is_counted_by_the_web_budget(api, monkeypatch):
+def test_every_layer_mask_is_counted_by_the_web_budget_and_the_owners_storage(api, user, gate_asks):
     """The gate is asked for the picture, each layer's mask and the union made of them, at
-    the cost of a job's uploads: N layers cost what N + 2 pictures cost."""
-    asked = []
-    real = gate.PIXELS.doing
-
-    def doing(work, *sizes, user):
-        asked.append((work, sizes))
-        return real(work, *sizes, user=user)
-
-    monkeypatch.setattr(gate.PIXELS, "doing", doing)
-    assert two_layers(api).status_code == 202
-    assert asked == [(gate.JOB_UPLOADS, ((W, H),) * 4)]
+    the cost of a job's uploads (N layers cost what N + 2 pictures cost); each stored mask's
+    bytes count in its owner's storage."""
+    generation = Generation.objects.get(pk=two_layers(api).json()["id"])
+    assert gate_asks == [(gate.JOB_UPLOADS, ((W, H),) * 4)]
+    masks = [generation.mask, *(link.mask for link in generation.layer_links.all())]
+    assert len(masks) == 3 and all(m.owner_id == user.pk and m.stored_bytes > 0 for m in masks)
+    kept = generation.source.stored_bytes + sum(m.stored_bytes for m in masks)
+    assert stored_bytes(user_id=user.pk) == kept
 
 
 def test_the_history_page_and_the_admin_show_each_layer_with_its_prompt(
@@ -223,5 +220,5 @@ def test_a_file_that_is_no_project_is_a_400_and_nothing_is_stored(api):
                 url, {"project": SimpleUploadedFile("p.zip", sent)}, format="multipart"
             )
             assert response.status_code == 400, response.content
-            assert "project" in response.json()["errors"] or "project" in str(response.json())
+            assert "project" in response.json()["errors"], response.json()
     assert not Generation.objects.exists()

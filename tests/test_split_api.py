@@ -87,15 +87,7 @@ def test_an_unknown_layer_model_is_a_400_naming_the_list(api, layer_model):
     assert response.status_code == 400 and "GET /api/layer-models" in response.json()["message"]
 
 
-def test_the_web_process_decodes_the_picture_once_through_the_gate(api, layer_model, monkeypatch):
+def test_the_web_process_decodes_the_picture_once_through_the_gate(api, layer_model, gate_asks):
     """A split costs the web process one upload's pixel work (the split itself is a worker's)."""
-    asked = []
-    real = gate.PIXELS.doing
-
-    def doing(work, *sizes, user):
-        asked.append((work, sizes))
-        return real(work, *sizes, user=user)
-
-    monkeypatch.setattr(gate.PIXELS, "doing", doing)
     assert split(api).status_code == 202
-    assert asked == [(gate.JOB_UPLOADS, ((W, H),))]
+    assert gate_asks == [(gate.JOB_UPLOADS, ((W, H),))]
