@@ -44,6 +44,7 @@ from .loading import (
     resolve_model,
 )
 from .picture_area import picture_area, working_area
+from .steps import LatentReader, host_timesteps
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ class DiffusersBackend:
                 # One batch entry per sample, so sample i draws every random number (VAE
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
+                regional.enter_context(host_timesteps(runner, denoiser_of(pipe).device))
                 result = runner(
                     **conditioning,
                     **extra,
@@ -349,15 +351,23 @@ class DiffusersBackend:
         width, height = calls[0].image.size
         latent_grid = (height // 8, width // 8)  # every family's VAE: 8 px per latent
         index, count = sample
+        # Each job's first sample, read without waiting (``steps.LatentReader``): its preview
+        # goes out with the first step after the copy is done.
+        readers = [LatentReader() for _ in calls]
 
         def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
             done, total = step + 1, pipeline.num_timesteps
             offset = 0
-            for call, progress in zip(calls, progresses, strict=True):
-                preview = None
-                if self.preview_every and (done % self.preview_every == 0) and done < total:
-                    latents = kwargs["latents"][offset].float().cpu().numpy()
-                    preview = latents_to_jpeg(latents, self.family.preview, latent_grid)
+            for call, progress, reader in zip(calls, progresses, readers, strict=True):
+                wanted = self.preview_every and (done % self.preview_every == 0) and done < total
+                if wanted and not reader.pending:
+                    reader.start(kwargs["latents"][offset])
+                latents = reader.take() if done < total else None
+                preview = (
+                    None
+                    if latents is None
+                    else latents_to_jpeg(latents, self.family.preview, latent_grid)
+                )
                 progress(
                     ProgressEvent(step=index * total + done, total=count * total, preview=preview)
                 )
@@ -431,7 +441,11 @@ class DiffusersBackend:
             if is_cancelled():
                 raise Cancelled()
             area = working_area(family, self.working_size)
-            with torch.inference_mode(), picture_area(runner, area):
+            with (
+                torch.inference_mode(),
+                picture_area(runner, area),
+                host_timesteps(runner, denoiser_of(pipe).device),
+            ):
                 result = runner(
                     **words,
                     height=height,
