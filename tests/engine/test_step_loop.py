@@ -87,9 +87,7 @@ def loop_reads(backend, model: str, **overrides) -> tuple[list[str], list]:
 @pytest.mark.parametrize("scheduler", [None, "DDIM", "Euler", "Euler a", "DPM++ 2M Karras"])
 def test_a_step_reads_nothing_back_from_the_device_previews_included(tiny_model, scheduler):
     backend = get_backend("diffusers", tiny_config(tiny_model, preview_every=2))
-    reads, events = loop_reads(
-        backend, str(tiny_model), num_inference_steps=8, scheduler=scheduler
-    )
+    reads, events = loop_reads(backend, str(tiny_model), num_inference_steps=8, scheduler=scheduler)
     assert reads == []
     # The previews still come, every 2 steps (on the CPU the copy is done at once).
     assert [e.step for e in events if e.preview] == [2, 4, 6]

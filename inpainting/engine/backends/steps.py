@@ -25,7 +25,9 @@ import numpy as np
 
 #: The schedulers whose ``step`` reads the timestep on the host (diffusers 0.42: each
 #: indexes ``alphas_cumprod`` with it and compares ``prev_timestep >= 0``).
-HOST_STEP_SCHEDULERS = frozenset({"DDIMScheduler", "PNDMScheduler", "DDPMScheduler", "LCMScheduler"})
+HOST_STEP_SCHEDULERS = frozenset(
+    {"DDIMScheduler", "PNDMScheduler", "DDPMScheduler", "LCMScheduler"}
+)
 
 
 def _timestep_argument(args: tuple, kwargs: dict) -> tuple[Any, bool]:
