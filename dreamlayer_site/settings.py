@@ -440,6 +440,10 @@ WORKER_REPORT_TIMEOUT_SECONDS = env.float("WORKER_REPORT_TIMEOUT_SECONDS", defau
 BATCH_MAX_JOBS = env.int("BATCH_MAX_JOBS", default=4)
 # torch.compile the UNet when a worker loads the model (slower start, faster steps on CUDA).
 INPAINT_COMPILE = env.bool("INPAINT_COMPILE", default=False)
+# CUDA graphs of the eager denoiser (issue 81): the working sizes captured at a model's load
+# and that only-masked crops are brought to ("auto": the family's own; empty: off).
+CUDA_GRAPH_SIZES = env.str("CUDA_GRAPH_SIZES", default="")
+CUDA_GRAPH_CAPTURE_SECONDS = env.float("CUDA_GRAPH_CAPTURE_SECONDS", default=120.0)
 CLASSICAL_METHOD = env.str("CLASSICAL_METHOD", default="hybrid")
 # The model library's folder, and the LaMa engine's ONNX file in it (or an absolute path): the
 # lama engine exists when that file does (docs/engines.md, "The LaMa engine").

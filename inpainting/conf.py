@@ -99,6 +99,8 @@ def engine_config() -> EngineConfig:
         memory_headroom=int(settings.MODEL_MEMORY_HEADROOM_GB * 1024**3),
         model_configs=str(settings.MODEL_CONFIGS_DIR),
         lama_model=str(lama) if lama.is_file() else None,
+        graph_sizes=settings.CUDA_GRAPH_SIZES,
+        graph_seconds=settings.CUDA_GRAPH_CAPTURE_SECONDS,
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from . import memory
 from .backends.classical import FILL_WEIGHT, MODEL_NAMES, ClassicalBackend
 from .backends.diffusers import DiffusersBackend
+from .backends.graphs import DEFAULT_CAPTURE_SECONDS
 from .backends.lama import LamaBackend
 from .backends.loading import resolve_model
 from .engines import CLASSICAL, DIFFUSERS, ENGINES, LAMA
@@ -74,6 +75,9 @@ class EngineConfig:
     companion: str | None = None
     #: The LaMa ONNX file when it is present (the caller checks), else None: no lama engine.
     lama_model: str | None = None
+    #: CUDA_GRAPH_SIZES (``buckets.parse_sizes``) and how long a load may capture them.
+    graph_sizes: str = ""
+    graph_seconds: float = DEFAULT_CAPTURE_SECONDS
 
     def available(self) -> list[str]:
         """Engines a request may name here (each record's ``ready``): classical always, lama
@@ -172,6 +176,8 @@ def get_backend(name: str, config: EngineConfig) -> Backend:
                     config.memory_plan,
                     config.memory_headroom,
                     config.companion,
+                    config.graph_sizes,
+                    config.graph_seconds,
                 )
             else:
                 raise InvalidInput(f"Unknown engine {name!r}.", field="engine")

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .buckets import nearest
 from .compose import composite_images, working_dimensions
 from .images import resize_to, to_rgb
 from .infill import LEAST_SHRINK, fill
@@ -51,6 +52,10 @@ class Backend(Protocol):
     name: str
     #: Long side the backend works at, or None to work at the input's own size.
     working_size: int | None
+    #: The sizes an only-masked crop is brought to (``buckets``: the one nearest its aspect;
+    #: a model's CUDA graphs are captured for them); empty: the working size's long side at
+    #: the crop's own aspect.
+    working_sizes: tuple[tuple[int, int], ...]
     #: With no ``working_size``: a region of more pixels than this, or whose hole has more than
     #: ``max_hole_pixels``, is shrunk until it has no more (a fill's cost grows with both);
     #: None: no limit.
@@ -233,9 +238,10 @@ def masked_region(
     working_size: int | None,
     multiple: int = 8,
     context_share: float = 0.0,
+    sizes: tuple[tuple[int, int], ...] = (),
 ) -> tuple[int, int, int, int]:
     """The mask's bounding box plus ``padding`` (at least ``context_share`` of the box's longer
-    side), expanded to the working aspect ratio."""
+    side), expanded to the working aspect ratio (with ``sizes``: the nearest one's)."""
     height, width = mask.shape
     ys, xs = np.nonzero(mask)
     extent = max(int(xs.max() - xs.min()), int(ys.max() - ys.min())) + 1
@@ -246,7 +252,10 @@ def masked_region(
         min(width, int(xs.max()) + 1 + padding),
         min(height, int(ys.max()) + 1 + padding),
     )
-    if working_size:
+    if sizes:
+        w, h = nearest(box[2] - box[0], box[3] - box[1], sizes)
+        box = _expand_to_aspect(box, w / h, (width, height))
+    elif working_size:
         w, h = working_dimensions(box[2] - box[0], box[3] - box[1], working_size, multiple)
         box = _expand_to_aspect(box, w / h, (width, height))
     return box
@@ -260,6 +269,7 @@ def choose_region(
     context: int = 0,
     multiple: int = 8,
     context_share: float = 0.0,
+    sizes: tuple[tuple[int, int], ...] = (),
 ) -> tuple[int, int, int, int] | None:
     """The crop to inpaint, or None for the whole canvas; it reaches ``padding`` and at least
     ``context`` pixels (and ``context_share`` of the box's longer side) beyond the mask's box."""
@@ -267,7 +277,7 @@ def choose_region(
     check("padding", padding)
     if area == "whole":
         return None
-    box = masked_region(mask, max(padding, context), working_size, multiple, context_share)
+    box = masked_region(mask, max(padding, context), working_size, multiple, context_share, sizes)
     region = (box[2] - box[0]) * (box[3] - box[1])
     if area == "auto" and region >= AUTO_CROP_SHARE * mask.size:
         return None
@@ -310,6 +320,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         context,
         backend.size_multiple,
         backend.context_share,
+        backend.working_sizes,
     )
     region_image, region_mask = canvas.image, canvas.mask
     if box is not None:
@@ -319,7 +330,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     hole = np.where(region_mask > 0, 255, 0).astype(np.uint8)
     weights = region_mask
     model_image = region_image
-    size = working_size(region_mask, backend)
+    size = working_size(region_mask, backend, cropped=box is not None)
     if size != region_image.size:
         shrunk = _to_working_size(model_image, hole, weights, size)
         # A fill shrunk until every working pixel is masked (a selection of specks over the
@@ -352,11 +363,16 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
 
-def working_size(region_mask: np.ndarray, backend: Backend) -> tuple[int, int]:
+def working_size(
+    region_mask: np.ndarray, backend: Backend, cropped: bool = False
+) -> tuple[int, int]:
     """The size ``backend`` works on a region (its effective mask given) at: its working size
-    (a model), or the region's own size shrunk to at most ``max_pixels`` with a hole of at
-    most ``max_hole_pixels`` (a fill)."""
+    (a model; a ``cropped`` region: the nearest of its ``working_sizes`` when it has them),
+    or the region's own size shrunk to at most ``max_pixels`` with a hole of at most
+    ``max_hole_pixels`` (a fill)."""
     height, width = region_mask.shape
+    if cropped and backend.working_sizes:
+        return nearest(width, height, backend.working_sizes)
     if backend.working_size:
         return working_dimensions(width, height, backend.working_size, backend.size_multiple)
     scale = 1.0

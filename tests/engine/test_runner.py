@@ -35,8 +35,9 @@ class SolidBackend:
     max_pixels = max_hole_pixels = None
     context_share = 0.0
 
-    def __init__(self, working_size=None, colour=(255, 0, 255)):
+    def __init__(self, working_size=None, colour=(255, 0, 255), working_sizes=()):
         self.working_size = working_size
+        self.working_sizes = working_sizes
         self.colour = colour
         self.calls = []
 

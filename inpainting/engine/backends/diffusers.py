@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from .. import memory
+from ..buckets import parse_sizes
 from ..previews import latents_to_jpeg
 from ..prompts import parse_weights, plain_text
 from ..schedulers import make_scheduler
@@ -23,6 +24,7 @@ from ..types import (
     ProgressCallback,
     ProgressEvent,
 )
+from . import graphs
 from .adapters import (
     _apply_loras,
     _at_least,
@@ -33,6 +35,7 @@ from .adapters import (
     _remove_loras,
     control_image,
 )
+from .graphs import DEFAULT_CAPTURE_SECONDS
 from .loading import (
     _PIPELINES,
     DEFAULT_MODEL,
@@ -69,6 +72,8 @@ class DiffusersBackend:
         memory_plan: str = memory.AUTO,
         headroom: int = memory.DEFAULT_HEADROOM,
         companion: str | None = None,
+        graph_sizes: str = "",
+        graph_seconds: float = DEFAULT_CAPTURE_SECONDS,
     ):
         self.model = resolve_model(model)
         self.memory_plan = memory_plan
@@ -86,13 +91,18 @@ class DiffusersBackend:
         self.working_size = working_size or self.family.working_size
         self.preview_every = preview_every  # 0 = no previews
         self.compile_unet = compile_unet
+        try:  # CUDA_GRAPH_SIZES: the sizes a crop is brought to, and graphed (``graphs``)
+            self.working_sizes = parse_sizes(graph_sizes, self.working_size, self.size_multiple)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
+        self.graph_seconds = graph_seconds
 
     @property
     def loaded(self) -> bool:
         return (self.model, self.device, self.compile_unet) in _PIPELINES
 
     def load(self) -> Any:
-        return load_pipeline(
+        pipe = load_pipeline(
             self.model,
             self.device,
             self.compile_unet,
@@ -103,6 +113,50 @@ class DiffusersBackend:
             self.headroom,
             self.companion,
         )
+        plan = memory_plan_of(self.model, self.device, self.compile_unet)
+        if self.working_sizes and self.device == "cuda" and not self.compile_unet:
+            if plan == memory.GPU:  # once a pipeline: the sizes captured at its load
+                graphs.capture(pipe, denoiser_of(pipe), self.working_sizes, self.graph_seconds)
+        return pipe
+
+    def _graph_plan(self, call: BackendCall | None) -> str | None:
+        """Why ``call`` (None: any job) runs its denoiser eager, or None: from a CUDA graph
+        (``graphs.eager_because``)."""
+        pipe = _PIPELINES.get((self.model, self.device, self.compile_unet))
+        held = graphs.graphs_of(pipe) if pipe is not None else None
+        changed_by = None
+        if call is not None:
+            changed_by = next(
+                (
+                    what
+                    for what, used in (
+                        ("a LoRA", call.loras),
+                        ("a ControlNet", call.controlnet),
+                        ("an IP-Adapter", call.ip_adapter),
+                        ("layers painted in one call", call.regions),
+                        ("reference pictures", call.reference_images),
+                    )
+                    if used
+                ),
+                None,
+            )
+        return graphs.eager_because(
+            device=self.device,
+            sizes=self.working_sizes,
+            compiled=self.compile_unet,
+            plan=memory_plan_of(self.model, self.device, self.compile_unet),
+            changed_by=changed_by,
+            size=call.image.size if call is not None else (0, 0),
+            captured=held.sizes if held is not None else set(),
+        )
+
+    def _graph_said(self, why: str | None, replayed: Any) -> dict[str, Any]:
+        """A job's metadata on its denoiser's CUDA graph, where CUDA_GRAPH_SIZES is on."""
+        if not self.working_sizes:
+            return {}
+        if why is None and replayed is not None and replayed.replays == 0:
+            why = "no graph was captured for this batch or this prompt's length"
+        return {"cuda_graph": "replayed" if why is None else f"eager: {why}"}
 
     def inpaint(
         self, call: BackendCall, progress: ProgressCallback, is_cancelled: CancelCheck
@@ -212,6 +266,10 @@ class DiffusersBackend:
                 # posterior, noise) from generator i alone: each image is reproducible
                 # from its own seed, in a batch or alone.
                 regional.enter_context(host_timesteps(runner, denoiser_of(pipe).device))
+                graph_why = self._graph_plan(first)
+                replayed = regional.enter_context(
+                    graphs.replaying(graphs.graphs_of(pipe), graph_why is None)
+                )
                 result = runner(
                     **conditioning,
                     **extra,
@@ -256,6 +314,7 @@ class DiffusersBackend:
                         **self._metadata(pipe, load_seconds),
                         "batched_jobs": len(calls),
                         **({"soft_inpainting": True} if soft and has_gray(call.weights) else {}),
+                        **self._graph_said(graph_why, replayed),
                     },
                 )
             )
@@ -437,6 +496,7 @@ class DiffusersBackend:
         else:
             words = {"prompt": plain_text(parse_weights(call.prompt))}
         images = []
+        graph_why = self._graph_plan(call)
         for index, seed in enumerate(call.seeds):
             if is_cancelled():
                 raise Cancelled()
@@ -445,6 +505,7 @@ class DiffusersBackend:
                 torch.inference_mode(),
                 picture_area(runner, area),
                 host_timesteps(runner, denoiser_of(pipe).device),
+                graphs.replaying(graphs.graphs_of(pipe), graph_why is None) as replayed,
             ):
                 result = runner(
                     **words,
@@ -469,5 +530,6 @@ class DiffusersBackend:
                 "edit_pipeline": type(runner).__name__,
                 "reference_images": len(references),
                 "batched_jobs": 1,
+                **self._graph_said(graph_why, replayed),
             },
         )

@@ -25,6 +25,7 @@ class FillBackend:
     supports_batch = False  # a fill is per image; jobs run one by one
     regions_in_one_call = False  # it reads no prompt: a layered job's layers fill in turn
     context_share = FILL_CONTEXT_SHARE
+    working_sizes = ()  # a crop is filled at its own size (or shrunk): no buckets
     #: What a job's metadata says the engine did instead of reading the prompt.
     prompt_note = ""
     model = ""  # the name a job's metadata gives the engine's model
