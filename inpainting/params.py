@@ -77,6 +77,7 @@ class GenerationParams:
     # An upscale job's: {"width", "height", "factor", "upscaler"} (``services.upscale``).
     upscale: dict | None = field(default=None, metadata={"label": "Upscale"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
+    speed: str = P["speed"].default
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
 
@@ -159,6 +160,12 @@ class GenerationParams:
             raise InvalidInput(
                 f"guidance_scale must be between {number(low)} and {number(high)} for {which}.",
                 field="guidance_scale",
+            )
+        if self.speed == "fast" and not caps.fast_tier:
+            raise InvalidInput(
+                f"{which[0].upper()}{which[1:]} has no fast tier here (speed fast: "
+                f"{_fast_tier_families()}); send speed exact.",
+                field="speed",
             )
         for name, what, named in (
             ("loras", "LoRAs", self.lora_uses),
@@ -249,6 +256,7 @@ class GenerationParams:
             inpaint_area=self.inpaint_area,
             padding=self.padding,
             scheduler=self.scheduler,
+            speed=self.speed,
             clip_skip=self.clip_skip,
             loras=loras,
             outpaint=Outpaint(**self.outpaint) if self.outpaint else None,
@@ -265,6 +273,11 @@ class GenerationParams:
             if layer_masks
             else (),
         )
+
+
+def _fast_tier_families() -> str:
+    """The families with a fast tier, for a refusal's message."""
+    return ", ".join(f.label for f in FAMILIES.values() if f.capabilities.fast_tier)
 
 
 def _for_people(value: Any, none_means: str | None) -> str:

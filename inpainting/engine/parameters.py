@@ -31,6 +31,8 @@ def _per_family(attribute: str) -> str:
 
 MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
+#: ``exact``: every step computed; ``fast``: the fast tier (``families.base.Capabilities``).
+SPEEDS = ("exact", "fast")
 ENGINES = tuple(ENGINE_RECORDS)
 #: The engines that fill the mask from the picture around it: no words, no sampling.
 FILL_ENGINES = tuple(name for name, engine in ENGINE_RECORDS.items() if not engine.diffusion)
@@ -47,6 +49,7 @@ FILL_ENGINE_UNUSED = (
     "clip_skip",
     "scheduler",
     "soft",
+    "speed",
     "model",
 )
 #: Outpainting: pixels added on one side, and the longest side of a target size.
@@ -295,6 +298,16 @@ PARAMETERS: dict[str, Parameter] = {
             nullable=True,
             label="Scheduler",
             none_means="the model's own",
+        ),
+        Parameter(
+            "speed",
+            str,
+            "exact",
+            "fast: the fast tier, a step reused where the denoiser's first block barely changes "
+            "(FirstBlockCache), faster and a little off the exact picture; the transformer "
+            "families (FLUX, FLUX.2 [klein], Kontext, Qwen-Image-Edit)",
+            choices=SPEEDS,
+            label="Speed",
         ),
         Parameter(
             "model",

@@ -352,6 +352,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         guidance_scale=request.guidance_scale,
         seeds=seeds,
         scheduler=scheduler,
+        speed=request.speed,
         clip_skip=request.clip_skip,
         loras=tuple(request.loras),
         controlnet=request.controlnet,
@@ -515,6 +516,7 @@ BATCH_SETTINGS = (
     "scheduler",
     "clip_skip",
     "soft",
+    "speed",
 )
 
 

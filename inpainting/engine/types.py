@@ -236,6 +236,7 @@ class InpaintRequest:
     padding: int = 32
     outpaint: Outpaint | None = None
     scheduler: str | None = None  # None = the model's own
+    speed: str = "exact"  # parameters.SPEEDS
     clip_skip: int = 1
     #: LoRA files to apply, as (path, weight), in order.
     loras: tuple[tuple[str, float], ...] = ()
@@ -267,6 +268,7 @@ class BackendCall:
     guidance_scale: float
     seeds: list[int]
     scheduler: str | None = None
+    speed: str = "exact"  # parameters.SPEEDS
     clip_skip: int = 1
     loras: tuple[tuple[str, float], ...] = ()
     controlnet: ControlNetUse | None = None

@@ -209,7 +209,9 @@ def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dic
 
     def given(field: str) -> bool:
         value = getattr(params, field)
-        return bool(value.strip()) if isinstance(value, str) else value != getattr(default, field)
+        if isinstance(value, str):  # a prompt, or a choice such as speed
+            return bool(value.strip()) and value != getattr(default, field)
+        return value != getattr(default, field)
 
     sent = {field: given(field) for field in FILL_ENGINE_UNUSED}
     # What not following a field means, where it changes the result the client asked for.

@@ -47,7 +47,7 @@ from .loading import (
     resolve_model,
 )
 from .picture_area import picture_area, working_area
-from .steps import LatentReader, host_timesteps
+from .steps import LatentReader, host_timesteps, step_cache
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ class DiffusersBackend:
                         ("an IP-Adapter", call.ip_adapter),
                         ("layers painted in one call", call.regions),
                         ("reference pictures", call.reference_images),
+                        ("the fast tier's step cache", call.speed == "fast"),
                     )
                     if used
                 ),
@@ -270,6 +271,7 @@ class DiffusersBackend:
                 replayed = regional.enter_context(
                     graphs.replaying(graphs.graphs_of(pipe), graph_why is None)
                 )
+                fast = regional.enter_context(step_cache(denoiser_of(pipe), first.speed))
                 result = runner(
                     **conditioning,
                     **extra,
@@ -315,6 +317,7 @@ class DiffusersBackend:
                         "batched_jobs": len(calls),
                         **({"soft_inpainting": True} if soft and has_gray(call.weights) else {}),
                         **self._graph_said(graph_why, replayed),
+                        **fast,
                     },
                 )
             )
@@ -506,6 +509,7 @@ class DiffusersBackend:
                 picture_area(runner, area),
                 host_timesteps(runner, denoiser_of(pipe).device),
                 graphs.replaying(graphs.graphs_of(pipe), graph_why is None) as replayed,
+                step_cache(denoiser_of(pipe), call.speed) as fast,
             ):
                 result = runner(
                     **words,
@@ -531,5 +535,6 @@ class DiffusersBackend:
                 "reference_images": len(references),
                 "batched_jobs": 1,
                 **self._graph_said(graph_why, replayed),
+                **fast,
             },
         )

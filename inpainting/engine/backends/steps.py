@@ -13,6 +13,9 @@ runs this one.
 - Progress is counted on the host (the step number, no tensor) and the cancel check reads no
   tensor.
 
+The fast tier (``speed: "fast"``, ``step_cache``) is the one exception, by its nature: its
+cache decides on the host, each step, whether the step can be reused.
+
 Torch is imported in the functions: this module is loaded only where a diffusion model runs.
 """
 
@@ -85,6 +88,30 @@ def host_timesteps(pipe: Any, device: Any):
         for hook in hooks:
             hook.remove()
         del scheduler.set_timesteps  # the class's own again
+
+
+#: The fast tier's FirstBlockCache threshold: a step whose first block's output moved less
+#: than this (relative) reuses the rest of the last step's (ParaAttention's FLUX value).
+FAST_CACHE_THRESHOLD = 0.08
+
+
+@contextmanager
+def step_cache(denoiser: Any, speed: str):
+    """For one pipeline call of the fast tier (``speed == "fast"``): diffusers'
+    FirstBlockCache on the transformer; what the job's metadata says of it."""
+    if speed != "fast":
+        yield {}
+        return
+    from diffusers import FirstBlockCacheConfig  # noqa: PLC0415 - torch: heavy, as above
+
+    denoiser.enable_cache(FirstBlockCacheConfig(threshold=FAST_CACHE_THRESHOLD))
+    try:
+        # One cache for the call where the pipeline names none (FLUX.1 Fill and Kontext: one
+        # denoiser call a step); FLUX.2 [klein] and Qwen name their cond and uncond passes.
+        with denoiser.cache_context("dreamlayer"):
+            yield {"speed": "fast", "step_cache": f"first block, threshold {FAST_CACHE_THRESHOLD}"}
+    finally:
+        denoiser.disable_cache()
 
 
 class LatentReader:

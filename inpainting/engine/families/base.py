@@ -61,6 +61,9 @@ class Capabilities:
     #: False: the guidance is distilled into the steps (FLUX.2 [klein]); a guidance_scale a
     #: request sends is not used, and its answer says so.
     guidance: bool = True
+    #: The fast tier (``speed: "fast"``): a transformer whose steps diffusers can cache
+    #: (FirstBlockCache); a job asking it of another family is refused.
+    fast_tier: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class Capabilities:
             "ip_adapter": self.ip_adapter,
             "guidance": self.guidance,
             "layers_in_one_call": self.regions,
+            "fast_tier": self.fast_tier,
             "num_inference_steps": {"default": self.default_steps, "maximum": self.max_steps},
             "guidance_scale": {
                 "default": self.default_guidance,

@@ -63,6 +63,7 @@ FAMILY = Family(
         default_guidance=30.0,
         guidance_range=(1.0, 100.0),
         regions=True,  # the joint attention's mask (backends.regional)
+        fast_tier=True,
     ),
     preview=Preview.of("flux", packed=True),  # FLUX moves its latents as 2x2 patches
     detect=detect,

@@ -78,6 +78,8 @@ FAMILY = Family(
         guidance_range=(1.0, 1.0),
         guidance=False,
         regions=True,  # the joint attention's mask (backends.regional)
+        # No fast tier: diffusers 0.42.1's FirstBlockCache fails on FLUX.2's transformer (its
+        # first block gives two streams, its last one), and 4 steps leave little to reuse.
     ),
     preview=Preview.of("flux2", packed=True),
     detect=detect,
