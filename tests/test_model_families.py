@@ -116,6 +116,19 @@ def test_values_outside_the_models_range_are_a_400_naming_it(api, fill):
     assert run_job(api, model="fill", guidance_scale=40, steps=4).params["guidance_scale"] == 40
 
 
+def test_the_fast_tier_runs_on_flux_and_is_a_400_on_speed_for_a_model_without_it(api, fill):
+    response = post_img2img(
+        api, image_png(), black_box_mask_png(), model="medium", prompt="a rose", speed="fast"
+    )
+    assert response.status_code == 400, response.content
+    said = response.json()["errors"]["speed"]
+    assert "(Stable Diffusion 3.5) has no fast tier here" in said[0], said
+    generation = run_job(api, model="fill", steps=4, speed="fast")
+    assert generation.metadata["speed"] == "fast" and generation.params["speed"] == "fast"
+    body = api.get(f"/api/generations/{generation.pk}/").json()
+    assert body["metadata"]["step_cache"] == "first block, threshold 0.08"
+
+
 def test_an_sd3_job_uses_its_negative_prompt_and_names_the_scheduler_it_ignored(api, fill):
     medium = LibraryModel.objects.get(name="medium")
     assert (medium.family, medium.inpainting) == ("sd3", False)  # SD3 has no inpaint variant
