@@ -126,6 +126,7 @@ def test_a_flux_model_hides_the_negative_prompt_and_brings_its_defaults(
     steps, guidance = page.locator("#num_inference_steps"), page.locator("#guidance_scale")
     assert (steps.input_value(), guidance.input_value()) == ("30", "7.5")  # alpha's: SD
     assert not page.locator("#scheduler").evaluate("e => e.closest('.field').hidden")
+    assert page.locator("#speed").evaluate("e => e.closest('.field').hidden")  # SD: no fast tier
     page.fill("#negative_prompt", "blurry")
     assert page.locator("#negative_prompt").is_visible()
 
@@ -136,6 +137,8 @@ def test_a_flux_model_hides_the_negative_prompt_and_brings_its_defaults(
     assert (steps.input_value(), guidance.input_value()) == ("50", "30.0")
     assert (guidance.get_attribute("max"), steps.get_attribute("max")) == ("100.0", "100")
     page.screenshot(path=str(SCREENSHOTS / "studio-flux.png"), full_page=True)
+    page.click("summary:has-text('Advanced')")
+    page.check("#speed")  # FLUX.1 Fill has the fast tier
 
     page.fill("#prompt", "a red rose")
     steps.fill("4")
@@ -144,9 +147,11 @@ def test_a_flux_model_hides_the_negative_prompt_and_brings_its_defaults(
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
     generation = Generation.objects.get(owner=user)
     assert generation.model_name == "fill" and generation.params["guidance_scale"] == 30.0
+    assert generation.params["speed"] == "fast" and generation.metadata["speed"] == "fast"
     # The hidden negative prompt was not sent: nothing was ignored, nothing to warn about.
     assert generation.params["negative_prompt"] == "" and "warnings" not in generation.metadata
 
     page.select_option("#model", "alpha")
     assert page.locator("#negative_prompt").is_visible()
+    assert page.locator("#speed").is_hidden()
     assert (steps.input_value(), guidance.input_value()) == ("30", "7.5")

@@ -75,6 +75,9 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!$("soft").disabled && !$("soft").closest(".field").hidden && $("soft").checked) {
     form.append("soft", "true");
   }
+  if (!$("speed").disabled && !$("speed").closest(".field").hidden && $("speed").checked) {
+    form.append("speed", "fast");
+  }
   const loras = chosenLoras();
   if (loras) form.append("loras", loras);
   if ($("controlnet") && $("controlnet").value && !$("controlnet").disabled) {

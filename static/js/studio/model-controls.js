@@ -9,6 +9,7 @@ import { $, FILL_ENGINES } from "./dom.js";
 const SOMETIMES = {
   negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft",
   guided: "guidance_scale", // FLUX.2 [klein]: its guidance is distilled into its steps
+  fast: "speed", // the fast tier: FLUX.1 Fill and Kontext
 };
 const PROMPT_HINT = $("prompt").placeholder;
 

@@ -26,6 +26,7 @@ function fillParameters(prompt, params) {
   for (const name of FIELDS) setField(name, params[name]);
   if (params.samples) setField("samples", params.samples);
   if ($("soft") && params.soft !== undefined) $("soft").checked = Boolean(params.soft);
+  if ($("speed") && params.speed !== undefined) $("speed").checked = params.speed === "fast";
   if (Number.isInteger(params.seed) && params.seed >= 0) { // the seed it ran with
     $("seed-random").checked = false;
     $("seed").disabled = false;
