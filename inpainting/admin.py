@@ -14,14 +14,17 @@ from .conf import lama_file
 from .engine.memory import CHOICES as MEMORY_PLANS
 from .errors import ClientError
 from .models import (
+    ACCESS_KINDS,
     INSTALL_KINDS,
     LAMA,
     GeneratedImage,
     Generation,
     GenerationLayer,
     GenerationReference,
+    GroupAccess,
     LibraryModel,
     ModelInstall,
+    UsageQuota,
 )
 from .params import GenerationParams
 from .services import generations, installs, library
@@ -551,3 +554,33 @@ class ModelInstallAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{install.name} had ended.", messages.WARNING)
         return self._back()
+
+
+@admin.register(GroupAccess)
+class GroupAccessAdmin(admin.ModelAdmin):
+    """What each group's members may see and run (issue 82): a kind open to them, or the
+    entries listed. A user in no group with an access here may use everything."""
+
+    list_display = ("group", "open_kinds", "listed")
+    filter_horizontal = ("entries",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("entries")
+
+    @admin.display(description="entries listed")
+    def listed(self, access: GroupAccess) -> str:
+        return ", ".join(entry.name for entry in access.entries.all()) or "none"
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "entries":  # the kinds staff give access to (ACCESS_KINDS)
+            kwargs["queryset"] = LibraryModel.objects.filter(kind__in=ACCESS_KINDS)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+@admin.register(UsageQuota)
+class UsageQuotaAdmin(admin.ModelAdmin):
+    """How much a user, or each member of a group, may run an hour or a day (issue 82)."""
+
+    list_display = ("__str__", "user", "group", "window", "jobs", "gpu_seconds")
+    list_filter = ("window",)
+    autocomplete_fields = ("user",)

@@ -639,6 +639,111 @@ class A1111Options(models.Model):
         return f"{self.user}: {self.checkpoint or 'the default model'}"
 
 
+#: The kinds of the library whose use staff give to groups (``GroupAccess``); mask and layer
+#: models are open to everyone.
+ACCESS_KINDS = (
+    LibraryModel.Kind.CHECKPOINT,
+    LibraryModel.Kind.LORA,
+    LibraryModel.Kind.CONTROLNET,
+    LibraryModel.Kind.IP_ADAPTER,
+    LibraryModel.Kind.UPSCALER,
+)
+
+
+def access_kinds_known(kinds: list) -> None:
+    """A group's open kinds are kinds staff give access to (``ACCESS_KINDS``)."""
+    if not isinstance(kinds, list):
+        raise ValidationError("The open kinds are a list of kinds.")
+    for kind in kinds:
+        _known(kind, [str(k) for k in ACCESS_KINDS], "kind")
+
+
+class GroupAccess(models.Model):
+    """What the members of a group may see and run (issue 82): each kind of ``ACCESS_KINDS``
+    either open (every entry of that kind) or only the entries listed. A user's access is the
+    union of their groups' that have one; a user in no such group (and staff) may use
+    everything: a server whose staff set none runs as before (``services.access``)."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="model_access"
+    )
+    open_kinds = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[access_kinds_known],
+        help_text='The kinds every entry of which the group may use, e.g. ["lora"]; of the '
+        "other kinds, only the entries listed.",
+    )
+    entries = models.ManyToManyField(
+        LibraryModel,
+        blank=True,
+        related_name="granted_to",
+        help_text="Models, LoRAs, ControlNets, IP-Adapters and upscalers the group may use.",
+    )
+
+    class Meta:
+        verbose_name = "model access"
+        verbose_name_plural = "model access"
+
+    def __str__(self) -> str:
+        return f"{self.group}: {', '.join(self.open_kinds) or 'listed entries only'}"
+
+
+#: The windows a usage quota counts over, in seconds (``UsageQuota.window``).
+QUOTA_WINDOWS = {"hour": 3600, "day": 86400}
+
+
+def quota_window_known(window: str) -> None:
+    _known(window, QUOTA_WINDOWS, "window")
+
+
+class UsageQuota(models.Model):
+    """How much a user, or each member of a group, may run in a window (issue 82): jobs and
+    GPU-seconds (the engine's measured inference time) in the last hour or day. A user's
+    own quota of a window decides; without one, the most generous of their groups'; without
+    any, no limit. Staff are held only by a quota of their own (``services.usage``)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="usage_quotas",
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="usage_quotas",
+        help_text="Each member's limit (not the group's together).",
+    )
+    window = models.CharField(max_length=8, validators=[quota_window_known], default="hour")
+    jobs = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    gpu_seconds = models.PositiveIntegerField(
+        "GPU-seconds", null=True, blank=True, help_text="Empty: no limit."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=True) ^ models.Q(group__isnull=True),
+                name="quota_of_a_user_or_a_group",
+            ),
+            models.UniqueConstraint(fields=["user", "window"], name="one_quota_a_user_window"),
+            models.UniqueConstraint(fields=["group", "window"], name="one_quota_a_group_window"),
+        ]
+
+    def __str__(self) -> str:
+        limits = [
+            f"{self.jobs} jobs" if self.jobs is not None else "",
+            f"{self.gpu_seconds} GPU-seconds" if self.gpu_seconds is not None else "",
+        ]
+        said = " and ".join(limit for limit in limits if limit) or "no limit"
+        per = "an hour" if self.window == "hour" else f"a {self.window}"
+        return f"{self.user or self.group}: {said} {per}"
+
+
 def reserved_bytes(*, user_id) -> int:
     """The bytes a user's queued and running jobs have reserved for their outputs."""
     jobs = Generation.objects.filter(owner_id=user_id, status__in=Generation.ACTIVE)

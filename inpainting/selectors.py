@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import User
 
 from .conf import lama_file
 from .engine.parameters import FILL_ENGINE_UNUSED
-from .models import LAMA, Generation, LibraryModel, ModelInstall
+from .models import ACCESS_KINDS, LAMA, Generation, GroupAccess, LibraryModel, ModelInstall
 from .params import GenerationParams
 
 
@@ -54,35 +55,86 @@ def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
     return Generation.objects.filter(pk=generation_id).values_list("status", flat=True).first()
 
 
-def library_model_list() -> QuerySet[LibraryModel]:
-    """The enabled diffusion models found by the last scan, the default first."""
-    return (
-        LibraryModel.objects.checkpoints()
-        .filter(enabled=True, present=True)
-        .order_by("-is_default", "family", "name")
+@dataclass(frozen=True)
+class Access:
+    """What of the library a user may see and use (``access_of``): everything, or the kinds
+    open to them and the entries listed for them (``models.GroupAccess``)."""
+
+    everything: bool
+    open_kinds: frozenset[str] = frozenset()
+    entries: frozenset[int] = frozenset()
+
+    def allows(self, model: LibraryModel) -> bool:
+        return (
+            self.everything
+            or model.kind not in ACCESS_KINDS
+            or model.kind in self.open_kinds
+            or model.pk in self.entries
+        )
+
+    def only(self, rows: QuerySet[LibraryModel]) -> QuerySet[LibraryModel]:
+        """``rows`` less what this access does not allow."""
+        if self.everything:
+            return rows
+        return rows.filter(
+            ~Q(kind__in=ACCESS_KINDS) | Q(kind__in=self.open_kinds) | Q(pk__in=self.entries)
+        )
+
+
+EVERYTHING = Access(everything=True)
+
+
+def access_of(user: User | None) -> Access:
+    """The union of the model access of ``user``'s groups that have one; everything for staff,
+    for a user in no such group and where no user is known (a worker, ``manage.py``): until
+    staff give a group its access, everyone may use everything."""
+    if user is None or user.is_staff:
+        return EVERYTHING
+    rules = list(GroupAccess.objects.filter(group__user=user))
+    if not rules:
+        return EVERYTHING
+    granted = GroupAccess.entries.through.objects.filter(groupaccess__in=rules)
+    return Access(
+        everything=False,
+        open_kinds=frozenset(kind for rule in rules for kind in rule.open_kinds),
+        entries=frozenset(granted.values_list("librarymodel_id", flat=True)),
     )
 
 
-def library_lora_list() -> QuerySet[LibraryModel]:
-    """The enabled LoRAs found by the last scan."""
-    return LibraryModel.objects.loras().filter(enabled=True, present=True).order_by("name")
+def _listed(rows: QuerySet[LibraryModel], user: User | None) -> QuerySet[LibraryModel]:
+    """The enabled ``rows`` found by the last scan that ``user`` may use (None: all)."""
+    return access_of(user).only(rows.filter(enabled=True, present=True))
 
 
-def library_controlnet_list() -> QuerySet[LibraryModel]:
-    """The enabled ControlNets found by the last scan."""
-    return LibraryModel.objects.controlnets().filter(enabled=True, present=True).order_by("name")
+def library_model_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled diffusion models found by the last scan (that ``user`` may run; None: all),
+    the default first."""
+    return _listed(LibraryModel.objects.checkpoints(), user).order_by(
+        "-is_default", "family", "name"
+    )
 
 
-def library_ip_adapter_list() -> QuerySet[LibraryModel]:
-    """The enabled IP-Adapters found by the last scan."""
-    return LibraryModel.objects.filter(
-        kind=LibraryModel.Kind.IP_ADAPTER, enabled=True, present=True
-    ).order_by("name")
+def library_lora_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled LoRAs found by the last scan (that ``user`` may use)."""
+    return _listed(LibraryModel.objects.loras(), user).order_by("name")
 
 
-def library_upscaler_list() -> QuerySet[LibraryModel]:
-    """The enabled upscalers (super-resolution models) found by the last scan."""
-    return LibraryModel.objects.upscalers().filter(enabled=True, present=True).order_by("name")
+def library_controlnet_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled ControlNets found by the last scan (that ``user`` may use)."""
+    return _listed(LibraryModel.objects.controlnets(), user).order_by("name")
+
+
+def library_ip_adapter_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled IP-Adapters found by the last scan (that ``user`` may use)."""
+    return _listed(LibraryModel.objects.filter(kind=LibraryModel.Kind.IP_ADAPTER), user).order_by(
+        "name"
+    )
+
+
+def library_upscaler_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled upscalers (super-resolution models) found by the last scan (that ``user``
+    may use)."""
+    return _listed(LibraryModel.objects.upscalers(), user).order_by("name")
 
 
 def library_layer_model_list() -> QuerySet[LibraryModel]:

@@ -77,7 +77,8 @@ def home(request):
 @login_required
 def studio(request):
     config = engine_config()
-    models = [m for m in library.library_models_described() if m["runnable"]]
+    user = request.user  # its lists: what the user's groups give them (selectors.access_of)
+    models = [m for m in library.library_models_described(user=user) if m["runnable"]]
     context = {
         "engines": config.available(),
         "default_engine": config.default(),
@@ -114,13 +115,13 @@ def studio(request):
         },
         "accepts": models[0]["accepts"] if models else library.library_default_accepts(),
         # The LoRA picker: the library's LoRAs, with the limits of the one definition.
-        "loras": additions.library_loras_described(),
+        "loras": additions.library_loras_described(user),
         "max_loras": MAX_LORAS,
         "lora_weights": [number(w) for w in LORA_WEIGHT_RANGE],
-        "controlnets": additions.library_controlnets_described(),
-        "ip_adapters": additions.library_ip_adapters_described(),
+        "controlnets": additions.library_controlnets_described(user),
+        "ip_adapters": additions.library_ip_adapters_described(user),
         # "Upscale" on a result: the resamplers, then the library's super-resolution models.
-        "upscalers": upscalers.library_upscalers_described(),
+        "upscalers": upscalers.library_upscalers_described(user),
         # "Split into layers" in the layers panel: shown where a layer model is installed, its
         # count from 2 to a job's most layers, its steps and sizes the split's own.
         "layer_models": layer_models.library_layer_models_described(),
@@ -222,7 +223,7 @@ def history_detail(request, generation_id):
         # Only the owner upscales: the new job is theirs (staff may view others' jobs). A job
         # still running gets the form hidden: the page shows it when the job succeeds.
         "upscalers": (
-            upscalers.library_upscalers_described()
+            upscalers.library_upscalers_described(request.user)
             if generation.owner_id == request.user.pk
             and generation.status in ("succeeded", *Generation.ACTIVE)
             else []

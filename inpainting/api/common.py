@@ -121,7 +121,9 @@ class SubmitAndWaitView(AsyncAPIView):
         raise NotImplementedError
 
     def _submit(self, request: Request) -> Submitted:
-        serializer = self.input_serializer(data=self.input_data(request))
+        serializer = self.input_serializer(
+            data=self.input_data(request), context={"request": request}
+        )
         serializer.is_valid(raise_exception=True)
         return self.submit(request, serializer)
 

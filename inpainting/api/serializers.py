@@ -28,6 +28,13 @@ from ..services.generations import MAX_REFERENCE_IMAGES
 from .parsers import json_loads
 
 
+def requester(serializer: serializers.Serializer) -> Any:
+    """The user a request's serializer validates for (its ``context``), or None: a
+    compatible API's model names resolve among what the user may run."""
+    request = serializer.context.get("request")
+    return getattr(request, "user", None)
+
+
 class ChoiceField(serializers.ChoiceField):
     """DRF's choice field, whose refusal quotes the value sent cut to MAX_ECHOED_NAME (DRF's
     repeats it whole: a 100,000-character value came back twice in the error body)."""

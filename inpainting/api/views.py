@@ -234,7 +234,7 @@ class UpscalerListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response({"upscalers": upscalers.library_upscalers_described()})
+        return Response({"upscalers": upscalers.library_upscalers_described(request.user)})
 
 
 @extend_schema_view(
@@ -359,8 +359,12 @@ class ModelListView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        items = library.library_models_described()
-        default = next((m["name"] for m in items if m["default"]), None)
+        items = library.library_models_described(user=request.user)
+        # The server's default, or (where the user may not run it) the first they may run:
+        # the model their jobs that name none run (``library.library_model_for_job``).
+        default = next((m["name"] for m in items if m["default"]), None) or next(
+            (m["name"] for m in items), None
+        )
         fill = engine_config().fill_engine()
         return Response({"default": default, "models": items, "fill_engine": fill})
 
@@ -375,7 +379,7 @@ def _additions_view(key: str, component: str, described, doc: str) -> type[APIVi
             )
         )
         def get(self, request: Request) -> Response:
-            return Response({key: described()})
+            return Response({key: described(request.user)})
 
     AdditionListView.__doc__ = doc
     AdditionListView.__name__ = AdditionListView.__qualname__ = f"{component}ListView"
@@ -405,7 +409,7 @@ IpAdapterListView = _additions_view(
 MaskModelListView = _additions_view(
     "mask_models",
     "MaskModels",
-    mask_models.library_mask_models_described,
+    lambda user: mask_models.library_mask_models_described(),  # open to everyone
     "The mask models of the library (``POST /api/masks/generate`` with method sam, text or "
     "background), each with the methods it runs.",
 )

@@ -13,6 +13,7 @@ from ..models import A1111Options, LibraryModel
 from .library import (
     library_deployment_model_offered,
     library_diffusion_on,
+    library_model_forbidden,
     library_model_named,
     library_model_runnable,
     library_models_offered,
@@ -25,7 +26,7 @@ def a1111_checkpoint(user) -> LibraryModel | None:
     can run (enabled, found by the last scan, runnable here); else None: the default."""
     choice = A1111Options.objects.filter(user=user).select_related("checkpoint").first()
     model = choice.checkpoint if choice else None
-    if model is None or not library_models_offered().filter(pk=model.pk).exists():
+    if model is None or not library_models_offered(user).filter(pk=model.pk).exists():
         return None
     return model if library_model_runnable(model) else None
 
@@ -36,7 +37,7 @@ def a1111_checkpoint_set(user, title: str) -> None:
     An unknown model is a client error that lists the models; with an empty library only the
     deployment's model is there (with no diffusion, the fill engine), and choosing it keeps
     the default."""
-    name = library_model_named(title, field="sd_model_checkpoint")
+    name = library_model_named(title, field="sd_model_checkpoint", user=user)
     if name is None:
         only = library_deployment_model_offered() or engine_config().fill_engine()
         if title and only and not same_name(only, title):
@@ -52,6 +53,8 @@ def a1111_checkpoint_set(user, title: str) -> None:
         A1111Options.objects.filter(user=user).update(checkpoint=None)
         return
     model = selectors.library_model_list().get(name=name)
+    if not selectors.access_of(user).allows(model):
+        raise library_model_forbidden(title, field="sd_model_checkpoint", user=user)
     if not library_model_runnable(model):
         raise ClientError(
             f"{name} is a single-file checkpoint whose pipeline configuration is not in "

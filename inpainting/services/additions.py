@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import QuerySet
 
+from accounts.models import User
+
 from .. import engine, selectors
 from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
@@ -31,7 +33,7 @@ class _Kind:
     label: str  # "LoRA"
     listing: str  # the endpoint that lists them
     folder: str  # the setting naming this machine's folder
-    listed: Callable[[], QuerySet[LibraryModel]]
+    listed: Callable[..., QuerySet[LibraryModel]]  # (user=None): what ``user`` may use
 
 
 LORA = _Kind("LoRA", "/api/loras", "LORAS_DIR", selectors.library_lora_list)
@@ -49,13 +51,27 @@ def _named(kind: _Kind, name: str, among: list[LibraryModel] | None = None) -> L
     return next((addition for addition in found if same_name(addition.name, name)), None)
 
 
-def _unknown(kind: _Kind, given: str, field: str) -> ClientError:
-    names = ", ".join(kind.listed().values_list("name", flat=True)) or "none"
+def _unknown(kind: _Kind, given: str, field: str, user: User | None) -> ClientError:
+    names = ", ".join(kind.listed(user).values_list("name", flat=True)) or "none"
     return ClientError(
         f"Unknown {kind.label} {echoed(given)}; the {kind.label}s here are: {names} "
         f"(GET {kind.listing}).",
         field=field,
         operator=f"To add one: copy it into {kind.folder} and run `manage.py models scan`.",
+    )
+
+
+def _access_check(kind: _Kind, addition: LibraryModel, field: str, user: User | None) -> None:
+    """``user``'s groups give them ``addition`` (``models.GroupAccess``): else a 403 that names
+    only the ones they may use."""
+    if selectors.access_of(user).allows(addition):
+        return
+    names = ", ".join(kind.listed(user).values_list("name", flat=True)) or "none"
+    raise ClientError(
+        f"The {kind.label} {addition.name} is not one you may use here (yours: {names}; GET "
+        f"{kind.listing}). Ask the server's staff for access.",
+        field=field,
+        status=403,
     )
 
 
@@ -66,11 +82,12 @@ def _not_on_disk(kind: _Kind, given: str) -> engine.EngineError:
     )
 
 
-def _described(kind: _Kind) -> list[dict]:
-    """The enabled additions of a kind as its listing endpoint answers them."""
+def _described(kind: _Kind, user: User | None) -> list[dict]:
+    """The enabled additions of a kind (that ``user`` may use) as its listing endpoint
+    answers them."""
     return [
         {"name": a.name, "family": a.family, "size_bytes": a.size_bytes, "sha256": a.sha256}
-        for a in kind.listed()
+        for a in kind.listed(user)
     ]
 
 
@@ -92,10 +109,13 @@ def _planned_rows(kind: _Kind, ids: list[int]) -> dict[int, LibraryModel]:
 
 
 # ----- LoRAs ----------------------------------------------------------------------------------
-def library_loras_planned(params: GenerationParams, model: LibraryModel | None) -> list[dict]:
+def library_loras_planned(
+    params: GenerationParams, model: LibraryModel | None, user: User | None = None
+) -> list[dict]:
     """A job's LoRAs (``loras`` and ``<lora:...>`` tags) as its plan keeps them (library id,
     name, weight); refused, before queueing, when too many, out of range, not in the library,
-    named twice, or made for another family than ``model``'s (none chosen: any)."""
+    not given to ``user``, named twice, or made for another family than ``model``'s (none
+    chosen: any)."""
     uses = params.lora_uses
     check_loras(uses)
     if not uses:
@@ -105,7 +125,8 @@ def library_loras_planned(params: GenerationParams, model: LibraryModel | None) 
     for name, weight in uses:
         lora = _named(LORA, name, loras)
         if lora is None:
-            raise _unknown(LORA, name, "loras")
+            raise _unknown(LORA, name, "loras", user)
+        _access_check(LORA, lora, "loras", user)
         if model is not None:
             _made_for_check(LORA, lora, model.name, FAMILIES[model.family], "loras")
         if any(use["id"] == lora.pk for use in planned):
@@ -131,21 +152,24 @@ def _lora_files(planned: list[dict]) -> tuple[tuple[str, float], ...]:
     return tuple(files)
 
 
-def library_loras_described() -> list[dict]:
-    """The enabled LoRAs as ``GET /api/loras`` lists them."""
-    return _described(LORA)
+def library_loras_described(user: User | None = None) -> list[dict]:
+    """The enabled LoRAs (that ``user`` may use) as ``GET /api/loras`` lists them."""
+    return _described(LORA, user)
 
 
 # ----- ControlNets ----------------------------------------------------------------------------
-def library_controlnet_planned(params: GenerationParams, model: LibraryModel | None) -> dict:
+def library_controlnet_planned(
+    params: GenerationParams, model: LibraryModel | None, user: User | None = None
+) -> dict:
     """A job's ControlNet as its plan keeps it (library id, name, settings; none: empty);
-    refused, before queueing, when not in the library or made for another family than
-    ``model``'s (none chosen: any)."""
+    refused, before queueing, when not in the library, not given to ``user`` or made for
+    another family than ``model``'s (none chosen: any)."""
     if not params.controlnet:
         return {}
     controlnet = _named(CONTROLNET, params.controlnet["name"])
     if controlnet is None:
-        raise _unknown(CONTROLNET, params.controlnet["name"], "controlnet")
+        raise _unknown(CONTROLNET, params.controlnet["name"], "controlnet", user)
+    _access_check(CONTROLNET, controlnet, "controlnet", user)
     if model is not None:
         _made_for_check(CONTROLNET, controlnet, model.name, FAMILIES[model.family], "controlnet")
     return {**params.controlnet, "id": controlnet.pk, "name": controlnet.name}
@@ -163,23 +187,26 @@ def _controlnet_use(planned: dict) -> engine.ControlNetUse | None:
     return engine.ControlNetUse(str(path), **settings_of)
 
 
-def library_controlnets_described() -> list[dict]:
-    """The enabled ControlNets as ``GET /api/controlnets`` lists them."""
-    return _described(CONTROLNET)
+def library_controlnets_described(user: User | None = None) -> list[dict]:
+    """The enabled ControlNets (that ``user`` may use) as ``GET /api/controlnets`` lists
+    them."""
+    return _described(CONTROLNET, user)
 
 
 # ----- IP-Adapters (a reference picture steering an inpainting model) -------------------------
-def library_ip_adapter_name(given: str, *, field: str = "ip_adapter") -> str:
+def library_ip_adapter_name(
+    given: str, *, field: str = "ip_adapter", user: User | None = None
+) -> str:
     """The library's name of the IP-Adapter ``given`` names (any case, ModelsLab's ids as the
-    folder is named); unknown: a client error that lists the installed ones."""
+    folder is named); unknown: a client error that lists the installed ones (``user``'s)."""
     adapter = _named(IP_ADAPTER, given)
     if adapter is None:
-        raise _unknown(IP_ADAPTER, given, field)
+        raise _unknown(IP_ADAPTER, given, field, user)
     return adapter.name
 
 
 def library_ip_adapter_planned(
-    params: GenerationParams, model: str, family: Family, references: int
+    params: GenerationParams, model: str, family: Family, references: int, user: User | None = None
 ) -> dict:
     """A job's IP-Adapter as its plan keeps it (library id, name, scale; none: empty);
     refused, before queueing, when not installed, made for another family than the job's
@@ -189,7 +216,8 @@ def library_ip_adapter_planned(
         return {}
     adapter = _named(IP_ADAPTER, params.ip_adapter["name"])
     if adapter is None:
-        raise _unknown(IP_ADAPTER, params.ip_adapter["name"], "ip_adapter")
+        raise _unknown(IP_ADAPTER, params.ip_adapter["name"], "ip_adapter", user)
+    _access_check(IP_ADAPTER, adapter, "ip_adapter", user)
     _made_for_check(IP_ADAPTER, adapter, model, family, "ip_adapter")
     if references != 1:
         raise ClientError(
@@ -215,9 +243,10 @@ def _ip_adapter_use(planned: dict) -> engine.IpAdapterUse | None:
     return engine.IpAdapterUse(str(path), weight_name, planned["scale"])
 
 
-def library_ip_adapters_described() -> list[dict]:
-    """The enabled IP-Adapters as ``GET /api/ip-adapters`` lists them."""
-    return _described(IP_ADAPTER)
+def library_ip_adapters_described(user: User | None = None) -> list[dict]:
+    """The enabled IP-Adapters (that ``user`` may use) as ``GET /api/ip-adapters`` lists
+    them."""
+    return _described(IP_ADAPTER, user)
 
 
 # ----- A job's plan run on a worker -----------------------------------------------------------

@@ -352,7 +352,7 @@ def generation_create(
             field="reference_images",
         )
     quota_check(user, lock=False)  # before any picture is decoded; again below, with the insert
-    plan = job_plan(params, len(reference_files))
+    plan = job_plan(params, len(reference_files), user)
     if len(layer_files) != len(params.layers or []):
         raise ClientError(
             f"{len(params.layers or [])} layers and {len(layer_files)} layer masks: each layer "
@@ -366,7 +366,7 @@ def generation_create(
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
         extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}
-        plan = job_plan(params, len(reference_files))  # its prompt is the instruction's now
+        plan = job_plan(params, len(reference_files), user)  # the instruction's prompt now
     uploads = [
         ("image", image_file, IMAGE_FORMATS),
         *([("mask", mask_file, MASK_FORMATS)] if mask_file else []),
@@ -627,13 +627,13 @@ def generation_rerun(
     references = stored_references(generation)
     layers = stored_layers(generation)
     if generation.is_upscale:  # the same picture and size; its upscaler still enabled
-        upscaler = upscalers.library_upscaler_checked(generation.model_name)
+        upscaler = upscalers.library_upscaler_checked(generation.model_name, user)
         checked = Checked(JobPlan(generation.engine, upscaler), params, [])
     elif generation.is_split:  # the same picture and layers; its layer model still enabled
         chosen = layer_models.library_layer_model_checked(generation.model_name)
         checked = Checked(JobPlan(generation.engine, chosen.name), params, [])
     else:
-        plan = job_plan(params, len(references))
+        plan = job_plan(params, len(references), user)
         size = (generation.source.width, generation.source.height)
         # The stored input and mask decoded, through the web process' gate.
         with PIXELS.doing(gate.JOB_RERUN, size, user=user.pk):

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from huggingface_hub import constants as hf_constants
 
+from accounts.models import User
+
 from .. import fleet, selectors
 from ..conf import deployment_family, diffusion_read_forget, engine_config, model_status
 from ..engine import memory, selection, superres
@@ -433,12 +435,13 @@ def library_diffusion_on() -> bool:
     return engine_config().load_diffusers
 
 
-def library_models_offered():
+def library_models_offered(user: User | None = None):
     """The library's diffusion models a job may name now (enabled, found by the last scan,
-    the default first); none while diffusion is off. Every model list reads this one rule:
-    ``GET /api/models``, the studio's picker, A1111's ``sd-models`` and ``options``, the model
-    names ModelsLab and FooocusAPI requests give."""
-    models = selectors.library_model_list()
+    the default first; those ``user`` may run, ``selectors.access_of``); none while diffusion
+    is off. Every model list reads this one rule: ``GET /api/models``, the studio's picker,
+    A1111's ``sd-models`` and ``options``, the model names ModelsLab and FooocusAPI requests
+    give."""
+    models = selectors.library_model_list(user)
     return models if library_diffusion_on() else models.none()
 
 
@@ -453,13 +456,13 @@ def library_deployment_model_offered() -> str | None:
     return engine_config().model_name("diffusers")
 
 
-def library_models_described(*, offered: bool = True) -> list[dict]:
+def library_models_described(*, offered: bool = True, user: User | None = None) -> list[dict]:
     """The models as ``GET /api/models`` lists them (``offered``: only what a job may name now,
-    see ``library_models_offered``; else every enabled model, for ``manage.py models``), the
-    default first, each with the number of live workers serving it now (one read of the
-    workers' reports)."""
+    see ``library_models_offered``; else every enabled model, for ``manage.py models``; of
+    them, what ``user`` may run), the default first, each with the number of live workers
+    serving it now (one read of the workers' reports)."""
     served = fleet.models_served()
-    models = library_models_offered() if offered else selectors.library_model_list()
+    models = library_models_offered(user) if offered else selectors.library_model_list(user)
     return [
         library_model_describe(m, workers=None if served is None else len(served.get(m.name, [])))
         for m in models
@@ -556,16 +559,26 @@ def memory_words(needs: dict[str, float]) -> str:
     return f"{needs[memory.GPU]:g} GB (from {least:g} GB)"
 
 
-def library_model_for_job(requested: str | None) -> LibraryModel | None:
-    """The library model a diffusers job runs: the one it names (enabled and present), else
-    the default; None when the library is empty (the deployment's ``SD_INPAINT_MODEL``).
-    An unknown or disabled name is a client error that lists the models there are."""
+def library_model_for_job(requested: str | None, user: User | None = None) -> LibraryModel | None:
+    """The library model a diffusers job of ``user`` runs: the one it names (enabled and
+    present), else the default (where the user may not run it, the first they may); None
+    when the library is empty (the deployment's ``SD_INPAINT_MODEL``). An unknown or disabled
+    name is a client error that lists the models there are; a model the user may not run, a
+    403 (``library_model_forbidden``)."""
     usable = selectors.library_model_list()
     if requested is None:
-        return usable.filter(is_default=True).first()
+        default = usable.filter(is_default=True).first()
+        if default is None or selectors.access_of(user).allows(default):
+            return default
+        mine = selectors.library_model_list(user).first()
+        if mine is None:
+            raise library_model_forbidden(default.name, field="model", user=user)
+        return mine
     model = usable.filter(name=requested).first()
     if model is None:
-        raise library_model_missing(requested, field="model")
+        raise library_model_missing(requested, field="model", user=user)
+    if not selectors.access_of(user).allows(model):
+        raise library_model_forbidden(requested, field="model", user=user)
     return model
 
 
@@ -603,13 +616,11 @@ def library_job_family(name: str | None) -> Family:
     return library_model_family(library_model_for_job(name))[1]
 
 
-def library_model_missing(requested: str, *, field: str) -> ClientError:
+def library_model_missing(requested: str, *, field: str, user: User | None = None) -> ClientError:
     """The one answer to a job that names a diffusion model this server does not have, on
-    every surface: the models there are, and how to install one (the edit models among
-    them)."""
-    names = ", ".join(
-        selectors.library_model_list().order_by("name").values_list("name", flat=True)
-    )
+    every surface: the models there are (that ``user`` may run), and how to install one
+    (the edit models among them)."""
+    names = _names_for(user)
     return ClientError(
         f"No model named {echoed(requested)} is installed here (the models: {names or 'none'}; "
         f"GET /api/models); models that edit by words: {library_edit_models_hint()}. Name one "
@@ -619,6 +630,26 @@ def library_model_missing(requested: str, *, field: str) -> ClientError:
         "the admin's Model installs page, or copy its diffusers folder or .safetensors file "
         "into the models folder (MODELS_DIR, data/models/ by default) and run `manage.py "
         "models scan` (docs/model-library.md).",
+    )
+
+
+def _names_for(user: User | None) -> str:
+    """The names of the diffusion models ``user`` may run, for a message."""
+    return ", ".join(
+        selectors.library_model_list(user).order_by("name").values_list("name", flat=True)
+    )
+
+
+def library_model_forbidden(requested: str, *, field: str, user: User | None) -> ClientError:
+    """The one answer to a job of ``user`` naming a model (or, naming none, finding the
+    default) that their groups do not give them (``models.GroupAccess``): a 403 that names
+    only what they may run."""
+    names = _names_for(user)
+    return ClientError(
+        f"The model {echoed(requested)} is not one you may run here (the models you may run: "
+        f"{names or 'none'}; GET /api/models). Ask the server's staff for access.",
+        field=field,
+        status=403,
     )
 
 
@@ -656,7 +687,7 @@ def same_name(library_name: str, given: str, suffixes: tuple[str, ...] = (".safe
     return bare_name(library_name, suffixes) == bare_name(given, suffixes)
 
 
-def library_model_named(value: str | None, *, field: str) -> str | None:
+def library_model_named(value: str | None, *, field: str, user: User | None = None) -> str | None:
     """A foreign API's model name (ModelsLab's ``model_id``, FooocusAPI's ``base_model_name``)
     as a library model's name: the model of that name, with or without ``.safetensors``, in
     any case. None when no name is given, when the library is empty (then the deployment's
@@ -670,5 +701,5 @@ def library_model_named(value: str | None, *, field: str) -> str | None:
         return None
     for name in models:
         if same_name(name, value):
-            return name
-    raise library_model_missing(value, field=field)
+            return name  # the job's plan checks that ``user`` may run it
+    raise library_model_missing(value, field=field, user=user)

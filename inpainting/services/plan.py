@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from accounts.models import User
+
 from .. import engine
 from ..conf import engine_config
 from ..engine.families import Family
@@ -37,26 +39,28 @@ class JobPlan:
         return self.family is not None and self.family.edits
 
 
-def job_plan(params: GenerationParams, references: int = 0) -> JobPlan:
-    """The plan of a job asking for ``params`` with ``references`` reference pictures. A
-    model the request names must be installed (checked first, whatever engine runs); a model,
-    an addition or a reference picture given to a fill engine is refused; a diffusion job's
-    model must be runnable here, its additions installed and made for its model's family, and
-    its reference pictures at most what the family (or its IP-Adapter: one) reads."""
-    named = library.library_model_for_job(params.model) if params.model else None
+def job_plan(params: GenerationParams, references: int = 0, user: User | None = None) -> JobPlan:
+    """The plan of a job of ``user`` asking for ``params`` with ``references`` reference
+    pictures. A model the request names must be installed and given to the user (checked
+    first, whatever engine runs: ``selectors.access_of``); a model, an addition or a
+    reference picture given to a fill engine is refused; a diffusion job's model must be
+    runnable here, its additions installed, given to the user and made for its model's
+    family, and its reference pictures at most what the family (or its IP-Adapter: one)
+    reads. ``user`` None (the CLI without ``--user``): everything."""
+    named = library.library_model_for_job(params.model, user) if params.model else None
     config = engine_config()
     engine_name = config.choose(params.requested_engine, params.prompt)
     if not engine.runs_a_model(engine_name):
         engine_fields_check(params, engine_name, references)
         return JobPlan(engine_name, config.model_name(engine_name))
-    model = named or library.library_model_for_job(None)  # None named: the default
+    model = named or library.library_model_for_job(None, user)  # None named: the default
     if model is not None:
         library.library_model_runnable_check(model)
     name, family = library.library_model_family(model)
     planned = {
-        "loras": additions.library_loras_planned(params, model),
-        "controlnet": additions.library_controlnet_planned(params, model),
-        "ip_adapter": additions.library_ip_adapter_planned(params, name, family, references),
+        "loras": additions.library_loras_planned(params, model, user),
+        "controlnet": additions.library_controlnet_planned(params, model, user),
+        "ip_adapter": additions.library_ip_adapter_planned(params, name, family, references, user),
     }
     if not params.ip_adapter:  # an IP-Adapter's reference picture is its own
         references_check(name, family, references)

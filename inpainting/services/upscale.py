@@ -212,7 +212,7 @@ def upscale_job_create(
     sizes (the input's, from its header or its stored size; the output's, within
     UPSCALE_MAX_PIXELS) and the quota are checked before any pixel is decoded; nothing is
     stored for a request that is refused. An ``idempotency_key`` replays the same request."""
-    name = library_upscaler_checked(upscaler)
+    name = library_upscaler_checked(upscaler, sender.user)
     if (image_file is None) == (generation is None):
         raise ClientError("Send an image file, or name one of your generations.", field="image")
     output = None

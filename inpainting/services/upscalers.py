@@ -7,6 +7,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from accounts.models import User
+
 from .. import selectors
 from ..engine import superres, upscale
 from ..errors import ClientError, echoed
@@ -14,29 +16,38 @@ from ..models import LibraryModel
 from .library import same_name
 
 
-def library_upscaler_named(value: str) -> LibraryModel | None:
-    """The enabled upscaler a client names, by its file's name or its name without the
-    suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when there is none."""
+def library_upscaler_named(value: str, user: User | None = None) -> LibraryModel | None:
+    """The enabled upscaler a client names (that ``user`` may use), by its file's name or its
+    name without the suffix (AUTOMATIC1111's lists name upscalers so), in any case; None when
+    there is none."""
     return next(
         (
             m
-            for m in selectors.library_upscaler_list()
+            for m in selectors.library_upscaler_list(user)
             if same_name(m.name, value, superres.WEIGHT_SUFFIXES)
         ),
         None,
     )
 
 
-def library_upscaler_checked(name: str | None) -> str:
-    """The upscaler a job names, as the job records it: a resampler (default lanczos), or an
-    enabled upscaler of the library by its file's name, with or without the suffix; a 400
-    that says where the list is otherwise."""
+def library_upscaler_checked(name: str | None, user: User | None = None) -> str:
+    """The upscaler a job of ``user`` names, as the job records it: a resampler (default
+    lanczos), or an enabled upscaler of the library by its file's name, with or without the
+    suffix; a 403 for one their groups do not give them, a 400 that says where the list is
+    otherwise."""
     name = (name or "lanczos").strip()
     if name.lower() in upscale.RESAMPLERS:
         return name.lower()
-    model = library_upscaler_named(name)
+    model = library_upscaler_named(name, user)
     if model is not None:
         return model.name
+    if library_upscaler_named(name) is not None:
+        raise ClientError(
+            f"The upscaler {echoed(name)} is not one you may use here (GET /api/upscalers lists "
+            "yours). Ask the server's staff for access.",
+            field="upscaler",
+            status=403,
+        )
     raise ClientError(
         f"No upscaler called {echoed(name)}: GET /api/upscalers lists them (lanczos and nearest "
         "need no weights; a super-resolution model goes into UPSCALERS_DIR).",
@@ -51,10 +62,10 @@ def library_upscaler_local_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def library_upscalers_described() -> list[dict]:
-    """The upscalers a job may name, as ``GET /api/upscalers`` lists them: the resamplers
-    (no weights), then the library's super-resolution models with their architecture and
-    scale."""
+def library_upscalers_described(user: User | None = None) -> list[dict]:
+    """The upscalers a job (of ``user``) may name, as ``GET /api/upscalers`` lists them: the
+    resamplers (no weights), then the library's super-resolution models with their
+    architecture and scale."""
     resamplers = [
         {"name": name, "kind": "resampler", "architecture": None, "scale": None}
         for name in upscale.RESAMPLERS
@@ -68,5 +79,5 @@ def library_upscalers_described() -> list[dict]:
             "size_bytes": m.size_bytes,
             "sha256": m.sha256,
         }
-        for m in selectors.library_upscaler_list()
+        for m in selectors.library_upscaler_list(user)
     ]

@@ -37,7 +37,14 @@ from ...uploads import IMAGE_FORMATS, image_size
 from .. import common
 from ..media import image_response
 from ..parsers import JSONParser
-from ..serializers import LIBRARY_NAME, BoundedListField, ChoiceField, field_for, validated
+from ..serializers import (
+    LIBRARY_NAME,
+    BoundedListField,
+    ChoiceField,
+    field_for,
+    requester,
+    validated,
+)
 
 SIDES = ("Left", "Right", "Top", "Bottom")
 
@@ -113,7 +120,9 @@ class FooocusGenerateSerializer(serializers.Serializer):
             # Fooocus clients always name a base model; a removal (no prompt) still runs
             # on the server's removal engine, not on the named diffusion model.
             model=(
-                library_model_named(data.get("base_model_name"), field="base_model_name")
+                library_model_named(
+                    data.get("base_model_name"), field="base_model_name", user=requester(self)
+                )
                 if prompt.strip()
                 else None
             ),

@@ -36,7 +36,7 @@ from ...services.additions import library_ip_adapter_name
 from ...services.library import library_job_family, library_model_named
 from .. import common
 from ..parsers import JSONParser
-from ..serializers import field_for
+from ..serializers import field_for, requester
 
 #: ModelsLab's scheduler class names -> DreamLayer's names (Karras chosen by its flag).
 SCHEDULERS = {
@@ -187,7 +187,7 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
         scheduler = SCHEDULERS.get(data.get("scheduler") or "")
         if scheduler == "DPM++ 2M" and data["use_karras_sigmas"]:
             scheduler = "DPM++ 2M Karras"
-        model = library_model_named(data.get("model_id"), field="model_id")
+        model = library_model_named(data.get("model_id"), field="model_id", user=requester(self))
         clip_skip = data.get("clip_skip")
         if clip_skip is None:
             clip_skip = 2 if library_job_family(model).capabilities.clip_skip else 1

@@ -45,7 +45,7 @@ from ...services.library import library_model_named
 from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
-from ..serializers import ChoiceField, field_for
+from ..serializers import ChoiceField, field_for, requester
 from ..views import ImageLinkView
 
 TAGS = ["compat: OpenAI"]
@@ -107,7 +107,9 @@ class OpenAIEditSerializer(serializers.Serializer):
             mask_alpha="required",
             exact_mask_size=True,
             resize={"width": size[0], "height": size[1], "mode": "crop"} if size else None,
-            model=None if OPENAI_MODELS.match(name) else library_model_named(name, field="model"),
+            model=None
+            if OPENAI_MODELS.match(name)
+            else library_model_named(name, field="model", user=requester(self)),
         )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.models import User
 from inpainting import engine
 from inpainting.api.serializers import GenerationParamsSerializer
 from inpainting.engine.parameters import PARAMETERS
@@ -64,6 +65,13 @@ class Command(BaseCommand):
             "1): the one --reference picture steers the inpainting model through it",
         )
         parser.add_argument(
+            "--user",
+            default=None,
+            metavar="USERNAME",
+            help="run as this user: only the models, LoRAs, ControlNets and IP-Adapters their "
+            "groups give them (default: the operator's, everything)",
+        )
+        parser.add_argument(
             "--reference",
             action="append",
             default=[],
@@ -74,6 +82,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        user = None
+        if options["user"] is not None:
+            user = User.objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"No user {options['user']!r}.")
         data = {"prompt": options["prompt"], **{p.name: options[p.name] for p in SWITCHES}}
         names = [p.name for p in OPTIONS] + ["outpaint", "controlnet"]
         data.update({name: options[name] for name in names if options[name] is not None})
@@ -108,7 +121,7 @@ class Command(BaseCommand):
         except UploadError as exc:
             raise CommandError(exc.message) from None
         try:
-            plan = job_plan(params, len(references))
+            plan = job_plan(params, len(references), user)
             name, model = plan.engine, plan.model
             uses = {}
             if plan.family is not None:

@@ -31,6 +31,7 @@ from ...serializers import (
     check_count,
     field_for,
     first_error,
+    requester,
 )
 from .base import TAGS, A1111Api, without_hash
 
@@ -258,7 +259,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             # Without a prompt the job removes (the removal engine); no diffusion model runs.
             data["ignored"].append("sd_model_checkpoint (no prompt: the removal engine runs)")
             checkpoint = ""
-        model = library_model_named(checkpoint, field="override_settings")
+        model = library_model_named(checkpoint, field="override_settings", user=requester(self))
         fill = engine_config().fill_engine()
         if checkpoint and fill:
             data["ignored"].append(

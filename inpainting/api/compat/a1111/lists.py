@@ -51,7 +51,7 @@ class A1111SdModelsView(A1111View):
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="checkpoints")})
     def get(self, request: Request) -> Response:
-        models = [a1111.sd_model(model) for model in library_models_offered()]
+        models = [a1111.sd_model(model) for model in library_models_offered(request.user)]
         only = None if models else _only_model()
         return Response(models or ([only] if only else []))
 
@@ -65,9 +65,8 @@ class A1111OptionsView(A1111View):
 
     @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="options")})
     def get(self, request: Request) -> Response:
-        default = a1111_checkpoint(request.user) or (
-            library_models_offered().filter(is_default=True).first()
-        )
+        # The checkpoint the user chose, else the one their jobs that name none run.
+        default = a1111_checkpoint(request.user) or library_models_offered(request.user).first()
         only = None if default else (_only_model() or {}).get("title")
         kept = a1111_options(request.user)
         return Response(a1111.options(default, only, settings.INPAINT_PREVIEW_EVERY, kept))
@@ -116,13 +115,16 @@ class A1111RefreshView(A1111View):
         return Response({})
 
 
-def _list_view(name: str, description: str, answer: Callable[[], Any], doc: str = "") -> type:
-    """A view of a start-up list that answers ``answer()`` at each GET."""
+def _list_view(
+    name: str, description: str, answer: Callable[..., Any], doc: str = "", per_user=False
+) -> type:
+    """A view of a start-up list that answers ``answer()`` at each GET (``per_user``: a list
+    of the library, ``answer(user)``: what the caller's groups give them)."""
 
     class ListView(A1111View):
         @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description=description)})
         def get(self, request: Request) -> Response:
-            return Response(answer())
+            return Response(answer(request.user) if per_user else answer())
 
     ListView.__doc__ = doc or None
     ListView.__name__ = ListView.__qualname__ = name
@@ -140,19 +142,22 @@ A1111ScriptsView = _list_view(
 A1111UpscalersView = _list_view(
     "A1111UpscalersView",
     "upscalers",
-    lambda: a1111.upscalers(list(selectors.library_upscaler_list())),
+    lambda user: a1111.upscalers(list(selectors.library_upscaler_list(user))),
+    per_user=True,
 )
 A1111RealEsrganModelsView = _list_view(
     "A1111RealEsrganModelsView",
     "Real-ESRGAN models",
-    lambda: a1111.realesrgan_models(list(selectors.library_upscaler_list())),
+    lambda user: a1111.realesrgan_models(list(selectors.library_upscaler_list(user))),
     "The library's upscalers of the Real-ESRGAN family (A1111's own API tests ask).",
+    per_user=True,
 )
 A1111LorasView = _list_view(
     "A1111LorasView",
     "LoRAs",
-    lambda: [a1111.lora(model) for model in selectors.library_lora_list()],
+    lambda user: [a1111.lora(model) for model in selectors.library_lora_list(user)],
     "The library's LoRAs, named as a prompt's ``<lora:name:weight>`` tag names them.",
+    per_user=True,
 )
 ControlNetVersionView = _list_view(
     "ControlNetVersionView", "version", lambda: {"version": a1111.CONTROLNET_API_VERSION}
@@ -160,7 +165,8 @@ ControlNetVersionView = _list_view(
 ControlNetModelListView = _list_view(
     "ControlNetModelListView",
     "model_list",
-    lambda: a1111.controlnet_models(list(selectors.library_controlnet_list())),
+    lambda user: a1111.controlnet_models(list(selectors.library_controlnet_list(user))),
+    per_user=True,
 )
 ControlNetModuleListView = _list_view(
     "ControlNetModuleListView", "module_list", a1111.controlnet_modules
