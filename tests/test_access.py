@@ -73,9 +73,7 @@ def test_nothing_changes_until_staff_give_a_group_its_access(api, user, library)
     assert names(api.get("/api/models").json()["models"]) == ["alpha", "beta"]
 
 
-def test_a_member_sees_only_what_their_group_gives_on_every_list(
-    api, staff_api, user, students
-):
+def test_a_member_sees_only_what_their_group_gives_on_every_list(api, staff_api, user, students):
     models = api.get("/api/models").json()
     assert names(models["models"]) == ["beta"] and models["default"] == "beta"
     assert api.get("/api/loras").json()["loras"] == []
