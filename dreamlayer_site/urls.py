@@ -14,6 +14,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico where a page names no icon (the API's JSON, Swagger UI).
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("history/", views.history, name="history"),
+    path("usage/", views.usage_page, name="usage"),
     path("history/<uuid:generation_id>/", views.history_detail, name="history-detail"),
     path("history/<uuid:generation_id>/rerun/", views.history_rerun, name="history-rerun"),
     path("history/<uuid:generation_id>/upscale/", views.history_upscale, name="history-upscale"),

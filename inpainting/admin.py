@@ -1,7 +1,9 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -22,9 +24,12 @@ from .models import (
     GenerationLayer,
     GenerationReference,
     GroupAccess,
+    GroupUsage,
     LibraryModel,
     ModelInstall,
     UsageQuota,
+    UserUsage,
+    stored_bytes,
 )
 from .params import GenerationParams
 from .services import generations, installs, library
@@ -584,3 +589,78 @@ class UsageQuotaAdmin(admin.ModelAdmin):
     list_display = ("__str__", "user", "group", "window", "jobs", "gpu_seconds")
     list_filter = ("window",)
     autocomplete_fields = ("user",)
+
+
+#: The windows the usage pages of the admin sum over.
+USAGE_WINDOWS = {"day": timedelta(days=1), "month": timedelta(days=30)}
+
+
+def _usage(generations: str) -> dict:
+    """Annotations of jobs and GPU-seconds (inference time) over ``USAGE_WINDOWS``, through the
+    relation ``generations`` (a user's, or a group's members')."""
+    now = timezone.now()
+    annotations = {}
+    for name, span in USAGE_WINDOWS.items():
+        recent = Q(**{f"{generations}__created_at__gte": now - span})
+        annotations[f"jobs_{name}"] = Count(generations, filter=recent)
+        annotations[f"gpu_{name}"] = Sum(f"{generations}__inference_seconds", filter=recent)
+    return annotations
+
+
+class _UsageAdmin(admin.ModelAdmin):
+    """A read-only list of usage, each column sortable (issue 82)."""
+
+    relation = "generations"
+    list_display_links = None
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**_usage(self.relation))
+
+    def has_module_permission(self, request) -> bool:  # every staff member reviews usage
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="jobs, last day", ordering="jobs_day")
+    def jobs_day(self, row) -> int:
+        return row.jobs_day
+
+    @admin.display(description="GPU-seconds, last day", ordering="gpu_day")
+    def gpu_day(self, row) -> str:
+        return f"{row.gpu_day or 0:.1f}"
+
+    @admin.display(description="jobs, last 30 days", ordering="jobs_month")
+    def jobs_month(self, row) -> int:
+        return row.jobs_month
+
+    @admin.display(description="GPU-seconds, last 30 days", ordering="gpu_month")
+    def gpu_month(self, row) -> str:
+        return f"{row.gpu_month or 0:.1f}"
+
+
+@admin.register(UserUsage)
+class UserUsageAdmin(_UsageAdmin):
+    list_display = ("username", "jobs_day", "gpu_day", "jobs_month", "gpu_month", "stored")
+    search_fields = ("username",)
+    list_filter = ("groups",)
+
+    @admin.display(description="stored")
+    def stored(self, user) -> str:
+        return filesizeformat(stored_bytes(user_id=user.pk))
+
+
+@admin.register(GroupUsage)
+class GroupUsageAdmin(_UsageAdmin):
+    relation = "user__generations"
+    list_display = ("name", "jobs_day", "gpu_day", "jobs_month", "gpu_month")
+    search_fields = ("name",)

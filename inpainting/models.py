@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.text import slugify
+
+from accounts.models import User
 
 from .engine.engines import runs_a_model
 from .engine.families import FAMILIES
@@ -742,6 +745,24 @@ class UsageQuota(models.Model):
         said = " and ".join(limit for limit in limits if limit) or "no limit"
         per = "an hour" if self.window == "hour" else f"a {self.window}"
         return f"{self.user or self.group}: {said} {per}"
+
+
+class UserUsage(User):
+    """Each user's usage, as the admin lists it (``admin.UserUsageAdmin``; no table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage by user"
+        verbose_name_plural = "usage by user"
+
+
+class GroupUsage(Group):
+    """Each group's usage, its members' together (``admin.GroupUsageAdmin``; no table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage by group"
+        verbose_name_plural = "usage by group"
 
 
 def reserved_bytes(*, user_id) -> int:

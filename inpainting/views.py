@@ -56,6 +56,7 @@ from .services import (
     pictures,
     upscale,
     upscalers,
+    usage,
 )
 
 
@@ -137,6 +138,25 @@ def studio(request):
         "tint_opacity": REGENERATED_OPACITY,
     }
     return render(request, "inpainting/studio.html", context)
+
+
+@login_required
+def usage_page(request):
+    """What the user has run and may run (``services.usage``: as ``GET /api/usage``)."""
+    summary = usage.usage_summary(request.user)
+    rows = []
+    for period, figures in summary["usage"].items():
+        limit = summary["limits"].get(period)
+        words = ""
+        if limit is not None:  # the windows a quota may hold
+            parts = [
+                f"{limit[key]} {what}"
+                for key, what in (("jobs", "jobs"), ("gpu_seconds", "GPU-seconds"))
+                if limit[key] is not None
+            ]
+            words = f"{', '.join(parts)} ({limit['source']})" if parts else "none"
+        rows.append({"period": period, **figures, "limit": words})
+    return render(request, "inpainting/usage.html", {"usage": summary, "rows": rows})
 
 
 @login_required

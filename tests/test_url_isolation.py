@@ -59,6 +59,7 @@ ROUTES: dict[str, Route] = {
     # the studio for a browser; an API client (a key) gets a JSON "the server is up"
     "home": Route("get", 200, 200, 200),
     "history": page("get", 200),
+    "usage": page("get", 200),  # the caller's own figures
     "history-detail": page("get", 404, staff=200),
     "history-rerun": page("post", 404),
     "history-upscale": page("post", 404),
@@ -85,6 +86,7 @@ ROUTES: dict[str, Route] = {
     "api:health": api_route("get", 200),
     "api:schedulers": api_route("get", 200),
     "api:models": api_route("get", 200),
+    "api:usage": api_route("get", 200),  # the caller's own figures
     # model installs: staff only (a user's session or key: 403; no install has that id: 404)
     "api:model-installs": api_route("get", 403, staff=200),
     "api:model-install": api_route("get", 403, staff=404),

@@ -16,6 +16,7 @@ urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("schedulers", views.SchedulerListView.as_view(), name="schedulers"),
     path("models", views.ModelListView.as_view(), name="models"),
+    path("usage", views.UsageView.as_view(), name="usage"),
     path("models/installs", installs.InstallListView.as_view(), name="model-installs"),
     path("models/installs/<uuid:pk>", installs.InstallDetailView.as_view(), name="model-install"),
     path("loras", views.LoraListView.as_view(), name="loras"),

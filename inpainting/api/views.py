@@ -41,6 +41,7 @@ from ..services import (
     splits,
     upscale,
     upscalers,
+    usage,
 )
 from ..services import selection as selections
 from .common import (
@@ -341,6 +342,29 @@ class SchedulerListView(APIView):
                 "engines": {"diffusers": [i["name"] for i in items], "classical": []},
             }
         )
+
+
+class UsageView(APIView):
+    """What the caller has run: jobs and GPU-seconds (the engine's measured inference time;
+    a job not yet run, its model's usual) over the last hour, day, week and month, the bytes
+    their pictures take, and their limits (the quotas staff set an hour and a day, each
+    with whose it is; the storage and active-job limits)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Usage",
+            {
+                "username": serializers.CharField(),
+                "usage": serializers.DictField(child=serializers.DictField()),
+                "stored_bytes": serializers.IntegerField(),
+                "limits": serializers.DictField(child=serializers.DictField()),
+                "storage_bytes_limit": serializers.IntegerField(allow_null=True),
+                "active_jobs_limit": serializers.IntegerField(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(usage.usage_summary(request.user))
 
 
 class ModelListView(APIView):

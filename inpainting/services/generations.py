@@ -52,6 +52,7 @@ from .instructions import instruction_to_mask
 from .models import model_served_check
 from .plan import JobPlan, job_plan
 from .queue import enqueue
+from .usage import usage_quota_check
 
 #: The most reference pictures a request may send (the edit families read at most 2 beside the
 #: picture they edit; Qwen-Image-Edit Plus: 3 pictures in all). Counted before any is read.
@@ -431,10 +432,11 @@ def size_words(count: int) -> str:
 
 
 def quota_check(user: User, *, lock: bool = True) -> None:
-    """At most N active generations per user, and at most STORAGE_QUOTA_BYTES_PER_USER of
-    pictures stored (0: no limit). ``lock``: take the user row's lock, in the transaction that
-    inserts the job (it serialises concurrent POSTs); the early check, before any picture is
-    decoded, only reads."""
+    """At most N active generations per user, at most STORAGE_QUOTA_BYTES_PER_USER of
+    pictures stored (0: no limit), and room in the quotas staff set of jobs and GPU-seconds
+    an hour and a day (``usage.usage_quota_check``). ``lock``: take the user row's lock, in
+    the transaction that inserts the job (it serialises concurrent POSTs); the early check,
+    before any picture is decoded, only reads."""
     if lock:
         User.objects.select_for_update().filter(pk=user.pk).first()
     quota = settings.STORAGE_QUOTA_BYTES_PER_USER
@@ -462,6 +464,7 @@ def quota_check(user: User, *, lock: bool = True) -> None:
             "or cancel one.",
             status=429,
         )
+    usage_quota_check(user)  # the jobs and GPU-seconds of the last hour and day
 
 
 #: What the studio page's token is signed for (``studio_token``), and how long it works.
