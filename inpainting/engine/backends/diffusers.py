@@ -113,41 +113,45 @@ class DiffusersBackend:
             self.headroom,
             self.companion,
         )
-        plan = memory_plan_of(self.model, self.device, self.compile_unet)
-        if self.working_sizes and self.device == "cuda" and not self.compile_unet:
-            if plan == memory.GPU:  # once a pipeline: the sizes captured at its load
-                graphs.capture(pipe, denoiser_of(pipe), self.working_sizes, self.graph_seconds)
+        # CUDA graphs of the declared sizes, once a pipeline, at its load, where a job could
+        # replay them: on CUDA, uncompiled, all on the GPU.
+        capturable = graphs.not_capturable(
+            device=self.device,
+            sizes=self.working_sizes,
+            compiled=self.compile_unet,
+            plan=memory_plan_of(self.model, self.device, self.compile_unet),
+        )
+        if capturable is None:
+            graphs.capture(pipe, denoiser_of(pipe), self.working_sizes, self.graph_seconds)
         return pipe
 
-    def _graph_plan(self, call: BackendCall | None) -> str | None:
-        """Why ``call`` (None: any job) runs its denoiser eager, or None: from a CUDA graph
+    def _graph_plan(self, call: BackendCall) -> str | None:
+        """Why ``call`` runs its denoiser eager, or None: from a CUDA graph
         (``graphs.eager_because``)."""
         pipe = _PIPELINES.get((self.model, self.device, self.compile_unet))
         held = graphs.graphs_of(pipe) if pipe is not None else None
-        changed_by = None
-        if call is not None:
-            changed_by = next(
-                (
-                    what
-                    for what, used in (
-                        ("a LoRA", call.loras),
-                        ("a ControlNet", call.controlnet),
-                        ("an IP-Adapter", call.ip_adapter),
-                        ("layers painted in one call", call.regions),
-                        ("reference pictures", call.reference_images),
-                        ("the fast tier's step cache", call.speed == "fast"),
-                    )
-                    if used
-                ),
-                None,
-            )
+        changed_by = next(
+            (
+                what
+                for what, used in (
+                    ("a LoRA", call.loras),
+                    ("a ControlNet", call.controlnet),
+                    ("an IP-Adapter", call.ip_adapter),
+                    ("layers painted in one call", call.regions),
+                    ("reference pictures", call.reference_images),
+                    ("the fast tier's step cache", call.speed == "fast"),
+                )
+                if used
+            ),
+            None,
+        )
         return graphs.eager_because(
             device=self.device,
             sizes=self.working_sizes,
             compiled=self.compile_unet,
             plan=memory_plan_of(self.model, self.device, self.compile_unet),
             changed_by=changed_by,
-            size=call.image.size if call is not None else (0, 0),
+            size=call.image.size,
             captured=held.sizes if held is not None else set(),
         )
 

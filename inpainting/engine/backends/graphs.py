@@ -37,6 +37,22 @@ DEFAULT_CAPTURE_SECONDS = 120.0
 WARM_CALLS = 2
 
 
+def not_capturable(
+    *, device: str, sizes: tuple[tuple[int, int], ...], compiled: bool, plan: str | None
+) -> str | None:
+    """Why no graph is captured for a model at all, or None: its load captures ``sizes``.
+    ``plan``: its memory plan (``engine.memory``; None: not loaded yet)."""
+    if not sizes:
+        return "CUDA_GRAPH_SIZES is off"
+    if device != "cuda":
+        return "no CUDA device: graphs are captured on CUDA only"
+    if compiled:
+        return "the denoiser is compiled (INPAINT_COMPILE)"
+    if plan not in (None, memory.GPU):
+        return f"the memory plan {plan} moves weights during a step"
+    return None
+
+
 def eager_because(
     *,
     device: str,
@@ -48,16 +64,10 @@ def eager_because(
     captured: set[tuple[int, int]],
 ) -> str | None:
     """Why a job of working ``size`` runs its denoiser eager, or None: it replays a graph.
-    ``plan``: the model's memory plan (``engine.memory``; None: not loaded yet);
     ``changed_by``: what of the job changes the denoiser (a LoRA, ...), if anything."""
-    if not sizes:
-        return "CUDA_GRAPH_SIZES is off"
-    if device != "cuda":
-        return "no CUDA device: graphs are captured on CUDA only"
-    if compiled:
-        return "the denoiser is compiled (INPAINT_COMPILE)"
-    if plan not in (None, memory.GPU):
-        return f"the memory plan {plan} moves weights during a step"
+    why = not_capturable(device=device, sizes=sizes, compiled=compiled, plan=plan)
+    if why:
+        return why
     if changed_by:
         return f"{changed_by} changes the denoiser: no graph was captured with it"
     if size not in captured:
