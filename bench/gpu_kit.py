@@ -30,7 +30,11 @@ this order, the memory plans last: the slowest):
   the plan used recorded in each row; eager, and compiled (``torch.compile`` of the denoiser;
   ``INPAINT_COMPILE``) where ``--compile`` (the CUDA default); median of ``--runs`` after a
   warm-up; peak GPU memory of each side; compiled, each side's first call, the worker's
-  compile at its start and the compiled picture against the eager one.
+  compile at its start and the compiled picture against the eager one; then the worker's
+  path with CUDA graphs of its denoiser at that size (``CUDA_GRAPH_SIZES``: the capture at
+  the model's load timed, the picture's largest difference from eager; without CUDA the row
+  says why it ran eager) and in the fast tier where the family has one (``speed: "fast"``:
+  its time and PSNR against eager).
 - ``batching``: images/s at 1, 2, 4 and 8 jobs in one batch (SD 1.5 and SDXL), as a worker
   batches queued jobs (``run_inpaint_batch``), under the ``gpu`` plan.
 - ``profile``: one denoising step of the worker path under ``torch.profiler``: kernel launches
@@ -67,7 +71,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -472,6 +476,8 @@ def stock_against_worker(
     row["dreamlayer_first_s"] = eager.first_s
     row["speed_up"] = row["stock_s"] / row["dreamlayer_s"]
     budget.per_picture[name] = row["dreamlayer_s"]
+    if budget.start(f"{name}: graphs and the fast tier", estimate(budget, name, 2, args.runs)):
+        graphs_and_fast_tier(name, folder, size, request, eager, args, row)
     compiled_estimate = estimate(budget, name, 1, args.runs)
     if args.compile and budget.start(f"{name}: DreamLayer compiled", compiled_estimate):
         # The worker compiles at its start: the warm-up call of ``adopt_pipeline``.
@@ -494,6 +500,42 @@ def stock_against_worker(
         # for the next part.
         setattr(pipe, denoiser, getattr(denoiser_of(pipe), "_orig_mod", denoiser_of(pipe)))
         stock_layout(pipe, denoiser)
+
+
+def graphs_and_fast_tier(name, folder: Path, size, request, eager: Timing, args, row) -> None:
+    """The worker's path with CUDA graphs of its denoiser at this size (``CUDA_GRAPH_SIZES``:
+    the capture at the model's load, timed, then the job), and in the fast tier where the
+    family has one (``speed: "fast"``); each against the eager picture: the graphs' largest
+    difference (0 levels wanted), the fast tier's PSNR. Without CUDA the graphed backend says
+    why it ran eager (one untimed call)."""
+    graphed = DiffusersBackend(
+        model=str(folder), device=args.device, working_size=size, graph_sizes=f"{size}x{size}"
+    )
+    started = time.perf_counter()
+    graphed.load()  # the capture, on CUDA (once a pipeline)
+    synchronize(args.device)
+    row["graph_capture_s"] = time.perf_counter() - started
+    said = run_inpaint(request, graphed).metadata.get("cuda_graph")
+    row["graphs_said"] = said
+    if said == "replayed":
+        timing = timed(lambda: run_inpaint(request, graphed), args.runs, args.device)
+        row["graphs_s"] = timing.seconds
+        row["graphs_against_eager"] = picture_distance(
+            timing.output.images[0], eager.output.images[0]
+        )
+    if FAMILIES[name].capabilities.fast_tier:
+        backend = DiffusersBackend(model=str(folder), device=args.device, working_size=size)
+        fast_request = replace(request, speed="fast")
+        timing = timed(lambda: run_inpaint(fast_request, backend), args.runs, args.device)
+        row["fast_s"] = timing.seconds
+        row["fast_psnr_db"] = psnr(timing.output.images[0], eager.output.images[0])
+
+
+def psnr(one: Image.Image, other: Image.Image) -> float | None:
+    """The peak signal-to-noise ratio of two pictures of the same job, in dB (None: the
+    same picture)."""
+    mse = float(np.mean((np.asarray(one, np.float64) - np.asarray(other, np.float64)) ** 2))
+    return None if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def stock_layout(pipe: Any, denoiser: str) -> None:
@@ -643,10 +685,13 @@ def free_port() -> int:
 STACK_WAIT_SECONDS = 600
 
 
-def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[str, str]:
+def stack_env(
+    data: Path, port: int, default_model: Path, real: bool, size: int | None = None
+) -> dict[str, str]:
     """``make run``'s environment for a fresh data folder: SQLite, the embedded Redis, the
-    library in ``data/models``, the default model loaded at worker start; the tiny size as
-    the working size where the models are tiny (else each family's own). The worker is told
+    library in ``data/models``, the default model loaded at worker start; where the models
+    are tiny, the working size ``size`` (``--image-size``: a tiny model's job at that size,
+    as the families part runs it) or the tiny size (else each family's own). The worker is told
     the ``gpu`` memory plan (as the families part runs it: the two SD models fit any card the
     kit runs on), and a waiting request waits up to 10 minutes (a first 1024 px job on a slow
     card, or 4 queued, answers its picture, not a 202)."""
@@ -663,7 +708,7 @@ def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[st
         PYTHONUNBUFFERED="1",
     )
     if not real:
-        env["INPAINT_WORKING_SIZE"] = str(TINY_SIZE)
+        env["INPAINT_WORKING_SIZE"] = str(size or TINY_SIZE)
     return env
 
 
@@ -703,7 +748,7 @@ def stack_part(args, root: Path, results: Results) -> None:
         del pipe
         release(args.device)
     port = free_port()
-    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real)
+    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real, args.image_size)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     manage(env, "models", "scan")
     users = [f"kit{index}" for index in range(STACK_USERS)]
@@ -813,10 +858,13 @@ def post(base: str, model: str, image, mask, steps: int, key: str) -> tuple[floa
         picture.save(buffer, "PNG")
         return buffer.getvalue()
 
+    # The client's own encodes are not the stack's work: made before the clock starts (a
+    # 1024 px noise picture takes Pillow about 0.1 s; they were timed with the job before).
+    files = {"image": ("in.png", png(image), "image/png"), "mask": ("m.png", png(mask))}
     started = time.perf_counter()
     response = requests.post(
         f"{base}/api/img2img",
-        files={"image": ("in.png", png(image), "image/png"), "mask": ("m.png", png(mask))},
+        files=files,
         data={
             "prompt": PROMPT,
             "engine": "diffusers",
@@ -902,6 +950,23 @@ def markdown(results: Results) -> str:
              f"{r['compiled_against_eager']['share_over_1']:.2%}"]
             for r in results.families
             if "compiled_against_eager" in r
+        ],
+    )  # fmt: skip
+    lines += _table(
+        "CUDA graphs and the fast tier (the worker's path at the same size; against eager)",
+        ["family", "capture at load s", "graphs", "graphs s", "eager / graphs",
+         "largest difference (levels)", "fast tier s", "eager / fast", "fast PSNR dB"],
+        [
+            [r["label"], _s(r.get("graph_capture_s")), r.get("graphs_said") or "",
+             _s(r.get("graphs_s")),
+             _x(r["dreamlayer_s"] / r["graphs_s"] if r.get("graphs_s") else None),
+             str(r["graphs_against_eager"]["max_level"]) if "graphs_against_eager" in r else "",
+             _s(r.get("fast_s")),
+             _x(r["dreamlayer_s"] / r["fast_s"] if r.get("fast_s") else None),
+             "identical" if "fast_s" in r and r.get("fast_psnr_db") is None
+             else (f"{r['fast_psnr_db']:.1f}" if r.get("fast_psnr_db") else "")]
+            for r in results.families
+            if "graphs_said" in r
         ],
     )  # fmt: skip
     lines += _table(

@@ -82,6 +82,11 @@ def test_the_kit_runs_every_part_at_the_tiny_size_and_writes_its_table(tmp_path)
         assert row["speed_up"] == pytest.approx(row["stock_s"] / row["dreamlayer_s"])
         # The worker's path asked for the all-on-GPU plan, which the CPU runs as ``cpu``.
         assert f"| {row['label']} | 64 | 2 | float32 | cpu |" in table
+        # Graphs are CUDA's: the row says why the graphed backend ran eager; the fast tier
+        # ran where the family has one, its picture near the exact one.
+        assert row["graphs_said"] == "eager: no CUDA device: graphs are captured on CUDA only"
+        assert ("fast_s" in row) == FAMILIES[row["family"]].capabilities.fast_tier, row
+        assert row.get("fast_psnr_db") is None or row["fast_psnr_db"] > 10, row
     assert [(r["family"], r["jobs"], r["plan"]) for r in report["batching"]] == [
         (family, jobs, "cpu") for family in ("sd15", "sdxl") for jobs in BATCHES
     ]
@@ -94,7 +99,9 @@ def test_the_kit_runs_every_part_at_the_tiny_size_and_writes_its_table(tmp_path)
         # of the users at once got an answer.
         assert row["one_job_s"] > row["worker_inference_s"] > 0, row
         assert row["users"] == STACK_USERS and row["slowest_user_s"] <= row["all_users_s"]
-    for heading in ("## Families", "## Batching", "## One denoising step", "## A whole job"):
+    assert [r["family"] for r in report["families"] if "fast_s" in r] == ["flux", "flux-kontext"]
+    headings = ("## Families", "## CUDA graphs", "## Batching", "## One denoising", "## A whole")
+    for heading in headings:
         assert heading in table
     assert report["plans"] == [] and "## Memory plans" not in table
 
