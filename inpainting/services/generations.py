@@ -189,7 +189,7 @@ def _polarity_warnings(params: GenerationParams, share: float) -> list[dict[str,
     ]
 
 
-def _mask_needed(plan: JobPlan) -> str | None:
+def _mask_needed(plan: JobPlan, user: User) -> str | None:
     """A request without a mask or an outpaint asks to edit the whole picture by its prompt:
     an edit model (Qwen-Image-Edit, FLUX.1 Kontext) does that (None). Otherwise why a mask is
     needed, naming the models that can edit (``services.instructions`` may still find the
@@ -198,7 +198,7 @@ def _mask_needed(plan: JobPlan) -> str | None:
         return None
     return (
         "A mask file is required unless outpaint is given, or an edit model edits the whole "
-        f"picture by the prompt ({library.library_edit_models_hint()})"
+        f"picture by the prompt ({library.library_edit_models_hint(user)})"
     )
 
 
@@ -363,7 +363,7 @@ def generation_create(
     layered = bool(layer_files)  # the layers' union is the mask when the request sends none
     if layered and mask_file is None:
         extra_metadata = {**(extra_metadata or {}), MASK_FROM_LAYERS: True}
-    if not (mask_file or params.outpaint or layered) and (cannot := _mask_needed(plan)):
+    if not (mask_file or params.outpaint or layered) and (cannot := _mask_needed(plan, user)):
         found = instruction_to_mask(user=user, image_file=image_file, params=params, cannot=cannot)
         mask_file, params = found.mask_file, found.params
         extra_metadata = {**(extra_metadata or {}), "mask_source": found.mask_source}

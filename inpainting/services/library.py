@@ -623,7 +623,7 @@ def library_model_missing(requested: str, *, field: str, user: User | None = Non
     names = _names_for(user)
     return ClientError(
         f"No model named {echoed(requested)} is installed here (the models: {names or 'none'}; "
-        f"GET /api/models); models that edit by words: {library_edit_models_hint()}. Name one "
+        f"GET /api/models); models that edit by words: {library_edit_models_hint(user)}. Name one "
         "of them, or ask the server's staff to install it.",
         field=field,
         operator="To install one: `manage.py models install <Hugging Face repo id or URL>` or "
@@ -653,11 +653,12 @@ def library_model_forbidden(requested: str, *, field: str, user: User | None) ->
     )
 
 
-def library_edit_models_hint() -> str:
-    """Which library models edit by words (name them in ``model``), or what to install."""
+def library_edit_models_hint(user: User | None = None) -> str:
+    """Which library models edit by words (name them in ``model``; those ``user`` may run),
+    or what to install."""
     names = [
         model.name
-        for model in library_models_offered()
+        for model in library_models_offered(user)
         if FAMILIES[model.family].edits and library_model_runnable(model)
     ]
     if names:

@@ -63,17 +63,18 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
         "ip_adapter": additions.library_ip_adapter_planned(params, name, family, references, user),
     }
     if not params.ip_adapter:  # an IP-Adapter's reference picture is its own
-        references_check(name, family, references)
+        references_check(name, family, references, user)
     return JobPlan(engine_name, name, model, family, {k: v for k, v in planned.items() if v})
 
 
-def references_check(name: str, family: Family, count: int) -> None:
-    """``count`` reference pictures for model ``name`` of ``family``: at most what it reads."""
+def references_check(name: str, family: Family, count: int, user: User | None = None) -> None:
+    """``count`` reference pictures for model ``name`` of ``family``: at most what it reads
+    (else a 400 naming the edit models ``user`` may run)."""
     if count > family.reference_images:
         raise ClientError(
             f"{name} ({family.label}) reads at most {family.reference_images} reference "
             f"pictures beside the one it edits; this request sent {count}"
-            + ("" if family.reference_images else f" ({library.library_edit_models_hint()})")
+            + ("" if family.reference_images else f" ({library.library_edit_models_hint(user)})")
             + (
                 "; an inpainting model reads one through an IP-Adapter (ip_adapter, "
                 "GET /api/ip-adapters)"
