@@ -158,6 +158,14 @@ def test_a_job_naming_no_model_runs_the_users_own_and_the_cli_runs_as_a_user(
 ):
     generation = run_job(api, steps=2)
     assert generation.model_name == "beta"
+    # Given no model at all, a job naming none is refused without naming the default.
+    students.entries.clear()
+    refused = post_img2img(api, image_png(), black_box_mask_png(), prompt="x", engine="diffusers")
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        "No diffusion model here is one you may run; ask the server's staff for access."
+    )
+    students.entries.add(LibraryModel.objects.get(name="beta"))
     (tmp_path / "in.png").write_bytes(image_png())
     (tmp_path / "mask.png").write_bytes(black_box_mask_png())
     arguments = ["--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png")]

@@ -571,8 +571,12 @@ def library_model_for_job(requested: str | None, user: User | None = None) -> Li
         if default is None or selectors.access_of(user).allows(default):
             return default
         mine = selectors.library_model_list(user).first()
-        if mine is None:
-            raise library_model_forbidden(default.name, field="model", user=user)
+        if mine is None:  # said without the default's name: not one the user may see
+            raise ClientError(
+                "No diffusion model here is one you may run; ask the server's staff for access.",
+                field="model",
+                status=403,
+            )
         return mine
     model = usable.filter(name=requested).first()
     if model is None:
