@@ -685,16 +685,16 @@ def free_port() -> int:
 STACK_WAIT_SECONDS = 600
 
 
-def stack_env(
-    data: Path, port: int, default_model: Path, real: bool, size: int | None = None
-) -> dict[str, str]:
+def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[str, str]:
     """``make run``'s environment for a fresh data folder: SQLite, the embedded Redis, the
     library in ``data/models``, the default model loaded at worker start; where the models
-    are tiny, the working size ``size`` (``--image-size``: a tiny model's job at that size,
-    as the families part runs it) or the tiny size (else each family's own). The worker is told
-    the ``gpu`` memory plan (as the families part runs it: the two SD models fit any card the
-    kit runs on), and a waiting request waits up to 10 minutes (a first 1024 px job on a slow
-    card, or 4 queued, answers its picture, not a 202)."""
+    are tiny, the tiny working size (a picture of ``--image-size`` goes through the stack
+    whole and the tiny model works on it at 64 px: the stack's own work on a large picture,
+    not a tiny model's attention over a million pixels, which takes minutes on a CPU), else
+    each family's own. The worker is told the ``gpu`` memory plan (as the families part runs
+    it: the two SD models fit any card the kit runs on), and a waiting request waits up to 10
+    minutes (a first 1024 px job on a slow card, or 4 queued, answers its picture, not a
+    202)."""
     cleared = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY")
     env = {k: v for k, v in os.environ.items() if k not in cleared}
     env.update(
@@ -708,7 +708,7 @@ def stack_env(
         PYTHONUNBUFFERED="1",
     )
     if not real:
-        env["INPAINT_WORKING_SIZE"] = str(size or TINY_SIZE)
+        env["INPAINT_WORKING_SIZE"] = str(TINY_SIZE)
     return env
 
 
@@ -748,7 +748,7 @@ def stack_part(args, root: Path, results: Results) -> None:
         del pipe
         release(args.device)
     port = free_port()
-    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real, args.image_size)
+    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     manage(env, "models", "scan")
     users = [f"kit{index}" for index in range(STACK_USERS)]
