@@ -7,10 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from huggingface_hub import constants as hf_constants
 
@@ -18,6 +21,7 @@ from inpainting.models import GroupAccess, LibraryModel
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_lora import write_tiny_lora
 from inpainting.testing.tiny_model import write_tiny_inpaint_model
+from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests.helpers import (
     black_box_mask_png,
     compat_submissions,
@@ -27,6 +31,7 @@ from tests.helpers import (
     studio_client,
     wait_until_served,
 )
+from tests.images import gradient, png_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -148,8 +153,6 @@ def test_a_model_not_given_is_a_403_on_each_surface_naming_only_what_the_user_ma
 
 
 def image_file():
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     return SimpleUploadedFile("in.png", image_png(), content_type="image/png")
 
 
@@ -177,9 +180,40 @@ def test_a_job_naming_no_model_runs_the_users_own_and_the_cli_runs_as_a_user(
 
 
 def test_a_group_access_names_only_kinds_staff_give(students):
-    from django.core.exceptions import ValidationError
-
     students.open_kinds = ["mask"]
     with pytest.raises(ValidationError, match="Unknown kind 'mask'"):
         students.full_clean()
     assert json.dumps(students.open_kinds)
+
+
+def test_an_upscaler_not_given_is_hidden_and_a_403(api, user, models_dir):
+    """Upscalers are given like models: listed only where given, refused (403, naming no
+    other) on the native upscale and A1111's extras, which queue the same job."""
+    write_tiny_real_esrgan(Path(settings.UPSCALERS_DIR) / "tiny-esrgan.safetensors")
+    library_scan()
+    assert "tiny-esrgan.safetensors" in names(api.get("/api/upscalers").json()["upscalers"])
+    group = Group.objects.create(name="no upscalers")
+    GroupAccess.objects.create(group=group, open_kinds=["checkpoint", "lora"])
+    user.groups.add(group)
+    assert [u["name"] for u in api.get("/api/upscalers").json()["upscalers"]] == [
+        "lanczos",
+        "nearest",
+    ]
+    picture = png_bytes(gradient(64, 48))
+    refused = api.post(
+        "/api/upscale",
+        {
+            "image": SimpleUploadedFile("in.png", picture, content_type="image/png"),
+            "upscaler": "tiny-esrgan",
+            "factor": 2,
+        },
+        format="multipart",
+    )
+    assert refused.status_code == 403, refused.content
+    assert "is not one you may use here" in refused.json()["message"]
+    extras = api.post(
+        "/sdapi/v1/extra-single-image",
+        {"image": base64.b64encode(picture).decode(), "upscaler_1": "tiny-esrgan"},
+        format="json",
+    )
+    assert extras.status_code == 403, extras.content
