@@ -250,6 +250,26 @@ def model_folder(name: str, real: bool, root: Path) -> Path:
     return write_published(name, tiny, root / name) if real else tiny
 
 
+#: A tiny model's VAE for a large side (``--image-size`` over the tiny size, on the CPU): the
+#: published latent scale (8: four blocks) and no attention in its middle block. The tiny
+#: test VAE scales by 2 with attention over every latent: a 1024 px job's VAE attended over
+#: 262,144 tokens, about 6 minutes a job on 2 cores for a model that is tiny only in name.
+LARGE_SIDE_TINY_VAE = dict(
+    block_out_channels=[8, 16, 32, 32],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    mid_block_add_attention=False,
+)
+
+
+def for_large_side(folder: Path) -> Path:
+    """A tiny model's ``folder`` made to run a large side in seconds a step (its VAE as
+    ``LARGE_SIDE_TINY_VAE``; the denoiser then works on the published latent size)."""
+    config = folder / "vae" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **LARGE_SIDE_TINY_VAE}))
+    return folder
+
+
 def build_pipeline(folder: Path, name: str, device: str, dtype: Any) -> Any:
     """The family's inpainting pipeline with random weights from ``folder``'s configuration,
     each model built on ``device`` (``meta``: no memory) in ``dtype``; tokenizers, schedulers
@@ -685,16 +705,17 @@ def free_port() -> int:
 STACK_WAIT_SECONDS = 600
 
 
-def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[str, str]:
+def stack_env(
+    data: Path, port: int, default_model: Path, real: bool, size: int | None = None
+) -> dict[str, str]:
     """``make run``'s environment for a fresh data folder: SQLite, the embedded Redis, the
     library in ``data/models``, the default model loaded at worker start; where the models
-    are tiny, the tiny working size (a picture of ``--image-size`` goes through the stack
-    whole and the tiny model works on it at 64 px: the stack's own work on a large picture,
-    not a tiny model's attention over a million pixels, which takes minutes on a CPU), else
-    each family's own. The worker is told the ``gpu`` memory plan (as the families part runs
-    it: the two SD models fit any card the kit runs on), and a waiting request waits up to 10
-    minutes (a first 1024 px job on a slow card, or 4 queued, answers its picture, not a
-    202)."""
+    are tiny, the working size ``size`` (``--image-size``: a tiny model's job at that size,
+    its VAE made for a large side by ``for_large_side``, as a published model works on a
+    1024 px picture) or the tiny size, else each family's own. The worker is told the ``gpu``
+    memory plan (as the families part runs it: the two SD models fit any card the kit runs
+    on), and a waiting request waits up to 10 minutes (a first 1024 px job on a slow card, or
+    4 queued, answers its picture, not a 202)."""
     cleared = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY")
     env = {k: v for k, v in os.environ.items() if k not in cleared}
     env.update(
@@ -708,7 +729,7 @@ def stack_env(data: Path, port: int, default_model: Path, real: bool) -> dict[st
         PYTHONUNBUFFERED="1",
     )
     if not real:
-        env["INPAINT_WORKING_SIZE"] = str(TINY_SIZE)
+        env["INPAINT_WORKING_SIZE"] = str(size or TINY_SIZE)
     return env
 
 
@@ -738,17 +759,21 @@ def stack_part(args, root: Path, results: Results) -> None:
     library = data / "models"
     library.mkdir(parents=True)
     names = {}
-    for name in STACK_FAMILIES:
+    # The families asked for that the stack runs (both where none of them is asked for).
+    families = [name for name in STACK_FAMILIES if name in args.families] or list(STACK_FAMILIES)
+    for name in families:
         family = FAMILIES[name]
         dtype = getattr(torch, family.cuda_dtype) if args.device == "cuda" else torch.float32
         folder = model_folder(name, args.real, root / "stack-configs")
+        if not args.real and size_and_steps(name, args)[0] > TINY_SIZE:
+            folder = for_large_side(folder)
         pipe = build_pipeline(folder, name, args.device, dtype)
         names[name] = f"random-{name}"
         pipe.save_pretrained(library / names[name], safe_serialization=True)
         del pipe
         release(args.device)
     port = free_port()
-    env = stack_env(data, port, library / names[STACK_FAMILIES[0]], args.real)
+    env = stack_env(data, port, library / names[families[0]], args.real, args.image_size)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     manage(env, "models", "scan")
     users = [f"kit{index}" for index in range(STACK_USERS)]
@@ -768,8 +793,8 @@ def stack_part(args, root: Path, results: Results) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         up(base, stack, log)
-        served(base, keys[0], [names[name] for name in STACK_FAMILIES], stack, log)
-        for name in STACK_FAMILIES:
+        served(base, keys[0], [names[name] for name in families], stack, log)
+        for name in families:
             size, steps = size_and_steps(name, args)
             image, mask = inputs(size)
             job = (base, names[name], image, mask, steps)
@@ -802,6 +827,7 @@ def stack_part(args, root: Path, results: Results) -> None:
                     "plan": trips[0][1].get("memory_plan"),
                     "one_job_s": alone,
                     "worker_inference_s": inference,
+                    **outside_inference(trips),
                     "in_process_s": None,  # filled by ``Results.write``
                     "users": STACK_USERS,
                     "all_users_s": time.perf_counter() - started,
@@ -817,6 +843,24 @@ def stack_part(args, root: Path, results: Results) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(stack.pid, signal.SIGKILL)
             stack.wait()
+
+
+def outside_inference(trips: list[tuple[float, dict]]) -> dict[str, float]:
+    """Where a job's round trip went besides the worker's inference, median seconds of the
+    jobs, each from its answer's ``timings`` (the job's row: ``queue`` from the row to the
+    worker's claim, ``total`` from the row to the result stored): the whole (the stack's
+    share of the job), the web process (the request up to the row, and from the result
+    stored to the answer received), the queue, and the worker around the engine (the stored
+    picture read, the runner's preparing and compositing, the result encoded and stored)."""
+    timings = [(trip, metadata["timings"]) for trip, metadata in trips]
+    return {
+        "outside_inference_s": statistics.median(t - m["inference"] for t, m in timings),
+        "web_s": statistics.median(t - m["total"] for t, m in timings),
+        "queued_s": statistics.median(m["queue"] for _, m in timings),
+        "worker_around_s": statistics.median(
+            m["total"] - m["queue"] - m["inference"] for _, m in timings
+        ),
+    }
 
 
 def up(base: str, stack: subprocess.Popen, log: Path, timeout: float = 300) -> None:
@@ -999,6 +1043,19 @@ def markdown(results: Results) -> str:
              _s(r["one_job_s"] - r["in_process_s"] if r["in_process_s"] is not None else None),
              str(r["users"]), _s(r["all_users_s"]), _s(r["slowest_user_s"])]
             for r in results.stack
+        ],
+    )  # fmt: skip
+    lines += _table(
+        "Outside the worker's inference (one job; medians of the jobs' own timings)",
+        ["family", "size", "steps", "one job s", "worker inference s", "outside inference s",
+         "share of the job", "web process s", "queued s", "worker around the engine s"],
+        [
+            [r["family"], str(r["size"]), str(r["steps"]), _s(r["one_job_s"]),
+             _s(r["worker_inference_s"]), _s(r["outside_inference_s"]),
+             f"{r['outside_inference_s'] / r['one_job_s']:.0%}", _s(r["web_s"]),
+             _s(r["queued_s"]), _s(r["worker_around_s"])]
+            for r in results.stack
+            if "outside_inference_s" in r
         ],
     )  # fmt: skip
     lines += _table(
