@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Sum
 
 from inpainting.models import Generation, UsageQuota
+from inpainting.services.usage import usage_quota_check
 from tests.helpers import (
     black_box_mask_png,
     image_png,
@@ -128,3 +129,17 @@ def test_staff_are_held_only_by_their_own_quota_and_see_everyones_usage(
     assert 'dreamlayer_group_generations{group="students"} 1.0' in metrics
     UsageQuota.objects.create(user=staff_user, window="hour", jobs=1)
     assert post_img2img(staff_api, image_png(), black_box_mask_png()).status_code == 429
+
+
+def test_the_quota_check_costs_one_query_without_quotas_and_three_with(
+    user, students, django_assert_num_queries
+):
+    """The check's budget (ADR 13): a server without quotas pays one query a check; with an
+    hour's and a day's quota, one for the quotas, one for both windows, one for the jobs not
+    yet run (none here: no estimate to read)."""
+    with django_assert_num_queries(1):
+        usage_quota_check(user)
+    UsageQuota.objects.create(group=students, window="hour", jobs=5)
+    UsageQuota.objects.create(user=user, window="day", gpu_seconds=100)
+    with django_assert_num_queries(3):
+        usage_quota_check(user)
