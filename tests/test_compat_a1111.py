@@ -17,6 +17,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw
 from rest_framework.test import APIClient
 
+from inpainting.answers import a1111
 from inpainting.engine import Resize
 from inpainting.engine.images import resize_to
 from inpainting.models import Generation
@@ -138,7 +139,7 @@ def test_the_model_lists_and_options(server, api_key):
     api = client(server, api_key)
     samplers = [s["name"] for s in api.get_samplers()]
     assert "Euler a" in samplers and "DPM++ 2M Karras" in samplers
-    assert [s["name"] for s in api.get_schedulers()] == ["automatic", "karras"]
+    assert {"automatic", "karras", "normal"} <= {s["name"] for s in api.get_schedulers()}
     models = api.get_sd_models()
     assert len(models) == 1 and models[0]["title"]
     assert api.get_options()["samples_format"] == "png"
@@ -165,15 +166,37 @@ def test_errors_in_a1111s_shape(server, api_key):
     assert too_many.status_code == 400
     assert too_many.json()["detail"] == "batch_size: batch_size x n_iter is 6; at most 4 here."
     assert "batch_size" in too_many.json()["errors"]
-    body.update(batch_size=1, n_iter=1, sampler_name="Not A Sampler")
+    body.update(batch_size=1, n_iter=1, resize_mode=9)
     unknown = requests.post(
         f"{server}/sdapi/v1/img2img", json=body, auth=("me", api_key), timeout=30
     )
-    assert unknown.status_code == 400 and "Sampler not found" in unknown.json()["detail"]
+    assert unknown.status_code == 400 and "resize_mode" in unknown.json()["errors"]
     with pytest.raises(RuntimeError) as raised:  # webuiapi raises (status, text) on a non-200
         client(server, "dl_x.y").img2img(images=[gradient(96, 64)], prompt="x")
     assert raised.value.args[0] == 401
     assert Generation.objects.count() == 0
+
+
+def test_an_unknown_sampler_or_schedule_falls_back_as_a1111_does_and_info_says_so(
+    server, api_key
+):
+    """A1111 1.10 runs its default sampler for a name it does not know, and ``automatic`` for
+    a schedule; ``normal`` (sd-backend-client's default) is A1111's uniform schedule, the
+    sampler's own here. Each fallback is a warning in ``info``, the job runs."""
+    api = client(server, api_key)
+    common = {"images": [gradient(96, 64)], "mask_image": white_box_mask(), "prompt": "a rose",
+              "steps": 2, "width": 96, "height": 64}  # fmt: skip
+    fell = api.img2img(**common, sampler_name="Not A Sampler", scheduler="exponential").info
+    assert [w["field"] for w in fell["warnings"]] == ["scheduler", "sampler_name"]
+    assert "Not A Sampler" in fell["warnings"][1]["message"] and fell["scheduler"] == "automatic"
+    assert fell["sampler_name"] and fell["sd_vae_hash"] is None
+    assert Generation.objects.get(pk=fell["dreamlayer_id"]).params["scheduler"] is None
+    normal = api.img2img(**common, sampler_name="Euler a", scheduler="normal").info
+    assert normal["warnings"] == [] and normal["scheduler"] == "automatic"
+    karras = api.img2img(**common, sampler_name="Euler", scheduler="Karras").info
+    assert [w["field"] for w in karras["warnings"]] == ["scheduler"]
+    assert karras["sampler_name"] == "Euler" and karras["scheduler"] == "automatic"
+    assert [s["name"] for s in api.get_schedulers()] == list(a1111.SCHEDULES)
 
 
 def test_progress_and_interrupt_act_on_the_callers_own_job(server, api_key, other_user):

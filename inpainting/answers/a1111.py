@@ -13,6 +13,7 @@ from typing import Any
 
 from ..engine.engines import runs_a_model
 from ..engine.images import MAX_INFOTEXT, parse_a1111_parameters
+from ..engine.schedulers import SCHEDULERS as SCHEDULER_CLASSES
 from ..engine.schedulers import scheduler_names
 from ..models import Generation, LibraryModel
 from ..params import GenerationParams
@@ -34,8 +35,28 @@ SAMPLERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "UniPC": ("UniPC", ("unipc",)),
     "LCM": ("LCM", ("lcm",)),
 }
-#: A1111's noise schedules offered here: the sampler's own, and Karras (DPM++ 2M only).
-SCHEDULES = {"automatic": "Automatic", "karras": "Karras"}
+#: A1111's noise schedules (``scheduler``, A1111 1.9 and later) -> (its label, the one that
+#: runs here): the sampler's own, or Karras (DPM++ 2M only). A1111 1.10's uniform-in-time
+#: schedules (``normal``, its default ``uniform``, ``simple``, ``sgm_uniform``, ``ddim``) space
+#: the steps as the samplers here do by their own, so they run as ``automatic``.
+SCHEDULES: dict[str, tuple[str, str]] = {
+    "automatic": ("Automatic", "automatic"),
+    "uniform": ("Uniform", "automatic"),
+    "karras": ("Karras", "karras"),
+    "sgm_uniform": ("SGM Uniform", "automatic"),
+    "simple": ("Simple", "automatic"),
+    "normal": ("Normal", "automatic"),
+    "ddim": ("DDIM", "automatic"),
+}
+#: A1111 1.10's and Forge's schedules that do not run here (their sigmas differ from every
+#: schedule above): a request naming one runs ``automatic`` and ``info.warnings`` says so, as
+#: for a name A1111 does not know (A1111 falls back to automatic for those).
+OTHER_SCHEDULES = (
+    "exponential", "polyexponential", "kl_optimal", "align_your_steps", "beta", "turbo",
+    "align_your_steps_GITS", "align_your_steps_11", "align_your_steps_32",
+)  # fmt: skip
+#: A1111's sampler when a request names none (A1111 1.10's first sampler).
+DEFAULT_SAMPLER = "DPM++ 2M"
 #: A1111's ``inpainting_fill`` values -> what a diffusion model starts the masked area from.
 INPAINTING_FILL = {0: "fill", 1: "original", 2: "noise", 3: "nothing"}
 #: A1111's ``resize_mode`` values -> DreamLayer's resize modes (3, "just resize (latent
@@ -58,8 +79,36 @@ def schedules() -> list[dict[str, Any]]:
     return [
         {"name": name, "label": label, "aliases": None, "default_rho": -1.0,
          "need_inner_model": False}
-        for name, label in SCHEDULES.items()
+        for name, (label, _) in SCHEDULES.items()
     ]  # fmt: skip
+
+
+def schedule_of(name: str) -> tuple[str, str | None]:
+    """The schedule that runs for A1111's ``scheduler`` (its name or label, any case; blank:
+    automatic), and the warning when it is not the one named: a known schedule that does not
+    run here, or a name A1111 does not know, runs ``automatic`` as A1111 falls back."""
+    wanted = name.strip().lower() or "automatic"
+    for key, (label, runs) in SCHEDULES.items():
+        if wanted in (key, label.lower()):
+            return runs, None
+    known = next((other for other in OTHER_SCHEDULES if other.lower() == wanted), None)
+    why = "does not run here" if known else "is not a schedule A1111 knows"
+    return "automatic", (
+        f"The scheduler {name.strip()!r} {why}; the sampler's own schedule (automatic) ran. "
+        f"Schedules here: {', '.join(SCHEDULES)}."
+    )
+
+
+def sampler_title(scheduler: str | None) -> str | None:
+    """A1111's name of DreamLayer's scheduler (its name or its diffusers class, as a job's
+    metadata says which ran), or None for one A1111 has no name for."""
+    if not scheduler:
+        return None
+    for title, (name, _) in SAMPLERS.items():
+        if scheduler == name:
+            return title
+    plain = {c: n for n, (c, extra) in SCHEDULER_CLASSES.items() if not extra}
+    return sampler_title(plain.get(scheduler))
 
 
 def model_title(model: LibraryModel) -> str:
@@ -230,12 +279,16 @@ def info(
     texts: list[str],
     model_hash: str | None,
     ignored: list[str],
+    notes: list[dict[str, str]] = (),
     interrupted: bool = False,
 ) -> dict[str, Any]:
-    """A1111's ``info`` (a JSON string in the answer): seeds, sampler, sizes, the infotext of
-    each image; ``ignored`` names what the request asked for that does not run here, and each
-    field the engine that ran did not follow (the job's ``warnings``), by A1111's names;
-    ``interrupted``: the job was interrupted, the images are those finished before it."""
+    """A1111's ``info`` (a JSON string in the answer), every key A1111 always sends with its
+    type (``Processed.js``: strings never null, ``sd_vae_name`` / ``sd_vae_hash`` null as with
+    no VAE chosen), finished or interrupted: seeds, sampler, sizes, the infotext of each image;
+    ``ignored`` names what the request asked for that does not run here, and each field the
+    engine that ran did not follow (the job's ``warnings``), by A1111's names; ``notes``: the
+    request's own warnings (a sampler or schedule that fell back); ``interrupted``: the job
+    was interrupted, the images are those finished before it."""
     warnings = (generation.metadata or {}).get("warnings", [])
     ignored = ignored + [
         name
@@ -245,31 +298,37 @@ def info(
     params = GenerationParams.from_json(generation.params)
     seeds = [image.seed for image in generation.images.all()]
     first = next(iter(generation.images.all()), None)
-    width, height = (first.width, first.height) if first else (None, None)
+    # Interrupted before any image: the size and seed asked for (A1111 answers them too).
+    asked = params.resize or {}
+    width = first.width if first else asked.get("width", generation.source.width)
+    height = first.height if first else asked.get("height", generation.source.height)
+    seed = generation.seed if generation.seed is not None else params.seed
     count = len(seeds) or params.samples
+    ran = sampler or sampler_title((generation.metadata or {}).get("scheduler"))
     return {
         "prompt": params.prompt,
         "all_prompts": [params.prompt] * count,
         "negative_prompt": params.negative_prompt,
         "all_negative_prompts": [params.negative_prompt] * count,
-        "seed": generation.seed,
+        "seed": -1 if seed is None else seed,
         "all_seeds": seeds,
         "subseed": -1,
         "all_subseeds": [-1] * len(seeds),
-        "subseed_strength": 0,
+        "subseed_strength": 0.0,
         "width": width,
         "height": height,
-        "sampler_name": sampler,
+        "sampler_name": ran or "",
         "scheduler": schedule,
-        "cfg_scale": params.guidance_scale,
-        "steps": params.num_inference_steps,
+        "cfg_scale": float(params.guidance_scale or 0.0),
+        "steps": params.num_inference_steps or 0,
         "batch_size": batch_size,
         "n_iter": n_iter,
         "restore_faces": False,
         "face_restoration_model": None,
-        "sd_model_name": generation.model_name,
-        "sd_model_hash": model_hash,
+        "sd_model_name": generation.model_name or generation.engine,
+        "sd_model_hash": model_hash or "",
         "sd_vae_name": None,
+        "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
         "denoising_strength": params.denoising_strength,
@@ -289,7 +348,7 @@ def info(
         "is_using_inpainting_conditioning": runs_a_model(generation.engine),
         "dreamlayer_id": str(generation.pk),
         "ignored": ignored,
-        "warnings": warnings,
+        "warnings": [*notes, *warnings],
         **({"interrupted": INTERRUPTED} if interrupted else {}),
     }
 

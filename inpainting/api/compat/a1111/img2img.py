@@ -123,7 +123,9 @@ class A1111Img2ImgSerializer(serializers.Serializer):
                 {"batch_size": [f"batch_size x n_iter is {samples}; at most {limit} here."]}
             )
         check_dimensions(data["width"], data["height"], field="width")
-        data["sampler"] = self._sampler(data)
+        data["sampler"], data["sampler_title"], data["schedule"], data["notes"] = self._sampler(
+            data
+        )
         data["soft"], soft_ignored = self._soft_inpainting(data)
         data["controlnet"], data["ignored"] = self._scripts(data)
         data["ignored"] += soft_ignored
@@ -152,35 +154,44 @@ class A1111Img2ImgSerializer(serializers.Serializer):
         return enabled, [f"{name}: its tuning arguments (soft inpainting runs)"] if tuned else []
 
     @staticmethod
-    def _sampler(data) -> str | None:
-        """DreamLayer's scheduler for A1111's sampler and noise schedule (None: the model's)."""
+    def _sampler(data) -> tuple[str | None, str, str, list[dict[str, str]]]:
+        """DreamLayer's scheduler for A1111's sampler and noise schedule (None: the model's),
+        A1111's name of the sampler and of the schedule that run, and the warnings of a
+        fallback: as A1111 1.10 does, a sampler it does not know runs the default and a
+        schedule it does not know runs automatic; a Karras schedule runs with DPM++ 2M only
+        (another sampler runs its own schedule), and a name ending in a schedule's name or
+        label ("Euler a Karras") names that schedule."""
         name = (data.get("sampler_name") or data.get("sampler_index") or "").strip()
-        schedule = (data.get("scheduler") or "automatic").strip().lower()
-        if schedule not in a1111.SCHEDULES:
-            raise serializers.ValidationError(
-                {"scheduler": [f"Unknown scheduler {echoed(schedule)}; choose one of "
-                               f"{', '.join(a1111.SCHEDULES)}."]}
-            )  # fmt: skip
+        schedule, warned = a1111.schedule_of(data.get("scheduler") or "")
+        notes = [{"field": "scheduler", "message": warned}] if warned else []
+        for key, (label, runs) in a1111.SCHEDULES.items():
+            for suffix in (f" {key}", f" {label}"):
+                if key != "automatic" and name.lower().endswith(suffix.lower()):
+                    name, schedule = name[: -len(suffix)].strip(), runs
         if not name:
-            return None
+            return None, "", schedule, notes
         available = {s["name"]: s for s in a1111.samplers()}
         found = next(
             (n for n, s in available.items() if name.lower() in (n.lower(), *s["aliases"])), None
         )
         if found is None:
-            raise serializers.ValidationError(
-                {"sampler_name": [f"Sampler not found: {echoed(name)}; choose one of "
-                                  f"{', '.join(available)} (GET /sdapi/v1/samplers)."]}
+            notes.append(
+                {"field": "sampler_name", "message": f"Sampler not found: {echoed(name)}; the "
+                 f"model's own sampler ran. Samplers here: {', '.join(available)} "
+                 "(GET /sdapi/v1/samplers)."}
             )  # fmt: skip
-        if schedule == "karras" and not found.endswith("Karras"):
-            karras = f"{found} Karras"
-            if karras not in available:
-                raise serializers.ValidationError(
-                    {"scheduler": [f"No Karras schedule for {echoed(found)} here; Karras runs with "
-                                   "DPM++ 2M only."]}
-                )  # fmt: skip
-            found = karras
-        return a1111.SAMPLERS[found][0]
+            return None, "", schedule, notes
+        if found.endswith(" Karras"):
+            found, schedule = found.removesuffix(" Karras"), "karras"
+        if schedule == "karras" and f"{found} Karras" in available:
+            return a1111.SAMPLERS[f"{found} Karras"][0], f"{found} Karras", "karras", notes
+        if schedule == "karras":
+            notes.append(
+                {"field": "scheduler", "message": f"No Karras schedule for {echoed(found)} here "
+                 "(DPM++ 2M only); the sampler's own schedule (automatic) ran."}
+            )  # fmt: skip
+            schedule = "automatic"
+        return a1111.SAMPLERS[found][0], found, schedule, notes
 
     @staticmethod
     def _scripts(data) -> tuple[dict | None, list[str]]:
@@ -306,7 +317,8 @@ class A1111Img2ImgSerializer(serializers.Serializer):
     def echo(self) -> dict:
         """The request as A1111 echoes it in ``parameters`` (no images)."""
         data = dict(self.validated_data)
-        for internal in ("sampler", "controlnet", "ignored", "soft"):
+        for internal in ("sampler", "sampler_title", "schedule", "notes", "controlnet",
+                         "ignored", "soft"):  # fmt: skip
             data.pop(internal, None)
         return {**data, "init_images": None, "mask": None}
 
@@ -337,8 +349,9 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         )
         context = {
             "echo": serializer.echo(),
-            "sampler": data.get("sampler_name") or data.get("sampler_index") or None,
-            "schedule": (data.get("scheduler") or "automatic").lower(),
+            "sampler": data["sampler_title"] or None,
+            "schedule": data["schedule"],
+            "notes": data["notes"],
             "batch_size": data["batch_size"],
             "n_iter": data["n_iter"],
             "ignored": data["ignored"],
@@ -374,6 +387,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             texts=texts,
             model_hash=(model.sha256[:10] or None) if model else None,
             ignored=context["ignored"],
+            notes=context["notes"],
             interrupted=interrupted,
         )
         sent = pngs if context["send_images"] else []
