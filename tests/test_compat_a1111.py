@@ -177,9 +177,7 @@ def test_errors_in_a1111s_shape(server, api_key):
     assert Generation.objects.count() == 0
 
 
-def test_an_unknown_sampler_or_schedule_falls_back_as_a1111_does_and_info_says_so(
-    server, api_key
-):
+def test_an_unknown_sampler_or_schedule_falls_back_as_a1111_does(server, api_key):
     """A1111 1.10 runs its default sampler for a name it does not know, and ``automatic`` for
     a schedule; ``normal`` (sd-backend-client's default) is A1111's uniform schedule, the
     sampler's own here. Each fallback is a warning in ``info``, the job runs."""
