@@ -73,7 +73,7 @@ from django.urls import Resolver404, resolve
 from rest_framework import exceptions
 from twisted.internet import reactor, threads
 
-from accounts.keyformat import redact
+from accounts.keyformat import KEY_IN_PATH, redact
 
 # The head's credentials are looked up in the database: the apps are loaded before the modules
 # that need them are imported (daphne's command line loads them only with the application).
@@ -84,7 +84,7 @@ if not apps.ready:  # a test process that imports this module has loaded them al
 from accounts.authentication import NO_KEY_MESSAGE, user_from_head  # noqa: E402
 from accounts.throttles import KEY_FAILURES, wait_words  # noqa: E402
 from inpainting.api.compat.modelslab import BodyKeyAuthentication  # noqa: E402
-from inpainting.api.errors import error_body  # noqa: E402
+from inpainting.api.errors import error_body, not_found_body  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +257,18 @@ def _view_for(path: str) -> type | None:
         return None
 
 
+def _served(path: str) -> bool:
+    """Whether a view serves ``path`` (a key in the path taken out first, as
+    ``accounts.pathkey`` does): an unserved path is a 404 before its body or its credentials
+    are looked at."""
+    match = KEY_IN_PATH.match(path)
+    try:
+        resolve((match["rest"] or "/") if match else path)
+    except Resolver404:
+        return False
+    return True
+
+
 def _schemes(view: type | None) -> list:
     return list(getattr(view, "authentication_classes", ()))
 
@@ -282,6 +294,8 @@ def _head_verdict(
 ) -> str | Refusal:
     """On a thread: USER when the head brings valid credentials, BODY_KEY when it brings none
     to a route that reads its key from the body, else the refusal to answer."""
+    if not _served(path):
+        return Refusal(404, "")  # its body: ``not_found_body``, in its API's shape
     close_old_connections()
     try:
         if user_from_head(headers, path, address=address) is not None:
@@ -532,7 +546,13 @@ class BodyLeftToDjangoRequest(http_protocol.WebRequest):
         self._release()
         view = self._view()
         shape = getattr(view, "error_shape", None)  # a compatible API's own (inpainting.api)
-        body = json.dumps(shape(status, message, {}) if shape else error_body(message)).encode()
+        if shape:
+            answer = shape(status, message, {})
+        elif status == 404:
+            answer = not_found_body(self.channel._command.decode("latin-1"), self._head_path)
+        else:
+            answer = error_body(message)
+        body = json.dumps(answer).encode()
         extra = f"Retry-After: {retry_after}\r\n" if retry_after else ""
         schemes = _schemes(view)
         challenge = schemes[0]().authenticate_header(None) if schemes and status == 401 else None

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import scheduler, selectors
-from .api.errors import json_not_found, json_server_error
+from .api.errors import json_not_found, json_server_error, wants_json
 from .conf import engine_config, model_status
 from .engine import selection, splitting
 from .engine.compose import REGENERATED_OPACITY, REGENERATED_TINT
@@ -309,7 +309,9 @@ def history_delete(request, generation_id):
 
 
 def not_found(request, exception=None):
-    if request.path.startswith(API_PATHS):
+    """JSON under the APIs' prefixes and to an API client anywhere (``wants_json``), the
+    project's page to a browser."""
+    if request.path.startswith(API_PATHS) or wants_json(request):
         return json_not_found(request, exception)
     return HttpResponseNotFound(render(request, "404.html").content)
 

@@ -5,6 +5,7 @@ version), driven against a live server and a real worker (the tiny random model)
   defaults (sampler ``euler_ancestral``, scheduler ``normal``), its check of A1111's ``info``
   shape (``GenerationInfoData``), its cancel (an interrupt, reported as cancelled) and its
   upscale.
+- openai 3.54: ``models.list()`` and ``models.retrieve()``, and its errors on a path not here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import openai
 import pytest
 from django.conf import settings
 from PIL import Image
@@ -108,3 +110,21 @@ def test_sd_backend_client_reports_progress_and_a_cancel_as_cancelled(server, ap
     with pytest.raises(GenerationError) as raised:
         handle.wait(timeout=60)
     assert raised.value.status is GenerationStatus.CANCELLED  # a cancel, not a failure
+
+
+def test_the_openai_sdk_lists_the_models_its_key_may_run(server, api_key):
+    """``models.list()``, what apps built on the openai SDK call first: with an empty library,
+    the one model a job runs (the deployment's); an unknown model, an unknown path under
+    OpenAI's: OpenAI's error object, raised by the SDK as ``NotFoundError``."""
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=api_key, max_retries=0)
+    models = client.models.list()
+    assert [model.object for model in models.data] == ["model"]
+    only = models.data[0]
+    assert only.owned_by == "dreamlayer" and client.models.retrieve(only.id).id == only.id
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("gpt-image-9")
+    assert "does not exist here" in raised.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.post("/images/variations", body={}, cast_to=object)  # not served here
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server}/v1", api_key="dl_x.y", max_retries=0).models.list()

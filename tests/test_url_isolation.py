@@ -172,6 +172,8 @@ ROUTES: dict[str, Route] = {
         for what in ("checkpoints", "loras", "vae")
     },
     "openai-image-edit": Route("post", 401, 400, 401),
+    "openai-models": Route("get", 401, 200, 401),
+    "openai-model": Route("get", 401, 404, 401),  # a made-up model name
     # a signed link is its own permission: a made-up one is a 404 for everyone
     "openai-image-file": Route("get", 404, 404, 404),
     "api:image-link": Route("get", 404, 404, 404),  # a signed link: "not-a-signed-link" is not
@@ -243,6 +245,7 @@ def path_for(route: str, generation: Generation, key_row: ApiKey) -> str:
         "app_label": "inpainting",
         "url": "nothing-here/",
         "token": "not-a-signed-link",
+        "model": "victim-model.safetensors",
     }
     # Regex routes first (DRF's router, the admin's app list): (?P<name>...)
     path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], route)

@@ -37,6 +37,19 @@ def images_response(
     }
 
 
+#: ``owned_by`` of every model listed: a model of this server's library (or engine).
+OWNER = "dreamlayer"
+
+
+def model_entry(name: str, created: int) -> dict[str, Any]:
+    """One ``Model`` of ``GET /v1/models``: its name as a request's ``model`` gives it."""
+    return {"id": name, "object": "model", "created": created, "owned_by": OWNER}
+
+
+def model_list(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "list", "data": entries}
+
+
 def _event(kind: str, body: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n".encode()
 

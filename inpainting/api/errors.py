@@ -15,6 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import NO_KEY_MESSAGE
 
+from ..answers import a1111, openai
 from ..errors import ClientError
 
 
@@ -81,8 +82,37 @@ def _native_error(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+#: Paths whose clients read another API's error shape, for a path no view serves (a view says
+#: its own, ``error_shape``): OpenAI's under its image and model routes, A1111's (FastAPI's
+#: ``detail``) under its routes and its extensions'.
+NOT_FOUND_SHAPES = (
+    (("/v1/images/", "/v1/models"), openai.error_body),
+    (("/sdapi/", "/controlnet/", "/queue/"), a1111.error_body),
+)
+#: Headers that carry an API key (``accounts.authentication``): a request with one is a
+#: client's, answered in JSON wherever it goes.
+CREDENTIAL_HEADERS = ("Authorization", "X-API-Key")
+
+
+def not_found_body(method: str, path: str) -> dict[str, Any]:
+    """A 404's body for a path no view serves, in the shape its API's clients read."""
+    message = f"Not found: no route {method} {path} here."
+    for prefixes, shape in NOT_FOUND_SHAPES:
+        if path.startswith(prefixes):
+            return shape(404, message, {})
+    return error_body(message)
+
+
+def wants_json(request) -> bool:
+    """Whether a request is an API client's, not a browser's page view: it sends credentials
+    in a header, or accepts JSON and not HTML."""
+    accept = request.headers.get("Accept", "")
+    asks_json = "json" in accept and "text/html" not in accept
+    return asks_json or any(request.headers.get(name) for name in CREDENTIAL_HEADERS)
+
+
 def json_not_found(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("Not found."), status=404)
+    return JsonResponse(not_found_body(request.method, request.path), status=404)
 
 
 def json_server_error(request) -> JsonResponse:

@@ -456,6 +456,18 @@ def library_deployment_model_offered() -> str | None:
     return engine_config().model_name("diffusers")
 
 
+def library_only_engine() -> tuple[str, bool] | None:
+    """What a job that names no model runs when the library offers none, as the model lists
+    name it: the deployment's own model (``False``), or with no diffusion model the fill
+    engine (``True``: it takes no prompt); None when the deployment's model could not be
+    loaded (a worker said so)."""
+    deployment = library_deployment_model_offered()
+    if deployment:
+        return deployment, False
+    fill = engine_config().fill_engine()
+    return (fill, True) if fill else None
+
+
 def library_models_described(*, offered: bool = True, user: User | None = None) -> list[dict]:
     """The models as ``GET /api/models`` lists them (``offered``: only what a job may name now,
     see ``library_models_offered``; else every enabled model, for ``manage.py models``; of

@@ -29,6 +29,7 @@ from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 
@@ -41,7 +42,11 @@ from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
 from ...services import images
-from ...services.library import library_model_named
+from ...services.library import (
+    library_model_named,
+    library_models_offered,
+    library_only_engine,
+)
 from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
@@ -154,6 +159,40 @@ def _output_size(generation: Generation) -> tuple[int, int]:
 
 
 @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="ImagesResponse or SSE")})
+def _models_offered(request: Request) -> list[dict]:
+    """The models the caller may name as ``model`` (``library_models_offered``), as OpenAI
+    lists them; with none, what runs without one (``library_only_engine``)."""
+    entries = [
+        openai.model_entry(model.name, int(model.created_at.timestamp()))
+        for model in library_models_offered(request.user)
+    ]
+    only = None if entries else library_only_engine()
+    return entries or ([openai.model_entry(only[0], 0)] if only else [])
+
+
+class OpenAIModelsView(APIView):
+    """``GET /v1/models`` (what apps built on the openai SDK call first)."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    error_shape = staticmethod(openai.error_body)
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="the models")})
+    def get(self, request: Request) -> Response:
+        return Response(openai.model_list(_models_offered(request)))
+
+
+class OpenAIModelView(OpenAIModelsView):
+    """``GET /v1/models/<model>``: one model the caller may name, or OpenAI's 404."""
+
+    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="the model")})
+    def get(self, request: Request, model: str) -> Response:
+        found = next((m for m in _models_offered(request) if m["id"] == model), None)
+        if found is None:
+            message = f"The model {echoed(model)} does not exist here (GET /v1/models)."
+            return Response(openai.error_body(404, message, {"model": []}), status=404)
+        return Response(found)
+
+
 class OpenAIImageEditView(common.SubmitAndWaitView):
     authentication_classes = [ApiKeyAuthentication]
     parser_classes = [MultiPartParser, FormParser]

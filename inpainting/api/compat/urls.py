@@ -89,7 +89,9 @@ urlpatterns = [
     _controlnet("module_list", a1111_lists.ControlNetModuleListView),
     _controlnet("settings", a1111_lists.ControlNetSettingsView),
     path("queue/status", a1111_status.QueueStatusView.as_view(), name="queue-status"),
-    # OpenAI image edits
+    # OpenAI image edits, and the models a request may name
+    path("v1/models", openai.OpenAIModelsView.as_view(), name="openai-models"),
+    path("v1/models/<str:model>", openai.OpenAIModelView.as_view(), name="openai-model"),
     path("v1/images/edits", openai.OpenAIImageEditView.as_view(), name="openai-image-edit"),
     path(
         "v1/images/files/<str:token>",

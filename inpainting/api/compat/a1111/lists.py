@@ -17,14 +17,13 @@ from rest_framework.response import Response
 
 from .... import selectors
 from ....answers import a1111
-from ....conf import engine_config
 from ....services.a1111 import (
     a1111_checkpoint,
     a1111_checkpoint_set,
     a1111_options,
     a1111_options_keep,
 )
-from ....services.library import library_deployment_model_offered, library_models_offered
+from ....services.library import library_models_offered, library_only_engine
 from ...serializers import (
     check_count,
 )
@@ -35,14 +34,13 @@ MAX_OPTIONS = 1024
 
 
 def _only_model() -> dict | None:
-    """The one entry ``sd-models`` lists when the library offers none: the deployment's own
-    model, or with no diffusion model the fill engine that runs, marked as one; None when the
-    deployment's model could not be loaded (a worker said so)."""
-    deployment = library_deployment_model_offered()
-    if deployment:
-        return a1111.deployment_model(deployment)
-    fill = engine_config().fill_engine()
-    return a1111.fill_engine_model(fill) if fill else None
+    """The one entry ``sd-models`` lists when the library offers none
+    (``library_only_engine``): the deployment's own model, or the fill engine, marked as one."""
+    only = library_only_engine()
+    if only is None:
+        return None
+    name, fill = only
+    return a1111.fill_engine_model(name) if fill else a1111.deployment_model(name)
 
 
 class A1111SdModelsView(A1111View):
