@@ -5,25 +5,43 @@ version), driven against a live server and a real worker (the tiny random model)
   defaults (sampler ``euler_ancestral``, scheduler ``normal``), its check of A1111's ``info``
   shape (``GenerationInfoData``), its cancel (an interrupt, reported as cancelled) and its
   upscale.
+- modelslab-py 0.2.3 (ModelsLab's SDK): ``Community.inpainting``, ``Realtime.inpainting``,
+  ``Image_editing.inpainting``, ``object_remover`` and ``outpainting``, each then ``fetch``ed
+  from its own route (the client's base URL set to the server's, as its users point it).
 - openai 3.54: ``models.list()`` and ``models.retrieve()``, and its errors on a path not here.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import time
 from pathlib import Path
 
 import numpy as np
 import openai
 import pytest
+import requests
 from django.conf import settings
+from modelslab_py.core.apis.community import Community
+from modelslab_py.core.apis.image_editing import Image_editing
+from modelslab_py.core.apis.realtime import Realtime
+from modelslab_py.core.client import Client as ModelsLabClient
+from modelslab_py.schemas.community import Inpainting as CommunityInpainting
+from modelslab_py.schemas.image_editing import (
+    InpaintingSchema,
+    ObjectRemovalSchema,
+    OutpaintingSchema,
+)
+from modelslab_py.schemas.realtime import RealtimeInpaintingSchema
 from PIL import Image
 from sd_backend_client.api.a1111_webservice import A1111Webservice
 from sd_backend_client.api.shared_data.diffusion_params import DiffusionParams
 from sd_backend_client.api.shared_data.generation_handle import GenerationError, GenerationStatus
 
+from inpainting.models import Generation
 from tests.conftest import child_env
-from tests.images import box_mask, gradient
+from tests.images import box_mask, gradient, png_bytes
 from tests.live import daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
@@ -50,6 +68,11 @@ def check_inpainted(image: Image.Image) -> None:
     assert np.array_equal(out[CORNERS], original[CORNERS])
     x0, y0, x1, y1 = BOX
     assert (out[y0:y1, x0:x1] != original[y0:y1, x0:x1]).any()
+
+
+def downloaded(link: str) -> Image.Image:
+    """A picture of an answer's ``output``: a link that needs no key."""
+    return Image.open(io.BytesIO(requests.get(link, timeout=30).content))
 
 
 def sd_backend(server: str, key: str) -> A1111Webservice:
@@ -128,3 +151,51 @@ def test_the_openai_sdk_lists_the_models_its_key_may_run(server, api_key):
         client.post("/images/variations", body={}, cast_to=object)  # not served here
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server}/v1", api_key="dl_x.y", max_retries=0).models.list()
+
+
+def test_modelslab_py_inpaints_removes_and_outpaints_on_each_route_and_fetches(server, api_key):
+    client = ModelsLabClient(api_key=api_key, fetch_retry=3, fetch_timeout=1)
+    client.base_url = f"{server}/api/"  # https://modelslab.com/api/ otherwise
+    photo = base64.b64encode(png_bytes(gradient(W, H))).decode()
+    mask = base64.b64encode(png_bytes(box_mask(W, H, BOX, inpaint_white=True))).decode()
+    common = {"prompt": "a red ball", "init_image": photo, "mask_image": mask, "seed": 5}
+    calls = [
+        (Community(client), lambda api: api.inpainting(CommunityInpainting(
+            **common, num_inference_steps=3, samples=2))),
+        (Realtime(client), lambda api: api.inpainting(RealtimeInpaintingSchema(
+            **common, num_inference_steps=3))),
+        (Image_editing(client), lambda api: api.inpainting(InpaintingSchema(
+            **common, num_inference_steps=3))),
+        (Image_editing(client), lambda api: api.object_remover(ObjectRemovalSchema(
+            init_image=photo, mask_image=mask))),
+    ]  # fmt: skip
+    answers = []
+    for api, call in calls:
+        answer = call(api)
+        assert answer["status"] == "success", answer
+        fetched = api.fetch(answer["id"])  # its own route's fetch
+        assert fetched["status"] == "success" and fetched["output"] == answer["output"]
+        answers.append(answer)
+    for answer in answers:
+        for link in answer["output"]:  # links that need no key
+            check_inpainted(downloaded(link))
+    assert len(answers[0]["output"]) == 2 and answers[0]["meta"]["num_inference_steps"] == 3
+    removal = Generation.objects.get(pk=answers[3]["id"])
+    assert removal.engine in ("classical", "lama") and removal.params["prompt"] == ""
+    outpaint = Image_editing(client).outpainting(OutpaintingSchema(
+        prompt="more sky", image=photo, width=W + 32, height=H + 16, overlap_width=4,
+        num_inference_steps=3,
+    ))  # fmt: skip
+    assert outpaint["status"] == "success", outpaint
+    out = np.asarray(
+        Image.open(io.BytesIO(requests.get(outpaint["output"][0], timeout=30).content))
+    )
+    assert out.shape[:2] == (H + 16, W + 32)
+    inner = out[8 + 4 : 8 + H - 4, 16 + 4 : 16 + W - 4, :3]  # the picture, past the overlap
+    assert np.array_equal(inner, np.asarray(gradient(W, H))[4:-4, 4:-4])
+    unserved = requests.post(
+        f"{server}/api/v6/image_editing/nothing_here",
+        json={"key": api_key, "init_image": "x" * 300_000},
+        timeout=30,
+    )
+    assert unserved.status_code == 404 and "no route" in unserved.json()["message"]

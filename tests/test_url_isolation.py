@@ -172,6 +172,20 @@ ROUTES: dict[str, Route] = {
         for what in ("checkpoints", "loras", "vae")
     },
     "openai-image-edit": Route("post", 401, 400, 401),
+    # ModelsLab's routes take the key in the body: a session is not a key
+    **{
+        f"modelslab-{route}": Route("post", 401, 400, 401, data={})
+        for route in (
+            "realtime-inpaint",
+            "image-editing-inpaint",
+            "image-editing-object-removal",
+            "image-editing-outpaint",
+        )
+    },  # fmt: skip
+    **{
+        f"modelslab-{kind}-fetch": Route("post", 401, 404, 401, data={})
+        for kind in ("realtime", "image-editing")
+    },
     "openai-models": Route("get", 401, 200, 401),
     "openai-model": Route("get", 401, 404, 401),  # a made-up model name
     # a signed link is its own permission: a made-up one is a 404 for everyone

@@ -11,10 +11,20 @@ from django.urls import reverse
 from ..models import Generation
 from . import native
 
+#: The kind of route a job came through (its path's first part under ``/api/v6/``) -> the URL
+#: name of that kind's fetch; ``images/`` and the rest: ``modelslab-fetch``.
+FETCH_ROUTES = {
+    "realtime": "modelslab-realtime-fetch",
+    "image_editing": "modelslab-image-editing-fetch",
+}
+
 
 def answer_body(base: str, generation: Generation, as_base64: bool) -> dict:
     """ModelsLab's success / error / processing JSON for the generation's current state."""
-    fetch = base.rstrip("/") + reverse("modelslab-fetch", args=[generation.pk])
+    kind = (generation.metadata or {}).get("modelslab", {}).get("route", "").split("/")[0]
+    fetch = base.rstrip("/") + reverse(
+        FETCH_ROUTES.get(kind, "modelslab-fetch"), args=[generation.pk]
+    )
     if generation.status == Generation.Status.SUCCEEDED:
         if as_base64:
             output = []

@@ -1,4 +1,8 @@
-"""ModelsLab v6: ``POST /api/v6/images/inpaint`` and ``POST /api/v6/images/fetch/<id>``.
+"""ModelsLab v6: ``POST /api/v6/images/inpaint`` and ``POST /api/v6/images/fetch/<id>``; the
+same view serves ``realtime/inpaint``, ``image_editing/inpaint``, ``image_editing/
+object_removal`` (no prompt: the removal engine) and ``image_editing/outpaint`` (the picture
+centred on a ``width`` x ``height`` canvas), each with its own fields (their serializers), and
+``realtime/fetch/<id>`` and ``image_editing/fetch/<id>`` are the same fetch.
 
 Kept from ModelsLab: JSON in and out, ``key`` in the body (headers work too), images as URLs
 or base64, white = inpaint, ``samples`` up to 4, ``seed`` null = random, its scheduler class
@@ -29,6 +33,7 @@ from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
 from ...answers import modelslab
+from ...conf import engine_config
 from ...errors import echoed
 from ...models import Generation
 from ...params import GenerationParams
@@ -52,7 +57,8 @@ SCHEDULERS = {
     "LCMScheduler": "LCM",
 }
 YES = {"yes", "true", "1"}
-#: Accepted and kept in the job's metadata, not acted on (see the module docstring).
+#: Kept in the job's metadata as sent (on the inpaint routes not acted on, see the module
+#: docstring; the outpaint route's width and height are its canvas).
 RECORDED = ("model_id", "width", "height", "track_id", "scheduler", "use_karras_sigmas", "strength")
 
 
@@ -112,6 +118,14 @@ class FlexibleBoolean(serializers.Field):
 
 
 class ModelsLabInpaintSerializer(serializers.Serializer):
+    """``images/inpaint`` (ModelsLab's community models)."""
+
+    #: The request's picture fields: the picture, and its mask (None: the route takes none).
+    image_field, mask_field = "init_image", "mask_image"
+    #: The steps when a request gives none: ModelsLab's default on this route (None: the
+    #: model's own).
+    default_steps: int | None = 31
+
     init_image = serializers.CharField()
     mask_image = serializers.CharField()
     prompt = field_for("prompt")
@@ -120,7 +134,9 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
     width = serializers.IntegerField(required=False, allow_null=True, min_value=8, max_value=4096)
     height = serializers.IntegerField(required=False, allow_null=True, min_value=8, max_value=4096)
     samples = field_for("samples")
-    steps = field_for("num_inference_steps", default=31)  # ModelsLab's own default
+    steps = field_for("num_inference_steps", default=None)
+    # The same, as ModelsLab's later documents and its SDK (modelslab-py) name it.
+    num_inference_steps = field_for("num_inference_steps", default=None)
     guidance_scale = field_for("guidance_scale")
     strength = field_for("denoising_strength", default=1.0)
     seed = field_for("seed", min_value=0)  # null = random; no -1 here
@@ -191,10 +207,14 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
         clip_skip = data.get("clip_skip")
         if clip_skip is None:
             clip_skip = 2 if library_job_family(model).capabilities.clip_skip else 1
+        steps = next(
+            (n for n in (data["steps"], data["num_inference_steps"]) if n is not None),
+            self.default_steps,
+        )
         return GenerationParams(
             prompt=data["prompt"],
             negative_prompt=data["negative_prompt"] or "",
-            num_inference_steps=data["steps"],
+            num_inference_steps=steps,
             guidance_scale=data["guidance_scale"],
             denoising_strength=data["strength"],
             seed=data["seed"],
@@ -218,6 +238,68 @@ class ModelsLabInpaintSerializer(serializers.Serializer):
         }
 
 
+class ModelsLabEditingInpaintSerializer(ModelsLabInpaintSerializer):
+    """``image_editing/inpaint``: the same fields, 20 steps unless told (its default)."""
+
+    default_steps = 20
+
+
+class ModelsLabRealtimeInpaintSerializer(ModelsLabInpaintSerializer):
+    """``realtime/inpaint``: the same fields; its steps the model's own unless told."""
+
+    default_steps = None
+
+
+class ModelsLabDeliverySerializer(serializers.Serializer):
+    """What every ModelsLab route takes about its answer: base64 output, a webhook."""
+
+    base64 = FlexibleBoolean(required=False, default=False)
+    webhook = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    track_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+class ModelsLabObjectRemovalSerializer(ModelsLabDeliverySerializer):
+    """``image_editing/object_removal``: the picture and the mask of what to remove (white),
+    no prompt: the server's removal engine runs (LaMa where its file is, else classical)."""
+
+    image_field, mask_field = "init_image", "mask_image"
+    init_image = serializers.CharField()
+    mask_image = serializers.CharField()
+
+    def to_params(self) -> GenerationParams:
+        return GenerationParams(
+            prompt="", mask_mode="white_inpaints", engine=engine_config().removal_engine()
+        )
+
+
+class ModelsLabOutpaintSerializer(ModelsLabDeliverySerializer):
+    """``image_editing/outpaint``: the picture extended to ``width`` x ``height``, centred;
+    ``overlap_width`` pixels of its edge blended into the new area (the seam's feather)."""
+
+    image_field, mask_field = "image", None
+    image = serializers.CharField()
+    prompt = field_for("prompt")
+    negative_prompt = field_for("negative_prompt", allow_null=True)
+    width = serializers.IntegerField(min_value=8, max_value=4096, default=512)
+    height = serializers.IntegerField(min_value=8, max_value=4096, default=512)
+    overlap_width = field_for("mask_blur", default=64)  # modelslab-py's default
+    num_inference_steps = field_for("num_inference_steps", default=20)
+    guidance_scale = field_for("guidance_scale")
+    seed = field_for("seed", min_value=0)
+
+    def to_params(self) -> GenerationParams:
+        data = self.validated_data
+        return GenerationParams(
+            prompt=data["prompt"],
+            negative_prompt=data["negative_prompt"] or "",
+            num_inference_steps=data["num_inference_steps"],
+            guidance_scale=data["guidance_scale"],
+            seed=data["seed"],
+            mask_blur=data["overlap_width"],
+            outpaint={"width": data["width"], "height": data["height"], "anchor": "center"},
+        )
+
+
 def _answer(request: Request, generation: Generation, as_base64: bool) -> Response:
     status = {Generation.Status.FAILED: 422, Generation.Status.CANCELLED: 409}.get(
         generation.status, 200
@@ -236,10 +318,11 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
 
     input_serializer = ModelsLabInpaintSerializer
 
-    def submit(self, request: Request, serializer: ModelsLabInpaintSerializer) -> common.Submitted:
+    def submit(self, request: Request, serializer) -> common.Submitted:
         data = serializer.validated_data
-        image = common.remote_upload(data["init_image"], "init_image")
-        mask = common.remote_upload(data["mask_image"], "mask_image")
+        picture, masked = serializer.image_field, serializer.mask_field
+        image = common.remote_upload(data[picture], picture)
+        mask = common.remote_upload(data[masked], masked) if masked else None
         reference = data.get("ip_adapter_image")
         references = (common.remote_upload(reference, "ip_adapter_image"),) if reference else ()
         generation = common.generation_create_for(
@@ -250,7 +333,12 @@ class ModelsLabInpaintView(common.SubmitAndWaitView):
             serializer.to_params(),
             reference_files=references,
             webhook_url=data.get("webhook") or None,
-            extra_metadata={"modelslab": {key: data.get(key) for key in RECORDED}},
+            extra_metadata={
+                "modelslab": {
+                    "route": request.path.split("/v6/", 1)[-1],
+                    **{key: data.get(key) for key in RECORDED},
+                }
+            },
         )
         return common.Submitted(generation, context=data["base64"])
 

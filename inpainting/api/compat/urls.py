@@ -30,6 +30,28 @@ urlpatterns = [
         modelslab.ModelsLabFetchView.as_view(),
         name="modelslab-fetch",
     ),
+    # ... ModelsLab's editing and realtime routes, onto the same view, and their fetch
+    *(
+        path(
+            f"api/v6/{route}",
+            modelslab.ModelsLabInpaintView.as_view(input_serializer=serializer),
+            name=f"modelslab-{route.replace('/', '-').replace('_', '-')}",
+        )
+        for route, serializer in (
+            ("realtime/inpaint", modelslab.ModelsLabRealtimeInpaintSerializer),
+            ("image_editing/inpaint", modelslab.ModelsLabEditingInpaintSerializer),
+            ("image_editing/object_removal", modelslab.ModelsLabObjectRemovalSerializer),
+            ("image_editing/outpaint", modelslab.ModelsLabOutpaintSerializer),
+        )
+    ),
+    *(
+        path(
+            f"api/v6/{kind}/fetch/<uuid:generation_id>",
+            modelslab.ModelsLabFetchView.as_view(),
+            name=f"modelslab-{kind.replace('_', '-')}-fetch",
+        )
+        for kind in ("realtime", "image_editing")
+    ),
     # FooocusAPI
     path("v1/engine/generate", fooocus.FooocusGenerateView.as_view(), name="fooocus-generate"),
     path("tasks/<uuid:task_id>", fooocus.FooocusTaskView.as_view(), name="fooocus-task"),
