@@ -51,6 +51,15 @@ def generation_current(*, user: User) -> tuple[Generation | None, int]:
     return current, active.count()
 
 
+def generation_queue(*, user: User) -> tuple[int, int, Generation | None]:
+    """The user's own queue as Fooocus-API's ``job-queue`` reports it: how many of their jobs
+    are unfinished, how many finished, and the last one made."""
+    mine = Generation.objects.filter(owner=user)
+    active = mine.filter(status__in=Generation.ACTIVE).count()
+    finished = mine.filter(status__in=Generation.TERMINAL).count()
+    return active, finished, mine.order_by("-created_at").first()
+
+
 def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
     return Generation.objects.filter(pk=generation_id).values_list("status", flat=True).first()
 

@@ -8,6 +8,9 @@ version), driven against a live server and a real worker (the tiny random model)
 - modelslab-py 0.2.3 (ModelsLab's SDK): ``Community.inpainting``, ``Realtime.inpainting``,
   ``Image_editing.inpainting``, ``object_remover`` and ``outpainting``, each then ``fetch``ed
   from its own route (the client's base URL set to the server's, as its users point it).
+- fooocus-api-python-client 1.0.0 (Fooocus-API's, konieshadow's): ``ping``, the model list,
+  inpaint and outpaint through v1 (multipart files) and v2 (JSON base64), async with
+  ``query-job``, ``job-queue``, and ``stop``.
 - openai 3.54: ``models.list()`` and ``models.retrieve()``, and its errors on a path not here.
 """
 
@@ -18,11 +21,14 @@ import io
 import time
 from pathlib import Path
 
+import fooocusapi_client.exceptions
 import numpy as np
 import openai
 import pytest
 import requests
 from django.conf import settings
+from fooocusapi_client import ApiClient, Configuration, DefaultApi
+from fooocusapi_client.models import ImgInpaintOrOutpaintRequestJson, InputMask
 from modelslab_py.core.apis.community import Community
 from modelslab_py.core.apis.image_editing import Image_editing
 from modelslab_py.core.apis.realtime import Realtime
@@ -39,6 +45,7 @@ from sd_backend_client.api.a1111_webservice import A1111Webservice
 from sd_backend_client.api.shared_data.diffusion_params import DiffusionParams
 from sd_backend_client.api.shared_data.generation_handle import GenerationError, GenerationStatus
 
+from accounts.services import api_key_create
 from inpainting.models import Generation
 from tests.conftest import child_env
 from tests.images import box_mask, gradient, png_bytes
@@ -199,3 +206,105 @@ def test_modelslab_py_inpaints_removes_and_outpaints_on_each_route_and_fetches(s
         timeout=30,
     )
     assert unserved.status_code == 404 and "no route" in unserved.json()["message"]
+
+
+def fooocus_api(server: str, key: str) -> DefaultApi:
+    """The generated client as its users configure it: the host, and a header for the key
+    (its operations declare no authentication, so a header of the ApiClient carries it)."""
+    return DefaultApi(ApiClient(Configuration(host=server), "X-API-KEY", key))
+
+
+def test_fooocus_api_client_pings_lists_inpaints_and_outpaints_on_v1_and_v2(
+    server, api_key, tmp_path
+):
+    api = fooocus_api(server, api_key)
+    assert api.ping_ping_get() == "pong"
+    models = api.all_models_v1_engines_all_models_get()
+    assert len(models.model_filenames) == 1 and models.lora_filenames == []
+    photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    photo.write_bytes(png_bytes(gradient(W, H)))
+    mask.write_bytes(png_bytes(box_mask(W, H, BOX, inpaint_white=True)))
+    # v1: multipart, the files by path, as its client takes them
+    v1 = api.img_inpaint_or_outpaint_v1_generation_image_inpaint_outpaint_post(
+        input_image=str(photo), input_mask=str(mask), prompt="a red ball", image_seed=9,
+        image_number=2,
+    ).actual_instance  # fmt: skip
+    assert [(r["seed"], r["finish_reason"]) for r in v1] == [("9", "SUCCESS"), ("10", "SUCCESS")]
+    for result in v1:
+        check_inpainted(downloaded(result["url"]))
+    outpainted = api.img_inpaint_or_outpaint_v1_generation_image_inpaint_outpaint_post(
+        input_image=str(photo), outpaint_selections=["Left", "Top"], outpaint_distance_left=16,
+        prompt="more sky",
+    ).actual_instance  # fmt: skip
+    assert downloaded(outpainted[0]["url"]).size == (W + 16, H + H // 3)
+    # v2: JSON, base64, with its model's defaults (styles, performance, a base model ...)
+    photo64 = base64.b64encode(photo.read_bytes()).decode()
+    mask64 = base64.b64encode(mask.read_bytes()).decode()
+    body = ImgInpaintOrOutpaintRequestJson(
+        input_image=photo64, input_mask=InputMask(mask64), prompt="a red ball", require_base64=True
+    )
+    v2 = api.img_inpaint_or_outpaint_v2_v2_generation_image_inpaint_outpaint_post(
+        body
+    ).actual_instance
+    (only,) = v2
+    check_inpainted(Image.open(io.BytesIO(base64.b64decode(only["base64"]))))
+    right = ImgInpaintOrOutpaintRequestJson(
+        input_image=photo64, outpaint_selections=["Right"], prompt="more sky"
+    )
+    v2_out = api.img_inpaint_or_outpaint_v2_v2_generation_image_inpaint_outpaint_post(
+        right
+    ).actual_instance
+    assert downloaded(v2_out[0]["url"]).size == (W + W // 3, H)
+
+
+def test_fooocus_api_client_runs_async_queries_and_stops_its_own_job(
+    server, api_key, other_user, celery_worker
+):
+    """``async_process``: the job record at once, then ``query-job`` until it ends; the queue
+    counts the caller's own jobs; ``stop`` ends the caller's running job (reported as an
+    error stage, ``USER_CANCEL``); another user's job id is a 404."""
+    api = fooocus_api(server, api_key)
+    photo64 = base64.b64encode(png_bytes(gradient(W, H))).decode()
+    mask64 = base64.b64encode(png_bytes(box_mask(W, H, BOX, inpaint_white=True))).decode()
+    quick = ImgInpaintOrOutpaintRequestJson(
+        input_image=photo64, input_mask=InputMask(mask64), prompt="a red ball", async_process=True
+    )
+    job = api.img_inpaint_or_outpaint_v2_v2_generation_image_inpaint_outpaint_post(
+        quick
+    ).actual_instance
+    assert job["job_stage"] in ("WAITING", "RUNNING", "SUCCESS") and job["job_id"]
+    deadline = time.monotonic() + 90
+    record = api.query_job_v1_generation_query_job_get(job["job_id"])
+    while record.job_stage.value not in ("SUCCESS", "ERROR"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+        record = api.query_job_v1_generation_query_job_get(job["job_id"])
+    assert record.job_stage.value == "SUCCESS" and record.job_progress == 100
+    result = record.job_result.actual_instance
+    check_inpainted(downloaded(result[0]["url"]))
+    queue = api.job_queue_v1_generation_job_queue_get()
+    assert queue.running_size == 0 and queue.finished_size >= 1
+    assert queue.last_job_id.actual_instance == job["job_id"]
+    _, other_key = api_key_create(user=other_user, name="other")
+    with pytest.raises(fooocusapi_client.exceptions.NotFoundException):
+        fooocus_api(server, other_key).query_job_v1_generation_query_job_get(job["job_id"])
+    # A job stopped before it ends: held in the queue (the worker paused), so the stop
+    # always comes first.
+    celery_worker.pause()
+    try:
+        started = api.img_inpaint_or_outpaint_v2_v2_generation_image_inpaint_outpaint_post(
+            quick
+        ).actual_instance
+        assert started["job_stage"] == "WAITING"
+        assert api.job_queue_v1_generation_job_queue_get().running_size == 1
+        assert api.stop_v1_generation_stop_post().msg == "success"
+    finally:
+        celery_worker.resume()
+    deadline = time.monotonic() + 60
+    record = api.query_job_v1_generation_query_job_get(started["job_id"])
+    while record.job_stage.value not in ("SUCCESS", "ERROR"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+        record = api.query_job_v1_generation_query_job_get(started["job_id"])
+    assert record.job_stage.value == "ERROR"
+    assert record.job_result.actual_instance[0]["finish_reason"] == "USER_CANCEL"

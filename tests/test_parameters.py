@@ -108,7 +108,9 @@ def test_the_studio_form_takes_its_limits_and_defaults_from_the_definition(clien
 def test_the_compatible_apis_use_the_same_ranges_with_their_own_defaults():
     for serializer, name, default in (
         (SdInpaintSerializer(), "num_inference_steps", 50),  # the SD inpainting service's
-        (ModelsLabInpaintSerializer(), "steps", 31),  # ModelsLab's
+        # ModelsLab's 31 when neither steps nor num_inference_steps is sent (default_steps)
+        (ModelsLabInpaintSerializer(), "steps", None),
+        (ModelsLabInpaintSerializer(), "num_inference_steps", None),
         (ModelsLabInpaintSerializer(), "guidance_scale", None),  # the model's (7.5 for SD)
         (FooocusGenerateSerializer(), "image_number", 1),
     ):
@@ -116,6 +118,10 @@ def test_the_compatible_apis_use_the_same_ranges_with_their_own_defaults():
         p = PARAMETERS[{"steps": "num_inference_steps", "image_number": "samples"}.get(name, name)]
         assert (field.min_value, field.max_value) == (p.minimum, p.maximum), name
         assert field.default == default, name
+    assert ModelsLabInpaintSerializer.default_steps == 31
+    ml = ModelsLabInpaintSerializer(data={"init_image": "x", "mask_image": "y", "prompt": "z"})
+    assert ml.is_valid(), ml.errors
+    assert ml.validated_data["steps"] is None and ml.validated_data["num_inference_steps"] is None
 
 
 def test_the_engine_checks_the_same_ranges():

@@ -172,6 +172,15 @@ ROUTES: dict[str, Route] = {
         for what in ("checkpoints", "loras", "vae")
     },
     "openai-image-edit": Route("post", 401, 400, 401),
+    # Fooocus-API: the caller's own jobs (query-job names none here: 400; another user's
+    # job id is a 404, tests/test_package_clients.py)
+    "fooocus-api-inpaint-v1": api_route("post", 400),  # multipart
+    "fooocus-api-inpaint-v2": api_route("post", 400, data={}),
+    "fooocus-api-query-job": api_route("get", 400),
+    "fooocus-api-stop": api_route("post", 200),
+    "fooocus-api-job-queue": api_route("get", 200),
+    "fooocus-api-all-models": api_route("get", 200),
+    "fooocus-api-ping": api_route("get", 200),  # a health check, no key
     # ModelsLab's routes take the key in the body: a session is not a key
     **{
         f"modelslab-{route}": Route("post", 401, 400, 401, data={})

@@ -16,6 +16,7 @@ import base64
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
+from django.core.files.uploadedfile import UploadedFile
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -49,14 +50,21 @@ from ..serializers import (
 SIDES = ("Left", "Right", "Top", "Bottom")
 
 
-class FooocusGenerateSerializer(serializers.Serializer):
+def _distance() -> serializers.IntegerField:
+    """An ``outpaint_distance_<side>``: -1 (Fooocus-API's "default") or absent is a third."""
+    return serializers.IntegerField(min_value=-1, max_value=MAX_OUTPAINT_SIDE, required=False)
+
+
+class FooocusJobSerializer(serializers.Serializer):
+    """What both Fooocus APIs' inpaint-outpaint requests share (FooocusAPI's
+    ``v1/engine/generate``, Fooocus-API's ``image-inpaint-outpaint``), whatever they call
+    the picture and its mask (``image_field``, ``mask_field``)."""
+
+    image_field, mask_field = "inpaint_input_image", "inpaint_mask_image_upload"
+
     prompt = field_for("prompt")
     negative_prompt = field_for("negative_prompt")
     inpaint_additional_prompt = field_for("prompt")
-    inpaint_input_image = serializers.CharField()
-    inpaint_mask_image_upload = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True
-    )
     outpaint_selections = BoundedListField(
         child=ChoiceField(choices=SIDES),
         max_length=len(SIDES),
@@ -64,18 +72,10 @@ class FooocusGenerateSerializer(serializers.Serializer):
         required=False,
         default=list,
     )
-    outpaint_distance_left = serializers.IntegerField(
-        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
-    )
-    outpaint_distance_right = serializers.IntegerField(
-        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
-    )
-    outpaint_distance_top = serializers.IntegerField(
-        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
-    )
-    outpaint_distance_bottom = serializers.IntegerField(
-        min_value=0, max_value=MAX_OUTPAINT_SIDE, required=False
-    )
+    outpaint_distance_left = _distance()
+    outpaint_distance_right = _distance()
+    outpaint_distance_top = _distance()
+    outpaint_distance_bottom = _distance()
     image_seed = field_for("seed", default=-1, allow_null=False)
     image_number = field_for("samples")
     base_model_name = serializers.CharField(
@@ -89,9 +89,9 @@ class FooocusGenerateSerializer(serializers.Serializer):
     webhook_url = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
     def validate(self, data):
-        if not data.get("inpaint_mask_image_upload") and not data["outpaint_selections"]:
+        if not data.get(self.mask_field) and not data["outpaint_selections"]:
             raise serializers.ValidationError(
-                {"inpaint_mask_image_upload": ["Give a mask, outpaint_selections, or both."]}
+                {self.mask_field: ["Give a mask, outpaint_selections, or both."]}
             )
         return data
 
@@ -101,8 +101,9 @@ class FooocusGenerateSerializer(serializers.Serializer):
         sides = {}
         for side in data["outpaint_selections"]:
             name = side.lower()
-            default = width // 3 if name in ("left", "right") else height // 3
-            sides[name] = data.get(f"outpaint_distance_{name}", default)
+            given = data.get(f"outpaint_distance_{name}", -1)
+            third = width // 3 if name in ("left", "right") else height // 3
+            sides[name] = third if given < 0 else given
         return sides or None
 
     def to_params(self, image_size: tuple[int, int]) -> GenerationParams:
@@ -127,6 +128,41 @@ class FooocusGenerateSerializer(serializers.Serializer):
                 else None
             ),
         )
+
+
+class FooocusGenerateSerializer(FooocusJobSerializer):
+    """FooocusAPI's ``v1/engine/generate``: the picture and its mask as URLs or base64."""
+
+    inpaint_input_image = serializers.CharField()
+    inpaint_mask_image_upload = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True
+    )
+
+
+def uploaded(serializer: FooocusJobSerializer, field: str):
+    """A request's picture: a file of a multipart body as it came, else fetched or decoded
+    (``common.remote_upload``); None when the field is empty."""
+    value = serializer.validated_data.get(field)
+    if not value:
+        return None
+    return value if isinstance(value, UploadedFile) else common.remote_upload(value, field)
+
+
+def fooocus_job(request: Request, serializer: FooocusJobSerializer) -> Generation:
+    """The job of either Fooocus API's inpaint-outpaint request: its picture, its mask, the
+    outpaint distances from the picture's size."""
+    data = serializer.validated_data
+    image = uploaded(serializer, serializer.image_field)
+    mask = uploaded(serializer, serializer.mask_field)
+    size = _image_size(image, serializer.image_field)  # for the outpaint distances
+    return common.generation_create_for(
+        request,
+        Generation.Client.FOOOCUS,
+        image,
+        mask,
+        serializer.to_params(size),
+        webhook_url=data.get("webhook_url") or None,
+    )
 
 
 class PNGRenderer(BaseRenderer):
@@ -168,23 +204,8 @@ class FooocusGenerateView(common.SubmitAndWaitView):
     input_serializer = FooocusGenerateSerializer
 
     def submit(self, request: Request, serializer: FooocusGenerateSerializer) -> common.Submitted:
-        data = serializer.validated_data
-        image = common.remote_upload(data["inpaint_input_image"], "inpaint_input_image")
-        mask = (
-            common.remote_upload(data["inpaint_mask_image_upload"], "inpaint_mask_image_upload")
-            if data.get("inpaint_mask_image_upload")
-            else None
-        )
-        size = _image_size(image, "inpaint_input_image")  # for the outpaint distances
-        generation = common.generation_create_for(
-            request,
-            Generation.Client.FOOOCUS,
-            image,
-            mask,
-            serializer.to_params(size),
-            webhook_url=data.get("webhook_url") or None,
-        )
-        return common.Submitted(generation, wait=not data["async_process"])
+        generation = fooocus_job(request, serializer)
+        return common.Submitted(generation, wait=not serializer.validated_data["async_process"])
 
     def answer(self, request: Request, generation: Generation, context):
         record = fooocus.task_record(generation, common.base_url(request))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import deepimage, fooocus, modelslab, openai, sd_inpaint
+from . import deepimage, fooocus, fooocus_api, modelslab, openai, sd_inpaint
 from .a1111 import extras as a1111_extras
 from .a1111 import img2img as a1111_img2img
 from .a1111 import lists as a1111_lists
@@ -60,6 +60,34 @@ urlpatterns = [
         fooocus.FooocusGenerateMaskView.as_view(),
         name="fooocus-generate-mask",
     ),
+    # Fooocus-API (konieshadow), the older Fooocus API: the same jobs, its names and answers
+    path(
+        "v1/generation/image-inpaint-outpaint",
+        fooocus_api.FooocusApiFormInpaintView.as_view(),
+        name="fooocus-api-inpaint-v1",
+    ),
+    path(
+        "v2/generation/image-inpaint-outpaint",
+        fooocus_api.FooocusApiInpaintView.as_view(),
+        name="fooocus-api-inpaint-v2",
+    ),
+    path(
+        "v1/generation/query-job",
+        fooocus_api.FooocusApiQueryJobView.as_view(),
+        name="fooocus-api-query-job",
+    ),
+    path("v1/generation/stop", fooocus_api.FooocusApiStopView.as_view(), name="fooocus-api-stop"),
+    path(
+        "v1/generation/job-queue",
+        fooocus_api.FooocusApiJobQueueView.as_view(),
+        name="fooocus-api-job-queue",
+    ),
+    path(
+        "v1/engines/all-models",
+        fooocus_api.FooocusApiAllModelsView.as_view(),
+        name="fooocus-api-all-models",
+    ),
+    path("ping", fooocus_api.ping, name="fooocus-api-ping"),
     # deep-image.ai
     path(
         "rest_api/process_result", deepimage.ProcessResultView.as_view(), name="deepimage-process"
