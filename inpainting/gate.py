@@ -301,6 +301,8 @@ MASK_TRANSPARENCY = Work("page", 2)
 SELECTION = Work("mask", 4)
 #: A mask grown by some pixels: decoded, grown, encoded.
 MASK_GROWN = Work("mask", 3)
+#: A text-to-image job's empty canvas and its mask, made and encoded (the mask a third of it).
+BLANK_CANVAS = Work("canvas", 2)
 #: An upscale's upload stored as a job's: decoded, its RGB copy and the stored PNG's encoder.
 UPSCALE_UPLOAD = Work("upscale", 3)
 #: A resampling upscale answered at once: the largest input and its output while it is made

@@ -13,6 +13,8 @@ from PIL import Image
 
 from inpainting import gate
 from inpainting.gate import PIXELS, GateFull
+from inpainting.models import Generation
+from inpainting.services import images
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -168,9 +170,36 @@ def test_each_kind_of_work_holds_its_named_copies_of_its_pictures():
     assert {work.what for work in vars(gate).values() if isinstance(work, gate.Work)} == {
         "job",
         "picture",
+        "canvas",
         "partial image",
         "mask preview",
         "mask",
         "page",
         "upscale",
     }
+
+
+def test_a_text_to_image_canvas_passes_the_gate(keyed_api, user, small_gate, settings):
+    """The empty canvas of AUTOMATIC1111's txt2img and OpenAI's generations is made in the web
+    process on the user's share of the gate: its cost is two copies of its pixels; a canvas
+    past the process' budget is refused (a 503, in the API's own shape) before any job is
+    stored."""
+    settings.INPAINT_ENGINE, settings.LOAD_SD_INPAINT = "auto", True  # a diffusion model runs
+    settings.WEB_PIXELS_AT_ONCE = 2 * 64 * 48
+    settings.WEB_PIXEL_WAIT_SECONDS = 0
+    canvas, mask = images.blank_canvas(64, 48, user=user)
+    assert Image.open(canvas).size == Image.open(mask).size == (64, 48)
+    assert gate.BLANK_CANVAS.pixels((64, 48)) == settings.WEB_PIXELS_AT_ONCE
+    held = PIXELS.acquire(user="another", pixels=64 * 48, what="upscale")  # half the budget
+    try:
+        refused = keyed_api.post(
+            "/sdapi/v1/txt2img", {"prompt": "a cat", "width": 64, "height": 48}, format="json"
+        )
+        assert refused.status_code == 503 and "canvas" in refused.json()["detail"]
+        refused = keyed_api.post(
+            "/v1/images/generations", {"prompt": "a cat", "size": "64x48"}, format="json"
+        )
+        assert refused.status_code == 503 and "canvas" in refused.json()["error"]["message"]
+    finally:
+        PIXELS.release(held)
+    assert Generation.objects.count() == 0

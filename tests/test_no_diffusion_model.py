@@ -19,7 +19,7 @@ from django.core.cache import cache
 from PIL import Image
 
 from inpainting.conf import STATUS_KEY, model_status, record_model_status
-from inpainting.models import LibraryModel
+from inpainting.models import Generation, LibraryModel
 from inpainting.services.library import library_scan
 from tests.helpers import BOX, compat_submissions, image_png, post_img2img
 from tests.images import box_mask, png_bytes
@@ -237,3 +237,25 @@ def test_a_job_naming_a_model_not_installed_is_told_what_is_missing_without_a_ma
     assert "No model named 'qwen-edit-2509' is installed here" in message, message
     assert "ask the server's staff to install it" in message  # staff read how
     assert "not loaded" not in message
+
+
+def test_text_to_image_without_a_diffusion_model_is_a_400_in_each_apis_shape(
+    no_diffusion, keyed_api
+):
+    """AUTOMATIC1111's txt2img and OpenAI's generations need a diffusion model (issue 83): with
+    a fill engine only, each answers in its own error shape that one is needed, before any
+    canvas is made or job stored."""
+    a1111 = keyed_api.post(
+        "/sdapi/v1/txt2img", {"prompt": "a cat", "width": 64, "height": 64}, format="json"
+    )
+    assert a1111.status_code == 400, a1111.content
+    assert "Text to image paints a new picture from the prompt alone, which needs a diffusion " \
+        "model" in a1111.json()["detail"]  # fmt: skip
+    assert list(a1111.json()["errors"]) == ["prompt"]
+    openai = keyed_api.post(
+        "/v1/images/generations", {"prompt": "a cat", "size": "64x64"}, format="json"
+    )
+    assert openai.status_code == 400, openai.content
+    error = openai.json()["error"]
+    assert "needs a diffusion model" in error["message"] and error["param"] == "prompt"
+    assert Generation.objects.count() == 0

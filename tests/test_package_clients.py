@@ -11,7 +11,10 @@ version), driven against a live server and a real worker (the tiny random model)
 - fooocus-api-python-client 1.0.0 (Fooocus-API's, konieshadow's): ``ping``, the model list,
   inpaint and outpaint through v1 (multipart files) and v2 (JSON base64), async with
   ``query-job``, ``job-queue``, and ``stop``.
-- openai 3.54: ``models.list()`` and ``models.retrieve()``, and its errors on a path not here.
+- webuiapi 0.9.17: ``txt2img`` on the tiny model (text to image as an inpaint of an empty
+  canvas).
+- openai 3.54: ``models.list()``, ``images.generate`` and ``models.retrieve()``, and its
+  errors on a path not here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import openai
 import pytest
 import requests
+import webuiapi
 from django.conf import settings
 from fooocusapi_client import ApiClient, Configuration, DefaultApi
 from fooocusapi_client.models import ImgInpaintOrOutpaintRequestJson, InputMask
@@ -47,6 +51,7 @@ from sd_backend_client.api.shared_data.generation_handle import GenerationError,
 
 from accounts.services import api_key_create
 from inpainting.models import Generation
+from inpainting.services import images
 from tests.conftest import child_env
 from tests.images import box_mask, gradient, png_bytes
 from tests.live import daphne_server
@@ -308,3 +313,25 @@ def test_fooocus_api_client_runs_async_queries_and_stops_its_own_job(
         record = api.query_job_v1_generation_query_job_get(started["job_id"])
     assert record.job_stage.value == "ERROR"
     assert record.job_result.actual_instance[0]["finish_reason"] == "USER_CANCEL"
+
+
+def test_webuiapi_txt2img_and_the_openai_sdks_generate_paint_a_new_picture(server, api_key):
+    """Text to image (openOutpaint's Dream over an empty canvas, Open WebUI's generation) as
+    an inpaint of an empty canvas of the size asked for, every pixel painted by the tiny
+    model; A1111's ``info`` and OpenAI's answer as for an edit."""
+    api = webuiapi.WebUIApi(baseurl=f"{server}/sdapi/v1", username="me", password=api_key)
+    result = api.txt2img(prompt="a red ball", width=64, height=48, steps=3, seed=21,
+                         batch_size=2, enable_hr=True)  # fmt: skip
+    assert [image.size for image in result.images] == [(64, 48), (64, 48)]
+    blank = np.full((48, 64, 3), images.BLANK, np.uint8)
+    for image in result.images:  # no pixel of the empty canvas is left as it was
+        assert (np.asarray(image.convert("RGB")) != blank).any(axis=-1).all()
+    info = result.info
+    assert info["all_seeds"] == [21, 22] and info["sd_vae_hash"] is None
+    assert (info["width"], info["height"], info["steps"]) == (64, 48, 3)
+    assert "enable_hr" in info["ignored"][0] and "init_images" not in result.parameters
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=api_key, max_retries=0)
+    made = client.images.generate(prompt="a red ball", size="64x48", n=1, model="gpt-image-1")
+    picture = Image.open(io.BytesIO(base64.b64decode(made.data[0].b64_json)))
+    assert picture.size == (64, 48) and made.size == "64x48"
+    assert (np.asarray(picture.convert("RGB")) != blank).any(axis=-1).all()

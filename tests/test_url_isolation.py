@@ -172,6 +172,8 @@ ROUTES: dict[str, Route] = {
         for what in ("checkpoints", "loras", "vae")
     },
     "openai-image-edit": Route("post", 401, 400, 401),
+    "openai-image-generation": Route("post", 401, 400, 401, data={}),
+    "a1111-txt2img": Route("post", 401, 400, 401, data={}),
     # Fooocus-API: the caller's own jobs (query-job names none here: 400; another user's
     # job id is a 404, tests/test_package_clients.py)
     "fooocus-api-inpaint-v1": api_route("post", 400),  # multipart

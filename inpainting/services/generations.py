@@ -228,18 +228,30 @@ def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dic
     ]
 
 
-def generation_check_whole_picture(params: GenerationParams, *, field: str) -> None:
-    """A plain img2img (a compatible API's request without a mask: the whole picture is
-    repainted from the prompt) needs a diffusion model: without one, a 400 on ``field`` that
-    says so and what to install, not that a mask covers every pixel (the client sent none)."""
+#: What a job that repaints every pixel from the prompt is, as its refusal says it, and what
+#: the client may do instead (``generation_check_whole_picture``).
+WHOLE_PICTURE = {
+    "img2img": ("img2img without a mask repaints the whole picture from the prompt", ", or send "
+                "a mask"),
+    "txt2img": ("Text to image paints a new picture from the prompt alone", ""),
+}  # fmt: skip
+
+
+def generation_check_whole_picture(
+    params: GenerationParams, *, field: str, kind: str = "img2img"
+) -> None:
+    """A job that repaints every pixel from the prompt (``kind``: a compatible API's img2img
+    without a mask, or its text to image) needs a diffusion model: without one, a 400 on
+    ``field`` that says so and what to install, not that a mask covers every pixel (the
+    client sent none)."""
     engine_name = engine_config().choose(params.requested_engine, params.prompt)
     if engine.runs_a_model(engine_name):
         return
+    what, instead = WHOLE_PICTURE[kind]
     raise ClientError(
-        "img2img without a mask repaints the whole picture from the prompt, which needs a "
-        f"diffusion model; this server runs none (the {engine_name} engine only fills a masked "
-        "area). Install an SD 1.5 or SDXL model (copy it into the models folder and scan the "
-        "library), or send a mask.",
+        f"{what}, which needs a diffusion model; this server runs none (the {engine_name} "
+        "engine only fills a masked area). Install an SD 1.5 or SDXL model (copy it into the "
+        f"models folder and scan the library){instead}.",
         field=field,
     )
 

@@ -31,6 +31,22 @@ def whole_image_mask(image: SimpleUploadedFile, *, field: str) -> SimpleUploaded
     return SimpleUploadedFile("mask.png", engine.encode_png(Image.new("L", size, 255)))
 
 
+#: The colour of a text-to-image job's empty canvas (mid-grey: what it starts from does not
+#: matter, the whole canvas is denoised from noise).
+BLANK = (128, 128, 128)
+
+
+def blank_canvas(width: int, height: int, *, user: User) -> tuple[SimpleUploadedFile, ...]:
+    """Text to image as an inpaint (AUTOMATIC1111's ``txt2img``, OpenAI's generations): an
+    empty canvas of the size asked for (checked by the caller) and a mask that covers it all.
+    The user's quota first, then made through the web process' gate, on ``user``'s share."""
+    quota_check(user, lock=False)  # before any pixel is made, as every job's path
+    with PIXELS.doing(gate.BLANK_CANVAS, (width, height), user=user.pk):
+        canvas = engine.encode_png(Image.new("RGB", (width, height), BLANK))
+        mask = engine.encode_png(Image.new("L", (width, height), 255))
+    return SimpleUploadedFile("canvas.png", canvas), SimpleUploadedFile("mask.png", mask)
+
+
 def image_as_its_own_mask(
     upload, *, user: User
 ) -> tuple[SimpleUploadedFile, SimpleUploadedFile | None]:

@@ -41,7 +41,7 @@ from ...gate import GateFull
 from ...models import Generation
 from ...params import GenerationParams
 from ...progress import Event
-from ...services import images
+from ...services import generations, images
 from ...services.library import (
     library_model_named,
     library_models_offered,
@@ -50,6 +50,7 @@ from ...services.library import (
 from ...uploads import check_dimensions
 from ...waiting import generation_events
 from .. import common
+from ..parsers import JSONParser
 from ..serializers import ChoiceField, field_for, requester
 from ..views import ImageLinkView
 
@@ -102,9 +103,15 @@ class OpenAIEditSerializer(serializers.Serializer):
             )
         return value
 
+    def library_model(self) -> str | None:
+        """The library model ``model`` names; None for OpenAI's own names (the default)."""
+        name = (self.validated_data.get("model") or "").strip()
+        if OPENAI_MODELS.match(name):
+            return None
+        return library_model_named(name, field="model", user=requester(self))
+
     def to_params(self) -> GenerationParams:
         data = self.validated_data
-        name = (data.get("model") or "").strip()
         size = data["size"]
         return GenerationParams(
             prompt=data["prompt"],
@@ -112,9 +119,29 @@ class OpenAIEditSerializer(serializers.Serializer):
             mask_alpha="required",
             exact_mask_size=True,
             resize={"width": size[0], "height": size[1], "mode": "crop"} if size else None,
-            model=None
-            if OPENAI_MODELS.match(name)
-            else library_model_named(name, field="model", user=requester(self)),
+            model=self.library_model(),
+        )
+
+
+class OpenAIGenerationSerializer(OpenAIEditSerializer):
+    """``images/generations``: the edit's fields without pictures; ``size`` ``auto`` is
+    1024x1024, as OpenAI's."""
+
+    AUTO = (1024, 1024)
+
+    def to_params(self) -> GenerationParams:
+        """An inpaint of an empty canvas (``images.blank_canvas``), every pixel masked and
+        denoised from noise (strength 1), the whole canvas at once."""
+        data = self.validated_data
+        return GenerationParams(
+            prompt=data["prompt"],
+            samples=data["n"],
+            mask_mode="white_inpaints",
+            mask_blur=0,
+            denoising_strength=1.0,
+            masked_content="noise",
+            inpaint_area="whole",
+            model=self.library_model(),
         )
 
 
@@ -205,14 +232,20 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
         return _no_retry(response) if response.status_code >= 400 else response
 
     def submit(self, request: Request, serializer: OpenAIEditSerializer) -> common.Submitted:
-        data = serializer.validated_data
         image, mask, references = _uploads(request)
+        return self.submitted(request, serializer, serializer.to_params(), image, mask, references)
+
+    def submitted(
+        self, request: Request, serializer, params: GenerationParams, image, mask, references=()
+    ) -> common.Submitted:
+        """The job of ``params`` on its pictures, with what its answer needs."""
+        data = serializer.validated_data
         generation = common.generation_create_for(
             request,
             Generation.Client.OPENAI,
             image,
             mask,
-            serializer.to_params(),
+            params,
             reference_files=references,
             # The output's format and compression: recorded, and part of what an
             # Idempotency-Key replays (a replay in another format is another request).
@@ -256,6 +289,22 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
             warnings=native.warnings(generation),
         )
         return Response(body)
+
+
+class OpenAIImageGenerationView(OpenAIImageEditView):
+    """``POST /v1/images/generations`` (JSON): text to image as an inpaint of an empty canvas
+    of ``size``, when a diffusion model runs; without one, OpenAI's error saying that one is
+    needed. Its answers are the edit's."""
+
+    parser_classes = [JSONParser]
+    input_serializer = OpenAIGenerationSerializer
+
+    def submit(self, request: Request, serializer: OpenAIGenerationSerializer) -> common.Submitted:
+        params = serializer.to_params()
+        generations.generation_check_whole_picture(params, field="prompt", kind="txt2img")
+        size = serializer.validated_data["size"] or serializer.AUTO
+        canvas, mask = images.blank_canvas(*size, user=request.user)
+        return self.submitted(request, serializer, params, canvas, mask)
 
 
 async def _events(request: Request, generation: Generation, context: dict) -> AsyncIterator[bytes]:

@@ -95,6 +95,7 @@ urlpatterns = [
     path("rest_api/result/<uuid:job>", deepimage.ResultView.as_view(), name="deepimage-result"),
     # AUTOMATIC1111 web UI
     _a1111("img2img", a1111_img2img.A1111Img2ImgView),
+    _a1111("txt2img", a1111_img2img.A1111Txt2ImgView),
     _a1111("progress", a1111_status.A1111ProgressView),
     _a1111("interrupt", a1111_status.A1111InterruptView),
     _a1111("skip", a1111_status.A1111InterruptView),
@@ -143,6 +144,11 @@ urlpatterns = [
     path("v1/models", openai.OpenAIModelsView.as_view(), name="openai-models"),
     path("v1/models/<str:model>", openai.OpenAIModelView.as_view(), name="openai-model"),
     path("v1/images/edits", openai.OpenAIImageEditView.as_view(), name="openai-image-edit"),
+    path(
+        "v1/images/generations",
+        openai.OpenAIImageGenerationView.as_view(),
+        name="openai-image-generation",
+    ),
     path(
         "v1/images/files/<str:token>",
         openai.OpenAIImageFileView.as_view(),

@@ -1,5 +1,7 @@
 """``POST /sdapi/v1/img2img``: A1111's request read into DreamLayer's parameters (samplers,
-soft inpainting, ControlNet units, checkpoint overrides) and its answer built from the job."""
+soft inpainting, ControlNet units, checkpoint overrides) and its answer built from the job;
+``POST /sdapi/v1/txt2img``: the same, as an inpaint of an empty canvas that the mask covers
+(a diffusion model's job)."""
 
 from __future__ import annotations
 
@@ -302,7 +304,7 @@ class A1111Img2ImgSerializer(serializers.Serializer):
             resize={
                 "width": data["width"],
                 "height": data["height"],
-                "mode": a1111.RESIZE_MODES[data["resize_mode"]],
+                "mode": a1111.RESIZE_MODES[data.get("resize_mode", 0)],
             },
             # Without a mask (plain img2img) A1111 starts from the picture, whatever the fill.
             masked_content=a1111.INPAINTING_FILL[data["inpainting_fill"]]
@@ -347,7 +349,13 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         generation = common.generation_create_for(
             request, Generation.Client.A1111, image, mask, params, extra_metadata=ignored
         )
-        context = {
+        return common.Submitted(generation, context=self.context_of(serializer))
+
+    @staticmethod
+    def context_of(serializer: A1111Img2ImgSerializer) -> dict:
+        """What the answer needs from the request."""
+        data = serializer.validated_data
+        return {
             "echo": serializer.echo(),
             "sampler": data["sampler_title"] or None,
             "schedule": data["schedule"],
@@ -357,7 +365,6 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             "ignored": data["ignored"],
             "send_images": data["send_images"],
         }
-        return common.Submitted(generation, context=context)
 
     def answer(self, request: Request, generation: Generation, context: dict) -> Response:
         # Interrupted (A1111's interrupt, or a cancel): A1111 answers 200 with the images
@@ -392,3 +399,62 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         )
         sent = pngs if context["send_images"] else []
         return Response(a1111.img2img_body(sent, context["echo"], info))
+
+
+class A1111Txt2ImgSerializer(A1111Img2ImgSerializer):
+    """``txt2img``: img2img's fields without a picture, its mask or how they are resized; the
+    hires fix (``enable_hr``) is named in ``info.ignored``."""
+
+    init_images = None
+    mask = None
+    resize_mode = None
+    enable_hr = serializers.BooleanField(required=False, allow_null=True, default=False)
+
+    def validate(self, data):
+        data = super().validate(data)
+        if data.get("enable_hr"):
+            data["ignored"].append("enable_hr (no hires fix here: the size asked for is painted)")
+        return data
+
+    def to_params(self) -> GenerationParams:
+        """An inpaint of an empty canvas of ``width`` x ``height``, every pixel masked and
+        denoised from noise (strength 1), the whole canvas at once."""
+        return replace(
+            super().to_params(),
+            denoising_strength=1.0,
+            masked_content="noise",
+            inpaint_area="whole",
+            mask_blur=0,
+            invert_mask=False,
+            soft=False,
+            resize=None,
+        )
+
+    def echo(self) -> dict:
+        echoed_back = super().echo()
+        for picture in ("init_images", "mask"):
+            echoed_back.pop(picture)
+        return echoed_back
+
+
+@extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="images, parameters, info")})
+class A1111Txt2ImgView(A1111Img2ImgView):
+    """Text to image (what openOutpaint's Dream over an empty part of its canvas and Open
+    WebUI's generation send), when a diffusion model runs; without one, A1111's error body
+    saying that one is needed."""
+
+    input_serializer = A1111Txt2ImgSerializer
+
+    def submit(self, request: Request, serializer: A1111Txt2ImgSerializer) -> common.Submitted:
+        data = serializer.validated_data
+        params = serializer.to_params()
+        if params.model is None:  # the checkpoint the caller chose with POST /options, if any
+            chosen = a1111_checkpoint(request.user)
+            params = replace(params, model=chosen.name if chosen else None)
+        generations.generation_check_whole_picture(params, field="prompt", kind="txt2img")
+        canvas, mask = images.blank_canvas(data["width"], data["height"], user=request.user)
+        ignored = {"a1111": {"ignored": data["ignored"]}}
+        generation = common.generation_create_for(
+            request, Generation.Client.A1111, canvas, mask, params, extra_metadata=ignored
+        )
+        return common.Submitted(generation, context=self.context_of(serializer))
