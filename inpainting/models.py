@@ -122,6 +122,9 @@ class Generation(models.Model):
     #: The ``error`` of a job being deleted: it is cancelled first (so the worker stops writing
     #: into it), and a client that reads it in that moment answers "deleted", not "cancelled".
     DELETED_ERROR = "The generation was deleted while this request waited for it."
+    #: A ``metadata`` key: the job runs alone in its model batch (one of a sequence of jobs,
+    #: such as AUTOMATIC1111's iterations, which run one after another).
+    RUNS_ALONE = "runs_alone"
 
     class Client(models.TextChoices):
         WEB = "web", "Browser"

@@ -60,6 +60,22 @@ def generation_queue(*, user: User) -> tuple[int, int, Generation | None]:
     return active, finished, mine.order_by("-created_at").first()
 
 
+def generation_sequence_after(generation: Generation) -> list[Generation]:
+    """The unfinished jobs of ``generation``'s sequence (its metadata's ``sequence``, made by
+    ``services.generations.generation_repeat``) that come after it, in order; none for a job
+    of no sequence."""
+    sequence = (generation.metadata or {}).get("sequence")
+    if not sequence:
+        return []
+    jobs = Generation.objects.filter(
+        owner_id=generation.owner_id,
+        status__in=Generation.ACTIVE,
+        metadata__sequence__id=sequence["id"],
+    )
+    later = [job for job in jobs if job.metadata["sequence"]["index"] > sequence["index"]]
+    return sorted(later, key=lambda job: job.metadata["sequence"]["index"])
+
+
 def generation_status(*, generation_id: uuid.UUID | str) -> str | None:
     return Generation.objects.filter(pk=generation_id).values_list("status", flat=True).first()
 

@@ -12,7 +12,8 @@ version), driven against a live server and a real worker (the tiny random model)
   inpaint and outpaint through v1 (multipart files) and v2 (JSON base64), async with
   ``query-job``, ``job-queue``, and ``stop``.
 - webuiapi 0.9.17: ``txt2img`` on the tiny model (text to image as an inpaint of an empty
-  canvas).
+  canvas); an interrupt at half a batch of 4 iterations returns the 2 finished images, a
+  skip drops one iteration and the others go on.
 - openai 3.54: ``models.list()``, ``images.generate`` and ``models.retrieve()``, and its
   errors on a path not here.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -335,3 +337,64 @@ def test_webuiapi_txt2img_and_the_openai_sdks_generate_paint_a_new_picture(serve
     picture = Image.open(io.BytesIO(base64.b64decode(made.data[0].b64_json)))
     assert picture.size == (64, 48) and made.size == "64x48"
     assert (np.asarray(picture.convert("RGB")) != blank).any(axis=-1).all()
+
+
+def _a1111_batch(api: webuiapi.WebUIApi, outcome: dict, **extra) -> threading.Thread:
+    """img2img of 4 iterations (``n_iter``, a job each, in order), long enough to interrupt,
+    on a thread; its result (or error) in ``outcome``."""
+
+    def generate():
+        try:
+            outcome["result"] = api.img2img(
+                images=[gradient(W, H)], mask_image=box_mask(W, H, BOX, inpaint_white=True),
+                prompt="a red ball", steps=150, denoising_strength=1.0, seed=40, n_iter=4,
+                width=W, height=H, **extra,
+            )  # fmt: skip
+        except RuntimeError as exc:
+            outcome["error"] = exc.args
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    return thread
+
+
+def _when_iteration(api: webuiapi.WebUIApi, index: int) -> dict:
+    """The caller's progress once iteration ``index`` (0-based) is running."""
+    deadline = time.monotonic() + 120
+    while True:
+        progress = api.get_progress()
+        state = progress["state"]
+        if state["job_no"] >= index and state["sampling_step"] > 0:
+            return progress
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.05)
+
+
+def test_webuiapi_interrupt_at_half_a_batch_returns_the_finished_images(server, api_key):
+    api = webuiapi.WebUIApi(baseurl=f"{server}/sdapi/v1", username="me", password=api_key)
+    outcome: dict = {}
+    thread = _a1111_batch(api, outcome)
+    progress = _when_iteration(api, 2)
+    assert 0.5 <= progress["progress"] < 0.75  # 2 of 4 done, the third under way
+    api.interrupt()
+    thread.join(120)
+    assert "error" not in outcome, outcome
+    result = outcome["result"]
+    assert len(result.images) == 2 and result.info["all_seeds"] == [40, 41]
+    assert "interrupted" in result.info
+    for image in result.images:
+        check_inpainted(image)
+    jobs = Generation.objects.filter(owner__username="alice").order_by("created_at")
+    statuses = [job.status for job in jobs if job.metadata.get("sequence")]
+    assert statuses[-4:] == ["succeeded", "succeeded", "cancelled", "cancelled"]
+
+
+def test_webuiapi_skip_drops_the_current_iteration_and_the_others_go_on(server, api_key):
+    api = webuiapi.WebUIApi(baseurl=f"{server}/sdapi/v1", username="me", password=api_key)
+    outcome: dict = {}
+    thread = _a1111_batch(api, outcome)
+    _when_iteration(api, 1)
+    api.skip()
+    thread.join(120)
+    result = outcome["result"]
+    assert result.info["all_seeds"] == [40, 42, 43] and len(result.images) == 3

@@ -272,6 +272,7 @@ A1111_FIELD = {
 def info(
     generation: Generation,
     *,
+    pictures: list | None = None,
     sampler: str | None,
     schedule: str,
     batch_size: int,
@@ -288,7 +289,9 @@ def info(
     ``ignored`` names what the request asked for that does not run here, and each field the
     engine that ran did not follow (the job's ``warnings``), by A1111's names; ``notes``: the
     request's own warnings (a sampler or schedule that fell back); ``interrupted``: the job
-    was interrupted, the images are those finished before it."""
+    was interrupted, the images are those finished before it. ``pictures``: the images of
+    every job of the request, in order (a request of several iterations); by default the
+    job's own."""
     warnings = (generation.metadata or {}).get("warnings", [])
     ignored = ignored + [
         name
@@ -296,8 +299,9 @@ def info(
         if name not in ignored
     ]
     params = GenerationParams.from_json(generation.params)
-    seeds = [image.seed for image in generation.images.all()]
-    first = next(iter(generation.images.all()), None)
+    pictures = list(generation.images.all()) if pictures is None else pictures
+    seeds = [image.seed for image in pictures]
+    first = next(iter(pictures), None)
     # Interrupted before any image: the size and seed asked for (A1111 answers them too).
     asked = params.resize or {}
     width = first.width if first else asked.get("width", generation.source.width)
@@ -381,15 +385,20 @@ def progress(
 ) -> dict[str, Any]:
     """``GET /sdapi/v1/progress`` for the caller's current job (None: nothing to report)."""
     if generation is None:
-        state = {"job": "", "job_timestamp": "0", "sampling_step": 0, "sampling_steps": 0}
+        state = {"job": "", "job_timestamp": "0", "job_no": 0, "sampling_step": 0,
+                 "sampling_steps": 0}  # fmt: skip
         fraction, textinfo = 0.0, None
     else:
         running = generation.status == Generation.Status.RUNNING
         total = generation.total_steps if running else 0
         fraction = generation.step / total if total else 0.0
+        # One of a request's iterations (``n_iter``, a job each): the request's share done.
+        sequence = (generation.metadata or {}).get("sequence") or {"index": 0, "length": 1}
+        fraction = (sequence["index"] + fraction) / sequence["length"]
         state = {
             "job": str(generation.pk),
             "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"),
+            "job_no": sequence["index"],
             "sampling_step": generation.step if running else 0,
             "sampling_steps": total,
         }
@@ -402,7 +411,6 @@ def progress(
             "interrupted": False,
             "stopping_generation": False,
             "job_count": job_count,
-            "job_no": 0,
             **state,
         },
         "current_image": base64.b64encode(current_image).decode() if current_image else None,

@@ -443,12 +443,13 @@ def size_words(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} KB"
 
 
-def quota_check(user: User, *, lock: bool = True) -> None:
-    """At most N active generations per user, at most STORAGE_QUOTA_BYTES_PER_USER of
-    pictures stored (0: no limit), and room in the quotas staff set of jobs and GPU-seconds
-    an hour and a day (``usage.usage_quota_check``). ``lock``: take the user row's lock, in
-    the transaction that inserts the job (it serialises concurrent POSTs); the early check,
-    before any picture is decoded, only reads."""
+def quota_check(user: User, *, lock: bool = True, jobs: int = 1) -> None:
+    """Room for ``jobs`` more: at most N active generations per user, at most
+    STORAGE_QUOTA_BYTES_PER_USER of pictures stored (0: no limit), and room in the quotas
+    staff set of jobs and GPU-seconds an hour and a day (``usage.usage_quota_check``).
+    ``lock``: take the user row's lock, in the transaction that inserts the job (it
+    serialises concurrent POSTs); the early check, before any picture is decoded, only
+    reads."""
     if lock:
         User.objects.select_for_update().filter(pk=user.pk).first()
     quota = settings.STORAGE_QUOTA_BYTES_PER_USER
@@ -469,11 +470,12 @@ def quota_check(user: User, *, lock: bool = True) -> None:
             )
     active = Generation.objects.filter(holds_quota(), owner=user).count()
     limit = settings.MAX_ACTIVE_GENERATIONS_PER_USER
-    if active >= limit:
+    if active + jobs > limit:
+        more = f" and this request makes {jobs}" if jobs > 1 else ""
         raise ClientError(
-            f"You already have {active} generations queued or running (the limit is {limit}; "
-            "a cancelled one counts until its worker has stopped it); wait for one to finish "
-            "or cancel one.",
+            f"You already have {active} generations queued or running{more} (the limit is "
+            f"{limit}; a cancelled one counts until its worker has stopped it); wait for one to "
+            "finish or cancel one.",
             status=429,
         )
     usage_quota_check(user)  # the jobs and GPU-seconds of the last hour and day
@@ -675,6 +677,69 @@ def generation_rerun(
             checked=checked,
             metadata={k: v for k, v in generation.metadata.items() if k == MASK_FROM_LAYERS},
         )
+
+
+def generation_repeat(*, generation: Generation, count: int, seed_step: int) -> list[Generation]:
+    """``count`` more jobs of ``generation``'s stored input, mask, plan and parameters (no
+    picture decoded again: they were checked with it), the k-th with its seed advanced by
+    ``k * seed_step`` (a random seed stays random), inserted together with the quota checked
+    for all of them. ``generation`` is the first of a sequence (its metadata's ``sequence``:
+    ``id``, ``length``, ``index`` 0); each job made here is the next ``index`` and runs alone
+    in its batch (``Generation.RUNS_ALONE``): the sequence runs in order, as AUTOMATIC1111's
+    iterations do."""
+    params = GenerationParams.from_json(generation.params)
+    plan = JobPlan(
+        generation.engine,
+        generation.model_name,
+        generation.library_model,
+        additions=generation.plan or {},
+    )
+    sender = Sender(generation.owner, client=generation.client, api_key=generation.api_key)
+    kept = {k: v for k, v in generation.metadata.items() if k != "warnings"}
+    warnings = generation.metadata.get("warnings", [])
+    sequence = generation.metadata["sequence"]
+    with transaction.atomic():
+        quota_check(generation.owner, jobs=count)
+        return [
+            generation_insert(
+                sender,
+                source=generation.source,
+                mask=generation.mask,
+                references=stored_references(generation),
+                layers=stored_layers(generation),
+                checked=Checked(
+                    plan,
+                    dataclasses.replace(
+                        params,
+                        seed=None if params.seed is None else params.seed + k * seed_step,
+                    ),
+                    warnings,
+                ),
+                metadata={
+                    **kept,
+                    "sequence": {**sequence, "index": k},
+                    Generation.RUNS_ALONE: True,
+                },
+                webhook_url=generation.webhook_url or None,
+            )
+            for k in range(1, count + 1)
+        ]
+
+
+def generation_interrupt_sequence(*, user: User, skip: bool = False) -> Generation | None:
+    """Interrupt the user's current job (``generation_interrupt_current``) and the jobs of its
+    sequence still to come (``generation_repeat``); ``skip``: only the current job, the next
+    of its sequence goes on. Jobs that finished keep their images. Returns the job
+    interrupted, or None."""
+    current = generation_interrupt_current(user=user)
+    if current is None or skip:
+        return current
+    for job in selectors.generation_sequence_after(current):
+        try:
+            generation_cancel(generation=job)
+        except ClientError:  # it finished in the meantime
+            continue
+    return current
 
 
 def generation_move(*, generation: Generation, front: bool) -> int | None:

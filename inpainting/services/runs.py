@@ -284,10 +284,12 @@ def _batch_params(generation: Generation, params: GenerationParams) -> tuple:
     field the runner's ``engine.batch_key`` compares (``engine.BATCH_SETTINGS``, the same list
     for both; the additions as the job's plan keeps them, the reference pictures; an
     IP-Adapter job batches with none,
-    its reference picture is its own; nor does a layered job). The runner then checks the working
+    its reference picture is its own; nor does a layered job, nor one of a sequence,
+    ``Generation.RUNS_ALONE``). The runner then checks the working
     size; a companion claimed here is never one it refuses for another reason."""
+    alone = params.ip_adapter or params.layers or generation.metadata.get(Generation.RUNS_ALONE)
     return (
-        generation.pk if params.ip_adapter or params.layers else None,
+        generation.pk if alone else None,
         generation.engine,
         generation.library_model_id,
         generation.model_name,

@@ -98,7 +98,7 @@ urlpatterns = [
     _a1111("txt2img", a1111_img2img.A1111Txt2ImgView),
     _a1111("progress", a1111_status.A1111ProgressView),
     _a1111("interrupt", a1111_status.A1111InterruptView),
-    _a1111("skip", a1111_status.A1111InterruptView),
+    _a1111("skip", a1111_status.A1111InterruptView, skip=True),
     _a1111("sd-models", a1111_lists.A1111SdModelsView),
     _a1111("samplers", a1111_lists.A1111SamplersView),
     _a1111("schedulers", a1111_lists.A1111SchedulersView),

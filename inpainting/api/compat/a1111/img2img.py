@@ -5,26 +5,32 @@ soft inpainting, ControlNet units, checkpoint overrides) and its answer built fr
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import replace
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .... import selectors
 from ....answers import a1111
 from ....answers.native import img2img_processing
 from ....conf import engine_config
 from ....engine.engines import runs_a_model
 from ....engine.images import PARAMETERS_KEY
 from ....engine.parameters import check_controlnet
-from ....errors import cut, echoed
+from ....errors import ClientError, cut, echoed
 from ....models import Generation
 from ....params import GenerationParams
 from ....services import generations, images
 from ....services.a1111 import a1111_checkpoint
 from ....services.library import library_model_named
 from ....uploads import check_dimensions
+from ....waiting import wait_until_finished
 from ... import common
 from ...serializers import (
     BoundedDictField,
@@ -327,6 +333,10 @@ class A1111Img2ImgSerializer(serializers.Serializer):
 
 @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="images, parameters, info")})
 class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
+    """A request is ``n_iter`` jobs, one an iteration (each ``batch_size`` images, denoised
+    together), run in order as A1111 runs them (``generations.generation_repeat``): an
+    interrupt keeps the iterations finished before it, a skip drops the current one only."""
+
     input_serializer = A1111Img2ImgSerializer
     blocking = True
 
@@ -339,17 +349,42 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             params = replace(params, model=chosen.name if chosen else None)
         if not data.get("mask"):  # checked before the picture is fetched
             generations.generation_check_whole_picture(params, field="init_images")
+        generations.quota_check(request.user, lock=False, jobs=data["n_iter"])  # all, first
         image = common.remote_upload(data["init_images"][0], "init_images")
         mask = (
             common.remote_upload(data["mask"], "mask")
             if data.get("mask")
             else images.whole_image_mask(image, field="init_images")
         )
-        ignored = {"a1111": {"ignored": data["ignored"]}}
+        return self.submitted(request, serializer, params, image, mask)
+
+    def submitted(self, request: Request, serializer, params, image, mask) -> common.Submitted:
+        """The request's jobs: the first of ``image`` and ``mask``, the other iterations
+        repeated from it (none stored if they cannot all be)."""
+        data = serializer.validated_data
+        n_iter, batch_size = data["n_iter"], data["batch_size"]
+        metadata = {"a1111": {"ignored": data["ignored"]}}
+        if n_iter > 1:
+            metadata["sequence"] = {"id": str(uuid.uuid4()), "length": n_iter, "index": 0}
         generation = common.generation_create_for(
-            request, Generation.Client.A1111, image, mask, params, extra_metadata=ignored
+            request,
+            Generation.Client.A1111,
+            image,
+            mask,
+            replace(params, samples=batch_size),
+            extra_metadata=metadata,
         )
-        return common.Submitted(generation, context=self.context_of(serializer))
+        jobs = [generation]
+        if n_iter > 1:
+            try:
+                jobs += generations.generation_repeat(
+                    generation=generation, count=n_iter - 1, seed_step=batch_size
+                )
+            except ClientError:
+                generations.generation_delete(generation=generation)
+                raise
+        context = {**self.context_of(serializer), "jobs": [job.pk for job in jobs]}
+        return common.Submitted(generation, context=context)
 
     @staticmethod
     def context_of(serializer: A1111Img2ImgSerializer) -> dict:
@@ -366,27 +401,45 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             "send_images": data["send_images"],
         }
 
+    async def finish(self, request: Request, submitted: common.Submitted):
+        """Wait for each iteration in turn, within IMG2IMG_WAIT_SECONDS in all."""
+        deadline = time.monotonic() + settings.IMG2IMG_WAIT_SECONDS
+        for pk in submitted.context["jobs"]:
+            await wait_until_finished(pk, max(0.0, deadline - time.monotonic()))
+        return await sync_to_async(self._answer)(request, submitted)
+
     def answer(self, request: Request, generation: Generation, context: dict) -> Response:
-        # Interrupted (A1111's interrupt, or a cancel): A1111 answers 200 with the images
-        # finished before it, so its clients show what there is instead of an error.
-        interrupted = generation.status == Generation.Status.CANCELLED
-        problem = None if interrupted else common.unfinished(generation, blocking=True)
-        if problem is not None:
-            code, message = problem
-            body = a1111.error_body(code, message, {})
-            if code == 504:  # where to fetch it when it is done
-                body.update(img2img_processing(generation, common.base_url(request)))
-            return Response(body, status=code)
-        pngs, texts = [], []
-        for image in generation.images.all():
-            with image.file.open("rb") as handle:
-                png = handle.read()
-            pngs.append(png)
-            texts.append(a1111.infotext(images.png_texts(png).get(PARAMETERS_KEY, ""), generation))
+        jobs = [
+            found
+            for pk in context["jobs"]
+            if (found := selectors.generation_get(user=request.user, generation_id=pk))
+        ]
+        # Interrupted (A1111's interrupt or skip, or a cancel): A1111 answers 200 with the
+        # images finished before it, so its clients show what there is instead of an error.
+        interrupted = any(job.status == Generation.Status.CANCELLED for job in jobs)
+        for job in jobs:
+            if job.status == Generation.Status.CANCELLED:
+                continue
+            problem = common.unfinished(job, blocking=True)
+            if problem is not None:
+                code, message = problem
+                body = a1111.error_body(code, message, {})
+                if code == 504:  # where to fetch it when it is done
+                    body.update(img2img_processing(job, common.base_url(request)))
+                return Response(body, status=code)
+        pngs, texts, pictures = [], [], []
+        for job in jobs:
+            for image in job.images.all():
+                with image.file.open("rb") as handle:
+                    png = handle.read()
+                pngs.append(png)
+                pictures.append(image)
+                texts.append(a1111.infotext(images.png_texts(png).get(PARAMETERS_KEY, ""), job))
         # The job's plan, by id: the library model it ran (none after a fallback).
         model = generation.library_model if runs_a_model(generation.engine) else None
         info = a1111.info(
             generation,
+            pictures=pictures,
             sampler=context["sampler"],
             schedule=context["schedule"],
             batch_size=context["batch_size"],
@@ -452,9 +505,6 @@ class A1111Txt2ImgView(A1111Img2ImgView):
             chosen = a1111_checkpoint(request.user)
             params = replace(params, model=chosen.name if chosen else None)
         generations.generation_check_whole_picture(params, field="prompt", kind="txt2img")
+        generations.quota_check(request.user, lock=False, jobs=data["n_iter"])  # all, first
         canvas, mask = images.blank_canvas(data["width"], data["height"], user=request.user)
-        ignored = {"a1111": {"ignored": data["ignored"]}}
-        generation = common.generation_create_for(
-            request, Generation.Client.A1111, canvas, mask, params, extra_metadata=ignored
-        )
-        return common.Submitted(generation, context=self.context_of(serializer))
+        return self.submitted(request, serializer, params, canvas, mask)

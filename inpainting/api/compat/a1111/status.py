@@ -34,12 +34,16 @@ class A1111ProgressView(A1111View):
 
 
 class A1111InterruptView(A1111View):
-    """Interrupt the caller's current job (A1111's ``/skip`` too: a batch renders as one, so
-    skipping its image ends it). A waiting img2img request then answers 409."""
+    """``interrupt``: the caller's current job stops, and the iterations of its request still
+    to come (``n_iter``: one job each); ``skip`` (``skip=True``): only the current iteration,
+    the next goes on. The waiting img2img request answers with the images finished before
+    (A1111's 200, ``info.interrupted``)."""
+
+    skip = False
 
     @extend_schema(tags=TAGS, request=None, responses={200: OpenApiResponse(description="{}")})
     def post(self, request: Request) -> Response:
-        generations.generation_interrupt_current(user=request.user)
+        generations.generation_interrupt_sequence(user=request.user, skip=self.skip)
         return Response({})
 
 
