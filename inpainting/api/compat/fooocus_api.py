@@ -29,8 +29,7 @@ from ...progress import latest_preview
 from ...services import generations, images
 from ...services.library import library_models_offered, library_only_engine
 from .. import common
-from ..serializers import BoundedListField, ChoiceField
-from .fooocus import SIDES, FooocusJobSerializer, fooocus_job
+from .fooocus import FooocusJobSerializer, fooocus_job
 
 TAGS = ["compat: Fooocus-API"]
 
@@ -52,13 +51,6 @@ class FooocusApiFormSerializer(FooocusApiJsonSerializer):
 
     input_image = serializers.FileField()
     input_mask = serializers.FileField(required=False, allow_null=True)
-    outpaint_selections = BoundedListField(
-        child=ChoiceField(choices=SIDES),
-        max_length=len(SIDES),
-        what="sides",
-        required=False,
-        default=list,
-    )
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):  # a form: one field per value, or one comma-separated
