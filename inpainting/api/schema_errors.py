@@ -5,8 +5,8 @@ Which codes an operation can answer follows from what it is, the same way for ev
 
 - 400: it takes parameters or a body (validation);
 - 401, 403: it needs credentials (missing or unusable; not allowed, or a CSRF failure);
-- 404: it names a resource in its path (another user's is 404 too, never 403), or it is
-  a paginated list (a page past the end);
+- 404: it names a resource in its path or its query (``QUERY_NAMES``; another user's is
+  404 too, never 403), or it is a paginated list (a page past the end);
 - 408, 413, 415: it takes a body (one that arrives too slowly, or one over
   ``REQUEST_MAX_BYTES``; a content type it does not parse);
 - 503 with ``Retry-After``: it takes a body (the bodies the process receives at once are at
@@ -113,6 +113,8 @@ RETRY_AFTER = {
         "schema": {"type": "integer"},
     }
 }
+#: Query parameters that name a resource (Fooocus-API's ``query-job?job_id=``).
+QUERY_NAMES = ("job_id",)
 #: POSTs that only compute something and never touch a generation.
 NOT_ABOUT_A_GENERATION = ("/api/masks/", "/v1/tools/", "/sdapi/v1/png-info")
 
@@ -125,8 +127,8 @@ def _codes(path: str, method: str, operation: dict, blocking: bool) -> list[str]
         codes.append("400")
     if secured:
         codes += ["401", "403"]
-    paginated = any(p.get("name") == "page" for p in operation.get("parameters", []))
-    if "{" in path or paginated:
+    names = [p.get("name") for p in operation.get("parameters", [])]
+    if "{" in path or "page" in names or any(name in QUERY_NAMES for name in names):
         codes.append("404")
     if method == "post" and not path.startswith(NOT_ABOUT_A_GENERATION):
         codes += ["409", "422"]
