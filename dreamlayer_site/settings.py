@@ -393,6 +393,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- inference ---------------------------------------------------------------------------------
 INPAINT_ENGINE = env.str("INPAINT_ENGINE", default="auto")
+#: A compatible API's job with no prompt (FooocusAPI's, AUTOMATIC1111's, ...) runs in erase mode
+#: (the best remover, the mask grown by ``dilate_pixels``) instead of inpainting.
+ERASE_WITHOUT_PROMPT = env.bool("ERASE_WITHOUT_PROMPT", default=False)
 #: Diffusion models: unset or "auto" (the default), on while the model library holds one a job
 #: may name (installed or copied in and scanned: it runs with no restart); "true", always on
 #: (with an empty library the deployment's own SD_INPAINT_MODEL runs); "false", never (only the

@@ -78,6 +78,9 @@ class GenerationParams:
     upscale: dict | None = field(default=None, metadata={"label": "Upscale"})
     scheduler: str | None = P["scheduler"].default  # None = the model's own
     speed: str = P["speed"].default
+    # An inpaint's table leaves erase mode's fields out (``table``).
+    mode: str = field(default=P["mode"].default, metadata={"when_set": True})
+    dilate_pixels: int = P["dilate_pixels"].default
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
 
@@ -101,6 +104,8 @@ class GenerationParams:
             # A field of one kind of job only (compatible APIs', layers') is left out unset.
             unset = item.metadata.get("compat_only") or item.metadata.get("when_set")
             if item.name in leave_out or (unset and value == item.default):
+                continue
+            if item.name == "dilate_pixels" and self.mode != "erase":
                 continue
             definition = PARAMETERS.get(item.name)
             label = definition.label if definition else item.metadata["label"]
@@ -130,6 +135,7 @@ class GenerationParams:
             invert=self.invert_mask,
             blur=self.mask_blur,
             grow=self.mask_grow,
+            dilate=self.dilate_pixels if self.mode == "erase" else 0,
             exact_size=self.exact_mask_size,
             threshold=self.mask_threshold,
             alpha=self.mask_alpha,

@@ -195,7 +195,8 @@ def test_modelslab_py_inpaints_removes_and_outpaints_on_each_route_and_fetches(s
             check_inpainted(downloaded(link))
     assert len(answers[0]["output"]) == 2 and answers[0]["meta"]["num_inference_steps"] == 3
     removal = Generation.objects.get(pk=answers[3]["id"])
-    assert removal.engine in ("classical", "lama") and removal.params["prompt"] == ""
+    assert removal.engine in ("classical", "lama") and removal.params["mode"] == "erase"
+    assert removal.metadata["erase"] == {"remover": removal.engine, "dilate_pixels": 10}
     outpaint = Image_editing(client).outpainting(OutpaintingSchema(
         prompt="more sky", image=photo, width=W + 32, height=H + 16, overlap_width=4,
         num_inference_steps=3,

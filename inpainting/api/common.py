@@ -3,7 +3,7 @@ job, wait for it and answer (``SubmitAndWaitView``), and URL / base64 inputs as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adrf.views import APIView as AsyncAPIView
@@ -71,7 +71,12 @@ def generation_create_for(
 ) -> Generation:
     """A job from ``request``'s ``sender`` through ``client``'s API (empty: the native one),
     of ``image_file``, ``mask_file`` (None: none sent) and ``params``
-    (``generations.generation_create``'s other ``fields``)."""
+    (``generations.generation_create``'s other ``fields``). A compatible API's inpaint with no
+    prompt runs in erase mode where the server says so (ERASE_WITHOUT_PROMPT)."""
+    native = client in ("", Generation.Client.API, Generation.Client.WEB)
+    if settings.ERASE_WITHOUT_PROMPT and not native and not params.prompt.strip():
+        if mask_file is not None and not params.outpaint:
+            params = replace(params, mode="erase")
     return generations.generation_create(
         sender(request, client), image_file=image_file, mask_file=mask_file, params=params, **fields
     ).generation

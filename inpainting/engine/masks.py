@@ -187,9 +187,11 @@ def feather(values: np.ndarray, width: int) -> np.ndarray:
 def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOptions) -> np.ndarray:
     """Return the effective mask (H x W uint8, 255 = regenerate) for an image of ``size``.
 
-    Order: polarity or alpha, invert, scale to the image, grow / shrink, feather (outward).
+    Order: polarity or alpha, invert, scale to the image, grow / shrink (and erase mode's
+    dilation), feather (outward).
     """
     check("mask_grow", options.grow)
+    check("dilate_pixels", options.dilate)
     check("mask_blur", options.blur)
     values = _regenerate_values(mask, options)
     if options.threshold is not None:
@@ -197,6 +199,6 @@ def effective_mask(mask: Image.Image, size: tuple[int, int], options: MaskOption
     if options.invert:
         values = 255 - values
     values = fit_to_image(values, size, options.exact_size)
-    values = grow(values, options.grow)
+    values = grow(values, options.grow + options.dilate)
     values = feather(values, options.blur)
     return np.ascontiguousarray(values, dtype=np.uint8)

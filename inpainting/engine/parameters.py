@@ -33,6 +33,10 @@ MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
 #: ``exact``: every step computed; ``fast``: the fast tier (``families.base.Capabilities``).
 SPEEDS = ("exact", "fast")
+#: ``inpaint``: the mask repainted (from the prompt, with a diffusion model); ``erase``: what
+#: the mask covers removed by the best remover here, its mask grown by ``dilate_pixels``
+#: first (``registry.EngineConfig.choose``), never a new object painted.
+MODES = ("inpaint", "erase")
 ENGINES = tuple(ENGINE_RECORDS)
 #: The engines that fill the mask from the picture around it: no words, no sampling.
 FILL_ENGINES = tuple(name for name, engine in ENGINE_RECORDS.items() if not engine.diffusion)
@@ -298,6 +302,25 @@ PARAMETERS: dict[str, Parameter] = {
             nullable=True,
             label="Scheduler",
             none_means="the model's own",
+        ),
+        Parameter(
+            "mode",
+            str,
+            "inpaint",
+            "erase: remove what the mask covers with the best remover here (LaMa where its "
+            "file is, else the classical engine), no prompt, the mask grown by dilate_pixels "
+            "first so shadows and edges go too",
+            choices=MODES,
+            label="Mode",
+        ),
+        Parameter(
+            "dilate_pixels",
+            int,
+            10,
+            "erase mode: grow the mask by this many pixels first (its shadow, its edges)",
+            0,
+            100,
+            label="Erase dilation (px)",
         ),
         Parameter(
             "speed",

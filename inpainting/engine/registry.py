@@ -16,6 +16,7 @@ from .backends.graphs import DEFAULT_CAPTURE_SECONDS
 from .backends.lama import LamaBackend
 from .backends.loading import resolve_model
 from .engines import CLASSICAL, DIFFUSERS, ENGINES, LAMA
+from .parameters import FILL_ENGINES
 from .runner import Backend
 from .types import EngineError, InvalidInput
 
@@ -99,11 +100,21 @@ class EngineConfig:
         name = self.default()
         return name if name in ENGINES and not ENGINES[name].diffusion else CLASSICAL.name
 
-    def choose(self, requested: str | None, prompt: str = "") -> str:
+    def choose(self, requested: str | None, prompt: str = "", erase: bool = False) -> str:
         """The engine a job will run on; a client mistake raises ``InvalidInput``.
 
         Under ``auto``, a request that names no engine and has no prompt asks to remove
-        something: the available engine that removes best runs it (LaMa where its file is)."""
+        something: the available engine that removes best runs it (LaMa where its file is).
+        ``erase`` (erase mode) always runs a remover: the best here, or the one named."""
+        if erase and requested in ENGINES and ENGINES[requested].diffusion:
+            raise InvalidInput(
+                f"Erase mode runs a remover ({', '.join(FILL_ENGINES)}), not the "
+                f"{requested} engine (a model, a LoRA or a ControlNet names it): leave them "
+                "out, or send mode inpaint.",
+                field="mode",
+            )
+        if erase and requested is None:
+            return self.removal_engine()
         removal = requested is None and self.engine == "auto" and not prompt.strip()
         name = (removal and self._remover()) or requested or self.default()
         if name not in ENGINES:

@@ -81,6 +81,8 @@ class MaskOptions:
     invert: bool = False
     blur: int = 4
     grow: int = 0
+    #: Erase mode's growth of the mask, after ``grow`` (``parameters`` ``dilate_pixels``).
+    dilate: int = 0
     #: Refuse a mask of another size instead of scaling it (APIs that promise a 400 there).
     exact_size: bool = False
     #: Binary masks: values above this regenerate fully, the rest not at all (None = gray blends).

@@ -244,7 +244,9 @@ def generation_check_whole_picture(
     without a mask, or its text to image) needs a diffusion model: without one, a 400 on
     ``field`` that says so and what to install, not that a mask covers every pixel (the
     client sent none)."""
-    engine_name = engine_config().choose(params.requested_engine, params.prompt)
+    engine_name = engine_config().choose(
+        params.requested_engine, params.prompt, erase=params.mode == "erase"
+    )
     if engine.runs_a_model(engine_name):
         return
     what, instead = WHOLE_PICTURE[kind]
@@ -594,7 +596,12 @@ def generation_insert(
 ) -> Generation:
     """The job's row (``checked``: as it will run, its warnings in its metadata), queued once
     the transaction commits."""
-    warnings = {"warnings": checked.warnings} if checked.warnings else {}
+    said = {"warnings": checked.warnings} if checked.warnings else {}
+    if checked.params.mode == "erase":  # the answer names the remover that ran
+        said["erase"] = {
+            "remover": checked.plan.engine,
+            "dilate_pixels": checked.params.dilate_pixels,
+        }
     generation = Generation.objects.create(
         reserved_bytes=output_bytes_reserved(checked.params, source),
         owner=sender.user,
@@ -612,7 +619,7 @@ def generation_insert(
         plan=checked.plan.additions,
         idempotency_key=sender.idempotency_key or None,
         request_fingerprint=sender.fingerprint,
-        metadata={**(metadata or {}), **warnings},
+        metadata={**(metadata or {}), **said},
         webhook_url=webhook_url or "",
     )
     GenerationReference.objects.bulk_create(

@@ -49,7 +49,9 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
     reads. ``user`` None (the CLI without ``--user``): everything."""
     named = library.library_model_for_job(params.model, user) if params.model else None
     config = engine_config()
-    engine_name = config.choose(params.requested_engine, params.prompt)
+    engine_name = config.choose(
+        params.requested_engine, params.prompt, erase=params.mode == "erase"
+    )
     if not engine.runs_a_model(engine_name):
         engine_fields_check(params, engine_name, references)
         return JobPlan(engine_name, config.model_name(engine_name))

@@ -370,3 +370,28 @@ def test_click_to_select_a_region(page, live_url, user, tmp_path):
     assert overlay_alpha(page, 20, 20) == 0
     page.click("#undo")
     wait_overlay(page, 200, 150, painted=False)
+
+
+def test_erase_from_the_studio_removes_with_the_grown_mask(page, live_url, user, input_png):
+    """The studio's Erase (issue 84): a stroke, Erase with a dilation, Generate: the remover
+    runs (the classical engine here) on the stroke grown by the pixels asked; every pixel
+    beyond it is the photo's."""
+    log_in(page, live_url, "alice", "pw-alice-123")
+    box = open_image(page, input_png)
+    set_brush(page, 20)
+    stroke(page, box, (150, 120), (250, 120))
+    wait_overlay(page, 200, 120, painted=True)
+    page.check("#erase")
+    page.fill("#dilate_pixels", "12")
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    generation = Generation.objects.get(owner=user)
+    assert generation.params["mode"] == "erase" and generation.engine == "classical"
+    assert generation.metadata["erase"] == {"remover": "classical", "dilate_pixels": 12}
+    with generation.images.get().file.open("rb") as handle:
+        out = np.asarray(Image.open(handle).convert("RGB"))
+    original = np.asarray(Image.open(input_png).convert("RGB"))
+    far = segment_distance((150, 120), (250, 120)) > 10 + 12 + generation.params["mask_blur"] + 2
+    assert (out[far] == original[far]).all()
+    near = segment_distance((150, 120), (250, 120)) < 8
+    assert (out[near] != original[near]).any(axis=-1).mean() > 0.5

@@ -33,7 +33,6 @@ from accounts.schema import ApiKeyScheme
 from accounts.throttles import request_address
 
 from ...answers import modelslab
-from ...conf import engine_config
 from ...errors import echoed
 from ...models import Generation
 from ...params import GenerationParams
@@ -260,15 +259,19 @@ class ModelsLabDeliverySerializer(serializers.Serializer):
 
 class ModelsLabObjectRemovalSerializer(ModelsLabDeliverySerializer):
     """``image_editing/object_removal``: the picture and the mask of what to remove (white),
-    no prompt: the server's removal engine runs (LaMa where its file is, else classical)."""
+    no prompt: erase mode (the best remover here, the mask grown by ``dilate_pixels``)."""
 
     image_field, mask_field = "init_image", "mask_image"
     init_image = serializers.CharField()
     mask_image = serializers.CharField()
+    dilate_pixels = field_for("dilate_pixels")  # DreamLayer's, not ModelsLab's
 
     def to_params(self) -> GenerationParams:
         return GenerationParams(
-            prompt="", mask_mode="white_inpaints", engine=engine_config().removal_engine()
+            prompt="",
+            mask_mode="white_inpaints",
+            mode="erase",
+            dilate_pixels=self.validated_data["dilate_pixels"],
         )
 
 

@@ -78,6 +78,12 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!$("speed").disabled && !$("speed").closest(".field").hidden && $("speed").checked) {
     form.append("speed", "fast");
   }
+  // Erase: the remover runs on the mask grown by the dilation, whatever engine is chosen.
+  if ($("erase").checked) {
+    form.append("mode", "erase");
+    form.append("dilate_pixels", $("dilate_pixels").value);
+    form.delete("engine");
+  }
   const loras = chosenLoras();
   if (loras) form.append("loras", loras);
   if ($("controlnet") && $("controlnet").value && !$("controlnet").disabled) {

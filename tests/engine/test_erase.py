@@ -1,0 +1,86 @@
+"""Erase mode (issue 84): what the mask covers is removed by the best remover here (LaMa
+where its file is, else the classical engine; never a diffusion model, which may paint a new
+object), the mask grown first by ``dilate_pixels`` so the object's shadow and edges go too;
+the pixels outside the grown mask are the input's, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from inpainting.engine import (
+    EngineConfig,
+    InvalidInput,
+    MaskOptions,
+    effective_mask,
+    get_backend,
+    run_inpaint,
+)
+from inpainting.params import GenerationParams
+from tests.images import box_mask
+
+SIZE = (120, 80)
+BOX = (40, 24, 80, 56)
+
+
+def photo() -> Image.Image:
+    return Image.fromarray(data.chelsea()).resize(SIZE, Image.Resampling.LANCZOS)
+
+
+def test_erase_runs_the_best_remover_here_and_refuses_a_diffusion_model(tiny_lama, tiny_model):
+    with_lama = EngineConfig(lama_model=str(tiny_lama.fixed))
+    assert with_lama.choose(None, "", erase=True) == "lama"
+    assert with_lama.choose(None, "a red rose", erase=True) == "lama"  # the words: unused
+    assert with_lama.choose("classical", "", erase=True) == "classical"  # a remover named
+    diffusion = EngineConfig(load_diffusers=True, model=str(tiny_model), device="cpu")
+    assert diffusion.choose(None, "a red rose", erase=True) == "classical"  # no LaMa here
+    assert diffusion.choose(None, "a red rose") == "diffusers"  # inpaint: the model
+    with pytest.raises(InvalidInput) as refused:
+        diffusion.choose("diffusers", "a red rose", erase=True)
+    assert refused.value.field == "mode" and "Erase mode runs a remover" in str(refused.value)
+
+
+def extents(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The first and last masked column of the box's middle row, and row of its middle
+    column."""
+    x0, y0, x1, y1 = BOX
+    columns = np.flatnonzero(mask[(y0 + y1) // 2])
+    rows = np.flatnonzero(mask[:, (x0 + x1) // 2])
+    return columns[0], columns[-1], rows[0], rows[-1]
+
+
+@pytest.mark.parametrize("dilate", [1, 6, 20])
+def test_the_dilation_grows_the_mask_by_the_pixels_asked(dilate):
+    mask = box_mask(*SIZE, BOX, inpaint_white=True)
+    drawn = effective_mask(mask, SIZE, MaskOptions(mode="white_inpaints", blur=0)) > 0
+    options = MaskOptions(mode="white_inpaints", blur=0, dilate=dilate)
+    grown = effective_mask(mask, SIZE, options) > 0
+    left, right, top, bottom = extents(drawn)
+    assert extents(grown) == (left - dilate, right + dilate, top - dilate, bottom + dilate)
+    # Erase mode's parameters give that mask; an inpaint's ignore the dilation.
+    erase = GenerationParams(mode="erase", dilate_pixels=dilate, mask_blur=0)
+    assert erase.mask_options.dilate == dilate
+    assert GenerationParams(dilate_pixels=dilate).mask_options.dilate == 0
+
+
+@pytest.mark.parametrize("engine", ["classical", "lama"])
+def test_an_erase_regenerates_the_grown_mask_and_keeps_every_other_pixel(engine, tiny_lama):
+    """Run as a worker runs the job: the area changed reaches past the drawn box by the
+    dilation (the object's edge and shadow go), and not a pixel beyond the grown mask (and
+    its feather) differs from the input."""
+    config = EngineConfig(lama_model=str(tiny_lama.fixed))
+    backend = get_backend(engine, config)
+    image, mask = photo(), box_mask(*SIZE, BOX, inpaint_white=True)
+    params = GenerationParams(seed=0, mode="erase", dilate_pixels=8, mask_mode="white_inpaints")
+    request = params.with_defaults().to_request(image=image, mask=mask)
+    out = np.asarray(run_inpaint(request, backend).images[0])
+    original = np.asarray(image)
+    regenerate = effective_mask(mask, SIZE, params.mask_options) > 0
+    assert (out[~regenerate] == original[~regenerate]).all()
+    changed = (out != original).any(axis=-1)
+    drawn = box_mask(*SIZE, BOX, inpaint_white=True)
+    inside_box = np.asarray(drawn) > 0
+    ring = regenerate & ~inside_box  # the dilation's band around the drawn box
+    assert changed[ring].mean() > 0.3, changed[ring].mean()
