@@ -40,11 +40,16 @@ def wait_for(condition, log, timeout: float = 30) -> None:
 def not_a_debug_server(base: str) -> None:
     """``make run`` sets no DJANGO_DEBUG: an unknown address under an API prefix is the APIs'
     JSON 404 (clients parse it), anywhere else the project's page, never the URLconf."""
-    for path in ("/sdapi/v1/no-such-thing", "/sdapi/v1/txt2img", "/v1/models", "/controlnet/x"):
+    for path, message in (
+        ("/sdapi/v1/no-such-thing", lambda body: body["detail"]),  # A1111's shape
+        ("/controlnet/x", lambda body: body["detail"]),
+        ("/v1/images/variations", lambda body: body["error"]["message"]),  # OpenAI's
+        ("/api/no-such-thing", lambda body: body["message"]),  # DreamLayer's
+    ):
         response = requests.get(base + path, timeout=30)
         assert response.status_code == 404, path
         assert response.headers["Content-Type"] == "application/json", path
-        assert response.json()["message"] == "Not found.", path
+        assert message(response.json()) == f"Not found: no route GET {path} here.", path
     wrong_method = requests.delete(f"{base}/api/health", timeout=30)
     assert wrong_method.status_code == 405
     assert wrong_method.headers["Content-Type"] == "application/json"

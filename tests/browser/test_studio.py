@@ -385,6 +385,7 @@ def test_erase_from_the_studio_removes_with_the_grown_mask(page, live_url, user,
     page.fill("#dilate_pixels", "12")
     page.click("#generate")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    screenshot(page, "studio-erase", full_page=True)
     generation = Generation.objects.get(owner=user)
     assert generation.params["mode"] == "erase" and generation.engine == "classical"
     assert generation.metadata["erase"] == {"remover": "classical", "dilate_pixels": 12}

@@ -203,7 +203,11 @@ class OpenAIModelsView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     error_shape = staticmethod(openai.error_body)
 
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="the models")})
+    @extend_schema(
+        tags=TAGS,
+        operation_id="openai_models_list",
+        responses={200: OpenApiResponse(description="the models")},
+    )
     def get(self, request: Request) -> Response:
         return Response(openai.model_list(_models_offered(request)))
 
@@ -211,7 +215,11 @@ class OpenAIModelsView(APIView):
 class OpenAIModelView(OpenAIModelsView):
     """``GET /v1/models/<model>``: one model the caller may name, or OpenAI's 404."""
 
-    @extend_schema(tags=TAGS, responses={200: OpenApiResponse(description="the model")})
+    @extend_schema(
+        tags=TAGS,
+        operation_id="openai_models_retrieve",
+        responses={200: OpenApiResponse(description="the model")},
+    )
     def get(self, request: Request, model: str) -> Response:
         found = next((m for m in _models_offered(request) if m["id"] == model), None)
         if found is None:
