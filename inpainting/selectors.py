@@ -60,20 +60,29 @@ def generation_queue(*, user: User) -> tuple[int, int, Generation | None]:
     return active, finished, mine.order_by("-created_at").first()
 
 
-def generation_sequence_after(generation: Generation) -> list[Generation]:
-    """The unfinished jobs of ``generation``'s sequence (its metadata's ``sequence``, made by
-    ``services.generations.generation_repeat``) that come after it, in order; none for a job
-    of no sequence."""
+def generation_sequence(generation: Generation, *, unfinished: bool = False) -> list[Generation]:
+    """The jobs of ``generation``'s sequence (its metadata's ``sequence``, made by
+    ``services.generations.generation_repeat``), in order (``unfinished``: those not ended);
+    just ``generation`` for a job of no sequence."""
     sequence = (generation.metadata or {}).get("sequence")
     if not sequence:
-        return []
+        return [generation]
     jobs = Generation.objects.filter(
-        owner_id=generation.owner_id,
-        status__in=Generation.ACTIVE,
-        metadata__sequence__id=sequence["id"],
+        owner_id=generation.owner_id, metadata__sequence__id=sequence["id"]
     )
-    later = [job for job in jobs if job.metadata["sequence"]["index"] > sequence["index"]]
-    return sorted(later, key=lambda job: job.metadata["sequence"]["index"])
+    if unfinished:
+        jobs = jobs.filter(status__in=Generation.ACTIVE)
+    return sorted(jobs, key=lambda job: job.metadata["sequence"]["index"])
+
+
+def generation_sequence_after(generation: Generation) -> list[Generation]:
+    """The unfinished jobs of ``generation``'s sequence that come after it, in order."""
+    index = ((generation.metadata or {}).get("sequence") or {}).get("index", 0)
+    return [
+        job
+        for job in generation_sequence(generation, unfinished=True)
+        if job.metadata.get("sequence", {}).get("index", 0) > index
+    ]
 
 
 def generation_status(*, generation_id: uuid.UUID | str) -> str | None:

@@ -534,3 +534,28 @@ def test_a_users_kept_a1111_options_are_bounded(api_key):
     assert too_much.status_code == 400 and "at most 64 KB" in too_much.json()["detail"]
     kept = client.get("/sdapi/v1/options").json()
     assert kept["send_seed"] is False and "notes" not in kept
+
+
+def test_a_request_of_iterations_needs_room_for_all_and_replays_as_one(
+    keyed_api, settings, api_key
+):
+    """``n_iter`` jobs are checked against the active-job quota together, before the picture
+    is read (none stored when they do not all fit); an idempotent replay of the request gets
+    its jobs back, none made again."""
+    body = {
+        "init_images": [base64.b64encode(png_bytes(gradient(96, 64))).decode()],
+        "mask": base64.b64encode(png_bytes(white_box_mask())).decode(),
+        **{"prompt": "", "steps": 2, "width": 96, "height": 64, "n_iter": 3, "seed": 5},
+    }
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 2
+    refused = keyed_api.post("/sdapi/v1/img2img", body, format="json")
+    assert refused.status_code == 429 and "this request makes 3" in refused.json()["detail"]
+    assert Generation.objects.count() == 0
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 10
+    once = keyed_api.post("/sdapi/v1/img2img", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert once.status_code == 200, once.content
+    info = json.loads(once.json()["info"])
+    assert info["all_seeds"] == [5, 6, 7] and len(once.json()["images"]) == 3
+    again = keyed_api.post("/sdapi/v1/img2img", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert json.loads(again.json()["info"])["all_seeds"] == [5, 6, 7]
+    assert Generation.objects.count() == 3

@@ -690,10 +690,11 @@ def generation_repeat(*, generation: Generation, count: int, seed_step: int) -> 
     """``count`` more jobs of ``generation``'s stored input, mask, plan and parameters (no
     picture decoded again: they were checked with it), the k-th with its seed advanced by
     ``k * seed_step`` (a random seed stays random), inserted together with the quota checked
-    for all of them. ``generation`` is the first of a sequence (its metadata's ``sequence``:
-    ``id``, ``length``, ``index`` 0); each job made here is the next ``index`` and runs alone
+    for all of them. The jobs are a sequence (their metadata's ``sequence``: ``id``, the
+    first's, ``length``, ``index``; ``generation`` is index 0), and each made here runs alone
     in its batch (``Generation.RUNS_ALONE``): the sequence runs in order, as AUTOMATIC1111's
-    iterations do."""
+    iterations do. (The first is marked after it was made: its request's fingerprint, which
+    an idempotent replay compares, holds no sequence.)"""
     params = GenerationParams.from_json(generation.params)
     plan = JobPlan(
         generation.engine,
@@ -702,11 +703,14 @@ def generation_repeat(*, generation: Generation, count: int, seed_step: int) -> 
         additions=generation.plan or {},
     )
     sender = Sender(generation.owner, client=generation.client, api_key=generation.api_key)
-    kept = {k: v for k, v in generation.metadata.items() if k != "warnings"}
+    sequence = {"id": str(generation.pk), "length": count + 1}
     warnings = generation.metadata.get("warnings", [])
-    sequence = generation.metadata["sequence"]
     with transaction.atomic():
         quota_check(generation.owner, jobs=count)
+        first = Generation.objects.select_for_update().get(pk=generation.pk)
+        first.metadata = {**first.metadata, "sequence": {**sequence, "index": 0}}
+        first.save(update_fields=["metadata"])
+        kept = {k: v for k, v in first.metadata.items() if k != "warnings"}
         return [
             generation_insert(
                 sender,

@@ -6,7 +6,6 @@ soft inpainting, ControlNet units, checkpoint overrides) and its answer built fr
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 
 from asgiref.sync import sync_to_async
@@ -349,7 +348,8 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
             params = replace(params, model=chosen.name if chosen else None)
         if not data.get("mask"):  # checked before the picture is fetched
             generations.generation_check_whole_picture(params, field="init_images")
-        generations.quota_check(request.user, lock=False, jobs=data["n_iter"])  # all, first
+        if data["n_iter"] > 1:  # room for every iteration, before the picture is fetched
+            generations.quota_check(request.user, lock=False, jobs=data["n_iter"])
         image = common.remote_upload(data["init_images"][0], "init_images")
         mask = (
             common.remote_upload(data["mask"], "mask")
@@ -363,19 +363,18 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
         repeated from it (none stored if they cannot all be)."""
         data = serializer.validated_data
         n_iter, batch_size = data["n_iter"], data["batch_size"]
-        metadata = {"a1111": {"ignored": data["ignored"]}}
-        if n_iter > 1:
-            metadata["sequence"] = {"id": str(uuid.uuid4()), "length": n_iter, "index": 0}
         generation = common.generation_create_for(
             request,
             Generation.Client.A1111,
             image,
             mask,
             replace(params, samples=batch_size),
-            extra_metadata=metadata,
+            extra_metadata={"a1111": {"ignored": data["ignored"]}},
         )
         jobs = [generation]
-        if n_iter > 1:
+        if n_iter > 1 and generation.metadata.get("sequence"):  # an idempotent replay
+            jobs = selectors.generation_sequence(generation)
+        elif n_iter > 1:
             try:
                 jobs += generations.generation_repeat(
                     generation=generation, count=n_iter - 1, seed_step=batch_size
@@ -505,6 +504,7 @@ class A1111Txt2ImgView(A1111Img2ImgView):
             chosen = a1111_checkpoint(request.user)
             params = replace(params, model=chosen.name if chosen else None)
         generations.generation_check_whole_picture(params, field="prompt", kind="txt2img")
-        generations.quota_check(request.user, lock=False, jobs=data["n_iter"])  # all, first
+        if data["n_iter"] > 1:  # room for every iteration, before the canvas is made
+            generations.quota_check(request.user, lock=False, jobs=data["n_iter"])
         canvas, mask = images.blank_canvas(data["width"], data["height"], user=request.user)
         return self.submitted(request, serializer, params, canvas, mask)
