@@ -94,21 +94,25 @@ def sd_backend(server: str, key: str) -> A1111Webservice:
     return A1111Webservice(server, credentials_provider=lambda: ("me", key))
 
 
-def test_sd_backend_client_inpaints_with_its_defaults_and_upscales(server, api_key):
-    service = sd_backend(server, api_key)
-    schedulers = [option.name for option in service.list_schedulers()]
-    assert "normal" in schedulers and "karras" in schedulers
-    assert service.get_capabilities().scheduler is True
-    params = DiffusionParams(
+def inpaint_params(**fields) -> DiffusionParams:
+    """sd-backend-client's parameters of an inpaint of the box, "a red ball" (``fields``:
+    the rest)."""
+    return DiffusionParams(
         prompt="a red ball",
         init_images=[gradient(W, H)],
         mask=box_mask(W, H, BOX, inpaint_white=True),
         width=W,
         height=H,
-        steps=3,
-        seed=77,
-        batch_size=2,
+        **fields,
     )
+
+
+def test_sd_backend_client_inpaints_with_its_defaults_and_upscales(server, api_key):
+    service = sd_backend(server, api_key)
+    schedulers = [option.name for option in service.list_schedulers()]
+    assert "normal" in schedulers and "karras" in schedulers
+    assert service.get_capabilities().scheduler is True
+    params = inpaint_params(steps=3, seed=77, batch_size=2)
     assert (params.sampler, params.scheduler) == ("euler_ancestral", "normal")  # its defaults
     seen = []
     result = service.submit_inpaint(params).wait(timeout=120, on_progress=seen.append)
@@ -127,14 +131,7 @@ def test_sd_backend_client_inpaints_with_its_defaults_and_upscales(server, api_k
 
 def test_sd_backend_client_reports_progress_and_a_cancel_as_cancelled(server, api_key):
     service = sd_backend(server, api_key)
-    params = DiffusionParams(
-        prompt="a red ball",
-        init_images=[gradient(W, H)],
-        mask=box_mask(W, H, BOX, inpaint_white=True),
-        width=W,
-        height=H,
-        steps=150,
-    )
+    params = inpaint_params(steps=150)
     handle = service.submit_inpaint(params)
     deadline = time.monotonic() + 90
     progress = handle.poll()
@@ -265,6 +262,17 @@ def test_fooocus_api_client_pings_lists_inpaints_and_outpaints_on_v1_and_v2(
     assert downloaded(v2_out[0]["url"]).size == (W + W // 3, H)
 
 
+def ended(api: DefaultApi, job_id: str):
+    """The job's record from ``query_job``, polled as its clients poll, once it has ended."""
+    deadline = time.monotonic() + 90
+    record = api.query_job_v1_generation_query_job_get(job_id)
+    while record.job_stage.value not in ("SUCCESS", "ERROR"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+        record = api.query_job_v1_generation_query_job_get(job_id)
+    return record
+
+
 def test_fooocus_api_client_runs_async_queries_and_stops_its_own_job(
     server, api_key, other_user, celery_worker
 ):
@@ -281,12 +289,7 @@ def test_fooocus_api_client_runs_async_queries_and_stops_its_own_job(
         quick
     ).actual_instance
     assert job["job_stage"] in ("WAITING", "RUNNING", "SUCCESS") and job["job_id"]
-    deadline = time.monotonic() + 90
-    record = api.query_job_v1_generation_query_job_get(job["job_id"])
-    while record.job_stage.value not in ("SUCCESS", "ERROR"):
-        assert time.monotonic() < deadline, record
-        time.sleep(0.2)
-        record = api.query_job_v1_generation_query_job_get(job["job_id"])
+    record = ended(api, job["job_id"])
     assert record.job_stage.value == "SUCCESS" and record.job_progress == 100
     result = record.job_result.actual_instance
     check_inpainted(downloaded(result[0]["url"]))
@@ -308,12 +311,7 @@ def test_fooocus_api_client_runs_async_queries_and_stops_its_own_job(
         assert api.stop_v1_generation_stop_post().msg == "success"
     finally:
         celery_worker.resume()
-    deadline = time.monotonic() + 60
-    record = api.query_job_v1_generation_query_job_get(started["job_id"])
-    while record.job_stage.value not in ("SUCCESS", "ERROR"):
-        assert time.monotonic() < deadline, record
-        time.sleep(0.2)
-        record = api.query_job_v1_generation_query_job_get(started["job_id"])
+    record = ended(api, started["job_id"])
     assert record.job_stage.value == "ERROR"
     assert record.job_result.actual_instance[0]["finish_reason"] == "USER_CANCEL"
 
