@@ -129,15 +129,33 @@ def fit_to_image(values: np.ndarray, size: tuple[int, int], exact: bool = False)
     return cv2.resize(values, tuple(size), interpolation=cv2.INTER_LINEAR)
 
 
+#: The largest radius grown with one round kernel (``mask_grow``'s range); past it, erase mode's
+#: dilation on top grows in steps of GROW_STEP: a round kernel costs about its area a pixel
+#: (a 12 MP mask grown by 164 px in one kernel: 9.4 CPU-s; in steps of 16: 1.1 s), and the
+#: steps' sum is round to within a pixel or two at the rim.
+ONE_KERNEL_RADIUS = 64
+GROW_STEP = 16
+
+
+def _round_kernel(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def grow(values: np.ndarray, pixels: int) -> np.ndarray:
     """Values (0..255) grown by ``pixels`` (a round kernel), shrunk when it is negative."""
     if pixels == 0:
         return values
     radius = abs(pixels)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    if pixels > 0:
-        return cv2.dilate(values, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
+    if pixels < 0:
+        return cv2.erode(values, _round_kernel(radius), borderType=cv2.BORDER_REPLICATE)
+    steps = [radius] if radius <= ONE_KERNEL_RADIUS else [GROW_STEP] * (radius // GROW_STEP)
+    if radius > ONE_KERNEL_RADIUS and radius % GROW_STEP:
+        steps.append(radius % GROW_STEP)
+    for step in steps:
+        values = cv2.dilate(
+            values, _round_kernel(step), borderType=cv2.BORDER_CONSTANT, borderValue=0
+        )
+    return values
 
 
 def _falloff(distance: np.ndarray, width: int) -> np.ndarray:

@@ -5,6 +5,8 @@ the pixels outside the grown mask are the input's, byte for byte."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -42,13 +44,18 @@ def test_erase_runs_the_best_remover_here_and_refuses_a_diffusion_model(tiny_lam
     assert refused.value.field == "mode" and "Erase mode runs a remover" in str(refused.value)
 
 
-def extents(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """The first and last masked column of the box's middle row, and row of its middle
+def extents_of(mask: np.ndarray, centre: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The first and last masked column of the row through ``centre`` (x, y), and row of its
     column."""
-    x0, y0, x1, y1 = BOX
-    columns = np.flatnonzero(mask[(y0 + y1) // 2])
-    rows = np.flatnonzero(mask[:, (x0 + x1) // 2])
+    columns = np.flatnonzero(mask[centre[1]])
+    rows = np.flatnonzero(mask[:, centre[0]])
     return columns[0], columns[-1], rows[0], rows[-1]
+
+
+def extents(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``extents_of`` through the box's middle."""
+    x0, y0, x1, y1 = BOX
+    return extents_of(mask, ((x0 + x1) // 2, (y0 + y1) // 2))
 
 
 @pytest.mark.parametrize("dilate", [1, 6, 20])
@@ -84,3 +91,17 @@ def test_an_erase_regenerates_the_grown_mask_and_keeps_every_other_pixel(engine,
     inside_box = np.asarray(drawn) > 0
     ring = regenerate & ~inside_box  # the dilation's band around the drawn box
     assert changed[ring].mean() > 0.3, changed[ring].mean()
+
+
+@pytest.mark.serial  # measures CPU time
+def test_the_largest_growth_of_a_12_mp_mask_stays_within_its_cpu_budget():
+    """mask_grow 64 and erase's dilation 100 on the largest upload's mask (12 MP), as the web
+    process computes the effective mask when it checks a job: in steps (``masks.GROW_STEP``),
+    about 1 CPU-s here (one round kernel of 164 px took 9.4 s)."""
+    mask = Image.new("L", (4000, 3000), 0)
+    mask.paste(255, (1500, 1000, 2500, 2000))
+    options = MaskOptions(mode="white_inpaints", blur=0, grow=64, dilate=100)
+    started = time.process_time()
+    grown = effective_mask(mask, mask.size, options) > 0
+    assert time.process_time() - started < 4.0
+    assert extents_of(grown, (2000, 1500)) == (1500 - 164, 2499 + 164, 1000 - 164, 1999 + 164)
