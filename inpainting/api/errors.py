@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import NO_KEY_MESSAGE
+from accounts.pathkey import KEY_PATH_ROUTES as A1111_ROUTES  # A1111's API and its extensions'
 
 from ..answers import a1111, openai
 from ..errors import ClientError
@@ -87,7 +88,7 @@ def _native_error(exc: Exception, context: dict) -> Response | None:
 #: ``detail``) under its routes and its extensions'.
 NOT_FOUND_SHAPES = (
     (("/v1/images/", "/v1/models"), openai.error_body),
-    (("/sdapi/", "/controlnet/", "/queue/"), a1111.error_body),
+    (A1111_ROUTES, a1111.error_body),
 )
 #: Headers that carry an API key (``accounts.authentication``): a request with one is a
 #: client's, answered in JSON wherever it goes.

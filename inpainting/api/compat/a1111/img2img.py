@@ -341,11 +341,7 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
 
     def submit(self, request: Request, serializer: A1111Img2ImgSerializer) -> common.Submitted:
         data = serializer.validated_data
-        params = serializer.to_params()
-        if params.model is None and params.prompt.strip():
-            # The checkpoint the caller chose with POST /sdapi/v1/options, if any.
-            chosen = a1111_checkpoint(request.user)
-            params = replace(params, model=chosen.name if chosen else None)
+        params = self.with_checkpoint(serializer.to_params(), request.user)
         if not data.get("mask"):  # checked before the picture is fetched
             generations.generation_check_whole_picture(params, field="init_images")
         if data["n_iter"] > 1:  # room for every iteration, before the picture is fetched
@@ -384,6 +380,17 @@ class A1111Img2ImgView(A1111Api, common.SubmitAndWaitView):
                 raise
         context = {**self.context_of(serializer), "jobs": [job.pk for job in jobs]}
         return common.Submitted(generation, context=context)
+
+    @staticmethod
+    def with_checkpoint(
+        params: GenerationParams, user, *, removes: bool = True
+    ) -> GenerationParams:
+        """A job that names no model runs the checkpoint the caller chose with ``POST
+        /sdapi/v1/options``, if any; ``removes``: a prompt-less one removes (no model)."""
+        if params.model is not None or (removes and not params.prompt.strip()):
+            return params
+        chosen = a1111_checkpoint(user)
+        return replace(params, model=chosen.name if chosen else None)
 
     @staticmethod
     def context_of(serializer: A1111Img2ImgSerializer) -> dict:
@@ -499,10 +506,7 @@ class A1111Txt2ImgView(A1111Img2ImgView):
 
     def submit(self, request: Request, serializer: A1111Txt2ImgSerializer) -> common.Submitted:
         data = serializer.validated_data
-        params = serializer.to_params()
-        if params.model is None:  # the checkpoint the caller chose with POST /options, if any
-            chosen = a1111_checkpoint(request.user)
-            params = replace(params, model=chosen.name if chosen else None)
+        params = self.with_checkpoint(serializer.to_params(), request.user, removes=False)
         generations.generation_check_whole_picture(params, field="prompt", kind="txt2img")
         if data["n_iter"] > 1:  # room for every iteration, before the canvas is made
             generations.quota_check(request.user, lock=False, jobs=data["n_iter"])
