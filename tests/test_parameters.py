@@ -119,9 +119,19 @@ def test_the_compatible_apis_use_the_same_ranges_with_their_own_defaults():
         assert (field.min_value, field.max_value) == (p.minimum, p.maximum), name
         assert field.default == default, name
     assert ModelsLabInpaintSerializer.default_steps == 31
-    ml = ModelsLabInpaintSerializer(data={"init_image": "x", "mask_image": "y", "prompt": "z"})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sent", "steps"),
+    [({}, 31), ({"num_inference_steps": 7}, 7), ({"steps": 5, "num_inference_steps": 7}, 5)],
+)
+def test_modelslab_reads_num_inference_steps_as_steps_and_defaults_to_31(sent, steps):
+    ml = ModelsLabInpaintSerializer(
+        data={"init_image": "x", "mask_image": "y", "prompt": "z", **sent}
+    )
     assert ml.is_valid(), ml.errors
-    assert ml.validated_data["steps"] is None and ml.validated_data["num_inference_steps"] is None
+    assert ml.to_params().num_inference_steps == steps
 
 
 def test_the_engine_checks_the_same_ranges():
