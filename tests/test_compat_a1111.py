@@ -18,13 +18,14 @@ from PIL import Image, ImageDraw
 from rest_framework.test import APIClient
 
 from inpainting.answers import a1111
-from inpainting.engine import Resize
+from inpainting.engine import InpaintResult, Resize
 from inpainting.engine.images import resize_to
 from inpainting.models import Generation
+from inpainting.services import generations, runs
 from inpainting.services.library import library_scan
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests.conftest import child_env
-from tests.helpers import wait_for_status
+from tests.helpers import black_box_mask_png, image_png, post_img2img, wait_for_status
 from tests.images import gradient, png_bytes
 from tests.live import daphne_server
 from tests.test_controlnet import controlnet_folder, library  # noqa: F401 - fixtures
@@ -534,6 +535,24 @@ def test_a_users_kept_a1111_options_are_bounded(api_key):
     assert too_much.status_code == 400 and "at most 64 KB" in too_much.json()["detail"]
     kept = client.get("/sdapi/v1/options").json()
     assert kept["send_seed"] is False and "notes" not in kept
+
+
+def test_a_sequence_marked_while_its_first_job_runs_is_kept_when_it_finishes(api, paused_worker):
+    """``generation_repeat`` marks the first job of a sequence after it was queued: a worker
+    may already run it. Its success keeps the mark (an idempotent replay reads it), with the
+    engine's own metadata added."""
+    answer = post_img2img(api, image_png(), black_box_mask_png(), wait="false")
+    first = Generation.objects.get(pk=answer.json()["id"])
+    claimed = runs.generation_claim(generation_id=str(first.pk))  # the worker took it
+    generations.generation_repeat(generation=claimed, count=1, seed_step=1)
+    ran = InpaintResult(
+        images=[Image.new("RGB", (64, 64))], seeds=[5], engine="classical", model="",
+        width=64, height=64, inference_seconds=0.1, metadata={"ran": True},
+    )  # fmt: skip
+    assert runs.generation_succeed(generation=claimed, result=ran)
+    stored = Generation.objects.get(pk=first.pk).metadata
+    assert stored["sequence"] == {"id": str(first.pk), "length": 2, "index": 0}
+    assert stored["ran"] is True
 
 
 def test_a_request_of_iterations_needs_room_for_all_and_replays_as_one(

@@ -399,16 +399,20 @@ def generation_succeed(*, generation: Generation, result: engine.InpaintResult) 
         images.append(row)
     now = timezone.now()
     with transaction.atomic():
-        done = Generation.objects.filter(
+        attempt = Generation.objects.select_for_update().filter(
             pk=generation.pk,
             status=Generation.Status.RUNNING,
             attempt_token=generation.attempt_token,
-        ).update(
+        )
+        # The row's metadata as it is now, not as the job found it: a key written while it
+        # ran (``generation_repeat``'s sequence) stays.
+        stored = attempt.values_list("metadata", flat=True).first()
+        done = attempt.update(
             status=Generation.Status.SUCCEEDED,
             seed=result.seeds[0],
             model_name=_model_ran(generation, result),
             engine=result.engine,
-            metadata={**(generation.metadata or {}), **result.metadata},
+            metadata={**(stored or {}), **result.metadata},
             finished_at=now,
             step=F("total_steps"),
             inference_seconds=result.inference_seconds,
