@@ -476,6 +476,9 @@ MASK_MODELS_DIR = Path(env.str("MASK_MODELS_DIR", default=str(MODELS_DIR / "mask
 UPSCALERS_DIR = Path(env.str("UPSCALERS_DIR", default=str(MODELS_DIR / "upscalers")))
 # Layer models (docs/api.md, "Splitting a picture into layers"): Qwen-Image-Layered folders.
 LAYER_MODELS_DIR = Path(env.str("LAYER_MODELS_DIR", default=str(MODELS_DIR / "layers")))
+# Erase adapters (docs/engines.md, "Erase"): one folder each, an edit model's LoRA that removes
+# what a mask covers and its prompt embedding (as slopshop/erase-v1 publishes them).
+ERASERS_DIR = Path(env.str("ERASERS_DIR", default=str(MODELS_DIR / "erasers")))
 # Model installs (docs/model-library.md): the Hugging Face hub they download from, its token
 # (staff may set one in the admin instead, kept encrypted), and whether a model under a
 # non-commercial licence (FLUX.1 [dev], Kontext [dev]) may be installed.

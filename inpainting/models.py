@@ -475,7 +475,9 @@ class LibraryModel(models.Model):
     diffusers folder under ``CONTROLNETS_DIR``), a mask model (a SAM 2.1 or SAM 3 folder, or
     a rembg ``.onnx`` file, under ``MASK_MODELS_DIR``) or an upscaler (a super-resolution
     model's ``.safetensors`` or weights-only ``.pth`` file under ``UPSCALERS_DIR``) or a layer
-    model (a Qwen-Image-Layered diffusers folder under ``LAYER_MODELS_DIR``)."""
+    model (a Qwen-Image-Layered diffusers folder under ``LAYER_MODELS_DIR``) or an erase
+    adapter (a folder of an edit model's LoRA and its prompt embedding under
+    ``ERASERS_DIR``)."""
 
     class Kind(models.TextChoices):
         CHECKPOINT = "checkpoint", "diffusion model"
@@ -485,6 +487,7 @@ class LibraryModel(models.Model):
         MASK = "mask", "mask model"
         UPSCALER = "upscaler", "upscaler"
         LAYERS = "layers", "layer model"
+        ERASER = "eraser", "erase adapter"
 
     class Layout(models.TextChoices):
         SINGLE_FILE = "single-file", "single file"
@@ -492,6 +495,7 @@ class LibraryModel(models.Model):
         HF_CACHE = "hf-cache", "Hugging Face cache"
         TRANSFORMERS = "transformers", "transformers folder"
         GGUF = "gguf", "GGUF transformer (quantized)"
+        ADAPTER = "adapter", "adapter folder"
 
     kind = models.CharField(max_length=16, validators=[kind_known], default=Kind.CHECKPOINT)
     name = models.CharField(max_length=255)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from .engine import (
     ControlNetUse,
+    EraserUse,
     InpaintRequest,
     InvalidInput,
     IpAdapterUse,
@@ -238,12 +239,13 @@ class GenerationParams:
         reference_images: tuple = (),
         ip_adapter: IpAdapterUse | None = None,
         controlnet: ControlNetUse | None = None,
+        eraser: EraserUse | None = None,
         layer_masks: tuple = (),
     ) -> InpaintRequest:
         """The engine request for these parameters (the requested seed; None = random);
-        ``loras``, ``controlnet``, ``ip_adapter``: the additions' files, found by the caller on
-        its own disk (``services.additions.planned_uses``); ``layer_masks``: the layers' mask
-        files, in ``layers``' order (none: a request without its layers). Steps and
+        ``loras``, ``controlnet``, ``ip_adapter``, ``eraser``: the additions' files, found by
+        the caller on its own disk (``services.additions.planned_uses``); ``layer_masks``: the
+        layers' mask files, in ``layers``' order (none: a request without its layers). Steps and
         guidance must be resolved first (``for_family``, ``with_defaults``): a stored job's
         always are."""
         if self.num_inference_steps is None or self.guidance_scale is None:
@@ -272,6 +274,7 @@ class GenerationParams:
             soft=self.soft,
             ip_adapter=ip_adapter,
             controlnet=controlnet,
+            eraser=eraser,
             layers=tuple(
                 layer_of(layer["name"], layer["prompt"], file, image.size, self.mask_options)
                 for layer, file in zip(self.layers or [], layer_masks, strict=True)

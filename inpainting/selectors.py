@@ -165,6 +165,14 @@ def library_ip_adapter_list(user: User | None = None) -> QuerySet[LibraryModel]:
     )
 
 
+def library_eraser_list(user: User | None = None) -> QuerySet[LibraryModel]:
+    """The enabled erase adapters found by the last scan (open to everyone, as mask models
+    are: the model one runs on is what access gives), by name."""
+    return _listed(LibraryModel.objects.filter(kind=LibraryModel.Kind.ERASER), user).order_by(
+        "name"
+    )
+
+
 def library_upscaler_list(user: User | None = None) -> QuerySet[LibraryModel]:
     """The enabled upscalers (super-resolution models) found by the last scan (that ``user``
     may use)."""

@@ -305,6 +305,35 @@ def edit_library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch)
 
 
 @pytest.fixture(scope="session")
+def klein_weights(tmp_path_factory):
+    """The tiny FLUX.2 [klein] folder (the distilled release), written once per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model
+
+    return write_tiny_flux2_klein_model(tmp_path_factory.mktemp("klein") / "klein")
+
+
+@pytest.fixture
+def eraser_library(tmp_path, models_dir, tiny_model, klein_weights, monkeypatch):
+    """The library holds the tiny SD 1.5 inpainting model ("alpha", the default), the tiny
+    FLUX.2 [klein] ("klein") and the tiny erase adapter for it ("erase-v1", in ERASERS_DIR
+    under MODELS_DIR); the session's worker has them on its disk. Returns the adapter's row."""
+    from huggingface_hub import constants as hf_constants
+
+    from inpainting.models import LibraryModel
+    from inpainting.services.library import library_scan
+    from inpainting.testing.tiny_lora import write_tiny_eraser
+    from tests.helpers import wait_until_served
+
+    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
+    (models_dir / "klein").symlink_to(klein_weights, target_is_directory=True)
+    write_tiny_eraser(klein_weights, Path(settings.ERASERS_DIR) / "erase-v1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    wait_until_served("alpha", "klein")
+    return LibraryModel.objects.get(kind=LibraryModel.Kind.ERASER)
+
+
+@pytest.fixture(scope="session")
 def qwen_edit_weights(tmp_path_factory):
     """The tiny Qwen-Image-Edit Plus folder (the picture and two references), once per test
     process."""

@@ -40,7 +40,7 @@ from inpainting.testing.original_layout import (
     write_flux_gguf,
     write_gguf,
 )
-from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
+from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from tests import fake_hub as hub_module
 from tests.helpers import (
     black_box_mask_png,
@@ -229,11 +229,6 @@ def flux2_transformer_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
                     [state[f"{source}add_{p}_proj.{kind}"] for p in "qkv"]
                 )
     return out
-
-
-@pytest.fixture(scope="module")
-def klein_weights(tmp_path_factory):
-    return write_tiny_flux2_klein_model(tmp_path_factory.mktemp("klein") / "klein")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from inpainting.services import installs, library, runs
 from inpainting.services.models import backend_config, worker_models_served
 from inpainting.testing.tiny_controlnet import write_tiny_controlnet
 from inpainting.testing.tiny_ip_adapter import write_tiny_ip_adapter
-from inpainting.testing.tiny_lora import write_tiny_lora
+from inpainting.testing.tiny_lora import write_tiny_eraser, write_tiny_lora
 from inpainting.testing.tiny_masks import write_tiny_sam2, write_tiny_u2net
 from inpainting.testing.tiny_upscaler import write_tiny_real_esrgan
 from tests import fake_hub as hub_module
@@ -485,6 +485,26 @@ def test_a_controlnet_folder_an_upscaler_file_and_lama_install_into_their_places
     done = _install(user, source=f"{hub.url}/tests/lama/resolve/main/lama_fp32.onnx", kind="lama")
     assert done.status == ModelInstall.Status.SUCCEEDED, done.error
     assert lama_file().read_bytes() == tiny_lama.fixed.read_bytes()
+
+
+def test_an_erase_adapter_installs_as_a_folder_with_its_embedding_and_licence(
+    hub, user, klein_weights, tmp_path
+):
+    """slopshop/erase-v1's layout by repo id: its LoRA and its prompt embedding land in one
+    folder of ERASERS_DIR, and the scan records it for FLUX.2 [klein] with the card's
+    licence; its README does not come along."""
+    adapter = write_tiny_eraser(klein_weights, tmp_path / "erase-v1")
+    repo = hub.add_folder("slopshop/erase-v1", adapter, license="apache-2.0")
+    repo.files["README.md"] = b"# erase_v1"
+    done = _install(user, source="slopshop/erase-v1", kind="eraser")
+    assert done.status == ModelInstall.Status.SUCCEEDED, done.error
+    folder = Path(settings.ERASERS_DIR) / "erase-v1"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "erase_v1_diffusers.safetensors",
+        "prompt_embeds.safetensors",
+    ]
+    row = LibraryModel.objects.get(kind=LibraryModel.Kind.ERASER, name="erase-v1")
+    assert (row.family, row.licence, row.layout) == ("flux2-klein", "apache-2.0", "adapter")
 
 
 def test_selection_models_install_a_sam_folder_and_a_rembg_file(

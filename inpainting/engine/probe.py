@@ -334,6 +334,18 @@ def probe_controlnet(path: Path) -> str:
     return _add_on_family(config.get("cross_attention_dim"), path.name)
 
 
+def _one_weights_file(path: Path, weights: list[Path], what: str) -> Path:
+    """The one ``what`` weights file of the folder ``path`` among ``weights``; else
+    ``Unsupported`` saying how many there are (and that pickles are refused, if any)."""
+    if len(weights) == 1:
+        return weights[0]
+    pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+    why = "pickles are refused" if pickles else "none found"
+    raise Unsupported(
+        f"{path.name}: one {what} .safetensors expected at its top ({why}; {len(weights)} there)."
+    )
+
+
 def probe_ip_adapter(path: Path) -> tuple[str, str]:
     """The family of an IP-Adapter folder and its weights' file name: the folder holds one
     ``.safetensors`` with ``image_proj.*`` and ``ip_adapter.*`` weights and the CLIP image
@@ -346,14 +358,7 @@ def probe_ip_adapter(path: Path) -> tuple[str, str]:
             "in image_encoder/ (as h94/IP-Adapter publishes ip-adapter_sd15.safetensors with "
             "models/image_encoder)."
         )
-    weights = sorted(path.glob("*.safetensors"))
-    if len(weights) != 1:
-        pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
-        why = "pickles are refused" if pickles else "none found"
-        raise Unsupported(
-            f"{path.name}: one IP-Adapter .safetensors expected at its top ({why}; "
-            f"{len(weights)} there)."
-        )
+    weights = [_one_weights_file(path, sorted(path.glob("*.safetensors")), "IP-Adapter")]
     encoder = path / "image_encoder"
     if not (encoder / "config.json").is_file() or not any(encoder.glob("*.safetensors")):
         raise Unsupported(
@@ -364,6 +369,66 @@ def probe_ip_adapter(path: Path) -> tuple[str, str]:
     if key is None or not any(name.startswith("image_proj.") for name in table):
         raise Unsupported(f"{weights[0].name}: no IP-Adapter weights (image_proj, ip_adapter).")
     return _add_on_family(key["shape"][-1], path.name), weights[0].name
+
+
+#: The file of an erase adapter's precomputed prompt embedding (``prompt_embeds``, [1, tokens,
+#: the text width]), and the one of its instruction where it has no embedding.
+ERASER_EMBEDDING = "prompt_embeds.safetensors"
+ERASER_INSTRUCTION = "instruction.txt"
+#: The most an instruction may hold: a sentence or two, read at every job.
+MAX_INSTRUCTION_BYTES = 4096
+
+
+def probe_eraser(path: Path) -> tuple[str, dict]:
+    """The family of an erase adapter folder and what it holds: one LoRA ``.safetensors``
+    whose keys name modules only that family's transformer has (``Family.eraser_marks``), and
+    either its prompt embedding (``ERASER_EMBEDDING``: no text encoder runs) or its
+    instruction (``ERASER_INSTRUCTION``, at most 4 KB of UTF-8). The details: ``lora``,
+    ``embedding`` (its file, or None) with its ``text_width``, and ``instruction``.
+    ``Unsupported`` with the reason otherwise (pickles included)."""
+    if not path.is_dir():
+        raise Unsupported(
+            f"{path.name}: an erase adapter is a folder with its LoRA .safetensors and its "
+            f"{ERASER_EMBEDDING} or {ERASER_INSTRUCTION} (as slopshop/erase-v1 publishes it)."
+        )
+    lora = _one_weights_file(
+        path, sorted(p for p in path.glob("*.safetensors") if p.name != ERASER_EMBEDDING), "LoRA"
+    )
+    keys = [key for key in read_header(lora) if any(part in key for part in _LORA_WEIGHTS)]
+    family = next(
+        (
+            f
+            for f in FAMILIES.values()
+            if f.eraser_marks and any(mark in key for key in keys for mark in f.eraser_marks)
+        ),
+        None,
+    )
+    if family is None:
+        raise Unsupported(
+            f"{lora.name}: no LoRA of a model an erase adapter runs on (FLUX.2 [klein])."
+        )
+    details: dict = {"lora": lora.name, "embedding": None, "instruction": ""}
+    embedding = path / ERASER_EMBEDDING
+    instruction = path / ERASER_INSTRUCTION
+    if embedding.is_file():
+        shape = read_header(embedding).get("prompt_embeds", {}).get("shape", [])
+        if len(shape) != 3 or shape[0] != 1:
+            raise Unsupported(
+                f"{path.name}: {ERASER_EMBEDDING} holds no prompt_embeds of shape [1, tokens, "
+                "width]."
+            )
+        details |= {"embedding": ERASER_EMBEDDING, "text_width": shape[2]}
+    elif instruction.is_file() and instruction.stat().st_size <= MAX_INSTRUCTION_BYTES:
+        try:
+            details["instruction"] = instruction.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise Unsupported(f"{path.name}: {ERASER_INSTRUCTION} is not UTF-8 text.") from None
+    if details["embedding"] is None and not details["instruction"]:
+        raise Unsupported(
+            f"{path.name}: neither {ERASER_EMBEDDING} nor an {ERASER_INSTRUCTION} of at most "
+            f"{MAX_INSTRUCTION_BYTES} bytes: the adapter's own prompt is needed."
+        )
+    return family.name, details
 
 
 def config_folder(configs: str | Path | None, found: Probe) -> Path:

@@ -360,6 +360,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         reference_images=tuple(to_rgb(image) for image in request.reference_images),
         soft=request.soft,
         ip_adapter=request.ip_adapter,
+        eraser=request.eraser,
     )
     return Prepared(canvas, seeds, box, region_image, region_mask, call)
 
@@ -531,6 +532,7 @@ def batch_key(call: BackendCall) -> tuple:
         call.controlnet,
         len(call.reference_images),
         call.ip_adapter,
+        call.eraser,
         # An IP-Adapter batch encodes one reference picture for all its entries: a job's own.
         tuple(id(image) for image in call.reference_images) if call.ip_adapter else (),
         # A call with regions sets the denoiser's attention up for its own: alone in its batch.

@@ -203,6 +203,18 @@ class IpAdapterUse:
 
 
 @dataclass(frozen=True)
+class EraserUse:
+    """An erase adapter for the job (``probe.probe_eraser``): a LoRA of an edit model that
+    removes what a mask covers, reading the photo and the mask as two reference pictures, and
+    told so by its own prompt embedding (``embedding``: a safetensors file of
+    ``prompt_embeds``; no text encoder runs) or, without one, by its ``instruction``."""
+
+    lora: str
+    embedding: str | None = None
+    instruction: str = ""
+
+
+@dataclass(frozen=True)
 class Layer:
     """A layer of a job (issue 80): its name (for messages), its mask (an array of the
     picture's size, 0 to 1: how much of each pixel is the layer's) and its prompt."""
@@ -252,6 +264,8 @@ class InpaintRequest:
     soft: bool = False
     #: An IP-Adapter that reads ``reference_images[0]`` (an inpainting model's reference).
     ip_adapter: IpAdapterUse | None = None
+    #: Erase mode on an edit model: its erase adapter (the photo and the mask its references).
+    eraser: EraserUse | None = None
     #: Layers, bottom up, each with its own prompt (``engine.layers``): run by
     #: ``layers.run_layered``, not by ``run_inpaint``; ``mask`` is then the area regenerated.
     layers: tuple[Layer, ...] = ()
@@ -287,6 +301,8 @@ class BackendCall:
     soft: bool = False
     #: An IP-Adapter reading ``reference_images[0]`` (``InpaintRequest.ip_adapter``).
     ip_adapter: IpAdapterUse | None = None
+    #: An erase adapter (``InpaintRequest.eraser``): ``hole`` is the second reference.
+    eraser: EraserUse | None = None
     #: A layered job's regions, bottom up, in this call's frame: only for a backend whose
     #: ``regions_in_one_call`` is true (``layers.run_layered``); ``prompt`` paints the rest.
     regions: tuple[Region, ...] = ()

@@ -1,12 +1,13 @@
-"""What a diffusion model takes beside its prompt, from the library: LoRAs, ControlNets and
-IP-Adapters (names checked against the library, made for the job's model's family, and
-found on this worker's disk)."""
+"""What a diffusion model takes beside its prompt, from the library: LoRAs, ControlNets,
+IP-Adapters and erase adapters (names checked against the library, made for the job's
+model's family, and found on this worker's disk)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -18,6 +19,7 @@ from ..engine.families import FAMILIES, Family
 from ..engine.parameters import check_loras
 from ..engine.probe import (
     Unsupported,
+    probe_eraser,
     probe_ip_adapter,
 )
 from ..errors import ClientError, echoed
@@ -106,6 +108,22 @@ def _made_for_check(
 def _planned_rows(kind: _Kind, ids: list[int]) -> dict[int, LibraryModel]:
     """The enabled additions of a kind with these library ids (one query, by id)."""
     return {row.pk: row for row in kind.listed().filter(pk__in=ids)} if ids else {}
+
+
+def _planned_folder(
+    kind: _Kind, planned: dict, probe: Callable[[Path], tuple[str, Any]]
+) -> tuple[Path, Any]:
+    """A planned folder addition on this machine (in its kind's folder, by the library's name
+    of its id now) and what ``probe`` reads of it beside its family; an ``EngineError`` when
+    it is no longer in the library or not on this disk."""
+    addition = _planned_rows(kind, [planned["id"]]).get(planned["id"])
+    if addition is None:
+        raise _not_on_disk(kind, planned["name"])
+    path = Path(getattr(settings, kind.folder)) / addition.name
+    try:
+        return path, probe(path)[1]
+    except (Unsupported, OSError):
+        raise _not_on_disk(kind, planned["name"]) from None
 
 
 # ----- LoRAs ----------------------------------------------------------------------------------
@@ -232,14 +250,7 @@ def _ip_adapter_use(planned: dict) -> engine.IpAdapterUse | None:
     """The planned IP-Adapter as this machine's folder (in IP_ADAPTERS_DIR) with its scale."""
     if not planned:
         return None
-    adapter = _planned_rows(IP_ADAPTER, [planned["id"]]).get(planned["id"])
-    if adapter is None:
-        raise _not_on_disk(IP_ADAPTER, planned["name"])
-    path = Path(settings.IP_ADAPTERS_DIR) / adapter.name
-    try:
-        _, weight_name = probe_ip_adapter(path)
-    except (Unsupported, OSError):
-        raise _not_on_disk(IP_ADAPTER, planned["name"]) from None
+    path, weight_name = _planned_folder(IP_ADAPTER, planned, probe_ip_adapter)
     return engine.IpAdapterUse(str(path), weight_name, planned["scale"])
 
 
@@ -249,14 +260,33 @@ def library_ip_adapters_described(user: User | None = None) -> list[dict]:
     return _described(IP_ADAPTER, user)
 
 
+# ----- Erase adapters (erase mode on an edit model: ``plan.erase_plan`` chooses one) ---------
+ERASER = _Kind("erase adapter", "/api/models", "ERASERS_DIR", selectors.library_eraser_list)
+
+
+def _eraser_use(planned: dict) -> engine.EraserUse | None:
+    """The planned erase adapter as this machine's folder (in ERASERS_DIR): its LoRA file and
+    its prompt embedding or instruction, read again from the folder (``probe_eraser``)."""
+    if not planned:
+        return None
+    path, found = _planned_folder(ERASER, planned, probe_eraser)
+    embedding = found["embedding"]
+    return engine.EraserUse(
+        str(path / found["lora"]),
+        str(path / embedding) if embedding else None,
+        found["instruction"],
+    )
+
+
 # ----- A job's plan run on a worker -----------------------------------------------------------
 def planned_uses(planned: dict) -> dict:
     """The additions a job's plan (``Generation.plan``) names, as this machine's files for
-    the engine's request (``loras``, ``controlnet``, ``ip_adapter``), found by library id: an
-    addition renamed since the job was queued still runs. One no longer in the library (or
-    disabled) or not on this disk is an ``EngineError``."""
+    the engine's request (``loras``, ``controlnet``, ``ip_adapter``, ``eraser``), found by
+    library id: an addition renamed since the job was queued still runs. One no longer in the
+    library (or disabled) or not on this disk is an ``EngineError``."""
     return {
         "loras": _lora_files(planned.get("loras", [])),
         "controlnet": _controlnet_use(planned.get("controlnet", {})),
         "ip_adapter": _ip_adapter_use(planned.get("ip_adapter", {})),
+        "eraser": _eraser_use(planned.get("eraser", {})),
     }

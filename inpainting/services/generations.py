@@ -160,6 +160,16 @@ def _validated(
     if plan.family is None:
         warnings = fill_engine_warnings(params, plan.engine)
         return Checked(plan, params.with_defaults(), warnings + warned)
+    if eraser := plan.additions.get("eraser"):  # the adapter's own words and steps
+        model_served_check(plan.model.name)
+        own = plan.family.capabilities
+        resolved = dataclasses.replace(
+            params.with_defaults(),
+            num_inference_steps=own.default_steps,
+            guidance_scale=own.default_guidance,
+        )
+        warnings = fill_engine_warnings(params, plan.engine, eraser=eraser["name"])
+        return Checked(plan, resolved, warnings + warned)
     if not params.prompt.strip():
         raise ClientError("A prompt is required for the diffusers engine.", field="prompt")
     engine.check_prompts(params.prompt, params.negative_prompt)
@@ -202,10 +212,13 @@ def _mask_needed(plan: JobPlan, user: User) -> str | None:
     )
 
 
-def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dict[str, str]]:
+def fill_engine_warnings(
+    params: GenerationParams, engine_name: str, *, eraser: str | None = None
+) -> list[dict[str, str]]:
     """Each field a request sent that a fill engine (classical, LaMa) does not follow, named
     for the answer's ``warnings``: it fills the mask from the picture around it, with no
-    diffusion model, so the words, the sampling and soft inpainting are not used."""
+    diffusion model, so the words, the sampling and soft inpainting are not used. So for an
+    ``eraser`` (erase mode's adapter, by name), which runs by its own words and steps."""
     default = GenerationParams()
 
     def given(field: str) -> bool:
@@ -220,8 +233,14 @@ def fill_engine_warnings(params: GenerationParams, engine_name: str) -> list[dic
     return [
         {
             "field": field,
-            "message": f"The {engine_name} engine fills the mask from the picture around it, "
-            f"with no diffusion model; {field} was not used{meaning.get(field, '')}.",
+            "message": (
+                f"The erase adapter {eraser} removes what the mask covers by its own prompt "
+                "and steps"
+                if eraser
+                else f"The {engine_name} engine fills the mask from the picture around it, "
+                "with no diffusion model"
+            )
+            + f"; {field} was not used{meaning.get(field, '')}.",
         }
         for field, given in sent.items()
         if given
@@ -602,6 +621,8 @@ def generation_insert(
             "remover": checked.plan.engine,
             "dilate_pixels": checked.params.dilate_pixels,
         }
+        if eraser := checked.plan.additions.get("eraser"):
+            said["erase"] |= {"adapter": eraser["name"], "model": checked.plan.model_name}
     generation = Generation.objects.create(
         reserved_bytes=output_bytes_reserved(checked.params, source),
         owner=sender.user,

@@ -31,6 +31,7 @@ from ..engine.probe import (
     config_folder,
     probe,
     probe_controlnet,
+    probe_eraser,
     probe_ip_adapter,
     probe_lora,
     weight_parts,
@@ -44,7 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: Folders of MODELS_DIR that hold other kinds of file (pipeline configurations; a later
 #: issue's LoRAs, ControlNets).
-OTHER_KINDS = frozenset({"loras", "controlnets", "ip-adapters", "masks", "configs", "layers"})
+OTHER_KINDS = frozenset(
+    {"loras", "controlnets", "ip-adapters", "masks", "configs", "layers", "erasers"}
+)
 _HASH_CHUNK = 8 * 1024 * 1024
 
 
@@ -81,6 +84,7 @@ FOLDER_OF = {
     LibraryModel.Kind.MASK: "masks/",
     LibraryModel.Kind.UPSCALER: "upscalers/",
     LibraryModel.Kind.LAYERS: "layers/",
+    LibraryModel.Kind.ERASER: "erasers/",
 }
 
 
@@ -93,6 +97,7 @@ _FOLDER_SETTING = {
     LibraryModel.Kind.MASK: "MASK_MODELS_DIR",
     LibraryModel.Kind.UPSCALER: "UPSCALERS_DIR",
     LibraryModel.Kind.LAYERS: "LAYER_MODELS_DIR",
+    LibraryModel.Kind.ERASER: "ERASERS_DIR",
 }
 
 
@@ -106,6 +111,7 @@ WEIGHTS_SUFFIXES = {
     LibraryModel.Kind.MASK: (".safetensors", ".onnx"),
     LibraryModel.Kind.UPSCALER: (".safetensors", ".pth"),
     LibraryModel.Kind.LAYERS: (".safetensors",),
+    LibraryModel.Kind.ERASER: (".safetensors",),  # its LoRA and its prompt embedding
 }
 
 
@@ -137,6 +143,7 @@ def _kind_candidates(root: Path, kind: str) -> list[_Found]:
             LibraryModel.Kind.IP_ADAPTER,
             LibraryModel.Kind.MASK,
             LibraryModel.Kind.LAYERS,
+            LibraryModel.Kind.ERASER,
         )
         if (path.is_file() and weights) or (path.is_dir() and folders):
             found.append(_Found(path.name, path, kind=kind))
@@ -228,6 +235,9 @@ def _probe(item: _Found) -> Probe:
         return Probe(family, False, layout)
     if item.kind == LibraryModel.Kind.LAYERS:
         return Probe(probe_layer_model(item.path), False, LibraryModel.Layout.DIFFUSERS)
+    if item.kind == LibraryModel.Kind.ERASER:
+        family, details = probe_eraser(item.path)
+        return Probe(family, False, LibraryModel.Layout.ADAPTER, details)
     if item.kind == LibraryModel.Kind.UPSCALER:
         found = superres.probe(item.path)  # reads the weights: an upscaler is small
         details = {"architecture": found.architecture, "scale": found.scale}

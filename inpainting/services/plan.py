@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from accounts.models import User
 
-from .. import engine
+from .. import engine, selectors
 from ..conf import engine_config
-from ..engine.families import Family
+from ..engine.families import FAMILIES, Family
 from ..errors import ClientError
 from ..models import LibraryModel
 from ..params import GenerationParams
@@ -49,6 +49,8 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
     reads. ``user`` None (the CLI without ``--user``): everything."""
     named = library.library_model_for_job(params.model, user) if params.model else None
     config = engine_config()
+    if params.mode == "erase" and (erasing := erase_plan(params, references, user)):
+        return erasing
     engine_name = config.choose(
         params.requested_engine, params.prompt, erase=params.mode == "erase"
     )
@@ -67,6 +69,29 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
     if not params.ip_adapter:  # an IP-Adapter's reference picture is its own
         references_check(name, family, references, user)
     return JobPlan(engine_name, name, model, family, {k: v for k, v in planned.items() if v})
+
+
+def erase_plan(params: GenerationParams, references: int, user: User | None) -> JobPlan | None:
+    """Erase mode's best remover, where the server has one: an erase adapter of the library
+    (by name) with a model of its family that ``user`` may run (the default model first),
+    on a server whose diffusers engine runs. None (LaMa or the classical engine then
+    removes): none installed, or the request names an engine, a model, additions or
+    reference pictures (``job_plan`` answers those)."""
+    config = engine_config()
+    if params.requested_engine is not None or references or not engine.DIFFUSERS.ready(config):
+        return None
+    models = list(selectors.library_model_list(user))
+    for eraser in selectors.library_eraser_list(user):
+        model = next(
+            (m for m in models if m.family == eraser.family and library.library_model_runnable(m)),
+            None,
+        )
+        if model is not None:
+            planned = {"eraser": {"id": eraser.pk, "name": eraser.name}}
+            return JobPlan(
+                engine.DIFFUSERS.name, model.name, model, FAMILIES[model.family], planned
+            )
+    return None
 
 
 def references_check(name: str, family: Family, count: int, user: User | None = None) -> None:

@@ -66,3 +66,51 @@ def write_tiny_lora(folder: str | Path, path: str | Path, *, layout: str, seed: 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path))
     return path
+
+
+#: The FLUX.2 transformer's modules an erase adapter adapts (slopshop/erase-v1's: attention,
+#: the fused single-block projection and the feed-forward input).
+FLUX2_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]
+
+
+def write_tiny_eraser(
+    folder: str | Path, dest: str | Path, *, embedding: bool = True, seed: int = 0
+) -> Path:
+    """A random erase adapter for the tiny FLUX.2 [klein] in ``folder``, laid out as
+    slopshop/erase-v1 publishes it: ``dest/erase_v1_diffusers.safetensors`` (a LoRA of the
+    transformer, diffusers keys) and ``dest/prompt_embeds.safetensors`` (``prompt_embeds``
+    [1, 8, the text width] and ``text_ids``); ``embedding`` False: ``instruction.txt``
+    instead."""
+    import torch  # noqa: PLC0415 - heavy, as above
+    from diffusers import Flux2Transformer2DModel  # noqa: PLC0415 - heavy, as torch
+    from peft import LoraConfig  # noqa: PLC0415 - heavy, as torch
+    from peft.utils import get_peft_model_state_dict  # noqa: PLC0415 - heavy, as torch
+    from safetensors.torch import save_file  # noqa: PLC0415 - heavy, as torch
+
+    torch.manual_seed(seed)
+    transformer = Flux2Transformer2DModel.from_pretrained(
+        str(folder), subfolder="transformer", local_files_only=True
+    )
+    config = LoraConfig(r=4, lora_alpha=4, target_modules=FLUX2_TARGETS, init_lora_weights=False)
+    transformer.add_adapter(config, adapter_name="erase")
+    state = {
+        f"transformer.{key}": (value * 2.0).contiguous()  # a visible effect
+        for key, value in get_peft_model_state_dict(transformer, adapter_name="erase").items()
+    }
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(dest / "erase_v1_diffusers.safetensors"))
+    if embedding:
+        width = transformer.config.joint_attention_dim
+        tokens = torch.arange(8)
+        text_ids = torch.stack([torch.zeros(8), torch.zeros(8), torch.zeros(8), tokens], -1)
+        save_file(
+            {
+                "prompt_embeds": torch.randn(1, 8, width).to(torch.bfloat16),
+                "text_ids": text_ids[None].to(torch.int64),
+            },
+            str(dest / "prompt_embeds.safetensors"),
+        )
+    else:
+        (dest / "instruction.txt").write_text("Remove the object under the white area.\n")
+    return dest

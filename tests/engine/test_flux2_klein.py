@@ -9,21 +9,25 @@ is named in the warnings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import diffusers
 import numpy as np
 import pytest
 import torch
+import transformers
 from safetensors.torch import save_file
 
-from inpainting.engine import get_backend, run_inpaint
+from inpainting.engine import EraserUse, effective_mask, get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.families import FAMILIES
-from inpainting.engine.probe import Probe, Unsupported, probe
+from inpainting.engine.probe import Probe, Unsupported, probe, probe_eraser
 from inpainting.params import GenerationParams
 from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model
+from inpainting.testing.tiny_lora import write_tiny_eraser
 from inpainting.testing.tiny_model import tiny_config
 from tests.engine.requests import inpaint_request, kept_exactly
-from tests.images import gradient
+from tests.images import box_mask, gradient
 from tests.network import network_forbidden
 
 
@@ -101,3 +105,86 @@ def test_a_guidance_the_distilled_release_does_not_use_is_named():
         FAMILIES["flux2-klein-base"], "klein-base"
     )
     assert params.guidance_scale == 4.0 and warnings == []
+
+
+@pytest.fixture(scope="module")
+def eraser(klein, tmp_path_factory):
+    """The tiny erase adapter for the tiny [klein], as slopshop/erase-v1 is laid out."""
+    return write_tiny_eraser(klein, tmp_path_factory.mktemp("erasers") / "erase-v1")
+
+
+def drawn_box():
+    """The box an erase removes: black inpaints (DreamLayer's polarity)."""
+    return box_mask(160, 120, (60, 40, 100, 80), inpaint_white=False)
+
+
+def erase_request(folder, **overrides):
+    """A 160 x 120 erase of a box (the mask grown by 6 px), with the adapter in ``folder``."""
+    lora = folder / "erase_v1_diffusers.safetensors"
+    embedding = folder / "prompt_embeds.safetensors"
+    params = GenerationParams(seed=3, mode="erase", dilate_pixels=6, mask_blur=0)
+    return replace(
+        params.with_defaults().to_request(image=gradient(160, 120), mask=drawn_box()),
+        eraser=EraserUse(str(lora), str(embedding) if embedding.is_file() else None),
+        **overrides,
+    )
+
+
+def test_an_erase_adapter_reads_the_photo_and_the_mask_and_no_text_encoder_runs(
+    klein, eraser, monkeypatch
+):
+    """The adapter's LoRA on, the edit pipeline gets the crop and its grown hole (white:
+    remove) as its two references and the adapter's embedding for words: the text encoder is
+    never called. The area changed is the grown mask, every other pixel the input's; the
+    LoRA is off again after the job."""
+    assert probe_eraser(eraser) == (
+        "flux2-klein",
+        {"lora": "erase_v1_diffusers.safetensors", "embedding": "prompt_embeds.safetensors",
+         "instruction": "", "text_width": 48},
+    )  # fmt: skip
+    seen, encoded = [], []
+    real_call = diffusers.Flux2KleinPipeline.__call__
+    real_forward = transformers.Qwen3ForCausalLM.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append({**kwargs, "adapters": self.get_list_adapters()})
+        return real_call(self, *args, **kwargs)
+
+    def counted(self, *args, **kwargs):
+        encoded.append(1)
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.Flux2KleinPipeline, "__call__", spy)
+    monkeypatch.setattr(transformers.Qwen3ForCausalLM, "forward", counted)
+    backend = backend_for(klein)
+    req = erase_request(eraser)
+    result = run_inpaint(req, backend)
+    assert encoded == [] and len(seen) == 1
+    call = seen[0]
+    assert "prompt" not in call and tuple(call["prompt_embeds"].shape) == (1, 8, 48)
+    assert call["num_inference_steps"] == 4 and call["adapters"] == {"transformer": ["lora0"]}
+    photo, hole = call["image"]
+    assert photo.size == hole.size and hole.mode == "RGB"
+    white = np.asarray(hole)[..., 0] == 255
+    assert 0.05 < white.mean() < 0.6 and set(np.unique(np.asarray(hole))) == {0, 255}
+    assert result.metadata["edit"] == "erase" and result.metadata["reference_images"] == 2
+    out, original = np.asarray(result.images[0]), np.asarray(req.image.convert("RGB"))
+    grown = effective_mask(req.mask, req.image.size, req.mask_options) > 0
+    assert (out[~grown] == original[~grown]).all()
+    drawn = np.asarray(req.mask) == 0  # black: the box drawn
+    assert (out != original).any(axis=2)[grown & ~drawn].mean() > 0.3  # the dilation's ring
+    # The LoRA is off again: an inpaint afterwards runs on the model's own weights.
+    assert backend.load().get_list_adapters() == {}
+
+
+def test_an_erase_adapter_without_an_embedding_is_told_by_its_instruction(klein, tmp_path):
+    folder = write_tiny_eraser(klein, tmp_path / "erase-words", embedding=False)
+    family, details = probe_eraser(folder)
+    assert family == "flux2-klein" and details["instruction"].startswith("Remove the object")
+    req = erase_request(folder)
+    req = replace(req, eraser=replace(req.eraser, instruction=details["instruction"]))
+    result = run_inpaint(req, backend_for(klein))
+    assert result.metadata["eraser_prompt"] == "instruction"
+    (folder / "instruction.txt").unlink()
+    with pytest.raises(Unsupported, match="the adapter's own prompt is needed"):
+        probe_eraser(folder)

@@ -139,6 +139,7 @@ class DiffusersBackend:
                     ("an IP-Adapter", call.ip_adapter),
                     ("layers painted in one call", call.regions),
                     ("reference pictures", call.reference_images),
+                    ("an erase adapter", call.eraser),
                     ("the fast tier's step cache", call.speed == "fast"),
                 )
                 if used
@@ -456,7 +457,58 @@ class DiffusersBackend:
         without a mask) runs the family's edit pipeline on the picture; a hole inside it runs
         the mask pipeline, which regenerates the hole only, or, with reference pictures
         (which only the edit pipeline reads), the edit pipeline, its result composited
-        through the mask by the runner as every result is. One pipeline call per sample."""
+        through the mask by the runner as every result is. Erase mode's adapter
+        (``call.eraser``) runs the edit pipeline too (``_erasing``). One pipeline call per
+        sample."""
+        import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
+
+        family = self.family
+        with ExitStack() as adapted:
+            if call.eraser is not None:
+                runner, words, arguments, said = self._erasing(pipe, call, adapted)
+            else:
+                runner, words, arguments, said = self._editing(pipe, call)
+            images = []
+            graph_why = self._graph_plan(call)
+            for index, seed in enumerate(call.seeds):
+                if is_cancelled():
+                    raise Cancelled()
+                area = working_area(family, self.working_size)
+                with (
+                    torch.inference_mode(),
+                    picture_area(runner, area),
+                    host_timesteps(runner, denoiser_of(pipe).device),
+                    graphs.replaying(graphs.graphs_of(pipe), graph_why is None) as replayed,
+                    step_cache(denoiser_of(pipe), call.speed) as fast,
+                ):
+                    result = runner(
+                        **words,
+                        height=call.image.height,
+                        width=call.image.width,
+                        generator=torch.Generator(device="cpu").manual_seed(seed),
+                        callback_on_step_end=self._step_callback(
+                            [call], [progress], is_cancelled, (index, len(call.seeds))
+                        ),
+                        callback_on_step_end_tensor_inputs=["latents"],
+                        output_type="pil",
+                        **arguments,
+                    )
+                images.append(result.images[0])
+        return BackendOutput(
+            images=images,
+            model=self.model,
+            metadata={
+                **self._metadata(pipe, load_seconds),
+                **said,
+                "edit_pipeline": type(runner).__name__,
+                "batched_jobs": 1,
+                **self._graph_said(graph_why, replayed),
+                **fast,
+            },
+        )
+
+    def _editing(self, pipe: Any, call: BackendCall) -> tuple[Any, dict, dict, dict]:
+        """An edit's pipeline, words, other arguments and what its answer says (``_edit``)."""
         import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
         family = self.family
@@ -478,6 +530,7 @@ class DiffusersBackend:
         arguments: dict[str, Any] = {
             **family.call_arguments,
             family.guidance_argument: call.guidance_scale,
+            "num_inference_steps": steps,
         }
         if (whole or references) and not call.regions:  # regions: the mask pipeline's
             runner = _edit_pipeline(pipe, family)
@@ -494,51 +547,46 @@ class DiffusersBackend:
         if family.capabilities.negative_prompt:
             negative = plain_text(parse_weights(call.negative_prompt, field="negative_prompt"))
             arguments["negative_prompt"] = negative or " "  # Qwen's own examples: one space
-        width, height = call.image.size
         if family.area_argument:
-            arguments[family.area_argument] = width * height
+            arguments[family.area_argument] = call.image.width * call.image.height
         if call.regions:  # each region's words seen by its pixels only
             with torch.inference_mode():
                 words = self._joint_regions(runner, call, 1)
         else:
             words = {"prompt": plain_text(parse_weights(call.prompt))}
-        images = []
-        graph_why = self._graph_plan(call)
-        for index, seed in enumerate(call.seeds):
-            if is_cancelled():
-                raise Cancelled()
-            area = working_area(family, self.working_size)
-            with (
-                torch.inference_mode(),
-                picture_area(runner, area),
-                host_timesteps(runner, denoiser_of(pipe).device),
-                graphs.replaying(graphs.graphs_of(pipe), graph_why is None) as replayed,
-                step_cache(denoiser_of(pipe), call.speed) as fast,
-            ):
-                result = runner(
-                    **words,
-                    height=height,
-                    width=width,
-                    num_inference_steps=steps,
-                    generator=torch.Generator(device="cpu").manual_seed(seed),
-                    callback_on_step_end=self._step_callback(
-                        [call], [progress], is_cancelled, (index, len(call.seeds))
-                    ),
-                    callback_on_step_end_tensor_inputs=["latents"],
-                    output_type="pil",
-                    **arguments,
-                )
-            images.append(result.images[0])
-        return BackendOutput(
-            images=images,
-            model=self.model,
-            metadata={
-                **self._metadata(pipe, load_seconds),
-                "edit": "whole" if whole else "masked",
-                "edit_pipeline": type(runner).__name__,
-                "reference_images": len(references),
-                "batched_jobs": 1,
-                **self._graph_said(graph_why, replayed),
-                **fast,
-            },
-        )
+        said = {"edit": "whole" if whole else "masked", "reference_images": len(references)}
+        return runner, words, arguments, said
+
+    def _erasing(
+        self, pipe: Any, call: BackendCall, adapted: ExitStack
+    ) -> tuple[Any, dict, dict, dict]:
+        """Erase mode with the job's erase adapter (``call.eraser``), as ``_editing``: the
+        family's edit pipeline with the adapter's LoRA on (off again when ``adapted`` closes),
+        reading the crop and its hole (white: remove, as RGB) as its two reference pictures,
+        told by the adapter's prompt embedding (no text encoder runs) or its instruction; the
+        family's own steps (the distilled 4), no guidance. The runner composites the result
+        through the grown mask as every result is."""
+        from safetensors.torch import load_file  # noqa: PLC0415 - torch: heavy, as above
+
+        family, eraser = self.family, call.eraser
+        denoiser = denoiser_of(pipe)
+        if eraser.embedding:
+            embeds = load_file(eraser.embedding)["prompt_embeds"]
+            words = {"prompt_embeds": embeds.to(denoiser.device, denoiser.dtype)}
+        else:
+            words = {"prompt": eraser.instruction}
+        references = [
+            _at_least(picture, family.min_picture_side)
+            for picture in (call.image, call.hole.convert("RGB"))
+        ]
+        steps = family.capabilities.default_steps
+        arguments = {**family.call_arguments, "image": references, "num_inference_steps": steps}
+        _apply_loras(pipe, ((eraser.lora, 1.0),))
+        adapted.callback(_remove_loras, pipe)  # the model's own weights again
+        said = {
+            "edit": "erase",
+            "reference_images": len(references),
+            "eraser_prompt": "embedding" if eraser.embedding else "instruction",
+            "steps": steps,
+        }
+        return _edit_pipeline(pipe, family), words, arguments, said

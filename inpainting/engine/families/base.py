@@ -202,6 +202,10 @@ class Family:
     #: The diffusers pipeline that inpaints with a ControlNet, built from the loaded
     #: pipeline's parts. None: no ControlNet.
     controlnet_pipeline: str | None = None
+    #: Module names only this family's transformer has, which an erase adapter's LoRA keys
+    #: name (FLUX.2's fused single-block projection): an adapter with one is this family's
+    #: (``probe.probe_eraser``). Empty: no erase adapter runs on it.
+    eraser_marks: tuple[str, ...] = ()
 
     @property
     def edits(self) -> bool:

@@ -90,6 +90,8 @@ FAMILY = Family(
     min_picture_side=64,  # diffusers' FLUX.2 image processor refuses smaller pictures
     attention_argument="attention_kwargs",
     picture_tokens=2,  # the noise's, and the picture's own as the inpaint pipeline's condition
+    # Erase adapters (slopshop/erase-v1: a LoRA of the distilled 4B) name FLUX.2's modules.
+    eraser_marks=(".to_qkv_mlp_proj.", ".ff.linear_in."),
 )
 
 #: The "base" [klein] releases: not distilled, classifier-free guidance.
@@ -108,4 +110,5 @@ BASE = replace(
     ),
     detect=lambda table: None,  # single files: the family above says why not
     gguf_detect=_gguf_detect(distilled=False),
+    eraser_marks=(),  # an erase adapter runs 4 distilled steps: the family above's
 )
