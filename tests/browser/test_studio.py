@@ -396,3 +396,30 @@ def test_erase_from_the_studio_removes_with_the_grown_mask(page, live_url, user,
     assert (out[far] == original[far]).all()
     near = segment_distance((150, 120), (250, 120)) < 8
     assert (out[near] != original[near]).any(axis=-1).mean() > 0.5
+
+
+def test_erase_from_the_studio_runs_the_erase_adapter_beside_installed_models(
+    page, live_url, user, input_png, eraser_library
+):
+    """With diffusion models in the library (the studio's Model field shows them) and an
+    erase adapter, the studio's Erase sends no model and runs the adapter on the [klein]
+    model; every pixel beyond the grown stroke is the photo's."""
+    log_in(page, live_url, "alice", "pw-alice-123")
+    box = open_image(page, input_png)
+    page.select_option("#engine", "diffusers")  # its Model field: a model chosen
+    assert page.is_visible("#model")
+    set_brush(page, 20)
+    stroke(page, box, (150, 120), (250, 120))
+    wait_overlay(page, 200, 120, painted=True)
+    page.check("#erase")
+    page.click("#generate")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+    screenshot(page, "studio-erase-adapter", full_page=True)
+    generation = Generation.objects.get(owner=user)
+    assert generation.status == "succeeded", generation.error
+    assert (generation.engine, generation.metadata["erase"]["adapter"]) == ("diffusers", "erase-v1")
+    with generation.images.get().file.open("rb") as handle:
+        out = np.asarray(Image.open(handle).convert("RGB"))
+    original = np.asarray(Image.open(input_png).convert("RGB"))
+    far = segment_distance((150, 120), (250, 120)) > 10 + 10 + generation.params["mask_blur"] + 2
+    assert (out[far] == original[far]).all()

@@ -78,15 +78,17 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!$("speed").disabled && !$("speed").closest(".field").hidden && $("speed").checked) {
     form.append("speed", "fast");
   }
-  // Erase: the remover runs on the mask grown by the dilation, whatever engine is chosen.
-  if ($("erase").checked) {
+  // Erase: the server's best remover runs on the mask grown by the dilation, whatever engine,
+  // model and additions are chosen (they are an inpaint's: not sent).
+  const erasing = $("erase").checked;
+  if (erasing) {
     form.append("mode", "erase");
     form.append("dilate_pixels", $("dilate_pixels").value);
-    form.delete("engine");
+    for (const name of ["engine", "model", "reference_images", "ip_adapter"]) form.delete(name);
   }
-  const loras = chosenLoras();
+  const loras = erasing ? null : chosenLoras();
   if (loras) form.append("loras", loras);
-  if ($("controlnet") && $("controlnet").value && !$("controlnet").disabled) {
+  if (!erasing && $("controlnet") && $("controlnet").value && !$("controlnet").disabled) {
     form.append("controlnet", JSON.stringify({ name: $("controlnet").value,
       conditioning_scale: Number($("controlnet_scale").value) }));
   }
