@@ -16,6 +16,7 @@ from django.core.management import call_command
 from PIL import Image
 from rest_framework.test import APIClient
 
+from inpainting import fleet
 from inpainting.engine import effective_mask
 from inpainting.models import Generation, LibraryModel
 from inpainting.params import GenerationParams
@@ -79,8 +80,15 @@ def test_modelslab_object_removal_reaches_the_adapter(api_key, eraser_library):
     assert job.metadata["erase"]["dilate_pixels"] == 10  # the default
 
 
-def test_without_a_model_of_its_family_the_classical_engine_removes(api, eraser_library):
-    LibraryModel.objects.filter(name="klein").update(enabled=False)
+@pytest.mark.parametrize("why", ["disabled", "no worker serves it"])
+def test_without_a_model_of_its_family_to_run_the_classical_engine_removes(
+    api, eraser_library, monkeypatch, why
+):
+    if why == "disabled":
+        LibraryModel.objects.filter(name="klein").update(enabled=False)
+    else:  # as the fleet's reports say once its worker stopped
+        serving = fleet.workers_serving
+        monkeypatch.setattr(fleet, "workers_serving", lambda n: [] if n == "klein" else serving(n))
     answer = post_img2img(api, image_png(), black_box_mask_png(), mode="erase", wait="false")
     assert answer.status_code == 202, answer.content
     job = Generation.objects.get(pk=answer.json()["id"])

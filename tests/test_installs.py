@@ -269,6 +269,13 @@ def test_a_non_commercial_model_is_refused_where_the_deployment_says_so(hub, use
     assert install.status == ModelInstall.Status.FAILED
     assert "FLUX.1 [dev] Non-Commercial License" in install.error
     assert not LibraryModel.objects.filter(name="tiny-inpaint").exists()
+    # FLUX.2 [klein] 9B's card (only the 4B is Apache 2.0) and Bria FIBO 2.0's, by name.
+    for tag, name in (
+        ("flux-non-commercial-license", "FLUX Non-Commercial License"),
+        ("cc-by-nc-4.0", "CC BY-NC 4.0"),
+    ):
+        hub.repos[REPO].license = tag
+        assert name in _install(user, source=REPO).error
     settings.ALLOW_NONCOMMERCIAL_MODELS = True
     assert installs.install_create(user=user, source="flux1-fill-dev").name == "flux1-fill-dev"
 

@@ -35,7 +35,8 @@ INPAINT_AREAS = ("auto", "masked", "whole")
 SPEEDS = ("exact", "fast")
 #: ``inpaint``: the mask repainted (from the prompt, with a diffusion model); ``erase``: what
 #: the mask covers removed by the best remover here, its mask grown by ``dilate_pixels``
-#: first (``registry.EngineConfig.choose``), never a new object painted.
+#: first (an erase adapter: ``services.plan.erase_plan``; else ``registry.EngineConfig
+#: .choose``), never a new object painted.
 MODES = ("inpaint", "erase")
 ENGINES = tuple(ENGINE_RECORDS)
 #: The engines that fill the mask from the picture around it: no words, no sampling.
@@ -307,9 +308,10 @@ PARAMETERS: dict[str, Parameter] = {
             "mode",
             str,
             "inpaint",
-            "erase: remove what the mask covers with the best remover here (LaMa where its "
-            "file is, else the classical engine), no prompt, the mask grown by dilate_pixels "
-            "first so shadows and edges go too",
+            "erase: remove what the mask covers with the best remover here (an erase adapter "
+            "of the library on its model, else LaMa where its file is, else the classical "
+            "engine), no prompt, the mask grown by dilate_pixels first so shadows and edges go "
+            "too",
             choices=MODES,
             label="Mode",
         ),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from accounts.models import User
 
-from .. import engine, selectors
+from .. import engine, fleet, selectors
 from ..conf import engine_config
 from ..engine.families import FAMILIES, Family
 from ..errors import ClientError
@@ -73,17 +73,23 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
 
 def erase_plan(params: GenerationParams, references: int, user: User | None) -> JobPlan | None:
     """Erase mode's best remover, where the server has one: an erase adapter of the library
-    (by name) with a model of its family that ``user`` may run (the default model first),
-    on a server whose diffusers engine runs. None (LaMa or the classical engine then
-    removes): none installed, or the request names an engine, a model, additions or
-    reference pictures (``job_plan`` answers those)."""
+    (by name) with a model of its family that ``user`` may run and a live worker serves (the
+    default model first), on a server whose diffusers engine runs. None (LaMa or the
+    classical engine then removes): none installed or served, or the request names an
+    engine, a model, additions or reference pictures (``job_plan`` answers those)."""
     config = engine_config()
     if params.requested_engine is not None or references or not engine.DIFFUSERS.ready(config):
         return None
     models = list(selectors.library_model_list(user))
     for eraser in selectors.library_eraser_list(user):
         model = next(
-            (m for m in models if m.family == eraser.family and library.library_model_runnable(m)),
+            (
+                m
+                for m in models
+                if m.family == eraser.family
+                and library.library_model_runnable(m)
+                and fleet.workers_serving(m.name)
+            ),
             None,
         )
         if model is not None:
