@@ -285,22 +285,29 @@ def tiny_qwen_layered(tmp_path_factory):
     return write_tiny_qwen_layered_model(tmp_path_factory.mktemp("qwen") / "Qwen-Image-Layered")
 
 
+def library_of(tmp_path, models_dir, monkeypatch, folders: dict) -> None:
+    """The library holds the diffusers ``folders`` (name -> folder, linked into MODELS_DIR),
+    scanned with an empty Hugging Face cache; the session's worker serves each of them."""
+    from huggingface_hub import constants as hf_constants
+
+    from inpainting.services.library import library_scan
+    from tests.helpers import wait_until_served
+
+    for name, folder in folders.items():
+        (models_dir / name).symlink_to(folder, target_is_directory=True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    library_scan()
+    wait_until_served(*folders)
+
+
 @pytest.fixture
 def edit_library(tmp_path, models_dir, tiny_model, kontext_weights, monkeypatch):
     """The library holds the tiny SD 1.5 inpainting model ("alpha", the default) and the tiny
     FLUX.1 Kontext ("kontext", an edit model); the session's worker has both on its disk.
     Returns kontext's row."""
-    from huggingface_hub import constants as hf_constants
-
     from inpainting.models import LibraryModel
-    from inpainting.services.library import library_scan
-    from tests.helpers import wait_until_served
 
-    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
-    (models_dir / "kontext").symlink_to(kontext_weights, target_is_directory=True)
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    library_scan()
-    wait_until_served("alpha", "kontext")
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "kontext": kontext_weights})
     return LibraryModel.objects.get(name="kontext")
 
 
@@ -317,20 +324,20 @@ def eraser_library(tmp_path, models_dir, tiny_model, klein_weights, monkeypatch)
     """The library holds the tiny SD 1.5 inpainting model ("alpha", the default), the tiny
     FLUX.2 [klein] ("klein") and the tiny erase adapter for it ("erase-v1", in ERASERS_DIR
     under MODELS_DIR); the session's worker has them on its disk. Returns the adapter's row."""
-    from huggingface_hub import constants as hf_constants
-
     from inpainting.models import LibraryModel
-    from inpainting.services.library import library_scan
     from inpainting.testing.tiny_lora import write_tiny_eraser
-    from tests.helpers import wait_until_served
 
-    (models_dir / "alpha").symlink_to(tiny_model, target_is_directory=True)
-    (models_dir / "klein").symlink_to(klein_weights, target_is_directory=True)
     write_tiny_eraser(klein_weights, Path(settings.ERASERS_DIR) / "erase-v1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    library_scan()
-    wait_until_served("alpha", "klein")
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "klein": klein_weights})
     return LibraryModel.objects.get(kind=LibraryModel.Kind.ERASER)
+
+
+@pytest.fixture(scope="session")
+def fibo2_weights(tmp_path_factory):
+    """The tiny Bria FIBO 2.0 folder in its published layout, written once per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_fibo2_model
+
+    return write_tiny_fibo2_model(tmp_path_factory.mktemp("fibo2") / "fibo2")
 
 
 @pytest.fixture(scope="session")

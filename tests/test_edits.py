@@ -20,6 +20,7 @@ from PIL import Image
 from inpainting.engine import MaskOptions, effective_mask
 from inpainting.models import Generation, GenerationReference, LibraryModel, SourceImage
 from inpainting.services.files import open_stored
+from tests.conftest import library_of
 from tests.helpers import (
     H,
     W,
@@ -84,8 +85,9 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     LibraryModel.objects.filter(name="kontext").update(enabled=False)
     response = post_img2img(api, image_png(), None, **fields)
     assert (
-        "none is installed: copy a FLUX.1 Kontext, FLUX.2 [klein], FLUX.2 [klein] base, "
-        "Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder" in response.json()["message"]
+        "none is installed: copy a Bria FIBO 2.0, FLUX.1 Kontext, FLUX.2 [klein], FLUX.2 [klein] "
+        "base, Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder"
+        in response.json()["message"]
     )
 
 
@@ -180,3 +182,31 @@ def test_reference_pictures_are_stored_in_order_reach_the_worker_and_go_with_the
     assert api.delete(f"/api/generations/{second.pk}/").status_code == 204
     assert not SourceImage.objects.exists() and not GenerationReference.objects.exists()
     assert not any(default_storage.exists(row.file.name) for row in stored)
+
+
+def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worker(
+    api, tmp_path, models_dir, tiny_model, fibo2_weights, monkeypatch
+):
+    """Bria FIBO 2.0 (issue 85), scanned from its published layout and run by the worker: a
+    masked edit (the pipeline's own mask) keeps every pixel outside the effective mask; a
+    request without a mask edits the whole picture."""
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "fibo2": fibo2_weights})
+    row = LibraryModel.objects.get(name="fibo2")
+    assert (row.family, row.inpainting, row.layout) == ("fibo2", True, "diffusers")
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["fibo2"]["family_label"] == "Bria FIBO 2.0"
+    assert listed["fibo2"]["accepts"]["edits"] is True
+    # The memory planner sizes it from its parts, as every model: fp8 storage for its
+    # transformer among the plans.
+    assert {"gpu", "fp8", "sequential"} <= set(listed["fibo2"]["memory_gb"])
+    masked = run_job(api, model="fibo2", prompt="a red door", num_inference_steps=4)
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    out = output_pixels(masked)
+    assert np.array_equal(out[~inside], original[~inside])
+    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
+    assert (masked.metadata["edit"], masked.metadata["family"]) == ("masked", "fibo2")
+    whole = run_job(api, mask=None, model="fibo2", prompt="make it winter", num_inference_steps=4)
+    assert whole.metadata["edit"] == "whole"
+    assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9

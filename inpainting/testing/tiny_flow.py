@@ -312,7 +312,6 @@ def write_tiny_qwen_edit_model(
     Qwen2.5-VL text encoder with its vision tower, its tokenizer and ``processor/`` (the
     tokenizer and Qwen2-VL's picture preprocessing). ``plus``: the Plus release's pipeline
     class (2509: the picture and up to two references)."""
-    import json
 
     import diffusers
     import torch
@@ -326,21 +325,14 @@ def write_tiny_qwen_edit_model(
     folder = Path(folder)
     torch.manual_seed(seed)
     tokenizer = _qwen_vl_tokenizer()
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS}
     text_encoder = Qwen2_5_VLForConditionalGeneration(
         Qwen2_5_VLConfig(
-            text_config={
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 2,
-                "vocab_size": len(tokenizer),
-                "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default"},
-                "rope_theta": 1000000.0,
-                "bos_token_id": tokenizer.pad_token_id,
-                "eos_token_id": tokenizer.eos_token_id,
-            },
+            text_config=_tiny_vl_text(
+                tokenizer,
+                num_hidden_layers=1,
+                rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default"},
+                rope_theta=1000000.0,
+            ),
             vision_config={
                 "depth": 1,
                 "hidden_size": 16,
@@ -352,10 +344,7 @@ def write_tiny_qwen_edit_model(
             vocab_size=len(tokenizer),
             bos_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            image_token_id=ids["<|image_pad|>"],
-            video_token_id=ids["<|video_pad|>"],
-            vision_start_token_id=ids["<|vision_start|>"],
-            vision_end_token_id=ids["<|vision_end|>"],
+            **_vision_token_ids(tokenizer),
         )
     )
     transformer = QwenImageTransformer2DModel(
@@ -406,17 +395,7 @@ def write_tiny_qwen_edit_model(
         transformer=transformer,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
-    # Qwen's layout: model_index names transformers' processor; processor/ holds the
-    # tokenizer and the picture preprocessing as Qwen publish them.
-    index = json.loads((folder / "model_index.json").read_text())
-    index["processor"] = ["transformers", "Qwen2VLProcessor"]
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
-    processor_folder = folder / "processor"
-    for stale in processor_folder.glob("*"):
-        stale.unlink()
-    tokenizer.save_pretrained(processor_folder)
-    (processor_folder / "preprocessor_config.json").write_text(json.dumps(_PREPROCESSOR, indent=2))
-    return folder
+    return _processor_as_published(folder, tokenizer, "Qwen2VLProcessor", _PREPROCESSOR)
 
 
 def write_tiny_flux2_klein_model(
@@ -429,7 +408,6 @@ def write_tiny_flux2_klein_model(
     chat template. ``distilled``: the released, step-distilled kind (``is_distilled``)."""
     import torch
     from diffusers import (
-        AutoencoderKLFlux2,
         FlowMatchEulerDiscreteScheduler,
         Flux2KleinPipeline,
         Flux2Transformer2DModel,
@@ -466,7 +444,124 @@ def write_tiny_flux2_klein_model(
         axes_dims_rope=[4, 4, 4, 4],
         guidance_embeds=False,  # [klein]: no distilled guidance embedding
     )
-    vae = AutoencoderKLFlux2(
+    vae = _tiny_flux2_vae()
+    pipe = Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        is_distilled=distilled,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+#: Qwen3-VL's picture preprocessing as Qwen publish it (16 px patches merged 2x2: 32 px a
+#: token), bounded here to small pictures.
+_QWEN3_PREPROCESSOR = {
+    **_PREPROCESSOR,
+    "image_processor_type": "Qwen2VLImageProcessorFast",
+    "processor_class": "Qwen3VLProcessor",
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "min_pixels": 32 * 32,
+    "max_pixels": 256 * 256,
+    "patch_size": 16,
+}
+
+
+def write_tiny_fibo2_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """Create a tiny Bria FIBO 2.0 pipeline in ``folder`` in its published layout and return
+    it: the FIBO 2.0 transformer (32 latent channels in 2x2 patches, a perceiver that squeezes
+    the text into gist tokens, five injection layers), the FLUX.2 VAE (32 channels, 8 px per
+    latent), a Qwen3-VL text encoder of 36 layers (the pipeline stacks six bundles of three
+    hidden states up to layer 35) with its vision tower, and ``processor/`` (the tokenizer and
+    Qwen3-VL's picture preprocessing)."""
+
+    import torch
+    from diffusers import (
+        BriaFibo2Pipeline,
+        BriaFibo2Transformer2DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from ..engine.backends.qwen_vl import Qwen3PictureProcessor  # noqa: PLC0415 - heavy
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_vl_tokenizer()
+    text_encoder = Qwen3VLForConditionalGeneration(
+        Qwen3VLConfig(
+            text_config=_tiny_vl_text(
+                tokenizer,
+                num_hidden_layers=36,
+                head_dim=8,
+                rope_scaling={
+                    "mrope_section": [1, 1, 2],
+                    "rope_type": "default",
+                    "mrope_interleaved": True,
+                },
+                rope_theta=5000000.0,
+            ),
+            vision_config={
+                "depth": 1,
+                "hidden_size": 16,
+                "intermediate_size": 16,
+                "num_heads": 2,
+                "out_hidden_size": 16,
+                "patch_size": 16,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "deepstack_visual_indexes": [0],
+                "num_position_embeddings": 64,
+            },
+            **_vision_token_ids(tokenizer),
+        )
+    )
+    transformer = BriaFibo2Transformer2DModel(
+        in_channels=32,
+        patch_size=2,
+        dim=32,
+        n_layers=5,
+        n_refiner_layers=1,
+        n_heads=2,
+        cap_feat_dim=48,  # three stacked hidden states of 16
+        injection_layer_ids=(0, 1, 2, 3, 4),
+        perceiver_num_layers=1,
+        min_num_gist_tokens=4,
+        max_num_gist_tokens=8,
+        gist_step=4,
+        gist_min_text_len=8,
+        gist_max_text_len=64,
+        axes_dims=(4, 6, 6),
+        axes_lens=(2048, 512, 512),  # as published: positions of several pictures
+    )
+    vae = _tiny_flux2_vae()
+    settings = {k: v for k, v in _QWEN3_PREPROCESSOR.items() if not k.endswith(("_type", "_class"))}
+    processor = Qwen3PictureProcessor(
+        image_processor=Qwen2VLImageProcessorPil(**settings), tokenizer=tokenizer
+    )
+    pipe = BriaFibo2Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=vae,
+        text_encoder=text_encoder,
+        processor=processor,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return _processor_as_published(folder, tokenizer, "Qwen3VLProcessor", _QWEN3_PREPROCESSOR)
+
+
+def _tiny_flux2_vae():
+    """The FLUX.2 VAE, tiny: 32 latent channels, 8 px per latent."""
+    from diffusers import AutoencoderKLFlux2
+
+    return AutoencoderKLFlux2(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -479,13 +574,46 @@ def write_tiny_flux2_klein_model(
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
-    pipe = Flux2KleinPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-        is_distilled=distilled,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def _processor_as_published(folder: Path, tokenizer, processor: str, preprocessor: dict) -> Path:
+    """The saved pipeline in ``folder`` in Qwen's layout: ``model_index.json`` names
+    transformers' ``processor`` class; ``processor/`` holds the tokenizer and the picture
+    preprocessing as Qwen publish them."""
+    import json
+
+    index = json.loads((folder / "model_index.json").read_text())
+    index["processor"] = ["transformers", processor]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    processor_folder = folder / "processor"
+    for stale in processor_folder.glob("*"):
+        stale.unlink()
+    tokenizer.save_pretrained(processor_folder)
+    (processor_folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     return folder
+
+
+def _tiny_vl_text(tokenizer, **config) -> dict:
+    """A tiny Qwen-VL text model's configuration (16 wide, two heads) for ``tokenizer``, with
+    ``config`` (its layers, its rope) on top."""
+    return {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **config,
+    }
+
+
+def _vision_token_ids(tokenizer) -> dict:
+    """A Qwen-VL configuration's picture and video marker ids, by ``tokenizer``'s."""
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS}
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }

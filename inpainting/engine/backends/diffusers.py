@@ -539,11 +539,9 @@ class DiffusersBackend:
             )
         else:
             runner = pipe
-            arguments |= {
-                "image": call.image,
-                "mask_image": call.hole,
-                "strength": max(call.denoising_strength, 1.0 / steps),
-            }
+            arguments |= {"image": call.image, family.mask_argument: call.hole}
+            if family.takes_strength:
+                arguments["strength"] = max(call.denoising_strength, 1.0 / steps)
         if family.capabilities.negative_prompt:
             negative = plain_text(parse_weights(call.negative_prompt, field="negative_prompt"))
             arguments["negative_prompt"] = negative or " "  # Qwen's own examples: one space

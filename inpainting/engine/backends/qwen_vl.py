@@ -1,5 +1,6 @@
-"""The processor Qwen-Image-Edit's text encoder (Qwen2.5-VL) reads the prompt and the pictures
-with, built from the model folder's ``processor/`` without torchvision.
+"""The processor Qwen-Image-Edit's text encoder (Qwen2.5-VL) and Bria FIBO 2.0's (Qwen3-VL)
+read the prompt and the pictures with, built from the model folder's ``processor/`` without
+torchvision.
 
 transformers' ``Qwen2VLProcessor`` has a video half whose class needs torchvision (none exists
 for the CPU build of torch this deployment pins), and it refuses to be built without one even
@@ -14,30 +15,56 @@ Imported where a Qwen pipeline loads (transformers is heavy)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
-from transformers import AutoTokenizer, ProcessorMixin, Qwen2VLProcessor
+from transformers import AutoTokenizer, ProcessorMixin, Qwen2VLProcessor, Qwen3VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+
+def _picture_tokens(processor: ProcessorMixin, tokenizer) -> None:
+    """The picture and video markers a Qwen-VL processor reads, by the tokenizer's ids."""
+    for name, default in (
+        ("image", "<|image_pad|>"),
+        ("video", "<|video_pad|>"),
+        ("vision_start", "<|vision_start|>"),
+        ("vision_end", "<|vision_end|>"),
+    ):
+        token = getattr(tokenizer, f"{name}_token", None) or default
+        setattr(processor, f"{name}_token", token)
+        setattr(processor, f"{name}_token_id", tokenizer.convert_tokens_to_ids(token))
 
 
 class PictureProcessor(Qwen2VLProcessor):
     """``Qwen2VLProcessor`` with no video processor: pictures and words only."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
-        self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        _picture_tokens(self, tokenizer)
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+class Qwen3PictureProcessor(Qwen3VLProcessor):
+    """``Qwen3VLProcessor`` (Qwen3-VL: 16 px patches) with no video processor, as above."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        _picture_tokens(self, tokenizer)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+#: The picture-only processor for the processor class a folder's ``model_index.json`` names.
+_PROCESSORS = {"Qwen3VLProcessor": Qwen3PictureProcessor}
 
 
 def processor_parts(folder: Path) -> dict:
     """The ``processor`` part for ``from_pretrained`` of the pipeline in ``folder``: built here
-    from ``folder/processor`` where torchvision is missing; nothing (the folder's own) where
-    it is installed or the folder has no processor."""
+    from ``folder/processor`` where torchvision is missing (Qwen3-VL's where the folder's
+    ``model_index.json`` names it, else Qwen2-VL's); nothing (the folder's own) where it is
+    installed or the folder has no processor."""
     source = Path(folder) / "processor"
     if importlib.util.find_spec("torchvision") is not None or not source.is_dir():
         return {}
+    named = json.loads((Path(folder) / "model_index.json").read_text()).get("processor", [])
+    kind = _PROCESSORS.get(named[-1] if named else "", PictureProcessor)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     images = Qwen2VLImageProcessorPil.from_pretrained(source, local_files_only=True)
-    return {"processor": PictureProcessor(image_processor=images, tokenizer=tokenizer)}
+    return {"processor": kind(image_processor=images, tokenizer=tokenizer)}

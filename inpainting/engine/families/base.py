@@ -202,6 +202,11 @@ class Family:
     #: The diffusers pipeline that inpaints with a ControlNet, built from the loaded
     #: pipeline's parts. None: no ControlNet.
     controlnet_pipeline: str | None = None
+    #: The argument its mask pipeline reads the mask by (FIBO 2.0's own: ``mask``), and
+    #: whether that pipeline takes a denoising strength (FIBO 2.0 greys the masked region out
+    #: and regenerates it whole: no).
+    mask_argument: str = "mask_image"
+    takes_strength: bool = True
     #: Module names only this family's transformer has, which an erase adapter's LoRA keys
     #: name (FLUX.2's fused single-block projection): an adapter with one is this family's
     #: (``probe.probe_eraser``). Empty: no erase adapter runs on it.
