@@ -9,6 +9,7 @@ arithmetic, the packing and the loading code are the real ones."""
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -580,8 +581,6 @@ def _processor_as_published(folder: Path, tokenizer, processor: str, preprocesso
     """The saved pipeline in ``folder`` in Qwen's layout: ``model_index.json`` names
     transformers' ``processor`` class; ``processor/`` holds the tokenizer and the picture
     preprocessing as Qwen publish them."""
-    import json
-
     index = json.loads((folder / "model_index.json").read_text())
     index["processor"] = ["transformers", processor]
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
