@@ -16,7 +16,6 @@ from inpainting.engine import get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe
-from inpainting.testing.tiny_flow import write_tiny_fibo2_model
 from inpainting.testing.tiny_model import tiny_config
 from tests.engine.requests import inpaint_request, kept_exactly
 from tests.images import gradient
@@ -24,8 +23,9 @@ from tests.network import network_forbidden
 
 
 @pytest.fixture(scope="module")
-def fibo2(tmp_path_factory):
-    return write_tiny_fibo2_model(tmp_path_factory.mktemp("fibo2") / "FIBO-2.0")
+def fibo2(fibo2_weights):
+    """The tiny FIBO 2.0 folder the test process writes once (``conftest.fibo2_weights``)."""
+    return fibo2_weights
 
 
 def backend_for(folder):
@@ -34,12 +34,13 @@ def backend_for(folder):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """The keyword arguments of each FIBO 2.0 pipeline call."""
+    """The keyword arguments of each FIBO 2.0 pipeline call, and the area (its
+    ``default_sample_size``, latents a side) it brings its other pictures to."""
     seen = []
     real_call = diffusers.BriaFibo2Pipeline.__call__
 
     def spy(self, *args, **kwargs):
-        seen.append(kwargs)
+        seen.append({**kwargs, "default_sample_size": self.default_sample_size})
         return real_call(self, *args, **kwargs)
 
     monkeypatch.setattr(diffusers.BriaFibo2Pipeline, "__call__", spy)
@@ -74,11 +75,15 @@ def test_a_masked_edit_goes_through_its_own_mask_and_keeps_every_other_pixel(
 
 
 def test_without_a_mask_the_whole_picture_with_the_references_after_it(fibo2, calls):
+    """The references are brought to the working size's area (128 px here: 16 latents a
+    side), not the pipeline's 1 MP, and the pipeline's own area is back after the call."""
     image = gradient(160, 120)
     references = (gradient(90, 80), gradient(70, 60))
+    backend = backend_for(fibo2)
     result = run_inpaint(
-        inpaint_request(image=image, mask=None, reference_images=references), backend_for(fibo2)
+        inpaint_request(image=image, mask=None, reference_images=references), backend
     )
+    assert calls[0]["default_sample_size"] == 16 and backend.load().default_sample_size == 128
     assert result.images[0].size == (160, 120)
     assert result.metadata["edit"] == "whole" and result.metadata["reference_images"] == 2
     assert [picture.size for picture in calls[0]["image"]] == [(128, 96), (90, 80), (70, 60)]

@@ -32,8 +32,9 @@ from tests.network import network_forbidden
 
 
 @pytest.fixture(scope="module")
-def klein(tmp_path_factory):
-    return write_tiny_flux2_klein_model(tmp_path_factory.mktemp("klein") / "FLUX.2-klein-4B")
+def klein(klein_weights):
+    """The tiny [klein] folder the test process writes once (``conftest.klein_weights``)."""
+    return klein_weights
 
 
 def backend_for(folder):

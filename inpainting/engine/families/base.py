@@ -180,7 +180,7 @@ class Family:
     #: smaller reference picture is enlarged to it (Lanczos, the aspect ratio kept).
     min_picture_side: int = 0
     #: Its diffusers pipelines bring every picture to 1 MP whatever the call asks
-    #: (Qwen-Image-Edit's, an edit family's): the backend sets that area to its working
+    #: (Qwen-Image-Edit's, FIBO 2.0's references): the backend sets that area to its working
     #: size's square (``backends.picture_area``).
     fixed_picture_area: bool = False
     #: Its folders' ``processor/`` is a Qwen2-VL processor, which the backend builds without

@@ -30,6 +30,7 @@ FAMILY = Family(
     edit_pipeline="BriaFibo2Pipeline",
     reference_images=4,  # beside the picture it edits: five pictures in all
     vl_processor=True,
+    fixed_picture_area=True,  # its other pictures at its default_sample_size's area: 1 MP
     mask_argument="mask",
     takes_strength=False,  # the masked region is regenerated whole
 )
