@@ -70,7 +70,7 @@ def write_tiny_lora(folder: str | Path, path: str | Path, *, layout: str, seed: 
 
 #: The FLUX.2 transformer's modules an erase adapter adapts (slopshop/erase-v1's: attention,
 #: the fused single-block projection and the feed-forward input).
-FLUX2_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]
+FLUX2_TARGETS = [*UNET_TARGETS, "to_qkv_mlp_proj", "ff.linear_in"]
 
 
 def write_tiny_eraser(

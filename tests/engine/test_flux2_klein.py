@@ -186,6 +186,10 @@ def test_an_erase_adapter_without_an_embedding_is_told_by_its_instruction(klein,
     req = replace(req, eraser=replace(req.eraser, instruction=details["instruction"]))
     result = run_inpaint(req, backend_for(klein))
     assert result.metadata["eraser_prompt"] == "instruction"
+    # Its budget: an instruction of at most 4 KB is read at every job; a longer one is refused.
+    (folder / "instruction.txt").write_text("Remove it. " * 400)
+    with pytest.raises(Unsupported, match="of at most 4096 bytes: the adapter's own prompt"):
+        probe_eraser(folder)
     (folder / "instruction.txt").unlink()
     with pytest.raises(Unsupported, match="the adapter's own prompt is needed"):
         probe_eraser(folder)
