@@ -32,7 +32,7 @@ from .models import (
     stored_bytes,
 )
 from .params import GenerationParams
-from .services import generations, installs, library
+from .services import generations, installs, library, licences
 from .services.pictures import layer_part
 
 
@@ -387,9 +387,9 @@ class LibraryModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="licence", ordering="licence")
     def licence_shown(self, obj: LibraryModel) -> str:
-        if not obj.licence:
+        licence = licences.model_licence(obj)
+        if licence is None:
             return "-"
-        licence = installs.licence_of(obj.licence)
         return f"{licence.name} (non-commercial)" if licence.commercial is False else licence.name
 
     # Deleting a model (the change page's Delete, the "Delete selected" action) deletes its

@@ -341,6 +341,14 @@ def fibo2_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def qwen21_weights(tmp_path_factory):
+    """The tiny Qwen-Image-2.1 folder in its published layout, written once per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_qwen_image21_model
+
+    return write_tiny_qwen_image21_model(tmp_path_factory.mktemp("qwen21") / "qwen21")
+
+
+@pytest.fixture(scope="session")
 def qwen_edit_weights(tmp_path_factory):
     """The tiny Qwen-Image-Edit Plus folder (the picture and two references), once per test
     process."""

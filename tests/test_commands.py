@@ -125,13 +125,14 @@ def test_engine_info_reports_and_loads(tiny_model, capsys):
         "flux2-klein",
         "flux2-klein-base",
         "fibo2",
+        "qwen-image-21",
     }
 
 
 def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     call_command("engine_info")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("family ")]
-    assert len(lines) == 11
+    assert len(lines) == 12
     flux = next(line for line in lines if "FLUX.1 Fill" in line)
     assert "steps 50 (at most 100)" in flux and "guidance 30.0 (1.0-100.0)" in flux
     assert "edits by words" not in flux
@@ -143,6 +144,8 @@ def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     assert "steps 4 (at most 50)" in klein and "(3 reference pictures)" in klein
     fibo2 = next(line for line in lines if "Bria FIBO 2.0:" in line)
     assert "steps 30 (at most 100)" in fibo2 and "(4 reference pictures)" in fibo2
+    qwen21 = next(line for line in lines if "Qwen-Image-2.1:" in line)
+    assert "steps 40 (at most 100)" in qwen21 and "(8 reference pictures)" in qwen21
 
 
 def test_engine_info_shows_a_load_error(settings, tmp_path, capsys):

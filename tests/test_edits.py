@@ -210,3 +210,35 @@ def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worke
     whole = run_job(api, mask=None, model="fibo2", prompt="make it winter", num_inference_steps=4)
     assert whole.metadata["edit"] == "whole"
     assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+
+
+def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_licence(
+    api, tmp_path, models_dir, tiny_model, qwen21_weights, monkeypatch, settings
+):
+    """Qwen-Image-2.1 (issue 85), copied into the library by hand in its published layout and
+    run by the worker: a masked edit (the mask a picture the pipeline reads) keeps every pixel
+    outside the effective mask; a request without a mask edits the whole picture. Its family's
+    licence is the library's record of it, and where non-commercial models are not allowed a
+    job for it is refused with the licence's name."""
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "qwen21": qwen21_weights})
+    row = LibraryModel.objects.get(name="qwen21")
+    assert (row.family, row.inpainting, row.licence) == ("qwen-image-21", True, "")
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["qwen21"]["licence"] == "qwen-research-license"
+    assert {"gpu", "fp8", "sequential"} <= set(listed["qwen21"]["memory_gb"])
+    masked = run_job(api, model="qwen21", prompt="a red door", num_inference_steps=3)
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    out = output_pixels(masked)
+    assert np.array_equal(out[~inside], original[~inside])
+    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
+    assert (masked.metadata["edit"], masked.metadata["mask_as"]) == ("masked", "picture")
+    whole = run_job(api, mask=None, model="qwen21", prompt="make it winter", num_inference_steps=3)
+    assert whole.metadata["edit"] == "whole"
+    assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    settings.ALLOW_NONCOMMERCIAL_MODELS = False
+    refused = post_img2img(api, image_png(), None, prompt="make it winter", model="qwen21")
+    assert refused.status_code == 403
+    assert "Qwen Research License" in refused.json()["message"]
+    assert Generation.objects.count() == 2

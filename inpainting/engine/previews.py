@@ -29,10 +29,12 @@ def latents_to_jpeg(
     size: tuple[int, int] | None = None,
     quality: int = 70,
 ) -> bytes:
-    """One sample's latents -> JPEG bytes at latent resolution: C x H x W, or packed (then
-    ``size`` is the latent grid's height and width)."""
+    """One sample's latents -> JPEG bytes at latent resolution: C x H x W, or packed or a
+    sequence (then ``size`` is the latent grid's height and width)."""
     if preview.packed:
         latents = unpack(latents, *size)
+    elif preview.sequence:
+        latents = latents.reshape(*size, latents.shape[-1]).transpose(2, 0, 1)
     factors = np.asarray(preview.factors, np.float32)[: latents.shape[0]]
     rgb = np.einsum("chw,cr->hwr", latents.astype(np.float32), factors)
     rgb += np.asarray(preview.bias, np.float32)

@@ -24,13 +24,11 @@ of them. Rules, each here and nowhere else:
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import logging
 import re
 import shutil
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -77,10 +75,10 @@ from .library import (
     memory_words,
     weights_sha256,
 )
+from .licences import Licence, catalogue, licence_allowed, licence_of, licence_refusal
 
 logger = logging.getLogger(__name__)
 
-STARTERS_FILE = Path(__file__).resolve().parent.parent / "starter_models.toml"
 _NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,199}$")
 #: How often a running install writes its progress (the row, the websocket) and looks for a
 #: cancel.
@@ -88,17 +86,6 @@ PROGRESS_EVERY_SECONDS = 0.5
 
 
 # --- the starter list and licences -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Licence:
-    key: str
-    name: str
-    url: str
-    commercial: bool | None  # None: not known (read it)
-
-    def describe(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -147,30 +134,6 @@ class Starter:
         }
 
 
-@functools.cache
-def _catalogue() -> dict:
-    with STARTERS_FILE.open("rb") as handle:
-        return tomllib.load(handle)
-
-
-def licence_of(tag: str) -> Licence:
-    """The licence a starter entry names (a key of ``[licences]``) or a model card's tag
-    (mapped by ``[licence_tags]``; another tag is shown as written, non-commercial when its
-    name says so)."""
-    catalogue = _catalogue()
-    key = catalogue["licence_tags"].get(tag, tag)
-    known = catalogue["licences"].get(key)
-    if known is not None:
-        return Licence(key, known["name"], known["url"], known["commercial"])
-    words = set(re.split(r"[^a-z]+", tag.lower()))
-    non_commercial = "nc" in words or "noncommercial" in words or "non" in words
-    return Licence(tag, tag or "not stated", "", False if non_commercial else None)
-
-
-def licence_allowed(licence: Licence) -> bool:
-    return licence.commercial is not False or settings.ALLOW_NONCOMMERCIAL_MODELS
-
-
 def starters() -> list[Starter]:
     return [
         Starter(
@@ -186,7 +149,7 @@ def starters() -> list[Starter]:
             parts=_parts(entry),
             vram_given=entry.get("vram_gb"),
         )
-        for entry in _catalogue()["models"]
+        for entry in catalogue()["models"]
     ]
 
 
@@ -358,11 +321,7 @@ def install_create(
     if starter is not None:
         if not licence_allowed(starter.licence):
             raise ClientError(
-                f"{starter.label} is under the {starter.licence.name}, which does not allow "
-                "commercial use, and this deployment refuses such models "
-                "(ALLOW_NONCOMMERCIAL_MODELS=false).",
-                field="source",
-                status=403,
+                licence_refusal(starter.label, starter.licence), field="source", status=403
             )
         parsed = hub_source(starter.repo, starter.file)
         kind, name, licence = kind or starter.kind, name or starter.name, starter.licence.key
@@ -655,11 +614,7 @@ def _download_and_record(install: ModelInstall, staging: Path, meter: _Meter) ->
         install.licence = listing.licence
         ModelInstall.objects.filter(pk=install.pk).update(licence=listing.licence)
         if not licence_allowed(licence_of(listing.licence)):
-            raise InstallFailed(
-                f"{source.repo} is under {licence_of(listing.licence).name}, a licence that "
-                "does not allow commercial use, and this deployment refuses such models "
-                "(ALLOW_NONCOMMERCIAL_MODELS=false)."
-            )
+            raise InstallFailed(licence_refusal(source.repo, licence_of(listing.licence)))
     sizes = [size for _, size in listing.files]
     install.bytes_total = sum(sizes) if None not in sizes else None
     ModelInstall.objects.filter(pk=install.pk).update(bytes_total=install.bytes_total)

@@ -39,6 +39,7 @@ from ..engine.probe import (
 from ..engine.splitting import probe_layer_model
 from ..errors import ClientError, echoed
 from ..models import SUPER_RESOLUTION, Generation, LibraryModel
+from .licences import model_licence_tag
 from .queue import send_turn
 
 logger = logging.getLogger(__name__)
@@ -506,7 +507,7 @@ def library_model_describe(model: LibraryModel, *, workers: int | None) -> dict:
         "workers": workers,
         "size_bytes": model.size_bytes,
         "sha256": model.sha256,
-        "licence": model.licence or None,
+        "licence": model_licence_tag(model),
         "quantization": model.details.get("quantization"),
         # The GPU memory each memory plan needs (GB, engine.memory), from the parts' sizes.
         "memory_gb": library_model_memory(model),

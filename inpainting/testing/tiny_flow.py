@@ -486,21 +486,108 @@ def write_tiny_fibo2_model(folder: str | Path, *, seed: int = 0) -> Path:
         BriaFibo2Transformer2DModel,
         FlowMatchEulerDiscreteScheduler,
     )
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-        Qwen2VLImageProcessorPil,
-    )
-
-    from ..engine.backends.qwen_vl import Qwen3PictureProcessor  # noqa: PLC0415 - heavy
 
     folder = Path(folder)
     torch.manual_seed(seed)
     tokenizer = _qwen_vl_tokenizer()
-    text_encoder = Qwen3VLForConditionalGeneration(
+    text_encoder = _tiny_qwen3_vl(tokenizer, layers=36)
+    transformer = BriaFibo2Transformer2DModel(
+        in_channels=32,
+        patch_size=2,
+        dim=32,
+        n_layers=5,
+        n_refiner_layers=1,
+        n_heads=2,
+        cap_feat_dim=48,  # three stacked hidden states of 16
+        injection_layer_ids=(0, 1, 2, 3, 4),
+        perceiver_num_layers=1,
+        min_num_gist_tokens=4,
+        max_num_gist_tokens=8,
+        gist_step=4,
+        gist_min_text_len=8,
+        gist_max_text_len=64,
+        axes_dims=(4, 6, 6),
+        axes_lens=(2048, 512, 512),  # as published: positions of several pictures
+    )
+    pipe = BriaFibo2Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=_tiny_flux2_vae(),
+        text_encoder=text_encoder,
+        processor=_qwen3_processor(tokenizer),
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return _processor_as_published(folder, tokenizer, "Qwen3VLProcessor", _QWEN3_PREPROCESSOR)
+
+
+#: Qwen3-VL's chat template, short: a message's content as words or a list of parts (words
+#: and pictures), as Qwen-Image-2.1's pipeline writes its system message.
+_QWEN3_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'text' %}{{ c['text'] }}"
+    "{% else %}<|vision_start|><|image_pad|><|vision_end|>{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def write_tiny_qwen_image21_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """Create a tiny Qwen-Image-2.1 pipeline in ``folder`` in its published layout and return
+    it: the single-stream, block-causal QwenImage 2.1 transformer (latents unpatched, one token
+    per latent), its VAE (RGBA in and out, 64 latent channels, 16 px per latent), a Qwen3-VL
+    text encoder with its vision tower, and ``processor/`` (the tokenizer, Qwen3-VL's picture
+    preprocessing and its chat template)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage21,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImage21Pipeline,
+        QwenImage21Transformer2DModel,
+    )
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_vl_tokenizer()
+    pipe = QwenImage21Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
+        vae=AutoencoderKLQwenImage21(
+            base_dim=8,
+            decoder_base_dim=8,
+            z_dim=64,  # as published: the transformer's 64 input channels tell the family
+            dim_mult=[1, 1, 1, 1, 1],  # four halvings: 16 px per latent, as published
+            num_res_blocks=1,
+            latents_mean=[0.0] * 64,
+            latents_std=[1.0] * 64,
+        ),
+        text_encoder=_tiny_qwen3_vl(tokenizer, layers=2),
+        processor=_qwen3_processor(tokenizer, chat_template=_QWEN3_CHAT_TEMPLATE),
+        transformer=QwenImage21Transformer2DModel(
+            in_channels=64,
+            out_channels=64,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            context_in_dim=16,  # the text encoder's width
+            axes_dims_rope=(4, 6, 6),
+        ),
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    _processor_as_published(folder, tokenizer, "Qwen3VLProcessor", _QWEN3_PREPROCESSOR)
+    chat_template = {"chat_template": _QWEN3_CHAT_TEMPLATE}  # as Qwen publish Qwen3-VL's
+    (folder / "processor" / "chat_template.json").write_text(json.dumps(chat_template))
+    return folder
+
+
+def _tiny_qwen3_vl(tokenizer, *, layers: int):
+    """A tiny Qwen3-VL (16 wide, interleaved multimodal rope) with its vision tower (16 px
+    patches merged 2x2: one token per 32 px)."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    return Qwen3VLForConditionalGeneration(
         Qwen3VLConfig(
             text_config=_tiny_vl_text(
                 tokenizer,
-                num_hidden_layers=36,
+                num_hidden_layers=layers,
                 head_dim=8,
                 rope_scaling={
                     "mrope_section": [1, 1, 2],
@@ -524,38 +611,23 @@ def write_tiny_fibo2_model(folder: str | Path, *, seed: int = 0) -> Path:
             **_vision_token_ids(tokenizer),
         )
     )
-    transformer = BriaFibo2Transformer2DModel(
-        in_channels=32,
-        patch_size=2,
-        dim=32,
-        n_layers=5,
-        n_refiner_layers=1,
-        n_heads=2,
-        cap_feat_dim=48,  # three stacked hidden states of 16
-        injection_layer_ids=(0, 1, 2, 3, 4),
-        perceiver_num_layers=1,
-        min_num_gist_tokens=4,
-        max_num_gist_tokens=8,
-        gist_step=4,
-        gist_min_text_len=8,
-        gist_max_text_len=64,
-        axes_dims=(4, 6, 6),
-        axes_lens=(2048, 512, 512),  # as published: positions of several pictures
+
+
+def _qwen3_processor(tokenizer, chat_template: str | None = None):
+    """Qwen3-VL's processor of pictures and words for ``tokenizer`` (built without
+    torchvision, as the backend builds it)."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
     )
-    vae = _tiny_flux2_vae()
+
+    from ..engine.backends.qwen_vl import Qwen3PictureProcessor  # noqa: PLC0415 - heavy
+
     settings = {k: v for k, v in _QWEN3_PREPROCESSOR.items() if not k.endswith(("_type", "_class"))}
-    processor = Qwen3PictureProcessor(
-        image_processor=Qwen2VLImageProcessorPil(**settings), tokenizer=tokenizer
+    return Qwen3PictureProcessor(
+        image_processor=Qwen2VLImageProcessorPil(**settings),
+        tokenizer=tokenizer,
+        chat_template=chat_template,
     )
-    pipe = BriaFibo2Pipeline(
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
-        vae=vae,
-        text_encoder=text_encoder,
-        processor=processor,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return _processor_as_published(folder, tokenizer, "Qwen3VLProcessor", _QWEN3_PREPROCESSOR)
 
 
 def _tiny_flux2_vae():

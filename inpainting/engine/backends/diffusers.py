@@ -416,7 +416,8 @@ class DiffusersBackend:
         ``sample`` (index, count): one call's samples run one pipeline call each, and the
         steps count across them."""
         width, height = calls[0].image.size
-        latent_grid = (height // 8, width // 8)  # every family's VAE: 8 px per latent
+        per_latent = self.family.preview.per_latent  # 8 px for most VAEs
+        latent_grid = (height // per_latent, width // per_latent)
         index, count = sample
         # Each job's first sample, read without waiting (``steps.LatentReader``): its preview
         # goes out with the first step after the copy is done.
@@ -532,10 +533,12 @@ class DiffusersBackend:
             family.guidance_argument: call.guidance_scale,
             "num_inference_steps": steps,
         }
-        if (whole or references) and not call.regions:  # regions: the mask pipeline's
+        # A family with no mask argument reads the mask as a picture after the one it edits.
+        mask_picture = [] if whole or family.mask_argument else [call.hole.convert("RGB")]
+        if (whole or references or mask_picture) and not call.regions:  # regions: the mask's
             runner = _edit_pipeline(pipe, family)
             arguments["image"] = (
-                [call.image, *references] if family.reference_images else call.image
+                [call.image, *mask_picture, *references] if family.reference_images else call.image
             )
         else:
             runner = pipe
@@ -553,6 +556,8 @@ class DiffusersBackend:
         else:
             words = {"prompt": plain_text(parse_weights(call.prompt))}
         said = {"edit": "whole" if whole else "masked", "reference_images": len(references)}
+        if mask_picture:
+            said["mask_as"] = "picture"
         return runner, words, arguments, said
 
     def _erasing(

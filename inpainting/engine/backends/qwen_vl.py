@@ -1,6 +1,6 @@
-"""The processor Qwen-Image-Edit's text encoder (Qwen2.5-VL) and Bria FIBO 2.0's (Qwen3-VL)
-read the prompt and the pictures with, built from the model folder's ``processor/`` without
-torchvision.
+"""The processor Qwen-Image-Edit's text encoder (Qwen2.5-VL), Bria FIBO 2.0's and
+Qwen-Image-2.1's (Qwen3-VL) read the prompt and the pictures with, built from the model
+folder's ``processor/`` without torchvision.
 
 transformers' ``Qwen2VLProcessor`` has a video half whose class needs torchvision (none exists
 for the CPU build of torch this deployment pins), and it refuses to be built without one even
@@ -67,4 +67,17 @@ def processor_parts(folder: Path) -> dict:
     kind = _PROCESSORS.get(named[-1] if named else "", PictureProcessor)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     images = Qwen2VLImageProcessorPil.from_pretrained(source, local_files_only=True)
-    return {"processor": kind(image_processor=images, tokenizer=tokenizer)}
+    template = _chat_template(source) or tokenizer.chat_template
+    return {"processor": kind(image_processor=images, tokenizer=tokenizer, chat_template=template)}
+
+
+def _chat_template(source: Path) -> str | None:
+    """The processor's chat template as its folder holds it (``chat_template.jinja``, or
+    ``chat_template.json`` as Qwen publish Qwen3-VL's), which Qwen-Image-2.1's pipeline writes
+    its system message with; None where it has neither."""
+    jinja, packed = source / "chat_template.jinja", source / "chat_template.json"
+    if jinja.is_file():
+        return jinja.read_text()
+    if packed.is_file():
+        return json.loads(packed.read_text()).get("chat_template")
+    return None

@@ -1,11 +1,11 @@
 """The model families the diffusers engine runs, one module each (``sd15``, ``sdxl``,
 ``sd3``, ``flux``, ``zimage``, and the instruction-edit families ``qwen_edit``,
-``kontext``, ``flux2_klein`` and ``fibo2``); adding a family is one module here, its entry in
-``FAMILIES`` and its test."""
+``kontext``, ``flux2_klein``, ``fibo2`` and ``qwen_image21``); adding a family is one module
+here, its entry in ``FAMILIES`` and its test."""
 
 from __future__ import annotations
 
-from . import fibo2, flux, flux2_klein, kontext, qwen_edit, sd3, sd15, sdxl, zimage
+from . import fibo2, flux, flux2_klein, kontext, qwen_edit, qwen_image21, sd3, sd15, sdxl, zimage
 from .base import Capabilities, Family, Preview, Unsupported
 
 #: Every family by its stored name, in the order single files are matched against them.
@@ -18,6 +18,7 @@ FAMILIES: dict[str, Family] = {
         flux2_klein.FAMILY,
         flux2_klein.BASE,
         fibo2.FAMILY,
+        qwen_image21.FAMILY,
         flux.FAMILY,
         sd3.FAMILY,
         zimage.FAMILY,

@@ -96,15 +96,23 @@ class Preview:
     bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: Latents travel as a sequence of 2x2 patches, [H/2 * W/2, C * 4] (FLUX, SD 3 do not).
     packed: bool = False
+    #: Latents travel as a sequence of one token per latent, [H * W, C] (Qwen-Image-2.1).
+    sequence: bool = False
+    #: Pixels a latent covers, a side: 8 for most VAEs, 16 for Qwen-Image-2.1's.
+    per_latent: int = 8
 
     @classmethod
-    def of(cls, space: str, *, packed: bool = False) -> Preview:
+    def of(
+        cls, space: str, *, packed: bool = False, sequence: bool = False, per_latent: int = 8
+    ) -> Preview:
         """The preview of a latent space of ``LATENT_SPACES``."""
         table = LATENT_SPACES[space]
         return cls(
             factors=tuple(tuple(row) for row in table["factors"]),
             bias=tuple(table["bias"]),
             packed=packed,
+            sequence=sequence,
+            per_latent=per_latent,
         )
 
 
@@ -202,11 +210,17 @@ class Family:
     #: The diffusers pipeline that inpaints with a ControlNet, built from the loaded
     #: pipeline's parts. None: no ControlNet.
     controlnet_pipeline: str | None = None
-    #: The argument its mask pipeline reads the mask by (FIBO 2.0's own: ``mask``), and
-    #: whether that pipeline takes a denoising strength (FIBO 2.0 greys the masked region out
-    #: and regenerates it whole: no).
-    mask_argument: str = "mask_image"
+    #: The argument its mask pipeline reads the mask by (FIBO 2.0's own: ``mask``; None: its
+    #: pipeline has none, and the mask goes to the edit pipeline as a picture after the one it
+    #: edits, Qwen-Image-2.1's), and whether that pipeline takes a denoising strength (FIBO
+    #: 2.0 greys the masked region out and regenerates it whole: no).
+    mask_argument: str | None = "mask_image"
     takes_strength: bool = True
+    #: The licence every model of the family is under (a key of the starter list's
+    #: ``[licences]``), where one is: the library records it for a model that came in by hand,
+    #: and a non-commercial one is refused where ALLOW_NONCOMMERCIAL_MODELS is off. None: it
+    #: differs by model (FLUX.2 [klein] 4B and 9B), and the installer records it.
+    licence: str | None = None
     #: Module names only this family's transformer has, which an erase adapter's LoRA keys
     #: name (FLUX.2's fused single-block projection): an adapter with one is this family's
     #: (``probe.probe_eraser``). Empty: no erase adapter runs on it.

@@ -5,9 +5,9 @@ regenerated. Qwen3-VL reads the prompt and the pictures (six bundles of three hi
 a perceiver squeezes them into gist tokens the transformer's layers read; the FLUX.2 VAE
 (32 latent channels, 8 px per latent, 2x2 patches); 1024 px. The prompt may be a structured
 JSON caption (FIBO's training) or plain words; the negative prompt is the pipeline's own
-empty JSON caption. Licence: CC BY-NC 4.0 (non-commercial): an install from its repository
-is refused where ALLOW_NONCOMMERCIAL_MODELS is off. A diffusers folder only (no single file,
-no GGUF read here)."""
+empty JSON caption. Licence: CC BY-NC 4.0 (non-commercial): its models are refused where
+ALLOW_NONCOMMERCIAL_MODELS is off, however they came into the library. A diffusers folder
+only (no single file, no GGUF read here)."""
 
 from __future__ import annotations
 
@@ -33,4 +33,5 @@ FAMILY = Family(
     fixed_picture_area=True,  # its other pictures at its default_sample_size's area: 1 MP
     mask_argument="mask",
     takes_strength=False,  # the masked region is regenerated whole
+    licence="cc-by-nc-4-0",
 )
