@@ -185,7 +185,7 @@ def test_reference_pictures_are_stored_in_order_reach_the_worker_and_go_with_the
 
 
 def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worker(
-    api, tmp_path, models_dir, tiny_model, fibo2_weights, monkeypatch
+    api, tmp_path, models_dir, tiny_model, fibo2_weights, monkeypatch, settings
 ):
     """Bria FIBO 2.0 (issue 85), scanned from its published layout and run by the worker: a
     masked edit (the pipeline's own mask) keeps every pixel outside the effective mask; a
@@ -210,6 +210,11 @@ def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worke
     whole = run_job(api, mask=None, model="fibo2", prompt="make it winter", num_inference_steps=4)
     assert whole.metadata["edit"] == "whole"
     assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    # Copied in by hand, it is under its family's licence, refused where such models are not.
+    assert listed["fibo2"]["licence"] == "cc-by-nc-4-0"
+    settings.ALLOW_NONCOMMERCIAL_MODELS = False
+    refused = post_img2img(api, image_png(), None, prompt="make it winter", model="fibo2")
+    assert refused.status_code == 403 and "CC BY-NC 4.0" in refused.json()["message"]
 
 
 def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_licence(

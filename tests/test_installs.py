@@ -273,6 +273,7 @@ def test_a_non_commercial_model_is_refused_where_the_deployment_says_so(hub, use
     for tag, name in (
         ("flux-non-commercial-license", "FLUX Non-Commercial License"),
         ("cc-by-nc-4.0", "CC BY-NC 4.0"),
+        ("qwen-research", "Qwen Research License"),
     ):
         hub.repos[REPO].license = tag
         assert name in _install(user, source=REPO).error
@@ -307,7 +308,7 @@ def test_the_starter_list_names_licences_sizes_and_vram():
         assert entry["size_gb"] > 0 and entry["vram_gb"] > 0
         assert entry["kind"] in dict(INSTALL_KINDS)
     non_commercial = {e["key"] for e in described if e["licence"]["commercial"] is False}
-    assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev"}
+    assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev", "fibo-2-dev", "qwen-image-2-1"}
     gated = {e["key"] for e in described if e["gated"]}
     assert {"flux1-fill-dev", "flux1-kontext-dev"} <= gated
 
