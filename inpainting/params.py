@@ -82,6 +82,7 @@ class GenerationParams:
     # An inpaint's table leaves erase mode's fields out (``table``).
     mode: str = field(default=P["mode"].default, metadata={"when_set": True})
     dilate_pixels: int = P["dilate_pixels"].default
+    background: str = field(default=P["background"].default, metadata={"when_set": True})
     engine: str | None = P["engine"].default  # as requested; None = server default
     model: str | None = P["model"].default  # a library model's name; None = the default
 
@@ -200,6 +201,10 @@ class GenerationParams:
             )
         if unused_guidance:
             ignored("guidance_scale", "has its guidance distilled into its steps")
+        background = self.background
+        if background == "transparent" and not family.paints_alpha:
+            ignored("background", "paints no transparency (its VAE decodes RGB)")
+            background = "opaque"
         if self.soft and not caps.soft_inpainting:
             ignored(
                 "soft",
@@ -217,7 +222,10 @@ class GenerationParams:
                     "weights were not applied (the words were).",
                 }
             )
-        return replace(self, num_inference_steps=steps, guidance_scale=guidance), warnings
+        resolved = replace(
+            self, num_inference_steps=steps, guidance_scale=guidance, background=background
+        )
+        return resolved, warnings
 
     def with_defaults(self) -> GenerationParams:
         """For an engine without a diffusion model (classical, lama): steps and guidance the
@@ -281,6 +289,7 @@ class GenerationParams:
             )
             if layer_masks
             else (),
+            transparent=self.background == "transparent",
         )
 
 

@@ -7,6 +7,7 @@ models that do."""
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -218,13 +219,15 @@ def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worke
 
 
 def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_licence(
-    api, tmp_path, models_dir, tiny_model, qwen21_weights, monkeypatch, settings
+    api, keyed_api, tmp_path, models_dir, tiny_model, qwen21_weights, monkeypatch, settings
 ):
     """Qwen-Image-2.1 (issue 85), copied into the library by hand in its published layout and
     run by the worker: a masked edit (the mask a picture the pipeline reads) keeps every pixel
-    outside the effective mask; a request without a mask edits the whole picture. Its family's
-    licence is the library's record of it, and where non-commercial models are not allowed a
-    job for it is refused with the licence's name."""
+    outside the effective mask; a request without a mask edits the whole picture, and with
+    ``background: transparent`` (native, and OpenAI's) keeps the alpha its VAE paints, which
+    a model without one says it did not use. Its family's licence is the library's record of
+    it, and where non-commercial models are not allowed a job for it is refused with the
+    licence's name."""
     library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "qwen21": qwen21_weights})
     row = LibraryModel.objects.get(name="qwen21")
     assert (row.family, row.inpainting, row.licence) == ("qwen-image-21", True, "")
@@ -242,8 +245,36 @@ def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_lic
     whole = run_job(api, mask=None, model="qwen21", prompt="make it winter", num_inference_steps=3)
     assert whole.metadata["edit"] == "whole"
     assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    assert "background" not in whole.metadata and stored_picture(whole).mode == "RGB"
+    cut_out = run_job(
+        api, mask=None, model="qwen21", prompt="cut it out", num_inference_steps=3,
+        background="transparent",
+    )  # fmt: skip
+    picture = stored_picture(cut_out)
+    assert cut_out.metadata["background"] == "transparent" and picture.mode == "RGBA"
+    assert np.asarray(picture)[..., 3].min() < 255  # the tiny model's alpha: not all opaque
+    answer = keyed_api.post(
+        "/v1/images/edits",
+        {"image": SimpleUploadedFile("p.png", image_png(), "image/png"), "prompt": "cut it out",
+         "model": "qwen21", "background": "transparent", "output_format": "webp"},
+        format="multipart",
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    webp = Image.open(io.BytesIO(base64.b64decode(answer.json()["data"][0]["b64_json"])))
+    assert (webp.format, webp.mode) == ("WEBP", "RGBA")
+    opaque = run_job(api, model="alpha", background="transparent", num_inference_steps=2)
+    assert [w["field"] for w in opaque.metadata["warnings"]] == ["background"]
+    assert stored_picture(opaque).mode == "RGB"
     settings.ALLOW_NONCOMMERCIAL_MODELS = False
     refused = post_img2img(api, image_png(), None, prompt="make it winter", model="qwen21")
     assert refused.status_code == 403
     assert "Qwen Research License" in refused.json()["message"]
-    assert Generation.objects.count() == 2
+    assert Generation.objects.count() == 5
+
+
+def stored_picture(generation) -> Image.Image:
+    """A job's first output as stored (its PNG, decoded)."""
+    with generation.images.get(index=0).file.open("rb") as handle:
+        picture = Image.open(handle)
+        picture.load()
+    return picture

@@ -49,10 +49,11 @@ def tint_regenerated(image: Image.Image, mask: np.ndarray) -> Image.Image:
 
 
 def composite_images(
-    original: Image.Image, generated: Image.Image, mask: np.ndarray
+    original: Image.Image, generated: Image.Image, mask: np.ndarray, mode: str = "RGB"
 ) -> Image.Image:
-    """Resize ``generated`` to ``original``'s size if needed and composite it through ``mask``."""
+    """Resize ``generated`` to ``original``'s size if needed and composite it through ``mask``,
+    in ``mode`` (RGBA: the alpha ``generated`` has, over ``original`` made opaque)."""
     if generated.size != original.size:
         generated = generated.resize(original.size, Image.Resampling.LANCZOS)
-    out = composite(np.asarray(original.convert("RGB")), np.asarray(generated.convert("RGB")), mask)
-    return Image.fromarray(out, "RGB")
+    out = composite(np.asarray(original.convert(mode)), np.asarray(generated.convert(mode)), mask)
+    return Image.fromarray(out, mode)

@@ -127,11 +127,14 @@ OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
 def encode_as(image: Image.Image, output_format: str, quality: int = 100) -> bytes:
-    """``image`` as PNG (lossless; ``quality`` unused), JPEG or WebP at ``quality`` (0-100)."""
+    """``image`` as PNG (lossless; ``quality`` unused), JPEG or WebP at ``quality`` (0-100); an
+    RGBA picture (a transparent result) keeps its alpha in PNG and WebP, and is flattened on
+    white in JPEG."""
+    picture = image if image.mode == "RGBA" and output_format != "jpeg" else to_rgb(image)
     if output_format == "png":
-        return encode_png(to_rgb(image))
+        return encode_png(picture)
     out = io.BytesIO()
-    to_rgb(image).save(out, OUTPUT_FORMATS[output_format], quality=quality)
+    picture.save(out, OUTPUT_FORMATS[output_format], quality=quality)
     return out.getvalue()
 
 

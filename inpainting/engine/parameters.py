@@ -33,6 +33,9 @@ MASK_MODES = ("black_inpaints", "white_inpaints")
 INPAINT_AREAS = ("auto", "masked", "whole")
 #: ``exact``: every step computed; ``fast``: the fast tier (``families.base.Capabilities``).
 SPEEDS = ("exact", "fast")
+#: ``opaque``: an RGB result; ``transparent``: the alpha the model paints kept (an RGBA PNG),
+#: where its VAE paints one (``Family.paints_alpha``).
+BACKGROUNDS = ("opaque", "transparent")
 #: ``inpaint``: the mask repainted (from the prompt, with a diffusion model); ``erase``: what
 #: the mask covers removed by the best remover here, its mask grown by ``dilate_pixels``
 #: first (an erase adapter: ``services.plan.erase_plan``; else ``registry.EngineConfig
@@ -56,6 +59,7 @@ FILL_ENGINE_UNUSED = (
     "soft",
     "speed",
     "model",
+    "background",
 )
 #: Outpainting: pixels added on one side, and the longest side of a target size.
 MAX_OUTPAINT_SIDE = 2048
@@ -333,6 +337,16 @@ PARAMETERS: dict[str, Parameter] = {
             "families (FLUX, FLUX.2 [klein], Kontext, Qwen-Image-Edit)",
             choices=SPEEDS,
             label="Speed",
+        ),
+        Parameter(
+            "background",
+            str,
+            "opaque",
+            "transparent: keep the transparency the model paints (an RGBA PNG: its alpha where "
+            "the model made the picture see-through), as OpenAI's background; a model whose VAE "
+            "paints alpha (Qwen-Image-2.1), else the answer's warnings say it was not used",
+            choices=BACKGROUNDS,
+            label="Background",
         ),
         Parameter(
             "model",

@@ -294,6 +294,8 @@ class Prepared:
     region_image: Image.Image
     region_mask: np.ndarray
     call: BackendCall
+    #: Keep the alpha the backend's images have (``InpaintRequest.transparent``).
+    transparent: bool = False
 
 
 def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patchmatch") -> Prepared:
@@ -362,7 +364,7 @@ def prepare(request: InpaintRequest, backend: Backend, fill_method: str = "patch
         ip_adapter=request.ip_adapter,
         eraser=request.eraser,
     )
-    return Prepared(canvas, seeds, box, region_image, region_mask, call)
+    return Prepared(canvas, seeds, box, region_image, region_mask, call, request.transparent)
 
 
 def working_size(
@@ -442,14 +444,18 @@ def finish(
     for generated, seed in zip(output.images, prepared.seeds, strict=False):
         if backend.working_size is None and generated.size != prepared.region_image.size:
             generated = _enlarge_fill(prepared, generated, seed)
-        region_out = composite_images(prepared.region_image, generated, prepared.region_mask)
+        # The alpha a model painted, kept where asked: composited in RGBA (the photo opaque).
+        mode = "RGBA" if prepared.transparent and generated.mode == "RGBA" else "RGB"
+        region_out = composite_images(prepared.region_image, generated, prepared.region_mask, mode)
         if box is None:
             images.append(region_out)
         else:
-            full = canvas.image.copy()
+            full = canvas.image.convert(mode)
             full.paste(region_out, box[:2])
             images.append(full)
     metadata = dict(output.metadata)
+    if any(image.mode == "RGBA" for image in images):
+        metadata["background"] = "transparent"
     metadata["inpaint_area"] = "masked" if box is not None else "whole"
     if box is not None:
         metadata["crop"] = list(box)

@@ -269,6 +269,9 @@ class InpaintRequest:
     #: Layers, bottom up, each with its own prompt (``engine.layers``): run by
     #: ``layers.run_layered``, not by ``run_inpaint``; ``mask`` is then the area regenerated.
     layers: tuple[Layer, ...] = ()
+    #: Keep the transparency the model paints (``background: transparent``): a backend whose
+    #: images have an alpha channel (Qwen-Image-2.1's) gives RGBA results; others, RGB.
+    transparent: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpainting.engine import get_backend, run_inpaint
+from inpainting.engine import MaskOptions, effective_mask, get_backend, run_inpaint
 from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe
@@ -102,3 +102,14 @@ def test_without_a_mask_the_whole_picture_with_the_references_after_it(qwen21_we
     assert (out != original).any(axis=2).mean() > 0.9
     frames = [Image.open(io.BytesIO(p)) for p in previews if p]
     assert frames and frames[0].size == (128 // 16, 96 // 16)  # one pixel per latent
+
+
+def test_a_transparent_result_keeps_the_alpha_it_paints_and_the_photo_opaque(qwen21_weights):
+    """``transparent``: composited in RGBA; outside the mask the photo, opaque, byte for byte."""
+    req = inpaint_request(transparent=True)
+    result = run_inpaint(req, backend_for(qwen21_weights))
+    out = np.asarray(result.images[0])
+    assert result.images[0].mode == "RGBA" and result.metadata["background"] == "transparent"
+    kept = effective_mask(req.mask, req.image.size, MaskOptions()) == 0
+    assert np.array_equal(out[kept], np.asarray(req.image.convert("RGBA"))[kept])
+    assert out[~kept][:, 3].min() < 255  # the tiny model's alpha inside: not all opaque

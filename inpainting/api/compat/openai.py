@@ -96,12 +96,18 @@ class OpenAIEditSerializer(serializers.Serializer):
         check_dimensions(width, height, field="size")
         return width, height
 
-    def validate_background(self, value: str) -> str:
-        if value == "transparent":
+    def validate(self, attrs: dict) -> dict:
+        """OpenAI's rule: a transparent background needs a format with alpha (png, webp)."""
+        if attrs["background"] == "transparent" and attrs["output_format"] == "jpeg":
             raise serializers.ValidationError(
-                "background 'transparent' is not supported here: the edited images are opaque."
+                {"background": "background 'transparent' needs output_format png or webp."}
             )
-        return value
+        return attrs
+
+    def job_background(self) -> str:
+        """The job's ``background``: transparent where asked (a model that paints alpha keeps
+        it; another's answer is opaque), else opaque (``auto`` too)."""
+        return "transparent" if self.validated_data["background"] == "transparent" else "opaque"
 
     def library_model(self) -> str | None:
         """The library model ``model`` names; None for OpenAI's own names (the default)."""
@@ -120,6 +126,7 @@ class OpenAIEditSerializer(serializers.Serializer):
             exact_mask_size=True,
             resize={"width": size[0], "height": size[1], "mode": "crop"} if size else None,
             model=self.library_model(),
+            background=self.job_background(),
         )
 
 
@@ -142,6 +149,7 @@ class OpenAIGenerationSerializer(OpenAIEditSerializer):
             masked_content="noise",
             inpaint_area="whole",
             model=self.library_model(),
+            background=self.job_background(),
         )
 
 

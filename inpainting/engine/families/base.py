@@ -221,6 +221,9 @@ class Family:
     #: and a non-commercial one is refused where ALLOW_NONCOMMERCIAL_MODELS is off. None: it
     #: differs by model (FLUX.2 [klein] 4B and 9B), and the installer records it.
     licence: str | None = None
+    #: Its VAE decodes an alpha channel (Qwen-Image-2.1's RGBA): ``background: transparent``
+    #: keeps it (an RGBA result); else that field is not used, and the answer says so.
+    paints_alpha: bool = False
     #: Module names only this family's transformer has, which an erase adapter's LoRA keys
     #: name (FLUX.2's fused single-block projection): an adapter with one is this family's
     #: (``probe.probe_eraser``). Empty: no erase adapter runs on it.

@@ -9,8 +9,9 @@ the model is meant to be sampled without it).
 Its pipeline has no mask argument: masks are extra condition pictures. A masked edit here
 gives the pipeline the crop around the mask, then the mask itself (white where it may
 change, as RGB), then the reference pictures; DreamLayer composites the result through the
-mask as every result, so each pixel outside it is the input's. The output's alpha (the VAE
-decodes RGBA) is not kept: the result is composited into the opaque photo. Licence: the Qwen
+mask as every result, so each pixel outside it is the input's. Its VAE decodes RGBA: with
+``background: transparent`` the alpha it paints is kept (an RGBA result, composited in RGBA
+over the opaque photo), else the result is RGB. Licence: the Qwen
 Research License (non-commercial): its models are refused where ALLOW_NONCOMMERCIAL_MODELS
 is off, however they came into the library. A diffusers folder only."""
 
@@ -43,4 +44,5 @@ FAMILY = Family(
     mask_argument=None,  # the mask goes in as a picture
     takes_strength=False,
     licence="qwen-research-license",
+    paints_alpha=True,
 )
