@@ -19,7 +19,8 @@ the order it names them (the first three together, on one pipeline a family; by 
 this order, the memory plans last: the slowest):
 
 - ``families``: for each family (SD 1.5 512 px 50 steps, SDXL 1024 px 30, FLUX.1 Fill 1024 px
-  28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28), one
+  28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28,
+  Bria FIBO 2.0 1024 px 30, Qwen-Image-2.1 1024 px 40), one
   pipeline with random weights in the published configuration (``bench/published_configs.py``)
   built on the device in the family's dtype (fp16 SD, bf16 the others): the stock inpainting
   pipeline called with the worker's settings (``stock_settings``) and nothing of DreamLayer's
@@ -137,6 +138,8 @@ RUNS = {
     "flux2-klein": Run(tiny_flow.write_tiny_flux2_klein_model, 1024, 4),
     "qwen-edit": Run(tiny_flow.write_tiny_qwen_edit_model, 1024, 40),
     "flux-kontext": Run(tiny_flow.write_tiny_flux_kontext_model, 1024, 28),
+    "fibo2": Run(tiny_flow.write_tiny_fibo2_model, 1024, 30),
+    "qwen-image-21": Run(tiny_flow.write_tiny_qwen_image21_model, 1024, 40),
 }
 BATCH_FAMILIES = ("sd15", "sdxl")
 
@@ -421,7 +424,7 @@ def stock_settings(name: str, size: int) -> dict[str, Any]:
     runs it)."""
     family = FAMILIES[name]
     settings = {
-        "strength": 1.0,
+        **({"strength": 1.0} if family.takes_strength else {}),
         family.guidance_argument: family.capabilities.default_guidance,
         **family.call_arguments,
     }
@@ -436,11 +439,15 @@ def stock_call(pipe: Any, name: str, image, mask, size: int, steps: int) -> Any:
     """The stock pipeline's call with the worker's settings (``stock_settings``). Qwen-Image-
     Edit's pipelines bring pictures to 1 MP whatever the call asks: both sides run at the
     size's area, as the worker does (the same 1 MP at the published size)."""
-    with picture_area.picture_area(pipe, picture_area.working_area(FAMILIES[name], size)):
+    family = FAMILIES[name]
+    if family.mask_argument is None:  # the mask a picture after the one it edits
+        pictures = {"image": [image, mask.convert("RGB")]}
+    else:
+        pictures = {"image": image, family.mask_argument: mask}
+    with picture_area.picture_area(pipe, picture_area.working_area(family, size)):
         return pipe(
             prompt=PROMPT,
-            image=image,
-            mask_image=mask,
+            **pictures,
             height=size,
             width=size,
             num_inference_steps=steps,

@@ -103,6 +103,52 @@ QWEN25_VL_7B = {
         "fullatt_block_indexes": [7, 15, 23, 31],
     },
 }
+#: Qwen/Qwen3-VL-4B-Instruct (Bria FIBO 2.0's prompt and picture reading: three stacked hidden
+#: states of 2560) and Qwen/Qwen3-VL-8B-Instruct (Qwen-Image-2.1's: 4096 wide).
+QWEN3_VL_4B = {
+    "text_config": {
+        "hidden_size": 2560,
+        "intermediate_size": 9728,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "vocab_size": 151936,
+        "rope_scaling": {
+            "mrope_section": [24, 20, 20],
+            "rope_type": "default",
+            "mrope_interleaved": True,
+        },
+        "tie_word_embeddings": True,
+    },
+    "vision_config": {
+        "depth": 24,
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_heads": 16,
+        "out_hidden_size": 2560,
+        "deepstack_visual_indexes": [5, 11, 17],
+        "num_position_embeddings": 2304,
+    },
+    "tie_word_embeddings": True,
+}
+QWEN3_VL_8B = {
+    "text_config": {
+        **QWEN3_VL_4B["text_config"],
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "tie_word_embeddings": False,
+    },
+    "vision_config": {
+        **QWEN3_VL_4B["vision_config"],
+        "depth": 27,
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "out_hidden_size": 4096,
+        "deepstack_visual_indexes": [8, 16, 24],
+    },
+    "tie_word_embeddings": False,
+}
 
 #: Per family: the shipped folder (SD), or each part's published values over the tiny folder.
 PUBLISHED: dict[str, str | dict[str, dict[str, Any]]] = {
@@ -136,6 +182,16 @@ PUBLISHED: dict[str, str | dict[str, dict[str, Any]]] = {
         "transformer": {},  # QwenImageTransformer2DModel's defaults
         "vae": {},  # AutoencoderKLQwenImage's defaults
         "text_encoder": QWEN25_VL_7B,
+    },
+    "fibo2": {  # Bria FIBO 2.0: an 8.1B transformer with its perceiver, Qwen3-VL 4B
+        "transformer": {},  # BriaFibo2Transformer2DModel's defaults
+        "vae": {},  # AutoencoderKLFlux2's defaults
+        "text_encoder": QWEN3_VL_4B,
+    },
+    "qwen-image-21": {  # Qwen-Image-2.1: a 7.1B block-causal transformer, Qwen3-VL 8B
+        "transformer": {},  # QwenImage21Transformer2DModel's defaults
+        "vae": {},  # AutoencoderKLQwenImage21's defaults (RGBA, 64 channels)
+        "text_encoder": QWEN3_VL_8B,
     },
 }
 

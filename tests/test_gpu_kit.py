@@ -43,6 +43,10 @@ PUBLISHED_BILLIONS = {
     ("flux2-klein", "text_encoder"): 4.022,  # Qwen3-4B
     ("qwen-edit", "transformer"): 20.43,  # Qwen-Image
     ("qwen-edit", "text_encoder"): 8.292,  # Qwen2.5-VL 7B
+    ("fibo2", "transformer"): 8.127,  # FIBO 2.0's, with its perceiver
+    ("fibo2", "text_encoder"): 4.438,  # Qwen3-VL 4B
+    ("qwen-image-21", "transformer"): 7.115,
+    ("qwen-image-21", "text_encoder"): 8.767,  # Qwen3-VL 8B
 }
 
 
