@@ -106,20 +106,15 @@ QWEN25_VL_7B = {
 #: Qwen/Qwen3-VL-4B-Instruct (Bria FIBO 2.0's prompt and picture reading: three stacked hidden
 #: states of 2560) and Qwen/Qwen3-VL-8B-Instruct (Qwen-Image-2.1's: 4096 wide).
 QWEN3_VL_4B = {
-    "text_config": {
-        "hidden_size": 2560,
-        "intermediate_size": 9728,
-        "num_hidden_layers": 36,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "vocab_size": 151936,
+    "text_config": {  # Qwen3-4B's language model, with Qwen3-VL's positions
+        **QWEN3_4B,
+        "max_position_embeddings": 262144,
+        "rope_theta": 5000000.0,
         "rope_scaling": {
             "mrope_section": [24, 20, 20],
             "rope_type": "default",
             "mrope_interleaved": True,
         },
-        "tie_word_embeddings": True,
     },
     "vision_config": {
         "depth": 24,

@@ -384,6 +384,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "A1111ZeroToThreeEnum": [(i, i) for i in range(4)],
         "A1111ExtrasResizeModeEnum": [(0, 0), (1, 1)],
+        # ``background``: the parameter table's, and OpenAI's (with its ``auto``).
+        "BackgroundEnum": "inpainting.engine.parameters.BACKGROUNDS",
+        "OpenAIBackgroundEnum": ["auto", "opaque", "transparent"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -205,6 +205,9 @@ class GenerationParams:
         if background == "transparent" and not family.paints_alpha:
             ignored("background", "paints no transparency (its VAE decodes RGB)")
             background = "opaque"
+        elif background == "transparent" and self.layers and not caps.regions:
+            ignored("background", "paints a job's layers in turn, each over the last one's result")
+            background = "opaque"
         if self.soft and not caps.soft_inpainting:
             ignored(
                 "soft",

@@ -87,7 +87,7 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     response = post_img2img(api, image_png(), None, **fields)
     assert (
         "none is installed: copy a Bria FIBO 2.0, FLUX.1 Kontext, FLUX.2 [klein], FLUX.2 [klein] "
-        "base, Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder"
+        "base, Qwen-Image-2.1, Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder"
         in response.json()["message"]
     )
 
@@ -200,17 +200,8 @@ def test_fibo2_edits_inside_its_own_mask_and_the_whole_picture_through_the_worke
     # The memory planner sizes it from its parts, as every model: fp8 storage for its
     # transformer among the plans.
     assert {"gpu", "fp8", "sequential"} <= set(listed["fibo2"]["memory_gb"])
-    masked = run_job(api, model="fibo2", prompt="a red door", num_inference_steps=4)
-    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
-    mask = Image.open(io.BytesIO(black_box_mask_png()))
-    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
-    out = output_pixels(masked)
-    assert np.array_equal(out[~inside], original[~inside])
-    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
-    assert (masked.metadata["edit"], masked.metadata["family"]) == ("masked", "fibo2")
-    whole = run_job(api, mask=None, model="fibo2", prompt="make it winter", num_inference_steps=4)
-    assert whole.metadata["edit"] == "whole"
-    assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    masked, _ = masked_and_whole(api, "fibo2")
+    assert masked.metadata["family"] == "fibo2"
     # Copied in by hand, it is under its family's licence, refused where such models are not.
     assert listed["fibo2"]["licence"] == "cc-by-nc-4-0"
     settings.ALLOW_NONCOMMERCIAL_MODELS = False
@@ -234,17 +225,8 @@ def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_lic
     listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
     assert listed["qwen21"]["licence"] == "qwen-research-license"
     assert {"gpu", "fp8", "sequential"} <= set(listed["qwen21"]["memory_gb"])
-    masked = run_job(api, model="qwen21", prompt="a red door", num_inference_steps=3)
-    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
-    mask = Image.open(io.BytesIO(black_box_mask_png()))
-    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
-    out = output_pixels(masked)
-    assert np.array_equal(out[~inside], original[~inside])
-    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
-    assert (masked.metadata["edit"], masked.metadata["mask_as"]) == ("masked", "picture")
-    whole = run_job(api, mask=None, model="qwen21", prompt="make it winter", num_inference_steps=3)
-    assert whole.metadata["edit"] == "whole"
-    assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    masked, whole = masked_and_whole(api, "qwen21")
+    assert masked.metadata["mask_as"] == "picture"
     assert "background" not in whole.metadata and stored_picture(whole).mode == "RGB"
     cut_out = run_job(
         api, mask=None, model="qwen21", prompt="cut it out", num_inference_steps=3,
@@ -260,8 +242,17 @@ def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_lic
         format="multipart",
     )  # fmt: skip
     assert answer.status_code == 200, answer.content
+    assert answer.json()["background"] == "transparent"
     webp = Image.open(io.BytesIO(base64.b64decode(answer.json()["data"][0]["b64_json"])))
     assert (webp.format, webp.mode) == ("WEBP", "RGBA")
+    assert np.asarray(webp)[..., 3].min() < 255
+    jpeg = keyed_api.post(
+        "/v1/images/edits",
+        {"image": SimpleUploadedFile("p.png", image_png(), "image/png"), "prompt": "cut it out",
+         "background": "transparent", "output_format": "jpeg"},
+        format="multipart",
+    )  # fmt: skip
+    assert jpeg.status_code == 400 and jpeg.json()["error"]["param"] == "background"
     opaque = run_job(api, model="alpha", background="transparent", num_inference_steps=2)
     assert [w["field"] for w in opaque.metadata["warnings"]] == ["background"]
     assert stored_picture(opaque).mode == "RGB"
@@ -270,6 +261,23 @@ def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_lic
     assert refused.status_code == 403
     assert "Qwen Research License" in refused.json()["message"]
     assert Generation.objects.count() == 5
+
+
+def masked_and_whole(api, model: str) -> tuple[Generation, Generation]:
+    """A masked edit by ``model`` (every pixel outside the effective mask the input's, most
+    inside changed) and one without a mask (the whole picture changed), through the worker."""
+    masked = run_job(api, model=model, prompt="a red door", num_inference_steps=3)
+    original = np.asarray(Image.open(io.BytesIO(image_png())).convert("RGB"))
+    mask = Image.open(io.BytesIO(black_box_mask_png()))
+    inside = effective_mask(mask, original.shape[1::-1], MaskOptions()) > 0
+    out = output_pixels(masked)
+    assert np.array_equal(out[~inside], original[~inside])
+    assert (out[inside] != original[inside]).any(axis=1).mean() > 0.5
+    assert masked.metadata["edit"] == "masked"
+    whole = run_job(api, mask=None, model=model, prompt="make it winter", num_inference_steps=3)
+    assert whole.metadata["edit"] == "whole"
+    assert (output_pixels(whole) != original).any(axis=2).mean() > 0.9
+    return masked, whole
 
 
 def stored_picture(generation) -> Image.Image:

@@ -70,7 +70,7 @@ def kit(out, *args: str, timeout: float = 600) -> tuple[dict, str]:
     return json.loads((out / "gpu-kit.json").read_text()), (out / "gpu-kit.md").read_text()
 
 
-# The six families take about 3 minutes at the tiny size on 2 busy cores (Qwen-Image-Edit's
+# The eight families take about 3 minutes at the tiny size on 2 busy cores (Qwen-Image-Edit's
 # video VAE most of it), more than the suite's 5-minute limit leaves room for.
 @pytest.mark.timeout(600)
 @pytest.mark.stack

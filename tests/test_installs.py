@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from inpainting import fleet, remote
 from inpainting.conf import lama_file
+from inpainting.engine.families import FAMILIES
 from inpainting.errors import ClientError
 from inpainting.models import INSTALL_KINDS, Generation, HubToken, LibraryModel, ModelInstall
 from inpainting.services import installs, library, runs
@@ -307,6 +308,10 @@ def test_the_starter_list_names_licences_sizes_and_vram():
         assert entry["licence"]["name"] and entry["licence"]["url"].startswith("https://")
         assert entry["size_gb"] > 0 and entry["vram_gb"] > 0
         assert entry["kind"] in dict(INSTALL_KINDS)
+    for entry in described:  # a family whose every model is under one licence: the same
+        family = FAMILIES.get(entry["family"])
+        if family is not None and family.licence:
+            assert entry["licence"]["key"] == family.licence, entry["key"]
     non_commercial = {e["key"] for e in described if e["licence"]["commercial"] is False}
     assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev", "fibo-2-dev", "qwen-image-2-1"}
     gated = {e["key"] for e in described if e["gated"]}

@@ -140,7 +140,9 @@ def test_staff_enable_disable_and_choose_the_default_in_the_admin(
     response = client.post(
         url, {"action": "make_default", "_selected_action": [xl.pk]}, follow=True
     )
-    assert "single-file checkpoint" in response.content.decode()
+    assert "is a single-file sdxl checkpoint, and the pipeline configuration" in (
+        response.content.decode()
+    )
     copy = LibraryModel.objects.get(name="tiny-copy")
     response = client.post(url, {"action": "make_default", "_selected_action": [copy.pk]})
     assert response.status_code == 302

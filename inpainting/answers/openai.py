@@ -23,14 +23,16 @@ def images_response(
     output_format: str,
     size: tuple[int, int],
     warnings: list[dict[str, str]],
+    background: str = "opaque",
 ) -> dict[str, Any]:
     """``ImagesResponse``; ``usage`` is omitted (no tokens are counted here). ``warnings``
     (DreamLayer's, which the SDK keeps as an extra field): what the engine that ran did not
-    follow (a fill engine: the prompt)."""
+    follow (a fill engine: the prompt). ``background``: ``transparent`` where the result kept
+    the alpha its model painted."""
     return {
         "created": created,
         "data": items,
-        "background": "opaque",
+        "background": background,
         "output_format": output_format,
         "size": f"{size[0]}x{size[1]}",
         "warnings": warnings,
@@ -81,7 +83,12 @@ NO_TOKENS = {
 
 
 def completed_event(
-    b64_json: str, *, created: int, output_format: str, size: tuple[int, int]
+    b64_json: str,
+    *,
+    created: int,
+    output_format: str,
+    size: tuple[int, int],
+    background: str = "opaque",
 ) -> bytes:
     return _event(
         "image_edit.completed",
@@ -90,7 +97,7 @@ def completed_event(
             "created_at": created,
             "output_format": output_format,
             "size": f"{size[0]}x{size[1]}",
-            "background": "opaque",
+            "background": background,
             "quality": "auto",
             "usage": NO_TOKENS,
         },

@@ -16,6 +16,7 @@ from .library import (
     library_model_forbidden,
     library_model_named,
     library_model_runnable,
+    library_model_runnable_check,
     library_models_offered,
     same_name,
 )
@@ -55,12 +56,7 @@ def a1111_checkpoint_set(user, title: str) -> None:
     model = selectors.library_model_list().get(name=name)
     if not selectors.access_of(user).allows(model):
         raise library_model_forbidden(title, field="sd_model_checkpoint", user=user)
-    if not library_model_runnable(model):
-        raise ClientError(
-            f"{name} is a single-file checkpoint whose pipeline configuration is not in "
-            "MODEL_CONFIGS_DIR, so it cannot run here.",
-            field="sd_model_checkpoint",
-        )
+    library_model_runnable_check(model, field="sd_model_checkpoint")
     A1111Options.objects.update_or_create(user=user, defaults={"checkpoint": model})
 
 

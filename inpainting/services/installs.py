@@ -14,8 +14,9 @@ of them. Rules, each here and nowhere else:
   ``services.library``'s table, the scan's too).
 - The Hugging Face token: the one staff set in the admin (encrypted with the secret key), else
   ``HF_TOKEN``; it is sent to the hub only and never shown or logged.
-- The licence: a starter list entry's, else the model card's; a non-commercial one is refused
-  when ``ALLOW_NONCOMMERCIAL_MODELS`` is false.
+- The licence recorded: a starter list entry's, else the model card's (the rule that refuses a
+  non-commercial one where ``ALLOW_NONCOMMERCIAL_MODELS`` is false, at install and at each
+  job, is ``services.licences``'s).
 - The free disk is checked against what is left to download before the first byte.
 - A failed install keeps what it downloaded (installing the same thing again resumes); a
   cancelled one deletes it, so no partial model is ever in the library.
@@ -85,7 +86,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,199}$")
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-# --- the starter list and licences -----------------------------------------------------------
+# --- the starter list -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ..engine.probe import (
 from ..engine.splitting import probe_layer_model
 from ..errors import ClientError, echoed
 from ..models import SUPER_RESOLUTION, Generation, LibraryModel
-from .licences import model_licence_tag
+from .licences import model_allowed, model_licence_check, model_licence_tag
 from .queue import send_turn
 
 logger = logging.getLogger(__name__)
@@ -414,11 +414,7 @@ def library_model_set_default(*, model: LibraryModel) -> None:
         )
     if not model.present:
         raise ClientError(f"{model.name} was not found by the last scan.")
-    if not library_model_runnable(model):
-        raise ClientError(
-            f"{model.name} is a single-file checkpoint whose pipeline configuration is not "
-            "in MODEL_CONFIGS_DIR, so it cannot run here, nor be the default."
-        )
+    library_model_runnable_check(model)  # a model no job can run is no default
     LibraryModel.objects.filter(is_default=True).exclude(pk=model.pk).update(is_default=False)
     LibraryModel.objects.filter(pk=model.pk).update(is_default=True, enabled=True)
 
@@ -428,10 +424,13 @@ def _configs_for(model: LibraryModel) -> Path:
 
 
 def library_model_runnable(model: LibraryModel) -> bool:
-    """Whether a job can run ``model`` here: a folder can; a single-file checkpoint (or a
-    GGUF transformer) needs the pipeline configuration of its family in MODEL_CONFIGS_DIR, or
-    for a transformer alone an installed diffusers model of its family (``library_companion``)
-    to take the other parts from (loading it is offline)."""
+    """Whether a job can run ``model`` here: its licence allows it on this deployment
+    (``licences.model_allowed``); then a folder can; a single-file checkpoint (or a GGUF
+    transformer) needs the pipeline configuration of its family in MODEL_CONFIGS_DIR, or for
+    a transformer alone an installed diffusers model of its family (``library_companion``) to
+    take the other parts from (loading it is offline)."""
+    if not model_allowed(model):
+        return False
     if model.layout not in (LibraryModel.Layout.SINGLE_FILE, LibraryModel.Layout.GGUF):
         return True
     if (_configs_for(model) / "model_index.json").is_file():
@@ -609,9 +608,10 @@ def library_model_for_job(requested: str | None, user: User | None = None) -> Li
     return model
 
 
-def library_model_runnable_check(model: LibraryModel) -> None:
+def library_model_runnable_check(model: LibraryModel, field: str = "model") -> None:
     """A job can run ``model`` here (``library_model_runnable``): else a client error that
-    says what its single file needs."""
+    names the licence that refuses it (a 403), or says what its single file needs."""
+    model_licence_check(model, field=field)
     if library_model_runnable(model):
         return
     companion = (
@@ -624,7 +624,7 @@ def library_model_runnable_check(model: LibraryModel) -> None:
         f"{model.name} is a single-file {model.family} checkpoint, and the pipeline "
         f"configuration it loads with ({_configs_for(model).name}/ in MODEL_CONFIGS_DIR) is "
         f"not on this server{companion}.",
-        field="model",
+        field=field,
     )
 
 

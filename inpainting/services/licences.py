@@ -86,9 +86,8 @@ def model_allowed(model: LibraryModel) -> bool:
     return licence is None or licence_allowed(licence)
 
 
-def model_licence_check(model: LibraryModel) -> None:
+def model_licence_check(model: LibraryModel, field: str = "model") -> None:
     """A job may run ``model`` (``model_allowed``): else a 403 that names its licence."""
-    if not model_allowed(model):
-        raise ClientError(
-            licence_refusal(model.name, model_licence(model)), field="model", status=403
-        )
+    licence = model_licence(model)
+    if licence is not None and not licence_allowed(licence):
+        raise ClientError(licence_refusal(model.name, licence), field=field, status=403)

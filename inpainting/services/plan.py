@@ -18,7 +18,6 @@ from ..errors import ClientError
 from ..models import LibraryModel
 from ..params import GenerationParams
 from . import additions, library
-from .licences import model_allowed, model_licence_check
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ def job_plan(params: GenerationParams, references: int = 0, user: User | None = 
     model = named or library.library_model_for_job(None, user)  # None named: the default
     if model is not None:
         library.library_model_runnable_check(model)
-        model_licence_check(model)
     name, family = library.library_model_family(model)
     planned = {
         "loras": additions.library_loras_planned(params, model, user),
@@ -90,7 +88,6 @@ def erase_plan(params: GenerationParams, references: int, user: User | None) -> 
                 for m in models
                 if m.family == eraser.family
                 and library.library_model_runnable(m)
-                and model_allowed(m)
                 and fleet.workers_serving(m.name)
             ),
             None,

@@ -47,10 +47,15 @@ def calls(monkeypatch):
 def test_the_folder_is_told_by_its_pipeline_and_says_what_it_accepts(qwen21_weights):
     assert probe(qwen21_weights) == Probe("qwen-image-21", True, "diffusers")
     family = FAMILIES["qwen-image-21"]
-    assert family.edits and family.reference_images == 8 and family.licence
+    assert family.edits and family.reference_images == 8
+    assert family.licence == "qwen-research-license"
     accepts = family.accepts()
     assert accepts["num_inference_steps"] == {"default": 40, "maximum": 100}
     assert accepts["guidance_scale"]["default"] == 1.0 and accepts["negative_prompt"]
+    assert (
+        accepts["transparent_background"]
+        and not FAMILIES["fibo2"].accepts()["transparent_background"]
+    )
 
 
 def test_a_masked_edit_reads_the_mask_as_a_picture_and_keeps_every_other_pixel(

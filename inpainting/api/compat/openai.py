@@ -7,7 +7,9 @@ pixels), ``prompt``, ``n``, ``size`` (``auto``: the input's size; ``WxH``: the i
 cover it and centre-cropped), ``response_format`` (``b64_json``, or ``url``: a link that works
 without a key for an hour), ``model`` (a library model; OpenAI's own model names mean the
 default), ``output_format`` with ``output_compression``, ``stream`` with ``partial_images``
-(server-sent events from the live previews), ``Authorization: Bearer <key>``, and errors as
+(server-sent events from the live previews), ``background`` (``transparent``: the alpha a
+model paints kept, where its VAE paints one; with ``jpeg`` a 400, as OpenAI's),
+``Authorization: Bearer <key>``, and errors as
 ``{"error": {"message", "type", "param", "code"}}``. ``usage`` is omitted: nothing here is
 counted in tokens.
 """
@@ -36,6 +38,7 @@ from accounts.authentication import ApiKeyAuthentication
 from ... import selectors
 from ...answers import native, openai
 from ...engine.images import OUTPUT_FORMATS
+from ...engine.parameters import BACKGROUNDS
 from ...errors import ClientError, echoed
 from ...gate import GateFull
 from ...models import Generation
@@ -77,7 +80,7 @@ class OpenAIEditSerializer(serializers.Serializer):
     output_compression = serializers.IntegerField(min_value=0, max_value=100, default=100)
     stream = serializers.BooleanField(default=False)
     partial_images = serializers.IntegerField(min_value=0, max_value=3, default=0)
-    background = ChoiceField(choices=["auto", "opaque", "transparent"], default="auto")
+    background = ChoiceField(choices=["auto", *BACKGROUNDS], default="auto")
 
     def validate_prompt(self, value: str) -> str:
         if not value.strip():
@@ -181,6 +184,11 @@ def _image_items(generation: Generation, request: Request, context: dict) -> lis
             data = images.image_bytes_as(image, fmt, quality)
             items.append(openai.image_item(b64_json=base64.b64encode(data).decode()))
     return items
+
+
+def _background(generation: Generation) -> str:
+    """``transparent`` where the job's result kept the alpha its model painted."""
+    return (generation.metadata or {}).get("background", "opaque")
 
 
 def _output_size(generation: Generation) -> tuple[int, int]:
@@ -303,6 +311,7 @@ class OpenAIImageEditView(common.SubmitAndWaitView):
             output_format=context["output_format"],
             size=_output_size(generation),
             warnings=native.warnings(generation),
+            background=_background(generation),
         )
         return Response(body)
 
@@ -362,7 +371,11 @@ async def _events(request: Request, generation: Generation, context: dict) -> As
     )
     for item in items:
         yield openai.completed_event(
-            item["b64_json"], created=int(time.time()), output_format=fmt, size=size
+            item["b64_json"],
+            created=int(time.time()),
+            output_format=fmt,
+            size=size,
+            background=_background(finished),
         )
 
 

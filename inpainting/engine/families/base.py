@@ -229,6 +229,12 @@ class Family:
     #: (``probe.probe_eraser``). Empty: no erase adapter runs on it.
     eraser_marks: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A mask read as a picture goes with the pictures the edit pipeline reads, which a
+        # layered call in one pipeline (its own mask argument) does not take.
+        if self.mask_argument is None and (self.capabilities.regions or not self.reference_images):
+            raise ValueError(f"{self.name}: a mask read as a picture needs picture inputs")
+
     @property
     def edits(self) -> bool:
         return self.edit_pipeline is not None
@@ -236,9 +242,11 @@ class Family:
     def accepts(self) -> dict[str, Any]:
         """What its models accept, as ``GET /api/models`` and the studio show it: the
         capabilities, whether a request without a mask edits the whole picture by the words,
-        and how many reference pictures it reads."""
+        how many reference pictures it reads, and whether ``background: transparent`` keeps
+        the alpha it paints."""
         return {
             **self.capabilities.describe(),
             "edits": self.edits,
             "reference_images": self.reference_images,
+            "transparent_background": self.paints_alpha,
         }
