@@ -146,6 +146,8 @@ def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     assert "steps 30 (at most 100)" in fibo2 and "(4 reference pictures)" in fibo2
     qwen21 = next(line for line in lines if "Qwen-Image-2.1:" in line)
     assert "steps 40 (at most 100)" in qwen21 and "(8 reference pictures)" in qwen21
+    assert qwen21.endswith("; keeps a transparent background")
+    assert sum("transparent" in line for line in lines) == 1
 
 
 def test_engine_info_shows_a_load_error(settings, tmp_path, capsys):

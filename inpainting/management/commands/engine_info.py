@@ -120,4 +120,5 @@ def _family_line(family: dict) -> str:
             if accepts["edits"]
             else ""
         )
+        + ("; keeps a transparent background" if accepts["transparent_background"] else "")
     )
