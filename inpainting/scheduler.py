@@ -311,7 +311,12 @@ def _places(
     )
     paces: dict = {}
     running_costs = generation_costs(running)
-    lefts = [_time_left(job, running_costs[job.pk], paces) for job in running]
+    # A job claimed between the reading of ``order`` and this one is in both: it counts once,
+    # as queued (its whole time: it has only just started).
+    queued = {job.pk for job in order}
+    lefts = [
+        _time_left(job, running_costs[job.pk], paces) for job in running if job.pk not in queued
+    ]
     workers = max(len(running), 1)
     ahead: float | None = sum(lefts) if None not in lefts else None
     places = []
