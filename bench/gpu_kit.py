@@ -20,7 +20,7 @@ this order, the memory plans last: the slowest):
 
 - ``families``: for each family (SD 1.5 512 px 50 steps, SDXL 1024 px 30, FLUX.1 Fill 1024 px
   28, FLUX.2 [klein] 4B 1024 px 4, Qwen-Image-Edit 1024 px 40, FLUX.1 Kontext 1024 px 28,
-  Bria FIBO 2.0 1024 px 30, Qwen-Image-2.1 1024 px 40), one
+  Bria FIBO 2.0 1024 px 30, Qwen-Image-2.1 1024 px 40, FLUX.3 [klein] 1024 px 16), one
   pipeline with random weights in the published configuration (``bench/published_configs.py``)
   built on the device in the family's dtype (fp16 SD, bf16 the others): the stock inpainting
   pipeline called with the worker's settings (``stock_settings``) and nothing of DreamLayer's
@@ -97,7 +97,7 @@ from inpainting.engine import (  # noqa: E402
     run_inpaint,
     run_inpaint_batch,
 )
-from inpainting.engine.backends import loading, picture_area  # noqa: E402
+from inpainting.engine.backends import loading, modular, picture_area  # noqa: E402
 from inpainting.engine.backends.diffusers import DiffusersBackend  # noqa: E402
 from inpainting.engine.backends.loading import (  # noqa: E402
     adopt_pipeline,
@@ -105,7 +105,7 @@ from inpainting.engine.backends.loading import (  # noqa: E402
     resolve_device,
 )
 from inpainting.engine.backends.qwen_vl import processor_parts  # noqa: E402
-from inpainting.engine.families import FAMILIES  # noqa: E402
+from inpainting.engine.families import FAMILIES, index_file  # noqa: E402
 from inpainting.testing import tiny_flow, tiny_model  # noqa: E402
 
 PROMPT = "a red rose on a wooden table"
@@ -140,6 +140,7 @@ RUNS = {
     "flux-kontext": Run(tiny_flow.write_tiny_flux_kontext_model, 1024, 28),
     "fibo2": Run(tiny_flow.write_tiny_fibo2_model, 1024, 30),
     "qwen-image-21": Run(tiny_flow.write_tiny_qwen_image21_model, 1024, 40),
+    "flux3-klein": Run(tiny_flow.write_tiny_flux3_klein_model, 1024, 16),
 }
 BATCH_FAMILIES = ("sd15", "sdxl")
 
@@ -279,8 +280,11 @@ def build_pipeline(folder: Path, name: str, device: str, dtype: Any) -> Any:
     and processors read from their files."""
     family = FAMILIES[name]
     pipeline = getattr(diffusers, family.pipeline)
-    wanted = set(inspect.signature(pipeline.__init__).parameters) - {"self"}
-    index = json.loads((folder / "model_index.json").read_text())
+    index = json.loads(index_file(folder).read_text())
+    if family.modular:  # its models here, its processors and blocks by ``modular.load``
+        wanted = {part for part, spec in index.items() if (folder / part / "config.json").is_file()}
+    else:
+        wanted = set(inspect.signature(pipeline.__init__).parameters) - {"self"}
     parts: dict[str, Any] = processor_parts(folder) if family.vl_processor else {}
     default_dtype = torch.get_default_dtype()
     for part, spec in index.items():
@@ -304,6 +308,8 @@ def build_pipeline(folder: Path, name: str, device: str, dtype: Any) -> Any:
             parts[part] = model.eval()
         else:
             parts[part] = cls.from_pretrained(sub)
+    if family.modular:
+        return modular.load(folder, family, dtype, parts=parts)
     for part in wanted - set(parts):
         if part == "requires_safety_checker":
             parts[part] = False
@@ -440,6 +446,17 @@ def stock_call(pipe: Any, name: str, image, mask, size: int, steps: int) -> Any:
     Edit's pipelines bring pictures to 1 MP whatever the call asks: both sides run at the
     size's area, as the worker does (the same 1 MP at the published size)."""
     family = FAMILIES[name]
+    if family.modular:  # diffusers' modular pipeline as it is: the picture, the words
+        with torch.inference_mode():
+            return pipe.pipe(
+                prompt=PROMPT,
+                image=image,
+                height=size,
+                width=size,
+                num_inference_steps=steps,
+                generator=torch.Generator("cpu").manual_seed(1),
+                output="images",
+            )
     if family.mask_argument is None:  # the mask a picture after the one it edits
         pictures = {"image": [image, mask.convert("RGB")]}
     else:

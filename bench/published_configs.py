@@ -27,7 +27,7 @@ from typing import Any
 
 from safetensors.torch import save_file
 
-from inpainting.engine.families import FAMILIES
+from inpainting.engine.families import FAMILIES, index_file
 
 SHIPPED = Path(__file__).resolve().parent.parent / "inpainting" / "engine" / "pipeline_configs"
 
@@ -183,6 +183,11 @@ PUBLISHED: dict[str, str | dict[str, dict[str, Any]]] = {
         "vae": {},  # AutoencoderKLFlux2's defaults
         "text_encoder": QWEN3_VL_4B,
     },
+    "flux3-klein": {  # FLUX.3 [klein]: a 5.5B transformer (a flow map: distilled), Qwen3-VL 4B
+        "transformer": {"flow_map": True},  # Flux3Transformer2DModel's defaults otherwise
+        "vae": {},  # AutoencoderKLFlux2's defaults
+        "text_encoder": QWEN3_VL_4B,
+    },
     "qwen-image-21": {  # Qwen-Image-2.1: a 7.1B block-causal transformer, Qwen3-VL 8B
         "transformer": {},  # QwenImage21Transformer2DModel's defaults
         "vae": {},  # AutoencoderKLQwenImage21's defaults (RGBA, 64 channels)
@@ -211,7 +216,7 @@ def write_published(family: str, tiny: Path, target: Path) -> Path:
         shutil.copytree(SHIPPED / published, target, symlinks=False)
         return _identifiable(target, family)
     shutil.copytree(tiny, target, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
-    index = json.loads((target / "model_index.json").read_text())
+    index = json.loads(index_file(target).read_text())
     for part, values in published.items():
         config_path = target / part / "config.json"
         config = json.loads(config_path.read_text())

@@ -349,6 +349,15 @@ def qwen21_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def flux3_weights(tmp_path_factory):
+    """The tiny FLUX.3 [klein] folder (step-distilled) in its published layout, written once
+    per test process."""
+    from inpainting.testing.tiny_flow import write_tiny_flux3_klein_model
+
+    return write_tiny_flux3_klein_model(tmp_path_factory.mktemp("flux3") / "flux3")
+
+
+@pytest.fixture(scope="session")
 def qwen_edit_weights(tmp_path_factory):
     """The tiny Qwen-Image-Edit Plus folder (the picture and two references), once per test
     process."""

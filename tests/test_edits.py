@@ -87,8 +87,8 @@ def test_a_model_that_does_not_edit_needs_a_mask_and_says_which_models_edit(api,
     response = post_img2img(api, image_png(), None, **fields)
     assert (
         "none is installed: copy a Bria FIBO 2.0, FLUX.1 Kontext, FLUX.2 [klein], FLUX.2 [klein] "
-        "base, Qwen-Image-2.1, Qwen-Image-Edit or Qwen-Image-Edit Plus diffusers folder"
-        in response.json()["message"]
+        "base, FLUX.3 [klein], FLUX.3 [klein] base, Qwen-Image-2.1, Qwen-Image-Edit or "
+        "Qwen-Image-Edit Plus diffusers folder" in response.json()["message"]
     )
 
 
@@ -261,6 +261,29 @@ def test_qwen_image21_edits_with_its_mask_as_a_picture_and_is_refused_by_its_lic
     assert refused.status_code == 403
     assert "Qwen Research License" in refused.json()["message"]
     assert Generation.objects.count() == 5
+
+
+def test_flux3_klein_edits_in_its_masks_box_and_is_refused_by_its_licence(
+    api, tmp_path, models_dir, tiny_model, flux3_weights, monkeypatch, settings
+):
+    """FLUX.3 [klein] (issue 85), a modular pipeline copied into the library by hand in its
+    published layout (``modular_model_index.json``) and run by the worker: a masked edit (the
+    mask's box a layout box the words describe) keeps every pixel outside the effective mask;
+    a request without a mask edits the whole picture. Its family's licence is the library's
+    record of it, refused with its name where non-commercial models are not allowed."""
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "flux3": flux3_weights})
+    row = LibraryModel.objects.get(name="flux3")
+    assert (row.family, row.inpainting, row.layout) == ("flux3-klein", True, "diffusers")
+    listed = {m["name"]: m for m in api.get("/api/models").json()["models"]}
+    assert listed["flux3"]["family_label"] == "FLUX.3 [klein]"
+    assert listed["flux3"]["licence"] == "flux-kommunity-license"
+    assert {"gpu", "fp8", "text-encoder-offload"} <= set(listed["flux3"]["memory_gb"])
+    masked, _ = masked_and_whole(api, "flux3")
+    assert masked.metadata["mask_as"] == "box"
+    settings.ALLOW_NONCOMMERCIAL_MODELS = False
+    refused = post_img2img(api, image_png(), None, prompt="make it winter", model="flux3")
+    assert refused.status_code == 403
+    assert "FLUX Kommunity License" in refused.json()["message"]
 
 
 def masked_and_whole(api, model: str) -> tuple[Generation, Generation]:

@@ -47,6 +47,8 @@ PUBLISHED_BILLIONS = {
     ("fibo2", "text_encoder"): 4.438,  # Qwen3-VL 4B
     ("qwen-image-21", "transformer"): 7.115,
     ("qwen-image-21", "text_encoder"): 8.767,  # Qwen3-VL 8B
+    ("flux3-klein", "transformer"): 5.549,  # FLUX.3 [klein]'s flow map
+    ("flux3-klein", "text_encoder"): 4.438,  # Qwen3-VL 4B
 }
 
 

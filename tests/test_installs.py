@@ -313,9 +313,16 @@ def test_the_starter_list_names_licences_sizes_and_vram():
         if family is not None and family.licence:
             assert entry["licence"]["key"] == family.licence, entry["key"]
     non_commercial = {e["key"] for e in described if e["licence"]["commercial"] is False}
-    assert non_commercial == {"flux1-fill-dev", "flux1-kontext-dev", "fibo-2-dev", "qwen-image-2-1"}
+    assert non_commercial == {
+        "flux1-fill-dev",
+        "flux1-kontext-dev",
+        "fibo-2-dev",
+        "qwen-image-2-1",
+        "flux-3-klein",
+        "flux-3-klein-base",
+    }
     gated = {e["key"] for e in described if e["gated"]}
-    assert {"flux1-fill-dev", "flux1-kontext-dev"} <= gated
+    assert {"flux1-fill-dev", "flux1-kontext-dev", "flux-3-klein"} <= gated
 
 
 def test_a_starters_gpu_memory_is_computed_as_the_librarys(client, staff_user, settings):

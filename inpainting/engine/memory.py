@@ -44,6 +44,16 @@ FP8_PLANS = frozenset({FP8, FP8_TEXT_ENCODER_OFFLOAD})
 DEFAULT_HEADROOM = 3 * 1024**3
 
 
+#: The parts of a pipeline on the text side, by their names' start: the text encoders, and
+#: FLUX.3 [klein]'s prompt upsampler (a language model that runs before them); counted as
+#: text encoders, and offloaded with them.
+TEXT_PARTS = ("text_encoder", "prompt_upsampler")
+
+
+def is_text_part(name: str) -> bool:
+    return name.startswith(TEXT_PARTS)
+
+
 @dataclass(frozen=True)
 class Parts:
     """The bytes of a model's weights in the dtype it runs in: its denoiser (transformer or

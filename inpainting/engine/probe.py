@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import memory
-from .families import FAMILIES, Family, Unsupported, family_of_folder
+from .families import FAMILIES, Family, Unsupported, family_of_folder, index_file
 
 #: Where single-file checkpoints of each family find their pipeline configuration, shipped
 #: (written by scripts/pipeline_configs.py): one folder per family and variant, so they load
@@ -114,7 +114,7 @@ def weight_parts(path: Path, family: Family) -> memory.Parts:
                 "denoiser"
                 if part.name == family.denoiser
                 else "text_encoders"
-                if part.name.startswith("text_encoder")
+                if memory.is_text_part(part.name)
                 else "other"
             )
             for file in _weight_files(part):
@@ -154,9 +154,11 @@ def _json_of(file: Path, unreadable: str):
 
 
 def probe_folder(path: Path) -> Probe:
-    """The family of a diffusers folder, from ``model_index.json`` and its denoiser's config
-    (the UNet's or the transformer's ``in_channels`` tell the variant)."""
-    index = _json_of(path / "model_index.json", f"{path.name}: not a diffusers pipeline folder")
+    """The family of a diffusers folder, from its pipeline index (``model_index.json``, or a
+    modular pipeline's) and its denoiser's config (the UNet's or the transformer's
+    ``in_channels`` tell the variant)."""
+    found = index_file(path) or path / "model_index.json"
+    index = _json_of(found, f"{path.name}: not a diffusers pipeline folder")
     if not isinstance(index, dict):
         raise Unsupported(f"{path.name}: not a diffusers pipeline folder (bad configuration).")
     family = family_of_folder(index)

@@ -30,6 +30,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
 
 from .. import remote
+from ..engine.families import INDEX_FILES
 from ..engine.probe import PICKLE_SUFFIXES
 from ..errors import ClientError, RemoteInputError, echoed
 from ..models import LAMA, LibraryModel, ModelInstall
@@ -145,7 +146,7 @@ class HubRepo(_Hub):
     def _chosen(self, install: ModelInstall, siblings: dict) -> list[tuple[str, int | None]]:
         prefix = f"{install.subfolder}/" if install.subfolder else ""
         within = {p[len(prefix) :]: s for p, s in siblings.items() if p.startswith(prefix)}
-        diffusers = "model_index.json" in within
+        diffusers = any(name in within for name in INDEX_FILES)
         chosen = []
         for path, size in within.items():
             suffix = Path(path).suffix.lower()

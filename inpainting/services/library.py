@@ -23,7 +23,7 @@ from accounts.models import User
 from .. import fleet, selectors
 from ..conf import deployment_family, diffusion_read_forget, engine_config, model_status
 from ..engine import memory, selection, superres
-from ..engine.families import FAMILIES, Family
+from ..engine.families import FAMILIES, Family, index_file
 from ..engine.probe import (
     PICKLE_SUFFIXES,
     Probe,
@@ -161,7 +161,7 @@ def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
             checkpoint = is_weights_file(path.name, LibraryModel.Kind.CHECKPOINT)
             if path.is_file() and (checkpoint or suffix in PICKLE_SUFFIXES):
                 found.append(_Found(path.name, path))
-            elif path.is_dir() and (path / "model_index.json").is_file():
+            elif path.is_dir() and index_file(path) is not None:
                 found.append(_Found(path.name, path))
     if hf_cache.is_dir():
         for repo in sorted(hf_cache.glob("models--*")):
@@ -175,7 +175,7 @@ def _candidates(root: Path, hf_cache: Path) -> list[_Found]:
 def _newest_snapshot(repo: Path) -> Path | None:
     """The newest revision of a Hugging Face cache entry that holds a pipeline."""
     snapshots = sorted(
-        (s for s in (repo / "snapshots").glob("*") if (s / "model_index.json").is_file()),
+        (s for s in (repo / "snapshots").glob("*") if index_file(s) is not None),
         key=lambda s: s.stat().st_mtime,
     )
     return snapshots[-1] if snapshots else None

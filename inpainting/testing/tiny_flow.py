@@ -578,6 +578,20 @@ def write_tiny_qwen_image21_model(folder: str | Path, *, seed: int = 0) -> Path:
     return folder
 
 
+#: A tiny Qwen3-VL or Qwen3.5 vision tower: 16 px patches merged 2x2 (one token per 32 px).
+_TINY_VISION = {
+    "depth": 1,
+    "hidden_size": 16,
+    "intermediate_size": 16,
+    "num_heads": 2,
+    "out_hidden_size": 16,
+    "patch_size": 16,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "num_position_embeddings": 64,
+}
+
+
 def _tiny_qwen3_vl(tokenizer, *, layers: int):
     """A tiny Qwen3-VL (16 wide, interleaved multimodal rope) with its vision tower (16 px
     patches merged 2x2: one token per 32 px)."""
@@ -596,18 +610,7 @@ def _tiny_qwen3_vl(tokenizer, *, layers: int):
                 },
                 rope_theta=5000000.0,
             ),
-            vision_config={
-                "depth": 1,
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_heads": 2,
-                "out_hidden_size": 16,
-                "patch_size": 16,
-                "spatial_merge_size": 2,
-                "temporal_patch_size": 2,
-                "deepstack_visual_indexes": [0],
-                "num_position_embeddings": 64,
-            },
+            vision_config={**_TINY_VISION, "deepstack_visual_indexes": [0]},
             **_vision_token_ids(tokenizer),
         )
     )
@@ -688,3 +691,131 @@ def _vision_token_ids(tokenizer) -> dict:
         "vision_start_token_id": ids["<|vision_start|>"],
         "vision_end_token_id": ids["<|vision_end|>"],
     }
+
+
+#: Where FLUX.3 [klein]'s published ``modular_model_index.json`` says its parts are: its own
+#: repository, and the prompt upsampler's (published apart).
+FLUX3_REPOS = {
+    True: "black-forest-labs/flux-3-image-klein",
+    False: "black-forest-labs/flux-3-image-klein-base",
+}
+FLUX3_UPSAMPLER_REPO = "black-forest-labs/flux-3-image-klein-pup"
+
+
+def write_tiny_flux3_klein_model(
+    folder: str | Path, *, distilled: bool = True, seed: int = 0
+) -> Path:
+    """Create a tiny FLUX.3 [klein] model in ``folder`` in its published layout and return
+    it: ``modular_model_index.json`` (the modular pipeline and its blocks, each part by its
+    Hub repository and subfolder, the prompt upsampler by its own repository), the FLUX.3
+    transformer (128 input channels: the 32-channel latents patchified 2x2; the distilled one
+    a flow map), the FLUX.2 VAE, a Qwen3-VL text encoder of 32 layers (the pipeline stacks the
+    hidden states of layers 4 to 32) and ``tokenizer/`` (Qwen3-VL's processor with its chat
+    template). ``distilled``: the released, step-distilled kind; else the base one."""
+    import torch
+    from diffusers import Flux3Transformer2DModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_vl_tokenizer()
+    parts = {
+        "text_encoder": _tiny_qwen3_vl(tokenizer, layers=32),
+        "transformer": Flux3Transformer2DModel(
+            in_channels=128,
+            cond_in_channels=128,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=128,  # eight stacked hidden states of 16
+            axes_dims_rope=(4, 4, 4, 4),
+            flow_map=distilled,
+        ),
+        "vae": _tiny_flux2_vae(),
+    }
+    for name, part in parts.items():
+        part.save_pretrained(folder / name, safe_serialization=True)
+    tokenizer.save_pretrained(folder / "tokenizer")
+    preprocessor = json.dumps(_QWEN3_PREPROCESSOR, indent=2)
+    (folder / "tokenizer" / "preprocessor_config.json").write_text(preprocessor)
+    (folder / "tokenizer" / "chat_template.jinja").write_text(_QWEN3_CHAT_TEMPLATE)
+    repo = FLUX3_REPOS[distilled]
+    kind = "Flux3Distilled" if distilled else "Flux3"
+
+    def spec(library: str, name: str, hint: str, source: str, sub: str = "") -> list:
+        where = {"pretrained_model_name_or_path": source, "revision": None, "subfolder": sub}
+        return [library, name, {**where, "type_hint": hint.split(":"), "variant": None}]
+
+    processor = ("transformers", "Qwen3VLProcessor", "transformers:AutoProcessor")
+
+    index = {
+        "_blocks_class_name": f"{kind}AutoBlocks",
+        "_class_name": f"{kind}ModularPipeline",
+        "_diffusers_version": "0.42.1",
+        "prompt_upsampler": spec(
+            "transformers",
+            "Qwen3_5ForConditionalGeneration",
+            "transformers:Qwen3_5ForConditionalGeneration",
+            FLUX3_UPSAMPLER_REPO,
+        ),
+        "prompt_upsampler_processor": spec(*processor, FLUX3_UPSAMPLER_REPO),
+        "text_encoder": spec(
+            "transformers",
+            "Qwen3VLForConditionalGeneration",
+            "transformers:Qwen3VLForConditionalGeneration",
+            repo,
+            "text_encoder",
+        ),
+        "tokenizer": spec(*processor, repo, "tokenizer"),
+        "transformer": spec(
+            "diffusers",
+            "Flux3Transformer2DModel",
+            "diffusers:Flux3Transformer2DModel",
+            repo,
+            "transformer",
+        ),
+        "vae": spec("diffusers", "AutoencoderKLFlux2", "diffusers:AutoencoderKLFlux2", repo, "vae"),
+    }
+    (folder / "modular_model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
+
+
+def write_tiny_flux3_upsampler(folder: str | Path, *, seed: int = 0) -> Path:
+    """Put a tiny FLUX.3 prompt upsampler into the FLUX.3 [klein] ``folder`` as a user copies
+    the published one in (``prompt_upsampler/``: a Qwen3.5 with its vision tower, its
+    tokenizer, Qwen3-VL's picture preprocessing and a chat template) and return the folder."""
+    import torch
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = _qwen_vl_tokenizer()
+    model = Qwen3_5ForConditionalGeneration(
+        Qwen3_5Config(
+            text_config=_tiny_vl_text(
+                tokenizer,
+                num_hidden_layers=2,
+                layer_types=["linear_attention", "full_attention"],
+                head_dim=8,
+                linear_key_head_dim=8,
+                linear_value_head_dim=8,
+                linear_num_key_heads=2,
+                linear_num_value_heads=2,
+                rope_parameters={
+                    "rope_type": "default",
+                    "rope_theta": 10000.0,
+                    "partial_rotary_factor": 0.5,
+                    "mrope_section": [1, 1, 0],
+                    "mrope_interleaved": True,
+                },
+            ),
+            vision_config=_TINY_VISION,
+            **_vision_token_ids(tokenizer),
+        )
+    )
+    part = folder / "prompt_upsampler"
+    model.save_pretrained(part, safe_serialization=True)
+    tokenizer.save_pretrained(part)
+    (part / "preprocessor_config.json").write_text(json.dumps(_QWEN3_PREPROCESSOR, indent=2))
+    (part / "chat_template.jinja").write_text(_QWEN3_CHAT_TEMPLATE)
+    return folder

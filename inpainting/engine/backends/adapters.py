@@ -65,9 +65,12 @@ def _at_least(picture: Any, side: int) -> Any:
 
 
 def _edit_pipeline(pipe: Any, family: Family) -> Any:
-    """``pipe``'s parts as ``family``'s whole-picture edit pipeline (nothing copied)."""
+    """``pipe``'s parts as ``family``'s whole-picture edit pipeline (nothing copied): ``pipe``
+    itself where the family edits with the pipeline it inpaints with."""
     import diffusers  # noqa: PLC0415 - heavy, as torch
 
+    if family.edit_pipeline == family.pipeline:
+        return pipe
     if not built_from(_EDIT, pipe):
         edit_pipe = getattr(diffusers, family.edit_pipeline).from_pipe(pipe)
         _EDIT.update(base=weakref.ref(pipe), pipe=edit_pipe)

@@ -45,6 +45,7 @@ from .loading import (
     memory_plan_of,
     resolve_device,
     resolve_model,
+    short_call,
 )
 from .picture_area import picture_area, working_area
 from .steps import LatentReader, host_timesteps, step_cache
@@ -122,7 +123,13 @@ class DiffusersBackend:
             plan=memory_plan_of(self.model, self.device, self.compile_unet),
         )
         if capturable is None:
-            graphs.capture(pipe, denoiser_of(pipe), self.working_sizes, self.graph_seconds)
+            graphs.capture(
+                pipe,
+                denoiser_of(pipe),
+                self.working_sizes,
+                self.graph_seconds,
+                lambda width, height: short_call(pipe, self.family, width, height),
+            )
         return pipe
 
     def _graph_plan(self, call: BackendCall) -> str | None:
@@ -495,6 +502,7 @@ class DiffusersBackend:
                         **arguments,
                     )
                 images.append(result.images[0])
+                said |= getattr(result, "said", {})  # a modular pipeline's (its upsampler)
         return BackendOutput(
             images=images,
             model=self.model,
@@ -533,9 +541,14 @@ class DiffusersBackend:
             family.guidance_argument: call.guidance_scale,
             "num_inference_steps": steps,
         }
-        # A family with no mask argument reads the mask as a picture after the one it edits.
-        mask_picture = [] if whole or family.mask_argument else [call.hole.convert("RGB")]
-        if (whole or references or mask_picture) and not call.regions:  # regions: the mask's
+        # A family with no mask argument reads the mask as a picture after the one it edits,
+        # or as a layout box (its bounding box) the words describe.
+        reads_mask = not (whole or family.mask_argument)
+        as_picture = reads_mask and family.mask_as == "picture"
+        mask_picture = [call.hole.convert("RGB")] if as_picture else []
+        if reads_mask and family.mask_as == "box":
+            arguments["mask_box"] = call.hole
+        if (whole or references or reads_mask) and not call.regions:  # regions: the mask's
             runner = _edit_pipeline(pipe, family)
             arguments["image"] = (
                 [call.image, *mask_picture, *references] if family.reference_images else call.image
@@ -556,8 +569,8 @@ class DiffusersBackend:
         else:
             words = {"prompt": plain_text(parse_weights(call.prompt))}
         said = {"edit": "whole" if whole else "masked", "reference_images": len(references)}
-        if mask_picture:
-            said["mask_as"] = "picture"
+        if reads_mask:
+            said["mask_as"] = family.mask_as
         return runner, words, arguments, said
 
     def _erasing(

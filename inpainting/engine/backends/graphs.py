@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,11 +171,16 @@ def graphs_of(pipe: Any) -> Graphs | None:
     return _GRAPHS.get(pipe)
 
 
-def capture(pipe: Any, denoiser: Any, sizes: tuple[tuple[int, int], ...], seconds: float):
+def capture(
+    pipe: Any,
+    denoiser: Any,
+    sizes: tuple[tuple[int, int], ...],
+    seconds: float,
+    short_call: Callable[[int, int], Any],
+):
     """At a model's load on CUDA: a graph of its denoiser for each of ``sizes``, captured by
-    a short call of the pipeline at that size, while ``seconds`` last; once a pipeline."""
-    import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
-    from PIL import Image  # noqa: PLC0415 - with the rest of the capture
+    ``short_call`` of the pipeline at that size (width, height: ``loading.short_call``), while
+    ``seconds`` last; once a pipeline."""
 
     if pipe in _GRAPHS:
         return _GRAPHS[pipe]
@@ -188,16 +194,7 @@ def capture(pipe: Any, denoiser: Any, sizes: tuple[tuple[int, int], ...], second
             continue
         graphs.capturing = (width, height)
         try:
-            with torch.inference_mode():
-                pipe(
-                    prompt="capture",
-                    image=Image.new("RGB", (width, height)),
-                    mask_image=Image.new("L", (width, height), 255),
-                    height=height,
-                    width=width,
-                    num_inference_steps=2,
-                    output_type="latent",
-                )
+            short_call(width, height)
             graphs.sizes.add((width, height))
         except Exception as exc:  # noqa: BLE001 - that size stays eager, the worker runs on
             graphs.failed[(width, height)] = repr(exc)

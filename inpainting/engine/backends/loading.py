@@ -12,12 +12,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import snapshot_download, try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from PIL import Image
 
 from .. import memory
-from ..families import FAMILIES, Family, Unsupported, family_of_folder
+from ..families import FAMILIES, INDEX_FILES, Family, Unsupported, family_of_folder
 from ..probe import config_folder, probe
 from ..types import (
     EngineError,
@@ -67,21 +67,22 @@ def family_of_model(model: str) -> Family:
         except (Unsupported, OSError) as exc:  # a file of this server's: no client mistake
             raise EngineError(f"The model at {path} cannot be identified: {exc}") from None
     try:
-        index = try_to_load_from_cache(model, "model_index.json")
+        cached = (try_to_load_from_cache(model, name) for name in INDEX_FILES)
+        index = next((found for found in cached if isinstance(found, str)), None)
     except HFValidationError:  # neither a path here nor a Hub id: not on this machine
         return FAMILIES["sd15"]
-    if not isinstance(index, str):
+    if index is None:
         return FAMILIES["sd15"]
     try:
         found = family_of_folder(json.loads(Path(index).read_text()))
     except (OSError, ValueError, AttributeError) as exc:
         raise EngineError(
-            f"The model {model!r} cannot be identified: its cached model_index.json "
+            f"The model {model!r} cannot be identified: its cached pipeline index "
             f"is unreadable ({type(exc).__name__}: {exc})."
         ) from None
     if found is None:
         raise EngineError(
-            f"The model {model!r} cannot be identified: its model_index.json names a pipeline "
+            f"The model {model!r} cannot be identified: its pipeline index names a pipeline "
             f"no family reads (the families: {', '.join(FAMILIES)})."
         )
     return found
@@ -160,16 +161,24 @@ def denoiser_of(pipe: Any) -> Any:
 def warm_up(pipe: Any, family: Family, size: int) -> None:
     """One short call at the working size (and its area where the family's pipelines fix one),
     so compilation happens at worker start."""
+    with picture_area(pipe, working_area(family, size)):
+        short_call(pipe, family, size, size)
+
+
+def short_call(pipe: Any, family: Family, width: int, height: int) -> None:
+    """Two steps of ``pipe`` on a blank picture of ``width`` x ``height`` (its mask over all
+    of it, given as the family reads one), to the latents: a compile's warm-up, a CUDA
+    graph's capture."""
     import torch  # noqa: PLC0415 - torch: heavy, loaded only where a diffusion model runs
 
-    image = Image.new("RGB", (size, size))
-    with torch.inference_mode(), picture_area(pipe, working_area(family, size)):
+    mask = Image.new("L", (width, height), 255)
+    with torch.inference_mode():
         pipe(
             prompt="warm-up",
-            image=image,
-            mask_image=Image.new("L", (size, size), 255),
-            height=size,
-            width=size,
+            image=Image.new("RGB", (width, height)),
+            **({family.mask_argument: mask} if family.mask_argument else {}),
+            height=height,
+            width=width,
             num_inference_steps=2,
             output_type="latent",
         )
@@ -257,6 +266,11 @@ def _load_single_file(
     )
 
 
+def _cached_folder(model: str) -> str:
+    """The folder of Hub model ``model`` in the local cache (never fetched here)."""
+    return snapshot_download(model, local_files_only=True)
+
+
 def _folder_parts(folder: Path, family: Family) -> dict[str, Any]:
     """Parts built here for ``from_pretrained`` of ``family``'s folder: Qwen-Image-Edit's
     picture processor where torchvision is missing (``qwen_vl``); else none."""
@@ -307,6 +321,11 @@ def load_pipeline(
         try:
             if Path(model).is_file():
                 pipe = _load_single_file(Path(model), configs, dtype, companion)
+            elif family.modular:
+                from .modular import load as load_modular  # noqa: PLC0415 - heavy, as above
+
+                folder = source if Path(source).is_dir() else _cached_folder(source)
+                pipe = load_modular(Path(folder), family, dtype)
             else:
                 parts = _folder_parts(Path(source), family) if Path(source).is_dir() else {}
                 pipe = getattr(diffusers, family.pipeline).from_pretrained(
@@ -349,7 +368,7 @@ def parts_of(pipe: Any, family: Family) -> memory.Parts:
         held = _module_bytes(part)
         if name == family.denoiser:
             sizes["denoiser"] += held
-        elif name.startswith("text_encoder"):
+        elif memory.is_text_part(name):
             sizes["text_encoders"] += held
         else:
             sizes["other"] += held
@@ -371,7 +390,7 @@ def _place(pipe: Any, family: Family, device: str, plan: str) -> Any:
     elif plan == memory.SEQUENTIAL:
         pipe.enable_sequential_cpu_offload(device=device)
     elif plan in (memory.TEXT_ENCODER_OFFLOAD, memory.FP8_TEXT_ENCODER_OFFLOAD):
-        kept = [name for name in pipe.components if not name.startswith("text_encoder")]
+        kept = [name for name in pipe.components if not memory.is_text_part(name)]
         pipe.enable_group_offload(
             onload_device=torch.device(device),
             offload_type="leaf_level",

@@ -21,6 +21,8 @@ from pathlib import Path
 from transformers import AutoTokenizer, ProcessorMixin, Qwen2VLProcessor, Qwen3VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from ..families import index_file
+
 
 def _picture_tokens(processor: ProcessorMixin, tokenizer) -> None:
     """The picture and video markers a Qwen-VL processor reads, by the tokenizer's ids."""
@@ -55,20 +57,22 @@ class Qwen3PictureProcessor(Qwen3VLProcessor):
 _PROCESSORS = {"Qwen3VLProcessor": Qwen3PictureProcessor}
 
 
-def processor_parts(folder: Path) -> dict:
-    """The ``processor`` part for ``from_pretrained`` of the pipeline in ``folder``: built here
-    from ``folder/processor`` where torchvision is missing (Qwen3-VL's where the folder's
-    ``model_index.json`` names it, else Qwen2-VL's); nothing (the folder's own) where it is
-    installed or the folder has no processor."""
-    source = Path(folder) / "processor"
-    if importlib.util.find_spec("torchvision") is not None or not source.is_dir():
+def processor_parts(folder: Path, part: str = "processor", subfolder: str | None = None) -> dict:
+    """The ``part`` (a processor) for ``from_pretrained`` of the pipeline in ``folder``: built
+    here from ``folder/<subfolder or part>`` where torchvision is missing (Qwen3-VL's where the
+    folder's pipeline index names it, else Qwen2-VL's); nothing (the folder's own) where it is
+    installed or the folder has no such part. FLUX.3 [klein]'s ``tokenizer`` and its prompt
+    upsampler's processor are Qwen3-VL processors too."""
+    source = Path(folder) / (subfolder or part)
+    index = index_file(Path(folder))
+    if importlib.util.find_spec("torchvision") is not None or not source.is_dir() or not index:
         return {}
-    named = json.loads((Path(folder) / "model_index.json").read_text()).get("processor", [])
-    kind = _PROCESSORS.get(named[-1] if named else "", PictureProcessor)
+    named = json.loads(index.read_text()).get(part) or []
+    kind = _PROCESSORS.get(named[1] if len(named) > 1 else "", PictureProcessor)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     images = Qwen2VLImageProcessorPil.from_pretrained(source, local_files_only=True)
     template = _chat_template(source) or tokenizer.chat_template
-    return {"processor": kind(image_processor=images, tokenizer=tokenizer, chat_template=template)}
+    return {part: kind(image_processor=images, tokenizer=tokenizer, chat_template=template)}
 
 
 def _chat_template(source: Path) -> str | None:

@@ -216,6 +216,13 @@ class Family:
     #: 2.0 greys the masked region out and regenerates it whole: no).
     mask_argument: str | None = "mask_image"
     takes_strength: bool = True
+    #: How a family with no mask argument reads the mask: "picture" (after the one it edits,
+    #: Qwen-Image-2.1) or "box" (its bounding box as a layout box the words describe,
+    #: FLUX.3 [klein]).
+    mask_as: str = "picture"
+    #: Its pipelines are diffusers' modular ones (blocks, ``modular_model_index.json``: FLUX.3
+    #: [klein]), run through ``backends.modular``.
+    modular: bool = False
     #: The licence every model of the family is under (a key of the starter list's
     #: ``[licences]``), where one is: the library records it for a model that came in by hand,
     #: and a non-commercial one is refused where ALLOW_NONCOMMERCIAL_MODELS is off. None: it
@@ -234,6 +241,8 @@ class Family:
         # layered call in one pipeline (its own mask argument) does not take.
         if self.mask_argument is None and (self.capabilities.regions or not self.reference_images):
             raise ValueError(f"{self.name}: a mask read as a picture needs picture inputs")
+        if self.mask_as not in ("picture", "box"):
+            raise ValueError(f"{self.name}: mask_as is 'picture' or 'box'")
 
     @property
     def edits(self) -> bool:
