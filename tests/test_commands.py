@@ -126,13 +126,15 @@ def test_engine_info_reports_and_loads(tiny_model, capsys):
         "flux2-klein-base",
         "fibo2",
         "qwen-image-21",
+        "flux3-klein",
+        "flux3-klein-base",
     }
 
 
 def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     call_command("engine_info")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("family ")]
-    assert len(lines) == 12
+    assert len(lines) == 14
     flux = next(line for line in lines if "FLUX.1 Fill" in line)
     assert "steps 50 (at most 100)" in flux and "guidance 30.0 (1.0-100.0)" in flux
     assert "edits by words" not in flux
@@ -148,6 +150,9 @@ def test_engine_info_lists_every_familys_capabilities_in_words(capsys):
     assert "steps 40 (at most 100)" in qwen21 and "(8 reference pictures)" in qwen21
     assert qwen21.endswith("; keeps a transparent background")
     assert sum("transparent" in line for line in lines) == 1
+    flux3 = next(line for line in lines if "FLUX.3 [klein]:" in line)
+    assert "Flux3DistilledModularPipeline" in flux3 and "steps 16 (at most 50)" in flux3
+    assert "(9 reference pictures)" in flux3
 
 
 def test_engine_info_shows_a_load_error(settings, tmp_path, capsys):

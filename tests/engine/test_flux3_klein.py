@@ -11,6 +11,7 @@ negative prompt."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 
 import numpy as np
@@ -23,6 +24,7 @@ from PIL import Image
 from inpainting.engine import Cancelled, get_backend, memory, run_inpaint
 from inpainting.engine.backends import loading as backend_module
 from inpainting.engine.backends import modular
+from inpainting.engine.backends.qwen_vl import Qwen3PictureProcessor, processor_parts
 from inpainting.engine.families import FAMILIES
 from inpainting.engine.probe import Probe, probe, weight_parts
 from inpainting.testing.tiny_flow import write_tiny_flux3_klein_model, write_tiny_flux3_upsampler
@@ -30,6 +32,8 @@ from inpainting.testing.tiny_model import tiny_config
 from tests.engine.requests import inpaint_request, kept_exactly
 from tests.images import gradient
 from tests.network import network_forbidden
+
+ignore_weights = shutil.ignore_patterns("*.safetensors")
 
 
 def backend_for(folder, **settings):
@@ -209,3 +213,18 @@ def test_the_offload_plans_place_its_parts_and_it_paints_the_same(flux3_weights,
         modular.load(flux3_weights, family, torch.float32), family, "cpu", plan
     )
     assert np.array_equal(paint(placed), expected)
+
+
+def test_an_index_that_names_only_autoprocessor_gets_qwen3_vls_from_the_folder(
+    flux3_weights, tmp_path
+):
+    """Without torchvision the processor is built here: Qwen3-VL's (16 px patches) where the
+    index names it, or, where it names only ``AutoProcessor``, where the folder's picture
+    preprocessing does."""
+    folder = shutil.copytree(flux3_weights, tmp_path / "flux3", ignore=ignore_weights)
+    index_path = folder / "modular_model_index.json"
+    index = json.loads(index_path.read_text())
+    index["tokenizer"][1] = "AutoProcessor"
+    index_path.write_text(json.dumps(index))
+    (processor,) = processor_parts(folder, part="tokenizer").values()
+    assert isinstance(processor, Qwen3PictureProcessor)

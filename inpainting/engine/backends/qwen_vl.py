@@ -53,7 +53,8 @@ class Qwen3PictureProcessor(Qwen3VLProcessor):
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
-#: The picture-only processor for the processor class a folder's ``model_index.json`` names.
+#: The picture-only processor for the processor class a folder's pipeline index (or its
+#: picture preprocessing) names.
 _PROCESSORS = {"Qwen3VLProcessor": Qwen3PictureProcessor}
 
 
@@ -62,13 +63,17 @@ def processor_parts(folder: Path, part: str = "processor", subfolder: str | None
     here from ``folder/<subfolder or part>`` where torchvision is missing (Qwen3-VL's where the
     folder's pipeline index names it, else Qwen2-VL's); nothing (the folder's own) where it is
     installed or the folder has no such part. FLUX.3 [klein]'s ``tokenizer`` and its prompt
-    upsampler's processor are Qwen3-VL processors too."""
+    upsampler's processor are Qwen3-VL processors too; an index that names only
+    ``AutoProcessor`` leaves it to the folder's ``preprocessor_config.json``."""
     source = Path(folder) / (subfolder or part)
     index = index_file(Path(folder))
     if importlib.util.find_spec("torchvision") is not None or not source.is_dir() or not index:
         return {}
     named = json.loads(index.read_text()).get(part) or []
-    kind = _PROCESSORS.get(named[1] if len(named) > 1 else "", PictureProcessor)
+    preprocessing = source / "preprocessor_config.json"
+    said = json.loads(preprocessing.read_text()) if preprocessing.is_file() else {}
+    candidates = (named[1] if len(named) > 1 else "", said.get("processor_class", ""))
+    kind = next((_PROCESSORS[c] for c in candidates if c in _PROCESSORS), PictureProcessor)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     images = Qwen2VLImageProcessorPil.from_pretrained(source, local_files_only=True)
     template = _chat_template(source) or tokenizer.chat_template
