@@ -1,6 +1,7 @@
 """Edit by words in the studio (issue 36): with an edit model chosen, the studio says a mask is
 optional; Generate without painting edits the whole picture, Generate with a stroke edits
-inside it, and each result lands in view."""
+inside it, and each result lands in view; a model that paints alpha offers a transparent
+background."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PIL import Image
 from inpainting.models import Generation
 from tests.browser.conftest import log_in, screenshot
 from tests.browser.helpers import open_image, photo, stroke
+from tests.conftest import library_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -64,3 +66,29 @@ def test_edit_the_whole_picture_then_inside_a_stroke(page, live_url, user, edit_
     changed = (output(masked) != original).any(axis=2)
     assert 0 < changed.mean() < 0.5  # inside the stroke only (and its feather)
     assert not changed[:, : size[0] // 4].any()  # far left of the stroke: untouched
+
+
+def test_a_transparent_background_is_offered_where_the_model_paints_alpha(
+    page, live_url, user, tmp_path, models_dir, tiny_model, qwen21_weights, monkeypatch
+):
+    """The "Transparent background" box shows only for a model whose VAE paints alpha
+    (Qwen-Image-2.1); ticked, the job asks ``background: transparent`` and its result is an
+    RGBA PNG."""
+    library_of(tmp_path, models_dir, monkeypatch, {"alpha": tiny_model, "qwen21": qwen21_weights})
+    log_in(page, live_url, "alice", "pw-alice-123")
+    path, _ = photo(tmp_path, "chelsea")
+    open_image(page, path)
+    page.select_option("#engine", "diffusers")
+    assert page.locator("#background").evaluate("e => e.closest('.field').hidden")  # SD 1.5
+    page.select_option("#model", "qwen21")
+    page.click("summary:has-text('Advanced')")
+    assert page.locator("#background").is_visible()
+    page.check("#background")
+    page.fill("#prompt", "cut it out")
+    page.fill("#num_inference_steps", "2")
+    generate(page)
+    generation = Generation.objects.get(owner=user)
+    assert generation.params["background"] == "transparent"
+    assert generation.metadata["background"] == "transparent"
+    with generation.images.get(index=0).file.open("rb") as handle:
+        assert Image.open(io.BytesIO(handle.read())).mode == "RGBA"

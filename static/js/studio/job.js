@@ -75,8 +75,10 @@ $("generate-form").addEventListener("submit", async (event) => {
   if (!$("soft").disabled && !$("soft").closest(".field").hidden && $("soft").checked) {
     form.append("soft", "true");
   }
-  if (!$("speed").disabled && !$("speed").closest(".field").hidden && $("speed").checked) {
-    form.append("speed", "fast");
+  for (const [name, value] of [["speed", "fast"], ["background", "transparent"]]) {
+    if (!$(name).disabled && !$(name).closest(".field").hidden && $(name).checked) {
+      form.append(name, value);
+    }
   }
   // Erase: the server's best remover runs on the mask grown by the dilation, whatever engine,
   // model and additions are chosen (they are an inpaint's: not sent).

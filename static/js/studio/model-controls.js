@@ -10,6 +10,7 @@ const SOMETIMES = {
   negative: "negative_prompt", schedulers: "scheduler", clipSkip: "clip_skip", soft: "soft",
   guided: "guidance_scale", // FLUX.2 [klein]: its guidance is distilled into its steps
   fast: "speed", // the fast tier: FLUX.1 Fill and Kontext
+  transparent: "background", // a transparent result: a VAE that paints alpha (Qwen-Image-2.1)
 };
 const PROMPT_HINT = $("prompt").placeholder;
 
