@@ -1134,6 +1134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--families", default=",".join(RUNS))
     parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument(
+        "--plan-families", help="the families the plans part times (default: --families)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--image-size", type=int, help="instead of the family's (or tiny) side")
     parser.add_argument("--steps", type=int, help="instead of the family's (or tiny) steps")
@@ -1151,7 +1154,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.families = [f for f in args.families.split(",") if f]
     args.parts = [p for p in args.parts.split(",") if p]
-    unknown = [f for f in args.families if f not in RUNS] + [
+    args.plan_families = (
+        [f for f in args.plan_families.split(",") if f] if args.plan_families else args.families
+    )
+    unknown = [f for f in dict.fromkeys(args.families + args.plan_families) if f not in RUNS] + [
         p for p in args.parts if p not in PARTS
     ]
     if unknown:
@@ -1199,7 +1205,7 @@ def main(argv: list[str] | None = None) -> int:
             elif phase == "stack" and budget.start("stack"):
                 step("stack", lambda: stack_part(args, root, results))
             elif phase == "plans":
-                for name in args.families:
+                for name in args.plan_families:
                     step(
                         f"{name} plans",
                         lambda n=name: plans_part(n, args, root / "p", results, budget),

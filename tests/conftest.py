@@ -18,7 +18,7 @@ from django.contrib.auth.models import Permission
 from accounts import throttles
 from dreamlayer_site.embedded_redis import EmbeddedRedis
 from dreamlayer_site.startup import freeze_startup_objects
-from tests.live import die_with_parent, refuse_in_fast_lane
+from tests.live import daphne_server, die_with_parent, refuse_in_fast_lane
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_NAME = "testworker@dreamlayer"
@@ -26,7 +26,15 @@ WORKER_NAME = "testworker@dreamlayer"
 
 #: A test that uses one of these runs against a live stack (a Celery worker, daphne, a
 #: browser): ``make check`` leaves it to ``make test`` (``-m "not stack"``).
-STACK_FIXTURES = {"celery_worker", "paused_worker", "select_worker", "live_url", "browser", "page"}
+STACK_FIXTURES = {
+    "celery_worker",
+    "paused_worker",
+    "select_worker",
+    "live_url",
+    "browser",
+    "page",
+    "compat_server",
+}
 #: Modules whose tests start processes themselves (servers, workers, the launcher, scripts).
 STACK_MODULES = {
     "tests.test_stack",
@@ -577,6 +585,22 @@ def celery_worker(
     worker = start_worker(WORKER_NAME, log, env, "inference,default")
     yield worker
     stop_worker(worker)
+
+
+#: The log of ``compat_server``.
+COMPAT_SERVER_LOG = "daphne-compat.log"
+
+
+@pytest.fixture(scope="session")
+def compat_server(django_db_setup, django_db_blocker, celery_worker):
+    """One daphne per test process for the compatible APIs' client tests (A1111's, OpenAI's,
+    the packaged clients'; each module started its own, about 3.5 s of CPU a start), in front
+    of the session's worker: a waiting request waits up to 120 s, and the engine is chosen as
+    a deployment's ``auto`` chooses it. Its log: ``DATA_DIR / COMPAT_SERVER_LOG``."""
+    with django_db_blocker.unblock():
+        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
+    with daphne_server(env, Path(settings.DATA_DIR) / COMPAT_SERVER_LOG) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

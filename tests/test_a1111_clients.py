@@ -34,9 +34,8 @@ from django.conf import settings
 from PIL import Image
 
 from inpainting.models import Generation
-from tests.conftest import child_env
+from tests.conftest import COMPAT_SERVER_LOG
 from tests.images import box_mask, gradient, png_bytes
-from tests.live import daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -46,13 +45,10 @@ BOX = (30, 18, 62, 44)
 CORNERS = (slice(0, 8), slice(0, 12))
 
 
-@pytest.fixture(scope="module")
-def server(django_db_blocker):
-    with django_db_blocker.unblock():
-        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
-    log = Path(settings.DATA_DIR) / "daphne-a1111-clients.log"
-    with daphne_server(env, log) as url:
-        yield url
+@pytest.fixture
+def server(compat_server):
+    """The session's daphne for the compatible APIs (``tests/conftest.py``)."""
+    return compat_server
 
 
 def photo_png() -> bytes:
@@ -81,7 +77,7 @@ def check_inpainted(encoded: str) -> None:
 
 
 def key_not_logged(key: str) -> None:
-    log = (Path(settings.DATA_DIR) / "daphne-a1111-clients.log").read_text()
+    log = (Path(settings.DATA_DIR) / COMPAT_SERVER_LOG).read_text()
     assert key.partition(".")[2] not in log
 
 

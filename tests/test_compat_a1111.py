@@ -34,12 +34,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 BOX = (30, 18, 62, 44)
 
 
-@pytest.fixture(scope="module")
-def server(django_db_blocker):
-    with django_db_blocker.unblock():
-        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
-    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-a1111.log") as url:
-        yield url
+@pytest.fixture
+def server(compat_server):
+    """The session's daphne for the compatible APIs (``tests/conftest.py``)."""
+    return compat_server
 
 
 def client(server: str, key: str) -> webuiapi.WebUIApi:

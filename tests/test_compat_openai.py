@@ -17,20 +17,17 @@ from PIL import Image, ImageDraw
 from accounts.services import api_key_revoke
 from inpainting.answers import native
 from inpainting.models import Generation
-from tests.conftest import child_env
+from tests.conftest import COMPAT_SERVER_LOG
 from tests.images import gradient, png_bytes
-from tests.live import daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 BOX = (30, 18, 62, 44)
 
 
-@pytest.fixture(scope="module")
-def server(django_db_blocker):
-    with django_db_blocker.unblock():
-        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
-    with daphne_server(env, Path(settings.DATA_DIR) / "daphne-openai.log") as url:
-        yield url
+@pytest.fixture
+def server(compat_server):
+    """The session's daphne for the compatible APIs (``tests/conftest.py``)."""
+    return compat_server
 
 
 def sdk(server: str, key: str) -> openai.OpenAI:
@@ -125,7 +122,7 @@ def test_response_format_url_is_a_link_that_works_without_a_key(server, api_key,
     assert requests.get(output_link, timeout=30).status_code == 200
     assert requests.get(output_link[:-3] + "AAA", timeout=30).status_code == 404
     # The access log never writes a link (it is the permission for an hour).
-    log = (Path(settings.DATA_DIR) / "daphne-openai.log").read_text()
+    log = (Path(settings.DATA_DIR) / COMPAT_SERVER_LOG).read_text()
     assert "/v1/images/files/[redacted]" in log and url.rsplit("/", 1)[1] not in log
     assert "/api/links/[redacted]" in log
     assert output_link.rsplit("/", 1)[1][:-3] not in log

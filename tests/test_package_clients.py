@@ -24,7 +24,6 @@ import base64
 import io
 import threading
 import time
-from pathlib import Path
 
 import fooocusapi_client.exceptions
 import numpy as np
@@ -32,7 +31,6 @@ import openai
 import pytest
 import requests
 import webuiapi
-from django.conf import settings
 from fooocusapi_client import ApiClient, Configuration, DefaultApi
 from fooocusapi_client.models import ImgInpaintOrOutpaintRequestJson, InputMask
 from modelslab_py.core.apis.community import Community
@@ -54,9 +52,7 @@ from sd_backend_client.api.shared_data.generation_handle import GenerationError,
 from accounts.services import api_key_create
 from inpainting.models import Generation
 from inpainting.services import images
-from tests.conftest import child_env
 from tests.images import box_mask, gradient, png_bytes
-from tests.live import daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -66,13 +62,10 @@ BOX = (30, 18, 62, 44)
 CORNERS = (slice(0, 8), slice(0, 12))
 
 
-@pytest.fixture(scope="module")
-def server(django_db_blocker):
-    with django_db_blocker.unblock():
-        env = child_env(IMG2IMG_WAIT_SECONDS="120", INPAINT_ENGINE="auto")
-    log = Path(settings.DATA_DIR) / "daphne-package-clients.log"
-    with daphne_server(env, log) as url:
-        yield url
+@pytest.fixture
+def server(compat_server):
+    """The session's daphne for the compatible APIs (``tests/conftest.py``)."""
+    return compat_server
 
 
 def check_inpainted(image: Image.Image) -> None:

@@ -63,6 +63,18 @@ def _unknown(kind: _Kind, given: str, field: str, user: User | None) -> ClientEr
     )
 
 
+def _found(
+    kind: _Kind, given: str, field: str, user: User | None, among: list[LibraryModel] | None = None
+) -> LibraryModel:
+    """The addition ``given`` names that ``user`` may use: unknown, a 400 that lists the ones
+    here; not given to ``user``, a 403."""
+    addition = _named(kind, given, among)
+    if addition is None:
+        raise _unknown(kind, given, field, user)
+    _access_check(kind, addition, field, user)
+    return addition
+
+
 def _access_check(kind: _Kind, addition: LibraryModel, field: str, user: User | None) -> None:
     """``user``'s groups give them ``addition`` (``models.GroupAccess``): else a 403 that names
     only the ones they may use."""
@@ -141,10 +153,7 @@ def library_loras_planned(
     loras = list(LORA.listed())
     planned: list[dict] = []
     for name, weight in uses:
-        lora = _named(LORA, name, loras)
-        if lora is None:
-            raise _unknown(LORA, name, "loras", user)
-        _access_check(LORA, lora, "loras", user)
+        lora = _found(LORA, name, "loras", user, loras)
         if model is not None:
             _made_for_check(LORA, lora, model.name, FAMILIES[model.family], "loras")
         if any(use["id"] == lora.pk for use in planned):
@@ -184,10 +193,7 @@ def library_controlnet_planned(
     another family than ``model``'s (none chosen: any)."""
     if not params.controlnet:
         return {}
-    controlnet = _named(CONTROLNET, params.controlnet["name"])
-    if controlnet is None:
-        raise _unknown(CONTROLNET, params.controlnet["name"], "controlnet", user)
-    _access_check(CONTROLNET, controlnet, "controlnet", user)
+    controlnet = _found(CONTROLNET, params.controlnet["name"], "controlnet", user)
     if model is not None:
         _made_for_check(CONTROLNET, controlnet, model.name, FAMILIES[model.family], "controlnet")
     return {**params.controlnet, "id": controlnet.pk, "name": controlnet.name}
@@ -232,10 +238,7 @@ def library_ip_adapter_planned(
     one reference picture."""
     if not params.ip_adapter:
         return {}
-    adapter = _named(IP_ADAPTER, params.ip_adapter["name"])
-    if adapter is None:
-        raise _unknown(IP_ADAPTER, params.ip_adapter["name"], "ip_adapter", user)
-    _access_check(IP_ADAPTER, adapter, "ip_adapter", user)
+    adapter = _found(IP_ADAPTER, params.ip_adapter["name"], "ip_adapter", user)
     _made_for_check(IP_ADAPTER, adapter, model, family, "ip_adapter")
     if references != 1:
         raise ClientError(
