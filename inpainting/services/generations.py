@@ -337,6 +337,28 @@ def generation_store_once(
         return existing, False
 
 
+def picture_job_store(
+    sender: Sender,
+    plan: JobPlan,
+    params: GenerationParams,
+    *,
+    work: gate.Work,
+    size: tuple[int, int],
+    picture: Callable[[], Image.Image],
+) -> Generation:
+    """A job of one picture and no mask (a split, an upscale): the same request again is
+    replayed; else the quota is checked before the picture is decoded (``picture()``, within
+    the gate's ``work`` for ``size``), and the job is stored once."""
+    existing = generation_replay(sender)
+    if existing is not None:
+        return existing
+    quota_check(sender.user, lock=False)  # before the picture is decoded; again with the insert
+    checked = Checked(plan, params, [])
+    with PIXELS.doing(work, size, user=sender.user.pk):
+        image = picture()
+        return generation_store_once(sender, lambda: generation_store(sender, checked, image))[0]
+
+
 @contextlib.contextmanager
 def files_removed_on_rollback():
     """Files saved inside the block are deleted again if the block raises: storage has no

@@ -6,27 +6,18 @@ any job's. The layer count, the size and the quota are checked before any pixel 
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from django.conf import settings
 
 from .. import engine, gate
 from ..engine import splitting
-from ..gate import PIXELS
 from ..models import Generation
 from ..params import GenerationParams
 from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, decode_image, image_size, read_upload
 from .files import open_stored
-from .generations import (
-    Checked,
-    Sender,
-    generation_replay,
-    generation_store,
-    generation_store_once,
-    quota_check,
-)
+from .generations import Sender, picture_job_store
 from .layer_models import library_layer_model_checked
 from .plan import JobPlan
 
@@ -58,16 +49,15 @@ def split_job_create(
         split={"layers": layers, "resolution": resolution},
     )
     sender = sender.fingerprinted(params, (image_file,), extra={"model": chosen.name})
-    existing = generation_replay(sender)
-    if existing is not None:
-        return existing
-    quota_check(sender.user, lock=False)  # before the picture is decoded; again with the insert
-    checked = Checked(JobPlan(splitting.ENGINE, chosen.name), params, [])
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
-    with PIXELS.doing(gate.JOB_UPLOADS, size, user=sender.user.pk):
-        image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-        store = functools.partial(generation_store, sender, checked, image)
-        return generation_store_once(sender, store)[0]
+    return picture_job_store(
+        sender,
+        JobPlan(splitting.ENGINE, chosen.name),
+        params,
+        work=gate.JOB_UPLOADS,
+        size=size,
+        picture=lambda: decode_image(data, field="image", formats=IMAGE_FORMATS),
+    )
 
 
 def layer_model_local_path(name: str) -> Path:

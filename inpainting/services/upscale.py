@@ -29,15 +29,7 @@ from ..params import GenerationParams
 from ..progress import GenerationProgress
 from ..uploads import IMAGE_FORMATS, check_dimensions, decode_image, image_size, read_upload
 from .files import open_stored
-from .generations import (
-    OUTPUT_BYTES_PER_PIXEL,
-    Checked,
-    Sender,
-    generation_replay,
-    generation_store,
-    generation_store_once,
-    quota_check,
-)
+from .generations import OUTPUT_BYTES_PER_PIXEL, Sender, picture_job_store
 from .plan import JobPlan
 from .upscalers import library_upscaler_checked, library_upscaler_local_path
 
@@ -238,20 +230,19 @@ def upscale_job_create(
         job["of"] = {"generation": str(output.generation_id), "index": output.index}
     params = GenerationParams(upscale=job)
     sender = sender.fingerprinted(params, (image_file,))
-    existing = generation_replay(sender)
-    if existing is not None:
-        return existing
-    quota_check(sender.user, lock=False)  # before the picture is decoded; again with the insert
-    checked = Checked(JobPlan(upscale.ENGINE, name), params, [])
-
+    if output is not None:
+        picture = functools.partial(open_stored, output.file)
+    else:
+        picture = functools.partial(decode_image, data, field="image", formats=IMAGE_FORMATS)
     # The picture decoded, its RGB copy and the stored PNG's encoder at once.
-    with PIXELS.doing(gate.UPSCALE_UPLOAD, size, user=sender.user.pk):
-        if output is not None:
-            image = open_stored(output.file)
-        else:
-            image = decode_image(data, field="image", formats=IMAGE_FORMATS)
-        store = functools.partial(generation_store, sender, checked, image)
-        return generation_store_once(sender, store)[0]
+    return picture_job_store(
+        sender,
+        JobPlan(upscale.ENGINE, name),
+        params,
+        work=gate.UPSCALE_UPLOAD,
+        size=size,
+        picture=picture,
+    )
 
 
 def upscale_job_run(generation: Generation, progress: GenerationProgress) -> engine.InpaintResult:
