@@ -20,9 +20,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("DREAMLAYER_SCREENSHOTS") or ROOT / "build" / "screenshots")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
-    """Module scope: the Playwright loop must not outlive the browser tests.
+    """One Chromium for the browser tests a test process runs one after another (each
+    launch, Playwright's driver and Chromium, cost about a second and a half of CPU; each
+    test still has a context of its own), ended before any other test: the Playwright loop
+    must not outlive the browser tests.
 
     Playwright's sync API keeps an event loop running in this thread while the tests' own ORM
     calls (and the database flush between tests) stay plain synchronous code, so Django's
