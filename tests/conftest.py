@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -219,24 +221,45 @@ def jobs_settled(_django_db_marker):
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
-    """The tiny random inpainting model in SD_INPAINT_MODEL's folder (tests/settings.py: named
-    by its recipe's hash), written by the first test process that needs it while the others
-    wait on a lock, then read by all."""
-    from inpainting.testing.tiny_model import write_tiny_inpaint_model
-
-    folder = Path(settings.SD_INPAINT_MODEL)
+def built_once(folder: Path, write: Callable[[Path], object]) -> Path:
+    """``folder``, written by ``write(folder)`` in the first test process that needs it while
+    the others wait on a lock, then read by all. Its parent under ``data/test-cache/`` is
+    named by a hash of the code that builds it: a changed recipe gets a new folder."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (folder / "model_index.json").exists():
             building = folder.parent / f"{folder.name}.building"
             shutil.rmtree(building, ignore_errors=True)
-            write_tiny_inpaint_model(building)
+            write(building)
             shutil.rmtree(folder, ignore_errors=True)
             building.rename(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The tiny random inpainting model in SD_INPAINT_MODEL's folder (tests/settings.py: named
+    by its recipe's hash), built once for every test process (``built_once``)."""
+    from inpainting.testing.tiny_model import write_tiny_inpaint_model
+
+    return built_once(Path(settings.SD_INPAINT_MODEL), write_tiny_inpaint_model)
+
+
+@pytest.fixture(scope="session")
+def flux_width_fill():
+    """A FLUX.1 Fill folder at FLUX.1's width (diffusers' conversions of Black Forest Labs'
+    keys assume it; one block of each kind, 4 s of CPU to write), built once for every test
+    process (``built_once``): the single-file and the GGUF tests read it."""
+    from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
+
+    recipe = hashlib.sha256()
+    for name in ("tiny_flow.py", "tiny_model.py", "random_weights.py"):
+        recipe.update((ROOT / "inpainting" / "testing" / name).read_bytes())
+    folder = ROOT / "data" / "test-cache" / recipe.hexdigest()[:12] / "flux-width-fill"
+    return built_once(
+        folder, lambda building: write_tiny_flux_fill_model(building, flux_width=True)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,6 @@ from inpainting.testing.original_layout import (
     write_flux_gguf,
     write_gguf,
 )
-from inpainting.testing.tiny_flow import write_tiny_flux_fill_model
 from tests import fake_hub as hub_module
 from tests.helpers import (
     black_box_mask_png,
@@ -59,9 +58,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def flux_files(tmp_path_factory):
+def flux_files(tmp_path_factory, flux_width_fill):
     root = tmp_path_factory.mktemp("gguf")
-    folder = write_tiny_flux_fill_model(root / "fill", flux_width=True)
+    folder = flux_width_fill
     transformer = FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer")
     q8 = write_flux_gguf(transformer, root / "fill-q8.gguf", "Q8_0")
     q4 = write_flux_gguf(transformer, root / "fill-q4.gguf", "Q4_0")

@@ -164,14 +164,14 @@ def test_flux_loads_with_the_network_forbidden(flux, monkeypatch):
 
 @pytest.mark.heavy
 def test_a_single_file_in_the_publishers_layout_loads_offline_and_paints_its_folders_picture(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, flux_width_fill
 ):
     """FLUX.1 Fill as Black Forest Labs publish it: one ``.safetensors`` of the transformer
     alone in their key layout (fused QKV, ``img_in`` of 384 channels), at FLUX.1's width (one
     block of each kind). With the other parts in MODEL_CONFIGS_DIR's ``flux-inpainting/``
     (the diffusers folder without its transformer) it loads with the network forbidden and
     paints the picture the whole folder paints; without them it says what to copy in."""
-    folder = write_tiny_flux_fill_model(tmp_path / "folder", flux_width=True)
+    folder = flux_width_fill
     one_step = request(num_inference_steps=1)  # a step at this width is seconds on a CPU
     backend_module.unload_all()
     expected = np.asarray(
