@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
 SD1_TEXT = "cond_stage_model.transformer."
@@ -292,7 +294,6 @@ def write_gguf(tensors: dict, path: str | Path, *, arch: str, quant: str = "Q8_0
     matrix whose rows split into the format's blocks quantized to ``quant`` (Q8_0, Q4_0, ...
     what gguf-py can write, and Q4_K by ``quantize_q4_k``), the rest (biases, norms) in F32."""
     import gguf
-    import numpy as np
 
     kind = gguf.GGMLQuantizationType[quant]
     block = gguf.GGML_QUANT_SIZES[kind][0]
@@ -316,8 +317,6 @@ def quantize_q4_k(data):
     but cannot write: per 256 values a float16 scale and minimum, eight 32-value sub-blocks
     with 6-bit scales and minimums (12 bytes packed), and 4-bit quants (128 bytes); 144 bytes
     in all. Each sub-block maps its own range onto 0..15 (a plain, not an optimal, choice)."""
-    import numpy as np
-
     # A few thousand super-blocks at a time: each step's temporaries stay in the CPU's caches
     # (a 532 M-value transformer in one go took 11.5 s, in chunks 4 s).
     flat = data.reshape(-1, 256)
@@ -333,8 +332,6 @@ _Q4_K_CHUNK = 8192
 
 def _q4_k_blocks(data):
     """Rows of 256 values in Q4_K blocks of 144 bytes (``quantize_q4_k``)."""
-    import numpy as np
-
     rows = data.reshape(-1, 8, 32).astype(np.float32)  # super-blocks of eight sub-blocks
     low = np.minimum(rows.min(axis=-1), 0.0)
     step = (rows.max(axis=-1) - low) / 15.0
