@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.removals import REMOVALS, drawn_mask, photo, strip  # noqa: E402
-from inpainting.engine import EngineConfig, get_backend, run_layered  # noqa: E402
+from inpainting.engine import EngineConfig, get_backend, run_inpaint  # noqa: E402
 from inpainting.engine.layers import regions_for  # noqa: E402
 from inpainting.engine.masks import mask_file_of  # noqa: E402
 from inpainting.params import GenerationParams  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     request = params.with_defaults().to_request(image=image, mask=None, layer_masks=tuple(files))
     regions = regions_for(request)
     started = time.perf_counter()
-    result = run_layered(request, get_backend(args.engine, EngineConfig()))
+    result = run_inpaint(request, get_backend(args.engine, EngineConfig()))
     seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     figure = strip(

@@ -6,7 +6,7 @@ A request dataclass in, a result dataclass out; progress and cancel are callable
 from .compose import tint_regenerated
 from .engines import DIFFUSERS, ENGINES, runs_a_model
 from .images import encode_as, encode_png, png_with_parameters, thumbnail_webp, to_rgb
-from .layers import run_layered
+from .jobs import run_inpaint
 from .masks import effective_mask, has_transparent_pixels, regenerated_colour
 from .prompts import check_prompts
 from .registry import EngineConfig, check_fillable, get_backend
@@ -16,7 +16,6 @@ from .runner import (
     prepare_canvas,
     prepare_mask,
     resolve_seeds,
-    run_inpaint,
     run_inpaint_batch,
 )
 from .types import (
@@ -70,5 +69,4 @@ __all__ = [
     "resolve_seeds",
     "run_inpaint",
     "run_inpaint_batch",
-    "run_layered",
 ]

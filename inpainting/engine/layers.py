@@ -25,7 +25,7 @@ from PIL import Image
 
 from .masks import effective_mask, mask_file_of
 from .prompts import parse_weights, split_loras
-from .runner import Backend, prepare, run_inpaint, run_prepared
+from .runner import Backend, prepare, run_prepared
 from .types import (
     CancelCheck,
     InpaintRequest,
@@ -36,6 +36,8 @@ from .types import (
     ProgressCallback,
     ProgressEvent,
     Region,
+    never_cancelled,
+    no_progress,
 )
 
 #: The most layers a job takes: each is a mask of the picture's size in memory and, on the
@@ -186,14 +188,13 @@ def regions_for(request: InpaintRequest) -> Regions:
 def run_layered(
     request: InpaintRequest,
     backend: Backend,
-    *,
-    progress: ProgressCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
-    fill_method: str = "patchmatch",
+    progress: ProgressCallback,
+    is_cancelled: CancelCheck,
+    fill_method: str,
 ) -> InpaintResult:
-    """A layered job (``request.layers``): in one call where the backend paints regions
-    (``Backend.regions_in_one_call``) and no ControlNet, IP-Adapter or reference picture
-    steers it, else one layer after another. Its metadata's
+    """A layered job (``request.layers``; ``jobs.run_inpaint`` sends it here): in one call
+    where the backend paints regions (``Backend.regions_in_one_call``) and no ControlNet,
+    IP-Adapter or reference picture steers it, else one layer after another. Its metadata's
     ``layered`` says which way ran, the regions painted and what normalising changed."""
     regions = regions_for(request)
     # A ControlNet's, an IP-Adapter's or a reference picture's attention is not split by
@@ -201,17 +202,15 @@ def run_layered(
     steered = request.controlnet or request.ip_adapter or request.reference_images
     if backend.regions_in_one_call and not steered:
         return _run_in_one_call(request, regions, backend, progress, is_cancelled, fill_method)
-    return run_layers_in_turn(
-        request, regions, backend, progress=progress, is_cancelled=is_cancelled
-    )
+    return run_layers_in_turn(request, regions, backend, progress, is_cancelled, fill_method)
 
 
 def _run_in_one_call(
     request: InpaintRequest,
     regions: Regions,
     backend: Backend,
-    progress: ProgressCallback | None,
-    is_cancelled: CancelCheck | None,
+    progress: ProgressCallback,
+    is_cancelled: CancelCheck,
     fill_method: str,
 ) -> InpaintResult:
     """The area regenerated in one backend call, each region's prompt steering its pixels:
@@ -237,13 +236,7 @@ def _run_in_one_call(
             values = cv2.resize(values, size, interpolation=filter_)
         placed.append(Region(regions.words(region), Image.fromarray(values, "L")))
     prepared = replace(prepared, call=replace(prepared.call, regions=tuple(placed)))
-    ran = run_prepared(
-        prepared,
-        backend,
-        progress or (lambda event: None),
-        is_cancelled or (lambda: False),
-    )
-    return _said_how(ran, "one call", regions)
+    return _said_how(run_prepared(prepared, backend, progress, is_cancelled), "one call", regions)
 
 
 def _said_how(ran: InpaintResult, how: str, regions: Regions) -> InpaintResult:
@@ -256,9 +249,9 @@ def run_layers_in_turn(
     request: InpaintRequest,
     regions: Regions,
     backend: Backend,
-    *,
-    progress: ProgressCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
+    progress: ProgressCallback = no_progress,
+    is_cancelled: CancelCheck = never_cancelled,
+    fill_method: str = "patchmatch",
 ) -> InpaintResult:
     """A layered job on an engine with no one-call path (the fill engines, and the families
     whose attention takes no regions): what no region covers of the area first, with the
@@ -274,10 +267,8 @@ def run_layers_in_turn(
         step = replace(request, image=picture, mask=mask_file, prompt=words, layers=())
 
         def told(event: ProgressEvent, index: int = index) -> None:
-            if progress is not None:
-                total = len(passes) * event.total
-                progress(ProgressEvent(index * event.total + event.step, total))
+            progress(ProgressEvent(index * event.total + event.step, len(passes) * event.total))
 
-        ran = run_inpaint(step, backend, progress=told, is_cancelled=is_cancelled)
+        ran = run_prepared(prepare(step, backend, fill_method), backend, told, is_cancelled)
         picture, seconds = ran.images[0], seconds + ran.inference_seconds
     return _said_how(replace(ran, images=[picture], inference_seconds=seconds), "in turn", regions)

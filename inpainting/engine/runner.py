@@ -1,6 +1,6 @@
 """The behaviour every backend shares, implemented once around them.
 
-``run_inpaint`` builds the canvas and the effective mask (outpainting extends and pre-fills
+``prepare`` builds the canvas and the effective mask (outpainting extends and pre-fills
 the canvas), picks the seeds, crops to the masked region when that is cheaper, brings the
 region to the backend's working resolution, calls the backend, brings the results back and
 composites them so that every pixel whose effective mask is 0 stays byte-identical.
@@ -38,7 +38,6 @@ from .types import (
     MaskOptions,
     Outpaint,
     ProgressCallback,
-    ProgressEvent,
     Resize,
 )
 
@@ -91,14 +90,6 @@ class Backend(Protocol):
         progresses: list[ProgressCallback],
         cancel_checks: list[CancelCheck],
     ) -> list[BackendOutput]: ...
-
-
-def _no_progress(event: ProgressEvent) -> None:
-    return None
-
-
-def _never_cancelled() -> bool:
-    return False
 
 
 def resolve_seeds(seed: int | None, samples: int) -> list[int]:
@@ -487,19 +478,6 @@ def _enlarge_fill(prepared: Prepared, generated: Image.Image, seed: int) -> Imag
         seed=seed,
     )
     return Image.fromarray(enlarged, "RGB")
-
-
-def run_inpaint(
-    request: InpaintRequest,
-    backend: Backend,
-    *,
-    progress: ProgressCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
-    fill_method: str = "patchmatch",
-) -> InpaintResult:
-    progress = progress or _no_progress
-    is_cancelled = is_cancelled or _never_cancelled
-    return run_prepared(prepare(request, backend, fill_method), backend, progress, is_cancelled)
 
 
 def run_prepared(

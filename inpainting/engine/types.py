@@ -266,8 +266,8 @@ class InpaintRequest:
     ip_adapter: IpAdapterUse | None = None
     #: Erase mode on an edit model: its erase adapter (the photo and the mask its references).
     eraser: EraserUse | None = None
-    #: Layers, bottom up, each with its own prompt (``engine.layers``): run by
-    #: ``layers.run_layered``, not by ``run_inpaint``; ``mask`` is then the area regenerated.
+    #: Layers, bottom up, each with its own prompt (``engine.layers``): ``run_inpaint`` sends
+    #: the job to ``layers.run_layered``; ``mask`` is then the area regenerated.
     layers: tuple[Layer, ...] = ()
     #: Keep the transparency the model paints (``background: transparent``): a backend whose
     #: images have an alpha channel (Qwen-Image-2.1's) gives RGBA results; others, RGB.
@@ -339,3 +339,13 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 CancelCheck = Callable[[], bool]
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """The progress callback of a caller that passes none."""
+    return None
+
+
+def never_cancelled() -> bool:
+    """The cancel check of a caller that passes none."""
+    return False

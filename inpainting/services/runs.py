@@ -261,7 +261,7 @@ def _run_claimed(generation: Generation, heartbeat: Heartbeat, worker: str) -> N
         progress = runnable[0][1]
         try:
             outcomes = [
-                engine.run_layered(
+                engine.run_inpaint(
                     requests[0], backend, progress=progress, is_cancelled=progress.is_cancelled
                 )
             ]

@@ -16,12 +16,12 @@ from inpainting.engine import (
     Outpaint,
     ProgressEvent,
     get_backend,
+    run_inpaint,
 )
 from inpainting.engine.layers import (
     MAX_LAYERS,
     Layer,
     regions_of,
-    run_layered,
     run_layers_in_turn,
 )
 from tests.engine.test_runner import SolidBackend
@@ -184,7 +184,7 @@ def test_a_backend_that_paints_regions_gets_them_in_one_call_in_its_own_frame():
         layers=(Layer("left", big, "a red door"), Layer("right", other, "a blue door")),
     )
     backend = RegionsBackend()
-    result = run_layered(request, backend)
+    result = run_inpaint(request, backend)
     (call,) = backend.calls
     assert call.prompt == "a street"
     assert [r.prompt for r in call.regions] == ["a red door, a street", "a blue door, a street"]
@@ -210,7 +210,7 @@ def test_a_job_mask_wider_than_the_layers_paints_the_rest_with_the_prompt_first(
         layers=(Layer("scarf", box(0, 0, 30, 40), "a red scarf"),),
     )
     backend, events = PromptColour(), []
-    result = run_layered(request, backend, progress=events.append)
+    result = run_inpaint(request, backend, progress=events.append)
     assert [call.prompt for call in backend.calls] == ["green room", "a red scarf, green room"]
     out, before = np.asarray(result.images[0]), np.asarray(picture)
     assert tuple(out[10, 40]) == (30, 200, 30) and tuple(out[10, 10]) == (220, 30, 30)
@@ -218,9 +218,9 @@ def test_a_job_mask_wider_than_the_layers_paints_the_rest_with_the_prompt_first(
     assert tuple(out[35, 10]) == tuple(before[35, 10])  # the layer is kept within the mask
     assert [(e.step, e.total) for e in events] == [(1, 2), (2, 2)]
     with pytest.raises(InvalidInput, match="samples must be 1"):
-        run_layered(replace(request, samples=2), backend)
+        run_inpaint(replace(request, samples=2), backend)
     with pytest.raises(InvalidInput, match="no outpaint"):
-        run_layered(replace(request, outpaint=Outpaint(left=8)), backend)
+        run_inpaint(replace(request, outpaint=Outpaint(left=8)), backend)
 
 
 def test_a_control_net_or_a_reference_picture_sends_the_layers_in_turn_where_one_call_exists():
@@ -243,7 +243,7 @@ def test_a_control_net_or_a_reference_picture_sends_the_layers_in_turn_where_one
 
     for steered in (request, replace(request, controlnet=None, reference_images=(picture,))):
         backend = Both()
-        result = run_layered(steered, backend)
+        result = run_inpaint(steered, backend)
         assert len(backend.calls) == 2 and result.metadata["layered"]["ran"] == "in turn"
         assert all(not call.regions for call in backend.calls)
 
@@ -259,7 +259,7 @@ def test_lama_fills_the_layers_in_turn(tiny_lama):
     sessions = []
     real = backend.inpaint
     backend.inpaint = lambda call, *rest: sessions.append(call) or real(call, *rest)
-    result = run_layered(request, backend)
+    result = run_inpaint(request, backend)
     out, before = np.asarray(result.images[0]), np.asarray(picture)
     union = (box(5, 5, 20, 20) + box(25, 10, 45, 30)) > 0
     assert np.array_equal(out[~union], before[~union])

@@ -15,10 +15,17 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from PIL import Image
 
-from inpainting.engine import Cancelled, InpaintRequest, InvalidInput, MaskOptions, get_backend
+from inpainting.engine import (
+    Cancelled,
+    InpaintRequest,
+    InvalidInput,
+    MaskOptions,
+    get_backend,
+    run_inpaint,
+)
 from inpainting.engine.backends.loading import load_pipeline
 from inpainting.engine.backends.regional import BLOCKED, RegionalAttention, RegionPlan
-from inpainting.engine.layers import Layer, run_layered
+from inpainting.engine.layers import Layer
 from inpainting.engine.runner import batch_key
 from inpainting.engine.types import BackendCall, IpAdapterUse, Region
 from inpainting.testing.tiny_flow import write_tiny_flux2_klein_model, write_tiny_flux_fill_model
@@ -100,7 +107,7 @@ def test_two_layers_run_in_one_call_each_region_seeing_its_own_words(model, monk
     stock = dict(pipe.unet.attn_processors)
     seen = spy_calls(monkeypatch, pipe)
 
-    first = run_layered(layered(), backend)
+    first = run_inpaint(layered(), backend)
 
     (processor,) = seen  # one pipeline call, with the regional processors
     assert processor is not None
@@ -117,7 +124,7 @@ def test_two_layers_run_in_one_call_each_region_seeing_its_own_words(model, monk
             assert (pixel == 0).equal(tokens == segment)
             assert (pixel[tokens != segment] == BLOCKED).all()
 
-    second = run_layered(layered(right="a cat"), backend)
+    second = run_inpaint(layered(right="a cat"), backend)
 
     assert len(seen) == 2
     assert outside_every_layer_kept([first, second])
@@ -125,7 +132,7 @@ def test_two_layers_run_in_one_call_each_region_seeing_its_own_words(model, monk
     assert (a[RIGHT] != b[RIGHT]).any(axis=-1).mean() > 0.5  # its layer's words changed it
 
     with pytest.raises(Cancelled):  # a job that stops midway leaves the stock processors too
-        run_layered(layered(), backend, is_cancelled=lambda: len(seen) == 3)
+        run_inpaint(layered(), backend, is_cancelled=lambda: len(seen) == 3)
     after = pipe.unet.attn_processors
     assert len(seen) == 3 and all(after[k] is stock[k] for k in stock)
 
@@ -142,7 +149,7 @@ def test_a_call_with_regions_shares_no_batch():
 
 
 def test_the_backend_refuses_regions_with_an_ip_adapter(tiny_model):
-    """``run_layered`` sends such a job's layers in turn; a call that still brings both is
+    """``run_inpaint`` sends such a job's layers in turn; a call that still brings both is
     refused, not painted with an attention the regions do not split."""
     backend = get_backend("diffusers", tiny_config(tiny_model, working_size=SIZE))
     picture, mask = gradient(SIZE, SIZE), Image.new("L", (SIZE, SIZE), 255)
@@ -238,7 +245,7 @@ def test_a_transformer_paints_two_layers_in_one_call_with_the_joint_attention_ma
     negatives = []
     monkeypatch.setattr(pipeline, "__call__", spy)
     job = replace(layered(size=size), guidance_scale=guidance)
-    first = run_layered(job, backend)
+    first = run_inpaint(job, backend)
 
     (mask,) = masks  # one pipeline call
     grid = size // 16
@@ -263,7 +270,7 @@ def test_a_transformer_paints_two_layers_in_one_call_with_the_joint_attention_ma
 
     assert negatives == (["klein-base"] if family == "klein-base" else [])
 
-    second = run_layered(replace(job, layers=layered("a cat", size).layers), backend)
+    second = run_inpaint(replace(job, layers=layered("a cat", size).layers), backend)
     assert len(masks) == 2 and outside_every_layer_kept([first, second], size)
     a, b = (np.asarray(r.images[0]) for r in (first, second))
     assert (a[scaled(RIGHT, size)] != b[scaled(RIGHT, size)]).any()  # its layer's words
