@@ -238,19 +238,25 @@ class WorkerReporter:
         return served
 
     def _run(self) -> None:
+        """The ticks, on one database connection of this thread's own, kept from one to the
+        next (a new one each tick was a connection every WORKER_REPORT_SECONDS per worker)
+        and dropped after a failed tick, so that the next opens a fresh one."""
         loading = None
-        while not self._stop.is_set():
-            try:
-                served = self.tick()
-                if loading is None:  # reports go on while the models load
-                    loading = threading.Thread(
-                        target=self._load, args=(served,), name="model-load", daemon=True
-                    )
-                    loading.start()
-                connections.close_all()  # this thread's own connections
-            except Exception:  # noqa: BLE001 - a lost tick (database or Redis down) is retried
-                logger.exception("worker report failed; trying again")
-            self._stop.wait(settings.WORKER_REPORT_SECONDS)
+        try:
+            while not self._stop.is_set():
+                try:
+                    served = self.tick()
+                    if loading is None:  # reports go on while the models load
+                        loading = threading.Thread(
+                            target=self._load, args=(served,), name="model-load", daemon=True
+                        )
+                        loading.start()
+                except Exception:  # noqa: BLE001 - a lost tick (database or Redis down) is retried
+                    logger.exception("worker report failed; trying again")
+                    connections.close_all()
+                self._stop.wait(settings.WORKER_REPORT_SECONDS)
+        finally:
+            connections.close_all()
 
     def _load(self, served: list[LibraryModel]) -> None:
         """Load the start models, then let the reports take the models' queues: a job never
