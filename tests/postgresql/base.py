@@ -12,7 +12,7 @@ commit (and the next test's setup with it)."""
 
 from functools import cache
 
-from django.db.backends.postgresql import base, operations
+from django.db.backends.postgresql import base, creation, operations
 
 
 class DatabaseOperations(operations.DatabaseOperations):
@@ -56,5 +56,18 @@ def _parents_first(database: str, connection) -> dict[str, int]:
     return depth
 
 
+class DatabaseCreation(creation.DatabaseCreation):
+    def _destroy_test_db(self, test_database_name, verbosity):
+        """The test database dropped even while a connection to it is open: one a thread of
+        the test process still holds from its pool (an executor thread of an in-process
+        websocket test), or a stack's process still ending. Without ``FORCE`` the drop
+        failed with a warning and left the database behind."""
+        self.connection.close_pool()
+        with self._nodb_cursor() as cursor:
+            name = self.connection.ops.quote_name(test_database_name)
+            cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
+    creation_class = DatabaseCreation
