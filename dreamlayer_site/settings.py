@@ -110,17 +110,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A pool of connections per process (psycopg_pool, Django's ``pool`` option): a request, a
-    # socket's message or a worker's tick takes a connection from it and gives it back, where
-    # without it each opened one (a PostgreSQL process forked, authenticated, its caches
-    # warmed: about 8 ms of the server's CPU) and closed it (Django under ASGI keeps no
-    # persistent connections). What a process holds beyond one it closes after a minute idle.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": env.int("DATABASE_POOL_MAX", default=40),
-        "max_idle": 60.0,
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
