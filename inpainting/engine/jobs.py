@@ -26,9 +26,10 @@ def run_inpaint(
     any other by the runner (``runner.prepare`` builds the canvas, the mask and the call,
     ``runner.run_prepared`` calls the backend and composites). ``progress`` is called at each
     step, ``is_cancelled`` between steps; the job raises ``Cancelled`` once it says so.
+    ``fill_method`` pre-fills an outpaint's new area (a layered job takes no outpaint).
     Several jobs at once: ``runner.run_inpaint_batch``."""
     progress = progress or no_progress
     is_cancelled = is_cancelled or never_cancelled
     if request.layers:
-        return run_layered(request, backend, progress, is_cancelled, fill_method)
+        return run_layered(request, backend, progress, is_cancelled)
     return run_prepared(prepare(request, backend, fill_method), backend, progress, is_cancelled)

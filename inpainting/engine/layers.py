@@ -190,7 +190,6 @@ def run_layered(
     backend: Backend,
     progress: ProgressCallback,
     is_cancelled: CancelCheck,
-    fill_method: str,
 ) -> InpaintResult:
     """A layered job (``request.layers``; ``jobs.run_inpaint`` sends it here): in one call
     where the backend paints regions (``Backend.regions_in_one_call``) and no ControlNet,
@@ -201,8 +200,8 @@ def run_layered(
     # region: with one, in turn.
     steered = request.controlnet or request.ip_adapter or request.reference_images
     if backend.regions_in_one_call and not steered:
-        return _run_in_one_call(request, regions, backend, progress, is_cancelled, fill_method)
-    return run_layers_in_turn(request, regions, backend, progress, is_cancelled, fill_method)
+        return _run_in_one_call(request, regions, backend, progress, is_cancelled)
+    return run_layers_in_turn(request, regions, backend, progress, is_cancelled)
 
 
 def _run_in_one_call(
@@ -211,7 +210,6 @@ def _run_in_one_call(
     backend: Backend,
     progress: ProgressCallback,
     is_cancelled: CancelCheck,
-    fill_method: str,
 ) -> InpaintResult:
     """The area regenerated in one backend call, each region's prompt steering its pixels:
     the regions brought to the call's frame as the mask is (the crop, then the working
@@ -222,7 +220,7 @@ def _run_in_one_call(
         prompt=regions.prompt,
         layers=(),
     )
-    prepared = prepare(whole, backend, fill_method)
+    prepared = prepare(whole, backend)
     size = prepared.call.image.size
     placed = []
     for region in regions.regions:
@@ -251,7 +249,6 @@ def run_layers_in_turn(
     backend: Backend,
     progress: ProgressCallback = no_progress,
     is_cancelled: CancelCheck = never_cancelled,
-    fill_method: str = "patchmatch",
 ) -> InpaintResult:
     """A layered job on an engine with no one-call path (the fill engines, and the families
     whose attention takes no regions): what no region covers of the area first, with the
@@ -269,6 +266,6 @@ def run_layers_in_turn(
         def told(event: ProgressEvent, index: int = index) -> None:
             progress(ProgressEvent(index * event.total + event.step, len(passes) * event.total))
 
-        ran = run_prepared(prepare(step, backend, fill_method), backend, told, is_cancelled)
+        ran = run_prepared(prepare(step, backend), backend, told, is_cancelled)
         picture, seconds = ran.images[0], seconds + ran.inference_seconds
     return _said_how(replace(ran, images=[picture], inference_seconds=seconds), "in turn", regions)
