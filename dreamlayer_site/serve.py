@@ -78,6 +78,8 @@ from accounts.keyformat import KEY_IN_PATH, redact
 # The head's credentials are looked up in the database: the apps are loaded before the modules
 # that need them are imported (daphne's command line loads them only with the application).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dreamlayer_site.settings")
+if __name__ == "__main__":  # the web server itself, not a process that imports this module
+    os.environ["DREAMLAYER_WEB_PROCESS"] = "1"  # its database connections pooled (settings)
 if not apps.ready:  # a test process that imports this module has loaded them already
     django.setup(set_prefix=False)
 

@@ -110,6 +110,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
+#: The most PostgreSQL connections the web process' pool holds (0: no pool).
+DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", default=40)
+#: Set by ``python -m dreamlayer_site.serve`` for itself: this process is the web server.
+WEB_PROCESS = env.bool("DREAMLAYER_WEB_PROCESS", default=False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and WEB_PROCESS:
+    # The web process takes PostgreSQL connections from a pool and gives them back (psycopg's
+    # pool, Django's ``pool`` option): without it every request, every socket message and the
+    # server's head check each opened one (a PostgreSQL process started and authenticated,
+    # about 5 ms and 8 ms of the server's CPU) and closed it, since Django under ASGI keeps no
+    # persistent connections. A waiting client holds its connection while it waits: past
+    # DATABASE_POOL_MAX at once, a request waits up to 30 s for one. The Celery workers keep
+    # their own connections, unpooled: a prefork pool's processes would inherit a pool opened
+    # in their parent.
+    if DATABASE_POOL_MAX:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX,
+            "max_idle": 60.0,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
