@@ -122,13 +122,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and WEB_PRO
     # persistent connections. A waiting client holds its connection while it waits: past
     # DATABASE_POOL_MAX at once, a request waits up to 30 s for one. The Celery workers keep
     # their own connections, unpooled: a prefork pool's processes would inherit a pool opened
-    # in their parent.
+    # in their parent. A pooled connection is checked as it is taken (CONN_HEALTH_CHECKS), so
+    # that a restarted PostgreSQL costs no request an error; ``pg_stat_activity`` names them.
     if DATABASE_POOL_MAX:
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1,
-            "max_size": DATABASE_POOL_MAX,
-            "max_idle": 60.0,
-        }
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            application_name="dreamlayer web",
+            pool={"min_size": 1, "max_size": DATABASE_POOL_MAX, "max_idle": 60.0},
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

@@ -42,5 +42,25 @@ def test_requests_to_the_web_process_take_pooled_connections(compat_server, api_
             )
             assert answer.status_code == 400 and "image" in answer.json()["errors"]
     opened = sessions_opened() - before
-    # Without the pool: at least one a request (80 here); with it, what the pool adds.
+    # Without the pool: at least one a request (40 here); with it, what the pool adds.
     assert opened <= 5, f"{opened} connections opened for {REQUESTS} requests"
+
+
+def test_pooled_connections_ended_by_the_server_cost_no_request_an_error(compat_server, api_key):
+    """As after a restart of PostgreSQL: the pool's connections are gone, and each is checked
+    as it is taken, so the next requests get new ones."""
+    headers = {"Authorization": f"Api-Key {api_key}"}
+    first = requests.get(f"{compat_server}/api/generations/", headers=headers, timeout=30)
+    assert first.status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'dreamlayer web'"
+        )
+        ended = cursor.fetchall()
+    assert ended and all(row[0] for row in ended)  # the pool kept its connections open
+    answers = [
+        requests.get(f"{compat_server}/api/generations/", headers=headers, timeout=30)
+        for _ in range(5)
+    ]
+    assert [answer.status_code for answer in answers] == [200] * 5
