@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.forms import MultiWidget
 from django.test import Client
@@ -219,7 +220,8 @@ def test_staff_set_a_users_and_a_keys_lane_in_the_admin(staff_user):
     (users,) = _queue(alice, 1)
     assert Generation.objects.get(pk=users).priority == 7
     key = alice.user.api_keys.get()
-    url = f"/admin/accounts/apikey/{key.pk}/change/"
+    # The admin quotes a key's id in its links ("dl_3A" would read as "dl:"): as followed.
+    url = f"/admin/accounts/apikey/{quote(key.pk)}/change/"
     page = admin.get(url)
     changed = admin.post(url, {**_posted_back(page), "job_priority": "-2"}, follow=True)
     assert "was changed successfully" in changed.content.decode()
