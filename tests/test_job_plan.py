@@ -66,7 +66,7 @@ def library(tmp_path, models_dir, tiny_model, additions, monkeypatch):
     shutil.copytree(additions["inpaint-cn"], settings.CONTROLNETS_DIR / "inpaint-cn")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     assert library_scan().default == "alpha"
-    fleet.report_write(REPORT, {"worker": "plan@tests", "pid": 1, "models": ["alpha"]})
+    report_serving_alpha()
     yield models_dir
     fleet.report_remove(REPORT)
     (settings.LORAS_DIR / "ink-v2.safetensors").unlink(missing_ok=True)
@@ -74,7 +74,14 @@ def library(tmp_path, models_dir, tiny_model, additions, monkeypatch):
     shutil.rmtree(settings.CONTROLNETS_DIR / "inpaint-cn", ignore_errors=True)
 
 
+def report_serving_alpha() -> None:
+    fleet.report_write(REPORT, {"worker": "plan@tests", "pid": 1, "models": ["alpha"]})
+
+
 def queued(api) -> Generation:
+    # Reported again: a report older than WORKER_REPORT_TIMEOUT_SECONDS (5 s in the tests) is
+    # a gone worker's, and the in-process job before this one took longer on a loaded machine.
+    report_serving_alpha()
     response = post_img2img(api, image_png(), black_box_mask_png(), **JOB)
     assert response.status_code == 202, response.content
     return Generation.objects.get(pk=response.json()["id"])
