@@ -757,10 +757,14 @@ def stack_env(
     return env
 
 
-#: One ``manage.py shell`` for the users and their keys (a process start each costs seconds).
-USERS_WITH_KEYS = """
+#: One ``manage.py shell`` for the database, the library's scan, the users and their keys (a
+#: process start each costs seconds: three commands took three).
+PREPARED_WITH_KEYS = """
+from django.core.management import call_command
 from accounts.models import User
 from accounts.services import api_key_create
+call_command("migrate", interactive=False, verbosity=0)
+call_command("models", "scan")
 for name in {users}:
     user = User.objects.create_user(username=name, password=name + "-kit-password")
     print(api_key_create(user=user, name="gpu-kit", expires_in_days=1)[1])
@@ -798,10 +802,8 @@ def stack_part(args, root: Path, results: Results) -> None:
         release(args.device)
     port = free_port()
     env = stack_env(data, port, library / names[families[0]], args.real, args.image_size)
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
-    manage(env, "models", "scan")
     users = [f"kit{index}" for index in range(STACK_USERS)]
-    made = manage(env, "shell", "-c", USERS_WITH_KEYS.format(users=users))
+    made = manage(env, "shell", "-c", PREPARED_WITH_KEYS.format(users=users))
     keys = [word for word in made.split() if word.startswith("dl_")]  # what else it logs aside
     if len(keys) != STACK_USERS:
         raise RuntimeError(f"manage.py shell made no keys: {made[-2000:]}")
