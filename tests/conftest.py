@@ -146,8 +146,8 @@ def _empty_all_but_the_kept_tables(self) -> None:
     for name in self._databases_names(include_mirrors=False):
         connection = connections[name]
         tables = connection.introspection.django_table_names(only_existing=True)
-        kept = [table for table in tables if table not in KEPT_TABLES]
-        connection.ops.execute_sql_flush(connection.ops.sql_flush(no_style(), kept))
+        emptied = [table for table in tables if table not in KEPT_TABLES]
+        connection.ops.execute_sql_flush(connection.ops.sql_flush(no_style(), emptied))
 
 
 def pytest_configure(config):
