@@ -82,7 +82,6 @@ TIMED_TEST_MODULES = {
     "tests.test_gate",
     "tests.test_ssrf",
     "tests.test_error_paths",
-    "tests.test_gpu_kit",
     "tests.engine.test_large_photos",  # a large photo filled within its time and memory
     "tests.engine.test_infill",  # the default path's seconds per photo
     "tests.engine.test_erase",  # the largest growth of a mask within its CPU budget

@@ -141,7 +141,9 @@ def test_the_kit_runs_every_part_at_the_tiny_size_and_writes_its_table(tmp_path)
     assert "| flux | fp8 | fp8 |" in table and "| sd15 | sequential | cpu |" in table
 
 
-@pytest.mark.serial  # measures time
+# In the parallel part: what it checks is a deadline kept (SIGALRM cuts the families part at
+# 5 s, at most one tiny step late, and nothing after it starts), not a speed, so another
+# test's load moves none of it (it ran alone in the serial part, 12.6 s of its wall time).
 def test_what_the_time_budget_leaves_out_is_said_and_the_run_ends_at_it(tmp_path):
     # 900 steps a picture: the families part alone would take half a minute and more.
     args = ["--families", "sd15", "--parts", "families,stack,plans", "--steps", "900"]
