@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from bench.gpu_kit import (
     BATCHES,
     RUNS,
     STACK_USERS,
+    Budget,
     Results,
     build_pipeline,
     markdown,
@@ -157,6 +159,28 @@ def test_what_the_time_budget_leaves_out_is_said_and_the_run_ends_at_it(tmp_path
     ]
     assert report["elapsed_s"] < 15 and report["stack"] == report["plans"] == []
     assert "Not run within the time budget (5 s): " + cut in table
+
+
+def test_a_step_with_no_time_left_is_said_not_started_and_a_cut_names_its_own_step():
+    """``Budget.cut``: a block entered after the deadline arms no alarm, so its part says it
+    did not start and nothing is "cut" in its name or an earlier step's (a millisecond's alarm
+    once went off after such a part and named the step cut before it a second time); a block
+    cut before any part in it started is named by its step."""
+    budget = Budget(0.2)
+    with budget.cut("sd15"):
+        assert budget.start("sd15: families")
+        time.sleep(5)  # cut at 0.2 s
+    with budget.cut("sd15 plans"):
+        assert not budget.start("sd15: plans")
+        time.sleep(0.05)  # no alarm is armed: nothing cuts it
+    assert budget.missed == [
+        "sd15: families: cut at the deadline",
+        "sd15: plans: not started (0 s left)",
+    ]
+    budget = Budget(0.2)
+    with budget.cut("stack"):
+        time.sleep(5)  # cut before it started any part
+    assert budget.missed == ["stack: cut at the deadline"]
 
 
 def test_the_stack_runs_the_scripts_of_wheels_installed_into_a_folder(tmp_path):
